@@ -1,0 +1,299 @@
+//! Central → edge sync messages (DESIGN.md §4: `GET /api/v1/edge/sync`, `application/x-postcard`).
+//!
+//! A body is a postcard-encoded version number followed by a postcard-encoded [`SyncBatch`].
+//! The version comes first and on its own so that an old agent facing a newer central says
+//! "unsupported version 2" instead of "does not decode". Records carry only what a gateway needs
+//! for its scope: secrets travel as keyed hashes, or sealed for that gateway.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{BuildingId, DevAddr, DeviceId, DeviceTypeId, RoomId, SiteId};
+use crate::{DevEui, Error, Mac};
+
+/// Version of the messages this build reads and writes.
+pub const SYNC_VERSION: u16 = 1;
+
+/// Media type of sync bodies.
+pub const CONTENT_TYPE: &str = "application/x-postcard";
+
+/// One answer to a sync request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncBatch {
+    /// Revision of central's change log this batch brings the gateway to.
+    pub revision: u64,
+    /// Whether the gateway must first drop everything it has (a snapshot) or apply on top.
+    pub kind: BatchKind,
+    /// Whether more batches follow for the same request (large snapshots come in pages).
+    pub more: bool,
+    /// The changes, in revision order.
+    pub changes: Vec<Change>,
+}
+
+/// Snapshot or delta.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BatchKind {
+    /// The whole scope; replaces what the gateway holds.
+    Snapshot,
+    /// What changed since the revision the gateway asked from.
+    Delta,
+}
+
+/// One change to the gateway's copy of the registry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Change {
+    /// A site was created or changed.
+    UpsertSite(SiteRecord),
+    /// A site left the scope or was deleted.
+    DeleteSite(SiteId),
+    /// A building was created or changed.
+    UpsertBuilding(BuildingRecord),
+    /// A building left the scope or was deleted.
+    DeleteBuilding(BuildingId),
+    /// A room was created or changed (renames carry the new base topic).
+    UpsertRoom(RoomRecord),
+    /// A room left the scope or was deleted.
+    DeleteRoom(RoomId),
+    /// A device type was created or changed.
+    UpsertDeviceType(DeviceTypeRecord),
+    /// A device type was deleted.
+    DeleteDeviceType(DeviceTypeId),
+    /// A device was created or changed, or entered the scope.
+    UpsertDevice(DeviceRecord),
+    /// A device left the scope or was deleted.
+    DeleteDevice(DeviceId),
+}
+
+/// A site.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SiteRecord {
+    /// Its id.
+    pub id: SiteId,
+    /// Short name used in topics (`ut3`, `carcassonne`).
+    pub slug: String,
+    /// Display name.
+    pub name: String,
+    /// Whether it is the default site (topics without the `abroad/<slug>/` prefix).
+    pub is_default: bool,
+}
+
+/// A building.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildingRecord {
+    /// Its id.
+    pub id: BuildingId,
+    /// The site it belongs to.
+    pub site: SiteId,
+    /// Display name.
+    pub name: String,
+    /// Whether it is the special `outside` building of outdoor areas.
+    pub outside: bool,
+}
+
+/// A room (or an outdoor area).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomRecord {
+    /// Its id.
+    pub id: RoomId,
+    /// The building it belongs to.
+    pub building: BuildingId,
+    /// Display name.
+    pub name: String,
+    /// Its base topic, as central computed or imported it.
+    pub base_topic: String,
+}
+
+/// A device type.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceTypeRecord {
+    /// Its id.
+    pub id: DeviceTypeId,
+    /// Name (`esp32`, `lorawan_node` …).
+    pub name: String,
+    /// Expected seconds between two statuses.
+    pub status_period_s: u32,
+    /// Seconds without a status after which a device of this type is outdated.
+    pub outdated_after_s: u32,
+}
+
+/// A device's uid on the wire (postcard has no "guess the type" decoding, so the kind is a tag).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WireUid {
+    /// A MAC.
+    Ethernet(Mac),
+    /// A DevEUI.
+    Lorawan(DevEui),
+    /// A UUID, as 16 bytes.
+    Uuid([u8; 16]),
+}
+
+/// A secret sealed with AES-256-GCM for one gateway.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sealed {
+    /// The 96-bit nonce.
+    pub nonce: [u8; 12],
+    /// Ciphertext followed by the 16-byte tag.
+    pub ciphertext: Vec<u8>,
+}
+
+/// A broker other than the default one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MqttEndpoint {
+    /// Host name.
+    pub server: String,
+    /// Port.
+    pub port: u16,
+}
+
+/// An ABP LoRaWAN session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LorawanSession {
+    /// The session's device address.
+    pub dev_addr: DevAddr,
+    /// NwkSKey, sealed for the gateway.
+    pub nwk_s_key: Sealed,
+    /// AppSKey, sealed for the gateway.
+    pub app_s_key: Sealed,
+    /// Last uplink frame counter central knows of (the gateway keeps its own, higher one).
+    pub f_cnt_up: u32,
+    /// Whether a counter that went back (a node reset) is accepted.
+    pub relax_f_cnt: bool,
+    /// Payload codec name (`cayenne_lpp`, `neocampus_lpp`, `hex`).
+    pub codec: String,
+}
+
+/// A device, as much of it as a gateway needs to provision it and relay its data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceRecord {
+    /// Internal id.
+    pub id: DeviceId,
+    /// Its uid.
+    pub uid: WireUid,
+    /// Its type.
+    pub device_type: DeviceTypeId,
+    /// Its rooms, main room first.
+    pub rooms: Vec<RoomId>,
+    /// Whether it may fetch its config and connect.
+    pub enabled: bool,
+    /// Its configuration (the legacy zones array) as JSON text.
+    pub config_json: String,
+    /// A broker other than the default one.
+    pub mqtt: Option<MqttEndpoint>,
+    /// MQTT login.
+    pub login: String,
+    /// HMAC-SHA-256 of the secret under the gateway's verification key.
+    pub secret_hash: [u8; 32],
+    /// Whether the password has been delivered once.
+    pub credentials_delivered: bool,
+    /// The secret itself, sealed for this gateway, while it is still to be delivered.
+    pub staged_secret: Option<Sealed>,
+    /// LoRaWAN session, for `lorawan` devices.
+    pub lorawan: Option<LorawanSession>,
+}
+
+impl SyncBatch {
+    /// Encodes the batch as a sync body: version, then the batch.
+    pub fn encode(&self) -> Result<Vec<u8>, Error> {
+        let mut out = postcard::to_allocvec(&SYNC_VERSION).map_err(|_| Error::InvalidSyncMessage)?;
+        let body = postcard::to_allocvec(self).map_err(|_| Error::InvalidSyncMessage)?;
+        out.extend_from_slice(&body);
+        Ok(out)
+    }
+
+    /// Decodes a sync body, refusing other versions and trailing bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
+        let (version, rest) = postcard::take_from_bytes::<u16>(bytes).map_err(|_| Error::InvalidSyncMessage)?;
+        if version != SYNC_VERSION {
+            return Err(Error::UnsupportedSyncVersion(version));
+        }
+        let (batch, rest) = postcard::take_from_bytes::<SyncBatch>(rest).map_err(|_| Error::InvalidSyncMessage)?;
+        if !rest.is_empty() {
+            return Err(Error::InvalidSyncMessage);
+        }
+        Ok(batch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+
+    fn sample() -> SyncBatch {
+        let site = SiteId::from_bytes([1; 16]);
+        let building = BuildingId::from_bytes([2; 16]);
+        let room = RoomId::from_bytes([3; 16]);
+        let dtype = DeviceTypeId::from_bytes([4; 16]);
+        SyncBatch {
+            revision: 42,
+            kind: BatchKind::Snapshot,
+            more: false,
+            changes: vec![
+                Change::UpsertSite(SiteRecord { id: site, slug: "ut3".into(), name: "UT3".into(), is_default: true }),
+                Change::UpsertBuilding(BuildingRecord { id: building, site, name: "U4".into(), outside: false }),
+                Change::UpsertRoom(RoomRecord { id: room, building, name: "302".into(), base_topic: "u4/302".into() }),
+                Change::UpsertDeviceType(DeviceTypeRecord { id: dtype, name: "esp32".into(), status_period_s: 1800, outdated_after_s: 1800 }),
+                Change::UpsertDevice(DeviceRecord {
+                    id: DeviceId::from_bytes([5; 16]),
+                    uid: WireUid::Ethernet("24:0a:c4:12:34:56".parse().unwrap()),
+                    device_type: dtype,
+                    rooms: vec![room],
+                    enabled: true,
+                    config_json: "[]".into(),
+                    mqtt: Some(MqttEndpoint { server: "neocampus.univ-tlse3.fr".into(), port: 10883 }),
+                    login: "senso_240ac4123456".into(),
+                    secret_hash: [9; 32],
+                    credentials_delivered: false,
+                    staged_secret: Some(Sealed { nonce: [7; 12], ciphertext: vec![1, 2, 3] }),
+                    lorawan: None,
+                }),
+                Change::UpsertDevice(DeviceRecord {
+                    id: DeviceId::from_bytes([6; 16]),
+                    uid: WireUid::Lorawan("70B3D57ED0000001".parse().unwrap()),
+                    device_type: dtype,
+                    rooms: vec![room],
+                    enabled: true,
+                    config_json: "[]".into(),
+                    mqtt: None,
+                    login: "lora".into(),
+                    secret_hash: [0; 32],
+                    credentials_delivered: true,
+                    staged_secret: None,
+                    lorawan: Some(LorawanSession {
+                        dev_addr: "49BE7DF1".parse().unwrap(),
+                        nwk_s_key: Sealed { nonce: [1; 12], ciphertext: vec![0; 32] },
+                        app_s_key: Sealed { nonce: [2; 12], ciphertext: vec![0; 32] },
+                        f_cnt_up: 2,
+                        relax_f_cnt: false,
+                        codec: "cayenne_lpp".into(),
+                    }),
+                }),
+                Change::DeleteDevice(DeviceId::from_bytes([8; 16])),
+            ],
+        }
+    }
+
+    #[test]
+    fn round_trips_through_postcard() {
+        let batch = sample();
+        let bytes = batch.encode().unwrap();
+        assert_eq!(bytes[0], 1, "version first");
+        assert_eq!(SyncBatch::decode(&bytes), Ok(batch));
+    }
+
+    #[test]
+    fn refuses_other_versions_and_garbage() {
+        let mut bytes = sample().encode().unwrap();
+        bytes[0] = 2;
+        assert_eq!(SyncBatch::decode(&bytes), Err(Error::UnsupportedSyncVersion(2)));
+        let good = sample().encode().unwrap();
+        assert_eq!(SyncBatch::decode(&good[..good.len() - 1]), Err(Error::InvalidSyncMessage));
+        let mut trailing = good.clone();
+        trailing.push(0);
+        assert_eq!(SyncBatch::decode(&trailing), Err(Error::InvalidSyncMessage));
+        assert_eq!(SyncBatch::decode(&[]), Err(Error::InvalidSyncMessage));
+        assert_eq!(SyncBatch::decode(&[1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]), Err(Error::InvalidSyncMessage));
+    }
+}
