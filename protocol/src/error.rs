@@ -94,9 +94,7 @@ impl fmt::Display for TopicError {
             TopicError::TooLong => "topic is longer than 65535 bytes",
             TopicError::NulCharacter => "topic contains U+0000",
             TopicError::WildcardInName => "topic name contains a wildcard ('+' or '#')",
-            TopicError::MisplacedMultiLevelWildcard => {
-                "'#' must be alone in the last level of a filter"
-            }
+            TopicError::MisplacedMultiLevelWildcard => "'#' must be alone in the last level of a filter",
             TopicError::MisplacedSingleLevelWildcard => "'+' must fill a whole level of a filter",
             TopicError::TooManyLevels => "topic has too many levels",
         })

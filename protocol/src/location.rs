@@ -7,8 +7,8 @@ use alloc::format;
 use alloc::string::String;
 use core::fmt;
 
-use crate::topic::{self, TopicName};
 use crate::Error;
+use crate::topic::{self, TopicName};
 
 /// The most characters `sanitize` keeps (the 2016 server cut at 64).
 pub const SANITIZE_MAX_CHARS: usize = 64;
@@ -228,8 +228,7 @@ mod tests {
             assert_eq!(topic.as_str(), expected);
             assert!(topic.fits_firmware());
         }
-        let t = BaseTopic::derive(SiteScope::Default, Place::Room { building: "U4", room: "302" })
-            .unwrap();
+        let t = BaseTopic::derive(SiteScope::Default, Place::Room { building: "U4", room: "302" }).unwrap();
         assert_eq!(t.levels(), 2);
         assert_eq!(t.device_status(), "u4/302/device");
         assert_eq!(t.kind("temperature"), "u4/302/temperature");

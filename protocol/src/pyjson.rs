@@ -154,10 +154,7 @@ mod tests {
     #[test]
     fn separators_and_order_like_python() {
         let v = json!({"login": "senso_240ac4123456", "password": "p", "port": 10883});
-        assert_eq!(
-            to_string(&v),
-            r#"{"login": "senso_240ac4123456", "password": "p", "port": 10883}"#
-        );
+        assert_eq!(to_string(&v), r#"{"login": "senso_240ac4123456", "password": "p", "port": 10883}"#);
         assert_eq!(to_string(&json!([1, [2, 3], {}, []])), "[1, [2, 3], {}, []]");
         assert_eq!(to_string(&json!({"b": null, "a": true})), r#"{"b": null, "a": true}"#);
     }

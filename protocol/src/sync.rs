@@ -5,6 +5,7 @@
 //! "unsupported version 2" instead of "does not decode". Records carry only what a gateway needs
 //! for its scope: secrets travel as keyed hashes, or sealed for that gateway.
 
+use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -61,7 +62,7 @@ pub enum Change {
     /// A device type was deleted.
     DeleteDeviceType(DeviceTypeId),
     /// A device was created or changed, or entered the scope.
-    UpsertDevice(DeviceRecord),
+    UpsertDevice(Box<DeviceRecord>),
     /// A device left the scope or was deleted.
     DeleteDevice(DeviceId),
 }
@@ -204,11 +205,13 @@ impl SyncBatch {
 
     /// Decodes a sync body, refusing other versions and trailing bytes.
     pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
-        let (version, rest) = postcard::take_from_bytes::<u16>(bytes).map_err(|_| Error::InvalidSyncMessage)?;
+        let (version, rest) =
+            postcard::take_from_bytes::<u16>(bytes).map_err(|_| Error::InvalidSyncMessage)?;
         if version != SYNC_VERSION {
             return Err(Error::UnsupportedSyncVersion(version));
         }
-        let (batch, rest) = postcard::take_from_bytes::<SyncBatch>(rest).map_err(|_| Error::InvalidSyncMessage)?;
+        let (batch, rest) =
+            postcard::take_from_bytes::<SyncBatch>(rest).map_err(|_| Error::InvalidSyncMessage)?;
         if !rest.is_empty() {
             return Err(Error::InvalidSyncMessage);
         }
@@ -231,11 +234,31 @@ mod tests {
             kind: BatchKind::Snapshot,
             more: false,
             changes: vec![
-                Change::UpsertSite(SiteRecord { id: site, slug: "ut3".into(), name: "UT3".into(), is_default: true }),
-                Change::UpsertBuilding(BuildingRecord { id: building, site, name: "U4".into(), outside: false }),
-                Change::UpsertRoom(RoomRecord { id: room, building, name: "302".into(), base_topic: "u4/302".into() }),
-                Change::UpsertDeviceType(DeviceTypeRecord { id: dtype, name: "esp32".into(), status_period_s: 1800, outdated_after_s: 1800 }),
-                Change::UpsertDevice(DeviceRecord {
+                Change::UpsertSite(SiteRecord {
+                    id: site,
+                    slug: "ut3".into(),
+                    name: "UT3".into(),
+                    is_default: true,
+                }),
+                Change::UpsertBuilding(BuildingRecord {
+                    id: building,
+                    site,
+                    name: "U4".into(),
+                    outside: false,
+                }),
+                Change::UpsertRoom(RoomRecord {
+                    id: room,
+                    building,
+                    name: "302".into(),
+                    base_topic: "u4/302".into(),
+                }),
+                Change::UpsertDeviceType(DeviceTypeRecord {
+                    id: dtype,
+                    name: "esp32".into(),
+                    status_period_s: 1800,
+                    outdated_after_s: 1800,
+                }),
+                Change::UpsertDevice(Box::new(DeviceRecord {
                     id: DeviceId::from_bytes([5; 16]),
                     uid: WireUid::Ethernet("24:0a:c4:12:34:56".parse().unwrap()),
                     device_type: dtype,
@@ -248,8 +271,8 @@ mod tests {
                     credentials_delivered: false,
                     staged_secret: Some(Sealed { nonce: [7; 12], ciphertext: vec![1, 2, 3] }),
                     lorawan: None,
-                }),
-                Change::UpsertDevice(DeviceRecord {
+                })),
+                Change::UpsertDevice(Box::new(DeviceRecord {
                     id: DeviceId::from_bytes([6; 16]),
                     uid: WireUid::Lorawan("70B3D57ED0000001".parse().unwrap()),
                     device_type: dtype,
@@ -269,7 +292,7 @@ mod tests {
                         relax_f_cnt: false,
                         codec: "cayenne_lpp".into(),
                     }),
-                }),
+                })),
                 Change::DeleteDevice(DeviceId::from_bytes([8; 16])),
             ],
         }
@@ -294,6 +317,9 @@ mod tests {
         trailing.push(0);
         assert_eq!(SyncBatch::decode(&trailing), Err(Error::InvalidSyncMessage));
         assert_eq!(SyncBatch::decode(&[]), Err(Error::InvalidSyncMessage));
-        assert_eq!(SyncBatch::decode(&[1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]), Err(Error::InvalidSyncMessage));
+        assert_eq!(
+            SyncBatch::decode(&[1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
+            Err(Error::InvalidSyncMessage)
+        );
     }
 }

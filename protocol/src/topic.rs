@@ -221,10 +221,7 @@ mod tests {
         for (input, expected) in cases {
             assert_eq!(validate_filter(input), *expected, "input {input:?}");
         }
-        assert_eq!(
-            TopicFilter::with_max_levels("a/b/c", 2),
-            Err(Error::InvalidTopic(TooManyLevels))
-        );
+        assert_eq!(TopicFilter::with_max_levels("a/b/c", 2), Err(Error::InvalidTopic(TooManyLevels)));
         assert!(TopicFilter::with_max_levels("a/+", 2).unwrap().has_wildcards());
     }
 

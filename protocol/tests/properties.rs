@@ -1,7 +1,9 @@
 //! Property tests: parse/print round trips, topic matching against a reference, and no panic on
 //! any input for every parser of outside bytes.
 
-use neosens_protocol::legacy::{Command, CommandValue, ConfigResponse, Credentials, DeviceStatus, ModuleMessage};
+use neosens_protocol::legacy::{
+    Command, CommandValue, ConfigResponse, Credentials, DeviceStatus, ModuleMessage,
+};
 use neosens_protocol::sync::SyncBatch;
 use neosens_protocol::topic::{matches, validate_filter, validate_name};
 use neosens_protocol::{DevAddr, DevEui, Eui64, Mac, pyjson, sanitize};
@@ -20,7 +22,14 @@ fn reference_match(filter: &[&str], topic: &[&str]) -> bool {
 }
 
 fn level() -> impl Strategy<Value = String> {
-    prop_oneof![Just(String::new()), Just("u4".to_string()), Just("302".to_string()), Just("device".to_string()), Just("$SYS".to_string()), "[a-c]{1,2}"]
+    prop_oneof![
+        Just(String::new()),
+        Just("u4".to_string()),
+        Just("302".to_string()),
+        Just("device".to_string()),
+        Just("$SYS".to_string()),
+        "[a-c]{1,2}"
+    ]
 }
 
 fn filter_level() -> impl Strategy<Value = String> {
@@ -39,7 +48,8 @@ fn json_value() -> impl Strategy<Value = Value> {
     leaf.prop_recursive(4, 32, 6, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-            prop::collection::vec((any::<String>(), inner), 0..6).prop_map(|kv| Value::Object(kv.into_iter().collect())),
+            prop::collection::vec((any::<String>(), inner), 0..6)
+                .prop_map(|kv| Value::Object(kv.into_iter().collect())),
         ]
     })
 }

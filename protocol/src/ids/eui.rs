@@ -122,7 +122,9 @@ mod tests {
     #[test]
     fn eui64_text_forms() {
         let eui = DevEui::from_be_bytes([0x70, 0xb3, 0xd5, 0x7e, 0xd0, 0x00, 0x00, 0x01]);
-        for input in ["70B3D57ED0000001", "70b3d57ed0000001", "70-B3-D5-7E-D0-00-00-01", "70:b3:d5:7e:d0:00:00:01"] {
+        for input in
+            ["70B3D57ED0000001", "70b3d57ed0000001", "70-B3-D5-7E-D0-00-00-01", "70:b3:d5:7e:d0:00:00:01"]
+        {
             assert_eq!(input.parse::<DevEui>(), Ok(eui), "input {input:?}");
         }
         assert_eq!(eui.to_string(), "70B3D57ED0000001");

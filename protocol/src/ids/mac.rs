@@ -32,9 +32,7 @@ impl Mac {
     /// [`FromStr`]).
     pub fn parse_lenient(s: &str) -> Result<Self, Error> {
         if s.len() == 12 {
-            return hex::parse_bytes::<6>(s, "MAC")
-                .map(Mac)
-                .map_err(|_| Error::InvalidMac);
+            return hex::parse_bytes::<6>(s, "MAC").map(Mac).map_err(|_| Error::InvalidMac);
         }
         s.parse()
     }
@@ -90,9 +88,7 @@ impl FromStr for Mac {
             if i > 0 {
                 rest = match rest {
                     [b':' | b'-', tail @ ..] => tail,
-                    [b'%', b'3', b'a' | b'A', tail @ ..] | [b'%', b'2', b'd' | b'D', tail @ ..] => {
-                        tail
-                    }
+                    [b'%', b'3', b'a' | b'A', tail @ ..] | [b'%', b'2', b'd' | b'D', tail @ ..] => tail,
                     _ => return Err(Error::InvalidMac),
                 };
             }
@@ -141,10 +137,10 @@ mod tests {
     #[test]
     fn parses_every_form_devices_send() {
         let accepted = [
-            "24:0a:c4:12:34:56",       // ESP firmware: lowercase, colons, raw in the query
-            "24:0A:C4:12:34:56",       // stored form, FW-EXP uppercase
-            "24-0A-C4-12-34-56",       // dashes
-            "24-0a:c4-12:34-56",       // mixed separators (the legacy regex allows it)
+            "24:0a:c4:12:34:56",           // ESP firmware: lowercase, colons, raw in the query
+            "24:0A:C4:12:34:56",           // stored form, FW-EXP uppercase
+            "24-0A-C4-12-34-56",           // dashes
+            "24-0a:c4-12:34-56",           // mixed separators (the legacy regex allows it)
             "24%3A0a%3Ac4%3A12%3A34%3A56", // RPi client through `requests` params
             "24%3a0a%3ac4%3a12%3a34%3a56",
             "24%2D0a%2dc4-12:34%3A56",

@@ -78,9 +78,7 @@ impl DeviceUid {
         match kind {
             UidKind::Ethernet => Mac::parse_lenient(s).map(DeviceUid::Ethernet),
             UidKind::Lorawan => s.parse().map(DeviceUid::Lorawan),
-            UidKind::Uuid => Uuid::try_parse(s)
-                .map(DeviceUid::Uuid)
-                .map_err(|_| Error::InvalidUuid),
+            UidKind::Uuid => Uuid::try_parse(s).map(DeviceUid::Uuid).map_err(|_| Error::InvalidUuid),
         }
     }
 
@@ -140,10 +138,7 @@ mod tests {
         for (input, kind) in cases {
             assert_eq!(DeviceUid::guess(input).map(|u| u.kind()), *kind, "input {input:?}");
         }
-        assert_eq!(
-            DeviceUid::guess("24-0a-c4-12-34-56").unwrap().canonical(),
-            "24:0A:C4:12:34:56"
-        );
+        assert_eq!(DeviceUid::guess("24-0a-c4-12-34-56").unwrap().canonical(), "24:0A:C4:12:34:56");
     }
 
     #[test]

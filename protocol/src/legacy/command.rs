@@ -165,12 +165,23 @@ impl KnownOrder {
     ];
 
     /// Orders the ESP firmware acts on.
-    pub const FIRMWARE: [KnownOrder; 5] =
-        [KnownOrder::Status, KnownOrder::Frequency, KnownOrder::Reboot, KnownOrder::Restart, KnownOrder::Upgrade];
+    pub const FIRMWARE: [KnownOrder; 5] = [
+        KnownOrder::Status,
+        KnownOrder::Frequency,
+        KnownOrder::Reboot,
+        KnownOrder::Restart,
+        KnownOrder::Upgrade,
+    ];
 
     /// Orders the Raspberry Pi client acts on.
-    pub const RPI: [KnownOrder; 6] =
-        [KnownOrder::Status, KnownOrder::Reboot, KnownOrder::Restart, KnownOrder::Upgrade, KnownOrder::Update, KnownOrder::Reset];
+    pub const RPI: [KnownOrder; 6] = [
+        KnownOrder::Status,
+        KnownOrder::Reboot,
+        KnownOrder::Restart,
+        KnownOrder::Upgrade,
+        KnownOrder::Update,
+        KnownOrder::Reset,
+    ];
 
     /// The order's name on the wire.
     pub const fn name(self) -> &'static str {
@@ -214,9 +225,15 @@ mod tests {
         let status = Command::to_device(mac(), "status", None);
         assert_eq!(status.to_legacy_json(), r#"{"dest": "24:0A:C4:12:34:56", "order": "status"}"#);
         let freq = Command::to_device(mac(), "frequency", Some(CommandValue::Int(900)));
-        assert_eq!(freq.to_legacy_json(), r#"{"dest": "24:0A:C4:12:34:56", "order": "frequency", "value": 900}"#);
+        assert_eq!(
+            freq.to_legacy_json(),
+            r#"{"dest": "24:0A:C4:12:34:56", "order": "frequency", "value": 900}"#
+        );
         let up = Command::to_device(mac(), "upgrade", Some(CommandValue::Text("http://h/fw.bin".into())));
-        assert_eq!(up.to_legacy_json(), r#"{"dest": "24:0A:C4:12:34:56", "order": "upgrade", "value": "http://h/fw.bin"}"#);
+        assert_eq!(
+            up.to_legacy_json(),
+            r#"{"dest": "24:0A:C4:12:34:56", "order": "upgrade", "value": "http://h/fw.bin"}"#
+        );
         for c in [status, freq, up] {
             assert_eq!(Command::parse(c.to_legacy_json().as_bytes()), Ok(c));
         }
@@ -226,7 +243,10 @@ mod tests {
     fn packet_size_limit() {
         // Fixed header, remaining length, topic length, topic (24 bytes), payload (48 bytes).
         let status = Command::to_device(mac(), "status", None);
-        assert_eq!(publish_packet_len("irit2/366/device/command".len(), status.to_legacy_json().len()), 1 + 1 + 2 + 24 + 48);
+        assert_eq!(
+            publish_packet_len("irit2/366/device/command".len(), status.to_legacy_json().len()),
+            1 + 1 + 2 + 24 + 48
+        );
         assert!(status.encode_for("irit2/366/device/command").is_ok());
         let url: String = core::iter::repeat_n('x', 200).collect();
         let up = Command::to_device(mac(), "upgrade", Some(CommandValue::Text(url)));
@@ -258,7 +278,16 @@ mod tests {
             Command::parse(br#"{"dest":"all","order":"status","a":1,"b":2,"c":3,"d":4}"#),
             Err(Error::TooManyKeys { keys: 6, limit: 5 })
         );
-        let cases: &[&[u8]] = &[b"", b"{", b"[]", br#"{"order":"status"}"#, br#"{"dest":"all"}"#, br#"{"dest":1,"order":"status"}"#, br#"{"dest":"all","order":"frequency","value":1.5}"#, br#"{"dest":"all","order":"x","value":null}"#];
+        let cases: &[&[u8]] = &[
+            b"",
+            b"{",
+            b"[]",
+            br#"{"order":"status"}"#,
+            br#"{"dest":"all"}"#,
+            br#"{"dest":1,"order":"status"}"#,
+            br#"{"dest":"all","order":"frequency","value":1.5}"#,
+            br#"{"dest":"all","order":"x","value":null}"#,
+        ];
         for input in cases {
             assert!(Command::parse(input).is_err(), "input {:?}", String::from_utf8_lossy(input));
         }

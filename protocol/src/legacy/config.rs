@@ -54,7 +54,9 @@ impl ConfigResponse {
                     other => Err(Error::InvalidJson(format!("topics must be strings, got {}", kind(other)))),
                 })
                 .collect::<Result<Vec<_>, _>>()?,
-            Some(other) => return Err(Error::InvalidJson(format!("'topics' must be an array, got {}", kind(other)))),
+            Some(other) => {
+                return Err(Error::InvalidJson(format!("'topics' must be an array, got {}", kind(other))));
+            }
             None => return Err(Error::InvalidJson("missing 'topics'".into())),
         };
         let zones = map.get("zones").cloned().unwrap_or(Value::Array(Vec::new()));
@@ -165,7 +167,8 @@ mod tests {
         // The full example of §4: 474 bytes with Python separators (427 compact).
         let full = ConfigResponse { topics: vec!["u4/campusfab".into()], zones: campusfab() };
         assert_eq!(full.to_legacy_json().len(), 474);
-        let compact = serde_json::to_string(&json!({"topics": ["u4/campusfab"], "zones": campusfab()})).unwrap();
+        let compact =
+            serde_json::to_string(&json!({"topics": ["u4/campusfab"], "zones": campusfab()})).unwrap();
         assert_eq!(compact.len(), 427);
         assert_eq!(full.to_legacy_body().unwrap().len(), 474);
     }
@@ -186,7 +189,8 @@ mod tests {
 
     #[test]
     fn parse_and_module_lookup_like_the_firmware() {
-        let full = ConfigResponse { topics: vec!["u4/campusfab".into(), "u4/302".into()], zones: campusfab() };
+        let full =
+            ConfigResponse { topics: vec!["u4/campusfab".into(), "u4/302".into()], zones: campusfab() };
         let parsed = ConfigResponse::parse(full.to_legacy_json().as_bytes()).unwrap();
         assert_eq!(parsed, full);
         assert_eq!(parsed.base_topic(), Some("u4/campusfab"));
@@ -197,7 +201,9 @@ mod tests {
         let bare = ConfigResponse::parse(br#"{"topics": []}"#).unwrap();
         assert_eq!(bare.base_topic(), None);
         assert_eq!(bare.modules("digital").count(), 0);
-        for bad in [&b""[..], b"{", b"[]", br#"{"zones": []}"#, br#"{"topics": "u4/302"}"#, br#"{"topics": [1]}"#] {
+        for bad in
+            [&b""[..], b"{", b"[]", br#"{"zones": []}"#, br#"{"topics": "u4/302"}"#, br#"{"topics": [1]}"#]
+        {
             assert!(ConfigResponse::parse(bad).is_err(), "input {:?}", core::str::from_utf8(bad));
         }
     }
@@ -211,13 +217,41 @@ mod tests {
             (json!([1]), "/0", "must be an object"),
             (json!([{}]), "/0/modules", "required key is missing"),
             (json!([{"modules": {}}]), "/0/modules", "must be an array"),
-            (json!([{"modules": [{"unit": "u", "params": []}]}]), "/0/modules/0/module", "required key is missing"),
-            (json!([{"modules": [{"module": 1, "unit": "u", "params": []}]}]), "/0/modules/0/module", "must be a string"),
-            (json!([{"modules": [{"module": "m", "params": []}]}]), "/0/modules/0/unit", "required key is missing"),
-            (json!([{"modules": [{"module": "m", "unit": "u"}]}]), "/0/modules/0/params", "required key is missing"),
-            (json!([{"modules": [{"module": "m", "unit": "u", "params": [{"param": "p"}]}]}]), "/0/modules/0/params/0/value", "required key is missing"),
-            (json!([{"modules": [{"module": "m", "unit": "u", "params": [{"param": null, "value": 1}]}]}]), "/0/modules/0/params/0/param", "must be a string"),
-            (json!([{"modules": []}, {"modules": [{"module": "m", "unit": "u", "params": [7]}]}]), "/1/modules/0/params/0", "must be an object"),
+            (
+                json!([{"modules": [{"unit": "u", "params": []}]}]),
+                "/0/modules/0/module",
+                "required key is missing",
+            ),
+            (
+                json!([{"modules": [{"module": 1, "unit": "u", "params": []}]}]),
+                "/0/modules/0/module",
+                "must be a string",
+            ),
+            (
+                json!([{"modules": [{"module": "m", "params": []}]}]),
+                "/0/modules/0/unit",
+                "required key is missing",
+            ),
+            (
+                json!([{"modules": [{"module": "m", "unit": "u"}]}]),
+                "/0/modules/0/params",
+                "required key is missing",
+            ),
+            (
+                json!([{"modules": [{"module": "m", "unit": "u", "params": [{"param": "p"}]}]}]),
+                "/0/modules/0/params/0/value",
+                "required key is missing",
+            ),
+            (
+                json!([{"modules": [{"module": "m", "unit": "u", "params": [{"param": null, "value": 1}]}]}]),
+                "/0/modules/0/params/0/param",
+                "must be a string",
+            ),
+            (
+                json!([{"modules": []}, {"modules": [{"module": "m", "unit": "u", "params": [7]}]}]),
+                "/1/modules/0/params/0",
+                "must be an object",
+            ),
         ];
         for (zones, path, reason) in cases {
             assert_eq!(

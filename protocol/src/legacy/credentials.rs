@@ -61,17 +61,15 @@ impl Credentials {
     /// `password`/`server` optional strings, `port` an optional integer in 0..=65535.
     pub fn parse(body: &[u8]) -> Result<Self, Error> {
         let map = parse_object(body)?;
-        let login = get_str_strict(&map, "login")?
-            .ok_or_else(|| Error::InvalidJson("missing 'login'".into()))?;
+        let login =
+            get_str_strict(&map, "login")?.ok_or_else(|| Error::InvalidJson("missing 'login'".into()))?;
         let password = get_str_strict(&map, "password")?;
         let server = get_str_strict(&map, "server")?;
         let port = match map.get("port") {
             None => None,
-            Some(v) => Some(
-                v.as_u64()
-                    .and_then(|p| u16::try_from(p).ok())
-                    .ok_or_else(|| Error::InvalidJson(format!("'port' must be an integer in 0..=65535, got {v}")))?,
-            ),
+            Some(v) => Some(v.as_u64().and_then(|p| u16::try_from(p).ok()).ok_or_else(|| {
+                Error::InvalidJson(format!("'port' must be an integer in 0..=65535, got {v}"))
+            })?),
         };
         Ok(Credentials { login, password, server, port })
     }

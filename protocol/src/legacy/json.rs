@@ -46,10 +46,7 @@ pub(crate) fn get_string(
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
         Some(Value::Number(n)) => Ok(Some(format!("{n}"))),
-        Some(other) => Err(Error::InvalidJson(format!(
-            "'{name}' must be a string, got {}",
-            kind(other)
-        ))),
+        Some(other) => Err(Error::InvalidJson(format!("'{name}' must be a string, got {}", kind(other)))),
     }
 }
 

@@ -60,7 +60,10 @@ mod tests {
 
     #[test]
     fn none_reads_as_absent() {
-        let r: LogRecord = serde_json::from_str(r#"{"levelname":"ERROR","msg":"boom","exc_info":"None","funcName":"run","unknown":"x"}"#).unwrap();
+        let r: LogRecord = serde_json::from_str(
+            r#"{"levelname":"ERROR","msg":"boom","exc_info":"None","funcName":"run","unknown":"x"}"#,
+        )
+        .unwrap();
         assert_eq!(r.levelname.as_deref(), Some("ERROR"));
         assert_eq!(r.msg.as_deref(), Some("boom"));
         assert_eq!(r.exc_info, None);

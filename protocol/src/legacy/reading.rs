@@ -97,7 +97,12 @@ impl SensorReading {
         for (k, v) in &self.extra {
             let _ = write!(out, ",{}:{}", json_string(k), v);
         }
-        let _ = write!(out, ",\"subID\":{},\"unitID\":{}}}", json_string(&self.sub_id), json_string(&self.unit_id));
+        let _ = write!(
+            out,
+            ",\"subID\":{},\"unitID\":{}}}",
+            json_string(&self.sub_id),
+            json_string(&self.unit_id)
+        );
         out
     }
 }
@@ -136,7 +141,10 @@ impl ModuleMessage {
                 None => ReadingValue::Float(n.as_f64().unwrap_or(f64::NAN)),
             },
             other => {
-                return Err(Error::InvalidJson(format!("'value' must be a number or a boolean, got {}", kind(other))));
+                return Err(Error::InvalidJson(format!(
+                    "'value' must be a number or a boolean, got {}",
+                    kind(other)
+                )));
             }
         };
         let value_units = get_string(&map, "value_units", false)?;
@@ -166,11 +174,21 @@ mod tests {
         digital.extra.insert("type".into(), json!("presence"));
         let cases = [
             (
-                SensorReading::new(ReadingValue::Fixed { value: 21.375, decimals: 3 }, Some("celsius"), "24", "auto_3456"),
+                SensorReading::new(
+                    ReadingValue::Fixed { value: 21.375, decimals: 3 },
+                    Some("celsius"),
+                    "24",
+                    "auto_3456",
+                ),
                 r#"{"value":21.375,"value_units":"celsius","subID":"24","unitID":"auto_3456"}"#,
             ),
             (
-                SensorReading::new(ReadingValue::Fixed { value: 21.52, decimals: 3 }, Some("celsius"), "68", "auto_3456"),
+                SensorReading::new(
+                    ReadingValue::Fixed { value: 21.52, decimals: 3 },
+                    Some("celsius"),
+                    "68",
+                    "auto_3456",
+                ),
                 r#"{"value":21.520,"value_units":"celsius","subID":"68","unitID":"auto_3456"}"#,
             ),
             (
@@ -186,7 +204,10 @@ mod tests {
                 r#"{"value":7,"value_units":"µg/m3","subID":"pm2_5","unitID":"pm_sds011_3456"}"#,
             ),
             (noise, r#"{"value":12,"value_units":"pulses","input":13,"subID":"96","unitID":"auto_3456"}"#),
-            (digital, r#"{"value":true,"input":4,"type":"presence","subID":"IRsensor","unitID":"auto_3456"}"#),
+            (
+                digital,
+                r#"{"value":true,"input":4,"type":"presence","subID":"IRsensor","unitID":"auto_3456"}"#,
+            ),
             (
                 SensorReading::new(ReadingValue::Float(f64::NAN), Some(""), "1", "u"),
                 r#"{"value":null,"value_units":"","subID":"1","unitID":"u"}"#,
@@ -200,16 +221,24 @@ mod tests {
                     panic!("not a reading: {expected}");
                 };
                 assert_eq!(back.value.as_f64(), reading.value.as_f64());
-                assert_eq!((back.sub_id, back.unit_id, back.extra), (reading.sub_id, reading.unit_id, reading.extra));
+                assert_eq!(
+                    (back.sub_id, back.unit_id, back.extra),
+                    (reading.sub_id, reading.unit_id, reading.extra)
+                );
             }
         }
     }
 
     #[test]
     fn tells_module_status_from_data() {
-        let msg = ModuleMessage::parse(br#"{"frequency":60,"sensors":1,"time":"t","unitID":"auto_3456"}"#).unwrap();
-        assert!(matches!(msg, ModuleMessage::Status { ref unit_id, ref payload } if unit_id == "auto_3456" && payload.len() == 4));
-        let lora = ModuleMessage::parse(br#"{"unitID":"node1","value":21.5,"value_units":"celsius","subID":8}"#).unwrap();
+        let msg =
+            ModuleMessage::parse(br#"{"frequency":60,"sensors":1,"time":"t","unitID":"auto_3456"}"#).unwrap();
+        assert!(
+            matches!(msg, ModuleMessage::Status { ref unit_id, ref payload } if unit_id == "auto_3456" && payload.len() == 4)
+        );
+        let lora =
+            ModuleMessage::parse(br#"{"unitID":"node1","value":21.5,"value_units":"celsius","subID":8}"#)
+                .unwrap();
         let ModuleMessage::Reading(r) = lora else { panic!("expected a reading") };
         assert_eq!(r.sub_id, "8");
         assert_eq!(r.value, ReadingValue::Float(21.5));
@@ -218,7 +247,15 @@ mod tests {
 
     #[test]
     fn refuses_garbage() {
-        let cases: &[&[u8]] = &[b"", b"42", b"{", br#"{"value":1}"#, br#"{"value":"1","unitID":"u"}"#, br#"{"value":[],"unitID":"u"}"#, br#"{"value":1,"unitID":"u","subID":{}}"#];
+        let cases: &[&[u8]] = &[
+            b"",
+            b"42",
+            b"{",
+            br#"{"value":1}"#,
+            br#"{"value":"1","unitID":"u"}"#,
+            br#"{"value":[],"unitID":"u"}"#,
+            br#"{"value":1,"unitID":"u","subID":{}}"#,
+        ];
         for input in cases {
             assert!(ModuleMessage::parse(input).is_err(), "input {:?}", String::from_utf8_lossy(input));
         }

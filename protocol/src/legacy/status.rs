@@ -141,7 +141,8 @@ mod tests {
     use super::*;
 
     const FIRMWARE: &str = r#"{"frequency":1800,"time":"2023-10-27 10:15:02 +0200","status":"running","modules":4,"heap":171204,"hardware":"esp32","firmware":231027,"board":"neOSensor","board_rev":1.2,"unitID":"24:0a:c4:12:34:56"}"#;
-    const RPI: &str = r#"{"unitID": "b8:27:eb:12:34:56", "status": "Status.run", "backend": "...", "modules": "..."}"#;
+    const RPI: &str =
+        r#"{"unitID": "b8:27:eb:12:34:56", "status": "Status.run", "backend": "...", "modules": "..."}"#;
 
     #[test]
     fn prints_the_firmware_status_byte_for_byte() {
@@ -168,7 +169,7 @@ mod tests {
         assert!(fw.is_from("24:0A:C4:12:34:56".parse().unwrap()));
         assert_eq!(fw.number("heap"), Some(171_204.0));
         assert_eq!(fw.payload.len(), 10);
-        assert_eq!(fw.payload.keys().last().map(String::as_str), Some("unitID"));
+        assert_eq!(fw.payload.keys().next_back().map(String::as_str), Some("unitID"));
 
         let rpi = DeviceStatus::parse(RPI.as_bytes()).unwrap();
         assert_eq!(rpi.state, DeviceState::Running);
@@ -179,7 +180,9 @@ mod tests {
 
     #[test]
     fn lenient_where_devices_differ() {
-        let upper = DeviceStatus::parse(br#"{"UNITID":"24:0A:C4:12:34:56","status":"rebooting","extra":{"a":1}}"#).unwrap();
+        let upper =
+            DeviceStatus::parse(br#"{"UNITID":"24:0A:C4:12:34:56","status":"rebooting","extra":{"a":1}}"#)
+                .unwrap();
         assert!(upper.is_from("24:0a:c4:12:34:56".parse().unwrap()));
         assert_eq!(upper.state, DeviceState::Rebooting);
         assert_eq!(upper.payload["extra"]["a"], 1);

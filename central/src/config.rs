@@ -1,0 +1,178 @@
+//! Configuration: typed, defaulted, documented, layered.
+//!
+//! Layers, lowest first: built-in defaults, the TOML file (`--config FILE`), then command-line
+//! options, each of which also reads an environment variable (`NEOSENS_DATA_DIR` …), so tools and
+//! tests start the binary without writing files. Unknown keys in the file are errors: a typo must
+//! not silently fall back to a default.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use neosens_runtime::telemetry::LogConfig;
+use serde::{Deserialize, Serialize};
+
+/// Everything central reads at start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where data lives.
+    pub storage: StorageConfig,
+    /// The HTTP listener.
+    pub http: HttpConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// `[storage]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Directory of the embedded database and key files; created at start.
+    pub data_dir: PathBuf,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig { data_dir: PathBuf::from("./data") }
+    }
+}
+
+/// `[http]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address of the API, legacy device paths, metrics and dashboard.
+    pub bind: SocketAddr,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig { bind: SocketAddr::from(([0, 0, 0, 0], 8080)) }
+    }
+}
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this configuration.
+    #[error("config file {path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with line and column.
+        source: Box<toml::de::Error>,
+    },
+}
+
+impl Config {
+    /// Reads a TOML file over the defaults.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        Self::from_toml(&text)
+            .map_err(|source| ConfigError::Parse { path: path.to_owned(), source: Box::new(source) })
+    }
+
+    /// Parses TOML text over the defaults.
+    pub fn from_toml(text: &str) -> Result<Self, toml::de::Error> {
+        toml::from_str(text)
+    }
+}
+
+/// A TOML string literal.
+fn quoted(s: &str) -> String {
+    toml::Value::String(s.to_owned()).to_string()
+}
+
+/// The commented configuration file, filled with the values of `config` (so `configfile` with
+/// `--config old.toml` upgrades an old file with every new option documented).
+pub fn template(config: &Config) -> String {
+    let mut t = String::new();
+    let _ = write!(
+        t,
+        r#"# neosens-central configuration.
+#
+# Every option can also be set on the command line or by an environment variable, which win
+# over this file: see `neosens-central --help`.
+
+[storage]
+# Directory of the embedded database and key files. Created at start; must be writable.
+# Environment: NEOSENS_DATA_DIR
+data_dir = {data_dir}
+
+[http]
+# Address of the HTTP listener: legacy device paths (/device/*), admin API (/api/v1),
+# metrics, health and the dashboard. Devices expect port 80 (put a proxy or a port
+# redirection in front, or run with CAP_NET_BIND_SERVICE).
+# Environment: NEOSENS_HTTP_BIND
+bind = {bind}
+
+[log]
+# `tracing` filter directives, e.g. "info" or "info,neosens_central=debug".
+# Environment: NEOSENS_LOG
+filter = {filter}
+# "text" for people, "json" for log pipelines.
+# Environment: NEOSENS_LOG_FORMAT
+format = {format}
+"#,
+        data_dir = quoted(&config.storage.data_dir.to_string_lossy()),
+        bind = quoted(&config.http.bind.to_string()),
+        filter = quoted(&config.log.filter),
+        format = quoted(config.log.format.as_str()),
+    );
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use neosens_runtime::telemetry::LogFormat;
+
+    #[test]
+    fn template_of_the_defaults_parses_back_to_the_defaults() {
+        let parsed = Config::from_toml(&template(&Config::default())).unwrap();
+        assert_eq!(parsed, Config::default());
+    }
+
+    #[test]
+    fn template_keeps_current_values() {
+        let mut c = Config::default();
+        c.storage.data_dir = PathBuf::from("/var/lib/neosens \"quoted\"");
+        c.http.bind = "[::1]:9000".parse().unwrap();
+        c.log.format = LogFormat::Json;
+        c.log.filter = "debug".into();
+        assert_eq!(Config::from_toml(&template(&c)).unwrap(), c);
+    }
+
+    #[test]
+    fn empty_and_partial_files_use_defaults() {
+        assert_eq!(Config::from_toml("").unwrap(), Config::default());
+        let c = Config::from_toml("[http]\nbind = \"127.0.0.1:1\"\n").unwrap();
+        assert_eq!(c.http.bind, "127.0.0.1:1".parse().unwrap());
+        assert_eq!(c.storage, StorageConfig::default());
+    }
+
+    #[test]
+    fn mistakes_are_errors_that_say_where() {
+        let cases = [
+            ("[http]\nbnid = \"0.0.0.0:80\"\n", "bnid"),
+            ("[http]\nbind = \"localhost\"\n", "bind"),
+            ("[log]\nformat = \"yaml\"\n", "format"),
+            ("[storage\n", "line 1"),
+            ("[unknown]\n", "unknown"),
+        ];
+        for (text, needle) in cases {
+            let err = Config::from_toml(text).unwrap_err().to_string();
+            assert!(err.contains(needle), "{text:?} gave {err}");
+        }
+    }
+}

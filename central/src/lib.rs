@@ -1,0 +1,44 @@
+//! neosens central: the registry of sites, buildings, rooms, device types, devices and gateways
+//! of a campus IoT fleet, and every interface around it.
+//!
+//! ## Layout
+//!
+//! | module | role |
+//! |---|---|
+//! | [`cli`] | command line: global options (each with an environment variable) and subcommands |
+//! | [`config`] | typed configuration: TOML file, then command line / environment on top |
+//! | [`http`] | the HTTP router (health for now; the legacy and admin APIs come next) |
+//!
+//! Shutdown, logging and data-directory checks come from `neosens-runtime`, shared with the edge
+//! agent.
+//!
+//! [`run`] is the whole service given a bound listener and a shutdown token: `main` binds the
+//! configured address, tests bind `127.0.0.1:0`.
+
+pub mod cli;
+pub mod config;
+pub mod http;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use config::Config;
+
+/// How long in-flight requests may take to finish once shutdown starts.
+pub const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Runs central on `listener` until `shutdown` is cancelled, then drains for at most
+/// [`DRAIN_DEADLINE`].
+pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    neosens_runtime::data_dir::prepare(&config.storage.data_dir, "[storage] data_dir or NEOSENS_DATA_DIR")?;
+    let addr = listener.local_addr().context("reading the HTTP listener's address")?;
+    tracing::info!(http = %addr, data_dir = %config.storage.data_dir.display(), version = env!("CARGO_PKG_VERSION"), "neosens-central serving");
+
+    let app = http::router(http::AppState::new(config));
+    neosens_runtime::http::serve("HTTP listener", listener, app, shutdown, DRAIN_DEADLINE).await?;
+    tracing::info!("neosens-central stopped");
+    Ok(())
+}

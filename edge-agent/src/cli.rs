@@ -1,0 +1,155 @@
+//! The command line. Global options override the config file, and each one reads an environment
+//! variable too (shown in `--help`), which is how tests and containers configure the binary.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use neosens_runtime::telemetry::LogFormat;
+
+use crate::config::{self, Config};
+
+/// neosens edge agent: local provisioning, LoRaWAN decoding and a lossless outbox on a gateway.
+///
+/// Without a subcommand, serves. Options override the config file; each also reads the
+/// environment variable shown.
+#[derive(Debug, Parser)]
+#[command(name = "neosens-edge", version, about, long_about)]
+pub struct Cli {
+    /// TOML configuration file (print a commented template with `configfile`).
+    #[arg(long, short, env = "NEOSENS_EDGE_CONFIG", global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Options that override the config file.
+    #[command(flatten)]
+    pub overrides: Overrides,
+
+    /// What to do (default: serve).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Options that override the config file.
+#[derive(Debug, Default, Args)]
+pub struct Overrides {
+    /// Directory of the local registry cache, outbox and credentials.
+    #[arg(long, env = "NEOSENS_EDGE_DATA_DIR", global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Base URL of neosens-central.
+    #[arg(long, env = "NEOSENS_EDGE_CENTRAL_URL", global = true, value_name = "URL")]
+    pub central_url: Option<String>,
+
+    /// Address of the LAN listener devices provision through.
+    #[arg(long, env = "NEOSENS_EDGE_HTTP_BIND", global = true, value_name = "ADDR")]
+    pub http_bind: Option<SocketAddr>,
+
+    /// Log filter (`tracing` directives such as `info,neosens_edge=debug`).
+    #[arg(long = "log", env = "NEOSENS_LOG", global = true, value_name = "FILTER")]
+    pub log_filter: Option<String>,
+
+    /// Log format.
+    #[arg(long, env = "NEOSENS_LOG_FORMAT", global = true, value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+}
+
+/// Subcommands.
+#[derive(Debug, Clone, Copy, Subcommand)]
+pub enum Command {
+    /// Run the service (the default).
+    Serve,
+    /// Print a commented configuration file filled with the current values, then exit.
+    Configfile,
+}
+
+impl Overrides {
+    /// Applies the options that were given on top of `config`.
+    pub fn apply(&self, config: &mut Config) {
+        if let Some(dir) = &self.data_dir {
+            config.storage.data_dir.clone_from(dir);
+        }
+        if let Some(url) = &self.central_url {
+            config.central.url = Some(url.clone());
+        }
+        if let Some(bind) = self.http_bind {
+            config.http.bind = bind;
+        }
+        if let Some(filter) = &self.log_filter {
+            config.log.filter.clone_from(filter);
+        }
+        if let Some(format) = self.log_format {
+            config.log.format = format;
+        }
+    }
+}
+
+/// Loads the layered configuration of `cli`.
+pub fn load_config(cli: &Cli) -> anyhow::Result<Config> {
+    let mut config = match &cli.config {
+        Some(path) => Config::from_file(path)?,
+        None => Config::default(),
+    };
+    cli.overrides.apply(&mut config);
+    Ok(config)
+}
+
+/// Runs the command line.
+pub fn execute(cli: Cli) -> anyhow::Result<()> {
+    let config = load_config(&cli)?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Configfile => {
+            print!("{}", config::template(&config));
+            Ok(())
+        }
+        Command::Serve => {
+            let bind = config.http.bind;
+            neosens_runtime::service::run(
+                &config.log.clone(),
+                bind,
+                "[http] bind or NEOSENS_EDGE_HTTP_BIND",
+                |listener, shutdown| crate::run(config, listener, shutdown),
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn options_override_the_file() {
+        let dir = std::env::temp_dir().join(format!("neosens-cli-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(&file, "[http]\nbind = \"127.0.0.1:1\"\n[storage]\ndata_dir = \"/from/file\"\n")
+            .unwrap();
+        let cli = Cli::try_parse_from([
+            "neosens-edge",
+            "--config",
+            file.to_str().unwrap(),
+            "configfile",
+            "--data-dir",
+            "/from/flag",
+        ])
+        .unwrap();
+        let config = load_config(&cli).unwrap();
+        assert_eq!(config.storage.data_dir, PathBuf::from("/from/flag"));
+        assert_eq!(config.http.bind, "127.0.0.1:1".parse().unwrap());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_missing_config_file_is_named() {
+        let cli = Cli::try_parse_from(["neosens-edge", "--config", "/nonexistent/neosens.toml"]).unwrap();
+        let err = format!("{:#}", load_config(&cli).unwrap_err());
+        assert!(err.contains("/nonexistent/neosens.toml"), "{err}");
+    }
+}

@@ -1,0 +1,22 @@
+//! What the neosens services (`neosens-central`, `neosens-edge`) share at run time.
+//!
+//! `neosens-protocol` holds wire formats and must stay `no_std` for the firmware examples; this
+//! crate holds the std-only pieces both services run the same way, so they behave alike for an
+//! operator (same signals, same log options, same data-directory checks).
+//!
+//! | module | role |
+//! |---|---|
+//! | [`shutdown`] | SIGINT/SIGTERM → one `CancellationToken`; drain with a deadline |
+//! | [`telemetry`] | `tracing` to stderr as text or JSON |
+//! | [`data_dir`] | create and check a data directory at start |
+//! | [`http`] | serve an axum router with that shutdown path |
+//! | [`service`] | start a service process: logs, runtime, listener, signals |
+//! | `testing` (feature) | run a service binary in tests and talk raw HTTP to it |
+
+pub mod data_dir;
+pub mod http;
+pub mod service;
+pub mod shutdown;
+pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
