@@ -18,6 +18,10 @@
 pub mod cli;
 pub mod config;
 pub mod http;
+pub mod model;
+pub mod registry;
+pub mod secrets;
+pub mod store;
 
 use std::time::Duration;
 

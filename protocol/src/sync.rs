@@ -12,7 +12,7 @@ use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{BuildingId, DevAddr, DeviceId, DeviceTypeId, RoomId, SiteId};
-use crate::{DevEui, Error, Mac};
+use crate::{DevEui, DeviceUid, Error, Mac};
 
 /// Version of the messages this build reads and writes.
 pub const SYNC_VERSION: u16 = 1;
@@ -130,7 +130,27 @@ pub enum WireUid {
     Uuid([u8; 16]),
 }
 
-/// A secret sealed with AES-256-GCM for one gateway.
+impl From<DeviceUid> for WireUid {
+    fn from(uid: DeviceUid) -> Self {
+        match uid {
+            DeviceUid::Ethernet(mac) => WireUid::Ethernet(mac),
+            DeviceUid::Lorawan(eui) => WireUid::Lorawan(eui),
+            DeviceUid::Uuid(uuid) => WireUid::Uuid(*uuid.as_bytes()),
+        }
+    }
+}
+
+impl From<WireUid> for DeviceUid {
+    fn from(uid: WireUid) -> Self {
+        match uid {
+            WireUid::Ethernet(mac) => DeviceUid::Ethernet(mac),
+            WireUid::Lorawan(eui) => DeviceUid::Lorawan(eui),
+            WireUid::Uuid(bytes) => DeviceUid::Uuid(uuid::Uuid::from_bytes(bytes)),
+        }
+    }
+}
+
+/// A secret sealed with AES-256-GCM (for the server itself, or for one gateway).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sealed {
     /// The 96-bit nonce.

@@ -1,0 +1,153 @@
+//! Device types: an open list, each with an optional configuration schema and its timing.
+
+use neosens_protocol::ids::DeviceTypeId;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::state::{State, compile_schema};
+use super::{Registry, RegistryError};
+use crate::model::{DEFAULT_STATUS_PERIOD_S, DeviceType, EntityKind, Record, new_uuid};
+use crate::store::Write;
+
+/// Bounds on periods and thresholds: a minute to a week.
+const SECONDS_RANGE: std::ops::RangeInclusive<u32> = 60..=604_800;
+
+/// A new device type.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceTypeInput {
+    /// Unique name: lowercase letters, digits, `_` (`esp32`, `lorawan_node`).
+    pub name: String,
+    /// Free text.
+    #[serde(default)]
+    pub description: String,
+    /// JSON Schema that device configurations of this type must satisfy.
+    pub config_schema: Option<Value>,
+    /// Seconds between two statuses (default 1800).
+    pub status_period_s: Option<u32>,
+    /// Seconds without status before a device is outdated (default: the status period).
+    pub outdated_after_s: Option<u32>,
+}
+
+/// Changes to a device type.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceTypePatch {
+    /// New description.
+    pub description: Option<String>,
+    /// New schema; `null` removes it.
+    #[serde(default, deserialize_with = "present")]
+    pub config_schema: Option<Option<Value>>,
+    /// New status period.
+    pub status_period_s: Option<u32>,
+    /// New outdated threshold.
+    pub outdated_after_s: Option<u32>,
+}
+
+/// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Value>>, D::Error> {
+    Option::<Value>::deserialize(d).map(Some)
+}
+
+fn check_type_name(name: &str) -> Result<String, RegistryError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    if ok {
+        Ok(name.to_owned())
+    } else {
+        Err(RegistryError::invalid("name", "1 to 64 characters among a-z, 0-9, _ and -"))
+    }
+}
+
+fn check_seconds(field: &str, v: u32) -> Result<u32, RegistryError> {
+    if SECONDS_RANGE.contains(&v) {
+        Ok(v)
+    } else {
+        Err(RegistryError::invalid(field, format!("between {} and {} seconds", SECONDS_RANGE.start(), SECONDS_RANGE.end())))
+    }
+}
+
+fn check_schema(schema: Option<&Value>) -> Result<Option<String>, RegistryError> {
+    let Some(schema) = schema else { return Ok(None) };
+    let text = schema.to_string();
+    compile_schema(Some(&text)).map_err(|e| RegistryError::invalid("config_schema", format!("not a valid JSON Schema: {e}")))?;
+    Ok(Some(text))
+}
+
+pub(super) fn resolve_type<'a>(state: &'a State, key: &str) -> Option<&'a DeviceType> {
+    let by_id = key.parse::<DeviceTypeId>().ok().and_then(|id| state.types.get(&id));
+    by_id.or_else(|| state.types.values().find(|t| t.record.name == key)).map(|t| &t.record)
+}
+
+impl Registry {
+    /// Every device type, by name.
+    pub fn device_types(&self) -> Vec<DeviceType> {
+        let mut v: Vec<DeviceType> = self.state.read().types.values().map(|t| t.record.clone()).collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    /// A device type by id or name.
+    pub fn device_type(&self, key: &str) -> Result<DeviceType, RegistryError> {
+        resolve_type(&self.state.read(), key).cloned().ok_or_else(|| RegistryError::not_found(format!("device type {key}")))
+    }
+
+    /// Creates a device type.
+    pub fn create_device_type(&self, input: DeviceTypeInput) -> Result<DeviceType, RegistryError> {
+        let name = check_type_name(&input.name)?;
+        let period = check_seconds("status_period_s", input.status_period_s.unwrap_or(DEFAULT_STATUS_PERIOD_S))?;
+        let outdated = check_seconds("outdated_after_s", input.outdated_after_s.unwrap_or(period))?;
+        let schema = check_schema(input.config_schema.as_ref())?;
+        self.mutate(|state| {
+            if state.types.values().any(|t| t.record.name == name) {
+                return Err(RegistryError::conflict(format!("a device type {name:?} exists")));
+            }
+            let t = DeviceType {
+                id: DeviceTypeId::from_uuid(new_uuid()),
+                name,
+                description: input.description.clone(),
+                config_schema: schema,
+                status_period_s: period,
+                outdated_after_s: outdated,
+            };
+            Ok((vec![Write::Put(Record::DeviceType(t.clone()))], t))
+        })
+    }
+
+    /// Changes a device type. A new schema applies to configurations saved from now on.
+    pub fn update_device_type(&self, key: &str, patch: DeviceTypePatch) -> Result<DeviceType, RegistryError> {
+        let schema = match &patch.config_schema {
+            Some(s) => Some(check_schema(s.as_ref())?),
+            None => None,
+        };
+        self.mutate(|state| {
+            let mut t = resolve_type(state, key).cloned().ok_or_else(|| RegistryError::not_found(format!("device type {key}")))?;
+            if let Some(d) = patch.description {
+                t.description = d;
+            }
+            if let Some(s) = schema {
+                t.config_schema = s;
+            }
+            if let Some(p) = patch.status_period_s {
+                t.status_period_s = check_seconds("status_period_s", p)?;
+            }
+            if let Some(o) = patch.outdated_after_s {
+                t.outdated_after_s = check_seconds("outdated_after_s", o)?;
+            }
+            Ok((vec![Write::Put(Record::DeviceType(t.clone()))], t))
+        })
+    }
+
+    /// Deletes a device type no device uses.
+    pub fn delete_device_type(&self, key: &str) -> Result<(), RegistryError> {
+        self.mutate(|state| {
+            let t = resolve_type(state, key).ok_or_else(|| RegistryError::not_found(format!("device type {key}")))?;
+            let used = state.devices.values().filter(|d| d.record.device_type == t.id).count();
+            if used > 0 {
+                return Err(RegistryError::conflict(format!("device type {:?} is used by {used} device(s)", t.name)));
+            }
+            Ok((vec![Write::Delete(EntityKind::DeviceType, t.id.to_bytes())], ()))
+        })
+    }
+}

@@ -1,0 +1,141 @@
+//! The registry: records in memory, kept consistent by the model rules, persisted through the
+//! [`Store`] before they change in memory.
+//!
+//! Reads take a shared lock on the in-memory state and never touch the disk. Writes are
+//! serialized by one writer lock: read the state, decide the writes (checking uniqueness and the
+//! other rules against the same state), commit them to the store, then apply them in memory. So a
+//! rule checked is a rule that holds when the write lands, and a failed commit changes nothing.
+
+mod access;
+mod devices;
+mod device_types;
+mod locations;
+mod provisioning;
+mod state;
+
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::secrets::{KeyError, ServerKeys};
+use crate::store::{Store, StoreError, Write};
+
+pub use access::{Principal, TokenCreated};
+pub use devices::{DeviceFilter, DeviceInput, DevicePatch, DeviceState, DeviceView, MAX_LOGIN_LEN, MAX_PAGE};
+pub use device_types::{DeviceTypeInput, DeviceTypePatch};
+pub use locations::{BuildingInput, BuildingPatch, MAX_NAME_LEN, RoomInput, RoomPatch, RoomView, SiteInput, SitePatch};
+pub use provisioning::ConfigOutcome;
+
+/// Slug and name of the site created at first start.
+pub const DEFAULT_SITE_SLUG: &str = "ut3";
+
+/// Why a registry operation was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// No such record.
+    #[error("{what} not found")]
+    NotFound {
+        /// What was looked for ("device 24:0A:…").
+        what: String,
+    },
+    /// A uniqueness rule or a reference would break.
+    #[error("{message}")]
+    Conflict {
+        /// Which rule.
+        message: String,
+    },
+    /// A field is invalid.
+    #[error("{field}: {message}")]
+    Invalid {
+        /// The field.
+        field: String,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+    /// A device configuration breaks its type's schema, the legacy shape or the firmware limit.
+    #[error("configuration rejected: {}", .errors.join("; "))]
+    Config {
+        /// Each violation, with its JSON pointer.
+        errors: Vec<String>,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The server keys failed.
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+}
+
+impl RegistryError {
+    pub(crate) fn invalid(field: &str, message: impl Into<String>) -> Self {
+        RegistryError::Invalid { field: field.into(), message: message.into() }
+    }
+
+    pub(crate) fn not_found(what: impl Into<String>) -> Self {
+        RegistryError::NotFound { what: what.into() }
+    }
+
+    pub(crate) fn conflict(message: impl Into<String>) -> Self {
+        RegistryError::Conflict { message: message.into() }
+    }
+}
+
+/// The registry service.
+pub struct Registry {
+    store: Arc<dyn Store>,
+    keys: Arc<ServerKeys>,
+    state: RwLock<state::State>,
+    writer: Mutex<()>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry").field("revision", &self.revision()).finish_non_exhaustive()
+    }
+}
+
+impl Registry {
+    /// Loads everything from `store`, and creates the default site on first start.
+    pub fn open(store: Arc<dyn Store>, keys: Arc<ServerKeys>) -> Result<Self, RegistryError> {
+        let snapshot = store.load()?;
+        let registry = Registry { store, keys, state: RwLock::new(state::State::from_snapshot(snapshot)), writer: Mutex::new(()) };
+        registry.ensure_default_site()?;
+        Ok(registry)
+    }
+
+    /// The change-log revision of the state in memory.
+    pub fn revision(&self) -> u64 {
+        self.state.read().revision
+    }
+
+    /// Number of devices.
+    pub fn device_count(&self) -> usize {
+        self.state.read().devices.len()
+    }
+
+    /// The server keys.
+    pub fn keys(&self) -> &ServerKeys {
+        &self.keys
+    }
+
+    /// The store (for what the registry does not mirror in memory: device logs, change log).
+    pub fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+
+    /// Runs one write: `decide` sees the current state and returns the writes and a result; the
+    /// writes are committed, then applied in memory.
+    fn mutate<T>(
+        &self,
+        decide: impl FnOnce(&state::State) -> Result<(Vec<Write>, T), RegistryError>,
+    ) -> Result<T, RegistryError> {
+        let _writer = self.writer.lock();
+        let (writes, out) = decide(&self.state.read())?;
+        if writes.is_empty() {
+            return Ok(out);
+        }
+        let revision = self.store.apply(&writes)?;
+        self.state.write().apply(writes, revision);
+        Ok(out)
+    }
+}

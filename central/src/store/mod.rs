@@ -1,0 +1,132 @@
+//! Persistence behind a trait: the embedded redb store today, PostgreSQL later for several
+//! central replicas.
+//!
+//! The registry keeps every record in memory (lookups on the provisioning and broker-auth paths
+//! must not touch the disk) and persists each change through [`Store::apply`]: one atomic batch,
+//! which also appends one change-log entry per record, each with the next revision number —
+//! gateways sync from that log. A crash at any point leaves the previous batch or the next one,
+//! never a mix. Device statuses, which change every few minutes per device and are not synced,
+//! are written apart, in batches, by [`Store::put_statuses`].
+
+mod redb_store;
+
+use neosens_protocol::legacy::LogRecord;
+use serde::{Deserialize, Serialize};
+
+use crate::model::{
+    ApiToken, Building, Device, DeviceStatusRecord, DeviceType, EntityKind, Gateway, Record, Room, Site,
+    Timestamp, User,
+};
+
+pub use redb_store::RedbStore;
+
+/// The schema version this build writes. Opening an older store migrates it; a newer one is refused.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Storage failures. Details are for logs; API clients only see "internal error".
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The storage engine failed (I/O, corruption, …).
+    #[error("storage: {0}")]
+    Backend(String),
+    /// A record does not decode (written by an incompatible build, or damaged).
+    #[error("record {kind:?} {key} does not decode: {reason}")]
+    Corrupt {
+        /// Table.
+        kind: EntityKind,
+        /// Record key, hex.
+        key: String,
+        /// Decoder message.
+        reason: String,
+    },
+    /// The store was written by a newer neosens.
+    #[error("the database has schema version {found}, newer than this build's {supported}: upgrade neosens-central")]
+    TooNew {
+        /// Version in the store.
+        found: u32,
+        /// Highest version this build knows.
+        supported: u32,
+    },
+}
+
+/// One change in a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write {
+    /// Create or replace a record.
+    Put(Record),
+    /// Remove a record (no-op if absent, but still logged).
+    Delete(EntityKind, [u8; 16]),
+}
+
+/// An entry of the change log: which record changed at which revision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeEntry {
+    /// The revision this change got.
+    pub revision: u64,
+    /// Kind of record.
+    pub kind: EntityKind,
+    /// Its id.
+    pub key: [u8; 16],
+    /// Whether it was deleted.
+    pub deleted: bool,
+}
+
+/// A device log line (`POST /device/logger`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceLogEntry {
+    /// Which device.
+    pub device: [u8; 16],
+    /// When it arrived.
+    pub received_at: Timestamp,
+    /// The client's address.
+    pub remote_addr: String,
+    /// The record.
+    pub record: LogRecord,
+}
+
+/// Everything in the store, as loaded at start.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// Current revision of the change log.
+    pub revision: u64,
+    /// Sites.
+    pub sites: Vec<Site>,
+    /// Buildings.
+    pub buildings: Vec<Building>,
+    /// Rooms.
+    pub rooms: Vec<Room>,
+    /// Device types.
+    pub device_types: Vec<DeviceType>,
+    /// Devices.
+    pub devices: Vec<Device>,
+    /// Last statuses, by device key.
+    pub statuses: Vec<([u8; 16], DeviceStatusRecord)>,
+    /// Gateways.
+    pub gateways: Vec<Gateway>,
+    /// Users.
+    pub users: Vec<User>,
+    /// API tokens.
+    pub tokens: Vec<ApiToken>,
+}
+
+/// A persistence backend.
+pub trait Store: Send + Sync + 'static {
+    /// Reads everything (at start).
+    fn load(&self) -> Result<Snapshot, StoreError>;
+
+    /// Applies `writes` atomically, appending one change-log entry per write; returns the revision
+    /// of the last one (the current revision when `writes` is empty).
+    fn apply(&self, writes: &[Write]) -> Result<u64, StoreError>;
+
+    /// Stores the last statuses of some devices (one transaction, not in the change log).
+    fn put_statuses(&self, statuses: &[([u8; 16], DeviceStatusRecord)]) -> Result<(), StoreError>;
+
+    /// Change-log entries after `revision`, oldest first, at most `limit`.
+    fn changes_since(&self, revision: u64, limit: usize) -> Result<Vec<ChangeEntry>, StoreError>;
+
+    /// Appends a device log line.
+    fn append_device_log(&self, entry: &DeviceLogEntry) -> Result<(), StoreError>;
+
+    /// The most recent log lines of a device, newest first.
+    fn device_logs(&self, device: [u8; 16], limit: usize) -> Result<Vec<DeviceLogEntry>, StoreError>;
+}

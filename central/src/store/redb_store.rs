@@ -1,0 +1,335 @@
+//! The embedded store: one redb file, one table per kind of record, postcard-encoded values.
+
+use std::path::Path;
+
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{ChangeEntry, DeviceLogEntry, SCHEMA_VERSION, Snapshot, Store, StoreError, Write};
+use crate::model::{EntityKind, Record};
+
+type Key = [u8; 16];
+
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const SITES: TableDefinition<Key, &[u8]> = TableDefinition::new("sites");
+const BUILDINGS: TableDefinition<Key, &[u8]> = TableDefinition::new("buildings");
+const ROOMS: TableDefinition<Key, &[u8]> = TableDefinition::new("rooms");
+const DEVICE_TYPES: TableDefinition<Key, &[u8]> = TableDefinition::new("device_types");
+const DEVICES: TableDefinition<Key, &[u8]> = TableDefinition::new("devices");
+const GATEWAYS: TableDefinition<Key, &[u8]> = TableDefinition::new("gateways");
+const USERS: TableDefinition<Key, &[u8]> = TableDefinition::new("users");
+const TOKENS: TableDefinition<Key, &[u8]> = TableDefinition::new("tokens");
+const STATUSES: TableDefinition<Key, &[u8]> = TableDefinition::new("device_statuses");
+const CHANGELOG: TableDefinition<u64, &[u8]> = TableDefinition::new("changelog");
+/// Device log lines, keyed by (device, sequence) so one device's lines are contiguous.
+const DEVICE_LOGS: TableDefinition<(Key, u64), &[u8]> = TableDefinition::new("device_logs");
+
+const META_SCHEMA: &str = "schema_version";
+const META_REVISION: &str = "revision";
+const META_LOG_SEQ: &str = "device_log_seq";
+
+fn table(kind: EntityKind) -> TableDefinition<'static, Key, &'static [u8]> {
+    match kind {
+        EntityKind::Site => SITES,
+        EntityKind::Building => BUILDINGS,
+        EntityKind::Room => ROOMS,
+        EntityKind::DeviceType => DEVICE_TYPES,
+        EntityKind::Device => DEVICES,
+        EntityKind::Gateway => GATEWAYS,
+        EntityKind::User => USERS,
+        EntityKind::Token => TOKENS,
+    }
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    postcard::to_allocvec(value).map_err(backend)
+}
+
+fn hex(key: &[u8]) -> String {
+    key.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The redb-backed [`Store`].
+pub struct RedbStore {
+    db: Database,
+}
+
+impl RedbStore {
+    /// Opens (or creates) `<data_dir>/central.redb`, migrating it to [`SCHEMA_VERSION`].
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        let path = data_dir.join("central.redb");
+        let db = Database::create(&path).map_err(|e| StoreError::Backend(format!("{}: {e}", path.display())))?;
+        let store = RedbStore { db };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// Brings the schema to [`SCHEMA_VERSION`], one step per transaction.
+    fn migrate(&self) -> Result<(), StoreError> {
+        let found = self.schema_version()?;
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::TooNew { found, supported: SCHEMA_VERSION });
+        }
+        for version in found + 1..=SCHEMA_VERSION {
+            let txn = self.db.begin_write().map_err(backend)?;
+            match version {
+                // Version 1: every table exists (opening creates them), revision 0.
+                1 => {
+                    for t in [SITES, BUILDINGS, ROOMS, DEVICE_TYPES, DEVICES, GATEWAYS, USERS, TOKENS, STATUSES] {
+                        txn.open_table(t).map_err(backend)?;
+                    }
+                    txn.open_table(CHANGELOG).map_err(backend)?;
+                    txn.open_table(DEVICE_LOGS).map_err(backend)?;
+                    let mut meta = txn.open_table(META).map_err(backend)?;
+                    meta.insert(META_REVISION, 0).map_err(backend)?;
+                    meta.insert(META_LOG_SEQ, 0).map_err(backend)?;
+                }
+                _ => unreachable!("no migration to version {version}"),
+            }
+            txn.open_table(META).map_err(backend)?.insert(META_SCHEMA, u64::from(version)).map_err(backend)?;
+            txn.commit().map_err(backend)?;
+            tracing::info!(version, "storage schema migrated");
+        }
+        Ok(())
+    }
+
+    /// The schema version in the file (0 for a new file).
+    pub fn schema_version(&self) -> Result<u32, StoreError> {
+        let txn = self.db.begin_read().map_err(backend)?;
+        let meta = match txn.open_table(META) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(0),
+            Err(e) => return Err(backend(e)),
+        };
+        let v = meta.get(META_SCHEMA).map_err(backend)?.map(|v| v.value()).unwrap_or(0);
+        u32::try_from(v).map_err(|_| StoreError::TooNew { found: u32::MAX, supported: SCHEMA_VERSION })
+    }
+
+    /// Bytes used by the database file (for metrics).
+    pub fn file_size(&self, data_dir: &Path) -> u64 {
+        std::fs::metadata(data_dir.join("central.redb")).map(|m| m.len()).unwrap_or(0)
+    }
+}
+
+fn read_all<T: DeserializeOwned>(
+    txn: &redb::ReadTransaction,
+    kind: EntityKind,
+    def: TableDefinition<Key, &[u8]>,
+) -> Result<Vec<(Key, T)>, StoreError> {
+    let t = txn.open_table(def).map_err(backend)?;
+    let mut out = Vec::with_capacity(usize::try_from(t.len().map_err(backend)?).unwrap_or(0));
+    for item in t.iter().map_err(backend)? {
+        let (k, v) = item.map_err(backend)?;
+        let value = postcard::from_bytes(v.value())
+            .map_err(|e| StoreError::Corrupt { kind, key: hex(&k.value()), reason: e.to_string() })?;
+        out.push((k.value(), value));
+    }
+    Ok(out)
+}
+
+fn values<T>(pairs: Vec<(Key, T)>) -> Vec<T> {
+    pairs.into_iter().map(|(_, v)| v).collect()
+}
+
+impl Store for RedbStore {
+    fn load(&self) -> Result<Snapshot, StoreError> {
+        let txn = self.db.begin_read().map_err(backend)?;
+        let revision = txn.open_table(META).map_err(backend)?.get(META_REVISION).map_err(backend)?.map_or(0, |v| v.value());
+        Ok(Snapshot {
+            revision,
+            sites: values(read_all(&txn, EntityKind::Site, SITES)?),
+            buildings: values(read_all(&txn, EntityKind::Building, BUILDINGS)?),
+            rooms: values(read_all(&txn, EntityKind::Room, ROOMS)?),
+            device_types: values(read_all(&txn, EntityKind::DeviceType, DEVICE_TYPES)?),
+            devices: values(read_all(&txn, EntityKind::Device, DEVICES)?),
+            statuses: read_all(&txn, EntityKind::Device, STATUSES)?,
+            gateways: values(read_all(&txn, EntityKind::Gateway, GATEWAYS)?),
+            users: values(read_all(&txn, EntityKind::User, USERS)?),
+            tokens: values(read_all(&txn, EntityKind::Token, TOKENS)?),
+        })
+    }
+
+    fn apply(&self, writes: &[Write]) -> Result<u64, StoreError> {
+        let txn = self.db.begin_write().map_err(backend)?;
+        let revision = {
+            let mut meta = txn.open_table(META).map_err(backend)?;
+            let mut revision = meta.get(META_REVISION).map_err(backend)?.map_or(0, |v| v.value());
+            let mut log = txn.open_table(CHANGELOG).map_err(backend)?;
+            for write in writes {
+                revision += 1;
+                let entry = match write {
+                    Write::Put(record) => {
+                        let bytes = match record {
+                            Record::Site(r) => encode(r)?,
+                            Record::Building(r) => encode(r)?,
+                            Record::Room(r) => encode(r)?,
+                            Record::DeviceType(r) => encode(r)?,
+                            Record::Device(r) => encode(r.as_ref())?,
+                            Record::Gateway(r) => encode(r)?,
+                            Record::User(r) => encode(r)?,
+                            Record::Token(r) => encode(r)?,
+                        };
+                        let key = record.key();
+                        txn.open_table(table(record.kind())).map_err(backend)?.insert(key, bytes.as_slice()).map_err(backend)?;
+                        ChangeEntry { revision, kind: record.kind(), key, deleted: false }
+                    }
+                    Write::Delete(kind, key) => {
+                        txn.open_table(table(*kind)).map_err(backend)?.remove(*key).map_err(backend)?;
+                        if *kind == EntityKind::Device {
+                            txn.open_table(STATUSES).map_err(backend)?.remove(*key).map_err(backend)?;
+                        }
+                        ChangeEntry { revision, kind: *kind, key: *key, deleted: true }
+                    }
+                };
+                log.insert(revision, encode(&entry)?.as_slice()).map_err(backend)?;
+            }
+            meta.insert(META_REVISION, revision).map_err(backend)?;
+            revision
+        };
+        txn.commit().map_err(backend)?;
+        Ok(revision)
+    }
+
+    fn put_statuses(&self, statuses: &[([u8; 16], crate::model::DeviceStatusRecord)]) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(backend)?;
+        {
+            let mut t = txn.open_table(STATUSES).map_err(backend)?;
+            for (key, status) in statuses {
+                t.insert(*key, encode(status)?.as_slice()).map_err(backend)?;
+            }
+        }
+        txn.commit().map_err(backend)
+    }
+
+    fn changes_since(&self, revision: u64, limit: usize) -> Result<Vec<ChangeEntry>, StoreError> {
+        let txn = self.db.begin_read().map_err(backend)?;
+        let log = txn.open_table(CHANGELOG).map_err(backend)?;
+        let mut out = Vec::new();
+        for item in log.range(revision.saturating_add(1)..).map_err(backend)?.take(limit) {
+            let (k, v) = item.map_err(backend)?;
+            out.push(postcard::from_bytes(v.value()).map_err(|e| StoreError::Corrupt {
+                kind: EntityKind::Site,
+                key: format!("changelog {}", k.value()),
+                reason: e.to_string(),
+            })?);
+        }
+        Ok(out)
+    }
+
+    fn append_device_log(&self, entry: &DeviceLogEntry) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(backend)?;
+        {
+            let mut meta = txn.open_table(META).map_err(backend)?;
+            let seq = meta.get(META_LOG_SEQ).map_err(backend)?.map_or(0, |v| v.value()) + 1;
+            meta.insert(META_LOG_SEQ, seq).map_err(backend)?;
+            txn.open_table(DEVICE_LOGS).map_err(backend)?.insert((entry.device, seq), encode(entry)?.as_slice()).map_err(backend)?;
+        }
+        txn.commit().map_err(backend)
+    }
+
+    fn device_logs(&self, device: [u8; 16], limit: usize) -> Result<Vec<DeviceLogEntry>, StoreError> {
+        let txn = self.db.begin_read().map_err(backend)?;
+        let t = txn.open_table(DEVICE_LOGS).map_err(backend)?;
+        let mut out = Vec::new();
+        for item in t.range((device, 0)..=(device, u64::MAX)).map_err(backend)?.rev().take(limit) {
+            let (_, v) = item.map_err(backend)?;
+            out.push(postcard::from_bytes(v.value()).map_err(|e| StoreError::Corrupt {
+                kind: EntityKind::Device,
+                key: hex(&device),
+                reason: e.to_string(),
+            })?);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{DeviceStatusRecord, Site, Timestamp};
+    use neosens_protocol::ids::SiteId;
+
+    fn site(n: u8, slug: &str) -> Site {
+        Site { id: SiteId::from_bytes([n; 16]), slug: slug.into(), name: slug.to_uppercase(), is_default: n == 1 }
+    }
+
+    #[test]
+    fn batches_get_consecutive_revisions_and_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = RedbStore::open(dir.path()).unwrap();
+            assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+            let rev = store
+                .apply(&[Write::Put(Record::Site(site(1, "ut3"))), Write::Put(Record::Site(site(2, "albi")))])
+                .unwrap();
+            assert_eq!(rev, 2);
+            assert_eq!(store.apply(&[Write::Delete(EntityKind::Site, [2; 16])]).unwrap(), 3);
+            assert_eq!(store.apply(&[]).unwrap(), 3);
+        }
+        let store = RedbStore::open(dir.path()).unwrap();
+        let snap = store.load().unwrap();
+        assert_eq!(snap.revision, 3);
+        assert_eq!(snap.sites, vec![site(1, "ut3")]);
+        let changes = store.changes_since(1, 10).unwrap();
+        assert_eq!(changes.len(), 2);
+        assert_eq!((changes[0].revision, changes[0].deleted), (2, false));
+        assert_eq!((changes[1].revision, changes[1].deleted, changes[1].key), (3, true, [2; 16]));
+        assert_eq!(store.changes_since(0, 1).unwrap().len(), 1);
+        assert!(store.changes_since(3, 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn statuses_and_logs_are_kept_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(dir.path()).unwrap();
+        let status = DeviceStatusRecord {
+            last_seen: Some(Timestamp(5)),
+            last_status: Some("running".into()),
+            last_payload: Some("{}".into()),
+        };
+        store.put_statuses(&[([7; 16], status.clone())]).unwrap();
+        let snap = store.load().unwrap();
+        assert_eq!(snap.statuses, vec![([7; 16], status)]);
+        assert_eq!(snap.revision, 0, "statuses do not enter the change log");
+
+        for i in 0..3 {
+            let mut record = neosens_protocol::legacy::LogRecord::default();
+            record.msg = Some(format!("line {i}"));
+            let entry = DeviceLogEntry { device: [7; 16], received_at: Timestamp(i), remote_addr: "10.0.0.1".into(), record };
+            store.append_device_log(&entry).unwrap();
+        }
+        let other = DeviceLogEntry { device: [8; 16], received_at: Timestamp(9), remote_addr: "x".into(), record: Default::default() };
+        store.append_device_log(&other).unwrap();
+        let logs = store.device_logs([7; 16], 2).unwrap();
+        assert_eq!(logs.iter().map(|l| l.record.msg.clone().unwrap()).collect::<Vec<_>>(), ["line 2", "line 1"]);
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = RedbStore::open(dir.path()).unwrap();
+            let txn = store.db.begin_write().unwrap();
+            txn.open_table(META).unwrap().insert(META_SCHEMA, 99).unwrap();
+            txn.commit().unwrap();
+        }
+        let err = RedbStore::open(dir.path()).err().unwrap();
+        assert!(matches!(err, StoreError::TooNew { found: 99, supported: SCHEMA_VERSION }), "{err}");
+    }
+
+    #[test]
+    fn a_damaged_record_is_reported_not_panicked() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(dir.path()).unwrap();
+        let txn = store.db.begin_write().unwrap();
+        txn.open_table(SITES).unwrap().insert([1; 16], &[0xff, 0xff, 0xff][..]).unwrap();
+        txn.commit().unwrap();
+        let err = store.load().unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt { kind: EntityKind::Site, .. }), "{err}");
+    }
+}
