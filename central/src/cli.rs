@@ -41,6 +41,10 @@ pub struct Overrides {
     #[arg(long, env = "NEOSENS_HTTP_BIND", global = true, value_name = "ADDR")]
     pub http_bind: Option<SocketAddr>,
 
+    /// Bootstrap admin token for /api/v1 (registered at start; at least 16 characters).
+    #[arg(long, env = "NEOSENS_ADMIN_TOKEN", global = true, value_name = "TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
     /// Log filter (`tracing` directives such as `info,neosens_central=debug`).
     #[arg(long = "log", env = "NEOSENS_LOG", global = true, value_name = "FILTER")]
     pub log_filter: Option<String>,
@@ -67,6 +71,9 @@ impl Overrides {
         }
         if let Some(bind) = self.http_bind {
             config.http.bind = bind;
+        }
+        if let Some(token) = &self.admin_token {
+            config.auth.admin_token = Some(token.clone());
         }
         if let Some(filter) = &self.log_filter {
             config.log.filter.clone_from(filter);

@@ -20,8 +20,19 @@ pub struct Config {
     pub storage: StorageConfig,
     /// The HTTP listener.
     pub http: HttpConfig,
+    /// Access to the admin API.
+    pub auth: AuthConfig,
     /// Logging.
     pub log: LogConfig,
+}
+
+/// `[auth]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// A bootstrap admin token, registered at start. Without it, an admin token is generated on
+    /// first start and printed once.
+    pub admin_token: Option<String>,
 }
 
 /// `[storage]`
@@ -115,6 +126,13 @@ data_dir = {data_dir}
 # redirection in front, or run with CAP_NET_BIND_SERVICE).
 # Environment: NEOSENS_HTTP_BIND
 bind = {bind}
+
+[auth]
+# A bootstrap admin token for /api/v1 (at least 16 characters), registered at start. Without it,
+# the first start generates one and prints it once on standard output. Prefer the environment
+# variable to keeping a secret in this file. (Never printed here.)
+# Environment: NEOSENS_ADMIN_TOKEN
+# admin_token = "..."
 
 [log]
 # `tracing` filter directives, e.g. "info" or "info,neosens_central=debug".

@@ -25,6 +25,8 @@ pub mod store;
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -37,12 +39,35 @@ pub const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
 /// Runs central on `listener` until `shutdown` is cancelled, then drains for at most
 /// [`DRAIN_DEADLINE`].
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
-    neosens_runtime::data_dir::prepare(&config.storage.data_dir, "[storage] data_dir or NEOSENS_DATA_DIR")?;
+    let registry = open_registry(&config)?;
     let addr = listener.local_addr().context("reading the HTTP listener's address")?;
     tracing::info!(http = %addr, data_dir = %config.storage.data_dir.display(), version = env!("CARGO_PKG_VERSION"), "neosens-central serving");
 
-    let app = http::router(http::AppState::new(config));
+    let app = http::router(http::AppState { config: Arc::new(config), registry });
     neosens_runtime::http::serve("HTTP listener", listener, app, shutdown, DRAIN_DEADLINE).await?;
     tracing::info!("neosens-central stopped");
     Ok(())
+}
+
+/// Opens the data directory, the keys, the store and the registry; registers or creates the
+/// bootstrap admin token.
+pub fn open_registry(config: &Config) -> anyhow::Result<Arc<registry::Registry>> {
+    let dir = &config.storage.data_dir;
+    neosens_runtime::data_dir::prepare(dir, "[storage] data_dir or NEOSENS_DATA_DIR")?;
+    let started = std::time::Instant::now();
+    let keys = Arc::new(secrets::ServerKeys::load_or_create(dir)?);
+    let store: Arc<dyn store::Store> = Arc::new(store::RedbStore::open(dir)?);
+    let registry = Arc::new(registry::Registry::open(store, keys)?);
+    tracing::info!(
+        devices = registry.device_count(),
+        revision = registry.revision(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "registry loaded"
+    );
+    if let Some(token) = registry.bootstrap_admin(config.auth.admin_token.as_deref())? {
+        // Printed once, on standard output only (not in the log): it is a credential.
+        println!("neosens-central: first start, admin API token (shown once, store it now): {token}");
+        tracing::warn!("no admin token existed: one was generated and printed on standard output");
+    }
+    Ok(registry)
 }

@@ -61,7 +61,8 @@ impl ServerKeys {
         let rng = SystemRandom::new();
         let dir = data_dir.join("keys");
         std::fs::create_dir_all(&dir).map_err(|e| file_err(&dir, e))?;
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| file_err(&dir, e))?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| file_err(&dir, e))?;
         let hash = load_or_create_key(&dir.join("hash.key"), &rng)?;
         let seal = load_or_create_key(&dir.join("seal.key"), &rng)?;
         Ok(Self::from_bytes(&hash, &seal, rng))
@@ -70,7 +71,8 @@ impl ServerKeys {
     /// Keys from raw bytes (tests, benchmarks).
     pub fn from_bytes(hash: &[u8; 32], seal: &[u8; 32], rng: SystemRandom) -> Self {
         let hash_key = hmac::Key::new(hmac::HMAC_SHA256, hash);
-        let seal_key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, seal).expect("AES-256 takes 32-byte keys"));
+        let seal_key =
+            LessSafeKey::new(UnboundKey::new(&AES_256_GCM, seal).expect("AES-256 takes 32-byte keys"));
         ServerKeys { hash_key, seal_key, rng }
     }
 
@@ -93,7 +95,11 @@ impl ServerKeys {
         let nonce_bytes: [u8; NONCE_LEN] = self.random()?;
         let mut ciphertext = plaintext.to_vec();
         self.seal_key
-            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce_bytes), Aad::from(context), &mut ciphertext)
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce_bytes),
+                Aad::from(context),
+                &mut ciphertext,
+            )
             .map_err(|_| KeyError::Random)?;
         Ok(Sealed { nonce: nonce_bytes, ciphertext })
     }

@@ -28,7 +28,9 @@ pub async fn serve(
     deadline: Duration,
 ) -> Result<(), ServeError> {
     let stopped = |reason: String| ServeError::Stopped { what, reason };
-    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    // With the peer address, so handlers can log and record who called.
+    let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let server = axum::serve(listener, service).with_graceful_shutdown(shutdown.clone().cancelled_owned());
     let mut server = tokio::spawn(async move { server.await });
     tokio::select! {
         joined = &mut server => {

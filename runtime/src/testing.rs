@@ -150,27 +150,72 @@ impl RawResponse {
 /// Sends `request` as is on a new connection, the way the firmware does (one request per TCP
 /// connection), and reads the whole response until the server closes or the body is complete.
 pub fn raw_http(addr: SocketAddr, request: &[u8]) -> RawResponse {
-    let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connecting to {addr}: {e}"));
-    stream.set_read_timeout(Some(DEADLINE)).expect("read timeout");
-    stream.write_all(request).expect("sending the request");
+    try_raw_http(addr, request).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`raw_http`] that reports failures (refused connection, reset, truncated answer) instead of
+/// panicking: for tests that kill the server on purpose.
+pub fn try_raw_http(addr: SocketAddr, request: &[u8]) -> Result<RawResponse, String> {
+    let mut stream = TcpStream::connect(addr).map_err(|e| format!("connecting to {addr}: {e}"))?;
+    stream.set_read_timeout(Some(DEADLINE)).map_err(|e| e.to_string())?;
+    stream.write_all(request).map_err(|e| format!("sending the request: {e}"))?;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
     loop {
         if let Some(response) = parse_response(&buf) {
-            return response;
+            return Ok(response);
         }
         match stream.read(&mut chunk) {
             Ok(0) => break,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) => panic!("reading the response from {addr}: {e}"),
+            Err(e) => return Err(format!("reading the response from {addr}: {e}")),
         }
     }
-    parse_response(&buf).unwrap_or_else(|| panic!("incomplete response: {:?}", String::from_utf8_lossy(&buf)))
+    parse_response(&buf).ok_or_else(|| format!("incomplete response: {:?}", String::from_utf8_lossy(&buf)))
 }
 
 /// `GET path` with `Connection: close`.
 pub fn http_get(addr: SocketAddr, path: &str) -> RawResponse {
     raw_http(addr, format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())
+}
+
+/// A JSON API call: `method path` with an optional bearer token and JSON body; returns the
+/// status and the parsed body (`null` when empty).
+pub fn http_json(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    try_http_json(addr, method, path, token, body).unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+}
+
+/// [`http_json`] that reports transport failures instead of panicking.
+pub fn try_http_json(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&serde_json::Value>,
+) -> Result<(u16, serde_json::Value), String> {
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    try_raw_http(addr, request.as_bytes()).map(|r| json_of(method, path, &r))
+}
+
+fn json_of(method: &str, path: &str, response: &RawResponse) -> (u16, serde_json::Value) {
+    let value = if response.body.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_slice(&response.body)
+            .unwrap_or_else(|e| panic!("{method} {path}: body is not JSON ({e}): {}", response.text()))
+    };
+    (response.status, value)
 }
 
 /// Parses a complete response (headers and a body by `Content-Length` or chunked), or `None`.

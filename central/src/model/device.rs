@@ -1,8 +1,8 @@
 //! Devices and what is known of them at run time.
 
+use neosens_protocol::DeviceUid;
 use neosens_protocol::ids::{DeviceId, DeviceTypeId, RoomId};
 use neosens_protocol::sync::Sealed;
-use neosens_protocol::DeviceUid;
 use serde::{Deserialize, Serialize};
 
 use super::Timestamp;

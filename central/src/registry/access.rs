@@ -95,7 +95,11 @@ impl Registry {
             }
             match self.authenticate_token(text) {
                 Some(p) if p.role == Role::Admin => {}
-                Some(_) => return Err(RegistryError::conflict("NEOSENS_ADMIN_TOKEN is registered with a lower role")),
+                Some(_) => {
+                    return Err(RegistryError::conflict(
+                        "NEOSENS_ADMIN_TOKEN is registered with a lower role",
+                    ));
+                }
                 None => {
                     self.insert_token("bootstrap (NEOSENS_ADMIN_TOKEN)", Role::Admin, text)?;
                 }

@@ -64,14 +64,18 @@ fn check_seconds(field: &str, v: u32) -> Result<u32, RegistryError> {
     if SECONDS_RANGE.contains(&v) {
         Ok(v)
     } else {
-        Err(RegistryError::invalid(field, format!("between {} and {} seconds", SECONDS_RANGE.start(), SECONDS_RANGE.end())))
+        Err(RegistryError::invalid(
+            field,
+            format!("between {} and {} seconds", SECONDS_RANGE.start(), SECONDS_RANGE.end()),
+        ))
     }
 }
 
 fn check_schema(schema: Option<&Value>) -> Result<Option<String>, RegistryError> {
     let Some(schema) = schema else { return Ok(None) };
     let text = schema.to_string();
-    compile_schema(Some(&text)).map_err(|e| RegistryError::invalid("config_schema", format!("not a valid JSON Schema: {e}")))?;
+    compile_schema(Some(&text))
+        .map_err(|e| RegistryError::invalid("config_schema", format!("not a valid JSON Schema: {e}")))?;
     Ok(Some(text))
 }
 
@@ -90,13 +94,16 @@ impl Registry {
 
     /// A device type by id or name.
     pub fn device_type(&self, key: &str) -> Result<DeviceType, RegistryError> {
-        resolve_type(&self.state.read(), key).cloned().ok_or_else(|| RegistryError::not_found(format!("device type {key}")))
+        resolve_type(&self.state.read(), key)
+            .cloned()
+            .ok_or_else(|| RegistryError::not_found(format!("device type {key}")))
     }
 
     /// Creates a device type.
     pub fn create_device_type(&self, input: DeviceTypeInput) -> Result<DeviceType, RegistryError> {
         let name = check_type_name(&input.name)?;
-        let period = check_seconds("status_period_s", input.status_period_s.unwrap_or(DEFAULT_STATUS_PERIOD_S))?;
+        let period =
+            check_seconds("status_period_s", input.status_period_s.unwrap_or(DEFAULT_STATUS_PERIOD_S))?;
         let outdated = check_seconds("outdated_after_s", input.outdated_after_s.unwrap_or(period))?;
         let schema = check_schema(input.config_schema.as_ref())?;
         self.mutate(|state| {
@@ -122,7 +129,9 @@ impl Registry {
             None => None,
         };
         self.mutate(|state| {
-            let mut t = resolve_type(state, key).cloned().ok_or_else(|| RegistryError::not_found(format!("device type {key}")))?;
+            let mut t = resolve_type(state, key)
+                .cloned()
+                .ok_or_else(|| RegistryError::not_found(format!("device type {key}")))?;
             if let Some(d) = patch.description {
                 t.description = d;
             }
@@ -142,10 +151,14 @@ impl Registry {
     /// Deletes a device type no device uses.
     pub fn delete_device_type(&self, key: &str) -> Result<(), RegistryError> {
         self.mutate(|state| {
-            let t = resolve_type(state, key).ok_or_else(|| RegistryError::not_found(format!("device type {key}")))?;
+            let t = resolve_type(state, key)
+                .ok_or_else(|| RegistryError::not_found(format!("device type {key}")))?;
             let used = state.devices.values().filter(|d| d.record.device_type == t.id).count();
             if used > 0 {
-                return Err(RegistryError::conflict(format!("device type {:?} is used by {used} device(s)", t.name)));
+                return Err(RegistryError::conflict(format!(
+                    "device type {:?} is used by {used} device(s)",
+                    t.name
+                )));
             }
             Ok((vec![Write::Delete(EntityKind::DeviceType, t.id.to_bytes())], ()))
         })

@@ -10,7 +10,9 @@ use super::device_types::resolve_type;
 use super::locations::{resolve_site, room_view};
 use super::state::{DeviceEntry, State};
 use super::{Registry, RegistryError, RoomView};
-use crate::model::{Device, DeviceSecret, DeviceStatusRecord, EntityKind, MqttEndpoint, Record, Timestamp, new_uuid};
+use crate::model::{
+    Device, DeviceSecret, DeviceStatusRecord, EntityKind, MqttEndpoint, Record, Timestamp, new_uuid,
+};
 use crate::secrets::ServerKeys;
 use crate::store::Write;
 
@@ -71,7 +73,9 @@ pub struct DevicePatch {
     pub outdated_after_s: Option<Option<u32>>,
 }
 
-fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
 }
 
@@ -162,7 +166,12 @@ pub struct DeviceView {
     pub updated_at: String,
 }
 
-fn state_of(device: &Device, status: Option<&DeviceStatusRecord>, threshold_s: u32, now: Timestamp) -> DeviceState {
+fn state_of(
+    device: &Device,
+    status: Option<&DeviceStatusRecord>,
+    threshold_s: u32,
+    now: Timestamp,
+) -> DeviceState {
     if !device.enabled {
         return DeviceState::Disabled;
     }
@@ -184,7 +193,8 @@ fn view(state: &State, entry: &DeviceEntry, now: Timestamp) -> DeviceView {
     let d = &entry.record;
     let status = state.statuses.get(&d.id);
     let threshold_s = threshold(state, d);
-    let rooms: Vec<RoomView> = d.rooms.iter().filter_map(|r| state.rooms.get(r)).map(|r| room_view(state, r)).collect();
+    let rooms: Vec<RoomView> =
+        d.rooms.iter().filter_map(|r| state.rooms.get(r)).map(|r| room_view(state, r)).collect();
     DeviceView {
         id: d.id,
         uid_kind: d.uid.kind(),
@@ -204,7 +214,9 @@ fn view(state: &State, entry: &DeviceEntry, now: Timestamp) -> DeviceView {
         state: state_of(d, status, threshold_s, now),
         last_seen: status.and_then(|s| s.last_seen).map(Timestamp::to_rfc3339),
         last_status: status.and_then(|s| s.last_status.clone()),
-        last_payload: status.and_then(|s| s.last_payload.as_deref()).and_then(|p| serde_json::from_str(p).ok()),
+        last_payload: status
+            .and_then(|s| s.last_payload.as_deref())
+            .and_then(|p| serde_json::from_str(p).ok()),
         created_at: d.created_at.to_rfc3339(),
         updated_at: d.updated_at.to_rfc3339(),
     }
@@ -229,7 +241,10 @@ fn default_login(uid: &DeviceUid) -> String {
 
 fn check_login(login: &str) -> Result<(), RegistryError> {
     if login.is_empty() || login.len() > MAX_LOGIN_LEN {
-        return Err(RegistryError::invalid("login", format!("1 to {MAX_LOGIN_LEN} characters (the firmware's buffer)")));
+        return Err(RegistryError::invalid(
+            "login",
+            format!("1 to {MAX_LOGIN_LEN} characters (the firmware's buffer)"),
+        ));
     }
     if !login.bytes().all(|b| b.is_ascii_graphic() && !matches!(b, b'+' | b'#' | b'/' | b':')) {
         return Err(RegistryError::invalid("login", "printable ASCII without '+', '#', '/' or ':'"));
@@ -239,7 +254,10 @@ fn check_login(login: &str) -> Result<(), RegistryError> {
 
 fn check_rooms(state: &State, rooms: &[RoomId]) -> Result<(), RegistryError> {
     if rooms.is_empty() {
-        return Err(RegistryError::invalid("rooms", "at least one room: the first is the device's base topic"));
+        return Err(RegistryError::invalid(
+            "rooms",
+            "at least one room: the first is the device's base topic",
+        ));
     }
     for (i, r) in rooms.iter().enumerate() {
         if !state.rooms.contains_key(r) {
@@ -266,7 +284,12 @@ fn check_mqtt(mqtt: Option<&MqttEndpoint>) -> Result<(), RegistryError> {
 
 /// Checks a configuration: the legacy shape, the type's schema, and the firmware's 1023-byte limit
 /// on the `/device/config` answer it produces with these topics.
-pub(super) fn check_config(state: &State, type_id: DeviceTypeId, topics: &[String], zones: &Value) -> Result<(), RegistryError> {
+pub(super) fn check_config(
+    state: &State,
+    type_id: DeviceTypeId,
+    topics: &[String],
+    zones: &Value,
+) -> Result<(), RegistryError> {
     let mut errors = Vec::new();
     if let Err(e) = validate_zones(zones) {
         errors.push(e.to_string());
@@ -287,7 +310,10 @@ pub(super) fn check_config(state: &State, type_id: DeviceTypeId, topics: &[Strin
 
 fn new_secret(keys: &ServerKeys, id: DeviceId) -> Result<DeviceSecret, RegistryError> {
     let secret = keys.new_device_secret()?;
-    Ok(DeviceSecret { hash: keys.hash(secret.as_bytes()), sealed: keys.seal(secret.as_bytes(), &id.to_bytes())? })
+    Ok(DeviceSecret {
+        hash: keys.hash(secret.as_bytes()),
+        sealed: keys.seal(secret.as_bytes(), &id.to_bytes())?,
+    })
 }
 
 impl Registry {
@@ -297,7 +323,11 @@ impl Registry {
         let now = Timestamp::now();
         let site = filter.site.as_deref().map(|s| resolve_site(&state, s).map(|s| s.id)).transpose()?;
         let device_type = match filter.device_type.as_deref() {
-            Some(t) => Some(resolve_type(&state, t).ok_or_else(|| RegistryError::invalid("type", format!("no device type {t}")))?.id),
+            Some(t) => Some(
+                resolve_type(&state, t)
+                    .ok_or_else(|| RegistryError::invalid("type", format!("no device type {t}")))?
+                    .id,
+            ),
             None => None,
         };
         let q = filter.q.as_deref().map(str::to_lowercase);
@@ -314,8 +344,12 @@ impl Registry {
                     && filter.enabled.is_none_or(|en| d.enabled == en)
                     && filter.room.is_none_or(|r| d.rooms.contains(&r))
                     && filter.building.is_none_or(|b| main_building(d) == Some(b))
-                    && site.is_none_or(|s| main_building(d).and_then(|b| state.buildings.get(&b)).is_some_and(|b| b.site == s))
-                    && filter.state.is_none_or(|st| state_of(d, state.statuses.get(&d.id), threshold(&state, d), now) == st)
+                    && site.is_none_or(|s| {
+                        main_building(d).and_then(|b| state.buildings.get(&b)).is_some_and(|b| b.site == s)
+                    })
+                    && filter.state.is_none_or(|st| {
+                        state_of(d, state.statuses.get(&d.id), threshold(&state, d), now) == st
+                    })
                     && q.as_deref().is_none_or(|q| {
                         d.uid.to_string().to_lowercase().contains(q)
                             || d.login.to_lowercase().contains(q)
@@ -343,7 +377,9 @@ impl Registry {
             Some(kind) => DeviceUid::parse(kind, input.uid.trim()),
             None => DeviceUid::guess(input.uid.trim()).ok_or(neosens_protocol::Error::InvalidMac),
         }
-        .map_err(|e| RegistryError::invalid("uid", format!("{e} (a MAC, a DevEUI of 16 hex digits, or a UUID)")))?;
+        .map_err(|e| {
+            RegistryError::invalid("uid", format!("{e} (a MAC, a DevEUI of 16 hex digits, or a UUID)"))
+        })?;
         let login = input.login.clone().unwrap_or_else(|| default_login(&uid));
         check_login(&login)?;
         check_mqtt(input.mqtt.as_ref())?;
@@ -352,16 +388,21 @@ impl Registry {
         let secret = new_secret(&self.keys, id)?;
         let key = self.mutate(|state| {
             if let Some(other) = state.by_uid.get(&uid) {
-                return Err(RegistryError::conflict(format!("device {uid} is already registered (id {other})")));
+                return Err(RegistryError::conflict(format!(
+                    "device {uid} is already registered (id {other})"
+                )));
             }
             if state.by_login.contains_key(&login) {
                 return Err(RegistryError::conflict(format!("login {login:?} is taken")));
             }
             let device_type = resolve_type(state, &input.device_type)
-                .ok_or_else(|| RegistryError::invalid("type", format!("no device type {:?}", input.device_type)))?
+                .ok_or_else(|| {
+                    RegistryError::invalid("type", format!("no device type {:?}", input.device_type))
+                })?
                 .id;
             check_rooms(state, &input.rooms)?;
-            let topics: Vec<String> = input.rooms.iter().filter_map(|r| state.room_topics.get(r).cloned()).collect();
+            let topics: Vec<String> =
+                input.rooms.iter().filter_map(|r| state.room_topics.get(r).cloned()).collect();
             check_config(state, device_type, &topics, &config)?;
             let now = Timestamp::now();
             let device = Device {
@@ -391,11 +432,14 @@ impl Registry {
             check_mqtt(Some(m))?;
         }
         let id = self.mutate(|state| {
-            let entry = resolve_device(state, key).ok_or_else(|| RegistryError::not_found(format!("device {key}")))?;
+            let entry = resolve_device(state, key)
+                .ok_or_else(|| RegistryError::not_found(format!("device {key}")))?;
             let mut d = entry.record.clone();
             let mut zones = entry.zones.clone();
             if let Some(t) = &patch.device_type {
-                d.device_type = resolve_type(state, t).ok_or_else(|| RegistryError::invalid("type", format!("no device type {t:?}")))?.id;
+                d.device_type = resolve_type(state, t)
+                    .ok_or_else(|| RegistryError::invalid("type", format!("no device type {t:?}")))?
+                    .id;
             }
             if let Some(desc) = &patch.description {
                 d.description.clone_from(desc);
@@ -430,7 +474,8 @@ impl Registry {
     /// Removes a device.
     pub fn delete_device(&self, key: &str) -> Result<(), RegistryError> {
         self.mutate(|state| {
-            let entry = resolve_device(state, key).ok_or_else(|| RegistryError::not_found(format!("device {key}")))?;
+            let entry = resolve_device(state, key)
+                .ok_or_else(|| RegistryError::not_found(format!("device {key}")))?;
             Ok((vec![Write::Delete(EntityKind::Device, entry.record.id.to_bytes())], ()))
         })
     }
@@ -439,7 +484,8 @@ impl Registry {
     /// it, once. The old secret stops working at once.
     pub fn reset_credentials(&self, key: &str) -> Result<DeviceView, RegistryError> {
         let id = self.mutate(|state| {
-            let entry = resolve_device(state, key).ok_or_else(|| RegistryError::not_found(format!("device {key}")))?;
+            let entry = resolve_device(state, key)
+                .ok_or_else(|| RegistryError::not_found(format!("device {key}")))?;
             let mut d = entry.record.clone();
             d.secret = new_secret(&self.keys, d.id)?;
             d.credentials_delivered = false;

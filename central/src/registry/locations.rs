@@ -113,7 +113,10 @@ fn check_name(field: &str, name: &str) -> Result<String, RegistryError> {
         return Err(RegistryError::invalid(field, format!("at most {MAX_NAME_LEN} characters")));
     }
     if neosens_protocol::sanitize(name).trim_matches('_').is_empty() {
-        return Err(RegistryError::invalid(field, "needs at least one letter or digit (it becomes a topic level)"));
+        return Err(RegistryError::invalid(
+            field,
+            "needs at least one letter or digit (it becomes a topic level)",
+        ));
     }
     Ok(name.to_owned())
 }
@@ -141,7 +144,10 @@ fn check_topics(state: &State, puts: &[Record]) -> Result<(), RegistryError> {
     let mut seen = std::collections::HashMap::new();
     for room in view.rooms.values() {
         let Some(topic) = view.room_topics.get(&room.id) else {
-            return Err(RegistryError::invalid("name", format!("room {:?} would have no valid topic", room.name)));
+            return Err(RegistryError::invalid(
+                "name",
+                format!("room {:?} would have no valid topic", room.name),
+            ));
         };
         if let Some(other) = seen.insert(topic.clone(), room.id) {
             let other = &view.rooms[&other].name;
@@ -224,10 +230,16 @@ impl Registry {
                 return Err(RegistryError::conflict("the default site cannot be deleted"));
             }
             let buildings: Vec<&Building> = state.buildings.values().filter(|b| b.site == site.id).collect();
-            if buildings.iter().any(|b| !b.outside) || state.rooms.values().any(|r| buildings.iter().any(|b| b.id == r.building)) {
-                return Err(RegistryError::conflict(format!("site {:?} still has buildings or rooms", site.slug)));
+            if buildings.iter().any(|b| !b.outside)
+                || state.rooms.values().any(|r| buildings.iter().any(|b| b.id == r.building))
+            {
+                return Err(RegistryError::conflict(format!(
+                    "site {:?} still has buildings or rooms",
+                    site.slug
+                )));
             }
-            let mut writes: Vec<Write> = buildings.iter().map(|b| Write::Delete(EntityKind::Building, b.id.to_bytes())).collect();
+            let mut writes: Vec<Write> =
+                buildings.iter().map(|b| Write::Delete(EntityKind::Building, b.id.to_bytes())).collect();
             writes.push(Write::Delete(EntityKind::Site, site.id.to_bytes()));
             Ok((writes, ()))
         })
@@ -239,13 +251,18 @@ impl Registry {
         let site = site.map(|s| resolve_site(&state, s).map(|s| s.id)).transpose()?;
         let mut v: Vec<Building> =
             state.buildings.values().filter(|b| site.is_none_or(|s| b.site == s)).cloned().collect();
-        v.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase()));
+        v.sort_by_cached_key(|b| b.name.to_lowercase());
         Ok(v)
     }
 
     /// A building.
     pub fn building(&self, id: BuildingId) -> Result<Building, RegistryError> {
-        self.state.read().buildings.get(&id).cloned().ok_or_else(|| RegistryError::not_found(format!("building {id}")))
+        self.state
+            .read()
+            .buildings
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| RegistryError::not_found(format!("building {id}")))
     }
 
     /// Creates a building.
@@ -257,7 +274,10 @@ impl Registry {
                 None => state.default_site().ok_or_else(|| RegistryError::not_found("default site"))?,
             };
             if state.buildings.values().any(|b| b.site == site.id && b.name.eq_ignore_ascii_case(&name)) {
-                return Err(RegistryError::conflict(format!("site {:?} already has a building {name:?}", site.slug)));
+                return Err(RegistryError::conflict(format!(
+                    "site {:?} already has a building {name:?}",
+                    site.slug
+                )));
             }
             let building = Building {
                 id: BuildingId::from_uuid(new_uuid()),
@@ -274,14 +294,26 @@ impl Registry {
     pub fn update_building(&self, id: BuildingId, patch: BuildingPatch) -> Result<Building, RegistryError> {
         let name = patch.name.as_deref().map(|n| check_name("name", n)).transpose()?;
         self.mutate(|state| {
-            let mut building =
-                state.buildings.get(&id).cloned().ok_or_else(|| RegistryError::not_found(format!("building {id}")))?;
+            let mut building = state
+                .buildings
+                .get(&id)
+                .cloned()
+                .ok_or_else(|| RegistryError::not_found(format!("building {id}")))?;
             if let Some(name) = name {
                 if building.outside {
-                    return Err(RegistryError::invalid("name", format!("the {OUTSIDE} building keeps its name")));
+                    return Err(RegistryError::invalid(
+                        "name",
+                        format!("the {OUTSIDE} building keeps its name"),
+                    ));
                 }
-                if state.buildings.values().any(|b| b.site == building.site && b.id != id && b.name.eq_ignore_ascii_case(&name)) {
-                    return Err(RegistryError::conflict(format!("this site already has a building {name:?}")));
+                if state
+                    .buildings
+                    .values()
+                    .any(|b| b.site == building.site && b.id != id && b.name.eq_ignore_ascii_case(&name))
+                {
+                    return Err(RegistryError::conflict(format!(
+                        "this site already has a building {name:?}"
+                    )));
                 }
                 building.name = name;
             }
@@ -297,7 +329,8 @@ impl Registry {
     /// Deletes a building without rooms.
     pub fn delete_building(&self, id: BuildingId) -> Result<(), RegistryError> {
         self.mutate(|state| {
-            let building = state.buildings.get(&id).ok_or_else(|| RegistryError::not_found(format!("building {id}")))?;
+            let building =
+                state.buildings.get(&id).ok_or_else(|| RegistryError::not_found(format!("building {id}")))?;
             if building.outside {
                 return Err(RegistryError::conflict(format!("the {OUTSIDE} building goes with its site")));
             }
@@ -311,8 +344,12 @@ impl Registry {
     /// Rooms, optionally of one building.
     pub fn rooms(&self, building: Option<BuildingId>) -> Vec<RoomView> {
         let state = self.state.read();
-        let mut v: Vec<RoomView> =
-            state.rooms.values().filter(|r| building.is_none_or(|b| r.building == b)).map(|r| room_view(&state, r)).collect();
+        let mut v: Vec<RoomView> = state
+            .rooms
+            .values()
+            .filter(|r| building.is_none_or(|b| r.building == b))
+            .map(|r| room_view(&state, r))
+            .collect();
         v.sort_by(|a, b| a.base_topic.cmp(&b.base_topic));
         v
     }
@@ -320,7 +357,11 @@ impl Registry {
     /// A room.
     pub fn room(&self, id: RoomId) -> Result<RoomView, RegistryError> {
         let state = self.state.read();
-        state.rooms.get(&id).map(|r| room_view(&state, r)).ok_or_else(|| RegistryError::not_found(format!("room {id}")))
+        state
+            .rooms
+            .get(&id)
+            .map(|r| room_view(&state, r))
+            .ok_or_else(|| RegistryError::not_found(format!("room {id}")))
     }
 
     /// Creates a room.
@@ -339,7 +380,11 @@ impl Registry {
             if !state.buildings.contains_key(&input.building) {
                 return Err(RegistryError::invalid("building", format!("no building {}", input.building)));
             }
-            if state.rooms.values().any(|r| r.building == input.building && r.name.eq_ignore_ascii_case(&name)) {
+            if state
+                .rooms
+                .values()
+                .any(|r| r.building == input.building && r.name.eq_ignore_ascii_case(&name))
+            {
                 return Err(RegistryError::conflict(format!("this building already has a room {name:?}")));
             }
             let room = Room {
@@ -360,10 +405,20 @@ impl Registry {
     pub fn update_room(&self, id: RoomId, patch: RoomPatch) -> Result<RoomView, RegistryError> {
         let name = patch.name.as_deref().map(|n| check_name("name", n)).transpose()?;
         self.mutate(|state| {
-            let mut room = state.rooms.get(&id).cloned().ok_or_else(|| RegistryError::not_found(format!("room {id}")))?;
+            let mut room = state
+                .rooms
+                .get(&id)
+                .cloned()
+                .ok_or_else(|| RegistryError::not_found(format!("room {id}")))?;
             if let Some(name) = name {
-                if state.rooms.values().any(|r| r.building == room.building && r.id != id && r.name.eq_ignore_ascii_case(&name)) {
-                    return Err(RegistryError::conflict(format!("this building already has a room {name:?}")));
+                if state
+                    .rooms
+                    .values()
+                    .any(|r| r.building == room.building && r.id != id && r.name.eq_ignore_ascii_case(&name))
+                {
+                    return Err(RegistryError::conflict(format!(
+                        "this building already has a room {name:?}"
+                    )));
                 }
                 room.name = name;
             }
@@ -386,7 +441,10 @@ impl Registry {
             let room = state.rooms.get(&id).ok_or_else(|| RegistryError::not_found(format!("room {id}")))?;
             let devices = state.by_room.get(&id).map_or(0, |s| s.len());
             if devices > 0 {
-                return Err(RegistryError::conflict(format!("room {:?} still has {devices} device(s)", room.name)));
+                return Err(RegistryError::conflict(format!(
+                    "room {:?} still has {devices} device(s)",
+                    room.name
+                )));
             }
             Ok((vec![Write::Delete(EntityKind::Room, id.to_bytes())], ()))
         })

@@ -7,8 +7,8 @@
 //! rule checked is a rule that holds when the write lands, and a failed commit changes nothing.
 
 mod access;
-mod devices;
 mod device_types;
+mod devices;
 mod locations;
 mod provisioning;
 mod state;
@@ -21,9 +21,11 @@ use crate::secrets::{KeyError, ServerKeys};
 use crate::store::{Store, StoreError, Write};
 
 pub use access::{Principal, TokenCreated};
-pub use devices::{DeviceFilter, DeviceInput, DevicePatch, DeviceState, DeviceView, MAX_LOGIN_LEN, MAX_PAGE};
 pub use device_types::{DeviceTypeInput, DeviceTypePatch};
-pub use locations::{BuildingInput, BuildingPatch, MAX_NAME_LEN, RoomInput, RoomPatch, RoomView, SiteInput, SitePatch};
+pub use devices::{DeviceFilter, DeviceInput, DevicePatch, DeviceState, DeviceView, MAX_LOGIN_LEN, MAX_PAGE};
+pub use locations::{
+    BuildingInput, BuildingPatch, MAX_NAME_LEN, RoomInput, RoomPatch, RoomView, SiteInput, SitePatch,
+};
 pub use provisioning::ConfigOutcome;
 
 /// Slug and name of the site created at first start.
@@ -98,7 +100,12 @@ impl Registry {
     /// Loads everything from `store`, and creates the default site on first start.
     pub fn open(store: Arc<dyn Store>, keys: Arc<ServerKeys>) -> Result<Self, RegistryError> {
         let snapshot = store.load()?;
-        let registry = Registry { store, keys, state: RwLock::new(state::State::from_snapshot(snapshot)), writer: Mutex::new(()) };
+        let registry = Registry {
+            store,
+            keys,
+            state: RwLock::new(state::State::from_snapshot(snapshot)),
+            writer: Mutex::new(()),
+        };
         registry.ensure_default_site()?;
         Ok(registry)
     }

@@ -32,7 +32,9 @@ impl Registry {
         let uid = DeviceUid::Ethernet(mac);
         let delivered = {
             let state = self.state.read();
-            let Some(entry) = state.by_uid.get(&uid).and_then(|id| state.devices.get(id)) else { return Ok(None) };
+            let Some(entry) = state.by_uid.get(&uid).and_then(|id| state.devices.get(id)) else {
+                return Ok(None);
+            };
             let d = &entry.record;
             if d.credentials_delivered {
                 let mqtt = d.mqtt.as_ref().map(|m| (m.server.clone(), m.port));
@@ -43,7 +45,9 @@ impl Registry {
         debug_assert!(!delivered);
         // Not delivered yet: decide under the writer lock, so only one request hands it out.
         self.mutate(|state| {
-            let Some(entry) = state.by_uid.get(&uid).and_then(|id| state.devices.get(id)) else { return Ok((vec![], None)) };
+            let Some(entry) = state.by_uid.get(&uid).and_then(|id| state.devices.get(id)) else {
+                return Ok((vec![], None));
+            };
             let d = &entry.record;
             let mqtt = d.mqtt.as_ref().map(|m| (m.server.clone(), m.port));
             if d.credentials_delivered {
@@ -101,7 +105,12 @@ impl Registry {
             Ok(d) => d,
             Err(outcome) => return Ok(Err(outcome)),
         };
-        let entry = DeviceLogEntry { device: device.id.to_bytes(), received_at: Timestamp::now(), remote_addr, record };
+        let entry = DeviceLogEntry {
+            device: device.id.to_bytes(),
+            received_at: Timestamp::now(),
+            remote_addr,
+            record,
+        };
         self.store.append_device_log(&entry)?;
         Ok(Ok(()))
     }

@@ -5,9 +5,9 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
+use neosens_protocol::DeviceUid;
 use neosens_protocol::ids::{BuildingId, DeviceId, DeviceTypeId, GatewayId, RoomId, SiteId};
 use neosens_protocol::location::{BaseTopic, Place, SiteScope};
-use neosens_protocol::DeviceUid;
 use serde_json::Value;
 
 use crate::model::{
@@ -87,11 +87,13 @@ impl State {
         for write in writes {
             match write {
                 Write::Put(record) => {
-                    topics_dirty |= matches!(record.kind(), EntityKind::Site | EntityKind::Building | EntityKind::Room);
+                    topics_dirty |=
+                        matches!(record.kind(), EntityKind::Site | EntityKind::Building | EntityKind::Room);
                     self.put(record, true);
                 }
                 Write::Delete(kind, key) => {
-                    topics_dirty |= matches!(kind, EntityKind::Site | EntityKind::Building | EntityKind::Room);
+                    topics_dirty |=
+                        matches!(kind, EntityKind::Site | EntityKind::Building | EntityKind::Room);
                     self.delete(kind, key);
                 }
             }

@@ -40,7 +40,9 @@ pub enum StoreError {
         reason: String,
     },
     /// The store was written by a newer neosens.
-    #[error("the database has schema version {found}, newer than this build's {supported}: upgrade neosens-central")]
+    #[error(
+        "the database has schema version {found}, newer than this build's {supported}: upgrade neosens-central"
+    )]
     TooNew {
         /// Version in the store.
         found: u32,

@@ -63,7 +63,8 @@ impl RedbStore {
     /// Opens (or creates) `<data_dir>/central.redb`, migrating it to [`SCHEMA_VERSION`].
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
         let path = data_dir.join("central.redb");
-        let db = Database::create(&path).map_err(|e| StoreError::Backend(format!("{}: {e}", path.display())))?;
+        let db =
+            Database::create(&path).map_err(|e| StoreError::Backend(format!("{}: {e}", path.display())))?;
         let store = RedbStore { db };
         store.migrate()?;
         Ok(store)
@@ -80,7 +81,9 @@ impl RedbStore {
             match version {
                 // Version 1: every table exists (opening creates them), revision 0.
                 1 => {
-                    for t in [SITES, BUILDINGS, ROOMS, DEVICE_TYPES, DEVICES, GATEWAYS, USERS, TOKENS, STATUSES] {
+                    for t in
+                        [SITES, BUILDINGS, ROOMS, DEVICE_TYPES, DEVICES, GATEWAYS, USERS, TOKENS, STATUSES]
+                    {
                         txn.open_table(t).map_err(backend)?;
                     }
                     txn.open_table(CHANGELOG).map_err(backend)?;
@@ -91,7 +94,10 @@ impl RedbStore {
                 }
                 _ => unreachable!("no migration to version {version}"),
             }
-            txn.open_table(META).map_err(backend)?.insert(META_SCHEMA, u64::from(version)).map_err(backend)?;
+            txn.open_table(META)
+                .map_err(backend)?
+                .insert(META_SCHEMA, u64::from(version))
+                .map_err(backend)?;
             txn.commit().map_err(backend)?;
             tracing::info!(version, "storage schema migrated");
         }
@@ -125,8 +131,11 @@ fn read_all<T: DeserializeOwned>(
     let mut out = Vec::with_capacity(usize::try_from(t.len().map_err(backend)?).unwrap_or(0));
     for item in t.iter().map_err(backend)? {
         let (k, v) = item.map_err(backend)?;
-        let value = postcard::from_bytes(v.value())
-            .map_err(|e| StoreError::Corrupt { kind, key: hex(&k.value()), reason: e.to_string() })?;
+        let value = postcard::from_bytes(v.value()).map_err(|e| StoreError::Corrupt {
+            kind,
+            key: hex(&k.value()),
+            reason: e.to_string(),
+        })?;
         out.push((k.value(), value));
     }
     Ok(out)
@@ -139,7 +148,12 @@ fn values<T>(pairs: Vec<(Key, T)>) -> Vec<T> {
 impl Store for RedbStore {
     fn load(&self) -> Result<Snapshot, StoreError> {
         let txn = self.db.begin_read().map_err(backend)?;
-        let revision = txn.open_table(META).map_err(backend)?.get(META_REVISION).map_err(backend)?.map_or(0, |v| v.value());
+        let revision = txn
+            .open_table(META)
+            .map_err(backend)?
+            .get(META_REVISION)
+            .map_err(backend)?
+            .map_or(0, |v| v.value());
         Ok(Snapshot {
             revision,
             sites: values(read_all(&txn, EntityKind::Site, SITES)?),
@@ -175,7 +189,10 @@ impl Store for RedbStore {
                             Record::Token(r) => encode(r)?,
                         };
                         let key = record.key();
-                        txn.open_table(table(record.kind())).map_err(backend)?.insert(key, bytes.as_slice()).map_err(backend)?;
+                        txn.open_table(table(record.kind()))
+                            .map_err(backend)?
+                            .insert(key, bytes.as_slice())
+                            .map_err(backend)?;
                         ChangeEntry { revision, kind: record.kind(), key, deleted: false }
                     }
                     Write::Delete(kind, key) => {
@@ -195,7 +212,10 @@ impl Store for RedbStore {
         Ok(revision)
     }
 
-    fn put_statuses(&self, statuses: &[([u8; 16], crate::model::DeviceStatusRecord)]) -> Result<(), StoreError> {
+    fn put_statuses(
+        &self,
+        statuses: &[([u8; 16], crate::model::DeviceStatusRecord)],
+    ) -> Result<(), StoreError> {
         let txn = self.db.begin_write().map_err(backend)?;
         {
             let mut t = txn.open_table(STATUSES).map_err(backend)?;
@@ -227,7 +247,10 @@ impl Store for RedbStore {
             let mut meta = txn.open_table(META).map_err(backend)?;
             let seq = meta.get(META_LOG_SEQ).map_err(backend)?.map_or(0, |v| v.value()) + 1;
             meta.insert(META_LOG_SEQ, seq).map_err(backend)?;
-            txn.open_table(DEVICE_LOGS).map_err(backend)?.insert((entry.device, seq), encode(entry)?.as_slice()).map_err(backend)?;
+            txn.open_table(DEVICE_LOGS)
+                .map_err(backend)?
+                .insert((entry.device, seq), encode(entry)?.as_slice())
+                .map_err(backend)?;
         }
         txn.commit().map_err(backend)
     }
@@ -255,7 +278,12 @@ mod tests {
     use neosens_protocol::ids::SiteId;
 
     fn site(n: u8, slug: &str) -> Site {
-        Site { id: SiteId::from_bytes([n; 16]), slug: slug.into(), name: slug.to_uppercase(), is_default: n == 1 }
+        Site {
+            id: SiteId::from_bytes([n; 16]),
+            slug: slug.into(),
+            name: slug.to_uppercase(),
+            is_default: n == 1,
+        }
     }
 
     #[test]
@@ -298,15 +326,28 @@ mod tests {
         assert_eq!(snap.revision, 0, "statuses do not enter the change log");
 
         for i in 0..3 {
-            let mut record = neosens_protocol::legacy::LogRecord::default();
-            record.msg = Some(format!("line {i}"));
-            let entry = DeviceLogEntry { device: [7; 16], received_at: Timestamp(i), remote_addr: "10.0.0.1".into(), record };
+            let record =
+                neosens_protocol::legacy::LogRecord { msg: Some(format!("line {i}")), ..Default::default() };
+            let entry = DeviceLogEntry {
+                device: [7; 16],
+                received_at: Timestamp(i),
+                remote_addr: "10.0.0.1".into(),
+                record,
+            };
             store.append_device_log(&entry).unwrap();
         }
-        let other = DeviceLogEntry { device: [8; 16], received_at: Timestamp(9), remote_addr: "x".into(), record: Default::default() };
+        let other = DeviceLogEntry {
+            device: [8; 16],
+            received_at: Timestamp(9),
+            remote_addr: "x".into(),
+            record: Default::default(),
+        };
         store.append_device_log(&other).unwrap();
         let logs = store.device_logs([7; 16], 2).unwrap();
-        assert_eq!(logs.iter().map(|l| l.record.msg.clone().unwrap()).collect::<Vec<_>>(), ["line 2", "line 1"]);
+        assert_eq!(
+            logs.iter().map(|l| l.record.msg.clone().unwrap()).collect::<Vec<_>>(),
+            ["line 2", "line 1"]
+        );
     }
 
     #[test]

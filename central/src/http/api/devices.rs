@@ -1,0 +1,132 @@
+//! `/api/v1/devices`: `{id}` is the internal UUID or the device uid (MAC, DevEUI).
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::http::AppState;
+use crate::http::error::ApiError;
+use crate::http::extract::{ApiJson, ApiQuery, Auth};
+use crate::model::Role;
+use crate::registry::{DeviceFilter, DeviceInput, DevicePatch, DeviceView};
+use crate::store::DeviceLogEntry;
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/devices", get(list).post(create))
+        .route("/devices/{id}", get(get_one).patch(update).delete(delete))
+        .route("/devices/{id}/credentials/reset", post(reset_credentials))
+        .route("/devices/{id}/enable", post(enable))
+        .route("/devices/{id}/disable", post(disable))
+        .route("/devices/{id}/logs", get(logs))
+}
+
+#[derive(Serialize)]
+struct Page {
+    items: Vec<DeviceView>,
+    total: usize,
+    limit: usize,
+    offset: usize,
+}
+
+async fn list(
+    State(s): State<AppState>,
+    _auth: Auth,
+    ApiQuery(filter): ApiQuery<DeviceFilter>,
+) -> Result<impl IntoResponse, ApiError> {
+    let (items, total) = s.registry.devices(&filter)?;
+    let limit = filter.limit.unwrap_or(100).min(crate::registry::MAX_PAGE);
+    Ok(Json(Page { items, total, limit, offset: filter.offset.unwrap_or(0) }))
+}
+
+async fn get_one(
+    State(s): State<AppState>,
+    _auth: Auth,
+    Path(key): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(s.registry.device(&key)?))
+}
+
+async fn create(
+    State(s): State<AppState>,
+    auth: Auth,
+    ApiJson(input): ApiJson<DeviceInput>,
+) -> Result<impl IntoResponse, ApiError> {
+    auth.require(Role::Operator)?;
+    let device = s.registry.create_device(input)?;
+    tracing::info!(device = %device.uid, by = %auth.0.name, "device registered");
+    Ok((StatusCode::CREATED, Json(device)))
+}
+
+async fn update(
+    State(s): State<AppState>,
+    auth: Auth,
+    Path(key): Path<String>,
+    ApiJson(patch): ApiJson<DevicePatch>,
+) -> Result<impl IntoResponse, ApiError> {
+    auth.require(Role::Operator)?;
+    Ok(Json(s.registry.update_device(&key, patch)?))
+}
+
+async fn delete(
+    State(s): State<AppState>,
+    auth: Auth,
+    Path(key): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    auth.require(Role::Operator)?;
+    s.registry.delete_device(&key)?;
+    tracing::info!(device = %key, by = %auth.0.name, "device deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn reset_credentials(
+    State(s): State<AppState>,
+    auth: Auth,
+    Path(key): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    auth.require(Role::Operator)?;
+    Ok(Json(s.registry.reset_credentials(&key)?))
+}
+
+async fn set_enabled(s: &AppState, auth: &Auth, key: &str, enabled: bool) -> Result<DeviceView, ApiError> {
+    auth.require(Role::Operator)?;
+    Ok(s.registry.update_device(key, DevicePatch { enabled: Some(enabled), ..DevicePatch::default() })?)
+}
+
+async fn enable(
+    State(s): State<AppState>,
+    auth: Auth,
+    Path(key): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(set_enabled(&s, &auth, &key, true).await?))
+}
+
+async fn disable(
+    State(s): State<AppState>,
+    auth: Auth,
+    Path(key): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(set_enabled(&s, &auth, &key, false).await?))
+}
+
+async fn logs(
+    State(s): State<AppState>,
+    _auth: Auth,
+    Path(key): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let device = s.registry.device(&key)?;
+    let entries = s
+        .registry
+        .store()
+        .device_logs(device.id.to_bytes(), 200)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let items: Vec<_> = entries
+        .into_iter()
+        .map(|e: DeviceLogEntry| json!({"received_at": e.received_at.to_rfc3339(), "remote_addr": e.remote_addr, "record": e.record}))
+        .collect();
+    Ok(Json(json!({"items": items})))
+}

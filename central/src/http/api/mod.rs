@@ -1,0 +1,41 @@
+//! `/api/v1`: the admin API. JSON in and out, bearer tokens with roles, JSON errors.
+//!
+//! Roles: `viewer` reads; `operator` also edits devices (and sends orders, resets credentials);
+//! `admin` also edits the structure (sites, buildings, rooms, types) and tokens.
+
+mod devices;
+mod locations;
+mod tokens;
+mod types;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use serde::Serialize;
+
+use super::AppState;
+use super::error::ApiError;
+
+/// Largest request body: device configurations are at most 1023 bytes once served; a schema
+/// or a batch can be larger, a megabyte is plenty.
+const MAX_BODY: usize = 1024 * 1024;
+
+/// A list answer: `{"items": [...]}` (an object, so fields can be added without breaking clients).
+#[derive(Serialize)]
+pub(super) struct Items<T> {
+    items: Vec<T>,
+}
+
+pub(super) fn items<T>(items: Vec<T>) -> axum::Json<Items<T>> {
+    axum::Json(Items { items })
+}
+
+pub(super) fn routes() -> Router<AppState> {
+    let api = Router::new()
+        .merge(locations::routes())
+        .merge(types::routes())
+        .merge(devices::routes())
+        .merge(tokens::routes())
+        .fallback(|| async { ApiError::NotFound("no such API path; see /api/v1/openapi.json".into()) })
+        .layer(DefaultBodyLimit::max(MAX_BODY));
+    Router::new().nest("/api/v1", api)
+}

@@ -1,0 +1,58 @@
+//! `/api/v1/tokens`: bearer tokens. A token's text is shown once, when it is created.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::http::AppState;
+use crate::http::error::ApiError;
+use crate::http::extract::{ApiJson, Auth};
+use crate::model::{Role, TokenId};
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new().route("/tokens", get(list).post(create)).route("/tokens/{id}", delete(remove))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenInput {
+    name: String,
+    role: Role,
+}
+
+async fn list(State(s): State<AppState>, auth: Auth) -> Result<impl IntoResponse, ApiError> {
+    auth.require(Role::Admin)?;
+    let items: Vec<_> = s
+        .registry
+        .tokens()
+        .into_iter()
+        .map(|t| json!({"id": t.id, "name": t.name, "role": t.role, "created_at": t.created_at.to_rfc3339()}))
+        .collect();
+    Ok(Json(json!({"items": items})))
+}
+
+async fn create(
+    State(s): State<AppState>,
+    auth: Auth,
+    ApiJson(input): ApiJson<TokenInput>,
+) -> Result<impl IntoResponse, ApiError> {
+    auth.require(Role::Admin)?;
+    let created = s.registry.create_token(&input.name, input.role)?;
+    tracing::info!(token = %created.name, role = %created.role, by = %auth.0.name, "API token created");
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+async fn remove(
+    State(s): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    auth.require(Role::Admin)?;
+    let id = id.parse().map(TokenId).map_err(|_| ApiError::NotFound(format!("token {id} not found")))?;
+    s.registry.delete_token(id)?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,87 @@
+//! `/api/v1/device-types`.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::items;
+use crate::http::AppState;
+use crate::http::error::ApiError;
+use crate::http::extract::{ApiJson, Auth};
+use crate::model::{DeviceType, Role};
+use crate::registry::{DeviceTypeInput, DeviceTypePatch};
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/device-types", get(list).post(create))
+        .route("/device-types/{id}", get(get_one).patch(update).delete(delete))
+}
+
+/// A device type with its schema as JSON (stored as text).
+#[derive(Serialize)]
+struct TypeView {
+    id: String,
+    name: String,
+    description: String,
+    config_schema: Option<Value>,
+    status_period_s: u32,
+    outdated_after_s: u32,
+}
+
+impl From<DeviceType> for TypeView {
+    fn from(t: DeviceType) -> Self {
+        TypeView {
+            id: t.id.to_string(),
+            name: t.name,
+            description: t.description,
+            config_schema: t.config_schema.and_then(|s| serde_json::from_str(&s).ok()),
+            status_period_s: t.status_period_s,
+            outdated_after_s: t.outdated_after_s,
+        }
+    }
+}
+
+async fn list(State(s): State<AppState>, _auth: Auth) -> impl IntoResponse {
+    items(s.registry.device_types().into_iter().map(TypeView::from).collect())
+}
+
+async fn get_one(
+    State(s): State<AppState>,
+    _auth: Auth,
+    Path(key): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(TypeView::from(s.registry.device_type(&key)?)))
+}
+
+async fn create(
+    State(s): State<AppState>,
+    auth: Auth,
+    ApiJson(input): ApiJson<DeviceTypeInput>,
+) -> Result<impl IntoResponse, ApiError> {
+    auth.require(Role::Admin)?;
+    Ok((StatusCode::CREATED, Json(TypeView::from(s.registry.create_device_type(input)?))))
+}
+
+async fn update(
+    State(s): State<AppState>,
+    auth: Auth,
+    Path(key): Path<String>,
+    ApiJson(patch): ApiJson<DeviceTypePatch>,
+) -> Result<impl IntoResponse, ApiError> {
+    auth.require(Role::Admin)?;
+    Ok(Json(TypeView::from(s.registry.update_device_type(&key, patch)?)))
+}
+
+async fn delete(
+    State(s): State<AppState>,
+    auth: Auth,
+    Path(key): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    auth.require(Role::Admin)?;
+    s.registry.delete_device_type(&key)?;
+    Ok(StatusCode::NO_CONTENT)
+}

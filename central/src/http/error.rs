@@ -1,0 +1,101 @@
+//! The one error type of `/api/v1`: status, JSON body and logging in one place.
+//!
+//! Body: `{"error": {"code": "...", "message": "...", "field"?: "...", "details"?: [...]}}`.
+//! Internal failures are logged with their cause and answered with a generic message.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::registry::RegistryError;
+
+/// An `/api/v1` error.
+#[derive(Debug)]
+pub enum ApiError {
+    /// 400: a field is wrong.
+    Invalid {
+        /// The field.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// 400: the request itself is malformed (not JSON, wrong types).
+    BadRequest(String),
+    /// 401: no or unknown token.
+    Unauthorized,
+    /// 403: the token's role is too low.
+    Forbidden(String),
+    /// 404.
+    NotFound(String),
+    /// 409: duplicate or a reference in the way.
+    Conflict(String),
+    /// 413: body too large.
+    TooLarge(String),
+    /// 422: a configuration breaks its schema or limits.
+    Unprocessable(Vec<String>),
+    /// 500: logged, not detailed to the client.
+    Internal(String),
+}
+
+impl ApiError {
+    fn parts(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::Invalid { .. } => (StatusCode::BAD_REQUEST, "invalid_field"),
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "schema_violation"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl From<RegistryError> for ApiError {
+    fn from(e: RegistryError) -> Self {
+        match e {
+            RegistryError::NotFound { what } => ApiError::NotFound(format!("{what} not found")),
+            RegistryError::Conflict { message } => ApiError::Conflict(message),
+            RegistryError::Invalid { field, message } => ApiError::Invalid { field, message },
+            RegistryError::Config { errors } => ApiError::Unprocessable(errors),
+            e @ (RegistryError::Store(_) | RegistryError::Keys(_)) => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.parts();
+        let mut body = json!({"code": code});
+        match self {
+            ApiError::Invalid { field, message } => {
+                body["message"] = json!(format!("{field}: {message}"));
+                body["field"] = json!(field);
+            }
+            ApiError::Unprocessable(errors) => {
+                body["message"] = json!(format!("configuration rejected: {}", errors.join("; ")));
+                body["details"] = json!(errors);
+            }
+            ApiError::Unauthorized => {
+                body["message"] = json!("a valid bearer token is required (Authorization: Bearer <token>)")
+            }
+            ApiError::Internal(cause) => {
+                tracing::error!(cause = %cause, "internal error answering an API request");
+                body["message"] = json!("internal error; the server log has the details");
+            }
+            ApiError::BadRequest(m)
+            | ApiError::Forbidden(m)
+            | ApiError::NotFound(m)
+            | ApiError::Conflict(m)
+            | ApiError::TooLarge(m) => body["message"] = json!(m),
+        }
+        let mut response = (status, Json(json!({"error": body}))).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}

@@ -1,0 +1,268 @@
+//! A device registered through the admin API provisions exactly like a neOSensor against the
+//! 2016 server: the request bytes of `client-sequence.md`, one request per connection, and the
+//! answers byte for byte (spec `legacy-sensocampus.md` §3).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use base64::Engine;
+use neosens_runtime::testing::{RawResponse, ServiceProcess, http_json, raw_http};
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_neosens-central");
+const ADMIN: &str = "test-admin-token-0123456789";
+
+fn start(data: &Path) -> ServiceProcess {
+    let env = HashMap::from([
+        ("NEOSENS_HTTP_BIND".into(), "127.0.0.1:0".into()),
+        ("NEOSENS_DATA_DIR".into(), data.to_string_lossy().into_owned()),
+        ("NEOSENS_ADMIN_TOKEN".into(), ADMIN.into()),
+    ]);
+    ServiceProcess::spawn(Path::new(BIN), &[], &env)
+}
+
+fn api(addr: SocketAddr, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    http_json(addr, method, path, Some(ADMIN), body.as_ref())
+}
+
+/// `GET /device/credentials` exactly as the ESP32 firmware sends it (§C step 9).
+fn esp32_credentials(addr: SocketAddr, mac: &str) -> RawResponse {
+    let request = format!(
+        "GET /device/credentials?mac={mac} HTTP/1.1\r\nHost: sensocampus.univ-tlse3.fr\r\nUser-Agent: ESP32HTTPClient\r\nConnection: keep-alive\r\nAccept-Encoding: identity;q=1,chunked;q=0.1,*;q=0\r\n\r\n"
+    );
+    raw_http(addr, request.as_bytes())
+}
+
+/// `GET /device/config` as the ESP32 sends it (§C step 11).
+fn esp32_config(addr: SocketAddr, login: &str, password: &str) -> RawResponse {
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{login}:{password}"));
+    let request = format!(
+        "GET /device/config HTTP/1.1\r\nHost: sensocampus.univ-tlse3.fr\r\nUser-Agent: ESP32HTTPClient\r\nConnection: keep-alive\r\nAccept-Encoding: identity;q=1,chunked;q=0.1,*;q=0\r\nAuthorization: Basic {basic}\r\n\r\n"
+    );
+    raw_http(addr, request.as_bytes())
+}
+
+/// `GET /device/config` as the ESP8266 sends it: `Authorization` before `Connection`.
+fn esp8266_config(addr: SocketAddr, login: &str, password: &str) -> RawResponse {
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{login}:{password}"));
+    let request = format!(
+        "GET /device/config HTTP/1.1\r\nHost: sensocampus.univ-tlse3.fr\r\nUser-Agent: ESP8266HTTPClient\r\nAccept-Encoding: identity;q=1,chunked;q=0.1,*;q=0\r\nAuthorization: Basic {basic}\r\nConnection: keep-alive\r\n\r\n"
+    );
+    raw_http(addr, request.as_bytes())
+}
+
+fn assert_forbidden(r: &RawResponse, what: &str) {
+    assert_eq!(r.status, 403, "{what}: {}", r.text());
+    assert!(r.body.is_empty(), "{what}: 403 with an empty body, got {:?}", r.text());
+}
+
+fn assert_json_answer(r: &RawResponse, expected: &str, what: &str) {
+    assert_eq!(r.status, 200, "{what}: {}", r.text());
+    assert_eq!(r.text(), expected, "{what}");
+    assert_eq!(r.header("content-type"), Some("application/json"), "{what}");
+    assert_eq!(r.header("content-length"), Some(expected.len().to_string().as_str()), "{what}");
+}
+
+/// Building `IRIT2`, room `366`, type `esp32`: the running example of the spec.
+fn register_example(addr: SocketAddr) -> (String, String) {
+    let (status, building) = api(addr, "POST", "/api/v1/buildings", Some(json!({"name": "IRIT2"})));
+    assert_eq!(status, 201, "{building}");
+    let (status, room) =
+        api(addr, "POST", "/api/v1/rooms", Some(json!({"building": building["id"], "name": "366"})));
+    assert_eq!(status, 201, "{room}");
+    assert_eq!(room["base_topic"], "irit2/366");
+    let (status, t) = api(addr, "POST", "/api/v1/device-types", Some(json!({"name": "esp32"})));
+    assert_eq!(status, 201, "{t}");
+    let (status, device) = api(
+        addr,
+        "POST",
+        "/api/v1/devices",
+        Some(json!({"uid": "24:0a:c4:12:34:56", "type": "esp32", "rooms": [room["id"]]})),
+    );
+    assert_eq!(status, 201, "{device}");
+    assert_eq!(device["uid"], "24:0A:C4:12:34:56");
+    assert_eq!(device["login"], "senso_240ac4123456");
+    assert_eq!(device["credentials_delivered"], false);
+    assert_eq!(device["state"], "never_seen");
+    (room["id"].as_str().unwrap().to_owned(), device["id"].as_str().unwrap().to_owned())
+}
+
+#[test]
+fn a_registered_device_provisions_like_against_the_2016_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let central = start(dir.path());
+    let addr = central.addr("http");
+    register_example(addr);
+
+    // First boot: login and password, exactly once.
+    let first = esp32_credentials(addr, "24:0a:c4:12:34:56");
+    assert_eq!(first.status, 200, "{}", first.text());
+    let body: Value = serde_json::from_slice(&first.body).unwrap();
+    let password = body["password"].as_str().expect("the first answer carries the password").to_owned();
+    assert_eq!(uuid::Uuid::parse_str(&password).unwrap().get_version_num(), 4);
+    assert_json_answer(
+        &first,
+        &format!(r#"{{"login": "senso_240ac4123456", "password": "{password}"}}"#),
+        "first credentials",
+    );
+
+    // Every later boot: the login alone; never `"password": null`.
+    let later = esp32_credentials(addr, "24:0a:c4:12:34:56");
+    assert_json_answer(&later, r#"{"login": "senso_240ac4123456"}"#, "second credentials");
+    let (_, device) = api(addr, "GET", "/api/v1/devices/24:0a:c4:12:34:56", None);
+    assert_eq!(device["credentials_delivered"], true);
+
+    // Config with Basic auth, from both cores.
+    let expected = r#"{"topics": ["irit2/366"], "zones": []}"#;
+    assert_json_answer(&esp32_config(addr, "senso_240ac4123456", &password), expected, "ESP32 config");
+    assert_json_answer(&esp8266_config(addr, "senso_240ac4123456", &password), expected, "ESP8266 config");
+    // Any method, and the trailing-slash form the 2016 URL patterns matched.
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("senso_240ac4123456:{password}"));
+    let post = raw_http(addr, format!("POST /device/config/ HTTP/1.1\r\nHost: x\r\nAuthorization: basic {basic}\r\nContent-Length: 0\r\n\r\n").as_bytes());
+    assert_json_answer(&post, expected, "POST /device/config/ with a lowercase scheme");
+
+    // The Raspberry Pi client: percent-encoded colons, requests' headers.
+    let rpi = raw_http(
+        addr,
+        b"GET /device/credentials?mac=24%3A0a%3Ac4%3A12%3A34%3A56 HTTP/1.1\r\nHost: sensocampus.univ-tlse3.fr\r\nUser-Agent: python-requests/2.31.0\r\nAccept-Encoding: gzip, deflate\r\nAccept: */*\r\nConnection: keep-alive\r\n\r\n",
+    );
+    assert_json_answer(&rpi, r#"{"login": "senso_240ac4123456"}"#, "RPi credentials");
+    // POST with a form body, as the 2016 view also read it.
+    let form = raw_http(
+        addr,
+        b"POST /device/credentials HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 21\r\n\r\nmac=24-0A-C4-12-34-56",
+    );
+    assert_json_answer(&form, r#"{"login": "senso_240ac4123456"}"#, "POST form credentials");
+
+    // Configuration zones come back with Python's separators and escapes.
+    let zones = json!([{"topic": "irit2/366", "modules": [{"module": "airquality", "unit": "pm_sds011", "frequency": 120, "params": [{"param": "type", "value": 32}, {"param": "unit", "value": "µg/m3"}]}]}]);
+    let (status, updated) =
+        api(addr, "PATCH", "/api/v1/devices/24:0A:C4:12:34:56", Some(json!({"config": zones})));
+    assert_eq!(status, 200, "{updated}");
+    assert_json_answer(
+        &esp32_config(addr, "senso_240ac4123456", &password),
+        r#"{"topics": ["irit2/366"], "zones": [{"topic": "irit2/366", "modules": [{"module": "airquality", "unit": "pm_sds011", "frequency": 120, "params": [{"param": "type", "value": 32}, {"param": "unit", "value": "\u00b5g/m3"}]}]}]}"#,
+        "config with zones",
+    );
+}
+
+#[test]
+fn refusals_are_403_with_an_empty_body() {
+    let dir = tempfile::tempdir().unwrap();
+    let central = start(dir.path());
+    let addr = central.addr("http");
+    register_example(addr);
+    let password: Value = serde_json::from_slice(&esp32_credentials(addr, "24:0a:c4:12:34:56").body).unwrap();
+    let password = password["password"].as_str().unwrap().to_owned();
+
+    for mac in [
+        "24:0a:c4:12:34:57",
+        "240ac4123456",
+        "24:0a:c4:12:34",
+        "zz:0a:c4:12:34:56",
+        "",
+        "24:0a:c4:12:34:56:00",
+        "%ff%fe",
+    ] {
+        assert_forbidden(&esp32_credentials(addr, mac), &format!("credentials for {mac:?}"));
+    }
+    assert_forbidden(
+        &raw_http(addr, b"GET /device/credentials HTTP/1.1\r\nHost: x\r\n\r\n"),
+        "credentials without mac",
+    );
+    assert_forbidden(&esp32_config(addr, "senso_240ac4123456", "wrong"), "wrong password");
+    assert_forbidden(&esp32_config(addr, "senso_000000000000", &password), "unknown login");
+    assert_forbidden(
+        &raw_http(addr, b"GET /device/config HTTP/1.1\r\nHost: x\r\n\r\n"),
+        "config without auth",
+    );
+    assert_forbidden(
+        &raw_http(
+            addr,
+            b"GET /device/config HTTP/1.1\r\nHost: x\r\nAuthorization: Basic !!!notbase64\r\n\r\n",
+        ),
+        "config with garbage auth",
+    );
+    assert_forbidden(
+        &raw_http(addr, b"GET /device/config HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer abc\r\n\r\n"),
+        "config with another scheme",
+    );
+
+    // Disabled: still its credentials (as in 2016), no config.
+    let (status, _) = api(addr, "POST", "/api/v1/devices/24:0a:c4:12:34:56/disable", None);
+    assert_eq!(status, 200);
+    assert_eq!(esp32_credentials(addr, "24:0a:c4:12:34:56").status, 200);
+    assert_forbidden(&esp32_config(addr, "senso_240ac4123456", &password), "disabled device");
+    api(addr, "POST", "/api/v1/devices/24:0a:c4:12:34:56/enable", None);
+    assert_eq!(esp32_config(addr, "senso_240ac4123456", &password).status, 200);
+
+    // Reset: a new secret, delivered once again; the old one stops working.
+    let (status, reset) = api(addr, "POST", "/api/v1/devices/24:0a:c4:12:34:56/credentials/reset", None);
+    assert_eq!((status, &reset["credentials_delivered"]), (200, &json!(false)));
+    assert_forbidden(&esp32_config(addr, "senso_240ac4123456", &password), "old password after reset");
+    let again: Value = serde_json::from_slice(&esp32_credentials(addr, "24:0a:c4:12:34:56").body).unwrap();
+    let new_password = again["password"].as_str().expect("new password delivered");
+    assert_ne!(new_password, password);
+    assert_eq!(esp32_config(addr, "senso_240ac4123456", new_password).status, 200);
+}
+
+#[test]
+fn raspberry_pi_logs_are_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let central = start(dir.path());
+    let addr = central.addr("http");
+    register_example(addr);
+    let creds: Value = serde_json::from_slice(&esp32_credentials(addr, "24:0a:c4:12:34:56").body).unwrap();
+    let basic = base64::engine::general_purpose::STANDARD
+        .encode(format!("senso_240ac4123456:{}", creds["password"].as_str().unwrap()));
+    let form = "name=root&msg=disk+full&levelname=ERROR&levelno=40&exc_info=None&funcName=check&lineno=12";
+    let post = |auth: &str| {
+        raw_http(
+            addr,
+            format!("POST /device/logger HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {auth}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}", form.len()).as_bytes(),
+        )
+    };
+    assert_eq!(post(&basic).status, 200);
+    assert_forbidden(&post("d3Jvbmc6d3Jvbmc="), "logger with wrong credentials");
+    let get = raw_http(
+        addr,
+        format!("GET /device/logger HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {basic}\r\n\r\n").as_bytes(),
+    );
+    assert_eq!(get.status, 405, "the 2016 view was POST-only");
+
+    let (status, logs) = api(addr, "GET", "/api/v1/devices/24:0a:c4:12:34:56/logs", None);
+    assert_eq!(status, 200);
+    let record = &logs["items"][0]["record"];
+    assert_eq!((record["msg"].as_str(), record["levelname"].as_str()), (Some("disk full"), Some("ERROR")));
+    assert_eq!(record["exc_info"], Value::Null, "'None' is stored as null");
+    assert_eq!(logs["items"][0]["remote_addr"], "127.0.0.1");
+}
+
+#[test]
+fn everything_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let password = {
+        let mut central = start(dir.path());
+        let addr = central.addr("http");
+        register_example(addr);
+        let creds: Value =
+            serde_json::from_slice(&esp32_credentials(addr, "24:0a:c4:12:34:56").body).unwrap();
+        assert!(central.signal_and_wait("TERM").success());
+        creds["password"].as_str().unwrap().to_owned()
+    };
+    let central = start(dir.path());
+    let addr = central.addr("http");
+    assert_json_answer(
+        &esp32_credentials(addr, "24:0a:c4:12:34:56"),
+        r#"{"login": "senso_240ac4123456"}"#,
+        "after restart",
+    );
+    assert_json_answer(
+        &esp32_config(addr, "senso_240ac4123456", &password),
+        r#"{"topics": ["irit2/366"], "zones": []}"#,
+        "config after restart",
+    );
+    let (_, sites) = api(addr, "GET", "/api/v1/sites", None);
+    assert_eq!(sites["items"].as_array().unwrap().len(), 1, "the default site is created once: {sites}");
+}
