@@ -55,12 +55,26 @@ pub struct Overrides {
 }
 
 /// Subcommands.
-#[derive(Debug, Clone, Copy, Subcommand)]
+#[derive(Debug, Clone, Subcommand)]
 pub enum Command {
     /// Run the service (the default).
     Serve,
     /// Print a commented configuration file filled with the current values, then exit.
     Configfile,
+    /// Import the 2016 sensOCampus database from a Django `manage.py dumpdata` JSON export.
+    ///
+    /// Idempotent (a second run changes nothing). Stop neosens-central on this data directory
+    /// first: the database is opened directly.
+    ImportLegacy {
+        /// The export (`python manage.py dumpdata > sensocampus.json`).
+        file: PathBuf,
+        /// Print what would be done without writing anything.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 impl Overrides {
@@ -97,10 +111,14 @@ pub fn load_config(cli: &Cli) -> anyhow::Result<Config> {
 /// Runs the command line.
 pub fn execute(cli: Cli) -> anyhow::Result<()> {
     let config = load_config(&cli)?;
-    match cli.command.unwrap_or(Command::Serve) {
+    match cli.command.clone().unwrap_or(Command::Serve) {
         Command::Configfile => {
             print!("{}", config::template(&config));
             Ok(())
+        }
+        Command::ImportLegacy { file, dry_run, json } => {
+            neosens_runtime::telemetry::init(&config.log)?;
+            crate::import_legacy::run(&config, &file, dry_run, json)
         }
         Command::Serve => {
             let bind = config.http.bind;

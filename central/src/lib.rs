@@ -7,6 +7,7 @@
 //! |---|---|
 //! | [`cli`] | command line: global options (each with an environment variable) and subcommands |
 //! | [`config`] | typed configuration: TOML file, then command line / environment on top |
+//! | [`import_legacy`] | `import-legacy`: the 2016 sensOCampus database, from a `dumpdata` export |
 //! | [`http`] | the HTTP router (health for now; the legacy and admin APIs come next) |
 //!
 //! Shutdown, logging and data-directory checks come from `neosens-runtime`, shared with the edge
@@ -18,6 +19,7 @@
 pub mod cli;
 pub mod config;
 pub mod http;
+pub mod import_legacy;
 pub mod model;
 pub mod registry;
 pub mod secrets;
@@ -40,6 +42,11 @@ pub const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
 /// [`DRAIN_DEADLINE`].
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     let registry = open_registry(&config)?;
+    if let Some(token) = registry.bootstrap_admin(config.auth.admin_token.as_deref())? {
+        // Printed once, on standard output only (not in the log): it is a credential.
+        println!("neosens-central: first start, admin API token (shown once, store it now): {token}");
+        tracing::warn!("no admin token existed: one was generated and printed on standard output");
+    }
     let addr = listener.local_addr().context("reading the HTTP listener's address")?;
     tracing::info!(http = %addr, data_dir = %config.storage.data_dir.display(), version = env!("CARGO_PKG_VERSION"), "neosens-central serving");
 
@@ -49,8 +56,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     Ok(())
 }
 
-/// Opens the data directory, the keys, the store and the registry; registers or creates the
-/// bootstrap admin token.
+/// Opens the data directory, the keys, the store and the registry.
 pub fn open_registry(config: &Config) -> anyhow::Result<Arc<registry::Registry>> {
     let dir = &config.storage.data_dir;
     neosens_runtime::data_dir::prepare(dir, "[storage] data_dir or NEOSENS_DATA_DIR")?;
@@ -64,10 +70,5 @@ pub fn open_registry(config: &Config) -> anyhow::Result<Arc<registry::Registry>>
         elapsed_ms = started.elapsed().as_millis() as u64,
         "registry loaded"
     );
-    if let Some(token) = registry.bootstrap_admin(config.auth.admin_token.as_deref())? {
-        // Printed once, on standard output only (not in the log): it is a credential.
-        println!("neosens-central: first start, admin API token (shown once, store it now): {token}");
-        tracing::warn!("no admin token existed: one was generated and printed on standard output");
-    }
     Ok(registry)
 }

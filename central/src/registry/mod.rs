@@ -9,6 +9,7 @@
 mod access;
 mod device_types;
 mod devices;
+mod import;
 mod locations;
 mod provisioning;
 mod state;
@@ -23,6 +24,7 @@ use crate::store::{Store, StoreError, Write};
 pub use access::{Principal, TokenCreated};
 pub use device_types::{DeviceTypeInput, DeviceTypePatch};
 pub use devices::{DeviceFilter, DeviceInput, DevicePatch, DeviceState, DeviceView, MAX_LOGIN_LEN, MAX_PAGE};
+pub use import::{Counts, ImportReport};
 pub use locations::{
     BuildingInput, BuildingPatch, MAX_NAME_LEN, RoomInput, RoomPatch, RoomView, SiteInput, SitePatch,
 };

@@ -1,0 +1,420 @@
+//! Planning an import of the 2016 database against the current registry: what to create, what
+//! to update, what is already there, and which rows cannot be imported and why.
+//!
+//! Matching uses natural keys — type name, building name (default site), room name within its
+//! building, device MAC — so running the same import twice changes nothing the second time.
+//! Everything the first run writes goes into one store batch: all of it lands, or none.
+
+use std::collections::{HashMap, HashSet};
+
+use neosens_protocol::ids::{BuildingId, DeviceId, DeviceTypeId, RoomId};
+use neosens_protocol::legacy::validate_zones;
+use neosens_protocol::{DeviceUid, Mac};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::state::State;
+use super::{Registry, RegistryError};
+use crate::import_legacy::dump::{LegacyDevice, LegacyExport};
+use crate::model::{
+    Building, DEFAULT_STATUS_PERIOD_S, Device, DeviceSecret, DeviceStatusRecord, DeviceType, MqttEndpoint,
+    Record, Room, RoomTopic, Timestamp, new_uuid,
+};
+use crate::secrets::ServerKeys;
+use crate::store::Write;
+
+/// Counts of one kind of record.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    /// New records.
+    pub created: usize,
+    /// Existing records changed to match the export.
+    pub updated: usize,
+    /// Existing records that already match.
+    pub unchanged: usize,
+}
+
+/// What an import did (or, in a dry run, would do).
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct ImportReport {
+    /// Whether nothing was written.
+    pub dry_run: bool,
+    /// Device types.
+    pub types: Counts,
+    /// Buildings.
+    pub buildings: Counts,
+    /// Rooms.
+    pub rooms: Counts,
+    /// Devices.
+    pub devices: Counts,
+    /// Rows not imported, with why.
+    pub rejected: Vec<(String, String)>,
+    /// Rows imported with a caveat an operator should read.
+    pub warnings: Vec<(String, String)>,
+    /// Permissions matching the rule neosens derives from rooms.
+    pub standard_permissions: usize,
+    /// Rows of other apps skipped (`auth.*`, `sessions.*` …) and log messages not imported.
+    pub skipped_rows: usize,
+}
+
+impl ImportReport {
+    /// Whether the second run of the same import would change nothing.
+    pub fn changes_nothing(&self) -> bool {
+        [self.types, self.buildings, self.rooms, self.devices]
+            .iter()
+            .all(|c| c.created == 0 && c.updated == 0)
+    }
+}
+
+struct Plan {
+    writes: Vec<Write>,
+    statuses: Vec<(DeviceId, DeviceStatusRecord)>,
+    report: ImportReport,
+}
+
+/// A legacy type name as a neosens type name (`ESP32 neOSensor` → `esp32_neosensor`).
+fn type_name(name: &str, pk: i64) -> String {
+    let s = neosens_protocol::sanitize(name).to_lowercase();
+    let s = s.trim_matches('_');
+    if s.is_empty() { format!("type_{pk}") } else { s.chars().take(64).collect() }
+}
+
+fn upsert<T: PartialEq>(counts: &mut Counts, old: Option<&T>, new: &T) -> bool {
+    match old {
+        None => {
+            counts.created += 1;
+            true
+        }
+        Some(old) if old == new => {
+            counts.unchanged += 1;
+            false
+        }
+        Some(_) => {
+            counts.updated += 1;
+            true
+        }
+    }
+}
+
+fn plan(state: &State, keys: &ServerKeys, export: &LegacyExport) -> Result<Plan, RegistryError> {
+    let mut report = ImportReport {
+        skipped_rows: export.other_rows + export.log_messages,
+        rejected: export.bad_rows.clone(),
+        ..ImportReport::default()
+    };
+    let mut writes = Vec::new();
+    let site = state.default_site().ok_or_else(|| RegistryError::not_found("default site"))?.id;
+
+    // Types.
+    let mut type_ids: HashMap<i64, DeviceTypeId> = HashMap::new();
+    for t in export.types.values() {
+        let name = type_name(&t.name, t.pk);
+        let existing = state.types.values().find(|e| e.record.name == name).map(|e| &e.record);
+        let mut record = existing.cloned().unwrap_or(DeviceType {
+            id: DeviceTypeId::from_uuid(new_uuid()),
+            name,
+            description: String::new(),
+            config_schema: None,
+            status_period_s: DEFAULT_STATUS_PERIOD_S,
+            outdated_after_s: DEFAULT_STATUS_PERIOD_S,
+        });
+        record.description = if t.description.is_empty() { t.name.clone() } else { t.description.clone() };
+        type_ids.insert(t.pk, record.id);
+        if upsert(&mut report.types, existing, &record) {
+            writes.push(Write::Put(Record::DeviceType(record)));
+        }
+    }
+
+    // Buildings, in the default site.
+    let mut building_ids: HashMap<i64, BuildingId> = HashMap::new();
+    for b in export.buildings.values() {
+        let existing =
+            state.buildings.values().find(|e| e.site == site && e.name.eq_ignore_ascii_case(&b.name));
+        let mut record = existing.cloned().unwrap_or(Building {
+            id: BuildingId::from_uuid(new_uuid()),
+            site,
+            name: b.name.clone(),
+            description: String::new(),
+            outside: false,
+        });
+        record.description.clone_from(&b.description);
+        building_ids.insert(b.pk, record.id);
+        if upsert(&mut report.buildings, existing, &record) {
+            writes.push(Write::Put(Record::Building(record)));
+        }
+    }
+
+    // Rooms: their stored topics are kept exactly.
+    let mut room_ids: HashMap<i64, RoomId> = HashMap::new();
+    let mut topics_taken: HashMap<String, RoomId> =
+        state.room_topics.iter().map(|(r, t)| (t.clone(), *r)).collect();
+    for l in export.locations.values() {
+        let row = format!("devices.location pk={}", l.pk);
+        let Some(&building) = building_ids.get(&l.building) else {
+            report.rejected.push((row, format!("its building pk={} is not in the export", l.building)));
+            continue;
+        };
+        let existing =
+            state.rooms.values().find(|r| r.building == building && r.name.eq_ignore_ascii_case(&l.room));
+        if let Some(room) = existing {
+            room_ids.insert(l.pk, room.id);
+            report.rooms.unchanged += 1;
+            if state.room_topics.get(&room.id) != Some(&l.topic) {
+                report.warnings.push((
+                    row,
+                    format!("room exists with another topic; kept {:?}", state.room_topics.get(&room.id)),
+                ));
+            }
+            continue;
+        }
+        if let Err(e) = neosens_protocol::BaseTopic::from_stored(&l.topic) {
+            report.rejected.push((row, format!("topic {:?}: {e}", l.topic)));
+            continue;
+        }
+        let id = RoomId::from_uuid(new_uuid());
+        if topics_taken.insert(l.topic.clone(), id).is_some() {
+            report.rejected.push((row, format!("topic {:?} belongs to another room", l.topic)));
+            continue;
+        }
+        room_ids.insert(l.pk, id);
+        report.rooms.created += 1;
+        writes.push(Write::Put(Record::Room(Room {
+            id,
+            building,
+            name: l.room.clone(),
+            description: String::new(),
+            topic: RoomTopic::Imported(l.topic.clone()),
+        })));
+    }
+
+    // Devices.
+    let room_topics = room_topics_of(state, &writes);
+    let mut logins: HashMap<String, DeviceUid> = HashMap::new();
+    let mut statuses = Vec::new();
+    let mut imported: HashSet<i64> = HashSet::new();
+    for d in &export.devices {
+        let row = format!("devices.device pk={} mac={}", d.pk, d.mac);
+        let planned =
+            plan_device(state, keys, d, &type_ids, &room_ids, &room_topics, &mut logins, &mut report, &row)?;
+        let Some((record, status, changed)) = planned else { continue };
+        imported.insert(d.pk);
+        if let Some(status) = status {
+            statuses.push((record.id, status));
+        }
+        if changed {
+            writes.push(Write::Put(Record::Device(Box::new(record))));
+        }
+    }
+
+    // Permissions: neosens derives them from rooms; anything else is reported.
+    let devices_by_pk: HashMap<i64, &LegacyDevice> = export.devices.iter().map(|d| (d.pk, d)).collect();
+    for p in &export.permissions {
+        let row = format!("devices.permission pk={}", p.pk);
+        let Some(device) = devices_by_pk.get(&p.device).filter(|d| imported.contains(&d.pk)) else {
+            report.warnings.push((row, format!("device pk={} was not imported", p.device)));
+            continue;
+        };
+        let topics: Vec<&str> = device
+            .locations
+            .iter()
+            .filter_map(|l| export.locations.get(l))
+            .map(|l| l.topic.as_str())
+            .collect();
+        let standard = topics.iter().any(|t| match p.permission_type.as_str() {
+            "PUB" => p.topic == format!("{t}/+"),
+            "SUB" => p.topic == format!("{t}/+/command"),
+            _ => false,
+        });
+        if standard {
+            report.standard_permissions += 1;
+        } else {
+            report.warnings.push((
+                row,
+                format!("custom {} permission on {:?} not imported: neosens grants PUB <room>/+ and SUB <room>/+/command", p.permission_type, p.topic),
+            ));
+        }
+    }
+    Ok(Plan { writes, statuses, report })
+}
+
+/// Topics of rooms created by this plan so far (state topics cover the existing ones).
+fn room_topics_of(state: &State, writes: &[Write]) -> HashMap<RoomId, String> {
+    let mut topics = state.room_topics.clone();
+    for w in writes {
+        if let Write::Put(Record::Room(Room { id, topic: RoomTopic::Imported(t), .. })) = w {
+            topics.insert(*id, t.clone());
+        }
+    }
+    topics
+}
+
+#[allow(clippy::too_many_arguments)]
+fn plan_device(
+    state: &State,
+    keys: &ServerKeys,
+    d: &LegacyDevice,
+    type_ids: &HashMap<i64, DeviceTypeId>,
+    room_ids: &HashMap<i64, RoomId>,
+    room_topics: &HashMap<RoomId, String>,
+    logins: &mut HashMap<String, DeviceUid>,
+    report: &mut ImportReport,
+    row: &str,
+) -> Result<Option<(Device, Option<DeviceStatusRecord>, bool)>, RegistryError> {
+    let mut reject = |reason: String| report.rejected.push((row.to_owned(), reason));
+    let Ok(mac) = d.mac.parse::<Mac>() else {
+        reject("invalid MAC".into());
+        return Ok(None);
+    };
+    let uid = DeviceUid::Ethernet(mac);
+    let Some(&device_type) = d.device_type.and_then(|t| type_ids.get(&t)) else {
+        reject(format!("its type pk={:?} is not in the export", d.device_type));
+        return Ok(None);
+    };
+    let mut rooms = Vec::new();
+    for l in &d.locations {
+        match room_ids.get(l) {
+            Some(r) => rooms.push(*r),
+            None => {
+                reject(format!("its location pk={l} was not imported"));
+                return Ok(None);
+            }
+        }
+    }
+    if d.login.is_empty()
+        || d.login.bytes().any(|b| matches!(b, b'+' | b'#' | b'/' | b':') || !b.is_ascii_graphic())
+    {
+        reject(format!(
+            "login {:?} cannot be an MQTT username here (empty, or '+', '#', '/', ':', spaces)",
+            d.login
+        ));
+        return Ok(None);
+    }
+    let existing = state.by_uid.get(&uid).and_then(|id| state.devices.get(id)).map(|e| &e.record);
+    let login_owner = state.by_login.get(&d.login).and_then(|id| state.devices.get(id)).map(|e| e.record.uid);
+    if login_owner.is_some_and(|owner| owner != uid) || logins.get(&d.login).is_some_and(|u| *u != uid) {
+        reject(format!("login {:?} belongs to another device", d.login));
+        return Ok(None);
+    }
+    logins.insert(d.login.clone(), uid);
+
+    let mut warn = |reason: String| report.warnings.push((row.to_owned(), reason));
+    if d.login.len() > super::MAX_LOGIN_LEN {
+        warn(format!("login longer than {} bytes: the firmware cuts it", super::MAX_LOGIN_LEN));
+    }
+    if rooms.is_empty() {
+        warn("no location: its /device/config answer has no topic".into());
+    }
+    let config: Value = match serde_json::from_str(&d.modules) {
+        Ok(v) => v,
+        Err(e) => {
+            warn(format!("modules are not JSON ({e}); imported as []"));
+            Value::Array(Vec::new())
+        }
+    };
+    if let Err(e) = validate_zones(&config) {
+        warn(format!("modules do not have the legacy shape, kept as they are: {e}"));
+    } else {
+        let topics: Vec<String> = rooms.iter().filter_map(|r| room_topics.get(r).cloned()).collect();
+        let answer = neosens_protocol::legacy::ConfigResponse { topics, zones: config.clone() };
+        if let Err(e) = answer.to_legacy_body() {
+            warn(format!("its /device/config answer breaks the firmware limit: {e}"));
+        }
+    }
+    let mqtt = match (&d.mqtt_server, d.mqtt_port) {
+        (Some(server), Some(port)) if !d.mqtt_defaults && !server.is_empty() => match u16::try_from(port) {
+            Ok(port) if port > 0 => Some(MqttEndpoint { server: server.clone(), port }),
+            _ => {
+                warn(format!("mqtt_port {port} is not a port; default broker used"));
+                None
+            }
+        },
+        _ => None,
+    };
+    let id = existing.map_or_else(|| DeviceId::from_uuid(new_uuid()), |e| e.id);
+    let (secret, delivered) = match existing {
+        Some(e) if !d.password.is_empty() && keys.verify(d.password.as_bytes(), &e.secret.hash) => {
+            (e.secret.clone(), d.credentials_delivered)
+        }
+        _ if d.password.is_empty() => {
+            warn("empty password: a new secret was generated, to be delivered".into());
+            let s = keys.new_device_secret()?;
+            (
+                DeviceSecret {
+                    hash: keys.hash(s.as_bytes()),
+                    sealed: keys.seal(s.as_bytes(), &id.to_bytes())?,
+                },
+                false,
+            )
+        }
+        _ => (
+            DeviceSecret {
+                hash: keys.hash(d.password.as_bytes()),
+                sealed: keys.seal(d.password.as_bytes(), &id.to_bytes())?,
+            },
+            d.credentials_delivered,
+        ),
+    };
+    let now = Timestamp::now();
+    let record = Device {
+        id,
+        uid,
+        device_type,
+        description: d.description.clone(),
+        rooms,
+        enabled: d.enabled,
+        config: config.to_string(),
+        mqtt,
+        login: d.login.clone(),
+        secret,
+        credentials_delivered: delivered,
+        outdated_after_s: existing.and_then(|e| e.outdated_after_s),
+        created_at: existing.map_or(now, |e| e.created_at),
+        updated_at: existing.map_or(now, |e| e.updated_at),
+    };
+    let changed = upsert(&mut report.devices, existing, &record);
+    let record = if changed { Device { updated_at: now, ..record } } else { record };
+    let status = DeviceStatusRecord {
+        last_seen: d.last_update.as_deref().and_then(Timestamp::parse_rfc3339),
+        last_status: d.last_status.clone().filter(|s| !s.is_empty()),
+        last_payload: None,
+    };
+    let status = (status.last_seen.is_some()
+        && state.statuses.get(&id).is_none_or(|s| s.last_seen < status.last_seen))
+    .then_some(status);
+    Ok(Some((record, status, changed)))
+}
+
+impl Registry {
+    /// Imports (or with `dry_run`, plans) a 2016 export. Rows that cannot be imported are
+    /// reported; the rest lands in one transaction.
+    pub fn import_legacy(&self, export: &LegacyExport, dry_run: bool) -> Result<ImportReport, RegistryError> {
+        if dry_run {
+            let plan = plan(&self.state.read(), &self.keys, export)?;
+            return Ok(ImportReport { dry_run: true, ..plan.report });
+        }
+        let (statuses, report) = self.mutate(|state| {
+            let plan = plan(state, &self.keys, export)?;
+            Ok((plan.writes, (plan.statuses, plan.report)))
+        })?;
+        self.put_statuses(statuses)?;
+        Ok(report)
+    }
+
+    /// Persists, then records, the last statuses of some devices.
+    pub fn put_statuses(&self, statuses: Vec<(DeviceId, DeviceStatusRecord)>) -> Result<(), RegistryError> {
+        if statuses.is_empty() {
+            return Ok(());
+        }
+        let keyed: Vec<([u8; 16], DeviceStatusRecord)> =
+            statuses.iter().map(|(id, s)| (id.to_bytes(), s.clone())).collect();
+        self.store.put_statuses(&keyed)?;
+        let mut state = self.state.write();
+        let known: HashSet<DeviceId> = state.devices.keys().copied().collect();
+        for (id, status) in statuses {
+            if known.contains(&id) {
+                state.statuses.insert(id, status);
+            }
+        }
+        Ok(())
+    }
+}
