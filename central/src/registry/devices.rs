@@ -205,7 +205,7 @@ fn view(state: &State, entry: &DeviceEntry, now: Timestamp) -> DeviceView {
         base_topic: rooms.first().and_then(|r| r.base_topic.clone()),
         rooms,
         enabled: d.enabled,
-        config: entry.zones.clone(),
+        config: entry.zones(),
         mqtt: d.mqtt.clone(),
         login: d.login.clone(),
         credentials_delivered: d.credentials_delivered,
@@ -435,7 +435,7 @@ impl Registry {
             let entry = resolve_device(state, key)
                 .ok_or_else(|| RegistryError::not_found(format!("device {key}")))?;
             let mut d = entry.record.clone();
-            let mut zones = entry.zones.clone();
+            let mut zones = entry.zones();
             if let Some(t) = &patch.device_type {
                 d.device_type = resolve_type(state, t)
                     .ok_or_else(|| RegistryError::invalid("type", format!("no device type {t:?}")))?

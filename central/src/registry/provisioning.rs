@@ -89,7 +89,7 @@ impl Registry {
         };
         let state = self.state.read();
         let topics = state.device_topics(&device);
-        let zones = state.devices.get(&device.id).map(|e| e.zones.clone()).unwrap_or_default();
+        let zones = state.devices.get(&device.id).map(|e| e.zones()).unwrap_or_default();
         ConfigOutcome::Served(ConfigResponse { topics, zones })
     }
 

@@ -25,6 +25,9 @@ const CHANGELOG: TableDefinition<u64, &[u8]> = TableDefinition::new("changelog")
 /// Device log lines, keyed by (device, sequence) so one device's lines are contiguous.
 const DEVICE_LOGS: TableDefinition<(Key, u64), &[u8]> = TableDefinition::new("device_logs");
 
+/// redb page cache.
+const CACHE_BYTES: usize = 16 * 1024 * 1024;
+
 const META_SCHEMA: &str = "schema_version";
 const META_REVISION: &str = "revision";
 const META_LOG_SEQ: &str = "device_log_seq";
@@ -63,8 +66,12 @@ impl RedbStore {
     /// Opens (or creates) `<data_dir>/central.redb`, migrating it to [`SCHEMA_VERSION`].
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
         let path = data_dir.join("central.redb");
-        let db =
-            Database::create(&path).map_err(|e| StoreError::Backend(format!("{}: {e}", path.display())))?;
+        // The registry keeps every record in memory and reads the file only at start: a small
+        // page cache is enough (redb's default would grow to a gigabyte).
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(&path)
+            .map_err(|e| StoreError::Backend(format!("{}: {e}", path.display())))?;
         let store = RedbStore { db };
         store.migrate()?;
         Ok(store)

@@ -1,0 +1,247 @@
+//! Benchmark of the registry's budgets (DESIGN.md §6), against the real release binary:
+//!
+//! - start with 100k devices registered: < 1 s to ready, < 200 MB RSS;
+//! - `GET /device/config` with a valid Basic login: ≥ 20,000 req/s.
+//!
+//! Run: `cargo bench -p neosens-central --bench provisioning` (or `scripts/bench`).
+//! Options (environment): `BENCH_DEVICES` (100000), `BENCH_SECONDS` (10), `BENCH_CONNECTIONS` (64).
+//! The load generator runs on the same 2-core machine as the server, over loopback: the
+//! figures are what one such machine does with both halves on it.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use neosens_runtime::testing::ServiceProcess;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const BIN: &str = env!("CARGO_BIN_EXE_neosens-central");
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn mac(i: u64) -> String {
+    format!(
+        "02:00:{:02X}:{:02X}:{:02X}:{:02X}",
+        (i >> 24) & 0xff,
+        (i >> 16) & 0xff,
+        (i >> 8) & 0xff,
+        i & 0xff
+    )
+}
+
+fn password(i: u64) -> String {
+    format!("{:08x}-0000-4000-8000-{:012x}", i, i)
+}
+
+/// A dumpdata export with `n` devices spread over 20 buildings × 25 rooms.
+fn synthetic_export(n: u64) -> String {
+    let mut rows =
+        vec![json!({"model": "devices.type", "pk": 1, "fields": {"name": "esp32", "description": "bench"}})];
+    for b in 0..20 {
+        rows.push(json!({"model": "devices.building", "pk": b + 1, "fields": {"name": format!("B{b}"), "description": "", "topic": format!("b{b}")}}));
+        for r in 0..25 {
+            let pk = b * 25 + r + 1;
+            rows.push(json!({"model": "devices.location", "pk": pk, "fields": {"building": b + 1, "room": format!("{r}"), "topic": format!("b{b}/{r}")}}));
+        }
+    }
+    let modules = r#"[{"topic": "x", "modules": [{"module": "digital", "unit": "gpio", "params": [{"param": "subID", "value": "IRsensor"}, {"param": "input", "value": 4}, {"param": "front", "value": 1}]}]}]"#;
+    for i in 0..n {
+        rows.push(json!({"model": "devices.device", "pk": i + 1, "fields": {
+            "mac": mac(i), "type": 1, "description": format!("device {i}"), "locations": [i % 500 + 1],
+            "last_update": "2021-05-06T08:52:13Z", "last_status": "running", "enabled": true,
+            "login": format!("senso_{}", mac(i).replace(':', "").to_lowercase()), "password": password(i),
+            "modules": modules, "credentials_delivered": true, "mqtt_defaults": true, "mqtt_server": null, "mqtt_port": null}}));
+    }
+    serde_json::to_string(&rows).unwrap()
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+struct Load {
+    requests: u64,
+    errors: u64,
+    latencies_us: Vec<u32>,
+    elapsed: Duration,
+}
+
+/// `connections` clients sending `GET /device/config` for `duration`, each request with the
+/// Basic login of one of `devices` (spread), keep-alive or one connection per request.
+async fn load(
+    addr: std::net::SocketAddr,
+    devices: u64,
+    connections: u64,
+    duration: Duration,
+    keep_alive: bool,
+) -> Load {
+    let stop = Arc::new(AtomicBool::new(false));
+    let errors = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..connections {
+        let (stop, errors) = (Arc::clone(&stop), Arc::clone(&errors));
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(1 << 16);
+            let mut stream: Option<tokio::net::TcpStream> = None;
+            let mut buf = vec![0u8; 4096];
+            let mut i = c;
+            while !stop.load(Ordering::Relaxed) {
+                let d = (i * 7919) % devices;
+                i += connections;
+                let login = format!("senso_{}", mac(d).replace(':', "").to_lowercase());
+                let basic = base64::engine::general_purpose::STANDARD.encode(format!("{login}:{}", password(d)));
+                let conn = if keep_alive { "keep-alive" } else { "close" };
+                let request = format!("GET /device/config HTTP/1.1\r\nHost: bench\r\nUser-Agent: ESP32HTTPClient\r\nConnection: {conn}\r\nAccept-Encoding: identity;q=1,chunked;q=0.1,*;q=0\r\nAuthorization: Basic {basic}\r\n\r\n");
+                let t0 = Instant::now();
+                let s = match stream.as_mut() {
+                    Some(s) => s,
+                    None => match tokio::net::TcpStream::connect(addr).await {
+                        Ok(s) => stream.insert(s),
+                        Err(_) => {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
+                    },
+                };
+                let ok = async {
+                    s.write_all(request.as_bytes()).await.ok()?;
+                    let mut got = 0;
+                    loop {
+                        let n = s.read(&mut buf[got..]).await.ok()?;
+                        if n == 0 {
+                            return None;
+                        }
+                        got += n;
+                        let text = std::str::from_utf8(&buf[..got]).ok()?;
+                        if let Some(head_end) = text.find("\r\n\r\n") {
+                            let len: usize = text[..head_end]
+                                .lines()
+                                .find_map(|l| l.strip_prefix("content-length: "))
+                                .and_then(|v| v.trim().parse().ok())?;
+                            if got >= head_end + 4 + len {
+                                return text.starts_with("HTTP/1.1 200").then_some(());
+                            }
+                        }
+                    }
+                }
+                .await;
+                if ok.is_some() {
+                    latencies.push(t0.elapsed().as_micros() as u32);
+                } else {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                    stream = None;
+                }
+                if !keep_alive {
+                    stream = None;
+                }
+            }
+            latencies
+        }));
+    }
+    tokio::time::sleep(duration).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut latencies_us = Vec::new();
+    for t in tasks {
+        latencies_us.extend(t.await.unwrap());
+    }
+    let elapsed = start.elapsed();
+    latencies_us.sort_unstable();
+    Load {
+        requests: latencies_us.len() as u64,
+        errors: errors.load(Ordering::Relaxed),
+        latencies_us,
+        elapsed,
+    }
+}
+
+fn pct(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    f64::from(sorted[i]) / 1000.0
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; nothing else to parse.
+    let n = env_or("BENCH_DEVICES", 100_000);
+    let seconds = env_or("BENCH_SECONDS", 10);
+    let connections = env_or("BENCH_CONNECTIONS", 64);
+    let dir = tempfile::tempdir().unwrap();
+    let mut report = String::new();
+    let _ = writeln!(
+        report,
+        "neosens-central provisioning benchmark ({n} devices, {connections} connections, {seconds} s per run)"
+    );
+
+    let export = dir.path().join("export.json");
+    std::fs::write(&export, synthetic_export(n)).unwrap();
+    let t0 = Instant::now();
+    let out = Command::new(BIN)
+        .args(["import-legacy", export.to_str().unwrap(), "--json"])
+        .env("NEOSENS_DATA_DIR", dir.path().join("data"))
+        .env("NEOSENS_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let _ = writeln!(report, "import-legacy of {n} devices: {:.2} s", t0.elapsed().as_secs_f64());
+    let db = std::fs::metadata(dir.path().join("data/central.redb")).map(|m| m.len()).unwrap_or(0);
+    let _ = writeln!(report, "database file: {:.1} MB", db as f64 / 1e6);
+
+    let env = HashMap::from([
+        ("NEOSENS_HTTP_BIND".into(), "127.0.0.1:0".into()),
+        ("NEOSENS_DATA_DIR".into(), dir.path().join("data").to_string_lossy().into_owned()),
+        ("NEOSENS_ADMIN_TOKEN".into(), "bench-admin-token-0123456789".into()),
+    ]);
+    let t0 = Instant::now();
+    let central = ServiceProcess::spawn(Path::new(BIN), &[], &env);
+    let ready = t0.elapsed();
+    let loaded_ms = central
+        .logs()
+        .iter()
+        .find(|l| l["message"] == "registry loaded")
+        .and_then(|l| l["elapsed_ms"].as_u64())
+        .unwrap_or(0);
+    let _ = writeln!(
+        report,
+        "start to ready (spawn → serving): {:.0} ms (registry load {loaded_ms} ms); budget < 1000 ms",
+        ready.as_secs_f64() * 1000.0
+    );
+    let _ =
+        writeln!(report, "RSS when ready: {:.1} MB; budget < 200 MB", rss_kib(central.pid()) as f64 / 1024.0);
+
+    let addr = central.addr("http");
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    for (label, keep_alive) in [("keep-alive", true), ("one request per connection (as the firmware)", false)]
+    {
+        let r = runtime.block_on(load(addr, n, connections, Duration::from_secs(seconds), keep_alive));
+        let _ = writeln!(
+            report,
+            "GET /device/config, Basic auth, {label}: {:.0} req/s ({} ok, {} errors), latency p50 {:.2} ms, p99 {:.2} ms{}",
+            r.requests as f64 / r.elapsed.as_secs_f64(),
+            r.requests,
+            r.errors,
+            pct(&r.latencies_us, 0.50),
+            pct(&r.latencies_us, 0.99),
+            if keep_alive { "; budget ≥ 20000 req/s" } else { "" },
+        );
+    }
+    let _ = writeln!(report, "RSS after load: {:.1} MB", rss_kib(central.pid()) as f64 / 1024.0);
+    print!("{report}");
+}
