@@ -231,3 +231,99 @@ fn topics_follow_renames_and_stay_unique() {
     let (_, page) = api(addr, "GET", "/api/v1/devices?site=carcassonne&state=never_seen&q=24", None);
     assert_eq!(page["total"], 0);
 }
+
+#[test]
+fn the_openapi_document_is_public_and_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let central = start(dir.path());
+    let addr = central.addr("http");
+    let (status, doc) = http_json(addr, "GET", "/api/v1/openapi.json", None, None);
+    assert_eq!(status, 200);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "{doc}");
+    assert_eq!(doc["info"]["version"], env!("CARGO_PKG_VERSION"));
+    let paths = doc["paths"].as_object().unwrap();
+    for path in [
+        "/api/v1/sites",
+        "/api/v1/buildings/{id}",
+        "/api/v1/rooms",
+        "/api/v1/device-types",
+        "/api/v1/devices",
+        "/api/v1/devices/{id}",
+        "/api/v1/devices/{id}/credentials/reset",
+        "/api/v1/gateways",
+        "/api/v1/tokens",
+        "/api/v1/users/{id}",
+    ] {
+        assert!(paths.contains_key(path), "{path} missing from the OpenAPI document");
+    }
+    assert!(
+        paths["/api/v1/devices"]["get"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "state")
+    );
+    assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    assert!(doc["components"]["schemas"]["DeviceView"]["properties"]["base_topic"].is_object());
+}
+
+#[test]
+fn users_and_gateways() {
+    let dir = tempfile::tempdir().unwrap();
+    let central = start(dir.path());
+    let addr = central.addr("http");
+
+    let (status, user) = api(
+        addr,
+        "POST",
+        "/api/v1/users",
+        Some(json!({"username": "alice", "password": "correct horse", "role": "operator"})),
+    );
+    assert_eq!(status, 201, "{user}");
+    assert!(user.get("password").is_none() && user.get("password_hash").is_none(), "{user}");
+    let (status, body) = api(
+        addr,
+        "POST",
+        "/api/v1/users",
+        Some(json!({"username": "bob", "password": "short", "role": "viewer"})),
+    );
+    assert_eq!((status, body["error"]["field"].as_str()), (400, Some("password")));
+    let (status, _) = api(
+        addr,
+        "PATCH",
+        &format!("/api/v1/users/{}", user["id"].as_str().unwrap()),
+        Some(json!({"role": "admin"})),
+    );
+    assert_eq!(status, 200);
+    let (_, users) = api(addr, "GET", "/api/v1/users", None);
+    assert_eq!(users["items"][0]["role"], "admin");
+
+    let r = room(addr, "U4", "302");
+    api(addr, "POST", "/api/v1/device-types", Some(json!({"name": "esp32"})));
+    api(
+        addr,
+        "POST",
+        "/api/v1/devices",
+        Some(json!({"uid": "24:0a:c4:12:34:56", "type": "esp32", "rooms": [r["id"]]})),
+    );
+    let (status, gw) = api(
+        addr,
+        "POST",
+        "/api/v1/gateways",
+        Some(json!({"name": "gw-u4", "scope": {"buildings": [r["building"]]}})),
+    );
+    assert_eq!(status, 201, "{gw}");
+    assert_eq!(gw["devices"], 1);
+    let (status, site_gw) =
+        api(addr, "POST", "/api/v1/gateways", Some(json!({"name": "gw-ut3", "scope": {"site": "ut3"}})));
+    assert_eq!((status, &site_gw["devices"]), (201, &json!(1)));
+    let (status, body) =
+        api(addr, "POST", "/api/v1/gateways", Some(json!({"name": "GW-U4", "scope": {"site": "ut3"}})));
+    assert_eq!((status, error_code(&body)), (409, "conflict"));
+    let (status, body) =
+        api(addr, "POST", "/api/v1/gateways", Some(json!({"name": "x", "scope": {"buildings": []}})));
+    assert_eq!((status, body["error"]["field"].as_str()), (400, Some("scope.buildings")));
+    assert_eq!(api(addr, "DELETE", &format!("/api/v1/gateways/{}", gw["id"].as_str().unwrap()), None).0, 204);
+    let (_, list) = api(addr, "GET", "/api/v1/gateways", None);
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+}

@@ -6,7 +6,7 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
 
 use crate::registry::RegistryError;
 
@@ -66,33 +66,72 @@ impl From<RegistryError> for ApiError {
     }
 }
 
+/// The body of every `/api/v1` error.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code (`invalid_field`, `conflict`, `schema_violation` …).
+    pub code: &'static str,
+    /// What is wrong and, where possible, how to fix it.
+    pub message: String,
+    /// The offending field, for `invalid_field`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// Every violation, for `schema_violation`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<Vec<String>>,
+}
+
+/// The errors any `/api/v1` route may answer, for the OpenAPI document.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // documents responses; never constructed
+pub(crate) enum CommonErrors {
+    /// Invalid input: malformed JSON, unknown field, or a field named in `field`.
+    #[response(status = 400)]
+    BadRequest(ErrorBody),
+    /// No or unknown bearer token.
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// The token's role is too low.
+    #[response(status = 403)]
+    Forbidden(ErrorBody),
+    /// The body is larger than 1 MiB.
+    #[response(status = 413)]
+    TooLarge(ErrorBody),
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.parts();
-        let mut body = json!({"code": code});
-        match self {
+        let detail = |message: String| ErrorDetail { code, message, field: None, details: None };
+        let detail = match self {
             ApiError::Invalid { field, message } => {
-                body["message"] = json!(format!("{field}: {message}"));
-                body["field"] = json!(field);
+                ErrorDetail { field: Some(field.clone()), ..detail(format!("{field}: {message}")) }
             }
-            ApiError::Unprocessable(errors) => {
-                body["message"] = json!(format!("configuration rejected: {}", errors.join("; ")));
-                body["details"] = json!(errors);
-            }
+            ApiError::Unprocessable(errors) => ErrorDetail {
+                details: Some(errors.clone()),
+                ..detail(format!("configuration rejected: {}", errors.join("; ")))
+            },
             ApiError::Unauthorized => {
-                body["message"] = json!("a valid bearer token is required (Authorization: Bearer <token>)")
+                detail("a valid bearer token is required (Authorization: Bearer <token>)".into())
             }
             ApiError::Internal(cause) => {
                 tracing::error!(cause = %cause, "internal error answering an API request");
-                body["message"] = json!("internal error; the server log has the details");
+                detail("internal error; the server log has the details".into())
             }
             ApiError::BadRequest(m)
             | ApiError::Forbidden(m)
             | ApiError::NotFound(m)
             | ApiError::Conflict(m)
-            | ApiError::TooLarge(m) => body["message"] = json!(m),
-        }
-        let mut response = (status, Json(json!({"error": body}))).into_response();
+            | ApiError::TooLarge(m) => detail(m),
+        };
+        let mut response = (status, Json(ErrorBody { error: detail })).into_response();
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }

@@ -18,7 +18,7 @@ use axum::Router;
 use crate::Config;
 use crate::registry::Registry;
 
-pub use error::ApiError;
+pub use error::{ApiError, ErrorBody, ErrorDetail};
 
 /// What every handler can reach: cheap to clone (handles and `Arc`s only).
 #[derive(Clone)]

@@ -19,9 +19,10 @@ pub struct Principal {
 }
 
 /// A token just created: the only time its text is shown.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TokenCreated {
     /// Id.
+    #[schema(value_type = String, format = Uuid)]
     pub id: TokenId,
     /// Name.
     pub name: String,

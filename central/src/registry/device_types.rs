@@ -13,7 +13,7 @@ use crate::store::Write;
 const SECONDS_RANGE: std::ops::RangeInclusive<u32> = 60..=604_800;
 
 /// A new device type.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceTypeInput {
     /// Unique name: lowercase letters, digits, `_` (`esp32`, `lorawan_node`).
@@ -30,7 +30,7 @@ pub struct DeviceTypeInput {
 }
 
 /// Changes to a device type.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceTypePatch {
     /// New description.

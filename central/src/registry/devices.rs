@@ -23,12 +23,13 @@ pub const MAX_LOGIN_LEN: usize = 31;
 pub const MAX_PAGE: usize = 1000;
 
 /// A new device.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceInput {
     /// Its uid: a MAC (`24:0a:c4:12:34:56`), a DevEUI (16 hex digits) or a UUID.
     pub uid: String,
     /// The uid's kind (`ethernet`, `lorawan`, `uuid`); guessed from `uid` when absent.
+    #[schema(value_type = Option<String>, example = "ethernet")]
     pub uid_kind: Option<UidKind>,
     /// Device type, by name or id.
     #[serde(rename = "type")]
@@ -37,6 +38,7 @@ pub struct DeviceInput {
     #[serde(default)]
     pub description: String,
     /// Room ids, main room first (at least one).
+    #[schema(value_type = Vec<String>)]
     pub rooms: Vec<RoomId>,
     /// Whether it may fetch its configuration and connect (default true).
     pub enabled: Option<bool>,
@@ -51,7 +53,7 @@ pub struct DeviceInput {
 }
 
 /// Changes to a device; absent fields stay as they are.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DevicePatch {
     /// New type.
@@ -60,6 +62,7 @@ pub struct DevicePatch {
     /// New description.
     pub description: Option<String>,
     /// New rooms, main room first.
+    #[schema(value_type = Option<Vec<String>>)]
     pub rooms: Option<Vec<RoomId>>,
     /// Enable or disable.
     pub enabled: Option<bool>,
@@ -80,7 +83,7 @@ fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
 }
 
 /// Liveness of a device, from its last status and its threshold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DeviceState {
     /// No status ever received.
@@ -94,14 +97,17 @@ pub enum DeviceState {
 }
 
 /// Filters of a device listing.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct DeviceFilter {
     /// Site id or slug (of the main room).
     pub site: Option<String>,
     /// Building id (of the main room).
+    #[param(value_type = Option<String>)]
     pub building: Option<BuildingId>,
     /// Room id (any of its rooms).
+    #[param(value_type = Option<String>)]
     pub room: Option<RoomId>,
     /// Type name or id.
     #[serde(rename = "type")]
@@ -119,11 +125,13 @@ pub struct DeviceFilter {
 }
 
 /// A device as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DeviceView {
     /// Internal id.
+    #[schema(value_type = String, format = Uuid)]
     pub id: DeviceId,
     /// Uid kind.
+    #[schema(value_type = String, example = "ethernet")]
     pub uid_kind: UidKind,
     /// Uid, canonical.
     pub uid: String,
@@ -131,6 +139,7 @@ pub struct DeviceView {
     #[serde(rename = "type")]
     pub device_type: String,
     /// Type id.
+    #[schema(value_type = String, format = Uuid)]
     pub type_id: DeviceTypeId,
     /// Description.
     pub description: String,

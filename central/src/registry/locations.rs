@@ -13,7 +13,7 @@ use crate::store::Write;
 pub const MAX_NAME_LEN: usize = 64;
 
 /// A new site.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SiteInput {
     /// Short name used in topics: lowercase letters, digits and `_`.
@@ -23,7 +23,7 @@ pub struct SiteInput {
 }
 
 /// Changes to a site.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SitePatch {
     /// New slug (topics of every room of the site follow).
@@ -33,7 +33,7 @@ pub struct SitePatch {
 }
 
 /// A new building.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BuildingInput {
     /// The site (id or slug); the default site when absent.
@@ -46,7 +46,7 @@ pub struct BuildingInput {
 }
 
 /// Changes to a building.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BuildingPatch {
     /// New name (derived topics of its rooms follow).
@@ -56,10 +56,11 @@ pub struct BuildingPatch {
 }
 
 /// A new room (or outdoor area, in a site's `outside` building).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoomInput {
     /// The building id.
+    #[schema(value_type = String, format = Uuid)]
     pub building: BuildingId,
     /// Display name.
     pub name: String,
@@ -71,7 +72,7 @@ pub struct RoomInput {
 }
 
 /// Changes to a room.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoomPatch {
     /// New name (its derived topic follows).
@@ -84,13 +85,16 @@ pub struct RoomPatch {
 }
 
 /// A room as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RoomView {
     /// Id.
+    #[schema(value_type = String, format = Uuid)]
     pub id: RoomId,
     /// Building id.
+    #[schema(value_type = String, format = Uuid)]
     pub building: BuildingId,
     /// Site id.
+    #[schema(value_type = Option<String>, format = Uuid)]
     pub site: Option<SiteId>,
     /// Name.
     pub name: String,

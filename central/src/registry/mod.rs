@@ -9,10 +9,12 @@
 mod access;
 mod device_types;
 mod devices;
+mod gateways;
 mod import;
 mod locations;
 mod provisioning;
 mod state;
+mod users;
 
 use std::sync::Arc;
 
@@ -24,11 +26,13 @@ use crate::store::{Store, StoreError, Write};
 pub use access::{Principal, TokenCreated};
 pub use device_types::{DeviceTypeInput, DeviceTypePatch};
 pub use devices::{DeviceFilter, DeviceInput, DevicePatch, DeviceState, DeviceView, MAX_LOGIN_LEN, MAX_PAGE};
+pub use gateways::{GatewayInput, GatewayPatch, GatewayView, ScopeInput};
 pub use import::{Counts, ImportReport};
 pub use locations::{
     BuildingInput, BuildingPatch, MAX_NAME_LEN, RoomInput, RoomPatch, RoomView, SiteInput, SitePatch,
 };
 pub use provisioning::ConfigOutcome;
+pub use users::{UserInput, UserPatch, UserView};
 
 /// Slug and name of the site created at first start.
 pub const DEFAULT_SITE_SLUG: &str = "ut3";

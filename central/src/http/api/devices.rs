@@ -25,14 +25,16 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/devices/{id}/logs", get(logs))
 }
 
-#[derive(Serialize)]
-struct Page {
+/// One page of a device listing.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct Page {
     items: Vec<DeviceView>,
     total: usize,
     limit: usize,
     offset: usize,
 }
 
+#[utoipa::path(get, path = "/api/v1/devices", tag = "devices", params(crate::registry::DeviceFilter), responses((status = 200, description = "One page, sorted by uid", body = Page), crate::http::error::CommonErrors), security(("bearer" = [])))]
 async fn list(
     State(s): State<AppState>,
     _auth: Auth,
@@ -43,6 +45,7 @@ async fn list(
     Ok(Json(Page { items, total, limit, offset: filter.offset.unwrap_or(0) }))
 }
 
+#[utoipa::path(get, path = "/api/v1/devices/{id}", tag = "devices", params(("id" = String, Path, description = "Internal UUID or uid (MAC, DevEUI)")), responses((status = 200, body = crate::registry::DeviceView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn get_one(
     State(s): State<AppState>,
     _auth: Auth,
@@ -51,6 +54,7 @@ async fn get_one(
     Ok(Json(s.registry.device(&key)?))
 }
 
+#[utoipa::path(post, path = "/api/v1/devices", tag = "devices", request_body = crate::registry::DeviceInput, responses((status = 201, description = "Registered, with a new undelivered secret", body = crate::registry::DeviceView), crate::http::error::CommonErrors, (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody), (status = 422, description = "Configuration breaks its schema, the legacy shape or the 1023-byte limit", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn create(
     State(s): State<AppState>,
     auth: Auth,
@@ -62,6 +66,7 @@ async fn create(
     Ok((StatusCode::CREATED, Json(device)))
 }
 
+#[utoipa::path(patch, path = "/api/v1/devices/{id}", tag = "devices", params(("id" = String, Path, description = "Internal UUID or uid")), request_body = crate::registry::DevicePatch, responses((status = 200, body = crate::registry::DeviceView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody), (status = 422, description = "Configuration breaks its schema, the legacy shape or the 1023-byte limit", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn update(
     State(s): State<AppState>,
     auth: Auth,
@@ -72,6 +77,7 @@ async fn update(
     Ok(Json(s.registry.update_device(&key, patch)?))
 }
 
+#[utoipa::path(delete, path = "/api/v1/devices/{id}", tag = "devices", params(("id" = String, Path, description = "Internal UUID or uid")), responses((status = 204, description = "Deleted"), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn delete(
     State(s): State<AppState>,
     auth: Auth,
@@ -83,6 +89,7 @@ async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(post, path = "/api/v1/devices/{id}/credentials/reset", tag = "devices", params(("id" = String, Path, description = "Internal UUID or uid")), responses((status = 200, description = "New secret, delivered at the next /device/credentials call", body = crate::registry::DeviceView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn reset_credentials(
     State(s): State<AppState>,
     auth: Auth,
@@ -97,6 +104,7 @@ async fn set_enabled(s: &AppState, auth: &Auth, key: &str, enabled: bool) -> Res
     Ok(s.registry.update_device(key, DevicePatch { enabled: Some(enabled), ..DevicePatch::default() })?)
 }
 
+#[utoipa::path(post, path = "/api/v1/devices/{id}/enable", tag = "devices", params(("id" = String, Path, description = "Internal UUID or uid")), responses((status = 200, body = crate::registry::DeviceView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn enable(
     State(s): State<AppState>,
     auth: Auth,
@@ -105,6 +113,7 @@ async fn enable(
     Ok(Json(set_enabled(&s, &auth, &key, true).await?))
 }
 
+#[utoipa::path(post, path = "/api/v1/devices/{id}/disable", tag = "devices", params(("id" = String, Path, description = "Internal UUID or uid")), responses((status = 200, description = "Disabled: no config, no broker access", body = crate::registry::DeviceView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn disable(
     State(s): State<AppState>,
     auth: Auth,
@@ -113,6 +122,7 @@ async fn disable(
     Ok(Json(set_enabled(&s, &auth, &key, false).await?))
 }
 
+#[utoipa::path(get, path = "/api/v1/devices/{id}/logs", tag = "devices", params(("id" = String, Path, description = "Internal UUID or uid")), responses((status = 200, description = "Last 200 lines sent to /device/logger, newest first", body = inline(Object)), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn logs(
     State(s): State<AppState>,
     _auth: Auth,

@@ -29,10 +29,12 @@ fn id<T: std::str::FromStr>(what: &str, s: &str) -> Result<T, ApiError> {
     s.parse().map_err(|_| ApiError::NotFound(format!("{what} {s} not found (ids are UUIDs)")))
 }
 
+#[utoipa::path(get, path = "/api/v1/sites", tag = "locations", responses((status = 200, description = "Every site, the default one first", body = inline(Object)), crate::http::error::CommonErrors), security(("bearer" = [])))]
 async fn list_sites(State(s): State<AppState>, _auth: Auth) -> impl IntoResponse {
     items(s.registry.sites())
 }
 
+#[utoipa::path(get, path = "/api/v1/sites/{id}", tag = "locations", params(("id" = String, Path, description = "Site id or slug")), responses((status = 200, body = crate::model::Site), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn get_site(
     State(s): State<AppState>,
     _auth: Auth,
@@ -41,6 +43,7 @@ async fn get_site(
     Ok(Json(s.registry.site(&key)?))
 }
 
+#[utoipa::path(post, path = "/api/v1/sites", tag = "locations", request_body = crate::registry::SiteInput, responses((status = 201, description = "Created, with its outside building", body = crate::model::Site), crate::http::error::CommonErrors, (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn create_site(
     State(s): State<AppState>,
     auth: Auth,
@@ -50,6 +53,7 @@ async fn create_site(
     Ok((StatusCode::CREATED, Json(s.registry.create_site(input)?)))
 }
 
+#[utoipa::path(patch, path = "/api/v1/sites/{id}", tag = "locations", params(("id" = String, Path, description = "Site id or slug")), request_body = crate::registry::SitePatch, responses((status = 200, body = crate::model::Site), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody), (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn update_site(
     State(s): State<AppState>,
     auth: Auth,
@@ -60,6 +64,7 @@ async fn update_site(
     Ok(Json(s.registry.update_site(&key, patch)?))
 }
 
+#[utoipa::path(delete, path = "/api/v1/sites/{id}", tag = "locations", params(("id" = String, Path, description = "Site id or slug")), responses((status = 204, description = "Deleted"), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody), (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn delete_site(
     State(s): State<AppState>,
     auth: Auth,
@@ -76,6 +81,7 @@ struct BuildingQuery {
     site: Option<String>,
 }
 
+#[utoipa::path(get, path = "/api/v1/buildings", tag = "locations", params(("site" = Option<String>, Query, description = "Site id or slug")), responses((status = 200, body = inline(Object)), crate::http::error::CommonErrors), security(("bearer" = [])))]
 async fn list_buildings(
     State(s): State<AppState>,
     _auth: Auth,
@@ -84,6 +90,7 @@ async fn list_buildings(
     Ok(items(s.registry.buildings(q.site.as_deref())?))
 }
 
+#[utoipa::path(get, path = "/api/v1/buildings/{id}", tag = "locations", params(("id" = String, Path, description = "Building id")), responses((status = 200, body = crate::model::Building), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn get_building(
     State(s): State<AppState>,
     _auth: Auth,
@@ -92,6 +99,7 @@ async fn get_building(
     Ok(Json(s.registry.building(id::<BuildingId>("building", &key)?)?))
 }
 
+#[utoipa::path(post, path = "/api/v1/buildings", tag = "locations", request_body = crate::registry::BuildingInput, responses((status = 201, body = crate::model::Building), crate::http::error::CommonErrors, (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn create_building(
     State(s): State<AppState>,
     auth: Auth,
@@ -101,6 +109,7 @@ async fn create_building(
     Ok((StatusCode::CREATED, Json(s.registry.create_building(input)?)))
 }
 
+#[utoipa::path(patch, path = "/api/v1/buildings/{id}", tag = "locations", params(("id" = String, Path, description = "Building id")), request_body = crate::registry::BuildingPatch, responses((status = 200, description = "Updated; derived topics of its rooms follow", body = crate::model::Building), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody), (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn update_building(
     State(s): State<AppState>,
     auth: Auth,
@@ -111,6 +120,7 @@ async fn update_building(
     Ok(Json(s.registry.update_building(id("building", &key)?, patch)?))
 }
 
+#[utoipa::path(delete, path = "/api/v1/buildings/{id}", tag = "locations", params(("id" = String, Path, description = "Building id")), responses((status = 204, description = "Deleted"), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody), (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn delete_building(
     State(s): State<AppState>,
     auth: Auth,
@@ -127,6 +137,7 @@ struct RoomQuery {
     building: Option<BuildingId>,
 }
 
+#[utoipa::path(get, path = "/api/v1/rooms", tag = "locations", params(("building" = Option<String>, Query, description = "Building id")), responses((status = 200, body = inline(Object)), crate::http::error::CommonErrors), security(("bearer" = [])))]
 async fn list_rooms(
     State(s): State<AppState>,
     _auth: Auth,
@@ -135,6 +146,7 @@ async fn list_rooms(
     items(s.registry.rooms(q.building))
 }
 
+#[utoipa::path(get, path = "/api/v1/rooms/{id}", tag = "locations", params(("id" = String, Path, description = "Room id")), responses((status = 200, body = crate::registry::RoomView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn get_room(
     State(s): State<AppState>,
     _auth: Auth,
@@ -143,6 +155,7 @@ async fn get_room(
     Ok(Json(s.registry.room(id::<RoomId>("room", &key)?)?))
 }
 
+#[utoipa::path(post, path = "/api/v1/rooms", tag = "locations", request_body = crate::registry::RoomInput, responses((status = 201, body = crate::registry::RoomView), crate::http::error::CommonErrors, (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn create_room(
     State(s): State<AppState>,
     auth: Auth,
@@ -152,6 +165,7 @@ async fn create_room(
     Ok((StatusCode::CREATED, Json(s.registry.create_room(input)?)))
 }
 
+#[utoipa::path(patch, path = "/api/v1/rooms/{id}", tag = "locations", params(("id" = String, Path, description = "Room id")), request_body = crate::registry::RoomPatch, responses((status = 200, body = crate::registry::RoomView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody), (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn update_room(
     State(s): State<AppState>,
     auth: Auth,
@@ -162,6 +176,7 @@ async fn update_room(
     Ok(Json(s.registry.update_room(id("room", &key)?, patch)?))
 }
 
+#[utoipa::path(delete, path = "/api/v1/rooms/{id}", tag = "locations", params(("id" = String, Path, description = "Room id")), responses((status = 204, description = "Deleted"), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody), (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn delete_room(
     State(s): State<AppState>,
     auth: Auth,

@@ -4,9 +4,12 @@
 //! `admin` also edits the structure (sites, buildings, rooms, types) and tokens.
 
 mod devices;
+mod gateways;
 mod locations;
+mod openapi;
 mod tokens;
 mod types;
+mod users;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -34,7 +37,10 @@ pub(super) fn routes() -> Router<AppState> {
         .merge(locations::routes())
         .merge(types::routes())
         .merge(devices::routes())
+        .merge(gateways::routes())
         .merge(tokens::routes())
+        .merge(users::routes())
+        .route("/openapi.json", axum::routing::get(openapi::document))
         .fallback(|| async { ApiError::NotFound("no such API path; see /api/v1/openapi.json".into()) })
         .layer(DefaultBodyLimit::max(MAX_BODY));
     Router::new().nest("/api/v1", api)

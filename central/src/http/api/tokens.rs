@@ -17,13 +17,15 @@ pub(super) fn routes() -> Router<AppState> {
     Router::new().route("/tokens", get(list).post(create)).route("/tokens/{id}", delete(remove))
 }
 
-#[derive(Deserialize)]
+/// A new token.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct TokenInput {
+pub(super) struct TokenInput {
     name: String,
     role: Role,
 }
 
+#[utoipa::path(get, path = "/api/v1/tokens", tag = "access", responses((status = 200, description = "Tokens, never their text", body = inline(Object)), crate::http::error::CommonErrors), security(("bearer" = [])))]
 async fn list(State(s): State<AppState>, auth: Auth) -> Result<impl IntoResponse, ApiError> {
     auth.require(Role::Admin)?;
     let items: Vec<_> = s
@@ -35,6 +37,7 @@ async fn list(State(s): State<AppState>, auth: Auth) -> Result<impl IntoResponse
     Ok(Json(json!({"items": items})))
 }
 
+#[utoipa::path(post, path = "/api/v1/tokens", tag = "access", request_body = TokenInput, responses((status = 201, description = "The token text, shown once", body = crate::registry::TokenCreated), crate::http::error::CommonErrors), security(("bearer" = [])))]
 async fn create(
     State(s): State<AppState>,
     auth: Auth,
@@ -46,6 +49,7 @@ async fn create(
     Ok((StatusCode::CREATED, Json(created)))
 }
 
+#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "access", params(("id" = String, Path, description = "Token id")), responses((status = 204, description = "Revoked"), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn remove(
     State(s): State<AppState>,
     auth: Auth,

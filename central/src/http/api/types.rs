@@ -22,8 +22,9 @@ pub(super) fn routes() -> Router<AppState> {
 }
 
 /// A device type with its schema as JSON (stored as text).
-#[derive(Serialize)]
-struct TypeView {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct TypeView {
+    #[schema(format = Uuid)]
     id: String,
     name: String,
     description: String,
@@ -45,10 +46,12 @@ impl From<DeviceType> for TypeView {
     }
 }
 
+#[utoipa::path(get, path = "/api/v1/device-types", tag = "device-types", responses((status = 200, body = inline(Object)), crate::http::error::CommonErrors), security(("bearer" = [])))]
 async fn list(State(s): State<AppState>, _auth: Auth) -> impl IntoResponse {
     items(s.registry.device_types().into_iter().map(TypeView::from).collect())
 }
 
+#[utoipa::path(get, path = "/api/v1/device-types/{id}", tag = "device-types", params(("id" = String, Path, description = "Type id or name")), responses((status = 200, body = TypeView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn get_one(
     State(s): State<AppState>,
     _auth: Auth,
@@ -57,6 +60,7 @@ async fn get_one(
     Ok(Json(TypeView::from(s.registry.device_type(&key)?)))
 }
 
+#[utoipa::path(post, path = "/api/v1/device-types", tag = "device-types", request_body = crate::registry::DeviceTypeInput, responses((status = 201, body = TypeView), crate::http::error::CommonErrors, (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn create(
     State(s): State<AppState>,
     auth: Auth,
@@ -66,6 +70,7 @@ async fn create(
     Ok((StatusCode::CREATED, Json(TypeView::from(s.registry.create_device_type(input)?))))
 }
 
+#[utoipa::path(patch, path = "/api/v1/device-types/{id}", tag = "device-types", params(("id" = String, Path, description = "Type id or name")), request_body = crate::registry::DeviceTypePatch, responses((status = 200, body = TypeView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn update(
     State(s): State<AppState>,
     auth: Auth,
@@ -76,6 +81,7 @@ async fn update(
     Ok(Json(TypeView::from(s.registry.update_device_type(&key, patch)?)))
 }
 
+#[utoipa::path(delete, path = "/api/v1/device-types/{id}", tag = "device-types", params(("id" = String, Path, description = "Type id or name")), responses((status = 204, description = "Deleted"), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody), (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn delete(
     State(s): State<AppState>,
     auth: Auth,

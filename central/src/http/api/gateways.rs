@@ -1,0 +1,71 @@
+//! `/api/v1/gateways`: edge gateways and their scope.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use neosens_protocol::ids::GatewayId;
+
+use super::items;
+use crate::http::AppState;
+use crate::http::error::ApiError;
+use crate::http::extract::{ApiJson, Auth};
+use crate::model::Role;
+use crate::registry::{GatewayInput, GatewayPatch};
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/gateways", get(list).post(create))
+        .route("/gateways/{id}", get(get_one).patch(update).delete(delete))
+}
+
+fn gateway_id(s: &str) -> Result<GatewayId, ApiError> {
+    s.parse().map_err(|_| ApiError::NotFound(format!("gateway {s} not found")))
+}
+
+#[utoipa::path(get, path = "/api/v1/gateways", tag = "gateways", responses((status = 200, body = inline(Object)), crate::http::error::CommonErrors), security(("bearer" = [])))]
+async fn list(State(s): State<AppState>, _auth: Auth) -> impl IntoResponse {
+    items(s.registry.gateways())
+}
+
+#[utoipa::path(get, path = "/api/v1/gateways/{id}", tag = "gateways", params(("id" = String, Path, description = "Gateway id")), responses((status = 200, body = crate::registry::GatewayView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
+async fn get_one(
+    State(s): State<AppState>,
+    _auth: Auth,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(s.registry.gateway(gateway_id(&id)?)?))
+}
+
+#[utoipa::path(post, path = "/api/v1/gateways", tag = "gateways", request_body = crate::registry::GatewayInput, responses((status = 201, body = crate::registry::GatewayView), crate::http::error::CommonErrors, (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
+async fn create(
+    State(s): State<AppState>,
+    auth: Auth,
+    ApiJson(input): ApiJson<GatewayInput>,
+) -> Result<impl IntoResponse, ApiError> {
+    auth.require(Role::Admin)?;
+    Ok((StatusCode::CREATED, Json(s.registry.create_gateway(input)?)))
+}
+
+#[utoipa::path(patch, path = "/api/v1/gateways/{id}", tag = "gateways", params(("id" = String, Path, description = "Gateway id")), request_body = crate::registry::GatewayPatch, responses((status = 200, body = crate::registry::GatewayView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody), (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
+async fn update(
+    State(s): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    ApiJson(patch): ApiJson<GatewayPatch>,
+) -> Result<impl IntoResponse, ApiError> {
+    auth.require(Role::Admin)?;
+    Ok(Json(s.registry.update_gateway(gateway_id(&id)?, patch)?))
+}
+
+#[utoipa::path(delete, path = "/api/v1/gateways/{id}", tag = "gateways", params(("id" = String, Path, description = "Gateway id")), responses((status = 204, description = "Deleted"), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
+async fn delete(
+    State(s): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    auth.require(Role::Admin)?;
+    s.registry.delete_gateway(gateway_id(&id)?)?;
+    Ok(StatusCode::NO_CONTENT)
+}

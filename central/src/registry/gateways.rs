@@ -1,0 +1,185 @@
+//! Gateways: each serves a share of the registry — a whole site, or some buildings.
+
+use neosens_protocol::ids::{BuildingId, GatewayId};
+use serde::{Deserialize, Serialize};
+
+use super::locations::resolve_site;
+use super::state::State;
+use super::{Registry, RegistryError};
+use crate::model::{EntityKind, Gateway, GatewayScope, Record, Timestamp, new_uuid};
+use crate::store::Write;
+
+/// A gateway's scope in the API: `{"site": "<id or slug>"}` or `{"buildings": ["<id>", …]}`.
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum ScopeInput {
+    /// A whole site.
+    Site(String),
+    /// Some buildings.
+    Buildings(Vec<uuid::Uuid>),
+}
+
+/// A new gateway.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayInput {
+    /// Unique name.
+    pub name: String,
+    /// What it serves.
+    pub scope: ScopeInput,
+}
+
+/// Changes to a gateway.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayPatch {
+    /// New name.
+    pub name: Option<String>,
+    /// New scope (devices leaving it are removed from the gateway at its next sync).
+    pub scope: Option<ScopeInput>,
+}
+
+/// A gateway as the API shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct GatewayView {
+    /// Id.
+    #[schema(value_type = String, format = Uuid)]
+    pub id: GatewayId,
+    /// Name.
+    pub name: String,
+    /// Scope: `{"site": "<id>"}` or `{"buildings": [...]}`.
+    pub scope: serde_json::Value,
+    /// Devices in its scope now.
+    pub devices: usize,
+    /// Creation time.
+    pub created_at: String,
+}
+
+fn resolve_scope(state: &State, input: &ScopeInput) -> Result<GatewayScope, RegistryError> {
+    match input {
+        ScopeInput::Site(key) => Ok(GatewayScope::Site(
+            resolve_site(state, key)
+                .map_err(|_| RegistryError::invalid("scope.site", format!("no site {key}")))?
+                .id,
+        )),
+        ScopeInput::Buildings(list) => {
+            if list.is_empty() {
+                return Err(RegistryError::invalid("scope.buildings", "at least one building"));
+            }
+            let list: Vec<BuildingId> = list.iter().copied().map(BuildingId::from_uuid).collect();
+            for (i, b) in list.iter().enumerate() {
+                if !state.buildings.contains_key(b) {
+                    return Err(RegistryError::invalid(
+                        &format!("scope.buildings[{i}]"),
+                        format!("no building {b}"),
+                    ));
+                }
+            }
+            Ok(GatewayScope::Buildings(list))
+        }
+    }
+}
+
+/// Whether a building is in a scope.
+pub(crate) fn building_in_scope(state: &State, scope: &GatewayScope, building: BuildingId) -> bool {
+    match scope {
+        GatewayScope::Site(site) => state.buildings.get(&building).is_some_and(|b| b.site == *site),
+        GatewayScope::Buildings(list) => list.contains(&building),
+    }
+}
+
+fn view(state: &State, g: &Gateway) -> GatewayView {
+    let devices = state
+        .devices
+        .values()
+        .filter(|e| {
+            e.record.rooms.iter().any(|r| {
+                state.rooms.get(r).is_some_and(|room| building_in_scope(state, &g.scope, room.building))
+            })
+        })
+        .count();
+    let scope = match &g.scope {
+        GatewayScope::Site(s) => serde_json::json!({"site": s}),
+        GatewayScope::Buildings(b) => serde_json::json!({"buildings": b}),
+    };
+    GatewayView { id: g.id, name: g.name.clone(), scope, devices, created_at: g.created_at.to_rfc3339() }
+}
+
+fn check_name(name: &str) -> Result<String, RegistryError> {
+    let name = name.trim();
+    if name.is_empty() || name.len() > 64 {
+        return Err(RegistryError::invalid("name", "1 to 64 characters"));
+    }
+    Ok(name.to_owned())
+}
+
+impl Registry {
+    /// Every gateway.
+    pub fn gateways(&self) -> Vec<GatewayView> {
+        let state = self.state.read();
+        let mut v: Vec<GatewayView> = state.gateways.values().map(|g| view(&state, g)).collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    /// A gateway.
+    pub fn gateway(&self, id: GatewayId) -> Result<GatewayView, RegistryError> {
+        let state = self.state.read();
+        state
+            .gateways
+            .get(&id)
+            .map(|g| view(&state, g))
+            .ok_or_else(|| RegistryError::not_found(format!("gateway {id}")))
+    }
+
+    /// Creates a gateway.
+    pub fn create_gateway(&self, input: GatewayInput) -> Result<GatewayView, RegistryError> {
+        let name = check_name(&input.name)?;
+        let id = self.mutate(|state| {
+            if state.gateways.values().any(|g| g.name.eq_ignore_ascii_case(&name)) {
+                return Err(RegistryError::conflict(format!("a gateway {name:?} exists")));
+            }
+            let gateway = Gateway {
+                id: GatewayId::from_uuid(new_uuid()),
+                name,
+                scope: resolve_scope(state, &input.scope)?,
+                created_at: Timestamp::now(),
+            };
+            Ok((vec![Write::Put(Record::Gateway(gateway.clone()))], gateway.id))
+        })?;
+        self.gateway(id)
+    }
+
+    /// Changes a gateway.
+    pub fn update_gateway(&self, id: GatewayId, patch: GatewayPatch) -> Result<GatewayView, RegistryError> {
+        let name = patch.name.as_deref().map(check_name).transpose()?;
+        self.mutate(|state| {
+            let mut g = state
+                .gateways
+                .get(&id)
+                .cloned()
+                .ok_or_else(|| RegistryError::not_found(format!("gateway {id}")))?;
+            if let Some(name) = name {
+                if state.gateways.values().any(|o| o.id != id && o.name.eq_ignore_ascii_case(&name)) {
+                    return Err(RegistryError::conflict(format!("a gateway {name:?} exists")));
+                }
+                g.name = name;
+            }
+            if let Some(scope) = &patch.scope {
+                g.scope = resolve_scope(state, scope)?;
+            }
+            Ok((vec![Write::Put(Record::Gateway(g))], ()))
+        })?;
+        self.gateway(id)
+    }
+
+    /// Deletes a gateway.
+    pub fn delete_gateway(&self, id: GatewayId) -> Result<(), RegistryError> {
+        self.mutate(|state| {
+            if !state.gateways.contains_key(&id) {
+                return Err(RegistryError::not_found(format!("gateway {id}")));
+            }
+            Ok((vec![Write::Delete(EntityKind::Gateway, id.to_bytes())], ()))
+        })
+    }
+}

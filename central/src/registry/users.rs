@@ -1,0 +1,212 @@
+//! Users: people who sign in to the dashboard, with argon2id password hashes.
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use serde::{Deserialize, Serialize};
+
+use super::{Registry, RegistryError};
+use crate::model::{EntityKind, Record, Role, Timestamp, User, UserId, new_uuid};
+use crate::store::Write;
+
+/// Shortest password accepted.
+const MIN_PASSWORD: usize = 10;
+
+/// A new user.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserInput {
+    /// Login name: 1 to 64 characters among letters, digits, `.`, `-`, `_`, `@`.
+    pub username: String,
+    /// Password (at least 10 characters). Stored as an argon2id hash only.
+    pub password: String,
+    /// Role.
+    pub role: Role,
+}
+
+/// Changes to a user.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserPatch {
+    /// New password.
+    pub password: Option<String>,
+    /// New role.
+    pub role: Option<Role>,
+}
+
+/// A user as the API shows it (never the hash).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct UserView {
+    /// Id.
+    #[schema(value_type = String, format = Uuid)]
+    pub id: UserId,
+    /// Login name.
+    pub username: String,
+    /// Role.
+    pub role: Role,
+    /// Creation time.
+    pub created_at: String,
+}
+
+impl From<&User> for UserView {
+    fn from(u: &User) -> Self {
+        UserView {
+            id: u.id,
+            username: u.username.clone(),
+            role: u.role,
+            created_at: u.created_at.to_rfc3339(),
+        }
+    }
+}
+
+fn check_username(name: &str) -> Result<(), RegistryError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'@'));
+    if ok {
+        Ok(())
+    } else {
+        Err(RegistryError::invalid(
+            "username",
+            "1 to 64 characters among letters, digits, '.', '-', '_', '@'",
+        ))
+    }
+}
+
+impl Registry {
+    fn hash_password(&self, password: &str) -> Result<String, RegistryError> {
+        if password.chars().count() < MIN_PASSWORD {
+            return Err(RegistryError::invalid("password", format!("at least {MIN_PASSWORD} characters")));
+        }
+        let salt_bytes: [u8; 16] = self.keys.random()?;
+        let salt = SaltString::encode_b64(&salt_bytes)
+            .map_err(|e| RegistryError::invalid("password", e.to_string()))?;
+        // Argon2::default() is argon2id, version 0x13, with the RFC 9106 second recommended
+        // parameters (19 MiB, 2 passes).
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| RegistryError::invalid("password", e.to_string()))
+    }
+
+    /// Every user.
+    pub fn users(&self) -> Vec<UserView> {
+        let mut v: Vec<UserView> = self.state.read().users.values().map(UserView::from).collect();
+        v.sort_by(|a, b| a.username.cmp(&b.username));
+        v
+    }
+
+    /// A user.
+    pub fn user(&self, id: UserId) -> Result<UserView, RegistryError> {
+        self.state
+            .read()
+            .users
+            .get(&id)
+            .map(UserView::from)
+            .ok_or_else(|| RegistryError::not_found(format!("user {}", id.0)))
+    }
+
+    /// Creates a user.
+    pub fn create_user(&self, input: UserInput) -> Result<UserView, RegistryError> {
+        check_username(&input.username)?;
+        let password_hash = self.hash_password(&input.password)?;
+        self.mutate(|state| {
+            if state.users.values().any(|u| u.username.eq_ignore_ascii_case(&input.username)) {
+                return Err(RegistryError::conflict(format!("user {:?} exists", input.username)));
+            }
+            let user = User {
+                id: UserId(new_uuid()),
+                username: input.username.clone(),
+                password_hash,
+                role: input.role,
+                created_at: Timestamp::now(),
+            };
+            let view = UserView::from(&user);
+            Ok((vec![Write::Put(Record::User(user))], view))
+        })
+    }
+
+    /// Changes a user's password or role.
+    pub fn update_user(&self, id: UserId, patch: UserPatch) -> Result<UserView, RegistryError> {
+        let hash = patch.password.as_deref().map(|p| self.hash_password(p)).transpose()?;
+        self.mutate(|state| {
+            let mut user = state
+                .users
+                .get(&id)
+                .cloned()
+                .ok_or_else(|| RegistryError::not_found(format!("user {}", id.0)))?;
+            if let Some(h) = hash {
+                user.password_hash = h;
+            }
+            if let Some(r) = patch.role {
+                user.role = r;
+            }
+            let view = UserView::from(&user);
+            Ok((vec![Write::Put(Record::User(user))], view))
+        })
+    }
+
+    /// Deletes a user.
+    pub fn delete_user(&self, id: UserId) -> Result<(), RegistryError> {
+        self.mutate(|state| {
+            if !state.users.contains_key(&id) {
+                return Err(RegistryError::not_found(format!("user {}", id.0)));
+            }
+            Ok((vec![Write::Delete(EntityKind::User, id.to_bytes())], ()))
+        })
+    }
+
+    /// The user with this name and password, if both match (constant-time hash comparison).
+    pub fn verify_user(&self, username: &str, password: &str) -> Option<UserView> {
+        let user =
+            self.state.read().users.values().find(|u| u.username.eq_ignore_ascii_case(username)).cloned()?;
+        let parsed = PasswordHash::new(&user.password_hash).ok()?;
+        Argon2::default().verify_password(password.as_bytes(), &parsed).ok()?;
+        Some(UserView::from(&user))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::secrets::ServerKeys;
+    use crate::store::RedbStore;
+
+    #[test]
+    fn passwords_are_argon2id_and_verify() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = Arc::new(ServerKeys::load_or_create(dir.path()).unwrap());
+        let registry = Registry::open(Arc::new(RedbStore::open(dir.path()).unwrap()), keys).unwrap();
+        let u = registry
+            .create_user(UserInput {
+                username: "alice".into(),
+                password: "correct horse".into(),
+                role: Role::Operator,
+            })
+            .unwrap();
+        let stored = registry.state.read().users[&u.id].password_hash.clone();
+        assert!(stored.starts_with("$argon2id$v=19$"), "{stored}");
+        assert_eq!(registry.verify_user("alice", "correct horse").map(|v| v.id), Some(u.id));
+        assert_eq!(registry.verify_user("ALICE", "correct horse").map(|v| v.id), Some(u.id));
+        assert!(registry.verify_user("alice", "wrong horse!").is_none());
+        assert!(registry.verify_user("bob", "correct horse").is_none());
+        let short = registry.create_user(UserInput {
+            username: "b".into(),
+            password: "short".into(),
+            role: Role::Viewer,
+        });
+        assert!(matches!(short, Err(RegistryError::Invalid { ref field, .. }) if field == "password"));
+        let dup = registry.create_user(UserInput {
+            username: "Alice".into(),
+            password: "0123456789".into(),
+            role: Role::Viewer,
+        });
+        assert!(matches!(dup, Err(RegistryError::Conflict { .. })));
+        registry
+            .update_user(u.id, UserPatch { password: Some("battery staple".into()), role: None })
+            .unwrap();
+        assert!(registry.verify_user("alice", "correct horse").is_none());
+        assert!(registry.verify_user("alice", "battery staple").is_some());
+    }
+}
