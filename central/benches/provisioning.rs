@@ -242,6 +242,36 @@ fn main() {
             if keep_alive { "; budget ≥ 20000 req/s" } else { "" },
         );
     }
+    // Cross-check with wrk when it is installed (scripts/bench installs it): one device's login.
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+        "senso_{}:{}",
+        mac(0).replace(':', "").to_lowercase(),
+        password(0)
+    ));
+    match Command::new("wrk")
+        .args([
+            "-t1",
+            &format!("-c{connections}"),
+            &format!("-d{seconds}s"),
+            "-H",
+            &format!("Authorization: Basic {basic}"),
+        ])
+        .arg(format!("http://{addr}/device/config"))
+        .output()
+    {
+        Ok(out) if out.status.success() => {
+            let text = String::from_utf8_lossy(&out.stdout);
+            for line in text
+                .lines()
+                .filter(|l| l.contains("Requests/sec") || l.contains("Latency") || l.contains("Non-2xx"))
+            {
+                let _ = writeln!(report, "wrk -t1 -c{connections}: {}", line.trim());
+            }
+        }
+        _ => {
+            let _ = writeln!(report, "wrk not installed: cross-check skipped");
+        }
+    }
     let _ = writeln!(report, "RSS after load: {:.1} MB", rss_kib(central.pid()) as f64 / 1024.0);
     print!("{report}");
 }

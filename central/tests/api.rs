@@ -52,6 +52,11 @@ fn tokens_and_roles() {
     assert_eq!(raw.header("www-authenticate"), Some("Bearer"));
     let (status, _) = http_json(addr, "GET", "/api/v1/devices", Some("nst_unknown"), None);
     assert_eq!(status, 401);
+    // Not even an unknown path or a wrong method answers without a token.
+    assert_eq!(http_json(addr, "GET", "/api/v1/nothing", None, None).0, 401);
+    assert_eq!(http_json(addr, "PUT", "/api/v1/sites", None, None).0, 401);
+    let (status, body) = api(addr, "PUT", "/api/v1/sites", None);
+    assert_eq!((status, error_code(&body)), (405, "method_not_allowed"));
 
     let (status, viewer) =
         api(addr, "POST", "/api/v1/tokens", Some(json!({"name": "grafana", "role": "viewer"})));

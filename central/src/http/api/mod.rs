@@ -17,6 +17,7 @@ use serde::Serialize;
 
 use super::AppState;
 use super::error::ApiError;
+use super::extract::Auth;
 
 /// Largest request body: device configurations are at most 1023 bytes once served; a schema
 /// or a batch can be larger, a megabyte is plenty.
@@ -41,7 +42,13 @@ pub(super) fn routes() -> Router<AppState> {
         .merge(tokens::routes())
         .merge(users::routes())
         .route("/openapi.json", axum::routing::get(openapi::document))
-        .fallback(|| async { ApiError::NotFound("no such API path; see /api/v1/openapi.json".into()) })
+        // Nothing under /api/v1 answers without a token, not even "no such path".
+        .fallback(|_auth: Auth| async {
+            ApiError::NotFound("no such API path; see /api/v1/openapi.json".into())
+        })
+        .method_not_allowed_fallback(|_auth: Auth| async {
+            ApiError::MethodNotAllowed("this path does not take this method; see /api/v1/openapi.json".into())
+        })
         .layer(DefaultBodyLimit::max(MAX_BODY));
     Router::new().nest("/api/v1", api)
 }
