@@ -41,6 +41,10 @@ pub struct Overrides {
     #[arg(long, env = "NEOSENS_HTTP_BIND", global = true, value_name = "ADDR")]
     pub http_bind: Option<SocketAddr>,
 
+    /// Listener of the broker-auth backend (/mqtt/*, /mqtt_auth/*), e.g. 127.0.0.1:8081.
+    #[arg(long, env = "NEOSENS_BROKER_AUTH_BIND", global = true, value_name = "ADDR")]
+    pub broker_auth_bind: Option<SocketAddr>,
+
     /// Bootstrap admin token for /api/v1 (registered at start; at least 16 characters).
     #[arg(long, env = "NEOSENS_ADMIN_TOKEN", global = true, value_name = "TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
@@ -85,6 +89,9 @@ impl Overrides {
         }
         if let Some(bind) = self.http_bind {
             config.http.bind = bind;
+        }
+        if let Some(bind) = self.broker_auth_bind {
+            config.broker_auth.bind = Some(bind);
         }
         if let Some(token) = &self.admin_token {
             config.auth.admin_token = Some(token.clone());

@@ -22,8 +22,19 @@ pub struct Config {
     pub http: HttpConfig,
     /// Access to the admin API.
     pub auth: AuthConfig,
+    /// The broker's authentication backend.
+    pub broker_auth: BrokerAuthConfig,
     /// Logging.
     pub log: LogConfig,
+}
+
+/// `[broker_auth]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct BrokerAuthConfig {
+    /// A listener of its own for `/mqtt/*` and `/mqtt_auth/*` (e.g. `127.0.0.1:8081`). Unset:
+    /// they are served on the main HTTP listener.
+    pub bind: Option<SocketAddr>,
 }
 
 /// `[auth]`
@@ -134,6 +145,13 @@ bind = {bind}
 # Environment: NEOSENS_ADMIN_TOKEN
 # admin_token = "..."
 
+[broker_auth]
+# Mosquitto's authentication backend (/mqtt/* for mosquitto-go-auth, /mqtt_auth/* for the 2016
+# plug-in) answers whether a password is right: serve it on a listener only the broker reaches.
+# Unset: served on the main HTTP listener. See docs/mosquitto.md.
+# Environment: NEOSENS_BROKER_AUTH_BIND
+{broker_auth_bind}
+
 [log]
 # `tracing` filter directives, e.g. "info" or "info,neosens_central=debug".
 # Environment: NEOSENS_LOG
@@ -145,6 +163,10 @@ format = {format}
         data_dir = quoted(&config.storage.data_dir.to_string_lossy()),
         bind = quoted(&config.http.bind.to_string()),
         filter = quoted(&config.log.filter),
+        broker_auth_bind = match config.broker_auth.bind {
+            Some(addr) => format!("bind = {}", quoted(&addr.to_string())),
+            None => "# bind = \"127.0.0.1:8081\"".to_owned(),
+        },
         format = quoted(config.log.format.as_str()),
     );
     t

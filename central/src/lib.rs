@@ -48,10 +48,40 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         tracing::warn!("no admin token existed: one was generated and printed on standard output");
     }
     let addr = listener.local_addr().context("reading the HTTP listener's address")?;
-    tracing::info!(http = %addr, data_dir = %config.storage.data_dir.display(), version = env!("CARGO_PKG_VERSION"), "neosens-central serving");
-
-    let app = http::router(http::AppState { config: Arc::new(config), registry });
-    neosens_runtime::http::serve("HTTP listener", listener, app, shutdown, DRAIN_DEADLINE).await?;
+    let broker_listener = match config.broker_auth.bind {
+        Some(bind) => Some(
+            TcpListener::bind(bind)
+                .await
+                .with_context(|| format!("binding the broker-auth listener on {bind} (set [broker_auth] bind or NEOSENS_BROKER_AUTH_BIND)"))?,
+        ),
+        None => None,
+    };
+    let broker_addr = broker_listener.as_ref().map(|l| l.local_addr()).transpose()?;
+    tracing::info!(
+        http = %addr,
+        broker_auth = %broker_addr.map_or_else(|| addr.to_string(), |a| a.to_string()),
+        data_dir = %config.storage.data_dir.display(),
+        version = env!("CARGO_PKG_VERSION"),
+        "neosens-central serving"
+    );
+    let state = http::AppState { config: Arc::new(config), registry };
+    let app = http::router(state.clone(), broker_listener.is_some());
+    let main = neosens_runtime::http::serve("HTTP listener", listener, app, shutdown.clone(), DRAIN_DEADLINE);
+    match broker_listener {
+        Some(l) => {
+            let broker = neosens_runtime::http::serve(
+                "broker-auth listener",
+                l,
+                http::broker_auth_router(state),
+                shutdown,
+                DRAIN_DEADLINE,
+            );
+            let (a, b) = tokio::join!(main, broker);
+            a?;
+            b?;
+        }
+        None => main.await?,
+    }
     tracing::info!("neosens-central stopped");
     Ok(())
 }

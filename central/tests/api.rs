@@ -1,27 +1,12 @@
 //! The admin API over real HTTP: auth and roles, JSON errors, the model rules.
 
-use std::collections::HashMap;
+mod common;
+
 use std::net::SocketAddr;
-use std::path::Path;
 
-use neosens_runtime::testing::{ServiceProcess, http_json, raw_http};
+use common::{ADMIN, api, start};
+use neosens_runtime::testing::{http_json, raw_http};
 use serde_json::{Value, json};
-
-const BIN: &str = env!("CARGO_BIN_EXE_neosens-central");
-const ADMIN: &str = "test-admin-token-0123456789";
-
-fn start(data: &Path) -> ServiceProcess {
-    let env = HashMap::from([
-        ("NEOSENS_HTTP_BIND".into(), "127.0.0.1:0".into()),
-        ("NEOSENS_DATA_DIR".into(), data.to_string_lossy().into_owned()),
-        ("NEOSENS_ADMIN_TOKEN".into(), ADMIN.into()),
-    ]);
-    ServiceProcess::spawn(Path::new(BIN), &[], &env)
-}
-
-fn api(addr: SocketAddr, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    http_json(addr, method, path, Some(ADMIN), body.as_ref())
-}
 
 fn error_code(v: &Value) -> &str {
     v["error"]["code"].as_str().unwrap_or_else(|| panic!("not an API error: {v}"))

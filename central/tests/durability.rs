@@ -1,26 +1,15 @@
 //! Data survives a `kill -9` in the middle of a burst of writes: every write the API
 //! acknowledged is there after the restart, and the store opens and serves consistently.
 
-use std::collections::HashMap;
-use std::path::Path;
+mod common;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use neosens_runtime::testing::{DEADLINE, ServiceProcess, http_json, raw_http, try_http_json};
+use common::{ADMIN, start};
+use neosens_runtime::testing::{DEADLINE, http_json, raw_http, try_http_json};
 use serde_json::json;
-
-const BIN: &str = env!("CARGO_BIN_EXE_neosens-central");
-const ADMIN: &str = "test-admin-token-0123456789";
-
-fn start(data: &Path) -> ServiceProcess {
-    let env = HashMap::from([
-        ("NEOSENS_HTTP_BIND".into(), "127.0.0.1:0".into()),
-        ("NEOSENS_DATA_DIR".into(), data.to_string_lossy().into_owned()),
-        ("NEOSENS_ADMIN_TOKEN".into(), ADMIN.into()),
-    ]);
-    ServiceProcess::spawn(Path::new(BIN), &[], &env)
-}
 
 fn mac(i: usize) -> String {
     format!("02:00:00:00:{:02x}:{:02x}", i / 256, i % 256)

@@ -2,16 +2,15 @@
 //! imported, what is reported, idempotence, and devices provisioning afterwards exactly as they
 //! did against the 2016 server.
 
-use std::collections::HashMap;
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
 use base64::Engine;
-use neosens_runtime::testing::{ServiceProcess, http_json, raw_http};
+use common::{ADMIN, BIN, start};
+use neosens_runtime::testing::{http_json, raw_http};
 use serde_json::Value;
-
-const BIN: &str = env!("CARGO_BIN_EXE_neosens-central");
-const ADMIN: &str = "test-admin-token-0123456789";
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/sensocampus-2016.json");
 
 fn import(data: &Path, extra: &[&str]) -> (Value, String) {
@@ -92,12 +91,7 @@ fn imports_reports_and_is_idempotent() {
 fn imported_devices_provision_as_before() {
     let dir = tempfile::tempdir().unwrap();
     import(dir.path(), &[]);
-    let env = HashMap::from([
-        ("NEOSENS_HTTP_BIND".into(), "127.0.0.1:0".into()),
-        ("NEOSENS_DATA_DIR".into(), dir.path().to_string_lossy().into_owned()),
-        ("NEOSENS_ADMIN_TOKEN".into(), ADMIN.into()),
-    ]);
-    let central = ServiceProcess::spawn(Path::new(BIN), &[], &env);
+    let central = start(dir.path());
     let addr = central.addr("http");
     let credentials = |mac: &str| {
         let r = raw_http(

@@ -2,29 +2,14 @@
 //! 2016 server: the request bytes of `client-sequence.md`, one request per connection, and the
 //! answers byte for byte (spec `legacy-sensocampus.md` §3).
 
-use std::collections::HashMap;
+mod common;
+
 use std::net::SocketAddr;
-use std::path::Path;
 
 use base64::Engine;
-use neosens_runtime::testing::{RawResponse, ServiceProcess, http_json, raw_http};
+use common::{api, register_example, start};
+use neosens_runtime::testing::{RawResponse, raw_http};
 use serde_json::{Value, json};
-
-const BIN: &str = env!("CARGO_BIN_EXE_neosens-central");
-const ADMIN: &str = "test-admin-token-0123456789";
-
-fn start(data: &Path) -> ServiceProcess {
-    let env = HashMap::from([
-        ("NEOSENS_HTTP_BIND".into(), "127.0.0.1:0".into()),
-        ("NEOSENS_DATA_DIR".into(), data.to_string_lossy().into_owned()),
-        ("NEOSENS_ADMIN_TOKEN".into(), ADMIN.into()),
-    ]);
-    ServiceProcess::spawn(Path::new(BIN), &[], &env)
-}
-
-fn api(addr: SocketAddr, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    http_json(addr, method, path, Some(ADMIN), body.as_ref())
-}
 
 /// `GET /device/credentials` exactly as the ESP32 firmware sends it (§C step 9).
 fn esp32_credentials(addr: SocketAddr, mac: &str) -> RawResponse {
@@ -64,36 +49,17 @@ fn assert_json_answer(r: &RawResponse, expected: &str, what: &str) {
     assert_eq!(r.header("content-length"), Some(expected.len().to_string().as_str()), "{what}");
 }
 
-/// Building `IRIT2`, room `366`, type `esp32`: the running example of the spec.
-fn register_example(addr: SocketAddr) -> (String, String) {
-    let (status, building) = api(addr, "POST", "/api/v1/buildings", Some(json!({"name": "IRIT2"})));
-    assert_eq!(status, 201, "{building}");
-    let (status, room) =
-        api(addr, "POST", "/api/v1/rooms", Some(json!({"building": building["id"], "name": "366"})));
-    assert_eq!(status, 201, "{room}");
-    assert_eq!(room["base_topic"], "irit2/366");
-    let (status, t) = api(addr, "POST", "/api/v1/device-types", Some(json!({"name": "esp32"})));
-    assert_eq!(status, 201, "{t}");
-    let (status, device) = api(
-        addr,
-        "POST",
-        "/api/v1/devices",
-        Some(json!({"uid": "24:0a:c4:12:34:56", "type": "esp32", "rooms": [room["id"]]})),
-    );
-    assert_eq!(status, 201, "{device}");
-    assert_eq!(device["uid"], "24:0A:C4:12:34:56");
-    assert_eq!(device["login"], "senso_240ac4123456");
-    assert_eq!(device["credentials_delivered"], false);
-    assert_eq!(device["state"], "never_seen");
-    (room["id"].as_str().unwrap().to_owned(), device["id"].as_str().unwrap().to_owned())
-}
-
 #[test]
 fn a_registered_device_provisions_like_against_the_2016_server() {
     let dir = tempfile::tempdir().unwrap();
     let central = start(dir.path());
     let addr = central.addr("http");
     register_example(addr);
+    let (_, device) = api(addr, "GET", "/api/v1/devices/24:0a:c4:12:34:56", None);
+    assert_eq!(
+        (&device["login"], &device["credentials_delivered"], &device["state"]),
+        (&json!("senso_240ac4123456"), &json!(false), &json!("never_seen"))
+    );
 
     // First boot: login and password, exactly once.
     let first = esp32_credentials(addr, "24:0a:c4:12:34:56");

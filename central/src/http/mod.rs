@@ -4,9 +4,11 @@
 //! |---|---|
 //! | `legacy` | `/device/credentials`, `/device/config`, `/device/logger` (byte-compatible with 2016) |
 //! | `api` | `/api/v1/…` (admin API, bearer tokens, JSON errors) |
+//! | `broker_auth` | `/mqtt/*` (go-auth) and `/mqtt_auth/*` (2016 plug-in): Mosquitto's auth backend |
 //! | `neosens_runtime::http::healthz` | `/healthz` |
 
 mod api;
+mod broker_auth;
 mod error;
 mod extract;
 mod legacy;
@@ -29,11 +31,18 @@ pub struct AppState {
     pub registry: Arc<Registry>,
 }
 
-/// The router of the whole HTTP interface.
-pub fn router(state: AppState) -> Router {
-    Router::new()
+/// The router of the main HTTP listener; with `broker_auth_apart`, without the broker-auth
+/// paths (served by [`broker_auth_router`] on their own listener).
+pub fn router(state: AppState, broker_auth_apart: bool) -> Router {
+    let router = Router::new()
         .merge(legacy::routes())
         .merge(api::routes())
-        .merge(neosens_runtime::http::healthz(env!("CARGO_PKG_VERSION")))
-        .with_state(state)
+        .merge(neosens_runtime::http::healthz(env!("CARGO_PKG_VERSION")));
+    let router = if broker_auth_apart { router } else { router.merge(broker_auth::routes()) };
+    router.with_state(state)
+}
+
+/// The broker-auth paths alone, for a listener only the broker can reach.
+pub fn broker_auth_router(state: AppState) -> Router {
+    broker_auth::routes().merge(neosens_runtime::http::healthz(env!("CARGO_PKG_VERSION"))).with_state(state)
 }

@@ -7,6 +7,7 @@
 //! rule checked is a rule that holds when the write lands, and a failed commit changes nothing.
 
 mod access;
+mod broker;
 mod device_types;
 mod devices;
 mod gateways;
@@ -24,6 +25,7 @@ use crate::secrets::{KeyError, ServerKeys};
 use crate::store::{Store, StoreError, Write};
 
 pub use access::{Principal, TokenCreated};
+pub use broker::{Access, Decision, DenyReason, ServiceAccount};
 pub use device_types::{DeviceTypeInput, DeviceTypePatch};
 pub use devices::{DeviceFilter, DeviceInput, DevicePatch, DeviceState, DeviceView, MAX_LOGIN_LEN, MAX_PAGE};
 pub use gateways::{GatewayInput, GatewayPatch, GatewayView, ScopeInput};
@@ -94,6 +96,7 @@ pub struct Registry {
     keys: Arc<ServerKeys>,
     state: RwLock<state::State>,
     writer: Mutex<()>,
+    service_accounts: broker::ServiceAccounts,
 }
 
 impl std::fmt::Debug for Registry {
@@ -111,6 +114,7 @@ impl Registry {
             keys,
             state: RwLock::new(state::State::from_snapshot(snapshot)),
             writer: Mutex::new(()),
+            service_accounts: broker::ServiceAccounts::default(),
         };
         registry.ensure_default_site()?;
         Ok(registry)

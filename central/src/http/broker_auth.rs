@@ -1,0 +1,177 @@
+//! The broker's authentication backend: two contracts, one set of decisions.
+//!
+//! - mosquitto-go-auth HTTP backend: `POST /mqtt/auth`, `/mqtt/superuser`, `/mqtt/acl`, JSON
+//!   (or form, with `auth_opt_http_params_mode form`) in, `200 {"ok": bool, "error"?}` out.
+//! - the 2016 form contract (jpmens' auth plug-in): `POST /mqtt_auth/auth`, `/superuser`, `/acl`;
+//!   the status is the answer: 200 allow, 403 deny.
+//!
+//! Malformed requests get 400, never 5xx: go-auth caches denials but retries and never caches
+//! errors, so a 5xx is kept for real internal failures (spec `broker-auth.md` §4, §8). These paths
+//! are a password oracle: serve them on a loopback-only listener (`[broker_auth] bind`).
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use super::AppState;
+use crate::registry::{Access, Decision};
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/mqtt/auth", post(goauth_user))
+        .route("/mqtt/superuser", post(goauth_superuser))
+        .route("/mqtt/acl", post(goauth_acl))
+        .route("/mqtt_auth/auth", post(legacy_user))
+        .route("/mqtt_auth/superuser", post(legacy_superuser))
+        .route("/mqtt_auth/acl", post(legacy_acl))
+}
+
+#[derive(Deserialize)]
+struct UserRequest {
+    username: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    clientid: String,
+}
+
+#[derive(Deserialize)]
+struct SuperuserRequest {
+    #[allow(dead_code)] // required, so a malformed body is told apart; no superusers exist
+    username: String,
+}
+
+/// `acc` is a JSON number from go-auth, a decimal string in form bodies (and in the README).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Acc {
+    Number(i64),
+    Text(String),
+}
+
+#[derive(Deserialize)]
+struct AclRequest {
+    username: String,
+    #[serde(default)]
+    clientid: String,
+    topic: String,
+    acc: Acc,
+}
+
+impl AclRequest {
+    fn access(&self) -> Result<Access, String> {
+        let n = match &self.acc {
+            Acc::Number(n) => Some(*n),
+            Acc::Text(t) => t.trim().parse().ok(),
+        };
+        n.and_then(Access::from_acc)
+            .ok_or_else(|| "acc must be 1 (read), 2 (publish) or 4 (subscribe)".to_owned())
+    }
+}
+
+/// Parses a JSON or form-encoded body (by `Content-Type`; JSON when absent).
+fn parse<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Result<T, String> {
+    let form = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if form {
+        let fields: serde_json::Map<String, Value> = form_urlencoded::parse(body)
+            .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
+            .collect();
+        serde_json::from_value(Value::Object(fields)).map_err(|e| format!("form body: {e}"))
+    } else {
+        serde_json::from_slice(body).map_err(|e| format!("JSON body: {e}"))
+    }
+}
+
+fn goauth_answer(decision: Decision) -> Response {
+    match decision {
+        Decision::Allow => axum::Json(json!({"ok": true})).into_response(),
+        Decision::Deny(reason) => axum::Json(json!({"ok": false, "error": reason.as_str()})).into_response(),
+    }
+}
+
+fn goauth_malformed(error: String) -> Response {
+    tracing::debug!(%error, "malformed broker-auth request");
+    (StatusCode::BAD_REQUEST, axum::Json(json!({"ok": false, "error": error}))).into_response()
+}
+
+fn legacy_answer(decision: Decision) -> Response {
+    match decision {
+        Decision::Allow => StatusCode::OK.into_response(),
+        Decision::Deny(_) => StatusCode::FORBIDDEN.into_response(),
+    }
+}
+
+fn log(check: &'static str, username: &str, topic: Option<&str>, decision: Decision) -> Decision {
+    if let Decision::Deny(reason) = decision {
+        tracing::debug!(check, username, topic, reason = reason.as_str(), "broker refused");
+    }
+    decision
+}
+
+fn user_decision(s: &AppState, r: &UserRequest) -> Decision {
+    log("auth", &r.username, None, s.registry.broker_authenticate(&r.username, &r.password, &r.clientid))
+}
+
+fn acl_decision(s: &AppState, r: &AclRequest, access: Access) -> Decision {
+    log(
+        "acl",
+        &r.username,
+        Some(&r.topic),
+        s.registry.broker_authorize(&r.username, &r.clientid, &r.topic, access),
+    )
+}
+
+async fn goauth_user(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    match parse::<UserRequest>(&headers, &body) {
+        Ok(r) => goauth_answer(user_decision(&s, &r)),
+        Err(e) => goauth_malformed(e),
+    }
+}
+
+/// No superusers: central's own rights are answered by the ACL check, so configure go-auth
+/// without `http_superuser_uri` and save one request per ACL miss.
+async fn goauth_superuser(headers: HeaderMap, body: Bytes) -> Response {
+    match parse::<SuperuserRequest>(&headers, &body) {
+        Ok(_) => axum::Json(json!({"ok": false})).into_response(),
+        Err(e) => goauth_malformed(e),
+    }
+}
+
+async fn goauth_acl(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    match parse::<AclRequest>(&headers, &body).and_then(|r| r.access().map(|a| (r, a))) {
+        Ok((r, access)) => goauth_answer(acl_decision(&s, &r, access)),
+        Err(e) => goauth_malformed(e),
+    }
+}
+
+async fn legacy_user(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    match parse::<UserRequest>(&headers, &body) {
+        Ok(r) => legacy_answer(user_decision(&s, &r)),
+        Err(_) => StatusCode::BAD_REQUEST.into_response(),
+    }
+}
+
+/// "No superusers for now", as in 2016: always 403 (400 for a malformed form).
+async fn legacy_superuser(headers: HeaderMap, body: Bytes) -> Response {
+    match parse::<SuperuserRequest>(&headers, &body) {
+        Ok(_) => StatusCode::FORBIDDEN.into_response(),
+        Err(_) => StatusCode::BAD_REQUEST.into_response(),
+    }
+}
+
+async fn legacy_acl(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    match parse::<AclRequest>(&headers, &body).and_then(|r| r.access().map(|a| (r, a))) {
+        Ok((r, access)) => legacy_answer(acl_decision(&s, &r, access)),
+        Err(_) => StatusCode::BAD_REQUEST.into_response(),
+    }
+}

@@ -1,0 +1,181 @@
+//! Broker authentication and authorization decisions, from memory.
+//!
+//! Mosquitto asks on every cache miss (CONNECT, SUBSCRIBE, each PUBLISH, each delivery), so every
+//! answer is a hash lookup and, for passwords, one HMAC (spec `broker-auth.md`). The rules, the
+//! same behind every contract (go-auth JSON, the legacy form plug-in, dynamic security):
+//!
+//! - a device (enabled, right secret) may publish `<base>/<kind>` and subscribe to / read
+//!   `<base>/<kind>/command` (or the filter `<base>/+/command`) for each of its rooms — nothing
+//!   else: no `#`, no other room, no deeper level. Several connections with the same login and
+//!   different client ids are fine (the firmware opens one per module);
+//! - a service account (central itself) may do anything;
+//! - usernames or client ids holding `+`, `#` or `/` are refused.
+
+use parking_lot::RwLock;
+
+use super::Registry;
+use super::state::State;
+use crate::model::Device;
+
+/// What a client wants to do with a topic (`acc` in the plug-in contracts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// `1`: a message on the topic is about to be delivered to the client.
+    Read,
+    /// `2`: the client publishes on the topic (its Will topic too).
+    Publish,
+    /// `4`: the client subscribes with this filter.
+    Subscribe,
+}
+
+impl Access {
+    /// From the plug-in's `acc` number; `None` for values Mosquitto never sends (0, 3, 8 …).
+    pub fn from_acc(acc: i64) -> Option<Self> {
+        match acc {
+            1 => Some(Access::Read),
+            2 => Some(Access::Publish),
+            4 => Some(Access::Subscribe),
+            _ => None,
+        }
+    }
+}
+
+/// A decision, with the reason for logs and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Allowed.
+    Allow,
+    /// Refused, and why.
+    Deny(DenyReason),
+}
+
+/// Why a broker request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DenyReason {
+    /// Username or client id with `+`, `#` or `/`, or empty.
+    BadIdentity,
+    /// No device or service account with this username.
+    UnknownUser,
+    /// Wrong password.
+    WrongSecret,
+    /// The device is disabled.
+    Disabled,
+    /// The topic is outside the device's rights.
+    Topic,
+}
+
+impl DenyReason {
+    /// A short label (metrics, logs, the `error` field of go-auth answers).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DenyReason::BadIdentity => "bad_identity",
+            DenyReason::UnknownUser => "unknown_user",
+            DenyReason::WrongSecret => "wrong_secret",
+            DenyReason::Disabled => "disabled",
+            DenyReason::Topic => "topic_not_allowed",
+        }
+    }
+}
+
+/// A broker account that is not a device: central itself (and, later, gateways).
+#[derive(Debug, Clone)]
+pub struct ServiceAccount {
+    /// MQTT username.
+    pub username: String,
+    /// Keyed hash of its password.
+    pub password_hash: [u8; 32],
+}
+
+/// Service accounts known to the broker backend.
+#[derive(Debug, Default)]
+pub(crate) struct ServiceAccounts(RwLock<Vec<ServiceAccount>>);
+
+fn bad_identity(s: &str) -> bool {
+    s.contains(['+', '#', '/'])
+}
+
+/// Whether `level` is one plain topic level (non-empty, no separator, no wildcard).
+fn plain_level(level: &str) -> bool {
+    !level.is_empty() && !level.contains(['/', '+', '#'])
+}
+
+/// The part of `topic` after `<base>/`, for one of the device's room topics.
+fn device_rights(state: &State, device: &Device, topic: &str, access: Access) -> bool {
+    device.rooms.iter().filter_map(|r| state.room_topics.get(r)).any(|base| {
+        let Some(rest) = topic.strip_prefix(base.as_str()).and_then(|t| t.strip_prefix('/')) else {
+            return false;
+        };
+        match access {
+            Access::Publish => plain_level(rest),
+            Access::Read => rest.strip_suffix("/command").is_some_and(plain_level),
+            Access::Subscribe => {
+                rest == "+/command" || rest.strip_suffix("/command").is_some_and(plain_level)
+            }
+        }
+    })
+}
+
+impl Registry {
+    /// Registers a service account (central's own broker login), replacing one of the same name.
+    pub fn add_service_account(&self, username: &str, password: &str) {
+        let account = ServiceAccount {
+            username: username.to_owned(),
+            password_hash: self.keys.hash(password.as_bytes()),
+        };
+        let mut accounts = self.service_accounts.0.write();
+        accounts.retain(|a| a.username != username);
+        accounts.push(account);
+    }
+
+    fn service_account(&self, username: &str) -> Option<ServiceAccount> {
+        self.service_accounts.0.read().iter().find(|a| a.username == username).cloned()
+    }
+
+    /// CONNECT: may this username/password connect with this client id?
+    pub fn broker_authenticate(&self, username: &str, password: &str, client_id: &str) -> Decision {
+        if username.is_empty() || bad_identity(username) || bad_identity(client_id) {
+            return Decision::Deny(DenyReason::BadIdentity);
+        }
+        if let Some(account) = self.service_account(username) {
+            return if self.keys.verify(password.as_bytes(), &account.password_hash) {
+                Decision::Allow
+            } else {
+                Decision::Deny(DenyReason::WrongSecret)
+            };
+        }
+        let state = self.state.read();
+        let Some(entry) = state.by_login.get(username).and_then(|id| state.devices.get(id)) else {
+            return Decision::Deny(DenyReason::UnknownUser);
+        };
+        if !self.keys.verify(password.as_bytes(), &entry.record.secret.hash) {
+            Decision::Deny(DenyReason::WrongSecret)
+        } else if !entry.record.enabled {
+            Decision::Deny(DenyReason::Disabled)
+        } else {
+            Decision::Allow
+        }
+    }
+
+    /// ACL: may this (already authenticated) username do `access` on `topic`? Decided from the
+    /// username, never from the client id (which the client chooses).
+    pub fn broker_authorize(&self, username: &str, client_id: &str, topic: &str, access: Access) -> Decision {
+        if username.is_empty() || bad_identity(username) || bad_identity(client_id) {
+            return Decision::Deny(DenyReason::BadIdentity);
+        }
+        if self.service_account(username).is_some() {
+            return Decision::Allow;
+        }
+        let state = self.state.read();
+        let Some(entry) = state.by_login.get(username).and_then(|id| state.devices.get(id)) else {
+            return Decision::Deny(DenyReason::UnknownUser);
+        };
+        if !entry.record.enabled {
+            return Decision::Deny(DenyReason::Disabled);
+        }
+        if device_rights(&state, &entry.record, topic, access) {
+            Decision::Allow
+        } else {
+            Decision::Deny(DenyReason::Topic)
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! What the integration tests share: starting the real binary and registering the spec's
+//! running example (building `IRIT2`, room `366`, type `esp32`, device `24:0a:c4:12:34:56`).
+
+#![allow(dead_code)] // each test binary uses a part
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use neosens_runtime::testing::{ServiceProcess, http_json, raw_http};
+use serde_json::{Value, json};
+
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_neosens-central");
+pub(crate) const ADMIN: &str = "test-admin-token-0123456789";
+pub(crate) const MAC: &str = "24:0a:c4:12:34:56";
+pub(crate) const LOGIN: &str = "senso_240ac4123456";
+
+/// Starts central on `data` with loopback listeners and the test admin token; `extra` adds or
+/// overrides environment variables.
+pub(crate) fn start_with(data: &Path, extra: &[(&str, &str)]) -> ServiceProcess {
+    let mut env = HashMap::from([
+        ("NEOSENS_HTTP_BIND".to_owned(), "127.0.0.1:0".to_owned()),
+        ("NEOSENS_DATA_DIR".to_owned(), data.to_string_lossy().into_owned()),
+        ("NEOSENS_ADMIN_TOKEN".to_owned(), ADMIN.to_owned()),
+    ]);
+    for (k, v) in extra {
+        env.insert((*k).to_owned(), (*v).to_owned());
+    }
+    ServiceProcess::spawn(Path::new(BIN), &[], &env)
+}
+
+/// Starts central on `data`.
+pub(crate) fn start(data: &Path) -> ServiceProcess {
+    start_with(data, &[])
+}
+
+/// An admin API call.
+pub(crate) fn api(addr: SocketAddr, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    http_json(addr, method, path, Some(ADMIN), body.as_ref())
+}
+
+/// Registers the running example; returns (room id, device id).
+pub(crate) fn register_example(addr: SocketAddr) -> (String, String) {
+    let (status, building) = api(addr, "POST", "/api/v1/buildings", Some(json!({"name": "IRIT2"})));
+    assert_eq!(status, 201, "{building}");
+    let (status, room) =
+        api(addr, "POST", "/api/v1/rooms", Some(json!({"building": building["id"], "name": "366"})));
+    assert_eq!(status, 201, "{room}");
+    let (status, t) = api(addr, "POST", "/api/v1/device-types", Some(json!({"name": "esp32"})));
+    assert_eq!(status, 201, "{t}");
+    let (status, device) = api(
+        addr,
+        "POST",
+        "/api/v1/devices",
+        Some(json!({"uid": MAC, "type": "esp32", "rooms": [room["id"]]})),
+    );
+    assert_eq!(status, 201, "{device}");
+    (room["id"].as_str().unwrap().to_owned(), device["id"].as_str().unwrap().to_owned())
+}
+
+/// The device's first `/device/credentials` answer: its password.
+pub(crate) fn first_password(addr: SocketAddr, mac: &str) -> String {
+    let r =
+        raw_http(addr, format!("GET /device/credentials?mac={mac} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
+    assert_eq!(r.status, 200, "{}", r.text());
+    let body: Value = serde_json::from_slice(&r.body).unwrap();
+    body["password"].as_str().expect("first answer has the password").to_owned()
+}
