@@ -10,11 +10,13 @@
 //! | [`telemetry`] | `tracing` to stderr as text or JSON |
 //! | [`data_dir`] | create and check a data directory at start |
 //! | [`http`] | serve an axum router with that shutdown path |
+//! | [`mqtt`] | the MQTT link: handle + event loop, back-off, re-subscribe, online/offline state |
 //! | [`service`] | start a service process: logs, runtime, listener, signals |
 //! | `testing` (feature) | run a service binary in tests and talk raw HTTP to it |
 
 pub mod data_dir;
 pub mod http;
+pub mod mqtt;
 pub mod service;
 pub mod shutdown;
 pub mod telemetry;

@@ -179,6 +179,107 @@ pub fn http_get(addr: SocketAddr, path: &str) -> RawResponse {
     raw_http(addr, format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())
 }
 
+/// Polls `condition` until it holds, at most [`DEADLINE`]; panics naming `what` otherwise.
+pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + DEADLINE;
+    while !condition() {
+        assert!(Instant::now() < deadline, "not within {DEADLINE:?}: {what}");
+        std::thread::park_timeout(Duration::from_millis(5));
+    }
+}
+
+/// A free TCP port on loopback (bound then released: the caller binds it right after).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A real Mosquitto broker started by the test: its own config file, a free loopback port, no
+/// persistence; stopped when dropped.
+pub struct Mosquitto {
+    child: Option<Child>,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    dir: std::path::PathBuf,
+    extra: String,
+}
+
+impl Mosquitto {
+    /// Starts `mosquitto` with `extra` configuration lines added to a loopback listener
+    /// (`allow_anonymous true` unless `extra` says otherwise).
+    pub fn start(extra: &str) -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("neosens-mosquitto-{}-{}", std::process::id(), free_port()));
+        std::fs::create_dir_all(&dir).expect("mosquitto dir");
+        let mut m = Mosquitto { child: None, port: free_port(), dir, extra: extra.to_owned() };
+        m.launch();
+        m
+    }
+
+    fn launch(&mut self) {
+        let anonymous = if self.extra.contains("allow_anonymous") { "" } else { "allow_anonymous true\n" };
+        let conf = format!(
+            "listener {} 127.0.0.1\n{anonymous}persistence false\nlog_dest stderr\nlog_type error\nlog_type warning\n{}\n",
+            self.port, self.extra
+        );
+        let path = self.dir.join("mosquitto.conf");
+        std::fs::write(&path, conf).expect("mosquitto.conf");
+        let child = Command::new("mosquitto")
+            .args(["-c", path.to_str().expect("utf-8 path")])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("starting mosquitto (scripts/install-deps --test installs it)");
+        self.child = Some(child);
+        let port = self.port;
+        wait_until(&format!("mosquitto listening on {port}"), || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+    }
+
+    /// The broker's address.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// `mqtt://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("mqtt://127.0.0.1:{}", self.port)
+    }
+
+    /// The directory of its config file, for files it needs (password files, plug-in state).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Stops the broker (SIGTERM) and waits for it.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port, with the same configuration.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.launch();
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// A JSON API call: `method path` with an optional bearer token and JSON body; returns the
 /// status and the parsed body (`null` when empty).
 pub fn http_json(
