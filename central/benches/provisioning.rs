@@ -236,6 +236,7 @@ fn main() {
         ("NEOSENS_HTTP_BIND".into(), "127.0.0.1:0".into()),
         ("NEOSENS_DATA_DIR".into(), dir.path().join("data").to_string_lossy().into_owned()),
         ("NEOSENS_ADMIN_TOKEN".into(), "bench-admin-token-0123456789".into()),
+        ("NEOSENS_EMBEDDED_MQTT_BIND".into(), "127.0.0.1:0".into()),
     ]);
     let t0 = Instant::now();
     let central = ServiceProcess::spawn(Path::new(BIN), &[], &env);

@@ -41,6 +41,14 @@ pub struct Overrides {
     #[arg(long, env = "NEOSENS_HTTP_BIND", global = true, value_name = "ADDR")]
     pub http_bind: Option<SocketAddr>,
 
+    /// The MQTT broker: mqtt://[user:password@]host:port (unset: embedded broker).
+    #[arg(long, env = "NEOSENS_MQTT_URL", global = true, value_name = "URL", hide_env_values = true)]
+    pub mqtt_url: Option<String>,
+
+    /// Where the embedded broker listens when no broker URL is set.
+    #[arg(long, env = "NEOSENS_EMBEDDED_MQTT_BIND", global = true, value_name = "ADDR")]
+    pub embedded_mqtt_bind: Option<SocketAddr>,
+
     /// Listener of the broker-auth backend (/mqtt/*, /mqtt_auth/*), e.g. 127.0.0.1:8081.
     #[arg(long, env = "NEOSENS_BROKER_AUTH_BIND", global = true, value_name = "ADDR")]
     pub broker_auth_bind: Option<SocketAddr>,
@@ -89,6 +97,12 @@ impl Overrides {
         }
         if let Some(bind) = self.http_bind {
             config.http.bind = bind;
+        }
+        if let Some(url) = &self.mqtt_url {
+            config.mqtt.url = Some(url.clone());
+        }
+        if let Some(bind) = self.embedded_mqtt_bind {
+            config.mqtt.embedded_bind = bind;
         }
         if let Some(bind) = self.broker_auth_bind {
             config.broker_auth.bind = Some(bind);

@@ -24,8 +24,36 @@ pub struct Config {
     pub auth: AuthConfig,
     /// The broker's authentication backend.
     pub broker_auth: BrokerAuthConfig,
+    /// The MQTT link.
+    pub mqtt: MqttConfig,
     /// Logging.
     pub log: LogConfig,
+}
+
+/// `[mqtt]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MqttConfig {
+    /// The broker, `mqtt://[user:password@]host:port` or `mqtts://…`. Unset: central starts its
+    /// embedded broker (for trying neosens, not for production).
+    pub url: Option<String>,
+    /// Central's MQTT client id.
+    pub client_id: String,
+    /// Retained `online`/`offline` state of central.
+    pub state_topic: String,
+    /// Where the embedded broker listens when no `url` is set.
+    pub embedded_bind: SocketAddr,
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        MqttConfig {
+            url: None,
+            client_id: "neosens-central".into(),
+            state_topic: "neosens/central/state".into(),
+            embedded_bind: SocketAddr::from(([0, 0, 0, 0], 1883)),
+        }
+    }
 }
 
 /// `[broker_auth]`
@@ -145,6 +173,20 @@ bind = {bind}
 # Environment: NEOSENS_ADMIN_TOKEN
 # admin_token = "..."
 
+[mqtt]
+# The broker central connects to: mqtt://[user:password@]host:port, or mqtts://… for TLS.
+# The user/password are central's own broker login (Mosquitto asks central's broker-auth
+# backend about it too: central recognises it). Unset: an embedded broker is started on
+# embedded_bind; it authenticates devices against the registry but enforces no topic ACLs,
+# so it is for trying neosens, not for production.
+# Environment: NEOSENS_MQTT_URL
+{mqtt_url}
+client_id = {mqtt_client_id}
+# Retained "online"/"offline" state of central (last will: "offline").
+state_topic = {mqtt_state_topic}
+# Environment: NEOSENS_EMBEDDED_MQTT_BIND
+embedded_bind = {mqtt_embedded_bind}
+
 [broker_auth]
 # Mosquitto's authentication backend (/mqtt/* for mosquitto-go-auth, /mqtt_auth/* for the 2016
 # plug-in) answers whether a password is right: serve it on a listener only the broker reaches.
@@ -163,6 +205,13 @@ format = {format}
         data_dir = quoted(&config.storage.data_dir.to_string_lossy()),
         bind = quoted(&config.http.bind.to_string()),
         filter = quoted(&config.log.filter),
+        mqtt_url = match &config.mqtt.url {
+            Some(url) => format!("url = {}", quoted(url)),
+            None => "# url = \"mqtt://neosens-central:secret@localhost:1883\"".to_owned(),
+        },
+        mqtt_client_id = quoted(&config.mqtt.client_id),
+        mqtt_state_topic = quoted(&config.mqtt.state_topic),
+        mqtt_embedded_bind = quoted(&config.mqtt.embedded_bind.to_string()),
         broker_auth_bind = match config.broker_auth.bind {
             Some(addr) => format!("bind = {}", quoted(&addr.to_string())),
             None => "# bind = \"127.0.0.1:8081\"".to_owned(),

@@ -16,10 +16,12 @@
 //! [`run`] is the whole service given a bound listener and a shutdown token: `main` binds the
 //! configured address, tests bind `127.0.0.1:0`.
 
+pub mod broker;
 pub mod cli;
 pub mod config;
 pub mod http;
 pub mod import_legacy;
+pub mod ingest;
 pub mod model;
 pub mod registry;
 pub mod secrets;
@@ -57,14 +59,26 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         None => None,
     };
     let broker_addr = broker_listener.as_ref().map(|l| l.local_addr()).transpose()?;
+    let link = broker::connect(&config.mqtt, &registry, shutdown.clone())?;
     tracing::info!(
         http = %addr,
         broker_auth = %broker_addr.map_or_else(|| addr.to_string(), |a| a.to_string()),
+        mqtt = %link.address,
+        embedded_broker = link.embedded,
         data_dir = %config.storage.data_dir.display(),
         version = env!("CARGO_PKG_VERSION"),
         "neosens-central serving"
     );
-    let state = http::AppState { config: Arc::new(config), registry };
+    let ingest_stats = Arc::new(ingest::IngestStats::default());
+    let ingest = tokio::spawn(ingest::run(
+        Arc::clone(&registry),
+        link.handle.clone(),
+        link.inbound,
+        Arc::clone(&ingest_stats),
+        shutdown.clone(),
+    ));
+    let state =
+        http::AppState { config: Arc::new(config), registry, mqtt: link.handle, ingest: ingest_stats };
     let app = http::router(state.clone(), broker_listener.is_some());
     let main = neosens_runtime::http::serve("HTTP listener", listener, app, shutdown.clone(), DRAIN_DEADLINE);
     match broker_listener {
@@ -81,6 +95,10 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
             b?;
         }
         None => main.await?,
+    }
+    // The last batch of statuses is written before the process ends.
+    if neosens_runtime::shutdown::drain("status ingestion", DRAIN_DEADLINE, ingest).await.is_none() {
+        tracing::warn!("status ingestion did not finish: its last batch may be lost");
     }
     tracing::info!("neosens-central stopped");
     Ok(())

@@ -11,6 +11,7 @@ fn env(data_dir: &std::path::Path) -> HashMap<String, String> {
     HashMap::from([
         ("NEOSENS_HTTP_BIND".into(), "127.0.0.1:0".into()),
         ("NEOSENS_DATA_DIR".into(), data_dir.to_string_lossy().into_owned()),
+        ("NEOSENS_EMBEDDED_MQTT_BIND".into(), "127.0.0.1:0".into()),
     ])
 }
 
@@ -98,6 +99,7 @@ fn an_unusable_data_dir_is_named() {
     std::fs::write(&file, b"x").unwrap();
     let out = Command::new(BIN)
         .env("NEOSENS_HTTP_BIND", "127.0.0.1:0")
+        .env("NEOSENS_EMBEDDED_MQTT_BIND", "127.0.0.1:0")
         .env("NEOSENS_DATA_DIR", &file)
         .output()
         .unwrap();
@@ -113,6 +115,7 @@ fn a_busy_port_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(BIN)
         .env("NEOSENS_HTTP_BIND", addr.to_string())
+        .env("NEOSENS_EMBEDDED_MQTT_BIND", "127.0.0.1:0")
         .env("NEOSENS_DATA_DIR", dir.path())
         .output()
         .unwrap();

@@ -15,7 +15,8 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { filter: "info".into(), format: LogFormat::Text }
+        // The embedded broker logs every connection at info level: keep it to warnings.
+        LogConfig { filter: "info,rumqttd=warn".into(), format: LogFormat::Text }
     }
 }
 

@@ -29,6 +29,10 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// The registry.
     pub registry: Arc<Registry>,
+    /// The link to the broker (orders go out through it).
+    pub mqtt: neosens_runtime::mqtt::MqttHandle,
+    /// Status ingestion counters.
+    pub ingest: Arc<crate::ingest::IngestStats>,
 }
 
 /// The router of the main HTTP listener; with `broker_auth_apart`, without the broker-auth

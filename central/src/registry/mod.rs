@@ -15,6 +15,7 @@ mod import;
 mod locations;
 mod provisioning;
 mod state;
+mod status;
 mod users;
 
 use std::sync::Arc;
@@ -34,6 +35,7 @@ pub use locations::{
     BuildingInput, BuildingPatch, MAX_NAME_LEN, RoomInput, RoomPatch, RoomView, SiteInput, SitePatch,
 };
 pub use provisioning::ConfigOutcome;
+pub use status::StatusDrop;
 pub use users::{UserInput, UserPatch, UserView};
 
 /// Slug and name of the site created at first start.

@@ -22,6 +22,8 @@ pub(crate) fn start_with(data: &Path, extra: &[(&str, &str)]) -> ServiceProcess 
         ("NEOSENS_HTTP_BIND".to_owned(), "127.0.0.1:0".to_owned()),
         ("NEOSENS_DATA_DIR".to_owned(), data.to_string_lossy().into_owned()),
         ("NEOSENS_ADMIN_TOKEN".to_owned(), ADMIN.to_owned()),
+        // The embedded broker on a free loopback port (tests run side by side).
+        ("NEOSENS_EMBEDDED_MQTT_BIND".to_owned(), "127.0.0.1:0".to_owned()),
     ]);
     for (k, v) in extra {
         env.insert((*k).to_owned(), (*v).to_owned());

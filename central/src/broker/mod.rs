@@ -1,0 +1,68 @@
+//! Central and the broker: which broker, and how central reaches it.
+//!
+//! With `[mqtt] url`, central connects to that broker (Mosquitto in production) as its own
+//! service account. Without it, central starts an embedded broker and connects to that — the
+//! zero-setup default of the README's run command.
+
+pub mod embedded;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use neosens_runtime::mqtt::{self, BrokerUrl, LinkConfig, Message, MqttHandle};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::MqttConfig;
+use crate::registry::Registry;
+
+/// The broker central talks to.
+pub struct BrokerLink {
+    /// The link's handle.
+    pub handle: MqttHandle,
+    /// Messages received.
+    pub inbound: mpsc::Receiver<Message>,
+    /// Where the broker is (for logs).
+    pub address: String,
+    /// Whether it is the embedded broker.
+    pub embedded: bool,
+}
+
+/// Connects central to its broker, starting the embedded one when none is configured.
+pub fn connect(
+    config: &MqttConfig,
+    registry: &Arc<Registry>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<BrokerLink> {
+    let (url, embedded) = match &config.url {
+        Some(url) => {
+            let url: BrokerUrl = url.parse().context("[mqtt] url / NEOSENS_MQTT_URL")?;
+            // Mosquitto asks central's broker-auth backend about central's own login too.
+            if let Some((user, pass)) = &url.credentials {
+                registry.add_service_account(user, pass);
+            }
+            (url, false)
+        }
+        None => {
+            let broker = embedded::start(config.embedded_bind, Arc::clone(registry))?;
+            tracing::warn!(
+                mqtt = %broker.addr,
+                "no broker configured: embedded MQTT broker started; it authenticates devices against the registry but does NOT enforce topic ACLs — for trying neosens, not for production (set NEOSENS_MQTT_URL)"
+            );
+            let password = registry.keys().new_token()?;
+            registry.add_service_account(&config.client_id, &password);
+            let url = BrokerUrl {
+                host: "127.0.0.1".into(),
+                port: broker.addr.port(),
+                tls: false,
+                credentials: Some((config.client_id.clone(), password)),
+            };
+            (url, true)
+        }
+    };
+    let address = format!("{}:{}", url.host, url.port);
+    let mut link = LinkConfig::new(url, &config.client_id);
+    link.state_topic = Some(config.state_topic.clone());
+    let (handle, inbound) = mqtt::start(link, shutdown);
+    Ok(BrokerLink { handle, inbound, address, embedded })
+}

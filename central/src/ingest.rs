@@ -1,0 +1,158 @@
+//! Status ingestion: device statuses from MQTT into the registry, in batches.
+//!
+//! Central subscribes to `<base>/device` at every depth a base topic has (`+/+/device`,
+//! `abroad/+/+/+/device` …; `#` may only end a filter). Each status is parsed leniently (firmware
+//! and Raspberry Pi flavours, `unitID` in any case), matched to its device by MAC *and* topic, and
+//! kept as the device's last status. Writes are batched — the latest status per device, flushed
+//! every half second or every 5,000 devices — so a boot storm (the whole campus rebooting after a
+//! power cut) costs one transaction per batch, not one per message. Anything else is dropped and
+//! counted by reason.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use neosens_protocol::Mac;
+use neosens_protocol::ids::DeviceId;
+use neosens_protocol::legacy::DeviceStatus;
+use neosens_runtime::mqtt::{Message, MqttHandle, Qos};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::model::{DeviceStatusRecord, Timestamp};
+use crate::registry::{Registry, StatusDrop};
+
+/// Largest status payload accepted (firmware: ≤ 255 bytes; RPi statuses carry free text).
+pub const MAX_STATUS_BYTES: usize = 16 * 1024;
+
+/// Most statuses kept before a flush.
+const BATCH: usize = 5_000;
+
+/// How long a status may wait before it is written.
+const FLUSH_EVERY: Duration = Duration::from_millis(500);
+
+/// Counters of the ingestion, for metrics.
+#[derive(Debug, Default)]
+pub struct IngestStats {
+    /// Statuses stored.
+    pub stored: AtomicU64,
+    /// Batches written.
+    pub batches: AtomicU64,
+    dropped: [AtomicU64; 5],
+}
+
+impl IngestStats {
+    fn drop_index(reason: StatusDrop) -> usize {
+        match reason {
+            StatusDrop::Garbage => 0,
+            StatusDrop::TooLarge => 1,
+            StatusDrop::UnknownDevice => 2,
+            StatusDrop::Disabled => 3,
+            StatusDrop::WrongTopic => 4,
+        }
+    }
+
+    /// Statuses dropped for `reason`.
+    pub fn dropped(&self, reason: StatusDrop) -> u64 {
+        self.dropped[Self::drop_index(reason)].load(Ordering::Relaxed)
+    }
+
+    fn count_drop(&self, reason: StatusDrop) {
+        self.dropped[Self::drop_index(reason)].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// `+/…/+/device` for every depth of base topic in use (2 and 4 always: the default site and
+/// abroad sites).
+pub fn status_filters(registry: &Registry) -> Vec<String> {
+    let mut depths = registry.topic_depths();
+    depths.extend([2, 4]);
+    depths.into_iter().filter(|d| *d > 0).map(|d| format!("{}device", "+/".repeat(d))).collect()
+}
+
+/// Reads one message; returns the device and its new status record, or why it was dropped.
+pub fn read_status(
+    registry: &Registry,
+    message: &Message,
+) -> Result<(DeviceId, DeviceStatusRecord), StatusDrop> {
+    let Some(base) = message.topic.strip_suffix("/device") else { return Err(StatusDrop::WrongTopic) };
+    if message.payload.len() > MAX_STATUS_BYTES {
+        return Err(StatusDrop::TooLarge);
+    }
+    let status = DeviceStatus::parse(&message.payload).map_err(|_| StatusDrop::Garbage)?;
+    let mac: Mac = status.mac().ok_or(StatusDrop::UnknownDevice)?;
+    let id = registry.status_target(mac, base)?;
+    let payload = String::from_utf8_lossy(&message.payload).trim().to_owned();
+    Ok((
+        id,
+        DeviceStatusRecord {
+            last_seen: Some(Timestamp::now()),
+            last_status: Some(status.status),
+            last_payload: Some(payload),
+        },
+    ))
+}
+
+/// Subscribes to the status topics and stores statuses until `shutdown`, then flushes.
+pub async fn run(
+    registry: Arc<Registry>,
+    link: MqttHandle,
+    mut inbound: mpsc::Receiver<Message>,
+    stats: Arc<IngestStats>,
+    shutdown: CancellationToken,
+) {
+    for filter in status_filters(&registry) {
+        if let Err(e) = link.subscribe(&filter, Qos::AtMostOnce).await {
+            tracing::error!(filter = %filter, error = %e, "cannot subscribe to device statuses");
+        }
+    }
+    let mut pending: HashMap<DeviceId, DeviceStatusRecord> = HashMap::new();
+    let mut tick = tokio::time::interval(FLUSH_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut refresh = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            message = inbound.recv() => {
+                let Some(message) = message else { break };
+                match read_status(&registry, &message) {
+                    Ok((id, record)) => {
+                        pending.insert(id, record);
+                        if pending.len() >= BATCH {
+                            flush(&registry, &mut pending, &stats);
+                        }
+                    }
+                    Err(reason) => {
+                        stats.count_drop(reason);
+                        tracing::debug!(topic = %message.topic, reason = reason.as_str(), "status dropped");
+                    }
+                }
+            }
+            _ = tick.tick() => flush(&registry, &mut pending, &stats),
+            // Rooms with topics of a new depth (kept from an import) need their own filter.
+            _ = refresh.tick() => {
+                for filter in status_filters(&registry) {
+                    let _ = link.subscribe(&filter, Qos::AtMostOnce).await;
+                }
+            }
+        }
+    }
+    flush(&registry, &mut pending, &stats);
+}
+
+fn flush(registry: &Registry, pending: &mut HashMap<DeviceId, DeviceStatusRecord>, stats: &IngestStats) {
+    if pending.is_empty() {
+        return;
+    }
+    let batch: Vec<(DeviceId, DeviceStatusRecord)> = pending.drain().collect();
+    let n = batch.len() as u64;
+    match registry.put_statuses(batch) {
+        Ok(()) => {
+            stats.stored.fetch_add(n, Ordering::Relaxed);
+            stats.batches.fetch_add(1, Ordering::Relaxed);
+        }
+        // Statuses are telemetry: a failed batch is logged and counted, the next ones go on.
+        Err(e) => tracing::error!(statuses = n, error = %e, "storing a batch of statuses failed"),
+    }
+}

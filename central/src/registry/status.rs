@@ -1,0 +1,65 @@
+//! Matching a received status to the device it belongs to.
+
+use neosens_protocol::{DeviceUid, Mac};
+
+use super::Registry;
+use crate::model::DeviceStatusRecord;
+use neosens_protocol::ids::DeviceId;
+
+/// Why a status was not stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StatusDrop {
+    /// The payload is not a status (not JSON, no `unitID`/`status`).
+    Garbage,
+    /// Larger than any device sends.
+    TooLarge,
+    /// `unitID` is not a MAC of a registered device.
+    UnknownDevice,
+    /// The device is disabled.
+    Disabled,
+    /// The device exists but the topic is not one of its rooms: stored nowhere rather than
+    /// against the wrong device.
+    WrongTopic,
+}
+
+impl StatusDrop {
+    /// Label for metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StatusDrop::Garbage => "garbage",
+            StatusDrop::TooLarge => "too_large",
+            StatusDrop::UnknownDevice => "unknown_device",
+            StatusDrop::Disabled => "disabled",
+            StatusDrop::WrongTopic => "wrong_topic",
+        }
+    }
+}
+
+impl Registry {
+    /// The device a status on `<base>/device` with this `unitID` MAC belongs to: registered,
+    /// enabled, and in a room whose topic is `base`.
+    pub fn status_target(&self, mac: Mac, base: &str) -> Result<DeviceId, StatusDrop> {
+        let state = self.state.read();
+        let entry = state
+            .by_uid
+            .get(&DeviceUid::Ethernet(mac))
+            .and_then(|id| state.devices.get(id))
+            .ok_or(StatusDrop::UnknownDevice)?;
+        if !entry.record.enabled {
+            return Err(StatusDrop::Disabled);
+        }
+        let in_room = entry.record.rooms.iter().any(|r| state.room_topics.get(r).is_some_and(|t| t == base));
+        if in_room { Ok(entry.record.id) } else { Err(StatusDrop::WrongTopic) }
+    }
+
+    /// The number of levels of every room topic in use, so the status subscriptions cover them all
+    /// (`#` may only end a filter, so each depth needs its own `+/…/+/device`).
+    pub fn topic_depths(&self) -> std::collections::BTreeSet<usize> {
+        self.state.read().room_topics.values().map(|t| t.split('/').count()).collect()
+    }
+
+    /// The last status of a device.
+    pub fn last_status(&self, id: DeviceId) -> Option<DeviceStatusRecord> {
+        self.state.read().statuses.get(&id).cloned()
+    }
+}
