@@ -133,3 +133,98 @@ fn statuses_through_mosquitto_survive_broker_and_central_restarts() {
         last_status(addr)["last_status"] == "running"
     });
 }
+
+/// A device connection that subscribes like the firmware's device module and collects orders.
+fn listening_device(
+    broker: SocketAddr,
+    password: &str,
+    filter: &str,
+) -> std::sync::mpsc::Receiver<(String, String)> {
+    let mut options = MqttOptions::new("neOSensor_3456_1", broker.ip().to_string(), broker.port());
+    options.set_keep_alive(Duration::from_secs(60));
+    options.set_credentials(LOGIN, password);
+    let (client, mut connection) = Client::new(options, 10);
+    client.subscribe(filter, QoS::AtMostOnce).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (subscribed, is_subscribed) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _client = client;
+        for event in connection.iter() {
+            match event {
+                Ok(Event::Incoming(Packet::SubAck(_))) => {
+                    let _ = subscribed.send(());
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    if tx.send((p.topic.clone(), String::from_utf8_lossy(&p.payload).into_owned())).is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => return,
+            }
+        }
+    });
+    is_subscribed.recv_timeout(neosens_runtime::testing::DEADLINE).expect("SubAck");
+    rx
+}
+
+#[test]
+fn orders_reach_the_device_with_the_exact_bytes_and_are_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let central = start(dir.path());
+    let addr = central.addr("http");
+    register_example(addr);
+    let password = first_password(addr, MAC);
+    let orders = listening_device(central.addr("mqtt"), &password, "irit2/366/+/command");
+    let next = || orders.recv_timeout(neosens_runtime::testing::DEADLINE).expect("order received");
+    let send = |body: Value| api(addr, "POST", &format!("/api/v1/devices/{MAC}/orders"), Some(body));
+
+    wait_until("central's link up", || send(json!({"order": "status"})).0 == 202);
+    assert_eq!(
+        next(),
+        ("irit2/366/device/command".into(), r#"{"dest": "24:0A:C4:12:34:56", "order": "status"}"#.into())
+    );
+    let (status, record) = send(json!({"order": "frequency", "value": 900}));
+    assert_eq!((status, record["outcome"].as_str()), (202, Some("sent")), "{record}");
+    assert_eq!(next().1, r#"{"dest": "24:0A:C4:12:34:56", "order": "frequency", "value": 900}"#);
+    assert_eq!(send(json!({"order": "acquire", "module": "temperature", "dest": "auto_3456"})).0, 202);
+    assert_eq!(
+        next(),
+        ("irit2/366/temperature/command".into(), r#"{"dest": "auto_3456", "order": "acquire"}"#.into())
+    );
+
+    // Refused before anything is sent: unknown or unsupported orders, bad values, too big.
+    for (body, field) in [
+        (json!({"order": "fly"}), "order"),
+        (json!({"order": "update"}), "order"),
+        (json!({"order": "frequency", "value": 60}), "value"),
+        (json!({"order": "frequency", "value": "900"}), "value"),
+        (json!({"order": "status", "value": 1}), "value"),
+        (json!({"order": "upgrade", "value": format!("http://x/{}", "f".repeat(250))}), "order"),
+        (json!({"order": "acquire", "module": "a/b"}), "module"),
+    ] {
+        let (status, answer) = send(body.clone());
+        assert_eq!((status, answer["error"]["field"].as_str()), (400, Some(field)), "{body}: {answer}");
+    }
+    let (_, answer) = send(json!({"order": "upgrade", "value": format!("http://x/{}", "f".repeat(250))}));
+    assert!(
+        answer["error"]["message"].as_str().unwrap().contains("over the device limit of 256"),
+        "{answer}"
+    );
+
+    // Reinstall: new credentials, not delivered, then reboot.
+    let (status, record) = send(json!({"order": "reinstall"}));
+    assert_eq!(status, 202, "{record}");
+    assert_eq!(next().1, r#"{"dest": "24:0A:C4:12:34:56", "order": "reboot"}"#);
+    let (_, device) = api(addr, "GET", &format!("/api/v1/devices/{MAC}"), None);
+    assert_eq!(device["credentials_delivered"], false);
+    assert_ne!(first_password(addr, MAC), password, "the device provisions again and gets a new password");
+
+    // Every order is in the history, newest first, with who sent it.
+    let (_, history) = api(addr, "GET", &format!("/api/v1/devices/{MAC}/orders"), None);
+    let items = history["items"].as_array().unwrap();
+    let names: Vec<&str> = items.iter().map(|o| o["order"].as_str().unwrap()).collect();
+    assert_eq!(&names[..4], ["reinstall", "acquire", "frequency", "status"], "{history}");
+    assert!(items.iter().all(|o| o["by"] == "bootstrap (NEOSENS_ADMIN_TOKEN)" && o["outcome"] == "sent"));
+    assert_eq!(items[0]["payload"], r#"{"dest": "24:0A:C4:12:34:56", "order": "reboot"}"#);
+}

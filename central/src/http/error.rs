@@ -36,6 +36,8 @@ pub enum ApiError {
     TooLarge(String),
     /// 422: a configuration breaks its schema or limits.
     Unprocessable(Vec<String>),
+    /// 503: a dependency (the broker link) is down; retry later.
+    Unavailable(String),
     /// 500: logged, not detailed to the client.
     Internal(String),
 }
@@ -52,6 +54,7 @@ impl ApiError {
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "schema_violation"),
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "broker_unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -132,6 +135,7 @@ impl IntoResponse for ApiError {
             | ApiError::Forbidden(m)
             | ApiError::NotFound(m)
             | ApiError::MethodNotAllowed(m)
+            | ApiError::Unavailable(m)
             | ApiError::Conflict(m)
             | ApiError::TooLarge(m) => detail(m),
         };

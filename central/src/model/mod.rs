@@ -8,13 +8,15 @@ mod device;
 mod device_type;
 mod gateway;
 mod location;
+mod order;
 mod timestamp;
 
 pub use access::{ApiToken, Role, TokenId, User, UserId};
 pub use device::{Device, DeviceSecret, DeviceStatusRecord, MqttEndpoint};
-pub use device_type::{DEFAULT_STATUS_PERIOD_S, DeviceType};
+pub use device_type::{DEFAULT_STATUS_PERIOD_S, DeviceType, DeviceTypeV1, firmware_orders};
 pub use gateway::{Gateway, GatewayScope};
 pub use location::{Building, Room, RoomTopic, Site};
+pub use order::OrderRecord;
 pub use timestamp::Timestamp;
 
 /// The kinds of record the store keeps, in the change log and as table names.

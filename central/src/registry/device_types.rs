@@ -27,6 +27,9 @@ pub struct DeviceTypeInput {
     pub status_period_s: Option<u32>,
     /// Seconds without status before a device is outdated (default: the status period).
     pub outdated_after_s: Option<u32>,
+    /// Device orders its devices understand (default: the ESP firmware's `status`, `frequency`,
+    /// `reboot`, `restart`, `upgrade`; a Raspberry Pi type adds `update`, `reset`).
+    pub orders: Option<Vec<String>>,
 }
 
 /// Changes to a device type.
@@ -42,6 +45,24 @@ pub struct DeviceTypePatch {
     pub status_period_s: Option<u32>,
     /// New outdated threshold.
     pub outdated_after_s: Option<u32>,
+    /// New order list.
+    pub orders: Option<Vec<String>>,
+}
+
+fn check_orders(orders: &[String]) -> Result<Vec<String>, RegistryError> {
+    for (i, o) in orders.iter().enumerate() {
+        if neosens_protocol::legacy::KnownOrder::from_name(o).is_none() {
+            let known: Vec<&str> =
+                neosens_protocol::legacy::KnownOrder::ALL.iter().map(|k| k.name()).collect();
+            return Err(RegistryError::invalid(
+                &format!("orders[{i}]"),
+                format!("unknown order {o:?}; known: {}", known.join(", ")),
+            ));
+        }
+    }
+    let mut out = orders.to_vec();
+    out.dedup();
+    Ok(out)
 }
 
 /// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
@@ -106,6 +127,10 @@ impl Registry {
             check_seconds("status_period_s", input.status_period_s.unwrap_or(DEFAULT_STATUS_PERIOD_S))?;
         let outdated = check_seconds("outdated_after_s", input.outdated_after_s.unwrap_or(period))?;
         let schema = check_schema(input.config_schema.as_ref())?;
+        let orders = match &input.orders {
+            Some(o) => check_orders(o)?,
+            None => crate::model::firmware_orders(),
+        };
         self.mutate(|state| {
             if state.types.values().any(|t| t.record.name == name) {
                 return Err(RegistryError::conflict(format!("a device type {name:?} exists")));
@@ -117,6 +142,7 @@ impl Registry {
                 config_schema: schema,
                 status_period_s: period,
                 outdated_after_s: outdated,
+                orders,
             };
             Ok((vec![Write::Put(Record::DeviceType(t.clone()))], t))
         })
@@ -128,6 +154,7 @@ impl Registry {
             Some(s) => Some(check_schema(s.as_ref())?),
             None => None,
         };
+        let orders = patch.orders.as_deref().map(check_orders).transpose()?;
         self.mutate(|state| {
             let mut t = resolve_type(state, key)
                 .cloned()
@@ -143,6 +170,9 @@ impl Registry {
             }
             if let Some(o) = patch.outdated_after_s {
                 t.outdated_after_s = check_seconds("outdated_after_s", o)?;
+            }
+            if let Some(o) = orders {
+                t.orders = o;
             }
             Ok((vec![Write::Put(Record::DeviceType(t.clone()))], t))
         })

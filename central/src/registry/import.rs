@@ -117,6 +117,7 @@ fn plan(state: &State, keys: &ServerKeys, export: &LegacyExport) -> Result<Plan,
             config_schema: None,
             status_period_s: DEFAULT_STATUS_PERIOD_S,
             outdated_after_s: DEFAULT_STATUS_PERIOD_S,
+            orders: crate::model::firmware_orders(),
         });
         record.description = if t.description.is_empty() { t.name.clone() } else { t.description.clone() };
         type_ids.insert(t.pk, record.id);

@@ -13,6 +13,7 @@ mod devices;
 mod gateways;
 mod import;
 mod locations;
+mod orders;
 mod provisioning;
 mod state;
 mod status;
@@ -34,6 +35,7 @@ pub use import::{Counts, ImportReport};
 pub use locations::{
     BuildingInput, BuildingPatch, MAX_NAME_LEN, RoomInput, RoomPatch, RoomView, SiteInput, SitePatch,
 };
+pub use orders::{OrderRequest, PreparedOrder, REINSTALL};
 pub use provisioning::ConfigOutcome;
 pub use status::StatusDrop;
 pub use users::{UserInput, UserPatch, UserView};

@@ -14,14 +14,14 @@ use neosens_protocol::legacy::LogRecord;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    ApiToken, Building, Device, DeviceStatusRecord, DeviceType, EntityKind, Gateway, Record, Room, Site,
-    Timestamp, User,
+    ApiToken, Building, Device, DeviceStatusRecord, DeviceType, EntityKind, Gateway, OrderRecord, Record,
+    Room, Site, Timestamp, User,
 };
 
 pub use redb_store::RedbStore;
 
 /// The schema version this build writes. Opening an older store migrates it; a newer one is refused.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Storage failures. Details are for logs; API clients only see "internal error".
 #[derive(Debug, thiserror::Error)]
@@ -131,4 +131,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// The most recent log lines of a device, newest first.
     fn device_logs(&self, device: [u8; 16], limit: usize) -> Result<Vec<DeviceLogEntry>, StoreError>;
+
+    /// Records an order sent (or refused) to a device.
+    fn append_order(&self, device: [u8; 16], order: &OrderRecord) -> Result<(), StoreError>;
+
+    /// The most recent orders of a device, newest first.
+    fn device_orders(&self, device: [u8; 16], limit: usize) -> Result<Vec<OrderRecord>, StoreError>;
 }

@@ -24,6 +24,8 @@ const STATUSES: TableDefinition<Key, &[u8]> = TableDefinition::new("device_statu
 const CHANGELOG: TableDefinition<u64, &[u8]> = TableDefinition::new("changelog");
 /// Device log lines, keyed by (device, sequence) so one device's lines are contiguous.
 const DEVICE_LOGS: TableDefinition<(Key, u64), &[u8]> = TableDefinition::new("device_logs");
+/// Orders sent to devices, keyed by (device, sequence) (schema 2).
+const ORDERS: TableDefinition<(Key, u64), &[u8]> = TableDefinition::new("orders");
 
 /// redb page cache.
 const CACHE_BYTES: usize = 16 * 1024 * 1024;
@@ -31,6 +33,7 @@ const CACHE_BYTES: usize = 16 * 1024 * 1024;
 const META_SCHEMA: &str = "schema_version";
 const META_REVISION: &str = "revision";
 const META_LOG_SEQ: &str = "device_log_seq";
+const META_ORDER_SEQ: &str = "order_seq";
 
 fn table(kind: EntityKind) -> TableDefinition<'static, Key, &'static [u8]> {
     match kind {
@@ -98,6 +101,28 @@ impl RedbStore {
                     let mut meta = txn.open_table(META).map_err(backend)?;
                     meta.insert(META_REVISION, 0).map_err(backend)?;
                     meta.insert(META_LOG_SEQ, 0).map_err(backend)?;
+                }
+                // Version 2: per-type order lists (device types re-encoded), an order history.
+                2 => {
+                    txn.open_table(ORDERS).map_err(backend)?;
+                    txn.open_table(META).map_err(backend)?.insert(META_ORDER_SEQ, 0).map_err(backend)?;
+                    let mut types = txn.open_table(DEVICE_TYPES).map_err(backend)?;
+                    let old: Vec<(Key, Vec<u8>)> = types
+                        .iter()
+                        .map_err(backend)?
+                        .map(|item| item.map(|(k, v)| (k.value(), v.value().to_vec())))
+                        .collect::<Result<_, _>>()
+                        .map_err(backend)?;
+                    for (key, bytes) in old {
+                        let v1: crate::model::DeviceTypeV1 =
+                            postcard::from_bytes(&bytes).map_err(|e| StoreError::Corrupt {
+                                kind: EntityKind::DeviceType,
+                                key: hex(&key),
+                                reason: e.to_string(),
+                            })?;
+                        let v2 = crate::model::DeviceType::from(v1);
+                        types.insert(key, encode(&v2)?.as_slice()).map_err(backend)?;
+                    }
                 }
                 _ => unreachable!("no migration to version {version}"),
             }
@@ -249,27 +274,58 @@ impl Store for RedbStore {
     }
 
     fn append_device_log(&self, entry: &DeviceLogEntry) -> Result<(), StoreError> {
+        self.append_keyed(DEVICE_LOGS, META_LOG_SEQ, entry.device, &encode(entry)?)
+    }
+
+    fn device_logs(&self, device: [u8; 16], limit: usize) -> Result<Vec<DeviceLogEntry>, StoreError> {
+        self.newest_keyed(DEVICE_LOGS, EntityKind::Device, device, limit)
+    }
+
+    fn append_order(&self, device: [u8; 16], order: &crate::model::OrderRecord) -> Result<(), StoreError> {
+        self.append_keyed(ORDERS, META_ORDER_SEQ, device, &encode(order)?)
+    }
+
+    fn device_orders(
+        &self,
+        device: [u8; 16],
+        limit: usize,
+    ) -> Result<Vec<crate::model::OrderRecord>, StoreError> {
+        self.newest_keyed(ORDERS, EntityKind::Device, device, limit)
+    }
+}
+
+impl RedbStore {
+    fn append_keyed(
+        &self,
+        table: TableDefinition<(Key, u64), &[u8]>,
+        seq_key: &str,
+        device: Key,
+        bytes: &[u8],
+    ) -> Result<(), StoreError> {
         let txn = self.db.begin_write().map_err(backend)?;
         {
             let mut meta = txn.open_table(META).map_err(backend)?;
-            let seq = meta.get(META_LOG_SEQ).map_err(backend)?.map_or(0, |v| v.value()) + 1;
-            meta.insert(META_LOG_SEQ, seq).map_err(backend)?;
-            txn.open_table(DEVICE_LOGS)
-                .map_err(backend)?
-                .insert((entry.device, seq), encode(entry)?.as_slice())
-                .map_err(backend)?;
+            let seq = meta.get(seq_key).map_err(backend)?.map_or(0, |v| v.value()) + 1;
+            meta.insert(seq_key, seq).map_err(backend)?;
+            txn.open_table(table).map_err(backend)?.insert((device, seq), bytes).map_err(backend)?;
         }
         txn.commit().map_err(backend)
     }
 
-    fn device_logs(&self, device: [u8; 16], limit: usize) -> Result<Vec<DeviceLogEntry>, StoreError> {
+    fn newest_keyed<T: DeserializeOwned>(
+        &self,
+        table: TableDefinition<(Key, u64), &[u8]>,
+        kind: EntityKind,
+        device: Key,
+        limit: usize,
+    ) -> Result<Vec<T>, StoreError> {
         let txn = self.db.begin_read().map_err(backend)?;
-        let t = txn.open_table(DEVICE_LOGS).map_err(backend)?;
+        let t = txn.open_table(table).map_err(backend)?;
         let mut out = Vec::new();
         for item in t.range((device, 0)..=(device, u64::MAX)).map_err(backend)?.rev().take(limit) {
             let (_, v) = item.map_err(backend)?;
             out.push(postcard::from_bytes(v.value()).map_err(|e| StoreError::Corrupt {
-                kind: EntityKind::Device,
+                kind,
                 key: hex(&device),
                 reason: e.to_string(),
             })?);
@@ -355,6 +411,48 @@ mod tests {
             logs.iter().map(|l| l.record.msg.clone().unwrap()).collect::<Vec<_>>(),
             ["line 2", "line 1"]
         );
+    }
+
+    #[test]
+    fn version_1_device_types_are_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let v1 = crate::model::DeviceTypeV1 {
+            id: neosens_protocol::ids::DeviceTypeId::from_bytes([4; 16]),
+            name: "esp32".into(),
+            description: String::new(),
+            config_schema: None,
+            status_period_s: 1800,
+            outdated_after_s: 3600,
+        };
+        {
+            // A store as version 1 left it.
+            let db = Database::create(dir.path().join("central.redb")).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let mut meta = txn.open_table(META).unwrap();
+                meta.insert(META_SCHEMA, 1).unwrap();
+                meta.insert(META_REVISION, 1).unwrap();
+                meta.insert(META_LOG_SEQ, 0).unwrap();
+                txn.open_table(DEVICE_TYPES)
+                    .unwrap()
+                    .insert([4; 16], encode(&v1).unwrap().as_slice())
+                    .unwrap();
+                for t in [SITES, BUILDINGS, ROOMS, DEVICES, GATEWAYS, USERS, TOKENS, STATUSES] {
+                    txn.open_table(t).unwrap();
+                }
+                txn.open_table(CHANGELOG).unwrap();
+                txn.open_table(DEVICE_LOGS).unwrap();
+            }
+            txn.commit().unwrap();
+        }
+        let store = RedbStore::open(dir.path()).unwrap();
+        assert_eq!(store.schema_version().unwrap(), 2);
+        let snap = store.load().unwrap();
+        assert_eq!(snap.device_types.len(), 1);
+        let t = &snap.device_types[0];
+        assert_eq!((t.name.as_str(), t.outdated_after_s), ("esp32", 3600));
+        assert_eq!(t.orders, crate::model::firmware_orders());
+        assert!(store.device_orders([1; 16], 10).unwrap().is_empty(), "the order table exists");
     }
 
     #[test]

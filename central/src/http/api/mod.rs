@@ -7,6 +7,7 @@ mod devices;
 mod gateways;
 mod locations;
 mod openapi;
+mod orders;
 mod tokens;
 mod types;
 mod users;
@@ -39,6 +40,7 @@ pub(super) fn routes() -> Router<AppState> {
         .merge(types::routes())
         .merge(devices::routes())
         .merge(gateways::routes())
+        .merge(orders::routes())
         .merge(tokens::routes())
         .merge(users::routes())
         .route("/openapi.json", axum::routing::get(openapi::document))

@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{devices, gateways, locations, tokens, types, users};
+use super::{devices, gateways, locations, orders, tokens, types, users};
 
 /// The document.
 #[derive(OpenApi)]
@@ -21,6 +21,7 @@ use super::{devices, gateways, locations, tokens, types, users};
         types::list, types::get_one, types::create, types::update, types::delete,
         devices::list, devices::get_one, devices::create, devices::update, devices::delete,
         devices::reset_credentials, devices::enable, devices::disable, devices::logs,
+        orders::send, orders::history,
         gateways::list, gateways::get_one, gateways::create, gateways::update, gateways::delete,
         tokens::list, tokens::create, tokens::remove,
         users::list, users::get_one, users::create, users::update, users::delete,

@@ -31,6 +31,7 @@ pub(super) struct TypeView {
     config_schema: Option<Value>,
     status_period_s: u32,
     outdated_after_s: u32,
+    orders: Vec<String>,
 }
 
 impl From<DeviceType> for TypeView {
@@ -42,6 +43,7 @@ impl From<DeviceType> for TypeView {
             config_schema: t.config_schema.and_then(|s| serde_json::from_str(&s).ok()),
             status_period_s: t.status_period_s,
             outdated_after_s: t.outdated_after_s,
+            orders: t.orders,
         }
     }
 }

@@ -1,0 +1,68 @@
+//! `/api/v1/devices/{id}/orders`: send an order (published on the device's command topic, QoS 0,
+//! not retained, as the 2016 server did) and read the order history.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::post;
+use axum::{Json, Router};
+use neosens_runtime::mqtt::Qos;
+
+use super::items;
+use crate::http::AppState;
+use crate::http::error::ApiError;
+use crate::http::extract::{ApiJson, Auth};
+use crate::model::Role;
+use crate::registry::OrderRequest;
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new().route("/devices/{id}/orders", post(send).get(history))
+}
+
+/// Sends an order. `reinstall` resets the device's credentials, then sends `reboot`.
+#[utoipa::path(post, path = "/api/v1/devices/{id}/orders", tag = "devices",
+    params(("id" = String, Path, description = "Internal UUID or uid")),
+    request_body = crate::registry::OrderRequest,
+    responses(
+        (status = 202, description = "Published; the record of the order", body = crate::model::OrderRecord),
+        crate::http::error::CommonErrors,
+        (status = 404, description = "Not found", body = crate::http::error::ErrorBody),
+        (status = 503, description = "The broker link is down: nothing was sent", body = crate::http::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub(super) async fn send(
+    State(s): State<AppState>,
+    auth: Auth,
+    Path(key): Path<String>,
+    ApiJson(request): ApiJson<OrderRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    auth.require(Role::Operator)?;
+    let order = s.registry.prepare_order(&key, &request, &auth.0.name)?;
+    if !s.mqtt.stats().connected() {
+        s.registry.record_order(&order, "not sent: broker link down")?;
+        return Err(ApiError::Unavailable("the broker link is down; the order was not sent".into()));
+    }
+    if order.reinstall {
+        s.registry.reset_credentials(&order.device)?;
+    }
+    if let Err(e) =
+        s.mqtt.publish(&order.record.topic, order.record.payload.clone(), Qos::AtMostOnce, false).await
+    {
+        s.registry.record_order(&order, &format!("not sent: {e}"))?;
+        return Err(ApiError::Unavailable(format!("the order was not sent: {e}")));
+    }
+    Ok((StatusCode::ACCEPTED, Json(s.registry.record_order(&order, "sent")?)))
+}
+
+/// The device's orders, newest first (at most 200).
+#[utoipa::path(get, path = "/api/v1/devices/{id}/orders", tag = "devices",
+    params(("id" = String, Path, description = "Internal UUID or uid")),
+    responses((status = 200, body = inline(Object)), crate::http::error::CommonErrors,
+        (status = 404, description = "Not found", body = crate::http::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub(super) async fn history(
+    State(s): State<AppState>,
+    _auth: Auth,
+    Path(key): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(items(s.registry.orders(&key, 200)?))
+}
