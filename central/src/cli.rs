@@ -49,6 +49,10 @@ pub struct Overrides {
     #[arg(long, env = "NEOSENS_EMBEDDED_MQTT_BIND", global = true, value_name = "ADDR")]
     pub embedded_mqtt_bind: Option<SocketAddr>,
 
+    /// Drive Mosquitto's dynamic-security plug-in (true/false).
+    #[arg(long, env = "NEOSENS_MQTT_DYNSEC", global = true, value_name = "BOOL")]
+    pub mqtt_dynsec: Option<bool>,
+
     /// Listener of the broker-auth backend (/mqtt/*, /mqtt_auth/*), e.g. 127.0.0.1:8081.
     #[arg(long, env = "NEOSENS_BROKER_AUTH_BIND", global = true, value_name = "ADDR")]
     pub broker_auth_bind: Option<SocketAddr>,
@@ -103,6 +107,9 @@ impl Overrides {
         }
         if let Some(bind) = self.embedded_mqtt_bind {
             config.mqtt.embedded_bind = bind;
+        }
+        if let Some(d) = self.mqtt_dynsec {
+            config.mqtt.dynamic_security = d;
         }
         if let Some(bind) = self.broker_auth_bind {
             config.broker_auth.bind = Some(bind);

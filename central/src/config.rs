@@ -43,6 +43,8 @@ pub struct MqttConfig {
     pub state_topic: String,
     /// Where the embedded broker listens when no `url` is set.
     pub embedded_bind: SocketAddr,
+    /// Drive the broker's dynamic-security plug-in (central's login must be its admin).
+    pub dynamic_security: bool,
 }
 
 impl Default for MqttConfig {
@@ -52,6 +54,7 @@ impl Default for MqttConfig {
             client_id: "neosens-central".into(),
             state_topic: "neosens/central/state".into(),
             embedded_bind: SocketAddr::from(([0, 0, 0, 0], 1883)),
+            dynamic_security: false,
         }
     }
 }
@@ -186,6 +189,10 @@ client_id = {mqtt_client_id}
 state_topic = {mqtt_state_topic}
 # Environment: NEOSENS_EMBEDDED_MQTT_BIND
 embedded_bind = {mqtt_embedded_bind}
+# Keep Mosquitto's dynamic-security plug-in in step with the registry (clients, roles, ACLs,
+# disabling). Central's login in `url` must be the plug-in's admin. See docs/mosquitto.md.
+# Environment: NEOSENS_MQTT_DYNSEC
+dynamic_security = {mqtt_dynsec}
 
 [broker_auth]
 # Mosquitto's authentication backend (/mqtt/* for mosquitto-go-auth, /mqtt_auth/* for the 2016
@@ -212,6 +219,7 @@ format = {format}
         mqtt_client_id = quoted(&config.mqtt.client_id),
         mqtt_state_topic = quoted(&config.mqtt.state_topic),
         mqtt_embedded_bind = quoted(&config.mqtt.embedded_bind.to_string()),
+        mqtt_dynsec = config.mqtt.dynamic_security,
         broker_auth_bind = match config.broker_auth.bind {
             Some(addr) => format!("bind = {}", quoted(&addr.to_string())),
             None => "# bind = \"127.0.0.1:8081\"".to_owned(),

@@ -70,13 +70,42 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         "neosens-central serving"
     );
     let ingest_stats = Arc::new(ingest::IngestStats::default());
+    // One reader of the link, two consumers: the plug-in's answers and everything else.
+    let (status_tx, status_rx) = tokio::sync::mpsc::channel(10_000);
+    let (control_tx, control_rx) = tokio::sync::mpsc::channel(100);
+    let mut inbound = link.inbound;
+    tokio::spawn(async move {
+        while let Some(message) = inbound.recv().await {
+            if message.topic.starts_with("$CONTROL/") {
+                // Without dynamic security nobody listens there: drop.
+                let _ = control_tx.send(message).await;
+            } else if status_tx.send(message).await.is_err() {
+                break;
+            }
+        }
+    });
     let ingest = tokio::spawn(ingest::run(
         Arc::clone(&registry),
         link.handle.clone(),
-        link.inbound,
+        status_rx,
         Arc::clone(&ingest_stats),
         shutdown.clone(),
     ));
+    match (&link.username, config.mqtt.dynamic_security && !link.embedded) {
+        (Some(user), true) => {
+            tokio::spawn(broker::dynsec::run(
+                Arc::clone(&registry),
+                link.handle.clone(),
+                control_rx,
+                user.clone(),
+                shutdown.clone(),
+            ));
+        }
+        (None, true) => anyhow::bail!(
+            "dynamic security needs central's admin login in the broker URL (mqtt://user:password@host:port)"
+        ),
+        _ => drop(control_rx),
+    }
     let state =
         http::AppState { config: Arc::new(config), registry, mqtt: link.handle, ingest: ingest_stats };
     let app = http::router(state.clone(), broker_listener.is_some());

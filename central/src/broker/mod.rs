@@ -4,6 +4,7 @@
 //! service account. Without it, central starts an embedded broker and connects to that — the
 //! zero-setup default of the README's run command.
 
+pub mod dynsec;
 pub mod embedded;
 
 use std::sync::Arc;
@@ -26,6 +27,8 @@ pub struct BrokerLink {
     pub address: String,
     /// Whether it is the embedded broker.
     pub embedded: bool,
+    /// Central's username on the broker.
+    pub username: Option<String>,
 }
 
 /// Connects central to its broker, starting the embedded one when none is configured.
@@ -61,8 +64,9 @@ pub fn connect(
         }
     };
     let address = format!("{}:{}", url.host, url.port);
+    let username = url.credentials.as_ref().map(|(u, _)| u.clone());
     let mut link = LinkConfig::new(url, &config.client_id);
     link.state_topic = Some(config.state_topic.clone());
     let (handle, inbound) = mqtt::start(link, shutdown);
-    Ok(BrokerLink { handle, inbound, address, embedded })
+    Ok(BrokerLink { handle, inbound, address, embedded, username })
 }

@@ -10,6 +10,7 @@ mod access;
 mod broker;
 mod device_types;
 mod devices;
+mod dynsec;
 mod gateways;
 mod import;
 mod locations;
@@ -30,6 +31,7 @@ pub use access::{Principal, TokenCreated};
 pub use broker::{Access, Decision, DenyReason, ServiceAccount};
 pub use device_types::{DeviceTypeInput, DeviceTypePatch};
 pub use devices::{DeviceFilter, DeviceInput, DevicePatch, DeviceState, DeviceView, MAX_LOGIN_LEN, MAX_PAGE};
+pub use dynsec::BrokerAccount;
 pub use gateways::{GatewayInput, GatewayPatch, GatewayView, ScopeInput};
 pub use import::{Counts, ImportReport};
 pub use locations::{
@@ -101,6 +103,9 @@ pub struct Registry {
     state: RwLock<state::State>,
     writer: Mutex<()>,
     service_accounts: broker::ServiceAccounts,
+    /// The revision after each committed change, for tasks that follow the registry (dynamic
+    /// security, gateway sync).
+    revisions: tokio::sync::watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -113,12 +118,14 @@ impl Registry {
     /// Loads everything from `store`, and creates the default site on first start.
     pub fn open(store: Arc<dyn Store>, keys: Arc<ServerKeys>) -> Result<Self, RegistryError> {
         let snapshot = store.load()?;
+        let (revisions, _) = tokio::sync::watch::channel(snapshot.revision);
         let registry = Registry {
             store,
             keys,
             state: RwLock::new(state::State::from_snapshot(snapshot)),
             writer: Mutex::new(()),
             service_accounts: broker::ServiceAccounts::default(),
+            revisions,
         };
         registry.ensure_default_site()?;
         Ok(registry)
@@ -127,6 +134,11 @@ impl Registry {
     /// The change-log revision of the state in memory.
     pub fn revision(&self) -> u64 {
         self.state.read().revision
+    }
+
+    /// Follows the revision: changes after each committed batch.
+    pub fn watch_revision(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.revisions.subscribe()
     }
 
     /// Number of devices.
@@ -157,6 +169,7 @@ impl Registry {
         }
         let revision = self.store.apply(&writes)?;
         self.state.write().apply(writes, revision);
+        self.revisions.send_replace(revision);
         Ok(out)
     }
 }

@@ -1,0 +1,285 @@
+//! Driving Mosquitto's dynamic-security plug-in (`mosquitto_dynamic_security.so`, in Debian's
+//! package), so stock Mosquitto enforces the same rules as the broker-auth backend.
+//!
+//! Central connects as the plug-in's admin client and publishes commands on
+//! `$CONTROL/dynamic-security/v1`. Each device gets a client (its login and secret) and a role of
+//! its own, `neosens-dev-<login>`, with its topics spelt out — Mosquitto 2.0.11 does not expand
+//! `%u`/`%c` in dynamic-security ACLs. Default access is set to deny what no role allows.
+//!
+//! - At every connection (start, and after a broker restart) the whole registry is reconciled:
+//!   idempotent commands, so running it twice changes nothing.
+//! - Then each committed registry change is followed: new or changed devices are upserted, a
+//!   disabled device is disabled (which disconnects it at once), a reset secret kicks the device
+//!   off (disable, new password, enable) so it provisions again, a deleted device is deleted.
+//! - Room, building or site changes move topics: they trigger a full reconcile.
+//!
+//! The plug-in rewrites its JSON file after each change, which suits a campus of a few thousand
+//! devices; beyond, prefer the go-auth backend (docs/mosquitto.md).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use neosens_protocol::ids::DeviceId;
+use neosens_runtime::mqtt::{Message, MqttHandle, Qos};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::model::EntityKind;
+use crate::registry::{BrokerAccount, Registry};
+
+/// Where commands go.
+pub const CONTROL_TOPIC: &str = "$CONTROL/dynamic-security/v1";
+/// Where answers come.
+pub const RESPONSE_TOPIC: &str = "$CONTROL/dynamic-security/v1/response";
+/// Role of central's own client: everything outside `$` topics.
+pub const CENTRAL_ROLE: &str = "neosens-central";
+/// Prefix of the per-device roles (and how central recognises its clients).
+pub const DEVICE_ROLE_PREFIX: &str = "neosens-dev-";
+
+/// Commands per message.
+const CHUNK: usize = 100;
+/// Errors that only say the command had nothing to do.
+const HARMLESS: [&str; 4] = [
+    "Client already exists",
+    "Role already exists",
+    "Client is already in this role",
+    "Role is already in this client",
+];
+
+fn role_of(login: &str) -> String {
+    format!("{DEVICE_ROLE_PREFIX}{login}")
+}
+
+fn acls(topics: &[String]) -> Vec<Value> {
+    topics
+        .iter()
+        .flat_map(|base| {
+            [
+                json!({"acltype": "publishClientSend", "topic": format!("{base}/+"), "allow": true}),
+                json!({"acltype": "publishClientReceive", "topic": format!("{base}/+/command"), "allow": true}),
+                json!({"acltype": "subscribePattern", "topic": format!("{base}/+/command"), "allow": true}),
+            ]
+        })
+        .collect()
+}
+
+/// The commands that make the broker hold `account` as the registry does; `kick` first disconnects
+/// the device (its secret changed).
+fn upsert(account: &BrokerAccount, kick: bool) -> Vec<Value> {
+    let role = role_of(&account.login);
+    let mut c = vec![
+        json!({"command": "createRole", "rolename": role}),
+        json!({"command": "modifyRole", "rolename": role, "acls": acls(&account.topics)}),
+        json!({"command": "createClient", "username": account.login, "password": account.secret, "roles": [{"rolename": role}]}),
+    ];
+    if kick {
+        c.push(json!({"command": "disableClient", "username": account.login}));
+    }
+    c.push(json!({"command": "setClientPassword", "username": account.login, "password": account.secret}));
+    c.push(json!({"command": "addClientRole", "username": account.login, "rolename": role}));
+    c.push(json!({"command": if account.enabled { "enableClient" } else { "disableClient" }, "username": account.login}));
+    c
+}
+
+fn remove(login: &str) -> Vec<Value> {
+    vec![
+        json!({"command": "deleteClient", "username": login}),
+        json!({"command": "deleteRole", "rolename": role_of(login)}),
+    ]
+}
+
+/// Sends commands in chunks, each chunk answered before the next; returns the responses.
+async fn send(
+    link: &MqttHandle,
+    responses: &mut mpsc::Receiver<Message>,
+    commands: Vec<Value>,
+) -> Vec<Value> {
+    let mut answers = Vec::new();
+    for chunk in commands.chunks(CHUNK) {
+        let body = json!({"commands": chunk}).to_string();
+        if link.publish(CONTROL_TOPIC, body, Qos::AtLeastOnce, false).await.is_err() {
+            return answers;
+        }
+        // Wait for the answer, but not for a connection that is gone (the plug-in kicks a client
+        // whose roles change): everything is reconciled again at the next connection.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let message = loop {
+            match tokio::time::timeout(Duration::from_millis(100), responses.recv()).await {
+                Ok(Some(message)) => break Some(message),
+                Ok(None) => break None,
+                Err(_) if !link.stats().connected() => break None,
+                Err(_) if tokio::time::Instant::now() > deadline => {
+                    tracing::warn!(
+                        "no answer from the dynamic-security plug-in (is it loaded, and central its admin?)"
+                    );
+                    break None;
+                }
+                Err(_) => {}
+            }
+        };
+        let Some(message) = message else { return answers };
+        let parsed: Value = serde_json::from_slice(&message.payload).unwrap_or(Value::Null);
+        for r in parsed["responses"].as_array().cloned().unwrap_or_default() {
+            if let Some(error) = r["error"].as_str().filter(|e| !HARMLESS.contains(e)) {
+                tracing::warn!(command = %r["command"], error, "dynamic security refused a command");
+            }
+            answers.push(r);
+        }
+    }
+    answers
+}
+
+struct Driver {
+    registry: Arc<Registry>,
+    link: MqttHandle,
+    responses: mpsc::Receiver<Message>,
+    central_user: String,
+    /// What the broker holds, as last sent: device → (login, secret hash).
+    known: HashMap<DeviceId, (String, [u8; 32])>,
+}
+
+impl Driver {
+    async fn reconcile(&mut self) {
+        let accounts = match self.registry.broker_accounts(None) {
+            Ok(a) => a,
+            Err(e) => return tracing::error!(error = %e, "dynamic security: cannot read the registry"),
+        };
+        let listed =
+            send(&self.link, &mut self.responses, vec![json!({"command": "listClients", "verbose": true})])
+                .await;
+        let Some(clients) = listed.first().and_then(|r| r["data"]["clients"].as_array()).cloned() else {
+            return;
+        };
+        let has_role = |client: &Value, pred: &dyn Fn(&str) -> bool| {
+            client["roles"]
+                .as_array()
+                .is_some_and(|roles| roles.iter().any(|r| r["rolename"].as_str().is_some_and(pred)))
+        };
+        let mut commands = vec![
+            json!({"command": "setDefaultACLAccess", "acls": [
+                {"acltype": "publishClientSend", "allow": false},
+                {"acltype": "publishClientReceive", "allow": false},
+                {"acltype": "subscribe", "allow": false},
+                {"acltype": "unsubscribe", "allow": true}]}),
+            json!({"command": "createRole", "rolename": CENTRAL_ROLE}),
+            json!({"command": "modifyRole", "rolename": CENTRAL_ROLE, "acls": [
+                {"acltype": "publishClientSend", "topic": "#", "allow": true},
+                {"acltype": "publishClientReceive", "topic": "#", "allow": true},
+                {"acltype": "subscribePattern", "topic": "#", "allow": true}]}),
+        ];
+        let central_ready = clients.iter().any(|c| {
+            c["username"].as_str() == Some(self.central_user.as_str()) && has_role(c, &|n| n == CENTRAL_ROLE)
+        });
+        if !central_ready {
+            // The plug-in disconnects a client whose roles change, to apply them: central will be
+            // kicked, and the reconnection reconciles the devices.
+            commands.push(json!({"command": "addClientRole", "username": self.central_user, "rolename": CENTRAL_ROLE, "priority": 100}));
+            send(&self.link, &mut self.responses, commands).await;
+            tracing::info!(user = %self.central_user, "dynamic security: central's role granted; reconnecting to apply it");
+            return;
+        }
+        // Clients of devices no longer in the registry (recognised by their role) are deleted.
+        let logins: HashSet<&str> = accounts.iter().map(|a| a.login.as_str()).collect();
+        for client in &clients {
+            let Some(username) = client["username"].as_str() else { continue };
+            if has_role(client, &|n| n.starts_with(DEVICE_ROLE_PREFIX)) && !logins.contains(username) {
+                commands.extend(remove(username));
+            }
+        }
+        for account in &accounts {
+            let kick = self.known.get(&account.id).is_some_and(|(_, hash)| *hash != account.secret_hash);
+            commands.extend(upsert(account, kick));
+        }
+        let n = accounts.len();
+        send(&self.link, &mut self.responses, commands).await;
+        self.known = accounts.into_iter().map(|a| (a.id, (a.login, a.secret_hash))).collect();
+        tracing::info!(devices = n, "dynamic security reconciled with the registry");
+    }
+
+    /// Follows the changes after `since`; returns the new revision.
+    async fn follow(&mut self, since: u64) -> u64 {
+        let changes = match self.registry.store().changes_since(since, 50_000) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "dynamic security: cannot read the change log");
+                return since;
+            }
+        };
+        let Some(last) = changes.last().map(|c| c.revision) else { return since };
+        if changes
+            .iter()
+            .any(|c| matches!(c.kind, EntityKind::Site | EntityKind::Building | EntityKind::Room))
+        {
+            self.reconcile().await;
+            return last;
+        }
+        let devices: HashSet<DeviceId> = changes
+            .iter()
+            .filter(|c| c.kind == EntityKind::Device)
+            .map(|c| DeviceId::from_bytes(c.key))
+            .collect();
+        if devices.is_empty() {
+            return last;
+        }
+        let accounts = self.registry.broker_accounts(Some(&devices)).unwrap_or_default();
+        let mut commands = Vec::new();
+        let present: HashSet<DeviceId> = accounts.iter().map(|a| a.id).collect();
+        for id in devices.difference(&present) {
+            if let Some((login, _)) = self.known.remove(id) {
+                commands.extend(remove(&login));
+            }
+        }
+        for account in accounts {
+            let previous = self.known.get(&account.id);
+            let kick = previous.is_some_and(|(_, hash)| *hash != account.secret_hash);
+            if let Some((old_login, _)) = previous.filter(|(login, _)| *login != account.login) {
+                commands.extend(remove(old_login));
+            }
+            commands.extend(upsert(&account, kick));
+            self.known.insert(account.id, (account.login.clone(), account.secret_hash));
+        }
+        send(&self.link, &mut self.responses, commands).await;
+        last
+    }
+}
+
+/// Keeps the broker's dynamic security in step with the registry until `shutdown`.
+pub async fn run(
+    registry: Arc<Registry>,
+    link: MqttHandle,
+    responses: mpsc::Receiver<Message>,
+    central_user: String,
+    shutdown: CancellationToken,
+) {
+    if let Err(e) = link.subscribe(RESPONSE_TOPIC, Qos::AtLeastOnce).await {
+        return tracing::error!(error = %e, "dynamic security: cannot subscribe to the plug-in's answers");
+    }
+    let mut revisions = registry.watch_revision();
+    let mut driver = Driver { registry, link, responses, central_user, known: HashMap::new() };
+    let mut seen_connects = 0;
+    let mut revision = *revisions.borrow_and_update();
+    let mut poll = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = poll.tick() => {}
+            changed = revisions.changed() => if changed.is_err() { return },
+        }
+        let connects = driver.link.stats().connects();
+        if !driver.link.stats().connected() {
+            continue;
+        }
+        if connects != seen_connects {
+            // A new connection: the broker may have restarted on an old or empty file.
+            seen_connects = connects;
+            let now = *revisions.borrow_and_update();
+            driver.reconcile().await;
+            revision = now;
+        } else if *revisions.borrow() != revision {
+            revision = driver.follow(revision).await;
+            revisions.borrow_and_update();
+        }
+    }
+}

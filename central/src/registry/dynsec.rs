@@ -1,0 +1,62 @@
+//! What the broker's own access control needs to know of each device: its login, its secret
+//! (unsealed for this hand-over only), the topics of its rooms, and whether it is enabled.
+
+use std::collections::HashSet;
+
+use neosens_protocol::ids::DeviceId;
+
+use super::{Registry, RegistryError};
+
+/// A device as the broker's dynamic security sees it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BrokerAccount {
+    /// The device.
+    pub id: DeviceId,
+    /// MQTT username.
+    pub login: String,
+    /// The secret in clear (never logged: `Debug` hides it).
+    pub secret: String,
+    /// Keyed hash of the secret, to notice a reset.
+    pub secret_hash: [u8; 32],
+    /// Base topics of its rooms.
+    pub topics: Vec<String>,
+    /// Whether it may connect.
+    pub enabled: bool,
+}
+
+impl std::fmt::Debug for BrokerAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrokerAccount")
+            .field("login", &self.login)
+            .field("topics", &self.topics)
+            .field("enabled", &self.enabled)
+            .finish()
+    }
+}
+
+impl Registry {
+    /// Broker accounts of every device (`only: None`) or of some.
+    pub fn broker_accounts(
+        &self,
+        only: Option<&HashSet<DeviceId>>,
+    ) -> Result<Vec<BrokerAccount>, RegistryError> {
+        let state = self.state.read();
+        let mut out = Vec::new();
+        for entry in state.devices.values() {
+            let d = &entry.record;
+            if only.is_some_and(|set| !set.contains(&d.id)) {
+                continue;
+            }
+            let secret = self.keys.open(&d.secret.sealed, &d.id.to_bytes())?;
+            out.push(BrokerAccount {
+                id: d.id,
+                login: d.login.clone(),
+                secret: String::from_utf8(secret).map_err(|_| crate::secrets::KeyError::Unseal)?,
+                secret_hash: d.secret.hash,
+                topics: state.device_topics(d),
+                enabled: d.enabled,
+            });
+        }
+        Ok(out)
+    }
+}

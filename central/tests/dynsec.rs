@@ -1,0 +1,174 @@
+//! Central driving Mosquitto's dynamic-security plug-in: the broker itself enforces the device's
+//! rights, orders reach it with the exact bytes, disabling it disconnects it.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::process::Command;
+use std::sync::mpsc::{Receiver, channel};
+use std::time::Duration;
+
+use common::{LOGIN, MAC, api, first_password, register_example, start_with};
+use neosens_runtime::testing::{DEADLINE, Mosquitto, wait_until};
+use rumqttc::{Client, Event, MqttOptions, Packet, QoS, SubscribeReasonCode};
+use serde_json::{Value, json};
+
+const ADMIN_USER: &str = "neosens-central";
+const ADMIN_PASSWORD: &str = "dynsec-admin-password";
+const STATUS: &str = r#"{"frequency":1800,"time":"2023-10-27 10:15:02 +0200","status":"running","modules":3,"heap":171204,"hardware":"esp32","firmware":231027,"board":"neOSensor","board_rev":1.2,"unitID":"24:0a:c4:12:34:56"}"#;
+
+fn plugin() -> String {
+    let out = Command::new("dpkg").args(["-L", "mosquitto"]).output().expect("dpkg");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find(|l| l.ends_with("mosquitto_dynamic_security.so"))
+        .expect("Debian's mosquitto package ships the dynamic-security plug-in")
+        .to_owned()
+}
+
+/// Mosquitto with dynamic security, its admin being central's login (`mosquitto_ctrl dynsec init`).
+fn broker() -> Mosquitto {
+    let dir = tempfile::tempdir().unwrap().keep();
+    let file = dir.join("dynamic-security.json");
+    let status = Command::new("mosquitto_ctrl")
+        .args(["dynsec", "init", file.to_str().unwrap(), ADMIN_USER, ADMIN_PASSWORD])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("mosquitto_ctrl (package mosquitto-clients)");
+    assert!(status.success());
+    Mosquitto::start(&format!(
+        "allow_anonymous false\nplugin {}\nplugin_opt_config_file {}",
+        plugin(),
+        file.display()
+    ))
+}
+
+enum Seen {
+    Connected(bool),
+    SubAck(Vec<SubscribeReasonCode>),
+    Message(String, String),
+    Gone,
+}
+
+fn client(broker: SocketAddr, id: &str, user: &str, password: &str) -> (Client, Receiver<Seen>) {
+    let mut options = MqttOptions::new(id, broker.ip().to_string(), broker.port());
+    options.set_keep_alive(Duration::from_secs(60));
+    options.set_credentials(user, password);
+    let (client, mut connection) = Client::new(options, 10);
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        for event in connection.iter() {
+            let seen = match event {
+                Ok(Event::Incoming(Packet::ConnAck(a))) => {
+                    Seen::Connected(a.code == rumqttc::ConnectReturnCode::Success)
+                }
+                Ok(Event::Incoming(Packet::SubAck(s))) => Seen::SubAck(s.return_codes),
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    Seen::Message(p.topic.clone(), String::from_utf8_lossy(&p.payload).into_owned())
+                }
+                Ok(_) => continue,
+                Err(rumqttc::ConnectionError::ConnectionRefused(_)) => Seen::Connected(false),
+                Err(_) => Seen::Gone,
+            };
+            let gone = matches!(seen, Seen::Gone | Seen::Connected(false));
+            if tx.send(seen).is_err() || gone {
+                return;
+            }
+        }
+    });
+    (client, rx)
+}
+
+fn connected(rx: &Receiver<Seen>) -> bool {
+    matches!(rx.recv_timeout(DEADLINE), Ok(Seen::Connected(true)))
+}
+
+#[test]
+fn the_broker_enforces_what_the_registry_says() {
+    let mosquitto = broker();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("mqtt://{ADMIN_USER}:{ADMIN_PASSWORD}@127.0.0.1:{}", mosquitto.port);
+    let central = start_with(dir.path(), &[("NEOSENS_MQTT_URL", &url), ("NEOSENS_MQTT_DYNSEC", "true")]);
+    let addr = central.addr("http");
+    register_example(addr);
+    let password = first_password(addr, MAC);
+    let broker = mosquitto.addr();
+
+    // The device's client appears in the broker shortly after its registration.
+    let mut attempt = 0;
+    let (device, events) = loop {
+        attempt += 1;
+        let (c, rx) = client(broker, &format!("neOSensor_3456_{attempt:x}"), LOGIN, &password);
+        if connected(&rx) {
+            break (c, rx);
+        }
+        if attempt >= 500 {
+            panic!("the device never got its broker account; central said: {:#?}", central.logs());
+        }
+        std::thread::park_timeout(Duration::from_millis(20));
+    };
+    let (_wrong, refused) = client(broker, "neOSensor_3456_x", LOGIN, "wrong");
+    assert!(!connected(&refused), "a wrong password is refused by the broker");
+
+    // Its subscriptions: its command topics yes, `#` no.
+    device.subscribe("irit2/366/+/command", QoS::AtMostOnce).unwrap();
+    device.subscribe("#", QoS::AtMostOnce).unwrap();
+    let mut acks = Vec::new();
+    while acks.len() < 2 {
+        if let Ok(Seen::SubAck(codes)) = events.recv_timeout(DEADLINE) {
+            acks.extend(codes);
+        }
+    }
+    assert!(matches!(acks[0], SubscribeReasonCode::Success(_)), "{acks:?}");
+    assert_eq!(acks[1], SubscribeReasonCode::Failure, "no `#` for a device");
+
+    // Publishing: another room is refused by the broker (a watcher with every right sees only
+    // the allowed message), its own room goes through and central records the status.
+    let (watcher, watched) = client(broker, "watcher", ADMIN_USER, ADMIN_PASSWORD);
+    assert!(connected(&watched));
+    watcher.subscribe("irit2/+/temperature", QoS::AtMostOnce).unwrap();
+    assert!(matches!(watched.recv_timeout(DEADLINE), Ok(Seen::SubAck(_))));
+    device.publish("irit2/367/temperature", QoS::AtMostOnce, false, "not allowed").unwrap();
+    device.publish("irit2/366/temperature", QoS::AtMostOnce, false, "allowed").unwrap();
+    match watched.recv_timeout(DEADLINE) {
+        Ok(Seen::Message(topic, payload)) => {
+            assert_eq!((topic.as_str(), payload.as_str()), ("irit2/366/temperature", "allowed"))
+        }
+        _ => panic!("the allowed publish did not arrive"),
+    }
+    device.publish("irit2/366/device", QoS::AtMostOnce, false, STATUS).unwrap();
+    wait_until("status recorded", || {
+        api(addr, "GET", &format!("/api/v1/devices/{MAC}"), None).1["last_status"] == "running"
+    });
+
+    // An order reaches it, byte for byte.
+    let (status, _) =
+        api(addr, "POST", &format!("/api/v1/devices/{MAC}/orders"), Some(json!({"order": "status"})));
+    assert_eq!(status, 202);
+    let order = loop {
+        match events.recv_timeout(DEADLINE) {
+            Ok(Seen::Message(topic, payload)) => break (topic, payload),
+            Ok(_) => continue,
+            Err(_) => panic!("no order received"),
+        }
+    };
+    assert_eq!(
+        order,
+        ("irit2/366/device/command".into(), r#"{"dest": "24:0A:C4:12:34:56", "order": "status"}"#.into())
+    );
+
+    // Disabling it disconnects it at once.
+    let (status, _) = api(addr, "POST", &format!("/api/v1/devices/{MAC}/disable"), None);
+    assert_eq!(status, 200);
+    let gone = loop {
+        match events.recv_timeout(DEADLINE) {
+            Ok(Seen::Gone) | Ok(Seen::Connected(false)) => break true,
+            Ok(_) => continue,
+            Err(_) => break false,
+        }
+    };
+    assert!(gone, "the disabled device was not disconnected");
+    let (_c, again) = client(broker, "neOSensor_3456_y", LOGIN, &password);
+    assert!(!connected(&again), "a disabled device cannot reconnect");
+    let _ = Value::Null;
+}
