@@ -35,10 +35,9 @@ const FLUSH_EVERY: Duration = Duration::from_millis(500);
 /// Counters of the ingestion, for metrics.
 #[derive(Debug, Default)]
 pub struct IngestStats {
-    /// Statuses stored.
-    pub stored: AtomicU64,
-    /// Batches written.
-    pub batches: AtomicU64,
+    stored: AtomicU64,
+    batches: AtomicU64,
+    processed: AtomicU64,
     dropped: [AtomicU64; 5],
 }
 
@@ -51,6 +50,21 @@ impl IngestStats {
             StatusDrop::Disabled => 3,
             StatusDrop::WrongTopic => 4,
         }
+    }
+
+    /// Statuses stored (the latest per device and batch).
+    pub fn stored(&self) -> u64 {
+        self.stored.load(Ordering::Relaxed)
+    }
+
+    /// Batches written.
+    pub fn batches(&self) -> u64 {
+        self.batches.load(Ordering::Relaxed)
+    }
+
+    /// Status messages processed (stored or dropped).
+    pub fn processed(&self) -> u64 {
+        self.processed.load(Ordering::Relaxed)
     }
 
     /// Statuses dropped for `reason`.
@@ -116,6 +130,7 @@ pub async fn run(
             () = shutdown.cancelled() => break,
             message = inbound.recv() => {
                 let Some(message) = message else { break };
+                stats.processed.fetch_add(1, Ordering::Relaxed);
                 match read_status(&registry, &message) {
                     Ok((id, record)) => {
                         pending.insert(id, record);

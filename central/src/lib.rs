@@ -22,6 +22,7 @@ pub mod config;
 pub mod http;
 pub mod import_legacy;
 pub mod ingest;
+pub mod metrics;
 pub mod model;
 pub mod registry;
 pub mod secrets;
@@ -106,8 +107,12 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         ),
         _ => drop(control_rx),
     }
-    let state =
-        http::AppState { config: Arc::new(config), registry, mqtt: link.handle, ingest: ingest_stats };
+    let metrics = Arc::new(metrics::Metrics::new(
+        link.handle.clone(),
+        Arc::clone(&ingest_stats),
+        Arc::clone(&registry),
+    ));
+    let state = http::AppState { config: Arc::new(config), registry, mqtt: link.handle, metrics };
     let app = http::router(state.clone(), broker_listener.is_some());
     let main = neosens_runtime::http::serve("HTTP listener", listener, app, shutdown.clone(), DRAIN_DEADLINE);
     match broker_listener {

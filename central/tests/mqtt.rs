@@ -72,6 +72,18 @@ fn a_device_status_through_the_embedded_broker() {
     wait_until("status stored", || last_status(addr)["last_status"] == "running");
     let d = last_status(addr);
     assert_eq!(d["state"], "ok");
+    let metrics = neosens_runtime::testing::http_get(addr, "/metrics");
+    assert_eq!(metrics.status, 200);
+    let text = metrics.text();
+    for line in [
+        "neosens_mqtt_connected 1",
+        "neosens_status_stored_total 1",
+        "neosens_provisioning_requests_total{path=\"credentials\",outcome=\"delivered\"} 1",
+        "neosens_devices 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line:?} missing from /metrics:\n{text}");
+    }
+    assert!(text.ends_with("# EOF\n"), "OpenMetrics text ends with # EOF");
     assert_eq!(d["last_payload"]["heap"], 171_204);
     assert!(d["last_seen"].as_str().is_some());
 }

@@ -21,6 +21,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::AppState;
+use crate::metrics::AuthLabels;
 use crate::registry::{Access, Decision};
 
 pub(super) fn routes() -> Router<AppState> {
@@ -111,30 +112,46 @@ fn legacy_answer(decision: Decision) -> Response {
     }
 }
 
-fn log(check: &'static str, username: &str, topic: Option<&str>, decision: Decision) -> Decision {
-    if let Decision::Deny(reason) = decision {
-        tracing::debug!(check, username, topic, reason = reason.as_str(), "broker refused");
-    }
+fn count(s: &AppState, contract: &'static str, check: &'static str, outcome: &'static str) {
+    s.metrics.broker_auth.get_or_create(&AuthLabels { contract, check, outcome }).inc();
+}
+
+fn log(
+    s: &AppState,
+    contract: &'static str,
+    check: &'static str,
+    username: &str,
+    topic: Option<&str>,
+    decision: Decision,
+) -> Decision {
+    let outcome = match decision {
+        Decision::Allow => "allow",
+        Decision::Deny(reason) => {
+            tracing::debug!(check, username, topic, reason = reason.as_str(), "broker refused");
+            reason.as_str()
+        }
+    };
+    count(s, contract, check, outcome);
     decision
 }
 
-fn user_decision(s: &AppState, r: &UserRequest) -> Decision {
-    log("auth", &r.username, None, s.registry.broker_authenticate(&r.username, &r.password, &r.clientid))
+fn user_decision(s: &AppState, contract: &'static str, r: &UserRequest) -> Decision {
+    let decision = s.registry.broker_authenticate(&r.username, &r.password, &r.clientid);
+    log(s, contract, "auth", &r.username, None, decision)
 }
 
-fn acl_decision(s: &AppState, r: &AclRequest, access: Access) -> Decision {
-    log(
-        "acl",
-        &r.username,
-        Some(&r.topic),
-        s.registry.broker_authorize(&r.username, &r.clientid, &r.topic, access),
-    )
+fn acl_decision(s: &AppState, contract: &'static str, r: &AclRequest, access: Access) -> Decision {
+    let decision = s.registry.broker_authorize(&r.username, &r.clientid, &r.topic, access);
+    log(s, contract, "acl", &r.username, Some(&r.topic), decision)
 }
 
 async fn goauth_user(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     match parse::<UserRequest>(&headers, &body) {
-        Ok(r) => goauth_answer(user_decision(&s, &r)),
-        Err(e) => goauth_malformed(e),
+        Ok(r) => goauth_answer(user_decision(&s, "goauth", &r)),
+        Err(e) => {
+            count(&s, "goauth", "auth", "malformed");
+            goauth_malformed(e)
+        }
     }
 }
 
@@ -149,15 +166,21 @@ async fn goauth_superuser(headers: HeaderMap, body: Bytes) -> Response {
 
 async fn goauth_acl(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     match parse::<AclRequest>(&headers, &body).and_then(|r| r.access().map(|a| (r, a))) {
-        Ok((r, access)) => goauth_answer(acl_decision(&s, &r, access)),
-        Err(e) => goauth_malformed(e),
+        Ok((r, access)) => goauth_answer(acl_decision(&s, "goauth", &r, access)),
+        Err(e) => {
+            count(&s, "goauth", "acl", "malformed");
+            goauth_malformed(e)
+        }
     }
 }
 
 async fn legacy_user(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     match parse::<UserRequest>(&headers, &body) {
-        Ok(r) => legacy_answer(user_decision(&s, &r)),
-        Err(_) => StatusCode::BAD_REQUEST.into_response(),
+        Ok(r) => legacy_answer(user_decision(&s, "legacy", &r)),
+        Err(_) => {
+            count(&s, "legacy", "auth", "malformed");
+            StatusCode::BAD_REQUEST.into_response()
+        }
     }
 }
 
@@ -171,7 +194,10 @@ async fn legacy_superuser(headers: HeaderMap, body: Bytes) -> Response {
 
 async fn legacy_acl(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     match parse::<AclRequest>(&headers, &body).and_then(|r| r.access().map(|a| (r, a))) {
-        Ok((r, access)) => legacy_answer(acl_decision(&s, &r, access)),
-        Err(_) => StatusCode::BAD_REQUEST.into_response(),
+        Ok((r, access)) => legacy_answer(acl_decision(&s, "legacy", &r, access)),
+        Err(_) => {
+            count(&s, "legacy", "acl", "malformed");
+            StatusCode::BAD_REQUEST.into_response()
+        }
     }
 }

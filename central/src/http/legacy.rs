@@ -19,6 +19,7 @@ use neosens_protocol::Mac;
 use neosens_protocol::legacy::{LogRecord, MAX_HTTP_BODY};
 
 use super::AppState;
+use crate::metrics::ProvisioningLabels;
 use crate::registry::ConfigOutcome;
 
 /// Largest `/device/logger` body accepted (a Python LogRecord is well under 4 KiB).
@@ -33,6 +34,10 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/device/config/", any(config))
         .route("/device/logger", post(logger).layer(DefaultBodyLimit::max(MAX_LOGGER_BODY)))
         .route("/device/logger/", post(logger).layer(DefaultBodyLimit::max(MAX_LOGGER_BODY)))
+}
+
+fn count(state: &AppState, path: &'static str, outcome: &'static str) {
+    state.metrics.provisioning.get_or_create(&ProvisioningLabels { path, outcome }).inc();
 }
 
 fn forbidden() -> Response {
@@ -63,16 +68,22 @@ async fn credentials(
     // The 2016 form field had max_length=17; anything longer was invalid.
     let Some(mac) = raw.filter(|m| m.chars().count() <= 17).and_then(|m| m.parse::<Mac>().ok()) else {
         tracing::debug!(outcome = "invalid_mac", "credentials refused");
+        count(&state, "credentials", "invalid_mac");
         return forbidden();
     };
     match state.registry.legacy_credentials(mac) {
-        Ok(Some(creds)) => json_body(creds.to_legacy_json()),
+        Ok(Some(creds)) => {
+            count(&state, "credentials", if creds.password.is_some() { "delivered" } else { "served" });
+            json_body(creds.to_legacy_json())
+        }
         Ok(None) => {
             tracing::debug!(%mac, outcome = "unknown_mac", "credentials refused");
+            count(&state, "credentials", "unknown_mac");
             forbidden()
         }
         Err(e) => {
             tracing::error!(%mac, error = %e, "credentials failed");
+            count(&state, "credentials", "error");
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
     }
@@ -92,7 +103,7 @@ fn basic_auth(headers: &HeaderMap) -> Option<(String, String)> {
     Some((login.to_owned(), password.to_owned()))
 }
 
-fn refusal(outcome: &ConfigOutcome, path: &'static str, login: &str) -> Response {
+fn refusal(state: &AppState, outcome: &ConfigOutcome, path: &'static str, login: &str) -> Response {
     let reason = match outcome {
         ConfigOutcome::UnknownLogin => "unknown_login",
         ConfigOutcome::WrongSecret => "wrong_secret",
@@ -100,6 +111,7 @@ fn refusal(outcome: &ConfigOutcome, path: &'static str, login: &str) -> Response
         ConfigOutcome::Served(_) => "served",
     };
     tracing::debug!(path, login, outcome = reason, "device refused");
+    count(state, path.trim_start_matches("/device/"), reason);
     forbidden()
 }
 
@@ -107,10 +119,12 @@ fn refusal(outcome: &ConfigOutcome, path: &'static str, login: &str) -> Response
 async fn config(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let Some((login, password)) = basic_auth(&headers) else {
         tracing::debug!(path = "/device/config", outcome = "no_basic_auth", "device refused");
+        count(&state, "config", "no_basic_auth");
         return forbidden();
     };
     match state.registry.legacy_config(&login, &password) {
         ConfigOutcome::Served(answer) => {
+            count(&state, "config", "served");
             let body = answer.to_legacy_json();
             if answer.topics.is_empty() {
                 tracing::warn!(%login, "device has no room: its firmware gets no base topic");
@@ -122,7 +136,7 @@ async fn config(State(state): State<AppState>, headers: HeaderMap) -> Response {
             }
             json_body(body)
         }
-        other => refusal(&other, "/device/config", &login),
+        other => refusal(&state, &other, "/device/config", &login),
     }
 }
 
@@ -141,8 +155,11 @@ async fn logger(
         return forbidden();
     };
     match state.registry.legacy_log(&login, &password, record, peer.ip().to_string()) {
-        Ok(Ok(())) => StatusCode::OK.into_response(),
-        Ok(Err(outcome)) => refusal(&outcome, "/device/logger", &login),
+        Ok(Ok(())) => {
+            count(&state, "logger", "served");
+            StatusCode::OK.into_response()
+        }
+        Ok(Err(outcome)) => refusal(&state, &outcome, "/device/logger", &login),
         Err(e) => {
             tracing::error!(%login, error = %e, "storing a device log failed");
             StatusCode::INTERNAL_SERVER_ERROR.into_response()

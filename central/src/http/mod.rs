@@ -31,8 +31,8 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     /// The link to the broker (orders go out through it).
     pub mqtt: neosens_runtime::mqtt::MqttHandle,
-    /// Status ingestion counters.
-    pub ingest: Arc<crate::ingest::IngestStats>,
+    /// Metrics.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// The router of the main HTTP listener; with `broker_auth_apart`, without the broker-auth
@@ -41,7 +41,8 @@ pub fn router(state: AppState, broker_auth_apart: bool) -> Router {
     let router = Router::new()
         .merge(legacy::routes())
         .merge(api::routes())
-        .merge(neosens_runtime::http::healthz(env!("CARGO_PKG_VERSION")));
+        .merge(neosens_runtime::http::healthz(env!("CARGO_PKG_VERSION")))
+        .route("/metrics", axum::routing::get(metrics));
     let router = if broker_auth_apart { router } else { router.merge(broker_auth::routes()) };
     router.with_state(state)
 }
@@ -49,4 +50,14 @@ pub fn router(state: AppState, broker_auth_apart: bool) -> Router {
 /// The broker-auth paths alone, for a listener only the broker can reach.
 pub fn broker_auth_router(state: AppState) -> Router {
     broker_auth::routes().merge(neosens_runtime::http::healthz(env!("CARGO_PKG_VERSION"))).with_state(state)
+}
+
+/// `GET /metrics`: OpenMetrics text.
+async fn metrics(
+    axum::extract::State(s): axum::extract::State<AppState>,
+) -> impl axum::response::IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        s.metrics.render(),
+    )
 }

@@ -1,0 +1,175 @@
+//! `/metrics`: Prometheus (OpenMetrics text) with bounded labels — no per-device label.
+//!
+//! Counters incremented where things happen (broker-auth decisions, provisioning outcomes) and
+//! values read at scrape time from the components that own them (MQTT link, status ingestion,
+//! registry size).
+
+use std::sync::Arc;
+
+use neosens_runtime::mqtt::MqttHandle;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry as PromRegistry;
+
+use crate::ingest::IngestStats;
+use crate::registry::{Registry, StatusDrop};
+
+/// Labels of broker-auth decisions.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AuthLabels {
+    /// `goauth` or `legacy`.
+    pub contract: &'static str,
+    /// `auth`, `superuser` or `acl`.
+    pub check: &'static str,
+    /// `allow`, a deny reason, or `malformed`.
+    pub outcome: &'static str,
+}
+
+/// Labels of legacy provisioning requests.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProvisioningLabels {
+    /// `credentials`, `config` or `logger`.
+    pub path: &'static str,
+    /// `served`, `delivered` (password sent), or why it was refused.
+    pub outcome: &'static str,
+}
+
+/// Central's metrics.
+pub struct Metrics {
+    registry: PromRegistry,
+    /// Broker-auth decisions.
+    pub broker_auth: Family<AuthLabels, Counter>,
+    /// Legacy provisioning requests.
+    pub provisioning: Family<ProvisioningLabels, Counter>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics { .. }")
+    }
+}
+
+#[derive(Debug)]
+struct Live {
+    link: MqttHandle,
+    ingest: Arc<IngestStats>,
+    registry: Arc<Registry>,
+}
+
+fn gauge(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: i64) -> Result<(), std::fmt::Error> {
+    ConstGauge::new(value).encode(encoder.encode_descriptor(name, help, None, MetricType::Gauge)?)
+}
+
+fn counter(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: u64,
+) -> Result<(), std::fmt::Error> {
+    ConstCounter::new(value).encode(encoder.encode_descriptor(name, help, None, MetricType::Counter)?)
+}
+
+impl Collector for Live {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let stats = self.link.stats();
+        gauge(
+            &mut encoder,
+            "neosens_mqtt_connected",
+            "Whether central's MQTT link is up",
+            i64::from(stats.connected()),
+        )?;
+        counter(
+            &mut encoder,
+            "neosens_mqtt_connects",
+            "MQTT connections established (ConnAck)",
+            stats.connects(),
+        )?;
+        counter(
+            &mut encoder,
+            "neosens_mqtt_disconnects",
+            "MQTT connections lost or refused",
+            stats.disconnects(),
+        )?;
+        counter(&mut encoder, "neosens_mqtt_messages_received", "MQTT messages received", stats.received())?;
+        counter(
+            &mut encoder,
+            "neosens_status_stored",
+            "Device statuses stored (latest per device and batch)",
+            self.ingest.stored(),
+        )?;
+        counter(
+            &mut encoder,
+            "neosens_status_batches",
+            "Batches of statuses written",
+            self.ingest.batches(),
+        )?;
+        counter(
+            &mut encoder,
+            "neosens_status_processed",
+            "Device status messages processed",
+            self.ingest.processed(),
+        )?;
+        let m = encoder.encode_descriptor(
+            "neosens_status_dropped",
+            "Device status messages dropped, by reason",
+            None,
+            MetricType::Counter,
+        )?;
+        let mut m = m;
+        for reason in [
+            StatusDrop::Garbage,
+            StatusDrop::TooLarge,
+            StatusDrop::UnknownDevice,
+            StatusDrop::Disabled,
+            StatusDrop::WrongTopic,
+        ] {
+            let labels = [("reason", reason.as_str())];
+            ConstCounter::new(self.ingest.dropped(reason)).encode(m.encode_family(&labels)?)?;
+        }
+        gauge(&mut encoder, "neosens_devices", "Devices registered", self.registry.device_count() as i64)?;
+        gauge(
+            &mut encoder,
+            "neosens_registry_revision",
+            "Revision of the registry's change log",
+            self.registry.revision() as i64,
+        )?;
+        Ok(())
+    }
+}
+
+impl Metrics {
+    /// Metrics reading live values from these components.
+    pub fn new(link: MqttHandle, ingest: Arc<IngestStats>, registry: Arc<Registry>) -> Self {
+        let mut prom = PromRegistry::default();
+        let broker_auth = Family::<AuthLabels, Counter>::default();
+        prom.register(
+            "neosens_broker_auth_decisions",
+            "Broker authentication/ACL decisions",
+            broker_auth.clone(),
+        );
+        let provisioning = Family::<ProvisioningLabels, Counter>::default();
+        prom.register(
+            "neosens_provisioning_requests",
+            "Legacy provisioning requests by outcome",
+            provisioning.clone(),
+        );
+        prom.register_collector(Box::new(Live { link, ingest, registry }));
+        let info =
+            Family::<[(&'static str, &'static str); 1], prometheus_client::metrics::gauge::Gauge>::default();
+        info.get_or_create(&[("version", env!("CARGO_PKG_VERSION"))]).set(1);
+        prom.register("neosens_build_info", "Build information", info);
+        Metrics { registry: prom, broker_auth, provisioning }
+    }
+
+    /// The exposition text.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
