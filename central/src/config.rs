@@ -9,6 +9,8 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+pub use neosens_runtime::config_file::ConfigError;
+use neosens_runtime::config_file::quoted;
 use neosens_runtime::telemetry::LogConfig;
 use serde::{Deserialize, Serialize};
 
@@ -105,45 +107,16 @@ impl Default for HttpConfig {
     }
 }
 
-/// Why the configuration could not be loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("reading config file {path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// The file is not valid TOML for this configuration.
-    #[error("config file {path}: {source}")]
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong, with line and column.
-        source: Box<toml::de::Error>,
-    },
-}
-
 impl Config {
     /// Reads a TOML file over the defaults.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-        Self::from_toml(&text)
-            .map_err(|source| ConfigError::Parse { path: path.to_owned(), source: Box::new(source) })
+        neosens_runtime::config_file::load(path)
     }
 
     /// Parses TOML text over the defaults.
     pub fn from_toml(text: &str) -> Result<Self, toml::de::Error> {
         toml::from_str(text)
     }
-}
-
-/// A TOML string literal.
-fn quoted(s: &str) -> String {
-    toml::Value::String(s.to_owned()).to_string()
 }
 
 /// The commented configuration file, filled with the values of `config` (so `configfile` with

@@ -8,12 +8,14 @@
 //! |---|---|
 //! | [`shutdown`] | SIGINT/SIGTERM → one `CancellationToken`; drain with a deadline |
 //! | [`telemetry`] | `tracing` to stderr as text or JSON |
+//! | [`config_file`] | TOML files over defaults, errors naming file and line, template quoting |
 //! | [`data_dir`] | create and check a data directory at start |
 //! | [`http`] | serve an axum router with that shutdown path |
 //! | [`mqtt`] | the MQTT link: handle + event loop, back-off, re-subscribe, online/offline state |
 //! | [`service`] | start a service process: logs, runtime, listener, signals |
 //! | `testing` (feature) | run a service binary in tests and talk raw HTTP to it |
 
+pub mod config_file;
 pub mod data_dir;
 pub mod http;
 pub mod mqtt;

@@ -4,6 +4,8 @@
 //! reads its log until the "serving" line and takes the bound addresses from it, so tests never
 //! guess a free port and never sleep: every wait polls a condition against a deadline.
 
+pub mod binary;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};

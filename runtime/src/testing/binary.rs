@@ -1,0 +1,136 @@
+//! Checks every neosens service binary must pass, shared by their test suites: the command line
+//! documents itself, `configfile` round-trips, bad settings are named, signals stop it cleanly.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Command;
+
+use super::{ServiceProcess, http_get, message};
+
+/// A service binary and the names of its settings.
+#[derive(Debug, Clone)]
+pub struct Service {
+    /// Path of the binary.
+    pub bin: &'static str,
+    /// Its name in `--version`.
+    pub name: &'static str,
+    /// Variable of the main HTTP listener.
+    pub http_var: &'static str,
+    /// Variable of the data directory.
+    pub data_var: &'static str,
+    /// Extra variables every run needs (free ports for secondary listeners …).
+    pub base_env: &'static [(&'static str, &'static str)],
+}
+
+impl Service {
+    fn command(&self) -> Command {
+        let mut c = Command::new(self.bin);
+        c.envs(self.base_env.iter().copied());
+        c
+    }
+
+    /// `--help` names every variable in `vars`, and `--version` prints the version.
+    pub fn check_help(&self, vars: &[&str], version: &str) {
+        let out = self.command().arg("--help").output().unwrap();
+        assert!(out.status.success());
+        let help = String::from_utf8(out.stdout).unwrap();
+        for var in vars {
+            assert!(help.contains(var), "--help does not mention {var}:\n{help}");
+        }
+        assert!(help.contains("configfile"));
+        let out = self.command().arg("--version").output().unwrap();
+        assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), format!("{} {version}", self.name));
+    }
+
+    /// `configfile` prints the values in force (here set through the environment), explains
+    /// itself, and a file it printed loads back to the same template. Returns the template.
+    pub fn check_configfile(&self) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let out = self
+            .command()
+            .arg("configfile")
+            .env(self.http_var, "127.0.0.1:9999")
+            .env(self.data_var, "/srv/neosens")
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let template = String::from_utf8(out.stdout).unwrap();
+        assert!(template.contains("bind = \"127.0.0.1:9999\""), "{template}");
+        assert!(template.contains("data_dir = \"/srv/neosens\""), "{template}");
+        assert!(template.lines().filter(|l| l.starts_with('#')).count() > 10, "the template explains itself");
+        let file = dir.path().join("config.toml");
+        std::fs::write(&file, &template).unwrap();
+        let again = self.command().args(["--config", file.to_str().unwrap(), "configfile"]).output().unwrap();
+        assert!(again.status.success());
+        assert_eq!(
+            String::from_utf8(again.stdout).unwrap(),
+            template,
+            "a file printed by configfile loads back unchanged"
+        );
+        template
+    }
+
+    /// A config file with a misspelt key is refused, naming the file, the key and the line.
+    pub fn check_bad_config_file(&self) {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bad.toml");
+        std::fs::write(&file, "[http]\nbnid = \"0.0.0.0:8080\"\n").unwrap();
+        let out = self.command().args(["--config", file.to_str().unwrap()]).output().unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(err.contains("bad.toml") && err.contains("bnid") && err.contains("line 2"), "{err}");
+    }
+
+    fn env(&self, data: &Path) -> HashMap<String, String> {
+        let mut env: HashMap<String, String> =
+            self.base_env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        env.insert(self.http_var.into(), "127.0.0.1:0".into());
+        env.insert(self.data_var.into(), data.to_string_lossy().into_owned());
+        env
+    }
+
+    /// Serves `/healthz`, creates its data directory, and stops cleanly (exit 0, logged) on
+    /// SIGTERM and on SIGINT.
+    pub fn check_serves_and_stops(&self) {
+        for signal in ["TERM", "INT"] {
+            let dir = tempfile::tempdir().unwrap();
+            let data = dir.path().join("data");
+            let mut service = ServiceProcess::spawn(Path::new(self.bin), &[], &self.env(&data));
+            assert!(data.is_dir(), "the data directory is created at start");
+            let health = http_get(service.addr("http"), "/healthz");
+            assert_eq!(health.status, 200);
+            let body: serde_json::Value = serde_json::from_slice(&health.body).unwrap();
+            assert_eq!(body["status"], "ok");
+            let status = service.signal_and_wait(signal);
+            assert!(status.success(), "SIG{signal}: exit status {status}");
+            let logs = service.logs();
+            let stopped = format!("{} stopped", self.name);
+            assert!(logs.iter().any(|l| message(l) == Some("stop requested")), "{logs:#?}");
+            assert!(logs.iter().any(|l| message(l) == Some(stopped.as_str())), "{logs:#?}");
+        }
+    }
+
+    /// A data directory that is a file, and a busy port, are refused naming the setting.
+    pub fn check_bad_settings_are_named(&self) {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("not-a-dir");
+        std::fs::write(&file, b"x").unwrap();
+        let out =
+            self.command().env(self.http_var, "127.0.0.1:0").env(self.data_var, &file).output().unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(err.contains("not-a-dir") && err.contains(self.data_var), "{err}");
+
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = taken.local_addr().unwrap();
+        let out = self
+            .command()
+            .env(self.http_var, addr.to_string())
+            .env(self.data_var, dir.path())
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(err.contains(&addr.to_string()) && err.contains(self.http_var), "{err}");
+    }
+}
