@@ -60,7 +60,10 @@ mod tests {
         std::fs::write(&file, "name = \"a \\\"b\\\"\"\n").unwrap();
         assert_eq!(load::<Sample>(&file).unwrap(), Sample { name: "a \"b\"".into() });
         assert!(load::<Sample>(&dir.join("missing.toml")).unwrap_err().to_string().contains("missing.toml"));
-        assert_eq!(quoted("a\"b"), "\"a\\\"b\"");
+        for text in ["a\"b", "it's", "é\\n", ""] {
+            let parsed: toml::Table = toml::from_str(&format!("x = {}", quoted(text))).unwrap();
+            assert_eq!(parsed["x"].as_str(), Some(text), "quoting {text:?}");
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
