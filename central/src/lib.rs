@@ -114,6 +114,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     ));
     let state = http::AppState { config: Arc::new(config), registry, mqtt: link.handle, metrics };
     let app = http::router(state.clone(), broker_listener.is_some());
+    neosens_runtime::systemd::Notifier::from_env().ready(shutdown.clone());
     let main = neosens_runtime::http::serve("HTTP listener", listener, app, shutdown.clone(), DRAIN_DEADLINE);
     match broker_listener {
         Some(l) => {

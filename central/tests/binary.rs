@@ -52,3 +52,8 @@ fn serves_health_then_stops_cleanly_on_sigterm_and_sigint() {
 fn unusable_settings_are_named() {
     CENTRAL.check_bad_settings_are_named();
 }
+
+#[test]
+fn tells_systemd_it_is_ready_alive_and_stopping() {
+    CENTRAL.check_systemd_notifications();
+}

@@ -42,6 +42,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     tracing::info!(http = %addr, data_dir = %config.storage.data_dir.display(), version = env!("CARGO_PKG_VERSION"), "neosens-edge serving");
 
     let app = http::router(http::AppState::new(config));
+    neosens_runtime::systemd::Notifier::from_env().ready(shutdown.clone());
     neosens_runtime::http::serve("LAN listener", listener, app, shutdown, DRAIN_DEADLINE).await?;
     tracing::info!("neosens-edge stopped");
     Ok(())

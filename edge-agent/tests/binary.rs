@@ -45,3 +45,8 @@ fn serves_health_then_stops_cleanly_on_sigterm_and_sigint() {
 fn unusable_settings_are_named() {
     EDGE.check_bad_settings_are_named();
 }
+
+#[test]
+fn tells_systemd_it_is_ready_alive_and_stopping() {
+    EDGE.check_systemd_notifications();
+}

@@ -7,6 +7,7 @@
 //! | module | role |
 //! |---|---|
 //! | [`shutdown`] | SIGINT/SIGTERM → one `CancellationToken`; drain with a deadline |
+//! | [`systemd`] | `sd_notify`: READY, WATCHDOG pings, STOPPING |
 //! | [`telemetry`] | `tracing` to stderr as text or JSON |
 //! | [`config_file`] | TOML files over defaults, errors naming file and line, template quoting |
 //! | [`data_dir`] | create and check a data directory at start |
@@ -21,6 +22,7 @@ pub mod http;
 pub mod mqtt;
 pub mod service;
 pub mod shutdown;
+pub mod systemd;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;

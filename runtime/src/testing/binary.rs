@@ -110,6 +110,37 @@ impl Service {
         }
     }
 
+    /// With systemd's `NOTIFY_SOCKET` and `WATCHDOG_USEC`, says `READY=1` once serving, pings
+    /// `WATCHDOG=1`, and says `STOPPING=1` on SIGTERM.
+    pub fn check_systemd_notifications(&self) {
+        let dir = tempfile::tempdir().unwrap();
+        let socket_path = dir.path().join("notify.sock");
+        let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+        socket.set_read_timeout(Some(super::DEADLINE)).unwrap();
+        let mut env = self.env(&dir.path().join("data"));
+        env.insert("NOTIFY_SOCKET".into(), socket_path.to_string_lossy().into_owned());
+        env.insert("WATCHDOG_USEC".into(), "200000".into());
+        let mut service = ServiceProcess::spawn(Path::new(self.bin), &[], &env);
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 256];
+        while !(seen.iter().any(|s| s == "READY=1")
+            && seen.iter().filter(|s| *s == "WATCHDOG=1").count() >= 2)
+        {
+            let n = socket.recv(&mut buf).expect("a notification in time");
+            seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        assert_eq!(seen[0], "READY=1", "READY first: {seen:?}");
+        assert!(service.signal_and_wait("TERM").success());
+        let mut stopping = false;
+        while let Ok(n) = socket.recv(&mut buf) {
+            if &buf[..n] == b"STOPPING=1" {
+                stopping = true;
+                break;
+            }
+        }
+        assert!(stopping, "STOPPING=1 on SIGTERM");
+    }
+
     /// A data directory that is a file, and a busy port, are refused naming the setting.
     pub fn check_bad_settings_are_named(&self) {
         let dir = tempfile::tempdir().unwrap();
