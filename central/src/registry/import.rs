@@ -410,9 +410,9 @@ impl Registry {
             statuses.iter().map(|(id, s)| (id.to_bytes(), s.clone())).collect();
         self.store.put_statuses(&keyed)?;
         let mut state = self.state.write();
-        let known: HashSet<DeviceId> = state.devices.keys().copied().collect();
         for (id, status) in statuses {
-            if known.contains(&id) {
+            // A device deleted while its status waited in a batch stays deleted.
+            if state.devices.contains_key(&id) {
                 state.statuses.insert(id, status);
             }
         }
