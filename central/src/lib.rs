@@ -24,6 +24,7 @@ pub mod import_legacy;
 pub mod ingest;
 pub mod metrics;
 pub mod model;
+pub mod monitor;
 pub mod registry;
 pub mod secrets;
 pub mod store;
