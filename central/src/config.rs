@@ -28,6 +28,8 @@ pub struct Config {
     pub broker_auth: BrokerAuthConfig,
     /// The MQTT link.
     pub mqtt: MqttConfig,
+    /// Alerts.
+    pub alerts: AlertsConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -58,6 +60,20 @@ impl Default for MqttConfig {
             embedded_bind: SocketAddr::from(([0, 0, 0, 0], 1883)),
             dynamic_security: false,
         }
+    }
+}
+
+/// `[alerts]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// MQTT topic on which alert changes are published (JSON).
+    pub mqtt_topic: String,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig { mqtt_topic: "neosens/alerts".into() }
     }
 }
 
@@ -167,6 +183,11 @@ embedded_bind = {mqtt_embedded_bind}
 # Environment: NEOSENS_MQTT_DYNSEC
 dynamic_security = {mqtt_dynsec}
 
+[alerts]
+# Outage alerts (devices past their threshold and a grace period, grouped by building) are
+# published here as JSON: {{"event": "opened"|"updated"|"resolved", "alert": {{…}}}}.
+mqtt_topic = {alerts_topic}
+
 [broker_auth]
 # Mosquitto's authentication backend (/mqtt/* for mosquitto-go-auth, /mqtt_auth/* for the 2016
 # plug-in) answers whether a password is right: serve it on a listener only the broker reaches.
@@ -190,6 +211,7 @@ format = {format}
             None => "# url = \"mqtt://neosens-central:secret@localhost:1883\"".to_owned(),
         },
         mqtt_client_id = quoted(&config.mqtt.client_id),
+        alerts_topic = quoted(&config.alerts.mqtt_topic),
         mqtt_state_topic = quoted(&config.mqtt.state_topic),
         mqtt_embedded_bind = quoted(&config.mqtt.embedded_bind.to_string()),
         mqtt_dynsec = config.mqtt.dynamic_security,

@@ -114,6 +114,7 @@ pub async fn run(
     link: MqttHandle,
     mut inbound: mpsc::Receiver<Message>,
     stats: Arc<IngestStats>,
+    seen: mpsc::Sender<(DeviceId, i64)>,
     shutdown: CancellationToken,
 ) {
     for filter in status_filters(&registry) {
@@ -133,6 +134,9 @@ pub async fn run(
                 stats.processed.fetch_add(1, Ordering::Relaxed);
                 match read_status(&registry, &message) {
                     Ok((id, record)) => {
+                        // The state tracker learns at once; the store at the next flush.
+                        let at = record.last_seen.map_or(0, |t| t.millis());
+                        let _ = seen.send((id, at)).await;
                         pending.insert(id, record);
                         if pending.len() >= BATCH {
                             flush(&registry, &mut pending, &stats);

@@ -86,11 +86,22 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
             }
         }
     });
+    let monitor = monitor::Monitor::default();
+    let (seen_tx, seen_rx) = tokio::sync::mpsc::channel(100_000);
+    tokio::spawn(monitor::run(
+        Arc::clone(&registry),
+        monitor.clone(),
+        seen_rx,
+        link.handle.clone(),
+        config.alerts.mqtt_topic.clone(),
+        shutdown.clone(),
+    ));
     let ingest = tokio::spawn(ingest::run(
         Arc::clone(&registry),
         link.handle.clone(),
         status_rx,
         Arc::clone(&ingest_stats),
+        seen_tx,
         shutdown.clone(),
     ));
     match (&link.username, config.mqtt.dynamic_security && !link.embedded) {
@@ -112,8 +123,9 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         link.handle.clone(),
         Arc::clone(&ingest_stats),
         Arc::clone(&registry),
+        monitor.clone(),
     ));
-    let state = http::AppState { config: Arc::new(config), registry, mqtt: link.handle, metrics };
+    let state = http::AppState { config: Arc::new(config), registry, mqtt: link.handle, metrics, monitor };
     let app = http::router(state.clone(), broker_listener.is_some());
     neosens_runtime::systemd::Notifier::from_env().ready(shutdown.clone());
     let main = neosens_runtime::http::serve("HTTP listener", listener, app, shutdown.clone(), DRAIN_DEADLINE);

@@ -58,6 +58,7 @@ struct Live {
     link: MqttHandle,
     ingest: Arc<IngestStats>,
     registry: Arc<Registry>,
+    monitor: crate::monitor::Monitor,
 }
 
 fn gauge(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: i64) -> Result<(), std::fmt::Error> {
@@ -131,6 +132,14 @@ impl Collector for Live {
             ConstCounter::new(self.ingest.dropped(reason)).encode(m.encode_family(&labels)?)?;
         }
         gauge(&mut encoder, "neosens_devices", "Devices registered", self.registry.device_count() as i64)?;
+        let (outdated, alerts) = self.monitor.counts();
+        gauge(
+            &mut encoder,
+            "neosens_devices_outdated",
+            "Devices not seen for longer than their threshold",
+            outdated as i64,
+        )?;
+        gauge(&mut encoder, "neosens_alerts_open", "Outage alerts open", alerts as i64)?;
         gauge(
             &mut encoder,
             "neosens_registry_revision",
@@ -143,7 +152,12 @@ impl Collector for Live {
 
 impl Metrics {
     /// Metrics reading live values from these components.
-    pub fn new(link: MqttHandle, ingest: Arc<IngestStats>, registry: Arc<Registry>) -> Self {
+    pub fn new(
+        link: MqttHandle,
+        ingest: Arc<IngestStats>,
+        registry: Arc<Registry>,
+        monitor: crate::monitor::Monitor,
+    ) -> Self {
         let mut prom = PromRegistry::default();
         let broker_auth = Family::<AuthLabels, Counter>::default();
         prom.register(
@@ -157,7 +171,7 @@ impl Metrics {
             "Legacy provisioning requests by outcome",
             provisioning.clone(),
         );
-        prom.register_collector(Box::new(Live { link, ingest, registry }));
+        prom.register_collector(Box::new(Live { link, ingest, registry, monitor }));
         let info =
             Family::<[(&'static str, &'static str); 1], prometheus_client::metrics::gauge::Gauge>::default();
         info.get_or_create(&[("version", env!("CARGO_PKG_VERSION"))]).set(1);

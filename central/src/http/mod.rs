@@ -33,6 +33,8 @@ pub struct AppState {
     pub mqtt: neosens_runtime::mqtt::MqttHandle,
     /// Metrics.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Device states and alerts.
+    pub monitor: crate::monitor::Monitor,
 }
 
 /// The router of the main HTTP listener; with `broker_auth_apart`, without the broker-auth

@@ -63,3 +63,35 @@ impl Registry {
         self.state.read().statuses.get(&id).cloned()
     }
 }
+
+impl Registry {
+    /// What the state tracker watches of each enabled device: the building of its main room, its
+    /// threshold, its last status.
+    pub fn watch_list(
+        &self,
+        only: Option<&std::collections::HashSet<DeviceId>>,
+    ) -> Vec<(DeviceId, Option<crate::monitor::tracker::Watched>)> {
+        let state = self.state.read();
+        let ids: Vec<DeviceId> = match only {
+            Some(set) => set.iter().copied().collect(),
+            None => state.devices.keys().copied().collect(),
+        };
+        ids.into_iter()
+            .map(|id| {
+                let watched = state.devices.get(&id).filter(|e| e.record.enabled).map(|e| {
+                    let d = &e.record;
+                    let threshold_s = d
+                        .outdated_after_s
+                        .or_else(|| state.types.get(&d.device_type).map(|t| t.record.outdated_after_s))
+                        .unwrap_or(crate::model::DEFAULT_STATUS_PERIOD_S);
+                    crate::monitor::tracker::Watched {
+                        building: d.rooms.first().and_then(|r| state.rooms.get(r)).map(|r| r.building),
+                        threshold_ms: i64::from(threshold_s) * 1000,
+                        last_seen: state.statuses.get(&id).and_then(|s| s.last_seen).map(|t| t.millis()),
+                    }
+                });
+                (id, watched)
+            })
+            .collect()
+    }
+}

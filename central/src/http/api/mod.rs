@@ -3,6 +3,7 @@
 //! Roles: `viewer` reads; `operator` also edits devices (and sends orders, resets credentials);
 //! `admin` also edits the structure (sites, buildings, rooms, types) and tokens.
 
+mod alerts;
 mod devices;
 mod gateways;
 mod locations;
@@ -39,6 +40,7 @@ pub(super) fn routes() -> Router<AppState> {
         .merge(locations::routes())
         .merge(types::routes())
         .merge(devices::routes())
+        .merge(alerts::routes())
         .merge(gateways::routes())
         .merge(orders::routes())
         .merge(tokens::routes())

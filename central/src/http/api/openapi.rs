@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{devices, gateways, locations, orders, tokens, types, users};
+use super::{alerts, devices, gateways, locations, orders, tokens, types, users};
 
 /// The document.
 #[derive(OpenApi)]
@@ -22,6 +22,7 @@ use super::{devices, gateways, locations, orders, tokens, types, users};
         devices::list, devices::get_one, devices::create, devices::update, devices::delete,
         devices::reset_credentials, devices::enable, devices::disable, devices::logs,
         orders::send, orders::history,
+        alerts::list, alerts::acknowledge,
         gateways::list, gateways::get_one, gateways::create, gateways::update, gateways::delete,
         tokens::list, tokens::create, tokens::remove,
         users::list, users::get_one, users::create, users::update, users::delete,
@@ -33,6 +34,7 @@ use super::{devices, gateways, locations, orders, tokens, types, users};
         (name = "device-types", description = "Device types, their configuration schema and timing"),
         (name = "devices", description = "Devices: identity, placement, configuration, credentials"),
         (name = "gateways", description = "Edge gateways and their scope"),
+        (name = "alerts", description = "Outage alerts: devices past their threshold, grouped by building"),
         (name = "access", description = "API tokens and dashboard users"),
     )
 )]

@@ -1,0 +1,80 @@
+//! `/api/v1/alerts`: outage alerts, acknowledged or silenced by operators.
+
+use axum::extract::{Path, State};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use super::items;
+use crate::http::AppState;
+use crate::http::error::ApiError;
+use crate::http::extract::{ApiJson, ApiQuery, Auth};
+use crate::model::{Role, Timestamp};
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new().route("/alerts", get(list)).route("/alerts/{id}/ack", post(acknowledge))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(super) struct AlertQuery {
+    /// `open` (default) or `all` (with the last 1000 resolved).
+    state: Option<String>,
+}
+
+/// Open alerts (and recent resolved ones with `state=all`).
+#[utoipa::path(get, path = "/api/v1/alerts", tag = "alerts", params(AlertQuery),
+    responses((status = 200, body = inline(Object)), crate::http::error::CommonErrors), security(("bearer" = [])))]
+pub(super) async fn list(
+    State(s): State<AppState>,
+    _auth: Auth,
+    ApiQuery(q): ApiQuery<AlertQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let all = match q.state.as_deref() {
+        None | Some("open") => false,
+        Some("all") => true,
+        Some(other) => {
+            return Err(ApiError::Invalid {
+                field: "state".into(),
+                message: format!("open or all, not {other:?}"),
+            });
+        }
+    };
+    Ok(items(s.monitor.alerts(all)))
+}
+
+/// An acknowledgement.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AckInput {
+    /// Mute its notifications for this many minutes (1 to 10080).
+    silence_minutes: Option<u32>,
+}
+
+/// Acknowledges an alert, optionally silencing it.
+#[utoipa::path(post, path = "/api/v1/alerts/{id}/ack", tag = "alerts",
+    params(("id" = u64, Path, description = "Alert id")), request_body = AckInput,
+    responses((status = 200, body = inline(Object)), crate::http::error::CommonErrors,
+        (status = 404, description = "Not found", body = crate::http::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub(super) async fn acknowledge(
+    State(s): State<AppState>,
+    auth: Auth,
+    Path(id): Path<u64>,
+    ApiJson(input): ApiJson<AckInput>,
+) -> Result<impl IntoResponse, ApiError> {
+    auth.require(Role::Operator)?;
+    if input.silence_minutes.is_some_and(|m| !(1..=10_080).contains(&m)) {
+        return Err(ApiError::Invalid {
+            field: "silence_minutes".into(),
+            message: "1 to 10080 (a week)".into(),
+        });
+    }
+    if !s.monitor.acknowledge(id, &auth.0.name, input.silence_minutes, Timestamp::now().millis()) {
+        return Err(ApiError::NotFound(format!("alert {id} not found")));
+    }
+    tracing::info!(alert = id, by = %auth.0.name, silence_minutes = input.silence_minutes, "alert acknowledged");
+    Ok(Json(s.monitor.alerts(true).into_iter().find(|a| a.alert.id == id)))
+}
