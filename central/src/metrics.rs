@@ -13,6 +13,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry as PromRegistry;
 
 use crate::ingest::IngestStats;
@@ -38,9 +39,22 @@ pub struct ProvisioningLabels {
     pub outcome: &'static str,
 }
 
+/// Labels of HTTP request durations: the route pattern, never the raw path.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    /// Route pattern (`/api/v1/devices/{id}`), or `unmatched`.
+    pub route: String,
+    /// Method.
+    pub method: String,
+    /// Status class (`2xx` …).
+    pub status: &'static str,
+}
+
 /// Central's metrics.
 pub struct Metrics {
     registry: PromRegistry,
+    /// HTTP request durations, seconds.
+    pub http: Family<HttpLabels, Histogram>,
     /// Broker-auth decisions.
     pub broker_auth: Family<AuthLabels, Counter>,
     /// Legacy provisioning requests.
@@ -132,6 +146,16 @@ impl Collector for Live {
             ConstCounter::new(self.ingest.dropped(reason)).encode(m.encode_family(&labels)?)?;
         }
         gauge(&mut encoder, "neosens_devices", "Devices registered", self.registry.device_count() as i64)?;
+        let mut by = encoder.encode_descriptor(
+            "neosens_devices_by_state",
+            "Devices by state, type and site (never_seen, ok, outdated, disabled)",
+            None,
+            MetricType::Gauge,
+        )?;
+        for ((state, device_type, site), n) in self.registry.state_counts(|id| self.monitor.is_outdated(id)) {
+            let labels = [("state", state), ("type", device_type.as_str()), ("site", site.as_str())];
+            ConstGauge::new(n as i64).encode(by.encode_family(&labels)?)?;
+        }
         let (outdated, alerts) = self.monitor.counts();
         gauge(
             &mut encoder,
@@ -176,7 +200,15 @@ impl Metrics {
             Family::<[(&'static str, &'static str); 1], prometheus_client::metrics::gauge::Gauge>::default();
         info.get_or_create(&[("version", env!("CARGO_PKG_VERSION"))]).set(1);
         prom.register("neosens_build_info", "Build information", info);
-        Metrics { registry: prom, broker_auth, provisioning }
+        let http = Family::<HttpLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0])
+        });
+        prom.register(
+            "neosens_http_request_duration_seconds",
+            "HTTP request durations by route pattern",
+            http.clone(),
+        );
+        Metrics { registry: prom, http, broker_auth, provisioning }
     }
 
     /// The exposition text.

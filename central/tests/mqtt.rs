@@ -80,10 +80,24 @@ fn a_device_status_through_the_embedded_broker() {
         "neosens_status_stored_total 1",
         "neosens_provisioning_requests_total{path=\"credentials\",outcome=\"delivered\"} 1",
         "neosens_devices 1",
+        "neosens_devices_by_state{state=\"ok\",type=\"esp32\",site=\"ut3\"} 1",
+        "neosens_devices_outdated 0",
+        "neosens_alerts_open 0",
     ] {
         assert!(text.lines().any(|l| l == line), "{line:?} missing from /metrics:\n{text}");
     }
     assert!(text.ends_with("# EOF\n"), "OpenMetrics text ends with # EOF");
+    assert!(
+        text.lines().any(|l| l.starts_with("neosens_http_request_duration_seconds_count{route=\"/api/v1/devices/{id}\",method=\"GET\",status=\"2xx\"}")),
+        "latency by route pattern, not by raw path:\n{text}"
+    );
+    let ready = neosens_runtime::testing::http_get(addr, "/readyz");
+    assert_eq!(ready.status, 200, "{}", ready.text());
+    let ready: Value = serde_json::from_slice(&ready.body).unwrap();
+    assert_eq!(
+        (ready["checks"]["store"]["ok"].as_bool(), ready["checks"]["broker_link"]["ok"].as_bool()),
+        (Some(true), Some(true))
+    );
     assert_eq!(d["last_payload"]["heap"], 171_204);
     assert!(d["last_seen"].as_str().is_some());
 }

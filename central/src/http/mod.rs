@@ -44,9 +44,10 @@ pub fn router(state: AppState, broker_auth_apart: bool) -> Router {
         .merge(legacy::routes())
         .merge(api::routes())
         .merge(neosens_runtime::http::healthz(env!("CARGO_PKG_VERSION")))
-        .route("/metrics", axum::routing::get(metrics));
+        .route("/metrics", axum::routing::get(metrics))
+        .route("/readyz", axum::routing::get(readyz));
     let router = if broker_auth_apart { router } else { router.merge(broker_auth::routes()) };
-    router.with_state(state)
+    router.layer(axum::middleware::from_fn_with_state(state.clone(), observe)).with_state(state)
 }
 
 /// The broker-auth paths alone, for a listener only the broker can reach.
@@ -62,4 +63,53 @@ async fn metrics(
         [(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
         s.metrics.render(),
     )
+}
+
+/// `GET /readyz`: 200 when the store answers and the broker link is up, 503 otherwise, with the
+/// detail of each check (for load balancers, systemd, and people).
+async fn readyz(
+    axum::extract::State(s): axum::extract::State<AppState>,
+) -> impl axum::response::IntoResponse {
+    let store =
+        s.registry.store().changes_since(s.registry.revision(), 1).map(|_| ()).map_err(|e| e.to_string());
+    let broker = s.mqtt.stats().connected();
+    let ready = store.is_ok() && broker;
+    let body = serde_json::json!({
+        "ready": ready,
+        "checks": {
+            "store": match &store { Ok(()) => serde_json::json!({"ok": true}), Err(e) => serde_json::json!({"ok": false, "error": e}) },
+            "broker_link": {"ok": broker},
+        },
+        "devices": s.registry.device_count(),
+        "revision": s.registry.revision(),
+    });
+    let status = if ready { axum::http::StatusCode::OK } else { axum::http::StatusCode::SERVICE_UNAVAILABLE };
+    (status, axum::Json(body))
+}
+
+/// Records each request's duration under its route pattern (bounded labels).
+async fn observe(
+    axum::extract::State(s): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().as_str().to_owned();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let status = match response.status().as_u16() {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    };
+    s.metrics
+        .http
+        .get_or_create(&crate::metrics::HttpLabels { route, method, status })
+        .observe(started.elapsed().as_secs_f64());
+    response
 }

@@ -95,3 +95,39 @@ impl Registry {
             .collect()
     }
 }
+
+impl Registry {
+    /// Devices counted by (state, type name, site slug) — bounded labels for metrics. `outdated`
+    /// tells whether a seen device is past its threshold (the monitor knows).
+    pub fn state_counts(
+        &self,
+        outdated: impl Fn(DeviceId) -> bool,
+    ) -> std::collections::BTreeMap<(&'static str, String, String), usize> {
+        let state = self.state.read();
+        let mut out = std::collections::BTreeMap::new();
+        for entry in state.devices.values() {
+            let d = &entry.record;
+            let s = if !d.enabled {
+                "disabled"
+            } else if state.statuses.get(&d.id).and_then(|s| s.last_seen).is_none() {
+                "never_seen"
+            } else if outdated(d.id) {
+                "outdated"
+            } else {
+                "ok"
+            };
+            let device_type =
+                state.types.get(&d.device_type).map(|t| t.record.name.clone()).unwrap_or_default();
+            let site = d
+                .rooms
+                .first()
+                .and_then(|r| state.rooms.get(r))
+                .and_then(|r| state.buildings.get(&r.building))
+                .and_then(|b| state.sites.get(&b.site))
+                .map(|s| s.slug.clone())
+                .unwrap_or_default();
+            *out.entry((s, device_type, site)).or_insert(0) += 1;
+        }
+        out
+    }
+}
