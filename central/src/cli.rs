@@ -53,6 +53,10 @@ pub struct Overrides {
     #[arg(long, env = "NEOSENS_MQTT_DYNSEC", global = true, value_name = "BOOL")]
     pub mqtt_dynsec: Option<bool>,
 
+    /// URL receiving alert changes as JSON POSTs.
+    #[arg(long, env = "NEOSENS_ALERT_WEBHOOK", global = true, value_name = "URL")]
+    pub alert_webhook: Option<String>,
+
     /// Listener of the broker-auth backend (/mqtt/*, /mqtt_auth/*), e.g. 127.0.0.1:8081.
     #[arg(long, env = "NEOSENS_BROKER_AUTH_BIND", global = true, value_name = "ADDR")]
     pub broker_auth_bind: Option<SocketAddr>,
@@ -107,6 +111,9 @@ impl Overrides {
         }
         if let Some(bind) = self.embedded_mqtt_bind {
             config.mqtt.embedded_bind = bind;
+        }
+        if let Some(url) = &self.alert_webhook {
+            config.alerts.webhook_url = Some(url.clone());
         }
         if let Some(d) = self.mqtt_dynsec {
             config.mqtt.dynamic_security = d;

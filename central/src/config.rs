@@ -69,11 +69,22 @@ impl Default for MqttConfig {
 pub struct AlertsConfig {
     /// MQTT topic on which alert changes are published (JSON).
     pub mqtt_topic: String,
+    /// URL that receives each alert change as a JSON POST.
+    pub webhook_url: Option<String>,
+    /// Seconds allowed to each webhook attempt.
+    pub webhook_timeout_s: u64,
+    /// Attempts per alert (back-off 1 s, 2 s, 4 s … between them).
+    pub webhook_attempts: u32,
 }
 
 impl Default for AlertsConfig {
     fn default() -> Self {
-        AlertsConfig { mqtt_topic: "neosens/alerts".into() }
+        AlertsConfig {
+            mqtt_topic: "neosens/alerts".into(),
+            webhook_url: None,
+            webhook_timeout_s: 5,
+            webhook_attempts: 5,
+        }
     }
 }
 
@@ -187,6 +198,11 @@ dynamic_security = {mqtt_dynsec}
 # Outage alerts (devices past their threshold and a grace period, grouped by building) are
 # published here as JSON: {{"event": "opened"|"updated"|"resolved", "alert": {{…}}}}.
 mqtt_topic = {alerts_topic}
+# The same JSON POSTed to a webhook (chat bridge, paging service …), with retries.
+# Environment: NEOSENS_ALERT_WEBHOOK
+{alerts_webhook}
+webhook_timeout_s = {alerts_timeout}
+webhook_attempts = {alerts_attempts}
 
 [broker_auth]
 # Mosquitto's authentication backend (/mqtt/* for mosquitto-go-auth, /mqtt_auth/* for the 2016
@@ -212,6 +228,12 @@ format = {format}
         },
         mqtt_client_id = quoted(&config.mqtt.client_id),
         alerts_topic = quoted(&config.alerts.mqtt_topic),
+        alerts_webhook = match &config.alerts.webhook_url {
+            Some(url) => format!("webhook_url = {}", quoted(url)),
+            None => "# webhook_url = \"https://chat.example.org/hooks/neosens\"".to_owned(),
+        },
+        alerts_timeout = config.alerts.webhook_timeout_s,
+        alerts_attempts = config.alerts.webhook_attempts,
         mqtt_state_topic = quoted(&config.mqtt.state_topic),
         mqtt_embedded_bind = quoted(&config.mqtt.embedded_bind.to_string()),
         mqtt_dynsec = config.mqtt.dynamic_security,

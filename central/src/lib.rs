@@ -88,14 +88,23 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     });
     let monitor = monitor::Monitor::default();
     let (seen_tx, seen_rx) = tokio::sync::mpsc::channel(100_000);
-    tokio::spawn(monitor::run(
-        Arc::clone(&registry),
-        monitor.clone(),
-        seen_rx,
-        link.handle.clone(),
-        config.alerts.mqtt_topic.clone(),
-        shutdown.clone(),
-    ));
+    let webhook = config.alerts.webhook_url.as_ref().map(|url| {
+        monitor::webhook::Webhook::start(
+            monitor::webhook::WebhookConfig {
+                url: url.clone(),
+                timeout: std::time::Duration::from_secs(config.alerts.webhook_timeout_s.max(1)),
+                attempts: config.alerts.webhook_attempts.max(1),
+                first_backoff: std::time::Duration::from_secs(1),
+            },
+            shutdown.clone(),
+        )
+    });
+    let delivery = monitor::Delivery {
+        link: link.handle.clone(),
+        topic: config.alerts.mqtt_topic.clone(),
+        webhook: webhook.clone(),
+    };
+    tokio::spawn(monitor::run(Arc::clone(&registry), monitor.clone(), seen_rx, delivery, shutdown.clone()));
     let ingest = tokio::spawn(ingest::run(
         Arc::clone(&registry),
         link.handle.clone(),
@@ -124,6 +133,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         Arc::clone(&ingest_stats),
         Arc::clone(&registry),
         monitor.clone(),
+        webhook.map(|w| w.stats),
     ));
     let state = http::AppState { config: Arc::new(config), registry, mqtt: link.handle, metrics, monitor };
     let app = http::router(state.clone(), broker_listener.is_some());

@@ -73,6 +73,7 @@ struct Live {
     ingest: Arc<IngestStats>,
     registry: Arc<Registry>,
     monitor: crate::monitor::Monitor,
+    webhook: Option<Arc<crate::monitor::webhook::WebhookStats>>,
 }
 
 fn gauge(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: i64) -> Result<(), std::fmt::Error> {
@@ -164,6 +165,23 @@ impl Collector for Live {
             outdated as i64,
         )?;
         gauge(&mut encoder, "neosens_alerts_open", "Outage alerts open", alerts as i64)?;
+        if let Some(w) = &self.webhook {
+            let mut m = encoder.encode_descriptor(
+                "neosens_webhook_deliveries",
+                "Alert webhook deliveries by outcome",
+                None,
+                MetricType::Counter,
+            )?;
+            for (outcome, n) in [
+                ("delivered", &w.delivered),
+                ("retried", &w.retried),
+                ("failed", &w.failed),
+                ("dropped", &w.dropped),
+            ] {
+                ConstCounter::new(n.load(std::sync::atomic::Ordering::Relaxed))
+                    .encode(m.encode_family(&[("outcome", outcome)])?)?;
+            }
+        }
         gauge(
             &mut encoder,
             "neosens_registry_revision",
@@ -181,6 +199,7 @@ impl Metrics {
         ingest: Arc<IngestStats>,
         registry: Arc<Registry>,
         monitor: crate::monitor::Monitor,
+        webhook: Option<Arc<crate::monitor::webhook::WebhookStats>>,
     ) -> Self {
         let mut prom = PromRegistry::default();
         let broker_auth = Family::<AuthLabels, Counter>::default();
@@ -195,7 +214,7 @@ impl Metrics {
             "Legacy provisioning requests by outcome",
             provisioning.clone(),
         );
-        prom.register_collector(Box::new(Live { link, ingest, registry, monitor }));
+        prom.register_collector(Box::new(Live { link, ingest, registry, monitor, webhook }));
         let info =
             Family::<[(&'static str, &'static str); 1], prometheus_client::metrics::gauge::Gauge>::default();
         info.get_or_create(&[("version", env!("CARGO_PKG_VERSION"))]).set(1);

@@ -7,6 +7,7 @@
 
 pub mod deadlines;
 pub mod tracker;
+pub mod webhook;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -139,8 +140,20 @@ impl Monitor {
     }
 }
 
-/// Publishes alert changes on `topic` (JSON, QoS 1, not retained) and logs them.
-async fn deliver(monitor: &Monitor, link: &MqttHandle, topic: &str, changes: Vec<Change>, now: i64) {
+/// Where alert changes go.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// The MQTT link.
+    pub link: MqttHandle,
+    /// The MQTT alert topic.
+    pub topic: String,
+    /// The webhook, when configured.
+    pub webhook: Option<webhook::Webhook>,
+}
+
+/// Publishes alert changes (JSON) on the alert topic (QoS 1, not retained) and to the webhook,
+/// unless an operator silenced the alert; logs them.
+async fn deliver(monitor: &Monitor, to: &Delivery, changes: Vec<Change>, now: i64) {
     for change in changes {
         let (event, alert) = match change {
             Change::Opened(a) => ("opened", a),
@@ -161,8 +174,11 @@ async fn deliver(monitor: &Monitor, link: &MqttHandle, topic: &str, changes: Vec
         if silenced {
             continue;
         }
-        let body = serde_json::json!({"event": event, "alert": alert}).to_string();
-        if let Err(e) = link.publish(topic, body, Qos::AtLeastOnce, false).await {
+        let body = serde_json::json!({"event": event, "alert": alert});
+        if let Some(hook) = &to.webhook {
+            hook.send(body.clone());
+        }
+        if let Err(e) = to.link.publish(&to.topic, body.to_string(), Qos::AtLeastOnce, false).await {
             tracing::warn!(error = %e, "cannot publish an alert");
         }
     }
@@ -173,8 +189,7 @@ pub async fn run(
     registry: Arc<Registry>,
     monitor: Monitor,
     mut seen: mpsc::Receiver<(DeviceId, i64)>,
-    link: MqttHandle,
-    alert_topic: String,
+    delivery: Delivery,
     shutdown: CancellationToken,
 ) {
     let clock = Clock::start();
@@ -192,7 +207,7 @@ pub async fn run(
         })
     };
     let changes = watch_all(&monitor, clock.now(), None);
-    deliver(&monitor, &link, &alert_topic, changes, clock.now()).await;
+    deliver(&monitor, &delivery, changes, clock.now()).await;
     loop {
         let wake = monitor.next_deadline().map(|d| clock.instant_of(d));
         tokio::select! {
@@ -200,13 +215,13 @@ pub async fn run(
             () = async { match wake { Some(w) => tokio::time::sleep_until(w).await, None => std::future::pending().await } } => {
                 let now = clock.now();
                 let changes = monitor.apply(|t, c| t.tick(now, c));
-                deliver(&monitor, &link, &alert_topic, changes, now).await;
+                deliver(&monitor, &delivery, changes, now).await;
             }
             event = seen.recv() => {
                 let Some((id, at)) = event else { return };
                 let now = clock.now();
                 let changes = monitor.apply(|t, c| t.seen(id, at.min(now), now, c));
-                deliver(&monitor, &link, &alert_topic, changes, now).await;
+                deliver(&monitor, &delivery, changes, now).await;
             }
             changed = revisions.changed() => {
                 if changed.is_err() { return }
@@ -217,7 +232,7 @@ pub async fn run(
                 let structural = log.iter().any(|c| matches!(c.kind, EntityKind::Room | EntityKind::Building | EntityKind::DeviceType | EntityKind::Site));
                 let devices: HashSet<DeviceId> = log.iter().filter(|c| c.kind == EntityKind::Device).map(|c| DeviceId::from_bytes(c.key)).collect();
                 let changes = if structural { watch_all(&monitor, now, None) } else { watch_all(&monitor, now, Some(&devices)) };
-                deliver(&monitor, &link, &alert_topic, changes, now).await;
+                deliver(&monitor, &delivery, changes, now).await;
             }
         }
     }
@@ -290,14 +305,8 @@ mod tests {
             mqtt::start(LinkConfig::new("mqtt://127.0.0.1:1".parse().unwrap(), "test"), shutdown.clone());
         let monitor = Monitor::default();
         let (seen, seen_rx) = mpsc::channel(10);
-        tokio::spawn(run(
-            Arc::clone(&registry),
-            monitor.clone(),
-            seen_rx,
-            link,
-            "neosens/alerts".into(),
-            shutdown.clone(),
-        ));
+        let delivery = Delivery { link, topic: "neosens/alerts".into(), webhook: None };
+        tokio::spawn(run(Arc::clone(&registry), monitor.clone(), seen_rx, delivery, shutdown.clone()));
 
         tokio::time::sleep(29 * MIN).await;
         assert_eq!(monitor.counts(), (0, 0), "fine before its 30 minutes");
