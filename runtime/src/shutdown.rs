@@ -20,10 +20,20 @@ pub async fn cancel_on_signal(token: CancellationToken) {
             }
         }
     };
-    tokio::select! {
-        _ = ctrl_c => tracing::info!(signal = "SIGINT", "stop requested"),
-        () = term => tracing::info!(signal = "SIGTERM", "stop requested"),
-        () = token.cancelled() => {}
+    let signalled = tokio::select! {
+        _ = ctrl_c => {
+            tracing::info!(signal = "SIGINT", "stop requested");
+            true
+        }
+        () = term => {
+            tracing::info!(signal = "SIGTERM", "stop requested");
+            true
+        }
+        () = token.cancelled() => false,
+    };
+    if signalled {
+        // Said here, synchronously, so systemd hears it whatever happens during the drain.
+        crate::systemd::Notifier::from_env().notify("STOPPING=1");
     }
     token.cancel();
 }

@@ -66,7 +66,7 @@ impl Notifier {
     }
 
     /// Tells systemd the service is ready, and starts the watchdog pings (every half period)
-    /// until `shutdown`, when it says `STOPPING=1`.
+    /// until `shutdown`. (`STOPPING=1` is sent by the signal handler, before anything stops.)
     pub fn ready(&self, shutdown: CancellationToken) {
         self.notify("READY=1");
         let this = self.clone();
@@ -80,7 +80,6 @@ impl Notifier {
                     }
                 }
             }
-            this.notify("STOPPING=1");
         });
     }
 }
