@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::model::{EntityKind, Timestamp};
 use crate::registry::Registry;
-use tracker::{Change, OutageAlert, Tracker};
+use tracker::{AlertSummary, Change, OutageAlert, Tracker};
 
 /// Resolved alerts kept for the API.
 const HISTORY: usize = 1_000;
@@ -64,7 +64,10 @@ pub struct Ack {
 pub struct AlertView {
     /// The outage.
     #[serde(flatten)]
-    pub alert: OutageAlert,
+    pub alert: AlertSummary,
+    /// The devices outdated now (open alerts).
+    #[schema(value_type = Vec<String>)]
+    pub devices: Vec<DeviceId>,
     /// `open` or `resolved`.
     pub state: &'static str,
     /// The operator's acknowledgement.
@@ -75,7 +78,7 @@ pub struct AlertView {
 struct Shared {
     tracker: Tracker,
     acks: HashMap<u64, Ack>,
-    resolved: VecDeque<OutageAlert>,
+    resolved: VecDeque<AlertSummary>,
 }
 
 /// The monitor's handle: read states and alerts, acknowledge them.
@@ -88,10 +91,19 @@ impl Monitor {
     /// Open alerts, then recent resolved ones if `all`.
     pub fn alerts(&self, all: bool) -> Vec<AlertView> {
         let s = self.shared.lock();
-        let open = s.tracker.open_alerts().into_iter().map(|a| (a, "open"));
-        let resolved = s.resolved.iter().rev().cloned().map(|a| (a, "resolved")).filter(|_| all);
+        let open = s
+            .tracker
+            .open_alerts()
+            .into_iter()
+            .map(|a: OutageAlert| (a.summary(), a.devices.into_iter().collect::<Vec<_>>(), "open"));
+        let resolved = s.resolved.iter().rev().cloned().map(|a| (a, Vec::new(), "resolved")).filter(|_| all);
         open.chain(resolved)
-            .map(|(alert, state)| AlertView { ack: s.acks.get(&alert.id).cloned(), alert, state })
+            .map(|(alert, devices, state)| AlertView {
+                ack: s.acks.get(&alert.id).cloned(),
+                alert,
+                devices,
+                state,
+            })
             .collect()
     }
 
@@ -170,8 +182,9 @@ async fn deliver(monitor: &Monitor, to: &Delivery, changes: Vec<Change>, now: i6
         };
         let silenced =
             monitor.shared.lock().acks.get(&alert.id).and_then(|a| a.silenced_until).is_some_and(|u| u > now);
-        tracing::info!(alert = alert.id, event, devices = alert.devices.len(), building = ?alert.building, silenced, "outage alert");
-        if silenced {
+        tracing::info!(alert = alert.id, event, devices = alert.outdated, building = ?alert.building, silenced, "outage alert");
+        // Joins are logged; notifications say when an alert opens and when it is resolved.
+        if silenced || event == "updated" {
             continue;
         }
         let body = serde_json::json!({"event": event, "alert": alert});
@@ -316,7 +329,7 @@ mod tests {
         tokio::time::sleep(3 * MIN).await;
         assert_eq!(monitor.counts(), (1, 1), "alerted after the 3-minute grace");
         let alert = &monitor.alerts(false)[0];
-        assert!(alert.alert.devices.contains(&id) && alert.state == "open");
+        assert!(alert.devices.contains(&id) && alert.state == "open");
         assert!(monitor.acknowledge(alert.alert.id, "operator", Some(60), 0));
 
         // A status: back to fine, the alert resolved and kept in the history.

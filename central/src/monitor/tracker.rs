@@ -53,6 +53,39 @@ pub struct OutageAlert {
     pub resolved_at: Option<i64>,
 }
 
+/// An alert without its device list: what changes carry and notifications say (a building of
+/// thousands of devices must not cost a copy of its list per device).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct AlertSummary {
+    /// Id.
+    pub id: u64,
+    /// The building.
+    #[schema(value_type = Option<String>)]
+    pub building: Option<BuildingId>,
+    /// Devices outdated now.
+    pub outdated: usize,
+    /// Every device that was part of it.
+    pub total_devices: usize,
+    /// When it opened (ms since the epoch).
+    pub opened_at: i64,
+    /// When its last device came back.
+    pub resolved_at: Option<i64>,
+}
+
+impl OutageAlert {
+    /// Its summary.
+    pub fn summary(&self) -> AlertSummary {
+        AlertSummary {
+            id: self.id,
+            building: self.building,
+            outdated: self.devices.len(),
+            total_devices: self.total_devices,
+            opened_at: self.opened_at,
+            resolved_at: self.resolved_at,
+        }
+    }
+}
+
 /// A change the driver must act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
@@ -61,11 +94,11 @@ pub enum Change {
     /// The device reported again after being outdated.
     Back(DeviceId),
     /// A new alert.
-    Opened(OutageAlert),
-    /// Devices joined or left an open alert.
-    Updated(OutageAlert),
+    Opened(AlertSummary),
+    /// Devices joined an open alert (one change per alert and tick, however many joined).
+    Updated(AlertSummary),
     /// Every device of the alert is back.
-    Resolved(OutageAlert),
+    Resolved(AlertSummary),
 }
 
 /// The tracker.
@@ -143,27 +176,32 @@ impl Tracker {
                 changes.push(Change::Outdated(id));
             }
         }
+        // Group what is due by building: one change per alert, whatever the number of devices.
+        let mut joining: HashMap<Option<BuildingId>, Vec<DeviceId>> = HashMap::new();
         for id in self.alarm.expire(now) {
             let building = self.devices.get(&id).and_then(|w| w.building);
             self.in_alert.insert(id, building);
+            joining.entry(building).or_default().push(id);
+        }
+        for (building, ids) in joining {
             match self.open.get_mut(&building) {
                 Some(alert) => {
-                    alert.devices.insert(id);
-                    alert.total_devices += 1;
-                    changes.push(Change::Updated(alert.clone()));
+                    alert.total_devices += ids.len();
+                    alert.devices.extend(ids);
+                    changes.push(Change::Updated(alert.summary()));
                 }
                 None => {
                     let alert = OutageAlert {
                         id: self.next_alert,
                         building,
-                        devices: BTreeSet::from([id]),
-                        total_devices: 1,
+                        total_devices: ids.len(),
+                        devices: ids.into_iter().collect(),
                         opened_at: now,
                         resolved_at: None,
                     };
                     self.next_alert += 1;
-                    self.open.insert(building, alert.clone());
-                    changes.push(Change::Opened(alert));
+                    changes.push(Change::Opened(alert.summary()));
+                    self.open.insert(building, alert);
                 }
             }
         }
@@ -173,12 +211,11 @@ impl Tracker {
         let Some(building) = self.in_alert.remove(&id) else { return };
         let Some(alert) = self.open.get_mut(&building) else { return };
         alert.devices.remove(&id);
+        // Devices coming back are not announced one by one: the alert is, once resolved.
         if alert.devices.is_empty() {
             let mut resolved = self.open.remove(&building).expect("present");
             resolved.resolved_at = Some(now);
-            changes.push(Change::Resolved(resolved));
-        } else {
-            changes.push(Change::Updated(alert.clone()));
+            changes.push(Change::Resolved(resolved.summary()));
         }
     }
 
@@ -244,7 +281,7 @@ mod tests {
         // Grace: 10 % of 30 min = 3 min.
         let (at, opened) = &changes[1];
         assert_eq!(*at, THRESHOLD + 3 * MIN);
-        assert!(matches!(opened, Change::Opened(a) if a.devices.contains(&dev(1)) && a.id == 1));
+        assert!(matches!(opened, Change::Opened(a) if a.outdated == 1 && a.id == 1));
         assert_eq!(changes.len(), 2, "one alert per outage: {changes:?}");
         assert_eq!(t.next_deadline(), None);
     }
@@ -290,7 +327,7 @@ mod tests {
             &mut c,
         );
         let changes = run(&mut t, 0, THRESHOLD + 10 * MIN);
-        let opened: Vec<&OutageAlert> = changes
+        let opened: Vec<&AlertSummary> = changes
             .iter()
             .filter_map(|(_, c)| if let Change::Opened(a) = c { Some(a) } else { None })
             .collect();
@@ -307,6 +344,10 @@ mod tests {
             t.seen(dev(n), now, now, &mut c);
         }
         assert!(c.iter().all(|c| !matches!(c, Change::Resolved(_))), "still one device down");
+        assert!(
+            c.iter().all(|c| !matches!(c, Change::Updated(_))),
+            "devices coming back are not announced one by one"
+        );
         let mut c = Vec::new();
         t.seen(dev(200), now, now, &mut c);
         let resolved =
@@ -316,6 +357,26 @@ mod tests {
             (building(7), Some(now), 200)
         );
         assert_eq!(t.open_alerts().len(), 1);
+    }
+
+    #[test]
+    fn everything_due_at_once_is_one_change_per_building() {
+        // Central restarting after a long stop: 100k devices are already past their deadlines.
+        let mut t = Tracker::new(0);
+        let mut c = Vec::new();
+        for n in 0..100_000u32 {
+            let mut b = [0u8; 16];
+            b[..4].copy_from_slice(&n.to_be_bytes());
+            let w =
+                Watched { building: building((n % 20) as u8), threshold_ms: THRESHOLD, last_seen: Some(0) };
+            t.watch(DeviceId::from_bytes(b), w, 0, &mut c);
+        }
+        let mut c = Vec::new();
+        t.tick(10 * THRESHOLD, &mut c);
+        let opened = c.iter().filter(|c| matches!(c, Change::Opened(_))).count();
+        let updated = c.iter().filter(|c| matches!(c, Change::Updated(_))).count();
+        assert_eq!((opened, updated), (20, 0));
+        assert_eq!(t.outdated_count(), 100_000);
     }
 
     #[test]
