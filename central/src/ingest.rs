@@ -114,7 +114,7 @@ pub async fn run(
     link: MqttHandle,
     mut inbound: mpsc::Receiver<Message>,
     stats: Arc<IngestStats>,
-    seen: mpsc::Sender<(DeviceId, i64)>,
+    seen: mpsc::Sender<Vec<(DeviceId, i64)>>,
     shutdown: CancellationToken,
 ) {
     for filter in status_filters(&registry) {
@@ -134,12 +134,9 @@ pub async fn run(
                 stats.processed.fetch_add(1, Ordering::Relaxed);
                 match read_status(&registry, &message) {
                     Ok((id, record)) => {
-                        // The state tracker learns at once; the store at the next flush.
-                        let at = record.last_seen.map_or(0, |t| t.millis());
-                        let _ = seen.send((id, at)).await;
                         pending.insert(id, record);
                         if pending.len() >= BATCH {
-                            flush(&registry, &mut pending, &stats);
+                            flush(&registry, &mut pending, &stats, &seen).await;
                         }
                     }
                     Err(reason) => {
@@ -148,7 +145,7 @@ pub async fn run(
                     }
                 }
             }
-            _ = tick.tick() => flush(&registry, &mut pending, &stats),
+            _ = tick.tick() => flush(&registry, &mut pending, &stats, &seen).await,
             // Rooms with topics of a new depth (kept from an import) need their own filter.
             _ = refresh.tick() => {
                 for filter in status_filters(&registry) {
@@ -157,19 +154,28 @@ pub async fn run(
             }
         }
     }
-    flush(&registry, &mut pending, &stats);
+    flush(&registry, &mut pending, &stats, &seen).await;
 }
 
-fn flush(registry: &Registry, pending: &mut HashMap<DeviceId, DeviceStatusRecord>, stats: &IngestStats) {
+/// Writes the batch, then tells the state tracker, once per batch rather than once per message.
+async fn flush(
+    registry: &Registry,
+    pending: &mut HashMap<DeviceId, DeviceStatusRecord>,
+    stats: &IngestStats,
+    seen: &mpsc::Sender<Vec<(DeviceId, i64)>>,
+) {
     if pending.is_empty() {
         return;
     }
     let batch: Vec<(DeviceId, DeviceStatusRecord)> = pending.drain().collect();
+    let times: Vec<(DeviceId, i64)> =
+        batch.iter().map(|(id, r)| (*id, r.last_seen.map_or(0, |t| t.millis()))).collect();
     let n = batch.len() as u64;
     match registry.put_statuses(batch) {
         Ok(()) => {
             stats.stored.fetch_add(n, Ordering::Relaxed);
             stats.batches.fetch_add(1, Ordering::Relaxed);
+            let _ = seen.send(times).await;
         }
         // Statuses are telemetry: a failed batch is logged and counted, the next ones go on.
         Err(e) => tracing::error!(statuses = n, error = %e, "storing a batch of statuses failed"),

@@ -197,11 +197,11 @@ async fn deliver(monitor: &Monitor, to: &Delivery, changes: Vec<Change>, now: i6
     }
 }
 
-/// Runs the monitor until `shutdown`: `seen` receives (device, status time in ms).
+/// Runs the monitor until `shutdown`: `seen` receives batches of (device, status time in ms).
 pub async fn run(
     registry: Arc<Registry>,
     monitor: Monitor,
-    mut seen: mpsc::Receiver<(DeviceId, i64)>,
+    mut seen: mpsc::Receiver<Vec<(DeviceId, i64)>>,
     delivery: Delivery,
     shutdown: CancellationToken,
 ) {
@@ -231,9 +231,13 @@ pub async fn run(
                 deliver(&monitor, &delivery, changes, now).await;
             }
             event = seen.recv() => {
-                let Some((id, at)) = event else { return };
+                let Some(batch) = event else { return };
                 let now = clock.now();
-                let changes = monitor.apply(|t, c| t.seen(id, at.min(now), now, c));
+                let changes = monitor.apply(|t, c| {
+                    for (id, at) in batch {
+                        t.seen(id, at.min(now), now, c);
+                    }
+                });
                 deliver(&monitor, &delivery, changes, now).await;
             }
             changed = revisions.changed() => {
@@ -334,7 +338,7 @@ mod tests {
 
         // A status: back to fine, the alert resolved and kept in the history.
         let wall = Timestamp::now().millis() + (34 * MIN).as_millis() as i64;
-        seen.send((id, wall)).await.unwrap();
+        seen.send(vec![(id, wall)]).await.unwrap();
         tokio::time::sleep(Duration::from_millis(10)).await;
         assert_eq!(monitor.counts(), (0, 0));
         let history = monitor.alerts(true);
