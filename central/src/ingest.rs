@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::model::{DeviceStatusRecord, Timestamp};
+use crate::monitor::Seen;
 use crate::registry::{Registry, StatusDrop};
 
 /// Largest status payload accepted (firmware: ≤ 255 bytes; RPi statuses carry free text).
@@ -114,7 +115,7 @@ pub async fn run(
     link: MqttHandle,
     mut inbound: mpsc::Receiver<Message>,
     stats: Arc<IngestStats>,
-    seen: mpsc::Sender<Vec<(DeviceId, i64)>>,
+    seen: mpsc::Sender<Vec<Seen>>,
     shutdown: CancellationToken,
 ) {
     for filter in status_filters(&registry) {
@@ -162,20 +163,26 @@ async fn flush(
     registry: &Registry,
     pending: &mut HashMap<DeviceId, DeviceStatusRecord>,
     stats: &IngestStats,
-    seen: &mpsc::Sender<Vec<(DeviceId, i64)>>,
+    seen: &mpsc::Sender<Vec<Seen>>,
 ) {
     if pending.is_empty() {
         return;
     }
     let batch: Vec<(DeviceId, DeviceStatusRecord)> = pending.drain().collect();
-    let times: Vec<(DeviceId, i64)> =
-        batch.iter().map(|(id, r)| (*id, r.last_seen.map_or(0, |t| t.millis()))).collect();
+    let seen_batch: Vec<Seen> = batch
+        .iter()
+        .map(|(id, r)| Seen {
+            device: *id,
+            at: r.last_seen.map_or(0, |t| t.millis()),
+            failing: r.last_payload.as_deref().map(|p| registry.failing_rules(*id, p)).unwrap_or_default(),
+        })
+        .collect();
     let n = batch.len() as u64;
     match registry.put_statuses(batch) {
         Ok(()) => {
             stats.stored.fetch_add(n, Ordering::Relaxed);
             stats.batches.fetch_add(1, Ordering::Relaxed);
-            let _ = seen.send(times).await;
+            let _ = seen.send(seen_batch).await;
         }
         // Statuses are telemetry: a failed batch is logged and counted, the next ones go on.
         Err(e) => tracing::error!(statuses = n, error = %e, "storing a batch of statuses failed"),

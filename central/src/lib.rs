@@ -86,7 +86,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
             }
         }
     });
-    let monitor = monitor::Monitor::default();
+    let monitor = monitor::Monitor::open(registry.shared_store())?;
     let (seen_tx, seen_rx) = tokio::sync::mpsc::channel(64);
     let webhook = config.alerts.webhook_url.as_ref().map(|url| {
         monitor::webhook::Webhook::start(

@@ -157,31 +157,44 @@ impl Collector for Live {
             let labels = [("state", state), ("type", device_type.as_str()), ("site", site.as_str())];
             ConstGauge::new(n as i64).encode(by.encode_family(&labels)?)?;
         }
-        let (outdated, alerts) = self.monitor.counts();
+        let (outdated, outages, failures) = self.monitor.counts();
         gauge(
             &mut encoder,
             "neosens_devices_outdated",
             "Devices not seen for longer than their threshold",
             outdated as i64,
         )?;
-        gauge(&mut encoder, "neosens_alerts_open", "Outage alerts open", alerts as i64)?;
-        if let Some(w) = &self.webhook {
-            let mut m = encoder.encode_descriptor(
-                "neosens_webhook_deliveries",
-                "Alert webhook deliveries by outcome",
-                None,
-                MetricType::Counter,
-            )?;
-            for (outcome, n) in [
-                ("delivered", &w.delivered),
-                ("retried", &w.retried),
-                ("failed", &w.failed),
-                ("dropped", &w.dropped),
-            ] {
-                ConstCounter::new(n.load(std::sync::atomic::Ordering::Relaxed))
-                    .encode(m.encode_family(&[("outcome", outcome)])?)?;
-            }
+        let mut m = encoder.encode_descriptor(
+            "neosens_alerts_open",
+            "Alerts open, by kind (outage, failure)",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (kind, n) in [("outage", outages), ("failure", failures)] {
+            ConstGauge::new(n as i64).encode(m.encode_family(&[("kind", kind)])?)?;
         }
+        // Always exposed (zeros without a webhook) so that alerting rules find the series.
+        let mut m = encoder.encode_descriptor(
+            "neosens_webhook_deliveries",
+            "Alert webhook deliveries by outcome",
+            None,
+            MetricType::Counter,
+        )?;
+        let load = |n: &std::sync::atomic::AtomicU64| n.load(std::sync::atomic::Ordering::Relaxed);
+        for (outcome, n) in [
+            ("delivered", self.webhook.as_ref().map_or(0, |w| load(&w.delivered))),
+            ("retried", self.webhook.as_ref().map_or(0, |w| load(&w.retried))),
+            ("failed", self.webhook.as_ref().map_or(0, |w| load(&w.failed))),
+            ("dropped", self.webhook.as_ref().map_or(0, |w| load(&w.dropped))),
+        ] {
+            ConstCounter::new(n).encode(m.encode_family(&[("outcome", outcome)])?)?;
+        }
+        gauge(
+            &mut encoder,
+            "neosens_store_size_bytes",
+            "Bytes the registry's store takes on disk",
+            self.registry.store().size_bytes() as i64,
+        )?;
         gauge(
             &mut encoder,
             "neosens_registry_revision",
@@ -202,6 +215,7 @@ impl Metrics {
         webhook: Option<Arc<crate::monitor::webhook::WebhookStats>>,
     ) -> Self {
         let mut prom = PromRegistry::default();
+        let registry_store_writes = registry.store().write_durations();
         let broker_auth = Family::<AuthLabels, Counter>::default();
         prom.register(
             "neosens_broker_auth_decisions",
@@ -222,6 +236,9 @@ impl Metrics {
         let http = Family::<HttpLabels, Histogram>::new_with_constructor(|| {
             Histogram::new([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0])
         });
+        if let Some(writes) = registry_store_writes {
+            prom.register("neosens_store_write_duration_seconds", "Store write commit durations", writes);
+        }
         prom.register(
             "neosens_http_request_duration_seconds",
             "HTTP request durations by route pattern",

@@ -64,6 +64,15 @@ fn a_device_status_through_the_embedded_broker() {
     let broker: SocketAddr = central.addr("mqtt");
     register_example(addr);
     let password = first_password(addr, MAC);
+    // A failure-state rule: firmware older than 2024 raises an alert.
+    let rule =
+        json!({"status_rules": [{"name": "old_firmware", "field": "firmware", "op": "lt", "value": 240101}]});
+    let (status, t) = api(addr, "PATCH", "/api/v1/device-types/esp32", Some(rule));
+    assert_eq!(status, 200, "{t}");
+    assert_eq!(t["status_rules"][0]["op"], "lt");
+    let bad = json!({"status_rules": [{"name": "x", "field": "heap", "op": "lt", "value": "low"}]});
+    let (status, err) = api(addr, "PATCH", "/api/v1/device-types/esp32", Some(bad));
+    assert_eq!((status, err["error"]["field"].as_str()), (400, Some("status_rules[0]")), "{err}");
 
     assert!(device(broker, "neOSensor_3456_8f1c", "wrong").is_err(), "a wrong password is refused");
     let client =
@@ -82,11 +91,23 @@ fn a_device_status_through_the_embedded_broker() {
         "neosens_devices 1",
         "neosens_devices_by_state{state=\"ok\",type=\"esp32\",site=\"ut3\"} 1",
         "neosens_devices_outdated 0",
-        "neosens_alerts_open 0",
+        "neosens_alerts_open{kind=\"outage\"} 0",
+        "neosens_alerts_open{kind=\"failure\"} 1",
+        "neosens_webhook_deliveries_total{outcome=\"failed\"} 0",
     ] {
         assert!(text.lines().any(|l| l == line), "{line:?} missing from /metrics:\n{text}");
     }
     assert!(text.ends_with("# EOF\n"), "OpenMetrics text ends with # EOF");
+    assert!(text.contains("neosens_store_size_bytes "), "{text}");
+    assert!(text.contains("neosens_store_write_duration_seconds_count "), "{text}");
+    let (_, alerts) = api(addr, "GET", "/api/v1/alerts", None);
+    let alert = &alerts["items"][0];
+    assert_eq!(
+        (alert["kind"].as_str(), alert["rule"].as_str()),
+        (Some("failure"), Some("old_firmware")),
+        "{alerts}"
+    );
+    assert_eq!(alert["detail"], "firmware = 231027 (< 240101)");
     assert!(
         text.lines().any(|l| l.starts_with("neosens_http_request_duration_seconds_count{route=\"/api/v1/devices/{id}\",method=\"GET\",status=\"2xx\"}")),
         "latency by route pattern, not by raw path:\n{text}"

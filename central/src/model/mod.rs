@@ -4,19 +4,23 @@
 //! renames, configurations that match their type's schema) live in [`crate::registry`].
 
 mod access;
+mod alert;
 mod device;
 mod device_type;
 mod gateway;
 mod location;
 mod order;
+mod status_rule;
 mod timestamp;
 
 pub use access::{ApiToken, Role, TokenId, User, UserId};
+pub use alert::{Ack, AlertKind, AlertRecord};
 pub use device::{Device, DeviceSecret, DeviceStatusRecord, MqttEndpoint};
-pub use device_type::{DEFAULT_STATUS_PERIOD_S, DeviceType, DeviceTypeV1, firmware_orders};
+pub use device_type::{DEFAULT_STATUS_PERIOD_S, DeviceType, DeviceTypeV1, DeviceTypeV2, firmware_orders};
 pub use gateway::{Gateway, GatewayScope};
 pub use location::{Building, Room, RoomTopic, Site};
 pub use order::OrderRecord;
+pub use status_rule::{MAX_RULES, RuleOp, RuleValue, StatusRule, StatusRuleSpec};
 pub use timestamp::Timestamp;
 
 /// The kinds of record the store keeps, in the change log and as table names.

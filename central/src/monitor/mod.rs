@@ -5,28 +5,25 @@
 //! (no scan of every device every second), and the alerts it raises, published on MQTT and kept
 //! for the API (`/api/v1/alerts`), where operators acknowledge or silence them.
 
+pub mod alerts;
 pub mod deadlines;
 pub mod tracker;
 pub mod webhook;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use neosens_protocol::ids::DeviceId;
 use neosens_runtime::mqtt::{MqttHandle, Qos};
-use parking_lot::Mutex;
-use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::model::{EntityKind, Timestamp};
-use crate::registry::Registry;
-use tracker::{AlertSummary, Change, OutageAlert, Tracker};
+pub use alerts::{AlertView, Event, Failing, Monitor, Seen};
 
-/// Resolved alerts kept for the API.
-const HISTORY: usize = 1_000;
+use crate::model::{AlertRecord, EntityKind, Timestamp};
+use crate::registry::Registry;
 
 /// Wall-clock milliseconds that follow tokio's clock, so tests with paused time see deadlines
 /// pass exactly when they advance it.
@@ -48,110 +45,6 @@ impl Clock {
     }
 }
 
-/// An operator's acknowledgement of an alert.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct Ack {
-    /// Who.
-    pub by: String,
-    /// When (ms since the epoch).
-    pub at: i64,
-    /// Notifications are muted until then (ms since the epoch).
-    pub silenced_until: Option<i64>,
-}
-
-/// An alert as the API shows it.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct AlertView {
-    /// The outage.
-    #[serde(flatten)]
-    pub alert: AlertSummary,
-    /// The devices outdated now (open alerts).
-    #[schema(value_type = Vec<String>)]
-    pub devices: Vec<DeviceId>,
-    /// `open` or `resolved`.
-    pub state: &'static str,
-    /// The operator's acknowledgement.
-    pub ack: Option<Ack>,
-}
-
-#[derive(Debug, Default)]
-struct Shared {
-    tracker: Tracker,
-    acks: HashMap<u64, Ack>,
-    resolved: VecDeque<AlertSummary>,
-}
-
-/// The monitor's handle: read states and alerts, acknowledge them.
-#[derive(Debug, Clone, Default)]
-pub struct Monitor {
-    shared: Arc<Mutex<Shared>>,
-}
-
-impl Monitor {
-    /// Open alerts, then recent resolved ones if `all`.
-    pub fn alerts(&self, all: bool) -> Vec<AlertView> {
-        let s = self.shared.lock();
-        let open = s
-            .tracker
-            .open_alerts()
-            .into_iter()
-            .map(|a: OutageAlert| (a.summary(), a.devices.into_iter().collect::<Vec<_>>(), "open"));
-        let resolved = s.resolved.iter().rev().cloned().map(|a| (a, Vec::new(), "resolved")).filter(|_| all);
-        open.chain(resolved)
-            .map(|(alert, devices, state)| AlertView {
-                ack: s.acks.get(&alert.id).cloned(),
-                alert,
-                devices,
-                state,
-            })
-            .collect()
-    }
-
-    /// Acknowledges an alert, optionally muting it for `silence_minutes`. `false` if unknown.
-    pub fn acknowledge(&self, id: u64, by: &str, silence_minutes: Option<u32>, now: i64) -> bool {
-        let mut s = self.shared.lock();
-        let known =
-            s.tracker.open_alerts().iter().any(|a| a.id == id) || s.resolved.iter().any(|a| a.id == id);
-        if known {
-            let silenced_until = silence_minutes.map(|m| now + i64::from(m) * 60_000);
-            s.acks.insert(id, Ack { by: by.to_owned(), at: now, silenced_until });
-        }
-        known
-    }
-
-    /// Whether a device is outdated now.
-    pub fn is_outdated(&self, id: DeviceId) -> bool {
-        self.shared.lock().tracker.is_outdated(id)
-    }
-
-    /// (outdated devices, open alerts), for metrics.
-    pub fn counts(&self) -> (usize, usize) {
-        let s = self.shared.lock();
-        (s.tracker.outdated_count(), s.tracker.open_alerts().len())
-    }
-
-    fn apply(&self, f: impl FnOnce(&mut Tracker, &mut Vec<Change>)) -> Vec<Change> {
-        let mut changes = Vec::new();
-        let mut s = self.shared.lock();
-        f(&mut s.tracker, &mut changes);
-        for c in &changes {
-            if let Change::Resolved(a) = c {
-                s.resolved.push_back(a.clone());
-                if s.resolved.len() > HISTORY {
-                    if let Some(old) = s.resolved.pop_front() {
-                        s.acks.remove(&old.id);
-                    }
-                }
-            }
-        }
-        changes
-    }
-
-    fn next_deadline(&self) -> Option<i64> {
-        self.shared.lock().tracker.next_deadline()
-    }
-}
-
 /// Where alert changes go.
 #[derive(Debug, Clone)]
 pub struct Delivery {
@@ -163,31 +56,24 @@ pub struct Delivery {
     pub webhook: Option<webhook::Webhook>,
 }
 
-/// Publishes alert changes (JSON) on the alert topic (QoS 1, not retained) and to the webhook,
-/// unless an operator silenced the alert; logs them.
-async fn deliver(monitor: &Monitor, to: &Delivery, changes: Vec<Change>, now: i64) {
-    for change in changes {
-        let (event, alert) = match change {
-            Change::Opened(a) => ("opened", a),
-            Change::Updated(a) => ("updated", a),
-            Change::Resolved(a) => ("resolved", a),
-            Change::Outdated(id) => {
-                tracing::debug!(device = %id, "device outdated");
-                continue;
-            }
-            Change::Back(id) => {
-                tracing::debug!(device = %id, "device back");
-                continue;
-            }
-        };
-        let silenced =
-            monitor.shared.lock().acks.get(&alert.id).and_then(|a| a.silenced_until).is_some_and(|u| u > now);
-        tracing::info!(alert = alert.id, event, devices = alert.outdated, building = ?alert.building, silenced, "outage alert");
+/// Stores alert changes, then publishes them (JSON) on the alert topic (QoS 1, not retained)
+/// and to the webhook, unless an operator silenced the alert; logs them.
+async fn deliver(monitor: &Monitor, to: &Delivery, events: Vec<(Event, AlertRecord)>, now: i64) {
+    if events.is_empty() {
+        return;
+    }
+    if let Err(e) = monitor.persist() {
+        tracing::error!(error = %e, "cannot store alerts (kept in memory, retried with the next change)");
+    }
+    for (event, alert) in events {
+        let silenced = alert.silenced(now);
+        tracing::info!(alert = alert.id, kind = ?alert.kind, event = event.as_str(), devices = alert.outdated,
+            building = ?alert.building, rule = ?alert.rule, silenced, "alert");
         // Joins are logged; notifications say when an alert opens and when it is resolved.
-        if silenced || event == "updated" {
+        if silenced || event == Event::Updated {
             continue;
         }
-        let body = serde_json::json!({"event": event, "alert": alert});
+        let body = serde_json::json!({"event": event.as_str(), "alert": alert});
         if let Some(hook) = &to.webhook {
             hook.send(body.clone());
         }
@@ -201,7 +87,7 @@ async fn deliver(monitor: &Monitor, to: &Delivery, changes: Vec<Change>, now: i6
 pub async fn run(
     registry: Arc<Registry>,
     monitor: Monitor,
-    mut seen: mpsc::Receiver<Vec<(DeviceId, i64)>>,
+    mut seen: mpsc::Receiver<Vec<Seen>>,
     delivery: Delivery,
     shutdown: CancellationToken,
 ) {
@@ -210,17 +96,22 @@ pub async fn run(
     let mut revision = *revisions.borrow_and_update();
     let watch_all = |monitor: &Monitor, now: i64, only: Option<&HashSet<DeviceId>>| {
         let list = registry.watch_list(only);
-        monitor.apply(|t, c| {
+        let mut events = monitor.apply(|t, c| {
             for (id, watched) in list {
                 match watched {
                     Some(w) => t.watch(id, w, now, c),
                     None => t.forget(id, now, c),
                 }
             }
-        })
+        });
+        events.extend(monitor.reconcile_failures(|d, rule| registry.has_status_rule(d, rule), now));
+        events
     };
-    let changes = watch_all(&monitor, clock.now(), None);
-    deliver(&monitor, &delivery, changes, clock.now()).await;
+    let now = clock.now();
+    let mut events = watch_all(&monitor, now, None);
+    // Outages open when central stopped and over since: resolved now.
+    events.extend(monitor.apply(|t, c| t.drop_restored(now, c)));
+    deliver(&monitor, &delivery, events, now).await;
     loop {
         let wake = monitor.next_deadline().map(|d| clock.instant_of(d));
         tokio::select! {
@@ -233,12 +124,8 @@ pub async fn run(
             event = seen.recv() => {
                 let Some(batch) = event else { return };
                 let now = clock.now();
-                let changes = monitor.apply(|t, c| {
-                    for (id, at) in batch {
-                        t.seen(id, at.min(now), now, c);
-                    }
-                });
-                deliver(&monitor, &delivery, changes, now).await;
+                let events = monitor.seen(batch, now);
+                deliver(&monitor, &delivery, events, now).await;
             }
             changed = revisions.changed() => {
                 if changed.is_err() { return }
@@ -288,6 +175,7 @@ mod tests {
                 status_period_s: None,
                 outdated_after_s: None,
                 orders: None,
+                status_rules: Vec::new(),
             })
             .unwrap();
         let d = registry
@@ -307,6 +195,28 @@ mod tests {
         (Arc::new(registry), d.id)
     }
 
+    fn start(
+        registry: &Arc<Registry>,
+        monitor: &Monitor,
+    ) -> (mpsc::Sender<Vec<Seen>>, CancellationToken, tokio::task::JoinHandle<()>) {
+        let shutdown = CancellationToken::new();
+        let (link, _inbound) =
+            mqtt::start(LinkConfig::new("mqtt://127.0.0.1:1".parse().unwrap(), "test"), shutdown.clone());
+        let (seen, seen_rx) = mpsc::channel(10);
+        let delivery = Delivery { link, topic: "neosens/alerts".into(), webhook: None };
+        let task =
+            tokio::spawn(run(Arc::clone(registry), monitor.clone(), seen_rx, delivery, shutdown.clone()));
+        (seen, shutdown, task)
+    }
+
+    fn seen(id: DeviceId, at: i64) -> Seen {
+        Seen { device: id, at, failing: Vec::new() }
+    }
+
+    fn wall_in(d: Duration) -> i64 {
+        Timestamp::now().millis() + d.as_millis() as i64
+    }
+
     #[tokio::test(start_paused = true)]
     async fn outdated_at_the_threshold_alerted_after_the_grace_resolved_when_seen() {
         let dir = tempfile::tempdir().unwrap();
@@ -317,33 +227,28 @@ mod tests {
             last_payload: None,
         };
         registry.put_statuses(vec![(id, status)]).unwrap();
-        let shutdown = CancellationToken::new();
-        let (link, _inbound) =
-            mqtt::start(LinkConfig::new("mqtt://127.0.0.1:1".parse().unwrap(), "test"), shutdown.clone());
-        let monitor = Monitor::default();
-        let (seen, seen_rx) = mpsc::channel(10);
-        let delivery = Delivery { link, topic: "neosens/alerts".into(), webhook: None };
-        tokio::spawn(run(Arc::clone(&registry), monitor.clone(), seen_rx, delivery, shutdown.clone()));
+        let monitor = Monitor::open(registry.shared_store()).unwrap();
+        let (seen_tx, shutdown, _task) = start(&registry, &monitor);
 
         tokio::time::sleep(29 * MIN).await;
-        assert_eq!(monitor.counts(), (0, 0), "fine before its 30 minutes");
+        assert_eq!(monitor.counts(), (0, 0, 0), "fine before its 30 minutes");
         tokio::time::sleep(2 * MIN).await;
-        assert_eq!(monitor.counts(), (1, 0), "outdated after 30 minutes, no alert yet (grace)");
+        assert_eq!(monitor.counts(), (1, 0, 0), "outdated after 30 minutes, no alert yet (grace)");
         assert!(monitor.is_outdated(id));
         tokio::time::sleep(3 * MIN).await;
-        assert_eq!(monitor.counts(), (1, 1), "alerted after the 3-minute grace");
+        assert_eq!(monitor.counts(), (1, 1, 0), "alerted after the 3-minute grace");
         let alert = &monitor.alerts(false)[0];
         assert!(alert.devices.contains(&id) && alert.state == "open");
-        assert!(monitor.acknowledge(alert.alert.id, "operator", Some(60), 0));
+        assert!(monitor.acknowledge(alert.alert.id, "operator", Some(60), 0).unwrap().is_some());
+        assert!(monitor.acknowledge(999, "operator", None, 0).unwrap().is_none());
 
         // A status: back to fine, the alert resolved and kept in the history.
-        let wall = Timestamp::now().millis() + (34 * MIN).as_millis() as i64;
-        seen.send(vec![(id, wall)]).await.unwrap();
+        seen_tx.send(vec![seen(id, wall_in(34 * MIN))]).await.unwrap();
         tokio::time::sleep(Duration::from_millis(10)).await;
-        assert_eq!(monitor.counts(), (0, 0));
+        assert_eq!(monitor.counts(), (0, 0, 0));
         let history = monitor.alerts(true);
         assert_eq!((history.len(), history[0].state), (1, "resolved"));
-        assert_eq!(history[0].ack.as_ref().map(|a| a.by.as_str()), Some("operator"));
+        assert_eq!(history[0].alert.ack.as_ref().map(|a| a.by.as_str()), Some("operator"));
 
         // Disabled: no longer watched.
         registry
@@ -353,7 +258,96 @@ mod tests {
             )
             .unwrap();
         tokio::time::sleep(40 * MIN).await;
-        assert_eq!(monitor.counts(), (0, 0), "a disabled device is not outdated");
+        assert_eq!(monitor.counts(), (0, 0, 0), "a disabled device is not outdated");
+        shutdown.cancel();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_open_outage_and_its_ack_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let (registry, id) = registry(dir.path());
+        // Last seen 40 minutes ago (the wall clock does not follow tokio's paused time across
+        // the restart, so the outage is in the past from the start).
+        let long_ago = Timestamp(Timestamp::now().millis() - (40 * MIN).as_millis() as i64);
+        let status = DeviceStatusRecord { last_seen: Some(long_ago), last_status: None, last_payload: None };
+        registry.put_statuses(vec![(id, status)]).unwrap();
+        let monitor = Monitor::open(registry.shared_store()).unwrap();
+        let (_seen, shutdown, task) = start(&registry, &monitor);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let first = monitor.alerts(false)[0].alert.clone();
+        monitor.acknowledge(first.id, "operator", None, 1).unwrap();
+        shutdown.cancel();
+        task.await.unwrap();
+
+        // Central restarts: the same outage, same id, same opening time, still acknowledged.
+        let monitor = Monitor::open(registry.shared_store()).unwrap();
+        let (seen_tx, shutdown, _task) = start(&registry, &monitor);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let again = monitor.alerts(false);
+        assert_eq!(again.len(), 1, "{again:?}");
+        assert_eq!((again[0].alert.id, again[0].alert.opened_at), (first.id, first.opened_at));
+        assert_eq!(again[0].alert.ack.as_ref().map(|a| a.by.as_str()), Some("operator"));
+        assert_eq!(again[0].devices, vec![id]);
+
+        // Seen again: resolved, and stored resolved.
+        seen_tx.send(vec![seen(id, wall_in(MIN))]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        shutdown.cancel();
+        let stored = registry.store().alerts().unwrap();
+        assert_eq!(stored.len(), 1);
+        assert!(stored[0].resolved_at.is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failure_rules_open_and_resolve_alerts_per_device_and_rule() {
+        let dir = tempfile::tempdir().unwrap();
+        let (registry, id) = registry(dir.path());
+        let rules: Vec<crate::model::StatusRuleSpec> = serde_json::from_value(serde_json::json!([
+            {"name": "not_running", "field": "status", "op": "ne", "value": "running"},
+            {"name": "low_heap", "field": "heap", "op": "lt", "value": 20000}
+        ]))
+        .unwrap();
+        registry
+            .update_device_type(
+                "esp32",
+                crate::registry::DeviceTypePatch { status_rules: Some(rules), ..Default::default() },
+            )
+            .unwrap();
+        let monitor = Monitor::open(registry.shared_store()).unwrap();
+        let (seen_tx, shutdown, _task) = start(&registry, &monitor);
+        let status = |payload: &str| {
+            let failing = registry.failing_rules(id, payload);
+            Seen { device: id, at: wall_in(Duration::ZERO), failing }
+        };
+
+        seen_tx.send(vec![status(r#"{"status":"running","heap":150000}"#)]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(monitor.counts(), (0, 0, 0));
+        seen_tx.send(vec![status(r#"{"status":"error","heap":12000}"#)]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(monitor.counts(), (0, 0, 2), "one alert per rule that holds");
+        let open = monitor.alerts(false);
+        let heap = open.iter().find(|a| a.alert.rule.as_deref() == Some("low_heap")).unwrap();
+        assert_eq!(heap.alert.detail.as_deref(), Some("heap = 12000 (< 20000)"));
+        assert_eq!(heap.devices, vec![id]);
+        seen_tx.send(vec![status(r#"{"status":"error","heap":150000}"#)]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(monitor.counts(), (0, 0, 1), "the heap alert resolved, the status one still open");
+        let still = monitor.alerts(false)[0].alert.id;
+        seen_tx.send(vec![status(r#"{"status":"error","heap":150000}"#)]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(monitor.alerts(false)[0].alert.id, still, "the same failure is the same alert");
+
+        // The rule removed from the type: its alert resolves.
+        registry
+            .update_device_type(
+                "esp32",
+                crate::registry::DeviceTypePatch { status_rules: Some(Vec::new()), ..Default::default() },
+            )
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(monitor.counts(), (0, 0, 0));
+        assert_eq!(monitor.alerts(true).len(), 2);
         shutdown.cancel();
     }
 }

@@ -110,6 +110,8 @@ pub struct Tracker {
     outdated: BTreeSet<DeviceId>,
     open: HashMap<Option<BuildingId>, OutageAlert>,
     in_alert: HashMap<DeviceId, Option<BuildingId>>,
+    /// Alerts open when central stopped: a building's outage continues under its old id.
+    restored: HashMap<Option<BuildingId>, (u64, i64)>,
     next_alert: u64,
 }
 
@@ -117,6 +119,33 @@ impl Tracker {
     /// A tracker whose alert ids continue after `last_alert_id`.
     pub fn new(last_alert_id: u64) -> Self {
         Tracker { next_alert: last_alert_id + 1, ..Tracker::default() }
+    }
+
+    /// Allocates an alert id (failure alerts share the outages' sequence).
+    pub fn next_id(&mut self) -> u64 {
+        self.next_alert += 1;
+        self.next_alert - 1
+    }
+
+    /// Takes back an alert that was open when central stopped: if the building's devices are
+    /// still down, their outage goes on under this id (an update, not a new alert).
+    pub fn restore(&mut self, building: Option<BuildingId>, id: u64, opened_at: i64) {
+        self.restored.insert(building, (id, opened_at));
+        self.next_alert = self.next_alert.max(id + 1);
+    }
+
+    /// Resolves the restored alerts no outage took back (their devices came back meanwhile).
+    pub fn drop_restored(&mut self, now: i64, changes: &mut Vec<Change>) {
+        for (building, (id, opened_at)) in self.restored.drain() {
+            changes.push(Change::Resolved(AlertSummary {
+                id,
+                building,
+                outdated: 0,
+                total_devices: 0,
+                opened_at,
+                resolved_at: Some(now),
+            }));
+        }
     }
 
     /// Starts or updates watching a device (registration, move, new threshold, enabled).
@@ -191,16 +220,22 @@ impl Tracker {
                     changes.push(Change::Updated(alert.summary()));
                 }
                 None => {
+                    let restored = self.restored.remove(&building);
+                    let (id, opened_at) = restored.unwrap_or((self.next_alert, now));
                     let alert = OutageAlert {
-                        id: self.next_alert,
+                        id,
                         building,
                         total_devices: ids.len(),
                         devices: ids.into_iter().collect(),
-                        opened_at: now,
+                        opened_at,
                         resolved_at: None,
                     };
-                    self.next_alert += 1;
-                    changes.push(Change::Opened(alert.summary()));
+                    if restored.is_some() {
+                        changes.push(Change::Updated(alert.summary()));
+                    } else {
+                        self.next_alert += 1;
+                        changes.push(Change::Opened(alert.summary()));
+                    }
                     self.open.insert(building, alert);
                 }
             }
@@ -377,6 +412,30 @@ mod tests {
         let updated = c.iter().filter(|c| matches!(c, Change::Updated(_))).count();
         assert_eq!((opened, updated), (20, 0));
         assert_eq!(t.outdated_count(), 100_000);
+    }
+
+    #[test]
+    fn an_outage_open_at_restart_goes_on_under_its_id() {
+        let mut t = Tracker::new(7);
+        t.restore(building(1), 5, 100);
+        t.restore(building(2), 6, 200);
+        let mut c = Vec::new();
+        let down = Watched { building: building(1), threshold_ms: THRESHOLD, last_seen: Some(0) };
+        t.watch(dev(1), down, 10 * THRESHOLD, &mut c);
+        assert!(
+            matches!(c.as_slice(), [Change::Outdated(_), Change::Updated(a)] if a.id == 5 && a.opened_at == 100),
+            "{c:?}"
+        );
+        let mut c = Vec::new();
+        t.drop_restored(10 * THRESHOLD, &mut c);
+        assert!(matches!(c.as_slice(), [Change::Resolved(a)] if a.id == 6), "building 2 came back: {c:?}");
+        let mut c = Vec::new();
+        let other = Watched { building: building(3), threshold_ms: THRESHOLD, last_seen: Some(0) };
+        t.watch(dev(3), other, 10 * THRESHOLD, &mut c);
+        assert!(
+            matches!(c.last(), Some(Change::Opened(a)) if a.id == 8),
+            "new ids follow the stored ones: {c:?}"
+        );
     }
 
     #[test]

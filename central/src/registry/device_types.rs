@@ -6,7 +6,9 @@ use serde_json::Value;
 
 use super::state::{State, compile_schema};
 use super::{Registry, RegistryError};
-use crate::model::{DEFAULT_STATUS_PERIOD_S, DeviceType, EntityKind, Record, new_uuid};
+use crate::model::{
+    DEFAULT_STATUS_PERIOD_S, DeviceType, EntityKind, MAX_RULES, Record, StatusRule, StatusRuleSpec, new_uuid,
+};
 use crate::store::Write;
 
 /// Bounds on periods and thresholds: a minute to a week.
@@ -30,6 +32,9 @@ pub struct DeviceTypeInput {
     /// Device orders its devices understand (default: the ESP firmware's `status`, `frequency`,
     /// `reboot`, `restart`, `upgrade`; a Raspberry Pi type adds `update`, `reset`).
     pub orders: Option<Vec<String>>,
+    /// Failure-state rules on status fields: each raises an alert while it holds.
+    #[serde(default)]
+    pub status_rules: Vec<StatusRuleSpec>,
 }
 
 /// Changes to a device type.
@@ -47,6 +52,27 @@ pub struct DeviceTypePatch {
     pub outdated_after_s: Option<u32>,
     /// New order list.
     pub orders: Option<Vec<String>>,
+    /// New failure-state rules (replace the list).
+    pub status_rules: Option<Vec<StatusRuleSpec>>,
+}
+
+fn check_rules(specs: &[StatusRuleSpec]) -> Result<Vec<StatusRule>, RegistryError> {
+    if specs.len() > MAX_RULES {
+        return Err(RegistryError::invalid("status_rules", format!("at most {MAX_RULES} rules")));
+    }
+    let mut rules: Vec<StatusRule> = Vec::with_capacity(specs.len());
+    for (i, spec) in specs.iter().enumerate() {
+        let rule =
+            spec.clone().into_rule().map_err(|e| RegistryError::invalid(&format!("status_rules[{i}]"), e))?;
+        if rules.iter().any(|r| r.name == rule.name) {
+            return Err(RegistryError::invalid(
+                &format!("status_rules[{i}]"),
+                format!("name: {:?} is already used by another rule", rule.name),
+            ));
+        }
+        rules.push(rule);
+    }
+    Ok(rules)
 }
 
 fn check_orders(orders: &[String]) -> Result<Vec<String>, RegistryError> {
@@ -131,6 +157,7 @@ impl Registry {
             Some(o) => check_orders(o)?,
             None => crate::model::firmware_orders(),
         };
+        let status_rules = check_rules(&input.status_rules)?;
         self.mutate(|state| {
             if state.types.values().any(|t| t.record.name == name) {
                 return Err(RegistryError::conflict(format!("a device type {name:?} exists")));
@@ -143,6 +170,7 @@ impl Registry {
                 status_period_s: period,
                 outdated_after_s: outdated,
                 orders,
+                status_rules,
             };
             Ok((vec![Write::Put(Record::DeviceType(t.clone()))], t))
         })
@@ -155,6 +183,7 @@ impl Registry {
             None => None,
         };
         let orders = patch.orders.as_deref().map(check_orders).transpose()?;
+        let rules = patch.status_rules.as_deref().map(check_rules).transpose()?;
         self.mutate(|state| {
             let mut t = resolve_type(state, key)
                 .cloned()
@@ -173,6 +202,9 @@ impl Registry {
             }
             if let Some(o) = orders {
                 t.orders = o;
+            }
+            if let Some(r) = rules {
+                t.status_rules = r;
             }
             Ok((vec![Write::Put(Record::DeviceType(t.clone()))], t))
         })

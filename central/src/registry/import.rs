@@ -118,6 +118,7 @@ fn plan(state: &State, keys: &ServerKeys, export: &LegacyExport) -> Result<Plan,
             status_period_s: DEFAULT_STATUS_PERIOD_S,
             outdated_after_s: DEFAULT_STATUS_PERIOD_S,
             orders: crate::model::firmware_orders(),
+            status_rules: Vec::new(),
         });
         record.description = if t.description.is_empty() { t.name.clone() } else { t.description.clone() };
         type_ids.insert(t.pk, record.id);

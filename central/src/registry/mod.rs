@@ -156,6 +156,11 @@ impl Registry {
         self.store.as_ref()
     }
 
+    /// The store, shared (for components that keep their own records in it: alerts).
+    pub fn shared_store(&self) -> Arc<dyn Store> {
+        Arc::clone(&self.store)
+    }
+
     /// Runs one write: `decide` sees the current state and returns the writes and a result; the
     /// writes are committed, then applied in memory.
     fn mutate<T>(

@@ -58,6 +58,43 @@ impl Registry {
         self.state.read().room_topics.values().map(|t| t.split('/').count()).collect()
     }
 
+    /// The failure-state rules of its type that hold for this status payload (parsed only when
+    /// the type has rules: most statuses cost nothing here).
+    pub fn failing_rules(&self, id: DeviceId, payload: &str) -> Vec<crate::monitor::Failing> {
+        let (rules, building) = {
+            let state = self.state.read();
+            let Some(entry) = state.devices.get(&id) else { return Vec::new() };
+            let rules = match state.types.get(&entry.record.device_type) {
+                Some(t) if !t.record.status_rules.is_empty() => t.record.status_rules.clone(),
+                _ => return Vec::new(),
+            };
+            let building = entry.record.rooms.first().and_then(|r| state.rooms.get(r)).map(|r| r.building);
+            (rules, building)
+        };
+        let Ok(value) = serde_json::from_str::<serde_json::Value>(payload) else { return Vec::new() };
+        rules
+            .iter()
+            .filter_map(|r| {
+                r.fires(&value).map(|detail| crate::monitor::Failing {
+                    rule: r.name.clone(),
+                    detail,
+                    building,
+                })
+            })
+            .collect()
+    }
+
+    /// Whether the device exists, is enabled, and its type still has this rule.
+    pub fn has_status_rule(&self, id: DeviceId, rule: &str) -> bool {
+        let state = self.state.read();
+        state
+            .devices
+            .get(&id)
+            .filter(|e| e.record.enabled)
+            .and_then(|e| state.types.get(&e.record.device_type))
+            .is_some_and(|t| t.record.status_rules.iter().any(|r| r.name == rule))
+    }
+
     /// The last status of a device.
     pub fn last_status(&self, id: DeviceId) -> Option<DeviceStatusRecord> {
         self.state.read().statuses.get(&id).cloned()

@@ -14,14 +14,14 @@ use neosens_protocol::legacy::LogRecord;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    ApiToken, Building, Device, DeviceStatusRecord, DeviceType, EntityKind, Gateway, OrderRecord, Record,
-    Room, Site, Timestamp, User,
+    AlertRecord, ApiToken, Building, Device, DeviceStatusRecord, DeviceType, EntityKind, Gateway,
+    OrderRecord, Record, Room, Site, Timestamp, User,
 };
 
 pub use redb_store::RedbStore;
 
 /// The schema version this build writes. Opening an older store migrates it; a newer one is refused.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Storage failures. Details are for logs; API clients only see "internal error".
 #[derive(Debug, thiserror::Error)]
@@ -137,4 +137,16 @@ pub trait Store: Send + Sync + 'static {
 
     /// The most recent orders of a device, newest first.
     fn device_orders(&self, device: [u8; 16], limit: usize) -> Result<Vec<OrderRecord>, StoreError>;
+
+    /// Stores alerts (new or changed) and removes old ones, in one transaction.
+    fn put_alerts(&self, alerts: &[AlertRecord], forget: &[u64]) -> Result<(), StoreError>;
+
+    /// Every stored alert, by id.
+    fn alerts(&self) -> Result<Vec<AlertRecord>, StoreError>;
+
+    /// Bytes the store takes on disk (for metrics).
+    fn size_bytes(&self) -> u64;
+
+    /// Durations of write commits, seconds, when the backend measures them (for metrics).
+    fn write_durations(&self) -> Option<prometheus_client::metrics::histogram::Histogram>;
 }

@@ -1,13 +1,16 @@
 //! The embedded store: one redb file, one table per kind of record, postcard-encoded values.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use prometheus_client::metrics::histogram::Histogram;
 
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{ChangeEntry, DeviceLogEntry, SCHEMA_VERSION, Snapshot, Store, StoreError, Write};
-use crate::model::{EntityKind, Record};
+use crate::model::{AlertRecord, EntityKind, Record};
 
 type Key = [u8; 16];
 
@@ -26,6 +29,8 @@ const CHANGELOG: TableDefinition<u64, &[u8]> = TableDefinition::new("changelog")
 const DEVICE_LOGS: TableDefinition<(Key, u64), &[u8]> = TableDefinition::new("device_logs");
 /// Orders sent to devices, keyed by (device, sequence) (schema 2).
 const ORDERS: TableDefinition<(Key, u64), &[u8]> = TableDefinition::new("orders");
+/// Alerts, open and resolved, by id (schema 3).
+const ALERTS: TableDefinition<u64, &[u8]> = TableDefinition::new("alerts");
 
 /// redb page cache.
 const CACHE_BYTES: usize = 16 * 1024 * 1024;
@@ -63,6 +68,9 @@ fn hex(key: &[u8]) -> String {
 /// The redb-backed [`Store`].
 pub struct RedbStore {
     db: Database,
+    path: PathBuf,
+    /// Commit durations of write transactions, seconds (for `/metrics`).
+    writes: Histogram,
 }
 
 impl RedbStore {
@@ -75,7 +83,8 @@ impl RedbStore {
             .set_cache_size(CACHE_BYTES)
             .create(&path)
             .map_err(|e| StoreError::Backend(format!("{}: {e}", path.display())))?;
-        let store = RedbStore { db };
+        let writes = Histogram::new([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0]);
+        let store = RedbStore { db, path, writes };
         store.migrate()?;
         Ok(store)
     }
@@ -120,8 +129,29 @@ impl RedbStore {
                                 key: hex(&key),
                                 reason: e.to_string(),
                             })?;
-                        let v2 = crate::model::DeviceType::from(v1);
+                        let v2 = crate::model::DeviceTypeV2::from(v1);
                         types.insert(key, encode(&v2)?.as_slice()).map_err(backend)?;
+                    }
+                }
+                // Version 3: failure-state rules per device type (re-encoded), stored alerts.
+                3 => {
+                    txn.open_table(ALERTS).map_err(backend)?;
+                    let mut types = txn.open_table(DEVICE_TYPES).map_err(backend)?;
+                    let old: Vec<(Key, Vec<u8>)> = types
+                        .iter()
+                        .map_err(backend)?
+                        .map(|item| item.map(|(k, v)| (k.value(), v.value().to_vec())))
+                        .collect::<Result<_, _>>()
+                        .map_err(backend)?;
+                    for (key, bytes) in old {
+                        let v2: crate::model::DeviceTypeV2 =
+                            postcard::from_bytes(&bytes).map_err(|e| StoreError::Corrupt {
+                                kind: EntityKind::DeviceType,
+                                key: hex(&key),
+                                reason: e.to_string(),
+                            })?;
+                        let v3 = crate::model::DeviceType::from(v2);
+                        types.insert(key, encode(&v3)?.as_slice()).map_err(backend)?;
                     }
                 }
                 _ => unreachable!("no migration to version {version}"),
@@ -148,9 +178,11 @@ impl RedbStore {
         u32::try_from(v).map_err(|_| StoreError::TooNew { found: u32::MAX, supported: SCHEMA_VERSION })
     }
 
-    /// Bytes used by the database file (for metrics).
-    pub fn file_size(&self, data_dir: &Path) -> u64 {
-        std::fs::metadata(data_dir.join("central.redb")).map(|m| m.len()).unwrap_or(0)
+    /// Commits a write transaction, timing it.
+    fn commit(&self, txn: redb::WriteTransaction, started: Instant) -> Result<(), StoreError> {
+        txn.commit().map_err(backend)?;
+        self.writes.observe(started.elapsed().as_secs_f64());
+        Ok(())
     }
 }
 
@@ -201,6 +233,7 @@ impl Store for RedbStore {
     }
 
     fn apply(&self, writes: &[Write]) -> Result<u64, StoreError> {
+        let started = Instant::now();
         let txn = self.db.begin_write().map_err(backend)?;
         let revision = {
             let mut meta = txn.open_table(META).map_err(backend)?;
@@ -240,7 +273,7 @@ impl Store for RedbStore {
             meta.insert(META_REVISION, revision).map_err(backend)?;
             revision
         };
-        txn.commit().map_err(backend)?;
+        self.commit(txn, started)?;
         Ok(revision)
     }
 
@@ -248,6 +281,7 @@ impl Store for RedbStore {
         &self,
         statuses: &[([u8; 16], crate::model::DeviceStatusRecord)],
     ) -> Result<(), StoreError> {
+        let started = Instant::now();
         let txn = self.db.begin_write().map_err(backend)?;
         {
             let mut t = txn.open_table(STATUSES).map_err(backend)?;
@@ -255,7 +289,7 @@ impl Store for RedbStore {
                 t.insert(*key, encode(status)?.as_slice()).map_err(backend)?;
             }
         }
-        txn.commit().map_err(backend)
+        self.commit(txn, started)
     }
 
     fn changes_since(&self, revision: u64, limit: usize) -> Result<Vec<ChangeEntry>, StoreError> {
@@ -292,6 +326,44 @@ impl Store for RedbStore {
     ) -> Result<Vec<crate::model::OrderRecord>, StoreError> {
         self.newest_keyed(ORDERS, EntityKind::Device, device, limit)
     }
+
+    fn put_alerts(&self, alerts: &[AlertRecord], forget: &[u64]) -> Result<(), StoreError> {
+        let started = Instant::now();
+        let txn = self.db.begin_write().map_err(backend)?;
+        {
+            let mut t = txn.open_table(ALERTS).map_err(backend)?;
+            for alert in alerts {
+                t.insert(alert.id, encode(alert)?.as_slice()).map_err(backend)?;
+            }
+            for id in forget {
+                t.remove(*id).map_err(backend)?;
+            }
+        }
+        self.commit(txn, started)
+    }
+
+    fn alerts(&self) -> Result<Vec<AlertRecord>, StoreError> {
+        let txn = self.db.begin_read().map_err(backend)?;
+        let t = txn.open_table(ALERTS).map_err(backend)?;
+        let mut out = Vec::new();
+        for item in t.iter().map_err(backend)? {
+            let (k, v) = item.map_err(backend)?;
+            out.push(postcard::from_bytes(v.value()).map_err(|e| StoreError::Corrupt {
+                kind: EntityKind::Device,
+                key: format!("alert {}", k.value()),
+                reason: e.to_string(),
+            })?);
+        }
+        Ok(out)
+    }
+
+    fn size_bytes(&self) -> u64 {
+        std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0)
+    }
+
+    fn write_durations(&self) -> Option<Histogram> {
+        Some(self.writes.clone())
+    }
 }
 
 impl RedbStore {
@@ -302,6 +374,7 @@ impl RedbStore {
         device: Key,
         bytes: &[u8],
     ) -> Result<(), StoreError> {
+        let started = Instant::now();
         let txn = self.db.begin_write().map_err(backend)?;
         {
             let mut meta = txn.open_table(META).map_err(backend)?;
@@ -309,7 +382,7 @@ impl RedbStore {
             meta.insert(seq_key, seq).map_err(backend)?;
             txn.open_table(table).map_err(backend)?.insert((device, seq), bytes).map_err(backend)?;
         }
-        txn.commit().map_err(backend)
+        self.commit(txn, started)
     }
 
     fn newest_keyed<T: DeserializeOwned>(
@@ -414,7 +487,7 @@ mod tests {
     }
 
     #[test]
-    fn version_1_device_types_are_migrated() {
+    fn version_1_device_types_are_migrated_to_the_current_schema() {
         let dir = tempfile::tempdir().unwrap();
         let v1 = crate::model::DeviceTypeV1 {
             id: neosens_protocol::ids::DeviceTypeId::from_bytes([4; 16]),
@@ -446,13 +519,15 @@ mod tests {
             txn.commit().unwrap();
         }
         let store = RedbStore::open(dir.path()).unwrap();
-        assert_eq!(store.schema_version().unwrap(), 2);
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
         let snap = store.load().unwrap();
         assert_eq!(snap.device_types.len(), 1);
         let t = &snap.device_types[0];
         assert_eq!((t.name.as_str(), t.outdated_after_s), ("esp32", 3600));
         assert_eq!(t.orders, crate::model::firmware_orders());
+        assert!(t.status_rules.is_empty());
         assert!(store.device_orders([1; 16], 10).unwrap().is_empty(), "the order table exists");
+        assert!(store.alerts().unwrap().is_empty(), "the alert table exists");
     }
 
     #[test]

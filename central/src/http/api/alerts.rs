@@ -72,7 +72,11 @@ pub(super) async fn acknowledge(
             message: "1 to 10080 (a week)".into(),
         });
     }
-    if !s.monitor.acknowledge(id, &auth.0.name, input.silence_minutes, Timestamp::now().millis()) {
+    let acked = s
+        .monitor
+        .acknowledge(id, &auth.0.name, input.silence_minutes, Timestamp::now().millis())
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    if acked.is_none() {
         return Err(ApiError::NotFound(format!("alert {id} not found")));
     }
     tracing::info!(alert = id, by = %auth.0.name, silence_minutes = input.silence_minutes, "alert acknowledged");

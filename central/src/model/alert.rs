@@ -1,0 +1,67 @@
+//! Alerts as stored and listed: outages (grouped by building) and failure states (one device,
+//! one rule). Kept across restarts, with the operator's acknowledgement.
+
+use neosens_protocol::ids::{BuildingId, DeviceId};
+use serde::{Deserialize, Serialize};
+
+/// What an alert is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    /// Devices of a building past their threshold.
+    Outage,
+    /// A device's status matches a failure-state rule of its type.
+    Failure,
+}
+
+/// An operator's acknowledgement of an alert.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Ack {
+    /// Who.
+    pub by: String,
+    /// When (ms since the epoch).
+    pub at: i64,
+    /// Notifications are muted until then (ms since the epoch).
+    pub silenced_until: Option<i64>,
+}
+
+/// An alert.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AlertRecord {
+    /// Id, increasing.
+    pub id: u64,
+    /// Outage or failure.
+    pub kind: AlertKind,
+    /// The building (outages: the grouping key; failures: the device's).
+    #[schema(value_type = Option<String>)]
+    pub building: Option<BuildingId>,
+    /// The device (failures).
+    #[schema(value_type = Option<String>)]
+    pub device: Option<DeviceId>,
+    /// The rule that fired (failures).
+    pub rule: Option<String>,
+    /// What the rule found (failures), e.g. `heap = 12000 (< 20000)`.
+    pub detail: Option<String>,
+    /// Devices affected now.
+    pub outdated: u64,
+    /// Every device that was part of it.
+    pub total_devices: u64,
+    /// When it opened (ms since the epoch).
+    pub opened_at: i64,
+    /// When it was resolved.
+    pub resolved_at: Option<i64>,
+    /// The operator's acknowledgement.
+    pub ack: Option<Ack>,
+}
+
+impl AlertRecord {
+    /// Whether it is still open.
+    pub fn is_open(&self) -> bool {
+        self.resolved_at.is_none()
+    }
+
+    /// Whether notifications are muted at `now`.
+    pub fn silenced(&self, now: i64) -> bool {
+        self.ack.as_ref().and_then(|a| a.silenced_until).is_some_and(|until| until > now)
+    }
+}

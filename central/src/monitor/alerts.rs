@@ -1,0 +1,367 @@
+//! The monitor's handle: the state tracker, the alert records it gives rise to (outages and
+//! failure states), their acknowledgements, and their persistence — open alerts survive a
+//! restart under their ids, with the operators' acknowledgements.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use neosens_protocol::ids::{BuildingId, DeviceId};
+use parking_lot::Mutex;
+use serde::Serialize;
+
+use super::tracker::{AlertSummary, Change, Tracker};
+use crate::model::{Ack, AlertKind, AlertRecord};
+use crate::store::{Store, StoreError};
+
+/// Resolved alerts kept (in memory and in the store).
+pub const HISTORY: usize = 1_000;
+
+/// An alert as the API shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct AlertView {
+    /// The alert.
+    #[serde(flatten)]
+    pub alert: AlertRecord,
+    /// The devices outdated now (open outages).
+    #[schema(value_type = Vec<String>)]
+    pub devices: Vec<DeviceId>,
+    /// `open` or `resolved`.
+    pub state: &'static str,
+}
+
+/// A rule that holds for a device's last status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failing {
+    /// The rule's name.
+    pub rule: String,
+    /// What it found.
+    pub detail: String,
+    /// The device's building.
+    pub building: Option<BuildingId>,
+}
+
+/// A status the monitor is told about: when, and which failure rules hold for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    /// The device.
+    pub device: DeviceId,
+    /// Status time, ms since the epoch.
+    pub at: i64,
+    /// Failure rules that hold (empty: none, and any open failure alert of the device resolves).
+    pub failing: Vec<Failing>,
+}
+
+/// An alert event to notify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// A new alert.
+    Opened,
+    /// Devices joined an outage (logged, not notified).
+    Updated,
+    /// Resolved.
+    Resolved,
+}
+
+impl Event {
+    /// Its name in notifications.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Event::Opened => "opened",
+            Event::Updated => "updated",
+            Event::Resolved => "resolved",
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub(super) struct Shared {
+    pub(super) tracker: Tracker,
+    records: BTreeMap<u64, AlertRecord>,
+    /// Open failure alerts: device → rule → alert id.
+    failures: HashMap<DeviceId, BTreeMap<String, u64>>,
+    dirty: BTreeSet<u64>,
+    forget: Vec<u64>,
+}
+
+impl Shared {
+    fn on_outage(&mut self, event: Event, s: &AlertSummary) -> AlertRecord {
+        let record = self.records.entry(s.id).or_insert_with(|| AlertRecord {
+            id: s.id,
+            kind: AlertKind::Outage,
+            building: s.building,
+            device: None,
+            rule: None,
+            detail: None,
+            outdated: 0,
+            total_devices: 0,
+            opened_at: s.opened_at,
+            resolved_at: None,
+            ack: None,
+        });
+        record.outdated = s.outdated as u64;
+        // A restored outage counts again from zero: keep the larger figure.
+        record.total_devices = record.total_devices.max(s.total_devices as u64);
+        if event == Event::Resolved {
+            record.resolved_at = s.resolved_at;
+        }
+        let record = record.clone();
+        self.dirty.insert(s.id);
+        record
+    }
+
+    fn resolve_failure(&mut self, id: u64, now: i64, out: &mut Vec<(Event, AlertRecord)>) {
+        if let Some(r) = self.records.get_mut(&id) {
+            r.resolved_at = Some(now);
+            r.outdated = 0;
+            out.push((Event::Resolved, r.clone()));
+            self.dirty.insert(id);
+        }
+    }
+
+    /// Drops the oldest resolved alerts beyond [`HISTORY`].
+    fn prune(&mut self) {
+        let resolved: Vec<u64> = self.records.values().filter(|r| !r.is_open()).map(|r| r.id).collect();
+        if resolved.len() > HISTORY {
+            for id in &resolved[..resolved.len() - HISTORY] {
+                self.records.remove(id);
+                self.dirty.remove(id);
+                self.forget.push(*id);
+            }
+        }
+    }
+}
+
+/// The monitor's handle: read states and alerts, acknowledge them.
+#[derive(Clone)]
+pub struct Monitor {
+    pub(super) shared: Arc<Mutex<Shared>>,
+    store: Option<Arc<dyn Store>>,
+    /// Serialises writes so that an older copy of an alert never lands after a newer one.
+    writing: Arc<Mutex<()>>,
+}
+
+impl std::fmt::Debug for Monitor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Monitor { .. }")
+    }
+}
+
+impl Default for Monitor {
+    /// A monitor that keeps its alerts in memory only (tests, benchmarks).
+    fn default() -> Self {
+        Monitor { shared: Arc::default(), store: None, writing: Arc::default() }
+    }
+}
+
+impl Monitor {
+    /// A monitor that stores its alerts, with those stored before: open outages are taken back
+    /// by the tracker, open failure alerts wait for the device's next status.
+    pub fn open(store: Arc<dyn Store>) -> Result<Self, StoreError> {
+        let mut shared = Shared::default();
+        let stored = store.alerts()?;
+        let last = stored.iter().map(|r| r.id).max().unwrap_or(0);
+        shared.tracker = Tracker::new(last);
+        for r in stored {
+            if r.is_open() {
+                match (r.kind, r.device, &r.rule) {
+                    (AlertKind::Outage, _, _) => shared.tracker.restore(r.building, r.id, r.opened_at),
+                    (AlertKind::Failure, Some(d), Some(rule)) => {
+                        shared.failures.entry(d).or_default().insert(rule.clone(), r.id);
+                    }
+                    _ => {}
+                }
+            }
+            shared.records.insert(r.id, r);
+        }
+        Ok(Monitor { shared: Arc::new(Mutex::new(shared)), store: Some(store), writing: Arc::default() })
+    }
+
+    /// Open alerts, then recent resolved ones (newest first) if `all`.
+    pub fn alerts(&self, all: bool) -> Vec<AlertView> {
+        let s = self.shared.lock();
+        let devices: HashMap<u64, Vec<DeviceId>> =
+            s.tracker.open_alerts().into_iter().map(|a| (a.id, a.devices.into_iter().collect())).collect();
+        let open = s.records.values().filter(|r| r.is_open());
+        let resolved = s.records.values().rev().filter(|r| all && !r.is_open());
+        open.chain(resolved)
+            .map(|r| AlertView {
+                devices: match r.kind {
+                    AlertKind::Outage => devices.get(&r.id).cloned().unwrap_or_default(),
+                    AlertKind::Failure => r.device.into_iter().collect(),
+                },
+                state: if r.is_open() { "open" } else { "resolved" },
+                alert: r.clone(),
+            })
+            .collect()
+    }
+
+    /// Acknowledges an alert, optionally muting it for `silence_minutes`. `None` if unknown.
+    pub fn acknowledge(
+        &self,
+        id: u64,
+        by: &str,
+        silence_minutes: Option<u32>,
+        now: i64,
+    ) -> Result<Option<AlertRecord>, StoreError> {
+        let record = {
+            let mut s = self.shared.lock();
+            let Some(r) = s.records.get_mut(&id) else { return Ok(None) };
+            let silenced_until = silence_minutes.map(|m| now + i64::from(m) * 60_000);
+            r.ack = Some(Ack { by: by.to_owned(), at: now, silenced_until });
+            let r = r.clone();
+            s.dirty.insert(id);
+            r
+        };
+        self.persist()?;
+        Ok(Some(record))
+    }
+
+    /// Whether a device is outdated now.
+    pub fn is_outdated(&self, id: DeviceId) -> bool {
+        self.shared.lock().tracker.is_outdated(id)
+    }
+
+    /// (outdated devices, open outage alerts, open failure alerts), for metrics.
+    pub fn counts(&self) -> (usize, usize, usize) {
+        let s = self.shared.lock();
+        let failures = s.failures.values().map(BTreeMap::len).sum();
+        (s.tracker.outdated_count(), s.tracker.open_alerts().len(), failures)
+    }
+
+    /// Writes the alerts changed since the last call. Errors are the caller's to log: the
+    /// in-memory state stays right, and the next write carries the change.
+    pub fn persist(&self) -> Result<(), StoreError> {
+        let Some(store) = &self.store else { return Ok(()) };
+        let _writing = self.writing.lock();
+        let (records, forget) = {
+            let mut s = self.shared.lock();
+            let dirty = std::mem::take(&mut s.dirty);
+            let records: Vec<AlertRecord> =
+                dirty.iter().filter_map(|id| s.records.get(id).cloned()).collect();
+            (records, std::mem::take(&mut s.forget))
+        };
+        if records.is_empty() && forget.is_empty() {
+            return Ok(());
+        }
+        let result = store.put_alerts(&records, &forget);
+        if result.is_err() {
+            let mut s = self.shared.lock();
+            s.dirty.extend(records.iter().map(|r| r.id));
+            s.forget.extend(forget);
+        }
+        result
+    }
+
+    /// Runs `f` on the tracker and turns its changes into alert records; returns the alert
+    /// events (devices going outdated or back are logged at debug level).
+    pub(super) fn apply(&self, f: impl FnOnce(&mut Tracker, &mut Vec<Change>)) -> Vec<(Event, AlertRecord)> {
+        let mut changes = Vec::new();
+        let mut s = self.shared.lock();
+        f(&mut s.tracker, &mut changes);
+        let mut events = Vec::new();
+        for c in changes {
+            let (event, summary) = match c {
+                Change::Opened(a) => (Event::Opened, a),
+                Change::Updated(a) => (Event::Updated, a),
+                Change::Resolved(a) => (Event::Resolved, a),
+                Change::Outdated(id) => {
+                    tracing::debug!(device = %id, "device outdated");
+                    continue;
+                }
+                Change::Back(id) => {
+                    tracing::debug!(device = %id, "device back");
+                    continue;
+                }
+            };
+            events.push((event, s.on_outage(event, &summary)));
+        }
+        s.prune();
+        events
+    }
+
+    /// Statuses: the tracker learns when each device was seen, and failure alerts open or
+    /// resolve as their rules hold or stop holding.
+    pub(super) fn seen(&self, batch: Vec<Seen>, now: i64) -> Vec<(Event, AlertRecord)> {
+        let mut failures = Vec::new();
+        let mut events = self.apply(|t, c| {
+            for seen in &batch {
+                t.seen(seen.device, seen.at.min(now), now, c);
+            }
+        });
+        let mut s = self.shared.lock();
+        for seen in batch {
+            let open = s.failures.remove(&seen.device).unwrap_or_default();
+            let mut still = BTreeMap::new();
+            for f in seen.failing {
+                match open.get(&f.rule) {
+                    Some(id) => {
+                        still.insert(f.rule, *id);
+                    }
+                    None => {
+                        let id = s.tracker.next_id();
+                        let record = AlertRecord {
+                            id,
+                            kind: AlertKind::Failure,
+                            building: f.building,
+                            device: Some(seen.device),
+                            rule: Some(f.rule.clone()),
+                            detail: Some(f.detail),
+                            outdated: 1,
+                            total_devices: 1,
+                            opened_at: now,
+                            resolved_at: None,
+                            ack: None,
+                        };
+                        s.records.insert(id, record.clone());
+                        s.dirty.insert(id);
+                        failures.push((Event::Opened, record));
+                        still.insert(f.rule, id);
+                    }
+                }
+            }
+            for (rule, id) in open {
+                if !still.contains_key(&rule) {
+                    s.resolve_failure(id, now, &mut failures);
+                }
+            }
+            if !still.is_empty() {
+                s.failures.insert(seen.device, still);
+            }
+        }
+        s.prune();
+        events.extend(failures);
+        events
+    }
+
+    /// Resolves the failure alerts whose device or rule is gone (`keep` says which still exist).
+    pub(super) fn reconcile_failures(
+        &self,
+        keep: impl Fn(DeviceId, &str) -> bool,
+        now: i64,
+    ) -> Vec<(Event, AlertRecord)> {
+        let mut out = Vec::new();
+        let mut s = self.shared.lock();
+        let mut gone = Vec::new();
+        for (device, rules) in &s.failures {
+            for (rule, id) in rules {
+                if !keep(*device, rule) {
+                    gone.push((*device, rule.clone(), *id));
+                }
+            }
+        }
+        for (device, rule, id) in gone {
+            if let Some(rules) = s.failures.get_mut(&device) {
+                rules.remove(&rule);
+                if rules.is_empty() {
+                    s.failures.remove(&device);
+                }
+            }
+            s.resolve_failure(id, now, &mut out);
+        }
+        out
+    }
+
+    pub(super) fn next_deadline(&self) -> Option<i64> {
+        self.shared.lock().tracker.next_deadline()
+    }
+}
