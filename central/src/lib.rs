@@ -19,6 +19,7 @@
 pub mod broker;
 pub mod cli;
 pub mod config;
+pub mod gateway_health;
 pub mod http;
 pub mod import_legacy;
 pub mod ingest;
@@ -128,14 +129,17 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         ),
         _ => drop(control_rx),
     }
-    let metrics = Arc::new(metrics::Metrics::new(
-        link.handle.clone(),
-        Arc::clone(&ingest_stats),
-        Arc::clone(&registry),
-        monitor.clone(),
-        webhook.map(|w| w.stats),
-    ));
-    let state = http::AppState { config: Arc::new(config), registry, mqtt: link.handle, metrics, monitor };
+    let gateways = gateway_health::GatewayHealth::default();
+    let metrics = Arc::new(metrics::Metrics::new(metrics::Sources {
+        link: link.handle.clone(),
+        ingest: Arc::clone(&ingest_stats),
+        registry: Arc::clone(&registry),
+        monitor: monitor.clone(),
+        webhook: webhook.map(|w| w.stats),
+        gateways: gateways.clone(),
+    }));
+    let state =
+        http::AppState { config: Arc::new(config), registry, mqtt: link.handle, metrics, monitor, gateways };
     let app = http::router(state.clone(), broker_listener.is_some());
     neosens_runtime::systemd::Notifier::from_env().ready(shutdown.clone());
     let main = neosens_runtime::http::serve("HTTP listener", listener, app, shutdown.clone(), DRAIN_DEADLINE);

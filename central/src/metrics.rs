@@ -16,6 +16,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry as PromRegistry;
 
+use crate::gateway_health::Contact;
 use crate::ingest::IngestStats;
 use crate::registry::{Registry, StatusDrop};
 
@@ -67,14 +68,49 @@ impl std::fmt::Debug for Metrics {
     }
 }
 
+/// The components whose live values `/metrics` reads at scrape time.
 #[derive(Debug)]
-struct Live {
-    link: MqttHandle,
-    ingest: Arc<IngestStats>,
-    registry: Arc<Registry>,
-    monitor: crate::monitor::Monitor,
-    webhook: Option<Arc<crate::monitor::webhook::WebhookStats>>,
+pub struct Sources {
+    /// The MQTT link.
+    pub link: MqttHandle,
+    /// Status ingestion.
+    pub ingest: Arc<IngestStats>,
+    /// The registry (and its store).
+    pub registry: Arc<Registry>,
+    /// Device states and alerts.
+    pub monitor: crate::monitor::Monitor,
+    /// The alert webhook, when configured.
+    pub webhook: Option<Arc<crate::monitor::webhook::WebhookStats>>,
+    /// Gateways' health.
+    pub gateways: crate::gateway_health::GatewayHealth,
 }
+
+/// Per-gateway gauges: (name, help, value of a gateway).
+type GatewayGauge = (&'static str, &'static str, fn(&Contact, i64, u64) -> i64);
+
+const GATEWAY_GAUGES: [GatewayGauge; 5] = [
+    ("neosens_gateway_up", "Whether the gateway has been in touch in the last 150 s", |c, now, _| {
+        i64::from(c.is_up(now))
+    }),
+    (
+        "neosens_gateway_last_contact_timestamp_seconds",
+        "Last authenticated request of the gateway (0: none since central started)",
+        |c, _, _| c.last_contact_ms / 1000,
+    ),
+    (
+        "neosens_gateway_sync_lag_revisions",
+        "Registry revisions the gateway has not applied yet",
+        |c, _, rev| rev.saturating_sub(c.revision) as i64,
+    ),
+    ("neosens_gateway_outbox_depth", "Messages waiting in the gateway's outbox", |c, _, _| {
+        c.report.as_ref().map_or(0, |r| r.outbox_depth as i64)
+    }),
+    (
+        "neosens_gateway_outbox_oldest_seconds",
+        "Age of the oldest message in the gateway's outbox",
+        |c, _, _| c.report.as_ref().map_or(0, |r| r.outbox_oldest_s as i64),
+    ),
+];
 
 fn gauge(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: i64) -> Result<(), std::fmt::Error> {
     ConstGauge::new(value).encode(encoder.encode_descriptor(name, help, None, MetricType::Gauge)?)
@@ -89,7 +125,7 @@ fn counter(
     ConstCounter::new(value).encode(encoder.encode_descriptor(name, help, None, MetricType::Counter)?)
 }
 
-impl Collector for Live {
+impl Collector for Sources {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let stats = self.link.stats();
         gauge(
@@ -195,6 +231,19 @@ impl Collector for Live {
             "Bytes the registry's store takes on disk",
             self.registry.store().size_bytes() as i64,
         )?;
+        // Every registered gateway, in touch or not: a gateway that never called is down.
+        let health = self.gateways.all();
+        let revision = self.registry.revision();
+        let now = crate::model::Timestamp::now().millis();
+        let gateways = self.registry.gateways();
+        for (name, help, value) in GATEWAY_GAUGES {
+            let mut m = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for g in &gateways {
+                let c = health.get(&g.id).cloned().unwrap_or_default();
+                ConstGauge::new(value(&c, now, revision))
+                    .encode(m.encode_family(&[("gateway", g.name.as_str())])?)?;
+            }
+        }
         gauge(
             &mut encoder,
             "neosens_registry_revision",
@@ -207,28 +256,37 @@ impl Collector for Live {
 
 impl Metrics {
     /// Metrics reading live values from these components.
-    pub fn new(
-        link: MqttHandle,
-        ingest: Arc<IngestStats>,
-        registry: Arc<Registry>,
-        monitor: crate::monitor::Monitor,
-        webhook: Option<Arc<crate::monitor::webhook::WebhookStats>>,
-    ) -> Self {
+    pub fn new(sources: Sources) -> Self {
         let mut prom = PromRegistry::default();
-        let registry_store_writes = registry.store().write_durations();
+        let registry_store_writes = sources.registry.store().write_durations();
         let broker_auth = Family::<AuthLabels, Counter>::default();
         prom.register(
             "neosens_broker_auth_decisions",
             "Broker authentication/ACL decisions",
             broker_auth.clone(),
         );
+        // The main series exist from the start (at zero), so that rules and dashboards find
+        // them before the first request.
+        for contract in ["goauth", "legacy"] {
+            for check in ["auth", "superuser", "acl"] {
+                broker_auth.get_or_create(&AuthLabels { contract, check, outcome: "allow" });
+            }
+        }
         let provisioning = Family::<ProvisioningLabels, Counter>::default();
+        for (path, outcome) in [
+            ("credentials", "delivered"),
+            ("credentials", "served"),
+            ("config", "served"),
+            ("logger", "served"),
+        ] {
+            provisioning.get_or_create(&ProvisioningLabels { path, outcome });
+        }
         prom.register(
             "neosens_provisioning_requests",
             "Legacy provisioning requests by outcome",
             provisioning.clone(),
         );
-        prom.register_collector(Box::new(Live { link, ingest, registry, monitor, webhook }));
+        prom.register_collector(Box::new(sources));
         let info =
             Family::<[(&'static str, &'static str); 1], prometheus_client::metrics::gauge::Gauge>::default();
         info.get_or_create(&[("version", env!("CARGO_PKG_VERSION"))]).set(1);
@@ -253,5 +311,64 @@ impl Metrics {
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+/// Rewrites OpenMetrics text in the classic Prometheus text format (0.0.4): counter families are
+/// named after their `_total` samples, info families become gauges named `_info`, `# UNIT` and
+/// `# EOF` go, `unknown` reads `untyped`.
+pub fn to_classic_text(openmetrics: &str) -> String {
+    // Family name → classic name, from the TYPE lines (HELP comes first in OpenMetrics).
+    let mut renamed = std::collections::HashMap::new();
+    for line in openmetrics.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            match rest.split_once(' ') {
+                Some((name, "counter")) => renamed.insert(name, (format!("{name}_total"), "counter")),
+                Some((name, "info")) => renamed.insert(name, (format!("{name}_info"), "gauge")),
+                Some((name, "unknown")) => renamed.insert(name, (name.to_owned(), "untyped")),
+                _ => None,
+            };
+        }
+    }
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let header = line
+            .strip_prefix("# HELP ")
+            .map(|r| ("HELP", r))
+            .or(line.strip_prefix("# TYPE ").map(|r| ("TYPE", r)));
+        match header {
+            Some((kind, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                match (renamed.get(name), kind) {
+                    (Some((classic, t)), "TYPE") => out.push_str(&format!("# TYPE {classic} {t}")),
+                    (Some((classic, _)), _) => out.push_str(&format!("# HELP {classic} {tail}")),
+                    (None, _) => out.push_str(line),
+                }
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classic_text_names_families_after_their_samples() {
+        let om = "# HELP a_connects MQTT connections.\n# TYPE a_connects counter\na_connects_total 3\n\
+                  # HELP a_build Build.\n# TYPE a_build info\na_build_info{version=\"1\"} 1\n\
+                  # HELP a_up Up.\n# TYPE a_up gauge\n# UNIT a_up none\na_up 1\n# EOF\n";
+        assert_eq!(
+            to_classic_text(om),
+            "# HELP a_connects_total MQTT connections.\n# TYPE a_connects_total counter\na_connects_total 3\n\
+             # HELP a_build_info Build.\n# TYPE a_build_info gauge\na_build_info{version=\"1\"} 1\n\
+             # HELP a_up Up.\n# TYPE a_up gauge\na_up 1\n"
+        );
     }
 }

@@ -81,7 +81,10 @@ fn a_device_status_through_the_embedded_broker() {
     wait_until("status stored", || last_status(addr)["last_status"] == "running");
     let d = last_status(addr);
     assert_eq!(d["state"], "ok");
-    let metrics = neosens_runtime::testing::http_get(addr, "/metrics");
+    let metrics = neosens_runtime::testing::raw_http(
+        addr,
+        format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nAccept: application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5\r\nConnection: close\r\n\r\n").as_bytes(),
+    );
     assert_eq!(metrics.status, 200);
     let text = metrics.text();
     for line in [

@@ -35,6 +35,8 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Device states and alerts.
     pub monitor: crate::monitor::Monitor,
+    /// Gateways' health.
+    pub gateways: crate::gateway_health::GatewayHealth,
 }
 
 /// The router of the main HTTP listener; with `broker_auth_apart`, without the broker-auth
@@ -55,14 +57,27 @@ pub fn broker_auth_router(state: AppState) -> Router {
     broker_auth::routes().merge(neosens_runtime::http::healthz(env!("CARGO_PKG_VERSION"))).with_state(state)
 }
 
-/// `GET /metrics`: OpenMetrics text.
+/// `GET /metrics`: OpenMetrics text for scrapers that ask for it (Prometheus does), the classic
+/// Prometheus text format (0.0.4) for the others (`curl`, `promtool check metrics`, older tools).
 async fn metrics(
     axum::extract::State(s): axum::extract::State<AppState>,
+    headers: axum::http::HeaderMap,
 ) -> impl axum::response::IntoResponse {
-    (
-        [(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
-        s.metrics.render(),
-    )
+    let accept = headers.get(axum::http::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if accept.contains("application/openmetrics-text") {
+        (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            s.metrics.render(),
+        )
+    } else {
+        (
+            [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+            crate::metrics::to_classic_text(&s.metrics.render()),
+        )
+    }
 }
 
 /// `GET /readyz`: 200 when the store answers and the broker link is up, 503 otherwise, with the

@@ -1,0 +1,113 @@
+//! The operations files in `deploy/` against a real scrape of central: `promtool` checks the
+//! scrape, the configuration and the rules, runs the rules' unit tests, and every `neosens_*`
+//! metric the rules and the Grafana dashboard use must exist in `/metrics`.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use common::{api, register_example, start};
+use serde_json::json;
+
+fn deploy() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy")
+}
+
+/// Runs promtool; its output on failure.
+fn promtool(args: &[&str], stdin: Option<&str>) {
+    let mut child = Command::new("promtool")
+        .args(args)
+        .current_dir(deploy().join("prometheus"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool not found: scripts/install-deps --test installs Debian's prometheus package");
+    if let Some(text) = stdin {
+        child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    }
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool {args:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `neosens_*` names in a text (rule expressions, dashboard queries).
+fn metric_names(text: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("neosens_") {
+        let tail = &rest[i..];
+        let end = tail.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(tail.len());
+        // `neosens_*` in comments is not a name.
+        if end > "neosens_".len() {
+            names.insert(tail[..end].to_owned());
+        }
+        rest = &tail[end..];
+    }
+    names
+}
+
+/// Series names a scrape (classic text format) holds, from its samples and its families (a
+/// labelled family without samples yet still counts: its series appear with traffic).
+fn scraped_names(scrape: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for line in scrape.lines() {
+        if let Some(family) = line.strip_prefix("# TYPE ") {
+            let mut parts = family.split(' ');
+            let (name, kind) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+            // Classic text format: counters are already named `…_total`.
+            let suffixes: &[&str] = match kind {
+                "histogram" => &["_bucket", "_count", "_sum"],
+                _ => &[""],
+            };
+            names.extend(suffixes.iter().map(|s| format!("{name}{s}")));
+        } else if !line.starts_with('#') {
+            let end = line.find(['{', ' ']).unwrap_or(line.len());
+            names.insert(line[..end].to_owned());
+        }
+    }
+    names
+}
+
+#[test]
+fn prometheus_rules_and_grafana_dashboard_hold_on_a_real_scrape() {
+    let dir = tempfile::tempdir().unwrap();
+    let central = start(dir.path());
+    let addr = central.addr("http");
+    register_example(addr);
+    let (status, gw) =
+        api(addr, "POST", "/api/v1/gateways", Some(json!({"name": "gw-u4", "scope": {"site": "ut3"}})));
+    assert_eq!(status, 201, "{gw}");
+    // Some HTTP traffic, so that the latency histogram has series.
+    api(addr, "GET", "/api/v1/devices", None);
+
+    let scrape = neosens_runtime::testing::http_get(addr, "/metrics").text();
+    assert!(
+        scrape.contains("neosens_gateway_up{gateway=\"gw-u4\"} 0"),
+        "a silent gateway is down:\n{scrape}"
+    );
+    promtool(&["check", "metrics"], Some(&scrape));
+    promtool(&["check", "config", "prometheus.yml"], None);
+    promtool(&["check", "rules", "neosens.rules.yml"], None);
+    promtool(&["test", "rules", "neosens.rules.test.yml"], None);
+
+    let exposed = scraped_names(&scrape);
+    let rules = std::fs::read_to_string(deploy().join("prometheus/neosens.rules.yml")).unwrap();
+    let dashboard = std::fs::read_to_string(deploy().join("grafana/neosens.json")).unwrap();
+    let parsed: serde_json::Value = serde_json::from_str(&dashboard).expect("the dashboard is JSON");
+    assert!(parsed["panels"].as_array().is_some_and(|p| !p.is_empty()));
+    for (file, text) in [("neosens.rules.yml", &rules), ("neosens.json", &dashboard)] {
+        let used = metric_names(text);
+        assert!(!used.is_empty(), "{file} uses no neosens metric");
+        let missing: Vec<&String> = used.iter().filter(|m| !exposed.contains(*m)).collect();
+        assert!(missing.is_empty(), "{file} uses metrics central does not expose: {missing:?}");
+    }
+}
