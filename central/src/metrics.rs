@@ -269,7 +269,7 @@ impl Metrics {
         // them before the first request.
         for contract in ["goauth", "legacy"] {
             for check in ["auth", "superuser", "acl"] {
-                broker_auth.get_or_create(&AuthLabels { contract, check, outcome: "allow" });
+                drop(broker_auth.get_or_create(&AuthLabels { contract, check, outcome: "allow" }));
             }
         }
         let provisioning = Family::<ProvisioningLabels, Counter>::default();
@@ -279,7 +279,7 @@ impl Metrics {
             ("config", "served"),
             ("logger", "served"),
         ] {
-            provisioning.get_or_create(&ProvisioningLabels { path, outcome });
+            drop(provisioning.get_or_create(&ProvisioningLabels { path, outcome }));
         }
         prom.register(
             "neosens_provisioning_requests",
