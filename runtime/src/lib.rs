@@ -12,6 +12,7 @@
 //! | [`config_file`] | TOML files over defaults, errors naming file and line, template quoting |
 //! | [`data_dir`] | create and check a data directory at start |
 //! | [`http`] | serve an axum router with that shutdown path |
+//! | [`keys`] | HMAC-SHA-256 verifiers and AES-256-GCM sealing (central's keys, each gateway's pair) |
 //! | [`mqtt`] | the MQTT link: handle + event loop, back-off, re-subscribe, online/offline state |
 //! | [`service`] | start a service process: logs, runtime, listener, signals |
 //! | `testing` (feature) | run a service binary in tests and talk raw HTTP to it |
@@ -19,6 +20,7 @@
 pub mod config_file;
 pub mod data_dir;
 pub mod http;
+pub mod keys;
 pub mod mqtt;
 pub mod service;
 pub mod shutdown;

@@ -1,6 +1,7 @@
 //! Edge gateways and the share of the registry each one holds.
 
 use neosens_protocol::ids::{BuildingId, GatewayId, SiteId};
+use neosens_protocol::sync::Sealed;
 use serde::{Deserialize, Serialize};
 
 use super::Timestamp;
@@ -25,4 +26,55 @@ pub struct Gateway {
     pub scope: GatewayScope,
     /// When it was created.
     pub created_at: Timestamp,
+    /// Its long-lived credentials, once enrolled.
+    pub credentials: Option<GatewayCredentials>,
+    /// A pending one-time enrolment token.
+    pub enrolment: Option<Enrolment>,
+}
+
+/// What central keeps of an enrolled gateway's credentials.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GatewayCredentials {
+    /// Keyed hash of its secret (its API bearer token and MQTT password).
+    pub secret_hash: [u8; 32],
+    /// Its own key pair (hash key, then sealing key: 64 bytes), sealed with central's key and
+    /// bound to the gateway id: central hashes and seals device secrets for it at sync time.
+    pub keys: Sealed,
+    /// When it enrolled.
+    pub enrolled_at: Timestamp,
+}
+
+/// A one-time enrolment token waiting to be used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Enrolment {
+    /// Keyed hash of the token.
+    pub token_hash: [u8; 32],
+    /// It is refused after this.
+    pub expires_at: Timestamp,
+}
+
+/// Schema version 2 of [`Gateway`], before enrolment: read by the migration to v3.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GatewayV2 {
+    /// Id.
+    pub id: GatewayId,
+    /// Name.
+    pub name: String,
+    /// Scope.
+    pub scope: GatewayScope,
+    /// Creation time.
+    pub created_at: Timestamp,
+}
+
+impl From<GatewayV2> for Gateway {
+    fn from(v2: GatewayV2) -> Self {
+        Gateway {
+            id: v2.id,
+            name: v2.name,
+            scope: v2.scope,
+            created_at: v2.created_at,
+            credentials: None,
+            enrolment: None,
+        }
+    }
 }

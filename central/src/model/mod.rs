@@ -17,7 +17,7 @@ pub use access::{ApiToken, Role, TokenId, User, UserId};
 pub use alert::{Ack, AlertKind, AlertRecord};
 pub use device::{Device, DeviceSecret, DeviceStatusRecord, MqttEndpoint};
 pub use device_type::{DEFAULT_STATUS_PERIOD_S, DeviceType, DeviceTypeV1, DeviceTypeV2, firmware_orders};
-pub use gateway::{Gateway, GatewayScope};
+pub use gateway::{Enrolment, Gateway, GatewayCredentials, GatewayScope, GatewayV2};
 pub use location::{Building, Room, RoomTopic, Site};
 pub use order::OrderRecord;
 pub use status_rule::{MAX_RULES, RuleOp, RuleValue, StatusRule, StatusRuleSpec};

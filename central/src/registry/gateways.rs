@@ -144,6 +144,8 @@ impl Registry {
                 name,
                 scope: resolve_scope(state, &input.scope)?,
                 created_at: Timestamp::now(),
+                credentials: None,
+                enrolment: None,
             };
             Ok((vec![Write::Put(Record::Gateway(gateway.clone()))], gateway.id))
         })?;

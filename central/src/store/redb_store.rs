@@ -115,44 +115,26 @@ impl RedbStore {
                 2 => {
                     txn.open_table(ORDERS).map_err(backend)?;
                     txn.open_table(META).map_err(backend)?.insert(META_ORDER_SEQ, 0).map_err(backend)?;
-                    let mut types = txn.open_table(DEVICE_TYPES).map_err(backend)?;
-                    let old: Vec<(Key, Vec<u8>)> = types
-                        .iter()
-                        .map_err(backend)?
-                        .map(|item| item.map(|(k, v)| (k.value(), v.value().to_vec())))
-                        .collect::<Result<_, _>>()
-                        .map_err(backend)?;
-                    for (key, bytes) in old {
-                        let v1: crate::model::DeviceTypeV1 =
-                            postcard::from_bytes(&bytes).map_err(|e| StoreError::Corrupt {
-                                kind: EntityKind::DeviceType,
-                                key: hex(&key),
-                                reason: e.to_string(),
-                            })?;
-                        let v2 = crate::model::DeviceTypeV2::from(v1);
-                        types.insert(key, encode(&v2)?.as_slice()).map_err(backend)?;
-                    }
+                    reencode::<crate::model::DeviceTypeV1, crate::model::DeviceTypeV2>(
+                        &txn,
+                        DEVICE_TYPES,
+                        EntityKind::DeviceType,
+                    )?;
                 }
-                // Version 3: failure-state rules per device type (re-encoded), stored alerts.
+                // Version 3: failure-state rules per device type, gateway credentials (both re-encoded),
+                // stored alerts.
                 3 => {
                     txn.open_table(ALERTS).map_err(backend)?;
-                    let mut types = txn.open_table(DEVICE_TYPES).map_err(backend)?;
-                    let old: Vec<(Key, Vec<u8>)> = types
-                        .iter()
-                        .map_err(backend)?
-                        .map(|item| item.map(|(k, v)| (k.value(), v.value().to_vec())))
-                        .collect::<Result<_, _>>()
-                        .map_err(backend)?;
-                    for (key, bytes) in old {
-                        let v2: crate::model::DeviceTypeV2 =
-                            postcard::from_bytes(&bytes).map_err(|e| StoreError::Corrupt {
-                                kind: EntityKind::DeviceType,
-                                key: hex(&key),
-                                reason: e.to_string(),
-                            })?;
-                        let v3 = crate::model::DeviceType::from(v2);
-                        types.insert(key, encode(&v3)?.as_slice()).map_err(backend)?;
-                    }
+                    reencode::<crate::model::DeviceTypeV2, crate::model::DeviceType>(
+                        &txn,
+                        DEVICE_TYPES,
+                        EntityKind::DeviceType,
+                    )?;
+                    reencode::<crate::model::GatewayV2, crate::model::Gateway>(
+                        &txn,
+                        GATEWAYS,
+                        EntityKind::Gateway,
+                    )?;
                 }
                 _ => unreachable!("no migration to version {version}"),
             }
@@ -184,6 +166,30 @@ impl RedbStore {
         self.writes.observe(started.elapsed().as_secs_f64());
         Ok(())
     }
+}
+
+/// Re-encodes every record of a table from its previous schema (a migration step).
+fn reencode<Old: DeserializeOwned, New: Serialize + From<Old>>(
+    txn: &redb::WriteTransaction,
+    def: TableDefinition<Key, &[u8]>,
+    kind: EntityKind,
+) -> Result<(), StoreError> {
+    let mut table = txn.open_table(def).map_err(backend)?;
+    let old: Vec<(Key, Vec<u8>)> = table
+        .iter()
+        .map_err(backend)?
+        .map(|item| item.map(|(k, v)| (k.value(), v.value().to_vec())))
+        .collect::<Result<_, _>>()
+        .map_err(backend)?;
+    for (key, bytes) in old {
+        let previous: Old = postcard::from_bytes(&bytes).map_err(|e| StoreError::Corrupt {
+            kind,
+            key: hex(&key),
+            reason: e.to_string(),
+        })?;
+        table.insert(key, encode(&New::from(previous))?.as_slice()).map_err(backend)?;
+    }
+    Ok(())
 }
 
 fn read_all<T: DeserializeOwned>(
@@ -510,7 +516,17 @@ mod tests {
                     .unwrap()
                     .insert([4; 16], encode(&v1).unwrap().as_slice())
                     .unwrap();
-                for t in [SITES, BUILDINGS, ROOMS, DEVICES, GATEWAYS, USERS, TOKENS, STATUSES] {
+                let gateway = crate::model::GatewayV2 {
+                    id: neosens_protocol::ids::GatewayId::from_bytes([5; 16]),
+                    name: "gw-u4".into(),
+                    scope: crate::model::GatewayScope::Buildings(vec![]),
+                    created_at: Timestamp(1),
+                };
+                txn.open_table(GATEWAYS)
+                    .unwrap()
+                    .insert([5; 16], encode(&gateway).unwrap().as_slice())
+                    .unwrap();
+                for t in [SITES, BUILDINGS, ROOMS, DEVICES, USERS, TOKENS, STATUSES] {
                     txn.open_table(t).unwrap();
                 }
                 txn.open_table(CHANGELOG).unwrap();
@@ -526,6 +542,8 @@ mod tests {
         assert_eq!((t.name.as_str(), t.outdated_after_s), ("esp32", 3600));
         assert_eq!(t.orders, crate::model::firmware_orders());
         assert!(t.status_rules.is_empty());
+        assert_eq!(snap.gateways.len(), 1);
+        assert_eq!((snap.gateways[0].name.as_str(), &snap.gateways[0].credentials), ("gw-u4", &None));
         assert!(store.device_orders([1; 16], 10).unwrap().is_empty(), "the order table exists");
         assert!(store.alerts().unwrap().is_empty(), "the alert table exists");
     }
