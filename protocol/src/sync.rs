@@ -198,8 +198,9 @@ pub struct DeviceRecord {
     pub rooms: Vec<RoomId>,
     /// Whether it may fetch its config and connect.
     pub enabled: bool,
-    /// Its configuration (the legacy zones array) as JSON text.
-    pub config_json: String,
+    /// The exact `/device/config` body central serves it (topics and zones, Python-printed), so
+    /// that the gateway answers offline byte for byte as central would.
+    pub config_body: String,
     /// A broker other than the default one.
     pub mqtt: Option<MqttEndpoint>,
     /// MQTT login.
@@ -284,7 +285,7 @@ mod tests {
                     device_type: dtype,
                     rooms: vec![room],
                     enabled: true,
-                    config_json: "[]".into(),
+                    config_body: "{}".into(),
                     mqtt: Some(MqttEndpoint { server: "neocampus.univ-tlse3.fr".into(), port: 10883 }),
                     login: "senso_240ac4123456".into(),
                     secret_hash: [9; 32],
@@ -298,7 +299,7 @@ mod tests {
                     device_type: dtype,
                     rooms: vec![room],
                     enabled: true,
-                    config_json: "[]".into(),
+                    config_body: "{}".into(),
                     mqtt: None,
                     login: "lora".into(),
                     secret_hash: [0; 32],

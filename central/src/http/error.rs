@@ -24,6 +24,8 @@ pub enum ApiError {
     BadRequest(String),
     /// 401: no or unknown token.
     Unauthorized,
+    /// 401 with a specific message (an enrolment token refused).
+    UnauthorizedBecause(String),
     /// 403: the token's role is too low.
     Forbidden(String),
     /// 404.
@@ -47,7 +49,9 @@ impl ApiError {
         match self {
             ApiError::Invalid { .. } => (StatusCode::BAD_REQUEST, "invalid_field"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
-            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Unauthorized | ApiError::UnauthorizedBecause(_) => {
+                (StatusCode::UNAUTHORIZED, "unauthorized")
+            }
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
@@ -132,6 +136,7 @@ impl IntoResponse for ApiError {
                 detail("internal error; the server log has the details".into())
             }
             ApiError::BadRequest(m)
+            | ApiError::UnauthorizedBecause(m)
             | ApiError::Forbidden(m)
             | ApiError::NotFound(m)
             | ApiError::MethodNotAllowed(m)

@@ -8,6 +8,9 @@
 //!   `<base>/<kind>/command` (or the filter `<base>/+/command`) for each of its rooms — nothing
 //!   else: no `#`, no other room, no deeper level. Several connections with the same login and
 //!   different client ids are fine (the firmware opens one per module);
+//! - a gateway (enrolled, right secret; username `gw-<id>`) has the rights of every device of its
+//!   scope: `<base>/<kind>` and `<base>/<kind>/command` for each room of its buildings — it
+//!   relays the statuses and readings of its devices and LoRaWAN nodes, and their orders;
 //! - a service account (central itself) may do anything;
 //! - usernames or client ids holding `+`, `#` or `/` are refused.
 
@@ -99,20 +102,34 @@ fn plain_level(level: &str) -> bool {
     !level.is_empty() && !level.contains(['/', '+', '#'])
 }
 
-/// The part of `topic` after `<base>/`, for one of the device's room topics.
+/// Whether `access` on `topic` is one a device of a room with base topic `base` may do.
+fn room_rights(base: &str, topic: &str, access: Access) -> bool {
+    let Some(rest) = topic.strip_prefix(base).and_then(|t| t.strip_prefix('/')) else {
+        return false;
+    };
+    match access {
+        Access::Publish => plain_level(rest),
+        Access::Read => rest.strip_suffix("/command").is_some_and(plain_level),
+        Access::Subscribe => rest == "+/command" || rest.strip_suffix("/command").is_some_and(plain_level),
+    }
+}
+
 fn device_rights(state: &State, device: &Device, topic: &str, access: Access) -> bool {
-    device.rooms.iter().filter_map(|r| state.room_topics.get(r)).any(|base| {
-        let Some(rest) = topic.strip_prefix(base.as_str()).and_then(|t| t.strip_prefix('/')) else {
-            return false;
-        };
-        match access {
-            Access::Publish => plain_level(rest),
-            Access::Read => rest.strip_suffix("/command").is_some_and(plain_level),
-            Access::Subscribe => {
-                rest == "+/command" || rest.strip_suffix("/command").is_some_and(plain_level)
-            }
-        }
+    device.rooms.iter().filter_map(|r| state.room_topics.get(r)).any(|base| room_rights(base, topic, access))
+}
+
+/// The rights of a gateway: those of any room of its scope.
+fn gateway_rights(state: &State, gateway: &crate::model::Gateway, topic: &str, access: Access) -> bool {
+    state.rooms.values().any(|room| {
+        super::gateways::building_in_scope(state, &gateway.scope, room.building)
+            && state.room_topics.get(&room.id).is_some_and(|base| room_rights(base, topic, access))
     })
+}
+
+/// The enrolled gateway a username names (`gw-<id>`).
+fn gateway_of<'a>(state: &'a State, username: &str) -> Option<&'a crate::model::Gateway> {
+    let id = username.strip_prefix(super::GATEWAY_USERNAME_PREFIX)?.parse().ok()?;
+    state.gateways.get(&id).filter(|g| g.credentials.is_some())
 }
 
 impl Registry {
@@ -144,6 +161,11 @@ impl Registry {
             };
         }
         let state = self.state.read();
+        if let Some(g) = gateway_of(&state, username) {
+            let ok =
+                g.credentials.as_ref().is_some_and(|c| self.keys.verify(password.as_bytes(), &c.secret_hash));
+            return if ok { Decision::Allow } else { Decision::Deny(DenyReason::WrongSecret) };
+        }
         let Some(entry) = state.by_login.get(username).and_then(|id| state.devices.get(id)) else {
             return Decision::Deny(DenyReason::UnknownUser);
         };
@@ -166,6 +188,13 @@ impl Registry {
             return Decision::Allow;
         }
         let state = self.state.read();
+        if let Some(g) = gateway_of(&state, username) {
+            return if gateway_rights(&state, g, topic, access) {
+                Decision::Allow
+            } else {
+                Decision::Deny(DenyReason::Topic)
+            };
+        }
         let Some(entry) = state.by_login.get(username).and_then(|id| state.devices.get(id)) else {
             return Decision::Deny(DenyReason::UnknownUser);
         };

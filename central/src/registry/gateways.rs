@@ -53,6 +53,12 @@ pub struct GatewayView {
     pub devices: usize,
     /// Creation time.
     pub created_at: String,
+    /// When it enrolled (`null`: not yet; issue a token with `POST /api/v1/gateways/{id}/enrolment`).
+    pub enrolled_at: Option<String>,
+    /// Expiry of a pending enrolment token.
+    pub enrolment_expires_at: Option<String>,
+    /// Its MQTT username.
+    pub mqtt_username: String,
 }
 
 fn resolve_scope(state: &State, input: &ScopeInput) -> Result<GatewayScope, RegistryError> {
@@ -102,7 +108,16 @@ fn view(state: &State, g: &Gateway) -> GatewayView {
         GatewayScope::Site(s) => serde_json::json!({"site": s}),
         GatewayScope::Buildings(b) => serde_json::json!({"buildings": b}),
     };
-    GatewayView { id: g.id, name: g.name.clone(), scope, devices, created_at: g.created_at.to_rfc3339() }
+    GatewayView {
+        id: g.id,
+        name: g.name.clone(),
+        scope,
+        devices,
+        created_at: g.created_at.to_rfc3339(),
+        enrolled_at: g.credentials.as_ref().map(|c| c.enrolled_at.to_rfc3339()),
+        enrolment_expires_at: g.enrolment.as_ref().map(|e| e.expires_at.to_rfc3339()),
+        mqtt_username: super::gateway_username(g.id),
+    }
 }
 
 fn check_name(name: &str) -> Result<String, RegistryError> {

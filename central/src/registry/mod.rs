@@ -11,6 +11,7 @@ mod broker;
 mod device_types;
 mod devices;
 mod dynsec;
+mod edge;
 mod gateways;
 mod import;
 mod locations;
@@ -32,6 +33,10 @@ pub use broker::{Access, Decision, DenyReason, ServiceAccount};
 pub use device_types::{DeviceTypeInput, DeviceTypePatch};
 pub use devices::{DeviceFilter, DeviceInput, DevicePatch, DeviceState, DeviceView, MAX_LOGIN_LEN, MAX_PAGE};
 pub use dynsec::BrokerAccount;
+pub use edge::{
+    DELTA_LIMIT, ENROLMENT_PREFIX, ENROLMENT_TTL_MS, EnrolmentGrant, EnrolmentToken, GATEWAY_SECRET_PREFIX,
+    GATEWAY_USERNAME_PREFIX, gateway_username,
+};
 pub use gateways::{GatewayInput, GatewayPatch, GatewayView, ScopeInput};
 pub use import::{Counts, ImportReport};
 pub use locations::{

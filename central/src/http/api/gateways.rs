@@ -26,16 +26,33 @@ fn gateway_id(s: &str) -> Result<GatewayId, ApiError> {
 
 #[utoipa::path(get, path = "/api/v1/gateways", tag = "gateways", responses((status = 200, body = inline(Object)), crate::http::error::CommonErrors), security(("bearer" = [])))]
 async fn list(State(s): State<AppState>, _auth: Auth) -> impl IntoResponse {
-    items(s.registry.gateways())
+    items(s.registry.gateways().into_iter().map(|g| with_health(&s, g)).collect())
 }
 
-#[utoipa::path(get, path = "/api/v1/gateways/{id}", tag = "gateways", params(("id" = String, Path, description = "Gateway id")), responses((status = 200, body = crate::registry::GatewayView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
+/// A gateway with what central knows of its health.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct GatewayWithHealth {
+    #[serde(flatten)]
+    gateway: crate::registry::GatewayView,
+    /// Whether it has been in touch in the last 150 s.
+    up: bool,
+    /// Last contact, revision applied, last report (`null` if not in touch since central started).
+    health: Option<crate::gateway_health::Contact>,
+}
+
+fn with_health(s: &AppState, gateway: crate::registry::GatewayView) -> GatewayWithHealth {
+    let health = s.gateways.get(gateway.id);
+    let up = health.as_ref().is_some_and(|h| h.is_up(crate::model::Timestamp::now().millis()));
+    GatewayWithHealth { gateway, up, health }
+}
+
+#[utoipa::path(get, path = "/api/v1/gateways/{id}", tag = "gateways", params(("id" = String, Path, description = "Gateway id")), responses((status = 200, body = GatewayWithHealth), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn get_one(
     State(s): State<AppState>,
     _auth: Auth,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(s.registry.gateway(gateway_id(&id)?)?))
+    Ok(Json(with_health(&s, s.registry.gateway(gateway_id(&id)?)?)))
 }
 
 #[utoipa::path(post, path = "/api/v1/gateways", tag = "gateways", request_body = crate::registry::GatewayInput, responses((status = 201, body = crate::registry::GatewayView), crate::http::error::CommonErrors, (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]

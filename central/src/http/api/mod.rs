@@ -5,6 +5,7 @@
 
 mod alerts;
 mod devices;
+mod edge;
 mod gateways;
 mod locations;
 mod openapi;
@@ -42,6 +43,7 @@ pub(super) fn routes() -> Router<AppState> {
         .merge(devices::routes())
         .merge(alerts::routes())
         .merge(gateways::routes())
+        .merge(edge::routes())
         .merge(orders::routes())
         .merge(tokens::routes())
         .merge(users::routes())

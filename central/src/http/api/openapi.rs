@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{alerts, devices, gateways, locations, orders, tokens, types, users};
+use super::{alerts, devices, edge, gateways, locations, orders, tokens, types, users};
 
 /// The document.
 #[derive(OpenApi)]
@@ -24,6 +24,7 @@ use super::{alerts, devices, gateways, locations, orders, tokens, types, users};
         orders::send, orders::history,
         alerts::list, alerts::acknowledge,
         gateways::list, gateways::get_one, gateways::create, gateways::update, gateways::delete,
+        edge::start_enrolment, edge::enroll, edge::sync, edge::deliveries, edge::health,
         tokens::list, tokens::create, tokens::remove,
         users::list, users::get_one, users::create, users::update, users::delete,
     ),
@@ -34,6 +35,7 @@ use super::{alerts, devices, gateways, locations, orders, tokens, types, users};
         (name = "device-types", description = "Device types, their configuration schema and timing"),
         (name = "devices", description = "Devices: identity, placement, configuration, credentials"),
         (name = "gateways", description = "Edge gateways and their scope"),
+        (name = "edge", description = "What gateways call: enrolment, sync, delivery reports, health"),
         (name = "alerts", description = "Outage alerts: devices past their threshold, grouped by building"),
         (name = "access", description = "API tokens and dashboard users"),
     )

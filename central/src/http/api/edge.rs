@@ -1,0 +1,182 @@
+//! `/api/v1/edge/*`: what gateways call — enrolment (with a one-time token), the sync long-poll
+//! (postcard bodies), reports of credentials delivered offline, and their health figures. Every
+//! authenticated call counts as a contact in the gateway's health.
+
+use std::time::Duration;
+
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use neosens_protocol::ids::{DeviceId, GatewayId};
+use serde::Deserialize;
+
+use crate::gateway_health::HealthReport;
+use crate::http::AppState;
+use crate::http::error::ApiError;
+use crate::http::extract::{ApiJson, ApiQuery, Auth};
+use crate::model::{Role, Timestamp};
+use crate::registry::{EnrolmentGrant, EnrolmentToken};
+
+/// Longest long-poll a gateway may ask for.
+pub(super) const MAX_WAIT_S: u64 = 60;
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/gateways/{id}/enrolment", post(start_enrolment))
+        .route("/edge/enroll", post(enroll))
+        .route("/edge/sync", get(sync))
+        .route("/edge/deliveries", post(deliveries))
+        .route("/edge/health", post(health))
+}
+
+/// An authenticated gateway (`Authorization: Bearer nsg_…`).
+pub(crate) struct GatewayAuth(pub(crate) GatewayId);
+
+impl FromRequestParts<AppState> for GatewayAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let header = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        let token = header.and_then(|h| h.split_once(' ')).filter(|(s, _)| s.eq_ignore_ascii_case("bearer"));
+        let id = token
+            .and_then(|(_, t)| state.registry.authenticate_gateway(t.trim()))
+            .ok_or(ApiError::Unauthorized)?;
+        Ok(GatewayAuth(id))
+    }
+}
+
+/// Issues a one-time enrolment token for a gateway (valid 24 h; replaces a pending one).
+#[utoipa::path(post, path = "/api/v1/gateways/{id}/enrolment", tag = "gateways",
+    params(("id" = String, Path, description = "Gateway id")),
+    responses((status = 201, body = EnrolmentToken), crate::http::error::CommonErrors,
+        (status = 404, description = "Not found", body = crate::http::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub(super) async fn start_enrolment(
+    State(s): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    auth.require(Role::Admin)?;
+    let id: GatewayId = id.parse().map_err(|_| ApiError::NotFound(format!("gateway {id} not found")))?;
+    Ok((StatusCode::CREATED, Json(s.registry.start_enrolment(id)?)))
+}
+
+/// An enrolment request.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct EnrollInput {
+    /// The one-time token an admin issued.
+    token: String,
+}
+
+/// Exchanges a one-time token for the gateway's credentials (shown once).
+#[utoipa::path(post, path = "/api/v1/edge/enroll", tag = "edge", request_body = EnrollInput,
+    responses((status = 200, body = EnrolmentGrant),
+        (status = 401, description = "Unknown, used or expired token", body = crate::http::error::ErrorBody)))]
+pub(super) async fn enroll(
+    State(s): State<AppState>,
+    ApiJson(input): ApiJson<EnrollInput>,
+) -> Result<impl IntoResponse, ApiError> {
+    match s.registry.enroll_gateway(input.token.trim())? {
+        Some(grant) => {
+            if let Ok(id) = grant.gateway_id.parse() {
+                s.gateways.contact(id, None, Timestamp::now().millis());
+            }
+            Ok(Json(grant))
+        }
+        None => Err(ApiError::UnauthorizedBecause(
+            "enrolment token unknown, already used or expired: ask an admin for a new one".into(),
+        )),
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(super) struct SyncQuery {
+    /// The revision the gateway has applied (0: none, send a snapshot).
+    since: Option<u64>,
+    /// Seconds to wait for a change before answering 204 (0 to 60).
+    wait: Option<u64>,
+}
+
+/// The gateway's share of the registry since `since`: a postcard body (`application/x-postcard`,
+/// version first), or 204 when nothing changed within `wait` seconds.
+#[utoipa::path(get, path = "/api/v1/edge/sync", tag = "edge", params(SyncQuery),
+    responses((status = 200, description = "A sync batch (postcard)", content_type = "application/x-postcard"),
+        (status = 204, description = "Nothing new"), crate::http::error::CommonErrors),
+    security(("bearer" = [])))]
+pub(super) async fn sync(
+    State(s): State<AppState>,
+    GatewayAuth(id): GatewayAuth,
+    ApiQuery(q): ApiQuery<SyncQuery>,
+) -> Result<Response, ApiError> {
+    let since = q.since.unwrap_or(0);
+    let wait = q.wait.unwrap_or(0);
+    if wait > MAX_WAIT_S {
+        return Err(ApiError::Invalid {
+            field: "wait".into(),
+            message: format!("0 to {MAX_WAIT_S} seconds"),
+        });
+    }
+    s.gateways.contact(id, Some(since), Timestamp::now().millis());
+    let mut revisions = s.registry.watch_revision();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
+    loop {
+        revisions.borrow_and_update();
+        let registry = std::sync::Arc::clone(&s.registry);
+        let batch = tokio::task::spawn_blocking(move || registry.edge_sync(id, since))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))??;
+        if let Some(batch) = batch {
+            let body =
+                batch.encode().map_err(|e| ApiError::Internal(format!("encoding a sync batch: {e:?}")))?;
+            tracing::debug!(gateway = %id, since, revision = batch.revision, kind = ?batch.kind,
+                changes = batch.changes.len(), bytes = body.len(), "sync batch");
+            return Ok(([(header::CONTENT_TYPE, neosens_protocol::sync::CONTENT_TYPE)], body).into_response());
+        }
+        match tokio::time::timeout_at(deadline, revisions.changed()).await {
+            Ok(Ok(())) => continue,
+            _ => return Ok(StatusCode::NO_CONTENT.into_response()),
+        }
+    }
+}
+
+/// Credentials a gateway delivered while central was out of reach.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DeliveriesInput {
+    /// Device ids.
+    #[schema(value_type = Vec<String>)]
+    devices: Vec<DeviceId>,
+}
+
+/// Marks them delivered: central will not hand those passwords out again.
+#[utoipa::path(post, path = "/api/v1/edge/deliveries", tag = "edge", request_body = DeliveriesInput,
+    responses((status = 200, body = inline(Object)), crate::http::error::CommonErrors),
+    security(("bearer" = [])))]
+pub(super) async fn deliveries(
+    State(s): State<AppState>,
+    GatewayAuth(id): GatewayAuth,
+    ApiJson(input): ApiJson<DeliveriesInput>,
+) -> Result<impl IntoResponse, ApiError> {
+    s.gateways.contact(id, None, Timestamp::now().millis());
+    let marked = s.registry.edge_deliveries(id, &input.devices)?;
+    Ok(Json(serde_json::json!({"reported": input.devices.len(), "newly_delivered": marked})))
+}
+
+/// The gateway's own figures (outbox depth and age, version), shown per gateway in `/metrics`.
+#[utoipa::path(post, path = "/api/v1/edge/health", tag = "edge", request_body = HealthReport,
+    responses((status = 204, description = "Recorded"), crate::http::error::CommonErrors),
+    security(("bearer" = [])))]
+pub(super) async fn health(
+    State(s): State<AppState>,
+    GatewayAuth(id): GatewayAuth,
+    ApiJson(report): ApiJson<HealthReport>,
+) -> StatusCode {
+    s.gateways.report(id, report, Timestamp::now().millis());
+    StatusCode::NO_CONTENT
+}

@@ -1,0 +1,320 @@
+//! What gateways do with central: enrol once with a one-time token, then authenticate with
+//! their secret, sync their share of the registry, and report the first-time credentials they
+//! delivered while central was out of reach.
+//!
+//! At enrolment a gateway gets, besides its secret, a key pair of its own. Central keeps that
+//! pair sealed and uses it at sync time: device secrets travel as HMACs under the gateway's hash
+//! key (it checks Basic auth offline), and undelivered secrets sealed with its sealing key, bound
+//! to the device id (it hands them over offline, once). Central's own keys never leave central.
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use neosens_protocol::ids::{DeviceId, GatewayId};
+use neosens_protocol::legacy::ConfigResponse;
+use neosens_protocol::sync::{
+    BatchKind, BuildingRecord, Change, DeviceRecord, DeviceTypeRecord, MqttEndpoint, RoomRecord, SiteRecord,
+    SyncBatch, WireUid,
+};
+use neosens_runtime::keys::Keys;
+use serde::Serialize;
+
+use super::gateways::building_in_scope;
+use super::state::{DeviceEntry, State};
+use super::{Registry, RegistryError};
+use crate::model::{Enrolment, EntityKind, Gateway, GatewayCredentials, Record, Timestamp};
+use crate::store::Write;
+
+/// How long an enrolment token stays valid.
+pub const ENROLMENT_TTL_MS: i64 = 24 * 3600 * 1000;
+
+/// Prefix of enrolment tokens.
+pub const ENROLMENT_PREFIX: &str = "nse_";
+
+/// Prefix of gateway secrets (API bearer token and MQTT password).
+pub const GATEWAY_SECRET_PREFIX: &str = "nsg_";
+
+/// Prefix of gateways' MQTT usernames (`gw-<gateway id>`).
+pub const GATEWAY_USERNAME_PREFIX: &str = "gw-";
+
+/// Most change-log entries one delta looks at.
+pub const DELTA_LIMIT: usize = 5_000;
+
+/// A one-time enrolment token, shown once.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct EnrolmentToken {
+    /// The token, for `neosens-edge enroll --token`.
+    pub token: String,
+    /// It is refused after this (RFC 3339).
+    pub expires_at: String,
+}
+
+/// What a gateway receives when it enrols: everything it needs, shown once.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct EnrolmentGrant {
+    /// Its id.
+    pub gateway_id: String,
+    /// Its name.
+    pub name: String,
+    /// Its secret: bearer token on `/api/v1/edge/*`, and MQTT password.
+    pub secret: String,
+    /// Its MQTT username.
+    pub mqtt_username: String,
+    /// Its key pair (hash key then sealing key), 64 bytes in hex.
+    pub keys: String,
+}
+
+/// The MQTT username of a gateway.
+pub fn gateway_username(id: GatewayId) -> String {
+    format!("{GATEWAY_USERNAME_PREFIX}{id}")
+}
+
+fn random_token(keys: &Keys, prefix: &str) -> Result<String, RegistryError> {
+    let bytes: [u8; 32] = keys.random()?;
+    Ok(format!("{prefix}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether a device has a room in the scope.
+pub(crate) fn device_in_scope(state: &State, gateway: &Gateway, entry: &DeviceEntry) -> bool {
+    entry.record.rooms.iter().any(|r| {
+        state.rooms.get(r).is_some_and(|room| building_in_scope(state, &gateway.scope, room.building))
+    })
+}
+
+impl Registry {
+    /// Issues a one-time enrolment token for a gateway (replacing a pending one). Enrolling again
+    /// later replaces the gateway's credentials: the old ones stop working.
+    pub fn start_enrolment(&self, id: GatewayId) -> Result<EnrolmentToken, RegistryError> {
+        let token = random_token(&self.keys, ENROLMENT_PREFIX)?;
+        let expires_at = Timestamp(Timestamp::now().millis() + ENROLMENT_TTL_MS);
+        let token_hash = self.keys.hash(token.as_bytes());
+        self.mutate(|state| {
+            let mut g = state
+                .gateways
+                .get(&id)
+                .cloned()
+                .ok_or_else(|| RegistryError::not_found(format!("gateway {id}")))?;
+            g.enrolment = Some(Enrolment { token_hash, expires_at });
+            Ok((vec![Write::Put(Record::Gateway(g))], ()))
+        })?;
+        tracing::info!(gateway = %id, "enrolment token issued");
+        Ok(EnrolmentToken { token, expires_at: expires_at.to_rfc3339() })
+    }
+
+    /// Exchanges an enrolment token for the gateway's credentials; `None` if the token is unknown,
+    /// used or expired.
+    pub fn enroll_gateway(&self, token: &str) -> Result<Option<EnrolmentGrant>, RegistryError> {
+        let now = Timestamp::now();
+        let secret = random_token(&self.keys, GATEWAY_SECRET_PREFIX)?;
+        let pair: [u8; 64] = self.keys.random()?;
+        self.mutate(|state| {
+            let found = state.gateways.values().find(|g| {
+                g.enrolment.as_ref().is_some_and(|e| {
+                    e.expires_at.millis() > now.millis() && self.keys.verify(token.as_bytes(), &e.token_hash)
+                })
+            });
+            let Some(g) = found else { return Ok((vec![], None)) };
+            let mut g = g.clone();
+            g.enrolment = None;
+            g.credentials = Some(GatewayCredentials {
+                secret_hash: self.keys.hash(secret.as_bytes()),
+                keys: self.keys.seal(&pair, &g.id.to_bytes())?,
+                enrolled_at: now,
+            });
+            let grant = EnrolmentGrant {
+                gateway_id: g.id.to_string(),
+                name: g.name.clone(),
+                secret: secret.clone(),
+                mqtt_username: gateway_username(g.id),
+                keys: hex(&pair),
+            };
+            tracing::info!(gateway = %g.id, name = %g.name, "gateway enrolled");
+            Ok((vec![Write::Put(Record::Gateway(g))], Some(grant)))
+        })
+    }
+
+    /// The gateway whose secret this is.
+    pub fn authenticate_gateway(&self, secret: &str) -> Option<GatewayId> {
+        if !secret.starts_with(GATEWAY_SECRET_PREFIX) {
+            return None;
+        }
+        let state = self.state.read();
+        state
+            .gateways
+            .values()
+            .find(|g| {
+                g.credentials.as_ref().is_some_and(|c| self.keys.verify(secret.as_bytes(), &c.secret_hash))
+            })
+            .map(|g| g.id)
+    }
+
+    /// The gateway's own key pair.
+    fn gateway_keys(&self, g: &Gateway) -> Result<Keys, RegistryError> {
+        let c = g.credentials.as_ref().ok_or_else(|| RegistryError::not_found("gateway credentials"))?;
+        let pair = self.keys.open(&c.keys, &g.id.to_bytes())?;
+        let (hash, seal) = pair.split_at(32);
+        let (Ok(hash), Ok(seal)) = (<[u8; 32]>::try_from(hash), <[u8; 32]>::try_from(seal)) else {
+            return Err(crate::secrets::KeyError::Unseal.into());
+        };
+        Ok(Keys::from_bytes(&hash, &seal, ring::rand::SystemRandom::new()))
+    }
+
+    /// What the gateway must apply to go from revision `since` to now: `None` when it is up to
+    /// date. A delta when only devices and types changed; a snapshot of its whole scope when it
+    /// starts (`since` 0), when `since` is not a revision of this registry, or when locations or
+    /// its own scope changed (which can move many devices in or out at once).
+    pub fn edge_sync(&self, id: GatewayId, since: u64) -> Result<Option<SyncBatch>, RegistryError> {
+        let current = self.revision();
+        if since == current {
+            return Ok(None);
+        }
+        let log = if since == 0 || since > current {
+            None
+        } else {
+            Some(self.store.changes_since(since, DELTA_LIMIT)?)
+        };
+        let state = self.state.read();
+        let g = state.gateways.get(&id).ok_or_else(|| RegistryError::not_found(format!("gateway {id}")))?;
+        let keys = self.gateway_keys(g)?;
+        let structural = |kind: EntityKind, key: [u8; 16]| {
+            matches!(kind, EntityKind::Site | EntityKind::Building | EntityKind::Room)
+                || (kind == EntityKind::Gateway && key == id.to_bytes())
+        };
+        let Some(log) = log.filter(|l| !l.iter().any(|c| structural(c.kind, c.key))) else {
+            return Ok(Some(snapshot(&state, g, &keys, &self.keys, state.revision)?));
+        };
+        let Some(last) = log.last() else { return Ok(None) };
+        // The latest change of each record is enough: the record is sent as it is now.
+        let touched: BTreeMap<(EntityKind, [u8; 16]), ()> =
+            log.iter().map(|c| ((c.kind, c.key), ())).collect();
+        let mut changes = Vec::new();
+        for (kind, key) in touched.keys() {
+            match kind {
+                EntityKind::DeviceType => {
+                    let tid = neosens_protocol::ids::DeviceTypeId::from_bytes(*key);
+                    changes.push(match state.types.get(&tid) {
+                        Some(t) => Change::UpsertDeviceType(type_record(&t.record)),
+                        None => Change::DeleteDeviceType(tid),
+                    });
+                }
+                EntityKind::Device => {
+                    let did = DeviceId::from_bytes(*key);
+                    changes.push(match state.devices.get(&did).filter(|e| device_in_scope(&state, g, e)) {
+                        Some(e) => {
+                            Change::UpsertDevice(Box::new(device_record(&state, e, &keys, &self.keys)?))
+                        }
+                        None => Change::DeleteDevice(did),
+                    });
+                }
+                _ => {}
+            }
+        }
+        let more = log.len() >= DELTA_LIMIT;
+        Ok(Some(SyncBatch { revision: last.revision, kind: BatchKind::Delta, more, changes }))
+    }
+
+    /// Marks as delivered the first-time credentials a gateway handed over while central was out
+    /// of reach; returns how many were still undelivered. Devices outside its scope are ignored.
+    pub fn edge_deliveries(&self, id: GatewayId, devices: &[DeviceId]) -> Result<usize, RegistryError> {
+        self.mutate(|state| {
+            let g =
+                state.gateways.get(&id).ok_or_else(|| RegistryError::not_found(format!("gateway {id}")))?;
+            let mut writes = Vec::new();
+            for d in devices {
+                let Some(e) = state.devices.get(d).filter(|e| device_in_scope(state, g, e)) else { continue };
+                if !e.record.credentials_delivered {
+                    let mut record = e.record.clone();
+                    record.credentials_delivered = true;
+                    record.updated_at = Timestamp::now();
+                    tracing::info!(device = %record.uid, gateway = %id, "credentials delivered by a gateway");
+                    writes.push(Write::Put(Record::Device(Box::new(record))));
+                }
+            }
+            let n = writes.len();
+            Ok((writes, n))
+        })
+    }
+}
+
+fn type_record(t: &crate::model::DeviceType) -> DeviceTypeRecord {
+    DeviceTypeRecord {
+        id: t.id,
+        name: t.name.clone(),
+        status_period_s: t.status_period_s,
+        outdated_after_s: t.outdated_after_s,
+    }
+}
+
+fn device_record(
+    state: &State,
+    e: &DeviceEntry,
+    gw: &Keys,
+    central: &Keys,
+) -> Result<DeviceRecord, RegistryError> {
+    let d = &e.record;
+    let context = d.id.to_bytes();
+    let secret = central.open(&d.secret.sealed, &context)?;
+    let config = ConfigResponse { topics: state.device_topics(d), zones: e.zones() };
+    Ok(DeviceRecord {
+        id: d.id,
+        uid: WireUid::from(d.uid),
+        device_type: d.device_type,
+        rooms: d.rooms.clone(),
+        enabled: d.enabled,
+        config_body: config.to_legacy_json(),
+        mqtt: d.mqtt.as_ref().map(|m| MqttEndpoint { server: m.server.clone(), port: m.port }),
+        login: d.login.clone(),
+        secret_hash: gw.hash(&secret),
+        credentials_delivered: d.credentials_delivered,
+        staged_secret: if d.credentials_delivered { None } else { Some(gw.seal(&secret, &context)?) },
+        lorawan: None,
+    })
+}
+
+fn snapshot(
+    state: &State,
+    g: &Gateway,
+    gw: &Keys,
+    central: &Keys,
+    revision: u64,
+) -> Result<SyncBatch, RegistryError> {
+    let mut changes = Vec::new();
+    let buildings: Vec<_> =
+        state.buildings.values().filter(|b| building_in_scope(state, &g.scope, b.id)).collect();
+    let mut sites: Vec<_> = buildings.iter().filter_map(|b| state.sites.get(&b.site)).collect();
+    sites.sort_by_key(|s| s.id);
+    sites.dedup_by_key(|s| s.id);
+    for s in sites {
+        changes.push(Change::UpsertSite(SiteRecord {
+            id: s.id,
+            slug: s.slug.clone(),
+            name: s.name.clone(),
+            is_default: s.is_default,
+        }));
+    }
+    for b in &buildings {
+        changes.push(Change::UpsertBuilding(BuildingRecord {
+            id: b.id,
+            site: b.site,
+            name: b.name.clone(),
+            outside: b.outside,
+        }));
+    }
+    for r in state.rooms.values().filter(|r| building_in_scope(state, &g.scope, r.building)) {
+        changes.push(Change::UpsertRoom(RoomRecord {
+            id: r.id,
+            building: r.building,
+            name: r.name.clone(),
+            base_topic: state.room_topics.get(&r.id).cloned().unwrap_or_default(),
+        }));
+    }
+    changes.extend(state.types.values().map(|t| Change::UpsertDeviceType(type_record(&t.record))));
+    for e in state.devices.values().filter(|e| device_in_scope(state, g, e)) {
+        changes.push(Change::UpsertDevice(Box::new(device_record(state, e, gw, central)?)));
+    }
+    Ok(SyncBatch { revision, kind: BatchKind::Snapshot, more: false, changes })
+}
