@@ -189,15 +189,15 @@ fn a_gateway_has_the_broker_rights_of_its_scope_only() {
     let secret = grant["secret"].as_str().unwrap();
     // go-auth's JSON contract: 200 and `{"ok": …}`.
     let ask = |path: &str, body: Value| http_json(addr, "POST", path, None, Some(&body)).1["ok"] == true;
-    assert_eq!(ask("/mqtt/auth", json!({"username": user, "password": secret, "clientid": "gw"})), true);
-    assert_eq!(ask("/mqtt/auth", json!({"username": user, "password": "nope", "clientid": "gw"})), false);
+    assert!(ask("/mqtt/auth", json!({"username": user, "password": secret, "clientid": "gw"})));
+    assert!(!ask("/mqtt/auth", json!({"username": user, "password": "nope", "clientid": "gw"})));
     let acl = |topic: &str, acc: i64| {
         ask("/mqtt/acl", json!({"username": user, "clientid": "gw", "topic": topic, "acc": acc}))
     };
-    assert_eq!(acl("irit2/366/device", 2), true, "relays statuses of its rooms");
-    assert_eq!(acl("irit2/366/temperature", 2), true);
-    assert_eq!(acl("irit2/366/device/command", 4), true, "follows orders of its rooms");
-    assert_eq!(acl("irit2/367/device", 2), false, "no such room");
-    assert_eq!(acl("#", 4), false);
-    assert_eq!(ask("/mqtt/superuser", json!({"username": user})), false);
+    assert!(acl("irit2/366/device", 2), "relays statuses of its rooms");
+    assert!(acl("irit2/366/temperature", 2));
+    assert!(acl("irit2/366/device/command", 4), "follows orders of its rooms");
+    assert!(!acl("irit2/367/device", 2), "no such room");
+    assert!(!acl("#", 4));
+    assert!(!ask("/mqtt/superuser", json!({"username": user})));
 }
