@@ -41,6 +41,10 @@ pub struct Overrides {
     #[arg(long, env = "NEOSENS_EDGE_CENTRAL_URL", global = true, value_name = "URL")]
     pub central_url: Option<String>,
 
+    /// Broker the outbox drains to (`mqtt://host:port`, `mqtts://…`).
+    #[arg(long, env = "NEOSENS_EDGE_MQTT_URL", global = true, value_name = "URL")]
+    pub mqtt_url: Option<String>,
+
     /// Address of the LAN listener devices provision through.
     #[arg(long, env = "NEOSENS_EDGE_HTTP_BIND", global = true, value_name = "ADDR")]
     pub http_bind: Option<SocketAddr>,
@@ -55,12 +59,22 @@ pub struct Overrides {
 }
 
 /// Subcommands.
-#[derive(Debug, Clone, Copy, Subcommand)]
+#[derive(Debug, Clone, Subcommand)]
 pub enum Command {
     /// Run the service (the default).
     Serve,
     /// Print a commented configuration file filled with the current values, then exit.
     Configfile,
+    /// Exchange a one-time enrolment token (from an admin: `POST /api/v1/gateways/{id}/enrolment`)
+    /// for this gateway's credentials, stored 0600 in the data directory.
+    Enroll {
+        /// Base URL of neosens-central.
+        #[arg(long, value_name = "URL")]
+        central: String,
+        /// The one-time token.
+        #[arg(long, value_name = "TOKEN")]
+        token: String,
+    },
 }
 
 impl Overrides {
@@ -71,6 +85,9 @@ impl Overrides {
         }
         if let Some(url) = &self.central_url {
             config.central.url = Some(url.clone());
+        }
+        if let Some(url) = &self.mqtt_url {
+            config.mqtt.url = Some(url.clone());
         }
         if let Some(bind) = self.http_bind {
             config.http.bind = bind;
@@ -97,9 +114,21 @@ pub fn load_config(cli: &Cli) -> anyhow::Result<Config> {
 /// Runs the command line.
 pub fn execute(cli: Cli) -> anyhow::Result<()> {
     let config = load_config(&cli)?;
-    match cli.command.unwrap_or(Command::Serve) {
+    match cli.command.clone().unwrap_or(Command::Serve) {
         Command::Configfile => {
             print!("{}", config::template(&config));
+            Ok(())
+        }
+        Command::Enroll { central, token } => {
+            neosens_runtime::telemetry::init(&config.log)?;
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let creds = runtime.block_on(crate::enroll(&config.storage.data_dir, &central, &token))?;
+            println!(
+                "enrolled as gateway {:?} ({}); credentials in {}",
+                creds.name,
+                creds.gateway_id,
+                config.storage.data_dir.join(crate::credentials::FILE).display()
+            );
             Ok(())
         }
         Command::Serve => {

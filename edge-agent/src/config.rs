@@ -23,6 +23,12 @@ pub struct Config {
     pub central: CentralConfig,
     /// The LAN listener devices provision through.
     pub http: HttpConfig,
+    /// The upstream broker.
+    pub mqtt: MqttConfig,
+    /// The outbox's bounds.
+    pub outbox: OutboxConfig,
+    /// The gateway as a device of its room.
+    pub agent: AgentConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -42,11 +48,66 @@ impl Default for StorageConfig {
 }
 
 /// `[central]`
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CentralConfig {
-    /// Base URL of neosens-central, e.g. `https://neosens.example.org`.
+    /// Base URL of neosens-central, e.g. `https://neosens.example.org` (default: the one the
+    /// gateway enrolled with).
     pub url: Option<String>,
+    /// How long a device request forwarded to central may take before the cache answers, ms.
+    pub timeout_ms: u64,
+    /// Longest sync long-poll, seconds (1 to 60).
+    pub sync_wait_s: u64,
+}
+
+impl Default for CentralConfig {
+    fn default() -> Self {
+        CentralConfig { url: None, timeout_ms: 2_000, sync_wait_s: 55 }
+    }
+}
+
+/// `[mqtt]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct MqttConfig {
+    /// The broker the outbox drains to (`mqtt://host:port`, `mqtts://…`); the gateway's own login
+    /// is used unless the URL carries one. Unset: nothing is sent upstream (it waits).
+    pub url: Option<String>,
+}
+
+/// `[outbox]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutboxConfig {
+    /// Most messages kept; the oldest are dropped (and counted) past it.
+    pub max_messages: u64,
+    /// Oldest message kept, seconds; older ones are dropped (and counted).
+    pub max_age_s: u64,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        OutboxConfig { max_messages: 1_000_000, max_age_s: 7 * 24 * 3600 }
+    }
+}
+
+/// `[agent]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentConfig {
+    /// The gateway's MAC, as registered in central as a device of its room (default: the first
+    /// network interface's). Its status goes to that device's base topic.
+    pub mac: Option<String>,
+    /// Seconds between two statuses of the gateway.
+    pub status_period_s: u64,
+    /// Command run for the `reboot` order (e.g. `systemctl reboot`); unset: the order is refused.
+    pub reboot_command: Option<String>,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig { mac: None, status_period_s: 300, reboot_command: None }
+    }
 }
 
 /// `[http]`
@@ -83,6 +144,10 @@ pub fn template(config: &Config) -> String {
         Some(url) => format!("url = {}", quoted(url)),
         None => String::from("# url = \"https://neosens.example.org\""),
     };
+    let optional = |key: &str, value: &Option<String>, example: &str| match value {
+        Some(v) => format!("{key} = {}", quoted(v)),
+        None => format!("# {key} = {}", quoted(example)),
+    };
     let _ = write!(
         t,
         r#"# neosens-edge configuration.
@@ -97,9 +162,33 @@ pub fn template(config: &Config) -> String {
 data_dir = {data_dir}
 
 [central]
-# Base URL of neosens-central. `neosens-edge enroll` records it too.
+# Base URL of neosens-central (default: the one `neosens-edge enroll` recorded).
 # Environment: NEOSENS_EDGE_CENTRAL_URL
 {central}
+# A device request forwarded to central waits this long (ms) before the cache answers.
+timeout_ms = {timeout_ms}
+# Longest sync long-poll, seconds (1 to 60).
+sync_wait_s = {sync_wait_s}
+
+[mqtt]
+# Broker the outbox drains to; the gateway's own login (from enrolment) is used unless the URL
+# carries one. Unset: messages wait in the outbox.
+# Environment: NEOSENS_EDGE_MQTT_URL
+{mqtt_url}
+
+[outbox]
+# Bounds: past them the oldest messages are dropped, and counted in /metrics.
+max_messages = {max_messages}
+max_age_s = {max_age_s}
+
+[agent]
+# The gateway's MAC as registered in central (a device of its room): its status goes to that
+# device's base topic. Default: the MAC of the first network interface.
+{mac}
+# Seconds between two statuses of the gateway.
+status_period_s = {status_period_s}
+# Command the `reboot` order runs; unset: the order is refused (and logged).
+{reboot}
 
 [http]
 # LAN listener: the legacy provisioning paths devices call (/device/*), /metrics, /healthz.
@@ -116,6 +205,14 @@ filter = {filter}
 format = {format}
 "#,
         data_dir = quoted(&config.storage.data_dir.to_string_lossy()),
+        timeout_ms = config.central.timeout_ms,
+        sync_wait_s = config.central.sync_wait_s,
+        mqtt_url = optional("url", &config.mqtt.url, "mqtt://broker.example.org:1883"),
+        max_messages = config.outbox.max_messages,
+        max_age_s = config.outbox.max_age_s,
+        mac = optional("mac", &config.agent.mac, "b8:27:eb:12:34:56"),
+        status_period_s = config.agent.status_period_s,
+        reboot = optional("reboot_command", &config.agent.reboot_command, "systemctl reboot"),
         bind = quoted(&config.http.bind.to_string()),
         filter = quoted(&config.log.filter),
         format = quoted(config.log.format.as_str()),
@@ -134,6 +231,10 @@ mod tests {
         c.central.url = Some("https://central.example:8443".into());
         c.http.bind = "127.0.0.1:8080".parse().unwrap();
         c.storage.data_dir = PathBuf::from("/var/lib/neosens-edge");
+        c.mqtt.url = Some("mqtts://broker.example:8883".into());
+        c.agent.mac = Some("b8:27:eb:00:00:01".into());
+        c.agent.reboot_command = Some("systemctl reboot".into());
+        c.outbox.max_messages = 10;
         assert_eq!(Config::from_toml(&template(&c)).unwrap(), c);
     }
 

@@ -12,6 +12,7 @@
 //! | [`config_file`] | TOML files over defaults, errors naming file and line, template quoting |
 //! | [`data_dir`] | create and check a data directory at start |
 //! | [`http`] | serve an axum router with that shutdown path |
+//! | [`legacy_http`] | the legacy device paths' request reading and answers (central, gateways) |
 //! | [`keys`] | HMAC-SHA-256 verifiers and AES-256-GCM sealing (central's keys, each gateway's pair) |
 //! | [`mqtt`] | the MQTT link: handle + event loop, back-off, re-subscribe, online/offline state |
 //! | [`service`] | start a service process: logs, runtime, listener, signals |
@@ -21,6 +22,7 @@ pub mod config_file;
 pub mod data_dir;
 pub mod http;
 pub mod keys;
+pub mod legacy_http;
 pub mod mqtt;
 pub mod service;
 pub mod shutdown;

@@ -10,13 +10,11 @@ use std::net::SocketAddr;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, RawQuery, State};
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, post};
-use base64::Engine;
-use neosens_protocol::Mac;
 use neosens_protocol::legacy::{LogRecord, MAX_HTTP_BODY};
+use neosens_runtime::legacy_http::{basic_auth, credentials_mac, forbidden, json_body};
 
 use super::AppState;
 use crate::metrics::ProvisioningLabels;
@@ -36,37 +34,30 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/device/logger/", post(logger).layer(DefaultBodyLimit::max(MAX_LOGGER_BODY)))
 }
 
+/// A request a gateway forwarded for a device (`X-Neosens-Gateway: <its secret>`): the contact
+/// counts in the gateway's health, and the device's address is the one it names
+/// (`X-Forwarded-For`). Anything else is a device talking to central directly.
+fn forwarded_for(state: &AppState, headers: &HeaderMap) -> Option<String> {
+    let secret = headers.get("x-neosens-gateway")?.to_str().ok()?;
+    let gateway = state.registry.authenticate_gateway(secret)?;
+    state.gateways.contact(gateway, None, crate::model::Timestamp::now().millis());
+    headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()).map(|v| v.trim().to_owned())
+}
+
 fn count(state: &AppState, path: &'static str, outcome: &'static str) {
     state.metrics.provisioning.get_or_create(&ProvisioningLabels { path, outcome }).inc();
-}
-
-fn forbidden() -> Response {
-    StatusCode::FORBIDDEN.into_response()
-}
-
-fn json_body(body: String) -> Response {
-    ([(CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
-}
-
-/// The last value of `name` in a form-encoded string (Django's `QueryDict.get`).
-fn form_value(encoded: &[u8], name: &str) -> Option<String> {
-    form_urlencoded::parse(encoded).filter(|(k, _)| k == name).last().map(|(_, v)| v.into_owned())
 }
 
 /// `GET|POST|… /device/credentials?mac=…` (§3.1).
 async fn credentials(
     State(state): State<AppState>,
     method: Method,
+    headers: HeaderMap,
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Response {
-    let raw = if method == Method::POST {
-        form_value(&body, "mac")
-    } else {
-        query.as_deref().and_then(|q| form_value(q.as_bytes(), "mac"))
-    };
-    // The 2016 form field had max_length=17; anything longer was invalid.
-    let Some(mac) = raw.filter(|m| m.chars().count() <= 17).and_then(|m| m.parse::<Mac>().ok()) else {
+    forwarded_for(&state, &headers);
+    let Some(mac) = credentials_mac(&method, query.as_deref(), &body) else {
         tracing::debug!(outcome = "invalid_mac", "credentials refused");
         count(&state, "credentials", "invalid_mac");
         return forbidden();
@@ -89,20 +80,6 @@ async fn credentials(
     }
 }
 
-/// `login`, `password` of an `Authorization: Basic …` header (scheme in any case, split on the
-/// first `:`), as the 2016 `device_auth` decorator read them.
-fn basic_auth(headers: &HeaderMap) -> Option<(String, String)> {
-    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, encoded) = value.trim().split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
-    let text = String::from_utf8(decoded).ok()?;
-    let (login, password) = text.split_once(':')?;
-    Some((login.to_owned(), password.to_owned()))
-}
-
 fn refusal(state: &AppState, outcome: &ConfigOutcome, path: &'static str, login: &str) -> Response {
     let reason = match outcome {
         ConfigOutcome::UnknownLogin => "unknown_login",
@@ -117,6 +94,7 @@ fn refusal(state: &AppState, outcome: &ConfigOutcome, path: &'static str, login:
 
 /// `GET|… /device/config` with Basic auth (§3.2).
 async fn config(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    forwarded_for(&state, &headers);
     let Some((login, password)) = basic_auth(&headers) else {
         tracing::debug!(path = "/device/config", outcome = "no_basic_auth", "device refused");
         count(&state, "config", "no_basic_auth");
@@ -154,7 +132,8 @@ async fn logger(
     let Ok(record) = serde_json::from_value::<LogRecord>(serde_json::Value::Object(fields)) else {
         return forbidden();
     };
-    match state.registry.legacy_log(&login, &password, record, peer.ip().to_string()) {
+    let remote = forwarded_for(&state, &headers).unwrap_or_else(|| peer.ip().to_string());
+    match state.registry.legacy_log(&login, &password, record, remote) {
         Ok(Ok(())) => {
             count(&state, "logger", "served");
             StatusCode::OK.into_response()

@@ -1,28 +1,37 @@
-//! The HTTP interface: one router, one shared state.
-//!
-//! Routes live next to their handlers, one module per area; this file only assembles them.
+//! The LAN listener: the legacy provisioning paths devices call, `/metrics`, `/healthz`.
 
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::State;
+use axum::response::IntoResponse;
 
 use crate::Config;
+use crate::proxy::Proxy;
 
 /// What every handler can reach: cheap to clone (handles and `Arc`s only).
 #[derive(Clone)]
 pub struct AppState {
     /// The configuration the service started with.
     pub config: Arc<Config>,
-}
-
-impl AppState {
-    /// State for a service started with `config`.
-    pub fn new(config: Config) -> Self {
-        AppState { config: Arc::new(config) }
-    }
+    /// The provisioning proxy.
+    pub proxy: Proxy,
+    /// What `/metrics` reads.
+    pub metrics: crate::metrics::Sources,
 }
 
 /// The router of the LAN listener.
 pub fn router(state: AppState) -> Router {
-    Router::new().merge(neosens_runtime::http::healthz(env!("CARGO_PKG_VERSION"))).with_state(state)
+    Router::new()
+        .merge(crate::proxy::routes())
+        .route("/metrics", axum::routing::get(metrics))
+        .merge(neosens_runtime::http::healthz(env!("CARGO_PKG_VERSION")))
+        .with_state(state)
+}
+
+async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        crate::metrics::render(&s.metrics),
+    )
 }

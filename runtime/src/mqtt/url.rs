@@ -75,7 +75,7 @@ fn redact(s: &str) -> String {
 
 impl BrokerUrl {
     /// The rustls client configuration for `mqtts`: the system's trusted roots, ring provider.
-    pub(super) fn tls_config(&self) -> Option<Arc<rustls::ClientConfig>> {
+    pub fn tls_config(&self) -> Option<Arc<rustls::ClientConfig>> {
         if !self.tls {
             return None;
         }

@@ -1,0 +1,323 @@
+//! The gateway's copy of its share of the registry, in redb (`<data_dir>/edge.redb`).
+//!
+//! Each sync batch is applied in one write transaction together with the revision it brings
+//! the cache to, so a crash leaves the previous batch or the next one, never half of one, and
+//! the agent resumes from the stored revision. Lookups read the file (redb's page cache keeps
+//! the hot part in memory): the agent holds no copy of the registry in its heap, which is how it
+//! stays small with 10k devices.
+//!
+//! Also here, because they must survive a crash with the registry: first-time credentials the
+//! agent handed over while central was out of reach (until central confirms them), and device
+//! log lines waiting to be forwarded.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use neosens_protocol::Mac;
+use neosens_protocol::ids::DeviceId;
+use neosens_protocol::sync::{BatchKind, Change, DeviceRecord, RoomRecord, SyncBatch, WireUid};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+type Key = [u8; 16];
+
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const DEVICES: TableDefinition<Key, &[u8]> = TableDefinition::new("devices");
+const BY_MAC: TableDefinition<&str, Key> = TableDefinition::new("devices_by_mac");
+const BY_LOGIN: TableDefinition<&str, Key> = TableDefinition::new("devices_by_login");
+const ROOMS: TableDefinition<Key, &[u8]> = TableDefinition::new("rooms");
+/// Other records of the scope (sites, buildings, device types), kept whole for later uses.
+const LOCATIONS: TableDefinition<Key, &[u8]> = TableDefinition::new("locations");
+/// Devices this gateway gave their first password to, not yet confirmed by central (→ ms).
+const LOCAL_DELIVERIES: TableDefinition<Key, u64> = TableDefinition::new("local_deliveries");
+/// Device log lines received offline, to forward (sequence → postcard [`PendingLog`]).
+const PENDING_LOGS: TableDefinition<u64, &[u8]> = TableDefinition::new("pending_logs");
+
+const META_REVISION: &str = "revision";
+const META_LOG_SEQ: &str = "log_seq";
+
+/// redb page cache: enough for the lookups of a busy gateway, small enough for a Pi.
+const CACHE_BYTES: usize = 2 * 1024 * 1024;
+
+/// Storage failures.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    /// The storage engine failed.
+    #[error("local database: {0}")]
+    Backend(String),
+    /// A stored record does not decode.
+    #[error("local database: a {0} record does not decode (resync with a fresh data directory)")]
+    Corrupt(&'static str),
+}
+
+fn backend(e: impl std::fmt::Display) -> CacheError {
+    CacheError::Backend(e.to_string())
+}
+
+/// A device log line received while central was out of reach.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingLog {
+    /// The device's `Authorization` header, replayed as is.
+    pub authorization: String,
+    /// The form body.
+    pub body: Vec<u8>,
+    /// The device's address.
+    pub device_addr: String,
+}
+
+/// A device's registry data, as the gateway holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedDevice {
+    /// What central sent.
+    pub record: DeviceRecord,
+    /// Whether this gateway handed its first password over and central does not know yet.
+    pub delivered_here: bool,
+}
+
+impl CachedDevice {
+    /// Whether the password was delivered (by central, or here).
+    pub fn delivered(&self) -> bool {
+        self.record.credentials_delivered || self.delivered_here
+    }
+}
+
+/// The local database (shared with the outbox, which keeps its own tables in it).
+#[derive(Clone)]
+pub struct Cache {
+    db: Arc<Database>,
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Cache { .. }")
+    }
+}
+
+fn mac_key(uid: &WireUid) -> Option<String> {
+    match uid {
+        WireUid::Ethernet(mac) => Some(mac.to_string()),
+        _ => None,
+    }
+}
+
+impl Cache {
+    /// Opens (or creates) `<data_dir>/edge.redb`.
+    pub fn open(data_dir: &Path) -> Result<Self, CacheError> {
+        let path = data_dir.join("edge.redb");
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(&path)
+            .map_err(|e| CacheError::Backend(format!("{}: {e}", path.display())))?;
+        let txn = db.begin_write().map_err(backend)?;
+        txn.open_table(META).map_err(backend)?;
+        txn.open_table(DEVICES).map_err(backend)?;
+        txn.open_table(BY_MAC).map_err(backend)?;
+        txn.open_table(BY_LOGIN).map_err(backend)?;
+        txn.open_table(ROOMS).map_err(backend)?;
+        txn.open_table(LOCATIONS).map_err(backend)?;
+        txn.open_table(LOCAL_DELIVERIES).map_err(backend)?;
+        txn.open_table(PENDING_LOGS).map_err(backend)?;
+        txn.commit().map_err(backend)?;
+        Ok(Cache { db: Arc::new(db) })
+    }
+
+    /// The database, for the outbox.
+    pub fn database(&self) -> Arc<Database> {
+        Arc::clone(&self.db)
+    }
+
+    /// The registry revision the cache holds (0: nothing yet).
+    pub fn revision(&self) -> Result<u64, CacheError> {
+        let txn = self.db.begin_read().map_err(backend)?;
+        let meta = txn.open_table(META).map_err(backend)?;
+        Ok(meta.get(META_REVISION).map_err(backend)?.map_or(0, |v| v.value()))
+    }
+
+    /// Applies a batch and stores its revision, in one transaction.
+    pub fn apply(&self, batch: &SyncBatch) -> Result<(), CacheError> {
+        let txn = self.db.begin_write().map_err(backend)?;
+        {
+            if batch.kind == BatchKind::Snapshot {
+                for def in [DEVICES, ROOMS, LOCATIONS] {
+                    txn.delete_table(def).map_err(backend)?;
+                }
+                txn.delete_table(BY_MAC).map_err(backend)?;
+                txn.delete_table(BY_LOGIN).map_err(backend)?;
+            }
+            let mut devices = txn.open_table(DEVICES).map_err(backend)?;
+            let mut by_mac = txn.open_table(BY_MAC).map_err(backend)?;
+            let mut by_login = txn.open_table(BY_LOGIN).map_err(backend)?;
+            let mut rooms = txn.open_table(ROOMS).map_err(backend)?;
+            let mut locations = txn.open_table(LOCATIONS).map_err(backend)?;
+            let mut local = txn.open_table(LOCAL_DELIVERIES).map_err(backend)?;
+            for change in &batch.changes {
+                match change {
+                    Change::UpsertDevice(d) => {
+                        let key = d.id.to_bytes();
+                        if let Some(old) = devices.get(key).map_err(backend)? {
+                            let old: DeviceRecord = postcard::from_bytes(old.value())
+                                .map_err(|_| CacheError::Corrupt("device"))?;
+                            drop_indexes(&mut by_mac, &mut by_login, &old)?;
+                        }
+                        devices.insert(key, encode(d.as_ref())?.as_slice()).map_err(backend)?;
+                        if let Some(mac) = mac_key(&d.uid) {
+                            by_mac.insert(mac.as_str(), key).map_err(backend)?;
+                        }
+                        by_login.insert(d.login.as_str(), key).map_err(backend)?;
+                        if d.credentials_delivered {
+                            local.remove(key).map_err(backend)?;
+                        }
+                    }
+                    Change::DeleteDevice(id) => {
+                        if let Some(old) = devices.remove(id.to_bytes()).map_err(backend)? {
+                            let old: DeviceRecord = postcard::from_bytes(old.value())
+                                .map_err(|_| CacheError::Corrupt("device"))?;
+                            drop_indexes(&mut by_mac, &mut by_login, &old)?;
+                        }
+                    }
+                    Change::UpsertRoom(r) => {
+                        rooms.insert(r.id.to_bytes(), encode(r)?.as_slice()).map_err(backend)?;
+                    }
+                    Change::DeleteRoom(id) => {
+                        rooms.remove(id.to_bytes()).map_err(backend)?;
+                    }
+                    Change::UpsertSite(s) => {
+                        locations.insert(s.id.to_bytes(), encode(s)?.as_slice()).map_err(backend)?;
+                    }
+                    Change::UpsertBuilding(b) => {
+                        locations.insert(b.id.to_bytes(), encode(b)?.as_slice()).map_err(backend)?;
+                    }
+                    Change::UpsertDeviceType(t) => {
+                        locations.insert(t.id.to_bytes(), encode(t)?.as_slice()).map_err(backend)?;
+                    }
+                    Change::DeleteSite(id) => drop(locations.remove(id.to_bytes()).map_err(backend)?),
+                    Change::DeleteBuilding(id) => drop(locations.remove(id.to_bytes()).map_err(backend)?),
+                    Change::DeleteDeviceType(id) => drop(locations.remove(id.to_bytes()).map_err(backend)?),
+                }
+            }
+            txn.open_table(META).map_err(backend)?.insert(META_REVISION, batch.revision).map_err(backend)?;
+        }
+        txn.commit().map_err(backend)
+    }
+
+    fn device_by(
+        &self,
+        index: TableDefinition<&str, Key>,
+        key: &str,
+    ) -> Result<Option<CachedDevice>, CacheError> {
+        let txn = self.db.begin_read().map_err(backend)?;
+        let Some(id) = txn.open_table(index).map_err(backend)?.get(key).map_err(backend)?.map(|v| v.value())
+        else {
+            return Ok(None);
+        };
+        let Some(bytes) = txn.open_table(DEVICES).map_err(backend)?.get(id).map_err(backend)? else {
+            return Ok(None);
+        };
+        let record: DeviceRecord =
+            postcard::from_bytes(bytes.value()).map_err(|_| CacheError::Corrupt("device"))?;
+        let delivered_here =
+            txn.open_table(LOCAL_DELIVERIES).map_err(backend)?.get(id).map_err(backend)?.is_some();
+        Ok(Some(CachedDevice { record, delivered_here }))
+    }
+
+    /// The device with this MAC.
+    pub fn device_by_mac(&self, mac: Mac) -> Result<Option<CachedDevice>, CacheError> {
+        self.device_by(BY_MAC, &mac.to_string())
+    }
+
+    /// The device with this MQTT login.
+    pub fn device_by_login(&self, login: &str) -> Result<Option<CachedDevice>, CacheError> {
+        self.device_by(BY_LOGIN, login)
+    }
+
+    /// A room.
+    pub fn room(&self, id: neosens_protocol::ids::RoomId) -> Result<Option<RoomRecord>, CacheError> {
+        let txn = self.db.begin_read().map_err(backend)?;
+        let rooms = txn.open_table(ROOMS).map_err(backend)?;
+        let Some(bytes) = rooms.get(id.to_bytes()).map_err(backend)? else { return Ok(None) };
+        postcard::from_bytes(bytes.value()).map(Some).map_err(|_| CacheError::Corrupt("room"))
+    }
+
+    /// Number of devices cached.
+    pub fn device_count(&self) -> Result<u64, CacheError> {
+        let txn = self.db.begin_read().map_err(backend)?;
+        txn.open_table(DEVICES).map_err(backend)?.len().map_err(backend)
+    }
+
+    /// Records that this gateway handed a device its first password: durably, before the answer
+    /// leaves, so that a crash right after cannot hand it out a second time. `false` if it
+    /// already had been (by a concurrent request).
+    pub fn record_local_delivery(&self, id: DeviceId, now_ms: u64) -> Result<bool, CacheError> {
+        let txn = self.db.begin_write().map_err(backend)?;
+        let fresh = {
+            let mut local = txn.open_table(LOCAL_DELIVERIES).map_err(backend)?;
+            let fresh = local.get(id.to_bytes()).map_err(backend)?.is_none();
+            if fresh {
+                local.insert(id.to_bytes(), now_ms).map_err(backend)?;
+            }
+            fresh
+        };
+        txn.commit().map_err(backend)?;
+        Ok(fresh)
+    }
+
+    /// Devices delivered here that central has not confirmed yet.
+    pub fn unreported_deliveries(&self) -> Result<Vec<DeviceId>, CacheError> {
+        let txn = self.db.begin_read().map_err(backend)?;
+        let local = txn.open_table(LOCAL_DELIVERIES).map_err(backend)?;
+        let mut out = Vec::new();
+        for item in local.iter().map_err(backend)? {
+            let (k, _) = item.map_err(backend)?;
+            out.push(DeviceId::from_bytes(k.value()));
+        }
+        Ok(out)
+    }
+
+    /// Queues a device log line to forward.
+    pub fn queue_log(&self, log: &PendingLog) -> Result<(), CacheError> {
+        let bytes = encode(log)?;
+        let txn = self.db.begin_write().map_err(backend)?;
+        {
+            let mut meta = txn.open_table(META).map_err(backend)?;
+            let seq = meta.get(META_LOG_SEQ).map_err(backend)?.map_or(0, |v| v.value()) + 1;
+            meta.insert(META_LOG_SEQ, seq).map_err(backend)?;
+            txn.open_table(PENDING_LOGS).map_err(backend)?.insert(seq, bytes.as_slice()).map_err(backend)?;
+        }
+        txn.commit().map_err(backend)
+    }
+
+    /// The oldest queued log lines.
+    pub fn pending_logs(&self, limit: usize) -> Result<Vec<(u64, PendingLog)>, CacheError> {
+        let txn = self.db.begin_read().map_err(backend)?;
+        let logs = txn.open_table(PENDING_LOGS).map_err(backend)?;
+        let mut out = Vec::new();
+        for item in logs.iter().map_err(backend)?.take(limit) {
+            let (k, v) = item.map_err(backend)?;
+            out.push((k.value(), postcard::from_bytes(v.value()).map_err(|_| CacheError::Corrupt("log"))?));
+        }
+        Ok(out)
+    }
+
+    /// Removes a forwarded log line.
+    pub fn drop_log(&self, seq: u64) -> Result<(), CacheError> {
+        let txn = self.db.begin_write().map_err(backend)?;
+        txn.open_table(PENDING_LOGS).map_err(backend)?.remove(seq).map_err(backend)?;
+        txn.commit().map_err(backend)
+    }
+}
+
+fn drop_indexes(
+    by_mac: &mut redb::Table<&str, Key>,
+    by_login: &mut redb::Table<&str, Key>,
+    old: &DeviceRecord,
+) -> Result<(), CacheError> {
+    if let Some(mac) = mac_key(&old.uid) {
+        by_mac.remove(mac.as_str()).map_err(backend)?;
+    }
+    by_login.remove(old.login.as_str()).map_err(backend)?;
+    Ok(())
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CacheError> {
+    postcard::to_allocvec(value).map_err(backend)
+}

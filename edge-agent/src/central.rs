@@ -1,0 +1,210 @@
+//! HTTP calls to central: enrolment, the sync long-poll, delivery reports, health reports, and
+//! forwarding the devices' legacy requests.
+
+use std::time::Duration;
+
+use neosens_protocol::ids::DeviceId;
+use neosens_protocol::sync::SyncBatch;
+use reqwest::StatusCode;
+use serde::{Deserialize, Serialize};
+
+/// Why a call to central failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CentralError {
+    /// Central could not be reached (or answered too late).
+    #[error("central unreachable: {0}")]
+    Unreachable(String),
+    /// Central refused the gateway's credentials.
+    #[error("central refused the gateway's credentials (enrol again: neosens-edge enroll)")]
+    Unauthorized,
+    /// Central answered something unexpected.
+    #[error("unexpected answer from central: {0}")]
+    Protocol(String),
+}
+
+fn unreachable(e: reqwest::Error) -> CentralError {
+    CentralError::Unreachable(e.to_string())
+}
+
+/// What `POST /api/v1/edge/enroll` returns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    /// The gateway's id.
+    pub gateway_id: String,
+    /// Its name.
+    pub name: String,
+    /// Its secret.
+    pub secret: String,
+    /// Its MQTT username.
+    pub mqtt_username: String,
+    /// Its key pair, hex.
+    pub keys: String,
+}
+
+/// The figures the gateway reports (`POST /api/v1/edge/health`).
+#[derive(Debug, Clone, Serialize)]
+pub struct HealthReport {
+    /// Messages waiting in the outbox.
+    pub outbox_depth: u64,
+    /// Age of the oldest, seconds.
+    pub outbox_oldest_s: u64,
+    /// Messages dropped since start.
+    pub outbox_dropped: u64,
+    /// Agent version.
+    pub version: String,
+}
+
+/// A legacy answer from central, passed on byte for byte.
+#[derive(Debug, Clone)]
+pub struct Forwarded {
+    /// Status code.
+    pub status: u16,
+    /// `Content-Type`, if any.
+    pub content_type: Option<String>,
+    /// Body.
+    pub body: bytes::Bytes,
+}
+
+/// The client.
+#[derive(Debug, Clone)]
+pub struct Central {
+    http: reqwest::Client,
+    base: String,
+    secret: Option<String>,
+    forward_timeout: Duration,
+}
+
+impl Central {
+    /// A client of central at `base` (`https://neosens.example.org`), authenticated with the
+    /// gateway's `secret` once enrolled.
+    pub fn new(base: &str, secret: Option<String>, forward_timeout: Duration) -> Result<Self, CentralError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .pool_idle_timeout(Duration::from_secs(90))
+            .user_agent(concat!("neosens-edge/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| CentralError::Protocol(e.to_string()))?;
+        Ok(Central { http, base: base.trim_end_matches('/').to_owned(), secret, forward_timeout })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn authed(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.secret {
+            Some(s) => request.bearer_auth(s),
+            None => request,
+        }
+    }
+
+    /// Exchanges a one-time enrolment token for the gateway's credentials.
+    pub async fn enroll(&self, token: &str) -> Result<Grant, CentralError> {
+        let response = self
+            .http
+            .post(self.url("/api/v1/edge/enroll"))
+            .timeout(Duration::from_secs(30))
+            .json(&serde_json::json!({"token": token}))
+            .send()
+            .await
+            .map_err(unreachable)?;
+        match response.status() {
+            StatusCode::OK => response.json().await.map_err(|e| CentralError::Protocol(e.to_string())),
+            StatusCode::UNAUTHORIZED => Err(CentralError::Protocol(
+                "central refused the enrolment token: unknown, already used or expired (ask an admin for a new one)"
+                    .into(),
+            )),
+            other => Err(CentralError::Protocol(format!("enrolment answered {other}"))),
+        }
+    }
+
+    /// The changes since `since`, waiting up to `wait` for one; `None` when nothing changed.
+    pub async fn sync(&self, since: u64, wait: Duration) -> Result<Option<SyncBatch>, CentralError> {
+        let response = self
+            .authed(self.http.get(self.url("/api/v1/edge/sync")))
+            .query(&[("since", since), ("wait", wait.as_secs())])
+            .timeout(wait + Duration::from_secs(30))
+            .send()
+            .await
+            .map_err(unreachable)?;
+        match response.status() {
+            StatusCode::OK => {
+                let body = response.bytes().await.map_err(unreachable)?;
+                SyncBatch::decode(&body)
+                    .map(Some)
+                    .map_err(|e| CentralError::Protocol(format!("sync body: {e}")))
+            }
+            StatusCode::NO_CONTENT => Ok(None),
+            StatusCode::UNAUTHORIZED => Err(CentralError::Unauthorized),
+            other => Err(CentralError::Protocol(format!("sync answered {other}"))),
+        }
+    }
+
+    /// Reports first-time credentials delivered here.
+    pub async fn report_deliveries(&self, devices: &[DeviceId]) -> Result<(), CentralError> {
+        let ids: Vec<String> = devices.iter().map(ToString::to_string).collect();
+        self.post_json("/api/v1/edge/deliveries", &serde_json::json!({"devices": ids})).await
+    }
+
+    /// Reports the gateway's figures.
+    pub async fn report_health(&self, report: &HealthReport) -> Result<(), CentralError> {
+        self.post_json("/api/v1/edge/health", report).await
+    }
+
+    async fn post_json(&self, path: &str, body: &impl Serialize) -> Result<(), CentralError> {
+        let response = self
+            .authed(self.http.post(self.url(path)))
+            .timeout(Duration::from_secs(15))
+            .json(body)
+            .send()
+            .await
+            .map_err(unreachable)?;
+        match response.status() {
+            s if s.is_success() => Ok(()),
+            StatusCode::UNAUTHORIZED => Err(CentralError::Unauthorized),
+            other => Err(CentralError::Protocol(format!("{path} answered {other}"))),
+        }
+    }
+
+    /// Forwards a device's legacy request (`path_and_query` as the device sent it), naming the
+    /// gateway and the device's address; a short timeout, so a slow central means an answer
+    /// from the cache instead.
+    pub async fn forward(
+        &self,
+        method: reqwest::Method,
+        path_and_query: &str,
+        authorization: Option<&str>,
+        content_type: Option<&str>,
+        body: bytes::Bytes,
+        device_addr: &str,
+    ) -> Result<Forwarded, CentralError> {
+        let mut request = self
+            .http
+            .request(method, self.url(path_and_query))
+            .timeout(self.forward_timeout)
+            .header("X-Forwarded-For", device_addr)
+            .body(body);
+        if let Some(secret) = &self.secret {
+            request = request.header("X-Neosens-Gateway", secret.as_str());
+        }
+        if let Some(a) = authorization {
+            request = request.header(reqwest::header::AUTHORIZATION, a);
+        }
+        if let Some(c) = content_type {
+            request = request.header(reqwest::header::CONTENT_TYPE, c);
+        }
+        let response = request.send().await.map_err(unreachable)?;
+        let status = response.status().as_u16();
+        // Central answering 5xx is central not able to answer: the cache does better.
+        if status >= 500 {
+            return Err(CentralError::Unreachable(format!("central answered {status}")));
+        }
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = response.bytes().await.map_err(unreachable)?;
+        Ok(Forwarded { status, content_type, body })
+    }
+}

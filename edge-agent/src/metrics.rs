@@ -1,0 +1,141 @@
+//! The agent's `/metrics` (OpenMetrics text; the classic format for scrapers that do not ask
+//! for OpenMetrics is central's business, the agent is scraped by Prometheus itself): sync,
+//! cache, outbox, uplink and local provisioning, read at scrape time from their counters.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+
+use crate::cache::Cache;
+use crate::outbox::Outbox;
+use crate::proxy::Proxy;
+use crate::sync::SyncStats;
+use crate::uplink::UplinkStats;
+
+/// What `/metrics` reads.
+#[derive(Clone, Debug)]
+pub struct Sources {
+    /// Cache.
+    pub cache: Cache,
+    /// Outbox.
+    pub outbox: Outbox,
+    /// Sync counters.
+    pub sync: Arc<SyncStats>,
+    /// Uplink counters.
+    pub uplink: Arc<UplinkStats>,
+    /// Provisioning counters.
+    pub proxy: Proxy,
+}
+
+fn gauge(e: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> std::fmt::Result {
+    ConstGauge::new(v as i64).encode(e.encode_descriptor(name, help, None, MetricType::Gauge)?)
+}
+
+fn counter(e: &mut DescriptorEncoder, name: &str, help: &str, v: &AtomicU64) -> std::fmt::Result {
+    ConstCounter::new(v.load(Ordering::Relaxed)).encode(e.encode_descriptor(
+        name,
+        help,
+        None,
+        MetricType::Counter,
+    )?)
+}
+
+impl Collector for Sources {
+    fn encode(&self, mut e: DescriptorEncoder) -> std::fmt::Result {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        gauge(
+            &mut e,
+            "neosens_edge_sync_revision",
+            "Registry revision the cache holds",
+            self.sync.revision.load(Ordering::Relaxed),
+        )?;
+        gauge(
+            &mut e,
+            "neosens_edge_sync_last_success_timestamp_seconds",
+            "Last successful exchange with central",
+            self.sync.last_success_s.load(Ordering::Relaxed),
+        )?;
+        counter(&mut e, "neosens_edge_sync_batches", "Sync batches applied", &self.sync.batches)?;
+        counter(&mut e, "neosens_edge_sync_failures", "Failed sync requests", &self.sync.failures)?;
+        gauge(
+            &mut e,
+            "neosens_edge_devices_cached",
+            "Devices in the local cache",
+            self.cache.device_count().unwrap_or_default(),
+        )?;
+        let (depth, oldest) = self.outbox.depth(now_ms).unwrap_or_default();
+        gauge(&mut e, "neosens_edge_outbox_depth", "Messages waiting in the outbox", depth)?;
+        gauge(
+            &mut e,
+            "neosens_edge_outbox_oldest_seconds",
+            "Age of the oldest message in the outbox",
+            oldest,
+        )?;
+        let s = &self.outbox.stats;
+        counter(&mut e, "neosens_edge_outbox_appended", "Messages appended to the outbox", &s.appended)?;
+        counter(
+            &mut e,
+            "neosens_edge_outbox_acknowledged",
+            "Messages the broker acknowledged",
+            &s.acknowledged,
+        )?;
+        let mut m = e.encode_descriptor(
+            "neosens_edge_outbox_dropped",
+            "Messages dropped, by reason",
+            None,
+            MetricType::Counter,
+        )?;
+        for (reason, n) in [("full", &s.dropped_full), ("expired", &s.dropped_expired)] {
+            ConstCounter::new(n.load(Ordering::Relaxed)).encode(m.encode_family(&[("reason", reason)])?)?;
+        }
+        gauge(
+            &mut e,
+            "neosens_edge_uplink_connected",
+            "Whether the upstream broker connection is up",
+            u64::from(self.uplink.connected.load(Ordering::Relaxed)),
+        )?;
+        counter(
+            &mut e,
+            "neosens_edge_uplink_connects",
+            "Upstream connections established",
+            &self.uplink.connects,
+        )?;
+        counter(
+            &mut e,
+            "neosens_edge_uplink_published",
+            "Messages published upstream",
+            &self.uplink.published,
+        )?;
+        let mut m = e.encode_descriptor(
+            "neosens_edge_provisioning_requests",
+            "Legacy provisioning requests by path, source (central or cache) and outcome",
+            None,
+            MetricType::Counter,
+        )?;
+        for ((path, source, outcome), n) in self.proxy.counts.lock().iter() {
+            ConstCounter::new(*n).encode(m.encode_family(&[
+                ("path", *path),
+                ("source", *source),
+                ("outcome", *outcome),
+            ])?)?;
+        }
+        Ok(())
+    }
+}
+
+/// The exposition text.
+pub fn render(sources: &Sources) -> String {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(sources.clone()));
+    let mut out = String::new();
+    let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
+    out
+}

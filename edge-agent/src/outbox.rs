@@ -1,0 +1,264 @@
+//! The outbox: everything the gateway sends upstream over MQTT waits here, in redb, until the
+//! broker acknowledged it.
+//!
+//! - A message is appended durably (committed) before anything acknowledges it locally.
+//! - It is sent in order, QoS 1, and removed only on the broker's PUBACK ([`crate::uplink`]).
+//! - Each has an id (its sequence number, never reused), carried in the payloads the agent builds
+//!   (`msg_id`), so that central can recognise a message sent again after a crash between the
+//!   broker's PUBACK and the removal.
+//! - Bounded: at most `max_messages` (the oldest are dropped to make room) and `max_age` (older
+//!   ones are dropped); both are counted, by reason, in `/metrics`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+
+use crate::cache::CacheError;
+
+const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
+const OUTBOX_META: TableDefinition<&str, u64> = TableDefinition::new("outbox_meta");
+const META_SEQ: &str = "seq";
+
+fn backend(e: impl std::fmt::Display) -> CacheError {
+    CacheError::Backend(e.to_string())
+}
+
+/// One message waiting to go upstream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxRecord {
+    /// The MQTT topic.
+    pub topic: String,
+    /// The payload.
+    pub payload: Vec<u8>,
+    /// When it was appended, ms since the epoch.
+    pub created_ms: u64,
+}
+
+/// Bounds of the outbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Most messages kept.
+    pub max_messages: u64,
+    /// Oldest message kept, ms.
+    pub max_age_ms: u64,
+}
+
+/// Counters, for metrics and the gateway's status.
+#[derive(Debug, Default)]
+pub struct OutboxStats {
+    /// Messages appended.
+    pub appended: AtomicU64,
+    /// Messages the broker acknowledged (and removed).
+    pub acknowledged: AtomicU64,
+    /// Messages dropped because the outbox was full.
+    pub dropped_full: AtomicU64,
+    /// Messages dropped because they were too old.
+    pub dropped_expired: AtomicU64,
+}
+
+/// The outbox handle (cheap to clone).
+#[derive(Clone)]
+pub struct Outbox {
+    db: Arc<Database>,
+    limits: Limits,
+    /// Woken on each append.
+    pub(crate) ready: Arc<Notify>,
+    /// Counters.
+    pub stats: Arc<OutboxStats>,
+}
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbox").field("limits", &self.limits).finish_non_exhaustive()
+    }
+}
+
+impl Outbox {
+    /// The outbox in this database.
+    pub fn open(db: Arc<Database>, limits: Limits) -> Result<Self, CacheError> {
+        let txn = db.begin_write().map_err(backend)?;
+        txn.open_table(OUTBOX).map_err(backend)?;
+        txn.open_table(OUTBOX_META).map_err(backend)?;
+        txn.commit().map_err(backend)?;
+        Ok(Outbox { db, limits, ready: Arc::new(Notify::new()), stats: Arc::default() })
+    }
+
+    /// Appends messages durably, in order; returns their ids. Makes room by dropping the oldest
+    /// messages when the outbox is full.
+    pub fn append(&self, messages: &[(String, Vec<u8>)], now_ms: u64) -> Result<Vec<u64>, CacheError> {
+        self.append_with(messages.len(), now_ms, |i, _| messages[i].clone())
+    }
+
+    /// Appends `n` messages built from their id (so that a payload can carry it).
+    pub fn append_with(
+        &self,
+        n: usize,
+        now_ms: u64,
+        build: impl Fn(usize, u64) -> (String, Vec<u8>),
+    ) -> Result<Vec<u64>, CacheError> {
+        let txn = self.db.begin_write().map_err(backend)?;
+        let mut ids = Vec::with_capacity(n);
+        let mut dropped = 0;
+        {
+            let mut meta = txn.open_table(OUTBOX_META).map_err(backend)?;
+            let mut table = txn.open_table(OUTBOX).map_err(backend)?;
+            let mut seq = meta.get(META_SEQ).map_err(backend)?.map_or(0, |v| v.value());
+            for i in 0..n {
+                seq += 1;
+                let (topic, payload) = build(i, seq);
+                let record = OutboxRecord { topic, payload, created_ms: now_ms };
+                let bytes = postcard::to_allocvec(&record).map_err(backend)?;
+                table.insert(seq, bytes.as_slice()).map_err(backend)?;
+                ids.push(seq);
+            }
+            meta.insert(META_SEQ, seq).map_err(backend)?;
+            let len = table.len().map_err(backend)?;
+            if len > self.limits.max_messages {
+                for _ in 0..len - self.limits.max_messages {
+                    if table.pop_first().map_err(backend)?.is_some() {
+                        dropped += 1;
+                    }
+                }
+            }
+        }
+        txn.commit().map_err(backend)?;
+        self.stats.appended.fetch_add(n as u64, Ordering::Relaxed);
+        if dropped > 0 {
+            self.stats.dropped_full.fetch_add(dropped, Ordering::Relaxed);
+            tracing::warn!(dropped, limit = self.limits.max_messages, "outbox full: oldest messages dropped");
+        }
+        self.ready.notify_one();
+        Ok(ids)
+    }
+
+    /// Up to `limit` messages after id `after`, oldest first.
+    pub fn peek(&self, after: u64, limit: usize) -> Result<Vec<(u64, OutboxRecord)>, CacheError> {
+        let txn = self.db.begin_read().map_err(backend)?;
+        let table = txn.open_table(OUTBOX).map_err(backend)?;
+        let mut out = Vec::new();
+        for item in table.range(after + 1..).map_err(backend)?.take(limit) {
+            let (k, v) = item.map_err(backend)?;
+            let record =
+                postcard::from_bytes(v.value()).map_err(|_| CacheError::Corrupt("outbox message"))?;
+            out.push((k.value(), record));
+        }
+        Ok(out)
+    }
+
+    /// Removes messages the broker acknowledged.
+    pub fn acknowledge(&self, ids: &[u64]) -> Result<(), CacheError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let txn = self.db.begin_write().map_err(backend)?;
+        let mut removed = 0;
+        {
+            let mut table = txn.open_table(OUTBOX).map_err(backend)?;
+            for id in ids {
+                if table.remove(*id).map_err(backend)?.is_some() {
+                    removed += 1;
+                }
+            }
+        }
+        txn.commit().map_err(backend)?;
+        self.stats.acknowledged.fetch_add(removed, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Drops messages older than the age limit; returns how many.
+    pub fn expire(&self, now_ms: u64) -> Result<u64, CacheError> {
+        let cutoff = now_ms.saturating_sub(self.limits.max_age_ms);
+        let txn = self.db.begin_write().map_err(backend)?;
+        let mut dropped = 0;
+        {
+            let mut table = txn.open_table(OUTBOX).map_err(backend)?;
+            loop {
+                let Some((_, v)) = table.first().map_err(backend)? else { break };
+                let record: OutboxRecord =
+                    postcard::from_bytes(v.value()).map_err(|_| CacheError::Corrupt("outbox message"))?;
+                drop(v);
+                if record.created_ms >= cutoff {
+                    break;
+                }
+                table.pop_first().map_err(backend)?;
+                dropped += 1;
+            }
+        }
+        txn.commit().map_err(backend)?;
+        if dropped > 0 {
+            self.stats.dropped_expired.fetch_add(dropped, Ordering::Relaxed);
+            tracing::warn!(
+                dropped,
+                max_age_s = self.limits.max_age_ms / 1000,
+                "outbox: messages too old dropped"
+            );
+        }
+        Ok(dropped)
+    }
+
+    /// (messages waiting, age of the oldest in seconds).
+    pub fn depth(&self, now_ms: u64) -> Result<(u64, u64), CacheError> {
+        let txn = self.db.begin_read().map_err(backend)?;
+        let table = txn.open_table(OUTBOX).map_err(backend)?;
+        let len = table.len().map_err(backend)?;
+        let oldest = match table.first().map_err(backend)? {
+            Some((_, v)) => {
+                let r: OutboxRecord =
+                    postcard::from_bytes(v.value()).map_err(|_| CacheError::Corrupt("outbox message"))?;
+                now_ms.saturating_sub(r.created_ms) / 1000
+            }
+            None => 0,
+        };
+        Ok((len, oldest))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outbox(dir: &std::path::Path, max_messages: u64) -> Outbox {
+        let cache = crate::cache::Cache::open(dir).unwrap();
+        Outbox::open(cache.database(), Limits { max_messages, max_age_ms: 60_000 }).unwrap()
+    }
+
+    #[test]
+    fn in_order_until_acknowledged_and_across_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = outbox(dir.path(), 100);
+        let ids = o.append(&[("a/b".into(), b"1".to_vec()), ("a/b".into(), b"2".to_vec())], 1_000).unwrap();
+        assert_eq!(ids, [1, 2]);
+        let peeked = o.peek(0, 10).unwrap();
+        assert_eq!(
+            peeked.iter().map(|(_, r)| r.payload.clone()).collect::<Vec<_>>(),
+            [b"1".to_vec(), b"2".to_vec()]
+        );
+        assert_eq!(o.peek(1, 10).unwrap().len(), 1, "after an id");
+        o.acknowledge(&[1]).unwrap();
+        drop(o);
+        let o = outbox(dir.path(), 100);
+        assert_eq!(o.peek(0, 10).unwrap().iter().map(|(id, _)| *id).collect::<Vec<_>>(), [2]);
+        assert_eq!(o.append(&[("a/b".into(), b"3".to_vec())], 2_000).unwrap(), [3], "ids are never reused");
+        assert_eq!(o.depth(31_000).unwrap(), (2, 30));
+    }
+
+    #[test]
+    fn bounded_by_count_and_age_with_the_drops_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = outbox(dir.path(), 3);
+        let built =
+            o.append_with(5, 0, |_, id| ("t".into(), format!("{{\"msg_id\":{id}}}").into_bytes())).unwrap();
+        assert_eq!(built, [1, 2, 3, 4, 5]);
+        let kept: Vec<u64> = o.peek(0, 10).unwrap().iter().map(|(id, _)| *id).collect();
+        assert_eq!(kept, [3, 4, 5], "the oldest make room");
+        assert_eq!(o.peek(0, 1).unwrap()[0].1.payload, b"{\"msg_id\":3}");
+        assert_eq!(o.stats.dropped_full.load(Ordering::Relaxed), 2);
+        o.append(&[("t".into(), vec![])], 50_000).unwrap();
+        assert_eq!(o.expire(70_000).unwrap(), 2, "older than a minute");
+        assert_eq!(o.peek(0, 10).unwrap().len(), 1);
+        assert_eq!(o.stats.dropped_expired.load(Ordering::Relaxed), 2);
+    }
+}

@@ -1,0 +1,266 @@
+//! The legacy provisioning paths on the gateway's LAN listener, with the exact legacy behaviour.
+//!
+//! Online, a request goes to central (naming the gateway and the device's address) and central's
+//! answer comes back byte for byte. When central is unreachable or slow (a short timeout), the
+//! answer comes from the cache: the configuration of a known, enabled device after checking its
+//! Basic credentials against the synced hash; credentials without password for delivered devices;
+//! and the first delivery of a staged password, exactly once — recorded on disk before the answer
+//! leaves, and reported to central when it is back. After a failure the agent answers from its
+//! cache for a few seconds before trying central again, so an outage does not cost every device
+//! the forwarding timeout.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, post};
+use neosens_protocol::legacy::Credentials;
+use neosens_runtime::keys::Keys;
+use neosens_runtime::legacy_http::{basic_auth, credentials_mac, forbidden, json_body};
+
+use crate::cache::{Cache, CachedDevice, PendingLog};
+use crate::central::{Central, Forwarded};
+use crate::http::AppState;
+
+/// How long the agent answers from its cache after central failed, before trying it again.
+const COOLDOWN: Duration = Duration::from_secs(10);
+
+/// Largest `/device/logger` body accepted.
+const MAX_LOGGER_BODY: usize = 64 * 1024;
+
+/// Request counts by (path, source: `central` or `cache`, outcome).
+pub type Counts =
+    parking_lot::Mutex<std::collections::BTreeMap<(&'static str, &'static str, &'static str), u64>>;
+
+/// What the proxy needs.
+#[derive(Clone)]
+pub struct Proxy {
+    /// The cache.
+    pub cache: Cache,
+    /// Central, once enrolled.
+    pub central: Option<Central>,
+    /// The gateway's key pair, once enrolled.
+    pub keys: Option<Arc<Keys>>,
+    /// Until when (ms since start) central is skipped after a failure.
+    skip_until_ms: Arc<AtomicU64>,
+    started: std::time::Instant,
+    /// Counters: (path, source, outcome).
+    pub counts: Arc<Counts>,
+}
+
+impl std::fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proxy").field("enrolled", &self.central.is_some()).finish_non_exhaustive()
+    }
+}
+
+impl Proxy {
+    /// A proxy over this cache; without `central` and `keys` (not enrolled) it answers from the
+    /// cache alone, which is empty until the first sync.
+    pub fn new(cache: Cache, central: Option<Central>, keys: Option<Keys>) -> Self {
+        Proxy {
+            cache,
+            central,
+            keys: keys.map(Arc::new),
+            skip_until_ms: Arc::default(),
+            started: std::time::Instant::now(),
+            counts: Arc::default(),
+        }
+    }
+
+    fn count(&self, path: &'static str, source: &'static str, outcome: &'static str) {
+        *self.counts.lock().entry((path, source, outcome)).or_default() += 1;
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// Central's answer, or `None` when the cache must answer (not enrolled, down, slow, 5xx).
+    async fn try_central(
+        &self,
+        method: Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        body: Bytes,
+        peer: SocketAddr,
+    ) -> Option<Forwarded> {
+        let central = self.central.as_ref()?;
+        if self.now_ms() < self.skip_until_ms.load(Ordering::Relaxed) {
+            return None;
+        }
+        let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+        let header = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+        match central
+            .forward(method, path, header(AUTHORIZATION), header(CONTENT_TYPE), body, &peer.ip().to_string())
+            .await
+        {
+            Ok(answer) => Some(answer),
+            Err(e) => {
+                tracing::warn!(error = %e, path, "central did not answer: serving from the cache");
+                self.skip_until_ms.store(self.now_ms() + COOLDOWN.as_millis() as u64, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+}
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/device/credentials", any(credentials))
+        .route("/device/credentials/", any(credentials))
+        .route("/device/config", any(config))
+        .route("/device/config/", any(config))
+        .route("/device/logger", post(logger).layer(DefaultBodyLimit::max(MAX_LOGGER_BODY)))
+        .route("/device/logger/", post(logger).layer(DefaultBodyLimit::max(MAX_LOGGER_BODY)))
+}
+
+fn passthrough(answer: Forwarded) -> Response {
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let mut response = (status, answer.body).into_response();
+    if let Some(ct) = answer.content_type.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        response.headers_mut().insert(CONTENT_TYPE, ct);
+    }
+    response
+}
+
+fn internal(what: &str, e: impl std::fmt::Display) -> Response {
+    tracing::error!(error = %e, "{what}");
+    StatusCode::INTERNAL_SERVER_ERROR.into_response()
+}
+
+/// `/device/credentials` (§3.1).
+async fn credentials(
+    State(s): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let p = &s.proxy;
+    let mac = credentials_mac(&method, uri.query(), &body);
+    let cached = match mac.map(|m| p.cache.device_by_mac(m)).transpose() {
+        Ok(d) => d.flatten(),
+        Err(e) => return internal("reading the cache", e),
+    };
+    // Delivered here and not yet reported: central would hand the password out a second time.
+    if !cached.as_ref().is_some_and(|d| d.delivered_here) {
+        if let Some(answer) = p.try_central(method, &uri, &headers, body, peer).await {
+            p.count("credentials", "central", if answer.status == 200 { "served" } else { "refused" });
+            return passthrough(answer);
+        }
+    }
+    let Some(device) = cached else {
+        p.count("credentials", "cache", if mac.is_some() { "unknown_mac" } else { "invalid_mac" });
+        return forbidden();
+    };
+    local_credentials(p, device)
+}
+
+fn local_credentials(p: &Proxy, device: CachedDevice) -> Response {
+    let d = &device.record;
+    let mqtt = d.mqtt.as_ref().map(|m| (m.server.clone(), m.port));
+    let without_password =
+        || json_body(Credentials::new(d.login.clone(), None, mqtt.clone()).to_legacy_json());
+    let (Some(staged), false) = (&d.staged_secret, device.delivered()) else {
+        p.count("credentials", "cache", "served");
+        return without_password();
+    };
+    let Some(keys) = &p.keys else { return without_password() };
+    let secret = match keys.open(staged, &d.id.to_bytes()).map(String::from_utf8) {
+        Ok(Ok(s)) => s,
+        _ => return internal("a staged secret does not open with this gateway's keys", d.id),
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |t| t.as_millis() as u64);
+    match p.cache.record_local_delivery(d.id, now) {
+        Ok(true) => {
+            tracing::info!(device = %d.id, login = %d.login, "first credentials delivered by the gateway (central unreachable)");
+            p.count("credentials", "cache", "delivered");
+            json_body(Credentials::new(d.login.clone(), Some(secret), mqtt).to_legacy_json())
+        }
+        Ok(false) => {
+            p.count("credentials", "cache", "served");
+            without_password()
+        }
+        Err(e) => internal("recording a delivery", e),
+    }
+}
+
+/// Checks Basic credentials against the cache: the device, if known, enabled and right.
+fn authenticate(p: &Proxy, headers: &HeaderMap) -> Result<Option<CachedDevice>, crate::cache::CacheError> {
+    let Some((login, password)) = basic_auth(headers) else { return Ok(None) };
+    let Some(device) = p.cache.device_by_login(&login)? else { return Ok(None) };
+    let ok = p.keys.as_ref().is_some_and(|k| k.verify(password.as_bytes(), &device.record.secret_hash));
+    Ok((ok && device.record.enabled).then_some(device))
+}
+
+/// `/device/config` (§3.2).
+async fn config(
+    State(s): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let p = &s.proxy;
+    if let Some(answer) = p.try_central(method, &uri, &headers, body, peer).await {
+        p.count("config", "central", if answer.status == 200 { "served" } else { "refused" });
+        return passthrough(answer);
+    }
+    match authenticate(p, &headers) {
+        Ok(Some(device)) => {
+            p.count("config", "cache", "served");
+            json_body(device.record.config_body)
+        }
+        Ok(None) => {
+            p.count("config", "cache", "refused");
+            forbidden()
+        }
+        Err(e) => internal("reading the cache", e),
+    }
+}
+
+/// `/device/logger` (§3.5): stored by central; kept and forwarded later while it is unreachable.
+async fn logger(
+    State(s): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let p = &s.proxy;
+    if let Some(answer) = p.try_central(Method::POST, &uri, &headers, body.clone(), peer).await {
+        p.count("logger", "central", if answer.status == 200 { "served" } else { "refused" });
+        return passthrough(answer);
+    }
+    match authenticate(p, &headers) {
+        Ok(Some(_)) => {
+            let authorization =
+                headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+            let log = PendingLog { authorization, body: body.to_vec(), device_addr: peer.ip().to_string() };
+            match p.cache.queue_log(&log) {
+                Ok(()) => {
+                    p.count("logger", "cache", "queued");
+                    StatusCode::OK.into_response()
+                }
+                Err(e) => internal("queueing a device log", e),
+            }
+        }
+        Ok(None) => {
+            p.count("logger", "cache", "refused");
+            forbidden()
+        }
+        Err(e) => internal("reading the cache", e),
+    }
+}

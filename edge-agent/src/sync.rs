@@ -1,0 +1,160 @@
+//! Keeping the cache in step with central: the sync long-poll, and the reports that flow the
+//! other way (credentials delivered offline, device logs kept offline, the gateway's health).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::cache::Cache;
+use crate::central::{Central, CentralError, HealthReport};
+use crate::outbox::Outbox;
+
+/// How often reports go to central (and the outbox is checked for expired messages).
+const REPORT_EVERY: Duration = Duration::from_secs(30);
+
+/// Sync counters, for metrics and the gateway's status.
+#[derive(Debug, Default)]
+pub struct SyncStats {
+    /// Revision applied.
+    pub revision: AtomicU64,
+    /// Last successful exchange with central, seconds since the epoch (0: none yet).
+    pub last_success_s: AtomicU64,
+    /// Batches applied.
+    pub batches: AtomicU64,
+    /// Failed sync requests.
+    pub failures: AtomicU64,
+}
+
+fn now_s() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Runs the sync loop until `shutdown`. `resync` (the `update` order) cuts a wait short.
+pub async fn run(
+    central: Central,
+    cache: Cache,
+    stats: Arc<SyncStats>,
+    wait: Duration,
+    resync: Arc<Notify>,
+    shutdown: CancellationToken,
+) {
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        let since = match cache.revision() {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "reading the cache revision");
+                0
+            }
+        };
+        stats.revision.store(since, Ordering::Relaxed);
+        let outcome = tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = resync.notified() => continue,
+            outcome = central.sync(since, wait) => outcome,
+        };
+        match outcome {
+            Ok(Some(batch)) => {
+                let cache = cache.clone();
+                let (revision, kind, n, more) = (batch.revision, batch.kind, batch.changes.len(), batch.more);
+                match tokio::task::spawn_blocking(move || cache.apply(&batch)).await {
+                    Ok(Ok(())) => {
+                        stats.revision.store(revision, Ordering::Relaxed);
+                        stats.batches.fetch_add(1, Ordering::Relaxed);
+                        stats.last_success_s.store(now_s(), Ordering::Relaxed);
+                        tracing::info!(revision, ?kind, changes = n, more, "registry synced");
+                        backoff = Duration::from_secs(1);
+                    }
+                    Ok(Err(e)) => {
+                        tracing::error!(error = %e, "applying a sync batch");
+                        sleep_or_stop(&shutdown, backoff).await;
+                    }
+                    Err(e) => tracing::error!(error = %e, "sync batch task failed"),
+                }
+            }
+            Ok(None) => {
+                stats.last_success_s.store(now_s(), Ordering::Relaxed);
+                backoff = Duration::from_secs(1);
+            }
+            Err(e) => {
+                stats.failures.fetch_add(1, Ordering::Relaxed);
+                match &e {
+                    CentralError::Unauthorized => tracing::error!(error = %e, "sync refused"),
+                    _ => {
+                        tracing::warn!(error = %e, retry_in_s = backoff.as_secs(), "sync failed; serving from the cache")
+                    }
+                }
+                if sleep_or_stop(&shutdown, backoff.mul_f64(0.5 + fastrand::f64())).await {
+                    return;
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(60));
+            }
+        }
+    }
+}
+
+/// Sleeps; `true` if the agent is stopping.
+async fn sleep_or_stop(shutdown: &CancellationToken, d: Duration) -> bool {
+    tokio::select! {
+        () = shutdown.cancelled() => true,
+        () = tokio::time::sleep(d) => false,
+    }
+}
+
+/// Runs the reports until `shutdown`: deliveries made offline, device logs kept offline, health;
+/// and drops outbox messages past their age.
+pub async fn report(central: Central, cache: Cache, outbox: Outbox, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(REPORT_EVERY);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if let Err(e) = report_once(&central, &cache, &outbox).await {
+            tracing::debug!(error = %e, "reports to central postponed");
+        }
+    }
+}
+
+/// One round of reports.
+pub async fn report_once(central: &Central, cache: &Cache, outbox: &Outbox) -> Result<(), CentralError> {
+    let now_ms = now_s() * 1000;
+    if let Err(e) = outbox.expire(now_ms) {
+        tracing::error!(error = %e, "expiring old outbox messages");
+    }
+    let delivered = cache.unreported_deliveries().unwrap_or_default();
+    if !delivered.is_empty() {
+        central.report_deliveries(&delivered).await?;
+        tracing::info!(devices = delivered.len(), "offline deliveries reported to central");
+    }
+    for (seq, log) in cache.pending_logs(100).unwrap_or_default() {
+        let answer = central
+            .forward(
+                reqwest::Method::POST,
+                "/device/logger",
+                Some(&log.authorization),
+                Some("application/x-www-form-urlencoded"),
+                log.body.into(),
+                &log.device_addr,
+            )
+            .await?;
+        if answer.status != 200 {
+            tracing::warn!(status = answer.status, "central refused a device log kept offline; dropped");
+        }
+        if let Err(e) = cache.drop_log(seq) {
+            tracing::error!(error = %e, "removing a forwarded device log");
+        }
+    }
+    let (depth, oldest) = outbox.depth(now_ms).unwrap_or_default();
+    let s = &outbox.stats;
+    let report = HealthReport {
+        outbox_depth: depth,
+        outbox_oldest_s: oldest,
+        outbox_dropped: s.dropped_full.load(Ordering::Relaxed) + s.dropped_expired.load(Ordering::Relaxed),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+    };
+    central.report_health(&report).await
+}
