@@ -137,14 +137,21 @@ pub async fn run(
 ) {
     let mut tick = tokio::time::interval(period);
     let mut warned = false;
+    let mut published = false;
+    let sync = Arc::clone(&src.sync);
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
             _ = tick.tick() => {
-                if !publish_status(&src, mac, period.as_secs(), "running") && !warned {
+                published = publish_status(&src, mac, period.as_secs(), "running");
+                if !published && !warned {
                     tracing::warn!(%mac, "this gateway is not registered as a device of its scope: register its MAC in a room to see it in the dashboard");
                     warned = true;
                 }
+            }
+            // Before the first sync the gateway does not know its room: say it as soon as it does.
+            () = sync.synced.notified(), if !published => {
+                published = publish_status(&src, mac, period.as_secs(), "running");
             }
             message = orders.recv() => {
                 let Some(message) = message else { return };

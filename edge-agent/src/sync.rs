@@ -26,6 +26,8 @@ pub struct SyncStats {
     pub batches: AtomicU64,
     /// Failed sync requests.
     pub failures: AtomicU64,
+    /// Woken after each batch applied (the gateway's status waits for its first sync).
+    pub synced: Notify,
 }
 
 fn now_s() -> u64 {
@@ -66,6 +68,7 @@ pub async fn run(
                         stats.batches.fetch_add(1, Ordering::Relaxed);
                         stats.last_success_s.store(now_s(), Ordering::Relaxed);
                         tracing::info!(revision, ?kind, changes = n, more, "registry synced");
+                        stats.synced.notify_waiters();
                         backoff = Duration::from_secs(1);
                     }
                     Ok(Err(e)) => {

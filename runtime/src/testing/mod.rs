@@ -5,6 +5,9 @@
 //! guess a free port and never sleep: every wait polls a condition against a deadline.
 
 pub mod binary;
+mod mqtt_witness;
+
+pub use mqtt_witness::MqttWitness;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};

@@ -1,0 +1,196 @@
+//! A gateway in real life: the real `neosens-central` and `neosens-edge` binaries and a real
+//! Mosquitto. The gateway enrols, syncs its scope, proxies provisioning byte for byte while
+//! central is up, keeps provisioning devices while central is down (a staged password handed
+//! over exactly once, then reported), survives `kill -9`, and publishes its own status.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use neosens_runtime::testing::{Mosquitto, RawResponse, ServiceProcess, http_json, raw_http, wait_until};
+use serde_json::{Value, json};
+
+const ADMIN: &str = "test-admin-token-0123456789";
+const EDGE: &str = env!("CARGO_BIN_EXE_neosens-edge");
+const MAC_A: &str = "24:0a:c4:00:00:0a";
+const MAC_B: &str = "24:0a:c4:00:00:0b";
+const GATEWAY_MAC: &str = "b8:27:eb:00:00:01";
+
+/// `neosens-central`, built next to this package's binary (built here if missing).
+fn central_binary() -> PathBuf {
+    let dir = Path::new(EDGE).parent().unwrap().to_owned();
+    let bin = dir.join("neosens-central");
+    if !bin.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = std::process::Command::new(cargo)
+            .args(["build", "-p", "neosens-central", "--bin", "neosens-central"])
+            .status()
+            .expect("building neosens-central");
+        assert!(status.success(), "cargo build -p neosens-central failed");
+    }
+    bin
+}
+
+fn start_central(data: &Path, port: u16) -> ServiceProcess {
+    let env = HashMap::from([
+        ("NEOSENS_HTTP_BIND".to_owned(), format!("127.0.0.1:{port}")),
+        ("NEOSENS_DATA_DIR".to_owned(), data.to_string_lossy().into_owned()),
+        ("NEOSENS_ADMIN_TOKEN".to_owned(), ADMIN.to_owned()),
+        ("NEOSENS_EMBEDDED_MQTT_BIND".to_owned(), "127.0.0.1:0".to_owned()),
+    ]);
+    ServiceProcess::spawn(&central_binary(), &[], &env)
+}
+
+fn start_edge(data: &Path, config: &Path, mqtt: &str) -> ServiceProcess {
+    let env = HashMap::from([
+        ("NEOSENS_EDGE_HTTP_BIND".to_owned(), "127.0.0.1:0".to_owned()),
+        ("NEOSENS_EDGE_DATA_DIR".to_owned(), data.to_string_lossy().into_owned()),
+        ("NEOSENS_EDGE_MQTT_URL".to_owned(), mqtt.to_owned()),
+    ]);
+    ServiceProcess::spawn(Path::new(EDGE), &["--config", config.to_str().unwrap()], &env)
+}
+
+fn api(addr: SocketAddr, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    http_json(addr, method, path, Some(ADMIN), body.as_ref())
+}
+
+fn credentials(addr: SocketAddr, mac: &str) -> RawResponse {
+    raw_http(
+        addr,
+        format!("GET /device/credentials?mac={mac} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .as_bytes(),
+    )
+}
+
+fn config(addr: SocketAddr, login: &str, password: &str) -> RawResponse {
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{login}:{password}"));
+    raw_http(
+        addr,
+        format!("GET /device/config HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {auth}\r\nConnection: close\r\n\r\n")
+            .as_bytes(),
+    )
+}
+
+fn metric(addr: SocketAddr, name: &str) -> f64 {
+    let text = neosens_runtime::testing::http_get(addr, "/metrics").text();
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')).and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(-1.0)
+}
+
+fn login(mac: &str) -> String {
+    format!("senso_{}", mac.replace(':', ""))
+}
+
+#[test]
+fn a_gateway_provisions_devices_with_central_up_and_down_and_loses_nothing() {
+    let mosquitto = Mosquitto::start("");
+    let central_dir = tempfile::tempdir().unwrap();
+    let port = neosens_runtime::testing::free_port();
+    let mut central = start_central(central_dir.path(), port);
+    let c = central.addr("http");
+
+    // The registry: a room with two devices and the gateway's own box; a gateway for the building.
+    let (_, building) = api(c, "POST", "/api/v1/buildings", Some(json!({"name": "IRIT2"})));
+    let (_, room) = api(c, "POST", "/api/v1/rooms", Some(json!({"building": building["id"], "name": "366"})));
+    api(c, "POST", "/api/v1/device-types", Some(json!({"name": "esp32"})));
+    api(
+        c,
+        "POST",
+        "/api/v1/device-types",
+        Some(json!({"name": "rpi3", "orders": ["status", "reboot", "update"]})),
+    );
+    for (mac, kind) in [(MAC_A, "esp32"), (MAC_B, "esp32"), (GATEWAY_MAC, "rpi3")] {
+        let (status, d) =
+            api(c, "POST", "/api/v1/devices", Some(json!({"uid": mac, "type": kind, "rooms": [room["id"]]})));
+        assert_eq!(status, 201, "{d}");
+    }
+    let (_, gw) = api(
+        c,
+        "POST",
+        "/api/v1/gateways",
+        Some(json!({"name": "gw-irit2", "scope": {"buildings": [building["id"]]}})),
+    );
+    let (_, token) =
+        api(c, "POST", &format!("/api/v1/gateways/{}/enrolment", gw["id"].as_str().unwrap()), None);
+
+    // Enrolment through the real command line.
+    let edge_dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(EDGE)
+        .args(["enroll", "--central", &format!("http://{c}"), "--token", token["token"].as_str().unwrap()])
+        .env("NEOSENS_EDGE_DATA_DIR", edge_dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("gw-irit2"));
+    let config_file = edge_dir.path().join("edge.toml");
+    std::fs::write(
+        &config_file,
+        format!("[central]\ntimeout_ms = 500\nsync_wait_s = 2\n[agent]\nmac = \"{GATEWAY_MAC}\"\nstatus_period_s = 10\n"),
+    )
+    .unwrap();
+    let witness = neosens_runtime::testing::MqttWitness::subscribe(mosquitto.addr(), "irit2/366/device");
+    let mut edge = start_edge(edge_dir.path(), &config_file, &mosquitto.url());
+    let e = edge.addr("http");
+    wait_until("the gateway synced its scope", || metric(e, "neosens_edge_devices_cached") == 3.0);
+
+    // Online: central's answers, byte for byte, through the gateway.
+    let first = credentials(e, MAC_A);
+    assert_eq!(first.status, 200);
+    let creds: Value = serde_json::from_slice(&first.body).unwrap();
+    let password_a = creds["password"].as_str().expect("first delivery through the gateway").to_owned();
+    let via_gateway = config(e, &login(MAC_A), &password_a);
+    let direct = config(c, &login(MAC_A), &password_a);
+    assert_eq!((via_gateway.status, &via_gateway.body), (200, &direct.body));
+    assert_eq!(via_gateway.header("content-type"), Some("application/json"));
+    assert_eq!(credentials(e, "00:00:00:00:00:01").status, 403, "unknown MAC");
+    wait_until("central's delivery synced to the gateway", || {
+        metric(e, "neosens_edge_sync_revision") == metric(c, "neosens_registry_revision")
+    });
+
+    // Central goes down: the gateway answers from its cache.
+    central.signal_and_wait("TERM");
+    let offline = config(e, &login(MAC_A), &password_a);
+    assert_eq!((offline.status, &offline.body), (200, &direct.body), "the same bytes as central's");
+    assert_eq!(config(e, &login(MAC_A), "wrong").status, 403);
+    assert_eq!(credentials(e, "00:00:00:00:00:01").status, 403, "unknown MAC, offline too");
+    assert_eq!(credentials(e, MAC_A).text(), format!("{{\"login\": \"{}\"}}", login(MAC_A)));
+    let staged = credentials(e, MAC_B);
+    assert_eq!(staged.status, 200);
+    let password_b = serde_json::from_slice::<Value>(&staged.body).unwrap()["password"]
+        .as_str()
+        .expect("the staged password, handed over by the gateway")
+        .to_owned();
+    assert_eq!(credentials(e, MAC_B).text(), format!("{{\"login\": \"{}\"}}", login(MAC_B)), "exactly once");
+    assert_eq!(config(e, &login(MAC_B), &password_b).status, 200, "and it is the right one");
+
+    // kill -9: the cache and the delivery record survive.
+    edge.signal_and_wait("KILL");
+    let mut edge = start_edge(edge_dir.path(), &config_file, &mosquitto.url());
+    let e = edge.addr("http");
+    assert_eq!(credentials(e, MAC_B).text(), format!("{{\"login\": \"{}\"}}", login(MAC_B)), "still once");
+    assert_eq!(config(e, &login(MAC_B), &password_b).status, 200);
+
+    // The gateway's own status reached the broker while central was down (through the outbox).
+    let status = witness.next(|_, payload| {
+        serde_json::from_slice::<Value>(payload)
+            .is_ok_and(|v| v["unitID"] == GATEWAY_MAC && v["msg_id"].is_u64())
+    });
+    let status: Value = serde_json::from_slice(&status).unwrap();
+    assert_eq!((status["hardware"].as_str(), status["devices"].as_u64()), (Some("neosens-edge"), Some(3)));
+
+    // Central comes back: the offline delivery is reported, and central never hands B's password out.
+    let central = start_central(central_dir.path(), port);
+    let c = central.addr("http");
+    wait_until("the offline delivery reached central", || {
+        credentials(c, MAC_B).text() == format!("{{\"login\": \"{}\"}}", login(MAC_B))
+    });
+    assert_eq!(config(c, &login(MAC_B), &password_b).status, 200, "central knows the same password");
+    wait_until("the gateway is up in central's view", || {
+        api(c, "GET", &format!("/api/v1/gateways/{}", gw["id"].as_str().unwrap()), None).1["up"] == true
+    });
+    edge.signal_and_wait("TERM");
+}
