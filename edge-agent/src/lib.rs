@@ -112,6 +112,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         None => status::detect_mac(),
     };
     let (orders_tx, orders_rx) = tokio::sync::mpsc::channel(64);
+    let mut subscriber = None;
     if let Some(creds) = &creds {
         let url = config.central.url.clone().unwrap_or_else(|| creds.central_url.clone());
         let client = central::Central::new(&url, Some(creds.secret.clone()), forward_timeout)?;
@@ -130,20 +131,20 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         central_client = Some(client);
         match uplink_url(&config, creds)? {
             Some(url) => {
-                // Orders to the gateway's room: every room topic depth it may have.
-                let subscriptions = ["+/+/device/command", "+/+/+/device/command", "+/+/+/+/device/command"]
-                    .map(String::from)
-                    .to_vec();
+                // Orders: its room's command topic, once the first sync tells it (status module).
                 let uplink_config = uplink::UplinkConfig {
                     url,
                     client_id: format!("neosens-edge-{}", creds.name),
-                    subscriptions,
+                    subscriptions: Vec::new(),
                 };
+                let (sub, more) = uplink::Subscriber::channel();
+                subscriber = Some(sub);
                 tokio::spawn(uplink::run(
                     uplink_config,
                     outbox.clone(),
                     Arc::clone(&uplink_stats),
                     orders_tx,
+                    more,
                     shutdown.clone(),
                 ));
             }
@@ -158,6 +159,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         sync: Arc::clone(&sync_stats),
         uplink: Arc::clone(&uplink_stats),
         data_dir: dir.clone(),
+        subscriber,
     };
     match mac {
         Some(mac) => {

@@ -32,6 +32,8 @@ pub struct StatusSources {
     pub uplink: Arc<UplinkStats>,
     /// Data directory (free disk).
     pub data_dir: PathBuf,
+    /// The uplink's subscriptions (none without a broker).
+    pub subscriber: Option<crate::uplink::Subscriber>,
 }
 
 /// The MAC of the first network interface with a real one (`eth0` first), for the default
@@ -100,9 +102,13 @@ pub fn status_payload(src: &StatusSources, mac: Mac, period_s: u64, status: &str
     })
 }
 
-/// Appends a status to the outbox; `false` when the gateway is not registered in its scope.
+/// Appends a status to the outbox, and makes sure the uplink listens to the gateway's command
+/// topic; `false` when the gateway is not registered in its scope.
 pub fn publish_status(src: &StatusSources, mac: Mac, period_s: u64, status: &str) -> bool {
     let Some(base) = base_topic(&src.cache, mac) else { return false };
+    if let Some(s) = &src.subscriber {
+        s.subscribe(&format!("{base}/device/command"));
+    }
     let topic = format!("{base}/device");
     let (now_ms, _) = now();
     let appended = src.outbox.append_with(1, now_ms, |_, id| {

@@ -50,6 +50,25 @@ pub struct UplinkConfig {
     pub subscriptions: Vec<String>,
 }
 
+/// Asks the uplink to subscribe to more filters (now, and after each reconnection): the
+/// gateway learns its own command topic only after its first sync, and the broker's ACLs allow
+/// no wider filter.
+#[derive(Debug, Clone)]
+pub struct Subscriber(pub(crate) mpsc::Sender<String>);
+
+impl Subscriber {
+    /// A subscriber and the receiving end to give [`run`].
+    pub fn channel() -> (Self, mpsc::Receiver<String>) {
+        let (tx, rx) = mpsc::channel(16);
+        (Subscriber(tx), rx)
+    }
+
+    /// Subscribes to `filter` (QoS 1).
+    pub fn subscribe(&self, filter: &str) {
+        let _ = self.0.try_send(filter.to_owned());
+    }
+}
+
 /// A message received from the broker.
 #[derive(Debug, Clone)]
 pub struct Inbound {
@@ -65,8 +84,10 @@ pub async fn run(
     outbox: Outbox,
     stats: Arc<UplinkStats>,
     inbound: mpsc::Sender<Inbound>,
+    mut more_subscriptions: mpsc::Receiver<String>,
     shutdown: CancellationToken,
 ) {
+    let mut subscriptions = config.subscriptions.clone();
     let mut options = MqttOptions::new(&config.client_id, &config.url.host, config.url.port);
     options.set_keep_alive(Duration::from_secs(30));
     options.set_clean_session(true);
@@ -120,6 +141,16 @@ pub async fn run(
                 write_acks(&outbox, &mut acked);
                 continue;
             }
+            Some(filter) = more_subscriptions.recv() => {
+                if !subscriptions.contains(&filter) {
+                    if stats.connected.load(Ordering::Relaxed) {
+                        let _ = client.try_subscribe(&filter, QoS::AtLeastOnce);
+                    }
+                    tracing::info!(filter = %filter, "subscribed to orders");
+                    subscriptions.push(filter);
+                }
+                continue;
+            }
         };
         match event {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
@@ -127,7 +158,7 @@ pub async fn run(
                 stats.connects.fetch_add(1, Ordering::Relaxed);
                 backoff = Duration::from_millis(250);
                 tracing::info!(broker = %broker, "uplink up");
-                for filter in &config.subscriptions {
+                for filter in &subscriptions {
                     let _ = client.try_subscribe(filter, QoS::AtLeastOnce);
                 }
             }

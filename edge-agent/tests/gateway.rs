@@ -32,8 +32,9 @@ fn central_binary() -> PathBuf {
     bin
 }
 
-fn start_central(data: &Path, port: u16) -> ServiceProcess {
+fn start_central(data: &Path, port: u16, mqtt: &str) -> ServiceProcess {
     let env = HashMap::from([
+        ("NEOSENS_MQTT_URL".to_owned(), mqtt.to_owned()),
         ("NEOSENS_HTTP_BIND".to_owned(), format!("127.0.0.1:{port}")),
         ("NEOSENS_DATA_DIR".to_owned(), data.to_string_lossy().into_owned()),
         ("NEOSENS_ADMIN_TOKEN".to_owned(), ADMIN.to_owned()),
@@ -90,7 +91,7 @@ fn a_gateway_provisions_devices_with_central_up_and_down_and_loses_nothing() {
     let mosquitto = Mosquitto::start("");
     let central_dir = tempfile::tempdir().unwrap();
     let port = neosens_runtime::testing::free_port();
-    let mut central = start_central(central_dir.path(), port);
+    let mut central = start_central(central_dir.path(), port, &mosquitto.url());
     let c = central.addr("http");
 
     // The registry: a room with two devices and the gateway's own box; a gateway for the building.
@@ -137,6 +138,24 @@ fn a_gateway_provisions_devices_with_central_up_and_down_and_loses_nothing() {
     let e = edge.addr("http");
     wait_until("the gateway synced its scope", || metric(e, "neosens_edge_devices_cached") == 3.0);
 
+    // The gateway is a device of its room: its status reaches central, and it follows orders.
+    let is_gateway_status = |_: &str, payload: &[u8]| {
+        serde_json::from_slice::<Value>(payload).is_ok_and(|v| v["unitID"] == GATEWAY_MAC)
+    };
+    let first_status: Value = serde_json::from_slice(&witness.next(is_gateway_status)).unwrap();
+    assert_eq!(
+        (first_status["hardware"].as_str(), first_status["devices"].as_u64()),
+        (Some("neosens-edge"), Some(3))
+    );
+    wait_until("central ingested the gateway's status", || {
+        api(c, "GET", &format!("/api/v1/devices/{GATEWAY_MAC}"), None).1["last_status"] == "running"
+    });
+    let (status, order) =
+        api(c, "POST", &format!("/api/v1/devices/{GATEWAY_MAC}/orders"), Some(json!({"order": "status"})));
+    assert_eq!(status, 202, "{order}");
+    let answer: Value = serde_json::from_slice(&witness.next(is_gateway_status)).unwrap();
+    assert!(answer["msg_id"].as_u64() > first_status["msg_id"].as_u64(), "a fresh status answers the order");
+
     // Online: central's answers, byte for byte, through the gateway.
     let first = credentials(e, MAC_A);
     assert_eq!(first.status, 200);
@@ -174,16 +193,16 @@ fn a_gateway_provisions_devices_with_central_up_and_down_and_loses_nothing() {
     assert_eq!(credentials(e, MAC_B).text(), format!("{{\"login\": \"{}\"}}", login(MAC_B)), "still once");
     assert_eq!(config(e, &login(MAC_B), &password_b).status, 200);
 
-    // The gateway's own status reached the broker while central was down (through the outbox).
-    let status = witness.next(|_, payload| {
+    // Its status keeps going out while central is down (through the outbox, to the broker), with
+    // ids that go on increasing across the kill.
+    let after_kill: Value = serde_json::from_slice(&witness.next(|_, payload| {
         serde_json::from_slice::<Value>(payload)
-            .is_ok_and(|v| v["unitID"] == GATEWAY_MAC && v["msg_id"].is_u64())
-    });
-    let status: Value = serde_json::from_slice(&status).unwrap();
-    assert_eq!((status["hardware"].as_str(), status["devices"].as_u64()), (Some("neosens-edge"), Some(3)));
-
+            .is_ok_and(|v| v["unitID"] == GATEWAY_MAC && v["msg_id"].as_u64() > answer["msg_id"].as_u64())
+    }))
+    .unwrap();
+    assert_eq!(after_kill["status"], "running");
     // Central comes back: the offline delivery is reported, and central never hands B's password out.
-    let central = start_central(central_dir.path(), port);
+    let central = start_central(central_dir.path(), port, &mosquitto.url());
     let c = central.addr("http");
     wait_until("the offline delivery reached central", || {
         credentials(c, MAC_B).text() == format!("{{\"login\": \"{}\"}}", login(MAC_B))

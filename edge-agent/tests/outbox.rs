@@ -65,8 +65,9 @@ fn start_uplink(
         subscriptions: vec![],
     };
     let (orders, _orders_rx) = tokio::sync::mpsc::channel(8);
+    let (_subscriber, more) = uplink::Subscriber::channel();
     let task =
-        tokio::spawn(uplink::run(config, outbox.clone(), Arc::clone(&stats), orders, shutdown.clone()));
+        tokio::spawn(uplink::run(config, outbox.clone(), Arc::clone(&stats), orders, more, shutdown.clone()));
     (shutdown, stats, task)
 }
 
@@ -88,6 +89,8 @@ fn collect(rx: &mpsc::Receiver<u64>, seen: &mut Vec<u64>, until: impl Fn(&[u64])
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_lost_nor_doubled_across_a_broker_outage_and_an_agent_restart() {
     let broker_dir = tempfile::tempdir().unwrap();
+    // Mosquitto drops root for its own user: its persistence directory must be writable to it.
+    std::fs::set_permissions(broker_dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
     let mut broker = Mosquitto::start(&format!(
         "persistence true\npersistence_location {}/\n",
         broker_dir.path().display()
