@@ -39,7 +39,7 @@ pub struct IngestStats {
     stored: AtomicU64,
     batches: AtomicU64,
     processed: AtomicU64,
-    dropped: [AtomicU64; 5],
+    dropped: [AtomicU64; 6],
 }
 
 impl IngestStats {
@@ -50,6 +50,7 @@ impl IngestStats {
             StatusDrop::UnknownDevice => 2,
             StatusDrop::Disabled => 3,
             StatusDrop::WrongTopic => 4,
+            StatusDrop::Duplicate => 5,
         }
     }
 
@@ -86,11 +87,19 @@ pub fn status_filters(registry: &Registry) -> Vec<String> {
     depths.into_iter().filter(|d| *d > 0).map(|d| format!("{}device", "+/".repeat(d))).collect()
 }
 
+/// A status read from a message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReadStatus {
+    /// Whose.
+    pub device: DeviceId,
+    /// The record to store.
+    pub record: DeviceStatusRecord,
+    /// The `msg_id` a gateway's outbox gave it, if any.
+    pub msg_id: Option<u64>,
+}
+
 /// Reads one message; returns the device and its new status record, or why it was dropped.
-pub fn read_status(
-    registry: &Registry,
-    message: &Message,
-) -> Result<(DeviceId, DeviceStatusRecord), StatusDrop> {
+pub fn read_status(registry: &Registry, message: &Message) -> Result<ReadStatus, StatusDrop> {
     let Some(base) = message.topic.strip_suffix("/device") else { return Err(StatusDrop::WrongTopic) };
     if message.payload.len() > MAX_STATUS_BYTES {
         return Err(StatusDrop::TooLarge);
@@ -99,14 +108,28 @@ pub fn read_status(
     let mac: Mac = status.mac().ok_or(StatusDrop::UnknownDevice)?;
     let id = registry.status_target(mac, base)?;
     let payload = String::from_utf8_lossy(&message.payload).trim().to_owned();
-    Ok((
-        id,
-        DeviceStatusRecord {
+    let msg_id = status.payload.get("msg_id").and_then(serde_json::Value::as_u64);
+    Ok(ReadStatus {
+        device: id,
+        record: DeviceStatusRecord {
             last_seen: Some(Timestamp::now()),
             last_status: Some(status.status),
             last_payload: Some(payload),
         },
-    ))
+        msg_id,
+    })
+}
+
+/// Drops a status whose outbox id is not past the last one seen for its device.
+fn not_seen_before(last_msg: &mut HashMap<DeviceId, u64>, r: ReadStatus) -> Result<ReadStatus, StatusDrop> {
+    match r.msg_id {
+        Some(m) if last_msg.get(&r.device).is_some_and(|last| *last >= m) => Err(StatusDrop::Duplicate),
+        Some(m) => {
+            last_msg.insert(r.device, m);
+            Ok(r)
+        }
+        None => Ok(r),
+    }
 }
 
 /// Subscribes to the status topics and stores statuses until `shutdown`, then flushes.
@@ -124,6 +147,9 @@ pub async fn run(
         }
     }
     let mut pending: HashMap<DeviceId, DeviceStatusRecord> = HashMap::new();
+    // Last outbox id seen per device relayed by a gateway: a message sent again after a crash
+    // of the gateway (between the broker's PUBACK and its removal) is recognised and dropped.
+    let mut last_msg: HashMap<DeviceId, u64> = HashMap::new();
     let mut tick = tokio::time::interval(FLUSH_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut refresh = tokio::time::interval(Duration::from_secs(60));
@@ -133,9 +159,10 @@ pub async fn run(
             message = inbound.recv() => {
                 let Some(message) = message else { break };
                 stats.processed.fetch_add(1, Ordering::Relaxed);
-                match read_status(&registry, &message) {
-                    Ok((id, record)) => {
-                        pending.insert(id, record);
+                let read = read_status(&registry, &message).and_then(|r| not_seen_before(&mut last_msg, r));
+                match read {
+                    Ok(ReadStatus { device, record, .. }) => {
+                        pending.insert(device, record);
                         if pending.len() >= BATCH {
                             flush(&registry, &mut pending, &stats, &seen).await;
                         }
@@ -186,5 +213,26 @@ async fn flush(
         }
         // Statuses are telemetry: a failed batch is logged and counted, the next ones go on.
         Err(e) => tracing::error!(statuses = n, error = %e, "storing a batch of statuses failed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_status_sent_again_by_a_gateway_is_dropped_once_recognised() {
+        let mut last = HashMap::new();
+        let status = |device: u8, msg_id: Option<u64>| ReadStatus {
+            device: DeviceId::from_bytes([device; 16]),
+            record: DeviceStatusRecord { last_seen: None, last_status: None, last_payload: None },
+            msg_id,
+        };
+        assert!(not_seen_before(&mut last, status(1, Some(7))).is_ok());
+        assert_eq!(not_seen_before(&mut last, status(1, Some(7))), Err(StatusDrop::Duplicate));
+        assert_eq!(not_seen_before(&mut last, status(1, Some(6))), Err(StatusDrop::Duplicate));
+        assert!(not_seen_before(&mut last, status(1, Some(8))).is_ok());
+        assert!(not_seen_before(&mut last, status(2, Some(1))).is_ok(), "per device");
+        assert!(not_seen_before(&mut last, status(1, None)).is_ok(), "devices talking directly have no id");
     }
 }

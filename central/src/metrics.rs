@@ -178,6 +178,7 @@ impl Collector for Sources {
             StatusDrop::UnknownDevice,
             StatusDrop::Disabled,
             StatusDrop::WrongTopic,
+            StatusDrop::Duplicate,
         ] {
             let labels = [("reason", reason.as_str())];
             ConstCounter::new(self.ingest.dropped(reason)).encode(m.encode_family(&labels)?)?;

@@ -20,6 +20,8 @@ pub enum StatusDrop {
     /// The device exists but the topic is not one of its rooms: stored nowhere rather than
     /// against the wrong device.
     WrongTopic,
+    /// Sent again by a gateway's outbox (its `msg_id` was already seen for this device).
+    Duplicate,
 }
 
 impl StatusDrop {
@@ -31,6 +33,7 @@ impl StatusDrop {
             StatusDrop::UnknownDevice => "unknown_device",
             StatusDrop::Disabled => "disabled",
             StatusDrop::WrongTopic => "wrong_topic",
+            StatusDrop::Duplicate => "duplicate",
         }
     }
 }
