@@ -170,5 +170,51 @@ fn the_broker_enforces_what_the_registry_says() {
     assert!(gone, "the disabled device was not disconnected");
     let (_c, again) = client(broker, "neOSensor_3456_y", LOGIN, &password);
     assert!(!connected(&again), "a disabled device cannot reconnect");
+
+    // An enrolled gateway gets an account with the rights of its scope's rooms.
+    let (_, gw) =
+        api(addr, "POST", "/api/v1/gateways", Some(json!({"name": "gw-ut3", "scope": {"site": "ut3"}})));
+    let (_, token) =
+        api(addr, "POST", &format!("/api/v1/gateways/{}/enrolment", gw["id"].as_str().unwrap()), None);
+    let (status, grant) = neosens_runtime::testing::http_json(
+        addr,
+        "POST",
+        "/api/v1/edge/enroll",
+        None,
+        Some(&json!({"token": token["token"]})),
+    );
+    assert_eq!(status, 200, "{grant}");
+    let (user, secret) = (grant["mqtt_username"].as_str().unwrap(), grant["secret"].as_str().unwrap());
+    let mut attempt = 0;
+    let (gateway, gw_events) = loop {
+        attempt += 1;
+        let (c, rx) = client(broker, &format!("gw-{attempt:x}"), user, secret);
+        if connected(&rx) {
+            break (c, rx);
+        }
+        assert!(
+            attempt < 500,
+            "the gateway never got its broker account; central said: {:#?}",
+            central.logs()
+        );
+        std::thread::park_timeout(Duration::from_millis(20));
+    };
+    gateway.subscribe("irit2/366/device/command", QoS::AtMostOnce).unwrap();
+    gateway.subscribe("#", QoS::AtMostOnce).unwrap();
+    let mut acks = Vec::new();
+    while acks.len() < 2 {
+        if let Ok(Seen::SubAck(codes)) = gw_events.recv_timeout(DEADLINE) {
+            acks.extend(codes);
+        }
+    }
+    assert!(matches!(acks[0], SubscribeReasonCode::Success(_)), "its rooms' commands: {acks:?}");
+    assert_eq!(acks[1], SubscribeReasonCode::Failure, "no `#` for a gateway either");
+    gateway.publish("irit2/366/temperature", QoS::AtMostOnce, false, "relayed").unwrap();
+    match watched.recv_timeout(DEADLINE) {
+        Ok(Seen::Message(topic, payload)) => {
+            assert_eq!((topic.as_str(), payload.as_str()), ("irit2/366/temperature", "relayed"))
+        }
+        _ => panic!("the gateway's relayed reading did not arrive"),
+    }
     let _ = Value::Null;
 }

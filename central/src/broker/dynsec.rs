@@ -215,9 +215,10 @@ impl Driver {
             self.reconcile().await;
             return last;
         }
+        // Devices, and gateways (their accounts are keyed by their id's bytes).
         let devices: HashSet<DeviceId> = changes
             .iter()
-            .filter(|c| c.kind == EntityKind::Device)
+            .filter(|c| matches!(c.kind, EntityKind::Device | EntityKind::Gateway))
             .map(|c| DeviceId::from_bytes(c.key))
             .collect();
         if devices.is_empty() {

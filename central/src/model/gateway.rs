@@ -37,6 +37,9 @@ pub struct Gateway {
 pub struct GatewayCredentials {
     /// Keyed hash of its secret (its API bearer token and MQTT password).
     pub secret_hash: [u8; 32],
+    /// The secret, sealed with central's key (bound to the gateway id): pushed to the broker's
+    /// dynamic security, which needs it in clear.
+    pub sealed_secret: Sealed,
     /// Its own key pair (hash key, then sealing key: 64 bytes), sealed with central's key and
     /// bound to the gateway id: central hashes and seals device secrets for it at sync time.
     pub keys: Sealed,

@@ -1,5 +1,7 @@
 //! What the broker's own access control needs to know of each device: its login, its secret
 //! (unsealed for this hand-over only), the topics of its rooms, and whether it is enabled.
+//! Enrolled gateways are accounts too, with the topics of every room of their scope (the rights
+//! of its devices, which it relays).
 
 use std::collections::HashSet;
 
@@ -35,7 +37,8 @@ impl std::fmt::Debug for BrokerAccount {
 }
 
 impl Registry {
-    /// Broker accounts of every device (`only: None`) or of some.
+    /// Broker accounts of every device and enrolled gateway (`only: None`) or of some (a gateway's
+    /// account is keyed by its id's bytes).
     pub fn broker_accounts(
         &self,
         only: Option<&HashSet<DeviceId>>,
@@ -55,6 +58,29 @@ impl Registry {
                 secret_hash: d.secret.hash,
                 topics: state.device_topics(d),
                 enabled: d.enabled,
+            });
+        }
+        for g in state.gateways.values() {
+            let id = DeviceId::from_bytes(g.id.to_bytes());
+            let Some(c) = &g.credentials else { continue };
+            if only.is_some_and(|set| !set.contains(&id)) {
+                continue;
+            }
+            let secret = self.keys.open(&c.sealed_secret, &super::edge::secret_context(g.id))?;
+            let mut topics: Vec<String> = state
+                .rooms
+                .values()
+                .filter(|r| super::gateways::building_in_scope(&state, &g.scope, r.building))
+                .filter_map(|r| state.room_topics.get(&r.id).cloned())
+                .collect();
+            topics.sort();
+            out.push(BrokerAccount {
+                id,
+                login: super::gateway_username(g.id),
+                secret: String::from_utf8(secret).map_err(|_| crate::secrets::KeyError::Unseal)?,
+                secret_hash: c.secret_hash,
+                topics,
+                enabled: true,
             });
         }
         Ok(out)

@@ -74,6 +74,13 @@ fn random_token(keys: &Keys, prefix: &str) -> Result<String, RegistryError> {
     Ok(format!("{prefix}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)))
 }
 
+/// What a gateway's sealed secret is bound to (not its key pair's context).
+pub(crate) fn secret_context(id: GatewayId) -> Vec<u8> {
+    let mut c = id.to_bytes().to_vec();
+    c.extend_from_slice(b"/secret");
+    c
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -122,6 +129,7 @@ impl Registry {
             g.enrolment = None;
             g.credentials = Some(GatewayCredentials {
                 secret_hash: self.keys.hash(secret.as_bytes()),
+                sealed_secret: self.keys.seal(secret.as_bytes(), &secret_context(g.id))?,
                 keys: self.keys.seal(&pair, &g.id.to_bytes())?,
                 enrolled_at: now,
             });
