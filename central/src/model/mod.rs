@@ -59,7 +59,7 @@ pub enum Record {
     /// A device.
     Device(Box<Device>),
     /// A gateway.
-    Gateway(Gateway),
+    Gateway(Box<Gateway>),
     /// A user.
     User(User),
     /// An API token.

@@ -106,7 +106,7 @@ impl Registry {
                 .cloned()
                 .ok_or_else(|| RegistryError::not_found(format!("gateway {id}")))?;
             g.enrolment = Some(Enrolment { token_hash, expires_at });
-            Ok((vec![Write::Put(Record::Gateway(g))], ()))
+            Ok((vec![Write::Put(Record::Gateway(Box::new(g)))], ()))
         })?;
         tracing::info!(gateway = %id, "enrolment token issued");
         Ok(EnrolmentToken { token, expires_at: expires_at.to_rfc3339() })
@@ -141,7 +141,7 @@ impl Registry {
                 keys: hex(&pair),
             };
             tracing::info!(gateway = %g.id, name = %g.name, "gateway enrolled");
-            Ok((vec![Write::Put(Record::Gateway(g))], Some(grant)))
+            Ok((vec![Write::Put(Record::Gateway(Box::new(g)))], Some(grant)))
         })
     }
 

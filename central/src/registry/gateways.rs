@@ -162,7 +162,7 @@ impl Registry {
                 credentials: None,
                 enrolment: None,
             };
-            Ok((vec![Write::Put(Record::Gateway(gateway.clone()))], gateway.id))
+            Ok((vec![Write::Put(Record::Gateway(Box::new(gateway.clone())))], gateway.id))
         })?;
         self.gateway(id)
     }
@@ -185,7 +185,7 @@ impl Registry {
             if let Some(scope) = &patch.scope {
                 g.scope = resolve_scope(state, scope)?;
             }
-            Ok((vec![Write::Put(Record::Gateway(g))], ()))
+            Ok((vec![Write::Put(Record::Gateway(Box::new(g)))], ()))
         })?;
         self.gateway(id)
     }

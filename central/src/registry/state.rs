@@ -76,7 +76,7 @@ impl State {
             .chain(snapshot.rooms.into_iter().map(Record::Room))
             .chain(snapshot.device_types.into_iter().map(Record::DeviceType))
             .chain(snapshot.devices.into_iter().map(|d| Record::Device(Box::new(d))))
-            .chain(snapshot.gateways.into_iter().map(Record::Gateway))
+            .chain(snapshot.gateways.into_iter().map(|g| Record::Gateway(Box::new(g))))
             .chain(snapshot.users.into_iter().map(Record::User))
             .chain(snapshot.tokens.into_iter().map(Record::Token));
         for record in records {
@@ -145,7 +145,7 @@ impl State {
                 self.devices.insert(d.id, Arc::new(DeviceEntry { record: d }));
             }
             Record::Gateway(g) => {
-                self.gateways.insert(g.id, g);
+                self.gateways.insert(g.id, *g);
             }
             Record::User(u) => {
                 self.users.insert(u.id, u);
