@@ -36,8 +36,9 @@ const PENDING_LOGS: TableDefinition<u64, &[u8]> = TableDefinition::new("pending_
 const META_REVISION: &str = "revision";
 const META_LOG_SEQ: &str = "log_seq";
 
-/// redb page cache: enough for the lookups of a busy gateway, small enough for a Pi.
-const CACHE_BYTES: usize = 2 * 1024 * 1024;
+/// redb page cache: lookups of a busy gateway stay fast with 1 MiB (the kernel caches the file
+/// too), and every MiB counts on a Pi (`cargo bench -p neosens-edge --bench footprint`).
+const CACHE_BYTES: usize = 1024 * 1024;
 
 /// Storage failures.
 #[derive(Debug, thiserror::Error)]
@@ -133,8 +134,9 @@ impl Cache {
         Ok(meta.get(META_REVISION).map_err(backend)?.map_or(0, |v| v.value()))
     }
 
-    /// Applies a batch and stores its revision, in one transaction.
-    pub fn apply(&self, batch: &SyncBatch) -> Result<(), CacheError> {
+    /// Applies a batch and stores `revision` with it, in one transaction (a page of a snapshot in
+    /// progress stores 0, so that a crash before its last page starts the snapshot again).
+    pub fn apply(&self, batch: &SyncBatch, revision: u64) -> Result<(), CacheError> {
         let txn = self.db.begin_write().map_err(backend)?;
         {
             if batch.kind == BatchKind::Snapshot {
@@ -195,7 +197,7 @@ impl Cache {
                     Change::DeleteDeviceType(id) => drop(locations.remove(id.to_bytes()).map_err(backend)?),
                 }
             }
-            txn.open_table(META).map_err(backend)?.insert(META_REVISION, batch.revision).map_err(backend)?;
+            txn.open_table(META).map_err(backend)?.insert(META_REVISION, revision).map_err(backend)?;
         }
         txn.commit().map_err(backend)
     }

@@ -119,10 +119,20 @@ impl Central {
     }
 
     /// The changes since `since`, waiting up to `wait` for one; `None` when nothing changed.
-    pub async fn sync(&self, since: u64, wait: Duration) -> Result<Option<SyncBatch>, CentralError> {
+    /// `after` asks for the next page of a snapshot instead.
+    pub async fn sync(
+        &self,
+        since: u64,
+        after: Option<DeviceId>,
+        wait: Duration,
+    ) -> Result<Option<SyncBatch>, CentralError> {
+        let mut query = vec![("since", since.to_string()), ("wait", wait.as_secs().to_string())];
+        if let Some(after) = after {
+            query.push(("after", after.to_string()));
+        }
         let response = self
             .authed(self.http.get(self.url("/api/v1/edge/sync")))
-            .query(&[("since", since), ("wait", wait.as_secs())])
+            .query(&query)
             .timeout(wait + Duration::from_secs(30))
             .send()
             .await

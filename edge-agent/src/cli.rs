@@ -133,10 +133,13 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Serve => {
             let bind = config.http.bind;
-            neosens_runtime::service::run(
+            // A gateway's load is light (provisioning, a few uplinks a second): one worker and
+            // a couple of threads for database commits keep the agent small on a Pi.
+            neosens_runtime::service::run_with(
                 &config.log.clone(),
                 bind,
                 "[http] bind or NEOSENS_EDGE_HTTP_BIND",
+                neosens_runtime::service::Threads::Small { workers: 1, blocking: 2 },
                 |listener, shutdown| crate::run(config, listener, shutdown),
             )
         }

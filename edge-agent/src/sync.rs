@@ -44,6 +44,8 @@ pub async fn run(
     shutdown: CancellationToken,
 ) {
     let mut backoff = Duration::from_secs(1);
+    // A snapshot coming in pages: (the revision it stands for, the last device id received).
+    let mut paging: Option<(u64, neosens_protocol::ids::DeviceId)> = None;
     loop {
         let since = match cache.revision() {
             Ok(r) => r,
@@ -53,16 +55,37 @@ pub async fn run(
             }
         };
         stats.revision.store(since, Ordering::Relaxed);
+        let after = paging.map(|(_, last)| last);
+        let wait = if after.is_some() { Duration::ZERO } else { wait };
         let outcome = tokio::select! {
             () = shutdown.cancelled() => return,
             () = resync.notified() => continue,
-            outcome = central.sync(since, wait) => outcome,
+            outcome = central.sync(since, after, wait) => outcome,
         };
         match outcome {
             Ok(Some(batch)) => {
                 let cache = cache.clone();
-                let (revision, kind, n, more) = (batch.revision, batch.kind, batch.changes.len(), batch.more);
-                match tokio::task::spawn_blocking(move || cache.apply(&batch)).await {
+                let (kind, n, more) = (batch.kind, batch.changes.len(), batch.more);
+                let snapshot_revision = match (kind, paging) {
+                    (neosens_protocol::sync::BatchKind::Snapshot, _) => Some(batch.revision),
+                    (_, Some((r, _))) => Some(r),
+                    _ => None,
+                };
+                // Pages of a snapshot keep revision 0 until the last one.
+                let revision = match snapshot_revision {
+                    Some(r) if !more => r,
+                    Some(_) => 0,
+                    None => batch.revision,
+                };
+                let last_device = batch.changes.iter().rev().find_map(|c| match c {
+                    neosens_protocol::sync::Change::UpsertDevice(d) => Some(d.id),
+                    _ => None,
+                });
+                paging = match (snapshot_revision, more, last_device) {
+                    (Some(r), true, Some(last)) => Some((r, last)),
+                    _ => None,
+                };
+                match tokio::task::spawn_blocking(move || cache.apply(&batch, revision)).await {
                     Ok(Ok(())) => {
                         stats.revision.store(revision, Ordering::Relaxed);
                         stats.batches.fetch_add(1, Ordering::Relaxed);
@@ -73,6 +96,7 @@ pub async fn run(
                     }
                     Ok(Err(e)) => {
                         tracing::error!(error = %e, "applying a sync batch");
+                        paging = None;
                         sleep_or_stop(&shutdown, backoff).await;
                     }
                     Err(e) => tracing::error!(error = %e, "sync batch task failed"),
@@ -84,6 +108,8 @@ pub async fn run(
             }
             Err(e) => {
                 stats.failures.fetch_add(1, Ordering::Relaxed);
+                // A snapshot cut short starts again (its pages stored revision 0).
+                paging = None;
                 match &e {
                     CentralError::Unauthorized => tracing::error!(error = %e, "sync refused"),
                     _ => {

@@ -17,19 +17,16 @@ const MAC_A: &str = "24:0a:c4:00:00:0a";
 const MAC_B: &str = "24:0a:c4:00:00:0b";
 const GATEWAY_MAC: &str = "b8:27:eb:00:00:01";
 
-/// `neosens-central`, built next to this package's binary (built here if missing).
+/// `neosens-central` next to this package's binary, brought up to date (cargo builds it only if
+/// it changed: `cargo test -p neosens-edge` alone must not test a stale central).
 fn central_binary() -> PathBuf {
-    let dir = Path::new(EDGE).parent().unwrap().to_owned();
-    let bin = dir.join("neosens-central");
-    if !bin.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = std::process::Command::new(cargo)
-            .args(["build", "-p", "neosens-central", "--bin", "neosens-central"])
-            .status()
-            .expect("building neosens-central");
-        assert!(status.success(), "cargo build -p neosens-central failed");
-    }
-    bin
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .args(["build", "-p", "neosens-central", "--bin", "neosens-central"])
+        .status()
+        .expect("building neosens-central");
+    assert!(status.success(), "cargo build -p neosens-central failed");
+    Path::new(EDGE).with_file_name("neosens-central")
 }
 
 fn start_central(data: &Path, port: u16, mqtt: &str) -> ServiceProcess {

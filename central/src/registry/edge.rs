@@ -40,6 +40,10 @@ pub const GATEWAY_USERNAME_PREFIX: &str = "gw-";
 /// Most change-log entries one delta looks at.
 pub const DELTA_LIMIT: usize = 5_000;
 
+/// Devices per snapshot page: a gateway applies a page in one transaction, and a small page
+/// keeps its memory small (a 10k-device snapshot in one piece costs a Pi megabytes).
+pub const SNAPSHOT_PAGE: usize = 1_000;
+
 /// A one-time enrolment token, shown once.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct EnrolmentToken {
@@ -175,7 +179,24 @@ impl Registry {
     /// date. A delta when only devices and types changed; a snapshot of its whole scope when it
     /// starts (`since` 0), when `since` is not a revision of this registry, or when locations or
     /// its own scope changed (which can move many devices in or out at once).
-    pub fn edge_sync(&self, id: GatewayId, since: u64) -> Result<Option<SyncBatch>, RegistryError> {
+    ///
+    /// Snapshots come in pages of [`SNAPSHOT_PAGE`] devices: the first (kind `Snapshot`) carries
+    /// the locations and types and the revision the whole snapshot stands for; the next ones
+    /// (`after` = the last device id received, kind `Delta`) the following devices; `more` says
+    /// whether another page follows.
+    pub fn edge_sync(
+        &self,
+        id: GatewayId,
+        since: u64,
+        after: Option<DeviceId>,
+    ) -> Result<Option<SyncBatch>, RegistryError> {
+        if let Some(after) = after {
+            let state = self.state.read();
+            let g =
+                state.gateways.get(&id).ok_or_else(|| RegistryError::not_found(format!("gateway {id}")))?;
+            let keys = self.gateway_keys(g)?;
+            return Ok(Some(snapshot_page(&state, g, &keys, &self.keys, Some(after), SNAPSHOT_PAGE)?));
+        }
         let current = self.revision();
         if since == current {
             return Ok(None);
@@ -193,7 +214,7 @@ impl Registry {
                 || (kind == EntityKind::Gateway && key == id.to_bytes())
         };
         let Some(log) = log.filter(|l| !l.iter().any(|c| structural(c.kind, c.key))) else {
-            return Ok(Some(snapshot(&state, g, &keys, &self.keys, state.revision)?));
+            return Ok(Some(snapshot_page(&state, g, &keys, &self.keys, None, SNAPSHOT_PAGE)?));
         };
         let Some(last) = log.last() else { return Ok(None) };
         // The latest change of each record is enough: the record is sent as it is now.
@@ -283,13 +304,39 @@ fn device_record(
     })
 }
 
-fn snapshot(
+/// A page of the snapshot of a gateway's scope: the first (`after` = `None`) with every location
+/// and type, then devices in id order.
+fn snapshot_page(
     state: &State,
     g: &Gateway,
     gw: &Keys,
     central: &Keys,
-    revision: u64,
+    after: Option<DeviceId>,
+    page: usize,
 ) -> Result<SyncBatch, RegistryError> {
+    let mut changes = Vec::new();
+    if after.is_none() {
+        changes = locations(state, g);
+    }
+    let mut ids: Vec<DeviceId> = state
+        .devices
+        .values()
+        .filter(|e| after.is_none_or(|a| e.record.id > a) && device_in_scope(state, g, e))
+        .map(|e| e.record.id)
+        .collect();
+    ids.sort_unstable();
+    let more = ids.len() > page;
+    for id in ids.into_iter().take(page) {
+        if let Some(e) = state.devices.get(&id) {
+            changes.push(Change::UpsertDevice(Box::new(device_record(state, e, gw, central)?)));
+        }
+    }
+    let kind = if after.is_none() { BatchKind::Snapshot } else { BatchKind::Delta };
+    Ok(SyncBatch { revision: state.revision, kind, more, changes })
+}
+
+/// The sites, buildings and rooms of a scope, and every device type.
+fn locations(state: &State, g: &Gateway) -> Vec<Change> {
     let mut changes = Vec::new();
     let buildings: Vec<_> =
         state.buildings.values().filter(|b| building_in_scope(state, &g.scope, b.id)).collect();
@@ -321,8 +368,93 @@ fn snapshot(
         }));
     }
     changes.extend(state.types.values().map(|t| Change::UpsertDeviceType(type_record(&t.record))));
-    for e in state.devices.values().filter(|e| device_in_scope(state, g, e)) {
-        changes.push(Change::UpsertDevice(Box::new(device_record(state, e, gw, central)?)));
+    changes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::{BuildingInput, DeviceInput, DeviceTypeInput, GatewayInput, RoomInput, ScopeInput};
+
+    #[test]
+    fn a_snapshot_comes_in_pages_in_device_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = std::sync::Arc::new(crate::secrets::ServerKeys::load_or_create(dir.path()).unwrap());
+        let store = std::sync::Arc::new(crate::store::RedbStore::open(dir.path()).unwrap());
+        let registry = Registry::open(store, keys).unwrap();
+        let b = registry
+            .create_building(BuildingInput { site: None, name: "U4".into(), description: String::new() })
+            .unwrap();
+        let r = registry
+            .create_room(RoomInput {
+                building: b.id,
+                name: "302".into(),
+                description: String::new(),
+                topic: None,
+            })
+            .unwrap();
+        registry
+            .create_device_type(DeviceTypeInput {
+                name: "esp32".into(),
+                description: String::new(),
+                config_schema: None,
+                status_period_s: None,
+                outdated_after_s: None,
+                orders: None,
+                status_rules: Vec::new(),
+            })
+            .unwrap();
+        for i in 0..5u8 {
+            registry
+                .create_device(DeviceInput {
+                    uid: format!("24:0a:c4:00:00:{i:02x}"),
+                    uid_kind: None,
+                    device_type: "esp32".into(),
+                    description: String::new(),
+                    rooms: vec![r.id],
+                    enabled: None,
+                    config: None,
+                    mqtt: None,
+                    login: None,
+                    outdated_after_s: None,
+                })
+                .unwrap();
+        }
+        let gw = registry
+            .create_gateway(GatewayInput {
+                name: "gw".into(),
+                scope: ScopeInput::Buildings(vec![*b.id.as_uuid()]),
+            })
+            .unwrap();
+        let token = registry.start_enrolment(gw.id).unwrap();
+        registry.enroll_gateway(&token.token).unwrap().unwrap();
+
+        let state = registry.state.read();
+        let g = &state.gateways[&gw.id];
+        let keys = registry.gateway_keys(g).unwrap();
+        let devices = |b: &SyncBatch| -> Vec<DeviceId> {
+            b.changes
+                .iter()
+                .filter_map(|c| if let Change::UpsertDevice(d) = c { Some(d.id) } else { None })
+                .collect()
+        };
+        let first = snapshot_page(&state, g, &keys, &registry.keys, None, 2).unwrap();
+        assert_eq!((first.kind, first.more, devices(&first).len()), (BatchKind::Snapshot, true, 2));
+        assert!(first.changes.iter().any(|c| matches!(c, Change::UpsertRoom(_))), "locations come first");
+        let mut seen = devices(&first);
+        let mut after = *seen.last().unwrap();
+        loop {
+            let page = snapshot_page(&state, g, &keys, &registry.keys, Some(after), 2).unwrap();
+            assert_eq!(page.kind, BatchKind::Delta);
+            assert!(!page.changes.iter().any(|c| matches!(c, Change::UpsertRoom(_))));
+            seen.extend(devices(&page));
+            match (page.more, seen.last()) {
+                (true, Some(last)) => after = *last,
+                _ => break,
+            }
+        }
+        let mut sorted = seen.clone();
+        sorted.sort();
+        assert_eq!((seen.len(), &seen), (5, &sorted), "every device once, in id order");
     }
-    Ok(SyncBatch { revision, kind: BatchKind::Snapshot, more: false, changes })
 }

@@ -35,7 +35,7 @@ pub use devices::{DeviceFilter, DeviceInput, DevicePatch, DeviceState, DeviceVie
 pub use dynsec::BrokerAccount;
 pub use edge::{
     DELTA_LIMIT, ENROLMENT_PREFIX, ENROLMENT_TTL_MS, EnrolmentGrant, EnrolmentToken, GATEWAY_SECRET_PREFIX,
-    GATEWAY_USERNAME_PREFIX, gateway_username,
+    GATEWAY_USERNAME_PREFIX, SNAPSHOT_PAGE, gateway_username,
 };
 pub use gateways::{GatewayInput, GatewayPatch, GatewayView, ScopeInput};
 pub use import::{Counts, ImportReport};

@@ -101,6 +101,9 @@ pub(super) struct SyncQuery {
     since: Option<u64>,
     /// Seconds to wait for a change before answering 204 (0 to 60).
     wait: Option<u64>,
+    /// The next page of a snapshot: the last device id received.
+    #[param(value_type = Option<String>)]
+    after: Option<DeviceId>,
 }
 
 /// The gateway's share of the registry since `since`: a postcard body (`application/x-postcard`,
@@ -128,7 +131,8 @@ pub(super) async fn sync(
     loop {
         revisions.borrow_and_update();
         let registry = std::sync::Arc::clone(&s.registry);
-        let batch = tokio::task::spawn_blocking(move || registry.edge_sync(id, since))
+        let after = q.after;
+        let batch = tokio::task::spawn_blocking(move || registry.edge_sync(id, since, after))
             .await
             .map_err(|e| ApiError::Internal(e.to_string()))??;
         if let Some(batch) = batch {
