@@ -17,16 +17,17 @@ const MAC_A: &str = "24:0a:c4:00:00:0a";
 const MAC_B: &str = "24:0a:c4:00:00:0b";
 const GATEWAY_MAC: &str = "b8:27:eb:00:00:01";
 
-/// `neosens-central` next to this package's binary, brought up to date (cargo builds it only if
-/// it changed: `cargo test -p neosens-edge` alone must not test a stale central).
+/// `neosens-central` next to this package's binary: `cargo test --workspace` (the test command)
+/// builds both. (Building it from here would use another feature set than the test build and
+/// rebuild it at every run.)
 fn central_binary() -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = std::process::Command::new(cargo)
-        .args(["build", "-p", "neosens-central", "--bin", "neosens-central"])
-        .status()
-        .expect("building neosens-central");
-    assert!(status.success(), "cargo build -p neosens-central failed");
-    Path::new(EDGE).with_file_name("neosens-central")
+    let bin = Path::new(EDGE).with_file_name("neosens-central");
+    assert!(
+        bin.exists(),
+        "{} not found: run the workspace tests (cargo test --workspace), which build it",
+        bin.display()
+    );
+    bin
 }
 
 fn start_central(data: &Path, port: u16, mqtt: &str) -> ServiceProcess {
