@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use neosens_protocol::Mac;
+use neosens_protocol::DeviceUid;
 use neosens_protocol::ids::DeviceId;
 use neosens_protocol::legacy::DeviceStatus;
 use neosens_runtime::mqtt::{Message, MqttHandle, Qos};
@@ -105,8 +105,12 @@ pub fn read_status(registry: &Registry, message: &Message) -> Result<ReadStatus,
         return Err(StatusDrop::TooLarge);
     }
     let status = DeviceStatus::parse(&message.payload).map_err(|_| StatusDrop::Garbage)?;
-    let mac: Mac = status.mac().ok_or(StatusDrop::UnknownDevice)?;
-    let id = registry.status_target(mac, base)?;
+    // Devices name themselves by MAC; LoRaWAN nodes (statuses built by their gateway) by DevEUI.
+    let uid = match status.mac() {
+        Some(mac) => DeviceUid::Ethernet(mac),
+        None => DeviceUid::Lorawan(status.unit_id.parse().map_err(|_| StatusDrop::UnknownDevice)?),
+    };
+    let id = registry.status_target(uid, base)?;
     let payload = String::from_utf8_lossy(&message.payload).trim().to_owned();
     let msg_id = status.payload.get("msg_id").and_then(serde_json::Value::as_u64);
     Ok(ReadStatus {

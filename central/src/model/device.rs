@@ -58,6 +58,64 @@ pub struct Device {
     pub created_at: Timestamp,
     /// When it last changed.
     pub updated_at: Timestamp,
+    /// LoRaWAN session (`lorawan` devices).
+    pub lorawan: Option<super::LorawanSession>,
+}
+
+/// Schema version 2 of [`Device`], before LoRaWAN sessions: read by the migration to v3.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeviceV2 {
+    /// Id.
+    pub id: DeviceId,
+    /// Uid.
+    #[serde(with = "wire_uid")]
+    pub uid: DeviceUid,
+    /// Type.
+    pub device_type: DeviceTypeId,
+    /// Description.
+    pub description: String,
+    /// Rooms.
+    pub rooms: Vec<RoomId>,
+    /// Enabled.
+    pub enabled: bool,
+    /// Configuration.
+    pub config: String,
+    /// Broker.
+    pub mqtt: Option<MqttEndpoint>,
+    /// Login.
+    pub login: String,
+    /// Secret.
+    pub secret: DeviceSecret,
+    /// Delivered.
+    pub credentials_delivered: bool,
+    /// Threshold.
+    pub outdated_after_s: Option<u32>,
+    /// Created.
+    pub created_at: Timestamp,
+    /// Updated.
+    pub updated_at: Timestamp,
+}
+
+impl From<DeviceV2> for Device {
+    fn from(v: DeviceV2) -> Self {
+        Device {
+            id: v.id,
+            uid: v.uid,
+            device_type: v.device_type,
+            description: v.description,
+            rooms: v.rooms,
+            enabled: v.enabled,
+            config: v.config,
+            mqtt: v.mqtt,
+            login: v.login,
+            secret: v.secret,
+            credentials_delivered: v.credentials_delivered,
+            outdated_after_s: v.outdated_after_s,
+            created_at: v.created_at,
+            updated_at: v.updated_at,
+            lorawan: None,
+        }
+    }
 }
 
 /// What the device itself last told (kept apart from the registry record: it changes every few

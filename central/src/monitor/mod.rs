@@ -190,6 +190,7 @@ mod tests {
                 mqtt: None,
                 login: None,
                 outdated_after_s: None,
+                lorawan: None,
             })
             .unwrap();
         (Arc::new(registry), d.id)

@@ -50,6 +50,8 @@ pub struct DeviceInput {
     pub login: Option<String>,
     /// Outdated threshold overriding the type's, in seconds.
     pub outdated_after_s: Option<u32>,
+    /// LoRaWAN session (`lorawan` devices); its keys are never shown again.
+    pub lorawan: Option<super::LorawanInput>,
 }
 
 /// Changes to a device; absent fields stay as they are.
@@ -74,6 +76,8 @@ pub struct DevicePatch {
     /// New threshold (`null`: back to the type's).
     #[serde(default, deserialize_with = "present")]
     pub outdated_after_s: Option<Option<u32>>,
+    /// A new LoRaWAN session (new keys, sealed at once).
+    pub lorawan: Option<super::LorawanInput>,
 }
 
 fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
@@ -173,6 +177,8 @@ pub struct DeviceView {
     pub created_at: String,
     /// Last change.
     pub updated_at: String,
+    /// LoRaWAN session, without its keys.
+    pub lorawan: Option<super::LorawanView>,
 }
 
 fn state_of(
@@ -228,6 +234,7 @@ fn view(state: &State, entry: &DeviceEntry, now: Timestamp) -> DeviceView {
             .and_then(|p| serde_json::from_str(p).ok()),
         created_at: d.created_at.to_rfc3339(),
         updated_at: d.updated_at.to_rfc3339(),
+        lorawan: d.lorawan.as_ref().map(super::LorawanView::from),
     }
 }
 
@@ -395,6 +402,11 @@ impl Registry {
         let config = input.config.clone().unwrap_or(Value::Array(Vec::new()));
         let id = DeviceId::from_uuid(new_uuid());
         let secret = new_secret(&self.keys, id)?;
+        let lorawan = input
+            .lorawan
+            .as_ref()
+            .map(|l| super::lorawan::seal_session(&self.keys, id, &uid, l))
+            .transpose()?;
         let key = self.mutate(|state| {
             if let Some(other) = state.by_uid.get(&uid) {
                 return Err(RegistryError::conflict(format!(
@@ -429,6 +441,7 @@ impl Registry {
                 outdated_after_s: input.outdated_after_s,
                 created_at: now,
                 updated_at: now,
+                lorawan,
             };
             Ok((vec![Write::Put(Record::Device(Box::new(device)))], id.to_string()))
         })?;
@@ -468,6 +481,9 @@ impl Registry {
             }
             if let Some(o) = patch.outdated_after_s {
                 d.outdated_after_s = o;
+            }
+            if let Some(l) = &patch.lorawan {
+                d.lorawan = Some(super::lorawan::seal_session(&self.keys, d.id, &d.uid, l)?);
             }
             if patch.config.is_some() || patch.rooms.is_some() || patch.device_type.is_some() {
                 let topics = state.device_topics(&d);

@@ -300,7 +300,7 @@ fn device_record(
         secret_hash: gw.hash(&secret),
         credentials_delivered: d.credentials_delivered,
         staged_secret: if d.credentials_delivered { None } else { Some(gw.seal(&secret, &context)?) },
-        lorawan: None,
+        lorawan: d.lorawan.as_ref().map(|s| super::lorawan::for_gateway(s, d.id, gw, central)).transpose()?,
     })
 }
 
@@ -417,6 +417,7 @@ mod tests {
                     mqtt: None,
                     login: None,
                     outdated_after_s: None,
+                    lorawan: None,
                 })
                 .unwrap();
         }

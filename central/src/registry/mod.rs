@@ -15,6 +15,7 @@ mod edge;
 mod gateways;
 mod import;
 mod locations;
+mod lorawan;
 mod orders;
 mod provisioning;
 mod state;
@@ -42,6 +43,7 @@ pub use import::{Counts, ImportReport};
 pub use locations::{
     BuildingInput, BuildingPatch, MAX_NAME_LEN, RoomInput, RoomPatch, RoomView, SiteInput, SitePatch,
 };
+pub use lorawan::{LorawanInput, LorawanView};
 pub use orders::{OrderRequest, PreparedOrder, REINSTALL};
 pub use provisioning::ConfigOutcome;
 pub use status::StatusDrop;

@@ -1,6 +1,6 @@
 //! Matching a received status to the device it belongs to.
 
-use neosens_protocol::{DeviceUid, Mac};
+use neosens_protocol::DeviceUid;
 
 use super::Registry;
 use crate::model::DeviceStatusRecord;
@@ -39,15 +39,12 @@ impl StatusDrop {
 }
 
 impl Registry {
-    /// The device a status on `<base>/device` with this `unitID` MAC belongs to: registered,
-    /// enabled, and in a room whose topic is `base`.
-    pub fn status_target(&self, mac: Mac, base: &str) -> Result<DeviceId, StatusDrop> {
+    /// The device a status on `<base>/device` with this `unitID` (a MAC, or a node's DevEUI)
+    /// belongs to: registered, enabled, and in a room whose topic is `base`.
+    pub fn status_target(&self, uid: DeviceUid, base: &str) -> Result<DeviceId, StatusDrop> {
         let state = self.state.read();
-        let entry = state
-            .by_uid
-            .get(&DeviceUid::Ethernet(mac))
-            .and_then(|id| state.devices.get(id))
-            .ok_or(StatusDrop::UnknownDevice)?;
+        let entry =
+            state.by_uid.get(&uid).and_then(|id| state.devices.get(id)).ok_or(StatusDrop::UnknownDevice)?;
         if !entry.record.enabled {
             return Err(StatusDrop::Disabled);
         }

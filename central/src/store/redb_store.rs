@@ -121,7 +121,8 @@ impl RedbStore {
                         EntityKind::DeviceType,
                     )?;
                 }
-                // Version 3: failure-state rules per device type, gateway credentials (both re-encoded),
+                // Version 3: failure-state rules per device type, gateway credentials, LoRaWAN sessions
+                // (re-encoded),
                 // stored alerts.
                 3 => {
                     txn.open_table(ALERTS).map_err(backend)?;
@@ -134,6 +135,11 @@ impl RedbStore {
                         &txn,
                         GATEWAYS,
                         EntityKind::Gateway,
+                    )?;
+                    reencode::<crate::model::DeviceV2, crate::model::Device>(
+                        &txn,
+                        DEVICES,
+                        EntityKind::Device,
                     )?;
                 }
                 _ => unreachable!("no migration to version {version}"),

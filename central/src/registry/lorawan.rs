@@ -1,0 +1,124 @@
+//! LoRaWAN sessions of `lorawan` devices: checked, keys sealed at once (they are never shown
+//! again), a view without the keys, and the record a gateway receives (keys sealed for it).
+
+use neosens_protocol::DeviceUid;
+use neosens_protocol::ids::{DevAddr, DeviceId};
+use neosens_runtime::keys::Keys;
+use serde::{Deserialize, Serialize};
+
+use super::RegistryError;
+use crate::model::{Codec, LorawanSession, key_context};
+
+/// A session as an admin gives it (keys in hex, shown nowhere afterwards).
+#[derive(Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LorawanInput {
+    /// Device address, 8 hex digits.
+    pub dev_addr: String,
+    /// NwkSKey, 32 hex digits.
+    pub nwk_s_key: String,
+    /// AppSKey, 32 hex digits.
+    pub app_s_key: String,
+    /// `cayenne_lpp` (default), `neocampus_lpp` or `hex`.
+    pub codec: Option<Codec>,
+    /// Accept a frame counter that went back (nodes resetting it at reboot; default false).
+    pub relax_f_cnt: Option<bool>,
+    /// Last uplink counter of an imported session (default 0).
+    pub f_cnt_up: Option<u32>,
+}
+
+impl std::fmt::Debug for LorawanInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LorawanInput").field("dev_addr", &self.dev_addr).finish_non_exhaustive()
+    }
+}
+
+/// A session as the API shows it: never the keys.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct LorawanView {
+    /// Device address.
+    pub dev_addr: String,
+    /// Payload codec.
+    pub codec: Codec,
+    /// Whether a counter going back is accepted.
+    pub relax_f_cnt: bool,
+    /// Last uplink counter known to central.
+    pub f_cnt_up: u32,
+    /// Always `"sealed"`: keys are not shown after creation.
+    pub keys: &'static str,
+}
+
+impl From<&LorawanSession> for LorawanView {
+    fn from(s: &LorawanSession) -> Self {
+        LorawanView {
+            dev_addr: s.dev_addr.to_string(),
+            codec: s.codec,
+            relax_f_cnt: s.relax_f_cnt,
+            f_cnt_up: s.f_cnt_up,
+            keys: "sealed",
+        }
+    }
+}
+
+fn key(field: &str, hex: &str) -> Result<[u8; 16], RegistryError> {
+    let hex = hex.trim();
+    if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(RegistryError::invalid(field, "an AES-128 key: 32 hex digits"));
+    }
+    let mut out = [0u8; 16];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap_or_default();
+    }
+    Ok(out)
+}
+
+/// Checks a session for a device and seals its keys with central's key.
+pub(super) fn seal_session(
+    keys: &Keys,
+    id: DeviceId,
+    uid: &DeviceUid,
+    input: &LorawanInput,
+) -> Result<LorawanSession, RegistryError> {
+    if !matches!(uid, DeviceUid::Lorawan(_)) {
+        return Err(RegistryError::invalid("lorawan", "only LoRaWAN devices (a DevEUI uid) have a session"));
+    }
+    let dev_addr: DevAddr = input
+        .dev_addr
+        .trim()
+        .parse()
+        .map_err(|_| RegistryError::invalid("lorawan.dev_addr", "8 hex digits"))?;
+    let nwk = key("lorawan.nwk_s_key", &input.nwk_s_key)?;
+    let app = key("lorawan.app_s_key", &input.app_s_key)?;
+    let device = id.to_bytes();
+    Ok(LorawanSession {
+        dev_addr,
+        nwk_s_key: keys.seal(&nwk, &key_context(device, "nwk"))?,
+        app_s_key: keys.seal(&app, &key_context(device, "app"))?,
+        f_cnt_up: input.f_cnt_up.unwrap_or(0),
+        relax_f_cnt: input.relax_f_cnt.unwrap_or(false),
+        codec: input.codec.unwrap_or(Codec::CayenneLpp),
+    })
+}
+
+/// The session as a gateway receives it: keys opened with central's key, sealed for the gateway.
+pub(super) fn for_gateway(
+    session: &LorawanSession,
+    id: DeviceId,
+    gw: &Keys,
+    central: &Keys,
+) -> Result<neosens_protocol::sync::LorawanSession, RegistryError> {
+    let device = id.to_bytes();
+    let reseal = |sealed, which: &str| -> Result<_, RegistryError> {
+        let context = key_context(device, which);
+        let plain = central.open(sealed, &context)?;
+        Ok(gw.seal(&plain, &context)?)
+    };
+    Ok(neosens_protocol::sync::LorawanSession {
+        dev_addr: session.dev_addr,
+        nwk_s_key: reseal(&session.nwk_s_key, "nwk")?,
+        app_s_key: reseal(&session.app_s_key, "app")?,
+        f_cnt_up: session.f_cnt_up,
+        relax_f_cnt: session.relax_f_cnt,
+        codec: session.codec.as_str().to_owned(),
+    })
+}
