@@ -30,6 +30,10 @@ const ROOMS: TableDefinition<Key, &[u8]> = TableDefinition::new("rooms");
 const LOCATIONS: TableDefinition<Key, &[u8]> = TableDefinition::new("locations");
 /// Devices this gateway gave their first password to, not yet confirmed by central (→ ms).
 const LOCAL_DELIVERIES: TableDefinition<Key, u64> = TableDefinition::new("local_deliveries");
+/// LoRaWAN sessions by device address: (DevAddr, device) → () (several nodes may share one).
+const BY_DEVADDR: TableDefinition<(u32, Key), ()> = TableDefinition::new("devices_by_devaddr");
+/// Last uplink frame counter accepted per LoRaWAN node (replay protection, kept across restarts).
+const F_CNT: TableDefinition<Key, u32> = TableDefinition::new("lorawan_f_cnt");
 /// Device log lines received offline, to forward (sequence → postcard [`PendingLog`]).
 const PENDING_LOGS: TableDefinition<u64, &[u8]> = TableDefinition::new("pending_logs");
 
@@ -118,6 +122,8 @@ impl Cache {
         txn.open_table(LOCATIONS).map_err(backend)?;
         txn.open_table(LOCAL_DELIVERIES).map_err(backend)?;
         txn.open_table(PENDING_LOGS).map_err(backend)?;
+        txn.open_table(BY_DEVADDR).map_err(backend)?;
+        txn.open_table(F_CNT).map_err(backend)?;
         txn.commit().map_err(backend)?;
         Ok(Cache { db: Arc::new(db) })
     }
@@ -145,7 +151,9 @@ impl Cache {
                 }
                 txn.delete_table(BY_MAC).map_err(backend)?;
                 txn.delete_table(BY_LOGIN).map_err(backend)?;
+                txn.delete_table(BY_DEVADDR).map_err(backend)?;
             }
+            let mut by_devaddr = txn.open_table(BY_DEVADDR).map_err(backend)?;
             let mut devices = txn.open_table(DEVICES).map_err(backend)?;
             let mut by_mac = txn.open_table(BY_MAC).map_err(backend)?;
             let mut by_login = txn.open_table(BY_LOGIN).map_err(backend)?;
@@ -160,8 +168,14 @@ impl Cache {
                             let old: DeviceRecord = postcard::from_bytes(old.value())
                                 .map_err(|_| CacheError::Corrupt("device"))?;
                             drop_indexes(&mut by_mac, &mut by_login, &old)?;
+                            if let Some(l) = &old.lorawan {
+                                by_devaddr.remove((l.dev_addr.to_u32(), key)).map_err(backend)?;
+                            }
                         }
                         devices.insert(key, encode(d.as_ref())?.as_slice()).map_err(backend)?;
+                        if let Some(l) = &d.lorawan {
+                            by_devaddr.insert((l.dev_addr.to_u32(), key), ()).map_err(backend)?;
+                        }
                         if let Some(mac) = mac_key(&d.uid) {
                             by_mac.insert(mac.as_str(), key).map_err(backend)?;
                         }
@@ -175,6 +189,9 @@ impl Cache {
                             let old: DeviceRecord = postcard::from_bytes(old.value())
                                 .map_err(|_| CacheError::Corrupt("device"))?;
                             drop_indexes(&mut by_mac, &mut by_login, &old)?;
+                            if let Some(l) = &old.lorawan {
+                                by_devaddr.remove((l.dev_addr.to_u32(), id.to_bytes())).map_err(backend)?;
+                            }
                         }
                     }
                     Change::UpsertRoom(r) => {
@@ -230,6 +247,25 @@ impl Cache {
     /// The device with this MQTT login.
     pub fn device_by_login(&self, login: &str) -> Result<Option<CachedDevice>, CacheError> {
         self.device_by(BY_LOGIN, login)
+    }
+
+    /// The LoRaWAN nodes with this device address, with their last accepted frame counter.
+    pub fn nodes_by_dev_addr(&self, dev_addr: u32) -> Result<Vec<(DeviceRecord, Option<u32>)>, CacheError> {
+        let txn = self.db.begin_read().map_err(backend)?;
+        let index = txn.open_table(BY_DEVADDR).map_err(backend)?;
+        let devices = txn.open_table(DEVICES).map_err(backend)?;
+        let counters = txn.open_table(F_CNT).map_err(backend)?;
+        let mut out = Vec::new();
+        for item in index.range((dev_addr, [0u8; 16])..=(dev_addr, [0xffu8; 16])).map_err(backend)? {
+            let (k, _) = item.map_err(backend)?;
+            let (_, key) = k.value();
+            let Some(bytes) = devices.get(key).map_err(backend)? else { continue };
+            let record: DeviceRecord =
+                postcard::from_bytes(bytes.value()).map_err(|_| CacheError::Corrupt("device"))?;
+            let last = counters.get(key).map_err(backend)?.map(|v| v.value());
+            out.push((record, last));
+        }
+        Ok(out)
     }
 
     /// A room.
@@ -322,4 +358,14 @@ fn drop_indexes(
 
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CacheError> {
     postcard::to_allocvec(value).map_err(backend)
+}
+
+/// Records accepted frame counters inside a write transaction (the outbox's, so that a reading
+/// and the counter that lets it through commit together).
+pub fn write_f_cnts(txn: &redb::WriteTransaction, counters: &[(DeviceId, u32)]) -> Result<(), CacheError> {
+    let mut table = txn.open_table(F_CNT).map_err(backend)?;
+    for (id, f_cnt) in counters {
+        table.insert(id.to_bytes(), *f_cnt).map_err(backend)?;
+    }
+    Ok(())
 }

@@ -45,6 +45,10 @@ pub struct Overrides {
     #[arg(long, env = "NEOSENS_EDGE_MQTT_URL", global = true, value_name = "URL")]
     pub mqtt_url: Option<String>,
 
+    /// Address of the Semtech UDP listener for LoRaWAN packet forwarders.
+    #[arg(long, env = "NEOSENS_EDGE_UDP_BIND", global = true, value_name = "ADDR")]
+    pub udp_bind: Option<SocketAddr>,
+
     /// Address of the LAN listener devices provision through.
     #[arg(long, env = "NEOSENS_EDGE_HTTP_BIND", global = true, value_name = "ADDR")]
     pub http_bind: Option<SocketAddr>,
@@ -88,6 +92,9 @@ impl Overrides {
         }
         if let Some(url) = &self.mqtt_url {
             config.mqtt.url = Some(url.clone());
+        }
+        if let Some(udp) = self.udp_bind {
+            config.lorawan.udp_bind = Some(udp);
         }
         if let Some(bind) = self.http_bind {
             config.http.bind = bind;

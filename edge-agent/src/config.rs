@@ -29,6 +29,8 @@ pub struct Config {
     pub outbox: OutboxConfig,
     /// The gateway as a device of its room.
     pub agent: AgentConfig,
+    /// LoRaWAN radio input.
+    pub lorawan: LorawanConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -88,6 +90,20 @@ pub struct OutboxConfig {
 impl Default for OutboxConfig {
     fn default() -> Self {
         OutboxConfig { max_messages: 1_000_000, max_age_s: 7 * 24 * 3600 }
+    }
+}
+
+/// `[lorawan]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LorawanConfig {
+    /// Address of the Semtech UDP listener (packet forwarders); `null` turns it off.
+    pub udp_bind: Option<SocketAddr>,
+}
+
+impl Default for LorawanConfig {
+    fn default() -> Self {
+        LorawanConfig { udp_bind: Some(SocketAddr::from(([0, 0, 0, 0], 1700))) }
     }
 }
 
@@ -181,6 +197,11 @@ sync_wait_s = {sync_wait_s}
 max_messages = {max_messages}
 max_age_s = {max_age_s}
 
+[lorawan]
+# Semtech UDP packet-forwarder listener (the concentrator's forwarder sends PUSH_DATA here).
+# Environment: NEOSENS_EDGE_UDP_BIND
+{udp_bind}
+
 [agent]
 # The gateway's MAC as registered in central (a device of its room): its status goes to that
 # device's base topic. Default: the MAC of the first network interface.
@@ -212,6 +233,10 @@ format = {format}
         max_age_s = config.outbox.max_age_s,
         mac = optional("mac", &config.agent.mac, "b8:27:eb:12:34:56"),
         status_period_s = config.agent.status_period_s,
+        udp_bind = match config.lorawan.udp_bind {
+            Some(a) => format!("udp_bind = {}", quoted(&a.to_string())),
+            None => String::from("# udp_bind = \"0.0.0.0:1700\"  (off)"),
+        },
         reboot = optional("reboot_command", &config.agent.reboot_command, "systemctl reboot"),
         bind = quoted(&config.http.bind.to_string()),
         filter = quoted(&config.log.filter),

@@ -26,6 +26,7 @@ pub mod cli;
 pub mod config;
 pub mod credentials;
 pub mod http;
+pub mod lorawan;
 pub mod metrics;
 pub mod outbox;
 pub mod proxy;
@@ -116,7 +117,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     if let Some(creds) = &creds {
         let url = config.central.url.clone().unwrap_or_else(|| creds.central_url.clone());
         let client = central::Central::new(&url, Some(creds.secret.clone()), forward_timeout)?;
-        keys = Some(creds.keys().map_err(|e| anyhow::anyhow!("{}: {e}", credentials::FILE))?);
+        keys = Some(Arc::new(creds.keys().map_err(|e| anyhow::anyhow!("{}: {e}", credentials::FILE))?));
         let wait = Duration::from_secs(config.central.sync_wait_s.clamp(1, 60));
         tokio::spawn(sync::run(
             client.clone(),
@@ -153,6 +154,19 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
             ),
         }
     }
+    let lora_stats = Arc::new(lorawan::LoraStats::default());
+    let mut udp_addr = None;
+    if let (Some(bind), Some(keys)) = (config.lorawan.udp_bind, &keys) {
+        let socket = tokio::net::UdpSocket::bind(bind).await.with_context(|| {
+            format!(
+                "binding the packet-forwarder listener {bind} ([lorawan] udp_bind or NEOSENS_EDGE_UDP_BIND)"
+            )
+        })?;
+        udp_addr = Some(socket.local_addr()?);
+        let pipeline =
+            lorawan::Pipeline::new(cache.clone(), Arc::clone(keys), outbox.clone(), Arc::clone(&lora_stats));
+        tokio::spawn(lorawan::run(socket, Arc::new(pipeline), shutdown.clone()));
+    }
     let status_sources = status::StatusSources {
         cache: cache.clone(),
         outbox: outbox.clone(),
@@ -180,6 +194,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     }
     tracing::info!(
         http = %addr,
+        udp = udp_addr.map(|a| a.to_string()),
         data_dir = %dir.display(),
         revision = cache.revision()?,
         devices = cache.device_count()?,
@@ -188,8 +203,14 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         "neosens-edge serving"
     );
     let proxy = proxy::Proxy::new(cache.clone(), central_client, keys);
-    let metrics =
-        metrics::Sources { cache, outbox, sync: sync_stats, uplink: uplink_stats, proxy: proxy.clone() };
+    let metrics = metrics::Sources {
+        cache,
+        outbox,
+        sync: sync_stats,
+        uplink: uplink_stats,
+        proxy: proxy.clone(),
+        lorawan: lora_stats,
+    };
     let app = http::router(http::AppState { config: Arc::new(config), proxy, metrics });
     neosens_runtime::systemd::Notifier::from_env().ready(shutdown.clone());
     neosens_runtime::http::serve("LAN listener", listener, app, shutdown, DRAIN_DEADLINE).await?;

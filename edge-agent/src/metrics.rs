@@ -31,6 +31,8 @@ pub struct Sources {
     pub uplink: Arc<UplinkStats>,
     /// Provisioning counters.
     pub proxy: Proxy,
+    /// LoRaWAN counters.
+    pub lorawan: Arc<crate::lorawan::LoraStats>,
 }
 
 fn gauge(e: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> std::fmt::Result {
@@ -127,6 +129,30 @@ impl Collector for Sources {
                 ("outcome", *outcome),
             ])?)?;
         }
+        let mut m = e.encode_descriptor(
+            "neosens_edge_lorawan_frames",
+            "LoRaWAN frames by outcome (decoded, duplicate, or why rejected)",
+            None,
+            MetricType::Counter,
+        )?;
+        for (outcome, n) in self.lorawan.frames.lock().iter() {
+            ConstCounter::new(*n).encode(m.encode_family(&[("outcome", *outcome)])?)?;
+        }
+        let mut m = e.encode_descriptor(
+            "neosens_edge_lorawan_datagrams",
+            "Packet-forwarder datagrams: received, or dropped by reason",
+            None,
+            MetricType::Counter,
+        )?;
+        for (outcome, n) in self.lorawan.datagrams.lock().iter() {
+            ConstCounter::new(*n).encode(m.encode_family(&[("outcome", *outcome)])?)?;
+        }
+        counter(
+            &mut e,
+            "neosens_edge_lorawan_mac_command_bytes",
+            "MAC command bytes received (FOpts and port 0)",
+            &self.lorawan.mac_command_bytes,
+        )?;
         Ok(())
     }
 }

@@ -99,7 +99,19 @@ impl Outbox {
         now_ms: u64,
         build: impl Fn(usize, u64) -> (String, Vec<u8>),
     ) -> Result<Vec<u64>, CacheError> {
+        self.append_and(n, now_ms, build, |_| Ok(()))
+    }
+
+    /// [`append_with`](Self::append_with), with more writes (`also`) in the same transaction.
+    pub fn append_and(
+        &self,
+        n: usize,
+        now_ms: u64,
+        build: impl Fn(usize, u64) -> (String, Vec<u8>),
+        also: impl FnOnce(&redb::WriteTransaction) -> Result<(), CacheError>,
+    ) -> Result<Vec<u64>, CacheError> {
         let txn = self.db.begin_write().map_err(backend)?;
+        also(&txn)?;
         let mut ids = Vec::with_capacity(n);
         let mut dropped = 0;
         {

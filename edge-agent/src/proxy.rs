@@ -64,11 +64,11 @@ impl std::fmt::Debug for Proxy {
 impl Proxy {
     /// A proxy over this cache; without `central` and `keys` (not enrolled) it answers from the
     /// cache alone, which is empty until the first sync.
-    pub fn new(cache: Cache, central: Option<Central>, keys: Option<Keys>) -> Self {
+    pub fn new(cache: Cache, central: Option<Central>, keys: Option<Arc<Keys>>) -> Self {
         Proxy {
             cache,
             central,
-            keys: keys.map(Arc::new),
+            keys,
             skip_until_ms: Arc::default(),
             started: std::time::Instant::now(),
             counts: Arc::default(),

@@ -1,0 +1,190 @@
+//! One uplink frame, from PHYPayload bytes to its decrypted application payload: parse (the
+//! `lorawan` crate), find the node's session by DevAddr, rebuild the 32-bit frame counter from
+//! the 16 bits on air, check the MIC with the NwkSKey (which also settles which node, when several
+//! share an address), refuse replays, decrypt the FRMPayload (AppSKey; port 0: NwkSKey and MAC
+//! commands). Every rejection has a reason.
+
+use lorawan::keys::AES128;
+use lorawan::parser::{DataHeader, DataPayload, FRMPayload, PhyPayload};
+use neosens_protocol::sync::DeviceRecord;
+use neosens_runtime::keys::Keys;
+
+use crate::cache::{Cache, CacheError};
+
+/// Why a frame was not accepted (metrics label: [`Reject::as_str`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reject {
+    /// Not a LoRaWAN frame (too short, bad major version …).
+    Malformed,
+    /// A join request (OTAA joins are not handled yet): reported, not decoded.
+    JoinRequest {
+        /// Its DevEUI.
+        dev_eui: String,
+    },
+    /// A downlink or a join accept heard by the gateway.
+    NotUplink,
+    /// No node of the gateway's scope has this address.
+    UnknownDevAddr(u32),
+    /// No session with this address has a key that gives this MIC.
+    MicInvalid,
+    /// The frame counter did not increase.
+    Replay {
+        /// The counter of the frame.
+        f_cnt: u32,
+        /// The last one accepted.
+        last: u32,
+    },
+    /// The local database failed.
+    Storage(String),
+}
+
+impl Reject {
+    /// Label for metrics and logs.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Reject::Malformed => "malformed",
+            Reject::JoinRequest { .. } => "join_request",
+            Reject::NotUplink => "not_uplink",
+            Reject::UnknownDevAddr(_) => "unknown_dev_addr",
+            Reject::MicInvalid => "mic_invalid",
+            Reject::Replay { .. } => "replay",
+            Reject::Storage(_) => "storage",
+        }
+    }
+}
+
+impl From<CacheError> for Reject {
+    fn from(e: CacheError) -> Self {
+        Reject::Storage(e.to_string())
+    }
+}
+
+/// An accepted uplink.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Uplink {
+    /// The node.
+    pub device: DeviceRecord,
+    /// Its DevEUI, lowercase hex.
+    pub dev_eui: String,
+    /// The device address.
+    pub dev_addr: u32,
+    /// The full frame counter.
+    pub f_cnt: u32,
+    /// FPort (`None`: no payload).
+    pub f_port: Option<u8>,
+    /// The decrypted application payload (empty for port 0).
+    pub payload: Vec<u8>,
+    /// MAC commands carried (port 0 payload or FOpts), in bytes.
+    pub mac_command_bytes: usize,
+}
+
+/// The 32-bit counter closest above `last` whose low 16 bits are `low` (roll-over included).
+pub fn full_f_cnt(last: u32, low: u16) -> u32 {
+    let candidate = (last & 0xffff_0000) | u32::from(low);
+    if candidate < last { candidate.wrapping_add(0x1_0000) } else { candidate }
+}
+
+fn key(
+    keys: &Keys,
+    sealed: &neosens_protocol::sync::Sealed,
+    device: [u8; 16],
+    which: &str,
+) -> Option<AES128> {
+    let mut context = device.to_vec();
+    context.push(b'/');
+    context.extend_from_slice(which.as_bytes());
+    let plain = keys.open(sealed, &context).ok()?;
+    <[u8; 16]>::try_from(plain.as_slice()).ok().map(AES128)
+}
+
+fn dev_eui_of(record: &DeviceRecord) -> String {
+    match record.uid {
+        neosens_protocol::sync::WireUid::Lorawan(eui) => eui.to_string().to_lowercase(),
+        _ => String::new(),
+    }
+}
+
+/// Decodes one PHYPayload against the cache, with the gateway's keys.
+pub fn decode(phy: &[u8], cache: &Cache, keys: &Keys) -> Result<Uplink, Reject> {
+    let parsed = lorawan::parser::parse(phy.to_vec()).map_err(|_| Reject::Malformed)?;
+    let encrypted = match parsed {
+        PhyPayload::Data(DataPayload::Encrypted(e)) if e.is_uplink() => e,
+        PhyPayload::Data(_) | PhyPayload::JoinAccept(_) => return Err(Reject::NotUplink),
+        PhyPayload::JoinRequest(jr) => {
+            let eui = jr.dev_eui();
+            let bytes: &[u8] = eui.as_ref();
+            // On air the EUI is little-endian.
+            let dev_eui = bytes.iter().rev().map(|b| format!("{b:02x}")).collect();
+            return Err(Reject::JoinRequest { dev_eui });
+        }
+    };
+    let fhdr = encrypted.fhdr();
+    let addr = fhdr.dev_addr();
+    let addr_bytes: &[u8] = addr.as_ref();
+    let dev_addr = u32::from_le_bytes([addr_bytes[0], addr_bytes[1], addr_bytes[2], addr_bytes[3]]);
+    let low = fhdr.fcnt();
+    let fopts = usize::from(fhdr.fopts_len());
+    let candidates = cache.nodes_by_dev_addr(dev_addr)?;
+    if candidates.is_empty() {
+        return Err(Reject::UnknownDevAddr(dev_addr));
+    }
+    for (record, last) in candidates {
+        let Some(session) = &record.lorawan else { continue };
+        let device = record.id.to_bytes();
+        let (Some(nwk), Some(app)) =
+            (key(keys, &session.nwk_s_key, device, "nwk"), key(keys, &session.app_s_key, device, "app"))
+        else {
+            continue;
+        };
+        let base = last.unwrap_or(session.f_cnt_up);
+        let ahead = full_f_cnt(base, low);
+        // The same counter epoch, not rolled over: what a replayed (older) frame validates with.
+        let same_epoch = (base & 0xffff_0000) | u32::from(low);
+        let f_cnt = if encrypted.validate_mic(&nwk, ahead) {
+            ahead
+        } else if same_epoch != ahead && encrypted.validate_mic(&nwk, same_epoch) {
+            same_epoch
+        } else if session.relax_f_cnt && encrypted.validate_mic(&nwk, u32::from(low)) {
+            // A node that reset its counter (accepted only with the relaxed policy).
+            u32::from(low)
+        } else {
+            continue;
+        };
+        if let Some(last) = last {
+            if f_cnt <= last && !session.relax_f_cnt {
+                return Err(Reject::Replay { f_cnt, last });
+            }
+        }
+        let f_port = encrypted.f_port();
+        let decrypted = encrypted.decrypt(Some(&nwk), Some(&app), f_cnt).map_err(|_| Reject::Malformed)?;
+        let (payload, port0) = match decrypted.frm_payload() {
+            FRMPayload::Data(d) => (d.to_vec(), 0),
+            FRMPayload::MACCommands(m) => (Vec::new(), m.data().len()),
+            FRMPayload::None => (Vec::new(), 0),
+        };
+        return Ok(Uplink {
+            dev_eui: dev_eui_of(&record),
+            device: record,
+            dev_addr,
+            f_cnt,
+            f_port,
+            payload,
+            mac_command_bytes: port0 + fopts,
+        });
+    }
+    Err(Reject::MicInvalid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_roll_over_upwards() {
+        assert_eq!(full_f_cnt(0, 2), 2);
+        assert_eq!(full_f_cnt(5, 5), 5, "the same counter (a replay, told apart by the caller)");
+        assert_eq!(full_f_cnt(0x0001_fffe, 0x0002), 0x0002_0002);
+        assert_eq!(full_f_cnt(0x0001_0010, 0x0020), 0x0001_0020);
+        assert_eq!(full_f_cnt(u32::MAX - 1, 0), 0, "32-bit wrap");
+    }
+}

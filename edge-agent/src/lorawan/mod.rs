@@ -1,0 +1,223 @@
+//! LoRaWAN uplinks decoded at the gateway: Semtech UDP datagrams from the packet forwarders
+//! ([`semtech`]), frames checked and decrypted with the keys synced from central ([`frame`]),
+//! payloads decoded into neOCampus readings ([`codec`]), and everything appended to the outbox
+//! in one transaction per datagram together with the frame counters that let the frames through
+//! (so a crash cannot accept a frame twice, nor lose one it acknowledged).
+//!
+//! Per accepted uplink: one reading per value on `<base>/<kind>`
+//! (`{"value", "value_units", "subID", "unitID", "msg_id"}`, `unitID` = the DevEUI) and the node's
+//! status on `<base>/device` (RSSI, SNR, frame counter, gateway), so LoRaWAN nodes appear in the
+//! dashboard and go red like every other device.
+
+pub mod codec;
+pub mod frame;
+pub mod semtech;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use neosens_runtime::keys::Keys;
+use parking_lot::Mutex;
+use serde_json::{Map, Value, json};
+use tokio::net::UdpSocket;
+use tokio_util::sync::CancellationToken;
+
+use crate::cache::Cache;
+use crate::outbox::Outbox;
+
+/// How long the same frame heard by several forwarders counts as one.
+pub const DEDUPE_WINDOW: Duration = Duration::from_secs(5);
+
+/// Counters by outcome (`decoded`, `duplicate`, `mic_invalid` …) and by datagram error.
+#[derive(Debug, Default)]
+pub struct LoraStats {
+    /// Frames by outcome.
+    pub frames: Mutex<BTreeMap<&'static str, u64>>,
+    /// Datagrams dropped by reason, and `received`.
+    pub datagrams: Mutex<BTreeMap<&'static str, u64>>,
+    /// MAC command bytes seen (FOpts and port 0).
+    pub mac_command_bytes: std::sync::atomic::AtomicU64,
+}
+
+impl LoraStats {
+    fn frame(&self, outcome: &'static str) {
+        *self.frames.lock().entry(outcome).or_default() += 1;
+    }
+    fn datagram(&self, outcome: &'static str) {
+        *self.datagrams.lock().entry(outcome).or_default() += 1;
+    }
+}
+
+/// The decoding pipeline of a gateway.
+pub struct Pipeline {
+    cache: Cache,
+    keys: Arc<Keys>,
+    outbox: Outbox,
+    /// Counters.
+    pub stats: Arc<LoraStats>,
+    recent: Mutex<HashMap<Vec<u8>, Instant>>,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Pipeline { .. }")
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Pipeline {
+    /// A pipeline over this cache and outbox, with the gateway's keys.
+    pub fn new(cache: Cache, keys: Arc<Keys>, outbox: Outbox, stats: Arc<LoraStats>) -> Self {
+        Pipeline { cache, keys, outbox, stats, recent: Mutex::default() }
+    }
+
+    /// Whether this exact frame was already heard within the window (and remembers it).
+    fn seen_recently(&self, phy: &[u8], now: Instant) -> bool {
+        let mut recent = self.recent.lock();
+        if recent.len() > 4_096 {
+            recent.retain(|_, at| now.duration_since(*at) < DEDUPE_WINDOW);
+        }
+        match recent.get(phy) {
+            Some(at) if now.duration_since(*at) < DEDUPE_WINDOW => true,
+            _ => {
+                recent.insert(phy.to_vec(), now);
+                false
+            }
+        }
+    }
+
+    /// Handles one datagram: the answer to send back (PUSH_ACK, PULL_ACK), if any.
+    pub fn handle(&self, datagram: &[u8]) -> Option<[u8; 4]> {
+        self.stats.datagram("received");
+        let parsed = match semtech::parse(datagram) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::debug!(error = %e, "datagram dropped");
+                self.stats.datagram(e.as_str());
+                return None;
+            }
+        };
+        let (ack, gateway, packets, bad) = match parsed {
+            semtech::Datagram::Push { ack, gateway, packets, bad } => (ack, gateway, packets, bad),
+            semtech::Datagram::Pull { ack, .. } => return Some(ack),
+            semtech::Datagram::TxAck => return None,
+        };
+        for _ in 0..bad {
+            self.stats.frame("bad_rxpk");
+        }
+        let now = Instant::now();
+        let mut messages: Vec<(String, Map<String, Value>)> = Vec::new();
+        let mut counters = Vec::new();
+        for packet in packets {
+            if self.seen_recently(&packet.phy, now) {
+                self.stats.frame("duplicate");
+                continue;
+            }
+            match frame::decode(&packet.phy, &self.cache, &self.keys) {
+                Ok(uplink) => {
+                    self.stats.frame("decoded");
+                    self.stats
+                        .mac_command_bytes
+                        .fetch_add(uplink.mac_command_bytes as u64, std::sync::atomic::Ordering::Relaxed);
+                    counters.push((uplink.device.id, uplink.f_cnt));
+                    self.messages(&uplink, &packet, &gateway, &mut messages);
+                }
+                Err(reject) => {
+                    tracing::debug!(reason = reject.as_str(), detail = ?reject, gateway = %gateway, "uplink rejected");
+                    self.stats.frame(reject.as_str());
+                }
+            }
+        }
+        if !counters.is_empty() || !messages.is_empty() {
+            let appended = self.outbox.append_and(
+                messages.len(),
+                now_ms(),
+                |i, id| {
+                    let (topic, mut body) = messages[i].clone();
+                    body.insert("msg_id".into(), json!(id));
+                    (topic, Value::Object(body).to_string().into_bytes())
+                },
+                |txn| crate::cache::write_f_cnts(txn, &counters),
+            );
+            if let Err(e) = appended {
+                tracing::error!(error = %e, "storing decoded uplinks");
+                self.stats.frame("storage");
+            }
+        }
+        Some(ack)
+    }
+
+    /// The readings and the status of an accepted uplink.
+    fn messages(
+        &self,
+        uplink: &frame::Uplink,
+        packet: &semtech::RxPacket,
+        gateway: &str,
+        out: &mut Vec<(String, Map<String, Value>)>,
+    ) {
+        let Some(room) = uplink.device.rooms.first() else { return };
+        let Ok(Some(room)) = self.cache.room(*room) else { return };
+        let base = room.base_topic;
+        let codec = uplink.device.lorawan.as_ref().map_or("hex", |l| l.codec.as_str());
+        if uplink.f_port.is_some_and(|p| p > 0) && !uplink.payload.is_empty() {
+            match codec::decode(codec, &uplink.payload) {
+                Ok(readings) => {
+                    for r in readings {
+                        let body = json!({"value": r.value, "value_units": r.units, "subID": r.sub_id, "unitID": uplink.dev_eui});
+                        if let Value::Object(map) = body {
+                            out.push((format!("{base}/{}", r.kind), map));
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, dev_eui = %uplink.dev_eui, "payload does not decode");
+                    self.stats.frame("codec_error");
+                }
+            }
+        }
+        let status = json!({
+            "status": "running",
+            "unitID": uplink.dev_eui,
+            "f_cnt": uplink.f_cnt,
+            "f_port": uplink.f_port,
+            "rssi": packet.rssi,
+            "snr": packet.snr,
+            "frequency": packet.frequency,
+            "datarate": packet.datarate,
+            "gateway": gateway,
+        });
+        if let Value::Object(map) = status {
+            out.push((format!("{base}/device"), map));
+        }
+    }
+}
+
+/// Serves the Semtech UDP protocol on `socket` until `shutdown`.
+pub async fn run(socket: UdpSocket, pipeline: Arc<Pipeline>, shutdown: CancellationToken) {
+    // One byte more than accepted, to tell an oversized datagram from a full one.
+    let mut buf = vec![0u8; semtech::MAX_DATAGRAM + 1];
+    loop {
+        let (n, from) = tokio::select! {
+            () = shutdown.cancelled() => return,
+            received = socket.recv_from(&mut buf) => match received {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(error = %e, "packet forwarder socket");
+                    continue;
+                }
+            },
+        };
+        let datagram = buf[..n].to_vec();
+        let p = Arc::clone(&pipeline);
+        let ack = tokio::task::spawn_blocking(move || p.handle(&datagram)).await.ok().flatten();
+        if let Some(ack) = ack {
+            if let Err(e) = socket.send_to(&ack, from).await {
+                tracing::debug!(error = %e, forwarder = %from, "acknowledging a datagram");
+            }
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! The Semtech UDP packet-forwarder protocol (v2, as the forwarders of the campus gateways speak
+//! it): `PUSH_DATA` (uplinks, `rxpk` JSON) answered by `PUSH_ACK`, `PULL_DATA` (keep-alive)
+//! answered by `PULL_ACK`, `TX_ACK`. Parsing only; the listener is in the parent module.
+
+use base64::Engine;
+use serde::Deserialize;
+
+/// Largest datagram accepted (a forwarder's PUSH_DATA with several frames fits well under it).
+pub const MAX_DATAGRAM: usize = 16 * 1024;
+
+const PUSH_DATA: u8 = 0x00;
+const PUSH_ACK: u8 = 0x01;
+const PULL_DATA: u8 = 0x02;
+const PULL_ACK: u8 = 0x04;
+const TX_ACK: u8 = 0x05;
+
+/// A received packet's radio metadata and bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RxPacket {
+    /// PHYPayload.
+    pub phy: Vec<u8>,
+    /// RSSI, dBm.
+    pub rssi: Option<f64>,
+    /// SNR, dB.
+    pub snr: Option<f64>,
+    /// Frequency, MHz.
+    pub frequency: Option<f64>,
+    /// Data rate (`SF7BW125`).
+    pub datarate: Option<String>,
+}
+
+/// A datagram, understood.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Datagram {
+    /// Uplinks from a forwarder (with CRC errors already left out); `bad` counts the `rxpk`
+    /// entries that could not be read (bad base64, CRC error, missing `data`).
+    Push {
+        /// The ACK to send back.
+        ack: [u8; 4],
+        /// The forwarder's gateway EUI, hex.
+        gateway: String,
+        /// The packets.
+        packets: Vec<RxPacket>,
+        /// Entries left out.
+        bad: usize,
+    },
+    /// A keep-alive (the forwarder's downlink path).
+    Pull {
+        /// The ACK to send back.
+        ack: [u8; 4],
+        /// The forwarder's gateway EUI, hex.
+        gateway: String,
+    },
+    /// A transmission acknowledgement (no answer).
+    TxAck,
+}
+
+/// Why a datagram was dropped (metrics label: [`DatagramError::as_str`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DatagramError {
+    /// Larger than [`MAX_DATAGRAM`].
+    #[error("datagram of {0} bytes")]
+    Oversized(usize),
+    /// Too short for its header.
+    #[error("datagram too short")]
+    Truncated,
+    /// Protocol version other than 1 or 2.
+    #[error("protocol version {0}")]
+    Version(u8),
+    /// Unknown packet identifier.
+    #[error("packet identifier {0:#04x}")]
+    Identifier(u8),
+    /// The JSON does not parse.
+    #[error("bad JSON: {0}")]
+    Json(String),
+}
+
+impl DatagramError {
+    /// Label for metrics.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DatagramError::Oversized(_) => "oversized",
+            DatagramError::Truncated => "truncated",
+            DatagramError::Version(_) => "version",
+            DatagramError::Identifier(_) => "identifier",
+            DatagramError::Json(_) => "bad_json",
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Push {
+    #[serde(default)]
+    rxpk: Vec<Rxpk>,
+}
+
+#[derive(Deserialize)]
+struct Rxpk {
+    data: Option<String>,
+    stat: Option<i64>,
+    rssi: Option<f64>,
+    lsnr: Option<f64>,
+    freq: Option<f64>,
+    datr: Option<serde_json::Value>,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Parses a datagram.
+pub fn parse(datagram: &[u8]) -> Result<Datagram, DatagramError> {
+    if datagram.len() > MAX_DATAGRAM {
+        return Err(DatagramError::Oversized(datagram.len()));
+    }
+    if datagram.len() < 4 {
+        return Err(DatagramError::Truncated);
+    }
+    let version = datagram[0];
+    if version != 1 && version != 2 {
+        return Err(DatagramError::Version(version));
+    }
+    let token = [datagram[1], datagram[2]];
+    let gateway = || datagram.get(4..12).map(hex).ok_or(DatagramError::Truncated);
+    match datagram[3] {
+        PUSH_DATA => {
+            let gateway = gateway()?;
+            let push: Push =
+                serde_json::from_slice(&datagram[12..]).map_err(|e| DatagramError::Json(e.to_string()))?;
+            let mut packets = Vec::new();
+            let mut bad = 0;
+            for rx in push.rxpk {
+                // stat: 1 CRC ok, -1 CRC bad, 0 no CRC.
+                let data = rx.data.filter(|_| rx.stat.unwrap_or(1) != -1);
+                match data.and_then(|d| base64::engine::general_purpose::STANDARD.decode(d.trim()).ok()) {
+                    Some(phy) => packets.push(RxPacket {
+                        phy,
+                        rssi: rx.rssi,
+                        snr: rx.lsnr,
+                        frequency: rx.freq,
+                        datarate: rx.datr.map(|d| match d {
+                            serde_json::Value::String(s) => s,
+                            other => other.to_string(),
+                        }),
+                    }),
+                    None => bad += 1,
+                }
+            }
+            Ok(Datagram::Push { ack: [version, token[0], token[1], PUSH_ACK], gateway, packets, bad })
+        }
+        PULL_DATA => Ok(Datagram::Pull { ack: [version, token[0], token[1], PULL_ACK], gateway: gateway()? }),
+        TX_ACK => Ok(Datagram::TxAck),
+        other => Err(DatagramError::Identifier(other)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn push(json: &str) -> Vec<u8> {
+        let mut d = vec![2, 0xab, 0xcd, PUSH_DATA, 0xaa, 0x55, 0x5a, 0, 0, 0, 0, 1];
+        d.extend_from_slice(json.as_bytes());
+        d
+    }
+
+    #[test]
+    fn push_data_with_its_ack_and_metadata() {
+        let d = push(
+            r#"{"rxpk":[{"tmst":1,"freq":868.1,"stat":1,"datr":"SF7BW125","rssi":-57,"lsnr":9.5,"data":"QPF9vkkAAgABlUN4disR/w0="},{"stat":-1,"data":"AAAA"},{"stat":1,"data":"!!"}],"stat":{}}"#,
+        );
+        let Ok(Datagram::Push { ack, gateway, packets, bad }) = parse(&d) else { panic!() };
+        assert_eq!(ack, [2, 0xab, 0xcd, PUSH_ACK]);
+        assert_eq!(gateway, "aa555a0000000001");
+        assert_eq!(bad, 2, "a CRC error and bad base64");
+        assert_eq!(packets[0].phy[0], 0x40);
+        assert_eq!(
+            (packets[0].rssi, packets[0].snr, packets[0].datarate.as_deref()),
+            (Some(-57.0), Some(9.5), Some("SF7BW125"))
+        );
+    }
+
+    #[test]
+    fn pull_and_malformed_datagrams() {
+        let pull = [1, 7, 8, PULL_DATA, 1, 2, 3, 4, 5, 6, 7, 8];
+        assert_eq!(
+            parse(&pull),
+            Ok(Datagram::Pull { ack: [1, 7, 8, PULL_ACK], gateway: "0102030405060708".into() })
+        );
+        assert_eq!(parse(&[2, 0, 0, TX_ACK, 0, 0, 0, 0, 0, 0, 0, 0]), Ok(Datagram::TxAck));
+        assert_eq!(parse(&[2, 0]), Err(DatagramError::Truncated));
+        assert_eq!(parse(&[3, 0, 0, 0]), Err(DatagramError::Version(3)));
+        assert_eq!(parse(&[2, 0, 0, 0x09]), Err(DatagramError::Identifier(9)));
+        assert_eq!(parse(&[2, 0, 0, PUSH_DATA, 1, 2]), Err(DatagramError::Truncated));
+        assert!(matches!(parse(&push("{not json")), Err(DatagramError::Json(_))));
+        assert_eq!(parse(&vec![2; MAX_DATAGRAM + 1]), Err(DatagramError::Oversized(MAX_DATAGRAM + 1)));
+        for n in 0..=255u8 {
+            let _ = parse(&[2, n, n, n, n, n, n, n, n, n, n, n, n, n]);
+        }
+    }
+}
