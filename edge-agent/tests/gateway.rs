@@ -3,56 +3,19 @@
 //! central is up, keeps provisioning devices while central is down (a staged password handed
 //! over exactly once, then reported), survives `kill -9`, and publishes its own status.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 
 use base64::Engine;
-use neosens_runtime::testing::{Mosquitto, RawResponse, ServiceProcess, http_json, raw_http, wait_until};
+use neosens_runtime::testing::{Mosquitto, RawResponse, raw_http, wait_until};
 use serde_json::{Value, json};
 
-const ADMIN: &str = "test-admin-token-0123456789";
-const EDGE: &str = env!("CARGO_BIN_EXE_neosens-edge");
+mod common;
+
+use common::{EDGE, api, metric, start_central, start_edge};
+
 const MAC_A: &str = "24:0a:c4:00:00:0a";
 const MAC_B: &str = "24:0a:c4:00:00:0b";
 const GATEWAY_MAC: &str = "b8:27:eb:00:00:01";
-
-/// `neosens-central` next to this package's binary: `cargo test --workspace` (the test command)
-/// builds both. (Building it from here would use another feature set than the test build and
-/// rebuild it at every run.)
-fn central_binary() -> PathBuf {
-    let bin = Path::new(EDGE).with_file_name("neosens-central");
-    assert!(
-        bin.exists(),
-        "{} not found: run the workspace tests (cargo test --workspace), which build it",
-        bin.display()
-    );
-    bin
-}
-
-fn start_central(data: &Path, port: u16, mqtt: &str) -> ServiceProcess {
-    let env = HashMap::from([
-        ("NEOSENS_MQTT_URL".to_owned(), mqtt.to_owned()),
-        ("NEOSENS_HTTP_BIND".to_owned(), format!("127.0.0.1:{port}")),
-        ("NEOSENS_DATA_DIR".to_owned(), data.to_string_lossy().into_owned()),
-        ("NEOSENS_ADMIN_TOKEN".to_owned(), ADMIN.to_owned()),
-        ("NEOSENS_EMBEDDED_MQTT_BIND".to_owned(), "127.0.0.1:0".to_owned()),
-    ]);
-    ServiceProcess::spawn(&central_binary(), &[], &env)
-}
-
-fn start_edge(data: &Path, config: &Path, mqtt: &str) -> ServiceProcess {
-    let env = HashMap::from([
-        ("NEOSENS_EDGE_HTTP_BIND".to_owned(), "127.0.0.1:0".to_owned()),
-        ("NEOSENS_EDGE_DATA_DIR".to_owned(), data.to_string_lossy().into_owned()),
-        ("NEOSENS_EDGE_MQTT_URL".to_owned(), mqtt.to_owned()),
-    ]);
-    ServiceProcess::spawn(Path::new(EDGE), &["--config", config.to_str().unwrap()], &env)
-}
-
-fn api(addr: SocketAddr, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    http_json(addr, method, path, Some(ADMIN), body.as_ref())
-}
 
 fn credentials(addr: SocketAddr, mac: &str) -> RawResponse {
     raw_http(
@@ -69,15 +32,6 @@ fn config(addr: SocketAddr, login: &str, password: &str) -> RawResponse {
         format!("GET /device/config HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {auth}\r\nConnection: close\r\n\r\n")
             .as_bytes(),
     )
-}
-
-fn metric(addr: SocketAddr, name: &str) -> f64 {
-    let text = neosens_runtime::testing::http_get(addr, "/metrics").text();
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')).and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(-1.0)
 }
 
 fn login(mac: &str) -> String {

@@ -1,0 +1,165 @@
+//! CPU per LoRaWAN uplink, from the UDP datagram to the outbox record (budget < 20 µs on x86-64):
+//! datagram parsing, base64, PHYPayload parse, session lookup by DevAddr in redb, counter rebuild,
+//! MIC, decryption, Cayenne decoding, JSON readings and status, and the durable append (readings
+//! and frame counters in one transaction per datagram).
+//!
+//! `cargo bench -p neosens-edge --bench uplink`; `BENCH_NODES`, `BENCH_DATAGRAMS`, `BENCH_FRAMES`
+//! (frames per datagram: forwarders batch what they heard) change the load.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use base64::Engine;
+use lorawan::creator::DataPayloadCreator;
+use lorawan::keys::{AppSKey, NewSKey};
+use lorawan::parser::FCtrl;
+use neosens_edge::cache::Cache;
+use neosens_edge::lorawan::{LoraStats, Pipeline};
+use neosens_edge::outbox::{Limits, Outbox};
+use neosens_protocol::ids::{BuildingId, DeviceId, DeviceTypeId, RoomId};
+use neosens_protocol::sync::{
+    BatchKind, Change, DeviceRecord, LorawanSession, RoomRecord, SyncBatch, WireUid,
+};
+use neosens_runtime::keys::Keys;
+
+const BUDGET_US: f64 = 20.0;
+
+fn env(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// CPU time of this process so far, microseconds (user + system).
+fn cpu_us() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+    ticks as f64 * 1e6 / 100.0
+}
+
+fn nwk(n: u32) -> [u8; 16] {
+    let mut k = [0x11; 16];
+    k[..4].copy_from_slice(&n.to_be_bytes());
+    k
+}
+
+fn app(n: u32) -> [u8; 16] {
+    let mut k = [0x22; 16];
+    k[..4].copy_from_slice(&n.to_be_bytes());
+    k
+}
+
+fn main() {
+    let nodes = env("BENCH_NODES", 1_000) as u32;
+    let datagrams = env("BENCH_DATAGRAMS", 2_000);
+    let per_datagram = env("BENCH_FRAMES", 8);
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::open(dir.path()).unwrap();
+    let keys = Keys::from_bytes(&[7; 32], &[8; 32], ring::rand::SystemRandom::new());
+    let room = RoomId::from_bytes([3; 16]);
+    let mut changes = vec![Change::UpsertRoom(RoomRecord {
+        id: room,
+        building: BuildingId::from_bytes([2; 16]),
+        name: "302".into(),
+        base_topic: "u4/302".into(),
+    })];
+    for n in 0..nodes {
+        let mut idb = [0u8; 16];
+        idb[..4].copy_from_slice(&n.to_be_bytes());
+        let id = DeviceId::from_bytes(idb);
+        let seal = |k: [u8; 16], which: &str| {
+            let mut context = id.to_bytes().to_vec();
+            context.push(b'/');
+            context.extend_from_slice(which.as_bytes());
+            keys.seal(&k, &context).unwrap()
+        };
+        changes.push(Change::UpsertDevice(Box::new(DeviceRecord {
+            id,
+            uid: WireUid::Lorawan(neosens_protocol::DevEui::from_be_bytes([
+                0x70,
+                0xb3,
+                0xd5,
+                0x7e,
+                0,
+                0,
+                (n >> 8) as u8,
+                n as u8,
+            ])),
+            device_type: DeviceTypeId::from_bytes([9; 16]),
+            rooms: vec![room],
+            enabled: true,
+            config_body: "{}".into(),
+            mqtt: None,
+            login: format!("lorawan_{n}"),
+            secret_hash: [0; 32],
+            credentials_delivered: true,
+            staged_secret: None,
+            lorawan: Some(LorawanSession {
+                dev_addr: (0x2600_0000 + n).into(),
+                nwk_s_key: seal(nwk(n), "nwk"),
+                app_s_key: seal(app(n), "app"),
+                f_cnt_up: 0,
+                relax_f_cnt: false,
+                codec: "cayenne_lpp".into(),
+            }),
+        })));
+    }
+    cache.apply(&SyncBatch { revision: 1, kind: BatchKind::Snapshot, more: false, changes }, 1).unwrap();
+    let outbox =
+        Outbox::open(cache.database(), Limits { max_messages: 10_000_000, max_age_ms: u64::MAX / 2 })
+            .unwrap();
+    let stats = Arc::new(LoraStats::default());
+    let pipeline = Pipeline::new(cache, Arc::new(keys), outbox.clone(), Arc::clone(&stats));
+
+    // Frames as the nodes send them: temperature and humidity in Cayenne LPP, counters rising.
+    let payload = [0x01, 0x67, 0x01, 0x10, 0x02, 0x68, 0x5a];
+    let total = datagrams * per_datagram;
+    let mut all = Vec::with_capacity(datagrams as usize);
+    for d in 0..datagrams {
+        let mut rxpk = Vec::new();
+        for f in 0..per_datagram {
+            let i = d * per_datagram + f;
+            let n = (i % u64::from(nodes)) as u32;
+            let f_cnt = (i / u64::from(nodes)) as u32 + 1;
+            let mut phy = DataPayloadCreator::new();
+            phy.set_uplink(true)
+                .set_f_port(2)
+                .set_dev_addr(&(0x2600_0000 + n).to_le_bytes())
+                .set_fctrl(&FCtrl::new(0x80, true))
+                .set_fcnt(f_cnt);
+            let bytes =
+                phy.build(&payload, &[], &NewSKey::from(nwk(n)), &AppSKey::from(app(n))).unwrap().to_vec();
+            rxpk.push(serde_json::json!({"tmst": i, "freq": 868.1, "stat": 1, "datr": "SF7BW125", "rssi": -80, "lsnr": 5.5,
+                "data": base64::engine::general_purpose::STANDARD.encode(&bytes)}));
+        }
+        let mut datagram = vec![2, (d >> 8) as u8, d as u8, 0, 0xaa, 0x55, 0x5a, 0, 0, 0, 0, 1];
+        datagram.extend_from_slice(serde_json::json!({"rxpk": rxpk}).to_string().as_bytes());
+        all.push(datagram);
+    }
+
+    let cpu0 = cpu_us();
+    let t0 = Instant::now();
+    for datagram in &all {
+        pipeline.handle(datagram);
+    }
+    let wall = t0.elapsed();
+    let cpu = cpu_us() - cpu0;
+    let decoded = stats.frames.lock().get("decoded").copied().unwrap_or(0);
+    assert_eq!(decoded, total, "every frame decoded: {:?}", stats.frames.lock());
+    let (depth, _) = outbox.depth(0).unwrap();
+    let per_uplink = cpu / total as f64;
+    println!(
+        "neosens-edge LoRaWAN uplink benchmark ({nodes} nodes, {datagrams} datagrams × {per_datagram} frames)"
+    );
+    println!("decoded {decoded} uplinks → {depth} outbox records (2 readings + 1 status each)");
+    println!(
+        "CPU: {:.1} µs per uplink, datagram to outbox record (budget < {BUDGET_US} µs): {}",
+        per_uplink,
+        if per_uplink < BUDGET_US { "ok" } else { "OVER" }
+    );
+    println!(
+        "wall: {:.2} s, {:.0} uplinks/s (one durable commit per datagram)",
+        wall.as_secs_f64(),
+        total as f64 / wall.as_secs_f64()
+    );
+}

@@ -1,0 +1,84 @@
+//! What the end-to-end tests share: the real binaries, started on loopback ports.
+
+#![allow(dead_code)] // each test binary uses a part
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use neosens_runtime::testing::{ServiceProcess, http_json};
+use serde_json::Value;
+
+pub(crate) const ADMIN: &str = "test-admin-token-0123456789";
+pub(crate) const EDGE: &str = env!("CARGO_BIN_EXE_neosens-edge");
+
+/// `neosens-central` next to this package's binary: `cargo test --workspace` (the test command)
+/// builds both. (Building it from here would use another feature set than the test build and
+/// rebuild it at every run.)
+pub(crate) fn central_binary() -> PathBuf {
+    let bin = Path::new(EDGE).with_file_name("neosens-central");
+    assert!(
+        bin.exists(),
+        "{} not found: run the workspace tests (cargo test --workspace), which build it",
+        bin.display()
+    );
+    bin
+}
+
+pub(crate) fn start_central(data: &Path, port: u16, mqtt: &str) -> ServiceProcess {
+    let env = HashMap::from([
+        ("NEOSENS_MQTT_URL".to_owned(), mqtt.to_owned()),
+        ("NEOSENS_HTTP_BIND".to_owned(), format!("127.0.0.1:{port}")),
+        ("NEOSENS_DATA_DIR".to_owned(), data.to_string_lossy().into_owned()),
+        ("NEOSENS_ADMIN_TOKEN".to_owned(), ADMIN.to_owned()),
+        ("NEOSENS_EMBEDDED_MQTT_BIND".to_owned(), "127.0.0.1:0".to_owned()),
+    ]);
+    ServiceProcess::spawn(&central_binary(), &[], &env)
+}
+
+pub(crate) fn start_edge(data: &Path, config: &Path, mqtt: &str) -> ServiceProcess {
+    let env = HashMap::from([
+        ("NEOSENS_EDGE_HTTP_BIND".to_owned(), "127.0.0.1:0".to_owned()),
+        ("NEOSENS_EDGE_UDP_BIND".to_owned(), "127.0.0.1:0".to_owned()),
+        ("NEOSENS_EDGE_DATA_DIR".to_owned(), data.to_string_lossy().into_owned()),
+        ("NEOSENS_EDGE_MQTT_URL".to_owned(), mqtt.to_owned()),
+    ]);
+    ServiceProcess::spawn(Path::new(EDGE), &["--config", config.to_str().unwrap()], &env)
+}
+
+pub(crate) fn api(addr: SocketAddr, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    http_json(addr, method, path, Some(ADMIN), body.as_ref())
+}
+
+pub(crate) fn metric(addr: SocketAddr, name: &str) -> f64 {
+    let text = neosens_runtime::testing::http_get(addr, "/metrics").text();
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')).and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(-1.0)
+}
+
+/// Enrols a gateway with this scope through the real command line; returns its data directory.
+pub(crate) fn enrolled_gateway(central: SocketAddr, name: &str, scope: Value) -> tempfile::TempDir {
+    let (status, gw) =
+        api(central, "POST", "/api/v1/gateways", Some(serde_json::json!({"name": name, "scope": scope})));
+    assert_eq!(status, 201, "{gw}");
+    let (_, token) =
+        api(central, "POST", &format!("/api/v1/gateways/{}/enrolment", gw["id"].as_str().unwrap()), None);
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(EDGE)
+        .args([
+            "enroll",
+            "--central",
+            &format!("http://{central}"),
+            "--token",
+            token["token"].as_str().unwrap(),
+        ])
+        .env("NEOSENS_EDGE_DATA_DIR", dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(name));
+    dir
+}

@@ -1,0 +1,77 @@
+//! LoRaWAN end to end: a node registered in central with its ABP session, a real gateway agent
+//! that syncs it, a test packet forwarder that sends PUSH_DATA over UDP, and a real Mosquitto
+//! that receives the decoded reading; central ingests the node's status like any device's.
+
+mod common;
+
+use std::net::UdpSocket;
+
+use common::{api, enrolled_gateway, metric, start_central, start_edge};
+use neosens_runtime::testing::{DEADLINE, Mosquitto, MqttWitness, wait_until};
+use serde_json::{Value, json};
+
+const DEV_EUI: &str = "70B3D57ED0000001";
+/// Public vector 1 (`spec/lorawan-vectors.md`): DevAddr 49be7df1, FCnt 2, port 1, "test".
+const VECTOR_1: &str = "QPF9vkkAAgABlUN4disR/w0=";
+
+#[test]
+fn an_uplink_from_a_forwarder_reaches_the_broker_decoded() {
+    let mosquitto = Mosquitto::start("");
+    let central_dir = tempfile::tempdir().unwrap();
+    let central = start_central(central_dir.path(), neosens_runtime::testing::free_port(), &mosquitto.url());
+    let c = central.addr("http");
+    let (_, building) = api(c, "POST", "/api/v1/buildings", Some(json!({"name": "IRIT2"})));
+    let (_, room) = api(c, "POST", "/api/v1/rooms", Some(json!({"building": building["id"], "name": "366"})));
+    api(c, "POST", "/api/v1/device-types", Some(json!({"name": "lorawan_node", "orders": []})));
+    let (status, node) = api(
+        c,
+        "POST",
+        "/api/v1/devices",
+        Some(json!({"uid": DEV_EUI, "type": "lorawan_node", "rooms": [room["id"]], "lorawan": {
+            "dev_addr": "49BE7DF1", "nwk_s_key": "44024241ed4ce9a68c6a8bc055233fd3",
+            "app_s_key": "ec925802ae430ca77fd3dd73cb2cc588", "codec": "hex"}})),
+    );
+    assert_eq!(status, 201, "{node}");
+    assert_eq!(node["lorawan"]["keys"], "sealed", "keys are never shown again: {node}");
+    assert!(!node.to_string().contains("44024241"), "{node}");
+
+    let edge_dir = enrolled_gateway(c, "gw-irit2", json!({"buildings": [building["id"]]}));
+    let config = edge_dir.path().join("edge.toml");
+    std::fs::write(&config, "[central]\nsync_wait_s = 2\n").unwrap();
+    let witness = MqttWitness::subscribe(mosquitto.addr(), "irit2/366/#");
+    let edge = start_edge(edge_dir.path(), &config, &mosquitto.url());
+    let e = edge.addr("http");
+    let udp = edge.addr("udp");
+    wait_until("the node synced to the gateway", || metric(e, "neosens_edge_devices_cached") == 1.0);
+
+    // A packet forwarder: PUSH_DATA, answered by PUSH_ACK with the same token.
+    let forwarder = UdpSocket::bind("127.0.0.1:0").unwrap();
+    forwarder.set_read_timeout(Some(DEADLINE)).unwrap();
+    let rxpk = json!({"rxpk": [{"tmst": 1, "freq": 868.1, "stat": 1, "modu": "LORA", "datr": "SF7BW125",
+        "rssi": -61, "lsnr": 7.2, "size": 17, "data": VECTOR_1}]});
+    let mut datagram = vec![2, 0x42, 0x17, 0x00, 0xaa, 0x55, 0x5a, 0, 0, 0, 0, 1];
+    datagram.extend_from_slice(rxpk.to_string().as_bytes());
+    forwarder.send_to(&datagram, udp).unwrap();
+    let mut ack = [0u8; 16];
+    let (n, _) = forwarder.recv_from(&mut ack).expect("PUSH_ACK");
+    assert_eq!(&ack[..n], &[2, 0x42, 0x17, 0x01]);
+
+    let reading: Value = serde_json::from_slice(&witness.next(|topic, _| topic == "irit2/366/raw")).unwrap();
+    assert_eq!(reading["value"], "74657374", "\"test\", decrypted with the AppSKey");
+    assert_eq!(reading["unitID"], DEV_EUI.to_lowercase());
+    let status: Value =
+        serde_json::from_slice(&witness.next(|topic, _| topic == "irit2/366/device")).unwrap();
+    assert_eq!((status["f_cnt"].as_u64(), status["rssi"].as_f64()), (Some(2), Some(-61.0)));
+
+    // The node is a device like the others: central ingested its status.
+    wait_until("central ingested the node's status", || {
+        api(c, "GET", &format!("/api/v1/devices/{DEV_EUI}"), None).1["last_status"] == "running"
+    });
+    // The same frame again (another forwarder, or a replay): not published twice.
+    forwarder.send_to(&datagram, udp).unwrap();
+    let _ = forwarder.recv_from(&mut ack);
+    wait_until("the duplicate counted", || {
+        metric(e, "neosens_edge_lorawan_frames_total{outcome=\"duplicate\"}") == 1.0
+    });
+    assert_eq!(metric(e, "neosens_edge_lorawan_frames_total{outcome=\"decoded\"}"), 1.0);
+}
