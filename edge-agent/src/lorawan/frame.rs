@@ -4,12 +4,15 @@
 //! share an address), refuse replays, decrypt the FRMPayload (AppSKey; port 0: NwkSKey and MAC
 //! commands). Every rejection has a reason.
 
+use std::sync::Arc;
+
 use lorawan::keys::AES128;
 use lorawan::parser::{DataHeader, DataPayload, FRMPayload, PhyPayload};
+use neosens_protocol::ids::DeviceId;
 use neosens_protocol::sync::DeviceRecord;
 use neosens_runtime::keys::Keys;
 
-use crate::cache::{Cache, CacheError};
+use crate::cache::CacheError;
 
 /// Why a frame was not accepted (metrics label: [`Reject::as_str`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,13 +62,55 @@ impl From<CacheError> for Reject {
     }
 }
 
+/// A node's session, opened once (keys unsealed) and kept while the registry does not change.
+#[derive(Debug, Clone)]
+pub struct NodeSession {
+    /// The device.
+    pub id: DeviceId,
+    /// Its DevEUI, lowercase hex (the `unitID` of its readings).
+    pub dev_eui: String,
+    /// Its main room's base topic.
+    pub base_topic: Option<String>,
+    nwk: AES128,
+    app: AES128,
+    f_cnt_up: u32,
+    relax_f_cnt: bool,
+    /// Payload codec.
+    pub codec: String,
+}
+
+impl NodeSession {
+    /// Opens a synced record's session with the gateway's keys; `None` without a usable one.
+    pub fn open(record: &DeviceRecord, base_topic: Option<String>, keys: &Keys) -> Option<Self> {
+        let session = record.lorawan.as_ref()?;
+        let device = record.id.to_bytes();
+        Some(NodeSession {
+            id: record.id,
+            dev_eui: dev_eui_of(record),
+            base_topic,
+            nwk: key(keys, &session.nwk_s_key, device, "nwk")?,
+            app: key(keys, &session.app_s_key, device, "app")?,
+            f_cnt_up: session.f_cnt_up,
+            relax_f_cnt: session.relax_f_cnt,
+            codec: session.codec.clone(),
+        })
+    }
+}
+
+/// A session that may have sent a frame, with the last counter accepted from it.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    /// The session.
+    pub node: Arc<NodeSession>,
+    /// Its last accepted frame counter.
+    pub last: Option<u32>,
+}
+
 /// An accepted uplink.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Uplink {
     /// The node.
-    pub device: DeviceRecord,
-    /// Its DevEUI, lowercase hex.
-    pub dev_eui: String,
+    pub node: Arc<NodeSession>,
     /// The device address.
     pub dev_addr: u32,
     /// The full frame counter.
@@ -104,8 +149,11 @@ fn dev_eui_of(record: &DeviceRecord) -> String {
     }
 }
 
-/// Decodes one PHYPayload against the cache, with the gateway's keys.
-pub fn decode(phy: &[u8], cache: &Cache, keys: &Keys) -> Result<Uplink, Reject> {
+/// Decodes one PHYPayload; `candidates` gives the sessions of a device address.
+pub fn decode(
+    phy: &[u8],
+    candidates: impl FnOnce(u32) -> Result<Vec<Candidate>, Reject>,
+) -> Result<Uplink, Reject> {
     let parsed = lorawan::parser::parse(phy.to_vec()).map_err(|_| Reject::Malformed)?;
     let encrypted = match parsed {
         PhyPayload::Data(DataPayload::Encrypted(e)) if e.is_uplink() => e,
@@ -124,53 +172,39 @@ pub fn decode(phy: &[u8], cache: &Cache, keys: &Keys) -> Result<Uplink, Reject> 
     let dev_addr = u32::from_le_bytes([addr_bytes[0], addr_bytes[1], addr_bytes[2], addr_bytes[3]]);
     let low = fhdr.fcnt();
     let fopts = usize::from(fhdr.fopts_len());
-    let candidates = cache.nodes_by_dev_addr(dev_addr)?;
+    let candidates = candidates(dev_addr)?;
     if candidates.is_empty() {
         return Err(Reject::UnknownDevAddr(dev_addr));
     }
-    for (record, last) in candidates {
-        let Some(session) = &record.lorawan else { continue };
-        let device = record.id.to_bytes();
-        let (Some(nwk), Some(app)) =
-            (key(keys, &session.nwk_s_key, device, "nwk"), key(keys, &session.app_s_key, device, "app"))
-        else {
-            continue;
-        };
-        let base = last.unwrap_or(session.f_cnt_up);
+    for Candidate { node, last } in candidates {
+        let base = last.unwrap_or(node.f_cnt_up);
         let ahead = full_f_cnt(base, low);
         // The same counter epoch, not rolled over: what a replayed (older) frame validates with.
         let same_epoch = (base & 0xffff_0000) | u32::from(low);
-        let f_cnt = if encrypted.validate_mic(&nwk, ahead) {
+        let f_cnt = if encrypted.validate_mic(&node.nwk, ahead) {
             ahead
-        } else if same_epoch != ahead && encrypted.validate_mic(&nwk, same_epoch) {
+        } else if same_epoch != ahead && encrypted.validate_mic(&node.nwk, same_epoch) {
             same_epoch
-        } else if session.relax_f_cnt && encrypted.validate_mic(&nwk, u32::from(low)) {
+        } else if node.relax_f_cnt && encrypted.validate_mic(&node.nwk, u32::from(low)) {
             // A node that reset its counter (accepted only with the relaxed policy).
             u32::from(low)
         } else {
             continue;
         };
         if let Some(last) = last {
-            if f_cnt <= last && !session.relax_f_cnt {
+            if f_cnt <= last && !node.relax_f_cnt {
                 return Err(Reject::Replay { f_cnt, last });
             }
         }
         let f_port = encrypted.f_port();
-        let decrypted = encrypted.decrypt(Some(&nwk), Some(&app), f_cnt).map_err(|_| Reject::Malformed)?;
+        let decrypted =
+            encrypted.decrypt(Some(&node.nwk), Some(&node.app), f_cnt).map_err(|_| Reject::Malformed)?;
         let (payload, port0) = match decrypted.frm_payload() {
             FRMPayload::Data(d) => (d.to_vec(), 0),
             FRMPayload::MACCommands(m) => (Vec::new(), m.data().len()),
             FRMPayload::None => (Vec::new(), 0),
         };
-        return Ok(Uplink {
-            dev_eui: dev_eui_of(&record),
-            device: record,
-            dev_addr,
-            f_cnt,
-            f_port,
-            payload,
-            mac_command_bytes: port0 + fopts,
-        });
+        return Ok(Uplink { node, dev_addr, f_cnt, f_port, payload, mac_command_bytes: port0 + fopts });
     }
     Err(Reject::MicInvalid)
 }

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use neosens_runtime::keys::Keys;
 use parking_lot::Mutex;
-use serde_json::{Map, Value, json};
+use serde_json::json;
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 
@@ -57,6 +57,16 @@ pub struct Pipeline {
     /// Counters.
     pub stats: Arc<LoraStats>,
     recent: Mutex<HashMap<Vec<u8>, Instant>>,
+    nodes: Mutex<Nodes>,
+}
+
+/// Sessions opened so far, by device address, for the registry revision they come from; and
+/// the last counter accepted per node (written to the database with each datagram's readings).
+#[derive(Debug, Default)]
+struct Nodes {
+    revision: u64,
+    by_addr: HashMap<u32, Vec<Arc<frame::NodeSession>>>,
+    last: HashMap<neosens_protocol::ids::DeviceId, u32>,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -72,7 +82,32 @@ fn now_ms() -> u64 {
 impl Pipeline {
     /// A pipeline over this cache and outbox, with the gateway's keys.
     pub fn new(cache: Cache, keys: Arc<Keys>, outbox: Outbox, stats: Arc<LoraStats>) -> Self {
-        Pipeline { cache, keys, outbox, stats, recent: Mutex::default() }
+        Pipeline { cache, keys, outbox, stats, recent: Mutex::default(), nodes: Mutex::default() }
+    }
+
+    /// The sessions of a device address (opened from the cache on first use, dropped when the
+    /// registry revision changes), with their last counters.
+    fn candidates(&self, nodes: &mut Nodes, dev_addr: u32) -> Result<Vec<frame::Candidate>, frame::Reject> {
+        if !nodes.by_addr.contains_key(&dev_addr) {
+            let mut opened = Vec::new();
+            for (record, last) in self.cache.nodes_by_dev_addr(dev_addr)? {
+                let base = match record.rooms.first() {
+                    Some(room) => self.cache.room(*room)?.map(|r| r.base_topic),
+                    None => None,
+                };
+                if let Some(node) = frame::NodeSession::open(&record, base, &self.keys) {
+                    if let Some(l) = last {
+                        nodes.last.entry(node.id).or_insert(l);
+                    }
+                    opened.push(Arc::new(node));
+                }
+            }
+            nodes.by_addr.insert(dev_addr, opened);
+        }
+        Ok(nodes.by_addr[&dev_addr]
+            .iter()
+            .map(|n| frame::Candidate { node: Arc::clone(n), last: nodes.last.get(&n.id).copied() })
+            .collect())
     }
 
     /// Whether this exact frame was already heard within the window (and remembers it).
@@ -110,20 +145,30 @@ impl Pipeline {
             self.stats.frame("bad_rxpk");
         }
         let now = Instant::now();
-        let mut messages: Vec<(String, Map<String, Value>)> = Vec::new();
+        // (topic, JSON object text without its `msg_id`, which the outbox assigns).
+        let mut messages: Vec<(String, String)> = Vec::new();
         let mut counters = Vec::new();
+        let mut nodes = self.nodes.lock();
+        match self.cache.revision() {
+            Ok(r) if r != nodes.revision => {
+                nodes.by_addr.clear();
+                nodes.revision = r;
+            }
+            _ => {}
+        }
         for packet in packets {
             if self.seen_recently(&packet.phy, now) {
                 self.stats.frame("duplicate");
                 continue;
             }
-            match frame::decode(&packet.phy, &self.cache, &self.keys) {
+            match frame::decode(&packet.phy, |addr| self.candidates(&mut nodes, addr)) {
                 Ok(uplink) => {
                     self.stats.frame("decoded");
                     self.stats
                         .mac_command_bytes
                         .fetch_add(uplink.mac_command_bytes as u64, std::sync::atomic::Ordering::Relaxed);
-                    counters.push((uplink.device.id, uplink.f_cnt));
+                    nodes.last.insert(uplink.node.id, uplink.f_cnt);
+                    counters.push((uplink.node.id, uplink.f_cnt));
                     self.messages(&uplink, &packet, &gateway, &mut messages);
                 }
                 Err(reject) => {
@@ -137,9 +182,11 @@ impl Pipeline {
                 messages.len(),
                 now_ms(),
                 |i, id| {
-                    let (topic, mut body) = messages[i].clone();
-                    body.insert("msg_id".into(), json!(id));
-                    (topic, Value::Object(body).to_string().into_bytes())
+                    let (topic, body) = &messages[i];
+                    // `{"msg_id":N,` + the rest of the object: no second serialisation.
+                    let mut payload = format!("{{\"msg_id\":{id},").into_bytes();
+                    payload.extend_from_slice(&body.as_bytes()[1..]);
+                    (topic.clone(), payload)
                 },
                 |txn| crate::cache::write_f_cnts(txn, &counters),
             );
@@ -157,31 +204,27 @@ impl Pipeline {
         uplink: &frame::Uplink,
         packet: &semtech::RxPacket,
         gateway: &str,
-        out: &mut Vec<(String, Map<String, Value>)>,
+        out: &mut Vec<(String, String)>,
     ) {
-        let Some(room) = uplink.device.rooms.first() else { return };
-        let Ok(Some(room)) = self.cache.room(*room) else { return };
-        let base = room.base_topic;
-        let codec = uplink.device.lorawan.as_ref().map_or("hex", |l| l.codec.as_str());
+        let Some(base) = &uplink.node.base_topic else { return };
+        let codec = uplink.node.codec.as_str();
         if uplink.f_port.is_some_and(|p| p > 0) && !uplink.payload.is_empty() {
             match codec::decode(codec, &uplink.payload) {
                 Ok(readings) => {
                     for r in readings {
-                        let body = json!({"value": r.value, "value_units": r.units, "subID": r.sub_id, "unitID": uplink.dev_eui});
-                        if let Value::Object(map) = body {
-                            out.push((format!("{base}/{}", r.kind), map));
-                        }
+                        let body = json!({"value": r.value, "value_units": r.units, "subID": r.sub_id, "unitID": uplink.node.dev_eui});
+                        out.push((format!("{base}/{}", r.kind), body.to_string()));
                     }
                 }
                 Err(e) => {
-                    tracing::debug!(error = %e, dev_eui = %uplink.dev_eui, "payload does not decode");
+                    tracing::debug!(error = %e, dev_eui = %uplink.node.dev_eui, "payload does not decode");
                     self.stats.frame("codec_error");
                 }
             }
         }
         let status = json!({
             "status": "running",
-            "unitID": uplink.dev_eui,
+            "unitID": uplink.node.dev_eui,
             "f_cnt": uplink.f_cnt,
             "f_port": uplink.f_port,
             "rssi": packet.rssi,
@@ -190,9 +233,7 @@ impl Pipeline {
             "datarate": packet.datarate,
             "gateway": gateway,
         });
-        if let Value::Object(map) = status {
-            out.push((format!("{base}/device"), map));
-        }
+        out.push((format!("{base}/device"), status.to_string()));
     }
 }
 
