@@ -56,8 +56,16 @@ pub struct Pipeline {
     outbox: Outbox,
     /// Counters.
     pub stats: Arc<LoraStats>,
-    recent: Mutex<HashMap<Vec<u8>, Instant>>,
+    recent: Mutex<Recent>,
     nodes: Mutex<Nodes>,
+}
+
+/// Frames heard in the last [`DEDUPE_WINDOW`]: a set for lookups, a queue in arrival order for
+/// expiry (amortised O(1) per frame, whatever the traffic).
+#[derive(Debug, Default)]
+struct Recent {
+    seen: std::collections::HashSet<Vec<u8>>,
+    order: std::collections::VecDeque<(Instant, Vec<u8>)>,
 }
 
 /// Sessions opened so far, by device address, for the registry revision they come from; and
@@ -113,41 +121,35 @@ impl Pipeline {
     /// Whether this exact frame was already heard within the window (and remembers it).
     fn seen_recently(&self, phy: &[u8], now: Instant) -> bool {
         let mut recent = self.recent.lock();
-        if recent.len() > 4_096 {
-            recent.retain(|_, at| now.duration_since(*at) < DEDUPE_WINDOW);
-        }
-        match recent.get(phy) {
-            Some(at) if now.duration_since(*at) < DEDUPE_WINDOW => true,
-            _ => {
-                recent.insert(phy.to_vec(), now);
-                false
+        while let Some((at, _)) = recent.order.front() {
+            if now.duration_since(*at) < DEDUPE_WINDOW {
+                break;
+            }
+            if let Some((_, old)) = recent.order.pop_front() {
+                recent.seen.remove(&old);
             }
         }
+        if recent.seen.contains(phy) {
+            return true;
+        }
+        recent.seen.insert(phy.to_vec());
+        recent.order.push_back((now, phy.to_vec()));
+        false
     }
 
     /// Handles one datagram: the answer to send back (PUSH_ACK, PULL_ACK), if any.
     pub fn handle(&self, datagram: &[u8]) -> Option<[u8; 4]> {
-        self.stats.datagram("received");
-        let parsed = match semtech::parse(datagram) {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::debug!(error = %e, "datagram dropped");
-                self.stats.datagram(e.as_str());
-                return None;
-            }
-        };
-        let (ack, gateway, packets, bad) = match parsed {
-            semtech::Datagram::Push { ack, gateway, packets, bad } => (ack, gateway, packets, bad),
-            semtech::Datagram::Pull { ack, .. } => return Some(ack),
-            semtech::Datagram::TxAck => return None,
-        };
-        for _ in 0..bad {
-            self.stats.frame("bad_rxpk");
-        }
+        self.handle_batch(&[datagram]).pop().flatten()
+    }
+
+    /// Handles datagrams that arrived together: their uplinks are stored in one transaction
+    /// (a durable commit costs more than decoding a frame); returns each one's answer, in order.
+    pub fn handle_batch(&self, datagrams: &[&[u8]]) -> Vec<Option<[u8; 4]>> {
         let now = Instant::now();
         // (topic, JSON object text without its `msg_id`, which the outbox assigns).
         let mut messages: Vec<(String, String)> = Vec::new();
         let mut counters = Vec::new();
+        let mut answers = Vec::with_capacity(datagrams.len());
         let mut nodes = self.nodes.lock();
         match self.cache.revision() {
             Ok(r) if r != nodes.revision => {
@@ -156,26 +158,50 @@ impl Pipeline {
             }
             _ => {}
         }
-        for packet in packets {
-            if self.seen_recently(&packet.phy, now) {
-                self.stats.frame("duplicate");
-                continue;
-            }
-            match frame::decode(&packet.phy, |addr| self.candidates(&mut nodes, addr)) {
-                Ok(uplink) => {
-                    self.stats.frame("decoded");
-                    self.stats
-                        .mac_command_bytes
-                        .fetch_add(uplink.mac_command_bytes as u64, std::sync::atomic::Ordering::Relaxed);
-                    nodes.last.insert(uplink.node.id, uplink.f_cnt);
-                    counters.push((uplink.node.id, uplink.f_cnt));
-                    self.messages(&uplink, &packet, &gateway, &mut messages);
+        for datagram in datagrams {
+            self.stats.datagram("received");
+            let (ack, gateway, packets, bad) = match semtech::parse(datagram) {
+                Ok(semtech::Datagram::Push { ack, gateway, packets, bad }) => (ack, gateway, packets, bad),
+                Ok(semtech::Datagram::Pull { ack, .. }) => {
+                    answers.push(Some(ack));
+                    continue;
                 }
-                Err(reject) => {
-                    tracing::debug!(reason = reject.as_str(), detail = ?reject, gateway = %gateway, "uplink rejected");
-                    self.stats.frame(reject.as_str());
+                Ok(semtech::Datagram::TxAck) => {
+                    answers.push(None);
+                    continue;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "datagram dropped");
+                    self.stats.datagram(e.as_str());
+                    answers.push(None);
+                    continue;
+                }
+            };
+            for _ in 0..bad {
+                self.stats.frame("bad_rxpk");
+            }
+            for packet in packets {
+                if self.seen_recently(&packet.phy, now) {
+                    self.stats.frame("duplicate");
+                    continue;
+                }
+                match frame::decode(&packet.phy, |addr| self.candidates(&mut nodes, addr)) {
+                    Ok(uplink) => {
+                        self.stats.frame("decoded");
+                        self.stats
+                            .mac_command_bytes
+                            .fetch_add(uplink.mac_command_bytes as u64, std::sync::atomic::Ordering::Relaxed);
+                        nodes.last.insert(uplink.node.id, uplink.f_cnt);
+                        counters.push((uplink.node.id, uplink.f_cnt));
+                        self.messages(&uplink, &packet, &gateway, &mut messages);
+                    }
+                    Err(reject) => {
+                        tracing::debug!(reason = reject.as_str(), detail = ?reject, gateway = %gateway, "uplink rejected");
+                        self.stats.frame(reject.as_str());
+                    }
                 }
             }
+            answers.push(Some(ack));
         }
         if !counters.is_empty() || !messages.is_empty() {
             let appended = self.outbox.append_and(
@@ -195,7 +221,7 @@ impl Pipeline {
                 self.stats.frame("storage");
             }
         }
-        Some(ack)
+        answers
     }
 
     /// The readings and the status of an accepted uplink.
@@ -237,27 +263,45 @@ impl Pipeline {
     }
 }
 
-/// Serves the Semtech UDP protocol on `socket` until `shutdown`.
+/// Most datagrams stored in one transaction.
+const BATCH: usize = 64;
+
+/// Serves the Semtech UDP protocol on `socket` until `shutdown`. Datagrams already waiting when
+/// one arrives are handled with it, in one transaction; each is acknowledged after it is stored.
 pub async fn run(socket: UdpSocket, pipeline: Arc<Pipeline>, shutdown: CancellationToken) {
     // One byte more than accepted, to tell an oversized datagram from a full one.
     let mut buf = vec![0u8; semtech::MAX_DATAGRAM + 1];
     loop {
-        let (n, from) = tokio::select! {
+        let first = tokio::select! {
             () = shutdown.cancelled() => return,
             received = socket.recv_from(&mut buf) => match received {
-                Ok(r) => r,
+                Ok((n, from)) => (buf[..n].to_vec(), from),
                 Err(e) => {
                     tracing::warn!(error = %e, "packet forwarder socket");
                     continue;
                 }
             },
         };
-        let datagram = buf[..n].to_vec();
+        let mut batch = vec![first];
+        while batch.len() < BATCH {
+            match socket.try_recv_from(&mut buf) {
+                Ok((n, from)) => batch.push((buf[..n].to_vec(), from)),
+                Err(_) => break,
+            }
+        }
         let p = Arc::clone(&pipeline);
-        let ack = tokio::task::spawn_blocking(move || p.handle(&datagram)).await.ok().flatten();
-        if let Some(ack) = ack {
-            if let Err(e) = socket.send_to(&ack, from).await {
-                tracing::debug!(error = %e, forwarder = %from, "acknowledging a datagram");
+        let datagrams: Vec<Vec<u8>> = batch.iter().map(|(d, _)| d.clone()).collect();
+        let answers = tokio::task::spawn_blocking(move || {
+            let refs: Vec<&[u8]> = datagrams.iter().map(Vec::as_slice).collect();
+            p.handle_batch(&refs)
+        })
+        .await
+        .unwrap_or_default();
+        for ((_, from), ack) in batch.iter().zip(answers) {
+            if let Some(ack) = ack {
+                if let Err(e) = socket.send_to(&ack, from).await {
+                    tracing::debug!(error = %e, forwarder = %from, "acknowledging a datagram");
+                }
             }
         }
     }
