@@ -99,11 +99,22 @@ impl Default for OutboxConfig {
 pub struct LorawanConfig {
     /// Address of the Semtech UDP listener (packet forwarders); `null` turns it off.
     pub udp_bind: Option<SocketAddr>,
+    /// A serial LoRa modem (`/dev/ttyUSB0`), read beside the packet forwarders.
+    pub serial_port: Option<PathBuf>,
+    /// Its speed.
+    pub serial_baud: u32,
+    /// Its line protocol: `rn2483` or `hex_lines`.
+    pub serial_protocol: String,
 }
 
 impl Default for LorawanConfig {
     fn default() -> Self {
-        LorawanConfig { udp_bind: Some(SocketAddr::from(([0, 0, 0, 0], 1700))) }
+        LorawanConfig {
+            udp_bind: Some(SocketAddr::from(([0, 0, 0, 0], 1700))),
+            serial_port: None,
+            serial_baud: 57_600,
+            serial_protocol: "rn2483".into(),
+        }
     }
 }
 
@@ -201,6 +212,11 @@ max_age_s = {max_age_s}
 # Semtech UDP packet-forwarder listener (the concentrator's forwarder sends PUSH_DATA here).
 # Environment: NEOSENS_EDGE_UDP_BIND
 {udp_bind}
+# A serial LoRa modem read beside the forwarders: its port, speed and line protocol
+# ("rn2483": Microchip RN2483/RN2903 in radio mode; "hex_lines": one frame per line in hex).
+{serial_port}
+serial_baud = {serial_baud}
+serial_protocol = {serial_protocol}
 
 [agent]
 # The gateway's MAC as registered in central (a device of its room): its status goes to that
@@ -233,6 +249,12 @@ format = {format}
         max_age_s = config.outbox.max_age_s,
         mac = optional("mac", &config.agent.mac, "b8:27:eb:12:34:56"),
         status_period_s = config.agent.status_period_s,
+        serial_port = match &config.lorawan.serial_port {
+            Some(p) => format!("serial_port = {}", quoted(&p.to_string_lossy())),
+            None => String::from("# serial_port = \"/dev/ttyUSB0\""),
+        },
+        serial_baud = config.lorawan.serial_baud,
+        serial_protocol = quoted(&config.lorawan.serial_protocol),
         udp_bind = match config.lorawan.udp_bind {
             Some(a) => format!("udp_bind = {}", quoted(&a.to_string())),
             None => String::from("# udp_bind = \"0.0.0.0:1700\"  (off)"),
@@ -260,6 +282,8 @@ mod tests {
         c.agent.mac = Some("b8:27:eb:00:00:01".into());
         c.agent.reboot_command = Some("systemctl reboot".into());
         c.outbox.max_messages = 10;
+        c.lorawan.serial_port = Some(PathBuf::from("/dev/ttyACM0"));
+        c.lorawan.serial_protocol = "hex_lines".into();
         assert_eq!(Config::from_toml(&template(&c)).unwrap(), c);
     }
 

@@ -156,16 +156,33 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     }
     let lora_stats = Arc::new(lorawan::LoraStats::default());
     let mut udp_addr = None;
-    if let (Some(bind), Some(keys)) = (config.lorawan.udp_bind, &keys) {
-        let socket = tokio::net::UdpSocket::bind(bind).await.with_context(|| {
-            format!(
-                "binding the packet-forwarder listener {bind} ([lorawan] udp_bind or NEOSENS_EDGE_UDP_BIND)"
-            )
-        })?;
-        udp_addr = Some(socket.local_addr()?);
-        let pipeline =
-            lorawan::Pipeline::new(cache.clone(), Arc::clone(keys), outbox.clone(), Arc::clone(&lora_stats));
-        tokio::spawn(lorawan::run(socket, Arc::new(pipeline), shutdown.clone()));
+    if let Some(keys) = &keys {
+        let pipeline = Arc::new(lorawan::Pipeline::new(
+            cache.clone(),
+            Arc::clone(keys),
+            outbox.clone(),
+            Arc::clone(&lora_stats),
+        ));
+        if let Some(bind) = config.lorawan.udp_bind {
+            let socket = tokio::net::UdpSocket::bind(bind).await.with_context(|| {
+                format!("binding the packet-forwarder listener {bind} ([lorawan] udp_bind or NEOSENS_EDGE_UDP_BIND)")
+            })?;
+            udp_addr = Some(socket.local_addr()?);
+            tokio::spawn(lorawan::run(socket, Arc::clone(&pipeline), shutdown.clone()));
+        }
+        if let Some(path) = &config.lorawan.serial_port {
+            let protocol = lorawan::modem::protocol(&config.lorawan.serial_protocol).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "[lorawan] serial_protocol {:?}: rn2483 or hex_lines",
+                    config.lorawan.serial_protocol
+                )
+            })?;
+            let port = lorawan::modem::open(path, config.lorawan.serial_baud).with_context(|| {
+                format!("opening the LoRa modem {} ([lorawan] serial_port)", path.display())
+            })?;
+            let name = format!("serial:{}", path.display());
+            tokio::spawn(lorawan::modem::run(port, protocol, pipeline, name, shutdown.clone()));
+        }
     }
     let status_sources = status::StatusSources {
         cache: cache.clone(),

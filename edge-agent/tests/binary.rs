@@ -18,6 +18,8 @@ fn help_names_every_environment_variable() {
             "NEOSENS_EDGE_DATA_DIR",
             "NEOSENS_EDGE_CENTRAL_URL",
             "NEOSENS_EDGE_HTTP_BIND",
+            "NEOSENS_EDGE_UDP_BIND",
+            "NEOSENS_EDGE_MQTT_URL",
             "NEOSENS_LOG",
             "NEOSENS_LOG_FORMAT",
         ],

@@ -210,3 +210,58 @@ fn frame_counters_survive_a_restart() {
     r.pipeline.handle(&push(&[&bytes(VECTOR_1)]));
     assert_eq!((count(&r.stats, "replay"), count(&r.stats, "decoded")), (1, 0));
 }
+
+/// A serial modem, played by the test on the master side of a pseudo-terminal: the agent opens
+/// the slave side as a serial port, puts the RN2483 into reception, and decodes what it hears.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_serial_modem_on_a_pseudo_terminal() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::fd::AsFd;
+
+    let r = rig();
+    let master =
+        rustix::pty::openpt(rustix::pty::OpenptFlags::RDWR | rustix::pty::OpenptFlags::NOCTTY).unwrap();
+    rustix::pty::grantpt(master.as_fd()).unwrap();
+    rustix::pty::unlockpt(master.as_fd()).unwrap();
+    let slave = rustix::pty::ptsname(master.as_fd(), Vec::new()).unwrap();
+    let slave = std::path::PathBuf::from(slave.to_str().unwrap());
+    // Raw mode on the modem side: no echo, no line editing, as a UART is.
+    let mut termios = rustix::termios::tcgetattr(master.as_fd()).unwrap();
+    termios.make_raw();
+    rustix::termios::tcsetattr(master.as_fd(), rustix::termios::OptionalActions::Now, &termios).unwrap();
+    let mut modem = std::fs::File::from(master);
+    let mut commands = BufReader::new(modem.try_clone().unwrap());
+
+    let port = neosens_edge::lorawan::modem::open(&slave, 57_600).expect("the pty opens as a serial port");
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let pipeline = Arc::new(r.pipeline);
+    let task = tokio::spawn(neosens_edge::lorawan::modem::run(
+        port,
+        neosens_edge::lorawan::modem::protocol("rn2483").unwrap(),
+        Arc::clone(&pipeline),
+        "serial:test".into(),
+        shutdown.clone(),
+    ));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        while commands.read_line(&mut line).is_ok_and(|n| n > 0) {
+            let _ = tx.send(line.trim().to_owned());
+            line.clear();
+        }
+    });
+    let next = || rx.recv_timeout(neosens_runtime::testing::DEADLINE).expect("a command from the agent");
+    assert_eq!((next(), next()), ("mac pause".to_owned(), "radio rx 0".to_owned()));
+    writeln!(modem, "4294967245\r").unwrap();
+    writeln!(modem, "ok\r").unwrap();
+    writeln!(modem, "radio_rx  {VECTOR_1}\r").unwrap();
+    assert_eq!(next(), "radio rx 0", "reception started again after the frame");
+    assert_eq!(count(&r.stats, "decoded"), 1);
+    let out = drained(&r.outbox);
+    assert_eq!(out.iter().find(|(t, _)| t == "u4/302/raw").unwrap().1["value"], "74657374");
+    assert_eq!(out.iter().find(|(t, _)| t == "u4/302/device").unwrap().1["gateway"], "serial:test");
+    writeln!(modem, "radio_err\r").unwrap();
+    assert_eq!(next(), "radio rx 0", "and after an error");
+    shutdown.cancel();
+    task.await.unwrap();
+}

@@ -11,6 +11,7 @@
 
 pub mod codec;
 pub mod frame;
+pub mod modem;
 pub mod semtech;
 
 use std::collections::{BTreeMap, HashMap};
@@ -151,13 +152,7 @@ impl Pipeline {
         let mut counters = Vec::new();
         let mut answers = Vec::with_capacity(datagrams.len());
         let mut nodes = self.nodes.lock();
-        match self.cache.revision() {
-            Ok(r) if r != nodes.revision => {
-                nodes.by_addr.clear();
-                nodes.revision = r;
-            }
-            _ => {}
-        }
+        self.refresh(&mut nodes);
         for datagram in datagrams {
             self.stats.datagram("received");
             let (ack, gateway, packets, bad) = match semtech::parse(datagram) {
@@ -180,29 +175,69 @@ impl Pipeline {
             for _ in 0..bad {
                 self.stats.frame("bad_rxpk");
             }
-            for packet in packets {
-                if self.seen_recently(&packet.phy, now) {
-                    self.stats.frame("duplicate");
-                    continue;
-                }
-                match frame::decode(&packet.phy, |addr| self.candidates(&mut nodes, addr)) {
-                    Ok(uplink) => {
-                        self.stats.frame("decoded");
-                        self.stats
-                            .mac_command_bytes
-                            .fetch_add(uplink.mac_command_bytes as u64, std::sync::atomic::Ordering::Relaxed);
-                        nodes.last.insert(uplink.node.id, uplink.f_cnt);
-                        counters.push((uplink.node.id, uplink.f_cnt));
-                        self.messages(&uplink, &packet, &gateway, &mut messages);
-                    }
-                    Err(reject) => {
-                        tracing::debug!(reason = reject.as_str(), detail = ?reject, gateway = %gateway, "uplink rejected");
-                        self.stats.frame(reject.as_str());
-                    }
-                }
-            }
+            self.decode_packets(&mut nodes, &gateway, packets, now, &mut messages, &mut counters);
             answers.push(Some(ack));
         }
+        self.store(&messages, &counters);
+        answers
+    }
+
+    /// Frames from a serial modem (no datagram around them).
+    pub fn handle_frames(&self, gateway: &str, packets: Vec<semtech::RxPacket>) {
+        let mut messages = Vec::new();
+        let mut counters = Vec::new();
+        let mut nodes = self.nodes.lock();
+        self.refresh(&mut nodes);
+        self.decode_packets(&mut nodes, gateway, packets, Instant::now(), &mut messages, &mut counters);
+        self.store(&messages, &counters);
+    }
+
+    /// Forgets the opened sessions when the registry changed.
+    fn refresh(&self, nodes: &mut Nodes) {
+        match self.cache.revision() {
+            Ok(r) if r != nodes.revision => {
+                nodes.by_addr.clear();
+                nodes.revision = r;
+            }
+            _ => {}
+        }
+    }
+
+    fn decode_packets(
+        &self,
+        nodes: &mut Nodes,
+        gateway: &str,
+        packets: Vec<semtech::RxPacket>,
+        now: Instant,
+        messages: &mut Vec<(String, String)>,
+        counters: &mut Vec<(neosens_protocol::ids::DeviceId, u32)>,
+    ) {
+        for packet in packets {
+            if self.seen_recently(&packet.phy, now) {
+                self.stats.frame("duplicate");
+                continue;
+            }
+            match frame::decode(&packet.phy, |addr| self.candidates(nodes, addr)) {
+                Ok(uplink) => {
+                    self.stats.frame("decoded");
+                    self.stats
+                        .mac_command_bytes
+                        .fetch_add(uplink.mac_command_bytes as u64, std::sync::atomic::Ordering::Relaxed);
+                    nodes.last.insert(uplink.node.id, uplink.f_cnt);
+                    counters.push((uplink.node.id, uplink.f_cnt));
+                    self.messages(&uplink, &packet, gateway, messages);
+                }
+                Err(reject) => {
+                    tracing::debug!(reason = reject.as_str(), detail = ?reject, gateway = %gateway, "uplink rejected");
+                    self.stats.frame(reject.as_str());
+                }
+            }
+        }
+    }
+
+    /// Appends the readings and statuses, and the counters that let them through, in one
+    /// transaction.
+    fn store(&self, messages: &[(String, String)], counters: &[(neosens_protocol::ids::DeviceId, u32)]) {
         if !counters.is_empty() || !messages.is_empty() {
             let appended = self.outbox.append_and(
                 messages.len(),
@@ -214,14 +249,13 @@ impl Pipeline {
                     payload.extend_from_slice(&body.as_bytes()[1..]);
                     (topic.clone(), payload)
                 },
-                |txn| crate::cache::write_f_cnts(txn, &counters),
+                |txn| crate::cache::write_f_cnts(txn, counters),
             );
             if let Err(e) = appended {
                 tracing::error!(error = %e, "storing decoded uplinks");
                 self.stats.frame("storage");
             }
         }
-        answers
     }
 
     /// The readings and the status of an accepted uplink.
