@@ -66,10 +66,7 @@ fn main() {
         idb[..4].copy_from_slice(&n.to_be_bytes());
         let id = DeviceId::from_bytes(idb);
         let seal = |k: [u8; 16], which: &str| {
-            let mut context = id.to_bytes().to_vec();
-            context.push(b'/');
-            context.extend_from_slice(which.as_bytes());
-            keys.seal(&k, &context).unwrap()
+            keys.seal(&k, &neosens_protocol::sync::lorawan_key_context(id.to_bytes(), which)).unwrap()
         };
         changes.push(Change::UpsertDevice(Box::new(DeviceRecord {
             id,

@@ -29,10 +29,7 @@ fn bytes(hex: &str) -> Vec<u8> {
 }
 
 fn seal(keys: &Keys, device: DeviceId, which: &str, hex: &str) -> Sealed {
-    let mut context = device.to_bytes().to_vec();
-    context.push(b'/');
-    context.extend_from_slice(which.as_bytes());
-    keys.seal(&bytes(hex), &context).unwrap()
+    keys.seal(&bytes(hex), &neosens_protocol::sync::lorawan_key_context(device.to_bytes(), which)).unwrap()
 }
 
 fn node(keys: &Keys, n: u8, dev_addr: &str, nwk: &str, app: &str, codec: &str, room: RoomId) -> DeviceRecord {

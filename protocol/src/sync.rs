@@ -159,6 +159,15 @@ pub struct Sealed {
     pub ciphertext: Vec<u8>,
 }
 
+/// What a LoRaWAN session key is sealed to (central's store and the gateway's copy alike): the
+/// device id, `/`, and `nwk` or `app` — a key moved to another device or role does not open.
+pub fn lorawan_key_context(device: [u8; 16], which: &str) -> Vec<u8> {
+    let mut c = device.to_vec();
+    c.push(b'/');
+    c.extend_from_slice(which.as_bytes());
+    c
+}
+
 /// A broker other than the default one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MqttEndpoint {

@@ -45,11 +45,3 @@ pub struct LorawanSession {
     /// Payload codec.
     pub codec: Codec,
 }
-
-/// What a session key is sealed with, besides the device id.
-pub fn key_context(device: [u8; 16], which: &str) -> Vec<u8> {
-    let mut c = device.to_vec();
-    c.push(b'/');
-    c.extend_from_slice(which.as_bytes());
-    c
-}

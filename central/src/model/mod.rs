@@ -20,7 +20,7 @@ pub use device::{Device, DeviceSecret, DeviceStatusRecord, DeviceV2, MqttEndpoin
 pub use device_type::{DEFAULT_STATUS_PERIOD_S, DeviceType, DeviceTypeV1, DeviceTypeV2, firmware_orders};
 pub use gateway::{Enrolment, Gateway, GatewayCredentials, GatewayScope, GatewayV2};
 pub use location::{Building, Room, RoomTopic, Site};
-pub use lorawan::{Codec, LorawanSession, key_context};
+pub use lorawan::{Codec, LorawanSession};
 pub use order::OrderRecord;
 pub use status_rule::{MAX_RULES, RuleOp, RuleValue, StatusRule, StatusRuleSpec};
 pub use timestamp::Timestamp;

@@ -146,54 +146,13 @@ pub async fn run(
 mod tests {
     use super::*;
     use crate::model::DeviceStatusRecord;
-    use crate::registry::{BuildingInput, DeviceInput, DeviceTypeInput, RoomInput};
-    use crate::secrets::ServerKeys;
-    use crate::store::RedbStore;
     use neosens_runtime::mqtt::{self, LinkConfig};
 
     const MIN: Duration = Duration::from_secs(60);
 
     fn registry(dir: &std::path::Path) -> (Arc<Registry>, DeviceId) {
-        let keys = Arc::new(ServerKeys::load_or_create(dir).unwrap());
-        let registry = Registry::open(Arc::new(RedbStore::open(dir).unwrap()), keys).unwrap();
-        let b = registry
-            .create_building(BuildingInput { site: None, name: "U4".into(), description: String::new() })
-            .unwrap();
-        let r = registry
-            .create_room(RoomInput {
-                building: b.id,
-                name: "302".into(),
-                description: String::new(),
-                topic: None,
-            })
-            .unwrap();
-        registry
-            .create_device_type(DeviceTypeInput {
-                name: "esp32".into(),
-                description: String::new(),
-                config_schema: None,
-                status_period_s: None,
-                outdated_after_s: None,
-                orders: None,
-                status_rules: Vec::new(),
-            })
-            .unwrap();
-        let d = registry
-            .create_device(DeviceInput {
-                uid: "24:0a:c4:12:34:56".into(),
-                uid_kind: None,
-                device_type: "esp32".into(),
-                description: String::new(),
-                rooms: vec![r.id],
-                enabled: None,
-                config: None,
-                mqtt: None,
-                login: None,
-                outdated_after_s: None,
-                lorawan: None,
-            })
-            .unwrap();
-        (Arc::new(registry), d.id)
+        let (registry, _, devices) = crate::registry::test_registry(dir, 1);
+        (registry, devices[0])
     }
 
     fn start(

@@ -374,57 +374,16 @@ fn locations(state: &State, g: &Gateway) -> Vec<Change> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::{BuildingInput, DeviceInput, DeviceTypeInput, GatewayInput, RoomInput, ScopeInput};
+    use crate::registry::{GatewayInput, ScopeInput};
 
     #[test]
     fn a_snapshot_comes_in_pages_in_device_order() {
         let dir = tempfile::tempdir().unwrap();
-        let keys = std::sync::Arc::new(crate::secrets::ServerKeys::load_or_create(dir.path()).unwrap());
-        let store = std::sync::Arc::new(crate::store::RedbStore::open(dir.path()).unwrap());
-        let registry = Registry::open(store, keys).unwrap();
-        let b = registry
-            .create_building(BuildingInput { site: None, name: "U4".into(), description: String::new() })
-            .unwrap();
-        let r = registry
-            .create_room(RoomInput {
-                building: b.id,
-                name: "302".into(),
-                description: String::new(),
-                topic: None,
-            })
-            .unwrap();
-        registry
-            .create_device_type(DeviceTypeInput {
-                name: "esp32".into(),
-                description: String::new(),
-                config_schema: None,
-                status_period_s: None,
-                outdated_after_s: None,
-                orders: None,
-                status_rules: Vec::new(),
-            })
-            .unwrap();
-        for i in 0..5u8 {
-            registry
-                .create_device(DeviceInput {
-                    uid: format!("24:0a:c4:00:00:{i:02x}"),
-                    uid_kind: None,
-                    device_type: "esp32".into(),
-                    description: String::new(),
-                    rooms: vec![r.id],
-                    enabled: None,
-                    config: None,
-                    mqtt: None,
-                    login: None,
-                    outdated_after_s: None,
-                    lorawan: None,
-                })
-                .unwrap();
-        }
+        let (registry, building, _) = crate::registry::test_registry(dir.path(), 5);
         let gw = registry
             .create_gateway(GatewayInput {
                 name: "gw".into(),
-                scope: ScopeInput::Buildings(vec![*b.id.as_uuid()]),
+                scope: ScopeInput::Buildings(vec![*building.as_uuid()]),
             })
             .unwrap();
         let token = registry.start_enrolment(gw.id).unwrap();

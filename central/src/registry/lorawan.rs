@@ -7,7 +7,9 @@ use neosens_runtime::keys::Keys;
 use serde::{Deserialize, Serialize};
 
 use super::RegistryError;
-use crate::model::{Codec, LorawanSession, key_context};
+use neosens_protocol::sync::lorawan_key_context as key_context;
+
+use crate::model::{Codec, LorawanSession};
 
 /// A session as an admin gives it (keys in hex, shown nowhere afterwards).
 #[derive(Clone, Deserialize, utoipa::ToSchema)]

@@ -185,3 +185,57 @@ impl Registry {
         Ok(out)
     }
 }
+
+/// A registry for unit tests: building `U4`, room `302`, type `esp32` and `devices` ESP32s in it
+/// (MACs `24:0a:c4:00:00:<n>`), stored in `dir`.
+#[cfg(test)]
+pub(crate) fn test_registry(
+    dir: &std::path::Path,
+    devices: u8,
+) -> (Arc<Registry>, neosens_protocol::ids::BuildingId, Vec<neosens_protocol::ids::DeviceId>) {
+    let keys = Arc::new(ServerKeys::load_or_create(dir).unwrap());
+    let registry = Registry::open(Arc::new(crate::store::RedbStore::open(dir).unwrap()), keys).unwrap();
+    let b = registry
+        .create_building(BuildingInput { site: None, name: "U4".into(), description: String::new() })
+        .unwrap();
+    let r = registry
+        .create_room(RoomInput {
+            building: b.id,
+            name: "302".into(),
+            description: String::new(),
+            topic: None,
+        })
+        .unwrap();
+    registry
+        .create_device_type(DeviceTypeInput {
+            name: "esp32".into(),
+            description: String::new(),
+            config_schema: None,
+            status_period_s: None,
+            outdated_after_s: None,
+            orders: None,
+            status_rules: Vec::new(),
+        })
+        .unwrap();
+    let ids = (0..devices)
+        .map(|i| {
+            registry
+                .create_device(DeviceInput {
+                    uid: format!("24:0a:c4:00:00:{i:02x}"),
+                    uid_kind: None,
+                    device_type: "esp32".into(),
+                    description: String::new(),
+                    rooms: vec![r.id],
+                    enabled: None,
+                    config: None,
+                    mqtt: None,
+                    login: None,
+                    outdated_after_s: None,
+                    lorawan: None,
+                })
+                .unwrap()
+                .id
+        })
+        .collect();
+    (Arc::new(registry), b.id, ids)
+}

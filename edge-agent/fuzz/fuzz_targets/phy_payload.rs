@@ -16,10 +16,7 @@ fn session() -> &'static Arc<NodeSession> {
         let keys = Keys::from_bytes(&[7; 32], &[8; 32], ring::rand::SystemRandom::new());
         let id = DeviceId::from_bytes([1; 16]);
         let seal = |k: [u8; 16], which: &str| {
-            let mut context = id.to_bytes().to_vec();
-            context.push(b'/');
-            context.extend_from_slice(which.as_bytes());
-            keys.seal(&k, &context).unwrap()
+            keys.seal(&k, &neosens_protocol::sync::lorawan_key_context(id.to_bytes(), which)).unwrap()
         };
         let record = DeviceRecord {
             id,

@@ -135,10 +135,7 @@ fn key(
     device: [u8; 16],
     which: &str,
 ) -> Option<AES128> {
-    let mut context = device.to_vec();
-    context.push(b'/');
-    context.extend_from_slice(which.as_bytes());
-    let plain = keys.open(sealed, &context).ok()?;
+    let plain = keys.open(sealed, &neosens_protocol::sync::lorawan_key_context(device, which)).ok()?;
     <[u8; 16]>::try_from(plain.as_slice()).ok().map(AES128)
 }
 
