@@ -65,6 +65,10 @@ pub struct Overrides {
     #[arg(long, env = "NEOSENS_ADMIN_TOKEN", global = true, value_name = "TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
 
+    /// Password of the dashboard user `admin`, created at start when no user exists.
+    #[arg(long, env = "NEOSENS_ADMIN_PASSWORD", global = true, value_name = "PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<String>,
+
     /// Log filter (`tracing` directives such as `info,neosens_central=debug`).
     #[arg(long = "log", env = "NEOSENS_LOG", global = true, value_name = "FILTER")]
     pub log_filter: Option<String>,
@@ -123,6 +127,9 @@ impl Overrides {
         }
         if let Some(token) = &self.admin_token {
             config.auth.admin_token = Some(token.clone());
+        }
+        if let Some(password) = &self.admin_password {
+            config.auth.admin_password = Some(password.clone());
         }
         if let Some(filter) = &self.log_filter {
             config.log.filter.clone_from(filter);

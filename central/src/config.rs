@@ -98,12 +98,26 @@ pub struct BrokerAuthConfig {
 }
 
 /// `[auth]`
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
     /// A bootstrap admin token, registered at start. Without it, an admin token is generated on
     /// first start and printed once.
     pub admin_token: Option<String>,
+    /// Password of the dashboard user `admin`, created at start when no user exists. Without
+    /// it, a password is generated on first start and printed once.
+    pub admin_password: Option<String>,
+    /// A dashboard session ends after this many minutes without a request.
+    pub session_idle_minutes: u32,
+    /// Mark the session cookie `Secure` (only sent over HTTPS): set it when central is behind
+    /// a TLS proxy.
+    pub secure_cookie: bool,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig { admin_token: None, admin_password: None, session_idle_minutes: 720, secure_cookie: false }
+    }
 }
 
 /// `[storage]`
@@ -176,6 +190,19 @@ bind = {bind}
 # Environment: NEOSENS_ADMIN_TOKEN
 # admin_token = "..."
 
+# The dashboard's first user: when no user exists, the user `admin` is created with this
+# password (at least 10 characters); without it, the first start generates one and prints it
+# once on standard output. Manage users afterwards in the dashboard or /api/v1/users.
+# Environment: NEOSENS_ADMIN_PASSWORD
+# admin_password = "..."
+
+# A dashboard session ends after this many minutes without a request.
+session_idle_minutes = {session_idle_minutes}
+
+# Mark the session cookie Secure (sent over HTTPS only): set it when central is served behind
+# a TLS proxy, as it should be in production.
+secure_cookie = {secure_cookie}
+
 [mqtt]
 # The broker central connects to: mqtt://[user:password@]host:port, or mqtts://… for TLS.
 # The user/password are central's own broker login (Mosquitto asks central's broker-auth
@@ -242,6 +269,8 @@ format = {format}
             None => "# bind = \"127.0.0.1:8081\"".to_owned(),
         },
         format = quoted(config.log.format.as_str()),
+        session_idle_minutes = config.auth.session_idle_minutes,
+        secure_cookie = config.auth.secure_cookie,
     );
     t
 }

@@ -52,6 +52,12 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         println!("neosens-central: first start, admin API token (shown once, store it now): {token}");
         tracing::warn!("no admin token existed: one was generated and printed on standard output");
     }
+    if let Some(password) = registry.bootstrap_user(config.auth.admin_password.as_deref())? {
+        println!(
+            "neosens-central: first start, dashboard user \"admin\" password (shown once, store it now): {password}"
+        );
+        tracing::warn!("no dashboard user existed: user admin was created, its password printed on standard output");
+    }
     let addr = listener.local_addr().context("reading the HTTP listener's address")?;
     let broker_listener = match config.broker_auth.bind {
         Some(bind) => Some(
@@ -139,7 +145,15 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         gateways: gateways.clone(),
     }));
     let state =
-        http::AppState { config: Arc::new(config), registry, mqtt: link.handle, metrics, monitor, gateways };
+        http::AppState {
+        sessions: Arc::new(http::Sessions::new(&config.auth)),
+        config: Arc::new(config),
+        registry,
+        mqtt: link.handle,
+        metrics,
+        monitor,
+        gateways,
+    };
     let app = http::router(state.clone(), broker_listener.is_some());
     neosens_runtime::systemd::Notifier::from_env().ready(shutdown.clone());
     let main = neosens_runtime::http::serve("HTTP listener", listener, app, shutdown.clone(), DRAIN_DEADLINE);

@@ -129,7 +129,10 @@ impl IntoResponse for ApiError {
                 ..detail(format!("configuration rejected: {}", errors.join("; ")))
             },
             ApiError::Unauthorized => {
-                detail("a valid bearer token is required (Authorization: Bearer <token>)".into())
+                detail(
+                    "a valid bearer token (Authorization: Bearer <token>) or a dashboard session is required"
+                        .into(),
+                )
             }
             ApiError::Internal(cause) => {
                 tracing::error!(cause = %cause, "internal error answering an API request");

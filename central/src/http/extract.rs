@@ -2,14 +2,15 @@
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::Method;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
-use super::AppState;
+use super::{AppState, session};
 use super::error::ApiError;
 use crate::model::Role;
-use crate::registry::Principal;
+use crate::registry::{Credential, Principal};
 
 /// A JSON body; malformed or oversized bodies become API errors naming the problem.
 pub(crate) struct ApiJson<T>(pub(crate) T);
@@ -47,7 +48,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     }
 }
 
-/// The caller of an `/api/v1` route, from its bearer token.
+/// The caller of an `/api/v1` route, from its bearer token or dashboard session.
 pub(crate) struct Auth(pub(crate) Principal);
 
 impl Auth {
@@ -67,13 +68,25 @@ impl Auth {
 impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
+    /// A bearer token when there is an `Authorization` header; otherwise the dashboard session
+    /// cookie, with the session's CSRF token required on anything but GET and HEAD.
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let header =
-            parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or(ApiError::Unauthorized)?;
-        let (scheme, token) = header.split_once(' ').ok_or(ApiError::Unauthorized)?;
-        if !scheme.eq_ignore_ascii_case("bearer") {
-            return Err(ApiError::Unauthorized);
+        if let Some(header) = parts.headers.get(AUTHORIZATION) {
+            let header = header.to_str().map_err(|_| ApiError::Unauthorized)?;
+            let (scheme, token) = header.split_once(' ').ok_or(ApiError::Unauthorized)?;
+            if !scheme.eq_ignore_ascii_case("bearer") {
+                return Err(ApiError::Unauthorized);
+            }
+            return state.registry.authenticate_token(token.trim()).map(Auth).ok_or(ApiError::Unauthorized);
         }
-        state.registry.authenticate_token(token.trim()).map(Auth).ok_or(ApiError::Unauthorized)
+        let token = session::cookie_token(&parts.headers).ok_or(ApiError::Unauthorized)?;
+        let info = state.sessions.touch(token).ok_or(ApiError::Unauthorized)?;
+        let user = state.registry.user_record(info.user).ok_or(ApiError::Unauthorized)?;
+        if !matches!(parts.method, Method::GET | Method::HEAD) && !session::csrf_matches(&parts.headers, &info) {
+            return Err(ApiError::Forbidden(
+                "this request needs the session's CSRF token in X-CSRF-Token (from GET /api/v1/session)".into(),
+            ));
+        }
+        Ok(Auth(Principal { via: Credential::Session(user.id), name: user.username, role: user.role }))
     }
 }

@@ -5,13 +5,16 @@
 //! | `legacy` | `/device/credentials`, `/device/config`, `/device/logger` (byte-compatible with 2016) |
 //! | `api` | `/api/v1/…` (admin API, bearer tokens, JSON errors) |
 //! | `broker_auth` | `/mqtt/*` (go-auth) and `/mqtt_auth/*` (2016 plug-in): Mosquitto's auth backend |
+//! | `dashboard` | `/`, `/assets/*`: the React dashboard embedded in the binary |
 //! | `neosens_runtime::http::healthz` | `/healthz` |
 
 mod api;
 mod broker_auth;
+mod dashboard;
 mod error;
 mod extract;
 mod legacy;
+mod session;
 
 use std::sync::Arc;
 
@@ -21,6 +24,7 @@ use crate::Config;
 use crate::registry::Registry;
 
 pub use error::{ApiError, ErrorBody, ErrorDetail};
+pub use session::Sessions;
 
 /// What every handler can reach: cheap to clone (handles and `Arc`s only).
 #[derive(Clone)]
@@ -37,6 +41,8 @@ pub struct AppState {
     pub monitor: crate::monitor::Monitor,
     /// Gateways' health.
     pub gateways: crate::gateway_health::GatewayHealth,
+    /// Dashboard sessions.
+    pub sessions: Arc<Sessions>,
 }
 
 /// The router of the main HTTP listener; with `broker_auth_apart`, without the broker-auth
@@ -45,6 +51,7 @@ pub fn router(state: AppState, broker_auth_apart: bool) -> Router {
     let router = Router::new()
         .merge(legacy::routes())
         .merge(api::routes())
+        .merge(dashboard::routes())
         .merge(neosens_runtime::http::healthz(env!("CARGO_PKG_VERSION")))
         .route("/metrics", axum::routing::get(metrics))
         .route("/readyz", axum::routing::get(readyz));

@@ -7,12 +7,21 @@ use super::{Registry, RegistryError};
 use crate::model::{ApiToken, EntityKind, Record, Role, Timestamp, TokenId, new_uuid};
 use crate::store::Write;
 
+/// How a caller proved who it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    /// A bearer token.
+    Token(TokenId),
+    /// A dashboard session of this user.
+    Session(crate::model::UserId),
+}
+
 /// Who is calling the API.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
-    /// The token used.
-    pub token: TokenId,
-    /// Its name.
+    /// The credential used.
+    pub via: Credential,
+    /// The token's name or the user's login.
     pub name: String,
     /// Its role.
     pub role: Role,
@@ -38,7 +47,7 @@ impl Registry {
         let hash = self.keys.hash(token.as_bytes());
         let state = self.state.read();
         let t = state.token_by_hash.get(&hash).and_then(|id| state.tokens.get(id))?;
-        Some(Principal { token: t.id, name: t.name.clone(), role: t.role })
+        Some(Principal { via: Credential::Token(t.id), name: t.name.clone(), role: t.role })
     }
 
     /// Creates a token with `role`; returns its text once.

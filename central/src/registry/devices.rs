@@ -122,6 +122,9 @@ pub struct DeviceFilter {
     pub enabled: Option<bool>,
     /// Text searched (case-insensitive) in uid, login and description.
     pub q: Option<String>,
+    /// Sort key: `uid` (default), `type`, `state`, `last_seen`, `description`, `room`; a leading
+    /// `-` sorts in descending order.
+    pub sort: Option<String>,
     /// Page size (default 100, at most 1000).
     pub limit: Option<usize>,
     /// Rows to skip.
@@ -181,7 +184,7 @@ pub struct DeviceView {
     pub lorawan: Option<super::LorawanView>,
 }
 
-fn state_of(
+pub(super) fn state_of(
     device: &Device,
     status: Option<&DeviceStatusRecord>,
     threshold_s: u32,
@@ -197,7 +200,7 @@ fn state_of(
     }
 }
 
-fn threshold(state: &State, device: &Device) -> u32 {
+pub(super) fn threshold(state: &State, device: &Device) -> u32 {
     device
         .outdated_after_s
         .or_else(|| state.types.get(&device.device_type).map(|t| t.record.outdated_after_s))
@@ -374,7 +377,46 @@ impl Registry {
             })
             .collect();
         let total = matching.len();
-        matching.sort_by_cached_key(|e| e.record.uid.to_string());
+        let (descending, key) = match filter.sort.as_deref().unwrap_or("uid") {
+            s if s.starts_with('-') => (true, &s[1..]),
+            s => (false, s),
+        };
+        let sort_key = |e: &DeviceEntry| -> (String, String) {
+            let d = &e.record;
+            let uid = d.uid.to_string();
+            let primary = match key {
+                "type" => state.types.get(&d.device_type).map(|t| t.record.name.clone()).unwrap_or_default(),
+                // Worst first: outdated, never seen, ok, disabled.
+                "state" => match state_of(d, state.statuses.get(&d.id), threshold(&state, d), now) {
+                    DeviceState::Outdated => "0",
+                    DeviceState::NeverSeen => "1",
+                    DeviceState::Ok => "2",
+                    DeviceState::Disabled => "3",
+                }
+                .to_owned(),
+                // RFC 3339 in UTC sorts as time; never seen sorts first.
+                "last_seen" => state
+                    .statuses
+                    .get(&d.id)
+                    .and_then(|s| s.last_seen)
+                    .map(|t| format!("{:020}", t.millis()))
+                    .unwrap_or_default(),
+                "description" => d.description.to_lowercase(),
+                "room" => d.rooms.first().and_then(|r| state.room_topics.get(r)).cloned().unwrap_or_default(),
+                _ => String::new(),
+            };
+            (primary, uid)
+        };
+        if !matches!(key, "uid" | "type" | "state" | "last_seen" | "description" | "room") {
+            return Err(RegistryError::invalid(
+                "sort",
+                "one of uid, type, state, last_seen, description, room (with a leading '-' for descending)",
+            ));
+        }
+        matching.sort_by_cached_key(|e| sort_key(e));
+        if descending {
+            matching.reverse();
+        }
         let page = matching.into_iter().skip(offset).take(limit).map(|e| view(&state, e, now)).collect();
         Ok((page, total))
     }

@@ -12,6 +12,7 @@ mod device_types;
 mod devices;
 mod dynsec;
 mod edge;
+mod fleet;
 mod gateways;
 mod import;
 mod locations;
@@ -29,7 +30,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::secrets::{KeyError, ServerKeys};
 use crate::store::{Store, StoreError, Write};
 
-pub use access::{Principal, TokenCreated};
+pub use access::{Credential, Principal, TokenCreated};
 pub use broker::{Access, Decision, DenyReason, ServiceAccount};
 pub use device_types::{DeviceTypeInput, DeviceTypePatch};
 pub use devices::{DeviceFilter, DeviceInput, DevicePatch, DeviceState, DeviceView, MAX_LOGIN_LEN, MAX_PAGE};
@@ -38,6 +39,7 @@ pub use edge::{
     DELTA_LIMIT, ENROLMENT_PREFIX, ENROLMENT_TTL_MS, EnrolmentGrant, EnrolmentToken, GATEWAY_SECRET_PREFIX,
     GATEWAY_USERNAME_PREFIX, SNAPSHOT_PAGE, gateway_username,
 };
+pub use fleet::{BuildingSummary, FleetSummary, RoomSummary, SiteSummary, StateCounts};
 pub use gateways::{GatewayInput, GatewayPatch, GatewayView, ScopeInput};
 pub use import::{Counts, ImportReport};
 pub use locations::{

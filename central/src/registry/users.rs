@@ -155,6 +155,31 @@ impl Registry {
         })
     }
 
+    /// Makes sure someone can sign in to the dashboard on first start: when no user exists, the
+    /// user `admin` is created with `configured` (from `NEOSENS_ADMIN_PASSWORD`) or a generated
+    /// password, returned so the caller prints it, once.
+    pub fn bootstrap_user(&self, configured: Option<&str>) -> Result<Option<String>, RegistryError> {
+        if !self.state.read().users.is_empty() {
+            return Ok(None);
+        }
+        let generated = match configured {
+            Some(_) => None,
+            None => Some(self.keys.new_token()?),
+        };
+        let password = configured.or(generated.as_deref()).unwrap_or_default().to_owned();
+        let input = UserInput { username: "admin".into(), password, role: Role::Admin };
+        self.create_user(input).map_err(|e| match e {
+            RegistryError::Invalid { message, .. } => RegistryError::invalid("NEOSENS_ADMIN_PASSWORD", message),
+            other => other,
+        })?;
+        Ok(generated)
+    }
+
+    /// The user with this id, as stored (for sessions: its current role).
+    pub fn user_record(&self, id: UserId) -> Option<User> {
+        self.state.read().users.get(&id).cloned()
+    }
+
     /// The user with this name and password, if both match (constant-time hash comparison).
     pub fn verify_user(&self, username: &str, password: &str) -> Option<UserView> {
         let user =

@@ -9,6 +9,7 @@
 //! are written apart, in batches, by [`Store::put_statuses`].
 
 mod redb_store;
+mod user_settings;
 
 use neosens_protocol::legacy::LogRecord;
 use serde::{Deserialize, Serialize};
@@ -21,7 +22,7 @@ use crate::model::{
 pub use redb_store::RedbStore;
 
 /// The schema version this build writes. Opening an older store migrates it; a newer one is refused.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// Storage failures. Details are for logs; API clients only see "internal error".
 #[derive(Debug, thiserror::Error)]
@@ -143,6 +144,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every stored alert, by id.
     fn alerts(&self) -> Result<Vec<AlertRecord>, StoreError>;
+
+    /// A user's dashboard settings (JSON text), if saved.
+    fn user_settings(&self, user: [u8; 16]) -> Result<Option<String>, StoreError>;
+
+    /// Saves (or with `None` forgets) a user's dashboard settings.
+    fn put_user_settings(&self, user: [u8; 16], settings: Option<&str>) -> Result<(), StoreError>;
 
     /// Bytes the store takes on disk (for metrics).
     fn size_bytes(&self) -> u64;

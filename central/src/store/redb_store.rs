@@ -31,6 +31,8 @@ const DEVICE_LOGS: TableDefinition<(Key, u64), &[u8]> = TableDefinition::new("de
 const ORDERS: TableDefinition<(Key, u64), &[u8]> = TableDefinition::new("orders");
 /// Alerts, open and resolved, by id (schema 3).
 const ALERTS: TableDefinition<u64, &[u8]> = TableDefinition::new("alerts");
+/// Dashboard settings of each user (JSON text), by user id (schema 4).
+pub(super) const USER_SETTINGS: TableDefinition<Key, &str> = TableDefinition::new("user_settings");
 
 /// redb page cache.
 const CACHE_BYTES: usize = 16 * 1024 * 1024;
@@ -53,7 +55,7 @@ fn table(kind: EntityKind) -> TableDefinition<'static, Key, &'static [u8]> {
     }
 }
 
-fn backend(e: impl std::fmt::Display) -> StoreError {
+pub(super) fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
@@ -142,6 +144,10 @@ impl RedbStore {
                         EntityKind::Device,
                     )?;
                 }
+                // Version 4: dashboard settings per user.
+                4 => {
+                    txn.open_table(USER_SETTINGS).map_err(backend)?;
+                }
                 _ => unreachable!("no migration to version {version}"),
             }
             txn.open_table(META)
@@ -152,6 +158,11 @@ impl RedbStore {
             tracing::info!(version, "storage schema migrated");
         }
         Ok(())
+    }
+
+    /// The database, for the store's other modules.
+    pub(super) fn database(&self) -> &Database {
+        &self.db
     }
 
     /// The schema version in the file (0 for a new file).
@@ -167,7 +178,7 @@ impl RedbStore {
     }
 
     /// Commits a write transaction, timing it.
-    fn commit(&self, txn: redb::WriteTransaction, started: Instant) -> Result<(), StoreError> {
+    pub(super) fn commit(&self, txn: redb::WriteTransaction, started: Instant) -> Result<(), StoreError> {
         txn.commit().map_err(backend)?;
         self.writes.observe(started.elapsed().as_secs_f64());
         Ok(())
@@ -369,6 +380,14 @@ impl Store for RedbStore {
         Ok(out)
     }
 
+    fn user_settings(&self, user: [u8; 16]) -> Result<Option<String>, StoreError> {
+        self.read_user_settings(user)
+    }
+
+    fn put_user_settings(&self, user: [u8; 16], settings: Option<&str>) -> Result<(), StoreError> {
+        self.write_user_settings(user, settings)
+    }
+
     fn size_bytes(&self) -> u64 {
         std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0)
     }
@@ -420,161 +439,5 @@ impl RedbStore {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::{DeviceStatusRecord, Site, Timestamp};
-    use neosens_protocol::ids::SiteId;
-
-    fn site(n: u8, slug: &str) -> Site {
-        Site {
-            id: SiteId::from_bytes([n; 16]),
-            slug: slug.into(),
-            name: slug.to_uppercase(),
-            is_default: n == 1,
-        }
-    }
-
-    #[test]
-    fn batches_get_consecutive_revisions_and_survive_reopening() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let store = RedbStore::open(dir.path()).unwrap();
-            assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
-            let rev = store
-                .apply(&[Write::Put(Record::Site(site(1, "ut3"))), Write::Put(Record::Site(site(2, "albi")))])
-                .unwrap();
-            assert_eq!(rev, 2);
-            assert_eq!(store.apply(&[Write::Delete(EntityKind::Site, [2; 16])]).unwrap(), 3);
-            assert_eq!(store.apply(&[]).unwrap(), 3);
-        }
-        let store = RedbStore::open(dir.path()).unwrap();
-        let snap = store.load().unwrap();
-        assert_eq!(snap.revision, 3);
-        assert_eq!(snap.sites, vec![site(1, "ut3")]);
-        let changes = store.changes_since(1, 10).unwrap();
-        assert_eq!(changes.len(), 2);
-        assert_eq!((changes[0].revision, changes[0].deleted), (2, false));
-        assert_eq!((changes[1].revision, changes[1].deleted, changes[1].key), (3, true, [2; 16]));
-        assert_eq!(store.changes_since(0, 1).unwrap().len(), 1);
-        assert!(store.changes_since(3, 10).unwrap().is_empty());
-    }
-
-    #[test]
-    fn statuses_and_logs_are_kept_apart() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = RedbStore::open(dir.path()).unwrap();
-        let status = DeviceStatusRecord {
-            last_seen: Some(Timestamp(5)),
-            last_status: Some("running".into()),
-            last_payload: Some("{}".into()),
-        };
-        store.put_statuses(&[([7; 16], status.clone())]).unwrap();
-        let snap = store.load().unwrap();
-        assert_eq!(snap.statuses, vec![([7; 16], status)]);
-        assert_eq!(snap.revision, 0, "statuses do not enter the change log");
-
-        for i in 0..3 {
-            let record =
-                neosens_protocol::legacy::LogRecord { msg: Some(format!("line {i}")), ..Default::default() };
-            let entry = DeviceLogEntry {
-                device: [7; 16],
-                received_at: Timestamp(i),
-                remote_addr: "10.0.0.1".into(),
-                record,
-            };
-            store.append_device_log(&entry).unwrap();
-        }
-        let other = DeviceLogEntry {
-            device: [8; 16],
-            received_at: Timestamp(9),
-            remote_addr: "x".into(),
-            record: Default::default(),
-        };
-        store.append_device_log(&other).unwrap();
-        let logs = store.device_logs([7; 16], 2).unwrap();
-        assert_eq!(
-            logs.iter().map(|l| l.record.msg.clone().unwrap()).collect::<Vec<_>>(),
-            ["line 2", "line 1"]
-        );
-    }
-
-    #[test]
-    fn version_1_device_types_are_migrated_to_the_current_schema() {
-        let dir = tempfile::tempdir().unwrap();
-        let v1 = crate::model::DeviceTypeV1 {
-            id: neosens_protocol::ids::DeviceTypeId::from_bytes([4; 16]),
-            name: "esp32".into(),
-            description: String::new(),
-            config_schema: None,
-            status_period_s: 1800,
-            outdated_after_s: 3600,
-        };
-        {
-            // A store as version 1 left it.
-            let db = Database::create(dir.path().join("central.redb")).unwrap();
-            let txn = db.begin_write().unwrap();
-            {
-                let mut meta = txn.open_table(META).unwrap();
-                meta.insert(META_SCHEMA, 1).unwrap();
-                meta.insert(META_REVISION, 1).unwrap();
-                meta.insert(META_LOG_SEQ, 0).unwrap();
-                txn.open_table(DEVICE_TYPES)
-                    .unwrap()
-                    .insert([4; 16], encode(&v1).unwrap().as_slice())
-                    .unwrap();
-                let gateway = crate::model::GatewayV2 {
-                    id: neosens_protocol::ids::GatewayId::from_bytes([5; 16]),
-                    name: "gw-u4".into(),
-                    scope: crate::model::GatewayScope::Buildings(vec![]),
-                    created_at: Timestamp(1),
-                };
-                txn.open_table(GATEWAYS)
-                    .unwrap()
-                    .insert([5; 16], encode(&gateway).unwrap().as_slice())
-                    .unwrap();
-                for t in [SITES, BUILDINGS, ROOMS, DEVICES, USERS, TOKENS, STATUSES] {
-                    txn.open_table(t).unwrap();
-                }
-                txn.open_table(CHANGELOG).unwrap();
-                txn.open_table(DEVICE_LOGS).unwrap();
-            }
-            txn.commit().unwrap();
-        }
-        let store = RedbStore::open(dir.path()).unwrap();
-        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
-        let snap = store.load().unwrap();
-        assert_eq!(snap.device_types.len(), 1);
-        let t = &snap.device_types[0];
-        assert_eq!((t.name.as_str(), t.outdated_after_s), ("esp32", 3600));
-        assert_eq!(t.orders, crate::model::firmware_orders());
-        assert!(t.status_rules.is_empty());
-        assert_eq!(snap.gateways.len(), 1);
-        assert_eq!((snap.gateways[0].name.as_str(), &snap.gateways[0].credentials), ("gw-u4", &None));
-        assert!(store.device_orders([1; 16], 10).unwrap().is_empty(), "the order table exists");
-        assert!(store.alerts().unwrap().is_empty(), "the alert table exists");
-    }
-
-    #[test]
-    fn a_newer_schema_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let store = RedbStore::open(dir.path()).unwrap();
-            let txn = store.db.begin_write().unwrap();
-            txn.open_table(META).unwrap().insert(META_SCHEMA, 99).unwrap();
-            txn.commit().unwrap();
-        }
-        let err = RedbStore::open(dir.path()).err().unwrap();
-        assert!(matches!(err, StoreError::TooNew { found: 99, supported: SCHEMA_VERSION }), "{err}");
-    }
-
-    #[test]
-    fn a_damaged_record_is_reported_not_panicked() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = RedbStore::open(dir.path()).unwrap();
-        let txn = store.db.begin_write().unwrap();
-        txn.open_table(SITES).unwrap().insert([1; 16], &[0xff, 0xff, 0xff][..]).unwrap();
-        txn.commit().unwrap();
-        let err = store.load().unwrap_err();
-        assert!(matches!(err, StoreError::Corrupt { kind: EntityKind::Site, .. }), "{err}");
-    }
-}
+#[path = "redb_store_tests.rs"]
+mod tests;

@@ -6,10 +6,12 @@
 mod alerts;
 mod devices;
 mod edge;
+mod fleet;
 mod gateways;
 mod locations;
 mod openapi;
 mod orders;
+mod session;
 mod tokens;
 mod types;
 mod users;
@@ -47,6 +49,8 @@ pub(super) fn routes() -> Router<AppState> {
         .merge(orders::routes())
         .merge(tokens::routes())
         .merge(users::routes())
+        .merge(fleet::routes())
+        .merge(session::routes())
         .route("/openapi.json", axum::routing::get(openapi::document))
         // Nothing under /api/v1 answers without a token, not even "no such path".
         .fallback(|_auth: Auth| async {

@@ -5,14 +5,14 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{alerts, devices, edge, gateways, locations, orders, tokens, types, users};
+use super::{alerts, devices, edge, fleet, gateways, locations, orders, session, tokens, types, users};
 
 /// The document.
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "neosens central API",
-        description = "Admin API of neosens-central: the registry of sites, buildings, rooms, device types, devices, gateways, users and tokens. Bearer tokens with roles viewer < operator < admin. Errors are JSON: {\"error\": {\"code\", \"message\", \"field\"?, \"details\"?}}."
+        description = "Admin API of neosens-central: the registry of sites, buildings, rooms, device types, devices, gateways, users and tokens. Bearer tokens (or a dashboard session cookie with X-CSRF-Token on changes) with roles viewer < operator < admin. Errors are JSON: {\"error\": {\"code\", \"message\", \"field\"?, \"details\"?}}."
     ),
     paths(
         locations::list_sites, locations::get_site, locations::create_site, locations::update_site, locations::delete_site,
@@ -27,6 +27,8 @@ use super::{alerts, devices, edge, gateways, locations, orders, tokens, types, u
         edge::start_enrolment, edge::enroll, edge::sync, edge::deliveries, edge::health,
         tokens::list, tokens::create, tokens::remove,
         users::list, users::get_one, users::create, users::update, users::delete,
+        fleet::summary,
+        session::sign_in, session::current, session::sign_out, session::settings, session::save_settings,
     ),
     components(schemas(crate::registry::DeviceState, crate::registry::ScopeInput, crate::model::MqttEndpoint)),
     modifiers(&BearerAuth),

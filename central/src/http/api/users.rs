@@ -59,7 +59,14 @@ async fn update(
     ApiJson(patch): ApiJson<UserPatch>,
 ) -> Result<impl IntoResponse, ApiError> {
     auth.require(Role::Admin)?;
-    Ok(Json(s.registry.update_user(user_id(&id)?, patch)?))
+    let id = user_id(&id)?;
+    let password_changed = patch.password.is_some();
+    let user = s.registry.update_user(id, patch)?;
+    if password_changed {
+        // A new password signs the user out everywhere.
+        s.sessions.close_user(id);
+    }
+    Ok(Json(user))
 }
 
 #[utoipa::path(delete, path = "/api/v1/users/{id}", tag = "access", params(("id" = String, Path, description = "User id")), responses((status = 204, description = "Deleted"), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
@@ -69,6 +76,11 @@ async fn delete(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     auth.require(Role::Admin)?;
-    s.registry.delete_user(user_id(&id)?)?;
+    let id = user_id(&id)?;
+    s.registry.delete_user(id)?;
+    s.sessions.close_user(id);
+    if let Err(e) = s.registry.store().put_user_settings(id.to_bytes(), None) {
+        tracing::warn!(error = %e, "a deleted user's dashboard settings stay on disk");
+    }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,0 +1,150 @@
+//! `/api/v1/session`: dashboard sign-in (argon2id password → session cookie), the current
+//! session, sign-out, and the user's saved dashboard settings.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::Semaphore;
+
+use crate::http::AppState;
+use crate::http::error::ApiError;
+use crate::http::extract::{ApiJson, Auth};
+use crate::http::session::{SessionInfo, cookie_token};
+use crate::model::{Role, UserId};
+use crate::registry::Credential;
+
+/// Largest settings document a user may save.
+const MAX_SETTINGS: usize = 64 * 1024;
+
+/// Password checks running at once: each argon2id verification takes 19 MiB and tens of
+/// milliseconds of a core; a burst of sign-in attempts must not starve the rest of central.
+static VERIFICATIONS: Semaphore = Semaphore::const_new(2);
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/session", get(current).post(sign_in).delete(sign_out))
+        .route("/session/settings", get(settings).put(save_settings))
+}
+
+/// Sign-in request.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SignIn {
+    username: String,
+    password: String,
+}
+
+/// The signed-in user and the token to repeat in `X-CSRF-Token`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct SessionView {
+    #[schema(value_type = String, format = Uuid)]
+    user_id: UserId,
+    username: String,
+    role: Role,
+    csrf_token: String,
+}
+
+fn view(user_id: UserId, username: String, role: Role, info: &SessionInfo) -> SessionView {
+    SessionView { user_id, username, role, csrf_token: info.csrf.clone() }
+}
+
+#[utoipa::path(post, path = "/api/v1/session", tag = "access", request_body = SignIn,
+    responses((status = 200, description = "Signed in; the session cookie is set", body = SessionView),
+        (status = 401, description = "Wrong user name or password", body = crate::http::error::ErrorBody)))]
+async fn sign_in(
+    State(s): State<AppState>,
+    ApiJson(input): ApiJson<SignIn>,
+) -> Result<impl IntoResponse, ApiError> {
+    if input.username.len() > 64 || input.password.len() > 1024 {
+        return Err(ApiError::UnauthorizedBecause("wrong user name or password".into()));
+    }
+    let _permit = VERIFICATIONS.acquire().await.map_err(|e| ApiError::Internal(e.to_string()))?;
+    let registry = Arc::clone(&s.registry);
+    let username = input.username.clone();
+    let user = tokio::task::spawn_blocking(move || registry.verify_user(&username, &input.password))
+        .await
+        .map_err(|e| ApiError::Internal(format!("password check: {e}")))?;
+    let Some(user) = user else {
+        tracing::warn!(user = %input.username, "dashboard sign-in refused");
+        return Err(ApiError::UnauthorizedBecause("wrong user name or password".into()));
+    };
+    let (token, info) = s.sessions.open(user.id);
+    tracing::info!(user = %user.username, role = %user.role, "dashboard sign-in");
+    let mut headers = HeaderMap::new();
+    headers.insert(header::SET_COOKIE, s.sessions.set_cookie(&token));
+    headers.insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    Ok((headers, Json(view(user.id, user.username, user.role, &info))))
+}
+
+fn session_of(s: &AppState, headers: &HeaderMap) -> Result<SessionInfo, ApiError> {
+    cookie_token(headers).and_then(|t| s.sessions.touch(t)).ok_or(ApiError::Unauthorized)
+}
+
+#[utoipa::path(get, path = "/api/v1/session", tag = "access",
+    responses((status = 200, description = "The signed-in user", body = SessionView),
+        (status = 401, description = "Not signed in", body = crate::http::error::ErrorBody)))]
+async fn current(State(s): State<AppState>, headers: HeaderMap) -> Result<impl IntoResponse, ApiError> {
+    let info = session_of(&s, &headers)?;
+    let user = s.registry.user_record(info.user).ok_or(ApiError::Unauthorized)?;
+    Ok(([(header::CACHE_CONTROL, "no-store")], Json(view(user.id, user.username, user.role, &info))))
+}
+
+#[utoipa::path(delete, path = "/api/v1/session", tag = "access",
+    responses((status = 204, description = "Signed out; the cookie is cleared"), crate::http::error::CommonErrors))]
+async fn sign_out(
+    State(s): State<AppState>,
+    auth: Auth,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    if let Some(token) = cookie_token(&headers) {
+        s.sessions.close(token);
+    }
+    tracing::info!(user = %auth.0.name, "dashboard sign-out");
+    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, s.sessions.clear_cookie())]))
+}
+
+fn session_user(auth: &Auth) -> Result<UserId, ApiError> {
+    match auth.0.via {
+        Credential::Session(user) => Ok(user),
+        Credential::Token(_) => Err(ApiError::BadRequest(
+            "settings belong to dashboard users: sign in with POST /api/v1/session".into(),
+        )),
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/session/settings", tag = "access",
+    responses((status = 200, description = "The user's saved dashboard settings (`{}` when none)", body = inline(Object)), crate::http::error::CommonErrors))]
+async fn settings(State(s): State<AppState>, auth: Auth) -> Result<impl IntoResponse, ApiError> {
+    let user = session_user(&auth)?;
+    let text = s.registry.store().user_settings(user.to_bytes()).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let value = text.and_then(|t| serde_json::from_str::<Value>(&t).ok()).unwrap_or_else(|| Value::Object(Default::default()));
+    Ok(Json(value))
+}
+
+#[utoipa::path(put, path = "/api/v1/session/settings", tag = "access", request_body = inline(Object),
+    responses((status = 200, description = "Saved", body = inline(Object)), crate::http::error::CommonErrors))]
+async fn save_settings(
+    State(s): State<AppState>,
+    auth: Auth,
+    ApiJson(value): ApiJson<Value>,
+) -> Result<impl IntoResponse, ApiError> {
+    let user = session_user(&auth)?;
+    if !value.is_object() {
+        return Err(ApiError::Invalid { field: "settings".into(), message: "a JSON object".into() });
+    }
+    let text = value.to_string();
+    if text.len() > MAX_SETTINGS {
+        return Err(ApiError::TooLarge(format!("settings are limited to {MAX_SETTINGS} bytes")));
+    }
+    s.registry
+        .store()
+        .put_user_settings(user.to_bytes(), Some(&text))
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(Json(value))
+}
