@@ -66,7 +66,13 @@ pub struct Overrides {
     pub admin_token: Option<String>,
 
     /// Password of the dashboard user `admin`, created at start when no user exists.
-    #[arg(long, env = "NEOSENS_ADMIN_PASSWORD", global = true, value_name = "PASSWORD", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "NEOSENS_ADMIN_PASSWORD",
+        global = true,
+        value_name = "PASSWORD",
+        hide_env_values = true
+    )]
     pub admin_password: Option<String>,
 
     /// Log filter (`tracing` directives such as `info,neosens_central=debug`).

@@ -116,7 +116,12 @@ pub struct AuthConfig {
 
 impl Default for AuthConfig {
     fn default() -> Self {
-        AuthConfig { admin_token: None, admin_password: None, session_idle_minutes: 720, secure_cookie: false }
+        AuthConfig {
+            admin_token: None,
+            admin_password: None,
+            session_idle_minutes: 720,
+            secure_cookie: false,
+        }
     }
 }
 

@@ -56,7 +56,9 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         println!(
             "neosens-central: first start, dashboard user \"admin\" password (shown once, store it now): {password}"
         );
-        tracing::warn!("no dashboard user existed: user admin was created, its password printed on standard output");
+        tracing::warn!(
+            "no dashboard user existed: user admin was created, its password printed on standard output"
+        );
     }
     let addr = listener.local_addr().context("reading the HTTP listener's address")?;
     let broker_listener = match config.broker_auth.bind {
@@ -144,8 +146,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         webhook: webhook.map(|w| w.stats),
         gateways: gateways.clone(),
     }));
-    let state =
-        http::AppState {
+    let state = http::AppState {
         sessions: Arc::new(http::Sessions::new(&config.auth)),
         config: Arc::new(config),
         registry,

@@ -47,11 +47,10 @@ fn secured(mut response: Response) -> Response {
 
 async fn index() -> Response {
     let response = match find("/index.html") {
-        Some(f) if DASHBOARD_BUILT => (
-            [(header::CONTENT_TYPE, f.content_type), (header::CACHE_CONTROL, "no-cache")],
-            f.bytes,
-        )
-            .into_response(),
+        Some(f) if DASHBOARD_BUILT => {
+            ([(header::CONTENT_TYPE, f.content_type), (header::CACHE_CONTROL, "no-cache")], f.bytes)
+                .into_response()
+        }
         _ => Html(NOT_BUILT).into_response(),
     };
     secured(response)
@@ -60,7 +59,10 @@ async fn index() -> Response {
 async fn asset(Path(file): Path<String>) -> Response {
     let response = match find(&format!("/assets/{file}")) {
         Some(f) => (
-            [(header::CONTENT_TYPE, f.content_type), (header::CACHE_CONTROL, "public, max-age=31536000, immutable")],
+            [
+                (header::CONTENT_TYPE, f.content_type),
+                (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+            ],
             f.bytes,
         )
             .into_response(),

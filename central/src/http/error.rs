@@ -128,12 +128,10 @@ impl IntoResponse for ApiError {
                 details: Some(errors.clone()),
                 ..detail(format!("configuration rejected: {}", errors.join("; ")))
             },
-            ApiError::Unauthorized => {
-                detail(
-                    "a valid bearer token (Authorization: Bearer <token>) or a dashboard session is required"
-                        .into(),
-                )
-            }
+            ApiError::Unauthorized => detail(
+                "a valid bearer token (Authorization: Bearer <token>) or a dashboard session is required"
+                    .into(),
+            ),
             ApiError::Internal(cause) => {
                 tracing::error!(cause = %cause, "internal error answering an API request");
                 detail("internal error; the server log has the details".into())

@@ -7,8 +7,8 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
-use super::{AppState, session};
 use super::error::ApiError;
+use super::{AppState, session};
 use crate::model::Role;
 use crate::registry::{Credential, Principal};
 
@@ -82,9 +82,12 @@ impl FromRequestParts<AppState> for Auth {
         let token = session::cookie_token(&parts.headers).ok_or(ApiError::Unauthorized)?;
         let info = state.sessions.touch(token).ok_or(ApiError::Unauthorized)?;
         let user = state.registry.user_record(info.user).ok_or(ApiError::Unauthorized)?;
-        if !matches!(parts.method, Method::GET | Method::HEAD) && !session::csrf_matches(&parts.headers, &info) {
+        if !matches!(parts.method, Method::GET | Method::HEAD)
+            && !session::csrf_matches(&parts.headers, &info)
+        {
             return Err(ApiError::Forbidden(
-                "this request needs the session's CSRF token in X-CSRF-Token (from GET /api/v1/session)".into(),
+                "this request needs the session's CSRF token in X-CSRF-Token (from GET /api/v1/session)"
+                    .into(),
             ));
         }
         Ok(Auth(Principal { via: Credential::Session(user.id), name: user.username, role: user.role }))

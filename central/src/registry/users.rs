@@ -169,7 +169,9 @@ impl Registry {
         let password = configured.or(generated.as_deref()).unwrap_or_default().to_owned();
         let input = UserInput { username: "admin".into(), password, role: Role::Admin };
         self.create_user(input).map_err(|e| match e {
-            RegistryError::Invalid { message, .. } => RegistryError::invalid("NEOSENS_ADMIN_PASSWORD", message),
+            RegistryError::Invalid { message, .. } => {
+                RegistryError::invalid("NEOSENS_ADMIN_PASSWORD", message)
+            }
             other => other,
         })?;
         Ok(generated)

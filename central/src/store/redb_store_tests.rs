@@ -4,12 +4,7 @@ use crate::model::{DeviceStatusRecord, Site, Timestamp};
 use neosens_protocol::ids::SiteId;
 
 fn site(n: u8, slug: &str) -> Site {
-    Site {
-        id: SiteId::from_bytes([n; 16]),
-        slug: slug.into(),
-        name: slug.to_uppercase(),
-        is_default: n == 1,
-    }
+    Site { id: SiteId::from_bytes([n; 16]), slug: slug.into(), name: slug.to_uppercase(), is_default: n == 1 }
 }
 
 #[test]
@@ -70,10 +65,7 @@ fn statuses_and_logs_are_kept_apart() {
     };
     store.append_device_log(&other).unwrap();
     let logs = store.device_logs([7; 16], 2).unwrap();
-    assert_eq!(
-        logs.iter().map(|l| l.record.msg.clone().unwrap()).collect::<Vec<_>>(),
-        ["line 2", "line 1"]
-    );
+    assert_eq!(logs.iter().map(|l| l.record.msg.clone().unwrap()).collect::<Vec<_>>(), ["line 2", "line 1"]);
 }
 
 #[test]
@@ -96,20 +88,14 @@ fn version_1_device_types_are_migrated_to_the_current_schema() {
             meta.insert(META_SCHEMA, 1).unwrap();
             meta.insert(META_REVISION, 1).unwrap();
             meta.insert(META_LOG_SEQ, 0).unwrap();
-            txn.open_table(DEVICE_TYPES)
-                .unwrap()
-                .insert([4; 16], encode(&v1).unwrap().as_slice())
-                .unwrap();
+            txn.open_table(DEVICE_TYPES).unwrap().insert([4; 16], encode(&v1).unwrap().as_slice()).unwrap();
             let gateway = crate::model::GatewayV2 {
                 id: neosens_protocol::ids::GatewayId::from_bytes([5; 16]),
                 name: "gw-u4".into(),
                 scope: crate::model::GatewayScope::Buildings(vec![]),
                 created_at: Timestamp(1),
             };
-            txn.open_table(GATEWAYS)
-                .unwrap()
-                .insert([5; 16], encode(&gateway).unwrap().as_slice())
-                .unwrap();
+            txn.open_table(GATEWAYS).unwrap().insert([5; 16], encode(&gateway).unwrap().as_slice()).unwrap();
             for t in [SITES, BUILDINGS, ROOMS, DEVICES, USERS, TOKENS, STATUSES] {
                 txn.open_table(t).unwrap();
             }

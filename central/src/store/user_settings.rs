@@ -15,7 +15,11 @@ impl RedbStore {
         Ok(table.get(user).map_err(backend)?.map(|v| v.value().to_owned()))
     }
 
-    pub(super) fn write_user_settings(&self, user: [u8; 16], settings: Option<&str>) -> Result<(), StoreError> {
+    pub(super) fn write_user_settings(
+        &self,
+        user: [u8; 16],
+        settings: Option<&str>,
+    ) -> Result<(), StoreError> {
         let started = Instant::now();
         let txn = self.database().begin_write().map_err(backend)?;
         {

@@ -4,11 +4,11 @@
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 
+use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
 
 use crate::http::AppState;
 use crate::http::error::ApiError;
@@ -47,6 +47,7 @@ pub(super) fn with_etag(headers: &HeaderMap, body: Vec<u8>) -> Response {
         crate::http::error::CommonErrors),
     security(("bearer" = [])))]
 async fn summary(State(s): State<AppState>, _auth: Auth, headers: HeaderMap) -> Result<Response, ApiError> {
-    let body = serde_json::to_vec(&s.registry.fleet_summary()).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let body =
+        serde_json::to_vec(&s.registry.fleet_summary()).map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(with_etag(&headers, body))
 }

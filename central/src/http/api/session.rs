@@ -122,8 +122,11 @@ fn session_user(auth: &Auth) -> Result<UserId, ApiError> {
     responses((status = 200, description = "The user's saved dashboard settings (`{}` when none)", body = inline(Object)), crate::http::error::CommonErrors))]
 async fn settings(State(s): State<AppState>, auth: Auth) -> Result<impl IntoResponse, ApiError> {
     let user = session_user(&auth)?;
-    let text = s.registry.store().user_settings(user.to_bytes()).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let value = text.and_then(|t| serde_json::from_str::<Value>(&t).ok()).unwrap_or_else(|| Value::Object(Default::default()));
+    let text =
+        s.registry.store().user_settings(user.to_bytes()).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let value = text
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        .unwrap_or_else(|| Value::Object(Default::default()));
     Ok(Json(value))
 }
 

@@ -1,0 +1,342 @@
+// End-to-end test of the dashboard: the real neosens-central binary (embedded storage and MQTT
+// broker, on free loopback ports, in a fresh data directory), a device provisioned through the
+// legacy HTTP API and publishing its status over MQTT like the firmware, and Debian's chromium
+// driven headless by playwright-core.
+//
+//   node e2e/dashboard.e2e.mjs            (from central/dashboard; scripts/test runs it)
+//
+// Environment: NEOSENS_CENTRAL_BIN (default target/debug/neosens-central), CHROMIUM (default
+// /usr/bin/chromium), E2E_SCREENSHOTS (default target/dashboard-e2e). Exits non-zero on the
+// first failed step, with the step's name, central's log tail and a screenshot.
+
+import { spawn } from "node:child_process";
+import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+import mqtt from "mqtt";
+
+const repo = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
+const centralBin = process.env.NEOSENS_CENTRAL_BIN ?? join(repo, "target/debug/neosens-central");
+const chromiumPath = process.env.CHROMIUM ?? "/usr/bin/chromium";
+const shots = resolve(process.env.E2E_SCREENSHOTS ?? join(repo, "target/dashboard-e2e"));
+const DEADLINE_MS = 30_000;
+const ADMIN_TOKEN = "e2e-admin-token-0123456789";
+const ADMIN_PASSWORD = "e2e admin password";
+const MAC = "24:0a:c4:e2:e0:01";
+const started = Date.now();
+
+function log(message) {
+  console.log(`[e2e ${((Date.now() - started) / 1000).toFixed(1)}s] ${message}`);
+}
+
+function freePort() {
+  return new Promise((ok, fail) => {
+    const server = createServer();
+    server.once("error", fail);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => ok(port));
+    });
+  });
+}
+
+/** Polls `check` until it returns a truthy value or the deadline passes. */
+async function waitFor(what, check, deadlineMs = DEADLINE_MS) {
+  const until = Date.now() + deadlineMs;
+  let last;
+  while (Date.now() < until) {
+    try {
+      const value = await check();
+      if (value) return value;
+    } catch (e) {
+      last = e;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`timed out after ${deadlineMs / 1000} s waiting for ${what}${last ? ` (last error: ${last.message})` : ""}`);
+}
+
+function assert(condition, message) {
+  if (!condition) throw new Error(`assertion failed: ${message}`);
+}
+
+const httpPort = await freePort();
+const mqttPort = await freePort();
+const base = `http://127.0.0.1:${httpPort}`;
+const dataDir = mkdtempSync(join(tmpdir(), "neosens-e2e-"));
+mkdirSync(shots, { recursive: true });
+let centralLog = "";
+const central = spawn(centralBin, [], {
+  env: {
+    ...process.env,
+    NEOSENS_DATA_DIR: dataDir,
+    NEOSENS_HTTP_BIND: `127.0.0.1:${httpPort}`,
+    NEOSENS_EMBEDDED_MQTT_BIND: `127.0.0.1:${mqttPort}`,
+    NEOSENS_ADMIN_TOKEN: ADMIN_TOKEN,
+    NEOSENS_ADMIN_PASSWORD: ADMIN_PASSWORD,
+    NEOSENS_LOG: "info",
+  },
+  stdio: ["ignore", "pipe", "pipe"],
+});
+central.stdout.on("data", (d) => (centralLog += d));
+central.stderr.on("data", (d) => (centralLog += d));
+central.once("exit", (code, signal) => log(`neosens-central exited (${code ?? signal})`));
+
+async function admin(method, path, body) {
+  const r = await fetch(`${base}/api/v1${path}`, {
+    method,
+    headers: { Authorization: `Bearer ${ADMIN_TOKEN}`, "Content-Type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await r.text();
+  if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${text}`);
+  return text ? JSON.parse(text) : null;
+}
+
+let browser;
+let page;
+let device;
+const consoleErrors = [];
+
+async function step(name, body) {
+  log(`step: ${name}`);
+  try {
+    await body();
+  } catch (e) {
+    console.error(`\nFAILED at step "${name}": ${e.stack ?? e}`);
+    if (page) await page.screenshot({ path: join(shots, "failure.png"), fullPage: true }).catch(() => {});
+    console.error(`--- neosens-central log (tail) ---\n${centralLog.split("\n").slice(-40).join("\n")}`);
+    throw e;
+  }
+}
+
+async function shot(name) {
+  await page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
+}
+
+/** The device publishes a status on <room>/device, as the neOSensor firmware does. */
+async function publishStatus(client, heap) {
+  const status = {
+    frequency: 1800,
+    time: new Date().toISOString(),
+    status: "running",
+    modules: 3,
+    heap,
+    hardware: "esp32",
+    firmware: 231027,
+    board: "neOSensor",
+    board_rev: 1.2,
+    unitID: MAC,
+  };
+  await client.publishAsync(`${device.base_topic}/device`, JSON.stringify(status), { qos: 0 });
+}
+
+async function deviceRow() {
+  return page.locator(`tr[data-uid="${device.uid}"]`);
+}
+
+let failed = false;
+let client;
+try {
+  await step("central starts", async () => {
+    await waitFor("central's /healthz", async () => (await fetch(`${base}/healthz`)).ok);
+  });
+
+  await step("registry: building, room, type with a schema, device with a 60 s threshold", async () => {
+    const building = await admin("POST", "/buildings", { name: "U4", description: "Université Paul Sabatier, U4" });
+    const room = await admin("POST", "/rooms", { building: building.id, name: "302", description: "" });
+    await admin("POST", "/rooms", { building: building.id, name: "303", description: "" });
+    await admin("POST", "/device-types", {
+      name: "esp32",
+      description: "neOSensor ESP32",
+      // At most two sensor modules per zone: what the e2e breaks on purpose.
+      config_schema: { type: "array", items: { type: "object", properties: { modules: { type: "array", maxItems: 2 } } } },
+    });
+    device = await admin("POST", "/devices", { uid: MAC, type: "esp32", rooms: [room.id], description: "e2e sensor", outdated_after_s: 60 });
+    await admin("POST", "/users", { username: "vera", password: "viewer password", role: "viewer" });
+  });
+
+  await step("the device provisions itself and connects to the broker", async () => {
+    const r = await fetch(`${base}/device/credentials?mac=${MAC}`);
+    assert(r.status === 200, `credentials answered ${r.status}`);
+    const creds = await r.json();
+    assert(creds.login && creds.password, "a first call gets login and password");
+    client = await mqtt.connectAsync(`mqtt://127.0.0.1:${mqttPort}`, {
+      username: creds.login,
+      password: creds.password,
+      clientId: `${MAC}_device`,
+      protocolVersion: 4,
+      reconnectPeriod: 0,
+    });
+  });
+
+  await step("the browser starts", async () => {
+    const userDataDir = mkdtempSync(join(tmpdir(), "neosens-e2e-chromium-"));
+    browser = await chromium.launchPersistentContext(userDataDir, {
+      executablePath: chromiumPath,
+      headless: true,
+      args: [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+      ],
+      viewport: { width: 1280, height: 860 },
+    });
+    page = browser.pages()[0] ?? (await browser.newPage());
+    page.on("console", (m) => {
+      if (m.type() !== "error") return;
+      // Expected refusals show as failed loads: the session probe before sign-in (401) and
+      // the configuration the test breaks on purpose (422). Anything else is a defect.
+      if (/Failed to load resource: the server responded with a status of (401|422)/.test(m.text())) return;
+      consoleErrors.push(m.text());
+    });
+    page.on("pageerror", (e) => consoleErrors.push(`page error: ${e.message}`));
+  });
+
+  await step("sign in", async () => {
+    await page.goto(base);
+    await page.getByLabel("User name").fill("admin");
+    await page.getByLabel("Password").fill("wrong password");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByText("Wrong user name or password.").waitFor({ timeout: DEADLINE_MS });
+    await shot("01-sign-in");
+    await page.getByLabel("Password").fill(ADMIN_PASSWORD);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("heading", { name: "Fleet" }).waitFor({ timeout: DEADLINE_MS });
+  });
+
+  await step("overview: the never-seen device is grey, then green once its status arrives", async () => {
+    const tile = page.locator('a[data-room="302"]');
+    await waitFor("room 302 never seen", async () => (await tile.getAttribute("class"))?.includes("state-never_seen"));
+    await publishStatus(client, 171204);
+    await waitFor("room 302 ok", async () => (await tile.getAttribute("class"))?.includes("state-ok"));
+    await shot("02-overview");
+  });
+
+  await step("device table: add the status field 'heap' as a column, kept after a reload", async () => {
+    await page.getByRole("link", { name: "Devices", exact: true }).click();
+    const row = await deviceRow();
+    await row.waitFor({ timeout: DEADLINE_MS });
+    assert((await row.getAttribute("data-state")) === "ok", "the device is ok in the table");
+    await page.getByRole("button", { name: "Columns" }).click();
+    await page.getByLabel("Status field").fill("heap");
+    await page.getByRole("button", { name: "Add column" }).click();
+    await page.getByRole("columnheader", { name: "heap" }).waitFor({ timeout: DEADLINE_MS });
+    await waitFor("the heap cell", async () => (await row.innerText()).includes("171204"));
+    await shot("03-devices-with-heap-column");
+    await page.reload();
+    await page.getByRole("columnheader", { name: "heap" }).waitFor({ timeout: DEADLINE_MS });
+  });
+
+  await step("device page: send an order and see it recorded", async () => {
+    await page.locator(`tr[data-uid="${device.uid}"] a`).first().click();
+    await page.getByRole("heading", { name: new RegExp(device.uid) }).waitFor({ timeout: DEADLINE_MS });
+    await page.getByLabel("Order").selectOption("frequency");
+    await page.getByLabel("Period (s)").fill("900");
+    await page.getByRole("button", { name: "Send order" }).click();
+    await page.getByText(/frequency sent on .*\/device\/command/).waitFor({ timeout: DEADLINE_MS });
+    const history = page.locator("table.orders tbody tr").first();
+    await waitFor("the order in the history", async () => {
+      const text = await history.innerText();
+      return text.includes("frequency") && text.includes("sent") && text.includes("admin");
+    });
+    const recorded = await admin("GET", `/devices/${MAC}/orders`);
+    assert(recorded.items[0].order === "frequency" && recorded.items[0].by === "admin", "central recorded the order, by the signed-in user");
+  });
+
+  await step("device page: a configuration breaking the type's schema is refused inline", async () => {
+    const broken = [
+      {
+        topic: device.base_topic,
+        modules: ["temperature", "humidity", "luminosity"].map((m, i) => ({ module: m, unit: `auto_${i}`, params: [] })),
+      },
+    ];
+    await page.getByLabel("Configuration (zones, JSON)").fill(JSON.stringify(broken, null, 2));
+    await page.getByRole("button", { name: "Save configuration" }).click();
+    await page.locator("#config-errors").getByText(/schema of the device type/).waitFor({ timeout: DEADLINE_MS });
+    assert((await page.getByLabel("Configuration (zones, JSON)").getAttribute("aria-invalid")) === "true", "the editor is marked invalid");
+    await shot("04-device-schema-error");
+    const stored = await admin("GET", `/devices/${MAC}`);
+    assert(JSON.stringify(stored.config).split("auto_").length < 4, "the refused configuration was not stored");
+  });
+
+  await step("the device turns red once past its 60 s threshold", async () => {
+    const badge = page.getByTestId("device-state");
+    await waitFor("state outdated", async () => (await badge.innerText()) === "outdated", 90_000);
+    await shot("05-device-outdated");
+    await page.getByRole("link", { name: "Overview" }).click();
+    const tile = page.locator('a[data-room="302"]');
+    await waitFor("room 302 red", async () => (await tile.getAttribute("class"))?.includes("state-outdated"));
+    await shot("06-overview-outdated");
+  });
+
+  await step("a new status brings it back", async () => {
+    await publishStatus(client, 170000);
+    const tile = page.locator('a[data-room="302"]');
+    await waitFor("room 302 ok again", async () => (await tile.getAttribute("class"))?.includes("state-ok"));
+    await page.locator('a[data-room="302"]').click();
+    const row = await deviceRow();
+    await waitFor("row ok again", async () => (await row.getAttribute("data-state")) === "ok");
+  });
+
+  await step("alerts page and registry load; the layout holds on a phone", async () => {
+    await page.getByRole("link", { name: "Alerts" }).click();
+    await page.getByRole("heading", { name: "Alerts" }).waitFor({ timeout: DEADLINE_MS });
+    await page.getByRole("link", { name: "Registry" }).click();
+    await page.getByRole("link", { name: "Device types" }).click();
+    await page.getByRole("cell", { name: "esp32", exact: true }).waitFor({ timeout: DEADLINE_MS });
+    await shot("07-registry-types");
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.getByRole("link", { name: "Overview" }).click();
+    await page.getByRole("heading", { name: "Fleet" }).waitFor({ timeout: DEADLINE_MS });
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert(overflow <= 0, `no horizontal scrolling on a phone (overflow ${overflow}px)`);
+    await shot("08-overview-phone");
+    await page.setViewportSize({ width: 1280, height: 860 });
+  });
+
+  await step("a viewer signs in and cannot send orders", async () => {
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.getByLabel("User name").fill("vera");
+    await page.getByLabel("Password").fill("viewer password");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("heading", { name: "Fleet" }).waitFor({ timeout: DEADLINE_MS });
+    await page.goto(`${base}/#/devices/${encodeURIComponent(device.uid)}`);
+    await page.getByText("Viewers cannot send orders.").waitFor({ timeout: DEADLINE_MS });
+    assert((await page.getByRole("button", { name: "Send order" }).count()) === 0, "no order form for a viewer");
+    // Even a forged request with the session cookie and CSRF token is refused by central.
+    const status = await page.evaluate(async () => {
+      const s = await (await fetch("/api/v1/session")).json();
+      const r = await fetch(`/api/v1/devices/${encodeURIComponent("24:0a:c4:e2:e0:01")}/orders`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "X-CSRF-Token": s.csrf_token },
+        body: JSON.stringify({ order: "reboot" }),
+      });
+      return r.status;
+    });
+    assert(status === 403, `a viewer's order is refused with 403 (got ${status})`);
+    consoleErrors.splice(0, consoleErrors.length, ...consoleErrors.filter((m) => !/status of 403/.test(m)));
+  });
+
+  await step("no console errors", async () => {
+    assert(consoleErrors.length === 0, `console errors:\n${consoleErrors.join("\n")}`);
+  });
+  log(`passed; screenshots in ${shots}`);
+} catch {
+  failed = true;
+} finally {
+  await client?.endAsync().catch(() => {});
+  await browser?.close().catch(() => {});
+  central.kill("SIGTERM");
+  await waitFor("central to stop", async () => central.exitCode !== null || central.signalCode !== null, 15_000).catch(() => central.kill("SIGKILL"));
+  rmSync(dataDir, { recursive: true, force: true });
+}
+process.exit(failed ? 1 : 0);

@@ -1,0 +1,85 @@
+// The shell: sign-in gate, navigation, the page of the current route, and alert toasts.
+import { useCallback, useEffect, useState } from "react";
+import { api, setCsrfToken, whenSignedOut, type Session } from "./api";
+import { SessionContext, can } from "./session";
+import { useRoute, hrefOf } from "./lib/router";
+import { Login } from "./components/Login";
+import { Toasts } from "./components/Toasts";
+import { Overview } from "./pages/Overview";
+import { Devices } from "./pages/Devices";
+import { DevicePage } from "./pages/DevicePage";
+import { Alerts } from "./pages/Alerts";
+import { Registry } from "./pages/Registry";
+
+const NAV: { path: string; label: string }[] = [
+  { path: "", label: "Overview" },
+  { path: "devices", label: "Devices" },
+  { path: "alerts", label: "Alerts" },
+  { path: "registry", label: "Registry" },
+];
+
+export function App() {
+  const [session, setSession] = useState<Session | null>(null);
+  const [checked, setChecked] = useState(false);
+  const route = useRoute();
+
+  const signedIn = useCallback((s: Session | null) => {
+    setCsrfToken(s?.csrf_token ?? "");
+    setSession(s);
+  }, []);
+
+  useEffect(() => {
+    whenSignedOut(() => signedIn(null));
+    api<Session>("GET", "/session")
+      .then(signedIn)
+      .catch(() => signedIn(null))
+      .finally(() => setChecked(true));
+  }, [signedIn]);
+
+  if (!checked) return <p className="loading">Loading…</p>;
+  if (!session) return <Login onSignedIn={signedIn} />;
+
+  const section = route.path[0] ?? "";
+  let page;
+  if (section === "devices" && route.path[1]) page = <DevicePage id={route.path[1]} />;
+  else if (section === "devices") page = <Devices params={route.params} />;
+  else if (section === "alerts") page = <Alerts />;
+  else if (section === "registry") page = <Registry tab={route.path[1] ?? "sites"} />;
+  else page = <Overview />;
+
+  const signOut = async () => {
+    try {
+      await api("DELETE", "/session");
+    } finally {
+      signedIn(null);
+    }
+  };
+
+  return (
+    <SessionContext.Provider value={session}>
+      <a className="skip" href="#main" onClick={(e) => { e.preventDefault(); document.getElementById("main")?.focus(); }}>
+        Skip to content
+      </a>
+      <header className="top">
+        <span className="brand">neosens</span>
+        <nav aria-label="Sections">
+          {NAV.map((n) => (
+            <a key={n.path} href={hrefOf(n.path ? [n.path] : [])} aria-current={section === n.path ? "page" : undefined}>
+              {n.label}
+            </a>
+          ))}
+        </nav>
+        <span className="who">
+          {session.username} <span className="role">({session.role}{can(session, "operator") ? "" : ", read-only"})</span>
+          <button type="button" className="link" onClick={signOut}>
+            Sign out
+          </button>
+        </span>
+      </header>
+      <main id="main" tabIndex={-1}>
+        {page}
+      </main>
+      <Toasts />
+    </SessionContext.Provider>
+  );
+}

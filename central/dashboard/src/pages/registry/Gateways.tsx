@@ -1,0 +1,89 @@
+import { useState } from "react";
+import { api } from "../../api";
+import type { Building, Gateway, Site } from "../../components/lookups";
+import { DeleteButton, FormError, Table, useList, useSubmit } from "./common";
+
+export function Gateways() {
+  const { items, error, reload } = useList<Gateway>("/gateways");
+  const sites = useList<Site>("/sites").items;
+  const buildings = useList<Building>("/buildings").items;
+  const [name, setName] = useState("");
+  const [scope, setScope] = useState("");
+  const [token, setToken] = useState<{ gateway: string; token: string; expires_at: string } | null>(null);
+
+  const form = useSubmit(
+    () => {
+      const [kind, id] = scope.split(":", 2);
+      return api("POST", "/gateways", { name, scope: kind === "site" ? { site: id } : { buildings: [id] } });
+    },
+    () => {
+      setName("");
+      reload();
+    },
+  );
+
+  const enrol = async (g: Gateway) => {
+    const t = await api<{ token: string; expires_at: string }>("POST", `/gateways/${g.id}/enrolment`);
+    setToken({ gateway: g.name, ...t });
+    reload();
+  };
+
+  return (
+    <>
+      <form className="inline-form" onSubmit={form.submit} aria-label="New gateway">
+        <label>
+          Name
+          <input required value={name} onChange={(e) => setName(e.target.value)} aria-invalid={form.field === "name"} />
+        </label>
+        <label>
+          Scope
+          <select required value={scope} onChange={(e) => setScope(e.target.value)}>
+            <option value="">choose…</option>
+            {sites.map((s) => (
+              <option key={s.id} value={`site:${s.id}`}>
+                site {s.name}
+              </option>
+            ))}
+            {buildings.map((b) => (
+              <option key={b.id} value={`building:${b.id}`}>
+                building {b.name}
+              </option>
+            ))}
+          </select>
+        </label>
+        <button type="submit" disabled={form.busy}>
+          Add gateway
+        </button>
+        <FormError state={form} />
+      </form>
+      {token && (
+        <div className="card" role="status">
+          <p>
+            One-time enrolment token for <strong>{token.gateway}</strong> (valid until {new Date(token.expires_at).toLocaleString()}; shown once):
+          </p>
+          <pre className="mono">neosens-edge enroll --central {window.location.origin} --token {token.token}</pre>
+        </div>
+      )}
+      {error && <p className="error">{error}</p>}
+      <Table head={["Name", "Scope", "Devices", "MQTT user", "Enrolled", ""]} caption="Gateways">
+        {items.map((g) => (
+          <tr key={g.id}>
+            <td>{g.name}</td>
+            <td className="mono">{JSON.stringify(g.scope)}</td>
+            <td>{g.devices}</td>
+            <td className="mono">{g.mqtt_username}</td>
+            <td>
+              {g.enrolled_at ? new Date(g.enrolled_at).toLocaleString() : "no"}{" "}
+              <button type="button" className="link" onClick={() => void enrol(g)}>
+                {g.enrolled_at ? "re-enrol" : "enrolment token"}
+              </button>
+            </td>
+            <td>
+              <DeleteButton path={`/gateways/${g.id}`} label={`gateway ${g.name}`} onDone={reload} />
+            </td>
+          </tr>
+        ))}
+      </Table>
+    </>
+  );
+}

@@ -1,0 +1,61 @@
+import { useState } from "react";
+import { api, type Role } from "../../api";
+import { DeleteButton, FormError, Table, useList, useSubmit } from "./common";
+
+interface User {
+  id: string;
+  username: string;
+  role: Role;
+  created_at: string;
+}
+
+export function Users() {
+  const { items, error, reload } = useList<User>("/users");
+  const [username, setUsername] = useState("");
+  const [password, setPassword] = useState("");
+  const [role, setRole] = useState<Role>("viewer");
+  const form = useSubmit(() => api("POST", "/users", { username, password, role }), () => {
+    setUsername("");
+    setPassword("");
+    reload();
+  });
+  return (
+    <>
+      <form className="inline-form" onSubmit={form.submit} aria-label="New user">
+        <label>
+          User name
+          <input required autoComplete="off" value={username} onChange={(e) => setUsername(e.target.value)} aria-invalid={form.field === "username"} />
+        </label>
+        <label>
+          Password (10+ characters)
+          <input required type="password" autoComplete="new-password" minLength={10} value={password} onChange={(e) => setPassword(e.target.value)} aria-invalid={form.field === "password"} />
+        </label>
+        <label>
+          Role
+          <select value={role} onChange={(e) => setRole(e.target.value as Role)}>
+            <option value="viewer">viewer (reads)</option>
+            <option value="operator">operator (orders, devices)</option>
+            <option value="admin">admin (everything)</option>
+          </select>
+        </label>
+        <button type="submit" disabled={form.busy}>
+          Add user
+        </button>
+        <FormError state={form} />
+      </form>
+      {error && <p className="error">{error}</p>}
+      <Table head={["User", "Role", "Since", ""]} caption="Users">
+        {items.map((u) => (
+          <tr key={u.id}>
+            <td>{u.username}</td>
+            <td>{u.role}</td>
+            <td>{new Date(u.created_at).toLocaleDateString()}</td>
+            <td>
+              <DeleteButton path={`/users/${u.id}`} label={`user ${u.username}`} onDone={reload} />
+            </td>
+          </tr>
+        ))}
+      </Table>
+    </>
+  );
+}

@@ -1,0 +1,16 @@
+// Who is signed in, and what they may do. Viewers read; operators also send orders and edit
+// devices; admins also edit the registry's structure.
+import { createContext, useContext } from "react";
+import type { Role, Session } from "./api";
+
+const RANK: Record<Role, number> = { viewer: 0, operator: 1, admin: 2 };
+
+export function can(session: Session | null, role: Role): boolean {
+  return session !== null && RANK[session.role] >= RANK[role];
+}
+
+export const SessionContext = createContext<Session | null>(null);
+
+export function useSession(): Session | null {
+  return useContext(SessionContext);
+}
