@@ -67,6 +67,7 @@ const httpPort = await freePort();
 const mqttPort = await freePort();
 const base = `http://127.0.0.1:${httpPort}`;
 const dataDir = mkdtempSync(join(tmpdir(), "neosens-e2e-"));
+rmSync(join(shots, "failure.png"), { force: true });
 mkdirSync(shots, { recursive: true });
 let centralLog = "";
 const central = spawn(centralBin, [], {
