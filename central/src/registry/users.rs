@@ -183,12 +183,26 @@ impl Registry {
     }
 
     /// The user with this name and password, if both match (constant-time hash comparison).
+    ///
+    /// An unknown name costs the same argon2id verification as a known one (against a fixed
+    /// hash), so answer times do not tell which user names exist.
     pub fn verify_user(&self, username: &str, password: &str) -> Option<UserView> {
+        static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
         let user =
-            self.state.read().users.values().find(|u| u.username.eq_ignore_ascii_case(username)).cloned()?;
-        let parsed = PasswordHash::new(&user.password_hash).ok()?;
-        Argon2::default().verify_password(password.as_bytes(), &parsed).ok()?;
-        Some(UserView::from(&user))
+            self.state.read().users.values().find(|u| u.username.eq_ignore_ascii_case(username)).cloned();
+        let hash = match &user {
+            Some(u) => u.password_hash.as_str(),
+            None => DECOY.get_or_init(|| {
+                let salt = SaltString::encode_b64(b"neosens-decoy-salt").expect("a valid salt");
+                Argon2::default()
+                    .hash_password(b"no user has this password", &salt)
+                    .map(|h| h.to_string())
+                    .unwrap_or_default()
+            }),
+        };
+        let verified = PasswordHash::new(hash)
+            .is_ok_and(|p| Argon2::default().verify_password(password.as_bytes(), &p).is_ok());
+        user.filter(|_| verified).map(|u| UserView::from(&u))
     }
 }
 

@@ -8,6 +8,7 @@ import { STATE_LABEL } from "../lib/fleet";
 import { useSession, can } from "../session";
 import { hrefOf } from "../lib/router";
 import { roomLabel, useLookups } from "../components/lookups";
+import { DeviceSettings } from "../components/DeviceSettings";
 
 const ORDERS = [
   { order: "status", label: "Ask for a status" },
@@ -217,6 +218,12 @@ export function DevicePage({ id }: { id: string }) {
           )}
         </article>
       </div>
+      {operator && (
+        <article className="card">
+          <h2>Settings</h2>
+          <DeviceSettings device={device} lookups={lookups} onSaved={refresh} />
+        </article>
+      )}
       <article className="card">
         <h2>Last status</h2>
         <p>{device.last_status ?? "No status received yet."}</p>

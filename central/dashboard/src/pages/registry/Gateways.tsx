@@ -1,7 +1,7 @@
 import { useState } from "react";
 import { api } from "../../api";
 import type { Building, Gateway, Site } from "../../components/lookups";
-import { DeleteButton, FormError, Table, useList, useSubmit } from "./common";
+import { DeleteButton, EditableText, FormError, Table, useList, useSubmit } from "./common";
 
 export function Gateways() {
   const { items, error, reload } = useList<Gateway>("/gateways");
@@ -68,7 +68,9 @@ export function Gateways() {
       <Table head={["Name", "Scope", "Devices", "MQTT user", "Enrolled", ""]} caption="Gateways">
         {items.map((g) => (
           <tr key={g.id}>
-            <td>{g.name}</td>
+            <td>
+              <EditableText path={`/gateways/${g.id}`} field="name" value={g.name} label={`gateway ${g.name}`} onDone={reload} />
+            </td>
             <td className="mono">{JSON.stringify(g.scope)}</td>
             <td>{g.devices}</td>
             <td className="mono">{g.mqtt_username}</td>

@@ -2,7 +2,7 @@ import { useState } from "react";
 import { api } from "../../api";
 import type { Building, Room, Site } from "../../components/lookups";
 import { loadBuildingNames } from "../../components/names";
-import { DeleteButton, FormError, Table, useList, useSubmit } from "./common";
+import { DeleteButton, EditableText, FormError, Table, useList, useSubmit } from "./common";
 
 export function Sites() {
   const { items, error, reload } = useList<Site>("/sites");
@@ -33,7 +33,9 @@ export function Sites() {
       <Table head={["Name", "Slug", "Default", ""]} caption="Sites">
         {items.map((s) => (
           <tr key={s.id}>
-            <td>{s.name}</td>
+            <td>
+              <EditableText path={`/sites/${s.id}`} field="name" value={s.name} label={`site ${s.name}`} onDone={reload} />
+            </td>
             <td className="mono">{s.slug}</td>
             <td>{s.is_default ? "yes" : ""}</td>
             <td>{!s.is_default && <DeleteButton path={`/sites/${s.id}`} label={`site ${s.name}`} onDone={reload} />}</td>
@@ -88,7 +90,18 @@ export function Buildings() {
       <Table head={["Name", "Site", "Description", ""]} caption="Buildings">
         {items.map((b) => (
           <tr key={b.id}>
-            <td>{b.name}</td>
+            <td>
+              <EditableText
+                path={`/buildings/${b.id}`}
+                field="name"
+                value={b.name}
+                label={`building ${b.name}`}
+                onDone={() => {
+                  void loadBuildingNames(true);
+                  reload();
+                }}
+              />
+            </td>
             <td>{siteName(b.site)}</td>
             <td>{b.description}</td>
             <td>
@@ -148,7 +161,9 @@ export function Rooms() {
         {items.map((r) => (
           <tr key={r.id}>
             <td>{buildingName(r.building)}</td>
-            <td>{r.name}</td>
+            <td>
+              <EditableText path={`/rooms/${r.id}`} field="name" value={r.name} label={`room ${r.name}`} onDone={reload} />
+            </td>
             <td className="mono">{r.base_topic}</td>
             <td>{r.devices}</td>
             <td>

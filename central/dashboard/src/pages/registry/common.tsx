@@ -100,3 +100,41 @@ export function Table({ head, children, caption }: { head: string[]; children: R
     </div>
   );
 }
+
+/** A name shown as text, edited in place (PATCH `path` with `{field: value}`). */
+export function EditableText({ path, field, value, label, onDone }: { path: string; field: string; value: string; label: string; onDone: () => void }) {
+  const [editing, setEditing] = useState(false);
+  const [text, setText] = useState(value);
+  const form = useSubmit(() => api("PATCH", path, { [field]: text }), () => {
+    setEditing(false);
+    onDone();
+  });
+  if (!editing) {
+    return (
+      <>
+        {value}{" "}
+        <button
+          type="button"
+          className="link"
+          aria-label={`Rename ${label}`}
+          onClick={() => {
+            setText(value);
+            setEditing(true);
+          }}
+        >
+          rename
+        </button>
+      </>
+    );
+  }
+  return (
+    <form onSubmit={form.submit} className="inline-edit">
+      <input aria-label={`New ${field} of ${label}`} value={text} autoFocus onChange={(e) => setText(e.target.value)} aria-invalid={form.error ? true : undefined} />
+      <button type="submit">Save</button>
+      <button type="button" className="secondary" onClick={() => setEditing(false)}>
+        Cancel
+      </button>
+      <FormError state={form} />
+    </form>
+  );
+}
