@@ -101,11 +101,14 @@ fn main() {
         "/api/v1/devices?limit=50",
         "/api/v1/devices?limit=50&sort=-last_seen",
         "/api/v1/devices?limit=50&sort=state&site=ut3&offset=5000",
-        "/api/v1/devices?limit=50&q=senso_24",
+        "/api/v1/devices?limit=50&q=senso_0200000001",
+        "/api/v1/devices?limit=50&sort=type",
     ] {
         let (median, p99, page) = measure(addr, path, &cookie, 200);
+        let total = serde_json::from_slice::<serde_json::Value>(&page.body)
+            .map_or(0, |v| v["total"].as_u64().unwrap_or(0));
         println!(
-            "GET {path}: median {:.2} ms, p99 {:.2} ms, {} kB",
+            "GET {path}: median {:.2} ms, p99 {:.2} ms, {} kB, {total} matching",
             median.as_secs_f64() * 1e3,
             p99.as_secs_f64() * 1e3,
             page.body.len() / 1000
