@@ -79,6 +79,10 @@ pub enum Command {
         #[arg(long, value_name = "TOKEN")]
         token: String,
     },
+    /// Check that this build works here (redb database, AES-GCM, LoRaWAN MIC and decryption on
+    /// a public test vector, payload codec) in a fresh temporary directory, then exit. For
+    /// cross-compiled binaries under qemu, and after installing on a new gateway.
+    SelfTest,
 }
 
 impl Overrides {
@@ -136,6 +140,17 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
                 creds.gateway_id,
                 config.storage.data_dir.join(crate::credentials::FILE).display()
             );
+            Ok(())
+        }
+        Command::SelfTest => {
+            let dir = std::env::temp_dir().join(format!("neosens-edge-self-test-{}", std::process::id()));
+            std::fs::create_dir_all(&dir)?;
+            let result = crate::self_test::run(&dir);
+            let _ = std::fs::remove_dir_all(&dir);
+            for line in result? {
+                println!("ok: {line}");
+            }
+            println!("self-test passed");
             Ok(())
         }
         Command::Serve => {

@@ -30,6 +30,7 @@ pub mod lorawan;
 pub mod metrics;
 pub mod outbox;
 pub mod proxy;
+pub mod self_test;
 pub mod status;
 pub mod sync;
 pub mod uplink;

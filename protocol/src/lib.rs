@@ -12,6 +12,7 @@ mod error;
 mod hex;
 pub mod ids;
 pub mod location;
+pub mod lpp;
 pub mod topic;
 
 #[cfg(feature = "serde")]

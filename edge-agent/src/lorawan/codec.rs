@@ -249,3 +249,37 @@ mod tests {
         assert_eq!(decode("hex", &[0xde, 0xad]).unwrap()[0].value, json!("dead"));
     }
 }
+
+#[cfg(test)]
+mod encoder_agreement {
+    //! What nodes encode with `neosens_protocol::lpp` (the STM32 example, the simulated node)
+    //! decodes here to the same values.
+    use neosens_protocol::lpp::LppWriter;
+
+    #[test]
+    fn neocampus_and_cayenne_round_trip() {
+        let mut buf = [0u8; 32];
+        let mut w = LppWriter::neocampus(&mut buf).unwrap();
+        w.temperature(1, 17.25).unwrap().humidity(1, 45.5).unwrap().luminosity(2, 640).unwrap();
+        w.co2(1, 812).unwrap().presence(3, true).unwrap();
+        let readings = super::neocampus_lpp(w.as_bytes()).unwrap();
+        let got: Vec<(&str, String, serde_json::Value)> =
+            readings.into_iter().map(|r| (r.kind, r.sub_id, r.value)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("temperature", "1".into(), serde_json::json!(17.25)),
+                ("humidity", "1".into(), serde_json::json!(45.5)),
+                ("luminosity", "2".into(), serde_json::json!(640)),
+                ("co2", "1".into(), serde_json::json!(812)),
+                ("presence", "3".into(), serde_json::json!(1)),
+            ]
+        );
+        let mut buf = [0u8; 32];
+        let mut w = LppWriter::cayenne(&mut buf);
+        w.temperature(3, -4.1).unwrap().humidity(4, 62.0).unwrap().luminosity(5, 1200).unwrap();
+        let values: Vec<serde_json::Value> =
+            super::cayenne_lpp(w.as_bytes()).unwrap().into_iter().map(|r| r.value).collect();
+        assert_eq!(values, [serde_json::json!(-4.1), serde_json::json!(62.0), serde_json::json!(1200)]);
+    }
+}

@@ -1,0 +1,47 @@
+# neosens-central in a container: the static musl binary that cross/build makes (dashboard
+# embedded), on a distroless base with nothing else — no shell, no package manager, non-root.
+#
+#   docker build -t neosens-central .
+#   docker run -p 8080:8080 -p 1883:1883 -v neosens-data:/var/lib/neosens neosens-central
+#
+# Multi-arch: `docker buildx build --platform linux/amd64,linux/arm64 .` (TARGETARCH picks the
+# musl target). A Compose example with Mosquitto and Prometheus: deploy/compose.yaml.
+
+FROM rust:1.95-bookworm AS build
+# Node and npm build the dashboard; the cross compilers and qemu come with cross/build's own
+# dependency step (scripts/install-deps --cross). Versions: Debian 12's, as on the CI machine.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends nodejs npm file \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY . .
+ARG TARGETARCH=amd64
+RUN case "$TARGETARCH" in \
+      amd64) target=x86_64 triple=x86_64-unknown-linux-musl ;; \
+      arm64) target=aarch64 triple=aarch64-unknown-linux-musl ;; \
+      arm) target=armv7 triple=armv7-unknown-linux-musleabihf ;; \
+      *) echo "unsupported TARGETARCH $TARGETARCH" >&2; exit 1 ;; \
+    esac \
+    && scripts/build-dashboard \
+    && cross/build --target "$target" --bin central \
+    && cp "target/$triple/min-size/neosens-central" /neosens-central \
+    && mkdir -p /data
+
+FROM gcr.io/distroless/static-debian12:nonroot
+LABEL org.opencontainers.image.title="neosens-central" \
+      org.opencontainers.image.description="Registry, legacy sensOCampus API, broker auth, metrics and dashboard of a campus IoT fleet" \
+      org.opencontainers.image.source="https://github.com/neocampus/neosens"
+COPY --from=build /neosens-central /usr/local/bin/neosens-central
+# Owned by the service user, so a new named volume mounted there starts writable.
+COPY --from=build --chown=65532:65532 /data /var/lib/neosens
+# Data (redb file and key files) in a volume; the embedded broker and HTTP on every interface.
+ENV NEOSENS_DATA_DIR=/var/lib/neosens \
+    NEOSENS_HTTP_BIND=0.0.0.0:8080 \
+    NEOSENS_EMBEDDED_MQTT_BIND=0.0.0.0:1883 \
+    NEOSENS_LOG_FORMAT=json
+VOLUME ["/var/lib/neosens"]
+EXPOSE 8080 1883
+# distroless "nonroot" is uid/gid 65532.
+USER 65532:65532
+ENTRYPOINT ["/usr/local/bin/neosens-central"]
