@@ -31,6 +31,8 @@ pub struct Config {
     pub agent: AgentConfig,
     /// LoRaWAN radio input.
     pub lorawan: LorawanConfig,
+    /// `[hal]`: the gateway's own hardware (status LED, local sensors).
+    pub hal: HalConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -131,6 +133,34 @@ pub struct AgentConfig {
     pub reboot_command: Option<String>,
 }
 
+/// `[hal]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HalConfig {
+    /// GPIO line of a status LED, `chip:line` (`gpiochip0:17`); unset: no LED.
+    pub status_led: Option<String>,
+    /// The LED lights when the line is low.
+    pub status_led_active_low: bool,
+    /// I2C bus of local sensors (`/dev/i2c-1`).
+    pub i2c_bus: Option<PathBuf>,
+    /// Sensors on that bus: `sht3x@0x44`, `mcp9808@0x18`.
+    pub sensors: Vec<String>,
+    /// Seconds between two measurements.
+    pub sensor_period_s: u64,
+}
+
+impl Default for HalConfig {
+    fn default() -> Self {
+        HalConfig {
+            status_led: None,
+            status_led_active_low: false,
+            i2c_bus: None,
+            sensors: Vec::new(),
+            sensor_period_s: 60,
+        }
+    }
+}
+
 impl Default for AgentConfig {
     fn default() -> Self {
         AgentConfig { mac: None, status_period_s: 300, reboot_command: None }
@@ -171,6 +201,8 @@ pub fn template(config: &Config) -> String {
         Some(url) => format!("url = {}", quoted(url)),
         None => String::from("# url = \"https://neosens.example.org\""),
     };
+    let sensors_list =
+        format!("[{}]", config.hal.sensors.iter().map(|s| quoted(s)).collect::<Vec<_>>().join(", "));
     let optional = |key: &str, value: &Option<String>, example: &str| match value {
         Some(v) => format!("{key} = {}", quoted(v)),
         None => format!("# {key} = {}", quoted(example)),
@@ -227,6 +259,20 @@ status_period_s = {status_period_s}
 # Command the `reboot` order runs; unset: the order is refused (and logged).
 {reboot}
 
+[hal]
+# A status LED on a GPIO line, "chip:line" (gpiochip0:17 is GPIO17, pin 11, on a Raspberry Pi):
+# steady = central and broker reached, slow blink = broker down, fast blink = central down,
+# double flash = both down, short heartbeat = not enrolled. Works on Pi and Jetson alike
+# (GPIO character device). The service needs access to /dev/gpiochipN.
+{status_led}
+status_led_active_low = {status_led_active_low}
+# Local sensors on the gateway's I2C bus, published as neOCampus readings of its room
+# (<room>/temperature, <room>/humidity, subID = I2C address in decimal), as a neOSensor would.
+{i2c_bus}
+sensors = {sensors}
+# Seconds between two measurements (values are sent on a change of 0.15 or every 30 min).
+sensor_period_s = {sensor_period_s}
+
 [http]
 # LAN listener: the legacy provisioning paths devices call (/device/*), /metrics, /healthz.
 # The firmware calls port 80 (needs CAP_NET_BIND_SERVICE, see systemd/neosens-edge.service).
@@ -260,6 +306,14 @@ format = {format}
             None => String::from("# udp_bind = \"0.0.0.0:1700\"  (off)"),
         },
         reboot = optional("reboot_command", &config.agent.reboot_command, "systemctl reboot"),
+        status_led = optional("status_led", &config.hal.status_led, "gpiochip0:17"),
+        status_led_active_low = config.hal.status_led_active_low,
+        i2c_bus = match &config.hal.i2c_bus {
+            Some(p) => format!("i2c_bus = {}", quoted(&p.to_string_lossy())),
+            None => String::from("# i2c_bus = \"/dev/i2c-1\""),
+        },
+        sensors = sensors_list,
+        sensor_period_s = config.hal.sensor_period_s,
         bind = quoted(&config.http.bind.to_string()),
         filter = quoted(&config.log.filter),
         format = quoted(config.log.format.as_str()),

@@ -25,6 +25,7 @@ pub mod central;
 pub mod cli;
 pub mod config;
 pub mod credentials;
+pub mod hal;
 pub mod http;
 pub mod lorawan;
 pub mod metrics;
@@ -185,6 +186,18 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
             tokio::spawn(lorawan::modem::run(port, protocol, pipeline, name, shutdown.clone()));
         }
     }
+    hal::gateway::start(
+        &config.hal,
+        hal::gateway::Links {
+            enrolled: creds.is_some(),
+            sync: Arc::clone(&sync_stats),
+            uplink: Arc::clone(&uplink_stats),
+            cache: cache.clone(),
+            outbox: outbox.clone(),
+            mac,
+        },
+        &shutdown,
+    )?;
     let status_sources = status::StatusSources {
         cache: cache.clone(),
         outbox: outbox.clone(),

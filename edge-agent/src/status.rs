@@ -71,7 +71,7 @@ fn now() -> (u64, String) {
 }
 
 /// The gateway's base topic: its device's main room, if it is registered in the scope.
-fn base_topic(cache: &Cache, mac: Mac) -> Option<String> {
+pub(crate) fn base_topic(cache: &Cache, mac: Mac) -> Option<String> {
     let device = cache.device_by_mac(mac).ok()??;
     let room = *device.record.rooms.first()?;
     cache.room(room).ok()?.map(|r| r.base_topic)
