@@ -42,6 +42,55 @@ fn push_data(frame: &[u8]) -> Vec<u8> {
     d
 }
 
+/// A LoRaWAN node with an ABP session, as central syncs it to a gateway (keys sealed for the
+/// gateway): node `n` is device `[n; 16]`, DevEUI `70B3D57ED00000<n>`.
+#[derive(Debug, Clone, Copy)]
+pub struct AbpNode<'a> {
+    /// Number of the node.
+    pub n: u8,
+    /// DevAddr, as printed.
+    pub dev_addr: &'a str,
+    /// NwkSKey, 32 hex digits.
+    pub nwk_s_key: &'a str,
+    /// AppSKey, 32 hex digits.
+    pub app_s_key: &'a str,
+    /// Payload codec.
+    pub codec: &'a str,
+    /// Its room.
+    pub room: RoomId,
+}
+
+impl AbpNode<'_> {
+    /// The synced record, keys sealed with `keys`.
+    pub fn record(&self, keys: &Keys) -> anyhow::Result<DeviceRecord> {
+        let id = DeviceId::from_bytes([self.n; 16]);
+        let seal = |which: &str, hex: &str| {
+            keys.seal(&bytes(hex), &neosens_protocol::sync::lorawan_key_context(id.to_bytes(), which))
+        };
+        Ok(DeviceRecord {
+            id,
+            uid: WireUid::Lorawan(format!("70B3D57ED00000{:02X}", self.n).parse().context("DevEUI")?),
+            device_type: DeviceTypeId::from_bytes([9; 16]),
+            rooms: vec![self.room],
+            enabled: true,
+            config_body: "{}".into(),
+            mqtt: None,
+            login: format!("lorawan_{}", self.n),
+            secret_hash: [0; 32],
+            credentials_delivered: true,
+            staged_secret: None,
+            lorawan: Some(LorawanSession {
+                dev_addr: self.dev_addr.parse().context("DevAddr")?,
+                nwk_s_key: seal("nwk", self.nwk_s_key).context("sealing the NwkSKey (AES-256-GCM)")?,
+                app_s_key: seal("app", self.app_s_key).context("sealing the AppSKey (AES-256-GCM)")?,
+                f_cnt_up: 0,
+                relax_f_cnt: false,
+                codec: self.codec.into(),
+            }),
+        })
+    }
+}
+
 /// Runs every check in `dir` (which must be empty or new); returns one line per check passed.
 pub fn run(dir: &Path) -> anyhow::Result<Vec<String>> {
     let mut passed = vec![format!(
@@ -53,31 +102,15 @@ pub fn run(dir: &Path) -> anyhow::Result<Vec<String>> {
     let keys = Keys::load_or_create(dir).context("creating the gateway's key files")?;
     let cache = Cache::open(dir).context("opening the redb database")?;
     let room = RoomId::from_bytes([3; 16]);
-    let id = DeviceId::from_bytes([1; 16]);
-    let seal = |which: &str, hex: &str| {
-        keys.seal(&bytes(hex), &neosens_protocol::sync::lorawan_key_context(id.to_bytes(), which))
-    };
-    let node = DeviceRecord {
-        id,
-        uid: WireUid::Lorawan("70B3D57ED0000001".parse().context("DevEUI")?),
-        device_type: DeviceTypeId::from_bytes([9; 16]),
-        rooms: vec![room],
-        enabled: true,
-        config_body: "{}".into(),
-        mqtt: None,
-        login: "lorawan_self_test".into(),
-        secret_hash: [0; 32],
-        credentials_delivered: true,
-        staged_secret: None,
-        lorawan: Some(LorawanSession {
-            dev_addr: "49BE7DF1".parse().context("DevAddr")?,
-            nwk_s_key: seal("nwk", NWK_S_KEY).context("sealing the NwkSKey (AES-256-GCM)")?,
-            app_s_key: seal("app", APP_S_KEY).context("sealing the AppSKey (AES-256-GCM)")?,
-            f_cnt_up: 0,
-            relax_f_cnt: false,
-            codec: "hex".into(),
-        }),
-    };
+    let node = AbpNode {
+        n: 1,
+        dev_addr: "49BE7DF1",
+        nwk_s_key: NWK_S_KEY,
+        app_s_key: APP_S_KEY,
+        codec: "hex",
+        room,
+    }
+    .record(&keys)?;
     let batch = SyncBatch {
         revision: 1,
         kind: BatchKind::Snapshot,

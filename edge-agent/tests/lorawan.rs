@@ -9,10 +9,9 @@ use base64::Engine;
 use neosens_edge::cache::Cache;
 use neosens_edge::lorawan::{LoraStats, Pipeline};
 use neosens_edge::outbox::{Limits, Outbox};
-use neosens_protocol::ids::{BuildingId, DeviceId, DeviceTypeId, RoomId};
-use neosens_protocol::sync::{
-    BatchKind, Change, DeviceRecord, LorawanSession, RoomRecord, Sealed, SyncBatch, WireUid,
-};
+use neosens_edge::self_test::AbpNode;
+use neosens_protocol::ids::{BuildingId, RoomId};
+use neosens_protocol::sync::{BatchKind, Change, DeviceRecord, RoomRecord, SyncBatch};
 use neosens_runtime::keys::Keys;
 use serde_json::Value;
 
@@ -28,33 +27,8 @@ fn bytes(hex: &str) -> Vec<u8> {
     (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect()
 }
 
-fn seal(keys: &Keys, device: DeviceId, which: &str, hex: &str) -> Sealed {
-    keys.seal(&bytes(hex), &neosens_protocol::sync::lorawan_key_context(device.to_bytes(), which)).unwrap()
-}
-
 fn node(keys: &Keys, n: u8, dev_addr: &str, nwk: &str, app: &str, codec: &str, room: RoomId) -> DeviceRecord {
-    let id = DeviceId::from_bytes([n; 16]);
-    DeviceRecord {
-        id,
-        uid: WireUid::Lorawan(format!("70B3D57ED00000{n:02X}").parse().unwrap()),
-        device_type: DeviceTypeId::from_bytes([9; 16]),
-        rooms: vec![room],
-        enabled: true,
-        config_body: "{}".into(),
-        mqtt: None,
-        login: format!("lorawan_{n}"),
-        secret_hash: [0; 32],
-        credentials_delivered: true,
-        staged_secret: None,
-        lorawan: Some(LorawanSession {
-            dev_addr: dev_addr.parse().unwrap(),
-            nwk_s_key: seal(keys, id, "nwk", nwk),
-            app_s_key: seal(keys, id, "app", app),
-            f_cnt_up: 0,
-            relax_f_cnt: false,
-            codec: codec.into(),
-        }),
-    }
+    AbpNode { n, dev_addr, nwk_s_key: nwk, app_s_key: app, codec, room }.record(keys).unwrap()
 }
 
 /// A PUSH_DATA datagram carrying these frames.

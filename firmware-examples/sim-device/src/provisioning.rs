@@ -76,6 +76,28 @@ pub struct Provisioned {
     pub config: ConfigResponse,
 }
 
+/// A GET as the ESP32 firmware's HTTP client sends it; the body of a 2xx answer.
+async fn firmware_get(
+    http: &reqwest::Client,
+    url: &str,
+    basic: Option<&str>,
+) -> anyhow::Result<bytes::Bytes> {
+    let mut request = http
+        .get(url)
+        .header("User-Agent", "ESP32HTTPClient")
+        .header("Accept-Encoding", "identity;q=1,chunked;q=0.1,*;q=0");
+    if let Some(b) = basic {
+        request = request.header("Authorization", format!("Basic {b}"));
+    }
+    let response = request.send().await.with_context(|| format!("GET {url}"))?;
+    let status = response.status();
+    let body = response.bytes().await?;
+    if !status.is_success() {
+        bail!("GET {url} answered {status}");
+    }
+    Ok(body)
+}
+
 /// `GET /device/credentials?mac=…` then `GET /device/config` with Basic auth, as the ESP32
 /// firmware sends them. A credentials answer without password keeps the stored one (the login
 /// must match, as the firmware checks).
@@ -85,19 +107,10 @@ pub async fn provision(
     mac: Mac,
     state: &StateFile,
 ) -> anyhow::Result<Provisioned> {
-    let url = format!("{}/device/credentials?mac={mac:x}", central.trim_end_matches('/'));
-    let response = http
-        .get(&url)
-        .header("User-Agent", "ESP32HTTPClient")
-        .header("Accept-Encoding", "identity;q=1,chunked;q=0.1,*;q=0")
-        .send()
+    let base = central.trim_end_matches('/');
+    let body = firmware_get(http, &format!("{base}/device/credentials?mac={mac:x}"), None)
         .await
-        .with_context(|| format!("GET {url}"))?;
-    let status = response.status();
-    let body = response.bytes().await?;
-    if !status.is_success() {
-        bail!("/device/credentials answered {status} (is {mac:x} registered and enabled?)");
-    }
+        .with_context(|| format!("is {mac:x} registered and enabled?"))?;
     let creds = Credentials::parse(&body).map_err(|e| anyhow::anyhow!("/device/credentials: {e}"))?;
     let previous = state.get(mac);
     let stored = match (creds.password, previous) {
@@ -117,21 +130,9 @@ pub async fn provision(
             "central no longer hands out {mac:x}'s password and none is stored (reset its credentials in central, or keep the --state file)"
         ),
     };
-    let url = format!("{}/device/config", central.trim_end_matches('/'));
     let basic =
         base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", stored.login, stored.password));
-    let response = http
-        .get(&url)
-        .header("User-Agent", "ESP32HTTPClient")
-        .header("Authorization", format!("Basic {basic}"))
-        .send()
-        .await
-        .with_context(|| format!("GET {url}"))?;
-    let status = response.status();
-    let body = response.bytes().await?;
-    if !status.is_success() {
-        bail!("/device/config answered {status}");
-    }
+    let body = firmware_get(http, &format!("{base}/device/config"), Some(&basic)).await?;
     // The firmware reads at most 1023 bytes.
     if body.len() > 1023 {
         bail!("/device/config answer is {} bytes; the firmware stops at 1023", body.len());

@@ -3,6 +3,7 @@
 import { useEffect, useState, type FormEvent } from "react";
 import { api, ApiError, type Device } from "../api";
 import { roomLabel, type Lookups } from "./lookups";
+import { Select } from "./Select";
 
 export function DeviceSettings({ device, lookups, onSaved }: { device: Device; lookups: Lookups; onSaved: () => void }) {
   const [description, setDescription] = useState(device.description);
@@ -57,27 +58,8 @@ export function DeviceSettings({ device, lookups, onSaved }: { device: Device; l
           Description
           <input value={description} onChange={(e) => setDescription(e.target.value)} aria-invalid={invalid("description")} />
         </label>
-        <label>
-          Type
-          <select value={type} onChange={(e) => setType(e.target.value)} aria-invalid={invalid("type")}>
-            {lookups.types.map((t) => (
-              <option key={t.id} value={t.name}>
-                {t.name}
-              </option>
-            ))}
-          </select>
-        </label>
-        <label>
-          Main room
-          <select value={room} onChange={(e) => setRoom(e.target.value)} aria-invalid={invalid("rooms")}>
-            <option value="">none</option>
-            {lookups.rooms.map((r) => (
-              <option key={r.id} value={r.id}>
-                {roomLabel(lookups, r.id)}
-              </option>
-            ))}
-          </select>
-        </label>
+        <Select label="Type" value={type} onChange={setType} invalid={invalid("type")} choices={lookups.types.map((t) => ({ value: t.name, label: t.name }))} />
+        <Select label="Main room" value={room} onChange={setRoom} invalid={invalid("rooms")} empty="none" choices={lookups.rooms.map((r) => ({ value: r.id, label: roomLabel(lookups, r.id) }))} />
         <label>
           Outdated after (s; empty: the type's)
           <input type="number" min={60} value={threshold} onChange={(e) => setThreshold(e.target.value)} aria-invalid={invalid("outdated_after_s")} />

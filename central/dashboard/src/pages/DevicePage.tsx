@@ -9,6 +9,7 @@ import { useSession, can } from "../session";
 import { hrefOf } from "../lib/router";
 import { roomLabel, useLookups } from "../components/lookups";
 import { DeviceSettings } from "../components/DeviceSettings";
+import { Select } from "../components/Select";
 
 const ORDERS = [
   { order: "status", label: "Ask for a status" },
@@ -105,16 +106,7 @@ function OrderForm({ device, onSent }: { device: Device; onSent: () => void }) {
 
   return (
     <form onSubmit={send} className="order-form">
-      <label>
-        Order
-        <select value={order} onChange={(e) => setOrder(e.target.value)}>
-          {ORDERS.map((o) => (
-            <option key={o.order} value={o.order}>
-              {o.label}
-            </option>
-          ))}
-        </select>
-      </label>
+      <Select label="Order" value={order} onChange={setOrder} choices={ORDERS.map((o) => ({ value: o.order, label: o.label }))} />
       {order === "frequency" && (
         <label>
           Period (s)

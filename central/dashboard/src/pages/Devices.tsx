@@ -21,6 +21,7 @@ import {
   type ColumnKey,
 } from "../lib/columns";
 import { useLookups, roomLabel, type Lookups } from "../components/lookups";
+import { Select } from "../components/Select";
 
 const PAGE = 50;
 const FILTERS = ["site", "building", "room", "type", "state", "q", "sort", "page"] as const;
@@ -147,61 +148,11 @@ export function Devices({ params }: { params: URLSearchParams }) {
           setFilter("q", text);
         }}
       >
-        <label>
-          Site
-          <select value={filters.site ?? ""} onChange={(e) => setFilter("site", e.target.value)}>
-            <option value="">all</option>
-            {lookups.sites.map((s) => (
-              <option key={s.id} value={s.slug}>
-                {s.name}
-              </option>
-            ))}
-          </select>
-        </label>
-        <label>
-          Building
-          <select value={filters.building ?? ""} onChange={(e) => setFilter("building", e.target.value)}>
-            <option value="">all</option>
-            {buildings.map((b) => (
-              <option key={b.id} value={b.id}>
-                {b.name}
-              </option>
-            ))}
-          </select>
-        </label>
-        <label>
-          Room
-          <select value={filters.room ?? ""} onChange={(e) => setFilter("room", e.target.value)}>
-            <option value="">all</option>
-            {rooms.map((r) => (
-              <option key={r.id} value={r.id}>
-                {roomLabel(lookups, r.id)}
-              </option>
-            ))}
-          </select>
-        </label>
-        <label>
-          Type
-          <select value={filters.type ?? ""} onChange={(e) => setFilter("type", e.target.value)}>
-            <option value="">all</option>
-            {lookups.types.map((t) => (
-              <option key={t.id} value={t.name}>
-                {t.name}
-              </option>
-            ))}
-          </select>
-        </label>
-        <label>
-          State
-          <select value={filters.state ?? ""} onChange={(e) => setFilter("state", e.target.value)}>
-            <option value="">all</option>
-            {Object.entries(STATE_LABEL).map(([k, v]) => (
-              <option key={k} value={k}>
-                {v}
-              </option>
-            ))}
-          </select>
-        </label>
+        <Select label="Site" value={filters.site ?? ""} onChange={(v) => setFilter("site", v)} empty="all" choices={lookups.sites.map((x) => ({ value: x.slug, label: x.name }))} />
+        <Select label="Building" value={filters.building ?? ""} onChange={(v) => setFilter("building", v)} empty="all" choices={buildings.map((b) => ({ value: b.id, label: b.name }))} />
+        <Select label="Room" value={filters.room ?? ""} onChange={(v) => setFilter("room", v)} empty="all" choices={rooms.map((r) => ({ value: r.id, label: roomLabel(lookups, r.id) }))} />
+        <Select label="Type" value={filters.type ?? ""} onChange={(v) => setFilter("type", v)} empty="all" choices={lookups.types.map((t) => ({ value: t.name, label: t.name }))} />
+        <Select label="State" value={filters.state ?? ""} onChange={(v) => setFilter("state", v)} empty="all" choices={Object.entries(STATE_LABEL).map(([k, v]) => ({ value: k, label: v }))} />
         <label>
           Search
           <input type="search" value={text} placeholder="MAC, login, description" onChange={(e) => setText(e.target.value)} />

@@ -2,6 +2,7 @@ import { useState } from "react";
 import { api } from "../../api";
 import type { Building, Gateway, Site } from "../../components/lookups";
 import { DeleteButton, EditableText, FormError, Table, useList, useSubmit } from "./common";
+import { Select } from "../../components/Select";
 
 export function Gateways() {
   const { items, error, reload } = useList<Gateway>("/gateways");
@@ -35,22 +36,14 @@ export function Gateways() {
           Name
           <input required value={name} onChange={(e) => setName(e.target.value)} aria-invalid={form.field === "name"} />
         </label>
-        <label>
-          Scope
-          <select required value={scope} onChange={(e) => setScope(e.target.value)}>
-            <option value="">choose…</option>
-            {sites.map((s) => (
-              <option key={s.id} value={`site:${s.id}`}>
-                site {s.name}
-              </option>
-            ))}
-            {buildings.map((b) => (
-              <option key={b.id} value={`building:${b.id}`}>
-                building {b.name}
-              </option>
-            ))}
-          </select>
-        </label>
+        <Select
+          label="Scope"
+          required
+          value={scope}
+          onChange={setScope}
+          empty="choose…"
+          choices={[...sites.map((x) => ({ value: `site:${x.id}`, label: `site ${x.name}` })), ...buildings.map((b) => ({ value: `building:${b.id}`, label: `building ${b.name}` }))]}
+        />
         <button type="submit" disabled={form.busy}>
           Add gateway
         </button>

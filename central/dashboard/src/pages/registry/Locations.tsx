@@ -3,6 +3,7 @@ import { api } from "../../api";
 import type { Building, Room, Site } from "../../components/lookups";
 import { loadBuildingNames } from "../../components/names";
 import { DeleteButton, EditableText, FormError, Table, useList, useSubmit } from "./common";
+import { Select } from "../../components/Select";
 
 export function Sites() {
   const { items, error, reload } = useList<Site>("/sites");
@@ -62,17 +63,7 @@ export function Buildings() {
   return (
     <>
       <form className="inline-form" onSubmit={form.submit} aria-label="New building">
-        <label>
-          Site
-          <select value={site} onChange={(e) => setSite(e.target.value)}>
-            <option value="">default site</option>
-            {sites.map((s) => (
-              <option key={s.id} value={s.id}>
-                {s.name}
-              </option>
-            ))}
-          </select>
-        </label>
+        <Select label="Site" value={site} onChange={setSite} empty="default site" choices={sites.map((x) => ({ value: x.id, label: x.name }))} />
         <label>
           Name
           <input required value={name} onChange={(e) => setName(e.target.value)} aria-invalid={form.field === "name"} />
@@ -132,17 +123,7 @@ export function Rooms() {
   return (
     <>
       <form className="inline-form" onSubmit={form.submit} aria-label="New room">
-        <label>
-          Building
-          <select required value={building} onChange={(e) => setBuilding(e.target.value)}>
-            <option value="">choose…</option>
-            {buildings.map((b) => (
-              <option key={b.id} value={b.id}>
-                {b.name}
-              </option>
-            ))}
-          </select>
-        </label>
+        <Select label="Building" required value={building} onChange={setBuilding} empty="choose…" choices={buildings.map((b) => ({ value: b.id, label: b.name }))} />
         <label>
           Name
           <input required value={name} onChange={(e) => setName(e.target.value)} aria-invalid={form.field === "name"} />

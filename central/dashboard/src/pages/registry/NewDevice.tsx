@@ -3,6 +3,7 @@ import { api, type Device } from "../../api";
 import { parseUid } from "../../lib/uid";
 import { navigate } from "../../lib/router";
 import { roomLabel, useLookups } from "../../components/lookups";
+import { Select } from "../../components/Select";
 import { FormError, useSubmit } from "./common";
 
 export function NewDevice() {
@@ -46,28 +47,8 @@ export function NewDevice() {
         </span>
       </div>
       <div className="inline-form">
-        <label>
-          Type
-          <select required value={type} onChange={(e) => setType(e.target.value)}>
-            <option value="">choose…</option>
-            {lookups.types.map((t) => (
-              <option key={t.id} value={t.name}>
-                {t.name}
-              </option>
-            ))}
-          </select>
-        </label>
-        <label>
-          Room
-          <select value={room} onChange={(e) => setRoom(e.target.value)}>
-            <option value="">none yet</option>
-            {lookups.rooms.map((r) => (
-              <option key={r.id} value={r.id}>
-                {roomLabel(lookups, r.id)}
-              </option>
-            ))}
-          </select>
-        </label>
+        <Select label="Type" required value={type} onChange={setType} empty="choose…" choices={lookups.types.map((t) => ({ value: t.name, label: t.name }))} />
+        <Select label="Room" value={room} onChange={setRoom} empty="none yet" choices={lookups.rooms.map((r) => ({ value: r.id, label: roomLabel(lookups, r.id) }))} />
         <label>
           Description
           <input value={description} onChange={(e) => setDescription(e.target.value)} />

@@ -1,6 +1,7 @@
 import { useState } from "react";
 import { api, type Role } from "../../api";
 import { DeleteButton, FormError, Table, useList, useSubmit } from "./common";
+import { Select } from "../../components/Select";
 
 interface User {
   id: string;
@@ -30,14 +31,16 @@ export function Users() {
           Password (10+ characters)
           <input required type="password" autoComplete="new-password" minLength={10} value={password} onChange={(e) => setPassword(e.target.value)} aria-invalid={form.field === "password"} />
         </label>
-        <label>
-          Role
-          <select value={role} onChange={(e) => setRole(e.target.value as Role)}>
-            <option value="viewer">viewer (reads)</option>
-            <option value="operator">operator (orders, devices)</option>
-            <option value="admin">admin (everything)</option>
-          </select>
-        </label>
+        <Select
+          label="Role"
+          value={role}
+          onChange={(v) => setRole(v as Role)}
+          choices={[
+            { value: "viewer", label: "viewer (reads)" },
+            { value: "operator", label: "operator (orders, devices)" },
+            { value: "admin", label: "admin (everything)" },
+          ]}
+        />
         <button type="submit" disabled={form.busy}>
           Add user
         </button>
