@@ -91,6 +91,26 @@ impl AbpNode<'_> {
     }
 }
 
+/// The room of the self-test's nodes (base topic `u4/302`).
+pub const NODE_ROOM: RoomId = RoomId::from_bytes([3; 16]);
+
+/// A first sync at revision 1: the room [`NODE_ROOM`] and `nodes`.
+pub fn room_snapshot(nodes: Vec<DeviceRecord>) -> SyncBatch {
+    let room = Change::UpsertRoom(RoomRecord {
+        id: NODE_ROOM,
+        building: BuildingId::from_bytes([2; 16]),
+        name: "302".into(),
+        base_topic: "u4/302".into(),
+    });
+    let devices = nodes.into_iter().map(|n| Change::UpsertDevice(Box::new(n)));
+    SyncBatch {
+        revision: 1,
+        kind: BatchKind::Snapshot,
+        more: false,
+        changes: std::iter::once(room).chain(devices).collect(),
+    }
+}
+
 /// Runs every check in `dir` (which must be empty or new); returns one line per check passed.
 pub fn run(dir: &Path) -> anyhow::Result<Vec<String>> {
     let mut passed = vec![format!(
@@ -101,31 +121,16 @@ pub fn run(dir: &Path) -> anyhow::Result<Vec<String>> {
     )];
     let keys = Keys::load_or_create(dir).context("creating the gateway's key files")?;
     let cache = Cache::open(dir).context("opening the redb database")?;
-    let room = RoomId::from_bytes([3; 16]);
     let node = AbpNode {
         n: 1,
         dev_addr: "49BE7DF1",
         nwk_s_key: NWK_S_KEY,
         app_s_key: APP_S_KEY,
         codec: "hex",
-        room,
+        room: NODE_ROOM,
     }
     .record(&keys)?;
-    let batch = SyncBatch {
-        revision: 1,
-        kind: BatchKind::Snapshot,
-        more: false,
-        changes: vec![
-            Change::UpsertRoom(RoomRecord {
-                id: room,
-                building: BuildingId::from_bytes([2; 16]),
-                name: "302".into(),
-                base_topic: "u4/302".into(),
-            }),
-            Change::UpsertDevice(Box::new(node)),
-        ],
-    };
-    cache.apply(&batch, 1).context("writing a sync batch to redb")?;
+    cache.apply(&room_snapshot(vec![node]), 1).context("writing a sync batch to redb")?;
     ensure!(cache.revision()? == 1 && cache.device_count()? == 1, "the database did not keep the sync batch");
     passed.push("redb: database created, one sync batch committed and read back".into());
 

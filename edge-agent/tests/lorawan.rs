@@ -9,9 +9,9 @@ use base64::Engine;
 use neosens_edge::cache::Cache;
 use neosens_edge::lorawan::{LoraStats, Pipeline};
 use neosens_edge::outbox::{Limits, Outbox};
-use neosens_edge::self_test::AbpNode;
-use neosens_protocol::ids::{BuildingId, RoomId};
-use neosens_protocol::sync::{BatchKind, Change, DeviceRecord, RoomRecord, SyncBatch};
+use neosens_edge::self_test::{AbpNode, NODE_ROOM, room_snapshot};
+use neosens_protocol::ids::RoomId;
+use neosens_protocol::sync::DeviceRecord;
 use neosens_runtime::keys::Keys;
 use serde_json::Value;
 
@@ -63,24 +63,13 @@ fn rig() -> Rig {
 fn rig_in(dir: &std::path::Path) -> Rig {
     let cache = Cache::open(dir).unwrap();
     let keys = Keys::from_bytes(&[7; 32], &[8; 32], ring::rand::SystemRandom::new());
-    let room = RoomId::from_bytes([3; 16]);
-    let batch = SyncBatch {
-        revision: 1,
-        kind: BatchKind::Snapshot,
-        more: false,
-        changes: vec![
-            Change::UpsertRoom(RoomRecord {
-                id: room,
-                building: BuildingId::from_bytes([2; 16]),
-                name: "302".into(),
-                base_topic: "u4/302".into(),
-            }),
-            Change::UpsertDevice(Box::new(node(&keys, 1, "49BE7DF1", NWK_1, APP_1, "hex", room))),
-            // Another node on the same address (a different key): the MIC tells them apart.
-            Change::UpsertDevice(Box::new(node(&keys, 2, "49BE7DF1", NWK_5, APP_1, "hex", room))),
-            Change::UpsertDevice(Box::new(node(&keys, 5, "FC00DC06", NWK_5, APP_1, "cayenne_lpp", room))),
-        ],
-    };
+    let room = NODE_ROOM;
+    let batch = room_snapshot(vec![
+        node(&keys, 1, "49BE7DF1", NWK_1, APP_1, "hex", room),
+        // Another node on the same address (a different key): the MIC tells them apart.
+        node(&keys, 2, "49BE7DF1", NWK_5, APP_1, "hex", room),
+        node(&keys, 5, "FC00DC06", NWK_5, APP_1, "cayenne_lpp", room),
+    ]);
     cache.apply(&batch, 1).unwrap();
     let outbox =
         Outbox::open(cache.database(), Limits { max_messages: 1000, max_age_ms: 3_600_000 }).unwrap();

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use neosens_protocol::ids::Mac;
 use neosens_protocol::legacy::{Command, CommandValue, FirmwareStatus, ReadingValue, SensorReading};
-use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, QoS};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -40,6 +40,13 @@ enum Inbound {
     Connected,
     /// A PUBLISH on a module's command topic.
     Command { module: &'static str, payload: Vec<u8> },
+}
+
+/// Waits for every task (their results do not matter here).
+async fn join_all(tasks: Vec<tokio::task::JoinHandle<()>>) {
+    for t in tasks {
+        let _ = t.await;
+    }
 }
 
 /// `%Y-%m-%d %H:%M:%S %z`, as the firmware prints its local time.
@@ -189,6 +196,7 @@ pub async fn run(fleet: Arc<Fleet>, mac: Mac, shutdown: CancellationToken) {
         let closing = CancellationToken::new();
         let (tx, mut rx) = mpsc::channel(64);
         let mut clients = Vec::new();
+        let mut pollers = Vec::new();
         for (module, client, mut eventloop) in
             connect(mac, &server, &provisioned.stored.login, &provisioned.stored.password)
         {
@@ -196,7 +204,7 @@ pub async fn run(fleet: Arc<Fleet>, mac: Mac, shutdown: CancellationToken) {
             clients.push((module, client));
             let (tx, stop, closing, fleet) =
                 (tx.clone(), reboot.clone(), closing.clone(), Arc::clone(&fleet));
-            tokio::spawn(async move {
+            pollers.push(tokio::spawn(async move {
                 loop {
                     let event = tokio::select! {
                         () = stop.cancelled() => return,
@@ -209,6 +217,8 @@ pub async fn run(fleet: Arc<Fleet>, mac: Mac, shutdown: CancellationToken) {
                         Ok(Event::Incoming(Packet::Publish(p))) => {
                             let _ = tx.send(Inbound::Command { module, payload: p.payload.to_vec() }).await;
                         }
+                        // Our DISCONNECT is on the wire: this connection is done.
+                        Ok(Event::Outgoing(Outgoing::Disconnect)) => return,
                         Ok(_) => {}
                         Err(_) if closing.is_cancelled() => return,
                         Err(_) => {
@@ -222,7 +232,7 @@ pub async fn run(fleet: Arc<Fleet>, mac: Mac, shutdown: CancellationToken) {
                         }
                     }
                 }
-            });
+            }));
         }
         let client_of = |m: &str| clients.iter().find(|(name, _)| *name == m).map(|(_, c)| c.clone());
         let device = client_of("device").expect("the device module is in MODULES");
@@ -327,7 +337,10 @@ pub async fn run(fleet: Arc<Fleet>, mac: Mac, shutdown: CancellationToken) {
         for (_, client) in &clients {
             let _ = client.disconnect().await;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // Each connection ends once its DISCONNECT is sent (or it was down anyway); a broker that
+        // does not answer at all does not hold the reboot for more than a second.
+        let flushed = join_all(pollers);
+        let _ = tokio::time::timeout(Duration::from_secs(1), flushed).await;
         reboot.cancel();
         if connected {
             fleet.stats.online.fetch_sub(1, Ordering::Relaxed);
