@@ -6,8 +6,20 @@
 #
 # Multi-arch: `docker buildx build --platform linux/amd64,linux/arm64 .` (TARGETARCH picks the
 # musl target). A Compose example with Mosquitto and Prometheus: deploy/compose.yaml.
+#
+# Development image (`--target dev`): Debian 12 with a shell, both binaries (central and edge),
+# curl, jq, mosquitto-clients, and an ssh server for root by key only, the key given at run time:
+#
+#   docker build --target dev -t neosens-dev .
+#   docker run -e SSH_AUTHORIZED_KEY="$(cat ~/.ssh/id_ed25519.pub)" -p 2222:22 -p 8080:8080 neosens-dev
+#   ssh -p 2222 root@localhost
+#
+# The production image is the last stage, the default of `docker build`.
 
 FROM rust:1.95-bookworm AS build
+# The git revision `--version` and /healthz report: the build context has no .git, so pass it
+# (`docker build --build-arg NEOSENS_GIT_REVISION=$(git rev-parse --short HEAD) .`).
+ARG NEOSENS_GIT_REVISION=unknown
 # Node and npm build the dashboard; the cross compilers and qemu come with cross/build's own
 # dependency step (scripts/install-deps --cross). Versions: Debian 12's, as on the CI machine.
 # hadolint ignore=DL3008
@@ -26,7 +38,38 @@ RUN case "$TARGETARCH" in \
     && scripts/build-dashboard \
     && cross/build --target "$target" --bin central \
     && cp "target/$triple/min-size/neosens-central" /neosens-central \
+    && echo "$target $triple" > /cross-target \
     && mkdir -p /data
+
+# The gateway agent too, for the development image only (the production image is central alone).
+FROM build AS build-edge
+RUN read -r target triple < /cross-target \
+    && cross/build --target "$target" --bin edge \
+    && cp "target/$triple/min-size/neosens-edge" /neosens-edge
+
+# Development and testing: a shell and the tools, ssh as root (key only). Not for production.
+FROM debian:bookworm-slim AS dev
+# The host keys the package made are removed: each container makes its own at start
+# (dev-entrypoint), none is shared through the image.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates curl jq mosquitto-clients \
+       openssh-server procps iproute2 less \
+    && rm -rf /var/lib/apt/lists/* \
+    && rm -f /etc/ssh/ssh_host_* \
+    && mkdir -p /run/sshd /root/.ssh /var/lib/neosens \
+    && chmod 700 /root/.ssh \
+    && printf 'PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n' \
+       > /etc/ssh/sshd_config.d/neosens-dev.conf
+COPY --from=build /neosens-central /usr/local/bin/neosens-central
+COPY --from=build-edge /neosens-edge /usr/local/bin/neosens-edge
+COPY dist/container/dev-entrypoint /usr/local/bin/dev-entrypoint
+ENV NEOSENS_DATA_DIR=/var/lib/neosens \
+    NEOSENS_HTTP_BIND=0.0.0.0:8080 \
+    NEOSENS_EMBEDDED_MQTT_BIND=0.0.0.0:1883
+EXPOSE 22 8080 1883
+ENTRYPOINT ["/usr/local/bin/dev-entrypoint"]
+CMD ["neosens-central"]
 
 FROM gcr.io/distroless/static-debian12:nonroot
 LABEL org.opencontainers.image.title="neosens-central" \

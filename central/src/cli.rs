@@ -15,7 +15,7 @@ use crate::config::{self, Config};
 /// Without a subcommand, serves. Options override the config file; each also reads the
 /// environment variable shown.
 #[derive(Debug, Parser)]
-#[command(name = "neosens-central", version, about, long_about)]
+#[command(name = "neosens-central", version = neosens_runtime::long_version!(), about, long_about)]
 pub struct Cli {
     /// TOML configuration file (print a commented template with `configfile`).
     #[arg(long, short, env = "NEOSENS_CONFIG", global = true, value_name = "FILE")]
@@ -91,6 +91,12 @@ pub enum Command {
     Serve,
     /// Print a commented configuration file filled with the current values, then exit.
     Configfile,
+    /// Print the OpenAPI document of `/api/v1` (pretty JSON, as `GET /api/v1/openapi.json`
+    /// serves it), then exit.
+    ///
+    /// Needs no configuration, data directory or network: the dashboard's TypeScript API types
+    /// are generated from it at build time (`npm run gen:api` in central/dashboard).
+    Openapi,
     /// Import the 2016 sensOCampus database from a Django `manage.py dumpdata` JSON export.
     ///
     /// Idempotent (a second run changes nothing). Stop neosens-central on this data directory
@@ -156,26 +162,62 @@ pub fn load_config(cli: &Cli) -> anyhow::Result<Config> {
     Ok(config)
 }
 
+/// The OpenAPI document as pretty JSON, ending with a newline (what `openapi` prints).
+pub fn openapi_json() -> anyhow::Result<String> {
+    let mut text = serde_json::to_string_pretty(&crate::http::openapi_document())?;
+    text.push('\n');
+    Ok(text)
+}
+
 /// Runs the command line.
 pub fn execute(cli: Cli) -> anyhow::Result<()> {
-    let config = load_config(&cli)?;
     match cli.command.clone().unwrap_or(Command::Serve) {
+        // No configuration read: the document depends on none of it, so a broken or missing
+        // config file must not stop a build from generating the API types.
+        Command::Openapi => {
+            use std::io::Write as _;
+            let mut out = std::io::stdout().lock();
+            out.write_all(openapi_json()?.as_bytes())?;
+            Ok(out.flush()?)
+        }
         Command::Configfile => {
-            print!("{}", config::template(&config));
+            print!("{}", config::template(&load_config(&cli)?));
             Ok(())
         }
         Command::ImportLegacy { file, dry_run, json } => {
+            let config = load_config(&cli)?;
             neosens_runtime::telemetry::init(&config.log)?;
             crate::import_legacy::run(&config, &file, dry_run, json)
         }
         Command::Serve => {
+            let config = load_config(&cli)?;
             let bind = config.http.bind;
-            neosens_runtime::service::run(
-                &config.log.clone(),
+            // Before the async runtime: the exporter's blocking HTTP client runs its own.
+            #[cfg(feature = "otel")]
+            let otel = crate::otel::Export::start(&config.telemetry)?;
+            let logging = neosens_runtime::service::Logging {
+                config: config.log.clone(),
+                // SIGHUP: the file again, the same options and environment on top, as at start.
+                reload: Box::new(move || {
+                    load_config(&cli).map(|c| c.log.filter).map_err(|e| format!("{e:#}"))
+                }),
+                #[cfg(feature = "otel")]
+                extra: otel.as_ref().map(crate::otel::Export::layer),
+                #[cfg(not(feature = "otel"))]
+                extra: None,
+            };
+            let served = neosens_runtime::service::run(
+                logging,
                 bind,
                 "[http] bind or NEOSENS_HTTP_BIND",
                 |listener, shutdown| crate::run(config, listener, shutdown),
-            )
+            );
+            // The spans of the drain too: sent before the process ends.
+            #[cfg(feature = "otel")]
+            if let Some(otel) = otel {
+                otel.shutdown();
+            }
+            served
         }
     }
 }
@@ -210,6 +252,18 @@ mod tests {
         assert_eq!(config.storage.data_dir, PathBuf::from("/from/flag"));
         assert_eq!(config.http.bind, "127.0.0.1:1".parse().unwrap());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn openapi_prints_the_served_document() {
+        let text = openapi_json().unwrap();
+        assert!(text.ends_with("}\n"), "one document, one final newline");
+        let printed: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let served = serde_json::to_value(crate::http::openapi_document()).unwrap();
+        assert_eq!(printed, served, "the same document as GET /api/v1/openapi.json");
+        assert!(printed["openapi"].as_str().unwrap().starts_with("3.1"), "{}", printed["openapi"]);
+        assert!(printed["paths"]["/api/v1/devices"]["get"].is_object(), "the device list is described");
+        assert!(printed["components"]["schemas"]["DeviceView"].is_object(), "schemas are components");
     }
 
     #[test]

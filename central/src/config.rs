@@ -32,6 +32,18 @@ pub struct Config {
     pub alerts: AlertsConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Trace export.
+    pub telemetry: TelemetryConfig,
+}
+
+/// `[telemetry]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// Base URL of an OpenTelemetry collector's OTLP/HTTP receiver (`http://collector:4318`;
+    /// spans go to `…/v1/traces`). `OTEL_EXPORTER_OTLP_ENDPOINT` wins over it. Used only by
+    /// builds with the `otel` feature; others say at start that they ignore it.
+    pub otlp_endpoint: Option<String>,
 }
 
 /// `[mqtt]`
@@ -244,12 +256,21 @@ webhook_attempts = {alerts_attempts}
 {broker_auth_bind}
 
 [log]
-# `tracing` filter directives, e.g. "info" or "info,neosens_central=debug".
-# Environment: NEOSENS_LOG
+# `tracing` filter directives, e.g. "info" or "info,neosens_central=debug". Re-read on SIGHUP
+# (`systemctl reload neosens-central`); a filter that does not parse keeps the current one.
+# "info,neosens_runtime::http=debug" logs every HTTP response with its request id.
+# Environment: NEOSENS_LOG (wins over this file, also on reload)
 filter = {filter}
 # "text" for people, "json" for log pipelines.
 # Environment: NEOSENS_LOG_FORMAT
 format = {format}
+
+[telemetry]
+# Export spans (HTTP requests, status batches) to an OpenTelemetry collector over OTLP/HTTP,
+# e.g. "http://localhost:4318" (sent to /v1/traces). Only in builds with the `otel` feature.
+# The service's name is OTEL_SERVICE_NAME, default "neosens-central".
+# Environment: OTEL_EXPORTER_OTLP_ENDPOINT (wins over this file)
+{otlp_endpoint}
 "#,
         data_dir = quoted(&config.storage.data_dir.to_string_lossy()),
         bind = quoted(&config.http.bind.to_string()),
@@ -274,6 +295,10 @@ format = {format}
             None => "# bind = \"127.0.0.1:8081\"".to_owned(),
         },
         format = quoted(config.log.format.as_str()),
+        otlp_endpoint = match &config.telemetry.otlp_endpoint {
+            Some(url) => format!("otlp_endpoint = {}", quoted(url)),
+            None => "# otlp_endpoint = \"http://localhost:4318\"".to_owned(),
+        },
         session_idle_minutes = config.auth.session_idle_minutes,
         secure_cookie = config.auth.secure_cookie,
     );
@@ -298,6 +323,7 @@ mod tests {
         c.http.bind = "[::1]:9000".parse().unwrap();
         c.log.format = LogFormat::Json;
         c.log.filter = "debug".into();
+        c.telemetry.otlp_endpoint = Some("http://collector:4318".into());
         assert_eq!(Config::from_toml(&template(&c)).unwrap(), c);
     }
 

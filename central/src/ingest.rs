@@ -19,6 +19,7 @@ use neosens_protocol::legacy::DeviceStatus;
 use neosens_runtime::mqtt::{Message, MqttHandle, Qos};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use crate::model::{DeviceStatusRecord, Timestamp};
 use crate::monitor::Seen;
@@ -157,6 +158,8 @@ pub async fn run(
     let mut tick = tokio::time::interval(FLUSH_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut refresh = tokio::time::interval(Duration::from_secs(60));
+    // Numbers the batches of this process, for their spans.
+    let mut batch_id = 0u64;
     loop {
         tokio::select! {
             () = shutdown.cancelled() => break,
@@ -168,7 +171,7 @@ pub async fn run(
                     Ok(ReadStatus { device, record, .. }) => {
                         pending.insert(device, record);
                         if pending.len() >= BATCH {
-                            flush(&registry, &mut pending, &stats, &seen).await;
+                            flush(&registry, &mut pending, &stats, &seen, &mut batch_id).await;
                         }
                     }
                     Err(reason) => {
@@ -177,7 +180,7 @@ pub async fn run(
                     }
                 }
             }
-            _ = tick.tick() => flush(&registry, &mut pending, &stats, &seen).await,
+            _ = tick.tick() => flush(&registry, &mut pending, &stats, &seen, &mut batch_id).await,
             // Rooms with topics of a new depth (kept from an import) need their own filter.
             _ = refresh.tick() => {
                 for filter in status_filters(&registry) {
@@ -186,19 +189,36 @@ pub async fn run(
             }
         }
     }
-    flush(&registry, &mut pending, &stats, &seen).await;
+    flush(&registry, &mut pending, &stats, &seen, &mut batch_id).await;
 }
 
 /// Writes the batch, then tells the state tracker, once per batch rather than once per message.
+///
+/// Each batch runs in an info-level `status_batch` span (its number and size): a failed write
+/// names its batch, and traces show one span per batch — at most a few a second, where a span
+/// per message would cost more than the message (a boot storm brings tens of thousands).
 async fn flush(
     registry: &Registry,
     pending: &mut HashMap<DeviceId, DeviceStatusRecord>,
     stats: &IngestStats,
     seen: &mpsc::Sender<Vec<Seen>>,
+    batch_id: &mut u64,
 ) {
     if pending.is_empty() {
         return;
     }
+    *batch_id += 1;
+    let span = tracing::info_span!("status_batch", batch = *batch_id, statuses = pending.len());
+    write_batch(registry, pending, stats, seen).instrument(span).await;
+}
+
+async fn write_batch(
+    registry: &Registry,
+    pending: &mut HashMap<DeviceId, DeviceStatusRecord>,
+    stats: &IngestStats,
+    seen: &mpsc::Sender<Vec<Seen>>,
+) {
+    let started = std::time::Instant::now();
     let batch: Vec<(DeviceId, DeviceStatusRecord)> = pending.drain().collect();
     let seen_batch: Vec<Seen> = batch
         .iter()
@@ -213,6 +233,7 @@ async fn flush(
         Ok(()) => {
             stats.stored.fetch_add(n, Ordering::Relaxed);
             stats.batches.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(elapsed_us = started.elapsed().as_micros() as u64, "status batch stored");
             let _ = seen.send(seen_batch).await;
         }
         // Statuses are telemetry: a failed batch is logged and counted, the next ones go on.

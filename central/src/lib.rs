@@ -9,6 +9,7 @@
 //! | [`config`] | typed configuration: TOML file, then command line / environment on top |
 //! | [`import_legacy`] | `import-legacy`: the 2016 sensOCampus database, from a `dumpdata` export |
 //! | [`http`] | the HTTP router (health for now; the legacy and admin APIs come next) |
+//! | `otel` (feature `otel`) | OpenTelemetry export of the spans over OTLP/HTTP |
 //!
 //! Shutdown, logging and data-directory checks come from `neosens-runtime`, shared with the edge
 //! agent.
@@ -26,6 +27,8 @@ pub mod ingest;
 pub mod metrics;
 pub mod model;
 pub mod monitor;
+#[cfg(feature = "otel")]
+pub mod otel;
 pub mod registry;
 pub mod secrets;
 pub mod store;
@@ -71,15 +74,19 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     };
     let broker_addr = broker_listener.as_ref().map(|l| l.local_addr()).transpose()?;
     let link = broker::connect(&config.mqtt, &registry, shutdown.clone())?;
+    let build = neosens_runtime::build_info!();
     tracing::info!(
         http = %addr,
         broker_auth = %broker_addr.map_or_else(|| addr.to_string(), |a| a.to_string()),
         mqtt = %link.address,
         embedded_broker = link.embedded,
         data_dir = %config.storage.data_dir.display(),
-        version = env!("CARGO_PKG_VERSION"),
+        version = build.version,
+        git = build.git,
+        target = build.target,
         "neosens-central serving"
     );
+    telemetry_note(&config.telemetry);
     let ingest_stats = Arc::new(ingest::IngestStats::default());
     // One reader of the link, two consumers: the plug-in's answers and everything else.
     let (status_tx, status_rx) = tokio::sync::mpsc::channel(10_000);
@@ -179,6 +186,20 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     }
     tracing::info!("neosens-central stopped");
     Ok(())
+}
+
+/// Says where spans are exported, or that this build cannot export the spans it was asked to.
+fn telemetry_note(config: &config::TelemetryConfig) {
+    #[cfg(feature = "otel")]
+    if let Some(endpoint) = otel::endpoint(config) {
+        tracing::info!(endpoint = %endpoint, "exporting spans over OTLP/HTTP");
+    }
+    #[cfg(not(feature = "otel"))]
+    if config.otlp_endpoint.is_some() || std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_some() {
+        tracing::warn!(
+            "an OTLP endpoint is configured but this build has no OpenTelemetry export (cargo feature `otel`): spans are not exported"
+        );
+    }
 }
 
 /// Opens the data directory, the keys, the store and the registry.

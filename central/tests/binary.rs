@@ -57,3 +57,26 @@ fn unusable_settings_are_named() {
 fn tells_systemd_it_is_ready_alive_and_stopping() {
     CENTRAL.check_systemd_notifications();
 }
+
+#[test]
+fn sighup_reloads_the_log_filter_from_the_config_file() {
+    CENTRAL.check_sighup_reloads_the_log_filter();
+}
+
+/// `openapi` prints the document and touches nothing: not the config file, not the data
+/// directory (what lets a build generate the dashboard's API types on any machine).
+#[test]
+fn openapi_prints_the_document_without_config_or_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("never-created");
+    let out = std::process::Command::new(CENTRAL.bin)
+        .args(["--config", "/nonexistent/neosens.toml", "openapi"])
+        .env("NEOSENS_DATA_DIR", &data_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["info"]["version"], env!("CARGO_PKG_VERSION"));
+    assert!(doc["paths"]["/api/v1/devices"]["post"].is_object(), "{doc}");
+    assert!(!data_dir.exists(), "the data directory was left alone");
+}

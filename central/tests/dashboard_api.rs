@@ -1,6 +1,6 @@
 //! What the dashboard relies on, over real HTTP: sign-in with a password, the session cookie's
 //! attributes, the CSRF token on changes, per-user settings, the fleet summary's ETag, the
-//! embedded app and its security headers.
+//! embedded app, the API reference and their security headers.
 
 mod common;
 
@@ -185,4 +185,15 @@ fn fleet_summary_etag_and_the_embedded_app() {
         assert!(r.header("cache-control").unwrap().contains("immutable"));
         assert!(r.header("content-type").unwrap().starts_with("text/javascript"));
     }
+
+    // The API reference, without a session or token (the document it renders is public too),
+    // under the same strict CSP but for the empty <style> element styled-components needs.
+    let docs = request(addr, "GET", "/api/docs", &[], None);
+    assert_eq!(docs.status, 200, "{}", docs.text());
+    assert!(docs.text().contains("<html"), "{}", docs.text());
+    let csp = docs.header("content-security-policy").expect("a CSP");
+    assert!(csp.contains("script-src 'self';") && csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert!(!csp.contains("unsafe"), "{csp}");
+    assert!(csp.contains("'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='"), "{csp}");
+    assert_eq!(request(addr, "GET", "/api/v1/openapi.json", &[], None).status, 200);
 }

@@ -15,7 +15,7 @@ use crate::config::{self, Config};
 /// Without a subcommand, serves. Options override the config file; each also reads the
 /// environment variable shown.
 #[derive(Debug, Parser)]
-#[command(name = "neosens-edge", version, about, long_about)]
+#[command(name = "neosens-edge", version = neosens_runtime::long_version!(), about, long_about)]
 pub struct Cli {
     /// TOML configuration file (print a commented template with `configfile`).
     #[arg(long, short, env = "NEOSENS_EDGE_CONFIG", global = true, value_name = "FILE")]
@@ -157,8 +157,16 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
             let bind = config.http.bind;
             // A gateway's load is light (provisioning, a few uplinks a second): one worker and
             // a couple of threads for database commits keep the agent small on a Pi.
+            let logging = neosens_runtime::service::Logging {
+                config: config.log.clone(),
+                // SIGHUP: the file again, the same options and environment on top, as at start.
+                reload: Box::new(move || {
+                    load_config(&cli).map(|c| c.log.filter).map_err(|e| format!("{e:#}"))
+                }),
+                extra: None,
+            };
             neosens_runtime::service::run_with(
-                &config.log.clone(),
+                logging,
                 bind,
                 "[http] bind or NEOSENS_EDGE_HTTP_BIND",
                 neosens_runtime::service::Threads::Small { workers: 1, blocking: 2 },

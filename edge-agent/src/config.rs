@@ -280,8 +280,9 @@ sensor_period_s = {sensor_period_s}
 bind = {bind}
 
 [log]
-# `tracing` filter directives, e.g. "info" or "info,neosens_edge=debug".
-# Environment: NEOSENS_LOG
+# `tracing` filter directives, e.g. "info" or "info,neosens_edge=debug". Re-read on SIGHUP
+# (`systemctl reload neosens-edge`); a filter that does not parse keeps the current one.
+# Environment: NEOSENS_LOG (wins over this file, also on reload)
 filter = {filter}
 # "text" for people, "json" for log pipelines.
 # Environment: NEOSENS_LOG_FORMAT

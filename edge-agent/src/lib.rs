@@ -223,6 +223,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
             tracing::warn!("no MAC found for the gateway ([agent] mac): it publishes no status of its own")
         }
     }
+    let build = neosens_runtime::build_info!();
     tracing::info!(
         http = %addr,
         udp = udp_addr.map(|a| a.to_string()),
@@ -230,7 +231,9 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         revision = cache.revision()?,
         devices = cache.device_count()?,
         enrolled = creds.is_some(),
-        version = env!("CARGO_PKG_VERSION"),
+        version = build.version,
+        git = build.git,
+        target = build.target,
         "neosens-edge serving"
     );
     let proxy = proxy::Proxy::new(cache.clone(), central_client, keys);

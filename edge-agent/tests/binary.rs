@@ -52,3 +52,8 @@ fn unusable_settings_are_named() {
 fn tells_systemd_it_is_ready_alive_and_stopping() {
     EDGE.check_systemd_notifications();
 }
+
+#[test]
+fn sighup_reloads_the_log_filter_from_the_config_file() {
+    EDGE.check_sighup_reloads_the_log_filter();
+}

@@ -7,17 +7,19 @@
 //! | module | role |
 //! |---|---|
 //! | [`shutdown`] | SIGINT/SIGTERM → one `CancellationToken`; drain with a deadline |
+//! | [`build_info`] | version, git revision and target for `--version`, `/healthz` and logs |
 //! | [`systemd`] | `sd_notify`: READY, WATCHDOG pings, STOPPING |
-//! | [`telemetry`] | `tracing` to stderr as text or JSON |
+//! | [`telemetry`] | `tracing` to stderr as text or JSON; a filter swapped on SIGHUP |
 //! | [`config_file`] | TOML files over defaults, errors naming file and line, template quoting |
 //! | [`data_dir`] | create and check a data directory at start |
-//! | [`http`] | serve an axum router with that shutdown path |
+//! | [`http`] | serve an axum router with that shutdown path, request spans and ids |
 //! | [`legacy_http`] | the legacy device paths' request reading and answers (central, gateways) |
 //! | [`keys`] | HMAC-SHA-256 verifiers and AES-256-GCM sealing (central's keys, each gateway's pair) |
 //! | [`mqtt`] | the MQTT link: handle + event loop, back-off, re-subscribe, online/offline state |
-//! | [`service`] | start a service process: logs, runtime, listener, signals |
+//! | [`service`] | start a service process: logs, runtime, listener, signals (SIGHUP reloads logs) |
 //! | `testing` (feature) | run a service binary in tests and talk raw HTTP to it |
 
+pub mod build_info;
 pub mod config_file;
 pub mod data_dir;
 pub mod http;

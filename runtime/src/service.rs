@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::telemetry::{self, LogConfig};
+use crate::telemetry::{self, ExtraLayer, LogConfig, LogFilter};
 
 /// Why a service could not start or ended badly.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +29,26 @@ pub enum StartError {
     },
 }
 
+/// Re-reads the log filter as at start (configuration file, then command line and environment
+/// on top); the error says why it could not.
+pub type FilterSource = Box<dyn Fn() -> Result<String, String> + Send + Sync>;
+
+/// How a service logs.
+pub struct Logging {
+    /// The `[log]` section in force at start.
+    pub config: LogConfig,
+    /// Where SIGHUP takes the new filter from.
+    pub reload: FilterSource,
+    /// Another layer under the filter (central's OpenTelemetry export).
+    pub extra: Option<ExtraLayer>,
+}
+
+impl std::fmt::Debug for Logging {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Logging").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
 /// How many threads the async runtime uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Threads {
@@ -46,10 +66,11 @@ pub enum Threads {
 }
 
 /// Installs logging, starts a multi-threaded runtime, binds `addr`, cancels the shutdown token on
-/// SIGINT/SIGTERM, and runs `service` with the listener and the token until it returns.
+/// SIGINT/SIGTERM, reloads the log filter on SIGHUP, and runs `service` with the listener and
+/// the token until it returns.
 ///
 /// `hint` names the setting that chooses `addr`, so a bind error says what to change.
-pub fn run<F, Fut, E>(log: &LogConfig, addr: SocketAddr, hint: &'static str, service: F) -> Result<(), E>
+pub fn run<F, Fut, E>(log: Logging, addr: SocketAddr, hint: &'static str, service: F) -> Result<(), E>
 where
     F: FnOnce(TcpListener, CancellationToken) -> Fut,
     Fut: Future<Output = Result<(), E>>,
@@ -60,7 +81,7 @@ where
 
 /// [`run`] with a chosen runtime size.
 pub fn run_with<F, Fut, E>(
-    log: &LogConfig,
+    log: Logging,
     addr: SocketAddr,
     hint: &'static str,
     threads: Threads,
@@ -71,7 +92,7 @@ where
     Fut: Future<Output = Result<(), E>>,
     E: From<StartError>,
 {
-    telemetry::init(log).map_err(StartError::from)?;
+    let filter = telemetry::init_with(&log.config, log.extra).map_err(StartError::from)?;
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if let Threads::Small { workers, blocking } = threads {
         builder.worker_threads(workers.max(1)).max_blocking_threads(blocking.max(1));
@@ -82,6 +103,49 @@ where
             TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, hint, source })?;
         let shutdown = CancellationToken::new();
         tokio::spawn(crate::shutdown::cancel_on_signal(shutdown.clone()));
+        // Registered here, before the service says it is serving: from then on SIGHUP reloads
+        // (its default action would end the process).
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(hangup) => {
+                tokio::spawn(reload_on_hangup(hangup, filter, log.reload, shutdown.clone()));
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot listen for SIGHUP; the log filter cannot be reloaded")
+            }
+        }
         service(listener, shutdown).await
     })
+}
+
+/// On each SIGHUP until `shutdown`, takes the filter from `source` and swaps it in. A filter
+/// that cannot be read or does not parse is logged as an error and the current one stays: a
+/// typo in the file must not silence a running service.
+pub async fn reload_on_hangup(
+    mut hangup: tokio::signal::unix::Signal,
+    filter: LogFilter,
+    source: FilterSource,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            got = hangup.recv() => if got.is_none() { return },
+        }
+        let new = match source() {
+            Ok(new) => new,
+            Err(error) => {
+                tracing::error!(signal = "SIGHUP", %error, "cannot re-read the log filter; keeping the current one");
+                continue;
+            }
+        };
+        let old = filter.current().unwrap_or_default();
+        match filter.reload(&new) {
+            Ok(()) => {
+                tracing::info!(signal = "SIGHUP", filter = %new, previous = %old, "log filter reloaded")
+            }
+            Err(error) => {
+                tracing::error!(signal = "SIGHUP", %error, "log filter refused; keeping the current one")
+            }
+        }
+    }
 }

@@ -1,7 +1,10 @@
-//! Structured logs: `tracing` to stderr, as text for people or JSON for log pipelines.
+//! Structured logs: `tracing` to stderr, as text for people or JSON for log pipelines, with a
+//! filter that can be swapped while the service runs (SIGHUP, see `service`).
 
 use serde::{Deserialize, Serialize};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{EnvFilter, Layer, Registry, reload};
 
 /// `[log]` section shared by both services.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,17 +51,79 @@ pub struct FilterError {
     reason: String,
 }
 
-/// Installs the global subscriber. Installing twice (tests) keeps the first one.
-pub fn init(config: &LogConfig) -> Result<(), FilterError> {
-    let filter = EnvFilter::try_new(&config.filter)
-        .map_err(|e| FilterError { filter: config.filter.clone(), reason: e.to_string() })?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    // `try_init` fails only when a subscriber is already installed, which is harmless.
-    let _ = match config.format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+/// Another `tracing` layer under the filter, e.g. central's OpenTelemetry export (feature `otel`).
+pub type ExtraLayer = Box<dyn Layer<Registry> + Send + Sync>;
+
+/// What the filter layer sits on: the registry and the optional extra layer.
+type Base = tracing_subscriber::layer::Layered<Option<ExtraLayer>, Registry>;
+
+/// The installed filter, to swap it while the service runs.
+#[derive(Clone)]
+pub struct LogFilter {
+    handle: reload::Handle<EnvFilter, Base>,
+}
+
+impl std::fmt::Debug for LogFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogFilter").field("current", &self.current()).finish()
+    }
+}
+
+impl LogFilter {
+    /// Replaces the filter by `filter`; one that does not parse is refused, the current one
+    /// stays.
+    pub fn reload(&self, filter: &str) -> Result<(), FilterError> {
+        let parsed = parse(filter)?;
+        // Rebuilds tracing's per-callsite interest cache itself: lines disabled so far appear.
+        self.handle
+            .reload(parsed)
+            .map_err(|e| FilterError { filter: filter.to_owned(), reason: e.to_string() })
+    }
+
+    /// The filter in force, as directives.
+    pub fn current(&self) -> Option<String> {
+        self.handle.with_current(|f| f.to_string()).ok()
+    }
+}
+
+fn parse(filter: &str) -> Result<EnvFilter, FilterError> {
+    EnvFilter::try_new(filter).map_err(|e| FilterError { filter: filter.to_owned(), reason: e.to_string() })
+}
+
+/// The subscriber of `config` writing to `writer`, and the handle of its filter.
+fn subscriber<W>(
+    config: &LogConfig,
+    extra: Option<ExtraLayer>,
+    writer: W,
+) -> Result<(impl tracing::Subscriber + Send + Sync + 'static, LogFilter), FilterError>
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    let (filter, handle) = reload::Layer::new(parse(&config.filter)?);
+    let output = tracing_subscriber::fmt::layer().with_writer(writer);
+    let output = match config.format {
+        LogFormat::Text => output.boxed(),
+        LogFormat::Json => output.json().flatten_event(true).boxed(),
     };
-    Ok(())
+    // The filter is a global one (not per layer): what it drops, the extra layer does not see
+    // either, so `NEOSENS_LOG` also chooses what is exported.
+    let subscriber = Registry::default().with(extra).with(filter).with(output);
+    Ok((subscriber, LogFilter { handle }))
+}
+
+/// Installs the global subscriber. Installing twice (tests) keeps the first one (and the
+/// returned handle then swaps a filter nobody uses).
+pub fn init(config: &LogConfig) -> Result<LogFilter, FilterError> {
+    init_with(config, None)
+}
+
+/// [`init`] with another layer under the filter.
+pub fn init_with(config: &LogConfig, extra: Option<ExtraLayer>) -> Result<LogFilter, FilterError> {
+    let (subscriber, filter) = subscriber(config, extra, std::io::stderr)?;
+    // `try_init` (which also routes `log` records to tracing) fails only when a subscriber is
+    // already installed, which is harmless.
+    let _ = subscriber.try_init();
+    Ok(filter)
 }
 
 #[cfg(test)]
@@ -69,6 +134,44 @@ mod tests {
     fn bad_filters_are_named() {
         let err = init(&LogConfig { filter: "info,=[".into(), format: LogFormat::Text }).unwrap_err();
         assert!(err.to_string().contains("info,=["), "{err}");
+    }
+
+    #[test]
+    fn the_filter_is_swapped_and_a_bad_one_keeps_the_old() {
+        #[derive(Clone, Default)]
+        struct Buffer(std::sync::Arc<parking_lot::Mutex<Vec<u8>>>);
+        impl std::io::Write for Buffer {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let config = LogConfig { filter: "info".into(), format: LogFormat::Json };
+        let (subscriber, filter) = subscriber(&config, None, move || writer.clone()).unwrap();
+        let lines = || String::from_utf8(buffer.0.lock().clone()).unwrap();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::debug!("first debug line");
+            assert!(!lines().contains("first debug line"), "debug is off under info");
+
+            filter.reload("info,neosens_runtime=debug").unwrap();
+            assert_eq!(filter.current().as_deref(), Some("neosens_runtime=debug,info"));
+            tracing::debug!("second debug line");
+            assert!(lines().contains("second debug line"), "{}", lines());
+
+            let err = filter.reload("info,=[").unwrap_err();
+            assert!(err.to_string().contains("info,=["), "{err}");
+            tracing::debug!("third debug line");
+            assert!(lines().contains("third debug line"), "the old filter stays: {}", lines());
+
+            filter.reload("warn").unwrap();
+            tracing::info!("an info line");
+            assert!(!lines().contains("an info line"), "{}", lines());
+        });
     }
 
     #[test]

@@ -202,6 +202,43 @@ try {
     page.on("pageerror", (e) => consoleErrors.push(`page error: ${e.message}`));
   });
 
+  await step("the API reference renders at /api/docs, without signing in, under the CSP", async () => {
+    // Every request the page makes, and every CSP violation it reports, whatever the console says.
+    const requests = [];
+    const onRequest = (r) => requests.push(r.url());
+    page.on("request", onRequest);
+    await page.addInitScript(() => {
+      window.__cspViolations = [];
+      document.addEventListener("securitypolicyviolation", (e) =>
+        window.__cspViolations.push(`${e.violatedDirective}: ${e.blockedURI || "inline"} (${e.sourceFile}:${e.lineNumber})`),
+      );
+    });
+    const errorsBefore = consoleErrors.length;
+    const response = await page.goto(`${base}/api/docs`);
+    assert(response.status() === 200, `/api/docs answered ${response.status()}`);
+    const csp = response.headers()["content-security-policy"] ?? "";
+    assert(csp.includes("script-src 'self';") && !csp.includes("unsafe"), `a strict CSP on /api/docs: ${csp}`);
+    // Redoc renders the document: the API's title, a tag, and an operation's path. When it
+    // does not, the CSP's refusals and the console usually say why: they go with the failure.
+    try {
+      await page.getByRole("heading", { name: /neosens central API/ }).waitFor({ timeout: DEADLINE_MS });
+      await page.getByText("/api/v1/devices/{id}/credentials/reset").first().waitFor({ state: "attached", timeout: DEADLINE_MS });
+      await page.locator('[role="menuitem"]', { hasText: "devices" }).first().waitFor({ timeout: DEADLINE_MS });
+    } catch (e) {
+      const violations = await page.evaluate(() => window.__cspViolations).catch(() => []);
+      throw new Error(`${e.message}\nCSP violations: ${violations.join("; ") || "none"}\nconsole errors: ${consoleErrors.slice(errorsBefore).join("; ") || "none"}`);
+    }
+    // The viewport only: the whole reference is a page some 65 000 pixels high.
+    await page.screenshot({ path: join(shots, "00-api-docs.png") });
+    const violations = await page.evaluate(() => window.__cspViolations);
+    assert(violations.length === 0, `no CSP violation on /api/docs:\n${violations.join("\n")}`);
+    assert(consoleErrors.length === errorsBefore, `no console error on /api/docs:\n${consoleErrors.slice(errorsBefore).join("\n")}`);
+    const elsewhere = requests.filter((u) => !u.startsWith(`${base}/`) && !u.startsWith("data:"));
+    assert(elsewhere.length === 0, `the reference loads nothing from elsewhere: ${elsewhere.join(", ")}`);
+    assert(requests.includes(`${base}/api/v1/openapi.json`), `the reference fetched the document: ${requests.join(", ")}`);
+    page.off("request", onRequest);
+  });
+
   await step("sign in", async () => {
     await page.goto(base);
     await page.getByLabel("User name").fill("admin");

@@ -1,75 +1,36 @@
 // The dashboard's only door to central: JSON over /api/v1 with the session cookie, the CSRF
 // token on every change, and the API's JSON errors turned into ApiError.
 
-export type Role = "viewer" | "operator" | "admin";
-export type DeviceState = "ok" | "outdated" | "never_seen" | "disabled";
+import type { components } from "./generated/api";
 
-export interface Session {
-  user_id: string;
-  username: string;
-  role: Role;
-  csrf_token: string;
-}
+// The API's types are generated from its OpenAPI document (src/generated/api.d.ts, by
+// scripts/gen-api-types; CI checks they are up to date), so a change in central's answers shows
+// up here as a type error. Only the answers the document leaves untyped are written by hand.
+type Schemas = components["schemas"];
 
-export interface RoomRef {
-  id: string;
-  building: string;
-  site: string | null;
-  name: string;
-  base_topic: string | null;
-}
+export type Role = Schemas["Role"];
+export type DeviceState = Schemas["DeviceState"];
+export type Session = Schemas["SessionView"];
+export type Site = Schemas["Site"];
+export type Building = Schemas["Building"];
+export type Room = Schemas["RoomView"];
+export type DeviceType = Schemas["TypeView"];
+export type Device = Schemas["DeviceView"];
+/** One page of the device listing (`GET /devices`). */
+export type Page = Schemas["Page"];
+export type Counts = Schemas["StateCounts"];
+export type FleetSummary = Schemas["FleetSummary"];
+export type Gateway = Schemas["GatewayView"];
+export type User = Schemas["UserView"];
+export type OrderRecord = Schemas["OrderRecord"];
+export type EnrolmentToken = Schemas["EnrolmentToken"];
 
-export interface Device {
-  id: string;
-  uid: string;
-  uid_kind: string;
-  type: string;
-  type_id: string;
-  description: string;
-  rooms: RoomRef[];
-  base_topic: string | null;
-  enabled: boolean;
-  config: unknown;
-  mqtt: { server: string; port: number } | null;
-  login: string;
-  credentials_delivered: boolean;
-  outdated_after_s: number | null;
-  effective_outdated_after_s: number;
-  state: DeviceState;
-  last_seen: string | null;
-  last_status: string | null;
-  last_payload: unknown;
-  created_at: string;
-  updated_at: string;
-  lorawan: unknown;
-}
-
-export interface Page<T> {
+/** The list answers (`{"items": [...]}`), which the document describes as plain objects. */
+export interface Items<T> {
   items: T[];
-  total: number;
-  limit: number;
-  offset: number;
 }
 
-export interface Counts {
-  ok: number;
-  outdated: number;
-  never_seen: number;
-  disabled: number;
-}
-
-export interface FleetSummary {
-  total: Counts;
-  unplaced: Counts;
-  sites: {
-    id: string;
-    slug: string;
-    name: string;
-    counts: Counts;
-    buildings: { id: string; name: string; counts: Counts; rooms: { id: string; name: string; counts: Counts }[] }[];
-  }[];
-}
-
+/** An alert (`GET /alerts`): written by hand, the document describes it as a plain object. */
 export interface Alert {
   id: number;
   kind: "outage" | "failure";
@@ -84,18 +45,6 @@ export interface Alert {
   ack: { by: string; at: number; silenced_until: number | null } | null;
   devices: string[];
   state: "open" | "resolved";
-}
-
-export interface OrderRecord {
-  at: number;
-  by: string;
-  order: string;
-  value: string | null;
-  module: string;
-  dest: string;
-  topic: string;
-  payload: string;
-  outcome: string;
 }
 
 /** An error answered by central: `{"error": {"code", "message", "field"?, "details"?}}`. */

@@ -5,7 +5,7 @@
 //! | `legacy` | `/device/credentials`, `/device/config`, `/device/logger` (byte-compatible with 2016) |
 //! | `api` | `/api/v1/…` (admin API, bearer tokens, JSON errors) |
 //! | `broker_auth` | `/mqtt/*` (go-auth) and `/mqtt_auth/*` (2016 plug-in): Mosquitto's auth backend |
-//! | `dashboard` | `/`, `/assets/*`: the React dashboard embedded in the binary |
+//! | `dashboard` | `/`, `/assets/*`, `/api/docs`: the React dashboard and the API reference, embedded in the binary |
 //! | `neosens_runtime::http::healthz` | `/healthz` |
 
 mod api;
@@ -52,16 +52,24 @@ pub fn router(state: AppState, broker_auth_apart: bool) -> Router {
         .merge(legacy::routes())
         .merge(api::routes())
         .merge(dashboard::routes())
-        .merge(neosens_runtime::http::healthz(env!("CARGO_PKG_VERSION")))
+        .merge(neosens_runtime::http::healthz(neosens_runtime::build_info!()))
         .route("/metrics", axum::routing::get(metrics))
         .route("/readyz", axum::routing::get(readyz));
     let router = if broker_auth_apart { router } else { router.merge(broker_auth::routes()) };
     router.layer(axum::middleware::from_fn_with_state(state.clone(), observe)).with_state(state)
 }
 
+/// The OpenAPI document of `/api/v1`, as `GET /api/v1/openapi.json` serves it (also printed by
+/// `neosens-central openapi`, from which the dashboard's TypeScript types are generated).
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    api::openapi_document()
+}
+
 /// The broker-auth paths alone, for a listener only the broker can reach.
 pub fn broker_auth_router(state: AppState) -> Router {
-    broker_auth::routes().merge(neosens_runtime::http::healthz(env!("CARGO_PKG_VERSION"))).with_state(state)
+    broker_auth::routes()
+        .merge(neosens_runtime::http::healthz(neosens_runtime::build_info!()))
+        .with_state(state)
 }
 
 /// `GET /metrics`: OpenMetrics text for scrapers that ask for it (Prometheus does), the classic

@@ -7,6 +7,7 @@
 //! reports everything unchanged. `--dry-run` prints the same report without writing.
 
 pub mod dump;
+pub mod progress;
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -16,14 +17,15 @@ use anyhow::Context;
 use crate::Config;
 use crate::registry::{Counts, ImportReport};
 use dump::LegacyExport;
+use progress::Progress;
 
 /// Runs an import from the command line and prints its report.
 pub fn run(config: &Config, file: &Path, dry_run: bool, json: bool) -> anyhow::Result<()> {
     let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
     eprintln!("import-legacy: read {} ({} bytes)", file.display(), bytes.len());
-    let export =
-        LegacyExport::parse(&bytes, |done, total| eprintln!("import-legacy: parsed {done}/{total} rows"))
-            .with_context(|| format!("parsing {}", file.display()))?;
+    let mut progress = Progress::for_stderr();
+    let export = LegacyExport::parse(&bytes, |done, total| progress.update("parsing", done, total))
+        .with_context(|| format!("parsing {}", file.display()))?;
     eprintln!(
         "import-legacy: {} types, {} buildings, {} locations, {} devices, {} permissions",
         export.types.len(),
@@ -34,7 +36,8 @@ pub fn run(config: &Config, file: &Path, dry_run: bool, json: bool) -> anyhow::R
     );
     let registry = crate::open_registry(config)
         .context("opening the registry (is neosens-central running on this data directory? stop it first)")?;
-    let report = registry.import_legacy(&export, dry_run)?;
+    let report = registry
+        .import_legacy(&export, dry_run, &mut |done, total| progress.update("devices", done, total))?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -96,7 +96,12 @@ fn upsert<T: PartialEq>(counts: &mut Counts, old: Option<&T>, new: &T) -> bool {
     }
 }
 
-fn plan(state: &State, keys: &ServerKeys, export: &LegacyExport) -> Result<Plan, RegistryError> {
+fn plan(
+    state: &State,
+    keys: &ServerKeys,
+    export: &LegacyExport,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Plan, RegistryError> {
     let mut report = ImportReport {
         skipped_rows: export.other_rows + export.log_messages,
         rejected: export.bad_rows.clone(),
@@ -194,7 +199,12 @@ fn plan(state: &State, keys: &ServerKeys, export: &LegacyExport) -> Result<Plan,
     let mut logins: HashMap<String, DeviceUid> = HashMap::new();
     let mut statuses = Vec::new();
     let mut imported: HashSet<i64> = HashSet::new();
-    for d in &export.devices {
+    let total = export.devices.len();
+    for (n, d) in export.devices.iter().enumerate() {
+        // Each device costs a secret hash and seal: 100k of them take seconds.
+        if n % 1000 == 0 {
+            progress(n, total);
+        }
         let row = format!("devices.device pk={} mac={}", d.pk, d.mac);
         let planned =
             plan_device(state, keys, d, &type_ids, &room_ids, &room_topics, &mut logins, &mut report, &row)?;
@@ -207,6 +217,7 @@ fn plan(state: &State, keys: &ServerKeys, export: &LegacyExport) -> Result<Plan,
             writes.push(Write::Put(Record::Device(Box::new(record))));
         }
     }
+    progress(total, total);
 
     // Permissions: neosens derives them from rooms; anything else is reported.
     let devices_by_pk: HashMap<i64, &LegacyDevice> = export.devices.iter().map(|d| (d.pk, d)).collect();
@@ -389,14 +400,20 @@ fn plan_device(
 
 impl Registry {
     /// Imports (or with `dry_run`, plans) a 2016 export. Rows that cannot be imported are
-    /// reported; the rest lands in one transaction.
-    pub fn import_legacy(&self, export: &LegacyExport, dry_run: bool) -> Result<ImportReport, RegistryError> {
+    /// reported; the rest lands in one transaction. `progress` hears (devices planned, devices
+    /// in all) every thousand devices.
+    pub fn import_legacy(
+        &self,
+        export: &LegacyExport,
+        dry_run: bool,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<ImportReport, RegistryError> {
         if dry_run {
-            let plan = plan(&self.state.read(), &self.keys, export)?;
+            let plan = plan(&self.state.read(), &self.keys, export, progress)?;
             return Ok(ImportReport { dry_run: true, ..plan.report });
         }
         let (statuses, report) = self.mutate(|state| {
-            let plan = plan(state, &self.keys, export)?;
+            let plan = plan(state, &self.keys, export, progress)?;
             Ok((plan.writes, (plan.statuses, plan.report)))
         })?;
         self.put_statuses(statuses)?;

@@ -25,7 +25,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(crate::proxy::routes())
         .route("/metrics", axum::routing::get(metrics))
-        .merge(neosens_runtime::http::healthz(env!("CARGO_PKG_VERSION")))
+        .merge(neosens_runtime::http::healthz(neosens_runtime::build_info!()))
         .with_state(state)
 }
 

@@ -48,14 +48,18 @@ impl std::str::FromStr for BrokerUrl {
         if url.path() != "" && url.path() != "/" {
             return Err(fail("a broker URL has no path"));
         }
-        let decode = |s: &str| {
-            url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned())
+        // Userinfo is percent-encoded (RFC 3986 §3.2.1), not form-encoded: a `+` is a plus sign.
+        let decode = |part: &str, what: &str| {
+            percent_encoding::percent_decode_str(part)
+                .decode_utf8()
+                .map(|v| v.into_owned())
+                .map_err(|_| fail(&format!("the {what} is not UTF-8 once percent-decoded")))
         };
         let credentials = if url.username().is_empty() {
             None
         } else {
-            let user = decode(url.username()).unwrap_or_default();
-            let pass = url.password().and_then(decode).unwrap_or_default();
+            let user = decode(url.username(), "user name")?;
+            let pass = url.password().map(|p| decode(p, "password")).transpose()?.unwrap_or_default();
             Some((user, pass))
         };
         Ok(BrokerUrl { host, port: url.port().unwrap_or(if tls { 8883 } else { 1883 }), tls, credentials })
@@ -112,6 +116,21 @@ mod tests {
             assert!(bad.parse::<BrokerUrl>().is_err(), "{bad:?}");
         }
         let err = "http://u:secret@h".parse::<BrokerUrl>().unwrap_err().to_string();
+        assert!(!err.contains("secret"), "{err}");
+    }
+
+    #[test]
+    fn credentials_are_percent_decoded_not_form_decoded() {
+        // A `+` in a password stays a plus sign (form decoding made it a space).
+        let u: BrokerUrl = "mqtt://central:a+b%2Bc%20d@h".parse().unwrap();
+        assert_eq!(u.credentials, Some(("central".into(), "a+b+c d".into())));
+        let u: BrokerUrl = "mqtt://us%3Aer+1:%C3%A9t%C3%A9@h".parse().unwrap();
+        assert_eq!(u.credentials, Some(("us:er+1".into(), "été".into())));
+        let u: BrokerUrl = "mqtt://only-user@h".parse().unwrap();
+        assert_eq!(u.credentials, Some(("only-user".into(), String::new())));
+        // Bytes that are not UTF-8 are refused by name, without echoing the password.
+        let err = "mqtt://u:%FF%FEsecret@h".parse::<BrokerUrl>().unwrap_err().to_string();
+        assert!(err.contains("password is not UTF-8"), "{err}");
         assert!(!err.contains("secret"), "{err}");
     }
 }

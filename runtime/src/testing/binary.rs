@@ -29,7 +29,8 @@ impl Service {
         c
     }
 
-    /// `--help` names every variable in `vars`, and `--version` prints the version.
+    /// `--help` names every variable in `vars`, and `--version` prints the version, the git
+    /// revision and the target: `neosens-central 0.1.0 (git 7525071, x86_64-unknown-linux-gnu)`.
     pub fn check_help(&self, vars: &[&str], version: &str) {
         let out = self.command().arg("--help").output().unwrap();
         assert!(out.status.success());
@@ -39,7 +40,18 @@ impl Service {
         }
         assert!(help.contains("configfile"));
         let out = self.command().arg("--version").output().unwrap();
-        assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), format!("{} {version}", self.name));
+        let printed = String::from_utf8(out.stdout).unwrap();
+        let build = printed
+            .trim()
+            .strip_prefix(&format!("{} {version} (git ", self.name))
+            .and_then(|rest| rest.strip_suffix(')'))
+            .unwrap_or_else(|| panic!("--version printed {printed:?}"));
+        let (git, target) = build.split_once(", ").unwrap_or_else(|| panic!("--version printed {printed:?}"));
+        assert!(
+            git == "unknown" || git.trim_end_matches("-dirty").chars().all(|c| c.is_ascii_hexdigit()),
+            "git revision {git:?}"
+        );
+        assert!(target.split('-').count() >= 3, "target triple {target:?}");
     }
 
     /// `configfile` prints the values in force (here set through the environment), explains
@@ -101,6 +113,10 @@ impl Service {
             assert_eq!(health.status, 200);
             let body: serde_json::Value = serde_json::from_slice(&health.body).unwrap();
             assert_eq!(body["status"], "ok");
+            for field in ["version", "git", "target"] {
+                assert!(body[field].as_str().is_some_and(|v| !v.is_empty()), "/healthz {field}: {body}");
+            }
+            assert!(health.header("x-request-id").is_some(), "every answer carries a request id");
             let status = service.signal_and_wait(signal);
             assert!(status.success(), "SIG{signal}: exit status {status}");
             let logs = service.logs();
@@ -108,6 +124,46 @@ impl Service {
             assert!(logs.iter().any(|l| message(l) == Some("stop requested")), "{logs:#?}");
             assert!(logs.iter().any(|l| message(l) == Some(stopped.as_str())), "{logs:#?}");
         }
+    }
+
+    /// SIGHUP re-reads `[log] filter` from the configuration file: a debug line appears once the
+    /// file asks for it, and a filter that does not parse is refused with an error, the service
+    /// going on with the previous one.
+    pub fn check_sighup_reloads_the_log_filter(&self) {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config.toml");
+        std::fs::write(&file, "[log]\nfilter = \"info\"\n").unwrap();
+        let env = self.env(&dir.path().join("data"));
+        let mut service =
+            ServiceProcess::spawn(Path::new(self.bin), &["--config", file.to_str().unwrap()], &env);
+        let addr = service.addr("http");
+        let is_response = |l: &serde_json::Value| message(l) == Some("response");
+        http_get(addr, "/healthz");
+
+        std::fs::write(&file, "[log]\nfilter = \"info,neosens_runtime::http=debug\"\n").unwrap();
+        let hangup = |service: &ServiceProcess| {
+            let status = Command::new("kill").args(["-HUP", &service.pid().to_string()]).status().unwrap();
+            assert!(status.success(), "kill -HUP");
+        };
+        hangup(&service);
+        service.wait_for_log(|l| message(l) == Some("log filter reloaded"));
+        assert!(!service.logs().iter().any(is_response), "no response line under the first filter");
+        let answer = http_get(addr, "/healthz");
+        let id = answer.header("x-request-id").expect("a request id").to_owned();
+        let line = service.wait_for_log(is_response);
+        assert_eq!(line["status"], 200, "{line}");
+        let span = &line["span"];
+        assert_eq!(span["route"], "/healthz", "{line}");
+        assert_eq!(span["request_id"], id.as_str(), "the logged id is the one returned: {line}");
+
+        std::fs::write(&file, "[log]\nfilter = \"info,=[\"\n").unwrap();
+        hangup(&service);
+        let refused =
+            service.wait_for_log(|l| message(l) == Some("log filter refused; keeping the current one"));
+        assert!(refused["error"].as_str().is_some_and(|e| e.contains("info,=[")), "{refused}");
+        http_get(addr, "/healthz");
+        service.wait_for_log(is_response);
+        assert!(service.signal_and_wait("TERM").success());
     }
 
     /// With systemd's `NOTIFY_SOCKET` and `WATCHDOG_USEC`, says `READY=1` once serving, pings

@@ -1,21 +1,8 @@
 // The registry's small lists (sites, buildings, rooms, types) for filters and forms.
 import { useCallback, useEffect, useState } from "react";
-import { api } from "../api";
+import { api, type Building, type DeviceType, type Items, type Room, type Site } from "../api";
 
-export interface Site { id: string; slug: string; name: string; is_default: boolean }
-export interface Building { id: string; site: string; name: string; description: string; outside: boolean }
-export interface Room { id: string; building: string; site: string | null; name: string; description: string; base_topic: string | null; devices: number }
-export interface DeviceType {
-  id: string;
-  name: string;
-  description: string;
-  config_schema: unknown;
-  status_period_s: number;
-  outdated_after_s: number;
-  orders: string[];
-  status_rules: unknown[];
-}
-export interface Gateway { id: string; name: string; scope: unknown; devices: number; created_at: string; enrolled_at: string | null; mqtt_username: string }
+export type { Building, DeviceType, Gateway, Room, Site } from "../api";
 
 export interface Lookups {
   sites: Site[];
@@ -32,10 +19,10 @@ export function useLookups(): Lookups & { reload: () => void } {
   useEffect(() => {
     let stopped = false;
     Promise.all([
-      api<{ items: Site[] }>("GET", "/sites"),
-      api<{ items: Building[] }>("GET", "/buildings"),
-      api<{ items: Room[] }>("GET", "/rooms"),
-      api<{ items: DeviceType[] }>("GET", "/device-types"),
+      api<Items<Site>>("GET", "/sites"),
+      api<Items<Building>>("GET", "/buildings"),
+      api<Items<Room>>("GET", "/rooms"),
+      api<Items<DeviceType>>("GET", "/device-types"),
     ])
       .then(([s, b, r, t]) => {
         if (!stopped) setData({ sites: s.items, buildings: b.items, rooms: r.items, types: t.items });

@@ -86,7 +86,7 @@ export function Devices({ params }: { params: URLSearchParams }) {
     limit: PAGE,
     offset: page * PAGE,
   })}`;
-  const { data, error } = usePolled<Page<Device>>(path, 5_000);
+  const { data, error } = usePolled<Page>(path, 5_000);
 
   useEffect(() => {
     api<Record<string, unknown>>("GET", "/session/settings")

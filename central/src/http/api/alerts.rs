@@ -1,9 +1,8 @@
 //! `/api/v1/alerts`: outage alerts, acknowledged or silenced by operators.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::Deserialize;
 
 use super::items;
@@ -11,9 +10,12 @@ use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::extract::{ApiJson, ApiQuery, Auth};
 use crate::model::{Role, Timestamp};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new().route("/alerts", get(list)).route("/alerts/{id}/ack", post(acknowledge))
+/// The routes of this module, each with its OpenAPI operation (paths relative to `/api/v1`).
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list)).routes(routes!(acknowledge))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -25,7 +27,7 @@ pub(super) struct AlertQuery {
 }
 
 /// Open alerts (and recent resolved ones with `state=all`).
-#[utoipa::path(get, path = "/api/v1/alerts", tag = "alerts", params(AlertQuery),
+#[utoipa::path(get, path = "/alerts", tag = "alerts", params(AlertQuery),
     responses((status = 200, body = inline(Object)), crate::http::error::CommonErrors), security(("bearer" = [])))]
 pub(super) async fn list(
     State(s): State<AppState>,
@@ -54,7 +56,7 @@ pub(super) struct AckInput {
 }
 
 /// Acknowledges an alert, optionally silencing it.
-#[utoipa::path(post, path = "/api/v1/alerts/{id}/ack", tag = "alerts",
+#[utoipa::path(post, path = "/alerts/{id}/ack", tag = "alerts",
     params(("id" = u64, Path, description = "Alert id")), request_body = AckInput,
     responses((status = 200, body = inline(Object)), crate::http::error::CommonErrors,
         (status = 404, description = "Not found", body = crate::http::error::ErrorBody)),

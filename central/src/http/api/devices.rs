@@ -1,10 +1,9 @@
 //! `/api/v1/devices`: `{id}` is the internal UUID or the device uid (MAC, DevEUI).
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::json;
 
@@ -14,15 +13,18 @@ use crate::http::extract::{ApiJson, ApiQuery, Auth};
 use crate::model::Role;
 use crate::registry::{DeviceFilter, DeviceInput, DevicePatch, DeviceView};
 use crate::store::DeviceLogEntry;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/devices", get(list).post(create))
-        .route("/devices/{id}", get(get_one).patch(update).delete(delete))
-        .route("/devices/{id}/credentials/reset", post(reset_credentials))
-        .route("/devices/{id}/enable", post(enable))
-        .route("/devices/{id}/disable", post(disable))
-        .route("/devices/{id}/logs", get(logs))
+/// The routes of this module, each with its OpenAPI operation (paths relative to `/api/v1`).
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(get_one, update, delete))
+        .routes(routes!(reset_credentials))
+        .routes(routes!(enable))
+        .routes(routes!(disable))
+        .routes(routes!(logs))
 }
 
 /// One page of a device listing.
@@ -34,7 +36,7 @@ pub(super) struct Page {
     offset: usize,
 }
 
-#[utoipa::path(get, path = "/api/v1/devices", tag = "devices", params(crate::registry::DeviceFilter), responses((status = 200, description = "One page, sorted by uid", body = Page), crate::http::error::CommonErrors), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/devices", tag = "devices", params(crate::registry::DeviceFilter), responses((status = 200, description = "One page, sorted by uid", body = Page), crate::http::error::CommonErrors), security(("bearer" = [])))]
 async fn list(
     State(s): State<AppState>,
     _auth: Auth,
@@ -45,7 +47,7 @@ async fn list(
     Ok(Json(Page { items, total, limit, offset: filter.offset.unwrap_or(0) }))
 }
 
-#[utoipa::path(get, path = "/api/v1/devices/{id}", tag = "devices", params(("id" = String, Path, description = "Internal UUID or uid (MAC, DevEUI)")), responses((status = 200, body = crate::registry::DeviceView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/devices/{id}", tag = "devices", params(("id" = String, Path, description = "Internal UUID or uid (MAC, DevEUI)")), responses((status = 200, body = crate::registry::DeviceView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn get_one(
     State(s): State<AppState>,
     _auth: Auth,
@@ -54,7 +56,7 @@ async fn get_one(
     Ok(Json(s.registry.device(&key)?))
 }
 
-#[utoipa::path(post, path = "/api/v1/devices", tag = "devices", request_body = crate::registry::DeviceInput, responses((status = 201, description = "Registered, with a new undelivered secret", body = crate::registry::DeviceView), crate::http::error::CommonErrors, (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody), (status = 422, description = "Configuration breaks its schema, the legacy shape or the 1023-byte limit", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/devices", tag = "devices", request_body = crate::registry::DeviceInput, responses((status = 201, description = "Registered, with a new undelivered secret", body = crate::registry::DeviceView), crate::http::error::CommonErrors, (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody), (status = 422, description = "Configuration breaks its schema, the legacy shape or the 1023-byte limit", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn create(
     State(s): State<AppState>,
     auth: Auth,
@@ -66,7 +68,7 @@ async fn create(
     Ok((StatusCode::CREATED, Json(device)))
 }
 
-#[utoipa::path(patch, path = "/api/v1/devices/{id}", tag = "devices", params(("id" = String, Path, description = "Internal UUID or uid")), request_body = crate::registry::DevicePatch, responses((status = 200, body = crate::registry::DeviceView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody), (status = 422, description = "Configuration breaks its schema, the legacy shape or the 1023-byte limit", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(patch, path = "/devices/{id}", tag = "devices", params(("id" = String, Path, description = "Internal UUID or uid")), request_body = crate::registry::DevicePatch, responses((status = 200, body = crate::registry::DeviceView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody), (status = 422, description = "Configuration breaks its schema, the legacy shape or the 1023-byte limit", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn update(
     State(s): State<AppState>,
     auth: Auth,
@@ -77,7 +79,7 @@ async fn update(
     Ok(Json(s.registry.update_device(&key, patch)?))
 }
 
-#[utoipa::path(delete, path = "/api/v1/devices/{id}", tag = "devices", params(("id" = String, Path, description = "Internal UUID or uid")), responses((status = 204, description = "Deleted"), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(delete, path = "/devices/{id}", tag = "devices", params(("id" = String, Path, description = "Internal UUID or uid")), responses((status = 204, description = "Deleted"), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn delete(
     State(s): State<AppState>,
     auth: Auth,
@@ -89,7 +91,7 @@ async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(post, path = "/api/v1/devices/{id}/credentials/reset", tag = "devices", params(("id" = String, Path, description = "Internal UUID or uid")), responses((status = 200, description = "New secret, delivered at the next /device/credentials call", body = crate::registry::DeviceView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/devices/{id}/credentials/reset", tag = "devices", params(("id" = String, Path, description = "Internal UUID or uid")), responses((status = 200, description = "New secret, delivered at the next /device/credentials call", body = crate::registry::DeviceView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn reset_credentials(
     State(s): State<AppState>,
     auth: Auth,
@@ -104,7 +106,7 @@ async fn set_enabled(s: &AppState, auth: &Auth, key: &str, enabled: bool) -> Res
     Ok(s.registry.update_device(key, DevicePatch { enabled: Some(enabled), ..DevicePatch::default() })?)
 }
 
-#[utoipa::path(post, path = "/api/v1/devices/{id}/enable", tag = "devices", params(("id" = String, Path, description = "Internal UUID or uid")), responses((status = 200, body = crate::registry::DeviceView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/devices/{id}/enable", tag = "devices", params(("id" = String, Path, description = "Internal UUID or uid")), responses((status = 200, body = crate::registry::DeviceView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn enable(
     State(s): State<AppState>,
     auth: Auth,
@@ -113,7 +115,7 @@ async fn enable(
     Ok(Json(set_enabled(&s, &auth, &key, true).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/devices/{id}/disable", tag = "devices", params(("id" = String, Path, description = "Internal UUID or uid")), responses((status = 200, description = "Disabled: no config, no broker access", body = crate::registry::DeviceView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/devices/{id}/disable", tag = "devices", params(("id" = String, Path, description = "Internal UUID or uid")), responses((status = 200, description = "Disabled: no config, no broker access", body = crate::registry::DeviceView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn disable(
     State(s): State<AppState>,
     auth: Auth,
@@ -122,7 +124,7 @@ async fn disable(
     Ok(Json(set_enabled(&s, &auth, &key, false).await?))
 }
 
-#[utoipa::path(get, path = "/api/v1/devices/{id}/logs", tag = "devices", params(("id" = String, Path, description = "Internal UUID or uid")), responses((status = 200, description = "Last 200 lines sent to /device/logger, newest first", body = inline(Object)), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/devices/{id}/logs", tag = "devices", params(("id" = String, Path, description = "Internal UUID or uid")), responses((status = 200, description = "Last 200 lines sent to /device/logger, newest first", body = inline(Object)), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn logs(
     State(s): State<AppState>,
     _auth: Auth,

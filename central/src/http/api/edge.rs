@@ -4,12 +4,11 @@
 
 use std::time::Duration;
 
+use axum::Json;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use neosens_protocol::ids::{DeviceId, GatewayId};
 use serde::Deserialize;
 
@@ -19,17 +18,20 @@ use crate::http::error::ApiError;
 use crate::http::extract::{ApiJson, ApiQuery, Auth};
 use crate::model::{Role, Timestamp};
 use crate::registry::{EnrolmentGrant, EnrolmentToken};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Longest long-poll a gateway may ask for.
 pub(super) const MAX_WAIT_S: u64 = 60;
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/gateways/{id}/enrolment", post(start_enrolment))
-        .route("/edge/enroll", post(enroll))
-        .route("/edge/sync", get(sync))
-        .route("/edge/deliveries", post(deliveries))
-        .route("/edge/health", post(health))
+/// The routes of this module, each with its OpenAPI operation (paths relative to `/api/v1`).
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(start_enrolment))
+        .routes(routes!(enroll))
+        .routes(routes!(sync))
+        .routes(routes!(deliveries))
+        .routes(routes!(health))
 }
 
 /// An authenticated gateway (`Authorization: Bearer nsg_…`).
@@ -49,7 +51,7 @@ impl FromRequestParts<AppState> for GatewayAuth {
 }
 
 /// Issues a one-time enrolment token for a gateway (valid 24 h; replaces a pending one).
-#[utoipa::path(post, path = "/api/v1/gateways/{id}/enrolment", tag = "gateways",
+#[utoipa::path(post, path = "/gateways/{id}/enrolment", tag = "gateways",
     params(("id" = String, Path, description = "Gateway id")),
     responses((status = 201, body = EnrolmentToken), crate::http::error::CommonErrors,
         (status = 404, description = "Not found", body = crate::http::error::ErrorBody)),
@@ -73,7 +75,7 @@ pub(super) struct EnrollInput {
 }
 
 /// Exchanges a one-time token for the gateway's credentials (shown once).
-#[utoipa::path(post, path = "/api/v1/edge/enroll", tag = "edge", request_body = EnrollInput,
+#[utoipa::path(post, path = "/edge/enroll", tag = "edge", request_body = EnrollInput,
     responses((status = 200, body = EnrolmentGrant),
         (status = 401, description = "Unknown, used or expired token", body = crate::http::error::ErrorBody)))]
 pub(super) async fn enroll(
@@ -108,7 +110,7 @@ pub(super) struct SyncQuery {
 
 /// The gateway's share of the registry since `since`: a postcard body (`application/x-postcard`,
 /// version first), or 204 when nothing changed within `wait` seconds.
-#[utoipa::path(get, path = "/api/v1/edge/sync", tag = "edge", params(SyncQuery),
+#[utoipa::path(get, path = "/edge/sync", tag = "edge", params(SyncQuery),
     responses((status = 200, description = "A sync batch (postcard)", content_type = "application/x-postcard"),
         (status = 204, description = "Nothing new"), crate::http::error::CommonErrors),
     security(("bearer" = [])))]
@@ -159,7 +161,7 @@ pub(super) struct DeliveriesInput {
 }
 
 /// Marks them delivered: central will not hand those passwords out again.
-#[utoipa::path(post, path = "/api/v1/edge/deliveries", tag = "edge", request_body = DeliveriesInput,
+#[utoipa::path(post, path = "/edge/deliveries", tag = "edge", request_body = DeliveriesInput,
     responses((status = 200, body = inline(Object)), crate::http::error::CommonErrors),
     security(("bearer" = [])))]
 pub(super) async fn deliveries(
@@ -173,7 +175,7 @@ pub(super) async fn deliveries(
 }
 
 /// The gateway's own figures (outbox depth and age, version), shown per gateway in `/metrics`.
-#[utoipa::path(post, path = "/api/v1/edge/health", tag = "edge", request_body = HealthReport,
+#[utoipa::path(post, path = "/edge/health", tag = "edge", request_body = HealthReport,
     responses((status = 204, description = "Recorded"), crate::http::error::CommonErrors),
     security(("bearer" = [])))]
 pub(super) async fn health(

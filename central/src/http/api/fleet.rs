@@ -4,18 +4,19 @@
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::extract::Auth;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new().route("/fleet", get(summary))
+/// The routes of this module, each with its OpenAPI operation (paths relative to `/api/v1`).
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(summary))
 }
 
 /// A strong validator of a JSON body.
@@ -41,7 +42,7 @@ pub(super) fn with_etag(headers: &HeaderMap, body: Vec<u8>) -> Response {
     ([(header::ETAG, etag), cache, json], body).into_response()
 }
 
-#[utoipa::path(get, path = "/api/v1/fleet", tag = "devices",
+#[utoipa::path(get, path = "/fleet", tag = "devices",
     responses((status = 200, description = "Counts by state per site, building and room; with an ETag", body = crate::registry::FleetSummary),
         (status = 304, description = "Unchanged since the ETag in If-None-Match"),
         crate::http::error::CommonErrors),

@@ -1,10 +1,9 @@
 //! `/api/v1/gateways`: edge gateways and their scope.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
 use neosens_protocol::ids::GatewayId;
 
 use super::items;
@@ -13,18 +12,19 @@ use crate::http::error::ApiError;
 use crate::http::extract::{ApiJson, Auth};
 use crate::model::Role;
 use crate::registry::{GatewayInput, GatewayPatch};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/gateways", get(list).post(create))
-        .route("/gateways/{id}", get(get_one).patch(update).delete(delete))
+/// The routes of this module, each with its OpenAPI operation (paths relative to `/api/v1`).
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list, create)).routes(routes!(get_one, update, delete))
 }
 
 fn gateway_id(s: &str) -> Result<GatewayId, ApiError> {
     s.parse().map_err(|_| ApiError::NotFound(format!("gateway {s} not found")))
 }
 
-#[utoipa::path(get, path = "/api/v1/gateways", tag = "gateways", responses((status = 200, body = inline(Object)), crate::http::error::CommonErrors), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/gateways", tag = "gateways", responses((status = 200, body = inline(Object)), crate::http::error::CommonErrors), security(("bearer" = [])))]
 async fn list(State(s): State<AppState>, _auth: Auth) -> impl IntoResponse {
     items(s.registry.gateways().into_iter().map(|g| with_health(&s, g)).collect())
 }
@@ -46,7 +46,7 @@ fn with_health(s: &AppState, gateway: crate::registry::GatewayView) -> GatewayWi
     GatewayWithHealth { gateway, up, health }
 }
 
-#[utoipa::path(get, path = "/api/v1/gateways/{id}", tag = "gateways", params(("id" = String, Path, description = "Gateway id")), responses((status = 200, body = GatewayWithHealth), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/gateways/{id}", tag = "gateways", params(("id" = String, Path, description = "Gateway id")), responses((status = 200, body = GatewayWithHealth), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn get_one(
     State(s): State<AppState>,
     _auth: Auth,
@@ -55,7 +55,7 @@ async fn get_one(
     Ok(Json(with_health(&s, s.registry.gateway(gateway_id(&id)?)?)))
 }
 
-#[utoipa::path(post, path = "/api/v1/gateways", tag = "gateways", request_body = crate::registry::GatewayInput, responses((status = 201, body = crate::registry::GatewayView), crate::http::error::CommonErrors, (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/gateways", tag = "gateways", request_body = crate::registry::GatewayInput, responses((status = 201, body = crate::registry::GatewayView), crate::http::error::CommonErrors, (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn create(
     State(s): State<AppState>,
     auth: Auth,
@@ -65,7 +65,7 @@ async fn create(
     Ok((StatusCode::CREATED, Json(s.registry.create_gateway(input)?)))
 }
 
-#[utoipa::path(patch, path = "/api/v1/gateways/{id}", tag = "gateways", params(("id" = String, Path, description = "Gateway id")), request_body = crate::registry::GatewayPatch, responses((status = 200, body = crate::registry::GatewayView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody), (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(patch, path = "/gateways/{id}", tag = "gateways", params(("id" = String, Path, description = "Gateway id")), request_body = crate::registry::GatewayPatch, responses((status = 200, body = crate::registry::GatewayView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody), (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn update(
     State(s): State<AppState>,
     auth: Auth,
@@ -76,7 +76,7 @@ async fn update(
     Ok(Json(s.registry.update_gateway(gateway_id(&id)?, patch)?))
 }
 
-#[utoipa::path(delete, path = "/api/v1/gateways/{id}", tag = "gateways", params(("id" = String, Path, description = "Gateway id")), responses((status = 204, description = "Deleted"), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(delete, path = "/gateways/{id}", tag = "gateways", params(("id" = String, Path, description = "Gateway id")), responses((status = 204, description = "Deleted"), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn delete(
     State(s): State<AppState>,
     auth: Auth,

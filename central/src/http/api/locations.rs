@@ -1,10 +1,9 @@
 //! `/api/v1/sites`, `/api/v1/buildings`, `/api/v1/rooms`.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
 use neosens_protocol::ids::{BuildingId, RoomId};
 use serde::Deserialize;
 
@@ -14,27 +13,30 @@ use crate::http::error::ApiError;
 use crate::http::extract::{ApiJson, ApiQuery, Auth};
 use crate::model::Role;
 use crate::registry::{BuildingInput, BuildingPatch, RoomInput, RoomPatch, SiteInput, SitePatch};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/sites", get(list_sites).post(create_site))
-        .route("/sites/{id}", get(get_site).patch(update_site).delete(delete_site))
-        .route("/buildings", get(list_buildings).post(create_building))
-        .route("/buildings/{id}", get(get_building).patch(update_building).delete(delete_building))
-        .route("/rooms", get(list_rooms).post(create_room))
-        .route("/rooms/{id}", get(get_room).patch(update_room).delete(delete_room))
+/// The routes of this module, each with its OpenAPI operation (paths relative to `/api/v1`).
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_sites, create_site))
+        .routes(routes!(get_site, update_site, delete_site))
+        .routes(routes!(list_buildings, create_building))
+        .routes(routes!(get_building, update_building, delete_building))
+        .routes(routes!(list_rooms, create_room))
+        .routes(routes!(get_room, update_room, delete_room))
 }
 
 fn id<T: std::str::FromStr>(what: &str, s: &str) -> Result<T, ApiError> {
     s.parse().map_err(|_| ApiError::NotFound(format!("{what} {s} not found (ids are UUIDs)")))
 }
 
-#[utoipa::path(get, path = "/api/v1/sites", tag = "locations", responses((status = 200, description = "Every site, the default one first", body = inline(Object)), crate::http::error::CommonErrors), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/sites", tag = "locations", responses((status = 200, description = "Every site, the default one first", body = inline(Object)), crate::http::error::CommonErrors), security(("bearer" = [])))]
 async fn list_sites(State(s): State<AppState>, _auth: Auth) -> impl IntoResponse {
     items(s.registry.sites())
 }
 
-#[utoipa::path(get, path = "/api/v1/sites/{id}", tag = "locations", params(("id" = String, Path, description = "Site id or slug")), responses((status = 200, body = crate::model::Site), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/sites/{id}", tag = "locations", params(("id" = String, Path, description = "Site id or slug")), responses((status = 200, body = crate::model::Site), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn get_site(
     State(s): State<AppState>,
     _auth: Auth,
@@ -43,7 +45,7 @@ async fn get_site(
     Ok(Json(s.registry.site(&key)?))
 }
 
-#[utoipa::path(post, path = "/api/v1/sites", tag = "locations", request_body = crate::registry::SiteInput, responses((status = 201, description = "Created, with its outside building", body = crate::model::Site), crate::http::error::CommonErrors, (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/sites", tag = "locations", request_body = crate::registry::SiteInput, responses((status = 201, description = "Created, with its outside building", body = crate::model::Site), crate::http::error::CommonErrors, (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn create_site(
     State(s): State<AppState>,
     auth: Auth,
@@ -53,7 +55,7 @@ async fn create_site(
     Ok((StatusCode::CREATED, Json(s.registry.create_site(input)?)))
 }
 
-#[utoipa::path(patch, path = "/api/v1/sites/{id}", tag = "locations", params(("id" = String, Path, description = "Site id or slug")), request_body = crate::registry::SitePatch, responses((status = 200, body = crate::model::Site), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody), (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(patch, path = "/sites/{id}", tag = "locations", params(("id" = String, Path, description = "Site id or slug")), request_body = crate::registry::SitePatch, responses((status = 200, body = crate::model::Site), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody), (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn update_site(
     State(s): State<AppState>,
     auth: Auth,
@@ -64,7 +66,7 @@ async fn update_site(
     Ok(Json(s.registry.update_site(&key, patch)?))
 }
 
-#[utoipa::path(delete, path = "/api/v1/sites/{id}", tag = "locations", params(("id" = String, Path, description = "Site id or slug")), responses((status = 204, description = "Deleted"), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody), (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(delete, path = "/sites/{id}", tag = "locations", params(("id" = String, Path, description = "Site id or slug")), responses((status = 204, description = "Deleted"), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody), (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn delete_site(
     State(s): State<AppState>,
     auth: Auth,
@@ -81,7 +83,7 @@ struct BuildingQuery {
     site: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/buildings", tag = "locations", params(("site" = Option<String>, Query, description = "Site id or slug")), responses((status = 200, body = inline(Object)), crate::http::error::CommonErrors), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/buildings", tag = "locations", params(("site" = Option<String>, Query, description = "Site id or slug")), responses((status = 200, body = inline(Object)), crate::http::error::CommonErrors), security(("bearer" = [])))]
 async fn list_buildings(
     State(s): State<AppState>,
     _auth: Auth,
@@ -90,7 +92,7 @@ async fn list_buildings(
     Ok(items(s.registry.buildings(q.site.as_deref())?))
 }
 
-#[utoipa::path(get, path = "/api/v1/buildings/{id}", tag = "locations", params(("id" = String, Path, description = "Building id")), responses((status = 200, body = crate::model::Building), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/buildings/{id}", tag = "locations", params(("id" = String, Path, description = "Building id")), responses((status = 200, body = crate::model::Building), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn get_building(
     State(s): State<AppState>,
     _auth: Auth,
@@ -99,7 +101,7 @@ async fn get_building(
     Ok(Json(s.registry.building(id::<BuildingId>("building", &key)?)?))
 }
 
-#[utoipa::path(post, path = "/api/v1/buildings", tag = "locations", request_body = crate::registry::BuildingInput, responses((status = 201, body = crate::model::Building), crate::http::error::CommonErrors, (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/buildings", tag = "locations", request_body = crate::registry::BuildingInput, responses((status = 201, body = crate::model::Building), crate::http::error::CommonErrors, (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn create_building(
     State(s): State<AppState>,
     auth: Auth,
@@ -109,7 +111,7 @@ async fn create_building(
     Ok((StatusCode::CREATED, Json(s.registry.create_building(input)?)))
 }
 
-#[utoipa::path(patch, path = "/api/v1/buildings/{id}", tag = "locations", params(("id" = String, Path, description = "Building id")), request_body = crate::registry::BuildingPatch, responses((status = 200, description = "Updated; derived topics of its rooms follow", body = crate::model::Building), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody), (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(patch, path = "/buildings/{id}", tag = "locations", params(("id" = String, Path, description = "Building id")), request_body = crate::registry::BuildingPatch, responses((status = 200, description = "Updated; derived topics of its rooms follow", body = crate::model::Building), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody), (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn update_building(
     State(s): State<AppState>,
     auth: Auth,
@@ -120,7 +122,7 @@ async fn update_building(
     Ok(Json(s.registry.update_building(id("building", &key)?, patch)?))
 }
 
-#[utoipa::path(delete, path = "/api/v1/buildings/{id}", tag = "locations", params(("id" = String, Path, description = "Building id")), responses((status = 204, description = "Deleted"), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody), (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(delete, path = "/buildings/{id}", tag = "locations", params(("id" = String, Path, description = "Building id")), responses((status = 204, description = "Deleted"), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody), (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn delete_building(
     State(s): State<AppState>,
     auth: Auth,
@@ -137,7 +139,7 @@ struct RoomQuery {
     building: Option<BuildingId>,
 }
 
-#[utoipa::path(get, path = "/api/v1/rooms", tag = "locations", params(("building" = Option<String>, Query, description = "Building id")), responses((status = 200, body = inline(Object)), crate::http::error::CommonErrors), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/rooms", tag = "locations", params(("building" = Option<String>, Query, description = "Building id")), responses((status = 200, body = inline(Object)), crate::http::error::CommonErrors), security(("bearer" = [])))]
 async fn list_rooms(
     State(s): State<AppState>,
     _auth: Auth,
@@ -146,7 +148,7 @@ async fn list_rooms(
     items(s.registry.rooms(q.building))
 }
 
-#[utoipa::path(get, path = "/api/v1/rooms/{id}", tag = "locations", params(("id" = String, Path, description = "Room id")), responses((status = 200, body = crate::registry::RoomView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/rooms/{id}", tag = "locations", params(("id" = String, Path, description = "Room id")), responses((status = 200, body = crate::registry::RoomView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn get_room(
     State(s): State<AppState>,
     _auth: Auth,
@@ -155,7 +157,7 @@ async fn get_room(
     Ok(Json(s.registry.room(id::<RoomId>("room", &key)?)?))
 }
 
-#[utoipa::path(post, path = "/api/v1/rooms", tag = "locations", request_body = crate::registry::RoomInput, responses((status = 201, body = crate::registry::RoomView), crate::http::error::CommonErrors, (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/rooms", tag = "locations", request_body = crate::registry::RoomInput, responses((status = 201, body = crate::registry::RoomView), crate::http::error::CommonErrors, (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn create_room(
     State(s): State<AppState>,
     auth: Auth,
@@ -165,7 +167,7 @@ async fn create_room(
     Ok((StatusCode::CREATED, Json(s.registry.create_room(input)?)))
 }
 
-#[utoipa::path(patch, path = "/api/v1/rooms/{id}", tag = "locations", params(("id" = String, Path, description = "Room id")), request_body = crate::registry::RoomPatch, responses((status = 200, body = crate::registry::RoomView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody), (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(patch, path = "/rooms/{id}", tag = "locations", params(("id" = String, Path, description = "Room id")), request_body = crate::registry::RoomPatch, responses((status = 200, body = crate::registry::RoomView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody), (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn update_room(
     State(s): State<AppState>,
     auth: Auth,
@@ -176,7 +178,7 @@ async fn update_room(
     Ok(Json(s.registry.update_room(id("room", &key)?, patch)?))
 }
 
-#[utoipa::path(delete, path = "/api/v1/rooms/{id}", tag = "locations", params(("id" = String, Path, description = "Room id")), responses((status = 204, description = "Deleted"), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody), (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(delete, path = "/rooms/{id}", tag = "locations", params(("id" = String, Path, description = "Room id")), responses((status = 204, description = "Deleted"), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody), (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn delete_room(
     State(s): State<AppState>,
     auth: Auth,

@@ -19,6 +19,8 @@ mod users;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use serde::Serialize;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
 
 use super::AppState;
 use super::error::ApiError;
@@ -38,8 +40,13 @@ pub(super) fn items<T>(items: Vec<T>) -> axum::Json<Items<T>> {
     axum::Json(Items { items })
 }
 
-pub(super) fn routes() -> Router<AppState> {
-    let api = Router::new()
+/// Where the admin API lives; handlers' OpenAPI paths are relative to it.
+const PREFIX: &str = "/api/v1";
+
+/// Every handler of `/api/v1`, each registered with its OpenAPI operation (`utoipa-axum`): the
+/// path list of the document is collected from the routes themselves, not kept by hand.
+fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(locations::routes())
         .merge(types::routes())
         .merge(devices::routes())
@@ -51,7 +58,18 @@ pub(super) fn routes() -> Router<AppState> {
         .merge(users::routes())
         .merge(fleet::routes())
         .merge(session::routes())
-        .route("/openapi.json", axum::routing::get(openapi::document))
+}
+
+/// The OpenAPI document of `/api/v1` (what `GET /api/v1/openapi.json` answers).
+pub(super) fn openapi_document() -> utoipa::openapi::OpenApi {
+    openapi::finish(api_routes().into_openapi(), PREFIX)
+}
+
+pub(super) fn routes() -> Router<AppState> {
+    let (api, document) = api_routes().split_for_parts();
+    let document = openapi::finish(document, PREFIX);
+    let api = api
+        .route("/openapi.json", axum::routing::get(openapi::serve(&document)))
         // Nothing under /api/v1 answers without a token, not even "no such path".
         .fallback(|_auth: Auth| async {
             ApiError::NotFound("no such API path; see /api/v1/openapi.json".into())
@@ -60,5 +78,5 @@ pub(super) fn routes() -> Router<AppState> {
             ApiError::MethodNotAllowed("this path does not take this method; see /api/v1/openapi.json".into())
         })
         .layer(DefaultBodyLimit::max(MAX_BODY));
-    Router::new().nest("/api/v1", api)
+    Router::new().nest(PREFIX, api)
 }

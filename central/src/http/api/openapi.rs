@@ -1,11 +1,13 @@
 //! `GET /api/v1/openapi.json`: the OpenAPI 3.1 document of `/api/v1`, derived from the
-//! handlers' annotations and the request/response types themselves, so it cannot drift.
+//! handlers' annotations and the request/response types themselves, so it cannot drift. The
+//! paths come from the router (`utoipa-axum`, see `api_routes`); this module holds what is not
+//! any one handler's: title, tags, security scheme, shared schemas.
 
-use axum::Json;
+use axum::body::Bytes;
+use axum::http::HeaderName;
+use axum::http::header::CONTENT_TYPE;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
-
-use super::{alerts, devices, edge, fleet, gateways, locations, orders, session, tokens, types, users};
 
 /// The document.
 #[derive(OpenApi)]
@@ -13,22 +15,6 @@ use super::{alerts, devices, edge, fleet, gateways, locations, orders, session, 
     info(
         title = "neosens central API",
         description = "Admin API of neosens-central: the registry of sites, buildings, rooms, device types, devices, gateways, users and tokens. Bearer tokens (or a dashboard session cookie with X-CSRF-Token on changes) with roles viewer < operator < admin. Errors are JSON: {\"error\": {\"code\", \"message\", \"field\"?, \"details\"?}}."
-    ),
-    paths(
-        locations::list_sites, locations::get_site, locations::create_site, locations::update_site, locations::delete_site,
-        locations::list_buildings, locations::get_building, locations::create_building, locations::update_building, locations::delete_building,
-        locations::list_rooms, locations::get_room, locations::create_room, locations::update_room, locations::delete_room,
-        types::list, types::get_one, types::create, types::update, types::delete,
-        devices::list, devices::get_one, devices::create, devices::update, devices::delete,
-        devices::reset_credentials, devices::enable, devices::disable, devices::logs,
-        orders::send, orders::history,
-        alerts::list, alerts::acknowledge,
-        gateways::list, gateways::get_one, gateways::create, gateways::update, gateways::delete,
-        edge::start_enrolment, edge::enroll, edge::sync, edge::deliveries, edge::health,
-        tokens::list, tokens::create, tokens::remove,
-        users::list, users::get_one, users::create, users::update, users::delete,
-        fleet::summary,
-        session::sign_in, session::current, session::sign_out, session::settings, session::save_settings,
     ),
     components(schemas(crate::registry::DeviceState, crate::registry::ScopeInput, crate::model::MqttEndpoint)),
     modifiers(&BearerAuth),
@@ -56,8 +42,19 @@ impl Modify for BearerAuth {
     }
 }
 
-pub(super) async fn document() -> Json<utoipa::openapi::OpenApi> {
-    let mut doc = ApiDoc::openapi();
+/// The collected document made whole: paths under `prefix`, this build's version.
+pub(super) fn finish(mut doc: utoipa::openapi::OpenApi, prefix: &str) -> utoipa::openapi::OpenApi {
+    let paths = std::mem::take(&mut doc.paths.paths);
+    doc.paths.paths = paths.into_iter().map(|(path, item)| (format!("{prefix}{path}"), item)).collect();
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
-    Json(doc)
+    doc
+}
+
+/// The handler of `GET /api/v1/openapi.json`: the document, serialised once.
+pub(super) fn serve(
+    doc: &utoipa::openapi::OpenApi,
+) -> impl Fn() -> std::future::Ready<([(HeaderName, &'static str); 1], Bytes)> + Clone + Send + Sync + 'static
+{
+    let body = Bytes::from(serde_json::to_vec(doc).unwrap_or_default());
+    move || std::future::ready(([(CONTENT_TYPE, "application/json")], body.clone()))
 }

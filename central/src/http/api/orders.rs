@@ -1,11 +1,10 @@
 //! `/api/v1/devices/{id}/orders`: send an order (published on the device's command topic, QoS 0,
 //! not retained, as the 2016 server did) and read the order history.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::post;
-use axum::{Json, Router};
 use neosens_runtime::mqtt::Qos;
 
 use super::items;
@@ -14,13 +13,16 @@ use crate::http::error::ApiError;
 use crate::http::extract::{ApiJson, Auth};
 use crate::model::Role;
 use crate::registry::OrderRequest;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new().route("/devices/{id}/orders", post(send).get(history))
+/// The routes of this module, each with its OpenAPI operation (paths relative to `/api/v1`).
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(send, history))
 }
 
 /// Sends an order. `reinstall` resets the device's credentials, then sends `reboot`.
-#[utoipa::path(post, path = "/api/v1/devices/{id}/orders", tag = "devices",
+#[utoipa::path(post, path = "/devices/{id}/orders", tag = "devices",
     params(("id" = String, Path, description = "Internal UUID or uid")),
     request_body = crate::registry::OrderRequest,
     responses(
@@ -54,7 +56,7 @@ pub(super) async fn send(
 }
 
 /// The device's orders, newest first (at most 200).
-#[utoipa::path(get, path = "/api/v1/devices/{id}/orders", tag = "devices",
+#[utoipa::path(get, path = "/devices/{id}/orders", tag = "devices",
     params(("id" = String, Path, description = "Internal UUID or uid")),
     responses((status = 200, body = inline(Object)), crate::http::error::CommonErrors,
         (status = 404, description = "Not found", body = crate::http::error::ErrorBody)),

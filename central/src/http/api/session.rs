@@ -3,11 +3,10 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::Semaphore;
@@ -18,6 +17,8 @@ use crate::http::extract::{ApiJson, Auth};
 use crate::http::session::{SessionInfo, cookie_token};
 use crate::model::{Role, UserId};
 use crate::registry::Credential;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Largest settings document a user may save.
 const MAX_SETTINGS: usize = 64 * 1024;
@@ -26,10 +27,9 @@ const MAX_SETTINGS: usize = 64 * 1024;
 /// milliseconds of a core; a burst of sign-in attempts must not starve the rest of central.
 static VERIFICATIONS: Semaphore = Semaphore::const_new(2);
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/session", get(current).post(sign_in).delete(sign_out))
-        .route("/session/settings", get(settings).put(save_settings))
+/// The routes of this module, each with its OpenAPI operation (paths relative to `/api/v1`).
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(current, sign_in, sign_out)).routes(routes!(settings, save_settings))
 }
 
 /// Sign-in request.
@@ -54,7 +54,7 @@ fn view(user_id: UserId, username: String, role: Role, info: &SessionInfo) -> Se
     SessionView { user_id, username, role, csrf_token: info.csrf.clone() }
 }
 
-#[utoipa::path(post, path = "/api/v1/session", tag = "access", request_body = SignIn,
+#[utoipa::path(post, path = "/session", tag = "access", request_body = SignIn,
     responses((status = 200, description = "Signed in; the session cookie is set", body = SessionView),
         (status = 401, description = "Wrong user name or password", body = crate::http::error::ErrorBody)))]
 async fn sign_in(
@@ -86,7 +86,7 @@ fn session_of(s: &AppState, headers: &HeaderMap) -> Result<SessionInfo, ApiError
     cookie_token(headers).and_then(|t| s.sessions.touch(t)).ok_or(ApiError::Unauthorized)
 }
 
-#[utoipa::path(get, path = "/api/v1/session", tag = "access",
+#[utoipa::path(get, path = "/session", tag = "access",
     responses((status = 200, description = "The signed-in user", body = SessionView),
         (status = 401, description = "Not signed in", body = crate::http::error::ErrorBody)))]
 async fn current(State(s): State<AppState>, headers: HeaderMap) -> Result<impl IntoResponse, ApiError> {
@@ -95,7 +95,7 @@ async fn current(State(s): State<AppState>, headers: HeaderMap) -> Result<impl I
     Ok(([(header::CACHE_CONTROL, "no-store")], Json(view(user.id, user.username, user.role, &info))))
 }
 
-#[utoipa::path(delete, path = "/api/v1/session", tag = "access",
+#[utoipa::path(delete, path = "/session", tag = "access",
     responses((status = 204, description = "Signed out; the cookie is cleared"), crate::http::error::CommonErrors))]
 async fn sign_out(
     State(s): State<AppState>,
@@ -118,7 +118,7 @@ fn session_user(auth: &Auth) -> Result<UserId, ApiError> {
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/session/settings", tag = "access",
+#[utoipa::path(get, path = "/session/settings", tag = "access",
     responses((status = 200, description = "The user's saved dashboard settings (`{}` when none)", body = inline(Object)), crate::http::error::CommonErrors))]
 async fn settings(State(s): State<AppState>, auth: Auth) -> Result<impl IntoResponse, ApiError> {
     let user = session_user(&auth)?;
@@ -130,7 +130,7 @@ async fn settings(State(s): State<AppState>, auth: Auth) -> Result<impl IntoResp
     Ok(Json(value))
 }
 
-#[utoipa::path(put, path = "/api/v1/session/settings", tag = "access", request_body = inline(Object),
+#[utoipa::path(put, path = "/session/settings", tag = "access", request_body = inline(Object),
     responses((status = 200, description = "Saved", body = inline(Object)), crate::http::error::CommonErrors))]
 async fn save_settings(
     State(s): State<AppState>,

@@ -1,10 +1,9 @@
 //! `/api/v1/tokens`: bearer tokens. A token's text is shown once, when it is created.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{delete, get};
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -12,9 +11,12 @@ use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::extract::{ApiJson, Auth};
 use crate::model::{Role, TokenId};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new().route("/tokens", get(list).post(create)).route("/tokens/{id}", delete(remove))
+/// The routes of this module, each with its OpenAPI operation (paths relative to `/api/v1`).
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list, create)).routes(routes!(remove))
 }
 
 /// A new token.
@@ -25,7 +27,7 @@ pub(super) struct TokenInput {
     role: Role,
 }
 
-#[utoipa::path(get, path = "/api/v1/tokens", tag = "access", responses((status = 200, description = "Tokens, never their text", body = inline(Object)), crate::http::error::CommonErrors), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/tokens", tag = "access", responses((status = 200, description = "Tokens, never their text", body = inline(Object)), crate::http::error::CommonErrors), security(("bearer" = [])))]
 async fn list(State(s): State<AppState>, auth: Auth) -> Result<impl IntoResponse, ApiError> {
     auth.require(Role::Admin)?;
     let items: Vec<_> = s
@@ -37,7 +39,7 @@ async fn list(State(s): State<AppState>, auth: Auth) -> Result<impl IntoResponse
     Ok(Json(json!({"items": items})))
 }
 
-#[utoipa::path(post, path = "/api/v1/tokens", tag = "access", request_body = TokenInput, responses((status = 201, description = "The token text, shown once", body = crate::registry::TokenCreated), crate::http::error::CommonErrors), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/tokens", tag = "access", request_body = TokenInput, responses((status = 201, description = "The token text, shown once", body = crate::registry::TokenCreated), crate::http::error::CommonErrors), security(("bearer" = [])))]
 async fn create(
     State(s): State<AppState>,
     auth: Auth,
@@ -49,7 +51,7 @@ async fn create(
     Ok((StatusCode::CREATED, Json(created)))
 }
 
-#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "access", params(("id" = String, Path, description = "Token id")), responses((status = 204, description = "Revoked"), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(delete, path = "/tokens/{id}", tag = "access", params(("id" = String, Path, description = "Token id")), responses((status = 204, description = "Revoked"), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn remove(
     State(s): State<AppState>,
     auth: Auth,

@@ -1,10 +1,9 @@
 //! `/api/v1/device-types`.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -14,11 +13,12 @@ use crate::http::error::ApiError;
 use crate::http::extract::{ApiJson, Auth};
 use crate::model::{DeviceType, Role};
 use crate::registry::{DeviceTypeInput, DeviceTypePatch};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/device-types", get(list).post(create))
-        .route("/device-types/{id}", get(get_one).patch(update).delete(delete))
+/// The routes of this module, each with its OpenAPI operation (paths relative to `/api/v1`).
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list, create)).routes(routes!(get_one, update, delete))
 }
 
 /// A device type with its schema as JSON (stored as text).
@@ -50,12 +50,12 @@ impl From<DeviceType> for TypeView {
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/device-types", tag = "device-types", responses((status = 200, body = inline(Object)), crate::http::error::CommonErrors), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/device-types", tag = "device-types", responses((status = 200, body = inline(Object)), crate::http::error::CommonErrors), security(("bearer" = [])))]
 async fn list(State(s): State<AppState>, _auth: Auth) -> impl IntoResponse {
     items(s.registry.device_types().into_iter().map(TypeView::from).collect())
 }
 
-#[utoipa::path(get, path = "/api/v1/device-types/{id}", tag = "device-types", params(("id" = String, Path, description = "Type id or name")), responses((status = 200, body = TypeView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/device-types/{id}", tag = "device-types", params(("id" = String, Path, description = "Type id or name")), responses((status = 200, body = TypeView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn get_one(
     State(s): State<AppState>,
     _auth: Auth,
@@ -64,7 +64,7 @@ async fn get_one(
     Ok(Json(TypeView::from(s.registry.device_type(&key)?)))
 }
 
-#[utoipa::path(post, path = "/api/v1/device-types", tag = "device-types", request_body = crate::registry::DeviceTypeInput, responses((status = 201, body = TypeView), crate::http::error::CommonErrors, (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/device-types", tag = "device-types", request_body = crate::registry::DeviceTypeInput, responses((status = 201, body = TypeView), crate::http::error::CommonErrors, (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn create(
     State(s): State<AppState>,
     auth: Auth,
@@ -74,7 +74,7 @@ async fn create(
     Ok((StatusCode::CREATED, Json(TypeView::from(s.registry.create_device_type(input)?))))
 }
 
-#[utoipa::path(patch, path = "/api/v1/device-types/{id}", tag = "device-types", params(("id" = String, Path, description = "Type id or name")), request_body = crate::registry::DeviceTypePatch, responses((status = 200, body = TypeView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(patch, path = "/device-types/{id}", tag = "device-types", params(("id" = String, Path, description = "Type id or name")), request_body = crate::registry::DeviceTypePatch, responses((status = 200, body = TypeView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn update(
     State(s): State<AppState>,
     auth: Auth,
@@ -85,7 +85,7 @@ async fn update(
     Ok(Json(TypeView::from(s.registry.update_device_type(&key, patch)?)))
 }
 
-#[utoipa::path(delete, path = "/api/v1/device-types/{id}", tag = "device-types", params(("id" = String, Path, description = "Type id or name")), responses((status = 204, description = "Deleted"), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody), (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(delete, path = "/device-types/{id}", tag = "device-types", params(("id" = String, Path, description = "Type id or name")), responses((status = 204, description = "Deleted"), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody), (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn delete(
     State(s): State<AppState>,
     auth: Auth,

@@ -1,10 +1,9 @@
 //! `/api/v1/users`: dashboard accounts (admin only). Password hashes never leave the server.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
 
 use super::items;
 use crate::http::AppState;
@@ -12,24 +11,25 @@ use crate::http::error::ApiError;
 use crate::http::extract::{ApiJson, Auth};
 use crate::model::{Role, UserId};
 use crate::registry::{UserInput, UserPatch};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/users", get(list).post(create))
-        .route("/users/{id}", get(get_one).patch(update).delete(delete))
+/// The routes of this module, each with its OpenAPI operation (paths relative to `/api/v1`).
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list, create)).routes(routes!(get_one, update, delete))
 }
 
 fn user_id(s: &str) -> Result<UserId, ApiError> {
     s.parse().map(UserId).map_err(|_| ApiError::NotFound(format!("user {s} not found")))
 }
 
-#[utoipa::path(get, path = "/api/v1/users", tag = "access", responses((status = 200, body = inline(Object)), crate::http::error::CommonErrors), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/users", tag = "access", responses((status = 200, body = inline(Object)), crate::http::error::CommonErrors), security(("bearer" = [])))]
 async fn list(State(s): State<AppState>, auth: Auth) -> Result<impl IntoResponse, ApiError> {
     auth.require(Role::Admin)?;
     Ok(items(s.registry.users()))
 }
 
-#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "access", params(("id" = String, Path, description = "User id")), responses((status = 200, body = crate::registry::UserView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/users/{id}", tag = "access", params(("id" = String, Path, description = "User id")), responses((status = 200, body = crate::registry::UserView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn get_one(
     State(s): State<AppState>,
     auth: Auth,
@@ -39,7 +39,7 @@ async fn get_one(
     Ok(Json(s.registry.user(user_id(&id)?)?))
 }
 
-#[utoipa::path(post, path = "/api/v1/users", tag = "access", request_body = crate::registry::UserInput, responses((status = 201, body = crate::registry::UserView), crate::http::error::CommonErrors, (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/users", tag = "access", request_body = crate::registry::UserInput, responses((status = 201, body = crate::registry::UserView), crate::http::error::CommonErrors, (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn create(
     State(s): State<AppState>,
     auth: Auth,
@@ -51,7 +51,7 @@ async fn create(
     Ok((StatusCode::CREATED, Json(user)))
 }
 
-#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "access", params(("id" = String, Path, description = "User id")), request_body = crate::registry::UserPatch, responses((status = 200, body = crate::registry::UserView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(patch, path = "/users/{id}", tag = "access", params(("id" = String, Path, description = "User id")), request_body = crate::registry::UserPatch, responses((status = 200, body = crate::registry::UserView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn update(
     State(s): State<AppState>,
     auth: Auth,
@@ -69,7 +69,7 @@ async fn update(
     Ok(Json(user))
 }
 
-#[utoipa::path(delete, path = "/api/v1/users/{id}", tag = "access", params(("id" = String, Path, description = "User id")), responses((status = 204, description = "Deleted"), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(delete, path = "/users/{id}", tag = "access", params(("id" = String, Path, description = "User id")), responses((status = 204, description = "Deleted"), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn delete(
     State(s): State<AppState>,
     auth: Auth,

@@ -1,6 +1,5 @@
 import { useState } from "react";
-import { api } from "../../api";
-import type { Building, Gateway, Site } from "../../components/lookups";
+import { api, type Building, type EnrolmentToken, type Gateway, type Site } from "../../api";
 import { DeleteButton, EditableText, FormError, Table, useList, useSubmit } from "./common";
 import { Select } from "../../components/Select";
 
@@ -24,7 +23,7 @@ export function Gateways() {
   );
 
   const enrol = async (g: Gateway) => {
-    const t = await api<{ token: string; expires_at: string }>("POST", `/gateways/${g.id}/enrolment`);
+    const t = await api<EnrolmentToken>("POST", `/gateways/${g.id}/enrolment`);
     setToken({ gateway: g.name, ...t });
     reload();
   };

@@ -1,14 +1,7 @@
 import { useState } from "react";
-import { api, type Role } from "../../api";
+import { api, type Role, type User } from "../../api";
 import { DeleteButton, FormError, Table, useList, useSubmit } from "./common";
 import { Select } from "../../components/Select";
-
-interface User {
-  id: string;
-  username: string;
-  role: Role;
-  created_at: string;
-}
 
 export function Users() {
   const { items, error, reload } = useList<User>("/users");
