@@ -57,11 +57,18 @@ pub struct MqttConfig {
     pub client_id: String,
     /// Retained `online`/`offline` state of central.
     pub state_topic: String,
-    /// Where the embedded broker listens when no `url` is set.
+    /// Where the embedded broker listens when no `url` is set: loopback by default (it enforces
+    /// no topic ACLs); `0.0.0.0:1883` lets devices of the LAN in, for a trial.
     pub embedded_bind: SocketAddr,
     /// Drive the broker's dynamic-security plug-in (central's login must be its admin).
     pub dynamic_security: bool,
+    /// Broker logins no device may have, besides central's own and `gw-*` (the broker's admin,
+    /// monitoring or bridge users).
+    pub reserved_logins: Vec<String>,
 }
+
+/// Logins reserved by default: the names broker administrators give their own accounts.
+pub const DEFAULT_RESERVED_LOGINS: [&str; 3] = ["admin", "root", "mosquitto"];
 
 impl Default for MqttConfig {
     fn default() -> Self {
@@ -69,8 +76,9 @@ impl Default for MqttConfig {
             url: None,
             client_id: "neosens-central".into(),
             state_topic: "neosens/central/state".into(),
-            embedded_bind: SocketAddr::from(([0, 0, 0, 0], 1883)),
+            embedded_bind: SocketAddr::from(([127, 0, 0, 1], 1883)),
             dynamic_security: false,
+            reserved_logins: DEFAULT_RESERVED_LOGINS.iter().map(|l| (*l).to_owned()).collect(),
         }
     }
 }
@@ -104,9 +112,14 @@ impl Default for AlertsConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct BrokerAuthConfig {
-    /// A listener of its own for `/mqtt/*` and `/mqtt_auth/*` (e.g. `127.0.0.1:8081`). Unset:
-    /// they are served on the main HTTP listener.
+    /// A listener of its own for `/mqtt/*` and `/mqtt_auth/*` (e.g. `127.0.0.1:8081`), on an
+    /// address only the broker reaches. Unset: they are served on the main HTTP listener, to
+    /// loopback peers only unless `public`.
     pub bind: Option<SocketAddr>,
+    /// Without `bind`, answer the broker-auth paths on the main listener to any peer (a broker on
+    /// another host), not only loopback ones. Service accounts are still only answered to
+    /// loopback peers: give a remote broker a `bind` of its own instead where possible.
+    pub public: bool,
 }
 
 /// `[auth]`
@@ -157,11 +170,32 @@ impl Default for StorageConfig {
 pub struct HttpConfig {
     /// Address of the API, legacy device paths, metrics and dashboard.
     pub bind: SocketAddr,
+    /// Connections served at once (the unit's `LimitNOFILE` leaves room for them).
+    pub max_connections: usize,
+    /// Connections one client address may hold at once; raise it behind a reverse proxy.
+    pub max_connections_per_client: usize,
+}
+
+impl HttpConfig {
+    /// The listener's bounds: these caps, and the fixed timeouts and head size of
+    /// [`neosens_runtime::http::Limits`] (docs/security.md).
+    pub fn limits(&self) -> neosens_runtime::http::Limits {
+        neosens_runtime::http::Limits {
+            max_connections: self.max_connections,
+            max_connections_per_client: self.max_connections_per_client,
+            request_timeout: std::time::Duration::from_secs(75),
+            ..neosens_runtime::http::Limits::default()
+        }
+    }
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { bind: SocketAddr::from(([0, 0, 0, 0], 8080)) }
+        HttpConfig {
+            bind: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            max_connections: 4096,
+            max_connections_per_client: 256,
+        }
     }
 }
 
@@ -199,6 +233,11 @@ data_dir = {data_dir}
 # redirection in front, or run with CAP_NET_BIND_SERVICE).
 # Environment: NEOSENS_HTTP_BIND
 bind = {bind}
+# Connections served at once, and per client address (raise the latter behind a reverse proxy,
+# which relays every client from one address). Requests also have fixed deadlines: 10 s for
+# the head, 10 s between body chunks, 75 s in all (docs/security.md).
+max_connections = {http_max}
+max_connections_per_client = {http_per_client}
 
 [auth]
 # A bootstrap admin token for /api/v1 (at least 16 characters), registered at start. Without it,
@@ -237,6 +276,9 @@ embedded_bind = {mqtt_embedded_bind}
 # disabling). Central's login in `url` must be the plug-in's admin. See docs/mosquitto.md.
 # Environment: NEOSENS_MQTT_DYNSEC
 dynamic_security = {mqtt_dynsec}
+# Broker logins no device may be given (registering, importing): accounts that are not devices.
+# Central's own login and gateways' gw-* are always reserved.
+reserved_logins = {mqtt_reserved}
 
 [alerts]
 # Outage alerts (devices past their threshold and a grace period, grouped by building) are
@@ -251,9 +293,14 @@ webhook_attempts = {alerts_attempts}
 [broker_auth]
 # Mosquitto's authentication backend (/mqtt/* for mosquitto-go-auth, /mqtt_auth/* for the 2016
 # plug-in) answers whether a password is right: serve it on a listener only the broker reaches.
-# Unset: served on the main HTTP listener. See docs/mosquitto.md.
+# Unset: served on the main HTTP listener, to loopback peers only (a broker on this host;
+# requests relayed by a proxy, with Forwarded/X-Forwarded-For, are not loopback ones).
+# See docs/mosquitto.md and docs/security.md.
 # Environment: NEOSENS_BROKER_AUTH_BIND
 {broker_auth_bind}
+# Without bind: answer any peer on the main listener (a broker on another host). Central's own
+# login is still only answered to loopback peers.
+public = {broker_auth_public}
 
 [log]
 # `tracing` filter directives, e.g. "info" or "info,neosens_central=debug". Re-read on SIGHUP
@@ -274,6 +321,8 @@ format = {format}
 "#,
         data_dir = quoted(&config.storage.data_dir.to_string_lossy()),
         bind = quoted(&config.http.bind.to_string()),
+        http_max = config.http.max_connections,
+        http_per_client = config.http.max_connections_per_client,
         filter = quoted(&config.log.filter),
         mqtt_url = match &config.mqtt.url {
             Some(url) => format!("url = {}", quoted(url)),
@@ -290,6 +339,10 @@ format = {format}
         mqtt_state_topic = quoted(&config.mqtt.state_topic),
         mqtt_embedded_bind = quoted(&config.mqtt.embedded_bind.to_string()),
         mqtt_dynsec = config.mqtt.dynamic_security,
+        mqtt_reserved = toml::Value::Array(
+            config.mqtt.reserved_logins.iter().map(|l| toml::Value::String(l.clone())).collect()
+        ),
+        broker_auth_public = config.broker_auth.public,
         broker_auth_bind = match config.broker_auth.bind {
             Some(addr) => format!("bind = {}", quoted(&addr.to_string())),
             None => "# bind = \"127.0.0.1:8081\"".to_owned(),

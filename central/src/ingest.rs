@@ -40,7 +40,8 @@ pub struct IngestStats {
     stored: AtomicU64,
     batches: AtomicU64,
     processed: AtomicU64,
-    dropped: [AtomicU64; 6],
+    dropped: [AtomicU64; 7],
+    cleared: AtomicU64,
 }
 
 impl IngestStats {
@@ -52,7 +53,13 @@ impl IngestStats {
             StatusDrop::Disabled => 3,
             StatusDrop::WrongTopic => 4,
             StatusDrop::Duplicate => 5,
+            StatusDrop::Retained => 6,
         }
+    }
+
+    /// Retained messages central removed from status topics.
+    pub fn cleared(&self) -> u64 {
+        self.cleared.load(Ordering::Relaxed)
     }
 
     /// Statuses stored (the latest per device and batch).
@@ -104,6 +111,9 @@ pub fn read_status(registry: &Registry, message: &Message) -> Result<ReadStatus,
     let Some(base) = message.topic.strip_suffix("/device") else { return Err(StatusDrop::WrongTopic) };
     if message.payload.len() > MAX_STATUS_BYTES {
         return Err(StatusDrop::TooLarge);
+    }
+    if message.retain {
+        return Err(StatusDrop::Retained);
     }
     let status = DeviceStatus::parse(&message.payload).map_err(|_| StatusDrop::Garbage)?;
     // Devices name themselves by MAC; LoRaWAN nodes (statuses built by their gateway) by DevEUI.
@@ -166,6 +176,10 @@ pub async fn run(
             message = inbound.recv() => {
                 let Some(message) = message else { break };
                 stats.processed.fetch_add(1, Ordering::Relaxed);
+                // An empty message is a retained one being cleared (central's own, below).
+                if message.payload.is_empty() {
+                    continue;
+                }
                 let read = read_status(&registry, &message).and_then(|r| not_seen_before(&mut last_msg, r));
                 match read {
                     Ok(ReadStatus { device, record, .. }) => {
@@ -177,6 +191,9 @@ pub async fn run(
                     Err(reason) => {
                         stats.count_drop(reason);
                         tracing::debug!(topic = %message.topic, reason = reason.as_str(), "status dropped");
+                        if matches!(reason, StatusDrop::Retained | StatusDrop::TooLarge) {
+                            clear_retained(&link, &message.topic, &stats).await;
+                        }
                     }
                 }
             }
@@ -190,6 +207,20 @@ pub async fn run(
         }
     }
     flush(&registry, &mut pending, &stats, &seen, &mut batch_id).await;
+}
+
+/// Removes whatever message is retained on a status topic (an empty retained publish): a
+/// retained status is a device misbehaving, and an oversized one — live or retained, which an
+/// MQTT 3.1.1 subscriber cannot tell apart — would otherwise be sent again to central at every
+/// reconnection. At most one clear per dropped message, so the cost follows the offender's rate.
+async fn clear_retained(link: &MqttHandle, topic: &str, stats: &IngestStats) {
+    match link.publish(topic, Vec::new(), Qos::AtLeastOnce, true).await {
+        Ok(()) => {
+            stats.cleared.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(topic, "cleared a retained or oversized message on a status topic");
+        }
+        Err(e) => tracing::warn!(topic, error = %e, "could not clear a retained status message"),
+    }
 }
 
 /// Writes the batch, then tells the state tracker, once per batch rather than once per message.

@@ -73,7 +73,16 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         None => None,
     };
     let broker_addr = broker_listener.as_ref().map(|l| l.local_addr()).transpose()?;
+    registry.reserve_logins(&config.mqtt.reserved_logins);
     let link = broker::connect(&config.mqtt, &registry, shutdown.clone())?;
+    let shadowed = registry.devices_with_reserved_logins();
+    if !shadowed.is_empty() {
+        tracing::warn!(
+            count = shadowed.len(),
+            logins = ?shadowed.iter().take(10).collect::<Vec<_>>(),
+            "devices have logins reserved for service accounts: they cannot connect until re-registered with another login"
+        );
+    }
     let build = neosens_runtime::build_info!();
     tracing::info!(
         http = %addr,
@@ -145,6 +154,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         _ => drop(control_rx),
     }
     let gateways = gateway_health::GatewayHealth::default();
+    let limits = config.http.limits();
+    let connections = Arc::new(neosens_runtime::http::ConnectionStats::default());
     let metrics = Arc::new(metrics::Metrics::new(metrics::Sources {
         link: link.handle.clone(),
         ingest: Arc::clone(&ingest_stats),
@@ -152,6 +163,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         monitor: monitor.clone(),
         webhook: webhook.map(|w| w.stats),
         gateways: gateways.clone(),
+        connections: Arc::clone(&connections),
     }));
     let state = http::AppState {
         sessions: Arc::new(http::Sessions::new(&config.auth)),
@@ -164,13 +176,23 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     };
     let app = http::router(state.clone(), broker_listener.is_some());
     neosens_runtime::systemd::Notifier::from_env().ready(shutdown.clone());
-    let main = neosens_runtime::http::serve("HTTP listener", listener, app, shutdown.clone(), DRAIN_DEADLINE);
+    let main = neosens_runtime::http::serve(
+        "HTTP listener",
+        listener,
+        app,
+        limits.clone(),
+        connections,
+        shutdown.clone(),
+        DRAIN_DEADLINE,
+    );
     match broker_listener {
         Some(l) => {
             let broker = neosens_runtime::http::serve(
                 "broker-auth listener",
                 l,
                 http::broker_auth_router(state),
+                limits,
+                Arc::default(),
                 shutdown,
                 DRAIN_DEADLINE,
             );

@@ -45,10 +45,29 @@ pub struct ProvisioningLabels {
 pub struct HttpLabels {
     /// Route pattern (`/api/v1/devices/{id}`), or `unmatched`.
     pub route: String,
-    /// Method.
-    pub method: String,
+    /// Method: one of the standard ones, or `other` ([`method_label`]).
+    pub method: &'static str,
     /// Status class (`2xx` …).
     pub status: &'static str,
+}
+
+/// The `method` label of a request: the nine methods of RFC 9110 by name, `other` for the rest.
+/// HTTP lets a client invent methods (`XMETHOD1abc`); as a label each would be a new series,
+/// kept forever, so the label set is fixed at ten values.
+pub fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
 }
 
 /// Central's metrics.
@@ -83,6 +102,8 @@ pub struct Sources {
     pub webhook: Option<Arc<crate::monitor::webhook::WebhookStats>>,
     /// Gateways' health.
     pub gateways: crate::gateway_health::GatewayHealth,
+    /// The main HTTP listener's connections.
+    pub connections: Arc<neosens_runtime::http::ConnectionStats>,
 }
 
 /// Per-gateway gauges: (name, help, value of a gateway).
@@ -179,10 +200,29 @@ impl Collector for Sources {
             StatusDrop::Disabled,
             StatusDrop::WrongTopic,
             StatusDrop::Duplicate,
+            StatusDrop::Retained,
         ] {
             let labels = [("reason", reason.as_str())];
             ConstCounter::new(self.ingest.dropped(reason)).encode(m.encode_family(&labels)?)?;
         }
+        gauge(
+            &mut encoder,
+            "neosens_http_open_connections",
+            "Connections open on the main HTTP listener",
+            self.connections.open() as i64,
+        )?;
+        counter(
+            &mut encoder,
+            "neosens_http_connections_refused",
+            "Connections closed at once because their client address held too many",
+            self.connections.refused(),
+        )?;
+        counter(
+            &mut encoder,
+            "neosens_status_retained_cleared",
+            "Retained or oversized messages central removed from device status topics",
+            self.ingest.cleared(),
+        )?;
         gauge(&mut encoder, "neosens_devices", "Devices registered", self.registry.device_count() as i64)?;
         let mut by = encoder.encode_descriptor(
             "neosens_devices_by_state",
@@ -359,6 +399,20 @@ pub fn to_classic_text(openmetrics: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn method_labels_are_a_fixed_set() {
+        use axum::http::Method;
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
+        for invented in ["XMETHOD1abc", "get", "PROPFIND", "BREW"] {
+            assert_eq!(
+                method_label(&Method::from_bytes(invented.as_bytes()).unwrap()),
+                "other",
+                "{invented}"
+            );
+        }
+    }
 
     #[test]
     fn classic_text_names_families_after_their_samples() {

@@ -218,3 +218,45 @@ fn the_broker_enforces_what_the_registry_says() {
     }
     let _ = Value::Null;
 }
+
+/// A broker client central did not create (an operator's monitoring account) is never changed,
+/// even when a device is registered with its name: its password keeps working, the device's
+/// does not, and central says why.
+#[test]
+fn clients_central_did_not_create_are_left_alone() {
+    let mosquitto = broker();
+    let status = Command::new("mosquitto_ctrl")
+        .args(["-h", "127.0.0.1", "-p", &mosquitto.port.to_string(), "-u", ADMIN_USER, "-P", ADMIN_PASSWORD])
+        .args(["dynsec", "createClient", "ops-monitor", "-p", "ops-password"])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("mosquitto_ctrl");
+    assert!(status.success(), "the operator's client is created");
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("mqtt://{ADMIN_USER}:{ADMIN_PASSWORD}@127.0.0.1:{}", mosquitto.port);
+    let mut central = start_with(dir.path(), &[("NEOSENS_MQTT_URL", &url), ("NEOSENS_MQTT_DYNSEC", "true")]);
+    let addr = central.addr("http");
+    let (room, _) = register_example(addr);
+    let device =
+        json!({"uid": "24:0a:c4:00:00:01", "type": "esp32", "rooms": [room], "login": "ops-monitor"});
+    assert_eq!(api(addr, "POST", "/api/v1/devices", Some(device)).0, 201);
+    let password = first_password(addr, "24:0a:c4:00:00:01");
+    central.wait_for_log(|line| {
+        line["login"] == "ops-monitor"
+            && neosens_runtime::testing::message(line).is_some_and(|m| m.contains("did not create"))
+    });
+    // The example device, registered before, did get its account: the driver is working.
+    let example = first_password(addr, MAC);
+    let broker = mosquitto.addr();
+    let mut attempt = 0;
+    while !connected(&client(broker, &format!("example-{attempt}"), LOGIN, &example).1) {
+        attempt += 1;
+        assert!(attempt < 500, "the example device never got its broker account");
+        std::thread::park_timeout(Duration::from_millis(20));
+    }
+    assert!(
+        connected(&client(broker, "ops", "ops-monitor", "ops-password").1),
+        "the operator's password holds"
+    );
+    assert!(!connected(&client(broker, "dev", "ops-monitor", &password).1), "the device's does not");
+}

@@ -174,11 +174,32 @@ pub struct HttpConfig {
     /// Address of the LAN listener (legacy provisioning paths, metrics, health). Devices expect
     /// port 80.
     pub bind: SocketAddr,
+    /// Connections served at once (the unit's `LimitNOFILE` leaves room for them).
+    pub max_connections: usize,
+    /// Connections one client address may hold at once; raise it behind a reverse proxy.
+    pub max_connections_per_client: usize,
+}
+
+impl HttpConfig {
+    /// The listener's bounds: these caps, and the fixed timeouts and head size of
+    /// [`neosens_runtime::http::Limits`] (docs/security.md).
+    pub fn limits(&self) -> neosens_runtime::http::Limits {
+        neosens_runtime::http::Limits {
+            max_connections: self.max_connections,
+            max_connections_per_client: self.max_connections_per_client,
+            request_timeout: std::time::Duration::from_secs(30),
+            ..neosens_runtime::http::Limits::default()
+        }
+    }
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { bind: SocketAddr::from(([0, 0, 0, 0], 80)) }
+        HttpConfig {
+            bind: SocketAddr::from(([0, 0, 0, 0], 80)),
+            max_connections: 512,
+            max_connections_per_client: 32,
+        }
     }
 }
 
@@ -278,6 +299,10 @@ sensor_period_s = {sensor_period_s}
 # The firmware calls port 80 (needs CAP_NET_BIND_SERVICE, see systemd/neosens-edge.service).
 # Environment: NEOSENS_EDGE_HTTP_BIND
 bind = {bind}
+# Connections served at once, and per client address. Requests also have fixed deadlines:
+# 10 s for the head, 10 s between body chunks, 30 s in all (docs/security.md).
+max_connections = {http_max}
+max_connections_per_client = {http_per_client}
 
 [log]
 # `tracing` filter directives, e.g. "info" or "info,neosens_edge=debug". Re-read on SIGHUP
@@ -316,6 +341,8 @@ format = {format}
         sensors = sensors_list,
         sensor_period_s = config.hal.sensor_period_s,
         bind = quoted(&config.http.bind.to_string()),
+        http_max = config.http.max_connections,
+        http_per_client = config.http.max_connections_per_client,
         filter = quoted(&config.log.filter),
         format = quoted(config.log.format.as_str()),
     );

@@ -245,9 +245,19 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         proxy: proxy.clone(),
         lorawan: lora_stats,
     };
+    let limits = config.http.limits();
     let app = http::router(http::AppState { config: Arc::new(config), proxy, metrics });
     neosens_runtime::systemd::Notifier::from_env().ready(shutdown.clone());
-    neosens_runtime::http::serve("LAN listener", listener, app, shutdown, DRAIN_DEADLINE).await?;
+    neosens_runtime::http::serve(
+        "LAN listener",
+        listener,
+        app,
+        limits,
+        Arc::default(),
+        shutdown,
+        DRAIN_DEADLINE,
+    )
+    .await?;
     tracing::info!("neosens-edge stopped");
     Ok(())
 }

@@ -40,13 +40,23 @@ pub const DEVICE_ROLE_PREFIX: &str = "neosens-dev-";
 
 /// Commands per message.
 const CHUNK: usize = 100;
-/// Errors that only say the command had nothing to do.
-const HARMLESS: [&str; 4] = [
+/// Errors that only say the command had nothing to do (or, for `getClient`, that the client is
+/// free to create).
+const HARMLESS: [&str; 5] = [
     "Client already exists",
     "Role already exists",
     "Client is already in this role",
     "Role is already in this client",
+    "Client not found",
 ];
+
+/// Whether a client of a `listClients`/`getClient` answer has one of central's device roles: the
+/// mark of a client central created, the only ones it changes or deletes.
+fn owned(client: &Value) -> bool {
+    client["roles"].as_array().is_some_and(|roles| {
+        roles.iter().any(|r| r["rolename"].as_str().is_some_and(|n| n.starts_with(DEVICE_ROLE_PREFIX)))
+    })
+}
 
 fn role_of(login: &str) -> String {
     format!("{DEVICE_ROLE_PREFIX}{login}")
@@ -138,6 +148,10 @@ struct Driver {
     central_user: String,
     /// What the broker holds, as last sent: device → (login, secret hash).
     known: HashMap<DeviceId, (String, [u8; 32])>,
+    /// Broker clients central did not create (the admin, operators' own accounts): never
+    /// changed or deleted; a device whose login names one is left out, with a warning. Bounded
+    /// by the broker's client list.
+    foreign: HashSet<String>,
 }
 
 impl Driver {
@@ -152,6 +166,11 @@ impl Driver {
         let Some(clients) = listed.first().and_then(|r| r["data"]["clients"].as_array()).cloned() else {
             return;
         };
+        self.foreign = clients
+            .iter()
+            .filter(|c| !owned(c))
+            .filter_map(|c| c["username"].as_str().map(str::to_owned))
+            .collect();
         let has_role = |client: &Value, pred: &dyn Fn(&str) -> bool| {
             client["roles"]
                 .as_array()
@@ -180,11 +199,12 @@ impl Driver {
             tracing::info!(user = %self.central_user, "dynamic security: central's role granted; reconnecting to apply it");
             return;
         }
+        let accounts = self.without_foreign(accounts);
         // Clients of devices no longer in the registry (recognised by their role) are deleted.
         let logins: HashSet<&str> = accounts.iter().map(|a| a.login.as_str()).collect();
         for client in &clients {
             let Some(username) = client["username"].as_str() else { continue };
-            if has_role(client, &|n| n.starts_with(DEVICE_ROLE_PREFIX)) && !logins.contains(username) {
+            if owned(client) && !logins.contains(username) {
                 commands.extend(remove(username));
             }
         }
@@ -196,6 +216,20 @@ impl Driver {
         send(&self.link, &mut self.responses, commands).await;
         self.known = accounts.into_iter().map(|a| (a.id, (a.login, a.secret_hash))).collect();
         tracing::info!(devices = n, "dynamic security reconciled with the registry");
+    }
+
+    /// `accounts` without those whose login names a client central did not create.
+    fn without_foreign(&self, accounts: Vec<BrokerAccount>) -> Vec<BrokerAccount> {
+        accounts
+            .into_iter()
+            .filter(|a| {
+                let foreign = self.foreign.contains(&a.login) || a.login == self.central_user;
+                if foreign {
+                    tracing::warn!(device = %a.id, login = %a.login, "dynamic security: a broker client of this name exists that central did not create: left alone, the device cannot connect until it gets another login");
+                }
+                !foreign
+            })
+            .collect()
     }
 
     /// Follows the changes after `since`; returns the new revision.
@@ -225,6 +259,22 @@ impl Driver {
             return last;
         }
         let accounts = self.registry.broker_accounts(Some(&devices)).unwrap_or_default();
+        // Logins the broker has not had from central yet may name a client made since the last
+        // listing: ask about them first.
+        let unseen: Vec<Value> = accounts
+            .iter()
+            .filter(|a| self.known.get(&a.id).is_none_or(|(login, _)| *login != a.login))
+            .map(|a| json!({"command": "getClient", "username": a.login}))
+            .collect();
+        if !unseen.is_empty() {
+            for answer in send(&self.link, &mut self.responses, unseen).await {
+                let client = &answer["data"]["client"];
+                if let Some(username) = client["username"].as_str().filter(|_| !owned(client)) {
+                    self.foreign.insert(username.to_owned());
+                }
+            }
+        }
+        let accounts = self.without_foreign(accounts);
         let mut commands = Vec::new();
         let present: HashSet<DeviceId> = accounts.iter().map(|a| a.id).collect();
         for id in devices.difference(&present) {
@@ -258,7 +308,8 @@ pub async fn run(
         return tracing::error!(error = %e, "dynamic security: cannot subscribe to the plug-in's answers");
     }
     let mut revisions = registry.watch_revision();
-    let mut driver = Driver { registry, link, responses, central_user, known: HashMap::new() };
+    let mut driver =
+        Driver { registry, link, responses, central_user, known: HashMap::new(), foreign: HashSet::new() };
     let mut seen_connects = 0;
     let mut revision = *revisions.borrow_and_update();
     let mut poll = tokio::time::interval(Duration::from_millis(200));

@@ -1,7 +1,20 @@
 //! The embedded MQTT 3.1.1 broker (rumqttd), for the zero-setup default run.
 //!
 //! It authenticates every CONNECT against the registry (the same decision as the broker-auth
-//! backend) but cannot enforce per-topic ACLs: that is Mosquitto's job in production.
+//! backend) but cannot enforce per-topic ACLs: that is Mosquitto's job in production. So it
+//! listens on loopback unless configured otherwise, and its memory is small and fixed
+//! (docs/security.md): packets up to [`MAX_PAYLOAD`], and per subscription filter a log of
+//! [`SEGMENT_COUNT`] segments of [`SEGMENT_BYTES`] (rumqttd keeps recent messages per filter;
+//! its own defaults are 100 MiB segments). Retained statuses are cleared by central's ingestion.
+
+/// Largest publish payload the embedded broker accepts (a status is at most 16 KiB).
+pub const MAX_PAYLOAD: usize = 64 * 1024;
+/// Size of one segment of a filter's message log (at least [`MAX_PAYLOAD`]).
+pub const SEGMENT_BYTES: usize = 256 * 1024;
+/// Segments kept per filter: at most 1 MiB of messages per filter.
+pub const SEGMENT_COUNT: usize = 4;
+/// Connections accepted at once.
+pub const MAX_CONNECTIONS: usize = 20_010;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -35,7 +48,7 @@ pub fn start(bind: SocketAddr, registry: Arc<Registry>) -> anyhow::Result<Embedd
     };
     let mut connections = ConnectionSettings {
         connection_timeout_ms: 60_000,
-        max_payload_size: 256 * 1024,
+        max_payload_size: MAX_PAYLOAD,
         max_inflight_count: 500,
         auth: None,
         external_auth: None,
@@ -58,10 +71,10 @@ pub fn start(bind: SocketAddr, registry: Arc<Registry>) -> anyhow::Result<Embedd
     let config = Config {
         id: 0,
         router: RouterConfig {
-            max_connections: 20_010,
+            max_connections: MAX_CONNECTIONS,
             max_outgoing_packet_count: 1_000,
-            max_segment_size: 100 * 1024 * 1024,
-            max_segment_count: 10,
+            max_segment_size: SEGMENT_BYTES,
+            max_segment_count: SEGMENT_COUNT,
             ..RouterConfig::default()
         },
         v4: Some(HashMap::from([("1".to_owned(), server)])),

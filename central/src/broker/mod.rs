@@ -17,6 +17,12 @@ use tokio_util::sync::CancellationToken;
 use crate::config::MqttConfig;
 use crate::registry::Registry;
 
+/// Largest MQTT packet central accepts from its broker: far above any status (16 KiB) and the
+/// shipped Mosquitto configurations' `max_packet_size` (64 KiB), so that whatever a device gets
+/// through is dropped and counted by ingestion instead of ending central's connection; large
+/// enough for the dynamic-security plug-in's client list of a big campus.
+pub const MAX_INCOMING_PACKET: usize = 16 * 1024 * 1024;
+
 /// The broker central talks to.
 pub struct BrokerLink {
     /// The link's handle.
@@ -67,6 +73,7 @@ pub fn connect(
     let username = url.credentials.as_ref().map(|(u, _)| u.clone());
     let mut link = LinkConfig::new(url, &config.client_id);
     link.state_topic = Some(config.state_topic.clone());
+    link.max_incoming_packet = MAX_INCOMING_PACKET;
     let (handle, inbound) = mqtt::start(link, shutdown);
     Ok(BrokerLink { handle, inbound, address, embedded, username })
 }

@@ -81,9 +81,9 @@ async fn credentials(
 }
 
 fn refusal(state: &AppState, outcome: &ConfigOutcome, path: &'static str, login: &str) -> Response {
+    // One label for both: `/metrics` must not tell which logins exist (docs/security.md).
     let reason = match outcome {
-        ConfigOutcome::UnknownLogin => "unknown_login",
-        ConfigOutcome::WrongSecret => "wrong_secret",
+        ConfigOutcome::UnknownLogin | ConfigOutcome::WrongSecret => "bad_credentials",
         ConfigOutcome::Disabled => "disabled",
         ConfigOutcome::Served(_) => "served",
     };

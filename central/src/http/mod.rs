@@ -55,7 +55,11 @@ pub fn router(state: AppState, broker_auth_apart: bool) -> Router {
         .merge(neosens_runtime::http::healthz(neosens_runtime::build_info!()))
         .route("/metrics", axum::routing::get(metrics))
         .route("/readyz", axum::routing::get(readyz));
-    let router = if broker_auth_apart { router } else { router.merge(broker_auth::routes()) };
+    let router = if broker_auth_apart {
+        router
+    } else {
+        router.merge(broker_auth::main_listener_routes(state.config.broker_auth.public))
+    };
     router.layer(axum::middleware::from_fn_with_state(state.clone(), observe)).with_state(state)
 }
 
@@ -67,7 +71,7 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
 
 /// The broker-auth paths alone, for a listener only the broker can reach.
 pub fn broker_auth_router(state: AppState) -> Router {
-    broker_auth::routes()
+    broker_auth::dedicated_routes()
         .merge(neosens_runtime::http::healthz(neosens_runtime::build_info!()))
         .with_state(state)
 }
@@ -117,7 +121,9 @@ async fn readyz(
     (status, axum::Json(body))
 }
 
-/// Records each request's duration under its route pattern (bounded labels).
+/// Records each request's duration under its route pattern, method and status class: labels
+/// from fixed sets (the router's patterns or `unmatched`, [`crate::metrics::method_label`], five
+/// classes), so no request can add a series.
 async fn observe(
     axum::extract::State(s): axum::extract::State<AppState>,
     request: axum::extract::Request,
@@ -127,7 +133,7 @@ async fn observe(
         .extensions()
         .get::<axum::extract::MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = request.method().as_str().to_owned();
+    let method = crate::metrics::method_label(request.method());
     let started = std::time::Instant::now();
     let response = next.run(request).await;
     let status = match response.status().as_u16() {

@@ -68,7 +68,17 @@ pub enum DenyReason {
 }
 
 impl DenyReason {
-    /// A short label (metrics, logs, the `error` field of go-auth answers).
+    /// What the client (and `/metrics`) may learn: an unknown user and a wrong password are the
+    /// same `bad_credentials`, so neither the answer nor a counter tells which logins exist.
+    /// The precise reason ([`DenyReason::as_str`]) is only in debug logs.
+    pub fn public(self) -> &'static str {
+        match self {
+            DenyReason::UnknownUser | DenyReason::WrongSecret => "bad_credentials",
+            other => other.as_str(),
+        }
+    }
+
+    /// A short label for logs.
     pub fn as_str(self) -> &'static str {
         match self {
             DenyReason::BadIdentity => "bad_identity",
@@ -89,9 +99,13 @@ pub struct ServiceAccount {
     pub password_hash: [u8; 32],
 }
 
-/// Service accounts known to the broker backend.
+/// Service accounts known to the broker backend, and the logins no device may take. A handful
+/// of entries, all from the configuration (never from the network).
 #[derive(Debug, Default)]
-pub(crate) struct ServiceAccounts(RwLock<Vec<ServiceAccount>>);
+pub(crate) struct ServiceAccounts {
+    accounts: RwLock<Vec<ServiceAccount>>,
+    reserved: RwLock<Vec<String>>,
+}
 
 fn bad_identity(s: &str) -> bool {
     s.contains(['+', '#', '/'])
@@ -133,19 +147,56 @@ fn gateway_of<'a>(state: &'a State, username: &str) -> Option<&'a crate::model::
 }
 
 impl Registry {
-    /// Registers a service account (central's own broker login), replacing one of the same name.
+    /// Registers a service account (central's own broker login, which is also the
+    /// dynamic-security admin), replacing one of the same name. Its name becomes reserved.
     pub fn add_service_account(&self, username: &str, password: &str) {
         let account = ServiceAccount {
             username: username.to_owned(),
             password_hash: self.keys.hash(password.as_bytes()),
         };
-        let mut accounts = self.service_accounts.0.write();
+        let mut accounts = self.service_accounts.accounts.write();
         accounts.retain(|a| a.username != username);
         accounts.push(account);
     }
 
+    /// Reserves broker logins for accounts that are not devices (`[mqtt] reserved_logins`: the
+    /// broker's admin, monitoring users …), in addition to the service accounts and `gw-*`.
+    pub fn reserve_logins(&self, logins: &[String]) {
+        let mut reserved = self.service_accounts.reserved.write();
+        for login in logins {
+            if !reserved.contains(login) {
+                reserved.push(login.clone());
+            }
+        }
+    }
+
+    /// Whether `login` belongs to an account that is not a device: a service account, a gateway
+    /// (`gw-` prefix, enrolled or not) or a configured reserved login. No device may have it, and
+    /// a device stored with it before it was reserved is never an account (broker-auth, the
+    /// embedded broker and dynamic security all skip it).
+    pub fn login_reserved(&self, login: &str) -> bool {
+        login.starts_with(super::GATEWAY_USERNAME_PREFIX)
+            || self.service_accounts.accounts.read().iter().any(|a| a.username == login)
+            || self.service_accounts.reserved.read().iter().any(|r| r == login)
+    }
+
+    /// Logins of stored devices that are reserved (registered before the reservation): they
+    /// are not accounts, and the operator should give those devices other logins.
+    pub fn devices_with_reserved_logins(&self) -> Vec<String> {
+        let state = self.state.read();
+        let mut logins: Vec<String> =
+            state.by_login.keys().filter(|l| self.login_reserved(l)).cloned().collect();
+        logins.sort();
+        logins
+    }
+
+    /// Whether `username` is a service account's.
+    pub fn is_service_account(&self, username: &str) -> bool {
+        self.service_account(username).is_some()
+    }
+
     fn service_account(&self, username: &str) -> Option<ServiceAccount> {
-        self.service_accounts.0.read().iter().find(|a| a.username == username).cloned()
+        self.service_accounts.accounts.read().iter().find(|a| a.username == username).cloned()
     }
 
     /// CONNECT: may this username/password connect with this client id?
@@ -166,7 +217,10 @@ impl Registry {
                 g.credentials.as_ref().is_some_and(|c| self.keys.verify(password.as_bytes(), &c.secret_hash));
             return if ok { Decision::Allow } else { Decision::Deny(DenyReason::WrongSecret) };
         }
-        let Some(entry) = state.by_login.get(username).and_then(|id| state.devices.get(id)) else {
+        let device = state.by_login.get(username).and_then(|id| state.devices.get(id));
+        let Some(entry) = device.filter(|_| !self.login_reserved(username)) else {
+            // The same work as a wrong password, so the time taken does not tell them apart.
+            let _ = self.keys.verify(password.as_bytes(), &[0; 32]);
             return Decision::Deny(DenyReason::UnknownUser);
         };
         if !self.keys.verify(password.as_bytes(), &entry.record.secret.hash) {
@@ -195,7 +249,8 @@ impl Registry {
                 Decision::Deny(DenyReason::Topic)
             };
         }
-        let Some(entry) = state.by_login.get(username).and_then(|id| state.devices.get(id)) else {
+        let device = state.by_login.get(username).and_then(|id| state.devices.get(id));
+        let Some(entry) = device.filter(|_| !self.login_reserved(username)) else {
             return Decision::Deny(DenyReason::UnknownUser);
         };
         if !entry.record.enabled {

@@ -442,6 +442,14 @@ impl Registry {
         })?;
         let login = input.login.clone().unwrap_or_else(|| default_login(&uid));
         check_login(&login)?;
+        if self.login_reserved(&login) {
+            return Err(RegistryError::invalid(
+                "login",
+                format!(
+                    "{login:?} is reserved for an account that is not a device (central, the broker's admin, gateways gw-*, [mqtt] reserved_logins): choose another"
+                ),
+            ));
+        }
         check_mqtt(input.mqtt.as_ref())?;
         let config = input.config.clone().unwrap_or(Value::Array(Vec::new()));
         let id = DeviceId::from_uuid(new_uuid());

@@ -50,6 +50,12 @@ impl Registry {
             if only.is_some_and(|set| !set.contains(&d.id)) {
                 continue;
             }
+            if self.login_reserved(&d.login) {
+                // Stored before the login was reserved: never handed to the broker, where it
+                // would change the password of central, the admin or a gateway.
+                tracing::warn!(device = %d.id, login = %d.login, "device login is reserved for a service account: not given to the broker");
+                continue;
+            }
             let secret = self.keys.open(&d.secret.sealed, &d.id.to_bytes())?;
             out.push(BrokerAccount {
                 id: d.id,

@@ -99,6 +99,7 @@ fn upsert<T: PartialEq>(counts: &mut Counts, old: Option<&T>, new: &T) -> bool {
 fn plan(
     state: &State,
     keys: &ServerKeys,
+    reserved: &dyn Fn(&str) -> bool,
     export: &LegacyExport,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Plan, RegistryError> {
@@ -206,6 +207,12 @@ fn plan(
             progress(n, total);
         }
         let row = format!("devices.device pk={} mac={}", d.pk, d.mac);
+        if reserved(&d.login) {
+            report
+                .rejected
+                .push((row, format!("login {:?} is reserved for an account that is not a device", d.login)));
+            continue;
+        }
         let planned =
             plan_device(state, keys, d, &type_ids, &room_ids, &room_topics, &mut logins, &mut report, &row)?;
         let Some((record, status, changed)) = planned else { continue };
@@ -409,11 +416,11 @@ impl Registry {
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<ImportReport, RegistryError> {
         if dry_run {
-            let plan = plan(&self.state.read(), &self.keys, export, progress)?;
+            let plan = plan(&self.state.read(), &self.keys, &|l| self.login_reserved(l), export, progress)?;
             return Ok(ImportReport { dry_run: true, ..plan.report });
         }
         let (statuses, report) = self.mutate(|state| {
-            let plan = plan(state, &self.keys, export, progress)?;
+            let plan = plan(state, &self.keys, &|l| self.login_reserved(l), export, progress)?;
             Ok((plan.writes, (plan.statuses, plan.report)))
         })?;
         self.put_statuses(statuses)?;

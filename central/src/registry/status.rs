@@ -22,6 +22,9 @@ pub enum StatusDrop {
     WrongTopic,
     /// Sent again by a gateway's outbox (its `msg_id` was already seen for this device).
     Duplicate,
+    /// Retained on the broker: devices never retain statuses (spec: QoS 0, retain false), and
+    /// a retained one would come back at every reconnection. Central clears it.
+    Retained,
 }
 
 impl StatusDrop {
@@ -34,6 +37,7 @@ impl StatusDrop {
             StatusDrop::Disabled => "disabled",
             StatusDrop::WrongTopic => "wrong_topic",
             StatusDrop::Duplicate => "duplicate",
+            StatusDrop::Retained => "retained",
         }
     }
 }

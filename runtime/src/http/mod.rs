@@ -1,8 +1,10 @@
 //! Serving an axum router with the shared shutdown path, each request in a `tracing` span with
 //! a request id.
 
-use std::sync::OnceLock;
+mod server;
+
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::extract::{MatchedPath, Request};
@@ -14,6 +16,8 @@ use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, 
 use tower_http::trace::TraceLayer;
 
 use crate::build_info::BuildInfo;
+
+pub use server::{ConnectionStats, Limits};
 
 /// The request id header, read from trusted proxies and returned on every response.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -34,39 +38,27 @@ pub enum ServeError {
     },
 }
 
-/// Serves `app` on `listener` until `shutdown` is cancelled, then lets in-flight requests finish
-/// for at most `deadline`. `what` names the listener in logs and errors.
+/// Serves `app` on `listener` within `limits` until `shutdown` is cancelled, then lets in-flight
+/// requests finish for at most `deadline`. `what` names the listener in logs and errors;
+/// `stats` counts its connections.
 pub async fn serve(
     what: &'static str,
     listener: TcpListener,
     app: axum::Router,
+    limits: Limits,
+    stats: Arc<ConnectionStats>,
     shutdown: CancellationToken,
     deadline: Duration,
 ) -> Result<(), ServeError> {
-    let stopped = |reason: String| ServeError::Stopped { what, reason };
+    let app = app.layer(tower_http::timeout::RequestBodyTimeoutLayer::new(limits.body_idle_timeout)).layer(
+        tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            limits.request_timeout,
+        ),
+    );
     let app = observe(app, what);
-    // With the peer address, so handlers can log and record who called.
-    let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let server = axum::serve(listener, service).with_graceful_shutdown(shutdown.clone().cancelled_owned());
-    let mut server = tokio::spawn(async move { server.await });
-    tokio::select! {
-        joined = &mut server => {
-            return match joined {
-                // Graceful shutdown finished before this branch saw the cancellation: normal.
-                Ok(Ok(())) if shutdown.is_cancelled() => Ok(()),
-                // axum only returns by itself on a fatal error.
-                Ok(Ok(())) => Err(stopped("it returned without a shutdown request".into())),
-                Ok(Err(e)) => Err(stopped(e.to_string())),
-                Err(e) => Err(stopped(e.to_string())),
-            };
-        }
-        () = shutdown.cancelled() => {}
-    }
-    match crate::shutdown::drain(what, deadline, server).await {
-        Some(Ok(Ok(()))) | None => Ok(()),
-        Some(Ok(Err(e))) => Err(stopped(e.to_string())),
-        Some(Err(e)) => Err(stopped(e.to_string())),
-    }
+    server::accept_loop(what, listener, app, &limits, stats, shutdown, deadline).await;
+    Ok(())
 }
 
 /// `GET /healthz`: the process is up and its HTTP stack answers (systemd, load balancers), and
@@ -204,8 +196,15 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let app = axum::Router::new().route("/", get(|| async { "hello" }));
         let shutdown = CancellationToken::new();
-        let task =
-            tokio::spawn(serve("test listener", listener, app, shutdown.clone(), Duration::from_secs(5)));
+        let task = tokio::spawn(serve(
+            "test listener",
+            listener,
+            app,
+            Limits::default(),
+            Arc::default(),
+            shutdown.clone(),
+            Duration::from_secs(5),
+        ));
 
         let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
         stream.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
@@ -233,8 +232,15 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let app = axum::Router::new().route("/", get(|| async { "hello" }));
         let shutdown = CancellationToken::new();
-        let task =
-            tokio::spawn(serve("test listener", listener, app, shutdown.clone(), Duration::from_secs(5)));
+        let task = tokio::spawn(serve(
+            "test listener",
+            listener,
+            app,
+            Limits::default(),
+            Arc::default(),
+            shutdown.clone(),
+            Duration::from_secs(5),
+        ));
 
         let made = fetch(addr, "/", b"").await;
         let first = made.header("x-request-id").expect("an id is made").to_owned();

@@ -42,6 +42,11 @@ pub struct LinkConfig {
     pub min_backoff: Duration,
     /// Longest reconnect delay.
     pub max_backoff: Duration,
+    /// Largest packet accepted from the broker, in bytes. A bigger one ends the connection (the
+    /// client library cannot skip it), and a retained one would end every reconnection too: set
+    /// it above the broker's own limit (`max_packet_size`), so that what the broker lets through
+    /// reaches the consumer, which drops and counts what it does not want.
+    pub max_incoming_packet: usize,
 }
 
 impl LinkConfig {
@@ -55,6 +60,7 @@ impl LinkConfig {
             queue: 10_000,
             min_backoff: Duration::from_millis(250),
             max_backoff: Duration::from_secs(30),
+            max_incoming_packet: 1024 * 1024,
         }
     }
 }
@@ -66,6 +72,8 @@ pub struct Message {
     pub topic: String,
     /// Its payload (reference-counted bytes, cheap to clone).
     pub payload: bytes::Bytes,
+    /// Sent because it was retained on the broker (at subscription time), not live.
+    pub retain: bool,
 }
 
 /// Counters of the link, for metrics and readiness.
@@ -175,7 +183,7 @@ pub fn start(config: LinkConfig, shutdown: CancellationToken) -> (MqttHandle, mp
     let mut options = MqttOptions::new(&config.client_id, &config.url.host, config.url.port);
     options.set_keep_alive(config.keep_alive);
     options.set_clean_session(true);
-    options.set_max_packet_size(1024 * 1024, 1024 * 1024);
+    options.set_max_packet_size(config.max_incoming_packet, 1024 * 1024);
     if let Some((user, pass)) = &config.url.credentials {
         options.set_credentials(user, pass);
     }
@@ -230,7 +238,7 @@ async fn run(
             Ok(Event::Incoming(Packet::Publish(p))) => {
                 handle.stats.received.fetch_add(1, Ordering::Relaxed);
                 let topic = p.topic;
-                let message = Message { topic, payload: p.payload };
+                let message = Message { topic, payload: p.payload, retain: p.retain };
                 // Back-pressure: wait for the consumer, but not past a shutdown.
                 tokio::select! {
                     () = shutdown.cancelled() => break,

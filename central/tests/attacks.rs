@@ -1,0 +1,239 @@
+//! The attack suite: what a hostile device, a LAN neighbour or a careless operator can try
+//! against the real binary, each a regression test of a bound or a refusal (docs/security.md).
+
+mod common;
+
+use std::net::SocketAddr;
+
+use common::{LOGIN, MAC, api, first_password, register_example, start, start_with};
+use neosens_runtime::testing::{http_get, raw_http};
+use serde_json::{Value, json};
+
+/// The series of one metric family in the classic text exposition.
+fn series<'a>(metrics: &'a str, family: &str) -> Vec<&'a str> {
+    metrics.lines().filter(|l| l.starts_with(family) && !l.starts_with('#')).collect()
+}
+
+/// Invented HTTP methods cannot create metric series: they are all counted as `other`.
+#[test]
+fn method_floods_do_not_grow_the_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let central = start(dir.path());
+    let addr = central.addr("http");
+    let count = "neosens_http_request_duration_seconds_count";
+    let send = |method: &str| {
+        raw_http(
+            addr,
+            format!(
+                "{method} /device/credentials?mac={MAC} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+    };
+    send("XMETHOD0");
+    let before = series(&http_get(addr, "/metrics").text(), count).len();
+    for i in 1..200 {
+        let r = send(&format!("XMETHOD{i}abc"));
+        assert!(r.status >= 400, "an invented method is refused: {}", r.status);
+    }
+    let metrics = http_get(addr, "/metrics").text();
+    assert!(!metrics.contains("XMETHOD"), "no invented method in a label");
+    let after = series(&metrics, count);
+    assert!(
+        after.iter().any(|l| l.contains("method=\"other\"")),
+        "invented methods are counted as other: {after:?}"
+    );
+    // At most the /metrics scrape itself added a series.
+    assert!(after.len() <= before + 1, "{before} series before, {} after: {after:?}", after.len());
+}
+
+/// One broker-auth request, optionally as relayed by a reverse proxy.
+fn ask(addr: SocketAddr, path: &str, body: &Value, relayed: bool) -> (u16, Value) {
+    let body = body.to_string();
+    let proxy = if relayed { "X-Forwarded-For: 198.51.100.7\r\n" } else { "" };
+    let r = raw_http(
+        addr,
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\n{proxy}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    (r.status, serde_json::from_slice(&r.body).unwrap_or(Value::Null))
+}
+
+/// The broker-auth paths are for the broker: not reachable from the network by default, and
+/// never an oracle of which logins exist or of central's own account.
+#[test]
+fn broker_auth_is_for_the_broker_and_no_login_oracle() {
+    let dir = tempfile::tempdir().unwrap();
+    let central = start(dir.path());
+    let addr = central.addr("http");
+    register_example(addr);
+    let password = first_password(addr, MAC);
+    let auth = |user: &str, password: &str| json!({"username": user, "password": password, "clientid": "c"});
+
+    // From this host (the broker beside central): answered, and a refusal never says whether
+    // the user exists — central's own account (the embedded broker's), a device, or nobody.
+    let (status, central_guess) = ask(addr, "/mqtt/auth", &auth("neosens-central", "guess"), false);
+    assert_eq!(status, 200);
+    let (_, device_guess) = ask(addr, "/mqtt/auth", &auth(LOGIN, "guess"), false);
+    let (_, nobody) = ask(addr, "/mqtt/auth", &auth("senso_000000000000", "guess"), false);
+    assert_eq!(central_guess, json!({"ok": false, "error": "bad_credentials"}));
+    assert_eq!(device_guess, central_guess);
+    assert_eq!(nobody, central_guess);
+    assert_eq!(ask(addr, "/mqtt/auth", &auth(LOGIN, &password), false).1, json!({"ok": true}));
+    let metrics = http_get(addr, "/metrics").text();
+    assert!(
+        !metrics.contains("unknown_user") && !metrics.contains("wrong_secret"),
+        "metrics do not tell them apart either"
+    );
+
+    // Through a proxy (or from another host): the paths do not exist.
+    let (status, _) = ask(addr, "/mqtt/auth", &auth(LOGIN, &password), true);
+    assert_eq!(status, 404, "broker auth is not on the public listener by default");
+    let acl = json!({"username": "neosens-central", "clientid": "c", "topic": "#", "acc": 4});
+    assert_eq!(ask(addr, "/mqtt/acl", &acl, true).0, 404);
+}
+
+/// With `[broker_auth] public`, other hosts may ask about devices, never about service accounts.
+#[test]
+fn public_broker_auth_hides_service_accounts() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("central.toml");
+    std::fs::write(&config, "[broker_auth]\npublic = true\n").unwrap();
+    let central = start_with(&dir.path().join("data"), &[("NEOSENS_CONFIG", config.to_str().unwrap())]);
+    let addr = central.addr("http");
+    register_example(addr);
+    let password = first_password(addr, MAC);
+    let device = json!({"username": LOGIN, "password": password, "clientid": "c"});
+    assert_eq!(ask(addr, "/mqtt/auth", &device, true), (200, json!({"ok": true})));
+    let acl = json!({"username": "neosens-central", "clientid": "c", "topic": "#", "acc": 4});
+    assert_eq!(ask(addr, "/mqtt/acl", &acl, true).1, json!({"ok": false, "error": "bad_credentials"}));
+    assert_eq!(ask(addr, "/mqtt/acl", &acl, false).1, json!({"ok": true}), "the broker beside central");
+}
+
+/// No device can be registered with the login of central, a gateway, the broker's admin or a
+/// configured reserved account: with dynamic security it would take that account over.
+#[test]
+fn device_logins_cannot_take_service_accounts() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("central.toml");
+    std::fs::write(&config, "[mqtt]\nreserved_logins = [\"ops-monitor\"]\n").unwrap();
+    let central = start_with(&dir.path().join("data"), &[("NEOSENS_CONFIG", config.to_str().unwrap())]);
+    let addr = central.addr("http");
+    let (room, _) = register_example(addr);
+    for (n, login) in ["neosens-central", "gw-1", "gw-anything", "ops-monitor"].iter().enumerate() {
+        let device =
+            json!({"uid": format!("24:0a:c4:00:00:0{n}"), "type": "esp32", "rooms": [room], "login": login});
+        let (status, body) = api(addr, "POST", "/api/v1/devices", Some(device));
+        assert_eq!(status, 400, "{login}: {body}");
+        assert_eq!(body["error"]["field"], "login", "{body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains("reserved"), "{body}");
+    }
+    let fine = json!({"uid": "24:0a:c4:00:00:09", "type": "esp32", "rooms": [room], "login": "ops-monitor2"});
+    assert_eq!(api(addr, "POST", "/api/v1/devices", Some(fine)).0, 201);
+}
+
+/// The value of a metric sample line (`name{labels} value`) in a scrape, 0 when absent.
+fn sample(metrics: &str, prefix: &str) -> f64 {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Publishes on a broker as an anonymous client and waits for the broker's acknowledgement.
+fn publish_and_wait(broker: SocketAddr, topic: &str, payload: Vec<u8>, retain: bool) {
+    let mut options =
+        rumqttc::MqttOptions::new(format!("attacker-{}", payload.len()), "127.0.0.1", broker.port());
+    options.set_max_packet_size(4 * 1024 * 1024, 4 * 1024 * 1024);
+    let (client, mut connection) = rumqttc::Client::new(options, 10);
+    client.publish(topic, rumqttc::QoS::AtLeastOnce, retain, payload).unwrap();
+    for event in connection.iter() {
+        match event {
+            Ok(rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_))) => break,
+            Ok(_) => {}
+            Err(e) => panic!("publishing on {topic}: {e}"),
+        }
+    }
+    client.disconnect().unwrap();
+}
+
+/// One device cannot silence the fleet: a 2 MB retained message on a status topic, which a
+/// broker without limits keeps and sends to central at every (re)connection, is dropped,
+/// counted and removed, and central's link stays up; so is a small retained status.
+#[test]
+fn a_retained_oversized_status_does_not_keep_central_offline() {
+    let mosquitto = neosens_runtime::testing::Mosquitto::start("");
+    let broker = mosquitto.addr();
+    publish_and_wait(broker, "irit2/366/device", vec![b'x'; 2 * 1024 * 1024], true);
+    publish_and_wait(
+        broker,
+        "irit2/367/device",
+        br#"{"unitID":"24:0a:c4:12:34:56","status":"x"}"#.to_vec(),
+        true,
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let central = start_with(dir.path(), &[("NEOSENS_MQTT_URL", &mosquitto.url())]);
+    let addr = central.addr("http");
+    register_example(addr);
+    neosens_runtime::testing::wait_until("both retained messages dropped and cleared", || {
+        let m = http_get(addr, "/metrics").text();
+        sample(&m, "neosens_status_dropped_total{reason=\"too_large\"}") >= 1.0
+            && sample(&m, "neosens_status_dropped_total{reason=\"retained\"}") >= 1.0
+            && sample(&m, "neosens_status_retained_cleared_total") >= 2.0
+    });
+    // The link works: a device's status goes through and is stored.
+    let status = br#"{"status":"running","unitID":"24:0a:c4:12:34:56","frequency":1800}"#;
+    publish_and_wait(broker, "irit2/366/device", status.to_vec(), false);
+    neosens_runtime::testing::wait_until("status recorded", || {
+        api(addr, "GET", &format!("/api/v1/devices/{MAC}"), None).1["last_status"] == "running"
+    });
+    let metrics = http_get(addr, "/metrics").text();
+    assert_eq!(sample(&metrics, "neosens_mqtt_connects_total"), 1.0, "central never lost its link");
+
+    // The broker holds nothing any more: a new subscriber gets no retained message.
+    let mut options = rumqttc::MqttOptions::new("witness", "127.0.0.1", broker.port());
+    options.set_max_packet_size(4 * 1024 * 1024, 4 * 1024 * 1024);
+    let (client, mut connection) = rumqttc::Client::new(options, 10);
+    client.subscribe("irit2/+/device", rumqttc::QoS::AtMostOnce).unwrap();
+    let mut subscribed = false;
+    while let Ok(Ok(event)) = connection.recv_timeout(std::time::Duration::from_millis(500)) {
+        match event {
+            rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_)) => subscribed = true,
+            rumqttc::Event::Incoming(rumqttc::Packet::Publish(p)) => {
+                assert!(!p.retain, "a retained message is left on {}", p.topic)
+            }
+            _ => {}
+        }
+    }
+    assert!(subscribed);
+}
+
+/// The shipped Mosquitto configurations refuse oversized publishes: their sender is disconnected
+/// and nothing reaches the subscribers.
+#[test]
+fn shipped_mosquitto_bounds_refuse_oversized_publishes() {
+    let shipped =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/mosquitto/go-auth.conf"))
+            .unwrap();
+    let bounds: Vec<&str> = shipped.lines().filter(|l| l.starts_with("max_")).collect();
+    assert!(bounds.iter().any(|l| l.starts_with("max_packet_size")), "{bounds:?}");
+    let mosquitto = neosens_runtime::testing::Mosquitto::start(&bounds.join("\n"));
+    let mut options = rumqttc::MqttOptions::new("big", "127.0.0.1", mosquitto.port);
+    options.set_max_packet_size(4 * 1024 * 1024, 4 * 1024 * 1024);
+    let (client, mut connection) = rumqttc::Client::new(options, 10);
+    client.publish("irit2/366/device", rumqttc::QoS::AtLeastOnce, true, vec![b'x'; 128 * 1024]).unwrap();
+    let refused = loop {
+        match connection.recv_timeout(neosens_runtime::testing::DEADLINE) {
+            Ok(Ok(rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_)))) => break false,
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) | Err(_) => break true,
+        }
+    };
+    assert!(refused, "a 128 KiB publish is refused by the shipped bounds");
+}
