@@ -237,3 +237,82 @@ fn shipped_mosquitto_bounds_refuse_oversized_publishes() {
     };
     assert!(refused, "a 128 KiB publish is refused by the shipped bounds");
 }
+
+/// A gateway relays device log lines in its own name, for the devices of its scope only, and
+/// in bounded batches.
+#[test]
+fn gateways_relay_logs_for_their_scope_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let central = start(dir.path());
+    let addr = central.addr("http");
+    let (_, device) = register_example(addr);
+    let (_, other_building) = api(addr, "POST", "/api/v1/buildings", Some(json!({"name": "U4"})));
+    let (_, gw) = api(
+        addr,
+        "POST",
+        "/api/v1/gateways",
+        Some(json!({"name": "gw-u4", "scope": {"buildings": [other_building["id"]]}})),
+    );
+    let (_, token) =
+        api(addr, "POST", &format!("/api/v1/gateways/{}/enrolment", gw["id"].as_str().unwrap()), None);
+    let (_, grant) = neosens_runtime::testing::http_json(
+        addr,
+        "POST",
+        "/api/v1/edge/enroll",
+        None,
+        Some(&json!({"token": token["token"]})),
+    );
+    let secret = grant["secret"].as_str().unwrap();
+    let line = json!({"device": device, "received_at_ms": 1, "device_addr": "10.0.0.7", "body": "msg=forged&levelno=40"});
+    let (status, answer) = neosens_runtime::testing::http_json(
+        addr,
+        "POST",
+        "/api/v1/edge/logs",
+        Some(secret),
+        Some(&json!({"logs": [line]})),
+    );
+    assert_eq!((status, answer), (200, json!({"stored": 0, "refused": 1})), "not a device of its scope");
+    let (_, logs) = api(addr, "GET", &format!("/api/v1/devices/{MAC}/logs"), None);
+    assert_eq!(logs["items"], json!([]));
+    let flood: Vec<Value> = (0..101).map(|_| line.clone()).collect();
+    let (status, _) = neosens_runtime::testing::http_json(
+        addr,
+        "POST",
+        "/api/v1/edge/logs",
+        Some(secret),
+        Some(&json!({"logs": flood})),
+    );
+    assert_eq!(status, 400, "at most 100 lines a call");
+    let (status, _) = neosens_runtime::testing::http_json(
+        addr,
+        "POST",
+        "/api/v1/edge/logs",
+        Some("nsg_not-a-secret"),
+        Some(&json!({"logs": []})),
+    );
+    assert_eq!(status, 401);
+}
+
+/// Bodies are bounded per route to what the firmware sends: refused before they are read.
+#[test]
+fn legacy_routes_refuse_bodies_beyond_what_devices_send() {
+    let dir = tempfile::tempdir().unwrap();
+    let central = start(dir.path());
+    let addr = central.addr("http");
+    let post = |path: &str, len: usize| {
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n"
+        );
+        let mut request = head.into_bytes();
+        request.extend(std::iter::repeat_n(b'a', len));
+        raw_http(addr, &request).status
+    };
+    assert_eq!(post(&format!("/device/credentials?mac={MAC}"), 4096), 413);
+    assert_eq!(post("/device/config", 4096), 413);
+    assert_eq!(post("/device/logger", 17 * 1024), 413);
+    assert_eq!(
+        post("/device/logger", 1024),
+        403,
+        "a small body is read, and refused for its missing credentials"
+    );
+}

@@ -34,8 +34,16 @@ const LOCAL_DELIVERIES: TableDefinition<Key, u64> = TableDefinition::new("local_
 const BY_DEVADDR: TableDefinition<(u32, Key), ()> = TableDefinition::new("devices_by_devaddr");
 /// Last uplink frame counter accepted per LoRaWAN node (replay protection, kept across restarts).
 const F_CNT: TableDefinition<Key, u32> = TableDefinition::new("lorawan_f_cnt");
-/// Device log lines received offline, to forward (sequence → postcard [`PendingLog`]).
-const PENDING_LOGS: TableDefinition<u64, &[u8]> = TableDefinition::new("pending_logs");
+/// Device log lines received offline, to relay: (sequence, device) → postcard [`PendingLog`].
+const PENDING_LOGS: TableDefinition<(u64, Key), &[u8]> = TableDefinition::new("pending_logs_v2");
+/// The first version of that queue kept each device's `Authorization` header (its password) to
+/// replay it: deleted at open.
+const PENDING_LOGS_V1: TableDefinition<u64, &[u8]> = TableDefinition::new("pending_logs");
+
+/// Device log lines queued at most, all devices together (a line is at most 16 KiB: 16 MiB).
+pub const MAX_PENDING_LOGS: usize = 1000;
+/// Device log lines queued at most per device: its oldest go first.
+pub const MAX_PENDING_LOGS_PER_DEVICE: usize = 50;
 
 const META_REVISION: &str = "revision";
 const META_LOG_SEQ: &str = "log_seq";
@@ -59,16 +67,24 @@ fn backend(e: impl std::fmt::Display) -> CacheError {
     CacheError::Backend(e.to_string())
 }
 
-/// A device log line received while central was out of reach.
+/// A device log line received while central was out of reach, from a device this gateway
+/// authenticated: relayed later in the gateway's own name (`POST /api/v1/edge/logs`), so the
+/// device's credentials are never stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingLog {
-    /// The device's `Authorization` header, replayed as is.
-    pub authorization: String,
+    /// The device.
+    pub device: DeviceId,
+    /// When it was received, milliseconds since the Unix epoch.
+    pub received_at_ms: i64,
     /// The form body.
     pub body: Vec<u8>,
     /// The device's address.
     pub device_addr: String,
 }
+
+/// Where a queued log line is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogKey(u64, Key);
 
 /// A device's registry data, as the gateway holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,6 +138,11 @@ impl Cache {
         txn.open_table(LOCATIONS).map_err(backend)?;
         txn.open_table(LOCAL_DELIVERIES).map_err(backend)?;
         txn.open_table(PENDING_LOGS).map_err(backend)?;
+        if txn.delete_table(PENDING_LOGS_V1).map_err(backend)? {
+            tracing::warn!(
+                "dropped the device log lines queued by an older version (they held device credentials)"
+            );
+        }
         txn.open_table(BY_DEVADDR).map_err(backend)?;
         txn.open_table(F_CNT).map_err(backend)?;
         txn.commit().map_err(backend)?;
@@ -311,35 +332,66 @@ impl Cache {
         Ok(out)
     }
 
-    /// Queues a device log line to forward.
-    pub fn queue_log(&self, log: &PendingLog) -> Result<(), CacheError> {
+    /// Queues a device log line to relay, removing the device's oldest beyond
+    /// [`MAX_PENDING_LOGS_PER_DEVICE`]. `false`: the queue holds [`MAX_PENDING_LOGS`] lines
+    /// already, and this one is dropped.
+    pub fn queue_log(&self, log: &PendingLog) -> Result<bool, CacheError> {
         let bytes = encode(log)?;
+        let device = log.device.to_bytes();
         let txn = self.db.begin_write().map_err(backend)?;
         {
+            let mut logs = txn.open_table(PENDING_LOGS).map_err(backend)?;
+            // At most MAX_PENDING_LOGS keys to look at, none decoded.
+            let mut mine = Vec::new();
+            let mut held = 0;
+            for item in logs.iter().map_err(backend)? {
+                let (k, _) = item.map_err(backend)?;
+                held += 1;
+                if k.value().1 == device {
+                    mine.push(k.value().0);
+                }
+            }
+            let evict = (mine.len() + 1).saturating_sub(MAX_PENDING_LOGS_PER_DEVICE);
+            if held - evict >= MAX_PENDING_LOGS {
+                return Ok(false);
+            }
+            for seq in mine.into_iter().take(evict) {
+                logs.remove((seq, device)).map_err(backend)?;
+            }
             let mut meta = txn.open_table(META).map_err(backend)?;
             let seq = meta.get(META_LOG_SEQ).map_err(backend)?.map_or(0, |v| v.value()) + 1;
             meta.insert(META_LOG_SEQ, seq).map_err(backend)?;
-            txn.open_table(PENDING_LOGS).map_err(backend)?.insert(seq, bytes.as_slice()).map_err(backend)?;
+            logs.insert((seq, device), bytes.as_slice()).map_err(backend)?;
         }
-        txn.commit().map_err(backend)
+        txn.commit().map_err(backend)?;
+        Ok(true)
     }
 
     /// The oldest queued log lines.
-    pub fn pending_logs(&self, limit: usize) -> Result<Vec<(u64, PendingLog)>, CacheError> {
+    pub fn pending_logs(&self, limit: usize) -> Result<Vec<(LogKey, PendingLog)>, CacheError> {
         let txn = self.db.begin_read().map_err(backend)?;
         let logs = txn.open_table(PENDING_LOGS).map_err(backend)?;
         let mut out = Vec::new();
         for item in logs.iter().map_err(backend)?.take(limit) {
             let (k, v) = item.map_err(backend)?;
-            out.push((k.value(), postcard::from_bytes(v.value()).map_err(|_| CacheError::Corrupt("log"))?));
+            let (seq, device) = k.value();
+            out.push((
+                LogKey(seq, device),
+                postcard::from_bytes(v.value()).map_err(|_| CacheError::Corrupt("log"))?,
+            ));
         }
         Ok(out)
     }
 
-    /// Removes a forwarded log line.
-    pub fn drop_log(&self, seq: u64) -> Result<(), CacheError> {
+    /// Removes relayed log lines.
+    pub fn drop_logs(&self, keys: &[LogKey]) -> Result<(), CacheError> {
         let txn = self.db.begin_write().map_err(backend)?;
-        txn.open_table(PENDING_LOGS).map_err(backend)?.remove(seq).map_err(backend)?;
+        {
+            let mut logs = txn.open_table(PENDING_LOGS).map_err(backend)?;
+            for LogKey(seq, device) in keys {
+                logs.remove((*seq, *device)).map_err(backend)?;
+            }
+        }
         txn.commit().map_err(backend)
     }
 }
@@ -368,4 +420,64 @@ pub fn write_f_cnts(txn: &redb::WriteTransaction, counters: &[(DeviceId, u32)]) 
         table.insert(id.to_bytes(), *f_cnt).map_err(backend)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(device: u8, n: usize) -> PendingLog {
+        PendingLog {
+            device: DeviceId::from_bytes([device; 16]),
+            received_at_ms: n as i64,
+            body: format!("msg={n}").into_bytes(),
+            device_addr: "10.0.0.9".into(),
+        }
+    }
+
+    /// One chatty device keeps only its newest lines; all devices together cannot grow the
+    /// queue past its cap, and what is relayed goes away.
+    #[test]
+    fn the_log_queue_is_bounded_per_device_and_in_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        for n in 0..MAX_PENDING_LOGS_PER_DEVICE + 20 {
+            assert!(cache.queue_log(&line(1, n)).unwrap());
+        }
+        let held = cache.pending_logs(usize::MAX).unwrap();
+        assert_eq!(held.len(), MAX_PENDING_LOGS_PER_DEVICE);
+        assert_eq!(held[0].1.received_at_ms, 20, "the oldest went");
+
+        let mut device = 2u8;
+        let mut queued = held.len();
+        while queued < MAX_PENDING_LOGS {
+            for n in 0..MAX_PENDING_LOGS_PER_DEVICE.min(MAX_PENDING_LOGS - queued) {
+                assert!(cache.queue_log(&line(device, n)).unwrap());
+                queued += 1;
+            }
+            device += 1;
+        }
+        assert!(!cache.queue_log(&line(device, 0)).unwrap(), "a full queue refuses a new device's line");
+        assert!(cache.queue_log(&line(1, 999)).unwrap(), "a device at its own cap replaces its oldest");
+        assert_eq!(cache.pending_logs(usize::MAX).unwrap().len(), MAX_PENDING_LOGS);
+
+        let first: Vec<LogKey> = cache.pending_logs(100).unwrap().into_iter().map(|(k, _)| k).collect();
+        cache.drop_logs(&first).unwrap();
+        assert_eq!(cache.pending_logs(usize::MAX).unwrap().len(), MAX_PENDING_LOGS - 100);
+    }
+
+    /// The first queue kept devices' passwords: it is deleted when the cache opens.
+    #[test]
+    fn the_old_queue_with_credentials_is_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = Database::create(dir.path().join("edge.redb")).unwrap();
+            let txn = db.begin_write().unwrap();
+            txn.open_table(PENDING_LOGS_V1).unwrap().insert(1, b"Basic c2VjcmV0".as_slice()).unwrap();
+            txn.commit().unwrap();
+        }
+        let cache = Cache::open(dir.path()).unwrap();
+        let txn = cache.db.begin_read().unwrap();
+        assert!(txn.open_table(PENDING_LOGS_V1).is_err(), "the table is gone");
+    }
 }

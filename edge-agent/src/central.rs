@@ -156,6 +156,12 @@ impl Central {
         self.post_json("/api/v1/edge/deliveries", &serde_json::json!({"devices": ids})).await
     }
 
+    /// Relays device log lines accepted offline (central stores those of its enabled devices
+    /// in this gateway's scope and counts the others as refused).
+    pub async fn relay_logs(&self, logs: &neosens_protocol::edge::RelayedLogs) -> Result<(), CentralError> {
+        self.post_json("/api/v1/edge/logs", logs).await
+    }
+
     /// Reports the gateway's figures.
     pub async fn report_health(&self, report: &HealthReport) -> Result<(), CentralError> {
         self.post_json("/api/v1/edge/health", report).await

@@ -32,8 +32,11 @@ use crate::http::AppState;
 /// How long the agent answers from its cache after central failed, before trying it again.
 const COOLDOWN: Duration = Duration::from_secs(10);
 
-/// Largest `/device/logger` body accepted.
-const MAX_LOGGER_BODY: usize = 64 * 1024;
+/// Largest `/device/logger` body accepted (as central).
+const MAX_LOGGER_BODY: usize = 16 * 1024;
+
+/// Largest body on the other legacy paths (the firmware sends none), as central.
+const MAX_LEGACY_BODY: usize = 1024;
 
 /// Request counts by (path, source: `central` or `cache`, outcome).
 pub type Counts =
@@ -118,6 +121,8 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/device/credentials/", any(credentials))
         .route("/device/config", any(config))
         .route("/device/config/", any(config))
+        // The handlers read the body (to forward it), so the extractor's limit is the bound.
+        .route_layer(DefaultBodyLimit::max(MAX_LEGACY_BODY))
         .route("/device/logger", post(logger).layer(DefaultBodyLimit::max(MAX_LOGGER_BODY)))
         .route("/device/logger/", post(logger).layer(DefaultBodyLimit::max(MAX_LOGGER_BODY)))
 }
@@ -245,13 +250,24 @@ async fn logger(
         return passthrough(answer);
     }
     match authenticate(p, &headers) {
-        Ok(Some(_)) => {
-            let authorization =
-                headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-            let log = PendingLog { authorization, body: body.to_vec(), device_addr: peer.ip().to_string() };
+        Ok(Some(device)) => {
+            let log = PendingLog {
+                device: device.record.id,
+                received_at_ms: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as i64),
+                body: body.to_vec(),
+                device_addr: peer.ip().to_string(),
+            };
             match p.cache.queue_log(&log) {
-                Ok(()) => {
+                Ok(true) => {
                     p.count("logger", "cache", "queued");
+                    StatusCode::OK.into_response()
+                }
+                // The queue is full: the line is lost, the device is not told (as 2016's server
+                // never failed a log line either).
+                Ok(false) => {
+                    p.count("logger", "cache", "queue_full");
                     StatusCode::OK.into_response()
                 }
                 Err(e) => internal("queueing a device log", e),

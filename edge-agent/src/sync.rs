@@ -134,17 +134,28 @@ async fn sleep_or_stop(shutdown: &CancellationToken, d: Duration) -> bool {
 }
 
 /// Runs the reports until `shutdown`: deliveries made offline, device logs kept offline, health;
-/// and drops outbox messages past their age.
+/// and drops outbox messages past their age. Every [`REPORT_EVERY`]; after a failure (central
+/// away) sooner, from 1 s doubling up to it, so what was kept offline reaches central soon after
+/// it is back.
 pub async fn report(central: Central, cache: Cache, outbox: Outbox, shutdown: CancellationToken) {
-    let mut tick = tokio::time::interval(REPORT_EVERY);
+    let mut wait = Duration::ZERO;
+    let mut retry = Duration::from_secs(1);
     loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
+        if sleep_or_stop(&shutdown, wait).await {
+            return;
         }
-        if let Err(e) = report_once(&central, &cache, &outbox).await {
-            tracing::debug!(error = %e, "reports to central postponed");
-        }
+        wait = match report_once(&central, &cache, &outbox).await {
+            Ok(()) => {
+                retry = Duration::from_secs(1);
+                REPORT_EVERY
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, retry_in_s = retry.as_secs(), "reports to central postponed");
+                let now = retry;
+                retry = (retry * 2).min(REPORT_EVERY);
+                now
+            }
+        };
     }
 }
 
@@ -159,22 +170,28 @@ pub async fn report_once(central: &Central, cache: &Cache, outbox: &Outbox) -> R
         central.report_deliveries(&delivered).await?;
         tracing::info!(devices = delivered.len(), "offline deliveries reported to central");
     }
-    for (seq, log) in cache.pending_logs(100).unwrap_or_default() {
-        let answer = central
-            .forward(
-                reqwest::Method::POST,
-                "/device/logger",
-                Some(&log.authorization),
-                Some("application/x-www-form-urlencoded"),
-                log.body.into(),
-                &log.device_addr,
-            )
-            .await?;
-        if answer.status != 200 {
-            tracing::warn!(status = answer.status, "central refused a device log kept offline; dropped");
-        }
-        if let Err(e) = cache.drop_log(seq) {
-            tracing::error!(error = %e, "removing a forwarded device log");
+    let pending = cache.pending_logs(neosens_protocol::edge::MAX_RELAYED_LOGS).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "reading the queued device log lines");
+        Vec::new()
+    });
+    if !pending.is_empty() {
+        let (keys, logs): (Vec<_>, Vec<_>) = pending
+            .into_iter()
+            .map(|(key, log)| {
+                let relayed = neosens_protocol::edge::RelayedLog {
+                    device: log.device,
+                    received_at_ms: log.received_at_ms,
+                    device_addr: log.device_addr,
+                    body: String::from_utf8_lossy(&log.body).into_owned(),
+                };
+                (key, relayed)
+            })
+            .unzip();
+        let n = logs.len();
+        central.relay_logs(&neosens_protocol::edge::RelayedLogs { logs }).await?;
+        tracing::info!(lines = n, "device log lines kept offline relayed to central");
+        if let Err(e) = cache.drop_logs(&keys) {
+            tracing::error!(error = %e, "removing relayed device logs");
         }
     }
     let (depth, oldest) = outbox.depth(now_ms).unwrap_or_default();

@@ -34,6 +34,17 @@ fn config(addr: SocketAddr, login: &str, password: &str) -> RawResponse {
     )
 }
 
+/// `POST /device/logger` as the Raspberry Pi client sends it (Basic auth, a form `LogRecord`).
+fn log_line(addr: SocketAddr, login: &str, password: &str, msg: &str) -> RawResponse {
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{login}:{password}"));
+    let body = format!("levelno=40&levelname=ERROR&name=neocampus&msg={msg}&exc_info=None");
+    raw_http(
+        addr,
+        format!("POST /device/logger HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {auth}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
+            .as_bytes(),
+    )
+}
+
 fn login(mac: &str) -> String {
     format!("senso_{}", mac.replace(':', ""))
 }
@@ -137,6 +148,14 @@ fn a_gateway_provisions_devices_with_central_up_and_down_and_loses_nothing() {
         .to_owned();
     assert_eq!(credentials(e, MAC_B).text(), format!("{{\"login\": \"{}\"}}", login(MAC_B)), "exactly once");
     assert_eq!(config(e, &login(MAC_B), &password_b).status, 200, "and it is the right one");
+    // A device log line is kept to relay, without the device's credentials.
+    assert_eq!(log_line(e, &login(MAC_B), &password_b, "offline-boom").status, 200);
+    assert_eq!(log_line(e, &login(MAC_B), "wrong", "forged").status, 403);
+    let on_disk = std::fs::read(edge_dir.path().join("edge.redb")).unwrap();
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{}:{password_b}", login(MAC_B)));
+    let holds = |needle: &[u8]| on_disk.windows(needle.len()).any(|w| w == needle);
+    assert!(holds(b"offline-boom"), "the line is queued on disk");
+    assert!(!holds(basic.as_bytes()) && !holds(password_b.as_bytes()), "the device's credentials are not");
 
     // kill -9: the cache and the delivery record survive.
     edge.signal_and_wait("KILL");
@@ -160,6 +179,12 @@ fn a_gateway_provisions_devices_with_central_up_and_down_and_loses_nothing() {
         credentials(c, MAC_B).text() == format!("{{\"login\": \"{}\"}}", login(MAC_B))
     });
     assert_eq!(config(c, &login(MAC_B), &password_b).status, 200, "central knows the same password");
+    wait_until("the offline log line reached central, relayed by the gateway", || {
+        let (_, logs) = api(c, "GET", &format!("/api/v1/devices/{MAC_B}/logs"), None);
+        logs["items"]
+            .as_array()
+            .is_some_and(|items| items.iter().any(|l| l["record"]["msg"] == "offline-boom"))
+    });
     wait_until("the gateway is up in central's view", || {
         api(c, "GET", &format!("/api/v1/gateways/{}", gw["id"].as_str().unwrap()), None).1["up"] == true
     });

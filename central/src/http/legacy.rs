@@ -13,15 +13,20 @@ use axum::extract::{ConnectInfo, DefaultBodyLimit, RawQuery, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, post};
-use neosens_protocol::legacy::{LogRecord, MAX_HTTP_BODY};
+use neosens_protocol::legacy::MAX_HTTP_BODY;
 use neosens_runtime::legacy_http::{basic_auth, credentials_mac, forbidden, json_body};
 
 use super::AppState;
 use crate::metrics::ProvisioningLabels;
 use crate::registry::ConfigOutcome;
 
-/// Largest `/device/logger` body accepted (a Python LogRecord is well under 4 KiB).
-const MAX_LOGGER_BODY: usize = 64 * 1024;
+/// Largest `/device/logger` body accepted (a Python LogRecord is well under 4 KiB; a traceback in
+/// `exc_text` can take a few more).
+const MAX_LOGGER_BODY: usize = 16 * 1024;
+
+/// Largest body on the other legacy paths: the firmware sends none (GET), 1 KiB leaves room for
+/// odd clients; more is answered 413 before anything is read.
+const MAX_LEGACY_BODY: usize = 1024;
 
 pub(super) fn routes() -> Router<AppState> {
     // The 2016 URL patterns had no `$`: `/device/config/` matched as well.
@@ -30,6 +35,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/device/credentials/", any(credentials))
         .route("/device/config", any(config))
         .route("/device/config/", any(config))
+        .route_layer(tower_http::limit::RequestBodyLimitLayer::new(MAX_LEGACY_BODY))
         .route("/device/logger", post(logger).layer(DefaultBodyLimit::max(MAX_LOGGER_BODY)))
         .route("/device/logger/", post(logger).layer(DefaultBodyLimit::max(MAX_LOGGER_BODY)))
 }
@@ -126,10 +132,7 @@ async fn logger(
     body: Bytes,
 ) -> Response {
     let Some((login, password)) = basic_auth(&headers) else { return forbidden() };
-    let fields: serde_json::Map<String, serde_json::Value> = form_urlencoded::parse(&body)
-        .map(|(k, v)| (k.into_owned(), serde_json::Value::String(v.into_owned())))
-        .collect();
-    let Ok(record) = serde_json::from_value::<LogRecord>(serde_json::Value::Object(fields)) else {
+    let Some(record) = crate::registry::parse_log_form(&body) else {
         return forbidden();
     };
     let remote = forwarded_for(&state, &headers).unwrap_or_else(|| peer.ip().to_string());

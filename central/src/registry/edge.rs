@@ -97,6 +97,41 @@ pub(crate) fn device_in_scope(state: &State, gateway: &Gateway, entry: &DeviceEn
 }
 
 impl Registry {
+    /// Stores the device log lines a gateway relays (accepted while central was out of its
+    /// reach, the device authenticated by the gateway): each for an enabled device of the
+    /// gateway's scope, with a body that is a `LogRecord`. Returns (stored, refused).
+    pub fn edge_logs(
+        &self,
+        id: GatewayId,
+        logs: &[neosens_protocol::edge::RelayedLog],
+    ) -> Result<(usize, usize), RegistryError> {
+        let now = Timestamp::now();
+        let entries: Vec<crate::store::DeviceLogEntry> = {
+            let state = self.state.read();
+            let g =
+                state.gateways.get(&id).ok_or_else(|| RegistryError::not_found(format!("gateway {id}")))?;
+            logs.iter()
+                .filter_map(|l| {
+                    let e = state
+                        .devices
+                        .get(&l.device)
+                        .filter(|e| e.record.enabled && device_in_scope(&state, g, e))?;
+                    Some(crate::store::DeviceLogEntry {
+                        device: e.record.id.to_bytes(),
+                        // A gateway's clock may be ahead: never a line from the future.
+                        received_at: Timestamp(l.received_at_ms.min(now.millis())),
+                        remote_addr: super::provisioning::stored_addr(&l.device_addr),
+                        record: super::provisioning::parse_log_form(l.body.as_bytes())?,
+                    })
+                })
+                .collect()
+        };
+        for entry in &entries {
+            self.store.append_device_log(entry)?;
+        }
+        Ok((entries.len(), logs.len() - entries.len()))
+    }
+
     /// Issues a one-time enrolment token for a gateway (replacing a pending one). Enrolling again
     /// later replaces the gateway's credentials: the old ones stop working.
     pub fn start_enrolment(&self, id: GatewayId) -> Result<EnrolmentToken, RegistryError> {

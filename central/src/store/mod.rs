@@ -74,6 +74,13 @@ pub struct ChangeEntry {
     pub deleted: bool,
 }
 
+/// Log lines kept per device: the oldest go when a new one comes (a line is at most the
+/// logger route's 16 KiB body, so a device holds at most ~3 MiB of logs).
+pub const MAX_LOGS_PER_DEVICE: usize = 200;
+
+/// Orders kept per device in its history.
+pub const MAX_ORDERS_PER_DEVICE: usize = 200;
+
 /// A device log line (`POST /device/logger`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceLogEntry {
@@ -127,13 +134,14 @@ pub trait Store: Send + Sync + 'static {
     /// Change-log entries after `revision`, oldest first, at most `limit`.
     fn changes_since(&self, revision: u64, limit: usize) -> Result<Vec<ChangeEntry>, StoreError>;
 
-    /// Appends a device log line.
+    /// Appends a device log line, removing the device's oldest beyond [`MAX_LOGS_PER_DEVICE`].
     fn append_device_log(&self, entry: &DeviceLogEntry) -> Result<(), StoreError>;
 
     /// The most recent log lines of a device, newest first.
     fn device_logs(&self, device: [u8; 16], limit: usize) -> Result<Vec<DeviceLogEntry>, StoreError>;
 
-    /// Records an order sent (or refused) to a device.
+    /// Records an order sent (or refused) to a device, removing the device's oldest beyond
+    /// [`MAX_ORDERS_PER_DEVICE`].
     fn append_order(&self, device: [u8; 16], order: &OrderRecord) -> Result<(), StoreError>;
 
     /// The most recent orders of a device, newest first.

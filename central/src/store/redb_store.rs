@@ -331,7 +331,13 @@ impl Store for RedbStore {
     }
 
     fn append_device_log(&self, entry: &DeviceLogEntry) -> Result<(), StoreError> {
-        self.append_keyed(DEVICE_LOGS, META_LOG_SEQ, entry.device, &encode(entry)?)
+        self.append_keyed(
+            DEVICE_LOGS,
+            META_LOG_SEQ,
+            entry.device,
+            &encode(entry)?,
+            super::MAX_LOGS_PER_DEVICE,
+        )
     }
 
     fn device_logs(&self, device: [u8; 16], limit: usize) -> Result<Vec<DeviceLogEntry>, StoreError> {
@@ -339,7 +345,7 @@ impl Store for RedbStore {
     }
 
     fn append_order(&self, device: [u8; 16], order: &crate::model::OrderRecord) -> Result<(), StoreError> {
-        self.append_keyed(ORDERS, META_ORDER_SEQ, device, &encode(order)?)
+        self.append_keyed(ORDERS, META_ORDER_SEQ, device, &encode(order)?, super::MAX_ORDERS_PER_DEVICE)
     }
 
     fn device_orders(
@@ -404,6 +410,7 @@ impl RedbStore {
         seq_key: &str,
         device: Key,
         bytes: &[u8],
+        keep: usize,
     ) -> Result<(), StoreError> {
         let started = Instant::now();
         let txn = self.db.begin_write().map_err(backend)?;
@@ -411,7 +418,22 @@ impl RedbStore {
             let mut meta = txn.open_table(META).map_err(backend)?;
             let seq = meta.get(seq_key).map_err(backend)?.map_or(0, |v| v.value()) + 1;
             meta.insert(seq_key, seq).map_err(backend)?;
-            txn.open_table(table).map_err(backend)?.insert((device, seq), bytes).map_err(backend)?;
+            let mut t = txn.open_table(table).map_err(backend)?;
+            t.insert((device, seq), bytes).map_err(backend)?;
+            // Pruned in the same transaction: never more than `keep` entries for one device.
+            let held = t.range((device, 0)..=(device, u64::MAX)).map_err(backend)?.count();
+            if held > keep {
+                let oldest: Vec<u64> = t
+                    .range((device, 0)..=(device, u64::MAX))
+                    .map_err(backend)?
+                    .take(held - keep)
+                    .map(|item| item.map(|(k, _)| k.value().1))
+                    .collect::<Result<_, _>>()
+                    .map_err(backend)?;
+                for s in oldest {
+                    t.remove((device, s)).map_err(backend)?;
+                }
+            }
         }
         self.commit(txn, started)
     }

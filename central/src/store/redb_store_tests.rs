@@ -68,6 +68,28 @@ fn statuses_and_logs_are_kept_apart() {
     assert_eq!(logs.iter().map(|l| l.record.msg.clone().unwrap()).collect::<Vec<_>>(), ["line 2", "line 1"]);
 }
 
+/// A device that logs without end keeps only its newest lines; its neighbours keep theirs.
+#[test]
+fn device_logs_are_capped_per_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = RedbStore::open(dir.path()).unwrap();
+    let line = |device: u8, i: usize| DeviceLogEntry {
+        device: [device; 16],
+        received_at: Timestamp(i as i64),
+        remote_addr: "10.0.0.1".into(),
+        record: neosens_protocol::legacy::LogRecord { msg: Some(format!("line {i}")), ..Default::default() },
+    };
+    store.append_device_log(&line(8, 0)).unwrap();
+    let flood = crate::store::MAX_LOGS_PER_DEVICE + 50;
+    for i in 0..flood {
+        store.append_device_log(&line(7, i)).unwrap();
+    }
+    let kept = store.device_logs([7; 16], usize::MAX).unwrap();
+    assert_eq!(kept.len(), crate::store::MAX_LOGS_PER_DEVICE);
+    assert_eq!(kept[0].record.msg.as_deref(), Some(format!("line {}", flood - 1).as_str()), "newest kept");
+    assert_eq!(store.device_logs([8; 16], usize::MAX).unwrap().len(), 1, "another device's line stays");
+}
+
 #[test]
 fn version_1_device_types_are_migrated_to_the_current_schema() {
     let dir = tempfile::tempdir().unwrap();

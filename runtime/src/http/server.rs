@@ -162,11 +162,23 @@ pub(super) async fn accept_loop(
         stats.open.fetch_add(1, Ordering::Relaxed);
         let _ = stream.set_nodelay(true);
         let app = app.clone();
-        let service =
-            hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
-                request.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
-                tower::ServiceExt::oneshot(app.clone(), request)
-            });
+        let (body_idle, request_timeout) = (limits.body_idle_timeout, limits.request_timeout);
+        // The timeouts are applied here, once per request, rather than as tower layers around
+        // the router, which would compile every route again inside them.
+        let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+            let (mut parts, body) = request.into_parts();
+            parts.extensions.insert(ConnectInfo::<SocketAddr>(peer));
+            let body = axum::body::Body::new(tower_http::timeout::TimeoutBody::new(body_idle, body));
+            let call = tower::ServiceExt::oneshot(app.clone(), axum::http::Request::from_parts(parts, body));
+            async move {
+                match tokio::time::timeout(request_timeout, call).await {
+                    Ok(answer) => answer,
+                    Err(_) => Ok(axum::response::IntoResponse::into_response(
+                        axum::http::StatusCode::REQUEST_TIMEOUT,
+                    )),
+                }
+            }
+        });
         let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         let stats = Arc::clone(&stats);
         tokio::spawn(async move {

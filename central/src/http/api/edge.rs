@@ -32,6 +32,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(sync))
         .routes(routes!(deliveries))
         .routes(routes!(health))
+        .routes(routes!(logs))
 }
 
 /// An authenticated gateway (`Authorization: Bearer nsg_…`).
@@ -172,6 +173,30 @@ pub(super) async fn deliveries(
     s.gateways.contact(id, None, Timestamp::now().millis());
     let marked = s.registry.edge_deliveries(id, &input.devices)?;
     Ok(Json(serde_json::json!({"reported": input.devices.len(), "newly_delivered": marked})))
+}
+
+/// Device log lines the gateway accepted while central was out of reach (at most 100 per
+/// call, each a form-encoded `LogRecord` of an enabled device of its scope).
+#[utoipa::path(post, path = "/edge/logs", tag = "edge",
+    request_body(content = inline(Object), description = "`{\"logs\": [{\"device\", \"received_at_ms\", \"device_addr\", \"body\"}]}` (neosens_protocol::edge::RelayedLogs)"),
+    responses((status = 200, body = inline(Object), description = "`{\"stored\": n, \"refused\": m}`"),
+        crate::http::error::CommonErrors),
+    security(("bearer" = [])))]
+pub(super) async fn logs(
+    State(s): State<AppState>,
+    GatewayAuth(id): GatewayAuth,
+    ApiJson(input): ApiJson<neosens_protocol::edge::RelayedLogs>,
+) -> Result<impl IntoResponse, ApiError> {
+    s.gateways.contact(id, None, Timestamp::now().millis());
+    let max = neosens_protocol::edge::MAX_RELAYED_LOGS;
+    if input.logs.len() > max {
+        return Err(ApiError::Invalid {
+            field: "logs".into(),
+            message: format!("at most {max} lines per call"),
+        });
+    }
+    let (stored, refused) = s.registry.edge_logs(id, &input.logs)?;
+    Ok(Json(serde_json::json!({"stored": stored, "refused": refused})))
 }
 
 /// The gateway's own figures (outbox depth and age, version), shown per gateway in `/metrics`.
