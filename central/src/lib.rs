@@ -17,6 +17,7 @@
 //! [`run`] is the whole service given a bound listener and a shutdown token: `main` binds the
 //! configured address, tests bind `127.0.0.1:0`.
 
+pub mod bootstrap;
 pub mod broker;
 pub mod cli;
 pub mod config;
@@ -50,18 +51,10 @@ pub const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
 /// [`DRAIN_DEADLINE`].
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     let registry = open_registry(&config)?;
-    if let Some(token) = registry.bootstrap_admin(config.auth.admin_token.as_deref())? {
-        // Printed once, on standard output only (not in the log): it is a credential.
-        println!("neosens-central: first start, admin API token (shown once, store it now): {token}");
-        tracing::warn!("no admin token existed: one was generated and printed on standard output");
-    }
-    if let Some(password) = registry.bootstrap_user(config.auth.admin_password.as_deref())? {
-        println!(
-            "neosens-central: first start, dashboard user \"admin\" password (shown once, store it now): {password}"
-        );
-        tracing::warn!(
-            "no dashboard user existed: user admin was created, its password printed on standard output"
-        );
+    let token = registry.bootstrap_admin(config.auth.admin_token.as_deref())?;
+    let password = registry.bootstrap_user(config.auth.admin_password.as_deref())?;
+    if token.is_some() || password.is_some() {
+        bootstrap::hand_over(&config.storage.data_dir, token.as_deref(), password.as_deref())?;
     }
     let addr = listener.local_addr().context("reading the HTTP listener's address")?;
     let broker_listener = match config.broker_auth.bind {
@@ -167,6 +160,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     }));
     let state = http::AppState {
         sessions: Arc::new(http::Sessions::new(&config.auth)),
+        scans: Arc::new(http::Throttle::new(http::SCAN_POLICY)),
         config: Arc::new(config),
         registry,
         mqtt: link.handle,

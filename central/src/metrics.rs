@@ -317,6 +317,8 @@ impl Metrics {
         for (path, outcome) in [
             ("credentials", "delivered"),
             ("credentials", "served"),
+            ("credentials", "unknown_mac"),
+            ("credentials", "throttled"),
             ("config", "served"),
             ("logger", "served"),
         ] {

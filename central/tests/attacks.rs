@@ -316,3 +316,67 @@ fn legacy_routes_refuse_bodies_beyond_what_devices_send() {
         "a small body is read, and refused for its missing credentials"
     );
 }
+
+/// Password guessing at the dashboard's sign-in is throttled per user name (then per client
+/// address), said with 429 and `Retry-After`, and the log never keeps what was typed as a user
+/// name.
+#[test]
+fn sign_in_guessing_is_slow_and_visible() {
+    let dir = tempfile::tempdir().unwrap();
+    let central = start_with(dir.path(), &[("NEOSENS_ADMIN_PASSWORD", "the right password")]);
+    let addr = central.addr("http");
+    let sign_in = |user: &str, password: &str| {
+        let body = json!({"username": user, "password": password}).to_string();
+        raw_http(
+            addr,
+            format!(
+                "POST /api/v1/session HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        )
+    };
+    for _ in 0..5 {
+        assert_eq!(sign_in("admin", "guess").status, 401);
+    }
+    assert_eq!(sign_in("admin", "guess").status, 401, "the sixth failure is answered, and locks");
+    let locked = sign_in("admin", "the right password");
+    assert_eq!(locked.status, 429, "even the right password waits: {}", locked.text());
+    assert!(locked.header("retry-after").and_then(|v| v.parse::<u64>().ok()).is_some_and(|s| s >= 1));
+    // Another user name from the same address is not locked by admin's failures …
+    assert_eq!(sign_in("hunter2-typed-as-a-user", "guess").status, 401);
+    // … until the address itself has failed too often.
+    let mut statuses = Vec::new();
+    for i in 0..20 {
+        statuses.push(sign_in(&format!("user{i}"), "guess").status);
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+    let log = central.logs().iter().map(ToString::to_string).collect::<String>();
+    assert!(log.contains("dashboard sign-in refused"), "refusals are logged");
+    assert!(!log.contains("hunter2-typed-as-a-user"), "but not the user name typed");
+}
+
+/// Scanning `/device/credentials` for MACs that exist is rate-limited per source and counted.
+#[test]
+fn credential_scans_are_throttled_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let central = start(dir.path());
+    let addr = central.addr("http");
+    register_example(addr);
+    let ask = |mac: &str| {
+        raw_http(
+            addr,
+            format!("GET /device/credentials?mac={mac} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .status
+    };
+    for i in 0..40 {
+        assert_eq!(ask(&format!("02:00:00:00:00:{i:02x}")), 403);
+    }
+    let metrics = http_get(addr, "/metrics").text();
+    let throttled =
+        sample(&metrics, "neosens_provisioning_requests_total{path=\"credentials\",outcome=\"throttled\"}");
+    assert!(throttled >= 1.0, "{}", series(&metrics, "neosens_provisioning_requests_total").join("\n"));
+    assert_eq!(ask(MAC), 403, "while the scanner is locked, a registered MAC from it is refused too");
+}

@@ -78,6 +78,10 @@ pub enum Command {
         /// The one-time token.
         #[arg(long, value_name = "TOKEN")]
         token: String,
+        /// Accept a plain `http://` central URL: the token and the gateway's secrets then cross
+        /// the network in clear (a lab, or central on this host).
+        #[arg(long)]
+        insecure: bool,
     },
     /// Check that this build works here (redb database, AES-GCM, LoRaWAN MIC and decryption on
     /// a public test vector, payload codec) in a fresh temporary directory, then exit. For
@@ -130,7 +134,12 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
             print!("{}", config::template(&config));
             Ok(())
         }
-        Command::Enroll { central, token } => {
+        Command::Enroll { central, token, insecure } => {
+            if !insecure && !central.trim_start().to_ascii_lowercase().starts_with("https://") {
+                anyhow::bail!(
+                    "{central} is not an https:// URL: the enrolment token and the gateway's secrets would cross the network in clear. Use central's https:// address, or add --insecure on a network you trust"
+                );
+            }
             neosens_runtime::telemetry::init(&config.log)?;
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             let creds = runtime.block_on(crate::enroll(&config.storage.data_dir, &central, &token))?;

@@ -1,8 +1,6 @@
 //! The gateway's long-lived credentials, from `neosens-edge enroll`: `<data_dir>/gateway.json`,
 //! mode 0600, written atomically (a crash never leaves half a file).
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use neosens_runtime::keys::Keys;
@@ -75,15 +73,10 @@ impl GatewayCredentials {
         Ok(creds)
     }
 
-    /// Writes `<dir>/gateway.json` (0600) through a temporary file and a rename.
+    /// Writes `<dir>/gateway.json` (0600), whole and durable (synced with its directory).
     pub fn save(&self, dir: &Path) -> std::io::Result<()> {
-        let path = dir.join(FILE);
-        let tmp = dir.join(format!("{FILE}.tmp"));
-        let mut f =
-            std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
-        f.write_all(serde_json::to_string_pretty(self).map_err(std::io::Error::other)?.as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &path)
+        let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
+        neosens_runtime::durable::write_private(&dir.join(FILE), text.as_bytes())
     }
 
     /// The gateway's key pair.

@@ -88,6 +88,15 @@ fn a_gateway_provisions_devices_with_central_up_and_down_and_loses_nothing() {
         .env("NEOSENS_EDGE_DATA_DIR", edge_dir.path())
         .output()
         .unwrap();
+    assert!(!out.status.success(), "plain http:// is refused without --insecure");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("https://") && said.contains("--insecure"), "{said}");
+    let out = std::process::Command::new(EDGE)
+        .args(["enroll", "--central", &format!("http://{c}"), "--token", token["token"].as_str().unwrap()])
+        .arg("--insecure")
+        .env("NEOSENS_EDGE_DATA_DIR", edge_dir.path())
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("gw-irit2"));
     let config_file = edge_dir.path().join("edge.toml");

@@ -14,8 +14,7 @@
 //! first-time secrets for it with that pair, so a gateway checks and hands them over offline
 //! without ever holding central's keys.
 
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
@@ -157,17 +156,8 @@ fn load_or_create_key(path: &Path, rng: &SystemRandom) -> Result<[u8; 32], KeyEr
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let mut key = [0u8; 32];
             rng.fill(&mut key).map_err(|_| KeyError::Random)?;
-            // Write to a temporary file and rename, so a crash never leaves a truncated key.
-            let tmp = path.with_extension("key.tmp");
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)
-                .map_err(|e| file_err(&tmp, e))?;
-            f.write_all(&key).and_then(|()| f.sync_all()).map_err(|e| file_err(&tmp, e))?;
-            std::fs::rename(&tmp, path).map_err(|e| file_err(path, e))?;
+            // Whole and durable, or not there: a crash never leaves a truncated or lost key.
+            crate::durable::write_private(path, &key).map_err(|e| file_err(path, e))?;
             tracing::info!(path = %path.display(), "created server key");
             Ok(key)
         }

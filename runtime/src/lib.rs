@@ -22,6 +22,7 @@
 pub mod build_info;
 pub mod config_file;
 pub mod data_dir;
+pub mod durable;
 pub mod http;
 pub mod keys;
 pub mod legacy_http;

@@ -38,6 +38,13 @@ pub enum ApiError {
     TooLarge(String),
     /// 422: a configuration breaks its schema or limits.
     Unprocessable(Vec<String>),
+    /// 429: too many attempts; retry after this many seconds (`Retry-After`).
+    TooManyRequests {
+        /// What to tell the client.
+        message: String,
+        /// Seconds to wait.
+        retry_after_s: u64,
+    },
     /// 503: a dependency (the broker link) is down; retry later.
     Unavailable(String),
     /// 500: logged, not detailed to the client.
@@ -59,6 +66,7 @@ impl ApiError {
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "schema_violation"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "broker_unavailable"),
+            ApiError::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -119,6 +127,10 @@ pub(crate) enum CommonErrors {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.parts();
+        let retry_after = match &self {
+            ApiError::TooManyRequests { retry_after_s, .. } => Some(*retry_after_s),
+            _ => None,
+        };
         let detail = |message: String| ErrorDetail { code, message, field: None, details: None };
         let detail = match self {
             ApiError::Invalid { field, message } => {
@@ -143,9 +155,13 @@ impl IntoResponse for ApiError {
             | ApiError::MethodNotAllowed(m)
             | ApiError::Unavailable(m)
             | ApiError::Conflict(m)
-            | ApiError::TooLarge(m) => detail(m),
+            | ApiError::TooLarge(m)
+            | ApiError::TooManyRequests { message: m, .. } => detail(m),
         };
         let mut response = (status, Json(ErrorBody { error: detail })).into_response();
+        if let Some(s) = retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }

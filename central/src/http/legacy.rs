@@ -57,12 +57,23 @@ fn count(state: &AppState, path: &'static str, outcome: &'static str) {
 /// `GET|POST|… /device/credentials?mac=…` (§3.1).
 async fn credentials(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     method: Method,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Response {
-    forwarded_for(&state, &headers);
+    // The source: the device's address a gateway names, or the peer's.
+    let source: String = forwarded_for(&state, &headers)
+        .unwrap_or_else(|| peer.ip().to_canonical().to_string())
+        .chars()
+        .take(64)
+        .collect();
+    let now = std::time::Instant::now();
+    if state.scans.check(&source, now).is_err() {
+        count(&state, "credentials", "throttled");
+        return forbidden();
+    }
     let Some(mac) = credentials_mac(&method, query.as_deref(), &body) else {
         tracing::debug!(outcome = "invalid_mac", "credentials refused");
         count(&state, "credentials", "invalid_mac");
@@ -74,8 +85,9 @@ async fn credentials(
             json_body(creds.to_legacy_json())
         }
         Ok(None) => {
-            tracing::debug!(%mac, outcome = "unknown_mac", "credentials refused");
+            tracing::debug!(%mac, %source, outcome = "unknown_mac", "credentials refused");
             count(&state, "credentials", "unknown_mac");
+            state.scans.failed(&source, now);
             forbidden()
         }
         Err(e) => {

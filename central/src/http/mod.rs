@@ -15,6 +15,17 @@ mod error;
 mod extract;
 mod legacy;
 mod session;
+mod throttle;
+
+/// `/device/credentials` for unknown MACs per source address: 30 free in 15 min (a device not
+/// registered yet retries at each boot), then locks from 1 s doubling to 5 min, during which
+/// every credentials request of that source is refused (and counted as `throttled`).
+pub const SCAN_POLICY: Policy = Policy {
+    free_failures: 30,
+    window: std::time::Duration::from_secs(900),
+    max_lock: std::time::Duration::from_secs(300),
+    max_keys: 10_000,
+};
 
 use std::sync::Arc;
 
@@ -25,6 +36,7 @@ use crate::registry::Registry;
 
 pub use error::{ApiError, ErrorBody, ErrorDetail};
 pub use session::Sessions;
+pub use throttle::{Policy, Throttle};
 
 /// What every handler can reach: cheap to clone (handles and `Arc`s only).
 #[derive(Clone)]
@@ -43,6 +55,8 @@ pub struct AppState {
     pub gateways: crate::gateway_health::GatewayHealth,
     /// Dashboard sessions.
     pub sessions: Arc<Sessions>,
+    /// `/device/credentials` requests for unknown MACs, per source address.
+    pub scans: Arc<Throttle>,
 }
 
 /// The router of the main HTTP listener; with `broker_auth_apart`, without the broker-auth

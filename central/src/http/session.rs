@@ -43,8 +43,24 @@ pub struct SessionInfo {
     pub csrf: String,
 }
 
-/// The open sessions.
+/// Sign-in failures per user name: 5 free in 15 min, then locks from 1 s doubling to 5 min.
+const USER_POLICY: super::throttle::Policy = super::throttle::Policy {
+    free_failures: 5,
+    window: Duration::from_secs(900),
+    max_lock: Duration::from_secs(300),
+    max_keys: 10_000,
+};
+
+/// Sign-in failures per client address: 20 free in 15 min (several people behind one NAT),
+/// then the same locks.
+const CLIENT_POLICY: super::throttle::Policy = super::throttle::Policy { free_failures: 20, ..USER_POLICY };
+
+/// The open sessions, and the sign-in throttles.
 pub struct Sessions {
+    /// Sign-in failures per user name (lower-cased).
+    pub users: super::throttle::Throttle,
+    /// Sign-in failures per client address.
+    pub clients: super::throttle::Throttle,
     by_token: Mutex<HashMap<String, Session>>,
     idle: Duration,
     secure_cookie: bool,
@@ -67,6 +83,8 @@ impl Sessions {
     /// No sessions yet.
     pub fn new(config: &AuthConfig) -> Self {
         Sessions {
+            users: super::throttle::Throttle::new(USER_POLICY),
+            clients: super::throttle::Throttle::new(CLIENT_POLICY),
             by_token: Mutex::new(HashMap::new()),
             idle: Duration::from_secs(u64::from(config.session_idle_minutes.max(1)) * 60),
             secure_cookie: config.secure_cookie,

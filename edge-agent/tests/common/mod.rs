@@ -74,6 +74,7 @@ pub(crate) fn enrolled_gateway(central: SocketAddr, name: &str, scope: Value) ->
             &format!("http://{central}"),
             "--token",
             token["token"].as_str().unwrap(),
+            "--insecure",
         ])
         .env("NEOSENS_EDGE_DATA_DIR", dir.path())
         .output()

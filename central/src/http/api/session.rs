@@ -1,10 +1,13 @@
 //! `/api/v1/session`: dashboard sign-in (argon2id password → session cookie), the current
 //! session, sign-out, and the user's saved dashboard settings.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
@@ -26,6 +29,37 @@ const MAX_SETTINGS: usize = 64 * 1024;
 /// Password checks running at once: each argon2id verification takes 19 MiB and tens of
 /// milliseconds of a core; a burst of sign-in attempts must not starve the rest of central.
 static VERIFICATIONS: Semaphore = Semaphore::const_new(2);
+
+/// Sign-ins waiting for a password check at most; more are told to retry (429) at once, so a
+/// flood holds neither memory nor connections.
+const MAX_WAITING: usize = 16;
+
+/// Sign-ins waiting for a password check now.
+static WAITING: AtomicUsize = AtomicUsize::new(0);
+
+/// A user name as logs show it: a short keyed-free digest, so repeated attempts can be told
+/// together without the log keeping what was typed (often a password in the wrong field).
+fn user_digest(username: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, username.as_bytes());
+    digest.as_ref()[..4].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Leaves the waiting count when dropped.
+struct Waiting;
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        WAITING.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn too_many(wait: std::time::Duration) -> ApiError {
+    let retry_after_s = wait.as_secs().max(1);
+    ApiError::TooManyRequests {
+        message: format!("too many failed sign-ins: retry in {retry_after_s} s"),
+        retry_after_s,
+    }
+}
 
 /// The routes of this module, each with its OpenAPI operation (paths relative to `/api/v1`).
 pub(super) fn routes() -> OpenApiRouter<AppState> {
@@ -56,24 +90,43 @@ fn view(user_id: UserId, username: String, role: Role, info: &SessionInfo) -> Se
 
 #[utoipa::path(post, path = "/session", tag = "access", request_body = SignIn,
     responses((status = 200, description = "Signed in; the session cookie is set", body = SessionView),
-        (status = 401, description = "Wrong user name or password", body = crate::http::error::ErrorBody)))]
+        (status = 401, description = "Wrong user name or password", body = crate::http::error::ErrorBody),
+        (status = 429, description = "Too many failed sign-ins for this user name or client address: retry after `Retry-After` seconds", body = crate::http::error::ErrorBody)))]
 async fn sign_in(
     State(s): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     ApiJson(input): ApiJson<SignIn>,
 ) -> Result<impl IntoResponse, ApiError> {
     if input.username.len() > 64 || input.password.len() > 1024 {
         return Err(ApiError::UnauthorizedBecause("wrong user name or password".into()));
     }
+    let user_key = input.username.to_lowercase();
+    let client_key = peer.ip().to_canonical().to_string();
+    let now = Instant::now();
+    if let Err(wait) = s.sessions.users.check(&user_key, now).and(s.sessions.clients.check(&client_key, now))
+    {
+        tracing::warn!(user = %user_digest(&user_key), client = %client_key, "dashboard sign-in throttled");
+        return Err(too_many(wait));
+    }
+    if WAITING.fetch_add(1, Ordering::Relaxed) >= MAX_WAITING {
+        WAITING.fetch_sub(1, Ordering::Relaxed);
+        return Err(too_many(std::time::Duration::from_secs(1)));
+    }
+    let waiting = Waiting;
     let _permit = VERIFICATIONS.acquire().await.map_err(|e| ApiError::Internal(e.to_string()))?;
+    drop(waiting);
     let registry = Arc::clone(&s.registry);
     let username = input.username.clone();
     let user = tokio::task::spawn_blocking(move || registry.verify_user(&username, &input.password))
         .await
         .map_err(|e| ApiError::Internal(format!("password check: {e}")))?;
     let Some(user) = user else {
-        tracing::warn!(user = %input.username, "dashboard sign-in refused");
+        s.sessions.users.failed(&user_key, Instant::now());
+        s.sessions.clients.failed(&client_key, Instant::now());
+        tracing::warn!(user = %user_digest(&user_key), client = %client_key, "dashboard sign-in refused");
         return Err(ApiError::UnauthorizedBecause("wrong user name or password".into()));
     };
+    s.sessions.users.succeeded(&user_key);
     let (token, info) = s.sessions.open(user.id);
     tracing::info!(user = %user.username, role = %user.role, "dashboard sign-in");
     let mut headers = HeaderMap::new();
