@@ -184,12 +184,11 @@ impl HttpConfig {
     /// The listener's bounds: these caps, and the fixed timeouts and head size of
     /// [`neosens_runtime::http::Limits`] (docs/security.md).
     pub fn limits(&self) -> neosens_runtime::http::Limits {
-        neosens_runtime::http::Limits {
-            max_connections: self.max_connections,
-            max_connections_per_client: self.max_connections_per_client,
-            request_timeout: std::time::Duration::from_secs(30),
-            ..neosens_runtime::http::Limits::default()
-        }
+        neosens_runtime::http::Limits::with_caps(
+            self.max_connections,
+            self.max_connections_per_client,
+            std::time::Duration::from_secs(30),
+        )
     }
 }
 

@@ -138,22 +138,11 @@ mod tests {
 
     #[test]
     fn the_filter_is_swapped_and_a_bad_one_keeps_the_old() {
-        #[derive(Clone, Default)]
-        struct Buffer(std::sync::Arc<parking_lot::Mutex<Vec<u8>>>);
-        impl std::io::Write for Buffer {
-            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().extend_from_slice(b);
-                Ok(b.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let buffer = Buffer::default();
+        let buffer = crate::testing::LogBuffer::default();
         let writer = buffer.clone();
         let config = LogConfig { filter: "info".into(), format: LogFormat::Json };
         let (subscriber, filter) = subscriber(&config, None, move || writer.clone()).unwrap();
-        let lines = || String::from_utf8(buffer.0.lock().clone()).unwrap();
+        let lines = || buffer.text();
         tracing::subscriber::with_default(subscriber, || {
             tracing::debug!("first debug line");
             assert!(!lines().contains("first debug line"), "debug is off under info");

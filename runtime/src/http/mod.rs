@@ -187,8 +187,9 @@ mod tests {
     use axum::routing::get;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    #[tokio::test]
-    async fn serves_until_cancelled_then_returns() {
+    /// `GET /` → `hello`, served on a free loopback port until the token is cancelled.
+    async fn serve_hello()
+    -> (std::net::SocketAddr, CancellationToken, tokio::task::JoinHandle<Result<(), ServeError>>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let app = axum::Router::new().route("/", get(|| async { "hello" }));
@@ -202,6 +203,12 @@ mod tests {
             shutdown.clone(),
             Duration::from_secs(5),
         ));
+        (addr, shutdown, task)
+    }
+
+    #[tokio::test]
+    async fn serves_until_cancelled_then_returns() {
+        let (addr, shutdown, task) = serve_hello().await;
 
         let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
         stream.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
@@ -225,19 +232,7 @@ mod tests {
 
     #[tokio::test]
     async fn every_response_carries_a_request_id_and_only_sane_ones_are_kept() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let app = axum::Router::new().route("/", get(|| async { "hello" }));
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(serve(
-            "test listener",
-            listener,
-            app,
-            Limits::default(),
-            Arc::default(),
-            shutdown.clone(),
-            Duration::from_secs(5),
-        ));
+        let (addr, shutdown, task) = serve_hello().await;
 
         let made = fetch(addr, "/", b"").await;
         let first = made.header("x-request-id").expect("an id is made").to_owned();
@@ -272,18 +267,7 @@ mod tests {
     #[test]
     fn request_lines_name_the_route_and_id_but_not_the_query() {
         use tower::ServiceExt;
-        #[derive(Clone, Default)]
-        struct Buffer(std::sync::Arc<parking_lot::Mutex<Vec<u8>>>);
-        impl std::io::Write for Buffer {
-            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().extend_from_slice(b);
-                Ok(b.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let buffer = Buffer::default();
+        let buffer = crate::testing::LogBuffer::default();
         let writer = buffer.clone();
         let subscriber = tracing_subscriber::fmt()
             .with_max_level(tracing::Level::DEBUG)
@@ -308,7 +292,7 @@ mod tests {
             .unwrap();
         let response = runtime.block_on(app.oneshot(request)).unwrap();
         assert_eq!(response.headers()["x-request-id"], "abc-123");
-        let log = String::from_utf8(buffer.0.lock().clone()).unwrap();
+        let log = buffer.text();
         let handler = log.lines().find(|l| l.contains("handler speaking")).expect(&log);
         for field in
             ["listener=\"test listener\"", "method=GET", "route=\"/device/{mac}\"", "request_id=\"abc-123\""]

@@ -37,6 +37,18 @@ pub struct Limits {
     pub max_head_bytes: usize,
 }
 
+impl Limits {
+    /// The default bounds with these connection caps and overall request deadline (what the
+    /// services' `[http]` sections set).
+    pub fn with_caps(
+        max_connections: usize,
+        max_connections_per_client: usize,
+        request_timeout: Duration,
+    ) -> Self {
+        Limits { max_connections, max_connections_per_client, request_timeout, ..Limits::default() }
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {

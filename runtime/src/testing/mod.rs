@@ -21,6 +21,28 @@ use std::time::{Duration, Instant};
 /// How long a service may take to start or stop in tests before the test fails.
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
+/// An in-memory log writer for a `tracing` subscriber (`.with_writer(move || buffer.clone())`):
+/// the tests read what was written with [`LogBuffer::text`].
+#[derive(Clone, Default)]
+pub struct LogBuffer(Arc<parking_lot::Mutex<Vec<u8>>>);
+
+impl LogBuffer {
+    /// Everything written so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock()).into_owned()
+    }
+}
+
+impl Write for LogBuffer {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// A running service binary.
 pub struct ServiceProcess {
     child: Child,
