@@ -195,7 +195,11 @@ pub(super) async fn logs(
             message: format!("at most {max} lines per call"),
         });
     }
-    let (stored, refused) = s.registry.edge_logs(id, &input.logs)?;
+    // One store commit per line: on the blocking pool, not on an async worker.
+    let registry = std::sync::Arc::clone(&s.registry);
+    let (stored, refused) = tokio::task::spawn_blocking(move || registry.edge_logs(id, &input.logs))
+        .await
+        .map_err(|e| ApiError::Internal(format!("storing relayed logs: {e}")))??;
     Ok(Json(serde_json::json!({"stored": stored, "refused": refused})))
 }
 
