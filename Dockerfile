@@ -1,13 +1,16 @@
 # neosens-central in a container: the static musl binary that cross/build makes (dashboard
 # embedded), on a distroless base with nothing else — no shell, no package manager, non-root.
+# Built without the embedded broker (it enforces no topic ACLs): it needs a broker URL.
 #
 #   docker build -t neosens-central .
-#   docker run -p 8080:8080 -p 1883:1883 -v neosens-data:/var/lib/neosens neosens-central
+#   docker run -p 8080:8080 -e NEOSENS_MQTT_URL=mqtt://neosens-central:…@mosquitto:1883 \
+#     -v neosens-data:/var/lib/neosens neosens-central
 #
 # Multi-arch: `docker buildx build --platform linux/amd64,linux/arm64 .` (TARGETARCH picks the
 # musl target). A Compose example with Mosquitto and Prometheus: deploy/compose.yaml.
 #
-# Development image (`--target dev`): Debian 12 with a shell, both binaries (central and edge),
+# Development image (`--target dev`): Debian 12 with a shell, both binaries (central with its
+# embedded broker, and edge),
 # curl, jq, mosquitto-clients, and an ssh server for root by key only, the key given at run time:
 #
 #   docker build --target dev -t neosens-dev .
@@ -36,15 +39,17 @@ RUN case "$TARGETARCH" in \
       *) echo "unsupported TARGETARCH $TARGETARCH" >&2; exit 1 ;; \
     esac \
     && scripts/build-dashboard \
-    && cross/build --target "$target" --bin central \
+    && cross/build --target "$target" --bin central --no-embedded-broker \
     && cp "target/$triple/min-size/neosens-central" /neosens-central \
     && echo "$target $triple" > /cross-target \
     && mkdir -p /data
 
-# The gateway agent too, for the development image only (the production image is central alone).
-FROM build AS build-edge
+# For the development image only: central with the embedded broker (zero setup), and the gateway
+# agent (the production image is central alone).
+FROM build AS build-dev
 RUN read -r target triple < /cross-target \
-    && cross/build --target "$target" --bin edge \
+    && cross/build --target "$target" --bin all \
+    && cp "target/$triple/min-size/neosens-central" /neosens-central-dev \
     && cp "target/$triple/min-size/neosens-edge" /neosens-edge
 
 # Development and testing: a shell and the tools, ssh as root (key only). Not for production.
@@ -61,8 +66,8 @@ RUN apt-get update \
     && chmod 700 /root/.ssh \
     && printf 'PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n' \
        > /etc/ssh/sshd_config.d/neosens-dev.conf
-COPY --from=build /neosens-central /usr/local/bin/neosens-central
-COPY --from=build-edge /neosens-edge /usr/local/bin/neosens-edge
+COPY --from=build-dev /neosens-central-dev /usr/local/bin/neosens-central
+COPY --from=build-dev /neosens-edge /usr/local/bin/neosens-edge
 COPY dist/container/dev-entrypoint /usr/local/bin/dev-entrypoint
 ENV NEOSENS_DATA_DIR=/var/lib/neosens \
     NEOSENS_HTTP_BIND=0.0.0.0:8080 \
@@ -78,13 +83,13 @@ LABEL org.opencontainers.image.title="neosens-central" \
 COPY --from=build /neosens-central /usr/local/bin/neosens-central
 # Owned by the service user, so a new named volume mounted there starts writable.
 COPY --from=build --chown=65532:65532 /data /var/lib/neosens
-# Data (redb file and key files) in a volume; the embedded broker and HTTP on every interface.
+# Data (redb file and key files) in a volume; HTTP on every interface; the broker is Mosquitto,
+# named by NEOSENS_MQTT_URL (deploy/compose.yaml).
 ENV NEOSENS_DATA_DIR=/var/lib/neosens \
     NEOSENS_HTTP_BIND=0.0.0.0:8080 \
-    NEOSENS_EMBEDDED_MQTT_BIND=0.0.0.0:1883 \
     NEOSENS_LOG_FORMAT=json
 VOLUME ["/var/lib/neosens"]
-EXPOSE 8080 1883
+EXPOSE 8080
 # distroless "nonroot" is uid/gid 65532.
 USER 65532:65532
 ENTRYPOINT ["/usr/local/bin/neosens-central"]

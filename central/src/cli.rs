@@ -65,6 +65,10 @@ pub struct Overrides {
     #[arg(long, env = "NEOSENS_ADMIN_TOKEN", global = true, value_name = "TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
 
+    /// Bearer token `/metrics` and `/readyz` require (at least 16 characters; open without).
+    #[arg(long, env = "NEOSENS_METRICS_TOKEN", global = true, value_name = "TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+
     /// Password of the dashboard user `admin`, created at start when no user exists.
     #[arg(
         long,
@@ -139,6 +143,9 @@ impl Overrides {
         }
         if let Some(token) = &self.admin_token {
             config.auth.admin_token = Some(token.clone());
+        }
+        if let Some(token) = &self.metrics_token {
+            config.http.metrics_token = Some(token.clone());
         }
         if let Some(password) = &self.admin_password {
             config.auth.admin_password = Some(password.clone());

@@ -83,6 +83,11 @@ impl Default for MqttConfig {
     }
 }
 
+/// Private and local networks (RFC 1918, loopback, IPv6 unique-local and link-local): where a
+/// campus's devices are unless told otherwise; a first password to a public address is news.
+pub const DEFAULT_DEVICE_NETWORKS: [&str; 7] =
+    ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8", "::1/128", "fc00::/7", "fe80::/10"];
+
 /// `[alerts]`
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -95,6 +100,22 @@ pub struct AlertsConfig {
     pub webhook_timeout_s: u64,
     /// Attempts per alert (back-off 1 s, 2 s, 4 s … between them).
     pub webhook_attempts: u32,
+    /// The networks devices ask for their credentials from (CIDR): a first password handed to
+    /// an address outside them raises a `foreign_delivery` alert. Empty: no such alert.
+    pub device_networks: Vec<String>,
+}
+
+impl AlertsConfig {
+    /// [`Self::device_networks`], parsed; the error names the entry to fix.
+    pub fn networks(&self) -> Result<Vec<ipnet::IpNet>, String> {
+        self.device_networks
+            .iter()
+            .map(|n| {
+                n.trim().parse::<ipnet::IpNet>().or_else(|_| n.trim().parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| format!("[alerts] device_networks: {n:?} is not a network (10.0.0.0/8, fd00::/8) nor an address"))
+            })
+            .collect()
+    }
 }
 
 impl Default for AlertsConfig {
@@ -104,6 +125,7 @@ impl Default for AlertsConfig {
             webhook_url: None,
             webhook_timeout_s: 5,
             webhook_attempts: 5,
+            device_networks: DEFAULT_DEVICE_NETWORKS.iter().map(|n| (*n).to_owned()).collect(),
         }
     }
 }
@@ -174,6 +196,10 @@ pub struct HttpConfig {
     pub max_connections: usize,
     /// Connections one client address may hold at once; raise it behind a reverse proxy.
     pub max_connections_per_client: usize,
+    /// A bearer token `/metrics` and `/readyz` then require (at least 16 characters); open
+    /// without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_token: Option<String>,
 }
 
 impl HttpConfig {
@@ -194,6 +220,7 @@ impl Default for HttpConfig {
             bind: SocketAddr::from(([0, 0, 0, 0], 8080)),
             max_connections: 4096,
             max_connections_per_client: 256,
+            metrics_token: None,
         }
     }
 }
@@ -237,6 +264,11 @@ bind = {bind}
 # the head, 10 s between body chunks, 75 s in all (docs/security.md).
 max_connections = {http_max}
 max_connections_per_client = {http_per_client}
+# A bearer token /metrics and /readyz then require (at least 16 characters; Prometheus:
+# `authorization: {{credentials: …}}`). Without it they are open to whoever reaches the
+# listener: set one when that is more than your monitoring network. (Never printed here.)
+# Environment: NEOSENS_METRICS_TOKEN
+# metrics_token = "..."
 
 [auth]
 # A bootstrap admin token for /api/v1 (at least 16 characters), registered at start. Without it,
@@ -288,6 +320,11 @@ mqtt_topic = {alerts_topic}
 {alerts_webhook}
 webhook_timeout_s = {alerts_timeout}
 webhook_attempts = {alerts_attempts}
+# The networks devices ask for their credentials from (CIDR or single addresses; the address a
+# gateway relays for its devices counts). A first password handed to an address outside them
+# raises a "foreign_delivery" alert: someone else may have asked for it first (re-set the
+# device's credentials). Default: private and local networks. [] turns the alert off.
+device_networks = {alerts_networks}
 
 [broker_auth]
 # Mosquitto's authentication backend (/mqtt/* for mosquitto-go-auth, /mqtt_auth/* for the 2016
@@ -335,6 +372,9 @@ format = {format}
         },
         alerts_timeout = config.alerts.webhook_timeout_s,
         alerts_attempts = config.alerts.webhook_attempts,
+        alerts_networks = toml::Value::Array(
+            config.alerts.device_networks.iter().map(|n| toml::Value::String(n.clone())).collect()
+        ),
         mqtt_state_topic = quoted(&config.mqtt.state_topic),
         mqtt_embedded_bind = quoted(&config.mqtt.embedded_bind.to_string()),
         mqtt_dynsec = config.mqtt.dynamic_security,

@@ -50,6 +50,9 @@ pub const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
 /// Runs central on `listener` until `shutdown` is cancelled, then drains for at most
 /// [`DRAIN_DEADLINE`].
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let scrape = neosens_runtime::http::ScrapeToken::new(config.http.metrics_token.as_deref())
+        .map_err(anyhow::Error::msg)?;
+    let device_networks = Arc::new(config.alerts.networks().map_err(anyhow::Error::msg)?);
     let registry = open_registry(&config)?;
     let token = registry.bootstrap_admin(config.auth.admin_token.as_deref())?;
     let password = registry.bootstrap_user(config.auth.admin_password.as_deref())?;
@@ -122,7 +125,15 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         topic: config.alerts.mqtt_topic.clone(),
         webhook: webhook.clone(),
     };
-    tokio::spawn(monitor::run(Arc::clone(&registry), monitor.clone(), seen_rx, delivery, shutdown.clone()));
+    let (notices, notices_rx) = tokio::sync::mpsc::channel(monitor::NOTICE_QUEUE);
+    tokio::spawn(monitor::run(
+        Arc::clone(&registry),
+        monitor.clone(),
+        seen_rx,
+        notices_rx,
+        delivery,
+        shutdown.clone(),
+    ));
     let ingest = tokio::spawn(ingest::run(
         Arc::clone(&registry),
         link.handle.clone(),
@@ -161,6 +172,9 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let state = http::AppState {
         sessions: Arc::new(http::Sessions::new(&config.auth)),
         scans: Arc::new(http::Throttle::new(http::SCAN_POLICY)),
+        scrape,
+        notices,
+        device_networks,
         config: Arc::new(config),
         registry,
         mqtt: link.handle,

@@ -380,3 +380,77 @@ fn credential_scans_are_throttled_and_counted() {
     assert!(throttled >= 1.0, "{}", series(&metrics, "neosens_provisioning_requests_total").join("\n"));
     assert_eq!(ask(MAC), 403, "while the scanner is locked, a registered MAC from it is refused too");
 }
+
+/// With `[http] metrics_token`, `/metrics` and `/readyz` answer only to the bearer of it;
+/// `/healthz` stays open (systemd and load balancers read it).
+#[test]
+fn metrics_and_readiness_can_require_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = "scrape-token-0123456789";
+    let central = start_with(dir.path(), &[("NEOSENS_METRICS_TOKEN", token)]);
+    let addr = central.addr("http");
+    let get = |path: &str, bearer: Option<&str>| {
+        let auth = bearer.map(|b| format!("Authorization: Bearer {b}\r\n")).unwrap_or_default();
+        raw_http(
+            addr,
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n").as_bytes(),
+        )
+    };
+    for path in ["/metrics", "/readyz"] {
+        let refused = get(path, None);
+        assert_eq!(refused.status, 401, "{path} without the token");
+        assert_eq!(refused.header("www-authenticate"), Some("Bearer"));
+        assert_eq!(get(path, Some("scrape-token-wrong")).status, 401, "{path} with another token");
+        assert!(matches!(get(path, Some(token)).status, 200 | 503), "{path} with the token");
+    }
+    assert!(get("/metrics", Some(token)).text().contains("neosens_http_open_connections"));
+    assert_eq!(get("/healthz", None).status, 200);
+}
+
+/// A first password handed to an address outside `[alerts] device_networks` opens a
+/// `foreign_delivery` alert naming the device; acknowledging it resolves it. Later answers
+/// (no password) raise nothing.
+#[test]
+fn a_first_password_outside_the_device_networks_is_alerted() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("central.toml");
+    // The test's requests come from 127.0.0.1: outside this campus's networks.
+    std::fs::write(&config, "[alerts]\ndevice_networks = [\"10.0.0.0/8\", \"fd00::/8\"]\n").unwrap();
+    let data = dir.path().join("data");
+    let central = start_with(&data, &[("NEOSENS_CONFIG", config.to_str().unwrap())]);
+    let addr = central.addr("http");
+    let (_, device) = register_example(addr);
+    first_password(addr, MAC);
+    let foreign = || {
+        let (status, alerts) = api(addr, "GET", "/api/v1/alerts?state=all", None);
+        assert_eq!(status, 200, "{alerts}");
+        alerts["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["kind"] == "foreign_delivery")
+            .cloned()
+            .collect::<Vec<Value>>()
+    };
+    neosens_runtime::testing::wait_until("a foreign_delivery alert", || !foreign().is_empty());
+    let alert = foreign().remove(0);
+    assert_eq!((alert["state"].as_str(), alert["device"].as_str()), (Some("open"), Some(device.as_str())));
+    assert!(alert["detail"].as_str().unwrap().contains("127.0.0.1"), "{alert}");
+    // The next answers carry no password: no new alert.
+    first_password_again(addr);
+    let (status, acked) = api(addr, "POST", &format!("/api/v1/alerts/{}/ack", alert["id"]), Some(json!({})));
+    assert_eq!(status, 200, "{acked}");
+    let after = foreign();
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_eq!(after[0]["state"], "resolved", "acknowledged: resolved");
+}
+
+fn first_password_again(addr: SocketAddr) {
+    let r = raw_http(
+        addr,
+        format!("GET /device/credentials?mac={MAC} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .as_bytes(),
+    );
+    assert_eq!(r.status, 200);
+    assert!(!r.text().contains("password"), "{}", r.text());
+}

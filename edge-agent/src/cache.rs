@@ -32,8 +32,12 @@ const LOCATIONS: TableDefinition<Key, &[u8]> = TableDefinition::new("locations")
 const LOCAL_DELIVERIES: TableDefinition<Key, u64> = TableDefinition::new("local_deliveries");
 /// LoRaWAN sessions by device address: (DevAddr, device) → () (several nodes may share one).
 const BY_DEVADDR: TableDefinition<(u32, Key), ()> = TableDefinition::new("devices_by_devaddr");
-/// Last uplink frame counter accepted per LoRaWAN node (replay protection, kept across restarts).
-const F_CNT: TableDefinition<Key, u32> = TableDefinition::new("lorawan_f_cnt");
+/// Last uplink frame counter accepted per LoRaWAN node (replay protection, kept across restarts),
+/// with the fingerprint of the session it belongs to ([`SessionCounter`]).
+const F_CNT: TableDefinition<Key, (u64, u32)> = TableDefinition::new("lorawan_f_cnt_v2");
+/// The first version of that table, without the session: moved into it at open (fingerprint
+/// [`SessionCounter::ANY_SESSION`]).
+const F_CNT_V1: TableDefinition<Key, u32> = TableDefinition::new("lorawan_f_cnt");
 /// Device log lines received offline, to relay: (sequence, device) → postcard [`PendingLog`].
 const PENDING_LOGS: TableDefinition<(u64, Key), &[u8]> = TableDefinition::new("pending_logs_v2");
 /// The first version of that queue kept each device's `Authorization` header (its password) to
@@ -129,6 +133,18 @@ impl Cache {
             .set_cache_size(CACHE_BYTES)
             .create(&path)
             .map_err(|e| CacheError::Backend(format!("{}: {e}", path.display())))?;
+        Self::with_tables(db)
+    }
+
+    /// A cache on another storage backend: the tests' failing and slow disks (a real redb
+    /// database over a backend that refuses or delays writes when told to).
+    pub fn open_on(storage: impl redb::StorageBackend) -> Result<Self, CacheError> {
+        let db =
+            Database::builder().set_cache_size(CACHE_BYTES).create_with_backend(storage).map_err(backend)?;
+        Self::with_tables(db)
+    }
+
+    fn with_tables(db: Database) -> Result<Self, CacheError> {
         let txn = db.begin_write().map_err(backend)?;
         txn.open_table(META).map_err(backend)?;
         txn.open_table(DEVICES).map_err(backend)?;
@@ -144,7 +160,7 @@ impl Cache {
             );
         }
         txn.open_table(BY_DEVADDR).map_err(backend)?;
-        txn.open_table(F_CNT).map_err(backend)?;
+        migrate_f_cnts(&txn)?;
         txn.commit().map_err(backend)?;
         Ok(Cache { db: Arc::new(db) })
     }
@@ -271,7 +287,10 @@ impl Cache {
     }
 
     /// The LoRaWAN nodes with this device address, with their last accepted frame counter.
-    pub fn nodes_by_dev_addr(&self, dev_addr: u32) -> Result<Vec<(DeviceRecord, Option<u32>)>, CacheError> {
+    pub fn nodes_by_dev_addr(
+        &self,
+        dev_addr: u32,
+    ) -> Result<Vec<(DeviceRecord, Option<SessionCounter>)>, CacheError> {
         let txn = self.db.begin_read().map_err(backend)?;
         let index = txn.open_table(BY_DEVADDR).map_err(backend)?;
         let devices = txn.open_table(DEVICES).map_err(backend)?;
@@ -283,7 +302,10 @@ impl Cache {
             let Some(bytes) = devices.get(key).map_err(backend)? else { continue };
             let record: DeviceRecord =
                 postcard::from_bytes(bytes.value()).map_err(|_| CacheError::Corrupt("device"))?;
-            let last = counters.get(key).map_err(backend)?.map(|v| v.value());
+            let last = counters.get(key).map_err(backend)?.map(|v| {
+                let (session, f_cnt) = v.value();
+                SessionCounter { session, f_cnt }
+            });
             out.push((record, last));
         }
         Ok(out)
@@ -412,13 +434,63 @@ fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CacheError> {
     postcard::to_allocvec(value).map_err(backend)
 }
 
+/// The last frame counter accepted from a LoRaWAN node, and the session it was accepted in: a
+/// new session (new DevAddr or keys: the node was personalised again and counts from 0) does
+/// not inherit the old session's counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionCounter {
+    /// The session's fingerprint (`NodeSession::fingerprint`); [`Self::ANY_SESSION`] for a
+    /// counter stored by a version that did not record it.
+    pub session: u64,
+    /// The counter.
+    pub f_cnt: u32,
+}
+
+impl SessionCounter {
+    /// The fingerprint of counters stored before sessions were recorded: they count for whatever
+    /// session the node has (replacing them with 0 would reopen the replay window).
+    pub const ANY_SESSION: u64 = 0;
+
+    /// This counter, if it belongs to `session`.
+    pub fn for_session(self, session: u64) -> Option<u32> {
+        (self.session == session || self.session == Self::ANY_SESSION).then_some(self.f_cnt)
+    }
+}
+
 /// Records accepted frame counters inside a write transaction (the outbox's, so that a reading
 /// and the counter that lets it through commit together).
-pub fn write_f_cnts(txn: &redb::WriteTransaction, counters: &[(DeviceId, u32)]) -> Result<(), CacheError> {
+pub fn write_f_cnts(
+    txn: &redb::WriteTransaction,
+    counters: &[(DeviceId, SessionCounter)],
+) -> Result<(), CacheError> {
     let mut table = txn.open_table(F_CNT).map_err(backend)?;
-    for (id, f_cnt) in counters {
-        table.insert(id.to_bytes(), *f_cnt).map_err(backend)?;
+    for (id, counter) in counters {
+        table.insert(id.to_bytes(), (counter.session, counter.f_cnt)).map_err(backend)?;
     }
+    Ok(())
+}
+
+/// Moves the counters of the first table version into the current one (session unknown).
+fn migrate_f_cnts(txn: &redb::WriteTransaction) -> Result<(), CacheError> {
+    let mut current = txn.open_table(F_CNT).map_err(backend)?;
+    let old: Vec<(Key, u32)> = match txn.open_table(F_CNT_V1) {
+        Ok(table) => {
+            let mut out = Vec::new();
+            for item in table.iter().map_err(backend)? {
+                let (k, v) = item.map_err(backend)?;
+                out.push((k.value(), v.value()));
+            }
+            out
+        }
+        Err(e) => return Err(backend(e)),
+    };
+    for (key, f_cnt) in &old {
+        if current.get(key).map_err(backend)?.is_none() {
+            current.insert(key, (SessionCounter::ANY_SESSION, *f_cnt)).map_err(backend)?;
+        }
+    }
+    drop(current);
+    txn.delete_table(F_CNT_V1).map_err(backend)?;
     Ok(())
 }
 

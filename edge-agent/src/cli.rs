@@ -53,6 +53,16 @@ pub struct Overrides {
     #[arg(long, env = "NEOSENS_EDGE_HTTP_BIND", global = true, value_name = "ADDR")]
     pub http_bind: Option<SocketAddr>,
 
+    /// Bearer token `/metrics` requires (at least 16 characters; open without).
+    #[arg(
+        long,
+        env = "NEOSENS_EDGE_METRICS_TOKEN",
+        global = true,
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub metrics_token: Option<String>,
+
     /// Log filter (`tracing` directives such as `info,neosens_edge=debug`).
     #[arg(long = "log", env = "NEOSENS_LOG", global = true, value_name = "FILTER")]
     pub log_filter: Option<String>,
@@ -106,6 +116,9 @@ impl Overrides {
         }
         if let Some(bind) = self.http_bind {
             config.http.bind = bind;
+        }
+        if let Some(token) = &self.metrics_token {
+            config.http.metrics_token = Some(token.clone());
         }
         if let Some(filter) = &self.log_filter {
             config.log.filter.clone_from(filter);

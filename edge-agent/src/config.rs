@@ -178,6 +178,9 @@ pub struct HttpConfig {
     pub max_connections: usize,
     /// Connections one client address may hold at once; raise it behind a reverse proxy.
     pub max_connections_per_client: usize,
+    /// A bearer token `/metrics` then requires (at least 16 characters); open without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_token: Option<String>,
 }
 
 impl HttpConfig {
@@ -198,6 +201,7 @@ impl Default for HttpConfig {
             bind: SocketAddr::from(([0, 0, 0, 0], 80)),
             max_connections: 512,
             max_connections_per_client: 32,
+            metrics_token: None,
         }
     }
 }
@@ -302,6 +306,10 @@ bind = {bind}
 # 10 s for the head, 10 s between body chunks, 30 s in all (docs/security.md).
 max_connections = {http_max}
 max_connections_per_client = {http_per_client}
+# A bearer token /metrics then requires (at least 16 characters): the listener is on the
+# devices' LAN, where anyone could otherwise read the gateway's counters. (Never printed here.)
+# Environment: NEOSENS_EDGE_METRICS_TOKEN
+# metrics_token = "..."
 
 [log]
 # `tracing` filter directives, e.g. "info" or "info,neosens_edge=debug". Re-read on SIGHUP

@@ -83,6 +83,8 @@ fn uplink_url(
 /// Runs the agent on `listener` until `shutdown` is cancelled, then drains for at most
 /// [`DRAIN_DEADLINE`].
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let scrape = neosens_runtime::http::ScrapeToken::new(config.http.metrics_token.as_deref())
+        .map_err(anyhow::Error::msg)?;
     let dir = config.storage.data_dir.clone();
     neosens_runtime::data_dir::prepare(&dir, "[storage] data_dir or NEOSENS_EDGE_DATA_DIR")?;
     let addr = listener.local_addr().context("reading the LAN listener's address")?;
@@ -246,7 +248,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         lorawan: lora_stats,
     };
     let limits = config.http.limits();
-    let app = http::router(http::AppState { config: Arc::new(config), proxy, metrics });
+    let app = http::router(http::AppState { config: Arc::new(config), proxy, metrics, scrape });
     neosens_runtime::systemd::Notifier::from_env().ready(shutdown.clone());
     neosens_runtime::http::serve(
         "LAN listener",

@@ -153,6 +153,18 @@ impl Collector for Sources {
             "MAC command bytes received (FOpts and port 0)",
             &self.lorawan.mac_command_bytes,
         )?;
+        gauge(
+            &mut e,
+            "neosens_edge_lorawan_open_addresses",
+            "Device addresses of the scope with sessions open in memory (bounded)",
+            self.lorawan.open_addresses.load(Ordering::Relaxed) as u64,
+        )?;
+        gauge(
+            &mut e,
+            "neosens_edge_lorawan_dedupe_frames",
+            "Frames remembered by the duplicate window (bounded)",
+            self.lorawan.recent_frames.load(Ordering::Relaxed) as u64,
+        )?;
         Ok(())
     }
 }

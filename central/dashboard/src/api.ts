@@ -33,7 +33,7 @@ export interface Items<T> {
 /** An alert (`GET /alerts`): written by hand, the document describes it as a plain object. */
 export interface Alert {
   id: number;
-  kind: "outage" | "failure";
+  kind: "outage" | "failure" | "foreign_delivery";
   building: string | null;
   device: string | null;
   rule: string | null;

@@ -5,6 +5,7 @@
 //! zero-setup default of the README's run command.
 
 pub mod dynsec;
+#[cfg(feature = "embedded-broker")]
 pub mod embedded;
 
 use std::sync::Arc;
@@ -52,6 +53,11 @@ pub fn connect(
             }
             (url, false)
         }
+        #[cfg(not(feature = "embedded-broker"))]
+        None => anyhow::bail!(
+            "no broker configured, and this build has no embedded broker (built without the `embedded-broker` feature, as production images are): set [mqtt] url or NEOSENS_MQTT_URL to your Mosquitto"
+        ),
+        #[cfg(feature = "embedded-broker")]
         None => {
             let broker = embedded::start(config.embedded_bind, Arc::clone(registry))?;
             tracing::warn!(

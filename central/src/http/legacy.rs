@@ -82,6 +82,9 @@ async fn credentials(
     match state.registry.legacy_credentials(mac) {
         Ok(Some(creds)) => {
             count(&state, "credentials", if creds.password.is_some() { "delivered" } else { "served" });
+            if creds.password.is_some() {
+                check_delivery_address(&state, mac, &source);
+            }
             json_body(creds.to_legacy_json())
         }
         Ok(None) => {
@@ -96,6 +99,36 @@ async fn credentials(
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
     }
+}
+
+/// A first password went to `source`: outside `[alerts] device_networks`, an alert (someone
+/// other than the device may have asked for it first; the operator re-sets its credentials).
+fn check_delivery_address(state: &AppState, mac: neosens_protocol::ids::Mac, source: &str) {
+    if !outside(&state.device_networks, source) {
+        return;
+    }
+    let device = state.registry.device(&mac.to_string()).ok();
+    tracing::warn!(%mac, %source, "first password delivered outside the device networks");
+    let notice = crate::monitor::Notice {
+        kind: crate::model::AlertKind::ForeignDelivery,
+        device: device.as_ref().map(|d| d.id),
+        building: device.as_ref().and_then(|d| d.rooms.first()).map(|r| r.building),
+        detail: format!(
+            "first password of {mac} delivered to {source}, outside [alerts] device_networks: if the device did not get it, re-set its credentials"
+        ),
+    };
+    if state.notices.try_send(notice).is_err() {
+        tracing::error!(%mac, %source, "alert queue full: foreign delivery not alerted");
+    }
+}
+
+/// Whether `source` (an address, or what a gateway named) is outside `networks` (none: never;
+/// not an address: outside). IPv4-mapped IPv6 addresses count as IPv4.
+fn outside(networks: &[ipnet::IpNet], source: &str) -> bool {
+    !networks.is_empty()
+        && !source
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| networks.iter().any(|n| n.contains(&ip.to_canonical())))
 }
 
 fn refusal(state: &AppState, outcome: &ConfigOutcome, path: &'static str, login: &str) -> Response {
@@ -158,5 +191,28 @@ async fn logger(
             tracing::error!(%login, error = %e, "storing a device log failed");
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::outside;
+
+    #[test]
+    fn delivery_addresses_inside_and_outside_the_device_networks() {
+        let networks: Vec<ipnet::IpNet> =
+            crate::config::AlertsConfig::default().networks().expect("the default networks parse");
+        for inside in
+            ["10.1.2.3", "192.168.1.20", "172.31.255.1", "127.0.0.1", "::ffff:10.0.0.7", "fd12::1", "fe80::1"]
+        {
+            assert!(!outside(&networks, inside), "{inside}");
+        }
+        for foreign in ["8.8.8.8", "172.32.0.1", "2001:db8::1", "not-an-address", ""] {
+            assert!(outside(&networks, foreign), "{foreign}");
+        }
+        assert!(!outside(&[], "8.8.8.8"), "no networks configured: no alert");
+        let bad =
+            crate::config::AlertsConfig { device_networks: vec!["10.0.0.0/33".into()], ..Default::default() };
+        assert!(bad.networks().unwrap_err().contains("10.0.0.0/33"));
     }
 }

@@ -57,6 +57,12 @@ pub struct AppState {
     pub sessions: Arc<Sessions>,
     /// `/device/credentials` requests for unknown MACs, per source address.
     pub scans: Arc<Throttle>,
+    /// What `/metrics` and `/readyz` require (`[http] metrics_token`).
+    pub scrape: neosens_runtime::http::ScrapeToken,
+    /// Alerts raised by handlers, to the monitor.
+    pub notices: tokio::sync::mpsc::Sender<crate::monitor::Notice>,
+    /// `[alerts] device_networks`, parsed.
+    pub device_networks: Arc<Vec<ipnet::IpNet>>,
 }
 
 /// The router of the main HTTP listener; with `broker_auth_apart`, without the broker-auth
@@ -67,8 +73,12 @@ pub fn router(state: AppState, broker_auth_apart: bool) -> Router {
         .merge(api::routes())
         .merge(dashboard::routes())
         .merge(neosens_runtime::http::healthz(neosens_runtime::build_info!()))
-        .route("/metrics", axum::routing::get(metrics))
-        .route("/readyz", axum::routing::get(readyz));
+        .merge(neosens_runtime::http::guarded(
+            Router::new()
+                .route("/metrics", axum::routing::get(metrics))
+                .route("/readyz", axum::routing::get(readyz)),
+            state.scrape.clone(),
+        ));
     let router = if broker_auth_apart {
         router
     } else {

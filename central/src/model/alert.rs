@@ -12,6 +12,9 @@ pub enum AlertKind {
     Outage,
     /// A device's status matches a failure-state rule of its type.
     Failure,
+    /// A device's first password was handed to an address outside `[alerts] device_networks`
+    /// (someone else may have asked for it first). Resolved when an operator acknowledges it.
+    ForeignDelivery,
 }
 
 /// An operator's acknowledgement of an alert.

@@ -51,6 +51,24 @@ pub struct Seen {
     pub failing: Vec<Failing>,
 }
 
+/// Something a request handler saw that an operator must hear of: its own alert, open until
+/// acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    /// What kind of alert.
+    pub kind: AlertKind,
+    /// The device concerned.
+    pub device: Option<DeviceId>,
+    /// Its building.
+    pub building: Option<BuildingId>,
+    /// What happened, for the operator.
+    pub detail: String,
+}
+
+/// Notices waiting for the monitor at most (one per first password delivered: a burst beyond
+/// this is logged by the sender and dropped).
+pub const NOTICE_QUEUE: usize = 256;
+
 /// An alert event to notify.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
@@ -187,7 +205,7 @@ impl Monitor {
             .map(|r| AlertView {
                 devices: match r.kind {
                     AlertKind::Outage => devices.get(&r.id).cloned().unwrap_or_default(),
-                    AlertKind::Failure => r.device.into_iter().collect(),
+                    AlertKind::Failure | AlertKind::ForeignDelivery => r.device.into_iter().collect(),
                 },
                 state: if r.is_open() { "open" } else { "resolved" },
                 alert: r.clone(),
@@ -208,6 +226,10 @@ impl Monitor {
             let Some(r) = s.records.get_mut(&id) else { return Ok(None) };
             let silenced_until = silence_minutes.map(|m| now + i64::from(m) * 60_000);
             r.ack = Some(Ack { by: by.to_owned(), at: now, silenced_until });
+            // A notice has nothing that ends it but the operator having seen it.
+            if r.kind == AlertKind::ForeignDelivery && r.is_open() {
+                r.resolved_at = Some(now);
+            }
             let r = r.clone();
             s.dirty.insert(id);
             r
@@ -331,6 +353,29 @@ impl Monitor {
         s.prune();
         events.extend(failures);
         events
+    }
+
+    /// Opens the alert of a notice.
+    pub(super) fn notice(&self, notice: Notice, now: i64) -> Vec<(Event, AlertRecord)> {
+        let mut s = self.shared.lock();
+        let id = s.tracker.next_id();
+        let record = AlertRecord {
+            id,
+            kind: notice.kind,
+            building: notice.building,
+            device: notice.device,
+            rule: None,
+            detail: Some(notice.detail),
+            outdated: 0,
+            total_devices: u64::from(notice.device.is_some()),
+            opened_at: now,
+            resolved_at: None,
+            ack: None,
+        };
+        s.records.insert(id, record.clone());
+        s.dirty.insert(id);
+        s.prune();
+        vec![(Event::Opened, record)]
     }
 
     /// Resolves the failure alerts whose device or rule is gone (`keep` says which still exist).

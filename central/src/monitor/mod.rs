@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-pub use alerts::{AlertView, Event, Failing, Monitor, Seen};
+pub use alerts::{AlertView, Event, Failing, Monitor, NOTICE_QUEUE, Notice, Seen};
 
 use crate::model::{AlertRecord, EntityKind, Timestamp};
 use crate::registry::Registry;
@@ -83,11 +83,13 @@ async fn deliver(monitor: &Monitor, to: &Delivery, events: Vec<(Event, AlertReco
     }
 }
 
-/// Runs the monitor until `shutdown`: `seen` receives batches of (device, status time in ms).
+/// Runs the monitor until `shutdown`: `seen` receives batches of (device, status time in ms),
+/// `notices` what request handlers saw (each its own alert).
 pub async fn run(
     registry: Arc<Registry>,
     monitor: Monitor,
     mut seen: mpsc::Receiver<Vec<Seen>>,
+    mut notices: mpsc::Receiver<Notice>,
     delivery: Delivery,
     shutdown: CancellationToken,
 ) {
@@ -120,6 +122,11 @@ pub async fn run(
                 let now = clock.now();
                 let changes = monitor.apply(|t, c| t.tick(now, c));
                 deliver(&monitor, &delivery, changes, now).await;
+            }
+            Some(notice) = notices.recv() => {
+                let now = clock.now();
+                let events = monitor.notice(notice, now);
+                deliver(&monitor, &delivery, events, now).await;
             }
             event = seen.recv() => {
                 let Some(batch) = event else { return };
@@ -163,9 +170,16 @@ mod tests {
         let (link, _inbound) =
             mqtt::start(LinkConfig::new("mqtt://127.0.0.1:1".parse().unwrap(), "test"), shutdown.clone());
         let (seen, seen_rx) = mpsc::channel(10);
+        let (_notices, notices_rx) = mpsc::channel(1);
         let delivery = Delivery { link, topic: "neosens/alerts".into(), webhook: None };
-        let task =
-            tokio::spawn(run(Arc::clone(registry), monitor.clone(), seen_rx, delivery, shutdown.clone()));
+        let task = tokio::spawn(run(
+            Arc::clone(registry),
+            monitor.clone(),
+            seen_rx,
+            notices_rx,
+            delivery,
+            shutdown.clone(),
+        ));
         (seen, shutdown, task)
     }
 

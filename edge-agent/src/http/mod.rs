@@ -18,13 +18,18 @@ pub struct AppState {
     pub proxy: Proxy,
     /// What `/metrics` reads.
     pub metrics: crate::metrics::Sources,
+    /// What `/metrics` requires (`[http] metrics_token`).
+    pub scrape: neosens_runtime::http::ScrapeToken,
 }
 
 /// The router of the LAN listener.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(crate::proxy::routes())
-        .route("/metrics", axum::routing::get(metrics))
+        .merge(neosens_runtime::http::guarded(
+            Router::new().route("/metrics", axum::routing::get(metrics)),
+            state.scrape.clone(),
+        ))
         .merge(neosens_runtime::http::healthz(neosens_runtime::build_info!()))
         .with_state(state)
 }

@@ -71,6 +71,9 @@ pub struct NodeSession {
     pub dev_eui: String,
     /// Its main room's base topic.
     pub base_topic: Option<String>,
+    /// Fingerprint of the session (DevAddr and keys), stored with its counter: a node given a
+    /// new session starts from central's counter again, not from the old session's.
+    pub session: u64,
     nwk: AES128,
     app: AES128,
     f_cnt_up: u32,
@@ -84,12 +87,15 @@ impl NodeSession {
     pub fn open(record: &DeviceRecord, base_topic: Option<String>, keys: &Keys) -> Option<Self> {
         let session = record.lorawan.as_ref()?;
         let device = record.id.to_bytes();
+        let nwk = key(keys, &session.nwk_s_key, device, "nwk")?;
+        let app = key(keys, &session.app_s_key, device, "app")?;
         Some(NodeSession {
             id: record.id,
             dev_eui: dev_eui_of(record),
             base_topic,
-            nwk: key(keys, &session.nwk_s_key, device, "nwk")?,
-            app: key(keys, &session.app_s_key, device, "app")?,
+            session: fingerprint(session.dev_addr.to_u32(), &nwk, &app),
+            nwk,
+            app,
             f_cnt_up: session.f_cnt_up,
             relax_f_cnt: session.relax_f_cnt,
             codec: session.codec.clone(),
@@ -139,6 +145,20 @@ fn key(
     <[u8; 16]>::try_from(plain.as_slice()).ok().map(AES128)
 }
 
+/// A session's fingerprint: a digest of its address and keys (the keys cannot be recovered from
+/// it), never [`crate::cache::SessionCounter::ANY_SESSION`].
+fn fingerprint(dev_addr: u32, nwk: &AES128, app: &AES128) -> u64 {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    ctx.update(b"neosens lorawan session\0");
+    ctx.update(&dev_addr.to_be_bytes());
+    ctx.update(&nwk.0);
+    ctx.update(&app.0);
+    let digest = ctx.finish();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest.as_ref()[..8]);
+    u64::from_be_bytes(first).max(1)
+}
+
 fn dev_eui_of(record: &DeviceRecord) -> String {
     match record.uid {
         neosens_protocol::sync::WireUid::Lorawan(eui) => eui.to_string().to_lowercase(),
@@ -174,7 +194,14 @@ pub fn decode(
         return Err(Reject::UnknownDevAddr(dev_addr));
     }
     for Candidate { node, last } in candidates {
-        let base = last.unwrap_or(node.f_cnt_up);
+        // Without a counter of its own for this session, the gateway takes central's as the
+        // floor (a frame at or below it was already received elsewhere); 0 is a fresh session.
+        let floor = (node.f_cnt_up > 0).then_some(node.f_cnt_up);
+        let last = match (last, floor) {
+            (Some(l), Some(f)) => Some(l.max(f)),
+            (l, f) => l.or(f),
+        };
+        let base = last.unwrap_or(0);
         let ahead = full_f_cnt(base, low);
         // The same counter epoch, not rolled over: what a replayed (older) frame validates with.
         let same_epoch = (base & 0xffff_0000) | u32::from(low);

@@ -24,11 +24,24 @@ use serde_json::json;
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 
-use crate::cache::Cache;
+use crate::cache::{Cache, SessionCounter};
 use crate::outbox::Outbox;
 
 /// How long the same frame heard by several forwarders counts as one.
 pub const DEDUPE_WINDOW: Duration = Duration::from_secs(5);
+
+/// Frames remembered for deduplication at most, whatever the traffic: a flood of random frames
+/// pushes the oldest out early (at most 256 B each: 2 MiB with the set and the queue), a real
+/// site hears a few hundred frames in [`DEDUPE_WINDOW`].
+pub const MAX_RECENT_FRAMES: usize = 4096;
+
+/// The largest PHYPayload LoRaWAN allows (RP002: 255 bytes at any data rate); a longer one is
+/// dropped before any work (`oversized`).
+pub const MAX_PHY_PAYLOAD: usize = 255;
+
+/// Device addresses whose sessions are kept open at most (nodes of the gateway's scope only:
+/// an address no node has is never remembered, so random addresses cost a lookup, no memory).
+pub const MAX_OPEN_ADDRESSES: usize = 65_536;
 
 /// Counters by outcome (`decoded`, `duplicate`, `mic_invalid` …) and by datagram error.
 #[derive(Debug, Default)]
@@ -39,6 +52,10 @@ pub struct LoraStats {
     pub datagrams: Mutex<BTreeMap<&'static str, u64>>,
     /// MAC command bytes seen (FOpts and port 0).
     pub mac_command_bytes: std::sync::atomic::AtomicU64,
+    /// Device addresses with open sessions (≤ [`MAX_OPEN_ADDRESSES`]), after the last batch.
+    pub open_addresses: std::sync::atomic::AtomicUsize,
+    /// Frames in the duplicate window (≤ [`MAX_RECENT_FRAMES`]), after the last batch.
+    pub recent_frames: std::sync::atomic::AtomicUsize,
 }
 
 impl LoraStats {
@@ -61,8 +78,8 @@ pub struct Pipeline {
     nodes: Mutex<Nodes>,
 }
 
-/// Frames heard in the last [`DEDUPE_WINDOW`]: a set for lookups, a queue in arrival order for
-/// expiry (amortised O(1) per frame, whatever the traffic).
+/// Frames heard in the last [`DEDUPE_WINDOW`], [`MAX_RECENT_FRAMES`] at most: a set for lookups,
+/// a queue in arrival order for expiry (amortised O(1) per frame, whatever the traffic).
 #[derive(Debug, Default)]
 struct Recent {
     seen: std::collections::HashSet<Vec<u8>>,
@@ -71,11 +88,32 @@ struct Recent {
 
 /// Sessions opened so far, by device address, for the registry revision they come from; and
 /// the last counter accepted per node (written to the database with each datagram's readings).
+/// Both hold nodes of the gateway's scope only (addresses without a node are not kept), at most
+/// [`MAX_OPEN_ADDRESSES`] addresses; both are dropped when the registry changes or a store fails
+/// (and reopened from the database, which has the counters that were committed).
 #[derive(Debug, Default)]
 struct Nodes {
     revision: u64,
     by_addr: HashMap<u32, Vec<Arc<frame::NodeSession>>>,
-    last: HashMap<neosens_protocol::ids::DeviceId, u32>,
+    last: HashMap<neosens_protocol::ids::DeviceId, SessionCounter>,
+}
+
+impl Nodes {
+    fn forget(&mut self) {
+        self.by_addr.clear();
+        self.last.clear();
+    }
+}
+
+/// What a batch let through, to store together.
+#[derive(Debug, Default)]
+struct Accepted {
+    /// (topic, JSON object text without its `msg_id`, which the outbox assigns).
+    messages: Vec<(String, String)>,
+    /// The counters that let them through.
+    counters: Vec<(neosens_protocol::ids::DeviceId, SessionCounter)>,
+    /// The frames' bytes (forgotten by the dedupe window if the store fails).
+    frames: Vec<Vec<u8>>,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -111,11 +149,23 @@ impl Pipeline {
                     opened.push(Arc::new(node));
                 }
             }
+            if opened.is_empty() {
+                // Not one of ours: nothing remembered (a flood of random addresses costs a
+                // lookup each, and no memory).
+                return Ok(Vec::new());
+            }
+            if nodes.by_addr.len() >= MAX_OPEN_ADDRESSES {
+                nodes.forget();
+            }
             nodes.by_addr.insert(dev_addr, opened);
         }
-        Ok(nodes.by_addr[&dev_addr]
+        let sessions = nodes.by_addr.get(&dev_addr).map(Vec::as_slice).unwrap_or_default();
+        Ok(sessions
             .iter()
-            .map(|n| frame::Candidate { node: Arc::clone(n), last: nodes.last.get(&n.id).copied() })
+            .map(|n| frame::Candidate {
+                node: Arc::clone(n),
+                last: nodes.last.get(&n.id).and_then(|c| c.for_session(n.session)),
+            })
             .collect())
     }
 
@@ -123,7 +173,7 @@ impl Pipeline {
     fn seen_recently(&self, phy: &[u8], now: Instant) -> bool {
         let mut recent = self.recent.lock();
         while let Some((at, _)) = recent.order.front() {
-            if now.duration_since(*at) < DEDUPE_WINDOW {
+            if now.duration_since(*at) < DEDUPE_WINDOW && recent.order.len() < MAX_RECENT_FRAMES {
                 break;
             }
             if let Some((_, old)) = recent.order.pop_front() {
@@ -145,12 +195,12 @@ impl Pipeline {
 
     /// Handles datagrams that arrived together: their uplinks are stored in one transaction
     /// (a durable commit costs more than decoding a frame); returns each one's answer, in order.
+    /// A `PUSH_ACK` means stored: when the store fails, no push of the batch is acknowledged.
     pub fn handle_batch(&self, datagrams: &[&[u8]]) -> Vec<Option<[u8; 4]>> {
         let now = Instant::now();
-        // (topic, JSON object text without its `msg_id`, which the outbox assigns).
-        let mut messages: Vec<(String, String)> = Vec::new();
-        let mut counters = Vec::new();
+        let mut accepted = Accepted::default();
         let mut answers = Vec::with_capacity(datagrams.len());
+        let mut pushes = Vec::new();
         let mut nodes = self.nodes.lock();
         self.refresh(&mut nodes);
         for datagram in datagrams {
@@ -175,28 +225,40 @@ impl Pipeline {
             for _ in 0..bad {
                 self.stats.frame("bad_rxpk");
             }
-            self.decode_packets(&mut nodes, &gateway, packets, now, &mut messages, &mut counters);
+            self.decode_packets(&mut nodes, &gateway, packets, now, &mut accepted);
+            pushes.push(answers.len());
             answers.push(Some(ack));
         }
-        self.store(&messages, &counters);
+        if !self.store(&mut nodes, &accepted) {
+            for i in pushes {
+                answers[i] = None;
+            }
+        }
+        self.gauge(&nodes);
         answers
+    }
+
+    fn gauge(&self, nodes: &Nodes) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.stats.open_addresses.store(nodes.by_addr.len(), Relaxed);
+        self.stats.recent_frames.store(self.recent.lock().order.len(), Relaxed);
     }
 
     /// Frames from a serial modem (no datagram around them).
     pub fn handle_frames(&self, gateway: &str, packets: Vec<semtech::RxPacket>) {
-        let mut messages = Vec::new();
-        let mut counters = Vec::new();
+        let mut accepted = Accepted::default();
         let mut nodes = self.nodes.lock();
         self.refresh(&mut nodes);
-        self.decode_packets(&mut nodes, gateway, packets, Instant::now(), &mut messages, &mut counters);
-        self.store(&messages, &counters);
+        self.decode_packets(&mut nodes, gateway, packets, Instant::now(), &mut accepted);
+        self.store(&mut nodes, &accepted);
+        self.gauge(&nodes);
     }
 
     /// Forgets the opened sessions when the registry changed.
     fn refresh(&self, nodes: &mut Nodes) {
         match self.cache.revision() {
             Ok(r) if r != nodes.revision => {
-                nodes.by_addr.clear();
+                nodes.forget();
                 nodes.revision = r;
             }
             _ => {}
@@ -209,10 +271,13 @@ impl Pipeline {
         gateway: &str,
         packets: Vec<semtech::RxPacket>,
         now: Instant,
-        messages: &mut Vec<(String, String)>,
-        counters: &mut Vec<(neosens_protocol::ids::DeviceId, u32)>,
+        accepted: &mut Accepted,
     ) {
         for packet in packets {
+            if packet.phy.len() > MAX_PHY_PAYLOAD {
+                self.stats.frame("oversized");
+                continue;
+            }
             if self.seen_recently(&packet.phy, now) {
                 self.stats.frame("duplicate");
                 continue;
@@ -223,9 +288,11 @@ impl Pipeline {
                     self.stats
                         .mac_command_bytes
                         .fetch_add(uplink.mac_command_bytes as u64, std::sync::atomic::Ordering::Relaxed);
-                    nodes.last.insert(uplink.node.id, uplink.f_cnt);
-                    counters.push((uplink.node.id, uplink.f_cnt));
-                    self.messages(&uplink, &packet, gateway, messages);
+                    let counter = SessionCounter { session: uplink.node.session, f_cnt: uplink.f_cnt };
+                    nodes.last.insert(uplink.node.id, counter);
+                    accepted.counters.push((uplink.node.id, counter));
+                    self.messages(&uplink, &packet, gateway, &mut accepted.messages);
+                    accepted.frames.push(packet.phy);
                 }
                 Err(reject) => {
                     tracing::debug!(reason = reject.as_str(), detail = ?reject, gateway = %gateway, "uplink rejected");
@@ -236,24 +303,36 @@ impl Pipeline {
     }
 
     /// Appends the readings and statuses, and the counters that let them through, in one
-    /// transaction.
-    fn store(&self, messages: &[(String, String)], counters: &[(neosens_protocol::ids::DeviceId, u32)]) {
-        if !counters.is_empty() || !messages.is_empty() {
-            let appended = self.outbox.append_and(
-                messages.len(),
-                now_ms(),
-                |i, id| {
-                    let (topic, body) = &messages[i];
-                    // `{"msg_id":N,` + the rest of the object: no second serialisation.
-                    let mut payload = format!("{{\"msg_id\":{id},").into_bytes();
-                    payload.extend_from_slice(&body.as_bytes()[1..]);
-                    (topic.clone(), payload)
-                },
-                |txn| crate::cache::write_f_cnts(txn, counters),
-            );
-            if let Err(e) = appended {
-                tracing::error!(error = %e, "storing decoded uplinks");
+    /// transaction. When that fails, what was accepted is undone in memory (counters reloaded
+    /// from the database, frames no longer duplicates), so the frames can come again.
+    fn store(&self, nodes: &mut Nodes, accepted: &Accepted) -> bool {
+        let Accepted { messages, counters, frames } = accepted;
+        if counters.is_empty() && messages.is_empty() {
+            return true;
+        }
+        let appended = self.outbox.append_and(
+            messages.len(),
+            now_ms(),
+            |i, id| {
+                let (topic, body) = &messages[i];
+                // `{"msg_id":N,` + the rest of the object: no second serialisation.
+                let mut payload = format!("{{\"msg_id\":{id},").into_bytes();
+                payload.extend_from_slice(&body.as_bytes()[1..]);
+                (topic.clone(), payload)
+            },
+            |txn| crate::cache::write_f_cnts(txn, counters),
+        );
+        match appended {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::error!(error = %e, frames = frames.len(), "storing decoded uplinks: not acknowledged");
                 self.stats.frame("storage");
+                nodes.forget();
+                let mut recent = self.recent.lock();
+                for phy in frames {
+                    recent.seen.remove(phy);
+                }
+                false
             }
         }
     }

@@ -1,6 +1,7 @@
 //! Serving an axum router with the shared shutdown path, each request in a `tracing` span with
 //! a request id.
 
+mod scrape;
 mod server;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,6 +18,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::build_info::BuildInfo;
 
+pub use scrape::{MIN_SCRAPE_TOKEN, ScrapeToken, guarded};
 pub use server::{ConnectionStats, Limits};
 
 /// The request id header, read from trusted proxies and returned on every response.

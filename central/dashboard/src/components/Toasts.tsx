@@ -2,7 +2,7 @@
 // announced to screen readers. Alerts open when the page loads are not popped up again.
 import { useEffect, useRef, useState } from "react";
 import { api, type Alert } from "../api";
-import { alertTitle, newAlerts } from "../lib/alerts";
+import { alertKindLabel, alertTitle, newAlerts } from "../lib/alerts";
 import { useBuildingNames } from "./names";
 import { hrefOf } from "../lib/router";
 
@@ -41,7 +41,7 @@ export function Toasts() {
     <div className="toasts" role="status" aria-live="polite">
       {toasts.map((a) => (
         <div key={a.id} className={`toast ${a.kind}`}>
-          <strong>{a.kind === "outage" ? "Outage" : "Failure"}</strong> {alertTitle(a, names)}
+          <strong>{alertKindLabel(a)}</strong> {alertTitle(a, names)}
           <span className="toast-actions">
             <a href={hrefOf(["alerts"])}>See alerts</a>
             <button type="button" className="link" onClick={() => setToasts((t) => t.filter((x) => x.id !== a.id))} aria-label={`Dismiss alert ${a.id}`}>

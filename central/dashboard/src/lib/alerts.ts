@@ -19,7 +19,22 @@ export function groupByBuilding(alerts: Alert[]): [string, Alert[]][] {
 }
 
 /** One line saying what an alert is about. */
+/** The alert's kind, as a heading. */
+export function alertKindLabel(a: Alert): string {
+  switch (a.kind) {
+    case "outage":
+      return "Outage";
+    case "failure":
+      return "Failure";
+    case "foreign_delivery":
+      return "Security";
+  }
+}
+
 export function alertTitle(a: Alert, buildingName: (id: string | null) => string): string {
+  if (a.kind === "foreign_delivery") {
+    return a.detail ?? "first password delivered outside the device networks";
+  }
   if (a.kind === "outage") {
     return `${buildingName(a.building)}: ${a.outdated} of ${a.total_devices} device${a.total_devices === 1 ? "" : "s"} outdated`;
   }

@@ -3,7 +3,7 @@ import { formatValue, getPath, isValidPath, leafPaths } from "./jsonPath";
 import { addStatusColumn, moveColumn, parseColumns, toggleBuiltin, DEFAULT_COLUMNS } from "./columns";
 import { relativeTime } from "./time";
 import { describe as describeCounts, worstState } from "./fleet";
-import { groupByBuilding, newAlerts } from "./alerts";
+import { alertKindLabel, alertTitle, groupByBuilding, newAlerts } from "./alerts";
 import { parseUid } from "./uid";
 import { hrefOf, parseHash } from "./router";
 import type { Alert } from "../api";
@@ -92,6 +92,11 @@ describe("alerts", () => {
   it("groups by building", () => {
     const groups = groupByBuilding([alert(2, "b"), alert(1, "a"), alert(3, "a"), alert(4, null)]);
     expect(groups.map(([b, list]) => [b, list.map((a) => a.id)])).toEqual([["a", [1, 3]], ["b", [2]], ["", [4]]]);
+  });
+  it("shows a foreign delivery as a security alert with its detail", () => {
+    const a = { ...alert(5, null), kind: "foreign_delivery" as const, detail: "first password of 02:00:00:00:00:01 delivered to 8.8.8.8" };
+    expect(alertKindLabel(a)).toBe("Security");
+    expect(alertTitle(a, () => "?")).toBe(a.detail);
   });
 });
 

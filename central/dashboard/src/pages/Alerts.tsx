@@ -3,7 +3,7 @@
 import { useState } from "react";
 import { api, type Alert } from "../api";
 import { usePolled, useNow } from "../lib/hooks";
-import { alertTitle, groupByBuilding, isSilenced } from "../lib/alerts";
+import { alertKindLabel, alertTitle, groupByBuilding, isSilenced } from "../lib/alerts";
 import { absoluteTime, relativeTime } from "../lib/time";
 import { useBuildingNames } from "../components/names";
 import { can, useSession } from "../session";
@@ -44,7 +44,7 @@ export function Alerts() {
             {alerts.map((a) => (
               <li key={a.id} className={`alert ${a.kind} ${a.state}`}>
                 <p>
-                  <strong>{a.state === "open" ? (a.kind === "outage" ? "Outage" : "Failure") : "Resolved"}</strong> {alertTitle(a, names)}
+                  <strong>{a.state === "open" ? alertKindLabel(a) : "Resolved"}</strong> {alertTitle(a, names)}
                 </p>
                 <p className="meta">
                   opened <span title={absoluteTime(a.opened_at)}>{relativeTime(a.opened_at, now)}</span>
