@@ -223,6 +223,12 @@ impl Collector for Sources {
             "Retained or oversized messages central removed from device status topics",
             self.ingest.cleared(),
         )?;
+        counter(
+            &mut encoder,
+            "neosens_status_untrusted_msg_id",
+            "Statuses with a msg_id but no valid relay stamp of a gateway of the device (kept; the id ignored)",
+            self.ingest.untrusted(),
+        )?;
         gauge(&mut encoder, "neosens_devices", "Devices registered", self.registry.device_count() as i64)?;
         let mut by = encoder.encode_descriptor(
             "neosens_devices_by_state",

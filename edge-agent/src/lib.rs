@@ -106,6 +106,14 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         }
         Err(e) => return Err(e.into()),
     };
+    // Statuses relayed in the gateway's name carry its stamp (central trusts their msg_id then).
+    let outbox = match &creds {
+        Some(c) => {
+            let keys = c.keys().map_err(|e| anyhow::anyhow!("{}: {e}", credentials::FILE))?;
+            outbox.stamped_by(&c.gateway_id, neosens_runtime::relay::RelayKey::derive(&keys))
+        }
+        None => outbox,
+    };
     let forward_timeout = Duration::from_millis(config.central.timeout_ms.max(100));
     let mut central_client = None;
     let mut keys = None;

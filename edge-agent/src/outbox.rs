@@ -21,6 +21,9 @@ use crate::cache::CacheError;
 const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
 const OUTBOX_META: TableDefinition<&str, u64> = TableDefinition::new("outbox_meta");
 const META_SEQ: &str = "seq";
+/// A random number drawn when the outbox is created: a reinstalled gateway (a new database)
+/// numbers its messages from 1 again under another epoch, which central tells apart.
+const META_EPOCH: &str = "epoch";
 
 fn backend(e: impl std::fmt::Display) -> CacheError {
     CacheError::Backend(e.to_string())
@@ -59,11 +62,20 @@ pub struct OutboxStats {
     pub dropped_expired: AtomicU64,
 }
 
+/// Who stamps: the gateway's id and forwarding key.
+#[derive(Debug)]
+struct Relay {
+    gateway: String,
+    key: neosens_runtime::relay::RelayKey,
+}
+
 /// The outbox handle (cheap to clone).
 #[derive(Clone)]
 pub struct Outbox {
     db: Arc<Database>,
     limits: Limits,
+    epoch: u64,
+    relay: Option<Arc<Relay>>,
     /// Woken on each append.
     pub(crate) ready: Arc<Notify>,
     /// Counters.
@@ -81,9 +93,44 @@ impl Outbox {
     pub fn open(db: Arc<Database>, limits: Limits) -> Result<Self, CacheError> {
         let txn = db.begin_write().map_err(backend)?;
         txn.open_table(OUTBOX).map_err(backend)?;
-        txn.open_table(OUTBOX_META).map_err(backend)?;
+        let epoch = {
+            let mut meta = txn.open_table(OUTBOX_META).map_err(backend)?;
+            let stored = meta.get(META_EPOCH).map_err(backend)?.map(|v| v.value());
+            match stored {
+                Some(e) => e,
+                None => {
+                    let e = fastrand::u64(1..);
+                    meta.insert(META_EPOCH, e).map_err(backend)?;
+                    e
+                }
+            }
+        };
         txn.commit().map_err(backend)?;
-        Ok(Outbox { db, limits, ready: Arc::new(Notify::new()), stats: Arc::default() })
+        Ok(Outbox { db, limits, epoch, relay: None, ready: Arc::new(Notify::new()), stats: Arc::default() })
+    }
+
+    /// This outbox stamping the statuses it relays (`<base>/device` topics) with the gateway's
+    /// forwarding key ([`neosens_runtime::relay`]): central trusts their `msg_id` only then.
+    #[must_use]
+    pub fn stamped_by(mut self, gateway: &str, key: neosens_runtime::relay::RelayKey) -> Self {
+        self.relay = Some(Arc::new(Relay { gateway: gateway.to_owned(), key }));
+        self
+    }
+
+    /// The outbox's epoch.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// `payload` with its stamp when it is a status relayed under a gateway's name.
+    fn stamp(&self, topic: &str, msg_id: u64, payload: Vec<u8>) -> Vec<u8> {
+        match &self.relay {
+            Some(r) if topic.ends_with("/device") => {
+                let stamp = r.key.stamp(&r.gateway, self.epoch, msg_id, topic);
+                neosens_runtime::relay::insert_field(payload, &stamp)
+            }
+            _ => payload,
+        }
     }
 
     /// Appends messages durably, in order; returns their ids. Makes room by dropping the oldest
@@ -121,6 +168,7 @@ impl Outbox {
             for i in 0..n {
                 seq += 1;
                 let (topic, payload) = build(i, seq);
+                let payload = self.stamp(&topic, seq, payload);
                 let record = OutboxRecord { topic, payload, created_ms: now_ms };
                 let bytes = postcard::to_allocvec(&record).map_err(backend)?;
                 table.insert(seq, bytes.as_slice()).map_err(backend)?;
@@ -255,6 +303,35 @@ mod tests {
         assert_eq!(o.peek(0, 10).unwrap().iter().map(|(id, _)| *id).collect::<Vec<_>>(), [2]);
         assert_eq!(o.append(&[("a/b".into(), b"3".to_vec())], 2_000).unwrap(), [3], "ids are never reused");
         assert_eq!(o.depth(31_000).unwrap(), (2, 30));
+    }
+
+    /// Relayed statuses carry the gateway's stamp of their id, topic and the outbox's epoch;
+    /// readings do not; the epoch is kept across a reopen, and a new database draws another.
+    #[test]
+    fn statuses_are_stamped_under_the_outbox_epoch() {
+        use neosens_runtime::relay::{self, RelayKey};
+        let keys =
+            || neosens_runtime::keys::Keys::from_bytes(&[1; 32], &[2; 32], ring::rand::SystemRandom::new());
+        let dir = tempfile::tempdir().unwrap();
+        let o = outbox(dir.path(), 100).stamped_by("gw-1", RelayKey::derive(&keys()));
+        let epoch = o.epoch();
+        let ids = o
+            .append_with(2, 0, |i, id| {
+                let topic = if i == 0 { "u4/302/device" } else { "u4/302/temperature" };
+                (topic.into(), format!("{{\"msg_id\":{id},\"status\":\"running\"}}").into_bytes())
+            })
+            .unwrap();
+        let peeked = o.peek(0, 10).unwrap();
+        let status: serde_json::Value = serde_json::from_slice(&peeked[0].1.payload).unwrap();
+        let stamp = relay::parse(status["relay"].as_str().expect("a status is stamped")).unwrap();
+        assert_eq!((stamp.gateway, stamp.epoch, status["msg_id"].as_u64()), ("gw-1", epoch, Some(ids[0])));
+        assert!(RelayKey::derive(&keys()).verify(&stamp, ids[0], "u4/302/device"));
+        let reading: serde_json::Value = serde_json::from_slice(&peeked[1].1.payload).unwrap();
+        assert_eq!(reading.get("relay"), None, "readings are not stamped");
+        drop(o);
+        assert_eq!(outbox(dir.path(), 100).epoch(), epoch, "kept across a reopen");
+        let reinstalled = tempfile::tempdir().unwrap();
+        assert_ne!(outbox(reinstalled.path(), 100).epoch(), epoch, "a new database, a new epoch");
     }
 
     #[test]

@@ -27,6 +27,7 @@ pub mod http;
 pub mod keys;
 pub mod legacy_http;
 pub mod mqtt;
+pub mod relay;
 pub mod service;
 pub mod shutdown;
 pub mod systemd;

@@ -199,6 +199,29 @@ impl Registry {
             .map(|g| g.id)
     }
 
+    /// The forwarding key of an enrolled gateway: what the relay stamps of the statuses it
+    /// relays verify with ([`neosens_runtime::relay`]).
+    pub fn relay_key(&self, gateway: GatewayId) -> Option<neosens_runtime::relay::RelayKey> {
+        let g = self.state.read().gateways.get(&gateway)?.clone();
+        let keys = self.gateway_keys(&g).ok()?;
+        Some(neosens_runtime::relay::RelayKey::derive(&keys))
+    }
+
+    /// Whether `device` has a room in the scope of `gateway` (it is one of the devices that
+    /// gateway relays for).
+    pub fn gateway_covers(&self, gateway: GatewayId, device: DeviceId) -> bool {
+        let state = self.state.read();
+        match (state.gateways.get(&gateway), state.devices.get(&device)) {
+            (Some(g), Some(entry)) => device_in_scope(&state, g, entry),
+            _ => false,
+        }
+    }
+
+    /// Whether a device is registered.
+    pub fn has_device(&self, id: DeviceId) -> bool {
+        self.state.read().devices.contains_key(&id)
+    }
+
     /// The gateway's own key pair.
     fn gateway_keys(&self, g: &Gateway) -> Result<Keys, RegistryError> {
         let c = g.credentials.as_ref().ok_or_else(|| RegistryError::not_found("gateway credentials"))?;

@@ -8,6 +8,8 @@
 //! power cut) costs one transaction per batch, not one per message. Anything else is dropped and
 //! counted by reason.
 
+mod dedupe;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -42,6 +44,7 @@ pub struct IngestStats {
     processed: AtomicU64,
     dropped: [AtomicU64; 7],
     cleared: AtomicU64,
+    untrusted: AtomicU64,
 }
 
 impl IngestStats {
@@ -60,6 +63,12 @@ impl IngestStats {
     /// Retained messages central removed from status topics.
     pub fn cleared(&self) -> u64 {
         self.cleared.load(Ordering::Relaxed)
+    }
+
+    /// Statuses whose `msg_id` had no valid stamp of a gateway of the device (kept, the id
+    /// ignored).
+    pub fn untrusted(&self) -> u64 {
+        self.untrusted.load(Ordering::Relaxed)
     }
 
     /// Statuses stored (the latest per device and batch).
@@ -104,6 +113,8 @@ pub struct ReadStatus {
     pub record: DeviceStatusRecord,
     /// The `msg_id` a gateway's outbox gave it, if any.
     pub msg_id: Option<u64>,
+    /// The gateway's relay stamp of that `msg_id`, if any ([`neosens_runtime::relay`]).
+    pub relay: Option<String>,
 }
 
 /// Reads one message; returns the device and its new status record, or why it was dropped.
@@ -124,6 +135,7 @@ pub fn read_status(registry: &Registry, message: &Message) -> Result<ReadStatus,
     let id = registry.status_target(uid, base)?;
     let payload = String::from_utf8_lossy(&message.payload).trim().to_owned();
     let msg_id = status.payload.get("msg_id").and_then(serde_json::Value::as_u64);
+    let relay = status.payload.get(neosens_runtime::relay::FIELD).and_then(|v| v.as_str()).map(str::to_owned);
     Ok(ReadStatus {
         device: id,
         record: DeviceStatusRecord {
@@ -132,19 +144,8 @@ pub fn read_status(registry: &Registry, message: &Message) -> Result<ReadStatus,
             last_payload: Some(payload),
         },
         msg_id,
+        relay,
     })
-}
-
-/// Drops a status whose outbox id is not past the last one seen for its device.
-fn not_seen_before(last_msg: &mut HashMap<DeviceId, u64>, r: ReadStatus) -> Result<ReadStatus, StatusDrop> {
-    match r.msg_id {
-        Some(m) if last_msg.get(&r.device).is_some_and(|last| *last >= m) => Err(StatusDrop::Duplicate),
-        Some(m) => {
-            last_msg.insert(r.device, m);
-            Ok(r)
-        }
-        None => Ok(r),
-    }
 }
 
 /// Subscribes to the status topics and stores statuses until `shutdown`, then flushes.
@@ -162,9 +163,9 @@ pub async fn run(
         }
     }
     let mut pending: HashMap<DeviceId, DeviceStatusRecord> = HashMap::new();
-    // Last outbox id seen per device relayed by a gateway: a message sent again after a crash
-    // of the gateway (between the broker's PUBACK and its removal) is recognised and dropped.
-    let mut last_msg: HashMap<DeviceId, u64> = HashMap::new();
+    // Last stamped outbox id seen per device relayed by a gateway: a message sent again after a
+    // crash of the gateway (between the broker's PUBACK and its removal) is recognised and dropped.
+    let mut dedupe = dedupe::Dedupe::default();
     let mut tick = tokio::time::interval(FLUSH_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut refresh = tokio::time::interval(Duration::from_secs(60));
@@ -180,9 +181,12 @@ pub async fn run(
                 if message.payload.is_empty() {
                     continue;
                 }
-                let read = read_status(&registry, &message).and_then(|r| not_seen_before(&mut last_msg, r));
+                let read = read_status(&registry, &message).and_then(|r| dedupe.check(&registry, &message.topic, r));
                 match read {
-                    Ok(ReadStatus { device, record, .. }) => {
+                    Ok((ReadStatus { device, record, .. }, trust)) => {
+                        if trust == dedupe::Trust::Untrusted {
+                            stats.untrusted.fetch_add(1, Ordering::Relaxed);
+                        }
                         pending.insert(device, record);
                         if pending.len() >= BATCH {
                             flush(&registry, &mut pending, &stats, &seen, &mut batch_id).await;
@@ -203,6 +207,7 @@ pub async fn run(
                 for filter in status_filters(&registry) {
                     let _ = link.subscribe(&filter, Qos::AtMostOnce).await;
                 }
+                dedupe.prune(&registry);
             }
         }
     }
@@ -269,26 +274,5 @@ async fn write_batch(
         }
         // Statuses are telemetry: a failed batch is logged and counted, the next ones go on.
         Err(e) => tracing::error!(statuses = n, error = %e, "storing a batch of statuses failed"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_status_sent_again_by_a_gateway_is_dropped_once_recognised() {
-        let mut last = HashMap::new();
-        let status = |device: u8, msg_id: Option<u64>| ReadStatus {
-            device: DeviceId::from_bytes([device; 16]),
-            record: DeviceStatusRecord { last_seen: None, last_status: None, last_payload: None },
-            msg_id,
-        };
-        assert!(not_seen_before(&mut last, status(1, Some(7))).is_ok());
-        assert_eq!(not_seen_before(&mut last, status(1, Some(7))), Err(StatusDrop::Duplicate));
-        assert_eq!(not_seen_before(&mut last, status(1, Some(6))), Err(StatusDrop::Duplicate));
-        assert!(not_seen_before(&mut last, status(1, Some(8))).is_ok());
-        assert!(not_seen_before(&mut last, status(2, Some(1))).is_ok(), "per device");
-        assert!(not_seen_before(&mut last, status(1, None)).is_ok(), "devices talking directly have no id");
     }
 }

@@ -1,0 +1,105 @@
+//! Which statuses were already seen: a gateway numbers what it relays (`msg_id`, its outbox
+//! sequence) and sends again what the broker acknowledged just before a crash; central drops
+//! those. It trusts a `msg_id` only with a valid relay stamp of a gateway whose scope holds the
+//! device ([`neosens_runtime::relay`]): a device publishing a forged `unitID`/`msg_id` in its
+//! room cannot make central drop another device's statuses, and a reinstalled gateway (a new
+//! outbox epoch, numbering from 1 again) is recognised, not silenced.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use neosens_protocol::ids::{DeviceId, GatewayId};
+use neosens_runtime::relay::{self, RelayKey};
+
+use super::ReadStatus;
+use crate::registry::{Registry, StatusDrop};
+
+/// The last stamped message accepted for a device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Sequence {
+    gateway: GatewayId,
+    epoch: u64,
+    msg_id: u64,
+}
+
+/// What a status's `msg_id` is worth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Trust {
+    /// No `msg_id` (a device talking directly).
+    Unnumbered,
+    /// A `msg_id` without a valid stamp of a gateway of the device: ignored.
+    Untrusted,
+    /// Stamped by a gateway of the device: deduplicated.
+    Stamped,
+}
+
+/// The deduplication state of the ingestion task.
+///
+/// Bounds: one [`Sequence`] per registered device that had a stamped status (deleted devices
+/// are pruned by [`Dedupe::prune`]); forwarding keys of enrolled gateways only (an unknown or
+/// forged gateway id is never cached), dropped when the registry changes.
+#[derive(Default)]
+pub(super) struct Dedupe {
+    last: HashMap<DeviceId, Sequence>,
+    keys: HashMap<GatewayId, Arc<RelayKey>>,
+    keys_revision: u64,
+}
+
+impl Dedupe {
+    /// `Err(Duplicate)` when the status was seen before; otherwise the status and what its
+    /// `msg_id` was worth.
+    pub(super) fn check(
+        &mut self,
+        registry: &Registry,
+        topic: &str,
+        r: ReadStatus,
+    ) -> Result<(ReadStatus, Trust), StatusDrop> {
+        let Some(msg_id) = r.msg_id else { return Ok((r, Trust::Unnumbered)) };
+        let Some((gateway, epoch)) = self.verified(registry, topic, &r, msg_id) else {
+            return Ok((r, Trust::Untrusted));
+        };
+        match self.last.get(&r.device) {
+            Some(s) if s.gateway == gateway && s.epoch == epoch && s.msg_id >= msg_id => {
+                Err(StatusDrop::Duplicate)
+            }
+            _ => {
+                self.last.insert(r.device, Sequence { gateway, epoch, msg_id });
+                Ok((r, Trust::Stamped))
+            }
+        }
+    }
+
+    /// The stamp's gateway and epoch, when it is valid and that gateway covers the device.
+    fn verified(
+        &mut self,
+        registry: &Registry,
+        topic: &str,
+        r: &ReadStatus,
+        msg_id: u64,
+    ) -> Option<(GatewayId, u64)> {
+        let stamp = relay::parse(r.relay.as_deref()?)?;
+        let gateway: GatewayId = stamp.gateway.parse().ok()?;
+        if !registry.gateway_covers(gateway, r.device) {
+            return None;
+        }
+        let revision = registry.revision();
+        if revision != self.keys_revision {
+            self.keys.clear();
+            self.keys_revision = revision;
+        }
+        let key = match self.keys.get(&gateway) {
+            Some(k) => Arc::clone(k),
+            None => {
+                let k = Arc::new(registry.relay_key(gateway)?);
+                self.keys.insert(gateway, Arc::clone(&k));
+                k
+            }
+        };
+        key.verify(&stamp, msg_id, topic).then_some((gateway, stamp.epoch))
+    }
+
+    /// Forgets the devices that are no longer registered.
+    pub(super) fn prune(&mut self, registry: &Registry) {
+        self.last.retain(|id, _| registry.has_device(*id));
+    }
+}
