@@ -65,6 +65,9 @@ pub struct MqttConfig {
     /// Broker logins no device may have, besides central's own and `gw-*` (the broker's admin,
     /// monitoring or bridge users).
     pub reserved_logins: Vec<String>,
+    /// Let gateways log in to the broker with their API secret too (agents older than their
+    /// own MQTT passwords), while a fleet is upgraded; off by default.
+    pub accept_gateway_api_secrets: bool,
 }
 
 /// Logins reserved by default: the names broker administrators give their own accounts.
@@ -79,6 +82,7 @@ impl Default for MqttConfig {
             embedded_bind: SocketAddr::from(([127, 0, 0, 1], 1883)),
             dynamic_security: false,
             reserved_logins: DEFAULT_RESERVED_LOGINS.iter().map(|l| (*l).to_owned()).collect(),
+            accept_gateway_api_secrets: false,
         }
     }
 }
@@ -310,6 +314,10 @@ dynamic_security = {mqtt_dynsec}
 # Broker logins no device may be given (registering, importing): accounts that are not devices.
 # Central's own login and gateways' gw-* are always reserved.
 reserved_logins = {mqtt_reserved}
+# Gateways log in to the broker with an MQTT password of their own, derived from their key pair
+# (never with their API secret). Agents older than that use their API secret: while such a fleet
+# is upgraded, true accepts it too (docs/security.md).
+accept_gateway_api_secrets = {mqtt_legacy_gw}
 
 [alerts]
 # Outage alerts (devices past their threshold and a grace period, grouped by building) are
@@ -378,6 +386,7 @@ format = {format}
         mqtt_state_topic = quoted(&config.mqtt.state_topic),
         mqtt_embedded_bind = quoted(&config.mqtt.embedded_bind.to_string()),
         mqtt_dynsec = config.mqtt.dynamic_security,
+        mqtt_legacy_gw = config.mqtt.accept_gateway_api_secrets,
         mqtt_reserved = toml::Value::Array(
             config.mqtt.reserved_logins.iter().map(|l| toml::Value::String(l.clone())).collect()
         ),

@@ -70,6 +70,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     };
     let broker_addr = broker_listener.as_ref().map(|l| l.local_addr()).transpose()?;
     registry.reserve_logins(&config.mqtt.reserved_logins);
+    registry.accept_gateway_api_secrets(config.mqtt.accept_gateway_api_secrets);
     let link = broker::connect(&config.mqtt, &registry, shutdown.clone())?;
     let shadowed = registry.devices_with_reserved_logins();
     if !shadowed.is_empty() {

@@ -184,7 +184,7 @@ fn the_broker_enforces_what_the_registry_says() {
         Some(&json!({"token": token["token"]})),
     );
     assert_eq!(status, 200, "{grant}");
-    let (user, secret) = (grant["mqtt_username"].as_str().unwrap(), grant["secret"].as_str().unwrap());
+    let (user, secret) = (grant["mqtt_username"].as_str().unwrap(), grant["mqtt_password"].as_str().unwrap());
     let mut attempt = 0;
     let (gateway, gw_events) = loop {
         attempt += 1;
@@ -199,6 +199,9 @@ fn the_broker_enforces_what_the_registry_says() {
         );
         std::thread::park_timeout(Duration::from_millis(20));
     };
+    // Its account exists now; its API secret is not its broker password.
+    let (_c, refused) = client(broker, "gw-api-secret", user, grant["secret"].as_str().unwrap());
+    assert!(!connected(&refused), "the gateway's API secret opened a broker session");
     gateway.subscribe("irit2/366/device/command", QoS::AtMostOnce).unwrap();
     gateway.subscribe("#", QoS::AtMostOnce).unwrap();
     let mut acks = Vec::new();

@@ -20,7 +20,8 @@ pub struct GatewayCredentials {
     pub gateway_id: String,
     /// Its name.
     pub name: String,
-    /// Its secret (API bearer token, MQTT password).
+    /// Its API secret (bearer token on central's `/api/v1/edge/*`; its MQTT password is derived
+    /// from `keys`: `neosens_runtime::gateway_secrets`).
     pub secret: String,
     /// Its MQTT username.
     pub mqtt_username: String,

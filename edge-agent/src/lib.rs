@@ -75,7 +75,10 @@ fn uplink_url(
     let mut url: neosens_runtime::mqtt::BrokerUrl =
         text.parse().with_context(|| format!("[mqtt] url or NEOSENS_EDGE_MQTT_URL {text:?}"))?;
     if url.credentials.is_none() {
-        url.credentials = Some((creds.mqtt_username.clone(), creds.secret.clone()));
+        // Its MQTT password, derived from its key pair: never its API secret.
+        let keys = creds.keys().map_err(|e| anyhow::anyhow!("{}: {e}", credentials::FILE))?;
+        url.credentials =
+            Some((creds.mqtt_username.clone(), neosens_runtime::gateway_secrets::mqtt_password(&keys)));
     }
     Ok(Some(url))
 }

@@ -62,11 +62,13 @@ fn an_uplink_from_a_forwarder_reaches_the_broker_decoded() {
     let status: Value =
         serde_json::from_slice(&witness.next(|topic, _| topic == "irit2/366/device")).unwrap();
     assert_eq!((status["f_cnt"].as_u64(), status["rssi"].as_f64()), (Some(2), Some(-61.0)));
+    assert!(status["relay"].is_string(), "the gateway stamps the statuses it relays: {status}");
 
     // The node is a device like the others: central ingested its status.
     wait_until("central ingested the node's status", || {
         api(c, "GET", &format!("/api/v1/devices/{DEV_EUI}"), None).1["last_status"] == "running"
     });
+    assert_eq!(metric(c, "neosens_status_untrusted_msg_id_total"), 0.0, "central trusts its gateway's stamp");
     // The same frame again (another forwarder, or a replay): not published twice.
     forwarder.send_to(&datagram, udp).unwrap();
     let _ = forwarder.recv_from(&mut ack);

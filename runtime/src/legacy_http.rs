@@ -40,6 +40,15 @@ pub fn basic_auth(headers: &HeaderMap) -> Option<(String, String)> {
     Some((login.to_owned(), password.to_owned()))
 }
 
+/// The fields of a `/device/logger` form body (Python's `logging.handlers.HTTPHandler` posts a
+/// LogRecord's attributes form-encoded); `None` when they do not make one.
+pub fn log_form(body: &[u8]) -> Option<neosens_protocol::legacy::LogRecord> {
+    let fields: serde_json::Map<String, serde_json::Value> = form_urlencoded::parse(body)
+        .map(|(k, v)| (k.into_owned(), serde_json::Value::String(v.into_owned())))
+        .collect();
+    serde_json::from_value(serde_json::Value::Object(fields)).ok()
+}
+
 /// The legacy refusal: 403, empty body.
 pub fn forbidden() -> Response {
     StatusCode::FORBIDDEN.into_response()

@@ -23,6 +23,7 @@ pub mod build_info;
 pub mod config_file;
 pub mod data_dir;
 pub mod durable;
+pub mod gateway_secrets;
 pub mod http;
 pub mod keys;
 pub mod legacy_http;

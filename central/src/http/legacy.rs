@@ -177,7 +177,7 @@ async fn logger(
     body: Bytes,
 ) -> Response {
     let Some((login, password)) = basic_auth(&headers) else { return forbidden() };
-    let Some(record) = crate::registry::parse_log_form(&body) else {
+    let Some(record) = neosens_runtime::legacy_http::log_form(&body) else {
         return forbidden();
     };
     let remote = forwarded_for(&state, &headers).unwrap_or_else(|| peer.ip().to_string());

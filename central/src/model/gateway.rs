@@ -35,10 +35,11 @@ pub struct Gateway {
 /// What central keeps of an enrolled gateway's credentials.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GatewayCredentials {
-    /// Keyed hash of its secret (its API bearer token and MQTT password).
+    /// Keyed hash of its API secret (its bearer token on `/api/v1/edge/*`).
     pub secret_hash: [u8; 32],
-    /// The secret, sealed with central's key (bound to the gateway id): pushed to the broker's
-    /// dynamic security, which needs it in clear.
+    /// The API secret, sealed with central's key (bound to the gateway id). Read by no one since
+    /// the broker knows gateways by MQTT passwords of their own (derived from `keys`); kept so
+    /// that stored records keep their shape.
     pub sealed_secret: Sealed,
     /// Its own key pair (hash key, then sealing key: 64 bytes), sealed with central's key and
     /// bound to the gateway id: central hashes and seals device secrets for it at sync time.

@@ -105,6 +105,9 @@ pub struct ServiceAccount {
 pub(crate) struct ServiceAccounts {
     accounts: RwLock<Vec<ServiceAccount>>,
     reserved: RwLock<Vec<String>>,
+    /// `[mqtt] accept_gateway_api_secrets`: gateways enrolled before MQTT passwords of their own
+    /// may still log in with their API secret (while they are being upgraded).
+    legacy_gateway_logins: std::sync::atomic::AtomicBool,
 }
 
 fn bad_identity(s: &str) -> bool {
@@ -157,6 +160,24 @@ impl Registry {
         let mut accounts = self.service_accounts.accounts.write();
         accounts.retain(|a| a.username != username);
         accounts.push(account);
+    }
+
+    /// Lets gateways log in to the broker with their API secret as well as their own MQTT
+    /// password: for a fleet upgraded gateway by gateway (agents before this version use the
+    /// former). Off by default: a leaked API secret then opens no broker session.
+    pub fn accept_gateway_api_secrets(&self, accept: bool) {
+        self.service_accounts.legacy_gateway_logins.store(accept, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether `password` is the MQTT password of gateway `g` (or, when allowed, its API secret).
+    fn gateway_password_ok(&self, g: &crate::model::Gateway, password: &str) -> bool {
+        let Some(c) = &g.credentials else { return false };
+        let derived = self.gateway_keys(g).map(|k| neosens_runtime::gateway_secrets::mqtt_password(&k));
+        // Compared as keyed hashes (constant time), the same work whichever way it goes.
+        let mqtt_ok =
+            derived.is_ok_and(|d| self.keys.verify(password.as_bytes(), &self.keys.hash(d.as_bytes())));
+        let legacy = self.service_accounts.legacy_gateway_logins.load(std::sync::atomic::Ordering::Relaxed);
+        mqtt_ok || (legacy && self.keys.verify(password.as_bytes(), &c.secret_hash))
     }
 
     /// Reserves broker logins for accounts that are not devices (`[mqtt] reserved_logins`: the
@@ -213,9 +234,13 @@ impl Registry {
         }
         let state = self.state.read();
         if let Some(g) = gateway_of(&state, username) {
-            let ok =
-                g.credentials.as_ref().is_some_and(|c| self.keys.verify(password.as_bytes(), &c.secret_hash));
-            return if ok { Decision::Allow } else { Decision::Deny(DenyReason::WrongSecret) };
+            let g = g.clone();
+            drop(state);
+            return if self.gateway_password_ok(&g, password) {
+                Decision::Allow
+            } else {
+                Decision::Deny(DenyReason::WrongSecret)
+            };
         }
         let device = state.by_login.get(username).and_then(|id| state.devices.get(id));
         let Some(entry) = device.filter(|_| !self.login_reserved(username)) else {

@@ -68,11 +68,14 @@ impl Registry {
         }
         for g in state.gateways.values() {
             let id = DeviceId::from_bytes(g.id.to_bytes());
-            let Some(c) = &g.credentials else { continue };
+            if g.credentials.is_none() {
+                continue;
+            }
             if only.is_some_and(|set| !set.contains(&id)) {
                 continue;
             }
-            let secret = self.keys.open(&c.sealed_secret, &super::edge::secret_context(g.id))?;
+            // The broker knows the gateway by its MQTT password, never its API secret.
+            let secret = neosens_runtime::gateway_secrets::mqtt_password(&self.gateway_keys(g)?);
             let mut topics: Vec<String> = state
                 .rooms
                 .values()
@@ -83,8 +86,8 @@ impl Registry {
             out.push(BrokerAccount {
                 id,
                 login: super::gateway_username(g.id),
-                secret: String::from_utf8(secret).map_err(|_| crate::secrets::KeyError::Unseal)?,
-                secret_hash: c.secret_hash,
+                secret_hash: self.keys.hash(secret.as_bytes()),
+                secret,
                 topics,
                 enabled: true,
             });

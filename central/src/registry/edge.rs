@@ -31,7 +31,7 @@ pub const ENROLMENT_TTL_MS: i64 = 24 * 3600 * 1000;
 /// Prefix of enrolment tokens.
 pub const ENROLMENT_PREFIX: &str = "nse_";
 
-/// Prefix of gateway secrets (API bearer token and MQTT password).
+/// Prefix of gateway API secrets (bearer tokens; the MQTT password is another secret).
 pub const GATEWAY_SECRET_PREFIX: &str = "nsg_";
 
 /// Prefix of gateways' MQTT usernames (`gw-<gateway id>`).
@@ -60,10 +60,12 @@ pub struct EnrolmentGrant {
     pub gateway_id: String,
     /// Its name.
     pub name: String,
-    /// Its secret: bearer token on `/api/v1/edge/*`, and MQTT password.
+    /// Its API secret: bearer token on `/api/v1/edge/*`.
     pub secret: String,
     /// Its MQTT username.
     pub mqtt_username: String,
+    /// Its MQTT password (derived from its key pair: `neosens_runtime::gateway_secrets`).
+    pub mqtt_password: String,
     /// Its key pair (hash key then sealing key), 64 bytes in hex.
     pub keys: String,
 }
@@ -121,7 +123,7 @@ impl Registry {
                         // A gateway's clock may be ahead: never a line from the future.
                         received_at: Timestamp(l.received_at_ms.min(now.millis())),
                         remote_addr: super::provisioning::stored_addr(&l.device_addr),
-                        record: super::provisioning::parse_log_form(l.body.as_bytes())?,
+                        record: neosens_runtime::legacy_http::log_form(l.body.as_bytes())?,
                     })
                 })
                 .collect()
@@ -177,6 +179,11 @@ impl Registry {
                 name: g.name.clone(),
                 secret: secret.clone(),
                 mqtt_username: gateway_username(g.id),
+                mqtt_password: neosens_runtime::gateway_secrets::mqtt_password(&Keys::from_bytes(
+                    &pair[..32].try_into().unwrap_or([0; 32]),
+                    &pair[32..].try_into().unwrap_or([0; 32]),
+                    ring::rand::SystemRandom::new(),
+                )),
                 keys: hex(&pair),
             };
             tracing::info!(gateway = %g.id, name = %g.name, "gateway enrolled");
@@ -223,7 +230,7 @@ impl Registry {
     }
 
     /// The gateway's own key pair.
-    fn gateway_keys(&self, g: &Gateway) -> Result<Keys, RegistryError> {
+    pub(super) fn gateway_keys(&self, g: &Gateway) -> Result<Keys, RegistryError> {
         let c = g.credentials.as_ref().ok_or_else(|| RegistryError::not_found("gateway credentials"))?;
         let pair = self.keys.open(&c.keys, &g.id.to_bytes())?;
         let (hash, seal) = pair.split_at(32);

@@ -47,7 +47,7 @@ pub use locations::{
 };
 pub use lorawan::{LorawanInput, LorawanView};
 pub use orders::{OrderRequest, PreparedOrder, REINSTALL};
-pub use provisioning::{ConfigOutcome, parse_log_form};
+pub use provisioning::ConfigOutcome;
 pub use status::StatusDrop;
 pub use users::{UserInput, UserPatch, UserView};
 

@@ -13,15 +13,6 @@ use crate::store::{DeviceLogEntry, Write};
 /// Longest device address kept with a log line (an IPv6 address is at most 45 characters).
 const MAX_REMOTE_ADDR: usize = 64;
 
-/// Reads a form-encoded Python `LogRecord` (`POST /device/logger`, spec §3.5); `None` when the
-/// body is not one.
-pub fn parse_log_form(body: &[u8]) -> Option<LogRecord> {
-    let fields: serde_json::Map<String, serde_json::Value> = form_urlencoded::parse(body)
-        .map(|(k, v)| (k.into_owned(), serde_json::Value::String(v.into_owned())))
-        .collect();
-    serde_json::from_value(serde_json::Value::Object(fields)).ok()
-}
-
 /// A device's address as stored with its log lines: bounded, whatever a gateway claims.
 pub(crate) fn stored_addr(addr: &str) -> String {
     addr.chars().take(MAX_REMOTE_ADDR).collect()

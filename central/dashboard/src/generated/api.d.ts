@@ -789,10 +789,12 @@ export interface components {
             gateway_id: string;
             /** @description Its name. */
             name: string;
-            /** @description Its secret: bearer token on `/api/v1/edge/*`, and MQTT password. */
+            /** @description Its API secret: bearer token on `/api/v1/edge/*`. */
             secret: string;
             /** @description Its MQTT username. */
             mqtt_username: string;
+            /** @description Its MQTT password (derived from its key pair: `neosens_runtime::gateway_secrets`). */
+            mqtt_password: string;
             /** @description Its key pair (hash key then sealing key), 64 bytes in hex. */
             keys: string;
         };
