@@ -176,6 +176,12 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         scrape,
         notices,
         device_networks,
+        passwords: neosens_runtime::workers::Workers::start(
+            "password",
+            http::PASSWORD_THREADS,
+            http::PASSWORDS_WAITING,
+        )
+        .context("starting the password-check threads")?,
         config: Arc::new(config),
         registry,
         mqtt: link.handle,

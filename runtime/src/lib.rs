@@ -35,3 +35,4 @@ pub mod systemd;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod workers;

@@ -38,6 +38,14 @@ pub use error::{ApiError, ErrorBody, ErrorDetail};
 pub use session::Sessions;
 pub use throttle::{Policy, Throttle};
 
+/// Threads checking and hashing dashboard passwords at once: each argon2id run takes 19 MiB and
+/// tens of milliseconds of a core; a burst of sign-ins must not starve the rest of central, nor
+/// leave 19 MiB in the allocator arena of every thread it touched.
+pub const PASSWORD_THREADS: usize = 2;
+
+/// Password checks waiting at most; more sign-ins are told to retry (429) at once.
+pub const PASSWORDS_WAITING: usize = 16;
+
 /// What every handler can reach: cheap to clone (handles and `Arc`s only).
 #[derive(Clone)]
 pub struct AppState {
@@ -61,6 +69,8 @@ pub struct AppState {
     pub scrape: neosens_runtime::http::ScrapeToken,
     /// Alerts raised by handlers, to the monitor.
     pub notices: tokio::sync::mpsc::Sender<crate::monitor::Notice>,
+    /// The threads that check and hash dashboard passwords (argon2id).
+    pub passwords: neosens_runtime::workers::Workers,
     /// `[alerts] device_networks`, parsed.
     pub device_networks: Arc<Vec<ipnet::IpNet>>,
 }

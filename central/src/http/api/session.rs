@@ -3,7 +3,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use axum::Json;
@@ -12,7 +11,6 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio::sync::Semaphore;
 
 use crate::http::AppState;
 use crate::http::error::ApiError;
@@ -26,31 +24,11 @@ use utoipa_axum::routes;
 /// Largest settings document a user may save.
 const MAX_SETTINGS: usize = 64 * 1024;
 
-/// Password checks running at once: each argon2id verification takes 19 MiB and tens of
-/// milliseconds of a core; a burst of sign-in attempts must not starve the rest of central.
-static VERIFICATIONS: Semaphore = Semaphore::const_new(2);
-
-/// Sign-ins waiting for a password check at most; more are told to retry (429) at once, so a
-/// flood holds neither memory nor connections.
-const MAX_WAITING: usize = 16;
-
-/// Sign-ins waiting for a password check now.
-static WAITING: AtomicUsize = AtomicUsize::new(0);
-
 /// A user name as logs show it: a short keyed-free digest, so repeated attempts can be told
 /// together without the log keeping what was typed (often a password in the wrong field).
 fn user_digest(username: &str) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, username.as_bytes());
     digest.as_ref()[..4].iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Leaves the waiting count when dropped.
-struct Waiting;
-
-impl Drop for Waiting {
-    fn drop(&mut self) {
-        WAITING.fetch_sub(1, Ordering::Relaxed);
-    }
 }
 
 fn too_many(wait: std::time::Duration) -> ApiError {
@@ -108,18 +86,17 @@ async fn sign_in(
         tracing::warn!(user = %user_digest(&user_key), client = %client_key, "dashboard sign-in throttled");
         return Err(too_many(wait));
     }
-    if WAITING.fetch_add(1, Ordering::Relaxed) >= MAX_WAITING {
-        WAITING.fetch_sub(1, Ordering::Relaxed);
-        return Err(too_many(std::time::Duration::from_secs(1)));
-    }
-    let waiting = Waiting;
-    let _permit = VERIFICATIONS.acquire().await.map_err(|e| ApiError::Internal(e.to_string()))?;
-    drop(waiting);
+    // On the password workers (2 threads, 16 waiting): a flood is told to retry (429) at once
+    // and holds neither memory nor connections.
     let registry = Arc::clone(&s.registry);
     let username = input.username.clone();
-    let user = tokio::task::spawn_blocking(move || registry.verify_user(&username, &input.password))
-        .await
-        .map_err(|e| ApiError::Internal(format!("password check: {e}")))?;
+    let user = match s.passwords.run(move || registry.verify_user(&username, &input.password)).await {
+        Ok(user) => user,
+        Err(neosens_runtime::workers::WorkersError::Busy(_)) => {
+            return Err(too_many(std::time::Duration::from_secs(1)));
+        }
+        Err(e) => return Err(ApiError::Internal(format!("password check: {e}"))),
+    };
     let Some(user) = user else {
         s.sessions.users.failed(&user_key, Instant::now());
         s.sessions.clients.failed(&client_key, Instant::now());

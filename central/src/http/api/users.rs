@@ -1,5 +1,7 @@
 //! `/api/v1/users`: dashboard accounts (admin only). Password hashes never leave the server.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -39,6 +41,18 @@ async fn get_one(
     Ok(Json(s.registry.user(user_id(&id)?)?))
 }
 
+/// Hashing runs on the password workers (argon2id: 19 MiB, tens of ms); when they are all busy
+/// (a sign-in flood), the admin is told to retry.
+fn busy(e: neosens_runtime::workers::WorkersError) -> ApiError {
+    match e {
+        neosens_runtime::workers::WorkersError::Busy(_) => ApiError::TooManyRequests {
+            message: "password checks are busy: retry in a second".into(),
+            retry_after_s: 1,
+        },
+        other => ApiError::Internal(format!("password hashing: {other}")),
+    }
+}
+
 #[utoipa::path(post, path = "/users", tag = "access", request_body = crate::registry::UserInput, responses((status = 201, body = crate::registry::UserView), crate::http::error::CommonErrors, (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn create(
     State(s): State<AppState>,
@@ -46,7 +60,8 @@ async fn create(
     ApiJson(input): ApiJson<UserInput>,
 ) -> Result<impl IntoResponse, ApiError> {
     auth.require(Role::Admin)?;
-    let user = s.registry.create_user(input)?;
+    let registry = Arc::clone(&s.registry);
+    let user = s.passwords.run(move || registry.create_user(input)).await.map_err(busy)??;
     tracing::info!(user = %user.username, role = %user.role, by = %auth.0.name, "user created");
     Ok((StatusCode::CREATED, Json(user)))
 }
@@ -61,7 +76,8 @@ async fn update(
     auth.require(Role::Admin)?;
     let id = user_id(&id)?;
     let password_changed = patch.password.is_some();
-    let user = s.registry.update_user(id, patch)?;
+    let registry = Arc::clone(&s.registry);
+    let user = s.passwords.run(move || registry.update_user(id, patch)).await.map_err(busy)??;
     if password_changed {
         // A new password signs the user out everywhere.
         s.sessions.close_user(id);
