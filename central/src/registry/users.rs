@@ -1,7 +1,7 @@
 //! Users: people who sign in to the dashboard, with argon2id password hashes.
 
 use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use serde::{Deserialize, Serialize};
 
 use super::{Registry, RegistryError};
@@ -200,10 +200,51 @@ impl Registry {
                     .unwrap_or_default()
             }),
         };
-        let verified = PasswordHash::new(hash)
-            .is_ok_and(|p| Argon2::default().verify_password(password.as_bytes(), &p).is_ok());
+        let verified = PasswordHash::new(hash).is_ok_and(|p| verify_in_place(&p, password.as_bytes()));
         user.filter(|_| verified).map(|u| UserView::from(&u))
     }
+}
+
+/// Verifies `password` against a PHC argon2 hash with this thread's own memory blocks (19 MiB
+/// with the default parameters), allocated once and reused.
+///
+/// `PasswordVerifier::verify_password` allocates them anew each time; with glibc, a freed block
+/// that size stays in the thread's arena (the mmap threshold rises to meet it), and a sign-in
+/// flood left central at 376 MB resident (measured: `edge-agent/benches/attack_soak.rs`). Checks
+/// run on the two password threads (`http::PASSWORD_THREADS`), so this holds at most 2 × 19 MiB.
+fn verify_in_place(hash: &PasswordHash<'_>, password: &[u8]) -> bool {
+    use argon2::password_hash::Output;
+    thread_local! {
+        static BLOCKS: std::cell::RefCell<Vec<argon2::Block>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let (Some(salt), Some(expected)) = (hash.salt, hash.hash) else { return false };
+    let Ok(algorithm) = argon2::Algorithm::try_from(hash.algorithm) else { return false };
+    let version = match hash.version.map(argon2::Version::try_from) {
+        None => argon2::Version::default(),
+        Some(Ok(v)) => v,
+        Some(Err(_)) => return false,
+    };
+    let Ok(params) = argon2::Params::try_from(hash) else { return false };
+    // Refuse parameters far above ours: a stored hash is ours, but a damaged one must not make
+    // a sign-in allocate gigabytes.
+    if params.m_cost() > 4 * argon2::Params::DEFAULT_M_COST || params.t_cost() > 16 {
+        return false;
+    }
+    let mut salt_bytes = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_bytes) else { return false };
+    let mut out = vec![0u8; expected.len()];
+    let hashed = BLOCKS.with(|blocks| {
+        let mut blocks = blocks.borrow_mut();
+        blocks.resize(params.block_count(), argon2::Block::default());
+        Argon2::new(algorithm, version, params.clone()).hash_password_into_with_memory(
+            password,
+            salt,
+            &mut out,
+            &mut blocks[..],
+        )
+    });
+    // `Output` compares in constant time.
+    hashed.is_ok() && Output::new(&out).is_ok_and(|computed| computed == expected)
 }
 
 #[cfg(test)]
@@ -232,6 +273,11 @@ mod tests {
         assert_eq!(registry.verify_user("ALICE", "correct horse").map(|v| v.id), Some(u.id));
         assert!(registry.verify_user("alice", "wrong horse!").is_none());
         assert!(registry.verify_user("bob", "correct horse").is_none());
+        // The in-place check agrees with the crate's own, and refuses what it cannot afford.
+        let hash = PasswordHash::new(&stored).unwrap();
+        assert!(verify_in_place(&hash, b"correct horse") && !verify_in_place(&hash, b"correct horsf"));
+        let greedy = stored.replace("m=19456", "m=4194304");
+        assert!(!verify_in_place(&PasswordHash::new(&greedy).unwrap(), b"correct horse"), "4 GiB refused");
         let short = registry.create_user(UserInput {
             username: "b".into(),
             password: "short".into(),
