@@ -88,9 +88,10 @@ struct Recent {
 
 /// Sessions opened so far, by device address, for the registry revision they come from; and
 /// the last counter accepted per node (written to the database with each datagram's readings).
-/// Both hold nodes of the gateway's scope only (addresses without a node are not kept), at most
-/// [`MAX_OPEN_ADDRESSES`] addresses; both are dropped when the registry changes or a store fails
-/// (and reopened from the database, which has the counters that were committed).
+/// Both hold nodes of the gateway's scope only (addresses without a node are not kept): sessions
+/// for at most [`MAX_OPEN_ADDRESSES`] addresses, a counter per node of the scope. Both are
+/// dropped when the registry changes or a store fails (and reopened from the database, which has
+/// the counters that were committed).
 #[derive(Debug, Default)]
 struct Nodes {
     revision: u64,
@@ -155,7 +156,9 @@ impl Pipeline {
                 return Ok(Vec::new());
             }
             if nodes.by_addr.len() >= MAX_OPEN_ADDRESSES {
-                nodes.forget();
+                // Sessions are opened again when needed; the counters stay (one per node of the
+                // scope: bounded by it), since this batch's are not stored yet.
+                nodes.by_addr.clear();
             }
             nodes.by_addr.insert(dev_addr, opened);
         }
