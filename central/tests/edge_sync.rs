@@ -186,7 +186,7 @@ fn a_gateway_has_the_broker_rights_of_its_scope_only() {
     let (_, grant) =
         http_json(addr, "POST", "/api/v1/edge/enroll", None, Some(&json!({"token": token["token"]})));
     let user = grant["mqtt_username"].as_str().unwrap();
-    let secret = grant["secret"].as_str().unwrap();
+    let secret = grant["mqtt_password"].as_str().unwrap();
     // go-auth's JSON contract: 200 and `{"ok": …}`.
     let ask = |path: &str, body: Value| http_json(addr, "POST", path, None, Some(&body)).1["ok"] == true;
     assert!(ask("/mqtt/auth", json!({"username": user, "password": secret, "clientid": "gw"})));

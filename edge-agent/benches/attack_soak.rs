@@ -15,53 +15,24 @@
 //! `GET /device/config` with a valid Basic login, 200/s on central (4 keep-alive connections)
 //! and 100/s on the gateway (one connection per request, as the firmware).
 
-#[path = "../../central/benches/support/export.rs"]
-mod export;
+mod support;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use neosens_runtime::testing::{ServiceProcess, http_json, wait_until};
+use neosens_runtime::testing::wait_until;
 use parking_lot::Mutex;
 use serde_json::json;
+use support::{Fleet, export, metric, proc_field};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-const EDGE: &str = env!("CARGO_BIN_EXE_neosens-edge");
-const ADMIN: &str = "bench-admin-token-0123456789";
-
-fn central_binary() -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let ok = std::process::Command::new(cargo)
-        .args(["build", "--release", "-p", "neosens-central", "--bin", "neosens-central"])
-        .status()
-        .expect("building neosens-central");
-    assert!(ok.success());
-    Path::new(EDGE).with_file_name("neosens-central")
-}
-
 fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-fn metric(addr: SocketAddr, name: &str) -> f64 {
-    neosens_runtime::testing::http_get(addr, "/metrics")
-        .text()
-        .lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')).and_then(|v| v.parse().ok()))
-        .unwrap_or(-1.0)
+    proc_field(pid, "VmRSS:")
 }
 
 fn basic(d: u64) -> String {
@@ -306,63 +277,11 @@ fn pct(sorted: &[u32], p: f64) -> f64 {
 fn main() {
     let n: u64 = std::env::var("BENCH_DEVICES").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
     let seconds: u64 = std::env::var("BENCH_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(600);
-    let central_dir = tempfile::tempdir().unwrap();
-    let export_file = central_dir.path().join("export.json");
-    std::fs::write(&export_file, export::synthetic_export(n)).unwrap();
-    let central_bin = central_binary();
-    let imported = std::process::Command::new(&central_bin)
-        .args(["import-legacy", export_file.to_str().unwrap()])
-        .env("NEOSENS_DATA_DIR", central_dir.path())
-        .output()
-        .unwrap();
-    assert!(imported.status.success(), "{}", String::from_utf8_lossy(&imported.stderr));
-    let env = HashMap::from([
-        ("NEOSENS_HTTP_BIND".to_owned(), "127.0.0.1:0".to_owned()),
-        ("NEOSENS_DATA_DIR".to_owned(), central_dir.path().to_string_lossy().into_owned()),
-        ("NEOSENS_ADMIN_TOKEN".to_owned(), ADMIN.to_owned()),
-        ("NEOSENS_EMBEDDED_MQTT_BIND".to_owned(), "127.0.0.1:0".to_owned()),
-        // Info for its "serving" line; the floods' refusals are debug lines.
-        ("NEOSENS_LOG".to_owned(), "warn,neosens_central=info".to_owned()),
-    ]);
-    let central = ServiceProcess::spawn(&central_bin, &[], &env);
+    let fleet = Fleet::start(n);
+    let central = &fleet.central;
     let c = central.addr("http");
     let broker = central.addr("mqtt");
-    let (status, gw) = http_json(
-        c,
-        "POST",
-        "/api/v1/gateways",
-        Some(ADMIN),
-        Some(&json!({"name": "gw-soak", "scope": {"site": "ut3"}})),
-    );
-    assert_eq!(status, 201, "{gw}");
-    let (_, token) = http_json(
-        c,
-        "POST",
-        &format!("/api/v1/gateways/{}/enrolment", gw["id"].as_str().unwrap()),
-        Some(ADMIN),
-        None,
-    );
-    let edge_dir = tempfile::tempdir().unwrap();
-    let enrolled = std::process::Command::new(EDGE)
-        .args([
-            "enroll",
-            "--central",
-            &format!("http://{c}"),
-            "--token",
-            token["token"].as_str().unwrap(),
-            "--insecure",
-        ])
-        .env("NEOSENS_EDGE_DATA_DIR", edge_dir.path())
-        .output()
-        .unwrap();
-    assert!(enrolled.status.success(), "{}", String::from_utf8_lossy(&enrolled.stderr));
-    let edge_env = HashMap::from([
-        ("NEOSENS_EDGE_HTTP_BIND".to_owned(), "127.0.0.1:0".to_owned()),
-        ("NEOSENS_EDGE_UDP_BIND".to_owned(), "127.0.0.1:0".to_owned()),
-        ("NEOSENS_EDGE_DATA_DIR".to_owned(), edge_dir.path().to_string_lossy().into_owned()),
-        ("NEOSENS_LOG".to_owned(), "warn,neosens_edge=info".to_owned()),
-    ]);
-    let edge = ServiceProcess::spawn(Path::new(EDGE), &[], &edge_env);
+    let (edge, _edge_dir) = fleet.gateway("gw-soak");
     let e = edge.addr("http");
     let udp = edge.addr("udp");
     wait_until("the scope synced", || metric(e, "neosens_edge_devices_cached") == n as f64);

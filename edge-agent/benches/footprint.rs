@@ -4,42 +4,15 @@
 //!
 //! `cargo bench -p neosens-edge --bench footprint` (`BENCH_DEVICES` changes the fleet size).
 
-#[path = "../../central/benches/support/export.rs"]
-mod export;
+mod support;
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use neosens_runtime::testing::{ServiceProcess, http_json, raw_http, wait_until};
-use serde_json::json;
+use neosens_runtime::testing::{raw_http, wait_until};
+use support::{Fleet, export, metric, proc_field};
 
-const EDGE: &str = env!("CARGO_BIN_EXE_neosens-edge");
-const ADMIN: &str = "bench-admin-token-0123456789";
 const RSS_BUDGET_KIB: u64 = 12 * 1024;
-
-/// The release `neosens-central` next to the agent, brought up to date (cargo builds it only if
-/// it changed).
-fn central_binary() -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let ok = std::process::Command::new(cargo)
-        .args(["build", "--release", "-p", "neosens-central", "--bin", "neosens-central"])
-        .status()
-        .expect("building neosens-central");
-    assert!(ok.success());
-    Path::new(EDGE).with_file_name("neosens-central")
-}
-
-fn proc_field(pid: u32, key: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find(|l| l.starts_with(key))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
 
 /// CPU time used by a process so far, in clock ticks (utime + stime).
 fn cpu_ticks(pid: u32) -> u64 {
@@ -49,64 +22,11 @@ fn cpu_ticks(pid: u32) -> u64 {
     fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
 }
 
-fn metric(addr: std::net::SocketAddr, name: &str) -> f64 {
-    let text = neosens_runtime::testing::http_get(addr, "/metrics").text();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')).and_then(|v| v.parse().ok()))
-        .unwrap_or(-1.0)
-}
-
 fn main() {
     let n: u64 = std::env::var("BENCH_DEVICES").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
-    let central_dir = tempfile::tempdir().unwrap();
-    let export_file = central_dir.path().join("export.json");
-    std::fs::write(&export_file, export::synthetic_export(n)).unwrap();
-    let central_bin = central_binary();
-    let imported = std::process::Command::new(&central_bin)
-        .args(["import-legacy", export_file.to_str().unwrap()])
-        .env("NEOSENS_DATA_DIR", central_dir.path())
-        .output()
-        .unwrap();
-    assert!(imported.status.success(), "{}", String::from_utf8_lossy(&imported.stderr));
-    let env = HashMap::from([
-        ("NEOSENS_HTTP_BIND".to_owned(), "127.0.0.1:0".to_owned()),
-        ("NEOSENS_DATA_DIR".to_owned(), central_dir.path().to_string_lossy().into_owned()),
-        ("NEOSENS_ADMIN_TOKEN".to_owned(), ADMIN.to_owned()),
-        ("NEOSENS_EMBEDDED_MQTT_BIND".to_owned(), "127.0.0.1:0".to_owned()),
-        ("NEOSENS_LOG".to_owned(), "warn,neosens_central=info".to_owned()),
-    ]);
-    let mut central = ServiceProcess::spawn(&central_bin, &[], &env);
-    let c = central.addr("http");
-    let (status, gw) = http_json(
-        c,
-        "POST",
-        "/api/v1/gateways",
-        Some(ADMIN),
-        Some(&json!({"name": "gw-bench", "scope": {"site": "ut3"}})),
-    );
-    assert_eq!(status, 201, "{gw}");
-    let (_, token) = http_json(
-        c,
-        "POST",
-        &format!("/api/v1/gateways/{}/enrolment", gw["id"].as_str().unwrap()),
-        Some(ADMIN),
-        None,
-    );
-
-    let edge_dir = tempfile::tempdir().unwrap();
-    let enrolled = std::process::Command::new(EDGE)
-        .args(["enroll", "--central", &format!("http://{c}"), "--token", token["token"].as_str().unwrap()])
-        .env("NEOSENS_EDGE_DATA_DIR", edge_dir.path())
-        .output()
-        .unwrap();
-    assert!(enrolled.status.success(), "{}", String::from_utf8_lossy(&enrolled.stderr));
-    let edge_env = HashMap::from([
-        ("NEOSENS_EDGE_HTTP_BIND".to_owned(), "127.0.0.1:0".to_owned()),
-        ("NEOSENS_EDGE_DATA_DIR".to_owned(), edge_dir.path().to_string_lossy().into_owned()),
-        ("NEOSENS_LOG".to_owned(), "warn,neosens_edge=info".to_owned()),
-    ]);
+    let mut fleet = Fleet::start(n);
     let started = Instant::now();
-    let mut edge = ServiceProcess::spawn(Path::new(EDGE), &[], &edge_env);
+    let (mut edge, edge_dir) = fleet.gateway("gw-bench");
     let e = edge.addr("http");
     let pid = edge.pid();
     wait_until("the scope synced", || metric(e, "neosens_edge_devices_cached") == n as f64);
@@ -123,7 +43,7 @@ fn main() {
     let idle_cpu_pct = idle_ticks as f64 * 10.0 / t0.elapsed().as_millis() as f64 * 100.0;
 
     // Provisioning from the cache, central down.
-    central.signal_and_wait("TERM");
+    fleet.central.signal_and_wait("TERM");
     let requests = 2_000u64;
     let t0 = Instant::now();
     for i in 0..requests {

@@ -7,7 +7,7 @@ mod common;
 
 use std::net::UdpSocket;
 
-use common::{api, enrolled_gateway, start_central, start_edge};
+use common::{enrolled_gateway, register_vector_node, start_central, start_edge};
 use neosens_runtime::testing::{DEADLINE, free_port, raw_http, wait_until};
 use serde_json::json;
 
@@ -51,18 +51,7 @@ fn a_flood_of_random_dev_addrs_leaves_no_state_and_memory_bounded() {
     // No broker: the outbox keeps what the node sends.
     let central = start_central(central_dir.path(), free_port(), "mqtt://127.0.0.1:1");
     let c = central.addr("http");
-    let (_, building) = api(c, "POST", "/api/v1/buildings", Some(json!({"name": "IRIT2"})));
-    let (_, room) = api(c, "POST", "/api/v1/rooms", Some(json!({"building": building["id"], "name": "366"})));
-    api(c, "POST", "/api/v1/device-types", Some(json!({"name": "lorawan_node", "orders": []})));
-    let (status, node) = api(
-        c,
-        "POST",
-        "/api/v1/devices",
-        Some(json!({"uid": "70B3D57ED0000001", "type": "lorawan_node", "rooms": [room["id"]], "lorawan": {
-            "dev_addr": "49BE7DF1", "nwk_s_key": "44024241ed4ce9a68c6a8bc055233fd3",
-            "app_s_key": "ec925802ae430ca77fd3dd73cb2cc588", "codec": "hex"}})),
-    );
-    assert_eq!(status, 201, "{node}");
+    let building = register_vector_node(c);
     let edge_dir = enrolled_gateway(c, "gw-irit2", json!({"buildings": [building["id"]]}));
     let config = edge_dir.path().join("edge.toml");
     std::fs::write(

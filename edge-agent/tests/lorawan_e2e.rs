@@ -6,7 +6,7 @@ mod common;
 
 use std::net::UdpSocket;
 
-use common::{api, enrolled_gateway, metric, start_central, start_edge};
+use common::{api, enrolled_gateway, metric, register_vector_node, start_central, start_edge};
 use neosens_runtime::testing::{DEADLINE, Mosquitto, MqttWitness, wait_until};
 use serde_json::{Value, json};
 
@@ -20,20 +20,7 @@ fn an_uplink_from_a_forwarder_reaches_the_broker_decoded() {
     let central_dir = tempfile::tempdir().unwrap();
     let central = start_central(central_dir.path(), neosens_runtime::testing::free_port(), &mosquitto.url());
     let c = central.addr("http");
-    let (_, building) = api(c, "POST", "/api/v1/buildings", Some(json!({"name": "IRIT2"})));
-    let (_, room) = api(c, "POST", "/api/v1/rooms", Some(json!({"building": building["id"], "name": "366"})));
-    api(c, "POST", "/api/v1/device-types", Some(json!({"name": "lorawan_node", "orders": []})));
-    let (status, node) = api(
-        c,
-        "POST",
-        "/api/v1/devices",
-        Some(json!({"uid": DEV_EUI, "type": "lorawan_node", "rooms": [room["id"]], "lorawan": {
-            "dev_addr": "49BE7DF1", "nwk_s_key": "44024241ed4ce9a68c6a8bc055233fd3",
-            "app_s_key": "ec925802ae430ca77fd3dd73cb2cc588", "codec": "hex"}})),
-    );
-    assert_eq!(status, 201, "{node}");
-    assert_eq!(node["lorawan"]["keys"], "sealed", "keys are never shown again: {node}");
-    assert!(!node.to_string().contains("44024241"), "{node}");
+    let building = register_vector_node(c);
 
     let edge_dir = enrolled_gateway(c, "gw-irit2", json!({"buildings": [building["id"]]}));
     let config = edge_dir.path().join("edge.toml");

@@ -83,3 +83,26 @@ pub(crate) fn enrolled_gateway(central: SocketAddr, name: &str, scope: Value) ->
     assert!(String::from_utf8_lossy(&out.stdout).contains(name));
     dir
 }
+
+/// Registers the LoRaWAN node of public vector 1 (`spec/lorawan-vectors.md`: DevAddr 49BE7DF1,
+/// DevEUI 70B3D57ED0000001, `hex` codec) in room 366 of a new building IRIT2; returns the
+/// building.
+pub(crate) fn register_vector_node(central: SocketAddr) -> Value {
+    use serde_json::json;
+    let (_, building) = api(central, "POST", "/api/v1/buildings", Some(json!({"name": "IRIT2"})));
+    let (_, room) =
+        api(central, "POST", "/api/v1/rooms", Some(json!({"building": building["id"], "name": "366"})));
+    api(central, "POST", "/api/v1/device-types", Some(json!({"name": "lorawan_node", "orders": []})));
+    let (status, node) = api(
+        central,
+        "POST",
+        "/api/v1/devices",
+        Some(json!({"uid": "70B3D57ED0000001", "type": "lorawan_node", "rooms": [room["id"]], "lorawan": {
+            "dev_addr": "49BE7DF1", "nwk_s_key": "44024241ed4ce9a68c6a8bc055233fd3",
+            "app_s_key": "ec925802ae430ca77fd3dd73cb2cc588", "codec": "hex"}})),
+    );
+    assert_eq!(status, 201, "{node}");
+    assert_eq!(node["lorawan"]["keys"], "sealed", "keys are never shown again: {node}");
+    assert!(!node.to_string().contains("44024241"), "{node}");
+    building
+}

@@ -1,0 +1,125 @@
+//! What the agent's benchmarks share: the release binaries, central with a synthetic fleet
+//! imported, an enrolled gateway scoped to the whole site, and readings of `/proc`.
+
+#![allow(dead_code)] // each benchmark uses a part
+
+#[path = "../../../central/benches/support/export.rs"]
+pub(crate) mod export;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use neosens_runtime::testing::{ServiceProcess, http_json};
+use serde_json::json;
+
+/// The agent under test (release).
+pub(crate) const EDGE: &str = env!("CARGO_BIN_EXE_neosens-edge");
+/// Central's admin token in the benchmarks.
+pub(crate) const ADMIN: &str = "bench-admin-token-0123456789";
+
+/// The release `neosens-central` next to the agent, brought up to date (cargo builds it only if
+/// it changed).
+pub(crate) fn central_binary() -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let ok = std::process::Command::new(cargo)
+        .args(["build", "--release", "-p", "neosens-central", "--bin", "neosens-central"])
+        .status()
+        .expect("building neosens-central");
+    assert!(ok.success());
+    Path::new(EDGE).with_file_name("neosens-central")
+}
+
+/// Central serving `n` synthetic devices (a 2016 export imported, site `ut3`), with its
+/// embedded broker; its data directory lives as long as this.
+pub(crate) struct Fleet {
+    /// The running central.
+    pub(crate) central: ServiceProcess,
+    _dir: tempfile::TempDir,
+}
+
+impl Fleet {
+    /// Imports `n` devices and starts central on loopback.
+    pub(crate) fn start(n: u64) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let export_file = dir.path().join("export.json");
+        std::fs::write(&export_file, export::synthetic_export(n)).unwrap();
+        let bin = central_binary();
+        let imported = std::process::Command::new(&bin)
+            .args(["import-legacy", export_file.to_str().unwrap()])
+            .env("NEOSENS_DATA_DIR", dir.path())
+            .output()
+            .unwrap();
+        assert!(imported.status.success(), "{}", String::from_utf8_lossy(&imported.stderr));
+        let env = HashMap::from([
+            ("NEOSENS_HTTP_BIND".to_owned(), "127.0.0.1:0".to_owned()),
+            ("NEOSENS_DATA_DIR".to_owned(), dir.path().to_string_lossy().into_owned()),
+            ("NEOSENS_ADMIN_TOKEN".to_owned(), ADMIN.to_owned()),
+            ("NEOSENS_EMBEDDED_MQTT_BIND".to_owned(), "127.0.0.1:0".to_owned()),
+            // Info for its "serving" line; refusals under load are debug lines.
+            ("NEOSENS_LOG".to_owned(), "warn,neosens_central=info".to_owned()),
+        ]);
+        Fleet { central: ServiceProcess::spawn(&bin, &[], &env), _dir: dir }
+    }
+
+    /// A gateway named `name`, scoped to site `ut3`, enrolled through the agent's command line
+    /// and started (LAN listener and packet-forwarder port on loopback); its data directory.
+    pub(crate) fn gateway(&self, name: &str) -> (ServiceProcess, tempfile::TempDir) {
+        let c = self.central.addr("http");
+        let (status, gw) = http_json(
+            c,
+            "POST",
+            "/api/v1/gateways",
+            Some(ADMIN),
+            Some(&json!({"name": name, "scope": {"site": "ut3"}})),
+        );
+        assert_eq!(status, 201, "{gw}");
+        let (_, token) = http_json(
+            c,
+            "POST",
+            &format!("/api/v1/gateways/{}/enrolment", gw["id"].as_str().unwrap()),
+            Some(ADMIN),
+            None,
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let enrolled = std::process::Command::new(EDGE)
+            .args([
+                "enroll",
+                "--central",
+                &format!("http://{c}"),
+                "--token",
+                token["token"].as_str().unwrap(),
+            ])
+            // Central on this host, over loopback.
+            .arg("--insecure")
+            .env("NEOSENS_EDGE_DATA_DIR", dir.path())
+            .output()
+            .unwrap();
+        assert!(enrolled.status.success(), "{}", String::from_utf8_lossy(&enrolled.stderr));
+        let env = HashMap::from([
+            ("NEOSENS_EDGE_HTTP_BIND".to_owned(), "127.0.0.1:0".to_owned()),
+            ("NEOSENS_EDGE_UDP_BIND".to_owned(), "127.0.0.1:0".to_owned()),
+            ("NEOSENS_EDGE_DATA_DIR".to_owned(), dir.path().to_string_lossy().into_owned()),
+            ("NEOSENS_LOG".to_owned(), "warn,neosens_edge=info".to_owned()),
+        ]);
+        (ServiceProcess::spawn(Path::new(EDGE), &[], &env), dir)
+    }
+}
+
+/// A field of `/proc/<pid>/status`, in its unit (kB for memory).
+pub(crate) fn proc_field(pid: u32, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with(key)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// A sample of the text exposition (`-1` when absent).
+pub(crate) fn metric(addr: std::net::SocketAddr, name: &str) -> f64 {
+    neosens_runtime::testing::http_get(addr, "/metrics")
+        .text()
+        .lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')).and_then(|v| v.parse().ok()))
+        .unwrap_or(-1.0)
+}
