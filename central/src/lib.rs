@@ -47,31 +47,104 @@ pub use config::Config;
 /// How long in-flight requests may take to finish once shutdown starts.
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
 
-/// Runs central on `listener` until `shutdown` is cancelled, then drains for at most
-/// [`DRAIN_DEADLINE`].
+/// Runs central on `listener` until `shutdown` is cancelled (or a critical task fails), then
+/// drains for at most [`DRAIN_DEADLINE`], with the store of `[storage] data_dir`.
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let config = Arc::new(config);
+    let opening = Arc::clone(&config);
+    let store = neosens_runtime::blocking::run(move || open_store(&opening)).await?;
+    run_on(config, store, listener, shutdown).await
+}
+
+/// [`run`] on a given store (tests put a slow or failing disk under central this way). A table
+/// of contents: each step is a function below.
+pub async fn run_on(
+    config: Arc<Config>,
+    store: Arc<dyn store::Store>,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let scrape = neosens_runtime::http::ScrapeToken::new(config.http.metrics_token.as_deref())
         .map_err(anyhow::Error::msg)?;
     let device_networks = Arc::new(config.alerts.networks().map_err(anyhow::Error::msg)?);
-    let registry = open_registry(&config)?;
-    let token = registry.bootstrap_admin(config.auth.admin_token.as_deref())?;
-    let password = registry.bootstrap_user(config.auth.admin_password.as_deref())?;
-    if token.is_some() || password.is_some() {
-        bootstrap::hand_over(&config.storage.data_dir, token.as_deref(), password.as_deref())?;
-    }
-    let addr = listener.local_addr().context("reading the HTTP listener's address")?;
-    let broker_listener = match config.broker_auth.bind {
-        Some(bind) => Some(
-            TcpListener::bind(bind)
-                .await
-                .with_context(|| format!("binding the broker-auth listener on {bind} (set [broker_auth] bind or NEOSENS_BROKER_AUTH_BIND)"))?,
-        ),
-        None => None,
+    let registry = start_registry(&config, store).await?;
+    let broker_listener = bind_broker_auth(&config).await?;
+    let mut tasks = neosens_runtime::supervisor::Supervisor::new(shutdown.clone());
+    let link = start_broker_link(&config, &registry, &mut tasks)?;
+    log_serving(&config, &listener, broker_listener.as_ref(), &link);
+    let pipelines = start_pipelines(&config, &registry, link, &mut tasks).await?;
+    let state = http::AppState {
+        sessions: Arc::new(http::Sessions::new(&config.auth)),
+        scans: Arc::new(http::Throttle::new(http::SCAN_POLICY)),
+        scrape,
+        notices: pipelines.notices,
+        device_networks,
+        passwords: neosens_runtime::workers::Workers::start(
+            "password",
+            http::PASSWORD_THREADS,
+            http::PASSWORDS_WAITING,
+        )
+        .context("starting the password-check threads")?,
+        metrics: pipelines.metrics,
+        config,
+        registry,
+        mqtt: pipelines.mqtt,
+        monitor: pipelines.monitor,
+        gateways: pipelines.gateways,
+        tasks: tasks.health(),
     };
-    let broker_addr = broker_listener.as_ref().map(|l| l.local_addr()).transpose()?;
-    registry.reserve_logins(&config.mqtt.reserved_logins);
-    registry.accept_gateway_api_secrets(config.mqtt.accept_gateway_api_secrets);
-    let link = broker::connect(&config.mqtt, &registry, shutdown.clone())?;
+    neosens_runtime::systemd::Notifier::from_env().ready(shutdown.clone());
+    let served = serve(state, listener, broker_listener, pipelines.connections, shutdown.clone()).await;
+    // Also on a listener error: stop the tasks (the last batch of statuses is written).
+    shutdown.cancel();
+    let finished = tasks.finish(DRAIN_DEADLINE).await;
+    served?;
+    finished?;
+    tracing::info!("neosens-central stopped");
+    Ok(())
+}
+
+/// Opens the registry (on the blocking pool: it reads the whole store) and hands the first
+/// admin's token or password over when it creates them.
+async fn start_registry(
+    config: &Arc<Config>,
+    store: Arc<dyn store::Store>,
+) -> anyhow::Result<Arc<registry::Registry>> {
+    let config = Arc::clone(config);
+    neosens_runtime::blocking::run(move || {
+        let registry = open_registry_on(&config, store)?;
+        let token = registry.bootstrap_admin(config.auth.admin_token.as_deref())?;
+        let password = registry.bootstrap_user(config.auth.admin_password.as_deref())?;
+        if token.is_some() || password.is_some() {
+            bootstrap::hand_over(&config.storage.data_dir, token.as_deref(), password.as_deref())?;
+        }
+        registry.reserve_logins(&config.mqtt.reserved_logins);
+        registry.accept_gateway_api_secrets(config.mqtt.accept_gateway_api_secrets);
+        Ok(registry)
+    })
+    .await
+}
+
+/// The separate broker-auth listener, when `[broker_auth] bind` asks for one.
+async fn bind_broker_auth(config: &Config) -> anyhow::Result<Option<TcpListener>> {
+    let Some(bind) = config.broker_auth.bind else { return Ok(None) };
+    let listener = TcpListener::bind(bind).await.with_context(|| {
+        format!(
+            "binding the broker-auth listener on {bind} (set [broker_auth] bind or NEOSENS_BROKER_AUTH_BIND)"
+        )
+    })?;
+    Ok(Some(listener))
+}
+
+/// Connects to the broker (starting the embedded one without a URL); its event loop is critical.
+fn start_broker_link(
+    config: &Config,
+    registry: &Arc<registry::Registry>,
+    tasks: &mut neosens_runtime::supervisor::Supervisor,
+) -> anyhow::Result<broker::BrokerLink> {
+    let mut link = broker::connect(&config.mqtt, registry, tasks.shutdown().clone())?;
+    let event_loop = std::mem::replace(&mut link.event_loop, Box::pin(async {}));
+    tasks.critical("mqtt link", event_loop);
     let shadowed = registry.devices_with_reserved_logins();
     if !shadowed.is_empty() {
         tracing::warn!(
@@ -80,10 +153,22 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
             "devices have logins reserved for service accounts: they cannot connect until re-registered with another login"
         );
     }
+    Ok(link)
+}
+
+fn log_serving(
+    config: &Config,
+    listener: &TcpListener,
+    broker_listener: Option<&TcpListener>,
+    link: &broker::BrokerLink,
+) {
+    let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let broker_auth =
+        broker_listener.and_then(|l| l.local_addr().ok()).map_or_else(|| addr.clone(), |a| a.to_string());
     let build = neosens_runtime::build_info!();
     tracing::info!(
         http = %addr,
-        broker_auth = %broker_addr.map_or_else(|| addr.to_string(), |a| a.to_string()),
+        broker_auth = %broker_auth,
         mqtt = %link.address,
         embedded_broker = link.embedded,
         data_dir = %config.storage.data_dir.display(),
@@ -93,33 +178,49 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         "neosens-central serving"
     );
     telemetry_note(&config.telemetry);
+}
+
+/// What the MQTT pipelines hand to the HTTP side.
+struct Pipelines {
+    mqtt: neosens_runtime::mqtt::MqttHandle,
+    monitor: monitor::Monitor,
+    notices: tokio::sync::mpsc::Sender<monitor::Notice>,
+    gateways: gateway_health::GatewayHealth,
+    metrics: Arc<metrics::Metrics>,
+    connections: Arc<neosens_runtime::http::ConnectionStats>,
+}
+
+/// Starts what follows the broker and the registry — the splitter of inbound messages, status
+/// ingestion, the monitor, dynamic security — all critical: without one of them central would
+/// answer requests while silently no longer doing its job.
+async fn start_pipelines(
+    config: &Config,
+    registry: &Arc<registry::Registry>,
+    link: broker::BrokerLink,
+    tasks: &mut neosens_runtime::supervisor::Supervisor,
+) -> anyhow::Result<Pipelines> {
+    let shutdown = tasks.shutdown().clone();
     let ingest_stats = Arc::new(ingest::IngestStats::default());
     // One reader of the link, two consumers: the plug-in's answers and everything else.
     let (status_tx, status_rx) = tokio::sync::mpsc::channel(10_000);
     let (control_tx, control_rx) = tokio::sync::mpsc::channel(100);
-    let mut inbound = link.inbound;
-    tokio::spawn(async move {
-        while let Some(message) = inbound.recv().await {
-            if message.topic.starts_with("$CONTROL/") {
-                // Without dynamic security nobody listens there: drop.
-                let _ = control_tx.send(message).await;
-            } else if status_tx.send(message).await.is_err() {
-                break;
-            }
-        }
-    });
-    let monitor = monitor::Monitor::open(registry.shared_store())?;
+    tasks.critical("inbound splitter", split_inbound(link.inbound, status_tx, control_tx));
+    // Read at start, before any task runs: the monitor's alerts come from the store.
+    let store = registry.shared_store();
+    let monitor = neosens_runtime::blocking::run(move || monitor::Monitor::open(store)).await?;
     let (seen_tx, seen_rx) = tokio::sync::mpsc::channel(64);
     let webhook = config.alerts.webhook_url.as_ref().map(|url| {
-        monitor::webhook::Webhook::start(
+        let (hook, worker) = monitor::webhook::Webhook::new(
             monitor::webhook::WebhookConfig {
                 url: url.clone(),
-                timeout: std::time::Duration::from_secs(config.alerts.webhook_timeout_s.max(1)),
+                timeout: Duration::from_secs(config.alerts.webhook_timeout_s.max(1)),
                 attempts: config.alerts.webhook_attempts.max(1),
-                first_backoff: std::time::Duration::from_secs(1),
+                first_backoff: Duration::from_secs(1),
             },
             shutdown.clone(),
-        )
+        );
+        tasks.critical("alert webhook", worker);
+        hook
     });
     let delivery = monitor::Delivery {
         link: link.handle.clone(),
@@ -127,31 +228,28 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         webhook: webhook.clone(),
     };
     let (notices, notices_rx) = tokio::sync::mpsc::channel(monitor::NOTICE_QUEUE);
-    tokio::spawn(monitor::run(
-        Arc::clone(&registry),
-        monitor.clone(),
-        seen_rx,
-        notices_rx,
-        delivery,
-        shutdown.clone(),
-    ));
-    let ingest = tokio::spawn(ingest::run(
-        Arc::clone(&registry),
+    let follow =
+        monitor::run(Arc::clone(registry), monitor.clone(), seen_rx, notices_rx, delivery, shutdown.clone());
+    tasks.critical("monitor", follow);
+    let ingest = ingest::run(
+        Arc::clone(registry),
         link.handle.clone(),
         status_rx,
         Arc::clone(&ingest_stats),
         seen_tx,
         shutdown.clone(),
-    ));
+    );
+    tasks.critical("status ingestion", ingest);
     match (&link.username, config.mqtt.dynamic_security && !link.embedded) {
         (Some(user), true) => {
-            tokio::spawn(broker::dynsec::run(
-                Arc::clone(&registry),
+            let dynsec = broker::dynsec::run(
+                Arc::clone(registry),
                 link.handle.clone(),
                 control_rx,
                 user.clone(),
-                shutdown.clone(),
-            ));
+                shutdown,
+            );
+            tasks.critical("dynamic security", dynsec);
         }
         (None, true) => anyhow::bail!(
             "dynamic security needs central's admin login in the broker URL (mqtt://user:password@host:port)"
@@ -159,38 +257,48 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         _ => drop(control_rx),
     }
     let gateways = gateway_health::GatewayHealth::default();
-    let limits = config.http.limits();
     let connections = Arc::new(neosens_runtime::http::ConnectionStats::default());
-    let metrics = Arc::new(metrics::Metrics::new(metrics::Sources {
-        link: link.handle.clone(),
-        ingest: Arc::clone(&ingest_stats),
-        registry: Arc::clone(&registry),
-        monitor: monitor.clone(),
-        webhook: webhook.map(|w| w.stats),
-        gateways: gateways.clone(),
-        connections: Arc::clone(&connections),
-    }));
-    let state = http::AppState {
-        sessions: Arc::new(http::Sessions::new(&config.auth)),
-        scans: Arc::new(http::Throttle::new(http::SCAN_POLICY)),
-        scrape,
-        notices,
-        device_networks,
-        passwords: neosens_runtime::workers::Workers::start(
-            "password",
-            http::PASSWORD_THREADS,
-            http::PASSWORDS_WAITING,
-        )
-        .context("starting the password-check threads")?,
-        config: Arc::new(config),
-        registry,
-        mqtt: link.handle,
-        metrics,
-        monitor,
-        gateways,
-    };
+    let metrics = Arc::new(metrics::Metrics::new(
+        metrics::Sources {
+            link: link.handle.clone(),
+            ingest: ingest_stats,
+            registry: Arc::clone(registry),
+            monitor: monitor.clone(),
+            webhook: webhook.map(|w| w.stats),
+            gateways: gateways.clone(),
+            connections: Arc::clone(&connections),
+        },
+        tasks.health(),
+    ));
+    Ok(Pipelines { mqtt: link.handle, monitor, notices, gateways, metrics, connections })
+}
+
+/// Sends `$CONTROL/…` answers to dynamic security and everything else to ingestion.
+async fn split_inbound(
+    mut inbound: tokio::sync::mpsc::Receiver<neosens_runtime::mqtt::Message>,
+    statuses: tokio::sync::mpsc::Sender<neosens_runtime::mqtt::Message>,
+    control: tokio::sync::mpsc::Sender<neosens_runtime::mqtt::Message>,
+) {
+    while let Some(message) = inbound.recv().await {
+        if message.topic.starts_with("$CONTROL/") {
+            // Without dynamic security nobody listens there: dropped.
+            let _ = control.send(message).await;
+        } else if statuses.send(message).await.is_err() {
+            break;
+        }
+    }
+}
+
+/// Serves the HTTP listener, and the broker-auth one when it is separate, until `shutdown`.
+async fn serve(
+    state: http::AppState,
+    listener: TcpListener,
+    broker_listener: Option<TcpListener>,
+    connections: Arc<neosens_runtime::http::ConnectionStats>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let limits = state.config.http.limits();
     let app = http::router(state.clone(), broker_listener.is_some());
-    neosens_runtime::systemd::Notifier::from_env().ready(shutdown.clone());
     let main = neosens_runtime::http::serve(
         "HTTP listener",
         listener,
@@ -200,29 +308,20 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         shutdown.clone(),
         DRAIN_DEADLINE,
     );
-    match broker_listener {
-        Some(l) => {
-            let broker = neosens_runtime::http::serve(
-                "broker-auth listener",
-                l,
-                http::broker_auth_router(state),
-                limits,
-                Arc::default(),
-                shutdown,
-                DRAIN_DEADLINE,
-            );
-            let (a, b) = tokio::join!(main, broker);
-            a?;
-            b?;
-        }
-        None => main.await?,
-    }
-    // The last batch of statuses is written before the process ends.
-    if neosens_runtime::shutdown::drain("status ingestion", DRAIN_DEADLINE, ingest).await.is_none() {
-        tracing::warn!("status ingestion did not finish: its last batch may be lost");
-    }
-    tracing::info!("neosens-central stopped");
-    Ok(())
+    let Some(l) = broker_listener else { return Ok(main.await?) };
+    let auth_router = http::broker_auth_router(state);
+    let broker = neosens_runtime::http::serve(
+        "broker-auth listener",
+        l,
+        auth_router,
+        limits,
+        Arc::default(),
+        shutdown,
+        DRAIN_DEADLINE,
+    );
+    let (a, b) = tokio::join!(main, broker);
+    a?;
+    Ok(b?)
 }
 
 /// Says where spans are exported, or that this build cannot export the spans it was asked to.
@@ -239,13 +338,27 @@ fn telemetry_note(config: &config::TelemetryConfig) {
     }
 }
 
+/// Opens the data directory and the embedded store in it.
+pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn store::Store>> {
+    let dir = &config.storage.data_dir;
+    neosens_runtime::data_dir::prepare(dir, "[storage] data_dir or NEOSENS_DATA_DIR")?;
+    Ok(Arc::new(store::RedbStore::open(dir)?))
+}
+
 /// Opens the data directory, the keys, the store and the registry.
 pub fn open_registry(config: &Config) -> anyhow::Result<Arc<registry::Registry>> {
+    open_registry_on(config, open_store(config)?)
+}
+
+/// Opens the keys (in the data directory) and the registry on `store`.
+pub fn open_registry_on(
+    config: &Config,
+    store: Arc<dyn store::Store>,
+) -> anyhow::Result<Arc<registry::Registry>> {
     let dir = &config.storage.data_dir;
     neosens_runtime::data_dir::prepare(dir, "[storage] data_dir or NEOSENS_DATA_DIR")?;
     let started = std::time::Instant::now();
     let keys = Arc::new(secrets::ServerKeys::load_or_create(dir)?);
-    let store: Arc<dyn store::Store> = Arc::new(store::RedbStore::open(dir)?);
     let registry = Arc::new(registry::Registry::open(store, keys)?);
     tracing::info!(
         devices = registry.device_count(),

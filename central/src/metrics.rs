@@ -276,7 +276,7 @@ impl Collector for Sources {
             &mut encoder,
             "neosens_store_size_bytes",
             "Bytes the registry's store takes on disk",
-            self.registry.store().size_bytes() as i64,
+            self.registry.store_size_bytes() as i64,
         )?;
         // Every registered gateway, in touch or not: a gateway that never called is down.
         let health = self.gateways.all();
@@ -303,9 +303,13 @@ impl Collector for Sources {
 
 impl Metrics {
     /// Metrics reading live values from these components.
-    pub fn new(sources: Sources) -> Self {
+    pub fn new(sources: Sources, tasks: Arc<neosens_runtime::supervisor::TaskHealth>) -> Self {
         let mut prom = PromRegistry::default();
-        let registry_store_writes = sources.registry.store().write_durations();
+        let registry_store_writes = sources.registry.store_write_durations();
+        prom.register_collector(Box::new(neosens_runtime::supervisor::TaskMetrics {
+            prefix: "neosens",
+            health: tasks,
+        }));
         let broker_auth = Family::<AuthLabels, Counter>::default();
         prom.register(
             "neosens_broker_auth_decisions",

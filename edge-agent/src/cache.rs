@@ -67,6 +67,15 @@ pub enum CacheError {
     Corrupt(&'static str),
 }
 
+/// Starts a write transaction. Its commit `fsync`s, so async code must come through the
+/// blocking pool (`neosens_runtime::blocking::run`) or the outbox's writer; debug builds check
+/// it. Reads stay inline: redb serves them from its page cache without waiting for a writer.
+#[track_caller]
+pub(crate) fn begin_write(db: &Database) -> Result<redb::WriteTransaction, redb::TransactionError> {
+    neosens_runtime::blocking::assert_off_async_worker("a gateway database write");
+    db.begin_write()
+}
+
 fn backend(e: impl std::fmt::Display) -> CacheError {
     CacheError::Backend(e.to_string())
 }
@@ -145,7 +154,7 @@ impl Cache {
     }
 
     fn with_tables(db: Database) -> Result<Self, CacheError> {
-        let txn = db.begin_write().map_err(backend)?;
+        let txn = begin_write(&db).map_err(backend)?;
         txn.open_table(META).map_err(backend)?;
         txn.open_table(DEVICES).map_err(backend)?;
         txn.open_table(BY_MAC).map_err(backend)?;
@@ -180,7 +189,7 @@ impl Cache {
     /// Applies a batch and stores `revision` with it, in one transaction (a page of a snapshot in
     /// progress stores 0, so that a crash before its last page starts the snapshot again).
     pub fn apply(&self, batch: &SyncBatch, revision: u64) -> Result<(), CacheError> {
-        let txn = self.db.begin_write().map_err(backend)?;
+        let txn = begin_write(&self.db).map_err(backend)?;
         {
             if batch.kind == BatchKind::Snapshot {
                 for def in [DEVICES, ROOMS, LOCATIONS] {
@@ -329,7 +338,7 @@ impl Cache {
     /// leaves, so that a crash right after cannot hand it out a second time. `false` if it
     /// already had been (by a concurrent request).
     pub fn record_local_delivery(&self, id: DeviceId, now_ms: u64) -> Result<bool, CacheError> {
-        let txn = self.db.begin_write().map_err(backend)?;
+        let txn = begin_write(&self.db).map_err(backend)?;
         let fresh = {
             let mut local = txn.open_table(LOCAL_DELIVERIES).map_err(backend)?;
             let fresh = local.get(id.to_bytes()).map_err(backend)?.is_none();
@@ -360,7 +369,7 @@ impl Cache {
     pub fn queue_log(&self, log: &PendingLog) -> Result<bool, CacheError> {
         let bytes = encode(log)?;
         let device = log.device.to_bytes();
-        let txn = self.db.begin_write().map_err(backend)?;
+        let txn = begin_write(&self.db).map_err(backend)?;
         {
             let mut logs = txn.open_table(PENDING_LOGS).map_err(backend)?;
             // At most MAX_PENDING_LOGS keys to look at, none decoded.
@@ -407,7 +416,7 @@ impl Cache {
 
     /// Removes relayed log lines.
     pub fn drop_logs(&self, keys: &[LogKey]) -> Result<(), CacheError> {
-        let txn = self.db.begin_write().map_err(backend)?;
+        let txn = begin_write(&self.db).map_err(backend)?;
         {
             let mut logs = txn.open_table(PENDING_LOGS).map_err(backend)?;
             for LogKey(seq, device) in keys {

@@ -41,6 +41,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use neosens_runtime::supervisor::Supervisor;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -83,194 +84,305 @@ fn uplink_url(
     Ok(Some(url))
 }
 
-/// Runs the agent on `listener` until `shutdown` is cancelled, then drains for at most
-/// [`DRAIN_DEADLINE`].
+/// Runs the agent on `listener` until `shutdown` is cancelled (or a critical task fails), then
+/// drains for at most [`DRAIN_DEADLINE`]. A table of contents: each step is a function below.
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let config = Arc::new(config);
     let scrape = neosens_runtime::http::ScrapeToken::new(config.http.metrics_token.as_deref())
         .map_err(anyhow::Error::msg)?;
-    let dir = config.storage.data_dir.clone();
-    neosens_runtime::data_dir::prepare(&dir, "[storage] data_dir or NEOSENS_EDGE_DATA_DIR")?;
     let addr = listener.local_addr().context("reading the LAN listener's address")?;
-    let cache = cache::Cache::open(&dir)?;
-    let limits = outbox::Limits {
-        max_messages: config.outbox.max_messages.max(1),
-        max_age_ms: config.outbox.max_age_s.saturating_mul(1000),
-    };
-    let outbox = outbox::Outbox::open(cache.database(), limits)?;
-    let sync_stats = Arc::new(sync::SyncStats::default());
-    sync_stats.revision.store(cache.revision()?, std::sync::atomic::Ordering::Relaxed);
-    let uplink_stats = Arc::new(uplink::UplinkStats::default());
-
-    let creds = match credentials::GatewayCredentials::load(&dir) {
-        Ok(c) => Some(c),
-        Err(credentials::CredentialsError::Missing(path)) => {
-            tracing::warn!(path = %path.display(), "not enrolled: serving from the cache only (neosens-edge enroll --central URL --token TOKEN)");
-            None
-        }
-        Err(e) => return Err(e.into()),
-    };
-    // Statuses relayed in the gateway's name carry its stamp (central trusts their msg_id then).
-    let outbox = match &creds {
-        Some(c) => {
-            let keys = c.keys().map_err(|e| anyhow::anyhow!("{}: {e}", credentials::FILE))?;
-            outbox.stamped_by(&c.gateway_id, neosens_runtime::relay::RelayKey::derive(&keys))
-        }
-        None => outbox,
-    };
-    let forward_timeout = Duration::from_millis(config.central.timeout_ms.max(100));
-    let mut central_client = None;
-    let mut keys = None;
-    let resync = Arc::new(tokio::sync::Notify::new());
-    let mac = match &config.agent.mac {
-        Some(m) => Some(
-            m.parse::<neosens_protocol::Mac>().map_err(|e| anyhow::anyhow!("[agent] mac {m:?}: {e:?}"))?,
-        ),
-        None => status::detect_mac(),
-    };
-    let (orders_tx, orders_rx) = tokio::sync::mpsc::channel(64);
-    let mut subscriber = None;
-    if let Some(creds) = &creds {
-        let url = config.central.url.clone().unwrap_or_else(|| creds.central_url.clone());
-        let client = central::Central::new(&url, Some(creds.secret.clone()), forward_timeout)?;
-        keys = Some(Arc::new(creds.keys().map_err(|e| anyhow::anyhow!("{}: {e}", credentials::FILE))?));
-        let wait = Duration::from_secs(config.central.sync_wait_s.clamp(1, 60));
-        tokio::spawn(sync::run(
-            client.clone(),
-            cache.clone(),
-            Arc::clone(&sync_stats),
-            wait,
-            Arc::clone(&resync),
-            shutdown.clone(),
-        ));
-        tokio::spawn(sync::report(client.clone(), cache.clone(), outbox.clone(), shutdown.clone()));
-        tracing::info!(central = %url, gateway = %creds.name, "central configured");
-        central_client = Some(client);
-        match uplink_url(&config, creds)? {
-            Some(url) => {
-                // Orders: its room's command topic, once the first sync tells it (status module).
-                let uplink_config = uplink::UplinkConfig {
-                    url,
-                    client_id: format!("neosens-edge-{}", creds.name),
-                    subscriptions: Vec::new(),
-                };
-                let (sub, more) = uplink::Subscriber::channel();
-                subscriber = Some(sub);
-                tokio::spawn(uplink::run(
-                    uplink_config,
-                    outbox.clone(),
-                    Arc::clone(&uplink_stats),
-                    orders_tx,
-                    more,
-                    shutdown.clone(),
-                ));
-            }
-            None => tracing::warn!(
-                "no broker configured ([mqtt] url or NEOSENS_EDGE_MQTT_URL): the outbox keeps everything"
-            ),
-        }
-    }
-    let lora_stats = Arc::new(lorawan::LoraStats::default());
-    let mut udp_addr = None;
-    if let Some(keys) = &keys {
-        let pipeline = Arc::new(lorawan::Pipeline::new(
-            cache.clone(),
-            Arc::clone(keys),
-            outbox.clone(),
-            Arc::clone(&lora_stats),
-        ));
-        if let Some(bind) = config.lorawan.udp_bind {
-            let socket = tokio::net::UdpSocket::bind(bind).await.with_context(|| {
-                format!("binding the packet-forwarder listener {bind} ([lorawan] udp_bind or NEOSENS_EDGE_UDP_BIND)")
-            })?;
-            udp_addr = Some(socket.local_addr()?);
-            tokio::spawn(lorawan::run(socket, Arc::clone(&pipeline), shutdown.clone()));
-        }
-        if let Some(path) = &config.lorawan.serial_port {
-            let protocol = lorawan::modem::protocol(&config.lorawan.serial_protocol).ok_or_else(|| {
-                anyhow::anyhow!(
-                    "[lorawan] serial_protocol {:?}: rn2483 or hex_lines",
-                    config.lorawan.serial_protocol
-                )
-            })?;
-            let port = lorawan::modem::open(path, config.lorawan.serial_baud).with_context(|| {
-                format!("opening the LoRa modem {} ([lorawan] serial_port)", path.display())
-            })?;
-            let name = format!("serial:{}", path.display());
-            tokio::spawn(lorawan::modem::run(port, protocol, pipeline, name, shutdown.clone()));
-        }
-    }
+    let storage = open_storage(&config).await?;
+    let mut tasks = Supervisor::new(shutdown.clone());
+    let mut links = start_central_links(&config, &storage, &mut tasks)?;
+    let (lorawan, udp_addr) = start_lorawan(&config, &storage, links.keys.as_ref(), &mut tasks).await?;
+    let mac = gateway_mac(&config)?;
     hal::gateway::start(
         &config.hal,
         hal::gateway::Links {
-            enrolled: creds.is_some(),
-            sync: Arc::clone(&sync_stats),
-            uplink: Arc::clone(&uplink_stats),
-            cache: cache.clone(),
-            outbox: outbox.clone(),
+            enrolled: storage.creds.is_some(),
+            sync: Arc::clone(&links.sync),
+            uplink: Arc::clone(&links.uplink),
+            cache: storage.cache.clone(),
+            outbox: storage.outbox.clone(),
             mac,
         },
-        &shutdown,
+        &mut tasks,
     )?;
-    let status_sources = status::StatusSources {
-        cache: cache.clone(),
-        outbox: outbox.clone(),
-        sync: Arc::clone(&sync_stats),
-        uplink: Arc::clone(&uplink_stats),
-        data_dir: dir.clone(),
-        subscriber,
-    };
-    match mac {
-        Some(mac) => {
-            let period = Duration::from_secs(config.agent.status_period_s.max(10));
-            tokio::spawn(status::run(
-                status_sources,
-                mac,
-                period,
-                config.agent.reboot_command.clone(),
-                Arc::clone(&resync),
-                orders_rx,
-                shutdown.clone(),
-            ));
-        }
-        None => {
-            tracing::warn!("no MAC found for the gateway ([agent] mac): it publishes no status of its own")
-        }
-    }
-    let build = neosens_runtime::build_info!();
-    tracing::info!(
-        http = %addr,
-        udp = udp_addr.map(|a| a.to_string()),
-        data_dir = %dir.display(),
-        revision = cache.revision()?,
-        devices = cache.device_count()?,
-        enrolled = creds.is_some(),
-        version = build.version,
-        git = build.git,
-        target = build.target,
-        "neosens-edge serving"
-    );
-    let proxy = proxy::Proxy::new(cache.clone(), central_client, keys);
+    let orders = links.orders.take();
+    start_status(&config, &storage, &links, orders, mac, &mut tasks);
+    log_serving(&config, addr, udp_addr, &storage)?;
+    let proxy = proxy::Proxy::new(storage.cache.clone(), links.central, links.keys);
     let metrics = metrics::Sources {
-        cache,
-        outbox,
-        sync: sync_stats,
-        uplink: uplink_stats,
+        cache: storage.cache,
+        outbox: storage.outbox,
+        sync: links.sync,
+        uplink: links.uplink,
         proxy: proxy.clone(),
-        lorawan: lora_stats,
+        lorawan,
+        tasks: tasks.health(),
     };
     let limits = config.http.limits();
-    let app = http::router(http::AppState { config: Arc::new(config), proxy, metrics, scrape });
+    let app = http::router(http::AppState { config, proxy, metrics, scrape });
     neosens_runtime::systemd::Notifier::from_env().ready(shutdown.clone());
-    neosens_runtime::http::serve(
+    let served = neosens_runtime::http::serve(
         "LAN listener",
         listener,
         app,
         limits,
         Arc::default(),
-        shutdown,
+        shutdown.clone(),
         DRAIN_DEADLINE,
     )
-    .await?;
+    .await;
+    shutdown.cancel();
+    let finished = tasks.finish(DRAIN_DEADLINE).await;
+    served?;
+    finished?;
     tracing::info!("neosens-edge stopped");
+    Ok(())
+}
+
+/// The gateway's disk: the cache, the outbox (stamped with the gateway's relay key once
+/// enrolled) and the enrolment.
+struct Storage {
+    cache: cache::Cache,
+    outbox: outbox::Outbox,
+    creds: Option<credentials::GatewayCredentials>,
+}
+
+/// Opens the data directory on the blocking pool (the cache and outbox commit their tables).
+async fn open_storage(config: &Arc<Config>) -> anyhow::Result<Storage> {
+    let config = Arc::clone(config);
+    neosens_runtime::blocking::run(move || {
+        let dir = &config.storage.data_dir;
+        neosens_runtime::data_dir::prepare(dir, "[storage] data_dir or NEOSENS_EDGE_DATA_DIR")?;
+        let cache = cache::Cache::open(dir)?;
+        let limits = outbox::Limits {
+            max_messages: config.outbox.max_messages.max(1),
+            max_age_ms: config.outbox.max_age_s.saturating_mul(1000),
+        };
+        let outbox = outbox::Outbox::open(cache.database(), limits)?;
+        let creds = match credentials::GatewayCredentials::load(dir) {
+            Ok(c) => Some(c),
+            Err(credentials::CredentialsError::Missing(path)) => {
+                tracing::warn!(path = %path.display(), "not enrolled: serving from the cache only (neosens-edge enroll --central URL --token TOKEN)");
+                None
+            }
+            Err(e) => return Err(e.into()),
+        };
+        // Statuses relayed in the gateway's name carry its stamp (central trusts their msg_id then).
+        let outbox = match &creds {
+            Some(c) => {
+                let keys = c.keys().map_err(|e| anyhow::anyhow!("{}: {e}", credentials::FILE))?;
+                outbox.stamped_by(&c.gateway_id, neosens_runtime::relay::RelayKey::derive(&keys))
+            }
+            None => outbox,
+        };
+        Ok(Storage { cache, outbox, creds })
+    })
+    .await
+}
+
+/// What the links to central and its broker hand to the rest.
+struct CentralLinks {
+    central: Option<central::Central>,
+    keys: Option<Arc<neosens_runtime::keys::Keys>>,
+    sync: Arc<sync::SyncStats>,
+    uplink: Arc<uplink::UplinkStats>,
+    resync: Arc<tokio::sync::Notify>,
+    subscriber: Option<uplink::Subscriber>,
+    /// Orders from the uplink, for the status task (taken by it).
+    orders: Option<tokio::sync::mpsc::Receiver<uplink::Inbound>>,
+}
+
+/// Once enrolled: the sync and the reports (restartable: they hold nothing but clones) and the
+/// uplink that drains the outbox (critical: it owns the order channel).
+fn start_central_links(
+    config: &Config,
+    storage: &Storage,
+    tasks: &mut Supervisor,
+) -> anyhow::Result<CentralLinks> {
+    let sync_stats = Arc::new(sync::SyncStats::default());
+    sync_stats.revision.store(storage.cache.revision()?, std::sync::atomic::Ordering::Relaxed);
+    let (orders_tx, orders) = tokio::sync::mpsc::channel(64);
+    let mut links = CentralLinks {
+        central: None,
+        keys: None,
+        sync: sync_stats,
+        uplink: Arc::new(uplink::UplinkStats::default()),
+        resync: Arc::new(tokio::sync::Notify::new()),
+        subscriber: None,
+        orders: Some(orders),
+    };
+    let Some(creds) = &storage.creds else { return Ok(links) };
+    let url = config.central.url.clone().unwrap_or_else(|| creds.central_url.clone());
+    let forward_timeout = Duration::from_millis(config.central.timeout_ms.max(100));
+    let client = central::Central::new(&url, Some(creds.secret.clone()), forward_timeout)?;
+    links.keys = Some(Arc::new(creds.keys().map_err(|e| anyhow::anyhow!("{}: {e}", credentials::FILE))?));
+    let wait = Duration::from_secs(config.central.sync_wait_s.clamp(1, 60));
+    let (c, cache, stats, resync, stop) = (
+        client.clone(),
+        storage.cache.clone(),
+        Arc::clone(&links.sync),
+        Arc::clone(&links.resync),
+        tasks.shutdown().clone(),
+    );
+    tasks.restartable("sync", move || {
+        sync::run(c.clone(), cache.clone(), Arc::clone(&stats), wait, Arc::clone(&resync), stop.clone())
+    });
+    let (c, cache, outbox, stop) =
+        (client.clone(), storage.cache.clone(), storage.outbox.clone(), tasks.shutdown().clone());
+    tasks
+        .restartable("reports", move || sync::report(c.clone(), cache.clone(), outbox.clone(), stop.clone()));
+    tracing::info!(central = %url, gateway = %creds.name, "central configured");
+    links.central = Some(client);
+    match uplink_url(config, creds)? {
+        Some(url) => {
+            // Orders: its room's command topic, once the first sync tells it (status module).
+            let uplink_config = uplink::UplinkConfig {
+                url,
+                client_id: format!("neosens-edge-{}", creds.name),
+                subscriptions: Vec::new(),
+            };
+            let (sub, more) = uplink::Subscriber::channel();
+            links.subscriber = Some(sub);
+            let drain = uplink::run(
+                uplink_config,
+                storage.outbox.clone(),
+                Arc::clone(&links.uplink),
+                orders_tx,
+                more,
+                tasks.shutdown().clone(),
+            );
+            tasks.critical("uplink", drain);
+        }
+        None => tracing::warn!(
+            "no broker configured ([mqtt] url or NEOSENS_EDGE_MQTT_URL): the outbox keeps everything"
+        ),
+    }
+    Ok(links)
+}
+
+/// The packet-forwarder listener (critical: it owns the socket) and the serial modem
+/// (restartable: a restart opens the port again, e.g. after the USB modem was replugged).
+async fn start_lorawan(
+    config: &Config,
+    storage: &Storage,
+    keys: Option<&Arc<neosens_runtime::keys::Keys>>,
+    tasks: &mut Supervisor,
+) -> anyhow::Result<(Arc<lorawan::LoraStats>, Option<std::net::SocketAddr>)> {
+    let stats = Arc::new(lorawan::LoraStats::default());
+    let Some(keys) = keys else { return Ok((stats, None)) };
+    let pipeline = Arc::new(lorawan::Pipeline::new(
+        storage.cache.clone(),
+        Arc::clone(keys),
+        storage.outbox.clone(),
+        Arc::clone(&stats),
+    ));
+    let mut udp_addr = None;
+    if let Some(bind) = config.lorawan.udp_bind {
+        let socket = tokio::net::UdpSocket::bind(bind).await.with_context(|| {
+            format!(
+                "binding the packet-forwarder listener {bind} ([lorawan] udp_bind or NEOSENS_EDGE_UDP_BIND)"
+            )
+        })?;
+        udp_addr = Some(socket.local_addr()?);
+        tasks.critical(
+            "lorawan listener",
+            lorawan::run(socket, Arc::clone(&pipeline), tasks.shutdown().clone()),
+        );
+    }
+    if let Some(path) = &config.lorawan.serial_port {
+        let protocol_name = config.lorawan.serial_protocol.clone();
+        if lorawan::modem::protocol(&protocol_name).is_none() {
+            anyhow::bail!("[lorawan] serial_protocol {protocol_name:?}: rn2483 or hex_lines");
+        }
+        let baud = config.lorawan.serial_baud;
+        let first = lorawan::modem::open(path, baud)
+            .with_context(|| format!("opening the LoRa modem {} ([lorawan] serial_port)", path.display()))?;
+        let (path, stop, mut port) = (path.clone(), tasks.shutdown().clone(), Some(first));
+        tasks.restartable("lora modem", move || {
+            let port = port.take().map_or_else(|| lorawan::modem::open(&path, baud), Ok);
+            let protocol = lorawan::modem::protocol(&protocol_name);
+            let (pipeline, name, stop) =
+                (Arc::clone(&pipeline), format!("serial:{}", path.display()), stop.clone());
+            async move {
+                match (port, protocol) {
+                    (Ok(port), Some(protocol)) => {
+                        lorawan::modem::run(port, protocol, pipeline, name, stop).await
+                    }
+                    (_, None) => {}
+                    (Err(e), _) => tracing::warn!(modem = %name, error = %e, "opening the LoRa modem"),
+                }
+            }
+        });
+    }
+    Ok((stats, udp_addr))
+}
+
+/// `[agent] mac`, or the MAC of the gateway's interface.
+fn gateway_mac(config: &Config) -> anyhow::Result<Option<neosens_protocol::Mac>> {
+    match &config.agent.mac {
+        Some(m) => Ok(Some(
+            m.parse::<neosens_protocol::Mac>().map_err(|e| anyhow::anyhow!("[agent] mac {m:?}: {e:?}"))?,
+        )),
+        None => Ok(status::detect_mac()),
+    }
+}
+
+/// The gateway as a device of its room (critical: it owns the order channel).
+fn start_status(
+    config: &Config,
+    storage: &Storage,
+    links: &CentralLinks,
+    orders: Option<tokio::sync::mpsc::Receiver<uplink::Inbound>>,
+    mac: Option<neosens_protocol::Mac>,
+    tasks: &mut Supervisor,
+) {
+    let (Some(mac), Some(orders)) = (mac, orders) else {
+        return tracing::warn!(
+            "no MAC found for the gateway ([agent] mac): it publishes no status of its own"
+        );
+    };
+    let sources = status::StatusSources {
+        cache: storage.cache.clone(),
+        outbox: storage.outbox.clone(),
+        sync: Arc::clone(&links.sync),
+        uplink: Arc::clone(&links.uplink),
+        data_dir: config.storage.data_dir.clone(),
+        subscriber: links.subscriber.clone(),
+    };
+    let period = Duration::from_secs(config.agent.status_period_s.max(10));
+    let run = status::run(
+        sources,
+        mac,
+        period,
+        config.agent.reboot_command.clone(),
+        Arc::clone(&links.resync),
+        orders,
+        tasks.shutdown().clone(),
+    );
+    tasks.critical("gateway status", run);
+}
+
+fn log_serving(
+    config: &Config,
+    addr: std::net::SocketAddr,
+    udp_addr: Option<std::net::SocketAddr>,
+    storage: &Storage,
+) -> anyhow::Result<()> {
+    let build = neosens_runtime::build_info!();
+    tracing::info!(
+        http = %addr,
+        udp = udp_addr.map(|a| a.to_string()),
+        data_dir = %config.storage.data_dir.display(),
+        revision = storage.cache.revision()?,
+        devices = storage.cache.device_count()?,
+        enrolled = storage.creds.is_some(),
+        version = build.version,
+        git = build.git,
+        target = build.target,
+        "neosens-edge serving"
+    );
     Ok(())
 }

@@ -33,6 +33,8 @@ pub struct Sources {
     pub proxy: Proxy,
     /// LoRaWAN counters.
     pub lorawan: Arc<crate::lorawan::LoraStats>,
+    /// The supervisor's view of the tasks.
+    pub tasks: Arc<neosens_runtime::supervisor::TaskHealth>,
 }
 
 fn gauge(e: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> std::fmt::Result {
@@ -173,6 +175,10 @@ impl Collector for Sources {
 pub fn render(sources: &Sources) -> String {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(sources.clone()));
+    registry.register_collector(Box::new(neosens_runtime::supervisor::TaskMetrics {
+        prefix: "neosens_edge",
+        health: Arc::clone(&sources.tasks),
+    }));
     let mut out = String::new();
     let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
     out

@@ -16,7 +16,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, Tab
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
-use crate::cache::CacheError;
+use crate::cache::{CacheError, begin_write};
 
 const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
 const OUTBOX_META: TableDefinition<&str, u64> = TableDefinition::new("outbox_meta");
@@ -91,7 +91,7 @@ impl std::fmt::Debug for Outbox {
 impl Outbox {
     /// The outbox in this database.
     pub fn open(db: Arc<Database>, limits: Limits) -> Result<Self, CacheError> {
-        let txn = db.begin_write().map_err(backend)?;
+        let txn = begin_write(&db).map_err(backend)?;
         txn.open_table(OUTBOX).map_err(backend)?;
         let epoch = {
             let mut meta = txn.open_table(OUTBOX_META).map_err(backend)?;
@@ -157,7 +157,7 @@ impl Outbox {
         build: impl Fn(usize, u64) -> (String, Vec<u8>),
         also: impl FnOnce(&redb::WriteTransaction) -> Result<(), CacheError>,
     ) -> Result<Vec<u64>, CacheError> {
-        let txn = self.db.begin_write().map_err(backend)?;
+        let txn = begin_write(&self.db).map_err(backend)?;
         also(&txn)?;
         let mut ids = Vec::with_capacity(n);
         let mut dropped = 0;
@@ -213,7 +213,7 @@ impl Outbox {
         if ids.is_empty() {
             return Ok(());
         }
-        let txn = self.db.begin_write().map_err(backend)?;
+        let txn = begin_write(&self.db).map_err(backend)?;
         let mut removed = 0;
         {
             let mut table = txn.open_table(OUTBOX).map_err(backend)?;
@@ -231,7 +231,7 @@ impl Outbox {
     /// Drops messages older than the age limit; returns how many.
     pub fn expire(&self, now_ms: u64) -> Result<u64, CacheError> {
         let cutoff = now_ms.saturating_sub(self.limits.max_age_ms);
-        let txn = self.db.begin_write().map_err(backend)?;
+        let txn = begin_write(&self.db).map_err(backend)?;
         let mut dropped = 0;
         {
             let mut table = txn.open_table(OUTBOX).map_err(backend)?;

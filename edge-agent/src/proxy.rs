@@ -167,10 +167,10 @@ async fn credentials(
         p.count("credentials", "cache", if mac.is_some() { "unknown_mac" } else { "invalid_mac" });
         return forbidden();
     };
-    local_credentials(p, device)
+    local_credentials(p, device).await
 }
 
-fn local_credentials(p: &Proxy, device: CachedDevice) -> Response {
+async fn local_credentials(p: &Proxy, device: CachedDevice) -> Response {
     let d = &device.record;
     let mqtt = d.mqtt.as_ref().map(|m| (m.server.clone(), m.port));
     let without_password =
@@ -187,7 +187,8 @@ fn local_credentials(p: &Proxy, device: CachedDevice) -> Response {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |t| t.as_millis() as u64);
-    match p.cache.record_local_delivery(d.id, now) {
+    let (cache, id) = (p.cache.clone(), d.id);
+    match neosens_runtime::blocking::run(move || cache.record_local_delivery(id, now)).await {
         Ok(true) => {
             tracing::info!(device = %d.id, login = %d.login, "first credentials delivered by the gateway (central unreachable)");
             p.count("credentials", "cache", "delivered");
@@ -259,7 +260,8 @@ async fn logger(
                 body: body.to_vec(),
                 device_addr: peer.ip().to_string(),
             };
-            match p.cache.queue_log(&log) {
+            let cache = p.cache.clone();
+            match neosens_runtime::blocking::run(move || cache.queue_log(&log)).await {
                 Ok(true) => {
                     p.count("logger", "cache", "queued");
                     StatusCode::OK.into_response()

@@ -104,16 +104,22 @@ pub fn status_payload(src: &StatusSources, mac: Mac, period_s: u64, status: &str
 
 /// Appends a status to the outbox, and makes sure the uplink listens to the gateway's command
 /// topic; `false` when the gateway is not registered in its scope.
-pub fn publish_status(src: &StatusSources, mac: Mac, period_s: u64, status: &str) -> bool {
+pub async fn publish_status(src: &StatusSources, mac: Mac, period_s: u64, status: &str) -> bool {
     let Some(base) = base_topic(&src.cache, mac) else { return false };
     if let Some(s) = &src.subscriber {
         s.subscribe(&format!("{base}/device/command"));
     }
     let topic = format!("{base}/device");
     let (now_ms, _) = now();
-    let appended = src.outbox.append_with(1, now_ms, |_, id| {
-        (topic.clone(), status_payload(src, mac, period_s, status, id).to_string().into_bytes())
-    });
+    // The payload names its outbox id, so it is built inside the append (one commit, on the
+    // blocking pool).
+    let (sources, status) = (src.clone(), status.to_owned());
+    let appended = neosens_runtime::blocking::run(move || {
+        sources.outbox.append_with(1, now_ms, |_, id| {
+            (topic.clone(), status_payload(&sources, mac, period_s, &status, id).to_string().into_bytes())
+        })
+    })
+    .await;
     if let Err(e) = appended {
         tracing::error!(error = %e, "appending the gateway status to the outbox");
     }
@@ -149,7 +155,7 @@ pub async fn run(
         tokio::select! {
             () = shutdown.cancelled() => return,
             _ = tick.tick() => {
-                published = publish_status(&src, mac, period.as_secs(), "running");
+                published = publish_status(&src, mac, period.as_secs(), "running").await;
                 if !published && !warned {
                     tracing::warn!(%mac, "this gateway is not registered as a device of its scope: register its MAC in a room to see it in the dashboard");
                     warned = true;
@@ -157,18 +163,18 @@ pub async fn run(
             }
             // Before the first sync the gateway does not know its room: say it as soon as it does.
             () = sync.synced.notified(), if !published => {
-                published = publish_status(&src, mac, period.as_secs(), "running");
+                published = publish_status(&src, mac, period.as_secs(), "running").await;
             }
-            message = orders.recv() => {
-                let Some(message) = message else { return };
+            // Without an uplink (not enrolled, no broker) the channel is closed: statuses go on.
+            Some(message) = orders.recv() => {
                 let Some(order) = order_for(&message, mac) else { continue };
                 tracing::info!(order = %order, topic = %message.topic, "order received");
                 match order.as_str() {
-                    "status" => { publish_status(&src, mac, period.as_secs(), "running"); }
+                    "status" => { publish_status(&src, mac, period.as_secs(), "running").await; }
                     "update" => resync.notify_one(),
                     "reboot" | "restart" => match &reboot_command {
                         Some(cmd) => {
-                            publish_status(&src, mac, period.as_secs(), "rebooting");
+                            publish_status(&src, mac, period.as_secs(), "rebooting").await;
                             let cmd = cmd.clone();
                             // Waited for off the runtime, so that it leaves no zombie behind.
                             tokio::task::spawn_blocking(move || {

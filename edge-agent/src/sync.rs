@@ -43,7 +43,7 @@ pub async fn run(
     resync: Arc<Notify>,
     shutdown: CancellationToken,
 ) {
-    let mut backoff = Duration::from_secs(1);
+    let mut backoff = neosens_runtime::backoff::Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
     // A snapshot coming in pages: (the revision it stands for, the last device id received).
     let mut paging: Option<(u64, neosens_protocol::ids::DeviceId)> = None;
     loop {
@@ -85,26 +85,25 @@ pub async fn run(
                     (Some(r), true, Some(last)) => Some((r, last)),
                     _ => None,
                 };
-                match tokio::task::spawn_blocking(move || cache.apply(&batch, revision)).await {
-                    Ok(Ok(())) => {
+                match neosens_runtime::blocking::run(move || cache.apply(&batch, revision)).await {
+                    Ok(()) => {
                         stats.revision.store(revision, Ordering::Relaxed);
                         stats.batches.fetch_add(1, Ordering::Relaxed);
                         stats.last_success_s.store(now_s(), Ordering::Relaxed);
                         tracing::info!(revision, ?kind, changes = n, more, "registry synced");
                         stats.synced.notify_waiters();
-                        backoff = Duration::from_secs(1);
+                        backoff.reset();
                     }
-                    Ok(Err(e)) => {
+                    Err(e) => {
                         tracing::error!(error = %e, "applying a sync batch");
                         paging = None;
-                        sleep_or_stop(&shutdown, backoff).await;
+                        sleep_or_stop(&shutdown, backoff.next_delay()).await;
                     }
-                    Err(e) => tracing::error!(error = %e, "sync batch task failed"),
                 }
             }
             Ok(None) => {
                 stats.last_success_s.store(now_s(), Ordering::Relaxed);
-                backoff = Duration::from_secs(1);
+                backoff.reset();
             }
             Err(e) => {
                 stats.failures.fetch_add(1, Ordering::Relaxed);
@@ -113,13 +112,12 @@ pub async fn run(
                 match &e {
                     CentralError::Unauthorized => tracing::error!(error = %e, "sync refused"),
                     _ => {
-                        tracing::warn!(error = %e, retry_in_s = backoff.as_secs(), "sync failed; serving from the cache")
+                        tracing::warn!(error = %e, retry_in_s = backoff.current().as_secs(), "sync failed; serving from the cache")
                     }
                 }
-                if sleep_or_stop(&shutdown, backoff.mul_f64(0.5 + fastrand::f64())).await {
+                if sleep_or_stop(&shutdown, backoff.next_delay()).await {
                     return;
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(60));
             }
         }
     }
@@ -139,21 +137,19 @@ async fn sleep_or_stop(shutdown: &CancellationToken, d: Duration) -> bool {
 /// it is back.
 pub async fn report(central: Central, cache: Cache, outbox: Outbox, shutdown: CancellationToken) {
     let mut wait = Duration::ZERO;
-    let mut retry = Duration::from_secs(1);
+    let mut retry = neosens_runtime::backoff::Backoff::new(Duration::from_secs(1), REPORT_EVERY);
     loop {
         if sleep_or_stop(&shutdown, wait).await {
             return;
         }
         wait = match report_once(&central, &cache, &outbox).await {
             Ok(()) => {
-                retry = Duration::from_secs(1);
+                retry.reset();
                 REPORT_EVERY
             }
             Err(e) => {
-                tracing::debug!(error = %e, retry_in_s = retry.as_secs(), "reports to central postponed");
-                let now = retry;
-                retry = (retry * 2).min(REPORT_EVERY);
-                now
+                tracing::debug!(error = %e, retry_in_s = retry.current().as_secs(), "reports to central postponed");
+                retry.next_delay()
             }
         };
     }
@@ -162,7 +158,8 @@ pub async fn report(central: Central, cache: Cache, outbox: Outbox, shutdown: Ca
 /// One round of reports.
 pub async fn report_once(central: &Central, cache: &Cache, outbox: &Outbox) -> Result<(), CentralError> {
     let now_ms = now_s() * 1000;
-    if let Err(e) = outbox.expire(now_ms) {
+    let expiring = outbox.clone();
+    if let Err(e) = neosens_runtime::blocking::run(move || expiring.expire(now_ms)).await {
         tracing::error!(error = %e, "expiring old outbox messages");
     }
     let delivered = cache.unreported_deliveries().unwrap_or_default();
@@ -190,7 +187,8 @@ pub async fn report_once(central: &Central, cache: &Cache, outbox: &Outbox) -> R
         let n = logs.len();
         central.relay_logs(&neosens_protocol::edge::RelayedLogs { logs }).await?;
         tracing::info!(lines = n, "device log lines kept offline relayed to central");
-        if let Err(e) = cache.drop_logs(&keys) {
+        let relayed = cache.clone();
+        if let Err(e) = neosens_runtime::blocking::run(move || relayed.drop_logs(&keys)).await {
             tracing::error!(error = %e, "removing relayed device logs");
         }
     }

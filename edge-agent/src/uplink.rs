@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use neosens_runtime::backoff::Backoff;
 use neosens_runtime::mqtt::BrokerUrl;
 use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS};
 use tokio::sync::mpsc;
@@ -101,7 +102,7 @@ pub async fn run(
     }
     let (client, mut eventloop) = AsyncClient::new(options, WINDOW * 4);
     let broker = format!("{}:{}", config.url.host, config.url.port);
-    let mut backoff = Duration::from_millis(250);
+    let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(30));
     // Requested, waiting for a packet id / for a PUBACK; the highest id requested.
     let mut unassigned: VecDeque<u64> = VecDeque::new();
     let mut by_pkid: HashMap<u16, u64> = HashMap::new();
@@ -138,7 +139,7 @@ pub async fn run(
             // New messages while idle.
             () = outbox.ready.notified(), if idle => continue,
             _ = flush.tick(), if !acked.is_empty() => {
-                write_acks(&outbox, &mut acked);
+                write_acks(&outbox, &mut acked).await;
                 continue;
             }
             Some(filter) = more_subscriptions.recv() => {
@@ -156,7 +157,7 @@ pub async fn run(
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 stats.connected.store(true, Ordering::Relaxed);
                 stats.connects.fetch_add(1, Ordering::Relaxed);
-                backoff = Duration::from_millis(250);
+                backoff.reset();
                 tracing::info!(broker = %broker, "uplink up");
                 for filter in &subscriptions {
                     let _ = client.try_subscribe(filter, QoS::AtLeastOnce);
@@ -172,7 +173,7 @@ pub async fn run(
                 if let Some(id) = by_pkid.remove(&ack.pkid) {
                     acked.push(id);
                     if acked.len() >= WINDOW / 2 {
-                        write_acks(&outbox, &mut acked);
+                        write_acks(&outbox, &mut acked).await;
                     }
                 }
             }
@@ -191,21 +192,19 @@ pub async fn run(
                 }
                 stats.disconnects.fetch_add(1, Ordering::Relaxed);
                 // What was not acknowledged goes again from the outbox, in order.
-                write_acks(&outbox, &mut acked);
+                write_acks(&outbox, &mut acked).await;
                 eventloop.pending.clear();
                 unassigned.clear();
                 by_pkid.clear();
                 last_requested = 0;
-                let delay = backoff.mul_f64(0.5 + fastrand::f64());
                 tokio::select! {
                     () = shutdown.cancelled() => break,
-                    () = tokio::time::sleep(delay) => {}
+                    () = tokio::time::sleep(backoff.next_delay()) => {}
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(30));
             }
         }
     }
-    write_acks(&outbox, &mut acked);
+    write_acks(&outbox, &mut acked).await;
     if stats.connected.swap(false, Ordering::Relaxed) {
         let _ = client.try_disconnect();
         let _ = tokio::time::timeout(Duration::from_secs(2), async {
@@ -220,10 +219,14 @@ pub async fn run(
     tracing::info!(broker = %broker, "uplink stopped");
 }
 
-fn write_acks(outbox: &Outbox, acked: &mut Vec<u64>) {
-    if let Err(e) = outbox.acknowledge(acked) {
+/// Removes the acknowledged messages (one commit, on the blocking pool).
+async fn write_acks(outbox: &Outbox, acked: &mut Vec<u64>) {
+    if acked.is_empty() {
+        return;
+    }
+    let (outbox, ids) = (outbox.clone(), std::mem::take(acked));
+    if let Err(e) = neosens_runtime::blocking::run(move || outbox.acknowledge(&ids)).await {
         // Kept: they are sent again after the next reconnect, which is safe (ids dedupe).
         tracing::error!(error = %e, "removing acknowledged messages from the outbox");
     }
-    acked.clear();
 }

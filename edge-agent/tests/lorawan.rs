@@ -178,7 +178,7 @@ async fn a_serial_modem_on_a_pseudo_terminal() {
     use std::io::{BufRead, BufReader, Write};
     use std::os::fd::AsFd;
 
-    let r = rig();
+    let r = neosens_runtime::blocking::run(rig).await;
     let master =
         rustix::pty::openpt(rustix::pty::OpenptFlags::RDWR | rustix::pty::OpenptFlags::NOCTTY).unwrap();
     rustix::pty::grantpt(master.as_fd()).unwrap();
@@ -217,7 +217,8 @@ async fn a_serial_modem_on_a_pseudo_terminal() {
     writeln!(modem, "radio_rx  {VECTOR_1}\r").unwrap();
     assert_eq!(next(), "radio rx 0", "reception started again after the frame");
     assert_eq!(count(&r.stats, "decoded"), 1);
-    let out = drained(&r.outbox);
+    let outbox = r.outbox.clone();
+    let out = neosens_runtime::blocking::run(move || drained(&outbox)).await;
     assert_eq!(out.iter().find(|(t, _)| t == "u4/302/raw").unwrap().1["value"], "74657374");
     assert_eq!(out.iter().find(|(t, _)| t == "u4/302/device").unwrap().1["gateway"], "serial:test");
     writeln!(modem, "radio_err\r").unwrap();

@@ -49,6 +49,24 @@ fn witness(port: u16) -> mpsc::Receiver<u64> {
     rx
 }
 
+/// Opens the gateway's database and outbox (on the blocking pool, as the agent does).
+async fn open(dir: &std::path::Path) -> (Cache, Outbox) {
+    let dir = dir.to_owned();
+    neosens_runtime::blocking::run(move || {
+        let cache = Cache::open(&dir).unwrap();
+        let limits = Limits { max_messages: 100_000, max_age_ms: 3_600_000 };
+        let outbox = Outbox::open(cache.database(), limits).unwrap();
+        (cache, outbox)
+    })
+    .await
+}
+
+/// Appends on the blocking pool, as the agent's producers do.
+async fn append_async(outbox: &Outbox, range: std::ops::Range<u64>) {
+    let outbox = outbox.clone();
+    neosens_runtime::blocking::run(move || append(&outbox, range)).await;
+}
+
 fn append(outbox: &Outbox, range: std::ops::Range<u64>) {
     let n = (range.end - range.start) as usize;
     let ids = outbox
@@ -100,13 +118,11 @@ async fn nothing_lost_nor_doubled_across_a_broker_outage_and_an_agent_restart() 
     ));
     let rx = witness(broker.port);
     let dir = tempfile::tempdir().unwrap();
-    let cache = Cache::open(dir.path()).unwrap();
-    let outbox =
-        Outbox::open(cache.database(), Limits { max_messages: 100_000, max_age_ms: 3_600_000 }).unwrap();
+    let (cache, outbox) = open(dir.path()).await;
     let (shutdown, stats, task) = start_uplink(&outbox, broker.port);
 
     // Link up: everything goes, in order, and leaves the outbox once acknowledged.
-    append(&outbox, 0..300);
+    append_async(&outbox, 0..300).await;
     let mut seen = Vec::new();
     tokio::task::block_in_place(|| collect(&rx, &mut seen, |s| s.len() >= 300));
     wait_until("outbox drained", || outbox.depth(0).unwrap().0 == 0);
@@ -114,7 +130,7 @@ async fn nothing_lost_nor_doubled_across_a_broker_outage_and_an_agent_restart() 
     // The broker goes away: the outbox keeps what comes meanwhile.
     tokio::task::block_in_place(|| broker.stop());
     wait_until("uplink down", || !stats.connected.load(std::sync::atomic::Ordering::Relaxed));
-    append(&outbox, 300..600);
+    append_async(&outbox, 300..600).await;
     assert_eq!(outbox.depth(0).unwrap().0, 300, "kept on disk while the broker is down");
     tokio::task::block_in_place(|| broker.restart());
     tokio::task::block_in_place(|| collect(&rx, &mut seen, |s| s.len() >= 600));
@@ -131,12 +147,10 @@ async fn nothing_lost_nor_doubled_across_a_broker_outage_and_an_agent_restart() 
     // The agent stops with messages queued (its uplink gone, the database closed), then restarts.
     shutdown.cancel();
     task.await.unwrap();
-    append(&outbox, 600..700);
+    append_async(&outbox, 600..700).await;
     drop(outbox);
     drop(cache);
-    let cache = Cache::open(dir.path()).unwrap();
-    let outbox =
-        Outbox::open(cache.database(), Limits { max_messages: 100_000, max_age_ms: 3_600_000 }).unwrap();
+    let (_cache, outbox) = open(dir.path()).await;
     assert_eq!(outbox.depth(0).unwrap().0, 100, "the queue survives the restart");
     let (shutdown, _stats, task) = start_uplink(&outbox, broker.port);
     tokio::task::block_in_place(|| collect(&rx, &mut seen, |s| s.len() >= 700));

@@ -6,6 +6,9 @@
 //!
 //! | module | role |
 //! |---|---|
+//! | [`backoff`] | capped, jittered exponential back-off for every retry loop |
+//! | [`supervisor`] | the long-lived tasks of a process: critical ones stop it, others restart |
+//! | [`blocking`] | the one path from async code to the disk: the blocking pool, checked in debug builds |
 //! | [`shutdown`] | SIGINT/SIGTERM → one `CancellationToken`; drain with a deadline |
 //! | [`build_info`] | version, git revision and target for `--version`, `/healthz` and logs |
 //! | [`systemd`] | `sd_notify`: READY, WATCHDOG pings, STOPPING |
@@ -19,6 +22,8 @@
 //! | [`service`] | start a service process: logs, runtime, listener, signals (SIGHUP reloads logs) |
 //! | `testing` (feature) | run a service binary in tests and talk raw HTTP to it |
 
+pub mod backoff;
+pub mod blocking;
 pub mod build_info;
 pub mod config_file;
 pub mod data_dir;
@@ -31,6 +36,7 @@ pub mod mqtt;
 pub mod relay;
 pub mod service;
 pub mod shutdown;
+pub mod supervisor;
 pub mod systemd;
 pub mod telemetry;
 #[cfg(feature = "testing")]

@@ -234,7 +234,7 @@ impl Driver {
 
     /// Follows the changes after `since`; returns the new revision.
     async fn follow(&mut self, since: u64) -> u64 {
-        let changes = match self.registry.store().changes_since(since, 50_000) {
+        let changes = match self.registry.blocking(move |r| r.changes_since(since, 50_000)).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(error = %e, "dynamic security: cannot read the change log");

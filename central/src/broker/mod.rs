@@ -36,6 +36,8 @@ pub struct BrokerLink {
     pub embedded: bool,
     /// Central's username on the broker.
     pub username: Option<String>,
+    /// The link's event loop, for the supervisor to run.
+    pub event_loop: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
 }
 
 /// Connects central to its broker, starting the embedded one when none is configured.
@@ -80,6 +82,6 @@ pub fn connect(
     let mut link = LinkConfig::new(url, &config.client_id);
     link.state_topic = Some(config.state_topic.clone());
     link.max_incoming_packet = MAX_INCOMING_PACKET;
-    let (handle, inbound) = mqtt::start(link, shutdown);
-    Ok(BrokerLink { handle, inbound, address, embedded, username })
+    let (handle, inbound, event_loop) = mqtt::link(link, shutdown);
+    Ok(BrokerLink { handle, inbound, address, embedded, username, event_loop: Box::pin(event_loop) })
 }

@@ -79,7 +79,8 @@ async fn credentials(
         count(&state, "credentials", "invalid_mac");
         return forbidden();
     };
-    match state.registry.legacy_credentials(mac) {
+    // A first delivery commits (the password goes once): on the blocking pool.
+    match state.registry.blocking(move |r| r.legacy_credentials(mac)).await {
         Ok(Some(creds)) => {
             count(&state, "credentials", if creds.password.is_some() { "delivered" } else { "served" });
             if creds.password.is_some() {
@@ -181,7 +182,8 @@ async fn logger(
         return forbidden();
     };
     let remote = forwarded_for(&state, &headers).unwrap_or_else(|| peer.ip().to_string());
-    match state.registry.legacy_log(&login, &password, record, remote) {
+    let user = login.clone();
+    match state.registry.blocking(move |r| r.legacy_log(&user, &password, record, remote)).await {
         Ok(Ok(())) => {
             count(&state, "logger", "served");
             StatusCode::OK.into_response()

@@ -73,6 +73,8 @@ pub struct AppState {
     pub passwords: neosens_runtime::workers::Workers,
     /// `[alerts] device_networks`, parsed.
     pub device_networks: Arc<Vec<ipnet::IpNet>>,
+    /// The supervisor's view of the background tasks (`/readyz`).
+    pub tasks: Arc<neosens_runtime::supervisor::TaskHealth>,
 }
 
 /// The router of the main HTTP listener; with `broker_auth_apart`, without the broker-auth
@@ -138,15 +140,16 @@ async fn metrics(
 async fn readyz(
     axum::extract::State(s): axum::extract::State<AppState>,
 ) -> impl axum::response::IntoResponse {
-    let store =
-        s.registry.store().changes_since(s.registry.revision(), 1).map(|_| ()).map_err(|e| e.to_string());
+    let store = s.registry.blocking(|r| r.probe_store()).await.map_err(|e| e.to_string());
     let broker = s.mqtt.stats().connected();
-    let ready = store.is_ok() && broker;
+    let failed = s.tasks.failed();
+    let ready = store.is_ok() && broker && failed.is_none();
     let body = serde_json::json!({
         "ready": ready,
         "checks": {
             "store": match &store { Ok(()) => serde_json::json!({"ok": true}), Err(e) => serde_json::json!({"ok": false, "error": e}) },
             "broker_link": {"ok": broker},
+            "tasks": match &failed { None => serde_json::json!({"ok": true}), Some(e) => serde_json::json!({"ok": false, "error": e}) },
         },
         "devices": s.registry.device_count(),
         "revision": s.registry.revision(),

@@ -234,7 +234,7 @@ async fn clear_retained(link: &MqttHandle, topic: &str, stats: &IngestStats) {
 /// names its batch, and traces show one span per batch — at most a few a second, where a span
 /// per message would cost more than the message (a boot storm brings tens of thousands).
 async fn flush(
-    registry: &Registry,
+    registry: &Arc<Registry>,
     pending: &mut HashMap<DeviceId, DeviceStatusRecord>,
     stats: &IngestStats,
     seen: &mpsc::Sender<Vec<Seen>>,
@@ -249,7 +249,7 @@ async fn flush(
 }
 
 async fn write_batch(
-    registry: &Registry,
+    registry: &Arc<Registry>,
     pending: &mut HashMap<DeviceId, DeviceStatusRecord>,
     stats: &IngestStats,
     seen: &mpsc::Sender<Vec<Seen>>,
@@ -265,7 +265,7 @@ async fn write_batch(
         })
         .collect();
     let n = batch.len() as u64;
-    match registry.put_statuses(batch) {
+    match registry.blocking(move |r| r.put_statuses(batch)).await {
         Ok(()) => {
             stats.stored.fetch_add(n, Ordering::Relaxed);
             stats.batches.fetch_add(1, Ordering::Relaxed);

@@ -214,7 +214,7 @@ impl Monitor {
     }
 
     /// Acknowledges an alert, optionally muting it for `silence_minutes`. `None` if unknown.
-    pub fn acknowledge(
+    pub async fn acknowledge(
         &self,
         id: u64,
         by: &str,
@@ -234,7 +234,7 @@ impl Monitor {
             s.dirty.insert(id);
             r
         };
-        self.persist()?;
+        self.persist().await?;
         Ok(Some(record))
     }
 
@@ -250,9 +250,14 @@ impl Monitor {
         (s.tracker.outdated_count(), s.tracker.open_alerts().len(), failures)
     }
 
-    /// Writes the alerts changed since the last call. Errors are the caller's to log: the
-    /// in-memory state stays right, and the next write carries the change.
-    pub fn persist(&self) -> Result<(), StoreError> {
+    /// Writes the alerts changed since the last call, on the blocking pool. Errors are the
+    /// caller's to log: the in-memory state stays right, and the next write carries the change.
+    pub async fn persist(&self) -> Result<(), StoreError> {
+        let monitor = self.clone();
+        neosens_runtime::blocking::run(move || monitor.write_changed()).await
+    }
+
+    fn write_changed(&self) -> Result<(), StoreError> {
         let Some(store) = &self.store else { return Ok(()) };
         let _writing = self.writing.lock();
         let (records, forget) = {

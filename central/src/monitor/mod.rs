@@ -62,7 +62,7 @@ async fn deliver(monitor: &Monitor, to: &Delivery, events: Vec<(Event, AlertReco
     if events.is_empty() {
         return;
     }
-    if let Err(e) = monitor.persist() {
+    if let Err(e) = monitor.persist().await {
         tracing::error!(error = %e, "cannot store alerts (kept in memory, retried with the next change)");
     }
     for (event, alert) in events {
@@ -138,7 +138,7 @@ pub async fn run(
                 if changed.is_err() { return }
                 let now = clock.now();
                 let latest = *revisions.borrow_and_update();
-                let log = registry.store().changes_since(revision, 100_000).unwrap_or_default();
+                let log = registry.blocking(move |r| r.changes_since(revision, 100_000)).await.unwrap_or_default();
                 revision = latest;
                 let structural = log.iter().any(|c| matches!(c.kind, EntityKind::Room | EntityKind::Building | EntityKind::DeviceType | EntityKind::Site));
                 let devices: HashSet<DeviceId> = log.iter().filter(|c| c.kind == EntityKind::Device).map(|c| DeviceId::from_bytes(c.key)).collect();
@@ -157,8 +157,16 @@ mod tests {
 
     const MIN: Duration = Duration::from_secs(60);
 
-    fn registry(dir: &std::path::Path) -> (Arc<Registry>, DeviceId) {
-        let (registry, _, devices) = crate::registry::test_registry(dir, 1);
+    /// Opens the monitor the way `run` does: its store read on the blocking pool.
+    async fn open_monitor(registry: &Arc<Registry>) -> Monitor {
+        registry.blocking(|r| Monitor::open(r.shared_store())).await.unwrap()
+    }
+
+    /// The fixture registry, built on the blocking pool as `run` would.
+    async fn registry(dir: &std::path::Path) -> (Arc<Registry>, DeviceId) {
+        let dir = dir.to_owned();
+        let (registry, _, devices) =
+            neosens_runtime::blocking::run(move || crate::registry::test_registry(&dir, 1)).await;
         (registry, devices[0])
     }
 
@@ -194,14 +202,14 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn outdated_at_the_threshold_alerted_after_the_grace_resolved_when_seen() {
         let dir = tempfile::tempdir().unwrap();
-        let (registry, id) = registry(dir.path());
+        let (registry, id) = registry(dir.path()).await;
         let status = DeviceStatusRecord {
             last_seen: Some(Timestamp::now()),
             last_status: Some("running".into()),
             last_payload: None,
         };
-        registry.put_statuses(vec![(id, status)]).unwrap();
-        let monitor = Monitor::open(registry.shared_store()).unwrap();
+        registry.blocking(move |r| r.put_statuses(vec![(id, status)])).await.unwrap();
+        let monitor = open_monitor(&registry).await;
         let (seen_tx, shutdown, _task) = start(&registry, &monitor);
 
         tokio::time::sleep(29 * MIN).await;
@@ -213,8 +221,8 @@ mod tests {
         assert_eq!(monitor.counts(), (1, 1, 0), "alerted after the 3-minute grace");
         let alert = &monitor.alerts(false)[0];
         assert!(alert.devices.contains(&id) && alert.state == "open");
-        assert!(monitor.acknowledge(alert.alert.id, "operator", Some(60), 0).unwrap().is_some());
-        assert!(monitor.acknowledge(999, "operator", None, 0).unwrap().is_none());
+        assert!(monitor.acknowledge(alert.alert.id, "operator", Some(60), 0).await.unwrap().is_some());
+        assert!(monitor.acknowledge(999, "operator", None, 0).await.unwrap().is_none());
 
         // A status: back to fine, the alert resolved and kept in the history.
         seen_tx.send(vec![seen(id, wall_in(34 * MIN))]).await.unwrap();
@@ -225,12 +233,8 @@ mod tests {
         assert_eq!(history[0].alert.ack.as_ref().map(|a| a.by.as_str()), Some("operator"));
 
         // Disabled: no longer watched.
-        registry
-            .update_device(
-                &id.to_string(),
-                crate::registry::DevicePatch { enabled: Some(false), ..Default::default() },
-            )
-            .unwrap();
+        let patch = crate::registry::DevicePatch { enabled: Some(false), ..Default::default() };
+        registry.blocking(move |r| r.update_device(&id.to_string(), patch)).await.unwrap();
         tokio::time::sleep(40 * MIN).await;
         assert_eq!(monitor.counts(), (0, 0, 0), "a disabled device is not outdated");
         shutdown.cancel();
@@ -239,22 +243,22 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn an_open_outage_and_its_ack_survive_a_restart() {
         let dir = tempfile::tempdir().unwrap();
-        let (registry, id) = registry(dir.path());
+        let (registry, id) = registry(dir.path()).await;
         // Last seen 40 minutes ago (the wall clock does not follow tokio's paused time across
         // the restart, so the outage is in the past from the start).
         let long_ago = Timestamp(Timestamp::now().millis() - (40 * MIN).as_millis() as i64);
         let status = DeviceStatusRecord { last_seen: Some(long_ago), last_status: None, last_payload: None };
-        registry.put_statuses(vec![(id, status)]).unwrap();
-        let monitor = Monitor::open(registry.shared_store()).unwrap();
+        registry.blocking(move |r| r.put_statuses(vec![(id, status)])).await.unwrap();
+        let monitor = open_monitor(&registry).await;
         let (_seen, shutdown, task) = start(&registry, &monitor);
         tokio::time::sleep(Duration::from_millis(10)).await;
         let first = monitor.alerts(false)[0].alert.clone();
-        monitor.acknowledge(first.id, "operator", None, 1).unwrap();
+        monitor.acknowledge(first.id, "operator", None, 1).await.unwrap();
         shutdown.cancel();
         task.await.unwrap();
 
         // Central restarts: the same outage, same id, same opening time, still acknowledged.
-        let monitor = Monitor::open(registry.shared_store()).unwrap();
+        let monitor = open_monitor(&registry).await;
         let (seen_tx, shutdown, _task) = start(&registry, &monitor);
         tokio::time::sleep(Duration::from_millis(10)).await;
         let again = monitor.alerts(false);
@@ -267,7 +271,7 @@ mod tests {
         seen_tx.send(vec![seen(id, wall_in(MIN))]).await.unwrap();
         tokio::time::sleep(Duration::from_millis(10)).await;
         shutdown.cancel();
-        let stored = registry.store().alerts().unwrap();
+        let stored = registry.blocking(|r| r.shared_store().alerts()).await.unwrap();
         assert_eq!(stored.len(), 1);
         assert!(stored[0].resolved_at.is_some());
     }
@@ -275,19 +279,15 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn failure_rules_open_and_resolve_alerts_per_device_and_rule() {
         let dir = tempfile::tempdir().unwrap();
-        let (registry, id) = registry(dir.path());
+        let (registry, id) = registry(dir.path()).await;
         let rules: Vec<crate::model::StatusRuleSpec> = serde_json::from_value(serde_json::json!([
             {"name": "not_running", "field": "status", "op": "ne", "value": "running"},
             {"name": "low_heap", "field": "heap", "op": "lt", "value": 20000}
         ]))
         .unwrap();
-        registry
-            .update_device_type(
-                "esp32",
-                crate::registry::DeviceTypePatch { status_rules: Some(rules), ..Default::default() },
-            )
-            .unwrap();
-        let monitor = Monitor::open(registry.shared_store()).unwrap();
+        let patch = crate::registry::DeviceTypePatch { status_rules: Some(rules), ..Default::default() };
+        registry.blocking(move |r| r.update_device_type("esp32", patch)).await.unwrap();
+        let monitor = open_monitor(&registry).await;
         let (seen_tx, shutdown, _task) = start(&registry, &monitor);
         let status = |payload: &str| {
             let failing = registry.failing_rules(id, payload);
@@ -313,12 +313,8 @@ mod tests {
         assert_eq!(monitor.alerts(false)[0].alert.id, still, "the same failure is the same alert");
 
         // The rule removed from the type: its alert resolves.
-        registry
-            .update_device_type(
-                "esp32",
-                crate::registry::DeviceTypePatch { status_rules: Some(Vec::new()), ..Default::default() },
-            )
-            .unwrap();
+        let patch = crate::registry::DeviceTypePatch { status_rules: Some(Vec::new()), ..Default::default() };
+        registry.blocking(move |r| r.update_device_type("esp32", patch)).await.unwrap();
         tokio::time::sleep(Duration::from_millis(10)).await;
         assert_eq!(monitor.counts(), (0, 0, 0));
         assert_eq!(monitor.alerts(true).len(), 2);

@@ -1,5 +1,6 @@
-//! Alert delivery to a webhook: JSON POST, a timeout per attempt, retries with exponential
-//! back-off, and every outcome counted so a failing receiver shows in `/metrics`.
+//! Alert delivery to a webhook: JSON POST, a timeout per attempt, retries with a capped,
+//! jittered back-off (a `4xx` other than `429` is not retried: the receiver refused the body),
+//! and every outcome counted so a failing receiver shows in `/metrics`.
 //!
 //! Deliveries go through a bounded queue served by one worker, so a slow receiver never holds up
 //! the state tracker; when the queue is full, the alert is dropped and counted.
@@ -8,9 +9,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use neosens_runtime::backoff::Backoff;
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+
+/// The longest pause between two attempts.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 /// Where and how to deliver.
 #[derive(Debug, Clone)]
@@ -21,7 +26,7 @@ pub struct WebhookConfig {
     pub timeout: Duration,
     /// Attempts per alert.
     pub attempts: u32,
-    /// Delay before the second attempt; doubles each time.
+    /// Delay before the second attempt (jittered); doubles each time, up to [`MAX_BACKOFF`].
     pub first_backoff: Duration,
 }
 
@@ -47,12 +52,22 @@ pub struct Webhook {
 }
 
 impl Webhook {
-    /// Starts the delivery worker.
-    pub fn start(config: WebhookConfig, shutdown: CancellationToken) -> Self {
+    /// The handle and its delivery worker, for the caller to run (under the supervisor).
+    pub fn new(
+        config: WebhookConfig,
+        shutdown: CancellationToken,
+    ) -> (Self, impl std::future::Future<Output = ()> + Send + 'static) {
         let (queue, rx) = mpsc::channel(1_000);
         let stats = Arc::new(WebhookStats::default());
-        tokio::spawn(worker(config, rx, Arc::clone(&stats), shutdown));
-        Webhook { queue, stats }
+        let worker = worker(config, rx, Arc::clone(&stats), shutdown);
+        (Webhook { queue, stats }, worker)
+    }
+
+    /// Starts the delivery worker on its own (tests, benchmarks).
+    pub fn start(config: WebhookConfig, shutdown: CancellationToken) -> Self {
+        let (hook, worker) = Self::new(config, shutdown);
+        tokio::spawn(worker);
+        hook
     }
 
     /// Queues `body`; counts it as dropped when the queue is full.
@@ -79,12 +94,21 @@ async fn worker(
             () = shutdown.cancelled() => return,
             body = rx.recv() => match body { Some(b) => b, None => return },
         };
-        let mut backoff = config.first_backoff;
+        let mut backoff = Backoff::new(config.first_backoff, MAX_BACKOFF);
         for attempt in 1..=config.attempts {
             let outcome = client.post(&config.url).json(&body).send().await;
             let error = match outcome {
                 Ok(r) if r.status().is_success() => {
                     stats.delivered.fetch_add(1, Ordering::Relaxed);
+                    break;
+                }
+                // The receiver refused this body: sending it again cannot help.
+                Ok(r)
+                    if r.status().is_client_error()
+                        && r.status() != reqwest::StatusCode::TOO_MANY_REQUESTS =>
+                {
+                    stats.failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(url = %config.url, attempts = attempt, status = %r.status(), "alert webhook refused the alert; not retried");
                     break;
                 }
                 Ok(r) => format!("HTTP {}", r.status()),
@@ -96,12 +120,11 @@ async fn worker(
                 break;
             }
             stats.retried.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(url = %config.url, attempt, error = %error, retry_in_ms = backoff.as_millis() as u64, "alert webhook attempt failed");
+            tracing::warn!(url = %config.url, attempt, error = %error, retry_in_ms = backoff.current().as_millis() as u64, "alert webhook attempt failed");
             tokio::select! {
                 () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(backoff) => {}
+                () = tokio::time::sleep(backoff.next_delay()) => {}
             }
-            backoff *= 2;
         }
     }
 }
@@ -177,6 +200,42 @@ mod tests {
         .await
         .expect("given up in time");
         assert_eq!(gone.stats.retried.load(Ordering::SeqCst), 1);
+        shutdown.cancel();
+    }
+
+    #[tokio::test]
+    async fn a_refused_body_is_not_sent_again() {
+        let calls = Arc::new(AtomicU64::new(0));
+        let app = {
+            let calls = Arc::clone(&calls);
+            axum::Router::new().route(
+                "/hook",
+                post(move || async move {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    StatusCode::UNPROCESSABLE_ENTITY
+                }),
+            )
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let shutdown = CancellationToken::new();
+        let config = WebhookConfig {
+            url: format!("http://{addr}/hook"),
+            timeout: Duration::from_secs(5),
+            attempts: 5,
+            first_backoff: Duration::from_millis(10),
+        };
+        let hook = Webhook::start(config, shutdown.clone());
+        hook.send(serde_json::json!({"event": "opened"}));
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while hook.stats.failed.load(Ordering::SeqCst) == 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("given up in time");
+        assert_eq!((calls.load(Ordering::SeqCst), hook.stats.retried.load(Ordering::SeqCst)), (1, 0));
         shutdown.cancel();
     }
 }

@@ -19,6 +19,7 @@ mod locations;
 mod lorawan;
 mod orders;
 mod provisioning;
+mod records;
 mod state;
 mod status;
 mod users;
@@ -168,6 +169,18 @@ impl Registry {
     /// The store, shared (for components that keep their own records in it: alerts).
     pub fn shared_store(&self) -> Arc<dyn Store> {
         Arc::clone(&self.store)
+    }
+
+    /// Runs `work` against the registry on the blocking pool: the way async code calls anything
+    /// that commits to (or reads from) the store, so a slow disk never stalls an async worker —
+    /// the broker-auth answers and `/healthz` it also serves. Debug builds check the rule where
+    /// store transactions start (`neosens_runtime::blocking`).
+    pub async fn blocking<T: Send + 'static>(
+        self: &Arc<Self>,
+        work: impl FnOnce(&Registry) -> T + Send + 'static,
+    ) -> T {
+        let registry = Arc::clone(self);
+        neosens_runtime::blocking::run(move || work(&registry)).await
     }
 
     /// Runs one write: `decide` sees the current state and returns the writes and a result; the

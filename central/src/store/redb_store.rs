@@ -55,6 +55,21 @@ fn table(kind: EntityKind) -> TableDefinition<'static, Key, &'static [u8]> {
     }
 }
 
+/// Starts a write transaction; async code must come through the blocking pool (the commit
+/// `fsync`s).
+#[track_caller]
+pub(super) fn begin_write(db: &Database) -> Result<redb::WriteTransaction, redb::TransactionError> {
+    neosens_runtime::blocking::assert_off_async_worker("a central store write");
+    db.begin_write()
+}
+
+/// Starts a read transaction; reads may miss the page cache, so they follow the same rule.
+#[track_caller]
+pub(super) fn begin_read(db: &Database) -> Result<redb::ReadTransaction, redb::TransactionError> {
+    neosens_runtime::blocking::assert_off_async_worker("a central store read");
+    db.begin_read()
+}
+
 pub(super) fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
 }
@@ -98,7 +113,7 @@ impl RedbStore {
             return Err(StoreError::TooNew { found, supported: SCHEMA_VERSION });
         }
         for version in found + 1..=SCHEMA_VERSION {
-            let txn = self.db.begin_write().map_err(backend)?;
+            let txn = begin_write(&self.db).map_err(backend)?;
             match version {
                 // Version 1: every table exists (opening creates them), revision 0.
                 1 => {
@@ -167,7 +182,7 @@ impl RedbStore {
 
     /// The schema version in the file (0 for a new file).
     pub fn schema_version(&self) -> Result<u32, StoreError> {
-        let txn = self.db.begin_read().map_err(backend)?;
+        let txn = begin_read(&self.db).map_err(backend)?;
         let meta = match txn.open_table(META) {
             Ok(t) => t,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(0),
@@ -234,7 +249,7 @@ fn values<T>(pairs: Vec<(Key, T)>) -> Vec<T> {
 
 impl Store for RedbStore {
     fn load(&self) -> Result<Snapshot, StoreError> {
-        let txn = self.db.begin_read().map_err(backend)?;
+        let txn = begin_read(&self.db).map_err(backend)?;
         let revision = txn
             .open_table(META)
             .map_err(backend)?
@@ -257,7 +272,7 @@ impl Store for RedbStore {
 
     fn apply(&self, writes: &[Write]) -> Result<u64, StoreError> {
         let started = Instant::now();
-        let txn = self.db.begin_write().map_err(backend)?;
+        let txn = begin_write(&self.db).map_err(backend)?;
         let revision = {
             let mut meta = txn.open_table(META).map_err(backend)?;
             let mut revision = meta.get(META_REVISION).map_err(backend)?.map_or(0, |v| v.value());
@@ -305,7 +320,7 @@ impl Store for RedbStore {
         statuses: &[([u8; 16], crate::model::DeviceStatusRecord)],
     ) -> Result<(), StoreError> {
         let started = Instant::now();
-        let txn = self.db.begin_write().map_err(backend)?;
+        let txn = begin_write(&self.db).map_err(backend)?;
         {
             let mut t = txn.open_table(STATUSES).map_err(backend)?;
             for (key, status) in statuses {
@@ -316,7 +331,7 @@ impl Store for RedbStore {
     }
 
     fn changes_since(&self, revision: u64, limit: usize) -> Result<Vec<ChangeEntry>, StoreError> {
-        let txn = self.db.begin_read().map_err(backend)?;
+        let txn = begin_read(&self.db).map_err(backend)?;
         let log = txn.open_table(CHANGELOG).map_err(backend)?;
         let mut out = Vec::new();
         for item in log.range(revision.saturating_add(1)..).map_err(backend)?.take(limit) {
@@ -358,7 +373,7 @@ impl Store for RedbStore {
 
     fn put_alerts(&self, alerts: &[AlertRecord], forget: &[u64]) -> Result<(), StoreError> {
         let started = Instant::now();
-        let txn = self.db.begin_write().map_err(backend)?;
+        let txn = begin_write(&self.db).map_err(backend)?;
         {
             let mut t = txn.open_table(ALERTS).map_err(backend)?;
             for alert in alerts {
@@ -372,7 +387,7 @@ impl Store for RedbStore {
     }
 
     fn alerts(&self) -> Result<Vec<AlertRecord>, StoreError> {
-        let txn = self.db.begin_read().map_err(backend)?;
+        let txn = begin_read(&self.db).map_err(backend)?;
         let t = txn.open_table(ALERTS).map_err(backend)?;
         let mut out = Vec::new();
         for item in t.iter().map_err(backend)? {
@@ -413,7 +428,7 @@ impl RedbStore {
         keep: usize,
     ) -> Result<(), StoreError> {
         let started = Instant::now();
-        let txn = self.db.begin_write().map_err(backend)?;
+        let txn = begin_write(&self.db).map_err(backend)?;
         {
             let mut meta = txn.open_table(META).map_err(backend)?;
             let seq = meta.get(seq_key).map_err(backend)?.map_or(0, |v| v.value()) + 1;
@@ -445,7 +460,7 @@ impl RedbStore {
         device: Key,
         limit: usize,
     ) -> Result<Vec<T>, StoreError> {
-        let txn = self.db.begin_read().map_err(backend)?;
+        let txn = begin_read(&self.db).map_err(backend)?;
         let t = txn.open_table(table).map_err(backend)?;
         let mut out = Vec::new();
         for item in t.range((device, 0)..=(device, u64::MAX)).map_err(backend)?.rev().take(limit) {

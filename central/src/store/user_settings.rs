@@ -3,14 +3,12 @@
 
 use std::time::Instant;
 
-use redb::ReadableDatabase;
-
 use super::StoreError;
-use super::redb_store::{RedbStore, USER_SETTINGS, backend};
+use super::redb_store::{RedbStore, USER_SETTINGS, backend, begin_read, begin_write};
 
 impl RedbStore {
     pub(super) fn read_user_settings(&self, user: [u8; 16]) -> Result<Option<String>, StoreError> {
-        let txn = self.database().begin_read().map_err(backend)?;
+        let txn = begin_read(self.database()).map_err(backend)?;
         let table = txn.open_table(USER_SETTINGS).map_err(backend)?;
         Ok(table.get(user).map_err(backend)?.map(|v| v.value().to_owned()))
     }
@@ -21,7 +19,7 @@ impl RedbStore {
         settings: Option<&str>,
     ) -> Result<(), StoreError> {
         let started = Instant::now();
-        let txn = self.database().begin_write().map_err(backend)?;
+        let txn = begin_write(self.database()).map_err(backend)?;
         {
             let mut table = txn.open_table(USER_SETTINGS).map_err(backend)?;
             match settings {

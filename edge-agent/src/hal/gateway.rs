@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use anyhow::bail;
 use neosens_protocol::Mac;
+use neosens_runtime::supervisor::Supervisor;
+#[cfg(test)]
 use tokio_util::sync::CancellationToken;
 
 use super::LineSpec;
@@ -57,8 +59,10 @@ pub fn link_state(enrolled: bool, sync: &SyncStats, uplink: &UplinkStats) -> Lin
     }
 }
 
-/// Checks `[hal]` and starts what it asks for.
-pub fn start(config: &HalConfig, links: Links, shutdown: &CancellationToken) -> anyhow::Result<()> {
+/// Checks `[hal]` and starts what it asks for, under `tasks`: the LED and the sensors are
+/// restartable (each restart opens the line or the bus again), so a flaky wire never stops the
+/// gateway's provisioning.
+pub fn start(config: &HalConfig, links: Links, tasks: &mut Supervisor) -> anyhow::Result<()> {
     let led_line = config.status_led.as_deref().map(str::parse::<LineSpec>).transpose()?;
     let sensors: Vec<SensorSpec> = config.sensors.iter().map(|s| s.parse()).collect::<Result<_, _>>()?;
     if !sensors.is_empty() && config.i2c_bus.is_none() {
@@ -66,10 +70,24 @@ pub fn start(config: &HalConfig, links: Links, shutdown: &CancellationToken) -> 
     }
     if let Some(line) = led_line {
         match GpioOutput::open(&line, config.status_led_active_low) {
-            Ok(pin) => {
+            Ok(first) => {
                 let (enrolled, sync, uplink) =
                     (links.enrolled, Arc::clone(&links.sync), Arc::clone(&links.uplink));
-                tokio::spawn(led::run(pin, move || link_state(enrolled, &sync, &uplink), shutdown.clone()));
+                let (shutdown, active_low) = (tasks.shutdown().clone(), config.status_led_active_low);
+                let mut pin = Some(first);
+                let reopen = line.clone();
+                tasks.restartable("status led", move || {
+                    let pin = pin.take().map_or_else(|| GpioOutput::open(&reopen, active_low), Ok);
+                    let (sync, uplink, shutdown) = (Arc::clone(&sync), Arc::clone(&uplink), shutdown.clone());
+                    async move {
+                        match pin {
+                            Ok(pin) => {
+                                led::run(pin, move || link_state(enrolled, &sync, &uplink), shutdown).await
+                            }
+                            Err(e) => tracing::warn!(error = %e, "status LED line"),
+                        }
+                    }
+                });
                 tracing::info!(line = %format!("{}:{}", line.chip.display(), line.offset), "status LED on");
             }
             Err(e) => tracing::warn!(error = %e, "no status LED"),
@@ -80,8 +98,9 @@ pub fn start(config: &HalConfig, links: Links, shutdown: &CancellationToken) -> 
             bail!("[hal] sensors need the gateway's MAC for their unitID: set [agent] mac");
         };
         match LinuxI2c::open(bus_path) {
-            Ok(bus) => {
+            Ok(first) => {
                 let (cache, outbox) = (links.cache.clone(), links.outbox.clone());
+                // Called on the blocking pool (an outbox append commits).
                 let publish = move |kind: &'static str, payload: String| {
                     let Some(base) = crate::status::base_topic(&cache, mac) else {
                         tracing::debug!("a gateway reading dropped: the gateway is in no room yet");
@@ -94,14 +113,28 @@ pub fn start(config: &HalConfig, links: Links, shutdown: &CancellationToken) -> 
                     }
                 };
                 let period = Duration::from_secs(config.sensor_period_s.max(1));
-                tokio::spawn(sensors::run(
-                    Box::new(bus),
-                    sensors.clone(),
-                    mac.module_unit_id("auto"),
-                    period,
-                    publish,
-                    shutdown.clone(),
-                ));
+                let (path, list, shutdown) = (bus_path.clone(), sensors.clone(), tasks.shutdown().clone());
+                let mut bus = Some(first);
+                tasks.restartable("gateway sensors", move || {
+                    let bus = bus.take().map_or_else(|| LinuxI2c::open(&path), Ok);
+                    let (list, publish, shutdown) = (list.clone(), publish.clone(), shutdown.clone());
+                    async move {
+                        match bus {
+                            Ok(bus) => {
+                                sensors::run(
+                                    Box::new(bus),
+                                    list,
+                                    mac.module_unit_id("auto"),
+                                    period,
+                                    publish,
+                                    shutdown,
+                                )
+                                .await
+                            }
+                            Err(e) => tracing::warn!(error = %e, "gateway sensor bus"),
+                        }
+                    }
+                });
                 tracing::info!(bus = %bus_path.display(), sensors = sensors.len(), "gateway sensors on");
             }
             Err(e) => tracing::warn!(error = %e, "no gateway sensors"),
@@ -129,10 +162,14 @@ mod tests {
     #[tokio::test]
     async fn malformed_settings_stop_the_start_naming_them() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = Cache::open(dir.path()).unwrap();
-        let outbox =
-            Outbox::open(cache.database(), crate::outbox::Limits { max_messages: 10, max_age_ms: 1000 })
-                .unwrap();
+        let path = dir.path().to_owned();
+        let (cache, outbox) = neosens_runtime::blocking::run(move || {
+            let cache = Cache::open(&path).unwrap();
+            let limits = crate::outbox::Limits { max_messages: 10, max_age_ms: 1000 };
+            let outbox = Outbox::open(cache.database(), limits).unwrap();
+            (cache, outbox)
+        })
+        .await;
         let links = || Links {
             enrolled: true,
             sync: Arc::default(),
@@ -141,16 +178,16 @@ mod tests {
             outbox: outbox.clone(),
             mac: None,
         };
-        let shutdown = CancellationToken::new();
+        let mut tasks = Supervisor::new(CancellationToken::new());
         let bad_led = HalConfig { status_led: Some("gpiochip0".into()), ..HalConfig::default() };
-        assert!(start(&bad_led, links(), &shutdown).unwrap_err().to_string().contains("[hal] status_led"));
+        assert!(start(&bad_led, links(), &mut tasks).unwrap_err().to_string().contains("[hal] status_led"));
         let no_bus = HalConfig { sensors: vec!["sht3x".into()], ..HalConfig::default() };
-        assert!(start(&no_bus, links(), &shutdown).unwrap_err().to_string().contains("i2c_bus"));
+        assert!(start(&no_bus, links(), &mut tasks).unwrap_err().to_string().contains("i2c_bus"));
         let bad_sensor = HalConfig { sensors: vec!["bme280".into()], ..HalConfig::default() };
-        assert!(start(&bad_sensor, links(), &shutdown).unwrap_err().to_string().contains("[hal] sensors"));
+        assert!(start(&bad_sensor, links(), &mut tasks).unwrap_err().to_string().contains("[hal] sensors"));
         // Absent hardware is not an error: the gateway runs without it.
         let absent = HalConfig { status_led: Some("/dev/gpiochip-none:3".into()), ..HalConfig::default() };
-        start(&absent, links(), &shutdown).unwrap();
-        assert!(start(&HalConfig::default(), links(), &shutdown).is_ok());
+        start(&absent, links(), &mut tasks).unwrap();
+        assert!(start(&HalConfig::default(), links(), &mut tasks).is_ok());
     }
 }

@@ -183,6 +183,8 @@ pub async fn run(
     shutdown: CancellationToken,
 ) {
     let bus = Arc::new(Mutex::new(bus));
+    // Publishing appends to the outbox (a commit): done on the blocking pool, once per round.
+    let publish = Arc::new(publish);
     let mut filter = ChangeFilter::default();
     let mut failing: HashMap<u8, bool> = HashMap::new();
     let mut tick = tokio::time::interval(period);
@@ -199,6 +201,7 @@ pub async fn run(
         .await
         .unwrap_or_default();
         let now = Instant::now();
+        let mut outgoing = Vec::new();
         for (spec, result) in results {
             let was_failing = failing.insert(spec.address, result.is_err()).unwrap_or(false);
             match result {
@@ -208,13 +211,20 @@ pub async fn run(
                     }
                     for (kind, value, payload) in payloads(spec, &m, &unit_id) {
                         if filter.should_send(kind, spec.address, value, now) {
-                            publish(kind, payload);
+                            outgoing.push((kind, payload));
                         }
                     }
                 }
                 Err(e) if !was_failing => tracing::warn!(error = %e, "gateway sensor"),
                 Err(_) => {}
             }
+        }
+        if !outgoing.is_empty() {
+            let publish = Arc::clone(&publish);
+            neosens_runtime::blocking::run(move || {
+                outgoing.into_iter().for_each(|(kind, payload)| publish(kind, payload))
+            })
+            .await;
         }
     }
 }

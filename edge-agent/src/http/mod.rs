@@ -1,4 +1,5 @@
-//! The LAN listener: the legacy provisioning paths devices call, `/metrics`, `/healthz`.
+//! The LAN listener: the legacy provisioning paths devices call, `/metrics`, `/healthz`,
+//! `/readyz`.
 
 use std::sync::Arc;
 
@@ -27,7 +28,9 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(crate::proxy::routes())
         .merge(neosens_runtime::http::guarded(
-            Router::new().route("/metrics", axum::routing::get(metrics)),
+            Router::new()
+                .route("/metrics", axum::routing::get(metrics))
+                .route("/readyz", axum::routing::get(readyz)),
             state.scrape.clone(),
         ))
         .merge(neosens_runtime::http::healthz(neosens_runtime::build_info!()))
@@ -39,4 +42,21 @@ async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
         [(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
         crate::metrics::render(&s.metrics),
     )
+}
+
+/// `GET /readyz`: 200 while every critical task runs, 503 with the failed one's name once one
+/// stopped (the agent is then shutting down so that systemd restarts it).
+async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
+    let failed = s.metrics.tasks.failed();
+    let status = if failed.is_none() {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    };
+    let tasks = match &failed {
+        None => serde_json::json!({"ok": true}),
+        Some(e) => serde_json::json!({"ok": false, "error": e}),
+    };
+    let body = serde_json::json!({"ready": failed.is_none(), "checks": {"tasks": tasks}});
+    (status, [(axum::http::header::CONTENT_TYPE, "application/json")], body.to_string())
 }

@@ -158,7 +158,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                 let packet = RxPacket { phy, rssi: None, snr: None, frequency: None, datarate: None };
                 let p = Arc::clone(&pipeline);
                 let gateway = name.clone();
-                let _ = tokio::task::spawn_blocking(move || p.handle_frames(&gateway, vec![packet])).await;
+                neosens_runtime::blocking::run(move || p.handle_frames(&gateway, vec![packet])).await;
                 start = protocol.rearm();
             }
             LineEvent::Rearm => start = protocol.rearm(),

@@ -180,6 +180,17 @@ fn neosens_protocol_topic_check(topic: &str) -> Result<(), LinkError> {
 /// Starts the link: returns the handle and the stream of received messages. The event-loop task
 /// runs until `shutdown`, then says `offline` and disconnects.
 pub fn start(config: LinkConfig, shutdown: CancellationToken) -> (MqttHandle, mpsc::Receiver<Message>) {
+    let (handle, inbound, event_loop) = link(config, shutdown);
+    tokio::spawn(event_loop);
+    (handle, inbound)
+}
+
+/// The link's handle, its received messages and its event loop, for the caller to run (under a
+/// `Supervisor`): it runs until `shutdown`, or until the receiver of the messages is dropped.
+pub fn link(
+    config: LinkConfig,
+    shutdown: CancellationToken,
+) -> (MqttHandle, mpsc::Receiver<Message>, impl std::future::Future<Output = ()> + Send + 'static) {
     let mut options = MqttOptions::new(&config.client_id, &config.url.host, config.url.port);
     options.set_keep_alive(config.keep_alive);
     options.set_clean_session(true);
@@ -200,8 +211,8 @@ pub fn start(config: LinkConfig, shutdown: CancellationToken) -> (MqttHandle, mp
         subscriptions: Arc::new(Mutex::new(Vec::new())),
         stats: Arc::new(LinkStats::default()),
     };
-    tokio::spawn(run(config, eventloop, handle.clone(), tx, shutdown));
-    (handle, rx)
+    let event_loop = run(config, eventloop, handle.clone(), tx, shutdown);
+    (handle, rx, event_loop)
 }
 
 async fn run(
@@ -211,7 +222,7 @@ async fn run(
     inbound: mpsc::Sender<Message>,
     shutdown: CancellationToken,
 ) {
-    let mut backoff = config.min_backoff;
+    let mut backoff = crate::backoff::Backoff::new(config.min_backoff, config.max_backoff);
     let broker = format!("{}:{}", config.url.host, config.url.port);
     loop {
         let event = tokio::select! {
@@ -222,7 +233,7 @@ async fn run(
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                 handle.stats.connected.store(true, Ordering::Relaxed);
                 handle.stats.connects.fetch_add(1, Ordering::Relaxed);
-                backoff = config.min_backoff;
+                backoff.reset();
                 tracing::info!(broker = %broker, session_present = ack.session_present, "MQTT link up");
                 let subs: Vec<(String, QoS)> = handle.subscriptions.lock().clone();
                 // Requests are queued, not sent, here: the loop must keep polling to send them.
@@ -250,16 +261,14 @@ async fn run(
                 if handle.stats.connected.swap(false, Ordering::Relaxed) {
                     tracing::warn!(broker = %broker, error = %err, "MQTT link down; reconnecting");
                 } else {
-                    tracing::debug!(broker = %broker, error = %err, retry_in_ms = backoff.as_millis() as u64, "MQTT connection failed");
+                    tracing::debug!(broker = %broker, error = %err, retry_in_ms = backoff.current().as_millis() as u64, "MQTT connection failed");
                 }
                 handle.stats.disconnects.fetch_add(1, Ordering::Relaxed);
-                // Jitter in [0.5, 1.5) × backoff, so a fleet of agents does not reconnect in step.
-                let delay = backoff.mul_f64(0.5 + fastrand::f64());
+                // Jittered, so a fleet of agents does not reconnect in step.
                 tokio::select! {
                     () = shutdown.cancelled() => break,
-                    () = tokio::time::sleep(delay) => {}
+                    () = tokio::time::sleep(backoff.next_delay()) => {}
                 }
-                backoff = (backoff * 2).min(config.max_backoff);
             }
         }
     }

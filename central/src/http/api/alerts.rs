@@ -77,6 +77,7 @@ pub(super) async fn acknowledge(
     let acked = s
         .monitor
         .acknowledge(id, &auth.0.name, input.silence_minutes, Timestamp::now().millis())
+        .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     if acked.is_none() {
         return Err(ApiError::NotFound(format!("alert {id} not found")));

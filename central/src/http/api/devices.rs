@@ -63,7 +63,7 @@ async fn create(
     ApiJson(input): ApiJson<DeviceInput>,
 ) -> Result<impl IntoResponse, ApiError> {
     auth.require(Role::Operator)?;
-    let device = s.registry.create_device(input)?;
+    let device = s.registry.blocking(move |r| r.create_device(input)).await?;
     tracing::info!(device = %device.uid, by = %auth.0.name, "device registered");
     Ok((StatusCode::CREATED, Json(device)))
 }
@@ -76,7 +76,7 @@ async fn update(
     ApiJson(patch): ApiJson<DevicePatch>,
 ) -> Result<impl IntoResponse, ApiError> {
     auth.require(Role::Operator)?;
-    Ok(Json(s.registry.update_device(&key, patch)?))
+    Ok(Json(s.registry.blocking(move |r| r.update_device(&key, patch)).await?))
 }
 
 #[utoipa::path(delete, path = "/devices/{id}", tag = "devices", params(("id" = String, Path, description = "Internal UUID or uid")), responses((status = 204, description = "Deleted"), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
@@ -86,7 +86,8 @@ async fn delete(
     Path(key): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     auth.require(Role::Operator)?;
-    s.registry.delete_device(&key)?;
+    let deleted = key.clone();
+    s.registry.blocking(move |r| r.delete_device(&deleted)).await?;
     tracing::info!(device = %key, by = %auth.0.name, "device deleted");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -98,12 +99,14 @@ async fn reset_credentials(
     Path(key): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     auth.require(Role::Operator)?;
-    Ok(Json(s.registry.reset_credentials(&key)?))
+    Ok(Json(s.registry.blocking(move |r| r.reset_credentials(&key)).await?))
 }
 
 async fn set_enabled(s: &AppState, auth: &Auth, key: &str, enabled: bool) -> Result<DeviceView, ApiError> {
     auth.require(Role::Operator)?;
-    Ok(s.registry.update_device(key, DevicePatch { enabled: Some(enabled), ..DevicePatch::default() })?)
+    let key = key.to_owned();
+    let patch = DevicePatch { enabled: Some(enabled), ..DevicePatch::default() };
+    Ok(s.registry.blocking(move |r| r.update_device(&key, patch)).await?)
 }
 
 #[utoipa::path(post, path = "/devices/{id}/enable", tag = "devices", params(("id" = String, Path, description = "Internal UUID or uid")), responses((status = 200, body = crate::registry::DeviceView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
@@ -130,12 +133,7 @@ async fn logs(
     _auth: Auth,
     Path(key): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let device = s.registry.device(&key)?;
-    let entries = s
-        .registry
-        .store()
-        .device_logs(device.id.to_bytes(), 200)
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let entries = s.registry.blocking(move |r| r.device_logs(&key, 200)).await?;
     let items: Vec<_> = entries
         .into_iter()
         .map(|e: DeviceLogEntry| json!({"received_at": e.received_at.to_rfc3339(), "remote_addr": e.remote_addr, "record": e.record}))

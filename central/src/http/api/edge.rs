@@ -64,7 +64,7 @@ pub(super) async fn start_enrolment(
 ) -> Result<impl IntoResponse, ApiError> {
     auth.require(Role::Admin)?;
     let id: GatewayId = id.parse().map_err(|_| ApiError::NotFound(format!("gateway {id} not found")))?;
-    Ok((StatusCode::CREATED, Json(s.registry.start_enrolment(id)?)))
+    Ok((StatusCode::CREATED, Json(s.registry.blocking(move |r| r.start_enrolment(id)).await?)))
 }
 
 /// An enrolment request.
@@ -83,7 +83,7 @@ pub(super) async fn enroll(
     State(s): State<AppState>,
     ApiJson(input): ApiJson<EnrollInput>,
 ) -> Result<impl IntoResponse, ApiError> {
-    match s.registry.enroll_gateway(input.token.trim())? {
+    match s.registry.blocking(move |r| r.enroll_gateway(input.token.trim())).await? {
         Some(grant) => {
             if let Ok(id) = grant.gateway_id.parse() {
                 s.gateways.contact(id, None, Timestamp::now().millis());
@@ -135,9 +135,7 @@ pub(super) async fn sync(
         revisions.borrow_and_update();
         let registry = std::sync::Arc::clone(&s.registry);
         let after = q.after;
-        let batch = tokio::task::spawn_blocking(move || registry.edge_sync(id, since, after))
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))??;
+        let batch = neosens_runtime::blocking::run(move || registry.edge_sync(id, since, after)).await?;
         if let Some(batch) = batch {
             let body =
                 batch.encode().map_err(|e| ApiError::Internal(format!("encoding a sync batch: {e:?}")))?;
@@ -171,8 +169,9 @@ pub(super) async fn deliveries(
     ApiJson(input): ApiJson<DeliveriesInput>,
 ) -> Result<impl IntoResponse, ApiError> {
     s.gateways.contact(id, None, Timestamp::now().millis());
-    let marked = s.registry.edge_deliveries(id, &input.devices)?;
-    Ok(Json(serde_json::json!({"reported": input.devices.len(), "newly_delivered": marked})))
+    let reported = input.devices.len();
+    let marked = s.registry.blocking(move |r| r.edge_deliveries(id, &input.devices)).await?;
+    Ok(Json(serde_json::json!({"reported": reported, "newly_delivered": marked})))
 }
 
 /// Device log lines the gateway accepted while central was out of reach (at most 100 per
@@ -197,9 +196,8 @@ pub(super) async fn logs(
     }
     // One store commit per line: on the blocking pool, not on an async worker.
     let registry = std::sync::Arc::clone(&s.registry);
-    let (stored, refused) = tokio::task::spawn_blocking(move || registry.edge_logs(id, &input.logs))
-        .await
-        .map_err(|e| ApiError::Internal(format!("storing relayed logs: {e}")))??;
+    let (stored, refused) =
+        neosens_runtime::blocking::run(move || registry.edge_logs(id, &input.logs)).await?;
     Ok(Json(serde_json::json!({"stored": stored, "refused": refused})))
 }
 

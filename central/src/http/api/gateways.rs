@@ -62,7 +62,7 @@ async fn create(
     ApiJson(input): ApiJson<GatewayInput>,
 ) -> Result<impl IntoResponse, ApiError> {
     auth.require(Role::Admin)?;
-    Ok((StatusCode::CREATED, Json(s.registry.create_gateway(input)?)))
+    Ok((StatusCode::CREATED, Json(s.registry.blocking(move |r| r.create_gateway(input)).await?)))
 }
 
 #[utoipa::path(patch, path = "/gateways/{id}", tag = "gateways", params(("id" = String, Path, description = "Gateway id")), request_body = crate::registry::GatewayPatch, responses((status = 200, body = crate::registry::GatewayView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody), (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
@@ -73,7 +73,10 @@ async fn update(
     ApiJson(patch): ApiJson<GatewayPatch>,
 ) -> Result<impl IntoResponse, ApiError> {
     auth.require(Role::Admin)?;
-    Ok(Json(s.registry.update_gateway(gateway_id(&id)?, patch)?))
+    Ok(Json({
+        let gateway = gateway_id(&id)?;
+        s.registry.blocking(move |r| r.update_gateway(gateway, patch)).await?
+    }))
 }
 
 #[utoipa::path(delete, path = "/gateways/{id}", tag = "gateways", params(("id" = String, Path, description = "Gateway id")), responses((status = 204, description = "Deleted"), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
@@ -83,6 +86,7 @@ async fn delete(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     auth.require(Role::Admin)?;
-    s.registry.delete_gateway(gateway_id(&id)?)?;
+    let gateway = gateway_id(&id)?;
+    s.registry.blocking(move |r| r.delete_gateway(gateway)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

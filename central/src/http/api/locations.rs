@@ -52,7 +52,7 @@ async fn create_site(
     ApiJson(input): ApiJson<SiteInput>,
 ) -> Result<impl IntoResponse, ApiError> {
     auth.require(Role::Admin)?;
-    Ok((StatusCode::CREATED, Json(s.registry.create_site(input)?)))
+    Ok((StatusCode::CREATED, Json(s.registry.blocking(move |r| r.create_site(input)).await?)))
 }
 
 #[utoipa::path(patch, path = "/sites/{id}", tag = "locations", params(("id" = String, Path, description = "Site id or slug")), request_body = crate::registry::SitePatch, responses((status = 200, body = crate::model::Site), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody), (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
@@ -63,7 +63,7 @@ async fn update_site(
     ApiJson(patch): ApiJson<SitePatch>,
 ) -> Result<impl IntoResponse, ApiError> {
     auth.require(Role::Admin)?;
-    Ok(Json(s.registry.update_site(&key, patch)?))
+    Ok(Json(s.registry.blocking(move |r| r.update_site(&key, patch)).await?))
 }
 
 #[utoipa::path(delete, path = "/sites/{id}", tag = "locations", params(("id" = String, Path, description = "Site id or slug")), responses((status = 204, description = "Deleted"), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody), (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
@@ -73,7 +73,7 @@ async fn delete_site(
     Path(key): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     auth.require(Role::Admin)?;
-    s.registry.delete_site(&key)?;
+    s.registry.blocking(move |r| r.delete_site(&key)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -108,7 +108,7 @@ async fn create_building(
     ApiJson(input): ApiJson<BuildingInput>,
 ) -> Result<impl IntoResponse, ApiError> {
     auth.require(Role::Admin)?;
-    Ok((StatusCode::CREATED, Json(s.registry.create_building(input)?)))
+    Ok((StatusCode::CREATED, Json(s.registry.blocking(move |r| r.create_building(input)).await?)))
 }
 
 #[utoipa::path(patch, path = "/buildings/{id}", tag = "locations", params(("id" = String, Path, description = "Building id")), request_body = crate::registry::BuildingPatch, responses((status = 200, description = "Updated; derived topics of its rooms follow", body = crate::model::Building), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody), (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
@@ -119,7 +119,10 @@ async fn update_building(
     ApiJson(patch): ApiJson<BuildingPatch>,
 ) -> Result<impl IntoResponse, ApiError> {
     auth.require(Role::Admin)?;
-    Ok(Json(s.registry.update_building(id("building", &key)?, patch)?))
+    Ok(Json({
+        let building = id("building", &key)?;
+        s.registry.blocking(move |r| r.update_building(building, patch)).await?
+    }))
 }
 
 #[utoipa::path(delete, path = "/buildings/{id}", tag = "locations", params(("id" = String, Path, description = "Building id")), responses((status = 204, description = "Deleted"), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody), (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
@@ -129,7 +132,8 @@ async fn delete_building(
     Path(key): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     auth.require(Role::Admin)?;
-    s.registry.delete_building(id("building", &key)?)?;
+    let building = id("building", &key)?;
+    s.registry.blocking(move |r| r.delete_building(building)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -164,7 +168,7 @@ async fn create_room(
     ApiJson(input): ApiJson<RoomInput>,
 ) -> Result<impl IntoResponse, ApiError> {
     auth.require(Role::Admin)?;
-    Ok((StatusCode::CREATED, Json(s.registry.create_room(input)?)))
+    Ok((StatusCode::CREATED, Json(s.registry.blocking(move |r| r.create_room(input)).await?)))
 }
 
 #[utoipa::path(patch, path = "/rooms/{id}", tag = "locations", params(("id" = String, Path, description = "Room id")), request_body = crate::registry::RoomPatch, responses((status = 200, body = crate::registry::RoomView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody), (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
@@ -175,7 +179,10 @@ async fn update_room(
     ApiJson(patch): ApiJson<RoomPatch>,
 ) -> Result<impl IntoResponse, ApiError> {
     auth.require(Role::Admin)?;
-    Ok(Json(s.registry.update_room(id("room", &key)?, patch)?))
+    Ok(Json({
+        let room = id("room", &key)?;
+        s.registry.blocking(move |r| r.update_room(room, patch)).await?
+    }))
 }
 
 #[utoipa::path(delete, path = "/rooms/{id}", tag = "locations", params(("id" = String, Path, description = "Room id")), responses((status = 204, description = "Deleted"), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody), (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
@@ -185,6 +192,7 @@ async fn delete_room(
     Path(key): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     auth.require(Role::Admin)?;
-    s.registry.delete_room(id("room", &key)?)?;
+    let room = id("room", &key)?;
+    s.registry.blocking(move |r| r.delete_room(room)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -38,21 +38,26 @@ pub(super) async fn send(
     ApiJson(request): ApiJson<OrderRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     auth.require(Role::Operator)?;
-    let order = s.registry.prepare_order(&key, &request, &auth.0.name)?;
+    let order = std::sync::Arc::new(s.registry.prepare_order(&key, &request, &auth.0.name)?);
+    let record = |outcome: String| {
+        let order = std::sync::Arc::clone(&order);
+        s.registry.blocking(move |r| r.record_order(&order, &outcome))
+    };
     if !s.mqtt.stats().connected() {
-        s.registry.record_order(&order, "not sent: broker link down")?;
+        record("not sent: broker link down".into()).await?;
         return Err(ApiError::Unavailable("the broker link is down; the order was not sent".into()));
     }
     if order.reinstall {
-        s.registry.reset_credentials(&order.device)?;
+        let device = order.device.clone();
+        s.registry.blocking(move |r| r.reset_credentials(&device)).await?;
     }
     if let Err(e) =
         s.mqtt.publish(&order.record.topic, order.record.payload.clone(), Qos::AtMostOnce, false).await
     {
-        s.registry.record_order(&order, &format!("not sent: {e}"))?;
+        record(format!("not sent: {e}")).await?;
         return Err(ApiError::Unavailable(format!("the order was not sent: {e}")));
     }
-    Ok((StatusCode::ACCEPTED, Json(s.registry.record_order(&order, "sent")?)))
+    Ok((StatusCode::ACCEPTED, Json(record("sent".into()).await?)))
 }
 
 /// The device's orders, newest first (at most 200).
@@ -66,5 +71,5 @@ pub(super) async fn history(
     _auth: Auth,
     Path(key): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    Ok(items(s.registry.orders(&key, 200)?))
+    Ok(items(s.registry.blocking(move |r| r.orders(&key, 200)).await?))
 }

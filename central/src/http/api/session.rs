@@ -152,8 +152,7 @@ fn session_user(auth: &Auth) -> Result<UserId, ApiError> {
     responses((status = 200, description = "The user's saved dashboard settings (`{}` when none)", body = inline(Object)), crate::http::error::CommonErrors))]
 async fn settings(State(s): State<AppState>, auth: Auth) -> Result<impl IntoResponse, ApiError> {
     let user = session_user(&auth)?;
-    let text =
-        s.registry.store().user_settings(user.to_bytes()).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let text = s.registry.blocking(move |r| r.user_settings(user)).await?;
     let value = text
         .and_then(|t| serde_json::from_str::<Value>(&t).ok())
         .unwrap_or_else(|| Value::Object(Default::default()));
@@ -175,9 +174,6 @@ async fn save_settings(
     if text.len() > MAX_SETTINGS {
         return Err(ApiError::TooLarge(format!("settings are limited to {MAX_SETTINGS} bytes")));
     }
-    s.registry
-        .store()
-        .put_user_settings(user.to_bytes(), Some(&text))
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    s.registry.blocking(move |r| r.put_user_settings(user, Some(&text))).await?;
     Ok(Json(value))
 }

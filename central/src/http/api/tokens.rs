@@ -46,7 +46,7 @@ async fn create(
     ApiJson(input): ApiJson<TokenInput>,
 ) -> Result<impl IntoResponse, ApiError> {
     auth.require(Role::Admin)?;
-    let created = s.registry.create_token(&input.name, input.role)?;
+    let created = s.registry.blocking(move |r| r.create_token(&input.name, input.role)).await?;
     tracing::info!(token = %created.name, role = %created.role, by = %auth.0.name, "API token created");
     Ok((StatusCode::CREATED, Json(created)))
 }
@@ -59,6 +59,6 @@ async fn remove(
 ) -> Result<StatusCode, ApiError> {
     auth.require(Role::Admin)?;
     let id = id.parse().map(TokenId).map_err(|_| ApiError::NotFound(format!("token {id} not found")))?;
-    s.registry.delete_token(id)?;
+    s.registry.blocking(move |r| r.delete_token(id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -71,7 +71,10 @@ async fn create(
     ApiJson(input): ApiJson<DeviceTypeInput>,
 ) -> Result<impl IntoResponse, ApiError> {
     auth.require(Role::Admin)?;
-    Ok((StatusCode::CREATED, Json(TypeView::from(s.registry.create_device_type(input)?))))
+    Ok((
+        StatusCode::CREATED,
+        Json(TypeView::from(s.registry.blocking(move |r| r.create_device_type(input)).await?)),
+    ))
 }
 
 #[utoipa::path(patch, path = "/device-types/{id}", tag = "device-types", params(("id" = String, Path, description = "Type id or name")), request_body = crate::registry::DeviceTypePatch, responses((status = 200, body = TypeView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
@@ -82,7 +85,7 @@ async fn update(
     ApiJson(patch): ApiJson<DeviceTypePatch>,
 ) -> Result<impl IntoResponse, ApiError> {
     auth.require(Role::Admin)?;
-    Ok(Json(TypeView::from(s.registry.update_device_type(&key, patch)?)))
+    Ok(Json(TypeView::from(s.registry.blocking(move |r| r.update_device_type(&key, patch)).await?)))
 }
 
 #[utoipa::path(delete, path = "/device-types/{id}", tag = "device-types", params(("id" = String, Path, description = "Type id or name")), responses((status = 204, description = "Deleted"), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody), (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
@@ -92,6 +95,6 @@ async fn delete(
     Path(key): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     auth.require(Role::Admin)?;
-    s.registry.delete_device_type(&key)?;
+    s.registry.blocking(move |r| r.delete_device_type(&key)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

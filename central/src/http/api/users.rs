@@ -93,9 +93,9 @@ async fn delete(
 ) -> Result<StatusCode, ApiError> {
     auth.require(Role::Admin)?;
     let id = user_id(&id)?;
-    s.registry.delete_user(id)?;
+    s.registry.blocking(move |r| r.delete_user(id)).await?;
     s.sessions.close_user(id);
-    if let Err(e) = s.registry.store().put_user_settings(id.to_bytes(), None) {
+    if let Err(e) = s.registry.blocking(move |r| r.put_user_settings(id, None)).await {
         tracing::warn!(error = %e, "a deleted user's dashboard settings stay on disk");
     }
     Ok(StatusCode::NO_CONTENT)
