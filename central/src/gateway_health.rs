@@ -8,24 +8,14 @@ use std::sync::Arc;
 
 use neosens_protocol::ids::GatewayId;
 use parking_lot::Mutex;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 /// A gateway is up while its last contact is more recent than this (a sync long-poll lasts at
 /// most a minute; two missed polls mean it is down).
 pub const UP_WINDOW_MS: i64 = 150_000;
 
-/// Figures a gateway reports about itself.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct HealthReport {
-    /// Messages waiting in its outbox.
-    pub outbox_depth: u64,
-    /// Age of the oldest of them, seconds.
-    pub outbox_oldest_s: u64,
-    /// Messages its outbox dropped (full or too old) since it started.
-    pub outbox_dropped: u64,
-    /// Its agent version.
-    pub version: String,
-}
+/// Figures a gateway reports about itself: defined with the other gateway contracts.
+pub use neosens_protocol::edge::HealthReport;
 
 /// One gateway's health.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]

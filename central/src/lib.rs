@@ -7,15 +7,26 @@
 //! |---|---|
 //! | [`cli`] | command line: global options (each with an environment variable) and subcommands |
 //! | [`config`] | typed configuration: TOML file, then command line / environment on top |
+//! | [`model`] | the records: sites, buildings, rooms, device types, devices, gateways, users, alerts |
+//! | [`registry`] | the records in memory, the rules, every change committed through the store first |
+//! | [`store`] | persistence behind a trait (redb today): atomic batches, change log, histories |
+//! | [`secrets`] | server keys: HMAC hashes of secrets, AES-GCM sealing, tokens |
+//! | [`bootstrap`] | the first admin's token or password, handed over once |
+//! | [`http`] | the routers: legacy device paths, `/api/v1` (OpenAPI), broker auth, dashboard, health |
+//! | [`broker`] | the MQTT link, the embedded default broker, Mosquitto dynamic security |
+//! | [`ingest`] | device statuses from MQTT, checked, deduplicated and stored in batches |
+//! | [`monitor`] | outdated devices, alerts (tracker, deadlines, webhook) |
+//! | [`gateway_health`] | what each gateway last reported |
+//! | [`metrics`] | `/metrics`: bounded label sets only |
 //! | [`import_legacy`] | `import-legacy`: the 2016 sensOCampus database, from a `dumpdata` export |
-//! | [`http`] | the HTTP router (health for now; the legacy and admin APIs come next) |
 //! | `otel` (feature `otel`) | OpenTelemetry export of the spans over OTLP/HTTP |
 //!
-//! Shutdown, logging and data-directory checks come from `neosens-runtime`, shared with the edge
-//! agent.
+//! Shutdown, logging, the supervisor of long-lived tasks, the one path to the disk (the blocking
+//! pool) and data-directory checks come from `neosens-runtime`, shared with the edge agent
+//! (docs/architecture.md).
 //!
 //! [`run`] is the whole service given a bound listener and a shutdown token: `main` binds the
-//! configured address, tests bind `127.0.0.1:0`.
+//! configured address, tests bind `127.0.0.1:0`; [`run_on`] takes the store too.
 
 pub mod bootstrap;
 pub mod broker;

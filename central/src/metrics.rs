@@ -148,40 +148,52 @@ fn counter(
 
 impl Collector for Sources {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        self.encode_link(&mut encoder)?;
+        self.encode_statuses(&mut encoder)?;
+        self.encode_devices(&mut encoder)?;
+        self.encode_alerts(&mut encoder)?;
+        self.encode_gateways(&mut encoder)?;
+        Ok(())
+    }
+}
+
+impl Sources {
+    /// The series of central's MQTT link.
+    fn encode_link(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let stats = self.link.stats();
         gauge(
-            &mut encoder,
+            encoder,
             "neosens_mqtt_connected",
             "Whether central's MQTT link is up",
             i64::from(stats.connected()),
         )?;
         counter(
-            &mut encoder,
+            encoder,
             "neosens_mqtt_connects",
             "MQTT connections established (ConnAck)",
             stats.connects(),
         )?;
         counter(
-            &mut encoder,
+            encoder,
             "neosens_mqtt_disconnects",
             "MQTT connections lost or refused",
             stats.disconnects(),
         )?;
-        counter(&mut encoder, "neosens_mqtt_messages_received", "MQTT messages received", stats.received())?;
+        counter(encoder, "neosens_mqtt_messages_received", "MQTT messages received", stats.received())?;
+        Ok(())
+    }
+
+    /// The series of status ingestion and the HTTP listener.
+    fn encode_statuses(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
         counter(
-            &mut encoder,
+            encoder,
             "neosens_status_stored",
             "Device statuses stored (latest per device and batch)",
             self.ingest.stored(),
         )?;
+        counter(encoder, "neosens_status_batches", "Batches of statuses written", self.ingest.batches())?;
         counter(
-            &mut encoder,
-            "neosens_status_batches",
-            "Batches of statuses written",
-            self.ingest.batches(),
-        )?;
-        counter(
-            &mut encoder,
+            encoder,
             "neosens_status_processed",
             "Device status messages processed",
             self.ingest.processed(),
@@ -206,30 +218,35 @@ impl Collector for Sources {
             ConstCounter::new(self.ingest.dropped(reason)).encode(m.encode_family(&labels)?)?;
         }
         gauge(
-            &mut encoder,
+            encoder,
             "neosens_http_open_connections",
             "Connections open on the main HTTP listener",
             self.connections.open() as i64,
         )?;
         counter(
-            &mut encoder,
+            encoder,
             "neosens_http_connections_refused",
             "Connections closed at once because their client address held too many",
             self.connections.refused(),
         )?;
         counter(
-            &mut encoder,
+            encoder,
             "neosens_status_retained_cleared",
             "Retained or oversized messages central removed from device status topics",
             self.ingest.cleared(),
         )?;
         counter(
-            &mut encoder,
+            encoder,
             "neosens_status_untrusted_msg_id",
             "Statuses with a msg_id but no valid relay stamp of a gateway of the device (kept; the id ignored)",
             self.ingest.untrusted(),
         )?;
-        gauge(&mut encoder, "neosens_devices", "Devices registered", self.registry.device_count() as i64)?;
+        Ok(())
+    }
+
+    /// The series of devices by state.
+    fn encode_devices(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        gauge(encoder, "neosens_devices", "Devices registered", self.registry.device_count() as i64)?;
         let mut by = encoder.encode_descriptor(
             "neosens_devices_by_state",
             "Devices by state, type and site (never_seen, ok, outdated, disabled)",
@@ -240,13 +257,19 @@ impl Collector for Sources {
             let labels = [("state", state), ("type", device_type.as_str()), ("site", site.as_str())];
             ConstGauge::new(n as i64).encode(by.encode_family(&labels)?)?;
         }
-        let (outdated, outages, failures) = self.monitor.counts();
+        let (outdated, _, _) = self.monitor.counts();
         gauge(
-            &mut encoder,
+            encoder,
             "neosens_devices_outdated",
             "Devices not seen for longer than their threshold",
             outdated as i64,
         )?;
+        Ok(())
+    }
+
+    /// The series of open alerts and webhook deliveries.
+    fn encode_alerts(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let (_, outages, failures) = self.monitor.counts();
         let mut m = encoder.encode_descriptor(
             "neosens_alerts_open",
             "Alerts open, by kind (outage, failure)",
@@ -272,8 +295,13 @@ impl Collector for Sources {
         ] {
             ConstCounter::new(n).encode(m.encode_family(&[("outcome", outcome)])?)?;
         }
+        Ok(())
+    }
+
+    /// The series of the store, the gateways' health and the revision.
+    fn encode_gateways(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
         gauge(
-            &mut encoder,
+            encoder,
             "neosens_store_size_bytes",
             "Bytes the registry's store takes on disk",
             self.registry.store_size_bytes() as i64,
@@ -292,7 +320,7 @@ impl Collector for Sources {
             }
         }
         gauge(
-            &mut encoder,
+            encoder,
             "neosens_registry_revision",
             "Revision of the registry's change log",
             self.registry.revision() as i64,

@@ -1,12 +1,14 @@
 //! HTTP calls to central: enrolment, the sync long-poll, delivery reports, health reports, and
-//! forwarding the devices' legacy requests.
+//! forwarding the devices' legacy requests. The JSON bodies are central's own types, shared in
+//! [`neosens_protocol::edge`].
 
 use std::time::Duration;
 
+use neosens_protocol::edge::{Deliveries, EnrolmentGrant, EnrolmentRequest, HealthReport, RelayedLogs};
 use neosens_protocol::ids::DeviceId;
 use neosens_protocol::sync::SyncBatch;
 use reqwest::StatusCode;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 /// Why a call to central failed.
 #[derive(Debug, thiserror::Error)]
@@ -24,34 +26,6 @@ pub enum CentralError {
 
 fn unreachable(e: reqwest::Error) -> CentralError {
     CentralError::Unreachable(e.to_string())
-}
-
-/// What `POST /api/v1/edge/enroll` returns.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Grant {
-    /// The gateway's id.
-    pub gateway_id: String,
-    /// Its name.
-    pub name: String,
-    /// Its secret.
-    pub secret: String,
-    /// Its MQTT username.
-    pub mqtt_username: String,
-    /// Its key pair, hex.
-    pub keys: String,
-}
-
-/// The figures the gateway reports (`POST /api/v1/edge/health`).
-#[derive(Debug, Clone, Serialize)]
-pub struct HealthReport {
-    /// Messages waiting in the outbox.
-    pub outbox_depth: u64,
-    /// Age of the oldest, seconds.
-    pub outbox_oldest_s: u64,
-    /// Messages dropped since start.
-    pub outbox_dropped: u64,
-    /// Agent version.
-    pub version: String,
 }
 
 /// A legacy answer from central, passed on byte for byte.
@@ -99,12 +73,12 @@ impl Central {
     }
 
     /// Exchanges a one-time enrolment token for the gateway's credentials.
-    pub async fn enroll(&self, token: &str) -> Result<Grant, CentralError> {
+    pub async fn enroll(&self, token: &str) -> Result<EnrolmentGrant, CentralError> {
         let response = self
             .http
             .post(self.url("/api/v1/edge/enroll"))
             .timeout(Duration::from_secs(30))
-            .json(&serde_json::json!({"token": token}))
+            .json(&EnrolmentRequest { token: token.to_owned() })
             .send()
             .await
             .map_err(unreachable)?;
@@ -152,13 +126,12 @@ impl Central {
 
     /// Reports first-time credentials delivered here.
     pub async fn report_deliveries(&self, devices: &[DeviceId]) -> Result<(), CentralError> {
-        let ids: Vec<String> = devices.iter().map(ToString::to_string).collect();
-        self.post_json("/api/v1/edge/deliveries", &serde_json::json!({"devices": ids})).await
+        self.post_json("/api/v1/edge/deliveries", &Deliveries { devices: devices.to_vec() }).await
     }
 
     /// Relays device log lines accepted offline (central stores those of its enabled devices
     /// in this gateway's scope and counts the others as refused).
-    pub async fn relay_logs(&self, logs: &neosens_protocol::edge::RelayedLogs) -> Result<(), CentralError> {
+    pub async fn relay_logs(&self, logs: &RelayedLogs) -> Result<(), CentralError> {
         self.post_json("/api/v1/edge/logs", logs).await
     }
 

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use neosens_runtime::keys::Keys;
 use serde::{Deserialize, Serialize};
 
-use crate::central::Grant;
+use neosens_protocol::edge::EnrolmentGrant;
 
 /// File name in the data directory.
 pub const FILE: &str = "gateway.json";
@@ -47,7 +47,7 @@ pub enum CredentialsError {
 
 impl GatewayCredentials {
     /// From central's grant.
-    pub fn from_grant(central_url: &str, grant: Grant) -> Self {
+    pub fn from_grant(central_url: &str, grant: EnrolmentGrant) -> Self {
         GatewayCredentials {
             central_url: central_url.trim_end_matches('/').to_owned(),
             gateway_id: grant.gateway_id,
@@ -82,12 +82,8 @@ impl GatewayCredentials {
 
     /// The gateway's key pair.
     pub fn keys(&self) -> Result<Keys, String> {
-        let hex = self.keys.trim();
-        if hex.len() != 128 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err("keys: expected 128 hex digits".into());
-        }
-        let bytes: Vec<u8> =
-            (0..64).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap_or_default()).collect();
+        let bytes: [u8; 64] = neosens_protocol::hex::decode_array(self.keys.trim(), "keys")
+            .map_err(|_| String::from("keys: expected 128 hex digits"))?;
         let mut hash = [0u8; 32];
         let mut seal = [0u8; 32];
         hash.copy_from_slice(&bytes[..32]);

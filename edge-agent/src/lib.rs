@@ -14,11 +14,16 @@
 //! | [`sync`] | the sync long-poll and the reports to central |
 //! | [`proxy`] | the legacy provisioning paths: central first, the cache when it is out of reach |
 //! | [`outbox`] | the durable upstream queue |
-//! | [`uplink`] | the MQTT connection that drains the outbox and receives orders |
+//! | [`uplink`] | the outbox on the runtime's acknowledged MQTT link; orders in |
+//! | [`lorawan`] | Semtech UDP and serial modems: MIC, decryption, codecs, counters |
+//! | [`hal`] | the gateway's own hardware: status LED, I2C sensors |
+//! | [`self_test`] | `self-test`: a build proves itself where it runs |
 //! | [`status`] | the gateway as a device of its room: status and orders |
 //! | [`metrics`], [`http`] | `/metrics`, `/healthz`, the LAN router |
 //!
-//! [`run`] is the whole agent given its bound listener and a shutdown token.
+//! [`run`] is the whole agent given its bound listener and a shutdown token ([`run_on`] takes
+//! the cache database too); its long-lived tasks run under `neosens_runtime::supervisor`, and
+//! every write to the disk goes through the blocking pool (docs/architecture.md).
 
 pub mod cache;
 pub mod central;
@@ -85,13 +90,30 @@ fn uplink_url(
 }
 
 /// Runs the agent on `listener` until `shutdown` is cancelled (or a critical task fails), then
-/// drains for at most [`DRAIN_DEADLINE`]. A table of contents: each step is a function below.
+/// drains for at most [`DRAIN_DEADLINE`], with the cache in `[storage] data_dir`.
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     let config = Arc::new(config);
+    let dir = config.storage.data_dir.clone();
+    let cache = neosens_runtime::blocking::run(move || -> anyhow::Result<cache::Cache> {
+        neosens_runtime::data_dir::prepare(&dir, "[storage] data_dir or NEOSENS_EDGE_DATA_DIR")?;
+        Ok(cache::Cache::open(&dir)?)
+    })
+    .await?;
+    run_on(config, cache, listener, shutdown).await
+}
+
+/// [`run`] on a given cache database (tests put a slow or failing disk under the agent this
+/// way). A table of contents: each step is a function below.
+pub async fn run_on(
+    config: Arc<Config>,
+    cache: cache::Cache,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let scrape = neosens_runtime::http::ScrapeToken::new(config.http.metrics_token.as_deref())
         .map_err(anyhow::Error::msg)?;
     let addr = listener.local_addr().context("reading the LAN listener's address")?;
-    let storage = open_storage(&config).await?;
+    let storage = open_storage(&config, cache).await?;
     let mut tasks = Supervisor::new(shutdown.clone());
     let mut links = start_central_links(&config, &storage, &mut tasks)?;
     let (lorawan, udp_addr) = start_lorawan(&config, &storage, links.keys.as_ref(), &mut tasks).await?;
@@ -150,13 +172,13 @@ struct Storage {
     creds: Option<credentials::GatewayCredentials>,
 }
 
-/// Opens the data directory on the blocking pool (the cache and outbox commit their tables).
-async fn open_storage(config: &Arc<Config>) -> anyhow::Result<Storage> {
+/// Opens the outbox in the cache's database and reads the enrolment, on the blocking pool (the
+/// outbox commits its tables).
+async fn open_storage(config: &Arc<Config>, cache: cache::Cache) -> anyhow::Result<Storage> {
     let config = Arc::clone(config);
     neosens_runtime::blocking::run(move || {
         let dir = &config.storage.data_dir;
         neosens_runtime::data_dir::prepare(dir, "[storage] data_dir or NEOSENS_EDGE_DATA_DIR")?;
-        let cache = cache::Cache::open(dir)?;
         let limits = outbox::Limits {
             max_messages: config.outbox.max_messages.max(1),
             max_age_ms: config.outbox.max_age_s.saturating_mul(1000),

@@ -52,45 +52,52 @@ fn counter(e: &mut DescriptorEncoder, name: &str, help: &str, v: &AtomicU64) -> 
 
 impl Collector for Sources {
     fn encode(&self, mut e: DescriptorEncoder) -> std::fmt::Result {
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        self.encode_sync(&mut e)?;
+        self.encode_outbox(&mut e)?;
+        self.encode_uplink(&mut e)?;
+        self.encode_provisioning(&mut e)?;
+        self.encode_lorawan(&mut e)?;
+        Ok(())
+    }
+}
+
+impl Sources {
+    /// The series of the sync and the cache.
+    fn encode_sync(&self, e: &mut DescriptorEncoder) -> std::fmt::Result {
         gauge(
-            &mut e,
+            e,
             "neosens_edge_sync_revision",
             "Registry revision the cache holds",
             self.sync.revision.load(Ordering::Relaxed),
         )?;
         gauge(
-            &mut e,
+            e,
             "neosens_edge_sync_last_success_timestamp_seconds",
             "Last successful exchange with central",
             self.sync.last_success_s.load(Ordering::Relaxed),
         )?;
-        counter(&mut e, "neosens_edge_sync_batches", "Sync batches applied", &self.sync.batches)?;
-        counter(&mut e, "neosens_edge_sync_failures", "Failed sync requests", &self.sync.failures)?;
+        counter(e, "neosens_edge_sync_batches", "Sync batches applied", &self.sync.batches)?;
+        counter(e, "neosens_edge_sync_failures", "Failed sync requests", &self.sync.failures)?;
         gauge(
-            &mut e,
+            e,
             "neosens_edge_devices_cached",
             "Devices in the local cache",
             self.cache.device_count().unwrap_or_default(),
         )?;
+        Ok(())
+    }
+
+    /// The series of the outbox.
+    fn encode_outbox(&self, e: &mut DescriptorEncoder) -> std::fmt::Result {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
         let (depth, oldest) = self.outbox.depth(now_ms).unwrap_or_default();
-        gauge(&mut e, "neosens_edge_outbox_depth", "Messages waiting in the outbox", depth)?;
-        gauge(
-            &mut e,
-            "neosens_edge_outbox_oldest_seconds",
-            "Age of the oldest message in the outbox",
-            oldest,
-        )?;
+        gauge(e, "neosens_edge_outbox_depth", "Messages waiting in the outbox", depth)?;
+        gauge(e, "neosens_edge_outbox_oldest_seconds", "Age of the oldest message in the outbox", oldest)?;
         let s = &self.outbox.stats;
-        counter(&mut e, "neosens_edge_outbox_appended", "Messages appended to the outbox", &s.appended)?;
-        counter(
-            &mut e,
-            "neosens_edge_outbox_acknowledged",
-            "Messages the broker acknowledged",
-            &s.acknowledged,
-        )?;
+        counter(e, "neosens_edge_outbox_appended", "Messages appended to the outbox", &s.appended)?;
+        counter(e, "neosens_edge_outbox_acknowledged", "Messages the broker acknowledged", &s.acknowledged)?;
         let mut m = e.encode_descriptor(
             "neosens_edge_outbox_dropped",
             "Messages dropped, by reason",
@@ -100,24 +107,29 @@ impl Collector for Sources {
         for (reason, n) in [("full", &s.dropped_full), ("expired", &s.dropped_expired)] {
             ConstCounter::new(n.load(Ordering::Relaxed)).encode(m.encode_family(&[("reason", reason)])?)?;
         }
+        Ok(())
+    }
+
+    /// The series of the upstream broker link.
+    fn encode_uplink(&self, e: &mut DescriptorEncoder) -> std::fmt::Result {
         gauge(
-            &mut e,
+            e,
             "neosens_edge_uplink_connected",
             "Whether the upstream broker connection is up",
             u64::from(self.uplink.connected.load(Ordering::Relaxed)),
         )?;
         counter(
-            &mut e,
+            e,
             "neosens_edge_uplink_connects",
             "Upstream connections established",
             &self.uplink.connects,
         )?;
-        counter(
-            &mut e,
-            "neosens_edge_uplink_published",
-            "Messages published upstream",
-            &self.uplink.published,
-        )?;
+        counter(e, "neosens_edge_uplink_published", "Messages published upstream", &self.uplink.published)?;
+        Ok(())
+    }
+
+    /// The series of the legacy provisioning paths.
+    fn encode_provisioning(&self, e: &mut DescriptorEncoder) -> std::fmt::Result {
         let mut m = e.encode_descriptor(
             "neosens_edge_provisioning_requests",
             "Legacy provisioning requests by path, source (central or cache) and outcome",
@@ -131,6 +143,11 @@ impl Collector for Sources {
                 ("outcome", *outcome),
             ])?)?;
         }
+        Ok(())
+    }
+
+    /// The series of the LoRaWAN pipeline.
+    fn encode_lorawan(&self, e: &mut DescriptorEncoder) -> std::fmt::Result {
         let mut m = e.encode_descriptor(
             "neosens_edge_lorawan_frames",
             "LoRaWAN frames by outcome (decoded, duplicate, or why rejected)",
@@ -150,19 +167,19 @@ impl Collector for Sources {
             ConstCounter::new(*n).encode(m.encode_family(&[("outcome", *outcome)])?)?;
         }
         counter(
-            &mut e,
+            e,
             "neosens_edge_lorawan_mac_command_bytes",
             "MAC command bytes received (FOpts and port 0)",
             &self.lorawan.mac_command_bytes,
         )?;
         gauge(
-            &mut e,
+            e,
             "neosens_edge_lorawan_open_addresses",
             "Device addresses of the scope with sessions open in memory (bounded)",
             self.lorawan.open_addresses.load(Ordering::Relaxed) as u64,
         )?;
         gauge(
-            &mut e,
+            e,
             "neosens_edge_lorawan_dedupe_frames",
             "Frames remembered by the duplicate window (bounded)",
             self.lorawan.recent_frames.load(Ordering::Relaxed) as u64,

@@ -18,6 +18,20 @@ use tokio::sync::Notify;
 
 use crate::cache::{CacheError, begin_write};
 
+/// Why the outbox could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxError {
+    /// The storage engine failed (I/O, a full disk …).
+    #[error("outbox: {0}")]
+    Backend(String),
+    /// A stored message does not decode.
+    #[error("outbox: message {0} does not decode (written by an incompatible build, or damaged)")]
+    Corrupt(u64),
+    /// The write committed with an append (the LoRaWAN counters) failed.
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+}
+
 const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
 const OUTBOX_META: TableDefinition<&str, u64> = TableDefinition::new("outbox_meta");
 const META_SEQ: &str = "seq";
@@ -25,8 +39,8 @@ const META_SEQ: &str = "seq";
 /// numbers its messages from 1 again under another epoch, which central tells apart.
 const META_EPOCH: &str = "epoch";
 
-fn backend(e: impl std::fmt::Display) -> CacheError {
-    CacheError::Backend(e.to_string())
+fn backend(e: impl std::fmt::Display) -> OutboxError {
+    OutboxError::Backend(e.to_string())
 }
 
 /// One message waiting to go upstream.
@@ -90,7 +104,7 @@ impl std::fmt::Debug for Outbox {
 
 impl Outbox {
     /// The outbox in this database.
-    pub fn open(db: Arc<Database>, limits: Limits) -> Result<Self, CacheError> {
+    pub fn open(db: Arc<Database>, limits: Limits) -> Result<Self, OutboxError> {
         let txn = begin_write(&db).map_err(backend)?;
         txn.open_table(OUTBOX).map_err(backend)?;
         let epoch = {
@@ -135,7 +149,7 @@ impl Outbox {
 
     /// Appends messages durably, in order; returns their ids. Makes room by dropping the oldest
     /// messages when the outbox is full.
-    pub fn append(&self, messages: &[(String, Vec<u8>)], now_ms: u64) -> Result<Vec<u64>, CacheError> {
+    pub fn append(&self, messages: &[(String, Vec<u8>)], now_ms: u64) -> Result<Vec<u64>, OutboxError> {
         self.append_with(messages.len(), now_ms, |i, _| messages[i].clone())
     }
 
@@ -145,7 +159,7 @@ impl Outbox {
         n: usize,
         now_ms: u64,
         build: impl Fn(usize, u64) -> (String, Vec<u8>),
-    ) -> Result<Vec<u64>, CacheError> {
+    ) -> Result<Vec<u64>, OutboxError> {
         self.append_and(n, now_ms, build, |_| Ok(()))
     }
 
@@ -156,7 +170,7 @@ impl Outbox {
         now_ms: u64,
         build: impl Fn(usize, u64) -> (String, Vec<u8>),
         also: impl FnOnce(&redb::WriteTransaction) -> Result<(), CacheError>,
-    ) -> Result<Vec<u64>, CacheError> {
+    ) -> Result<Vec<u64>, OutboxError> {
         let txn = begin_write(&self.db).map_err(backend)?;
         also(&txn)?;
         let mut ids = Vec::with_capacity(n);
@@ -195,21 +209,20 @@ impl Outbox {
     }
 
     /// Up to `limit` messages after id `after`, oldest first.
-    pub fn peek(&self, after: u64, limit: usize) -> Result<Vec<(u64, OutboxRecord)>, CacheError> {
+    pub fn peek(&self, after: u64, limit: usize) -> Result<Vec<(u64, OutboxRecord)>, OutboxError> {
         let txn = self.db.begin_read().map_err(backend)?;
         let table = txn.open_table(OUTBOX).map_err(backend)?;
         let mut out = Vec::new();
         for item in table.range(after + 1..).map_err(backend)?.take(limit) {
             let (k, v) = item.map_err(backend)?;
-            let record =
-                postcard::from_bytes(v.value()).map_err(|_| CacheError::Corrupt("outbox message"))?;
+            let record = postcard::from_bytes(v.value()).map_err(|_| OutboxError::Corrupt(k.value()))?;
             out.push((k.value(), record));
         }
         Ok(out)
     }
 
     /// Removes messages the broker acknowledged.
-    pub fn acknowledge(&self, ids: &[u64]) -> Result<(), CacheError> {
+    pub fn acknowledge(&self, ids: &[u64]) -> Result<(), OutboxError> {
         if ids.is_empty() {
             return Ok(());
         }
@@ -229,16 +242,17 @@ impl Outbox {
     }
 
     /// Drops messages older than the age limit; returns how many.
-    pub fn expire(&self, now_ms: u64) -> Result<u64, CacheError> {
+    pub fn expire(&self, now_ms: u64) -> Result<u64, OutboxError> {
         let cutoff = now_ms.saturating_sub(self.limits.max_age_ms);
         let txn = begin_write(&self.db).map_err(backend)?;
         let mut dropped = 0;
         {
             let mut table = txn.open_table(OUTBOX).map_err(backend)?;
             loop {
-                let Some((_, v)) = table.first().map_err(backend)? else { break };
+                let Some((k, v)) = table.first().map_err(backend)? else { break };
                 let record: OutboxRecord =
-                    postcard::from_bytes(v.value()).map_err(|_| CacheError::Corrupt("outbox message"))?;
+                    postcard::from_bytes(v.value()).map_err(|_| OutboxError::Corrupt(k.value()))?;
+                drop(k);
                 drop(v);
                 if record.created_ms >= cutoff {
                     break;
@@ -260,14 +274,14 @@ impl Outbox {
     }
 
     /// (messages waiting, age of the oldest in seconds).
-    pub fn depth(&self, now_ms: u64) -> Result<(u64, u64), CacheError> {
+    pub fn depth(&self, now_ms: u64) -> Result<(u64, u64), OutboxError> {
         let txn = self.db.begin_read().map_err(backend)?;
         let table = txn.open_table(OUTBOX).map_err(backend)?;
         let len = table.len().map_err(backend)?;
         let oldest = match table.first().map_err(backend)? {
-            Some((_, v)) => {
+            Some((k, v)) => {
                 let r: OutboxRecord =
-                    postcard::from_bytes(v.value()).map_err(|_| CacheError::Corrupt("outbox message"))?;
+                    postcard::from_bytes(v.value()).map_err(|_| OutboxError::Corrupt(k.value()))?;
                 now_ms.saturating_sub(r.created_ms) / 1000
             }
             None => 0,

@@ -27,8 +27,8 @@ const VECTOR_4: &str = "40F17DBE4900020001954478762B11FF0D";
 const NWK_S_KEY: &str = "44024241ed4ce9a68c6a8bc055233fd3";
 const APP_S_KEY: &str = "ec925802ae430ca77fd3dd73cb2cc588";
 
-fn bytes(hex: &str) -> Vec<u8> {
-    (0..hex.len()).step_by(2).filter_map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok()).collect()
+fn bytes(hex: &str) -> anyhow::Result<Vec<u8>> {
+    neosens_protocol::hex::decode(hex, "hex constant").map_err(|e| anyhow::anyhow!("{hex}: {e}"))
 }
 
 /// A Semtech UDP PUSH_DATA datagram (protocol 2, token 0x1234) carrying one frame.
@@ -64,8 +64,9 @@ impl AbpNode<'_> {
     /// The synced record, keys sealed with `keys`.
     pub fn record(&self, keys: &Keys) -> anyhow::Result<DeviceRecord> {
         let id = DeviceId::from_bytes([self.n; 16]);
-        let seal = |which: &str, hex: &str| {
-            keys.seal(&bytes(hex), &neosens_protocol::sync::lorawan_key_context(id.to_bytes(), which))
+        let seal = |which: &str, hex: &str| -> anyhow::Result<_> {
+            let context = neosens_protocol::sync::lorawan_key_context(id.to_bytes(), which);
+            Ok(keys.seal(&bytes(hex)?, &context)?)
         };
         Ok(DeviceRecord {
             id,
@@ -137,7 +138,7 @@ pub fn run(dir: &Path) -> anyhow::Result<Vec<String>> {
     let outbox = Outbox::open(cache.database(), Limits { max_messages: 100, max_age_ms: 60_000 })?;
     let stats = Arc::new(LoraStats::default());
     let pipeline = Pipeline::new(cache, Arc::new(keys), outbox.clone(), Arc::clone(&stats));
-    let ack = pipeline.handle(&push_data(&bytes(VECTOR_1)));
+    let ack = pipeline.handle(&push_data(&bytes(VECTOR_1)?));
     ensure!(ack == Some([2, 0x12, 0x34, 0x01]), "no PUSH_ACK for a valid PUSH_DATA (got {ack:?})");
     let queued = outbox.peek(0, 10)?;
     let reading = queued
@@ -154,13 +155,13 @@ pub fn run(dir: &Path) -> anyhow::Result<Vec<String>> {
         .push("LoRaWAN: vector 1 accepted (MIC, FCnt 2), decrypted to \"test\", queued in the outbox".into());
     outbox.acknowledge(&queued.iter().map(|(id, _)| *id).collect::<Vec<_>>())?;
 
-    pipeline.handle(&push_data(&bytes(VECTOR_4)));
+    pipeline.handle(&push_data(&bytes(VECTOR_4)?));
     ensure!(outbox.peek(0, 10)?.is_empty(), "a frame with a broken MIC was accepted");
     let refused = stats.frames.lock().iter().filter(|(k, _)| k.contains("mic")).map(|(_, v)| *v).sum::<u64>();
     ensure!(refused == 1, "the broken MIC was not counted as such");
     passed.push("LoRaWAN: vector 4 (one byte changed) refused for its MIC".into());
 
-    let lpp = codec::decode("cayenne_lpp", &bytes("03670110056700FF")).context("Cayenne LPP")?;
+    let lpp = codec::decode("cayenne_lpp", &bytes("03670110056700FF")?).context("Cayenne LPP")?;
     let values: Vec<f64> = lpp.iter().filter_map(|r| r.value.as_f64()).collect();
     ensure!(values == [27.2, 25.5], "Cayenne LPP decoded to {values:?}, not [27.2, 25.5]");
     passed.push("codec: Cayenne LPP 03670110056700FF = 27.2 °C, 25.5 °C".into());

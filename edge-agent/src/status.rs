@@ -204,6 +204,7 @@ mod tests {
         let msg = |payload: &str| Inbound {
             topic: "u4/302/device/command".into(),
             payload: bytes::Bytes::copy_from_slice(payload.as_bytes()),
+            retain: false,
         };
         assert_eq!(
             order_for(&msg(r#"{"dest":"B8:27:EB:12:34:56","order":"status"}"#), mac).as_deref(),

@@ -5,11 +5,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use neosens_protocol::edge::HealthReport;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::cache::Cache;
-use crate::central::{Central, CentralError, HealthReport};
+use crate::central::{Central, CentralError};
 use crate::outbox::Outbox;
 
 /// How often reports go to central (and the outbox is checked for expired messages).
@@ -45,7 +46,7 @@ pub async fn run(
 ) {
     let mut backoff = neosens_runtime::backoff::Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
     // A snapshot coming in pages: (the revision it stands for, the last device id received).
-    let mut paging: Option<(u64, neosens_protocol::ids::DeviceId)> = None;
+    let mut paging: Paging = None;
     loop {
         let since = match cache.revision() {
             Ok(r) => r,
@@ -66,25 +67,8 @@ pub async fn run(
             Ok(Some(batch)) => {
                 let cache = cache.clone();
                 let (kind, n, more) = (batch.kind, batch.changes.len(), batch.more);
-                let snapshot_revision = match (kind, paging) {
-                    (neosens_protocol::sync::BatchKind::Snapshot, _) => Some(batch.revision),
-                    (_, Some((r, _))) => Some(r),
-                    _ => None,
-                };
-                // Pages of a snapshot keep revision 0 until the last one.
-                let revision = match snapshot_revision {
-                    Some(r) if !more => r,
-                    Some(_) => 0,
-                    None => batch.revision,
-                };
-                let last_device = batch.changes.iter().rev().find_map(|c| match c {
-                    neosens_protocol::sync::Change::UpsertDevice(d) => Some(d.id),
-                    _ => None,
-                });
-                paging = match (snapshot_revision, more, last_device) {
-                    (Some(r), true, Some(last)) => Some((r, last)),
-                    _ => None,
-                };
+                let revision;
+                (revision, paging) = page_revision(&batch, paging);
                 match neosens_runtime::blocking::run(move || cache.apply(&batch, revision)).await {
                     Ok(()) => {
                         stats.revision.store(revision, Ordering::Relaxed);
@@ -121,6 +105,35 @@ pub async fn run(
             }
         }
     }
+}
+
+/// A snapshot arriving in pages: the revision it stands for, and the last device received (the
+/// next page starts after it).
+type Paging = Option<(u64, neosens_protocol::ids::DeviceId)>;
+
+/// The revision to store with `batch`, and the paging state after it. Pages of a snapshot store
+/// revision 0 until the last one, so that a crash before the last page starts the snapshot again
+/// rather than leaving half of it as the current state.
+fn page_revision(batch: &neosens_protocol::sync::SyncBatch, paging: Paging) -> (u64, Paging) {
+    let snapshot_revision = match (batch.kind, paging) {
+        (neosens_protocol::sync::BatchKind::Snapshot, _) => Some(batch.revision),
+        (_, Some((r, _))) => Some(r),
+        _ => None,
+    };
+    let revision = match snapshot_revision {
+        Some(r) if !batch.more => r,
+        Some(_) => 0,
+        None => batch.revision,
+    };
+    let last_device = batch.changes.iter().rev().find_map(|c| match c {
+        neosens_protocol::sync::Change::UpsertDevice(d) => Some(d.id),
+        _ => None,
+    });
+    let next = match (snapshot_revision, batch.more, last_device) {
+        (Some(r), true, Some(last)) => Some((r, last)),
+        _ => None,
+    };
+    (revision, next)
 }
 
 /// Sleeps; `true` if the agent is stopping.
@@ -201,4 +214,53 @@ pub async fn report_once(central: &Central, cache: &Cache, outbox: &Outbox) -> R
         version: env!("CARGO_PKG_VERSION").to_owned(),
     };
     central.report_health(&report).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use neosens_protocol::ids::{DeviceId, DeviceTypeId};
+    use neosens_protocol::sync::{BatchKind, Change, DeviceRecord, SyncBatch, WireUid};
+
+    fn device(n: u8) -> Change {
+        Change::UpsertDevice(Box::new(DeviceRecord {
+            id: DeviceId::from_bytes([n; 16]),
+            uid: WireUid::Ethernet(format!("24:0a:c4:00:00:{n:02x}").parse().unwrap()),
+            device_type: DeviceTypeId::from_bytes([4; 16]),
+            rooms: Vec::new(),
+            enabled: true,
+            config_body: "{}".into(),
+            mqtt: None,
+            login: format!("senso_240ac40000{n:02x}"),
+            secret_hash: [0; 32],
+            credentials_delivered: true,
+            staged_secret: None,
+            lorawan: None,
+        }))
+    }
+
+    fn batch(kind: BatchKind, revision: u64, more: bool, changes: Vec<Change>) -> SyncBatch {
+        SyncBatch { revision, kind, more, changes }
+    }
+
+    #[test]
+    fn a_paged_snapshot_stores_its_revision_with_its_last_page_only() {
+        let first = batch(BatchKind::Snapshot, 40, true, vec![device(1), device(2)]);
+        let (revision, paging) = page_revision(&first, None);
+        assert_eq!((revision, paging), (0, Some((40, DeviceId::from_bytes([2; 16])))));
+        // The next pages come as deltas of the same snapshot; revision 40 lands with the last.
+        let middle = batch(BatchKind::Delta, 40, true, vec![device(3)]);
+        let (revision, paging) = page_revision(&middle, paging);
+        assert_eq!((revision, paging), (0, Some((40, DeviceId::from_bytes([3; 16])))));
+        let last = batch(BatchKind::Delta, 40, false, vec![device(4)]);
+        assert_eq!(page_revision(&last, paging), (40, None));
+    }
+
+    #[test]
+    fn a_delta_or_a_whole_snapshot_stores_its_own_revision() {
+        assert_eq!(page_revision(&batch(BatchKind::Delta, 7, false, vec![device(1)]), None), (7, None));
+        assert_eq!(page_revision(&batch(BatchKind::Snapshot, 9, false, vec![]), None), (9, None));
+        // A page without a device cannot say where the next starts: the snapshot starts again.
+        assert_eq!(page_revision(&batch(BatchKind::Snapshot, 9, true, vec![]), None), (0, None));
+    }
 }

@@ -1,8 +1,21 @@
-//! Edge → central reports, the JSON bodies a gateway sends to `/api/v1/edge/*` (DESIGN.md §4).
-//! Defined here, once, for central (which reads them) and the agent (which writes them).
+//! The JSON contracts between central and its gateways on `/api/v1/edge/*` (DESIGN.md §4), and
+//! the LoRaWAN payload codecs both sides name. Defined here, once: central serializes what it
+//! answers and deserializes what gateways send with these types, and the agent does the reverse,
+//! so a field renamed on one side is renamed on the other.
+//!
+//! Compatibility rules, as the two sides had them before they shared these types:
+//!
+//! - bodies **central reads** refuse unknown fields (`deny_unknown_fields`), except the health
+//!   report, which a newer agent may extend;
+//! - bodies **the agent reads** accept unknown fields, so a newer central can add to them.
+//!
+//! With the `utoipa` feature (central only; it needs `std`) each body also derives
+//! `utoipa::ToSchema`, so central's OpenAPI document describes them field by field.
 
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::fmt;
+use core::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
@@ -11,13 +24,86 @@ use crate::ids::DeviceId;
 /// Most log lines in one `POST /api/v1/edge/logs`.
 pub const MAX_RELAYED_LOGS: usize = 100;
 
+/// The body of `POST /api/v1/edge/enroll`: the agent (`neosens-edge enroll`) sends it, central
+/// reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct EnrolmentRequest {
+    /// The one-time token an admin issued.
+    pub token: String,
+}
+
+/// What a gateway receives when it enrols (`POST /api/v1/edge/enroll`): everything it needs,
+/// shown once. Central writes it; the agent reads it and keeps it in `gateway.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
+pub struct EnrolmentGrant {
+    /// Its id.
+    pub gateway_id: String,
+    /// Its name.
+    pub name: String,
+    /// Its API secret: bearer token on `/api/v1/edge/*`.
+    pub secret: String,
+    /// Its MQTT username.
+    pub mqtt_username: String,
+    /// Its MQTT password (derived from its key pair: `neosens_runtime::gateway_secrets`).
+    /// Central always sends it; the agent derives it from `keys` again, so a grant without it
+    /// (centrals older than the gateways' own MQTT passwords) still enrols.
+    #[serde(default)]
+    #[cfg_attr(feature = "utoipa", schema(required = true))]
+    pub mqtt_password: String,
+    /// Its key pair (hash key then sealing key), 64 bytes in hex.
+    pub keys: String,
+}
+
+/// Figures a gateway reports about itself (`POST /api/v1/edge/health`, after each sync round):
+/// the agent writes it, central reads it and shows it per gateway in `/metrics` and the API.
+/// Unknown fields are accepted, so a newer agent may report more.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
+pub struct HealthReport {
+    /// Messages waiting in its outbox.
+    pub outbox_depth: u64,
+    /// Age of the oldest of them, seconds.
+    pub outbox_oldest_s: u64,
+    /// Messages its outbox dropped (full or too old) since it started.
+    pub outbox_dropped: u64,
+    /// Its agent version.
+    pub version: String,
+}
+
+/// First-time credentials a gateway handed to devices while central was out of reach
+/// (`POST /api/v1/edge/deliveries`): the agent writes it, central reads it and will not hand
+/// those passwords out again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Deliveries {
+    /// Device ids.
+    #[cfg_attr(feature = "utoipa", schema(value_type = Vec<String>))]
+    pub devices: Vec<DeviceId>,
+}
+
+/// Central's answer to `POST /api/v1/edge/deliveries`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
+pub struct DeliveriesAnswer {
+    /// Devices in the report.
+    pub reported: u64,
+    /// Those central had not marked delivered yet.
+    pub newly_delivered: u64,
+}
+
 /// A device log line (`POST /device/logger`) a gateway accepted while central was out of reach.
 /// The gateway checked the device's Basic credentials against the synced hash and keeps only
 /// this — never the credentials — so it relays the line in its own name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RelayedLog {
     /// The device.
+    #[cfg_attr(feature = "utoipa", schema(value_type = String, format = Uuid))]
     pub device: DeviceId,
     /// When the gateway received it, milliseconds since the Unix epoch.
     pub received_at_ms: i64,
@@ -27,30 +113,97 @@ pub struct RelayedLog {
     pub body: String,
 }
 
-/// The body of `POST /api/v1/edge/logs`: at most [`MAX_RELAYED_LOGS`] lines.
+/// The body of `POST /api/v1/edge/logs`: at most 100 lines (`MAX_RELAYED_LOGS`). The agent
+/// writes it, central reads it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RelayedLogs {
     /// The lines, oldest first.
     pub logs: Vec<RelayedLog>,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Central's answer to `POST /api/v1/edge/logs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
+pub struct RelayedLogsAnswer {
+    /// Lines stored.
+    pub stored: u64,
+    /// Lines refused (a device unknown, disabled or outside the gateway's scope, or a body that
+    /// is not a `LogRecord`).
+    pub refused: u64,
+}
 
-    #[test]
-    fn relayed_logs_read_as_json_and_refuse_unknown_fields() {
-        let text = r#"{"logs":[{"device":"0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0","received_at_ms":1700000000000,"device_addr":"10.0.0.7","body":"msg=boom&levelno=40"}]}"#;
-        let logs: RelayedLogs = serde_json::from_str(text).unwrap();
-        assert_eq!(logs.logs[0].device_addr, "10.0.0.7");
-        assert_eq!(serde_json::to_string(&logs).unwrap(), text, "written as read");
-        for bad in [
-            r#"{"logs":[{"device":"x","received_at_ms":1,"device_addr":"a","body":""}]}"#,
-            r#"{"logs":[{"device":"0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0","received_at_ms":1,"device_addr":"a","body":"","authorization":"Basic eA=="}]}"#,
-            r#"{"logs":{}}"#,
-        ] {
-            assert!(serde_json::from_str::<RelayedLogs>(bad).is_err(), "{bad}");
+// Central stores a codec with each node's session (postcard: the variant's index, so the order
+// of the variants is part of central's disk format, pinned in the tests) and shows it in its API
+// (JSON: the snake-case name). It reaches the gateway by name (`Codec::as_str`, the string
+// `sync::LorawanSession::codec`), and the agent parses it back (`FromStr`): a gateway meeting a
+// codec it does not know refuses that node's payloads, not the whole sync. (A comment, not the
+// doc: the doc is also the OpenAPI description.)
+/// How the application payload of a LoRaWAN node is decoded into neOCampus readings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Codec {
+    /// Cayenne LPP (standard types).
+    CayenneLpp,
+    /// The neOCampus extended Cayenne format of the 2016 LoRa prototype.
+    NeocampusLpp,
+    /// No decoding: the payload in hex.
+    Hex,
+}
+
+impl Codec {
+    /// Every codec, in the order of their (stored) variant index.
+    pub const ALL: [Codec; 3] = [Codec::CayenneLpp, Codec::NeocampusLpp, Codec::Hex];
+
+    /// Its name on the wire (sync messages, API): what serde writes in JSON.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Codec::CayenneLpp => "cayenne_lpp",
+            Codec::NeocampusLpp => "neocampus_lpp",
+            Codec::Hex => "hex",
+        }
+    }
+
+    /// The LPP format it decodes, if it is one (`hex` is not).
+    pub const fn lpp_format(self) -> Option<crate::lpp::Format> {
+        match self {
+            Codec::CayenneLpp => Some(crate::lpp::Format::Cayenne),
+            Codec::NeocampusLpp => Some(crate::lpp::Format::Neocampus),
+            Codec::Hex => None,
         }
     }
 }
+
+impl fmt::Display for Codec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A codec name no [`Codec`] has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownCodec(pub String);
+
+impl fmt::Display for UnknownCodec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unknown codec {:?} (known: cayenne_lpp, neocampus_lpp, hex)", self.0)
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for UnknownCodec {}
+
+impl FromStr for Codec {
+    type Err = UnknownCodec;
+
+    /// The codec of this exact name (as [`Codec::as_str`] writes it).
+    fn from_str(s: &str) -> Result<Self, UnknownCodec> {
+        Codec::ALL.into_iter().find(|c| c.as_str() == s).ok_or_else(|| UnknownCodec(s.into()))
+    }
+}
+
+#[cfg(test)]
+#[path = "edge_tests.rs"]
+mod tests;

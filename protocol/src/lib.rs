@@ -9,7 +9,7 @@
 extern crate alloc;
 
 mod error;
-mod hex;
+pub mod hex;
 pub mod ids;
 pub mod location;
 pub mod lpp;

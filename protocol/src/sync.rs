@@ -11,6 +11,7 @@ use alloc::vec::Vec;
 
 use serde::{Deserialize, Serialize};
 
+use crate::edge::{Codec, UnknownCodec};
 use crate::ids::{BuildingId, DevAddr, DeviceId, DeviceTypeId, RoomId, SiteId};
 use crate::{DevEui, DeviceUid, Error, Mac};
 
@@ -190,8 +191,17 @@ pub struct LorawanSession {
     pub f_cnt_up: u32,
     /// Whether a counter that went back (a node reset) is accepted.
     pub relax_f_cnt: bool,
-    /// Payload codec name (`cayenne_lpp`, `neocampus_lpp`, `hex`).
+    /// Payload codec: the name of a [`Codec`] ([`Codec::as_str`]; [`LorawanSession::codec`]
+    /// parses it). A string, not the enum, on purpose: the bytes stay those of version 1, and a
+    /// gateway given a codec newer than itself refuses that node's payloads, not the whole batch.
     pub codec: String,
+}
+
+impl LorawanSession {
+    /// The session's codec, or the name no [`Codec`] of this build has.
+    pub fn codec(&self) -> Result<Codec, UnknownCodec> {
+        self.codec.parse()
+    }
 }
 
 /// A device, as much of it as a gateway needs to provision it and relay its data.
@@ -320,7 +330,7 @@ mod tests {
                         app_s_key: Sealed { nonce: [2; 12], ciphertext: vec![0; 32] },
                         f_cnt_up: 2,
                         relax_f_cnt: false,
-                        codec: "cayenne_lpp".into(),
+                        codec: Codec::CayenneLpp.as_str().into(),
                     }),
                 })),
                 Change::DeleteDevice(DeviceId::from_bytes([8; 16])),
@@ -334,6 +344,32 @@ mod tests {
         let bytes = batch.encode().unwrap();
         assert_eq!(bytes[0], 1, "version first");
         assert_eq!(SyncBatch::decode(&bytes), Ok(batch));
+    }
+
+    #[test]
+    fn the_codec_travels_as_its_name() {
+        let session = |codec: &str| LorawanSession {
+            dev_addr: "49BE7DF1".parse().unwrap(),
+            nwk_s_key: Sealed { nonce: [1; 12], ciphertext: vec![] },
+            app_s_key: Sealed { nonce: [2; 12], ciphertext: vec![] },
+            f_cnt_up: 2,
+            relax_f_cnt: false,
+            codec: codec.into(),
+        };
+        // Version 1's bytes: DevAddr (big-endian), two sealed keys, counter, flag, then the name
+        // (length, UTF-8).
+        let bytes = postcard::to_allocvec(&session(Codec::NeocampusLpp.as_str())).unwrap();
+        let mut expected = vec![0x49, 0xbe, 0x7d, 0xf1];
+        expected.extend([1; 12]);
+        expected.push(0);
+        expected.extend([2; 12]);
+        expected.extend([0, 2, 0, 13]);
+        expected.extend(b"neocampus_lpp");
+        assert_eq!(bytes, expected);
+        for codec in Codec::ALL {
+            assert_eq!(session(codec.as_str()).codec(), Ok(codec));
+        }
+        assert_eq!(session("lz4").codec(), Err(UnknownCodec("lz4".into())));
     }
 
     #[test]

@@ -62,8 +62,7 @@ impl RelayKey {
 
     /// The stamp of message `msg_id` on `topic`, relayed by `gateway` in outbox `epoch`.
     pub fn stamp(&self, gateway: &str, epoch: u64, msg_id: u64, topic: &str) -> String {
-        let tag: String =
-            self.tag(gateway, epoch, msg_id, topic).iter().map(|b| format!("{b:02x}")).collect();
+        let tag = neosens_protocol::hex::encode(&self.tag(gateway, epoch, msg_id, topic));
         format!("{gateway}.{epoch:016x}.{tag}")
     }
 
@@ -85,11 +84,8 @@ pub fn parse(text: &str) -> Option<Stamp<'_>> {
     if gateway.is_empty() || epoch_hex.len() != 16 || tag_hex.len() != 2 * TAG_BYTES {
         return None;
     }
-    let epoch = u64::from_str_radix(epoch_hex, 16).ok()?;
-    let mut tag = [0u8; TAG_BYTES];
-    for (i, b) in tag.iter_mut().enumerate() {
-        *b = u8::from_str_radix(tag_hex.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
+    let epoch = u64::from_be_bytes(neosens_protocol::hex::decode_array(epoch_hex, "stamp epoch").ok()?);
+    let tag = neosens_protocol::hex::decode_array(tag_hex, "stamp tag").ok()?;
     Some(Stamp { gateway, epoch, tag })
 }
 

@@ -27,7 +27,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::model::EntityKind;
-use crate::registry::{BrokerAccount, Registry};
+use crate::registry::{BrokerAccount, ChangeFollower, Registry};
 
 /// Where commands go.
 pub const CONTROL_TOPIC: &str = "$CONTROL/dynamic-security/v1";
@@ -232,31 +232,24 @@ impl Driver {
             .collect()
     }
 
-    /// Follows the changes after `since`; returns the new revision.
-    async fn follow(&mut self, since: u64) -> u64 {
-        let changes = match self.registry.blocking(move |r| r.changes_since(since, 50_000)).await {
+    /// Follows the next changes (retried at the next poll when the log cannot be read).
+    async fn follow(&mut self, follower: &mut ChangeFollower) {
+        let changes = match follower.next().await {
             Ok(c) => c,
-            Err(e) => {
-                tracing::error!(error = %e, "dynamic security: cannot read the change log");
-                return since;
-            }
+            Err(e) => return tracing::error!(error = %e, "dynamic security: cannot read the change log"),
         };
-        let Some(last) = changes.last().map(|c| c.revision) else { return since };
-        if changes
-            .iter()
-            .any(|c| matches!(c.kind, EntityKind::Site | EntityKind::Building | EntityKind::Room))
-        {
-            self.reconcile().await;
-            return last;
+        if changes.touches(&[EntityKind::Site, EntityKind::Building, EntityKind::Room]) {
+            follower.skip_to_now();
+            return self.reconcile().await;
         }
         // Devices, and gateways (their accounts are keyed by their id's bytes).
         let devices: HashSet<DeviceId> = changes
-            .iter()
-            .filter(|c| matches!(c.kind, EntityKind::Device | EntityKind::Gateway))
-            .map(|c| DeviceId::from_bytes(c.key))
+            .keys_of(&[EntityKind::Device, EntityKind::Gateway])
+            .into_iter()
+            .map(DeviceId::from_bytes)
             .collect();
         if devices.is_empty() {
-            return last;
+            return;
         }
         let accounts = self.registry.broker_accounts(Some(&devices)).unwrap_or_default();
         // Logins the broker has not had from central yet may name a client made since the last
@@ -292,7 +285,6 @@ impl Driver {
             self.known.insert(account.id, (account.login.clone(), account.secret_hash));
         }
         send(&self.link, &mut self.responses, commands).await;
-        last
     }
 }
 
@@ -307,17 +299,17 @@ pub async fn run(
     if let Err(e) = link.subscribe(RESPONSE_TOPIC, Qos::AtLeastOnce).await {
         return tracing::error!(error = %e, "dynamic security: cannot subscribe to the plug-in's answers");
     }
-    let mut revisions = registry.watch_revision();
+    let mut follower = ChangeFollower::new(Arc::clone(&registry), 50_000);
     let mut driver =
         Driver { registry, link, responses, central_user, known: HashMap::new(), foreign: HashSet::new() };
     let mut seen_connects = 0;
-    let mut revision = *revisions.borrow_and_update();
     let mut poll = tokio::time::interval(Duration::from_millis(200));
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
             _ = poll.tick() => {}
-            changed = revisions.changed() => if changed.is_err() { return },
+            // When behind (a long log read in parts, or a failed read), the poll paces the rest.
+            changed = follower.changed(), if !follower.behind() => if !changed { return },
         }
         let connects = driver.link.stats().connects();
         if !driver.link.stats().connected() {
@@ -326,12 +318,10 @@ pub async fn run(
         if connects != seen_connects {
             // A new connection: the broker may have restarted on an old or empty file.
             seen_connects = connects;
-            let now = *revisions.borrow_and_update();
+            follower.skip_to_now();
             driver.reconcile().await;
-            revision = now;
-        } else if *revisions.borrow() != revision {
-            revision = driver.follow(revision).await;
-            revisions.borrow_and_update();
+        } else if follower.behind() {
+            driver.follow(&mut follower).await;
         }
     }
 }

@@ -47,8 +47,8 @@ pub enum ApiError {
     },
     /// 503: a dependency (the broker link) is down; retry later.
     Unavailable(String),
-    /// 500: logged, not detailed to the client.
-    Internal(String),
+    /// 500: logged with its whole chain of causes, not detailed to the client.
+    Internal(anyhow::Error),
 }
 
 impl ApiError {
@@ -79,7 +79,7 @@ impl From<RegistryError> for ApiError {
             RegistryError::Conflict { message } => ApiError::Conflict(message),
             RegistryError::Invalid { field, message } => ApiError::Invalid { field, message },
             RegistryError::Config { errors } => ApiError::Unprocessable(errors),
-            e @ (RegistryError::Store(_) | RegistryError::Keys(_)) => ApiError::Internal(e.to_string()),
+            e @ (RegistryError::Store(_) | RegistryError::Keys(_)) => ApiError::Internal(e.into()),
         }
     }
 }
@@ -145,7 +145,8 @@ impl IntoResponse for ApiError {
                     .into(),
             ),
             ApiError::Internal(cause) => {
-                tracing::error!(cause = %cause, "internal error answering an API request");
+                // `{:#}`: the context and every source ("storage: … : No space left on device").
+                tracing::error!(cause = format!("{cause:#}"), "internal error answering an API request");
                 detail("internal error; the server log has the details".into())
             }
             ApiError::BadRequest(m)

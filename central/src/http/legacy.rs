@@ -18,7 +18,7 @@ use neosens_runtime::legacy_http::{basic_auth, credentials_mac, forbidden, json_
 
 use super::AppState;
 use crate::metrics::ProvisioningLabels;
-use crate::registry::ConfigOutcome;
+use crate::registry::Refusal;
 
 /// Largest `/device/logger` body accepted (a Python LogRecord is well under 4 KiB; a traceback in
 /// `exc_text` can take a few more).
@@ -132,12 +132,11 @@ fn outside(networks: &[ipnet::IpNet], source: &str) -> bool {
             .is_ok_and(|ip| networks.iter().any(|n| n.contains(&ip.to_canonical())))
 }
 
-fn refusal(state: &AppState, outcome: &ConfigOutcome, path: &'static str, login: &str) -> Response {
+fn refusal(state: &AppState, refusal: Refusal, path: &'static str, login: &str) -> Response {
     // One label for both: `/metrics` must not tell which logins exist (docs/security.md).
-    let reason = match outcome {
-        ConfigOutcome::UnknownLogin | ConfigOutcome::WrongSecret => "bad_credentials",
-        ConfigOutcome::Disabled => "disabled",
-        ConfigOutcome::Served(_) => "served",
+    let reason = match refusal {
+        Refusal::UnknownLogin | Refusal::WrongSecret => "bad_credentials",
+        Refusal::Disabled => "disabled",
     };
     tracing::debug!(path, login, outcome = reason, "device refused");
     count(state, path.trim_start_matches("/device/"), reason);
@@ -153,7 +152,7 @@ async fn config(State(state): State<AppState>, headers: HeaderMap) -> Response {
         return forbidden();
     };
     match state.registry.legacy_config(&login, &password) {
-        ConfigOutcome::Served(answer) => {
+        Ok(answer) => {
             count(&state, "config", "served");
             let body = answer.to_legacy_json();
             if answer.topics.is_empty() {
@@ -166,7 +165,7 @@ async fn config(State(state): State<AppState>, headers: HeaderMap) -> Response {
             }
             json_body(body)
         }
-        other => refusal(&state, &other, "/device/config", &login),
+        Err(refused) => refusal(&state, refused, "/device/config", &login),
     }
 }
 
@@ -188,7 +187,7 @@ async fn logger(
             count(&state, "logger", "served");
             StatusCode::OK.into_response()
         }
-        Ok(Err(outcome)) => refusal(&state, &outcome, "/device/logger", &login),
+        Ok(Err(refused)) => refusal(&state, refused, "/device/logger", &login),
         Err(e) => {
             tracing::error!(%login, error = %e, "storing a device log failed");
             StatusCode::INTERNAL_SERVER_ERROR.into_response()

@@ -6,28 +6,9 @@ use neosens_protocol::ids::DevAddr;
 use neosens_protocol::sync::Sealed;
 use serde::{Deserialize, Serialize};
 
-/// How the application payload of a node is decoded into neOCampus readings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Codec {
-    /// Cayenne LPP (standard types).
-    CayenneLpp,
-    /// The neOCampus extended Cayenne format of the 2016 LoRa prototype.
-    NeocampusLpp,
-    /// No decoding: the payload in hex.
-    Hex,
-}
-
-impl Codec {
-    /// Its name on the wire (sync messages, API).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Codec::CayenneLpp => "cayenne_lpp",
-            Codec::NeocampusLpp => "neocampus_lpp",
-            Codec::Hex => "hex",
-        }
-    }
-}
+/// How the application payload of a node is decoded: shared with the gateways, which decode by
+/// it. Its variant order is part of the stored session's bytes (pinned in its tests).
+pub use neosens_protocol::edge::Codec;
 
 /// A node's session, as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -23,7 +23,11 @@ use tokio_util::sync::CancellationToken;
 pub use alerts::{AlertView, Event, Failing, Monitor, NOTICE_QUEUE, Notice, Seen};
 
 use crate::model::{AlertRecord, EntityKind, Timestamp};
-use crate::registry::Registry;
+use crate::registry::{ChangeFollower, Registry};
+
+/// Changes that can move every device's threshold or watch: re-watch all.
+const STRUCTURAL: [EntityKind; 4] =
+    [EntityKind::Room, EntityKind::Building, EntityKind::DeviceType, EntityKind::Site];
 
 /// Wall-clock milliseconds that follow tokio's clock, so tests with paused time see deadlines
 /// pass exactly when they advance it.
@@ -94,8 +98,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) {
     let clock = Clock::start();
-    let mut revisions = registry.watch_revision();
-    let mut revision = *revisions.borrow_and_update();
+    let mut follower = ChangeFollower::new(Arc::clone(&registry), 100_000);
     let watch_all = |monitor: &Monitor, now: i64, only: Option<&HashSet<DeviceId>>| {
         let list = registry.watch_list(only);
         let mut events = monitor.apply(|t, c| {
@@ -134,15 +137,23 @@ pub async fn run(
                 let events = monitor.seen(batch, now);
                 deliver(&monitor, &delivery, events, now).await;
             }
-            changed = revisions.changed() => {
-                if changed.is_err() { return }
+            changed = follower.changed() => {
+                if !changed { return }
                 let now = clock.now();
-                let latest = *revisions.borrow_and_update();
-                let log = registry.blocking(move |r| r.changes_since(revision, 100_000)).await.unwrap_or_default();
-                revision = latest;
-                let structural = log.iter().any(|c| matches!(c.kind, EntityKind::Room | EntityKind::Building | EntityKind::DeviceType | EntityKind::Site));
-                let devices: HashSet<DeviceId> = log.iter().filter(|c| c.kind == EntityKind::Device).map(|c| DeviceId::from_bytes(c.key)).collect();
-                let changes = if structural { watch_all(&monitor, now, None) } else { watch_all(&monitor, now, Some(&devices)) };
+                let changes = match follower.next().await {
+                    Ok(log) if !log.touches(&STRUCTURAL) => {
+                        let devices: HashSet<DeviceId> =
+                            log.keys_of(&[EntityKind::Device]).into_iter().map(DeviceId::from_bytes).collect();
+                        watch_all(&monitor, now, Some(&devices))
+                    }
+                    Ok(_) => watch_all(&monitor, now, None),
+                    Err(e) => {
+                        // Whatever the unread entries were, watching everything again covers them.
+                        tracing::error!(error = %e, "monitor: cannot read the change log; watching every device again");
+                        follower.skip_to_now();
+                        watch_all(&monitor, now, None)
+                    }
+                };
                 deliver(&monitor, &delivery, changes, now).await;
             }
         }

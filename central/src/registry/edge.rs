@@ -53,22 +53,8 @@ pub struct EnrolmentToken {
     pub expires_at: String,
 }
 
-/// What a gateway receives when it enrols: everything it needs, shown once.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
-pub struct EnrolmentGrant {
-    /// Its id.
-    pub gateway_id: String,
-    /// Its name.
-    pub name: String,
-    /// Its API secret: bearer token on `/api/v1/edge/*`.
-    pub secret: String,
-    /// Its MQTT username.
-    pub mqtt_username: String,
-    /// Its MQTT password (derived from its key pair: `neosens_runtime::gateway_secrets`).
-    pub mqtt_password: String,
-    /// Its key pair (hash key then sealing key), 64 bytes in hex.
-    pub keys: String,
-}
+/// What a gateway receives when it enrols: defined with the other gateway contracts.
+pub use neosens_protocol::edge::EnrolmentGrant;
 
 /// The MQTT username of a gateway.
 pub fn gateway_username(id: GatewayId) -> String {
@@ -85,10 +71,6 @@ pub(crate) fn secret_context(id: GatewayId) -> Vec<u8> {
     let mut c = id.to_bytes().to_vec();
     c.extend_from_slice(b"/secret");
     c
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Whether a device has a room in the scope.
@@ -184,7 +166,7 @@ impl Registry {
                     &pair[32..].try_into().unwrap_or([0; 32]),
                     ring::rand::SystemRandom::new(),
                 )),
-                keys: hex(&pair),
+                keys: neosens_protocol::hex::encode(&pair),
             };
             tracing::info!(gateway = %g.id, name = %g.name, "gateway enrolled");
             Ok((vec![Write::Put(Record::Gateway(Box::new(g)))], Some(grant)))

@@ -7,7 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use neosens_protocol::ids::{BuildingId, DeviceId, DeviceTypeId, RoomId};
+use neosens_protocol::ids::{BuildingId, DeviceId, DeviceTypeId, RoomId, SiteId};
 use neosens_protocol::legacy::validate_zones;
 use neosens_protocol::{DeviceUid, Mac};
 use serde::Serialize;
@@ -110,8 +110,23 @@ fn plan(
     };
     let mut writes = Vec::new();
     let site = state.default_site().ok_or_else(|| RegistryError::not_found("default site"))?.id;
+    let type_ids = plan_types(state, export, &mut report, &mut writes);
+    let building_ids = plan_buildings(state, site, export, &mut report, &mut writes);
+    let room_ids = plan_rooms(state, export, &building_ids, &mut report, &mut writes);
+    let ids = Ids { types: &type_ids, rooms: &room_ids };
+    let (statuses, imported) =
+        plan_devices(state, keys, reserved, export, ids, &mut report, &mut writes, progress)?;
+    check_permissions(export, &imported, &mut report);
+    Ok(Plan { writes, statuses, report })
+}
 
-    // Types.
+/// Device types, by name (`type_name`); returns their ids by 2016 primary key.
+fn plan_types(
+    state: &State,
+    export: &LegacyExport,
+    report: &mut ImportReport,
+    writes: &mut Vec<Write>,
+) -> HashMap<i64, DeviceTypeId> {
     let mut type_ids: HashMap<i64, DeviceTypeId> = HashMap::new();
     for t in export.types.values() {
         let name = type_name(&t.name, t.pk);
@@ -132,8 +147,17 @@ fn plan(
             writes.push(Write::Put(Record::DeviceType(record)));
         }
     }
+    type_ids
+}
 
-    // Buildings, in the default site.
+/// Buildings, in the default site, by name; returns their ids by 2016 primary key.
+fn plan_buildings(
+    state: &State,
+    site: SiteId,
+    export: &LegacyExport,
+    report: &mut ImportReport,
+    writes: &mut Vec<Write>,
+) -> HashMap<i64, BuildingId> {
     let mut building_ids: HashMap<i64, BuildingId> = HashMap::new();
     for b in export.buildings.values() {
         let existing =
@@ -151,8 +175,17 @@ fn plan(
             writes.push(Write::Put(Record::Building(record)));
         }
     }
+    building_ids
+}
 
-    // Rooms: their stored topics are kept exactly.
+/// Rooms: their stored topics are kept exactly. Returns their ids by 2016 primary key.
+fn plan_rooms(
+    state: &State,
+    export: &LegacyExport,
+    building_ids: &HashMap<i64, BuildingId>,
+    report: &mut ImportReport,
+    writes: &mut Vec<Write>,
+) -> HashMap<i64, RoomId> {
     let mut room_ids: HashMap<i64, RoomId> = HashMap::new();
     let mut topics_taken: HashMap<String, RoomId> =
         state.room_topics.iter().map(|(r, t)| (t.clone(), *r)).collect();
@@ -194,9 +227,32 @@ fn plan(
             topic: RoomTopic::Imported(l.topic.clone()),
         })));
     }
+    room_ids
+}
 
-    // Devices.
-    let room_topics = room_topics_of(state, &writes);
+/// The ids the devices refer to, by 2016 primary key.
+#[derive(Clone, Copy)]
+struct Ids<'a> {
+    types: &'a HashMap<i64, DeviceTypeId>,
+    rooms: &'a HashMap<i64, RoomId>,
+}
+
+/// Statuses of the planned devices, and the 2016 keys of the devices imported.
+type PlannedDevices = (Vec<(DeviceId, DeviceStatusRecord)>, HashSet<i64>);
+
+/// Devices (each costs a secret hash and seal: progress every thousand).
+#[allow(clippy::too_many_arguments)] // the plan's pieces, each used
+fn plan_devices(
+    state: &State,
+    keys: &ServerKeys,
+    reserved: &dyn Fn(&str) -> bool,
+    export: &LegacyExport,
+    ids: Ids<'_>,
+    report: &mut ImportReport,
+    writes: &mut Vec<Write>,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<PlannedDevices, RegistryError> {
+    let room_topics = room_topics_of(state, writes);
     let mut logins: HashMap<String, DeviceUid> = HashMap::new();
     let mut statuses = Vec::new();
     let mut imported: HashSet<i64> = HashSet::new();
@@ -214,7 +270,7 @@ fn plan(
             continue;
         }
         let planned =
-            plan_device(state, keys, d, &type_ids, &room_ids, &room_topics, &mut logins, &mut report, &row)?;
+            plan_device(state, keys, d, ids.types, ids.rooms, &room_topics, &mut logins, report, &row)?;
         let Some((record, status, changed)) = planned else { continue };
         imported.insert(d.pk);
         if let Some(status) = status {
@@ -225,8 +281,11 @@ fn plan(
         }
     }
     progress(total, total);
+    Ok((statuses, imported))
+}
 
-    // Permissions: neosens derives them from rooms; anything else is reported.
+/// Permissions: neosens derives them from rooms; anything else is reported.
+fn check_permissions(export: &LegacyExport, imported: &HashSet<i64>, report: &mut ImportReport) {
     let devices_by_pk: HashMap<i64, &LegacyDevice> = export.devices.iter().map(|d| (d.pk, d)).collect();
     for p in &export.permissions {
         let row = format!("devices.permission pk={}", p.pk);
@@ -254,7 +313,6 @@ fn plan(
             ));
         }
     }
-    Ok(Plan { writes, statuses, report })
 }
 
 /// Topics of rooms created by this plan so far (state topics cover the existing ones).
@@ -268,62 +326,14 @@ fn room_topics_of(state: &State, writes: &[Write]) -> HashMap<RoomId, String> {
     topics
 }
 
-#[allow(clippy::too_many_arguments)]
-fn plan_device(
-    state: &State,
-    keys: &ServerKeys,
+/// The device's modules (its configuration), kept as they are; what the firmware would choke
+/// on is reported.
+fn device_config(
     d: &LegacyDevice,
-    type_ids: &HashMap<i64, DeviceTypeId>,
-    room_ids: &HashMap<i64, RoomId>,
+    rooms: &[RoomId],
     room_topics: &HashMap<RoomId, String>,
-    logins: &mut HashMap<String, DeviceUid>,
-    report: &mut ImportReport,
-    row: &str,
-) -> Result<Option<(Device, Option<DeviceStatusRecord>, bool)>, RegistryError> {
-    let mut reject = |reason: String| report.rejected.push((row.to_owned(), reason));
-    let Ok(mac) = d.mac.parse::<Mac>() else {
-        reject("invalid MAC".into());
-        return Ok(None);
-    };
-    let uid = DeviceUid::Ethernet(mac);
-    let Some(&device_type) = d.device_type.and_then(|t| type_ids.get(&t)) else {
-        reject(format!("its type pk={:?} is not in the export", d.device_type));
-        return Ok(None);
-    };
-    let mut rooms = Vec::new();
-    for l in &d.locations {
-        match room_ids.get(l) {
-            Some(r) => rooms.push(*r),
-            None => {
-                reject(format!("its location pk={l} was not imported"));
-                return Ok(None);
-            }
-        }
-    }
-    if d.login.is_empty()
-        || d.login.bytes().any(|b| matches!(b, b'+' | b'#' | b'/' | b':') || !b.is_ascii_graphic())
-    {
-        reject(format!(
-            "login {:?} cannot be an MQTT username here (empty, or '+', '#', '/', ':', spaces)",
-            d.login
-        ));
-        return Ok(None);
-    }
-    let existing = state.by_uid.get(&uid).and_then(|id| state.devices.get(id)).map(|e| &e.record);
-    let login_owner = state.by_login.get(&d.login).and_then(|id| state.devices.get(id)).map(|e| e.record.uid);
-    if login_owner.is_some_and(|owner| owner != uid) || logins.get(&d.login).is_some_and(|u| *u != uid) {
-        reject(format!("login {:?} belongs to another device", d.login));
-        return Ok(None);
-    }
-    logins.insert(d.login.clone(), uid);
-
-    let mut warn = |reason: String| report.warnings.push((row.to_owned(), reason));
-    if d.login.len() > super::MAX_LOGIN_LEN {
-        warn(format!("login longer than {} bytes: the firmware cuts it", super::MAX_LOGIN_LEN));
-    }
-    if rooms.is_empty() {
-        warn("no location: its /device/config answer has no topic".into());
-    }
+    warn: &mut dyn FnMut(String),
+) -> Value {
     let config: Value = match serde_json::from_str(&d.modules) {
         Ok(v) => v,
         Err(e) => {
@@ -340,7 +350,12 @@ fn plan_device(
             warn(format!("its /device/config answer breaks the firmware limit: {e}"));
         }
     }
-    let mqtt = match (&d.mqtt_server, d.mqtt_port) {
+    config
+}
+
+/// The device's own broker, when 2016 gave it one.
+fn device_mqtt(d: &LegacyDevice, warn: &mut dyn FnMut(String)) -> Option<MqttEndpoint> {
+    match (&d.mqtt_server, d.mqtt_port) {
         (Some(server), Some(port)) if !d.mqtt_defaults && !server.is_empty() => match u16::try_from(port) {
             Ok(port) if port > 0 => Some(MqttEndpoint { server: server.clone(), port }),
             _ => {
@@ -349,31 +364,113 @@ fn plan_device(
             }
         },
         _ => None,
-    };
-    let id = existing.map_or_else(|| DeviceId::from_uuid(new_uuid()), |e| e.id);
-    let (secret, delivered) = match existing {
+    }
+}
+
+/// The device's secret and whether it was delivered: kept when the export's password matches
+/// what is stored, a new one (to be delivered) when the export has none.
+fn device_secret(
+    keys: &ServerKeys,
+    existing: Option<&Device>,
+    d: &LegacyDevice,
+    id: DeviceId,
+    warn: &mut dyn FnMut(String),
+) -> Result<(DeviceSecret, bool), RegistryError> {
+    Ok(match existing {
         Some(e) if !d.password.is_empty() && keys.verify(d.password.as_bytes(), &e.secret.hash) => {
             (e.secret.clone(), d.credentials_delivered)
         }
         _ if d.password.is_empty() => {
             warn("empty password: a new secret was generated, to be delivered".into());
             let s = keys.new_device_secret()?;
-            (
-                DeviceSecret {
-                    hash: keys.hash(s.as_bytes()),
-                    sealed: keys.seal(s.as_bytes(), &id.to_bytes())?,
-                },
-                false,
-            )
+            let secret = DeviceSecret {
+                hash: keys.hash(s.as_bytes()),
+                sealed: keys.seal(s.as_bytes(), &id.to_bytes())?,
+            };
+            (secret, false)
         }
-        _ => (
-            DeviceSecret {
-                hash: keys.hash(d.password.as_bytes()),
-                sealed: keys.seal(d.password.as_bytes(), &id.to_bytes())?,
-            },
-            d.credentials_delivered,
-        ),
+        _ => {
+            let password = d.password.as_bytes();
+            let secret =
+                DeviceSecret { hash: keys.hash(password), sealed: keys.seal(password, &id.to_bytes())? };
+            (secret, d.credentials_delivered)
+        }
+    })
+}
+
+/// What a 2016 device row refers to — its MAC, type and rooms — checked, with its login free
+/// for it; `Err` says why the row is rejected.
+fn device_refs(
+    state: &State,
+    d: &LegacyDevice,
+    type_ids: &HashMap<i64, DeviceTypeId>,
+    room_ids: &HashMap<i64, RoomId>,
+    logins: &HashMap<String, DeviceUid>,
+) -> Result<(DeviceUid, DeviceTypeId, Vec<RoomId>), String> {
+    let Ok(mac) = d.mac.parse::<Mac>() else {
+        return Err("invalid MAC".into());
     };
+    let uid = DeviceUid::Ethernet(mac);
+    let Some(&device_type) = d.device_type.and_then(|t| type_ids.get(&t)) else {
+        return Err(format!("its type pk={:?} is not in the export", d.device_type));
+    };
+    let mut rooms = Vec::new();
+    for l in &d.locations {
+        match room_ids.get(l) {
+            Some(r) => rooms.push(*r),
+            None => {
+                return Err(format!("its location pk={l} was not imported"));
+            }
+        }
+    }
+    if d.login.is_empty()
+        || d.login.bytes().any(|b| matches!(b, b'+' | b'#' | b'/' | b':') || !b.is_ascii_graphic())
+    {
+        return Err(format!(
+            "login {:?} cannot be an MQTT username here (empty, or '+', '#', '/', ':', spaces)",
+            d.login
+        ));
+    }
+    let login_owner = state.by_login.get(&d.login).and_then(|id| state.devices.get(id)).map(|e| e.record.uid);
+    if login_owner.is_some_and(|owner| owner != uid) || logins.get(&d.login).is_some_and(|u| *u != uid) {
+        return Err(format!("login {:?} belongs to another device", d.login));
+    }
+    Ok((uid, device_type, rooms))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn plan_device(
+    state: &State,
+    keys: &ServerKeys,
+    d: &LegacyDevice,
+    type_ids: &HashMap<i64, DeviceTypeId>,
+    room_ids: &HashMap<i64, RoomId>,
+    room_topics: &HashMap<RoomId, String>,
+    logins: &mut HashMap<String, DeviceUid>,
+    report: &mut ImportReport,
+    row: &str,
+) -> Result<Option<(Device, Option<DeviceStatusRecord>, bool)>, RegistryError> {
+    let (uid, device_type, rooms) = match device_refs(state, d, type_ids, room_ids, logins) {
+        Ok(refs) => refs,
+        Err(reason) => {
+            report.rejected.push((row.to_owned(), reason));
+            return Ok(None);
+        }
+    };
+    let existing = state.by_uid.get(&uid).and_then(|id| state.devices.get(id)).map(|e| &e.record);
+    logins.insert(d.login.clone(), uid);
+
+    let mut warn = |reason: String| report.warnings.push((row.to_owned(), reason));
+    if d.login.len() > super::MAX_LOGIN_LEN {
+        warn(format!("login longer than {} bytes: the firmware cuts it", super::MAX_LOGIN_LEN));
+    }
+    if rooms.is_empty() {
+        warn("no location: its /device/config answer has no topic".into());
+    }
+    let config = device_config(d, &rooms, room_topics, &mut warn);
+    let mqtt = device_mqtt(d, &mut warn);
+    let id = existing.map_or_else(|| DeviceId::from_uuid(new_uuid()), |e| e.id);
+    let (secret, delivered) = device_secret(keys, existing, d, id, &mut warn)?;
     let now = Timestamp::now();
     let record = Device {
         id,
@@ -445,3 +542,7 @@ impl Registry {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "import_tests.rs"]
+mod tests;

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::state::State;
 use super::{DEFAULT_SITE_SLUG, Registry, RegistryError};
-use crate::model::{Building, EntityKind, Record, Room, RoomTopic, Site, new_uuid};
+use crate::model::{Building, EntityKind, GatewayScope, Record, Room, RoomTopic, Site, new_uuid};
 use crate::store::Write;
 
 /// Longest site, building and room names (the 2016 server's column size).
@@ -233,6 +233,12 @@ impl Registry {
             if site.is_default {
                 return Err(RegistryError::conflict("the default site cannot be deleted"));
             }
+            if let Some(g) = state.gateways.values().find(|g| g.scope == GatewayScope::Site(site.id)) {
+                return Err(RegistryError::conflict(format!(
+                    "site {:?} is the scope of gateway {:?}: change its scope first",
+                    site.slug, g.name
+                )));
+            }
             let buildings: Vec<&Building> = state.buildings.values().filter(|b| b.site == site.id).collect();
             if buildings.iter().any(|b| !b.outside)
                 || state.rooms.values().any(|r| buildings.iter().any(|b| b.id == r.building))
@@ -340,6 +346,13 @@ impl Registry {
             }
             if state.rooms.values().any(|r| r.building == id) {
                 return Err(RegistryError::conflict(format!("building {:?} still has rooms", building.name)));
+            }
+            let scoped = |g: &&crate::model::Gateway| matches!(&g.scope, GatewayScope::Buildings(b) if b.contains(&id));
+            if let Some(g) = state.gateways.values().find(scoped) {
+                return Err(RegistryError::conflict(format!(
+                    "building {:?} is in the scope of gateway {:?}: change its scope first",
+                    building.name, g.name
+                )));
             }
             Ok((vec![Write::Delete(EntityKind::Building, id.to_bytes())], ()))
         })
@@ -489,3 +502,7 @@ pub(super) fn room_view(state: &State, room: &Room) -> RoomView {
         devices: state.by_room.get(&room.id).map_or(0, |s| s.len()),
     }
 }
+
+#[cfg(test)]
+#[path = "locations_tests.rs"]
+mod tests;

@@ -63,15 +63,8 @@ impl From<&LorawanSession> for LorawanView {
 }
 
 fn key(field: &str, hex: &str) -> Result<[u8; 16], RegistryError> {
-    let hex = hex.trim();
-    if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(RegistryError::invalid(field, "an AES-128 key: 32 hex digits"));
-    }
-    let mut out = [0u8; 16];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap_or_default();
-    }
-    Ok(out)
+    neosens_protocol::hex::decode_array(hex.trim(), "AES-128 key")
+        .map_err(|_| RegistryError::invalid(field, "an AES-128 key: 32 hex digits"))
 }
 
 /// Checks a session for a device and seals its keys with central's key.

@@ -8,11 +8,13 @@
 
 mod access;
 mod broker;
+mod device_sort;
 mod device_types;
 mod devices;
 mod dynsec;
 mod edge;
 mod fleet;
+mod follower;
 mod gateways;
 mod import;
 mod locations;
@@ -33,6 +35,7 @@ use crate::store::{Store, StoreError, Write};
 
 pub use access::{Credential, Principal, TokenCreated};
 pub use broker::{Access, Decision, DenyReason, ServiceAccount};
+pub use device_sort::{DeviceSort, SortBy};
 pub use device_types::{DeviceTypeInput, DeviceTypePatch};
 pub use devices::{DeviceFilter, DeviceInput, DevicePatch, DeviceState, DeviceView, MAX_LOGIN_LEN, MAX_PAGE};
 pub use dynsec::BrokerAccount;
@@ -41,6 +44,7 @@ pub use edge::{
     GATEWAY_USERNAME_PREFIX, SNAPSHOT_PAGE, gateway_username,
 };
 pub use fleet::{BuildingSummary, FleetSummary, RoomSummary, SiteSummary, StateCounts};
+pub use follower::{ChangeFollower, Changes};
 pub use gateways::{GatewayInput, GatewayPatch, GatewayView, ScopeInput};
 pub use import::{Counts, ImportReport};
 pub use locations::{
@@ -48,7 +52,7 @@ pub use locations::{
 };
 pub use lorawan::{LorawanInput, LorawanView};
 pub use orders::{OrderRequest, PreparedOrder, REINSTALL};
-pub use provisioning::ConfigOutcome;
+pub use provisioning::Refusal;
 pub use status::StatusDrop;
 pub use users::{UserInput, UserPatch, UserView};
 

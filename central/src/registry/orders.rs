@@ -71,6 +71,72 @@ fn check_known_value(order: KnownOrder, value: Option<&CommandValue>) -> Result<
     }
 }
 
+/// Where an order goes and what goes on the wire.
+struct Addressed {
+    module: String,
+    dest: String,
+    order: String,
+    reinstall: bool,
+}
+
+/// An order to the device itself: one its type allows (or `reinstall`), to its MAC.
+fn device_order(
+    state: &super::state::State,
+    device: &crate::model::Device,
+    request: &OrderRequest,
+    value: Option<&CommandValue>,
+) -> Result<Addressed, RegistryError> {
+    let DeviceUid::Ethernet(mac) = device.uid else {
+        return Err(RegistryError::invalid(
+            "order",
+            "device orders go to MAC-identified devices (neOSensor, Raspberry Pi)",
+        ));
+    };
+    let allowed = state.types.get(&device.device_type).map(|t| t.record.orders.clone()).unwrap_or_default();
+    let (wire, reinstall) = if request.order == REINSTALL {
+        if !allowed.iter().any(|o| o == "reboot") {
+            return Err(RegistryError::invalid(
+                "order",
+                "reinstall needs the reboot order, which this device type lacks",
+            ));
+        }
+        if value.is_some() {
+            return Err(RegistryError::invalid("value", "reinstall takes no value"));
+        }
+        ("reboot".to_owned(), true)
+    } else {
+        let known = KnownOrder::from_name(&request.order).filter(|_| allowed.contains(&request.order));
+        let Some(known) = known else {
+            return Err(RegistryError::invalid(
+                "order",
+                format!("devices of this type take: {}, {REINSTALL}", allowed.join(", ")),
+            ));
+        };
+        check_known_value(known, value)?;
+        (request.order.clone(), false)
+    };
+    if request.dest.is_some() {
+        return Err(RegistryError::invalid("dest", "device orders are addressed to the device's MAC"));
+    }
+    Ok(Addressed { module: "device".to_owned(), dest: mac.to_string(), order: wire, reinstall })
+}
+
+/// An order to one of the device's modules (`temperature`, …), to a unit or `all`.
+fn module_order(module: &str, request: &OrderRequest) -> Result<Addressed, RegistryError> {
+    if !plain_level(module) {
+        return Err(RegistryError::invalid("module", "one topic level, such as temperature"));
+    }
+    let order = request.order.trim();
+    if order.is_empty() || order.len() > 32 || order == REINSTALL {
+        return Err(RegistryError::invalid("order", "1 to 32 characters (reinstall is a device order)"));
+    }
+    let dest = request.dest.clone().unwrap_or_else(|| "all".into());
+    if dest.is_empty() {
+        return Err(RegistryError::invalid("dest", "a unitID such as auto_3456, or all"));
+    }
+    Ok(Addressed { module: module.to_owned(), dest, order: order.to_owned(), reinstall: false })
+}
+
 impl Registry {
     /// Checks an order and builds its bytes and record.
     pub fn prepare_order(
@@ -88,64 +154,9 @@ impl Registry {
                 RegistryError::invalid("device", "the device has no room, so no command topic")
             })?;
         let value = command_value(request.value.as_ref())?;
-        let (module, dest, wire_order, reinstall) = match request.module.as_deref() {
-            None | Some("device") => {
-                let DeviceUid::Ethernet(mac) = device.uid else {
-                    return Err(RegistryError::invalid(
-                        "order",
-                        "device orders go to MAC-identified devices (neOSensor, Raspberry Pi)",
-                    ));
-                };
-                let allowed =
-                    state.types.get(&device.device_type).map(|t| t.record.orders.clone()).unwrap_or_default();
-                let (wire, reinstall) = if request.order == REINSTALL {
-                    if !allowed.iter().any(|o| o == "reboot") {
-                        return Err(RegistryError::invalid(
-                            "order",
-                            "reinstall needs the reboot order, which this device type lacks",
-                        ));
-                    }
-                    if value.is_some() {
-                        return Err(RegistryError::invalid("value", "reinstall takes no value"));
-                    }
-                    ("reboot".to_owned(), true)
-                } else {
-                    let known =
-                        KnownOrder::from_name(&request.order).filter(|_| allowed.contains(&request.order));
-                    let Some(known) = known else {
-                        return Err(RegistryError::invalid(
-                            "order",
-                            format!("devices of this type take: {}, {REINSTALL}", allowed.join(", ")),
-                        ));
-                    };
-                    check_known_value(known, value.as_ref())?;
-                    (request.order.clone(), false)
-                };
-                if request.dest.is_some() {
-                    return Err(RegistryError::invalid(
-                        "dest",
-                        "device orders are addressed to the device's MAC",
-                    ));
-                }
-                ("device".to_owned(), mac.to_string(), wire, reinstall)
-            }
-            Some(module) => {
-                if !plain_level(module) {
-                    return Err(RegistryError::invalid("module", "one topic level, such as temperature"));
-                }
-                let order = request.order.trim();
-                if order.is_empty() || order.len() > 32 || order == REINSTALL {
-                    return Err(RegistryError::invalid(
-                        "order",
-                        "1 to 32 characters (reinstall is a device order)",
-                    ));
-                }
-                let dest = request.dest.clone().unwrap_or_else(|| "all".into());
-                if dest.is_empty() {
-                    return Err(RegistryError::invalid("dest", "a unitID such as auto_3456, or all"));
-                }
-                (module.to_owned(), dest, order.to_owned(), false)
-            }
+        let Addressed { module, dest, order: wire_order, reinstall } = match request.module.as_deref() {
+            None | Some("device") => device_order(&state, device, request, value.as_ref())?,
+            Some(module) => module_order(module, request)?,
         };
         let topic = format!("{base}/{module}/command");
         let command = Command { dest: dest.clone(), order: wire_order, value };

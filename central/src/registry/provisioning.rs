@@ -18,11 +18,11 @@ pub(crate) fn stored_addr(addr: &str) -> String {
     addr.chars().take(MAX_REMOTE_ADDR).collect()
 }
 
-/// Result of a `/device/config` or `/device/logger` authentication.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ConfigOutcome {
-    /// Authenticated and enabled: the answer.
-    Served(ConfigResponse),
+/// Why `/device/config` or `/device/logger` refused a device (the legacy paths answer `403` to
+/// each; metrics tell `bad_credentials` from `disabled`, never an unknown login from a wrong
+/// password).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
     /// No device has this login.
     UnknownLogin,
     /// The password does not match.
@@ -75,30 +75,27 @@ impl Registry {
     }
 
     /// Checks Basic credentials the way `/device/config` and `/device/logger` do.
-    fn authenticate(&self, login: &str, password: &str) -> Result<crate::model::Device, ConfigOutcome> {
+    fn authenticate(&self, login: &str, password: &str) -> Result<crate::model::Device, Refusal> {
         let state = self.state.read();
         let Some(entry) = state.by_login.get(login).and_then(|id| state.devices.get(id)) else {
-            return Err(ConfigOutcome::UnknownLogin);
+            return Err(Refusal::UnknownLogin);
         };
         if !self.keys.verify(password.as_bytes(), &entry.record.secret.hash) {
-            return Err(ConfigOutcome::WrongSecret);
+            return Err(Refusal::WrongSecret);
         }
         if !entry.record.enabled {
-            return Err(ConfigOutcome::Disabled);
+            return Err(Refusal::Disabled);
         }
         Ok(entry.record.clone())
     }
 
     /// `/device/config`: topics of the device's rooms (main first) and its zones.
-    pub fn legacy_config(&self, login: &str, password: &str) -> ConfigOutcome {
-        let device = match self.authenticate(login, password) {
-            Ok(d) => d,
-            Err(outcome) => return outcome,
-        };
+    pub fn legacy_config(&self, login: &str, password: &str) -> Result<ConfigResponse, Refusal> {
+        let device = self.authenticate(login, password)?;
         let state = self.state.read();
         let topics = state.device_topics(&device);
         let zones = state.devices.get(&device.id).map(|e| e.zones()).unwrap_or_default();
-        ConfigOutcome::Served(ConfigResponse { topics, zones })
+        Ok(ConfigResponse { topics, zones })
     }
 
     /// `/device/logger`: stores a log record of an authenticated, enabled device.
@@ -108,7 +105,7 @@ impl Registry {
         password: &str,
         record: LogRecord,
         remote_addr: String,
-    ) -> Result<Result<(), ConfigOutcome>, RegistryError> {
+    ) -> Result<Result<(), Refusal>, RegistryError> {
         let device = match self.authenticate(login, password) {
             Ok(d) => d,
             Err(outcome) => return Ok(Err(outcome)),

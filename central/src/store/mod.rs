@@ -165,3 +165,7 @@ pub trait Store: Send + Sync + 'static {
     /// Durations of write commits, seconds, when the backend measures them (for metrics).
     fn write_durations(&self) -> Option<prometheus_client::metrics::histogram::Histogram>;
 }
+
+#[cfg(test)]
+#[path = "disk_format_tests.rs"]
+mod disk_format_tests;

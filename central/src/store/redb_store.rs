@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use neosens_protocol::hex;
 use prometheus_client::metrics::histogram::Histogram;
 
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
@@ -74,12 +75,9 @@ pub(super) fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
-fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+/// The one encoding of stored values (postcard); its output is pinned in `disk_format_tests.rs`.
+pub(super) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
     postcard::to_allocvec(value).map_err(backend)
-}
-
-fn hex(key: &[u8]) -> String {
-    key.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The redb-backed [`Store`].
@@ -216,7 +214,7 @@ fn reencode<Old: DeserializeOwned, New: Serialize + From<Old>>(
     for (key, bytes) in old {
         let previous: Old = postcard::from_bytes(&bytes).map_err(|e| StoreError::Corrupt {
             kind,
-            key: hex(&key),
+            key: hex::encode(&key),
             reason: e.to_string(),
         })?;
         table.insert(key, encode(&New::from(previous))?.as_slice()).map_err(backend)?;
@@ -235,7 +233,7 @@ fn read_all<T: DeserializeOwned>(
         let (k, v) = item.map_err(backend)?;
         let value = postcard::from_bytes(v.value()).map_err(|e| StoreError::Corrupt {
             kind,
-            key: hex(&k.value()),
+            key: hex::encode(&k.value()),
             reason: e.to_string(),
         })?;
         out.push((k.value(), value));
@@ -301,7 +299,12 @@ impl Store for RedbStore {
                     Write::Delete(kind, key) => {
                         txn.open_table(table(*kind)).map_err(backend)?.remove(*key).map_err(backend)?;
                         if *kind == EntityKind::Device {
+                            // What the store keeps of a device beside its record goes with it.
                             txn.open_table(STATUSES).map_err(backend)?.remove(*key).map_err(backend)?;
+                            for history in [DEVICE_LOGS, ORDERS] {
+                                let mut t = txn.open_table(history).map_err(backend)?;
+                                t.retain_in((*key, 0)..=(*key, u64::MAX), |_, _| false).map_err(backend)?;
+                            }
                         }
                         ChangeEntry { revision, kind: *kind, key: *key, deleted: true }
                     }
@@ -467,7 +470,7 @@ impl RedbStore {
             let (_, v) = item.map_err(backend)?;
             out.push(postcard::from_bytes(v.value()).map_err(|e| StoreError::Corrupt {
                 kind,
-                key: hex(&device),
+                key: hex::encode(&device),
                 reason: e.to_string(),
             })?);
         }

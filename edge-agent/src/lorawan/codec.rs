@@ -1,6 +1,10 @@
 //! Payload codecs: an uplink's application payload into neOCampus readings — the kind (the
 //! topic's last level, `temperature` …), the value with its units, and the `subID` (the channel).
 //!
+//! The codecs are [`neosens_protocol::edge::Codec`], named by central in each node's synced
+//! session; the LPP formats are decoded by [`neosens_protocol::lpp::decode`], next to the encoder
+//! the nodes use. What is left here is the JSON of a reading's value:
+//!
 //! - Cayenne LPP, standard types (myDevices' table).
 //! - The neOCampus extended Cayenne format of the 2016 LoRa prototype (`legacy-sensocampus.md`
 //!   §6): byte 0 is `0x01`, decoding starts at offset 2, then `[type, channel, value…]`.
@@ -8,6 +12,9 @@
 //!
 //! A payload that does not decode is an error with the offset, never a panic.
 
+use neosens_protocol::edge::Codec;
+use neosens_protocol::hex;
+use neosens_protocol::lpp::{self, DecodeError, Format};
 use serde_json::{Value, json};
 
 /// One reading.
@@ -45,152 +52,78 @@ pub enum CodecError {
     UnknownCodec(String),
 }
 
-fn be_signed(b: &[u8]) -> i64 {
-    let unsigned = b.iter().fold(0u64, |acc, x| (acc << 8) | u64::from(*x));
-    let bits = b.len() * 8;
-    let sign = 1u64 << (bits - 1);
-    if unsigned & sign != 0 { unsigned as i64 - (1i64 << bits) } else { unsigned as i64 }
+impl From<DecodeError> for CodecError {
+    fn from(e: DecodeError) -> Self {
+        match e {
+            DecodeError::UnknownType { kind, offset } => CodecError::UnknownType { kind, offset },
+            DecodeError::Truncated(offset) => CodecError::Truncated(offset),
+            DecodeError::NotNeocampus(b) => CodecError::NotNeocampus(b),
+        }
+    }
 }
 
-fn be_unsigned(b: &[u8]) -> u64 {
-    b.iter().fold(0u64, |acc, x| (acc << 8) | u64::from(*x))
+/// A decoded LPP value as the JSON of a neOCampus reading: numbers stay integers or decimals as
+/// decoded, vectors and positions are objects, neOCampus-LPP's raw GPS bytes are hex.
+fn json_value(value: lpp::Value<'_>) -> Value {
+    match value {
+        lpp::Value::Integer(n) => json!(n),
+        lpp::Value::Number(x) => json!(x),
+        lpp::Value::Axes { x, y, z } => json!({"x": x, "y": y, "z": z}),
+        lpp::Value::Position { lat, lon, alt } => json!({"lat": lat, "lon": lon, "alt": alt}),
+        lpp::Value::Raw(bytes) => json!({"raw": hex::encode(bytes)}),
+    }
 }
 
-fn round(v: f64, decimals: i32) -> Value {
-    let p = 10f64.powi(decimals);
-    json!((v * p).round() / p)
+fn lpp_readings(format: Format, payload: &[u8]) -> Result<Vec<Reading>, CodecError> {
+    lpp::decode(format, payload)
+        .map(|r| {
+            let r = r?;
+            Ok(Reading {
+                kind: r.kind,
+                sub_id: r.channel.to_string(),
+                value: json_value(r.value),
+                units: r.units,
+            })
+        })
+        .collect()
 }
 
 /// Decodes a Cayenne LPP payload.
 pub fn cayenne_lpp(payload: &[u8]) -> Result<Vec<Reading>, CodecError> {
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < payload.len() {
-        if i + 2 > payload.len() {
-            return Err(CodecError::Truncated(i));
-        }
-        let (channel, kind) = (payload[i], payload[i + 1]);
-        let size = match kind {
-            0x00 | 0x01 | 0x66 | 0x68 => 1,
-            0x02 | 0x03 | 0x65 | 0x67 | 0x73 => 2,
-            0x71 | 0x86 => 6,
-            0x88 => 9,
-            _ => return Err(CodecError::UnknownType { kind, offset: i + 1 }),
-        };
-        let start = i + 2;
-        let v = payload.get(start..start + size).ok_or(CodecError::Truncated(start))?;
-        let (kind_name, value, units) = match kind {
-            0x00 => ("digital", json!(v[0]), ""),
-            0x01 => ("digital_output", json!(v[0]), ""),
-            0x02 => ("analog", round(be_signed(v) as f64 * 0.01, 2), ""),
-            0x03 => ("analog_output", round(be_signed(v) as f64 * 0.01, 2), ""),
-            0x65 => ("luminosity", json!(be_unsigned(v)), "lux"),
-            0x66 => ("presence", json!(v[0]), ""),
-            0x67 => ("temperature", round(be_signed(v) as f64 * 0.1, 1), "celsius"),
-            0x68 => ("humidity", round(f64::from(v[0]) * 0.5, 1), "%r.H."),
-            0x73 => ("pressure", round(be_unsigned(v) as f64 * 0.1, 1), "hPa"),
-            0x71 => (
-                "accelerometer",
-                json!({"x": round(be_signed(&v[0..2]) as f64 * 0.001, 3), "y": round(be_signed(&v[2..4]) as f64 * 0.001, 3), "z": round(be_signed(&v[4..6]) as f64 * 0.001, 3)}),
-                "G",
-            ),
-            0x86 => (
-                "gyrometer",
-                json!({"x": round(be_signed(&v[0..2]) as f64 * 0.01, 2), "y": round(be_signed(&v[2..4]) as f64 * 0.01, 2), "z": round(be_signed(&v[4..6]) as f64 * 0.01, 2)}),
-                "°/s",
-            ),
-            _ => (
-                "gps",
-                json!({"lat": round(be_signed(&v[0..3]) as f64 * 0.0001, 4), "lon": round(be_signed(&v[3..6]) as f64 * 0.0001, 4), "alt": round(be_signed(&v[6..9]) as f64 * 0.01, 2)}),
-                "",
-            ),
-        };
-        out.push(Reading { kind: kind_name, sub_id: channel.to_string(), value, units });
-        i = start + size;
-    }
-    Ok(out)
+    lpp_readings(Format::Cayenne, payload)
 }
 
 /// Decodes the neOCampus extended Cayenne format of the 2016 prototype.
 pub fn neocampus_lpp(payload: &[u8]) -> Result<Vec<Reading>, CodecError> {
-    match payload.first() {
-        Some(0x01) => {}
-        Some(b) => return Err(CodecError::NotNeocampus(*b)),
-        None => return Err(CodecError::Truncated(0)),
-    }
-    let mut out = Vec::new();
-    let mut i = 2;
-    while i < payload.len() {
-        if i + 2 > payload.len() {
-            return Err(CodecError::Truncated(i));
-        }
-        let (kind, channel) = (payload[i], payload[i + 1]);
-        let size = match kind {
-            1..=4 | 6 | 8 | 9 | 11 | 16 => 1,
-            5 | 7 | 10 => 2,
-            13..=15 => 3,
-            17 | 18 => 4,
-            12 => 9,
-            _ => return Err(CodecError::UnknownType { kind, offset: i }),
-        };
-        let start = i + 2;
-        let v = payload.get(start..start + size).ok_or(CodecError::Truncated(start))?;
-        let le16 = |b: &[u8]| u64::from(b[0]) | (u64::from(b[1]) << 8);
-        let (kind_name, value, units) = match kind {
-            1 => ("analog", json!(v[0]), ""),
-            2 => ("analog_output", json!(v[0]), ""),
-            3 => ("digital", json!(v[0]), ""),
-            4 => ("digital_output", json!(v[0]), ""),
-            5 => ("luminosity", json!(le16(v)), "lux"),
-            6 => ("presence", json!(v[0]), ""),
-            7 => ("frequency", json!(le16(v)), "pers/j"),
-            // 20 °C reference, steps of 0.25 °C, bit 7 the sign.
-            8 => {
-                let steps = f64::from(v[0] & 0x7f) * 0.25;
-                let t = if v[0] & 0x80 != 0 { 20.0 - steps } else { 20.0 + steps };
-                ("temperature", round(t, 2), "celsius")
-            }
-            9 => ("humidity", round(f64::from(v[0]) * 0.5, 1), "%r.H."),
-            10 => ("co2", json!(le16(v)), "ppm"),
-            11 => ("airquality", json!(v[0]), ""),
-            12 => ("gps", json!({"raw": hex(v)}), ""),
-            13 => ("energy", round(le16(v) as f64 + f64::from(v[2]) / 256.0, 3), "Wh"),
-            14 => ("uv", round(le16(v) as f64 + f64::from(v[2]) / 256.0, 3), ""),
-            15 => ("weight", json!(u64::from(v[0]) | (u64::from(v[1]) << 8) | (u64::from(v[2]) << 16)), "g"),
-            16 => ("pressure", json!(990 + u64::from(v[0])), "mBar"),
-            17 => ("generic", json!(u32::from_le_bytes([v[0], v[1], v[2], v[3]])), ""),
-            _ => ("generic", json!(i32::from_le_bytes([v[0], v[1], v[2], v[3]])), ""),
-        };
-        out.push(Reading { kind: kind_name, sub_id: channel.to_string(), value, units });
-        i = start + size;
-    }
-    Ok(out)
+    lpp_readings(Format::Neocampus, payload)
 }
 
-/// Lowercase hex.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// Decodes with `codec`.
+pub fn decode_with(codec: Codec, payload: &[u8]) -> Result<Vec<Reading>, CodecError> {
+    match codec.lpp_format() {
+        Some(format) => lpp_readings(format, payload),
+        None => Ok(vec![Reading {
+            kind: "raw",
+            sub_id: String::new(),
+            value: json!(hex::encode(payload)),
+            units: "hex",
+        }]),
+    }
 }
 
-/// Decodes with the named codec (`cayenne_lpp`, `neocampus_lpp`, `hex`).
+/// Decodes with the codec named as in a synced session (`cayenne_lpp`, `neocampus_lpp`, `hex`).
 pub fn decode(codec: &str, payload: &[u8]) -> Result<Vec<Reading>, CodecError> {
-    match codec {
-        "cayenne_lpp" => cayenne_lpp(payload),
-        "neocampus_lpp" => neocampus_lpp(payload),
-        "hex" => {
-            Ok(vec![Reading { kind: "raw", sub_id: String::new(), value: json!(hex(payload)), units: "hex" }])
-        }
-        other => Err(CodecError::UnknownCodec(other.to_owned())),
-    }
+    let codec: Codec = codec.parse().map_err(|_| CodecError::UnknownCodec(codec.to_owned()))?;
+    decode_with(codec, payload)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn bytes(hex: &str) -> Vec<u8> {
-        let hex: String = hex.split_whitespace().collect();
-        (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect()
+    fn bytes(text: &str) -> Vec<u8> {
+        let digits: String = text.split_whitespace().collect();
+        hex::decode(&digits, "test payload").unwrap()
     }
 
     #[test]
@@ -248,38 +181,27 @@ mod tests {
         );
         assert_eq!(decode("hex", &[0xde, 0xad]).unwrap()[0].value, json!("dead"));
     }
-}
-
-#[cfg(test)]
-mod encoder_agreement {
-    //! What nodes encode with `neosens_protocol::lpp` (the STM32 example, the simulated node)
-    //! decodes here to the same values.
-    use neosens_protocol::lpp::LppWriter;
 
     #[test]
-    fn neocampus_and_cayenne_round_trip() {
-        let mut buf = [0u8; 32];
-        let mut w = LppWriter::neocampus(&mut buf).unwrap();
-        w.temperature(1, 17.25).unwrap().humidity(1, 45.5).unwrap().luminosity(2, 640).unwrap();
-        w.co2(1, 812).unwrap().presence(3, true).unwrap();
-        let readings = super::neocampus_lpp(w.as_bytes()).unwrap();
-        let got: Vec<(&str, String, serde_json::Value)> =
-            readings.into_iter().map(|r| (r.kind, r.sub_id, r.value)).collect();
+    fn values_print_as_readings_always_carried_them() {
+        // The text of each value in the published JSON: integers stay integers, measures keep a
+        // decimal point, raw bytes are lowercase hex.
+        let text = |codec, payload: &str| -> Vec<String> {
+            decode_with(codec, &bytes(payload)).unwrap().iter().map(|r| r.value.to_string()).collect()
+        };
         assert_eq!(
-            got,
-            vec![
-                ("temperature", "1".into(), serde_json::json!(17.25)),
-                ("humidity", "1".into(), serde_json::json!(45.5)),
-                ("luminosity", "2".into(), serde_json::json!(640)),
-                ("co2", "1".into(), serde_json::json!(812)),
-                ("presence", "3".into(), serde_json::json!(1)),
-            ]
+            text(Codec::CayenneLpp, "01 68 5A  02 65 01 2C  03 71 04 D2 FB 2E 00 00  04 67 00 00"),
+            ["45.0", "300", r#"{"x":1.234,"y":-1.234,"z":0.0}"#, "0.0"]
         );
-        let mut buf = [0u8; 32];
-        let mut w = LppWriter::cayenne(&mut buf);
-        w.temperature(3, -4.1).unwrap().humidity(4, 62.0).unwrap().luminosity(5, 1200).unwrap();
-        let values: Vec<serde_json::Value> =
-            super::cayenne_lpp(w.as_bytes()).unwrap().into_iter().map(|r| r.value).collect();
-        assert_eq!(values, [serde_json::json!(-4.1), serde_json::json!(62.0), serde_json::json!(1200)]);
+        assert_eq!(
+            text(Codec::NeocampusLpp, "01 00  0C 01 01 02 03 04 05 06 07 08 AB  12 02 FE FF FF FF"),
+            [r#"{"raw":"0102030405060708ab"}"#, "-2"]
+        );
+        let raw = decode_with(Codec::Hex, &[0x01, 0xAB]).unwrap();
+        assert_eq!((raw[0].kind, raw[0].sub_id.as_str(), raw[0].units), ("raw", "", "hex"));
+        assert_eq!(raw[0].value.to_string(), r#""01ab""#);
+        for codec in Codec::ALL {
+            assert_eq!(decode(codec.as_str(), &[]).is_ok(), codec != Codec::NeocampusLpp, "{codec}");
+        }
     }
 }

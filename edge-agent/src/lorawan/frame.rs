@@ -179,7 +179,8 @@ pub fn decode(
             let eui = jr.dev_eui();
             let bytes: &[u8] = eui.as_ref();
             // On air the EUI is little-endian.
-            let dev_eui = bytes.iter().rev().map(|b| format!("{b:02x}")).collect();
+            let big_endian: Vec<u8> = bytes.iter().rev().copied().collect();
+            let dev_eui = neosens_protocol::hex::encode(&big_endian);
             return Err(Reject::JoinRequest { dev_eui });
         }
     };

@@ -36,12 +36,10 @@ pub trait LineProtocol: Send {
     fn line(&mut self, line: &str) -> LineEvent;
 }
 
+/// The frame a line carries in hex (surrounding spaces ignored); `None` for an empty line or
+/// anything but whole bytes of hex.
 fn from_hex(text: &str) -> Option<Vec<u8>> {
-    let text = text.trim();
-    if text.is_empty() || text.len() % 2 != 0 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok()).collect()
+    neosens_protocol::hex::decode(text.trim(), "frame").ok().filter(|frame| !frame.is_empty())
 }
 
 /// Microchip RN2483/RN2903 in raw radio mode: `mac pause`, then `radio rx 0` (continuous); it

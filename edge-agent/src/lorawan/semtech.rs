@@ -104,10 +104,6 @@ struct Rxpk {
     datr: Option<serde_json::Value>,
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Parses a datagram.
 pub fn parse(datagram: &[u8]) -> Result<Datagram, DatagramError> {
     if datagram.len() > MAX_DATAGRAM {
@@ -121,7 +117,7 @@ pub fn parse(datagram: &[u8]) -> Result<Datagram, DatagramError> {
         return Err(DatagramError::Version(version));
     }
     let token = [datagram[1], datagram[2]];
-    let gateway = || datagram.get(4..12).map(hex).ok_or(DatagramError::Truncated);
+    let gateway = || datagram.get(4..12).map(neosens_protocol::hex::encode).ok_or(DatagramError::Truncated);
     match datagram[3] {
         PUSH_DATA => {
             let gateway = gateway()?;

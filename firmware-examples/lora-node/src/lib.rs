@@ -1,6 +1,9 @@
 //! A simulated ABP LoRaWAN node and the packet forwarder that hears it: real frames (MIC with the
 //! NwkSKey, FRMPayload encrypted with the AppSKey, counters rising) carried in Semtech UDP
 //! `PUSH_DATA` datagrams to a neosens edge agent — for the demo and as a load generator.
+//!
+//! Payloads are written with `neosens_protocol::lpp`, the encoder the STM32 node uses and the
+//! decoder the agent uses.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
@@ -9,6 +12,7 @@ use base64::Engine;
 use lorawan::creator::DataPayloadCreator;
 use lorawan::keys::{AppSKey, NewSKey};
 use lorawan::parser::FCtrl;
+use neosens_protocol::lpp::LppWriter;
 
 /// An ABP session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,14 +28,8 @@ pub struct Session {
 /// Parses 32 hex digits.
 pub fn key(hex: &str) -> Result<[u8; 16], String> {
     let hex = hex.trim();
-    if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(format!("{hex:?}: an AES-128 key is 32 hex digits"));
-    }
-    let mut out = [0u8; 16];
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|e| e.to_string())?;
-    }
-    Ok(out)
+    neosens_protocol::hex::decode_array(hex, "AES-128 key")
+        .map_err(|_| format!("{hex:?}: an AES-128 key is 32 hex digits"))
 }
 
 /// An unconfirmed data uplink (PHYPayload) with this counter, port and plaintext.
@@ -49,10 +47,12 @@ pub fn uplink(session: &Session, f_cnt: u32, f_port: u8, payload: &[u8]) -> Vec<
 }
 
 /// A Cayenne LPP payload: temperature (°C) on channel 1, relative humidity (%) on channel 2.
-pub fn cayenne(temperature: f64, humidity: f64) -> Vec<u8> {
-    let t = ((temperature * 10.0).round() as i16).to_be_bytes();
-    let h = (humidity * 2.0).round().clamp(0.0, 255.0) as u8;
-    vec![0x01, 0x67, t[0], t[1], 0x02, 0x68, h]
+pub fn cayenne(temperature: f32, humidity: f32) -> Vec<u8> {
+    let mut buf = [0u8; 7];
+    let mut w = LppWriter::cayenne(&mut buf);
+    // Two entries of 4 and 3 bytes: they fit the buffer, so neither write can fail.
+    let _ = w.temperature(1, temperature).and_then(|w| w.humidity(2, humidity));
+    w.as_bytes().to_vec()
 }
 
 /// A `PUSH_DATA` datagram (protocol v2) carrying one frame, with its radio metadata.
@@ -93,8 +93,8 @@ pub fn run(
     let mut report = Report::default();
     let mut ack = [0u8; 64];
     for i in 0..count {
-        let temperature = 21.0 + (i as f64 / 10.0).sin() * 2.0;
-        let humidity = 45.0 + (i as f64 / 7.0).cos() * 5.0;
+        let temperature = 21.0 + (i as f32 / 10.0).sin() * 2.0;
+        let humidity = 45.0 + (i as f32 / 7.0).cos() * 5.0;
         let phy = uplink(session, f_cnt, 2, &cayenne(temperature, humidity));
         let token = (i & 0xffff) as u16;
         socket.send_to(&push_data(token, gateway_eui, &phy, -70, 7.5), forwarder)?;
@@ -126,8 +126,7 @@ mod tests {
             app_s_key: key("ec925802ae430ca77fd3dd73cb2cc588").unwrap(),
         };
         let phy = uplink(&session, 2, 1, b"test");
-        let hex: String = phy.iter().map(|b| format!("{b:02X}")).collect();
-        assert_eq!(hex, "40F17DBE4900020001954378762B11FF0D");
+        assert_eq!(neosens_protocol::hex::encode_upper(&phy), "40F17DBE4900020001954378762B11FF0D");
     }
 
     #[test]
@@ -135,6 +134,14 @@ mod tests {
         assert_eq!(cayenne(27.2, 45.0), [0x01, 0x67, 0x01, 0x10, 0x02, 0x68, 90]);
         assert_eq!(cayenne(-4.1, 0.0)[2..4], [0xff, 0xd7]);
         assert!(key("zz").is_err());
+        assert!(key(&"0".repeat(31)).is_err());
+        assert_eq!(key(" 44024241ed4ce9a68c6a8bc055233fd3\n").unwrap()[..2], [0x44, 0x02]);
+        // What the agent reads back (its Cayenne codec is this decoder).
+        use neosens_protocol::lpp::{Format, Value::Number, decode};
+        let payload = cayenne(21.3, 47.5);
+        let values: Vec<_> =
+            decode(Format::Cayenne, &payload).map(|r| r.map(|r| (r.kind, r.channel, r.value))).collect();
+        assert_eq!(values, [Ok(("temperature", 1, Number(21.3))), Ok(("humidity", 2, Number(47.5)))]);
         let d = push_data(0x1234, [1; 8], &[0x40], -70, 7.5);
         assert_eq!(&d[..4], &[2, 0x12, 0x34, 0]);
         assert!(String::from_utf8_lossy(&d[12..]).contains("\"data\":\"QA==\""));

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use neosens_lora_node::{Session, key, run};
+use neosens_protocol::{DevAddr, Eui64};
 
 /// A simulated ABP LoRaWAN node heard by an emulated packet forwarder: sends real encrypted
 /// Cayenne LPP uplinks (temperature, humidity) to a neosens edge agent's Semtech UDP port.
@@ -41,12 +42,10 @@ struct Cli {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let parsed = (|| -> Result<_, String> {
-        let dev_addr =
-            u32::from_str_radix(cli.dev_addr.trim(), 16).map_err(|e| format!("--dev-addr: {e}"))?;
-        let eui =
-            u64::from_str_radix(cli.gateway_eui.trim(), 16).map_err(|e| format!("--gateway-eui: {e}"))?;
+        let dev_addr: DevAddr = cli.dev_addr.trim().parse().map_err(|e| format!("--dev-addr: {e}"))?;
+        let eui: Eui64 = cli.gateway_eui.trim().parse().map_err(|e| format!("--gateway-eui: {e}"))?;
         let session = Session {
-            dev_addr,
+            dev_addr: dev_addr.to_u32(),
             nwk_s_key: key(&cli.nwk_s_key).map_err(|e| format!("--nwk-s-key {e}"))?,
             app_s_key: key(&cli.app_s_key).map_err(|e| format!("--app-s-key {e}"))?,
         };

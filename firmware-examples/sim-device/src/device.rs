@@ -163,23 +163,10 @@ async fn pause(pace: Pace, realistic: Duration, fast: Duration, shutdown: &Cance
 
 /// Runs one device until `shutdown`.
 pub async fn run(fleet: Arc<Fleet>, mac: Mac, shutdown: CancellationToken) {
-    let mut climate = Climate::new();
-    let mut frequency: u32 = 1800;
+    let mut device = Device { mac, climate: Climate::new(), frequency: 1800 };
     loop {
         // Boot: provisioning, retried as the firmware does (10–50 s, here shortened when fast).
-        let provisioned = loop {
-            match provision(&fleet.http, &fleet.central, mac, &fleet.state).await {
-                Ok(p) => break p,
-                Err(e) => {
-                    fleet.stats.provisioning_failures.fetch_add(1, Ordering::Relaxed);
-                    eprintln!("sim-device {mac:x}: {e:#}");
-                    let wait = Duration::from_secs(10 + fastrand::u64(..40));
-                    if !pause(fleet.pace, wait, Duration::from_millis(500), &shutdown).await {
-                        return;
-                    }
-                }
-            }
-        };
+        let Some(provisioned) = provision_until_done(&fleet, mac, &shutdown).await else { return };
         let Some(topic) = provisioned.config.base_topic().map(str::to_owned) else {
             eprintln!("sim-device {mac:x}: its configuration names no topic (no room?); retrying later");
             if !pause(fleet.pace, Duration::from_secs(60), Duration::from_secs(1), &shutdown).await {
@@ -191,157 +178,9 @@ pub async fn run(fleet: Arc<Fleet>, mac: Mac, shutdown: CancellationToken) {
             (Some(host), port) => (host.clone(), port.unwrap_or(1883)),
             (None, _) => fleet.mqtt.clone(),
         };
-        let reboot = CancellationToken::new();
-        // Set before our own DISCONNECTs: the connection errors that follow are not failures.
-        let closing = CancellationToken::new();
-        let (tx, mut rx) = mpsc::channel(64);
-        let mut clients = Vec::new();
-        let mut pollers = Vec::new();
-        for (module, client, mut eventloop) in
-            connect(mac, &server, &provisioned.stored.login, &provisioned.stored.password)
-        {
-            let _ = client.subscribe(format!("{topic}/{module}/command"), QoS::AtMostOnce).await;
-            clients.push((module, client));
-            let (tx, stop, closing, fleet) =
-                (tx.clone(), reboot.clone(), closing.clone(), Arc::clone(&fleet));
-            pollers.push(tokio::spawn(async move {
-                loop {
-                    let event = tokio::select! {
-                        () = stop.cancelled() => return,
-                        e = eventloop.poll() => e,
-                    };
-                    match event {
-                        Ok(Event::Incoming(Packet::ConnAck(_))) if module == "device" => {
-                            let _ = tx.send(Inbound::Connected).await;
-                        }
-                        Ok(Event::Incoming(Packet::Publish(p))) => {
-                            let _ = tx.send(Inbound::Command { module, payload: p.payload.to_vec() }).await;
-                        }
-                        // Our DISCONNECT is on the wire: this connection is done.
-                        Ok(Event::Outgoing(Outgoing::Disconnect)) => return,
-                        Ok(_) => {}
-                        Err(_) if closing.is_cancelled() => return,
-                        Err(_) => {
-                            fleet.stats.mqtt_errors.fetch_add(1, Ordering::Relaxed);
-                            // The firmware retries after 10, 20, 30 s; the next poll reconnects.
-                            let wait = Duration::from_secs(10);
-                            tokio::select! {
-                                () = stop.cancelled() => return,
-                                () = tokio::time::sleep(match fleet.pace { Pace::Realistic => wait, Pace::Fast { .. } => Duration::from_millis(500) }) => {}
-                            }
-                        }
-                    }
-                }
-            }));
-        }
-        let client_of = |m: &str| clients.iter().find(|(name, _)| *name == m).map(|(_, c)| c.clone());
-        let device = client_of("device").expect("the device module is in MODULES");
-        // Publishes on `<room>/<module>` through that module's connection, and counts it.
-        let send = |module: &'static str, payload: String| {
-            let client = client_of(module).unwrap_or_else(|| device.clone());
-            let topic = format!("{topic}/{module}");
-            let fleet = Arc::clone(&fleet);
-            async move {
-                if client.publish(topic, QoS::AtMostOnce, false, payload).await.is_ok() {
-                    let counter =
-                        if module == "device" { &fleet.stats.statuses } else { &fleet.stats.readings };
-                    counter.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        };
-        let (status_every, sensor_every) = match fleet.pace {
-            Pace::Realistic => (Duration::from_secs(u64::from(frequency)), Duration::from_secs(60)),
-            Pace::Fast { period } => (period, period),
-        };
-        let mut status_timer = tokio::time::interval(status_every);
-        status_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // Sensors give their first stable value about 9 s after start.
-        let first_reading = match fleet.pace {
-            Pace::Realistic => Duration::from_secs(9),
-            Pace::Fast { period } => period,
-        };
-        let mut sensor_timer =
-            tokio::time::interval_at(tokio::time::Instant::now() + first_reading, sensor_every);
-        let mut connected = false;
-        let mut last_sent: Option<(Climate, tokio::time::Instant)> = None;
-        let mut rebooting = false;
-        while !rebooting {
-            tokio::select! {
-                () = shutdown.cancelled() => break,
-                Some(message) = rx.recv() => match message {
-                    Inbound::Connected => {
-                        if !connected {
-                            connected = true;
-                            fleet.stats.online.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                    Inbound::Command { module, payload } => {
-                        let Ok(command) = Command::parse(&payload) else { continue };
-                        let me = if module == "device" { format!("{mac:x}") } else { mac.module_unit_id("auto") };
-                        if !command.addresses_module(&me) {
-                            continue;
-                        }
-                        fleet.stats.orders.fetch_add(1, Ordering::Relaxed);
-                        match (module, command.order.as_str()) {
-                            ("device", "status") => send("device", status(mac, frequency, "running")).await,
-                            ("device", "frequency") => {
-                                if let Some(CommandValue::Int(v)) = command.value {
-                                    frequency = v.clamp(900, 21_600) as u32;
-                                    if fleet.pace == Pace::Realistic {
-                                        status_timer = tokio::time::interval(Duration::from_secs(u64::from(frequency)));
-                                        status_timer.tick().await;
-                                    }
-                                }
-                                send("device", status(mac, frequency, "running")).await;
-                            }
-                            ("device", "reboot" | "restart") => {
-                                send("device", status(mac, frequency, "rebooting")).await;
-                                rebooting = true;
-                            }
-                            (_, "acquire") if module != "device" => {
-                                for (kind, payload) in readings(mac, &climate) {
-                                    if kind == module {
-                                        send(kind, payload).await;
-                                    }
-                                }
-                            }
-                            _ => {}
-                        }
-                    }
-                },
-                _ = status_timer.tick(), if connected => send("device", status(mac, frequency, "running")).await,
-                _ = sensor_timer.tick(), if connected => {
-                    climate.step();
-                    let now = tokio::time::Instant::now();
-                    let due = match (&last_sent, fleet.pace) {
-                        (_, Pace::Fast { .. }) | (None, _) => true,
-                        (Some((sent, at)), Pace::Realistic) => {
-                            (sent.temperature - climate.temperature).abs() >= 0.15
-                                || (sent.humidity - climate.humidity).abs() >= 0.15
-                                || now.duration_since(*at) >= Duration::from_secs(1800)
-                        }
-                    };
-                    if due {
-                        for (kind, payload) in readings(mac, &climate) {
-                            send(kind, payload).await;
-                            // 20 ms between two sensors' messages, as the firmware.
-                            tokio::time::sleep(Duration::from_millis(20)).await;
-                        }
-                        last_sent = Some((climate.clone(), now));
-                    }
-                }
-            }
-        }
-        // Stop every connection (UNSUBSCRIBE is implied by DISCONNECT of a clean session).
-        closing.cancel();
-        for (_, client) in &clients {
-            let _ = client.disconnect().await;
-        }
-        // Each connection ends once its DISCONNECT is sent (or it was down anyway); a broker that
-        // does not answer at all does not hold the reboot for more than a second.
-        let flushed = join_all(pollers);
-        let _ = tokio::time::timeout(Duration::from_secs(1), flushed).await;
-        reboot.cancel();
+        let mut links = Links::connect(&fleet, mac, &server, &provisioned.stored, &topic).await;
+        let connected = device.live(&fleet, &mut links, &shutdown).await;
+        links.close().await;
         if connected {
             fleet.stats.online.fetch_sub(1, Ordering::Relaxed);
         }
@@ -355,6 +194,272 @@ pub async fn run(fleet: Arc<Fleet>, mac: Mac, shutdown: CancellationToken) {
             return;
         }
     }
+}
+
+/// Provisioning, retried until it succeeds; `None` at shutdown.
+async fn provision_until_done(
+    fleet: &Fleet,
+    mac: Mac,
+    shutdown: &CancellationToken,
+) -> Option<crate::provisioning::Provisioned> {
+    loop {
+        match provision(&fleet.http, &fleet.central, mac, &fleet.state).await {
+            Ok(p) => return Some(p),
+            Err(e) => {
+                fleet.stats.provisioning_failures.fetch_add(1, Ordering::Relaxed);
+                eprintln!("sim-device {mac:x}: {e:#}");
+                let wait = Duration::from_secs(10 + fastrand::u64(..40));
+                if !pause(fleet.pace, wait, Duration::from_millis(500), shutdown).await {
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+/// The MQTT connections of one boot: one per module, each polled by its own task.
+struct Links {
+    fleet: Arc<Fleet>,
+    topic: String,
+    clients: Vec<(&'static str, AsyncClient)>,
+    pollers: Vec<tokio::task::JoinHandle<()>>,
+    inbound: mpsc::Receiver<Inbound>,
+    /// Stops the pollers.
+    reboot: CancellationToken,
+    /// Set before our own DISCONNECTs: the connection errors that follow are not failures.
+    closing: CancellationToken,
+}
+
+impl Links {
+    async fn connect(
+        fleet: &Arc<Fleet>,
+        mac: Mac,
+        server: &(String, u16),
+        stored: &crate::provisioning::Stored,
+        topic: &str,
+    ) -> Links {
+        let (tx, inbound) = mpsc::channel(64);
+        let (reboot, closing) = (CancellationToken::new(), CancellationToken::new());
+        let mut links = Links {
+            fleet: Arc::clone(fleet),
+            topic: topic.to_owned(),
+            clients: Vec::new(),
+            pollers: Vec::new(),
+            inbound,
+            reboot,
+            closing,
+        };
+        for (module, client, eventloop) in connect(mac, server, &stored.login, &stored.password) {
+            let _ = client.subscribe(format!("{topic}/{module}/command"), QoS::AtMostOnce).await;
+            links.clients.push((module, client));
+            let poller = poll(
+                module,
+                eventloop,
+                tx.clone(),
+                links.reboot.clone(),
+                links.closing.clone(),
+                Arc::clone(fleet),
+            );
+            links.pollers.push(tokio::spawn(poller));
+        }
+        links
+    }
+
+    /// Publishes on `<room>/<module>` through that module's connection, and counts it.
+    async fn send(&self, module: &'static str, payload: String) {
+        let Some(client) = self.clients.iter().find(|(m, _)| *m == module).or_else(|| self.clients.first())
+        else {
+            return;
+        };
+        let topic = format!("{}/{module}", self.topic);
+        if client.1.publish(topic, QoS::AtMostOnce, false, payload).await.is_ok() {
+            let counter =
+                if module == "device" { &self.fleet.stats.statuses } else { &self.fleet.stats.readings };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Stops every connection (UNSUBSCRIBE is implied by DISCONNECT of a clean session). Each
+    /// ends once its DISCONNECT is sent (or it was down anyway); a broker that does not answer at
+    /// all does not hold the reboot for more than a second.
+    async fn close(self) {
+        self.closing.cancel();
+        for (_, client) in &self.clients {
+            let _ = client.disconnect().await;
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(1), join_all(self.pollers)).await;
+        self.reboot.cancel();
+    }
+}
+
+/// Polls one module's connection: CONNACK of the device module and commands go to the main loop.
+async fn poll(
+    module: &'static str,
+    mut eventloop: EventLoop,
+    tx: mpsc::Sender<Inbound>,
+    stop: CancellationToken,
+    closing: CancellationToken,
+    fleet: Arc<Fleet>,
+) {
+    loop {
+        let event = tokio::select! {
+            () = stop.cancelled() => return,
+            e = eventloop.poll() => e,
+        };
+        match event {
+            Ok(Event::Incoming(Packet::ConnAck(_))) if module == "device" => {
+                let _ = tx.send(Inbound::Connected).await;
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                let _ = tx.send(Inbound::Command { module, payload: p.payload.to_vec() }).await;
+            }
+            // Our DISCONNECT is on the wire: this connection is done.
+            Ok(Event::Outgoing(Outgoing::Disconnect)) => return,
+            Ok(_) => {}
+            Err(_) if closing.is_cancelled() => return,
+            Err(_) => {
+                fleet.stats.mqtt_errors.fetch_add(1, Ordering::Relaxed);
+                // The firmware retries after 10, 20, 30 s; the next poll reconnects.
+                let wait = match fleet.pace {
+                    Pace::Realistic => Duration::from_secs(10),
+                    Pace::Fast { .. } => Duration::from_millis(500),
+                };
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(wait) => {}
+                }
+            }
+        }
+    }
+}
+
+/// What a device keeps across reboots.
+struct Device {
+    mac: Mac,
+    climate: Climate,
+    frequency: u32,
+}
+
+impl Device {
+    /// The main loop of one boot: statuses, readings and orders until a reboot order or
+    /// shutdown. Returns whether it got online (counted in `online`).
+    async fn live(&mut self, fleet: &Fleet, links: &mut Links, shutdown: &CancellationToken) -> bool {
+        let (status_every, sensor_every) = match fleet.pace {
+            Pace::Realistic => (Duration::from_secs(u64::from(self.frequency)), Duration::from_secs(60)),
+            Pace::Fast { period } => (period, period),
+        };
+        let mut status_timer = tokio::time::interval(status_every);
+        status_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Sensors give their first stable value about 9 s after start.
+        let first_reading = match fleet.pace {
+            Pace::Realistic => Duration::from_secs(9),
+            Pace::Fast { period } => period,
+        };
+        let mut sensor_timer =
+            tokio::time::interval_at(tokio::time::Instant::now() + first_reading, sensor_every);
+        let mut connected = false;
+        let mut last_sent: Option<(Climate, tokio::time::Instant)> = None;
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return connected,
+                Some(message) = links.inbound.recv() => match message {
+                    Inbound::Connected => {
+                        if !connected {
+                            connected = true;
+                            fleet.stats.online.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    Inbound::Command { module, payload } => {
+                        if self.obey(fleet, links, module, &payload, &mut status_timer).await == Obeyed::Reboot {
+                            return connected;
+                        }
+                    }
+                },
+                _ = status_timer.tick(), if connected => {
+                    links.send("device", status(self.mac, self.frequency, "running")).await;
+                }
+                _ = sensor_timer.tick(), if connected => self.sense(fleet, links, &mut last_sent).await,
+            }
+        }
+    }
+
+    /// A command on one of the module's topics, as the firmware handles it.
+    async fn obey(
+        &mut self,
+        fleet: &Fleet,
+        links: &Links,
+        module: &'static str,
+        payload: &[u8],
+        status_timer: &mut tokio::time::Interval,
+    ) -> Obeyed {
+        let Ok(command) = Command::parse(payload) else { return Obeyed::Done };
+        let me = if module == "device" { format!("{:x}", self.mac) } else { self.mac.module_unit_id("auto") };
+        if !command.addresses_module(&me) {
+            return Obeyed::Done;
+        }
+        fleet.stats.orders.fetch_add(1, Ordering::Relaxed);
+        match (module, command.order.as_str()) {
+            ("device", "status") => links.send("device", status(self.mac, self.frequency, "running")).await,
+            ("device", "frequency") => {
+                if let Some(CommandValue::Int(v)) = command.value {
+                    self.frequency = v.clamp(900, 21_600) as u32;
+                    if fleet.pace == Pace::Realistic {
+                        *status_timer = tokio::time::interval(Duration::from_secs(u64::from(self.frequency)));
+                        status_timer.tick().await;
+                    }
+                }
+                links.send("device", status(self.mac, self.frequency, "running")).await;
+            }
+            ("device", "reboot" | "restart") => {
+                links.send("device", status(self.mac, self.frequency, "rebooting")).await;
+                return Obeyed::Reboot;
+            }
+            (_, "acquire") if module != "device" => {
+                for (kind, payload) in readings(self.mac, &self.climate) {
+                    if kind == module {
+                        links.send(kind, payload).await;
+                    }
+                }
+            }
+            _ => {}
+        }
+        Obeyed::Done
+    }
+
+    /// A sensor tick: the climate moves; readings go out when they changed enough (or every
+    /// 30 minutes), as the firmware's filter does; always when fast.
+    async fn sense(
+        &mut self,
+        fleet: &Fleet,
+        links: &Links,
+        last_sent: &mut Option<(Climate, tokio::time::Instant)>,
+    ) {
+        self.climate.step();
+        let now = tokio::time::Instant::now();
+        let due = match (&*last_sent, fleet.pace) {
+            (_, Pace::Fast { .. }) | (None, _) => true,
+            (Some((sent, at)), Pace::Realistic) => {
+                (sent.temperature - self.climate.temperature).abs() >= 0.15
+                    || (sent.humidity - self.climate.humidity).abs() >= 0.15
+                    || now.duration_since(*at) >= Duration::from_secs(1800)
+            }
+        };
+        if due {
+            for (kind, payload) in readings(self.mac, &self.climate) {
+                links.send(kind, payload).await;
+                // 20 ms between two sensors' messages, as the firmware.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            *last_sent = Some((self.climate.clone(), now));
+        }
+    }
+}
+
+/// What a command asks of the main loop.
+#[derive(Debug, PartialEq, Eq)]
+enum Obeyed {
+    Done,
+    Reboot,
 }
 
 #[cfg(test)]

@@ -107,14 +107,10 @@ impl Node {
 /// its length.
 pub fn rn2483_tx(frame: &[u8], out: &mut [u8]) -> Option<usize> {
     const PREFIX: &[u8] = b"radio tx ";
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let len = PREFIX.len() + 2 * frame.len() + 2;
     let out = out.get_mut(..len)?;
     out[..PREFIX.len()].copy_from_slice(PREFIX);
-    for (i, b) in frame.iter().enumerate() {
-        out[PREFIX.len() + 2 * i] = HEX[usize::from(b >> 4)];
-        out[PREFIX.len() + 2 * i + 1] = HEX[usize::from(b & 0x0f)];
-    }
+    neosens_protocol::hex::encode_into(frame, &mut out[PREFIX.len()..], neosens_protocol::hex::Case::Upper)?;
     out[len - 2..].copy_from_slice(b"\r\n");
     Some(len)
 }

@@ -125,6 +125,36 @@ impl Drop for ClientSlot {
 
 /// Accepts and serves connections until `shutdown`, then stops accepting and lets open
 /// connections finish their requests for at most `deadline` (kept-alive idle ones close at once).
+/// The service of one connection: each request gets the peer's address, an idle timeout on its
+/// body and a timeout on the whole answer (`408`). Applied here, once per request, rather than
+/// as tower layers around the router, which would compile every route again inside them.
+fn connection_service(
+    app: axum::Router,
+    peer: SocketAddr,
+    body_idle: Duration,
+    request_timeout: Duration,
+) -> impl hyper::service::Service<
+    hyper::Request<hyper::body::Incoming>,
+    Response = axum::response::Response,
+    Error = std::convert::Infallible,
+    Future = impl std::future::Future<Output = Result<axum::response::Response, std::convert::Infallible>> + Send,
+> + Clone {
+    hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+        let (mut parts, body) = request.into_parts();
+        parts.extensions.insert(ConnectInfo::<SocketAddr>(peer));
+        let body = axum::body::Body::new(tower_http::timeout::TimeoutBody::new(body_idle, body));
+        let call = tower::ServiceExt::oneshot(app.clone(), axum::http::Request::from_parts(parts, body));
+        async move {
+            match tokio::time::timeout(request_timeout, call).await {
+                Ok(answer) => answer,
+                Err(_) => {
+                    Ok(axum::response::IntoResponse::into_response(axum::http::StatusCode::REQUEST_TIMEOUT))
+                }
+            }
+        }
+    })
+}
+
 pub(super) async fn accept_loop(
     what: &'static str,
     listener: TcpListener,
@@ -173,24 +203,7 @@ pub(super) async fn accept_loop(
         stats.accepted.fetch_add(1, Ordering::Relaxed);
         stats.open.fetch_add(1, Ordering::Relaxed);
         let _ = stream.set_nodelay(true);
-        let app = app.clone();
-        let (body_idle, request_timeout) = (limits.body_idle_timeout, limits.request_timeout);
-        // The timeouts are applied here, once per request, rather than as tower layers around
-        // the router, which would compile every route again inside them.
-        let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
-            let (mut parts, body) = request.into_parts();
-            parts.extensions.insert(ConnectInfo::<SocketAddr>(peer));
-            let body = axum::body::Body::new(tower_http::timeout::TimeoutBody::new(body_idle, body));
-            let call = tower::ServiceExt::oneshot(app.clone(), axum::http::Request::from_parts(parts, body));
-            async move {
-                match tokio::time::timeout(request_timeout, call).await {
-                    Ok(answer) => answer,
-                    Err(_) => Ok(axum::response::IntoResponse::into_response(
-                        axum::http::StatusCode::REQUEST_TIMEOUT,
-                    )),
-                }
-            }
-        });
+        let service = connection_service(app.clone(), peer, limits.body_idle_timeout, limits.request_timeout);
         let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         let stats = Arc::clone(&stats);
         tokio::spawn(async move {

@@ -10,8 +10,13 @@
 //! - bounded queues both ways: publishes wait when the outgoing queue is full; inbound messages
 //!   wait for their consumer (back-pressure onto the broker's own queue, no silent drop here);
 //! - connection state and reconnect counts for metrics and readiness.
+//!
+//! [`acked`] is the same link in acknowledged-publish mode: it drains a durable store in order
+//! and removes each message once the broker's PUBACK names it ([`window`] keeps the accounts).
 
+pub mod acked;
 mod url;
+pub mod window;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -177,6 +182,29 @@ fn neosens_protocol_topic_check(topic: &str) -> Result<(), LinkError> {
     Ok(())
 }
 
+/// The client options of every neosens MQTT connection: clean session, keep-alive, packet
+/// limits, credentials, TLS, and the `offline` last will on the state topic. `inflight` caps the
+/// QoS 1 messages out at once (the acknowledged mode sets it above its window).
+pub(crate) fn options(config: &LinkConfig, inflight: Option<u16>) -> MqttOptions {
+    let mut options = MqttOptions::new(&config.client_id, &config.url.host, config.url.port);
+    options.set_keep_alive(config.keep_alive);
+    options.set_clean_session(true);
+    options.set_max_packet_size(config.max_incoming_packet, 1024 * 1024);
+    if let Some(n) = inflight {
+        options.set_inflight(n);
+    }
+    if let Some((user, pass)) = &config.url.credentials {
+        options.set_credentials(user, pass);
+    }
+    if let Some(topic) = &config.state_topic {
+        options.set_last_will(LastWill::new(topic, "offline", QoS::AtLeastOnce, true));
+    }
+    if let Some(tls) = config.url.tls_config() {
+        options.set_transport(rumqttc::Transport::tls_with_config(rumqttc::TlsConfiguration::Rustls(tls)));
+    }
+    options
+}
+
 /// Starts the link: returns the handle and the stream of received messages. The event-loop task
 /// runs until `shutdown`, then says `offline` and disconnects.
 pub fn start(config: LinkConfig, shutdown: CancellationToken) -> (MqttHandle, mpsc::Receiver<Message>) {
@@ -191,20 +219,7 @@ pub fn link(
     config: LinkConfig,
     shutdown: CancellationToken,
 ) -> (MqttHandle, mpsc::Receiver<Message>, impl std::future::Future<Output = ()> + Send + 'static) {
-    let mut options = MqttOptions::new(&config.client_id, &config.url.host, config.url.port);
-    options.set_keep_alive(config.keep_alive);
-    options.set_clean_session(true);
-    options.set_max_packet_size(config.max_incoming_packet, 1024 * 1024);
-    if let Some((user, pass)) = &config.url.credentials {
-        options.set_credentials(user, pass);
-    }
-    if let Some(topic) = &config.state_topic {
-        options.set_last_will(LastWill::new(topic, "offline", QoS::AtLeastOnce, true));
-    }
-    if let Some(tls) = config.url.tls_config() {
-        options.set_transport(rumqttc::Transport::tls_with_config(rumqttc::TlsConfiguration::Rustls(tls)));
-    }
-    let (client, eventloop) = AsyncClient::new(options, config.queue);
+    let (client, eventloop) = AsyncClient::new(options(&config, None), config.queue);
     let (tx, rx) = mpsc::channel(config.queue);
     let handle = MqttHandle {
         client,

@@ -594,7 +594,7 @@ export interface components {
             rooms: components["schemas"]["RoomSummary"][];
         };
         /**
-         * @description How the application payload of a node is decoded into neOCampus readings.
+         * @description How the application payload of a LoRaWAN node is decoded into neOCampus readings.
          * @enum {string}
          */
         Codec: "cayenne_lpp" | "neocampus_lpp" | "hex";
@@ -612,10 +612,27 @@ export interface components {
             revision: number;
             report?: null | components["schemas"]["HealthReport"];
         };
-        /** @description Credentials a gateway delivered while central was out of reach. */
-        DeliveriesInput: {
+        /**
+         * @description First-time credentials a gateway handed to devices while central was out of reach
+         *     (`POST /api/v1/edge/deliveries`): the agent writes it, central reads it and will not hand
+         *     those passwords out again.
+         */
+        Deliveries: {
             /** @description Device ids. */
             devices: string[];
+        };
+        /** @description Central's answer to `POST /api/v1/edge/deliveries`. */
+        DeliveriesAnswer: {
+            /**
+             * Format: int64
+             * @description Devices in the report.
+             */
+            reported: number;
+            /**
+             * Format: int64
+             * @description Those central had not marked delivered yet.
+             */
+            newly_delivered: number;
         };
         /** @description A new device. */
         DeviceInput: {
@@ -778,12 +795,10 @@ export interface components {
             updated_at: string;
             lorawan?: null | components["schemas"]["LorawanView"];
         };
-        /** @description An enrolment request. */
-        EnrollInput: {
-            /** @description The one-time token an admin issued. */
-            token: string;
-        };
-        /** @description What a gateway receives when it enrols: everything it needs, shown once. */
+        /**
+         * @description What a gateway receives when it enrols (`POST /api/v1/edge/enroll`): everything it needs,
+         *     shown once. Central writes it; the agent reads it and keeps it in `gateway.json`.
+         */
         EnrolmentGrant: {
             /** @description Its id. */
             gateway_id: string;
@@ -793,10 +808,22 @@ export interface components {
             secret: string;
             /** @description Its MQTT username. */
             mqtt_username: string;
-            /** @description Its MQTT password (derived from its key pair: `neosens_runtime::gateway_secrets`). */
+            /**
+             * @description Its MQTT password (derived from its key pair: `neosens_runtime::gateway_secrets`).
+             *     Central always sends it; the agent derives it from `keys` again, so a grant without it
+             *     (centrals older than the gateways' own MQTT passwords) still enrols.
+             */
             mqtt_password: string;
             /** @description Its key pair (hash key then sealing key), 64 bytes in hex. */
             keys: string;
+        };
+        /**
+         * @description The body of `POST /api/v1/edge/enroll`: the agent (`neosens-edge enroll`) sends it, central
+         *     reads it.
+         */
+        EnrolmentRequest: {
+            /** @description The one-time token an admin issued. */
+            token: string;
         };
         /** @description A one-time enrolment token, shown once. */
         EnrolmentToken: {
@@ -871,7 +898,11 @@ export interface components {
             up: boolean;
             health?: null | components["schemas"]["Contact"];
         };
-        /** @description Figures a gateway reports about itself. */
+        /**
+         * @description Figures a gateway reports about itself (`POST /api/v1/edge/health`, after each sync round):
+         *     the agent writes it, central reads it and shows it per gateway in `/metrics` and the API.
+         *     Unknown fields are accepted, so a newer agent may report more.
+         */
         HealthReport: {
             /**
              * Format: int64
@@ -978,6 +1009,49 @@ export interface components {
             total: number;
             limit: number;
             offset: number;
+        };
+        /**
+         * @description A device log line (`POST /device/logger`) a gateway accepted while central was out of reach.
+         *     The gateway checked the device's Basic credentials against the synced hash and keeps only
+         *     this — never the credentials — so it relays the line in its own name.
+         */
+        RelayedLog: {
+            /**
+             * Format: uuid
+             * @description The device.
+             */
+            device: string;
+            /**
+             * Format: int64
+             * @description When the gateway received it, milliseconds since the Unix epoch.
+             */
+            received_at_ms: number;
+            /** @description The device's address on the gateway's network. */
+            device_addr: string;
+            /** @description The form-encoded Python `LogRecord`, as the device sent it. */
+            body: string;
+        };
+        /**
+         * @description The body of `POST /api/v1/edge/logs`: at most 100 lines (`MAX_RELAYED_LOGS`). The agent
+         *     writes it, central reads it.
+         */
+        RelayedLogs: {
+            /** @description The lines, oldest first. */
+            logs: components["schemas"]["RelayedLog"][];
+        };
+        /** @description Central's answer to `POST /api/v1/edge/logs`. */
+        RelayedLogsAnswer: {
+            /**
+             * Format: int64
+             * @description Lines stored.
+             */
+            stored: number;
+            /**
+             * Format: int64
+             * @description Lines refused (a device unknown, disabled or outside the gateway's scope, or a body that
+             *     is not a `LogRecord`).
+             */
+            refused: number;
         };
         /**
          * @description What a user or token may do. Ordered: each role can do what the ones below it can.
@@ -3776,7 +3850,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["EnrollInput"];
+                "application/json": components["schemas"]["EnrolmentRequest"];
             };
         };
         responses: {
@@ -3878,7 +3952,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["DeliveriesInput"];
+                "application/json": components["schemas"]["Deliveries"];
             };
         };
         responses: {
@@ -3887,7 +3961,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["DeliveriesAnswer"];
                 };
             };
             /** @description Invalid input: malformed JSON, unknown field, or a field named in `field`. */
@@ -3993,20 +4067,18 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        /** @description `{"logs": [{"device", "received_at_ms", "device_addr", "body"}]}` (neosens_protocol::edge::RelayedLogs) */
         requestBody: {
             content: {
-                "application/json": Record<string, never>;
+                "application/json": components["schemas"]["RelayedLogs"];
             };
         };
         responses: {
-            /** @description `{"stored": n, "refused": m}` */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["RelayedLogsAnswer"];
                 };
             };
             /** @description Invalid input: malformed JSON, unknown field, or a field named in `field`. */

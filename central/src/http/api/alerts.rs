@@ -78,7 +78,7 @@ pub(super) async fn acknowledge(
         .monitor
         .acknowledge(id, &auth.0.name, input.silence_minutes, Timestamp::now().millis())
         .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("storing an acknowledgement")))?;
     if acked.is_none() {
         return Err(ApiError::NotFound(format!("alert {id} not found")));
     }

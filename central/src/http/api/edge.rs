@@ -9,15 +9,18 @@ use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use neosens_protocol::edge::{
+    Deliveries, DeliveriesAnswer, EnrolmentGrant, EnrolmentRequest, HealthReport, MAX_RELAYED_LOGS,
+    RelayedLogs, RelayedLogsAnswer,
+};
 use neosens_protocol::ids::{DeviceId, GatewayId};
 use serde::Deserialize;
 
-use crate::gateway_health::HealthReport;
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::extract::{ApiJson, ApiQuery, Auth};
 use crate::model::{Role, Timestamp};
-use crate::registry::{EnrolmentGrant, EnrolmentToken};
+use crate::registry::EnrolmentToken;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -67,21 +70,13 @@ pub(super) async fn start_enrolment(
     Ok((StatusCode::CREATED, Json(s.registry.blocking(move |r| r.start_enrolment(id)).await?)))
 }
 
-/// An enrolment request.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(super) struct EnrollInput {
-    /// The one-time token an admin issued.
-    token: String,
-}
-
 /// Exchanges a one-time token for the gateway's credentials (shown once).
-#[utoipa::path(post, path = "/edge/enroll", tag = "edge", request_body = EnrollInput,
+#[utoipa::path(post, path = "/edge/enroll", tag = "edge", request_body = EnrolmentRequest,
     responses((status = 200, body = EnrolmentGrant),
         (status = 401, description = "Unknown, used or expired token", body = crate::http::error::ErrorBody)))]
 pub(super) async fn enroll(
     State(s): State<AppState>,
-    ApiJson(input): ApiJson<EnrollInput>,
+    ApiJson(input): ApiJson<EnrolmentRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     match s.registry.blocking(move |r| r.enroll_gateway(input.token.trim())).await? {
         Some(grant) => {
@@ -137,8 +132,9 @@ pub(super) async fn sync(
         let after = q.after;
         let batch = neosens_runtime::blocking::run(move || registry.edge_sync(id, since, after)).await?;
         if let Some(batch) = batch {
-            let body =
-                batch.encode().map_err(|e| ApiError::Internal(format!("encoding a sync batch: {e:?}")))?;
+            let body = batch
+                .encode()
+                .map_err(|e| ApiError::Internal(anyhow::anyhow!("encoding a sync batch: {e:?}")))?;
             tracing::debug!(gateway = %id, since, revision = batch.revision, kind = ?batch.kind,
                 changes = batch.changes.len(), bytes = body.len(), "sync batch");
             return Ok(([(header::CONTENT_TYPE, neosens_protocol::sync::CONTENT_TYPE)], body).into_response());
@@ -150,44 +146,35 @@ pub(super) async fn sync(
     }
 }
 
-/// Credentials a gateway delivered while central was out of reach.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(super) struct DeliveriesInput {
-    /// Device ids.
-    #[schema(value_type = Vec<String>)]
-    devices: Vec<DeviceId>,
-}
-
 /// Marks them delivered: central will not hand those passwords out again.
-#[utoipa::path(post, path = "/edge/deliveries", tag = "edge", request_body = DeliveriesInput,
-    responses((status = 200, body = inline(Object)), crate::http::error::CommonErrors),
+#[utoipa::path(post, path = "/edge/deliveries", tag = "edge", request_body = Deliveries,
+    responses((status = 200, body = DeliveriesAnswer), crate::http::error::CommonErrors),
     security(("bearer" = [])))]
 pub(super) async fn deliveries(
     State(s): State<AppState>,
     GatewayAuth(id): GatewayAuth,
-    ApiJson(input): ApiJson<DeliveriesInput>,
+    ApiJson(input): ApiJson<Deliveries>,
 ) -> Result<impl IntoResponse, ApiError> {
     s.gateways.contact(id, None, Timestamp::now().millis());
     let reported = input.devices.len();
     let marked = s.registry.blocking(move |r| r.edge_deliveries(id, &input.devices)).await?;
-    Ok(Json(serde_json::json!({"reported": reported, "newly_delivered": marked})))
+    Ok(Json(DeliveriesAnswer { reported: reported as u64, newly_delivered: marked as u64 }))
 }
 
 /// Device log lines the gateway accepted while central was out of reach (at most 100 per
 /// call, each a form-encoded `LogRecord` of an enabled device of its scope).
 #[utoipa::path(post, path = "/edge/logs", tag = "edge",
-    request_body(content = inline(Object), description = "`{\"logs\": [{\"device\", \"received_at_ms\", \"device_addr\", \"body\"}]}` (neosens_protocol::edge::RelayedLogs)"),
-    responses((status = 200, body = inline(Object), description = "`{\"stored\": n, \"refused\": m}`"),
+    request_body = RelayedLogs,
+    responses((status = 200, body = RelayedLogsAnswer),
         crate::http::error::CommonErrors),
     security(("bearer" = [])))]
 pub(super) async fn logs(
     State(s): State<AppState>,
     GatewayAuth(id): GatewayAuth,
-    ApiJson(input): ApiJson<neosens_protocol::edge::RelayedLogs>,
+    ApiJson(input): ApiJson<RelayedLogs>,
 ) -> Result<impl IntoResponse, ApiError> {
     s.gateways.contact(id, None, Timestamp::now().millis());
-    let max = neosens_protocol::edge::MAX_RELAYED_LOGS;
+    let max = MAX_RELAYED_LOGS;
     if input.logs.len() > max {
         return Err(ApiError::Invalid {
             field: "logs".into(),
@@ -198,7 +185,7 @@ pub(super) async fn logs(
     let registry = std::sync::Arc::clone(&s.registry);
     let (stored, refused) =
         neosens_runtime::blocking::run(move || registry.edge_logs(id, &input.logs)).await?;
-    Ok(Json(serde_json::json!({"stored": stored, "refused": refused})))
+    Ok(Json(RelayedLogsAnswer { stored: stored as u64, refused: refused as u64 }))
 }
 
 /// The gateway's own figures (outbox depth and age, version), shown per gateway in `/metrics`.

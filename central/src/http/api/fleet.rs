@@ -48,7 +48,7 @@ pub(super) fn with_etag(headers: &HeaderMap, body: Vec<u8>) -> Response {
         crate::http::error::CommonErrors),
     security(("bearer" = [])))]
 async fn summary(State(s): State<AppState>, _auth: Auth, headers: HeaderMap) -> Result<Response, ApiError> {
-    let body =
-        serde_json::to_vec(&s.registry.fleet_summary()).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let body = serde_json::to_vec(&s.registry.fleet_summary())
+        .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("encoding the fleet summary")))?;
     Ok(with_etag(&headers, body))
 }

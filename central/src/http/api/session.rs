@@ -28,7 +28,7 @@ const MAX_SETTINGS: usize = 64 * 1024;
 /// together without the log keeping what was typed (often a password in the wrong field).
 fn user_digest(username: &str) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, username.as_bytes());
-    digest.as_ref()[..4].iter().map(|b| format!("{b:02x}")).collect()
+    neosens_protocol::hex::encode(&digest.as_ref()[..4])
 }
 
 fn too_many(wait: std::time::Duration) -> ApiError {
@@ -95,7 +95,7 @@ async fn sign_in(
         Err(neosens_runtime::workers::WorkersError::Busy(_)) => {
             return Err(too_many(std::time::Duration::from_secs(1)));
         }
-        Err(e) => return Err(ApiError::Internal(format!("password check: {e}"))),
+        Err(e) => return Err(ApiError::Internal(anyhow::Error::new(e).context("password check"))),
     };
     let Some(user) = user else {
         s.sessions.users.failed(&user_key, Instant::now());

@@ -49,7 +49,7 @@ fn busy(e: neosens_runtime::workers::WorkersError) -> ApiError {
             message: "password checks are busy: retry in a second".into(),
             retry_after_s: 1,
         },
-        other => ApiError::Internal(format!("password hashing: {other}")),
+        other => ApiError::Internal(anyhow::Error::new(other).context("password hashing")),
     }
 }
 

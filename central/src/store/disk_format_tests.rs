@@ -1,0 +1,602 @@
+//! The bytes central keeps on disk, pinned: one fixed value of every kind of record the store
+//! writes, its postcard encoding as a hex literal, and the literal decoded back.
+//!
+//! Why: many of these types are also JSON bodies of the API, and postcard encodes whatever serde
+//! is told. An attribute added for the API can change the disk format without a compiler error or
+//! a failing round-trip test: `skip_serializing_if` drops a field from the bytes (the next read
+//! then takes the following field for it), `with`/`serialize_with` or a changed field type writes
+//! other bytes, `flatten` does not encode and an internally tagged enum does not decode, reordered
+//! fields or enum variants shift every byte after them. A database written by the previous build
+//! would then no longer load. Field and variant *names* are not in postcard's bytes (a field is its
+//! position, a variant its index): `rename`/`rename_all` for the API are safe and pass here.
+//!
+//! When a test here fails:
+//! - If the change was not meant to touch the disk (an attribute for the API), undo it, or move
+//!   the API concern to a view type in `http/api` that converts from the record.
+//! - If the format change is deliberate, **never just paste the new hex**: old databases still hold
+//!   the old bytes. Keep the previous shape as a `…V<n>` type (as `DeviceV2`, `GatewayV2`), bump
+//!   [`SCHEMA_VERSION`](super::SCHEMA_VERSION), add the step to `RedbStore::migrate` in
+//!   `redb_store.rs` (a `reencode::<Old, New>` of the table), pin the old type's bytes here next to
+//!   the new ones, and only then update the record's literal.
+//!
+//! A new variant of `Record` or of a stored enum does not compile here until its bytes are pinned.
+//! Outside postcard, and so outside these tests: the `meta` table (redb `u64`s), table keys (redb
+//! `[u8; 16]`, `u64`, `([u8; 16], u64)`) and user settings (the dashboard's JSON text as is).
+
+use std::fmt::Debug;
+
+use neosens_protocol::DeviceUid;
+use neosens_protocol::hex;
+use neosens_protocol::ids::{
+    BuildingId, DevAddr, DevEui, DeviceId, DeviceTypeId, GatewayId, Mac, RoomId, SiteId,
+};
+use neosens_protocol::legacy::LogRecord;
+use neosens_protocol::sync::Sealed;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use super::redb_store::encode;
+use super::{ChangeEntry, DeviceLogEntry};
+use crate::model::{
+    Ack, AlertKind, AlertRecord, ApiToken, Building, Codec, Device, DeviceSecret, DeviceStatusRecord,
+    DeviceType, DeviceTypeV1, DeviceTypeV2, DeviceV2, Enrolment, EntityKind, Gateway, GatewayCredentials,
+    GatewayScope, GatewayV2, LorawanSession, MqttEndpoint, OrderRecord, Record, Role, Room, RoomTopic,
+    RuleOp, RuleValue, Site, StatusRule, Timestamp, TokenId, User, UserId,
+};
+
+/// 2021-05-06T08:52:13.394Z: every fixture's "when", give or take a few seconds.
+const T0: i64 = 1_620_291_133_394;
+
+fn at(offset_ms: i64) -> Timestamp {
+    Timestamp(T0 + offset_ms)
+}
+
+/// A fixed 16-byte id: `tag` repeated, last byte 1 (so no id is all one byte).
+fn key(tag: u8) -> [u8; 16] {
+    let mut k = [tag; 16];
+    k[15] = 1;
+    k
+}
+
+fn sealed(tag: u8, len: u8) -> Sealed {
+    Sealed { nonce: [tag; 12], ciphertext: (0..len).map(|i| tag ^ i).collect() }
+}
+
+/// Hex of `value` as the store encodes it.
+fn stored_hex<T: Serialize>(value: &T) -> String {
+    hex::encode(&encode(value).expect("the fixture encodes"))
+}
+
+/// The pinned bytes, decoded as the store decodes them.
+fn decode_pinned<T: DeserializeOwned>(name: &str, pinned: &str) -> T {
+    let bytes = hex::decode(pinned, "pinned bytes").expect("the pinned literal is hex");
+    postcard::from_bytes(&bytes).unwrap_or_else(|e| {
+        panic!("{name}: the pinned bytes no longer decode ({e}) — see disk_format_tests.rs")
+    })
+}
+
+#[track_caller]
+fn assert_same_hex(name: &str, now: &str, pinned: &str) {
+    assert!(
+        now == pinned,
+        "{name}: the stored bytes changed — read the note at the top of disk_format_tests.rs\n\
+         pinned: {pinned}\n\
+         now:    {now}"
+    );
+}
+
+/// `value` encodes to `pinned`, and `pinned` decodes to `value`.
+#[track_caller]
+fn assert_pinned<T: Serialize + DeserializeOwned + PartialEq + Debug>(name: &str, value: &T, pinned: &str) {
+    assert_same_hex(name, &stored_hex(value), pinned);
+    assert_eq!(decode_pinned::<T>(name, pinned), *value, "{name}: the pinned bytes decode to another value");
+}
+
+/// Bytes of a registry record as `Store::apply` writes it (exhaustive: a new kind of record does
+/// not compile until it is pinned).
+fn record_hex(record: &Record) -> String {
+    match record {
+        Record::Site(r) => stored_hex(r),
+        Record::Building(r) => stored_hex(r),
+        Record::Room(r) => stored_hex(r),
+        Record::DeviceType(r) => stored_hex(r),
+        Record::Device(r) => stored_hex(r.as_ref()),
+        Record::Gateway(r) => stored_hex(r.as_ref()),
+        Record::User(r) => stored_hex(r),
+        Record::Token(r) => stored_hex(r),
+    }
+}
+
+/// A registry record read back from its table, as `Store::load` reads each one.
+fn record_from(kind: EntityKind, name: &str, pinned: &str) -> Record {
+    match kind {
+        EntityKind::Site => Record::Site(decode_pinned(name, pinned)),
+        EntityKind::Building => Record::Building(decode_pinned(name, pinned)),
+        EntityKind::Room => Record::Room(decode_pinned(name, pinned)),
+        EntityKind::DeviceType => Record::DeviceType(decode_pinned(name, pinned)),
+        EntityKind::Device => Record::Device(Box::new(decode_pinned(name, pinned))),
+        EntityKind::Gateway => Record::Gateway(Box::new(decode_pinned(name, pinned))),
+        EntityKind::User => Record::User(decode_pinned(name, pinned)),
+        EntityKind::Token => Record::Token(decode_pinned(name, pinned)),
+    }
+}
+
+#[track_caller]
+fn assert_record_pinned(name: &str, record: Record, pinned: &str) {
+    assert_same_hex(name, &record_hex(&record), pinned);
+    assert_eq!(
+        record_from(record.kind(), name, pinned),
+        record,
+        "{name}: the pinned bytes decode to another value"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Registry records (`Store::apply`, one table per kind, synced through the change log)
+
+const SITE: &str =
+    "10515151515151515151515151515151010375743318556e69766572736974c3a920546f756c6f7573652049494901";
+const BUILDING: &str = "10b1b1b1b1b1b1b1b1b1b1b1b1b1b1b10110515151515151515151515151515151010255340000";
+const ROOM_DERIVED: &str =
+    "107070707070707070707070707070700110b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1010332303402545000";
+const ROOM_IMPORTED: &str = concat!(
+    "107070707070707070707070707070700110b1b1b1b1b1b1b1b1b1b1b1b1b1b1b10103323034025450010c75342f6361",
+    "6d707573666162",
+);
+
+#[test]
+fn locations_are_pinned() {
+    let site = Site {
+        id: SiteId::from_bytes(key(0x51)),
+        slug: "ut3".into(),
+        name: "Université Toulouse III".into(),
+        is_default: true,
+    };
+    assert_record_pinned("SITE", Record::Site(site), SITE);
+    let building = Building {
+        id: BuildingId::from_bytes(key(0xb1)),
+        site: SiteId::from_bytes(key(0x51)),
+        name: "U4".into(),
+        description: String::new(),
+        outside: false,
+    };
+    assert_record_pinned("BUILDING", Record::Building(building), BUILDING);
+    let room = |topic| Room {
+        id: RoomId::from_bytes(key(0x70)),
+        building: BuildingId::from_bytes(key(0xb1)),
+        name: "204".into(),
+        description: "TP".into(),
+        topic,
+    };
+    assert_record_pinned("ROOM_DERIVED", Record::Room(room(RoomTopic::Derived)), ROOM_DERIVED);
+    let imported = room(RoomTopic::Imported("u4/campusfab".into()));
+    assert_record_pinned("ROOM_IMPORTED", Record::Room(imported), ROOM_IMPORTED);
+}
+
+const DEVICE_TYPE: &str = concat!(
+    "10d7d7d7d7d7d7d7d7d7d7d7d7d7d7d701056573703332146e654f43616d707573204553503332206e6f646501107b22",
+    "74797065223a226172726179227d880e982a0306737461747573067265626f6f74097265696e7374616c6c04086c6f77",
+    "5f6865617004686561700201000000002088d3400b6e6f745f72756e6e696e670673746174757301020772756e6e696e",
+    "6704666c6167026f6b000300056e6f5f6677086669726d776172650600",
+);
+
+#[test]
+fn device_types_are_pinned() {
+    let rule =
+        |name: &str, field: &str, op, value| StatusRule { name: name.into(), field: field.into(), op, value };
+    let device_type = DeviceType {
+        id: DeviceTypeId::from_bytes(key(0xd7)),
+        name: "esp32".into(),
+        description: "neOCampus ESP32 node".into(),
+        config_schema: Some(r#"{"type":"array"}"#.into()),
+        status_period_s: 1800,
+        outdated_after_s: 5400,
+        orders: vec!["status".into(), "reboot".into(), "reinstall".into()],
+        status_rules: vec![
+            rule("low_heap", "heap", RuleOp::Lt, RuleValue::Number(20000.5)),
+            rule("not_running", "status", RuleOp::Ne, RuleValue::Text("running".into())),
+            rule("flag", "ok", RuleOp::Eq, RuleValue::Bool(false)),
+            rule("no_fw", "firmware", RuleOp::Missing, RuleValue::None),
+        ],
+    };
+    assert_record_pinned("DEVICE_TYPE", Record::DeviceType(device_type), DEVICE_TYPE);
+}
+
+const DEVICE_ETHERNET: &str = concat!(
+    "10dedededededededededededededede0100240ac412345610d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7010b68616c6c2073",
+    "656e736f720210707070707070707070707070707070011071717171717171717171717171717101012a5b7b226d6f64",
+    "756c65223a2274656d7065726174757265222c22756e6974223a226175746f5f30227d5d01106d7174742e6578616d70",
+    "6c652e6f7267b345166e656f73656e736f725f3234306163343132333435365a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a",
+    "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5e5e5e5e5e5e5e5e5e5e5e5e035e5f5c0101a038a4ff848ea85ef48e858ea85e00",
+);
+const DEVICE_LORAWAN: &str = concat!(
+    "10dedededededededededededededede010170b3d57ed000000110d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7010b68616c6c",
+    "2073656e736f720210707070707070707070707070707070011071717171717171717171717171717101012a5b7b226d",
+    "6f64756c65223a2274656d7065726174757265222c22756e6974223a226175746f5f30227d5d00166e656f73656e736f",
+    "725f3234306163343132333435365a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5e5e",
+    "5e5e5e5e5e5e5e5e5e5e035e5f5c0000a4ff848ea85ef48e858ea85e0126011bda4e4e4e4e4e4e4e4e4e4e4e4e034e4f",
+    "4ca9a9a9a9a9a9a9a9a9a9a9a903a9a8ab92210101",
+);
+const DEVICE_UUID: &str = concat!(
+    "10dedededededededededededededede01020d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0110d7d7d7d7d7d7d7d7d7d7d7d7d7",
+    "d7d7010b68616c6c2073656e736f72021070707070707070707070707070707001107171717171717171717171717171",
+    "7101012a5b7b226d6f64756c65223a2274656d7065726174757265222c22756e6974223a226175746f5f30227d5d0016",
+    "6e656f73656e736f725f3234306163343132333435365a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a",
+    "5a5a5a5a5a5a5e5e5e5e5e5e5e5e5e5e5e5e035e5f5c0000a4ff848ea85ef48e858ea85e00",
+);
+
+fn device(uid: DeviceUid) -> Device {
+    Device {
+        id: DeviceId::from_bytes(key(0xde)),
+        uid,
+        device_type: DeviceTypeId::from_bytes(key(0xd7)),
+        description: "hall sensor".into(),
+        rooms: vec![RoomId::from_bytes(key(0x70)), RoomId::from_bytes(key(0x71))],
+        enabled: true,
+        config: r#"[{"module":"temperature","unit":"auto_0"}]"#.into(),
+        mqtt: None,
+        login: "neosensor_240ac4123456".into(),
+        secret: DeviceSecret { hash: [0x5a; 32], sealed: sealed(0x5e, 3) },
+        credentials_delivered: false,
+        outdated_after_s: None,
+        created_at: at(0),
+        updated_at: at(1_000),
+        lorawan: None,
+    }
+}
+
+#[test]
+fn devices_are_pinned() {
+    let ethernet = Device {
+        mqtt: Some(MqttEndpoint { server: "mqtt.example.org".into(), port: 8883 }),
+        credentials_delivered: true,
+        outdated_after_s: Some(7200),
+        ..device(DeviceUid::Ethernet(Mac::from_bytes([0x24, 0x0a, 0xc4, 0x12, 0x34, 0x56])))
+    };
+    assert_record_pinned("DEVICE_ETHERNET", Record::Device(Box::new(ethernet)), DEVICE_ETHERNET);
+    let lorawan = Device {
+        lorawan: Some(LorawanSession {
+            dev_addr: DevAddr::from_be_bytes([0x26, 0x01, 0x1b, 0xda]),
+            nwk_s_key: sealed(0x4e, 3),
+            app_s_key: sealed(0xa9, 3),
+            f_cnt_up: 4242,
+            relax_f_cnt: true,
+            codec: Codec::NeocampusLpp,
+        }),
+        ..device(DeviceUid::Lorawan(DevEui::from_be_bytes([0x70, 0xb3, 0xd5, 0x7e, 0xd0, 0, 0, 1])))
+    };
+    assert_record_pinned("DEVICE_LORAWAN", Record::Device(Box::new(lorawan)), DEVICE_LORAWAN);
+    let uuid = device(DeviceUid::Uuid(Uuid::from_bytes(key(0x0d))));
+    assert_record_pinned("DEVICE_UUID", Record::Device(Box::new(uuid)), DEVICE_UUID);
+}
+
+const GATEWAY_SITE_ENROLLED: &str = concat!(
+    "109a9a9a9a9a9a9a9a9a9a9a9a9a9a9a010567772d7534001051515151515151515151515151515101a4ff848ea85e01",
+    "c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c0c0c0c0c0c0c0c0c0c0c0c003c0c1c2",
+    "cbcbcbcbcbcbcbcbcbcbcbcb03cbcac9e4a88c8ea85e00",
+);
+const GATEWAY_BUILDINGS_PENDING: &str = concat!(
+    "109b9b9b9b9b9b9b9b9b9b9b9b9b9b9b010867772d75332d7534010210b1b1b1b1b1b1b1b1b1b1b1b1b1b1b10110b2b2",
+    "b2b2b2b2b2b2b2b2b2b2b2b2b201a4ff848ea85e0001e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7",
+    "e7e7e7e7e7e7a4efb7e0a85e",
+);
+
+#[test]
+fn gateways_are_pinned() {
+    let enrolled = Gateway {
+        id: GatewayId::from_bytes(key(0x9a)),
+        name: "gw-u4".into(),
+        scope: GatewayScope::Site(SiteId::from_bytes(key(0x51))),
+        created_at: at(0),
+        credentials: Some(GatewayCredentials {
+            secret_hash: [0xc5; 32],
+            sealed_secret: sealed(0xc0, 3),
+            keys: sealed(0xcb, 3),
+            enrolled_at: at(60_000),
+        }),
+        enrolment: None,
+    };
+    assert_record_pinned("GATEWAY_SITE_ENROLLED", Record::Gateway(Box::new(enrolled)), GATEWAY_SITE_ENROLLED);
+    let pending = Gateway {
+        id: GatewayId::from_bytes(key(0x9b)),
+        name: "gw-u3-u4".into(),
+        scope: GatewayScope::Buildings(vec![
+            BuildingId::from_bytes(key(0xb1)),
+            BuildingId::from_bytes(key(0xb2)),
+        ]),
+        created_at: at(0),
+        credentials: None,
+        enrolment: Some(Enrolment { token_hash: [0xe7; 32], expires_at: at(86_400_000) }),
+    };
+    let pinned = GATEWAY_BUILDINGS_PENDING;
+    assert_record_pinned("GATEWAY_BUILDINGS_PENDING", Record::Gateway(Box::new(pending)), pinned);
+}
+
+const USER: &str = concat!(
+    "10050505050505050505050505050505010561646d696e41246172676f6e32696424763d3139246d3d31393435362c74",
+    "3d322c703d31246332467364484e68624851246147467a614768686332686f59584e6f6147467a614102a4ff848ea85e",
+);
+const TOKEN: &str = concat!(
+    "10707070707070707070707070707070010767726166616e61007e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e",
+    "7e7e7e7e7e7e7e7e7e7ec49e858ea85e",
+);
+
+#[test]
+fn users_and_tokens_are_pinned() {
+    let user = User {
+        id: UserId(Uuid::from_bytes(key(0x05))),
+        username: "admin".into(),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA".into(),
+        role: Role::Admin,
+        created_at: at(0),
+    };
+    assert_record_pinned("USER", Record::User(user), USER);
+    let token = ApiToken {
+        id: TokenId(Uuid::from_bytes(key(0x70))),
+        name: "grafana".into(),
+        role: Role::Viewer,
+        hash: [0x7e; 32],
+        created_at: at(2_000),
+    };
+    assert_record_pinned("TOKEN", Record::Token(token), TOKEN);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Records kept beside the registry: change log, statuses, logs, orders, alerts
+
+const CHANGE_PUT: &str = "ac0204dedededededededededededededede0100";
+const CHANGE_DELETE: &str = "ad02077070707070707070707070707070700101";
+
+#[test]
+fn change_log_entries_are_pinned() {
+    let put = ChangeEntry { revision: 300, kind: EntityKind::Device, key: key(0xde), deleted: false };
+    assert_pinned("CHANGE_PUT", &put, CHANGE_PUT);
+    let delete = ChangeEntry { revision: 301, kind: EntityKind::Token, key: key(0x70), deleted: true };
+    assert_pinned("CHANGE_DELETE", &delete, CHANGE_DELETE);
+}
+
+/// The variant index of each stored enum's variants: the byte postcard writes for it. Exhaustive
+/// matches, so a new variant does not compile until its index is written here (append variants:
+/// one inserted before others shifts their stored bytes).
+#[test]
+fn enum_variant_indices_are_pinned() {
+    fn check<T: Serialize + DeserializeOwned + PartialEq + Debug>(value: T, index: u8) {
+        assert_pinned(&format!("{value:?}"), &value, &hex::encode(&[index]));
+    }
+    for kind in [
+        EntityKind::Site,
+        EntityKind::Building,
+        EntityKind::Room,
+        EntityKind::DeviceType,
+        EntityKind::Device,
+        EntityKind::Gateway,
+        EntityKind::User,
+        EntityKind::Token,
+    ] {
+        let index = match kind {
+            EntityKind::Site => 0,
+            EntityKind::Building => 1,
+            EntityKind::Room => 2,
+            EntityKind::DeviceType => 3,
+            EntityKind::Device => 4,
+            EntityKind::Gateway => 5,
+            EntityKind::User => 6,
+            EntityKind::Token => 7,
+        };
+        check(kind, index);
+    }
+    for role in [Role::Viewer, Role::Operator, Role::Admin] {
+        let index = match role {
+            Role::Viewer => 0,
+            Role::Operator => 1,
+            Role::Admin => 2,
+        };
+        check(role, index);
+    }
+    for kind in [AlertKind::Outage, AlertKind::Failure, AlertKind::ForeignDelivery] {
+        let index = match kind {
+            AlertKind::Outage => 0,
+            AlertKind::Failure => 1,
+            AlertKind::ForeignDelivery => 2,
+        };
+        check(kind, index);
+    }
+    for op in [RuleOp::Eq, RuleOp::Ne, RuleOp::Lt, RuleOp::Le, RuleOp::Gt, RuleOp::Ge, RuleOp::Missing] {
+        let index = match op {
+            RuleOp::Eq => 0,
+            RuleOp::Ne => 1,
+            RuleOp::Lt => 2,
+            RuleOp::Le => 3,
+            RuleOp::Gt => 4,
+            RuleOp::Ge => 5,
+            RuleOp::Missing => 6,
+        };
+        check(op, index);
+    }
+    for codec in Codec::ALL {
+        let index = match codec {
+            Codec::CayenneLpp => 0,
+            Codec::NeocampusLpp => 1,
+            Codec::Hex => 2,
+        };
+        check(codec, index);
+    }
+}
+
+const STATUS_FULL: &str = concat!(
+    "01a4dce08fa85e010772756e6e696e6701227b22737461747573223a2272756e6e696e67222c2268656170223a313731",
+    "3230347d",
+);
+const STATUS_EMPTY: &str = "000000";
+
+#[test]
+fn statuses_are_pinned() {
+    let full = DeviceStatusRecord {
+        last_seen: Some(at(1_800_000)),
+        last_status: Some("running".into()),
+        last_payload: Some(r#"{"status":"running","heap":171204}"#.into()),
+    };
+    assert_pinned("STATUS_FULL", &full, STATUS_FULL);
+    assert_pinned("STATUS_EMPTY", &DeviceStatusRecord::default(), STATUS_EMPTY);
+}
+
+const DEVICE_LOG: &str = concat!(
+    "dedededededededededededededede018c87858ea85e0831302e302e302e370102343001054552524f5201096e656f73",
+    "656e736f72000000010372756e0103313137010b73656e736f72206c6f73740000000000010e31363230323931313333",
+    "2e333934000000",
+);
+
+#[test]
+fn device_logs_are_pinned() {
+    let record = LogRecord {
+        levelno: Some("40".into()),
+        levelname: Some("ERROR".into()),
+        name: Some("neosensor".into()),
+        func_name: Some("run".into()),
+        lineno: Some("117".into()),
+        msg: Some("sensor lost".into()),
+        created: Some("1620291133.394".into()),
+        ..LogRecord::default()
+    };
+    let entry =
+        DeviceLogEntry { device: key(0xde), received_at: at(500), remote_addr: "10.0.0.7".into(), record };
+    assert_pinned("DEVICE_LOG", &entry, DEVICE_LOG);
+}
+
+const ORDER: &str = concat!(
+    "94ae858ea85e086f70657261746f72096672657175656e63790103393030066465766963651132343a30413a43343a31",
+    "323a33343a35361575342f3230342f6465766963652f636f6d6d616e643c7b2264657374223a2232343a30413a43343a",
+    "31323a33343a3536222c226f72646572223a226672657175656e6379222c2276616c7565223a3930307d0473656e74",
+);
+
+#[test]
+fn orders_are_pinned() {
+    let order = OrderRecord {
+        at: at(3_000),
+        by: "operator".into(),
+        order: "frequency".into(),
+        value: Some("900".into()),
+        module: "device".into(),
+        dest: "24:0A:C4:12:34:56".into(),
+        topic: "u4/204/device/command".into(),
+        payload: r#"{"dest":"24:0A:C4:12:34:56","order":"frequency","value":900}"#.into(),
+        outcome: "sent".into(),
+    };
+    assert_pinned("ORDER", &order, ORDER);
+}
+
+const ALERT_OUTAGE: &str = "01000110b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1010000000405a4ff848ea85e0000";
+const ALERT_FAILURE: &str = concat!(
+    "02010110b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1010110dedededededededededededededede0101086c6f775f68656170",
+    "011668656170203d20313230303020283c203230303030290101a4ff848ea85e01a49ece8ea85e01086f70657261746f",
+    "72e4a88c8ea85e01a4b9bc91a85e",
+);
+const ALERT_FOREIGN_DELIVERY: &str = concat!(
+    "0302000110dedededededededededededededede0100011664656c69766572656420746f203139322e302e322e390405",
+    "a4ff848ea85e00010561646d696ea4d2938ea85e00",
+);
+
+#[test]
+fn alerts_of_every_kind_are_pinned() {
+    let outage = AlertRecord {
+        id: 1,
+        kind: AlertKind::Outage,
+        building: Some(BuildingId::from_bytes(key(0xb1))),
+        device: None,
+        rule: None,
+        detail: None,
+        outdated: 4,
+        total_devices: 5,
+        opened_at: T0,
+        resolved_at: None,
+        ack: None,
+    };
+    assert_pinned("ALERT_OUTAGE", &outage, ALERT_OUTAGE);
+    let failure = AlertRecord {
+        id: 2,
+        kind: AlertKind::Failure,
+        device: Some(DeviceId::from_bytes(key(0xde))),
+        rule: Some("low_heap".into()),
+        detail: Some("heap = 12000 (< 20000)".into()),
+        outdated: 1,
+        total_devices: 1,
+        resolved_at: Some(T0 + 600_000),
+        ack: Some(Ack { by: "operator".into(), at: T0 + 60_000, silenced_until: Some(T0 + 3_600_000) }),
+        ..outage.clone()
+    };
+    assert_pinned("ALERT_FAILURE", &failure, ALERT_FAILURE);
+    let foreign = AlertRecord {
+        id: 3,
+        kind: AlertKind::ForeignDelivery,
+        building: None,
+        device: Some(DeviceId::from_bytes(key(0xde))),
+        detail: Some("delivered to 192.0.2.9".into()),
+        ack: Some(Ack { by: "admin".into(), at: T0 + 120_000, silenced_until: None }),
+        ..outage
+    };
+    assert_pinned("ALERT_FOREIGN_DELIVERY", &foreign, ALERT_FOREIGN_DELIVERY);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Earlier schemas, read by `RedbStore::migrate` from old databases
+
+const DEVICE_TYPE_V1: &str = "10d7d7d7d7d7d7d7d7d7d7d7d7d7d7d70104727069330000880e901c";
+const DEVICE_TYPE_V2: &str = "10d7d7d7d7d7d7d7d7d7d7d7d7d7d7d70104727069330001027b7d880e901c0106737461747573";
+const GATEWAY_V2: &str =
+    "109a9a9a9a9a9a9a9a9a9a9a9a9a9a9a010567772d7534001051515151515151515151515151515101a4ff848ea85e";
+const DEVICE_V2: &str = concat!(
+    "10dedededededededededededededede0100240ac412345610d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7010b68616c6c2073",
+    "656e736f720210707070707070707070707070707070011071717171717171717171717171717101012a5b7b226d6f64",
+    "756c65223a2274656d7065726174757265222c22756e6974223a226175746f5f30227d5d00166e656f73656e736f725f",
+    "3234306163343132333435365a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5e5e5e5e",
+    "5e5e5e5e5e5e5e5e035e5f5c0000a4ff848ea85ef48e858ea85e",
+);
+
+#[test]
+fn earlier_schemas_still_read() {
+    let v1 = DeviceTypeV1 {
+        id: DeviceTypeId::from_bytes(key(0xd7)),
+        name: "rpi3".into(),
+        description: String::new(),
+        config_schema: None,
+        status_period_s: 1800,
+        outdated_after_s: 3600,
+    };
+    assert_pinned("DEVICE_TYPE_V1", &v1, DEVICE_TYPE_V1);
+    let v2 = DeviceTypeV2 {
+        id: v1.id,
+        name: v1.name.clone(),
+        description: v1.description.clone(),
+        config_schema: Some("{}".into()),
+        status_period_s: v1.status_period_s,
+        outdated_after_s: v1.outdated_after_s,
+        orders: vec!["status".into()],
+    };
+    assert_pinned("DEVICE_TYPE_V2", &v2, DEVICE_TYPE_V2);
+    let gateway = GatewayV2 {
+        id: GatewayId::from_bytes(key(0x9a)),
+        name: "gw-u4".into(),
+        scope: GatewayScope::Site(SiteId::from_bytes(key(0x51))),
+        created_at: at(0),
+    };
+    assert_pinned("GATEWAY_V2", &gateway, GATEWAY_V2);
+    let d = device(DeviceUid::Ethernet(Mac::from_bytes([0x24, 0x0a, 0xc4, 0x12, 0x34, 0x56])));
+    let device = DeviceV2 {
+        id: d.id,
+        uid: d.uid,
+        device_type: d.device_type,
+        description: d.description,
+        rooms: d.rooms,
+        enabled: d.enabled,
+        config: d.config,
+        mqtt: d.mqtt,
+        login: d.login,
+        secret: d.secret,
+        credentials_delivered: d.credentials_delivered,
+        outdated_after_s: d.outdated_after_s,
+        created_at: d.created_at,
+        updated_at: d.updated_at,
+    };
+    assert_pinned("DEVICE_V2", &device, DEVICE_V2);
+}

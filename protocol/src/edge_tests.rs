@@ -1,0 +1,140 @@
+//! The bodies of `/api/v1/edge/*` as they are on the wire: each fixture is the exact JSON central
+//! or the agent wrote before the two shared these types, read and written back byte for byte.
+
+use super::*;
+use alloc::string::ToString;
+use serde::de::DeserializeOwned;
+
+const DEVICE: &str = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
+
+/// `text` reads as `expected` and writes back as `text`.
+fn same_both_ways<T: Serialize + DeserializeOwned + PartialEq + fmt::Debug>(text: &str, expected: &T) {
+    let read: T = serde_json::from_str(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+    assert_eq!(&read, expected, "{text}");
+    assert_eq!(serde_json::to_string(expected).unwrap(), text, "written as read");
+}
+
+fn refused<T: DeserializeOwned + fmt::Debug>(bad: &[&str]) {
+    for text in bad {
+        assert!(serde_json::from_str::<T>(text).is_err(), "accepted {text}");
+    }
+}
+
+#[test]
+fn enrolment_request() {
+    same_both_ways(r#"{"token":"nse_abc"}"#, &EnrolmentRequest { token: "nse_abc".into() });
+    refused::<EnrolmentRequest>(&[r#"{}"#, r#"{"token":1}"#, r#"{"token":"nse_abc","name":"x"}"#]);
+}
+
+#[test]
+fn enrolment_grant() {
+    let grant = EnrolmentGrant {
+        gateway_id: DEVICE.into(),
+        name: "gw-u4".into(),
+        secret: "nsg_s".into(),
+        mqtt_username: "gw-0f1e".into(),
+        mqtt_password: "pw".into(),
+        keys: "ab".repeat(64),
+    };
+    let text = alloc::format!(
+        r#"{{"gateway_id":"{DEVICE}","name":"gw-u4","secret":"nsg_s","mqtt_username":"gw-0f1e","mqtt_password":"pw","keys":"{}"}}"#,
+        "ab".repeat(64)
+    );
+    same_both_ways(&text, &grant);
+    // The agent reads a grant without the MQTT password (it derives it from the keys) and with
+    // fields a newer central added.
+    let older = text.replace(r#""mqtt_password":"pw","#, "");
+    let read: EnrolmentGrant = serde_json::from_str(&older).unwrap();
+    assert_eq!(read, EnrolmentGrant { mqtt_password: String::new(), ..grant.clone() });
+    let newer = text.replace(r#""name""#, r#""site":"ut3","name""#);
+    assert_eq!(serde_json::from_str::<EnrolmentGrant>(&newer).unwrap(), grant);
+    refused::<EnrolmentGrant>(&[
+        &text.replace(r#","keys":"#, r#","k":"#),
+        &text.replace(r#""secret":"nsg_s""#, r#""secret":null"#),
+        "[]",
+    ]);
+}
+
+#[test]
+fn health_report() {
+    let report =
+        HealthReport { outbox_depth: 3, outbox_oldest_s: 12, outbox_dropped: 0, version: "0.1.0".into() };
+    same_both_ways(
+        r#"{"outbox_depth":3,"outbox_oldest_s":12,"outbox_dropped":0,"version":"0.1.0"}"#,
+        &report,
+    );
+    // Central accepts figures a newer agent adds.
+    let newer =
+        r#"{"outbox_depth":3,"outbox_oldest_s":12,"outbox_dropped":0,"version":"0.1.0","lora_frames":9}"#;
+    assert_eq!(serde_json::from_str::<HealthReport>(newer).unwrap(), report);
+    refused::<HealthReport>(&[
+        r#"{"outbox_depth":-1,"outbox_oldest_s":12,"outbox_dropped":0,"version":"0.1.0"}"#,
+        r#"{"outbox_depth":3,"outbox_oldest_s":12,"outbox_dropped":0}"#,
+        r#"{"outbox_depth":"3","outbox_oldest_s":12,"outbox_dropped":0,"version":"0.1.0"}"#,
+    ]);
+}
+
+#[test]
+fn deliveries_and_the_answer() {
+    let device: DeviceId = DEVICE.parse().unwrap();
+    same_both_ways(
+        &alloc::format!(r#"{{"devices":["{DEVICE}"]}}"#),
+        &Deliveries { devices: alloc::vec![device] },
+    );
+    same_both_ways(r#"{"devices":[]}"#, &Deliveries { devices: Vec::new() });
+    // What the agent sent before (`json!({"devices": ids})`, ids as `DeviceId::to_string`).
+    let ids: Vec<String> = alloc::vec![device.to_string()];
+    let before = serde_json::to_string(&serde_json::json!({ "devices": ids })).unwrap();
+    assert_eq!(serde_json::from_str::<Deliveries>(&before).unwrap().devices, [device]);
+    refused::<Deliveries>(&[
+        r#"{}"#,
+        r#"{"devices":["not-a-uuid"]}"#,
+        &alloc::format!(r#"{{"devices":["{DEVICE}"],"gateway":"x"}}"#),
+        r#"{"devices":"x"}"#,
+    ]);
+    same_both_ways(
+        r#"{"reported":2,"newly_delivered":1}"#,
+        &DeliveriesAnswer { reported: 2, newly_delivered: 1 },
+    );
+}
+
+#[test]
+fn relayed_logs_read_as_json_and_refuse_unknown_fields() {
+    let text = r#"{"logs":[{"device":"0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0","received_at_ms":1700000000000,"device_addr":"10.0.0.7","body":"msg=boom&levelno=40"}]}"#;
+    let logs: RelayedLogs = serde_json::from_str(text).unwrap();
+    assert_eq!(logs.logs[0].device_addr, "10.0.0.7");
+    assert_eq!(serde_json::to_string(&logs).unwrap(), text, "written as read");
+    refused::<RelayedLogs>(&[
+        r#"{"logs":[{"device":"x","received_at_ms":1,"device_addr":"a","body":""}]}"#,
+        r#"{"logs":[{"device":"0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0","received_at_ms":1,"device_addr":"a","body":"","authorization":"Basic eA=="}]}"#,
+        r#"{"logs":{}}"#,
+    ]);
+    same_both_ways(r#"{"stored":1,"refused":0}"#, &RelayedLogsAnswer { stored: 1, refused: 0 });
+    assert_eq!(MAX_RELAYED_LOGS, 100, "the doc of RelayedLogs (central's API document) says 100");
+}
+
+#[test]
+fn codec_names_and_stored_bytes() {
+    for (codec, name, index) in [
+        (Codec::CayenneLpp, "cayenne_lpp", 0u8),
+        (Codec::NeocampusLpp, "neocampus_lpp", 1),
+        (Codec::Hex, "hex", 2),
+    ] {
+        assert_eq!(codec.as_str(), name);
+        assert_eq!(codec.to_string(), name);
+        assert_eq!(name.parse::<Codec>(), Ok(codec));
+        same_both_ways(&alloc::format!("\"{name}\""), &codec);
+        // Central's stored sessions hold the variant index: reordering the variants would read
+        // every stored node with another codec.
+        assert_eq!(postcard::to_allocvec(&codec).unwrap(), [index], "{name}");
+        assert_eq!(postcard::from_bytes::<Codec>(&[index]).unwrap(), codec);
+    }
+    assert_eq!(Codec::CayenneLpp.lpp_format(), Some(crate::lpp::Format::Cayenne));
+    assert_eq!(Codec::Hex.lpp_format(), None);
+    for bad in ["", "Hex", "cayenne", "cayenne_lpp ", "CayenneLpp"] {
+        assert_eq!(bad.parse::<Codec>(), Err(UnknownCodec(bad.into())), "{bad:?}");
+    }
+    assert!(UnknownCodec("x".into()).to_string().contains("cayenne_lpp"));
+    refused::<Codec>(&[r#""CayenneLpp""#, r#""json""#, "0", "null"]);
+    assert!(postcard::from_bytes::<Codec>(&[3]).is_err());
+}

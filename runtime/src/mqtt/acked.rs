@@ -1,0 +1,212 @@
+//! The acknowledged-publish mode of the MQTT link: drains a durable store in order with QoS 1,
+//! removing each message only once the broker acknowledged it (the gateway's outbox uses it).
+//!
+//! It runs its own rumqttc event loop, built by the same [`super::options`] as the shared link
+//! (TLS, credentials, last will, packet limits), reconnects with the same [`Backoff`], and
+//! re-subscribes after each ConnAck. Which message a PUBACK acknowledges is kept by the pure
+//! [`Window`]. After a connection loss whatever was not acknowledged is sent again from the
+//! store, in order, over a clean session (rumqttc's own replay queue is dropped so that nothing
+//! is sent twice by two mechanisms); removals are batched and run on the blocking pool.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, Event, EventLoop, Outgoing, Packet, QoS};
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use super::window::Window;
+use super::{LinkConfig, Message};
+use crate::backoff::Backoff;
+
+/// Messages out at once (under rumqttc's inflight limit, so packet ids never collide).
+pub const WINDOW: usize = 64;
+
+/// How often acknowledgements are written when they trickle in.
+const ACK_FLUSH: Duration = Duration::from_millis(50);
+
+/// A message of the store, to publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    /// Its id in the store (increasing).
+    pub id: u64,
+    /// Topic.
+    pub topic: String,
+    /// Payload.
+    pub payload: Vec<u8>,
+}
+
+/// Where the publisher reads its messages and removes them once acknowledged.
+pub trait AckedStore: Clone + Send + Sync + 'static {
+    /// What reading or removing may fail with.
+    type Error: std::fmt::Display + Send + 'static;
+    /// Up to `limit` messages with ids above `after`, oldest first. Called on the event loop: it
+    /// must be a read that does not wait for a writer (redb's are).
+    fn read_after(&self, after: u64, limit: usize) -> Result<Vec<Stored>, Self::Error>;
+    /// Removes acknowledged messages (called on the blocking pool: it commits).
+    fn remove(&self, ids: &[u64]) -> Result<(), Self::Error>;
+    /// Notified when a message is stored.
+    fn stored(&self) -> &Notify;
+}
+
+/// Link counters, for metrics and the gateway's status.
+#[derive(Debug, Default)]
+pub struct AckedStats {
+    /// Whether the broker connection is up.
+    pub connected: AtomicBool,
+    /// Connections established.
+    pub connects: AtomicU64,
+    /// Connections lost or refused.
+    pub disconnects: AtomicU64,
+    /// Messages published (including sends again after a loss).
+    pub published: AtomicU64,
+}
+
+/// Drains `store` to the broker until `shutdown`; received messages (orders) go to `inbound`
+/// (dropped, with a warning, when it is full); `more_subscriptions` adds filters, kept across
+/// reconnections.
+pub async fn run<S: AckedStore>(
+    config: LinkConfig,
+    mut subscriptions: Vec<String>,
+    store: S,
+    stats: Arc<AckedStats>,
+    inbound: mpsc::Sender<Message>,
+    mut more_subscriptions: mpsc::Receiver<String>,
+    shutdown: CancellationToken,
+) {
+    let options = super::options(&config, Some(u16::try_from(WINDOW * 2).unwrap_or(u16::MAX)));
+    let (client, mut eventloop) = AsyncClient::new(options, WINDOW * 4);
+    let broker = format!("{}:{}", config.url.host, config.url.port);
+    let mut backoff = Backoff::new(config.min_backoff, config.max_backoff);
+    let mut window = Window::new(WINDOW);
+    let mut flush = tokio::time::interval(ACK_FLUSH);
+    flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        if stats.connected.load(Ordering::Relaxed) {
+            fill(&client, &store, &mut window);
+        }
+        let idle = window.is_idle();
+        let event = tokio::select! {
+            () = shutdown.cancelled() => break,
+            event = eventloop.poll() => event,
+            // New messages while idle.
+            () = store.stored().notified(), if idle => continue,
+            _ = flush.tick(), if window.pending_acks() > 0 => {
+                remove_acked(&store, &mut window).await;
+                continue;
+            }
+            Some(filter) = more_subscriptions.recv() => {
+                if !subscriptions.contains(&filter) {
+                    if stats.connected.load(Ordering::Relaxed) {
+                        let _ = client.try_subscribe(&filter, QoS::AtLeastOnce);
+                    }
+                    tracing::info!(filter = %filter, "subscribed");
+                    subscriptions.push(filter);
+                }
+                continue;
+            }
+        };
+        match event {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                stats.connected.store(true, Ordering::Relaxed);
+                stats.connects.fetch_add(1, Ordering::Relaxed);
+                backoff.reset();
+                tracing::info!(broker = %broker, "acknowledged link up");
+                for filter in &subscriptions {
+                    let _ = client.try_subscribe(filter, QoS::AtLeastOnce);
+                }
+                if let Some(topic) = &config.state_topic {
+                    let _ = client.try_publish(topic, QoS::AtLeastOnce, true, "online");
+                }
+            }
+            Ok(Event::Outgoing(Outgoing::Publish(pkid))) => {
+                if window.sent(pkid) {
+                    stats.published.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Ok(Event::Incoming(Packet::PubAck(ack))) => {
+                if window.acknowledged(ack.pkid).is_some() && window.pending_acks() >= WINDOW / 2 {
+                    remove_acked(&store, &mut window).await;
+                }
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                let message = Message { topic: p.topic, payload: p.payload, retain: p.retain };
+                if inbound.try_send(message).is_err() {
+                    tracing::warn!("inbound queue full: message dropped");
+                }
+            }
+            Ok(_) => {}
+            Err(err) => {
+                if stats.connected.swap(false, Ordering::Relaxed) {
+                    tracing::warn!(broker = %broker, error = %err, unacknowledged = window.in_flight(), "acknowledged link down; the store keeps everything");
+                } else {
+                    tracing::debug!(broker = %broker, error = %err, "acknowledged link: connection failed");
+                }
+                stats.disconnects.fetch_add(1, Ordering::Relaxed);
+                // What was not acknowledged goes again from the store, in order.
+                remove_acked(&store, &mut window).await;
+                eventloop.pending.clear();
+                window.reset();
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    () = tokio::time::sleep(backoff.next_delay()) => {}
+                }
+            }
+        }
+    }
+    remove_acked(&store, &mut window).await;
+    stop(&config, &client, &mut eventloop, &stats).await;
+    tracing::info!(broker = %broker, "acknowledged link stopped");
+}
+
+/// Keeps the window full: reads the next messages and hands them to the client.
+fn fill<S: AckedStore>(client: &AsyncClient, store: &S, window: &mut Window) {
+    let room = window.room();
+    if room == 0 {
+        return;
+    }
+    match store.read_after(window.last_requested(), room) {
+        Ok(batch) => {
+            for m in batch {
+                if client.try_publish(&m.topic, QoS::AtLeastOnce, false, m.payload).is_err() {
+                    break;
+                }
+                window.requested(m.id);
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "reading the messages to publish"),
+    }
+}
+
+/// Removes the acknowledged messages from the store (one commit, on the blocking pool).
+async fn remove_acked<S: AckedStore>(store: &S, window: &mut Window) {
+    let ids = window.take_acked();
+    if ids.is_empty() {
+        return;
+    }
+    let store = store.clone();
+    if let Err(e) = crate::blocking::run(move || store.remove(&ids)).await {
+        // Kept: they are sent again after the next reconnection, which is safe (ids dedupe).
+        tracing::error!(error = %e, "removing acknowledged messages");
+    }
+}
+
+/// A clean stop: `offline` on the state topic, then DISCONNECT (so the last will is not sent).
+async fn stop(config: &LinkConfig, client: &AsyncClient, eventloop: &mut EventLoop, stats: &AckedStats) {
+    if !stats.connected.swap(false, Ordering::Relaxed) {
+        return;
+    }
+    if let Some(topic) = &config.state_topic {
+        let _ = client.try_publish(topic, QoS::AtLeastOnce, true, "offline");
+    }
+    let _ = client.try_disconnect();
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while let Ok(event) = eventloop.poll().await {
+            if matches!(event, Event::Outgoing(Outgoing::Disconnect)) {
+                break;
+            }
+        }
+    })
+    .await;
+}
