@@ -217,7 +217,7 @@ async fn start_pipelines(
     let (control_tx, control_rx) = tokio::sync::mpsc::channel(100);
     tasks.critical("inbound splitter", split_inbound(link.inbound, status_tx, control_tx));
     // Read at start, before any task runs: the monitor's alerts come from the store.
-    let store = registry.shared_store();
+    let store = registry.alert_store();
     let monitor = neosens_runtime::blocking::run(move || monitor::Monitor::open(store)).await?;
     let (seen_tx, seen_rx) = tokio::sync::mpsc::channel(64);
     let webhook = config.alerts.webhook_url.as_ref().map(|url| {

@@ -106,6 +106,30 @@ pub struct Sources {
     pub connections: Arc<neosens_runtime::http::ConnectionStats>,
 }
 
+/// `neosens_store_write_duration_seconds`: the store's commit durations, read from its own
+/// counters at each scrape (the store does not depend on a metrics library).
+#[derive(Debug)]
+struct CommitTimesMetric(Arc<Registry>);
+
+impl Collector for CommitTimesMetric {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Some(times) = self.0.store_commit_times() else { return Ok(()) };
+        let metric = encoder.encode_descriptor(
+            "neosens_store_write_duration_seconds",
+            "Store write commit durations",
+            None,
+            MetricType::Histogram,
+        )?;
+        let mut metric = metric;
+        metric.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+            times.sum_s,
+            times.count,
+            &times.buckets,
+            None,
+        )
+    }
+}
+
 /// Per-gateway gauges: (name, help, value of a gateway).
 type GatewayGauge = (&'static str, &'static str, fn(&Contact, i64, u64) -> i64);
 
@@ -333,7 +357,6 @@ impl Metrics {
     /// Metrics reading live values from these components.
     pub fn new(sources: Sources, tasks: Arc<neosens_runtime::supervisor::TaskHealth>) -> Self {
         let mut prom = PromRegistry::default();
-        let registry_store_writes = sources.registry.store_write_durations();
         prom.register_collector(Box::new(neosens_runtime::supervisor::TaskMetrics {
             prefix: "neosens",
             health: tasks,
@@ -367,6 +390,7 @@ impl Metrics {
             "Legacy provisioning requests by outcome",
             provisioning.clone(),
         );
+        prom.register_collector(Box::new(CommitTimesMetric(Arc::clone(&sources.registry))));
         prom.register_collector(Box::new(sources));
         let info =
             Family::<[(&'static str, &'static str); 1], prometheus_client::metrics::gauge::Gauge>::default();
@@ -375,9 +399,6 @@ impl Metrics {
         let http = Family::<HttpLabels, Histogram>::new_with_constructor(|| {
             Histogram::new([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0])
         });
-        if let Some(writes) = registry_store_writes {
-            prom.register("neosens_store_write_duration_seconds", "Store write commit durations", writes);
-        }
         prom.register(
             "neosens_http_request_duration_seconds",
             "HTTP request durations by route pattern",

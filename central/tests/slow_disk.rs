@@ -11,7 +11,10 @@ use std::time::{Duration, Instant};
 
 use common::{ADMIN, LOGIN, MAC, first_password, register_example};
 use neosens_central::model::{AlertRecord, DeviceStatusRecord, OrderRecord};
-use neosens_central::store::{ChangeEntry, DeviceLogEntry, RedbStore, Snapshot, Store, StoreError, Write};
+use neosens_central::store::{
+    AlertStore, ChangeEntry, CommitSnapshot, DeviceHistory, DeviceLogEntry, RedbStore, RegistryStore,
+    SettingsStore, Snapshot, StoreError, StoreStats, Write,
+};
 use neosens_runtime::testing::{http_json, raw_http};
 use serde_json::json;
 
@@ -37,7 +40,7 @@ impl SlowStore {
     }
 }
 
-impl Store for SlowStore {
+impl RegistryStore for SlowStore {
     fn load(&self) -> Result<Snapshot, StoreError> {
         self.inner.load()
     }
@@ -50,6 +53,9 @@ impl Store for SlowStore {
     fn changes_since(&self, revision: u64, limit: usize) -> Result<Vec<ChangeEntry>, StoreError> {
         self.inner.changes_since(revision, limit)
     }
+}
+
+impl DeviceHistory for SlowStore {
     fn append_device_log(&self, entry: &DeviceLogEntry) -> Result<(), StoreError> {
         self.slow(|| self.inner.append_device_log(entry))
     }
@@ -62,23 +68,32 @@ impl Store for SlowStore {
     fn device_orders(&self, device: [u8; 16], limit: usize) -> Result<Vec<OrderRecord>, StoreError> {
         self.inner.device_orders(device, limit)
     }
+}
+
+impl AlertStore for SlowStore {
     fn put_alerts(&self, alerts: &[AlertRecord], forget: &[u64]) -> Result<(), StoreError> {
         self.slow(|| self.inner.put_alerts(alerts, forget))
     }
     fn alerts(&self) -> Result<Vec<AlertRecord>, StoreError> {
         self.inner.alerts()
     }
+}
+
+impl SettingsStore for SlowStore {
     fn user_settings(&self, user: [u8; 16]) -> Result<Option<String>, StoreError> {
         self.inner.user_settings(user)
     }
     fn put_user_settings(&self, user: [u8; 16], settings: Option<&str>) -> Result<(), StoreError> {
         self.slow(|| self.inner.put_user_settings(user, settings))
     }
+}
+
+impl StoreStats for SlowStore {
     fn size_bytes(&self) -> u64 {
         self.inner.size_bytes()
     }
-    fn write_durations(&self) -> Option<prometheus_client::metrics::histogram::Histogram> {
-        self.inner.write_durations()
+    fn commit_times(&self) -> Option<CommitSnapshot> {
+        self.inner.commit_times()
     }
 }
 

@@ -4,10 +4,13 @@
 //! what was stored, and frame counters follow the node's session (a new session counts from
 //! central's counter; without a counter of its own the gateway takes central's as the floor).
 
+mod common;
+
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
 use base64::Engine;
+use common::disk::TestDisk;
 use lorawan::creator::DataPayloadCreator;
 use lorawan::keys::{AppSKey, NewSKey};
 use lorawan::parser::FCtrl;
@@ -192,42 +195,12 @@ fn counters_stored_by_the_previous_version_still_hold() {
     assert_eq!((count(&r.stats, "replay"), count(&r.stats, "decoded")), (1, 1));
 }
 
-/// A disk that fails every sync while `failing` is set (an I/O error, as a full or dying SD card
-/// gives), over redb's in-memory backend.
-#[derive(Debug, Default)]
-struct FailingDisk {
-    inner: redb::backends::InMemoryBackend,
-    failing: Arc<AtomicBool>,
-}
-
-impl redb::StorageBackend for FailingDisk {
-    fn len(&self) -> Result<u64, std::io::Error> {
-        self.inner.len()
-    }
-    fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), std::io::Error> {
-        self.inner.read(offset, out)
-    }
-    fn set_len(&self, len: u64) -> Result<(), std::io::Error> {
-        self.inner.set_len(len)
-    }
-    fn sync_data(&self) -> Result<(), std::io::Error> {
-        if self.failing.load(Ordering::Relaxed) {
-            return Err(std::io::Error::other("simulated I/O error"));
-        }
-        self.inner.sync_data()
-    }
-    fn write(&self, offset: u64, data: &[u8]) -> Result<(), std::io::Error> {
-        self.inner.write(offset, data)
-    }
-}
-
 #[test]
 fn no_push_ack_for_frames_that_were_not_stored() {
-    let failing = Arc::new(AtomicBool::new(false));
-    let disk = FailingDisk { failing: Arc::clone(&failing), ..FailingDisk::default() };
+    let (disk, control) = TestDisk::new();
     let r = rig_on(Cache::open_on(disk).unwrap(), node(&keys(), NWK, APP, 0));
     assert_eq!(r.pipeline.handle(&push(&[frame(ADDR, 1, NWK, APP)])), Some([2, 0x12, 0x34, 0x01]));
-    failing.store(true, Ordering::Relaxed);
+    control.failing.store(true, Ordering::Relaxed);
     let pull = [2, 0, 7, 0x02, 0xaa, 0x55, 0x5a, 0, 0, 0, 0, 1];
     let answers = r.pipeline.handle_batch(&[&push(&[frame(ADDR, 2, NWK, APP)]), &pull]);
     assert_eq!(

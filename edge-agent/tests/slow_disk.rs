@@ -8,9 +8,10 @@ mod common;
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use common::disk::TestDisk;
 use common::{api, enrolled_gateway, metric, start_central};
 use neosens_edge::cache::Cache;
 use neosens_runtime::testing::{Mosquitto, raw_http, wait_until};
@@ -21,36 +22,6 @@ const COMMIT: Duration = Duration::from_millis(1500);
 /// Far below one commit: an answer that waited for the disk cannot come in under it.
 const ANSWER_BOUND: Duration = Duration::from_millis(500);
 const MAC: &str = "24:0a:c4:00:00:0a";
-
-/// redb's in-memory backend, with `fsync`s made slow on demand; counts the syncs in progress.
-#[derive(Debug, Default)]
-struct SlowDisk {
-    inner: redb::backends::InMemoryBackend,
-    delay_ms: Arc<AtomicU64>,
-    syncing: Arc<AtomicU64>,
-}
-
-impl redb::StorageBackend for SlowDisk {
-    fn len(&self) -> Result<u64, std::io::Error> {
-        self.inner.len()
-    }
-    fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), std::io::Error> {
-        self.inner.read(offset, out)
-    }
-    fn set_len(&self, len: u64) -> Result<(), std::io::Error> {
-        self.inner.set_len(len)
-    }
-    fn sync_data(&self) -> Result<(), std::io::Error> {
-        self.syncing.fetch_add(1, Ordering::SeqCst);
-        std::thread::sleep(Duration::from_millis(self.delay_ms.load(Ordering::SeqCst)));
-        let out = self.inner.sync_data();
-        self.syncing.fetch_sub(1, Ordering::SeqCst);
-        out
-    }
-    fn write(&self, offset: u64, data: &[u8]) -> Result<(), std::io::Error> {
-        self.inner.write(offset, data)
-    }
-}
 
 /// A PULL_DATA round trip: how long the agent took to answer it.
 fn pull(udp: &UdpSocket, agent: SocketAddr, token: u16) -> Duration {
@@ -79,9 +50,7 @@ fn health_and_pull_acks_answer_while_the_disk_is_slow() {
     let gateway_dir = enrolled_gateway(c, "gw-slow", json!({"buildings": [building["id"]]}));
 
     // The agent, in this process, on one async worker and a disk that can turn slow.
-    let (delay_ms, syncing) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let disk =
-        SlowDisk { delay_ms: Arc::clone(&delay_ms), syncing: Arc::clone(&syncing), ..SlowDisk::default() };
+    let (disk, control) = TestDisk::new();
     let cache = Cache::open_on(disk).unwrap();
     let udp_port = neosens_runtime::testing::free_port();
     let mut config = neosens_edge::Config::default();
@@ -99,7 +68,7 @@ fn health_and_pull_acks_answer_while_the_disk_is_slow() {
 
     // Central goes away: the gateway delivers the staged password itself, a slow commit.
     drop(central);
-    delay_ms.store(COMMIT.as_millis() as u64, Ordering::SeqCst);
+    control.delay_ms.store(COMMIT.as_millis() as u64, Ordering::SeqCst);
     let delivery = std::thread::spawn(move || {
         let request =
             format!("GET /device/credentials?mac={MAC} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
@@ -107,7 +76,7 @@ fn health_and_pull_acks_answer_while_the_disk_is_slow() {
         let answer = raw_http(agent, request.as_bytes());
         (answer.status, answer.text(), started.elapsed())
     });
-    wait_until("a commit in progress", || syncing.load(Ordering::SeqCst) > 0);
+    wait_until("a commit in progress", || control.syncing.load(Ordering::SeqCst) > 0);
 
     let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
     udp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -121,7 +90,10 @@ fn health_and_pull_acks_answer_while_the_disk_is_slow() {
         );
         slowest = slowest.max(started.elapsed()).max(pull(&udp, forwarder, token));
     }
-    assert!(syncing.load(Ordering::SeqCst) > 0, "the answers were measured while the commit was in progress");
+    assert!(
+        control.syncing.load(Ordering::SeqCst) > 0,
+        "the answers were measured while the commit was in progress"
+    );
     assert!(slowest < ANSWER_BOUND, "health + PULL_ACK took {slowest:?} behind a {COMMIT:?} commit");
 
     // The delivery was answered once stored, with the password.

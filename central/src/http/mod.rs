@@ -186,3 +186,7 @@ async fn observe(
         .observe(started.elapsed().as_secs_f64());
     response
 }
+
+#[cfg(test)]
+#[path = "handler_tests.rs"]
+mod handler_tests;

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::tracker::{AlertSummary, Change, Tracker};
 use crate::model::{Ack, AlertKind, AlertRecord};
-use crate::store::{Store, StoreError};
+use crate::store::{AlertStore, StoreError};
 
 /// Resolved alerts kept (in memory and in the store).
 pub const HISTORY: usize = 1_000;
@@ -153,7 +153,7 @@ impl Shared {
 #[derive(Clone)]
 pub struct Monitor {
     pub(super) shared: Arc<Mutex<Shared>>,
-    store: Option<Arc<dyn Store>>,
+    store: Option<Arc<dyn AlertStore>>,
     /// Serialises writes so that an older copy of an alert never lands after a newer one.
     writing: Arc<Mutex<()>>,
 }
@@ -174,7 +174,7 @@ impl Default for Monitor {
 impl Monitor {
     /// A monitor that stores its alerts, with those stored before: open outages are taken back
     /// by the tracker, open failure alerts wait for the device's next status.
-    pub fn open(store: Arc<dyn Store>) -> Result<Self, StoreError> {
+    pub fn open(store: Arc<dyn AlertStore>) -> Result<Self, StoreError> {
         let mut shared = Shared::default();
         let stored = store.alerts()?;
         let last = stored.iter().map(|r| r.id).max().unwrap_or(0);

@@ -170,7 +170,7 @@ mod tests {
 
     /// Opens the monitor the way `run` does: its store read on the blocking pool.
     async fn open_monitor(registry: &Arc<Registry>) -> Monitor {
-        registry.blocking(|r| Monitor::open(r.shared_store())).await.unwrap()
+        registry.blocking(|r| Monitor::open(r.alert_store())).await.unwrap()
     }
 
     /// The fixture registry, built on the blocking pool as `run` would.
@@ -282,7 +282,7 @@ mod tests {
         seen_tx.send(vec![seen(id, wall_in(MIN))]).await.unwrap();
         tokio::time::sleep(Duration::from_millis(10)).await;
         shutdown.cancel();
-        let stored = registry.blocking(|r| r.shared_store().alerts()).await.unwrap();
+        let stored = registry.blocking(|r| r.alert_store().alerts()).await.unwrap();
         assert_eq!(stored.len(), 1);
         assert!(stored[0].resolved_at.is_some());
     }

@@ -137,6 +137,19 @@ mod tests {
     use axum::routing::post;
     use std::sync::Mutex;
 
+    /// Serves `app` on a free port; the config of a webhook to its `/hook` with `attempts`.
+    async fn receiver(app: axum::Router, attempts: u32) -> WebhookConfig {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        WebhookConfig {
+            url: format!("http://{addr}/hook"),
+            timeout: Duration::from_secs(5),
+            attempts,
+            first_backoff: Duration::from_millis(20),
+        }
+    }
+
     #[tokio::test]
     async fn delivers_json_and_retries_when_the_receiver_first_fails() {
         let received: Arc<Mutex<Vec<Value>>> = Arc::default();
@@ -155,18 +168,8 @@ mod tests {
                 }),
             )
         };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await });
-
         let shutdown = CancellationToken::new();
-        let config = WebhookConfig {
-            url: format!("http://{addr}/hook"),
-            timeout: Duration::from_secs(5),
-            attempts: 3,
-            first_backoff: Duration::from_millis(20),
-        };
-        let hook = Webhook::start(config, shutdown.clone());
+        let hook = Webhook::start(receiver(app, 3).await, shutdown.clone());
         hook.send(serde_json::json!({"event": "opened", "alert": {"id": 7}}));
         tokio::time::timeout(Duration::from_secs(10), async {
             while hook.stats.delivered.load(Ordering::SeqCst) == 0 {
@@ -216,17 +219,8 @@ mod tests {
                 }),
             )
         };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await });
         let shutdown = CancellationToken::new();
-        let config = WebhookConfig {
-            url: format!("http://{addr}/hook"),
-            timeout: Duration::from_secs(5),
-            attempts: 5,
-            first_backoff: Duration::from_millis(10),
-        };
-        let hook = Webhook::start(config, shutdown.clone());
+        let hook = Webhook::start(receiver(app, 5).await, shutdown.clone());
         hook.send(serde_json::json!({"event": "opened"}));
         tokio::time::timeout(Duration::from_secs(10), async {
             while hook.stats.failed.load(Ordering::SeqCst) == 0 {

@@ -171,8 +171,8 @@ impl Registry {
     }
 
     /// The store, shared (for components that keep their own records in it: alerts).
-    pub fn shared_store(&self) -> Arc<dyn Store> {
-        Arc::clone(&self.store)
+    pub fn alert_store(&self) -> Arc<dyn crate::store::AlertStore> {
+        Arc::clone(&self.store) as Arc<dyn crate::store::AlertStore>
     }
 
     /// Runs `work` against the registry on the blocking pool: the way async code calls anything

@@ -34,8 +34,8 @@ impl Registry {
     }
 
     /// The store's commit durations, when it measures them (`/metrics`).
-    pub fn store_write_durations(&self) -> Option<prometheus_client::metrics::histogram::Histogram> {
-        self.store.write_durations()
+    pub fn store_commit_times(&self) -> Option<crate::store::CommitSnapshot> {
+        self.store.commit_times()
     }
 
     /// Up to `limit` change-log entries after `revision` (followers: dynamic security, monitor).

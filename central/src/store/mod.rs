@@ -8,6 +8,7 @@
 //! never a mix. Device statuses, which change every few minutes per device and are not synced,
 //! are written apart, in batches, by [`Store::put_statuses`].
 
+mod commit_times;
 mod redb_store;
 mod user_settings;
 
@@ -19,6 +20,7 @@ use crate::model::{
     OrderRecord, Record, Room, Site, Timestamp, User,
 };
 
+pub use commit_times::{BOUNDS as COMMIT_BUCKETS, CommitSnapshot, CommitTimes};
 pub use redb_store::RedbStore;
 
 /// The schema version this build writes. Opening an older store migrates it; a newer one is refused.
@@ -119,13 +121,14 @@ pub struct Snapshot {
     pub tokens: Vec<ApiToken>,
 }
 
-/// A persistence backend.
-pub trait Store: Send + Sync + 'static {
+/// The registry's records, the devices' last statuses and the change log the gateways sync from.
+pub trait RegistryStore: Send + Sync {
     /// Reads everything (at start).
     fn load(&self) -> Result<Snapshot, StoreError>;
 
     /// Applies `writes` atomically, appending one change-log entry per write; returns the revision
-    /// of the last one (the current revision when `writes` is empty).
+    /// of the last one (the current revision when `writes` is empty). Deleting a device removes
+    /// its status, log lines and orders with it.
     fn apply(&self, writes: &[Write]) -> Result<u64, StoreError>;
 
     /// Stores the last statuses of some devices (one transaction, not in the change log).
@@ -133,7 +136,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Change-log entries after `revision`, oldest first, at most `limit`.
     fn changes_since(&self, revision: u64, limit: usize) -> Result<Vec<ChangeEntry>, StoreError>;
+}
 
+/// What is kept of each device beside its record: its log lines and the orders sent to it,
+/// bounded per device.
+pub trait DeviceHistory: Send + Sync {
     /// Appends a device log line, removing the device's oldest beyond [`MAX_LOGS_PER_DEVICE`].
     fn append_device_log(&self, entry: &DeviceLogEntry) -> Result<(), StoreError>;
 
@@ -146,25 +153,40 @@ pub trait Store: Send + Sync + 'static {
 
     /// The most recent orders of a device, newest first.
     fn device_orders(&self, device: [u8; 16], limit: usize) -> Result<Vec<OrderRecord>, StoreError>;
+}
 
+/// The monitor's alerts.
+pub trait AlertStore: Send + Sync {
     /// Stores alerts (new or changed) and removes old ones, in one transaction.
     fn put_alerts(&self, alerts: &[AlertRecord], forget: &[u64]) -> Result<(), StoreError>;
 
     /// Every stored alert, by id.
     fn alerts(&self) -> Result<Vec<AlertRecord>, StoreError>;
+}
 
+/// Each dashboard user's settings.
+pub trait SettingsStore: Send + Sync {
     /// A user's dashboard settings (JSON text), if saved.
     fn user_settings(&self, user: [u8; 16]) -> Result<Option<String>, StoreError>;
 
     /// Saves (or with `None` forgets) a user's dashboard settings.
     fn put_user_settings(&self, user: [u8; 16], settings: Option<&str>) -> Result<(), StoreError>;
+}
 
-    /// Bytes the store takes on disk (for metrics).
+/// What `/metrics` reads of the store itself.
+pub trait StoreStats: Send + Sync {
+    /// Bytes the store takes on disk.
     fn size_bytes(&self) -> u64;
 
-    /// Durations of write commits, seconds, when the backend measures them (for metrics).
-    fn write_durations(&self) -> Option<prometheus_client::metrics::histogram::Histogram>;
+    /// Durations of its write commits, when the backend measures them.
+    fn commit_times(&self) -> Option<CommitSnapshot>;
 }
+
+/// A whole persistence backend: every concern above. The registry holds one; the monitor only
+/// its alerts ([`AlertStore`]).
+pub trait Store: RegistryStore + DeviceHistory + AlertStore + SettingsStore + StoreStats + 'static {}
+
+impl<T: RegistryStore + DeviceHistory + AlertStore + SettingsStore + StoreStats + 'static> Store for T {}
 
 #[cfg(test)]
 #[path = "disk_format_tests.rs"]

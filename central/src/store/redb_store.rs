@@ -4,13 +4,15 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use neosens_protocol::hex;
-use prometheus_client::metrics::histogram::Histogram;
 
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{ChangeEntry, DeviceLogEntry, SCHEMA_VERSION, Snapshot, Store, StoreError, Write};
+use super::{
+    AlertStore, ChangeEntry, CommitSnapshot, CommitTimes, DeviceHistory, DeviceLogEntry, RegistryStore,
+    SCHEMA_VERSION, SettingsStore, Snapshot, StoreError, StoreStats, Write,
+};
 use crate::model::{AlertRecord, EntityKind, Record};
 
 type Key = [u8; 16];
@@ -84,8 +86,8 @@ pub(super) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
 pub struct RedbStore {
     db: Database,
     path: PathBuf,
-    /// Commit durations of write transactions, seconds (for `/metrics`).
-    writes: Histogram,
+    /// Commit durations of write transactions (for `/metrics`).
+    writes: CommitTimes,
 }
 
 impl RedbStore {
@@ -98,8 +100,7 @@ impl RedbStore {
             .set_cache_size(CACHE_BYTES)
             .create(&path)
             .map_err(|e| StoreError::Backend(format!("{}: {e}", path.display())))?;
-        let writes = Histogram::new([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0]);
-        let store = RedbStore { db, path, writes };
+        let store = RedbStore { db, path, writes: CommitTimes::default() };
         store.migrate()?;
         Ok(store)
     }
@@ -193,7 +194,7 @@ impl RedbStore {
     /// Commits a write transaction, timing it.
     pub(super) fn commit(&self, txn: redb::WriteTransaction, started: Instant) -> Result<(), StoreError> {
         txn.commit().map_err(backend)?;
-        self.writes.observe(started.elapsed().as_secs_f64());
+        self.writes.observe(started.elapsed());
         Ok(())
     }
 }
@@ -245,7 +246,7 @@ fn values<T>(pairs: Vec<(Key, T)>) -> Vec<T> {
     pairs.into_iter().map(|(_, v)| v).collect()
 }
 
-impl Store for RedbStore {
+impl RegistryStore for RedbStore {
     fn load(&self) -> Result<Snapshot, StoreError> {
         let txn = begin_read(&self.db).map_err(backend)?;
         let revision = txn
@@ -347,7 +348,9 @@ impl Store for RedbStore {
         }
         Ok(out)
     }
+}
 
+impl DeviceHistory for RedbStore {
     fn append_device_log(&self, entry: &DeviceLogEntry) -> Result<(), StoreError> {
         self.append_keyed(
             DEVICE_LOGS,
@@ -373,7 +376,9 @@ impl Store for RedbStore {
     ) -> Result<Vec<crate::model::OrderRecord>, StoreError> {
         self.newest_keyed(ORDERS, EntityKind::Device, device, limit)
     }
+}
 
+impl AlertStore for RedbStore {
     fn put_alerts(&self, alerts: &[AlertRecord], forget: &[u64]) -> Result<(), StoreError> {
         let started = Instant::now();
         let txn = begin_write(&self.db).map_err(backend)?;
@@ -403,7 +408,9 @@ impl Store for RedbStore {
         }
         Ok(out)
     }
+}
 
+impl SettingsStore for RedbStore {
     fn user_settings(&self, user: [u8; 16]) -> Result<Option<String>, StoreError> {
         self.read_user_settings(user)
     }
@@ -411,13 +418,15 @@ impl Store for RedbStore {
     fn put_user_settings(&self, user: [u8; 16], settings: Option<&str>) -> Result<(), StoreError> {
         self.write_user_settings(user, settings)
     }
+}
 
+impl StoreStats for RedbStore {
     fn size_bytes(&self) -> u64 {
         std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0)
     }
 
-    fn write_durations(&self) -> Option<Histogram> {
-        Some(self.writes.clone())
+    fn commit_times(&self) -> Option<CommitSnapshot> {
+        Some(self.writes.snapshot())
     }
 }
 

@@ -33,7 +33,7 @@ impl RedbStore {
 
 #[cfg(test)]
 mod tests {
-    use crate::store::{RedbStore, Store};
+    use crate::store::{RedbStore, SettingsStore};
 
     #[test]
     fn settings_are_kept_per_user_and_survive_reopening() {

@@ -1,0 +1,175 @@
+//! Handler tests: the whole router, called in-process with `Router::oneshot` (no socket), over a
+//! real registry in a temporary directory. They pin what each answer looks like — status, JSON
+//! error body, legacy status codes — where the end-to-end tests drive the real binary.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{Request, StatusCode, header};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+use super::{AppState, PASSWORD_THREADS, PASSWORDS_WAITING, SCAN_POLICY, Sessions, Throttle};
+use crate::registry::{BuildingInput, GatewayInput, ScopeInput, test_registry};
+
+const ADMIN: &str = "handler-test-admin-token";
+
+/// The app over a fixture registry (building `U4`, room `302`, type `esp32`, one device), an
+/// MQTT link to nowhere, and an admin token; the directory must outlive it.
+async fn app(dir: &std::path::Path) -> (axum::Router, AppState) {
+    let dir = dir.to_owned();
+    let registry = neosens_runtime::blocking::run(move || {
+        let (registry, _, _) = test_registry(&dir, 1);
+        registry.bootstrap_admin(Some(ADMIN)).unwrap();
+        registry
+    })
+    .await;
+    let link = neosens_runtime::mqtt::LinkConfig::new("mqtt://127.0.0.1:1".parse().unwrap(), "handler-test");
+    let (mqtt, _inbound) = neosens_runtime::mqtt::start(link, CancellationToken::new());
+    let config = Arc::new(crate::Config::default());
+    let monitor = crate::monitor::Monitor::default();
+    let gateways = crate::gateway_health::GatewayHealth::default();
+    let tasks: Arc<neosens_runtime::supervisor::TaskHealth> = Arc::default();
+    let sources = crate::metrics::Sources {
+        link: mqtt.clone(),
+        ingest: Arc::default(),
+        registry: Arc::clone(&registry),
+        monitor: monitor.clone(),
+        webhook: None,
+        gateways: gateways.clone(),
+        connections: Arc::default(),
+    };
+    let state = AppState {
+        metrics: Arc::new(crate::metrics::Metrics::new(sources, Arc::clone(&tasks))),
+        sessions: Arc::new(Sessions::new(&config.auth)),
+        scans: Arc::new(Throttle::new(SCAN_POLICY)),
+        scrape: neosens_runtime::http::ScrapeToken::new(None).unwrap(),
+        notices: tokio::sync::mpsc::channel(8).0,
+        passwords: neosens_runtime::workers::Workers::start("password", PASSWORD_THREADS, PASSWORDS_WAITING)
+            .unwrap(),
+        device_networks: Arc::new(Vec::new()),
+        config,
+        registry,
+        mqtt,
+        monitor,
+        gateways,
+        tasks,
+    };
+    (super::router(state.clone(), false), state)
+}
+
+/// One request; returns the status and the body as JSON (`Null` when it is not JSON).
+async fn call(
+    app: &axum::Router,
+    method: &str,
+    uri: &str,
+    bearer: bool,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut request = Request::builder().method(method).uri(uri);
+    if bearer {
+        request = request.header(header::AUTHORIZATION, format!("Bearer {ADMIN}"));
+    }
+    let body = match body {
+        Some(v) => {
+            request = request.header(header::CONTENT_TYPE, "application/json");
+            Body::from(v.to_string())
+        }
+        None => Body::empty(),
+    };
+    let mut request = request.body(body).unwrap();
+    // What the listener adds to every request.
+    request.extensions_mut().insert(ConnectInfo(SocketAddr::from(([10, 0, 0, 7], 40000))));
+    let answer = app.clone().oneshot(request).await.unwrap();
+    let status = answer.status();
+    let bytes = axum::body::to_bytes(answer.into_body(), 1 << 20).await.unwrap();
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn api_errors_have_one_shape_with_the_field_to_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, _) = app(dir.path()).await;
+    let (status, body) = call(&app, "GET", "/api/v1/devices", false, None).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("unauthorized")));
+
+    let (status, body) = call(&app, "GET", "/api/v1/devices?sort=password", true, None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(
+        (body["error"]["code"].as_str(), body["error"]["field"].as_str()),
+        (Some("invalid_field"), Some("sort"))
+    );
+
+    let device = json!({"uid": "not-a-mac", "type": "esp32", "rooms": []});
+    let (status, body) = call(&app, "POST", "/api/v1/devices", true, Some(device)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["error"]["field"].is_string(), "{body}");
+
+    let (status, body) = call(&app, "GET", "/api/v1/devices/24:0a:c4:ff:ff:ff", true, None).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
+
+    let (status, body) = call(&app, "POST", "/api/v1/devices", true, Some(json!({"uid": 1}))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "malformed bodies are JSON errors too: {body}");
+    assert_eq!(body["error"]["code"], "bad_request");
+}
+
+#[tokio::test]
+async fn listings_sort_and_page_through_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, _) = app(dir.path()).await;
+    let (status, body) = call(&app, "GET", "/api/v1/devices?sort=-uid&limit=1", true, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (body["items"].as_array().map(Vec::len), body["total"].as_u64()),
+        (Some(1), Some(1)),
+        "{body}"
+    );
+    assert_eq!(body["items"][0]["uid"], "24:0A:C4:00:00:00");
+}
+
+#[tokio::test]
+async fn a_building_a_gateway_covers_cannot_be_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, state) = app(dir.path()).await;
+    // An empty building (one with rooms is refused for that first).
+    let input = BuildingInput { site: None, name: "Annex".into(), description: String::new() };
+    let building = state.registry.blocking(move |r| r.create_building(input)).await.unwrap().id;
+    let gateway =
+        GatewayInput { name: "gw-u4".into(), scope: ScopeInput::Buildings(vec![*building.as_uuid()]) };
+    state.registry.blocking(move |r| r.create_gateway(gateway)).await.unwrap();
+    let (status, body) = call(&app, "DELETE", &format!("/api/v1/buildings/{building}"), true, None).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("gw-u4"), "{body}");
+}
+
+#[tokio::test]
+async fn legacy_paths_answer_with_the_firmware_status_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, _) = app(dir.path()).await;
+    // No Basic credentials, an unknown MAC, a malformed MAC: 403, as the 2016 server answered.
+    for uri in ["/device/config", "/device/credentials?mac=24:0a:c4:ff:ff:ff", "/device/credentials?mac=zz"] {
+        let (status, _) = call(&app, "GET", uri, false, None).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{uri}");
+    }
+    let (status, body) = call(&app, "GET", "/device/credentials?mac=24:0a:c4:00:00:00", false, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["login"], "senso_240ac4000000");
+    assert!(body["password"].is_string(), "the first answer carries the password: {body}");
+}
+
+#[tokio::test]
+async fn readiness_reports_each_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, _) = app(dir.path()).await;
+    let (status, body) = call(&app, "GET", "/readyz", false, None).await;
+    // The broker link goes nowhere: not ready, and the body says which check failed.
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(
+        (body["checks"]["store"]["ok"].as_bool(), body["checks"]["broker_link"]["ok"].as_bool()),
+        (Some(true), Some(false))
+    );
+    assert_eq!(body["checks"]["tasks"]["ok"], true);
+}
