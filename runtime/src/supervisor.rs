@@ -8,19 +8,20 @@
 //!   jittered back-off, and each restart is counted (`/metrics`): a flapping sensor must not take
 //!   the gateway's provisioning down with it.
 //!
-//! Like `tokio::task::JoinSet` (which it uses), dropping the supervisor aborts its tasks.
+//! Dropping the supervisor aborts its tasks; every task is one boxed future type (code size).
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
+
+/// A task, boxed: one future type for every task the supervisor spawns.
+type BoxedTask = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// The first pause before a restartable task is started again; it doubles up to [`RESTART_CAP`].
 pub const RESTART_FIRST: Duration = Duration::from_secs(1);
@@ -30,14 +31,16 @@ pub const RESTART_CAP: Duration = Duration::from_secs(60);
 /// What the supervisor knows, shared with `/readyz` and `/metrics`.
 #[derive(Debug, Default)]
 pub struct TaskHealth {
-    failed: Mutex<Option<String>>,
-    restarts: Mutex<BTreeMap<&'static str, Arc<AtomicU64>>>,
+    /// The first critical task that failed, and how.
+    failed: Mutex<Option<(&'static str, String)>>,
+    /// In the order the tasks were started (a handful: a list, not a map).
+    restarts: Mutex<Vec<(&'static str, Arc<AtomicU64>)>>,
 }
 
 impl TaskHealth {
     /// The critical task that failed, and how (`None` while all run).
     pub fn failed(&self) -> Option<String> {
-        self.failed.lock().clone()
+        self.failed.lock().as_ref().map(|(task, how)| format!("{task} {how}"))
     }
 
     /// Restarts of each restartable task since start, by name (a fixed set: the names are
@@ -47,7 +50,13 @@ impl TaskHealth {
     }
 
     fn counter(&self, name: &'static str) -> Arc<AtomicU64> {
-        Arc::clone(self.restarts.lock().entry(name).or_default())
+        let mut restarts = self.restarts.lock();
+        if let Some((_, n)) = restarts.iter().find(|(task, _)| *task == name) {
+            return Arc::clone(n);
+        }
+        let n = Arc::<AtomicU64>::default();
+        restarts.push((name, Arc::clone(&n)));
+        n
     }
 }
 
@@ -101,15 +110,24 @@ pub struct TaskFailed {
 /// The tasks of one process.
 #[derive(Debug)]
 pub struct Supervisor {
-    tasks: JoinSet<Result<(), TaskFailed>>,
+    /// The watchers (each awaits its task); aborted when the supervisor is dropped.
+    watchers: Vec<tokio::task::JoinHandle<()>>,
     shutdown: CancellationToken,
     health: Arc<TaskHealth>,
+}
+
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        for w in &self.watchers {
+            w.abort();
+        }
+    }
 }
 
 impl Supervisor {
     /// A supervisor that cancels `shutdown` when a critical task fails.
     pub fn new(shutdown: CancellationToken) -> Self {
-        Supervisor { tasks: JoinSet::new(), shutdown, health: Arc::default() }
+        Supervisor { watchers: Vec::new(), shutdown, health: Arc::default() }
     }
 
     /// What `/readyz` and `/metrics` read.
@@ -125,22 +143,27 @@ impl Supervisor {
     /// Runs `task` for the life of the process. It should return only once `shutdown` is
     /// cancelled; ending (or panicking) earlier fails the process.
     pub fn critical(&mut self, name: &'static str, task: impl Future<Output = ()> + Send + 'static) {
+        self.critical_boxed(name, Box::pin(task));
+    }
+
+    /// Tasks and watchers are all one boxed future type: each spawn of a new future type
+    /// instantiates tokio's task machinery again (code size on the gateway's ARM build).
+    fn critical_boxed(&mut self, name: &'static str, task: BoxedTask) {
         let shutdown = self.shutdown.clone();
         let health = Arc::clone(&self.health);
-        self.tasks.spawn(async move {
+        self.watch(Box::pin(async move {
             let inner = tokio::spawn(task);
             let _abort = AbortOnDrop(inner.abort_handle());
             let how = match inner.await {
-                Ok(()) if shutdown.is_cancelled() => return Ok(()),
+                Ok(()) if shutdown.is_cancelled() => return,
                 Ok(()) => "ended".to_owned(),
                 Err(e) if e.is_panic() => format!("panicked: {}", panic_text(e.into_panic())),
                 Err(e) => format!("was cancelled: {e}"),
             };
             tracing::error!(task = name, how = %how, "a critical task stopped: shutting down so that the service is restarted");
-            health.failed.lock().get_or_insert_with(|| format!("{name} {how}"));
+            health.failed.lock().get_or_insert((name, how));
             shutdown.cancel();
-            Err(TaskFailed { task: name, how })
-        });
+        }));
     }
 
     /// Runs the task `start` makes, and makes it again after a back-off whenever it ends or
@@ -150,60 +173,60 @@ impl Supervisor {
         F: FnMut() -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
+        self.restartable_boxed(name, Box::new(move || Box::pin(start()) as BoxedTask));
+    }
+
+    fn restartable_boxed(&mut self, name: &'static str, mut start: Box<dyn FnMut() -> BoxedTask + Send>) {
         let shutdown = self.shutdown.clone();
         let restarts = self.health.counter(name);
-        self.tasks.spawn(async move {
+        self.watch(Box::pin(async move {
             let mut backoff = Backoff::new(RESTART_FIRST, RESTART_CAP);
             loop {
                 let attempt = tokio::spawn(start());
                 let _abort = AbortOnDrop(attempt.abort_handle());
                 let run = attempt.await;
                 if shutdown.is_cancelled() {
-                    return Ok(());
+                    return;
                 }
-                match run {
-                    Ok(()) => tracing::warn!(task = name, "a task ended: restarting it"),
-                    Err(e) if e.is_panic() => tracing::error!(task = name,
-                        panic = %panic_text(e.into_panic()), "a task panicked: restarting it"),
-                    Err(e) => tracing::warn!(task = name, error = %e, "a task was cancelled: restarting it"),
-                }
+                let how = match run {
+                    Ok(()) => "ended".to_owned(),
+                    Err(e) if e.is_panic() => format!("panicked: {}", panic_text(e.into_panic())),
+                    Err(e) => format!("was cancelled: {e}"),
+                };
+                tracing::warn!(task = name, how = %how, "a task stopped: restarting it");
                 restarts.fetch_add(1, Ordering::Relaxed);
                 tokio::select! {
-                    () = shutdown.cancelled() => return Ok(()),
+                    () = shutdown.cancelled() => return,
                     () = tokio::time::sleep(backoff.next_delay()) => {}
                 }
             }
-        });
+        }));
     }
 
-    /// Waits for every task to end: returns when shutdown was requested and they all ended, or
-    /// at `deadline` after the request for those that did not. `Err` when a critical task failed.
+    fn watch(&mut self, watcher: BoxedTask) {
+        self.watchers.push(tokio::spawn(watcher));
+    }
+
+    /// Waits for shutdown (which a failed critical task requests), then for every task to end,
+    /// at most `deadline`; those still running then are aborted. `Err` when a critical task
+    /// failed.
     pub async fn finish(mut self, deadline: Duration) -> Result<(), TaskFailed> {
-        let mut failure = None;
-        let shutdown = self.shutdown.clone();
-        // Until shutdown, a failure is all that can end a task early.
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => break,
-                joined = self.tasks.join_next() => match joined {
-                    Some(Ok(Err(failed))) => { failure.get_or_insert(failed); }
-                    Some(_) => {}
-                    None => break,
-                },
-            }
-        }
+        self.shutdown.cancelled().await;
+        let watchers = std::mem::take(&mut self.watchers);
+        let aborts: Vec<_> = watchers.iter().map(tokio::task::JoinHandle::abort_handle).collect();
         let drained = crate::shutdown::drain("background tasks", deadline, async {
-            while let Some(joined) = self.tasks.join_next().await {
-                if let Ok(Err(failed)) = joined {
-                    failure.get_or_insert(failed);
-                }
+            for w in watchers {
+                let _ = w.await;
             }
         })
         .await;
         if drained.is_none() {
-            self.tasks.abort_all();
+            aborts.iter().for_each(tokio::task::AbortHandle::abort);
         }
-        failure.map_or(Ok(()), Err)
+        match self.health.failed.lock().clone() {
+            Some((task, how)) => Err(TaskFailed { task, how }),
+            None => Ok(()),
+        }
     }
 }
 
