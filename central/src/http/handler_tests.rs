@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 use super::{AppState, PASSWORD_THREADS, PASSWORDS_WAITING, SCAN_POLICY, Sessions, Throttle};
-use crate::registry::{BuildingInput, GatewayInput, ScopeInput, test_registry};
+use crate::registry::{NewBuilding, NewGateway, ScopeSpec, test_registry};
 
 const ADMIN: &str = "handler-test-admin-token";
 
@@ -135,10 +135,9 @@ async fn a_building_a_gateway_covers_cannot_be_deleted() {
     let dir = tempfile::tempdir().unwrap();
     let (app, state) = app(dir.path()).await;
     // An empty building (one with rooms is refused for that first).
-    let input = BuildingInput { site: None, name: "Annex".into(), description: String::new() };
+    let input = NewBuilding { site: None, name: "Annex".into(), description: String::new() };
     let building = state.registry.blocking(move |r| r.create_building(input)).await.unwrap().id;
-    let gateway =
-        GatewayInput { name: "gw-u4".into(), scope: ScopeInput::Buildings(vec![*building.as_uuid()]) };
+    let gateway = NewGateway { name: "gw-u4".into(), scope: ScopeSpec::Buildings(vec![*building.as_uuid()]) };
     state.registry.blocking(move |r| r.create_gateway(gateway)).await.unwrap();
     let (status, body) = call(&app, "DELETE", &format!("/api/v1/buildings/{building}"), true, None).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");

@@ -244,7 +244,7 @@ mod tests {
         assert_eq!(history[0].alert.ack.as_ref().map(|a| a.by.as_str()), Some("operator"));
 
         // Disabled: no longer watched.
-        let patch = crate::registry::DevicePatch { enabled: Some(false), ..Default::default() };
+        let patch = crate::registry::DeviceChanges { enabled: Some(false), ..Default::default() };
         registry.blocking(move |r| r.update_device(&id.to_string(), patch)).await.unwrap();
         tokio::time::sleep(40 * MIN).await;
         assert_eq!(monitor.counts(), (0, 0, 0), "a disabled device is not outdated");
@@ -296,7 +296,7 @@ mod tests {
             {"name": "low_heap", "field": "heap", "op": "lt", "value": 20000}
         ]))
         .unwrap();
-        let patch = crate::registry::DeviceTypePatch { status_rules: Some(rules), ..Default::default() };
+        let patch = crate::registry::DeviceTypeChanges { status_rules: Some(rules), ..Default::default() };
         registry.blocking(move |r| r.update_device_type("esp32", patch)).await.unwrap();
         let monitor = open_monitor(&registry).await;
         let (seen_tx, shutdown, _task) = start(&registry, &monitor);
@@ -324,7 +324,8 @@ mod tests {
         assert_eq!(monitor.alerts(false)[0].alert.id, still, "the same failure is the same alert");
 
         // The rule removed from the type: its alert resolves.
-        let patch = crate::registry::DeviceTypePatch { status_rules: Some(Vec::new()), ..Default::default() };
+        let patch =
+            crate::registry::DeviceTypeChanges { status_rules: Some(Vec::new()), ..Default::default() };
         registry.blocking(move |r| r.update_device_type("esp32", patch)).await.unwrap();
         tokio::time::sleep(Duration::from_millis(10)).await;
         assert_eq!(monitor.counts(), (0, 0, 0));

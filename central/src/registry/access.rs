@@ -1,7 +1,6 @@
 //! API tokens and users.
 
 use neosens_protocol::ids::DeviceId;
-use serde::Serialize;
 
 use super::{Registry, RegistryError};
 use crate::model::{ApiToken, EntityKind, Record, Role, Timestamp, TokenId, new_uuid};
@@ -28,10 +27,9 @@ pub struct Principal {
 }
 
 /// A token just created: the only time its text is shown.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct TokenCreated {
+#[derive(Debug, Clone)]
+pub struct IssuedToken {
     /// Id.
-    #[schema(value_type = String, format = Uuid)]
     pub id: TokenId,
     /// Name.
     pub name: String,
@@ -51,7 +49,7 @@ impl Registry {
     }
 
     /// Creates a token with `role`; returns its text once.
-    pub fn create_token(&self, name: &str, role: Role) -> Result<TokenCreated, RegistryError> {
+    pub fn create_token(&self, name: &str, role: Role) -> Result<IssuedToken, RegistryError> {
         let name = name.trim();
         if name.is_empty() || name.len() > 64 {
             return Err(RegistryError::invalid("name", "1 to 64 characters"));
@@ -60,7 +58,7 @@ impl Registry {
         self.insert_token(name, role, &text)
     }
 
-    fn insert_token(&self, name: &str, role: Role, text: &str) -> Result<TokenCreated, RegistryError> {
+    fn insert_token(&self, name: &str, role: Role, text: &str) -> Result<IssuedToken, RegistryError> {
         let token = ApiToken {
             id: TokenId(new_uuid()),
             name: name.to_owned(),
@@ -68,7 +66,7 @@ impl Registry {
             hash: self.keys.hash(text.as_bytes()),
             created_at: Timestamp::now(),
         };
-        let created = TokenCreated { id: token.id, name: token.name.clone(), role, token: text.to_owned() };
+        let created = IssuedToken { id: token.id, name: token.name.clone(), role, token: text.to_owned() };
         self.mutate(|state| {
             if state.token_by_hash.contains_key(&token.hash) {
                 return Err(RegistryError::conflict("this token exists already"));

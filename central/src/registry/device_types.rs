@@ -1,7 +1,6 @@
 //! Device types: an open list, each with an optional configuration schema and its timing.
 
 use neosens_protocol::ids::DeviceTypeId;
-use serde::Deserialize;
 use serde_json::Value;
 
 use super::state::{State, compile_schema};
@@ -15,13 +14,11 @@ use crate::store::Write;
 const SECONDS_RANGE: std::ops::RangeInclusive<u32> = 60..=604_800;
 
 /// A new device type.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DeviceTypeInput {
+#[derive(Debug, Clone)]
+pub struct NewDeviceType {
     /// Unique name: lowercase letters, digits, `_` (`esp32`, `lorawan_node`).
     pub name: String,
     /// Free text.
-    #[serde(default)]
     pub description: String,
     /// JSON Schema that device configurations of this type must satisfy.
     pub config_schema: Option<Value>,
@@ -33,18 +30,15 @@ pub struct DeviceTypeInput {
     /// `reboot`, `restart`, `upgrade`; a Raspberry Pi type adds `update`, `reset`).
     pub orders: Option<Vec<String>>,
     /// Failure-state rules on status fields: each raises an alert while it holds.
-    #[serde(default)]
     pub status_rules: Vec<StatusRuleSpec>,
 }
 
 /// Changes to a device type.
-#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DeviceTypePatch {
+#[derive(Debug, Clone, Default)]
+pub struct DeviceTypeChanges {
     /// New description.
     pub description: Option<String>,
     /// New schema; `null` removes it.
-    #[serde(default, deserialize_with = "present")]
     pub config_schema: Option<Option<Value>>,
     /// New status period.
     pub status_period_s: Option<u32>,
@@ -89,11 +83,6 @@ fn check_orders(orders: &[String]) -> Result<Vec<String>, RegistryError> {
     let mut out = orders.to_vec();
     out.dedup();
     Ok(out)
-}
-
-/// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Value>>, D::Error> {
-    Option::<Value>::deserialize(d).map(Some)
 }
 
 fn check_type_name(name: &str) -> Result<String, RegistryError> {
@@ -147,7 +136,7 @@ impl Registry {
     }
 
     /// Creates a device type.
-    pub fn create_device_type(&self, input: DeviceTypeInput) -> Result<DeviceType, RegistryError> {
+    pub fn create_device_type(&self, input: NewDeviceType) -> Result<DeviceType, RegistryError> {
         let name = check_type_name(&input.name)?;
         let period =
             check_seconds("status_period_s", input.status_period_s.unwrap_or(DEFAULT_STATUS_PERIOD_S))?;
@@ -177,7 +166,11 @@ impl Registry {
     }
 
     /// Changes a device type. A new schema applies to configurations saved from now on.
-    pub fn update_device_type(&self, key: &str, patch: DeviceTypePatch) -> Result<DeviceType, RegistryError> {
+    pub fn update_device_type(
+        &self,
+        key: &str,
+        patch: DeviceTypeChanges,
+    ) -> Result<DeviceType, RegistryError> {
         let schema = match &patch.config_schema {
             Some(s) => Some(check_schema(s.as_ref())?),
             None => None,

@@ -3,14 +3,13 @@
 use neosens_protocol::ids::{BuildingId, DeviceId, DeviceTypeId, RoomId};
 use neosens_protocol::legacy::{ConfigResponse, validate_zones};
 use neosens_protocol::{DeviceUid, UidKind};
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::device_sort::DeviceSort;
 use super::device_types::resolve_type;
 use super::locations::{resolve_site, room_view};
 use super::state::{DeviceEntry, State};
-use super::{Registry, RegistryError, RoomView};
+use super::{Registry, RegistryError, RoomInfo};
 use crate::model::{
     Device, DeviceSecret, DeviceStatusRecord, EntityKind, MqttEndpoint, Record, Timestamp, new_uuid,
 };
@@ -24,22 +23,17 @@ pub const MAX_LOGIN_LEN: usize = 31;
 pub const MAX_PAGE: usize = 1000;
 
 /// A new device.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DeviceInput {
+#[derive(Debug, Clone)]
+pub struct NewDevice {
     /// Its uid: a MAC (`24:0a:c4:12:34:56`), a DevEUI (16 hex digits) or a UUID.
     pub uid: String,
     /// The uid's kind (`ethernet`, `lorawan`, `uuid`); guessed from `uid` when absent.
-    #[schema(value_type = Option<String>, example = "ethernet")]
     pub uid_kind: Option<UidKind>,
     /// Device type, by name or id.
-    #[serde(rename = "type")]
     pub device_type: String,
     /// Free text.
-    #[serde(default)]
     pub description: String,
     /// Room ids, main room first (at least one).
-    #[schema(value_type = Vec<String>)]
     pub rooms: Vec<RoomId>,
     /// Whether it may fetch its configuration and connect (default true).
     pub enabled: Option<bool>,
@@ -52,44 +46,32 @@ pub struct DeviceInput {
     /// Outdated threshold overriding the type's, in seconds.
     pub outdated_after_s: Option<u32>,
     /// LoRaWAN session (`lorawan` devices); its keys are never shown again.
-    pub lorawan: Option<super::LorawanInput>,
+    pub lorawan: Option<super::NewLorawanSession>,
 }
 
 /// Changes to a device; absent fields stay as they are.
-#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DevicePatch {
+#[derive(Debug, Clone, Default)]
+pub struct DeviceChanges {
     /// New type.
-    #[serde(rename = "type")]
     pub device_type: Option<String>,
     /// New description.
     pub description: Option<String>,
     /// New rooms, main room first.
-    #[schema(value_type = Option<Vec<String>>)]
     pub rooms: Option<Vec<RoomId>>,
     /// Enable or disable.
     pub enabled: Option<bool>,
     /// New configuration.
     pub config: Option<Value>,
     /// New broker (`null`: back to the default one).
-    #[serde(default, deserialize_with = "present")]
     pub mqtt: Option<Option<MqttEndpoint>>,
     /// New threshold (`null`: back to the type's).
-    #[serde(default, deserialize_with = "present")]
     pub outdated_after_s: Option<Option<u32>>,
     /// A new LoRaWAN session (new keys, sealed at once).
-    pub lorawan: Option<super::LorawanInput>,
-}
-
-fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
+    pub lorawan: Option<super::NewLorawanSession>,
 }
 
 /// Liveness of a device, from its last status and its threshold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DeviceState {
     /// No status ever received.
     NeverSeen,
@@ -102,20 +84,15 @@ pub enum DeviceState {
 }
 
 /// Filters of a device listing.
-#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct DeviceFilter {
+#[derive(Debug, Clone, Default)]
+pub struct DeviceQuery {
     /// Site id or slug (of the main room).
     pub site: Option<String>,
     /// Building id (of the main room).
-    #[param(value_type = Option<String>)]
     pub building: Option<BuildingId>,
     /// Room id (any of its rooms).
-    #[param(value_type = Option<String>)]
     pub room: Option<RoomId>,
     /// Type name or id.
-    #[serde(rename = "type")]
     pub device_type: Option<String>,
     /// State.
     pub state: Option<DeviceState>,
@@ -132,27 +109,23 @@ pub struct DeviceFilter {
     pub offset: Option<usize>,
 }
 
-/// A device as the API shows it.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct DeviceView {
+/// A device with what the registry derives for it: its rooms, state and last status.
+#[derive(Debug, Clone)]
+pub struct DeviceInfo {
     /// Internal id.
-    #[schema(value_type = String, format = Uuid)]
     pub id: DeviceId,
     /// Uid kind.
-    #[schema(value_type = String, example = "ethernet")]
     pub uid_kind: UidKind,
     /// Uid, canonical.
     pub uid: String,
     /// Type name.
-    #[serde(rename = "type")]
     pub device_type: String,
     /// Type id.
-    #[schema(value_type = String, format = Uuid)]
     pub type_id: DeviceTypeId,
     /// Description.
     pub description: String,
     /// Rooms, main first.
-    pub rooms: Vec<RoomView>,
+    pub rooms: Vec<RoomInfo>,
     /// Base topic of the main room.
     pub base_topic: Option<String>,
     /// Enabled.
@@ -182,7 +155,7 @@ pub struct DeviceView {
     /// Last change.
     pub updated_at: String,
     /// LoRaWAN session, without its keys.
-    pub lorawan: Option<super::LorawanView>,
+    pub lorawan: Option<super::LorawanInfo>,
 }
 
 pub(super) fn state_of(
@@ -208,13 +181,13 @@ pub(super) fn threshold(state: &State, device: &Device) -> u32 {
         .unwrap_or(crate::model::DEFAULT_STATUS_PERIOD_S)
 }
 
-fn view(state: &State, entry: &DeviceEntry, now: Timestamp) -> DeviceView {
+fn view(state: &State, entry: &DeviceEntry, now: Timestamp) -> DeviceInfo {
     let d = &entry.record;
     let status = state.statuses.get(&d.id);
     let threshold_s = threshold(state, d);
-    let rooms: Vec<RoomView> =
+    let rooms: Vec<RoomInfo> =
         d.rooms.iter().filter_map(|r| state.rooms.get(r)).map(|r| room_view(state, r)).collect();
-    DeviceView {
+    DeviceInfo {
         id: d.id,
         uid_kind: d.uid.kind(),
         uid: d.uid.to_string(),
@@ -238,7 +211,7 @@ fn view(state: &State, entry: &DeviceEntry, now: Timestamp) -> DeviceView {
             .and_then(|p| serde_json::from_str(p).ok()),
         created_at: d.created_at.to_rfc3339(),
         updated_at: d.updated_at.to_rfc3339(),
-        lorawan: d.lorawan.as_ref().map(super::LorawanView::from),
+        lorawan: d.lorawan.as_ref().map(super::LorawanInfo::from),
     }
 }
 
@@ -338,7 +311,7 @@ fn new_secret(keys: &ServerKeys, id: DeviceId) -> Result<DeviceSecret, RegistryE
 
 impl Registry {
     /// Devices matching `filter`, sorted by uid, one page; and how many match in all.
-    pub fn devices(&self, filter: &DeviceFilter) -> Result<(Vec<DeviceView>, usize), RegistryError> {
+    pub fn devices(&self, filter: &DeviceQuery) -> Result<(Vec<DeviceInfo>, usize), RegistryError> {
         let state = self.state.read();
         let now = Timestamp::now();
         let site = filter.site.as_deref().map(|s| resolve_site(&state, s).map(|s| s.id)).transpose()?;
@@ -388,7 +361,7 @@ impl Registry {
     }
 
     /// A device by internal id or uid (MAC, DevEUI, UUID).
-    pub fn device(&self, key: &str) -> Result<DeviceView, RegistryError> {
+    pub fn device(&self, key: &str) -> Result<DeviceInfo, RegistryError> {
         let state = self.state.read();
         resolve_device(&state, key)
             .map(|e| view(&state, e, Timestamp::now()))
@@ -396,7 +369,7 @@ impl Registry {
     }
 
     /// Registers a device with a new, undelivered secret.
-    pub fn create_device(&self, input: DeviceInput) -> Result<DeviceView, RegistryError> {
+    pub fn create_device(&self, input: NewDevice) -> Result<DeviceInfo, RegistryError> {
         let uid = match input.uid_kind {
             Some(kind) => DeviceUid::parse(kind, input.uid.trim()),
             None => DeviceUid::guess(input.uid.trim()).ok_or(neosens_protocol::Error::InvalidMac),
@@ -465,7 +438,7 @@ impl Registry {
     }
 
     /// Changes a device.
-    pub fn update_device(&self, key: &str, patch: DevicePatch) -> Result<DeviceView, RegistryError> {
+    pub fn update_device(&self, key: &str, patch: DeviceChanges) -> Result<DeviceInfo, RegistryError> {
         if let Some(Some(m)) = &patch.mqtt {
             check_mqtt(Some(m))?;
         }
@@ -523,7 +496,7 @@ impl Registry {
 
     /// Gives a device a new secret, not yet delivered: its next `/device/credentials` call gets
     /// it, once. The old secret stops working at once.
-    pub fn reset_credentials(&self, key: &str) -> Result<DeviceView, RegistryError> {
+    pub fn reset_credentials(&self, key: &str) -> Result<DeviceInfo, RegistryError> {
         let id = self.mutate(|state| {
             let entry = resolve_device(state, key)
                 .ok_or_else(|| RegistryError::not_found(format!("device {key}")))?;

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::model::{DeviceStatusRecord, MqttEndpoint, Timestamp};
-use crate::registry::{DEFAULT_SITE_SLUG, DeviceTypeInput, Refusal, RoomInput, test_registry};
+use crate::registry::{DEFAULT_SITE_SLUG, NewDeviceType, NewRoom, Refusal, test_registry};
 
 /// Everything a registry holds — revision, records and indexes in memory, and the store's
 /// snapshot — in a form two registries can be compared by.
@@ -98,8 +98,8 @@ pub(in crate::registry) fn assert_not_found<T: Debug>(result: Result<T, Registry
 }
 
 /// A new `esp32` in `rooms`, everything else by default.
-pub(in crate::registry) fn device_input(uid: &str, rooms: Vec<RoomId>) -> DeviceInput {
-    DeviceInput {
+pub(in crate::registry) fn device_input(uid: &str, rooms: Vec<RoomId>) -> NewDevice {
+    NewDevice {
         uid: uid.into(),
         uid_kind: None,
         device_type: "esp32".into(),
@@ -177,14 +177,14 @@ fn uid_forms_are_accepted_and_stored_canonically() {
     }
     // An explicit kind decides how the text is read.
     let explicit =
-        DeviceInput { uid_kind: Some(UidKind::Lorawan), ..device_input("0011223344556677", vec![room]) };
+        NewDevice { uid_kind: Some(UidKind::Lorawan), ..device_input("0011223344556677", vec![room]) };
     assert_eq!(registry.create_device(explicit).unwrap().uid_kind, UidKind::Lorawan);
 
     let before = fingerprint(&registry);
     assert_invalid(registry.create_device(device_input("24:0a:c4:aa:bb", vec![room])), "uid");
     assert_invalid(registry.create_device(device_input("not a uid", vec![room])), "uid");
     let wrong_kind =
-        DeviceInput { uid_kind: Some(UidKind::Uuid), ..device_input("24:0a:c4:aa:bb:09", vec![room]) };
+        NewDevice { uid_kind: Some(UidKind::Uuid), ..device_input("24:0a:c4:aa:bb:09", vec![room]) };
     assert_invalid(registry.create_device(wrong_kind), "uid");
     assert_unchanged(dir.path(), registry, &before);
 }
@@ -197,7 +197,7 @@ fn a_taken_uid_or_login_is_a_conflict_and_changes_nothing() {
     let before = fingerprint(&registry);
     // The fixture's first device, in another spelling.
     assert_conflict(registry.create_device(device_input("240AC4000000", vec![room])), "already registered");
-    let same_login = DeviceInput {
+    let same_login = NewDevice {
         login: Some("senso_240ac4000001".into()),
         ..device_input("24:0a:c4:00:00:99", vec![room])
     };
@@ -213,27 +213,27 @@ fn type_rooms_login_and_broker_are_checked_before_anything_is_written() {
     let room = room_302(&registry);
     let input = || device_input("24:0a:c4:00:00:50", vec![room]);
     let before = fingerprint(&registry);
-    assert_invalid(registry.create_device(DeviceInput { device_type: "nope".into(), ..input() }), "type");
-    assert_invalid(registry.create_device(DeviceInput { rooms: vec![], ..input() }), "rooms");
+    assert_invalid(registry.create_device(NewDevice { device_type: "nope".into(), ..input() }), "type");
+    assert_invalid(registry.create_device(NewDevice { rooms: vec![], ..input() }), "rooms");
     let unknown_room = RoomId::from_uuid(crate::model::new_uuid());
     assert_invalid(
-        registry.create_device(DeviceInput { rooms: vec![room, unknown_room], ..input() }),
+        registry.create_device(NewDevice { rooms: vec![room, unknown_room], ..input() }),
         "rooms[1]",
     );
-    assert_invalid(registry.create_device(DeviceInput { rooms: vec![room, room], ..input() }), "rooms[1]");
+    assert_invalid(registry.create_device(NewDevice { rooms: vec![room, room], ..input() }), "rooms[1]");
     for login in ["", &"l".repeat(MAX_LOGIN_LEN + 1), "a/b", "a b", "x+", "gw-42"] {
-        assert_invalid(registry.create_device(DeviceInput { login: Some(login.into()), ..input() }), "login");
+        assert_invalid(registry.create_device(NewDevice { login: Some(login.into()), ..input() }), "login");
     }
     let bad_server = MqttEndpoint { server: String::new(), port: 1883 };
-    assert_invalid(registry.create_device(DeviceInput { mqtt: Some(bad_server), ..input() }), "mqtt.server");
+    assert_invalid(registry.create_device(NewDevice { mqtt: Some(bad_server), ..input() }), "mqtt.server");
     let bad_port = MqttEndpoint { server: "broker.example".into(), port: 0 };
-    assert_invalid(registry.create_device(DeviceInput { mqtt: Some(bad_port), ..input() }), "mqtt.port");
+    assert_invalid(registry.create_device(NewDevice { mqtt: Some(bad_port), ..input() }), "mqtt.port");
     let registry = assert_unchanged(dir.path(), registry, &before);
 
     // The longest login the firmware holds, and a type named by its id, are fine.
     let type_id = registry.device_type("esp32").unwrap().id.to_string();
     let login = "l".repeat(MAX_LOGIN_LEN);
-    let ok = DeviceInput { login: Some(login.clone()), device_type: type_id, ..input() };
+    let ok = NewDevice { login: Some(login.clone()), device_type: type_id, ..input() };
     let view = registry.create_device(ok).unwrap();
     assert_eq!((view.login, view.device_type.as_str()), (login, "esp32"));
 }
@@ -244,11 +244,11 @@ fn configuration_follows_the_legacy_shape_the_type_schema_and_the_1023_byte_limi
     let (registry, building, _) = test_registry(dir.path(), 0);
     let room = room_302(&registry);
     let room_303 = registry
-        .create_room(RoomInput { building, name: "303".into(), description: String::new(), topic: None })
+        .create_room(NewRoom { building, name: "303".into(), description: String::new(), topic: None })
         .unwrap()
         .id;
     registry
-        .create_device_type(DeviceTypeInput {
+        .create_device_type(NewDeviceType {
             name: "one_zone".into(),
             description: String::new(),
             config_schema: Some(json!({"type": "array", "maxItems": 1})),
@@ -260,7 +260,7 @@ fn configuration_follows_the_legacy_shape_the_type_schema_and_the_1023_byte_limi
         .unwrap();
     let zone = json!({"modules": []});
     let before = fingerprint(&registry);
-    let input = |t: &str, config: Value| DeviceInput {
+    let input = |t: &str, config: Value| NewDevice {
         device_type: t.into(),
         config: Some(config),
         ..device_input("24:0a:c4:00:00:60", vec![room])
@@ -286,14 +286,17 @@ fn configuration_follows_the_legacy_shape_the_type_schema_and_the_1023_byte_limi
     let before = fingerprint(&registry);
     // A second room adds its topic to the answer; a type whose schema the zones break is refused.
     config_errors(
-        registry.update_device(&key, DevicePatch { rooms: Some(vec![room, room_303]), ..Default::default() }),
+        registry
+            .update_device(&key, DeviceChanges { rooms: Some(vec![room, room_303]), ..Default::default() }),
     );
-    let two_zones = DevicePatch { config: Some(json!([zone, zone])), ..Default::default() };
+    let two_zones = DeviceChanges { config: Some(json!([zone, zone])), ..Default::default() };
     registry.update_device(&key, two_zones.clone()).unwrap();
     let before_type = fingerprint(&registry);
     config_errors(
-        registry
-            .update_device(&key, DevicePatch { device_type: Some("one_zone".into()), ..Default::default() }),
+        registry.update_device(
+            &key,
+            DeviceChanges { device_type: Some("one_zone".into()), ..Default::default() },
+        ),
     );
     assert_eq!(fingerprint(&registry), before_type);
     assert_ne!(before_type, before, "the accepted patch was committed");
@@ -309,7 +312,7 @@ fn a_patch_changes_only_what_it_names_and_keeps_the_identity() {
     let (secret, updated_at) = (stored(&registry).secret, stored(&registry).updated_at);
 
     let described = registry
-        .update_device(&key, DevicePatch { description: Some("window".into()), ..Default::default() })
+        .update_device(&key, DeviceChanges { description: Some("window".into()), ..Default::default() })
         .unwrap();
     assert_eq!(described.description, "window");
     assert_eq!(
@@ -322,7 +325,7 @@ fn a_patch_changes_only_what_it_names_and_keeps_the_identity() {
 
     // `mqtt` and `outdated_after_s`: absent keeps, a value sets, null goes back to the default.
     let broker = MqttEndpoint { server: "broker.example".into(), port: 8883 };
-    let set = DevicePatch {
+    let set = DeviceChanges {
         mqtt: Some(Some(broker.clone())),
         outdated_after_s: Some(Some(120)),
         ..Default::default()
@@ -332,15 +335,15 @@ fn a_patch_changes_only_what_it_names_and_keeps_the_identity() {
         (view.mqtt.as_ref(), view.outdated_after_s, view.effective_outdated_after_s),
         (Some(&broker), Some(120), 120)
     );
-    let view = registry.update_device(&key, DevicePatch::default()).unwrap();
+    let view = registry.update_device(&key, DeviceChanges::default()).unwrap();
     assert_eq!((view.mqtt.as_ref(), view.outdated_after_s), (Some(&broker), Some(120)));
-    let reset = DevicePatch { mqtt: Some(None), outdated_after_s: Some(None), ..Default::default() };
+    let reset = DeviceChanges { mqtt: Some(None), outdated_after_s: Some(None), ..Default::default() };
     let view = registry.update_device(&key, reset).unwrap();
     assert_eq!((view.mqtt, view.outdated_after_s, view.effective_outdated_after_s), (None, None, 1800));
 
     // Addressed by its uid, the same device changes; the change survives a reopen.
     let view = registry
-        .update_device("24:0A:C4:00:00:00", DevicePatch { enabled: Some(false), ..Default::default() })
+        .update_device("24:0A:C4:00:00:00", DeviceChanges { enabled: Some(false), ..Default::default() })
         .unwrap();
     assert_eq!((view.id, view.enabled, view.state), (ids[0], false, DeviceState::Disabled));
     let registry = reopen(dir.path(), registry);
@@ -354,23 +357,24 @@ fn refused_patches_change_nothing() {
     let (registry, _, ids) = test_registry(dir.path(), 1);
     let key = ids[0].to_string();
     let before = fingerprint(&registry);
-    assert_not_found(registry.update_device("24:0a:c4:ff:ff:ff", DevicePatch::default()));
+    assert_not_found(registry.update_device("24:0a:c4:ff:ff:ff", DeviceChanges::default()));
     assert_invalid(
-        registry.update_device(&key, DevicePatch { device_type: Some("nope".into()), ..Default::default() }),
+        registry
+            .update_device(&key, DeviceChanges { device_type: Some("nope".into()), ..Default::default() }),
         "type",
     );
     assert_invalid(
-        registry.update_device(&key, DevicePatch { rooms: Some(vec![]), ..Default::default() }),
+        registry.update_device(&key, DeviceChanges { rooms: Some(vec![]), ..Default::default() }),
         "rooms",
     );
     let port_0 = MqttEndpoint { server: "b".into(), port: 0 };
     assert_invalid(
-        registry.update_device(&key, DevicePatch { mqtt: Some(Some(port_0)), ..Default::default() }),
+        registry.update_device(&key, DeviceChanges { mqtt: Some(Some(port_0)), ..Default::default() }),
         "mqtt.port",
     );
     // Several fields at once: one bad field refuses the whole patch.
     let mixed =
-        DevicePatch { description: Some("kept?".into()), config: Some(json!({})), ..Default::default() };
+        DeviceChanges { description: Some("kept?".into()), config: Some(json!({})), ..Default::default() };
     config_errors(registry.update_device(&key, mixed));
     assert_unchanged(dir.path(), registry, &before);
 }
@@ -381,24 +385,25 @@ fn moving_a_device_moves_its_topic_and_the_room_counts() {
     let (registry, building, ids) = test_registry(dir.path(), 3);
     let r302 = room_302(&registry);
     let r303 = registry
-        .create_room(RoomInput { building, name: "303".into(), description: String::new(), topic: None })
+        .create_room(NewRoom { building, name: "303".into(), description: String::new(), topic: None })
         .unwrap()
         .id;
     let key = ids[0].to_string();
     let view = registry
-        .update_device(&key, DevicePatch { rooms: Some(vec![r303, r302]), ..Default::default() })
+        .update_device(&key, DeviceChanges { rooms: Some(vec![r303, r302]), ..Default::default() })
         .unwrap();
     assert_eq!(view.base_topic.as_deref(), Some("u4/303"), "the main room gives the base topic");
     assert_eq!(view.rooms.iter().map(|r| r.id).collect::<Vec<_>>(), vec![r303, r302]);
     assert_eq!((registry.room(r302).unwrap().devices, registry.room(r303).unwrap().devices), (3, 1));
-    let view =
-        registry.update_device(&key, DevicePatch { rooms: Some(vec![r303]), ..Default::default() }).unwrap();
+    let view = registry
+        .update_device(&key, DeviceChanges { rooms: Some(vec![r303]), ..Default::default() })
+        .unwrap();
     assert_eq!(view.rooms.len(), 1);
     assert_eq!((registry.room(r302).unwrap().devices, registry.room(r303).unwrap().devices), (2, 1));
     // The room index is rebuilt the same from the store.
     let registry = reopen(dir.path(), registry);
     assert_eq!((registry.room(r302).unwrap().devices, registry.room(r303).unwrap().devices), (2, 1));
-    let (in_303, total) = registry.devices(&DeviceFilter { room: Some(r303), ..Default::default() }).unwrap();
+    let (in_303, total) = registry.devices(&DeviceQuery { room: Some(r303), ..Default::default() }).unwrap();
     assert_eq!((in_303.len(), total, in_303[0].id), (1, 1, ids[0]));
 }
 
@@ -476,21 +481,21 @@ fn the_state_follows_last_seen_the_threshold_and_enabled() {
         [DeviceState::Ok, DeviceState::Outdated, DeviceState::NeverSeen],
         "the type's 1800 s threshold"
     );
-    let shorter = DevicePatch { outdated_after_s: Some(Some(120)), ..Default::default() };
+    let shorter = DeviceChanges { outdated_after_s: Some(Some(120)), ..Default::default() };
     registry.update_device(&ids[0].to_string(), shorter).unwrap();
     assert_eq!(state(ids[0]), DeviceState::Outdated, "the device's own threshold wins");
     registry
-        .update_device(&ids[1].to_string(), DevicePatch { enabled: Some(false), ..Default::default() })
+        .update_device(&ids[1].to_string(), DeviceChanges { enabled: Some(false), ..Default::default() })
         .unwrap();
     assert_eq!(state(ids[1]), DeviceState::Disabled, "disabled whatever its last status");
 
-    let by_state = |s| registry.devices(&DeviceFilter { state: Some(s), ..Default::default() }).unwrap().1;
+    let by_state = |s| registry.devices(&DeviceQuery { state: Some(s), ..Default::default() }).unwrap().1;
     assert_eq!(
         [DeviceState::Ok, DeviceState::Outdated, DeviceState::NeverSeen, DeviceState::Disabled].map(by_state),
         [0, 1, 1, 1]
     );
     let sorted =
-        registry.devices(&DeviceFilter { sort: Some("state".into()), ..Default::default() }).unwrap().0;
+        registry.devices(&DeviceQuery { sort: Some("state".into()), ..Default::default() }).unwrap().0;
     assert_eq!(sorted.iter().map(|d| d.id).collect::<Vec<_>>(), vec![ids[0], ids[2], ids[1]], "worst first");
 }
 
@@ -499,58 +504,54 @@ fn listings_filter_sort_and_page() {
     let dir = tempfile::tempdir().unwrap();
     let (registry, building, ids) = test_registry(dir.path(), 6);
     for (i, id) in ids.iter().enumerate() {
-        let patch = DevicePatch {
+        let patch = DeviceChanges {
             description: Some(format!("Bench {}", 5 - i)),
             enabled: Some(i % 2 == 0),
             ..Default::default()
         };
         registry.update_device(&id.to_string(), patch).unwrap();
     }
-    let list = |f: DeviceFilter| registry.devices(&f).unwrap();
-    let uids = |v: &[DeviceView]| v.iter().map(|d| d.uid.clone()).collect::<Vec<_>>();
+    let list = |f: DeviceQuery| registry.devices(&f).unwrap();
+    let uids = |v: &[DeviceInfo]| v.iter().map(|d| d.uid.clone()).collect::<Vec<_>>();
 
-    let (all, total) = list(DeviceFilter::default());
+    let (all, total) = list(DeviceQuery::default());
     assert_eq!((all.len(), total), (6, 6));
     assert!(uids(&all).windows(2).all(|w| w[0] < w[1]), "sorted by uid by default");
-    let (desc, _) = list(DeviceFilter { sort: Some("-uid".into()), ..Default::default() });
+    let (desc, _) = list(DeviceQuery { sort: Some("-uid".into()), ..Default::default() });
     assert_eq!(uids(&desc), uids(&all).into_iter().rev().collect::<Vec<_>>());
-    let (by_text, _) = list(DeviceFilter { sort: Some("description".into()), ..Default::default() });
+    let (by_text, _) = list(DeviceQuery { sort: Some("description".into()), ..Default::default() });
     assert_eq!(by_text[0].description, "Bench 0");
 
-    let (page, total) = list(DeviceFilter { limit: Some(2), offset: Some(3), ..Default::default() });
+    let (page, total) = list(DeviceQuery { limit: Some(2), offset: Some(3), ..Default::default() });
     assert_eq!((uids(&page), total), (uids(&all[3..5]), 6), "a page, and the count of all matches");
-    let (past_end, total) = list(DeviceFilter { offset: Some(10), ..Default::default() });
+    let (past_end, total) = list(DeviceQuery { offset: Some(10), ..Default::default() });
     assert_eq!((past_end.len(), total), (0, 6));
 
-    let count = |f: DeviceFilter| list(f).1;
-    assert_eq!(count(DeviceFilter { enabled: Some(false), ..Default::default() }), 3);
+    let count = |f: DeviceQuery| list(f).1;
+    assert_eq!(count(DeviceQuery { enabled: Some(false), ..Default::default() }), 3);
+    assert_eq!(count(DeviceQuery { q: Some("BENCH 3".into()), ..Default::default() }), 1, "case-insensitive");
     assert_eq!(
-        count(DeviceFilter { q: Some("BENCH 3".into()), ..Default::default() }),
-        1,
-        "case-insensitive"
-    );
-    assert_eq!(
-        count(DeviceFilter { q: Some("senso_240ac40000".into()), ..Default::default() }),
+        count(DeviceQuery { q: Some("senso_240ac40000".into()), ..Default::default() }),
         6,
         "the login"
     );
-    assert_eq!(count(DeviceFilter { q: Some("00:00:05".into()), ..Default::default() }), 1, "the uid");
-    assert_eq!(count(DeviceFilter { device_type: Some("esp32".into()), ..Default::default() }), 6);
-    assert_eq!(count(DeviceFilter { building: Some(building), ..Default::default() }), 6);
-    assert_eq!(count(DeviceFilter { site: Some(DEFAULT_SITE_SLUG.into()), ..Default::default() }), 6);
+    assert_eq!(count(DeviceQuery { q: Some("00:00:05".into()), ..Default::default() }), 1, "the uid");
+    assert_eq!(count(DeviceQuery { device_type: Some("esp32".into()), ..Default::default() }), 6);
+    assert_eq!(count(DeviceQuery { building: Some(building), ..Default::default() }), 6);
+    assert_eq!(count(DeviceQuery { site: Some(DEFAULT_SITE_SLUG.into()), ..Default::default() }), 6);
     let site =
-        registry.create_site(crate::registry::SiteInput { slug: "far".into(), name: "Far".into() }).unwrap();
-    assert_eq!(count(DeviceFilter { site: Some(site.id.to_string()), ..Default::default() }), 0);
+        registry.create_site(crate::registry::NewSite { slug: "far".into(), name: "Far".into() }).unwrap();
+    assert_eq!(count(DeviceQuery { site: Some(site.id.to_string()), ..Default::default() }), 0);
 
     assert_invalid(
-        registry.devices(&DeviceFilter { sort: Some("colour".into()), ..Default::default() }),
+        registry.devices(&DeviceQuery { sort: Some("colour".into()), ..Default::default() }),
         "sort",
     );
     assert_invalid(
-        registry.devices(&DeviceFilter { device_type: Some("nope".into()), ..Default::default() }),
+        registry.devices(&DeviceQuery { device_type: Some("nope".into()), ..Default::default() }),
         "type",
     );
-    assert_not_found(registry.devices(&DeviceFilter { site: Some("nowhere".into()), ..Default::default() }));
+    assert_not_found(registry.devices(&DeviceQuery { site: Some("nowhere".into()), ..Default::default() }));
 }
 
 #[test]
@@ -570,9 +571,9 @@ fn a_page_holds_at_most_max_page_devices() {
         .collect();
     registry.mutate(|_| Ok((writes, ()))).unwrap();
     let (page, total) =
-        registry.devices(&DeviceFilter { limit: Some(usize::MAX), ..Default::default() }).unwrap();
+        registry.devices(&DeviceQuery { limit: Some(usize::MAX), ..Default::default() }).unwrap();
     assert_eq!((page.len(), total), (MAX_PAGE, MAX_PAGE + 2));
-    let (page, _) = registry.devices(&DeviceFilter::default()).unwrap();
+    let (page, _) = registry.devices(&DeviceQuery::default()).unwrap();
     assert_eq!(page.len(), 100, "the default page");
 }
 

@@ -17,7 +17,6 @@ use neosens_protocol::sync::{
     SyncBatch, WireUid,
 };
 use neosens_runtime::keys::Keys;
-use serde::Serialize;
 
 use super::gateways::building_in_scope;
 use super::state::{DeviceEntry, State};
@@ -45,8 +44,8 @@ pub const DELTA_LIMIT: usize = 5_000;
 pub const SNAPSHOT_PAGE: usize = 1_000;
 
 /// A one-time enrolment token, shown once.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct EnrolmentToken {
+#[derive(Debug, Clone)]
+pub struct IssuedEnrolment {
     /// The token, for `neosens-edge enroll --token`.
     pub token: String,
     /// It is refused after this (RFC 3339).
@@ -118,7 +117,7 @@ impl Registry {
 
     /// Issues a one-time enrolment token for a gateway (replacing a pending one). Enrolling again
     /// later replaces the gateway's credentials: the old ones stop working.
-    pub fn start_enrolment(&self, id: GatewayId) -> Result<EnrolmentToken, RegistryError> {
+    pub fn start_enrolment(&self, id: GatewayId) -> Result<IssuedEnrolment, RegistryError> {
         let token = random_token(&self.keys, ENROLMENT_PREFIX)?;
         let expires_at = Timestamp(Timestamp::now().millis() + ENROLMENT_TTL_MS);
         let token_hash = self.keys.hash(token.as_bytes());
@@ -132,7 +131,7 @@ impl Registry {
             Ok((vec![Write::Put(Record::Gateway(Box::new(g)))], ()))
         })?;
         tracing::info!(gateway = %id, "enrolment token issued");
-        Ok(EnrolmentToken { token, expires_at: expires_at.to_rfc3339() })
+        Ok(IssuedEnrolment { token, expires_at: expires_at.to_rfc3339() })
     }
 
     /// Exchanges an enrolment token for the gateway's credentials; `None` if the token is unknown,
@@ -421,16 +420,16 @@ fn locations(state: &State, g: &Gateway) -> Vec<Change> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::{GatewayInput, ScopeInput};
+    use crate::registry::{NewGateway, ScopeSpec};
 
     #[test]
     fn a_snapshot_comes_in_pages_in_device_order() {
         let dir = tempfile::tempdir().unwrap();
         let (registry, building, _) = crate::registry::test_registry(dir.path(), 5);
         let gw = registry
-            .create_gateway(GatewayInput {
+            .create_gateway(NewGateway {
                 name: "gw".into(),
-                scope: ScopeInput::Buildings(vec![*building.as_uuid()]),
+                scope: ScopeSpec::Buildings(vec![*building.as_uuid()]),
             })
             .unwrap();
         let token = registry.start_enrolment(gw.id).unwrap();

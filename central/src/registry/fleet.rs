@@ -5,15 +5,14 @@
 use std::collections::HashMap;
 
 use neosens_protocol::ids::{BuildingId, RoomId, SiteId};
-use serde::Serialize;
 
 use super::Registry;
 use super::devices::{DeviceState, state_of, threshold};
 use crate::model::Timestamp;
 
 /// How many devices are in each state.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct StateCounts {
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StateTally {
     /// Seen within their threshold.
     pub ok: usize,
     /// Not seen for longer than their threshold.
@@ -24,7 +23,7 @@ pub struct StateCounts {
     pub disabled: usize,
 }
 
-impl StateCounts {
+impl StateTally {
     fn add(&mut self, state: DeviceState) {
         match state {
             DeviceState::Ok => self.ok += 1,
@@ -34,7 +33,7 @@ impl StateCounts {
         }
     }
 
-    fn merge(&mut self, other: StateCounts) {
+    fn merge(&mut self, other: StateTally) {
         self.ok += other.ok;
         self.outdated += other.outdated;
         self.never_seen += other.never_seen;
@@ -43,66 +42,63 @@ impl StateCounts {
 }
 
 /// A room and its devices' states (by main room).
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct RoomSummary {
+#[derive(Debug, Clone)]
+pub struct RoomFleet {
     /// Id.
-    #[schema(value_type = String, format = Uuid)]
     pub id: RoomId,
     /// Name.
     pub name: String,
     /// Counts.
-    pub counts: StateCounts,
+    pub counts: StateTally,
 }
 
 /// A building, its rooms, and their sum.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct BuildingSummary {
+#[derive(Debug, Clone)]
+pub struct BuildingFleet {
     /// Id.
-    #[schema(value_type = String, format = Uuid)]
     pub id: BuildingId,
     /// Name.
     pub name: String,
     /// Counts over its rooms.
-    pub counts: StateCounts,
+    pub counts: StateTally,
     /// Rooms, by name.
-    pub rooms: Vec<RoomSummary>,
+    pub rooms: Vec<RoomFleet>,
 }
 
 /// A site, its buildings, and their sum.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct SiteSummary {
+#[derive(Debug, Clone)]
+pub struct SiteFleet {
     /// Id.
-    #[schema(value_type = String, format = Uuid)]
     pub id: SiteId,
     /// Slug.
     pub slug: String,
     /// Name.
     pub name: String,
     /// Counts over its buildings.
-    pub counts: StateCounts,
+    pub counts: StateTally,
     /// Buildings, by name.
-    pub buildings: Vec<BuildingSummary>,
+    pub buildings: Vec<BuildingFleet>,
 }
 
 /// The whole fleet.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct FleetSummary {
+#[derive(Debug, Clone)]
+pub struct Fleet {
     /// Every device.
-    pub total: StateCounts,
+    pub total: StateTally,
     /// Devices without a room (counted in `total` only).
-    pub unplaced: StateCounts,
+    pub unplaced: StateTally,
     /// Sites, by name.
-    pub sites: Vec<SiteSummary>,
+    pub sites: Vec<SiteFleet>,
 }
 
 impl Registry {
     /// Counts by state per site, building and room (a device counts in its main room).
-    pub fn fleet_summary(&self) -> FleetSummary {
+    pub fn fleet_summary(&self) -> Fleet {
         let state = self.state.read();
         let now = Timestamp::now();
-        let mut by_room: HashMap<RoomId, StateCounts> = HashMap::new();
-        let mut total = StateCounts::default();
-        let mut unplaced = StateCounts::default();
+        let mut by_room: HashMap<RoomId, StateTally> = HashMap::new();
+        let mut total = StateTally::default();
+        let mut unplaced = StateTally::default();
         for entry in state.devices.values() {
             let d = &entry.record;
             let s = state_of(d, state.statuses.get(&d.id), threshold(&state, d), now);
@@ -112,14 +108,14 @@ impl Registry {
                 None => unplaced.add(s),
             }
         }
-        let mut buildings: HashMap<BuildingId, BuildingSummary> = state
+        let mut buildings: HashMap<BuildingId, BuildingFleet> = state
             .buildings
             .values()
             .map(|b| {
-                let summary = BuildingSummary {
+                let summary = BuildingFleet {
                     id: b.id,
                     name: b.name.clone(),
-                    counts: StateCounts::default(),
+                    counts: StateTally::default(),
                     rooms: Vec::new(),
                 };
                 (b.id, summary)
@@ -129,18 +125,18 @@ impl Registry {
             if let Some(b) = buildings.get_mut(&room.building) {
                 let counts = by_room.get(&room.id).copied().unwrap_or_default();
                 b.counts.merge(counts);
-                b.rooms.push(RoomSummary { id: room.id, name: room.name.clone(), counts });
+                b.rooms.push(RoomFleet { id: room.id, name: room.name.clone(), counts });
             }
         }
-        let mut sites: HashMap<SiteId, SiteSummary> = state
+        let mut sites: HashMap<SiteId, SiteFleet> = state
             .sites
             .values()
             .map(|s| {
-                let summary = SiteSummary {
+                let summary = SiteFleet {
                     id: s.id,
                     slug: s.slug.clone(),
                     name: s.name.clone(),
-                    counts: StateCounts::default(),
+                    counts: StateTally::default(),
                     buildings: Vec::new(),
                 };
                 (s.id, summary)
@@ -154,12 +150,12 @@ impl Registry {
                 s.buildings.push(b);
             }
         }
-        let mut sites: Vec<SiteSummary> = sites.into_values().collect();
+        let mut sites: Vec<SiteFleet> = sites.into_values().collect();
         for s in &mut sites {
             s.buildings.sort_by(|x, y| x.name.cmp(&y.name));
         }
         sites.sort_by(|x, y| x.name.cmp(&y.name));
-        FleetSummary { total, unplaced, sites }
+        Fleet { total, unplaced, sites }
     }
 }
 
@@ -185,9 +181,9 @@ mod tests {
         let unplaced = summary.unplaced;
         assert_eq!(placed + unplaced.ok + unplaced.outdated + unplaced.never_seen + unplaced.disabled, 30);
         for site in &summary.sites {
-            let mut sum = StateCounts::default();
+            let mut sum = StateTally::default();
             for b in &site.buildings {
-                let mut rooms = StateCounts::default();
+                let mut rooms = StateTally::default();
                 b.rooms.iter().for_each(|r| rooms.merge(r.counts));
                 assert_eq!(rooms, b.counts, "building {} is the sum of its rooms", b.name);
                 sum.merge(b.counts);

@@ -90,7 +90,7 @@ impl ChangeFollower {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::{BuildingInput, test_registry};
+    use crate::registry::{NewBuilding, test_registry};
 
     #[tokio::test]
     async fn changes_are_read_once_in_order_a_bounded_number_at_a_time() {
@@ -101,7 +101,7 @@ mod tests {
         assert!(!follower.behind());
         let start = follower.seen();
         for name in ["A", "B", "C"] {
-            let input = BuildingInput { site: None, name: name.into(), description: String::new() };
+            let input = NewBuilding { site: None, name: name.into(), description: String::new() };
             registry.blocking(move |r| r.create_building(input)).await.unwrap();
         }
         assert!(follower.changed().await);
@@ -117,7 +117,7 @@ mod tests {
 
         registry
             .blocking(|r| {
-                r.create_building(BuildingInput { site: None, name: "D".into(), description: String::new() })
+                r.create_building(NewBuilding { site: None, name: "D".into(), description: String::new() })
             })
             .await
             .unwrap();

@@ -1,7 +1,6 @@
 //! Gateways: each serves a share of the registry — a whole site, or some buildings.
 
 use neosens_protocol::ids::{BuildingId, GatewayId};
-use serde::{Deserialize, Serialize};
 
 use super::locations::resolve_site;
 use super::state::State;
@@ -9,10 +8,9 @@ use super::{Registry, RegistryError};
 use crate::model::{EntityKind, Gateway, GatewayScope, Record, Timestamp, new_uuid};
 use crate::store::Write;
 
-/// A gateway's scope in the API: `{"site": "<id or slug>"}` or `{"buildings": ["<id>", …]}`.
-#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
-pub enum ScopeInput {
+/// A gateway's scope as asked for: a site by id or slug, or buildings by id.
+#[derive(Debug, Clone)]
+pub enum ScopeSpec {
     /// A whole site.
     Site(String),
     /// Some buildings.
@@ -20,35 +18,32 @@ pub enum ScopeInput {
 }
 
 /// A new gateway.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct GatewayInput {
+#[derive(Debug, Clone)]
+pub struct NewGateway {
     /// Unique name.
     pub name: String,
     /// What it serves.
-    pub scope: ScopeInput,
+    pub scope: ScopeSpec,
 }
 
 /// Changes to a gateway.
-#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct GatewayPatch {
+#[derive(Debug, Clone, Default)]
+pub struct GatewayChanges {
     /// New name.
     pub name: Option<String>,
     /// New scope (devices leaving it are removed from the gateway at its next sync).
-    pub scope: Option<ScopeInput>,
+    pub scope: Option<ScopeSpec>,
 }
 
-/// A gateway as the API shows it.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct GatewayView {
+/// A gateway with what the registry knows of it.
+#[derive(Debug, Clone)]
+pub struct GatewayInfo {
     /// Id.
-    #[schema(value_type = String, format = Uuid)]
     pub id: GatewayId,
     /// Name.
     pub name: String,
     /// Scope: `{"site": "<id>"}` or `{"buildings": [...]}`.
-    pub scope: serde_json::Value,
+    pub scope: GatewayScope,
     /// Devices in its scope now.
     pub devices: usize,
     /// Creation time.
@@ -61,14 +56,14 @@ pub struct GatewayView {
     pub mqtt_username: String,
 }
 
-fn resolve_scope(state: &State, input: &ScopeInput) -> Result<GatewayScope, RegistryError> {
+fn resolve_scope(state: &State, input: &ScopeSpec) -> Result<GatewayScope, RegistryError> {
     match input {
-        ScopeInput::Site(key) => Ok(GatewayScope::Site(
+        ScopeSpec::Site(key) => Ok(GatewayScope::Site(
             resolve_site(state, key)
                 .map_err(|_| RegistryError::invalid("scope.site", format!("no site {key}")))?
                 .id,
         )),
-        ScopeInput::Buildings(list) => {
+        ScopeSpec::Buildings(list) => {
             if list.is_empty() {
                 return Err(RegistryError::invalid("scope.buildings", "at least one building"));
             }
@@ -94,7 +89,7 @@ pub(crate) fn building_in_scope(state: &State, scope: &GatewayScope, building: B
     }
 }
 
-fn view(state: &State, g: &Gateway) -> GatewayView {
+fn view(state: &State, g: &Gateway) -> GatewayInfo {
     let devices = state
         .devices
         .values()
@@ -104,11 +99,8 @@ fn view(state: &State, g: &Gateway) -> GatewayView {
             })
         })
         .count();
-    let scope = match &g.scope {
-        GatewayScope::Site(s) => serde_json::json!({"site": s}),
-        GatewayScope::Buildings(b) => serde_json::json!({"buildings": b}),
-    };
-    GatewayView {
+    let scope = g.scope.clone();
+    GatewayInfo {
         id: g.id,
         name: g.name.clone(),
         scope,
@@ -130,15 +122,15 @@ fn check_name(name: &str) -> Result<String, RegistryError> {
 
 impl Registry {
     /// Every gateway.
-    pub fn gateways(&self) -> Vec<GatewayView> {
+    pub fn gateways(&self) -> Vec<GatewayInfo> {
         let state = self.state.read();
-        let mut v: Vec<GatewayView> = state.gateways.values().map(|g| view(&state, g)).collect();
+        let mut v: Vec<GatewayInfo> = state.gateways.values().map(|g| view(&state, g)).collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));
         v
     }
 
     /// A gateway.
-    pub fn gateway(&self, id: GatewayId) -> Result<GatewayView, RegistryError> {
+    pub fn gateway(&self, id: GatewayId) -> Result<GatewayInfo, RegistryError> {
         let state = self.state.read();
         state
             .gateways
@@ -148,7 +140,7 @@ impl Registry {
     }
 
     /// Creates a gateway.
-    pub fn create_gateway(&self, input: GatewayInput) -> Result<GatewayView, RegistryError> {
+    pub fn create_gateway(&self, input: NewGateway) -> Result<GatewayInfo, RegistryError> {
         let name = check_name(&input.name)?;
         let id = self.mutate(|state| {
             if state.gateways.values().any(|g| g.name.eq_ignore_ascii_case(&name)) {
@@ -168,7 +160,7 @@ impl Registry {
     }
 
     /// Changes a gateway.
-    pub fn update_gateway(&self, id: GatewayId, patch: GatewayPatch) -> Result<GatewayView, RegistryError> {
+    pub fn update_gateway(&self, id: GatewayId, patch: GatewayChanges) -> Result<GatewayInfo, RegistryError> {
         let name = patch.name.as_deref().map(check_name).transpose()?;
         self.mutate(|state| {
             let mut g = state

@@ -2,7 +2,6 @@
 
 use neosens_protocol::ids::{BuildingId, RoomId, SiteId};
 use neosens_protocol::location::{BaseTopic, OUTSIDE};
-use serde::{Deserialize, Serialize};
 
 use super::state::State;
 use super::{DEFAULT_SITE_SLUG, Registry, RegistryError};
@@ -13,9 +12,8 @@ use crate::store::Write;
 pub const MAX_NAME_LEN: usize = 64;
 
 /// A new site.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SiteInput {
+#[derive(Debug, Clone)]
+pub struct NewSite {
     /// Short name used in topics: lowercase letters, digits and `_`.
     pub slug: String,
     /// Display name.
@@ -23,9 +21,8 @@ pub struct SiteInput {
 }
 
 /// Changes to a site.
-#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SitePatch {
+#[derive(Debug, Clone, Default)]
+pub struct SiteChanges {
     /// New slug (topics of every room of the site follow).
     pub slug: Option<String>,
     /// New display name.
@@ -33,22 +30,19 @@ pub struct SitePatch {
 }
 
 /// A new building.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct BuildingInput {
+#[derive(Debug, Clone)]
+pub struct NewBuilding {
     /// The site (id or slug); the default site when absent.
     pub site: Option<String>,
     /// Display name.
     pub name: String,
     /// Free text.
-    #[serde(default)]
     pub description: String,
 }
 
 /// Changes to a building.
-#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct BuildingPatch {
+#[derive(Debug, Clone, Default)]
+pub struct BuildingChanges {
     /// New name (derived topics of its rooms follow).
     pub name: Option<String>,
     /// New description.
@@ -56,45 +50,37 @@ pub struct BuildingPatch {
 }
 
 /// A new room (or outdoor area, in a site's `outside` building).
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RoomInput {
+#[derive(Debug, Clone)]
+pub struct NewRoom {
     /// The building id.
-    #[schema(value_type = String, format = Uuid)]
     pub building: BuildingId,
     /// Display name.
     pub name: String,
     /// Free text.
-    #[serde(default)]
     pub description: String,
     /// A topic to keep instead of the derived one (rooms moved from another system).
     pub topic: Option<String>,
 }
 
 /// Changes to a room.
-#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RoomPatch {
+#[derive(Debug, Clone, Default)]
+pub struct RoomChanges {
     /// New name (its derived topic follows).
     pub name: Option<String>,
     /// New description.
     pub description: Option<String>,
     /// `true`: drop a kept (imported) topic and follow the naming rule from now on.
-    #[serde(default)]
     pub follow_rule: bool,
 }
 
-/// A room as the API shows it.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct RoomView {
+/// A room with its derived topic and its number of devices.
+#[derive(Debug, Clone)]
+pub struct RoomInfo {
     /// Id.
-    #[schema(value_type = String, format = Uuid)]
     pub id: RoomId,
     /// Building id.
-    #[schema(value_type = String, format = Uuid)]
     pub building: BuildingId,
     /// Site id.
-    #[schema(value_type = Option<String>, format = Uuid)]
     pub site: Option<SiteId>,
     /// Name.
     pub name: String,
@@ -193,7 +179,7 @@ impl Registry {
     }
 
     /// Creates a site (with its `outside` building).
-    pub fn create_site(&self, input: SiteInput) -> Result<Site, RegistryError> {
+    pub fn create_site(&self, input: NewSite) -> Result<Site, RegistryError> {
         let slug = check_slug(&input.slug)?;
         let name = check_name("name", &input.name)?;
         self.mutate(|state| {
@@ -206,7 +192,7 @@ impl Registry {
     }
 
     /// Changes a site; topics of its rooms follow a new slug.
-    pub fn update_site(&self, key: &str, patch: SitePatch) -> Result<Site, RegistryError> {
+    pub fn update_site(&self, key: &str, patch: SiteChanges) -> Result<Site, RegistryError> {
         let slug = patch.slug.as_deref().map(check_slug).transpose()?;
         let name = patch.name.as_deref().map(|n| check_name("name", n)).transpose()?;
         self.mutate(|state| {
@@ -276,7 +262,7 @@ impl Registry {
     }
 
     /// Creates a building.
-    pub fn create_building(&self, input: BuildingInput) -> Result<Building, RegistryError> {
+    pub fn create_building(&self, input: NewBuilding) -> Result<Building, RegistryError> {
         let name = check_name("name", &input.name)?;
         self.mutate(|state| {
             let site = match &input.site {
@@ -301,7 +287,7 @@ impl Registry {
     }
 
     /// Changes a building; derived topics of its rooms follow a new name.
-    pub fn update_building(&self, id: BuildingId, patch: BuildingPatch) -> Result<Building, RegistryError> {
+    pub fn update_building(&self, id: BuildingId, patch: BuildingChanges) -> Result<Building, RegistryError> {
         let name = patch.name.as_deref().map(|n| check_name("name", n)).transpose()?;
         self.mutate(|state| {
             let mut building = state
@@ -359,9 +345,9 @@ impl Registry {
     }
 
     /// Rooms, optionally of one building.
-    pub fn rooms(&self, building: Option<BuildingId>) -> Vec<RoomView> {
+    pub fn rooms(&self, building: Option<BuildingId>) -> Vec<RoomInfo> {
         let state = self.state.read();
-        let mut v: Vec<RoomView> = state
+        let mut v: Vec<RoomInfo> = state
             .rooms
             .values()
             .filter(|r| building.is_none_or(|b| r.building == b))
@@ -372,7 +358,7 @@ impl Registry {
     }
 
     /// A room.
-    pub fn room(&self, id: RoomId) -> Result<RoomView, RegistryError> {
+    pub fn room(&self, id: RoomId) -> Result<RoomInfo, RegistryError> {
         let state = self.state.read();
         state
             .rooms
@@ -382,7 +368,7 @@ impl Registry {
     }
 
     /// Creates a room.
-    pub fn create_room(&self, input: RoomInput) -> Result<RoomView, RegistryError> {
+    pub fn create_room(&self, input: NewRoom) -> Result<RoomInfo, RegistryError> {
         let name = check_name("name", &input.name)?;
         let topic = match input.topic.as_deref() {
             Some(t) => RoomTopic::Imported(
@@ -419,7 +405,7 @@ impl Registry {
     }
 
     /// Changes a room; its derived topic follows a new name.
-    pub fn update_room(&self, id: RoomId, patch: RoomPatch) -> Result<RoomView, RegistryError> {
+    pub fn update_room(&self, id: RoomId, patch: RoomChanges) -> Result<RoomInfo, RegistryError> {
         let name = patch.name.as_deref().map(|n| check_name("name", n)).transpose()?;
         self.mutate(|state| {
             let mut room = state
@@ -487,8 +473,8 @@ pub(super) fn resolve_site<'a>(state: &'a State, key: &str) -> Result<&'a Site, 
         .ok_or_else(|| RegistryError::not_found(format!("site {key}")))
 }
 
-pub(super) fn room_view(state: &State, room: &Room) -> RoomView {
-    RoomView {
+pub(super) fn room_view(state: &State, room: &Room) -> RoomInfo {
+    RoomInfo {
         id: room.id,
         building: room.building,
         site: state.buildings.get(&room.building).map(|b| b.site),

@@ -10,16 +10,15 @@ use crate::registry::devices::tests::{
     assert_conflict, assert_invalid, assert_not_found, assert_unchanged, device_input, fingerprint, reopen,
     room_302,
 };
-use crate::registry::{DevicePatch, GatewayInput, ScopeInput, test_registry};
+use crate::registry::{DeviceChanges, NewGateway, ScopeSpec, test_registry};
 
 fn building(registry: &Registry, site: Option<&str>, name: &str) -> BuildingId {
-    let input =
-        BuildingInput { site: site.map(str::to_owned), name: name.into(), description: String::new() };
+    let input = NewBuilding { site: site.map(str::to_owned), name: name.into(), description: String::new() };
     registry.create_building(input).unwrap().id
 }
 
-fn room_input(building: BuildingId, name: &str, topic: Option<&str>) -> RoomInput {
-    RoomInput { building, name: name.into(), description: String::new(), topic: topic.map(str::to_owned) }
+fn room_input(building: BuildingId, name: &str, topic: Option<&str>) -> NewRoom {
+    NewRoom { building, name: name.into(), description: String::new(), topic: topic.map(str::to_owned) }
 }
 
 fn topic_of(registry: &Registry, room: RoomId) -> String {
@@ -49,7 +48,7 @@ fn the_default_site_is_created_once_with_its_outside_building_and_stays() {
     assert_conflict(registry.delete_building(outside.id), "goes with its site");
     assert_invalid(
         registry
-            .update_building(outside.id, BuildingPatch { name: Some("yard".into()), ..Default::default() }),
+            .update_building(outside.id, BuildingChanges { name: Some("yard".into()), ..Default::default() }),
         "name",
     );
     // A reopen finds the default site and does not create another.
@@ -67,22 +66,18 @@ fn site_slugs_are_topic_levels_and_unique() {
     let (registry, _, _) = test_registry(dir.path(), 0);
     let before = fingerprint(&registry);
     for slug in ["", "Tlse", "tl se", "tlse-2", &"s".repeat(33)] {
-        assert_invalid(
-            registry.create_site(SiteInput { slug: slug.into(), name: "Toulouse".into() }),
-            "slug",
-        );
+        assert_invalid(registry.create_site(NewSite { slug: slug.into(), name: "Toulouse".into() }), "slug");
     }
     assert_conflict(
-        registry.create_site(SiteInput { slug: DEFAULT_SITE_SLUG.into(), name: "Again".into() }),
+        registry.create_site(NewSite { slug: DEFAULT_SITE_SLUG.into(), name: "Again".into() }),
         "exists",
     );
-    assert_invalid(registry.create_site(SiteInput { slug: "tlse".into(), name: "  ".into() }), "name");
+    assert_invalid(registry.create_site(NewSite { slug: "tlse".into(), name: "  ".into() }), "name");
     let registry = assert_unchanged(dir.path(), registry, &before);
 
     let longest = "s".repeat(32);
-    registry.create_site(SiteInput { slug: longest.clone(), name: "Long".into() }).unwrap();
-    let site =
-        registry.create_site(SiteInput { slug: "tlse_2".into(), name: " Toulouse 2 ".into() }).unwrap();
+    registry.create_site(NewSite { slug: longest.clone(), name: "Long".into() }).unwrap();
+    let site = registry.create_site(NewSite { slug: "tlse_2".into(), name: " Toulouse 2 ".into() }).unwrap();
     assert_eq!((site.name.as_str(), site.is_default), ("Toulouse 2", false), "names are trimmed");
     assert_eq!(registry.site(&site.id.to_string()).unwrap(), site, "found by id and by slug");
     assert_eq!(registry.site("tlse_2").unwrap(), site);
@@ -99,17 +94,17 @@ fn site_slugs_are_topic_levels_and_unique() {
     );
     let before = fingerprint(&registry);
     assert_conflict(
-        registry.update_site("tlse_2", SitePatch { slug: Some(longest), ..Default::default() }),
+        registry.update_site("tlse_2", SiteChanges { slug: Some(longest), ..Default::default() }),
         "exists",
     );
     assert_invalid(
-        registry.update_site("tlse_2", SitePatch { slug: Some("Bad".into()), ..Default::default() }),
+        registry.update_site("tlse_2", SiteChanges { slug: Some("Bad".into()), ..Default::default() }),
         "slug",
     );
-    assert_not_found(registry.update_site("nowhere", SitePatch::default()));
+    assert_not_found(registry.update_site("nowhere", SiteChanges::default()));
     let registry = assert_unchanged(dir.path(), registry, &before);
     registry
-        .update_site(&site.id.to_string(), SitePatch { slug: Some("tls".into()), ..Default::default() })
+        .update_site(&site.id.to_string(), SiteChanges { slug: Some("tls".into()), ..Default::default() })
         .unwrap();
     assert_eq!(topic_of(&registry, room), "abroad/tls/b1/r1");
     let registry = reopen(dir.path(), registry);
@@ -123,7 +118,7 @@ fn names_are_trimmed_bounded_and_unique_where_they_live() {
     let before = fingerprint(&registry);
     for name in ["", "   ", "!!!", &"é".repeat(MAX_NAME_LEN + 1)] {
         assert_invalid(
-            registry.create_building(BuildingInput {
+            registry.create_building(NewBuilding {
                 site: None,
                 name: name.into(),
                 description: String::new(),
@@ -133,13 +128,13 @@ fn names_are_trimmed_bounded_and_unique_where_they_live() {
         assert_invalid(registry.create_room(room_input(u4, name, None)), "name");
     }
     assert_conflict(
-        registry.create_building(BuildingInput { site: None, name: "u4".into(), description: String::new() }),
+        registry.create_building(NewBuilding { site: None, name: "u4".into(), description: String::new() }),
         "already has a building",
     );
     assert_conflict(registry.create_room(room_input(u4, " 302 ", None)), "already has a room");
     let unknown = BuildingId::from_uuid(crate::model::new_uuid());
     assert_invalid(registry.create_room(room_input(unknown, "1", None)), "building");
-    assert_not_found(registry.create_building(BuildingInput {
+    assert_not_found(registry.create_building(NewBuilding {
         site: Some("nowhere".into()),
         name: "B".into(),
         description: String::new(),
@@ -151,7 +146,7 @@ fn names_are_trimmed_bounded_and_unique_where_they_live() {
     let b = building(&registry, None, &format!("  {longest} "));
     assert_eq!(registry.building(b).unwrap().name, longest);
     // The same names elsewhere are fine: another site, another building.
-    registry.create_site(SiteInput { slug: "far".into(), name: "Far".into() }).unwrap();
+    registry.create_site(NewSite { slug: "far".into(), name: "Far".into() }).unwrap();
     let far_u4 = building(&registry, Some("far"), "U4");
     assert_eq!(
         registry.create_room(room_input(far_u4, "302", None)).unwrap().base_topic.as_deref(),
@@ -161,14 +156,14 @@ fn names_are_trimmed_bounded_and_unique_where_they_live() {
     let u5 = building(&registry, None, "U5");
     let before = fingerprint(&registry);
     assert_conflict(
-        registry.update_building(u5, BuildingPatch { name: Some("U4".into()), ..Default::default() }),
+        registry.update_building(u5, BuildingChanges { name: Some("U4".into()), ..Default::default() }),
         "already has a building",
     );
     let r1 = registry.create_room(room_input(u5, "1", None)).unwrap().id;
     registry.create_room(room_input(u5, "2", None)).unwrap();
     let before_rename = fingerprint(&registry);
     assert_conflict(
-        registry.update_room(r1, RoomPatch { name: Some("2".into()), ..Default::default() }),
+        registry.update_room(r1, RoomChanges { name: Some("2".into()), ..Default::default() }),
         "already has a room",
     );
     assert_eq!(fingerprint(&registry), before_rename);
@@ -184,14 +179,14 @@ fn derived_topics_follow_renames_and_devices_keep_their_identity() {
     assert_eq!((view.base_topic.as_deref(), view.topic_source, view.devices), (Some("u4/302"), "derived", 2));
 
     let renamed = registry
-        .update_building(u4, BuildingPatch { name: Some("Bâtiment U4".into()), ..Default::default() })
+        .update_building(u4, BuildingChanges { name: Some("Bâtiment U4".into()), ..Default::default() })
         .unwrap();
     assert_eq!(renamed.name, "Bâtiment U4");
     assert_eq!(topic_of(&registry, room), "batiment_u4/302");
     let renamed = registry
         .update_room(
             room,
-            RoomPatch {
+            RoomChanges {
                 name: Some("Salle Café".into()),
                 description: Some("coffee".into()),
                 follow_rule: false,
@@ -231,15 +226,16 @@ fn imported_topics_are_kept_until_an_operator_asks_for_the_rule() {
     let kept = registry.create_room(room_input(u4, "Old 12", Some("U4/Old-12"))).unwrap();
     assert_eq!((kept.base_topic.as_deref(), kept.topic_source), (Some("U4/Old-12"), "kept"));
     registry
-        .update_building(u4, BuildingPatch { name: Some("U4 bis".into()), ..Default::default() })
+        .update_building(u4, BuildingChanges { name: Some("U4 bis".into()), ..Default::default() })
         .unwrap();
     let view = registry
-        .update_room(kept.id, RoomPatch { name: Some("Old 13".into()), ..Default::default() })
+        .update_room(kept.id, RoomChanges { name: Some("Old 13".into()), ..Default::default() })
         .unwrap();
     assert_eq!(view.base_topic.as_deref(), Some("U4/Old-12"), "renames do not move a kept topic");
     let registry = reopen(dir.path(), registry);
     assert_eq!(topic_of(&registry, kept.id), "U4/Old-12");
-    let view = registry.update_room(kept.id, RoomPatch { follow_rule: true, ..Default::default() }).unwrap();
+    let view =
+        registry.update_room(kept.id, RoomChanges { follow_rule: true, ..Default::default() }).unwrap();
     assert_eq!((view.base_topic.as_deref(), view.topic_source), (Some("u4_bis/old_13"), "derived"));
 }
 
@@ -262,14 +258,14 @@ fn two_rooms_never_share_a_topic() {
         registry.create_room(room_input(u4, "salle-1", None)),
         "would share the topic \"u4/salle_1\"",
     );
-    let to_salle_1 = RoomPatch { name: Some("Salle_1".into()), ..Default::default() };
+    let to_salle_1 = RoomChanges { name: Some("Salle_1".into()), ..Default::default() };
     assert_conflict(registry.update_room(s2, to_salle_1), "would share the topic \"u4/salle_1\"");
     assert_conflict(
-        registry.update_room(s2, RoomPatch { name: Some("SALLE 1".into()), ..Default::default() }),
+        registry.update_room(s2, RoomChanges { name: Some("SALLE 1".into()), ..Default::default() }),
         "already has a room",
     );
     assert_conflict(
-        registry.update_building(x2, BuildingPatch { name: Some("X_1".into()), ..Default::default() }),
+        registry.update_building(x2, BuildingChanges { name: Some("X_1".into()), ..Default::default() }),
         "would share the topic \"x_1/r\"",
     );
     // A kept topic blocks the room the rule would give it, and the other way round.
@@ -282,7 +278,7 @@ fn two_rooms_never_share_a_topic() {
 fn what_still_holds_something_cannot_be_deleted() {
     let dir = tempfile::tempdir().unwrap();
     let (registry, _, _) = test_registry(dir.path(), 0);
-    let site = registry.create_site(SiteInput { slug: "far".into(), name: "Far".into() }).unwrap();
+    let site = registry.create_site(NewSite { slug: "far".into(), name: "Far".into() }).unwrap();
     let b = building(&registry, Some("far"), "B");
     let room = registry.create_room(room_input(b, "1", None)).unwrap().id;
     let device =
@@ -304,7 +300,7 @@ fn what_still_holds_something_cannot_be_deleted() {
     registry
         .update_device(
             &device.id.to_string(),
-            DevicePatch { rooms: Some(vec![room_302(&registry)]), ..Default::default() },
+            DeviceChanges { rooms: Some(vec![room_302(&registry)]), ..Default::default() },
         )
         .unwrap();
     registry.delete_room(room).unwrap();
@@ -322,14 +318,11 @@ fn what_still_holds_something_cannot_be_deleted() {
 fn a_building_or_site_in_a_gateway_scope_cannot_be_deleted() {
     let dir = tempfile::tempdir().unwrap();
     let (registry, _, _) = test_registry(dir.path(), 0);
-    registry.create_site(SiteInput { slug: "far".into(), name: "Far".into() }).unwrap();
+    registry.create_site(NewSite { slug: "far".into(), name: "Far".into() }).unwrap();
     let empty = building(&registry, None, "Empty");
-    let by_building =
-        GatewayInput { name: "gw1".into(), scope: ScopeInput::Buildings(vec![*empty.as_uuid()]) };
+    let by_building = NewGateway { name: "gw1".into(), scope: ScopeSpec::Buildings(vec![*empty.as_uuid()]) };
     registry.create_gateway(by_building).unwrap();
-    registry
-        .create_gateway(GatewayInput { name: "gw2".into(), scope: ScopeInput::Site("far".into()) })
-        .unwrap();
+    registry.create_gateway(NewGateway { name: "gw2".into(), scope: ScopeSpec::Site("far".into()) }).unwrap();
     let before = fingerprint(&registry);
     assert_conflict(registry.delete_building(empty), "gw1");
     assert_conflict(registry.delete_site("far"), "gw2");

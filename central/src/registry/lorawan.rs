@@ -4,7 +4,6 @@
 use neosens_protocol::DeviceUid;
 use neosens_protocol::ids::{DevAddr, DeviceId};
 use neosens_runtime::keys::Keys;
-use serde::{Deserialize, Serialize};
 
 use super::RegistryError;
 use neosens_protocol::sync::lorawan_key_context as key_context;
@@ -12,9 +11,8 @@ use neosens_protocol::sync::lorawan_key_context as key_context;
 use crate::model::{Codec, LorawanSession};
 
 /// A session as an admin gives it (keys in hex, shown nowhere afterwards).
-#[derive(Clone, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct LorawanInput {
+#[derive(Clone)]
+pub struct NewLorawanSession {
     /// Device address, 8 hex digits.
     pub dev_addr: String,
     /// NwkSKey, 32 hex digits.
@@ -29,15 +27,15 @@ pub struct LorawanInput {
     pub f_cnt_up: Option<u32>,
 }
 
-impl std::fmt::Debug for LorawanInput {
+impl std::fmt::Debug for NewLorawanSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LorawanInput").field("dev_addr", &self.dev_addr).finish_non_exhaustive()
+        f.debug_struct("NewLorawanSession").field("dev_addr", &self.dev_addr).finish_non_exhaustive()
     }
 }
 
-/// A session as the API shows it: never the keys.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct LorawanView {
+/// A session without its keys.
+#[derive(Debug, Clone)]
+pub struct LorawanInfo {
     /// Device address.
     pub dev_addr: String,
     /// Payload codec.
@@ -50,9 +48,9 @@ pub struct LorawanView {
     pub keys: &'static str,
 }
 
-impl From<&LorawanSession> for LorawanView {
+impl From<&LorawanSession> for LorawanInfo {
     fn from(s: &LorawanSession) -> Self {
-        LorawanView {
+        LorawanInfo {
             dev_addr: s.dev_addr.to_string(),
             codec: s.codec,
             relax_f_cnt: s.relax_f_cnt,
@@ -72,7 +70,7 @@ pub(super) fn seal_session(
     keys: &Keys,
     id: DeviceId,
     uid: &DeviceUid,
-    input: &LorawanInput,
+    input: &NewLorawanSession,
 ) -> Result<LorawanSession, RegistryError> {
     if !matches!(uid, DeviceUid::Lorawan(_)) {
         return Err(RegistryError::invalid("lorawan", "only LoRaWAN devices (a DevEUI uid) have a session"));

@@ -33,28 +33,28 @@ use parking_lot::{Mutex, RwLock};
 use crate::secrets::{KeyError, ServerKeys};
 use crate::store::{Store, StoreError, Write};
 
-pub use access::{Credential, Principal, TokenCreated};
+pub use access::{Credential, IssuedToken, Principal};
 pub use broker::{Access, Decision, DenyReason, ServiceAccount};
 pub use device_sort::{DeviceSort, SortBy};
-pub use device_types::{DeviceTypeInput, DeviceTypePatch};
-pub use devices::{DeviceFilter, DeviceInput, DevicePatch, DeviceState, DeviceView, MAX_LOGIN_LEN, MAX_PAGE};
+pub use device_types::{DeviceTypeChanges, NewDeviceType};
+pub use devices::{DeviceChanges, DeviceInfo, DeviceQuery, DeviceState, MAX_LOGIN_LEN, MAX_PAGE, NewDevice};
 pub use dynsec::BrokerAccount;
 pub use edge::{
-    DELTA_LIMIT, ENROLMENT_PREFIX, ENROLMENT_TTL_MS, EnrolmentGrant, EnrolmentToken, GATEWAY_SECRET_PREFIX,
-    GATEWAY_USERNAME_PREFIX, SNAPSHOT_PAGE, gateway_username,
+    DELTA_LIMIT, ENROLMENT_PREFIX, ENROLMENT_TTL_MS, EnrolmentGrant, GATEWAY_SECRET_PREFIX,
+    GATEWAY_USERNAME_PREFIX, IssuedEnrolment, SNAPSHOT_PAGE, gateway_username,
 };
-pub use fleet::{BuildingSummary, FleetSummary, RoomSummary, SiteSummary, StateCounts};
+pub use fleet::{BuildingFleet, Fleet, RoomFleet, SiteFleet, StateTally};
 pub use follower::{ChangeFollower, Changes};
-pub use gateways::{GatewayInput, GatewayPatch, GatewayView, ScopeInput};
+pub use gateways::{GatewayChanges, GatewayInfo, NewGateway, ScopeSpec};
 pub use import::{Counts, ImportReport};
 pub use locations::{
-    BuildingInput, BuildingPatch, MAX_NAME_LEN, RoomInput, RoomPatch, RoomView, SiteInput, SitePatch,
+    BuildingChanges, MAX_NAME_LEN, NewBuilding, NewRoom, NewSite, RoomChanges, RoomInfo, SiteChanges,
 };
-pub use lorawan::{LorawanInput, LorawanView};
-pub use orders::{OrderRequest, PreparedOrder, REINSTALL};
+pub use lorawan::{LorawanInfo, NewLorawanSession};
+pub use orders::{OrderSpec, PreparedOrder, REINSTALL};
 pub use provisioning::Refusal;
 pub use status::StatusDrop;
-pub use users::{UserInput, UserPatch, UserView};
+pub use users::{NewUser, UserChanges, UserInfo};
 
 /// Slug and name of the site created at first start.
 pub const DEFAULT_SITE_SLUG: &str = "ut3";
@@ -215,18 +215,13 @@ pub(crate) fn test_registry(
     let keys = Arc::new(ServerKeys::load_or_create(dir).unwrap());
     let registry = Registry::open(Arc::new(crate::store::RedbStore::open(dir).unwrap()), keys).unwrap();
     let b = registry
-        .create_building(BuildingInput { site: None, name: "U4".into(), description: String::new() })
+        .create_building(NewBuilding { site: None, name: "U4".into(), description: String::new() })
         .unwrap();
     let r = registry
-        .create_room(RoomInput {
-            building: b.id,
-            name: "302".into(),
-            description: String::new(),
-            topic: None,
-        })
+        .create_room(NewRoom { building: b.id, name: "302".into(), description: String::new(), topic: None })
         .unwrap();
     registry
-        .create_device_type(DeviceTypeInput {
+        .create_device_type(NewDeviceType {
             name: "esp32".into(),
             description: String::new(),
             config_schema: None,
@@ -239,7 +234,7 @@ pub(crate) fn test_registry(
     let ids = (0..devices)
         .map(|i| {
             registry
-                .create_device(DeviceInput {
+                .create_device(NewDevice {
                     uid: format!("24:0a:c4:00:00:{i:02x}"),
                     uid_kind: None,
                     device_type: "esp32".into(),

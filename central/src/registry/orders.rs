@@ -3,7 +3,6 @@
 
 use neosens_protocol::DeviceUid;
 use neosens_protocol::legacy::{Command, CommandValue, KnownOrder, OrderValue};
-use serde::Deserialize;
 use serde_json::Value;
 
 use super::devices::resolve_device;
@@ -14,10 +13,9 @@ use crate::model::{OrderRecord, Timestamp};
 /// receives its new password once).
 pub const REINSTALL: &str = "reinstall";
 
-/// An order as the API receives it.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct OrderRequest {
+/// An order asked for by an operator, before it is checked against the device.
+#[derive(Debug, Clone)]
+pub struct OrderSpec {
     /// The order: a device order of the device's type (`status`, `frequency`, `reboot`,
     /// `restart`, `upgrade`, `update`, `reset`), `reinstall`, or any order of a sensor module.
     pub order: String,
@@ -83,7 +81,7 @@ struct Addressed {
 fn device_order(
     state: &super::state::State,
     device: &crate::model::Device,
-    request: &OrderRequest,
+    request: &OrderSpec,
     value: Option<&CommandValue>,
 ) -> Result<Addressed, RegistryError> {
     let DeviceUid::Ethernet(mac) = device.uid else {
@@ -122,7 +120,7 @@ fn device_order(
 }
 
 /// An order to one of the device's modules (`temperature`, …), to a unit or `all`.
-fn module_order(module: &str, request: &OrderRequest) -> Result<Addressed, RegistryError> {
+fn module_order(module: &str, request: &OrderSpec) -> Result<Addressed, RegistryError> {
     if !plain_level(module) {
         return Err(RegistryError::invalid("module", "one topic level, such as temperature"));
     }
@@ -142,7 +140,7 @@ impl Registry {
     pub fn prepare_order(
         &self,
         key: &str,
-        request: &OrderRequest,
+        request: &OrderSpec,
         by: &str,
     ) -> Result<PreparedOrder, RegistryError> {
         let state = self.state.read();

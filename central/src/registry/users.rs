@@ -2,7 +2,6 @@
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
-use serde::{Deserialize, Serialize};
 
 use super::{Registry, RegistryError};
 use crate::model::{EntityKind, Record, Role, Timestamp, User, UserId, new_uuid};
@@ -12,9 +11,8 @@ use crate::store::Write;
 const MIN_PASSWORD: usize = 10;
 
 /// A new user.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UserInput {
+#[derive(Debug, Clone)]
+pub struct NewUser {
     /// Login name: 1 to 64 characters among letters, digits, `.`, `-`, `_`, `@`.
     pub username: String,
     /// Password (at least 10 characters). Stored as an argon2id hash only.
@@ -24,20 +22,18 @@ pub struct UserInput {
 }
 
 /// Changes to a user.
-#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UserPatch {
+#[derive(Debug, Clone, Default)]
+pub struct UserChanges {
     /// New password.
     pub password: Option<String>,
     /// New role.
     pub role: Option<Role>,
 }
 
-/// A user as the API shows it (never the hash).
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct UserView {
+/// A user, without the password hash.
+#[derive(Debug, Clone)]
+pub struct UserInfo {
     /// Id.
-    #[schema(value_type = String, format = Uuid)]
     pub id: UserId,
     /// Login name.
     pub username: String,
@@ -47,9 +43,9 @@ pub struct UserView {
     pub created_at: String,
 }
 
-impl From<&User> for UserView {
+impl From<&User> for UserInfo {
     fn from(u: &User) -> Self {
-        UserView {
+        UserInfo {
             id: u.id,
             username: u.username.clone(),
             role: u.role,
@@ -89,24 +85,24 @@ impl Registry {
     }
 
     /// Every user.
-    pub fn users(&self) -> Vec<UserView> {
-        let mut v: Vec<UserView> = self.state.read().users.values().map(UserView::from).collect();
+    pub fn users(&self) -> Vec<UserInfo> {
+        let mut v: Vec<UserInfo> = self.state.read().users.values().map(UserInfo::from).collect();
         v.sort_by(|a, b| a.username.cmp(&b.username));
         v
     }
 
     /// A user.
-    pub fn user(&self, id: UserId) -> Result<UserView, RegistryError> {
+    pub fn user(&self, id: UserId) -> Result<UserInfo, RegistryError> {
         self.state
             .read()
             .users
             .get(&id)
-            .map(UserView::from)
+            .map(UserInfo::from)
             .ok_or_else(|| RegistryError::not_found(format!("user {}", id.0)))
     }
 
     /// Creates a user.
-    pub fn create_user(&self, input: UserInput) -> Result<UserView, RegistryError> {
+    pub fn create_user(&self, input: NewUser) -> Result<UserInfo, RegistryError> {
         check_username(&input.username)?;
         let password_hash = self.hash_password(&input.password)?;
         self.mutate(|state| {
@@ -120,13 +116,13 @@ impl Registry {
                 role: input.role,
                 created_at: Timestamp::now(),
             };
-            let view = UserView::from(&user);
+            let view = UserInfo::from(&user);
             Ok((vec![Write::Put(Record::User(user))], view))
         })
     }
 
     /// Changes a user's password or role.
-    pub fn update_user(&self, id: UserId, patch: UserPatch) -> Result<UserView, RegistryError> {
+    pub fn update_user(&self, id: UserId, patch: UserChanges) -> Result<UserInfo, RegistryError> {
         let hash = patch.password.as_deref().map(|p| self.hash_password(p)).transpose()?;
         self.mutate(|state| {
             let mut user = state
@@ -140,7 +136,7 @@ impl Registry {
             if let Some(r) = patch.role {
                 user.role = r;
             }
-            let view = UserView::from(&user);
+            let view = UserInfo::from(&user);
             Ok((vec![Write::Put(Record::User(user))], view))
         })
     }
@@ -167,7 +163,7 @@ impl Registry {
             None => Some(self.keys.new_token()?),
         };
         let password = configured.or(generated.as_deref()).unwrap_or_default().to_owned();
-        let input = UserInput { username: "admin".into(), password, role: Role::Admin };
+        let input = NewUser { username: "admin".into(), password, role: Role::Admin };
         self.create_user(input).map_err(|e| match e {
             RegistryError::Invalid { message, .. } => {
                 RegistryError::invalid("NEOSENS_ADMIN_PASSWORD", message)
@@ -186,7 +182,7 @@ impl Registry {
     ///
     /// An unknown name costs the same argon2id verification as a known one (against a fixed
     /// hash), so answer times do not tell which user names exist.
-    pub fn verify_user(&self, username: &str, password: &str) -> Option<UserView> {
+    pub fn verify_user(&self, username: &str, password: &str) -> Option<UserInfo> {
         static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
         let user =
             self.state.read().users.values().find(|u| u.username.eq_ignore_ascii_case(username)).cloned();
@@ -201,7 +197,7 @@ impl Registry {
             }),
         };
         let verified = PasswordHash::new(hash).is_ok_and(|p| verify_in_place(&p, password.as_bytes()));
-        user.filter(|_| verified).map(|u| UserView::from(&u))
+        user.filter(|_| verified).map(|u| UserInfo::from(&u))
     }
 }
 
@@ -261,7 +257,7 @@ mod tests {
         let keys = Arc::new(ServerKeys::load_or_create(dir.path()).unwrap());
         let registry = Registry::open(Arc::new(RedbStore::open(dir.path()).unwrap()), keys).unwrap();
         let u = registry
-            .create_user(UserInput {
+            .create_user(NewUser {
                 username: "alice".into(),
                 password: "correct horse".into(),
                 role: Role::Operator,
@@ -278,20 +274,20 @@ mod tests {
         assert!(verify_in_place(&hash, b"correct horse") && !verify_in_place(&hash, b"correct horsf"));
         let greedy = stored.replace("m=19456", "m=4194304");
         assert!(!verify_in_place(&PasswordHash::new(&greedy).unwrap(), b"correct horse"), "4 GiB refused");
-        let short = registry.create_user(UserInput {
+        let short = registry.create_user(NewUser {
             username: "b".into(),
             password: "short".into(),
             role: Role::Viewer,
         });
         assert!(matches!(short, Err(RegistryError::Invalid { ref field, .. }) if field == "password"));
-        let dup = registry.create_user(UserInput {
+        let dup = registry.create_user(NewUser {
             username: "Alice".into(),
             password: "0123456789".into(),
             role: Role::Viewer,
         });
         assert!(matches!(dup, Err(RegistryError::Conflict { .. })));
         registry
-            .update_user(u.id, UserPatch { password: Some("battery staple".into()), role: None })
+            .update_user(u.id, UserChanges { password: Some("battery staple".into()), role: None })
             .unwrap();
         assert!(registry.verify_user("alice", "correct horse").is_none());
         assert!(registry.verify_user("alice", "battery staple").is_some());

@@ -7,11 +7,11 @@ use axum::response::IntoResponse;
 use serde::Serialize;
 use serde_json::json;
 
+use super::schema::devices::{DeviceFilter, DeviceInput, DevicePatch, DeviceView};
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::extract::{ApiJson, ApiQuery, Auth};
 use crate::model::Role;
-use crate::registry::{DeviceFilter, DeviceInput, DevicePatch, DeviceView};
 use crate::store::DeviceLogEntry;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -36,39 +36,40 @@ pub(super) struct Page {
     offset: usize,
 }
 
-#[utoipa::path(get, path = "/devices", tag = "devices", params(crate::registry::DeviceFilter), responses((status = 200, description = "One page, sorted by uid", body = Page), crate::http::error::CommonErrors), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/devices", tag = "devices", params(crate::http::api::schema::devices::DeviceFilter), responses((status = 200, description = "One page, sorted by uid", body = Page), crate::http::error::CommonErrors), security(("bearer" = [])))]
 async fn list(
     State(s): State<AppState>,
     _auth: Auth,
     ApiQuery(filter): ApiQuery<DeviceFilter>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let (items, total) = s.registry.devices(&filter)?;
     let limit = filter.limit.unwrap_or(100).min(crate::registry::MAX_PAGE);
-    Ok(Json(Page { items, total, limit, offset: filter.offset.unwrap_or(0) }))
+    let offset = filter.offset.unwrap_or(0);
+    let (items, total) = s.registry.devices(&filter.into())?;
+    Ok(Json(Page { items: items.into_iter().map(DeviceView::from).collect(), total, limit, offset }))
 }
 
-#[utoipa::path(get, path = "/devices/{id}", tag = "devices", params(("id" = String, Path, description = "Internal UUID or uid (MAC, DevEUI)")), responses((status = 200, body = crate::registry::DeviceView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/devices/{id}", tag = "devices", params(("id" = String, Path, description = "Internal UUID or uid (MAC, DevEUI)")), responses((status = 200, body = crate::http::api::schema::devices::DeviceView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn get_one(
     State(s): State<AppState>,
     _auth: Auth,
     Path(key): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(s.registry.device(&key)?))
+    Ok(Json(DeviceView::from(s.registry.device(&key)?)))
 }
 
-#[utoipa::path(post, path = "/devices", tag = "devices", request_body = crate::registry::DeviceInput, responses((status = 201, description = "Registered, with a new undelivered secret", body = crate::registry::DeviceView), crate::http::error::CommonErrors, (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody), (status = 422, description = "Configuration breaks its schema, the legacy shape or the 1023-byte limit", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/devices", tag = "devices", request_body = crate::http::api::schema::devices::DeviceInput, responses((status = 201, description = "Registered, with a new undelivered secret", body = crate::http::api::schema::devices::DeviceView), crate::http::error::CommonErrors, (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody), (status = 422, description = "Configuration breaks its schema, the legacy shape or the 1023-byte limit", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn create(
     State(s): State<AppState>,
     auth: Auth,
     ApiJson(input): ApiJson<DeviceInput>,
 ) -> Result<impl IntoResponse, ApiError> {
     auth.require(Role::Operator)?;
-    let device = s.registry.blocking(move |r| r.create_device(input)).await?;
+    let device = s.registry.blocking(move |r| r.create_device(input.into())).await?;
     tracing::info!(device = %device.uid, by = %auth.0.name, "device registered");
-    Ok((StatusCode::CREATED, Json(device)))
+    Ok((StatusCode::CREATED, Json(DeviceView::from(device))))
 }
 
-#[utoipa::path(patch, path = "/devices/{id}", tag = "devices", params(("id" = String, Path, description = "Internal UUID or uid")), request_body = crate::registry::DevicePatch, responses((status = 200, body = crate::registry::DeviceView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody), (status = 422, description = "Configuration breaks its schema, the legacy shape or the 1023-byte limit", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(patch, path = "/devices/{id}", tag = "devices", params(("id" = String, Path, description = "Internal UUID or uid")), request_body = crate::http::api::schema::devices::DevicePatch, responses((status = 200, body = crate::http::api::schema::devices::DeviceView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody), (status = 422, description = "Configuration breaks its schema, the legacy shape or the 1023-byte limit", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn update(
     State(s): State<AppState>,
     auth: Auth,
@@ -76,7 +77,7 @@ async fn update(
     ApiJson(patch): ApiJson<DevicePatch>,
 ) -> Result<impl IntoResponse, ApiError> {
     auth.require(Role::Operator)?;
-    Ok(Json(s.registry.blocking(move |r| r.update_device(&key, patch)).await?))
+    Ok(Json(DeviceView::from(s.registry.blocking(move |r| r.update_device(&key, patch.into())).await?)))
 }
 
 #[utoipa::path(delete, path = "/devices/{id}", tag = "devices", params(("id" = String, Path, description = "Internal UUID or uid")), responses((status = 204, description = "Deleted"), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
@@ -92,24 +93,24 @@ async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(post, path = "/devices/{id}/credentials/reset", tag = "devices", params(("id" = String, Path, description = "Internal UUID or uid")), responses((status = 200, description = "New secret, delivered at the next /device/credentials call", body = crate::registry::DeviceView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/devices/{id}/credentials/reset", tag = "devices", params(("id" = String, Path, description = "Internal UUID or uid")), responses((status = 200, description = "New secret, delivered at the next /device/credentials call", body = crate::http::api::schema::devices::DeviceView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn reset_credentials(
     State(s): State<AppState>,
     auth: Auth,
     Path(key): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     auth.require(Role::Operator)?;
-    Ok(Json(s.registry.blocking(move |r| r.reset_credentials(&key)).await?))
+    Ok(Json(DeviceView::from(s.registry.blocking(move |r| r.reset_credentials(&key)).await?)))
 }
 
 async fn set_enabled(s: &AppState, auth: &Auth, key: &str, enabled: bool) -> Result<DeviceView, ApiError> {
     auth.require(Role::Operator)?;
     let key = key.to_owned();
-    let patch = DevicePatch { enabled: Some(enabled), ..DevicePatch::default() };
-    Ok(s.registry.blocking(move |r| r.update_device(&key, patch)).await?)
+    let patch = crate::registry::DeviceChanges { enabled: Some(enabled), ..Default::default() };
+    Ok(DeviceView::from(s.registry.blocking(move |r| r.update_device(&key, patch)).await?))
 }
 
-#[utoipa::path(post, path = "/devices/{id}/enable", tag = "devices", params(("id" = String, Path, description = "Internal UUID or uid")), responses((status = 200, body = crate::registry::DeviceView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/devices/{id}/enable", tag = "devices", params(("id" = String, Path, description = "Internal UUID or uid")), responses((status = 200, body = crate::http::api::schema::devices::DeviceView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn enable(
     State(s): State<AppState>,
     auth: Auth,
@@ -118,7 +119,7 @@ async fn enable(
     Ok(Json(set_enabled(&s, &auth, &key, true).await?))
 }
 
-#[utoipa::path(post, path = "/devices/{id}/disable", tag = "devices", params(("id" = String, Path, description = "Internal UUID or uid")), responses((status = 200, description = "Disabled: no config, no broker access", body = crate::registry::DeviceView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/devices/{id}/disable", tag = "devices", params(("id" = String, Path, description = "Internal UUID or uid")), responses((status = 200, description = "Disabled: no config, no broker access", body = crate::http::api::schema::devices::DeviceView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn disable(
     State(s): State<AppState>,
     auth: Auth,

@@ -16,11 +16,11 @@ use neosens_protocol::edge::{
 use neosens_protocol::ids::{DeviceId, GatewayId};
 use serde::Deserialize;
 
+use super::schema::gateways::EnrolmentToken;
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::extract::{ApiJson, ApiQuery, Auth};
 use crate::model::{Role, Timestamp};
-use crate::registry::EnrolmentToken;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -67,7 +67,10 @@ pub(super) async fn start_enrolment(
 ) -> Result<impl IntoResponse, ApiError> {
     auth.require(Role::Admin)?;
     let id: GatewayId = id.parse().map_err(|_| ApiError::NotFound(format!("gateway {id} not found")))?;
-    Ok((StatusCode::CREATED, Json(s.registry.blocking(move |r| r.start_enrolment(id)).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(EnrolmentToken::from(s.registry.blocking(move |r| r.start_enrolment(id)).await?)),
+    ))
 }
 
 /// Exchanges a one-time token for the gateway's credentials (shown once).

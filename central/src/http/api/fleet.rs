@@ -14,6 +14,8 @@ use crate::http::extract::Auth;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::schema::fleet::FleetSummary;
+
 /// The routes of this module, each with its OpenAPI operation (paths relative to `/api/v1`).
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(summary))
@@ -43,12 +45,12 @@ pub(super) fn with_etag(headers: &HeaderMap, body: Vec<u8>) -> Response {
 }
 
 #[utoipa::path(get, path = "/fleet", tag = "devices",
-    responses((status = 200, description = "Counts by state per site, building and room; with an ETag", body = crate::registry::FleetSummary),
+    responses((status = 200, description = "Counts by state per site, building and room; with an ETag", body = FleetSummary),
         (status = 304, description = "Unchanged since the ETag in If-None-Match"),
         crate::http::error::CommonErrors),
     security(("bearer" = [])))]
 async fn summary(State(s): State<AppState>, _auth: Auth, headers: HeaderMap) -> Result<Response, ApiError> {
-    let body = serde_json::to_vec(&s.registry.fleet_summary())
+    let body = serde_json::to_vec(&FleetSummary::from(s.registry.fleet_summary()))
         .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("encoding the fleet summary")))?;
     Ok(with_etag(&headers, body))
 }

@@ -7,11 +7,11 @@ use axum::response::IntoResponse;
 use neosens_protocol::ids::GatewayId;
 
 use super::items;
+use super::schema::gateways::{GatewayInput, GatewayPatch, GatewayView};
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::extract::{ApiJson, Auth};
 use crate::model::Role;
-use crate::registry::{GatewayInput, GatewayPatch};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -26,21 +26,21 @@ fn gateway_id(s: &str) -> Result<GatewayId, ApiError> {
 
 #[utoipa::path(get, path = "/gateways", tag = "gateways", responses((status = 200, body = inline(Object)), crate::http::error::CommonErrors), security(("bearer" = [])))]
 async fn list(State(s): State<AppState>, _auth: Auth) -> impl IntoResponse {
-    items(s.registry.gateways().into_iter().map(|g| with_health(&s, g)).collect())
+    items(s.registry.gateways().into_iter().map(|g| with_health(&s, g.into())).collect())
 }
 
 /// A gateway with what central knows of its health.
 #[derive(serde::Serialize, utoipa::ToSchema)]
 pub(super) struct GatewayWithHealth {
     #[serde(flatten)]
-    gateway: crate::registry::GatewayView,
+    gateway: GatewayView,
     /// Whether it has been in touch in the last 150 s.
     up: bool,
     /// Last contact, revision applied, last report (`null` if not in touch since central started).
     health: Option<crate::gateway_health::Contact>,
 }
 
-fn with_health(s: &AppState, gateway: crate::registry::GatewayView) -> GatewayWithHealth {
+fn with_health(s: &AppState, gateway: GatewayView) -> GatewayWithHealth {
     let health = s.gateways.get(gateway.id);
     let up = health.as_ref().is_some_and(|h| h.is_up(crate::model::Timestamp::now().millis()));
     GatewayWithHealth { gateway, up, health }
@@ -52,20 +52,23 @@ async fn get_one(
     _auth: Auth,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(with_health(&s, s.registry.gateway(gateway_id(&id)?)?)))
+    Ok(Json(with_health(&s, s.registry.gateway(gateway_id(&id)?)?.into())))
 }
 
-#[utoipa::path(post, path = "/gateways", tag = "gateways", request_body = crate::registry::GatewayInput, responses((status = 201, body = crate::registry::GatewayView), crate::http::error::CommonErrors, (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/gateways", tag = "gateways", request_body = crate::http::api::schema::gateways::GatewayInput, responses((status = 201, body = crate::http::api::schema::gateways::GatewayView), crate::http::error::CommonErrors, (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn create(
     State(s): State<AppState>,
     auth: Auth,
     ApiJson(input): ApiJson<GatewayInput>,
 ) -> Result<impl IntoResponse, ApiError> {
     auth.require(Role::Admin)?;
-    Ok((StatusCode::CREATED, Json(s.registry.blocking(move |r| r.create_gateway(input)).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(GatewayView::from(s.registry.blocking(move |r| r.create_gateway(input.into())).await?)),
+    ))
 }
 
-#[utoipa::path(patch, path = "/gateways/{id}", tag = "gateways", params(("id" = String, Path, description = "Gateway id")), request_body = crate::registry::GatewayPatch, responses((status = 200, body = crate::registry::GatewayView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody), (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(patch, path = "/gateways/{id}", tag = "gateways", params(("id" = String, Path, description = "Gateway id")), request_body = crate::http::api::schema::gateways::GatewayPatch, responses((status = 200, body = crate::http::api::schema::gateways::GatewayView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody), (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn update(
     State(s): State<AppState>,
     auth: Auth,
@@ -75,7 +78,7 @@ async fn update(
     auth.require(Role::Admin)?;
     Ok(Json({
         let gateway = gateway_id(&id)?;
-        s.registry.blocking(move |r| r.update_gateway(gateway, patch)).await?
+        GatewayView::from(s.registry.blocking(move |r| r.update_gateway(gateway, patch.into())).await?)
     }))
 }
 

@@ -8,11 +8,13 @@ use neosens_protocol::ids::{BuildingId, RoomId};
 use serde::Deserialize;
 
 use super::items;
+use super::schema::locations::{
+    BuildingInput, BuildingPatch, RoomInput, RoomPatch, RoomView, SiteInput, SitePatch,
+};
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::extract::{ApiJson, ApiQuery, Auth};
 use crate::model::Role;
-use crate::registry::{BuildingInput, BuildingPatch, RoomInput, RoomPatch, SiteInput, SitePatch};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -45,17 +47,17 @@ async fn get_site(
     Ok(Json(s.registry.site(&key)?))
 }
 
-#[utoipa::path(post, path = "/sites", tag = "locations", request_body = crate::registry::SiteInput, responses((status = 201, description = "Created, with its outside building", body = crate::model::Site), crate::http::error::CommonErrors, (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/sites", tag = "locations", request_body = crate::http::api::schema::locations::SiteInput, responses((status = 201, description = "Created, with its outside building", body = crate::model::Site), crate::http::error::CommonErrors, (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn create_site(
     State(s): State<AppState>,
     auth: Auth,
     ApiJson(input): ApiJson<SiteInput>,
 ) -> Result<impl IntoResponse, ApiError> {
     auth.require(Role::Admin)?;
-    Ok((StatusCode::CREATED, Json(s.registry.blocking(move |r| r.create_site(input)).await?)))
+    Ok((StatusCode::CREATED, Json(s.registry.blocking(move |r| r.create_site(input.into())).await?)))
 }
 
-#[utoipa::path(patch, path = "/sites/{id}", tag = "locations", params(("id" = String, Path, description = "Site id or slug")), request_body = crate::registry::SitePatch, responses((status = 200, body = crate::model::Site), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody), (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(patch, path = "/sites/{id}", tag = "locations", params(("id" = String, Path, description = "Site id or slug")), request_body = crate::http::api::schema::locations::SitePatch, responses((status = 200, body = crate::model::Site), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody), (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn update_site(
     State(s): State<AppState>,
     auth: Auth,
@@ -63,7 +65,7 @@ async fn update_site(
     ApiJson(patch): ApiJson<SitePatch>,
 ) -> Result<impl IntoResponse, ApiError> {
     auth.require(Role::Admin)?;
-    Ok(Json(s.registry.blocking(move |r| r.update_site(&key, patch)).await?))
+    Ok(Json(s.registry.blocking(move |r| r.update_site(&key, patch.into())).await?))
 }
 
 #[utoipa::path(delete, path = "/sites/{id}", tag = "locations", params(("id" = String, Path, description = "Site id or slug")), responses((status = 204, description = "Deleted"), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody), (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
@@ -101,17 +103,17 @@ async fn get_building(
     Ok(Json(s.registry.building(id::<BuildingId>("building", &key)?)?))
 }
 
-#[utoipa::path(post, path = "/buildings", tag = "locations", request_body = crate::registry::BuildingInput, responses((status = 201, body = crate::model::Building), crate::http::error::CommonErrors, (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/buildings", tag = "locations", request_body = crate::http::api::schema::locations::BuildingInput, responses((status = 201, body = crate::model::Building), crate::http::error::CommonErrors, (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn create_building(
     State(s): State<AppState>,
     auth: Auth,
     ApiJson(input): ApiJson<BuildingInput>,
 ) -> Result<impl IntoResponse, ApiError> {
     auth.require(Role::Admin)?;
-    Ok((StatusCode::CREATED, Json(s.registry.blocking(move |r| r.create_building(input)).await?)))
+    Ok((StatusCode::CREATED, Json(s.registry.blocking(move |r| r.create_building(input.into())).await?)))
 }
 
-#[utoipa::path(patch, path = "/buildings/{id}", tag = "locations", params(("id" = String, Path, description = "Building id")), request_body = crate::registry::BuildingPatch, responses((status = 200, description = "Updated; derived topics of its rooms follow", body = crate::model::Building), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody), (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(patch, path = "/buildings/{id}", tag = "locations", params(("id" = String, Path, description = "Building id")), request_body = crate::http::api::schema::locations::BuildingPatch, responses((status = 200, description = "Updated; derived topics of its rooms follow", body = crate::model::Building), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody), (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn update_building(
     State(s): State<AppState>,
     auth: Auth,
@@ -121,7 +123,7 @@ async fn update_building(
     auth.require(Role::Admin)?;
     Ok(Json({
         let building = id("building", &key)?;
-        s.registry.blocking(move |r| r.update_building(building, patch)).await?
+        s.registry.blocking(move |r| r.update_building(building, patch.into())).await?
     }))
 }
 
@@ -149,29 +151,32 @@ async fn list_rooms(
     _auth: Auth,
     ApiQuery(q): ApiQuery<RoomQuery>,
 ) -> impl IntoResponse {
-    items(s.registry.rooms(q.building))
+    items(s.registry.rooms(q.building).into_iter().map(RoomView::from).collect())
 }
 
-#[utoipa::path(get, path = "/rooms/{id}", tag = "locations", params(("id" = String, Path, description = "Room id")), responses((status = 200, body = crate::registry::RoomView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/rooms/{id}", tag = "locations", params(("id" = String, Path, description = "Room id")), responses((status = 200, body = crate::http::api::schema::locations::RoomView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn get_room(
     State(s): State<AppState>,
     _auth: Auth,
     Path(key): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(s.registry.room(id::<RoomId>("room", &key)?)?))
+    Ok(Json(RoomView::from(s.registry.room(id::<RoomId>("room", &key)?)?)))
 }
 
-#[utoipa::path(post, path = "/rooms", tag = "locations", request_body = crate::registry::RoomInput, responses((status = 201, body = crate::registry::RoomView), crate::http::error::CommonErrors, (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/rooms", tag = "locations", request_body = crate::http::api::schema::locations::RoomInput, responses((status = 201, body = crate::http::api::schema::locations::RoomView), crate::http::error::CommonErrors, (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn create_room(
     State(s): State<AppState>,
     auth: Auth,
     ApiJson(input): ApiJson<RoomInput>,
 ) -> Result<impl IntoResponse, ApiError> {
     auth.require(Role::Admin)?;
-    Ok((StatusCode::CREATED, Json(s.registry.blocking(move |r| r.create_room(input)).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(RoomView::from(s.registry.blocking(move |r| r.create_room(input.into())).await?)),
+    ))
 }
 
-#[utoipa::path(patch, path = "/rooms/{id}", tag = "locations", params(("id" = String, Path, description = "Room id")), request_body = crate::registry::RoomPatch, responses((status = 200, body = crate::registry::RoomView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody), (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(patch, path = "/rooms/{id}", tag = "locations", params(("id" = String, Path, description = "Room id")), request_body = crate::http::api::schema::locations::RoomPatch, responses((status = 200, body = crate::http::api::schema::locations::RoomView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody), (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn update_room(
     State(s): State<AppState>,
     auth: Auth,
@@ -181,7 +186,7 @@ async fn update_room(
     auth.require(Role::Admin)?;
     Ok(Json({
         let room = id("room", &key)?;
-        s.registry.blocking(move |r| r.update_room(room, patch)).await?
+        RoomView::from(s.registry.blocking(move |r| r.update_room(room, patch.into())).await?)
     }))
 }
 

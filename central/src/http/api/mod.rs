@@ -11,6 +11,7 @@ mod gateways;
 mod locations;
 mod openapi;
 mod orders;
+pub(crate) mod schema;
 mod session;
 mod tokens;
 mod types;

@@ -8,11 +8,11 @@ use axum::response::IntoResponse;
 use neosens_runtime::mqtt::Qos;
 
 use super::items;
+use super::schema::orders::OrderRequest;
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::extract::{ApiJson, Auth};
 use crate::model::Role;
-use crate::registry::OrderRequest;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -24,7 +24,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
 /// Sends an order. `reinstall` resets the device's credentials, then sends `reboot`.
 #[utoipa::path(post, path = "/devices/{id}/orders", tag = "devices",
     params(("id" = String, Path, description = "Internal UUID or uid")),
-    request_body = crate::registry::OrderRequest,
+    request_body = crate::http::api::schema::orders::OrderRequest,
     responses(
         (status = 202, description = "Published; the record of the order", body = crate::model::OrderRecord),
         crate::http::error::CommonErrors,
@@ -38,7 +38,7 @@ pub(super) async fn send(
     ApiJson(request): ApiJson<OrderRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     auth.require(Role::Operator)?;
-    let order = std::sync::Arc::new(s.registry.prepare_order(&key, &request, &auth.0.name)?);
+    let order = std::sync::Arc::new(s.registry.prepare_order(&key, &request.into(), &auth.0.name)?);
     let record = |outcome: String| {
         let order = std::sync::Arc::clone(&order);
         s.registry.blocking(move |r| r.record_order(&order, &outcome))

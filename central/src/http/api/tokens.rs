@@ -14,6 +14,8 @@ use crate::model::{Role, TokenId};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::schema::users::TokenCreated;
+
 /// The routes of this module, each with its OpenAPI operation (paths relative to `/api/v1`).
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list, create)).routes(routes!(remove))
@@ -39,7 +41,7 @@ async fn list(State(s): State<AppState>, auth: Auth) -> Result<impl IntoResponse
     Ok(Json(json!({"items": items})))
 }
 
-#[utoipa::path(post, path = "/tokens", tag = "access", request_body = TokenInput, responses((status = 201, description = "The token text, shown once", body = crate::registry::TokenCreated), crate::http::error::CommonErrors), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/tokens", tag = "access", request_body = TokenInput, responses((status = 201, description = "The token text, shown once", body = TokenCreated), crate::http::error::CommonErrors), security(("bearer" = [])))]
 async fn create(
     State(s): State<AppState>,
     auth: Auth,
@@ -48,7 +50,7 @@ async fn create(
     auth.require(Role::Admin)?;
     let created = s.registry.blocking(move |r| r.create_token(&input.name, input.role)).await?;
     tracing::info!(token = %created.name, role = %created.role, by = %auth.0.name, "API token created");
-    Ok((StatusCode::CREATED, Json(created)))
+    Ok((StatusCode::CREATED, Json(TokenCreated::from(created))))
 }
 
 #[utoipa::path(delete, path = "/tokens/{id}", tag = "access", params(("id" = String, Path, description = "Token id")), responses((status = 204, description = "Revoked"), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]

@@ -8,11 +8,11 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::items;
+use super::schema::device_types::{DeviceTypeInput, DeviceTypePatch};
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::extract::{ApiJson, Auth};
 use crate::model::{DeviceType, Role};
-use crate::registry::{DeviceTypeInput, DeviceTypePatch};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -64,7 +64,7 @@ async fn get_one(
     Ok(Json(TypeView::from(s.registry.device_type(&key)?)))
 }
 
-#[utoipa::path(post, path = "/device-types", tag = "device-types", request_body = crate::registry::DeviceTypeInput, responses((status = 201, body = TypeView), crate::http::error::CommonErrors, (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/device-types", tag = "device-types", request_body = crate::http::api::schema::device_types::DeviceTypeInput, responses((status = 201, body = TypeView), crate::http::error::CommonErrors, (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn create(
     State(s): State<AppState>,
     auth: Auth,
@@ -73,11 +73,11 @@ async fn create(
     auth.require(Role::Admin)?;
     Ok((
         StatusCode::CREATED,
-        Json(TypeView::from(s.registry.blocking(move |r| r.create_device_type(input)).await?)),
+        Json(TypeView::from(s.registry.blocking(move |r| r.create_device_type(input.into())).await?)),
     ))
 }
 
-#[utoipa::path(patch, path = "/device-types/{id}", tag = "device-types", params(("id" = String, Path, description = "Type id or name")), request_body = crate::registry::DeviceTypePatch, responses((status = 200, body = TypeView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(patch, path = "/device-types/{id}", tag = "device-types", params(("id" = String, Path, description = "Type id or name")), request_body = crate::http::api::schema::device_types::DeviceTypePatch, responses((status = 200, body = TypeView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn update(
     State(s): State<AppState>,
     auth: Auth,
@@ -85,7 +85,7 @@ async fn update(
     ApiJson(patch): ApiJson<DeviceTypePatch>,
 ) -> Result<impl IntoResponse, ApiError> {
     auth.require(Role::Admin)?;
-    Ok(Json(TypeView::from(s.registry.blocking(move |r| r.update_device_type(&key, patch)).await?)))
+    Ok(Json(TypeView::from(s.registry.blocking(move |r| r.update_device_type(&key, patch.into())).await?)))
 }
 
 #[utoipa::path(delete, path = "/device-types/{id}", tag = "device-types", params(("id" = String, Path, description = "Type id or name")), responses((status = 204, description = "Deleted"), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody), (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]

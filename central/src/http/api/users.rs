@@ -8,11 +8,11 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 
 use super::items;
+use super::schema::users::{UserInput, UserPatch, UserView};
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::extract::{ApiJson, Auth};
 use crate::model::{Role, UserId};
-use crate::registry::{UserInput, UserPatch};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -28,17 +28,17 @@ fn user_id(s: &str) -> Result<UserId, ApiError> {
 #[utoipa::path(get, path = "/users", tag = "access", responses((status = 200, body = inline(Object)), crate::http::error::CommonErrors), security(("bearer" = [])))]
 async fn list(State(s): State<AppState>, auth: Auth) -> Result<impl IntoResponse, ApiError> {
     auth.require(Role::Admin)?;
-    Ok(items(s.registry.users()))
+    Ok(items(s.registry.users().into_iter().map(UserView::from).collect()))
 }
 
-#[utoipa::path(get, path = "/users/{id}", tag = "access", params(("id" = String, Path, description = "User id")), responses((status = 200, body = crate::registry::UserView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/users/{id}", tag = "access", params(("id" = String, Path, description = "User id")), responses((status = 200, body = crate::http::api::schema::users::UserView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn get_one(
     State(s): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     auth.require(Role::Admin)?;
-    Ok(Json(s.registry.user(user_id(&id)?)?))
+    Ok(Json(UserView::from(s.registry.user(user_id(&id)?)?)))
 }
 
 /// Hashing runs on the password workers (argon2id: 19 MiB, tens of ms); when they are all busy
@@ -53,7 +53,7 @@ fn busy(e: neosens_runtime::workers::WorkersError) -> ApiError {
     }
 }
 
-#[utoipa::path(post, path = "/users", tag = "access", request_body = crate::registry::UserInput, responses((status = 201, body = crate::registry::UserView), crate::http::error::CommonErrors, (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/users", tag = "access", request_body = crate::http::api::schema::users::UserInput, responses((status = 201, body = crate::http::api::schema::users::UserView), crate::http::error::CommonErrors, (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn create(
     State(s): State<AppState>,
     auth: Auth,
@@ -61,12 +61,12 @@ async fn create(
 ) -> Result<impl IntoResponse, ApiError> {
     auth.require(Role::Admin)?;
     let registry = Arc::clone(&s.registry);
-    let user = s.passwords.run(move || registry.create_user(input)).await.map_err(busy)??;
+    let user = s.passwords.run(move || registry.create_user(input.into())).await.map_err(busy)??;
     tracing::info!(user = %user.username, role = %user.role, by = %auth.0.name, "user created");
-    Ok((StatusCode::CREATED, Json(user)))
+    Ok((StatusCode::CREATED, Json(UserView::from(user))))
 }
 
-#[utoipa::path(patch, path = "/users/{id}", tag = "access", params(("id" = String, Path, description = "User id")), request_body = crate::registry::UserPatch, responses((status = 200, body = crate::registry::UserView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(patch, path = "/users/{id}", tag = "access", params(("id" = String, Path, description = "User id")), request_body = crate::http::api::schema::users::UserPatch, responses((status = 200, body = crate::http::api::schema::users::UserView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn update(
     State(s): State<AppState>,
     auth: Auth,
@@ -77,12 +77,12 @@ async fn update(
     let id = user_id(&id)?;
     let password_changed = patch.password.is_some();
     let registry = Arc::clone(&s.registry);
-    let user = s.passwords.run(move || registry.update_user(id, patch)).await.map_err(busy)??;
+    let user = s.passwords.run(move || registry.update_user(id, patch.into())).await.map_err(busy)??;
     if password_changed {
         // A new password signs the user out everywhere.
         s.sessions.close_user(id);
     }
-    Ok(Json(user))
+    Ok(Json(UserView::from(user)))
 }
 
 #[utoipa::path(delete, path = "/users/{id}", tag = "access", params(("id" = String, Path, description = "User id")), responses((status = 204, description = "Deleted"), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]

@@ -1,0 +1,114 @@
+//! The JSON forms of gateways and their enrolment tokens (`/api/v1/gateways`).
+
+use neosens_protocol::ids::GatewayId;
+use serde::{Deserialize, Serialize};
+
+use crate::model::GatewayScope;
+use crate::registry;
+
+/// A gateway's scope in the API: `{"site": "<id or slug>"}` or `{"buildings": ["<id>", …]}`.
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub(crate) enum ScopeInput {
+    /// A whole site.
+    Site(String),
+    /// Some buildings.
+    Buildings(Vec<uuid::Uuid>),
+}
+
+/// A new gateway.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct GatewayInput {
+    /// Unique name.
+    pub(crate) name: String,
+    /// What it serves.
+    pub(crate) scope: ScopeInput,
+}
+
+/// Changes to a gateway.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct GatewayPatch {
+    /// New name.
+    pub(crate) name: Option<String>,
+    /// New scope (devices leaving it are removed from the gateway at its next sync).
+    pub(crate) scope: Option<ScopeInput>,
+}
+
+/// A gateway as the API shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub(crate) struct GatewayView {
+    /// Id.
+    #[schema(value_type = String, format = Uuid)]
+    pub(crate) id: GatewayId,
+    /// Name.
+    pub(crate) name: String,
+    /// Scope: `{"site": "<id>"}` or `{"buildings": [...]}`.
+    pub(crate) scope: serde_json::Value,
+    /// Devices in its scope now.
+    pub(crate) devices: usize,
+    /// Creation time.
+    pub(crate) created_at: String,
+    /// When it enrolled (`null`: not yet; issue a token with `POST /api/v1/gateways/{id}/enrolment`).
+    pub(crate) enrolled_at: Option<String>,
+    /// Expiry of a pending enrolment token.
+    pub(crate) enrolment_expires_at: Option<String>,
+    /// Its MQTT username.
+    pub(crate) mqtt_username: String,
+}
+
+/// A one-time enrolment token, shown once.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub(crate) struct EnrolmentToken {
+    /// The token, for `neosens-edge enroll --token`.
+    pub(crate) token: String,
+    /// It is refused after this (RFC 3339).
+    pub(crate) expires_at: String,
+}
+
+impl From<ScopeInput> for registry::ScopeSpec {
+    fn from(v: ScopeInput) -> Self {
+        match v {
+            ScopeInput::Site(key) => registry::ScopeSpec::Site(key),
+            ScopeInput::Buildings(list) => registry::ScopeSpec::Buildings(list),
+        }
+    }
+}
+
+impl From<GatewayInput> for registry::NewGateway {
+    fn from(v: GatewayInput) -> Self {
+        registry::NewGateway { name: v.name, scope: v.scope.into() }
+    }
+}
+
+impl From<GatewayPatch> for registry::GatewayChanges {
+    fn from(v: GatewayPatch) -> Self {
+        registry::GatewayChanges { name: v.name, scope: v.scope.map(Into::into) }
+    }
+}
+
+impl From<registry::GatewayInfo> for GatewayView {
+    fn from(v: registry::GatewayInfo) -> Self {
+        let scope = match &v.scope {
+            GatewayScope::Site(s) => serde_json::json!({"site": s}),
+            GatewayScope::Buildings(b) => serde_json::json!({"buildings": b}),
+        };
+        GatewayView {
+            id: v.id,
+            name: v.name,
+            scope,
+            devices: v.devices,
+            created_at: v.created_at,
+            enrolled_at: v.enrolled_at,
+            enrolment_expires_at: v.enrolment_expires_at,
+            mqtt_username: v.mqtt_username,
+        }
+    }
+}
+
+impl From<registry::IssuedEnrolment> for EnrolmentToken {
+    fn from(v: registry::IssuedEnrolment) -> Self {
+        EnrolmentToken { token: v.token, expires_at: v.expires_at }
+    }
+}
