@@ -5,7 +5,7 @@ use neosens_protocol::ids::{BuildingId, DeviceId};
 use serde::{Deserialize, Serialize};
 
 /// What an alert is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertKind {
     /// Devices of a building past their threshold.
@@ -18,7 +18,7 @@ pub enum AlertKind {
 }
 
 /// An operator's acknowledgement of an alert.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ack {
     /// Who.
     pub by: String,
@@ -29,17 +29,15 @@ pub struct Ack {
 }
 
 /// An alert.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AlertRecord {
     /// Id, increasing.
     pub id: u64,
     /// Outage or failure.
     pub kind: AlertKind,
     /// The building (outages: the grouping key; failures: the device's).
-    #[schema(value_type = Option<String>)]
     pub building: Option<BuildingId>,
     /// The device (failures).
-    #[schema(value_type = Option<String>)]
     pub device: Option<DeviceId>,
     /// The rule that fired (failures).
     pub rule: Option<String>,

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::Timestamp;
 
 /// A broker other than the default one, sent to the device in its credentials.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MqttEndpoint {
     /// Host name.
     pub server: String,

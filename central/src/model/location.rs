@@ -4,10 +4,9 @@ use neosens_protocol::ids::{BuildingId, RoomId, SiteId};
 use serde::{Deserialize, Serialize};
 
 /// A site: the default campus (`ut3`) or one "abroad" (topics under `abroad/<slug>/`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Site {
     /// Id.
-    #[schema(value_type = String, format = Uuid)]
     pub id: SiteId,
     /// Short name used in topics; unique.
     pub slug: String,
@@ -18,13 +17,11 @@ pub struct Site {
 }
 
 /// A building of a site. The special building `outside` holds outdoor areas.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Building {
     /// Id.
-    #[schema(value_type = String, format = Uuid)]
     pub id: BuildingId,
     /// The site.
-    #[schema(value_type = String, format = Uuid)]
     pub site: SiteId,
     /// Display name; unique within the site.
     pub name: String,

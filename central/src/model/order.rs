@@ -5,10 +5,9 @@ use serde::{Deserialize, Serialize};
 use super::Timestamp;
 
 /// One order, as recorded.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderRecord {
     /// When it was requested.
-    #[schema(value_type = i64)]
     pub at: Timestamp,
     /// Who asked (token or user name).
     pub by: String,

@@ -9,7 +9,7 @@ use serde_json::Value;
 pub const MAX_RULES: usize = 32;
 
 /// How a field is compared with the rule's value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RuleOp {
     /// The field equals the value.
@@ -70,7 +70,7 @@ pub struct StatusRule {
 }
 
 /// A failure-state rule as the API reads and shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StatusRuleSpec {
     /// Name, unique in its type: letters, digits, `_`, `-`.

@@ -21,7 +21,7 @@ pub const HISTORY: usize = 1_000;
 pub struct AlertView {
     /// The alert.
     #[serde(flatten)]
-    pub alert: AlertRecord,
+    pub alert: super::wire::AlertJson,
     /// The devices outdated now (open outages).
     #[schema(value_type = Vec<String>)]
     pub devices: Vec<DeviceId>,
@@ -208,7 +208,7 @@ impl Monitor {
                     AlertKind::Failure | AlertKind::ForeignDelivery => r.device.into_iter().collect(),
                 },
                 state: if r.is_open() { "open" } else { "resolved" },
-                alert: r.clone(),
+                alert: r.into(),
             })
             .collect()
     }

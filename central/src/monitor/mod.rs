@@ -9,6 +9,7 @@ pub mod alerts;
 pub mod deadlines;
 pub mod tracker;
 pub mod webhook;
+pub mod wire;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -77,7 +78,7 @@ async fn deliver(monitor: &Monitor, to: &Delivery, events: Vec<(Event, AlertReco
         if silenced || event == Event::Updated {
             continue;
         }
-        let body = serde_json::json!({"event": event.as_str(), "alert": alert});
+        let body = serde_json::json!({"event": event.as_str(), "alert": wire::AlertJson::from(&alert)});
         if let Some(hook) = &to.webhook {
             hook.send(body.clone());
         }

@@ -969,7 +969,7 @@ export interface components {
         OrderRecord: {
             /**
              * Format: int64
-             * @description When it was requested.
+             * @description When it was requested (ms since the epoch).
              */
             at: number;
             /** @description Who asked (token or user name). */
@@ -1054,7 +1054,8 @@ export interface components {
             refused: number;
         };
         /**
-         * @description What a user or token may do. Ordered: each role can do what the ones below it can.
+         * @description What a user or token may do: `viewer` reads; `operator` also edits devices, sends orders and
+         *     acknowledges alerts; `admin` also manages the structure, users and tokens.
          * @enum {string}
          */
         Role: "viewer" | "operator" | "admin";
@@ -1122,7 +1123,7 @@ export interface components {
             devices: number;
         };
         /**
-         * @description How a field is compared with the rule's value.
+         * @description How a field is compared with a rule's value.
          * @enum {string}
          */
         RuleOp: "eq" | "ne" | "lt" | "le" | "gt" | "ge" | "missing";

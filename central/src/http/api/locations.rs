@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::items;
 use super::schema::locations::{
-    BuildingInput, BuildingPatch, RoomInput, RoomPatch, RoomView, SiteInput, SitePatch,
+    Building, BuildingInput, BuildingPatch, RoomInput, RoomPatch, RoomView, Site, SiteInput, SitePatch,
 };
 use crate::http::AppState;
 use crate::http::error::ApiError;
@@ -35,29 +35,32 @@ fn id<T: std::str::FromStr>(what: &str, s: &str) -> Result<T, ApiError> {
 
 #[utoipa::path(get, path = "/sites", tag = "locations", responses((status = 200, description = "Every site, the default one first", body = inline(Object)), crate::http::error::CommonErrors), security(("bearer" = [])))]
 async fn list_sites(State(s): State<AppState>, _auth: Auth) -> impl IntoResponse {
-    items(s.registry.sites())
+    items(s.registry.sites().into_iter().map(Site::from).collect())
 }
 
-#[utoipa::path(get, path = "/sites/{id}", tag = "locations", params(("id" = String, Path, description = "Site id or slug")), responses((status = 200, body = crate::model::Site), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/sites/{id}", tag = "locations", params(("id" = String, Path, description = "Site id or slug")), responses((status = 200, body = crate::http::api::schema::locations::Site), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn get_site(
     State(s): State<AppState>,
     _auth: Auth,
     Path(key): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(s.registry.site(&key)?))
+    Ok(Json(Site::from(s.registry.site(&key)?)))
 }
 
-#[utoipa::path(post, path = "/sites", tag = "locations", request_body = crate::http::api::schema::locations::SiteInput, responses((status = 201, description = "Created, with its outside building", body = crate::model::Site), crate::http::error::CommonErrors, (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/sites", tag = "locations", request_body = crate::http::api::schema::locations::SiteInput, responses((status = 201, description = "Created, with its outside building", body = crate::http::api::schema::locations::Site), crate::http::error::CommonErrors, (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn create_site(
     State(s): State<AppState>,
     auth: Auth,
     ApiJson(input): ApiJson<SiteInput>,
 ) -> Result<impl IntoResponse, ApiError> {
     auth.require(Role::Admin)?;
-    Ok((StatusCode::CREATED, Json(s.registry.blocking(move |r| r.create_site(input.into())).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(Site::from(s.registry.blocking(move |r| r.create_site(input.into())).await?)),
+    ))
 }
 
-#[utoipa::path(patch, path = "/sites/{id}", tag = "locations", params(("id" = String, Path, description = "Site id or slug")), request_body = crate::http::api::schema::locations::SitePatch, responses((status = 200, body = crate::model::Site), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody), (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(patch, path = "/sites/{id}", tag = "locations", params(("id" = String, Path, description = "Site id or slug")), request_body = crate::http::api::schema::locations::SitePatch, responses((status = 200, body = crate::http::api::schema::locations::Site), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody), (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn update_site(
     State(s): State<AppState>,
     auth: Auth,
@@ -65,7 +68,7 @@ async fn update_site(
     ApiJson(patch): ApiJson<SitePatch>,
 ) -> Result<impl IntoResponse, ApiError> {
     auth.require(Role::Admin)?;
-    Ok(Json(s.registry.blocking(move |r| r.update_site(&key, patch.into())).await?))
+    Ok(Json(Site::from(s.registry.blocking(move |r| r.update_site(&key, patch.into())).await?)))
 }
 
 #[utoipa::path(delete, path = "/sites/{id}", tag = "locations", params(("id" = String, Path, description = "Site id or slug")), responses((status = 204, description = "Deleted"), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody), (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
@@ -91,29 +94,32 @@ async fn list_buildings(
     _auth: Auth,
     ApiQuery(q): ApiQuery<BuildingQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    Ok(items(s.registry.buildings(q.site.as_deref())?))
+    Ok(items(s.registry.buildings(q.site.as_deref())?.into_iter().map(Building::from).collect()))
 }
 
-#[utoipa::path(get, path = "/buildings/{id}", tag = "locations", params(("id" = String, Path, description = "Building id")), responses((status = 200, body = crate::model::Building), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/buildings/{id}", tag = "locations", params(("id" = String, Path, description = "Building id")), responses((status = 200, body = crate::http::api::schema::locations::Building), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn get_building(
     State(s): State<AppState>,
     _auth: Auth,
     Path(key): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(s.registry.building(id::<BuildingId>("building", &key)?)?))
+    Ok(Json(Building::from(s.registry.building(id::<BuildingId>("building", &key)?)?)))
 }
 
-#[utoipa::path(post, path = "/buildings", tag = "locations", request_body = crate::http::api::schema::locations::BuildingInput, responses((status = 201, body = crate::model::Building), crate::http::error::CommonErrors, (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/buildings", tag = "locations", request_body = crate::http::api::schema::locations::BuildingInput, responses((status = 201, body = crate::http::api::schema::locations::Building), crate::http::error::CommonErrors, (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn create_building(
     State(s): State<AppState>,
     auth: Auth,
     ApiJson(input): ApiJson<BuildingInput>,
 ) -> Result<impl IntoResponse, ApiError> {
     auth.require(Role::Admin)?;
-    Ok((StatusCode::CREATED, Json(s.registry.blocking(move |r| r.create_building(input.into())).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(Building::from(s.registry.blocking(move |r| r.create_building(input.into())).await?)),
+    ))
 }
 
-#[utoipa::path(patch, path = "/buildings/{id}", tag = "locations", params(("id" = String, Path, description = "Building id")), request_body = crate::http::api::schema::locations::BuildingPatch, responses((status = 200, description = "Updated; derived topics of its rooms follow", body = crate::model::Building), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody), (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(patch, path = "/buildings/{id}", tag = "locations", params(("id" = String, Path, description = "Building id")), request_body = crate::http::api::schema::locations::BuildingPatch, responses((status = 200, description = "Updated; derived topics of its rooms follow", body = crate::http::api::schema::locations::Building), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody), (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn update_building(
     State(s): State<AppState>,
     auth: Auth,
@@ -123,7 +129,7 @@ async fn update_building(
     auth.require(Role::Admin)?;
     Ok(Json({
         let building = id("building", &key)?;
-        s.registry.blocking(move |r| r.update_building(building, patch.into())).await?
+        Building::from(s.registry.blocking(move |r| r.update_building(building, patch.into())).await?)
     }))
 }
 

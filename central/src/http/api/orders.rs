@@ -8,7 +8,7 @@ use axum::response::IntoResponse;
 use neosens_runtime::mqtt::Qos;
 
 use super::items;
-use super::schema::orders::OrderRequest;
+use super::schema::orders::{OrderRecord, OrderRequest};
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::extract::{ApiJson, Auth};
@@ -26,7 +26,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
     params(("id" = String, Path, description = "Internal UUID or uid")),
     request_body = crate::http::api::schema::orders::OrderRequest,
     responses(
-        (status = 202, description = "Published; the record of the order", body = crate::model::OrderRecord),
+        (status = 202, description = "Published; the record of the order", body = crate::http::api::schema::orders::OrderRecord),
         crate::http::error::CommonErrors,
         (status = 404, description = "Not found", body = crate::http::error::ErrorBody),
         (status = 503, description = "The broker link is down: nothing was sent", body = crate::http::error::ErrorBody)),
@@ -57,7 +57,7 @@ pub(super) async fn send(
         record(format!("not sent: {e}")).await?;
         return Err(ApiError::Unavailable(format!("the order was not sent: {e}")));
     }
-    Ok((StatusCode::ACCEPTED, Json(record("sent".into()).await?)))
+    Ok((StatusCode::ACCEPTED, Json(OrderRecord::from(record("sent".into()).await?))))
 }
 
 /// The device's orders, newest first (at most 200).
@@ -71,5 +71,7 @@ pub(super) async fn history(
     _auth: Auth,
     Path(key): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    Ok(items(s.registry.blocking(move |r| r.orders(&key, 200)).await?))
+    Ok(items(
+        s.registry.blocking(move |r| r.orders(&key, 200)).await?.into_iter().map(OrderRecord::from).collect(),
+    ))
 }

@@ -58,12 +58,12 @@ pub(super) struct SessionView {
     #[schema(value_type = String, format = Uuid)]
     user_id: UserId,
     username: String,
-    role: Role,
+    role: super::schema::users::Role,
     csrf_token: String,
 }
 
 fn view(user_id: UserId, username: String, role: Role, info: &SessionInfo) -> SessionView {
-    SessionView { user_id, username, role, csrf_token: info.csrf.clone() }
+    SessionView { user_id, username, role: role.into(), csrf_token: info.csrf.clone() }
 }
 
 #[utoipa::path(post, path = "/session", tag = "access", request_body = SignIn,

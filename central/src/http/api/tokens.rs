@@ -26,7 +26,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub(super) struct TokenInput {
     name: String,
-    role: Role,
+    role: super::schema::users::Role,
 }
 
 #[utoipa::path(get, path = "/tokens", tag = "access", responses((status = 200, description = "Tokens, never their text", body = inline(Object)), crate::http::error::CommonErrors), security(("bearer" = [])))]
@@ -36,7 +36,7 @@ async fn list(State(s): State<AppState>, auth: Auth) -> Result<impl IntoResponse
         .registry
         .tokens()
         .into_iter()
-        .map(|t| json!({"id": t.id, "name": t.name, "role": t.role, "created_at": t.created_at.to_rfc3339()}))
+        .map(|t| json!({"id": t.id, "name": t.name, "role": super::schema::users::Role::from(t.role), "created_at": t.created_at.to_rfc3339()}))
         .collect();
     Ok(Json(json!({"items": items})))
 }
@@ -48,7 +48,7 @@ async fn create(
     ApiJson(input): ApiJson<TokenInput>,
 ) -> Result<impl IntoResponse, ApiError> {
     auth.require(Role::Admin)?;
-    let created = s.registry.blocking(move |r| r.create_token(&input.name, input.role)).await?;
+    let created = s.registry.blocking(move |r| r.create_token(&input.name, input.role.into())).await?;
     tracing::info!(token = %created.name, role = %created.role, by = %auth.0.name, "API token created");
     Ok((StatusCode::CREATED, Json(TokenCreated::from(created))))
 }

@@ -32,7 +32,7 @@ pub(super) struct TypeView {
     status_period_s: u32,
     outdated_after_s: u32,
     orders: Vec<String>,
-    status_rules: Vec<crate::model::StatusRuleSpec>,
+    status_rules: Vec<super::schema::device_types::StatusRuleSpec>,
 }
 
 impl From<DeviceType> for TypeView {
@@ -44,7 +44,11 @@ impl From<DeviceType> for TypeView {
             config_schema: t.config_schema.and_then(|s| serde_json::from_str(&s).ok()),
             status_period_s: t.status_period_s,
             outdated_after_s: t.outdated_after_s,
-            status_rules: t.status_rules.iter().map(crate::model::StatusRuleSpec::from).collect(),
+            status_rules: t
+                .status_rules
+                .iter()
+                .map(|r| crate::model::StatusRuleSpec::from(r).into())
+                .collect(),
             orders: t.orders,
         }
     }

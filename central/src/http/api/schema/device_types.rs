@@ -1,10 +1,10 @@
 //! The JSON forms of device types (`/api/v1/types`).
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::present;
-use crate::model::StatusRuleSpec;
+use crate::model;
 use crate::registry;
 
 /// A new device type.
@@ -58,7 +58,7 @@ impl From<DeviceTypeInput> for registry::NewDeviceType {
             status_period_s: v.status_period_s,
             outdated_after_s: v.outdated_after_s,
             orders: v.orders,
-            status_rules: v.status_rules,
+            status_rules: rules(v.status_rules),
         }
     }
 }
@@ -71,7 +71,88 @@ impl From<DeviceTypePatch> for registry::DeviceTypeChanges {
             status_period_s: v.status_period_s,
             outdated_after_s: v.outdated_after_s,
             orders: v.orders,
-            status_rules: v.status_rules,
+            status_rules: v.status_rules.map(rules),
         }
     }
+}
+
+/// How a field is compared with a rule's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum RuleOp {
+    /// The field equals the value.
+    Eq,
+    /// The field is present and differs from the value.
+    Ne,
+    /// The field is a number below the value.
+    Lt,
+    /// The field is a number at most the value.
+    Le,
+    /// The field is a number above the value.
+    Gt,
+    /// The field is a number at least the value.
+    Ge,
+    /// The field is absent (no value).
+    Missing,
+}
+
+/// A failure-state rule as the API reads and shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StatusRuleSpec {
+    /// Name, unique in its type: letters, digits, `_`, `-`.
+    pub(crate) name: String,
+    /// Dotted path into the status JSON (`status`, `heap`, `modules.0.name`).
+    pub(crate) field: String,
+    /// `eq`, `ne`, `lt`, `le`, `gt`, `ge` or `missing`.
+    pub(crate) op: RuleOp,
+    /// The operand: a number for `lt`/`le`/`gt`/`ge`, a string, number or boolean for `eq`/`ne`,
+    /// absent for `missing`.
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub(crate) value: Value,
+}
+
+impl From<RuleOp> for model::RuleOp {
+    fn from(v: RuleOp) -> Self {
+        match v {
+            RuleOp::Eq => model::RuleOp::Eq,
+            RuleOp::Ne => model::RuleOp::Ne,
+            RuleOp::Lt => model::RuleOp::Lt,
+            RuleOp::Le => model::RuleOp::Le,
+            RuleOp::Gt => model::RuleOp::Gt,
+            RuleOp::Ge => model::RuleOp::Ge,
+            RuleOp::Missing => model::RuleOp::Missing,
+        }
+    }
+}
+
+impl From<model::RuleOp> for RuleOp {
+    fn from(v: model::RuleOp) -> Self {
+        match v {
+            model::RuleOp::Eq => RuleOp::Eq,
+            model::RuleOp::Ne => RuleOp::Ne,
+            model::RuleOp::Lt => RuleOp::Lt,
+            model::RuleOp::Le => RuleOp::Le,
+            model::RuleOp::Gt => RuleOp::Gt,
+            model::RuleOp::Ge => RuleOp::Ge,
+            model::RuleOp::Missing => RuleOp::Missing,
+        }
+    }
+}
+
+impl From<StatusRuleSpec> for model::StatusRuleSpec {
+    fn from(v: StatusRuleSpec) -> Self {
+        model::StatusRuleSpec { name: v.name, field: v.field, op: v.op.into(), value: v.value }
+    }
+}
+
+impl From<model::StatusRuleSpec> for StatusRuleSpec {
+    fn from(v: model::StatusRuleSpec) -> Self {
+        StatusRuleSpec { name: v.name, field: v.field, op: v.op.into(), value: v.value }
+    }
+}
+
+/// Converts a list of rules read from a body.
+fn rules(list: Vec<StatusRuleSpec>) -> Vec<model::StatusRuleSpec> {
+    list.into_iter().map(Into::into).collect()
 }

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::locations::RoomView;
 use super::present;
-use crate::model::{Codec, MqttEndpoint};
+use crate::model::Codec;
 use crate::registry;
 
 /// A new device.
@@ -198,7 +198,7 @@ impl From<DeviceInput> for registry::NewDevice {
             rooms: v.rooms,
             enabled: v.enabled,
             config: v.config,
-            mqtt: v.mqtt,
+            mqtt: v.mqtt.map(Into::into),
             login: v.login,
             outdated_after_s: v.outdated_after_s,
             lorawan: v.lorawan.map(Into::into),
@@ -214,7 +214,7 @@ impl From<DevicePatch> for registry::DeviceChanges {
             rooms: v.rooms,
             enabled: v.enabled,
             config: v.config,
-            mqtt: v.mqtt,
+            mqtt: v.mqtt.map(|m| m.map(Into::into)),
             outdated_after_s: v.outdated_after_s,
             lorawan: v.lorawan.map(Into::into),
         }
@@ -251,7 +251,7 @@ impl From<registry::DeviceInfo> for DeviceView {
             base_topic: v.base_topic,
             enabled: v.enabled,
             config: v.config,
-            mqtt: v.mqtt,
+            mqtt: v.mqtt.map(Into::into),
             login: v.login,
             credentials_delivered: v.credentials_delivered,
             outdated_after_s: v.outdated_after_s,
@@ -331,5 +331,26 @@ impl From<registry::DeviceState> for DeviceState {
 impl std::fmt::Debug for LorawanInput {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LorawanInput").field("dev_addr", &self.dev_addr).finish_non_exhaustive()
+    }
+}
+
+/// A broker other than the default one, sent to the device in its credentials.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub(crate) struct MqttEndpoint {
+    /// Host name.
+    pub(crate) server: String,
+    /// Port.
+    pub(crate) port: u16,
+}
+
+impl From<MqttEndpoint> for crate::model::MqttEndpoint {
+    fn from(v: MqttEndpoint) -> Self {
+        crate::model::MqttEndpoint { server: v.server, port: v.port }
+    }
+}
+
+impl From<crate::model::MqttEndpoint> for MqttEndpoint {
+    fn from(v: crate::model::MqttEndpoint) -> Self {
+        MqttEndpoint { server: v.server, port: v.port }
     }
 }

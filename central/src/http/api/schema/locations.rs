@@ -151,3 +151,46 @@ impl From<registry::RoomInfo> for RoomView {
         }
     }
 }
+
+/// A site: the default campus (`ut3`) or one "abroad" (topics under `abroad/<slug>/`).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub(crate) struct Site {
+    /// Id.
+    #[schema(value_type = String, format = Uuid)]
+    pub(crate) id: SiteId,
+    /// Short name used in topics; unique.
+    pub(crate) slug: String,
+    /// Display name.
+    pub(crate) name: String,
+    /// Exactly one site is the default one.
+    pub(crate) is_default: bool,
+}
+
+impl From<crate::model::Site> for Site {
+    fn from(v: crate::model::Site) -> Self {
+        Site { id: v.id, slug: v.slug, name: v.name, is_default: v.is_default }
+    }
+}
+
+/// A building of a site. The special building `outside` holds outdoor areas.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub(crate) struct Building {
+    /// Id.
+    #[schema(value_type = String, format = Uuid)]
+    pub(crate) id: BuildingId,
+    /// The site.
+    #[schema(value_type = String, format = Uuid)]
+    pub(crate) site: SiteId,
+    /// Display name; unique within the site.
+    pub(crate) name: String,
+    /// Free text.
+    pub(crate) description: String,
+    /// Whether this is the site's `outside` building (topics `outside/<area>`).
+    pub(crate) outside: bool,
+}
+
+impl From<crate::model::Building> for Building {
+    fn from(v: crate::model::Building) -> Self {
+        Building { id: v.id, site: v.site, name: v.name, description: v.description, outside: v.outside }
+    }
+}

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Role, TokenId, UserId};
+use crate::model::{self, TokenId, UserId};
 use crate::registry;
 
 /// A new user.
@@ -57,24 +57,57 @@ pub(crate) struct TokenCreated {
 
 impl From<UserInput> for registry::NewUser {
     fn from(v: UserInput) -> Self {
-        registry::NewUser { username: v.username, password: v.password, role: v.role }
+        registry::NewUser { username: v.username, password: v.password, role: v.role.into() }
     }
 }
 
 impl From<UserPatch> for registry::UserChanges {
     fn from(v: UserPatch) -> Self {
-        registry::UserChanges { password: v.password, role: v.role }
+        registry::UserChanges { password: v.password, role: v.role.map(Into::into) }
     }
 }
 
 impl From<registry::UserInfo> for UserView {
     fn from(v: registry::UserInfo) -> Self {
-        UserView { id: v.id, username: v.username, role: v.role, created_at: v.created_at }
+        UserView { id: v.id, username: v.username, role: v.role.into(), created_at: v.created_at }
     }
 }
 
 impl From<registry::IssuedToken> for TokenCreated {
     fn from(v: registry::IssuedToken) -> Self {
-        TokenCreated { id: v.id, name: v.name, role: v.role, token: v.token }
+        TokenCreated { id: v.id, name: v.name, role: v.role.into(), token: v.token }
+    }
+}
+
+/// What a user or token may do: `viewer` reads; `operator` also edits devices, sends orders and
+/// acknowledges alerts; `admin` also manages the structure, users and tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Role {
+    /// Read everything.
+    Viewer,
+    /// Also send orders, acknowledge alerts, edit devices.
+    Operator,
+    /// Also manage the registry structure, users and tokens.
+    Admin,
+}
+
+impl From<Role> for model::Role {
+    fn from(v: Role) -> Self {
+        match v {
+            Role::Viewer => model::Role::Viewer,
+            Role::Operator => model::Role::Operator,
+            Role::Admin => model::Role::Admin,
+        }
+    }
+}
+
+impl From<model::Role> for Role {
+    fn from(v: model::Role) -> Self {
+        match v {
+            model::Role::Viewer => Role::Viewer,
+            model::Role::Operator => Role::Operator,
+            model::Role::Admin => Role::Admin,
+        }
     }
 }
