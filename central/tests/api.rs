@@ -2,27 +2,20 @@
 
 mod common;
 
-use std::net::SocketAddr;
-
-use common::{ADMIN, api, start};
-use neosens_runtime::testing::{http_json, raw_http};
+use common::client::wire::Room;
+use common::client::{ApiClient, ApiFailure, parse};
+use common::{ADMIN, start};
+use neosens_runtime::testing::raw_http;
 use serde_json::{Value, json};
 
-fn error_code(v: &Value) -> &str {
-    v["error"]["code"].as_str().unwrap_or_else(|| panic!("not an API error: {v}"))
-}
-
-fn room(addr: SocketAddr, building: &str, name: &str) -> Value {
-    let (s, b) = api(addr, "POST", "/api/v1/buildings", Some(json!({"name": building})));
-    let b = if s == 201 {
-        b
-    } else {
-        let (_, list) = api(addr, "GET", "/api/v1/buildings", None);
-        list["items"].as_array().unwrap().iter().find(|x| x["name"] == building).unwrap().clone()
+/// A room `name` in the building `building`, created if needed.
+fn room(admin: &ApiClient, building: &str, name: &str) -> Room {
+    let b = match admin.create_building(json!({"name": building})) {
+        Ok(b) => b,
+        Err(e) if e.status == 409 => admin.building_named(building),
+        Err(e) => panic!("building {building}: {e}"),
     };
-    let (s, r) = api(addr, "POST", "/api/v1/rooms", Some(json!({"building": b["id"], "name": name})));
-    assert_eq!(s, 201, "{r}");
-    r
+    admin.create_room(json!({"building": b.id, "name": name})).expect("the room")
 }
 
 #[test]
@@ -30,41 +23,45 @@ fn tokens_and_roles() {
     let dir = tempfile::tempdir().unwrap();
     let central = start(dir.path());
     let addr = central.addr("http");
+    let admin = ApiClient::admin(addr);
+    let anonymous = ApiClient::anonymous(addr);
 
-    let (status, body) = http_json(addr, "GET", "/api/v1/devices", None, None);
-    assert_eq!((status, error_code(&body)), (401, "unauthorized"));
+    let err = anonymous.devices("").unwrap_err();
+    assert_eq!((err.status, err.code.as_str()), (401, "unauthorized"));
     let raw = raw_http(addr, b"GET /api/v1/sites HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     assert_eq!(raw.header("www-authenticate"), Some("Bearer"));
-    let (status, _) = http_json(addr, "GET", "/api/v1/devices", Some("nst_unknown"), None);
-    assert_eq!(status, 401);
+    assert_eq!(ApiClient::bearer(addr, "nst_unknown").devices("").unwrap_err().status, 401);
     // Not even an unknown path or a wrong method answers without a token.
-    assert_eq!(http_json(addr, "GET", "/api/v1/nothing", None, None).0, 401);
-    assert_eq!(http_json(addr, "PUT", "/api/v1/sites", None, None).0, 401);
-    let (status, body) = api(addr, "PUT", "/api/v1/sites", None);
-    assert_eq!((status, error_code(&body)), (405, "method_not_allowed"));
+    assert_eq!(anonymous.raw("GET", "/api/v1/nothing", None).0, 401);
+    assert_eq!(anonymous.raw("PUT", "/api/v1/sites", None).0, 401);
+    let err = admin.refused("PUT", "/api/v1/sites", None);
+    assert_eq!((err.status, err.code.as_str()), (405, "method_not_allowed"));
 
-    let (status, viewer) =
-        api(addr, "POST", "/api/v1/tokens", Some(json!({"name": "grafana", "role": "viewer"})));
-    assert_eq!(status, 201, "{viewer}");
-    let viewer = viewer["token"].as_str().unwrap().to_owned();
-    assert!(viewer.starts_with("nst_"));
-    let (status, _) = http_json(addr, "GET", "/api/v1/sites", Some(&viewer), None);
-    assert_eq!(status, 200);
-    let (status, body) =
-        http_json(addr, "POST", "/api/v1/buildings", Some(&viewer), Some(&json!({"name": "U4"})));
-    assert_eq!((status, error_code(&body)), (403, "forbidden"));
-    assert!(body["error"]["message"].as_str().unwrap().contains("admin"), "{body}");
+    let viewer = admin.create_token(json!({"name": "grafana", "role": "viewer"})).expect("a viewer token");
+    assert!(viewer.token.starts_with("nst_"));
+    let viewer = ApiClient::bearer(addr, &viewer.token);
+    viewer.sites().expect("a viewer reads");
+    let err = viewer.create_building(json!({"name": "U4"})).unwrap_err();
+    assert_eq!((err.status, err.code.as_str()), (403, "forbidden"));
+    assert!(err.message.contains("admin"), "{err:?}");
 
-    let (_, tokens) = api(addr, "GET", "/api/v1/tokens", None);
-    let listed = tokens["items"].as_array().unwrap();
+    let listed = admin.tokens().expect("tokens");
     assert_eq!(listed.len(), 2);
+    // On the wire: neither the token's text nor its hash is ever listed.
+    let (status, tokens) = admin.raw("GET", "/api/v1/tokens", None);
+    assert_eq!(status, 200);
     assert!(
-        listed.iter().all(|t| t.get("token").is_none() && t.get("hash").is_none()),
+        tokens["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t.get("token").is_none() && t.get("hash").is_none()),
         "token texts never listed: {tokens}"
     );
-    let id = listed.iter().find(|t| t["name"] == "grafana").unwrap()["id"].as_str().unwrap().to_owned();
-    assert_eq!(api(addr, "DELETE", &format!("/api/v1/tokens/{id}"), None).0, 204);
-    assert_eq!(http_json(addr, "GET", "/api/v1/sites", Some(&viewer), None).0, 401, "revoked at once");
+    let grafana = listed.iter().find(|t| t.name == "grafana").unwrap();
+    assert_eq!(grafana.role, "viewer");
+    admin.delete_token(&grafana.id).expect("revoked");
+    assert_eq!(viewer.sites().unwrap_err().status, 401, "revoked at once");
 }
 
 #[test]
@@ -72,44 +69,45 @@ fn errors_are_json_and_name_the_problem() {
     let dir = tempfile::tempdir().unwrap();
     let central = start(dir.path());
     let addr = central.addr("http");
-    let r = room(addr, "U4", "302");
-    assert_eq!(r["base_topic"], "u4/302");
-    api(addr, "POST", "/api/v1/device-types", Some(json!({"name": "esp32"})));
-    let device = json!({"uid": "24:0a:c4:12:34:56", "type": "esp32", "rooms": [r["id"]]});
-    assert_eq!(api(addr, "POST", "/api/v1/devices", Some(device.clone())).0, 201);
+    let admin = ApiClient::admin(addr);
+    let r = room(&admin, "U4", "302");
+    assert_eq!(r.base_topic.as_deref(), Some("u4/302"));
+    admin.create_device_type(json!({"name": "esp32"})).expect("type");
+    let device = json!({"uid": "24:0a:c4:12:34:56", "type": "esp32", "rooms": [r.id]});
+    admin.create_device(device.clone()).expect("the device");
 
     // 409: the same MAC twice, in another form.
     let mut dup = device.clone();
     dup["uid"] = json!("24-0A-C4-12-34-56");
-    let (status, body) = api(addr, "POST", "/api/v1/devices", Some(dup));
-    assert_eq!((status, error_code(&body)), (409, "conflict"), "{body}");
+    let err = admin.create_device(dup).unwrap_err();
+    assert_eq!((err.status, err.code.as_str()), (409, "conflict"), "{err:?}");
 
     // 400 with the field named.
     let mut bad = device.clone();
     bad["uid"] = json!("24:0a:c4:12:34");
-    let (status, body) = api(addr, "POST", "/api/v1/devices", Some(bad));
-    assert_eq!((status, body["error"]["field"].as_str()), (400, Some("uid")), "{body}");
+    let err = admin.create_device(bad).unwrap_err();
+    assert_eq!((err.status, err.field.as_deref()), (400, Some("uid")), "{err:?}");
     let mut no_room = device.clone();
     no_room["uid"] = json!("24:0a:c4:12:34:57");
     no_room["rooms"] = json!([]);
-    let (status, body) = api(addr, "POST", "/api/v1/devices", Some(no_room));
-    assert_eq!((status, body["error"]["field"].as_str()), (400, Some("rooms")), "{body}");
+    let err = admin.create_device(no_room).unwrap_err();
+    assert_eq!((err.status, err.field.as_deref()), (400, Some("rooms")), "{err:?}");
 
     // 400 on malformed JSON and unknown fields, 413 on oversized bodies, 404 on unknown things.
     let raw = raw_http(addr, format!("POST /api/v1/devices HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN}\r\nContent-Type: application/json\r\nContent-Length: 9\r\nConnection: close\r\n\r\n{{\"uid\": [").as_bytes());
     assert_eq!(raw.status, 400);
-    assert_eq!(error_code(&serde_json::from_slice(&raw.body).unwrap()), "bad_request");
-    let (status, body) =
-        api(addr, "POST", "/api/v1/device-types", Some(json!({"name": "x", "colour": "red"})));
-    assert_eq!(status, 400, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("colour"), "{body}");
+    let body: Value = serde_json::from_slice(&raw.body).unwrap();
+    assert_eq!(ApiFailure::from_answer("malformed JSON", raw.status, body).code, "bad_request");
+    let err = admin.create_device_type(json!({"name": "x", "colour": "red"})).unwrap_err();
+    assert_eq!(err.status, 400, "{err:?}");
+    assert!(err.message.contains("colour"), "{err:?}");
     let huge = json!({"name": "big", "description": "x".repeat(2 * 1024 * 1024)});
-    let (status, body) = api(addr, "POST", "/api/v1/device-types", Some(huge));
-    assert_eq!((status, error_code(&body)), (413, "payload_too_large"));
-    assert_eq!(api(addr, "GET", "/api/v1/devices/24:0a:c4:00:00:00", None).0, 404);
-    assert_eq!(api(addr, "GET", "/api/v1/nothing", None).0, 404);
-    let (status, body) = api(addr, "GET", "/api/v1/devices?state=purple", None);
-    assert_eq!((status, error_code(&body)), (400, "bad_request"));
+    let err = admin.create_device_type(huge).unwrap_err();
+    assert_eq!((err.status, err.code.as_str()), (413, "payload_too_large"));
+    assert_eq!(admin.device("24:0a:c4:00:00:00").unwrap_err().status, 404);
+    assert_eq!(admin.raw("GET", "/api/v1/nothing", None).0, 404);
+    let err = admin.devices("state=purple").unwrap_err();
+    assert_eq!((err.status, err.code.as_str()), (400, "bad_request"));
 }
 
 #[test]
@@ -117,51 +115,36 @@ fn configurations_are_checked_against_shape_schema_and_size() {
     let dir = tempfile::tempdir().unwrap();
     let central = start(dir.path());
     let addr = central.addr("http");
-    let r = room(addr, "U4", "302");
+    let admin = ApiClient::admin(addr);
+    let r = room(&admin, "U4", "302");
     let schema = json!({"type": "array", "maxItems": 1, "items": {"type": "object", "properties": {"modules": {"type": "array", "items": {"properties": {"frequency": {"type": "integer", "minimum": 30}}}}}}});
-    let (status, t) = api(
-        addr,
-        "POST",
-        "/api/v1/device-types",
-        Some(json!({"name": "airquality", "config_schema": schema})),
-    );
-    assert_eq!(status, 201, "{t}");
-    let (status, body) = api(
-        addr,
-        "POST",
-        "/api/v1/device-types",
-        Some(json!({"name": "broken", "config_schema": {"type": 12}})),
-    );
-    assert_eq!((status, body["error"]["field"].as_str()), (400, Some("config_schema")), "{body}");
+    let t = admin.create_device_type(json!({"name": "airquality", "config_schema": schema})).expect("type");
+    assert_eq!(t.name, "airquality");
+    let err = admin.create_device_type(json!({"name": "broken", "config_schema": {"type": 12}})).unwrap_err();
+    assert_eq!((err.status, err.field.as_deref()), (400, Some("config_schema")), "{err:?}");
 
-    let device = |config: Value| json!({"uid": "24:0a:c4:12:34:56", "type": "airquality", "rooms": [r["id"]], "config": config});
+    let device = |config: Value| json!({"uid": "24:0a:c4:12:34:56", "type": "airquality", "rooms": [r.id], "config": config});
     let module = |frequency: i64| json!({"module": "airquality", "unit": "pm_sds011", "frequency": frequency, "params": []});
 
     // The type's schema: 422 with the JSON pointer.
-    let (status, body) =
-        api(addr, "POST", "/api/v1/devices", Some(device(json!([{"modules": [module(5)]}]))));
-    assert_eq!((status, error_code(&body)), (422, "schema_violation"), "{body}");
-    assert!(body["error"]["details"][0].as_str().unwrap().contains("/0/modules/0/frequency"), "{body}");
+    let err = admin.create_device(device(json!([{"modules": [module(5)]}]))).unwrap_err();
+    assert_eq!((err.status, err.code.as_str()), (422, "schema_violation"), "{err:?}");
+    assert!(err.details[0].contains("/0/modules/0/frequency"), "{err:?}");
     // The legacy shape.
-    let (status, body) =
-        api(addr, "POST", "/api/v1/devices", Some(device(json!([{"modules": [{"module": "x"}]}]))));
-    assert_eq!(status, 422, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("/0/modules/0/unit"), "{body}");
+    let err = admin.create_device(device(json!([{"modules": [{"module": "x"}]}]))).unwrap_err();
+    assert_eq!(err.status, 422, "{err:?}");
+    assert!(err.message.contains("/0/modules/0/unit"), "{err:?}");
     // The firmware's 1023-byte answer, with by how much it is over.
     let params: Vec<Value> = (0..60).map(|i| json!({"param": format!("p{i}"), "value": i})).collect();
     let big =
         json!([{"modules": [{"module": "digital", "unit": "gpio", "frequency": 60, "params": params}]}]);
-    let (status, body) = api(addr, "POST", "/api/v1/devices", Some(device(big)));
-    assert_eq!(status, 422, "{body}");
-    let message = body["error"]["message"].as_str().unwrap();
-    assert!(message.contains("over the device limit of 1023"), "{message}");
+    let err = admin.create_device(device(big)).unwrap_err();
+    assert_eq!(err.status, 422, "{err:?}");
+    assert!(err.message.contains("over the device limit of 1023"), "{}", err.message);
 
     // A good one, then nothing was stored by the refused attempts.
-    let (status, created) =
-        api(addr, "POST", "/api/v1/devices", Some(device(json!([{"modules": [module(60)]}]))));
-    assert_eq!(status, 201, "{created}");
-    let (_, page) = api(addr, "GET", "/api/v1/devices", None);
-    assert_eq!(page["total"], 1);
+    admin.create_device(device(json!([{"modules": [module(60)]}]))).expect("a valid configuration");
+    assert_eq!(admin.devices("").expect("devices").total, 1);
 }
 
 #[test]
@@ -169,57 +152,42 @@ fn topics_follow_renames_and_stay_unique() {
     let dir = tempfile::tempdir().unwrap();
     let central = start(dir.path());
     let addr = central.addr("http");
-    let r = room(addr, "Bâtiment U4", "Salle 302");
-    assert_eq!(r["base_topic"], "batiment_u4/salle_302");
-    api(addr, "POST", "/api/v1/device-types", Some(json!({"name": "esp32"})));
-    api(
-        addr,
-        "POST",
-        "/api/v1/devices",
-        Some(json!({"uid": "24:0a:c4:12:34:56", "type": "esp32", "rooms": [r["id"]]})),
-    );
+    let admin = ApiClient::admin(addr);
+    let r = room(&admin, "Bâtiment U4", "Salle 302");
+    assert_eq!(r.base_topic.as_deref(), Some("batiment_u4/salle_302"));
+    admin.create_device_type(json!({"name": "esp32"})).expect("type");
+    admin
+        .create_device(json!({"uid": "24:0a:c4:12:34:56", "type": "esp32", "rooms": [r.id]}))
+        .expect("device");
 
-    let (status, b) = api(
-        addr,
-        "PATCH",
-        &format!("/api/v1/buildings/{}", r["building"].as_str().unwrap()),
-        Some(json!({"name": "U4"})),
-    );
-    assert_eq!(status, 200, "{b}");
-    let (_, d) = api(addr, "GET", "/api/v1/devices/24:0a:c4:12:34:56", None);
-    assert_eq!(d["base_topic"], "u4/salle_302", "the device follows its room");
+    let b = admin.patch_building(&r.building, json!({"name": "U4"})).expect("renamed");
+    assert_eq!(b.name, "U4");
+    let d = admin.device("24:0a:c4:12:34:56").expect("the device");
+    assert_eq!(d.base_topic.as_deref(), Some("u4/salle_302"), "the device follows its room");
 
     // Another site: abroad topics; outdoor areas.
-    let (status, site) =
-        api(addr, "POST", "/api/v1/sites", Some(json!({"slug": "carcassonne", "name": "IUT Carcassonne"})));
-    assert_eq!(status, 201, "{site}");
-    let (_, b) = api(addr, "POST", "/api/v1/buildings", Some(json!({"site": "carcassonne", "name": "IUT"})));
-    let (_, abroad) = api(addr, "POST", "/api/v1/rooms", Some(json!({"building": b["id"], "name": "101"})));
-    assert_eq!(abroad["base_topic"], "abroad/carcassonne/iut/101");
-    let (_, buildings) = api(addr, "GET", "/api/v1/buildings?site=ut3", None);
-    let outside =
-        buildings["items"].as_array().unwrap().iter().find(|b| b["outside"] == true).unwrap().clone();
-    let (_, area) =
-        api(addr, "POST", "/api/v1/rooms", Some(json!({"building": outside["id"], "name": "Ambient"})));
-    assert_eq!(area["base_topic"], "outside/ambient");
+    let site = admin.create_site(json!({"slug": "carcassonne", "name": "IUT Carcassonne"})).expect("site");
+    assert_eq!((site.slug.as_str(), site.name.as_str()), ("carcassonne", "IUT Carcassonne"));
+    let b = admin.create_building(json!({"site": "carcassonne", "name": "IUT"})).expect("building");
+    let abroad = admin.create_room(json!({"building": b.id, "name": "101"})).expect("room");
+    assert_eq!(abroad.base_topic.as_deref(), Some("abroad/carcassonne/iut/101"));
+    let buildings = admin.buildings(Some("ut3")).expect("buildings");
+    let outside = buildings.iter().find(|b| b.outside).unwrap();
+    let area = admin.create_room(json!({"building": outside.id, "name": "Ambient"})).expect("area");
+    assert_eq!(area.base_topic.as_deref(), Some("outside/ambient"));
 
     // Two rooms may not share a topic: `Salle 302` and `salle-302` both give `salle_302`.
-    let (status, body) =
-        api(addr, "POST", "/api/v1/rooms", Some(json!({"building": r["building"], "name": "salle-302"})));
-    assert_eq!((status, error_code(&body)), (409, "conflict"), "{body}");
+    let err = admin.create_room(json!({"building": r.building, "name": "salle-302"})).unwrap_err();
+    assert_eq!((err.status, err.code.as_str()), (409, "conflict"), "{err:?}");
     // References: a room with devices, a building with rooms, the default site.
-    assert_eq!(api(addr, "DELETE", &format!("/api/v1/rooms/{}", r["id"].as_str().unwrap()), None).0, 409);
-    assert_eq!(
-        api(addr, "DELETE", &format!("/api/v1/buildings/{}", r["building"].as_str().unwrap()), None).0,
-        409
-    );
-    assert_eq!(api(addr, "DELETE", "/api/v1/sites/ut3", None).0, 409);
-    assert_eq!(api(addr, "DELETE", "/api/v1/devices/24:0a:c4:12:34:56", None).0, 204);
-    assert_eq!(api(addr, "DELETE", &format!("/api/v1/rooms/{}", r["id"].as_str().unwrap()), None).0, 204);
+    assert_eq!(admin.delete_room(&r.id).unwrap_err().status, 409);
+    assert_eq!(admin.delete_building(&r.building).unwrap_err().status, 409);
+    assert_eq!(admin.delete_site("ut3").unwrap_err().status, 409);
+    admin.delete_device("24:0a:c4:12:34:56").expect("device deleted");
+    admin.delete_room(&r.id).expect("room deleted");
 
     // Listing filters.
-    let (_, page) = api(addr, "GET", "/api/v1/devices?site=carcassonne&state=never_seen&q=24", None);
-    assert_eq!(page["total"], 0);
+    assert_eq!(admin.devices("site=carcassonne&state=never_seen&q=24").expect("devices").total, 0);
 }
 
 #[test]
@@ -227,7 +195,8 @@ fn the_openapi_document_is_public_and_complete() {
     let dir = tempfile::tempdir().unwrap();
     let central = start(dir.path());
     let addr = central.addr("http");
-    let (status, doc) = http_json(addr, "GET", "/api/v1/openapi.json", None, None);
+    // A document, read as one: its structure is what the test checks.
+    let (status, doc) = ApiClient::anonymous(addr).raw("GET", "/api/v1/openapi.json", None);
     assert_eq!(status, 200);
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "{doc}");
     assert_eq!(doc["info"]["version"], env!("CARGO_PKG_VERSION"));
@@ -262,58 +231,38 @@ fn users_and_gateways() {
     let dir = tempfile::tempdir().unwrap();
     let central = start(dir.path());
     let addr = central.addr("http");
+    let admin = ApiClient::admin(addr);
 
-    let (status, user) = api(
-        addr,
+    // On the wire: neither the password nor its hash is ever shown.
+    let (status, user) = admin.raw(
         "POST",
         "/api/v1/users",
         Some(json!({"username": "alice", "password": "correct horse", "role": "operator"})),
     );
     assert_eq!(status, 201, "{user}");
     assert!(user.get("password").is_none() && user.get("password_hash").is_none(), "{user}");
-    let (status, body) = api(
-        addr,
-        "POST",
-        "/api/v1/users",
-        Some(json!({"username": "bob", "password": "short", "role": "viewer"})),
-    );
-    assert_eq!((status, body["error"]["field"].as_str()), (400, Some("password")));
-    let (status, _) = api(
-        addr,
-        "PATCH",
-        &format!("/api/v1/users/{}", user["id"].as_str().unwrap()),
-        Some(json!({"role": "admin"})),
-    );
-    assert_eq!(status, 200);
-    let (_, users) = api(addr, "GET", "/api/v1/users", None);
-    assert_eq!(users["items"][0]["role"], "admin");
+    let user: common::client::wire::User = parse("the new user", &user);
+    assert_eq!((user.username.as_str(), user.role.as_str()), ("alice", "operator"));
+    let err =
+        admin.create_user(json!({"username": "bob", "password": "short", "role": "viewer"})).unwrap_err();
+    assert_eq!((err.status, err.field.as_deref()), (400, Some("password")));
+    admin.patch_user(&user.id, json!({"role": "admin"})).expect("promoted");
+    assert_eq!(admin.users().expect("users")[0].role, "admin");
 
-    let r = room(addr, "U4", "302");
-    api(addr, "POST", "/api/v1/device-types", Some(json!({"name": "esp32"})));
-    api(
-        addr,
-        "POST",
-        "/api/v1/devices",
-        Some(json!({"uid": "24:0a:c4:12:34:56", "type": "esp32", "rooms": [r["id"]]})),
-    );
-    let (status, gw) = api(
-        addr,
-        "POST",
-        "/api/v1/gateways",
-        Some(json!({"name": "gw-u4", "scope": {"buildings": [r["building"]]}})),
-    );
-    assert_eq!(status, 201, "{gw}");
-    assert_eq!(gw["devices"], 1);
-    let (status, site_gw) =
-        api(addr, "POST", "/api/v1/gateways", Some(json!({"name": "gw-ut3", "scope": {"site": "ut3"}})));
-    assert_eq!((status, &site_gw["devices"]), (201, &json!(1)));
-    let (status, body) =
-        api(addr, "POST", "/api/v1/gateways", Some(json!({"name": "GW-U4", "scope": {"site": "ut3"}})));
-    assert_eq!((status, error_code(&body)), (409, "conflict"));
-    let (status, body) =
-        api(addr, "POST", "/api/v1/gateways", Some(json!({"name": "x", "scope": {"buildings": []}})));
-    assert_eq!((status, body["error"]["field"].as_str()), (400, Some("scope.buildings")));
-    assert_eq!(api(addr, "DELETE", &format!("/api/v1/gateways/{}", gw["id"].as_str().unwrap()), None).0, 204);
-    let (_, list) = api(addr, "GET", "/api/v1/gateways", None);
-    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+    let r = room(&admin, "U4", "302");
+    admin.create_device_type(json!({"name": "esp32"})).expect("type");
+    admin
+        .create_device(json!({"uid": "24:0a:c4:12:34:56", "type": "esp32", "rooms": [r.id]}))
+        .expect("device");
+    let gw =
+        admin.create_gateway(json!({"name": "gw-u4", "scope": {"buildings": [r.building]}})).expect("gw-u4");
+    assert_eq!(gw.devices, 1);
+    let site_gw = admin.create_gateway(json!({"name": "gw-ut3", "scope": {"site": "ut3"}})).expect("gw-ut3");
+    assert_eq!(site_gw.devices, 1);
+    let err = admin.create_gateway(json!({"name": "GW-U4", "scope": {"site": "ut3"}})).unwrap_err();
+    assert_eq!((err.status, err.code.as_str()), (409, "conflict"));
+    let err = admin.create_gateway(json!({"name": "x", "scope": {"buildings": []}})).unwrap_err();
+    assert_eq!((err.status, err.field.as_deref()), (400, Some("scope.buildings")));
+    admin.delete_gateway(&gw.id).expect("deleted");
+    assert_eq!(admin.gateways().expect("gateways").len(), 1);
 }

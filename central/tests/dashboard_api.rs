@@ -6,7 +6,9 @@ mod common;
 
 use std::net::SocketAddr;
 
-use common::{api, register_example, start_with};
+use common::client::wire::{Fleet, Me, OrderRecord, SignedIn};
+use common::client::{ApiClient, parse_raw};
+use common::{register_example, start_with};
 use neosens_runtime::testing::{RawResponse, raw_http};
 use serde_json::{Value, json};
 
@@ -31,6 +33,7 @@ fn request(
     raw_http(addr, text.as_bytes())
 }
 
+/// A free-form JSON body (the per-user settings are whatever the dashboard saved).
 fn json_of(r: &RawResponse) -> Value {
     serde_json::from_slice(&r.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", r.text()))
 }
@@ -45,8 +48,8 @@ fn sign_in(addr: SocketAddr, user: &str, password: &str) -> (String, String) {
         assert!(set_cookie.contains(attr), "{set_cookie}");
     }
     let cookie = set_cookie.split(';').next().unwrap().to_owned();
-    let csrf = json_of(&r)["csrf_token"].as_str().unwrap().to_owned();
-    (cookie, csrf)
+    let signed_in: SignedIn = parse_raw("sign-in", &r);
+    (cookie, signed_in.csrf_token)
 }
 
 #[test]
@@ -54,6 +57,7 @@ fn sessions_csrf_settings_and_roles() {
     let dir = tempfile::tempdir().unwrap();
     let central = start_with(dir.path(), &[("NEOSENS_ADMIN_PASSWORD", PASSWORD)]);
     let addr = central.addr("http");
+    let admin = ApiClient::admin(addr);
     register_example(addr);
 
     // Wrong passwords, malformed bodies, no session.
@@ -68,8 +72,8 @@ fn sessions_csrf_settings_and_roles() {
 
     let (cookie, csrf) = sign_in(addr, "admin", PASSWORD);
     let with_cookie = [("Cookie", cookie.as_str())];
-    let me = json_of(&request(addr, "GET", "/api/v1/session", &with_cookie, None));
-    assert_eq!((me["username"].as_str(), me["role"].as_str()), (Some("admin"), Some("admin")));
+    let me: Me = parse_raw("who am I", &request(addr, "GET", "/api/v1/session", &with_cookie, None));
+    assert_eq!((me.username.as_str(), me.role.as_str()), ("admin", "admin"));
     assert_eq!(request(addr, "GET", "/api/v1/devices", &with_cookie, None).status, 200);
 
     // A change without the CSRF token (what a cross-site form would send) is refused.
@@ -83,7 +87,8 @@ fn sessions_csrf_settings_and_roles() {
     let good = [("Cookie", cookie.as_str()), ("X-CSRF-Token", csrf.as_str())];
     let r = request(addr, "POST", &path, &good, Some(&order));
     assert_eq!(r.status, 202, "{}", r.text());
-    assert_eq!(json_of(&r)["by"], "admin", "orders are recorded under the user's name");
+    let record: OrderRecord = parse_raw("the order", &r);
+    assert_eq!(record.by, "admin", "orders are recorded under the user's name");
 
     // Settings: saved per user, an object, bounded.
     assert_eq!(json_of(&request(addr, "GET", "/api/v1/session/settings", &with_cookie, None)), json!({}));
@@ -97,17 +102,13 @@ fn sessions_csrf_settings_and_roles() {
     assert_eq!(request(addr, "PUT", "/api/v1/session/settings", &good, Some("[1,2]")).status, 400);
     let huge = json!({"x": "y".repeat(70_000)}).to_string();
     assert_eq!(request(addr, "PUT", "/api/v1/session/settings", &good, Some(&huge)).status, 413);
-    let (s, body) = api(addr, "GET", "/api/v1/session/settings", None);
-    assert_eq!(s, 400, "tokens have no settings: {body}");
+    let err = admin.refused("GET", "/api/v1/session/settings", None);
+    assert_eq!(err.status, 400, "tokens have no settings: {err:?}");
 
     // A viewer signs in, reads, and cannot send orders even with a valid CSRF token.
-    let (s, _) = api(
-        addr,
-        "POST",
-        "/api/v1/users",
-        Some(json!({"username": "vera", "password": "viewer password", "role": "viewer"})),
-    );
-    assert_eq!(s, 201);
+    admin
+        .create_user(json!({"username": "vera", "password": "viewer password", "role": "viewer"}))
+        .expect("a viewer");
     let (vcookie, vcsrf) = sign_in(addr, "vera", "viewer password");
     let viewer = [("Cookie", vcookie.as_str()), ("X-CSRF-Token", vcsrf.as_str())];
     assert_eq!(request(addr, "GET", "/api/v1/devices", &viewer, None).status, 200);
@@ -121,19 +122,9 @@ fn sessions_csrf_settings_and_roles() {
     // Sign-out ends the session; a password change ends the user's other sessions.
     assert_eq!(request(addr, "DELETE", "/api/v1/session", &viewer, None).status, 204);
     assert_eq!(request(addr, "GET", "/api/v1/devices", &viewer, None).status, 401);
-    let (_, users) = api(addr, "GET", "/api/v1/users", None);
-    let admin_id =
-        users["items"].as_array().unwrap().iter().find(|u| u["username"] == "admin").unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-    let (s, _) = api(
-        addr,
-        "PATCH",
-        &format!("/api/v1/users/{admin_id}"),
-        Some(json!({"password": "a new password!"})),
-    );
-    assert_eq!(s, 200);
+    let users = admin.users().expect("users");
+    let admin_user = users.iter().find(|u| u.username == "admin").unwrap();
+    admin.patch_user(&admin_user.id, json!({"password": "a new password!"})).expect("password changed");
     assert_eq!(request(addr, "GET", "/api/v1/devices", &with_cookie, None).status, 401);
 }
 
@@ -142,34 +133,32 @@ fn fleet_summary_etag_and_the_embedded_app() {
     let dir = tempfile::tempdir().unwrap();
     let central = start_with(dir.path(), &[]);
     let addr = central.addr("http");
+    let admin = ApiClient::admin(addr);
     register_example(addr);
     let auth = format!("Bearer {}", common::ADMIN);
     let r = request(addr, "GET", "/api/v1/fleet", &[("Authorization", &auth)], None);
     assert_eq!(r.status, 200);
-    let fleet = json_of(&r);
-    assert_eq!(fleet["total"]["never_seen"], 1, "{fleet}");
-    let building =
-        fleet["sites"][0]["buildings"].as_array().unwrap().iter().find(|b| b["name"] == "IRIT2").unwrap();
-    assert_eq!(building["rooms"][0]["name"], "366");
-    assert_eq!(building["rooms"][0]["counts"]["never_seen"], 1);
+    let fleet: Fleet = parse_raw("the fleet", &r);
+    assert_eq!(fleet.total.never_seen, 1, "{fleet:?}");
+    let building = fleet.sites[0].buildings.iter().find(|b| b.name == "IRIT2").unwrap();
+    assert_eq!(building.rooms[0].name, "366");
+    assert_eq!(building.rooms[0].counts.never_seen, 1);
     let etag = r.header("etag").expect("an ETag").to_owned();
     let again =
         request(addr, "GET", "/api/v1/fleet", &[("Authorization", &auth), ("If-None-Match", &etag)], None);
     assert_eq!(again.status, 304);
     assert!(again.body.is_empty());
     // A change in the fleet changes the ETag.
-    let (s, _) = api(addr, "POST", &format!("/api/v1/devices/{}/disable", common::MAC), None);
-    assert_eq!(s, 200);
+    admin.disable_device(common::MAC).expect("disabled");
     let changed =
         request(addr, "GET", "/api/v1/fleet", &[("Authorization", &auth), ("If-None-Match", &etag)], None);
     assert_eq!(changed.status, 200);
-    assert_eq!(json_of(&changed)["total"]["disabled"], 1);
+    assert_eq!(parse_raw::<Fleet>("the fleet", &changed).total.disabled, 1);
 
     // Sorting and a bad sort key.
-    let (s, page) = api(addr, "GET", "/api/v1/devices?sort=-last_seen", None);
-    assert_eq!((s, page["total"].as_u64()), (200, Some(1)));
-    let (s, e) = api(addr, "GET", "/api/v1/devices?sort=password", None);
-    assert_eq!((s, e["error"]["field"].as_str()), (400, Some("sort")));
+    assert_eq!(admin.devices("sort=-last_seen").expect("sorted").total, 1);
+    let err = admin.devices("sort=password").unwrap_err();
+    assert_eq!((err.status, err.field.as_deref()), (400, Some("sort")));
 
     // The app (or the page saying how to build it) at /, with a strict CSP.
     let index = request(addr, "GET", "/", &[], None);

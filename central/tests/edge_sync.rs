@@ -5,11 +5,13 @@ mod common;
 
 use std::net::SocketAddr;
 
-use common::{MAC, api, register_example, start};
+use common::client::ApiClient;
+use common::client::wire::EnrolGrant;
+use common::{MAC, register_example, start};
 use neosens_protocol::sync::{BatchKind, Change, SyncBatch};
 use neosens_runtime::keys::Keys;
-use neosens_runtime::testing::{http_json, raw_http};
-use serde_json::{Value, json};
+use neosens_runtime::testing::raw_http;
+use serde_json::json;
 
 fn sync(addr: SocketAddr, secret: &str, since: u64, wait: u64) -> (u16, Option<SyncBatch>) {
     let r = raw_http(
@@ -27,8 +29,8 @@ fn sync(addr: SocketAddr, secret: &str, since: u64, wait: u64) -> (u16, Option<S
     }
 }
 
-fn keys_of(grant: &Value) -> Keys {
-    let hex = grant["keys"].as_str().unwrap();
+fn keys_of(grant: &EnrolGrant) -> Keys {
+    let hex = &grant.keys;
     let bytes: Vec<u8> =
         (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
     Keys::from_bytes(
@@ -43,37 +45,25 @@ fn a_gateway_enrols_syncs_its_scope_and_reports_deliveries() {
     let dir = tempfile::tempdir().unwrap();
     let central = start(dir.path());
     let addr = central.addr("http");
+    let admin = ApiClient::admin(addr);
     let (room, device) = register_example(addr);
-    let (_, building) = api(addr, "GET", "/api/v1/buildings", None);
-    let irit2 =
-        building["items"].as_array().unwrap().iter().find(|b| b["name"] == "IRIT2").unwrap()["id"].clone();
-    let (status, gw) = api(
-        addr,
-        "POST",
-        "/api/v1/gateways",
-        Some(json!({"name": "gw-irit2", "scope": {"buildings": [irit2]}})),
-    );
-    assert_eq!(status, 201, "{gw}");
-    let gw_id = gw["id"].as_str().unwrap().to_owned();
-    assert_eq!(gw["enrolled_at"], Value::Null);
+    let irit2 = admin.building_named("IRIT2").id;
+    let gw =
+        admin.create_gateway(json!({"name": "gw-irit2", "scope": {"buildings": [irit2]}})).expect("gateway");
+    let gw_id = gw.id;
+    assert_eq!(gw.enrolled_at, None);
 
     // Enrolment: one token, used once.
-    let (status, token) = api(addr, "POST", &format!("/api/v1/gateways/{gw_id}/enrolment"), None);
-    assert_eq!(status, 201, "{token}");
-    let token = token["token"].as_str().unwrap().to_owned();
+    let token = admin.enrolment(&gw_id).expect("an enrolment token").token;
     assert!(token.starts_with("nse_"));
-    let (status, grant) =
-        http_json(addr, "POST", "/api/v1/edge/enroll", None, Some(&json!({"token": token})));
-    assert_eq!(status, 200, "{grant}");
-    assert_eq!(
-        (grant["gateway_id"].as_str(), grant["name"].as_str()),
-        (Some(gw_id.as_str()), Some("gw-irit2"))
-    );
-    let (status, again) =
-        http_json(addr, "POST", "/api/v1/edge/enroll", None, Some(&json!({"token": token})));
-    assert_eq!(status, 401, "a token works once: {again}");
-    assert!(again["error"]["message"].as_str().unwrap().contains("ask an admin"));
-    let secret = grant["secret"].as_str().unwrap().to_owned();
+    let anonymous = ApiClient::anonymous(addr);
+    let grant = anonymous.enroll(&token).expect("enrolled");
+    assert_eq!((grant.gateway_id.as_str(), grant.name.as_str()), (gw_id.as_str(), "gw-irit2"));
+    let again = anonymous.enroll(&token).unwrap_err();
+    assert_eq!(again.status, 401, "a token works once: {again:?}");
+    assert!(again.message.contains("ask an admin"), "{again:?}");
+    let secret = grant.secret.clone();
+    let gateway = ApiClient::bearer(addr, &secret);
     let keys = keys_of(&grant);
 
     // Not a gateway: refused.
@@ -107,8 +97,7 @@ fn a_gateway_enrols_syncs_its_scope_and_reports_deliveries() {
         let secret = secret.clone();
         move || sync(addr, &secret, rev, 30)
     });
-    let (status, _) = api(addr, "POST", &format!("/api/v1/devices/{device}/disable"), None);
-    assert_eq!(status, 200);
+    admin.disable_device(&device).expect("disabled");
     let (status, delta) = waiter.join().unwrap();
     assert_eq!(status, 200);
     let delta = delta.unwrap();
@@ -120,26 +109,18 @@ fn a_gateway_enrols_syncs_its_scope_and_reports_deliveries() {
     );
 
     // Delivered offline, reported: central no longer hands the password out.
-    let (status, report) = http_json(
-        addr,
-        "POST",
-        "/api/v1/edge/deliveries",
-        Some(&secret),
-        Some(&json!({"devices": [device]})),
-    );
-    assert_eq!((status, report["newly_delivered"].as_u64()), (200, Some(1)), "{report}");
+    let report = gateway.report_deliveries(&[&device]).expect("deliveries reported");
+    assert_eq!(report.newly_delivered, 1, "{report:?}");
     let r =
         raw_http(addr, format!("GET /device/credentials?mac={MAC} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
     assert_eq!(r.text(), "{\"login\": \"senso_240ac4123456\"}");
 
     // The device moves out of the scope: the gateway is told to drop it (a snapshot without it,
     // since a room changed building or a device changed rooms).
-    let (_, other) = api(addr, "POST", "/api/v1/buildings", Some(json!({"name": "U4"})));
-    let (_, u4_room) =
-        api(addr, "POST", "/api/v1/rooms", Some(json!({"building": other["id"], "name": "302"})));
-    let (status, moved) =
-        api(addr, "PATCH", &format!("/api/v1/devices/{device}"), Some(json!({"rooms": [u4_room["id"]]})));
-    assert_eq!(status, 200, "{moved}");
+    let other = admin.create_building(json!({"name": "U4"})).expect("building");
+    let u4_room = admin.create_room(json!({"building": other.id, "name": "302"})).expect("room");
+    let moved = admin.patch_device(&device, json!({"rooms": [u4_room.id]})).expect("moved");
+    assert_eq!(moved.base_topic.as_deref(), Some("u4/302"));
     let (_, next) = sync(addr, &secret, delta.revision, 0);
     let next = next.unwrap();
     let gone = next.changes.iter().any(|c| matches!(c, Change::DeleteDevice(id) if id.to_string() == device));
@@ -149,20 +130,15 @@ fn a_gateway_enrols_syncs_its_scope_and_reports_deliveries() {
     let _ = room;
 
     // Health: reported figures and the contact show in the API and /metrics.
-    let (status, _) = http_json(
-        addr,
-        "POST",
-        "/api/v1/edge/health",
-        Some(&secret),
-        Some(&json!({"outbox_depth": 12, "outbox_oldest_s": 40, "outbox_dropped": 0, "version": "0.1.0"})),
-    );
-    assert_eq!(status, 204);
-    let (_, view) = api(addr, "GET", &format!("/api/v1/gateways/{gw_id}"), None);
-    assert_eq!(
-        (view["up"].as_bool(), view["health"]["report"]["outbox_depth"].as_u64()),
-        (Some(true), Some(12))
-    );
-    assert!(view["enrolled_at"].is_string());
+    gateway
+        .report_health(
+            json!({"outbox_depth": 12, "outbox_oldest_s": 40, "outbox_dropped": 0, "version": "0.1.0"}),
+        )
+        .expect("health reported");
+    let view = admin.gateway(&gw_id).expect("the gateway");
+    let depth = view.health.as_ref().and_then(|h| h.report.as_ref()).map(|r| r.outbox_depth);
+    assert_eq!((view.up, depth), (true, Some(12)));
+    assert!(view.gateway.enrolled_at.is_some());
     let metrics = neosens_runtime::testing::http_get(addr, "/metrics").text();
     for line in [
         "neosens_gateway_up{gateway=\"gw-irit2\"} 1",
@@ -177,18 +153,16 @@ fn a_gateway_has_the_broker_rights_of_its_scope_only() {
     let dir = tempfile::tempdir().unwrap();
     let central = start(dir.path());
     let addr = central.addr("http");
+    let admin = ApiClient::admin(addr);
     register_example(addr);
-    let (status, gw) =
-        api(addr, "POST", "/api/v1/gateways", Some(json!({"name": "gw-ut3", "scope": {"site": "ut3"}})));
-    assert_eq!(status, 201);
-    let (_, token) =
-        api(addr, "POST", &format!("/api/v1/gateways/{}/enrolment", gw["id"].as_str().unwrap()), None);
-    let (_, grant) =
-        http_json(addr, "POST", "/api/v1/edge/enroll", None, Some(&json!({"token": token["token"]})));
-    let user = grant["mqtt_username"].as_str().unwrap();
-    let secret = grant["mqtt_password"].as_str().unwrap();
+    let gw = admin.create_gateway(json!({"name": "gw-ut3", "scope": {"site": "ut3"}})).expect("gateway");
+    let token = admin.enrolment(&gw.id).expect("an enrolment token").token;
+    let anonymous = ApiClient::anonymous(addr);
+    let grant = anonymous.enroll(&token).expect("enrolled");
+    let user = grant.mqtt_username.as_str();
+    let secret = grant.mqtt_password.as_str();
     // go-auth's JSON contract: 200 and `{"ok": …}`.
-    let ask = |path: &str, body: Value| http_json(addr, "POST", path, None, Some(&body)).1["ok"] == true;
+    let ask = |path: &str, body: serde_json::Value| anonymous.broker_allows(path, body);
     assert!(ask("/mqtt/auth", json!({"username": user, "password": secret, "clientid": "gw"})));
     assert!(!ask("/mqtt/auth", json!({"username": user, "password": "nope", "clientid": "gw"})));
     let acl = |topic: &str, acc: i64| {

@@ -8,12 +8,15 @@ use std::path::Path;
 use std::process::Command;
 
 use base64::Engine;
-use common::{ADMIN, BIN, start};
-use neosens_runtime::testing::{http_json, raw_http};
-use serde_json::Value;
+use common::client::ApiClient;
+use common::client::wire::{ImportCounts, ImportReport};
+use common::{BIN, start};
+use neosens_runtime::testing::raw_http;
+
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/sensocampus-2016.json");
 
-fn import(data: &Path, extra: &[&str]) -> (Value, String) {
+/// Runs `import-legacy --json`; its report (the JSON on stdout) and its progress (stderr).
+fn import(data: &Path, extra: &[&str]) -> (ImportReport, String) {
     let out = Command::new(BIN)
         .args(["import-legacy", FIXTURE, "--json"])
         .args(extra)
@@ -22,21 +25,29 @@ fn import(data: &Path, extra: &[&str]) -> (Value, String) {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "import failed: {stderr}");
-    (serde_json::from_slice(&out.stdout).unwrap(), stderr)
+    let report = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not the JSON report ({e}): {}", String::from_utf8_lossy(&out.stdout)));
+    (report, stderr)
 }
 
-fn counts(report: &Value, kind: &str) -> (u64, u64, u64) {
-    let c = &report[kind];
-    (c["created"].as_u64().unwrap(), c["updated"].as_u64().unwrap(), c["unchanged"].as_u64().unwrap())
+/// `(created, updated, unchanged)`.
+fn counts(c: ImportCounts) -> (u64, u64, u64) {
+    (c.created, c.updated, c.unchanged)
 }
 
-fn rows(report: &Value, key: &str) -> Vec<String> {
-    report[key]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| format!("{}: {}", r[0].as_str().unwrap(), r[1].as_str().unwrap()))
-        .collect()
+/// Each kind's counts, by name.
+fn kinds(report: &ImportReport) -> [(&'static str, ImportCounts); 4] {
+    [
+        ("types", report.types),
+        ("buildings", report.buildings),
+        ("rooms", report.rooms),
+        ("devices", report.devices),
+    ]
+}
+
+/// `row: why` lines of the rejected rows or the warnings.
+fn rows(list: &[(String, String)]) -> Vec<String> {
+    list.iter().map(|(row, why)| format!("{row}: {why}")).collect()
 }
 
 #[test]
@@ -44,35 +55,35 @@ fn imports_reports_and_is_idempotent() {
     let dir = tempfile::tempdir().unwrap();
 
     let (dry, _) = import(dir.path(), &["--dry-run"]);
-    assert_eq!(dry["dry_run"], true);
-    assert_eq!(counts(&dry, "devices"), (6, 0, 0));
+    assert!(dry.dry_run);
+    assert_eq!(counts(dry.devices), (6, 0, 0));
 
     let (first, progress) = import(dir.path(), &[]);
     assert!(progress.contains("3 types, 4 buildings, 6 locations, 9 devices, 5 permissions"), "{progress}");
-    assert_eq!(counts(&first, "types"), (3, 0, 0));
-    assert_eq!(counts(&first, "buildings"), (4, 0, 0));
-    assert_eq!(counts(&first, "rooms"), (6, 0, 0));
-    assert_eq!(counts(&first, "devices"), (6, 0, 0), "the dry run predicted the real run");
-    let rejected = rows(&first, "rejected");
+    assert!(!first.dry_run);
+    assert_eq!(counts(first.types), (3, 0, 0));
+    assert_eq!(counts(first.buildings), (4, 0, 0));
+    assert_eq!(counts(first.rooms), (6, 0, 0));
+    assert_eq!(counts(first.devices), (6, 0, 0), "the dry run predicted the real run");
+    let rejected = rows(&first.rejected);
     assert_eq!(rejected.len(), 3, "{rejected:#?}");
     assert!(rejected.iter().any(|r| r.contains("pk=6") && r.contains("invalid MAC")), "{rejected:#?}");
     assert!(rejected.iter().any(|r| r.contains("pk=7") && r.contains("type pk=Some(99)")), "{rejected:#?}");
     assert!(rejected.iter().any(|r| r.contains("pk=9") && r.contains("another device")), "{rejected:#?}");
-    let warnings = rows(&first, "warnings");
+    let warnings = rows(&first.warnings);
     assert!(warnings.iter().any(|w| w.contains("pk=8") && w.contains("not JSON")), "{warnings:#?}");
     assert!(
         warnings.iter().any(|w| w.contains("permission pk=5") && w.contains("batiment_3tp2/#")),
         "{warnings:#?}"
     );
-    assert_eq!(first["standard_permissions"], 4);
-    assert_eq!(first["skipped_rows"], 8, "other apps' rows and the log message");
+    assert_eq!(first.standard_permissions, 4);
+    assert_eq!(first.skipped_rows, 8, "other apps' rows and the log message");
 
     let (second, _) = import(dir.path(), &[]);
-    for kind in ["types", "buildings", "rooms", "devices"] {
-        let (created, updated, _) = counts(&second, kind);
-        assert_eq!((created, updated), (0, 0), "second run changed {kind}: {second}");
+    for (kind, c) in kinds(&second) {
+        assert_eq!((c.created, c.updated), (0, 0), "second run changed {kind}: {second:?}");
     }
-    assert_eq!(counts(&second, "devices").2, 6);
+    assert_eq!(second.devices.unchanged, 6);
 
     // The text report, for people.
     let out = Command::new(BIN)
@@ -141,14 +152,12 @@ fn imported_devices_provision_as_before() {
     // Disabled: credentials yes, config no.
     assert_eq!(config("senso_b827eb112233", "9a8b7c6d-5e4f-4321-8fed-cba987654321").status, 403);
 
-    let (_, d) = http_json(addr, "GET", "/api/v1/devices/24:0A:C4:12:34:56", Some(ADMIN), None);
-    assert_eq!(d["last_status"], "running");
-    assert_eq!(d["last_seen"], "2021-05-06T08:52:13.394Z");
-    assert_eq!(d["type"], "esp32_neosensor");
-    let (_, rooms) = http_json(addr, "GET", "/api/v1/rooms", Some(ADMIN), None);
-    let hall = rooms["items"].as_array().unwrap().iter().find(|r| r["name"] == "Hall d'entrée").unwrap();
-    assert_eq!(
-        (hall["base_topic"].as_str(), hall["topic_source"].as_str()),
-        (Some("u4/hall_d_entree"), Some("kept"))
-    );
+    let admin = ApiClient::admin(addr);
+    let d = admin.device("24:0A:C4:12:34:56").expect("the imported device");
+    assert_eq!(d.last_status.as_deref(), Some("running"));
+    assert_eq!(d.last_seen.as_deref(), Some("2021-05-06T08:52:13.394Z"));
+    assert_eq!(d.device_type, "esp32_neosensor");
+    let rooms = admin.rooms().expect("rooms");
+    let hall = rooms.iter().find(|r| r.name == "Hall d'entrée").unwrap();
+    assert_eq!((hall.base_topic.as_deref(), hall.topic_source.as_str()), (Some("u4/hall_d_entree"), "kept"));
 }

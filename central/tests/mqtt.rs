@@ -6,7 +6,9 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{LOGIN, MAC, api, first_password, register_example, start, start_with};
+use common::client::wire::{Device, Ready};
+use common::client::{ApiClient, parse_raw};
+use common::{LOGIN, MAC, first_password, register_example, start, start_with};
 use neosens_runtime::testing::{Mosquitto, wait_until};
 use rumqttc::{Client, ConnectReturnCode, Event, MqttOptions, Packet, QoS};
 use serde_json::{Value, json};
@@ -51,8 +53,14 @@ fn device(broker: SocketAddr, client_id: &str, password: &str) -> Result<Client,
     }
 }
 
-fn last_status(addr: SocketAddr) -> Value {
-    api(addr, "GET", &format!("/api/v1/devices/{MAC}"), None).1
+/// The example device as the API shows it now.
+fn the_device(addr: SocketAddr) -> Device {
+    ApiClient::admin(addr).device(MAC).expect("the example device")
+}
+
+/// The example device's last status text.
+fn last_status(addr: SocketAddr) -> Option<String> {
+    the_device(addr).last_status
 }
 
 #[test]
@@ -62,25 +70,27 @@ fn a_device_status_through_the_embedded_broker() {
     let addr = central.addr("http");
     assert_eq!(central.serving["embedded_broker"], true);
     let broker: SocketAddr = central.addr("mqtt");
+    let admin = ApiClient::admin(addr);
     register_example(addr);
     let password = first_password(addr, MAC);
     // A failure-state rule: firmware older than 2024 raises an alert.
     let rule =
         json!({"status_rules": [{"name": "old_firmware", "field": "firmware", "op": "lt", "value": 240101}]});
-    let (status, t) = api(addr, "PATCH", "/api/v1/device-types/esp32", Some(rule));
-    assert_eq!(status, 200, "{t}");
-    assert_eq!(t["status_rules"][0]["op"], "lt");
+    let t = admin.patch_device_type("esp32", rule).expect("the rule");
+    let r = &t.status_rules[0];
+    assert_eq!((r.name.as_str(), r.field.as_str(), r.op.as_str()), ("old_firmware", "firmware", "lt"));
+    assert_eq!(r.value, json!(240101));
     let bad = json!({"status_rules": [{"name": "x", "field": "heap", "op": "lt", "value": "low"}]});
-    let (status, err) = api(addr, "PATCH", "/api/v1/device-types/esp32", Some(bad));
-    assert_eq!((status, err["error"]["field"].as_str()), (400, Some("status_rules[0]")), "{err}");
+    let err = admin.patch_device_type("esp32", bad).unwrap_err();
+    assert_eq!((err.status, err.field.as_deref()), (400, Some("status_rules[0]")), "{err:?}");
 
     assert!(device(broker, "neOSensor_3456_8f1c", "wrong").is_err(), "a wrong password is refused");
     let client =
         device(broker, "neOSensor_3456_8f1c", &password).expect("the device connects with its credentials");
     client.publish("irit2/366/device", QoS::AtMostOnce, false, STATUS).unwrap();
-    wait_until("status stored", || last_status(addr)["last_status"] == "running");
-    let d = last_status(addr);
-    assert_eq!(d["state"], "ok");
+    wait_until("status stored", || last_status(addr).as_deref() == Some("running"));
+    let d = the_device(addr);
+    assert_eq!(d.state, "ok");
     let metrics = neosens_runtime::testing::raw_http(
         addr,
         format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nAccept: application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5\r\nConnection: close\r\n\r\n").as_bytes(),
@@ -103,27 +113,22 @@ fn a_device_status_through_the_embedded_broker() {
     assert!(text.ends_with("# EOF\n"), "OpenMetrics text ends with # EOF");
     assert!(text.contains("neosens_store_size_bytes "), "{text}");
     assert!(text.contains("neosens_store_write_duration_seconds_count "), "{text}");
-    let (_, alerts) = api(addr, "GET", "/api/v1/alerts", None);
-    let alert = &alerts["items"][0];
-    assert_eq!(
-        (alert["kind"].as_str(), alert["rule"].as_str()),
-        (Some("failure"), Some("old_firmware")),
-        "{alerts}"
-    );
-    assert_eq!(alert["detail"], "firmware = 231027 (< 240101)");
+    let alerts = admin.alerts().expect("alerts");
+    let alert = &alerts[0];
+    assert_eq!((alert.kind.as_str(), alert.rule.as_deref()), ("failure", Some("old_firmware")), "{alerts:?}");
+    assert_eq!(alert.detail.as_deref(), Some("firmware = 231027 (< 240101)"));
     assert!(
         text.lines().any(|l| l.starts_with("neosens_http_request_duration_seconds_count{route=\"/api/v1/devices/{id}\",method=\"GET\",status=\"2xx\"}")),
         "latency by route pattern, not by raw path:\n{text}"
     );
     let ready = neosens_runtime::testing::http_get(addr, "/readyz");
     assert_eq!(ready.status, 200, "{}", ready.text());
-    let ready: Value = serde_json::from_slice(&ready.body).unwrap();
-    assert_eq!(
-        (ready["checks"]["store"]["ok"].as_bool(), ready["checks"]["broker_link"]["ok"].as_bool()),
-        (Some(true), Some(true))
-    );
-    assert_eq!(d["last_payload"]["heap"], 171_204);
-    assert!(d["last_seen"].as_str().is_some());
+    let ready: Ready = parse_raw("/readyz", &ready);
+    assert_eq!((ready.checks.store.ok, ready.checks.broker_link.ok), (true, true));
+    // The payload is the device's status as it sent it: free-form, read by key.
+    let payload = d.last_payload.as_ref().expect("the last payload");
+    assert_eq!(payload["heap"], 171_204);
+    assert!(d.last_seen.is_some());
 }
 
 #[test]
@@ -135,18 +140,14 @@ fn statuses_through_mosquitto_survive_broker_and_central_restarts() {
     let mut central = start_with(dir.path(), &env);
     let addr = central.addr("http");
     assert_eq!(central.serving["embedded_broker"], false);
+    let admin = ApiClient::admin(addr);
     register_example(addr);
     // A second room and device, to see that nothing is stored against the wrong one.
-    let (_, building) = api(addr, "GET", "/api/v1/buildings", None);
-    let irit2 =
-        building["items"].as_array().unwrap().iter().find(|b| b["name"] == "IRIT2").unwrap()["id"].clone();
-    let (_, room) = api(addr, "POST", "/api/v1/rooms", Some(json!({"building": irit2, "name": "367"})));
-    api(
-        addr,
-        "POST",
-        "/api/v1/devices",
-        Some(json!({"uid": "24:0a:c4:00:00:01", "type": "esp32", "rooms": [room["id"]]})),
-    );
+    let irit2 = admin.building_named("IRIT2").id;
+    let room = admin.create_room(json!({"building": irit2, "name": "367"})).expect("room 367");
+    admin
+        .create_device(json!({"uid": "24:0a:c4:00:00:01", "type": "esp32", "rooms": [room.id]}))
+        .expect("a second device");
 
     let broker = mosquitto.addr();
     let publish = |payload: &str, topic: &str| {
@@ -159,9 +160,9 @@ fn statuses_through_mosquitto_survive_broker_and_central_restarts() {
     let _b = publish(&STATUS.replace("24:0a:c4:12:34:56", "aa:bb:cc:dd:ee:ff"), "irit2/366/device");
     let _c = publish(STATUS, "irit2/367/device");
     let _d = publish(STATUS, "irit2/366/device");
-    wait_until("status stored", || last_status(addr)["last_status"] == "running");
-    let (_, other) = api(addr, "GET", "/api/v1/devices/24:0a:c4:00:00:01", None);
-    assert_eq!(other["last_status"], Value::Null, "never stored against the wrong device");
+    wait_until("status stored", || last_status(addr).as_deref() == Some("running"));
+    let other = admin.device("24:0a:c4:00:00:01").expect("the second device");
+    assert_eq!(other.last_status, None, "never stored against the wrong device");
 
     // Broker restart: central's link comes back by itself and ingests again.
     mosquitto.restart();
@@ -169,18 +170,18 @@ fn statuses_through_mosquitto_survive_broker_and_central_restarts() {
     wait_until("ingestion after a broker restart", || {
         let _c = publish(&rebooting, "irit2/366/device");
         std::thread::park_timeout(Duration::from_millis(50));
-        last_status(addr)["last_status"] == "rebooting"
+        last_status(addr).as_deref() == Some("rebooting")
     });
 
     // Central restart: what it stored is there, and it ingests again.
     assert!(central.signal_and_wait("TERM").success());
     let central = start_with(dir.path(), &env);
     let addr = central.addr("http");
-    assert_eq!(last_status(addr)["last_status"], "rebooting");
+    assert_eq!(last_status(addr).as_deref(), Some("rebooting"));
     wait_until("ingestion after a central restart", || {
         let _c = publish(STATUS, "irit2/366/device");
         std::thread::park_timeout(Duration::from_millis(50));
-        last_status(addr)["last_status"] == "running"
+        last_status(addr).as_deref() == Some("running")
     });
 }
 
@@ -227,17 +228,23 @@ fn orders_reach_the_device_with_the_exact_bytes_and_are_recorded() {
     let password = first_password(addr, MAC);
     let orders = listening_device(central.addr("mqtt"), &password, "irit2/366/+/command");
     let next = || orders.recv_timeout(neosens_runtime::testing::DEADLINE).expect("order received");
-    let send = |body: Value| api(addr, "POST", &format!("/api/v1/devices/{MAC}/orders"), Some(body));
+    let admin = ApiClient::admin(addr);
+    let send = |body: Value| admin.send_order(MAC, body);
 
-    wait_until("central's link up", || send(json!({"order": "status"})).0 == 202);
+    // Until the link is up: 503, nothing sent.
+    wait_until("central's link up", || match send(json!({"order": "status"})) {
+        Ok(_) => true,
+        Err(e) if e.status == 503 => false,
+        Err(e) => panic!("{e}"),
+    });
     assert_eq!(
         next(),
         ("irit2/366/device/command".into(), r#"{"dest": "24:0A:C4:12:34:56", "order": "status"}"#.into())
     );
-    let (status, record) = send(json!({"order": "frequency", "value": 900}));
-    assert_eq!((status, record["outcome"].as_str()), (202, Some("sent")), "{record}");
+    let record = send(json!({"order": "frequency", "value": 900})).expect("sent");
+    assert_eq!(record.outcome, "sent", "{record:?}");
     assert_eq!(next().1, r#"{"dest": "24:0A:C4:12:34:56", "order": "frequency", "value": 900}"#);
-    assert_eq!(send(json!({"order": "acquire", "module": "temperature", "dest": "auto_3456"})).0, 202);
+    send(json!({"order": "acquire", "module": "temperature", "dest": "auto_3456"})).expect("sent");
     assert_eq!(
         next(),
         ("irit2/366/temperature/command".into(), r#"{"dest": "auto_3456", "order": "acquire"}"#.into())
@@ -253,28 +260,24 @@ fn orders_reach_the_device_with_the_exact_bytes_and_are_recorded() {
         (json!({"order": "upgrade", "value": format!("http://x/{}", "f".repeat(250))}), "order"),
         (json!({"order": "acquire", "module": "a/b"}), "module"),
     ] {
-        let (status, answer) = send(body.clone());
-        assert_eq!((status, answer["error"]["field"].as_str()), (400, Some(field)), "{body}: {answer}");
+        let err = send(body.clone()).unwrap_err();
+        assert_eq!((err.status, err.field.as_deref()), (400, Some(field)), "{body}: {err:?}");
     }
-    let (_, answer) = send(json!({"order": "upgrade", "value": format!("http://x/{}", "f".repeat(250))}));
-    assert!(
-        answer["error"]["message"].as_str().unwrap().contains("over the device limit of 256"),
-        "{answer}"
-    );
+    let err =
+        send(json!({"order": "upgrade", "value": format!("http://x/{}", "f".repeat(250))})).unwrap_err();
+    assert!(err.message.contains("over the device limit of 256"), "{err:?}");
 
     // Reinstall: new credentials, not delivered, then reboot.
-    let (status, record) = send(json!({"order": "reinstall"}));
-    assert_eq!(status, 202, "{record}");
+    let record = send(json!({"order": "reinstall"})).expect("sent");
+    assert_eq!(record.order, "reinstall", "{record:?}");
     assert_eq!(next().1, r#"{"dest": "24:0A:C4:12:34:56", "order": "reboot"}"#);
-    let (_, device) = api(addr, "GET", &format!("/api/v1/devices/{MAC}"), None);
-    assert_eq!(device["credentials_delivered"], false);
+    assert!(!admin.device(MAC).expect("the device").credentials_delivered);
     assert_ne!(first_password(addr, MAC), password, "the device provisions again and gets a new password");
 
     // Every order is in the history, newest first, with who sent it.
-    let (_, history) = api(addr, "GET", &format!("/api/v1/devices/{MAC}/orders"), None);
-    let items = history["items"].as_array().unwrap();
-    let names: Vec<&str> = items.iter().map(|o| o["order"].as_str().unwrap()).collect();
-    assert_eq!(&names[..4], ["reinstall", "acquire", "frequency", "status"], "{history}");
-    assert!(items.iter().all(|o| o["by"] == "bootstrap (NEOSENS_ADMIN_TOKEN)" && o["outcome"] == "sent"));
-    assert_eq!(items[0]["payload"], r#"{"dest": "24:0A:C4:12:34:56", "order": "reboot"}"#);
+    let items = admin.orders(MAC).expect("the history");
+    let names: Vec<&str> = items.iter().map(|o| o.order.as_str()).collect();
+    assert_eq!(&names[..4], ["reinstall", "acquire", "frequency", "status"], "{items:?}");
+    assert!(items.iter().all(|o| o.by == "bootstrap (NEOSENS_ADMIN_TOKEN)" && o.outcome == "sent"));
+    assert_eq!(items[0].payload, r#"{"dest": "24:0A:C4:12:34:56", "order": "reboot"}"#);
 }

@@ -7,7 +7,9 @@ mod common;
 use std::net::SocketAddr;
 
 use base64::Engine;
-use common::{api, register_example, start};
+use common::client::wire::LegacyCredentials;
+use common::client::{ApiClient, parse_raw};
+use common::{register_example, start};
 use neosens_runtime::testing::{RawResponse, raw_http};
 use serde_json::{Value, json};
 
@@ -37,6 +39,13 @@ fn esp8266_config(addr: SocketAddr, login: &str, password: &str) -> RawResponse 
     raw_http(addr, request.as_bytes())
 }
 
+/// The password in a first `/device/credentials` answer (its exact bytes are checked apart).
+fn password_of(r: &RawResponse) -> String {
+    let answer: LegacyCredentials = parse_raw("credentials", r);
+    assert_eq!(answer.login, "senso_240ac4123456");
+    answer.password.expect("the first answer carries the password")
+}
+
 fn assert_forbidden(r: &RawResponse, what: &str) {
     assert_eq!(r.status, 403, "{what}: {}", r.text());
     assert!(r.body.is_empty(), "{what}: 403 with an empty body, got {:?}", r.text());
@@ -54,18 +63,18 @@ fn a_registered_device_provisions_like_against_the_2016_server() {
     let dir = tempfile::tempdir().unwrap();
     let central = start(dir.path());
     let addr = central.addr("http");
-    register_example(addr);
-    let (_, device) = api(addr, "GET", "/api/v1/devices/24:0a:c4:12:34:56", None);
+    let admin = ApiClient::admin(addr);
+    let (_, device_id) = register_example(addr);
+    let device = admin.device("24:0a:c4:12:34:56").expect("the device");
     assert_eq!(
-        (&device["login"], &device["credentials_delivered"], &device["state"]),
-        (&json!("senso_240ac4123456"), &json!(false), &json!("never_seen"))
+        (device.login.as_str(), device.credentials_delivered, device.state.as_str()),
+        ("senso_240ac4123456", false, "never_seen")
     );
 
     // First boot: login and password, exactly once.
     let first = esp32_credentials(addr, "24:0a:c4:12:34:56");
     assert_eq!(first.status, 200, "{}", first.text());
-    let body: Value = serde_json::from_slice(&first.body).unwrap();
-    let password = body["password"].as_str().expect("the first answer carries the password").to_owned();
+    let password = password_of(&first);
     assert_eq!(uuid::Uuid::parse_str(&password).unwrap().get_version_num(), 4);
     assert_json_answer(
         &first,
@@ -76,8 +85,7 @@ fn a_registered_device_provisions_like_against_the_2016_server() {
     // Every later boot: the login alone; never `"password": null`.
     let later = esp32_credentials(addr, "24:0a:c4:12:34:56");
     assert_json_answer(&later, r#"{"login": "senso_240ac4123456"}"#, "second credentials");
-    let (_, device) = api(addr, "GET", "/api/v1/devices/24:0a:c4:12:34:56", None);
-    assert_eq!(device["credentials_delivered"], true);
+    assert!(admin.device("24:0a:c4:12:34:56").expect("the device").credentials_delivered);
 
     // Config with Basic auth, from both cores.
     let expected = r#"{"topics": ["irit2/366"], "zones": []}"#;
@@ -103,9 +111,8 @@ fn a_registered_device_provisions_like_against_the_2016_server() {
 
     // Configuration zones come back with Python's separators and escapes.
     let zones = json!([{"topic": "irit2/366", "modules": [{"module": "airquality", "unit": "pm_sds011", "frequency": 120, "params": [{"param": "type", "value": 32}, {"param": "unit", "value": "µg/m3"}]}]}]);
-    let (status, updated) =
-        api(addr, "PATCH", "/api/v1/devices/24:0A:C4:12:34:56", Some(json!({"config": zones})));
-    assert_eq!(status, 200, "{updated}");
+    let updated = admin.patch_device("24:0A:C4:12:34:56", json!({"config": zones})).expect("configured");
+    assert_eq!(updated.id, device_id, "the uid in any case names the device");
     assert_json_answer(
         &esp32_config(addr, "senso_240ac4123456", &password),
         r#"{"topics": ["irit2/366"], "zones": [{"topic": "irit2/366", "modules": [{"module": "airquality", "unit": "pm_sds011", "frequency": 120, "params": [{"param": "type", "value": 32}, {"param": "unit", "value": "\u00b5g/m3"}]}]}]}"#,
@@ -118,9 +125,9 @@ fn refusals_are_403_with_an_empty_body() {
     let dir = tempfile::tempdir().unwrap();
     let central = start(dir.path());
     let addr = central.addr("http");
+    let admin = ApiClient::admin(addr);
     register_example(addr);
-    let password: Value = serde_json::from_slice(&esp32_credentials(addr, "24:0a:c4:12:34:56").body).unwrap();
-    let password = password["password"].as_str().unwrap().to_owned();
+    let password = password_of(&esp32_credentials(addr, "24:0a:c4:12:34:56"));
 
     for mac in [
         "24:0a:c4:12:34:57",
@@ -156,21 +163,20 @@ fn refusals_are_403_with_an_empty_body() {
     );
 
     // Disabled: still its credentials (as in 2016), no config.
-    let (status, _) = api(addr, "POST", "/api/v1/devices/24:0a:c4:12:34:56/disable", None);
-    assert_eq!(status, 200);
+    let disabled = admin.disable_device("24:0a:c4:12:34:56").expect("disabled");
+    assert_eq!(disabled.state, "disabled");
     assert_eq!(esp32_credentials(addr, "24:0a:c4:12:34:56").status, 200);
     assert_forbidden(&esp32_config(addr, "senso_240ac4123456", &password), "disabled device");
-    api(addr, "POST", "/api/v1/devices/24:0a:c4:12:34:56/enable", None);
+    admin.enable_device("24:0a:c4:12:34:56").expect("enabled");
     assert_eq!(esp32_config(addr, "senso_240ac4123456", &password).status, 200);
 
     // Reset: a new secret, delivered once again; the old one stops working.
-    let (status, reset) = api(addr, "POST", "/api/v1/devices/24:0a:c4:12:34:56/credentials/reset", None);
-    assert_eq!((status, &reset["credentials_delivered"]), (200, &json!(false)));
+    let reset = admin.reset_credentials("24:0a:c4:12:34:56").expect("reset");
+    assert!(!reset.credentials_delivered);
     assert_forbidden(&esp32_config(addr, "senso_240ac4123456", &password), "old password after reset");
-    let again: Value = serde_json::from_slice(&esp32_credentials(addr, "24:0a:c4:12:34:56").body).unwrap();
-    let new_password = again["password"].as_str().expect("new password delivered");
+    let new_password = password_of(&esp32_credentials(addr, "24:0a:c4:12:34:56"));
     assert_ne!(new_password, password);
-    assert_eq!(esp32_config(addr, "senso_240ac4123456", new_password).status, 200);
+    assert_eq!(esp32_config(addr, "senso_240ac4123456", &new_password).status, 200);
 }
 
 #[test]
@@ -179,9 +185,8 @@ fn raspberry_pi_logs_are_stored() {
     let central = start(dir.path());
     let addr = central.addr("http");
     register_example(addr);
-    let creds: Value = serde_json::from_slice(&esp32_credentials(addr, "24:0a:c4:12:34:56").body).unwrap();
-    let basic = base64::engine::general_purpose::STANDARD
-        .encode(format!("senso_240ac4123456:{}", creds["password"].as_str().unwrap()));
+    let password = password_of(&esp32_credentials(addr, "24:0a:c4:12:34:56"));
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("senso_240ac4123456:{password}"));
     let form = "name=root&msg=disk+full&levelname=ERROR&levelno=40&exc_info=None&funcName=check&lineno=12";
     let post = |auth: &str| {
         raw_http(
@@ -197,12 +202,12 @@ fn raspberry_pi_logs_are_stored() {
     );
     assert_eq!(get.status, 405, "the 2016 view was POST-only");
 
-    let (status, logs) = api(addr, "GET", "/api/v1/devices/24:0a:c4:12:34:56/logs", None);
-    assert_eq!(status, 200);
-    let record = &logs["items"][0]["record"];
+    let logs = ApiClient::admin(addr).device_logs("24:0a:c4:12:34:56").expect("logs");
+    // The record is the logger's form as posted: free-form, read by key (`exc_info` present).
+    let record = &logs[0].record;
     assert_eq!((record["msg"].as_str(), record["levelname"].as_str()), (Some("disk full"), Some("ERROR")));
     assert_eq!(record["exc_info"], Value::Null, "'None' is stored as null");
-    assert_eq!(logs["items"][0]["remote_addr"], "127.0.0.1");
+    assert_eq!(logs[0].remote_addr, "127.0.0.1");
 }
 
 #[test]
@@ -212,10 +217,9 @@ fn everything_survives_a_restart() {
         let mut central = start(dir.path());
         let addr = central.addr("http");
         register_example(addr);
-        let creds: Value =
-            serde_json::from_slice(&esp32_credentials(addr, "24:0a:c4:12:34:56").body).unwrap();
+        let password = password_of(&esp32_credentials(addr, "24:0a:c4:12:34:56"));
         assert!(central.signal_and_wait("TERM").success());
-        creds["password"].as_str().unwrap().to_owned()
+        password
     };
     let central = start(dir.path());
     let addr = central.addr("http");
@@ -229,6 +233,6 @@ fn everything_survives_a_restart() {
         r#"{"topics": ["irit2/366"], "zones": []}"#,
         "config after restart",
     );
-    let (_, sites) = api(addr, "GET", "/api/v1/sites", None);
-    assert_eq!(sites["items"].as_array().unwrap().len(), 1, "the default site is created once: {sites}");
+    let sites = ApiClient::admin(addr).sites().expect("sites");
+    assert_eq!(sites.len(), 1, "the default site is created once: {sites:?}");
 }

@@ -10,6 +10,11 @@ use std::path::Path;
 use neosens_runtime::testing::{ServiceProcess, http_json, raw_http};
 use serde_json::{Value, json};
 
+use client::ApiClient;
+use client::wire::LegacyCredentials;
+
+pub(crate) mod client;
+
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_neosens-central");
 pub(crate) const ADMIN: &str = "test-admin-token-0123456789";
 pub(crate) const MAC: &str = "24:0a:c4:12:34:56";
@@ -43,21 +48,13 @@ pub(crate) fn api(addr: SocketAddr, method: &str, path: &str, body: Option<Value
 
 /// Registers the running example; returns (room id, device id).
 pub(crate) fn register_example(addr: SocketAddr) -> (String, String) {
-    let (status, building) = api(addr, "POST", "/api/v1/buildings", Some(json!({"name": "IRIT2"})));
-    assert_eq!(status, 201, "{building}");
-    let (status, room) =
-        api(addr, "POST", "/api/v1/rooms", Some(json!({"building": building["id"], "name": "366"})));
-    assert_eq!(status, 201, "{room}");
-    let (status, t) = api(addr, "POST", "/api/v1/device-types", Some(json!({"name": "esp32"})));
-    assert_eq!(status, 201, "{t}");
-    let (status, device) = api(
-        addr,
-        "POST",
-        "/api/v1/devices",
-        Some(json!({"uid": MAC, "type": "esp32", "rooms": [room["id"]]})),
-    );
-    assert_eq!(status, 201, "{device}");
-    (room["id"].as_str().unwrap().to_owned(), device["id"].as_str().unwrap().to_owned())
+    let admin = ApiClient::admin(addr);
+    let building = admin.create_building(json!({"name": "IRIT2"})).expect("building IRIT2");
+    let room = admin.create_room(json!({"building": building.id, "name": "366"})).expect("room 366");
+    admin.create_device_type(json!({"name": "esp32"})).expect("type esp32");
+    let device =
+        admin.create_device(json!({"uid": MAC, "type": "esp32", "rooms": [room.id]})).expect("the device");
+    (room.id, device.id)
 }
 
 /// The device's first `/device/credentials` answer: its password.
@@ -65,6 +62,6 @@ pub(crate) fn first_password(addr: SocketAddr, mac: &str) -> String {
     let r =
         raw_http(addr, format!("GET /device/credentials?mac={mac} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
     assert_eq!(r.status, 200, "{}", r.text());
-    let body: Value = serde_json::from_slice(&r.body).unwrap();
-    body["password"].as_str().expect("first answer has the password").to_owned()
+    let body: LegacyCredentials = client::parse_raw("first credentials", &r);
+    body.password.expect("first answer has the password")
 }
