@@ -44,6 +44,11 @@ fn serves_health_then_stops_cleanly_on_sigterm_and_sigint() {
 }
 
 #[test]
+fn ready_while_every_supervised_task_runs() {
+    EDGE.check_ready();
+}
+
+#[test]
 fn unusable_settings_are_named() {
     EDGE.check_bad_settings_are_named();
 }

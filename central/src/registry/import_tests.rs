@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::*;
 use crate::import_legacy::dump::{LegacyBuilding, LegacyLocation, LegacyPermission, LegacyType};
-use crate::registry::devices::tests::{assert_unchanged, fingerprint, reopen, room_302};
+use crate::registry::test_support::{assert_unchanged, fingerprint, reopen, room_302};
 use crate::registry::{DeviceState, Refusal, test_registry};
 
 const LAST_UPDATE: &str = "2021-05-06T08:52:13.394Z";

@@ -6,7 +6,7 @@
 use neosens_protocol::ids::BuildingId;
 
 use super::*;
-use crate::registry::devices::tests::{
+use crate::registry::test_support::{
     assert_conflict, assert_invalid, assert_not_found, assert_unchanged, device_input, fingerprint, reopen,
     room_302,
 };

@@ -24,6 +24,8 @@ mod provisioning;
 mod records;
 mod state;
 mod status;
+#[cfg(test)]
+mod test_support;
 mod users;
 
 use std::sync::Arc;

@@ -1,8 +1,9 @@
 //! The bytes central keeps on disk, pinned: one fixed value of every kind of record the store
 //! writes, its postcard encoding as a hex literal, and the literal decoded back.
 //!
-//! Why: many of these types are also JSON bodies of the API, and postcard encodes whatever serde
-//! is told. An attribute added for the API can change the disk format without a compiler error or
+//! Why: postcard encodes whatever serde is told, and the records' serde attributes are one edit
+//! away from anyone's hands (the API has its own JSON forms in `http/api/schema`, so there is no
+//! reason to touch them for a client, but the reason is not a guarantee). An attribute added for the API can change the disk format without a compiler error or
 //! a failing round-trip test: `skip_serializing_if` drops a field from the bytes (the next read
 //! then takes the following field for it), `with`/`serialize_with` or a changed field type writes
 //! other bytes, `flatten` does not encode and an internally tagged enum does not decode, reordered
@@ -20,6 +21,7 @@
 //!   the new ones, and only then update the record's literal.
 //!
 //! A new variant of `Record` or of a stored enum does not compile here until its bytes are pinned.
+//! The device histories and alerts are pinned next door, in `disk_format_history_tests.rs`.
 //! Outside postcard, and so outside these tests: the `meta` table (redb `u64`s), table keys (redb
 //! `[u8; 16]`, `u64`, `([u8; 16], u64)`) and user settings (the dashboard's JSON text as is).
 
@@ -30,46 +32,45 @@ use neosens_protocol::hex;
 use neosens_protocol::ids::{
     BuildingId, DevAddr, DevEui, DeviceId, DeviceTypeId, GatewayId, Mac, RoomId, SiteId,
 };
-use neosens_protocol::legacy::LogRecord;
 use neosens_protocol::sync::Sealed;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
+use super::ChangeEntry;
 use super::redb_store::encode;
-use super::{ChangeEntry, DeviceLogEntry};
 use crate::model::{
-    Ack, AlertKind, AlertRecord, ApiToken, Building, Codec, Device, DeviceSecret, DeviceStatusRecord,
-    DeviceType, DeviceTypeV1, DeviceTypeV2, DeviceV2, Enrolment, EntityKind, Gateway, GatewayCredentials,
-    GatewayScope, GatewayV2, LorawanSession, MqttEndpoint, OrderRecord, Record, Role, Room, RoomTopic,
-    RuleOp, RuleValue, Site, StatusRule, Timestamp, TokenId, User, UserId,
+    AlertKind, ApiToken, Building, Codec, Device, DeviceSecret, DeviceType, DeviceTypeV1, DeviceTypeV2,
+    DeviceV2, Enrolment, EntityKind, Gateway, GatewayCredentials, GatewayScope, GatewayV2, LorawanSession,
+    MqttEndpoint, Record, Role, Room, RoomTopic, RuleOp, RuleValue, Site, StatusRule, Timestamp, TokenId,
+    User, UserId,
 };
 
 /// 2021-05-06T08:52:13.394Z: every fixture's "when", give or take a few seconds.
-const T0: i64 = 1_620_291_133_394;
+pub(super) const T0: i64 = 1_620_291_133_394;
 
-fn at(offset_ms: i64) -> Timestamp {
+pub(super) fn at(offset_ms: i64) -> Timestamp {
     Timestamp(T0 + offset_ms)
 }
 
 /// A fixed 16-byte id: `tag` repeated, last byte 1 (so no id is all one byte).
-fn key(tag: u8) -> [u8; 16] {
+pub(super) fn key(tag: u8) -> [u8; 16] {
     let mut k = [tag; 16];
     k[15] = 1;
     k
 }
 
-fn sealed(tag: u8, len: u8) -> Sealed {
+pub(super) fn sealed(tag: u8, len: u8) -> Sealed {
     Sealed { nonce: [tag; 12], ciphertext: (0..len).map(|i| tag ^ i).collect() }
 }
 
 /// Hex of `value` as the store encodes it.
-fn stored_hex<T: Serialize>(value: &T) -> String {
+pub(super) fn stored_hex<T: Serialize>(value: &T) -> String {
     hex::encode(&encode(value).expect("the fixture encodes"))
 }
 
 /// The pinned bytes, decoded as the store decodes them.
-fn decode_pinned<T: DeserializeOwned>(name: &str, pinned: &str) -> T {
+pub(super) fn decode_pinned<T: DeserializeOwned>(name: &str, pinned: &str) -> T {
     let bytes = hex::decode(pinned, "pinned bytes").expect("the pinned literal is hex");
     postcard::from_bytes(&bytes).unwrap_or_else(|e| {
         panic!("{name}: the pinned bytes no longer decode ({e}) — see disk_format_tests.rs")
@@ -77,7 +78,7 @@ fn decode_pinned<T: DeserializeOwned>(name: &str, pinned: &str) -> T {
 }
 
 #[track_caller]
-fn assert_same_hex(name: &str, now: &str, pinned: &str) {
+pub(super) fn assert_same_hex(name: &str, now: &str, pinned: &str) {
     assert!(
         now == pinned,
         "{name}: the stored bytes changed — read the note at the top of disk_format_tests.rs\n\
@@ -88,14 +89,18 @@ fn assert_same_hex(name: &str, now: &str, pinned: &str) {
 
 /// `value` encodes to `pinned`, and `pinned` decodes to `value`.
 #[track_caller]
-fn assert_pinned<T: Serialize + DeserializeOwned + PartialEq + Debug>(name: &str, value: &T, pinned: &str) {
+pub(super) fn assert_pinned<T: Serialize + DeserializeOwned + PartialEq + Debug>(
+    name: &str,
+    value: &T,
+    pinned: &str,
+) {
     assert_same_hex(name, &stored_hex(value), pinned);
     assert_eq!(decode_pinned::<T>(name, pinned), *value, "{name}: the pinned bytes decode to another value");
 }
 
 /// Bytes of a registry record as `Store::apply` writes it (exhaustive: a new kind of record does
 /// not compile until it is pinned).
-fn record_hex(record: &Record) -> String {
+pub(super) fn record_hex(record: &Record) -> String {
     match record {
         Record::Site(r) => stored_hex(r),
         Record::Building(r) => stored_hex(r),
@@ -109,7 +114,7 @@ fn record_hex(record: &Record) -> String {
 }
 
 /// A registry record read back from its table, as `Store::load` reads each one.
-fn record_from(kind: EntityKind, name: &str, pinned: &str) -> Record {
+pub(super) fn record_from(kind: EntityKind, name: &str, pinned: &str) -> Record {
     match kind {
         EntityKind::Site => Record::Site(decode_pinned(name, pinned)),
         EntityKind::Building => Record::Building(decode_pinned(name, pinned)),
@@ -123,7 +128,7 @@ fn record_from(kind: EntityKind, name: &str, pinned: &str) -> Record {
 }
 
 #[track_caller]
-fn assert_record_pinned(name: &str, record: Record, pinned: &str) {
+pub(super) fn assert_record_pinned(name: &str, record: Record, pinned: &str) {
     assert_same_hex(name, &record_hex(&record), pinned);
     assert_eq!(
         record_from(record.kind(), name, pinned),
@@ -422,120 +427,6 @@ fn enum_variant_indices_are_pinned() {
         };
         check(codec, index);
     }
-}
-
-const STATUS_FULL: &str = concat!(
-    "01a4dce08fa85e010772756e6e696e6701227b22737461747573223a2272756e6e696e67222c2268656170223a313731",
-    "3230347d",
-);
-const STATUS_EMPTY: &str = "000000";
-
-#[test]
-fn statuses_are_pinned() {
-    let full = DeviceStatusRecord {
-        last_seen: Some(at(1_800_000)),
-        last_status: Some("running".into()),
-        last_payload: Some(r#"{"status":"running","heap":171204}"#.into()),
-    };
-    assert_pinned("STATUS_FULL", &full, STATUS_FULL);
-    assert_pinned("STATUS_EMPTY", &DeviceStatusRecord::default(), STATUS_EMPTY);
-}
-
-const DEVICE_LOG: &str = concat!(
-    "dedededededededededededededede018c87858ea85e0831302e302e302e370102343001054552524f5201096e656f73",
-    "656e736f72000000010372756e0103313137010b73656e736f72206c6f73740000000000010e31363230323931313333",
-    "2e333934000000",
-);
-
-#[test]
-fn device_logs_are_pinned() {
-    let record = LogRecord {
-        levelno: Some("40".into()),
-        levelname: Some("ERROR".into()),
-        name: Some("neosensor".into()),
-        func_name: Some("run".into()),
-        lineno: Some("117".into()),
-        msg: Some("sensor lost".into()),
-        created: Some("1620291133.394".into()),
-        ..LogRecord::default()
-    };
-    let entry =
-        DeviceLogEntry { device: key(0xde), received_at: at(500), remote_addr: "10.0.0.7".into(), record };
-    assert_pinned("DEVICE_LOG", &entry, DEVICE_LOG);
-}
-
-const ORDER: &str = concat!(
-    "94ae858ea85e086f70657261746f72096672657175656e63790103393030066465766963651132343a30413a43343a31",
-    "323a33343a35361575342f3230342f6465766963652f636f6d6d616e643c7b2264657374223a2232343a30413a43343a",
-    "31323a33343a3536222c226f72646572223a226672657175656e6379222c2276616c7565223a3930307d0473656e74",
-);
-
-#[test]
-fn orders_are_pinned() {
-    let order = OrderRecord {
-        at: at(3_000),
-        by: "operator".into(),
-        order: "frequency".into(),
-        value: Some("900".into()),
-        module: "device".into(),
-        dest: "24:0A:C4:12:34:56".into(),
-        topic: "u4/204/device/command".into(),
-        payload: r#"{"dest":"24:0A:C4:12:34:56","order":"frequency","value":900}"#.into(),
-        outcome: "sent".into(),
-    };
-    assert_pinned("ORDER", &order, ORDER);
-}
-
-const ALERT_OUTAGE: &str = "01000110b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1010000000405a4ff848ea85e0000";
-const ALERT_FAILURE: &str = concat!(
-    "02010110b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1010110dedededededededededededededede0101086c6f775f68656170",
-    "011668656170203d20313230303020283c203230303030290101a4ff848ea85e01a49ece8ea85e01086f70657261746f",
-    "72e4a88c8ea85e01a4b9bc91a85e",
-);
-const ALERT_FOREIGN_DELIVERY: &str = concat!(
-    "0302000110dedededededededededededededede0100011664656c69766572656420746f203139322e302e322e390405",
-    "a4ff848ea85e00010561646d696ea4d2938ea85e00",
-);
-
-#[test]
-fn alerts_of_every_kind_are_pinned() {
-    let outage = AlertRecord {
-        id: 1,
-        kind: AlertKind::Outage,
-        building: Some(BuildingId::from_bytes(key(0xb1))),
-        device: None,
-        rule: None,
-        detail: None,
-        outdated: 4,
-        total_devices: 5,
-        opened_at: T0,
-        resolved_at: None,
-        ack: None,
-    };
-    assert_pinned("ALERT_OUTAGE", &outage, ALERT_OUTAGE);
-    let failure = AlertRecord {
-        id: 2,
-        kind: AlertKind::Failure,
-        device: Some(DeviceId::from_bytes(key(0xde))),
-        rule: Some("low_heap".into()),
-        detail: Some("heap = 12000 (< 20000)".into()),
-        outdated: 1,
-        total_devices: 1,
-        resolved_at: Some(T0 + 600_000),
-        ack: Some(Ack { by: "operator".into(), at: T0 + 60_000, silenced_until: Some(T0 + 3_600_000) }),
-        ..outage.clone()
-    };
-    assert_pinned("ALERT_FAILURE", &failure, ALERT_FAILURE);
-    let foreign = AlertRecord {
-        id: 3,
-        kind: AlertKind::ForeignDelivery,
-        building: None,
-        device: Some(DeviceId::from_bytes(key(0xde))),
-        detail: Some("delivered to 192.0.2.9".into()),
-        ack: Some(Ack { by: "admin".into(), at: T0 + 120_000, silenced_until: None }),
-        ..outage
-    };
-    assert_pinned("ALERT_FOREIGN_DELIVERY", &foreign, ALERT_FOREIGN_DELIVERY);
 }
 
 // ---------------------------------------------------------------------------------------------

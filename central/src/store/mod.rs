@@ -189,5 +189,8 @@ pub trait Store: RegistryStore + DeviceHistory + AlertStore + SettingsStore + St
 impl<T: RegistryStore + DeviceHistory + AlertStore + SettingsStore + StoreStats + 'static> Store for T {}
 
 #[cfg(test)]
+#[path = "disk_format_history_tests.rs"]
+mod disk_format_history_tests;
+#[cfg(test)]
 #[path = "disk_format_tests.rs"]
 mod disk_format_tests;

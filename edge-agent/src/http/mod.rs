@@ -47,17 +47,41 @@ async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
 /// `GET /readyz`: 200 while every critical task runs, 503 with the failed one's name once one
 /// stopped (the agent is then shutting down so that systemd restarts it).
 async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
-    let failed = s.metrics.tasks.failed();
-    let status = if failed.is_none() {
-        axum::http::StatusCode::OK
-    } else {
-        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    let (status, body) = readiness(s.metrics.tasks.failed().as_deref());
+    (status, [(axum::http::header::CONTENT_TYPE, "application/json")], body)
+}
+
+/// The `/readyz` answer for the first failed task, if any. Written by hand: one small answer
+/// does not need a JSON value tree (code size, ARM build).
+fn readiness(failed: Option<&str>) -> (axum::http::StatusCode, String) {
+    let (status, tasks) = match failed {
+        None => (axum::http::StatusCode::OK, r#"{"ok":true}"#.to_owned()),
+        Some(e) => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            format!(r#"{{"ok":false,"error":{}}}"#, serde_json::to_string(e).unwrap_or_default()),
+        ),
     };
-    // Written by hand: one small answer does not need a JSON value tree (code size, ARM build).
-    let tasks = match &failed {
-        None => r#"{"ok":true}"#.to_owned(),
-        Some(e) => format!(r#"{{"ok":false,"error":{}}}"#, serde_json::to_string(e).unwrap_or_default()),
-    };
-    let body = format!(r#"{{"ready":{},"checks":{{"tasks":{tasks}}}}}"#, failed.is_none());
-    (status, [(axum::http::header::CONTENT_TYPE, "application/json")], body.to_string())
+    (status, format!(r#"{{"ready":{},"checks":{{"tasks":{tasks}}}}}"#, failed.is_none()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readiness_names_the_failed_task_in_valid_json() {
+        let (status, body) = readiness(None);
+        assert_eq!(status, 200);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v, serde_json::json!({"ready": true, "checks": {"tasks": {"ok": true}}}));
+
+        let reason = "uplink panicked: \"quote\" and \\ backslash\nnew line";
+        let (status, body) = readiness(Some(reason));
+        assert_eq!(status, 503);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"ready": false, "checks": {"tasks": {"ok": false, "error": reason}}})
+        );
+    }
 }

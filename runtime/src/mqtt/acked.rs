@@ -68,7 +68,7 @@ pub struct AckedStats {
 /// reconnections.
 pub async fn run<S: AckedStore>(
     config: LinkConfig,
-    mut subscriptions: Vec<String>,
+    subscriptions: Vec<String>,
     store: S,
     stats: Arc<AckedStats>,
     inbound: mpsc::Sender<Message>,
@@ -77,87 +77,130 @@ pub async fn run<S: AckedStore>(
 ) {
     let options = super::options(&config, Some(u16::try_from(WINDOW * 2).unwrap_or(u16::MAX)));
     let (client, mut eventloop) = AsyncClient::new(options, WINDOW * 4);
-    let broker = format!("{}:{}", config.url.host, config.url.port);
-    let mut backoff = Backoff::new(config.min_backoff, config.max_backoff);
-    let mut window = Window::new(WINDOW);
+    let mut link = Link {
+        broker: format!("{}:{}", config.url.host, config.url.port),
+        backoff: Backoff::new(config.min_backoff, config.max_backoff),
+        window: Window::new(WINDOW),
+        config,
+        client,
+        subscriptions,
+        store,
+        stats,
+        inbound,
+    };
     let mut flush = tokio::time::interval(ACK_FLUSH);
     flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        if stats.connected.load(Ordering::Relaxed) {
-            fill(&client, &store, &mut window);
+        if link.stats.connected.load(Ordering::Relaxed) {
+            fill(&link.client, &link.store, &mut link.window);
         }
-        let idle = window.is_idle();
+        let idle = link.window.is_idle();
         let event = tokio::select! {
             () = shutdown.cancelled() => break,
             event = eventloop.poll() => event,
             // New messages while idle.
-            () = store.stored().notified(), if idle => continue,
-            _ = flush.tick(), if window.pending_acks() > 0 => {
-                remove_acked(&store, &mut window).await;
+            () = link.store.stored().notified(), if idle => continue,
+            _ = flush.tick(), if link.window.pending_acks() > 0 => {
+                remove_acked(&link.store, &mut link.window).await;
                 continue;
             }
             Some(filter) = more_subscriptions.recv() => {
-                if !subscriptions.contains(&filter) {
-                    if stats.connected.load(Ordering::Relaxed) {
-                        let _ = client.try_subscribe(&filter, QoS::AtLeastOnce);
-                    }
-                    tracing::info!(filter = %filter, "subscribed");
-                    subscriptions.push(filter);
-                }
+                link.subscribe(filter);
                 continue;
             }
         };
         match event {
-            Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                stats.connected.store(true, Ordering::Relaxed);
-                stats.connects.fetch_add(1, Ordering::Relaxed);
-                backoff.reset();
-                tracing::info!(broker = %broker, "acknowledged link up");
-                for filter in &subscriptions {
-                    let _ = client.try_subscribe(filter, QoS::AtLeastOnce);
-                }
-                if let Some(topic) = &config.state_topic {
-                    let _ = client.try_publish(topic, QoS::AtLeastOnce, true, "online");
-                }
-            }
-            Ok(Event::Outgoing(Outgoing::Publish(pkid))) => {
-                if window.sent(pkid) {
-                    stats.published.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            Ok(Event::Incoming(Packet::PubAck(ack))) => {
-                if window.acknowledged(ack.pkid).is_some() && window.pending_acks() >= WINDOW / 2 {
-                    remove_acked(&store, &mut window).await;
-                }
-            }
-            Ok(Event::Incoming(Packet::Publish(p))) => {
-                let message = Message { topic: p.topic, payload: p.payload, retain: p.retain };
-                if inbound.try_send(message).is_err() {
-                    tracing::warn!("inbound queue full: message dropped");
-                }
-            }
-            Ok(_) => {}
+            Ok(event) => link.on_event(event).await,
             Err(err) => {
-                if stats.connected.swap(false, Ordering::Relaxed) {
-                    tracing::warn!(broker = %broker, error = %err, unacknowledged = window.in_flight(), "acknowledged link down; the store keeps everything");
-                } else {
-                    tracing::debug!(broker = %broker, error = %err, "acknowledged link: connection failed");
-                }
-                stats.disconnects.fetch_add(1, Ordering::Relaxed);
-                // What was not acknowledged goes again from the store, in order.
-                remove_acked(&store, &mut window).await;
+                link.on_loss(&err).await;
                 eventloop.pending.clear();
-                window.reset();
                 tokio::select! {
                     () = shutdown.cancelled() => break,
-                    () = tokio::time::sleep(backoff.next_delay()) => {}
+                    () = tokio::time::sleep(link.backoff.next_delay()) => {}
                 }
             }
         }
     }
-    remove_acked(&store, &mut window).await;
-    stop(&config, &client, &mut eventloop, &stats).await;
-    tracing::info!(broker = %broker, "acknowledged link stopped");
+    remove_acked(&link.store, &mut link.window).await;
+    stop(&link.config, &link.client, &mut eventloop, &link.stats).await;
+    tracing::info!(broker = %link.broker, "acknowledged link stopped");
+}
+
+/// The state of the acknowledged link between two events of its event loop.
+struct Link<S> {
+    config: LinkConfig,
+    client: AsyncClient,
+    broker: String,
+    backoff: Backoff,
+    window: Window,
+    subscriptions: Vec<String>,
+    store: S,
+    stats: Arc<AckedStats>,
+    inbound: mpsc::Sender<Message>,
+}
+
+impl<S: AckedStore> Link<S> {
+    /// Adds a filter, kept across reconnections (subscribed now if connected).
+    fn subscribe(&mut self, filter: String) {
+        if self.subscriptions.contains(&filter) {
+            return;
+        }
+        if self.stats.connected.load(Ordering::Relaxed) {
+            let _ = self.client.try_subscribe(&filter, QoS::AtLeastOnce);
+        }
+        tracing::info!(filter = %filter, "subscribed");
+        self.subscriptions.push(filter);
+    }
+
+    async fn on_event(&mut self, event: Event) {
+        match event {
+            Event::Incoming(Packet::ConnAck(_)) => self.on_connack(),
+            Event::Outgoing(Outgoing::Publish(pkid)) if self.window.sent(pkid) => {
+                self.stats.published.fetch_add(1, Ordering::Relaxed);
+            }
+            // Removals are batched: half a window at once, or at the next flush tick.
+            Event::Incoming(Packet::PubAck(ack))
+                if self.window.acknowledged(ack.pkid).is_some()
+                    && self.window.pending_acks() >= WINDOW / 2 =>
+            {
+                remove_acked(&self.store, &mut self.window).await;
+            }
+            Event::Incoming(Packet::Publish(p)) => {
+                let message = Message { topic: p.topic, payload: p.payload, retain: p.retain };
+                if self.inbound.try_send(message).is_err() {
+                    tracing::warn!("inbound queue full: message dropped");
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Connected: subscriptions again (the session is clean), `online` on the state topic.
+    fn on_connack(&mut self) {
+        self.stats.connected.store(true, Ordering::Relaxed);
+        self.stats.connects.fetch_add(1, Ordering::Relaxed);
+        self.backoff.reset();
+        tracing::info!(broker = %self.broker, "acknowledged link up");
+        for filter in &self.subscriptions {
+            let _ = self.client.try_subscribe(filter, QoS::AtLeastOnce);
+        }
+        if let Some(topic) = &self.config.state_topic {
+            let _ = self.client.try_publish(topic, QoS::AtLeastOnce, true, "online");
+        }
+    }
+
+    /// Connection lost or refused: what was acknowledged is removed, what was not goes again
+    /// from the store, in order, once reconnected.
+    async fn on_loss(&mut self, err: &rumqttc::ConnectionError) {
+        if self.stats.connected.swap(false, Ordering::Relaxed) {
+            tracing::warn!(broker = %self.broker, error = %err, unacknowledged = self.window.in_flight(), "acknowledged link down; the store keeps everything");
+        } else {
+            tracing::debug!(broker = %self.broker, error = %err, "acknowledged link: connection failed");
+        }
+        self.stats.disconnects.fetch_add(1, Ordering::Relaxed);
+        remove_acked(&self.store, &mut self.window).await;
+        self.window.reset();
+    }
 }
 
 /// Keeps the window full: reads the next messages and hands them to the client.

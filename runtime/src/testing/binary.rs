@@ -126,6 +126,20 @@ impl Service {
         }
     }
 
+    /// `/readyz` answers 200 with every supervised task running (`checks.tasks.ok`), once the
+    /// service serves.
+    pub fn check_ready(&self) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut service =
+            ServiceProcess::spawn(Path::new(self.bin), &[], &self.env(&dir.path().join("data")));
+        let ready = http_get(service.addr("http"), "/readyz");
+        let body: serde_json::Value = serde_json::from_slice(&ready.body).unwrap();
+        assert_eq!(ready.status, 200, "{body}");
+        assert_eq!(body["ready"], true, "{body}");
+        assert_eq!(body["checks"]["tasks"]["ok"], true, "{body}");
+        assert!(service.signal_and_wait("TERM").success());
+    }
+
     /// SIGHUP re-reads `[log] filter` from the configuration file: a debug line appears once the
     /// file asks for it, and a filter that does not parse is refused with an error, the service
     /// going on with the previous one.

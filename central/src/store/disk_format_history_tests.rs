@@ -1,0 +1,124 @@
+//! The bytes of the device histories and alerts central keeps on disk, pinned — statuses, log
+//! lines, orders, alerts of every kind. The why and what to do when one fails: the note at the
+//! top of `disk_format_tests.rs`, whose helpers these tests use.
+
+use neosens_protocol::ids::{BuildingId, DeviceId};
+use neosens_protocol::legacy::LogRecord;
+
+use super::DeviceLogEntry;
+use super::disk_format_tests::{T0, assert_pinned, at, key};
+use crate::model::{Ack, AlertKind, AlertRecord, DeviceStatusRecord, OrderRecord};
+
+const STATUS_FULL: &str = concat!(
+    "01a4dce08fa85e010772756e6e696e6701227b22737461747573223a2272756e6e696e67222c2268656170223a313731",
+    "3230347d",
+);
+const STATUS_EMPTY: &str = "000000";
+
+#[test]
+fn statuses_are_pinned() {
+    let full = DeviceStatusRecord {
+        last_seen: Some(at(1_800_000)),
+        last_status: Some("running".into()),
+        last_payload: Some(r#"{"status":"running","heap":171204}"#.into()),
+    };
+    assert_pinned("STATUS_FULL", &full, STATUS_FULL);
+    assert_pinned("STATUS_EMPTY", &DeviceStatusRecord::default(), STATUS_EMPTY);
+}
+
+const DEVICE_LOG: &str = concat!(
+    "dedededededededededededededede018c87858ea85e0831302e302e302e370102343001054552524f5201096e656f73",
+    "656e736f72000000010372756e0103313137010b73656e736f72206c6f73740000000000010e31363230323931313333",
+    "2e333934000000",
+);
+
+#[test]
+fn device_logs_are_pinned() {
+    let record = LogRecord {
+        levelno: Some("40".into()),
+        levelname: Some("ERROR".into()),
+        name: Some("neosensor".into()),
+        func_name: Some("run".into()),
+        lineno: Some("117".into()),
+        msg: Some("sensor lost".into()),
+        created: Some("1620291133.394".into()),
+        ..LogRecord::default()
+    };
+    let entry =
+        DeviceLogEntry { device: key(0xde), received_at: at(500), remote_addr: "10.0.0.7".into(), record };
+    assert_pinned("DEVICE_LOG", &entry, DEVICE_LOG);
+}
+
+const ORDER: &str = concat!(
+    "94ae858ea85e086f70657261746f72096672657175656e63790103393030066465766963651132343a30413a43343a31",
+    "323a33343a35361575342f3230342f6465766963652f636f6d6d616e643c7b2264657374223a2232343a30413a43343a",
+    "31323a33343a3536222c226f72646572223a226672657175656e6379222c2276616c7565223a3930307d0473656e74",
+);
+
+#[test]
+fn orders_are_pinned() {
+    let order = OrderRecord {
+        at: at(3_000),
+        by: "operator".into(),
+        order: "frequency".into(),
+        value: Some("900".into()),
+        module: "device".into(),
+        dest: "24:0A:C4:12:34:56".into(),
+        topic: "u4/204/device/command".into(),
+        payload: r#"{"dest":"24:0A:C4:12:34:56","order":"frequency","value":900}"#.into(),
+        outcome: "sent".into(),
+    };
+    assert_pinned("ORDER", &order, ORDER);
+}
+
+const ALERT_OUTAGE: &str = "01000110b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1010000000405a4ff848ea85e0000";
+const ALERT_FAILURE: &str = concat!(
+    "02010110b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1010110dedededededededededededededede0101086c6f775f68656170",
+    "011668656170203d20313230303020283c203230303030290101a4ff848ea85e01a49ece8ea85e01086f70657261746f",
+    "72e4a88c8ea85e01a4b9bc91a85e",
+);
+const ALERT_FOREIGN_DELIVERY: &str = concat!(
+    "0302000110dedededededededededededededede0100011664656c69766572656420746f203139322e302e322e390405",
+    "a4ff848ea85e00010561646d696ea4d2938ea85e00",
+);
+
+#[test]
+fn alerts_of_every_kind_are_pinned() {
+    let outage = AlertRecord {
+        id: 1,
+        kind: AlertKind::Outage,
+        building: Some(BuildingId::from_bytes(key(0xb1))),
+        device: None,
+        rule: None,
+        detail: None,
+        outdated: 4,
+        total_devices: 5,
+        opened_at: T0,
+        resolved_at: None,
+        ack: None,
+    };
+    assert_pinned("ALERT_OUTAGE", &outage, ALERT_OUTAGE);
+    let failure = AlertRecord {
+        id: 2,
+        kind: AlertKind::Failure,
+        device: Some(DeviceId::from_bytes(key(0xde))),
+        rule: Some("low_heap".into()),
+        detail: Some("heap = 12000 (< 20000)".into()),
+        outdated: 1,
+        total_devices: 1,
+        resolved_at: Some(T0 + 600_000),
+        ack: Some(Ack { by: "operator".into(), at: T0 + 60_000, silenced_until: Some(T0 + 3_600_000) }),
+        ..outage.clone()
+    };
+    assert_pinned("ALERT_FAILURE", &failure, ALERT_FAILURE);
+    let foreign = AlertRecord {
+        id: 3,
+        kind: AlertKind::ForeignDelivery,
+        building: None,
+        device: Some(DeviceId::from_bytes(key(0xde))),
+        detail: Some("delivered to 192.0.2.9".into()),
+        ack: Some(Ack { by: "admin".into(), at: T0 + 120_000, silenced_until: None }),
+        ..outage
+    };
+    assert_pinned("ALERT_FOREIGN_DELIVERY", &foreign, ALERT_FOREIGN_DELIVERY);
+}
