@@ -7,12 +7,12 @@
 //! |---|---|
 //! | [`cli`] | command line: global options (each with an environment variable) and subcommands |
 //! | [`config`] | typed configuration: TOML file, then command line / environment on top |
-//! | [`model`] | the records: sites, buildings, rooms, device types, devices, gateways, users, alerts |
+//! | [`model`] | the stored records (postcard, never a JSON body): sites, buildings, rooms, device types, devices, gateways, users, alerts |
 //! | [`registry`] | the records in memory, the rules, every change committed through the store first |
 //! | [`store`] | persistence behind a trait (redb today): atomic batches, change log, histories |
 //! | [`secrets`] | server keys: HMAC hashes of secrets, AES-GCM sealing, tokens |
 //! | [`bootstrap`] | the first admin's token or password, handed over once |
-//! | [`http`] | the routers: legacy device paths, `/api/v1` (OpenAPI), broker auth, dashboard, health |
+//! | [`http`] | the routers: legacy device paths, `/api/v1` (OpenAPI; its JSON forms in `http::api::schema`, apart from the registry's plain values), broker auth, dashboard, health |
 //! | [`broker`] | the MQTT link, the embedded default broker, Mosquitto dynamic security |
 //! | [`ingest`] | device statuses from MQTT, checked, deduplicated and stored in batches |
 //! | [`monitor`] | outdated devices, alerts (tracker, deadlines, webhook) |
