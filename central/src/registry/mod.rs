@@ -236,19 +236,7 @@ pub(crate) fn test_registry(
     let ids = (0..devices)
         .map(|i| {
             registry
-                .create_device(NewDevice {
-                    uid: format!("24:0a:c4:00:00:{i:02x}"),
-                    uid_kind: None,
-                    device_type: "esp32".into(),
-                    description: String::new(),
-                    rooms: vec![r.id],
-                    enabled: None,
-                    config: None,
-                    mqtt: None,
-                    login: None,
-                    outdated_after_s: None,
-                    lorawan: None,
-                })
+                .create_device(test_support::device_input(&format!("24:0a:c4:00:00:{i:02x}"), vec![r.id]))
                 .unwrap()
                 .id
         })
