@@ -5,7 +5,9 @@ mod common;
 
 use std::net::SocketAddr;
 
-use common::{LOGIN, MAC, api, first_password, register_example, start, start_with};
+use common::client::ApiClient;
+use common::client::wire::Alert;
+use common::{LOGIN, MAC, first_password, register_example, start, start_with};
 use neosens_runtime::testing::{http_get, raw_http};
 use serde_json::{Value, json};
 
@@ -47,7 +49,8 @@ fn method_floods_do_not_grow_the_metrics() {
     assert!(after.len() <= before + 1, "{before} series before, {} after: {after:?}", after.len());
 }
 
-/// One broker-auth request, optionally as relayed by a reverse proxy.
+/// One broker-auth request, optionally as relayed by a reverse proxy. The answer stays a
+/// `Value`: the tests compare refusals whole, so that no field can tell them apart.
 fn ask(addr: SocketAddr, path: &str, body: &Value, relayed: bool) -> (u16, Value) {
     let body = body.to_string();
     let proxy = if relayed { "X-Forwarded-For: 198.51.100.7\r\n" } else { "" };
@@ -122,17 +125,18 @@ fn device_logins_cannot_take_service_accounts() {
     std::fs::write(&config, "[mqtt]\nreserved_logins = [\"ops-monitor\"]\n").unwrap();
     let central = start_with(&dir.path().join("data"), &[("NEOSENS_CONFIG", config.to_str().unwrap())]);
     let addr = central.addr("http");
+    let admin = ApiClient::admin(addr);
     let (room, _) = register_example(addr);
     for (n, login) in ["neosens-central", "gw-1", "gw-anything", "ops-monitor"].iter().enumerate() {
         let device =
             json!({"uid": format!("24:0a:c4:00:00:0{n}"), "type": "esp32", "rooms": [room], "login": login});
-        let (status, body) = api(addr, "POST", "/api/v1/devices", Some(device));
-        assert_eq!(status, 400, "{login}: {body}");
-        assert_eq!(body["error"]["field"], "login", "{body}");
-        assert!(body["error"]["message"].as_str().unwrap().contains("reserved"), "{body}");
+        let err = admin.create_device(device).unwrap_err();
+        assert_eq!(err.status, 400, "{login}: {err:?}");
+        assert_eq!(err.field.as_deref(), Some("login"), "{err:?}");
+        assert!(err.message.contains("reserved"), "{err:?}");
     }
     let fine = json!({"uid": "24:0a:c4:00:00:09", "type": "esp32", "rooms": [room], "login": "ops-monitor2"});
-    assert_eq!(api(addr, "POST", "/api/v1/devices", Some(fine)).0, 201);
+    admin.create_device(fine).expect("a login that is not reserved");
 }
 
 /// The value of a metric sample line (`name{labels} value`) in a scrape, 0 when absent.
@@ -190,8 +194,9 @@ fn a_retained_oversized_status_does_not_keep_central_offline() {
     // The link works: a device's status goes through and is stored.
     let status = br#"{"status":"running","unitID":"24:0a:c4:12:34:56","frequency":1800}"#;
     publish_and_wait(broker, "irit2/366/device", status.to_vec(), false);
+    let admin = ApiClient::admin(addr);
     neosens_runtime::testing::wait_until("status recorded", || {
-        api(addr, "GET", &format!("/api/v1/devices/{MAC}"), None).1["last_status"] == "running"
+        admin.device(MAC).expect("the device").last_status.as_deref() == Some("running")
     });
     let metrics = http_get(addr, "/metrics").text();
     assert_eq!(sample(&metrics, "neosens_mqtt_connects_total"), 1.0, "central never lost its link");
@@ -245,52 +250,23 @@ fn gateways_relay_logs_for_their_scope_only() {
     let dir = tempfile::tempdir().unwrap();
     let central = start(dir.path());
     let addr = central.addr("http");
+    let admin = ApiClient::admin(addr);
     let (_, device) = register_example(addr);
-    let (_, other_building) = api(addr, "POST", "/api/v1/buildings", Some(json!({"name": "U4"})));
-    let (_, gw) = api(
-        addr,
-        "POST",
-        "/api/v1/gateways",
-        Some(json!({"name": "gw-u4", "scope": {"buildings": [other_building["id"]]}})),
-    );
-    let (_, token) =
-        api(addr, "POST", &format!("/api/v1/gateways/{}/enrolment", gw["id"].as_str().unwrap()), None);
-    let (_, grant) = neosens_runtime::testing::http_json(
-        addr,
-        "POST",
-        "/api/v1/edge/enroll",
-        None,
-        Some(&json!({"token": token["token"]})),
-    );
-    let secret = grant["secret"].as_str().unwrap();
+    let other_building = admin.create_building(json!({"name": "U4"})).expect("building U4");
+    let gw = admin
+        .create_gateway(json!({"name": "gw-u4", "scope": {"buildings": [other_building.id]}}))
+        .expect("gateway");
+    let token = admin.enrolment(&gw.id).expect("an enrolment token").token;
+    let grant = ApiClient::anonymous(addr).enroll(&token).expect("enrolled");
+    let gateway = ApiClient::bearer(addr, &grant.secret);
     let line = json!({"device": device, "received_at_ms": 1, "device_addr": "10.0.0.7", "body": "msg=forged&levelno=40"});
-    let (status, answer) = neosens_runtime::testing::http_json(
-        addr,
-        "POST",
-        "/api/v1/edge/logs",
-        Some(secret),
-        Some(&json!({"logs": [line]})),
-    );
-    assert_eq!((status, answer), (200, json!({"stored": 0, "refused": 1})), "not a device of its scope");
-    let (_, logs) = api(addr, "GET", &format!("/api/v1/devices/{MAC}/logs"), None);
-    assert_eq!(logs["items"], json!([]));
+    let relayed = gateway.relay_logs(vec![line.clone()]).expect("relayed");
+    assert_eq!((relayed.stored, relayed.refused), (0, 1), "not a device of its scope: {relayed:?}");
+    assert!(admin.device_logs(MAC).expect("logs").is_empty());
     let flood: Vec<Value> = (0..101).map(|_| line.clone()).collect();
-    let (status, _) = neosens_runtime::testing::http_json(
-        addr,
-        "POST",
-        "/api/v1/edge/logs",
-        Some(secret),
-        Some(&json!({"logs": flood})),
-    );
-    assert_eq!(status, 400, "at most 100 lines a call");
-    let (status, _) = neosens_runtime::testing::http_json(
-        addr,
-        "POST",
-        "/api/v1/edge/logs",
-        Some("nsg_not-a-secret"),
-        Some(&json!({"logs": []})),
-    );
-    assert_eq!(status, 401);
+    assert_eq!(gateway.relay_logs(flood).unwrap_err().status, 400, "at most 100 lines a call");
+    let stranger = ApiClient::bearer(addr, "nsg_not-a-secret");
+    assert_eq!(stranger.relay_logs(Vec::new()).unwrap_err().status, 401);
 }
 
 /// Bodies are bounded per route to what the firmware sends: refused before they are read.
@@ -419,30 +395,23 @@ fn a_first_password_outside_the_device_networks_is_alerted() {
     let data = dir.path().join("data");
     let central = start_with(&data, &[("NEOSENS_CONFIG", config.to_str().unwrap())]);
     let addr = central.addr("http");
+    let admin = ApiClient::admin(addr);
     let (_, device) = register_example(addr);
     first_password(addr, MAC);
-    let foreign = || {
-        let (status, alerts) = api(addr, "GET", "/api/v1/alerts?state=all", None);
-        assert_eq!(status, 200, "{alerts}");
-        alerts["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|a| a["kind"] == "foreign_delivery")
-            .cloned()
-            .collect::<Vec<Value>>()
+    let foreign = || -> Vec<Alert> {
+        let alerts = admin.all_alerts().expect("alerts");
+        alerts.into_iter().filter(|a| a.kind == "foreign_delivery").collect()
     };
     neosens_runtime::testing::wait_until("a foreign_delivery alert", || !foreign().is_empty());
     let alert = foreign().remove(0);
-    assert_eq!((alert["state"].as_str(), alert["device"].as_str()), (Some("open"), Some(device.as_str())));
-    assert!(alert["detail"].as_str().unwrap().contains("127.0.0.1"), "{alert}");
+    assert_eq!((alert.state.as_str(), alert.device.as_deref()), ("open", Some(device.as_str())), "{alert:?}");
+    assert!(alert.detail.as_deref().is_some_and(|d| d.contains("127.0.0.1")), "{alert:?}");
     // The next answers carry no password: no new alert.
     first_password_again(addr);
-    let (status, acked) = api(addr, "POST", &format!("/api/v1/alerts/{}/ack", alert["id"]), Some(json!({})));
-    assert_eq!(status, 200, "{acked}");
+    admin.ack_alert(alert.id, json!({})).expect("acknowledged");
     let after = foreign();
     assert_eq!(after.len(), 1, "{after:?}");
-    assert_eq!(after[0]["state"], "resolved", "acknowledged: resolved");
+    assert_eq!(after[0].state, "resolved", "acknowledged: resolved");
 }
 
 fn first_password_again(addr: SocketAddr) {

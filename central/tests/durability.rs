@@ -7,8 +7,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{ADMIN, start};
-use neosens_runtime::testing::{DEADLINE, http_json, raw_http, try_http_json};
+use common::client::ApiClient;
+use common::start;
+use neosens_runtime::testing::{DEADLINE, raw_http};
 use serde_json::json;
 
 fn mac(i: usize) -> String {
@@ -20,29 +21,25 @@ fn acknowledged_writes_survive_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     let mut central = start(dir.path());
     let addr = central.addr("http");
-    let (_, b) = http_json(addr, "POST", "/api/v1/buildings", Some(ADMIN), Some(&json!({"name": "U4"})));
-    let (_, room) = http_json(
-        addr,
-        "POST",
-        "/api/v1/rooms",
-        Some(ADMIN),
-        Some(&json!({"building": b["id"], "name": "302"})),
-    );
-    http_json(addr, "POST", "/api/v1/device-types", Some(ADMIN), Some(&json!({"name": "esp32"})));
+    let admin = ApiClient::admin(addr);
+    let b = admin.create_building(json!({"name": "U4"})).expect("building U4");
+    let room = admin.create_room(json!({"building": b.id, "name": "302"})).expect("room 302");
+    admin.create_device_type(json!({"name": "esp32"})).expect("type esp32");
 
     // Two writers create devices as fast as they can until the server dies under them.
     let acked = Arc::new(Mutex::new(Vec::new()));
     let next = Arc::new(AtomicUsize::new(0));
     let writers: Vec<_> = (0..2)
         .map(|_| {
-            let (acked, next, room_id) = (Arc::clone(&acked), Arc::clone(&next), room["id"].clone());
+            let (acked, next, room_id, admin) =
+                (Arc::clone(&acked), Arc::clone(&next), room.id.clone(), admin.clone());
             std::thread::spawn(move || {
                 loop {
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     let body = json!({"uid": mac(i), "type": "esp32", "rooms": [room_id], "description": format!("burst {i}")});
-                    match try_http_json(addr, "POST", "/api/v1/devices", Some(ADMIN), Some(&body)) {
-                        Ok((201, _)) => acked.lock().unwrap().push(i),
-                        Ok((status, body)) => panic!("device {i}: {status} {body}"),
+                    match admin.try_create_device(body) {
+                        Ok(Ok(_)) => acked.lock().unwrap().push(i),
+                        Ok(Err(refused)) => panic!("device {i}: {refused}"),
                         Err(_) => return, // the server is gone
                     }
                 }
@@ -63,10 +60,9 @@ fn acknowledged_writes_survive_kill_9() {
 
     let central = start(dir.path());
     let addr = central.addr("http");
-    let (status, page) = http_json(addr, "GET", "/api/v1/devices?limit=1000", Some(ADMIN), None);
-    assert_eq!(status, 200);
-    let stored: Vec<String> =
-        page["items"].as_array().unwrap().iter().map(|d| d["uid"].as_str().unwrap().to_owned()).collect();
+    let admin = ApiClient::admin(addr);
+    let page = admin.devices("limit=1000").expect("devices");
+    let stored: Vec<String> = page.items.into_iter().map(|d| d.uid).collect();
     for i in &acked {
         assert!(
             stored.contains(&mac(*i).to_uppercase()),
@@ -83,7 +79,6 @@ fn acknowledged_writes_survive_kill_9() {
         );
         assert_eq!(r.status, 200, "{uid}");
     }
-    let (_, room_after) =
-        http_json(addr, "GET", &format!("/api/v1/rooms/{}", room["id"].as_str().unwrap()), Some(ADMIN), None);
-    assert_eq!(room_after["devices"].as_u64(), Some(stored.len() as u64));
+    let room_after = admin.room(&room.id).expect("the room");
+    assert_eq!(room_after.devices, stored.len() as u64);
 }

@@ -8,10 +8,11 @@ use std::process::Command;
 use std::sync::mpsc::{Receiver, channel};
 use std::time::Duration;
 
-use common::{LOGIN, MAC, api, first_password, register_example, start_with};
+use common::client::ApiClient;
+use common::{LOGIN, MAC, first_password, register_example, start_with};
 use neosens_runtime::testing::{DEADLINE, Mosquitto, wait_until};
 use rumqttc::{Client, Event, MqttOptions, Packet, QoS, SubscribeReasonCode};
-use serde_json::{Value, json};
+use serde_json::json;
 
 const ADMIN_USER: &str = "neosens-central";
 const ADMIN_PASSWORD: &str = "dynsec-admin-password";
@@ -90,6 +91,7 @@ fn the_broker_enforces_what_the_registry_says() {
     let url = format!("mqtt://{ADMIN_USER}:{ADMIN_PASSWORD}@127.0.0.1:{}", mosquitto.port);
     let central = start_with(dir.path(), &[("NEOSENS_MQTT_URL", &url), ("NEOSENS_MQTT_DYNSEC", "true")]);
     let addr = central.addr("http");
+    let admin = ApiClient::admin(addr);
     register_example(addr);
     let password = first_password(addr, MAC);
     let broker = mosquitto.addr();
@@ -138,13 +140,11 @@ fn the_broker_enforces_what_the_registry_says() {
     }
     device.publish("irit2/366/device", QoS::AtMostOnce, false, STATUS).unwrap();
     wait_until("status recorded", || {
-        api(addr, "GET", &format!("/api/v1/devices/{MAC}"), None).1["last_status"] == "running"
+        admin.device(MAC).expect("the device").last_status.as_deref() == Some("running")
     });
 
     // An order reaches it, byte for byte.
-    let (status, _) =
-        api(addr, "POST", &format!("/api/v1/devices/{MAC}/orders"), Some(json!({"order": "status"})));
-    assert_eq!(status, 202);
+    admin.send_order(MAC, json!({"order": "status"})).expect("the order accepted");
     let order = loop {
         match events.recv_timeout(DEADLINE) {
             Ok(Seen::Message(topic, payload)) => break (topic, payload),
@@ -158,8 +158,7 @@ fn the_broker_enforces_what_the_registry_says() {
     );
 
     // Disabling it disconnects it at once.
-    let (status, _) = api(addr, "POST", &format!("/api/v1/devices/{MAC}/disable"), None);
-    assert_eq!(status, 200);
+    admin.disable_device(MAC).expect("disabled");
     let gone = loop {
         match events.recv_timeout(DEADLINE) {
             Ok(Seen::Gone) | Ok(Seen::Connected(false)) => break true,
@@ -172,19 +171,10 @@ fn the_broker_enforces_what_the_registry_says() {
     assert!(!connected(&again), "a disabled device cannot reconnect");
 
     // An enrolled gateway gets an account with the rights of its scope's rooms.
-    let (_, gw) =
-        api(addr, "POST", "/api/v1/gateways", Some(json!({"name": "gw-ut3", "scope": {"site": "ut3"}})));
-    let (_, token) =
-        api(addr, "POST", &format!("/api/v1/gateways/{}/enrolment", gw["id"].as_str().unwrap()), None);
-    let (status, grant) = neosens_runtime::testing::http_json(
-        addr,
-        "POST",
-        "/api/v1/edge/enroll",
-        None,
-        Some(&json!({"token": token["token"]})),
-    );
-    assert_eq!(status, 200, "{grant}");
-    let (user, secret) = (grant["mqtt_username"].as_str().unwrap(), grant["mqtt_password"].as_str().unwrap());
+    let gw = admin.create_gateway(json!({"name": "gw-ut3", "scope": {"site": "ut3"}})).expect("gateway");
+    let token = admin.enrolment(&gw.id).expect("an enrolment token").token;
+    let grant = ApiClient::anonymous(addr).enroll(&token).expect("enrolled");
+    let (user, secret) = (grant.mqtt_username.as_str(), grant.mqtt_password.as_str());
     let mut attempt = 0;
     let (gateway, gw_events) = loop {
         attempt += 1;
@@ -200,7 +190,7 @@ fn the_broker_enforces_what_the_registry_says() {
         std::thread::park_timeout(Duration::from_millis(20));
     };
     // Its account exists now; its API secret is not its broker password.
-    let (_c, refused) = client(broker, "gw-api-secret", user, grant["secret"].as_str().unwrap());
+    let (_c, refused) = client(broker, "gw-api-secret", user, &grant.secret);
     assert!(!connected(&refused), "the gateway's API secret opened a broker session");
     gateway.subscribe("irit2/366/device/command", QoS::AtMostOnce).unwrap();
     gateway.subscribe("#", QoS::AtMostOnce).unwrap();
@@ -219,7 +209,6 @@ fn the_broker_enforces_what_the_registry_says() {
         }
         _ => panic!("the gateway's relayed reading did not arrive"),
     }
-    let _ = Value::Null;
 }
 
 /// A broker client central did not create (an operator's monitoring account) is never changed,
@@ -242,7 +231,7 @@ fn clients_central_did_not_create_are_left_alone() {
     let (room, _) = register_example(addr);
     let device =
         json!({"uid": "24:0a:c4:00:00:01", "type": "esp32", "rooms": [room], "login": "ops-monitor"});
-    assert_eq!(api(addr, "POST", "/api/v1/devices", Some(device)).0, 201);
+    ApiClient::admin(addr).create_device(device).expect("the device, with the operator's login");
     let password = first_password(addr, "24:0a:c4:00:00:01");
     central.wait_for_log(|line| {
         line["login"] == "ops-monitor"

@@ -8,11 +8,12 @@ mod common;
 
 use std::net::SocketAddr;
 
-use common::{MAC, api, register_example, start_with};
+use common::client::ApiClient;
+use common::{MAC, register_example, start_with};
 use neosens_runtime::keys::Keys;
 use neosens_runtime::relay::RelayKey;
-use neosens_runtime::testing::{Mosquitto, http_get, http_json, wait_until};
-use serde_json::{Value, json};
+use neosens_runtime::testing::{Mosquitto, http_get, wait_until};
+use serde_json::json;
 
 const TOPIC: &str = "irit2/366/device";
 
@@ -21,20 +22,13 @@ fn sample(metrics: &str, series: &str) -> f64 {
 }
 
 /// Enrols a gateway scoped to `building`; returns its id and forwarding key.
-fn enrolled(addr: SocketAddr, name: &str, building: &Value) -> (String, RelayKey) {
-    let (status, gw) = api(
-        addr,
-        "POST",
-        "/api/v1/gateways",
-        Some(json!({"name": name, "scope": {"buildings": [building]}})),
-    );
-    assert_eq!(status, 201, "{gw}");
-    let id = gw["id"].as_str().unwrap().to_owned();
-    let (_, token) = api(addr, "POST", &format!("/api/v1/gateways/{id}/enrolment"), None);
-    let (status, grant) =
-        http_json(addr, "POST", "/api/v1/edge/enroll", None, Some(&json!({"token": token["token"]})));
-    assert_eq!(status, 200, "{grant}");
-    let hex = grant["keys"].as_str().unwrap();
+fn enrolled(addr: SocketAddr, name: &str, building: &str) -> (String, RelayKey) {
+    let admin = ApiClient::admin(addr);
+    let gw =
+        admin.create_gateway(json!({"name": name, "scope": {"buildings": [building]}})).expect("gateway");
+    let token = admin.enrolment(&gw.id).expect("an enrolment token").token;
+    let grant = ApiClient::anonymous(addr).enroll(&token).expect("enrolled");
+    let hex = &grant.keys;
     let bytes: Vec<u8> =
         (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
     let keys = Keys::from_bytes(
@@ -42,7 +36,7 @@ fn enrolled(addr: SocketAddr, name: &str, building: &Value) -> (String, RelayKey
         &bytes[32..].try_into().unwrap(),
         ring::rand::SystemRandom::new(),
     );
-    (id, RelayKey::derive(&keys))
+    (gw.id, RelayKey::derive(&keys))
 }
 
 struct Publisher {
@@ -83,13 +77,13 @@ fn forged_msg_ids_cannot_silence_a_device_and_a_reinstalled_gateway_is_heard() {
     let dir = tempfile::tempdir().unwrap();
     let central = start_with(dir.path(), &[("NEOSENS_MQTT_URL", &mosquitto.url())]);
     let addr = central.addr("http");
+    let admin = ApiClient::admin(addr);
     register_example(addr);
-    let (_, buildings) = api(addr, "GET", "/api/v1/buildings", None);
-    let irit2 = buildings["items"][0]["id"].clone();
-    let (_, u4) = api(addr, "POST", "/api/v1/buildings", Some(json!({"name": "U4"})));
+    let irit2 = admin.building_named("IRIT2").id;
+    let u4 = admin.create_building(json!({"name": "U4"})).expect("building U4");
     let (gw, key) = enrolled(addr, "gw-irit2", &irit2);
-    let (other_gw, other_key) = enrolled(addr, "gw-u4", &u4["id"]);
-    let last_status = || api(addr, "GET", &format!("/api/v1/devices/{MAC}"), None).1["last_status"].clone();
+    let (other_gw, other_key) = enrolled(addr, "gw-u4", &u4.id);
+    let last_status = || admin.device(MAC).expect("the device").last_status.unwrap_or_default();
     let metric = |series: &str| sample(&http_get(addr, "/metrics").text(), series);
     let untrusted = "neosens_status_untrusted_msg_id_total";
     let duplicates = "neosens_status_dropped_total{reason=\"duplicate\"}";

@@ -7,20 +7,18 @@ mod common;
 
 use std::net::SocketAddr;
 
-use common::{api, start_with};
-use neosens_runtime::testing::{http_json, raw_http};
-use serde_json::{Value, json};
+use common::client::wire::{BrokerAnswer, EnrolGrant};
+use common::client::{ApiClient, parse_raw};
+use common::start_with;
+use neosens_runtime::testing::raw_http;
+use serde_json::json;
 
 /// Enrols a gateway; returns its grant.
-fn enrolled(addr: SocketAddr) -> Value {
-    let (_, gw) =
-        api(addr, "POST", "/api/v1/gateways", Some(json!({"name": "gw-u4", "scope": {"site": "ut3"}})));
-    let (_, token) =
-        api(addr, "POST", &format!("/api/v1/gateways/{}/enrolment", gw["id"].as_str().unwrap()), None);
-    let (status, grant) =
-        http_json(addr, "POST", "/api/v1/edge/enroll", None, Some(&json!({"token": token["token"]})));
-    assert_eq!(status, 200, "{grant}");
-    grant
+fn enrolled(addr: SocketAddr) -> EnrolGrant {
+    let admin = ApiClient::admin(addr);
+    let gw = admin.create_gateway(json!({"name": "gw-u4", "scope": {"site": "ut3"}})).expect("gateway");
+    let token = admin.enrolment(&gw.id).expect("an enrolment token").token;
+    ApiClient::anonymous(addr).enroll(&token).expect("enrolled")
 }
 
 /// Mosquitto's question (go-auth JSON): may this login connect?
@@ -32,7 +30,7 @@ fn broker_allows(addr: SocketAddr, user: &str, password: &str) -> bool {
             .as_bytes(),
     );
     assert_eq!(r.status, 200, "{}", r.text());
-    serde_json::from_slice::<Value>(&r.body).unwrap()["ok"].as_bool().unwrap()
+    parse_raw::<BrokerAnswer>("/mqtt/auth", &r).ok
 }
 
 /// Whether this bearer token may sync (the answer is postcard, only the status is read).
@@ -51,12 +49,9 @@ fn each_gateway_secret_opens_one_door() {
     let central = start_with(dir.path(), &[]);
     let addr = central.addr("http");
     let grant = enrolled(addr);
-    let (user, mqtt, secret) = (
-        grant["mqtt_username"].as_str().unwrap(),
-        grant["mqtt_password"].as_str().unwrap(),
-        grant["secret"].as_str().unwrap(),
-    );
-    assert!(mqtt.starts_with("nsm_") && secret.starts_with("nsg_") && mqtt != secret, "{grant}");
+    let (user, mqtt, secret) =
+        (grant.mqtt_username.as_str(), grant.mqtt_password.as_str(), grant.secret.as_str());
+    assert!(mqtt.starts_with("nsm_") && secret.starts_with("nsg_") && mqtt != secret, "{grant:?}");
     assert!(broker_allows(addr, user, mqtt), "the MQTT password logs in to the broker");
     assert!(!broker_allows(addr, user, secret), "the API secret does not");
     assert!(api_allows(addr, secret), "the API secret is the bearer token");
@@ -71,8 +66,8 @@ fn api_secrets_on_the_broker_only_while_a_fleet_is_upgraded() {
     let central = start_with(&dir.path().join("data"), &[("NEOSENS_CONFIG", config.to_str().unwrap())]);
     let addr = central.addr("http");
     let grant = enrolled(addr);
-    let user = grant["mqtt_username"].as_str().unwrap();
-    assert!(broker_allows(addr, user, grant["secret"].as_str().unwrap()), "an agent of the previous version");
-    assert!(broker_allows(addr, user, grant["mqtt_password"].as_str().unwrap()));
+    let user = grant.mqtt_username.as_str();
+    assert!(broker_allows(addr, user, &grant.secret), "an agent of the previous version");
+    assert!(broker_allows(addr, user, &grant.mqtt_password));
     assert!(!broker_allows(addr, user, "nsg_not-its-secret"));
 }

@@ -52,7 +52,7 @@ fn a_flood_of_random_dev_addrs_leaves_no_state_and_memory_bounded() {
     let central = start_central(central_dir.path(), free_port(), "mqtt://127.0.0.1:1");
     let c = central.addr("http");
     let building = register_vector_node(c);
-    let edge_dir = enrolled_gateway(c, "gw-irit2", json!({"buildings": [building["id"]]}));
+    let edge_dir = enrolled_gateway(c, "gw-irit2", json!({"buildings": [building.id]}));
     let config = edge_dir.path().join("edge.toml");
     std::fs::write(
         &config,

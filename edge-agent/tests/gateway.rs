@@ -7,11 +7,13 @@ use std::net::SocketAddr;
 
 use base64::Engine;
 use neosens_runtime::testing::{Mosquitto, RawResponse, raw_http, wait_until};
-use serde_json::{Value, json};
+use serde_json::json;
 
 mod common;
 
-use common::{EDGE, api, metric, start_central, start_edge};
+use common::client::wire::{DeviceStatus, LegacyCredentials};
+use common::client::{ApiClient, parse_bytes, parse_raw};
+use common::{EDGE, metric, start_central, start_edge};
 
 const MAC_A: &str = "24:0a:c4:00:00:0a";
 const MAC_B: &str = "24:0a:c4:00:00:0b";
@@ -58,33 +60,27 @@ fn a_gateway_provisions_devices_with_central_up_and_down_and_loses_nothing() {
     let c = central.addr("http");
 
     // The registry: a room with two devices and the gateway's own box; a gateway for the building.
-    let (_, building) = api(c, "POST", "/api/v1/buildings", Some(json!({"name": "IRIT2"})));
-    let (_, room) = api(c, "POST", "/api/v1/rooms", Some(json!({"building": building["id"], "name": "366"})));
-    api(c, "POST", "/api/v1/device-types", Some(json!({"name": "esp32"})));
-    api(
-        c,
-        "POST",
-        "/api/v1/device-types",
-        Some(json!({"name": "rpi3", "orders": ["status", "reboot", "update"]})),
-    );
+    let admin = ApiClient::admin(c);
+    let building = admin.create_building(json!({"name": "IRIT2"})).expect("building IRIT2");
+    let room = admin.create_room(json!({"building": building.id, "name": "366"})).expect("room 366");
+    admin.create_device_type(json!({"name": "esp32"})).expect("type esp32");
+    admin
+        .create_device_type(json!({"name": "rpi3", "orders": ["status", "reboot", "update"]}))
+        .expect("type rpi3");
     for (mac, kind) in [(MAC_A, "esp32"), (MAC_B, "esp32"), (GATEWAY_MAC, "rpi3")] {
-        let (status, d) =
-            api(c, "POST", "/api/v1/devices", Some(json!({"uid": mac, "type": kind, "rooms": [room["id"]]})));
-        assert_eq!(status, 201, "{d}");
+        admin
+            .create_device(json!({"uid": mac, "type": kind, "rooms": [room.id]}))
+            .unwrap_or_else(|e| panic!("device {mac}: {e}"));
     }
-    let (_, gw) = api(
-        c,
-        "POST",
-        "/api/v1/gateways",
-        Some(json!({"name": "gw-irit2", "scope": {"buildings": [building["id"]]}})),
-    );
-    let (_, token) =
-        api(c, "POST", &format!("/api/v1/gateways/{}/enrolment", gw["id"].as_str().unwrap()), None);
+    let gw = admin
+        .create_gateway(json!({"name": "gw-irit2", "scope": {"buildings": [building.id]}}))
+        .expect("the gateway");
+    let token = admin.enrolment(&gw.id).expect("an enrolment token").token;
 
     // Enrolment through the real command line.
     let edge_dir = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(EDGE)
-        .args(["enroll", "--central", &format!("http://{c}"), "--token", token["token"].as_str().unwrap()])
+        .args(["enroll", "--central", &format!("http://{c}"), "--token", &token])
         .env("NEOSENS_EDGE_DATA_DIR", edge_dir.path())
         .output()
         .unwrap();
@@ -92,7 +88,7 @@ fn a_gateway_provisions_devices_with_central_up_and_down_and_loses_nothing() {
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(said.contains("https://") && said.contains("--insecure"), "{said}");
     let out = std::process::Command::new(EDGE)
-        .args(["enroll", "--central", &format!("http://{c}"), "--token", token["token"].as_str().unwrap()])
+        .args(["enroll", "--central", &format!("http://{c}"), "--token", &token])
         .arg("--insecure")
         .env("NEOSENS_EDGE_DATA_DIR", edge_dir.path())
         .output()
@@ -111,28 +107,26 @@ fn a_gateway_provisions_devices_with_central_up_and_down_and_loses_nothing() {
     wait_until("the gateway synced its scope", || metric(e, "neosens_edge_devices_cached") == 3.0);
 
     // The gateway is a device of its room: its status reaches central, and it follows orders.
-    let is_gateway_status = |_: &str, payload: &[u8]| {
-        serde_json::from_slice::<Value>(payload).is_ok_and(|v| v["unitID"] == GATEWAY_MAC)
-    };
-    let first_status: Value = serde_json::from_slice(&witness.next(is_gateway_status)).unwrap();
+    let gateway_status = |payload: &[u8]| DeviceStatus::of(GATEWAY_MAC, payload);
+    let is_gateway_status = |_: &str, payload: &[u8]| gateway_status(payload).is_some();
+    let first_status = gateway_status(&witness.next(is_gateway_status)).unwrap();
     assert_eq!(
-        (first_status["hardware"].as_str(), first_status["devices"].as_u64()),
-        (Some("neosens-edge"), Some(3))
+        (first_status.hardware.as_deref(), first_status.devices),
+        (Some("neosens-edge"), Some(3)),
+        "{first_status:?}"
     );
     wait_until("central ingested the gateway's status", || {
-        api(c, "GET", &format!("/api/v1/devices/{GATEWAY_MAC}"), None).1["last_status"] == "running"
+        admin.last_status(GATEWAY_MAC).as_deref() == Some("running")
     });
-    let (status, order) =
-        api(c, "POST", &format!("/api/v1/devices/{GATEWAY_MAC}/orders"), Some(json!({"order": "status"})));
-    assert_eq!(status, 202, "{order}");
-    let answer: Value = serde_json::from_slice(&witness.next(is_gateway_status)).unwrap();
-    assert!(answer["msg_id"].as_u64() > first_status["msg_id"].as_u64(), "a fresh status answers the order");
+    admin.send_order(GATEWAY_MAC, json!({"order": "status"})).expect("the order accepted");
+    let answer = gateway_status(&witness.next(is_gateway_status)).unwrap();
+    assert!(answer.msg_id > first_status.msg_id, "a fresh status answers the order: {answer:?}");
 
     // Online: central's answers, byte for byte, through the gateway.
     let first = credentials(e, MAC_A);
     assert_eq!(first.status, 200);
-    let creds: Value = serde_json::from_slice(&first.body).unwrap();
-    let password_a = creds["password"].as_str().expect("first delivery through the gateway").to_owned();
+    let creds: LegacyCredentials = parse_raw("the first credentials", &first);
+    let password_a = creds.password.expect("first delivery through the gateway");
     let via_gateway = config(e, &login(MAC_A), &password_a);
     let direct = config(c, &login(MAC_A), &password_a);
     assert_eq!((via_gateway.status, &via_gateway.body), (200, &direct.body));
@@ -151,10 +145,9 @@ fn a_gateway_provisions_devices_with_central_up_and_down_and_loses_nothing() {
     assert_eq!(credentials(e, MAC_A).text(), format!("{{\"login\": \"{}\"}}", login(MAC_A)));
     let staged = credentials(e, MAC_B);
     assert_eq!(staged.status, 200);
-    let password_b = serde_json::from_slice::<Value>(&staged.body).unwrap()["password"]
-        .as_str()
-        .expect("the staged password, handed over by the gateway")
-        .to_owned();
+    let password_b = parse_raw::<LegacyCredentials>("the staged credentials", &staged)
+        .password
+        .expect("the staged password, handed over by the gateway");
     assert_eq!(credentials(e, MAC_B).text(), format!("{{\"login\": \"{}\"}}", login(MAC_B)), "exactly once");
     assert_eq!(config(e, &login(MAC_B), &password_b).status, 200, "and it is the right one");
     // A device log line is kept to relay, without the device's credentials.
@@ -175,27 +168,22 @@ fn a_gateway_provisions_devices_with_central_up_and_down_and_loses_nothing() {
 
     // Its status keeps going out while central is down (through the outbox, to the broker), with
     // ids that go on increasing across the kill.
-    let after_kill: Value = serde_json::from_slice(&witness.next(|_, payload| {
-        serde_json::from_slice::<Value>(payload)
-            .is_ok_and(|v| v["unitID"] == GATEWAY_MAC && v["msg_id"].as_u64() > answer["msg_id"].as_u64())
-    }))
-    .unwrap();
-    assert_eq!(after_kill["status"], "running");
+    let after_kill =
+        witness.next(|_, payload| gateway_status(payload).is_some_and(|s| s.msg_id > answer.msg_id));
+    let after_kill: DeviceStatus = parse_bytes("the gateway's status after the kill", &after_kill);
+    assert_eq!(after_kill.status, "running");
     // Central comes back: the offline delivery is reported, and central never hands B's password out.
     let central = start_central(central_dir.path(), port, &mosquitto.url());
     let c = central.addr("http");
+    let admin = ApiClient::admin(c);
     wait_until("the offline delivery reached central", || {
         credentials(c, MAC_B).text() == format!("{{\"login\": \"{}\"}}", login(MAC_B))
     });
     assert_eq!(config(c, &login(MAC_B), &password_b).status, 200, "central knows the same password");
     wait_until("the offline log line reached central, relayed by the gateway", || {
-        let (_, logs) = api(c, "GET", &format!("/api/v1/devices/{MAC_B}/logs"), None);
-        logs["items"]
-            .as_array()
-            .is_some_and(|items| items.iter().any(|l| l["record"]["msg"] == "offline-boom"))
+        let logs = admin.device_logs(MAC_B).expect("the device's logs");
+        logs.iter().any(|l| l.record.get("msg").is_some_and(|m| m == "offline-boom"))
     });
-    wait_until("the gateway is up in central's view", || {
-        api(c, "GET", &format!("/api/v1/gateways/{}", gw["id"].as_str().unwrap()), None).1["up"] == true
-    });
+    wait_until("the gateway is up in central's view", || admin.gateway(&gw.id).expect("the gateway").up);
     edge.signal_and_wait("TERM");
 }

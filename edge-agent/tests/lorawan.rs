@@ -3,9 +3,13 @@
 //! for the gateway), and what lands in the outbox. Negative cases: wrong MIC, replayed counter,
 //! truncated frame, bad base64, unknown DevAddr, oversized datagram, duplicates.
 
+mod common;
+
 use std::sync::Arc;
 
 use base64::Engine;
+use common::client::parse_bytes;
+use common::client::wire::{DeviceStatus, Reading};
 use neosens_edge::cache::Cache;
 use neosens_edge::lorawan::{LoraStats, Pipeline};
 use neosens_edge::outbox::{Limits, Outbox};
@@ -13,6 +17,7 @@ use neosens_edge::self_test::{AbpNode, NODE_ROOM, room_snapshot};
 use neosens_protocol::ids::RoomId;
 use neosens_protocol::sync::DeviceRecord;
 use neosens_runtime::keys::Keys;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 const NWK_1: &str = "44024241ed4ce9a68c6a8bc055233fd3";
@@ -78,11 +83,19 @@ fn rig_in(dir: &std::path::Path) -> Rig {
     Rig { _dir: None, outbox, stats, pipeline }
 }
 
-fn drained(outbox: &Outbox) -> Vec<(String, Value)> {
+/// The outbox's messages, taken out: topic and payload text.
+fn drained(outbox: &Outbox) -> Vec<(String, String)> {
     let records = outbox.peek(0, 100).unwrap();
     let ids: Vec<u64> = records.iter().map(|(id, _)| *id).collect();
     outbox.acknowledge(&ids).unwrap();
-    records.into_iter().map(|(_, r)| (r.topic, serde_json::from_slice(&r.payload).unwrap())).collect()
+    records.into_iter().map(|(_, r)| (r.topic, String::from_utf8(r.payload).unwrap())).collect()
+}
+
+/// The message on `topic`, read as `T` (a [`Reading`] or a [`DeviceStatus`]).
+fn on<T: DeserializeOwned>(out: &[(String, String)], topic: &str) -> T {
+    let (_, payload) =
+        out.iter().find(|(t, _)| t == topic).unwrap_or_else(|| panic!("nothing on {topic}: {out:?}"));
+    parse_bytes(topic, payload.as_bytes())
 }
 
 fn count(stats: &LoraStats, outcome: &str) -> u64 {
@@ -96,18 +109,18 @@ fn public_vectors_through_the_pipeline() {
     let ack = r.pipeline.handle(&push(&[&bytes(VECTOR_1)]));
     assert_eq!(ack, Some([2, 0x12, 0x34, 0x01]), "PUSH_ACK with the token");
     let out = drained(&r.outbox);
-    let reading = &out.iter().find(|(t, _)| t == "u4/302/raw").expect("a raw reading").1;
-    assert_eq!(reading["value"], "74657374", "ASCII test");
-    assert_eq!((reading["unitID"].as_str(), reading["subID"].as_str()), (Some("70b3d57ed0000001"), Some("")));
-    let status = &out.iter().find(|(t, _)| t == "u4/302/device").unwrap().1;
-    assert_eq!((status["f_cnt"].as_u64(), status["rssi"].as_f64()), (Some(2), Some(-57.0)));
-    assert_eq!(status["gateway"], "aa555a0000000001");
-    assert!(status["msg_id"].as_u64().is_some());
+    let reading: Reading = on(&out, "u4/302/raw");
+    assert_eq!(reading.value, "74657374", "ASCII test");
+    assert_eq!((reading.unit_id.as_str(), reading.sub_id.as_str()), ("70b3d57ed0000001", ""));
+    let status: DeviceStatus = on(&out, "u4/302/device");
+    assert_eq!((status.f_cnt, status.rssi), (Some(2), Some(-57.0)));
+    assert_eq!(status.gateway.as_deref(), Some("aa555a0000000001"));
+    assert!(status.msg_id.is_some(), "{status:?}");
 
     // Vector 2: FCnt 4, 44 bytes of plaintext over three keystream blocks.
     r.pipeline.handle(&push(&[&bytes(VECTOR_2)]));
     let out = drained(&r.outbox);
-    let text = out.iter().find(|(t, _)| t == "u4/302/raw").unwrap().1["value"].as_str().unwrap().to_owned();
+    let text = on::<Reading>(&out, "u4/302/raw").value.as_str().expect("the hex codec's text").to_owned();
     let plain: Vec<u8> =
         (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap()).collect();
     assert_eq!(String::from_utf8(plain).unwrap(), "The quick brown fox jumps over the lazy dog.");
@@ -125,7 +138,7 @@ fn public_vectors_through_the_pipeline() {
     r.pipeline.handle(&push(&[&bytes(VECTOR_5)]));
     let out = drained(&r.outbox);
     assert_eq!(out.len(), 1, "a status, no reading: {out:?}");
-    assert_eq!(out[0].1["f_port"], 0);
+    assert_eq!(on::<DeviceStatus>(&out, "u4/302/device").f_port, Some(0), "{out:?}");
     assert!(r.stats.mac_command_bytes.load(std::sync::atomic::Ordering::Relaxed) > 0);
     assert_eq!(count(&r.stats, "decoded"), 3);
 }
@@ -219,8 +232,8 @@ async fn a_serial_modem_on_a_pseudo_terminal() {
     assert_eq!(count(&r.stats, "decoded"), 1);
     let outbox = r.outbox.clone();
     let out = neosens_runtime::blocking::run(move || drained(&outbox)).await;
-    assert_eq!(out.iter().find(|(t, _)| t == "u4/302/raw").unwrap().1["value"], "74657374");
-    assert_eq!(out.iter().find(|(t, _)| t == "u4/302/device").unwrap().1["gateway"], "serial:test");
+    assert_eq!(on::<Reading>(&out, "u4/302/raw").value, "74657374");
+    assert_eq!(on::<DeviceStatus>(&out, "u4/302/device").gateway.as_deref(), Some("serial:test"));
     writeln!(modem, "radio_err\r").unwrap();
     assert_eq!(next(), "radio rx 0", "and after an error");
     shutdown.cancel();

@@ -6,9 +6,11 @@ mod common;
 
 use std::net::UdpSocket;
 
-use common::{api, enrolled_gateway, metric, register_vector_node, start_central, start_edge};
+use common::client::wire::{DeviceStatus, Reading};
+use common::client::{ApiClient, parse_bytes};
+use common::{enrolled_gateway, metric, register_vector_node, start_central, start_edge};
 use neosens_runtime::testing::{DEADLINE, Mosquitto, MqttWitness, wait_until};
-use serde_json::{Value, json};
+use serde_json::json;
 
 const DEV_EUI: &str = "70B3D57ED0000001";
 /// Public vector 1 (`spec/lorawan-vectors.md`): DevAddr 49be7df1, FCnt 2, port 1, "test".
@@ -22,7 +24,7 @@ fn an_uplink_from_a_forwarder_reaches_the_broker_decoded() {
     let c = central.addr("http");
     let building = register_vector_node(c);
 
-    let edge_dir = enrolled_gateway(c, "gw-irit2", json!({"buildings": [building["id"]]}));
+    let edge_dir = enrolled_gateway(c, "gw-irit2", json!({"buildings": [building.id]}));
     let config = edge_dir.path().join("edge.toml");
     std::fs::write(&config, "[central]\nsync_wait_s = 2\n").unwrap();
     let witness = MqttWitness::subscribe(mosquitto.addr(), "irit2/366/#");
@@ -43,17 +45,17 @@ fn an_uplink_from_a_forwarder_reaches_the_broker_decoded() {
     let (n, _) = forwarder.recv_from(&mut ack).expect("PUSH_ACK");
     assert_eq!(&ack[..n], &[2, 0x42, 0x17, 0x01]);
 
-    let reading: Value = serde_json::from_slice(&witness.next(|topic, _| topic == "irit2/366/raw")).unwrap();
-    assert_eq!(reading["value"], "74657374", "\"test\", decrypted with the AppSKey");
-    assert_eq!(reading["unitID"], DEV_EUI.to_lowercase());
-    let status: Value =
-        serde_json::from_slice(&witness.next(|topic, _| topic == "irit2/366/device")).unwrap();
-    assert_eq!((status["f_cnt"].as_u64(), status["rssi"].as_f64()), (Some(2), Some(-61.0)));
-    assert!(status["relay"].is_string(), "the gateway stamps the statuses it relays: {status}");
+    let reading: Reading = parse_bytes("the reading", &witness.next(|topic, _| topic == "irit2/366/raw"));
+    assert_eq!(reading.value, "74657374", "\"test\", decrypted with the AppSKey");
+    assert_eq!(reading.unit_id, DEV_EUI.to_lowercase());
+    let status: DeviceStatus =
+        parse_bytes("the node's status", &witness.next(|topic, _| topic == "irit2/366/device"));
+    assert_eq!((status.f_cnt, status.rssi), (Some(2), Some(-61.0)));
+    assert!(status.relay.is_some(), "the gateway stamps the statuses it relays: {status:?}");
 
     // The node is a device like the others: central ingested its status.
     wait_until("central ingested the node's status", || {
-        api(c, "GET", &format!("/api/v1/devices/{DEV_EUI}"), None).1["last_status"] == "running"
+        ApiClient::admin(c).last_status(DEV_EUI).as_deref() == Some("running")
     });
     assert_eq!(metric(c, "neosens_status_untrusted_msg_id_total"), 0.0, "central trusts its gateway's stamp");
     // The same frame again (another forwarder, or a replay): not published twice.

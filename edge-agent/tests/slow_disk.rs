@@ -11,11 +11,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use common::client::wire::LegacyCredentials;
+use common::client::{ApiClient, parse_bytes};
 use common::disk::TestDisk;
-use common::{api, enrolled_gateway, metric, start_central};
+use common::{enrolled_gateway, metric, start_central};
 use neosens_edge::cache::Cache;
 use neosens_runtime::testing::{Mosquitto, raw_http, wait_until};
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// The commit time of the slow disk.
 const COMMIT: Duration = Duration::from_millis(1500);
@@ -41,13 +43,12 @@ fn health_and_pull_acks_answer_while_the_disk_is_slow() {
     let central_dir = tempfile::tempdir().unwrap();
     let central = start_central(central_dir.path(), neosens_runtime::testing::free_port(), &mosquitto.url());
     let c = central.addr("http");
-    let (_, building) = api(c, "POST", "/api/v1/buildings", Some(json!({"name": "IRIT2"})));
-    let (_, room) = api(c, "POST", "/api/v1/rooms", Some(json!({"building": building["id"], "name": "366"})));
-    api(c, "POST", "/api/v1/device-types", Some(json!({"name": "esp32"})));
-    let (status, device) =
-        api(c, "POST", "/api/v1/devices", Some(json!({"uid": MAC, "type": "esp32", "rooms": [room["id"]]})));
-    assert_eq!(status, 201, "{device}");
-    let gateway_dir = enrolled_gateway(c, "gw-slow", json!({"buildings": [building["id"]]}));
+    let admin = ApiClient::admin(c);
+    let building = admin.create_building(json!({"name": "IRIT2"})).expect("building IRIT2");
+    let room = admin.create_room(json!({"building": building.id, "name": "366"})).expect("room 366");
+    admin.create_device_type(json!({"name": "esp32"})).expect("type esp32");
+    admin.create_device(json!({"uid": MAC, "type": "esp32", "rooms": [room.id]})).expect("the device");
+    let gateway_dir = enrolled_gateway(c, "gw-slow", json!({"buildings": [building.id]}));
 
     // The agent, in this process, on one async worker and a disk that can turn slow.
     let (disk, control) = TestDisk::new();
@@ -99,8 +100,8 @@ fn health_and_pull_acks_answer_while_the_disk_is_slow() {
     // The delivery was answered once stored, with the password.
     let (status, body, took) = delivery.join().unwrap();
     assert_eq!(status, 200, "{body}");
-    let body: Value = serde_json::from_str(&body).unwrap();
-    assert!(body["password"].as_str().is_some_and(|p| !p.is_empty()), "{body}");
+    let answer: LegacyCredentials = parse_bytes("the delivery", body.as_bytes());
+    assert!(answer.password.as_deref().is_some_and(|p| !p.is_empty()), "{body}");
     assert!(took >= COMMIT, "answered after its commit ({took:?})");
     shutdown.cancel();
     runtime.block_on(task).unwrap().unwrap();

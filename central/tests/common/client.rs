@@ -6,7 +6,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 
-use neosens_runtime::testing::{RawResponse, http_json};
+use neosens_runtime::testing::{RawResponse, http_json, try_http_json};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
@@ -14,7 +14,8 @@ pub(crate) mod wire;
 
 use wire::{
     Alert, BrokerAnswer, Building, DeliveryReport, Device, DeviceLog, DevicePage, DeviceType, EnrolGrant,
-    EnrolmentToken, Gateway, GatewayStatus, Items, NewToken, OrderRecord, Room, Site, TokenInfo, User,
+    EnrolmentToken, Gateway, GatewayStatus, Items, LogsRelayed, NewToken, OrderRecord, Room, Site, TokenInfo,
+    User,
 };
 
 /// An API error answer: the status and `{"error": {"code", "message", "field"?, "details"?}}`.
@@ -81,6 +82,15 @@ pub(crate) fn parse_raw<T: DeserializeOwned>(what: &str, response: &RawResponse)
         .unwrap_or_else(|e| panic!("{what}: not the expected JSON ({e}): {}", response.text()))
 }
 
+/// An answer expected to be `success` with a body of type `T`, or an API error.
+fn read_answer<T: DeserializeOwned>(what: &str, status: u16, answer: Value, success: u16) -> ApiResult<T> {
+    if status == success {
+        return Ok(parse(what, &answer));
+    }
+    assert!(status >= 400, "{what}: {status} where {success} was expected: {answer}");
+    Err(ApiFailure::from_answer(what, status, answer))
+}
+
 /// Central's API at `addr`, as the holder of `token` (or of none).
 #[derive(Debug, Clone)]
 pub(crate) struct ApiClient {
@@ -110,6 +120,16 @@ impl ApiClient {
         http_json(self.addr, method, path, self.token.as_deref(), body.as_ref())
     }
 
+    /// [`Self::raw`] that reports a transport failure (the server gone) instead of panicking.
+    pub(crate) fn try_raw(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<(u16, Value), String> {
+        try_http_json(self.addr, method, path, self.token.as_deref(), body.as_ref())
+    }
+
     /// A call expected to answer `success` with a body of type `T`, or an API error.
     pub(crate) fn call<T: DeserializeOwned>(
         &self,
@@ -118,13 +138,21 @@ impl ApiClient {
         body: Option<Value>,
         success: u16,
     ) -> ApiResult<T> {
-        let what = format!("{method} {path}");
         let (status, answer) = self.raw(method, path, body);
-        if status == success {
-            return Ok(parse(&what, &answer));
-        }
-        assert!(status >= 400, "{what}: {status} where {success} was expected: {answer}");
-        Err(ApiFailure::from_answer(&what, status, answer))
+        read_answer(&format!("{method} {path}"), status, answer, success)
+    }
+
+    /// [`Self::call`] that reports a transport failure (the server gone) as the outer `Err`:
+    /// for writers racing a `kill -9`.
+    pub(crate) fn try_call<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        success: u16,
+    ) -> Result<ApiResult<T>, String> {
+        let (status, answer) = self.try_raw(method, path, body)?;
+        Ok(read_answer(&format!("{method} {path}"), status, answer, success))
     }
 
     /// A call expected to answer `204 No Content`, or an API error.
@@ -199,6 +227,11 @@ impl ApiClient {
         self.list("/api/v1/rooms")
     }
 
+    /// A room by id.
+    pub(crate) fn room(&self, id: &str) -> ApiResult<Room> {
+        self.call("GET", &format!("/api/v1/rooms/{id}"), None, 200)
+    }
+
     pub(crate) fn delete_room(&self, id: &str) -> ApiResult<()> {
         self.call_empty("DELETE", &format!("/api/v1/rooms/{id}"), None)
     }
@@ -215,6 +248,12 @@ impl ApiClient {
 
     pub(crate) fn create_device(&self, body: Value) -> ApiResult<Device> {
         self.call("POST", "/api/v1/devices", Some(body), 201)
+    }
+
+    /// [`Self::create_device`] that reports a transport failure (the server gone) as the outer
+    /// `Err`.
+    pub(crate) fn try_create_device(&self, body: Value) -> Result<ApiResult<Device>, String> {
+        self.try_call("POST", "/api/v1/devices", Some(body), 201)
     }
 
     /// A page of devices; `query` is the query string without `?` (empty for none).
@@ -301,6 +340,11 @@ impl ApiClient {
         self.call_empty("POST", "/api/v1/edge/health", Some(body))
     }
 
+    /// Device log lines a gateway relays (as the gateway): `{"logs": [...]}`.
+    pub(crate) fn relay_logs(&self, logs: Vec<Value>) -> ApiResult<LogsRelayed> {
+        self.call("POST", "/api/v1/edge/logs", Some(json!({"logs": logs})), 200)
+    }
+
     // Tokens and users.
 
     pub(crate) fn create_token(&self, body: Value) -> ApiResult<NewToken> {
@@ -329,8 +373,19 @@ impl ApiClient {
 
     // Monitoring and the broker's questions.
 
+    /// Open alerts.
     pub(crate) fn alerts(&self) -> ApiResult<Vec<Alert>> {
         self.list("/api/v1/alerts")
+    }
+
+    /// Open alerts and the last resolved ones (`state=all`).
+    pub(crate) fn all_alerts(&self) -> ApiResult<Vec<Alert>> {
+        self.list("/api/v1/alerts?state=all")
+    }
+
+    /// Acknowledges an alert; the alert as it is now (`null` when it is gone from the list).
+    pub(crate) fn ack_alert(&self, id: u64, body: Value) -> ApiResult<Option<Alert>> {
+        self.call("POST", &format!("/api/v1/alerts/{id}/ack"), Some(body), 200)
     }
 
     /// A go-auth question (`/mqtt/auth`, `/mqtt/acl`, `/mqtt/superuser`): always `200` and

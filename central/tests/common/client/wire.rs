@@ -39,6 +39,8 @@ pub(crate) struct Building {
 #[derive(Debug, Clone, Deserialize)]
 pub(crate) struct Room {
     pub id: String,
+    /// How many devices are in it.
+    pub devices: u64,
     pub building: String,
     pub name: String,
     pub base_topic: Option<String>,
@@ -66,6 +68,8 @@ pub(crate) struct StatusRule {
 #[derive(Debug, Deserialize)]
 pub(crate) struct Device {
     pub id: String,
+    /// The MAC (upper case) or other unique id.
+    pub uid: String,
     #[serde(rename = "type")]
     pub device_type: String,
     pub login: String,
@@ -153,6 +157,13 @@ pub(crate) struct DeliveryReport {
     pub newly_delivered: u64,
 }
 
+/// `POST /api/v1/edge/logs`: relayed log lines stored, and refused (not of the gateway's scope).
+#[derive(Debug, Deserialize)]
+pub(crate) struct LogsRelayed {
+    pub stored: u64,
+    pub refused: u64,
+}
+
 /// An API token as listed.
 #[derive(Debug, Deserialize)]
 pub(crate) struct TokenInfo {
@@ -178,8 +189,13 @@ pub(crate) struct User {
 /// An alert.
 #[derive(Debug, Deserialize)]
 pub(crate) struct Alert {
-    /// `outage` or `failure`.
+    pub id: u64,
+    /// `outage`, `failure`, `foreign_delivery` …
     pub kind: String,
+    /// `open` or `resolved`.
+    pub state: String,
+    /// The device concerned (failures, notices).
+    pub device: Option<String>,
     pub rule: Option<String>,
     pub detail: Option<String>,
 }
@@ -235,6 +251,8 @@ pub(crate) struct Me {
 #[derive(Debug, Deserialize)]
 pub(crate) struct BrokerAnswer {
     pub ok: bool,
+    /// Why not (`bad_credentials`, `disabled` …), on some refusals.
+    pub error: Option<String>,
 }
 
 /// `/readyz`.
