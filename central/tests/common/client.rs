@@ -3,99 +3,32 @@
 //! returns the API's error body as an [`ApiFailure`]. Tests that send malformed bytes on purpose
 //! or check an exact wire detail use [`ApiClient::raw`].
 
-use std::fmt;
 use std::net::SocketAddr;
 
-use neosens_runtime::testing::{RawResponse, http_json, try_http_json};
-use serde::de::DeserializeOwned;
+use neosens_runtime::testing::api::JsonApi;
 use serde_json::{Value, json};
 
 pub(crate) mod wire;
 
 use wire::{
     Alert, BrokerAnswer, Building, DeliveryReport, Device, DeviceLog, DevicePage, DeviceType, EnrolGrant,
-    EnrolmentToken, Gateway, GatewayStatus, Items, LogsRelayed, NewToken, OrderRecord, Room, Site, TokenInfo,
-    User,
+    EnrolmentToken, Gateway, GatewayStatus, LogsRelayed, NewToken, OrderRecord, Room, Site, TokenInfo, User,
 };
 
-/// An API error answer: the status and `{"error": {"code", "message", "field"?, "details"?}}`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ApiFailure {
-    pub status: u16,
-    /// Stable machine-readable code (`conflict`, `invalid_field`, `schema_violation` …).
-    pub code: String,
-    pub message: String,
-    /// The offending field, for `invalid_field`.
-    pub field: Option<String>,
-    /// Schema violations, each with its JSON pointer (empty when the body has none).
-    pub details: Vec<String>,
-}
+#[allow(unused_imports)] // each test binary uses a part
+pub(crate) use neosens_runtime::testing::api::{ApiFailure, ApiResult, parse, parse_raw};
 
-impl fmt::Display for ApiFailure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}: {}", self.status, self.code, self.message)?;
-        if let Some(field) = &self.field {
-            write!(f, " (field {field})")?;
-        }
-        Ok(())
-    }
-}
-
-/// The error body's shape; parsed strictly (every error answer of the API has one).
-#[derive(serde::Deserialize)]
-struct ErrorBody {
-    error: ErrorDetail,
-}
-
-#[derive(serde::Deserialize)]
-struct ErrorDetail {
-    code: String,
-    message: String,
-    field: Option<String>,
-    #[serde(default)]
-    details: Vec<String>,
-}
-
-impl ApiFailure {
-    /// Reads an error answer; panics when the body is not the API's error shape (every refusal
-    /// of the API is JSON that names the problem).
-    pub(crate) fn from_answer(what: &str, status: u16, body: Value) -> Self {
-        let parsed: ErrorBody = serde_json::from_value(body.clone())
-            .unwrap_or_else(|e| panic!("{what}: {status} without an API error body ({e}): {body}"));
-        let ErrorDetail { code, message, field, details } = parsed.error;
-        ApiFailure { status, code, message, field, details }
-    }
-}
-
-/// A call's outcome: the typed answer, or the API's refusal.
-pub(crate) type ApiResult<T> = Result<T, ApiFailure>;
-
-/// Reads a JSON body into `T`, panicking with the body when it does not fit (a wire change).
-pub(crate) fn parse<T: DeserializeOwned>(what: &str, body: &Value) -> T {
-    serde_json::from_value(body.clone())
-        .unwrap_or_else(|e| panic!("{what}: the answer does not read as expected ({e}): {body}"))
-}
-
-/// Reads the body of a raw response into `T`.
-pub(crate) fn parse_raw<T: DeserializeOwned>(what: &str, response: &RawResponse) -> T {
-    serde_json::from_slice(&response.body)
-        .unwrap_or_else(|e| panic!("{what}: not the expected JSON ({e}): {}", response.text()))
-}
-
-/// An answer expected to be `success` with a body of type `T`, or an API error.
-fn read_answer<T: DeserializeOwned>(what: &str, status: u16, answer: Value, success: u16) -> ApiResult<T> {
-    if status == success {
-        return Ok(parse(what, &answer));
-    }
-    assert!(status >= 400, "{what}: {status} where {success} was expected: {answer}");
-    Err(ApiFailure::from_answer(what, status, answer))
-}
-
-/// Central's API at `addr`, as the holder of `token` (or of none).
+/// Central's API at `addr`, as the holder of a token (or of none): the shared [`JsonApi`] caller
+/// (`raw`, `call`, `call_empty`, `refused`, `list` …) with central's resources on top.
 #[derive(Debug, Clone)]
-pub(crate) struct ApiClient {
-    pub addr: SocketAddr,
-    pub token: Option<String>,
+pub(crate) struct ApiClient(JsonApi);
+
+impl std::ops::Deref for ApiClient {
+    type Target = JsonApi;
+
+    fn deref(&self) -> &JsonApi {
+        &self.0
+    }
 }
 
 impl ApiClient {
@@ -106,77 +39,12 @@ impl ApiClient {
 
     /// A caller with this bearer token (an API token, or a gateway's secret).
     pub(crate) fn bearer(addr: SocketAddr, token: &str) -> Self {
-        ApiClient { addr, token: Some(token.to_owned()) }
+        ApiClient(JsonApi::new(addr, Some(token)))
     }
 
     /// A caller without credentials.
     pub(crate) fn anonymous(addr: SocketAddr) -> Self {
-        ApiClient { addr, token: None }
-    }
-
-    /// The escape hatch: any method, path and JSON body; the status and the parsed body (`null`
-    /// when empty), unchecked.
-    pub(crate) fn raw(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        http_json(self.addr, method, path, self.token.as_deref(), body.as_ref())
-    }
-
-    /// [`Self::raw`] that reports a transport failure (the server gone) instead of panicking.
-    pub(crate) fn try_raw(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<Value>,
-    ) -> Result<(u16, Value), String> {
-        try_http_json(self.addr, method, path, self.token.as_deref(), body.as_ref())
-    }
-
-    /// A call expected to answer `success` with a body of type `T`, or an API error.
-    pub(crate) fn call<T: DeserializeOwned>(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<Value>,
-        success: u16,
-    ) -> ApiResult<T> {
-        let (status, answer) = self.raw(method, path, body);
-        read_answer(&format!("{method} {path}"), status, answer, success)
-    }
-
-    /// [`Self::call`] that reports a transport failure (the server gone) as the outer `Err`:
-    /// for writers racing a `kill -9`.
-    pub(crate) fn try_call<T: DeserializeOwned>(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<Value>,
-        success: u16,
-    ) -> Result<ApiResult<T>, String> {
-        let (status, answer) = self.try_raw(method, path, body)?;
-        Ok(read_answer(&format!("{method} {path}"), status, answer, success))
-    }
-
-    /// A call expected to answer `204 No Content`, or an API error.
-    pub(crate) fn call_empty(&self, method: &str, path: &str, body: Option<Value>) -> ApiResult<()> {
-        let what = format!("{method} {path}");
-        let (status, answer) = self.raw(method, path, body);
-        if status == 204 {
-            assert_eq!(answer, Value::Null, "{what}: 204 with a body");
-            return Ok(());
-        }
-        assert!(status >= 400, "{what}: {status} where 204 was expected: {answer}");
-        Err(ApiFailure::from_answer(&what, status, answer))
-    }
-
-    /// A call expected to be refused: its error (panics on a success).
-    pub(crate) fn refused(&self, method: &str, path: &str, body: Option<Value>) -> ApiFailure {
-        let what = format!("{method} {path}");
-        let (status, answer) = self.raw(method, path, body);
-        assert!(status >= 400, "{what}: {status} where a refusal was expected: {answer}");
-        ApiFailure::from_answer(&what, status, answer)
-    }
-
-    fn list<T: DeserializeOwned>(&self, path: &str) -> ApiResult<Vec<T>> {
-        self.call::<Items<T>>("GET", path, None, 200).map(|page| page.items)
+        ApiClient(JsonApi::new(addr, None))
     }
 
     // Sites, buildings, rooms.

@@ -4,106 +4,37 @@
 //! tests cannot share central's test module; this is the part they need.) [`ApiClient::raw`] is
 //! the escape hatch for a check of the exact answer.
 
-use std::fmt;
 use std::net::SocketAddr;
 
-use neosens_runtime::testing::{RawResponse, http_json};
-use serde::de::DeserializeOwned;
+use neosens_runtime::testing::api::JsonApi;
 use serde_json::Value;
 
 pub(crate) mod wire;
 
 use wire::{
-    Building, Device, DeviceLog, DeviceType, EnrolmentToken, Gateway, GatewayStatus, Items, OrderRecord, Room,
+    Building, Device, DeviceLog, DeviceType, EnrolmentToken, Gateway, GatewayStatus, OrderRecord, Room,
 };
 
-/// An API error answer: the status and `{"error": {"code", "message"}}`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ApiFailure {
-    pub status: u16,
-    /// Stable machine-readable code (`conflict`, `invalid_field` …).
-    pub code: String,
-    pub message: String,
-}
+#[allow(unused_imports)] // each test binary uses a part
+pub(crate) use neosens_runtime::testing::api::{ApiFailure, ApiResult, parse, parse_bytes, parse_raw};
 
-impl fmt::Display for ApiFailure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}: {}", self.status, self.code, self.message)
-    }
-}
-
-/// The error body's shape; every refusal of the API has one.
-#[derive(serde::Deserialize)]
-struct ErrorBody {
-    error: ErrorDetail,
-}
-
-#[derive(serde::Deserialize)]
-struct ErrorDetail {
-    code: String,
-    message: String,
-}
-
-/// A call's outcome: the typed answer, or the API's refusal.
-pub(crate) type ApiResult<T> = Result<T, ApiFailure>;
-
-/// Reads a JSON body into `T`, panicking with the body when it does not fit (a wire change).
-pub(crate) fn parse<T: DeserializeOwned>(what: &str, body: &Value) -> T {
-    serde_json::from_value(body.clone())
-        .unwrap_or_else(|e| panic!("{what}: the answer does not read as expected ({e}): {body}"))
-}
-
-/// Reads the body of a raw response (or an MQTT payload's bytes) into `T`.
-pub(crate) fn parse_bytes<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> T {
-    serde_json::from_slice(bytes)
-        .unwrap_or_else(|e| panic!("{what}: not the expected JSON ({e}): {}", String::from_utf8_lossy(bytes)))
-}
-
-/// Reads the body of a raw response into `T`.
-pub(crate) fn parse_raw<T: DeserializeOwned>(what: &str, response: &RawResponse) -> T {
-    parse_bytes(what, &response.body)
-}
-
-/// Central's API at `addr`, as the holder of `token`.
+/// Central's API at `addr`, as the holder of a token: the shared [`JsonApi`] caller (`raw`,
+/// `call`, `list` …) with the resources the gateway's tests need on top.
 #[derive(Debug, Clone)]
-pub(crate) struct ApiClient {
-    pub addr: SocketAddr,
-    pub token: Option<String>,
+pub(crate) struct ApiClient(JsonApi);
+
+impl std::ops::Deref for ApiClient {
+    type Target = JsonApi;
+
+    fn deref(&self) -> &JsonApi {
+        &self.0
+    }
 }
 
 impl ApiClient {
     /// The bootstrap admin (`NEOSENS_ADMIN_TOKEN` of [`super::start_central`]).
     pub(crate) fn admin(addr: SocketAddr) -> Self {
-        ApiClient { addr, token: Some(super::ADMIN.to_owned()) }
-    }
-
-    /// The escape hatch: any method, path and JSON body; the status and the parsed body (`null`
-    /// when empty), unchecked.
-    pub(crate) fn raw(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        http_json(self.addr, method, path, self.token.as_deref(), body.as_ref())
-    }
-
-    /// A call expected to answer `success` with a body of type `T`, or an API error.
-    pub(crate) fn call<T: DeserializeOwned>(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<Value>,
-        success: u16,
-    ) -> ApiResult<T> {
-        let what = format!("{method} {path}");
-        let (status, answer) = self.raw(method, path, body);
-        if status == success {
-            return Ok(parse(&what, &answer));
-        }
-        assert!(status >= 400, "{what}: {status} where {success} was expected: {answer}");
-        let parsed: ErrorBody = serde_json::from_value(answer.clone())
-            .unwrap_or_else(|e| panic!("{what}: {status} without an API error body ({e}): {answer}"));
-        Err(ApiFailure { status, code: parsed.error.code, message: parsed.error.message })
-    }
-
-    fn list<T: DeserializeOwned>(&self, path: &str) -> ApiResult<Vec<T>> {
-        self.call::<Items<T>>("GET", path, None, 200).map(|page| page.items)
+        ApiClient(JsonApi::new(addr, Some(super::ADMIN)))
     }
 
     pub(crate) fn create_building(&self, body: Value) -> ApiResult<Building> {

@@ -4,6 +4,7 @@
 //! reads its log until the "serving" line and takes the bound addresses from it, so tests never
 //! guess a free port and never sleep: every wait polls a condition against a deadline.
 
+pub mod api;
 pub mod binary;
 mod mqtt_witness;
 

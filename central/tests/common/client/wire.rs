@@ -6,12 +6,6 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-/// `{"items": [...]}`: every list answer.
-#[derive(Debug, Deserialize)]
-pub(crate) struct Items<T> {
-    pub items: Vec<T>,
-}
-
 /// `GET /api/v1/devices`: a page of devices and how many match in all.
 #[derive(Debug, Deserialize)]
 pub(crate) struct DevicePage {

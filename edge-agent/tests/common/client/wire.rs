@@ -7,12 +7,6 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-/// `{"items": [...]}`: every list answer.
-#[derive(Debug, Deserialize)]
-pub(crate) struct Items<T> {
-    pub items: Vec<T>,
-}
-
 /// A building.
 #[derive(Debug, Deserialize)]
 pub(crate) struct Building {
