@@ -110,9 +110,16 @@ pub async fn run<S: AckedStore>(
             }
         };
         match event {
-            Ok(event) => link.on_event(event).await,
+            Ok(event) => {
+                if link.on_event(event) {
+                    remove_acked(&link.store, &mut link.window).await;
+                }
+            }
             Err(err) => {
-                link.on_loss(&err).await;
+                link.on_loss(&err);
+                // What was not acknowledged goes again from the store, in order.
+                remove_acked(&link.store, &mut link.window).await;
+                link.window.reset();
                 eventloop.pending.clear();
                 tokio::select! {
                     () = shutdown.cancelled() => break,
@@ -152,18 +159,17 @@ impl<S: AckedStore> Link<S> {
         self.subscriptions.push(filter);
     }
 
-    async fn on_event(&mut self, event: Event) {
+    /// Accounts for one event; `true` when enough acknowledgements wait to be removed now
+    /// (removals are batched: half a window at once, or at the next flush tick).
+    fn on_event(&mut self, event: Event) -> bool {
         match event {
             Event::Incoming(Packet::ConnAck(_)) => self.on_connack(),
             Event::Outgoing(Outgoing::Publish(pkid)) if self.window.sent(pkid) => {
                 self.stats.published.fetch_add(1, Ordering::Relaxed);
             }
-            // Removals are batched: half a window at once, or at the next flush tick.
-            Event::Incoming(Packet::PubAck(ack))
-                if self.window.acknowledged(ack.pkid).is_some()
-                    && self.window.pending_acks() >= WINDOW / 2 =>
-            {
-                remove_acked(&self.store, &mut self.window).await;
+            Event::Incoming(Packet::PubAck(ack)) => {
+                return self.window.acknowledged(ack.pkid).is_some()
+                    && self.window.pending_acks() >= WINDOW / 2;
             }
             Event::Incoming(Packet::Publish(p)) => {
                 let message = Message { topic: p.topic, payload: p.payload, retain: p.retain };
@@ -173,6 +179,7 @@ impl<S: AckedStore> Link<S> {
             }
             _ => {}
         }
+        false
     }
 
     /// Connected: subscriptions again (the session is clean), `online` on the state topic.
@@ -189,17 +196,15 @@ impl<S: AckedStore> Link<S> {
         }
     }
 
-    /// Connection lost or refused: what was acknowledged is removed, what was not goes again
-    /// from the store, in order, once reconnected.
-    async fn on_loss(&mut self, err: &rumqttc::ConnectionError) {
+    /// Connection lost or refused: logged and counted; the caller removes what was acknowledged
+    /// and resets the window, so what was not goes again from the store, in order.
+    fn on_loss(&mut self, err: &rumqttc::ConnectionError) {
         if self.stats.connected.swap(false, Ordering::Relaxed) {
             tracing::warn!(broker = %self.broker, error = %err, unacknowledged = self.window.in_flight(), "acknowledged link down; the store keeps everything");
         } else {
             tracing::debug!(broker = %self.broker, error = %err, "acknowledged link: connection failed");
         }
         self.stats.disconnects.fetch_add(1, Ordering::Relaxed);
-        remove_acked(&self.store, &mut self.window).await;
-        self.window.reset();
     }
 }
 
