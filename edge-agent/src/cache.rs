@@ -1,26 +1,34 @@
-//! The gateway's copy of its share of the registry, in redb (`<data_dir>/edge.redb`).
+//! The gateway's copy of its share of the registry, and what must survive a crash with it.
 //!
-//! Each sync batch is applied in one write transaction together with the revision it brings
-//! the cache to, so a crash leaves the previous batch or the next one, never half of one, and
-//! the agent resumes from the stored revision. Lookups read the file (redb's page cache keeps
-//! the hot part in memory): the agent holds no copy of the registry in its heap, which is how it
-//! stays small with 10k devices.
+//! Two redb files. `<data_dir>/registry.redb` holds the registry copy (devices and their
+//! indexes, rooms, locations, the revision): only the sync writes it, one transaction per batch,
+//! and a snapshot of any size in **one** transaction kept open across its pages — so it costs
+//! one commit, lookups answer from the previous complete state until it commits, and a crash
+//! leaves that state or the new one, never a mix. `<data_dir>/edge.redb` holds the outbox,
+//! the LoRaWAN frame counters, first-time credentials the agent handed over while central was
+//! out of reach (until central confirms them) and device log lines waiting to be forwarded:
+//! separate so that a snapshot in progress never holds up an uplink's commit.
 //!
-//! Also here, because they must survive a crash with the registry: first-time credentials the
-//! agent handed over while central was out of reach (until central confirms them), and device
-//! log lines waiting to be forwarded.
+//! Lookups read the files (redb's page cache keeps the hot part in memory): the agent holds no
+//! copy of the registry in its heap, which is how it stays small with 100k devices.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use neosens_protocol::Mac;
 use neosens_protocol::ids::DeviceId;
-use neosens_protocol::sync::{BatchKind, Change, DeviceRecord, RoomRecord, SyncBatch, WireUid};
+use neosens_protocol::sync::{DeviceRecord, RoomRecord, WireUid};
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 
+mod apply;
+mod layout;
+
+pub use apply::{ApplyTiming, Step};
+
 type Key = [u8; 16];
 
+/// In both files: the revision in the registry's, the log sequence in the other.
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const DEVICES: TableDefinition<Key, &[u8]> = TableDefinition::new("devices");
 const BY_MAC: TableDefinition<&str, Key> = TableDefinition::new("devices_by_mac");
@@ -52,9 +60,12 @@ pub const MAX_PENDING_LOGS_PER_DEVICE: usize = 50;
 const META_REVISION: &str = "revision";
 const META_LOG_SEQ: &str = "log_seq";
 
-/// redb page cache: lookups of a busy gateway stay fast with 1 MiB (the kernel caches the file
-/// too), and every MiB counts on a Pi (`cargo bench -p neosens-edge --bench footprint`).
-const CACHE_BYTES: usize = 1024 * 1024;
+/// redb page cache of the registry copy: lookups of a busy gateway stay fast with 1 MiB (the
+/// kernel caches the file too), and every MiB counts on a Pi (`cargo bench -p neosens-edge
+/// --bench footprint`, `--bench sync`).
+const REGISTRY_CACHE_BYTES: usize = 1024 * 1024;
+/// redb page cache of the outbox's file: its working set is the queue's tail and head.
+const CACHE_BYTES: usize = 512 * 1024;
 
 /// Storage failures.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +73,10 @@ pub enum CacheError {
     /// The storage engine failed.
     #[error("local database: {0}")]
     Backend(String),
+    /// A snapshot page came without the pages before it (the agent restarted in between): the
+    /// snapshot must start again.
+    #[error("a snapshot page without its first page (the snapshot starts again)")]
+    SnapshotNotStarted,
     /// A stored record does not decode.
     #[error("local database: a {0} record does not decode (resync with a fresh data directory)")]
     Corrupt(&'static str),
@@ -115,10 +130,14 @@ impl CachedDevice {
     }
 }
 
-/// The local database (shared with the outbox, which keeps its own tables in it).
+/// The local databases (`edge.redb` shared with the outbox, which keeps its own tables in it).
 #[derive(Clone)]
 pub struct Cache {
+    /// A snapshot arriving in pages: its transaction, open until its last page (first here: it
+    /// is dropped, so rolled back, before the databases).
+    snapshot: Arc<std::sync::Mutex<Option<redb::WriteTransaction>>>,
     db: Arc<Database>,
+    registry: Arc<Database>,
 }
 
 impl std::fmt::Debug for Cache {
@@ -127,40 +146,74 @@ impl std::fmt::Debug for Cache {
     }
 }
 
+/// The MAC a legacy login (`senso_<12 lowercase hex>`) was made from.
+fn legacy_login_mac(login: &str) -> Option<Mac> {
+    let hex = login.strip_prefix(neosens_protocol::ids::LOGIN_PREFIX)?;
+    if hex.len() != 12 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        return None;
+    }
+    Mac::parse_lenient(hex).ok()
+}
+
+/// Whether a device's login is the legacy one of its MAC: the MAC index finds it then, and it
+/// gets no entry of its own in the login index (a third fewer index writes per snapshot).
+fn login_derived(record: &DeviceRecord) -> bool {
+    matches!(&record.uid, WireUid::Ethernet(mac) if legacy_login_mac(&record.login) == Some(*mac))
+}
+
+/// The MAC index's key of a device (its MAC's canonical text, `24:0A:C4:12:34:56`).
 fn mac_key(uid: &WireUid) -> Option<String> {
     match uid {
-        WireUid::Ethernet(mac) => Some(mac.to_string()),
+        WireUid::Ethernet(mac) => Some(mac_text(*mac)),
         _ => None,
     }
 }
 
+/// `mac.to_string()` without the formatting machinery: a snapshot writes 100k of them.
+fn mac_text(mac: Mac) -> String {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut s = String::with_capacity(17);
+    for (i, b) in mac.to_bytes().into_iter().enumerate() {
+        if i > 0 {
+            s.push(':');
+        }
+        s.push(char::from(HEX[usize::from(b >> 4)]));
+        s.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+    s
+}
+
 impl Cache {
-    /// Opens (or creates) `<data_dir>/edge.redb`.
+    /// Opens (or creates) `<data_dir>/registry.redb` and `<data_dir>/edge.redb`; a registry
+    /// copy kept in `edge.redb` by an older version moves to its own file.
     pub fn open(data_dir: &Path) -> Result<Self, CacheError> {
-        let path = data_dir.join("edge.redb");
-        let db = Database::builder()
-            .set_cache_size(CACHE_BYTES)
-            .create(&path)
-            .map_err(|e| CacheError::Backend(format!("{}: {e}", path.display())))?;
-        Self::with_tables(db)
+        let open = |name: &str, cache: usize| {
+            let path = data_dir.join(name);
+            Database::builder()
+                .set_cache_size(cache)
+                .create(&path)
+                .map_err(|e| CacheError::Backend(format!("{}: {e}", path.display())))
+        };
+        let registry = open("registry.redb", REGISTRY_CACHE_BYTES)?;
+        Self::with_tables(open("edge.redb", CACHE_BYTES)?, registry)
     }
 
     /// A cache on another storage backend: the tests' failing and slow disks (a real redb
-    /// database over a backend that refuses or delays writes when told to).
+    /// database over a backend that refuses or delays writes when told to), the registry copy
+    /// in memory.
     pub fn open_on(storage: impl redb::StorageBackend) -> Result<Self, CacheError> {
         let db =
             Database::builder().set_cache_size(CACHE_BYTES).create_with_backend(storage).map_err(backend)?;
-        Self::with_tables(db)
+        let registry = Database::builder()
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .map_err(backend)?;
+        Self::with_tables(db, registry)
     }
 
-    fn with_tables(db: Database) -> Result<Self, CacheError> {
+    fn with_tables(db: Database, registry: Database) -> Result<Self, CacheError> {
+        layout::move_registry(&db, &registry)?;
         let txn = begin_write(&db).map_err(backend)?;
         txn.open_table(META).map_err(backend)?;
-        txn.open_table(DEVICES).map_err(backend)?;
-        txn.open_table(BY_MAC).map_err(backend)?;
-        txn.open_table(BY_LOGIN).map_err(backend)?;
-        txn.open_table(ROOMS).map_err(backend)?;
-        txn.open_table(LOCATIONS).map_err(backend)?;
         txn.open_table(LOCAL_DELIVERIES).map_err(backend)?;
         txn.open_table(PENDING_LOGS).map_err(backend)?;
         if txn.delete_table(PENDING_LOGS_V1).map_err(backend)? {
@@ -168,10 +221,9 @@ impl Cache {
                 "dropped the device log lines queued by an older version (they held device credentials)"
             );
         }
-        txn.open_table(BY_DEVADDR).map_err(backend)?;
         migrate_f_cnts(&txn)?;
         txn.commit().map_err(backend)?;
-        Ok(Cache { db: Arc::new(db) })
+        Ok(Cache { snapshot: Arc::default(), db: Arc::new(db), registry: Arc::new(registry) })
     }
 
     /// The database, for the outbox.
@@ -181,88 +233,9 @@ impl Cache {
 
     /// The registry revision the cache holds (0: nothing yet).
     pub fn revision(&self) -> Result<u64, CacheError> {
-        let txn = self.db.begin_read().map_err(backend)?;
+        let txn = self.registry.begin_read().map_err(backend)?;
         let meta = txn.open_table(META).map_err(backend)?;
         Ok(meta.get(META_REVISION).map_err(backend)?.map_or(0, |v| v.value()))
-    }
-
-    /// Applies a batch and stores `revision` with it, in one transaction (a page of a snapshot in
-    /// progress stores 0, so that a crash before its last page starts the snapshot again).
-    pub fn apply(&self, batch: &SyncBatch, revision: u64) -> Result<(), CacheError> {
-        let txn = begin_write(&self.db).map_err(backend)?;
-        {
-            if batch.kind == BatchKind::Snapshot {
-                for def in [DEVICES, ROOMS, LOCATIONS] {
-                    txn.delete_table(def).map_err(backend)?;
-                }
-                txn.delete_table(BY_MAC).map_err(backend)?;
-                txn.delete_table(BY_LOGIN).map_err(backend)?;
-                txn.delete_table(BY_DEVADDR).map_err(backend)?;
-            }
-            let mut by_devaddr = txn.open_table(BY_DEVADDR).map_err(backend)?;
-            let mut devices = txn.open_table(DEVICES).map_err(backend)?;
-            let mut by_mac = txn.open_table(BY_MAC).map_err(backend)?;
-            let mut by_login = txn.open_table(BY_LOGIN).map_err(backend)?;
-            let mut rooms = txn.open_table(ROOMS).map_err(backend)?;
-            let mut locations = txn.open_table(LOCATIONS).map_err(backend)?;
-            let mut local = txn.open_table(LOCAL_DELIVERIES).map_err(backend)?;
-            for change in &batch.changes {
-                match change {
-                    Change::UpsertDevice(d) => {
-                        let key = d.id.to_bytes();
-                        if let Some(old) = devices.get(key).map_err(backend)? {
-                            let old: DeviceRecord = postcard::from_bytes(old.value())
-                                .map_err(|_| CacheError::Corrupt("device"))?;
-                            drop_indexes(&mut by_mac, &mut by_login, &old)?;
-                            if let Some(l) = &old.lorawan {
-                                by_devaddr.remove((l.dev_addr.to_u32(), key)).map_err(backend)?;
-                            }
-                        }
-                        devices.insert(key, encode(d.as_ref())?.as_slice()).map_err(backend)?;
-                        if let Some(l) = &d.lorawan {
-                            by_devaddr.insert((l.dev_addr.to_u32(), key), ()).map_err(backend)?;
-                        }
-                        if let Some(mac) = mac_key(&d.uid) {
-                            by_mac.insert(mac.as_str(), key).map_err(backend)?;
-                        }
-                        by_login.insert(d.login.as_str(), key).map_err(backend)?;
-                        if d.credentials_delivered {
-                            local.remove(key).map_err(backend)?;
-                        }
-                    }
-                    Change::DeleteDevice(id) => {
-                        if let Some(old) = devices.remove(id.to_bytes()).map_err(backend)? {
-                            let old: DeviceRecord = postcard::from_bytes(old.value())
-                                .map_err(|_| CacheError::Corrupt("device"))?;
-                            drop_indexes(&mut by_mac, &mut by_login, &old)?;
-                            if let Some(l) = &old.lorawan {
-                                by_devaddr.remove((l.dev_addr.to_u32(), id.to_bytes())).map_err(backend)?;
-                            }
-                        }
-                    }
-                    Change::UpsertRoom(r) => {
-                        rooms.insert(r.id.to_bytes(), encode(r)?.as_slice()).map_err(backend)?;
-                    }
-                    Change::DeleteRoom(id) => {
-                        rooms.remove(id.to_bytes()).map_err(backend)?;
-                    }
-                    Change::UpsertSite(s) => {
-                        locations.insert(s.id.to_bytes(), encode(s)?.as_slice()).map_err(backend)?;
-                    }
-                    Change::UpsertBuilding(b) => {
-                        locations.insert(b.id.to_bytes(), encode(b)?.as_slice()).map_err(backend)?;
-                    }
-                    Change::UpsertDeviceType(t) => {
-                        locations.insert(t.id.to_bytes(), encode(t)?.as_slice()).map_err(backend)?;
-                    }
-                    Change::DeleteSite(id) => drop(locations.remove(id.to_bytes()).map_err(backend)?),
-                    Change::DeleteBuilding(id) => drop(locations.remove(id.to_bytes()).map_err(backend)?),
-                    Change::DeleteDeviceType(id) => drop(locations.remove(id.to_bytes()).map_err(backend)?),
-                }
-            }
-            txn.open_table(META).map_err(backend)?.insert(META_REVISION, revision).map_err(backend)?;
-        }
-        txn.commit().map_err(backend)
     }
 
     fn device_by(
@@ -270,7 +243,7 @@ impl Cache {
         index: TableDefinition<&str, Key>,
         key: &str,
     ) -> Result<Option<CachedDevice>, CacheError> {
-        let txn = self.db.begin_read().map_err(backend)?;
+        let txn = self.registry.begin_read().map_err(backend)?;
         let Some(id) = txn.open_table(index).map_err(backend)?.get(key).map_err(backend)?.map(|v| v.value())
         else {
             return Ok(None);
@@ -280,19 +253,25 @@ impl Cache {
         };
         let record: DeviceRecord =
             postcard::from_bytes(bytes.value()).map_err(|_| CacheError::Corrupt("device"))?;
+        let local = self.db.begin_read().map_err(backend)?;
         let delivered_here =
-            txn.open_table(LOCAL_DELIVERIES).map_err(backend)?.get(id).map_err(backend)?.is_some();
+            local.open_table(LOCAL_DELIVERIES).map_err(backend)?.get(id).map_err(backend)?.is_some();
         Ok(Some(CachedDevice { record, delivered_here }))
     }
 
     /// The device with this MAC.
     pub fn device_by_mac(&self, mac: Mac) -> Result<Option<CachedDevice>, CacheError> {
-        self.device_by(BY_MAC, &mac.to_string())
+        self.device_by(BY_MAC, &mac_text(mac))
     }
 
-    /// The device with this MQTT login.
+    /// The device with this MQTT login: from the login index, or for a legacy login, the
+    /// device with its MAC if that login is its own.
     pub fn device_by_login(&self, login: &str) -> Result<Option<CachedDevice>, CacheError> {
-        self.device_by(BY_LOGIN, login)
+        if let Some(device) = self.device_by(BY_LOGIN, login)? {
+            return Ok(Some(device));
+        }
+        let Some(mac) = legacy_login_mac(login) else { return Ok(None) };
+        Ok(self.device_by(BY_MAC, &mac_text(mac))?.filter(|d| d.record.login == login))
     }
 
     /// The LoRaWAN nodes with this device address, with their last accepted frame counter.
@@ -300,10 +279,11 @@ impl Cache {
         &self,
         dev_addr: u32,
     ) -> Result<Vec<(DeviceRecord, Option<SessionCounter>)>, CacheError> {
-        let txn = self.db.begin_read().map_err(backend)?;
+        let txn = self.registry.begin_read().map_err(backend)?;
         let index = txn.open_table(BY_DEVADDR).map_err(backend)?;
         let devices = txn.open_table(DEVICES).map_err(backend)?;
-        let counters = txn.open_table(F_CNT).map_err(backend)?;
+        let local = self.db.begin_read().map_err(backend)?;
+        let counters = local.open_table(F_CNT).map_err(backend)?;
         let mut out = Vec::new();
         for item in index.range((dev_addr, [0u8; 16])..=(dev_addr, [0xffu8; 16])).map_err(backend)? {
             let (k, _) = item.map_err(backend)?;
@@ -322,7 +302,7 @@ impl Cache {
 
     /// A room.
     pub fn room(&self, id: neosens_protocol::ids::RoomId) -> Result<Option<RoomRecord>, CacheError> {
-        let txn = self.db.begin_read().map_err(backend)?;
+        let txn = self.registry.begin_read().map_err(backend)?;
         let rooms = txn.open_table(ROOMS).map_err(backend)?;
         let Some(bytes) = rooms.get(id.to_bytes()).map_err(backend)? else { return Ok(None) };
         postcard::from_bytes(bytes.value()).map(Some).map_err(|_| CacheError::Corrupt("room"))
@@ -330,7 +310,7 @@ impl Cache {
 
     /// Number of devices cached.
     pub fn device_count(&self) -> Result<u64, CacheError> {
-        let txn = self.db.begin_read().map_err(backend)?;
+        let txn = self.registry.begin_read().map_err(backend)?;
         txn.open_table(DEVICES).map_err(backend)?.len().map_err(backend)
     }
 
@@ -427,18 +407,6 @@ impl Cache {
     }
 }
 
-fn drop_indexes(
-    by_mac: &mut redb::Table<&str, Key>,
-    by_login: &mut redb::Table<&str, Key>,
-    old: &DeviceRecord,
-) -> Result<(), CacheError> {
-    if let Some(mac) = mac_key(&old.uid) {
-        by_mac.remove(mac.as_str()).map_err(backend)?;
-    }
-    by_login.remove(old.login.as_str()).map_err(backend)?;
-    Ok(())
-}
-
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CacheError> {
     postcard::to_allocvec(value).map_err(backend)
 }
@@ -513,6 +481,14 @@ mod tests {
             received_at_ms: n as i64,
             body: format!("msg={n}").into_bytes(),
             device_addr: "10.0.0.9".into(),
+        }
+    }
+
+    #[test]
+    fn the_mac_key_is_the_canonical_text() {
+        for text in ["24:0A:C4:12:34:56", "00:00:00:00:00:00", "FF:FE:0A:B0:C9:1D"] {
+            let mac: Mac = text.parse().unwrap();
+            assert_eq!((mac_text(mac), mac.to_string()), (text.to_owned(), text.to_owned()));
         }
     }
 

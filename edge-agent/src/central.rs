@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use neosens_protocol::edge::{Deliveries, EnrolmentGrant, EnrolmentRequest, HealthReport, RelayedLogs};
 use neosens_protocol::ids::DeviceId;
-use neosens_protocol::sync::SyncBatch;
 use reqwest::StatusCode;
 use serde::Serialize;
 
@@ -46,6 +45,15 @@ pub struct Central {
     base: String,
     secret: Option<String>,
     forward_timeout: Duration,
+}
+
+/// A sync body as central sent it (`neosens_protocol::sync::SyncBatch::decode` reads it).
+#[derive(Debug)]
+pub struct Fetched {
+    /// The postcard body.
+    pub body: bytes::Bytes,
+    /// From the request to the last byte of the answer (long-poll wait included).
+    pub took: Duration,
 }
 
 impl Central {
@@ -93,13 +101,15 @@ impl Central {
     }
 
     /// The changes since `since`, waiting up to `wait` for one; `None` when nothing changed.
-    /// `after` asks for the next page of a snapshot instead.
+    /// `after` asks for the next page of a snapshot instead. The body is decoded by the caller,
+    /// off the async workers (a snapshot page is megabytes).
     pub async fn sync(
         &self,
         since: u64,
         after: Option<DeviceId>,
         wait: Duration,
-    ) -> Result<Option<SyncBatch>, CentralError> {
+    ) -> Result<Option<Fetched>, CentralError> {
+        let started = std::time::Instant::now();
         let mut query = vec![("since", since.to_string()), ("wait", wait.as_secs().to_string())];
         if let Some(after) = after {
             query.push(("after", after.to_string()));
@@ -114,9 +124,7 @@ impl Central {
         match response.status() {
             StatusCode::OK => {
                 let body = response.bytes().await.map_err(unreachable)?;
-                SyncBatch::decode(&body)
-                    .map(Some)
-                    .map_err(|e| CentralError::Protocol(format!("sync body: {e}")))
+                Ok(Some(Fetched { body, took: started.elapsed() }))
             }
             StatusCode::NO_CONTENT => Ok(None),
             StatusCode::UNAUTHORIZED => Err(CentralError::Unauthorized),

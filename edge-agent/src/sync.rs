@@ -9,8 +9,10 @@ use neosens_protocol::edge::HealthReport;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::cache::Cache;
-use crate::central::{Central, CentralError};
+use neosens_protocol::sync::{BatchKind, SyncBatch};
+
+use crate::cache::{ApplyTiming, Cache, CacheError, Step};
+use crate::central::{Central, CentralError, Fetched};
 use crate::outbox::Outbox;
 
 /// How often reports go to central (and the outbox is checked for expired messages).
@@ -47,6 +49,8 @@ pub async fn run(
     let mut backoff = neosens_runtime::backoff::Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
     // A snapshot coming in pages: (the revision it stands for, the last device id received).
     let mut paging: Paging = None;
+    // The next page of a snapshot, fetched while the current one was written.
+    let mut ahead: Option<Result<Option<Fetched>, CentralError>> = None;
     loop {
         let since = match cache.revision() {
             Ok(r) => r,
@@ -55,55 +59,109 @@ pub async fn run(
                 0
             }
         };
-        stats.revision.store(since, Ordering::Relaxed);
-        let after = paging.map(|(_, last)| last);
-        let wait = if after.is_some() { Duration::ZERO } else { wait };
-        let outcome = tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = resync.notified() => continue,
-            outcome = central.sync(since, after, wait) => outcome,
+        let outcome = match ahead.take() {
+            Some(outcome) => outcome,
+            None => {
+                let after = paging.map(|(_, last)| last);
+                let wait = if after.is_some() { Duration::ZERO } else { wait };
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = resync.notified() => continue,
+                    outcome = central.sync(since, after, wait) => outcome,
+                }
+            }
         };
-        match outcome {
-            Ok(Some(batch)) => {
-                let cache = cache.clone();
-                let (kind, n, more) = (batch.kind, batch.changes.len(), batch.more);
-                let revision;
-                (revision, paging) = page_revision(&batch, paging);
-                match neosens_runtime::blocking::run(move || cache.apply(&batch, revision)).await {
-                    Ok(()) => {
-                        stats.revision.store(revision, Ordering::Relaxed);
-                        stats.batches.fetch_add(1, Ordering::Relaxed);
-                        stats.last_success_s.store(now_s(), Ordering::Relaxed);
-                        tracing::info!(revision, ?kind, changes = n, more, "registry synced");
-                        stats.synced.notify_waiters();
+        let failure = match outcome {
+            Ok(Some(fetched)) => {
+                let applying = apply(&central, &cache, fetched, paging, since);
+                let (applied, next) = tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    done = applying => done,
+                };
+                ahead = next;
+                match applied {
+                    Ok(a) => {
+                        paging = a.paging;
+                        a.record(&stats, since);
                         backoff.reset();
+                        continue;
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "applying a sync batch");
-                        paging = None;
-                        sleep_or_stop(&shutdown, backoff.next_delay()).await;
+                        None
                     }
                 }
             }
             Ok(None) => {
+                stats.revision.store(since, Ordering::Relaxed);
                 stats.last_success_s.store(now_s(), Ordering::Relaxed);
                 backoff.reset();
+                continue;
             }
-            Err(e) => {
-                stats.failures.fetch_add(1, Ordering::Relaxed);
-                // A snapshot cut short starts again (its pages stored revision 0).
-                paging = None;
-                match &e {
-                    CentralError::Unauthorized => tracing::error!(error = %e, "sync refused"),
-                    _ => {
-                        tracing::warn!(error = %e, retry_in_s = backoff.current().as_secs(), "sync failed; serving from the cache")
-                    }
-                }
-                if sleep_or_stop(&shutdown, backoff.next_delay()).await {
-                    return;
+            Err(e) => Some(e),
+        };
+        // A snapshot cut short starts again (what was written of it was never committed).
+        (paging, ahead) = (None, None);
+        if let Some(e) = failure {
+            stats.failures.fetch_add(1, Ordering::Relaxed);
+            match &e {
+                CentralError::Unauthorized => tracing::error!(error = %e, "sync refused"),
+                _ => {
+                    tracing::warn!(error = %e, retry_in_s = backoff.current().as_secs(), "sync failed; serving from the cache")
                 }
             }
         }
+        if sleep_or_stop(&shutdown, backoff.next_delay()).await {
+            return;
+        }
+    }
+}
+
+/// Decodes and applies a batch on the blocking pool; while a snapshot page is written, fetches
+/// the next one (central builds it meanwhile), which comes back as the second value.
+async fn apply(
+    central: &Central,
+    cache: &Cache,
+    fetched: Fetched,
+    paging: Paging,
+    since: u64,
+) -> (Result<Applied, ApplyError>, Option<Result<Option<Fetched>, CentralError>>) {
+    let fetch = fetched.took;
+    let decoding = neosens_runtime::blocking::run(move || {
+        let started = std::time::Instant::now();
+        SyncBatch::decode(&fetched.body).map(|b| (b, started.elapsed()))
+    });
+    let (batch, decode) = match decoding.await {
+        Ok(decoded) => decoded,
+        Err(e) => return (Err(ApplyError::Decode(e)), None),
+    };
+    let (step, paging) = plan(&batch, paging);
+    let cache = cache.clone();
+    let applying = neosens_runtime::blocking::run(move || {
+        let timing = cache.apply_step(&batch, step)?;
+        Ok(Applied {
+            revision: match step {
+                Step::Delta { revision } | Step::SnapshotPage { complete: Some(revision), .. } => {
+                    Some(revision)
+                }
+                Step::SnapshotPage { complete: None, .. } => None,
+            },
+            kind: if let Step::Delta { .. } = step { "delta" } else { "snapshot" },
+            changes: batch.changes.len(),
+            more: batch.more,
+            cached: cache.device_count().unwrap_or(0),
+            paging,
+            fetch,
+            decode,
+            timing,
+        })
+    });
+    match paging {
+        Some((_, last)) => {
+            let (applied, next) = tokio::join!(applying, central.sync(since, Some(last), Duration::ZERO));
+            (applied, Some(next))
+        }
+        None => (applying.await, None),
     }
 }
 
@@ -111,19 +169,72 @@ pub async fn run(
 /// next page starts after it).
 type Paging = Option<(u64, neosens_protocol::ids::DeviceId)>;
 
-/// The revision to store with `batch`, and the paging state after it. Pages of a snapshot store
-/// revision 0 until the last one, so that a crash before the last page starts the snapshot again
-/// rather than leaving half of it as the current state.
-fn page_revision(batch: &neosens_protocol::sync::SyncBatch, paging: Paging) -> (u64, Paging) {
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// A batch applied.
+struct Applied {
+    /// The revision the cache now stands at (`None`: a snapshot page before the last).
+    revision: Option<u64>,
+    /// "delta" or "snapshot" (every page of one).
+    kind: &'static str,
+    changes: usize,
+    more: bool,
+    /// Devices cached now.
+    cached: u64,
+    paging: Paging,
+    fetch: Duration,
+    decode: Duration,
+    timing: ApplyTiming,
+}
+
+impl Applied {
+    /// Counts the batch and logs it, with where its time went (the sync benchmark reads it).
+    fn record(&self, stats: &SyncStats, since: u64) {
+        stats.revision.store(self.revision.unwrap_or(since), Ordering::Relaxed);
+        stats.batches.fetch_add(1, Ordering::Relaxed);
+        stats.last_success_s.store(now_s(), Ordering::Relaxed);
+        tracing::info!(
+            revision = self.revision,
+            kind = self.kind,
+            changes = self.changes,
+            more = self.more,
+            cached = self.cached,
+            fetch_ms = ms(self.fetch),
+            decode_ms = ms(self.decode),
+            write_ms = ms(self.timing.write),
+            commit_ms = ms(self.timing.commit),
+            "registry synced"
+        );
+        stats.synced.notify_waiters();
+    }
+}
+
+/// Why a batch was not applied.
+#[derive(Debug, thiserror::Error)]
+enum ApplyError {
+    #[error("sync body: {0}")]
+    Decode(neosens_protocol::Error),
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+}
+
+/// How to apply `batch`, and the paging state after it. The pages of a snapshot go into one
+/// transaction that its last page commits with the snapshot's revision: a crash before that
+/// leaves the previous state, and the snapshot starts again.
+fn plan(batch: &SyncBatch, paging: Paging) -> (Step, Paging) {
     let snapshot_revision = match (batch.kind, paging) {
-        (neosens_protocol::sync::BatchKind::Snapshot, _) => Some(batch.revision),
+        (BatchKind::Snapshot, _) => Some(batch.revision),
         (_, Some((r, _))) => Some(r),
         _ => None,
     };
-    let revision = match snapshot_revision {
-        Some(r) if !batch.more => r,
-        Some(_) => 0,
-        None => batch.revision,
+    let step = match snapshot_revision {
+        Some(r) => Step::SnapshotPage {
+            first: batch.kind == BatchKind::Snapshot,
+            complete: (!batch.more).then_some(r),
+        },
+        None => Step::Delta { revision: batch.revision },
     };
     let last_device = batch.changes.iter().rev().find_map(|c| match c {
         neosens_protocol::sync::Change::UpsertDevice(d) => Some(d.id),
@@ -133,7 +244,7 @@ fn page_revision(batch: &neosens_protocol::sync::SyncBatch, paging: Paging) -> (
         (Some(r), true, Some(last)) => Some((r, last)),
         _ => None,
     };
-    (revision, next)
+    (step, next)
 }
 
 /// Sleeps; `true` if the agent is stopping.
@@ -220,7 +331,7 @@ pub async fn report_once(central: &Central, cache: &Cache, outbox: &Outbox) -> R
 mod tests {
     use super::*;
     use neosens_protocol::ids::{DeviceId, DeviceTypeId};
-    use neosens_protocol::sync::{BatchKind, Change, DeviceRecord, SyncBatch, WireUid};
+    use neosens_protocol::sync::{Change, DeviceRecord, WireUid};
 
     fn device(n: u8) -> Change {
         Change::UpsertDevice(Box::new(DeviceRecord {
@@ -244,23 +355,30 @@ mod tests {
     }
 
     #[test]
-    fn a_paged_snapshot_stores_its_revision_with_its_last_page_only() {
+    fn a_paged_snapshot_commits_with_its_last_page_only() {
+        let pending = |first| Step::SnapshotPage { first, complete: None };
         let first = batch(BatchKind::Snapshot, 40, true, vec![device(1), device(2)]);
-        let (revision, paging) = page_revision(&first, None);
-        assert_eq!((revision, paging), (0, Some((40, DeviceId::from_bytes([2; 16])))));
+        let (step, paging) = plan(&first, None);
+        assert_eq!((step, paging), (pending(true), Some((40, DeviceId::from_bytes([2; 16])))));
         // The next pages come as deltas of the same snapshot; revision 40 lands with the last.
         let middle = batch(BatchKind::Delta, 40, true, vec![device(3)]);
-        let (revision, paging) = page_revision(&middle, paging);
-        assert_eq!((revision, paging), (0, Some((40, DeviceId::from_bytes([3; 16])))));
+        let (step, paging) = plan(&middle, paging);
+        assert_eq!((step, paging), (pending(false), Some((40, DeviceId::from_bytes([3; 16])))));
         let last = batch(BatchKind::Delta, 40, false, vec![device(4)]);
-        assert_eq!(page_revision(&last, paging), (40, None));
+        assert_eq!(plan(&last, paging), (Step::SnapshotPage { first: false, complete: Some(40) }, None));
     }
 
     #[test]
     fn a_delta_or_a_whole_snapshot_stores_its_own_revision() {
-        assert_eq!(page_revision(&batch(BatchKind::Delta, 7, false, vec![device(1)]), None), (7, None));
-        assert_eq!(page_revision(&batch(BatchKind::Snapshot, 9, false, vec![]), None), (9, None));
-        // A page without a device cannot say where the next starts: the snapshot starts again.
-        assert_eq!(page_revision(&batch(BatchKind::Snapshot, 9, true, vec![]), None), (0, None));
+        assert_eq!(
+            plan(&batch(BatchKind::Delta, 7, false, vec![device(1)]), None),
+            (Step::Delta { revision: 7 }, None)
+        );
+        let whole = Step::SnapshotPage { first: true, complete: Some(9) };
+        assert_eq!(plan(&batch(BatchKind::Snapshot, 9, false, vec![]), None), (whole, None));
+        // A page without a device cannot say where the next starts: written, never committed,
+        // and the snapshot starts again.
+        let orphan = Step::SnapshotPage { first: true, complete: None };
+        assert_eq!(plan(&batch(BatchKind::Snapshot, 9, true, vec![]), None), (orphan, None));
     }
 }

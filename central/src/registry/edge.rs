@@ -7,21 +7,14 @@
 //! key (it checks Basic auth offline), and undelivered secrets sealed with its sealing key, bound
 //! to the device id (it hands them over offline, once). Central's own keys never leave central.
 
-use std::collections::BTreeMap;
-
 use base64::Engine;
 use neosens_protocol::ids::{DeviceId, GatewayId};
-use neosens_protocol::legacy::ConfigResponse;
-use neosens_protocol::sync::{
-    BatchKind, BuildingRecord, Change, DeviceRecord, DeviceTypeRecord, MqttEndpoint, RoomRecord, SiteRecord,
-    SyncBatch, WireUid,
-};
 use neosens_runtime::keys::Keys;
 
 use super::gateways::building_in_scope;
 use super::state::{DeviceEntry, State};
 use super::{Registry, RegistryError};
-use crate::model::{Enrolment, EntityKind, Gateway, GatewayCredentials, Record, Timestamp};
+use crate::model::{Enrolment, Gateway, GatewayCredentials, Record, Timestamp};
 use crate::store::Write;
 
 /// How long an enrolment token stays valid.
@@ -35,13 +28,6 @@ pub const GATEWAY_SECRET_PREFIX: &str = "nsg_";
 
 /// Prefix of gateways' MQTT usernames (`gw-<gateway id>`).
 pub const GATEWAY_USERNAME_PREFIX: &str = "gw-";
-
-/// Most change-log entries one delta looks at.
-pub const DELTA_LIMIT: usize = 5_000;
-
-/// Devices per snapshot page: a gateway applies a page in one transaction, and a small page
-/// keeps its memory small (a 10k-device snapshot in one piece costs a Pi megabytes).
-pub const SNAPSHOT_PAGE: usize = 1_000;
 
 /// A one-time enrolment token, shown once.
 #[derive(Debug, Clone)]
@@ -221,77 +207,6 @@ impl Registry {
         Ok(Keys::from_bytes(&hash, &seal, ring::rand::SystemRandom::new()))
     }
 
-    /// What the gateway must apply to go from revision `since` to now: `None` when it is up to
-    /// date. A delta when only devices and types changed; a snapshot of its whole scope when it
-    /// starts (`since` 0), when `since` is not a revision of this registry, or when locations or
-    /// its own scope changed (which can move many devices in or out at once).
-    ///
-    /// Snapshots come in pages of [`SNAPSHOT_PAGE`] devices: the first (kind `Snapshot`) carries
-    /// the locations and types and the revision the whole snapshot stands for; the next ones
-    /// (`after` = the last device id received, kind `Delta`) the following devices; `more` says
-    /// whether another page follows.
-    pub fn edge_sync(
-        &self,
-        id: GatewayId,
-        since: u64,
-        after: Option<DeviceId>,
-    ) -> Result<Option<SyncBatch>, RegistryError> {
-        if let Some(after) = after {
-            let state = self.state.read();
-            let g =
-                state.gateways.get(&id).ok_or_else(|| RegistryError::not_found(format!("gateway {id}")))?;
-            let keys = self.gateway_keys(g)?;
-            return Ok(Some(snapshot_page(&state, g, &keys, &self.keys, Some(after), SNAPSHOT_PAGE)?));
-        }
-        let current = self.revision();
-        if since == current {
-            return Ok(None);
-        }
-        let log = if since == 0 || since > current {
-            None
-        } else {
-            Some(self.store.changes_since(since, DELTA_LIMIT)?)
-        };
-        let state = self.state.read();
-        let g = state.gateways.get(&id).ok_or_else(|| RegistryError::not_found(format!("gateway {id}")))?;
-        let keys = self.gateway_keys(g)?;
-        let structural = |kind: EntityKind, key: [u8; 16]| {
-            matches!(kind, EntityKind::Site | EntityKind::Building | EntityKind::Room)
-                || (kind == EntityKind::Gateway && key == id.to_bytes())
-        };
-        let Some(log) = log.filter(|l| !l.iter().any(|c| structural(c.kind, c.key))) else {
-            return Ok(Some(snapshot_page(&state, g, &keys, &self.keys, None, SNAPSHOT_PAGE)?));
-        };
-        let Some(last) = log.last() else { return Ok(None) };
-        // The latest change of each record is enough: the record is sent as it is now.
-        let touched: BTreeMap<(EntityKind, [u8; 16]), ()> =
-            log.iter().map(|c| ((c.kind, c.key), ())).collect();
-        let mut changes = Vec::new();
-        for (kind, key) in touched.keys() {
-            match kind {
-                EntityKind::DeviceType => {
-                    let tid = neosens_protocol::ids::DeviceTypeId::from_bytes(*key);
-                    changes.push(match state.types.get(&tid) {
-                        Some(t) => Change::UpsertDeviceType(type_record(&t.record)),
-                        None => Change::DeleteDeviceType(tid),
-                    });
-                }
-                EntityKind::Device => {
-                    let did = DeviceId::from_bytes(*key);
-                    changes.push(match state.devices.get(&did).filter(|e| device_in_scope(&state, g, e)) {
-                        Some(e) => {
-                            Change::UpsertDevice(Box::new(device_record(&state, e, &keys, &self.keys)?))
-                        }
-                        None => Change::DeleteDevice(did),
-                    });
-                }
-                _ => {}
-            }
-        }
-        let more = log.len() >= DELTA_LIMIT;
-        Ok(Some(SyncBatch { revision: last.revision, kind: BatchKind::Delta, more, changes }))
-    }
-
     /// Marks as delivered the first-time credentials a gateway handed over while central was out
     /// of reach; returns how many were still undelivered. Devices outside its scope are ignored.
     pub fn edge_deliveries(&self, id: GatewayId, devices: &[DeviceId]) -> Result<usize, RegistryError> {
@@ -312,155 +227,5 @@ impl Registry {
             let n = writes.len();
             Ok((writes, n))
         })
-    }
-}
-
-fn type_record(t: &crate::model::DeviceType) -> DeviceTypeRecord {
-    DeviceTypeRecord {
-        id: t.id,
-        name: t.name.clone(),
-        status_period_s: t.status_period_s,
-        outdated_after_s: t.outdated_after_s,
-    }
-}
-
-fn device_record(
-    state: &State,
-    e: &DeviceEntry,
-    gw: &Keys,
-    central: &Keys,
-) -> Result<DeviceRecord, RegistryError> {
-    let d = &e.record;
-    let context = d.id.to_bytes();
-    let secret = central.open(&d.secret.sealed, &context)?;
-    let config = ConfigResponse { topics: state.device_topics(d), zones: e.zones() };
-    Ok(DeviceRecord {
-        id: d.id,
-        uid: WireUid::from(d.uid),
-        device_type: d.device_type,
-        rooms: d.rooms.clone(),
-        enabled: d.enabled,
-        config_body: config.to_legacy_json(),
-        mqtt: d.mqtt.as_ref().map(|m| MqttEndpoint { server: m.server.clone(), port: m.port }),
-        login: d.login.clone(),
-        secret_hash: gw.hash(&secret),
-        credentials_delivered: d.credentials_delivered,
-        staged_secret: if d.credentials_delivered { None } else { Some(gw.seal(&secret, &context)?) },
-        lorawan: d.lorawan.as_ref().map(|s| super::lorawan::for_gateway(s, d.id, gw, central)).transpose()?,
-    })
-}
-
-/// A page of the snapshot of a gateway's scope: the first (`after` = `None`) with every location
-/// and type, then devices in id order.
-fn snapshot_page(
-    state: &State,
-    g: &Gateway,
-    gw: &Keys,
-    central: &Keys,
-    after: Option<DeviceId>,
-    page: usize,
-) -> Result<SyncBatch, RegistryError> {
-    let mut changes = Vec::new();
-    if after.is_none() {
-        changes = locations(state, g);
-    }
-    let mut ids: Vec<DeviceId> = state
-        .devices
-        .values()
-        .filter(|e| after.is_none_or(|a| e.record.id > a) && device_in_scope(state, g, e))
-        .map(|e| e.record.id)
-        .collect();
-    ids.sort_unstable();
-    let more = ids.len() > page;
-    for id in ids.into_iter().take(page) {
-        if let Some(e) = state.devices.get(&id) {
-            changes.push(Change::UpsertDevice(Box::new(device_record(state, e, gw, central)?)));
-        }
-    }
-    let kind = if after.is_none() { BatchKind::Snapshot } else { BatchKind::Delta };
-    Ok(SyncBatch { revision: state.revision, kind, more, changes })
-}
-
-/// The sites, buildings and rooms of a scope, and every device type.
-fn locations(state: &State, g: &Gateway) -> Vec<Change> {
-    let mut changes = Vec::new();
-    let buildings: Vec<_> =
-        state.buildings.values().filter(|b| building_in_scope(state, &g.scope, b.id)).collect();
-    let mut sites: Vec<_> = buildings.iter().filter_map(|b| state.sites.get(&b.site)).collect();
-    sites.sort_by_key(|s| s.id);
-    sites.dedup_by_key(|s| s.id);
-    for s in sites {
-        changes.push(Change::UpsertSite(SiteRecord {
-            id: s.id,
-            slug: s.slug.clone(),
-            name: s.name.clone(),
-            is_default: s.is_default,
-        }));
-    }
-    for b in &buildings {
-        changes.push(Change::UpsertBuilding(BuildingRecord {
-            id: b.id,
-            site: b.site,
-            name: b.name.clone(),
-            outside: b.outside,
-        }));
-    }
-    for r in state.rooms.values().filter(|r| building_in_scope(state, &g.scope, r.building)) {
-        changes.push(Change::UpsertRoom(RoomRecord {
-            id: r.id,
-            building: r.building,
-            name: r.name.clone(),
-            base_topic: state.room_topics.get(&r.id).cloned().unwrap_or_default(),
-        }));
-    }
-    changes.extend(state.types.values().map(|t| Change::UpsertDeviceType(type_record(&t.record))));
-    changes
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::registry::{NewGateway, ScopeSpec};
-
-    #[test]
-    fn a_snapshot_comes_in_pages_in_device_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let (registry, building, _) = crate::registry::test_registry(dir.path(), 5);
-        let gw = registry
-            .create_gateway(NewGateway {
-                name: "gw".into(),
-                scope: ScopeSpec::Buildings(vec![*building.as_uuid()]),
-            })
-            .unwrap();
-        let token = registry.start_enrolment(gw.id).unwrap();
-        registry.enroll_gateway(&token.token).unwrap().unwrap();
-
-        let state = registry.state.read();
-        let g = &state.gateways[&gw.id];
-        let keys = registry.gateway_keys(g).unwrap();
-        let devices = |b: &SyncBatch| -> Vec<DeviceId> {
-            b.changes
-                .iter()
-                .filter_map(|c| if let Change::UpsertDevice(d) = c { Some(d.id) } else { None })
-                .collect()
-        };
-        let first = snapshot_page(&state, g, &keys, &registry.keys, None, 2).unwrap();
-        assert_eq!((first.kind, first.more, devices(&first).len()), (BatchKind::Snapshot, true, 2));
-        assert!(first.changes.iter().any(|c| matches!(c, Change::UpsertRoom(_))), "locations come first");
-        let mut seen = devices(&first);
-        let mut after = *seen.last().unwrap();
-        loop {
-            let page = snapshot_page(&state, g, &keys, &registry.keys, Some(after), 2).unwrap();
-            assert_eq!(page.kind, BatchKind::Delta);
-            assert!(!page.changes.iter().any(|c| matches!(c, Change::UpsertRoom(_))));
-            seen.extend(devices(&page));
-            match (page.more, seen.last()) {
-                (true, Some(last)) => after = *last,
-                _ => break,
-            }
-        }
-        let mut sorted = seen.clone();
-        sorted.sort();
-        assert_eq!((seen.len(), &seen), (5, &sorted), "every device once, in id order");
     }
 }

@@ -13,6 +13,7 @@ mod device_types;
 mod devices;
 mod dynsec;
 mod edge;
+mod edge_sync;
 mod fleet;
 mod follower;
 mod gateways;
@@ -42,9 +43,10 @@ pub use device_types::{DeviceTypeChanges, NewDeviceType};
 pub use devices::{DeviceChanges, DeviceInfo, DeviceQuery, DeviceState, MAX_LOGIN_LEN, MAX_PAGE, NewDevice};
 pub use dynsec::BrokerAccount;
 pub use edge::{
-    DELTA_LIMIT, ENROLMENT_PREFIX, ENROLMENT_TTL_MS, EnrolmentGrant, GATEWAY_SECRET_PREFIX,
-    GATEWAY_USERNAME_PREFIX, IssuedEnrolment, SNAPSHOT_PAGE, gateway_username,
+    ENROLMENT_PREFIX, ENROLMENT_TTL_MS, EnrolmentGrant, GATEWAY_SECRET_PREFIX, GATEWAY_USERNAME_PREFIX,
+    IssuedEnrolment, gateway_username,
 };
+pub use edge_sync::{DELTA_LIMIT, SNAPSHOT_PAGE};
 pub use fleet::{BuildingFleet, Fleet, RoomFleet, SiteFleet, StateTally};
 pub use follower::{ChangeFollower, Changes};
 pub use gateways::{GatewayChanges, GatewayInfo, NewGateway, ScopeSpec};

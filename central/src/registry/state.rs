@@ -48,6 +48,9 @@ pub(crate) struct State {
     pub(crate) room_topics: HashMap<RoomId, String>,
     pub(crate) types: HashMap<DeviceTypeId, Arc<TypeEntry>>,
     pub(crate) devices: HashMap<DeviceId, Arc<DeviceEntry>>,
+    /// Every device id, in order: a gateway's snapshot pages walk it from where the last one
+    /// stopped (each page costs its own devices, not the whole registry).
+    pub(crate) device_order: BTreeSet<DeviceId>,
     pub(crate) by_uid: HashMap<DeviceUid, DeviceId>,
     pub(crate) by_login: HashMap<String, DeviceId>,
     pub(crate) by_room: HashMap<RoomId, BTreeSet<DeviceId>>,
@@ -142,6 +145,7 @@ impl State {
                 for room in &d.rooms {
                     self.by_room.entry(*room).or_default().insert(d.id);
                 }
+                self.device_order.insert(d.id);
                 self.devices.insert(d.id, Arc::new(DeviceEntry { record: d }));
             }
             Record::Gateway(g) => {
@@ -190,6 +194,7 @@ impl State {
                 let id = DeviceId::from_bytes(key);
                 self.unindex_device(id);
                 self.devices.remove(&id);
+                self.device_order.remove(&id);
                 self.statuses.remove(&id);
             }
             EntityKind::Gateway => {

@@ -56,7 +56,11 @@ impl Fleet {
             ("NEOSENS_ADMIN_TOKEN".to_owned(), ADMIN.to_owned()),
             ("NEOSENS_EMBEDDED_MQTT_BIND".to_owned(), "127.0.0.1:0".to_owned()),
             // Info for its "serving" line; refusals under load are debug lines.
-            ("NEOSENS_LOG".to_owned(), "warn,neosens_central=info".to_owned()),
+            // (and the sync benchmark reads the "sync batch" debug lines).
+            (
+                "NEOSENS_LOG".to_owned(),
+                "warn,neosens_central=info,neosens_central::http::api::edge=debug".to_owned(),
+            ),
         ]);
         Fleet { central: ServiceProcess::spawn(&bin, &[], &env), _dir: dir }
     }
@@ -64,6 +68,11 @@ impl Fleet {
     /// A gateway named `name`, scoped to site `ut3`, enrolled through the agent's command line
     /// and started (LAN listener and packet-forwarder port on loopback); its data directory.
     pub(crate) fn gateway(&self, name: &str) -> (ServiceProcess, tempfile::TempDir) {
+        self.gateway_with(Path::new(EDGE), name)
+    }
+
+    /// [`Self::gateway`] with the agent binary `bin`.
+    pub(crate) fn gateway_with(&self, bin: &Path, name: &str) -> (ServiceProcess, tempfile::TempDir) {
         let c = self.central.addr("http");
         let (status, gw) = http_json(
             c,
@@ -81,7 +90,7 @@ impl Fleet {
             None,
         );
         let dir = tempfile::tempdir().unwrap();
-        let enrolled = std::process::Command::new(EDGE)
+        let enrolled = std::process::Command::new(bin)
             .args([
                 "enroll",
                 "--central",
@@ -101,7 +110,7 @@ impl Fleet {
             ("NEOSENS_EDGE_DATA_DIR".to_owned(), dir.path().to_string_lossy().into_owned()),
             ("NEOSENS_LOG".to_owned(), "warn,neosens_edge=info".to_owned()),
         ]);
-        (ServiceProcess::spawn(Path::new(EDGE), &[], &env), dir)
+        (ServiceProcess::spawn(bin, &[], &env), dir)
     }
 }
 

@@ -133,13 +133,22 @@ pub(super) async fn sync(
         revisions.borrow_and_update();
         let registry = std::sync::Arc::clone(&s.registry);
         let after = q.after;
-        let batch = neosens_runtime::blocking::run(move || registry.edge_sync(id, since, after)).await?;
-        if let Some(batch) = batch {
+        // Built and encoded on the blocking pool: a snapshot page is thousands of device
+        // records, each with its secret unsealed and hashed for the gateway.
+        let built = neosens_runtime::blocking::run(move || {
+            let started = std::time::Instant::now();
+            let Some(batch) = registry.edge_sync(id, since, after)? else { return Ok(None) };
+            let build = started.elapsed();
             let body = batch
                 .encode()
                 .map_err(|e| ApiError::Internal(anyhow::anyhow!("encoding a sync batch: {e:?}")))?;
+            Ok::<_, ApiError>(Some((batch, body, build, started.elapsed() - build)))
+        })
+        .await?;
+        if let Some((batch, body, build, encode)) = built {
             tracing::debug!(gateway = %id, since, revision = batch.revision, kind = ?batch.kind,
-                changes = batch.changes.len(), bytes = body.len(), "sync batch");
+                changes = batch.changes.len(), bytes = body.len(), build_ms = build.as_secs_f64() * 1e3,
+                encode_ms = encode.as_secs_f64() * 1e3, "sync batch");
             return Ok(([(header::CONTENT_TYPE, neosens_protocol::sync::CONTENT_TYPE)], body).into_response());
         }
         match tokio::time::timeout_at(deadline, revisions.changed()).await {
