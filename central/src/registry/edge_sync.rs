@@ -279,10 +279,8 @@ mod tests {
     use super::*;
     use crate::registry::{NewGateway, ScopeSpec};
 
-    #[test]
-    fn a_snapshot_comes_in_pages_in_device_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let (registry, building, _) = crate::registry::test_registry(dir.path(), 5);
+    /// A gateway of `building`, enrolled.
+    fn enrolled_gateway(registry: &Registry, building: BuildingId) -> crate::registry::GatewayInfo {
         let gw = registry
             .create_gateway(NewGateway {
                 name: "gw".into(),
@@ -291,6 +289,14 @@ mod tests {
             .unwrap();
         let token = registry.start_enrolment(gw.id).unwrap();
         registry.enroll_gateway(&token.token).unwrap().unwrap();
+        gw
+    }
+
+    #[test]
+    fn a_snapshot_comes_in_pages_in_device_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let (registry, building, _) = crate::registry::test_registry(dir.path(), 5);
+        let gw = enrolled_gateway(&registry, building);
 
         let state = registry.state.read();
         let g = &state.gateways[&gw.id];
@@ -328,14 +334,7 @@ mod tests {
         use crate::registry::{BuildingChanges, NewBuilding, NewRoom, RoomChanges};
         let dir = tempfile::tempdir().unwrap();
         let (registry, building, devices) = crate::registry::test_registry(dir.path(), 3);
-        let gw = registry
-            .create_gateway(NewGateway {
-                name: "gw".into(),
-                scope: ScopeSpec::Buildings(vec![*building.as_uuid()]),
-            })
-            .unwrap();
-        let token = registry.start_enrolment(gw.id).unwrap();
-        registry.enroll_gateway(&token.token).unwrap().unwrap();
+        let gw = enrolled_gateway(&registry, building);
         let since = registry.revision();
 
         let other = registry
