@@ -153,11 +153,18 @@ fn a_gateway_provisions_devices_with_central_up_and_down_and_loses_nothing() {
     // A device log line is kept to relay, without the device's credentials.
     assert_eq!(log_line(e, &login(MAC_B), &password_b, "offline-boom").status, 200);
     assert_eq!(log_line(e, &login(MAC_B), "wrong", "forged").status, 403);
-    let on_disk = std::fs::read(edge_dir.path().join("edge.redb")).unwrap();
+    let file = |name: &str| std::fs::read(edge_dir.path().join(name)).unwrap();
+    let (queue, registry) = (file("edge.redb"), file("registry.redb"));
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("{}:{password_b}", login(MAC_B)));
-    let holds = |needle: &[u8]| on_disk.windows(needle.len()).any(|w| w == needle);
-    assert!(holds(b"offline-boom"), "the line is queued on disk");
-    assert!(!holds(basic.as_bytes()) && !holds(password_b.as_bytes()), "the device's credentials are not");
+    let holds = |on_disk: &[u8], needle: &[u8]| on_disk.windows(needle.len()).any(|w| w == needle);
+    assert!(holds(&queue, b"offline-boom"), "the line is queued on disk");
+    for on_disk in [&queue, &registry] {
+        assert!(
+            !holds(on_disk, basic.as_bytes()) && !holds(on_disk, password_b.as_bytes()),
+            "the device's credentials are not"
+        );
+    }
+    assert!(holds(&registry, login(MAC_B).as_bytes()), "the registry copy is where it is looked for");
 
     // kill -9: the cache and the delivery record survive.
     edge.signal_and_wait("KILL");

@@ -92,8 +92,12 @@ impl Cache {
         let write = started.elapsed();
         txn.commit().map_err(backend)?;
         drop(pending);
-        self.forget_local_deliveries()?;
-        Ok(ApplyTiming { write, commit: started.elapsed() - write })
+        let commit = started.elapsed() - write;
+        // The batch is in: tidying the delivery records may fail without undoing it.
+        if let Err(e) = self.forget_local_deliveries() {
+            tracing::warn!(error = %e, "tidying the records of offline deliveries");
+        }
+        Ok(ApplyTiming { write, commit })
     }
 
     /// Drops the records of deliveries made here that central now knows of (the device's
