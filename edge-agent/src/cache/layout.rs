@@ -1,4 +1,4 @@
-//! Where the registry copy lives. Versions before 0.2 kept it in `edge.redb`, beside the outbox;
+//! Where the registry copy lives. Earlier versions kept it in `edge.redb`, beside the outbox;
 //! it has its own file now (so that a snapshot's long transaction never holds up an uplink's
 //! commit). At open, an older gateway's copy moves over in one transaction, so a gateway
 //! upgraded while central is out of reach keeps serving its devices.
