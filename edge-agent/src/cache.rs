@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use neosens_protocol::Mac;
 use neosens_protocol::ids::DeviceId;
-use neosens_protocol::sync::{DeviceRecord, RoomRecord, WireUid};
+use neosens_protocol::sync::{DeviceRecord, DeviceTypeRecord, RoomRecord, WireUid};
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 
@@ -306,6 +306,17 @@ impl Cache {
         let rooms = txn.open_table(ROOMS).map_err(backend)?;
         let Some(bytes) = rooms.get(id.to_bytes()).map_err(backend)? else { return Ok(None) };
         postcard::from_bytes(bytes.value()).map(Some).map_err(|_| CacheError::Corrupt("room"))
+    }
+
+    /// A device type of the scope.
+    pub fn device_type(
+        &self,
+        id: neosens_protocol::ids::DeviceTypeId,
+    ) -> Result<Option<DeviceTypeRecord>, CacheError> {
+        let txn = self.registry.begin_read().map_err(backend)?;
+        let locations = txn.open_table(LOCATIONS).map_err(backend)?;
+        let Some(bytes) = locations.get(id.to_bytes()).map_err(backend)? else { return Ok(None) };
+        postcard::from_bytes(bytes.value()).map(Some).map_err(|_| CacheError::Corrupt("device type"))
     }
 
     /// Number of devices cached.

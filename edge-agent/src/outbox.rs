@@ -3,6 +3,10 @@
 //!
 //! - A message is appended durably (committed) before anything acknowledges it locally.
 //! - It is sent in order, QoS 1, and removed only on the broker's PUBACK ([`crate::uplink`]).
+//!   Removals are not durable by themselves (no disk sync of their own): the next append's
+//!   commit, or [`Outbox::settle`] once the link is quiet, makes them durable. A crash before
+//!   that sends the acknowledged messages again, which their ids make harmless (below); it cannot
+//!   lose one.
 //! - Each has an id (its sequence number, never reused), carried in the payloads the agent builds
 //!   (`msg_id`), so that central can recognise a message sent again after a crash between the
 //!   broker's PUBACK and the removal.
@@ -10,7 +14,7 @@
 //!   ones are dropped); both are counted, by reason, in `/metrics`.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
@@ -92,6 +96,10 @@ pub struct Outbox {
     relay: Option<Arc<Relay>>,
     /// Woken on each append.
     pub(crate) ready: Arc<Notify>,
+    /// The last id appended (the link reads the store only when it has more).
+    last_id: Arc<AtomicU64>,
+    /// Removals committed without a disk sync since the last durable commit of the outbox.
+    unsettled: Arc<AtomicBool>,
     /// Counters.
     pub stats: Arc<OutboxStats>,
 }
@@ -107,20 +115,31 @@ impl Outbox {
     pub fn open(db: Arc<Database>, limits: Limits) -> Result<Self, OutboxError> {
         let txn = begin_write(&db).map_err(backend)?;
         txn.open_table(OUTBOX).map_err(backend)?;
-        let epoch = {
+        let (epoch, last_id) = {
             let mut meta = txn.open_table(OUTBOX_META).map_err(backend)?;
+            let last_id = meta.get(META_SEQ).map_err(backend)?.map_or(0, |v| v.value());
             let stored = meta.get(META_EPOCH).map_err(backend)?.map(|v| v.value());
-            match stored {
+            let epoch = match stored {
                 Some(e) => e,
                 None => {
                     let e = fastrand::u64(1..);
                     meta.insert(META_EPOCH, e).map_err(backend)?;
                     e
                 }
-            }
+            };
+            (epoch, last_id)
         };
         txn.commit().map_err(backend)?;
-        Ok(Outbox { db, limits, epoch, relay: None, ready: Arc::new(Notify::new()), stats: Arc::default() })
+        Ok(Outbox {
+            db,
+            limits,
+            epoch,
+            relay: None,
+            ready: Arc::new(Notify::new()),
+            last_id: Arc::new(AtomicU64::new(last_id)),
+            unsettled: Arc::default(),
+            stats: Arc::default(),
+        })
     }
 
     /// This outbox stamping the statuses it relays (`<base>/device` topics) with the gateway's
@@ -199,6 +218,10 @@ impl Outbox {
             }
         }
         txn.commit().map_err(backend)?;
+        self.unsettled.store(false, Ordering::Relaxed);
+        if let Some(last) = ids.last() {
+            self.last_id.fetch_max(*last, Ordering::Release);
+        }
         self.stats.appended.fetch_add(n as u64, Ordering::Relaxed);
         if dropped > 0 {
             self.stats.dropped_full.fetch_add(dropped, Ordering::Relaxed);
@@ -221,12 +244,19 @@ impl Outbox {
         Ok(out)
     }
 
-    /// Removes messages the broker acknowledged.
+    /// The last id appended so far (0 for none).
+    pub fn last_id(&self) -> u64 {
+        self.last_id.load(Ordering::Acquire)
+    }
+
+    /// Removes messages the broker acknowledged, without a disk sync: the next durable commit
+    /// (an append, or [`Self::settle`]) makes the removal durable.
     pub fn acknowledge(&self, ids: &[u64]) -> Result<(), OutboxError> {
         if ids.is_empty() {
             return Ok(());
         }
-        let txn = begin_write(&self.db).map_err(backend)?;
+        let mut txn = begin_write(&self.db).map_err(backend)?;
+        txn.set_durability(redb::Durability::None).map_err(backend)?;
         let mut removed = 0;
         {
             let mut table = txn.open_table(OUTBOX).map_err(backend)?;
@@ -237,13 +267,32 @@ impl Outbox {
             }
         }
         txn.commit().map_err(backend)?;
+        self.unsettled.store(true, Ordering::Relaxed);
         self.stats.acknowledged.fetch_add(removed, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Makes the removals since the last durable commit durable (one commit; nothing when an
+    /// append already did).
+    pub fn settle(&self) -> Result<(), OutboxError> {
+        if !self.unsettled.swap(false, Ordering::Relaxed) {
+            return Ok(());
+        }
+        let committed = begin_write(&self.db).map_err(backend).and_then(|t| t.commit().map_err(backend));
+        if committed.is_err() {
+            self.unsettled.store(true, Ordering::Relaxed);
+        }
+        committed
     }
 
     /// Drops messages older than the age limit; returns how many.
     pub fn expire(&self, now_ms: u64) -> Result<u64, OutboxError> {
         let cutoff = now_ms.saturating_sub(self.limits.max_age_ms);
+        // Usually nothing is that old: a read says so without a commit (a disk sync every
+        // report round would be the idle gateway's main cost).
+        if self.oldest_ms()?.is_none_or(|oldest| oldest >= cutoff) {
+            return Ok(0);
+        }
         let txn = begin_write(&self.db).map_err(backend)?;
         let mut dropped = 0;
         {
@@ -262,6 +311,7 @@ impl Outbox {
             }
         }
         txn.commit().map_err(backend)?;
+        self.unsettled.store(false, Ordering::Relaxed);
         if dropped > 0 {
             self.stats.dropped_expired.fetch_add(dropped, Ordering::Relaxed);
             tracing::warn!(
@@ -273,19 +323,23 @@ impl Outbox {
         Ok(dropped)
     }
 
-    /// (messages waiting, age of the oldest in seconds).
-    pub fn depth(&self, now_ms: u64) -> Result<(u64, u64), OutboxError> {
+    /// When the oldest message was appended, ms since the epoch (`None`: the outbox is empty).
+    fn oldest_ms(&self) -> Result<Option<u64>, OutboxError> {
         let txn = self.db.begin_read().map_err(backend)?;
         let table = txn.open_table(OUTBOX).map_err(backend)?;
-        let len = table.len().map_err(backend)?;
-        let oldest = match table.first().map_err(backend)? {
-            Some((k, v)) => {
-                let r: OutboxRecord =
-                    postcard::from_bytes(v.value()).map_err(|_| OutboxError::Corrupt(k.value()))?;
-                now_ms.saturating_sub(r.created_ms) / 1000
-            }
-            None => 0,
+        let Some((k, v)) = table.first().map_err(backend)? else { return Ok(None) };
+        let record: OutboxRecord =
+            postcard::from_bytes(v.value()).map_err(|_| OutboxError::Corrupt(k.value()))?;
+        Ok(Some(record.created_ms))
+    }
+
+    /// (messages waiting, age of the oldest in seconds).
+    pub fn depth(&self, now_ms: u64) -> Result<(u64, u64), OutboxError> {
+        let len = {
+            let txn = self.db.begin_read().map_err(backend)?;
+            txn.open_table(OUTBOX).map_err(backend)?.len().map_err(backend)?
         };
+        let oldest = self.oldest_ms()?.map_or(0, |created| now_ms.saturating_sub(created) / 1000);
         Ok((len, oldest))
     }
 }
@@ -317,6 +371,25 @@ mod tests {
         assert_eq!(o.peek(0, 10).unwrap().iter().map(|(id, _)| *id).collect::<Vec<_>>(), [2]);
         assert_eq!(o.append(&[("a/b".into(), b"3".to_vec())], 2_000).unwrap(), [3], "ids are never reused");
         assert_eq!(o.depth(31_000).unwrap(), (2, 30));
+    }
+
+    /// A removal is seen at once and made durable by the next durable commit ([`Outbox::settle`]
+    /// here); the last id follows the appends and survives a reopen.
+    #[test]
+    fn removals_settle_and_the_last_id_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = outbox(dir.path(), 100);
+        assert_eq!(o.last_id(), 0);
+        let ids = o.append(&[("a/b".into(), b"1".to_vec()), ("a/b".into(), b"2".to_vec())], 0).unwrap();
+        assert_eq!(o.last_id(), 2);
+        o.acknowledge(&ids[..1]).unwrap();
+        assert_eq!(o.peek(0, 10).unwrap().iter().map(|(id, _)| *id).collect::<Vec<_>>(), [2]);
+        o.settle().unwrap();
+        o.settle().unwrap();
+        drop(o);
+        let o = outbox(dir.path(), 100);
+        assert_eq!(o.peek(0, 10).unwrap().iter().map(|(id, _)| *id).collect::<Vec<_>>(), [2]);
+        assert_eq!(o.last_id(), 2);
     }
 
     /// Relayed statuses carry the gateway's stamp of their id, topic and the outbox's epoch;

@@ -49,6 +49,14 @@ impl AckedStore for Outbox {
         self.acknowledge(ids)
     }
 
+    fn settle(&self) -> Result<(), OutboxError> {
+        Outbox::settle(self)
+    }
+
+    fn last_id(&self) -> u64 {
+        Outbox::last_id(self)
+    }
+
     fn stored(&self) -> &Notify {
         &self.ready
     }

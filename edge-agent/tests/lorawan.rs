@@ -143,6 +143,23 @@ fn public_vectors_through_the_pipeline() {
     assert_eq!(count(&r.stats, "decoded"), 3);
 }
 
+/// A node's status goes with its first uplink, then at most once per its status interval: its
+/// readings go every time.
+#[test]
+fn a_node_status_at_most_once_per_interval() {
+    let r = rig();
+    r.pipeline.handle(&push(&[&bytes(VECTOR_1)]));
+    let first = drained(&r.outbox);
+    assert_eq!(first.iter().filter(|(t, _)| t == "u4/302/device").count(), 1, "{first:?}");
+    r.pipeline.handle(&push(&[&bytes(VECTOR_2)]));
+    let second = drained(&r.outbox);
+    assert_eq!(second.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>(), ["u4/302/raw"], "no status again");
+    // Another node: its own first status.
+    r.pipeline.handle(&push(&[&bytes(VECTOR_5)]));
+    assert_eq!(on::<DeviceStatus>(&drained(&r.outbox), "u4/302/device").f_port, Some(0));
+    assert_eq!(count(&r.stats, "decoded"), 3);
+}
+
 #[test]
 fn replays_and_malformed_input_are_rejected_and_counted() {
     let r = rig();

@@ -66,3 +66,90 @@ fn an_uplink_from_a_forwarder_reaches_the_broker_decoded() {
     });
     assert_eq!(metric(e, "neosens_edge_lorawan_frames_total{outcome=\"decoded\"}"), 1.0);
 }
+
+/// Uplinks acknowledged to the forwarder survive a `kill -9` of the agent right after: every
+/// reading reaches the broker after the restart (one acknowledged by the broker but not yet
+/// durably removed may come twice, with its `msg_id`), none is lost, and no frame is accepted
+/// twice (the counters were stored with the readings).
+#[test]
+fn acknowledged_uplinks_survive_kill_9() {
+    use lorawan::creator::DataPayloadCreator;
+    use lorawan::keys::{AppSKey, NewSKey};
+    use lorawan::parser::FCtrl;
+    use std::collections::BTreeMap;
+
+    const FRAMES: u32 = 40;
+    let (nwk, app) = ([0x31; 16], [0x32; 16]);
+    let hex = |k: &[u8; 16]| k.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let mosquitto = Mosquitto::start("");
+    let central_dir = tempfile::tempdir().unwrap();
+    let central = start_central(central_dir.path(), neosens_runtime::testing::free_port(), &mosquitto.url());
+    let c = central.addr("http");
+    let admin = ApiClient::admin(c);
+    let building = admin.create_building(json!({"name": "KILL"})).expect("a building");
+    let room = admin.create_room(json!({"building": building.id, "name": "9"})).expect("a room");
+    admin.create_device_type(json!({"name": "lorawan_node", "orders": []})).expect("the type");
+    let (status, node) = admin.raw(
+        "POST",
+        "/api/v1/devices",
+        Some(json!({"uid": "70B3D57ED0000009", "type": "lorawan_node", "rooms": [room.id], "lorawan": {
+            "dev_addr": "26000009", "nwk_s_key": hex(&nwk), "app_s_key": hex(&app), "codec": "cayenne_lpp"}})),
+    );
+    assert_eq!(status, 201, "{node}");
+    let edge_dir = enrolled_gateway(c, "gw-kill", json!({"buildings": [building.id]}));
+    let config = edge_dir.path().join("edge.toml");
+    std::fs::write(&config, "[central]\nsync_wait_s = 2\n").unwrap();
+    let witness = MqttWitness::subscribe(mosquitto.addr(), "#");
+    let mut edge = start_edge(edge_dir.path(), &config, &mosquitto.url());
+    let e = edge.addr("http");
+    wait_until("the node synced", || metric(e, "neosens_edge_devices_cached") == 1.0);
+
+    // A forwarder sends frame after frame (temperature = counter / 10 °C), each acknowledged
+    // (stored) before the next; the agent is killed right after the last PUSH_ACK.
+    let forwarder = UdpSocket::bind("127.0.0.1:0").unwrap();
+    forwarder.set_read_timeout(Some(DEADLINE)).unwrap();
+    let udp = edge.addr("udp");
+    let datagram = |f_cnt: u32| {
+        let mut phy = DataPayloadCreator::new();
+        phy.set_uplink(true).set_f_port(2).set_dev_addr(&0x2600_0009u32.to_le_bytes());
+        phy.set_fctrl(&FCtrl::new(0x80, true)).set_fcnt(f_cnt);
+        let payload = [0x01, 0x67, (f_cnt >> 8) as u8, f_cnt as u8];
+        let phy = phy.build(&payload, &[], &NewSKey::from(nwk), &AppSKey::from(app)).unwrap().to_vec();
+        let data = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &phy);
+        let rxpk = json!({"rxpk": [{"tmst": f_cnt, "freq": 868.1, "stat": 1, "datr": "SF7BW125", "rssi": -70,
+            "lsnr": 6.0, "data": data}]});
+        let mut d = vec![2, (f_cnt >> 8) as u8, f_cnt as u8, 0x00, 0xaa, 0x55, 0x5a, 0, 0, 0, 0, 9];
+        d.extend_from_slice(rxpk.to_string().as_bytes());
+        d
+    };
+    for f_cnt in 1..=FRAMES {
+        forwarder.send_to(&datagram(f_cnt), udp).unwrap();
+        let mut ack = [0u8; 16];
+        let (n, _) = forwarder.recv_from(&mut ack).expect("PUSH_ACK");
+        assert_eq!(&ack[..n], &[2, (f_cnt >> 8) as u8, f_cnt as u8, 0x01]);
+    }
+    assert!(!edge.signal_and_wait("KILL").success());
+    let edge = start_edge(edge_dir.path(), &config, &mosquitto.url());
+    let e = edge.addr("http");
+
+    // Every reading arrives; a repeat carries the same msg_id as its first copy.
+    let mut readings: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut copies = 0;
+    while readings.len() < FRAMES as usize {
+        let payload = witness.next(|topic, _| topic.ends_with("/temperature"));
+        let reading: Reading = parse_bytes("a reading", &payload);
+        let tenths = (reading.value.as_f64().expect("a number") * 10.0).round() as u64;
+        let msg_id = reading.msg_id.expect("a msg_id");
+        copies += 1;
+        if let Some(first) = readings.insert(tenths, msg_id) {
+            assert_eq!(first, msg_id, "a repeat is the same message");
+        }
+    }
+    assert_eq!(readings.keys().copied().collect::<Vec<_>>(), (1..=u64::from(FRAMES)).collect::<Vec<_>>());
+    eprintln!("{FRAMES} readings, {copies} copies on the broker across the kill");
+    // The last frame again: its counter was stored with its reading, so it is a replay now.
+    forwarder.send_to(&datagram(FRAMES), edge.addr("udp")).unwrap();
+    wait_until("the replay counted", || {
+        metric(e, "neosens_edge_lorawan_frames_total{outcome=\"replay\"}") == 1.0
+    });
+}

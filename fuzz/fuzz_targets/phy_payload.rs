@@ -39,7 +39,9 @@ fn session() -> &'static Arc<NodeSession> {
                 codec: "cayenne_lpp".into(),
             }),
         };
-        Arc::new(NodeSession::open(&record, Some("u4/302".into()), &keys).unwrap())
+        Arc::new(
+            NodeSession::open(&record, Some("u4/302".into()), frame::DEFAULT_STATUS_EVERY, &keys).unwrap(),
+        )
     })
 }
 

@@ -40,17 +40,24 @@ pub(crate) struct Fleet {
 impl Fleet {
     /// Imports `n` devices and starts central on loopback.
     pub(crate) fn start(n: u64) -> Self {
+        Self::start_with(n, &[])
+    }
+
+    /// [`Self::start`] with more environment (e.g. `NEOSENS_MQTT_URL` for an outside broker).
+    pub(crate) fn start_with(n: u64, more_env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let export_file = dir.path().join("export.json");
         std::fs::write(&export_file, export::synthetic_export(n)).unwrap();
         let bin = central_binary();
-        let imported = std::process::Command::new(&bin)
-            .args(["import-legacy", export_file.to_str().unwrap()])
-            .env("NEOSENS_DATA_DIR", dir.path())
-            .output()
-            .unwrap();
-        assert!(imported.status.success(), "{}", String::from_utf8_lossy(&imported.stderr));
-        let env = HashMap::from([
+        if n > 0 {
+            let imported = std::process::Command::new(&bin)
+                .args(["import-legacy", export_file.to_str().unwrap()])
+                .env("NEOSENS_DATA_DIR", dir.path())
+                .output()
+                .unwrap();
+            assert!(imported.status.success(), "{}", String::from_utf8_lossy(&imported.stderr));
+        }
+        let mut env = HashMap::from([
             ("NEOSENS_HTTP_BIND".to_owned(), "127.0.0.1:0".to_owned()),
             ("NEOSENS_DATA_DIR".to_owned(), dir.path().to_string_lossy().into_owned()),
             ("NEOSENS_ADMIN_TOKEN".to_owned(), ADMIN.to_owned()),
@@ -62,6 +69,7 @@ impl Fleet {
                 "warn,neosens_central=info,neosens_central::http::api::edge=debug".to_owned(),
             ),
         ]);
+        env.extend(more_env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
         Fleet { central: ServiceProcess::spawn(&bin, &[], &env), _dir: dir }
     }
 
@@ -73,13 +81,24 @@ impl Fleet {
 
     /// [`Self::gateway`] with the agent binary `bin`.
     pub(crate) fn gateway_with(&self, bin: &Path, name: &str) -> (ServiceProcess, tempfile::TempDir) {
+        self.gateway_scoped(bin, name, json!({"site": "ut3"}), &[])
+    }
+
+    /// A gateway named `name` with this scope, started by `bin` with more environment.
+    pub(crate) fn gateway_scoped(
+        &self,
+        bin: &Path,
+        name: &str,
+        scope: serde_json::Value,
+        more_env: &[(&str, &str)],
+    ) -> (ServiceProcess, tempfile::TempDir) {
         let c = self.central.addr("http");
         let (status, gw) = http_json(
             c,
             "POST",
             "/api/v1/gateways",
             Some(ADMIN),
-            Some(&json!({"name": name, "scope": {"site": "ut3"}})),
+            Some(&json!({"name": name, "scope": scope})),
         );
         assert_eq!(status, 201, "{gw}");
         let (_, token) = http_json(
@@ -104,12 +123,13 @@ impl Fleet {
             .output()
             .unwrap();
         assert!(enrolled.status.success(), "{}", String::from_utf8_lossy(&enrolled.stderr));
-        let env = HashMap::from([
+        let mut env = HashMap::from([
             ("NEOSENS_EDGE_HTTP_BIND".to_owned(), "127.0.0.1:0".to_owned()),
             ("NEOSENS_EDGE_UDP_BIND".to_owned(), "127.0.0.1:0".to_owned()),
             ("NEOSENS_EDGE_DATA_DIR".to_owned(), dir.path().to_string_lossy().into_owned()),
             ("NEOSENS_LOG".to_owned(), "warn,neosens_edge=info".to_owned()),
         ]);
+        env.extend(more_env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
         (ServiceProcess::spawn(bin, &[], &env), dir)
     }
 }

@@ -80,11 +80,30 @@ pub struct NodeSession {
     relax_f_cnt: bool,
     /// Payload codec.
     pub codec: String,
+    /// How often its status is relayed at most ([`status_every`]).
+    pub status_every: std::time::Duration,
 }
+
+/// Least time between two statuses relayed for a node: its type's status period, but at most
+/// half its outdated threshold (so a node that sends is never shown outdated), and at least 10 s.
+/// Without its type (not synced yet), [`DEFAULT_STATUS_EVERY`].
+pub fn status_every(device_type: Option<&neosens_protocol::sync::DeviceTypeRecord>) -> std::time::Duration {
+    let seconds = device_type
+        .map_or(DEFAULT_STATUS_EVERY.as_secs(), |t| u64::from(t.status_period_s.min(t.outdated_after_s / 2)));
+    std::time::Duration::from_secs(seconds.max(10))
+}
+
+/// A node's status interval when its type is unknown.
+pub const DEFAULT_STATUS_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
 
 impl NodeSession {
     /// Opens a synced record's session with the gateway's keys; `None` without a usable one.
-    pub fn open(record: &DeviceRecord, base_topic: Option<String>, keys: &Keys) -> Option<Self> {
+    pub fn open(
+        record: &DeviceRecord,
+        base_topic: Option<String>,
+        status_every: std::time::Duration,
+        keys: &Keys,
+    ) -> Option<Self> {
         let session = record.lorawan.as_ref()?;
         let device = record.id.to_bytes();
         let nwk = key(keys, &session.nwk_s_key, device, "nwk")?;
@@ -99,6 +118,7 @@ impl NodeSession {
             f_cnt_up: session.f_cnt_up,
             relax_f_cnt: session.relax_f_cnt,
             codec: session.codec.clone(),
+            status_every,
         })
     }
 }
@@ -237,6 +257,24 @@ pub fn decode(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A node's status interval: its type's period, at most half its outdated threshold, at
+    /// least 10 s; without its type, the default.
+    #[test]
+    fn status_interval_from_the_type() {
+        use neosens_protocol::sync::DeviceTypeRecord;
+        let t = |period, outdated| DeviceTypeRecord {
+            id: neosens_protocol::ids::DeviceTypeId::from_bytes([1; 16]),
+            name: "lorawan_node".into(),
+            status_period_s: period,
+            outdated_after_s: outdated,
+        };
+        let s = |secs| std::time::Duration::from_secs(secs);
+        assert_eq!(status_every(Some(&t(60, 1800))), s(60));
+        assert_eq!(status_every(Some(&t(1800, 1800))), s(900), "never outdated while it sends");
+        assert_eq!(status_every(Some(&t(1, 0))), s(10));
+        assert_eq!(status_every(None), DEFAULT_STATUS_EVERY);
+    }
 
     #[test]
     fn counters_roll_over_upwards() {

@@ -89,14 +89,16 @@ impl DatagramError {
 }
 
 #[derive(Deserialize)]
-struct Push {
-    #[serde(default)]
-    rxpk: Vec<Rxpk>,
+struct Push<'a> {
+    #[serde(default, borrow)]
+    rxpk: Vec<Rxpk<'a>>,
 }
 
 #[derive(Deserialize)]
-struct Rxpk {
-    data: Option<String>,
+struct Rxpk<'a> {
+    /// Borrowed from the datagram unless it holds escapes (base64 never does).
+    #[serde(borrow)]
+    data: Option<std::borrow::Cow<'a, str>>,
     stat: Option<i64>,
     rssi: Option<f64>,
     lsnr: Option<f64>,
@@ -174,6 +176,15 @@ mod tests {
             (packets[0].rssi, packets[0].snr, packets[0].datarate.as_deref()),
             (Some(-57.0), Some(9.5), Some("SF7BW125"))
         );
+    }
+
+    /// `data` is borrowed from the datagram, and still read when it holds JSON escapes.
+    #[test]
+    fn escaped_data_is_read_too() {
+        let d = push(r#"{"rxpk":[{"stat":1,"data":"QPF9vkkAAgABlUN4disR\/w0="}]}"#);
+        let Ok(Datagram::Push { packets, bad, .. }) = parse(&d) else { panic!() };
+        assert_eq!((packets.len(), bad), (1, 0));
+        assert_eq!(packets[0].phy.len(), 17);
     }
 
     #[test]

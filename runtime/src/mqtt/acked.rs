@@ -23,8 +23,17 @@ use crate::backoff::Backoff;
 /// Messages out at once (under rumqttc's inflight limit, so packet ids never collide).
 pub const WINDOW: usize = 64;
 
-/// How often acknowledgements are written when they trickle in.
-const ACK_FLUSH: Duration = Duration::from_millis(50);
+/// How often acknowledged messages are removed from the store: one commit for all the
+/// acknowledgements of that time (each commit has a fixed cost; the messages only wait a little
+/// longer on disk). Sooner when [`ACK_BATCH`] are waiting.
+const ACK_FLUSH: Duration = Duration::from_millis(250);
+
+/// Acknowledgements that trigger a removal at once (at most 8 KiB of ids held).
+const ACK_BATCH: usize = 1024;
+
+/// How long removals may stay without a durable commit of their own once the link is quiet
+/// ([`AckedStore::settle`]); under load the store's next append makes them durable first.
+const SETTLE: Duration = Duration::from_secs(1);
 
 /// A message of the store, to publish.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,8 +53,20 @@ pub trait AckedStore: Clone + Send + Sync + 'static {
     /// Up to `limit` messages with ids above `after`, oldest first. Called on the event loop: it
     /// must be a read that does not wait for a writer (redb's are).
     fn read_after(&self, after: u64, limit: usize) -> Result<Vec<Stored>, Self::Error>;
-    /// Removes acknowledged messages (called on the blocking pool: it commits).
+    /// Removes acknowledged messages (called on the blocking pool: it commits). The removal may
+    /// be made durable later ([`Self::settle`]): a message removed and then found again after a
+    /// crash is sent again, which the receiver must tolerate (QoS 1 allows it anyway).
     fn remove(&self, ids: &[u64]) -> Result<(), Self::Error>;
+    /// Makes earlier removals durable (called on the blocking pool, [`SETTLE`] after the last
+    /// removal when nothing else did).
+    fn settle(&self) -> Result<(), Self::Error> {
+        Ok(())
+    }
+    /// The highest id stored so far: the store is read only when the link has not requested it
+    /// yet (`u64::MAX`: unknown, always read).
+    fn last_id(&self) -> u64 {
+        u64::MAX
+    }
     /// Notified when a message is stored.
     fn stored(&self) -> &Notify;
 }
@@ -90,18 +111,26 @@ pub async fn run<S: AckedStore>(
     };
     let mut flush = tokio::time::interval(ACK_FLUSH);
     flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // When the removals made since the link was last quiet are to be settled.
+    let mut settle_at: Option<tokio::time::Instant> = None;
     loop {
         if link.stats.connected.load(Ordering::Relaxed) {
             fill(&link.client, &link.store, &mut link.window);
         }
         let idle = link.window.is_idle();
+        let settle_deadline = settle_at.unwrap_or_else(tokio::time::Instant::now);
         let event = tokio::select! {
             () = shutdown.cancelled() => break,
             event = eventloop.poll() => event,
             // New messages while idle.
             () = link.store.stored().notified(), if idle => continue,
             _ = flush.tick(), if link.window.pending_acks() > 0 => {
-                remove_acked(&link.store, &mut link.window).await;
+                remove_acked(&link.store, &mut link.window, &mut settle_at).await;
+                continue;
+            }
+            () = tokio::time::sleep_until(settle_deadline), if settle_at.is_some() => {
+                settle_at = None;
+                settle(&link.store).await;
                 continue;
             }
             Some(filter) = more_subscriptions.recv() => {
@@ -112,13 +141,13 @@ pub async fn run<S: AckedStore>(
         match event {
             Ok(event) => {
                 if link.on_event(event) {
-                    remove_acked(&link.store, &mut link.window).await;
+                    remove_acked(&link.store, &mut link.window, &mut settle_at).await;
                 }
             }
             Err(err) => {
                 link.on_loss(&err);
                 // What was not acknowledged goes again from the store, in order.
-                remove_acked(&link.store, &mut link.window).await;
+                remove_acked(&link.store, &mut link.window, &mut settle_at).await;
                 link.window.reset();
                 eventloop.pending.clear();
                 tokio::select! {
@@ -128,7 +157,8 @@ pub async fn run<S: AckedStore>(
             }
         }
     }
-    remove_acked(&link.store, &mut link.window).await;
+    remove_acked(&link.store, &mut link.window, &mut settle_at).await;
+    settle(&link.store).await;
     stop(&link.config, &link.client, &mut eventloop, &link.stats).await;
     tracing::info!(broker = %link.broker, "acknowledged link stopped");
 }
@@ -160,7 +190,7 @@ impl<S: AckedStore> Link<S> {
     }
 
     /// Accounts for one event; `true` when enough acknowledgements wait to be removed now
-    /// (removals are batched: half a window at once, or at the next flush tick).
+    /// (removals are batched: [`ACK_BATCH`] at once, or at the next flush tick).
     fn on_event(&mut self, event: Event) -> bool {
         match event {
             Event::Incoming(Packet::ConnAck(_)) => self.on_connack(),
@@ -169,7 +199,7 @@ impl<S: AckedStore> Link<S> {
             }
             Event::Incoming(Packet::PubAck(ack)) => {
                 return self.window.acknowledged(ack.pkid).is_some()
-                    && self.window.pending_acks() >= WINDOW / 2;
+                    && self.window.pending_acks() >= ACK_BATCH;
             }
             Event::Incoming(Packet::Publish(p)) => {
                 let message = Message { topic: p.topic, payload: p.payload, retain: p.retain };
@@ -208,10 +238,15 @@ impl<S: AckedStore> Link<S> {
     }
 }
 
-/// Keeps the window full: reads the next messages and hands them to the client.
+/// Keeps the window full: reads the next messages and hands them to the client. The store is
+/// read only when it holds messages not requested yet, and (while messages are out) only once
+/// half the window is free: one read for many messages, not one per acknowledgement.
 fn fill<S: AckedStore>(client: &AsyncClient, store: &S, window: &mut Window) {
     let room = window.room();
-    if room == 0 {
+    if room == 0 || store.last_id() <= window.last_requested() {
+        return;
+    }
+    if !window.is_idle() && room < WINDOW / 2 {
         return;
     }
     match store.read_after(window.last_requested(), room) {
@@ -227,8 +262,13 @@ fn fill<S: AckedStore>(client: &AsyncClient, store: &S, window: &mut Window) {
     }
 }
 
-/// Removes the acknowledged messages from the store (one commit, on the blocking pool).
-async fn remove_acked<S: AckedStore>(store: &S, window: &mut Window) {
+/// Removes the acknowledged messages from the store (one commit, on the blocking pool), and
+/// has them settled [`SETTLE`] later unless already due.
+async fn remove_acked<S: AckedStore>(
+    store: &S,
+    window: &mut Window,
+    settle_at: &mut Option<tokio::time::Instant>,
+) {
     let ids = window.take_acked();
     if ids.is_empty() {
         return;
@@ -237,6 +277,16 @@ async fn remove_acked<S: AckedStore>(store: &S, window: &mut Window) {
     if let Err(e) = crate::blocking::run(move || store.remove(&ids)).await {
         // Kept: they are sent again after the next reconnection, which is safe (ids dedupe).
         tracing::error!(error = %e, "removing acknowledged messages");
+    }
+    settle_at.get_or_insert_with(|| tokio::time::Instant::now() + SETTLE);
+}
+
+/// Makes the removals durable (on the blocking pool).
+async fn settle<S: AckedStore>(store: &S) {
+    let store = store.clone();
+    if let Err(e) = crate::blocking::run(move || store.settle()).await {
+        // Still only a message sent again after a crash.
+        tracing::warn!(error = %e, "settling removals");
     }
 }
 

@@ -278,6 +278,11 @@ impl Mosquitto {
         format!("mqtt://127.0.0.1:{}", self.port)
     }
 
+    /// Its process id while it runs (benchmarks read its CPU time).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// The directory of its config file, for files it needs (password files, plug-in state).
     pub fn dir(&self) -> &Path {
         &self.dir

@@ -134,4 +134,6 @@ pub(crate) struct Reading {
     pub unit_id: String,
     #[serde(rename = "subID")]
     pub sub_id: String,
+    /// The outbox's id of the message.
+    pub msg_id: Option<u64>,
 }
