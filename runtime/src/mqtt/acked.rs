@@ -1,26 +1,29 @@
 //! The acknowledged-publish mode of the MQTT link: drains a durable store in order with QoS 1,
 //! removing each message only once the broker acknowledged it (the gateway's outbox uses it).
 //!
-//! It runs its own rumqttc event loop, built by the same [`super::options`] as the shared link
-//! (TLS, credentials, last will, packet limits), reconnects with the same [`Backoff`], and
-//! re-subscribes after each ConnAck. Which message a PUBACK acknowledges is kept by the pure
-//! [`Window`]. After a connection loss whatever was not acknowledged is sent again from the
-//! store, in order, over a clean session (rumqttc's own replay queue is dropped so that nothing
-//! is sent twice by two mechanisms); removals are batched and run on the blocking pool.
+//! It runs its own connection ([`super::conn`]: the shared link's TLS, credentials, last will and
+//! packet limits, rumqttc's packets, but a window of publishes written at once), reconnects with
+//! the same [`Backoff`], and re-subscribes after each CONNACK. Which message a PUBACK
+//! acknowledges is kept by the pure [`Window`]. After a connection loss whatever was not
+//! acknowledged is sent again from the store, in order, over a clean session; removals are
+//! batched and run on the blocking pool.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, EventLoop, Outgoing, Packet, QoS};
+use rumqttc::mqttbytes::QoS;
+use rumqttc::mqttbytes::v4::{Disconnect, Packet, PingReq, PubAck, Publish, Subscribe};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
+use super::conn::{Conn, ConnError};
 use super::window::Window;
 use super::{LinkConfig, Message};
 use crate::backoff::Backoff;
 
-/// Messages out at once (under rumqttc's inflight limit, so packet ids never collide).
+/// Messages out at once, written together when the window is empty (packet ids cycle through
+/// 65,535, so one never names two messages out).
 pub const WINDOW: usize = 64;
 
 /// How often acknowledged messages are removed from the store: one commit for all the
@@ -96,80 +99,56 @@ pub async fn run<S: AckedStore>(
     mut more_subscriptions: mpsc::Receiver<String>,
     shutdown: CancellationToken,
 ) {
-    let options = super::options(&config, Some(u16::try_from(WINDOW * 2).unwrap_or(u16::MAX)));
-    let (client, mut eventloop) = AsyncClient::new(options, WINDOW * 4);
     let mut link = Link {
         broker: format!("{}:{}", config.url.host, config.url.port),
         backoff: Backoff::new(config.min_backoff, config.max_backoff),
         window: Window::new(WINDOW),
+        settle_at: None,
         config,
-        client,
         subscriptions,
         store,
         stats,
         inbound,
     };
-    let mut flush = tokio::time::interval(ACK_FLUSH);
-    flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // When the removals made since the link was last quiet are to be settled.
-    let mut settle_at: Option<tokio::time::Instant> = None;
     loop {
-        if link.stats.connected.load(Ordering::Relaxed) {
-            fill(&link.client, &link.store, &mut link.window);
-        }
-        let idle = link.window.is_idle();
-        let settle_deadline = settle_at.unwrap_or_else(tokio::time::Instant::now);
-        let event = tokio::select! {
+        let opened = tokio::select! {
             () = shutdown.cancelled() => break,
-            event = eventloop.poll() => event,
-            // New messages while idle.
-            () = link.store.stored().notified(), if idle => continue,
-            _ = flush.tick(), if link.window.pending_acks() > 0 => {
-                remove_acked(&link.store, &mut link.window, &mut settle_at).await;
-                continue;
-            }
-            () = tokio::time::sleep_until(settle_deadline), if settle_at.is_some() => {
-                settle_at = None;
-                settle(&link.store).await;
-                continue;
-            }
-            Some(filter) = more_subscriptions.recv() => {
-                link.subscribe(filter);
-                continue;
-            }
+            opened = Conn::open(&link.config) => opened,
         };
-        match event {
-            Ok(event) => {
-                if link.on_event(event) {
-                    remove_acked(&link.store, &mut link.window, &mut settle_at).await;
+        let ended = match opened {
+            Ok(mut conn) => {
+                let ended = link.session(&mut conn, &mut more_subscriptions, &shutdown).await;
+                if ended.is_ok() {
+                    // Stopping: `offline` on the state topic, then DISCONNECT (no last will).
+                    link.stop(&mut conn).await;
                 }
+                ended
             }
-            Err(err) => {
-                link.on_loss(&err);
-                // What was not acknowledged goes again from the store, in order.
-                remove_acked(&link.store, &mut link.window, &mut settle_at).await;
-                link.window.reset();
-                eventloop.pending.clear();
-                tokio::select! {
-                    () = shutdown.cancelled() => break,
-                    () = tokio::time::sleep(link.backoff.next_delay()) => {}
-                }
-            }
+            Err(e) => Err(e),
+        };
+        let Err(err) = ended else { break };
+        link.on_loss(&err);
+        // What was not acknowledged goes again from the store, in order.
+        remove_acked(&link.store, &mut link.window, &mut link.settle_at).await;
+        link.window.reset();
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            () = tokio::time::sleep(link.backoff.next_delay()) => {}
         }
     }
-    remove_acked(&link.store, &mut link.window, &mut settle_at).await;
+    remove_acked(&link.store, &mut link.window, &mut link.settle_at).await;
     settle(&link.store).await;
-    stop(&link.config, &link.client, &mut eventloop, &link.stats).await;
     tracing::info!(broker = %link.broker, "acknowledged link stopped");
 }
 
-/// The state of the acknowledged link between two events of its event loop.
+/// The state of the acknowledged link, across its connections.
 struct Link<S> {
     config: LinkConfig,
-    client: AsyncClient,
     broker: String,
     backoff: Backoff,
     window: Window,
+    /// When the removals made since the link was last quiet are to be settled.
+    settle_at: Option<tokio::time::Instant>,
     subscriptions: Vec<String>,
     store: S,
     stats: Arc<AckedStats>,
@@ -177,58 +156,143 @@ struct Link<S> {
 }
 
 impl<S: AckedStore> Link<S> {
-    /// Adds a filter, kept across reconnections (subscribed now if connected).
-    fn subscribe(&mut self, filter: String) {
-        if self.subscriptions.contains(&filter) {
-            return;
+    /// One connection, from its CONNACK until it is lost (`Err`) or the link stops (`Ok`).
+    async fn session(
+        &mut self,
+        conn: &mut Conn,
+        more_subscriptions: &mut mpsc::Receiver<String>,
+        shutdown: &CancellationToken,
+    ) -> Result<(), ConnError> {
+        self.on_connack(conn)?;
+        let mut flush = tokio::time::interval(ACK_FLUSH);
+        flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let keep_alive = self.config.keep_alive.max(Duration::from_secs(1));
+        let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + keep_alive, keep_alive);
+        let mut ping_outstanding = false;
+        loop {
+            self.fill(conn)?;
+            conn.flush().await?;
+            let idle = self.window.is_idle();
+            let settle_deadline = self.settle_at.unwrap_or_else(tokio::time::Instant::now);
+            tokio::select! {
+                () = shutdown.cancelled() => return Ok(()),
+                read = conn.fill() => {
+                    read?;
+                    while let Some(packet) = conn.parsed()? {
+                        ping_outstanding &= !matches!(packet, Packet::PingResp);
+                        if self.on_packet(conn, packet)? {
+                            remove_acked(&self.store, &mut self.window, &mut self.settle_at).await;
+                        }
+                    }
+                }
+                // New messages while idle.
+                () = self.store.stored().notified(), if idle => {}
+                _ = flush.tick(), if self.window.pending_acks() > 0 => {
+                    remove_acked(&self.store, &mut self.window, &mut self.settle_at).await;
+                }
+                () = tokio::time::sleep_until(settle_deadline), if self.settle_at.is_some() => {
+                    self.settle_at = None;
+                    settle(&self.store).await;
+                }
+                Some(filter) = more_subscriptions.recv() => self.subscribe(conn, filter)?,
+                _ = ping.tick() => {
+                    if ping_outstanding {
+                        return Err(ConnError::KeepAlive);
+                    }
+                    PingReq.write(&mut conn.out)?;
+                    ping_outstanding = true;
+                }
+            }
         }
-        if self.stats.connected.load(Ordering::Relaxed) {
-            let _ = self.client.try_subscribe(&filter, QoS::AtLeastOnce);
-        }
-        tracing::info!(filter = %filter, "subscribed");
-        self.subscriptions.push(filter);
     }
 
-    /// Accounts for one event; `true` when enough acknowledgements wait to be removed now
-    /// (removals are batched: [`ACK_BATCH`] at once, or at the next flush tick).
-    fn on_event(&mut self, event: Event) -> bool {
-        match event {
-            Event::Incoming(Packet::ConnAck(_)) => self.on_connack(),
-            Event::Outgoing(Outgoing::Publish(pkid)) if self.window.sent(pkid) => {
-                self.stats.published.fetch_add(1, Ordering::Relaxed);
+    /// Adds a filter, kept across reconnections, and subscribes to it now.
+    fn subscribe(&mut self, conn: &mut Conn, filter: String) -> Result<(), ConnError> {
+        if self.subscriptions.contains(&filter) {
+            return Ok(());
+        }
+        let mut subscribe = Subscribe::new(filter.as_str(), QoS::AtLeastOnce);
+        subscribe.pkid = conn.pkid();
+        subscribe.write(&mut conn.out)?;
+        tracing::info!(filter = %filter, "subscribed");
+        self.subscriptions.push(filter);
+        Ok(())
+    }
+
+    /// Accounts for one packet from the broker; `true` when enough acknowledgements wait to be
+    /// removed now (removals are batched: [`ACK_BATCH`] at once, or at the next flush tick).
+    fn on_packet(&mut self, conn: &mut Conn, packet: Packet) -> Result<bool, ConnError> {
+        match packet {
+            Packet::PubAck(ack) => {
+                return Ok(
+                    self.window.acknowledged(ack.pkid).is_some() && self.window.pending_acks() >= ACK_BATCH
+                );
             }
-            Event::Incoming(Packet::PubAck(ack)) => {
-                return self.window.acknowledged(ack.pkid).is_some()
-                    && self.window.pending_acks() >= ACK_BATCH;
-            }
-            Event::Incoming(Packet::Publish(p)) => {
+            Packet::Publish(p) => {
+                if p.qos != QoS::AtMostOnce {
+                    PubAck::new(p.pkid).write(&mut conn.out)?;
+                }
                 let message = Message { topic: p.topic, payload: p.payload, retain: p.retain };
                 if self.inbound.try_send(message).is_err() {
                     tracing::warn!("inbound queue full: message dropped");
                 }
             }
+            // SUBACK, PINGRESP: nothing to do; anything else a broker does not send a client.
             _ => {}
         }
-        false
+        Ok(false)
     }
 
     /// Connected: subscriptions again (the session is clean), `online` on the state topic.
-    fn on_connack(&mut self) {
+    fn on_connack(&mut self, conn: &mut Conn) -> Result<(), ConnError> {
         self.stats.connected.store(true, Ordering::Relaxed);
         self.stats.connects.fetch_add(1, Ordering::Relaxed);
         self.backoff.reset();
         tracing::info!(broker = %self.broker, "acknowledged link up");
         for filter in &self.subscriptions {
-            let _ = self.client.try_subscribe(filter, QoS::AtLeastOnce);
+            let mut subscribe = Subscribe::new(filter.as_str(), QoS::AtLeastOnce);
+            subscribe.pkid = conn.pkid();
+            subscribe.write(&mut conn.out)?;
         }
         if let Some(topic) = &self.config.state_topic {
-            let _ = self.client.try_publish(topic, QoS::AtLeastOnce, true, "online");
+            let mut online = Publish::new(topic.as_str(), QoS::AtLeastOnce, "online");
+            online.retain = true;
+            online.pkid = conn.pkid();
+            online.write(&mut conn.out)?;
         }
+        Ok(())
+    }
+
+    /// Keeps the window full: reads the next messages and encodes them. The store is read only
+    /// when it holds messages not requested yet, and (while messages are out) only once half the
+    /// window is free: one read, and one write, for many messages.
+    fn fill(&mut self, conn: &mut Conn) -> Result<(), ConnError> {
+        let room = self.window.room();
+        if room == 0 || self.store.last_id() <= self.window.last_requested() {
+            return Ok(());
+        }
+        if !self.window.is_idle() && room < WINDOW / 2 {
+            return Ok(());
+        }
+        match self.store.read_after(self.window.last_requested(), room) {
+            Ok(batch) => {
+                for m in batch {
+                    let mut publish = Publish::new(m.topic, QoS::AtLeastOnce, m.payload);
+                    publish.pkid = conn.pkid();
+                    publish.write(&mut conn.out)?;
+                    self.window.requested(m.id);
+                    self.window.sent(publish.pkid);
+                    self.stats.published.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "reading the messages to publish"),
+        }
+        Ok(())
     }
 
     /// Connection lost or refused: logged and counted; the caller removes what was acknowledged
     /// and resets the window, so what was not goes again from the store, in order.
-    fn on_loss(&mut self, err: &rumqttc::ConnectionError) {
+    fn on_loss(&mut self, err: &ConnError) {
         if self.stats.connected.swap(false, Ordering::Relaxed) {
             tracing::warn!(broker = %self.broker, error = %err, unacknowledged = self.window.in_flight(), "acknowledged link down; the store keeps everything");
         } else {
@@ -236,29 +300,19 @@ impl<S: AckedStore> Link<S> {
         }
         self.stats.disconnects.fetch_add(1, Ordering::Relaxed);
     }
-}
 
-/// Keeps the window full: reads the next messages and hands them to the client. The store is
-/// read only when it holds messages not requested yet, and (while messages are out) only once
-/// half the window is free: one read for many messages, not one per acknowledgement.
-fn fill<S: AckedStore>(client: &AsyncClient, store: &S, window: &mut Window) {
-    let room = window.room();
-    if room == 0 || store.last_id() <= window.last_requested() {
-        return;
-    }
-    if !window.is_idle() && room < WINDOW / 2 {
-        return;
-    }
-    match store.read_after(window.last_requested(), room) {
-        Ok(batch) => {
-            for m in batch {
-                if client.try_publish(&m.topic, QoS::AtLeastOnce, false, m.payload).is_err() {
-                    break;
-                }
-                window.requested(m.id);
-            }
+    /// A clean stop: what was acknowledged is removed, `offline` on the state topic, then
+    /// DISCONNECT (so the last will is not sent).
+    async fn stop(&mut self, conn: &mut Conn) {
+        self.stats.connected.store(false, Ordering::Relaxed);
+        if let Some(topic) = &self.config.state_topic {
+            let mut offline = Publish::new(topic.as_str(), QoS::AtLeastOnce, "offline");
+            offline.retain = true;
+            offline.pkid = conn.pkid();
+            let _ = offline.write(&mut conn.out);
         }
-        Err(e) => tracing::error!(error = %e, "reading the messages to publish"),
+        let _ = Disconnect.write(&mut conn.out);
+        let _ = conn.flush().await;
     }
 }
 
@@ -288,23 +342,4 @@ async fn settle<S: AckedStore>(store: &S) {
         // Still only a message sent again after a crash.
         tracing::warn!(error = %e, "settling removals");
     }
-}
-
-/// A clean stop: `offline` on the state topic, then DISCONNECT (so the last will is not sent).
-async fn stop(config: &LinkConfig, client: &AsyncClient, eventloop: &mut EventLoop, stats: &AckedStats) {
-    if !stats.connected.swap(false, Ordering::Relaxed) {
-        return;
-    }
-    if let Some(topic) = &config.state_topic {
-        let _ = client.try_publish(topic, QoS::AtLeastOnce, true, "offline");
-    }
-    let _ = client.try_disconnect();
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        while let Ok(event) = eventloop.poll().await {
-            if matches!(event, Event::Outgoing(Outgoing::Disconnect)) {
-                break;
-            }
-        }
-    })
-    .await;
 }

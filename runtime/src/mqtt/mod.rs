@@ -12,9 +12,11 @@
 //! - connection state and reconnect counts for metrics and readiness.
 //!
 //! [`acked`] is the same link in acknowledged-publish mode: it drains a durable store in order
-//! and removes each message once the broker's PUBACK names it ([`window`] keeps the accounts).
+//! and removes each message once the broker's PUBACK names it ([`window`] keeps the accounts),
+//! over a connection of its own that writes a window of publishes at once.
 
 pub mod acked;
+mod conn;
 mod url;
 pub mod window;
 
@@ -182,17 +184,14 @@ fn neosens_protocol_topic_check(topic: &str) -> Result<(), LinkError> {
     Ok(())
 }
 
-/// The client options of every neosens MQTT connection: clean session, keep-alive, packet
-/// limits, credentials, TLS, and the `offline` last will on the state topic. `inflight` caps the
-/// QoS 1 messages out at once (the acknowledged mode sets it above its window).
-pub(crate) fn options(config: &LinkConfig, inflight: Option<u16>) -> MqttOptions {
+/// The client options of the shared link: clean session, keep-alive, packet limits,
+/// credentials, TLS, and the `offline` last will on the state topic (the acknowledged mode's
+/// [`conn`] sets the same up itself).
+fn options(config: &LinkConfig) -> MqttOptions {
     let mut options = MqttOptions::new(&config.client_id, &config.url.host, config.url.port);
     options.set_keep_alive(config.keep_alive);
     options.set_clean_session(true);
     options.set_max_packet_size(config.max_incoming_packet, 1024 * 1024);
-    if let Some(n) = inflight {
-        options.set_inflight(n);
-    }
     if let Some((user, pass)) = &config.url.credentials {
         options.set_credentials(user, pass);
     }
@@ -219,7 +218,7 @@ pub fn link(
     config: LinkConfig,
     shutdown: CancellationToken,
 ) -> (MqttHandle, mpsc::Receiver<Message>, impl std::future::Future<Output = ()> + Send + 'static) {
-    let (client, eventloop) = AsyncClient::new(options(&config, None), config.queue);
+    let (client, eventloop) = AsyncClient::new(options(&config), config.queue);
     let (tx, rx) = mpsc::channel(config.queue);
     let handle = MqttHandle {
         client,

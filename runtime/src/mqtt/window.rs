@@ -2,9 +2,9 @@
 //! under which MQTT packet id, and which the broker acknowledged. Pure state, no I/O (the shape
 //! of rumqttc's own `state.rs`), so every transition is unit-tested.
 //!
-//! The caller numbers its messages (an outbox's ids, increasing). rumqttc assigns packet ids in
-//! the order publishes are requested and reports each as `Outgoing::Publish(pkid)`; a PUBACK
-//! names the packet id. So: requested ids wait in order for their packet id, then wait by packet
+//! The caller numbers its messages (an outbox's ids, increasing). The connection assigns packet
+//! ids in the order publishes are requested (`sent(pkid)` as it encodes each); a PUBACK names
+//! the packet id. So: requested ids wait in order for their packet id, then wait by packet
 //! id for their PUBACK. After a connection loss everything not acknowledged is forgotten here and
 //! sent again from the caller's store, in order (over a clean session, nothing is sent twice by
 //! two mechanisms).
@@ -26,7 +26,7 @@ pub struct Window {
 }
 
 impl Window {
-    /// A window of `capacity` messages (keep it under the client's inflight limit, so that packet
+    /// A window of `capacity` messages (keep it far under the packet id space, so that packet
     /// ids never wrap onto a message still out).
     pub fn new(capacity: usize) -> Self {
         Window {
