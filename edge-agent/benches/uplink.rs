@@ -7,6 +7,8 @@
 //! (frames per datagram: forwarders batch what they heard) and `BENCH_BURST` (datagrams waiting
 //! together, stored in one transaction; 1 = a commit per datagram) change the load.
 
+mod support;
+
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -22,6 +24,7 @@ use neosens_protocol::sync::{
     BatchKind, Change, DeviceRecord, LorawanSession, RoomRecord, SyncBatch, WireUid,
 };
 use neosens_runtime::keys::Keys;
+use support::{app, nwk};
 
 const BUDGET_US: f64 = 20.0;
 
@@ -33,18 +36,6 @@ fn env(name: &str, default: u64) -> u64 {
 fn cpu_us() -> f64 {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
     t.tv_sec as f64 * 1e6 + t.tv_nsec as f64 / 1e3
-}
-
-fn nwk(n: u32) -> [u8; 16] {
-    let mut k = [0x11; 16];
-    k[..4].copy_from_slice(&n.to_be_bytes());
-    k
-}
-
-fn app(n: u32) -> [u8; 16] {
-    let mut k = [0x22; 16];
-    k[..4].copy_from_slice(&n.to_be_bytes());
-    k
 }
 
 fn main() {

@@ -30,7 +30,7 @@ use lorawan::keys::{AppSKey, NewSKey};
 use lorawan::parser::FCtrl;
 use neosens_runtime::testing::{Mosquitto, http_json};
 use serde_json::json;
-use support::{ADMIN, EDGE, Fleet, metric};
+use support::{ADMIN, EDGE, Fleet, app, metric, nwk};
 
 /// Frames per datagram: a busy forwarder batches what it heard.
 const FRAMES: usize = 8;
@@ -43,18 +43,6 @@ const DRAIN: Duration = Duration::from_secs(120);
 
 fn env(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn nwk(n: u32) -> [u8; 16] {
-    let mut k = [0x11; 16];
-    k[..4].copy_from_slice(&n.to_be_bytes());
-    k
-}
-
-fn app(n: u32) -> [u8; 16] {
-    let mut k = [0x22; 16];
-    k[..4].copy_from_slice(&n.to_be_bytes());
-    k
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -152,3 +152,18 @@ pub(crate) fn metric(addr: std::net::SocketAddr, name: &str) -> f64 {
         .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')).and_then(|v| v.parse().ok()))
         .unwrap_or(-1.0)
 }
+
+/// The NwkSKey of benchmark node `n` (its AppSKey: [`app`]): distinct per node, known to the
+/// load generator.
+pub(crate) fn nwk(n: u32) -> [u8; 16] {
+    let mut k = [0x11; 16];
+    k[..4].copy_from_slice(&n.to_be_bytes());
+    k
+}
+
+/// The AppSKey of benchmark node `n`.
+pub(crate) fn app(n: u32) -> [u8; 16] {
+    let mut k = [0x22; 16];
+    k[..4].copy_from_slice(&n.to_be_bytes());
+    k
+}
