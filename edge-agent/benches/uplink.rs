@@ -13,9 +13,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use base64::Engine;
-use lorawan::creator::DataPayloadCreator;
-use lorawan::keys::{AppSKey, NewSKey};
-use lorawan::parser::FCtrl;
 use neosens_edge::cache::Cache;
 use neosens_edge::lorawan::{LoraStats, Pipeline, frame};
 use neosens_edge::outbox::{Limits, Outbox};
@@ -24,7 +21,7 @@ use neosens_protocol::sync::{
     BatchKind, Change, DeviceRecord, LorawanSession, RoomRecord, SyncBatch, WireUid,
 };
 use neosens_runtime::keys::Keys;
-use support::{app, nwk};
+use support::{abp_frame, app, nwk};
 
 const BUDGET_US: f64 = 20.0;
 
@@ -110,14 +107,7 @@ fn main() {
             let i = d * per_datagram + f;
             let n = (i % u64::from(nodes)) as u32;
             let f_cnt = (i / u64::from(nodes)) as u32 + 1;
-            let mut phy = DataPayloadCreator::new();
-            phy.set_uplink(true)
-                .set_f_port(2)
-                .set_dev_addr(&(0x2600_0000 + n).to_le_bytes())
-                .set_fctrl(&FCtrl::new(0x80, true))
-                .set_fcnt(f_cnt);
-            let bytes =
-                phy.build(&payload, &[], &NewSKey::from(nwk(n)), &AppSKey::from(app(n))).unwrap().to_vec();
+            let bytes = abp_frame(n, f_cnt, &payload);
             frames.push(bytes.clone());
             rxpk.push(serde_json::json!({"tmst": i, "freq": 868.1, "stat": 1, "datr": "SF7BW125", "rssi": -80, "lsnr": 5.5,
                 "data": base64::engine::general_purpose::STANDARD.encode(&bytes)}));

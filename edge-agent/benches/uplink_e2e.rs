@@ -25,12 +25,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use lorawan::creator::DataPayloadCreator;
-use lorawan::keys::{AppSKey, NewSKey};
-use lorawan::parser::FCtrl;
 use neosens_runtime::testing::{Mosquitto, http_json};
 use serde_json::json;
-use support::{ADMIN, EDGE, Fleet, app, metric, nwk};
+use support::{ADMIN, EDGE, Fleet, abp_frame, app, metric, nwk};
 
 /// Frames per datagram: a busy forwarder batches what it heard.
 const FRAMES: usize = 8;
@@ -92,16 +89,7 @@ impl Traffic {
                         // 21.0 to 27.3 °C, 40 to 71.5 %RH.
                         let payload =
                             [0x01, 0x67, 0x00, 210 + (i % 64) as u8, 0x02, 0x68, 80 + (i % 64) as u8];
-                        let mut phy = DataPayloadCreator::new();
-                        phy.set_uplink(true)
-                            .set_f_port(2)
-                            .set_dev_addr(&(0x2600_0000 + n).to_le_bytes())
-                            .set_fctrl(&FCtrl::new(0x80, true))
-                            .set_fcnt(f_cnt);
-                        let bytes = phy
-                            .build(&payload, &[], &NewSKey::from(nwk(n)), &AppSKey::from(app(n)))
-                            .unwrap()
-                            .to_vec();
+                        let bytes = abp_frame(n, f_cnt, &payload);
                         json!({"tmst": (i * 1_000) as u32, "chan": 2, "rfch": 0, "freq": 868.5, "stat": 1,
                             "modu": "LORA", "datr": "SF7BW125", "codr": "4/5", "rssi": -80, "lsnr": 5.5,
                             "size": bytes.len(), "data": engine.encode(&bytes)})
