@@ -427,8 +427,10 @@ const BATCH: usize = 64;
 /// How long the listener keeps collecting datagrams after one arrived, before storing them in
 /// one durable commit and acknowledging them. A commit (a disk sync) costs more than decoding a
 /// datagram's frames: at 50 datagrams/s this halves the commits, at 500/s it divides them by
-/// ten. Well under the 100 ms a Semtech packet forwarder waits for its `PUSH_ACK`
-/// (`push_timeout_ms`), with room for a slow SD card's sync.
+/// about fifteen. Well under the 100 ms a Semtech packet forwarder waits for its `PUSH_ACK`
+/// (`push_timeout_ms`), with room for a slow SD card's sync. A `lora_pkt_fwd` waits for that
+/// `PUSH_ACK` before its next datagram, so what the linger merges are several forwarders'
+/// datagrams (its own next one carries the frames heard meanwhile).
 pub const COMMIT_LINGER: Duration = Duration::from_millis(30);
 
 /// Reads the datagrams waiting in `socket`, up to [`BATCH`] in `batch`.
