@@ -326,22 +326,25 @@ impl Outbox {
     /// When the oldest message was appended, ms since the epoch (`None`: the outbox is empty).
     fn oldest_ms(&self) -> Result<Option<u64>, OutboxError> {
         let txn = self.db.begin_read().map_err(backend)?;
-        let table = txn.open_table(OUTBOX).map_err(backend)?;
-        let Some((k, v)) = table.first().map_err(backend)? else { return Ok(None) };
-        let record: OutboxRecord =
-            postcard::from_bytes(v.value()).map_err(|_| OutboxError::Corrupt(k.value()))?;
-        Ok(Some(record.created_ms))
+        oldest_in(&txn.open_table(OUTBOX).map_err(backend)?)
     }
 
     /// (messages waiting, age of the oldest in seconds).
     pub fn depth(&self, now_ms: u64) -> Result<(u64, u64), OutboxError> {
-        let len = {
-            let txn = self.db.begin_read().map_err(backend)?;
-            txn.open_table(OUTBOX).map_err(backend)?.len().map_err(backend)?
-        };
-        let oldest = self.oldest_ms()?.map_or(0, |created| now_ms.saturating_sub(created) / 1000);
+        let txn = self.db.begin_read().map_err(backend)?;
+        let table = txn.open_table(OUTBOX).map_err(backend)?;
+        let len = table.len().map_err(backend)?;
+        let oldest = oldest_in(&table)?.map_or(0, |created| now_ms.saturating_sub(created) / 1000);
         Ok((len, oldest))
     }
+}
+
+/// When the first message of `table` was appended (`None`: empty).
+fn oldest_in(table: &impl ReadableTable<u64, &'static [u8]>) -> Result<Option<u64>, OutboxError> {
+    let Some((k, v)) = table.first().map_err(backend)? else { return Ok(None) };
+    let record: OutboxRecord =
+        postcard::from_bytes(v.value()).map_err(|_| OutboxError::Corrupt(k.value()))?;
+    Ok(Some(record.created_ms))
 }
 
 #[cfg(test)]

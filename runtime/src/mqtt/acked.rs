@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use rumqttc::mqttbytes::QoS;
-use rumqttc::mqttbytes::v4::{Disconnect, Packet, PingReq, PubAck, Publish, Subscribe};
+use rumqttc::mqttbytes::v4::{Disconnect, Packet, PingReq, PubAck};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
@@ -211,9 +211,7 @@ impl<S: AckedStore> Link<S> {
         if self.subscriptions.contains(&filter) {
             return Ok(());
         }
-        let mut subscribe = Subscribe::new(filter.as_str(), QoS::AtLeastOnce);
-        subscribe.pkid = conn.pkid();
-        subscribe.write(&mut conn.out)?;
+        conn.subscribe(&filter)?;
         tracing::info!(filter = %filter, "subscribed");
         self.subscriptions.push(filter);
         Ok(())
@@ -250,15 +248,10 @@ impl<S: AckedStore> Link<S> {
         self.backoff.reset();
         tracing::info!(broker = %self.broker, "acknowledged link up");
         for filter in &self.subscriptions {
-            let mut subscribe = Subscribe::new(filter.as_str(), QoS::AtLeastOnce);
-            subscribe.pkid = conn.pkid();
-            subscribe.write(&mut conn.out)?;
+            conn.subscribe(filter)?;
         }
         if let Some(topic) = &self.config.state_topic {
-            let mut online = Publish::new(topic.as_str(), QoS::AtLeastOnce, "online");
-            online.retain = true;
-            online.pkid = conn.pkid();
-            online.write(&mut conn.out)?;
+            conn.publish(topic.as_str(), "online", true)?;
         }
         Ok(())
     }
@@ -277,11 +270,9 @@ impl<S: AckedStore> Link<S> {
         match self.store.read_after(self.window.last_requested(), room) {
             Ok(batch) => {
                 for m in batch {
-                    let mut publish = Publish::new(m.topic, QoS::AtLeastOnce, m.payload);
-                    publish.pkid = conn.pkid();
-                    publish.write(&mut conn.out)?;
+                    let pkid = conn.publish(m.topic, m.payload, false)?;
                     self.window.requested(m.id);
-                    self.window.sent(publish.pkid);
+                    self.window.sent(pkid);
                     self.stats.published.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -301,15 +292,12 @@ impl<S: AckedStore> Link<S> {
         self.stats.disconnects.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// A clean stop: what was acknowledged is removed, `offline` on the state topic, then
-    /// DISCONNECT (so the last will is not sent).
+    /// A clean stop: `offline` on the state topic, then DISCONNECT (so the last will is not
+    /// sent).
     async fn stop(&mut self, conn: &mut Conn) {
         self.stats.connected.store(false, Ordering::Relaxed);
         if let Some(topic) = &self.config.state_topic {
-            let mut offline = Publish::new(topic.as_str(), QoS::AtLeastOnce, "offline");
-            offline.retain = true;
-            offline.pkid = conn.pkid();
-            let _ = offline.write(&mut conn.out);
+            let _ = conn.publish(topic.as_str(), "offline", true);
         }
         let _ = Disconnect.write(&mut conn.out);
         let _ = conn.flush().await;

@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use bytes::BytesMut;
-use rumqttc::mqttbytes::v4::{Connect, LastWill, Login, Packet};
+use rumqttc::mqttbytes::v4::{Connect, LastWill, Login, Packet, Publish, Subscribe};
 use rumqttc::mqttbytes::{self, QoS};
 use rumqttc::tokio_rustls::TlsConnector;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -105,6 +105,28 @@ impl Conn {
     pub(crate) fn pkid(&mut self) -> u16 {
         self.next_pkid = self.next_pkid.checked_add(1).unwrap_or(1);
         self.next_pkid
+    }
+
+    /// Encodes a QoS 1 subscription to `filter` (written at the next [`Self::flush`]).
+    pub(crate) fn subscribe(&mut self, filter: &str) -> Result<(), ConnError> {
+        let mut subscribe = Subscribe::new(filter, QoS::AtLeastOnce);
+        subscribe.pkid = self.pkid();
+        subscribe.write(&mut self.out)?;
+        Ok(())
+    }
+
+    /// Encodes a QoS 1 publish (written at the next [`Self::flush`]); returns its packet id.
+    pub(crate) fn publish(
+        &mut self,
+        topic: impl Into<String>,
+        payload: impl Into<Vec<u8>>,
+        retain: bool,
+    ) -> Result<u16, ConnError> {
+        let mut publish = Publish::new(topic, QoS::AtLeastOnce, payload);
+        publish.retain = retain;
+        publish.pkid = self.pkid();
+        publish.write(&mut self.out)?;
+        Ok(publish.pkid)
     }
 
     /// Writes what was encoded, in one go.
