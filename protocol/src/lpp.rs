@@ -4,8 +4,10 @@
 //!
 //! - **neOCampus-LPP** (`neocampus_lpp`, the 2016 prototype's "extended Cayenne",
 //!   `spec/legacy-sensocampus.md` §6): byte 0 `0x01` (format), byte 1 reserved (`0x00`), then
-//!   `[type, channel, value…]` with one-byte temperatures (20 °C ± n × 0.25, bit 7 = sign) and
-//!   humidities (n × 0.5 %), little-endian 16-bit values.
+//!   `[type, channel, value…]` with one-byte temperatures (20 °C + n × 0.25, n a two's-complement
+//!   int8: −12 °C to 51.75 °C), humidities (n × 0.5 %), little-endian 16-bit values, and energy/UV
+//!   in W/m2 (16-bit whole part + 1/256 fraction, 2 decimals) as the deployed 2021 decoder
+//!   publishes them.
 //! - **Cayenne LPP** (`cayenne_lpp`): `[channel, type, value…]`, big-endian, temperature in
 //!   0.1 °C (signed), humidity in 0.5 %.
 //!
@@ -96,10 +98,9 @@ impl<'a> LppWriter<'a> {
     pub fn temperature(&mut self, channel: u8, celsius: f32) -> Result<&mut Self, LppError> {
         match self.format {
             Format::Neocampus => {
-                let steps = round((celsius - 20.0) / 0.25);
-                let byte =
-                    if steps < 0.0 { 0x80 | (-steps).min(127.0) as u8 } else { steps.min(127.0) as u8 };
-                self.entry(8, 0, channel, &[byte])?;
+                // Two's complement, as the public test's encoder writes it (−10.8 °C → 0x85).
+                let steps = round((celsius - 20.0) / 0.25).clamp(-128.0, 127.0) as i8;
+                self.entry(8, 0, channel, &steps.to_le_bytes())?;
             }
             Format::Cayenne => {
                 let tenths = round(celsius * 10.0).clamp(-32768.0, 32767.0) as i16;
@@ -382,8 +383,9 @@ fn neocampus_entry(payload: &[u8], i: usize) -> Result<(Reading<'_>, usize), Dec
     let v = payload.get(start..start + size).ok_or(DecodeError::Truncated(start))?;
     let le16 = i64::from(u16::from_le_bytes([v[0], *v.get(1).unwrap_or(&0)]));
     let byte = Value::Integer(i64::from(v[0]));
-    // A 16-bit whole part and a 1/256 fraction.
-    let fixed = || Value::Number(round_to(le16 as f64 + f64::from(v[2]) / 256.0, 1000.0));
+    // A 16-bit whole part and a 1/256 fraction, rounded to 2 decimals as the deployed decoder
+    // does (its public test: `3C 00 CC` → 60.8).
+    let fixed = || Value::Number(round_to(le16 as f64 + f64::from(v[2]) / 256.0, 100.0));
     let (kind, value, units) = match kind {
         1 => ("analog", byte, ""),
         2 => ("analog_output", byte, ""),
@@ -392,18 +394,18 @@ fn neocampus_entry(payload: &[u8], i: usize) -> Result<(Reading<'_>, usize), Dec
         5 => ("luminosity", Value::Integer(le16), "lux"),
         6 => ("presence", byte, ""),
         7 => ("frequency", Value::Integer(le16), "pers/j"),
-        // 20 °C reference, steps of 0.25 °C, bit 7 the sign.
+        // 20 °C reference, steps of 0.25 °C, a two's-complement int8 (spec §6: the public
+        // test's encoder writes 0x85 for −10.8 °C, so 0x85 is −10.75 °C).
         8 => {
-            let steps = f64::from(v[0] & 0x7f) * 0.25;
-            let t = if v[0] & 0x80 != 0 { 20.0 - steps } else { 20.0 + steps };
+            let t = 20.0 + f64::from(i8::from_le_bytes([v[0]])) * 0.25;
             ("temperature", Value::Number(round_to(t, 100.0)), "celsius")
         }
         9 => ("humidity", Value::Number(round_to(f64::from(v[0]) * 0.5, 10.0)), "%r.H."),
         10 => ("co2", Value::Integer(le16), "ppm"),
         11 => ("airquality", byte, ""),
         12 => ("gps", Value::Raw(v), ""),
-        13 => ("energy", fixed(), "Wh"),
-        14 => ("uv", fixed(), ""),
+        13 => ("energy", fixed(), "W/m2"),
+        14 => ("uv", fixed(), "W/m2"),
         15 => ("weight", Value::Integer(i64::from(u32::from_le_bytes([v[0], v[1], v[2], 0]))), "g"),
         16 => ("pressure", Value::Integer(990 + i64::from(v[0])), "mBar"),
         17 => ("generic", Value::Integer(i64::from(u32::from_le_bytes([v[0], v[1], v[2], v[3]]))), ""),
@@ -446,7 +448,7 @@ mod tests {
         w.presence(1, true).unwrap();
         assert_eq!(
             w.as_bytes(),
-            [0x01, 0x00, 8, 1, 6, 8, 2, 0x88, 9, 1, 91, 5, 1, 0x34, 0x02, 10, 1, 0x2c, 0x03, 6, 1, 1]
+            [0x01, 0x00, 8, 1, 6, 8, 2, 0xf8, 9, 1, 91, 5, 1, 0x34, 0x02, 10, 1, 0x2c, 0x03, 6, 1, 1]
         );
     }
 
@@ -455,7 +457,7 @@ mod tests {
         let mut buf = [0u8; 16];
         let mut w = LppWriter::neocampus(&mut buf).unwrap();
         w.temperature(1, 80.0).unwrap().temperature(2, -40.0).unwrap().humidity(3, 140.0).unwrap();
-        assert_eq!(&w.as_bytes()[2..], [8, 1, 0x7f, 8, 2, 0xff, 9, 3, 0xff]);
+        assert_eq!(&w.as_bytes()[2..], [8, 1, 0x7f, 8, 2, 0x80, 9, 3, 0xff]);
         let mut buf = [0u8; 4];
         let mut w = LppWriter::cayenne(&mut buf);
         w.humidity(1, -5.0).unwrap();

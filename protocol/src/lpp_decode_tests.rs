@@ -58,8 +58,8 @@ fn cayenne_vectors_of_the_spec() {
 #[test]
 fn neocampus_extended_format() {
     // Byte 0 = 1, byte 1 skipped; temperature 20 + 6×0.25, humidity 45 %, luminosity 300 lux
-    // (LSB first), pressure 990 + 23 mBar, temperature below the reference (bit 7).
-    let payload = bytes("01 00  08 01 06  09 02 5A  05 03 2C 01  10 04 17  08 05 88");
+    // (LSB first), pressure 990 + 23 mBar, temperature below the reference (two's complement).
+    let payload = bytes("01 00  08 01 06  09 02 5A  05 03 2C 01  10 04 17  08 05 F8");
     assert_eq!(
         values(Format::Neocampus, &payload),
         [
@@ -76,12 +76,58 @@ fn neocampus_extended_format() {
         values(Format::Neocampus, &more),
         [
             ("gps", 1, Value::Raw(&[1, 2, 3, 4, 5, 6, 7, 8, 9]), ""),
-            ("energy", 2, Value::Number(16.5), "Wh"),
+            ("energy", 2, Value::Number(16.5), "W/m2"),
             ("weight", 3, Value::Integer(0x030201), "g"),
             ("generic", 4, Value::Integer(-2), ""),
         ]
     );
     assert!(all(Format::Neocampus, &[0x01, 0x00]).unwrap().is_empty(), "a header alone: no reading");
+}
+
+#[test]
+fn neocampus_matches_the_deployed_decoders_public_test() {
+    // fthiebolt/loradecoder app/tests/test_decoder.py (2021): its encoder's payload and the
+    // values its comment expects — 421 lux, −10.8 °C written as 0x85 (n = −123 in two's
+    // complement, so −10.75 °C), 5 %, 6000 ppm, energy 60.80 W/m2.
+    let payload = bytes(
+        "01 1E  05 39 A5 01  08 44 0E  09 44 3F  08 FF 85  09 FF 0A  0A FF 70 17  06 FF FF  0D FF 3C 00 CC",
+    );
+    assert_eq!(
+        values(Format::Neocampus, &payload),
+        [
+            ("luminosity", 0x39, Value::Integer(421), "lux"),
+            ("temperature", 0x44, Value::Number(23.5), "celsius"),
+            ("humidity", 0x44, Value::Number(31.5), "%r.H."),
+            ("temperature", 0xFF, Value::Number(-10.75), "celsius"),
+            ("humidity", 0xFF, Value::Number(5.0), "%r.H."),
+            ("co2", 0xFF, Value::Integer(6000), "ppm"),
+            ("presence", 0xFF, Value::Integer(255), ""),
+            ("energy", 0xFF, Value::Number(60.8), "W/m2"),
+        ]
+    );
+    // UV shares energy's rule and unit; 2 decimals (60 + 1/256 = 60.0039 → 60.0).
+    assert_eq!(
+        values(Format::Neocampus, &bytes("01 00  0E 01 3C 00 01")),
+        [("uv", 1, Value::Number(60.0), "W/m2")]
+    );
+}
+
+#[test]
+fn neocampus_temperatures_are_twos_complement_across_the_whole_byte() {
+    // Every byte decodes to 20 + int8 × 0.25: 15 °C (0xEC) is not −7 °C, the range ends at
+    // −12 °C (0x80) and 51.75 °C (0x7F), and the writer encodes each of them back to its byte.
+    for byte in 0u8..=255 {
+        let expected = 20.0 + f64::from(byte as i8) * 0.25;
+        let payload = [0x01, 0x00, 8, 1, byte];
+        assert_eq!(
+            values(Format::Neocampus, &payload),
+            [("temperature", 1, Value::Number(expected), "celsius")]
+        );
+        let mut buf = [0u8; 5];
+        LppWriter::neocampus(&mut buf).unwrap().temperature(1, expected as f32).unwrap();
+        assert_eq!(buf[4], byte, "{expected} °C");
+    }
+    assert_eq!(values(Format::Neocampus, &bytes("01 00 08 01 EC"))[0].2, Value::Number(15.0));
 }
 
 #[test]

@@ -165,8 +165,9 @@ mod tests {
     #[test]
     fn neocampus_extended_format() {
         // Byte 0 = 1, byte 1 skipped; temperature 20 + 6×0.25, humidity 45 %, luminosity 300 lux
-        // (LSB first), pressure 990 + 23 mBar, temperature below the reference (bit 7).
-        let r = neocampus_lpp(&bytes("01 00  08 01 06  09 02 5A  05 03 2C 01  10 04 17  08 05 88")).unwrap();
+        // (LSB first), pressure 990 + 23 mBar, temperature below the reference (two's
+        // complement: 0xF8 = −8 steps).
+        let r = neocampus_lpp(&bytes("01 00  08 01 06  09 02 5A  05 03 2C 01  10 04 17  08 05 F8")).unwrap();
         let got: Vec<(&str, &str, Value, &str)> =
             r.iter().map(|r| (r.kind, r.sub_id.as_str(), r.value.clone(), r.units)).collect();
         assert_eq!(
