@@ -239,8 +239,11 @@ async fn start_pipelines(
         webhook: webhook.clone(),
     };
     let (notices, notices_rx) = tokio::sync::mpsc::channel(monitor::NOTICE_QUEUE);
-    let follow =
-        monitor::run(Arc::clone(registry), monitor.clone(), seen_rx, notices_rx, delivery, shutdown.clone());
+    // What gateways report of themselves: the API and metrics read it, the monitor watches
+    // their packet forwarders in it.
+    let gateways = gateway_health::GatewayHealth::default();
+    let inputs = monitor::Inputs { seen: seen_rx, notices: notices_rx, gateways: gateways.clone() };
+    let follow = monitor::run(Arc::clone(registry), monitor.clone(), inputs, delivery, shutdown.clone());
     tasks.critical("monitor", follow);
     let ingest = ingest::run(
         Arc::clone(registry),
@@ -267,7 +270,6 @@ async fn start_pipelines(
         ),
         _ => drop(control_rx),
     }
-    let gateways = gateway_health::GatewayHealth::default();
     let connections = Arc::new(neosens_runtime::http::ConnectionStats::default());
     let metrics = Arc::new(metrics::Metrics::new(
         metrics::Sources {

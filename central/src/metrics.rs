@@ -16,7 +16,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry as PromRegistry;
 
-use crate::gateway_health::Contact;
+use crate::gateway_health::{Contact, ForwarderHealth};
 use crate::ingest::IngestStats;
 use crate::registry::{Registry, StatusDrop};
 
@@ -349,8 +349,63 @@ impl Sources {
             "Revision of the registry's change log",
             self.registry.revision() as i64,
         )?;
-        Ok(())
+        encode_forwarders(encoder, &gateways, &health, now)
     }
+}
+
+/// Per packet forwarder (gateway, EUI): bounded by the registered gateways × `MAX_FORWARDERS`,
+/// since central refuses a report with more.
+type ForwarderSeries = (&'static str, &'static str, MetricType, fn(&ForwarderHealth, i64) -> i64);
+
+const FORWARDER_SERIES: [ForwarderSeries; 4] = [
+    (
+        "neosens_forwarder_up",
+        "Whether the LoRaWAN packet forwarder has been heard by its gateway in the last 5 min",
+        MetricType::Gauge,
+        |f, now| i64::from(!f.is_silent(now)),
+    ),
+    (
+        "neosens_forwarder_last_seen_timestamp_seconds",
+        "Last datagram of the packet forwarder, as its gateway last reported",
+        MetricType::Gauge,
+        |f, _| f.last_seen_ms / 1000,
+    ),
+    (
+        "neosens_forwarder_uplinks",
+        "Radio packets the packet forwarder pushed to its gateway (since the agent started)",
+        MetricType::Counter,
+        |f, _| f.uplinks as i64,
+    ),
+    (
+        "neosens_forwarder_tx_emitted",
+        "Downlinks the packet forwarder says it emitted (sum of its stat txnb)",
+        MetricType::Counter,
+        |f, _| f.tx_emitted as i64,
+    ),
+];
+
+fn encode_forwarders(
+    encoder: &mut DescriptorEncoder,
+    gateways: &[crate::registry::GatewayInfo],
+    health: &std::collections::HashMap<neosens_protocol::ids::GatewayId, Contact>,
+    now: i64,
+) -> Result<(), std::fmt::Error> {
+    for (name, help, kind, value) in FORWARDER_SERIES {
+        let mut m = encoder.encode_descriptor(name, help, None, kind)?;
+        for g in gateways {
+            for f in health.get(&g.id).map(|c| c.forwarders.as_slice()).unwrap_or_default() {
+                let labels = [("gateway", g.name.as_str()), ("eui", f.eui.as_str())];
+                let v = value(f, now);
+                match kind {
+                    MetricType::Counter => {
+                        ConstCounter::new(v.max(0) as u64).encode(m.encode_family(&labels)?)?
+                    }
+                    _ => ConstGauge::new(v).encode(m.encode_family(&labels)?)?,
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 impl Metrics {

@@ -115,8 +115,10 @@ pub async fn run_on(
     let addr = listener.local_addr().context("reading the LAN listener's address")?;
     let storage = open_storage(&config, cache).await?;
     let mut tasks = Supervisor::new(shutdown.clone());
-    let mut links = start_central_links(&config, &storage, &mut tasks)?;
-    let (lorawan, udp_addr) = start_lorawan(&config, &storage, links.keys.as_ref(), &mut tasks).await?;
+    // Shared by the LoRaWAN listener and the health reports (its packet forwarders).
+    let lorawan = Arc::new(lorawan::LoraStats::default());
+    let mut links = start_central_links(&config, &storage, &lorawan, &mut tasks)?;
+    let udp_addr = start_lorawan(&config, &storage, links.keys.as_ref(), &lorawan, &mut tasks).await?;
     let mac = gateway_mac(&config)?;
     hal::gateway::start(
         &config.hal,
@@ -222,6 +224,7 @@ struct CentralLinks {
 fn start_central_links(
     config: &Config,
     storage: &Storage,
+    lorawan: &Arc<lorawan::LoraStats>,
     tasks: &mut Supervisor,
 ) -> anyhow::Result<CentralLinks> {
     let sync_stats = Arc::new(sync::SyncStats::default());
@@ -252,10 +255,16 @@ fn start_central_links(
     tasks.restartable("sync", move || {
         sync::run(c.clone(), cache.clone(), Arc::clone(&stats), wait, Arc::clone(&resync), stop.clone())
     });
-    let (c, cache, outbox, stop) =
-        (client.clone(), storage.cache.clone(), storage.outbox.clone(), tasks.shutdown().clone());
-    tasks
-        .restartable("reports", move || sync::report(c.clone(), cache.clone(), outbox.clone(), stop.clone()));
+    let (c, cache, outbox, lora, stop) = (
+        client.clone(),
+        storage.cache.clone(),
+        storage.outbox.clone(),
+        Arc::clone(lorawan),
+        tasks.shutdown().clone(),
+    );
+    tasks.restartable("reports", move || {
+        sync::report(c.clone(), cache.clone(), outbox.clone(), Arc::clone(&lora), stop.clone())
+    });
     tracing::info!(central = %url, gateway = %creds.name, "central configured");
     links.central = Some(client);
     match uplink_url(config, creds)? {
@@ -291,15 +300,15 @@ async fn start_lorawan(
     config: &Config,
     storage: &Storage,
     keys: Option<&Arc<neosens_runtime::keys::Keys>>,
+    stats: &Arc<lorawan::LoraStats>,
     tasks: &mut Supervisor,
-) -> anyhow::Result<(Arc<lorawan::LoraStats>, Option<std::net::SocketAddr>)> {
-    let stats = Arc::new(lorawan::LoraStats::default());
-    let Some(keys) = keys else { return Ok((stats, None)) };
+) -> anyhow::Result<Option<std::net::SocketAddr>> {
+    let Some(keys) = keys else { return Ok(None) };
     let pipeline = Arc::new(lorawan::Pipeline::new(
         storage.cache.clone(),
         Arc::clone(keys),
         storage.outbox.clone(),
-        Arc::clone(&stats),
+        Arc::clone(stats),
     ));
     let mut udp_addr = None;
     if let Some(bind) = config.lorawan.udp_bind {
@@ -339,7 +348,7 @@ async fn start_lorawan(
             }
         });
     }
-    Ok((stats, udp_addr))
+    Ok(udp_addr)
 }
 
 /// `[agent] mac`, or the MAC of the gateway's interface.

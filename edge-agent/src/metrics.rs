@@ -184,6 +184,43 @@ impl Sources {
             "Frames remembered by the duplicate window (bounded)",
             self.lorawan.recent_frames.load(Ordering::Relaxed) as u64,
         )?;
+        self.encode_forwarders(e)
+    }
+
+    /// One series per packet forwarder heard (bounded: `MAX_FORWARDERS`).
+    fn encode_forwarders(&self, e: &mut DescriptorEncoder) -> std::fmt::Result {
+        let forwarders = &self.lorawan.forwarders;
+        gauge(
+            e,
+            "neosens_edge_lorawan_forwarders",
+            "Packet forwarders heard (bounded)",
+            forwarders.len() as u64,
+        )?;
+        ConstCounter::new(forwarders.refused()).encode(e.encode_descriptor(
+            "neosens_edge_lorawan_forwarders_refused",
+            "New gateway EUIs not tracked because the forwarder table was full (their frames are still decoded)",
+            None,
+            MetricType::Counter,
+        )?)?;
+        let report = forwarders.report(std::time::Instant::now());
+        let mut m = e.encode_descriptor(
+            "neosens_edge_lorawan_forwarder_silent_seconds",
+            "Seconds since a packet forwarder's last datagram",
+            None,
+            MetricType::Gauge,
+        )?;
+        for f in &report {
+            ConstGauge::new(f.silent_s as i64).encode(m.encode_family(&[("eui", f.eui.as_str())])?)?;
+        }
+        let mut m = e.encode_descriptor(
+            "neosens_edge_lorawan_forwarder_uplinks",
+            "Radio packets a packet forwarder pushed",
+            None,
+            MetricType::Counter,
+        )?;
+        for f in &report {
+            ConstCounter::new(f.uplinks).encode(m.encode_family(&[("eui", f.eui.as_str())])?)?;
+        }
         Ok(())
     }
 }

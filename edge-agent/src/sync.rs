@@ -256,17 +256,28 @@ async fn sleep_or_stop(shutdown: &CancellationToken, d: Duration) -> bool {
 }
 
 /// Runs the reports until `shutdown`: deliveries made offline, device logs kept offline, health;
-/// and drops outbox messages past their age. Every [`REPORT_EVERY`]; after a failure (central
+/// and drops outbox messages past their age. Every [`REPORT_EVERY`], and when a new packet
+/// forwarder is heard; after a failure (central
 /// away) sooner, from 1 s doubling up to it, so what was kept offline reaches central soon after
 /// it is back.
-pub async fn report(central: Central, cache: Cache, outbox: Outbox, shutdown: CancellationToken) {
+pub async fn report(
+    central: Central,
+    cache: Cache,
+    outbox: Outbox,
+    lorawan: Arc<crate::lorawan::LoraStats>,
+    shutdown: CancellationToken,
+) {
     let mut wait = Duration::ZERO;
     let mut retry = neosens_runtime::backoff::Backoff::new(Duration::from_secs(1), REPORT_EVERY);
     loop {
-        if sleep_or_stop(&shutdown, wait).await {
-            return;
+        // A packet forwarder heard for the first time is reported at once (at most
+        // `MAX_FORWARDERS` such wake-ups before the table is full).
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(wait) => {}
+            () = lorawan.forwarders.new_one() => {}
         }
-        wait = match report_once(&central, &cache, &outbox).await {
+        wait = match report_once(&central, &cache, &outbox, &lorawan).await {
             Ok(()) => {
                 retry.reset();
                 REPORT_EVERY
@@ -280,7 +291,12 @@ pub async fn report(central: Central, cache: Cache, outbox: Outbox, shutdown: Ca
 }
 
 /// One round of reports.
-pub async fn report_once(central: &Central, cache: &Cache, outbox: &Outbox) -> Result<(), CentralError> {
+pub async fn report_once(
+    central: &Central,
+    cache: &Cache,
+    outbox: &Outbox,
+    lorawan: &crate::lorawan::LoraStats,
+) -> Result<(), CentralError> {
     let now_ms = now_s() * 1000;
     let expiring = outbox.clone();
     if let Err(e) = neosens_runtime::blocking::run(move || expiring.expire(now_ms)).await {
@@ -323,6 +339,7 @@ pub async fn report_once(central: &Central, cache: &Cache, outbox: &Outbox) -> R
         outbox_oldest_s: oldest,
         outbox_dropped: s.dropped_full.load(Ordering::Relaxed) + s.dropped_expired.load(Ordering::Relaxed),
         version: env!("CARGO_PKG_VERSION").to_owned(),
+        forwarders: lorawan.forwarders.report(std::time::Instant::now()),
     };
     central.report_health(&report).await
 }

@@ -65,6 +65,39 @@ fn an_uplink_from_a_forwarder_reaches_the_broker_decoded() {
         metric(e, "neosens_edge_lorawan_frames_total{outcome=\"duplicate\"}") == 1.0
     });
     assert_eq!(metric(e, "neosens_edge_lorawan_frames_total{outcome=\"decoded\"}"), 1.0);
+
+    // Forwarder health: a second forwarder of the site sends its `stat`, then its keep-alive;
+    // both forwarders reach central with the gateway's report (at once: a forwarder heard for
+    // the first time does not wait for the next round).
+    let stat = json!({"stat": {"time": "2026-12-05 08:59:28 GMT", "lati": 43.5617, "long": 1.4689, "alti": 150,
+        "rxnb": 3, "rxok": 2, "rxfw": 2, "ackr": 100.0, "dwnb": 0, "txnb": 0}});
+    let mut push = vec![2, 0x43, 0x18, 0x00, 0xaa, 0x55, 0x5a, 0, 0, 0, 0, 2];
+    push.extend_from_slice(stat.to_string().as_bytes());
+    forwarder.send_to(&push, udp).unwrap();
+    let (n, _) = forwarder.recv_from(&mut ack).expect("PUSH_ACK of the stat");
+    assert_eq!(&ack[..n], &[2, 0x43, 0x18, 0x01]);
+    forwarder.send_to(&[2, 0x44, 0x19, 0x02, 0xaa, 0x55, 0x5a, 0, 0, 0, 0, 2], udp).unwrap();
+    let (n, _) = forwarder.recv_from(&mut ack).expect("PULL_ACK");
+    assert_eq!(&ack[..n], &[2, 0x44, 0x19, 0x04]);
+    let admin = ApiClient::admin(c);
+    let forwarders = || {
+        let (_, gateways) = admin.raw("GET", "/api/v1/gateways", None);
+        gateways["items"][0]["health"]["forwarders"].as_array().cloned().unwrap_or_default()
+    };
+    wait_until("central shows the gateway's two packet forwarders", || forwarders().len() == 2);
+    let f = forwarders();
+    assert_eq!(
+        (&f[0]["eui"], &f[0]["uplinks"], &f[0]["silent"]),
+        (&json!("aa555a0000000001"), &json!(2), &json!(false))
+    );
+    assert_eq!(
+        (&f[1]["eui"], &f[1]["rx_received"], &f[1]["rx_ok"]),
+        (&json!("aa555a0000000002"), &json!(3), &json!(2))
+    );
+    assert_eq!((&f[1]["position"]["altitude"], &f[1]["ack_ratio"]), (&json!(150), &json!(100.0)), "{}", f[1]);
+    assert!(f[1]["last_stat_ms"].as_i64().is_some(), "{}", f[1]);
+    assert_eq!(metric(c, "neosens_forwarder_up{gateway=\"gw-irit2\",eui=\"aa555a0000000001\"}"), 1.0);
+    assert_eq!(metric(e, "neosens_edge_lorawan_forwarders"), 2.0);
 }
 
 /// Uplinks acknowledged to the forwarder survive a `kill -9` of the agent right after: every

@@ -60,7 +60,7 @@ pub struct EnrolmentGrant {
 /// Figures a gateway reports about itself (`POST /api/v1/edge/health`, after each sync round):
 /// the agent writes it, central reads it and shows it per gateway in `/metrics` and the API.
 /// Unknown fields are accepted, so a newer agent may report more.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct HealthReport {
     /// Messages waiting in its outbox.
@@ -71,6 +71,70 @@ pub struct HealthReport {
     pub outbox_dropped: u64,
     /// Its agent version.
     pub version: String,
+    /// The LoRaWAN packet forwarders it hears (at most [`MAX_FORWARDERS`]; absent from agents
+    /// older than forwarder health, and from gateways without a LoRaWAN listener).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forwarders: Vec<ForwarderReport>,
+}
+
+/// Packet forwarders one gateway keeps and reports at most: a site's gateway hears its own
+/// concentrator and perhaps a few neighbours'; a LAN host inventing gateway EUIs is refused past
+/// this (counted), and central refuses a report with more.
+pub const MAX_FORWARDERS: usize = 32;
+
+/// One Semtech UDP packet forwarder (a LoRa concentrator, by gateway EUI) as the agent hears it:
+/// from its datagrams (`PUSH_DATA` uplinks, `PULL_DATA` keep-alives) and the `stat` objects it
+/// sends (every 30 s by default). Ages are measured by the agent when it reports, so central
+/// places them on its own clock whatever the gateway's.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
+pub struct ForwarderReport {
+    /// Gateway EUI, 16 lowercase hex digits.
+    pub eui: String,
+    /// Seconds since its last datagram of any kind.
+    pub silent_s: u64,
+    /// Seconds since its last `PULL_DATA` (its downlink path); `None`: never sent one.
+    pub pull_age_s: Option<u64>,
+    /// Seconds since its last `stat`; `None`: never sent one.
+    pub stat_age_s: Option<u64>,
+    /// Datagrams received from it since the agent started.
+    pub datagrams: u64,
+    /// Radio packets it pushed (`rxpk` entries) since the agent started.
+    pub uplinks: u64,
+    /// Sums of its `stat` counters since the agent started: packets received (`rxnb`), with a
+    /// valid CRC (`rxok`), forwarded (`rxfw`); downlinks asked for (`dwnb`) and emitted (`txnb`).
+    pub rx_received: u64,
+    /// See `rx_received`.
+    pub rx_ok: u64,
+    /// See `rx_received`.
+    pub rx_forwarded: u64,
+    /// See `rx_received`.
+    pub tx_requested: u64,
+    /// See `rx_received`.
+    pub tx_emitted: u64,
+    /// Percentage of its upstream datagrams acknowledged, as it last counted (`ackr`).
+    pub ack_ratio: Option<f64>,
+    /// Where it says it is (`lati`, `long`, `alti`), when it has a GPS or a fake one set.
+    pub position: Option<ForwarderPosition>,
+}
+
+/// A packet forwarder's position, from its `stat`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
+pub struct ForwarderPosition {
+    /// Degrees north.
+    pub latitude: f64,
+    /// Degrees east.
+    pub longitude: f64,
+    /// Metres.
+    pub altitude: i32,
+}
+
+impl ForwarderReport {
+    /// Whether the EUI is as central accepts it (16 lowercase hex digits).
+    pub fn eui_is_valid(&self) -> bool {
+        self.eui.len() == 16 && self.eui.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    }
 }
 
 /// First-time credentials a gateway handed to devices while central was out of reach

@@ -57,8 +57,13 @@ fn enrolment_grant() {
 
 #[test]
 fn health_report() {
-    let report =
-        HealthReport { outbox_depth: 3, outbox_oldest_s: 12, outbox_dropped: 0, version: "0.1.0".into() };
+    let report = HealthReport {
+        outbox_depth: 3,
+        outbox_oldest_s: 12,
+        outbox_dropped: 0,
+        version: "0.1.0".into(),
+        forwarders: Vec::new(),
+    };
     same_both_ways(
         r#"{"outbox_depth":3,"outbox_oldest_s":12,"outbox_dropped":0,"version":"0.1.0"}"#,
         &report,
@@ -71,6 +76,47 @@ fn health_report() {
         r#"{"outbox_depth":-1,"outbox_oldest_s":12,"outbox_dropped":0,"version":"0.1.0"}"#,
         r#"{"outbox_depth":3,"outbox_oldest_s":12,"outbox_dropped":0}"#,
         r#"{"outbox_depth":"3","outbox_oldest_s":12,"outbox_dropped":0,"version":"0.1.0"}"#,
+    ]);
+}
+
+#[test]
+fn health_report_with_forwarders() {
+    let forwarder = ForwarderReport {
+        eui: "aa555a0000000101".into(),
+        silent_s: 4,
+        pull_age_s: Some(4),
+        stat_age_s: None,
+        datagrams: 10,
+        uplinks: 80,
+        rx_received: 90,
+        rx_ok: 85,
+        rx_forwarded: 85,
+        tx_requested: 1,
+        tx_emitted: 1,
+        ack_ratio: Some(100.0),
+        position: Some(ForwarderPosition { latitude: 43.5617, longitude: 1.4689, altitude: 150 }),
+    };
+    assert!(forwarder.eui_is_valid());
+    let report = HealthReport {
+        version: "0.2.0".into(),
+        forwarders: alloc::vec![forwarder.clone()],
+        ..Default::default()
+    };
+    same_both_ways(
+        concat!(
+            r#"{"outbox_depth":0,"outbox_oldest_s":0,"outbox_dropped":0,"version":"0.2.0","forwarders":[{"eui":"aa555a0000000101","#,
+            r#""silent_s":4,"pull_age_s":4,"stat_age_s":null,"datagrams":10,"uplinks":80,"rx_received":90,"rx_ok":85,"#,
+            r#""rx_forwarded":85,"tx_requested":1,"tx_emitted":1,"ack_ratio":100.0,"#,
+            r#""position":{"latitude":43.5617,"longitude":1.4689,"altitude":150}}]}"#
+        ),
+        &report,
+    );
+    for bad in ["AA555A0000000101", "aa555a000000010", "aa555a00000001012", "aa555a000000010g", ""] {
+        assert!(!ForwarderReport { eui: bad.into(), ..forwarder.clone() }.eui_is_valid(), "{bad}");
+    }
+    refused::<HealthReport>(&[
+        r#"{"outbox_depth":0,"outbox_oldest_s":0,"outbox_dropped":0,"version":"0","forwarders":[{"eui":"aa"}]}"#,
+        r#"{"outbox_depth":0,"outbox_oldest_s":0,"outbox_dropped":0,"version":"0","forwarders":{}}"#,
     ]);
 }
 

@@ -160,6 +160,23 @@ try {
     await admin("POST", "/users", { username: "vera", password: "viewer password", role: "viewer" });
   });
 
+  await step("a gateway enrols and reports two packet forwarders, one silent for 400 s", async () => {
+    const buildings = await admin("GET", "/buildings");
+    const gw = await admin("POST", "/gateways", { name: "gw-u4", scope: { buildings: [buildings.items[0].id] } });
+    const { token } = await admin("POST", `/gateways/${gw.id}/enrolment`);
+    const json = { "Content-Type": "application/json" };
+    const enrolled = await fetch(`${base}/api/v1/edge/enroll`, { method: "POST", headers: json, body: JSON.stringify({ token }) });
+    assert(enrolled.ok, `enrolment answered ${enrolled.status}`);
+    const { secret } = await enrolled.json();
+    const forwarder = (eui, silent_s) => ({
+      eui, silent_s, pull_age_s: silent_s, stat_age_s: null, datagrams: 12, uplinks: 40, rx_received: 0, rx_ok: 0,
+      rx_forwarded: 0, tx_requested: 0, tx_emitted: 0, ack_ratio: null, position: null,
+    });
+    const report = { outbox_depth: 0, outbox_oldest_s: 0, outbox_dropped: 0, version: "e2e", forwarders: [forwarder("aa555a0000000101", 400), forwarder("aa555a0000000102", 3)] };
+    const r = await fetch(`${base}/api/v1/edge/health`, { method: "POST", headers: { ...json, Authorization: `Bearer ${secret}` }, body: JSON.stringify(report) });
+    assert(r.status === 204, `the health report answered ${r.status}`);
+  });
+
   await step("the device provisions itself and connects to the broker", async () => {
     const r = await fetch(`${base}/device/credentials?mac=${MAC}`);
     assert(r.status === 200, `credentials answered ${r.status}`);
@@ -326,12 +343,20 @@ try {
   });
 
   await step("alerts page and registry load; the layout holds on a phone", async () => {
-    await page.getByRole("link", { name: "Alerts" }).click();
+    await page.getByRole("link", { name: "Alerts", exact: true }).click();
     await page.getByRole("heading", { name: "Alerts" }).waitFor({ timeout: DEADLINE_MS });
     await page.getByRole("link", { name: "Registry" }).click();
     await page.getByRole("link", { name: "Device types" }).click();
     await page.getByRole("cell", { name: "esp32", exact: true }).waitFor({ timeout: DEADLINE_MS });
     await shot("07-registry-types");
+    // The gateway's forwarders, the silent one marked; its alert, opened by the monitor.
+    await page.getByRole("link", { name: "Gateways" }).click();
+    const forwarders = page.getByRole("list", { name: "packet forwarders" });
+    await waitFor("the silent forwarder", async () => /aa555a0000000101\s+silent/.test(await forwarders.innerText()));
+    assert(/aa555a0000000102\s+heard/.test(await forwarders.innerText()), "the other forwarder is heard");
+    await shot("07-registry-gateways");
+    await page.getByRole("link", { name: "Alerts", exact: true }).click();
+    await page.getByText(/packet forwarder aa555a0000000101 of gateway gw-u4/).first().waitFor({ timeout: 45_000 });
     await page.setViewportSize({ width: 390, height: 844 });
     await page.getByRole("link", { name: "Overview" }).click();
     await page.getByRole("heading", { name: "Fleet" }).waitFor({ timeout: DEADLINE_MS });

@@ -21,6 +21,9 @@ export type Page = Schemas["Page"];
 export type Counts = Schemas["StateCounts"];
 export type FleetSummary = Schemas["FleetSummary"];
 export type Gateway = Schemas["GatewayView"];
+/** A gateway with what central knows of its health (`GET /gateways`). */
+export type GatewayWithHealth = Schemas["GatewayWithHealth"];
+export type ForwarderHealth = Schemas["ForwarderHealth"];
 export type User = Schemas["UserView"];
 export type OrderRecord = Schemas["OrderRecord"];
 export type EnrolmentToken = Schemas["EnrolmentToken"];
@@ -33,10 +36,13 @@ export interface Items<T> {
 /** An alert (`GET /alerts`): written by hand, the document describes it as a plain object. */
 export interface Alert {
   id: number;
-  kind: "outage" | "failure" | "foreign_delivery";
+  kind: "outage" | "failure" | "foreign_delivery" | "forwarder_silent";
   building: string | null;
   device: string | null;
   rule: string | null;
+  /** Silent forwarders: the gateway id and the forwarder's gateway EUI. */
+  gateway: string | null;
+  forwarder: string | null;
   detail: string | null;
   outdated: number;
   total_devices: number;

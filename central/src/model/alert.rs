@@ -15,6 +15,9 @@ pub enum AlertKind {
     /// A device's first password was handed to an address outside `[alerts] device_networks`
     /// (someone else may have asked for it first). Resolved when an operator acknowledges it.
     ForeignDelivery,
+    /// A gateway in touch with central has not heard one of its LoRaWAN packet forwarders for
+    /// 5 min. Stored with `rule` = `<gateway id>/<gateway EUI>` (its key across restarts).
+    ForwarderSilent,
 }
 
 /// An operator's acknowledgement of an alert.

@@ -94,10 +94,12 @@ impl Event {
 #[derive(Debug, Default)]
 pub(super) struct Shared {
     pub(super) tracker: Tracker,
-    records: BTreeMap<u64, AlertRecord>,
+    pub(super) records: BTreeMap<u64, AlertRecord>,
     /// Open failure alerts: device → rule → alert id.
     failures: HashMap<DeviceId, BTreeMap<String, u64>>,
-    dirty: BTreeSet<u64>,
+    /// Open silent-forwarder alerts: (gateway, EUI) → alert id.
+    pub(super) forwarders: HashMap<(neosens_protocol::ids::GatewayId, String), u64>,
+    pub(super) dirty: BTreeSet<u64>,
     forget: Vec<u64>,
 }
 
@@ -127,7 +129,7 @@ impl Shared {
         record
     }
 
-    fn resolve_failure(&mut self, id: u64, now: i64, out: &mut Vec<(Event, AlertRecord)>) {
+    pub(super) fn resolve_failure(&mut self, id: u64, now: i64, out: &mut Vec<(Event, AlertRecord)>) {
         if let Some(r) = self.records.get_mut(&id) {
             r.resolved_at = Some(now);
             r.outdated = 0;
@@ -137,7 +139,7 @@ impl Shared {
     }
 
     /// Drops the oldest resolved alerts beyond [`HISTORY`].
-    fn prune(&mut self) {
+    pub(super) fn prune(&mut self) {
         let resolved: Vec<u64> = self.records.values().filter(|r| !r.is_open()).map(|r| r.id).collect();
         if resolved.len() > HISTORY {
             for id in &resolved[..resolved.len() - HISTORY] {
@@ -186,6 +188,11 @@ impl Monitor {
                     (AlertKind::Failure, Some(d), Some(rule)) => {
                         shared.failures.entry(d).or_default().insert(rule.clone(), r.id);
                     }
+                    (AlertKind::ForwarderSilent, _, Some(key)) => {
+                        if let Some(key) = super::forwarders::parse_key(key) {
+                            shared.forwarders.insert(key, r.id);
+                        }
+                    }
                     _ => {}
                 }
             }
@@ -205,7 +212,9 @@ impl Monitor {
             .map(|r| AlertView {
                 devices: match r.kind {
                     AlertKind::Outage => devices.get(&r.id).cloned().unwrap_or_default(),
-                    AlertKind::Failure | AlertKind::ForeignDelivery => r.device.into_iter().collect(),
+                    AlertKind::Failure | AlertKind::ForeignDelivery | AlertKind::ForwarderSilent => {
+                        r.device.into_iter().collect()
+                    }
                 },
                 state: if r.is_open() { "open" } else { "resolved" },
                 alert: r.into(),

@@ -7,6 +7,7 @@
 
 pub mod alerts;
 pub mod deadlines;
+pub mod forwarders;
 pub mod tracker;
 pub mod webhook;
 pub mod wire;
@@ -88,16 +89,53 @@ async fn deliver(monitor: &Monitor, to: &Delivery, events: Vec<(Event, AlertReco
     }
 }
 
-/// Runs the monitor until `shutdown`: `seen` receives batches of (device, status time in ms),
-/// `notices` what request handlers saw (each its own alert).
+/// What the monitor watches besides the registry.
+#[derive(Debug)]
+pub struct Inputs {
+    /// Batches of statuses seen (device, status time in ms, failing rules).
+    pub seen: mpsc::Receiver<Vec<Seen>>,
+    /// What request handlers saw (each its own alert).
+    pub notices: mpsc::Receiver<Notice>,
+    /// The gateways' reports (their packet forwarders), looked at every
+    /// [`forwarders::CHECK_EVERY`].
+    pub gateways: crate::gateway_health::GatewayHealth,
+}
+
+/// The registered gateways and what they last reported of their forwarders.
+fn gateway_forwarders(
+    registry: &Registry,
+    health: &crate::gateway_health::GatewayHealth,
+    now: i64,
+) -> Vec<forwarders::GatewayForwarders> {
+    let reports = health.all();
+    registry
+        .gateways()
+        .into_iter()
+        .map(|g| {
+            let contact = reports.get(&g.id);
+            forwarders::GatewayForwarders {
+                gateway: g.id,
+                up: contact.is_some_and(|c| c.is_up(now)),
+                forwarders: contact
+                    .map(|c| c.forwarders.iter().map(|f| (f.eui.clone(), f.last_seen_ms)).collect())
+                    .unwrap_or_default(),
+                name: g.name,
+            }
+        })
+        .collect()
+}
+
+/// Runs the monitor until `shutdown`.
 pub async fn run(
     registry: Arc<Registry>,
     monitor: Monitor,
-    mut seen: mpsc::Receiver<Vec<Seen>>,
-    mut notices: mpsc::Receiver<Notice>,
+    inputs: Inputs,
     delivery: Delivery,
     shutdown: CancellationToken,
 ) {
+    let Inputs { mut seen, mut notices, gateways } = inputs;
+    let mut forwarder_check = tokio::time::interval(forwarders::CHECK_EVERY);
+    forwarder_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let clock = Clock::start();
     let mut follower = ChangeFollower::new(Arc::clone(&registry), 100_000);
     let watch_all = |monitor: &Monitor, now: i64, only: Option<&HashSet<DeviceId>>| {
@@ -126,6 +164,11 @@ pub async fn run(
                 let now = clock.now();
                 let changes = monitor.apply(|t, c| t.tick(now, c));
                 deliver(&monitor, &delivery, changes, now).await;
+            }
+            _ = forwarder_check.tick() => {
+                let now = clock.now();
+                let events = monitor.forwarders(&gateway_forwarders(&registry, &gateways, now), now);
+                deliver(&monitor, &delivery, events, now).await;
             }
             Some(notice) = notices.recv() => {
                 let now = clock.now();
@@ -192,14 +235,9 @@ mod tests {
         let (seen, seen_rx) = mpsc::channel(10);
         let (_notices, notices_rx) = mpsc::channel(1);
         let delivery = Delivery { link, topic: "neosens/alerts".into(), webhook: None };
-        let task = tokio::spawn(run(
-            Arc::clone(registry),
-            monitor.clone(),
-            seen_rx,
-            notices_rx,
-            delivery,
-            shutdown.clone(),
-        ));
+        let inputs = Inputs { seen: seen_rx, notices: notices_rx, gateways: Default::default() };
+        let task =
+            tokio::spawn(run(Arc::clone(registry), monitor.clone(), inputs, delivery, shutdown.clone()));
         (seen, shutdown, task)
     }
 

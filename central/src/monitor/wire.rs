@@ -19,6 +19,8 @@ pub enum AlertKindJson {
     Failure,
     /// A device's first password was handed to an address outside `[alerts] device_networks`.
     ForeignDelivery,
+    /// A gateway has not heard one of its LoRaWAN packet forwarders for 5 min.
+    ForwarderSilent,
 }
 
 impl From<AlertKind> for AlertKindJson {
@@ -27,6 +29,7 @@ impl From<AlertKind> for AlertKindJson {
             AlertKind::Outage => AlertKindJson::Outage,
             AlertKind::Failure => AlertKindJson::Failure,
             AlertKind::ForeignDelivery => AlertKindJson::ForeignDelivery,
+            AlertKind::ForwarderSilent => AlertKindJson::ForwarderSilent,
         }
     }
 }
@@ -65,6 +68,10 @@ pub struct AlertJson {
     pub device: Option<DeviceId>,
     /// The rule that fired (failures).
     pub rule: Option<String>,
+    /// The gateway (silent forwarders).
+    pub gateway: Option<String>,
+    /// The packet forwarder's gateway EUI (silent forwarders).
+    pub forwarder: Option<String>,
     /// What the rule found (failures), e.g. `heap = 12000 (< 20000)`.
     pub detail: Option<String>,
     /// Devices affected now.
@@ -81,12 +88,18 @@ pub struct AlertJson {
 
 impl From<&AlertRecord> for AlertJson {
     fn from(r: &AlertRecord) -> Self {
+        // A silent forwarder's record keeps its key in `rule`; readers get it as two fields.
+        let forwarder = (r.kind == AlertKind::ForwarderSilent)
+            .then(|| r.rule.as_deref().and_then(super::forwarders::parse_key))
+            .flatten();
         AlertJson {
             id: r.id,
             kind: r.kind.into(),
             building: r.building,
             device: r.device,
-            rule: r.rule.clone(),
+            rule: if forwarder.is_some() { None } else { r.rule.clone() },
+            gateway: forwarder.as_ref().map(|(g, _)| g.to_string()),
+            forwarder: forwarder.map(|(_, eui)| eui),
             detail: r.detail.clone(),
             outdated: r.outdated,
             total_devices: r.total_devices,

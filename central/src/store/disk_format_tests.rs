@@ -399,11 +399,14 @@ fn enum_variant_indices_are_pinned() {
         };
         check(role, index);
     }
-    for kind in [AlertKind::Outage, AlertKind::Failure, AlertKind::ForeignDelivery] {
+    for kind in
+        [AlertKind::Outage, AlertKind::Failure, AlertKind::ForeignDelivery, AlertKind::ForwarderSilent]
+    {
         let index = match kind {
             AlertKind::Outage => 0,
             AlertKind::Failure => 1,
             AlertKind::ForeignDelivery => 2,
+            AlertKind::ForwarderSilent => 3,
         };
         check(kind, index);
     }

@@ -12,6 +12,7 @@
 //! and a status per uplink would triple what the gateway and the broker carry.
 
 pub mod codec;
+pub mod forwarders;
 pub mod frame;
 pub mod modem;
 pub mod semtech;
@@ -58,6 +59,8 @@ pub struct LoraStats {
     pub open_addresses: std::sync::atomic::AtomicUsize,
     /// Frames in the duplicate window (≤ [`MAX_RECENT_FRAMES`]), after the last batch.
     pub recent_frames: std::sync::atomic::AtomicUsize,
+    /// The packet forwarders heard (reported to central with the gateway's health).
+    pub forwarders: forwarders::Forwarders,
 }
 
 impl LoraStats {
@@ -227,13 +230,24 @@ impl Pipeline {
         self.refresh(&mut nodes);
         for datagram in datagrams {
             self.stats.datagram("received");
+            let heard = |gateway: &str, what| self.stats.forwarders.heard(gateway, what, now);
             let (ack, gateway, packets, bad) = match semtech::parse(datagram) {
-                Ok(semtech::Datagram::Push { ack, gateway, packets, bad }) => (ack, gateway, packets, bad),
-                Ok(semtech::Datagram::Pull { ack, .. }) => {
+                Ok(semtech::Datagram::Push { ack, gateway, packets, bad, stat }) => {
+                    heard(
+                        &gateway,
+                        forwarders::Heard::Push { uplinks: packets.len() + bad, stat: stat.as_ref() },
+                    );
+                    (ack, gateway, packets, bad)
+                }
+                Ok(semtech::Datagram::Pull { ack, gateway }) => {
+                    heard(&gateway, forwarders::Heard::Pull);
                     answers.push(Some(ack));
                     continue;
                 }
-                Ok(semtech::Datagram::TxAck) => {
+                Ok(semtech::Datagram::TxAck { gateway }) => {
+                    if let Some(gateway) = gateway {
+                        heard(&gateway, forwarders::Heard::TxAck);
+                    }
                     answers.push(None);
                     continue;
                 }

@@ -1,6 +1,7 @@
 //! The Semtech UDP packet-forwarder protocol (v2, as the forwarders of the campus gateways speak
 //! it): `PUSH_DATA` (uplinks, `rxpk` JSON) answered by `PUSH_ACK`, `PULL_DATA` (keep-alive)
-//! answered by `PULL_ACK`, `TX_ACK`. Parsing only; the listener is in the parent module.
+//! answered by `PULL_ACK`, `TX_ACK`; the `stat` object a forwarder pushes every 30 s (its
+//! health). Parsing only; the listener is in the parent module.
 
 use base64::Engine;
 use serde::Deserialize;
@@ -43,6 +44,8 @@ pub enum Datagram {
         packets: Vec<RxPacket>,
         /// Entries left out.
         bad: usize,
+        /// Its `stat` object, when the datagram carried one (most carry uplinks only).
+        stat: Option<Stat>,
     },
     /// A keep-alive (the forwarder's downlink path).
     Pull {
@@ -52,7 +55,65 @@ pub enum Datagram {
         gateway: String,
     },
     /// A transmission acknowledgement (no answer).
-    TxAck,
+    TxAck {
+        /// The forwarder's gateway EUI, hex (protocol v2; v1 has none).
+        gateway: Option<String>,
+    },
+}
+
+/// A forwarder's `stat` object: counts since its previous one, its position. Read field by
+/// field, leniently: a field of an unexpected type is left out, never a reason to drop the
+/// datagram's uplinks.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Stat {
+    /// Radio packets received.
+    pub rxnb: Option<u64>,
+    /// Of which with a valid CRC.
+    pub rxok: Option<u64>,
+    /// Packets forwarded.
+    pub rxfw: Option<u64>,
+    /// Percentage of upstream datagrams acknowledged.
+    pub ackr: Option<f64>,
+    /// Downlinks received.
+    pub dwnb: Option<u64>,
+    /// Packets emitted.
+    pub txnb: Option<u64>,
+    /// Latitude, degrees.
+    pub lati: Option<f64>,
+    /// Longitude, degrees.
+    pub long: Option<f64>,
+    /// Altitude, metres.
+    pub alti: Option<i64>,
+}
+
+impl Stat {
+    fn from_json(v: &serde_json::Value) -> Self {
+        let u = |k: &str| v.get(k).and_then(serde_json::Value::as_u64);
+        let f = |k: &str| v.get(k).and_then(serde_json::Value::as_f64);
+        Stat {
+            rxnb: u("rxnb"),
+            rxok: u("rxok"),
+            rxfw: u("rxfw"),
+            ackr: f("ackr"),
+            dwnb: u("dwnb"),
+            txnb: u("txnb"),
+            lati: f("lati"),
+            long: f("long"),
+            alti: v.get("alti").and_then(serde_json::Value::as_i64),
+        }
+    }
+
+    /// Its position, when it has a plausible one (both coordinates, on the globe).
+    pub fn position(&self) -> Option<neosens_protocol::edge::ForwarderPosition> {
+        let (lat, lon) = (self.lati?, self.long?);
+        ((-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon)).then(|| {
+            neosens_protocol::edge::ForwarderPosition {
+                latitude: lat,
+                longitude: lon,
+                altitude: self.alti.unwrap_or(0).clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32,
+            }
+        })
+    }
 }
 
 /// Why a datagram was dropped (metrics label: [`DatagramError::as_str`]).
@@ -92,6 +153,9 @@ impl DatagramError {
 struct Push<'a> {
     #[serde(default, borrow)]
     rxpk: Vec<Rxpk<'a>>,
+    /// Read as a value, then field by field ([`Stat`]): rare (every 30 s), and lenient.
+    #[serde(default)]
+    stat: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -144,10 +208,11 @@ pub fn parse(datagram: &[u8]) -> Result<Datagram, DatagramError> {
                     None => bad += 1,
                 }
             }
-            Ok(Datagram::Push { ack: [version, token[0], token[1], PUSH_ACK], gateway, packets, bad })
+            let stat = push.stat.as_ref().filter(|v| v.is_object()).map(Stat::from_json);
+            Ok(Datagram::Push { ack: [version, token[0], token[1], PUSH_ACK], gateway, packets, bad, stat })
         }
         PULL_DATA => Ok(Datagram::Pull { ack: [version, token[0], token[1], PULL_ACK], gateway: gateway()? }),
-        TX_ACK => Ok(Datagram::TxAck),
+        TX_ACK => Ok(Datagram::TxAck { gateway: gateway().ok() }),
         other => Err(DatagramError::Identifier(other)),
     }
 }
@@ -167,7 +232,8 @@ mod tests {
         let d = push(
             r#"{"rxpk":[{"tmst":1,"freq":868.1,"stat":1,"datr":"SF7BW125","rssi":-57,"lsnr":9.5,"data":"QPF9vkkAAgABlUN4disR/w0="},{"stat":-1,"data":"AAAA"},{"stat":1,"data":"!!"}],"stat":{}}"#,
         );
-        let Ok(Datagram::Push { ack, gateway, packets, bad }) = parse(&d) else { panic!() };
+        let Ok(Datagram::Push { ack, gateway, packets, bad, stat }) = parse(&d) else { panic!() };
+        assert_eq!(stat, Some(Stat::default()), "an empty stat");
         assert_eq!(ack, [2, 0xab, 0xcd, PUSH_ACK]);
         assert_eq!(gateway, "aa555a0000000001");
         assert_eq!(bad, 2, "a CRC error and bad base64");
@@ -176,6 +242,33 @@ mod tests {
             (packets[0].rssi, packets[0].snr, packets[0].datarate.as_deref()),
             (Some(-57.0), Some(9.5), Some("SF7BW125"))
         );
+    }
+
+    /// The `stat` object as the Semtech forwarder writes it (`lora_pkt_fwd` v2: counts since the
+    /// previous stat, position when its GPS is locked or faked), and read leniently.
+    #[test]
+    fn stat_objects() {
+        let d = push(
+            r#"{"stat":{"time":"2014-01-12 08:59:28 GMT","lati":46.24000,"long":3.25230,"alti":145,"rxnb":2,"rxok":2,"rxfw":2,"ackr":100.0,"dwnb":2,"txnb":2}}"#,
+        );
+        let Ok(Datagram::Push { packets, bad, stat: Some(stat), .. }) = parse(&d) else { panic!() };
+        assert_eq!((packets.len(), bad), (0, 0));
+        assert_eq!(
+            (stat.rxnb, stat.rxok, stat.rxfw, stat.dwnb, stat.txnb),
+            (Some(2), Some(2), Some(2), Some(2), Some(2))
+        );
+        assert_eq!(stat.ackr, Some(100.0));
+        let p = stat.position().unwrap();
+        assert_eq!((p.latitude, p.longitude, p.altitude), (46.24, 3.2523, 145));
+        // Odd types are left out; the uplinks still count.
+        let d = push(
+            r#"{"rxpk":[{"stat":1,"data":"QPF9vkkAAgABlUN4disR/w0="}],"stat":{"rxnb":"2","rxok":-1,"ackr":"x","lati":95.0,"long":3.0}}"#,
+        );
+        let Ok(Datagram::Push { packets, stat: Some(stat), .. }) = parse(&d) else { panic!() };
+        assert_eq!(packets.len(), 1);
+        assert_eq!((stat.rxnb, stat.rxok, stat.ackr, stat.position()), (None, None, None, None));
+        let Ok(Datagram::Push { stat, .. }) = parse(&push(r#"{"stat":[1,2]}"#)) else { panic!() };
+        assert_eq!(stat, None, "not an object");
     }
 
     /// `data` is borrowed from the datagram, and still read when it holds JSON escapes.
@@ -194,7 +287,11 @@ mod tests {
             parse(&pull),
             Ok(Datagram::Pull { ack: [1, 7, 8, PULL_ACK], gateway: "0102030405060708".into() })
         );
-        assert_eq!(parse(&[2, 0, 0, TX_ACK, 0, 0, 0, 0, 0, 0, 0, 0]), Ok(Datagram::TxAck));
+        assert_eq!(
+            parse(&[2, 0, 0, TX_ACK, 0, 0, 0, 0, 0, 0, 0, 1]),
+            Ok(Datagram::TxAck { gateway: Some("0000000000000001".into()) })
+        );
+        assert_eq!(parse(&[1, 0, 0, TX_ACK]), Ok(Datagram::TxAck { gateway: None }), "v1: no EUI");
         assert_eq!(parse(&[2, 0]), Err(DatagramError::Truncated));
         assert_eq!(parse(&[3, 0, 0, 0]), Err(DatagramError::Version(3)));
         assert_eq!(parse(&[2, 0, 0, 0x09]), Err(DatagramError::Identifier(9)));

@@ -28,12 +28,17 @@ export function alertKindLabel(a: Alert): string {
       return "Failure";
     case "foreign_delivery":
       return "Security";
+    case "forwarder_silent":
+      return "LoRaWAN";
   }
 }
 
 export function alertTitle(a: Alert, buildingName: (id: string | null) => string): string {
   if (a.kind === "foreign_delivery") {
     return a.detail ?? "first password delivered outside the device networks";
+  }
+  if (a.kind === "forwarder_silent") {
+    return a.detail ?? `packet forwarder ${a.forwarder ?? "?"} silent`;
   }
   if (a.kind === "outage") {
     return `${buildingName(a.building)}: ${a.outdated} of ${a.total_devices} device${a.total_devices === 1 ? "" : "s"} outdated`;

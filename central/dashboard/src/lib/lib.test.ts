@@ -82,7 +82,7 @@ describe("fleet tiles", () => {
 });
 
 function alert(id: number, building: string | null, state: "open" | "resolved" = "open"): Alert {
-  return { id, kind: "outage", building, device: null, rule: null, detail: null, outdated: 1, total_devices: 2, opened_at: id * 1000, resolved_at: null, ack: null, devices: [], state };
+  return { id, kind: "outage", building, device: null, rule: null, gateway: null, forwarder: null, detail: null, outdated: 1, total_devices: 2, opened_at: id * 1000, resolved_at: null, ack: null, devices: [], state };
 }
 
 describe("alerts", () => {
@@ -97,6 +97,11 @@ describe("alerts", () => {
     const a = { ...alert(5, null), kind: "foreign_delivery" as const, detail: "first password of 02:00:00:00:00:01 delivered to 8.8.8.8" };
     expect(alertKindLabel(a)).toBe("Security");
     expect(alertTitle(a, () => "?")).toBe(a.detail);
+  });
+  it("shows a silent packet forwarder as a LoRaWAN alert", () => {
+    const a = { ...alert(6, null), kind: "forwarder_silent" as const, gateway: "g1", forwarder: "aa555a0000000101", detail: null };
+    expect(alertKindLabel(a)).toBe("LoRaWAN");
+    expect(alertTitle(a, () => "?")).toBe("packet forwarder aa555a0000000101 silent");
   });
 });
 

@@ -10,8 +10,8 @@ use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use neosens_protocol::edge::{
-    Deliveries, DeliveriesAnswer, EnrolmentGrant, EnrolmentRequest, HealthReport, MAX_RELAYED_LOGS,
-    RelayedLogs, RelayedLogsAnswer,
+    Deliveries, DeliveriesAnswer, EnrolmentGrant, EnrolmentRequest, HealthReport, MAX_FORWARDERS,
+    MAX_RELAYED_LOGS, RelayedLogs, RelayedLogsAnswer,
 };
 use neosens_protocol::ids::{DeviceId, GatewayId};
 use serde::Deserialize;
@@ -200,7 +200,10 @@ pub(super) async fn logs(
     Ok(Json(RelayedLogsAnswer { stored: stored as u64, refused: refused as u64 }))
 }
 
-/// The gateway's own figures (outbox depth and age, version), shown per gateway in `/metrics`.
+/// The gateway's own figures (outbox depth and age, version, the packet forwarders it hears),
+/// shown per gateway in the API and `/metrics`. At most `MAX_FORWARDERS` (32) forwarders, each
+/// with an EUI of 16 lowercase hex digits: anything else is refused whole (400), since the
+/// figures feed metric labels and alerts.
 #[utoipa::path(post, path = "/edge/health", tag = "edge", request_body = HealthReport,
     responses((status = 204, description = "Recorded"), crate::http::error::CommonErrors),
     security(("bearer" = [])))]
@@ -208,7 +211,19 @@ pub(super) async fn health(
     State(s): State<AppState>,
     GatewayAuth(id): GatewayAuth,
     ApiJson(report): ApiJson<HealthReport>,
-) -> StatusCode {
+) -> Result<StatusCode, ApiError> {
+    let invalid = |message: String| ApiError::Invalid { field: "forwarders".into(), message };
+    if report.forwarders.len() > MAX_FORWARDERS {
+        return Err(invalid(format!("{} forwarders: at most {MAX_FORWARDERS}", report.forwarders.len())));
+    }
+    if let Some(f) = report.forwarders.iter().find(|f| !f.eui_is_valid()) {
+        return Err(invalid(format!("gateway EUI {:?}: 16 lowercase hex digits", f.eui)));
+    }
+    let mut euis: Vec<&str> = report.forwarders.iter().map(|f| f.eui.as_str()).collect();
+    euis.sort_unstable();
+    if euis.windows(2).any(|w| w[0] == w[1]) {
+        return Err(invalid("a gateway EUI is listed twice".into()));
+    }
     s.gateways.report(id, report, Timestamp::now().millis());
-    StatusCode::NO_CONTENT
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -36,13 +36,15 @@ pub(super) struct GatewayWithHealth {
     gateway: GatewayView,
     /// Whether it has been in touch in the last 150 s.
     up: bool,
-    /// Last contact, revision applied, last report (`null` if not in touch since central started).
+    /// Last contact, revision applied, last report, packet forwarders (`null` if not in touch
+    /// since central started).
     health: Option<crate::gateway_health::Contact>,
 }
 
 fn with_health(s: &AppState, gateway: GatewayView) -> GatewayWithHealth {
-    let health = s.gateways.get(gateway.id);
-    let up = health.as_ref().is_some_and(|h| h.is_up(crate::model::Timestamp::now().millis()));
+    let now = crate::model::Timestamp::now().millis();
+    let health = s.gateways.get(gateway.id).map(|h| h.as_of(now));
+    let up = health.as_ref().is_some_and(|h| h.is_up(now));
     GatewayWithHealth { gateway, up, health }
 }
 
@@ -91,5 +93,7 @@ async fn delete(
     auth.require(Role::Admin)?;
     let gateway = gateway_id(&id)?;
     s.registry.blocking(move |r| r.delete_gateway(gateway)).await?;
+    // Its health goes with it (and the monitor resolves its forwarders' alerts).
+    s.gateways.forget(gateway);
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,10 +1,11 @@
 import { useState } from "react";
-import { api, type Building, type EnrolmentToken, type Gateway, type Site } from "../../api";
+import { api, type Building, type EnrolmentToken, type ForwarderHealth, type Gateway, type GatewayWithHealth, type Site } from "../../api";
+import { absoluteTime, relativeTime } from "../../lib/time";
 import { DeleteButton, EditableText, FormError, Table, useList, useSubmit } from "./common";
 import { Select } from "../../components/Select";
 
 export function Gateways() {
-  const { items, error, reload } = useList<Gateway>("/gateways");
+  const { items, error, reload } = useList<GatewayWithHealth>("/gateways");
   const sites = useList<Site>("/sites").items;
   const buildings = useList<Building>("/buildings").items;
   const [name, setName] = useState("");
@@ -22,7 +23,7 @@ export function Gateways() {
     },
   );
 
-  const enrol = async (g: Gateway) => {
+  const enrol = async (g: GatewayWithHealth | Gateway) => {
     const t = await api<EnrolmentToken>("POST", `/gateways/${g.id}/enrolment`);
     setToken({ gateway: g.name, ...t });
     reload();
@@ -57,14 +58,21 @@ export function Gateways() {
         </div>
       )}
       {error && <p className="error">{error}</p>}
-      <Table head={["Name", "Scope", "Devices", "MQTT user", "Enrolled", ""]} caption="Gateways">
+      <Table head={["Name", "State", "Scope", "Devices", "Packet forwarders", "MQTT user", "Enrolled", ""]} caption="Gateways">
         {items.map((g) => (
           <tr key={g.id}>
             <td>
               <EditableText path={`/gateways/${g.id}`} field="name" value={g.name} label={`gateway ${g.name}`} onDone={reload} />
             </td>
+            <td title={absoluteTime(g.health?.last_contact_ms)}>
+              <span className={g.up ? "badge ok" : "badge outdated"}>{g.up ? "up" : "down"}</span>
+              {g.health ? ` ${relativeTime(g.health.last_contact_ms, Date.now())}` : ""}
+            </td>
             <td className="mono">{JSON.stringify(g.scope)}</td>
             <td>{g.devices}</td>
+            <td>
+              <Forwarders list={g.health?.forwarders ?? []} />
+            </td>
             <td className="mono">{g.mqtt_username}</td>
             <td>
               {g.enrolled_at ? new Date(g.enrolled_at).toLocaleString() : "no"}{" "}
@@ -79,5 +87,21 @@ export function Gateways() {
         ))}
       </Table>
     </>
+  );
+}
+
+/** The LoRaWAN packet forwarders a gateway hears: silent ones first, each with its last datagram. */
+function Forwarders({ list }: { list: ForwarderHealth[] }) {
+  if (list.length === 0) return <span className="muted">none</span>;
+  const sorted = [...list].sort((a, b) => Number(b.silent) - Number(a.silent) || a.eui.localeCompare(b.eui));
+  return (
+    <ul className="plain" aria-label="packet forwarders">
+      {sorted.map((f) => (
+        <li key={f.eui} title={`${f.uplinks} uplinks, ${f.tx_emitted} downlinks emitted; last heard ${absoluteTime(f.last_seen_ms)}`}>
+          <span className="mono">{f.eui}</span> <span className={f.silent ? "badge outdated" : "badge ok"}>{f.silent ? "silent" : "heard"}</span>{" "}
+          {relativeTime(f.last_seen_ms, Date.now())}
+        </li>
+      ))}
+    </ul>
   );
 }
