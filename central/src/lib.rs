@@ -17,6 +17,7 @@
 //! | [`ingest`] | device statuses from MQTT, checked, deduplicated and stored in batches |
 //! | [`monitor`] | outdated devices, alerts (tracker, deadlines, webhook) |
 //! | [`gateway_health`] | what each gateway last reported |
+//! | [`unclaimed`] | the adoption inbox: unregistered MACs that asked for credentials |
 //! | [`metrics`] | `/metrics`: bounded label sets only |
 //! | [`import_legacy`] | `import-legacy`: the 2016 sensOCampus database, from a `dumpdata` export |
 //! | `otel` (feature `otel`) | OpenTelemetry export of the spans over OTLP/HTTP |
@@ -44,6 +45,7 @@ pub mod otel;
 pub mod registry;
 pub mod secrets;
 pub mod store;
+pub mod unclaimed;
 
 use std::time::Duration;
 
@@ -87,6 +89,7 @@ pub async fn run_on(
     let state = http::AppState {
         sessions: Arc::new(http::Sessions::new(&config.auth)),
         scans: Arc::new(http::Throttle::new(http::SCAN_POLICY)),
+        unclaimed: pipelines.unclaimed,
         scrape,
         notices: pipelines.notices,
         device_networks,
@@ -197,6 +200,7 @@ struct Pipelines {
     monitor: monitor::Monitor,
     notices: tokio::sync::mpsc::Sender<monitor::Notice>,
     gateways: gateway_health::GatewayHealth,
+    unclaimed: unclaimed::Unclaimed,
     metrics: Arc<metrics::Metrics>,
     connections: Arc<neosens_runtime::http::ConnectionStats>,
 }
@@ -271,6 +275,7 @@ async fn start_pipelines(
         _ => drop(control_rx),
     }
     let connections = Arc::new(neosens_runtime::http::ConnectionStats::default());
+    let unclaimed = unclaimed::Unclaimed::default();
     let metrics = Arc::new(metrics::Metrics::new(
         metrics::Sources {
             link: link.handle.clone(),
@@ -279,11 +284,12 @@ async fn start_pipelines(
             monitor: monitor.clone(),
             webhook: webhook.map(|w| w.stats),
             gateways: gateways.clone(),
+            unclaimed: unclaimed.clone(),
             connections: Arc::clone(&connections),
         },
         tasks.health(),
     ));
-    Ok(Pipelines { mqtt: link.handle, monitor, notices, gateways, metrics, connections })
+    Ok(Pipelines { mqtt: link.handle, monitor, notices, gateways, unclaimed, metrics, connections })
 }
 
 /// Sends `$CONTROL/…` answers to dynamic security and everything else to ingestion.

@@ -102,6 +102,8 @@ pub struct Sources {
     pub webhook: Option<Arc<crate::monitor::webhook::WebhookStats>>,
     /// Gateways' health.
     pub gateways: crate::gateway_health::GatewayHealth,
+    /// The adoption inbox.
+    pub unclaimed: crate::unclaimed::Unclaimed,
     /// The main HTTP listener's connections.
     pub connections: Arc<neosens_runtime::http::ConnectionStats>,
 }
@@ -348,6 +350,12 @@ impl Sources {
             "neosens_registry_revision",
             "Revision of the registry's change log",
             self.registry.revision() as i64,
+        )?;
+        gauge(
+            encoder,
+            "neosens_unclaimed_devices",
+            "Unregistered MACs that asked for their credentials in the last 24 h (the adoption inbox, at most 1000)",
+            self.unclaimed.len() as i64,
         )?;
         encode_forwarders(encoder, &gateways, &health, now)
     }

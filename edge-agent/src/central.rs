@@ -27,6 +27,17 @@ fn unreachable(e: reqwest::Error) -> CentralError {
     CentralError::Unreachable(e.to_string())
 }
 
+/// The device's request headers a forwarded request carries.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DeviceHeaders<'a> {
+    /// `Authorization` (Basic, on `/device/config`).
+    pub authorization: Option<&'a str>,
+    /// `Content-Type`.
+    pub content_type: Option<&'a str>,
+    /// `User-Agent` (`ESP32HTTPClient` …).
+    pub user_agent: Option<&'a str>,
+}
+
 /// A legacy answer from central, passed on byte for byte.
 #[derive(Debug, Clone)]
 pub struct Forwarded {
@@ -170,8 +181,7 @@ impl Central {
         &self,
         method: reqwest::Method,
         path_and_query: &str,
-        authorization: Option<&str>,
-        content_type: Option<&str>,
+        headers: DeviceHeaders<'_>,
         body: bytes::Bytes,
         device_addr: &str,
     ) -> Result<Forwarded, CentralError> {
@@ -184,11 +194,15 @@ impl Central {
         if let Some(secret) = &self.secret {
             request = request.header("X-Neosens-Gateway", secret.as_str());
         }
-        if let Some(a) = authorization {
+        if let Some(a) = headers.authorization {
             request = request.header(reqwest::header::AUTHORIZATION, a);
         }
-        if let Some(c) = content_type {
+        if let Some(c) = headers.content_type {
             request = request.header(reqwest::header::CONTENT_TYPE, c);
+        }
+        if let Some(ua) = headers.user_agent {
+            // The device's, not the agent's: central's adoption inbox tells boards apart by it.
+            request = request.header(reqwest::header::USER_AGENT, ua);
         }
         let response = request.send().await.map_err(unreachable)?;
         let status = response.status().as_u16();

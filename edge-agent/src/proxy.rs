@@ -17,7 +17,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, post};
@@ -26,7 +26,7 @@ use neosens_runtime::keys::Keys;
 use neosens_runtime::legacy_http::{basic_auth, credentials_mac, forbidden, json_body};
 
 use crate::cache::{Cache, CachedDevice, PendingLog};
-use crate::central::{Central, Forwarded};
+use crate::central::{Central, DeviceHeaders, Forwarded};
 use crate::http::AppState;
 
 /// How long the agent answers from its cache after central failed, before trying it again.
@@ -101,10 +101,12 @@ impl Proxy {
         }
         let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
         let header = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
-        match central
-            .forward(method, path, header(AUTHORIZATION), header(CONTENT_TYPE), body, &peer.ip().to_string())
-            .await
-        {
+        let device_headers = DeviceHeaders {
+            authorization: header(AUTHORIZATION),
+            content_type: header(CONTENT_TYPE),
+            user_agent: header(USER_AGENT),
+        };
+        match central.forward(method, path, device_headers, body, &peer.ip().to_string()).await {
             Ok(answer) => Some(answer),
             Err(e) => {
                 tracing::warn!(error = %e, path, "central did not answer: serving from the cache");

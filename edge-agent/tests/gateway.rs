@@ -132,6 +132,18 @@ fn a_gateway_provisions_devices_with_central_up_and_down_and_loses_nothing() {
     assert_eq!((via_gateway.status, &via_gateway.body), (200, &direct.body));
     assert_eq!(via_gateway.header("content-type"), Some("application/json"));
     assert_eq!(credentials(e, "00:00:00:00:00:01").status, 403, "unknown MAC");
+    // … and in central's adoption inbox, with the gateway it came through and the board's
+    // User-Agent (forwarded as the device sent it).
+    let asked = raw_http(
+        e,
+        b"GET /device/credentials?mac=24:0a:c4:00:00:99 HTTP/1.1\r\nHost: x\r\nUser-Agent: ESP32HTTPClient\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(asked.status, 403);
+    let (_, inbox) = admin.raw("GET", "/api/v1/unclaimed", None);
+    let entry = inbox["items"].as_array().unwrap().iter().find(|d| d["mac"] == "24:0A:C4:00:00:99").cloned();
+    let entry = entry.unwrap_or_else(|| panic!("not in the inbox: {inbox}"));
+    assert_eq!((&entry["board"], &entry["source"]), (&json!("esp32"), &json!("127.0.0.1")), "{entry}");
+    assert!(entry["gateway"].is_string(), "through the gateway: {entry}");
     wait_until("central's delivery synced to the gateway", || {
         metric(e, "neosens_edge_sync_revision") == metric(c, "neosens_registry_revision")
     });

@@ -366,6 +366,27 @@ try {
     await page.setViewportSize({ width: 1280, height: 860 });
   });
 
+  await step("an unregistered board calling home is adopted from the inbox; its next retry gets its credentials", async () => {
+    const mac = "24:0a:c4:e2:e0:99";
+    const ask = () => fetch(`${base}/device/credentials?mac=${mac}`, { headers: { "User-Agent": "ESP8266HTTPClient" } });
+    assert((await ask()).status === 403, "unknown: refused as the firmware expects");
+    await page.getByRole("link", { name: "Registry" }).click();
+    await page.getByRole("link", { name: "Unclaimed devices" }).click();
+    const form = page.getByRole("form", { name: "Adopt 24:0A:C4:E2:E0:99" });
+    await form.waitFor({ timeout: DEADLINE_MS });
+    assert((await page.locator('tr[data-mac="24:0A:C4:E2:E0:99"]').innerText()).includes("esp8266"), "the board is told by its User-Agent");
+    await form.getByLabel("Type").selectOption("esp32");
+    await form.getByLabel("Room").selectOption({ index: 1 });
+    await shot("09-unclaimed-devices");
+    await form.getByRole("button", { name: "Adopt" }).click();
+    await waitFor("the row gone", async () => (await page.locator('tr[data-mac="24:0A:C4:E2:E0:99"]').count()) === 0);
+    const r = await ask();
+    assert(r.status === 200, `the next retry is answered (${r.status})`);
+    assert(typeof (await r.json()).password === "string", "with its first password");
+    await page.getByRole("link", { name: "Overview" }).click();
+    await page.getByRole("heading", { name: "Fleet" }).waitFor({ timeout: DEADLINE_MS });
+  });
+
   await step("a viewer signs in and cannot send orders", async () => {
     await page.getByRole("button", { name: "Sign out" }).click();
     await page.getByLabel("User name").fill("vera");

@@ -24,6 +24,8 @@ export type Gateway = Schemas["GatewayView"];
 /** A gateway with what central knows of its health (`GET /gateways`). */
 export type GatewayWithHealth = Schemas["GatewayWithHealth"];
 export type ForwarderHealth = Schemas["ForwarderHealth"];
+/** An unregistered MAC that asked for its credentials (`GET /unclaimed`). */
+export type UnclaimedDevice = Schemas["UnclaimedDevice"];
 export type User = Schemas["UserView"];
 export type OrderRecord = Schemas["OrderRecord"];
 export type EnrolmentToken = Schemas["EnrolmentToken"];

@@ -32,6 +32,7 @@ async fn app(dir: &std::path::Path) -> (axum::Router, AppState) {
     let config = Arc::new(crate::Config::default());
     let monitor = crate::monitor::Monitor::default();
     let gateways = crate::gateway_health::GatewayHealth::default();
+    let unclaimed = crate::unclaimed::Unclaimed::default();
     let tasks: Arc<neosens_runtime::supervisor::TaskHealth> = Arc::default();
     let sources = crate::metrics::Sources {
         link: mqtt.clone(),
@@ -40,12 +41,14 @@ async fn app(dir: &std::path::Path) -> (axum::Router, AppState) {
         monitor: monitor.clone(),
         webhook: None,
         gateways: gateways.clone(),
+        unclaimed: unclaimed.clone(),
         connections: Arc::default(),
     };
     let state = AppState {
         metrics: Arc::new(crate::metrics::Metrics::new(sources, Arc::clone(&tasks))),
         sessions: Arc::new(Sessions::new(&config.auth)),
         scans: Arc::new(Throttle::new(SCAN_POLICY)),
+        unclaimed,
         scrape: neosens_runtime::http::ScrapeToken::new(None).unwrap(),
         notices: tokio::sync::mpsc::channel(8).0,
         passwords: neosens_runtime::workers::Workers::start("password", PASSWORD_THREADS, PASSWORDS_WAITING)
@@ -171,4 +174,75 @@ async fn readiness_reports_each_check() {
         (Some(true), Some(false))
     );
     assert_eq!(body["checks"]["tasks"]["ok"], true);
+}
+
+/// A legacy credentials request as a board sends it, with its `User-Agent`.
+async fn board_asks(app: &axum::Router, mac: &str) -> StatusCode {
+    let mut request = Request::builder()
+        .uri(format!("/device/credentials?mac={mac}"))
+        .header(header::USER_AGENT, "ESP32HTTPClient")
+        .body(Body::empty())
+        .unwrap();
+    request.extensions_mut().insert(ConnectInfo(SocketAddr::from(([10, 0, 0, 42], 40000))));
+    app.clone().oneshot(request).await.unwrap().status()
+}
+
+/// An unregistered board asking for its credentials lands in the inbox; adopted in one step,
+/// its next retry gets them.
+#[tokio::test]
+async fn an_unclaimed_board_is_adopted_and_its_next_retry_gets_its_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, state) = app(dir.path()).await;
+    let mac = "24:0a:c4:aa:bb:01";
+    assert_eq!(board_asks(&app, mac).await, StatusCode::FORBIDDEN);
+    assert_eq!(board_asks(&app, mac).await, StatusCode::FORBIDDEN);
+    let (status, body) = call(&app, "GET", "/api/v1/unclaimed", true, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let entry = &body["items"][0];
+    assert_eq!(
+        (&entry["mac"], &entry["count"], &entry["source"]),
+        (&json!("24:0A:C4:AA:BB:01"), &json!(2), &json!("10.0.0.42"))
+    );
+    assert_eq!(
+        (&entry["user_agent"], &entry["board"], &entry["gateway"]),
+        (&json!("ESP32HTTPClient"), &json!("esp32"), &Value::Null)
+    );
+
+    let (_, rooms) = call(&app, "GET", "/api/v1/rooms", true, None).await;
+    let adopt = json!({"type": "esp32", "rooms": [rooms["items"][0]["id"]], "description": "hall"});
+    let (status, body) =
+        call(&app, "POST", "/api/v1/unclaimed/24:0a:c4:aa:bb:99/adopt", true, Some(adopt.clone())).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "only a MAC of the inbox: {body}");
+    let (status, body) =
+        call(&app, "POST", &format!("/api/v1/unclaimed/{mac}/adopt"), true, Some(adopt.clone())).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["uid"], "24:0A:C4:AA:BB:01");
+    assert_eq!(board_asks(&app, mac).await, StatusCode::OK, "the next retry gets its credentials");
+    let (_, body) = call(&app, "GET", "/api/v1/unclaimed", true, None).await;
+    assert_eq!(body["items"], json!([]), "adopted: out of the inbox");
+    assert_eq!(state.unclaimed.len(), 0);
+
+    // Dismissed: gone until it asks again.
+    assert_eq!(board_asks(&app, "24:0a:c4:aa:bb:02").await, StatusCode::FORBIDDEN);
+    let (status, _) = call(&app, "DELETE", "/api/v1/unclaimed/24:0a:c4:aa:bb:02", true, None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = call(&app, "DELETE", "/api/v1/unclaimed/24:0a:c4:aa:bb:02", true, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = call(&app, "POST", "/api/v1/unclaimed/not-a-mac/adopt", true, Some(adopt)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = call(&app, "GET", "/api/v1/unclaimed", false, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+/// A scanner trying MACs from one address is throttled before it fills the inbox.
+#[tokio::test]
+async fn a_scanner_adds_a_bounded_number_of_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, state) = app(dir.path()).await;
+    for n in 0..200u32 {
+        let _ = board_asks(&app, &format!("24:0a:c4:00:{:02x}:{:02x}", n / 256 + 1, n % 256)).await;
+    }
+    let kept = state.unclaimed.len();
+    assert!(kept <= SCAN_POLICY.free_failures as usize + 1, "{kept} entries from one source");
+    assert!(kept > 0);
 }

@@ -44,10 +44,19 @@ pub(super) fn routes() -> Router<AppState> {
 /// counts in the gateway's health, and the device's address is the one it names
 /// (`X-Forwarded-For`). Anything else is a device talking to central directly.
 fn forwarded_for(state: &AppState, headers: &HeaderMap) -> Option<String> {
+    forwarding_gateway(state, headers).and_then(|(_, source)| source)
+}
+
+/// The gateway that forwarded the request, and the device address it names.
+fn forwarding_gateway(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Option<(neosens_protocol::ids::GatewayId, Option<String>)> {
     let secret = headers.get("x-neosens-gateway")?.to_str().ok()?;
     let gateway = state.registry.authenticate_gateway(secret)?;
     state.gateways.contact(gateway, None, crate::model::Timestamp::now().millis());
-    headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()).map(|v| v.trim().to_owned())
+    let source = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()).map(|v| v.trim().to_owned());
+    Some((gateway, source))
 }
 
 fn count(state: &AppState, path: &'static str, outcome: &'static str) {
@@ -64,7 +73,10 @@ async fn credentials(
     body: Bytes,
 ) -> Response {
     // The source: the device's address a gateway names, or the peer's.
-    let source: String = forwarded_for(&state, &headers)
+    let through = forwarding_gateway(&state, &headers);
+    let source: String = through
+        .as_ref()
+        .and_then(|(_, source)| source.clone())
         .unwrap_or_else(|| peer.ip().to_canonical().to_string())
         .chars()
         .take(64)
@@ -92,6 +104,15 @@ async fn credentials(
             tracing::debug!(%mac, %source, outcome = "unknown_mac", "credentials refused");
             count(&state, "credentials", "unknown_mac");
             state.scans.failed(&source, now);
+            // A new board calling home: in the adoption inbox (a scanner is throttled above
+            // before it gets here more than a few times).
+            let user_agent = headers.get(axum::http::header::USER_AGENT).and_then(|v| v.to_str().ok());
+            let asker = crate::unclaimed::Asker {
+                source,
+                gateway: through.map(|(gateway, _)| gateway),
+                user_agent: user_agent.map(str::to_owned),
+            };
+            state.unclaimed.asked(mac, asker, crate::model::Timestamp::now().millis());
             forbidden()
         }
         Err(e) => {

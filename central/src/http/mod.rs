@@ -65,6 +65,8 @@ pub struct AppState {
     pub sessions: Arc<Sessions>,
     /// `/device/credentials` requests for unknown MACs, per source address.
     pub scans: Arc<Throttle>,
+    /// Unknown MACs that asked for credentials: the adoption inbox.
+    pub unclaimed: crate::unclaimed::Unclaimed,
     /// What `/metrics` and `/readyz` require (`[http] metrics_token`).
     pub scrape: neosens_runtime::http::ScrapeToken,
     /// Alerts raised by handlers, to the monitor.

@@ -489,6 +489,58 @@ export interface paths {
         patch: operations["update"];
         trace?: never;
     };
+    "/api/v1/unclaimed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/unclaimed/{mac}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete: operations["dismiss"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/unclaimed/{mac}/adopt": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Registers the board under its MAC (a new secret, delivered at its next retry) and takes it
+         *     out of the inbox; the source it asked from is no longer throttled, so that retry is answered.
+         */
+        post: operations["adopt"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/fleet": {
         parameters: {
             query?: never;
@@ -548,6 +600,22 @@ export interface components {
              * @description Mute its notifications for this many minutes (1 to 10080).
              */
             silence_minutes?: number | null;
+        };
+        /** @description What an operator gives to adopt a board: where it is and what it is. */
+        AdoptInput: {
+            /** @description Device type, by name or id. */
+            type: string;
+            /** @description Room ids, main room first (at least one). */
+            rooms: string[];
+            /** @description Free text. */
+            description?: string;
+            /** @description Configuration: the legacy array of zones (default `[]`). */
+            config?: unknown;
+            /**
+             * Format: int32
+             * @description Outdated threshold overriding the type's, in seconds.
+             */
+            outdated_after_s?: number | null;
         };
         /** @description A building of a site. The special building `outside` holds outdoor areas. */
         Building: {
@@ -1410,6 +1478,40 @@ export interface components {
             outdated_after_s: number;
             orders: string[];
             status_rules: components["schemas"]["StatusRuleSpec"][];
+        };
+        /** @description An unregistered MAC that asked for its credentials. */
+        UnclaimedDevice: {
+            /**
+             * @description The MAC it asked with.
+             * @example 24:0a:c4:12:34:56
+             */
+            mac: string;
+            /**
+             * Format: int64
+             * @description First time it asked (since it was last forgotten), ms since the epoch.
+             */
+            first_seen_ms: number;
+            /**
+             * Format: int64
+             * @description Last time.
+             */
+            last_seen_ms: number;
+            /**
+             * Format: int64
+             * @description How many times.
+             */
+            count: number;
+            /** @description The address it asked from (as its gateway named it, when through one). */
+            source: string;
+            /** @description The gateway it asked through, if any. */
+            gateway?: string | null;
+            /** @description Its `User-Agent`, as sent (trimmed to 128 characters). */
+            user_agent?: string | null;
+            /**
+             * @description What the `User-Agent` says it is: `esp32`, `esp8266`, `rpi` (the Python client), or
+             *     `null`.
+             */
+            board?: string | null;
         };
         /** @description A new user. */
         UserInput: {
@@ -4929,6 +5031,218 @@ export interface operations {
             };
             /** @description The body is larger than 1 MiB. */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Unregistered MACs that asked for their credentials in the last 24 h, most recent first (at most 1000) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description Invalid input: malformed JSON, unknown field, or a field named in `field`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No or unknown bearer token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The token's role is too low. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is larger than 1 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    dismiss: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The MAC */
+                mac: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Dismissed (it comes back if it asks again) */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input: malformed JSON, unknown field, or a field named in `field`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No or unknown bearer token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The token's role is too low. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not in the inbox */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is larger than 1 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    adopt: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The MAC */
+                mac: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AdoptInput"];
+            };
+        };
+        responses: {
+            /** @description Registered; its next retry gets its credentials */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeviceView"];
+                };
+            };
+            /** @description Invalid input: malformed JSON, unknown field, or a field named in `field`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No or unknown bearer token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The token's role is too low. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not in the inbox */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Registered meanwhile, or a reference in the way */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is larger than 1 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Configuration breaks its schema, the legacy shape or the 1023-byte limit */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

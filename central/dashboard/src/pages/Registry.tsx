@@ -5,6 +5,7 @@ import { can, useSession } from "../session";
 import { Sites, Buildings, Rooms } from "./registry/Locations";
 import { Types } from "./registry/Types";
 import { NewDevice } from "./registry/NewDevice";
+import { Unclaimed } from "./registry/Unclaimed";
 import { Gateways } from "./registry/Gateways";
 import { Users } from "./registry/Users";
 
@@ -14,6 +15,7 @@ const TABS = [
   { id: "rooms", label: "Rooms" },
   { id: "types", label: "Device types" },
   { id: "devices", label: "New device" },
+  { id: "unclaimed", label: "Unclaimed devices" },
   { id: "gateways", label: "Gateways" },
   { id: "users", label: "Users" },
 ];
@@ -34,6 +36,9 @@ export function Registry({ tab }: { tab: string }) {
       break;
     case "devices":
       body = <NewDevice />;
+      break;
+    case "unclaimed":
+      body = <Unclaimed />;
       break;
     case "gateways":
       body = <Gateways />;

@@ -15,6 +15,7 @@ pub(crate) mod schema;
 mod session;
 mod tokens;
 mod types;
+mod unclaimed;
 mod users;
 
 use axum::Router;
@@ -57,6 +58,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(orders::routes())
         .merge(tokens::routes())
         .merge(users::routes())
+        .merge(unclaimed::routes())
         .merge(fleet::routes())
         .merge(session::routes())
 }
