@@ -46,6 +46,9 @@ const F_CNT: TableDefinition<Key, (u64, u32)> = TableDefinition::new("lorawan_f_
 /// The first version of that table, without the session: moved into it at open (fingerprint
 /// [`SessionCounter::ANY_SESSION`]).
 const F_CNT_V1: TableDefinition<Key, u32> = TableDefinition::new("lorawan_f_cnt");
+/// Last downlink frame counter used per LoRaWAN node, with its session's fingerprint: written
+/// with the batch whose confirmed uplink the downlink answers, before the frame leaves.
+const F_CNT_DOWN: TableDefinition<Key, (u64, u32)> = TableDefinition::new("lorawan_f_cnt_down");
 /// Device log lines received offline, to relay: (sequence, device) → postcard [`PendingLog`].
 const PENDING_LOGS: TableDefinition<(u64, Key), &[u8]> = TableDefinition::new("pending_logs_v2");
 /// The first version of that queue kept each device's `Authorization` header (its password) to
@@ -222,6 +225,7 @@ impl Cache {
             );
         }
         migrate_f_cnts(&txn)?;
+        txn.open_table(F_CNT_DOWN).map_err(backend)?;
         txn.commit().map_err(backend)?;
         Ok(Cache { snapshot: Arc::default(), db: Arc::new(db), registry: Arc::new(registry) })
     }
@@ -298,6 +302,16 @@ impl Cache {
             out.push((record, last));
         }
         Ok(out)
+    }
+
+    /// The last downlink frame counter used for a LoRaWAN node, and its session.
+    pub fn f_cnt_down(&self, id: DeviceId) -> Result<Option<SessionCounter>, CacheError> {
+        let local = self.db.begin_read().map_err(backend)?;
+        let table = local.open_table(F_CNT_DOWN).map_err(backend)?;
+        Ok(table.get(id.to_bytes()).map_err(backend)?.map(|v| {
+            let (session, f_cnt) = v.value();
+            SessionCounter { session, f_cnt }
+        }))
     }
 
     /// A room.
@@ -452,6 +466,22 @@ pub fn write_f_cnts(
     counters: &[(DeviceId, SessionCounter)],
 ) -> Result<(), CacheError> {
     let mut table = txn.open_table(F_CNT).map_err(backend)?;
+    for (id, counter) in counters {
+        table.insert(id.to_bytes(), (counter.session, counter.f_cnt)).map_err(backend)?;
+    }
+    Ok(())
+}
+
+/// Records downlink frame counters used inside a write transaction (the one that stores the
+/// uplinks they answer: committed before the frames leave).
+pub fn write_f_cnt_downs(
+    txn: &redb::WriteTransaction,
+    counters: &[(DeviceId, SessionCounter)],
+) -> Result<(), CacheError> {
+    if counters.is_empty() {
+        return Ok(());
+    }
+    let mut table = txn.open_table(F_CNT_DOWN).map_err(backend)?;
     for (id, counter) in counters {
         table.insert(id.to_bytes(), (counter.session, counter.f_cnt)).map_err(backend)?;
     }

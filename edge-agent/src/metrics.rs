@@ -166,6 +166,15 @@ impl Sources {
         for (outcome, n) in self.lorawan.datagrams.lock().iter() {
             ConstCounter::new(*n).encode(m.encode_family(&[("outcome", *outcome)])?)?;
         }
+        let mut m = e.encode_descriptor(
+            "neosens_edge_lorawan_downlinks",
+            "Class A downlinks by outcome: ack_scheduled, no_downlink_path, tx_ok, rx2_fallback, tx_too_late …",
+            None,
+            MetricType::Counter,
+        )?;
+        for (outcome, n) in self.lorawan.downlinks.lock().iter() {
+            ConstCounter::new(*n).encode(m.encode_family(&[("outcome", *outcome)])?)?;
+        }
         counter(
             e,
             "neosens_edge_lorawan_mac_command_bytes",

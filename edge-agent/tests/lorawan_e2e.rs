@@ -6,6 +6,8 @@ mod common;
 
 use std::net::UdpSocket;
 
+use base64::Engine;
+
 use common::client::wire::{DeviceStatus, Reading};
 use common::client::{ApiClient, parse_bytes};
 use common::{enrolled_gateway, metric, register_vector_node, start_central, start_edge};
@@ -15,6 +17,11 @@ use serde_json::json;
 const DEV_EUI: &str = "70B3D57ED0000001";
 /// Public vector 1 (`spec/lorawan-vectors.md`): DevAddr 49be7df1, FCnt 2, port 1, "test".
 const VECTOR_1: &str = "QPF9vkkAAgABlUN4disR/w0=";
+/// Vector 1's session keys.
+const NWK_1: [u8; 16] =
+    [0x44, 0x02, 0x42, 0x41, 0xed, 0x4c, 0xe9, 0xa6, 0x8c, 0x6a, 0x8b, 0xc0, 0x55, 0x23, 0x3f, 0xd3];
+const APP_1: [u8; 16] =
+    [0xec, 0x92, 0x58, 0x02, 0xae, 0x43, 0x0c, 0xa7, 0x7f, 0xd3, 0xdd, 0x73, 0xcb, 0x2c, 0xc5, 0x88];
 
 #[test]
 fn an_uplink_from_a_forwarder_reaches_the_broker_decoded() {
@@ -98,6 +105,54 @@ fn an_uplink_from_a_forwarder_reaches_the_broker_decoded() {
     assert!(f[1]["last_stat_ms"].as_i64().is_some(), "{}", f[1]);
     assert_eq!(metric(c, "neosens_forwarder_up{gateway=\"gw-irit2\",eui=\"aa555a0000000001\"}"), 1.0);
     assert_eq!(metric(e, "neosens_edge_lorawan_forwarders"), 2.0);
+
+    // A confirmed uplink is acknowledged in RX1, through the forwarder's downlink socket (the one
+    // its keep-alives come from), and the forwarder's TX_ACK is counted.
+    let downstream = UdpSocket::bind("127.0.0.1:0").unwrap();
+    downstream.set_read_timeout(Some(DEADLINE)).unwrap();
+    downstream.send_to(&[2, 0x45, 0x1a, 0x02, 0xaa, 0x55, 0x5a, 0, 0, 0, 0, 1], udp).unwrap();
+    let (n, _) = downstream.recv_from(&mut ack).expect("PULL_ACK");
+    assert_eq!(&ack[..n], &[2, 0x45, 0x1a, 0x04]);
+    let mut confirmed = lorawan::creator::DataPayloadCreator::new();
+    confirmed
+        .set_confirmed(true)
+        .set_uplink(true)
+        .set_f_port(1)
+        .set_dev_addr(&0x49be_7df1u32.to_le_bytes())
+        .set_fctrl(&lorawan::parser::FCtrl::new(0, true))
+        .set_fcnt(10);
+    let frame = confirmed
+        .build(b"ok", &[], &lorawan::keys::NewSKey::from(NWK_1), &lorawan::keys::AppSKey::from(APP_1))
+        .unwrap();
+    let rxpk = json!({"rxpk": [{"tmst": 7_000_000u32, "freq": 868.5, "stat": 1, "modu": "LORA", "datr": "SF10BW125",
+        "rssi": -80, "lsnr": 3.0, "size": frame.len(), "data": base64::engine::general_purpose::STANDARD.encode(frame)}]});
+    let mut datagram = vec![2, 0x46, 0x1b, 0x00, 0xaa, 0x55, 0x5a, 0, 0, 0, 0, 1];
+    datagram.extend_from_slice(rxpk.to_string().as_bytes());
+    forwarder.send_to(&datagram, udp).unwrap();
+    let _ = forwarder.recv_from(&mut ack).expect("PUSH_ACK of the confirmed uplink");
+    let mut resp = [0u8; 2048];
+    let (n, _) = downstream.recv_from(&mut resp).expect("the ACK's PULL_RESP");
+    assert_eq!(resp[3], 0x03, "PULL_RESP");
+    let txpk = &serde_json::from_slice::<serde_json::Value>(&resp[4..n]).unwrap()["txpk"];
+    assert_eq!(
+        (txpk["tmst"].as_u64(), txpk["freq"].as_f64(), txpk["datr"].as_str()),
+        (Some(8_000_000), Some(868.5), Some("SF10BW125"))
+    );
+    let phy = base64::engine::general_purpose::STANDARD.decode(txpk["data"].as_str().unwrap()).unwrap();
+    let Ok(lorawan::parser::PhyPayload::Data(lorawan::parser::DataPayload::Encrypted(down))) =
+        lorawan::parser::parse(phy)
+    else {
+        panic!("not a data frame")
+    };
+    use lorawan::parser::DataHeader;
+    assert!(
+        down.fhdr().fctrl().ack() && down.validate_mic(&lorawan::keys::AES128(NWK_1), 0),
+        "an ACK the node accepts"
+    );
+    downstream.send_to(&[2, resp[1], resp[2], 0x05, 0xaa, 0x55, 0x5a, 0, 0, 0, 0, 1], udp).unwrap();
+    wait_until("the TX_ACK counted", || {
+        metric(e, "neosens_edge_lorawan_downlinks_total{outcome=\"tx_ok\"}") == 1.0
+    });
 }
 
 /// Uplinks acknowledged to the forwarder survive a `kill -9` of the agent right after: every

@@ -33,8 +33,8 @@ pub enum Heard<'a> {
         /// Its `stat` object, if it carried one.
         stat: Option<&'a Stat>,
     },
-    /// A `PULL_DATA` keep-alive.
-    Pull,
+    /// A `PULL_DATA` keep-alive, from this address (its downlink path).
+    Pull(Option<std::net::SocketAddr>),
     /// A `TX_ACK`.
     TxAck,
 }
@@ -43,6 +43,8 @@ pub enum Heard<'a> {
 struct Forwarder {
     last_seen: Instant,
     last_pull: Option<Instant>,
+    /// Where its keep-alives come from: where its downlinks go.
+    pull_from: Option<std::net::SocketAddr>,
     last_stat: Option<Instant>,
     datagrams: u64,
     uplinks: u64,
@@ -60,6 +62,7 @@ impl Forwarder {
         Forwarder {
             last_seen: now,
             last_pull: None,
+            pull_from: None,
             last_stat: None,
             datagrams: 0,
             uplinks: 0,
@@ -146,7 +149,12 @@ impl Forwarders {
                     f.apply(stat, now);
                 }
             }
-            Heard::Pull => f.last_pull = Some(now),
+            Heard::Pull(from) => {
+                f.last_pull = Some(now);
+                if from.is_some() {
+                    f.pull_from = from;
+                }
+            }
             Heard::TxAck => {}
         }
         true
@@ -164,6 +172,14 @@ impl Forwarders {
     /// Resolves when a forwarder is heard for the first time (or was, since the last call).
     pub async fn new_one(&self) {
         self.added.notified().await;
+    }
+
+    /// Where to send `eui` a downlink: the address of its last `PULL_DATA`, if that came
+    /// within `fresh`.
+    pub fn downlink_path(&self, eui: &str, fresh: Duration, now: Instant) -> Option<std::net::SocketAddr> {
+        let map = self.by_eui.lock();
+        let f = map.get(eui)?;
+        f.last_pull.filter(|at| now.saturating_duration_since(*at) < fresh).and(f.pull_from)
     }
 
     /// Forwarders known now.
@@ -205,7 +221,7 @@ mod tests {
             long: Some(1.4689),
             alti: Some(150),
         };
-        assert!(table.heard("aa555a0000000101", Heard::Pull, t0));
+        assert!(table.heard("aa555a0000000101", Heard::Pull(None), t0));
         assert!(table.heard("aa555a0000000101", Heard::Push { uplinks: 3, stat: None }, t0));
         let t1 = t0 + Duration::from_secs(30);
         assert!(table.heard("aa555a0000000101", Heard::Push { uplinks: 0, stat: Some(&stat) }, t1));
@@ -222,6 +238,20 @@ mod tests {
             Some(ForwarderPosition { latitude: 43.5617, longitude: 1.4689, altitude: 150 })
         );
         assert!(r.eui_is_valid());
+        // Its downlink path: where its keep-alives come from, while they keep coming.
+        let from: std::net::SocketAddr = "192.168.1.20:41000".parse().unwrap();
+        assert_eq!(
+            table.downlink_path("aa555a0000000101", Duration::from_secs(30), t1),
+            None,
+            "no address yet"
+        );
+        table.heard("aa555a0000000101", Heard::Pull(Some(from)), t1);
+        assert_eq!(table.downlink_path("aa555a0000000101", Duration::from_secs(30), t1), Some(from));
+        assert_eq!(
+            table.downlink_path("aa555a0000000101", Duration::from_secs(30), t1 + Duration::from_secs(30)),
+            None
+        );
+        assert_eq!(table.downlink_path("0000000000000009", Duration::from_secs(30), t1), None);
     }
 
     #[test]
@@ -249,17 +279,20 @@ mod tests {
         let table = Forwarders::default();
         let t0 = Instant::now();
         for n in 0..MAX_FORWARDERS {
-            assert!(table.heard(&eui(n), Heard::Pull, t0));
+            assert!(table.heard(&eui(n), Heard::Pull(None), t0));
         }
         for n in MAX_FORWARDERS..MAX_FORWARDERS * 10 {
-            assert!(!table.heard(&eui(n), Heard::Pull, t0 + Duration::from_secs(1)));
+            assert!(!table.heard(&eui(n), Heard::Pull(None), t0 + Duration::from_secs(1)));
         }
         assert_eq!((table.len(), table.refused()), (MAX_FORWARDERS, (MAX_FORWARDERS * 9) as u64));
-        assert!(table.heard(&eui(0), Heard::Pull, t0 + Duration::from_secs(2)), "a known one is still heard");
+        assert!(
+            table.heard(&eui(0), Heard::Pull(None), t0 + Duration::from_secs(2)),
+            "a known one is still heard"
+        );
         // All but the first fall silent for a week: a newcomer takes a free place.
         let later = t0 + FORGET_AFTER + Duration::from_secs(1);
-        assert!(table.heard(&eui(0), Heard::Pull, later));
-        assert!(table.heard(&eui(1000), Heard::Pull, later));
+        assert!(table.heard(&eui(0), Heard::Pull(None), later));
+        assert!(table.heard(&eui(1000), Heard::Pull(None), later));
         let euis: Vec<String> = table.report(later).into_iter().map(|r| r.eui).collect();
         assert_eq!(euis, [eui(0), eui(1000)], "the silent ones are forgotten, the rest sorted");
         assert!(table.report(later + FORGET_AFTER).is_empty());

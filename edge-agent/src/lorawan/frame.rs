@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use lorawan::keys::AES128;
-use lorawan::parser::{DataHeader, DataPayload, FRMPayload, PhyPayload};
+use lorawan::parser::{DataHeader, DataPayload, FRMPayload, MHDRAble, MType, PhyPayload};
 use neosens_protocol::ids::DeviceId;
 use neosens_protocol::sync::DeviceRecord;
 use neosens_runtime::keys::Keys;
@@ -123,6 +123,43 @@ impl NodeSession {
     }
 }
 
+impl NodeSession {
+    /// A downlink to this node (LoRaWAN 1.0.x, unconfirmed data down): `ack` sets FCtrl.ACK
+    /// (the answer to a confirmed uplink), `data` is an FPort and its FRMPayload (encrypted with
+    /// the AppSKey; port 0 is not for application data), frame counter `f_cnt_down`, MIC with
+    /// the NwkSKey. `None` for a payload too large for a frame.
+    pub fn downlink_frame(
+        &self,
+        dev_addr: u32,
+        f_cnt_down: u32,
+        ack: bool,
+        data: Option<(u8, &[u8])>,
+    ) -> Option<Vec<u8>> {
+        let mut creator = lorawan::creator::DataPayloadCreator::new();
+        let mut fctrl = lorawan::parser::FCtrl::new(0, false);
+        if ack {
+            fctrl.set_ack();
+        }
+        creator
+            .set_uplink(false)
+            .set_confirmed(false)
+            .set_dev_addr(&dev_addr.to_le_bytes())
+            .set_fctrl(&fctrl)
+            .set_fcnt(f_cnt_down);
+        let payload = match data {
+            Some((port, payload)) if port > 0 && payload.len() <= 242 => {
+                creator.set_f_port(port);
+                payload
+            }
+            Some(_) => return None,
+            None => &[],
+        };
+        let nwk = lorawan::keys::NewSKey::from(self.nwk.0);
+        let app = lorawan::keys::AppSKey::from(self.app.0);
+        creator.build(payload, &[], &nwk, &app).ok().map(<[u8]>::to_vec)
+    }
+}
+
 /// A session that may have sent a frame, with the last counter accepted from it.
 #[derive(Debug, Clone)]
 pub struct Candidate {
@@ -147,6 +184,12 @@ pub struct Uplink {
     pub payload: Vec<u8>,
     /// MAC commands carried (port 0 payload or FOpts), in bytes.
     pub mac_command_bytes: usize,
+    /// A confirmed uplink: the node waits for an ACK in its receive windows.
+    pub confirmed: bool,
+    /// A confirmed uplink with the counter last accepted: the node retransmitting a frame whose
+    /// ACK it did not hear (LoRaWAN 1.0.x keeps the counter). Acknowledged again, its data not
+    /// taken twice.
+    pub retransmission: bool,
 }
 
 /// The 32-bit counter closest above `last` whose low 16 bits are `low` (roll-over included).
@@ -204,6 +247,7 @@ pub fn decode(
             return Err(Reject::JoinRequest { dev_eui });
         }
     };
+    let confirmed = encrypted.mhdr().mtype() == MType::ConfirmedDataUp;
     let fhdr = encrypted.fhdr();
     let addr = fhdr.dev_addr();
     let addr_bytes: &[u8] = addr.as_ref();
@@ -236,9 +280,13 @@ pub fn decode(
         } else {
             continue;
         };
+        let mut retransmission = false;
         if let Some(last) = last {
             if f_cnt <= last && !node.relax_f_cnt {
-                return Err(Reject::Replay { f_cnt, last });
+                if !(confirmed && f_cnt == last) {
+                    return Err(Reject::Replay { f_cnt, last });
+                }
+                retransmission = true;
             }
         }
         let f_port = encrypted.f_port();
@@ -249,7 +297,16 @@ pub fn decode(
             FRMPayload::MACCommands(m) => (Vec::new(), m.data().len()),
             FRMPayload::None => (Vec::new(), 0),
         };
-        return Ok(Uplink { node, dev_addr, f_cnt, f_port, payload, mac_command_bytes: port0 + fopts });
+        return Ok(Uplink {
+            node,
+            dev_addr,
+            f_cnt,
+            f_port,
+            payload,
+            mac_command_bytes: port0 + fopts,
+            confirmed,
+            retransmission,
+        });
     }
     Err(Reject::MicInvalid)
 }
@@ -274,6 +331,51 @@ mod tests {
         assert_eq!(status_every(Some(&t(1800, 1800))), s(900), "never outdated while it sends");
         assert_eq!(status_every(Some(&t(1, 0))), s(10));
         assert_eq!(status_every(None), DEFAULT_STATUS_EVERY);
+    }
+
+    fn hex(text: &str) -> Vec<u8> {
+        (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap()).collect()
+    }
+
+    fn key16(text: &str) -> AES128 {
+        AES128(hex(text).try_into().unwrap())
+    }
+
+    /// The ACK downlink of the public vectors (`spec/lorawan-vectors.md`: DevAddr 49be7df1,
+    /// FCtrl ACK, FCnt 2, FPort 1 without payload, MIC f9d65d27 with vector 1's NwkSKey).
+    #[test]
+    fn downlinks_match_the_public_ack_vector() {
+        let node = NodeSession {
+            id: DeviceId::from_bytes([1; 16]),
+            dev_eui: "70b3d57ed0000001".into(),
+            base_topic: None,
+            session: 1,
+            nwk: key16("44024241ed4ce9a68c6a8bc055233fd3"),
+            app: key16("ec925802ae430ca77fd3dd73cb2cc588"),
+            f_cnt_up: 0,
+            relax_f_cnt: false,
+            codec: "hex".into(),
+            status_every: DEFAULT_STATUS_EVERY,
+        };
+        let frame = node.downlink_frame(0x49be_7df1, 2, true, Some((1, &[]))).unwrap();
+        assert_eq!(frame, hex("60f17dbe4920020001f9d65d27"));
+        // The ACK alone: no port, and the MIC covers the counter (a node checks it).
+        let ack = node.downlink_frame(0x49be_7df1, 7, true, None).unwrap();
+        assert_eq!(ack.len(), 12);
+        assert_eq!((ack[0], ack[5], ack[6]), (0x60, 0x20, 7));
+        let Ok(PhyPayload::Data(DataPayload::Encrypted(parsed))) = lorawan::parser::parse(ack.clone()) else {
+            panic!()
+        };
+        assert!(parsed.validate_mic(&node.nwk, 7) && !parsed.validate_mic(&node.nwk, 8));
+        // Application data is encrypted with the AppSKey; port 0 and oversized payloads refused.
+        let order = node.downlink_frame(0x49be_7df1, 8, false, Some((10, b"\x01\x02"))).unwrap();
+        let Ok(PhyPayload::Data(DataPayload::Encrypted(parsed))) = lorawan::parser::parse(order) else {
+            panic!()
+        };
+        let plain = parsed.decrypt(Some(&node.nwk), Some(&node.app), 8).unwrap();
+        assert!(matches!(plain.frm_payload(), FRMPayload::Data(d) if d == [1, 2]));
+        assert_eq!(node.downlink_frame(0x49be_7df1, 9, false, Some((0, b"x"))), None);
+        assert_eq!(node.downlink_frame(0x49be_7df1, 9, false, Some((1, &[0; 243]))), None);
     }
 
     #[test]

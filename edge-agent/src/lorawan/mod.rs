@@ -11,21 +11,25 @@
 //! per [`frame::status_every`] (its type's status period): a node is a device like the others,
 //! and a status per uplink would triple what the gateway and the broker carry.
 
+mod acks;
 pub mod codec;
+pub mod downlink;
 pub mod forwarders;
 pub mod frame;
+mod listener;
 pub mod modem;
 pub mod semtech;
 
+pub use listener::{COMMIT_LINGER, run};
+
 use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use neosens_runtime::keys::Keys;
 use parking_lot::Mutex;
 use serde_json::json;
-use tokio::net::UdpSocket;
-use tokio_util::sync::CancellationToken;
 
 use crate::cache::{Cache, SessionCounter};
 use crate::outbox::Outbox;
@@ -61,6 +65,8 @@ pub struct LoraStats {
     pub recent_frames: std::sync::atomic::AtomicUsize,
     /// The packet forwarders heard (reported to central with the gateway's health).
     pub forwarders: forwarders::Forwarders,
+    /// Downlinks by outcome (`ack_scheduled`, `tx_ok`, `rx2_fallback`, `tx_too_late` …).
+    pub downlinks: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl LoraStats {
@@ -69,6 +75,9 @@ impl LoraStats {
     }
     fn datagram(&self, outcome: &'static str) {
         *self.datagrams.lock().entry(outcome).or_default() += 1;
+    }
+    fn downlink(&self, outcome: &'static str) {
+        *self.downlinks.lock().entry(outcome).or_default() += 1;
     }
 }
 
@@ -81,14 +90,58 @@ pub struct Pipeline {
     pub stats: Arc<LoraStats>,
     recent: Mutex<Recent>,
     nodes: Mutex<Nodes>,
+    downlinks: Mutex<downlink::Scheduler>,
 }
 
 /// Frames heard in the last [`DEDUPE_WINDOW`], [`MAX_RECENT_FRAMES`] at most: a set for lookups,
 /// a queue in arrival order for expiry (amortised O(1) per frame, whatever the traffic).
 #[derive(Debug, Default)]
 struct Recent {
-    seen: std::collections::HashSet<Vec<u8>>,
+    /// Frame → when it was (last) taken as new.
+    seen: HashMap<Vec<u8>, Instant>,
     order: std::collections::VecDeque<(Instant, Vec<u8>)>,
+}
+
+/// A copy of a frame heard within this of the first is another forwarder's copy; later, a
+/// confirmed uplink's identical frame is the node retransmitting it (it did not hear the ACK:
+/// the earliest it can retry is after RX2, 2 s after its uplink).
+pub const RETRANSMISSION_AFTER: Duration = Duration::from_secs(1);
+
+impl Recent {
+    /// How `phy` stands against the frames heard recently (and remembers it).
+    fn check(&mut self, phy: &[u8], now: Instant) -> Recency {
+        while let Some((at, _)) = self.order.front() {
+            if now.duration_since(*at) < DEDUPE_WINDOW && self.order.len() < MAX_RECENT_FRAMES {
+                break;
+            }
+            if let Some((_, old)) = self.order.pop_front() {
+                self.seen.remove(&old);
+            }
+        }
+        if let Some(first) = self.seen.get_mut(phy) {
+            // MType 100: confirmed data up.
+            let confirmed = phy.first().is_some_and(|mhdr| mhdr >> 5 == 0b100);
+            if confirmed && now.duration_since(*first) >= RETRANSMISSION_AFTER {
+                *first = now;
+                return Recency::Retry;
+            }
+            return Recency::Copy;
+        }
+        self.seen.insert(phy.to_vec(), now);
+        self.order.push_back((now, phy.to_vec()));
+        Recency::New
+    }
+}
+
+/// How a frame stands against the ones heard recently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Recency {
+    /// Not heard within the window.
+    New,
+    /// Another copy of one just heard.
+    Copy,
+    /// A confirmed uplink heard again after [`RETRANSMISSION_AFTER`]: its node asks again.
+    Retry,
 }
 
 /// Sessions opened so far, by device address, for the registry revision they come from; and
@@ -104,12 +157,15 @@ struct Nodes {
     last: HashMap<neosens_protocol::ids::DeviceId, SessionCounter>,
     /// When each node's status was last relayed (nodes of the scope that sent: bounded by it).
     status_at: HashMap<neosens_protocol::ids::DeviceId, Instant>,
+    /// The last downlink counter used per node (nodes of the scope that asked for an ACK).
+    f_cnt_down: HashMap<neosens_protocol::ids::DeviceId, SessionCounter>,
 }
 
 impl Nodes {
     fn forget(&mut self) {
         self.by_addr.clear();
         self.last.clear();
+        self.f_cnt_down.clear();
         // A node's next uplink relays its status again (after a registry change, its room or
         // type may have changed; after a failed store, its status was not stored).
         self.status_at.clear();
@@ -136,6 +192,10 @@ struct Accepted {
     counters: Vec<(neosens_protocol::ids::DeviceId, SessionCounter)>,
     /// The frames' bytes (forgotten by the dedupe window if the store fails).
     frames: Vec<Vec<u8>>,
+    /// Confirmed uplinks to acknowledge once stored.
+    acks: Vec<acks::AckWanted>,
+    /// The downlink counters those ACKs use (stored with the rest).
+    down_counters: Vec<(neosens_protocol::ids::DeviceId, SessionCounter)>,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -151,7 +211,15 @@ fn now_ms() -> u64 {
 impl Pipeline {
     /// A pipeline over this cache and outbox, with the gateway's keys.
     pub fn new(cache: Cache, keys: Arc<Keys>, outbox: Outbox, stats: Arc<LoraStats>) -> Self {
-        Pipeline { cache, keys, outbox, stats, recent: Mutex::default(), nodes: Mutex::default() }
+        Pipeline {
+            cache,
+            keys,
+            outbox,
+            stats,
+            recent: Mutex::default(),
+            nodes: Mutex::default(),
+            downlinks: Mutex::default(),
+        }
     }
 
     /// The sessions of a device address (opened from the cache on first use, dropped when the
@@ -195,22 +263,8 @@ impl Pipeline {
     }
 
     /// Whether this exact frame was already heard within the window (and remembers it).
-    fn seen_recently(&self, phy: &[u8], now: Instant) -> bool {
-        let mut recent = self.recent.lock();
-        while let Some((at, _)) = recent.order.front() {
-            if now.duration_since(*at) < DEDUPE_WINDOW && recent.order.len() < MAX_RECENT_FRAMES {
-                break;
-            }
-            if let Some((_, old)) = recent.order.pop_front() {
-                recent.seen.remove(&old);
-            }
-        }
-        if recent.seen.contains(phy) {
-            return true;
-        }
-        recent.seen.insert(phy.to_vec());
-        recent.order.push_back((now, phy.to_vec()));
-        false
+    fn seen_recently(&self, phy: &[u8], now: Instant) -> Recency {
+        self.recent.lock().check(phy, now)
     }
 
     /// Handles one datagram: the answer to send back (PUSH_ACK, PULL_ACK), if any.
@@ -221,14 +275,24 @@ impl Pipeline {
     /// Handles datagrams that arrived together: their uplinks are stored in one transaction
     /// (a durable commit costs more than decoding a frame); returns each one's answer, in order.
     /// A `PUSH_ACK` means stored: when the store fails, no push of the batch is acknowledged.
+    /// (Without the senders' addresses: no downlink can be sent; see [`Self::handle_datagrams`].)
     pub fn handle_batch(&self, datagrams: &[&[u8]]) -> Vec<Option<[u8; 4]>> {
+        let with: Vec<(&[u8], Option<SocketAddr>)> = datagrams.iter().map(|d| (*d, None)).collect();
+        self.handle_datagrams(&with).answers
+    }
+
+    /// [`Self::handle_batch`] with each datagram's sender: a `PULL_DATA`'s address is its
+    /// forwarder's downlink path, and the batch's downlinks (ACKs of confirmed uplinks, RX2
+    /// retries) come back to send after the answers.
+    pub fn handle_datagrams(&self, datagrams: &[(&[u8], Option<SocketAddr>)]) -> Handled {
         let now = Instant::now();
         let mut accepted = Accepted::default();
         let mut answers = Vec::with_capacity(datagrams.len());
+        let mut downlinks = Vec::new();
         let mut pushes = Vec::new();
         let mut nodes = self.nodes.lock();
         self.refresh(&mut nodes);
-        for datagram in datagrams {
+        for (datagram, from) in datagrams {
             self.stats.datagram("received");
             let heard = |gateway: &str, what| self.stats.forwarders.heard(gateway, what, now);
             let (ack, gateway, packets, bad) = match semtech::parse(datagram) {
@@ -240,14 +304,15 @@ impl Pipeline {
                     (ack, gateway, packets, bad)
                 }
                 Ok(semtech::Datagram::Pull { ack, gateway }) => {
-                    heard(&gateway, forwarders::Heard::Pull);
+                    heard(&gateway, forwarders::Heard::Pull(*from));
                     answers.push(Some(ack));
                     continue;
                 }
-                Ok(semtech::Datagram::TxAck { gateway }) => {
+                Ok(semtech::Datagram::TxAck { gateway, token, error }) => {
                     if let Some(gateway) = gateway {
                         heard(&gateway, forwarders::Heard::TxAck);
                     }
+                    downlinks.extend(self.tx_ack(token, error.as_deref(), now));
                     answers.push(None);
                     continue;
                 }
@@ -265,13 +330,15 @@ impl Pipeline {
             pushes.push(answers.len());
             answers.push(Some(ack));
         }
-        if !self.store(&mut nodes, &accepted) {
+        if self.store(&mut nodes, &accepted) {
+            downlinks.extend(self.acks(accepted.acks, now));
+        } else {
             for i in pushes {
                 answers[i] = None;
             }
         }
         self.gauge(&nodes);
-        answers
+        Handled { answers, downlinks }
     }
 
     fn gauge(&self, nodes: &Nodes) {
@@ -285,8 +352,14 @@ impl Pipeline {
         let mut accepted = Accepted::default();
         let mut nodes = self.nodes.lock();
         self.refresh(&mut nodes);
-        self.decode_packets(&mut nodes, gateway, packets, Instant::now(), &mut accepted);
-        self.store(&mut nodes, &accepted);
+        let now = Instant::now();
+        self.decode_packets(&mut nodes, gateway, packets, now, &mut accepted);
+        if self.store(&mut nodes, &accepted) {
+            // A serial modem here only receives: its confirmed uplinks are counted as having no
+            // downlink path.
+            let unsent = self.acks(std::mem::take(&mut accepted.acks), now);
+            debug_assert!(unsent.is_empty());
+        }
         self.gauge(&nodes);
     }
 
@@ -314,11 +387,16 @@ impl Pipeline {
                 self.stats.frame("oversized");
                 continue;
             }
-            if self.seen_recently(&packet.phy, now) {
+            if self.seen_recently(&packet.phy, now) == Recency::Copy {
                 self.stats.frame("duplicate");
                 continue;
             }
             match frame::decode(&packet.phy, |addr| self.candidates(nodes, addr)) {
+                Ok(uplink) if uplink.retransmission => {
+                    // Its data went with the first copy: only the ACK it did not hear, again.
+                    self.stats.frame("retransmission");
+                    self.want_ack(nodes, &uplink, &packet, gateway, accepted);
+                }
                 Ok(uplink) => {
                     self.stats.frame("decoded");
                     self.stats
@@ -329,6 +407,9 @@ impl Pipeline {
                     accepted.counters.push((uplink.node.id, counter));
                     let with_status = nodes.status_due(&uplink.node, now);
                     self.messages(&uplink, &packet, gateway, with_status, &mut accepted.messages);
+                    if uplink.confirmed {
+                        self.want_ack(nodes, &uplink, &packet, gateway, accepted);
+                    }
                     accepted.frames.push(packet.phy);
                 }
                 Err(reject) => {
@@ -343,8 +424,8 @@ impl Pipeline {
     /// transaction. When that fails, what was accepted is undone in memory (counters reloaded
     /// from the database, frames no longer duplicates), so the frames can come again.
     fn store(&self, nodes: &mut Nodes, accepted: &Accepted) -> bool {
-        let Accepted { messages, counters, frames } = accepted;
-        if counters.is_empty() && messages.is_empty() {
+        let Accepted { messages, counters, frames, down_counters, .. } = accepted;
+        if counters.is_empty() && messages.is_empty() && down_counters.is_empty() {
             return true;
         }
         let appended = self.outbox.append_and(
@@ -357,7 +438,10 @@ impl Pipeline {
                 payload.extend_from_slice(&body.as_bytes()[1..]);
                 (topic.clone(), payload)
             },
-            |txn| crate::cache::write_f_cnts(txn, counters),
+            |txn| {
+                crate::cache::write_f_cnts(txn, counters)?;
+                crate::cache::write_f_cnt_downs(txn, down_counters)
+            },
         );
         match appended {
             Ok(_) => true,
@@ -424,6 +508,16 @@ impl Pipeline {
     }
 }
 
+/// What a batch of datagrams gave: each one's answer (`PUSH_ACK`, `PULL_ACK`), in order, and
+/// the downlinks to send after them.
+#[derive(Debug, Default)]
+pub struct Handled {
+    /// Answers, one per datagram.
+    pub answers: Vec<Option<[u8; 4]>>,
+    /// `PULL_RESP`s.
+    pub downlinks: Vec<downlink::Outgoing>,
+}
+
 /// A reading as the neOCampus sensors publish it, fields in their order.
 #[derive(serde::Serialize)]
 struct ReadingBody<'a> {
@@ -435,76 +529,39 @@ struct ReadingBody<'a> {
     unit_id: &'a str,
 }
 
-/// Most datagrams stored in one transaction.
-const BATCH: usize = 64;
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// How long the listener keeps collecting datagrams after one arrived, before storing them in
-/// one durable commit and acknowledging them. A commit (a disk sync) costs more than decoding a
-/// datagram's frames: at 50 datagrams/s this halves the commits, at 500/s it divides them by
-/// about fifteen. Well under the 100 ms a Semtech packet forwarder waits for its `PUSH_ACK`
-/// (`push_timeout_ms`), with room for a slow SD card's sync. A `lora_pkt_fwd` waits for that
-/// `PUSH_ACK` before its next datagram, so what the linger merges are several forwarders'
-/// datagrams (its own next one carries the frames heard meanwhile).
-pub const COMMIT_LINGER: Duration = Duration::from_millis(30);
-
-/// Reads the datagrams waiting in `socket`, up to [`BATCH`] in `batch`.
-fn drain(socket: &UdpSocket, buf: &mut [u8], batch: &mut Vec<(Vec<u8>, std::net::SocketAddr)>) {
-    while batch.len() < BATCH {
-        match socket.try_recv_from(buf) {
-            Ok((n, from)) => batch.push((buf[..n].to_vec(), from)),
-            Err(_) => break,
-        }
-    }
-}
-
-/// Serves the Semtech UDP protocol on `socket` until `shutdown`. The datagrams that arrive
-/// within [`COMMIT_LINGER`] of a first one are handled with it, in one transaction; each is
-/// acknowledged after it is stored.
-pub async fn run(socket: UdpSocket, pipeline: Arc<Pipeline>, shutdown: CancellationToken) {
-    // One byte more than accepted, to tell an oversized datagram from a full one.
-    let mut buf = vec![0u8; semtech::MAX_DATAGRAM + 1];
-    loop {
-        let first = tokio::select! {
-            () = shutdown.cancelled() => return,
-            received = socket.recv_from(&mut buf) => match received {
-                Ok((n, from)) => (buf[..n].to_vec(), from),
-                Err(e) => {
-                    tracing::warn!(error = %e, "packet forwarder socket");
-                    continue;
-                }
-            },
-        };
-        let mut batch = vec![first];
-        drain(&socket, &mut buf, &mut batch);
-        if batch.len() < BATCH {
-            // The next ones wait in the socket's buffer meanwhile (a few kB at these rates), read
-            // in one go after: one timer per batch, not a wake-up per datagram. A full batch
-            // (a backlog) goes at once.
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(COMMIT_LINGER) => {}
-            }
-            drain(&socket, &mut buf, &mut batch);
-        }
-        let p = Arc::clone(&pipeline);
-        let (datagrams, senders): (Vec<Vec<u8>>, Vec<std::net::SocketAddr>) = batch.into_iter().unzip();
-        // Decoding and the batch's commit run on the blocking pool; a panic there (a bug, never
-        // an input: the parsers are fuzzed) loses this batch's acks, not the listener.
-        let answers = neosens_runtime::blocking::run(move || {
-            let refs: Vec<&[u8]> = datagrams.iter().map(Vec::as_slice).collect();
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| p.handle_batch(&refs)))
-        })
-        .await
-        .unwrap_or_else(|_| {
-            tracing::error!("handling a batch of datagrams panicked: not acknowledged");
-            Vec::new()
-        });
-        for (from, ack) in senders.into_iter().zip(answers) {
-            if let Some(ack) = ack {
-                if let Err(e) = socket.send_to(&ack, from).await {
-                    tracing::debug!(error = %e, forwarder = %from, "acknowledging a datagram");
-                }
-            }
-        }
+    /// Copies within a second are other forwarders'; a confirmed uplink heard again later is
+    /// its node retrying (an unconfirmed one is only ever a copy).
+    #[test]
+    fn copies_and_retransmissions() {
+        let mut recent = Recent::default();
+        let t0 = Instant::now();
+        let confirmed = [0x80, 1, 2, 3];
+        let unconfirmed = [0x40, 1, 2, 3];
+        assert_eq!(recent.check(&confirmed, t0), Recency::New);
+        assert_eq!(recent.check(&unconfirmed, t0), Recency::New);
+        let soon = t0 + Duration::from_millis(300);
+        assert_eq!(
+            (recent.check(&confirmed, soon), recent.check(&unconfirmed, soon)),
+            (Recency::Copy, Recency::Copy)
+        );
+        let later = t0 + RETRANSMISSION_AFTER;
+        assert_eq!(
+            (recent.check(&confirmed, later), recent.check(&unconfirmed, later)),
+            (Recency::Retry, Recency::Copy)
+        );
+        assert_eq!(
+            recent.check(&confirmed, later + Duration::from_millis(300)),
+            Recency::Copy,
+            "a copy of the retry"
+        );
+        assert_eq!(
+            recent.check(&confirmed, t0 + DEDUPE_WINDOW + Duration::from_secs(1)),
+            Recency::New,
+            "out of the window"
+        );
     }
 }

@@ -153,7 +153,8 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         let text = String::from_utf8_lossy(&buf);
         match protocol.line(&text) {
             LineEvent::Frame(phy) => {
-                let packet = RxPacket { phy, rssi: None, snr: None, frequency: None, datarate: None };
+                let packet =
+                    RxPacket { phy, rssi: None, snr: None, frequency: None, datarate: None, tmst: None };
                 let p = Arc::clone(&pipeline);
                 let gateway = name.clone();
                 neosens_runtime::blocking::run(move || p.handle_frames(&gateway, vec![packet])).await;

@@ -12,6 +12,7 @@ pub const MAX_DATAGRAM: usize = 16 * 1024;
 const PUSH_DATA: u8 = 0x00;
 const PUSH_ACK: u8 = 0x01;
 const PULL_DATA: u8 = 0x02;
+const PULL_RESP: u8 = 0x03;
 const PULL_ACK: u8 = 0x04;
 const TX_ACK: u8 = 0x05;
 
@@ -28,6 +29,9 @@ pub struct RxPacket {
     pub frequency: Option<f64>,
     /// Data rate (`SF7BW125`).
     pub datarate: Option<String>,
+    /// The concentrator's microsecond counter at reception (`tmst`): class A receive windows
+    /// open at fixed delays after it.
+    pub tmst: Option<u32>,
 }
 
 /// A datagram, understood.
@@ -58,6 +62,11 @@ pub enum Datagram {
     TxAck {
         /// The forwarder's gateway EUI, hex (protocol v2; v1 has none).
         gateway: Option<String>,
+        /// The token of the `PULL_RESP` it answers.
+        token: u16,
+        /// Why the forwarder did not schedule it (`TOO_LATE`, `TOO_EARLY`, `COLLISION_PACKET`,
+        /// `TX_FREQ` …); `None`: scheduled (no JSON, or `"error": "NONE"`).
+        error: Option<String>,
     },
 }
 
@@ -164,6 +173,8 @@ struct Rxpk<'a> {
     #[serde(borrow)]
     data: Option<std::borrow::Cow<'a, str>>,
     stat: Option<i64>,
+    /// Read leniently (a number out of range is left out, not a reason to drop the datagram).
+    tmst: Option<serde_json::Value>,
     rssi: Option<f64>,
     lsnr: Option<f64>,
     freq: Option<f64>,
@@ -204,6 +215,11 @@ pub fn parse(datagram: &[u8]) -> Result<Datagram, DatagramError> {
                             serde_json::Value::String(s) => s,
                             other => other.to_string(),
                         }),
+                        tmst: rx
+                            .tmst
+                            .as_ref()
+                            .and_then(serde_json::Value::as_u64)
+                            .and_then(|t| u32::try_from(t).ok()),
                     }),
                     None => bad += 1,
                 }
@@ -212,9 +228,61 @@ pub fn parse(datagram: &[u8]) -> Result<Datagram, DatagramError> {
             Ok(Datagram::Push { ack: [version, token[0], token[1], PUSH_ACK], gateway, packets, bad, stat })
         }
         PULL_DATA => Ok(Datagram::Pull { ack: [version, token[0], token[1], PULL_ACK], gateway: gateway()? }),
-        TX_ACK => Ok(Datagram::TxAck { gateway: gateway().ok() }),
+        TX_ACK => Ok(Datagram::TxAck {
+            gateway: gateway().ok(),
+            token: u16::from_be_bytes(token),
+            error: datagram.get(12..).and_then(tx_ack_error),
+        }),
         other => Err(DatagramError::Identifier(other)),
     }
+}
+
+/// The error a `TX_ACK`'s JSON reports (`{"txpk_ack": {"error": "TOO_LATE"}}`); `None` for
+/// none, `NONE`, or a body that is not that JSON (an old forwarder's empty `TX_ACK`).
+fn tx_ack_error(json: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(json).ok()?.trim_matches(char::from(0)).trim();
+    if text.is_empty() {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_str(text).ok()?;
+    let error = v.get("txpk_ack")?.get("error")?.as_str()?;
+    (error != "NONE").then(|| error.chars().take(32).collect())
+}
+
+/// Where and how a downlink is emitted: the `txpk` fields that change from one to the next.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TxWindow {
+    /// The concentrator's counter value to emit at (`tmst`, microseconds, wrapping).
+    pub tmst: u32,
+    /// Frequency, MHz.
+    pub frequency: f64,
+    /// Data rate (`SF12BW125`).
+    pub datarate: String,
+    /// Power, dBm.
+    pub power: i32,
+}
+
+/// A `PULL_RESP` (protocol v2) asking the forwarder to emit `phy` in `window`, as LoRaWAN
+/// downlinks go: LoRa, coding rate 4/5, inverted polarity, timestamped.
+pub fn pull_resp(token: u16, window: &TxWindow, phy: &[u8]) -> Vec<u8> {
+    let [hi, lo] = token.to_be_bytes();
+    let mut out = vec![2, hi, lo, PULL_RESP];
+    let txpk = serde_json::json!({"txpk": {
+        "imme": false,
+        "tmst": window.tmst,
+        "freq": window.frequency,
+        "rfch": 0,
+        "powe": window.power,
+        "modu": "LORA",
+        "datr": window.datarate,
+        "codr": "4/5",
+        "ipol": true,
+        "size": phy.len(),
+        "ncrc": true,
+        "data": base64::engine::general_purpose::STANDARD.encode(phy),
+    }});
+    out.extend_from_slice(txpk.to_string().as_bytes());
+    out
 }
 
 #[cfg(test)]
@@ -271,6 +339,49 @@ mod tests {
         assert_eq!(stat, None, "not an object");
     }
 
+    #[test]
+    fn tx_acks_say_why_a_downlink_was_not_scheduled() {
+        let tx_ack = |json: &str| {
+            let mut d = vec![2, 0x12, 0x34, TX_ACK, 0xaa, 0x55, 0x5a, 0, 0, 0, 0, 1];
+            d.extend_from_slice(json.as_bytes());
+            match parse(&d) {
+                Ok(Datagram::TxAck { token: 0x1234, error, .. }) => error,
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(tx_ack(r#"{"txpk_ack":{"error":"NONE"}}"#), None);
+        assert_eq!(tx_ack(r#"{"txpk_ack":{"error":"TOO_LATE"}}"#).as_deref(), Some("TOO_LATE"));
+        assert_eq!(
+            tx_ack("{\"txpk_ack\":{\"error\":\"TX_FREQ\"}}\0"),
+            Some("TX_FREQ".into()),
+            "a trailing NUL"
+        );
+        assert_eq!(tx_ack(r#"{"txpk_ack":{"warn":"TX_POWER"}}"#), None, "a warning: scheduled");
+        assert_eq!(tx_ack("not json"), None);
+        assert_eq!(
+            tx_ack(&format!(r#"{{"txpk_ack":{{"error":"{}"}}}}"#, "X".repeat(100))).unwrap().len(),
+            32
+        );
+    }
+
+    #[test]
+    fn pull_resp_carries_a_class_a_txpk() {
+        let window = TxWindow { tmst: 4_001_000, frequency: 868.1, datarate: "SF7BW125".into(), power: 14 };
+        let d = pull_resp(0xbeef, &window, &[0x60, 1, 2]);
+        assert_eq!(d[..4], [2, 0xbe, 0xef, PULL_RESP]);
+        let v: serde_json::Value = serde_json::from_slice(&d[4..]).unwrap();
+        let t = &v["txpk"];
+        assert_eq!(
+            (t["tmst"].as_u64(), t["freq"].as_f64(), t["datr"].as_str()),
+            (Some(4_001_000), Some(868.1), Some("SF7BW125"))
+        );
+        assert_eq!(
+            (t["ipol"].as_bool(), t["imme"].as_bool(), t["codr"].as_str()),
+            (Some(true), Some(false), Some("4/5"))
+        );
+        assert_eq!((t["size"].as_u64(), t["data"].as_str()), (Some(3), Some("YAEC")));
+    }
+
     /// `data` is borrowed from the datagram, and still read when it holds JSON escapes.
     #[test]
     fn escaped_data_is_read_too() {
@@ -288,10 +399,14 @@ mod tests {
             Ok(Datagram::Pull { ack: [1, 7, 8, PULL_ACK], gateway: "0102030405060708".into() })
         );
         assert_eq!(
-            parse(&[2, 0, 0, TX_ACK, 0, 0, 0, 0, 0, 0, 0, 1]),
-            Ok(Datagram::TxAck { gateway: Some("0000000000000001".into()) })
+            parse(&[2, 0, 9, TX_ACK, 0, 0, 0, 0, 0, 0, 0, 1]),
+            Ok(Datagram::TxAck { gateway: Some("0000000000000001".into()), token: 9, error: None })
         );
-        assert_eq!(parse(&[1, 0, 0, TX_ACK]), Ok(Datagram::TxAck { gateway: None }), "v1: no EUI");
+        assert_eq!(
+            parse(&[1, 1, 0, TX_ACK]),
+            Ok(Datagram::TxAck { gateway: None, token: 256, error: None }),
+            "v1: no EUI"
+        );
         assert_eq!(parse(&[2, 0]), Err(DatagramError::Truncated));
         assert_eq!(parse(&[3, 0, 0, 0]), Err(DatagramError::Version(3)));
         assert_eq!(parse(&[2, 0, 0, 0x09]), Err(DatagramError::Identifier(9)));

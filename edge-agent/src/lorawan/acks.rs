@@ -1,0 +1,103 @@
+//! The ACKs of confirmed uplinks, from the pipeline's side: the downlink counter each takes
+//! (stored with the batch), the `PULL_RESP`s once the batch is stored, and the `TX_ACK`s that
+//! answer them ([`super::downlink`] has the protocol).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::{Accepted, Nodes, Pipeline, downlink, frame, semtech};
+use crate::cache::{CacheError, SessionCounter};
+
+/// A confirmed uplink's ACK, to send once the batch is stored.
+#[derive(Debug)]
+pub(super) struct AckWanted {
+    node: Arc<frame::NodeSession>,
+    dev_addr: u32,
+    f_cnt_down: u32,
+    gateway: String,
+    tmst: Option<u32>,
+    rx1: Option<semtech::TxWindow>,
+}
+
+impl Pipeline {
+    /// A `TX_ACK`: counted, and an RX1 that failed asked again in RX2.
+    pub(super) fn tx_ack(&self, token: u16, error: Option<&str>, now: Instant) -> Option<downlink::Outgoing> {
+        let outcome = self.downlinks.lock().tx_ack(token, error, now);
+        let label = error.map_or("tx_ok", downlink::tx_error_label);
+        match outcome {
+            downlink::TxOutcome::Emitted | downlink::TxOutcome::Failed => self.stats.downlink(label),
+            downlink::TxOutcome::Rx2(out) => {
+                self.stats.downlink(label);
+                self.stats.downlink("rx2_fallback");
+                return Some(out);
+            }
+            downlink::TxOutcome::Unknown => self.stats.downlink("tx_ack_unknown"),
+        }
+        None
+    }
+
+    /// The `PULL_RESP`s of the ACKs of a stored batch, through the forwarders that heard them.
+    pub(super) fn acks(&self, acks: Vec<AckWanted>, now: Instant) -> Vec<downlink::Outgoing> {
+        let mut out = Vec::new();
+        for ack in acks {
+            let Some(to) = self.stats.forwarders.downlink_path(&ack.gateway, downlink::PATH_FRESH_FOR, now)
+            else {
+                tracing::debug!(gateway = %ack.gateway, dev_eui = %ack.node.dev_eui, "no downlink path to acknowledge a confirmed uplink");
+                self.stats.downlink("no_downlink_path");
+                continue;
+            };
+            let Some(frame) = ack.node.downlink_frame(ack.dev_addr, ack.f_cnt_down, true, None) else {
+                continue;
+            };
+            match self.downlinks.lock().schedule(to, ack.tmst, ack.rx1, &frame, now) {
+                Some(resp) => {
+                    self.stats.downlink("ack_scheduled");
+                    out.push(resp);
+                }
+                None => self.stats.downlink("no_timestamp"),
+            }
+        }
+        out
+    }
+
+    /// The next downlink counter of `node` (0 after a new session), noted as used.
+    fn next_f_cnt_down(&self, nodes: &mut Nodes, node: &frame::NodeSession) -> Result<u32, CacheError> {
+        let last = match nodes.f_cnt_down.get(&node.id) {
+            Some(c) => Some(*c),
+            None => self.cache.f_cnt_down(node.id)?,
+        };
+        let next = last
+            .and_then(|c| (c.session == node.session).then_some(c.f_cnt))
+            .map_or(0, |l| l.wrapping_add(1));
+        nodes.f_cnt_down.insert(node.id, SessionCounter { session: node.session, f_cnt: next });
+        Ok(next)
+    }
+
+    /// Notes that a confirmed uplink is to be acknowledged, with the downlink counter it takes.
+    pub(super) fn want_ack(
+        &self,
+        nodes: &mut Nodes,
+        uplink: &frame::Uplink,
+        packet: &semtech::RxPacket,
+        gateway: &str,
+        accepted: &mut Accepted,
+    ) {
+        match self.next_f_cnt_down(nodes, &uplink.node) {
+            Ok(f_cnt_down) => {
+                accepted.down_counters.push((
+                    uplink.node.id,
+                    SessionCounter { session: uplink.node.session, f_cnt: f_cnt_down },
+                ));
+                accepted.acks.push(AckWanted {
+                    node: Arc::clone(&uplink.node),
+                    dev_addr: uplink.dev_addr,
+                    f_cnt_down,
+                    gateway: gateway.to_owned(),
+                    tmst: packet.tmst,
+                    rx1: downlink::rx1(packet.tmst, packet.frequency, packet.datarate.as_deref()),
+                });
+            }
+            Err(e) => tracing::error!(error = %e, "reading a node's downlink counter: its ACK is not sent"),
+        }
+    }
+}
