@@ -192,3 +192,50 @@ fn a_retransmitted_confirmed_uplink_is_acknowledged_again_not_republished() {
     let next = p.handle_datagrams(&[(&push(&uplink(8, true), 5_000_000), None)]);
     assert_eq!(read_pull_resp(&next.downlinks[0].datagram).2, 2);
 }
+
+/// MAC commands: a `LinkCheckReq` (in an unconfirmed uplink) is answered with `LinkCheckAns` in
+/// that uplink's RX1; the first uplink of a node asks it `DevStatusReq` (once a day), and its
+/// `DevStatusAns` puts battery and margin into its status at once.
+#[test]
+fn link_checks_answered_and_device_status_asked_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let (p, stats, outbox) = pipeline_and_outbox(dir.path());
+    let build = |f_cnt: u32, commands: &[&dyn lorawan::maccommands::SerializableMacCommand]| {
+        let mut phy = DataPayloadCreator::new();
+        phy.set_confirmed(false)
+            .set_uplink(true)
+            .set_f_port(1)
+            .set_dev_addr(&DEV_ADDR.to_le_bytes())
+            .set_fctrl(&FCtrl::new(0, true))
+            .set_fcnt(f_cnt);
+        phy.build(b"hi", commands, &NewSKey::from(NWK), &AppSKey::from(APP)).unwrap().to_vec()
+    };
+    // First uplink: nothing asked, but the node's status is due: DevStatusReq alone.
+    let first =
+        p.handle_datagrams(&[(&PULL, Some(forwarder_downlink())), (&push(&build(1, &[]), 1_000), None)]);
+    let fopts = |datagram: &[u8]| {
+        let txpk = serde_json::from_slice::<Value>(&datagram[4..]).unwrap()["txpk"].clone();
+        let phy = base64::engine::general_purpose::STANDARD.decode(txpk["data"].as_str().unwrap()).unwrap();
+        phy[8..8 + usize::from(phy[5] & 0x0f)].to_vec()
+    };
+    assert_eq!(fopts(&first.downlinks[0].datagram), [0x06], "DevStatusReq");
+    assert!(!read_pull_resp(&first.downlinks[0].datagram).1, "no ACK: the uplink was unconfirmed");
+    // A LinkCheckReq: answered (SNR 8 dB at SF9: 20 dB above the floor, one forwarder).
+    let link_check = lorawan::maccommandcreator::LinkCheckReqCreator::new();
+    let second = p.handle_datagrams(&[(&push(&build(2, &[&link_check]), 2_000), None)]);
+    assert_eq!(fopts(&second.downlinks[0].datagram), [0x02, 20, 1], "LinkCheckAns");
+    assert_eq!(count(&stats, "mac_scheduled"), 2);
+    // Its DevStatusAns: battery 127 (50 %), margin −3 dB, in the status relayed now.
+    let _ = outbox.peek(0, 100).map(|r| outbox.acknowledge(&r.iter().map(|(id, _)| *id).collect::<Vec<_>>()));
+    let mut answer = lorawan::maccommandcreator::DevStatusAnsCreator::new();
+    answer.set_battery(127).set_margin(-3).unwrap();
+    let third = p.handle_datagrams(&[(&push(&build(3, &[&answer]), 3_000), None)]);
+    assert!(third.downlinks.is_empty(), "nothing asked, nothing due");
+    let records = outbox.peek(0, 100).unwrap();
+    let status = records.iter().find(|(_, r)| r.topic.ends_with("/device")).expect("the node's status");
+    let status: Value = serde_json::from_slice(&status.1.payload).unwrap();
+    assert_eq!(
+        (&status["battery"], &status["external_power"], &status["margin"]),
+        (&json!(50.0), &json!(false), &json!(-3))
+    );
+}

@@ -1,19 +1,26 @@
-//! The ACKs of confirmed uplinks, from the pipeline's side: the downlink counter each takes
-//! (stored with the batch), the `PULL_RESP`s once the batch is stored, and the `TX_ACK`s that
-//! answer them ([`super::downlink`] has the protocol).
+//! The downlinks that answer uplinks, from the pipeline's side — the ACK of a confirmed uplink,
+//! `LinkCheckAns`, the daily `DevStatusReq` ([`super::mac`]) — in one frame per uplink: the
+//! downlink counter each takes (stored with the batch), the `PULL_RESP`s once the batch is
+//! stored, and the `TX_ACK`s that answer them ([`super::downlink`] has the protocol).
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{Accepted, Nodes, Pipeline, downlink, frame, semtech};
+use super::{Accepted, Nodes, Pipeline, downlink, frame, mac, semtech};
 use crate::cache::{CacheError, SessionCounter};
 
-/// A confirmed uplink's ACK, to send once the batch is stored.
+/// A downlink answering an uplink, to send once the batch is stored.
 #[derive(Debug)]
 pub(super) struct AckWanted {
     node: Arc<frame::NodeSession>,
     dev_addr: u32,
     f_cnt_down: u32,
+    /// FCtrl.ACK (a confirmed uplink).
+    ack: bool,
+    /// `LinkCheckAns` (margin, gateways).
+    link_check: Option<(u8, u8)>,
+    /// `DevStatusReq`.
+    dev_status_req: bool,
     gateway: String,
     tmst: Option<u32>,
     rx1: Option<semtech::TxWindow>,
@@ -46,12 +53,23 @@ impl Pipeline {
                 self.stats.downlink("no_downlink_path");
                 continue;
             };
-            let Some(frame) = ack.node.downlink_frame(ack.dev_addr, ack.f_cnt_down, true, None) else {
+            let mut link = lorawan::maccommandcreator::LinkCheckAnsCreator::new();
+            let status = lorawan::maccommandcreator::DevStatusReqCreator::new();
+            let mut commands: Vec<&dyn lorawan::maccommands::SerializableMacCommand> = Vec::new();
+            if let Some((margin, gateways)) = ack.link_check {
+                link.set_margin(margin).set_gateway_count(gateways);
+                commands.push(&link);
+            }
+            if ack.dev_status_req {
+                commands.push(&status);
+            }
+            let Some(frame) = ack.node.downlink_frame(ack.dev_addr, ack.f_cnt_down, ack.ack, &commands, None)
+            else {
                 continue;
             };
             match self.downlinks.lock().schedule(to, ack.tmst, ack.rx1, &frame, now) {
                 Some(resp) => {
-                    self.stats.downlink("ack_scheduled");
+                    self.stats.downlink(if ack.ack { "ack_scheduled" } else { "mac_scheduled" });
                     out.push(resp);
                 }
                 None => self.stats.downlink("no_timestamp"),
@@ -73,15 +91,23 @@ impl Pipeline {
         Ok(next)
     }
 
-    /// Notes that a confirmed uplink is to be acknowledged, with the downlink counter it takes.
-    pub(super) fn want_ack(
+    /// Notes the downlink an accepted uplink calls for, if any — its ACK (confirmed), a
+    /// `LinkCheckAns` (it asked), a `DevStatusReq` (due) — with the downlink counter it takes.
+    pub(super) fn want_downlink(
         &self,
         nodes: &mut Nodes,
         uplink: &frame::Uplink,
         packet: &semtech::RxPacket,
         gateway: &str,
         accepted: &mut Accepted,
+        now: Instant,
     ) {
+        let link_check =
+            uplink.mac.link_check.then(|| (mac::link_margin(packet.snr, packet.datarate.as_deref()), 1));
+        let dev_status_req = nodes.dev_status_due(uplink.node.id, now);
+        if !uplink.confirmed && link_check.is_none() && !dev_status_req {
+            return;
+        }
         match self.next_f_cnt_down(nodes, &uplink.node) {
             Ok(f_cnt_down) => {
                 accepted.down_counters.push((
@@ -92,12 +118,17 @@ impl Pipeline {
                     node: Arc::clone(&uplink.node),
                     dev_addr: uplink.dev_addr,
                     f_cnt_down,
+                    ack: uplink.confirmed,
+                    link_check,
+                    dev_status_req,
                     gateway: gateway.to_owned(),
                     tmst: packet.tmst,
                     rx1: downlink::rx1(packet.tmst, packet.frequency, packet.datarate.as_deref()),
                 });
             }
-            Err(e) => tracing::error!(error = %e, "reading a node's downlink counter: its ACK is not sent"),
+            Err(e) => {
+                tracing::error!(error = %e, "reading a node's downlink counter: its downlink is not sent")
+            }
         }
     }
 }

@@ -127,12 +127,13 @@ impl NodeSession {
     /// A downlink to this node (LoRaWAN 1.0.x, unconfirmed data down): `ack` sets FCtrl.ACK
     /// (the answer to a confirmed uplink), `data` is an FPort and its FRMPayload (encrypted with
     /// the AppSKey; port 0 is not for application data), frame counter `f_cnt_down`, MIC with
-    /// the NwkSKey. `None` for a payload too large for a frame.
+    /// the NwkSKey; `commands` in FOpts. `None` for a payload too large for a frame.
     pub fn downlink_frame(
         &self,
         dev_addr: u32,
         f_cnt_down: u32,
         ack: bool,
+        commands: &[&dyn lorawan::maccommands::SerializableMacCommand],
         data: Option<(u8, &[u8])>,
     ) -> Option<Vec<u8>> {
         let mut creator = lorawan::creator::DataPayloadCreator::new();
@@ -156,7 +157,8 @@ impl NodeSession {
         };
         let nwk = lorawan::keys::NewSKey::from(self.nwk.0);
         let app = lorawan::keys::AppSKey::from(self.app.0);
-        creator.build(payload, &[], &nwk, &app).ok().map(<[u8]>::to_vec)
+        // MAC commands ride in FOpts (15 bytes at most), clear.
+        creator.build(payload, commands, &nwk, &app).ok().map(<[u8]>::to_vec)
     }
 }
 
@@ -190,6 +192,8 @@ pub struct Uplink {
     /// ACK it did not hear (LoRaWAN 1.0.x keeps the counter). Acknowledged again, its data not
     /// taken twice.
     pub retransmission: bool,
+    /// What its MAC commands (FOpts, or a port-0 payload) ask or say.
+    pub mac: super::mac::UplinkMac,
 }
 
 /// The 32-bit counter closest above `last` whose low 16 bits are `low` (roll-over included).
@@ -292,9 +296,16 @@ pub fn decode(
         let f_port = encrypted.f_port();
         let decrypted =
             encrypted.decrypt(Some(&node.nwk), Some(&node.app), f_cnt).map_err(|_| Reject::Malformed)?;
+        // FOpts (clear in 1.0.x) follow MHDR, DevAddr, FCtrl and FCnt.
+        let mut mac = super::mac::parse_uplink(phy.get(8..8 + fopts).unwrap_or_default());
         let (payload, port0) = match decrypted.frm_payload() {
             FRMPayload::Data(d) => (d.to_vec(), 0),
-            FRMPayload::MACCommands(m) => (Vec::new(), m.data().len()),
+            FRMPayload::MACCommands(m) => {
+                let in_payload = super::mac::parse_uplink(m.data());
+                mac.link_check |= in_payload.link_check;
+                mac.dev_status = mac.dev_status.or(in_payload.dev_status);
+                (Vec::new(), m.data().len())
+            }
             FRMPayload::None => (Vec::new(), 0),
         };
         return Ok(Uplink {
@@ -306,6 +317,7 @@ pub fn decode(
             mac_command_bytes: port0 + fopts,
             confirmed,
             retransmission,
+            mac,
         });
     }
     Err(Reject::MicInvalid)
@@ -357,10 +369,10 @@ mod tests {
             codec: "hex".into(),
             status_every: DEFAULT_STATUS_EVERY,
         };
-        let frame = node.downlink_frame(0x49be_7df1, 2, true, Some((1, &[]))).unwrap();
+        let frame = node.downlink_frame(0x49be_7df1, 2, true, &[], Some((1, &[]))).unwrap();
         assert_eq!(frame, hex("60f17dbe4920020001f9d65d27"));
         // The ACK alone: no port, and the MIC covers the counter (a node checks it).
-        let ack = node.downlink_frame(0x49be_7df1, 7, true, None).unwrap();
+        let ack = node.downlink_frame(0x49be_7df1, 7, true, &[], None).unwrap();
         assert_eq!(ack.len(), 12);
         assert_eq!((ack[0], ack[5], ack[6]), (0x60, 0x20, 7));
         let Ok(PhyPayload::Data(DataPayload::Encrypted(parsed))) = lorawan::parser::parse(ack.clone()) else {
@@ -368,14 +380,20 @@ mod tests {
         };
         assert!(parsed.validate_mic(&node.nwk, 7) && !parsed.validate_mic(&node.nwk, 8));
         // Application data is encrypted with the AppSKey; port 0 and oversized payloads refused.
-        let order = node.downlink_frame(0x49be_7df1, 8, false, Some((10, b"\x01\x02"))).unwrap();
+        let order = node.downlink_frame(0x49be_7df1, 8, false, &[], Some((10, b"\x01\x02"))).unwrap();
         let Ok(PhyPayload::Data(DataPayload::Encrypted(parsed))) = lorawan::parser::parse(order) else {
             panic!()
         };
         let plain = parsed.decrypt(Some(&node.nwk), Some(&node.app), 8).unwrap();
         assert!(matches!(plain.frm_payload(), FRMPayload::Data(d) if d == [1, 2]));
-        assert_eq!(node.downlink_frame(0x49be_7df1, 9, false, Some((0, b"x"))), None);
-        assert_eq!(node.downlink_frame(0x49be_7df1, 9, false, Some((1, &[0; 243]))), None);
+        assert_eq!(node.downlink_frame(0x49be_7df1, 9, false, &[], Some((0, b"x"))), None);
+        assert_eq!(node.downlink_frame(0x49be_7df1, 9, false, &[], Some((1, &[0; 243]))), None);
+        // MAC commands in FOpts, clear: LinkCheckAns (margin 17, 1 gateway) and DevStatusReq.
+        let mut link = lorawan::maccommandcreator::LinkCheckAnsCreator::new();
+        link.set_margin(17).set_gateway_count(1);
+        let status = lorawan::maccommandcreator::DevStatusReqCreator::new();
+        let frame = node.downlink_frame(0x49be_7df1, 10, false, &[&link, &status], None).unwrap();
+        assert_eq!((frame[5] & 0x0f, &frame[8..12]), (4, &[0x02, 17, 1, 0x06][..]));
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod downlink;
 pub mod forwarders;
 pub mod frame;
 mod listener;
+pub mod mac;
 pub mod modem;
 pub mod semtech;
 
@@ -159,6 +160,9 @@ struct Nodes {
     status_at: HashMap<neosens_protocol::ids::DeviceId, Instant>,
     /// The last downlink counter used per node (nodes of the scope that asked for an ACK).
     f_cnt_down: HashMap<neosens_protocol::ids::DeviceId, SessionCounter>,
+    /// When each node was last asked for its status (`DevStatusReq`; nodes of the scope that
+    /// sent; kept across registry changes, or a change would ask every node again).
+    dev_status_at: HashMap<neosens_protocol::ids::DeviceId, Instant>,
 }
 
 impl Nodes {
@@ -169,6 +173,17 @@ impl Nodes {
         // A node's next uplink relays its status again (after a registry change, its room or
         // type may have changed; after a failed store, its status was not stored).
         self.status_at.clear();
+    }
+
+    /// Whether `node` is to be asked for its status ([`mac::DEV_STATUS_EVERY`]; notes it if so).
+    fn dev_status_due(&mut self, node: neosens_protocol::ids::DeviceId, now: Instant) -> bool {
+        match self.dev_status_at.get(&node) {
+            Some(at) if now.duration_since(*at) < mac::DEV_STATUS_EVERY => false,
+            _ => {
+                self.dev_status_at.insert(node, now);
+                true
+            }
+        }
     }
 
     /// Whether `node`'s status is due with this uplink (and, if so, notes it relayed now).
@@ -395,7 +410,7 @@ impl Pipeline {
                 Ok(uplink) if uplink.retransmission => {
                     // Its data went with the first copy: only the ACK it did not hear, again.
                     self.stats.frame("retransmission");
-                    self.want_ack(nodes, &uplink, &packet, gateway, accepted);
+                    self.want_downlink(nodes, &uplink, &packet, gateway, accepted, now);
                 }
                 Ok(uplink) => {
                     self.stats.frame("decoded");
@@ -405,11 +420,10 @@ impl Pipeline {
                     let counter = SessionCounter { session: uplink.node.session, f_cnt: uplink.f_cnt };
                     nodes.last.insert(uplink.node.id, counter);
                     accepted.counters.push((uplink.node.id, counter));
-                    let with_status = nodes.status_due(&uplink.node, now);
+                    // A DevStatusAns is news: its status goes now.
+                    let with_status = nodes.status_due(&uplink.node, now) || uplink.mac.dev_status.is_some();
                     self.messages(&uplink, &packet, gateway, with_status, &mut accepted.messages);
-                    if uplink.confirmed {
-                        self.want_ack(nodes, &uplink, &packet, gateway, accepted);
-                    }
+                    self.want_downlink(nodes, &uplink, &packet, gateway, accepted, now);
                     accepted.frames.push(packet.phy);
                 }
                 Err(reject) => {
@@ -493,7 +507,7 @@ impl Pipeline {
         if !with_status {
             return;
         }
-        let status = json!({
+        let mut status = json!({
             "status": "running",
             "unitID": uplink.node.dev_eui,
             "f_cnt": uplink.f_cnt,
@@ -504,6 +518,11 @@ impl Pipeline {
             "datarate": packet.datarate,
             "gateway": gateway,
         });
+        if let (Some(answer), Some(fields)) = (uplink.mac.dev_status, status.as_object_mut()) {
+            for (name, value) in answer.status_fields() {
+                fields.insert(name.to_owned(), value);
+            }
+        }
         out.push((format!("{base}/device"), status.to_string()));
     }
 }
