@@ -21,7 +21,8 @@ pub(super) struct AckWanted {
     link_check: Option<(u8, u8)>,
     /// `DevStatusReq`.
     dev_status_req: bool,
-    gateway: String,
+    /// The downlink path of the forwarder that heard the uplink.
+    to: std::net::SocketAddr,
     tmst: Option<u32>,
     rx1: Option<semtech::TxWindow>,
 }
@@ -47,12 +48,7 @@ impl Pipeline {
     pub(super) fn acks(&self, acks: Vec<AckWanted>, now: Instant) -> Vec<downlink::Outgoing> {
         let mut out = Vec::new();
         for ack in acks {
-            let Some(to) = self.stats.forwarders.downlink_path(&ack.gateway, downlink::PATH_FRESH_FOR, now)
-            else {
-                tracing::debug!(gateway = %ack.gateway, dev_eui = %ack.node.dev_eui, "no downlink path to acknowledge a confirmed uplink");
-                self.stats.downlink("no_downlink_path");
-                continue;
-            };
+            let to = ack.to;
             let mut link = lorawan::maccommandcreator::LinkCheckAnsCreator::new();
             let status = lorawan::maccommandcreator::DevStatusReqCreator::new();
             let mut commands: Vec<&dyn lorawan::maccommands::SerializableMacCommand> = Vec::new();
@@ -102,6 +98,15 @@ impl Pipeline {
         accepted: &mut Accepted,
         now: Instant,
     ) {
+        // Without a path (no keep-alive from that forwarder lately) nothing can be sent: no
+        // downlink counter is spent, and the status request waits for a path.
+        let Some(to) = self.stats.forwarders.downlink_path(gateway, downlink::PATH_FRESH_FOR, now) else {
+            if uplink.confirmed || uplink.mac.link_check {
+                tracing::debug!(%gateway, dev_eui = %uplink.node.dev_eui, "no downlink path to answer an uplink");
+                self.stats.downlink("no_downlink_path");
+            }
+            return;
+        };
         let link_check =
             uplink.mac.link_check.then(|| (mac::link_margin(packet.snr, packet.datarate.as_deref()), 1));
         let dev_status_req = nodes.dev_status_due(uplink.node.id, now);
@@ -121,7 +126,7 @@ impl Pipeline {
                     ack: uplink.confirmed,
                     link_check,
                     dev_status_req,
-                    gateway: gateway.to_owned(),
+                    to,
                     tmst: packet.tmst,
                     rx1: downlink::rx1(packet.tmst, packet.frequency, packet.datarate.as_deref()),
                 });
