@@ -17,7 +17,7 @@ pub const UP_WINDOW_MS: i64 = 150_000;
 
 /// Figures a gateway reports about itself: defined with the other gateway contracts.
 pub use neosens_protocol::edge::HealthReport;
-use neosens_protocol::edge::{ForwarderPosition, ForwarderReport, MAX_FORWARDERS};
+use neosens_protocol::edge::{ForwarderFigures, ForwarderReport, MAX_FORWARDERS};
 
 /// A forwarder not heard for this long is forgotten (removed for good): as long as its gateway
 /// keeps it.
@@ -54,25 +54,10 @@ pub struct ForwarderHealth {
     pub last_stat_ms: Option<i64>,
     /// Whether it has been silent for 5 min or more (as of this answer).
     pub silent: bool,
-    /// Datagrams its gateway received from it (since the agent started).
-    pub datagrams: u64,
-    /// Radio packets it pushed.
-    pub uplinks: u64,
-    /// Sums of its `stat` counts: packets received, with a valid CRC, forwarded.
-    pub rx_received: u64,
-    /// See `rx_received`.
-    pub rx_ok: u64,
-    /// See `rx_received`.
-    pub rx_forwarded: u64,
-    /// Downlinks asked of it, and emitted.
-    pub tx_requested: u64,
-    /// See `tx_requested`.
-    pub tx_emitted: u64,
-    /// Percentage of its datagrams acknowledged, as it counts them.
-    pub ack_ratio: Option<f64>,
-    /// Where it says it is.
-    #[schema(value_type = Option<Object>)]
-    pub position: Option<ForwarderPosition>,
+    /// What it sent and said, as its gateway counts it (since the agent started).
+    #[serde(flatten)]
+    #[schema(inline)]
+    pub figures: ForwarderFigures,
 }
 
 impl ForwarderHealth {
@@ -85,15 +70,7 @@ impl ForwarderHealth {
             last_pull_ms: f.pull_age_s.map(at),
             last_stat_ms: f.stat_age_s.map(at),
             silent: false,
-            datagrams: f.datagrams,
-            uplinks: f.uplinks,
-            rx_received: f.rx_received,
-            rx_ok: f.rx_ok,
-            rx_forwarded: f.rx_forwarded,
-            tx_requested: f.tx_requested,
-            tx_emitted: f.tx_emitted,
-            ack_ratio: f.ack_ratio,
-            position: f.position,
+            figures: f.figures,
             eui: f.eui,
         }
     }
@@ -204,7 +181,7 @@ mod tests {
             eui: "aa555a0000000101".into(),
             silent_s: 4,
             pull_age_s: Some(9),
-            uplinks: 80,
+            figures: ForwarderFigures { uplinks: 80, ..Default::default() },
             ..Default::default()
         };
         let report = HealthReport { forwarders: vec![heard], ..Default::default() };
@@ -213,7 +190,7 @@ mod tests {
         assert!(c.report.as_ref().unwrap().forwarders.is_empty(), "kept once, under `forwarders`");
         let f = &c.forwarders[0];
         assert_eq!(
-            (f.last_seen_ms, f.last_pull_ms, f.last_stat_ms, f.uplinks),
+            (f.last_seen_ms, f.last_pull_ms, f.last_stat_ms, f.figures.uplinks),
             (996_000, Some(991_000), None, 80)
         );
         assert!(!c.clone().as_of(996_000 + FORWARDER_SILENT_MS - 1).forwarders[0].silent);

@@ -382,13 +382,13 @@ const FORWARDER_SERIES: [ForwarderSeries; 4] = [
         "neosens_forwarder_uplinks",
         "Radio packets the packet forwarder pushed to its gateway (since the agent started)",
         MetricType::Counter,
-        |f, _| f.uplinks as i64,
+        |f, _| f.figures.uplinks as i64,
     ),
     (
         "neosens_forwarder_tx_emitted",
         "Downlinks the packet forwarder says it emitted (sum of its stat txnb)",
         MetricType::Counter,
-        |f, _| f.tx_emitted as i64,
+        |f, _| f.figures.tx_emitted as i64,
     ),
 ];
 

@@ -228,7 +228,7 @@ impl Sources {
             MetricType::Counter,
         )?;
         for f in &report {
-            ConstCounter::new(f.uplinks).encode(m.encode_family(&[("eui", f.eui.as_str())])?)?;
+            ConstCounter::new(f.figures.uplinks).encode(m.encode_family(&[("eui", f.eui.as_str())])?)?;
         }
         Ok(())
     }

@@ -97,12 +97,22 @@ pub struct ForwarderReport {
     pub pull_age_s: Option<u64>,
     /// Seconds since its last `stat`; `None`: never sent one.
     pub stat_age_s: Option<u64>,
-    /// Datagrams received from it since the agent started.
+    /// What it sent and said, counted.
+    #[serde(flatten)]
+    pub figures: ForwarderFigures,
+}
+
+/// A packet forwarder's figures, as its gateway counts them (since the agent started) and as its
+/// `stat` objects say: the part of its report central shows as it is.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
+pub struct ForwarderFigures {
+    /// Datagrams received from it.
     pub datagrams: u64,
-    /// Radio packets it pushed (`rxpk` entries) since the agent started.
+    /// Radio packets it pushed (`rxpk` entries).
     pub uplinks: u64,
-    /// Sums of its `stat` counters since the agent started: packets received (`rxnb`), with a
-    /// valid CRC (`rxok`), forwarded (`rxfw`); downlinks asked for (`dwnb`) and emitted (`txnb`).
+    /// Sums of its `stat` counters: packets received (`rxnb`), with a valid CRC (`rxok`),
+    /// forwarded (`rxfw`); downlinks asked for (`dwnb`) and emitted (`txnb`).
     pub rx_received: u64,
     /// See `rx_received`.
     pub rx_ok: u64,

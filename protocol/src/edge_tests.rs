@@ -86,15 +86,17 @@ fn health_report_with_forwarders() {
         silent_s: 4,
         pull_age_s: Some(4),
         stat_age_s: None,
-        datagrams: 10,
-        uplinks: 80,
-        rx_received: 90,
-        rx_ok: 85,
-        rx_forwarded: 85,
-        tx_requested: 1,
-        tx_emitted: 1,
-        ack_ratio: Some(100.0),
-        position: Some(ForwarderPosition { latitude: 43.5617, longitude: 1.4689, altitude: 150 }),
+        figures: ForwarderFigures {
+            datagrams: 10,
+            uplinks: 80,
+            rx_received: 90,
+            rx_ok: 85,
+            rx_forwarded: 85,
+            tx_requested: 1,
+            tx_emitted: 1,
+            ack_ratio: Some(100.0),
+            position: Some(ForwarderPosition { latitude: 43.5617, longitude: 1.4689, altitude: 150 }),
+        },
     };
     assert!(forwarder.eui_is_valid());
     let report = HealthReport {

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 pub use neosens_protocol::edge::MAX_FORWARDERS;
-use neosens_protocol::edge::{ForwarderPosition, ForwarderReport};
+use neosens_protocol::edge::{ForwarderFigures, ForwarderReport};
 use parking_lot::Mutex;
 
 use super::semtech::Stat;
@@ -46,15 +46,7 @@ struct Forwarder {
     /// Where its keep-alives come from: where its downlinks go.
     pull_from: Option<std::net::SocketAddr>,
     last_stat: Option<Instant>,
-    datagrams: u64,
-    uplinks: u64,
-    rx_received: u64,
-    rx_ok: u64,
-    rx_forwarded: u64,
-    tx_requested: u64,
-    tx_emitted: u64,
-    ack_ratio: Option<f64>,
-    position: Option<ForwarderPosition>,
+    figures: ForwarderFigures,
 }
 
 impl Forwarder {
@@ -64,15 +56,7 @@ impl Forwarder {
             last_pull: None,
             pull_from: None,
             last_stat: None,
-            datagrams: 0,
-            uplinks: 0,
-            rx_received: 0,
-            rx_ok: 0,
-            rx_forwarded: 0,
-            tx_requested: 0,
-            tx_emitted: 0,
-            ack_ratio: None,
-            position: None,
+            figures: ForwarderFigures::default(),
         }
     }
 
@@ -81,16 +65,17 @@ impl Forwarder {
         // Counts since its previous stat: summed (saturating: a hostile neighbour's huge numbers
         // cap, never wrap).
         let add = |total: &mut u64, n: Option<u64>| *total = total.saturating_add(n.unwrap_or(0));
-        add(&mut self.rx_received, stat.rxnb);
-        add(&mut self.rx_ok, stat.rxok);
-        add(&mut self.rx_forwarded, stat.rxfw);
-        add(&mut self.tx_requested, stat.dwnb);
-        add(&mut self.tx_emitted, stat.txnb);
+        let f = &mut self.figures;
+        add(&mut f.rx_received, stat.rxnb);
+        add(&mut f.rx_ok, stat.rxok);
+        add(&mut f.rx_forwarded, stat.rxfw);
+        add(&mut f.tx_requested, stat.dwnb);
+        add(&mut f.tx_emitted, stat.txnb);
         if let Some(ackr) = stat.ackr.filter(|a| a.is_finite()) {
-            self.ack_ratio = Some(ackr.clamp(0.0, 100.0));
+            f.ack_ratio = Some(ackr.clamp(0.0, 100.0));
         }
         if let Some(position) = stat.position() {
-            self.position = Some(position);
+            f.position = Some(position);
         }
     }
 
@@ -101,15 +86,7 @@ impl Forwarder {
             silent_s: age(self.last_seen),
             pull_age_s: self.last_pull.map(age),
             stat_age_s: self.last_stat.map(age),
-            datagrams: self.datagrams,
-            uplinks: self.uplinks,
-            rx_received: self.rx_received,
-            rx_ok: self.rx_ok,
-            rx_forwarded: self.rx_forwarded,
-            tx_requested: self.tx_requested,
-            tx_emitted: self.tx_emitted,
-            ack_ratio: self.ack_ratio,
-            position: self.position,
+            figures: self.figures.clone(),
         }
     }
 }
@@ -141,10 +118,10 @@ impl Forwarders {
         }
         let Some(f) = map.get_mut(eui) else { return false };
         f.last_seen = f.last_seen.max(now);
-        f.datagrams = f.datagrams.saturating_add(1);
+        f.figures.datagrams = f.figures.datagrams.saturating_add(1);
         match what {
             Heard::Push { uplinks, stat } => {
-                f.uplinks = f.uplinks.saturating_add(uplinks as u64);
+                f.figures.uplinks = f.figures.uplinks.saturating_add(uplinks as u64);
                 if let Some(stat) = stat {
                     f.apply(stat, now);
                 }
@@ -230,13 +207,13 @@ mod tests {
         assert_eq!(report.len(), 1);
         let r = &report[0];
         assert_eq!((r.silent_s, r.pull_age_s, r.stat_age_s), (7, Some(37), Some(7)));
-        assert_eq!((r.datagrams, r.uplinks), (4, 3));
-        assert_eq!((r.rx_received, r.rx_ok, r.rx_forwarded, r.tx_requested, r.tx_emitted), (10, 8, 8, 2, 2));
-        assert_eq!(r.ack_ratio, Some(100.0));
-        assert_eq!(
-            r.position,
-            Some(ForwarderPosition { latitude: 43.5617, longitude: 1.4689, altitude: 150 })
-        );
+        let f = &r.figures;
+        assert_eq!((f.datagrams, f.uplinks), (4, 3));
+        assert_eq!((f.rx_received, f.rx_ok, f.rx_forwarded, f.tx_requested, f.tx_emitted), (10, 8, 8, 2, 2));
+        assert_eq!(f.ack_ratio, Some(100.0));
+        let position =
+            neosens_protocol::edge::ForwarderPosition { latitude: 43.5617, longitude: 1.4689, altitude: 150 };
+        assert_eq!(f.position, Some(position));
         assert!(r.eui_is_valid());
         // Its downlink path: where its keep-alives come from, while they keep coming.
         let from: std::net::SocketAddr = "192.168.1.20:41000".parse().unwrap();
@@ -267,9 +244,9 @@ mod tests {
         };
         table.heard("0000000000000001", Heard::Push { uplinks: usize::MAX, stat: Some(&huge) }, now);
         table.heard("0000000000000001", Heard::Push { uplinks: usize::MAX, stat: Some(&huge) }, now);
-        let r = &table.report(now)[0];
-        assert_eq!((r.rx_received, r.uplinks), (u64::MAX, u64::MAX));
-        assert_eq!((r.ack_ratio, r.position), (None, None), "NaN and a latitude of 123° are not figures");
+        let f = &table.report(now)[0].figures;
+        assert_eq!((f.rx_received, f.uplinks), (u64::MAX, u64::MAX));
+        assert_eq!((f.ack_ratio, f.position), (None, None), "NaN and a latitude of 123° are not figures");
     }
 
     /// Past the bound, a new EUI is refused (not one that was there first), until one of those

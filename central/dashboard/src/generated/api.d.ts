@@ -932,126 +932,25 @@ export interface components {
             /** @description Sites, by name. */
             sites: components["schemas"]["SiteSummary"][];
         };
-        /** @description A packet forwarder, as its gateway last reported it, on central's clock. */
-        ForwarderHealth: {
-            /** @description Gateway EUI (16 lowercase hex digits). */
-            eui: string;
-            /**
-             * Format: int64
-             * @description Its last datagram, ms since the epoch.
-             */
-            last_seen_ms: number;
-            /**
-             * Format: int64
-             * @description Its last `PULL_DATA` keep-alive (its downlink path), if any.
-             */
-            last_pull_ms?: number | null;
-            /**
-             * Format: int64
-             * @description Its last `stat`, if any.
-             */
-            last_stat_ms?: number | null;
-            /** @description Whether it has been silent for 5 min or more (as of this answer). */
-            silent: boolean;
-            /**
-             * Format: int64
-             * @description Datagrams its gateway received from it (since the agent started).
-             */
-            datagrams: number;
-            /**
-             * Format: int64
-             * @description Radio packets it pushed.
-             */
-            uplinks: number;
-            /**
-             * Format: int64
-             * @description Sums of its `stat` counts: packets received, with a valid CRC, forwarded.
-             */
-            rx_received: number;
-            /**
-             * Format: int64
-             * @description See `rx_received`.
-             */
-            rx_ok: number;
-            /**
-             * Format: int64
-             * @description See `rx_received`.
-             */
-            rx_forwarded: number;
-            /**
-             * Format: int64
-             * @description Downlinks asked of it, and emitted.
-             */
-            tx_requested: number;
-            /**
-             * Format: int64
-             * @description See `tx_requested`.
-             */
-            tx_emitted: number;
-            /**
-             * Format: double
-             * @description Percentage of its datagrams acknowledged, as it counts them.
-             */
-            ack_ratio?: number | null;
-            /** @description Where it says it is. */
-            position?: Record<string, never> | null;
-        };
-        /** @description A packet forwarder's position, from its `stat`. */
-        ForwarderPosition: {
-            /**
-             * Format: double
-             * @description Degrees north.
-             */
-            latitude: number;
-            /**
-             * Format: double
-             * @description Degrees east.
-             */
-            longitude: number;
-            /**
-             * Format: int32
-             * @description Metres.
-             */
-            altitude: number;
-        };
         /**
-         * @description One Semtech UDP packet forwarder (a LoRa concentrator, by gateway EUI) as the agent hears it:
-         *     from its datagrams (`PUSH_DATA` uplinks, `PULL_DATA` keep-alives) and the `stat` objects it
-         *     sends (every 30 s by default). Ages are measured by the agent when it reports, so central
-         *     places them on its own clock whatever the gateway's.
+         * @description A packet forwarder's figures, as its gateway counts them (since the agent started) and as its
+         *     `stat` objects say: the part of its report central shows as it is.
          */
-        ForwarderReport: {
-            /** @description Gateway EUI, 16 lowercase hex digits. */
-            eui: string;
+        ForwarderFigures: {
             /**
              * Format: int64
-             * @description Seconds since its last datagram of any kind.
-             */
-            silent_s: number;
-            /**
-             * Format: int64
-             * @description Seconds since its last `PULL_DATA` (its downlink path); `None`: never sent one.
-             */
-            pull_age_s?: number | null;
-            /**
-             * Format: int64
-             * @description Seconds since its last `stat`; `None`: never sent one.
-             */
-            stat_age_s?: number | null;
-            /**
-             * Format: int64
-             * @description Datagrams received from it since the agent started.
+             * @description Datagrams received from it.
              */
             datagrams: number;
             /**
              * Format: int64
-             * @description Radio packets it pushed (`rxpk` entries) since the agent started.
+             * @description Radio packets it pushed (`rxpk` entries).
              */
             uplinks: number;
             /**
              * Format: int64
-             * @description Sums of its `stat` counters since the agent started: packets received (`rxnb`), with a
-             *     valid CRC (`rxok`), forwarded (`rxfw`); downlinks asked for (`dwnb`) and emitted (`txnb`).
+             * @description Sums of its `stat` counters: packets received (`rxnb`), with a valid CRC (`rxok`),
+             *     forwarded (`rxfw`); downlinks asked for (`dwnb`) and emitted (`txnb`).
              */
             rx_received: number;
             /**
@@ -1080,6 +979,114 @@ export interface components {
              */
             ack_ratio?: number | null;
             position?: null | components["schemas"]["ForwarderPosition"];
+        };
+        /** @description A packet forwarder, as its gateway last reported it, on central's clock. */
+        ForwarderHealth: {
+            /**
+             * Format: int64
+             * @description Datagrams received from it.
+             */
+            datagrams: number;
+            /**
+             * Format: int64
+             * @description Radio packets it pushed (`rxpk` entries).
+             */
+            uplinks: number;
+            /**
+             * Format: int64
+             * @description Sums of its `stat` counters: packets received (`rxnb`), with a valid CRC (`rxok`),
+             *     forwarded (`rxfw`); downlinks asked for (`dwnb`) and emitted (`txnb`).
+             */
+            rx_received: number;
+            /**
+             * Format: int64
+             * @description See `rx_received`.
+             */
+            rx_ok: number;
+            /**
+             * Format: int64
+             * @description See `rx_received`.
+             */
+            rx_forwarded: number;
+            /**
+             * Format: int64
+             * @description See `rx_received`.
+             */
+            tx_requested: number;
+            /**
+             * Format: int64
+             * @description See `rx_received`.
+             */
+            tx_emitted: number;
+            /**
+             * Format: double
+             * @description Percentage of its upstream datagrams acknowledged, as it last counted (`ackr`).
+             */
+            ack_ratio?: number | null;
+            position?: null | components["schemas"]["ForwarderPosition"];
+        } & {
+            /** @description Gateway EUI (16 lowercase hex digits). */
+            eui: string;
+            /**
+             * Format: int64
+             * @description Its last datagram, ms since the epoch.
+             */
+            last_seen_ms: number;
+            /**
+             * Format: int64
+             * @description Its last `PULL_DATA` keep-alive (its downlink path), if any.
+             */
+            last_pull_ms?: number | null;
+            /**
+             * Format: int64
+             * @description Its last `stat`, if any.
+             */
+            last_stat_ms?: number | null;
+            /** @description Whether it has been silent for 5 min or more (as of this answer). */
+            silent: boolean;
+        };
+        /** @description A packet forwarder's position, from its `stat`. */
+        ForwarderPosition: {
+            /**
+             * Format: double
+             * @description Degrees north.
+             */
+            latitude: number;
+            /**
+             * Format: double
+             * @description Degrees east.
+             */
+            longitude: number;
+            /**
+             * Format: int32
+             * @description Metres.
+             */
+            altitude: number;
+        };
+        /**
+         * @description One Semtech UDP packet forwarder (a LoRa concentrator, by gateway EUI) as the agent hears it:
+         *     from its datagrams (`PUSH_DATA` uplinks, `PULL_DATA` keep-alives) and the `stat` objects it
+         *     sends (every 30 s by default). Ages are measured by the agent when it reports, so central
+         *     places them on its own clock whatever the gateway's.
+         */
+        ForwarderReport: components["schemas"]["ForwarderFigures"] & {
+            /** @description Gateway EUI, 16 lowercase hex digits. */
+            eui: string;
+            /**
+             * Format: int64
+             * @description Seconds since its last datagram of any kind.
+             */
+            silent_s: number;
+            /**
+             * Format: int64
+             * @description Seconds since its last `PULL_DATA` (its downlink path); `None`: never sent one.
+             */
+            pull_age_s?: number | null;
+            /**
+             * Format: int64
+             * @description Seconds since its last `stat`; `None`: never sent one.
+             */
+            stat_age_s?: number | null;
         };
         /** @description A new gateway. */
         GatewayInput: {
