@@ -15,7 +15,7 @@
 //! | [`proxy`] | the legacy provisioning paths: central first, the cache when it is out of reach |
 //! | [`outbox`] | the durable upstream queue |
 //! | [`uplink`] | the outbox on the runtime's acknowledged MQTT link; orders in |
-//! | [`lorawan`] | Semtech UDP and serial modems: MIC, decryption, codecs, counters |
+//! | [`lorawan`] | Semtech UDP and serial modems: MIC, decryption, codecs, counters; class A downlinks (ACKs, MAC commands); packet-forwarder health |
 //! | [`hal`] | the gateway's own hardware: status LED, I2C sensors |
 //! | [`self_test`] | `self-test`: a build proves itself where it runs |
 //! | [`status`] | the gateway as a device of its room: status and orders |
