@@ -166,6 +166,35 @@ mod tests {
         assert_eq!(kinds(&resolved), [(Event::Resolved, AlertKind::ForwarderSilent)]);
     }
 
+    /// An open forwarder alert survives a restart of central under its id, and is resolved
+    /// when the forwarder is heard again after it.
+    #[tokio::test]
+    async fn an_open_forwarder_alert_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_owned();
+        let (registry, _, _) =
+            neosens_runtime::blocking::run(move || crate::registry::test_registry(&path, 1)).await;
+        let open = |r: &std::sync::Arc<crate::registry::Registry>| {
+            let store = r.alert_store();
+            neosens_runtime::blocking::run(move || Monitor::open(store))
+        };
+        let m = open(&registry).await.unwrap();
+        let opened = m.forwarders(&gateway(true, Some(T0)), T0 + FORWARDER_SILENT_MS);
+        let id = opened[0].1.id;
+        m.persist().await.unwrap();
+        drop(m);
+        let m = open(&registry).await.unwrap();
+        let view = &m.alerts(false)[0];
+        assert_eq!((view.alert.id, view.alert.forwarder.as_deref(), view.state), (id, Some(EUI), "open"));
+        assert!(
+            m.forwarders(&gateway(true, Some(T0)), T0 + 2 * FORWARDER_SILENT_MS).is_empty(),
+            "not opened twice"
+        );
+        let back = T0 + 3 * FORWARDER_SILENT_MS;
+        let resolved = m.forwarders(&gateway(true, Some(back)), back);
+        assert_eq!((resolved[0].0, resolved[0].1.id), (Event::Resolved, id));
+    }
+
     #[test]
     fn keys_round_trip_and_bad_ones_are_none() {
         assert_eq!(parse_key(&key(GW, EUI)), Some((GW, EUI.to_owned())));
