@@ -84,6 +84,13 @@ pub struct Unclaimed {
 impl Unclaimed {
     /// `mac` is not registered and asked at `now`.
     pub fn asked(&self, mac: Mac, asker: Asker, now: i64) {
+        self.merge(mac, asker, now, 1);
+    }
+
+    /// `mac` is not registered and asked `count` times, last at `at` (a gateway's report of
+    /// what it heard while central was out of reach).
+    pub fn merge(&self, mac: Mac, asker: Asker, at: i64, count: u64) {
+        let now = at;
         let user_agent = asker.user_agent.map(|ua| ua.chars().take(MAX_USER_AGENT).collect::<String>());
         let mut map = self.inner.lock();
         if !map.contains_key(&mac) && map.len() >= MAX_UNCLAIMED {
@@ -104,12 +111,15 @@ impl Unclaimed {
             user_agent: None,
             board: None,
         });
-        entry.last_seen_ms = entry.last_seen_ms.max(now);
-        entry.count = entry.count.saturating_add(1);
-        entry.source = asker.source;
-        entry.gateway = asker.gateway;
-        entry.board = user_agent.as_deref().and_then(board_of);
-        entry.user_agent = user_agent;
+        entry.first_seen_ms = entry.first_seen_ms.min(now);
+        entry.count = entry.count.saturating_add(count);
+        if now >= entry.last_seen_ms {
+            entry.last_seen_ms = now;
+            entry.source = asker.source;
+            entry.gateway = asker.gateway;
+            entry.board = user_agent.as_deref().and_then(board_of);
+            entry.user_agent = user_agent;
+        }
     }
 
     /// The MACs that asked within [`FORGET_AFTER_MS`], most recent first (the others are
@@ -178,6 +188,14 @@ mod tests {
         let odd = inbox.get(mac(3)).unwrap();
         assert_eq!((odd.user_agent.unwrap().chars().count(), odd.board), (MAX_USER_AGENT, None));
         assert!(inbox.remove(mac(3)) && !inbox.remove(mac(3)));
+        // A gateway's report of what it heard offline: counts add up, the newest source wins.
+        let gw2 = GatewayId::from_bytes([8; 16]);
+        let offline = Asker { source: "192.168.9.9".into(), gateway: Some(gw2), user_agent: None };
+        inbox.merge(mac(1), offline.clone(), 500, 4);
+        let d = inbox.get(mac(1)).unwrap();
+        assert_eq!((d.first_seen_ms, d.last_seen_ms, d.count, d.gateway), (500, 5_000, 6, Some(gw)));
+        inbox.merge(mac(1), offline, 7_000, 1);
+        assert_eq!(inbox.get(mac(1)).unwrap().gateway, Some(gw2));
     }
 
     /// Past the bound, the MAC that asked least recently makes room; a day of silence forgets.

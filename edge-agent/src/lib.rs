@@ -39,6 +39,7 @@ pub mod proxy;
 pub mod self_test;
 pub mod status;
 pub mod sync;
+pub mod unclaimed;
 pub mod uplink;
 
 use std::path::Path;
@@ -115,9 +116,12 @@ pub async fn run_on(
     let addr = listener.local_addr().context("reading the LAN listener's address")?;
     let storage = open_storage(&config, cache).await?;
     let mut tasks = Supervisor::new(shutdown.clone());
-    // Shared by the LoRaWAN listener and the health reports (its packet forwarders).
+    // Shared by the LoRaWAN listener and the health reports (its packet forwarders), and by the
+    // legacy proxy and the reports (unregistered MACs asked offline).
     let lorawan = Arc::new(lorawan::LoraStats::default());
-    let mut links = start_central_links(&config, &storage, &lorawan, &mut tasks)?;
+    let unclaimed = Arc::new(unclaimed::UnclaimedHere::default());
+    let reported = sync::Reported { lorawan: Arc::clone(&lorawan), unclaimed: Arc::clone(&unclaimed) };
+    let mut links = start_central_links(&config, &storage, reported, &mut tasks)?;
     let udp_addr = start_lorawan(&config, &storage, links.keys.as_ref(), &lorawan, &mut tasks).await?;
     let mac = gateway_mac(&config)?;
     hal::gateway::start(
@@ -135,7 +139,7 @@ pub async fn run_on(
     let orders = links.orders.take();
     start_status(&config, &storage, &links, orders, mac, &mut tasks);
     log_serving(&config, addr, udp_addr, &storage)?;
-    let proxy = proxy::Proxy::new(storage.cache.clone(), links.central, links.keys);
+    let proxy = proxy::Proxy::new(storage.cache.clone(), links.central, links.keys).with_unclaimed(unclaimed);
     let metrics = metrics::Sources {
         cache: storage.cache,
         outbox: storage.outbox,
@@ -224,7 +228,7 @@ struct CentralLinks {
 fn start_central_links(
     config: &Config,
     storage: &Storage,
-    lorawan: &Arc<lorawan::LoraStats>,
+    reported: sync::Reported,
     tasks: &mut Supervisor,
 ) -> anyhow::Result<CentralLinks> {
     let sync_stats = Arc::new(sync::SyncStats::default());
@@ -255,15 +259,10 @@ fn start_central_links(
     tasks.restartable("sync", move || {
         sync::run(c.clone(), cache.clone(), Arc::clone(&stats), wait, Arc::clone(&resync), stop.clone())
     });
-    let (c, cache, outbox, lora, stop) = (
-        client.clone(),
-        storage.cache.clone(),
-        storage.outbox.clone(),
-        Arc::clone(lorawan),
-        tasks.shutdown().clone(),
-    );
+    let (c, cache, outbox, stop) =
+        (client.clone(), storage.cache.clone(), storage.outbox.clone(), tasks.shutdown().clone());
     tasks.restartable("reports", move || {
-        sync::report(c.clone(), cache.clone(), outbox.clone(), Arc::clone(&lora), stop.clone())
+        sync::report(c.clone(), cache.clone(), outbox.clone(), reported.clone(), stop.clone())
     });
     tracing::info!(central = %url, gateway = %creds.name, "central configured");
     links.central = Some(client);

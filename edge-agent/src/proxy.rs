@@ -56,6 +56,8 @@ pub struct Proxy {
     started: std::time::Instant,
     /// Counters: (path, source, outcome).
     pub counts: Arc<Counts>,
+    /// Unregistered MACs that asked while central was out of reach, for its adoption inbox.
+    pub unclaimed: Arc<crate::unclaimed::UnclaimedHere>,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -75,7 +77,14 @@ impl Proxy {
             skip_until_ms: Arc::default(),
             started: std::time::Instant::now(),
             counts: Arc::default(),
+            unclaimed: Arc::default(),
         }
+    }
+
+    /// This proxy, keeping unregistered MACs in `unclaimed` (shared with the health reports).
+    pub fn with_unclaimed(mut self, unclaimed: Arc<crate::unclaimed::UnclaimedHere>) -> Self {
+        self.unclaimed = unclaimed;
+        self
     }
 
     fn count(&self, path: &'static str, source: &'static str, outcome: &'static str) {
@@ -167,6 +176,16 @@ async fn credentials(
     }
     let Some(device) = cached else {
         p.count("credentials", "cache", if mac.is_some() { "unknown_mac" } else { "invalid_mac" });
+        if let Some(mac) = mac {
+            // Central did not see this one: kept for its adoption inbox, reported later.
+            let user_agent = headers.get(USER_AGENT).and_then(|v| v.to_str().ok());
+            p.unclaimed.asked(
+                mac,
+                &peer.ip().to_canonical().to_string(),
+                user_agent,
+                std::time::Instant::now(),
+            );
+        }
         return forbidden();
     };
     local_credentials(p, device).await

@@ -264,9 +264,10 @@ pub async fn report(
     central: Central,
     cache: Cache,
     outbox: Outbox,
-    lorawan: Arc<crate::lorawan::LoraStats>,
+    reported: Reported,
     shutdown: CancellationToken,
 ) {
+    let lorawan = &reported.lorawan;
     let mut wait = Duration::ZERO;
     let mut retry = neosens_runtime::backoff::Backoff::new(Duration::from_secs(1), REPORT_EVERY);
     loop {
@@ -277,7 +278,7 @@ pub async fn report(
             () = tokio::time::sleep(wait) => {}
             () = lorawan.forwarders.new_one() => {}
         }
-        wait = match report_once(&central, &cache, &outbox, &lorawan).await {
+        wait = match report_once(&central, &cache, &outbox, &reported).await {
             Ok(()) => {
                 retry.reset();
                 REPORT_EVERY
@@ -290,12 +291,22 @@ pub async fn report(
     }
 }
 
+/// What the health report carries besides the outbox: shared with the LoRaWAN listener and the
+/// legacy proxy.
+#[derive(Debug, Clone)]
+pub struct Reported {
+    /// The packet forwarders heard.
+    pub lorawan: Arc<crate::lorawan::LoraStats>,
+    /// Unregistered MACs that asked while central was out of reach.
+    pub unclaimed: Arc<crate::unclaimed::UnclaimedHere>,
+}
+
 /// One round of reports.
 pub async fn report_once(
     central: &Central,
     cache: &Cache,
     outbox: &Outbox,
-    lorawan: &crate::lorawan::LoraStats,
+    reported: &Reported,
 ) -> Result<(), CentralError> {
     let now_ms = now_s() * 1000;
     let expiring = outbox.clone();
@@ -333,15 +344,21 @@ pub async fn report_once(
         }
     }
     let (depth, oldest) = outbox.depth(now_ms).unwrap_or_default();
+    let taken = std::time::Instant::now();
     let s = &outbox.stats;
     let report = HealthReport {
         outbox_depth: depth,
         outbox_oldest_s: oldest,
         outbox_dropped: s.dropped_full.load(Ordering::Relaxed) + s.dropped_expired.load(Ordering::Relaxed),
         version: env!("CARGO_PKG_VERSION").to_owned(),
-        forwarders: lorawan.forwarders.report(std::time::Instant::now()),
+        forwarders: reported.lorawan.forwarders.report(std::time::Instant::now()),
+        unclaimed: reported.unclaimed.take(taken),
     };
-    central.report_health(&report).await
+    let sent = central.report_health(&report).await;
+    if sent.is_err() {
+        reported.unclaimed.put_back(report.unclaimed, taken);
+    }
+    sent
 }
 
 #[cfg(test)]

@@ -184,6 +184,8 @@ fn a_gateway_provisions_devices_with_central_up_and_down_and_loses_nothing() {
     let e = edge.addr("http");
     assert_eq!(credentials(e, MAC_B).text(), format!("{{\"login\": \"{}\"}}", login(MAC_B)), "still once");
     assert_eq!(config(e, &login(MAC_B), &password_b).status, 200);
+    // A new board calls home while central is away: kept for central's adoption inbox.
+    assert_eq!(credentials(e, "24:0a:c4:00:00:77").status, 403);
 
     // Its status keeps going out while central is down (through the outbox, to the broker), with
     // ids that go on increasing across the kill.
@@ -204,5 +206,11 @@ fn a_gateway_provisions_devices_with_central_up_and_down_and_loses_nothing() {
         logs.iter().any(|l| l.record.get("msg").is_some_and(|m| m == "offline-boom"))
     });
     wait_until("the gateway is up in central's view", || admin.gateway(&gw.id).expect("the gateway").up);
+    wait_until("the board that called home offline is in central's inbox, through the gateway", || {
+        let (_, inbox) = admin.raw("GET", "/api/v1/unclaimed", None);
+        inbox["items"].as_array().is_some_and(|items| {
+            items.iter().any(|d| d["mac"] == "24:0A:C4:00:00:77" && d["gateway"] == gw.id.as_str())
+        })
+    });
     edge.signal_and_wait("TERM");
 }

@@ -75,6 +75,30 @@ pub struct HealthReport {
     /// older than forwarder health, and from gateways without a LoRaWAN listener).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub forwarders: Vec<ForwarderReport>,
+    /// Unregistered MACs that asked it for their credentials while central was out of reach
+    /// (online, central sees them itself), for central's adoption inbox; at most
+    /// [`MAX_UNCLAIMED_REPORTED`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unclaimed: Vec<UnclaimedReport>,
+}
+
+/// Unregistered MACs a gateway keeps and reports at most (the most recent ones).
+pub const MAX_UNCLAIMED_REPORTED: usize = 64;
+
+/// An unregistered MAC that asked a gateway for its credentials while central was out of reach.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
+pub struct UnclaimedReport {
+    /// The MAC, as the gateway read it (`24:0A:C4:12:34:56`).
+    pub mac: String,
+    /// Seconds since it last asked, when the gateway reports.
+    pub last_seen_age_s: u64,
+    /// How many times it asked.
+    pub count: u64,
+    /// The address it asked from.
+    pub source: String,
+    /// Its `User-Agent` (128 characters at most).
+    pub user_agent: Option<String>,
 }
 
 /// Packet forwarders one gateway keeps and reports at most: a site's gateway hears its own

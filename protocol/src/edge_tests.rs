@@ -63,6 +63,7 @@ fn health_report() {
         outbox_dropped: 0,
         version: "0.1.0".into(),
         forwarders: Vec::new(),
+        unclaimed: Vec::new(),
     };
     same_both_ways(
         r#"{"outbox_depth":3,"outbox_oldest_s":12,"outbox_dropped":0,"version":"0.1.0"}"#,
@@ -112,6 +113,21 @@ fn health_report_with_forwarders() {
             r#""position":{"latitude":43.5617,"longitude":1.4689,"altitude":150}}]}"#
         ),
         &report,
+    );
+    let unclaimed = UnclaimedReport {
+        mac: "24:0A:C4:12:34:56".into(),
+        last_seen_age_s: 40,
+        count: 3,
+        source: "192.168.1.7".into(),
+        user_agent: Some("ESP32HTTPClient".into()),
+    };
+    let offline = HealthReport { unclaimed: alloc::vec![unclaimed], ..Default::default() };
+    same_both_ways(
+        concat!(
+            r#"{"outbox_depth":0,"outbox_oldest_s":0,"outbox_dropped":0,"version":"","unclaimed":[{"mac":"24:0A:C4:12:34:56","#,
+            r#""last_seen_age_s":40,"count":3,"source":"192.168.1.7","user_agent":"ESP32HTTPClient"}]}"#
+        ),
+        &offline,
     );
     for bad in ["AA555A0000000101", "aa555a000000010", "aa555a00000001012", "aa555a000000010g", ""] {
         assert!(!ForwarderReport { eui: bad.into(), ..forwarder.clone() }.eui_is_valid(), "{bad}");

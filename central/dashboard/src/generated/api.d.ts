@@ -376,7 +376,8 @@ export interface paths {
         put?: never;
         /**
          * The gateway's own figures (outbox depth and age, version, the packet forwarders it hears),
-         *     shown per gateway in the API and `/metrics`. At most `MAX_FORWARDERS` (32) forwarders, each
+         *     shown per gateway in the API and `/metrics`; and the unregistered MACs that asked it while
+         *     central was out of reach (at most 64), into the adoption inbox. At most `MAX_FORWARDERS` (32) forwarders, each
          *     with an EUI of 16 lowercase hex digits: anything else is refused whole (400), since the
          *     figures feed metric labels and alerts.
          */
@@ -1157,6 +1158,12 @@ export interface components {
              *     older than forwarder health, and from gateways without a LoRaWAN listener).
              */
             forwarders?: components["schemas"]["ForwarderReport"][];
+            /**
+             * @description Unregistered MACs that asked it for their credentials while central was out of reach
+             *     (online, central sees them itself), for central's adoption inbox; at most
+             *     [`MAX_UNCLAIMED_REPORTED`].
+             */
+            unclaimed?: components["schemas"]["UnclaimedReport"][];
         };
         /** @description A session as an admin gives it (keys in hex, shown nowhere afterwards). */
         LorawanInput: {
@@ -1519,6 +1526,25 @@ export interface components {
              *     `null`.
              */
             board?: string | null;
+        };
+        /** @description An unregistered MAC that asked a gateway for its credentials while central was out of reach. */
+        UnclaimedReport: {
+            /** @description The MAC, as the gateway read it (`24:0A:C4:12:34:56`). */
+            mac: string;
+            /**
+             * Format: int64
+             * @description Seconds since it last asked, when the gateway reports.
+             */
+            last_seen_age_s: number;
+            /**
+             * Format: int64
+             * @description How many times it asked.
+             */
+            count: number;
+            /** @description The address it asked from. */
+            source: string;
+            /** @description Its `User-Agent` (128 characters at most). */
+            user_agent?: string | null;
         };
         /** @description A new user. */
         UserInput: {

@@ -11,7 +11,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use neosens_protocol::edge::{
     Deliveries, DeliveriesAnswer, EnrolmentGrant, EnrolmentRequest, HealthReport, MAX_FORWARDERS,
-    MAX_RELAYED_LOGS, RelayedLogs, RelayedLogsAnswer,
+    MAX_RELAYED_LOGS, MAX_UNCLAIMED_REPORTED, RelayedLogs, RelayedLogsAnswer,
 };
 use neosens_protocol::ids::{DeviceId, GatewayId};
 use serde::Deserialize;
@@ -201,7 +201,8 @@ pub(super) async fn logs(
 }
 
 /// The gateway's own figures (outbox depth and age, version, the packet forwarders it hears),
-/// shown per gateway in the API and `/metrics`. At most `MAX_FORWARDERS` (32) forwarders, each
+/// shown per gateway in the API and `/metrics`; and the unregistered MACs that asked it while
+/// central was out of reach (at most 64), into the adoption inbox. At most `MAX_FORWARDERS` (32) forwarders, each
 /// with an EUI of 16 lowercase hex digits: anything else is refused whole (400), since the
 /// figures feed metric labels and alerts.
 #[utoipa::path(post, path = "/edge/health", tag = "edge", request_body = HealthReport,
@@ -210,7 +211,7 @@ pub(super) async fn logs(
 pub(super) async fn health(
     State(s): State<AppState>,
     GatewayAuth(id): GatewayAuth,
-    ApiJson(report): ApiJson<HealthReport>,
+    ApiJson(mut report): ApiJson<HealthReport>,
 ) -> Result<StatusCode, ApiError> {
     let invalid = |message: String| ApiError::Invalid { field: "forwarders".into(), message };
     if report.forwarders.len() > MAX_FORWARDERS {
@@ -224,6 +225,30 @@ pub(super) async fn health(
     if euis.windows(2).any(|w| w[0] == w[1]) {
         return Err(invalid("a gateway EUI is listed twice".into()));
     }
-    s.gateways.report(id, report, Timestamp::now().millis());
+    if report.unclaimed.len() > MAX_UNCLAIMED_REPORTED {
+        let message = format!("{} MACs: at most {MAX_UNCLAIMED_REPORTED}", report.unclaimed.len());
+        return Err(ApiError::Invalid { field: "unclaimed".into(), message });
+    }
+    let mut unclaimed = Vec::with_capacity(report.unclaimed.len());
+    for u in std::mem::take(&mut report.unclaimed) {
+        let mac: neosens_protocol::ids::Mac = u.mac.parse().map_err(|_| ApiError::Invalid {
+            field: "unclaimed".into(),
+            message: format!("{:?} is not a MAC", u.mac),
+        })?;
+        unclaimed.push((mac, u));
+    }
+    let now = Timestamp::now().millis();
+    // What the gateway heard while central was out of reach: into the adoption inbox.
+    for (mac, u) in unclaimed {
+        let at =
+            now.saturating_sub(i64::try_from(u.last_seen_age_s.saturating_mul(1000)).unwrap_or(i64::MAX));
+        let asker = crate::unclaimed::Asker {
+            source: u.source.chars().take(64).collect(),
+            gateway: Some(id),
+            user_agent: u.user_agent,
+        };
+        s.unclaimed.merge(mac, asker, at, u.count.max(1));
+    }
+    s.gateways.report(id, report, now);
     Ok(StatusCode::NO_CONTENT)
 }
