@@ -224,19 +224,7 @@ async fn start_pipelines(
     let store = registry.alert_store();
     let monitor = neosens_runtime::blocking::run(move || monitor::Monitor::open(store)).await?;
     let (seen_tx, seen_rx) = tokio::sync::mpsc::channel(64);
-    let webhook = config.alerts.webhook_url.as_ref().map(|url| {
-        let (hook, worker) = monitor::webhook::Webhook::new(
-            monitor::webhook::WebhookConfig {
-                url: url.clone(),
-                timeout: Duration::from_secs(config.alerts.webhook_timeout_s.max(1)),
-                attempts: config.alerts.webhook_attempts.max(1),
-                first_backoff: Duration::from_secs(1),
-            },
-            shutdown.clone(),
-        );
-        tasks.critical("alert webhook", worker);
-        hook
-    });
+    let webhook = start_webhook(config, tasks);
     let delivery = monitor::Delivery {
         link: link.handle.clone(),
         topic: config.alerts.mqtt_topic.clone(),
@@ -290,6 +278,25 @@ async fn start_pipelines(
         tasks.health(),
     ));
     Ok(Pipelines { mqtt: link.handle, monitor, notices, gateways, unclaimed, metrics, connections })
+}
+
+/// The alert webhook and its delivery worker (critical), when `[alerts] webhook_url` is set.
+fn start_webhook(
+    config: &Config,
+    tasks: &mut neosens_runtime::supervisor::Supervisor,
+) -> Option<monitor::webhook::Webhook> {
+    let url = config.alerts.webhook_url.as_ref()?;
+    let (hook, worker) = monitor::webhook::Webhook::new(
+        monitor::webhook::WebhookConfig {
+            url: url.clone(),
+            timeout: Duration::from_secs(config.alerts.webhook_timeout_s.max(1)),
+            attempts: config.alerts.webhook_attempts.max(1),
+            first_backoff: Duration::from_secs(1),
+        },
+        tasks.shutdown().clone(),
+    );
+    tasks.critical("alert webhook", worker);
+    Some(hook)
 }
 
 /// Sends `$CONTROL/…` answers to dynamic security and everything else to ingestion.

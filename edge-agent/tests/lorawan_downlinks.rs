@@ -9,6 +9,7 @@ use std::sync::Arc;
 use base64::Engine;
 use lorawan::creator::DataPayloadCreator;
 use lorawan::keys::{AES128, AppSKey, NewSKey};
+use lorawan::maccommands::SerializableMacCommand;
 use lorawan::parser::{DataHeader, DataPayload, FCtrl, PhyPayload};
 use neosens_edge::cache::Cache;
 use neosens_edge::lorawan::{LoraStats, Pipeline};
@@ -53,10 +54,16 @@ fn pipeline_and_outbox(dir: &std::path::Path) -> (Pipeline, Arc<LoraStats>, Outb
 
 /// An uplink frame of the node, confirmed or not.
 fn uplink(f_cnt: u32, confirmed: bool) -> Vec<u8> {
-    uplink_with(f_cnt, confirmed, b"hi")
+    uplink_with(f_cnt, confirmed, b"hi", &[])
 }
 
-fn uplink_with(f_cnt: u32, confirmed: bool, payload: &[u8]) -> Vec<u8> {
+/// An uplink frame with this payload and these MAC commands in FOpts.
+fn uplink_with(
+    f_cnt: u32,
+    confirmed: bool,
+    payload: &[u8],
+    commands: &[&dyn SerializableMacCommand],
+) -> Vec<u8> {
     let mut phy = DataPayloadCreator::new();
     phy.set_confirmed(confirmed)
         .set_uplink(true)
@@ -64,7 +71,7 @@ fn uplink_with(f_cnt: u32, confirmed: bool, payload: &[u8]) -> Vec<u8> {
         .set_dev_addr(&DEV_ADDR.to_le_bytes())
         .set_fctrl(&FCtrl::new(0, true))
         .set_fcnt(f_cnt);
-    phy.build(payload, &[], &NewSKey::from(NWK), &AppSKey::from(APP)).unwrap().to_vec()
+    phy.build(payload, commands, &NewSKey::from(NWK), &AppSKey::from(APP)).unwrap().to_vec()
 }
 
 fn push(frame: &[u8], tmst: u32) -> Vec<u8> {
@@ -180,7 +187,7 @@ fn a_retransmitted_confirmed_uplink_is_acknowledged_again_not_republished() {
     let copy = p.handle_datagrams(&[(&push(&frame, 1_000), None)]);
     assert!(copy.downlinks.is_empty(), "another forwarder's copy");
     // The node's retry (its transmitted bytes may differ: here its payload).
-    let retry = p.handle_datagrams(&[(&push(&uplink_with(7, true, b"hi again"), 3_000_000), None)]);
+    let retry = p.handle_datagrams(&[(&push(&uplink_with(7, true, b"hi again", &[]), 3_000_000), None)]);
     assert_eq!(retry.answers[0].map(|a| a[3]), Some(0x01));
     assert_eq!(read_pull_resp(&retry.downlinks[0].datagram).2, 1, "the next downlink counter");
     assert_eq!(outbox.depth(0).unwrap().0, published, "its data is not published twice");
@@ -200,16 +207,8 @@ fn a_retransmitted_confirmed_uplink_is_acknowledged_again_not_republished() {
 fn link_checks_answered_and_device_status_asked_and_reported() {
     let dir = tempfile::tempdir().unwrap();
     let (p, stats, outbox) = pipeline_and_outbox(dir.path());
-    let build = |f_cnt: u32, commands: &[&dyn lorawan::maccommands::SerializableMacCommand]| {
-        let mut phy = DataPayloadCreator::new();
-        phy.set_confirmed(false)
-            .set_uplink(true)
-            .set_f_port(1)
-            .set_dev_addr(&DEV_ADDR.to_le_bytes())
-            .set_fctrl(&FCtrl::new(0, true))
-            .set_fcnt(f_cnt);
-        phy.build(b"hi", commands, &NewSKey::from(NWK), &AppSKey::from(APP)).unwrap().to_vec()
-    };
+    let build =
+        |f_cnt: u32, commands: &[&dyn SerializableMacCommand]| uplink_with(f_cnt, false, b"hi", commands);
     // First uplink: nothing asked, but the node's status is due: DevStatusReq alone.
     let first =
         p.handle_datagrams(&[(&PULL, Some(forwarder_downlink())), (&push(&build(1, &[]), 1_000), None)]);

@@ -246,3 +246,88 @@ async fn a_scanner_adds_a_bounded_number_of_entries() {
     assert!(kept <= SCAN_POLICY.free_failures as usize + 1, "{kept} entries from one source");
     assert!(kept > 0);
 }
+
+/// A gateway's health report is bounded: more than 32 forwarders, a malformed or repeated EUI,
+/// more than 64 unclaimed MACs or a MAC that is not one are refused whole; a good one feeds
+/// the gateway's health and the adoption inbox.
+#[tokio::test]
+async fn gateway_health_reports_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, state) = app(dir.path()).await;
+    let secret = state
+        .registry
+        .blocking(|r| {
+            let building =
+                r.create_building(NewBuilding { site: None, name: "GW".into(), description: String::new() })?;
+            let gateway = r.create_gateway(NewGateway {
+                name: "gw-h".into(),
+                scope: ScopeSpec::Buildings(vec![*building.id.as_uuid()]),
+            })?;
+            let token = r.start_enrolment(gateway.id)?.token;
+            Ok::<_, crate::registry::RegistryError>(r.enroll_gateway(&token)?.expect("enrolled").secret)
+        })
+        .await
+        .unwrap();
+    let report = |forwarders: Vec<Value>, unclaimed: Vec<Value>| {
+        json!({"outbox_depth": 0, "outbox_oldest_s": 0, "outbox_dropped": 0, "version": "t",
+            "forwarders": forwarders, "unclaimed": unclaimed})
+    };
+    let post = |body: Value| {
+        let request = Request::builder()
+            .method("POST")
+            .uri("/api/v1/edge/health")
+            .header(header::AUTHORIZATION, format!("Bearer {secret}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        let app = app.clone();
+        async move {
+            let mut request = request;
+            request.extensions_mut().insert(ConnectInfo(SocketAddr::from(([10, 0, 0, 9], 40000))));
+            let answer = app.oneshot(request).await.unwrap();
+            let status = answer.status();
+            let bytes = axum::body::to_bytes(answer.into_body(), 1 << 20).await.unwrap();
+            (status, serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null))
+        }
+    };
+    let forwarder = |eui: String| {
+        json!({"eui": eui, "silent_s": 1, "pull_age_s": null, "stat_age_s": null,
+        "datagrams": 1, "uplinks": 1, "rx_received": 0, "rx_ok": 0, "rx_forwarded": 0, "tx_requested": 0,
+        "tx_emitted": 0, "ack_ratio": null, "position": null})
+    };
+    let unclaimed = |n: usize| {
+        json!({"mac": format!("24:0a:c4:00:{:02x}:{:02x}", n / 256, n % 256),
+        "last_seen_age_s": 5, "count": 2, "source": "192.168.1.7", "user_agent": "ESP32HTTPClient"})
+    };
+    let too_many: Vec<Value> = (0..33).map(|n| forwarder(format!("{n:016x}"))).collect();
+    for (body, field) in [
+        (report(too_many, vec![]), "forwarders"),
+        (report(vec![forwarder("AA555A0000000101".into())], vec![]), "forwarders"),
+        (
+            report(vec![forwarder("aa555a0000000101".into()), forwarder("aa555a0000000101".into())], vec![]),
+            "forwarders",
+        ),
+        (report(vec![], (0..65).map(unclaimed).collect()), "unclaimed"),
+        (
+            report(
+                vec![],
+                vec![
+                    json!({"mac": "not-a-mac", "last_seen_age_s": 0, "count": 1, "source": "x", "user_agent": null}),
+                ],
+            ),
+            "unclaimed",
+        ),
+    ] {
+        let (status, answer) = post(body).await;
+        assert_eq!(
+            (status, answer["error"]["field"].as_str()),
+            (StatusCode::BAD_REQUEST, Some(field)),
+            "{answer}"
+        );
+    }
+    assert_eq!(state.unclaimed.len(), 0, "a refused report changes nothing");
+    let (status, _) = post(report(vec![forwarder("aa555a0000000101".into())], vec![unclaimed(1)])).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let inbox = state.unclaimed.list(crate::model::Timestamp::now().millis());
+    assert_eq!((inbox.len(), inbox[0].count, inbox[0].gateway.is_some()), (1, 2, true));
+}

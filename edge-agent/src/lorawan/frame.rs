@@ -233,6 +233,19 @@ fn dev_eui_of(record: &DeviceRecord) -> String {
     }
 }
 
+/// The application payload, the length of a port-0 payload of MAC commands, and what the MAC
+/// commands of FOpts and of that payload ask or say.
+fn payload_and_mac(fopts: &[u8], frm: FRMPayload<'_>) -> (Vec<u8>, usize, super::mac::UplinkMac) {
+    let in_fopts = super::mac::parse_uplink(fopts);
+    match frm {
+        FRMPayload::Data(d) => (d.to_vec(), 0, in_fopts),
+        FRMPayload::MACCommands(m) => {
+            (Vec::new(), m.data().len(), in_fopts.and(super::mac::parse_uplink(m.data())))
+        }
+        FRMPayload::None => (Vec::new(), 0, in_fopts),
+    }
+}
+
 /// Decodes one PHYPayload; `candidates` gives the sessions of a device address.
 pub fn decode(
     phy: &[u8],
@@ -243,12 +256,9 @@ pub fn decode(
         PhyPayload::Data(DataPayload::Encrypted(e)) if e.is_uplink() => e,
         PhyPayload::Data(_) | PhyPayload::JoinAccept(_) => return Err(Reject::NotUplink),
         PhyPayload::JoinRequest(jr) => {
-            let eui = jr.dev_eui();
-            let bytes: &[u8] = eui.as_ref();
             // On air the EUI is little-endian.
-            let big_endian: Vec<u8> = bytes.iter().rev().copied().collect();
-            let dev_eui = neosens_protocol::hex::encode(&big_endian);
-            return Err(Reject::JoinRequest { dev_eui });
+            let big_endian: Vec<u8> = jr.dev_eui().as_ref().iter().rev().copied().collect();
+            return Err(Reject::JoinRequest { dev_eui: neosens_protocol::hex::encode(&big_endian) });
         }
     };
     let confirmed = encrypted.mhdr().mtype() == MType::ConfirmedDataUp;
@@ -284,30 +294,22 @@ pub fn decode(
         } else {
             continue;
         };
-        let mut retransmission = false;
-        if let Some(last) = last {
-            if f_cnt <= last && !node.relax_f_cnt {
+        let retransmission = match last {
+            Some(last) if f_cnt <= last && !node.relax_f_cnt => {
+                // The same counter again is a retransmission only for a confirmed uplink.
                 if !(confirmed && f_cnt == last) {
                     return Err(Reject::Replay { f_cnt, last });
                 }
-                retransmission = true;
+                true
             }
-        }
+            _ => false,
+        };
         let f_port = encrypted.f_port();
         let decrypted =
             encrypted.decrypt(Some(&node.nwk), Some(&node.app), f_cnt).map_err(|_| Reject::Malformed)?;
         // FOpts (clear in 1.0.x) follow MHDR, DevAddr, FCtrl and FCnt.
-        let mut mac = super::mac::parse_uplink(phy.get(8..8 + fopts).unwrap_or_default());
-        let (payload, port0) = match decrypted.frm_payload() {
-            FRMPayload::Data(d) => (d.to_vec(), 0),
-            FRMPayload::MACCommands(m) => {
-                let in_payload = super::mac::parse_uplink(m.data());
-                mac.link_check |= in_payload.link_check;
-                mac.dev_status = mac.dev_status.or(in_payload.dev_status);
-                (Vec::new(), m.data().len())
-            }
-            FRMPayload::None => (Vec::new(), 0),
-        };
+        let (payload, port0, mac) =
+            payload_and_mac(phy.get(8..8 + fopts).unwrap_or_default(), decrypted.frm_payload());
         return Ok(Uplink {
             node,
             dev_addr,

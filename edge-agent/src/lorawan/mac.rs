@@ -18,6 +18,16 @@ pub struct UplinkMac {
     pub dev_status: Option<DevStatus>,
 }
 
+impl UplinkMac {
+    /// What both sets of commands ask or say (the first `DevStatusAns` wins).
+    pub fn and(self, other: UplinkMac) -> UplinkMac {
+        UplinkMac {
+            link_check: self.link_check || other.link_check,
+            dev_status: self.dev_status.or(other.dev_status),
+        }
+    }
+}
+
 /// A node's `DevStatusAns`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DevStatus {
