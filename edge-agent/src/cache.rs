@@ -23,8 +23,10 @@ use serde::{Deserialize, Serialize};
 
 mod apply;
 mod layout;
+mod nodes;
 
 pub use apply::{ApplyTiming, Step};
+pub use nodes::ScopeNodes;
 
 type Key = [u8; 16];
 

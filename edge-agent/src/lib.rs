@@ -136,7 +136,7 @@ pub async fn run_on(
         },
         &mut tasks,
     )?;
-    let orders = links.orders.take();
+    let orders = route_orders(&storage, &mut links, &lorawan, &mut tasks);
     start_status(&config, &storage, &links, orders, mac, &mut tasks);
     log_serving(&config, addr, udp_addr, &storage)?;
     let proxy = proxy::Proxy::new(storage.cache.clone(), links.central, links.keys).with_unclaimed(unclaimed);
@@ -348,6 +348,29 @@ async fn start_lorawan(
         });
     }
     Ok(udp_addr)
+}
+
+/// Sorts what the uplink receives: node orders to the LoRaWAN queue, the rest to the gateway's
+/// status task (critical: it owns the uplink's inbound channel); the status task's channel.
+fn route_orders(
+    storage: &Storage,
+    links: &mut CentralLinks,
+    lorawan: &Arc<lorawan::LoraStats>,
+    tasks: &mut Supervisor,
+) -> Option<tokio::sync::mpsc::Receiver<uplink::Inbound>> {
+    let inbound = links.orders.take()?;
+    let (to_status, orders) = tokio::sync::mpsc::channel(64);
+    let route = lorawan::commands::route(
+        inbound,
+        to_status,
+        storage.cache.clone(),
+        Arc::clone(lorawan),
+        links.subscriber.clone(),
+        Arc::clone(&links.sync),
+        tasks.shutdown().clone(),
+    );
+    tasks.critical("order routing", route);
+    Some(orders)
 }
 
 /// `[agent] mac`, or the MAC of the gateway's interface.

@@ -125,6 +125,17 @@ impl Sources {
             &self.uplink.connects,
         )?;
         counter(e, "neosens_edge_uplink_published", "Messages published upstream", &self.uplink.published)?;
+        let mut m = e.encode_descriptor(
+            "neosens_edge_uplink_subscriptions",
+            "Subscriptions (the gateway's and its nodes' command topics) the broker granted or refused, since start",
+            None,
+            MetricType::Counter,
+        )?;
+        for (outcome, n) in
+            [("granted", &self.uplink.subscriptions_granted), ("refused", &self.uplink.subscriptions_refused)]
+        {
+            ConstCounter::new(n.load(Ordering::Relaxed)).encode(m.encode_family(&[("outcome", outcome)])?)?;
+        }
         Ok(())
     }
 
@@ -168,7 +179,7 @@ impl Sources {
         }
         let mut m = e.encode_descriptor(
             "neosens_edge_lorawan_downlinks",
-            "Class A downlinks by outcome: ack_scheduled, no_downlink_path, tx_ok, rx2_fallback, tx_too_late …",
+            "Class A downlinks by outcome: ack_scheduled, order_scheduled, no_downlink_path, tx_ok, rx2_fallback, tx_too_late, order_received, order_malformed, order_not_ours …",
             None,
             MetricType::Counter,
         )?;
@@ -193,6 +204,18 @@ impl Sources {
             "Frames remembered by the duplicate window (bounded)",
             self.lorawan.recent_frames.load(Ordering::Relaxed) as u64,
         )?;
+        gauge(
+            e,
+            "neosens_edge_lorawan_orders_queued",
+            "Node orders waiting for their node's next uplink (bounded: 1024)",
+            self.lorawan.orders.queued() as u64,
+        )?;
+        ConstCounter::new(self.lorawan.orders.outcomes_dropped()).encode(e.encode_descriptor(
+            "neosens_edge_lorawan_order_outcomes_dropped",
+            "Node order outcomes dropped before a health report could carry them (more than 256 kept)",
+            None,
+            MetricType::Counter,
+        )?)?;
         self.encode_forwarders(e)
     }
 

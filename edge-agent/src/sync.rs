@@ -255,9 +255,12 @@ async fn sleep_or_stop(shutdown: &CancellationToken, d: Duration) -> bool {
     }
 }
 
-/// Runs the reports until `shutdown`: deliveries made offline, device logs kept offline, health;
-/// and drops outbox messages past their age. Every [`REPORT_EVERY`], and when a new packet
-/// forwarder is heard; after a failure (central
+/// How long a report waits after a node order's step, for the steps that follow it.
+const ORDER_NEWS_LINGER: Duration = Duration::from_secs(1);
+
+/// Runs the reports until `shutdown`: deliveries made offline, device logs kept offline, health
+/// (with node order steps); and drops outbox messages past their age. Every [`REPORT_EVERY`],
+/// when a new packet forwarder is heard, and a second after a node order's step; after a failure (central
 /// away) sooner, from 1 s doubling up to it, so what was kept offline reaches central soon after
 /// it is back.
 pub async fn report(
@@ -277,6 +280,9 @@ pub async fn report(
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(wait) => {}
             () = lorawan.forwarders.new_one() => {}
+            // A node order's step goes soon (the steps of one downlink come within a second:
+            // one report for them all).
+            () = lorawan.orders.news() => tokio::time::sleep(ORDER_NEWS_LINGER).await,
         }
         wait = match report_once(&central, &cache, &outbox, &reported).await {
             Ok(()) => {
@@ -353,10 +359,12 @@ pub async fn report_once(
         version: env!("CARGO_PKG_VERSION").to_owned(),
         forwarders: reported.lorawan.forwarders.report(std::time::Instant::now()),
         unclaimed: reported.unclaimed.take(taken),
+        downlinks: reported.lorawan.orders.take_outcomes(taken),
     };
     let sent = central.report_health(&report).await;
     if sent.is_err() {
         reported.unclaimed.put_back(report.unclaimed, taken);
+        reported.lorawan.orders.put_back_outcomes(report.downlinks, taken);
     }
     sent
 }

@@ -80,6 +80,61 @@ pub struct HealthReport {
     /// [`MAX_UNCLAIMED_REPORTED`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unclaimed: Vec<UnclaimedReport>,
+    /// What became of the node orders (LoRaWAN application downlinks) queued at the gateway
+    /// since its last report, oldest first; at most [`MAX_DOWNLINK_OUTCOMES`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub downlinks: Vec<DownlinkOutcome>,
+}
+
+/// Downlink outcomes a gateway keeps until reported, and reports at most at once.
+pub const MAX_DOWNLINK_OUTCOMES: usize = 256;
+
+/// What became of a node order (an application downlink) at a gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum DownlinkState {
+    /// Queued: it goes with the node's next uplink.
+    Queued,
+    /// Emitted by the packet forwarder (its `TX_ACK`, or no answer from a forwarder that gives
+    /// none); a confirmed downlink then waits for the node's ACK.
+    Sent,
+    /// The node acknowledged it (FCtrl.ACK of its next uplink): confirmed downlinks only.
+    Acknowledged,
+    /// The node's next uplink did not acknowledge it (confirmed downlinks only).
+    NotAcknowledged,
+    /// The node sent nothing before the order's time to live ran out.
+    Expired,
+    /// The forwarder could not emit it, in RX1 nor RX2, three times.
+    Failed,
+    /// Not queued: the queue was full, or the order was malformed (see `detail`).
+    Refused,
+}
+
+/// One step of a node order at a gateway, reported to central, which records it in the node's
+/// order history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
+pub struct DownlinkOutcome {
+    /// The node's DevEUI, 16 lowercase hex digits.
+    pub dev_eui: String,
+    /// The order's reference (`ref` of the command; central's orders carry one), ≤ 64
+    /// characters.
+    pub reference: Option<String>,
+    /// FPort (`None` until sent when the order left it to the node's last uplink port).
+    pub f_port: Option<u8>,
+    /// The application payload, hex.
+    pub data: String,
+    /// A confirmed downlink.
+    pub confirmed: bool,
+    /// What happened.
+    pub state: DownlinkState,
+    /// The downlink counter of the frame that carried it (sent and later states).
+    pub f_cnt_down: Option<u32>,
+    /// Why it was refused, in words.
+    pub detail: Option<String>,
+    /// Seconds since it happened, when the gateway reports.
+    pub age_s: u64,
 }
 
 /// Unregistered MACs a gateway keeps and reports at most (the most recent ones).

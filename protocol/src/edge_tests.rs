@@ -64,11 +64,34 @@ fn health_report() {
         version: "0.1.0".into(),
         forwarders: Vec::new(),
         unclaimed: Vec::new(),
+        downlinks: Vec::new(),
     };
     same_both_ways(
         r#"{"outbox_depth":3,"outbox_oldest_s":12,"outbox_dropped":0,"version":"0.1.0"}"#,
         &report,
     );
+    // Node order outcomes, as a gateway reports them.
+    let with_downlinks = HealthReport {
+        downlinks: vec![DownlinkOutcome {
+            dev_eui: "70b3d57ed0000001".into(),
+            reference: Some("0a1b2c3d4e5f".into()),
+            f_port: Some(10),
+            data: "0102".into(),
+            confirmed: true,
+            state: DownlinkState::NotAcknowledged,
+            f_cnt_down: Some(7),
+            detail: None,
+            age_s: 3,
+        }],
+        ..report.clone()
+    };
+    same_both_ways(
+        r#"{"outbox_depth":3,"outbox_oldest_s":12,"outbox_dropped":0,"version":"0.1.0","downlinks":[{"dev_eui":"70b3d57ed0000001","reference":"0a1b2c3d4e5f","f_port":10,"data":"0102","confirmed":true,"state":"not_acknowledged","f_cnt_down":7,"detail":null,"age_s":3}]}"#,
+        &with_downlinks,
+    );
+    refused::<HealthReport>(&[
+        r#"{"outbox_depth":3,"outbox_oldest_s":12,"outbox_dropped":0,"version":"0.1.0","downlinks":[{"dev_eui":"70b3d57ed0000001","reference":null,"f_port":null,"data":"","confirmed":false,"state":"lost","f_cnt_down":null,"detail":null,"age_s":0}]}"#,
+    ]);
     // Central accepts figures a newer agent adds.
     let newer =
         r#"{"outbox_depth":3,"outbox_oldest_s":12,"outbox_dropped":0,"version":"0.1.0","lora_frames":9}"#;

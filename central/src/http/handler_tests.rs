@@ -248,8 +248,9 @@ async fn a_scanner_adds_a_bounded_number_of_entries() {
 }
 
 /// A gateway's health report is bounded: more than 32 forwarders, a malformed or repeated EUI,
-/// more than 64 unclaimed MACs or a MAC that is not one are refused whole; a good one feeds
-/// the gateway's health and the adoption inbox.
+/// more than 64 unclaimed MACs or a MAC that is not one, more than 256 node order outcomes or a
+/// DevEUI that is not one are refused whole; a good one feeds the gateway's health and the
+/// adoption inbox.
 #[tokio::test]
 async fn gateway_health_reports_are_bounded() {
     let dir = tempfile::tempdir().unwrap();
@@ -325,6 +326,24 @@ async fn gateway_health_reports_are_bounded() {
             "{answer}"
         );
     }
+    // Node order outcomes: at most 256, each naming a DevEUI in lowercase hex.
+    let outcome = |dev_eui: &str| {
+        json!({"dev_eui": dev_eui, "reference": null, "f_port": 1, "data": "00", "confirmed": false,
+            "state": "sent", "f_cnt_down": 1, "detail": null, "age_s": 0})
+    };
+    let with_downlinks = |downlinks: Vec<Value>| {
+        let mut r = report(vec![], vec![]);
+        r["downlinks"] = Value::Array(downlinks);
+        r
+    };
+    for downlinks in
+        [vec![outcome("70b3d57ed0000001"); 257], vec![outcome("70B3D57ED0000001")], vec![outcome("x")]]
+    {
+        let (status, answer) = post(with_downlinks(downlinks)).await;
+        assert_eq!((status, answer["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("downlinks")));
+    }
+    let (status, _) = post(with_downlinks(vec![outcome("70b3d57ed0000001"); 256])).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "256 outcomes of a node that is not there: nothing recorded");
     assert_eq!(state.unclaimed.len(), 0, "a refused report changes nothing");
     let (status, _) = post(report(vec![forwarder("aa555a0000000101".into())], vec![unclaimed(1)])).await;
     assert_eq!(status, StatusCode::NO_CONTENT);

@@ -20,6 +20,7 @@ mod gateways;
 mod import;
 mod locations;
 mod lorawan;
+mod node_orders;
 mod orders;
 mod provisioning;
 mod records;

@@ -34,6 +34,9 @@ pub struct PreparedOrder {
     pub device: String,
     /// Whether the credentials must be reset before publishing (`reinstall`).
     pub reinstall: bool,
+    /// Published with QoS 1 (a node order: the gateways queue it) rather than QoS 0 (the 2016
+    /// server's orders to devices).
+    pub at_least_once: bool,
     /// The record, `outcome` still to be set.
     pub record: OrderRecord,
 }
@@ -87,7 +90,7 @@ fn device_order(
     let DeviceUid::Ethernet(mac) = device.uid else {
         return Err(RegistryError::invalid(
             "order",
-            "device orders go to MAC-identified devices (neOSensor, Raspberry Pi)",
+            "device orders go to MAC-identified devices (neOSensor, Raspberry Pi); LoRaWAN nodes take downlink",
         ));
     };
     let allowed = state.types.get(&device.device_type).map(|t| t.record.orders.clone()).unwrap_or_default();
@@ -143,6 +146,9 @@ impl Registry {
         request: &OrderSpec,
         by: &str,
     ) -> Result<PreparedOrder, RegistryError> {
+        if request.order == super::node_orders::DOWNLINK {
+            return self.prepare_downlink(key, request, by);
+        }
         let state = self.state.read();
         let entry =
             resolve_device(&state, key).ok_or_else(|| RegistryError::not_found(format!("device {key}")))?;
@@ -163,6 +169,7 @@ impl Registry {
         Ok(PreparedOrder {
             device: device.id.to_string(),
             reinstall,
+            at_least_once: false,
             record: OrderRecord {
                 at: Timestamp::now(),
                 by: by.to_owned(),

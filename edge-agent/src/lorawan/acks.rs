@@ -1,12 +1,13 @@
 //! The downlinks that answer uplinks, from the pipeline's side — the ACK of a confirmed uplink,
-//! `LinkCheckAns`, the daily `DevStatusReq` ([`super::mac`]) — in one frame per uplink: the
+//! `LinkCheckAns`, the daily `DevStatusReq` ([`super::mac`]), the node's next order
+//! ([`super::orders`]) — in one frame per uplink: the
 //! downlink counter each takes (stored with the batch), the `PULL_RESP`s once the batch is
 //! stored, and the `TX_ACK`s that answer them ([`super::downlink`] has the protocol).
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{Accepted, Nodes, Pipeline, downlink, frame, mac, semtech};
+use super::{Accepted, Nodes, Pipeline, downlink, frame, mac, orders, semtech};
 use crate::cache::{CacheError, SessionCounter};
 
 /// A downlink answering an uplink, to send once the batch is stored.
@@ -21,6 +22,8 @@ pub(super) struct AckWanted {
     link_check: Option<(u8, u8)>,
     /// `DevStatusReq`.
     dev_status_req: bool,
+    /// The node order it carries.
+    pub(super) order: Option<orders::Taken>,
     /// The downlink path of the forwarder that heard the uplink.
     to: std::net::SocketAddr,
     tmst: Option<u32>,
@@ -30,10 +33,21 @@ pub(super) struct AckWanted {
 impl Pipeline {
     /// A `TX_ACK`: counted, and an RX1 that failed asked again in RX2.
     pub(super) fn tx_ack(&self, token: u16, error: Option<&str>, now: Instant) -> Option<downlink::Outgoing> {
-        let outcome = self.downlinks.lock().tx_ack(token, error, now);
+        let (outcome, order) = self.downlinks.lock().tx_ack(token, error, now);
         let label = error.map_or("tx_ok", downlink::tx_error_label);
         match outcome {
-            downlink::TxOutcome::Emitted | downlink::TxOutcome::Failed => self.stats.downlink(label),
+            downlink::TxOutcome::Emitted => {
+                self.stats.downlink(label);
+                if let Some(id) = order {
+                    self.stats.orders.tx_result(id, orders::TxResult::Emitted, now);
+                }
+            }
+            downlink::TxOutcome::Failed => {
+                self.stats.downlink(label);
+                if let Some(id) = order {
+                    self.stats.orders.tx_result(id, orders::TxResult::Failed, now);
+                }
+            }
             downlink::TxOutcome::Rx2(out) => {
                 self.stats.downlink(label);
                 self.stats.downlink("rx2_fallback");
@@ -59,16 +73,31 @@ impl Pipeline {
             if ack.dev_status_req {
                 commands.push(&status);
             }
-            let Some(frame) = ack.node.downlink_frame(ack.dev_addr, ack.f_cnt_down, ack.ack, &commands, None)
-            else {
-                continue;
-            };
-            match self.downlinks.lock().schedule(to, ack.tmst, ack.rx1, &frame, now) {
+            let data = ack.order.as_ref().map(|o| frame::AppData {
+                f_port: o.f_port,
+                payload: &o.data,
+                confirmed: o.confirmed,
+            });
+            let tag = ack.order.as_ref().map(|o| o.id);
+            let frame = ack.node.downlink_frame(ack.dev_addr, ack.f_cnt_down, ack.ack, &commands, data);
+            let scheduled =
+                frame.and_then(|f| self.downlinks.lock().schedule(to, ack.tmst, ack.rx1, &f, tag, now));
+            match scheduled {
                 Some(resp) => {
-                    self.stats.downlink(if ack.ack { "ack_scheduled" } else { "mac_scheduled" });
+                    let label = match (&ack.order, ack.ack) {
+                        (Some(_), _) => "order_scheduled",
+                        (None, true) => "ack_scheduled",
+                        (None, false) => "mac_scheduled",
+                    };
+                    self.stats.downlink(label);
                     out.push(resp);
                 }
-                None => self.stats.downlink("no_timestamp"),
+                None => {
+                    self.stats.downlink("no_timestamp");
+                    if let Some(id) = tag {
+                        self.stats.orders.put_back(id);
+                    }
+                }
             }
         }
         out
@@ -110,11 +139,21 @@ impl Pipeline {
         let link_check =
             uplink.mac.link_check.then(|| (mac::link_margin(packet.snr, packet.datarate.as_deref()), 1));
         let dev_status_req = nodes.dev_status_due(uplink.node.id, now);
-        if !uplink.confirmed && link_check.is_none() && !dev_status_req {
+        let rx1 = downlink::rx1(packet.tmst, packet.frequency, packet.datarate.as_deref());
+        // Room for a node order: the window's data rate, less the MAC commands in FOpts.
+        let datarate = rx1.as_ref().map_or(downlink::RX2_DATARATE, |w| w.datarate.as_str());
+        let fopts = if link_check.is_some() { 3 } else { 0 } + usize::from(dev_status_req);
+        let room = orders::max_payload(datarate).saturating_sub(fopts);
+        let dev_eui = uplink.node.dev_eui.as_str();
+        let order_fits = self.stats.orders.next_fits(dev_eui, room, now);
+        if !uplink.confirmed && link_check.is_none() && !dev_status_req && !order_fits {
             return;
         }
         match self.next_f_cnt_down(nodes, &uplink.node) {
             Ok(f_cnt_down) => {
+                let order = order_fits
+                    .then(|| self.stats.orders.take(dev_eui, uplink.f_port, room, f_cnt_down, now))
+                    .flatten();
                 accepted.down_counters.push((
                     uplink.node.id,
                     SessionCounter { session: uplink.node.session, f_cnt: f_cnt_down },
@@ -126,9 +165,10 @@ impl Pipeline {
                     ack: uplink.confirmed,
                     link_check,
                     dev_status_req,
+                    order,
                     to,
                     tmst: packet.tmst,
-                    rx1: downlink::rx1(packet.tmst, packet.frequency, packet.datarate.as_deref()),
+                    rx1,
                 });
             }
             Err(e) => {

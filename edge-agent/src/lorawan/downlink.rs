@@ -1,5 +1,5 @@
-//! Class A downlinks through the packet forwarders: today the ACK of a confirmed uplink (without
-//! it a node retransmits, and burns its battery). LoRaWAN 1.0.x and RP002 EU868: a class A node
+//! Class A downlinks through the packet forwarders: the ACK of a confirmed uplink (without it a
+//! node retransmits, and burns its battery), MAC commands and node orders. LoRaWAN 1.0.x and RP002 EU868: a class A node
 //! listens in RX1, [`RECEIVE_DELAY1_US`] after the end of its uplink, on the uplink's frequency
 //! and data rate (RX1DROffset 0), then in RX2, one second later, on 869.525 MHz SF12 (DR0).
 //!
@@ -71,12 +71,17 @@ pub fn rx2(tmst: u32) -> TxWindow {
     }
 }
 
+/// The largest PHYPayload RX2 (DR0) carries: MHDR, a MACPayload of M = 59 bytes (RP002), MIC.
+pub const MAX_RX2_PHY: usize = 1 + 59 + 4;
+
 /// A `PULL_RESP` sent, waiting for its `TX_ACK`.
 #[derive(Debug, Clone)]
 struct Waiting {
     sent: Instant,
     /// The same frame in RX2, to ask for if RX1 fails (none for an RX2 attempt).
     fallback: Option<Outgoing>,
+    /// What the frame carries, for its sender (the node order in it).
+    tag: Option<u64>,
 }
 
 /// Tokens and the `PULL_RESP`s waiting for their `TX_ACK`, [`MAX_WAITING`] at most.
@@ -102,43 +107,49 @@ pub enum TxOutcome {
 
 impl Scheduler {
     /// The `PULL_RESP`(s) of `phy` for an uplink heard at `tmst` in `rx1` by the forwarder at
-    /// `to`: RX1 now, RX2 kept for a failed RX1 (or RX2 at once when RX1 is unknown).
+    /// `to`: RX1 now, RX2 kept for a failed RX1 (or RX2 at once when RX1 is unknown; no RX2 for
+    /// a frame longer than DR0 carries). `tag` comes back with the forwarder's answer.
     pub fn schedule(
         &mut self,
         to: SocketAddr,
         tmst: Option<u32>,
         rx1: Option<TxWindow>,
         phy: &[u8],
+        tag: Option<u64>,
         now: Instant,
     ) -> Option<Outgoing> {
         self.expire(now);
         let tmst = tmst?;
-        let rx2_token = self.token();
-        let rx2 = Outgoing { to, datagram: semtech::pull_resp(rx2_token, &rx2(tmst), phy) };
-        let (token, first, fallback) = match rx1 {
-            Some(window) => {
+        let rx2 = (phy.len() <= MAX_RX2_PHY).then(|| {
+            let rx2_token = self.token();
+            Outgoing { to, datagram: semtech::pull_resp(rx2_token, &rx2(tmst), phy) }
+        });
+        let (first, fallback) = match (rx1, rx2) {
+            (Some(window), rx2) => {
                 let token = self.token();
-                (token, Outgoing { to, datagram: semtech::pull_resp(token, &window, phy) }, Some(rx2))
+                (Outgoing { to, datagram: semtech::pull_resp(token, &window, phy) }, rx2)
             }
-            None => (rx2_token, rx2, None),
+            (None, Some(rx2)) => (rx2, None),
+            (None, None) => return None,
         };
-        self.wait(token, Waiting { sent: now, fallback }, now);
+        self.wait(token_of(&first), Waiting { sent: now, fallback, tag }, now);
         Some(first)
     }
 
-    /// The forwarder's answer to the `PULL_RESP` with `token`.
-    pub fn tx_ack(&mut self, token: u16, error: Option<&str>, now: Instant) -> TxOutcome {
+    /// The forwarder's answer to the `PULL_RESP` with `token`, and the tag it was sent with.
+    pub fn tx_ack(&mut self, token: u16, error: Option<&str>, now: Instant) -> (TxOutcome, Option<u64>) {
         self.expire(now);
-        let Some(waiting) = self.waiting.remove(&token) else { return TxOutcome::Unknown };
-        match (error, waiting.fallback) {
+        let Some(waiting) = self.waiting.remove(&token) else { return (TxOutcome::Unknown, None) };
+        let tag = waiting.tag;
+        let outcome = match (error, waiting.fallback) {
             (None, _) => TxOutcome::Emitted,
             (Some(_), Some(rx2)) => {
-                let token = u16::from_be_bytes([rx2.datagram[1], rx2.datagram[2]]);
-                self.wait(token, Waiting { sent: now, fallback: None }, now);
+                self.wait(token_of(&rx2), Waiting { sent: now, fallback: None, tag }, now);
                 TxOutcome::Rx2(rx2)
             }
             (Some(_), None) => TxOutcome::Failed,
-        }
+        };
+        (outcome, tag)
     }
 
     /// `PULL_RESP`s waiting for their `TX_ACK` now.
@@ -173,6 +184,11 @@ impl Scheduler {
     }
 }
 
+/// The token of a `PULL_RESP` (bytes 1 and 2).
+fn token_of(out: &Outgoing) -> u16 {
+    u16::from_be_bytes([out.datagram[1], out.datagram[2]])
+}
+
 /// The metrics label of a `TX_ACK` error (a forwarder's text is not a label: bounded here).
 pub fn tx_error_label(error: &str) -> &'static str {
     match error {
@@ -204,7 +220,7 @@ mod tests {
         let mut s = Scheduler::default();
         let now = Instant::now();
         let window = rx1(Some(u32::MAX - 10), Some(868.3), Some("SF9BW125"));
-        let first = s.schedule(to(), Some(u32::MAX - 10), window, &[0x60, 1], now).unwrap();
+        let first = s.schedule(to(), Some(u32::MAX - 10), window, &[0x60, 1], Some(4), now).unwrap();
         let t = txpk(&first);
         assert_eq!(
             (t["tmst"].as_u64(), t["freq"].as_f64(), t["datr"].as_str()),
@@ -212,21 +228,31 @@ mod tests {
             "wraps"
         );
         let token = u16::from_be_bytes([first.datagram[1], first.datagram[2]]);
-        let TxOutcome::Rx2(second) = s.tx_ack(token, Some("TOO_LATE"), now) else { panic!() };
+        let (TxOutcome::Rx2(second), Some(4)) = s.tx_ack(token, Some("TOO_LATE"), now) else { panic!() };
         let t = txpk(&second);
         assert_eq!(
             (t["tmst"].as_u64(), t["freq"].as_f64(), t["datr"].as_str()),
             (Some(1_999_989), Some(869.525), Some("SF12BW125"))
         );
         let token2 = u16::from_be_bytes([second.datagram[1], second.datagram[2]]);
-        assert_eq!(s.tx_ack(token2, Some("TOO_LATE"), now), TxOutcome::Failed, "after RX2, nothing more");
-        assert_eq!(s.tx_ack(token2, None, now), TxOutcome::Unknown, "answered once");
+        assert_eq!(
+            s.tx_ack(token2, Some("TOO_LATE"), now),
+            (TxOutcome::Failed, Some(4)),
+            "after RX2, nothing more"
+        );
+        assert_eq!(s.tx_ack(token2, None, now), (TxOutcome::Unknown, None), "answered once");
         // An uplink without its frequency goes to RX2 directly; without tmst, nowhere.
-        let only_rx2 = s.schedule(to(), Some(5), rx1(Some(5), None, Some("SF7BW125")), &[0x60], now).unwrap();
+        let only_rx2 =
+            s.schedule(to(), Some(5), rx1(Some(5), None, Some("SF7BW125")), &[0x60], None, now).unwrap();
         assert_eq!(txpk(&only_rx2)["freq"].as_f64(), Some(869.525));
-        assert_eq!(s.schedule(to(), None, None, &[0x60], now), None);
-        let token = u16::from_be_bytes([only_rx2.datagram[1], only_rx2.datagram[2]]);
-        assert_eq!(s.tx_ack(token, None, now), TxOutcome::Emitted);
+        assert_eq!(s.schedule(to(), None, None, &[0x60], None, now), None);
+        assert_eq!(s.tx_ack(token_of(&only_rx2), None, now), (TxOutcome::Emitted, None));
+        // A frame longer than DR0 carries has no RX2: RX1 only, and nothing without it.
+        let long = [0x60; MAX_RX2_PHY + 1];
+        let window = rx1(Some(5), Some(868.1), Some("SF7BW125"));
+        let first = s.schedule(to(), Some(5), window, &long, None, now).unwrap();
+        assert_eq!(s.tx_ack(token_of(&first), Some("TOO_LATE"), now), (TxOutcome::Failed, None));
+        assert_eq!(s.schedule(to(), Some(5), None, &long, None, now), None);
     }
 
     /// A forwarder that never answers (protocol v1) leaves nothing behind for long.
@@ -235,10 +261,10 @@ mod tests {
         let mut s = Scheduler::default();
         let now = Instant::now();
         for _ in 0..MAX_WAITING * 3 {
-            s.schedule(to(), Some(1), rx1(Some(1), Some(868.1), Some("SF7BW125")), &[0x60], now);
+            s.schedule(to(), Some(1), rx1(Some(1), Some(868.1), Some("SF7BW125")), &[0x60], None, now);
         }
         assert_eq!(s.waiting(), MAX_WAITING);
-        s.schedule(to(), Some(1), None, &[0x60], now + WAIT_FOR_TX_ACK);
+        s.schedule(to(), Some(1), None, &[0x60], None, now + WAIT_FOR_TX_ACK);
         assert_eq!(s.waiting(), 1, "the old ones expired");
         assert_eq!(tx_error_label("COLLISION_PACKET"), "tx_collision_packet");
         assert_eq!(tx_error_label("something new"), "tx_other_error");

@@ -124,17 +124,18 @@ impl NodeSession {
 }
 
 impl NodeSession {
-    /// A downlink to this node (LoRaWAN 1.0.x, unconfirmed data down): `ack` sets FCtrl.ACK
-    /// (the answer to a confirmed uplink), `data` is an FPort and its FRMPayload (encrypted with
-    /// the AppSKey; port 0 is not for application data), frame counter `f_cnt_down`, MIC with
-    /// the NwkSKey; `commands` in FOpts. `None` for a payload too large for a frame.
+    /// A downlink to this node (LoRaWAN 1.0.x data down, confirmed when `data` says so): `ack`
+    /// sets FCtrl.ACK (the answer to a confirmed uplink), `data` is an FPort and its FRMPayload
+    /// (encrypted with the AppSKey; port 0 is not for application data), frame counter
+    /// `f_cnt_down`, MIC with the NwkSKey; `commands` in FOpts. `None` for a payload too large
+    /// for a frame.
     pub fn downlink_frame(
         &self,
         dev_addr: u32,
         f_cnt_down: u32,
         ack: bool,
         commands: &[&dyn lorawan::maccommands::SerializableMacCommand],
-        data: Option<(u8, &[u8])>,
+        data: Option<AppData<'_>>,
     ) -> Option<Vec<u8>> {
         let mut creator = lorawan::creator::DataPayloadCreator::new();
         let mut fctrl = lorawan::parser::FCtrl::new(0, false);
@@ -143,13 +144,13 @@ impl NodeSession {
         }
         creator
             .set_uplink(false)
-            .set_confirmed(false)
+            .set_confirmed(data.is_some_and(|d| d.confirmed))
             .set_dev_addr(&dev_addr.to_le_bytes())
             .set_fctrl(&fctrl)
             .set_fcnt(f_cnt_down);
         let payload = match data {
-            Some((port, payload)) if port > 0 && payload.len() <= 242 => {
-                creator.set_f_port(port);
+            Some(AppData { f_port, payload, .. }) if f_port > 0 && payload.len() <= 242 => {
+                creator.set_f_port(f_port);
                 payload
             }
             Some(_) => return None,
@@ -160,6 +161,17 @@ impl NodeSession {
         // MAC commands ride in FOpts (15 bytes at most), clear.
         creator.build(payload, commands, &nwk, &app).ok().map(<[u8]>::to_vec)
     }
+}
+
+/// Application data for a downlink.
+#[derive(Debug, Clone, Copy)]
+pub struct AppData<'a> {
+    /// FPort (1–223).
+    pub f_port: u8,
+    /// The FRMPayload, clear.
+    pub payload: &'a [u8],
+    /// Confirmed data down: the node acknowledges it in its next uplink.
+    pub confirmed: bool,
 }
 
 /// A session that may have sent a frame, with the last counter accepted from it.
@@ -194,6 +206,8 @@ pub struct Uplink {
     pub retransmission: bool,
     /// What its MAC commands (FOpts, or a port-0 payload) ask or say.
     pub mac: super::mac::UplinkMac,
+    /// FCtrl.ACK: the node acknowledges the confirmed downlink it received last.
+    pub ack: bool,
 }
 
 /// The 32-bit counter closest above `last` whose low 16 bits are `low` (roll-over included).
@@ -263,6 +277,7 @@ pub fn decode(
     };
     let confirmed = encrypted.mhdr().mtype() == MType::ConfirmedDataUp;
     let fhdr = encrypted.fhdr();
+    let ack = fhdr.fctrl().ack();
     let addr = fhdr.dev_addr();
     let addr_bytes: &[u8] = addr.as_ref();
     let dev_addr = u32::from_le_bytes([addr_bytes[0], addr_bytes[1], addr_bytes[2], addr_bytes[3]]);
@@ -320,6 +335,7 @@ pub fn decode(
             confirmed,
             retransmission,
             mac,
+            ack,
         });
     }
     Err(Reject::MicInvalid)
@@ -355,6 +371,10 @@ mod tests {
         AES128(hex(text).try_into().unwrap())
     }
 
+    fn app(f_port: u8, payload: &[u8], confirmed: bool) -> AppData<'_> {
+        AppData { f_port, payload, confirmed }
+    }
+
     /// The ACK downlink of the public vectors (`spec/lorawan-vectors.md`: DevAddr 49be7df1,
     /// FCtrl ACK, FCnt 2, FPort 1 without payload, MIC f9d65d27 with vector 1's NwkSKey).
     #[test]
@@ -371,7 +391,7 @@ mod tests {
             codec: "hex".into(),
             status_every: DEFAULT_STATUS_EVERY,
         };
-        let frame = node.downlink_frame(0x49be_7df1, 2, true, &[], Some((1, &[]))).unwrap();
+        let frame = node.downlink_frame(0x49be_7df1, 2, true, &[], Some(app(1, &[], false))).unwrap();
         assert_eq!(frame, hex("60f17dbe4920020001f9d65d27"));
         // The ACK alone: no port, and the MIC covers the counter (a node checks it).
         let ack = node.downlink_frame(0x49be_7df1, 7, true, &[], None).unwrap();
@@ -382,14 +402,16 @@ mod tests {
         };
         assert!(parsed.validate_mic(&node.nwk, 7) && !parsed.validate_mic(&node.nwk, 8));
         // Application data is encrypted with the AppSKey; port 0 and oversized payloads refused.
-        let order = node.downlink_frame(0x49be_7df1, 8, false, &[], Some((10, b"\x01\x02"))).unwrap();
+        let order =
+            node.downlink_frame(0x49be_7df1, 8, false, &[], Some(app(10, b"\x01\x02", true))).unwrap();
+        assert_eq!(order[0], 0xa0, "confirmed data down");
         let Ok(PhyPayload::Data(DataPayload::Encrypted(parsed))) = lorawan::parser::parse(order) else {
             panic!()
         };
         let plain = parsed.decrypt(Some(&node.nwk), Some(&node.app), 8).unwrap();
         assert!(matches!(plain.frm_payload(), FRMPayload::Data(d) if d == [1, 2]));
-        assert_eq!(node.downlink_frame(0x49be_7df1, 9, false, &[], Some((0, b"x"))), None);
-        assert_eq!(node.downlink_frame(0x49be_7df1, 9, false, &[], Some((1, &[0; 243]))), None);
+        assert_eq!(node.downlink_frame(0x49be_7df1, 9, false, &[], Some(app(0, b"x", false))), None);
+        assert_eq!(node.downlink_frame(0x49be_7df1, 9, false, &[], Some(app(1, &[0; 243], false))), None);
         // MAC commands in FOpts, clear: LinkCheckAns (margin 17, 1 gateway) and DevStatusReq.
         let mut link = lorawan::maccommandcreator::LinkCheckAnsCreator::new();
         link.set_margin(17).set_gateway_count(1);

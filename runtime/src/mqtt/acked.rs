@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use rumqttc::mqttbytes::QoS;
-use rumqttc::mqttbytes::v4::{Disconnect, Packet, PingReq, PubAck};
+use rumqttc::mqttbytes::v4::{Disconnect, Packet, PingReq, PubAck, SubscribeReasonCode};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
@@ -85,6 +85,10 @@ pub struct AckedStats {
     pub disconnects: AtomicU64,
     /// Messages published (including sends again after a loss).
     pub published: AtomicU64,
+    /// Subscriptions the broker granted (SUBACK), counted again after each reconnection.
+    pub subscriptions_granted: AtomicU64,
+    /// Subscriptions the broker refused (its ACL): what the gateway would not receive.
+    pub subscriptions_refused: AtomicU64,
 }
 
 /// Drains `store` to the broker until `shutdown`; received messages (orders) go to `inbound`
@@ -235,7 +239,19 @@ impl<S: AckedStore> Link<S> {
                     tracing::warn!("inbound queue full: message dropped");
                 }
             }
-            // SUBACK, PINGRESP: nothing to do; anything else a broker does not send a client.
+            Packet::SubAck(ack) => {
+                for code in ack.return_codes {
+                    let counter = match code {
+                        SubscribeReasonCode::Success(_) => &self.stats.subscriptions_granted,
+                        SubscribeReasonCode::Failure => {
+                            tracing::warn!(broker = %self.broker, "a subscription was refused by the broker");
+                            &self.stats.subscriptions_refused
+                        }
+                    };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            // PINGRESP: nothing to do; anything else a broker does not send a client.
             _ => {}
         }
         Ok(false)

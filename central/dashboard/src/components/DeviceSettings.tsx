@@ -58,7 +58,7 @@ export function DeviceSettings({ device, lookups, onSaved }: { device: Device; l
           Description
           <input value={description} onChange={(e) => setDescription(e.target.value)} aria-invalid={invalid("description")} />
         </label>
-        <Select label="Type" value={type} onChange={setType} invalid={invalid("type")} choices={lookups.types.map((t) => ({ value: t.name, label: t.name }))} />
+        <Select label="Type" value={type} onChange={setType} invalid={invalid("type")} choices={typeChoices(lookups, device.type)} />
         <Select label="Main room" value={room} onChange={setRoom} invalid={invalid("rooms")} empty="none" choices={lookups.rooms.map((r) => ({ value: r.id, label: roomLabel(lookups, r.id) }))} />
         <label>
           Outdated after (s; empty: the type's)
@@ -81,4 +81,12 @@ export function DeviceSettings({ device, lookups, onSaved }: { device: Device; l
       </p>
     </form>
   );
+}
+
+/** The types to choose from, the device's own always among them (a type created after the
+ * lists were loaded would otherwise show as the first choice, and saving would change it). */
+function typeChoices(lookups: Lookups, current: string) {
+  const names = lookups.types.map((t) => t.name);
+  if (!names.includes(current)) names.push(current);
+  return names.map((name) => ({ value: name, label: name }));
 }

@@ -376,8 +376,9 @@ export interface paths {
         put?: never;
         /**
          * The gateway's own figures (outbox depth and age, version, the packet forwarders it hears),
-         *     shown per gateway in the API and `/metrics`; and the unregistered MACs that asked it while
-         *     central was out of reach (at most 64), into the adoption inbox. At most `MAX_FORWARDERS` (32) forwarders, each
+         *     shown per gateway in the API and `/metrics`; the unregistered MACs that asked it while
+         *     central was out of reach (at most 64), into the adoption inbox; and what became of node
+         *     orders (at most 256), into the nodes' order histories. At most `MAX_FORWARDERS` (32) forwarders, each
          *     with an EUI of 16 lowercase hex digits: anything else is refused whole (400), since the
          *     figures feed metric labels and alerts.
          */
@@ -418,7 +419,13 @@ export interface paths {
         /** The device's orders, newest first (at most 200). */
         get: operations["history"];
         put?: never;
-        /** Sends an order. `reinstall` resets the device's credentials, then sends `reboot`. */
+        /**
+         * Sends an order. `reinstall` resets the device's credentials, then sends `reboot`. To a
+         *     LoRaWAN node: `{"order": "downlink", "value": {"f_port": 1-223, "data": "<hex>",
+         *     "confirmed": bool}}`, queued at the node's gateways until its next uplink; their reports
+         *     (queued, sent, acknowledged, expired …) follow in the order history, with the order's
+         *     reference in `dest`.
+         */
         post: operations["send"];
         delete?: never;
         options?: never;
@@ -872,6 +879,47 @@ export interface components {
             lorawan?: null | components["schemas"]["LorawanView"];
         };
         /**
+         * @description One step of a node order at a gateway, reported to central, which records it in the node's
+         *     order history.
+         */
+        DownlinkOutcome: {
+            /** @description The node's DevEUI, 16 lowercase hex digits. */
+            dev_eui: string;
+            /**
+             * @description The order's reference (`ref` of the command; central's orders carry one), ≤ 64
+             *     characters.
+             */
+            reference?: string | null;
+            /**
+             * Format: int32
+             * @description FPort (`None` until sent when the order left it to the node's last uplink port).
+             */
+            f_port?: number | null;
+            /** @description The application payload, hex. */
+            data: string;
+            /** @description A confirmed downlink. */
+            confirmed: boolean;
+            /** @description What happened. */
+            state: components["schemas"]["DownlinkState"];
+            /**
+             * Format: int32
+             * @description The downlink counter of the frame that carried it (sent and later states).
+             */
+            f_cnt_down?: number | null;
+            /** @description Why it was refused, in words. */
+            detail?: string | null;
+            /**
+             * Format: int64
+             * @description Seconds since it happened, when the gateway reports.
+             */
+            age_s: number;
+        };
+        /**
+         * @description What became of a node order (an application downlink) at a gateway.
+         * @enum {string}
+         */
+        DownlinkState: "queued" | "sent" | "acknowledged" | "not_acknowledged" | "expired" | "failed" | "refused";
+        /**
          * @description What a gateway receives when it enrols (`POST /api/v1/edge/enroll`): everything it needs,
          *     shown once. Central writes it; the agent reads it and keeps it in `gateway.json`.
          */
@@ -1164,6 +1212,11 @@ export interface components {
              *     [`MAX_UNCLAIMED_REPORTED`].
              */
             unclaimed?: components["schemas"]["UnclaimedReport"][];
+            /**
+             * @description What became of the node orders (LoRaWAN application downlinks) queued at the gateway
+             *     since its last report, oldest first; at most [`MAX_DOWNLINK_OUTCOMES`].
+             */
+            downlinks?: components["schemas"]["DownlinkOutcome"][];
         };
         /** @description A session as an admin gives it (keys in hex, shown nowhere afterwards). */
         LorawanInput: {

@@ -1,5 +1,6 @@
 // One device: identity, location, configuration (JSON, checked by central against the type's
-// schema; errors shown next to the editor), MQTT settings, credentials, last status, orders.
+// schema; errors shown next to the editor), MQTT settings, credentials, last status, orders
+// (downlinks for LoRaWAN nodes, with each step their gateways report).
 import { useEffect, useState, type FormEvent } from "react";
 import { api, ApiError, type Device, type OrderRecord } from "../api";
 import { usePolled, useNow } from "../lib/hooks";
@@ -121,6 +122,53 @@ function OrderForm({ device, onSent }: { device: Device; onSent: () => void }) {
   );
 }
 
+/** A node order: application data queued at the node's gateways until its next uplink. */
+function DownlinkForm({ device, onSent }: { device: Device; onSent: () => void }) {
+  const [data, setData] = useState("");
+  const [port, setPort] = useState("");
+  const [confirmed, setConfirmed] = useState(false);
+  const [message, setMessage] = useState<{ ok: boolean; text: string } | null>(null);
+
+  const send = async (e: FormEvent) => {
+    e.preventDefault();
+    const hex = data.replace(/\s+/g, "");
+    if (!/^([0-9a-fA-F]{2})*$/.test(hex)) {
+      setMessage({ ok: false, text: "the payload is hex, two digits per byte" });
+      return;
+    }
+    const value: Record<string, unknown> = { data: hex, confirmed };
+    if (port !== "") value.f_port = Number(port);
+    try {
+      const record = await api<OrderRecord>("POST", `/devices/${encodeURIComponent(device.id)}/orders`, { order: "downlink", value });
+      setMessage({ ok: true, text: `downlink ${record.dest}: ${record.outcome}` });
+      onSent();
+    } catch (err) {
+      setMessage({ ok: false, text: err instanceof Error ? err.message : String(err) });
+      onSent();
+    }
+  };
+
+  return (
+    <form onSubmit={send} className="order-form">
+      <label>
+        Payload (hex)
+        <input className="mono" value={data} onChange={(e) => setData(e.target.value)} placeholder="0102" />
+      </label>
+      <label>
+        FPort
+        <input type="number" min={1} max={223} value={port} onChange={(e) => setPort(e.target.value)} placeholder="last uplink's" />
+      </label>
+      <label>
+        <input type="checkbox" checked={confirmed} onChange={(e) => setConfirmed(e.target.checked)} /> Confirmed
+      </label>
+      <button type="submit">Queue downlink</button>
+      <p role="status" className={message?.ok ? "ok-text" : "error"}>
+        {message?.text}
+      </p>
+    </form>
+  );
+}
+
 export function DevicePage({ id }: { id: string }) {
   const session = useSession();
   const operator = can(session, "operator");
@@ -227,7 +275,13 @@ export function DevicePage({ id }: { id: string }) {
       </article>
       <article className="card">
         <h2>Orders</h2>
-        {operator ? <OrderForm device={device} onSent={refreshOrders} /> : <p>Viewers cannot send orders.</p>}
+        {!operator ? (
+          <p>Viewers cannot send orders.</p>
+        ) : device.uid_kind === "lorawan" ? (
+          <DownlinkForm device={device} onSent={refreshOrders} />
+        ) : (
+          <OrderForm device={device} onSent={refreshOrders} />
+        )}
         <div className="table-wrap">
           <table className="orders">
             <caption className="sr-only">Order history, newest first</caption>
@@ -238,6 +292,7 @@ export function DevicePage({ id }: { id: string }) {
                 <th scope="col">Order</th>
                 <th scope="col">Value</th>
                 <th scope="col">Outcome</th>
+                <th scope="col">Reference</th>
                 <th scope="col">Payload</th>
               </tr>
             </thead>
@@ -249,12 +304,13 @@ export function DevicePage({ id }: { id: string }) {
                   <td>{o.order}</td>
                   <td>{o.value ?? ""}</td>
                   <td>{o.outcome}</td>
+                  <td className="mono">{o.module === "lorawan" ? o.dest : ""}</td>
                   <td className="mono">{o.payload}</td>
                 </tr>
               ))}
               {orders && orders.items.length === 0 && (
                 <tr>
-                  <td colSpan={6}>No order sent yet.</td>
+                  <td colSpan={7}>No order sent yet.</td>
                 </tr>
               )}
             </tbody>

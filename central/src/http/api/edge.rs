@@ -10,8 +10,8 @@ use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use neosens_protocol::edge::{
-    Deliveries, DeliveriesAnswer, EnrolmentGrant, EnrolmentRequest, HealthReport, MAX_FORWARDERS,
-    MAX_RELAYED_LOGS, MAX_UNCLAIMED_REPORTED, RelayedLogs, RelayedLogsAnswer,
+    Deliveries, DeliveriesAnswer, EnrolmentGrant, EnrolmentRequest, HealthReport, MAX_DOWNLINK_OUTCOMES,
+    MAX_FORWARDERS, MAX_RELAYED_LOGS, MAX_UNCLAIMED_REPORTED, RelayedLogs, RelayedLogsAnswer,
 };
 use neosens_protocol::ids::{DeviceId, GatewayId};
 use serde::Deserialize;
@@ -201,8 +201,9 @@ pub(super) async fn logs(
 }
 
 /// The gateway's own figures (outbox depth and age, version, the packet forwarders it hears),
-/// shown per gateway in the API and `/metrics`; and the unregistered MACs that asked it while
-/// central was out of reach (at most 64), into the adoption inbox. At most `MAX_FORWARDERS` (32) forwarders, each
+/// shown per gateway in the API and `/metrics`; the unregistered MACs that asked it while
+/// central was out of reach (at most 64), into the adoption inbox; and what became of node
+/// orders (at most 256), into the nodes' order histories. At most `MAX_FORWARDERS` (32) forwarders, each
 /// with an EUI of 16 lowercase hex digits: anything else is refused whole (400), since the
 /// figures feed metric labels and alerts.
 #[utoipa::path(post, path = "/edge/health", tag = "edge", request_body = HealthReport,
@@ -237,7 +238,20 @@ pub(super) async fn health(
         })?;
         unclaimed.push((mac, u));
     }
+    if report.downlinks.len() > MAX_DOWNLINK_OUTCOMES {
+        let message = format!("{} outcomes: at most {MAX_DOWNLINK_OUTCOMES}", report.downlinks.len());
+        return Err(ApiError::Invalid { field: "downlinks".into(), message });
+    }
+    if let Some(o) = report.downlinks.iter().find(|o| !is_eui(&o.dev_eui)) {
+        let message = format!("DevEUI {:?}: 16 lowercase hex digits", o.dev_eui);
+        return Err(ApiError::Invalid { field: "downlinks".into(), message });
+    }
     let now = Timestamp::now().millis();
+    let downlinks = std::mem::take(&mut report.downlinks);
+    if !downlinks.is_empty() {
+        // What became of node orders: into the nodes' order histories.
+        s.registry.blocking(move |r| r.record_downlink_outcomes(id, &downlinks, now)).await?;
+    }
     // What the gateway heard while central was out of reach: into the adoption inbox.
     for (mac, u) in unclaimed {
         let at =
@@ -251,4 +265,9 @@ pub(super) async fn health(
     }
     s.gateways.report(id, report, now);
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// 16 lowercase hex digits.
+fn is_eui(s: &str) -> bool {
+    s.len() == 16 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }

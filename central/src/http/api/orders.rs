@@ -21,7 +21,11 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(send, history))
 }
 
-/// Sends an order. `reinstall` resets the device's credentials, then sends `reboot`.
+/// Sends an order. `reinstall` resets the device's credentials, then sends `reboot`. To a
+/// LoRaWAN node: `{"order": "downlink", "value": {"f_port": 1-223, "data": "<hex>",
+/// "confirmed": bool}}`, queued at the node's gateways until its next uplink; their reports
+/// (queued, sent, acknowledged, expired …) follow in the order history, with the order's
+/// reference in `dest`.
 #[utoipa::path(post, path = "/devices/{id}/orders", tag = "devices",
     params(("id" = String, Path, description = "Internal UUID or uid")),
     request_body = crate::http::api::schema::orders::OrderRequest,
@@ -51,13 +55,14 @@ pub(super) async fn send(
         let device = order.device.clone();
         s.registry.blocking(move |r| r.reset_credentials(&device)).await?;
     }
-    if let Err(e) =
-        s.mqtt.publish(&order.record.topic, order.record.payload.clone(), Qos::AtMostOnce, false).await
-    {
+    let qos = if order.at_least_once { Qos::AtLeastOnce } else { Qos::AtMostOnce };
+    if let Err(e) = s.mqtt.publish(&order.record.topic, order.record.payload.clone(), qos, false).await {
         record(format!("not sent: {e}")).await?;
         return Err(ApiError::Unavailable(format!("the order was not sent: {e}")));
     }
-    Ok((StatusCode::ACCEPTED, Json(OrderRecord::from(record("sent".into()).await?))))
+    // A node order waits at the gateways for the node's next uplink; they report what follows.
+    let outcome = if order.at_least_once { "published: waits for the node's next uplink" } else { "sent" };
+    Ok((StatusCode::ACCEPTED, Json(OrderRecord::from(record(outcome.into()).await?))))
 }
 
 /// The device's orders, newest first (at most 200).
