@@ -107,6 +107,11 @@ pub struct LorawanConfig {
     pub serial_baud: u32,
     /// Its line protocol: `rn2483` or `hex_lines`.
     pub serial_protocol: String,
+    /// Adaptive data rate for the nodes that ask for it (FCtrl.ADR): `LinkADRReq`s in their
+    /// downlinks.
+    pub adr: bool,
+    /// ADR's installation margin, dB: the SNR kept above the demodulation floor.
+    pub adr_margin_db: u8,
 }
 
 impl Default for LorawanConfig {
@@ -116,6 +121,8 @@ impl Default for LorawanConfig {
             serial_port: None,
             serial_baud: 57_600,
             serial_protocol: "rn2483".into(),
+            adr: true,
+            adr_margin_db: 10,
         }
     }
 }
@@ -273,6 +280,10 @@ max_age_s = {max_age_s}
 {serial_port}
 serial_baud = {serial_baud}
 serial_protocol = {serial_protocol}
+# Adaptive data rate (ChirpStack's default algorithm) for nodes with ADR on: the fastest data
+# rate, then the lowest power, that keep this margin (dB) above the demodulation floor.
+adr = {adr}
+adr_margin_db = {adr_margin_db}
 
 [agent]
 # The gateway's MAC as registered in central (a device of its room): its status goes to that
@@ -334,6 +345,8 @@ format = {format}
         },
         serial_baud = config.lorawan.serial_baud,
         serial_protocol = quoted(&config.lorawan.serial_protocol),
+        adr = config.lorawan.adr,
+        adr_margin_db = config.lorawan.adr_margin_db,
         udp_bind = match config.lorawan.udp_bind {
             Some(a) => format!("udp_bind = {}", quoted(&a.to_string())),
             None => String::from("# udp_bind = \"0.0.0.0:1700\"  (off)"),

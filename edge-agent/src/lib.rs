@@ -303,12 +303,16 @@ async fn start_lorawan(
     tasks: &mut Supervisor,
 ) -> anyhow::Result<Option<std::net::SocketAddr>> {
     let Some(keys) = keys else { return Ok(None) };
-    let pipeline = Arc::new(lorawan::Pipeline::new(
-        storage.cache.clone(),
-        Arc::clone(keys),
-        storage.outbox.clone(),
-        Arc::clone(stats),
-    ));
+    let adr = config.lorawan.adr.then_some(f64::from(config.lorawan.adr_margin_db));
+    let pipeline = Arc::new(
+        lorawan::Pipeline::new(
+            storage.cache.clone(),
+            Arc::clone(keys),
+            storage.outbox.clone(),
+            Arc::clone(stats),
+        )
+        .with_adr(adr),
+    );
     let mut udp_addr = None;
     if let Some(bind) = config.lorawan.udp_bind {
         let socket = tokio::net::UdpSocket::bind(bind).await.with_context(|| {

@@ -2,6 +2,7 @@
 //! database, datagrams as a packet forwarder sends them (its keep-alive first: its downlink
 //! path), and the `PULL_RESP`s it gives back, read as the node would (MIC with its NwkSKey,
 //! ACK bit, downlink counter). The counter survives a restart; a failed RX1 falls back to RX2.
+//! ADR: a node with margin is asked for a faster data rate (`LinkADRReq`), until it answers.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -75,8 +76,13 @@ fn uplink_with(
 }
 
 fn push(frame: &[u8], tmst: u32) -> Vec<u8> {
-    let rxpk = json!({"rxpk": [{"tmst": tmst, "freq": 868.3, "stat": 1, "modu": "LORA", "datr": "SF9BW125",
-        "codr": "4/5", "rssi": -70, "lsnr": 8.0, "size": frame.len(),
+    push_at(frame, tmst, "SF9BW125", 8.0)
+}
+
+/// A PUSH_DATA of `frame` heard at this data rate and SNR.
+fn push_at(frame: &[u8], tmst: u32, datr: &str, snr: f64) -> Vec<u8> {
+    let rxpk = json!({"rxpk": [{"tmst": tmst, "freq": 868.3, "stat": 1, "modu": "LORA", "datr": datr,
+        "codr": "4/5", "rssi": -70, "lsnr": snr, "size": frame.len(),
         "data": base64::engine::general_purpose::STANDARD.encode(frame)}]});
     let mut d = vec![2, 0x12, 0x34, 0x00, 0xaa, 0x55, 0x5a, 0, 0, 0, 0, 1];
     d.extend_from_slice(rxpk.to_string().as_bytes());
@@ -237,4 +243,65 @@ fn link_checks_answered_and_device_status_asked_and_reported() {
         (&status["battery"], &status["external_power"], &status["margin"]),
         (&json!(50.0), &json!(false), &json!(-3))
     );
+}
+
+/// An uplink with these FCtrl bits (0x80 ADR, 0x40 ADRACKReq) and FOpts commands.
+fn uplink_fctrl(f_cnt: u32, fctrl: u8, commands: &[&dyn SerializableMacCommand]) -> Vec<u8> {
+    let mut phy = DataPayloadCreator::new();
+    phy.set_uplink(true)
+        .set_f_port(1)
+        .set_dev_addr(&DEV_ADDR.to_le_bytes())
+        .set_fctrl(&FCtrl::new(fctrl, true))
+        .set_fcnt(f_cnt);
+    phy.build(b"hi", commands, &NewSKey::from(NWK), &AppSKey::from(APP)).unwrap().to_vec()
+}
+
+/// The FOpts of a `PULL_RESP`'s frame.
+fn fopts(datagram: &[u8]) -> Vec<u8> {
+    let (txpk, _, _) = read_pull_resp(datagram);
+    let phy = base64::engine::general_purpose::STANDARD.decode(txpk["data"].as_str().unwrap()).unwrap();
+    phy[8..8 + usize::from(phy[5] & 0x0f)].to_vec()
+}
+
+/// ADR (ChirpStack's default algorithm): a node with FCtrl.ADR heard at SF12 with 15 dB above
+/// floor and installation margin is asked for DR5 (SF7), all channels on, one transmission;
+/// once it answers and sends at SF7 within the margin, nothing more is asked. `ADRACKReq` gets
+/// a downlink of its own.
+#[test]
+fn adr_asks_a_node_with_margin_for_a_faster_data_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (p, stats) = pipeline(dir.path());
+    p.handle_datagrams(&[(&PULL, Some(forwarder_downlink()))]);
+    let handled =
+        p.handle_datagrams(&[(&push_at(&uplink_fctrl(1, 0x80, &[]), 1_000, "SF12BW125", 5.0), None)]);
+    assert_eq!(handled.downlinks.len(), 1, "a LinkADRReq");
+    // CID 3; DR5, TXPower 0; ChMask 0x00ff; ChMaskCntl 6 (all defined channels), NbTrans 1;
+    // then the first uplink's DevStatusReq.
+    assert_eq!(fopts(&handled.downlinks[0].datagram), [0x03, 0x50, 0xff, 0x00, 0x61, 0x06]);
+    assert_eq!(count(&stats, "adr_requested"), 1);
+
+    // The node accepts (LinkADRAns: mask, data rate, power) and sends at SF7, 2.5 dB over.
+    let mut ans = lorawan::maccommandcreator::LinkADRAnsCreator::new();
+    ans.set_channel_mask_ack(true).set_data_rate_ack(true).set_tx_power_ack(true);
+    let handled =
+        p.handle_datagrams(&[(&push_at(&uplink_fctrl(2, 0x80, &[&ans]), 2_000, "SF7BW125", 5.0), None)]);
+    assert!(handled.downlinks.is_empty(), "nothing more to ask");
+    // Without ADR on at the node, nothing is asked whatever the margin.
+    let handled = p.handle_datagrams(&[(&push_at(&uplink_fctrl(3, 0, &[]), 3_000, "SF12BW125", 9.0), None)]);
+    assert!(handled.downlinks.is_empty());
+    // ADRACKReq: a downlink, empty, so the node knows it is heard.
+    let handled =
+        p.handle_datagrams(&[(&push_at(&uplink_fctrl(4, 0xc0, &[]), 4_000, "SF7BW125", 5.0), None)]);
+    assert_eq!(handled.downlinks.len(), 1);
+    assert_eq!(fopts(&handled.downlinks[0].datagram), Vec::<u8>::new());
+    assert_eq!(count(&stats, "adr_requested"), 1);
+
+    // ADR off at the gateway: never asked.
+    let dir = tempfile::tempdir().unwrap();
+    let (p, _) = pipeline(dir.path());
+    let p = p.with_adr(None);
+    p.handle_datagrams(&[(&PULL, Some(forwarder_downlink()))]);
+    let handled =
+        p.handle_datagrams(&[(&push_at(&uplink_fctrl(1, 0x80, &[]), 1_000, "SF12BW125", 5.0), None)]);
+    assert_eq!(fopts(&handled.downlinks[0].datagram), [0x06], "the DevStatusReq alone");
 }

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{Accepted, Nodes, Pipeline, downlink, frame, mac, orders, semtech};
+use super::{Accepted, Nodes, Pipeline, adr, downlink, frame, mac, orders, semtech};
 use crate::cache::{CacheError, SessionCounter};
 
 /// A downlink answering an uplink, to send once the batch is stored.
@@ -24,6 +24,8 @@ pub(super) struct AckWanted {
     dev_status_req: bool,
     /// The node order it carries.
     pub(super) order: Option<orders::Taken>,
+    /// `LinkADRReq`.
+    adr: Option<adr::Settings>,
     /// The downlink path of the forwarder that heard the uplink.
     to: std::net::SocketAddr,
     tmst: Option<u32>,
@@ -65,7 +67,11 @@ impl Pipeline {
             let to = ack.to;
             let mut link = lorawan::maccommandcreator::LinkCheckAnsCreator::new();
             let status = lorawan::maccommandcreator::DevStatusReqCreator::new();
+            let link_adr = ack.adr.map(|s| s.command());
             let mut commands: Vec<&dyn lorawan::maccommands::SerializableMacCommand> = Vec::new();
+            if let Some(request) = &link_adr {
+                commands.push(request);
+            }
             if let Some((margin, gateways)) = ack.link_check {
                 link.set_margin(margin).set_gateway_count(gateways);
                 commands.push(&link);
@@ -90,6 +96,9 @@ impl Pipeline {
                         (None, false) => "mac_scheduled",
                     };
                     self.stats.downlink(label);
+                    if ack.adr.is_some() {
+                        self.stats.downlink("adr_requested");
+                    }
                     out.push(resp);
                 }
                 None => {
@@ -139,14 +148,19 @@ impl Pipeline {
         let link_check =
             uplink.mac.link_check.then(|| (mac::link_margin(packet.snr, packet.datarate.as_deref()), 1));
         let dev_status_req = nodes.dev_status_due(uplink.node.id, now);
+        let link_adr = self.adr_request(nodes, uplink, packet);
         let rx1 = downlink::rx1(packet.tmst, packet.frequency, packet.datarate.as_deref());
         // Room for a node order: the window's data rate, less the MAC commands in FOpts.
         let datarate = rx1.as_ref().map_or(downlink::RX2_DATARATE, |w| w.datarate.as_str());
-        let fopts = if link_check.is_some() { 3 } else { 0 } + usize::from(dev_status_req);
+        let fopts = if link_check.is_some() { 3 } else { 0 }
+            + usize::from(dev_status_req)
+            + if link_adr.is_some() { 5 } else { 0 };
         let room = orders::max_payload(datarate).saturating_sub(fopts);
         let dev_eui = uplink.node.dev_eui.as_str();
         let order_fits = self.stats.orders.next_fits(dev_eui, room, now);
-        if !uplink.confirmed && link_check.is_none() && !dev_status_req && !order_fits {
+        // ADRACKReq: the node asks for any downlink, to know it is still heard.
+        let mac_wanted = link_check.is_some() || dev_status_req || link_adr.is_some() || uplink.adr_ack_req;
+        if !uplink.confirmed && !mac_wanted && !order_fits {
             return;
         }
         match self.next_f_cnt_down(nodes, &uplink.node) {
@@ -166,6 +180,7 @@ impl Pipeline {
                     link_check,
                     dev_status_req,
                     order,
+                    adr: link_adr,
                     to,
                     tmst: packet.tmst,
                     rx1,
@@ -175,5 +190,30 @@ impl Pipeline {
                 tracing::error!(error = %e, "reading a node's downlink counter: its downlink is not sent")
             }
         }
+    }
+
+    /// Notes what an accepted uplink says for ADR: the node's answer to its last request, and
+    /// the uplink's SNR when the node has ADR on.
+    pub(super) fn note_adr(&self, nodes: &mut Nodes, uplink: &frame::Uplink, packet: &semtech::RxPacket) {
+        if let Some(status) = uplink.mac.link_adr {
+            if let Some(node) = nodes.adr.get_mut(&uplink.node.id) {
+                node.answered(adr::AdrAnswer::from_status(status));
+            }
+        }
+        if let (Some(_), true, Some(snr)) = (self.adr_margin_db, uplink.adr, packet.snr) {
+            nodes.adr.entry(uplink.node.id).or_default().observe(uplink.f_cnt, snr);
+        }
+    }
+
+    /// The `LinkADRReq` an uplink calls for (ADR on at both ends, settings to change).
+    fn adr_request(
+        &self,
+        nodes: &mut Nodes,
+        uplink: &frame::Uplink,
+        packet: &semtech::RxPacket,
+    ) -> Option<adr::Settings> {
+        let margin = self.adr_margin_db.filter(|_| uplink.adr && !uplink.retransmission)?;
+        let dr = packet.datarate.as_deref().and_then(adr::data_rate)?;
+        nodes.adr.get_mut(&uplink.node.id)?.decide(dr, margin)
     }
 }

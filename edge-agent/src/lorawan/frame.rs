@@ -208,6 +208,10 @@ pub struct Uplink {
     pub mac: super::mac::UplinkMac,
     /// FCtrl.ACK: the node acknowledges the confirmed downlink it received last.
     pub ack: bool,
+    /// FCtrl.ADR: the node lets the network set its data rate and power.
+    pub adr: bool,
+    /// FCtrl.ADRACKReq: the node wants a downlink to know it is still heard.
+    pub adr_ack_req: bool,
 }
 
 /// The 32-bit counter closest above `last` whose low 16 bits are `low` (roll-over included).
@@ -277,7 +281,8 @@ pub fn decode(
     };
     let confirmed = encrypted.mhdr().mtype() == MType::ConfirmedDataUp;
     let fhdr = encrypted.fhdr();
-    let ack = fhdr.fctrl().ack();
+    let fctrl = fhdr.fctrl();
+    let (ack, adr, adr_ack_req) = (fctrl.ack(), fctrl.adr(), fctrl.adr_ack_req());
     let addr = fhdr.dev_addr();
     let addr_bytes: &[u8] = addr.as_ref();
     let dev_addr = u32::from_le_bytes([addr_bytes[0], addr_bytes[1], addr_bytes[2], addr_bytes[3]]);
@@ -336,6 +341,8 @@ pub fn decode(
             retransmission,
             mac,
             ack,
+            adr,
+            adr_ack_req,
         });
     }
     Err(Reject::MicInvalid)

@@ -1,7 +1,8 @@
 //! The MAC commands the gateway handles (LoRaWAN 1.0.x): a node's `LinkCheckReq` is answered
 //! with `LinkCheckAns` (its link margin and how many forwarders heard it) in the receive windows
 //! of that uplink; a `DevStatusReq` goes to each node at most once per [`DEV_STATUS_EVERY`], and
-//! the `DevStatusAns` it sends back (battery, margin) goes into the node's status.
+//! the `DevStatusAns` it sends back (battery, margin) goes into the node's status; a
+//! `LinkADRAns` settles the node's ADR request ([`super::adr`]).
 
 use std::time::Duration;
 
@@ -16,6 +17,8 @@ pub struct UplinkMac {
     pub link_check: bool,
     /// A `DevStatusAns`.
     pub dev_status: Option<DevStatus>,
+    /// A `LinkADRAns`'s status byte (the last one, when several answer one request).
+    pub link_adr: Option<u8>,
 }
 
 impl UplinkMac {
@@ -24,6 +27,7 @@ impl UplinkMac {
         UplinkMac {
             link_check: self.link_check || other.link_check,
             dev_status: self.dev_status.or(other.dev_status),
+            link_adr: other.link_adr.or(self.link_adr),
         }
     }
 }
@@ -72,6 +76,7 @@ pub fn parse_uplink(commands: &[u8]) -> UplinkMac {
         let Some(payload) = commands.get(i + 1..i + 1 + len) else { break };
         match cid {
             0x02 => out.link_check = true,
+            0x03 => out.link_adr = Some(payload[0]),
             0x06 => {
                 // Margin: 6-bit two's complement.
                 let raw = payload[1] & 0x3f;
@@ -109,12 +114,16 @@ mod tests {
 
     #[test]
     fn uplink_commands_are_read_until_an_unknown_one() {
-        assert_eq!(parse_uplink(&[0x02]), UplinkMac { link_check: true, dev_status: None });
+        assert_eq!(parse_uplink(&[0x02]), UplinkMac { link_check: true, ..UplinkMac::default() });
         // LinkADRAns (1 byte), DevStatusAns (battery 200, margin −3 = 0x3d), LinkCheckReq.
         let mac = parse_uplink(&[0x03, 0x07, 0x06, 200, 0x3d, 0x02]);
         assert_eq!(
             mac,
-            UplinkMac { link_check: true, dev_status: Some(DevStatus { battery: 200, margin: -3 }) }
+            UplinkMac {
+                link_check: true,
+                dev_status: Some(DevStatus { battery: 200, margin: -3 }),
+                link_adr: Some(0x07)
+            }
         );
         assert_eq!(parse_uplink(&[0x06, 0, 0x1f]).dev_status, Some(DevStatus { battery: 0, margin: 31 }));
         assert_eq!(

@@ -12,6 +12,7 @@
 //! and a status per uplink would triple what the gateway and the broker carry.
 
 mod acks;
+pub mod adr;
 pub mod codec;
 pub mod commands;
 pub mod downlink;
@@ -91,6 +92,8 @@ pub struct Pipeline {
     recent: Mutex<Recent>,
     nodes: Mutex<Nodes>,
     downlinks: Mutex<downlink::Scheduler>,
+    /// ADR's installation margin, dB (`None`: ADR off).
+    adr_margin_db: Option<f64>,
 }
 
 /// Sessions opened so far, by device address, for the registry revision they come from; and
@@ -111,6 +114,9 @@ struct Nodes {
     /// When each node was last asked for its status (`DevStatusReq`; nodes of the scope that
     /// sent; kept across registry changes, or a change would ask every node again).
     dev_status_at: HashMap<neosens_protocol::ids::DeviceId, Instant>,
+    /// ADR state of each node that sent with ADR on (nodes of the scope; kept across registry
+    /// changes like the status requests).
+    adr: HashMap<neosens_protocol::ids::DeviceId, adr::NodeAdr>,
 }
 
 impl Nodes {
@@ -182,7 +188,14 @@ impl Pipeline {
             recent: Mutex::default(),
             nodes: Mutex::default(),
             downlinks: Mutex::default(),
+            adr_margin_db: Some(adr::DEFAULT_MARGIN_DB),
         }
+    }
+
+    /// The same with ADR at this installation margin (dB), or off.
+    pub fn with_adr(mut self, margin_db: Option<f64>) -> Self {
+        self.adr_margin_db = margin_db;
+        self
     }
 
     /// The sessions of a device address (opened from the cache on first use, dropped when the
@@ -370,6 +383,7 @@ impl Pipeline {
                         .mac_command_bytes
                         .fetch_add(uplink.mac_command_bytes as u64, std::sync::atomic::Ordering::Relaxed);
                     self.stats.orders.uplink(&uplink.node.dev_eui, uplink.ack, now);
+                    self.note_adr(nodes, &uplink, &packet);
                     let counter = SessionCounter { session: uplink.node.session, f_cnt: uplink.f_cnt };
                     nodes.last.insert(uplink.node.id, counter);
                     accepted.counters.push((uplink.node.id, counter));
