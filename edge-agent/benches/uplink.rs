@@ -21,7 +21,7 @@ use neosens_protocol::sync::{
     BatchKind, Change, DeviceRecord, LorawanSession, RoomRecord, SyncBatch, WireUid,
 };
 use neosens_runtime::keys::Keys;
-use support::{abp_frame, app, nwk};
+use support::{abp_frame, abp_frame_confirmed, app, nwk};
 
 const BUDGET_US: f64 = 20.0;
 
@@ -170,4 +170,61 @@ fn main() {
         wall.as_secs_f64(),
         total as f64 / wall.as_secs_f64()
     );
+    downlinks(&pipeline, &stats, nodes, (datagrams * per_datagram / u64::from(nodes)) as u32 + 1, burst);
+}
+
+/// One datagram of `per` frames from consecutive nodes, counter `f_cnt`.
+fn datagram_of(frames: impl Iterator<Item = Vec<u8>>, token: u16) -> Vec<u8> {
+    let rxpk: Vec<_> = frames
+        .enumerate()
+        .map(|(i, bytes)| {
+            serde_json::json!({"tmst": 1_000_000 + i, "freq": 868.1, "stat": 1, "datr": "SF7BW125", "rssi": -80,
+                "lsnr": 5.5, "data": base64::engine::general_purpose::STANDARD.encode(&bytes)})
+        })
+        .collect();
+    let mut d = vec![2, (token >> 8) as u8, token as u8, 0, 0xaa, 0x55, 0x5a, 0, 0, 0, 0, 1];
+    d.extend_from_slice(serde_json::json!({"rxpk": rxpk}).to_string().as_bytes());
+    d
+}
+
+/// CPU per uplink that gets a downlink: confirmed uplinks and their ACKs, then uplinks that
+/// carry each node's queued order (frames of 8 per datagram, `burst` datagrams per store),
+/// through the forwarder's downlink path (its `PULL_DATA` first).
+fn downlinks(pipeline: &Pipeline, stats: &LoraStats, nodes: u32, first_f_cnt: u32, burst: usize) {
+    let path: std::net::SocketAddr = "127.0.0.1:41700".parse().unwrap();
+    pipeline.handle_datagrams(&[(&[2, 0, 1, 2, 0xaa, 0x55, 0x5a, 0, 0, 0, 0, 1], Some(path))]);
+    let payload = [0x01, 0x67, 0x01, 0x10, 0x02, 0x68, 0x5a];
+    let run = |label: &str, confirmed: bool, f_cnt: u32, queue_orders: bool| {
+        let all: Vec<Vec<u8>> = (0..nodes)
+            .collect::<Vec<_>>()
+            .chunks(8)
+            .enumerate()
+            .map(|(t, ns)| {
+                datagram_of(ns.iter().map(|n| abp_frame_confirmed(*n, f_cnt, &payload, confirmed)), t as u16)
+            })
+            .collect();
+        let cpu0 = cpu_us();
+        if queue_orders {
+            for n in 0..nodes {
+                let dev_eui = format!("70b3d57e0000{:04x}", n & 0xffff);
+                let command =
+                    neosens_edge::lorawan::orders::parse_command(dev_eui, br#"{"data":"0a0b","port":10}"#);
+                stats.orders.queue(command.unwrap(), Instant::now());
+            }
+        }
+        let mut sent = 0;
+        for chunk in all.chunks(burst) {
+            let with: Vec<(&[u8], Option<std::net::SocketAddr>)> =
+                chunk.iter().map(|d| (d.as_slice(), None)).collect();
+            sent += pipeline.handle_datagrams(&with).downlinks.len();
+        }
+        let cpu = cpu_us() - cpu0;
+        println!(
+            "{label}: {:.1} µs per uplink with its downlink ({sent} PULL_RESPs for {nodes} uplinks)",
+            cpu / f64::from(nodes)
+        );
+    };
+    run("confirmed uplink + ACK", true, first_f_cnt, false);
+    run("uplink + queued order (queueing included)", false, first_f_cnt + 1, true);
+    println!("downlinks by outcome: {:?}", stats.downlinks.lock());
 }

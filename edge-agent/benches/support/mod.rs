@@ -171,9 +171,15 @@ pub(crate) fn app(n: u32) -> [u8; 16] {
 /// An unconfirmed uplink of benchmark node `n` (DevAddr `0x26000000 + n`) on port 2, MIC and
 /// encryption with its keys, as the node would send it.
 pub(crate) fn abp_frame(n: u32, f_cnt: u32, payload: &[u8]) -> Vec<u8> {
+    abp_frame_confirmed(n, f_cnt, payload, false)
+}
+
+/// [`abp_frame`], confirmed or not.
+pub(crate) fn abp_frame_confirmed(n: u32, f_cnt: u32, payload: &[u8], confirmed: bool) -> Vec<u8> {
     use lorawan::keys::{AppSKey, NewSKey};
     let mut phy = lorawan::creator::DataPayloadCreator::new();
     phy.set_uplink(true)
+        .set_confirmed(confirmed)
         .set_f_port(2)
         .set_dev_addr(&(0x2600_0000 + n).to_le_bytes())
         .set_fctrl(&lorawan::parser::FCtrl::new(0x80, true))

@@ -143,9 +143,15 @@ struct Inner {
     awaiting_ack: HashMap<String, InFlight>,
     outcomes: VecDeque<(Instant, DownlinkOutcome)>,
     outcomes_dropped: u64,
-    /// Outcomes recorded since start (tells [`OrderQueue::with`] that one came).
+    /// Outcomes recorded since start (tells [`OrderQueue::lock`] that one came).
     recorded: u64,
+    /// When everything was last looked at for expiry ([`EXPIRY_EVERY`]).
+    expired_at: Option<Instant>,
 }
+
+/// How often the whole queue is looked at for expired orders and unanswered frames: a look
+/// walks every node's queue, so not at every uplink (a node's own head is checked when taken).
+const EXPIRY_EVERY: Duration = Duration::from_secs(1);
 
 /// The queue of node orders, and their outcomes not yet reported.
 #[derive(Debug, Default)]
@@ -200,6 +206,10 @@ impl Inner {
     /// Orders past their time to live expire; frames without a forwarder's answer count as
     /// emitted.
     fn expire(&mut self, now: Instant) {
+        if self.expired_at.is_some_and(|at| now.saturating_duration_since(at) < EXPIRY_EVERY) {
+            return;
+        }
+        self.expired_at = Some(now);
         let mut expired = Vec::new();
         for queue in self.by_node.values_mut() {
             while queue.front().is_some_and(|o| now.saturating_duration_since(o.queued_at) >= TIME_TO_LIVE) {
@@ -231,6 +241,22 @@ impl Inner {
                 let sent = Some((f.f_port, f.f_cnt_down));
                 self.outcome(now, &f.order.command, DownlinkState::NotAcknowledged, sent);
             }
+        }
+    }
+
+    /// The expired orders at the head of one node's queue (between two whole looks).
+    fn expire_head(&mut self, dev_eui: &str, now: Instant) {
+        let Some(queue) = self.by_node.get_mut(dev_eui) else { return };
+        let mut expired = Vec::new();
+        while queue.front().is_some_and(|o| now.saturating_duration_since(o.queued_at) >= TIME_TO_LIVE) {
+            expired.extend(queue.pop_front());
+        }
+        if queue.is_empty() {
+            self.by_node.remove(dev_eui);
+        }
+        self.queued -= expired.len();
+        for order in expired {
+            self.outcome(now, &order.command, DownlinkState::Expired, None);
         }
     }
 
@@ -355,6 +381,7 @@ impl OrderQueue {
     pub fn next_fits(&self, dev_eui: &str, room: usize, now: Instant) -> bool {
         let mut inner = self.lock();
         inner.expire(now);
+        inner.expire_head(dev_eui, now);
         inner.by_node.get(dev_eui).and_then(VecDeque::front).is_some_and(|o| o.command.data.len() <= room)
     }
 
@@ -370,6 +397,7 @@ impl OrderQueue {
     ) -> Option<Taken> {
         let mut inner = self.lock();
         inner.expire(now);
+        inner.expire_head(dev_eui, now);
         let queue = inner.by_node.get_mut(dev_eui)?;
         if queue.front()?.command.data.len() > room {
             return None;
@@ -430,7 +458,9 @@ impl OrderQueue {
 
     /// Settles what is due at `now`: expired orders, frames whose forwarder never answered.
     pub fn settle(&self, now: Instant) {
-        self.lock().expire(now);
+        let mut inner = self.lock();
+        inner.expired_at = None;
+        inner.expire(now);
     }
 
     /// Orders waiting now (all nodes).
@@ -446,6 +476,7 @@ impl OrderQueue {
     /// The outcomes to report, oldest first, their ages at `now` (expiring what is due first).
     pub fn take_outcomes(&self, now: Instant) -> Vec<DownlinkOutcome> {
         let mut inner = self.lock();
+        inner.expired_at = None;
         inner.expire(now);
         inner
             .outcomes
