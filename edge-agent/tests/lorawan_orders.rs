@@ -2,7 +2,8 @@
 //! Mosquitto to the real gateway agent that serves the node, out in the downlink that answers
 //! the node's next uplink (RX1 at the uplink's `tmst` + 1 s), acknowledged by the node, and each
 //! step back in the node's order history; then the neOCampus convention (`{"data": "<hex>"}` on
-//! `<base>/<DevEUI>/command`) from any MQTT client the broker lets publish there.
+//! `<base>/<DevEUI>/command`) from any MQTT client the broker lets publish there, also while
+//! central is stopped.
 
 mod common;
 
@@ -89,7 +90,7 @@ fn publish(broker: SocketAddr, topic: &str, payload: &str) {
 fn an_order_from_the_api_reaches_the_node_with_its_next_uplink() {
     let mosquitto = Mosquitto::start("");
     let central_dir = tempfile::tempdir().unwrap();
-    let central = start_central(central_dir.path(), neosens_runtime::testing::free_port(), &mosquitto.url());
+    let mut central = start_central(central_dir.path(), neosens_runtime::testing::free_port(), &mosquitto.url());
     let c = central.addr("http");
     let building = register_vector_node(c);
     let edge_dir = enrolled_gateway(c, "gw-orders", json!({"buildings": [building.id]}));
@@ -211,4 +212,32 @@ fn an_order_from_the_api_reaches_the_node_with_its_next_uplink() {
             && history["items"][0]["dest"] == json!("bad-1")
     });
     assert_eq!(metric(e, "neosens_edge_lorawan_downlinks_total{outcome=\"order_malformed\"}"), 1.0);
+
+    // Central stopped: a command still reaches the node through its gateway (the broker is up),
+    // and its steps reach the order history once central is back.
+    assert!(central.signal_and_wait("TERM").success());
+    publish(mosquitto.addr(), "irit2/366/70b3d57ed0000001/command", r#"{"data":"abcd","port":5,"ref":"offline-1"}"#);
+    wait_until("the gateway queued the command", || metric(e, "neosens_edge_lorawan_orders_queued") == 1.0);
+    forwarder.send_to(&uplink(23, false, 15_000_000), udp).unwrap();
+    let (_, _) = forwarder.recv_from(&mut buf).expect("PUSH_ACK");
+    let (n, _) = forwarder.recv_from(&mut buf).expect("the command's PULL_RESP");
+    let (_, phy) = pull_resp(&buf[..n]);
+    assert_eq!(open_downlink(phy, 2), (MType::UnconfirmedDataDown, Some(5), vec![0xab, 0xcd]));
+    forwarder.send_to(&[2, buf[1], buf[2], 0x05, 0xaa, 0x55, 0x5a, 0, 0, 0, 0, 1], udp).unwrap();
+    let _central = start_central(central_dir.path(), c.port(), &mosquitto.url());
+    let offline_steps = || -> Vec<String> {
+        let Ok((_, history)) = admin.try_raw("GET", &path, None) else { return Vec::new() };
+        history["items"]
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .filter(|o| o["dest"] == json!("offline-1"))
+                    .map(|o| o["outcome"].as_str().unwrap_or_default().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    wait_until("the offline steps reached central", || offline_steps().len() == 2);
+    assert_eq!(offline_steps(), ["sent, FCntDown 2", "queued at the gateway"]);
 }
