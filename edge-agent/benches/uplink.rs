@@ -171,6 +171,65 @@ fn main() {
         total as f64 / wall.as_secs_f64()
     );
     downlinks(&pipeline, &stats, nodes, (datagrams * per_datagram / u64::from(nodes)) as u32 + 1, burst);
+    joins(&pipeline, &stats, &cache_for_bench, &keys_for_bench, nodes, burst);
+}
+
+/// CPU per OTAA join: every node joins (its credentials synced first), 8 join requests per
+/// datagram, each checked, answered and its session stored with the batch.
+fn joins(pipeline: &Pipeline, stats: &LoraStats, cache: &Cache, keys: &Keys, nodes: u32, burst: usize) {
+    let app_key = |n: u32| {
+        let mut k = [0x33; 16];
+        k[..4].copy_from_slice(&n.to_be_bytes());
+        k
+    };
+    let dev_eui = |n: u32| [0x70, 0xb3, 0xd5, 0x7e, 0, 0, (n >> 8) as u8, n as u8];
+    let changes = (0..nodes)
+        .map(|n| {
+            let mut idb = [0u8; 16];
+            idb[..4].copy_from_slice(&n.to_be_bytes());
+            let id = DeviceId::from_bytes(idb);
+            let context = neosens_protocol::sync::lorawan_key_context(id.to_bytes(), "appkey");
+            Change::SetOtaa(
+                id,
+                Some(neosens_protocol::sync::OtaaRecord {
+                    join_eui: [1; 8],
+                    app_key: keys.seal(&app_key(n), &context).unwrap(),
+                    codec: "cayenne_lpp".into(),
+                    last_join: None,
+                }),
+            )
+        })
+        .collect();
+    cache.apply(&SyncBatch { revision: 2, kind: BatchKind::Delta, more: false, changes }, 2).unwrap();
+    let all: Vec<Vec<u8>> = (0..nodes)
+        .collect::<Vec<_>>()
+        .chunks(8)
+        .enumerate()
+        .map(|(t, ns)| {
+            let requests = ns.iter().map(|n| {
+                let keys = neosens_lora_node::otaa::OtaaKeys {
+                    dev_eui: dev_eui(*n),
+                    join_eui: [1; 8],
+                    app_key: app_key(*n),
+                };
+                neosens_lora_node::otaa::join_request(&keys, 7)
+            });
+            datagram_of(requests, t as u16)
+        })
+        .collect();
+    let cpu0 = cpu_us();
+    let mut sent = 0;
+    for chunk in all.chunks(burst) {
+        let with: Vec<(&[u8], Option<std::net::SocketAddr>)> =
+            chunk.iter().map(|d| (d.as_slice(), None)).collect();
+        sent += pipeline.handle_datagrams(&with).downlinks.len();
+    }
+    let cpu = cpu_us() - cpu0;
+    let accepted = stats.frames.lock().get("join_accepted").copied().unwrap_or(0);
+    println!(
+        "OTAA join: {:.1} µs per join request answered ({accepted} accepted, {sent} join-accepts)",
+        cpu / f64::from(nodes)
+    );
 }
 
 /// One datagram of `per` frames from consecutive nodes, counter `f_cnt`.

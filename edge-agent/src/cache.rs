@@ -24,9 +24,11 @@ use serde::{Deserialize, Serialize};
 mod apply;
 mod layout;
 mod nodes;
+mod otaa;
 
 pub use apply::{ApplyTiming, Step};
 pub use nodes::ScopeNodes;
+pub use otaa::{LocalSession, MAX_DEV_NONCES, OtaaNode, write_join};
 
 type Key = [u8; 16];
 
@@ -228,6 +230,7 @@ impl Cache {
         }
         migrate_f_cnts(&txn)?;
         txn.open_table(F_CNT_DOWN).map_err(backend)?;
+        otaa::create_local_tables(&txn)?;
         txn.commit().map_err(backend)?;
         Ok(Cache { snapshot: Arc::default(), db: Arc::new(db), registry: Arc::new(registry) })
     }

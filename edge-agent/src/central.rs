@@ -56,6 +56,8 @@ pub struct Central {
     base: String,
     secret: Option<String>,
     forward_timeout: Duration,
+    /// Central refused `otaa=1` (a version before OTAA): sync without it.
+    no_otaa: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// A sync body as central sent it (`neosens_protocol::sync::SyncBatch::decode` reads it).
@@ -77,7 +79,13 @@ impl Central {
             .user_agent(concat!("neosens-edge/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| CentralError::Protocol(e.to_string()))?;
-        Ok(Central { http, base: base.trim_end_matches('/').to_owned(), secret, forward_timeout })
+        Ok(Central {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+            secret,
+            forward_timeout,
+            no_otaa: std::sync::Arc::default(),
+        })
     }
 
     fn url(&self, path: &str) -> String {
@@ -125,6 +133,12 @@ impl Central {
         if let Some(after) = after {
             query.push(("after", after.to_string()));
         }
+        // `otaa=1`: this agent answers joins, and reads OTAA credentials in the batches (a
+        // central older than that refuses the parameter: asked without it from then on).
+        let otaa = !self.no_otaa.load(std::sync::atomic::Ordering::Relaxed);
+        if otaa {
+            query.push(("otaa", "1".to_owned()));
+        }
         let response = self
             .authed(self.http.get(self.url("/api/v1/edge/sync")))
             .query(&query)
@@ -132,6 +146,11 @@ impl Central {
             .send()
             .await
             .map_err(unreachable)?;
+        if otaa && response.status() == StatusCode::BAD_REQUEST {
+            tracing::warn!("central does not sync OTAA credentials (older version): joins are not answered");
+            self.no_otaa.store(true, std::sync::atomic::Ordering::Relaxed);
+            return Box::pin(self.sync(since, after, wait)).await;
+        }
         match response.status() {
             StatusCode::OK => {
                 let body = response.bytes().await.map_err(unreachable)?;
@@ -146,6 +165,14 @@ impl Central {
     /// Reports first-time credentials delivered here.
     pub async fn report_deliveries(&self, devices: &[DeviceId]) -> Result<(), CentralError> {
         self.post_json("/api/v1/edge/deliveries", &Deliveries { devices: devices.to_vec() }).await
+    }
+
+    /// Reports the sessions of OTAA joins answered here, once their nodes used them.
+    pub async fn report_joins(
+        &self,
+        joins: &neosens_protocol::edge::JoinReports,
+    ) -> Result<(), CentralError> {
+        self.post_json("/api/v1/edge/joins", joins).await
     }
 
     /// Relays device log lines accepted offline (central stores those of its enabled devices

@@ -283,6 +283,8 @@ pub async fn report(
             // A node order's step goes soon (the steps of one downlink come within a second:
             // one report for them all).
             () = lorawan.orders.news() => tokio::time::sleep(ORDER_NEWS_LINGER).await,
+            // A node used the session of a join answered here: central shares it at once.
+            () = lorawan.joins.news() => {}
         }
         wait = match report_once(&central, &cache, &outbox, &reported).await {
             Ok(()) => {
@@ -348,6 +350,17 @@ pub async fn report_once(
         if let Err(e) = neosens_runtime::blocking::run(move || relayed.drop_logs(&keys)).await {
             tracing::error!(error = %e, "removing relayed device logs");
         }
+    }
+    let joins = reported.lorawan.joins.take();
+    if !joins.is_empty() {
+        let n = joins.len();
+        if let Err(e) =
+            central.report_joins(&neosens_protocol::edge::JoinReports { joins: joins.clone() }).await
+        {
+            reported.lorawan.joins.put_back(joins);
+            return Err(e);
+        }
+        tracing::info!(joins = n, "OTAA sessions reported to central");
     }
     let (depth, oldest) = outbox.depth(now_ms).unwrap_or_default();
     let taken = std::time::Instant::now();

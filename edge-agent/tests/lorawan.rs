@@ -177,6 +177,7 @@ fn replays_and_malformed_input_are_rejected_and_counted() {
     assert_eq!(count(&r.stats, "unknown_dev_addr"), 1);
     r.pipeline.handle(&push(&[&bytes("0039363463336913AA05693574323831330489C65B1304")]));
     assert_eq!(count(&r.stats, "join_request"), 1);
+    assert_eq!(count(&r.stats, "join_unknown_dev_eui"), 1, "no node of the scope joins with it");
     // Bad base64 in an rxpk; an oversized datagram; garbage.
     let mut bad = vec![2, 0, 1, 0x00, 1, 2, 3, 4, 5, 6, 7, 8];
     bad.extend_from_slice(br#"{"rxpk":[{"stat":1,"data":"***"}]}"#);

@@ -90,7 +90,8 @@ fn publish(broker: SocketAddr, topic: &str, payload: &str) {
 fn an_order_from_the_api_reaches_the_node_with_its_next_uplink() {
     let mosquitto = Mosquitto::start("");
     let central_dir = tempfile::tempdir().unwrap();
-    let mut central = start_central(central_dir.path(), neosens_runtime::testing::free_port(), &mosquitto.url());
+    let mut central =
+        start_central(central_dir.path(), neosens_runtime::testing::free_port(), &mosquitto.url());
     let c = central.addr("http");
     let building = register_vector_node(c);
     let edge_dir = enrolled_gateway(c, "gw-orders", json!({"buildings": [building.id]}));
@@ -216,7 +217,11 @@ fn an_order_from_the_api_reaches_the_node_with_its_next_uplink() {
     // Central stopped: a command still reaches the node through its gateway (the broker is up),
     // and its steps reach the order history once central is back.
     assert!(central.signal_and_wait("TERM").success());
-    publish(mosquitto.addr(), "irit2/366/70b3d57ed0000001/command", r#"{"data":"abcd","port":5,"ref":"offline-1"}"#);
+    publish(
+        mosquitto.addr(),
+        "irit2/366/70b3d57ed0000001/command",
+        r#"{"data":"abcd","port":5,"ref":"offline-1"}"#,
+    );
     wait_until("the gateway queued the command", || metric(e, "neosens_edge_lorawan_orders_queued") == 1.0);
     forwarder.send_to(&uplink(23, false, 15_000_000), udp).unwrap();
     let (_, _) = forwarder.recv_from(&mut buf).expect("PUSH_ACK");

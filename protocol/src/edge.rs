@@ -86,6 +86,40 @@ pub struct HealthReport {
     pub downlinks: Vec<DownlinkOutcome>,
 }
 
+/// Joins a gateway reports at most at once.
+pub const MAX_JOIN_REPORTS: usize = 64;
+
+/// Sessions of OTAA joins a gateway answered, once the node used them (`POST /api/v1/edge/joins`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
+pub struct JoinReports {
+    /// At most [`MAX_JOIN_REPORTS`].
+    pub joins: Vec<JoinReport>,
+}
+
+/// One OTAA join a gateway answered, and the session it gave the node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
+pub struct JoinReport {
+    /// The node's device id.
+    #[cfg_attr(feature = "utoipa", schema(value_type = String, format = Uuid))]
+    pub device: crate::ids::DeviceId,
+    /// The session's DevAddr, 8 hex digits.
+    pub dev_addr: String,
+    /// NwkSKey, sealed with the gateway's key (context: device id, `/nwk`).
+    #[cfg_attr(feature = "utoipa", schema(value_type = Object))]
+    pub nwk_s_key: crate::sync::Sealed,
+    /// AppSKey, sealed likewise (`/app`).
+    #[cfg_attr(feature = "utoipa", schema(value_type = Object))]
+    pub app_s_key: crate::sync::Sealed,
+    /// The join request's DevNonce.
+    pub dev_nonce: u16,
+    /// Seconds since the gateway accepted the join, when it reports.
+    pub joined_age_s: u64,
+    /// The last uplink counter the gateway accepted in this session.
+    pub f_cnt_up: u32,
+}
+
 /// Downlink outcomes a gateway keeps until reported, and reports at most at once.
 pub const MAX_DOWNLINK_OUTCOMES: usize = 256;
 

@@ -225,3 +225,21 @@ fn codec_names_and_stored_bytes() {
     refused::<Codec>(&[r#""CayenneLpp""#, r#""json""#, "0", "null"]);
     assert!(postcard::from_bytes::<Codec>(&[3]).is_err());
 }
+
+#[test]
+fn join_reports() {
+    let report = JoinReports {
+        joins: vec![JoinReport {
+            device: crate::ids::DeviceId::from_bytes([7; 16]),
+            dev_addr: "01234567".into(),
+            nwk_s_key: crate::sync::Sealed { nonce: [1; 12], ciphertext: vec![2, 3] },
+            app_s_key: crate::sync::Sealed { nonce: [4; 12], ciphertext: vec![5] },
+            dev_nonce: 0x8904,
+            joined_age_s: 3,
+            f_cnt_up: 1,
+        }],
+    };
+    let text = serde_json::to_string(&report).unwrap();
+    assert_eq!(serde_json::from_str::<JoinReports>(&text).unwrap(), report, "{text}");
+    refused::<JoinReports>(&[r#"{"joins":[{"device":"x"}]}"#, "[]"]);
+}

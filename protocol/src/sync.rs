@@ -66,6 +66,32 @@ pub enum Change {
     UpsertDevice(Box<DeviceRecord>),
     /// A device left the scope or was deleted.
     DeleteDevice(DeviceId),
+    /// A LoRaWAN node's OTAA credentials (after its `UpsertDevice`), or their removal. Only to
+    /// agents that ask for it (`otaa=1` on the sync request): an older agent would not decode
+    /// this variant.
+    SetOtaa(DeviceId, Option<OtaaRecord>),
+}
+
+/// A node's OTAA credentials (LoRaWAN 1.0.x), as a gateway needs them to answer its joins.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OtaaRecord {
+    /// JoinEUI (AppEUI), big-endian.
+    pub join_eui: [u8; 8],
+    /// AppKey, sealed for the gateway ([`lorawan_key_context`] with `appkey`).
+    pub app_key: Sealed,
+    /// Payload codec of its sessions (a [`Codec`] name).
+    pub codec: String,
+    /// The join central last accepted (its session is the device's `lorawan` session).
+    pub last_join: Option<LastJoin>,
+}
+
+/// A join accepted by a gateway and reported to central.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastJoin {
+    /// The node's DevNonce.
+    pub dev_nonce: u16,
+    /// When the gateway accepted it, ms since the Unix epoch (central's clock).
+    pub joined_at_ms: u64,
 }
 
 /// A site.

@@ -58,11 +58,52 @@ pub struct Device {
     pub created_at: Timestamp,
     /// When it last changed.
     pub updated_at: Timestamp,
+    /// LoRaWAN session (`lorawan` devices): given by an admin (ABP, or imported), or by the last
+    /// OTAA join a gateway reported.
+    pub lorawan: Option<super::LorawanSession>,
+    /// OTAA credentials (`lorawan` devices that join).
+    pub otaa: Option<super::OtaaKeys>,
+}
+
+/// Schema version 3 of [`Device`] (schemas 3 and 4), before OTAA credentials: read by the
+/// migration to v5.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeviceV3 {
+    /// Internal id (never changes).
+    pub id: DeviceId,
+    /// Identity: MAC, DevEUI or UUID; unique.
+    #[serde(with = "wire_uid")]
+    pub uid: DeviceUid,
+    /// Its type.
+    pub device_type: DeviceTypeId,
+    /// Free text.
+    pub description: String,
+    /// Its rooms, main room first (the firmware takes the first topic as its base topic).
+    pub rooms: Vec<RoomId>,
+    /// Disabled devices still get their credentials (as in 2016) but no config and no broker access.
+    pub enabled: bool,
+    /// Configuration: the legacy array of zones, as JSON text.
+    pub config: String,
+    /// A broker other than the default one.
+    pub mqtt: Option<MqttEndpoint>,
+    /// MQTT login; unique.
+    pub login: String,
+    /// The MQTT secret.
+    pub secret: DeviceSecret,
+    /// Whether the secret has been handed to the device once (it is never sent again).
+    pub credentials_delivered: bool,
+    /// Outdated threshold for this device, overriding its type's.
+    pub outdated_after_s: Option<u32>,
+    /// When it was registered.
+    pub created_at: Timestamp,
+    /// When it last changed.
+    pub updated_at: Timestamp,
     /// LoRaWAN session (`lorawan` devices).
     pub lorawan: Option<super::LorawanSession>,
 }
 
-/// Schema version 2 of [`Device`], before LoRaWAN sessions: read by the migration to v3.
+/// Schema version 2 of [`Device`], before LoRaWAN sessions: read by the migration to v3
+/// ([`DeviceV3`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeviceV2 {
     /// Id.
@@ -96,9 +137,9 @@ pub struct DeviceV2 {
     pub updated_at: Timestamp,
 }
 
-impl From<DeviceV2> for Device {
+impl From<DeviceV2> for DeviceV3 {
     fn from(v: DeviceV2) -> Self {
-        Device {
+        DeviceV3 {
             id: v.id,
             uid: v.uid,
             device_type: v.device_type,
@@ -114,6 +155,29 @@ impl From<DeviceV2> for Device {
             created_at: v.created_at,
             updated_at: v.updated_at,
             lorawan: None,
+        }
+    }
+}
+
+impl From<DeviceV3> for Device {
+    fn from(v: DeviceV3) -> Self {
+        Device {
+            id: v.id,
+            uid: v.uid,
+            device_type: v.device_type,
+            description: v.description,
+            rooms: v.rooms,
+            enabled: v.enabled,
+            config: v.config,
+            mqtt: v.mqtt,
+            login: v.login,
+            secret: v.secret,
+            credentials_delivered: v.credentials_delivered,
+            outdated_after_s: v.outdated_after_s,
+            created_at: v.created_at,
+            updated_at: v.updated_at,
+            lorawan: v.lorawan,
+            otaa: None,
         }
     }
 }

@@ -26,3 +26,25 @@ pub struct LorawanSession {
     /// Payload codec.
     pub codec: Codec,
 }
+
+/// A node's OTAA credentials (LoRaWAN 1.0.x), as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OtaaKeys {
+    /// JoinEUI (AppEUI), big-endian.
+    pub join_eui: [u8; 8],
+    /// AppKey, sealed with central's key (bound to the device id and `/appkey`).
+    pub app_key: Sealed,
+    /// Payload codec of the sessions its joins give.
+    pub codec: Codec,
+    /// The join whose session is the device's `lorawan` session.
+    pub last_join: Option<LastJoin>,
+}
+
+/// A join a gateway answered and reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastJoin {
+    /// The join request's DevNonce.
+    pub dev_nonce: u16,
+    /// When the gateway accepted it (central's clock).
+    pub at: super::Timestamp,
+}

@@ -47,6 +47,8 @@ pub struct NewDevice {
     pub outdated_after_s: Option<u32>,
     /// LoRaWAN session (`lorawan` devices); its keys are never shown again.
     pub lorawan: Option<super::NewLorawanSession>,
+    /// OTAA credentials (`lorawan` devices that join); the AppKey is never shown again.
+    pub otaa: Option<super::NewOtaa>,
 }
 
 /// Changes to a device; absent fields stay as they are.
@@ -68,6 +70,8 @@ pub struct DeviceChanges {
     pub outdated_after_s: Option<Option<u32>>,
     /// A new LoRaWAN session (new keys, sealed at once).
     pub lorawan: Option<super::NewLorawanSession>,
+    /// New OTAA credentials (`null`: the node no longer joins).
+    pub otaa: Option<Option<super::NewOtaa>>,
 }
 
 /// Liveness of a device, from its last status and its threshold.
@@ -156,6 +160,8 @@ pub struct DeviceInfo {
     pub updated_at: String,
     /// LoRaWAN session, without its keys.
     pub lorawan: Option<super::LorawanInfo>,
+    /// OTAA credentials, without the key.
+    pub otaa: Option<super::OtaaInfo>,
 }
 
 pub(super) fn state_of(
@@ -212,6 +218,7 @@ fn view(state: &State, entry: &DeviceEntry, now: Timestamp) -> DeviceInfo {
         created_at: d.created_at.to_rfc3339(),
         updated_at: d.updated_at.to_rfc3339(),
         lorawan: d.lorawan.as_ref().map(super::LorawanInfo::from),
+        otaa: d.otaa.as_ref().map(super::OtaaInfo::from),
     }
 }
 
@@ -396,6 +403,8 @@ impl Registry {
             .as_ref()
             .map(|l| super::lorawan::seal_session(&self.keys, id, &uid, l))
             .transpose()?;
+        let otaa =
+            input.otaa.as_ref().map(|o| super::otaa::seal_otaa(&self.keys, id, &uid, o)).transpose()?;
         let key = self.mutate(|state| {
             if let Some(other) = state.by_uid.get(&uid) {
                 return Err(RegistryError::conflict(format!(
@@ -431,6 +440,7 @@ impl Registry {
                 created_at: now,
                 updated_at: now,
                 lorawan,
+                otaa,
             };
             Ok((vec![Write::Put(Record::Device(Box::new(device)))], id.to_string()))
         })?;
@@ -470,6 +480,10 @@ impl Registry {
             }
             if let Some(o) = patch.outdated_after_s {
                 d.outdated_after_s = o;
+            }
+            if let Some(o) = &patch.otaa {
+                d.otaa =
+                    o.as_ref().map(|o| super::otaa::seal_otaa(&self.keys, d.id, &d.uid, o)).transpose()?;
             }
             if let Some(l) = &patch.lorawan {
                 d.lorawan = Some(super::lorawan::seal_session(&self.keys, d.id, &d.uid, l)?);

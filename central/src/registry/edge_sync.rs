@@ -44,8 +44,27 @@ impl Registry {
     /// Snapshots come in pages of [`SNAPSHOT_PAGE`] devices: the first (kind `Snapshot`) carries
     /// the locations and types and the revision the whole snapshot stands for; the next ones
     /// (`after` = the last device id received, kind `Delta`) the following devices; `more` says
-    /// whether another page follows.
+    /// whether another page follows. With `otaa` (agents that answer joins), each LoRaWAN node's
+    /// record is followed by its OTAA credentials (`SetOtaa`).
     pub fn edge_sync(
+        &self,
+        id: GatewayId,
+        since: u64,
+        after: Option<DeviceId>,
+        otaa: bool,
+    ) -> Result<Option<SyncBatch>, RegistryError> {
+        let Some(mut batch) = self.edge_sync_records(id, since, after)? else { return Ok(None) };
+        if otaa {
+            let state = self.state.read();
+            let g =
+                state.gateways.get(&id).ok_or_else(|| RegistryError::not_found(format!("gateway {id}")))?;
+            batch.changes =
+                with_otaa(&state, std::mem::take(&mut batch.changes), &self.gateway_keys(g)?, &self.keys)?;
+        }
+        Ok(Some(batch))
+    }
+
+    fn edge_sync_records(
         &self,
         id: GatewayId,
         since: u64,
@@ -211,6 +230,31 @@ fn device_record(
     })
 }
 
+/// `changes` with each LoRaWAN node's OTAA credentials after its record (`None` for a node
+/// without: credentials removed).
+fn with_otaa(
+    state: &State,
+    changes: Vec<Change>,
+    gw: &Keys,
+    central: &Keys,
+) -> Result<Vec<Change>, RegistryError> {
+    let mut out = Vec::with_capacity(changes.len());
+    for change in changes {
+        let node = match &change {
+            Change::UpsertDevice(d) if matches!(d.uid, WireUid::Lorawan(_)) => Some(d.id),
+            _ => None,
+        };
+        out.push(change);
+        let Some(id) = node else { continue };
+        let otaa = state.devices.get(&id).and_then(|e| e.record.otaa.as_ref());
+        out.push(Change::SetOtaa(
+            id,
+            otaa.map(|o| super::otaa::for_gateway(o, id, gw, central)).transpose()?,
+        ));
+    }
+    Ok(out)
+}
+
 /// A page of the snapshot of a gateway's scope: the first (`after` = `None`) with every location
 /// and type, then devices in id order.
 fn snapshot_page(
@@ -351,7 +395,7 @@ mod tests {
         registry
             .update_building(other.id, BuildingChanges { name: Some("U3bis".into()), description: None })
             .unwrap();
-        let outside = registry.edge_sync(gw.id, since, None).unwrap().expect("a batch");
+        let outside = registry.edge_sync(gw.id, since, None, false).unwrap().expect("a batch");
         assert_eq!((outside.kind, outside.changes.len()), (BatchKind::Delta, 0), "{:?}", outside.changes);
         assert_eq!(outside.revision, registry.revision());
 
@@ -362,7 +406,7 @@ mod tests {
                 RoomChanges { name: Some("303".into()), description: None, follow_rule: false },
             )
             .unwrap();
-        let renamed = registry.edge_sync(gw.id, outside.revision, None).unwrap().expect("a batch");
+        let renamed = registry.edge_sync(gw.id, outside.revision, None, false).unwrap().expect("a batch");
         assert_eq!(renamed.kind, BatchKind::Delta);
         let topic = match &renamed.changes[0] {
             Change::UpsertRoom(r) => r.base_topic.clone(),

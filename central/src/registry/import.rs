@@ -488,6 +488,7 @@ fn plan_device(
         created_at: existing.map_or(now, |e| e.created_at),
         updated_at: existing.map_or(now, |e| e.updated_at),
         lorawan: existing.and_then(|e| e.lorawan.clone()),
+        otaa: existing.and_then(|e| e.otaa.clone()),
     };
     let changed = upsert(&mut report.devices, existing, &record);
     let record = if changed { Device { updated_at: now, ..record } } else { record };

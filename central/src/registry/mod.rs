@@ -22,6 +22,7 @@ mod locations;
 mod lorawan;
 mod node_orders;
 mod orders;
+mod otaa;
 mod provisioning;
 mod records;
 mod state;
@@ -57,6 +58,7 @@ pub use locations::{
 };
 pub use lorawan::{LorawanInfo, NewLorawanSession};
 pub use orders::{OrderSpec, PreparedOrder, REINSTALL};
+pub use otaa::{NewOtaa, OtaaInfo};
 pub use provisioning::Refusal;
 pub use status::StatusDrop;
 pub use users::{NewUser, UserChanges, UserInfo};

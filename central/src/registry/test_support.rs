@@ -102,6 +102,7 @@ pub(in crate::registry) fn device_input(uid: &str, rooms: Vec<RoomId>) -> NewDev
         login: None,
         outdated_after_s: None,
         lorawan: None,
+        otaa: None,
     }
 }
 

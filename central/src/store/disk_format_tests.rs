@@ -41,9 +41,9 @@ use super::ChangeEntry;
 use super::redb_store::encode;
 use crate::model::{
     AlertKind, ApiToken, Building, Codec, Device, DeviceSecret, DeviceType, DeviceTypeV1, DeviceTypeV2,
-    DeviceV2, Enrolment, EntityKind, Gateway, GatewayCredentials, GatewayScope, GatewayV2, LorawanSession,
-    MqttEndpoint, Record, Role, Room, RoomTopic, RuleOp, RuleValue, Site, StatusRule, Timestamp, TokenId,
-    User, UserId,
+    DeviceV2, DeviceV3, Enrolment, EntityKind, Gateway, GatewayCredentials, GatewayScope, GatewayV2,
+    LastJoin, LorawanSession, MqttEndpoint, OtaaKeys, Record, Role, Room, RoomTopic, RuleOp, RuleValue, Site,
+    StatusRule, Timestamp, TokenId, User, UserId,
 };
 
 /// 2021-05-06T08:52:13.394Z: every fixture's "when", give or take a few seconds.
@@ -213,7 +213,7 @@ const DEVICE_ETHERNET: &str = concat!(
     "656e736f720210707070707070707070707070707070011071717171717171717171717171717101012a5b7b226d6f64",
     "756c65223a2274656d7065726174757265222c22756e6974223a226175746f5f30227d5d01106d7174742e6578616d70",
     "6c652e6f7267b345166e656f73656e736f725f3234306163343132333435365a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a",
-    "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5e5e5e5e5e5e5e5e5e5e5e5e035e5f5c0101a038a4ff848ea85ef48e858ea85e00",
+    "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5e5e5e5e5e5e5e5e5e5e5e5e035e5f5c0101a038a4ff848ea85ef48e858ea85e0000",
 );
 const DEVICE_LORAWAN: &str = concat!(
     "10dedededededededededededededede010170b3d57ed000000110d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7010b68616c6c",
@@ -221,14 +221,22 @@ const DEVICE_LORAWAN: &str = concat!(
     "6f64756c65223a2274656d7065726174757265222c22756e6974223a226175746f5f30227d5d00166e656f73656e736f",
     "725f3234306163343132333435365a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5e5e",
     "5e5e5e5e5e5e5e5e5e5e035e5f5c0000a4ff848ea85ef48e858ea85e0126011bda4e4e4e4e4e4e4e4e4e4e4e4e034e4f",
-    "4ca9a9a9a9a9a9a9a9a9a9a9a903a9a8ab92210101",
+    "4ca9a9a9a9a9a9a9a9a9a9a9a903a9a8ab9221010100",
+);
+const DEVICE_OTAA: &str = concat!(
+    "10dedededededededededededededede010170b3d57ed000000210d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7010b68616c6c",
+    "2073656e736f720210707070707070707070707070707070011071717171717171717171717171717101012a5b7b226d",
+    "6f64756c65223a2274656d7065726174757265222c22756e6974223a226175746f5f30227d5d00166e656f73656e736f",
+    "725f3234306163343132333435365a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5e5e",
+    "5e5e5e5e5e5e5e5e5e5e035e5f5c0000a4ff848ea85ef48e858ea85e000170b3d57ed000000aaaaaaaaaaaaaaaaaaaaa",
+    "aaaa03aaaba80001849202c49e858ea85e",
 );
 const DEVICE_UUID: &str = concat!(
     "10dedededededededededededededede01020d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0110d7d7d7d7d7d7d7d7d7d7d7d7d7",
     "d7d7010b68616c6c2073656e736f72021070707070707070707070707070707001107171717171717171717171717171",
     "7101012a5b7b226d6f64756c65223a2274656d7065726174757265222c22756e6974223a226175746f5f30227d5d0016",
     "6e656f73656e736f725f3234306163343132333435365a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a",
-    "5a5a5a5a5a5a5e5e5e5e5e5e5e5e5e5e5e5e035e5f5c0000a4ff848ea85ef48e858ea85e00",
+    "5a5a5a5a5a5a5e5e5e5e5e5e5e5e5e5e5e5e035e5f5c0000a4ff848ea85ef48e858ea85e0000",
 );
 
 fn device(uid: DeviceUid) -> Device {
@@ -248,6 +256,7 @@ fn device(uid: DeviceUid) -> Device {
         created_at: at(0),
         updated_at: at(1_000),
         lorawan: None,
+        otaa: None,
     }
 }
 
@@ -274,6 +283,16 @@ fn devices_are_pinned() {
     assert_record_pinned("DEVICE_LORAWAN", Record::Device(Box::new(lorawan)), DEVICE_LORAWAN);
     let uuid = device(DeviceUid::Uuid(Uuid::from_bytes(key(0x0d))));
     assert_record_pinned("DEVICE_UUID", Record::Device(Box::new(uuid)), DEVICE_UUID);
+    let otaa = Device {
+        otaa: Some(OtaaKeys {
+            join_eui: [0x70, 0xb3, 0xd5, 0x7e, 0xd0, 0, 0, 0x0a],
+            app_key: sealed(0xaa, 3),
+            codec: Codec::CayenneLpp,
+            last_join: Some(LastJoin { dev_nonce: 0x8904, at: at(2_000) }),
+        }),
+        ..device(DeviceUid::Lorawan(DevEui::from_be_bytes([0x70, 0xb3, 0xd5, 0x7e, 0xd0, 0, 0, 2])))
+    };
+    assert_record_pinned("DEVICE_OTAA", Record::Device(Box::new(otaa)), DEVICE_OTAA);
 }
 
 const GATEWAY_SITE_ENROLLED: &str = concat!(
@@ -439,6 +458,14 @@ const DEVICE_TYPE_V1: &str = "10d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7010472706933000088
 const DEVICE_TYPE_V2: &str = "10d7d7d7d7d7d7d7d7d7d7d7d7d7d7d70104727069330001027b7d880e901c0106737461747573";
 const GATEWAY_V2: &str =
     "109a9a9a9a9a9a9a9a9a9a9a9a9a9a9a010567772d7534001051515151515151515151515151515101a4ff848ea85e";
+const DEVICE_V3: &str = concat!(
+    "10dedededededededededededededede010170b3d57ed000000110d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7010b68616c6c",
+    "2073656e736f720210707070707070707070707070707070011071717171717171717171717171717101012a5b7b226d",
+    "6f64756c65223a2274656d7065726174757265222c22756e6974223a226175746f5f30227d5d00166e656f73656e736f",
+    "725f3234306163343132333435365a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5e5e",
+    "5e5e5e5e5e5e5e5e5e5e035e5f5c0000a4ff848ea85ef48e858ea85e0126011bda4e4e4e4e4e4e4e4e4e4e4e4e034e4f",
+    "4ca9a9a9a9a9a9a9a9a9a9a9a903a9a8ab92210101",
+);
 const DEVICE_V2: &str = concat!(
     "10dedededededededededededededede0100240ac412345610d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7010b68616c6c2073",
     "656e736f720210707070707070707070707070707070011071717171717171717171717171717101012a5b7b226d6f64",
@@ -493,4 +520,19 @@ fn earlier_schemas_still_read() {
         updated_at: d.updated_at,
     };
     assert_pinned("DEVICE_V2", &device, DEVICE_V2);
+    let v3 = DeviceV3 {
+        lorawan: Some(LorawanSession {
+            dev_addr: DevAddr::from_be_bytes([0x26, 0x01, 0x1b, 0xda]),
+            nwk_s_key: sealed(0x4e, 3),
+            app_s_key: sealed(0xa9, 3),
+            f_cnt_up: 4242,
+            relax_f_cnt: true,
+            codec: Codec::NeocampusLpp,
+        }),
+        ..DeviceV3::from(DeviceV2 {
+            uid: DeviceUid::Lorawan(DevEui::from_be_bytes([0x70, 0xb3, 0xd5, 0x7e, 0xd0, 0, 0, 1])),
+            ..device
+        })
+    };
+    assert_pinned("DEVICE_V3", &v3, DEVICE_V3);
 }

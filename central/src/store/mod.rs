@@ -24,7 +24,7 @@ pub use commit_times::{BOUNDS as COMMIT_BUCKETS, CommitSnapshot, CommitTimes};
 pub use redb_store::RedbStore;
 
 /// The schema version this build writes. Opening an older store migrates it; a newer one is refused.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// Storage failures. Details are for logs; API clients only see "internal error".
 #[derive(Debug, thiserror::Error)]

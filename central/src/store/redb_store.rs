@@ -152,7 +152,7 @@ impl RedbStore {
                         GATEWAYS,
                         EntityKind::Gateway,
                     )?;
-                    reencode::<crate::model::DeviceV2, crate::model::Device>(
+                    reencode::<crate::model::DeviceV2, crate::model::DeviceV3>(
                         &txn,
                         DEVICES,
                         EntityKind::Device,
@@ -161,6 +161,14 @@ impl RedbStore {
                 // Version 4: dashboard settings per user.
                 4 => {
                     txn.open_table(USER_SETTINGS).map_err(backend)?;
+                }
+                // Version 5: OTAA credentials on devices (re-encoded).
+                5 => {
+                    reencode::<crate::model::DeviceV3, crate::model::Device>(
+                        &txn,
+                        DEVICES,
+                        EntityKind::Device,
+                    )?;
                 }
                 _ => unreachable!("no migration to version {version}"),
             }

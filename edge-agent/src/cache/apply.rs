@@ -72,6 +72,8 @@ impl Cache {
                     txn.delete_table(BY_MAC).map_err(backend)?;
                     txn.delete_table(BY_LOGIN).map_err(backend)?;
                     txn.delete_table(BY_DEVADDR).map_err(backend)?;
+                    txn.delete_table(super::otaa::OTAA).map_err(backend)?;
+                    txn.delete_table(super::otaa::OTAA_BY_EUI).map_err(backend)?;
                 }
                 txn
             }
@@ -152,6 +154,7 @@ fn write_changes(txn: &redb::WriteTransaction, changes: &[Change]) -> Result<(),
     let mut new_logins = BTreeMap::new();
     // One encoding buffer for the batch (an allocation less per device).
     let mut buf = Vec::new();
+    let mut otaa_changes = Vec::new();
     for change in changes {
         match change {
             Change::UpsertDevice(d) => {
@@ -178,7 +181,11 @@ fn write_changes(txn: &redb::WriteTransaction, changes: &[Change]) -> Result<(),
                     let old = decode_device(old.value())?;
                     drop_indexes([&mut by_mac, &mut by_login], &mut by_devaddr, &old, id.to_bytes())?;
                     forget_new([&mut new_macs, &mut new_logins], &old, id.to_bytes());
+                    otaa_changes.push((id.to_bytes(), OtaaChange::Forget(Box::new(old))));
                 }
+            }
+            Change::SetOtaa(id, record) => {
+                otaa_changes.push((id.to_bytes(), OtaaChange::Set(record.clone())))
             }
             Change::UpsertRoom(r) => {
                 drop(rooms.insert(r.id.to_bytes(), encode(r)?.as_slice()).map_err(backend)?)
@@ -204,7 +211,21 @@ fn write_changes(txn: &redb::WriteTransaction, changes: &[Change]) -> Result<(),
     for (login, key) in &new_logins {
         by_login.insert(login.as_str(), key).map_err(backend)?;
     }
+    // OTAA credentials look their node's DevEUI up: once the devices are written.
+    drop((devices, by_mac, by_login, by_devaddr, rooms, locations));
+    for (key, change) in otaa_changes {
+        match change {
+            OtaaChange::Set(record) => super::otaa::set(txn, key, record.as_ref())?,
+            OtaaChange::Forget(old) => super::otaa::forget(txn, key, &old)?,
+        }
+    }
     Ok(())
+}
+
+/// An OTAA change of a batch, applied after its devices.
+enum OtaaChange {
+    Set(Option<neosens_protocol::sync::OtaaRecord>),
+    Forget(Box<DeviceRecord>),
 }
 
 fn decode_device(bytes: &[u8]) -> Result<DeviceRecord, CacheError> {

@@ -118,11 +118,23 @@ impl Scheduler {
         tag: Option<u64>,
         now: Instant,
     ) -> Option<Outgoing> {
+        self.schedule_windows(to, rx1, Some(rx2(tmst?)), phy, tag, now)
+    }
+
+    /// [`Self::schedule`] with both windows given (a join-accept's open later).
+    pub fn schedule_windows(
+        &mut self,
+        to: SocketAddr,
+        rx1: Option<TxWindow>,
+        rx2: Option<TxWindow>,
+        phy: &[u8],
+        tag: Option<u64>,
+        now: Instant,
+    ) -> Option<Outgoing> {
         self.expire(now);
-        let tmst = tmst?;
-        let rx2 = (phy.len() <= MAX_RX2_PHY).then(|| {
+        let rx2 = rx2.filter(|_| phy.len() <= MAX_RX2_PHY).map(|window| {
             let rx2_token = self.token();
-            Outgoing { to, datagram: semtech::pull_resp(rx2_token, &rx2(tmst), phy) }
+            Outgoing { to, datagram: semtech::pull_resp(rx2_token, &window, phy) }
         });
         let (first, fallback) = match (rx1, rx2) {
             (Some(window), rx2) => {

@@ -82,6 +82,8 @@ pub struct NodeSession {
     pub codec: String,
     /// How often its status is relayed at most ([`status_every`]).
     pub status_every: std::time::Duration,
+    /// The join answered here that gave this session (none for a synced session).
+    pub local: Option<Arc<crate::cache::LocalSession>>,
 }
 
 /// Least time between two statuses relayed for a node: its type's status period, but at most
@@ -119,6 +121,7 @@ impl NodeSession {
             relax_f_cnt: session.relax_f_cnt,
             codec: session.codec.clone(),
             status_every,
+            local: None,
         })
     }
 }
@@ -397,6 +400,7 @@ mod tests {
             relax_f_cnt: false,
             codec: "hex".into(),
             status_every: DEFAULT_STATUS_EVERY,
+            local: None,
         };
         let frame = node.downlink_frame(0x49be_7df1, 2, true, &[], Some(app(1, &[], false))).unwrap();
         assert_eq!(frame, hex("60f17dbe4920020001f9d65d27"));

@@ -18,6 +18,7 @@ pub mod commands;
 pub mod downlink;
 pub mod forwarders;
 pub mod frame;
+pub mod join;
 mod listener;
 pub mod mac;
 pub mod modem;
@@ -32,7 +33,7 @@ use recent::{Recency, Recent};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use neosens_runtime::keys::Keys;
 use parking_lot::Mutex;
@@ -68,6 +69,8 @@ pub struct LoraStats {
     pub downlinks: Mutex<BTreeMap<&'static str, u64>>,
     /// Node orders waiting for their nodes, and their outcomes for central.
     pub orders: orders::OrderQueue,
+    /// Joins answered here whose sessions the nodes used, for central.
+    pub joins: join::JoinReportQueue,
 }
 
 impl LoraStats {
@@ -165,6 +168,8 @@ struct Accepted {
     acks: Vec<acks::AckWanted>,
     /// The downlink counters those ACKs use (stored with the rest).
     down_counters: Vec<(neosens_protocol::ids::DeviceId, SessionCounter)>,
+    /// Join requests answered (their sessions stored with the rest, then the accepts sent).
+    joins: Vec<join::Answered>,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -204,13 +209,27 @@ impl Pipeline {
         if !nodes.by_addr.contains_key(&dev_addr) {
             let mut opened = Vec::new();
             for (record, last) in self.cache.nodes_by_dev_addr(dev_addr)? {
-                let base = match record.rooms.first() {
-                    Some(room) => self.cache.room(*room)?.map(|r| r.base_topic),
-                    None => None,
-                };
-                let status_every = frame::status_every(self.cache.device_type(record.device_type)?.as_ref());
+                // A join answered here, newer than central's session: that session is over.
+                if self.local_session(record.id.to_bytes())?.is_some() {
+                    continue;
+                }
+                let (base, status_every) = self.placement(&record)?;
                 if let Some(node) = frame::NodeSession::open(&record, base, status_every, &self.keys) {
                     if let Some(l) = last {
+                        nodes.last.entry(node.id).or_insert(l);
+                    }
+                    opened.push(Arc::new(node));
+                }
+            }
+            for device in self.cache.local_sessions_by_dev_addr(dev_addr)? {
+                let (Some(local), Some(record)) =
+                    (self.local_session(device)?, self.cache.device_record(device)?)
+                else {
+                    continue;
+                };
+                let (base, status_every) = self.placement(&record)?;
+                if let Some(node) = join::local_node(local, record, base, status_every, &self.keys) {
+                    if let Some(l) = self.cache.f_cnt(node.id)? {
                         nodes.last.entry(node.id).or_insert(l);
                     }
                     opened.push(Arc::new(node));
@@ -236,6 +255,28 @@ impl Pipeline {
                 last: nodes.last.get(&n.id).and_then(|c| c.for_session(n.session)),
             })
             .collect())
+    }
+
+    /// A node's main room's base topic, and how often its status goes.
+    fn placement(
+        &self,
+        record: &neosens_protocol::sync::DeviceRecord,
+    ) -> Result<(Option<String>, Duration), crate::cache::CacheError> {
+        let base = match record.rooms.first() {
+            Some(room) => self.cache.room(*room)?.map(|r| r.base_topic),
+            None => None,
+        };
+        Ok((base, frame::status_every(self.cache.device_type(record.device_type)?.as_ref())))
+    }
+
+    /// The session a join answered here gave the node, while it is newer than central's.
+    fn local_session(
+        &self,
+        device: [u8; 16],
+    ) -> Result<Option<crate::cache::LocalSession>, crate::cache::CacheError> {
+        let Some(local) = self.cache.local_session(device)? else { return Ok(None) };
+        let central = self.cache.otaa_of(device)?.and_then(|o| o.last_join);
+        Ok(join::local_wins(&local, central.as_ref()).then_some(local))
     }
 
     /// Whether this exact frame was already heard within the window (and remembers it).
@@ -308,6 +349,11 @@ impl Pipeline {
         }
         if self.store(&mut nodes, &accepted) {
             downlinks.extend(self.acks(accepted.acks, now));
+            if !accepted.joins.is_empty() {
+                // The nodes' previous sessions end with their joins.
+                nodes.forget();
+                downlinks.extend(self.join_accepts(accepted.joins, now));
+            }
         } else {
             for i in pushes {
                 answers[i] = None;
@@ -383,6 +429,7 @@ impl Pipeline {
                         .mac_command_bytes
                         .fetch_add(uplink.mac_command_bytes as u64, std::sync::atomic::Ordering::Relaxed);
                     self.stats.orders.uplink(&uplink.node.dev_eui, uplink.ack, now);
+                    self.stats.joins.used(&uplink.node, uplink.f_cnt, now_ms());
                     self.note_adr(nodes, &uplink, &packet);
                     let counter = SessionCounter { session: uplink.node.session, f_cnt: uplink.f_cnt };
                     nodes.last.insert(uplink.node.id, counter);
@@ -392,6 +439,11 @@ impl Pipeline {
                     self.messages(&uplink, &packet, gateway, with_status, &mut accepted.messages);
                     self.want_downlink(nodes, &uplink, &packet, gateway, accepted, now);
                     accepted.frames.push(packet.phy);
+                }
+                Err(frame::Reject::JoinRequest { .. }) => {
+                    // Every join request counts as one; what became of it, as another outcome.
+                    self.stats.frame("join_request");
+                    self.join(nodes, &packet, gateway, accepted, now);
                 }
                 Err(reject) => {
                     tracing::debug!(reason = reject.as_str(), detail = ?reject, gateway = %gateway, "uplink rejected");
@@ -405,8 +457,8 @@ impl Pipeline {
     /// transaction. When that fails, what was accepted is undone in memory (counters reloaded
     /// from the database, frames no longer duplicates), so the frames can come again.
     fn store(&self, nodes: &mut Nodes, accepted: &Accepted) -> bool {
-        let Accepted { messages, counters, frames, down_counters, .. } = accepted;
-        if counters.is_empty() && messages.is_empty() && down_counters.is_empty() {
+        let Accepted { messages, counters, frames, down_counters, joins, .. } = accepted;
+        if counters.is_empty() && messages.is_empty() && down_counters.is_empty() && joins.is_empty() {
             return true;
         }
         let appended = self.outbox.append_and(
@@ -421,7 +473,12 @@ impl Pipeline {
             },
             |txn| {
                 crate::cache::write_f_cnts(txn, counters)?;
-                crate::cache::write_f_cnt_downs(txn, down_counters)
+                crate::cache::write_f_cnt_downs(txn, down_counters)?;
+                for join in joins {
+                    let (device, local) = join.stored();
+                    crate::cache::write_join(txn, device, local)?;
+                }
+                Ok(())
             },
         );
         match appended {

@@ -3,7 +3,9 @@
 //! `PUSH_DATA` datagrams to a neosens edge agent — for the demo and as a load generator.
 //!
 //! Payloads are written with `neosens_protocol::lpp`, the encoder the STM32 node uses and the
-//! decoder the agent uses.
+//! decoder the agent uses. A node may also join by OTAA and read its downlinks ([`otaa`]).
+
+pub mod otaa;
 
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
@@ -14,7 +16,7 @@ use lorawan::keys::{AppSKey, NewSKey};
 use lorawan::parser::FCtrl;
 use neosens_protocol::lpp::LppWriter;
 
-/// An ABP session.
+/// A session (given by ABP, or by an OTAA join).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Session {
     /// Device address (as printed: `49BE7DF1`).

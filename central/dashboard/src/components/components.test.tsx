@@ -28,6 +28,7 @@ const DEVICE: Device = {
   created_at: "",
   updated_at: "",
   lorawan: null,
+  otaa: null,
 };
 
 function json(status: number, body: unknown): Response {

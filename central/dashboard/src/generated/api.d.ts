@@ -409,6 +409,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/edge/joins": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Sessions of OTAA joins the gateway answered, once the node used them (at most 64 per call):
+         *     each becomes its node's session, unless central holds a newer join, and reaches the other
+         *     gateways of the scope with their next sync. Keys are sealed with the gateway's key; a node
+         *     outside its scope or without OTAA credentials is skipped.
+         */
+        post: operations["joins"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/devices/{id}/orders": {
         parameters: {
             query?: never;
@@ -745,6 +767,7 @@ export interface components {
              */
             outdated_after_s?: number | null;
             lorawan?: null | components["schemas"]["LorawanInput"];
+            otaa?: null | components["schemas"]["OtaaInput"];
         };
         /** @description Changes to a device; absent fields stay as they are. */
         DevicePatch: {
@@ -765,6 +788,7 @@ export interface components {
              */
             outdated_after_s?: number | null;
             lorawan?: null | components["schemas"]["LorawanInput"];
+            otaa?: null | components["schemas"]["OtaaInput"];
         };
         /**
          * @description Liveness of a device, from its last status and its threshold.
@@ -877,6 +901,7 @@ export interface components {
             /** @description Last change. */
             updated_at: string;
             lorawan?: null | components["schemas"]["LorawanView"];
+            otaa?: null | components["schemas"]["OtaaView"];
         };
         /**
          * @description One step of a node order at a gateway, reported to central, which records it in the node's
@@ -1218,6 +1243,40 @@ export interface components {
              */
             downlinks?: components["schemas"]["DownlinkOutcome"][];
         };
+        /** @description One OTAA join a gateway answered, and the session it gave the node. */
+        JoinReport: {
+            /**
+             * Format: uuid
+             * @description The node's device id.
+             */
+            device: string;
+            /** @description The session's DevAddr, 8 hex digits. */
+            dev_addr: string;
+            /** @description NwkSKey, sealed with the gateway's key (context: device id, `/nwk`). */
+            nwk_s_key: Record<string, never>;
+            /** @description AppSKey, sealed likewise (`/app`). */
+            app_s_key: Record<string, never>;
+            /**
+             * Format: int32
+             * @description The join request's DevNonce.
+             */
+            dev_nonce: number;
+            /**
+             * Format: int64
+             * @description Seconds since the gateway accepted the join, when it reports.
+             */
+            joined_age_s: number;
+            /**
+             * Format: int32
+             * @description The last uplink counter the gateway accepted in this session.
+             */
+            f_cnt_up: number;
+        };
+        /** @description Sessions of OTAA joins a gateway answered, once the node used them (`POST /api/v1/edge/joins`). */
+        JoinReports: {
+            /** @description At most [`MAX_JOIN_REPORTS`]. */
+            joins: components["schemas"]["JoinReport"][];
+        };
         /** @description A session as an admin gives it (keys in hex, shown nowhere afterwards). */
         LorawanInput: {
             /** @description Device address, 8 hex digits. */
@@ -1298,6 +1357,30 @@ export interface components {
             module?: string | null;
             /** @description For module orders: the module's `unitID` (`auto_3456`) or `all` (default). */
             dest?: string | null;
+        };
+        /** @description OTAA credentials as an admin gives them (LoRaWAN 1.0.x; the AppKey shown nowhere afterwards). */
+        OtaaInput: {
+            /** @description JoinEUI (AppEUI), 16 hex digits. */
+            join_eui: string;
+            /** @description AppKey, 32 hex digits. */
+            app_key: string;
+            codec?: null | components["schemas"]["Codec"];
+        };
+        /** @description OTAA credentials as the API shows them: never the AppKey. */
+        OtaaView: {
+            /** @description JoinEUI, 16 lowercase hex digits. */
+            join_eui: string;
+            /** @description Payload codec. */
+            codec: components["schemas"]["Codec"];
+            /** @description Always `"sealed"`. */
+            app_key: string;
+            /**
+             * Format: int32
+             * @description The join whose session is the node's: its DevNonce …
+             */
+            last_join_dev_nonce?: number | null;
+            /** @description … and when a gateway accepted it (RFC 3339). */
+            last_join_at?: string | null;
         };
         /** @description One page of a device listing. */
         Page: {
@@ -4232,6 +4315,11 @@ export interface operations {
                 wait?: number;
                 /** @description The next page of a snapshot: the last device id received. */
                 after?: string;
+                /**
+                 * @description `1`: the agent answers OTAA joins and reads `SetOtaa` changes (older agents do not ask,
+                 *     and never receive them).
+                 */
+                otaa?: number;
             };
             header?: never;
             path?: never;
@@ -4430,6 +4518,64 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["RelayedLogsAnswer"];
                 };
+            };
+            /** @description Invalid input: malformed JSON, unknown field, or a field named in `field`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No or unknown bearer token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The token's role is too low. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is larger than 1 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    joins: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["JoinReports"];
+            };
+        };
+        responses: {
+            /** @description Recorded */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Invalid input: malformed JSON, unknown field, or a field named in `field`. */
             400: {

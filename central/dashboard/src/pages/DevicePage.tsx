@@ -239,6 +239,25 @@ export function DevicePage({ id }: { id: string }) {
                 </button>
               )}
             </dd>
+            {device.lorawan && (
+              <>
+                <dt>LoRaWAN session</dt>
+                <dd className="mono">
+                  DevAddr {device.lorawan.dev_addr}, {device.lorawan.codec}, FCntUp {device.lorawan.f_cnt_up}
+                </dd>
+              </>
+            )}
+            {device.otaa && (
+              <>
+                <dt>OTAA</dt>
+                <dd className="mono">
+                  JoinEUI {device.otaa.join_eui},{" "}
+                  {device.otaa.last_join_at
+                    ? `joined ${relativeTime(device.otaa.last_join_at, now)} (DevNonce ${device.otaa.last_join_dev_nonce})`
+                    : "not joined yet"}
+                </dd>
+              </>
+            )}
           </dl>
         </article>
         <article className="card">

@@ -10,8 +10,9 @@ use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use neosens_protocol::edge::{
-    Deliveries, DeliveriesAnswer, EnrolmentGrant, EnrolmentRequest, HealthReport, MAX_DOWNLINK_OUTCOMES,
-    MAX_FORWARDERS, MAX_RELAYED_LOGS, MAX_UNCLAIMED_REPORTED, RelayedLogs, RelayedLogsAnswer,
+    Deliveries, DeliveriesAnswer, EnrolmentGrant, EnrolmentRequest, HealthReport, JoinReports,
+    MAX_DOWNLINK_OUTCOMES, MAX_FORWARDERS, MAX_JOIN_REPORTS, MAX_RELAYED_LOGS, MAX_UNCLAIMED_REPORTED,
+    RelayedLogs, RelayedLogsAnswer,
 };
 use neosens_protocol::ids::{DeviceId, GatewayId};
 use serde::Deserialize;
@@ -36,6 +37,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(deliveries))
         .routes(routes!(health))
         .routes(routes!(logs))
+        .routes(routes!(joins))
 }
 
 /// An authenticated gateway (`Authorization: Bearer nsg_…`).
@@ -105,6 +107,9 @@ pub(super) struct SyncQuery {
     /// The next page of a snapshot: the last device id received.
     #[param(value_type = Option<String>)]
     after: Option<DeviceId>,
+    /// `1`: the agent answers OTAA joins and reads `SetOtaa` changes (older agents do not ask,
+    /// and never receive them).
+    otaa: Option<u8>,
 }
 
 /// The gateway's share of the registry since `since`: a postcard body (`application/x-postcard`,
@@ -133,11 +138,12 @@ pub(super) async fn sync(
         revisions.borrow_and_update();
         let registry = std::sync::Arc::clone(&s.registry);
         let after = q.after;
+        let otaa = q.otaa == Some(1);
         // Built and encoded on the blocking pool: a snapshot page is thousands of device
         // records, each with its secret unsealed and hashed for the gateway.
         let built = neosens_runtime::blocking::run(move || {
             let started = std::time::Instant::now();
-            let Some(batch) = registry.edge_sync(id, since, after)? else { return Ok(None) };
+            let Some(batch) = registry.edge_sync(id, since, after, otaa)? else { return Ok(None) };
             let build = started.elapsed();
             let body = batch
                 .encode()
@@ -198,6 +204,28 @@ pub(super) async fn logs(
     let (stored, refused) =
         neosens_runtime::blocking::run(move || registry.edge_logs(id, &input.logs)).await?;
     Ok(Json(RelayedLogsAnswer { stored: stored as u64, refused: refused as u64 }))
+}
+
+/// Sessions of OTAA joins the gateway answered, once the node used them (at most 64 per call):
+/// each becomes its node's session, unless central holds a newer join, and reaches the other
+/// gateways of the scope with their next sync. Keys are sealed with the gateway's key; a node
+/// outside its scope or without OTAA credentials is skipped.
+#[utoipa::path(post, path = "/edge/joins", tag = "edge", request_body = JoinReports,
+    responses((status = 204, description = "Recorded"), crate::http::error::CommonErrors),
+    security(("bearer" = [])))]
+pub(super) async fn joins(
+    State(s): State<AppState>,
+    GatewayAuth(id): GatewayAuth,
+    ApiJson(input): ApiJson<JoinReports>,
+) -> Result<StatusCode, ApiError> {
+    s.gateways.contact(id, None, Timestamp::now().millis());
+    if input.joins.len() > MAX_JOIN_REPORTS {
+        let message = format!("{} joins: at most {MAX_JOIN_REPORTS}", input.joins.len());
+        return Err(ApiError::Invalid { field: "joins".into(), message });
+    }
+    let now = Timestamp::now().millis();
+    s.registry.blocking(move |r| r.record_joins(id, &input.joins, now)).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// The gateway's own figures (outbox depth and age, version, the packet forwarders it hears),

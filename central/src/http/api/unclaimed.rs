@@ -101,6 +101,7 @@ async fn adopt(
         login: None,
         outdated_after_s: input.outdated_after_s,
         lorawan: None,
+        otaa: None,
     };
     let device = s.registry.blocking(move |r| r.create_device(device.into())).await?;
     s.unclaimed.remove(mac);

@@ -43,6 +43,8 @@ pub(crate) struct DeviceInput {
     pub(crate) outdated_after_s: Option<u32>,
     /// LoRaWAN session (`lorawan` devices); its keys are never shown again.
     pub(crate) lorawan: Option<LorawanInput>,
+    /// OTAA credentials (`lorawan` devices that join); the AppKey is never shown again.
+    pub(crate) otaa: Option<OtaaInput>,
 }
 
 /// Changes to a device; absent fields stay as they are.
@@ -69,6 +71,9 @@ pub(crate) struct DevicePatch {
     pub(crate) outdated_after_s: Option<Option<u32>>,
     /// A new LoRaWAN session (new keys, sealed at once).
     pub(crate) lorawan: Option<LorawanInput>,
+    /// New OTAA credentials (`null`: the node no longer joins).
+    #[serde(default, deserialize_with = "present")]
+    pub(crate) otaa: Option<Option<OtaaInput>>,
 }
 
 /// Filters of a device listing.
@@ -153,6 +158,53 @@ pub(crate) struct DeviceView {
     pub(crate) updated_at: String,
     /// LoRaWAN session, without its keys.
     pub(crate) lorawan: Option<LorawanView>,
+    /// OTAA credentials, without the AppKey.
+    pub(crate) otaa: Option<OtaaView>,
+}
+
+/// OTAA credentials as an admin gives them (LoRaWAN 1.0.x; the AppKey shown nowhere afterwards).
+#[derive(Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct OtaaInput {
+    /// JoinEUI (AppEUI), 16 hex digits.
+    pub(crate) join_eui: String,
+    /// AppKey, 32 hex digits.
+    pub(crate) app_key: String,
+    /// Payload codec of its sessions: `cayenne_lpp` (default), `neocampus_lpp` or `hex`.
+    pub(crate) codec: Option<Codec>,
+}
+
+/// OTAA credentials as the API shows them: never the AppKey.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub(crate) struct OtaaView {
+    /// JoinEUI, 16 lowercase hex digits.
+    pub(crate) join_eui: String,
+    /// Payload codec.
+    pub(crate) codec: Codec,
+    /// Always `"sealed"`.
+    pub(crate) app_key: &'static str,
+    /// The join whose session is the node's: its DevNonce …
+    pub(crate) last_join_dev_nonce: Option<u16>,
+    /// … and when a gateway accepted it (RFC 3339).
+    pub(crate) last_join_at: Option<String>,
+}
+
+impl From<OtaaInput> for registry::NewOtaa {
+    fn from(v: OtaaInput) -> Self {
+        registry::NewOtaa { join_eui: v.join_eui, app_key: v.app_key, codec: v.codec }
+    }
+}
+
+impl From<registry::OtaaInfo> for OtaaView {
+    fn from(v: registry::OtaaInfo) -> Self {
+        OtaaView {
+            join_eui: v.join_eui,
+            codec: v.codec,
+            app_key: v.app_key,
+            last_join_dev_nonce: v.last_join.map(|(n, _)| n),
+            last_join_at: v.last_join.map(|(_, at)| at.to_rfc3339()),
+        }
+    }
 }
 
 /// A session as an admin gives it (keys in hex, shown nowhere afterwards).
@@ -202,6 +254,7 @@ impl From<DeviceInput> for registry::NewDevice {
             login: v.login,
             outdated_after_s: v.outdated_after_s,
             lorawan: v.lorawan.map(Into::into),
+            otaa: v.otaa.map(Into::into),
         }
     }
 }
@@ -217,6 +270,7 @@ impl From<DevicePatch> for registry::DeviceChanges {
             mqtt: v.mqtt.map(|m| m.map(Into::into)),
             outdated_after_s: v.outdated_after_s,
             lorawan: v.lorawan.map(Into::into),
+            otaa: v.otaa.map(|o| o.map(Into::into)),
         }
     }
 }
@@ -263,6 +317,7 @@ impl From<registry::DeviceInfo> for DeviceView {
             created_at: v.created_at,
             updated_at: v.updated_at,
             lorawan: v.lorawan.map(Into::into),
+            otaa: v.otaa.map(Into::into),
         }
     }
 }
@@ -325,6 +380,12 @@ impl From<registry::DeviceState> for DeviceState {
             registry::DeviceState::Outdated => DeviceState::Outdated,
             registry::DeviceState::Disabled => DeviceState::Disabled,
         }
+    }
+}
+
+impl std::fmt::Debug for OtaaInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OtaaInput").field("join_eui", &self.join_eui).finish_non_exhaustive()
     }
 }
 
