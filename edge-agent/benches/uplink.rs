@@ -218,18 +218,24 @@ fn joins(pipeline: &Pipeline, stats: &LoraStats, cache: &Cache, keys: &Keys, nod
         })
         .collect();
     let cpu0 = cpu_us();
-    let mut sent = 0;
-    for chunk in all.chunks(burst) {
-        let with: Vec<(&[u8], Option<std::net::SocketAddr>)> =
-            chunk.iter().map(|d| (d.as_slice(), None)).collect();
-        sent += pipeline.handle_datagrams(&with).downlinks.len();
-    }
+    let sent = handle_in_bursts(pipeline, &all, burst);
     let cpu = cpu_us() - cpu0;
     let accepted = stats.frames.lock().get("join_accepted").copied().unwrap_or(0);
     println!(
         "OTAA join: {:.1} µs per join request answered ({accepted} accepted, {sent} join-accepts)",
         cpu / f64::from(nodes)
     );
+}
+
+/// Hands the datagrams to the pipeline `burst` at a time; the downlinks they gave.
+fn handle_in_bursts(pipeline: &Pipeline, all: &[Vec<u8>], burst: usize) -> usize {
+    let mut sent = 0;
+    for chunk in all.chunks(burst) {
+        let with: Vec<(&[u8], Option<std::net::SocketAddr>)> =
+            chunk.iter().map(|d| (d.as_slice(), None)).collect();
+        sent += pipeline.handle_datagrams(&with).downlinks.len();
+    }
+    sent
 }
 
 /// One datagram of `per` frames from consecutive nodes, counter `f_cnt`.
@@ -271,12 +277,7 @@ fn downlinks(pipeline: &Pipeline, stats: &LoraStats, nodes: u32, first_f_cnt: u3
                 stats.orders.queue(command.unwrap(), Instant::now());
             }
         }
-        let mut sent = 0;
-        for chunk in all.chunks(burst) {
-            let with: Vec<(&[u8], Option<std::net::SocketAddr>)> =
-                chunk.iter().map(|d| (d.as_slice(), None)).collect();
-            sent += pipeline.handle_datagrams(&with).downlinks.len();
-        }
+        let sent = handle_in_bursts(pipeline, &all, burst);
         let cpu = cpu_us() - cpu0;
         println!(
             "{label}: {:.1} µs per uplink with its downlink ({sent} PULL_RESPs for {nodes} uplinks)",

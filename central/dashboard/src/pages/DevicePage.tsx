@@ -77,10 +77,29 @@ function ConfigEditor({ device, onSaved, readOnly }: { device: Device; onSaved: 
   );
 }
 
+type Message = { ok: boolean; text: string } | null;
+
+/** Sends an order; says how it went (with `describe` of the record) and refreshes the history. */
+async function sendOrder(
+  device: Device,
+  body: Record<string, unknown>,
+  describe: (r: OrderRecord) => string,
+  setMessage: (m: Message) => void,
+  onSent: () => void,
+) {
+  try {
+    const record = await api<OrderRecord>("POST", `/devices/${encodeURIComponent(device.id)}/orders`, body);
+    setMessage({ ok: true, text: describe(record) });
+  } catch (err) {
+    setMessage({ ok: false, text: err instanceof Error ? err.message : String(err) });
+  }
+  onSent();
+}
+
 function OrderForm({ device, onSent }: { device: Device; onSent: () => void }) {
   const [order, setOrder] = useState<string>("status");
   const [value, setValue] = useState("1800");
-  const [message, setMessage] = useState<{ ok: boolean; text: string } | null>(null);
+  const [message, setMessage] = useState<Message>(null);
 
   const send = async (e: FormEvent) => {
     e.preventDefault();
@@ -95,14 +114,7 @@ function OrderForm({ device, onSent }: { device: Device; onSent: () => void }) {
       }
       body.value = n;
     }
-    try {
-      const record = await api<OrderRecord>("POST", `/devices/${encodeURIComponent(device.id)}/orders`, body);
-      setMessage({ ok: true, text: `${record.order} ${record.outcome} on ${record.topic}` });
-      onSent();
-    } catch (err) {
-      setMessage({ ok: false, text: err instanceof Error ? err.message : String(err) });
-      onSent();
-    }
+    await sendOrder(device, body, (r) => `${r.order} ${r.outcome} on ${r.topic}`, setMessage, onSent);
   };
 
   return (
@@ -127,7 +139,7 @@ function DownlinkForm({ device, onSent }: { device: Device; onSent: () => void }
   const [data, setData] = useState("");
   const [port, setPort] = useState("");
   const [confirmed, setConfirmed] = useState(false);
-  const [message, setMessage] = useState<{ ok: boolean; text: string } | null>(null);
+  const [message, setMessage] = useState<Message>(null);
 
   const send = async (e: FormEvent) => {
     e.preventDefault();
@@ -138,14 +150,7 @@ function DownlinkForm({ device, onSent }: { device: Device; onSent: () => void }
     }
     const value: Record<string, unknown> = { data: hex, confirmed };
     if (port !== "") value.f_port = Number(port);
-    try {
-      const record = await api<OrderRecord>("POST", `/devices/${encodeURIComponent(device.id)}/orders`, { order: "downlink", value });
-      setMessage({ ok: true, text: `downlink ${record.dest}: ${record.outcome}` });
-      onSent();
-    } catch (err) {
-      setMessage({ ok: false, text: err instanceof Error ? err.message : String(err) });
-      onSent();
-    }
+    await sendOrder(device, { order: "downlink", value }, (r) => `downlink ${r.dest}: ${r.outcome}`, setMessage, onSent);
   };
 
   return (
