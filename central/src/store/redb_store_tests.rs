@@ -163,3 +163,57 @@ fn a_damaged_record_is_reported_not_panicked() {
     let err = store.load().unwrap_err();
     assert!(matches!(err, StoreError::Corrupt { kind: EntityKind::Site, .. }), "{err}");
 }
+
+/// Version 4 devices (before OTAA credentials) are read and re-encoded by the step to 5: their
+/// sessions kept, no credentials.
+#[test]
+fn version_4_devices_are_migrated_to_the_current_schema() {
+    use neosens_protocol::ids::{DevAddr, DeviceId, DeviceTypeId};
+    let dir = tempfile::tempdir().unwrap();
+    drop(RedbStore::open(dir.path()).unwrap());
+    let sealed = |b: u8| neosens_protocol::sync::Sealed { nonce: [b; 12], ciphertext: vec![b; 3] };
+    let v3 = crate::model::DeviceV3 {
+        id: DeviceId::from_bytes([6; 16]),
+        uid: neosens_protocol::DeviceUid::Lorawan(neosens_protocol::DevEui::from_be_bytes([
+            0x70, 0xb3, 0, 0, 0, 0, 0, 6,
+        ])),
+        device_type: DeviceTypeId::from_bytes([4; 16]),
+        description: "node".into(),
+        rooms: vec![],
+        enabled: true,
+        config: "[]".into(),
+        mqtt: None,
+        login: "lora_6".into(),
+        secret: crate::model::DeviceSecret { hash: [1; 32], sealed: sealed(2) },
+        credentials_delivered: true,
+        outdated_after_s: None,
+        created_at: Timestamp(1),
+        updated_at: Timestamp(2),
+        lorawan: Some(crate::model::LorawanSession {
+            dev_addr: DevAddr::from_be_bytes([0x26, 0, 0, 6]),
+            nwk_s_key: sealed(3),
+            app_s_key: sealed(4),
+            f_cnt_up: 9,
+            relax_f_cnt: false,
+            codec: crate::model::Codec::Hex,
+        }),
+    };
+    {
+        let db = Database::create(dir.path().join("central.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            txn.open_table(META).unwrap().insert(META_SCHEMA, 4).unwrap();
+            txn.open_table(DEVICES).unwrap().insert([6; 16], encode(&v3).unwrap().as_slice()).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let store = RedbStore::open(dir.path()).unwrap();
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    let snap = store.load().unwrap();
+    assert_eq!(snap.devices.len(), 1);
+    let d = &snap.devices[0];
+    assert_eq!(
+        (d.login.as_str(), d.lorawan.as_ref().map(|l| l.f_cnt_up), &d.otaa),
+        ("lora_6", Some(9), &None)
+    );
+}

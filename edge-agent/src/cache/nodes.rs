@@ -8,7 +8,18 @@ use redb::{ReadableDatabase, ReadableTable};
 
 use super::{BY_DEVADDR, Cache, CacheError, DEVICES, ROOMS, backend};
 
-/// The LoRaWAN nodes with a session in the scope, and their rooms' base topics.
+/// The keys of the nodes that may join (their OTAA credentials), whether or not they have a
+/// session yet.
+fn joining(txn: &redb::ReadTransaction) -> Result<Vec<[u8; 16]>, CacheError> {
+    let table = match txn.open_table(super::otaa::OTAA) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+        Err(e) => return Err(backend(e)),
+    };
+    table.iter().map_err(backend)?.map(|item| item.map(|(k, _)| k.value()).map_err(backend)).collect()
+}
+
+/// The LoRaWAN nodes of the scope, and their rooms' base topics.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ScopeNodes {
     /// The registry revision they were read at.
@@ -20,7 +31,8 @@ pub struct ScopeNodes {
 }
 
 impl Cache {
-    /// The LoRaWAN nodes of the scope (one read of the device-address index: nodes only).
+    /// The LoRaWAN nodes of the scope: those with a session (the device-address index) and those
+    /// that may join.
     pub fn scope_nodes(&self) -> Result<ScopeNodes, CacheError> {
         let revision = self.revision()?;
         let txn = self.registry.begin_read().map_err(backend)?;
@@ -28,9 +40,11 @@ impl Cache {
         let devices = txn.open_table(DEVICES).map_err(backend)?;
         let rooms = txn.open_table(ROOMS).map_err(backend)?;
         let mut out = ScopeNodes { revision, ..ScopeNodes::default() };
-        for item in index.iter().map_err(backend)? {
-            let (k, _) = item.map_err(backend)?;
-            let (_, key) = k.value();
+        let with_session =
+            index.iter().map_err(backend)?.map(|item| item.map(|(k, _)| k.value().1).map_err(backend));
+        let keys: Vec<[u8; 16]> =
+            with_session.chain(joining(&txn)?.into_iter().map(Ok)).collect::<Result<_, _>>()?;
+        for key in keys {
             let Some(bytes) = devices.get(key).map_err(backend)? else { continue };
             let record: DeviceRecord =
                 postcard::from_bytes(bytes.value()).map_err(|_| CacheError::Corrupt("device"))?;

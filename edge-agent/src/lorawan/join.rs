@@ -35,6 +35,9 @@ pub const JOIN_ACCEPT_DELAY2_US: u32 = 6_000_000;
 /// The NetID of the sessions given: `000000`, a private network's.
 pub const NET_ID: [u8; 3] = [0, 0, 0];
 
+/// Joins remembered as reported in this run of the agent at most.
+const MAX_REMEMBERED_REPORTS: usize = 65_536;
+
 /// A join answered, to store with its batch, then send.
 #[derive(Debug)]
 pub(super) struct Answered {
@@ -85,8 +88,15 @@ impl JoinReportQueue {
     /// Notes that a node used the session of a join answered here.
     pub(super) fn used(&self, node: &frame::NodeSession, f_cnt_up: u32, now_ms: u64) {
         let Some(local) = &node.local else { return };
-        if !self.reported.lock().insert((node.id.to_bytes(), local.dev_nonce)) {
-            return;
+        {
+            let mut reported = self.reported.lock();
+            // Bounded: past it, sessions are reported again (central takes a repeat as a no-op).
+            if reported.len() >= MAX_REMEMBERED_REPORTS {
+                reported.clear();
+            }
+            if !reported.insert((node.id.to_bytes(), local.dev_nonce)) {
+                return;
+            }
         }
         let mut pending = self.pending.lock();
         if pending.len() >= MAX_JOIN_REPORTS {
