@@ -8,7 +8,7 @@
 //! gateway whose session the node then uses reports it (on the first uplink decoded with it).
 //! A report older than the join central already holds is ignored; a newer one replaces it, and
 //! every gateway of the scope adopts it at its next sync (a gateway keeps its own session only
-//! while it is newer than central's).
+//! while central still holds the join that session replaced).
 
 use neosens_protocol::DeviceUid;
 use neosens_protocol::edge::JoinReport;

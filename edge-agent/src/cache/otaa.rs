@@ -32,8 +32,12 @@ pub struct LocalSession {
     pub session: LorawanSession,
     /// The join request's DevNonce.
     pub dev_nonce: u16,
-    /// When the join was answered, ms since the Unix epoch.
+    /// When the join was answered, ms since the Unix epoch (the gateway's clock: for the age
+    /// it reports).
     pub joined_at_ms: u64,
+    /// The DevNonce of the join central held when this one was answered: while central still
+    /// holds that one, this session is newer than central's (no clocks compared).
+    pub replaces: Option<u16>,
 }
 
 /// A node that may join: its registry record and credentials.

@@ -233,7 +233,8 @@ impl Pipeline {
             relax_f_cnt: false,
             codec: node.otaa.codec.clone(),
         };
-        Some((accept, LocalSession { session, dev_nonce, joined_at_ms: super::now_ms() }))
+        let replaces = node.otaa.last_join.map(|j| j.dev_nonce);
+        Some((accept, LocalSession { session, dev_nonce, joined_at_ms: super::now_ms(), replaces }))
     }
 
     /// The `PULL_RESP`s of the joins of a stored batch.
@@ -262,12 +263,11 @@ impl Pipeline {
 }
 
 /// Whether the session of a join answered here is to be used rather than central's for the
-/// node: it is newer than the join central holds (and is not that join).
+/// node: central still holds the join this one replaced. Once central holds this join (reported
+/// and synced back) or a later one (another gateway's, reported after), central's wins. No
+/// clocks are compared: a gateway's clock may be off.
 pub fn local_wins(local: &LocalSession, central: Option<&neosens_protocol::sync::LastJoin>) -> bool {
-    match central {
-        None => true,
-        Some(j) => j.dev_nonce != local.dev_nonce && j.joined_at_ms < local.joined_at_ms,
-    }
+    central.map(|j| j.dev_nonce) == local.replaces
 }
 
 /// A session of a join answered here, for the decoder.
@@ -282,4 +282,41 @@ pub(super) fn local_node(
     let mut node = frame::NodeSession::open(&record, base, status_every, keys)?;
     node.local = Some(Arc::new(local));
     Some(node)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use neosens_protocol::sync::{LastJoin, Sealed};
+
+    fn local(dev_nonce: u16, replaces: Option<u16>) -> LocalSession {
+        let sealed = Sealed { nonce: [0; 12], ciphertext: vec![] };
+        LocalSession {
+            session: LorawanSession {
+                dev_addr: 1.into(),
+                nwk_s_key: sealed.clone(),
+                app_s_key: sealed,
+                f_cnt_up: 0,
+                relax_f_cnt: false,
+                codec: "hex".into(),
+            },
+            dev_nonce,
+            joined_at_ms: 0,
+            replaces,
+        }
+    }
+
+    fn held(dev_nonce: u16) -> LastJoin {
+        // Central's time says nothing here: a gateway's clock may be off.
+        LastJoin { dev_nonce, joined_at_ms: u64::MAX }
+    }
+
+    #[test]
+    fn a_local_session_lasts_while_central_holds_the_join_it_replaced() {
+        assert!(local_wins(&local(5, None), None), "central knows no join yet");
+        assert!(local_wins(&local(5, Some(3)), Some(&held(3))), "central still at the join it replaced");
+        assert!(!local_wins(&local(5, Some(3)), Some(&held(5))), "central holds this join: its copy wins");
+        assert!(!local_wins(&local(5, Some(3)), Some(&held(9))), "a later join elsewhere");
+        assert!(!local_wins(&local(5, None), Some(&held(9))), "a join reported after this one was answered");
+    }
 }
