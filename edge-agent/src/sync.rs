@@ -354,13 +354,17 @@ pub async fn report_once(
     let joins = reported.lorawan.joins.take();
     if !joins.is_empty() {
         let n = joins.len();
-        if let Err(e) =
-            central.report_joins(&neosens_protocol::edge::JoinReports { joins: joins.clone() }).await
-        {
-            reported.lorawan.joins.put_back(joins);
-            return Err(e);
+        match central.report_joins(&neosens_protocol::edge::JoinReports { joins: joins.clone() }).await {
+            Ok(()) => tracing::info!(joins = n, "OTAA sessions reported to central"),
+            // Out of reach: kept for the next round.
+            Err(e @ CentralError::Unreachable(_)) => {
+                reported.lorawan.joins.put_back(joins);
+                return Err(e);
+            }
+            // Refused (a central without OTAA, a report it cannot read): sending it again would
+            // not help, and must not hold up the health report.
+            Err(e) => tracing::warn!(error = %e, joins = n, "OTAA sessions not taken by central"),
         }
-        tracing::info!(joins = n, "OTAA sessions reported to central");
     }
     let (depth, oldest) = outbox.depth(now_ms).unwrap_or_default();
     let taken = std::time::Instant::now();

@@ -111,7 +111,8 @@ pub(super) fn for_gateway(
 impl Registry {
     /// Takes the joins gateway `gateway` reports: each node of its scope with OTAA credentials
     /// gets the session (keys opened with the gateway's key, sealed with central's), unless
-    /// central holds a newer join. Returns how many sessions changed.
+    /// central holds a newer join; a report whose address or keys do not read is skipped
+    /// (logged). Returns how many sessions changed.
     pub fn record_joins(
         &self,
         gateway: GatewayId,
@@ -129,7 +130,14 @@ impl Registry {
                 Timestamp(now_ms.saturating_sub(
                     i64::try_from(report.joined_age_s.saturating_mul(1000)).unwrap_or(i64::MAX),
                 ));
-            let session = self.reported_session(&gw_keys, report)?;
+            // One report that does not read is skipped, not the others.
+            let session = match self.reported_session(&gw_keys, report) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(%gateway, device = %report.device, error = %e, "a join report skipped");
+                    continue;
+                }
+            };
             let outcome = self.mutate(|state| {
                 let Some(entry) = resolve_device(state, &report.device.to_string()) else {
                     return Ok((Vec::new(), false));
@@ -183,5 +191,81 @@ impl Registry {
             relax_f_cnt: false,
             codec: Codec::CayenneLpp,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{device_input, room_302};
+    use super::super::{NewBuilding, NewGateway, ScopeSpec, test_registry};
+    use super::*;
+
+    /// Reports from a gateway of the node's scope set its session; an older one, one from
+    /// another scope, or one whose keys do not open are left out.
+    #[test]
+    fn joins_reported_by_gateways() {
+        let dir = tempfile::tempdir().unwrap();
+        let (registry, u4, _) = test_registry(dir.path(), 0);
+        let mut node = device_input("70B3D57ED00000AA", vec![room_302(&registry)]);
+        node.otaa =
+            Some(NewOtaa { join_eui: "70b3d57ed0000001".into(), app_key: "11".repeat(16), codec: None });
+        let id = registry.create_device(node).unwrap().id;
+        let far = registry
+            .create_building(NewBuilding { site: None, name: "FAR".into(), description: String::new() })
+            .unwrap();
+        let enrolled = |name: &str, building: neosens_protocol::ids::BuildingId| {
+            let g = registry
+                .create_gateway(NewGateway {
+                    name: name.into(),
+                    scope: ScopeSpec::Buildings(vec![*building.as_uuid()]),
+                })
+                .unwrap();
+            let token = registry.start_enrolment(g.id).unwrap().token;
+            registry.enroll_gateway(&token).unwrap().expect("enrolled");
+            let keys = {
+                let state = registry.state.read();
+                registry.gateway_keys(&state.gateways[&g.id]).unwrap()
+            };
+            (g.id, keys)
+        };
+        let ((near, near_keys), (other, other_keys)) = (enrolled("gw-near", u4), enrolled("gw-far", far.id));
+        let report = |keys: &Keys, dev_nonce: u16, age_s: u64| {
+            let seal = |k: u8, which: &str| keys.seal(&[k; 16], &key_context(id.to_bytes(), which)).unwrap();
+            JoinReport {
+                device: id,
+                dev_addr: "01ABCDEF".into(),
+                nwk_s_key: seal(1, "nwk"),
+                app_s_key: seal(2, "app"),
+                dev_nonce,
+                joined_age_s: age_s,
+                f_cnt_up: 3,
+            }
+        };
+        let now = Timestamp::now().millis();
+        assert_eq!(
+            registry.record_joins(other, &[report(&other_keys, 7, 0)], now).unwrap(),
+            0,
+            "not its node"
+        );
+        assert_eq!(
+            registry.record_joins(near, &[report(&other_keys, 7, 0)], now).unwrap(),
+            0,
+            "keys it did not seal"
+        );
+        assert_eq!(registry.record_joins(near, &[report(&near_keys, 7, 10)], now).unwrap(), 1);
+        let d = registry.device("70B3D57ED00000AA").unwrap();
+        assert_eq!(d.lorawan.as_ref().map(|l| (l.dev_addr.as_str(), l.f_cnt_up)), Some(("01ABCDEF", 3)));
+        assert_eq!(d.otaa.as_ref().and_then(|o| o.last_join).map(|(n, _)| n), Some(7));
+        // The same join again: nothing changes; an older one is refused; a newer one wins.
+        assert_eq!(registry.record_joins(near, &[report(&near_keys, 7, 10)], now).unwrap(), 0);
+        assert_eq!(registry.record_joins(near, &[report(&near_keys, 5, 60)], now).unwrap(), 0, "older");
+        assert_eq!(registry.record_joins(near, &[report(&near_keys, 8, 1)], now).unwrap(), 1);
+        let state = registry.state.read();
+        let stored = state.devices[&id].record.lorawan.clone().unwrap();
+        assert_eq!(
+            registry.keys.open(&stored.nwk_s_key, &key_context(id.to_bytes(), "nwk")).unwrap(),
+            [1; 16],
+            "resealed with central's key"
+        );
     }
 }
