@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 mod apply;
 mod layout;
+mod layouts;
 mod nodes;
 mod otaa;
 

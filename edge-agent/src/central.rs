@@ -56,8 +56,8 @@ pub struct Central {
     base: String,
     secret: Option<String>,
     forward_timeout: Duration,
-    /// Central refused `otaa=1` (a version before OTAA): sync without it.
-    no_otaa: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Central refused `ext=1` (a version before OTAA and layouts): sync without it.
+    no_ext: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// A sync body as central sent it (`neosens_protocol::sync::SyncBatch::decode` reads it).
@@ -84,7 +84,7 @@ impl Central {
             base: base.trim_end_matches('/').to_owned(),
             secret,
             forward_timeout,
-            no_otaa: std::sync::Arc::default(),
+            no_ext: std::sync::Arc::default(),
         })
     }
 
@@ -133,11 +133,12 @@ impl Central {
         if let Some(after) = after {
             query.push(("after", after.to_string()));
         }
-        // `otaa=1`: this agent answers joins, and reads OTAA credentials in the batches (a
-        // central older than that refuses the parameter: asked without it from then on).
-        let otaa = !self.no_otaa.load(std::sync::atomic::Ordering::Relaxed);
-        if otaa {
-            query.push(("otaa", "1".to_owned()));
+        // `ext=1`: this agent answers joins and decodes payload layouts, and reads OTAA
+        // credentials and layouts in the batches (a central older than that refuses the
+        // parameter: asked without it from then on).
+        let ext = !self.no_ext.load(std::sync::atomic::Ordering::Relaxed);
+        if ext {
+            query.push(("ext", "1".to_owned()));
         }
         let response = self
             .authed(self.http.get(self.url("/api/v1/edge/sync")))
@@ -146,9 +147,11 @@ impl Central {
             .send()
             .await
             .map_err(unreachable)?;
-        if otaa && response.status() == StatusCode::BAD_REQUEST {
-            tracing::warn!("central does not sync OTAA credentials (older version): joins are not answered");
-            self.no_otaa.store(true, std::sync::atomic::Ordering::Relaxed);
+        if ext && response.status() == StatusCode::BAD_REQUEST {
+            tracing::warn!(
+                "central does not sync OTAA credentials nor payload layouts (older version): joins are not answered"
+            );
+            self.no_ext.store(true, std::sync::atomic::Ordering::Relaxed);
             return Box::pin(self.sync(since, after, wait)).await;
         }
         match response.status() {

@@ -161,7 +161,7 @@ pub fn run(dir: &Path) -> anyhow::Result<Vec<String>> {
     ensure!(refused == 1, "the broken MIC was not counted as such");
     passed.push("LoRaWAN: vector 4 (one byte changed) refused for its MIC".into());
 
-    let lpp = codec::decode("cayenne_lpp", &bytes("03670110056700FF")?).context("Cayenne LPP")?;
+    let lpp = codec::decode("cayenne_lpp", &bytes("03670110056700FF")?, None).context("Cayenne LPP")?;
     let values: Vec<f64> = lpp.iter().filter_map(|r| r.value.as_f64()).collect();
     ensure!(values == [27.2, 25.5], "Cayenne LPP decoded to {values:?}, not [27.2, 25.5]");
     passed.push("codec: Cayenne LPP 03670110056700FF = 27.2 °C, 25.5 °C".into());

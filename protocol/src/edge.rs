@@ -338,11 +338,13 @@ pub enum Codec {
     NeocampusLpp,
     /// No decoding: the payload in hex.
     Hex,
+    /// The payload layout its device type declares (`crate::layout`).
+    Layout,
 }
 
 impl Codec {
     /// Every codec, in the order of their (stored) variant index.
-    pub const ALL: [Codec; 3] = [Codec::CayenneLpp, Codec::NeocampusLpp, Codec::Hex];
+    pub const ALL: [Codec; 4] = [Codec::CayenneLpp, Codec::NeocampusLpp, Codec::Hex, Codec::Layout];
 
     /// Its name on the wire (sync messages, API): what serde writes in JSON.
     pub const fn as_str(self) -> &'static str {
@@ -350,6 +352,7 @@ impl Codec {
             Codec::CayenneLpp => "cayenne_lpp",
             Codec::NeocampusLpp => "neocampus_lpp",
             Codec::Hex => "hex",
+            Codec::Layout => "layout",
         }
     }
 
@@ -358,7 +361,7 @@ impl Codec {
         match self {
             Codec::CayenneLpp => Some(crate::lpp::Format::Cayenne),
             Codec::NeocampusLpp => Some(crate::lpp::Format::Neocampus),
-            Codec::Hex => None,
+            Codec::Hex | Codec::Layout => None,
         }
     }
 }
@@ -375,7 +378,7 @@ pub struct UnknownCodec(pub String);
 
 impl fmt::Display for UnknownCodec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "unknown codec {:?} (known: cayenne_lpp, neocampus_lpp, hex)", self.0)
+        write!(f, "unknown codec {:?} (known: cayenne_lpp, neocampus_lpp, hex, layout)", self.0)
     }
 }
 

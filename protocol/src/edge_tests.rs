@@ -206,6 +206,7 @@ fn codec_names_and_stored_bytes() {
         (Codec::CayenneLpp, "cayenne_lpp", 0u8),
         (Codec::NeocampusLpp, "neocampus_lpp", 1),
         (Codec::Hex, "hex", 2),
+        (Codec::Layout, "layout", 3),
     ] {
         assert_eq!(codec.as_str(), name);
         assert_eq!(codec.to_string(), name);
@@ -223,7 +224,7 @@ fn codec_names_and_stored_bytes() {
     }
     assert!(UnknownCodec("x".into()).to_string().contains("cayenne_lpp"));
     refused::<Codec>(&[r#""CayenneLpp""#, r#""json""#, "0", "null"]);
-    assert!(postcard::from_bytes::<Codec>(&[3]).is_err());
+    assert!(postcard::from_bytes::<Codec>(&[4]).is_err());
 }
 
 #[test]

@@ -171,6 +171,8 @@ pub enum DecodeError {
     Truncated(usize),
     /// A neOCampus-LPP payload whose first byte is not `0x01`.
     NotNeocampus(u8),
+    /// A payload that does not start with its layout's header (`crate::layout`).
+    WrongHeader,
 }
 
 impl core::fmt::Display for DecodeError {
@@ -183,6 +185,7 @@ impl core::fmt::Display for DecodeError {
             DecodeError::NotNeocampus(b) => {
                 write!(f, "not the neOCampus format (first byte {b:#04x}, expected 0x01)")
             }
+            DecodeError::WrongHeader => f.write_str("the payload does not start with its layout's header"),
         }
     }
 }
@@ -304,7 +307,7 @@ fn round_half_away(x: f64) -> f64 {
 }
 
 /// `x` rounded to `1 / scale` (scale 10 → one decimal).
-fn round_to(x: f64, scale: f64) -> f64 {
+pub(crate) fn round_to(x: f64, scale: f64) -> f64 {
     round_half_away(x * scale) / scale
 }
 

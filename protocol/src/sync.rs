@@ -22,7 +22,7 @@ pub const SYNC_VERSION: u16 = 1;
 pub const CONTENT_TYPE: &str = "application/x-postcard";
 
 /// One answer to a sync request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SyncBatch {
     /// Revision of central's change log this batch brings the gateway to.
     pub revision: u64,
@@ -44,7 +44,7 @@ pub enum BatchKind {
 }
 
 /// One change to the gateway's copy of the registry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Change {
     /// A site was created or changed.
     UpsertSite(SiteRecord),
@@ -67,9 +67,12 @@ pub enum Change {
     /// A device left the scope or was deleted.
     DeleteDevice(DeviceId),
     /// A LoRaWAN node's OTAA credentials (after its `UpsertDevice`), or their removal. Only to
-    /// agents that ask for it (`otaa=1` on the sync request): an older agent would not decode
+    /// agents that ask for it (`ext=1` on the sync request): an older agent would not decode
     /// this variant.
     SetOtaa(DeviceId, Option<OtaaRecord>),
+    /// A device type's payload layout (after its `UpsertDeviceType`), or its removal; to the
+    /// same agents as `SetOtaa`.
+    SetPayloadLayout(DeviceTypeId, Option<crate::layout::PayloadLayout>),
 }
 
 /// A node's OTAA credentials (LoRaWAN 1.0.x), as a gateway needs them to answer its joins.

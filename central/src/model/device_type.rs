@@ -28,6 +28,31 @@ pub struct DeviceType {
     pub orders: Vec<String>,
     /// Failure-state rules on the status payload: each raises an alert while it holds.
     pub status_rules: Vec<StatusRule>,
+    /// How its LoRaWAN nodes' payloads read (nodes whose codec is `layout`).
+    pub payload_layout: Option<neosens_protocol::layout::PayloadLayout>,
+}
+
+/// Schema version 3 of [`DeviceType`] (schemas 3 and 4), before payload layouts: read by the
+/// migration to v5.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeviceTypeV3 {
+    /// Id.
+    pub id: DeviceTypeId,
+    /// Unique name.
+    pub name: String,
+    /// Free text.
+    pub description: String,
+    /// JSON Schema the configuration of devices of this type must satisfy (JSON text), if any.
+    pub config_schema: Option<String>,
+    /// Seconds between two statuses of a healthy device.
+    pub status_period_s: u32,
+    /// Seconds without a status after which a device is outdated.
+    pub outdated_after_s: u32,
+    /// The device orders its devices understand (`status`, `reboot` … — spec §5.6); `reinstall`
+    /// is added by central wherever `reboot` is there.
+    pub orders: Vec<String>,
+    /// Failure-state rules on the status payload: each raises an alert while it holds.
+    pub status_rules: Vec<StatusRule>,
 }
 
 /// Orders the ESP firmware acts on: the default list of a new type.
@@ -71,9 +96,9 @@ pub struct DeviceTypeV2 {
     pub orders: Vec<String>,
 }
 
-impl From<DeviceTypeV2> for DeviceType {
+impl From<DeviceTypeV2> for DeviceTypeV3 {
     fn from(v2: DeviceTypeV2) -> Self {
-        DeviceType {
+        DeviceTypeV3 {
             id: v2.id,
             name: v2.name,
             description: v2.description,
@@ -82,6 +107,22 @@ impl From<DeviceTypeV2> for DeviceType {
             outdated_after_s: v2.outdated_after_s,
             orders: v2.orders,
             status_rules: Vec::new(),
+        }
+    }
+}
+
+impl From<DeviceTypeV3> for DeviceType {
+    fn from(v: DeviceTypeV3) -> Self {
+        DeviceType {
+            id: v.id,
+            name: v.name,
+            description: v.description,
+            config_schema: v.config_schema,
+            status_period_s: v.status_period_s,
+            outdated_after_s: v.outdated_after_s,
+            orders: v.orders,
+            status_rules: v.status_rules,
+            payload_layout: None,
         }
     }
 }

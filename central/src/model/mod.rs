@@ -17,7 +17,9 @@ mod timestamp;
 pub use access::{ApiToken, Role, TokenId, User, UserId};
 pub use alert::{Ack, AlertKind, AlertRecord};
 pub use device::{Device, DeviceSecret, DeviceStatusRecord, DeviceV2, DeviceV3, MqttEndpoint};
-pub use device_type::{DEFAULT_STATUS_PERIOD_S, DeviceType, DeviceTypeV1, DeviceTypeV2, firmware_orders};
+pub use device_type::{
+    DEFAULT_STATUS_PERIOD_S, DeviceType, DeviceTypeV1, DeviceTypeV2, DeviceTypeV3, firmware_orders,
+};
 pub use gateway::{Enrolment, Gateway, GatewayCredentials, GatewayScope, GatewayV2};
 pub use location::{Building, Room, RoomTopic, Site};
 pub use lorawan::{Codec, LastJoin, LorawanSession, OtaaKeys};

@@ -31,6 +31,8 @@ pub struct NewDeviceType {
     pub orders: Option<Vec<String>>,
     /// Failure-state rules on status fields: each raises an alert while it holds.
     pub status_rules: Vec<StatusRuleSpec>,
+    /// How its LoRaWAN nodes' payloads read (nodes whose codec is `layout`).
+    pub payload_layout: Option<neosens_protocol::layout::PayloadLayout>,
 }
 
 /// Changes to a device type.
@@ -48,6 +50,16 @@ pub struct DeviceTypeChanges {
     pub orders: Option<Vec<String>>,
     /// New failure-state rules (replace the list).
     pub status_rules: Option<Vec<StatusRuleSpec>>,
+    /// New payload layout; `null` removes it.
+    pub payload_layout: Option<Option<neosens_protocol::layout::PayloadLayout>>,
+}
+
+fn check_layout(
+    layout: Option<&neosens_protocol::layout::PayloadLayout>,
+) -> Result<Option<neosens_protocol::layout::PayloadLayout>, RegistryError> {
+    let Some(l) = layout else { return Ok(None) };
+    l.check().map_err(|e| RegistryError::invalid("payload_layout", e.0))?;
+    Ok(Some(l.clone()))
 }
 
 fn check_rules(specs: &[StatusRuleSpec]) -> Result<Vec<StatusRule>, RegistryError> {
@@ -147,6 +159,7 @@ impl Registry {
             None => crate::model::firmware_orders(),
         };
         let status_rules = check_rules(&input.status_rules)?;
+        let payload_layout = check_layout(input.payload_layout.as_ref())?;
         self.mutate(|state| {
             if state.types.values().any(|t| t.record.name == name) {
                 return Err(RegistryError::conflict(format!("a device type {name:?} exists")));
@@ -160,6 +173,7 @@ impl Registry {
                 outdated_after_s: outdated,
                 orders,
                 status_rules,
+                payload_layout,
             };
             Ok((vec![Write::Put(Record::DeviceType(t.clone()))], t))
         })
@@ -177,6 +191,7 @@ impl Registry {
         };
         let orders = patch.orders.as_deref().map(check_orders).transpose()?;
         let rules = patch.status_rules.as_deref().map(check_rules).transpose()?;
+        let layout = patch.payload_layout.as_ref().map(|l| check_layout(l.as_ref())).transpose()?;
         self.mutate(|state| {
             let mut t = resolve_type(state, key)
                 .cloned()
@@ -199,6 +214,9 @@ impl Registry {
             if let Some(r) = rules {
                 t.status_rules = r;
             }
+            if let Some(l) = layout {
+                t.payload_layout = l;
+            }
             Ok((vec![Write::Put(Record::DeviceType(t.clone()))], t))
         })
     }
@@ -217,5 +235,64 @@ impl Registry {
             }
             Ok((vec![Write::Delete(EntityKind::DeviceType, t.id.to_bytes())], ()))
         })
+    }
+}
+
+#[cfg(test)]
+mod layout_tests {
+    use neosens_protocol::layout::neocampus_lpp;
+    use neosens_protocol::sync::Change;
+
+    use super::super::test_support::assert_invalid;
+    use super::super::{NewGateway, ScopeSpec, test_registry};
+    use super::*;
+
+    /// A type's payload layout is checked, stored, removed by `null`, and synced after the type
+    /// to agents that ask for it (`ext`), never to the others.
+    #[test]
+    fn payload_layouts_are_checked_stored_and_synced() {
+        let dir = tempfile::tempdir().unwrap();
+        let (registry, u4, _) = test_registry(dir.path(), 0);
+        let new = |layout| NewDeviceType {
+            name: "cubecell".into(),
+            description: String::new(),
+            config_schema: None,
+            status_period_s: None,
+            outdated_after_s: None,
+            orders: Some(Vec::new()),
+            status_rules: Vec::new(),
+            payload_layout: Some(layout),
+        };
+        let mut twice = neocampus_lpp();
+        twice.records[1].type_byte = 1;
+        assert_invalid(registry.create_device_type(new(twice)), "payload_layout");
+        let t = registry.create_device_type(new(neocampus_lpp())).unwrap();
+        assert_eq!(t.payload_layout, Some(neocampus_lpp()));
+
+        let g = registry
+            .create_gateway(NewGateway {
+                name: "gw".into(),
+                scope: ScopeSpec::Buildings(vec![*u4.as_uuid()]),
+            })
+            .unwrap();
+        let token = registry.start_enrolment(g.id).unwrap().token;
+        registry.enroll_gateway(&token).unwrap().expect("enrolled");
+        let layouts = |ext| -> Vec<Option<neosens_protocol::layout::PayloadLayout>> {
+            let batch = registry.edge_sync(g.id, 0, None, ext).unwrap().expect("a snapshot");
+            batch
+                .changes
+                .into_iter()
+                .filter_map(|c| match c {
+                    Change::SetPayloadLayout(id, l) if id == t.id => Some(l),
+                    _ => None,
+                })
+                .collect()
+        };
+        assert_eq!(layouts(true), [Some(neocampus_lpp())]);
+        assert!(layouts(false).is_empty(), "an older agent never receives it");
+
+        let patch = DeviceTypeChanges { payload_layout: Some(None), ..DeviceTypeChanges::default() };
+        assert_eq!(registry.update_device_type("cubecell", patch).unwrap().payload_layout, None);
+        assert_eq!(layouts(true), [None]);
     }
 }

@@ -153,6 +153,7 @@ fn configuration_follows_the_legacy_shape_the_type_schema_and_the_1023_byte_limi
             outdated_after_s: None,
             orders: None,
             status_rules: Vec::new(),
+            payload_layout: None,
         })
         .unwrap();
     let zone = json!({"modules": []});

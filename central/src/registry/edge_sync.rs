@@ -44,22 +44,27 @@ impl Registry {
     /// Snapshots come in pages of [`SNAPSHOT_PAGE`] devices: the first (kind `Snapshot`) carries
     /// the locations and types and the revision the whole snapshot stands for; the next ones
     /// (`after` = the last device id received, kind `Delta`) the following devices; `more` says
-    /// whether another page follows. With `otaa` (agents that answer joins), each LoRaWAN node's
-    /// record is followed by its OTAA credentials (`SetOtaa`).
+    /// whether another page follows. With `ext` (agents that answer joins and decode payload
+    /// layouts), each LoRaWAN node's record is followed by its OTAA credentials (`SetOtaa`), each
+    /// device type's by its layout (`SetPayloadLayout`).
     pub fn edge_sync(
         &self,
         id: GatewayId,
         since: u64,
         after: Option<DeviceId>,
-        otaa: bool,
+        ext: bool,
     ) -> Result<Option<SyncBatch>, RegistryError> {
         let Some(mut batch) = self.edge_sync_records(id, since, after)? else { return Ok(None) };
-        if otaa {
+        if ext {
             let state = self.state.read();
             let g =
                 state.gateways.get(&id).ok_or_else(|| RegistryError::not_found(format!("gateway {id}")))?;
-            batch.changes =
-                with_otaa(&state, std::mem::take(&mut batch.changes), &self.gateway_keys(g)?, &self.keys)?;
+            batch.changes = with_extensions(
+                &state,
+                std::mem::take(&mut batch.changes),
+                &self.gateway_keys(g)?,
+                &self.keys,
+            )?;
         }
         Ok(Some(batch))
     }
@@ -231,8 +236,8 @@ fn device_record(
 }
 
 /// `changes` with each LoRaWAN node's OTAA credentials after its record (`None` for a node
-/// without: credentials removed).
-fn with_otaa(
+/// without: credentials removed), and each device type's payload layout after its record.
+fn with_extensions(
     state: &State,
     changes: Vec<Change>,
     gw: &Keys,
@@ -244,7 +249,15 @@ fn with_otaa(
             Change::UpsertDevice(d) if matches!(d.uid, WireUid::Lorawan(_)) => Some(d.id),
             _ => None,
         };
+        let layout = match &change {
+            Change::UpsertDeviceType(t) => Some(Change::SetPayloadLayout(
+                t.id,
+                state.types.get(&t.id).and_then(|e| e.record.payload_layout.clone()),
+            )),
+            _ => None,
+        };
         out.push(change);
+        out.extend(layout);
         let Some(id) = node else { continue };
         let otaa = state.devices.get(&id).and_then(|e| e.record.otaa.as_ref());
         out.push(Change::SetOtaa(

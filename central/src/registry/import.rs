@@ -140,6 +140,7 @@ fn plan_types(
             outdated_after_s: DEFAULT_STATUS_PERIOD_S,
             orders: crate::model::firmware_orders(),
             status_rules: Vec::new(),
+            payload_layout: None,
         });
         record.description = if t.description.is_empty() { t.name.clone() } else { t.description.clone() };
         type_ids.insert(t.pk, record.id);

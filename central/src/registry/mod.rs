@@ -236,6 +236,7 @@ pub(crate) fn test_registry(
             outdated_after_s: None,
             orders: None,
             status_rules: Vec::new(),
+            payload_layout: None,
         })
         .unwrap();
     let ids = (0..devices)

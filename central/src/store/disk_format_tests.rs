@@ -41,9 +41,9 @@ use super::ChangeEntry;
 use super::redb_store::encode;
 use crate::model::{
     AlertKind, ApiToken, Building, Codec, Device, DeviceSecret, DeviceType, DeviceTypeV1, DeviceTypeV2,
-    DeviceV2, DeviceV3, Enrolment, EntityKind, Gateway, GatewayCredentials, GatewayScope, GatewayV2,
-    LastJoin, LorawanSession, MqttEndpoint, OtaaKeys, Record, Role, Room, RoomTopic, RuleOp, RuleValue, Site,
-    StatusRule, Timestamp, TokenId, User, UserId,
+    DeviceTypeV3, DeviceV2, DeviceV3, Enrolment, EntityKind, Gateway, GatewayCredentials, GatewayScope,
+    GatewayV2, LastJoin, LorawanSession, MqttEndpoint, OtaaKeys, Record, Role, Room, RoomTopic, RuleOp,
+    RuleValue, Site, StatusRule, Timestamp, TokenId, User, UserId,
 };
 
 /// 2021-05-06T08:52:13.394Z: every fixture's "when", give or take a few seconds.
@@ -183,7 +183,13 @@ const DEVICE_TYPE: &str = concat!(
     "10d7d7d7d7d7d7d7d7d7d7d7d7d7d7d701056573703332146e654f43616d707573204553503332206e6f646501107b22",
     "74797065223a226172726179227d880e982a0306737461747573067265626f6f74097265696e7374616c6c04086c6f77",
     "5f6865617004686561700201000000002088d3400b6e6f745f72756e6e696e670673746174757301020772756e6e696e",
-    "6704666c6167026f6b000300056e6f5f6677086669726d776172650600",
+    "6704666c6167026f6b000300056e6f5f6677086669726d7761726506000101010100080106616e616c6f670000010001",
+    "000000000000f03f000000000000000000020d616e616c6f675f6f75747075740000010001000000000000f03f000000",
+    "00000000000003076469676974616c0000010001000000000000f03f000000000000000000040e6469676974616c5f6f",
+    "75747075740000010001000000000000f03f000000000000000000050a6c756d696e6f73697479036c75780002000100",
+    "0000000000f03f000000000000000000060870726573656e63650000010001000000000000f03f000000000000000000",
+    "07096672657175656e637906706572732f6a00020001000000000000f03f000000000000000000080b74656d70657261",
+    "747572650763656c7369757300010101000000000000d03f00000000000034400102",
 );
 
 #[test]
@@ -204,7 +210,22 @@ fn device_types_are_pinned() {
             rule("flag", "ok", RuleOp::Eq, RuleValue::Bool(false)),
             rule("no_fw", "firmware", RuleOp::Missing, RuleValue::None),
         ],
+        payload_layout: None,
     };
+    let v3 = DeviceTypeV3 {
+        id: device_type.id,
+        name: device_type.name.clone(),
+        description: device_type.description.clone(),
+        config_schema: device_type.config_schema.clone(),
+        status_period_s: device_type.status_period_s,
+        outdated_after_s: device_type.outdated_after_s,
+        orders: device_type.orders.clone(),
+        status_rules: device_type.status_rules.clone(),
+    };
+    assert_pinned("DEVICE_TYPE_V3", &v3, DEVICE_TYPE_V3);
+    let mut layout = neosens_protocol::layout::neocampus_lpp();
+    layout.records.truncate(8);
+    let device_type = DeviceType { payload_layout: Some(layout), ..device_type };
     assert_record_pinned("DEVICE_TYPE", Record::DeviceType(device_type), DEVICE_TYPE);
 }
 
@@ -446,6 +467,7 @@ fn enum_variant_indices_are_pinned() {
             Codec::CayenneLpp => 0,
             Codec::NeocampusLpp => 1,
             Codec::Hex => 2,
+            Codec::Layout => 3,
         };
         check(codec, index);
     }
@@ -465,6 +487,12 @@ const DEVICE_V3: &str = concat!(
     "725f3234306163343132333435365a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5e5e",
     "5e5e5e5e5e5e5e5e5e5e035e5f5c0000a4ff848ea85ef48e858ea85e0126011bda4e4e4e4e4e4e4e4e4e4e4e4e034e4f",
     "4ca9a9a9a9a9a9a9a9a9a9a9a903a9a8ab92210101",
+);
+const DEVICE_TYPE_V3: &str = concat!(
+    "10d7d7d7d7d7d7d7d7d7d7d7d7d7d7d701056573703332146e654f43616d707573204553503332206e6f646501107b22",
+    "74797065223a226172726179227d880e982a0306737461747573067265626f6f74097265696e7374616c6c04086c6f77",
+    "5f6865617004686561700201000000002088d3400b6e6f745f72756e6e696e670673746174757301020772756e6e696e",
+    "6704666c6167026f6b000300056e6f5f6677086669726d776172650600",
 );
 const DEVICE_V2: &str = concat!(
     "10dedededededededededededededede0100240ac412345610d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7010b68616c6c2073",

@@ -142,7 +142,7 @@ impl RedbStore {
                 // stored alerts.
                 3 => {
                     txn.open_table(ALERTS).map_err(backend)?;
-                    reencode::<crate::model::DeviceTypeV2, crate::model::DeviceType>(
+                    reencode::<crate::model::DeviceTypeV2, crate::model::DeviceTypeV3>(
                         &txn,
                         DEVICE_TYPES,
                         EntityKind::DeviceType,
@@ -162,8 +162,14 @@ impl RedbStore {
                 4 => {
                     txn.open_table(USER_SETTINGS).map_err(backend)?;
                 }
-                // Version 5: OTAA credentials on devices (re-encoded).
+                // Version 5: OTAA credentials on devices, payload layouts on device types
+                // (re-encoded).
                 5 => {
+                    reencode::<crate::model::DeviceTypeV3, crate::model::DeviceType>(
+                        &txn,
+                        DEVICE_TYPES,
+                        EntityKind::DeviceType,
+                    )?;
                     reencode::<crate::model::DeviceV3, crate::model::Device>(
                         &txn,
                         DEVICES,

@@ -74,6 +74,7 @@ impl Cache {
                     txn.delete_table(BY_DEVADDR).map_err(backend)?;
                     txn.delete_table(super::otaa::OTAA).map_err(backend)?;
                     txn.delete_table(super::otaa::OTAA_BY_EUI).map_err(backend)?;
+                    txn.delete_table(super::layouts::LAYOUTS).map_err(backend)?;
                 }
                 txn
             }
@@ -155,6 +156,7 @@ fn write_changes(txn: &redb::WriteTransaction, changes: &[Change]) -> Result<(),
     // One encoding buffer for the batch (an allocation less per device).
     let mut buf = Vec::new();
     let mut otaa_changes = Vec::new();
+    let mut layout_changes = Vec::new();
     for change in changes {
         match change {
             Change::UpsertDevice(d) => {
@@ -187,6 +189,7 @@ fn write_changes(txn: &redb::WriteTransaction, changes: &[Change]) -> Result<(),
             Change::SetOtaa(id, record) => {
                 otaa_changes.push((id.to_bytes(), OtaaChange::Set(record.clone())))
             }
+            Change::SetPayloadLayout(id, layout) => layout_changes.push((id.to_bytes(), layout.clone())),
             Change::UpsertRoom(r) => {
                 drop(rooms.insert(r.id.to_bytes(), encode(r)?.as_slice()).map_err(backend)?)
             }
@@ -202,7 +205,10 @@ fn write_changes(txn: &redb::WriteTransaction, changes: &[Change]) -> Result<(),
             }
             Change::DeleteSite(id) => drop(locations.remove(id.to_bytes()).map_err(backend)?),
             Change::DeleteBuilding(id) => drop(locations.remove(id.to_bytes()).map_err(backend)?),
-            Change::DeleteDeviceType(id) => drop(locations.remove(id.to_bytes()).map_err(backend)?),
+            Change::DeleteDeviceType(id) => {
+                drop(locations.remove(id.to_bytes()).map_err(backend)?);
+                layout_changes.push((id.to_bytes(), None));
+            }
         }
     }
     for (mac, key) in &new_macs {
@@ -213,6 +219,9 @@ fn write_changes(txn: &redb::WriteTransaction, changes: &[Change]) -> Result<(),
     }
     // OTAA credentials look their node's DevEUI up: once the devices are written.
     drop((devices, by_mac, by_login, by_devaddr, rooms, locations));
+    for (key, layout) in layout_changes {
+        super::layouts::set(txn, key, layout.as_ref())?;
+    }
     for (key, change) in otaa_changes {
         match change {
             OtaaChange::Set(record) => super::otaa::set(txn, key, record.as_ref())?,

@@ -23,6 +23,7 @@ pub(super) fn move_registry(db: &Database, registry: &Database) -> Result<(), Ca
         txn.open_table(BY_DEVADDR).map_err(backend)?;
         txn.open_table(super::otaa::OTAA).map_err(backend)?;
         txn.open_table(super::otaa::OTAA_BY_EUI).map_err(backend)?;
+        txn.open_table(super::layouts::LAYOUTS).map_err(backend)?;
         let old = db.begin_read().map_err(backend)?;
         let old_revision = match old.open_table(META) {
             Ok(t) => t.get(META_REVISION).map_err(backend)?.map_or(0, |v| v.value()),

@@ -12,8 +12,11 @@
 //!
 //! A payload that does not decode is an error with the offset, never a panic.
 
+use std::borrow::Cow;
+
 use neosens_protocol::edge::Codec;
 use neosens_protocol::hex;
+use neosens_protocol::layout::PayloadLayout;
 use neosens_protocol::lpp::{self, DecodeError, Format};
 use serde_json::{Value, json};
 
@@ -21,13 +24,13 @@ use serde_json::{Value, json};
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reading {
     /// Kind: the last level of the topic (`temperature`, `humidity`, `luminosity` …).
-    pub kind: &'static str,
+    pub kind: Cow<'static, str>,
     /// The `subID`: the LPP channel.
     pub sub_id: String,
     /// The value (a number, or an object for vectors and positions).
     pub value: Value,
     /// Its units.
-    pub units: &'static str,
+    pub units: Cow<'static, str>,
 }
 
 /// Why a payload does not decode.
@@ -50,6 +53,12 @@ pub enum CodecError {
     /// An unknown codec name.
     #[error("unknown codec {0:?}")]
     UnknownCodec(String),
+    /// The payload does not start with its layout's header.
+    #[error("the payload does not start with its layout's header")]
+    WrongHeader,
+    /// The node's codec is its type's layout, and its type declares none (yet).
+    #[error("its device type declares no payload layout")]
+    NoLayout,
 }
 
 impl From<DecodeError> for CodecError {
@@ -58,6 +67,7 @@ impl From<DecodeError> for CodecError {
             DecodeError::UnknownType { kind, offset } => CodecError::UnknownType { kind, offset },
             DecodeError::Truncated(offset) => CodecError::Truncated(offset),
             DecodeError::NotNeocampus(b) => CodecError::NotNeocampus(b),
+            DecodeError::WrongHeader => CodecError::WrongHeader,
         }
     }
 }
@@ -79,10 +89,10 @@ fn lpp_readings(format: Format, payload: &[u8]) -> Result<Vec<Reading>, CodecErr
         .map(|r| {
             let r = r?;
             Ok(Reading {
-                kind: r.kind,
+                kind: Cow::Borrowed(r.kind),
                 sub_id: r.channel.to_string(),
                 value: json_value(r.value),
-                units: r.units,
+                units: Cow::Borrowed(r.units),
             })
         })
         .collect()
@@ -98,23 +108,47 @@ pub fn neocampus_lpp(payload: &[u8]) -> Result<Vec<Reading>, CodecError> {
     lpp_readings(Format::Neocampus, payload)
 }
 
-/// Decodes with `codec`.
-pub fn decode_with(codec: Codec, payload: &[u8]) -> Result<Vec<Reading>, CodecError> {
-    match codec.lpp_format() {
-        Some(format) => lpp_readings(format, payload),
-        None => Ok(vec![Reading {
-            kind: "raw",
+/// Decodes with a device type's payload layout.
+pub fn with_layout(layout: &PayloadLayout, payload: &[u8]) -> Result<Vec<Reading>, CodecError> {
+    Ok(layout
+        .decode(payload)?
+        .into_iter()
+        .map(|(record, channel, value)| Reading {
+            kind: Cow::Owned(record.kind.clone()),
+            sub_id: channel.to_string(),
+            value: json_value(value),
+            units: Cow::Owned(record.unit.clone()),
+        })
+        .collect())
+}
+
+/// Decodes with `codec` (`layout`: the node's type's, if it declares one).
+pub fn decode_with(
+    codec: Codec,
+    payload: &[u8],
+    layout: Option<&PayloadLayout>,
+) -> Result<Vec<Reading>, CodecError> {
+    match (codec, codec.lpp_format()) {
+        (_, Some(format)) => lpp_readings(format, payload),
+        (Codec::Layout, None) => with_layout(layout.ok_or(CodecError::NoLayout)?, payload),
+        _ => Ok(vec![Reading {
+            kind: Cow::Borrowed("raw"),
             sub_id: String::new(),
             value: json!(hex::encode(payload)),
-            units: "hex",
+            units: Cow::Borrowed("hex"),
         }]),
     }
 }
 
-/// Decodes with the codec named as in a synced session (`cayenne_lpp`, `neocampus_lpp`, `hex`).
-pub fn decode(codec: &str, payload: &[u8]) -> Result<Vec<Reading>, CodecError> {
+/// Decodes with the codec named as in a synced session (`cayenne_lpp`, `neocampus_lpp`, `hex`,
+/// `layout`).
+pub fn decode(
+    codec: &str,
+    payload: &[u8],
+    layout: Option<&PayloadLayout>,
+) -> Result<Vec<Reading>, CodecError> {
     let codec: Codec = codec.parse().map_err(|_| CodecError::UnknownCodec(codec.to_owned()))?;
-    decode_with(codec, payload)
+    decode_with(codec, payload, layout)
 }
 
 #[cfg(test)]
@@ -131,7 +165,7 @@ mod tests {
         let r = cayenne_lpp(&bytes("03 67 01 10 05 67 00 FF")).unwrap();
         assert_eq!(r.len(), 2);
         assert_eq!(
-            (r[0].kind, r[0].sub_id.as_str(), &r[0].value, r[0].units),
+            (r[0].kind.as_ref(), r[0].sub_id.as_str(), &r[0].value, r[0].units.as_ref()),
             ("temperature", "3", &json!(27.2), "celsius")
         );
         assert_eq!((r[1].sub_id.as_str(), &r[1].value), ("5", &json!(25.5)));
@@ -154,7 +188,8 @@ mod tests {
             neocampus_lpp(&bytes("01 00 63 01 00")),
             Err(CodecError::UnknownType { kind: 0x63, offset: 2 })
         );
-        assert!(matches!(decode("nope", &[]), Err(CodecError::UnknownCodec(_))));
+        assert!(matches!(decode("nope", &[], None), Err(CodecError::UnknownCodec(_))));
+        assert_eq!(decode("layout", &[1], None), Err(CodecError::NoLayout), "a type without a layout");
         // Any bytes: an answer, never a panic.
         for n in 0..=255u8 {
             let _ = cayenne_lpp(&[n, n, n, n, n]);
@@ -168,8 +203,10 @@ mod tests {
         // (LSB first), pressure 990 + 23 mBar, temperature below the reference (two's
         // complement: 0xF8 = −8 steps).
         let r = neocampus_lpp(&bytes("01 00  08 01 06  09 02 5A  05 03 2C 01  10 04 17  08 05 F8")).unwrap();
-        let got: Vec<(&str, &str, Value, &str)> =
-            r.iter().map(|r| (r.kind, r.sub_id.as_str(), r.value.clone(), r.units)).collect();
+        let got: Vec<(&str, &str, Value, &str)> = r
+            .iter()
+            .map(|r| (r.kind.as_ref(), r.sub_id.as_str(), r.value.clone(), r.units.as_ref()))
+            .collect();
         assert_eq!(
             got,
             vec![
@@ -180,7 +217,11 @@ mod tests {
                 ("temperature", "5", json!(18.0), "celsius"),
             ]
         );
-        assert_eq!(decode("hex", &[0xde, 0xad]).unwrap()[0].value, json!("dead"));
+        assert_eq!(decode("hex", &[0xde, 0xad], None).unwrap()[0].value, json!("dead"));
+        // The same table as a layout reads the same readings.
+        let layout = neosens_protocol::layout::neocampus_lpp();
+        let payload = bytes("01 00  08 01 06  09 02 5A  05 03 2C 01  10 04 17  08 05 F8");
+        assert_eq!(decode("layout", &payload, Some(&layout)).unwrap(), r);
     }
 
     #[test]
@@ -188,7 +229,7 @@ mod tests {
         // The text of each value in the published JSON: integers stay integers, measures keep a
         // decimal point, raw bytes are lowercase hex.
         let text = |codec, payload: &str| -> Vec<String> {
-            decode_with(codec, &bytes(payload)).unwrap().iter().map(|r| r.value.to_string()).collect()
+            decode_with(codec, &bytes(payload), None).unwrap().iter().map(|r| r.value.to_string()).collect()
         };
         assert_eq!(
             text(Codec::CayenneLpp, "01 68 5A  02 65 01 2C  03 71 04 D2 FB 2E 00 00  04 67 00 00"),
@@ -198,11 +239,12 @@ mod tests {
             text(Codec::NeocampusLpp, "01 00  0C 01 01 02 03 04 05 06 07 08 AB  12 02 FE FF FF FF"),
             [r#"{"raw":"0102030405060708ab"}"#, "-2"]
         );
-        let raw = decode_with(Codec::Hex, &[0x01, 0xAB]).unwrap();
-        assert_eq!((raw[0].kind, raw[0].sub_id.as_str(), raw[0].units), ("raw", "", "hex"));
+        let raw = decode_with(Codec::Hex, &[0x01, 0xAB], None).unwrap();
+        assert_eq!((raw[0].kind.as_ref(), raw[0].sub_id.as_str(), raw[0].units.as_ref()), ("raw", "", "hex"));
         assert_eq!(raw[0].value.to_string(), r#""01ab""#);
         for codec in Codec::ALL {
-            assert_eq!(decode(codec.as_str(), &[]).is_ok(), codec != Codec::NeocampusLpp, "{codec}");
+            let expected = !matches!(codec, Codec::NeocampusLpp | Codec::Layout);
+            assert_eq!(decode(codec.as_str(), &[], None).is_ok(), expected, "{codec}");
         }
     }
 }

@@ -84,6 +84,8 @@ pub struct NodeSession {
     pub status_every: std::time::Duration,
     /// The join answered here that gave this session (none for a synced session).
     pub local: Option<Arc<crate::cache::LocalSession>>,
+    /// Its type's payload layout, for the `layout` codec.
+    pub layout: Option<Arc<neosens_protocol::layout::PayloadLayout>>,
 }
 
 /// Least time between two statuses relayed for a node: its type's status period, but at most
@@ -122,6 +124,7 @@ impl NodeSession {
             codec: session.codec.clone(),
             status_every,
             local: None,
+            layout: None,
         })
     }
 }
@@ -401,6 +404,7 @@ mod tests {
             codec: "hex".into(),
             status_every: DEFAULT_STATUS_EVERY,
             local: None,
+            layout: None,
         };
         let frame = node.downlink_frame(0x49be_7df1, 2, true, &[], Some(app(1, &[], false))).unwrap();
         assert_eq!(frame, hex("60f17dbe4920020001f9d65d27"));

@@ -214,7 +214,8 @@ impl Pipeline {
                     continue;
                 }
                 let (base, status_every) = self.placement(&record)?;
-                if let Some(node) = frame::NodeSession::open(&record, base, status_every, &self.keys) {
+                if let Some(mut node) = frame::NodeSession::open(&record, base, status_every, &self.keys) {
+                    node.layout = self.layout_of(&record, &node.codec)?;
                     if let Some(l) = last {
                         nodes.last.entry(node.id).or_insert(l);
                     }
@@ -228,7 +229,9 @@ impl Pipeline {
                     continue;
                 };
                 let (base, status_every) = self.placement(&record)?;
-                if let Some(node) = join::local_node(local, record, base, status_every, &self.keys) {
+                let layout = self.layout_of(&record, &local.session.codec)?;
+                if let Some(mut node) = join::local_node(local, record, base, status_every, &self.keys) {
+                    node.layout = layout;
                     if let Some(l) = self.cache.f_cnt(node.id)? {
                         nodes.last.entry(node.id).or_insert(l);
                     }
@@ -267,6 +270,18 @@ impl Pipeline {
             None => None,
         };
         Ok((base, frame::status_every(self.cache.device_type(record.device_type)?.as_ref())))
+    }
+
+    /// The node's type's payload layout, when its codec is `layout`.
+    fn layout_of(
+        &self,
+        record: &neosens_protocol::sync::DeviceRecord,
+        codec: &str,
+    ) -> Result<Option<Arc<neosens_protocol::layout::PayloadLayout>>, crate::cache::CacheError> {
+        if codec != neosens_protocol::edge::Codec::Layout.as_str() {
+            return Ok(None);
+        }
+        Ok(self.cache.layout(record.device_type)?.map(Arc::new))
     }
 
     /// The session a join answered here gave the node, while it is newer than central's.
@@ -508,12 +523,12 @@ impl Pipeline {
         let Some(base) = &uplink.node.base_topic else { return };
         let codec = uplink.node.codec.as_str();
         if uplink.f_port.is_some_and(|p| p > 0) && !uplink.payload.is_empty() {
-            match codec::decode(codec, &uplink.payload) {
+            match codec::decode(codec, &uplink.payload, uplink.node.layout.as_deref()) {
                 Ok(readings) => {
                     for r in readings {
                         let body = ReadingBody {
                             value: &r.value,
-                            value_units: r.units,
+                            value_units: &r.units,
                             sub_id: &r.sub_id,
                             unit_id: &uplink.node.dev_eui,
                         };

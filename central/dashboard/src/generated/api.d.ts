@@ -700,7 +700,7 @@ export interface components {
          * @description How the application payload of a LoRaWAN node is decoded into neOCampus readings.
          * @enum {string}
          */
-        Codec: "cayenne_lpp" | "neocampus_lpp" | "hex";
+        Codec: "cayenne_lpp" | "neocampus_lpp" | "hex" | "layout";
         /** @description One gateway's health. */
         Contact: {
             /**
@@ -820,6 +820,7 @@ export interface components {
             orders?: string[] | null;
             /** @description Failure-state rules on status fields: each raises an alert while it holds. */
             status_rules?: components["schemas"]["StatusRuleSpec"][];
+            payload_layout?: null | components["schemas"]["PayloadLayout"];
         };
         /** @description Changes to a device type. */
         DeviceTypePatch: {
@@ -841,6 +842,7 @@ export interface components {
             orders?: string[] | null;
             /** @description New failure-state rules (replace the list). */
             status_rules?: components["schemas"]["StatusRuleSpec"][] | null;
+            payload_layout?: null | components["schemas"]["PayloadLayout"];
         };
         /** @description A device as the API shows it. */
         DeviceView: {
@@ -944,6 +946,11 @@ export interface components {
          * @enum {string}
          */
         DownlinkState: "queued" | "sent" | "acknowledged" | "not_acknowledged" | "expired" | "failed" | "refused";
+        /**
+         * @description How a record's value reads.
+         * @enum {string}
+         */
+        Encoding: "int" | "int_fraction" | "raw";
         /**
          * @description What a gateway receives when it enrols (`POST /api/v1/edge/enroll`): everything it needs,
          *     shown once. Central writes it; the agent reads it and keeps it in `gateway.json`.
@@ -1277,6 +1284,44 @@ export interface components {
             /** @description At most [`MAX_JOIN_REPORTS`]. */
             joins: components["schemas"]["JoinReport"][];
         };
+        /** @description One record of a layout. */
+        LayoutRecord: {
+            /**
+             * Format: int32
+             * @description The type byte.
+             */
+            type_byte: number;
+            /** @description The reading's kind: the last level of its topic (`temperature`, `co2` …). */
+            kind: string;
+            /** @description Its unit, as neOCampus readings name them (`celsius`, `ppm` …; empty for none). */
+            unit?: string;
+            /** @description How the value reads. */
+            encoding?: components["schemas"]["Encoding"];
+            /**
+             * Format: int32
+             * @description Bytes of the integer (1 to 4; `raw`: 1 to 64).
+             */
+            size: number;
+            /** @description A two's-complement integer. */
+            signed?: boolean;
+            /** @description Least significant byte first. */
+            little_endian?: boolean;
+            /**
+             * Format: double
+             * @description Multiplies the integer.
+             */
+            scale?: number;
+            /**
+             * Format: double
+             * @description Added after the scale.
+             */
+            offset?: number;
+            /**
+             * Format: int32
+             * @description Decimals the value is rounded to (none: as computed).
+             */
+            decimals?: number | null;
+        };
         /** @description A session as an admin gives it (keys in hex, shown nowhere afterwards). */
         LorawanInput: {
             /** @description Device address, 8 hex digits. */
@@ -1389,6 +1434,31 @@ export interface components {
             limit: number;
             offset: number;
         };
+        /** @description How a device type's payloads read. */
+        PayloadLayout: {
+            /**
+             * @description Bytes a payload starts with (neOCampus-LPP: `[1]`, its format byte); a payload that does
+             *     not is refused.
+             */
+            header?: number[];
+            /**
+             * Format: int32
+             * @description Bytes skipped after the header (neOCampus-LPP: 1, its reserved byte).
+             */
+            skip?: number;
+            /**
+             * @description Whether the type byte comes before the channel (`type_first`, neOCampus-LPP) or after it
+             *     (`channel_first`, Cayenne LPP).
+             */
+            order: components["schemas"]["RecordOrder"];
+            /** @description The records, one per type byte. */
+            records: components["schemas"]["LayoutRecord"][];
+        };
+        /**
+         * @description Where a record's type byte stands.
+         * @enum {string}
+         */
+        RecordOrder: "type_first" | "channel_first";
         /**
          * @description A device log line (`POST /device/logger`) a gateway accepted while central was out of reach.
          *     The gateway checked the device's Basic credentials against the synced hash and keeps only
@@ -1628,6 +1698,7 @@ export interface components {
             outdated_after_s: number;
             orders: string[];
             status_rules: components["schemas"]["StatusRuleSpec"][];
+            payload_layout?: null | components["schemas"]["PayloadLayout"];
         };
         /** @description An unregistered MAC that asked for its credentials. */
         UnclaimedDevice: {
@@ -4316,10 +4387,10 @@ export interface operations {
                 /** @description The next page of a snapshot: the last device id received. */
                 after?: string;
                 /**
-                 * @description `1`: the agent answers OTAA joins and reads `SetOtaa` changes (older agents do not ask,
-                 *     and never receive them).
+                 * @description `1`: the agent answers OTAA joins and decodes payload layouts, and reads the `SetOtaa` and
+                 *     `SetPayloadLayout` changes (older agents do not ask, and never receive them).
                  */
-                otaa?: number;
+                ext?: number;
             };
             header?: never;
             path?: never;

@@ -107,9 +107,9 @@ pub(super) struct SyncQuery {
     /// The next page of a snapshot: the last device id received.
     #[param(value_type = Option<String>)]
     after: Option<DeviceId>,
-    /// `1`: the agent answers OTAA joins and reads `SetOtaa` changes (older agents do not ask,
-    /// and never receive them).
-    otaa: Option<u8>,
+    /// `1`: the agent answers OTAA joins and decodes payload layouts, and reads the `SetOtaa` and
+    /// `SetPayloadLayout` changes (older agents do not ask, and never receive them).
+    ext: Option<u8>,
 }
 
 /// The gateway's share of the registry since `since`: a postcard body (`application/x-postcard`,
@@ -138,12 +138,12 @@ pub(super) async fn sync(
         revisions.borrow_and_update();
         let registry = std::sync::Arc::clone(&s.registry);
         let after = q.after;
-        let otaa = q.otaa == Some(1);
+        let ext = q.ext == Some(1);
         // Built and encoded on the blocking pool: a snapshot page is thousands of device
         // records, each with its secret unsealed and hashed for the gateway.
         let built = neosens_runtime::blocking::run(move || {
             let started = std::time::Instant::now();
-            let Some(batch) = registry.edge_sync(id, since, after, otaa)? else { return Ok(None) };
+            let Some(batch) = registry.edge_sync(id, since, after, ext)? else { return Ok(None) };
             let build = started.elapsed();
             let body = batch
                 .encode()

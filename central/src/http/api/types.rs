@@ -33,6 +33,8 @@ pub(super) struct TypeView {
     outdated_after_s: u32,
     orders: Vec<String>,
     status_rules: Vec<super::schema::device_types::StatusRuleSpec>,
+    /// How its LoRaWAN nodes' payloads read (nodes whose codec is `layout`).
+    payload_layout: Option<neosens_protocol::layout::PayloadLayout>,
 }
 
 impl From<DeviceType> for TypeView {
@@ -50,6 +52,7 @@ impl From<DeviceType> for TypeView {
                 .map(|r| crate::model::StatusRuleSpec::from(r).into())
                 .collect(),
             orders: t.orders,
+            payload_layout: t.payload_layout,
         }
     }
 }

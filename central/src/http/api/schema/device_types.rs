@@ -28,6 +28,9 @@ pub(crate) struct DeviceTypeInput {
     /// Failure-state rules on status fields: each raises an alert while it holds.
     #[serde(default)]
     pub(crate) status_rules: Vec<StatusRuleSpec>,
+    /// How its LoRaWAN nodes' payloads read, for nodes whose codec is `layout`: records by type
+    /// byte (kind, unit, size, sign, byte order, scale, offset, decimals), the channel as subID.
+    pub(crate) payload_layout: Option<neosens_protocol::layout::PayloadLayout>,
 }
 
 /// Changes to a device type.
@@ -47,6 +50,9 @@ pub(crate) struct DeviceTypePatch {
     pub(crate) orders: Option<Vec<String>>,
     /// New failure-state rules (replace the list).
     pub(crate) status_rules: Option<Vec<StatusRuleSpec>>,
+    /// New payload layout; `null` removes it.
+    #[serde(default, deserialize_with = "present")]
+    pub(crate) payload_layout: Option<Option<neosens_protocol::layout::PayloadLayout>>,
 }
 
 impl From<DeviceTypeInput> for registry::NewDeviceType {
@@ -59,6 +65,7 @@ impl From<DeviceTypeInput> for registry::NewDeviceType {
             outdated_after_s: v.outdated_after_s,
             orders: v.orders,
             status_rules: rules(v.status_rules),
+            payload_layout: v.payload_layout,
         }
     }
 }
@@ -72,6 +79,7 @@ impl From<DeviceTypePatch> for registry::DeviceTypeChanges {
             outdated_after_s: v.outdated_after_s,
             orders: v.orders,
             status_rules: v.status_rules.map(rules),
+            payload_layout: v.payload_layout,
         }
     }
 }
