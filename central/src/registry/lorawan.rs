@@ -19,7 +19,7 @@ pub struct NewLorawanSession {
     pub nwk_s_key: String,
     /// AppSKey, 32 hex digits.
     pub app_s_key: String,
-    /// `cayenne_lpp` (default), `neocampus_lpp` or `hex`.
+    /// `cayenne_lpp` (default), `neocampus_lpp`, `hex`, or `layout` (its device type's payload layout).
     pub codec: Option<Codec>,
     /// Accept a frame counter that went back (nodes resetting it at reboot; default false).
     pub relax_f_cnt: Option<bool>,

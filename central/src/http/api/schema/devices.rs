@@ -170,7 +170,7 @@ pub(crate) struct OtaaInput {
     pub(crate) join_eui: String,
     /// AppKey, 32 hex digits.
     pub(crate) app_key: String,
-    /// Payload codec of its sessions: `cayenne_lpp` (default), `neocampus_lpp` or `hex`.
+    /// Payload codec of its sessions: `cayenne_lpp` (default), `neocampus_lpp`, `hex`, or `layout` (its device type's payload layout).
     pub(crate) codec: Option<Codec>,
 }
 
@@ -217,7 +217,7 @@ pub(crate) struct LorawanInput {
     pub(crate) nwk_s_key: String,
     /// AppSKey, 32 hex digits.
     pub(crate) app_s_key: String,
-    /// `cayenne_lpp` (default), `neocampus_lpp` or `hex`.
+    /// `cayenne_lpp` (default), `neocampus_lpp`, `hex`, or `layout` (its device type's payload layout).
     pub(crate) codec: Option<Codec>,
     /// Accept a frame counter that went back (nodes resetting it at reboot; default false).
     pub(crate) relax_f_cnt: Option<bool>,
