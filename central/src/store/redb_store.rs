@@ -113,71 +113,7 @@ impl RedbStore {
         }
         for version in found + 1..=SCHEMA_VERSION {
             let txn = begin_write(&self.db).map_err(backend)?;
-            match version {
-                // Version 1: every table exists (opening creates them), revision 0.
-                1 => {
-                    for t in
-                        [SITES, BUILDINGS, ROOMS, DEVICE_TYPES, DEVICES, GATEWAYS, USERS, TOKENS, STATUSES]
-                    {
-                        txn.open_table(t).map_err(backend)?;
-                    }
-                    txn.open_table(CHANGELOG).map_err(backend)?;
-                    txn.open_table(DEVICE_LOGS).map_err(backend)?;
-                    let mut meta = txn.open_table(META).map_err(backend)?;
-                    meta.insert(META_REVISION, 0).map_err(backend)?;
-                    meta.insert(META_LOG_SEQ, 0).map_err(backend)?;
-                }
-                // Version 2: per-type order lists (device types re-encoded), an order history.
-                2 => {
-                    txn.open_table(ORDERS).map_err(backend)?;
-                    txn.open_table(META).map_err(backend)?.insert(META_ORDER_SEQ, 0).map_err(backend)?;
-                    reencode::<crate::model::DeviceTypeV1, crate::model::DeviceTypeV2>(
-                        &txn,
-                        DEVICE_TYPES,
-                        EntityKind::DeviceType,
-                    )?;
-                }
-                // Version 3: failure-state rules per device type, gateway credentials, LoRaWAN sessions
-                // (re-encoded),
-                // stored alerts.
-                3 => {
-                    txn.open_table(ALERTS).map_err(backend)?;
-                    reencode::<crate::model::DeviceTypeV2, crate::model::DeviceTypeV3>(
-                        &txn,
-                        DEVICE_TYPES,
-                        EntityKind::DeviceType,
-                    )?;
-                    reencode::<crate::model::GatewayV2, crate::model::Gateway>(
-                        &txn,
-                        GATEWAYS,
-                        EntityKind::Gateway,
-                    )?;
-                    reencode::<crate::model::DeviceV2, crate::model::DeviceV3>(
-                        &txn,
-                        DEVICES,
-                        EntityKind::Device,
-                    )?;
-                }
-                // Version 4: dashboard settings per user.
-                4 => {
-                    txn.open_table(USER_SETTINGS).map_err(backend)?;
-                }
-                // Version 5: OTAA credentials on devices, payload layouts on device types
-                // (re-encoded).
-                5 => {
-                    reencode::<crate::model::DeviceTypeV3, crate::model::DeviceType>(
-                        &txn,
-                        DEVICE_TYPES,
-                        EntityKind::DeviceType,
-                    )?;
-                    reencode::<crate::model::DeviceV3, crate::model::Device>(
-                        &txn,
-                        DEVICES,
-                        EntityKind::Device,
-                    )?;
-                }
-                _ => unreachable!("no migration to version {version}"),
-            }
+            migration_step(&txn, version)?;
             txn.open_table(META)
                 .map_err(backend)?
                 .insert(META_SCHEMA, u64::from(version))
@@ -214,6 +150,62 @@ impl RedbStore {
 }
 
 /// Re-encodes every record of a table from its previous schema (a migration step).
+/// One step of [`RedbStore::migrate`]: what schema `version` adds to the one before it.
+fn migration_step(txn: &redb::WriteTransaction, version: u32) -> Result<(), StoreError> {
+    match version {
+        // Version 1: every table exists (opening creates them), revision 0.
+        1 => {
+            for t in [SITES, BUILDINGS, ROOMS, DEVICE_TYPES, DEVICES, GATEWAYS, USERS, TOKENS, STATUSES] {
+                txn.open_table(t).map_err(backend)?;
+            }
+            txn.open_table(CHANGELOG).map_err(backend)?;
+            txn.open_table(DEVICE_LOGS).map_err(backend)?;
+            let mut meta = txn.open_table(META).map_err(backend)?;
+            meta.insert(META_REVISION, 0).map_err(backend)?;
+            meta.insert(META_LOG_SEQ, 0).map_err(backend)?;
+        }
+        // Version 2: per-type order lists (device types re-encoded), an order history.
+        2 => {
+            txn.open_table(ORDERS).map_err(backend)?;
+            txn.open_table(META).map_err(backend)?.insert(META_ORDER_SEQ, 0).map_err(backend)?;
+            reencode::<crate::model::DeviceTypeV1, crate::model::DeviceTypeV2>(
+                txn,
+                DEVICE_TYPES,
+                EntityKind::DeviceType,
+            )?;
+        }
+        // Version 3: failure-state rules per device type, gateway credentials, LoRaWAN sessions
+        // (re-encoded),
+        // stored alerts.
+        3 => {
+            txn.open_table(ALERTS).map_err(backend)?;
+            reencode::<crate::model::DeviceTypeV2, crate::model::DeviceTypeV3>(
+                txn,
+                DEVICE_TYPES,
+                EntityKind::DeviceType,
+            )?;
+            reencode::<crate::model::GatewayV2, crate::model::Gateway>(txn, GATEWAYS, EntityKind::Gateway)?;
+            reencode::<crate::model::DeviceV2, crate::model::DeviceV3>(txn, DEVICES, EntityKind::Device)?;
+        }
+        // Version 4: dashboard settings per user.
+        4 => {
+            txn.open_table(USER_SETTINGS).map_err(backend)?;
+        }
+        // Version 5: OTAA credentials on devices, payload layouts on device types
+        // (re-encoded).
+        5 => {
+            reencode::<crate::model::DeviceTypeV3, crate::model::DeviceType>(
+                txn,
+                DEVICE_TYPES,
+                EntityKind::DeviceType,
+            )?;
+            reencode::<crate::model::DeviceV3, crate::model::Device>(txn, DEVICES, EntityKind::Device)?;
+        }
+        _ => unreachable!("no migration to version {version}"),
+    }
+    Ok(())
+}
+
 fn reencode<Old: DeserializeOwned, New: Serialize + From<Old>>(
     txn: &redb::WriteTransaction,
     def: TableDefinition<Key, &[u8]>,

@@ -219,10 +219,19 @@ fn write_changes(txn: &redb::WriteTransaction, changes: &[Change]) -> Result<(),
     }
     // OTAA credentials look their node's DevEUI up: once the devices are written.
     drop((devices, by_mac, by_login, by_devaddr, rooms, locations));
-    for (key, layout) in layout_changes {
+    write_extensions(txn, layout_changes, otaa_changes)
+}
+
+/// The payload layouts and OTAA credentials of a batch, after its records.
+fn write_extensions(
+    txn: &redb::WriteTransaction,
+    layouts: Vec<(Key, Option<neosens_protocol::layout::PayloadLayout>)>,
+    otaa: Vec<(Key, OtaaChange)>,
+) -> Result<(), CacheError> {
+    for (key, layout) in layouts {
         super::layouts::set(txn, key, layout.as_ref())?;
     }
-    for (key, change) in otaa_changes {
+    for (key, change) in otaa {
         match change {
             OtaaChange::Set(record) => super::otaa::set(txn, key, record.as_ref())?,
             OtaaChange::Forget(old) => super::otaa::forget(txn, key, &old)?,

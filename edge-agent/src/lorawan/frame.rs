@@ -270,6 +270,28 @@ fn payload_and_mac(fopts: &[u8], frm: FRMPayload<'_>) -> (Vec<u8>, usize, super:
     }
 }
 
+/// The full frame counter whose MIC checks, from the 16 bits on air and the last one accepted
+/// (`base`): ahead of it (roll-over included), in its epoch (what a replayed older frame checks
+/// with), or — relaxed policy only — a node that reset its counter.
+fn counter_with_valid_mic(
+    node: &NodeSession,
+    base: u32,
+    low: u16,
+    mic_ok: impl Fn(u32) -> bool,
+) -> Option<u32> {
+    let ahead = full_f_cnt(base, low);
+    let same_epoch = (base & 0xffff_0000) | u32::from(low);
+    if mic_ok(ahead) {
+        Some(ahead)
+    } else if same_epoch != ahead && mic_ok(same_epoch) {
+        Some(same_epoch)
+    } else if node.relax_f_cnt && mic_ok(u32::from(low)) {
+        Some(u32::from(low))
+    } else {
+        None
+    }
+}
+
 /// Decodes one PHYPayload; `candidates` gives the sessions of a device address.
 pub fn decode(
     phy: &[u8],
@@ -306,18 +328,9 @@ pub fn decode(
             (Some(l), Some(f)) => Some(l.max(f)),
             (l, f) => l.or(f),
         };
-        let base = last.unwrap_or(0);
-        let ahead = full_f_cnt(base, low);
-        // The same counter epoch, not rolled over: what a replayed (older) frame validates with.
-        let same_epoch = (base & 0xffff_0000) | u32::from(low);
-        let f_cnt = if encrypted.validate_mic(&node.nwk, ahead) {
-            ahead
-        } else if same_epoch != ahead && encrypted.validate_mic(&node.nwk, same_epoch) {
-            same_epoch
-        } else if node.relax_f_cnt && encrypted.validate_mic(&node.nwk, u32::from(low)) {
-            // A node that reset its counter (accepted only with the relaxed policy).
-            u32::from(low)
-        } else {
+        let Some(f_cnt) =
+            counter_with_valid_mic(&node, last.unwrap_or(0), low, |f| encrypted.validate_mic(&node.nwk, f))
+        else {
             continue;
         };
         let retransmission = match last {
