@@ -90,6 +90,7 @@ fn main() {
     cache.apply(&SyncBatch { revision: 1, kind: BatchKind::Snapshot, more: false, changes }, 1).unwrap();
     let outbox =
         Outbox::open(cache.database(), Limits { max_messages: 10_000_000, max_age_ms: u64::MAX / 2 })
+            .and_then(|o| o.with_journal(&dir.path().join(neosens_edge::outbox::JOURNAL_FILE)))
             .unwrap();
     let stats = Arc::new(LoraStats::default());
     let keys_for_bench = Keys::from_bytes(&[7; 32], &[8; 32], ring::rand::SystemRandom::new());

@@ -189,7 +189,8 @@ async fn open_storage(config: &Arc<Config>, cache: cache::Cache) -> anyhow::Resu
             max_messages: config.outbox.max_messages.max(1),
             max_age_ms: config.outbox.max_age_s.saturating_mul(1000),
         };
-        let outbox = outbox::Outbox::open(cache.database(), limits)?;
+        let outbox =
+            outbox::Outbox::open(cache.database(), limits)?.with_journal(&dir.join(outbox::JOURNAL_FILE))?;
         let creds = match credentials::GatewayCredentials::load(dir) {
             Ok(c) => Some(c),
             Err(credentials::CredentialsError::Missing(path)) => {

@@ -98,6 +98,18 @@ impl Sources {
         let s = &self.outbox.stats;
         counter(e, "neosens_edge_outbox_appended", "Messages appended to the outbox", &s.appended)?;
         counter(e, "neosens_edge_outbox_acknowledged", "Messages the broker acknowledged", &s.acknowledged)?;
+        counter(
+            e,
+            "neosens_edge_outbox_journal_replayed",
+            "Messages stored again at start from the outbox journal (their commit was lost in a crash)",
+            &s.journal_replayed,
+        )?;
+        counter(
+            e,
+            "neosens_edge_outbox_journal_checkpoints",
+            "Durable commits that let the outbox journal start over",
+            &s.journal_checkpoints,
+        )?;
         let mut m = e.encode_descriptor(
             "neosens_edge_outbox_dropped",
             "Messages dropped, by reason",

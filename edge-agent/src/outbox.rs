@@ -22,6 +22,11 @@ use tokio::sync::Notify;
 
 use crate::cache::{CacheError, begin_write};
 
+mod journal;
+mod journaled;
+
+pub use journal::FILE as JOURNAL_FILE;
+
 /// Why the outbox could not do what was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum OutboxError {
@@ -39,6 +44,8 @@ pub enum OutboxError {
 const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
 const OUTBOX_META: TableDefinition<&str, u64> = TableDefinition::new("outbox_meta");
 const META_SEQ: &str = "seq";
+/// The journal sequence number of the last batch applied from the journal ([`journal`]).
+const META_JSEQ: &str = "journal_seq";
 /// A random number drawn when the outbox is created: a reinstalled gateway (a new database)
 /// numbers its messages from 1 again under another epoch, which central tells apart.
 const META_EPOCH: &str = "epoch";
@@ -78,6 +85,10 @@ pub struct OutboxStats {
     pub dropped_full: AtomicU64,
     /// Messages dropped because they were too old.
     pub dropped_expired: AtomicU64,
+    /// Messages stored again at start from the journal (their redb commit was lost).
+    pub journal_replayed: AtomicU64,
+    /// Checkpoints of the journal (durable redb commits that let it start over).
+    pub journal_checkpoints: AtomicU64,
 }
 
 /// Who stamps: the gateway's id and forwarding key.
@@ -100,6 +111,9 @@ pub struct Outbox {
     last_id: Arc<AtomicU64>,
     /// Removals committed without a disk sync since the last durable commit of the outbox.
     unsettled: Arc<AtomicBool>,
+    /// The write-ahead journal of uplink batches, when the agent keeps one
+    /// ([`Outbox::with_journal`]).
+    journal: Option<Arc<parking_lot::Mutex<journal::Journal>>>,
     /// Counters.
     pub stats: Arc<OutboxStats>,
 }
@@ -138,6 +152,7 @@ impl Outbox {
             ready: Arc::new(Notify::new()),
             last_id: Arc::new(AtomicU64::new(last_id)),
             unsettled: Arc::default(),
+            journal: None,
             stats: Arc::default(),
         })
     }
@@ -193,7 +208,7 @@ impl Outbox {
         let txn = begin_write(&self.db).map_err(backend)?;
         also(&txn)?;
         let mut ids = Vec::with_capacity(n);
-        let mut dropped = 0;
+        let dropped;
         {
             let mut meta = txn.open_table(OUTBOX_META).map_err(backend)?;
             let mut table = txn.open_table(OUTBOX).map_err(backend)?;
@@ -208,27 +223,39 @@ impl Outbox {
                 ids.push(seq);
             }
             meta.insert(META_SEQ, seq).map_err(backend)?;
-            let len = table.len().map_err(backend)?;
-            if len > self.limits.max_messages {
-                for _ in 0..len - self.limits.max_messages {
-                    if table.pop_first().map_err(backend)?.is_some() {
-                        dropped += 1;
-                    }
-                }
-            }
+            dropped = self.make_room(&mut table)?;
         }
         txn.commit().map_err(backend)?;
         self.unsettled.store(false, Ordering::Relaxed);
+        self.appended(&ids, dropped);
+        Ok(ids)
+    }
+
+    /// Drops the oldest messages past the count limit; returns how many.
+    fn make_room(&self, table: &mut redb::Table<u64, &[u8]>) -> Result<u64, OutboxError> {
+        let mut dropped = 0;
+        let len = table.len().map_err(backend)?;
+        if len > self.limits.max_messages {
+            for _ in 0..len - self.limits.max_messages {
+                if table.pop_first().map_err(backend)?.is_some() {
+                    dropped += 1;
+                }
+            }
+        }
+        Ok(dropped)
+    }
+
+    /// Counts a committed append and wakes the link.
+    fn appended(&self, ids: &[u64], dropped: u64) {
         if let Some(last) = ids.last() {
             self.last_id.fetch_max(*last, Ordering::Release);
         }
-        self.stats.appended.fetch_add(n as u64, Ordering::Relaxed);
+        self.stats.appended.fetch_add(ids.len() as u64, Ordering::Relaxed);
         if dropped > 0 {
             self.stats.dropped_full.fetch_add(dropped, Ordering::Relaxed);
             tracing::warn!(dropped, limit = self.limits.max_messages, "outbox full: oldest messages dropped");
         }
         self.ready.notify_one();
-        Ok(ids)
     }
 
     /// Up to `limit` messages after id `after`, oldest first.

@@ -234,7 +234,10 @@ fn acknowledged_uplinks_survive_kill_9() {
         }
     }
     assert_eq!(readings.keys().copied().collect::<Vec<_>>(), (1..=u64::from(FRAMES)).collect::<Vec<_>>());
-    eprintln!("{FRAMES} readings, {copies} copies on the broker across the kill");
+    eprintln!(
+        "{FRAMES} readings, {copies} copies on the broker across the kill; {} stored again from the journal",
+        metric(e, "neosens_edge_outbox_journal_replayed_total")
+    );
     // The last frame again: its counter was stored with its reading, so it is a replay now.
     forwarder.send_to(&datagram(FRAMES), edge.addr("udp")).unwrap();
     wait_until("the replay counted", || {

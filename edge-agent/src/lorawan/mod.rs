@@ -476,17 +476,19 @@ impl Pipeline {
         if counters.is_empty() && messages.is_empty() && down_counters.is_empty() && joins.is_empty() {
             return true;
         }
-        let appended = self.outbox.append_and(
-            messages.len(),
-            now_ms(),
-            |i, id| {
-                let (topic, body) = &messages[i];
-                // `{"msg_id":N,` + the rest of the object: no second serialisation.
-                let mut payload = format!("{{\"msg_id\":{id},").into_bytes();
-                payload.extend_from_slice(&body.as_bytes()[1..]);
-                (topic.clone(), payload)
-            },
-            |txn| {
+        let build = |i: usize, id: u64| {
+            let (topic, body) = &messages[i];
+            // `{"msg_id":N,` + the rest of the object: no second serialisation.
+            let mut payload = format!("{{\"msg_id\":{id},").into_bytes();
+            payload.extend_from_slice(&body.as_bytes()[1..]);
+            (topic.clone(), payload)
+        };
+        // Joins are rare and carry sessions: they commit to redb directly. The rest goes through
+        // the outbox's journal (one synced write per batch).
+        let appended = if joins.is_empty() {
+            self.outbox.append_journaled(messages.len(), now_ms(), build, counters, down_counters)
+        } else {
+            self.outbox.append_and(messages.len(), now_ms(), build, |txn| {
                 crate::cache::write_f_cnts(txn, counters)?;
                 crate::cache::write_f_cnt_downs(txn, down_counters)?;
                 for join in joins {
@@ -494,8 +496,8 @@ impl Pipeline {
                     crate::cache::write_join(txn, device, local)?;
                 }
                 Ok(())
-            },
-        );
+            })
+        };
         match appended {
             Ok(_) => true,
             Err(e) => {

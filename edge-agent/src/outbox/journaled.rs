@@ -1,0 +1,218 @@
+//! Uplink batches through the write-ahead journal ([`super::journal`]): durable with one small
+//! synced write, applied to redb without a sync of its own, checkpointed now and then.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use neosens_protocol::ids::DeviceId;
+use redb::ReadableTable;
+
+use super::journal::{self, CounterEntry, Entry, Journal};
+use super::{META_JSEQ, META_SEQ, OUTBOX, OUTBOX_META, Outbox, OutboxError, backend};
+use crate::cache::{SessionCounter, begin_write};
+
+/// Largest batch, in messages, that goes through the journal. A durable redb commit costs about
+/// the same whatever its size, while the journal writes a batch twice (once there, once into
+/// redb at the checkpoint): `cargo bench -p neosens-edge --bench uplink` puts the crossover near
+/// 128 messages (8 datagrams of 8 frames), so bigger batches commit to redb directly.
+const JOURNAL_MAX_MESSAGES: usize = 128;
+
+/// An [`super::OutboxRecord`] by reference: the same bytes without copying the message.
+#[derive(serde::Serialize)]
+struct RecordRef<'a> {
+    topic: &'a str,
+    payload: &'a [u8],
+    created_ms: u64,
+}
+
+/// Frame counters to store with a batch: (node, counter).
+pub(super) type Counters<'a> = &'a [(DeviceId, SessionCounter)];
+
+impl Outbox {
+    /// This outbox with its write-ahead journal at `path` (created when missing). Batches the
+    /// previous run made durable in the journal but whose redb commit a crash lost are stored
+    /// again first, with their ids, and made durable.
+    pub fn with_journal(mut self, path: &Path) -> Result<Self, OutboxError> {
+        let (mut journal, entries) =
+            Journal::open(path).map_err(|e| backend(format!("journal {}: {e}", path.display())))?;
+        let txn = begin_write(&self.db).map_err(backend)?;
+        let applied = txn
+            .open_table(OUTBOX_META)
+            .map_err(backend)?
+            .get(META_JSEQ)
+            .map_err(backend)?
+            .map_or(0, |v| v.value());
+        let (mut next, mut replayed) = (applied + 1, 0);
+        for entry in entries.iter().filter(|e| e.jseq > applied) {
+            if entry.jseq != next {
+                tracing::error!(
+                    expected = next,
+                    found = entry.jseq,
+                    "outbox journal: a batch is missing; replay stops"
+                );
+                break;
+            }
+            self.apply(&txn, entry)?;
+            next += 1;
+            replayed += entry.messages.len() as u64;
+        }
+        let last_id = txn
+            .open_table(OUTBOX_META)
+            .map_err(backend)?
+            .get(META_SEQ)
+            .map_err(backend)?
+            .map_or(0, |v| v.value());
+        txn.commit().map_err(backend)?;
+        journal.rewind();
+        if replayed > 0 || next > applied + 1 {
+            tracing::warn!(
+                batches = next - applied - 1,
+                messages = replayed,
+                "outbox journal: batches stored again after a crash"
+            );
+        }
+        self.stats.journal_replayed.fetch_add(replayed, Ordering::Relaxed);
+        self.last_id.fetch_max(last_id, Ordering::Release);
+        self.journal = Some(Arc::new(parking_lot::Mutex::new(journal)));
+        Ok(self)
+    }
+
+    /// Appends `n` messages built from their id, with the frame counters that let them through
+    /// (`up`) and those their answers use (`down`), durably: through the journal when the
+    /// outbox has one (one synced write) and the batch is small, else in one durable redb commit.
+    pub fn append_journaled(
+        &self,
+        n: usize,
+        now_ms: u64,
+        build: impl Fn(usize, u64) -> (String, Vec<u8>),
+        up: Counters<'_>,
+        down: Counters<'_>,
+    ) -> Result<Vec<u64>, OutboxError> {
+        let durable = |build| {
+            self.append_and(n, now_ms, build, |txn| {
+                crate::cache::write_f_cnts(txn, up)?;
+                crate::cache::write_f_cnt_downs(txn, down)
+            })
+        };
+        let journal = match &self.journal {
+            Some(journal) if n <= JOURNAL_MAX_MESSAGES => journal,
+            _ => return durable(build),
+        };
+        let mut journal = journal.lock();
+        if journal.due() {
+            // Before this batch's transaction (the checkpoint is a commit of its own). When it
+            // fails, so does the batch: the journal never grows past its bound.
+            self.checkpoint_locked(&mut journal)?;
+        }
+        let mut txn = begin_write(&self.db).map_err(backend)?;
+        txn.set_durability(redb::Durability::None).map_err(backend)?;
+        let (seq, jseq) = {
+            let meta = txn.open_table(OUTBOX_META).map_err(backend)?;
+            let get = |key| meta.get(key).map(|v| v.map_or(0, |v| v.value())).map_err(backend);
+            (get(META_SEQ)?, get(META_JSEQ)?)
+        };
+        let messages = (0..n)
+            .map(|i| {
+                let id = seq + 1 + i as u64;
+                let (topic, payload) = build(i, id);
+                let payload = self.stamp(&topic, id, payload);
+                (topic, payload)
+            })
+            .collect();
+        let counters = |c: Counters<'_>| -> Vec<CounterEntry> {
+            c.iter().map(|(id, c)| (id.to_bytes(), c.session, c.f_cnt)).collect()
+        };
+        let entry = Entry {
+            jseq: jseq + 1,
+            created_ms: now_ms,
+            first_id: seq + 1,
+            messages,
+            up: counters(up),
+            down: counters(down),
+        };
+        let body = postcard::to_allocvec(&entry).map_err(backend)?;
+        if body.len() > journal::MAX_RECORD {
+            drop(txn);
+            drop(journal);
+            return durable(build);
+        }
+        let start = journal.append(&body).map_err(|e| backend(format!("journal: {e}")))?;
+        let stored =
+            self.apply(&txn, &entry).and_then(|dropped| txn.commit().map(|()| dropped).map_err(backend));
+        let dropped = match stored {
+            Ok(dropped) => dropped,
+            Err(e) => {
+                // Not stored, not acknowledged: it must not come back at the next start either.
+                if let Err(retract) = journal.retract(start) {
+                    tracing::error!(error = %retract, "outbox journal: a batch that failed to store could not be taken back");
+                }
+                return Err(e);
+            }
+        };
+        let ids: Vec<u64> = (entry.first_id..entry.first_id + n as u64).collect();
+        self.appended(&ids, dropped);
+        Ok(ids)
+    }
+
+    /// Makes everything durable in redb and lets the journal start over (at shutdown, or when
+    /// the link is quiet); a no-op without a journal.
+    pub fn checkpoint(&self) -> Result<(), OutboxError> {
+        match &self.journal {
+            Some(journal) => self.checkpoint_locked(&mut journal.lock()),
+            None => Ok(()),
+        }
+    }
+
+    fn checkpoint_locked(&self, journal: &mut Journal) -> Result<(), OutboxError> {
+        begin_write(&self.db).map_err(backend)?.commit().map_err(backend)?;
+        self.unsettled.store(false, Ordering::Relaxed);
+        journal.rewind();
+        self.stats.journal_checkpoints.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Stores one journal batch in `txn`: its messages under their ids, its counters, its
+    /// sequence number; returns how many old messages made room.
+    fn apply(&self, txn: &redb::WriteTransaction, entry: &Entry) -> Result<u64, OutboxError> {
+        let counters = |c: &[CounterEntry]| -> Vec<(DeviceId, SessionCounter)> {
+            c.iter()
+                .map(|(id, session, f_cnt)| {
+                    (DeviceId::from_bytes(*id), SessionCounter { session: *session, f_cnt: *f_cnt })
+                })
+                .collect()
+        };
+        crate::cache::write_f_cnts(txn, &counters(&entry.up))?;
+        crate::cache::write_f_cnt_downs(txn, &counters(&entry.down))?;
+        let mut meta = txn.open_table(OUTBOX_META).map_err(backend)?;
+        let mut table = txn.open_table(OUTBOX).map_err(backend)?;
+        let mut id = entry.first_id;
+        for (topic, payload) in &entry.messages {
+            let record = RecordRef { topic, payload, created_ms: entry.created_ms };
+            let bytes = postcard::to_allocvec(&record).map_err(backend)?;
+            table.insert(id, bytes.as_slice()).map_err(backend)?;
+            id += 1;
+        }
+        let seq = meta.get(META_SEQ).map_err(backend)?.map_or(0, |v| v.value());
+        meta.insert(META_SEQ, seq.max(id - 1)).map_err(backend)?;
+        meta.insert(META_JSEQ, entry.jseq).map_err(backend)?;
+        self.make_room(&mut table)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_by_reference_encodes_as_the_stored_record() {
+        let owned = super::super::OutboxRecord {
+            topic: "u4/302/co2".into(),
+            payload: vec![0, 1, 255],
+            created_ms: 1 << 40,
+        };
+        let borrowed =
+            RecordRef { topic: &owned.topic, payload: &owned.payload, created_ms: owned.created_ms };
+        assert_eq!(postcard::to_allocvec(&borrowed).unwrap(), postcard::to_allocvec(&owned).unwrap());
+    }
+}
