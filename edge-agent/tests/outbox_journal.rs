@@ -3,7 +3,10 @@
 //! bounded. A power cut is what the disk holds while the agent runs: a copy of the data
 //! directory taken with the outbox open (redb's commits without a disk sync are not in it).
 
+mod common;
+
 use std::path::Path;
+use std::sync::atomic::Ordering;
 
 use neosens_edge::cache::{Cache, SessionCounter};
 use neosens_edge::outbox::{JOURNAL_FILE, Limits, Outbox, OutboxRecord};
@@ -72,7 +75,7 @@ fn journalled_batches_survive_a_power_cut() {
     let (cache2, outbox2) = open(cut.path(), true);
     assert_eq!(stored(&outbox2), before, "every message back, with its id");
     assert_eq!(outbox2.last_id(), 11);
-    assert_eq!(outbox2.stats.journal_replayed.load(std::sync::atomic::Ordering::Relaxed), 10);
+    assert_eq!(outbox2.stats.journal_replayed.load(Ordering::Relaxed), 10);
     assert_eq!(cache2.f_cnt(node(1)).unwrap(), Some(SessionCounter { session: 9, f_cnt: 5 }));
     assert_eq!(cache2.f_cnt_down(node(1)).unwrap(), Some(SessionCounter { session: 9, f_cnt: 2 }));
     assert_eq!(batch(&outbox2, 6), [12, 13], "ids go on after the replayed ones");
@@ -80,7 +83,7 @@ fn journalled_batches_survive_a_power_cut() {
 
     let (_, outbox3) = open(cut.path(), true);
     assert_eq!(stored(&outbox3).len(), 13, "nothing twice");
-    assert_eq!(outbox3.stats.journal_replayed.load(std::sync::atomic::Ordering::Relaxed), 0);
+    assert_eq!(outbox3.stats.journal_replayed.load(Ordering::Relaxed), 0);
 }
 
 /// A durable commit of another kind made the earlier batches durable: only the later one is
@@ -99,11 +102,12 @@ fn batches_made_durable_by_another_commit_are_not_replayed() {
     let (_, outbox2) = open(cut.path(), true);
     let ids: Vec<u64> = stored(&outbox2).iter().map(|(id, _)| *id).collect();
     assert_eq!(ids, [1, 2, 3, 4, 5, 6, 7]);
-    assert_eq!(outbox2.stats.journal_replayed.load(std::sync::atomic::Ordering::Relaxed), 2);
+    assert_eq!(outbox2.stats.journal_replayed.load(Ordering::Relaxed), 2);
 }
 
 /// Thousands of batches: the journal starts over at each checkpoint, so its file stays within
-/// one checkpoint's worth of records; a checkpoint at shutdown leaves nothing to replay.
+/// one checkpoint's worth of records (32, or 4 MiB of big batches); a checkpoint at shutdown
+/// leaves nothing to replay.
 #[test]
 fn the_journal_stays_bounded() {
     let dir = tempfile::tempdir().unwrap();
@@ -114,16 +118,33 @@ fn the_journal_stays_bounded() {
     for f_cnt in 2..=2_000 {
         batch(&outbox, f_cnt);
     }
-    let checkpoints = outbox.stats.journal_checkpoints.load(std::sync::atomic::Ordering::Relaxed);
+    let checkpoints = || outbox.stats.journal_checkpoints.load(Ordering::Relaxed);
     // One before every 33rd batch: the journal holds 32 records at most.
-    assert_eq!(checkpoints, (2_000 - 1) / 32);
+    assert_eq!(checkpoints(), (2_000 - 1) / 32);
     let size = std::fs::metadata(&journal).unwrap().len();
     assert!(size <= 32 * (one + 32), "{size} bytes for records of about {one}");
+    // Batches of 128 messages of 1 kB: the byte bound comes first.
+    let payload = vec![b'x'; 1_000];
+    for _ in 0..100 {
+        let build = |i: usize, _| (format!("u4/302/co2/{i}"), payload.clone());
+        outbox.append_journaled(128, 1_000, build, &[], &[]).unwrap();
+    }
+    let size = std::fs::metadata(&journal).unwrap().len();
+    assert!(size <= (4 << 20) + 140_000, "{size} bytes");
+    assert!(checkpoints() >= 62 + 100 / 32, "{} checkpoints", checkpoints());
     outbox.checkpoint().unwrap();
     let cut = power_cut(dir.path());
     let (_, outbox2) = open(cut.path(), true);
-    assert_eq!(stored(&outbox2).len(), 4_000);
-    assert_eq!(outbox2.stats.journal_replayed.load(std::sync::atomic::Ordering::Relaxed), 0);
+    assert_eq!(outbox2.depth(1_000).unwrap().0, 4_000 + 12_800);
+    assert_eq!(outbox2.stats.journal_replayed.load(Ordering::Relaxed), 0);
+}
+
+/// Tears the journal's last record: its last byte zeroed, as a cut during its write leaves it.
+fn tear_last_record(journal: &Path) {
+    let mut bytes = std::fs::read(journal).unwrap();
+    let last = bytes.iter().rposition(|b| *b != 0).unwrap();
+    bytes[last] = 0;
+    std::fs::write(journal, bytes).unwrap();
 }
 
 /// A damaged journal (a torn last record, garbage) costs at most the damaged record, never the
@@ -136,8 +157,7 @@ fn a_damaged_journal_does_not_stop_the_start() {
     batch(&outbox, 2);
     let cut = power_cut(dir.path());
     let journal = cut.path().join(JOURNAL_FILE);
-    let size = std::fs::metadata(&journal).unwrap().len();
-    std::fs::OpenOptions::new().write(true).open(&journal).unwrap().set_len(size - 1).unwrap();
+    tear_last_record(&journal);
     let (_, outbox2) = open(cut.path(), true);
     assert_eq!(
         stored(&outbox2).iter().map(|(id, _)| *id).collect::<Vec<_>>(),
@@ -163,4 +183,49 @@ fn a_big_batch_commits_to_redb_directly() {
     let cut = power_cut(dir.path());
     let (_, bare) = open(cut.path(), false);
     assert_eq!(stored(&bare).len(), 200);
+}
+
+/// A batch whose redb commit was lost, and whose ids a durable commit of another kind used since
+/// (as after a failed store, never acknowledged): left out at the next start, never written over
+/// the messages that hold its ids now.
+#[test]
+fn a_batch_whose_ids_were_reused_is_left_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_cache, outbox) = open(dir.path(), true);
+    batch(&outbox, 1);
+    let cut = power_cut(dir.path());
+    {
+        let (_, bare) = open(cut.path(), false);
+        assert_eq!(bare.append(&[("u4/302/device".into(), b"kept".to_vec())], 2_000).unwrap(), [1]);
+    }
+    let (_, outbox2) = open(cut.path(), true);
+    let kept: Vec<(u64, Vec<u8>)> = stored(&outbox2).into_iter().map(|(id, r)| (id, r.payload)).collect();
+    assert_eq!(kept, [(1, b"kept".to_vec())]);
+    assert_eq!(outbox2.stats.journal_replayed.load(Ordering::Relaxed), 0);
+    assert_eq!(batch(&outbox2, 2), [3, 4], "the next ids follow both, the left-out batch's too");
+}
+
+/// While the disk fails its syncs, the checkpoint a full journal needs fails, and so do the
+/// batches (not acknowledged): the journal never grows past its bound. (redb then wants the
+/// database reopened, as after any failed sync.)
+#[test]
+fn a_failing_checkpoint_stops_the_batches_not_the_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let (disk, control) = common::disk::TestDisk::new();
+    let cache = Cache::open_on(disk).unwrap();
+    let journal = dir.path().join(JOURNAL_FILE);
+    let outbox = Outbox::open(cache.database(), LIMITS).unwrap().with_journal(&journal).unwrap();
+    // 64 batches: a checkpoint before the 33rd, and 32 records since.
+    for f_cnt in 1..=64 {
+        batch(&outbox, f_cnt);
+    }
+    control.failing.store(true, Ordering::SeqCst);
+    let full = std::fs::metadata(&journal).unwrap().len();
+    let up = [(node(1), SessionCounter { session: 9, f_cnt: 33 })];
+    let build = |_: usize, id: u64| ("u4/302/co2".to_owned(), id.to_string().into_bytes());
+    for _ in 0..10 {
+        assert!(outbox.append_journaled(1, 1_000, build, &up, &[]).is_err(), "no checkpoint, no batch");
+    }
+    assert_eq!(std::fs::metadata(&journal).unwrap().len(), full);
+    assert_eq!(outbox.stats.journal_checkpoints.load(Ordering::Relaxed), 1);
 }

@@ -43,6 +43,10 @@ impl Outbox {
             .get(META_JSEQ)
             .map_err(backend)?
             .map_or(0, |v| v.value());
+        let last_seq = |txn: &redb::WriteTransaction| -> Result<u64, OutboxError> {
+            let meta = txn.open_table(OUTBOX_META).map_err(backend)?;
+            Ok(meta.get(META_SEQ).map_err(backend)?.map_or(0, |v| v.value()))
+        };
         let (mut next, mut replayed) = (applied + 1, 0);
         for entry in entries.iter().filter(|e| e.jseq > applied) {
             if entry.jseq != next {
@@ -53,18 +57,22 @@ impl Outbox {
                 );
                 break;
             }
-            self.apply(&txn, entry)?;
             next += 1;
+            // A batch whose ids a durable commit used since (its own commit had failed, it was
+            // never acknowledged) is left out: replaying it would overwrite those messages.
+            if entry.first_id <= last_seq(&txn)? {
+                tracing::warn!(jseq = entry.jseq, "outbox journal: a batch that failed to store is left out");
+                continue;
+            }
+            self.apply(&txn, entry)?;
             replayed += entry.messages.len() as u64;
         }
-        let last_id = txn
-            .open_table(OUTBOX_META)
-            .map_err(backend)?
-            .get(META_SEQ)
-            .map_err(backend)?
-            .map_or(0, |v| v.value());
+        let last_id = last_seq(&txn)?;
         txn.commit().map_err(backend)?;
         journal.rewind();
+        // New records number after everything the file holds, stale or left out.
+        journal.last_jseq = entries.iter().map(|e| e.jseq).max().unwrap_or(0);
+        journal.last_id = entries.iter().map(|e| e.first_id + e.messages.len() as u64 - 1).max().unwrap_or(0);
         if replayed > 0 || next > applied + 1 {
             tracing::warn!(
                 batches = next - applied - 1,
@@ -110,7 +118,7 @@ impl Outbox {
         let (seq, jseq) = {
             let meta = txn.open_table(OUTBOX_META).map_err(backend)?;
             let get = |key| meta.get(key).map(|v| v.map_or(0, |v| v.value())).map_err(backend);
-            (get(META_SEQ)?, get(META_JSEQ)?)
+            (get(META_SEQ)?.max(journal.last_id), get(META_JSEQ)?.max(journal.last_jseq))
         };
         let messages = (0..n)
             .map(|i| {
@@ -137,16 +145,17 @@ impl Outbox {
             drop(journal);
             return durable(build);
         }
-        let start = journal.append(&body).map_err(|e| backend(format!("journal: {e}")))?;
+        journal.append(&body).map_err(|e| backend(format!("journal: {e}")))?;
+        journal.last_jseq = entry.jseq;
+        journal.last_id = entry.first_id + n as u64 - 1;
         let stored =
             self.apply(&txn, &entry).and_then(|dropped| txn.commit().map(|()| dropped).map_err(backend));
         let dropped = match stored {
             Ok(dropped) => dropped,
             Err(e) => {
-                // Not stored, not acknowledged: it must not come back at the next start either.
-                if let Err(retract) = journal.retract(start) {
-                    tracing::error!(error = %retract, "outbox journal: a batch that failed to store could not be taken back");
-                }
+                // Not acknowledged. The record stays in the journal: at the next start it is
+                // stored unless a later checkpoint or a reuse of its ids superseded it.
+                tracing::error!(error = %e, jseq = entry.jseq, "outbox journal: a batch in the journal failed to store");
                 return Err(e);
             }
         };
