@@ -106,8 +106,8 @@ fn batches_made_durable_by_another_commit_are_not_replayed() {
 }
 
 /// Thousands of batches: the journal starts over at each checkpoint, so its file stays within
-/// one checkpoint's worth of records (32, or 4 MiB of big batches); a checkpoint at shutdown
-/// leaves nothing to replay.
+/// one checkpoint's worth of records (32, or 4 MiB of big batches); after a checkpoint there is
+/// nothing to replay.
 #[test]
 fn the_journal_stays_bounded() {
     let dir = tempfile::tempdir().unwrap();
@@ -203,6 +203,31 @@ fn a_batch_whose_ids_were_reused_is_left_out() {
     assert_eq!(kept, [(1, b"kept".to_vec())]);
     assert_eq!(outbox2.stats.journal_replayed.load(Ordering::Relaxed), 0);
     assert_eq!(batch(&outbox2, 2), [3, 4], "the next ids follow both, the left-out batch's too");
+    // That batch's number was settled at the start: the next cut brings the new batch back.
+    let cut2 = power_cut(cut.path());
+    let (_, outbox3) = open(cut2.path(), true);
+    let ids: Vec<u64> = stored(&outbox3).iter().map(|(id, _)| *id).collect();
+    assert_eq!(ids, [1, 3, 4]);
+}
+
+/// A journal left behind by a database since recreated (a new outbox epoch) is not replayed
+/// into the new one, where its ids would mean other messages.
+#[test]
+fn a_journal_of_another_database_is_not_replayed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_cache, outbox) = open(dir.path(), true);
+    batch(&outbox, 1);
+    let cut = power_cut(dir.path());
+    for entry in std::fs::read_dir(cut.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name().unwrap() != JOURNAL_FILE {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    let (_, fresh) = open(cut.path(), true);
+    assert!(stored(&fresh).is_empty());
+    assert_eq!(fresh.stats.journal_replayed.load(Ordering::Relaxed), 0);
+    assert_eq!(batch(&fresh, 1), [1, 2]);
 }
 
 /// While the disk fails its syncs, the checkpoint a full journal needs fails, and so do the

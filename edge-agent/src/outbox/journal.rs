@@ -15,12 +15,15 @@
 //! At start, the batches whose `jseq` is above the one redb holds durably are applied again, in
 //! order, with the same ids (central recognises a message sent twice by its `msg_id`). Any other
 //! durable commit of the database (a sync, an append of another kind) also makes the journalled
-//! batches durable; their `jseq` then tells replay to skip them.
+//! batches durable; their `jseq` then tells replay to skip them. A checkpoint, and the start,
+//! record the highest `jseq` written: a number handed out and not stored (a batch whose redb
+//! commit failed, or one left out at replay) never leaves a hole replay would wait on.
 //!
 //! Record layout: `"NSJ1"`, body length (u32 LE), CRC-32 of the body (u32 LE), body (postcard of
 //! [`Entry`]). Reading stops at the first record that does not check (a torn write at a crash,
-//! or the stale tail left after a rewind): records are written one at a time, each synced
-//! before the next, so nothing valid can follow an invalid one that matters.
+//! a retracted record, or the stale bytes after a rewind): records are written one at a time,
+//! each synced before the next. Stale records that do check (old ones aligned behind new ones
+//! after a rewind) carry a `jseq` redb already holds durably, and replay skips them.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -49,7 +52,10 @@ pub(super) type CounterEntry = ([u8; 16], u64, u32);
 /// One batch: what one outbox write transaction stores.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct Entry {
-    /// The journal sequence number (consecutive, never reused).
+    /// The outbox's epoch: a journal left behind by a database since recreated is not replayed
+    /// into the new one.
+    pub(super) epoch: u64,
+    /// The journal sequence number (increasing, never reused).
     pub(super) jseq: u64,
     /// When the messages were appended, ms since the epoch.
     pub created_ms: u64,
@@ -80,6 +86,10 @@ impl Journal {
     /// Opens (or creates) the journal; returns it with the records it holds, in order.
     pub(super) fn open(path: &Path) -> io::Result<(Self, Vec<Entry>)> {
         let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
+        // The file's name durable too (a new file's first records must survive a power cut).
+        if let Some(dir) = path.parent() {
+            File::open(if dir.as_os_str().is_empty() { Path::new(".") } else { dir })?.sync_all()?;
+        }
         let entries = read_all(&file)?;
         Ok((Journal { file, end: 0, records: 0, last_jseq: 0, last_id: 0 }, entries))
     }
@@ -98,6 +108,17 @@ impl Journal {
         self.end += record.len() as u64;
         self.records += 1;
         Ok(start)
+    }
+
+    /// Takes back the record written at `start`, the last one (its redb commit failed: it was
+    /// not acknowledged, and must not come back at the next start beside a frame the node sends
+    /// again); the next record goes in its place.
+    pub(super) fn retract(&mut self, start: u64) -> io::Result<()> {
+        self.file.write_all_at(&[0; 4], start)?;
+        self.file.sync_data()?;
+        self.end = start;
+        self.records = self.records.saturating_sub(1);
+        Ok(())
     }
 
     /// Starts again at offset 0: everything written so far is durable in redb.
@@ -168,6 +189,7 @@ mod tests {
 
     fn entry(jseq: u64) -> Entry {
         Entry {
+            epoch: 5,
             jseq,
             created_ms: 1_000,
             first_id: jseq * 10,
@@ -213,8 +235,8 @@ mod tests {
         j.append(&postcard::to_allocvec(&entry(2)).unwrap()).unwrap()
     }
 
-    /// A torn last record, a flipped bit, a length past the file end, garbage or an
-    /// undecodable body end the reading there, never with an error or a panic.
+    /// A torn last record, a flipped bit, a length past the file end, a retracted record,
+    /// garbage or an undecodable body end the reading there, never with an error or a panic.
     #[test]
     fn damaged_records_end_the_reading() {
         let dir = tempfile::tempdir().unwrap();
@@ -231,6 +253,14 @@ mod tests {
         two_records(&path);
         open(&path).write_all_at(&u32::MAX.to_le_bytes(), second + 4).unwrap();
         assert_eq!(Journal::open(&path).unwrap().1, [entry(1)], "huge length");
+        two_records(&path);
+        let (mut j, _) = Journal::open(&path).unwrap();
+        j.append(&postcard::to_allocvec(&entry(1)).unwrap()).unwrap();
+        let taken_back = j.append(&postcard::to_allocvec(&entry(2)).unwrap()).unwrap();
+        j.retract(taken_back).unwrap();
+        assert_eq!(Journal::open(&path).unwrap().1, [entry(1)], "retracted");
+        j.append(&postcard::to_allocvec(&entry(3)).unwrap()).unwrap();
+        assert_eq!(Journal::open(&path).unwrap().1, [entry(1), entry(3)], "the next in its place");
         std::fs::write(&path, b"NSJ1garbage that is not a record").unwrap();
         assert!(Journal::open(&path).unwrap().1.is_empty(), "garbage");
         let mut record = MAGIC.to_vec();

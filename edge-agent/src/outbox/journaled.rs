@@ -34,48 +34,40 @@ impl Outbox {
     /// previous run made durable in the journal but whose redb commit a crash lost are stored
     /// again first, with their ids, and made durable.
     pub fn with_journal(mut self, path: &Path) -> Result<Self, OutboxError> {
-        let (mut journal, entries) =
+        let (mut journal, mut entries) =
             Journal::open(path).map_err(|e| backend(format!("journal {}: {e}", path.display())))?;
+        entries.retain(|e| e.epoch == self.epoch);
         let txn = begin_write(&self.db).map_err(backend)?;
-        let applied = txn
-            .open_table(OUTBOX_META)
-            .map_err(backend)?
-            .get(META_JSEQ)
-            .map_err(backend)?
-            .map_or(0, |v| v.value());
-        let last_seq = |txn: &redb::WriteTransaction| -> Result<u64, OutboxError> {
-            let meta = txn.open_table(OUTBOX_META).map_err(backend)?;
-            Ok(meta.get(META_SEQ).map_err(backend)?.map_or(0, |v| v.value()))
-        };
-        let (mut next, mut replayed) = (applied + 1, 0);
+        let applied = read_meta(&txn, META_JSEQ)?;
+        let (mut previous, mut batches, mut replayed) = (applied, 0u64, 0u64);
         for entry in entries.iter().filter(|e| e.jseq > applied) {
-            if entry.jseq != next {
-                tracing::error!(
-                    expected = next,
-                    found = entry.jseq,
-                    "outbox journal: a batch is missing; replay stops"
-                );
+            // Written in increasing order: a smaller one is a stale record behind the new ones.
+            if entry.jseq <= previous {
                 break;
             }
-            next += 1;
-            // A batch whose ids a durable commit used since (its own commit had failed, it was
-            // never acknowledged) is left out: replaying it would overwrite those messages.
-            if entry.first_id <= last_seq(&txn)? {
+            previous = entry.jseq;
+            // A batch whose ids a durable commit used since (its own commit had failed and it
+            // could not be taken back; never acknowledged) is left out: replaying it would
+            // overwrite those messages.
+            if entry.first_id <= read_meta(&txn, META_SEQ)? {
                 tracing::warn!(jseq = entry.jseq, "outbox journal: a batch that failed to store is left out");
                 continue;
             }
             self.apply(&txn, entry)?;
+            batches += 1;
             replayed += entry.messages.len() as u64;
         }
-        let last_id = last_seq(&txn)?;
-        txn.commit().map_err(backend)?;
-        journal.rewind();
-        // New records number after everything the file holds, stale or left out.
+        // New records number after everything the file holds, stored or left out, and the
+        // database records that number: no hole for the next start to wait on.
         journal.last_jseq = entries.iter().map(|e| e.jseq).max().unwrap_or(0);
         journal.last_id = entries.iter().map(|e| e.first_id + e.messages.len() as u64 - 1).max().unwrap_or(0);
-        if replayed > 0 || next > applied + 1 {
+        settle_jseq(&txn, journal.last_jseq)?;
+        let last_id = read_meta(&txn, META_SEQ)?;
+        txn.commit().map_err(backend)?;
+        journal.rewind();
+        if batches > 0 {
             tracing::warn!(
-                batches = next - applied - 1,
+                batches,
                 messages = replayed,
                 "outbox journal: batches stored again after a crash"
             );
@@ -132,6 +124,7 @@ impl Outbox {
             c.iter().map(|(id, c)| (id.to_bytes(), c.session, c.f_cnt)).collect()
         };
         let entry = Entry {
+            epoch: self.epoch,
             jseq: jseq + 1,
             created_ms: now_ms,
             first_id: seq + 1,
@@ -145,7 +138,7 @@ impl Outbox {
             drop(journal);
             return durable(build);
         }
-        journal.append(&body).map_err(|e| backend(format!("journal: {e}")))?;
+        let start = journal.append(&body).map_err(|e| backend(format!("journal: {e}")))?;
         journal.last_jseq = entry.jseq;
         journal.last_id = entry.first_id + n as u64 - 1;
         let stored =
@@ -153,9 +146,11 @@ impl Outbox {
         let dropped = match stored {
             Ok(dropped) => dropped,
             Err(e) => {
-                // Not acknowledged. The record stays in the journal: at the next start it is
-                // stored unless a later checkpoint or a reuse of its ids superseded it.
-                tracing::error!(error = %e, jseq = entry.jseq, "outbox journal: a batch in the journal failed to store");
+                // Not acknowledged: taken back, so that it cannot come back at the next start
+                // beside the same frames sent again. Later records number past it either way.
+                if let Err(retract) = journal.retract(start) {
+                    tracing::error!(error = %retract, jseq = entry.jseq, "outbox journal: a batch that failed to store could not be taken back; it may be stored at the next start");
+                }
                 return Err(e);
             }
         };
@@ -164,8 +159,9 @@ impl Outbox {
         Ok(ids)
     }
 
-    /// Makes everything durable in redb and lets the journal start over (at shutdown, or when
-    /// the link is quiet); a no-op without a journal.
+    /// Makes everything durable in redb and lets the journal start over; a no-op without a
+    /// journal. (Batches call it when the journal is full; a clean close of the database makes
+    /// everything durable too.)
     pub fn checkpoint(&self) -> Result<(), OutboxError> {
         match &self.journal {
             Some(journal) => self.checkpoint_locked(&mut journal.lock()),
@@ -174,7 +170,9 @@ impl Outbox {
     }
 
     fn checkpoint_locked(&self, journal: &mut Journal) -> Result<(), OutboxError> {
-        begin_write(&self.db).map_err(backend)?.commit().map_err(backend)?;
+        let txn = begin_write(&self.db).map_err(backend)?;
+        settle_jseq(&txn, journal.last_jseq)?;
+        txn.commit().map_err(backend)?;
         self.unsettled.store(false, Ordering::Relaxed);
         journal.rewind();
         self.stats.journal_checkpoints.fetch_add(1, Ordering::Relaxed);
@@ -207,6 +205,21 @@ impl Outbox {
         meta.insert(META_JSEQ, entry.jseq).map_err(backend)?;
         self.make_room(&mut table)
     }
+}
+
+/// A number of the outbox's table (0 when absent).
+fn read_meta(txn: &redb::WriteTransaction, key: &str) -> Result<u64, OutboxError> {
+    let meta = txn.open_table(OUTBOX_META).map_err(backend)?;
+    Ok(meta.get(key).map_err(backend)?.map_or(0, |v| v.value()))
+}
+
+/// Records `jseq` as the last journal number stored, unless a higher one is: the numbers handed
+/// out but not stored (failed, left out) are settled with it.
+fn settle_jseq(txn: &redb::WriteTransaction, jseq: u64) -> Result<(), OutboxError> {
+    if jseq > read_meta(txn, META_JSEQ)? {
+        txn.open_table(OUTBOX_META).map_err(backend)?.insert(META_JSEQ, jseq).map_err(backend)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
