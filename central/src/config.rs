@@ -34,6 +34,8 @@ pub struct Config {
     pub log: LogConfig,
     /// Trace export.
     pub telemetry: TelemetryConfig,
+    /// Firmware images.
+    pub firmware: crate::firmware::FirmwareConfig,
 }
 
 /// `[telemetry]`

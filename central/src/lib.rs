@@ -18,6 +18,7 @@
 //! | [`monitor`] | outdated devices, alerts (tracker, deadlines, webhook) |
 //! | [`gateway_health`] | what each gateway last reported |
 //! | [`unclaimed`] | the adoption inbox: unregistered MACs that asked for credentials |
+//! | [`firmware`] | firmware images, campaigns in waves, the legacy update check (`/images/…`) |
 //! | [`metrics`] | `/metrics`: bounded label sets only |
 //! | [`import_legacy`] | `import-legacy`: the 2016 sensOCampus database, from a `dumpdata` export |
 //! | `otel` (feature `otel`) | OpenTelemetry export of the spans over OTLP/HTTP |
@@ -33,6 +34,7 @@ pub mod bootstrap;
 pub mod broker;
 pub mod cli;
 pub mod config;
+pub mod firmware;
 pub mod gateway_health;
 pub mod http;
 pub mod import_legacy;
@@ -80,12 +82,14 @@ pub async fn run_on(
     let scrape = neosens_runtime::http::ScrapeToken::new(config.http.metrics_token.as_deref())
         .map_err(anyhow::Error::msg)?;
     let device_networks = Arc::new(config.alerts.networks().map_err(anyhow::Error::msg)?);
-    let registry = start_registry(&config, store).await?;
+    let registry = start_registry(&config, Arc::clone(&store)).await?;
+    let firmware = open_firmware(&config, store).await?;
     let broker_listener = bind_broker_auth(&config).await?;
     let mut tasks = neosens_runtime::supervisor::Supervisor::new(shutdown.clone());
     let link = start_broker_link(&config, &registry, &mut tasks)?;
     log_serving(&config, &listener, broker_listener.as_ref(), &link);
-    let pipelines = start_pipelines(&config, &registry, link, &mut tasks).await?;
+    let pipelines = start_pipelines(&config, &registry, &firmware, link, &mut tasks).await?;
+    start_campaign_schedule(&firmware, &mut tasks);
     let state = http::AppState {
         sessions: Arc::new(http::Sessions::new(&config.auth)),
         scans: Arc::new(http::Throttle::new(http::SCAN_POLICY)),
@@ -102,6 +106,7 @@ pub async fn run_on(
         metrics: pipelines.metrics,
         config,
         registry,
+        firmware,
         mqtt: pipelines.mqtt,
         monitor: pipelines.monitor,
         gateways: pipelines.gateways,
@@ -137,6 +142,44 @@ async fn start_registry(
         Ok(registry)
     })
     .await
+}
+
+/// Opens the firmware images and campaigns (`<data_dir>/firmware`), on the blocking pool.
+async fn open_firmware(
+    config: &Arc<Config>,
+    store: Arc<dyn store::Store>,
+) -> anyhow::Result<firmware::Firmware> {
+    let dir = config.storage.data_dir.join("firmware");
+    let settings = config.firmware.clone();
+    neosens_runtime::blocking::run(move || firmware::Firmware::open(&dir, store, settings))
+        .await
+        .context("opening the firmware images (<data_dir>/firmware)")
+}
+
+/// Starts campaign waves whose soak time is over, every few seconds (restarted if it fails).
+fn start_campaign_schedule(
+    firmware: &firmware::Firmware,
+    tasks: &mut neosens_runtime::supervisor::Supervisor,
+) {
+    let (firmware, shutdown) = (firmware.clone(), tasks.shutdown().clone());
+    tasks.restartable("campaign schedule", move || {
+        let (firmware, shutdown) = (firmware.clone(), shutdown.clone());
+        async move {
+            let mut tick = tokio::time::interval(firmware::SCHEDULE_PERIOD);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    _ = tick.tick() => {}
+                }
+                let f = firmware.clone();
+                let due = neosens_runtime::blocking::run(move || f.start_soaked_waves(model::Timestamp::now())).await;
+                if let Err(e) = due {
+                    tracing::error!(error = %e, "starting soaked campaign waves failed; retrying at the next tick");
+                }
+            }
+        }
+    });
 }
 
 /// The separate broker-auth listener, when `[broker_auth] bind` asks for one.
@@ -211,6 +254,7 @@ struct Pipelines {
 async fn start_pipelines(
     config: &Config,
     registry: &Arc<registry::Registry>,
+    firmware: &firmware::Firmware,
     link: broker::BrokerLink,
     tasks: &mut neosens_runtime::supervisor::Supervisor,
 ) -> anyhow::Result<Pipelines> {
@@ -274,6 +318,7 @@ async fn start_pipelines(
             gateways: gateways.clone(),
             unclaimed: unclaimed.clone(),
             connections: Arc::clone(&connections),
+            firmware: firmware.clone(),
         },
         tasks.health(),
     ));

@@ -106,6 +106,8 @@ pub struct Sources {
     pub unclaimed: crate::unclaimed::Unclaimed,
     /// The main HTTP listener's connections.
     pub connections: Arc<neosens_runtime::http::ConnectionStats>,
+    /// Firmware images and campaigns.
+    pub firmware: crate::firmware::Firmware,
 }
 
 /// `neosens_store_write_duration_seconds`: the store's commit durations, read from its own
@@ -179,11 +181,39 @@ impl Collector for Sources {
         self.encode_devices(&mut encoder)?;
         self.encode_alerts(&mut encoder)?;
         self.encode_gateways(&mut encoder)?;
+        self.encode_firmware(&mut encoder)?;
         Ok(())
     }
 }
 
 impl Sources {
+    /// The series of firmware images and campaigns (states: a fixed set of five).
+    fn encode_firmware(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let stats = self.firmware.stats();
+        gauge(encoder, "neosens_firmware_images", "Firmware images stored", stats.images as i64)?;
+        gauge(
+            encoder,
+            "neosens_firmware_image_bytes",
+            "Bytes the stored firmware images take",
+            stats.bytes as i64,
+        )?;
+        let mut m = encoder.encode_descriptor(
+            "neosens_firmware_campaigns",
+            "Firmware campaigns, by state",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (state, count) in stats.campaigns {
+            ConstGauge::new(count as i64).encode(m.encode_family(&[("state", state)])?)?;
+        }
+        gauge(
+            encoder,
+            "neosens_firmware_devices_reached",
+            "Devices in the started waves of running campaigns",
+            stats.reached as i64,
+        )
+    }
+
     /// The series of central's MQTT link.
     fn encode_link(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let stats = self.link.stats();

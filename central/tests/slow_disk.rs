@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 use common::client::wire::BrokerAnswer;
 use common::client::{ApiClient, parse_raw};
 use common::{ADMIN, LOGIN, MAC, first_password, register_example};
-use neosens_central::model::{AlertRecord, DeviceStatusRecord, OrderRecord};
+use neosens_central::model::{AlertRecord, Campaign, DeviceStatusRecord, FirmwareImage, OrderRecord};
 use neosens_central::store::{
-    AlertStore, ChangeEntry, CommitSnapshot, DeviceHistory, DeviceLogEntry, RedbStore, RegistryStore,
-    SettingsStore, Snapshot, StoreError, StoreStats, Write,
+    AlertStore, ChangeEntry, CommitSnapshot, DeviceHistory, DeviceLogEntry, FirmwareStore, RedbStore,
+    RegistryStore, SettingsStore, Snapshot, StoreError, StoreStats, Write,
 };
 use neosens_runtime::testing::raw_http;
 use serde_json::json;
@@ -87,6 +87,24 @@ impl SettingsStore for SlowStore {
     }
     fn put_user_settings(&self, user: [u8; 16], settings: Option<&str>) -> Result<(), StoreError> {
         self.slow(|| self.inner.put_user_settings(user, settings))
+    }
+}
+
+impl FirmwareStore for SlowStore {
+    fn firmware_images(&self) -> Result<Vec<FirmwareImage>, StoreError> {
+        self.inner.firmware_images()
+    }
+    fn put_firmware_image(&self, image: &FirmwareImage) -> Result<(), StoreError> {
+        self.slow(|| self.inner.put_firmware_image(image))
+    }
+    fn delete_firmware_image(&self, sha256: [u8; 32]) -> Result<(), StoreError> {
+        self.slow(|| self.inner.delete_firmware_image(sha256))
+    }
+    fn campaigns(&self) -> Result<Vec<Campaign>, StoreError> {
+        self.inner.campaigns()
+    }
+    fn put_campaign(&self, campaign: &Campaign) -> Result<(), StoreError> {
+        self.slow(|| self.inner.put_campaign(campaign))
     }
 }
 

@@ -84,6 +84,24 @@ impl From<RegistryError> for ApiError {
     }
 }
 
+impl From<crate::firmware::FirmwareError> for ApiError {
+    fn from(e: crate::firmware::FirmwareError) -> Self {
+        use crate::firmware::{FirmwareError, ReceiveError};
+        match e {
+            FirmwareError::Invalid { field, message } => ApiError::Invalid { field: field.into(), message },
+            FirmwareError::NotFound(what) => ApiError::NotFound(format!("{what} not found")),
+            FirmwareError::Conflict(message) => ApiError::Conflict(message),
+            FirmwareError::Receive(e @ ReceiveError::TooLarge(_)) => ApiError::TooLarge(e.to_string()),
+            FirmwareError::Receive(e @ (ReceiveError::Empty | ReceiveError::Body(_))) => {
+                ApiError::BadRequest(e.to_string())
+            }
+            e @ (FirmwareError::Receive(ReceiveError::Disk(_))
+            | FirmwareError::Store(_)
+            | FirmwareError::Disk(_)) => ApiError::Internal(e.into()),
+        }
+    }
+}
+
 /// The body of every `/api/v1` error.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {

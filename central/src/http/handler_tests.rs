@@ -21,10 +21,16 @@ const ADMIN: &str = "handler-test-admin-token";
 /// MQTT link to nowhere, and an admin token; the directory must outlive it.
 async fn app(dir: &std::path::Path) -> (axum::Router, AppState) {
     let dir = dir.to_owned();
-    let registry = neosens_runtime::blocking::run(move || {
+    let (registry, firmware) = neosens_runtime::blocking::run(move || {
         let (registry, _, _) = test_registry(&dir, 1);
         registry.bootstrap_admin(Some(ADMIN)).unwrap();
-        registry
+        let firmware = crate::firmware::Firmware::open(
+            &dir.join("firmware"),
+            registry.shared_store(),
+            crate::firmware::FirmwareConfig::default(),
+        )
+        .unwrap();
+        (registry, firmware)
     })
     .await;
     let link = neosens_runtime::mqtt::LinkConfig::new("mqtt://127.0.0.1:1".parse().unwrap(), "handler-test");
@@ -43,6 +49,7 @@ async fn app(dir: &std::path::Path) -> (axum::Router, AppState) {
         gateways: gateways.clone(),
         unclaimed: unclaimed.clone(),
         connections: Arc::default(),
+        firmware: firmware.clone(),
     };
     let state = AppState {
         metrics: Arc::new(crate::metrics::Metrics::new(sources, Arc::clone(&tasks))),
@@ -56,6 +63,7 @@ async fn app(dir: &std::path::Path) -> (axum::Router, AppState) {
         device_networks: Arc::new(Vec::new()),
         config,
         registry,
+        firmware,
         mqtt,
         monitor,
         gateways,

@@ -3,6 +3,7 @@
 //! | module | paths |
 //! |---|---|
 //! | `legacy` | `/device/credentials`, `/device/config`, `/device/logger` (byte-compatible with 2016) |
+//! | `images` | `/images/<hardware>/<board>/default.json` and image files: the firmware's update check (§3.4) |
 //! | `api` | `/api/v1/…` (admin API, bearer tokens, JSON errors) |
 //! | `broker_auth` | `/mqtt/*` (go-auth) and `/mqtt_auth/*` (2016 plug-in): Mosquitto's auth backend |
 //! | `dashboard` | `/`, `/assets/*`, `/api/docs`: the React dashboard and the API reference, embedded in the binary |
@@ -13,6 +14,7 @@ mod broker_auth;
 mod dashboard;
 mod error;
 mod extract;
+mod images;
 mod legacy;
 mod session;
 mod throttle;
@@ -53,6 +55,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// The registry.
     pub registry: Arc<Registry>,
+    /// Firmware images and campaigns.
+    pub firmware: crate::firmware::Firmware,
     /// The link to the broker (orders go out through it).
     pub mqtt: neosens_runtime::mqtt::MqttHandle,
     /// Metrics.
@@ -84,6 +88,7 @@ pub struct AppState {
 pub fn router(state: AppState, broker_auth_apart: bool) -> Router {
     let router = Router::new()
         .merge(legacy::routes())
+        .merge(images::routes())
         .merge(api::routes())
         .merge(dashboard::routes())
         .merge(neosens_runtime::http::healthz(neosens_runtime::build_info!()))

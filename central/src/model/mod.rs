@@ -7,6 +7,7 @@ mod access;
 mod alert;
 mod device;
 mod device_type;
+mod firmware;
 mod gateway;
 mod location;
 mod lorawan;
@@ -19,6 +20,10 @@ pub use alert::{Ack, AlertKind, AlertRecord};
 pub use device::{Device, DeviceSecret, DeviceStatusRecord, DeviceV2, DeviceV3, MqttEndpoint};
 pub use device_type::{
     DEFAULT_STATUS_PERIOD_S, DeviceType, DeviceTypeV1, DeviceTypeV2, DeviceTypeV3, firmware_orders,
+};
+pub use firmware::{
+    Campaign, CampaignEvent, CampaignState, ESP_HARDWARE, ESP_IMAGE_MAGIC, FirmwareImage,
+    MAX_CAMPAIGN_EVENTS, MAX_WAVES, Wave, wave_order,
 };
 pub use gateway::{Enrolment, Gateway, GatewayCredentials, GatewayScope, GatewayV2};
 pub use location::{Building, Room, RoomTopic, Site};

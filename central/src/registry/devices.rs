@@ -316,47 +316,80 @@ fn new_secret(keys: &ServerKeys, id: DeviceId) -> Result<DeviceSecret, RegistryE
     })
 }
 
+/// The devices matching `filter` (its sort and paging aside).
+fn matching<'a>(
+    state: &'a State,
+    filter: &DeviceQuery,
+    now: Timestamp,
+) -> Result<Vec<&'a DeviceEntry>, RegistryError> {
+    let site = filter.site.as_deref().map(|s| resolve_site(state, s).map(|s| s.id)).transpose()?;
+    let device_type = match filter.device_type.as_deref() {
+        Some(t) => Some(
+            resolve_type(state, t)
+                .ok_or_else(|| RegistryError::invalid("type", format!("no device type {t}")))?
+                .id,
+        ),
+        None => None,
+    };
+    let q = filter.q.as_deref().map(str::to_lowercase);
+    let main_building = |d: &Device| d.rooms.first().and_then(|r| state.rooms.get(r)).map(|r| r.building);
+    let matching: Vec<&DeviceEntry> = state
+        .devices
+        .values()
+        .map(AsRef::as_ref)
+        .filter(|e| {
+            let d = &e.record;
+            device_type.is_none_or(|t| d.device_type == t)
+                && filter.enabled.is_none_or(|en| d.enabled == en)
+                && filter.room.is_none_or(|r| d.rooms.contains(&r))
+                && filter.building.is_none_or(|b| main_building(d) == Some(b))
+                && site.is_none_or(|s| {
+                    main_building(d).and_then(|b| state.buildings.get(&b)).is_some_and(|b| b.site == s)
+                })
+                && filter
+                    .state
+                    .is_none_or(|st| state_of(d, state.statuses.get(&d.id), threshold(state, d), now) == st)
+                && q.as_deref().is_none_or(|q| {
+                    d.uid.to_string().to_lowercase().contains(q)
+                        || d.login.to_lowercase().contains(q)
+                        || d.description.to_lowercase().contains(q)
+                })
+        })
+        .collect();
+    Ok(matching)
+}
+
 impl Registry {
+    /// Ids of the devices matching `filter` (its sort and paging ignored); more than `max` is
+    /// refused.
+    pub fn matching_device_ids(
+        &self,
+        filter: &DeviceQuery,
+        max: usize,
+    ) -> Result<Vec<DeviceId>, RegistryError> {
+        let state = self.state.read();
+        let matching = matching(&state, filter, Timestamp::now())?;
+        if matching.len() > max {
+            return Err(RegistryError::invalid(
+                "target",
+                format!("{} devices match, more than {max}", matching.len()),
+            ));
+        }
+        Ok(matching.into_iter().map(|e| e.record.id).collect())
+    }
+
+    /// The id of a device by internal id or uid.
+    pub fn device_id(&self, key: &str) -> Option<DeviceId> {
+        resolve_device(&self.state.read(), key).map(|e| e.record.id)
+    }
+
     /// Devices matching `filter`, sorted by uid, one page; and how many match in all.
     pub fn devices(&self, filter: &DeviceQuery) -> Result<(Vec<DeviceInfo>, usize), RegistryError> {
         let state = self.state.read();
         let now = Timestamp::now();
-        let site = filter.site.as_deref().map(|s| resolve_site(&state, s).map(|s| s.id)).transpose()?;
-        let device_type = match filter.device_type.as_deref() {
-            Some(t) => Some(
-                resolve_type(&state, t)
-                    .ok_or_else(|| RegistryError::invalid("type", format!("no device type {t}")))?
-                    .id,
-            ),
-            None => None,
-        };
-        let q = filter.q.as_deref().map(str::to_lowercase);
         let limit = filter.limit.unwrap_or(100).min(MAX_PAGE);
         let offset = filter.offset.unwrap_or(0);
-        let main_building = |d: &Device| d.rooms.first().and_then(|r| state.rooms.get(r)).map(|r| r.building);
-        let mut matching: Vec<&DeviceEntry> = state
-            .devices
-            .values()
-            .map(AsRef::as_ref)
-            .filter(|e| {
-                let d = &e.record;
-                device_type.is_none_or(|t| d.device_type == t)
-                    && filter.enabled.is_none_or(|en| d.enabled == en)
-                    && filter.room.is_none_or(|r| d.rooms.contains(&r))
-                    && filter.building.is_none_or(|b| main_building(d) == Some(b))
-                    && site.is_none_or(|s| {
-                        main_building(d).and_then(|b| state.buildings.get(&b)).is_some_and(|b| b.site == s)
-                    })
-                    && filter.state.is_none_or(|st| {
-                        state_of(d, state.statuses.get(&d.id), threshold(&state, d), now) == st
-                    })
-                    && q.as_deref().is_none_or(|q| {
-                        d.uid.to_string().to_lowercase().contains(q)
-                            || d.login.to_lowercase().contains(q)
-                            || d.description.to_lowercase().contains(q)
-                    })
-            })
-            .collect();
+        let mut matching = matching(&state, filter, now)?;
         let total = matching.len();
         let sort = filter.sort.as_deref().unwrap_or("uid").parse::<DeviceSort>()?;
         matching.sort_by_cached_key(|e| sort.key(&state, e, now));

@@ -182,6 +182,11 @@ impl Registry {
         Arc::clone(&self.store) as Arc<dyn crate::store::AlertStore>
     }
 
+    /// The whole store, shared (for components that keep their own records in it: firmware).
+    pub fn shared_store(&self) -> Arc<dyn Store> {
+        Arc::clone(&self.store)
+    }
+
     /// Runs `work` against the registry on the blocking pool: the way async code calls anything
     /// that commits to (or reads from) the store, so a slow disk never stalls an async worker —
     /// the broker-auth answers and `/healthz` it also serves. Debug builds check the rule where

@@ -9,6 +9,7 @@
 //! are written apart, in batches, by [`Store::put_statuses`].
 
 mod commit_times;
+mod firmware;
 mod redb_store;
 mod user_settings;
 
@@ -24,7 +25,7 @@ pub use commit_times::{BOUNDS as COMMIT_BUCKETS, CommitSnapshot, CommitTimes};
 pub use redb_store::RedbStore;
 
 /// The schema version this build writes. Opening an older store migrates it; a newer one is refused.
-pub const SCHEMA_VERSION: u32 = 5;
+pub const SCHEMA_VERSION: u32 = 6;
 
 /// Storage failures. Details are for logs; API clients only see "internal error".
 #[derive(Debug, thiserror::Error)]
@@ -173,6 +174,24 @@ pub trait SettingsStore: Send + Sync {
     fn put_user_settings(&self, user: [u8; 16], settings: Option<&str>) -> Result<(), StoreError>;
 }
 
+/// Firmware images' records (their content is in files beside the store) and campaigns.
+pub trait FirmwareStore: Send + Sync {
+    /// Every image record.
+    fn firmware_images(&self) -> Result<Vec<crate::model::FirmwareImage>, StoreError>;
+
+    /// Stores (or replaces) an image record.
+    fn put_firmware_image(&self, image: &crate::model::FirmwareImage) -> Result<(), StoreError>;
+
+    /// Removes an image record.
+    fn delete_firmware_image(&self, sha256: [u8; 32]) -> Result<(), StoreError>;
+
+    /// Every campaign.
+    fn campaigns(&self) -> Result<Vec<crate::model::Campaign>, StoreError>;
+
+    /// Stores (or replaces) a campaign.
+    fn put_campaign(&self, campaign: &crate::model::Campaign) -> Result<(), StoreError>;
+}
+
 /// What `/metrics` reads of the store itself.
 pub trait StoreStats: Send + Sync {
     /// Bytes the store takes on disk.
@@ -184,9 +203,15 @@ pub trait StoreStats: Send + Sync {
 
 /// A whole persistence backend: every concern above. The registry holds one; the monitor only
 /// its alerts ([`AlertStore`]).
-pub trait Store: RegistryStore + DeviceHistory + AlertStore + SettingsStore + StoreStats + 'static {}
+pub trait Store:
+    RegistryStore + DeviceHistory + AlertStore + SettingsStore + FirmwareStore + StoreStats + 'static
+{
+}
 
-impl<T: RegistryStore + DeviceHistory + AlertStore + SettingsStore + StoreStats + 'static> Store for T {}
+impl<T: RegistryStore + DeviceHistory + AlertStore + SettingsStore + FirmwareStore + StoreStats + 'static>
+    Store for T
+{
+}
 
 #[cfg(test)]
 #[path = "disk_format_history_tests.rs"]

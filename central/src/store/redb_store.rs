@@ -36,6 +36,10 @@ const ORDERS: TableDefinition<(Key, u64), &[u8]> = TableDefinition::new("orders"
 const ALERTS: TableDefinition<u64, &[u8]> = TableDefinition::new("alerts");
 /// Dashboard settings of each user (JSON text), by user id (schema 4).
 pub(super) const USER_SETTINGS: TableDefinition<Key, &str> = TableDefinition::new("user_settings");
+/// Firmware images by SHA-256 (schema 6).
+pub(super) const FIRMWARE_IMAGES: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("firmware_images");
+/// Firmware campaigns by number (schema 6).
+pub(super) const CAMPAIGNS: TableDefinition<u64, &[u8]> = TableDefinition::new("campaigns");
 
 /// redb page cache.
 const CACHE_BYTES: usize = 16 * 1024 * 1024;
@@ -200,6 +204,11 @@ fn migration_step(txn: &redb::WriteTransaction, version: u32) -> Result<(), Stor
                 EntityKind::DeviceType,
             )?;
             reencode::<crate::model::DeviceV3, crate::model::Device>(txn, DEVICES, EntityKind::Device)?;
+        }
+        // Version 6: firmware images and campaigns.
+        6 => {
+            txn.open_table(FIRMWARE_IMAGES).map_err(backend)?;
+            txn.open_table(CAMPAIGNS).map_err(backend)?;
         }
         _ => unreachable!("no migration to version {version}"),
     }

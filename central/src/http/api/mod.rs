@@ -6,6 +6,7 @@
 mod alerts;
 mod devices;
 mod edge;
+mod firmware;
 mod fleet;
 mod gateways;
 mod locations;
@@ -60,6 +61,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(users::routes())
         .merge(unclaimed::routes())
         .merge(fleet::routes())
+        .merge(firmware::routes())
         .merge(session::routes())
 }
 

@@ -26,6 +26,7 @@ use utoipa::{Modify, OpenApi};
         (name = "edge", description = "What gateways call: enrolment, sync, delivery reports, health"),
         (name = "alerts", description = "Outage alerts: devices past their threshold, grouped by building"),
         (name = "access", description = "API tokens and dashboard users"),
+        (name = "firmware", description = "Firmware images and the campaigns that roll them out in waves"),
     )
 )]
 pub(super) struct ApiDoc;

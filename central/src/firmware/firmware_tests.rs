@@ -1,0 +1,246 @@
+//! The firmware service over a real store and image directory: uploads, campaigns and the
+//! update path's decisions.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+
+use super::*;
+use crate::firmware::campaigns::{CampaignAction, CampaignInput, CampaignTarget, WaveInput};
+use crate::model::CampaignState;
+use crate::store::RedbStore;
+
+fn esp_image(len: usize, seed: u8) -> Vec<u8> {
+    let mut v: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(seed)).collect();
+    v[0] = ESP_IMAGE_MAGIC;
+    v
+}
+
+fn input(revision: u64) -> ImageInput {
+    ImageInput { hardware: "esp32".into(), board: "neOSensor".into(), revision, notes: String::new() }
+}
+
+fn open(dir: &std::path::Path, config: FirmwareConfig) -> Firmware {
+    let store: Arc<dyn Store> = Arc::new(RedbStore::open(dir).unwrap());
+    Firmware::open(&dir.join("firmware"), store, config).unwrap()
+}
+
+fn campaign_input(image: &FirmwareImage, waves: &[(u8, Option<u32>)]) -> CampaignInput {
+    CampaignInput {
+        name: "spring".into(),
+        image: hex::encode(&image.sha256),
+        target: CampaignTarget::default(),
+        waves: waves.iter().map(|&(until_percent, soak_s)| WaveInput { until_percent, soak_s }).collect(),
+        failure_threshold_percent: None,
+    }
+}
+
+fn devices(n: u8) -> Vec<[u8; 16]> {
+    (1..=n).map(|i| [i; 16]).collect()
+}
+
+/// Tests run on a plain thread (store work may block there); uploads, which are async, in a
+/// runtime of their own.
+fn upload(firmware: &Firmware, input: ImageInput, content: Vec<u8>) -> Result<FirmwareImage, FirmwareError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(firmware.upload(input, Body::from(content), "admin"))
+}
+
+#[test]
+fn uploads_are_checked_then_kept_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let firmware = open(dir.path(), FirmwareConfig { max_total_bytes: 2500, ..FirmwareConfig::default() });
+    let image = upload(&firmware, input(240101), esp_image(1000, 3)).unwrap();
+    assert_eq!(image.size, 1000);
+    assert_eq!(
+        firmware.image_file(&image),
+        dir.path().join("firmware").join(format!("{}.bin", hex::encode(&image.sha256)))
+    );
+    // Same content, same revision, not an ESP image, over the quota, bad names.
+    let again = upload(&firmware, input(240102), esp_image(1000, 3));
+    assert!(matches!(&again, Err(FirmwareError::Conflict(m)) if m.contains("already image")), "{again:?}");
+    assert!(firmware.image_file(&image).exists(), "a refused duplicate keeps the stored file");
+    let same_revision = upload(&firmware, input(240101), esp_image(10, 5));
+    assert!(matches!(same_revision, Err(FirmwareError::Conflict(_))), "{same_revision:?}");
+    let not_esp = upload(&firmware, input(240103), vec![0x7F; 10]);
+    assert!(
+        matches!(&not_esp, Err(FirmwareError::Invalid { field: "content", message }) if message.contains("0xE9")),
+        "{not_esp:?}"
+    );
+    let over = upload(&firmware, input(240104), esp_image(1600, 7));
+    assert!(
+        matches!(&over, Err(FirmwareError::Invalid { message, .. }) if message.contains("max_total_bytes")),
+        "{over:?}"
+    );
+    let bad_name =
+        upload(&firmware, ImageInput { board: "../etc".into(), ..input(240105) }, esp_image(10, 1));
+    assert!(matches!(bad_name, Err(FirmwareError::Invalid { field: "board", .. })), "{bad_name:?}");
+    // Any file for other hardware.
+    let rpi = ImageInput { hardware: "rpi".into(), board: "sensors".into(), revision: 3, notes: "py".into() };
+    upload(&firmware, rpi, b"#!/bin/sh\n".to_vec()).unwrap();
+    let files = std::fs::read_dir(dir.path().join("firmware")).unwrap().count();
+    assert_eq!(files, 3, "two images and incoming/, nothing of the refused uploads");
+    drop(firmware);
+    let reopened = open(dir.path(), FirmwareConfig::default());
+    assert_eq!(reopened.images().len(), 2);
+    assert_eq!(reopened.image(&hex::encode(&image.sha256)).unwrap(), image);
+}
+
+#[test]
+fn waves_decide_who_gets_the_image_and_who_is_told_no_update() {
+    let dir = tempfile::tempdir().unwrap();
+    let firmware = open(dir.path(), FirmwareConfig::default());
+    let image = upload(&firmware, input(240101), esp_image(500, 3)).unwrap();
+    let file = format!("{}.bin", hex::encode(&image.sha256));
+    let mac = Some("24:0A:C4:00:00:01".parse::<Mac>().unwrap());
+    assert_eq!(
+        firmware.check("esp32", "neOSensor", Some("neocampus.univ-tlse3.fr")),
+        None,
+        "no campaign: 404"
+    );
+    let c = firmware
+        .create_campaign(campaign_input(&image, &[(10, None), (100, None)]), devices(30), "op")
+        .unwrap();
+    assert_eq!((c.reached(), c.devices.len()), (3, 30));
+    let body = firmware.check("esp32", "neOSensor", Some("neocampus.univ-tlse3.fr")).unwrap();
+    assert_eq!(
+        body,
+        format!(
+            r#"{{"revision":240101,"image":"http://neocampus.univ-tlse3.fr/images/esp32/neOSensor/{file}"}}"#
+        )
+    );
+    assert!(body.len() <= MAX_CHECK_BODY);
+    assert_eq!(firmware.check("esp8266", "neOSensor", Some("h")), None);
+    assert_eq!(firmware.check("esp32", "neOSensor", Some("bad host/x")), None);
+    let first = c.devices[0];
+    let later = c.devices[29];
+    let serve = firmware.download("esp32", "neOSensor", &file, mac, Some(first), None);
+    assert!(
+        matches!(&serve, Download::Serve { size: 500, md5, .. } if *md5 == hex::encode(&image.md5)),
+        "{serve:?}"
+    );
+    assert!(matches!(
+        firmware.download("esp32", "neOSensor", &file, mac, Some(later), None),
+        Download::NoUpdate(_)
+    ));
+    assert!(matches!(firmware.download("esp32", "neOSensor", &file, mac, None, None), Download::NoUpdate(_)));
+    assert_eq!(firmware.download("esp32", "neOSensor", &file, None, Some(first), None), Download::Forbidden);
+    assert_eq!(firmware.download("esp32", "AirQuality", &file, mac, Some(first), None), Download::NotFound);
+    assert_eq!(firmware.download("esp32", "neOSensor", "x.bin", mac, Some(first), None), Download::NotFound);
+    let md5 = hex::encode(&image.md5).to_uppercase();
+    assert!(matches!(
+        firmware.download("esp32", "neOSensor", &file, mac, Some(first), Some(&md5)),
+        Download::NoUpdate(_)
+    ));
+    // A second open campaign for the same hardware and board is refused.
+    let second = firmware.create_campaign(campaign_input(&image, &[]), devices(2), "op");
+    assert!(matches!(second, Err(FirmwareError::Conflict(_))), "{second:?}");
+    // The image of an open campaign stays.
+    let held = firmware.delete_image(&hex::encode(&image.sha256), "admin");
+    assert!(matches!(held, Err(FirmwareError::Conflict(_))), "{held:?}");
+    // Paused: nothing served, default.json 404. Advanced: everyone.
+    firmware.act(c.id, CampaignAction::Pause, "op").unwrap();
+    assert_eq!(firmware.check("esp32", "neOSensor", Some("h")), None);
+    assert!(matches!(
+        firmware.download("esp32", "neOSensor", &file, mac, Some(first), None),
+        Download::NoUpdate(_)
+    ));
+    let refused = firmware.act(c.id, CampaignAction::Advance, "op");
+    assert!(matches!(refused, Err(FirmwareError::Conflict(_))), "{refused:?}");
+    firmware.act(c.id, CampaignAction::Resume, "op").unwrap();
+    let all = firmware.act(c.id, CampaignAction::Advance, "op").unwrap();
+    assert_eq!(all.reached(), 30);
+    assert!(matches!(
+        firmware.download("esp32", "neOSensor", &file, mac, Some(later), None),
+        Download::Serve { .. }
+    ));
+    let over = firmware.act(c.id, CampaignAction::Advance, "op");
+    assert!(matches!(over, Err(FirmwareError::Conflict(_))), "{over:?}");
+    let cancelled = firmware.act(c.id, CampaignAction::Cancel, "op").unwrap();
+    assert_eq!(cancelled.state, CampaignState::Cancelled);
+    let whats: Vec<_> = cancelled.events.iter().map(|e| (e.by.as_str(), e.what.as_str())).collect();
+    assert_eq!(
+        whats[1..],
+        [
+            ("op", "wave 1 started (3 devices)"),
+            ("op", "paused"),
+            ("op", "resumed"),
+            ("op", "wave 2 started (30 devices in all)"),
+            ("op", "cancelled"),
+        ]
+    );
+    firmware.delete_image(&hex::encode(&image.sha256), "admin").unwrap();
+    assert!(!firmware.image_file(&image).exists());
+    let stats = firmware.stats();
+    assert_eq!((stats.images, stats.campaigns[3], stats.reached), (0, ("cancelled", 1), 0));
+}
+
+#[test]
+fn a_soaked_wave_starts_the_next_by_itself_and_restarts_keep_the_campaign() {
+    let dir = tempfile::tempdir().unwrap();
+    let firmware = open(
+        dir.path(),
+        FirmwareConfig { public_url: Some("http://fw.example/".into()), ..FirmwareConfig::default() },
+    );
+    let image = upload(&firmware, input(240101), esp_image(100, 3)).unwrap();
+    let c = ({
+        firmware.create_campaign(
+            campaign_input(&image, &[(1, Some(60)), (50, None), (100, None)]),
+            devices(100),
+            "op",
+        )
+    })
+    .unwrap();
+    assert_eq!(c.reached(), 1);
+    let started = c.wave_started_at[0].millis();
+    assert_eq!(firmware.start_soaked_waves(Timestamp(started + 59_000)).unwrap(), 0);
+    assert_eq!(firmware.start_soaked_waves(Timestamp(started + 60_000)).unwrap(), 1);
+    // The second wave has no soak time: it waits for an operator.
+    assert_eq!(firmware.start_soaked_waves(Timestamp(started + 10_000_000)).unwrap(), 0);
+    assert!(
+        firmware
+            .check("esp32", "neOSensor", None)
+            .unwrap()
+            .contains("\"http://fw.example/images/esp32/neOSensor/")
+    );
+    drop(firmware);
+    let reopened = open(dir.path(), FirmwareConfig::default());
+    let c = reopened.campaign(c.id).unwrap();
+    assert_eq!(
+        (c.reached(), c.state, c.events.last().unwrap().by.as_str()),
+        (50, CampaignState::Running, "schedule")
+    );
+}
+
+#[test]
+fn campaign_inputs_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let firmware = open(dir.path(), FirmwareConfig::default());
+    let image = FirmwareImage {
+        sha256: [1; 32],
+        md5: [0; 16],
+        size: 1,
+        hardware: "esp32".into(),
+        board: "b".into(),
+        revision: 1,
+        notes: String::new(),
+        uploaded_at: Timestamp(0),
+        uploaded_by: String::new(),
+    };
+    for (waves, why) in [
+        (vec![(10, None), (5, None), (100, None)], "until_percent must increase"),
+        (vec![(10, None), (90, None)], "the last wave must reach 100"),
+        (vec![(0, None), (100, None)], "until_percent must increase"),
+        ((1..=11).map(|p| (p * 9, None)).collect(), "at most 10"),
+    ] {
+        let got = firmware.create_campaign(campaign_input(&image, &waves), devices(3), "op");
+        assert!(
+            matches!(&got, Err(FirmwareError::Invalid { field: "waves", message }) if message.contains(why)),
+            "{got:?}"
+        );
+    }
+    let none = firmware.create_campaign(campaign_input(&image, &[]), Vec::new(), "op");
+    assert!(matches!(none, Err(FirmwareError::Invalid { field: "target", .. })), "{none:?}");
+    let unknown = firmware.create_campaign(campaign_input(&image, &[]), devices(1), "op");
+    assert!(matches!(unknown, Err(FirmwareError::Invalid { field: "image", .. })), "{unknown:?}");
+}

@@ -1,0 +1,448 @@
+//! Firmware updates for the fleet: images, campaigns, and the decisions of the legacy update
+//! path (`/images/<hardware>/<board>/…`, spec §3.4).
+//!
+//! Everything the update path reads is in memory ([`State`]): a device's boot-time check and
+//! its download decision touch no disk but the image file itself. Changes are persisted first
+//! (records in the store, content in [`blobs`]) and then swapped in, one writer at a time, so
+//! readers never wait for a disk sync.
+
+mod blobs;
+mod campaigns;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use neosens_protocol::hex;
+use neosens_protocol::ids::Mac;
+use parking_lot::{Mutex, RwLock};
+
+use crate::model::{Campaign, ESP_HARDWARE, ESP_IMAGE_MAGIC, FirmwareImage, Timestamp};
+use crate::store::{Store, StoreError};
+
+pub use blobs::ReceiveError;
+pub use campaigns::{CampaignAction, CampaignInput, CampaignTarget, MAX_CAMPAIGN_DEVICES, WaveInput};
+
+/// How often the schedule looks for waves whose soak time is over.
+pub const SCHEDULE_PERIOD: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Longest body of a `default.json` answer: the ESP firmware reads at most 512 bytes (§3.4).
+pub const MAX_CHECK_BODY: usize = 511;
+
+/// `[firmware]` limits and addresses.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FirmwareConfig {
+    /// Largest image accepted, in bytes (an ESP32 app partition is at most a few MB; gateway
+    /// builds and Raspberry Pi files are larger).
+    pub max_image_bytes: u64,
+    /// Most bytes all images together may take on central's disk.
+    pub max_total_bytes: u64,
+    /// Base URL put in `default.json` answers (`http://neocampus.univ-tlse3.fr`); unset, the
+    /// `Host` the device asked is used, which is right behind the usual DNS or proxy setup.
+    pub public_url: Option<String>,
+}
+
+impl Default for FirmwareConfig {
+    fn default() -> Self {
+        FirmwareConfig { max_image_bytes: 64 << 20, max_total_bytes: 4 << 30, public_url: None }
+    }
+}
+
+/// Why a firmware operation failed (mapped to API errors by the handlers).
+#[derive(Debug, thiserror::Error)]
+pub enum FirmwareError {
+    /// A field is wrong.
+    #[error("{field}: {message}")]
+    Invalid {
+        /// Which.
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// No such image or campaign.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// In the way of another record.
+    #[error("{0}")]
+    Conflict(String),
+    /// The upload failed.
+    #[error(transparent)]
+    Receive(#[from] ReceiveError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The image directory failed.
+    #[error("image files: {0}")]
+    Disk(#[from] std::io::Error),
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> FirmwareError {
+    FirmwareError::Invalid { field, message: message.into() }
+}
+
+/// What describes an upload (the content is the request body).
+#[derive(Debug, Clone)]
+pub struct ImageInput {
+    /// `esp32`, `esp8266`, or another name.
+    pub hardware: String,
+    /// Board name.
+    pub board: String,
+    /// Revision.
+    pub revision: u64,
+    /// Free text.
+    pub notes: String,
+}
+
+/// A campaign and the index the update path looks devices up in.
+#[derive(Debug)]
+struct CampaignEntry {
+    campaign: Campaign,
+    /// Device id → its place in the wave order.
+    positions: HashMap<[u8; 16], usize>,
+}
+
+impl CampaignEntry {
+    fn new(campaign: Campaign) -> Self {
+        let positions = campaign.devices.iter().enumerate().map(|(i, d)| (*d, i)).collect();
+        CampaignEntry { campaign, positions }
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    images: BTreeMap<[u8; 32], FirmwareImage>,
+    campaigns: BTreeMap<u64, Arc<CampaignEntry>>,
+}
+
+/// What the image path answers a device's updater.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Download {
+    /// `200` with the file, its length and `x-MD5`.
+    Serve {
+        /// The file.
+        path: PathBuf,
+        /// Its size.
+        size: u64,
+        /// Its MD5, lowercase hex.
+        md5: String,
+    },
+    /// `304`: the updater reports "no update" and the device boots on.
+    NoUpdate(&'static str),
+    /// `403`: not a device's updater (no MAC header).
+    Forbidden,
+    /// `404`: no such image here.
+    NotFound,
+}
+
+/// What `/metrics` shows of firmware.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FirmwareStats {
+    /// Images stored.
+    pub images: usize,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Campaigns per state.
+    pub campaigns: [(&'static str, usize); 5],
+    /// Devices in the started waves of running campaigns.
+    pub reached: usize,
+}
+
+/// The firmware service: cheap to clone.
+#[derive(Clone)]
+pub struct Firmware {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Firmware {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Firmware").field("stats", &self.stats()).finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    blobs: blobs::Blobs,
+    store: Arc<dyn Store>,
+    config: FirmwareConfig,
+    state: RwLock<State>,
+    /// One change at a time (held across the store write, not by readers).
+    writer: Mutex<()>,
+}
+
+impl Firmware {
+    /// Loads images and campaigns; `dir` holds the image files. Blocking (at start).
+    pub fn open(
+        dir: &std::path::Path,
+        store: Arc<dyn Store>,
+        config: FirmwareConfig,
+    ) -> Result<Self, FirmwareError> {
+        let blobs = blobs::Blobs::open(dir)?;
+        let mut state = State::default();
+        for image in store.firmware_images()? {
+            if !blobs.path(&image.sha256).exists() {
+                tracing::warn!(sha256 = %hex::encode(&image.sha256), "a firmware image's file is missing: it cannot be served until uploaded again");
+            }
+            state.images.insert(image.sha256, image);
+        }
+        for campaign in store.campaigns()? {
+            state.campaigns.insert(campaign.id, Arc::new(CampaignEntry::new(campaign)));
+        }
+        let inner = Inner { blobs, store, config, state: RwLock::new(state), writer: Mutex::new(()) };
+        Ok(Firmware { inner: Arc::new(inner) })
+    }
+
+    /// Counts for `/metrics`.
+    pub fn stats(&self) -> FirmwareStats {
+        use crate::model::CampaignState as S;
+        let state = self.inner.state.read();
+        let mut campaigns = [("running", 0), ("paused", 0), ("halted", 0), ("cancelled", 0), ("finished", 0)];
+        let mut reached = 0;
+        for c in state.campaigns.values().map(|c| &c.campaign) {
+            let slot = match c.state {
+                S::Running => 0,
+                S::Paused => 1,
+                S::Halted => 2,
+                S::Cancelled => 3,
+                S::Finished => 4,
+            };
+            campaigns[slot].1 += 1;
+            if c.state == S::Running {
+                reached += c.reached();
+            }
+        }
+        FirmwareStats {
+            images: state.images.len(),
+            bytes: state.images.values().map(|i| i.size).sum(),
+            campaigns,
+            reached,
+        }
+    }
+
+    /// Every image, newest first.
+    pub fn images(&self) -> Vec<FirmwareImage> {
+        let mut all: Vec<_> = self.inner.state.read().images.values().cloned().collect();
+        all.sort_by_key(|i| std::cmp::Reverse(i.uploaded_at));
+        all
+    }
+
+    /// One image by SHA-256 (hex).
+    pub fn image(&self, sha256: &str) -> Result<FirmwareImage, FirmwareError> {
+        let key = image_key(sha256)?;
+        self.inner
+            .state
+            .read()
+            .images
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| FirmwareError::NotFound(format!("image {sha256}")))
+    }
+
+    /// The file of an image, for the authenticated download.
+    pub fn image_file(&self, image: &FirmwareImage) -> PathBuf {
+        self.inner.blobs.path(&image.sha256)
+    }
+
+    /// Stores an upload: streamed to disk, hashed, checked, recorded.
+    pub async fn upload(
+        &self,
+        input: ImageInput,
+        body: axum::body::Body,
+        by: &str,
+    ) -> Result<FirmwareImage, FirmwareError> {
+        check_names(&input)?;
+        let got = self.inner.blobs.receive(body, self.inner.config.max_image_bytes).await?;
+        let image = FirmwareImage {
+            sha256: got.sha256,
+            md5: got.md5,
+            size: got.size,
+            hardware: input.hardware,
+            board: input.board,
+            revision: input.revision,
+            notes: input.notes,
+            uploaded_at: Timestamp::now(),
+            uploaded_by: by.to_owned(),
+        };
+        let this = self.clone();
+        neosens_runtime::blocking::run(move || this.record_upload(image, got.first_byte)).await
+    }
+
+    fn record_upload(&self, image: FirmwareImage, first_byte: u8) -> Result<FirmwareImage, FirmwareError> {
+        let _writing = self.inner.writer.lock();
+        let refusal = {
+            let state = self.inner.state.read();
+            let used: u64 = state.images.values().map(|i| i.size).sum();
+            if let Some(same) = state.images.get(&image.sha256) {
+                Some(FirmwareError::Conflict(format!(
+                    "this content is already image {} ({}/{} revision {})",
+                    hex::encode(&same.sha256),
+                    same.hardware,
+                    same.board,
+                    same.revision
+                )))
+            } else if let Some(other) = state.images.values().find(|i| {
+                i.hardware == image.hardware && i.board == image.board && i.revision == image.revision
+            }) {
+                Some(FirmwareError::Conflict(format!(
+                    "{}/{} revision {} is already image {}",
+                    image.hardware,
+                    image.board,
+                    image.revision,
+                    hex::encode(&other.sha256)
+                )))
+            } else if ESP_HARDWARE.contains(&image.hardware.as_str()) && first_byte != ESP_IMAGE_MAGIC {
+                Some(invalid(
+                    "content",
+                    format!(
+                        "an {} image starts with 0xE9 (the ESP updater refuses others); this one starts with {first_byte:#04x}",
+                        image.hardware
+                    ),
+                ))
+            } else if used + image.size > self.inner.config.max_total_bytes {
+                Some(invalid(
+                    "content",
+                    format!(
+                        "images would take {} bytes, more than [firmware] max_total_bytes = {}: delete unused ones",
+                        used + image.size,
+                        self.inner.config.max_total_bytes
+                    ),
+                ))
+            } else {
+                None
+            }
+        };
+        if let Some(refusal) = refusal {
+            // Same content already stored: its file is that image's, keep it.
+            if !matches!(&refusal, FirmwareError::Conflict(m) if m.starts_with("this content")) {
+                self.inner.blobs.remove(&image.sha256)?;
+            }
+            return Err(refusal);
+        }
+        self.inner.store.put_firmware_image(&image)?;
+        self.inner.state.write().images.insert(image.sha256, image.clone());
+        tracing::info!(sha256 = %hex::encode(&image.sha256), hardware = %image.hardware, board = %image.board, revision = image.revision, size = image.size, by = %image.uploaded_by, "firmware image uploaded");
+        Ok(image)
+    }
+
+    /// Deletes an image no open campaign uses (blocking).
+    pub fn delete_image(&self, sha256: &str, by: &str) -> Result<(), FirmwareError> {
+        let key = image_key(sha256)?;
+        let _writing = self.inner.writer.lock();
+        {
+            let state = self.inner.state.read();
+            if !state.images.contains_key(&key) {
+                return Err(FirmwareError::NotFound(format!("image {sha256}")));
+            }
+            if let Some(c) =
+                state.campaigns.values().find(|c| c.campaign.image == key && c.campaign.state.is_open())
+            {
+                return Err(FirmwareError::Conflict(format!(
+                    "campaign {} ({}) uses this image: cancel it first",
+                    c.campaign.id, c.campaign.name
+                )));
+            }
+        }
+        self.inner.store.delete_firmware_image(key)?;
+        self.inner.state.write().images.remove(&key);
+        self.inner.blobs.remove(&key)?;
+        tracing::info!(sha256, by, "firmware image deleted");
+        Ok(())
+    }
+
+    /// The body of `/images/<hardware>/<board>/default.json`, when a running campaign targets
+    /// that hardware and board: `{"revision": N, "image": "<url>"}` (at most 511 bytes).
+    /// `host` is the `Host` the device asked (used without `[firmware] public_url`).
+    pub fn check(&self, hardware: &str, board: &str, host: Option<&str>) -> Option<String> {
+        let state = self.inner.state.read();
+        let image = state
+            .campaigns
+            .values()
+            .filter(|c| c.campaign.state == crate::model::CampaignState::Running)
+            .filter_map(|c| state.images.get(&c.campaign.image))
+            .find(|i| i.hardware == hardware && i.board == board)?;
+        let base = match (&self.inner.config.public_url, host) {
+            (Some(url), _) => url.trim_end_matches('/').to_owned(),
+            (None, Some(host)) if valid_host(host) => format!("http://{host}"),
+            (None, _) => return None,
+        };
+        let url = format!("{base}/images/{hardware}/{board}/{}.bin", hex::encode(&image.sha256));
+        let body = serde_json::json!({"revision": image.revision, "image": url}).to_string();
+        if body.len() > MAX_CHECK_BODY {
+            tracing::warn!(
+                len = body.len(),
+                "a default.json answer would pass the firmware's 511-byte limit: shorten [firmware] public_url"
+            );
+            return None;
+        }
+        Some(body)
+    }
+
+    /// What the image path answers an updater: the image for a device of a started wave of a
+    /// running campaign, "no update" for the others (so unmodified firmware follows the waves).
+    /// `device` is the registered device of the MAC the updater sent, if any.
+    pub fn download(
+        &self,
+        hardware: &str,
+        board: &str,
+        file: &str,
+        mac: Option<Mac>,
+        device: Option<[u8; 16]>,
+        running_md5: Option<&str>,
+    ) -> Download {
+        let Some(key) = file.strip_suffix(".bin").and_then(|h| image_key(h).ok()) else {
+            return Download::NotFound;
+        };
+        let state = self.inner.state.read();
+        let Some(image) = state.images.get(&key).filter(|i| i.hardware == hardware && i.board == board)
+        else {
+            return Download::NotFound;
+        };
+        if mac.is_none() {
+            return Download::Forbidden;
+        }
+        let md5 = hex::encode(&image.md5);
+        if running_md5.is_some_and(|m| m.eq_ignore_ascii_case(&md5)) {
+            return Download::NoUpdate("already running this image");
+        }
+        let Some(device) = device else { return Download::NoUpdate("not a registered device") };
+        let in_wave = state.campaigns.values().any(|c| {
+            c.campaign.image == key
+                && c.campaign.state == crate::model::CampaignState::Running
+                && c.positions.get(&device).is_some_and(|&p| p < c.campaign.reached())
+        });
+        if !in_wave {
+            return Download::NoUpdate("not in a started wave of a running campaign");
+        }
+        Download::Serve { path: self.inner.blobs.path(&key), size: image.size, md5 }
+    }
+}
+
+/// A host name or address with an optional port, as a `Host` header carries it.
+fn valid_host(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 255
+        && host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+}
+
+fn image_key(sha256: &str) -> Result<[u8; 32], FirmwareError> {
+    hex::decode_array::<32>(sha256, "sha256").map_err(|_| FirmwareError::NotFound(format!("image {sha256}")))
+}
+
+/// Hardware and board names go into URL paths: letters, digits, `-`, `_`, `.`, 1–32 bytes.
+fn check_names(input: &ImageInput) -> Result<(), FirmwareError> {
+    for (field, value) in [("hardware", &input.hardware), ("board", &input.board)] {
+        let ok = (1..=32).contains(&value.len())
+            && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            && !value.starts_with('.');
+        if !ok {
+            return Err(invalid(field, "1-32 letters, digits, '-', '_' or '.', not starting with '.'"));
+        }
+    }
+    if input.notes.len() > 4096 {
+        return Err(invalid("notes", "at most 4096 bytes"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "firmware_tests.rs"]
+mod tests;

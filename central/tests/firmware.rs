@@ -1,0 +1,156 @@
+//! The firmware update path against the request bytes of the real updaters: the boot-time
+//! check `GET /images/<hw>/<board>/default.json` as `neOCampusOTA()` sends it (client-sequence
+//! §B) and the image download as arduino-esp32's `HTTPUpdate` and the ESP8266
+//! `ESP8266httpUpdate` send it (HTTP/1.0, MAC headers), with an image uploaded and a campaign
+//! in two waves created through the admin API of the real binary.
+
+mod common;
+
+use std::net::SocketAddr;
+
+use common::{ADMIN, MAC, api, register_example, start};
+use neosens_runtime::testing::{RawResponse, raw_http};
+use serde_json::{Value, json};
+
+const SECOND_MAC: &str = "24:0a:c4:00:00:02";
+
+/// The ESP32 firmware's update check, byte for byte (client-sequence §B step 7).
+fn esp32_check(addr: SocketAddr) -> RawResponse {
+    raw_http(
+        addr,
+        b"GET /images/esp32/neOSensor/default.json HTTP/1.1\r\nHost: neocampus.univ-tlse3.fr\r\nUser-Agent: ESP32HTTPClient\r\nConnection: keep-alive\r\nAccept-Encoding: identity;q=1,chunked;q=0.1,*;q=0\r\n\r\n",
+    )
+}
+
+/// The ESP8266 firmware's: header order Host, User-Agent, Accept-Encoding, Connection.
+fn esp8266_check(addr: SocketAddr) -> RawResponse {
+    raw_http(
+        addr,
+        b"GET /images/esp8266/neOSensor/default.json HTTP/1.1\r\nHost: neocampus.univ-tlse3.fr\r\nUser-Agent: ESP8266HTTPClient\r\nAccept-Encoding: identity;q=1,chunked;q=0.1,*;q=0\r\nConnection: keep-alive\r\n\r\n",
+    )
+}
+
+/// arduino-esp32 `HTTPUpdate::handleUpdate`: HTTP/1.0, its user agent and `x-ESP32-*` headers.
+fn esp32_update(addr: SocketAddr, path: &str, mac: &str) -> RawResponse {
+    let request = format!(
+        "GET {path} HTTP/1.0\r\nHost: neocampus.univ-tlse3.fr\r\nUser-Agent: ESP32-http-Update\r\nConnection: close\r\nCache-Control: no-cache\r\nx-ESP32-STA-MAC: {}\r\nx-ESP32-AP-MAC: 24:0A:C4:00:00:FF\r\nx-ESP32-free-space: 1310720\r\nx-ESP32-sketch-size: 912384\r\nx-ESP32-sketch-sha256: 6B86B273FF34FCE19D6B804EFF5A3F5747ADA4EAA22F1D49C01E52DDB7875B4B\r\nx-ESP32-chip-size: 4194304\r\nx-ESP32-sdk-version: v4.4.5\r\nx-ESP32-mode: sketch\r\n\r\n",
+        mac.to_uppercase()
+    );
+    raw_http(addr, request.as_bytes())
+}
+
+/// ESP8266 `ESP8266httpUpdate::handleUpdate`: `x-ESP8266-*` headers, with the running sketch's MD5.
+fn esp8266_update(addr: SocketAddr, path: &str, mac: &str, sketch_md5: &str) -> RawResponse {
+    let request = format!(
+        "GET {path} HTTP/1.0\r\nHost: neocampus.univ-tlse3.fr\r\nUser-Agent: ESP8266-http-Update\r\nConnection: close\r\nx-ESP8266-Chip-ID: 1234567\r\nx-ESP8266-STA-MAC: {}\r\nx-ESP8266-AP-MAC: 26:0A:C4:00:00:02\r\nx-ESP8266-free-space: 2084864\r\nx-ESP8266-sketch-size: 412304\r\nx-ESP8266-sketch-md5: {sketch_md5}\r\nx-ESP8266-chip-size: 4194304\r\nx-ESP8266-sdk-version: 2.2.2-dev(38a443e)\r\nx-ESP8266-mode: sketch\r\n\r\n",
+        mac.to_uppercase()
+    );
+    raw_http(addr, request.as_bytes())
+}
+
+fn upload(addr: SocketAddr, query: &str, content: &[u8]) -> RawResponse {
+    let mut request = format!(
+        "POST /api/v1/firmware?{query} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN}\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        content.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(content);
+    raw_http(addr, &request)
+}
+
+fn image_bytes() -> Vec<u8> {
+    let mut content: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    content[0] = 0xE9;
+    content
+}
+
+#[test]
+fn unmodified_updaters_follow_the_waves_of_a_campaign() {
+    let dir = tempfile::tempdir().unwrap();
+    let central = start(dir.path());
+    let addr = central.addr("http");
+    let (room, _) = register_example(addr);
+    let (status, _) = api(
+        addr,
+        "POST",
+        "/api/v1/devices",
+        Some(json!({"uid": SECOND_MAC, "type": "esp32", "rooms": [room]})),
+    );
+    assert_eq!(status, 201);
+
+    // No campaign: 404, which the firmware takes as "no update".
+    let none = esp32_check(addr);
+    assert_eq!((none.status, none.body.len()), (404, 0), "{}", none.text());
+
+    let content = image_bytes();
+    let refused = upload(addr, "hardware=esp32&board=neOSensor&revision=240101", b"\x7fELF not an ESP image");
+    assert_eq!(refused.status, 400, "{}", refused.text());
+    assert!(refused.text().contains("0xE9"), "{}", refused.text());
+    let uploaded = upload(addr, "hardware=esp32&board=neOSensor&revision=240101&notes=spring", &content);
+    assert_eq!(uploaded.status, 201, "{}", uploaded.text());
+    let image: Value = serde_json::from_slice(&uploaded.body).unwrap();
+    let sha = image["sha256"].as_str().unwrap().to_owned();
+    let md5 = image["md5"].as_str().unwrap().to_owned();
+    assert_eq!(image["size"], content.len());
+
+    let (status, campaign) = api(
+        addr,
+        "POST",
+        "/api/v1/campaigns",
+        Some(json!({"name": "spring", "image": sha, "target": {"type": "esp32"},
+                    "waves": [{"until_percent": 50}, {"until_percent": 100}]})),
+    );
+    assert_eq!(status, 201, "{campaign}");
+    assert_eq!((campaign["devices"].as_u64(), campaign["reached"].as_u64()), (Some(2), Some(1)));
+
+    // The check: exact bytes, within the firmware's 512-byte buffer.
+    let check = esp32_check(addr);
+    let path = format!("/images/esp32/neOSensor/{sha}.bin");
+    let expected = format!(r#"{{"revision":240101,"image":"http://neocampus.univ-tlse3.fr{path}"}}"#);
+    assert_eq!((check.status, check.text()), (200, expected.clone()));
+    assert_eq!(check.header("content-type"), Some("application/json"));
+    assert_eq!(check.header("content-length"), Some(expected.len().to_string().as_str()));
+    assert!(check.body.len() <= 511);
+    assert_eq!(esp8266_check(addr).status, 404, "no campaign for esp8266 boards");
+
+    // One device is in the first wave, the other is told "no update" (304).
+    let answers = [esp32_update(addr, &path, MAC), esp32_update(addr, &path, SECOND_MAC)];
+    let served: Vec<&RawResponse> = answers.iter().filter(|r| r.status == 200).collect();
+    assert_eq!(served.len(), 1, "{:?}", answers.iter().map(|r| r.status).collect::<Vec<_>>());
+    assert!(answers.iter().any(|r| r.status == 304 && r.body.is_empty()));
+    let image_answer = served[0];
+    assert_eq!(image_answer.body, content, "the image, whole");
+    assert_eq!(image_answer.header("content-length"), Some(content.len().to_string().as_str()));
+    assert_eq!(image_answer.header("content-type"), Some("application/octet-stream"));
+    assert_eq!(image_answer.header("x-md5"), Some(md5.as_str()));
+    assert_eq!(image_answer.header("transfer-encoding"), None, "the updaters need Content-Length");
+
+    // Not a device's updater; an unknown MAC; a device already running the image.
+    assert_eq!(raw_http(addr, format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes()).status, 403);
+    assert_eq!(esp32_update(addr, &path, "24:0a:c4:99:99:99").status, 304);
+    assert_eq!(esp8266_update(addr, &path, MAC, &md5).status, 304);
+    assert_eq!(esp32_update(addr, "/images/esp32/neOSensor/abc.bin", MAC).status, 404);
+
+    // The second wave, by hand: both devices get it (the ESP8266 updater's headers work too).
+    let id = campaign["id"].as_u64().unwrap();
+    let (status, advanced) =
+        api(addr, "POST", &format!("/api/v1/campaigns/{id}/actions"), Some(json!({"action": "advance"})));
+    assert_eq!((status, advanced["reached"].as_u64()), (200, Some(2)), "{advanced}");
+    assert_eq!(esp32_update(addr, &path, SECOND_MAC).status, 200);
+    assert_eq!(esp8266_update(addr, &path, SECOND_MAC, "0123456789abcdef0123456789abcdef").status, 200);
+
+    // Paused: the check answers 404 again; the image cannot be deleted while the campaign is open.
+    let (status, _) =
+        api(addr, "POST", &format!("/api/v1/campaigns/{id}/actions"), Some(json!({"action": "pause"})));
+    assert_eq!(status, 200);
+    assert_eq!(esp32_check(addr).status, 404);
+    let (status, body) = api(addr, "DELETE", &format!("/api/v1/firmware/{sha}"), None);
+    assert_eq!(status, 409, "{body}");
+    let metrics = raw_http(addr, b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").text();
+    assert!(metrics.contains("neosens_firmware_campaigns{state=\"paused\"} 1"), "{metrics}");
+    assert!(metrics.contains("neosens_firmware_images 1"), "{metrics}");
+    assert!(
+        metrics.contains("neosens_provisioning_requests_total{path=\"firmware_image\",outcome=\"served\"} 3"),
+        "{metrics}"
+    );
+}
