@@ -89,7 +89,7 @@ pub async fn run_on(
     let link = start_broker_link(&config, &registry, &mut tasks)?;
     log_serving(&config, &listener, broker_listener.as_ref(), &link);
     let pipelines = start_pipelines(&config, &registry, &firmware, link, &mut tasks).await?;
-    start_campaign_schedule(&firmware, &mut tasks);
+    start_campaign_schedule(&firmware, &registry, &pipelines.mqtt, &mut tasks);
     let state = http::AppState {
         sessions: Arc::new(http::Sessions::new(&config.auth)),
         scans: Arc::new(http::Throttle::new(http::SCAN_POLICY)),
@@ -156,30 +156,48 @@ async fn open_firmware(
         .context("opening the firmware images (<data_dir>/firmware)")
 }
 
-/// Starts campaign waves whose soak time is over, every few seconds (restarted if it fails).
+/// Follows the firmware campaigns every few seconds (soaked waves start, progress, halts) and
+/// sends the `upgrade` orders of started waves, paced; both restarted if they fail.
 fn start_campaign_schedule(
     firmware: &firmware::Firmware,
+    registry: &Arc<registry::Registry>,
+    mqtt: &neosens_runtime::mqtt::MqttHandle,
     tasks: &mut neosens_runtime::supervisor::Supervisor,
 ) {
-    let (firmware, shutdown) = (firmware.clone(), tasks.shutdown().clone());
+    let (f, r, shutdown) = (firmware.clone(), Arc::clone(registry), tasks.shutdown().clone());
     tasks.restartable("campaign schedule", move || {
-        let (firmware, shutdown) = (firmware.clone(), shutdown.clone());
-        async move {
-            let mut tick = tokio::time::interval(firmware::SCHEDULE_PERIOD);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    _ = tick.tick() => {}
-                }
-                let f = firmware.clone();
-                let due = neosens_runtime::blocking::run(move || f.start_soaked_waves(model::Timestamp::now())).await;
-                if let Err(e) = due {
-                    tracing::error!(error = %e, "starting soaked campaign waves failed; retrying at the next tick");
-                }
+        follow_campaigns(f.clone(), Arc::clone(&r), shutdown.clone())
+    });
+    let (f, r, m, shutdown) =
+        (firmware.clone(), Arc::clone(registry), mqtt.clone(), tasks.shutdown().clone());
+    tasks.restartable("upgrade orders", move || {
+        firmware::send_upgrade_orders(f.clone(), Arc::clone(&r), m.clone(), shutdown.clone())
+    });
+}
+
+async fn follow_campaigns(
+    firmware: firmware::Firmware,
+    registry: Arc<registry::Registry>,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(firmware::SCHEDULE_PERIOD);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let (f, r) = (firmware.clone(), Arc::clone(&registry));
+        match neosens_runtime::blocking::run(move || f.follow(&r, model::Timestamp::now())).await {
+            Ok(report) if report != firmware::FollowReport::default() => {
+                tracing::debug!(?report, "firmware campaigns followed");
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "following the firmware campaigns failed; retrying at the next tick")
             }
         }
-    });
+    }
 }
 
 /// The separate broker-auth listener, when `[broker_auth] bind` asks for one.

@@ -161,7 +161,12 @@ const GATEWAY_GAUGES: [GatewayGauge; 5] = [
     ),
 ];
 
-fn gauge(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: i64) -> Result<(), std::fmt::Error> {
+pub(crate) fn gauge(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: i64,
+) -> Result<(), std::fmt::Error> {
     ConstGauge::new(value).encode(encoder.encode_descriptor(name, help, None, MetricType::Gauge)?)
 }
 
@@ -181,39 +186,12 @@ impl Collector for Sources {
         self.encode_devices(&mut encoder)?;
         self.encode_alerts(&mut encoder)?;
         self.encode_gateways(&mut encoder)?;
-        self.encode_firmware(&mut encoder)?;
+        self.firmware.encode_metrics(&mut encoder)?;
         Ok(())
     }
 }
 
 impl Sources {
-    /// The series of firmware images and campaigns (states: a fixed set of five).
-    fn encode_firmware(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let stats = self.firmware.stats();
-        gauge(encoder, "neosens_firmware_images", "Firmware images stored", stats.images as i64)?;
-        gauge(
-            encoder,
-            "neosens_firmware_image_bytes",
-            "Bytes the stored firmware images take",
-            stats.bytes as i64,
-        )?;
-        let mut m = encoder.encode_descriptor(
-            "neosens_firmware_campaigns",
-            "Firmware campaigns, by state",
-            None,
-            MetricType::Gauge,
-        )?;
-        for (state, count) in stats.campaigns {
-            ConstGauge::new(count as i64).encode(m.encode_family(&[("state", state)])?)?;
-        }
-        gauge(
-            encoder,
-            "neosens_firmware_devices_reached",
-            "Devices in the started waves of running campaigns",
-            stats.reached as i64,
-        )
-    }
-
     /// The series of central's MQTT link.
     fn encode_link(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let stats = self.link.stats();

@@ -14,8 +14,8 @@ use common::client::{ApiClient, parse_raw};
 use common::{ADMIN, LOGIN, MAC, first_password, register_example};
 use neosens_central::model::{AlertRecord, Campaign, DeviceStatusRecord, FirmwareImage, OrderRecord};
 use neosens_central::store::{
-    AlertStore, ChangeEntry, CommitSnapshot, DeviceHistory, DeviceLogEntry, FirmwareStore, RedbStore,
-    RegistryStore, SettingsStore, Snapshot, StoreError, StoreStats, Write,
+    AlertStore, CampaignProgress, ChangeEntry, CommitSnapshot, DeviceHistory, DeviceLogEntry, FirmwareStore,
+    RedbStore, RegistryStore, SettingsStore, Snapshot, StoreError, StoreStats, Write,
 };
 use neosens_runtime::testing::raw_http;
 use serde_json::json;
@@ -105,6 +105,12 @@ impl FirmwareStore for SlowStore {
     }
     fn put_campaign(&self, campaign: &Campaign) -> Result<(), StoreError> {
         self.slow(|| self.inner.put_campaign(campaign))
+    }
+    fn campaign_progress(&self) -> Result<Vec<CampaignProgress>, StoreError> {
+        self.inner.campaign_progress()
+    }
+    fn put_campaign_progress(&self, progress: &[CampaignProgress]) -> Result<(), StoreError> {
+        self.slow(|| self.inner.put_campaign_progress(progress))
     }
 }
 

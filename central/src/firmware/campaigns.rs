@@ -75,6 +75,9 @@ pub struct CampaignInput {
     pub waves: Vec<WaveInput>,
     /// Failed devices in a wave, in percent of it, beyond which the campaign halts (default 10).
     pub failure_threshold_percent: Option<u8>,
+    /// Seconds a device has, from fetching the image, to report the new revision before it
+    /// counts as failed (default 600, 60–86400).
+    pub deadline_s: Option<u32>,
 }
 
 /// What an operator does to a campaign.
@@ -148,6 +151,10 @@ impl Firmware {
         if devices.is_empty() {
             return Err(invalid("target", "no enabled device matches"));
         }
+        let deadline_s = input.deadline_s.unwrap_or(600);
+        if !(60..=86_400).contains(&deadline_s) {
+            return Err(invalid("deadline_s", "60-86400 seconds"));
+        }
         let image_key = super::image_key(&input.image).map_err(|_| invalid("image", "no such image"))?;
         let _writing = self.inner.writer.lock();
         let id = {
@@ -178,10 +185,13 @@ impl Firmware {
             state: CampaignState::Running,
             wave_started_at: vec![Timestamp::now()],
             events: Vec::new(),
+            deadline_s,
         };
         campaign.record(by, format!("created for {count} devices, image {}", hex::encode(&image_key)));
         campaign.record(by, format!("wave 1 started ({} devices)", campaign.cut(0)));
-        self.save(campaign)
+        let campaign = self.save(campaign)?;
+        self.inner.orders.enqueue_wave(&campaign);
+        Ok(campaign)
     }
 
     /// Applies an operator's action (blocking).
@@ -214,13 +224,22 @@ impl Firmware {
             (CampaignAction::Resume, _) => return refuse("only a paused or halted campaign resumes"),
             (CampaignAction::Cancel, _) => return refuse("it is over already"),
         }
-        self.save(campaign)
+        let campaign = self.save(campaign)?;
+        if action == CampaignAction::Advance {
+            self.inner.orders.enqueue_wave(&campaign);
+        }
+        Ok(campaign)
     }
 
     /// Starts the next wave of every running campaign whose current wave's soak time is over
     /// (blocking; the scheduler calls it every few seconds). Returns how many started.
     pub fn start_soaked_waves(&self, now: Timestamp) -> Result<usize, FirmwareError> {
         let _writing = self.inner.writer.lock();
+        self.start_soaked_waves_locked(now)
+    }
+
+    /// [`Self::start_soaked_waves`] for a caller holding the writer lock.
+    pub(super) fn start_soaked_waves_locked(&self, now: Timestamp) -> Result<usize, FirmwareError> {
         let due: Vec<Campaign> = self
             .inner
             .state
@@ -240,13 +259,14 @@ impl Firmware {
         let started = due.len();
         for mut campaign in due {
             start_next_wave(&mut campaign, "schedule");
-            self.save(campaign)?;
+            let campaign = self.save(campaign)?;
+            self.inner.orders.enqueue_wave(&campaign);
         }
         Ok(started)
     }
 
     /// Persists a changed campaign, then shows it to readers. The caller holds the writer lock.
-    fn save(&self, campaign: Campaign) -> Result<Campaign, FirmwareError> {
+    pub(super) fn save(&self, campaign: Campaign) -> Result<Campaign, FirmwareError> {
         self.inner.store.put_campaign(&campaign)?;
         tracing::info!(campaign = campaign.id, state = ?campaign.state, waves_started = campaign.wave_started_at.len(), event = campaign.events.last().map_or("", |e| e.what.as_str()), "firmware campaign changed");
         self.inner

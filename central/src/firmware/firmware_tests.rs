@@ -7,6 +7,8 @@ use axum::body::Body;
 
 use super::*;
 use crate::firmware::campaigns::{CampaignAction, CampaignInput, CampaignTarget, WaveInput};
+use neosens_protocol::ids::DeviceId;
+
 use crate::model::CampaignState;
 use crate::store::RedbStore;
 
@@ -32,6 +34,7 @@ fn campaign_input(image: &FirmwareImage, waves: &[(u8, Option<u32>)]) -> Campaig
         target: CampaignTarget::default(),
         waves: waves.iter().map(|&(until_percent, soak_s)| WaveInput { until_percent, soak_s }).collect(),
         failure_threshold_percent: None,
+        deadline_s: None,
     }
 }
 
@@ -243,4 +246,92 @@ fn campaign_inputs_are_checked() {
     assert!(matches!(none, Err(FirmwareError::Invalid { field: "target", .. })), "{none:?}");
     let unknown = firmware.create_campaign(campaign_input(&image, &[]), devices(1), "op");
     assert!(matches!(unknown, Err(FirmwareError::Invalid { field: "image", .. })), "{unknown:?}");
+}
+
+fn status(firmware: u64, seen: Timestamp) -> crate::model::DeviceStatusRecord {
+    crate::model::DeviceStatusRecord {
+        last_seen: Some(seen),
+        last_status: Some("running".into()),
+        last_payload: Some(format!(r#"{{"status":"running","hardware":"esp32","firmware":{firmware}}}"#)),
+    }
+}
+
+#[test]
+fn progress_follows_fetches_and_statuses_and_a_failing_wave_halts_the_campaign() {
+    let dir = tempfile::tempdir().unwrap();
+    let (registry, _, ids) = crate::registry::test_registry(dir.path(), 10);
+    let firmware =
+        Firmware::open(&dir.path().join("firmware"), registry.shared_store(), FirmwareConfig::default())
+            .unwrap();
+    let image = upload(&firmware, input(240101), esp_image(100, 3)).unwrap();
+    let file = format!("{}.bin", hex::encode(&image.sha256));
+    let devices: Vec<[u8; 16]> = ids.iter().map(|d| d.to_bytes()).collect();
+    let c =
+        firmware.create_campaign(campaign_input(&image, &[(10, None), (100, None)]), devices, "op").unwrap();
+    assert_eq!(firmware.queued_orders(), 1, "the canary's upgrade order waits for the sender");
+    let canary = c.devices[0];
+    let mac = Some("24:0a:c4:00:00:01".parse::<Mac>().unwrap());
+    let now = Timestamp::now();
+    let report = firmware.follow(&registry, now).unwrap();
+    assert_eq!(report.progress_written, 0, "pending devices without news are not written");
+    assert!(matches!(
+        firmware.download("esp32", "neOSensor", &file, mac, Some(canary), None),
+        Download::Serve { .. }
+    ));
+    assert_eq!(firmware.follow(&registry, now).unwrap().progress_written, 1);
+    assert_eq!(firmware.stage_counts(&firmware.campaign(c.id).unwrap())[0].downloading, 1);
+    let seen = Timestamp(now.millis() + 30_000);
+    registry.put_statuses(vec![(DeviceId::from_bytes(canary), status(240101, seen))]).unwrap();
+    firmware.follow(&registry, seen).unwrap();
+    let c = firmware.campaign(c.id).unwrap();
+    assert_eq!(firmware.stage_counts(&c)[0], StageCounts { done: 1, ..StageCounts::default() });
+    // Wave 2 (9 devices): one fetches and still runs the old revision after the deadline.
+    let c = firmware.act(c.id, CampaignAction::Advance, "op").unwrap();
+    assert_eq!(firmware.queued_orders(), 10);
+    let bad = c.devices[5];
+    assert!(matches!(
+        firmware.download("esp32", "neOSensor", &file, mac, Some(bad), None),
+        Download::Serve { .. }
+    ));
+    firmware.follow(&registry, seen).unwrap();
+    let later = Timestamp(seen.millis() + 601_000);
+    registry.put_statuses(vec![(DeviceId::from_bytes(bad), status(231027, later))]).unwrap();
+    let report = firmware.follow(&registry, later).unwrap();
+    assert_eq!(report.halted, vec![c.id]);
+    let halted = firmware.campaign(c.id).unwrap();
+    assert_eq!(halted.state, CampaignState::Halted);
+    assert_eq!(
+        halted.events.last().unwrap().what,
+        "halted: 1 of 9 devices of wave 2 failed (threshold 10 %)"
+    );
+    assert_eq!(firmware.check("esp32", "neOSensor", Some("h")), None, "a halted campaign is not offered");
+    // Progress survives a restart.
+    drop(firmware);
+    let reopened =
+        Firmware::open(&dir.path().join("firmware"), registry.shared_store(), FirmwareConfig::default())
+            .unwrap();
+    let counts = reopened.stage_counts(&reopened.campaign(c.id).unwrap());
+    assert_eq!((counts[0].done, counts[1].failed, counts[1].pending), (1, 1, 8));
+}
+
+#[test]
+fn a_campaign_whose_devices_all_run_the_image_finishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (registry, _, ids) = crate::registry::test_registry(dir.path(), 2);
+    let firmware =
+        Firmware::open(&dir.path().join("firmware"), registry.shared_store(), FirmwareConfig::default())
+            .unwrap();
+    let image = upload(&firmware, input(240101), esp_image(100, 3)).unwrap();
+    let devices: Vec<[u8; 16]> = ids.iter().map(|d| d.to_bytes()).collect();
+    let c = firmware.create_campaign(campaign_input(&image, &[]), devices, "op").unwrap();
+    let seen = Timestamp::now();
+    registry.put_statuses(ids.iter().map(|id| (*id, status(240102, seen))).collect()).unwrap();
+    let report = firmware.follow(&registry, seen).unwrap();
+    assert_eq!((report.progress_written, report.finished.clone()), (2, vec![c.id]));
+    let c = firmware.campaign(c.id).unwrap();
+    assert_eq!(
+        (c.state, c.events.last().unwrap().what.as_str()),
+        (CampaignState::Finished, "finished: all 2 devices run the image")
+    );
+    firmware.delete_image(&hex::encode(&image.sha256), "admin").unwrap();
 }

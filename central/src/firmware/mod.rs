@@ -8,6 +8,9 @@
 
 mod blobs;
 mod campaigns;
+mod orders;
+mod progress;
+mod stats;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -17,11 +20,14 @@ use neosens_protocol::hex;
 use neosens_protocol::ids::Mac;
 use parking_lot::{Mutex, RwLock};
 
-use crate::model::{Campaign, ESP_HARDWARE, ESP_IMAGE_MAGIC, FirmwareImage, Timestamp};
+use crate::model::{Campaign, DeviceProgress, ESP_HARDWARE, ESP_IMAGE_MAGIC, FirmwareImage, Timestamp};
 use crate::store::{Store, StoreError};
 
 pub use blobs::ReceiveError;
 pub use campaigns::{CampaignAction, CampaignInput, CampaignTarget, MAX_CAMPAIGN_DEVICES, WaveInput};
+pub use orders::{MAX_QUEUED_ORDERS, ORDERS_PER_SECOND, send_upgrade_orders};
+pub use progress::{FollowReport, MAX_NOTED_FETCHES, StageCounts};
+pub use stats::FirmwareStats;
 
 /// How often the schedule looks for waves whose soak time is over.
 pub const SCHEDULE_PERIOD: std::time::Duration = std::time::Duration::from_secs(5);
@@ -113,6 +119,8 @@ impl CampaignEntry {
 struct State {
     images: BTreeMap<[u8; 32], FirmwareImage>,
     campaigns: BTreeMap<u64, Arc<CampaignEntry>>,
+    /// Devices' progress by campaign (devices of started waves without one are pending).
+    progress: HashMap<u64, HashMap<[u8; 16], DeviceProgress>>,
 }
 
 /// What the image path answers a device's updater.
@@ -135,19 +143,6 @@ pub enum Download {
     NotFound,
 }
 
-/// What `/metrics` shows of firmware.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FirmwareStats {
-    /// Images stored.
-    pub images: usize,
-    /// Their bytes.
-    pub bytes: u64,
-    /// Campaigns per state.
-    pub campaigns: [(&'static str, usize); 5],
-    /// Devices in the started waves of running campaigns.
-    pub reached: usize,
-}
-
 /// The firmware service: cheap to clone.
 #[derive(Clone)]
 pub struct Firmware {
@@ -167,6 +162,10 @@ struct Inner {
     state: RwLock<State>,
     /// One change at a time (held across the store write, not by readers).
     writer: Mutex<()>,
+    /// Image fetches since the last pass, by (campaign, device); at most [`MAX_NOTED_FETCHES`].
+    fetches: Mutex<HashMap<(u64, [u8; 16]), Timestamp>>,
+    /// `upgrade` orders to send, by (campaign, device); see [`orders`].
+    orders: orders::OrderQueue,
 }
 
 impl Firmware {
@@ -187,35 +186,19 @@ impl Firmware {
         for campaign in store.campaigns()? {
             state.campaigns.insert(campaign.id, Arc::new(CampaignEntry::new(campaign)));
         }
-        let inner = Inner { blobs, store, config, state: RwLock::new(state), writer: Mutex::new(()) };
+        for (campaign, device, progress) in store.campaign_progress()? {
+            state.progress.entry(campaign).or_default().insert(device, progress);
+        }
+        let inner = Inner {
+            blobs,
+            store,
+            config,
+            state: RwLock::new(state),
+            writer: Mutex::new(()),
+            fetches: Mutex::default(),
+            orders: orders::OrderQueue::default(),
+        };
         Ok(Firmware { inner: Arc::new(inner) })
-    }
-
-    /// Counts for `/metrics`.
-    pub fn stats(&self) -> FirmwareStats {
-        use crate::model::CampaignState as S;
-        let state = self.inner.state.read();
-        let mut campaigns = [("running", 0), ("paused", 0), ("halted", 0), ("cancelled", 0), ("finished", 0)];
-        let mut reached = 0;
-        for c in state.campaigns.values().map(|c| &c.campaign) {
-            let slot = match c.state {
-                S::Running => 0,
-                S::Paused => 1,
-                S::Halted => 2,
-                S::Cancelled => 3,
-                S::Finished => 4,
-            };
-            campaigns[slot].1 += 1;
-            if c.state == S::Running {
-                reached += c.reached();
-            }
-        }
-        FirmwareStats {
-            images: state.images.len(),
-            bytes: state.images.values().map(|i| i.size).sum(),
-            campaigns,
-            reached,
-        }
     }
 
     /// Every image, newest first.
@@ -404,14 +387,15 @@ impl Firmware {
             return Download::NoUpdate("already running this image");
         }
         let Some(device) = device else { return Download::NoUpdate("not a registered device") };
-        let in_wave = state.campaigns.values().any(|c| {
+        let in_wave = state.campaigns.values().find(|c| {
             c.campaign.image == key
                 && c.campaign.state == crate::model::CampaignState::Running
                 && c.positions.get(&device).is_some_and(|&p| p < c.campaign.reached())
         });
-        if !in_wave {
+        let Some(campaign) = in_wave else {
             return Download::NoUpdate("not in a started wave of a running campaign");
-        }
+        };
+        self.note_fetch(campaign.campaign.id, device);
         Download::Serve { path: self.inner.blobs.path(&key), size: image.size, md5 }
     }
 }

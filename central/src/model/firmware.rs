@@ -88,6 +88,44 @@ pub struct CampaignEvent {
     pub what: String,
 }
 
+/// Where one device of a campaign is. A device of a started wave without a record is pending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Stage {
+    /// Not fetched yet (offline devices stay here until their next boot).
+    Pending,
+    /// It fetched the image; its new revision is awaited.
+    Downloading,
+    /// It reports the image's revision (or a later one).
+    Done,
+    /// It fetched the image and still reports an older revision after the deadline.
+    FailedDeadline,
+    /// It fetched the image and went silent past its outdated threshold.
+    FailedOutdated,
+}
+
+impl Stage {
+    /// Whether it counts as a failure of its wave.
+    pub fn failed(self) -> bool {
+        matches!(self, Stage::FailedDeadline | Stage::FailedOutdated)
+    }
+}
+
+/// One device's progress in a campaign, stored apart from the campaign (a campaign of 100,000
+/// devices is not rewritten when one of them moves).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceProgress {
+    /// Its stage.
+    pub stage: Stage,
+    /// Since when.
+    pub since: Timestamp,
+    /// When it last fetched the image.
+    pub fetched_at: Option<Timestamp>,
+    /// The revision it last reported.
+    pub reported: Option<u64>,
+    /// The `last_seen` of the last status read (statuses are parsed once each).
+    pub checked_seen: Option<Timestamp>,
+}
+
 /// A rollout of one image to a fixed list of devices, in waves.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Campaign {
@@ -109,6 +147,8 @@ pub struct Campaign {
     pub wave_started_at: Vec<Timestamp>,
     /// What happened, oldest first, at most [`MAX_CAMPAIGN_EVENTS`].
     pub events: Vec<CampaignEvent>,
+    /// Seconds a device has, from fetching the image, to report the new revision.
+    pub deadline_s: u32,
 }
 
 impl Campaign {
@@ -172,6 +212,7 @@ mod tests {
             state: CampaignState::Running,
             wave_started_at: vec![],
             events: vec![],
+            deadline_s: 600,
         }
     }
 

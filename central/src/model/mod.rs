@@ -22,8 +22,8 @@ pub use device_type::{
     DEFAULT_STATUS_PERIOD_S, DeviceType, DeviceTypeV1, DeviceTypeV2, DeviceTypeV3, firmware_orders,
 };
 pub use firmware::{
-    Campaign, CampaignEvent, CampaignState, ESP_HARDWARE, ESP_IMAGE_MAGIC, FirmwareImage,
-    MAX_CAMPAIGN_EVENTS, MAX_WAVES, Wave, wave_order,
+    Campaign, CampaignEvent, CampaignState, DeviceProgress, ESP_HARDWARE, ESP_IMAGE_MAGIC, FirmwareImage,
+    MAX_CAMPAIGN_EVENTS, MAX_WAVES, Stage, Wave, wave_order,
 };
 pub use gateway::{Enrolment, Gateway, GatewayCredentials, GatewayScope, GatewayV2};
 pub use location::{Building, Room, RoomTopic, Site};

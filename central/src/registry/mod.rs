@@ -60,7 +60,7 @@ pub use lorawan::{LorawanInfo, NewLorawanSession};
 pub use orders::{OrderSpec, PreparedOrder, REINSTALL};
 pub use otaa::{NewOtaa, OtaaInfo};
 pub use provisioning::Refusal;
-pub use status::StatusDrop;
+pub use status::{FirmwareReport, StatusDrop};
 pub use users::{NewUser, UserChanges, UserInfo};
 
 /// Slug and name of the site created at first start.

@@ -42,7 +42,47 @@ impl StatusDrop {
     }
 }
 
+/// What a firmware campaign reads of a device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FirmwareReport {
+    /// When its last status came.
+    pub last_seen: Option<crate::model::Timestamp>,
+    /// Its state now.
+    pub state: super::DeviceState,
+    /// The `firmware` revision of its last status, when it reports one.
+    pub firmware: Option<u64>,
+}
+
 impl Registry {
+    /// A device's last reported firmware revision and state, for campaigns following devices in
+    /// bulk; the status is parsed only when it is newer than `seen_after`.
+    pub fn firmware_report(
+        &self,
+        id: DeviceId,
+        seen_after: Option<crate::model::Timestamp>,
+    ) -> Option<FirmwareReport> {
+        let state = self.state.read();
+        let entry = state.devices.get(&id)?;
+        let status = state.statuses.get(&id);
+        let now = crate::model::Timestamp::now();
+        let device_state = super::devices::state_of(
+            &entry.record,
+            status,
+            super::devices::threshold(&state, &entry.record),
+            now,
+        );
+        let last_seen = status.and_then(|s| s.last_seen);
+        let firmware = match (status, last_seen) {
+            (Some(s), Some(seen)) if seen_after.is_none_or(|after| seen > after) => s
+                .last_payload
+                .as_deref()
+                .and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok())
+                .and_then(|v| v.get("firmware").and_then(serde_json::Value::as_u64)),
+            _ => None,
+        };
+        Some(FirmwareReport { last_seen, state: device_state, firmware })
+    }
+
     /// The device a status on `<base>/device` with this `unitID` (a MAC, or a node's DevEUI)
     /// belongs to: registered, enabled, and in a room whose topic is `base`.
     pub fn status_target(&self, uid: DeviceUid, base: &str) -> Result<DeviceId, StatusDrop> {

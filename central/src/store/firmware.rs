@@ -7,8 +7,10 @@ use neosens_protocol::hex;
 use redb::ReadableTable;
 use serde::de::DeserializeOwned;
 
-use super::redb_store::{CAMPAIGNS, FIRMWARE_IMAGES, RedbStore, backend, begin_read, begin_write, encode};
-use super::{FirmwareStore, StoreError};
+use super::redb_store::{
+    CAMPAIGN_PROGRESS, CAMPAIGNS, FIRMWARE_IMAGES, RedbStore, backend, begin_read, begin_write, encode,
+};
+use super::{CampaignProgress, FirmwareStore, StoreError};
 use crate::model::{Campaign, FirmwareImage};
 
 fn decode<T: DeserializeOwned>(what: &str, key: &str, bytes: &[u8]) -> Result<T, StoreError> {
@@ -64,6 +66,30 @@ impl FirmwareStore for RedbStore {
             .map_err(backend)?;
         self.commit(txn, started)
     }
+
+    fn campaign_progress(&self) -> Result<Vec<CampaignProgress>, StoreError> {
+        let txn = begin_read(self.database()).map_err(backend)?;
+        let table = txn.open_table(CAMPAIGN_PROGRESS).map_err(backend)?;
+        let mut out = Vec::new();
+        for item in table.iter().map_err(backend)? {
+            let (k, v) = item.map_err(backend)?;
+            let (campaign, device) = k.value();
+            out.push((campaign, device, decode("campaign progress", &campaign.to_string(), v.value())?));
+        }
+        Ok(out)
+    }
+
+    fn put_campaign_progress(&self, progress: &[CampaignProgress]) -> Result<(), StoreError> {
+        let started = Instant::now();
+        let txn = begin_write(self.database()).map_err(backend)?;
+        {
+            let mut table = txn.open_table(CAMPAIGN_PROGRESS).map_err(backend)?;
+            for (campaign, device, p) in progress {
+                table.insert((*campaign, *device), encode(p)?.as_slice()).map_err(backend)?;
+            }
+        }
+        self.commit(txn, started)
+    }
 }
 
 #[cfg(test)]
@@ -103,14 +129,25 @@ mod tests {
                 by: "op".into(),
                 what: "paused".into(),
             }],
+            deadline_s: 900,
+        };
+        let progress = crate::model::DeviceProgress {
+            stage: crate::model::Stage::FailedDeadline,
+            since: Timestamp(7),
+            fetched_at: Some(Timestamp(6)),
+            reported: Some(231027),
+            checked_seen: None,
         };
         let hex = |v: &[u8]| neosens_protocol::hex::encode(v);
         assert_eq!(hex(&postcard::to_allocvec(&image).unwrap()), IMAGE_BYTES);
         assert_eq!(hex(&postcard::to_allocvec(&campaign).unwrap()), CAMPAIGN_BYTES);
+        assert_eq!(hex(&postcard::to_allocvec(&progress).unwrap()), PROGRESS_BYTES);
     }
 
     const IMAGE_BYTES: &str = "ababababababababababababababababababababababababababababababababcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdac02056573703332096e654f53656e736f72e5d30e016ea4ff848ea85e0561646d696e";
-    const CAMPAIGN_BYTES: &str = "020163abababababababababababababababababababababababababababababababab0101010101010101010101010101010101020a01901c64000a0201a4ff848ea85e010a026f7006706175736564";
+    const CAMPAIGN_BYTES: &str = "020163abababababababababababababababababababababababababababababababab0101010101010101010101010101010101020a01901c64000a0201a4ff848ea85e010a026f70067061757365648407";
+
+    const PROGRESS_BYTES: &str = "030e010c01f38c0e00";
 
     #[test]
     fn images_and_campaigns_survive_reopening() {
@@ -136,6 +173,7 @@ mod tests {
             state: CampaignState::Paused,
             wave_started_at: vec![Timestamp(2)],
             events: vec![],
+            deadline_s: 60,
         };
         {
             let store = RedbStore::open(dir.path()).unwrap();

@@ -190,7 +190,16 @@ pub trait FirmwareStore: Send + Sync {
 
     /// Stores (or replaces) a campaign.
     fn put_campaign(&self, campaign: &crate::model::Campaign) -> Result<(), StoreError>;
+
+    /// Every device's progress in every campaign.
+    fn campaign_progress(&self) -> Result<Vec<CampaignProgress>, StoreError>;
+
+    /// Stores devices' progress, in one transaction.
+    fn put_campaign_progress(&self, progress: &[CampaignProgress]) -> Result<(), StoreError>;
 }
+
+/// One device's progress in one campaign: (campaign, device, progress).
+pub type CampaignProgress = (u64, [u8; 16], crate::model::DeviceProgress);
 
 /// What `/metrics` reads of the store itself.
 pub trait StoreStats: Send + Sync {

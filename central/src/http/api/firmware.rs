@@ -1,5 +1,4 @@
-//! `/api/v1/firmware` (images) and `/api/v1/campaigns` (their rollouts): images are uploaded
-//! by admins, campaigns run by operators.
+//! `/api/v1/firmware`: firmware images, uploaded by admins (their rollouts: `campaigns`).
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -11,11 +10,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::items;
-use crate::firmware::{CampaignAction, CampaignInput, ImageInput, MAX_CAMPAIGN_DEVICES};
+use crate::firmware::ImageInput;
 use crate::http::AppState;
 use crate::http::error::ApiError;
-use crate::http::extract::{ApiJson, ApiQuery, Auth};
-use crate::model::{Campaign, CampaignState, FirmwareImage, Role};
+use crate::http::extract::{ApiQuery, Auth};
+use crate::model::{FirmwareImage, Role};
 
 /// The routes of this module, each with its OpenAPI operation (paths relative to `/api/v1`).
 pub(super) fn routes() -> OpenApiRouter<AppState> {
@@ -23,9 +22,6 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(upload, list_images))
         .routes(routes!(get_image, delete_image))
         .routes(routes!(image_content))
-        .routes(routes!(create_campaign, list_campaigns))
-        .routes(routes!(get_campaign))
-        .routes(routes!(act))
 }
 
 /// An image as the API shows it.
@@ -155,174 +151,4 @@ async fn image_content(
     let image = s.firmware.image(&sha)?;
     let md5 = hex::encode(&image.md5);
     Ok(crate::http::images::send_file(&s.firmware.image_file(&image), image.size, Some(&md5)).await)
-}
-
-/// A wave as the API shows it.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub(crate) struct WaveView {
-    /// Cumulative share of the devices.
-    until_percent: u8,
-    /// Devices reached once it has started, counting earlier waves.
-    devices: usize,
-    /// Seconds after its start at which the next starts by itself.
-    soak_s: Option<u32>,
-    /// RFC 3339, once started.
-    started_at: Option<String>,
-}
-
-/// An event of a campaign.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub(crate) struct EventView {
-    /// RFC 3339.
-    at: String,
-    /// Who.
-    by: String,
-    /// What.
-    what: String,
-}
-
-/// A campaign as the API shows it (its device list aside).
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub(crate) struct CampaignView {
-    /// Its number.
-    id: u64,
-    /// Its name.
-    name: String,
-    /// The image's SHA-256.
-    image: String,
-    /// `running`, `paused`, `halted`, `cancelled` or `finished`.
-    state: &'static str,
-    /// Devices targeted.
-    devices: usize,
-    /// Devices of the started waves.
-    reached: usize,
-    /// Its waves.
-    waves: Vec<WaveView>,
-    /// Failed share of a wave that halts it.
-    failure_threshold_percent: u8,
-    /// What happened, oldest first.
-    events: Vec<EventView>,
-}
-
-fn state_name(state: CampaignState) -> &'static str {
-    match state {
-        CampaignState::Running => "running",
-        CampaignState::Paused => "paused",
-        CampaignState::Halted => "halted",
-        CampaignState::Cancelled => "cancelled",
-        CampaignState::Finished => "finished",
-    }
-}
-
-impl From<Campaign> for CampaignView {
-    fn from(c: Campaign) -> Self {
-        let waves = c
-            .waves
-            .iter()
-            .enumerate()
-            .map(|(i, w)| WaveView {
-                until_percent: w.until_percent,
-                devices: c.cut(i),
-                soak_s: w.soak_s,
-                started_at: c.wave_started_at.get(i).map(|t| t.to_rfc3339()),
-            })
-            .collect();
-        CampaignView {
-            id: c.id,
-            name: c.name.clone(),
-            image: hex::encode(&c.image),
-            state: state_name(c.state),
-            devices: c.devices.len(),
-            reached: c.reached(),
-            waves,
-            failure_threshold_percent: c.failure_threshold_percent,
-            events: c
-                .events
-                .into_iter()
-                .map(|e| EventView { at: e.at.to_rfc3339(), by: e.by, what: e.what })
-                .collect(),
-        }
-    }
-}
-
-/// Creates a campaign and starts its first wave: devices of started waves get the image at
-/// their next boot (`default.json`), the others are told "no update".
-#[utoipa::path(post, path = "/campaigns", tag = "firmware", request_body = CampaignInput,
-    responses((status = 201, body = CampaignView), crate::http::error::CommonErrors,
-        (status = 409, description = "Another campaign is open for this hardware and board", body = crate::http::error::ErrorBody)),
-    security(("bearer" = [])))]
-async fn create_campaign(
-    State(s): State<AppState>,
-    auth: Auth,
-    ApiJson(input): ApiJson<CampaignInput>,
-) -> Result<impl IntoResponse, ApiError> {
-    auth.require(Role::Operator)?;
-    let (registry, firmware) = (s.registry.clone(), s.firmware.clone());
-    let campaign = neosens_runtime::blocking::run(move || -> Result<Campaign, ApiError> {
-        let mut devices: Vec<[u8; 16]> = registry
-            .matching_device_ids(&input.target.query(), MAX_CAMPAIGN_DEVICES)?
-            .into_iter()
-            .map(|d| d.to_bytes())
-            .collect();
-        if let Some(listed) = &input.target.devices {
-            let mut chosen = Vec::with_capacity(listed.len());
-            for key in listed {
-                let id = registry.device_id(key).ok_or_else(|| ApiError::Invalid {
-                    field: "target.devices".into(),
-                    message: format!("no device {key}"),
-                })?;
-                chosen.push(id.to_bytes());
-            }
-            devices.retain(|d| chosen.contains(d));
-        }
-        Ok(firmware.create_campaign(input, devices, &auth.0.name)?)
-    })
-    .await?;
-    Ok((StatusCode::CREATED, Json(CampaignView::from(campaign))))
-}
-
-#[utoipa::path(get, path = "/campaigns", tag = "firmware",
-    responses((status = 200, description = "Campaigns, newest first", body = inline(Object)), crate::http::error::CommonErrors),
-    security(("bearer" = [])))]
-async fn list_campaigns(State(s): State<AppState>, _auth: Auth) -> impl IntoResponse {
-    items(s.firmware.campaigns().into_iter().map(CampaignView::from).collect())
-}
-
-#[utoipa::path(get, path = "/campaigns/{id}", tag = "firmware", params(("id" = u64, Path, description = "The campaign's number")),
-    responses((status = 200, body = CampaignView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)),
-    security(("bearer" = [])))]
-async fn get_campaign(
-    State(s): State<AppState>,
-    _auth: Auth,
-    Path(id): Path<u64>,
-) -> Result<Json<CampaignView>, ApiError> {
-    Ok(Json(s.firmware.campaign(id)?.into()))
-}
-
-/// An operator's action on a campaign.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ActionInput {
-    /// `advance` (start the next wave now), `pause`, `resume` or `cancel`.
-    action: CampaignAction,
-}
-
-/// Advances, pauses, resumes or cancels a campaign; recorded with who did it.
-#[utoipa::path(post, path = "/campaigns/{id}/actions", tag = "firmware", params(("id" = u64, Path, description = "The campaign's number")),
-    request_body = ActionInput,
-    responses((status = 200, body = CampaignView), crate::http::error::CommonErrors,
-        (status = 404, description = "Not found", body = crate::http::error::ErrorBody),
-        (status = 409, description = "Not possible in its state", body = crate::http::error::ErrorBody)),
-    security(("bearer" = [])))]
-async fn act(
-    State(s): State<AppState>,
-    auth: Auth,
-    Path(id): Path<u64>,
-    ApiJson(input): ApiJson<ActionInput>,
-) -> Result<Json<CampaignView>, ApiError> {
-    auth.require(Role::Operator)?;
-    let firmware = s.firmware.clone();
-    let campaign =
-        neosens_runtime::blocking::run(move || firmware.act(id, input.action, &auth.0.name)).await?;
-    Ok(Json(campaign.into()))
 }

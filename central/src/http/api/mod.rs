@@ -4,6 +4,7 @@
 //! `admin` also edits the structure (sites, buildings, rooms, types) and tokens.
 
 mod alerts;
+mod campaigns;
 mod devices;
 mod edge;
 mod firmware;
@@ -62,6 +63,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(unclaimed::routes())
         .merge(fleet::routes())
         .merge(firmware::routes())
+        .merge(campaigns::routes())
         .merge(session::routes())
 }
 

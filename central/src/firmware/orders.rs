@@ -1,0 +1,152 @@
+//! `upgrade` orders to the online devices of a wave when it starts, paced: a wave of a
+//! thousand boards must not reboot a thousand boards at once into the same download, nor
+//! flood the broker. Offline devices need no order: they check `default.json` at their next
+//! boot.
+//!
+//! The order carries no URL: the firmware then runs its boot-time check (spec §5.6, §3.4), so
+//! the revision comparison and the wave decision stay on the update path.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use neosens_protocol::ids::DeviceId;
+use parking_lot::Mutex;
+use tokio_util::sync::CancellationToken;
+
+use super::Firmware;
+use crate::model::{Campaign, CampaignState, Stage};
+use crate::registry::{DeviceState, OrderSpec, Registry};
+
+/// The pace of `upgrade` orders, all campaigns together.
+pub const ORDERS_PER_SECOND: u32 = 10;
+
+/// Orders waiting at most; a longer wave's remaining devices update at their next boot.
+pub const MAX_QUEUED_ORDERS: usize = 100_000;
+
+/// The orders to send, oldest first, with a wake-up for the sender.
+#[derive(Default)]
+pub(super) struct OrderQueue {
+    queue: Mutex<VecDeque<(u64, [u8; 16])>>,
+    wake: tokio::sync::Notify,
+}
+
+impl OrderQueue {
+    /// Queues the devices of the campaign's last started wave.
+    pub(super) fn enqueue_wave(&self, campaign: &Campaign) {
+        let started = campaign.wave_started_at.len();
+        if started == 0 {
+            return;
+        }
+        let from = if started == 1 { 0 } else { campaign.cut(started - 2) };
+        let to = campaign.cut(started - 1);
+        let mut queue = self.queue.lock();
+        let room = MAX_QUEUED_ORDERS.saturating_sub(queue.len());
+        let wave = &campaign.devices[from..to];
+        if wave.len() > room {
+            tracing::warn!(
+                campaign = campaign.id,
+                left = wave.len() - room,
+                "upgrade order queue full: the other devices update at their next boot"
+            );
+        }
+        queue.extend(wave.iter().take(room).map(|d| (campaign.id, *d)));
+        drop(queue);
+        self.wake.notify_one();
+    }
+
+    fn pop(&self) -> Option<(u64, [u8; 16])> {
+        self.queue.lock().pop_front()
+    }
+
+    /// Orders waiting.
+    pub(super) fn len(&self) -> usize {
+        self.queue.lock().len()
+    }
+}
+
+impl Firmware {
+    /// Orders waiting to be sent.
+    pub fn queued_orders(&self) -> usize {
+        self.inner.orders.len()
+    }
+
+    /// Whether an `upgrade` order to this device is still useful: its campaign runs and the
+    /// device is still pending.
+    fn still_pending(&self, campaign: u64, device: [u8; 16]) -> bool {
+        let state = self.inner.state.read();
+        let running =
+            state.campaigns.get(&campaign).is_some_and(|c| c.campaign.state == CampaignState::Running);
+        let stage =
+            state.progress.get(&campaign).and_then(|p| p.get(&device)).map_or(Stage::Pending, |p| p.stage);
+        running && stage == Stage::Pending
+    }
+}
+
+/// Sends queued `upgrade` orders at [`ORDERS_PER_SECOND`] to online devices, until `shutdown`.
+pub async fn send_upgrade_orders(
+    firmware: Firmware,
+    registry: Arc<Registry>,
+    mqtt: neosens_runtime::mqtt::MqttHandle,
+    shutdown: CancellationToken,
+) {
+    let mut pace = tokio::time::interval(Duration::from_secs(1) / ORDERS_PER_SECOND);
+    pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let Some((campaign, device)) = firmware.inner.orders.pop() else {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = firmware.inner.orders.wake.notified() => continue,
+            }
+        };
+        if !firmware.still_pending(campaign, device) {
+            continue;
+        }
+        let online = registry
+            .firmware_report(DeviceId::from_bytes(device), Some(crate::model::Timestamp(i64::MAX)))
+            .is_some_and(|r| r.state == DeviceState::Ok);
+        if !online {
+            continue;
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = pace.tick() => {}
+        }
+        send_one(&registry, &mqtt, campaign, device).await;
+    }
+}
+
+async fn send_one(
+    registry: &Arc<Registry>,
+    mqtt: &neosens_runtime::mqtt::MqttHandle,
+    campaign: u64,
+    device: [u8; 16],
+) {
+    let key = DeviceId::from_bytes(device).to_string();
+    let spec = OrderSpec { order: "upgrade".into(), value: None, module: None, dest: None };
+    let by = format!("campaign {campaign}");
+    let order = match registry.prepare_order(&key, &spec, &by) {
+        Ok(order) => Arc::new(order),
+        Err(e) => {
+            tracing::info!(campaign, device = %key, reason = %e, "no upgrade order for this device: it updates at its next boot");
+            return;
+        }
+    };
+    let outcome = match mqtt
+        .publish(
+            &order.record.topic,
+            order.record.payload.clone(),
+            neosens_runtime::mqtt::Qos::AtMostOnce,
+            false,
+        )
+        .await
+    {
+        Ok(()) => "sent".to_owned(),
+        Err(e) => format!("not sent: {e}"),
+    };
+    let recorded = Arc::clone(&order);
+    let stored = registry.blocking(move |r| r.record_order(&recorded, &outcome)).await;
+    if let Err(e) = stored {
+        tracing::warn!(campaign, device = %key, error = %e, "recording an upgrade order failed");
+    }
+}
