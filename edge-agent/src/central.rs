@@ -184,6 +184,46 @@ impl Central {
         self.post_json("/api/v1/edge/logs", logs).await
     }
 
+    /// The running campaigns' images for this gateway's scope, as central wrote them (JSON,
+    /// `neosens_protocol::edge_firmware::FirmwareManifest`; kept as is on disk).
+    pub async fn firmware_manifest(&self) -> Result<bytes::Bytes, CentralError> {
+        let response = self
+            .authed(self.http.get(self.url("/api/v1/edge/firmware")))
+            .timeout(Duration::from_secs(15))
+            .send()
+            .await
+            .map_err(unreachable)?;
+        match response.status() {
+            StatusCode::OK => response.bytes().await.map_err(unreachable),
+            StatusCode::UNAUTHORIZED => Err(CentralError::Unauthorized),
+            other => Err(CentralError::Protocol(format!("/api/v1/edge/firmware answered {other}"))),
+        }
+    }
+
+    /// An image's content from byte `from` on (the caller reads the body in chunks).
+    pub async fn firmware_image(&self, sha256: &str, from: u64) -> Result<reqwest::Response, CentralError> {
+        let mut request = self
+            .authed(self.http.get(self.url(&format!("/api/v1/edge/firmware/{sha256}"))))
+            .timeout(Duration::from_secs(1800));
+        if from > 0 {
+            request = request.header(reqwest::header::RANGE, format!("bytes={from}-"));
+        }
+        let response = request.send().await.map_err(unreachable)?;
+        match response.status() {
+            StatusCode::OK | StatusCode::PARTIAL_CONTENT => Ok(response),
+            StatusCode::UNAUTHORIZED => Err(CentralError::Unauthorized),
+            other => Err(CentralError::Protocol(format!("image {sha256} answered {other}"))),
+        }
+    }
+
+    /// Reports the image fetches the gateway's devices made.
+    pub async fn report_fetches(
+        &self,
+        fetches: &neosens_protocol::edge_firmware::FirmwareFetches,
+    ) -> Result<(), CentralError> {
+        self.post_json("/api/v1/edge/firmware/fetches", fetches).await
+    }
+
     /// Reports the gateway's figures.
     pub async fn report_health(&self, report: &HealthReport) -> Result<(), CentralError> {
         self.post_json("/api/v1/edge/health", report).await

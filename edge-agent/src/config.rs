@@ -33,6 +33,8 @@ pub struct Config {
     pub lorawan: LorawanConfig,
     /// `[hal]`: the gateway's own hardware (status LED, local sensors).
     pub hal: HalConfig,
+    /// `[firmware]`: the cache of firmware images served to the devices of the LAN.
+    pub firmware: crate::firmware::FirmwareConfig,
     /// Logging.
     pub log: LogConfig,
 }

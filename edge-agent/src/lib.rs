@@ -30,6 +30,7 @@ pub mod central;
 pub mod cli;
 pub mod config;
 pub mod credentials;
+pub mod firmware;
 pub mod hal;
 pub mod http;
 pub mod lorawan;
@@ -90,6 +91,24 @@ fn uplink_url(
     Ok(Some(url))
 }
 
+/// Opens the firmware cache (`<data_dir>/firmware`) and, once enrolled, the task that keeps it
+/// in step with central.
+async fn start_firmware_cache(
+    config: &Config,
+    central: Option<&central::Central>,
+    tasks: &mut Supervisor,
+) -> anyhow::Result<firmware::FirmwareCache> {
+    let (dir, settings) = (config.storage.data_dir.join("firmware"), config.firmware.clone());
+    let cache = neosens_runtime::blocking::run(move || firmware::FirmwareCache::open(&dir, settings))
+        .await
+        .context("opening the firmware cache (<data_dir>/firmware)")?;
+    if let Some(central) = central {
+        let (f, c, stop) = (cache.clone(), central.clone(), tasks.shutdown().clone());
+        tasks.restartable("firmware cache", move || firmware::run(f.clone(), c.clone(), stop.clone()));
+    }
+    Ok(cache)
+}
+
 /// Runs the agent on `listener` until `shutdown` is cancelled (or a critical task fails), then
 /// drains for at most [`DRAIN_DEADLINE`], with the cache in `[storage] data_dir`.
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -122,6 +141,7 @@ pub async fn run_on(
     let unclaimed = Arc::new(unclaimed::UnclaimedHere::default());
     let reported = sync::Reported { lorawan: Arc::clone(&lorawan), unclaimed: Arc::clone(&unclaimed) };
     let mut links = start_central_links(&config, &storage, reported, &mut tasks)?;
+    let firmware = start_firmware_cache(&config, links.central.as_ref(), &mut tasks).await?;
     let udp_addr = start_lorawan(&config, &storage, links.keys.as_ref(), &lorawan, &mut tasks).await?;
     let mac = gateway_mac(&config)?;
     hal::gateway::start(
@@ -148,9 +168,10 @@ pub async fn run_on(
         proxy: proxy.clone(),
         lorawan,
         tasks: tasks.health(),
+        firmware: firmware.clone(),
     };
     let limits = config.http.limits();
-    let app = http::router(http::AppState { config, proxy, metrics, scrape });
+    let app = http::router(http::AppState { config, proxy, metrics, scrape, firmware });
     neosens_runtime::systemd::Notifier::from_env().ready(shutdown.clone());
     let served = neosens_runtime::http::serve(
         "LAN listener",

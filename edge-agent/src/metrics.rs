@@ -35,6 +35,8 @@ pub struct Sources {
     pub lorawan: Arc<crate::lorawan::LoraStats>,
     /// The supervisor's view of the tasks.
     pub tasks: Arc<neosens_runtime::supervisor::TaskHealth>,
+    /// The firmware cache.
+    pub firmware: crate::firmware::FirmwareCache,
 }
 
 fn gauge(e: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> std::fmt::Result {
@@ -50,6 +52,28 @@ fn counter(e: &mut DescriptorEncoder, name: &str, help: &str, v: &AtomicU64) -> 
     )?)
 }
 
+impl Sources {
+    fn encode_firmware(&self, e: &mut DescriptorEncoder) -> std::fmt::Result {
+        let (images, bytes) = self.firmware.cached();
+        gauge(e, "neosens_edge_firmware_images", "Firmware images cached and served here", images as u64)?;
+        gauge(e, "neosens_edge_firmware_cache_bytes", "Bytes of the cached firmware images", bytes)?;
+        let (downloads, served, no_update, corrupt) = self.firmware.counters();
+        for (name, help, v) in [
+            ("neosens_edge_firmware_downloads", "Firmware images downloaded from central", downloads),
+            ("neosens_edge_firmware_served", "Firmware images served to devices", served),
+            (
+                "neosens_edge_firmware_no_update",
+                "Devices told \"no update\" (not in a started wave)",
+                no_update,
+            ),
+            ("neosens_edge_firmware_corrupt", "Downloads dropped: content not matching its SHA-256", corrupt),
+        ] {
+            ConstCounter::new(v).encode(e.encode_descriptor(name, help, None, MetricType::Counter)?)?;
+        }
+        Ok(())
+    }
+}
+
 impl Collector for Sources {
     fn encode(&self, mut e: DescriptorEncoder) -> std::fmt::Result {
         self.encode_sync(&mut e)?;
@@ -57,6 +81,7 @@ impl Collector for Sources {
         self.encode_uplink(&mut e)?;
         self.encode_provisioning(&mut e)?;
         self.encode_lorawan(&mut e)?;
+        self.encode_firmware(&mut e)?;
         Ok(())
     }
 }

@@ -18,6 +18,8 @@ pub mod topic;
 #[cfg(feature = "serde")]
 pub mod edge;
 #[cfg(feature = "serde")]
+pub mod edge_firmware;
+#[cfg(feature = "serde")]
 pub mod layout;
 #[cfg(feature = "serde")]
 pub mod legacy;

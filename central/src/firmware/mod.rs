@@ -8,6 +8,7 @@
 
 mod blobs;
 mod campaigns;
+mod gateways;
 mod orders;
 mod progress;
 mod stats;
@@ -166,6 +167,8 @@ struct Inner {
     fetches: Mutex<HashMap<(u64, [u8; 16]), Timestamp>>,
     /// `upgrade` orders to send, by (campaign, device); see [`orders`].
     orders: orders::OrderQueue,
+    /// Image transfers to gateways.
+    transfers: gateways::GatewayTransfers,
 }
 
 impl Firmware {
@@ -197,6 +200,7 @@ impl Firmware {
             writer: Mutex::new(()),
             fetches: Mutex::default(),
             orders: orders::OrderQueue::default(),
+            transfers: gateways::GatewayTransfers::default(),
         };
         Ok(Firmware { inner: Arc::new(inner) })
     }

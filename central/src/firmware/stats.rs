@@ -3,6 +3,7 @@
 
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 
 use super::{Firmware, StageCounts};
@@ -101,6 +102,19 @@ impl Firmware {
         {
             ConstGauge::new(count as i64).encode(m.encode_family(&[("stage", stage)])?)?;
         }
+        let (transfers, bytes) = self.gateway_transfers();
+        ConstCounter::new(transfers).encode(encoder.encode_descriptor(
+            "neosens_firmware_gateway_downloads",
+            "Firmware image transfers to gateways (whole or resumed)",
+            None,
+            MetricType::Counter,
+        )?)?;
+        ConstCounter::new(bytes).encode(encoder.encode_descriptor(
+            "neosens_firmware_gateway_bytes",
+            "Firmware image bytes sent to gateways",
+            None,
+            MetricType::Counter,
+        )?)?;
         gauge(
             encoder,
             "neosens_firmware_upgrade_orders_queued",

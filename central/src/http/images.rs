@@ -86,7 +86,25 @@ fn check(state: &AppState, hardware: &str, board: &str, headers: &HeaderMap) -> 
 
 /// Streams a file with its length (never read whole into memory); `md5` adds `x-MD5`.
 pub(super) async fn send_file(path: &std::path::Path, size: u64, md5: Option<&str>) -> Response {
-    let file = match tokio::fs::File::open(path).await {
+    send_file_from(path, size, md5, 0).await
+}
+
+/// [`send_file`] from byte `from` on: `206` with `Content-Range` when `from > 0`.
+pub(super) async fn send_file_from(
+    path: &std::path::Path,
+    size: u64,
+    md5: Option<&str>,
+    from: u64,
+) -> Response {
+    use tokio::io::AsyncSeekExt as _;
+    let opened = async {
+        let mut file = tokio::fs::File::open(path).await?;
+        if from > 0 {
+            file.seek(std::io::SeekFrom::Start(from)).await?;
+        }
+        Ok::<_, std::io::Error>(file)
+    };
+    let file = match opened.await {
         Ok(f) => f,
         Err(e) => {
             tracing::error!(file = %path.display(), error = %e, "a firmware image's file cannot be read");
@@ -95,9 +113,17 @@ pub(super) async fn send_file(path: &std::path::Path, size: u64, md5: Option<&st
     };
     let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 64 * 1024));
     let mut response = Response::new(body);
+    if from > 0 {
+        *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+        let range = format!("bytes {from}-{}/{size}", size - 1);
+        if let Ok(v) = HeaderValue::from_str(&range) {
+            response.headers_mut().insert(header::CONTENT_RANGE, v);
+        }
+    }
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(size - from));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     if let Some(md5) = md5.and_then(|m| HeaderValue::from_str(m).ok()) {
         h.insert("x-MD5", md5);
     }

@@ -191,6 +191,22 @@ impl Registry {
         }
     }
 
+    /// The MACs of those `devices` that are in the scope of `gateway` (what its LAN listener
+    /// identifies updaters by); all of them at once, under one lock.
+    pub fn scope_macs(&self, gateway: GatewayId, devices: &[[u8; 16]]) -> Vec<neosens_protocol::ids::Mac> {
+        let state = self.state.read();
+        let Some(g) = state.gateways.get(&gateway) else { return Vec::new() };
+        devices
+            .iter()
+            .filter_map(|d| state.devices.get(&DeviceId::from_bytes(*d)))
+            .filter(|entry| device_in_scope(&state, g, entry))
+            .filter_map(|entry| match entry.record.uid {
+                neosens_protocol::DeviceUid::Ethernet(mac) => Some(mac),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Whether a device is registered.
     pub fn has_device(&self, id: DeviceId) -> bool {
         self.state.read().devices.contains_key(&id)

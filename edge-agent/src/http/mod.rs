@@ -1,5 +1,5 @@
-//! The LAN listener: the legacy provisioning paths devices call, `/metrics`, `/healthz`,
-//! `/readyz`.
+//! The LAN listener: the legacy provisioning paths devices call, the firmware update path
+//! (`/images/…`), `/metrics`, `/healthz`, `/readyz`.
 
 use std::sync::Arc;
 
@@ -21,12 +21,15 @@ pub struct AppState {
     pub metrics: crate::metrics::Sources,
     /// What `/metrics` requires (`[http] metrics_token`).
     pub scrape: neosens_runtime::http::ScrapeToken,
+    /// The firmware cache (the update path).
+    pub firmware: crate::firmware::FirmwareCache,
 }
 
 /// The router of the LAN listener.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(crate::proxy::routes())
+        .merge(crate::firmware::routes())
         .merge(neosens_runtime::http::guarded(
             Router::new()
                 .route("/metrics", axum::routing::get(metrics))

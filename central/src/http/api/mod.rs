@@ -7,6 +7,7 @@ mod alerts;
 mod campaigns;
 mod devices;
 mod edge;
+mod edge_firmware;
 mod firmware;
 mod fleet;
 mod gateways;
@@ -57,6 +58,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(alerts::routes())
         .merge(gateways::routes())
         .merge(edge::routes())
+        .merge(edge_firmware::routes())
         .merge(orders::routes())
         .merge(tokens::routes())
         .merge(users::routes())

@@ -1,0 +1,217 @@
+//! The task that keeps the cache in step with central's manifest, and reports the fetches.
+
+use std::io::Write as _;
+use std::time::Duration;
+
+use neosens_protocol::edge_firmware::{
+    FirmwareFetches, FirmwareManifest, MAX_REPORTED_FETCHES, ManifestImage,
+};
+use tokio_util::sync::CancellationToken;
+
+use super::{FirmwareCache, MANIFEST_FILE, valid_sha};
+use crate::central::{Central, CentralError};
+
+/// Bytes gathered from the network before one write to disk.
+const WRITE_CHUNK: usize = 256 * 1024;
+
+/// Why a round did not complete.
+#[derive(Debug, thiserror::Error)]
+enum FetchError {
+    #[error(transparent)]
+    Central(#[from] CentralError),
+    #[error("image {0}: {1}")]
+    Image(String, String),
+    #[error("firmware cache on disk: {0}")]
+    Disk(#[from] std::io::Error),
+}
+
+/// Follows central's manifest every `[firmware] poll_s` until `shutdown`.
+pub async fn run(cache: FirmwareCache, central: Central, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(cache.inner.config.poll_s.max(1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if let Err(e) = round(&cache, &central).await {
+            // The cache keeps serving what it has.
+            tracing::warn!(error = %e, "firmware cache round failed; retrying at the next one");
+        }
+        report_fetches(&cache, &central).await;
+    }
+}
+
+/// One round: the manifest, the missing images, then what is served and kept.
+async fn round(cache: &FirmwareCache, central: &Central) -> Result<(), FetchError> {
+    let raw = central.firmware_manifest().await?;
+    let manifest: FirmwareManifest = serde_json::from_slice(&raw)
+        .map_err(|e| CentralError::Protocol(format!("firmware manifest: {e}")))?;
+    let mut budget = cache.inner.config.cache_bytes;
+    let mut kept = FirmwareManifest::default();
+    for image in manifest.images.into_iter().filter(|i| valid_sha(&i.sha256)) {
+        if image.size > budget {
+            tracing::warn!(sha256 = %image.sha256, size = image.size, "a firmware image does not fit in [firmware] cache_bytes: not cached here");
+            continue;
+        }
+        budget -= image.size;
+        if let Err(e) = ensure(cache, central, &image).await {
+            tracing::warn!(error = %e, "a firmware image could not be cached; retrying at the next round");
+        }
+        kept.images.push(image);
+    }
+    let c = cache.clone();
+    let complete = neosens_runtime::blocking::run(move || c.settle(kept, &raw)).await?;
+    let (images, bytes) = (complete.images.len(), complete.images.iter().map(|i| i.size).sum::<u64>());
+    *cache.inner.served.write() = std::sync::Arc::new(complete);
+    tracing::debug!(images, bytes, "firmware cache in step with central");
+    Ok(())
+}
+
+/// Downloads an image unless it is here already, resuming a broken download.
+async fn ensure(cache: &FirmwareCache, central: &Central, image: &ManifestImage) -> Result<(), FetchError> {
+    let (path, part) = (cache.path(&image.sha256), cache.inner.dir.join(format!("{}.part", image.sha256)));
+    let (p, q, size) = (path.clone(), part.clone(), image.size);
+    let from = neosens_runtime::blocking::run(move || -> std::io::Result<Option<u64>> {
+        if std::fs::metadata(&p).is_ok_and(|m| m.len() == size) {
+            return Ok(None);
+        }
+        match std::fs::metadata(&q) {
+            Ok(m) if m.len() < size => Ok(Some(m.len())),
+            Ok(_) => std::fs::remove_file(&q).map(|()| Some(0)),
+            Err(_) => Ok(Some(0)),
+        }
+    })
+    .await?;
+    let Some(from) = from else { return Ok(()) };
+    let mut response = central.firmware_image(&image.sha256, from).await?;
+    // A whole answer to a resumed request: start the file again.
+    let mut truncate = response.status() == reqwest::StatusCode::OK;
+    let mut written = if truncate { 0 } else { from };
+    let mut buffer = Vec::with_capacity(WRITE_CHUNK);
+    loop {
+        let chunk = response.chunk().await.map_err(|e| CentralError::Unreachable(e.to_string()))?;
+        let done = chunk.is_none();
+        if let Some(chunk) = chunk {
+            buffer.extend_from_slice(&chunk);
+        }
+        if buffer.len() >= WRITE_CHUNK || (done && !buffer.is_empty()) {
+            written += buffer.len() as u64;
+            if written > image.size {
+                return Err(FetchError::Image(
+                    image.sha256.clone(),
+                    "central sent more than its size".into(),
+                ));
+            }
+            let (q, data, t) = (part.clone(), std::mem::take(&mut buffer), truncate);
+            neosens_runtime::blocking::run(move || append(&q, &data, t)).await?;
+            truncate = false;
+        }
+        if done {
+            break;
+        }
+    }
+    cache.inner.stats.downloads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let (c, expected) = (cache.clone(), image.clone());
+    neosens_runtime::blocking::run(move || c.install(&part, &path, &expected)).await
+}
+
+/// SHA-256 (hex) and length of a file, read in chunks.
+fn hash_file(path: &std::path::Path) -> std::io::Result<(String, u64)> {
+    use std::io::Read as _;
+    let mut file = std::fs::File::open(path)?;
+    let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut len = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        context.update(&buf[..n]);
+        len += n as u64;
+    }
+    Ok((neosens_protocol::hex::encode(context.finish().as_ref()), len))
+}
+
+fn append(part: &std::path::Path, data: &[u8], truncate: bool) -> std::io::Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(!truncate)
+        .write(true)
+        .truncate(truncate)
+        .open(part)?;
+    file.write_all(data)
+}
+
+impl FirmwareCache {
+    /// Checks a complete download against its SHA-256 and size, then names it (blocking).
+    fn install(
+        &self,
+        part: &std::path::Path,
+        path: &std::path::Path,
+        image: &ManifestImage,
+    ) -> Result<(), FetchError> {
+        let (sha, len) = hash_file(part)?;
+        if len != image.size || sha != image.sha256 {
+            std::fs::remove_file(part)?;
+            self.inner.stats.corrupt.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return Err(FetchError::Image(
+                image.sha256.clone(),
+                "the download does not match its SHA-256: dropped".into(),
+            ));
+        }
+        std::fs::File::open(part)?.sync_all()?;
+        std::fs::rename(part, path)?;
+        std::fs::File::open(&self.inner.dir)?.sync_all()?;
+        tracing::info!(sha256 = %image.sha256, size = image.size, hardware = %image.hardware, board = %image.board, "firmware image cached");
+        Ok(())
+    }
+
+    /// Keeps the complete images of `kept`, removes every other file, saves central's manifest
+    /// as it came (`raw`: what is complete is decided again when it is read) (blocking).
+    /// Returns what is served.
+    fn settle(&self, kept: FirmwareManifest, raw: &[u8]) -> Result<FirmwareManifest, FetchError> {
+        let offered: Vec<String> = kept.images.iter().map(|i| i.sha256.clone()).collect();
+        let complete = self.complete(kept);
+        for entry in std::fs::read_dir(&self.inner.dir)? {
+            let path = entry?.path();
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
+            let sha = name.strip_suffix(".bin").or_else(|| name.strip_suffix(".part"));
+            // A broken download of an image still offered is kept, to be resumed.
+            let wanted = sha.is_some_and(|s| offered.iter().any(|o| o == s));
+            if sha.is_some() && !wanted {
+                std::fs::remove_file(&path)?;
+                tracing::info!(file = name, "firmware image no longer offered: removed from the cache");
+            }
+        }
+        let tmp = self.inner.dir.join("manifest.json.tmp");
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(raw)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, self.inner.dir.join(MANIFEST_FILE))?;
+        Ok(complete)
+    }
+}
+
+/// Sends the fetches noted since the last report; kept for the next one if central is away.
+async fn report_fetches(cache: &FirmwareCache, central: &Central) {
+    let batch: Vec<_> = {
+        let mut fetches = cache.inner.fetches.lock();
+        let n = fetches.len().min(MAX_REPORTED_FETCHES);
+        fetches.drain(..n).collect()
+    };
+    if batch.is_empty() {
+        return;
+    }
+    let body = FirmwareFetches { fetches: batch };
+    if let Err(e) = central.report_fetches(&body).await {
+        tracing::debug!(error = %e, "firmware fetches not reported yet");
+        let mut fetches = cache.inner.fetches.lock();
+        for fetch in body.fetches.into_iter().rev() {
+            if fetches.len() < super::MAX_PENDING_FETCHES {
+                fetches.push_front(fetch);
+            }
+        }
+    }
+}
