@@ -185,10 +185,11 @@ impl Central {
     }
 
     /// The running campaigns' images for this gateway's scope, as central wrote them (JSON,
-    /// `neosens_protocol::edge_firmware::FirmwareManifest`; kept as is on disk).
-    pub async fn firmware_manifest(&self) -> Result<bytes::Bytes, CentralError> {
+    /// `neosens_protocol::edge_firmware::FirmwareManifest`; kept as is on disk); `cached` are
+    /// the SHA-256 of the images served here, comma-separated.
+    pub async fn firmware_manifest(&self, cached: &str) -> Result<bytes::Bytes, CentralError> {
         let response = self
-            .authed(self.http.get(self.url("/api/v1/edge/firmware")))
+            .authed(self.http.get(self.url(&format!("/api/v1/edge/firmware?cached={cached}"))))
             .timeout(Duration::from_secs(15))
             .send()
             .await

@@ -54,8 +54,14 @@ fn counter(e: &mut DescriptorEncoder, name: &str, help: &str, v: &AtomicU64) -> 
 
 impl Sources {
     fn encode_firmware(&self, e: &mut DescriptorEncoder) -> std::fmt::Result {
-        let (images, bytes) = self.firmware.cached();
+        let (images, bytes, devices) = self.firmware.cached();
         gauge(e, "neosens_edge_firmware_images", "Firmware images cached and served here", images as u64)?;
+        gauge(
+            e,
+            "neosens_edge_firmware_devices",
+            "Devices of the scope in started waves of the cached images",
+            devices as u64,
+        )?;
         gauge(e, "neosens_edge_firmware_cache_bytes", "Bytes of the cached firmware images", bytes)?;
         let (downloads, served, no_update, corrupt) = self.firmware.counters();
         for (name, help, v) in [

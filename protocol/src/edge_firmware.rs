@@ -1,6 +1,7 @@
 //! The firmware contracts between central and its gateways (DESIGN.md §4), defined once like
 //! those of [`crate::edge`]: the manifest of what a gateway serves on its LAN
-//! (`GET /api/v1/edge/firmware`), the image download (`GET /api/v1/edge/firmware/{sha256}`,
+//! (`GET /api/v1/edge/firmware?cached=<sha256>,…`, naming the images it has, so central knows
+//! when the gateway serves the current waves), the image download (`GET /api/v1/edge/firmware/{sha256}`,
 //! resumable with `Range: bytes=N-`), and the fetches it saw (`POST /api/v1/edge/firmware/fetches`).
 //!
 //! A gateway serves `/images/<hardware>/<board>/default.json` and the image to the devices of
@@ -25,11 +26,12 @@ pub const MAX_REPORTED_FETCHES: usize = 1000;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct FirmwareManifest {
-    /// One entry per running campaign with devices in the gateway's scope.
+    /// One entry per running campaign that targets devices of the gateway's scope.
     pub images: Vec<ManifestImage>,
 }
 
-/// A running campaign's image and the gateway's devices in its started waves.
+/// A running campaign that targets devices of the gateway's scope: its image (cached ahead of
+/// the waves) and the devices of the scope in its started waves.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct ManifestImage {

@@ -21,9 +21,13 @@ pub(super) struct GatewayTransfers {
 }
 
 impl Firmware {
-    /// The running campaigns as `gateway` serves them: each image with the devices of its
-    /// scope in the started waves (campaigns without any are left out).
-    pub fn manifest(&self, gateway: GatewayId, registry: &Registry) -> FirmwareManifest {
+    /// The running campaigns as `gateway` serves them: the image of each campaign that targets
+    /// devices of its scope, with those in the started waves (campaigns outside the scope are
+    /// left out). `cached` are the images
+    /// the gateway has: when they cover the answer, the gateway serves the current waves from
+    /// now on.
+    pub fn manifest(&self, gateway: GatewayId, registry: &Registry, cached: &[&str]) -> FirmwareManifest {
+        let asked = crate::model::Timestamp::now();
         let running: Vec<_> = {
             let state = self.inner.state.read();
             state
@@ -37,8 +41,12 @@ impl Firmware {
             .into_iter()
             .filter_map(|(entry, image)| {
                 let c = &entry.campaign;
-                let devices = registry.scope_macs(gateway, &c.devices[..c.reached()]);
-                (!devices.is_empty()).then(|| ManifestImage {
+                // Listed as soon as the campaign targets the scope, so the image is on site
+                // before the waves reach it; `devices` are those of the started waves.
+                let reached = c.reached();
+                let targets_scope = !registry.scope_macs(gateway, &c.devices[reached..]).is_empty();
+                let devices = registry.scope_macs(gateway, &c.devices[..reached]);
+                (targets_scope || !devices.is_empty()).then(|| ManifestImage {
                     campaign: c.id,
                     sha256: hex::encode(&image.sha256),
                     md5: hex::encode(&image.md5),
@@ -51,6 +59,11 @@ impl Firmware {
             })
             .take(MAX_MANIFEST_IMAGES)
             .collect();
+        let images: Vec<ManifestImage> = images;
+        if images.iter().all(|i| cached.contains(&i.sha256.as_str())) {
+            // Only gateways of the registry get here: one entry each.
+            self.inner.manifests_seen.lock().insert(gateway, asked);
+        }
         FirmwareManifest { images }
     }
 
@@ -77,6 +90,20 @@ impl Firmware {
             }
         }
         taken
+    }
+
+    /// Whether every gateway of `device`'s site has seen the manifest since `since` (its wave's
+    /// start): until then an `upgrade` order would send the device to a gateway that does not
+    /// know it is in the wave yet. Gateways that never asked (older agents) are not waited for.
+    pub(super) fn gateways_know(
+        &self,
+        device: [u8; 16],
+        since: crate::model::Timestamp,
+        registry: &Registry,
+    ) -> bool {
+        let gateways = registry.gateways_covering(neosens_protocol::ids::DeviceId::from_bytes(device));
+        let seen = self.inner.manifests_seen.lock();
+        gateways.iter().all(|g| seen.get(g).is_none_or(|at| *at >= since))
     }
 
     /// Counts an image transfer to a gateway.

@@ -26,8 +26,8 @@ use crate::store::{Store, StoreError};
 
 pub use blobs::ReceiveError;
 pub use campaigns::{CampaignAction, CampaignInput, CampaignTarget, MAX_CAMPAIGN_DEVICES, WaveInput};
-pub use orders::{MAX_QUEUED_ORDERS, ORDERS_PER_SECOND, send_upgrade_orders};
-pub use progress::{FollowReport, MAX_NOTED_FETCHES, StageCounts};
+pub use orders::{MAX_GATEWAY_WAIT, MAX_QUEUED_ORDERS, ORDERS_PER_SECOND, send_upgrade_orders};
+pub use progress::{FETCH_GRACE_MS, FollowReport, MAX_NOTED_FETCHES, StageCounts};
 pub use stats::FirmwareStats;
 
 /// How often the schedule looks for waves whose soak time is over.
@@ -169,6 +169,8 @@ struct Inner {
     orders: orders::OrderQueue,
     /// Image transfers to gateways.
     transfers: gateways::GatewayTransfers,
+    /// When each gateway last fetched its manifest (one entry per gateway).
+    manifests_seen: Mutex<HashMap<neosens_protocol::ids::GatewayId, Timestamp>>,
 }
 
 impl Firmware {
@@ -201,6 +203,7 @@ impl Firmware {
             fetches: Mutex::default(),
             orders: orders::OrderQueue::default(),
             transfers: gateways::GatewayTransfers::default(),
+            manifests_seen: Mutex::default(),
         };
         Ok(Firmware { inner: Arc::new(inner) })
     }

@@ -59,6 +59,11 @@ impl OrderQueue {
         self.queue.lock().pop_front()
     }
 
+    /// Puts back orders that wait for their gateway, behind the others.
+    fn requeue(&self, waiting: impl IntoIterator<Item = (u64, [u8; 16])>) {
+        self.queue.lock().extend(waiting);
+    }
+
     /// Orders waiting.
     pub(super) fn len(&self) -> usize {
         self.queue.lock().len()
@@ -71,17 +76,46 @@ impl Firmware {
         self.inner.orders.len()
     }
 
-    /// Whether an `upgrade` order to this device is still useful: its campaign runs and the
-    /// device is still pending.
-    fn still_pending(&self, campaign: u64, device: [u8; 16]) -> bool {
-        let state = self.inner.state.read();
-        let running =
-            state.campaigns.get(&campaign).is_some_and(|c| c.campaign.state == CampaignState::Running);
-        let stage =
-            state.progress.get(&campaign).and_then(|p| p.get(&device)).map_or(Stage::Pending, |p| p.stage);
-        running && stage == Stage::Pending
+    /// Whether an `upgrade` order to this device is still useful (its campaign runs, the device
+    /// is still pending) and can go now (its site's gateways know its wave started, or have
+    /// been waited for [`MAX_GATEWAY_WAIT`]).
+    fn readiness(&self, campaign: u64, device: [u8; 16], registry: &Registry) -> Readiness {
+        let started = {
+            let state = self.inner.state.read();
+            let Some(entry) =
+                state.campaigns.get(&campaign).filter(|c| c.campaign.state == CampaignState::Running)
+            else {
+                return Readiness::Drop;
+            };
+            let stage = state
+                .progress
+                .get(&campaign)
+                .and_then(|p| p.get(&device))
+                .map_or(Stage::Pending, |p| p.stage);
+            let Some(&position) = entry.positions.get(&device) else { return Readiness::Drop };
+            if stage != Stage::Pending {
+                return Readiness::Drop;
+            }
+            entry.campaign.wave_started_at.get(entry.campaign.wave_of(position)).copied()
+        };
+        let Some(started) = started else { return Readiness::Drop };
+        let waited = crate::model::Timestamp::now().millis() - started.millis();
+        if waited < MAX_GATEWAY_WAIT.as_millis() as i64 && !self.gateways_know(device, started, registry) {
+            return Readiness::Wait;
+        }
+        Readiness::Send
     }
 }
+
+enum Readiness {
+    Send,
+    Wait,
+    Drop,
+}
+
+/// Longest an order waits for a site's gateway to learn of its wave (a gateway that stays away
+/// longer serves its last manifest: its devices update at their next boot after it returns).
+pub const MAX_GATEWAY_WAIT: Duration = Duration::from_secs(600);
 
 /// Sends queued `upgrade` orders at [`ORDERS_PER_SECOND`] to online devices, until `shutdown`.
 pub async fn send_upgrade_orders(
@@ -92,15 +126,29 @@ pub async fn send_upgrade_orders(
 ) {
     let mut pace = tokio::time::interval(Duration::from_secs(1) / ORDERS_PER_SECOND);
     pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut waiting = Vec::new();
     loop {
         let Some((campaign, device)) = firmware.inner.orders.pop() else {
+            if waiting.is_empty() {
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = firmware.inner.orders.wake.notified() => continue,
+                }
+            }
+            // Orders waiting for a gateway: a look again in a second.
+            firmware.inner.orders.requeue(waiting.drain(..));
             tokio::select! {
                 () = shutdown.cancelled() => return,
-                () = firmware.inner.orders.wake.notified() => continue,
+                () = tokio::time::sleep(Duration::from_secs(1)) => continue,
             }
         };
-        if !firmware.still_pending(campaign, device) {
-            continue;
+        match firmware.readiness(campaign, device, &registry) {
+            Readiness::Drop => continue,
+            Readiness::Wait => {
+                waiting.push((campaign, device));
+                continue;
+            }
+            Readiness::Send => {}
         }
         let online = registry
             .firmware_report(DeviceId::from_bytes(device), Some(crate::model::Timestamp(i64::MAX)))

@@ -16,6 +16,10 @@ use super::{CampaignEntry, Firmware, FirmwareError};
 use crate::model::{Campaign, CampaignState, DeviceProgress, Stage, Timestamp};
 use crate::registry::{DeviceState, FirmwareReport, Registry};
 
+/// How much later than a fetch a status must come to show the image the device booted (clock
+/// differences between a gateway and central, a status already in flight).
+pub const FETCH_GRACE_MS: i64 = 10_000;
+
 /// Fetches noted between two passes, at most (one per device and campaign; more are dropped
 /// with a warning and seen at the next boot).
 pub const MAX_NOTED_FETCHES: usize = 100_000;
@@ -52,7 +56,7 @@ impl StageCounts {
             Stage::Pending => self.pending += 1,
             Stage::Downloading => self.downloading += 1,
             Stage::Done => self.done += 1,
-            Stage::FailedDeadline | Stage::FailedOutdated => self.failed += 1,
+            Stage::FailedDeadline | Stage::FailedOutdated | Stage::FailedOldRevision => self.failed += 1,
         }
     }
 }
@@ -93,8 +97,14 @@ pub(super) fn next(
         }
         if let Some(fw) = report.firmware {
             p.reported = Some(fw);
+            let after_fetch = match (p.fetched_at, report.last_seen) {
+                (Some(at), Some(seen)) => seen.millis() > at.millis() + FETCH_GRACE_MS,
+                _ => false,
+            };
             if fw >= revision {
                 set(&mut p, Stage::Done);
+            } else if p.stage == Stage::Downloading && after_fetch {
+                set(&mut p, Stage::FailedOldRevision);
             }
         }
         if p.stage == Stage::Downloading {
@@ -276,8 +286,18 @@ mod tests {
         assert_eq!(next(Some(p), None, report(None, DeviceState::Ok, 10), REV, 600, now), None);
         let p = next(Some(p), Some(now), None, REV, 600, now).unwrap();
         assert_eq!((p.stage, p.fetched_at), (Stage::Downloading, Some(now)));
+        // A status from before the fetch (or within the grace) tells nothing; a later one with
+        // the old revision is a failed update.
+        let early =
+            next(Some(p), None, report(Some(231027), DeviceState::Ok, now.millis() + 5_000), REV, 600, now);
+        assert_eq!(early.map(|p| p.stage), Some(Stage::Downloading));
+        let rolled_back =
+            next(Some(p), None, report(Some(231027), DeviceState::Ok, now.millis() + 11_000), REV, 600, now)
+                .unwrap();
+        assert_eq!(rolled_back.stage, Stage::FailedOldRevision);
+        // Nothing new by the deadline.
         let later = Timestamp(now.millis() + 601_000);
-        let failed = next(Some(p), None, report(Some(231027), DeviceState::Ok, 20), REV, 600, later).unwrap();
+        let failed = next(Some(p), None, report(None, DeviceState::Ok, 20), REV, 600, later).unwrap();
         assert_eq!(failed.stage, Stage::FailedDeadline);
         let silent = next(Some(p), None, report(None, DeviceState::Outdated, 10), REV, 600, now).unwrap();
         assert_eq!(silent.stage, Stage::FailedOutdated);

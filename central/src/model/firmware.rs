@@ -97,16 +97,20 @@ pub enum Stage {
     Downloading,
     /// It reports the image's revision (or a later one).
     Done,
-    /// It fetched the image and still reports an older revision after the deadline.
+    /// It fetched the image and reported nothing newer by the campaign's deadline.
     FailedDeadline,
     /// It fetched the image and went silent past its outdated threshold.
     FailedOutdated,
+    /// It fetched the image, then reported its old revision: the update failed or the image
+    /// did not boot and the boot loader rolled back. (The firmware updates at boot, before it
+    /// connects to MQTT, so a status after the fetch comes from the image it booted.)
+    FailedOldRevision,
 }
 
 impl Stage {
     /// Whether it counts as a failure of its wave.
     pub fn failed(self) -> bool {
-        matches!(self, Stage::FailedDeadline | Stage::FailedOutdated)
+        matches!(self, Stage::FailedDeadline | Stage::FailedOutdated | Stage::FailedOldRevision)
     }
 }
 

@@ -207,6 +207,13 @@ impl Registry {
             .collect()
     }
 
+    /// The gateways whose scope holds `device` (its site's gateways).
+    pub fn gateways_covering(&self, device: DeviceId) -> Vec<GatewayId> {
+        let state = self.state.read();
+        let Some(entry) = state.devices.get(&device) else { return Vec::new() };
+        state.gateways.values().filter(|g| device_in_scope(&state, g, entry)).map(|g| g.id).collect()
+    }
+
     /// Whether a device is registered.
     pub fn has_device(&self, id: DeviceId) -> bool {
         self.state.read().devices.contains_key(&id)

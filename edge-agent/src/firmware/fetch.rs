@@ -44,7 +44,9 @@ pub async fn run(cache: FirmwareCache, central: Central, shutdown: CancellationT
 
 /// One round: the manifest, the missing images, then what is served and kept.
 async fn round(cache: &FirmwareCache, central: &Central) -> Result<(), FetchError> {
-    let raw = central.firmware_manifest().await?;
+    let cached =
+        cache.inner.served.read().images.iter().map(|i| i.sha256.as_str()).collect::<Vec<_>>().join(",");
+    let raw = central.firmware_manifest(&cached).await?;
     let manifest: FirmwareManifest = serde_json::from_slice(&raw)
         .map_err(|e| CentralError::Protocol(format!("firmware manifest: {e}")))?;
     let mut budget = cache.inner.config.cache_bytes;

@@ -110,10 +110,11 @@ impl FirmwareCache {
         &self.inner.stats
     }
 
-    /// Images served now, and their bytes.
-    pub fn cached(&self) -> (usize, u64) {
+    /// Images served now, their bytes, and the devices in their started waves.
+    pub fn cached(&self) -> (usize, u64, usize) {
         let served = self.inner.served.read();
-        (served.images.len(), served.images.iter().map(|i| i.size).sum())
+        let devices = served.images.iter().map(|i| i.devices.len()).sum();
+        (served.images.len(), served.images.iter().map(|i| i.size).sum(), devices)
     }
 
     fn path(&self, sha256: &str) -> PathBuf {

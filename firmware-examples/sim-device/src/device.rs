@@ -11,6 +11,7 @@ use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, QoS}
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::ota;
 use crate::provisioning::{StateFile, provision};
 use crate::{FleetStats, Pace};
 
@@ -24,6 +25,9 @@ pub struct Fleet {
     pub http: reqwest::Client,
     /// Base URL of central (or a gateway's LAN listener).
     pub central: String,
+    /// Base URL of the firmware-update check (`neocampus.univ-tlse3.fr` for the real boards:
+    /// central, or the gateway of the devices' site).
+    pub images: String,
     /// Broker to use when central names none.
     pub mqtt: (String, u16),
     /// Timing.
@@ -114,7 +118,7 @@ pub fn readings(mac: Mac, climate: &Climate) -> Vec<(&'static str, String)> {
 }
 
 /// The device module's status.
-pub fn status(mac: Mac, frequency: u32, state: &str) -> String {
+pub fn status(mac: Mac, frequency: u32, state: &str, firmware: u64) -> String {
     FirmwareStatus {
         frequency,
         time: firmware_time(),
@@ -122,7 +126,7 @@ pub fn status(mac: Mac, frequency: u32, state: &str) -> String {
         modules: MODULES.len() as u32,
         heap: 160_000 + fastrand::u32(..20_000),
         hardware: "esp32".into(),
-        firmware: 231_027,
+        firmware: u32::try_from(firmware).unwrap_or(u32::MAX),
         board: "neOSensor".into(),
         board_rev: 1.2,
         unit_id: format!("{mac:x}"),
@@ -163,9 +167,29 @@ async fn pause(pace: Pace, realistic: Duration, fast: Duration, shutdown: &Cance
 
 /// Runs one device until `shutdown`.
 pub async fn run(fleet: Arc<Fleet>, mac: Mac, shutdown: CancellationToken) {
-    let mut device = Device { mac, climate: Climate::new(), frequency: 1800 };
+    let mut device =
+        Device { mac, climate: Climate::new(), frequency: 1800, firmware: ota::FACTORY_REVISION };
     loop {
-        // Boot: provisioning, retried as the firmware does (10–50 s, here shortened when fast).
+        device.firmware = fleet.state.get(mac).and_then(|s| s.firmware).unwrap_or(ota::FACTORY_REVISION);
+        // Boot: the firmware-update check first; a transport failure there means a reboot.
+        match update_check(&fleet, mac, device.firmware).await {
+            Boot::On => {}
+            Boot::Reboot => {
+                fleet.stats.reboots.fetch_add(1, Ordering::Relaxed);
+                if !pause(
+                    fleet.pace,
+                    Duration::from_millis(2000 + fastrand::u64(..10_000)),
+                    Duration::from_millis(200),
+                    &shutdown,
+                )
+                .await
+                {
+                    return;
+                }
+                continue;
+            }
+        }
+        // Then provisioning, retried as the firmware does (10–50 s, here shortened when fast).
         let Some(provisioned) = provision_until_done(&fleet, mac, &shutdown).await else { return };
         let Some(topic) = provisioned.config.base_topic().map(str::to_owned) else {
             eprintln!("sim-device {mac:x}: its configuration names no topic (no room?); retrying later");
@@ -192,6 +216,43 @@ pub async fn run(fleet: Arc<Fleet>, mac: Mac, shutdown: CancellationToken) {
         let wait = Duration::from_millis(2000 + fastrand::u64(..10_000));
         if !pause(fleet.pace, wait, Duration::from_millis(50), &shutdown).await {
             return;
+        }
+    }
+}
+
+enum Boot {
+    On,
+    Reboot,
+}
+
+/// `neOCampusOTA()`: the check, and the update when one is offered.
+async fn update_check(fleet: &Fleet, mac: Mac, running: u64) -> Boot {
+    match ota::boot_check(&fleet.http, &fleet.images, mac, running).await {
+        Ok(ota::Outcome::Updated(revision)) => {
+            fleet.stats.updates.fetch_add(1, Ordering::Relaxed);
+            if let Err(e) = fleet.state.set_firmware(mac, revision) {
+                eprintln!("sim-device {mac:x}: storing its new revision: {e:#}");
+            }
+            Boot::Reboot
+        }
+        Ok(ota::Outcome::NotInWave) => {
+            fleet.stats.not_in_wave.fetch_add(1, Ordering::Relaxed);
+            Boot::On
+        }
+        Ok(ota::Outcome::RolledBack) => {
+            fleet.stats.update_failures.fetch_add(1, Ordering::Relaxed);
+            eprintln!("sim-device {mac:x}: the new image does not boot; rolled back to {running}");
+            Boot::On
+        }
+        Ok(ota::Outcome::Failed(why)) => {
+            fleet.stats.update_failures.fetch_add(1, Ordering::Relaxed);
+            eprintln!("sim-device {mac:x}: update failed: {why}");
+            Boot::On
+        }
+        Ok(ota::Outcome::NoUpdate) => Boot::On,
+        Err(e) => {
+            eprintln!("sim-device {mac:x}: update check: {e:#}; rebooting, as the firmware does");
+            Boot::Reboot
         }
     }
 }
@@ -338,6 +399,8 @@ struct Device {
     mac: Mac,
     climate: Climate,
     frequency: u32,
+    /// The revision it runs (reported in its statuses).
+    firmware: u64,
 }
 
 impl Device {
@@ -376,7 +439,7 @@ impl Device {
                     }
                 },
                 _ = status_timer.tick(), if connected => {
-                    links.send("device", status(self.mac, self.frequency, "running")).await;
+                    links.send("device", status(self.mac, self.frequency, "running", self.firmware)).await;
                 }
                 _ = sensor_timer.tick(), if connected => self.sense(fleet, links, &mut last_sent).await,
             }
@@ -399,7 +462,9 @@ impl Device {
         }
         fleet.stats.orders.fetch_add(1, Ordering::Relaxed);
         match (module, command.order.as_str()) {
-            ("device", "status") => links.send("device", status(self.mac, self.frequency, "running")).await,
+            ("device", "status") => {
+                links.send("device", status(self.mac, self.frequency, "running", self.firmware)).await
+            }
             ("device", "frequency") => {
                 if let Some(CommandValue::Int(v)) = command.value {
                     self.frequency = v.clamp(900, 21_600) as u32;
@@ -408,10 +473,16 @@ impl Device {
                         status_timer.tick().await;
                     }
                 }
-                links.send("device", status(self.mac, self.frequency, "running")).await;
+                links.send("device", status(self.mac, self.frequency, "running", self.firmware)).await;
+            }
+            // Without a URL the firmware runs its boot-time check; the simulator does the same
+            // for a URL too (it reboots into the check, which campaigns answer).
+            ("device", "upgrade") => {
+                links.send("device", status(self.mac, self.frequency, "upgrading", self.firmware)).await;
+                return Obeyed::Reboot;
             }
             ("device", "reboot" | "restart") => {
-                links.send("device", status(self.mac, self.frequency, "rebooting")).await;
+                links.send("device", status(self.mac, self.frequency, "rebooting", self.firmware)).await;
                 return Obeyed::Reboot;
             }
             (_, "acquire") if module != "device" => {
@@ -469,9 +540,12 @@ mod tests {
     #[test]
     fn payloads_follow_the_firmware() {
         let mac = Mac::parse_lenient("24:0a:c4:12:34:56").unwrap();
-        let s: serde_json::Value = serde_json::from_str(&status(mac, 900, "running")).unwrap();
+        let s: serde_json::Value = serde_json::from_str(&status(mac, 900, "running", 231_027)).unwrap();
         assert_eq!((s["frequency"].as_u64(), s["unitID"].as_str()), (Some(900), Some("24:0a:c4:12:34:56")));
-        assert!(status(mac, 1800, "running").ends_with("\"unitID\":\"24:0a:c4:12:34:56\"}"), "unitID last");
+        assert!(
+            status(mac, 1800, "running", 231_027).ends_with("\"unitID\":\"24:0a:c4:12:34:56\"}"),
+            "unitID last"
+        );
         let climate = Climate { temperature: 21.52, humidity: 48.4 };
         let r = readings(mac, &climate);
         assert_eq!(

@@ -3,12 +3,14 @@
 //! (device, temperature, humidity) with the firmware's client ids and subscriptions, a status on
 //! `<room>/device` at start and every `frequency` seconds, readings when values move, and the
 //! orders a device obeys (`status`, `frequency`, `reboot`/`restart` — which goes back through
-//! provisioning, as a real reboot does, and so picks up a reinstall's new password).
+//! provisioning, as a real reboot does, and so picks up a reinstall's new password — and
+//! `upgrade`), and the firmware-update check at each boot ([`ota`]).
 //!
 //! [`Pace::Realistic`] keeps the firmware's timing (statuses every 30 min, sensor cooldowns);
 //! [`Pace::Fast`] sends at a fixed short period for load tests.
 
 pub mod device;
+pub mod ota;
 pub mod provisioning;
 pub mod register;
 
@@ -45,6 +47,12 @@ pub struct FleetStats {
     pub mqtt_errors: AtomicU64,
     /// Reboots done (orders).
     pub reboots: AtomicU64,
+    /// Firmware updates flashed and booted.
+    pub updates: AtomicU64,
+    /// Updates that failed or rolled back.
+    pub update_failures: AtomicU64,
+    /// Boot-time checks told "no update" by the image path (not in a started wave).
+    pub not_in_wave: AtomicU64,
 }
 
 impl FleetStats {
@@ -52,12 +60,15 @@ impl FleetStats {
     pub fn summary(&self) -> String {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         format!(
-            "online {}, statuses {}, readings {}, orders {}, reboots {}, provisioning failures {}, MQTT errors {}",
+            "online {}, statuses {}, readings {}, orders {}, reboots {}, updates {} (failed {}, not in wave {}), provisioning failures {}, MQTT errors {}",
             g(&self.online),
             g(&self.statuses),
             g(&self.readings),
             g(&self.orders),
             g(&self.reboots),
+            g(&self.updates),
+            g(&self.update_failures),
+            g(&self.not_in_wave),
             g(&self.provisioning_failures),
             g(&self.mqtt_errors)
         )

@@ -29,12 +29,20 @@ struct Cli {
     /// Base URL of neosens-central (or of a gateway's LAN listener).
     #[arg(long, env = "SIM_CENTRAL", default_value = "http://127.0.0.1:8080")]
     central: String,
+    /// Base URL of the firmware-update check each device makes at boot (the real boards ask
+    /// neocampus.univ-tlse3.fr); default: --central.
+    #[arg(long, env = "SIM_IMAGES")]
+    images: Option<String>,
     /// Broker (host:port) when central's credentials name none.
     #[arg(long, env = "SIM_MQTT", default_value = "127.0.0.1:1883")]
     mqtt: String,
     /// How many devices.
     #[arg(long, short = 'n', default_value_t = 1)]
     count: u32,
+    /// Number of the first device (its MAC is 02:5e:…:<first>): fleets side by side, e.g. one
+    /// through central and one through a gateway, use distinct ranges.
+    #[arg(long, default_value_t = 0)]
+    first: u32,
     /// Timing.
     #[arg(long, value_enum, default_value = "realistic")]
     pace: PaceArg,
@@ -79,6 +87,7 @@ fn main() -> anyhow::Result<()> {
         let fleet = Arc::new(Fleet {
             http,
             central: cli.central.clone(),
+            images: cli.images.clone().unwrap_or_else(|| cli.central.clone()),
             mqtt: (host, port),
             pace,
             state: StateFile::open(Some(&cli.state))?,
@@ -87,12 +96,13 @@ fn main() -> anyhow::Result<()> {
         let shutdown = CancellationToken::new();
         let mut tasks = Vec::new();
         let started = Instant::now();
+        let first = cli.first;
         for n in 0..cli.count {
             let (fleet, stop) = (Arc::clone(&fleet), shutdown.clone());
             let delay = Duration::from_millis(cli.ramp_s * 1000 * u64::from(n) / u64::from(cli.count.max(1)));
             tasks.push(tokio::spawn(async move {
                 tokio::time::sleep(delay).await;
-                run(fleet, mac(n), stop).await;
+                run(fleet, mac(first + n), stop).await;
             }));
         }
         eprintln!("sim-device: {} devices starting against {} (MQTT {}), pace {:?}", cli.count, cli.central, cli.mqtt, cli.pace);

@@ -23,6 +23,9 @@ pub struct Stored {
     pub server: Option<String>,
     /// Broker port.
     pub port: Option<u16>,
+    /// The firmware revision it runs, once updated (the factory one before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firmware: Option<u64>,
 }
 
 /// Every device's stored credentials, in one file (written atomically at each change).
@@ -49,6 +52,12 @@ impl StateFile {
     /// What `mac` stored.
     pub fn get(&self, mac: Mac) -> Option<Stored> {
         self.devices.lock().ok()?.get(&format!("{mac:x}")).cloned()
+    }
+
+    /// Records the revision `mac` runs after an update, and saves the file.
+    pub fn set_firmware(&self, mac: Mac, revision: u64) -> anyhow::Result<()> {
+        let stored = Stored { firmware: Some(revision), ..self.get(mac).unwrap_or_default() };
+        self.put(mac, stored)
     }
 
     /// Stores `mac`'s credentials and saves the file.
@@ -121,6 +130,7 @@ pub async fn provision(
                 password,
                 server: creds.server.or(prev.server),
                 port: creds.port.or(prev.port),
+                firmware: prev.firmware,
             };
             state.put(mac, stored.clone())?;
             stored
@@ -152,8 +162,13 @@ mod tests {
         let mac: Mac = Mac::parse_lenient("24:0a:c4:12:34:56").unwrap();
         let s = StateFile::open(Some(&path)).unwrap();
         assert_eq!(s.get(mac), None);
-        let stored =
-            Stored { login: "senso_240ac4123456".into(), password: "p".into(), server: None, port: None };
+        let stored = Stored {
+            login: "senso_240ac4123456".into(),
+            password: "p".into(),
+            server: None,
+            port: None,
+            firmware: None,
+        };
         s.put(mac, stored.clone()).unwrap();
         assert_eq!(StateFile::open(Some(&path)).unwrap().get(mac), Some(stored));
         std::fs::write(&path, "{not json").unwrap();

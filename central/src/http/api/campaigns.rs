@@ -223,7 +223,8 @@ pub(crate) struct CampaignDeviceView {
     uid: Option<String>,
     /// Its wave, from 1.
     wave: usize,
-    /// `pending`, `downloading`, `done`, `failed_deadline` or `failed_outdated`.
+    /// `pending`, `downloading`, `done`, `failed_old_revision`, `failed_deadline` or
+    /// `failed_outdated`.
     stage: &'static str,
     /// Since when (RFC 3339), once it left `pending`.
     since: Option<String>,
@@ -251,6 +252,7 @@ fn stage_name(stage: Stage) -> &'static str {
         Stage::Downloading => "downloading",
         Stage::Done => "done",
         Stage::FailedDeadline => "failed_deadline",
+        Stage::FailedOldRevision => "failed_old_revision",
         Stage::FailedOutdated => "failed_outdated",
     }
 }

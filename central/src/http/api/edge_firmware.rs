@@ -13,7 +13,7 @@ use utoipa_axum::routes;
 use super::edge::GatewayAuth;
 use crate::http::AppState;
 use crate::http::error::ApiError;
-use crate::http::extract::ApiJson;
+use crate::http::extract::{ApiJson, ApiQuery};
 use crate::model::Timestamp;
 
 /// The routes of this module, each with its OpenAPI operation (paths relative to `/api/v1`).
@@ -21,13 +21,29 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(manifest)).routes(routes!(image)).routes(routes!(fetches))
 }
 
+/// What the gateway says it has.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ManifestParams {
+    /// The SHA-256 of the images it has cached, comma-separated: when they cover the answer,
+    /// central knows the gateway serves the current waves (and sends `upgrade` orders to the
+    /// devices of its site).
+    cached: Option<String>,
+}
+
 /// The running campaigns' images and the devices of the gateway's scope in their started waves.
-#[utoipa::path(get, path = "/edge/firmware", tag = "edge",
+#[utoipa::path(get, path = "/edge/firmware", tag = "edge", params(ManifestParams),
     responses((status = 200, body = FirmwareManifest), crate::http::error::CommonErrors),
     security(("bearer" = [])))]
-async fn manifest(State(s): State<AppState>, GatewayAuth(id): GatewayAuth) -> Json<FirmwareManifest> {
+async fn manifest(
+    State(s): State<AppState>,
+    GatewayAuth(id): GatewayAuth,
+    ApiQuery(params): ApiQuery<ManifestParams>,
+) -> Json<FirmwareManifest> {
     s.gateways.contact(id, None, Timestamp::now().millis());
-    Json(s.firmware.manifest(id, &s.registry))
+    let cached: Vec<&str> =
+        params.cached.as_deref().unwrap_or("").split(',').filter(|c| !c.is_empty()).take(64).collect();
+    Json(s.firmware.manifest(id, &s.registry, &cached))
 }
 
 /// An image's content with `x-MD5`; `Range: bytes=N-` resumes an interrupted download (206).
