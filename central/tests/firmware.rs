@@ -125,8 +125,10 @@ fn unmodified_updaters_follow_the_waves_of_a_campaign() {
     assert_eq!(image_answer.header("x-md5"), Some(md5.as_str()));
     assert_eq!(image_answer.header("transfer-encoding"), None, "the updaters need Content-Length");
 
-    // Not a device's updater; an unknown MAC; a device already running the image.
+    // Not a device's updater (no MAC, or garbage); an unknown MAC; a device already running it.
     assert_eq!(raw_http(addr, format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes()).status, 403);
+    let garbage = format!("GET {path} HTTP/1.0\r\nHost: x\r\nx-ESP32-STA-MAC: zz:not-a-mac\r\n\r\n");
+    assert_eq!(raw_http(addr, garbage.as_bytes()).status, 403);
     assert_eq!(esp32_update(addr, &path, "24:0a:c4:99:99:99").status, 304);
     assert_eq!(esp8266_update(addr, &path, MAC, &md5).status, 304);
     assert_eq!(esp32_update(addr, "/images/esp32/neOSensor/abc.bin", MAC).status, 404);
@@ -153,4 +155,41 @@ fn unmodified_updaters_follow_the_waves_of_a_campaign() {
         metrics.contains("neosens_provisioning_requests_total{path=\"firmware_image\",outcome=\"served\"} 3"),
         "{metrics}"
     );
+}
+
+#[test]
+fn malformed_uploads_and_campaigns_get_json_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let central = start(dir.path());
+    let addr = central.addr("http");
+    for (query, why) in [
+        ("board=neOSensor&revision=1", "hardware missing"),
+        ("hardware=esp32&board=neOSensor&revision=x", "revision not a number"),
+        ("hardware=esp32&board=neOSensor&revision=1&color=red", "unknown parameter"),
+        ("hardware=esp32&board=..%2F..%2Fetc&revision=1", "a path in the board name"),
+    ] {
+        let r = upload(addr, query, &image_bytes());
+        assert_eq!(r.status, 400, "{why}: {}", r.text());
+        let body: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+        assert!(body["error"]["message"].is_string(), "{why}: a JSON error, got {}", r.text());
+    }
+    let empty = upload(addr, "hardware=esp32&board=neOSensor&revision=1", b"");
+    assert_eq!(empty.status, 400, "{}", empty.text());
+    for body in [
+        json!({"name": "x", "image": "00", "target": {}}),
+        json!({"name": "x", "image": "zz", "target": {}, "waves": [{"until_percent": 100}]}),
+        json!({"name": "x", "image": "00", "target": {"colour": "blue"}}),
+        json!({"name": "", "target": {}}),
+    ] {
+        let (status, answer) = api(addr, "POST", "/api/v1/campaigns", Some(body.clone()));
+        assert_eq!(status, 400, "{body}: {answer}");
+        assert!(answer["error"]["message"].is_string(), "{answer}");
+    }
+    let (status, answer) =
+        api(addr, "POST", "/api/v1/campaigns/1/actions", Some(json!({"action": "explode"})));
+    assert!(status == 400 || status == 404, "{status} {answer}");
+    let (status, _) = api(addr, "GET", "/api/v1/campaigns/99/devices?stage=lost", None);
+    assert_eq!(status, 404);
+    let (status, _) = api(addr, "DELETE", "/api/v1/firmware/not-a-sha", None);
+    assert_eq!(status, 404);
 }

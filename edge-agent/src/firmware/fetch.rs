@@ -217,3 +217,65 @@ async fn report_fetches(cache: &FirmwareCache, central: &Central) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::firmware::FirmwareConfig;
+
+    fn image(content: &[u8], campaign: u64) -> ManifestImage {
+        ManifestImage {
+            campaign,
+            sha256: neosens_protocol::hex::encode(
+                ring::digest::digest(&ring::digest::SHA256, content).as_ref(),
+            ),
+            md5: "00".repeat(16),
+            size: content.len() as u64,
+            hardware: "esp32".into(),
+            board: "neOSensor".into(),
+            revision: 240101,
+            devices: vec![],
+        }
+    }
+
+    #[test]
+    fn a_download_is_installed_only_when_its_sha256_matches() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = FirmwareCache::open(dir.path(), FirmwareConfig::default()).unwrap();
+        let good = image(b"\xe9 the image", 1);
+        let part = dir.path().join("x.part");
+        std::fs::write(&part, b"\xe9 the image").unwrap();
+        cache.install(&part, &cache.path(&good.sha256), &good).unwrap();
+        assert!(cache.path(&good.sha256).exists());
+        std::fs::write(&part, b"\xe9 tampered!").unwrap();
+        let tampered = image(b"\xe9 other bytes", 2);
+        let refused = cache.install(&part, &cache.path(&tampered.sha256), &tampered);
+        assert!(matches!(refused, Err(FetchError::Image(_, _))), "{refused:?}");
+        assert!(!part.exists() && !cache.path(&tampered.sha256).exists());
+        assert_eq!(cache.counters().3, 1, "counted as corrupt");
+    }
+
+    #[test]
+    fn settling_keeps_what_is_offered_and_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = FirmwareCache::open(dir.path(), FirmwareConfig::default()).unwrap();
+        let (kept, gone) = (image(b"\xe9 kept", 1), image(b"\xe9 gone", 2));
+        let resuming = image(b"\xe9 half downloaded", 3);
+        std::fs::write(cache.path(&kept.sha256), b"\xe9 kept").unwrap();
+        std::fs::write(cache.path(&gone.sha256), b"\xe9 gone").unwrap();
+        std::fs::write(dir.path().join(format!("{}.part", resuming.sha256)), b"\xe9 half").unwrap();
+        std::fs::write(dir.path().join(format!("{}.part", gone.sha256)), b"\xe9").unwrap();
+        let offered = FirmwareManifest { images: vec![kept.clone(), resuming.clone()] };
+        let raw = serde_json::to_vec(&offered).unwrap();
+        let served = cache.settle(offered, &raw).unwrap();
+        assert_eq!(served.images, vec![kept.clone()], "only complete images are served");
+        assert!(!cache.path(&gone.sha256).exists(), "no longer offered: removed");
+        assert!(!dir.path().join(format!("{}.part", gone.sha256)).exists());
+        assert!(dir.path().join(format!("{}.part", resuming.sha256)).exists(), "kept to be resumed");
+        let reopened = FirmwareCache::open(dir.path(), FirmwareConfig::default()).unwrap();
+        assert_eq!(reopened.cached().0, 1);
+        // A damaged manifest on disk: the cache starts empty instead of failing.
+        std::fs::write(dir.path().join(MANIFEST_FILE), b"{not json").unwrap();
+        assert_eq!(FirmwareCache::open(dir.path(), FirmwareConfig::default()).unwrap().cached().0, 0);
+    }
+}

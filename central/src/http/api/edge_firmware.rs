@@ -62,13 +62,7 @@ async fn image(
 ) -> Result<Response, ApiError> {
     s.gateways.contact(id, None, Timestamp::now().millis());
     let image = s.firmware.image(&sha)?;
-    let from = headers
-        .get(header::RANGE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|r| r.strip_prefix("bytes="))
-        .and_then(|r| r.strip_suffix('-'))
-        .and_then(|n| n.parse::<u64>().ok())
-        .unwrap_or(0);
+    let from = range_start(headers.get(header::RANGE).and_then(|v| v.to_str().ok()));
     if from > 0 && from >= image.size {
         let range = format!("bytes */{}", image.size);
         return Ok((StatusCode::RANGE_NOT_SATISFIABLE, [(header::CONTENT_RANGE, range)]).into_response());
@@ -100,4 +94,32 @@ async fn fetches(
     }
     let taken = s.firmware.gateway_fetches(id, &input.fetches, &s.registry);
     Ok(Json(serde_json::json!({"taken": taken})))
+}
+
+/// The offset of `Range: bytes=N-` (the only form a resuming gateway sends); anything else is
+/// ignored and the whole image is sent, as RFC 9110 allows.
+fn range_start(range: Option<&str>) -> u64 {
+    range
+        .and_then(|r| r.strip_prefix("bytes="))
+        .and_then(|r| r.strip_suffix('-'))
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_an_open_ended_byte_range_resumes() {
+        assert_eq!(super::range_start(Some("bytes=1024-")), 1024);
+        for ignored in [
+            None,
+            Some("bytes=5-10"),
+            Some("bytes=-5"),
+            Some("items=5-"),
+            Some("bytes=x-"),
+            Some("bytes=99999999999999999999-"),
+        ] {
+            assert_eq!(super::range_start(ignored), 0, "{ignored:?}");
+        }
+    }
 }
