@@ -364,6 +364,18 @@ format = {format}
 # The service's name is OTEL_SERVICE_NAME, default "neosens-central".
 # Environment: OTEL_EXPORTER_OTLP_ENDPOINT (wins over this file)
 {otlp_endpoint}
+
+[firmware]
+# Firmware images (POST /api/v1/firmware) live in <data_dir>/firmware, named by their SHA-256.
+# Largest image accepted, in bytes (an ESP32 app is 1-2 MB; gateway builds are larger).
+max_image_bytes = {fw_max_image}
+# Most bytes all images together may take; delete unused images to make room.
+max_total_bytes = {fw_max_total}
+# Base URL put in the devices' update check answers (/images/<hw>/<board>/default.json), e.g.
+# "http://neocampus.univ-tlse3.fr". Unset: the Host the device asked, which is right when that
+# name reaches central (DNS or a proxy: docs/firmware.md). Keep it short: the answer must fit
+# the firmware's 511 bytes.
+{fw_public_url}
 "#,
         data_dir = quoted(&config.storage.data_dir.to_string_lossy()),
         bind = quoted(&config.http.bind.to_string()),
@@ -398,6 +410,12 @@ format = {format}
             None => "# bind = \"127.0.0.1:8081\"".to_owned(),
         },
         format = quoted(config.log.format.as_str()),
+        fw_max_image = config.firmware.max_image_bytes,
+        fw_max_total = config.firmware.max_total_bytes,
+        fw_public_url = match &config.firmware.public_url {
+            Some(url) => format!("public_url = {}", quoted(url)),
+            None => "# public_url = \"http://neocampus.univ-tlse3.fr\"".to_owned(),
+        },
         otlp_endpoint = match &config.telemetry.otlp_endpoint {
             Some(url) => format!("otlp_endpoint = {}", quoted(url)),
             None => "# otlp_endpoint = \"http://localhost:4318\"".to_owned(),
@@ -427,6 +445,7 @@ mod tests {
         c.log.format = LogFormat::Json;
         c.log.filter = "debug".into();
         c.telemetry.otlp_endpoint = Some("http://collector:4318".into());
+        c.firmware.public_url = Some("http://neocampus.univ-tlse3.fr".into());
         assert_eq!(Config::from_toml(&template(&c)).unwrap(), c);
     }
 

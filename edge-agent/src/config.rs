@@ -310,8 +310,18 @@ sensors = {sensors}
 # Seconds between two measurements (values are sent on a change of 0.15 or every 30 min).
 sensor_period_s = {sensor_period_s}
 
+[firmware]
+# Images of the firmware campaigns that target this gateway's scope, fetched once from central
+# (resumable, checked by SHA-256) into <data_dir>/firmware and served to the devices of the LAN
+# on /images/<hardware>/<board>/… — also while central is out of reach (docs/firmware.md).
+# Most bytes the cached images take; an image that does not fit is not cached.
+cache_bytes = {fw_cache_bytes}
+# Seconds between two looks at central's list of images for this gateway.
+poll_s = {fw_poll_s}
+
 [http]
-# LAN listener: the legacy provisioning paths devices call (/device/*), /metrics, /healthz.
+# LAN listener: the legacy provisioning paths devices call (/device/*), the firmware update
+# path (/images/*), /metrics, /healthz.
 # The firmware calls port 80 (needs CAP_NET_BIND_SERVICE, see systemd/neosens-edge.service).
 # Environment: NEOSENS_EDGE_HTTP_BIND
 bind = {bind}
@@ -334,6 +344,8 @@ filter = {filter}
 format = {format}
 "#,
         data_dir = quoted(&config.storage.data_dir.to_string_lossy()),
+        fw_cache_bytes = config.firmware.cache_bytes,
+        fw_poll_s = config.firmware.poll_s,
         timeout_ms = config.central.timeout_ms,
         sync_wait_s = config.central.sync_wait_s,
         mqtt_url = optional("url", &config.mqtt.url, "mqtt://broker.example.org:1883"),
@@ -388,6 +400,7 @@ mod tests {
         c.outbox.max_messages = 10;
         c.lorawan.serial_port = Some(PathBuf::from("/dev/ttyACM0"));
         c.lorawan.serial_protocol = "hex_lines".into();
+        c.firmware.cache_bytes = 1 << 20;
         assert_eq!(Config::from_toml(&template(&c)).unwrap(), c);
     }
 

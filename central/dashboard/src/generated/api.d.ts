@@ -431,6 +431,60 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/edge/firmware": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The running campaigns' images and the devices of the gateway's scope in their started waves. */
+        get: operations["manifest"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/edge/firmware/{sha256}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** An image's content with `x-MD5`; `Range: bytes=N-` resumes an interrupted download (206). */
+        get: operations["image"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/edge/firmware/fetches": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Fetches of images by devices of the gateway's scope (at most 1000 per call): their campaign
+         *     progress moves to "downloading".
+         */
+        post: operations["fetches"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/devices/{id}/orders": {
         parameters: {
             query?: never;
@@ -587,6 +641,130 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/firmware": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_images"];
+        put?: never;
+        /**
+         * Uploads an image: the request body is the file (`application/octet-stream`), streamed to
+         *     disk and named by its SHA-256. ESP images must start with `0xE9`.
+         */
+        post: operations["upload"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/firmware/{sha256}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["get_image"];
+        put?: never;
+        post?: never;
+        /** Deletes an image no open campaign uses. */
+        delete: operations["delete_image"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/firmware/{sha256}/content": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The image's content, with `x-MD5`. */
+        get: operations["image_content"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/campaigns": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_campaigns"];
+        put?: never;
+        /**
+         * Creates a campaign and starts its first wave: devices of started waves get the image at
+         *     their next boot (`default.json`), the others are told "no update".
+         */
+        post: operations["create_campaign"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/campaigns/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["get_campaign"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/campaigns/{id}/devices": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The devices of a campaign's started waves, in wave order, with their stage. */
+        get: operations["campaign_devices"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/campaigns/{id}/actions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Advances, pauses, resumes or cancels a campaign; recorded with who did it. */
+        post: operations["act"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/session": {
         parameters: {
             query?: never;
@@ -630,6 +808,11 @@ export interface components {
              * @description Mute its notifications for this many minutes (1 to 10080).
              */
             silence_minutes?: number | null;
+        };
+        /** @description An operator's action on a campaign. */
+        ActionInput: {
+            /** @description `advance` (start the next wave now), `pause`, `resume` or `cancel`. */
+            action: components["schemas"]["CampaignAction"];
         };
         /** @description What an operator gives to adopt a board: where it is and what it is. */
         AdoptInput: {
@@ -695,6 +878,82 @@ export interface components {
             counts: components["schemas"]["StateCounts"];
             /** @description Rooms, by name. */
             rooms: components["schemas"]["RoomSummary"][];
+        };
+        /**
+         * @description What an operator does to a campaign.
+         * @enum {string}
+         */
+        CampaignAction: "advance" | "pause" | "resume" | "cancel";
+        /** @description A new campaign. */
+        CampaignInput: {
+            /** @description A name for people. */
+            name: string;
+            /** @description The image's SHA-256 (hex). */
+            image: string;
+            /** @description Which devices. */
+            target: components["schemas"]["CampaignTarget"];
+            /** @description The waves (default: one wave of 100 %). */
+            waves?: components["schemas"]["WaveInput"][];
+            /**
+             * Format: int32
+             * @description Failed devices in a wave, in percent of it, beyond which the campaign halts (default 10).
+             */
+            failure_threshold_percent?: number | null;
+            /**
+             * Format: int32
+             * @description Seconds a device has, from fetching the image, to report the new revision before it
+             *     counts as failed (default 600, 60–86400).
+             */
+            deadline_s?: number | null;
+        };
+        /** @description Which devices a campaign targets: a filter of the device listing, or a list. */
+        CampaignTarget: {
+            /** @description Device type, by name or id. */
+            type?: string | null;
+            /** @description Site id or slug (of the main room). */
+            site?: string | null;
+            /** @description Building id (of the main room). */
+            building?: string | null;
+            /** @description Room id. */
+            room?: string | null;
+            /** @description Text searched in uid, login and description (as the device listing's `q`). */
+            q?: string | null;
+            /** @description Explicit devices (uids or ids); with a filter, the devices must match it too. */
+            devices?: string[] | null;
+        };
+        /** @description A campaign as the API shows it (its device list aside). */
+        CampaignView: {
+            /**
+             * Format: int64
+             * @description Its number.
+             */
+            id: number;
+            /** @description Its name. */
+            name: string;
+            /** @description The image's SHA-256. */
+            image: string;
+            /** @description `running`, `paused`, `halted`, `cancelled` or `finished`. */
+            state: string;
+            /** @description Devices targeted. */
+            devices: number;
+            /** @description Devices of the started waves. */
+            reached: number;
+            /** @description Its waves. */
+            waves: components["schemas"]["WaveView"][];
+            /**
+             * Format: int32
+             * @description Failed share of a wave that halts it.
+             */
+            failure_threshold_percent: number;
+            /**
+             * Format: int32
+             * @description Seconds a device has, from fetching the image, to report the new revision.
+             */
+            deadline_s: number;
+            /** @description Devices of the started waves by stage. */
+            progress: components["schemas"]["StageCounts"];
+            /** @description What happened, oldest first. */
+            events: components["schemas"]["EventView"][];
         };
         /**
          * @description How the application payload of a LoRaWAN node is decoded into neOCampus readings.
@@ -1004,6 +1263,40 @@ export interface components {
             /** @description Every violation, for `schema_violation`. */
             details?: string[] | null;
         };
+        /** @description An event of a campaign. */
+        EventView: {
+            /** @description RFC 3339. */
+            at: string;
+            /** @description Who. */
+            by: string;
+            /** @description What. */
+            what: string;
+        };
+        /** @description A device fetched an image from a gateway. */
+        FirmwareFetch: {
+            /**
+             * Format: int64
+             * @description The campaign.
+             */
+            campaign: number;
+            /** @description The device. */
+            device: string;
+            /**
+             * Format: int64
+             * @description When, milliseconds since the Unix epoch.
+             */
+            at_ms: number;
+        };
+        /** @description The body of `POST /api/v1/edge/firmware/fetches` (the agent writes it, central reads it). */
+        FirmwareFetches: {
+            /** @description At most [`MAX_REPORTED_FETCHES`]. */
+            fetches: components["schemas"]["FirmwareFetch"][];
+        };
+        /** @description What a gateway serves of the running campaigns (central writes it, the agent reads it). */
+        FirmwareManifest: {
+            /** @description One entry per running campaign that targets devices of the gateway's scope. */
+            images: components["schemas"]["ManifestImage"][];
+        };
         /** @description The whole fleet. */
         FleetSummary: {
             /** @description Every device. */
@@ -1250,6 +1543,33 @@ export interface components {
              */
             downlinks?: components["schemas"]["DownlinkOutcome"][];
         };
+        /** @description An image as the API shows it. */
+        ImageView: {
+            /** @description SHA-256 of the content (its id), hex. */
+            sha256: string;
+            /** @description MD5, hex (the `x-MD5` devices check). */
+            md5: string;
+            /**
+             * Format: int64
+             * @description Bytes.
+             */
+            size: number;
+            /** @description `esp32`, `esp8266`, … */
+            hardware: string;
+            /** @description Board name. */
+            board: string;
+            /**
+             * Format: int64
+             * @description Revision.
+             */
+            revision: number;
+            /** @description Free text. */
+            notes: string;
+            /** @description RFC 3339. */
+            uploaded_at: string;
+            /** @description Who. */
+            uploaded_by: string;
+        };
         /** @description One OTAA join a gateway answered, and the session it gave the node. */
         JoinReport: {
             /**
@@ -1354,6 +1674,37 @@ export interface components {
             f_cnt_up: number;
             /** @description Always `"sealed"`: keys are not shown after creation. */
             keys: string;
+        };
+        /**
+         * @description A running campaign that targets devices of the gateway's scope: its image (cached ahead of
+         *     the waves) and the devices of the scope in its started waves.
+         */
+        ManifestImage: {
+            /**
+             * Format: int64
+             * @description The campaign.
+             */
+            campaign: number;
+            /** @description SHA-256 of the image, lowercase hex: its name, and what the gateway checks. */
+            sha256: string;
+            /** @description MD5, lowercase hex, for `x-MD5`. */
+            md5: string;
+            /**
+             * Format: int64
+             * @description Bytes.
+             */
+            size: number;
+            /** @description `esp32`, `esp8266` … */
+            hardware: string;
+            /** @description Board name. */
+            board: string;
+            /**
+             * Format: int64
+             * @description Revision offered in `default.json`.
+             */
+            revision: number;
+            /** @description Devices of the gateway's scope in the started waves (the others are told "no update"). */
+            devices: string[];
         };
         /** @description A broker other than the default one, sent to the device in its credentials. */
         MqttEndpoint: {
@@ -1641,6 +1992,17 @@ export interface components {
             /** @description Buildings, by name. */
             buildings: components["schemas"]["BuildingSummary"][];
         };
+        /** @description Devices per stage, for the API and `/metrics`. */
+        StageCounts: {
+            /** @description Not fetched yet. */
+            pending: number;
+            /** @description Fetched, new revision awaited. */
+            downloading: number;
+            /** @description Reporting the new revision. */
+            done: number;
+            /** @description Failed (deadline or outdated). */
+            failed: number;
+        };
         /** @description How many devices are in each state. */
         StateCounts: {
             /** @description Seen within their threshold. */
@@ -1781,6 +2143,38 @@ export interface components {
             role: components["schemas"]["Role"];
             /** @description Creation time. */
             created_at: string;
+        };
+        /** @description One wave of a new campaign. */
+        WaveInput: {
+            /**
+             * Format: int32
+             * @description Cumulative share of the targeted devices this wave reaches, 1–100, increasing; the
+             *     last is 100.
+             */
+            until_percent: number;
+            /**
+             * Format: int32
+             * @description Seconds after this wave starts at which the next starts by itself (absent: by hand).
+             */
+            soak_s?: number | null;
+        };
+        /** @description A wave as the API shows it. */
+        WaveView: {
+            /**
+             * Format: int32
+             * @description Cumulative share of the devices.
+             */
+            until_percent: number;
+            progress?: null | components["schemas"]["StageCounts"];
+            /** @description Devices reached once it has started, counting earlier waves. */
+            devices: number;
+            /**
+             * Format: int32
+             * @description Seconds after its start at which the next starts by itself.
+             */
+            soak_s?: number | null;
+            /** @description RFC 3339, once started. */
+            started_at?: string | null;
         };
     };
     responses: never;
@@ -4686,6 +5080,212 @@ export interface operations {
             };
         };
     };
+    manifest: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The SHA-256 of the images it has cached, comma-separated: when they cover the answer,
+                 *     central knows the gateway serves the current waves (and sends `upgrade` orders to the
+                 *     devices of its site).
+                 */
+                cached: string | null;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FirmwareManifest"];
+                };
+            };
+            /** @description Invalid input: malformed JSON, unknown field, or a field named in `field`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No or unknown bearer token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The token's role is too low. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is larger than 1 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    image: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The image's SHA-256 */
+                sha256: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The image */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/octet-stream": unknown;
+                };
+            };
+            /** @description The rest of the image from the asked offset */
+            206: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/octet-stream": unknown;
+                };
+            };
+            /** @description Invalid input: malformed JSON, unknown field, or a field named in `field`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No or unknown bearer token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The token's role is too low. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such image */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is larger than 1 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The offset is past the end */
+            416: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    fetches: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FirmwareFetches"];
+            };
+        };
+        responses: {
+            /** @description `{"taken": n}`: fetches of devices in the gateway's scope and a started wave */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description Invalid input: malformed JSON, unknown field, or a field named in `field`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No or unknown bearer token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The token's role is too low. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is larger than 1 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     history: {
         parameters: {
             query?: never;
@@ -5600,6 +6200,694 @@ export interface operations {
             };
             /** @description The token's role is too low. */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is larger than 1 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_images: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Images, newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description Invalid input: malformed JSON, unknown field, or a field named in `field`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No or unknown bearer token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The token's role is too low. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is larger than 1 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    upload: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description `esp32`, `esp8266`, or any other name (`rpi`, `gateway-aarch64` …). */
+                hardware: string;
+                /** @description Board name (`neOSensor`, `AirQuality` …). */
+                board: string;
+                /** @description The revision devices compare with theirs (ESP: above 231027 to be taken). */
+                revision: number;
+                /** @description Free text. */
+                notes: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/octet-stream": number[];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImageView"];
+                };
+            };
+            /** @description Invalid input: malformed JSON, unknown field, or a field named in `field`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No or unknown bearer token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The token's role is too low. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Same content, or same hardware/board/revision, already stored */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Larger than [firmware] max_image_bytes */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_image: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The image's SHA-256 */
+                sha256: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImageView"];
+                };
+            };
+            /** @description Invalid input: malformed JSON, unknown field, or a field named in `field`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No or unknown bearer token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The token's role is too low. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is larger than 1 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_image: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The image's SHA-256 */
+                sha256: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input: malformed JSON, unknown field, or a field named in `field`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No or unknown bearer token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The token's role is too low. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description An open campaign uses it */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is larger than 1 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    image_content: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The image's SHA-256 */
+                sha256: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The file */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/octet-stream": unknown;
+                };
+            };
+            /** @description Invalid input: malformed JSON, unknown field, or a field named in `field`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No or unknown bearer token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The token's role is too low. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is larger than 1 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_campaigns: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Campaigns, newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description Invalid input: malformed JSON, unknown field, or a field named in `field`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No or unknown bearer token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The token's role is too low. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is larger than 1 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_campaign: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CampaignInput"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CampaignView"];
+                };
+            };
+            /** @description Invalid input: malformed JSON, unknown field, or a field named in `field`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No or unknown bearer token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The token's role is too low. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Another campaign is open for this hardware and board */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is larger than 1 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_campaign: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The campaign's number */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CampaignView"];
+                };
+            };
+            /** @description Invalid input: malformed JSON, unknown field, or a field named in `field`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No or unknown bearer token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The token's role is too low. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is larger than 1 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    campaign_devices: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The campaign's number */
+                id: number;
+                /** @description Only this stage: `pending`, `downloading`, `done` or `failed` (both kinds). */
+                stage: string | null;
+                /** @description Page size (default 100, at most 1000). */
+                limit: number | null;
+                /** @description Rows to skip. */
+                offset: number | null;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description `{items, total}` */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description Invalid input: malformed JSON, unknown field, or a field named in `field`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No or unknown bearer token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The token's role is too low. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is larger than 1 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    act: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The campaign's number */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ActionInput"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CampaignView"];
+                };
+            };
+            /** @description Invalid input: malformed JSON, unknown field, or a field named in `field`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No or unknown bearer token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The token's role is too low. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not possible in its state */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
