@@ -29,7 +29,9 @@ fn env_or(name: &str, default: u64) -> u64 {
 fn status_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -79,7 +81,12 @@ fn main() {
     let (_, r) = api(addr, "POST", "/api/v1/rooms", Some(json!({"building": b["id"], "name": "1"})));
     api(addr, "POST", "/api/v1/device-types", Some(json!({"name": "esp32"})));
     for i in 0..clients {
-        let (s, v) = api(addr, "POST", "/api/v1/devices", Some(json!({"uid": mac(i), "type": "esp32", "rooms": [r["id"]]})));
+        let (s, v) = api(
+            addr,
+            "POST",
+            "/api/v1/devices",
+            Some(json!({"uid": mac(i), "type": "esp32", "rooms": [r["id"]]})),
+        );
         assert_eq!(s, 201, "{v}");
     }
     let mut content: Vec<u8> = (0..image_kb * 1024).map(|i| (i % 251) as u8).collect();
@@ -93,9 +100,17 @@ fn main() {
     let t0 = Instant::now();
     let uploaded = raw_http(addr, &upload);
     assert_eq!(uploaded.status, 201, "{}", uploaded.text());
-    println!("upload of {image_kb} KiB: {:.1} ms (streamed, hashed SHA-256 + MD5)", t0.elapsed().as_secs_f64() * 1e3);
+    println!(
+        "upload of {image_kb} KiB: {:.1} ms (streamed, hashed SHA-256 + MD5)",
+        t0.elapsed().as_secs_f64() * 1e3
+    );
     let sha = serde_json::from_slice::<Value>(&uploaded.body).unwrap()["sha256"].as_str().unwrap().to_owned();
-    let (s, v) = api(addr, "POST", "/api/v1/campaigns", Some(json!({"name": "bench", "image": sha, "target": {"type": "esp32"}})));
+    let (s, v) = api(
+        addr,
+        "POST",
+        "/api/v1/campaigns",
+        Some(json!({"name": "bench", "image": sha, "target": {"type": "esp32"}})),
+    );
     assert_eq!(s, 201, "{v}");
     let path = format!("/images/esp32/neOSensor/{sha}.bin");
     let idle_rss = status_kib(pid, "VmRSS:");
@@ -142,5 +157,8 @@ fn main() {
             println!("  first failure: {e}");
         }
     }
-    println!("held whole in memory, {clients} copies would take {:.0} MB", clients as f64 * content.len() as f64 / 1e6);
+    println!(
+        "held whole in memory, {clients} copies would take {:.0} MB",
+        clients as f64 * content.len() as f64 / 1e6
+    );
 }

@@ -188,7 +188,13 @@ async fn follow_campaigns(
             _ = tick.tick() => {}
         }
         let (f, r) = (firmware.clone(), Arc::clone(&registry));
-        match neosens_runtime::blocking::run(move || f.follow(&r, model::Timestamp::now())).await {
+        let pass = move || {
+            let now = model::Timestamp::now();
+            let report = f.follow(&r, now)?;
+            f.sample_census(&r, now)?;
+            Ok::<_, firmware::FirmwareError>(report)
+        };
+        match neosens_runtime::blocking::run(pass).await {
             Ok(report) if report != firmware::FollowReport::default() => {
                 tracing::debug!(?report, "firmware campaigns followed");
             }

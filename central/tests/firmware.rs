@@ -148,6 +148,9 @@ fn unmodified_updaters_follow_the_waves_of_a_campaign() {
     assert_eq!(esp32_check(addr).status, 404);
     let (status, body) = api(addr, "DELETE", &format!("/api/v1/firmware/{sha}"), None);
     assert_eq!(status, 409, "{body}");
+    let (status, revisions) = api(addr, "GET", "/api/v1/firmware/revisions", None);
+    assert_eq!(status, 200, "{revisions}");
+    assert!(revisions["now"].is_array() && revisions["history"].is_array(), "{revisions}");
     let metrics = raw_http(addr, b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").text();
     assert!(metrics.contains("neosens_firmware_campaigns{state=\"paused\"} 1"), "{metrics}");
     assert!(metrics.contains("neosens_firmware_images 1"), "{metrics}");

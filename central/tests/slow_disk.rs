@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use common::client::wire::BrokerAnswer;
 use common::client::{ApiClient, parse_raw};
 use common::{ADMIN, LOGIN, MAC, first_password, register_example};
-use neosens_central::model::{AlertRecord, Campaign, DeviceStatusRecord, FirmwareImage, OrderRecord};
+use neosens_central::model::{
+    AlertRecord, Campaign, DeviceStatusRecord, FirmwareImage, OrderRecord, RevisionCount,
+};
 use neosens_central::store::{
     AlertStore, CampaignProgress, ChangeEntry, CommitSnapshot, DeviceHistory, DeviceLogEntry, FirmwareStore,
     RedbStore, RegistryStore, SettingsStore, Snapshot, StoreError, StoreStats, Write,
@@ -111,6 +113,17 @@ impl FirmwareStore for SlowStore {
     }
     fn put_campaign_progress(&self, progress: &[CampaignProgress]) -> Result<(), StoreError> {
         self.slow(|| self.inner.put_campaign_progress(progress))
+    }
+    fn firmware_census(&self) -> Result<Vec<(i64, Vec<RevisionCount>)>, StoreError> {
+        self.inner.firmware_census()
+    }
+    fn put_firmware_census(
+        &self,
+        at: i64,
+        counts: &[RevisionCount],
+        forget_before: i64,
+    ) -> Result<(), StoreError> {
+        self.slow(|| self.inner.put_firmware_census(at, counts, forget_before))
     }
 }
 

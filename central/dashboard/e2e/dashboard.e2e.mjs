@@ -418,6 +418,42 @@ try {
     await page.getByRole("heading", { name: "Fleet" }).waitFor({ timeout: DEADLINE_MS });
   });
 
+  await step("firmware: an image uploaded, a campaign started in waves, its progress shown, then paused", async () => {
+    await page.getByRole("link", { name: "Firmware" }).click();
+    await page.getByRole("heading", { name: "Firmware" }).waitFor({ timeout: DEADLINE_MS });
+    const image = Buffer.alloc(4096, 7);
+    image[0] = 0xe9;
+    const upload = page.getByRole("form", { name: "Upload an image" });
+    await upload.getByLabel("File").setInputFiles({ name: "neosensor.bin", mimeType: "application/octet-stream", buffer: image });
+    await upload.getByLabel("Revision").fill("240101");
+    await upload.getByRole("button", { name: "Upload" }).click();
+    await page.getByText("Image esp32/neOSensor revision 240101 uploaded.").waitFor({ timeout: DEADLINE_MS });
+    await page.getByRole("cell", { name: "240101" }).waitFor({ timeout: DEADLINE_MS });
+    const form = page.getByRole("form", { name: "New campaign" });
+    await form.getByLabel("Name").fill("spring");
+    await waitFor("the image offered", async () => (await form.getByLabel("Image").locator("option").count()) === 1);
+    await form.getByLabel("Device type").selectOption("esp32");
+    await form.getByLabel("Waves (cumulative %)").fill("50, 100");
+    await form.getByRole("button", { name: "Start campaign" }).click();
+    const card = page.getByRole("listitem", { name: "Campaign spring" });
+    await card.waitFor({ timeout: DEADLINE_MS });
+    await card.getByText("running").first().waitFor({ timeout: DEADLINE_MS });
+    await card.getByRole("img", { name: /^Wave 1:/ }).waitFor({ timeout: DEADLINE_MS });
+    await shot("10-firmware-campaign");
+    const started = (await admin("GET", "/campaigns")).items[0];
+    assert(started.waves[0].started_at && !started.waves[1].started_at, "wave 1 started, wave 2 waits");
+    await card.getByRole("button", { name: "Pause" }).click();
+    await card.getByText("paused").first().waitFor({ timeout: DEADLINE_MS });
+    assert((await admin("GET", "/campaigns")).items[0].state === "paused", "central paused it");
+    assert((await fetch(`${base}/images/esp32/neOSensor/default.json`)).status === 404, "a paused campaign is not offered");
+    // The device page shows the campaign in the device's firmware history.
+    await page.goto(`${base}/#/devices/${encodeURIComponent(MAC)}`);
+    const history = page.getByRole("article", { name: "Firmware" });
+    await history.getByText("spring").waitFor({ timeout: DEADLINE_MS });
+    await page.getByRole("link", { name: "Overview" }).click();
+    await page.getByRole("heading", { name: "Fleet" }).waitFor({ timeout: DEADLINE_MS });
+  });
+
   await step("a viewer signs in and cannot send orders", async () => {
     await page.getByRole("button", { name: "Sign out" }).click();
     await page.getByLabel("User name").fill("vera");

@@ -10,11 +10,13 @@ import { Devices } from "./pages/Devices";
 import { DevicePage } from "./pages/DevicePage";
 import { Alerts } from "./pages/Alerts";
 import { Registry } from "./pages/Registry";
+import { Firmware } from "./pages/Firmware";
 
 const NAV: { path: string; label: string }[] = [
   { path: "", label: "Overview" },
   { path: "devices", label: "Devices" },
   { path: "alerts", label: "Alerts" },
+  { path: "firmware", label: "Firmware" },
   { path: "registry", label: "Registry" },
 ];
 
@@ -44,6 +46,7 @@ export function App() {
   if (section === "devices" && route.path[1]) page = <DevicePage id={route.path[1]} />;
   else if (section === "devices") page = <Devices params={route.params} />;
   else if (section === "alerts") page = <Alerts />;
+  else if (section === "firmware") page = <Firmware />;
   else if (section === "registry") page = <Registry tab={route.path[1] ?? "sites"} />;
   else page = <Overview />;
 

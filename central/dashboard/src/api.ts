@@ -29,6 +29,13 @@ export type UnclaimedDevice = Schemas["UnclaimedDevice"];
 export type User = Schemas["UserView"];
 export type OrderRecord = Schemas["OrderRecord"];
 export type EnrolmentToken = Schemas["EnrolmentToken"];
+export type FirmwareImage = Schemas["ImageView"];
+export type Campaign = Schemas["CampaignView"];
+export type StageCounts = Schemas["StageCounts"];
+export type CampaignDevice = Schemas["CampaignDeviceView"];
+export type DeviceCampaign = Schemas["DeviceCampaignView"];
+export type Revisions = Schemas["RevisionsView"];
+export type RevisionCount = Schemas["RevisionCount"];
 
 /** The list answers (`{"items": [...]}`), which the document describes as plain objects. */
 export interface Items<T> {
@@ -107,6 +114,22 @@ export async function api<T>(method: string, path: string, body?: unknown): Prom
     throw error;
   }
   if (response.status === 204) return undefined as T;
+  return (await response.json()) as T;
+}
+
+/** Uploads a file as the raw request body (`application/octet-stream`), with the CSRF token. */
+export async function upload<T>(path: string, file: Blob): Promise<T> {
+  const response = await fetch(`/api/v1${path}`, {
+    method: "POST",
+    headers: { Accept: "application/json", "Content-Type": "application/octet-stream", "X-CSRF-Token": csrfToken },
+    credentials: "same-origin",
+    body: file,
+  });
+  if (!response.ok) {
+    const error = await errorOf(response);
+    if (response.status === 401) onSignedOut();
+    throw error;
+  }
   return (await response.json()) as T;
 }
 

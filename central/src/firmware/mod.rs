@@ -8,6 +8,7 @@
 
 mod blobs;
 mod campaigns;
+mod census;
 mod gateways;
 mod orders;
 mod progress;
@@ -26,6 +27,7 @@ use crate::store::{Store, StoreError};
 
 pub use blobs::ReceiveError;
 pub use campaigns::{CampaignAction, CampaignInput, CampaignTarget, MAX_CAMPAIGN_DEVICES, WaveInput};
+pub use census::{CENSUS_KEPT_MS, CENSUS_PERIOD_MS, MAX_CENSUS_ROWS};
 pub use orders::{MAX_GATEWAY_WAIT, MAX_QUEUED_ORDERS, ORDERS_PER_SECOND, send_upgrade_orders};
 pub use progress::{FETCH_GRACE_MS, FollowReport, MAX_NOTED_FETCHES, StageCounts};
 pub use stats::FirmwareStats;
@@ -171,6 +173,8 @@ struct Inner {
     transfers: gateways::GatewayTransfers,
     /// When each gateway last fetched its manifest (one entry per gateway).
     manifests_seen: Mutex<HashMap<neosens_protocol::ids::GatewayId, Timestamp>>,
+    /// The fleet's revisions, hourly (see [`census`]).
+    census: Mutex<census::History>,
 }
 
 impl Firmware {
@@ -194,6 +198,7 @@ impl Firmware {
         for (campaign, device, progress) in store.campaign_progress()? {
             state.progress.entry(campaign).or_default().insert(device, progress);
         }
+        let census = store.firmware_census()?.into_iter().collect();
         let inner = Inner {
             blobs,
             store,
@@ -204,6 +209,7 @@ impl Firmware {
             orders: orders::OrderQueue::default(),
             transfers: gateways::GatewayTransfers::default(),
             manifests_seen: Mutex::default(),
+            census: Mutex::new(census),
         };
         Ok(Firmware { inner: Arc::new(inner) })
     }

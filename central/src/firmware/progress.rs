@@ -148,6 +148,26 @@ impl Firmware {
         waves
     }
 
+    /// The campaigns that target a device, newest first: the campaign, the device's wave
+    /// (0-based), whether that wave started, and its progress.
+    pub fn device_campaigns(&self, device: [u8; 16]) -> Vec<(Campaign, usize, bool, Option<DeviceProgress>)> {
+        let state = self.inner.state.read();
+        state
+            .campaigns
+            .values()
+            .rev()
+            .filter_map(|entry| {
+                let &position = entry.positions.get(&device)?;
+                let c = &entry.campaign;
+                let progress = state.progress.get(&c.id).and_then(|p| p.get(&device)).copied();
+                let mut summary = c.clone();
+                summary.devices = Vec::new();
+                Some((summary, c.wave_of(position), position < c.reached(), progress))
+            })
+            .take(50)
+            .collect()
+    }
+
     /// The devices of a campaign's started waves with their progress (pending ones without).
     pub fn device_progress(&self, campaign: &Campaign) -> Vec<([u8; 16], usize, Option<DeviceProgress>)> {
         let state = self.inner.state.read();

@@ -88,6 +88,19 @@ pub struct CampaignEvent {
     pub what: String,
 }
 
+/// How many devices report one firmware revision of one hardware and board.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RevisionCount {
+    /// `hardware` of their statuses (at most 32 characters kept).
+    pub hardware: String,
+    /// `board`.
+    pub board: String,
+    /// `firmware`.
+    pub revision: u64,
+    /// Devices.
+    pub devices: u64,
+}
+
 /// Where one device of a campaign is. A device of a started wave without a record is pending.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Stage {

@@ -23,7 +23,7 @@ pub use device_type::{
 };
 pub use firmware::{
     Campaign, CampaignEvent, CampaignState, DeviceProgress, ESP_HARDWARE, ESP_IMAGE_MAGIC, FirmwareImage,
-    MAX_CAMPAIGN_EVENTS, MAX_WAVES, Stage, Wave, wave_order,
+    MAX_CAMPAIGN_EVENTS, MAX_WAVES, RevisionCount, Stage, Wave, wave_order,
 };
 pub use gateway::{Enrolment, Gateway, GatewayCredentials, GatewayScope, GatewayV2};
 pub use location::{Building, Room, RoomTopic, Site};

@@ -53,7 +53,41 @@ pub struct FirmwareReport {
     pub firmware: Option<u64>,
 }
 
+/// What the census reads of a status.
+#[derive(serde::Deserialize)]
+struct Reported {
+    hardware: Option<String>,
+    board: Option<String>,
+    firmware: Option<u64>,
+}
+
 impl Registry {
+    /// Devices per (hardware, board, firmware revision) their last statuses report (devices
+    /// whose statuses carry no `firmware` are left out). Names are cut to 32 characters, so a
+    /// device cannot grow the census.
+    pub fn firmware_census(&self) -> Vec<crate::model::RevisionCount> {
+        let state = self.state.read();
+        let mut counts: std::collections::BTreeMap<(String, String, u64), u64> =
+            std::collections::BTreeMap::new();
+        let cut = |s: Option<String>| s.unwrap_or_default().chars().take(32).collect::<String>();
+        for status in state.statuses.values() {
+            let Some(payload) = status.last_payload.as_deref() else { continue };
+            let Ok(r) = serde_json::from_str::<Reported>(payload) else { continue };
+            if let Some(revision) = r.firmware {
+                *counts.entry((cut(r.hardware), cut(r.board), revision)).or_default() += 1;
+            }
+        }
+        counts
+            .into_iter()
+            .map(|((hardware, board, revision), devices)| crate::model::RevisionCount {
+                hardware,
+                board,
+                revision,
+                devices,
+            })
+            .collect()
+    }
+
     /// A device's last reported firmware revision and state, for campaigns following devices in
     /// bulk; the status is parsed only when it is newer than `seen_after`.
     pub fn firmware_report(

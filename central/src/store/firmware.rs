@@ -8,10 +8,11 @@ use redb::ReadableTable;
 use serde::de::DeserializeOwned;
 
 use super::redb_store::{
-    CAMPAIGN_PROGRESS, CAMPAIGNS, FIRMWARE_IMAGES, RedbStore, backend, begin_read, begin_write, encode,
+    CAMPAIGN_PROGRESS, CAMPAIGNS, FIRMWARE_CENSUS, FIRMWARE_IMAGES, RedbStore, backend, begin_read,
+    begin_write, encode,
 };
 use super::{CampaignProgress, FirmwareStore, StoreError};
-use crate::model::{Campaign, FirmwareImage};
+use crate::model::{Campaign, FirmwareImage, RevisionCount};
 
 fn decode<T: DeserializeOwned>(what: &str, key: &str, bytes: &[u8]) -> Result<T, StoreError> {
     postcard::from_bytes(bytes).map_err(|e| StoreError::Backend(format!("{what} {key} does not decode: {e}")))
@@ -87,6 +88,33 @@ impl FirmwareStore for RedbStore {
             for (campaign, device, p) in progress {
                 table.insert((*campaign, *device), encode(p)?.as_slice()).map_err(backend)?;
             }
+        }
+        self.commit(txn, started)
+    }
+
+    fn firmware_census(&self) -> Result<Vec<(i64, Vec<RevisionCount>)>, StoreError> {
+        let txn = begin_read(self.database()).map_err(backend)?;
+        let table = txn.open_table(FIRMWARE_CENSUS).map_err(backend)?;
+        let mut out = Vec::new();
+        for item in table.iter().map_err(backend)? {
+            let (k, v) = item.map_err(backend)?;
+            out.push((k.value(), decode("firmware census", &k.value().to_string(), v.value())?));
+        }
+        Ok(out)
+    }
+
+    fn put_firmware_census(
+        &self,
+        at: i64,
+        counts: &[RevisionCount],
+        forget_before: i64,
+    ) -> Result<(), StoreError> {
+        let started = Instant::now();
+        let txn = begin_write(self.database()).map_err(backend)?;
+        {
+            let mut table = txn.open_table(FIRMWARE_CENSUS).map_err(backend)?;
+            table.insert(at, encode(&counts)?.as_slice()).map_err(backend)?;
+            table.retain(|k, _| k >= forget_before).map_err(backend)?;
         }
         self.commit(txn, started)
     }

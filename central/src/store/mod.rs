@@ -196,6 +196,17 @@ pub trait FirmwareStore: Send + Sync {
 
     /// Stores devices' progress, in one transaction.
     fn put_campaign_progress(&self, progress: &[CampaignProgress]) -> Result<(), StoreError>;
+
+    /// The stored census samples (time in ms, counts), oldest first.
+    fn firmware_census(&self) -> Result<Vec<(i64, Vec<crate::model::RevisionCount>)>, StoreError>;
+
+    /// Stores a census sample and forgets those before `forget_before` (ms).
+    fn put_firmware_census(
+        &self,
+        at: i64,
+        counts: &[crate::model::RevisionCount],
+        forget_before: i64,
+    ) -> Result<(), StoreError>;
 }
 
 /// One device's progress in one campaign: (campaign, device, progress).

@@ -40,6 +40,8 @@ pub(super) const USER_SETTINGS: TableDefinition<Key, &str> = TableDefinition::ne
 pub(super) const FIRMWARE_IMAGES: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("firmware_images");
 /// Firmware campaigns by number (schema 6).
 pub(super) const CAMPAIGNS: TableDefinition<u64, &[u8]> = TableDefinition::new("campaigns");
+/// The fleet's firmware revisions, sampled hourly, by time in ms (schema 6).
+pub(super) const FIRMWARE_CENSUS: TableDefinition<i64, &[u8]> = TableDefinition::new("firmware_census");
 /// Each device's progress in a campaign, by (campaign, device) (schema 6).
 pub(super) const CAMPAIGN_PROGRESS: TableDefinition<(u64, Key), &[u8]> =
     TableDefinition::new("campaign_progress");
@@ -213,6 +215,7 @@ fn migration_step(txn: &redb::WriteTransaction, version: u32) -> Result<(), Stor
             txn.open_table(FIRMWARE_IMAGES).map_err(backend)?;
             txn.open_table(CAMPAIGNS).map_err(backend)?;
             txn.open_table(CAMPAIGN_PROGRESS).map_err(backend)?;
+            txn.open_table(FIRMWARE_CENSUS).map_err(backend)?;
         }
         _ => unreachable!("no migration to version {version}"),
     }

@@ -51,7 +51,7 @@ describe("device page", () => {
       if (init.method === "PATCH") {
         return json(422, { error: { code: "schema_violation", message: "the configuration breaks its schema", details: ["schema of the device type: at '/0/modules': \"x\" is not of type \"array\""] } });
       }
-      if (url.includes("/orders")) return json(200, { items: [] });
+      if (url.includes("/orders") || url.includes("/firmware")) return json(200, { items: [] });
       if (url.includes("/devices/")) return json(200, DEVICE);
       return json(200, { items: [] });
     });
@@ -77,7 +77,7 @@ describe("device page", () => {
   });
 
   it("hides orders from viewers", async () => {
-    vi.stubGlobal("fetch", async (url: string) => (url.includes("/orders") ? json(200, { items: [] }) : url.includes("/devices/") ? json(200, DEVICE) : json(200, { items: [] })));
+    vi.stubGlobal("fetch", async (url: string) => (url.includes("/orders") || url.includes("/firmware") ? json(200, { items: [] }) : url.includes("/devices/") ? json(200, DEVICE) : json(200, { items: [] })));
     render(
       <SessionContext.Provider value={{ ...OPERATOR, role: "viewer" }}>
         <DevicePage id={DEVICE.uid} />

@@ -695,6 +695,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/firmware/revisions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The fleet's firmware revisions now and over the last 90 days (hourly). */
+        get: operations["revisions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/campaigns": {
         parameters: {
             query?: never;
@@ -759,6 +776,26 @@ export interface paths {
         put?: never;
         /** Advances, pauses, resumes or cancels a campaign; recorded with who did it. */
         post: operations["act"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/devices/{id}/firmware": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The firmware campaigns that target a device (at most 50, newest first), with its stage in
+         *     each: its firmware history.
+         */
+        get: operations["device_firmware"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -884,6 +921,29 @@ export interface components {
          * @enum {string}
          */
         CampaignAction: "advance" | "pause" | "resume" | "cancel";
+        /** @description A device of a campaign and where it is. */
+        CampaignDeviceView: {
+            /** @description Internal id. */
+            id: string;
+            /** @description Its uid (MAC), when still registered. */
+            uid?: string | null;
+            /** @description Its wave, from 1. */
+            wave: number;
+            /**
+             * @description `pending`, `downloading`, `done`, `failed_old_revision`, `failed_deadline` or
+             *     `failed_outdated`.
+             */
+            stage: string;
+            /** @description Since when (RFC 3339), once it left `pending`. */
+            since?: string | null;
+            /** @description When it last fetched the image. */
+            fetched_at?: string | null;
+            /**
+             * Format: int64
+             * @description The revision it last reported.
+             */
+            reported?: number | null;
+        };
         /** @description A new campaign. */
         CampaignInput: {
             /** @description A name for people. */
@@ -955,6 +1015,13 @@ export interface components {
             /** @description What happened, oldest first. */
             events: components["schemas"]["EventView"][];
         };
+        /** @description A census sample. */
+        CensusSample: {
+            /** @description RFC 3339. */
+            at: string;
+            /** @description Devices per hardware, board and revision. */
+            counts: components["schemas"]["RevisionCount"][];
+        };
         /**
          * @description How the application payload of a LoRaWAN node is decoded into neOCampus readings.
          * @enum {string}
@@ -997,6 +1064,38 @@ export interface components {
              * @description Those central had not marked delivered yet.
              */
             newly_delivered: number;
+        };
+        /** @description A campaign as one of its devices sees it. */
+        DeviceCampaignView: {
+            /**
+             * Format: int64
+             * @description The campaign.
+             */
+            campaign: number;
+            /** @description Its name. */
+            name: string;
+            /** @description Its state. */
+            state: string;
+            /** @description The image's SHA-256. */
+            image: string;
+            /**
+             * Format: int64
+             * @description The image's revision.
+             */
+            revision?: number | null;
+            /** @description The device's wave, from 1. */
+            wave: number;
+            /** @description Whether that wave started. */
+            wave_started: boolean;
+            /** @description `pending`, `downloading`, `done`, `failed_…`. */
+            stage: string;
+            /** @description Since when, once it left `pending`. */
+            since?: string | null;
+            /**
+             * Format: int64
+             * @description The revision it last reported.
+             */
+            reported?: number | null;
         };
         /** @description A new device. */
         DeviceInput: {
@@ -1852,6 +1951,30 @@ export interface components {
              *     is not a `LogRecord`).
              */
             refused: number;
+        };
+        /** @description How many devices report one firmware revision of one hardware and board. */
+        RevisionCount: {
+            /** @description `hardware` of their statuses (at most 32 characters kept). */
+            hardware: string;
+            /** @description `board`. */
+            board: string;
+            /**
+             * Format: int64
+             * @description `firmware`.
+             */
+            revision: number;
+            /**
+             * Format: int64
+             * @description Devices.
+             */
+            devices: number;
+        };
+        /** @description The fleet's firmware revisions. */
+        RevisionsView: {
+            /** @description Now: devices per hardware, board and revision their last statuses report. */
+            now: components["schemas"]["RevisionCount"][];
+            /** @description Hourly samples of the last 90 days, oldest first. */
+            history: components["schemas"]["CensusSample"][];
         };
         /**
          * @description What a user or token may do: `viewer` reads; `operator` also edits devices, sends orders and
@@ -6561,6 +6684,61 @@ export interface operations {
             };
         };
     };
+    revisions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RevisionsView"];
+                };
+            };
+            /** @description Invalid input: malformed JSON, unknown field, or a field named in `field`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No or unknown bearer token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The token's role is too low. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is larger than 1 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     list_campaigns: {
         parameters: {
             query?: never;
@@ -6888,6 +7066,74 @@ export interface operations {
             };
             /** @description Not possible in its state */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is larger than 1 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    device_firmware: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Internal UUID or uid */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description `{items}` */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description Invalid input: malformed JSON, unknown field, or a field named in `field`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No or unknown bearer token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The token's role is too low. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

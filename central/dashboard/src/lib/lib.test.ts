@@ -128,3 +128,30 @@ describe("hash routes", () => {
     expect(parseHash("").path).toEqual([]);
   });
 });
+
+import { parseWaves, shares, series, boards, size } from "./firmware";
+
+describe("firmware helpers", () => {
+  it("reads cumulative waves ending at 100", () => {
+    expect(parseWaves("1, 10, 100")).toEqual([{ until_percent: 1 }, { until_percent: 10 }, { until_percent: 100 }]);
+    expect(parseWaves("100")).toEqual([{ until_percent: 100 }]);
+    for (const bad of ["", "10, 5, 100", "10, 90", "0, 100", "1.5, 100", "x", "1,2,3,4,5,6,7,8,9,10,100"]) {
+      expect(parseWaves(bad)).toBeNull();
+    }
+  });
+  it("splits a bar by stage and draws revisions per board", () => {
+    expect(shares({ pending: 1, downloading: 1, done: 2, failed: 0 })).toEqual({ done: 50, downloading: 25, failed: 0, pending: 25 });
+    expect(shares({ pending: 0, downloading: 0, done: 0, failed: 0 }).done).toBe(0);
+    const rows = (rev: number, n: number) => [{ hardware: "esp32", board: "neOSensor", revision: rev, devices: n }];
+    const history = [
+      { at: "2026-12-01T00:00:00Z", counts: rows(231027, 10) },
+      { at: "2026-12-01T01:00:00Z", counts: [...rows(231027, 4), ...rows(240101, 6), { hardware: "esp8266", board: "x", revision: 1, devices: 1 }] },
+    ];
+    expect(boards(history.flatMap((h) => h.counts))).toEqual(["esp32/neOSensor", "esp8266/x"]);
+    const s = series(history, "esp32/neOSensor");
+    expect(s.revisions).toEqual([231027, 240101]);
+    expect(s.points[1].counts.get(240101)).toBe(6);
+    expect(s.points[0].counts.has(240101)).toBe(false);
+    expect(size(1536 * 1024)).toBe("1.5 MiB");
+  });
+});

@@ -11,6 +11,7 @@ import { hrefOf } from "../lib/router";
 import { roomLabel, useLookups } from "../components/lookups";
 import { DeviceSettings } from "../components/DeviceSettings";
 import { Select } from "../components/Select";
+import { DeviceFirmware } from "../components/DeviceFirmware";
 
 const ORDERS = [
   { order: "status", label: "Ask for a status" },
@@ -293,6 +294,13 @@ export function DevicePage({ id }: { id: string }) {
         <p>{device.last_status ?? "No status received yet."}</p>
         {device.last_payload != null && <pre className="payload">{JSON.stringify(device.last_payload, null, 2)}</pre>}
       </article>
+      {device.uid_kind !== "lorawan" && (
+        <DeviceFirmware
+          id={id}
+          reported={(device.last_payload as Record<string, unknown> | null | undefined)?.firmware}
+          now={now}
+        />
+      )}
       <article className="card">
         <h2>Configuration</h2>
         <ConfigEditor device={device} onSaved={refresh} readOnly={!operator} />

@@ -25,6 +25,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_campaign))
         .routes(routes!(campaign_devices))
         .routes(routes!(act))
+        .routes(routes!(device_firmware))
 }
 
 /// A wave as the API shows it.
@@ -307,4 +308,63 @@ async fn campaign_devices(
         })
         .collect();
     Ok(Json(serde_json::json!({"items": page, "total": total})))
+}
+
+/// A campaign as one of its devices sees it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct DeviceCampaignView {
+    /// The campaign.
+    campaign: u64,
+    /// Its name.
+    name: String,
+    /// Its state.
+    state: &'static str,
+    /// The image's SHA-256.
+    image: String,
+    /// The image's revision.
+    revision: Option<u64>,
+    /// The device's wave, from 1.
+    wave: usize,
+    /// Whether that wave started.
+    wave_started: bool,
+    /// `pending`, `downloading`, `done`, `failed_…`.
+    stage: &'static str,
+    /// Since when, once it left `pending`.
+    since: Option<String>,
+    /// The revision it last reported.
+    reported: Option<u64>,
+}
+
+/// The firmware campaigns that target a device (at most 50, newest first), with its stage in
+/// each: its firmware history.
+#[utoipa::path(get, path = "/devices/{id}/firmware", tag = "firmware",
+    params(("id" = String, Path, description = "Internal UUID or uid")),
+    responses((status = 200, description = "`{items}`", body = inline(Object)), crate::http::error::CommonErrors,
+        (status = 404, description = "Not found", body = crate::http::error::ErrorBody)),
+    security(("bearer" = [])))]
+async fn device_firmware(
+    State(s): State<AppState>,
+    _auth: Auth,
+    Path(key): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let id = s.registry.device_id(&key).ok_or_else(|| ApiError::NotFound(format!("device {key} not found")))?;
+    let images = s.firmware.images();
+    let rows = s
+        .firmware
+        .device_campaigns(id.to_bytes())
+        .into_iter()
+        .map(|(c, wave, wave_started, p)| DeviceCampaignView {
+            campaign: c.id,
+            name: c.name,
+            state: state_name(c.state),
+            image: hex::encode(&c.image),
+            revision: images.iter().find(|i| i.sha256 == c.image).map(|i| i.revision),
+            wave: wave + 1,
+            wave_started,
+            stage: stage_name(p.map_or(Stage::Pending, |p| p.stage)),
+            since: p.filter(|p| p.stage != Stage::Pending).map(|p| p.since.to_rfc3339()),
+            reported: p.and_then(|p| p.reported),
+        })
+        .collect();
+    Ok(items(rows))
 }

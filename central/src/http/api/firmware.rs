@@ -22,6 +22,40 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(upload, list_images))
         .routes(routes!(get_image, delete_image))
         .routes(routes!(image_content))
+        .routes(routes!(revisions))
+}
+
+/// A census sample.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct CensusSample {
+    /// RFC 3339.
+    at: String,
+    /// Devices per hardware, board and revision.
+    counts: Vec<crate::model::RevisionCount>,
+}
+
+/// The fleet's firmware revisions.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct RevisionsView {
+    /// Now: devices per hardware, board and revision their last statuses report.
+    now: Vec<crate::model::RevisionCount>,
+    /// Hourly samples of the last 90 days, oldest first.
+    history: Vec<CensusSample>,
+}
+
+/// The fleet's firmware revisions now and over the last 90 days (hourly).
+#[utoipa::path(get, path = "/firmware/revisions", tag = "firmware",
+    responses((status = 200, body = RevisionsView), crate::http::error::CommonErrors),
+    security(("bearer" = [])))]
+async fn revisions(State(s): State<AppState>, _auth: Auth) -> Json<RevisionsView> {
+    let now = s.registry.blocking(|r| r.firmware_census()).await;
+    let history = s
+        .firmware
+        .census_history()
+        .into_iter()
+        .map(|(at, counts)| CensusSample { at: crate::model::Timestamp(at).to_rfc3339(), counts })
+        .collect();
+    Json(RevisionsView { now, history })
 }
 
 /// An image as the API shows it.
