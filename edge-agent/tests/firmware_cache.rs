@@ -78,6 +78,9 @@ fn a_gateway_serves_the_campaign_from_its_cache_also_with_central_down() {
     let config = edge_dir.path().join("edge.toml");
     std::fs::write(&config, "[central]\ntimeout_ms = 500\nsync_wait_s = 2\n[firmware]\npoll_s = 1\n")
         .unwrap();
+    // A download that broke off halfway before a restart: the gateway resumes it.
+    std::fs::create_dir_all(edge_dir.path().join("firmware")).unwrap();
+    std::fs::write(edge_dir.path().join(format!("firmware/{sha}.part")), &content[..120_000]).unwrap();
     let mut edge = start_edge(edge_dir.path(), &config, &mosquitto.url());
     let e = edge.addr("http");
     wait_until("the gateway cached the image", || metric(e, "neosens_edge_firmware_images") == 1.0);
@@ -119,6 +122,11 @@ fn a_gateway_serves_the_campaign_from_its_cache_also_with_central_down() {
     });
     let text = raw_http(c, b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").text();
     assert!(text.contains("neosens_firmware_gateway_downloads_total 1\n"), "one copy for the site: {text}");
+    let rest = content.len() - 120_000;
+    assert!(
+        text.contains(&format!("neosens_firmware_gateway_bytes_total {rest}\n")),
+        "only the missing part was sent: {text}"
+    );
     central.signal_and_wait("KILL");
     assert_eq!(check(e).status, 200, "central down: the gateway still answers the check");
     assert_eq!(update(e, &path, MAC_A).body, content);

@@ -347,7 +347,8 @@ async fn device_firmware(
     _auth: Auth,
     Path(key): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let id = s.registry.device_id(&key).ok_or_else(|| ApiError::NotFound(format!("device {key} not found")))?;
+    let id =
+        s.registry.device_id(&key).ok_or_else(|| ApiError::NotFound(format!("device {key} not found")))?;
     let images = s.firmware.images();
     let rows = s
         .firmware
