@@ -12,13 +12,12 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use neosens_runtime::testing::{ServiceProcess, http_json, raw_http};
+use neosens_runtime::testing::{ServiceProcess, http_json, raw_http, updater};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-mod support;
-
-use support::BIN;
+/// The release binary under test.
+const BIN: &str = env!("CARGO_BIN_EXE_neosens-central");
 
 const ADMIN: &str = "bench-admin-token-0123456789";
 
@@ -46,11 +45,8 @@ fn mac(i: u64) -> String {
 /// One board's download: the bytes of the image it received.
 async fn download(addr: std::net::SocketAddr, path: String, mac: String) -> std::io::Result<usize> {
     let mut stream = tokio::net::TcpStream::connect(addr).await?;
-    let request = format!(
-        "GET {path} HTTP/1.0\r\nHost: neocampus.univ-tlse3.fr\r\nUser-Agent: ESP32-http-Update\r\nConnection: close\r\nx-ESP32-STA-MAC: {}\r\nx-ESP32-free-space: 1966080\r\nx-ESP32-mode: sketch\r\n\r\n",
-        mac.to_uppercase()
-    );
-    stream.write_all(request.as_bytes()).await?;
+    let request = updater::esp32_update(&path, &mac);
+    stream.write_all(&request).await?;
     let mut answer = Vec::new();
     stream.read_to_end(&mut answer).await?;
     let head = answer.windows(4).position(|w| w == b"\r\n\r\n").map_or(answer.len(), |p| p + 4);
@@ -89,14 +85,8 @@ fn main() {
         );
         assert_eq!(s, 201, "{v}");
     }
-    let mut content: Vec<u8> = (0..image_kb * 1024).map(|i| (i % 251) as u8).collect();
-    content[0] = 0xE9;
-    let mut upload = format!(
-        "POST /api/v1/firmware?hardware=esp32&board=neOSensor&revision=240101 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        content.len()
-    )
-    .into_bytes();
-    upload.extend_from_slice(&content);
+    let content = updater::esp_image(usize::try_from(image_kb * 1024).unwrap());
+    let upload = updater::upload("hardware=esp32&board=neOSensor&revision=240101", ADMIN, &content);
     let t0 = Instant::now();
     let uploaded = raw_http(addr, &upload);
     assert_eq!(uploaded.status, 201, "{}", uploaded.text());

@@ -2,66 +2,41 @@
 //! check `GET /images/<hw>/<board>/default.json` as `neOCampusOTA()` sends it (client-sequence
 //! §B) and the image download as arduino-esp32's `HTTPUpdate` and the ESP8266
 //! `ESP8266httpUpdate` send it (HTTP/1.0, MAC headers), with an image uploaded and a campaign
-//! in two waves created through the admin API of the real binary.
+//! in two waves created through the admin API of the real binary. (The request bytes are
+//! `neosens_runtime::testing::updater`'s.)
 
 mod common;
 
 use std::net::SocketAddr;
 
 use common::{ADMIN, MAC, api, register_example, start};
-use neosens_runtime::testing::{RawResponse, raw_http};
+use neosens_runtime::testing::{RawResponse, raw_http, updater};
 use serde_json::{Value, json};
 
 const SECOND_MAC: &str = "24:0a:c4:00:00:02";
 
-/// The ESP32 firmware's update check, byte for byte (client-sequence §B step 7).
 fn esp32_check(addr: SocketAddr) -> RawResponse {
-    raw_http(
-        addr,
-        b"GET /images/esp32/neOSensor/default.json HTTP/1.1\r\nHost: neocampus.univ-tlse3.fr\r\nUser-Agent: ESP32HTTPClient\r\nConnection: keep-alive\r\nAccept-Encoding: identity;q=1,chunked;q=0.1,*;q=0\r\n\r\n",
-    )
+    raw_http(addr, &updater::esp32_check("esp32", "neOSensor"))
 }
 
-/// The ESP8266 firmware's: header order Host, User-Agent, Accept-Encoding, Connection.
 fn esp8266_check(addr: SocketAddr) -> RawResponse {
-    raw_http(
-        addr,
-        b"GET /images/esp8266/neOSensor/default.json HTTP/1.1\r\nHost: neocampus.univ-tlse3.fr\r\nUser-Agent: ESP8266HTTPClient\r\nAccept-Encoding: identity;q=1,chunked;q=0.1,*;q=0\r\nConnection: keep-alive\r\n\r\n",
-    )
+    raw_http(addr, &updater::esp8266_check("esp8266", "neOSensor"))
 }
 
-/// arduino-esp32 `HTTPUpdate::handleUpdate`: HTTP/1.0, its user agent and `x-ESP32-*` headers.
 fn esp32_update(addr: SocketAddr, path: &str, mac: &str) -> RawResponse {
-    let request = format!(
-        "GET {path} HTTP/1.0\r\nHost: neocampus.univ-tlse3.fr\r\nUser-Agent: ESP32-http-Update\r\nConnection: close\r\nCache-Control: no-cache\r\nx-ESP32-STA-MAC: {}\r\nx-ESP32-AP-MAC: 24:0A:C4:00:00:FF\r\nx-ESP32-free-space: 1310720\r\nx-ESP32-sketch-size: 912384\r\nx-ESP32-sketch-sha256: 6B86B273FF34FCE19D6B804EFF5A3F5747ADA4EAA22F1D49C01E52DDB7875B4B\r\nx-ESP32-chip-size: 4194304\r\nx-ESP32-sdk-version: v4.4.5\r\nx-ESP32-mode: sketch\r\n\r\n",
-        mac.to_uppercase()
-    );
-    raw_http(addr, request.as_bytes())
+    raw_http(addr, &updater::esp32_update(path, mac))
 }
 
-/// ESP8266 `ESP8266httpUpdate::handleUpdate`: `x-ESP8266-*` headers, with the running sketch's MD5.
 fn esp8266_update(addr: SocketAddr, path: &str, mac: &str, sketch_md5: &str) -> RawResponse {
-    let request = format!(
-        "GET {path} HTTP/1.0\r\nHost: neocampus.univ-tlse3.fr\r\nUser-Agent: ESP8266-http-Update\r\nConnection: close\r\nx-ESP8266-Chip-ID: 1234567\r\nx-ESP8266-STA-MAC: {}\r\nx-ESP8266-AP-MAC: 26:0A:C4:00:00:02\r\nx-ESP8266-free-space: 2084864\r\nx-ESP8266-sketch-size: 412304\r\nx-ESP8266-sketch-md5: {sketch_md5}\r\nx-ESP8266-chip-size: 4194304\r\nx-ESP8266-sdk-version: 2.2.2-dev(38a443e)\r\nx-ESP8266-mode: sketch\r\n\r\n",
-        mac.to_uppercase()
-    );
-    raw_http(addr, request.as_bytes())
+    raw_http(addr, &updater::esp8266_update(path, mac, sketch_md5))
 }
 
 fn upload(addr: SocketAddr, query: &str, content: &[u8]) -> RawResponse {
-    let mut request = format!(
-        "POST /api/v1/firmware?{query} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN}\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        content.len()
-    )
-    .into_bytes();
-    request.extend_from_slice(content);
-    raw_http(addr, &request)
+    raw_http(addr, &updater::upload(query, ADMIN, content))
 }
 
 fn image_bytes() -> Vec<u8> {
-    let mut content: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
-    content[0] = 0xE9;
-    content
+    updater::esp_image(200_000)
 }
 
 #[test]

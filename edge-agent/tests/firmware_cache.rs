@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 
-use neosens_runtime::testing::{Mosquitto, RawResponse, http_json, raw_http, wait_until};
+use neosens_runtime::testing::{Mosquitto, RawResponse, http_json, raw_http, updater, wait_until};
 use serde_json::{Value, json};
 
 mod common;
@@ -15,21 +15,12 @@ use common::{ADMIN, enrolled_gateway, metric, start_central, start_edge};
 const MAC_A: &str = "24:0a:c4:00:00:0a";
 const MAC_B: &str = "24:0a:c4:00:00:0b";
 
-/// The ESP32 firmware's update check (client-sequence §B step 7).
 fn check(addr: SocketAddr) -> RawResponse {
-    raw_http(
-        addr,
-        b"GET /images/esp32/neOSensor/default.json HTTP/1.1\r\nHost: neocampus.univ-tlse3.fr\r\nUser-Agent: ESP32HTTPClient\r\nConnection: keep-alive\r\nAccept-Encoding: identity;q=1,chunked;q=0.1,*;q=0\r\n\r\n",
-    )
+    raw_http(addr, &updater::esp32_check("esp32", "neOSensor"))
 }
 
-/// arduino-esp32's `HTTPUpdate` download (HTTP/1.0, `x-ESP32-STA-MAC`).
 fn update(addr: SocketAddr, path: &str, mac: &str) -> RawResponse {
-    let request = format!(
-        "GET {path} HTTP/1.0\r\nHost: neocampus.univ-tlse3.fr\r\nUser-Agent: ESP32-http-Update\r\nConnection: close\r\nCache-Control: no-cache\r\nx-ESP32-STA-MAC: {}\r\nx-ESP32-free-space: 1310720\r\nx-ESP32-mode: sketch\r\n\r\n",
-        mac.to_uppercase()
-    );
-    raw_http(addr, request.as_bytes())
+    raw_http(addr, &updater::esp32_update(path, mac))
 }
 
 fn api(addr: SocketAddr, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
@@ -52,14 +43,8 @@ fn a_gateway_serves_the_campaign_from_its_cache_also_with_central_down() {
     }
 
     // An image and a campaign over both devices: one in the first wave, one in the second.
-    let mut content: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
-    content[0] = 0xE9;
-    let mut upload = format!(
-        "POST /api/v1/firmware?hardware=esp32&board=neOSensor&revision=240101 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        content.len()
-    )
-    .into_bytes();
-    upload.extend_from_slice(&content);
+    let content = updater::esp_image(300_000);
+    let upload = updater::upload("hardware=esp32&board=neOSensor&revision=240101", ADMIN, &content);
     let uploaded = raw_http(c, &upload);
     assert_eq!(uploaded.status, 201, "{}", uploaded.text());
     let sha = serde_json::from_slice::<Value>(&uploaded.body).unwrap()["sha256"].as_str().unwrap().to_owned();

@@ -112,7 +112,7 @@ fn waves_decide_who_gets_the_image_and_who_is_told_no_update() {
             r#"{{"revision":240101,"image":"http://neocampus.univ-tlse3.fr/images/esp32/neOSensor/{file}"}}"#
         )
     );
-    assert!(body.len() <= MAX_CHECK_BODY);
+    assert!(body.len() <= ota::MAX_CHECK_BODY);
     assert_eq!(firmware.check("esp8266", "neOSensor", Some("h")), None);
     assert_eq!(firmware.check("esp32", "neOSensor", Some("bad host/x")), None);
     let first = c.devices[0];

@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use neosens_protocol::hex;
 use neosens_protocol::ids::Mac;
+use neosens_protocol::legacy::ota;
 use parking_lot::{Mutex, RwLock};
 
 use crate::model::{Campaign, DeviceProgress, ESP_HARDWARE, ESP_IMAGE_MAGIC, FirmwareImage, Timestamp};
@@ -34,9 +35,6 @@ pub use stats::FirmwareStats;
 
 /// How often the schedule looks for waves whose soak time is over.
 pub const SCHEDULE_PERIOD: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// Longest body of a `default.json` answer: the ESP firmware reads at most 512 bytes (§3.4).
-pub const MAX_CHECK_BODY: usize = 511;
 
 /// `[firmware]` limits and addresses.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -357,19 +355,18 @@ impl Firmware {
             .find(|i| i.hardware == hardware && i.board == board)?;
         let base = match (&self.inner.config.public_url, host) {
             (Some(url), _) => url.trim_end_matches('/').to_owned(),
-            (None, Some(host)) if valid_host(host) => format!("http://{host}"),
+            (None, Some(host)) if ota::valid_host(host) => format!("http://{host}"),
             (None, _) => return None,
         };
-        let url = format!("{base}/images/{hardware}/{board}/{}.bin", hex::encode(&image.sha256));
-        let body = serde_json::json!({"revision": image.revision, "image": url}).to_string();
-        if body.len() > MAX_CHECK_BODY {
+        let url = format!("{base}{}", ota::image_path(hardware, board, &hex::encode(&image.sha256)));
+        let body = ota::check_body(image.revision, &url);
+        if body.is_none() {
             tracing::warn!(
-                len = body.len(),
+                url,
                 "a default.json answer would pass the firmware's 511-byte limit: shorten [firmware] public_url"
             );
-            return None;
         }
-        Some(body)
+        body
     }
 
     /// What the image path answers an updater: the image for a device of a started wave of a
@@ -411,13 +408,6 @@ impl Firmware {
         self.note_fetch(campaign.campaign.id, device);
         Download::Serve { path: self.inner.blobs.path(&key), size: image.size, md5 }
     }
-}
-
-/// A host name or address with an optional port, as a `Host` header carries it.
-fn valid_host(host: &str) -> bool {
-    !host.is_empty()
-        && host.len() <= 255
-        && host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
 }
 
 fn image_key(sha256: &str) -> Result<[u8; 32], FirmwareError> {

@@ -13,21 +13,15 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use neosens_protocol::ids::Mac;
+use neosens_protocol::legacy::ota;
 
 use super::AppState;
 use crate::firmware::Download;
 use crate::metrics::ProvisioningLabels;
 
-/// The MAC headers of the ESP32 and ESP8266 updaters.
-const MAC_HEADERS: [&str; 2] = ["x-esp32-sta-mac", "x-esp8266-sta-mac"];
-
 /// Bytes read from disk per chunk of an image answer: each connection holds about one chunk,
 /// so 500 boards downloading at once cost central ~500 × 16 KiB, not 500 images.
 const FILE_CHUNK: usize = 16 * 1024;
-
-/// The running sketch's MD5 as the ESP8266 updater sends it (ESP32 cores send a SHA-256).
-const SKETCH_MD5_HEADER: &str = "x-esp8266-sketch-md5";
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new().route("/images/{hardware}/{board}/{file}", get(image_path))
@@ -45,13 +39,9 @@ async fn image_path(
     if file == "default.json" {
         return check(&state, &hardware, &board, &headers);
     }
-    let mac = MAC_HEADERS
-        .iter()
-        .find_map(|h| headers.get(*h))
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<Mac>().ok());
+    let mac = ota::updater_mac(|name| headers.get(name).and_then(|v| v.to_str().ok()));
     let device = mac.and_then(|m| state.registry.device_id(&m.to_string())).map(|id| id.to_bytes());
-    let running_md5 = headers.get(SKETCH_MD5_HEADER).and_then(|v| v.to_str().ok());
+    let running_md5 = headers.get(ota::SKETCH_MD5_HEADER).and_then(|v| v.to_str().ok());
     match state.firmware.download(&hardware, &board, &file, mac, device, running_md5) {
         Download::Serve { path, size, md5 } => {
             count(&state, "firmware_image", "served");

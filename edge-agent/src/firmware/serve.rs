@@ -15,16 +15,10 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use neosens_protocol::edge_firmware::ManifestImage;
-use neosens_protocol::ids::Mac;
+use neosens_protocol::legacy::ota;
 
 use super::FirmwareCache;
 use crate::http::AppState;
-
-/// The MAC headers of the ESP32 and ESP8266 updaters.
-const MAC_HEADERS: [&str; 2] = ["x-esp32-sta-mac", "x-esp8266-sta-mac"];
-
-/// The running sketch's MD5 as the ESP8266 updater sends it.
-const SKETCH_MD5_HEADER: &str = "x-esp8266-sketch-md5";
 
 /// Bytes read from disk per chunk of an image answer.
 const CHUNK: usize = 64 * 1024;
@@ -41,17 +35,13 @@ async fn image_path(
 ) -> Response {
     let cache = &state.firmware;
     if file == "default.json" {
-        let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).filter(|h| valid_host(h));
+        let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).filter(|h| ota::valid_host(h));
         return match (cache.offer(&hardware, &board), host) {
             (Some(image), Some(host)) => check_answer(&image, host),
             _ => StatusCode::NOT_FOUND.into_response(),
         };
     }
-    let mac = MAC_HEADERS
-        .iter()
-        .find_map(|h| headers.get(*h))
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<Mac>().ok());
+    let mac = ota::updater_mac(|name| headers.get(name).and_then(|v| v.to_str().ok()));
     let Some((image, in_wave)) = cache.lookup(&hardware, &board, &file, mac) else {
         return StatusCode::NOT_FOUND.into_response();
     };
@@ -62,7 +52,7 @@ async fn image_path(
         )
             .into_response();
     };
-    let running = headers.get(SKETCH_MD5_HEADER).and_then(|v| v.to_str().ok());
+    let running = headers.get(ota::SKETCH_MD5_HEADER).and_then(|v| v.to_str().ok());
     if !in_wave || running.is_some_and(|m| m.eq_ignore_ascii_case(&image.md5)) {
         FirmwareCache::count(&cache.inner.stats.no_update);
         return StatusCode::NOT_MODIFIED.into_response();
@@ -84,22 +74,11 @@ async fn image_path(
 /// `{"revision": N, "image": "http://<host>/images/…"}`: the host the device asked (the site's
 /// DNS sends `neocampus.univ-tlse3.fr` to the gateway); within the firmware's 511 bytes.
 fn check_answer(image: &ManifestImage, host: &str) -> Response {
-    let url = format!("http://{host}/images/{}/{}/{}.bin", image.hardware, image.board, image.sha256);
-    let body = format!(
-        r#"{{"revision":{},"image":{}}}"#,
-        image.revision,
-        serde_json::to_string(&url).unwrap_or_default()
-    );
-    if body.len() > 511 {
-        return StatusCode::NOT_FOUND.into_response();
+    let url = format!("http://{host}{}", ota::image_path(&image.hardware, &image.board, &image.sha256));
+    match ota::check_body(image.revision, &url) {
+        Some(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
     }
-    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
-}
-
-fn valid_host(host: &str) -> bool {
-    !host.is_empty()
-        && host.len() <= 255
-        && host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
 }
 
 /// The image, read from disk chunk by chunk as the device takes it (never whole in memory, no

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use neosens_runtime::testing::{
-    Mosquitto, ServiceProcess, free_port, http_get, http_json, raw_http, wait_until,
+    Mosquitto, ServiceProcess, free_port, http_get, http_json, raw_http, updater, wait_until,
 };
 use neosens_sim_device::ota::sim_image;
 use neosens_sim_device::register::mac;
@@ -102,13 +102,8 @@ fn metric(addr: SocketAddr, line_start: &str) -> f64 {
 }
 
 fn upload(addr: SocketAddr, revision: u64, content: &[u8]) -> String {
-    let mut request = format!(
-        "POST /api/v1/firmware?hardware=esp32&board=neOSensor&revision={revision} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        content.len()
-    )
-    .into_bytes();
-    request.extend_from_slice(content);
-    let answer = raw_http(addr, &request);
+    let query = format!("hardware=esp32&board=neOSensor&revision={revision}");
+    let answer = raw_http(addr, &updater::upload(&query, ADMIN, content));
     assert_eq!(answer.status, 201, "{}", answer.text());
     serde_json::from_slice::<Value>(&answer.body).unwrap()["sha256"].as_str().unwrap().to_owned()
 }

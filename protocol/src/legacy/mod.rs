@@ -1,6 +1,7 @@
 //! The sensOCampus payloads that devices already on the walls send and expect.
 //!
-//! Spec: `legacy-sensocampus.md` §3 (HTTP provisioning), §4 (configuration), §5 (MQTT).
+//! Spec: `legacy-sensocampus.md` §3 (HTTP provisioning, the firmware-update check: [`ota`]),
+//! §4 (configuration), §5 (MQTT).
 //! The rule of thumb: **print exactly** where devices or consumers care (key order, `password`
 //! omitted rather than null, integer `port`, Python separators on server answers, compact
 //! insertion-order JSON on device messages) and **parse leniently** where devices differ (case of
@@ -11,6 +12,7 @@ mod config;
 mod credentials;
 mod json;
 mod logger;
+pub mod ota;
 mod reading;
 mod status;
 
