@@ -92,6 +92,9 @@ pub enum CampaignAction {
     Resume,
     /// Stops it for good.
     Cancel,
+    /// Closes it as done once every wave has started (boards gone or dead need not hold it
+    /// open, nor block the next campaign of its hardware and board).
+    Finish,
 }
 
 fn check_waves(waves: &[WaveInput]) -> Result<Vec<Wave>, FirmwareError> {
@@ -186,6 +189,7 @@ impl Firmware {
             wave_started_at: vec![Timestamp::now()],
             events: Vec::new(),
             deadline_s,
+            resumed_at: None,
         };
         campaign.record(by, format!("created for {count} devices, image {}", hex::encode(&image_key)));
         campaign.record(by, format!("wave 1 started ({} devices)", campaign.cut(0)));
@@ -213,7 +217,15 @@ impl Firmware {
             }
             (CampaignAction::Resume, CampaignState::Paused | CampaignState::Halted) => {
                 campaign.state = CampaignState::Running;
+                campaign.resumed_at = Some(Timestamp::now());
                 campaign.record(by, "resumed");
+            }
+            (CampaignAction::Finish, state) if state.is_open() => {
+                if campaign.wave_started_at.len() < campaign.waves.len() {
+                    return refuse("start its last wave first, or cancel it");
+                }
+                campaign.state = CampaignState::Finished;
+                campaign.record(by, "finished by hand");
             }
             (CampaignAction::Cancel, state) if state.is_open() => {
                 campaign.state = CampaignState::Cancelled;
@@ -222,7 +234,7 @@ impl Firmware {
             (CampaignAction::Advance, _) => return refuse("only a running campaign advances"),
             (CampaignAction::Pause, _) => return refuse("only a running campaign pauses"),
             (CampaignAction::Resume, _) => return refuse("only a paused or halted campaign resumes"),
-            (CampaignAction::Cancel, _) => return refuse("it is over already"),
+            (CampaignAction::Cancel | CampaignAction::Finish, _) => return refuse("it is over already"),
         }
         let campaign = self.save(campaign)?;
         if action == CampaignAction::Advance {
@@ -250,9 +262,11 @@ impl Firmware {
             .filter(|c| c.state == CampaignState::Running && c.wave_started_at.len() < c.waves.len())
             .filter(|c| {
                 let current = c.wave_started_at.len() - 1;
-                c.waves[current].soak_s.is_some_and(|soak| {
-                    now.millis() >= c.wave_started_at[current].millis() + i64::from(soak) * 1000
-                })
+                // A pause or a halt stops the clock: soak runs from the resume.
+                let from = c.wave_started_at[current].max(c.resumed_at.unwrap_or(Timestamp(0)));
+                c.waves[current]
+                    .soak_s
+                    .is_some_and(|soak| now.millis() >= from.millis() + i64::from(soak) * 1000)
             })
             .cloned()
             .collect();
@@ -266,14 +280,13 @@ impl Firmware {
     }
 
     /// Persists a changed campaign, then shows it to readers. The caller holds the writer lock.
+    /// The index is built, and the old one dropped, outside the readers' lock.
     pub(super) fn save(&self, campaign: Campaign) -> Result<Campaign, FirmwareError> {
         self.inner.store.put_campaign(&campaign)?;
+        let entry = Arc::new(CampaignEntry::new(campaign.clone()));
         tracing::info!(campaign = campaign.id, state = ?campaign.state, waves_started = campaign.wave_started_at.len(), event = campaign.events.last().map_or("", |e| e.what.as_str()), "firmware campaign changed");
-        self.inner
-            .state
-            .write()
-            .campaigns
-            .insert(campaign.id, Arc::new(CampaignEntry::new(campaign.clone())));
+        let old = self.inner.state.write().campaigns.insert(campaign.id, entry);
+        drop(old);
         Ok(campaign)
     }
 }

@@ -9,6 +9,7 @@ use super::*;
 use crate::firmware::campaigns::{CampaignAction, CampaignInput, CampaignTarget, WaveInput};
 use neosens_protocol::ids::DeviceId;
 
+use crate::firmware::FETCH_GRACE_MS;
 use crate::model::CampaignState;
 use crate::store::RedbStore;
 
@@ -334,4 +335,87 @@ fn a_campaign_whose_devices_all_run_the_image_finishes() {
         (CampaignState::Finished, "finished: all 2 devices run the image")
     );
     firmware.delete_image(&hex::encode(&image.sha256), "admin").unwrap();
+}
+
+#[test]
+fn a_failed_board_is_told_no_update_until_a_resume_which_forgets_old_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    let (registry, _, ids) = crate::registry::test_registry(dir.path(), 10);
+    let firmware =
+        Firmware::open(&dir.path().join("firmware"), registry.shared_store(), FirmwareConfig::default())
+            .unwrap();
+    let image = upload(&firmware, input(240101), esp_image(100, 3)).unwrap();
+    let file = format!("{}.bin", hex::encode(&image.sha256));
+    let devices: Vec<[u8; 16]> = ids.iter().map(|d| d.to_bytes()).collect();
+    let mut waves = campaign_input(&image, &[(10, Some(60)), (100, None)]);
+    waves.failure_threshold_percent = Some(10);
+    let c = firmware.create_campaign(waves, devices, "op").unwrap();
+    let canary = c.devices[0];
+    let mac = Some("24:0a:c4:00:00:01".parse::<Mac>().unwrap());
+    assert!(matches!(
+        firmware.download("esp32", "neOSensor", &file, mac, Some(canary), None),
+        Download::Serve { .. }
+    ));
+    let fetched = Timestamp::now();
+    firmware.follow(&registry, fetched).unwrap();
+    // It boots its old image again: a status with the old revision after the fetch.
+    let seen = Timestamp(fetched.millis() + FETCH_GRACE_MS + 1_000);
+    registry.put_statuses(vec![(DeviceId::from_bytes(canary), status(231027, seen))]).unwrap();
+    let report = firmware.follow(&registry, Timestamp::now()).unwrap();
+    assert_eq!(report.halted, vec![c.id]);
+    // Even running again, the failed board is not sent into the same failure; resumed, it is.
+    firmware.act(c.id, CampaignAction::Resume, "op").unwrap();
+    let report = firmware.follow(&registry, Timestamp::now()).unwrap();
+    assert!(report.halted.is_empty(), "the failure before the resume was judged already");
+    assert_eq!(firmware.campaign(c.id).unwrap().state, CampaignState::Running);
+    assert!(matches!(
+        firmware.download("esp32", "neOSensor", &file, mac, Some(canary), None),
+        Download::Serve { .. }
+    ));
+    // Soak runs from the resume: the second wave waits its 60 s again.
+    assert_eq!(firmware.start_soaked_waves(Timestamp(Timestamp::now().millis() + 30_000)).unwrap(), 0);
+    assert_eq!(firmware.start_soaked_waves(Timestamp(Timestamp::now().millis() + 61_000)).unwrap(), 1);
+    // Closing it by hand once every wave started.
+    let finished = firmware.act(c.id, CampaignAction::Finish, "op").unwrap();
+    assert_eq!(
+        (finished.state, finished.events.last().unwrap().what.as_str()),
+        (CampaignState::Finished, "finished by hand")
+    );
+    let again = firmware.act(c.id, CampaignAction::Finish, "op");
+    assert!(matches!(again, Err(FirmwareError::Conflict(_))), "{again:?}");
+}
+
+#[test]
+fn a_rolled_back_board_that_asks_again_has_failed_and_is_told_no_update() {
+    let dir = tempfile::tempdir().unwrap();
+    let (registry, _, ids) = crate::registry::test_registry(dir.path(), 20);
+    let firmware =
+        Firmware::open(&dir.path().join("firmware"), registry.shared_store(), FirmwareConfig::default())
+            .unwrap();
+    let image = upload(&firmware, input(240101), esp_image(100, 3)).unwrap();
+    let file = format!("{}.bin", hex::encode(&image.sha256));
+    let devices: Vec<[u8; 16]> = ids.iter().map(|d| d.to_bytes()).collect();
+    let mut input = campaign_input(&image, &[(100, None)]);
+    input.failure_threshold_percent = Some(50);
+    let c = firmware.create_campaign(input, devices, "op").unwrap();
+    let board = c.devices[3];
+    let mac = Some("24:0a:c4:00:00:04".parse::<Mac>().unwrap());
+    let now = Timestamp::now();
+    let first = Timestamp(now.millis() - 30_000);
+    firmware.note_fetch(c.id, board, first);
+    firmware.follow(&registry, first).unwrap();
+    // The same board asks again 30 s later, having reported nothing.
+    firmware.note_fetch(c.id, board, now);
+    firmware.follow(&registry, now).unwrap();
+    let (_, _, progress) = firmware
+        .device_progress(&firmware.campaign(c.id).unwrap())
+        .into_iter()
+        .find(|(d, _, _)| *d == board)
+        .unwrap();
+    assert_eq!(progress.map(|p| p.stage), Some(crate::model::Stage::FailedOldRevision));
+    assert!(matches!(
+        firmware.download("esp32", "neOSensor", &file, mac, Some(board), None),
+        Download::NoUpdate(_)
+    ));
+    assert_eq!(firmware.campaign(c.id).unwrap().state, CampaignState::Running, "1 of 20 is under 50 %");
 }

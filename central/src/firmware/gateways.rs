@@ -45,7 +45,9 @@ impl Firmware {
                 // before the waves reach it; `devices` are those of the started waves.
                 let reached = c.reached();
                 let targets_scope = !registry.scope_macs(gateway, &c.devices[reached..]).is_empty();
-                let devices = registry.scope_macs(gateway, &c.devices[..reached]);
+                // Boards whose update failed are told "no update" at the gateway too.
+                let retry = self.retryable(c, &c.devices[..reached]);
+                let devices = registry.scope_macs(gateway, &retry);
                 (targets_scope || !devices.is_empty()).then(|| ManifestImage {
                     campaign: c.id,
                     sha256: hex::encode(&image.sha256),
@@ -67,6 +69,21 @@ impl Firmware {
         FirmwareManifest { images }
     }
 
+    /// Those of `devices` whose update did not fail in `campaign` (since its last resume).
+    fn retryable(&self, campaign: &crate::model::Campaign, devices: &[[u8; 16]]) -> Vec<[u8; 16]> {
+        let state = self.inner.state.read();
+        let progress = state.progress.get(&campaign.id);
+        devices
+            .iter()
+            .filter(|d| {
+                !progress
+                    .and_then(|p| p.get(*d))
+                    .is_some_and(|p| p.stage.failed() && campaign.resumed_at.is_none_or(|r| p.since > r))
+            })
+            .copied()
+            .collect()
+    }
+
     /// Notes the fetches a gateway's devices made; only devices of its scope in the campaign's
     /// started waves count. Returns how many were taken.
     pub fn gateway_fetches(
@@ -85,7 +102,7 @@ impl Firmware {
                 c.positions.get(&device.to_bytes()).is_some_and(|&p| p < c.campaign.reached())
             });
             if in_wave {
-                self.note_fetch(fetch.campaign, device.to_bytes());
+                self.note_fetch(fetch.campaign, device.to_bytes(), crate::model::Timestamp(fetch.at_ms));
                 taken += 1;
             }
         }

@@ -405,7 +405,15 @@ impl Firmware {
         let Some(campaign) = in_wave else {
             return Download::NoUpdate("not in a started wave of a running campaign");
         };
-        self.note_fetch(campaign.campaign.id, device);
+        // A board whose update failed (a rolled-back image asks again at each boot) is not
+        // sent into the same failure again; an operator's resume gives it another try.
+        let progress = state.progress.get(&campaign.campaign.id).and_then(|p| p.get(&device));
+        if progress
+            .is_some_and(|p| p.stage.failed() && campaign.campaign.resumed_at.is_none_or(|r| p.since > r))
+        {
+            return Download::NoUpdate("its update failed in this campaign");
+        }
+        self.note_fetch(campaign.campaign.id, device, Timestamp::now());
         Download::Serve { path: self.inner.blobs.path(&key), size: image.size, md5 }
     }
 }

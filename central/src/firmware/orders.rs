@@ -24,10 +24,12 @@ pub const ORDERS_PER_SECOND: u32 = 10;
 /// Orders waiting at most; a longer wave's remaining devices update at their next boot.
 pub const MAX_QUEUED_ORDERS: usize = 100_000;
 
-/// The orders to send, oldest first, with a wake-up for the sender.
+/// The orders to send, oldest first, those set aside while their gateway catches up, and a
+/// wake-up for the sender. Both lists together hold at most [`MAX_QUEUED_ORDERS`].
 #[derive(Default)]
 pub(super) struct OrderQueue {
     queue: Mutex<VecDeque<(u64, [u8; 16])>>,
+    waiting: Mutex<Vec<(u64, [u8; 16])>>,
     wake: tokio::sync::Notify,
 }
 
@@ -40,8 +42,9 @@ impl OrderQueue {
         }
         let from = if started == 1 { 0 } else { campaign.cut(started - 2) };
         let to = campaign.cut(started - 1);
+        let waiting = self.waiting.lock().len();
         let mut queue = self.queue.lock();
-        let room = MAX_QUEUED_ORDERS.saturating_sub(queue.len());
+        let room = MAX_QUEUED_ORDERS.saturating_sub(queue.len() + waiting);
         let wave = &campaign.devices[from..to];
         if wave.len() > room {
             tracing::warn!(
@@ -59,14 +62,22 @@ impl OrderQueue {
         self.queue.lock().pop_front()
     }
 
-    /// Puts back orders that wait for their gateway, behind the others.
-    fn requeue(&self, waiting: impl IntoIterator<Item = (u64, [u8; 16])>) {
+    /// Sets an order aside until its gateway serves the wave.
+    fn set_aside(&self, order: (u64, [u8; 16])) {
+        self.waiting.lock().push(order);
+    }
+
+    /// Puts the orders set aside back in the queue, behind the others; whether there were any.
+    fn requeue(&self) -> bool {
+        let waiting = std::mem::take(&mut *self.waiting.lock());
+        let any = !waiting.is_empty();
         self.queue.lock().extend(waiting);
+        any
     }
 
     /// Orders waiting.
     pub(super) fn len(&self) -> usize {
-        self.queue.lock().len()
+        self.queue.lock().len() + self.waiting.lock().len()
     }
 }
 
@@ -126,34 +137,38 @@ pub async fn send_upgrade_orders(
 ) {
     let mut pace = tokio::time::interval(Duration::from_secs(1) / ORDERS_PER_SECOND);
     pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut waiting = Vec::new();
+    let mut skipped = 0u32;
     loop {
         let Some((campaign, device)) = firmware.inner.orders.pop() else {
-            if waiting.is_empty() {
+            if !firmware.inner.orders.requeue() {
                 tokio::select! {
                     () = shutdown.cancelled() => return,
                     () = firmware.inner.orders.wake.notified() => continue,
                 }
             }
             // Orders waiting for a gateway: a look again in a second.
-            firmware.inner.orders.requeue(waiting.drain(..));
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 () = tokio::time::sleep(Duration::from_secs(1)) => continue,
             }
         };
-        match firmware.readiness(campaign, device, &registry) {
-            Readiness::Drop => continue,
+        let ready = match firmware.readiness(campaign, device, &registry) {
+            Readiness::Send => registry
+                .firmware_report(DeviceId::from_bytes(device), Some(crate::model::Timestamp(i64::MAX)))
+                .is_some_and(|r| r.state == DeviceState::Ok),
             Readiness::Wait => {
-                waiting.push((campaign, device));
-                continue;
+                firmware.inner.orders.set_aside((campaign, device));
+                false
             }
-            Readiness::Send => {}
-        }
-        let online = registry
-            .firmware_report(DeviceId::from_bytes(device), Some(crate::model::Timestamp(i64::MAX)))
-            .is_some_and(|r| r.state == DeviceState::Ok);
-        if !online {
+            Readiness::Drop => false,
+        };
+        if !ready {
+            // A wave of thousands of offline boards goes through here without sending: let the
+            // other tasks of this worker run now and then.
+            skipped += 1;
+            if skipped % 256 == 0 {
+                tokio::task::yield_now().await;
+            }
             continue;
         }
         tokio::select! {

@@ -14,7 +14,7 @@ use neosens_protocol::ids::DeviceId;
 
 use super::{CampaignEntry, Firmware, FirmwareError};
 use crate::model::{Campaign, CampaignState, DeviceProgress, Stage, Timestamp};
-use crate::registry::{DeviceState, FirmwareReport, Registry};
+use crate::registry::{FirmwareReport, Registry};
 
 /// How much later than a fetch a status must come to show the image the device booted (clock
 /// differences between a gateway and central, a status already in flight).
@@ -86,9 +86,21 @@ pub(super) fn next(
         }
     };
     if let Some(at) = fetched {
-        p.fetched_at = Some(at);
-        if p.stage != Stage::Done {
-            set(&mut p, Stage::Downloading);
+        match p.stage {
+            Stage::Done => {}
+            // Back for the image after the grace without reporting it: the update did not take
+            // (the old firmware booted again and asks again — a rollback's loop).
+            Stage::Downloading
+                if p.fetched_at.is_some_and(|first| at.millis() > first.millis() + FETCH_GRACE_MS) =>
+            {
+                set(&mut p, Stage::FailedOldRevision);
+            }
+            // The first fetch is what the deadline counts from.
+            Stage::Downloading => {}
+            _ => {
+                p.fetched_at = Some(at);
+                set(&mut p, Stage::Downloading);
+            }
         }
     }
     if let Some(report) = report {
@@ -108,11 +120,13 @@ pub(super) fn next(
             }
         }
         if p.stage == Stage::Downloading {
-            let waited =
-                p.fetched_at.is_some_and(|at| now.millis() - at.millis() > i64::from(deadline_s) * 1000);
-            if report.state == DeviceState::Outdated {
+            let since_fetch = p.fetched_at.map_or(0, |at| now.millis() - at.millis());
+            let seen_since = matches!((p.fetched_at, report.last_seen), (Some(at), Some(seen)) if seen > at);
+            // Silent since the fetch for longer than its threshold (a board that was offline and
+            // fetched at boot is not judged by its old silence).
+            if !seen_since && since_fetch > report.outdated_after_ms {
                 set(&mut p, Stage::FailedOutdated);
-            } else if waited {
+            } else if since_fetch > i64::from(deadline_s) * 1000 {
                 set(&mut p, Stage::FailedDeadline);
             }
         }
@@ -121,8 +135,11 @@ pub(super) fn next(
 }
 
 impl Firmware {
-    /// Notes that a device fetched a campaign's image (the update path: memory only).
-    pub(super) fn note_fetch(&self, campaign: u64, device: [u8; 16]) {
+    /// Notes that a device fetched a campaign's image at `at` (the update path, or a gateway's
+    /// report: memory only). A reported time is kept within the last day and not in the future.
+    pub(super) fn note_fetch(&self, campaign: u64, device: [u8; 16], at: Timestamp) {
+        let now = Timestamp::now();
+        let at = Timestamp(at.millis().clamp(now.millis() - 86_400_000, now.millis()));
         let mut fetches = self.inner.fetches.lock();
         if fetches.len() >= MAX_NOTED_FETCHES && !fetches.contains_key(&(campaign, device)) {
             tracing::warn!(
@@ -131,7 +148,8 @@ impl Firmware {
             );
             return;
         }
-        fetches.insert((campaign, device), Timestamp::now());
+        // The first fetch between two passes counts (a retry is judged at the next pass).
+        fetches.entry((campaign, device)).or_insert(at);
     }
 
     /// Devices per stage in each started wave of a campaign.
@@ -166,6 +184,22 @@ impl Firmware {
             })
             .take(50)
             .collect()
+    }
+
+    /// (failed since the last resume, devices) in each started wave of a campaign.
+    fn failures_since(&self, campaign: &Campaign) -> Vec<(usize, usize)> {
+        let state = self.inner.state.read();
+        let progress = state.progress.get(&campaign.id);
+        let after = campaign.resumed_at.unwrap_or(Timestamp(i64::MIN));
+        let mut waves = vec![(0, 0); campaign.wave_started_at.len()];
+        for (i, device) in campaign.devices.iter().take(campaign.reached()).enumerate() {
+            let Some(w) = waves.get_mut(campaign.wave_of(i)) else { continue };
+            w.1 += 1;
+            if progress.and_then(|p| p.get(device)).is_some_and(|p| p.stage.failed() && p.since > after) {
+                w.0 += 1;
+            }
+        }
+        waves
     }
 
     /// The devices of a campaign's started waves with their progress (pending ones without).
@@ -251,19 +285,19 @@ impl Firmware {
     /// devices are all done; `None` when neither.
     fn judge(&self, mut campaign: Campaign, report: &mut FollowReport) -> Option<Campaign> {
         let waves = self.stage_counts(&campaign);
-        let threshold = u64::from(campaign.failure_threshold_percent);
-        let failing = waves.iter().enumerate().find(|(_, w)| {
-            let size = (w.pending + w.downloading + w.done + w.failed) as u64;
-            w.failed > 0 && (w.failed as u64) * 100 > threshold * size
-        });
-        if let Some((wave, counts)) = failing {
+        let threshold = campaign.failure_threshold_percent as usize;
+        // Failures before the last resume were judged already.
+        let failing = self
+            .failures_since(&campaign)
+            .into_iter()
+            .enumerate()
+            .find(|&(_, (failed, size))| failed > 0 && failed * 100 > threshold * size);
+        if let Some((wave, (failed, size))) = failing {
             campaign.state = CampaignState::Halted;
-            let size = counts.pending + counts.downloading + counts.done + counts.failed;
             campaign.record(
                 "schedule",
                 format!(
-                    "halted: {} of {size} devices of wave {} failed (threshold {} %)",
-                    counts.failed,
+                    "halted: {failed} of {size} devices of wave {} failed (threshold {} %)",
                     wave + 1,
                     campaign.failure_threshold_percent
                 ),
@@ -286,11 +320,17 @@ impl Firmware {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::registry::DeviceState;
 
     const REV: u64 = 240101;
 
     fn report(firmware: Option<u64>, state: DeviceState, seen: i64) -> Option<FirmwareReport> {
-        Some(FirmwareReport { last_seen: Some(Timestamp(seen)), state, firmware })
+        Some(FirmwareReport {
+            last_seen: Some(Timestamp(seen)),
+            state,
+            firmware,
+            outdated_after_ms: 1_800_000,
+        })
     }
 
     #[test]
@@ -319,8 +359,21 @@ mod tests {
         let later = Timestamp(now.millis() + 601_000);
         let failed = next(Some(p), None, report(None, DeviceState::Ok, 20), REV, 600, later).unwrap();
         assert_eq!(failed.stage, Stage::FailedDeadline);
-        let silent = next(Some(p), None, report(None, DeviceState::Outdated, 10), REV, 600, now).unwrap();
+        // An offline board fetches at boot: its old silence is not held against it…
+        assert_eq!(next(Some(p), None, report(None, DeviceState::Outdated, 10), REV, 3600, now), None);
+        // …but silence for its threshold after the fetch is.
+        let silent_for = Timestamp(now.millis() + 1_800_001);
+        let silent =
+            next(Some(p), None, report(None, DeviceState::Outdated, 10), REV, 3600, silent_for).unwrap();
         assert_eq!(silent.stage, Stage::FailedOutdated);
+        // Fetching again after the grace without reporting the image: the update did not take.
+        let again = next(Some(p), Some(Timestamp(now.millis() + 30_000)), None, REV, 600, now).unwrap();
+        assert_eq!((again.stage, again.fetched_at), (Stage::FailedOldRevision, Some(now)));
+        assert_eq!(
+            next(Some(p), Some(Timestamp(now.millis() + 2_000)), None, REV, 600, now),
+            None,
+            "a retry within the grace"
+        );
         // A failed device that comes back with the new revision is done.
         let done = next(Some(failed), None, report(Some(REV), DeviceState::Ok, 30), REV, 600, later).unwrap();
         assert_eq!((done.stage, done.since), (Stage::Done, later));

@@ -66,7 +66,7 @@ pub enum CampaignState {
     Halted,
     /// Stopped for good.
     Cancelled,
-    /// Every wave started and the operator closed it, or every device is done.
+    /// Every device is done, or an operator closed it once every wave had started.
     Finished,
 }
 
@@ -166,6 +166,9 @@ pub struct Campaign {
     pub events: Vec<CampaignEvent>,
     /// Seconds a device has, from fetching the image, to report the new revision.
     pub deadline_s: u32,
+    /// When an operator last resumed it: failures before count no more against its threshold,
+    /// and soak times run from then.
+    pub resumed_at: Option<Timestamp>,
 }
 
 impl Campaign {
@@ -230,6 +233,7 @@ mod tests {
             wave_started_at: vec![],
             events: vec![],
             deadline_s: 600,
+            resumed_at: None,
         }
     }
 

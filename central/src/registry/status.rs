@@ -51,6 +51,8 @@ pub struct FirmwareReport {
     pub state: super::DeviceState,
     /// The `firmware` revision of its last status, when it reports one.
     pub firmware: Option<u64>,
+    /// Its outdated threshold, in milliseconds.
+    pub outdated_after_ms: i64,
 }
 
 /// What the census reads of a status.
@@ -99,12 +101,8 @@ impl Registry {
         let entry = state.devices.get(&id)?;
         let status = state.statuses.get(&id);
         let now = crate::model::Timestamp::now();
-        let device_state = super::devices::state_of(
-            &entry.record,
-            status,
-            super::devices::threshold(&state, &entry.record),
-            now,
-        );
+        let threshold_s = super::devices::threshold(&state, &entry.record);
+        let device_state = super::devices::state_of(&entry.record, status, threshold_s, now);
         let last_seen = status.and_then(|s| s.last_seen);
         let firmware = match (status, last_seen) {
             (Some(s), Some(seen)) if seen_after.is_none_or(|after| seen > after) => s
@@ -114,7 +112,12 @@ impl Registry {
                 .and_then(|v| v.get("firmware").and_then(serde_json::Value::as_u64)),
             _ => None,
         };
-        Some(FirmwareReport { last_seen, state: device_state, firmware })
+        Some(FirmwareReport {
+            last_seen,
+            state: device_state,
+            firmware,
+            outdated_after_ms: i64::from(threshold_s) * 1000,
+        })
     }
 
     /// The device a status on `<base>/device` with this `unitID` (a MAC, or a node's DevEUI)

@@ -158,6 +158,7 @@ mod tests {
                 what: "paused".into(),
             }],
             deadline_s: 900,
+            resumed_at: Some(Timestamp(9)),
         };
         let progress = crate::model::DeviceProgress {
             stage: crate::model::Stage::FailedDeadline,
@@ -173,7 +174,7 @@ mod tests {
     }
 
     const IMAGE_BYTES: &str = "ababababababababababababababababababababababababababababababababcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdac02056573703332096e654f53656e736f72e5d30e016ea4ff848ea85e0561646d696e";
-    const CAMPAIGN_BYTES: &str = "020163abababababababababababababababababababababababababababababababab0101010101010101010101010101010101020a01901c64000a0201a4ff848ea85e010a026f70067061757365648407";
+    const CAMPAIGN_BYTES: &str = "020163abababababababababababababababababababababababababababababababab0101010101010101010101010101010101020a01901c64000a0201a4ff848ea85e010a026f700670617573656484070112";
 
     const PROGRESS_BYTES: &str = "030e010c01f38c0e00";
 
@@ -202,6 +203,7 @@ mod tests {
             wave_started_at: vec![Timestamp(2)],
             events: vec![],
             deadline_s: 60,
+            resumed_at: None,
         };
         {
             let store = RedbStore::open(dir.path()).unwrap();

@@ -920,7 +920,7 @@ export interface components {
          * @description What an operator does to a campaign.
          * @enum {string}
          */
-        CampaignAction: "advance" | "pause" | "resume" | "cancel";
+        CampaignAction: "advance" | "pause" | "resume" | "cancel" | "finish";
         /** @description A device of a campaign and where it is. */
         CampaignDeviceView: {
             /** @description Internal id. */

@@ -147,26 +147,55 @@ async fn create_campaign(
     auth.require(Role::Operator)?;
     let (registry, firmware) = (s.registry.clone(), s.firmware.clone());
     let campaign = neosens_runtime::blocking::run(move || -> Result<Campaign, ApiError> {
-        let mut devices: Vec<[u8; 16]> = registry
-            .matching_device_ids(&input.target.query(), MAX_CAMPAIGN_DEVICES)?
-            .into_iter()
-            .map(|d| d.to_bytes())
-            .collect();
-        if let Some(listed) = &input.target.devices {
-            let mut chosen = Vec::with_capacity(listed.len());
-            for key in listed {
-                let id = registry.device_id(key).ok_or_else(|| ApiError::Invalid {
-                    field: "target.devices".into(),
-                    message: format!("no device {key}"),
-                })?;
-                chosen.push(id.to_bytes());
-            }
-            devices.retain(|d| chosen.contains(d));
-        }
+        let devices = target_devices(&registry, &input.target)?;
         Ok(firmware.create_campaign(input, devices, &auth.0.name)?)
     })
     .await?;
     Ok((StatusCode::CREATED, Json(CampaignView::new(campaign, &s.firmware))))
+}
+
+/// The enabled devices a target names: its filter's, those of its list, or those of both.
+fn target_devices(
+    registry: &crate::registry::Registry,
+    target: &crate::firmware::CampaignTarget,
+) -> Result<Vec<[u8; 16]>, ApiError> {
+    let listed = match &target.devices {
+        None => None,
+        Some(keys) if keys.len() > MAX_CAMPAIGN_DEVICES => {
+            return Err(ApiError::Invalid {
+                field: "target.devices".into(),
+                message: format!("at most {MAX_CAMPAIGN_DEVICES} devices"),
+            });
+        }
+        Some(keys) => {
+            let mut ids = std::collections::HashSet::with_capacity(keys.len());
+            for key in keys {
+                let id = registry.device_id(key).ok_or_else(|| ApiError::Invalid {
+                    field: "target.devices".into(),
+                    message: format!("no device {key}"),
+                })?;
+                ids.insert(id.to_bytes());
+            }
+            Some(ids)
+        }
+    };
+    let filtered = target.device_type.is_some()
+        || target.site.is_some()
+        || target.building.is_some()
+        || target.room.is_some()
+        || target.q.is_some();
+    let matching = |max: usize| -> Result<Vec<[u8; 16]>, ApiError> {
+        Ok(registry.matching_device_ids(&target.query(), max)?.into_iter().map(|d| d.to_bytes()).collect())
+    };
+    Ok(match listed {
+        None => matching(MAX_CAMPAIGN_DEVICES)?,
+        Some(ids) if filtered => matching(usize::MAX)?.into_iter().filter(|d| ids.contains(d)).collect(),
+        // A list alone: its enabled devices.
+        Some(ids) => {
+            let enabled: std::collections::HashSet<[u8; 16]> = matching(usize::MAX)?.into_iter().collect();
+            ids.into_iter().filter(|d| enabled.contains(d)).collect()
+        }
+    })
 }
 
 #[utoipa::path(get, path = "/campaigns", tag = "firmware",

@@ -33,7 +33,7 @@ export function CampaignCard({
   onChanged: (message: string) => void;
 }) {
   const [devices, setDevices] = useState<{ stage: string; items: CampaignDevice[]; total: number } | null>(null);
-  const act = async (action: "advance" | "pause" | "resume" | "cancel") => {
+  const act = async (action: "advance" | "pause" | "resume" | "cancel" | "finish") => {
     try {
       await api("POST", `/campaigns/${c.id}/actions`, { action });
       onChanged(`Campaign “${c.name}”: ${action} done.`);
@@ -88,6 +88,11 @@ export function CampaignCard({
           {c.state !== "running" && (
             <button type="button" onClick={() => act("resume")}>
               Resume
+            </button>
+          )}
+          {started === c.waves.length && (
+            <button type="button" className="secondary" onClick={() => act("finish")}>
+              Finish
             </button>
           )}
           <button type="button" className="secondary" onClick={() => act("cancel")}>
