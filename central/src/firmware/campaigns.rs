@@ -119,19 +119,24 @@ fn check_waves(waves: &[WaveInput]) -> Result<Vec<Wave>, FirmwareError> {
 
 impl Firmware {
     /// Every campaign, newest first.
-    pub fn campaigns(&self) -> Vec<Campaign> {
-        self.inner.state.read().campaigns.values().rev().map(|c| c.campaign.clone()).collect()
+    pub fn campaigns(&self) -> Vec<Arc<Campaign>> {
+        self.inner.state.read().campaigns.values().rev().map(|c| Arc::clone(&c.campaign)).collect()
     }
 
-    /// One campaign.
-    pub fn campaign(&self, id: u64) -> Result<Campaign, FirmwareError> {
+    /// One campaign, shared (to read).
+    pub fn campaign_shared(&self, id: u64) -> Result<Arc<Campaign>, FirmwareError> {
         self.inner
             .state
             .read()
             .campaigns
             .get(&id)
-            .map(|c| c.campaign.clone())
+            .map(|c| Arc::clone(&c.campaign))
             .ok_or_else(|| FirmwareError::NotFound(format!("campaign {id}")))
+    }
+
+    /// One campaign, a copy to change.
+    pub fn campaign(&self, id: u64) -> Result<Campaign, FirmwareError> {
+        self.campaign_shared(id).map(|c| Campaign::clone(&c))
     }
 
     /// Creates a campaign over `devices` (resolved from its target) and starts its first wave
@@ -258,7 +263,7 @@ impl Firmware {
             .read()
             .campaigns
             .values()
-            .map(|c| &c.campaign)
+            .map(|c| c.campaign.as_ref())
             .filter(|c| c.state == CampaignState::Running && c.wave_started_at.len() < c.waves.len())
             .filter(|c| {
                 let current = c.wave_started_at.len() - 1;

@@ -50,6 +50,22 @@ fn upload(firmware: &Firmware, input: ImageInput, content: Vec<u8>) -> Result<Fi
     runtime.block_on(firmware.upload(input, Body::from(content), "admin"))
 }
 
+/// A registry of `n` devices, the firmware service over its store, and one image uploaded:
+/// (dir, registry, firmware, image, its file name, the devices).
+fn fleet(
+    n: u8,
+) -> (tempfile::TempDir, Arc<crate::registry::Registry>, Firmware, FirmwareImage, String, Vec<[u8; 16]>) {
+    let dir = tempfile::tempdir().unwrap();
+    let (registry, _, ids) = crate::registry::test_registry(dir.path(), n);
+    let firmware =
+        Firmware::open(&dir.path().join("firmware"), registry.shared_store(), FirmwareConfig::default())
+            .unwrap();
+    let image = upload(&firmware, input(240101), esp_image(100, 3)).unwrap();
+    let file = format!("{}.bin", hex::encode(&image.sha256));
+    let devices = ids.iter().map(|d| d.to_bytes()).collect();
+    (dir, registry, firmware, image, file, devices)
+}
+
 #[test]
 fn uploads_are_checked_then_kept_across_restarts() {
     let dir = tempfile::tempdir().unwrap();
@@ -259,14 +275,7 @@ fn status(firmware: u64, seen: Timestamp) -> crate::model::DeviceStatusRecord {
 
 #[test]
 fn progress_follows_fetches_and_statuses_and_a_failing_wave_halts_the_campaign() {
-    let dir = tempfile::tempdir().unwrap();
-    let (registry, _, ids) = crate::registry::test_registry(dir.path(), 10);
-    let firmware =
-        Firmware::open(&dir.path().join("firmware"), registry.shared_store(), FirmwareConfig::default())
-            .unwrap();
-    let image = upload(&firmware, input(240101), esp_image(100, 3)).unwrap();
-    let file = format!("{}.bin", hex::encode(&image.sha256));
-    let devices: Vec<[u8; 16]> = ids.iter().map(|d| d.to_bytes()).collect();
+    let (dir, registry, firmware, image, file, devices) = fleet(10);
     let c =
         firmware.create_campaign(campaign_input(&image, &[(10, None), (100, None)]), devices, "op").unwrap();
     assert_eq!(firmware.queued_orders(), 1, "the canary's upgrade order waits for the sender");
@@ -317,16 +326,12 @@ fn progress_follows_fetches_and_statuses_and_a_failing_wave_halts_the_campaign()
 
 #[test]
 fn a_campaign_whose_devices_all_run_the_image_finishes() {
-    let dir = tempfile::tempdir().unwrap();
-    let (registry, _, ids) = crate::registry::test_registry(dir.path(), 2);
-    let firmware =
-        Firmware::open(&dir.path().join("firmware"), registry.shared_store(), FirmwareConfig::default())
-            .unwrap();
-    let image = upload(&firmware, input(240101), esp_image(100, 3)).unwrap();
-    let devices: Vec<[u8; 16]> = ids.iter().map(|d| d.to_bytes()).collect();
-    let c = firmware.create_campaign(campaign_input(&image, &[]), devices, "op").unwrap();
+    let (_dir, registry, firmware, image, _, devices) = fleet(2);
+    let c = firmware.create_campaign(campaign_input(&image, &[]), devices.clone(), "op").unwrap();
     let seen = Timestamp::now();
-    registry.put_statuses(ids.iter().map(|id| (*id, status(240102, seen))).collect()).unwrap();
+    registry
+        .put_statuses(devices.iter().map(|d| (DeviceId::from_bytes(*d), status(240102, seen))).collect())
+        .unwrap();
     let report = firmware.follow(&registry, seen).unwrap();
     assert_eq!((report.progress_written, report.finished.clone()), (2, vec![c.id]));
     let c = firmware.campaign(c.id).unwrap();
@@ -339,14 +344,7 @@ fn a_campaign_whose_devices_all_run_the_image_finishes() {
 
 #[test]
 fn a_failed_board_is_told_no_update_until_a_resume_which_forgets_old_failures() {
-    let dir = tempfile::tempdir().unwrap();
-    let (registry, _, ids) = crate::registry::test_registry(dir.path(), 10);
-    let firmware =
-        Firmware::open(&dir.path().join("firmware"), registry.shared_store(), FirmwareConfig::default())
-            .unwrap();
-    let image = upload(&firmware, input(240101), esp_image(100, 3)).unwrap();
-    let file = format!("{}.bin", hex::encode(&image.sha256));
-    let devices: Vec<[u8; 16]> = ids.iter().map(|d| d.to_bytes()).collect();
+    let (_dir, registry, firmware, image, file, devices) = fleet(10);
     let mut waves = campaign_input(&image, &[(10, Some(60)), (100, None)]);
     waves.failure_threshold_percent = Some(10);
     let c = firmware.create_campaign(waves, devices, "op").unwrap();
@@ -387,14 +385,7 @@ fn a_failed_board_is_told_no_update_until_a_resume_which_forgets_old_failures() 
 
 #[test]
 fn a_rolled_back_board_that_asks_again_has_failed_and_is_told_no_update() {
-    let dir = tempfile::tempdir().unwrap();
-    let (registry, _, ids) = crate::registry::test_registry(dir.path(), 20);
-    let firmware =
-        Firmware::open(&dir.path().join("firmware"), registry.shared_store(), FirmwareConfig::default())
-            .unwrap();
-    let image = upload(&firmware, input(240101), esp_image(100, 3)).unwrap();
-    let file = format!("{}.bin", hex::encode(&image.sha256));
-    let devices: Vec<[u8; 16]> = ids.iter().map(|d| d.to_bytes()).collect();
+    let (_dir, registry, firmware, image, file, devices) = fleet(20);
     let mut input = campaign_input(&image, &[(100, None)]);
     input.failure_threshold_percent = Some(50);
     let c = firmware.create_campaign(input, devices, "op").unwrap();
@@ -418,4 +409,35 @@ fn a_rolled_back_board_that_asks_again_has_failed_and_is_told_no_update() {
         Download::NoUpdate(_)
     ));
     assert_eq!(firmware.campaign(c.id).unwrap().state, CampaignState::Running, "1 of 20 is under 50 %");
+}
+
+#[test]
+fn noted_fetches_and_queued_orders_stay_within_their_bounds() {
+    let (_dir, _registry, firmware, image, _, _) = fleet(1);
+    let device = |i: usize| {
+        let mut d = [0u8; 16];
+        d[..8].copy_from_slice(&(i as u64).to_be_bytes());
+        d
+    };
+    let now = Timestamp::now();
+    for i in 0..MAX_NOTED_FETCHES + 10 {
+        firmware.note_fetch(1, device(i), now);
+    }
+    assert_eq!(firmware.inner.fetches.lock().len(), MAX_NOTED_FETCHES);
+    let huge = Campaign {
+        id: 7,
+        name: "huge".into(),
+        image: image.sha256,
+        devices: (0..MAX_QUEUED_ORDERS + 10).map(device).collect(),
+        waves: vec![crate::model::Wave { until_percent: 100, soak_s: None }],
+        failure_threshold_percent: 10,
+        state: CampaignState::Running,
+        wave_started_at: vec![now],
+        events: vec![],
+        deadline_s: 600,
+        resumed_at: None,
+    };
+    firmware.inner.orders.enqueue_wave(&huge);
+    firmware.inner.orders.enqueue_wave(&huge);
+    assert_eq!(firmware.queued_orders(), MAX_QUEUED_ORDERS);
 }

@@ -104,7 +104,8 @@ pub struct ImageInput {
 /// A campaign and the index the update path looks devices up in.
 #[derive(Debug)]
 struct CampaignEntry {
-    campaign: Campaign,
+    /// Shared with readers (its device list can hold 100,000 ids: never copied to be read).
+    campaign: Arc<Campaign>,
     /// Device id → its place in the wave order.
     positions: HashMap<[u8; 16], usize>,
 }
@@ -112,7 +113,7 @@ struct CampaignEntry {
 impl CampaignEntry {
     fn new(campaign: Campaign) -> Self {
         let positions = campaign.devices.iter().enumerate().map(|(i, d)| (*d, i)).collect();
-        CampaignEntry { campaign, positions }
+        CampaignEntry { campaign: Arc::new(campaign), positions }
     }
 }
 

@@ -168,7 +168,10 @@ impl Firmware {
 
     /// The campaigns that target a device, newest first: the campaign, the device's wave
     /// (0-based), whether that wave started, and its progress.
-    pub fn device_campaigns(&self, device: [u8; 16]) -> Vec<(Campaign, usize, bool, Option<DeviceProgress>)> {
+    pub fn device_campaigns(
+        &self,
+        device: [u8; 16],
+    ) -> Vec<(Arc<Campaign>, usize, bool, Option<DeviceProgress>)> {
         let state = self.inner.state.read();
         state
             .campaigns
@@ -178,9 +181,7 @@ impl Firmware {
                 let &position = entry.positions.get(&device)?;
                 let c = &entry.campaign;
                 let progress = state.progress.get(&c.id).and_then(|p| p.get(&device)).copied();
-                let mut summary = c.clone();
-                summary.devices = Vec::new();
-                Some((summary, c.wave_of(position), position < c.reached(), progress))
+                Some((Arc::clone(c), c.wave_of(position), position < c.reached(), progress))
             })
             .take(50)
             .collect()

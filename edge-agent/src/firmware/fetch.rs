@@ -256,6 +256,19 @@ mod tests {
     }
 
     #[test]
+    fn fetches_kept_for_central_are_bounded_the_oldest_going_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = FirmwareCache::open(dir.path(), FirmwareConfig::default()).unwrap();
+        let mac: neosens_protocol::ids::Mac = "24:0a:c4:00:00:01".parse().unwrap();
+        for campaign in 0..(crate::firmware::MAX_PENDING_FETCHES as u64 + 3) {
+            cache.note_fetch(campaign, mac);
+        }
+        let fetches = cache.inner.fetches.lock();
+        assert_eq!(fetches.len(), crate::firmware::MAX_PENDING_FETCHES);
+        assert_eq!(fetches.front().map(|f| f.campaign), Some(3));
+    }
+
+    #[test]
     fn settling_keeps_what_is_offered_and_survives_a_restart() {
         let dir = tempfile::tempdir().unwrap();
         let cache = FirmwareCache::open(dir.path(), FirmwareConfig::default()).unwrap();

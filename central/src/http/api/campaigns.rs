@@ -92,8 +92,9 @@ fn state_name(state: CampaignState) -> &'static str {
 }
 
 impl CampaignView {
-    fn new(c: Campaign, firmware: &Firmware) -> Self {
-        let counts = firmware.stage_counts(&c);
+    /// Counts every device of the campaign's started waves: built on the blocking pool.
+    fn new(c: &Campaign, firmware: &Firmware) -> Self {
+        let counts = firmware.stage_counts(c);
         let mut progress = StageCounts::default();
         for w in &counts {
             progress.pending += w.pending;
@@ -126,8 +127,8 @@ impl CampaignView {
             progress,
             events: c
                 .events
-                .into_iter()
-                .map(|e| EventView { at: e.at.to_rfc3339(), by: e.by, what: e.what })
+                .iter()
+                .map(|e| EventView { at: e.at.to_rfc3339(), by: e.by.clone(), what: e.what.clone() })
                 .collect(),
         }
     }
@@ -146,12 +147,13 @@ async fn create_campaign(
 ) -> Result<impl IntoResponse, ApiError> {
     auth.require(Role::Operator)?;
     let (registry, firmware) = (s.registry.clone(), s.firmware.clone());
-    let campaign = neosens_runtime::blocking::run(move || -> Result<Campaign, ApiError> {
+    let campaign = neosens_runtime::blocking::run(move || -> Result<CampaignView, ApiError> {
         let devices = target_devices(&registry, &input.target)?;
-        Ok(firmware.create_campaign(input, devices, &auth.0.name)?)
+        let campaign = firmware.create_campaign(input, devices, &auth.0.name)?;
+        Ok(CampaignView::new(&campaign, &firmware))
     })
     .await?;
-    Ok((StatusCode::CREATED, Json(CampaignView::new(campaign, &s.firmware))))
+    Ok((StatusCode::CREATED, Json(campaign)))
 }
 
 /// The enabled devices a target names: its filter's, those of its list, or those of both.
@@ -202,7 +204,13 @@ fn target_devices(
     responses((status = 200, description = "Campaigns, newest first", body = inline(Object)), crate::http::error::CommonErrors),
     security(("bearer" = [])))]
 async fn list_campaigns(State(s): State<AppState>, _auth: Auth) -> impl IntoResponse {
-    items(s.firmware.campaigns().into_iter().map(|c| CampaignView::new(c, &s.firmware)).collect())
+    let firmware = s.firmware.clone();
+    items(
+        neosens_runtime::blocking::run(move || {
+            firmware.campaigns().iter().map(|c| CampaignView::new(c, &firmware)).collect()
+        })
+        .await,
+    )
 }
 
 #[utoipa::path(get, path = "/campaigns/{id}", tag = "firmware", params(("id" = u64, Path, description = "The campaign's number")),
@@ -213,7 +221,12 @@ async fn get_campaign(
     _auth: Auth,
     Path(id): Path<u64>,
 ) -> Result<Json<CampaignView>, ApiError> {
-    Ok(Json(CampaignView::new(s.firmware.campaign(id)?, &s.firmware)))
+    let firmware = s.firmware.clone();
+    let view = neosens_runtime::blocking::run(move || {
+        firmware.campaign_shared(id).map(|c| CampaignView::new(&c, &firmware))
+    })
+    .await?;
+    Ok(Json(view))
 }
 
 /// An operator's action on a campaign.
@@ -239,9 +252,11 @@ async fn act(
 ) -> Result<Json<CampaignView>, ApiError> {
     auth.require(Role::Operator)?;
     let firmware = s.firmware.clone();
-    let campaign =
-        neosens_runtime::blocking::run(move || firmware.act(id, input.action, &auth.0.name)).await?;
-    Ok(Json(CampaignView::new(campaign, &s.firmware)))
+    let view = neosens_runtime::blocking::run(move || {
+        firmware.act(id, input.action, &auth.0.name).map(|c| CampaignView::new(&c, &firmware))
+    })
+    .await?;
+    Ok(Json(view))
 }
 
 /// A device of a campaign and where it is.
@@ -298,7 +313,7 @@ async fn campaign_devices(
     Path(id): Path<u64>,
     ApiQuery(filter): ApiQuery<DeviceFilter>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let campaign = s.firmware.campaign(id)?;
+    let campaign = s.firmware.campaign_shared(id)?;
     let wanted = match filter.stage.as_deref() {
         None => None,
         Some(st @ ("pending" | "downloading" | "done" | "failed")) => Some(st),
@@ -385,7 +400,7 @@ async fn device_firmware(
         .into_iter()
         .map(|(c, wave, wave_started, p)| DeviceCampaignView {
             campaign: c.id,
-            name: c.name,
+            name: c.name.clone(),
             state: state_name(c.state),
             image: hex::encode(&c.image),
             revision: images.iter().find(|i| i.sha256 == c.image).map(|i| i.revision),

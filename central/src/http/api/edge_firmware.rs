@@ -41,9 +41,22 @@ async fn manifest(
     ApiQuery(params): ApiQuery<ManifestParams>,
 ) -> Json<FirmwareManifest> {
     s.gateways.contact(id, None, Timestamp::now().millis());
-    let cached: Vec<&str> =
-        params.cached.as_deref().unwrap_or("").split(',').filter(|c| !c.is_empty()).take(64).collect();
-    Json(s.firmware.manifest(id, &s.registry, &cached))
+    // Scope checks over the campaigns' device lists (up to 100,000 ids each): off the async workers.
+    let (firmware, registry) = (s.firmware.clone(), s.registry.clone());
+    Json(
+        neosens_runtime::blocking::run(move || {
+            let cached: Vec<&str> = params
+                .cached
+                .as_deref()
+                .unwrap_or("")
+                .split(',')
+                .filter(|c| !c.is_empty())
+                .take(64)
+                .collect();
+            firmware.manifest(id, &registry, &cached)
+        })
+        .await,
+    )
 }
 
 /// An image's content with `x-MD5`; `Range: bytes=N-` resumes an interrupted download (206).
