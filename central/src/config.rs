@@ -36,6 +36,34 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     /// Firmware images.
     pub firmware: crate::firmware::FirmwareConfig,
+    /// The audit trail.
+    pub audit: AuditConfig,
+    /// Dashboard sign-in against the university's directory; unset, local accounts only.
+    pub ldap: Option<crate::directory::LdapConfig>,
+}
+
+/// `[audit]`: how much of the audit trail is kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Entries kept at most (the oldest go first); at least 1.
+    pub max_entries: u64,
+    /// Entries older than this many days are removed.
+    pub max_age_days: u32,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        let d = crate::audit::AuditRetention::default();
+        AuditConfig { max_entries: d.max_entries, max_age_days: d.max_age_days }
+    }
+}
+
+impl AuditConfig {
+    /// As the store takes it.
+    pub fn retention(&self) -> crate::audit::AuditRetention {
+        crate::audit::AuditRetention { max_entries: self.max_entries.max(1), max_age_days: self.max_age_days }
+    }
 }
 
 /// `[telemetry]`
@@ -376,7 +404,39 @@ max_total_bytes = {fw_max_total}
 # name reaches central (DNS or a proxy: docs/firmware.md). Keep it short: the answer must fit
 # the firmware's 511 bytes.
 {fw_public_url}
+
+[audit]
+# The audit trail (GET /api/v1/audit): who changed what, with the fields before and after.
+# Entries kept at most; the oldest go first (an entry takes ~290 bytes on disk: 1,000,000 ≈ 290 MB).
+max_entries = {audit_max_entries}
+# Entries older than this many days are removed.
+max_age_days = {audit_max_age}
+
+# Dashboard sign-in against the university's directory (LDAP). Local accounts (the first
+# `admin`) are checked first and keep working while the directory is down. A person with no
+# local account is searched under base_dn, bound with their own password over LDAPS or
+# StartTLS, and gets the highest role of their groups (none: refused). docs/security.md.
+# [ldap]
+# url = "ldaps://ldap.univ-tlse3.fr"      # or "ldap://…" with starttls = true
+# starttls = false
+# ca_file = "/etc/neosens/campus-ca.pem"  # beside the system's roots
+# bind_dn = "cn=neosens,ou=services,dc=univ-tlse3,dc=fr"   # unset: anonymous search
+# bind_password_file = "/etc/neosens/ldap-password"        # or NEOSENS_LDAP_BIND_PASSWORD
+# base_dn = "ou=people,dc=univ-tlse3,dc=fr"
+# user_filter = "(&(objectClass=person)(uid={{username}}))"
+# group_attribute = "memberOf"
+# group_base_dn = "ou=groups,dc=univ-tlse3,dc=fr"          # also search groups naming the person
+# group_filter = "(&(objectClass=groupOfNames)(member={{dn}}))"
+# timeout_s = 5
+# [[ldap.groups]]
+# dn = "cn=neocampus-admins,ou=groups,dc=univ-tlse3,dc=fr"
+# role = "admin"
+# [[ldap.groups]]
+# dn = "cn=neocampus-operators,ou=groups,dc=univ-tlse3,dc=fr"
+# role = "operator"
 "#,
+        audit_max_entries = config.audit.max_entries,
+        audit_max_age = config.audit.max_age_days,
         data_dir = quoted(&config.storage.data_dir.to_string_lossy()),
         bind = quoted(&config.http.bind.to_string()),
         http_max = config.http.max_connections,

@@ -11,6 +11,8 @@
 //! | [`registry`] | the records in memory, the rules, every change committed through the store first |
 //! | [`store`] | persistence behind a trait (redb today): atomic batches, change log, histories |
 //! | [`secrets`] | server keys: HMAC hashes of secrets, AES-GCM sealing, tokens |
+//! | [`audit`] | the audit trail: who changed what, when, fields before and after; the actor of the current work |
+//! | [`directory`] | dashboard sign-in against the university's LDAP directory, groups mapped to roles |
 //! | [`bootstrap`] | the first admin's token or password, handed over once |
 //! | [`http`] | the routers: legacy device paths, `/api/v1` (OpenAPI; its JSON forms in `http::api::schema`, apart from the registry's plain values), broker auth, dashboard, health |
 //! | [`broker`] | the MQTT link, the embedded default broker, Mosquitto dynamic security |
@@ -30,10 +32,12 @@
 //! [`run`] is the whole service given a bound listener and a shutdown token: `main` binds the
 //! configured address, tests bind `127.0.0.1:0`; [`run_on`] takes the store too.
 
+pub mod audit;
 pub mod bootstrap;
 pub mod broker;
 pub mod cli;
 pub mod config;
+pub mod directory;
 pub mod firmware;
 pub mod gateway_health;
 pub mod http;
@@ -90,7 +94,12 @@ pub async fn run_on(
     log_serving(&config, &listener, broker_listener.as_ref(), &link);
     let pipelines = start_pipelines(&config, &registry, &firmware, link, &mut tasks).await?;
     start_campaign_schedule(&firmware, &registry, &pipelines.mqtt, &mut tasks);
+    let directory = match &config.ldap {
+        Some(ldap) => Some(Arc::new(directory::Directory::new(ldap)?)),
+        None => None,
+    };
     let state = http::AppState {
+        directory,
         sessions: Arc::new(http::Sessions::new(&config.auth)),
         scans: Arc::new(http::Throttle::new(http::SCAN_POLICY)),
         unclaimed: pipelines.unclaimed,
@@ -454,6 +463,7 @@ pub fn open_registry_on(
     neosens_runtime::data_dir::prepare(dir, "[storage] data_dir or NEOSENS_DATA_DIR")?;
     let started = std::time::Instant::now();
     let keys = Arc::new(secrets::ServerKeys::load_or_create(dir)?);
+    store.set_audit_retention(config.audit.retention());
     let registry = Arc::new(registry::Registry::open(store, keys)?);
     tracing::info!(
         devices = registry.device_count(),

@@ -12,12 +12,14 @@ use std::time::{Duration, Instant};
 use common::client::wire::BrokerAnswer;
 use common::client::{ApiClient, parse_raw};
 use common::{ADMIN, LOGIN, MAC, first_password, register_example};
+use neosens_central::audit::AuditRetention;
 use neosens_central::model::{
-    AlertRecord, Campaign, DeviceStatusRecord, FirmwareImage, OrderRecord, RevisionCount,
+    AlertRecord, AuditEntry, Campaign, DeviceStatusRecord, FirmwareImage, OrderRecord, RevisionCount,
 };
 use neosens_central::store::{
-    AlertStore, CampaignProgress, ChangeEntry, CommitSnapshot, DeviceHistory, DeviceLogEntry, FirmwareStore,
-    RedbStore, RegistryStore, SettingsStore, Snapshot, StoreError, StoreStats, Write,
+    AlertStore, AuditPage, AuditStore, CampaignProgress, ChangeEntry, CommitSnapshot, DeviceHistory,
+    DeviceLogEntry, FirmwareStore, RedbStore, RegistryStore, SettingsStore, Snapshot, StoreError, StoreStats,
+    Write,
 };
 use neosens_runtime::testing::raw_http;
 use serde_json::json;
@@ -48,8 +50,8 @@ impl RegistryStore for SlowStore {
     fn load(&self) -> Result<Snapshot, StoreError> {
         self.inner.load()
     }
-    fn apply(&self, writes: &[Write]) -> Result<u64, StoreError> {
-        self.slow(|| self.inner.apply(writes))
+    fn apply(&self, writes: &[Write], audit: &[AuditEntry]) -> Result<u64, StoreError> {
+        self.slow(|| self.inner.apply(writes, audit))
     }
     fn put_statuses(&self, statuses: &[([u8; 16], DeviceStatusRecord)]) -> Result<(), StoreError> {
         self.slow(|| self.inner.put_statuses(statuses))
@@ -124,6 +126,23 @@ impl FirmwareStore for SlowStore {
         forget_before: i64,
     ) -> Result<(), StoreError> {
         self.slow(|| self.inner.put_firmware_census(at, counts, forget_before))
+    }
+}
+
+impl AuditStore for SlowStore {
+    fn set_audit_retention(&self, retention: AuditRetention) {
+        self.inner.set_audit_retention(retention);
+    }
+    fn append_audit(&self, entries: &[AuditEntry]) -> Result<(), StoreError> {
+        self.slow(|| self.inner.append_audit(entries))
+    }
+    fn audit_page(
+        &self,
+        before: Option<u64>,
+        limit: usize,
+        keep: &dyn Fn(&AuditEntry) -> bool,
+    ) -> Result<AuditPage, StoreError> {
+        self.inner.audit_page(before, limit, keep)
     }
 }
 

@@ -454,6 +454,37 @@ try {
     await page.getByRole("heading", { name: "Fleet" }).waitFor({ timeout: DEADLINE_MS });
   });
 
+  await step("audit: the order, the adoption and the campaign are recorded with who did them", async () => {
+    await page.getByRole("link", { name: "Audit" }).click();
+    await page.getByRole("heading", { name: "Audit" }).waitFor({ timeout: DEADLINE_MS });
+    const rows = page.locator("table.audit tbody tr");
+    await waitFor("entries listed", async () => (await rows.count()) > 5);
+    const campaign = page.locator('table.audit tbody tr[data-action="campaign.pause"]').first();
+    await campaign.waitFor({ timeout: DEADLINE_MS });
+    assert((await campaign.innerText()).includes("spring"), "the paused campaign is named");
+    const filters = page.getByRole("form", { name: "Audit filters" });
+    await filters.getByLabel("Action").fill("order.send");
+    await filters.getByLabel("Who").fill("admin");
+    await filters.getByRole("button", { name: "Filter" }).click();
+    await waitFor("only orders by admin", async () => {
+      const actions = await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute("data-action")));
+      return actions.length > 0 && actions.every((a) => a === "order.send");
+    });
+    assert((await rows.allInnerTexts()).some((t) => t.includes("frequency 900")), "the order and its value");
+    await filters.getByLabel("Action").fill("device.create");
+    await filters.getByLabel("Who").fill("");
+    await filters.getByLabel("Target").fill("24:0A:C4:E2:E0:99");
+    await filters.getByRole("button", { name: "Filter" }).click();
+    const adopted = page.locator('table.audit tbody tr[data-action="device.create"]');
+    await waitFor("the adoption, by the signed-in admin", async () => (await adopted.count()) === 1 && (await adopted.innerText()).includes("admin"));
+    assert((await adopted.innerText()).includes("enabled"), "the new device's fields");
+    await shot("11-audit");
+    const trail = await admin("GET", "/audit?action=session.sign_in");
+    assert(trail.items.some((e) => e.actor.name === "admin"), "the dashboard sign-in is in the trail");
+    await page.getByRole("link", { name: "Overview" }).click();
+    await page.getByRole("heading", { name: "Fleet" }).waitFor({ timeout: DEADLINE_MS });
+  });
+
   await step("a viewer signs in and cannot send orders", async () => {
     await page.getByRole("button", { name: "Sign out" }).click();
     await page.getByLabel("User name").fill("vera");
@@ -474,6 +505,7 @@ try {
       return r.status;
     });
     assert(status === 403, `a viewer's order is refused with 403 (got ${status})`);
+    assert((await page.getByRole("link", { name: "Audit" }).count()) === 0, "no Audit page for a viewer");
     consoleErrors.splice(0, consoleErrors.length, ...consoleErrors.filter((m) => !/status of 403/.test(m)));
   });
 

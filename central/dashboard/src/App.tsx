@@ -1,6 +1,6 @@
 // The shell: sign-in gate, navigation, the page of the current route, and alert toasts.
 import { useCallback, useEffect, useState } from "react";
-import { api, setCsrfToken, whenSignedOut, type Session } from "./api";
+import { api, setCsrfToken, whenSignedOut, type Role, type Session } from "./api";
 import { SessionContext, can } from "./session";
 import { useRoute, hrefOf } from "./lib/router";
 import { Login } from "./components/Login";
@@ -11,13 +11,15 @@ import { DevicePage } from "./pages/DevicePage";
 import { Alerts } from "./pages/Alerts";
 import { Registry } from "./pages/Registry";
 import { Firmware } from "./pages/Firmware";
+import { Audit } from "./pages/Audit";
 
-const NAV: { path: string; label: string }[] = [
+const NAV: { path: string; label: string; role?: Role }[] = [
   { path: "", label: "Overview" },
   { path: "devices", label: "Devices" },
   { path: "alerts", label: "Alerts" },
   { path: "firmware", label: "Firmware" },
   { path: "registry", label: "Registry" },
+  { path: "audit", label: "Audit", role: "operator" },
 ];
 
 export function App() {
@@ -47,6 +49,7 @@ export function App() {
   else if (section === "devices") page = <Devices params={route.params} />;
   else if (section === "alerts") page = <Alerts />;
   else if (section === "firmware") page = <Firmware />;
+  else if (section === "audit") page = <Audit />;
   else if (section === "registry") page = <Registry tab={route.path[1] ?? "sites"} />;
   else page = <Overview />;
 
@@ -66,7 +69,7 @@ export function App() {
       <header className="top">
         <span className="brand">neosens</span>
         <nav aria-label="Sections">
-          {NAV.map((n) => (
+          {NAV.filter((n) => !n.role || can(session, n.role)).map((n) => (
             <a key={n.path} href={hrefOf(n.path ? [n.path] : [])} aria-current={section === n.path ? "page" : undefined}>
               {n.label}
             </a>

@@ -36,6 +36,8 @@ export type CampaignDevice = Schemas["CampaignDeviceView"];
 export type DeviceCampaign = Schemas["DeviceCampaignView"];
 export type Revisions = Schemas["RevisionsView"];
 export type RevisionCount = Schemas["RevisionCount"];
+export type AuditEntry = Schemas["AuditView"];
+export type AuditPage = Schemas["AuditPageView"];
 
 /** The list answers (`{"items": [...]}`), which the document describes as plain objects. */
 export interface Items<T> {

@@ -15,7 +15,7 @@ use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use super::Firmware;
-use crate::model::{Campaign, CampaignState, Stage};
+use crate::model::{Actor, Campaign, CampaignState, Stage};
 use crate::registry::{DeviceState, OrderSpec, Registry};
 
 /// The pace of `upgrade` orders, all campaigns together.
@@ -208,7 +208,9 @@ async fn send_one(
         Err(e) => format!("not sent: {e}"),
     };
     let recorded = Arc::clone(&order);
-    let stored = registry.blocking(move |r| r.record_order(&recorded, &outcome)).await;
+    let stored = registry
+        .acting(Actor::System { component: "campaigns".into() }, move |r| r.record_order(&recorded, &outcome))
+        .await;
     if let Err(e) = stored {
         tracing::warn!(campaign, device = %key, error = %e, "recording an upgrade order failed");
     }

@@ -47,6 +47,8 @@ pub enum ApiError {
     },
     /// 503: a dependency (the broker link) is down; retry later.
     Unavailable(String),
+    /// 503: the directory (LDAP) did not answer a sign-in; local accounts still work.
+    DirectoryUnavailable(String),
     /// 500: logged with its whole chain of causes, not detailed to the client.
     Internal(anyhow::Error),
 }
@@ -66,6 +68,7 @@ impl ApiError {
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "schema_violation"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "broker_unavailable"),
+            ApiError::DirectoryUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "directory_unavailable"),
             ApiError::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -173,6 +176,7 @@ impl IntoResponse for ApiError {
             | ApiError::NotFound(m)
             | ApiError::MethodNotAllowed(m)
             | ApiError::Unavailable(m)
+            | ApiError::DirectoryUnavailable(m)
             | ApiError::Conflict(m)
             | ApiError::TooLarge(m)
             | ApiError::TooManyRequests { message: m, .. } => detail(m),

@@ -68,6 +68,7 @@ async fn app(dir: &std::path::Path) -> (axum::Router, AppState) {
         monitor,
         gateways,
         tasks,
+        directory: None,
     };
     (super::router(state.clone(), false), state)
 }

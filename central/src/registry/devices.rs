@@ -544,7 +544,7 @@ impl Registry {
     /// Gives a device a new secret, not yet delivered: its next `/device/credentials` call gets
     /// it, once. The old secret stops working at once.
     pub fn reset_credentials(&self, key: &str) -> Result<DeviceInfo, RegistryError> {
-        let id = self.mutate(|state| {
+        let id = self.mutate_as(Some("device.reset_credentials"), |state| {
             let entry = resolve_device(state, key)
                 .ok_or_else(|| RegistryError::not_found(format!("device {key}")))?;
             let mut d = entry.record.clone();

@@ -107,7 +107,7 @@ impl Registry {
         let token = random_token(&self.keys, ENROLMENT_PREFIX)?;
         let expires_at = Timestamp(Timestamp::now().millis() + ENROLMENT_TTL_MS);
         let token_hash = self.keys.hash(token.as_bytes());
-        self.mutate(|state| {
+        self.mutate_as(Some("gateway.start_enrolment"), |state| {
             let mut g = state
                 .gateways
                 .get(&id)
@@ -126,35 +126,49 @@ impl Registry {
         let now = Timestamp::now();
         let secret = random_token(&self.keys, GATEWAY_SECRET_PREFIX)?;
         let pair: [u8; 64] = self.keys.random()?;
-        self.mutate(|state| {
-            let found = state.gateways.values().find(|g| {
-                g.enrolment.as_ref().is_some_and(|e| {
+        // Recorded as the gateway's own act: whoever holds its token is enrolling it.
+        let enrolling = self.state.read().gateways.values().find_map(|g| {
+            g.enrolment
+                .as_ref()
+                .is_some_and(|e| {
                     e.expires_at.millis() > now.millis() && self.keys.verify(token.as_bytes(), &e.token_hash)
                 })
-            });
-            let Some(g) = found else { return Ok((vec![], None)) };
-            let mut g = g.clone();
-            g.enrolment = None;
-            g.credentials = Some(GatewayCredentials {
-                secret_hash: self.keys.hash(secret.as_bytes()),
-                sealed_secret: self.keys.seal(secret.as_bytes(), &secret_context(g.id))?,
-                keys: self.keys.seal(&pair, &g.id.to_bytes())?,
-                enrolled_at: now,
-            });
-            let grant = EnrolmentGrant {
-                gateway_id: g.id.to_string(),
-                name: g.name.clone(),
-                secret: secret.clone(),
-                mqtt_username: gateway_username(g.id),
-                mqtt_password: neosens_runtime::gateway_secrets::mqtt_password(&Keys::from_bytes(
-                    &pair[..32].try_into().unwrap_or([0; 32]),
-                    &pair[32..].try_into().unwrap_or([0; 32]),
-                    ring::rand::SystemRandom::new(),
-                )),
-                keys: neosens_protocol::hex::encode(&pair),
-            };
-            tracing::info!(gateway = %g.id, name = %g.name, "gateway enrolled");
-            Ok((vec![Write::Put(Record::Gateway(Box::new(g)))], Some(grant)))
+                .then_some(g.id)
+        });
+        let Some(enrolling) = enrolling else { return Ok(None) };
+        let actor = crate::model::Actor::Gateway { id: enrolling.to_bytes() };
+        crate::audit::acting(actor, || {
+            self.mutate_as(Some("gateway.enrol"), |state| {
+                let found = state.gateways.values().find(|g| {
+                    g.enrolment.as_ref().is_some_and(|e| {
+                        e.expires_at.millis() > now.millis()
+                            && self.keys.verify(token.as_bytes(), &e.token_hash)
+                    })
+                });
+                let Some(g) = found else { return Ok((vec![], None)) };
+                let mut g = g.clone();
+                g.enrolment = None;
+                g.credentials = Some(GatewayCredentials {
+                    secret_hash: self.keys.hash(secret.as_bytes()),
+                    sealed_secret: self.keys.seal(secret.as_bytes(), &secret_context(g.id))?,
+                    keys: self.keys.seal(&pair, &g.id.to_bytes())?,
+                    enrolled_at: now,
+                });
+                let grant = EnrolmentGrant {
+                    gateway_id: g.id.to_string(),
+                    name: g.name.clone(),
+                    secret: secret.clone(),
+                    mqtt_username: gateway_username(g.id),
+                    mqtt_password: neosens_runtime::gateway_secrets::mqtt_password(&Keys::from_bytes(
+                        &pair[..32].try_into().unwrap_or([0; 32]),
+                        &pair[32..].try_into().unwrap_or([0; 32]),
+                        ring::rand::SystemRandom::new(),
+                    )),
+                    keys: neosens_protocol::hex::encode(&pair),
+                };
+                tracing::info!(gateway = %g.id, name = %g.name, "gateway enrolled");
+                Ok((vec![Write::Put(Record::Gateway(Box::new(g)))], Some(grant)))
+            })
         })
     }
 
@@ -233,7 +247,12 @@ impl Registry {
     /// Marks as delivered the first-time credentials a gateway handed over while central was out
     /// of reach; returns how many were still undelivered. Devices outside its scope are ignored.
     pub fn edge_deliveries(&self, id: GatewayId, devices: &[DeviceId]) -> Result<usize, RegistryError> {
-        self.mutate(|state| {
+        let actor = crate::model::Actor::Gateway { id: id.to_bytes() };
+        crate::audit::acting(actor, || self.deliveries(id, devices))
+    }
+
+    fn deliveries(&self, id: GatewayId, devices: &[DeviceId]) -> Result<usize, RegistryError> {
+        self.mutate_as(Some("device.provision"), |state| {
             let g =
                 state.gateways.get(&id).ok_or_else(|| RegistryError::not_found(format!("gateway {id}")))?;
             let mut writes = Vec::new();

@@ -7,10 +7,12 @@
 //! rule checked is a rule that holds when the write lands, and a failed commit changes nothing.
 
 mod access;
+mod audit;
 mod broker;
 mod device_sort;
 mod device_types;
 mod devices;
+mod directory_users;
 mod dynsec;
 mod edge;
 mod edge_sync;
@@ -43,6 +45,7 @@ pub use broker::{Access, Decision, DenyReason, ServiceAccount};
 pub use device_sort::{DeviceSort, SortBy};
 pub use device_types::{DeviceTypeChanges, NewDeviceType};
 pub use devices::{DeviceChanges, DeviceInfo, DeviceQuery, DeviceState, MAX_LOGIN_LEN, MAX_PAGE, NewDevice};
+pub use directory_users::{DIRECTORY_PASSWORD_MARK, UserSource};
 pub use dynsec::BrokerAccount;
 pub use edge::{
     ENROLMENT_PREFIX, ENROLMENT_TTL_MS, EnrolmentGrant, GATEWAY_SECRET_PREFIX, GATEWAY_USERNAME_PREFIX,
@@ -201,16 +204,33 @@ impl Registry {
 
     /// Runs one write: `decide` sees the current state and returns the writes and a result; the
     /// writes are committed, then applied in memory.
+    /// Each change is recorded in the audit trail as the current actor's (see
+    /// [`crate::audit::acting`]), in the same store transaction.
     fn mutate<T>(
         &self,
         decide: impl FnOnce(&state::State) -> Result<(Vec<Write>, T), RegistryError>,
     ) -> Result<T, RegistryError> {
+        self.mutate_as(None, decide)
+    }
+
+    /// [`Registry::mutate`], with the audit entries of `action`'s kind named `action`
+    /// (`device.reset_credentials`) instead of create/update/delete.
+    fn mutate_as<T>(
+        &self,
+        action: Option<&str>,
+        decide: impl FnOnce(&state::State) -> Result<(Vec<Write>, T), RegistryError>,
+    ) -> Result<T, RegistryError> {
         let _writer = self.writer.lock();
-        let (writes, out) = decide(&self.state.read())?;
+        let (writes, audit, out) = {
+            let state = self.state.read();
+            let (writes, out) = decide(&state)?;
+            let audit = audit::entries_for(&state, &writes, action);
+            (writes, audit, out)
+        };
         if writes.is_empty() {
             return Ok(out);
         }
-        let revision = self.store.apply(&writes)?;
+        let revision = self.store.apply(&writes, &audit)?;
         self.state.write().apply(writes, revision);
         self.revisions.send_replace(revision);
         Ok(out)

@@ -190,6 +190,16 @@ impl Registry {
             order.device.parse().map_err(|_| RegistryError::not_found(format!("device {}", order.device)))?;
         let record = OrderRecord { outcome: outcome.to_owned(), ..order.record.clone() };
         self.store.append_order(id.to_bytes(), &record)?;
+        let uid = self.state.read().devices.get(&id).map(|d| d.record.uid.to_string()).unwrap_or_default();
+        let value = record.value.as_deref().map(|v| format!(" {v}")).unwrap_or_default();
+        let detail = format!("{}{value} on {}: {outcome}", record.order, record.topic);
+        self.store.append_audit(&[crate::audit::event(
+            "order.send",
+            "device",
+            id.to_string(),
+            uid,
+            detail,
+        )])?;
         tracing::info!(device = %order.device, order = %record.order, by = %record.by, outcome, "order");
         Ok(record)
     }

@@ -138,30 +138,36 @@ impl Registry {
                     continue;
                 }
             };
-            let outcome = self.mutate(|state| {
-                let Some(entry) = resolve_device(state, &report.device.to_string()) else {
-                    return Ok((Vec::new(), false));
-                };
-                let g = state.gateways.get(&gateway).ok_or_else(|| RegistryError::not_found("gateway"))?;
-                let in_scope = entry.record.rooms.iter().any(|r| {
-                    state.rooms.get(r).is_some_and(|room| {
-                        super::gateways::building_in_scope(state, &g.scope, room.building)
-                    })
-                });
-                let mut d = entry.record.clone();
-                let Some(otaa) = d.otaa.as_mut().filter(|_| in_scope) else { return Ok((Vec::new(), false)) };
-                if otaa.last_join.is_some_and(|j| j.at > at) {
-                    return Ok((Vec::new(), false));
-                }
-                let same = d.lorawan.as_ref().is_some_and(|l| l.dev_addr == session.dev_addr)
-                    && otaa.last_join.is_some_and(|j| j.dev_nonce == report.dev_nonce);
-                if same {
-                    return Ok((Vec::new(), false));
-                }
-                otaa.last_join = Some(LastJoin { dev_nonce: report.dev_nonce, at });
-                d.lorawan = Some(LorawanSession { codec: otaa.codec, ..session.clone() });
-                d.updated_at = Timestamp::now();
-                Ok((vec![Write::Put(Record::Device(Box::new(d)))], true))
+            let actor = crate::model::Actor::Gateway { id: gateway.to_bytes() };
+            let outcome = crate::audit::acting(actor, || {
+                self.mutate_as(Some("device.otaa_join"), |state| {
+                    let Some(entry) = resolve_device(state, &report.device.to_string()) else {
+                        return Ok((Vec::new(), false));
+                    };
+                    let g =
+                        state.gateways.get(&gateway).ok_or_else(|| RegistryError::not_found("gateway"))?;
+                    let in_scope = entry.record.rooms.iter().any(|r| {
+                        state.rooms.get(r).is_some_and(|room| {
+                            super::gateways::building_in_scope(state, &g.scope, room.building)
+                        })
+                    });
+                    let mut d = entry.record.clone();
+                    let Some(otaa) = d.otaa.as_mut().filter(|_| in_scope) else {
+                        return Ok((Vec::new(), false));
+                    };
+                    if otaa.last_join.is_some_and(|j| j.at > at) {
+                        return Ok((Vec::new(), false));
+                    }
+                    let same = d.lorawan.as_ref().is_some_and(|l| l.dev_addr == session.dev_addr)
+                        && otaa.last_join.is_some_and(|j| j.dev_nonce == report.dev_nonce);
+                    if same {
+                        return Ok((Vec::new(), false));
+                    }
+                    otaa.last_join = Some(LastJoin { dev_nonce: report.dev_nonce, at });
+                    d.lorawan = Some(LorawanSession { codec: otaa.codec, ..session.clone() });
+                    d.updated_at = Timestamp::now();
+                    Ok((vec![Write::Put(Record::Device(Box::new(d)))], true))
+                })
             })?;
             if outcome {
                 changed += 1;

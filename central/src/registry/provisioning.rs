@@ -52,7 +52,12 @@ impl Registry {
         };
         debug_assert!(!delivered);
         // Not delivered yet: decide under the writer lock, so only one request hands it out.
-        self.mutate(|state| {
+        let actor = crate::model::Actor::Device { uid: uid.to_string() };
+        crate::audit::acting(actor, || self.deliver(uid))
+    }
+
+    fn deliver(&self, uid: DeviceUid) -> Result<Option<Credentials>, RegistryError> {
+        self.mutate_as(Some("device.provision"), |state| {
             let Some(entry) = state.by_uid.get(&uid).and_then(|id| state.devices.get(id)) else {
                 return Ok((vec![], None));
             };

@@ -41,6 +41,8 @@ pub struct UserInfo {
     pub role: Role,
     /// Creation time.
     pub created_at: String,
+    /// Whether the directory (LDAP) checks its password.
+    pub directory: bool,
 }
 
 impl From<&User> for UserInfo {
@@ -50,11 +52,12 @@ impl From<&User> for UserInfo {
             username: u.username.clone(),
             role: u.role,
             created_at: u.created_at.to_rfc3339(),
+            directory: u.is_directory(),
         }
     }
 }
 
-fn check_username(name: &str) -> Result<(), RegistryError> {
+pub(super) fn check_username(name: &str) -> Result<(), RegistryError> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'@'));

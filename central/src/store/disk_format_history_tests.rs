@@ -7,7 +7,9 @@ use neosens_protocol::legacy::LogRecord;
 
 use super::DeviceLogEntry;
 use super::disk_format_tests::{T0, assert_pinned, at, key};
-use crate::model::{Ack, AlertKind, AlertRecord, DeviceStatusRecord, OrderRecord};
+use crate::model::{
+    Ack, Actor, AlertKind, AlertRecord, AuditEntry, DeviceStatusRecord, FieldChange, OrderRecord,
+};
 
 const STATUS_FULL: &str = concat!(
     "01a4dce08fa85e010772756e6e696e6701227b22737461747573223a2272756e6e696e67222c2268656170223a313731",
@@ -121,4 +123,73 @@ fn alerts_of_every_kind_are_pinned() {
         ..outage
     };
     assert_pinned("ALERT_FOREIGN_DELIVERY", &foreign, ALERT_FOREIGN_DELIVERY);
+}
+
+const AUDIT_UPDATE: &str = concat!(
+    "2ae4bd858ea85e00015e5e5e5e5e5e5e5e5e5e5e5e5e5e5e0105616c6963650d6465766963652e757064617465066465",
+    "766963652464656465646564652d646564652d646564652d646564652d6465646564656465646564651132343a30613a",
+    "63343a31323a33343a35360207656e61626c656404747275650566616c7365067365637265740a222873656372657429",
+    "220a2228736563726574292200",
+);
+const AUDIT_ACTORS: [&str; 5] = [
+    concat!(
+        "2ae4bd858ea85e0000076d616c6c6f72790d6465766963652e757064617465066465766963652464656465646564652d",
+        "646564652d646564652d646564652d6465646564656465646564651132343a30613a63343a31323a33343a3536000d66",
+        "726f6d2031302e302e302e37",
+    ),
+    concat!(
+        "2ae4bd858ea85e01707070707070707070707070707070010263690d6465766963652e75706461746506646576696365",
+        "2464656465646564652d646564652d646564652d646564652d6465646564656465646564651132343a30613a63343a31",
+        "323a33343a3536000d66726f6d2031302e302e302e37",
+    ),
+    concat!(
+        "2ae4bd858ea85e026a6a6a6a6a6a6a6a6a6a6a6a6a6a6a010d6465766963652e75706461746506646576696365246465",
+        "6465646564652d646564652d646564652d646564652d6465646564656465646564651132343a30613a63343a31323a33",
+        "343a3536000d66726f6d2031302e302e302e37",
+    ),
+    concat!(
+        "2ae4bd858ea85e031132343a30613a63343a31323a33343a35360d6465766963652e7570646174650664657669636524",
+        "64656465646564652d646564652d646564652d646564652d6465646564656465646564651132343a30613a63343a3132",
+        "3a33343a3536000d66726f6d2031302e302e302e37",
+    ),
+    concat!(
+        "2ae4bd858ea85e040963616d706169676e730d6465766963652e75706461746506646576696365246465646564656465",
+        "2d646564652d646564652d646564652d6465646564656465646564651132343a30613a63343a31323a33343a3536000d",
+        "66726f6d2031302e302e302e37",
+    ),
+];
+
+#[test]
+fn audit_entries_are_pinned() {
+    let update = AuditEntry {
+        id: 42,
+        at: at(4_000),
+        actor: Actor::User { id: Some(key(0x5e)), name: "alice".into() },
+        action: "device.update".into(),
+        target_kind: "device".into(),
+        target_id: "dededede-dede-dede-dede-dededededede".into(),
+        target: "24:0a:c4:12:34:56".into(),
+        changes: vec![
+            FieldChange { field: "enabled".into(), before: "true".into(), after: "false".into() },
+            FieldChange {
+                field: "secret".into(),
+                before: "\"(secret)\"".into(),
+                after: "\"(secret)\"".into(),
+            },
+        ],
+        detail: String::new(),
+    };
+    let actors = [
+        Actor::User { id: None, name: "mallory".into() },
+        Actor::Token { id: key(0x70), name: "ci".into() },
+        Actor::Gateway { id: key(0x6a) },
+        Actor::Device { uid: "24:0a:c4:12:34:56".into() },
+        Actor::System { component: "campaigns".into() },
+    ];
+    assert_pinned("AUDIT_UPDATE", &update, AUDIT_UPDATE);
+    for (actor, pinned) in actors.into_iter().zip(AUDIT_ACTORS) {
+        let entry =
+            AuditEntry { actor, changes: Vec::new(), detail: "from 10.0.0.7".into(), ..update.clone() };
+        assert_pinned("AUDIT_ACTORS", &entry, pinned);
+    }
 }

@@ -65,7 +65,7 @@ pub(super) fn sealed(tag: u8, len: u8) -> Sealed {
 }
 
 /// Hex of `value` as the store encodes it.
-pub(super) fn stored_hex<T: Serialize>(value: &T) -> String {
+fn stored_hex<T: Serialize>(value: &T) -> String {
     hex::encode(&encode(value).expect("the fixture encodes"))
 }
 

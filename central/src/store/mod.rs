@@ -8,6 +8,7 @@
 //! never a mix. Device statuses, which change every few minutes per device and are not synced,
 //! are written apart, in batches, by [`Store::put_statuses`].
 
+mod audit;
 mod commit_times;
 mod firmware;
 mod redb_store;
@@ -21,11 +22,12 @@ use crate::model::{
     OrderRecord, Record, Room, Site, Timestamp, User,
 };
 
+pub use audit::MAX_SCAN as AUDIT_MAX_SCAN;
 pub use commit_times::{BOUNDS as COMMIT_BUCKETS, CommitSnapshot, CommitTimes};
 pub use redb_store::RedbStore;
 
 /// The schema version this build writes. Opening an older store migrates it; a newer one is refused.
-pub const SCHEMA_VERSION: u32 = 6;
+pub const SCHEMA_VERSION: u32 = 7;
 
 /// Storage failures. Details are for logs; API clients only see "internal error".
 #[derive(Debug, thiserror::Error)]
@@ -127,10 +129,10 @@ pub trait RegistryStore: Send + Sync {
     /// Reads everything (at start).
     fn load(&self) -> Result<Snapshot, StoreError>;
 
-    /// Applies `writes` atomically, appending one change-log entry per write; returns the revision
-    /// of the last one (the current revision when `writes` is empty). Deleting a device removes
-    /// its status, log lines and orders with it.
-    fn apply(&self, writes: &[Write]) -> Result<u64, StoreError>;
+    /// Applies `writes` atomically, appending one change-log entry per write and the `audit`
+    /// entries that describe them; returns the revision of the last one (the current revision
+    /// when `writes` is empty). Deleting a device removes its status, log lines and orders with it.
+    fn apply(&self, writes: &[Write], audit: &[crate::model::AuditEntry]) -> Result<u64, StoreError>;
 
     /// Stores the last statuses of some devices (one transaction, not in the change log).
     fn put_statuses(&self, statuses: &[([u8; 16], DeviceStatusRecord)]) -> Result<(), StoreError>;
@@ -172,6 +174,36 @@ pub trait SettingsStore: Send + Sync {
 
     /// Saves (or with `None` forgets) a user's dashboard settings.
     fn put_user_settings(&self, user: [u8; 16], settings: Option<&str>) -> Result<(), StoreError>;
+}
+
+/// One page of the audit trail, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct AuditPage {
+    /// The entries that matched.
+    pub entries: Vec<crate::model::AuditEntry>,
+    /// Where the next (older) page starts (`before=`), when there may be more.
+    pub next_before: Option<u64>,
+    /// Entries held in all.
+    pub total: u64,
+}
+
+/// The audit trail (registry changes are appended by [`RegistryStore::apply`]).
+pub trait AuditStore: Send + Sync {
+    /// Sets how much is kept (from the configuration, at start).
+    fn set_audit_retention(&self, retention: crate::audit::AuditRetention);
+
+    /// Appends entries about something else than a registry change (orders, sign-ins),
+    /// numbering them and pruning past the retention in the same transaction.
+    fn append_audit(&self, entries: &[crate::model::AuditEntry]) -> Result<(), StoreError>;
+
+    /// Entries older than `before` (all when `None`), newest first, that `keep` accepts: at most
+    /// `limit`, looking at no more than [`AUDIT_MAX_SCAN`] entries.
+    fn audit_page(
+        &self,
+        before: Option<u64>,
+        limit: usize,
+        keep: &dyn Fn(&crate::model::AuditEntry) -> bool,
+    ) -> Result<AuditPage, StoreError>;
 }
 
 /// Firmware images' records (their content is in files beside the store) and campaigns.
@@ -224,12 +256,20 @@ pub trait StoreStats: Send + Sync {
 /// A whole persistence backend: every concern above. The registry holds one; the monitor only
 /// its alerts ([`AlertStore`]).
 pub trait Store:
-    RegistryStore + DeviceHistory + AlertStore + SettingsStore + FirmwareStore + StoreStats + 'static
+    RegistryStore + DeviceHistory + AlertStore + SettingsStore + FirmwareStore + AuditStore + StoreStats + 'static
 {
 }
 
-impl<T: RegistryStore + DeviceHistory + AlertStore + SettingsStore + FirmwareStore + StoreStats + 'static>
-    Store for T
+impl<
+    T: RegistryStore
+        + DeviceHistory
+        + AlertStore
+        + SettingsStore
+        + FirmwareStore
+        + AuditStore
+        + StoreStats
+        + 'static,
+> Store for T
 {
 }
 

@@ -17,7 +17,7 @@ use crate::model::{AlertRecord, EntityKind, Record};
 
 type Key = [u8; 16];
 
-const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const SITES: TableDefinition<Key, &[u8]> = TableDefinition::new("sites");
 const BUILDINGS: TableDefinition<Key, &[u8]> = TableDefinition::new("buildings");
 const ROOMS: TableDefinition<Key, &[u8]> = TableDefinition::new("rooms");
@@ -97,6 +97,8 @@ pub struct RedbStore {
     path: PathBuf,
     /// Commit durations of write transactions (for `/metrics`).
     writes: CommitTimes,
+    /// How much of the audit trail is kept (set from the configuration).
+    pub(super) audit_retention: parking_lot::RwLock<crate::audit::AuditRetention>,
 }
 
 impl RedbStore {
@@ -109,7 +111,12 @@ impl RedbStore {
             .set_cache_size(CACHE_BYTES)
             .create(&path)
             .map_err(|e| StoreError::Backend(format!("{}: {e}", path.display())))?;
-        let store = RedbStore { db, path, writes: CommitTimes::default() };
+        let store = RedbStore {
+            db,
+            path,
+            writes: CommitTimes::default(),
+            audit_retention: parking_lot::RwLock::new(crate::audit::AuditRetention::default()),
+        };
         store.migrate()?;
         Ok(store)
     }
@@ -217,6 +224,10 @@ fn migration_step(txn: &redb::WriteTransaction, version: u32) -> Result<(), Stor
             txn.open_table(CAMPAIGN_PROGRESS).map_err(backend)?;
             txn.open_table(FIRMWARE_CENSUS).map_err(backend)?;
         }
+        // Version 7: the audit trail.
+        7 => {
+            txn.open_table(super::audit::AUDIT).map_err(backend)?;
+        }
         _ => unreachable!("no migration to version {version}"),
     }
     Ok(())
@@ -291,7 +302,7 @@ impl RegistryStore for RedbStore {
         })
     }
 
-    fn apply(&self, writes: &[Write]) -> Result<u64, StoreError> {
+    fn apply(&self, writes: &[Write], audit: &[crate::model::AuditEntry]) -> Result<u64, StoreError> {
         let started = Instant::now();
         let txn = begin_write(&self.db).map_err(backend)?;
         let revision = {
@@ -337,6 +348,7 @@ impl RegistryStore for RedbStore {
             meta.insert(META_REVISION, revision).map_err(backend)?;
             revision
         };
+        super::audit::append_in(&txn, audit, *self.audit_retention.read())?;
         self.commit(txn, started)?;
         Ok(revision)
     }

@@ -14,11 +14,14 @@ fn batches_get_consecutive_revisions_and_survive_reopening() {
         let store = RedbStore::open(dir.path()).unwrap();
         assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
         let rev = store
-            .apply(&[Write::Put(Record::Site(site(1, "ut3"))), Write::Put(Record::Site(site(2, "albi")))])
+            .apply(
+                &[Write::Put(Record::Site(site(1, "ut3"))), Write::Put(Record::Site(site(2, "albi")))],
+                &[],
+            )
             .unwrap();
         assert_eq!(rev, 2);
-        assert_eq!(store.apply(&[Write::Delete(EntityKind::Site, [2; 16])]).unwrap(), 3);
-        assert_eq!(store.apply(&[]).unwrap(), 3);
+        assert_eq!(store.apply(&[Write::Delete(EntityKind::Site, [2; 16])], &[]).unwrap(), 3);
+        assert_eq!(store.apply(&[], &[]).unwrap(), 3);
     }
     let store = RedbStore::open(dir.path()).unwrap();
     let snap = store.load().unwrap();

@@ -802,6 +802,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The audit trail, newest first. A filter that matches little answers after looking at
+         *     200,000 entries with a `next_before` to go on from, so no request scans the whole trail.
+         */
+        get: operations["list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/session": {
         parameters: {
             query?: never;
@@ -851,6 +871,15 @@ export interface components {
             /** @description `advance` (start the next wave now), `pause`, `resume` or `cancel`. */
             action: components["schemas"]["CampaignAction"];
         };
+        /** @description Who did it. */
+        ActorView: {
+            /** @description `user`, `token`, `gateway`, `device` or `system`. */
+            kind: string;
+            /** @description The user name, token name, gateway id, device uid or component. */
+            name: string;
+            /** @description The user's or token's id, when known. */
+            id?: string | null;
+        };
         /** @description What an operator gives to adopt a board: where it is and what it is. */
         AdoptInput: {
             /** @description Device type, by name or id. */
@@ -866,6 +895,45 @@ export interface components {
              * @description Outdated threshold overriding the type's, in seconds.
              */
             outdated_after_s?: number | null;
+        };
+        /** @description A page of the trail. */
+        AuditPageView: {
+            /** @description Entries, newest first. */
+            items: components["schemas"]["AuditView"][];
+            /**
+             * Format: int64
+             * @description Pass as `before` for the next (older) page; absent at the end of the trail.
+             */
+            next_before?: number | null;
+            /**
+             * Format: int64
+             * @description Entries held in all.
+             */
+            total: number;
+        };
+        /** @description One entry. */
+        AuditView: {
+            /**
+             * Format: int64
+             * @description Sequence number (newer entries have larger ones).
+             */
+            id: number;
+            /** @description When (RFC 3339). */
+            at: string;
+            /** @description Who. */
+            actor: components["schemas"]["ActorView"];
+            /** @description What: `device.update`, `order.send`, `session.sign_in` … */
+            action: string;
+            /** @description The kind of thing acted on (empty when none). */
+            target_kind: string;
+            /** @description Its id. */
+            target_id: string;
+            /** @description Its name as it was then. */
+            target: string;
+            /** @description The fields that changed. */
+            changes: components["schemas"]["FieldChangeView"][];
+            /** @description Anything else (an order's outcome, the client of a sign-in). */
+            detail: string;
         };
         /** @description A building of a site. The special building `outside` holds outdoor areas. */
         Building: {
@@ -1370,6 +1438,15 @@ export interface components {
             by: string;
             /** @description What. */
             what: string;
+        };
+        /** @description One field that changed. */
+        FieldChangeView: {
+            /** @description The field. */
+            field: string;
+            /** @description Its value before (`null` on creation; secrets show as `"(secret)"`). */
+            before: Record<string, never>;
+            /** @description Its value after (`null` on deletion). */
+            after: Record<string, never>;
         };
         /** @description A device fetched an image from a gateway. */
         FirmwareFetch: {
@@ -2266,6 +2343,11 @@ export interface components {
             role: components["schemas"]["Role"];
             /** @description Creation time. */
             created_at: string;
+            /**
+             * @description `local` (a password checked here) or `directory` (signs in against LDAP; its role
+             *     follows its directory groups at each sign-in).
+             */
+            source: string;
         };
         /** @description One wave of a new campaign. */
         WaveInput: {
@@ -7152,6 +7234,81 @@ export interface operations {
             };
         };
     };
+    list: {
+        parameters: {
+            query?: {
+                /** @description Who: part of the actor's name (user, token, gateway id, device MAC), any case. */
+                actor?: string;
+                /** @description Who, by kind: `user`, `token`, `gateway`, `device`, `system`. */
+                actor_kind?: string;
+                /** @description What: an action (`device.update`) or its start (`device.`, `session.`). */
+                action?: string;
+                /** @description On what: the target's id, or part of its name (a MAC, a room), any case. */
+                target?: string;
+                /** @description On what kind: `device`, `room`, `user`, `campaign` … */
+                target_kind?: string;
+                /** @description Not before this time (RFC 3339). */
+                since?: string;
+                /** @description Before this time (RFC 3339). */
+                until?: string;
+                /** @description Entries older than this id (the `next_before` of the previous page). */
+                before?: number;
+                /** @description Entries per page (default 50, at most 500). */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of entries */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditPageView"];
+                };
+            };
+            /** @description Invalid input: malformed JSON, unknown field, or a field named in `field`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No or unknown bearer token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The token's role is too low. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is larger than 1 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     current: {
         parameters: {
             query?: never;
@@ -7212,8 +7369,26 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The directory accepted the password, but the person is in no group that has a role */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Too many failed sign-ins for this user name or client address: retry after `Retry-After` seconds */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The directory (`[ldap]`) did not answer: directory accounts cannot sign in now; local ones can */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };

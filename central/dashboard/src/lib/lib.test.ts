@@ -130,6 +130,7 @@ describe("hash routes", () => {
 });
 
 import { parseWaves, shares, series, boards, size } from "./firmware";
+import { actorLabel, auditQuery, changeValue } from "./audit";
 
 describe("firmware helpers", () => {
   it("reads cumulative waves ending at 100", () => {
@@ -153,5 +154,26 @@ describe("firmware helpers", () => {
     expect(s.points[1].counts.get(240101)).toBe(6);
     expect(s.points[0].counts.has(240101)).toBe(false);
     expect(size(1536 * 1024)).toBe("1.5 MiB");
+  });
+});
+
+describe("audit", () => {
+  it("puts only the filters that are set in the query, with the page start", () => {
+    expect(auditQuery({ action: " device. ", actor: "", target: "" }, null)).toBe("/audit?action=device.&limit=50");
+    expect(auditQuery({ action: "", actor: "alice", target: "24:0A" }, 120, 10)).toBe(
+      "/audit?actor=alice&target=24%3A0A&limit=10&before=120",
+    );
+  });
+  it("shows values short, absent ones as a dash", () => {
+    expect(changeValue(null)).toBe("—");
+    expect(changeValue(false)).toBe("false");
+    expect(changeValue("(secret)")).toBe("(secret)");
+    expect(changeValue("x".repeat(300)).length).toBe(120);
+  });
+  it("names users plainly and other actors by kind", () => {
+    const entry = (kind: string, name: string) =>
+      ({ actor: { kind, name } }) as unknown as Parameters<typeof actorLabel>[0];
+    expect(actorLabel(entry("user", "alice"))).toBe("alice");
+    expect(actorLabel(entry("device", "24:0A:C4:12:34:56"))).toBe("device 24:0A:C4:12:34:56");
   });
 });

@@ -16,7 +16,7 @@ use crate::firmware::{CampaignAction, CampaignInput, Firmware, MAX_CAMPAIGN_DEVI
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::extract::{ApiJson, ApiQuery, Auth};
-use crate::model::{Campaign, CampaignState, Role, Stage};
+use crate::model::{Actor, AuditEntry, Campaign, CampaignState, Role, Stage};
 
 /// The routes of this module, each with its OpenAPI operation (paths relative to `/api/v1`).
 pub(super) fn routes() -> OpenApiRouter<AppState> {
@@ -150,6 +150,15 @@ async fn create_campaign(
     let campaign = neosens_runtime::blocking::run(move || -> Result<CampaignView, ApiError> {
         let devices = target_devices(&registry, &input.target)?;
         let campaign = firmware.create_campaign(input, devices, &auth.0.name)?;
+        let detail = format!("{} devices in {} waves", campaign.devices.len(), campaign.waves.len());
+        let entry = crate::audit::event(
+            "campaign.create",
+            "campaign",
+            campaign.id.to_string(),
+            campaign.name.clone(),
+            detail,
+        );
+        registry.record_audit(&[AuditEntry { actor: Actor::from(&auth.0), ..entry }])?;
         Ok(CampaignView::new(&campaign, &firmware))
     })
     .await?;
@@ -251,9 +260,19 @@ async fn act(
     ApiJson(input): ApiJson<ActionInput>,
 ) -> Result<Json<CampaignView>, ApiError> {
     auth.require(Role::Operator)?;
-    let firmware = s.firmware.clone();
-    let view = neosens_runtime::blocking::run(move || {
-        firmware.act(id, input.action, &auth.0.name).map(|c| CampaignView::new(&c, &firmware))
+    let (registry, firmware) = (s.registry.clone(), s.firmware.clone());
+    let view = neosens_runtime::blocking::run(move || -> Result<CampaignView, ApiError> {
+        let campaign = firmware.act(id, input.action, &auth.0.name)?;
+        let action = format!("campaign.{:?}", input.action).to_lowercase();
+        let entry = crate::audit::event(
+            &action,
+            "campaign",
+            id.to_string(),
+            campaign.name.clone(),
+            format!("now {:?}", campaign.state).to_lowercase(),
+        );
+        registry.record_audit(&[AuditEntry { actor: Actor::from(&auth.0), ..entry }])?;
+        Ok(CampaignView::new(&campaign, &firmware))
     })
     .await?;
     Ok(Json(view))

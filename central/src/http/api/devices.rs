@@ -64,7 +64,7 @@ async fn create(
     ApiJson(input): ApiJson<DeviceInput>,
 ) -> Result<impl IntoResponse, ApiError> {
     auth.require(Role::Operator)?;
-    let device = s.registry.blocking(move |r| r.create_device(input.into())).await?;
+    let device = s.registry.acting(&auth.0, move |r| r.create_device(input.into())).await?;
     tracing::info!(device = %device.uid, by = %auth.0.name, "device registered");
     Ok((StatusCode::CREATED, Json(DeviceView::from(device))))
 }
@@ -77,7 +77,9 @@ async fn update(
     ApiJson(patch): ApiJson<DevicePatch>,
 ) -> Result<impl IntoResponse, ApiError> {
     auth.require(Role::Operator)?;
-    Ok(Json(DeviceView::from(s.registry.blocking(move |r| r.update_device(&key, patch.into())).await?)))
+    Ok(Json(DeviceView::from(
+        s.registry.acting(&auth.0, move |r| r.update_device(&key, patch.into())).await?,
+    )))
 }
 
 #[utoipa::path(delete, path = "/devices/{id}", tag = "devices", params(("id" = String, Path, description = "Internal UUID or uid")), responses((status = 204, description = "Deleted"), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
@@ -88,7 +90,7 @@ async fn delete(
 ) -> Result<StatusCode, ApiError> {
     auth.require(Role::Operator)?;
     let deleted = key.clone();
-    s.registry.blocking(move |r| r.delete_device(&deleted)).await?;
+    s.registry.acting(&auth.0, move |r| r.delete_device(&deleted)).await?;
     tracing::info!(device = %key, by = %auth.0.name, "device deleted");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -100,14 +102,14 @@ async fn reset_credentials(
     Path(key): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     auth.require(Role::Operator)?;
-    Ok(Json(DeviceView::from(s.registry.blocking(move |r| r.reset_credentials(&key)).await?)))
+    Ok(Json(DeviceView::from(s.registry.acting(&auth.0, move |r| r.reset_credentials(&key)).await?)))
 }
 
 async fn set_enabled(s: &AppState, auth: &Auth, key: &str, enabled: bool) -> Result<DeviceView, ApiError> {
     auth.require(Role::Operator)?;
     let key = key.to_owned();
     let patch = crate::registry::DeviceChanges { enabled: Some(enabled), ..Default::default() };
-    Ok(DeviceView::from(s.registry.blocking(move |r| r.update_device(&key, patch)).await?))
+    Ok(DeviceView::from(s.registry.acting(&auth.0, move |r| r.update_device(&key, patch)).await?))
 }
 
 #[utoipa::path(post, path = "/devices/{id}/enable", tag = "devices", params(("id" = String, Path, description = "Internal UUID or uid")), responses((status = 200, body = crate::http::api::schema::devices::DeviceView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]

@@ -71,7 +71,7 @@ pub(super) async fn start_enrolment(
     let id: GatewayId = id.parse().map_err(|_| ApiError::NotFound(format!("gateway {id} not found")))?;
     Ok((
         StatusCode::CREATED,
-        Json(EnrolmentToken::from(s.registry.blocking(move |r| r.start_enrolment(id)).await?)),
+        Json(EnrolmentToken::from(s.registry.acting(&auth.0, move |r| r.start_enrolment(id)).await?)),
     ))
 }
 

@@ -134,6 +134,15 @@ async fn upload(
         notes: params.notes,
     };
     let image = s.firmware.upload(input, body, &auth.0.name).await?;
+    let entry = crate::audit::event(
+        "firmware.upload",
+        "firmware",
+        neosens_protocol::hex::encode(&image.sha256),
+        format!("{}/{} revision {}", image.hardware, image.board, image.revision),
+        format!("{} bytes", image.size),
+    );
+    let entry = crate::model::AuditEntry { actor: crate::model::Actor::from(&auth.0), ..entry };
+    s.registry.blocking(move |r| r.record_audit(&[entry])).await?;
     Ok((StatusCode::CREATED, Json(ImageView::from(image))))
 }
 
@@ -167,8 +176,17 @@ async fn delete_image(
     Path(sha): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     auth.require(Role::Admin)?;
-    let firmware = s.firmware.clone();
-    neosens_runtime::blocking::run(move || firmware.delete_image(&sha, &auth.0.name)).await?;
+    let (registry, firmware) = (s.registry.clone(), s.firmware.clone());
+    neosens_runtime::blocking::run(move || -> Result<(), ApiError> {
+        firmware.delete_image(&sha, &auth.0.name)?;
+        let entry =
+            crate::audit::event("firmware.delete", "firmware", sha.clone(), sha.clone(), String::new());
+        Ok(registry.record_audit(&[crate::model::AuditEntry {
+            actor: crate::model::Actor::from(&auth.0),
+            ..entry
+        }])?)
+    })
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -66,7 +66,7 @@ async fn create(
     auth.require(Role::Admin)?;
     Ok((
         StatusCode::CREATED,
-        Json(GatewayView::from(s.registry.blocking(move |r| r.create_gateway(input.into())).await?)),
+        Json(GatewayView::from(s.registry.acting(&auth.0, move |r| r.create_gateway(input.into())).await?)),
     ))
 }
 
@@ -80,7 +80,7 @@ async fn update(
     auth.require(Role::Admin)?;
     Ok(Json({
         let gateway = gateway_id(&id)?;
-        GatewayView::from(s.registry.blocking(move |r| r.update_gateway(gateway, patch.into())).await?)
+        GatewayView::from(s.registry.acting(&auth.0, move |r| r.update_gateway(gateway, patch.into())).await?)
     }))
 }
 
@@ -92,7 +92,7 @@ async fn delete(
 ) -> Result<StatusCode, ApiError> {
     auth.require(Role::Admin)?;
     let gateway = gateway_id(&id)?;
-    s.registry.blocking(move |r| r.delete_gateway(gateway)).await?;
+    s.registry.acting(&auth.0, move |r| r.delete_gateway(gateway)).await?;
     // Its health goes with it (and the monitor resolves its forwarders' alerts).
     s.gateways.forget(gateway);
     Ok(StatusCode::NO_CONTENT)

@@ -56,7 +56,7 @@ async fn create_site(
     auth.require(Role::Admin)?;
     Ok((
         StatusCode::CREATED,
-        Json(Site::from(s.registry.blocking(move |r| r.create_site(input.into())).await?)),
+        Json(Site::from(s.registry.acting(&auth.0, move |r| r.create_site(input.into())).await?)),
     ))
 }
 
@@ -68,7 +68,7 @@ async fn update_site(
     ApiJson(patch): ApiJson<SitePatch>,
 ) -> Result<impl IntoResponse, ApiError> {
     auth.require(Role::Admin)?;
-    Ok(Json(Site::from(s.registry.blocking(move |r| r.update_site(&key, patch.into())).await?)))
+    Ok(Json(Site::from(s.registry.acting(&auth.0, move |r| r.update_site(&key, patch.into())).await?)))
 }
 
 #[utoipa::path(delete, path = "/sites/{id}", tag = "locations", params(("id" = String, Path, description = "Site id or slug")), responses((status = 204, description = "Deleted"), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody), (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
@@ -78,7 +78,7 @@ async fn delete_site(
     Path(key): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     auth.require(Role::Admin)?;
-    s.registry.blocking(move |r| r.delete_site(&key)).await?;
+    s.registry.acting(&auth.0, move |r| r.delete_site(&key)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -115,7 +115,7 @@ async fn create_building(
     auth.require(Role::Admin)?;
     Ok((
         StatusCode::CREATED,
-        Json(Building::from(s.registry.blocking(move |r| r.create_building(input.into())).await?)),
+        Json(Building::from(s.registry.acting(&auth.0, move |r| r.create_building(input.into())).await?)),
     ))
 }
 
@@ -129,7 +129,7 @@ async fn update_building(
     auth.require(Role::Admin)?;
     Ok(Json({
         let building = id("building", &key)?;
-        Building::from(s.registry.blocking(move |r| r.update_building(building, patch.into())).await?)
+        Building::from(s.registry.acting(&auth.0, move |r| r.update_building(building, patch.into())).await?)
     }))
 }
 
@@ -141,7 +141,7 @@ async fn delete_building(
 ) -> Result<StatusCode, ApiError> {
     auth.require(Role::Admin)?;
     let building = id("building", &key)?;
-    s.registry.blocking(move |r| r.delete_building(building)).await?;
+    s.registry.acting(&auth.0, move |r| r.delete_building(building)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -178,7 +178,7 @@ async fn create_room(
     auth.require(Role::Admin)?;
     Ok((
         StatusCode::CREATED,
-        Json(RoomView::from(s.registry.blocking(move |r| r.create_room(input.into())).await?)),
+        Json(RoomView::from(s.registry.acting(&auth.0, move |r| r.create_room(input.into())).await?)),
     ))
 }
 
@@ -192,7 +192,7 @@ async fn update_room(
     auth.require(Role::Admin)?;
     Ok(Json({
         let room = id("room", &key)?;
-        RoomView::from(s.registry.blocking(move |r| r.update_room(room, patch.into())).await?)
+        RoomView::from(s.registry.acting(&auth.0, move |r| r.update_room(room, patch.into())).await?)
     }))
 }
 
@@ -204,6 +204,6 @@ async fn delete_room(
 ) -> Result<StatusCode, ApiError> {
     auth.require(Role::Admin)?;
     let room = id("room", &key)?;
-    s.registry.blocking(move |r| r.delete_room(room)).await?;
+    s.registry.acting(&auth.0, move |r| r.delete_room(room)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -4,6 +4,7 @@
 //! `admin` also edits the structure (sites, buildings, rooms, types) and tokens.
 
 mod alerts;
+mod audit;
 mod campaigns;
 mod devices;
 mod edge;
@@ -66,6 +67,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(fleet::routes())
         .merge(firmware::routes())
         .merge(campaigns::routes())
+        .merge(audit::routes())
         .merge(session::routes())
 }
 

@@ -45,7 +45,7 @@ pub(super) async fn send(
     let order = std::sync::Arc::new(s.registry.prepare_order(&key, &request.into(), &auth.0.name)?);
     let record = |outcome: String| {
         let order = std::sync::Arc::clone(&order);
-        s.registry.blocking(move |r| r.record_order(&order, &outcome))
+        s.registry.acting(&auth.0, move |r| r.record_order(&order, &outcome))
     };
     if !s.mqtt.stats().connected() {
         record("not sent: broker link down".into()).await?;
@@ -53,7 +53,7 @@ pub(super) async fn send(
     }
     if order.reinstall {
         let device = order.device.clone();
-        s.registry.blocking(move |r| r.reset_credentials(&device)).await?;
+        s.registry.acting(&auth.0, move |r| r.reset_credentials(&device)).await?;
     }
     let qos = if order.at_least_once { Qos::AtLeastOnce } else { Qos::AtMostOnce };
     if let Err(e) = s.mqtt.publish(&order.record.topic, order.record.payload.clone(), qos, false).await {

@@ -12,12 +12,13 @@ use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::directory::DirectoryError;
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::extract::{ApiJson, Auth};
 use crate::http::session::{SessionInfo, cookie_token};
-use crate::model::{Role, UserId};
-use crate::registry::Credential;
+use crate::model::{Actor, Role, UserId};
+use crate::registry::{Credential, UserInfo, UserSource};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -69,6 +70,8 @@ fn view(user_id: UserId, username: String, role: Role, info: &SessionInfo) -> Se
 #[utoipa::path(post, path = "/session", tag = "access", request_body = SignIn,
     responses((status = 200, description = "Signed in; the session cookie is set", body = SessionView),
         (status = 401, description = "Wrong user name or password", body = crate::http::error::ErrorBody),
+        (status = 403, description = "The directory accepted the password, but the person is in no group that has a role", body = crate::http::error::ErrorBody),
+        (status = 503, description = "The directory (`[ldap]`) did not answer: directory accounts cannot sign in now; local ones can", body = crate::http::error::ErrorBody),
         (status = 429, description = "Too many failed sign-ins for this user name or client address: retry after `Retry-After` seconds", body = crate::http::error::ErrorBody)))]
 async fn sign_in(
     State(s): State<AppState>,
@@ -86,23 +89,31 @@ async fn sign_in(
         tracing::warn!(user = %user_digest(&user_key), client = %client_key, "dashboard sign-in throttled");
         return Err(too_many(wait));
     }
-    // On the password workers (2 threads, 16 waiting): a flood is told to retry (429) at once
-    // and holds neither memory nor connections.
-    let registry = Arc::clone(&s.registry);
-    let username = input.username.clone();
-    let user = match s.passwords.run(move || registry.verify_user(&username, &input.password)).await {
-        Ok(user) => user,
-        Err(neosens_runtime::workers::WorkersError::Busy(_)) => {
-            return Err(too_many(std::time::Duration::from_secs(1)));
-        }
-        Err(e) => return Err(ApiError::Internal(anyhow::Error::new(e).context("password check"))),
+    let checked = check_password(&s, &input).await;
+    let refusal = match &checked {
+        Ok(Some(_)) => None,
+        Ok(None) => Some("wrong user name or password".to_owned()),
+        Err(ApiError::Forbidden(why)) => Some(why.clone()),
+        Err(_) => None,
     };
-    let Some(user) = user else {
-        s.sessions.users.failed(&user_key, Instant::now());
-        s.sessions.clients.failed(&client_key, Instant::now());
-        tracing::warn!(user = %user_digest(&user_key), client = %client_key, "dashboard sign-in refused");
+    if let Some(why) = refusal {
+        if matches!(checked, Ok(None)) {
+            s.sessions.users.failed(&user_key, Instant::now());
+            s.sessions.clients.failed(&client_key, Instant::now());
+        }
+        tracing::warn!(user = %user_digest(&user_key), client = %client_key, reason = %why, "dashboard sign-in refused");
+        let mut entry = sign_in_entry("session.sign_in_failed", None, &input.username, &client_key);
+        entry.detail = format!("{}: {why}", entry.detail);
+        if let Err(e) = s.registry.blocking(move |r| r.record_audit(&[entry])).await {
+            tracing::warn!(error = %e, "a refused sign-in is not in the audit trail");
+        }
+    }
+    let Some((user, source)) = checked? else {
         return Err(ApiError::UnauthorizedBecause("wrong user name or password".into()));
     };
+    let mut entry = sign_in_entry("session.sign_in", Some(user.id), &user.username, &client_key);
+    entry.detail = format!("{} ({source})", entry.detail);
+    s.registry.blocking(move |r| r.record_audit(&[entry])).await?;
     s.sessions.users.succeeded(&user_key);
     let (token, info) = s.sessions.open(user.id);
     tracing::info!(user = %user.username, role = %user.role, "dashboard sign-in");
@@ -110,6 +121,55 @@ async fn sign_in(
     headers.insert(header::SET_COOKIE, s.sessions.set_cookie(&token));
     headers.insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
     Ok((headers, Json(view(user.id, user.username, user.role, &info))))
+}
+
+/// Checks the password where it lives: here for local accounts (argon2id, on the password
+/// workers — 2 threads, 16 waiting, so a flood is told to retry at once and holds neither memory
+/// nor connections), in the directory for anyone else when `[ldap]` is set. `Ok(None)` is a
+/// wrong name or password; a directory person in no mapped group is `Forbidden`.
+async fn check_password(s: &AppState, input: &SignIn) -> Result<Option<(UserInfo, &'static str)>, ApiError> {
+    let local = s.registry.user_source(&input.username) == Some(UserSource::Local);
+    if let Some(directory) = s.directory.as_ref().filter(|_| !local) {
+        let found = match directory.authenticate(&input.username, &input.password).await {
+            Ok(found) => found,
+            Err(DirectoryError::Refused) => return Ok(None),
+            Err(e @ DirectoryError::NoRole) => return Err(ApiError::Forbidden(e.to_string())),
+            Err(DirectoryError::Unavailable(why)) => {
+                tracing::warn!(error = %why, "the directory did not answer a sign-in");
+                return Err(ApiError::DirectoryUnavailable(
+                    "the directory is unreachable: directory accounts cannot sign in now (local accounts can)".into(),
+                ));
+            }
+        };
+        tracing::info!(dn = %found.dn, role = %found.role, "directory sign-in");
+        let name = input.username.clone();
+        let actor = Actor::User { id: None, name: name.clone() };
+        let user = s.registry.acting(actor, move |r| r.directory_sign_in(&name, found.role)).await?;
+        return Ok(Some((user, "directory")));
+    }
+    let registry = Arc::clone(&s.registry);
+    let (username, password) = (input.username.clone(), input.password.clone());
+    match s.passwords.run(move || registry.verify_user(&username, &password)).await {
+        Ok(user) => Ok(user.map(|u| (u, "local"))),
+        Err(neosens_runtime::workers::WorkersError::Busy(_)) => {
+            Err(too_many(std::time::Duration::from_secs(1)))
+        }
+        Err(e) => Err(ApiError::Internal(anyhow::Error::new(e).context("password check"))),
+    }
+}
+
+/// The audit entry of a sign-in (or of a refused one, under the name that was tried).
+fn sign_in_entry(action: &str, id: Option<UserId>, name: &str, client: &str) -> crate::model::AuditEntry {
+    crate::model::AuditEntry {
+        actor: crate::model::Actor::User { id: id.map(|id| id.0.into_bytes()), name: name.to_owned() },
+        ..crate::audit::event(
+            action,
+            "user",
+            id.map(|id| id.0.to_string()).unwrap_or_default(),
+            name.to_owned(),
+            format!("from {client}"),
+        )
+    }
 }
 
 fn session_of(s: &AppState, headers: &HeaderMap) -> Result<SessionInfo, ApiError> {

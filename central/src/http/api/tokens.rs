@@ -48,7 +48,7 @@ async fn create(
     ApiJson(input): ApiJson<TokenInput>,
 ) -> Result<impl IntoResponse, ApiError> {
     auth.require(Role::Admin)?;
-    let created = s.registry.blocking(move |r| r.create_token(&input.name, input.role.into())).await?;
+    let created = s.registry.acting(&auth.0, move |r| r.create_token(&input.name, input.role.into())).await?;
     tracing::info!(token = %created.name, role = %created.role, by = %auth.0.name, "API token created");
     Ok((StatusCode::CREATED, Json(TokenCreated::from(created))))
 }
@@ -61,6 +61,6 @@ async fn remove(
 ) -> Result<StatusCode, ApiError> {
     auth.require(Role::Admin)?;
     let id = id.parse().map(TokenId).map_err(|_| ApiError::NotFound(format!("token {id} not found")))?;
-    s.registry.blocking(move |r| r.delete_token(id)).await?;
+    s.registry.acting(&auth.0, move |r| r.delete_token(id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

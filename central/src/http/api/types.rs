@@ -80,7 +80,7 @@ async fn create(
     auth.require(Role::Admin)?;
     Ok((
         StatusCode::CREATED,
-        Json(TypeView::from(s.registry.blocking(move |r| r.create_device_type(input.into())).await?)),
+        Json(TypeView::from(s.registry.acting(&auth.0, move |r| r.create_device_type(input.into())).await?)),
     ))
 }
 
@@ -92,7 +92,9 @@ async fn update(
     ApiJson(patch): ApiJson<DeviceTypePatch>,
 ) -> Result<impl IntoResponse, ApiError> {
     auth.require(Role::Admin)?;
-    Ok(Json(TypeView::from(s.registry.blocking(move |r| r.update_device_type(&key, patch.into())).await?)))
+    Ok(Json(TypeView::from(
+        s.registry.acting(&auth.0, move |r| r.update_device_type(&key, patch.into())).await?,
+    )))
 }
 
 #[utoipa::path(delete, path = "/device-types/{id}", tag = "device-types", params(("id" = String, Path, description = "Type id or name")), responses((status = 204, description = "Deleted"), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody), (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
@@ -102,6 +104,6 @@ async fn delete(
     Path(key): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     auth.require(Role::Admin)?;
-    s.registry.blocking(move |r| r.delete_device_type(&key)).await?;
+    s.registry.acting(&auth.0, move |r| r.delete_device_type(&key)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

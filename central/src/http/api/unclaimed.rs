@@ -103,7 +103,7 @@ async fn adopt(
         lorawan: None,
         otaa: None,
     };
-    let device = s.registry.blocking(move |r| r.create_device(device.into())).await?;
+    let device = s.registry.acting(&auth.0, move |r| r.create_device(device.into())).await?;
     s.unclaimed.remove(mac);
     s.scans.succeeded(&asked.source);
     tracing::info!(device = %device.uid, by = %auth.0.name, source = %asked.source, "unclaimed device adopted");

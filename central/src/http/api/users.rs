@@ -12,7 +12,7 @@ use super::schema::users::{UserInput, UserPatch, UserView};
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::extract::{ApiJson, Auth};
-use crate::model::{Role, UserId};
+use crate::model::{Actor, Role, UserId};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -61,7 +61,12 @@ async fn create(
 ) -> Result<impl IntoResponse, ApiError> {
     auth.require(Role::Admin)?;
     let registry = Arc::clone(&s.registry);
-    let user = s.passwords.run(move || registry.create_user(input.into())).await.map_err(busy)??;
+    let actor = Actor::from(&auth.0);
+    let user = s
+        .passwords
+        .run(move || crate::audit::acting(actor, || registry.create_user(input.into())))
+        .await
+        .map_err(busy)??;
     tracing::info!(user = %user.username, role = %user.role, by = %auth.0.name, "user created");
     Ok((StatusCode::CREATED, Json(UserView::from(user))))
 }
@@ -77,7 +82,12 @@ async fn update(
     let id = user_id(&id)?;
     let password_changed = patch.password.is_some();
     let registry = Arc::clone(&s.registry);
-    let user = s.passwords.run(move || registry.update_user(id, patch.into())).await.map_err(busy)??;
+    let actor = Actor::from(&auth.0);
+    let user = s
+        .passwords
+        .run(move || crate::audit::acting(actor, || registry.update_user(id, patch.into())))
+        .await
+        .map_err(busy)??;
     if password_changed {
         // A new password signs the user out everywhere.
         s.sessions.close_user(id);
@@ -93,7 +103,7 @@ async fn delete(
 ) -> Result<StatusCode, ApiError> {
     auth.require(Role::Admin)?;
     let id = user_id(&id)?;
-    s.registry.blocking(move |r| r.delete_user(id)).await?;
+    s.registry.acting(&auth.0, move |r| r.delete_user(id)).await?;
     s.sessions.close_user(id);
     if let Err(e) = s.registry.blocking(move |r| r.put_user_settings(id, None)).await {
         tracing::warn!(error = %e, "a deleted user's dashboard settings stay on disk");

@@ -39,6 +39,9 @@ pub(crate) struct UserView {
     pub(crate) role: Role,
     /// Creation time.
     pub(crate) created_at: String,
+    /// `local` (a password checked here) or `directory` (signs in against LDAP; its role
+    /// follows its directory groups at each sign-in).
+    pub(crate) source: &'static str,
 }
 
 /// A token just created: the only time its text is shown.
@@ -69,7 +72,8 @@ impl From<UserPatch> for registry::UserChanges {
 
 impl From<registry::UserInfo> for UserView {
     fn from(v: registry::UserInfo) -> Self {
-        UserView { id: v.id, username: v.username, role: v.role.into(), created_at: v.created_at }
+        let source = if v.directory { "directory" } else { "local" };
+        UserView { id: v.id, username: v.username, role: v.role.into(), created_at: v.created_at, source }
     }
 }
 
