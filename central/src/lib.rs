@@ -13,6 +13,7 @@
 //! | [`secrets`] | server keys: HMAC hashes of secrets, AES-GCM sealing, tokens |
 //! | [`audit`] | the audit trail: who changed what, when, fields before and after; the actor of the current work |
 //! | [`directory`] | dashboard sign-in against the university's LDAP directory, groups mapped to roles |
+//! | [`bulk`] | bulk operations on devices: confirmed once, paced orders, each device's outcome recorded |
 //! | [`bootstrap`] | the first admin's token or password, handed over once |
 //! | [`http`] | the routers: legacy device paths, `/api/v1` (OpenAPI; its JSON forms in `http::api::schema`, apart from the registry's plain values), broker auth, dashboard, health |
 //! | [`broker`] | the MQTT link, the embedded default broker, Mosquitto dynamic security |
@@ -35,6 +36,7 @@
 pub mod audit;
 pub mod bootstrap;
 pub mod broker;
+pub mod bulk;
 pub mod cli;
 pub mod config;
 pub mod directory;
@@ -87,6 +89,12 @@ pub async fn run_on(
         .map_err(anyhow::Error::msg)?;
     let device_networks = Arc::new(config.alerts.networks().map_err(anyhow::Error::msg)?);
     let registry = start_registry(&config, Arc::clone(&store)).await?;
+    let bulk = {
+        let store = Arc::clone(&store);
+        neosens_runtime::blocking::run(move || bulk::BulkOps::open(store))
+            .await
+            .context("loading bulk operations")?
+    };
     let firmware = open_firmware(&config, store).await?;
     let broker_listener = bind_broker_auth(&config).await?;
     let mut tasks = neosens_runtime::supervisor::Supervisor::new(shutdown.clone());
@@ -94,11 +102,15 @@ pub async fn run_on(
     log_serving(&config, &listener, broker_listener.as_ref(), &link);
     let pipelines = start_pipelines(&config, &registry, &firmware, link, &mut tasks).await?;
     start_campaign_schedule(&firmware, &registry, &pipelines.mqtt, &mut tasks);
+    let (b, r, m, stop) =
+        (bulk.clone(), Arc::clone(&registry), pipelines.mqtt.clone(), tasks.shutdown().clone());
+    tasks.restartable("bulk orders", move || b.clone().run_sender(Arc::clone(&r), m.clone(), stop.clone()));
     let directory = match &config.ldap {
         Some(ldap) => Some(Arc::new(directory::Directory::new(ldap)?)),
         None => None,
     };
     let state = http::AppState {
+        bulk,
         directory,
         sessions: Arc::new(http::Sessions::new(&config.auth)),
         scans: Arc::new(http::Throttle::new(http::SCAN_POLICY)),

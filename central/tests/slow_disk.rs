@@ -14,12 +14,13 @@ use common::client::{ApiClient, parse_raw};
 use common::{ADMIN, LOGIN, MAC, first_password, register_example};
 use neosens_central::audit::AuditRetention;
 use neosens_central::model::{
-    AlertRecord, AuditEntry, Campaign, DeviceStatusRecord, FirmwareImage, OrderRecord, RevisionCount,
+    AlertRecord, AuditEntry, BulkOperation, Campaign, DeviceStatusRecord, FirmwareImage, OrderRecord,
+    RevisionCount,
 };
 use neosens_central::store::{
-    AlertStore, AuditPage, AuditStore, CampaignProgress, ChangeEntry, CommitSnapshot, DeviceHistory,
-    DeviceLogEntry, FirmwareStore, RedbStore, RegistryStore, SettingsStore, Snapshot, StoreError, StoreStats,
-    Write,
+    AlertStore, AuditPage, AuditStore, BulkStore, CampaignProgress, ChangeEntry, CommitSnapshot,
+    DeviceHistory, DeviceLogEntry, FirmwareStore, RedbStore, RegistryStore, SettingsStore, Snapshot,
+    StoreError, StoreStats, Write,
 };
 use neosens_runtime::testing::raw_http;
 use serde_json::json;
@@ -143,6 +144,15 @@ impl AuditStore for SlowStore {
         keep: &dyn Fn(&AuditEntry) -> bool,
     ) -> Result<AuditPage, StoreError> {
         self.inner.audit_page(before, limit, keep)
+    }
+}
+
+impl BulkStore for SlowStore {
+    fn bulk_operations(&self) -> Result<Vec<BulkOperation>, StoreError> {
+        self.inner.bulk_operations()
+    }
+    fn put_bulk_operation(&self, operation: &BulkOperation) -> Result<(), StoreError> {
+        self.slow(|| self.inner.put_bulk_operation(operation))
     }
 }
 

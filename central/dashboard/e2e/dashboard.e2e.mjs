@@ -454,6 +454,46 @@ try {
     await page.getByRole("heading", { name: "Fleet" }).waitFor({ timeout: DEADLINE_MS });
   });
 
+  await step("devices from a CSV file: a dry run lists the refused row, then the others are imported", async () => {
+    await page.getByRole("link", { name: "Devices" }).click();
+    await page.getByRole("heading", { name: "Devices" }).waitFor({ timeout: DEADLINE_MS });
+    await page.getByText("Import devices (CSV or JSON)").click();
+    const form = page.getByRole("form", { name: "Import devices" });
+    const csv = "uid,type,rooms,description\n24:0a:c4:b0:00:01,esp32,u4/303,imported one\n24:0a:c4:b0:00:02,esp32,u4/999,bad room\n24:0a:c4:b0:00:03,esp32,u4/303;u4/302,imported three\n";
+    await form.getByLabel("File").setInputFiles({ name: "devices.csv", mimeType: "text/csv", buffer: Buffer.from(csv) });
+    await form.getByRole("button", { name: "Check" }).click();
+    await page.getByText("3 rows: 2 devices would be created, 0 would be changed, 0 unchanged, 1 refused.").waitFor({ timeout: DEADLINE_MS });
+    assert((await page.locator("table.import-errors tbody tr").innerText()).includes("rooms[0]"), "the refused row names its field");
+    assert((await admin("GET", "/devices?q=24:0A:C4:B0")).total === 0, "the dry run wrote nothing");
+    await shot("12-bulk-import");
+    await form.getByRole("button", { name: "Import 2 devices" }).click();
+    await page.getByText("3 rows: 2 devices were created, 0 were changed, 0 unchanged, 1 refused.").waitFor({ timeout: DEADLINE_MS });
+    await page.locator('tr[data-uid="24:0A:C4:B0:00:03"]').waitFor({ timeout: DEADLINE_MS });
+    const exported = await (await page.request.get(`${base}/api/v1/devices/export.csv?q=24:0A:C4:B0`)).text();
+    assert(exported.includes("24:0A:C4:B0:00:03,esp32,u4/303;u4/302,imported three"), `the export link's CSV: ${exported}`);
+  });
+
+  await step("a bulk order to the devices of a filter: previewed, confirmed, paced, each device's outcome", async () => {
+    await page.goto(`${base}/#/devices?q=${encodeURIComponent("24:0A:C4:B0")}`);
+    await page.locator('tr[data-uid="24:0A:C4:B0:00:01"]').waitFor({ timeout: DEADLINE_MS });
+    await page.getByText("Act on the devices of this filter").click();
+    const form = page.getByRole("form", { name: "Bulk action" });
+    await form.getByLabel("Action").selectOption("order");
+    await form.getByLabel("Order", { exact: true }).fill("frequency");
+    await form.getByLabel("Value", { exact: true }).fill("900");
+    await form.getByRole("button", { name: "Preview" }).click();
+    await page.locator(".bulk-preview strong", { hasText: "2 devices" }).waitFor({ timeout: DEADLINE_MS });
+    assert((await page.locator(".bulk-preview").innerText()).includes("24:0A:C4:B0:00:03"), "the preview names the devices");
+    await page.getByRole("button", { name: "Send an order: confirm for 2 devices" }).click();
+    await page.getByText(/2 done, 0 failed, 0 pending — finished\./).waitFor({ timeout: DEADLINE_MS });
+    await shot("13-bulk-order");
+    const ops = await admin("GET", "/bulk-operations");
+    const op = await admin("GET", `/bulk-operations/${ops.items[0].id}`);
+    assert(op.action === "order" && op.by === "admin" && op.outcomes.every((o) => o.outcome === "done"), `the operation recorded: ${JSON.stringify(op)}`);
+    const orders = await admin("GET", "/devices/24:0A:C4:B0:00:03/orders");
+    assert(orders.items[0].order === "frequency" && orders.items[0].outcome === "sent", "the device's order history has it");
+  });
+
   await step("audit: the order, the adoption and the campaign are recorded with who did them", async () => {
     await page.getByRole("link", { name: "Audit" }).click();
     await page.getByRole("heading", { name: "Audit" }).waitFor({ timeout: DEADLINE_MS });

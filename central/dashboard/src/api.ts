@@ -38,6 +38,9 @@ export type Revisions = Schemas["RevisionsView"];
 export type RevisionCount = Schemas["RevisionCount"];
 export type AuditEntry = Schemas["AuditView"];
 export type AuditPage = Schemas["AuditPageView"];
+export type ImportReport = Schemas["ImportView"];
+export type BulkOperation = Schemas["BulkView"];
+export type BulkPreview = Schemas["PreviewView"];
 
 /** The list answers (`{"items": [...]}`), which the document describes as plain objects. */
 export interface Items<T> {

@@ -21,7 +21,7 @@ const ADMIN: &str = "handler-test-admin-token";
 /// MQTT link to nowhere, and an admin token; the directory must outlive it.
 async fn app(dir: &std::path::Path) -> (axum::Router, AppState) {
     let dir = dir.to_owned();
-    let (registry, firmware) = neosens_runtime::blocking::run(move || {
+    let (registry, firmware, bulk) = neosens_runtime::blocking::run(move || {
         let (registry, _, _) = test_registry(&dir, 1);
         registry.bootstrap_admin(Some(ADMIN)).unwrap();
         let firmware = crate::firmware::Firmware::open(
@@ -30,7 +30,8 @@ async fn app(dir: &std::path::Path) -> (axum::Router, AppState) {
             crate::firmware::FirmwareConfig::default(),
         )
         .unwrap();
-        (registry, firmware)
+        let bulk = crate::bulk::BulkOps::open(registry.shared_store()).unwrap();
+        (registry, firmware, bulk)
     })
     .await;
     let link = neosens_runtime::mqtt::LinkConfig::new("mqtt://127.0.0.1:1".parse().unwrap(), "handler-test");
@@ -69,6 +70,7 @@ async fn app(dir: &std::path::Path) -> (axum::Router, AppState) {
         gateways,
         tasks,
         directory: None,
+        bulk,
     };
     (super::router(state.clone(), false), state)
 }

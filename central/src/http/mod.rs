@@ -81,6 +81,8 @@ pub struct AppState {
     pub device_networks: Arc<Vec<ipnet::IpNet>>,
     /// The supervisor's view of the background tasks (`/readyz`).
     pub tasks: Arc<neosens_runtime::supervisor::TaskHealth>,
+    /// Bulk operations on devices.
+    pub bulk: crate::bulk::BulkOps,
     /// The university's directory for dashboard sign-ins (`[ldap]`), when configured.
     pub directory: Option<Arc<crate::directory::Directory>>,
 }

@@ -6,6 +6,7 @@
 mod access;
 mod alert;
 mod audit;
+mod bulk;
 mod device;
 mod device_type;
 mod firmware;
@@ -19,6 +20,7 @@ mod timestamp;
 pub use access::{ApiToken, Role, TokenId, User, UserId};
 pub use alert::{Ack, AlertKind, AlertRecord};
 pub use audit::{Actor, AuditEntry, FieldChange};
+pub use bulk::{BulkAction, BulkOperation, BulkOutcome};
 pub use device::{Device, DeviceSecret, DeviceStatusRecord, DeviceV2, DeviceV3, MqttEndpoint};
 pub use device_type::{
     DEFAULT_STATUS_PERIOD_S, DeviceType, DeviceTypeV1, DeviceTypeV2, DeviceTypeV3, firmware_orders,

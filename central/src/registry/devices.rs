@@ -231,7 +231,7 @@ pub(super) fn resolve_device<'a>(state: &'a State, key: &str) -> Option<&'a Devi
 }
 
 /// The default login of a uid: the 2016 rule for MACs.
-fn default_login(uid: &DeviceUid) -> String {
+pub(super) fn default_login(uid: &DeviceUid) -> String {
     match uid {
         DeviceUid::Ethernet(mac) => mac.legacy_login(),
         DeviceUid::Lorawan(eui) => format!("lora_{}", eui.to_string().to_lowercase()),
@@ -239,7 +239,7 @@ fn default_login(uid: &DeviceUid) -> String {
     }
 }
 
-fn check_login(login: &str) -> Result<(), RegistryError> {
+pub(super) fn check_login(login: &str) -> Result<(), RegistryError> {
     if login.is_empty() || login.len() > MAX_LOGIN_LEN {
         return Err(RegistryError::invalid(
             "login",
@@ -252,7 +252,7 @@ fn check_login(login: &str) -> Result<(), RegistryError> {
     Ok(())
 }
 
-fn check_rooms(state: &State, rooms: &[RoomId]) -> Result<(), RegistryError> {
+pub(super) fn check_rooms(state: &State, rooms: &[RoomId]) -> Result<(), RegistryError> {
     if rooms.is_empty() {
         return Err(RegistryError::invalid(
             "rooms",
@@ -308,7 +308,7 @@ pub(super) fn check_config(
     if errors.is_empty() { Ok(()) } else { Err(RegistryError::Config { errors }) }
 }
 
-fn new_secret(keys: &ServerKeys, id: DeviceId) -> Result<DeviceSecret, RegistryError> {
+pub(super) fn new_secret(keys: &ServerKeys, id: DeviceId) -> Result<DeviceSecret, RegistryError> {
     let secret = keys.new_device_secret()?;
     Ok(DeviceSecret {
         hash: keys.hash(secret.as_bytes()),
@@ -317,7 +317,7 @@ fn new_secret(keys: &ServerKeys, id: DeviceId) -> Result<DeviceSecret, RegistryE
 }
 
 /// The devices matching `filter` (its sort and paging aside).
-fn matching<'a>(
+pub(super) fn matching<'a>(
     state: &'a State,
     filter: &DeviceQuery,
     now: Timestamp,

@@ -9,6 +9,8 @@
 mod access;
 mod audit;
 mod broker;
+mod bulk;
+mod bulk_actions;
 mod device_sort;
 mod device_types;
 mod devices;
@@ -42,6 +44,7 @@ use crate::store::{Store, StoreError, Write};
 
 pub use access::{Credential, IssuedToken, Principal};
 pub use broker::{Access, Decision, DenyReason, ServiceAccount};
+pub use bulk::{BulkReport, DeviceRow, MAX_IMPORT_ROWS, RowOutcome, RowReport};
 pub use device_sort::{DeviceSort, SortBy};
 pub use device_types::{DeviceTypeChanges, NewDeviceType};
 pub use devices::{DeviceChanges, DeviceInfo, DeviceQuery, DeviceState, MAX_LOGIN_LEN, MAX_PAGE, NewDevice};

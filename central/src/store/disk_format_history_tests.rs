@@ -8,7 +8,8 @@ use neosens_protocol::legacy::LogRecord;
 use super::DeviceLogEntry;
 use super::disk_format_tests::{T0, assert_pinned, at, key};
 use crate::model::{
-    Ack, Actor, AlertKind, AlertRecord, AuditEntry, DeviceStatusRecord, FieldChange, OrderRecord,
+    Ack, Actor, AlertKind, AlertRecord, AuditEntry, BulkAction, BulkOperation, BulkOutcome,
+    DeviceStatusRecord, FieldChange, OrderRecord,
 };
 
 const STATUS_FULL: &str = concat!(
@@ -192,4 +193,65 @@ fn audit_entries_are_pinned() {
             AuditEntry { actor, changes: Vec::new(), detail: "from 10.0.0.7".into(), ..update.clone() };
         assert_pinned("AUDIT_ACTORS", &entry, pinned);
     }
+}
+
+const BULK_ORDER: &str = concat!(
+    "03b4cd858ea85e017070707070707070707070707070700102636904096672657175656e637901033930300b6275696c",
+    "64696e6720553403d1d1d1d1d1d1d1d1d1d1d1d1d1d1d101d2d2d2d2d2d2d2d2d2d2d2d2d2d2d201d3d3d3d3d3d3d3d3",
+    "d3d3d3d3d3d3d301030102216e6f742073656e743a207468652062726f6b6572206c696e6b20697320646f776e0000",
+);
+const BULK_OTHER_ACTIONS: [&str; 4] = [
+    concat!(
+        "03b4cd858ea85e017070707070707070707070707070700102636900202020202020202020202020202020010b627569",
+        "6c64696e6720553403d1d1d1d1d1d1d1d1d1d1d1d1d1d1d101d2d2d2d2d2d2d2d2d2d2d2d2d2d2d201d3d3d3d3d3d3d3",
+        "d3d3d3d3d3d3d3d301030102216e6f742073656e743a207468652062726f6b6572206c696e6b20697320646f776e0001",
+        "84dd858ea85e",
+    ),
+    concat!(
+        "03b4cd858ea85e017070707070707070707070707070700102636901404040404040404040404040404040010b627569",
+        "6c64696e6720553403d1d1d1d1d1d1d1d1d1d1d1d1d1d1d101d2d2d2d2d2d2d2d2d2d2d2d2d2d2d201d3d3d3d3d3d3d3",
+        "d3d3d3d3d3d3d3d301030102216e6f742073656e743a207468652062726f6b6572206c696e6b20697320646f776e0001",
+        "84dd858ea85e",
+    ),
+    concat!(
+        "03b4cd858ea85e017070707070707070707070707070700102636902000b6275696c64696e6720553403d1d1d1d1d1d1",
+        "d1d1d1d1d1d1d1d1d101d2d2d2d2d2d2d2d2d2d2d2d2d2d2d201d3d3d3d3d3d3d3d3d3d3d3d3d3d3d301030102216e6f",
+        "742073656e743a207468652062726f6b6572206c696e6b20697320646f776e000184dd858ea85e",
+    ),
+    concat!(
+        "03b4cd858ea85e0170707070707070707070707070707001026369030b6275696c64696e6720553403d1d1d1d1d1d1d1",
+        "d1d1d1d1d1d1d1d101d2d2d2d2d2d2d2d2d2d2d2d2d2d2d201d3d3d3d3d3d3d3d3d3d3d3d3d3d3d301030102216e6f74",
+        "2073656e743a207468652062726f6b6572206c696e6b20697320646f776e000184dd858ea85e",
+    ),
+];
+
+#[test]
+fn bulk_operations_are_pinned() {
+    let op = BulkOperation {
+        id: 3,
+        at: at(5_000),
+        by: Actor::Token { id: key(0x70), name: "ci".into() },
+        action: BulkAction::Order { order: "frequency".into(), value: Some("900".into()) },
+        target: "building U4".into(),
+        devices: vec![key(0xd1), key(0xd2), key(0xd3)],
+        outcomes: vec![
+            BulkOutcome::Done,
+            BulkOutcome::Failed("not sent: the broker link is down".into()),
+            BulkOutcome::Pending,
+        ],
+        finished_at: None,
+    };
+    for (action, pinned) in [
+        BulkAction::Move { room: key(0x20) },
+        BulkAction::SetType { device_type: key(0x40) },
+        BulkAction::SetEnabled { enabled: false },
+        BulkAction::ResetCredentials,
+    ]
+    .into_iter()
+    .zip(BULK_OTHER_ACTIONS)
+    {
+        let other = BulkOperation { action, finished_at: Some(at(6_000)), ..op.clone() };
+        assert_pinned("BULK_OTHER_ACTIONS", &other, pinned);
+    }
+    assert_pinned("BULK_ORDER", &op, BULK_ORDER);
 }

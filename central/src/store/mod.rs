@@ -9,6 +9,7 @@
 //! are written apart, in batches, by [`Store::put_statuses`].
 
 mod audit;
+mod bulk;
 mod commit_times;
 mod firmware;
 mod redb_store;
@@ -23,6 +24,7 @@ use crate::model::{
 };
 
 pub use audit::MAX_SCAN as AUDIT_MAX_SCAN;
+pub use bulk::KEPT_BULK_OPERATIONS;
 pub use commit_times::{BOUNDS as COMMIT_BUCKETS, CommitSnapshot, CommitTimes};
 pub use redb_store::RedbStore;
 
@@ -206,6 +208,16 @@ pub trait AuditStore: Send + Sync {
     ) -> Result<AuditPage, StoreError>;
 }
 
+/// Bulk operations on devices, with each device's outcome.
+pub trait BulkStore: Send + Sync {
+    /// The kept operations, oldest first.
+    fn bulk_operations(&self) -> Result<Vec<crate::model::BulkOperation>, StoreError>;
+
+    /// Stores (or replaces) an operation; operations older than the last
+    /// [`KEPT_BULK_OPERATIONS`] go in the same transaction.
+    fn put_bulk_operation(&self, operation: &crate::model::BulkOperation) -> Result<(), StoreError>;
+}
+
 /// Firmware images' records (their content is in files beside the store) and campaigns.
 pub trait FirmwareStore: Send + Sync {
     /// Every image record.
@@ -256,7 +268,15 @@ pub trait StoreStats: Send + Sync {
 /// A whole persistence backend: every concern above. The registry holds one; the monitor only
 /// its alerts ([`AlertStore`]).
 pub trait Store:
-    RegistryStore + DeviceHistory + AlertStore + SettingsStore + FirmwareStore + AuditStore + StoreStats + 'static
+    RegistryStore
+    + DeviceHistory
+    + AlertStore
+    + SettingsStore
+    + FirmwareStore
+    + AuditStore
+    + BulkStore
+    + StoreStats
+    + 'static
 {
 }
 
@@ -267,6 +287,7 @@ impl<
         + SettingsStore
         + FirmwareStore
         + AuditStore
+        + BulkStore
         + StoreStats
         + 'static,
 > Store for T

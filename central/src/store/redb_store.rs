@@ -224,9 +224,10 @@ fn migration_step(txn: &redb::WriteTransaction, version: u32) -> Result<(), Stor
             txn.open_table(CAMPAIGN_PROGRESS).map_err(backend)?;
             txn.open_table(FIRMWARE_CENSUS).map_err(backend)?;
         }
-        // Version 7: the audit trail.
+        // Version 7: the audit trail, bulk operations.
         7 => {
             txn.open_table(super::audit::AUDIT).map_err(backend)?;
+            txn.open_table(super::bulk::BULK_OPERATIONS).map_err(backend)?;
         }
         _ => unreachable!("no migration to version {version}"),
     }

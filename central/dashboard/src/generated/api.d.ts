@@ -132,6 +132,138 @@ export interface paths {
         patch: operations["update"];
         trace?: never;
     };
+    "/api/v1/devices/import.csv": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Imports devices from CSV: a header row naming the columns (`uid` required; `type`, `rooms` as
+         *     base topics or ids separated by `;`, `description`, `enabled`, `config` as JSON,
+         *     `outdated_after_s`), one device per row, created or updated by uid. An empty cell leaves the
+         *     field as it is. At most 100,000 rows and 64 MiB.
+         */
+        post: operations["import_csv"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/devices/import.json": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Imports devices from JSON: an array of objects with the CSV's columns as keys (`rooms` an
+         *     array; `outdated_after_s` `null` for the type's).
+         */
+        post: operations["import_json"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/devices/export.csv": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every device the listing's filters match (paging ignored), as CSV that imports back. */
+        get: operations["export_csv"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/devices/export.json": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every device the listing's filters match, as the JSON array `import.json` reads. */
+        get: operations["export_json"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/bulk-operations/preview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** What an operation would reach, without running it. */
+        post: operations["preview"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/bulk-operations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The kept operations (the last 50), newest first. */
+        get: operations["list"];
+        put?: never;
+        /**
+         * Runs an operation confirmed with the number of devices its preview announced. Registry
+         *     actions are done when it answers (201); orders go out at 20 per second (202), their outcomes
+         *     following in `GET /bulk-operations/{id}`.
+         */
+        post: operations["create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/bulk-operations/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** An operation with each device's outcome (failed first). */
+        get: operations["get_one"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/devices": {
         parameters: {
             query?: never;
@@ -871,6 +1003,11 @@ export interface components {
             /** @description `advance` (start the next wave now), `pause`, `resume` or `cancel`. */
             action: components["schemas"]["CampaignAction"];
         };
+        /**
+         * @description What is done to each device.
+         * @enum {string}
+         */
+        ActionKind: "move" | "set_type" | "enable" | "disable" | "reset_credentials" | "order";
         /** @description Who did it. */
         ActorView: {
             /** @description `user`, `token`, `gateway`, `device` or `system`. */
@@ -983,6 +1120,59 @@ export interface components {
             counts: components["schemas"]["StateCounts"];
             /** @description Rooms, by name. */
             rooms: components["schemas"]["RoomSummary"][];
+        };
+        /** @description A bulk operation as asked. */
+        BulkInput: {
+            target: components["schemas"]["BulkTarget"];
+            action: components["schemas"]["ActionKind"];
+            /** @description For `move`: the room, by id or base topic. */
+            room?: string | null;
+            /** @description For `set_type`: the type, by name or id. */
+            type?: string | null;
+            /** @description For `order`: the device order (`frequency`, `reboot`, `status` …). */
+            order?: string | null;
+            /** @description For `order`: its value. */
+            value?: unknown;
+            /** @description The number of devices the preview announced: required to run it. */
+            confirm_devices?: number | null;
+        };
+        /**
+         * @description The devices acted on: the listing's filters, a list of uids or ids, or both (the listed
+         *     devices the filter matches). At least one must be given.
+         */
+        BulkTarget: {
+            site?: string | null;
+            building?: string | null;
+            room?: string | null;
+            type?: string | null;
+            state?: null | components["schemas"]["DeviceState"];
+            enabled?: boolean | null;
+            q?: string | null;
+            devices?: string[] | null;
+        };
+        /** @description A bulk operation. */
+        BulkView: {
+            /** Format: int64 */
+            id: number;
+            /** @description When it was confirmed (RFC 3339). */
+            at: string;
+            /** @description Who confirmed it. */
+            by: string;
+            /** @description `move`, `set_type`, `enable`, `disable`, `reset_credentials`, `order`. */
+            action: string;
+            /** @description The action's details (`frequency 900`, the room, the type). */
+            detail: string;
+            /** @description The target as given. */
+            target: string;
+            /** @description Devices reached. */
+            devices: number;
+            done: number;
+            failed: number;
+            pending: number;
+            /** @description When every device had its outcome (RFC 3339). */
+            finished_at?: string | null;
+            /** @description Each device's outcome (on `GET /bulk-operations/{id}`; failed ones first, at most 1,000). */
+            outcomes?: components["schemas"]["DeviceOutcomeView"][] | null;
         };
         /**
          * @description What an operator does to a campaign.
@@ -1194,6 +1384,17 @@ export interface components {
             outdated_after_s?: number | null;
             lorawan?: null | components["schemas"]["LorawanInput"];
             otaa?: null | components["schemas"]["OtaaInput"];
+        };
+        /** @description One device's outcome. */
+        DeviceOutcomeView: {
+            /** @description Its id. */
+            id: string;
+            /** @description Its uid now (absent once deleted). */
+            uid?: string | null;
+            /** @description `pending`, `done` or `failed`. */
+            outcome: string;
+            /** @description Why it failed. */
+            message?: string | null;
         };
         /** @description Changes to a device; absent fields stay as they are. */
         DevicePatch: {
@@ -1746,6 +1947,25 @@ export interface components {
             /** @description Who. */
             uploaded_by: string;
         };
+        /** @description What an import did (or, in a dry run, would do). */
+        ImportView: {
+            /** @description Nothing was written. */
+            dry_run: boolean;
+            /** @description Data rows read. */
+            rows: number;
+            /** @description Devices created. */
+            created: number;
+            /** @description Devices changed. */
+            updated: number;
+            /** @description Rows that change nothing. */
+            unchanged: number;
+            /** @description Rows refused (all listed in `errors`). */
+            failed: number;
+            /** @description Every refused row. */
+            errors: components["schemas"]["RowError"][];
+            /** @description The first 1,000 creations and updates. */
+            changes: components["schemas"]["RowChange"][];
+        };
         /** @description One OTAA join a gateway answered, and the session it gave the node. */
         JoinReport: {
             /**
@@ -1981,6 +2201,20 @@ export interface components {
             /** @description The records, one per type byte. */
             records: components["schemas"]["LayoutRecord"][];
         };
+        /** @description What a bulk operation would reach. */
+        PreviewView: {
+            /** @description Devices it reaches now. */
+            devices: number;
+            /** @description The first of them. */
+            sample: string[];
+            /** @description The action, as the operation will be named. */
+            action: string;
+            /**
+             * Format: int64
+             * @description For orders: how long sending takes at the pace (seconds).
+             */
+            order_seconds?: number | null;
+        };
         /**
          * @description Where a record's type byte stands.
          * @enum {string}
@@ -2121,6 +2355,28 @@ export interface components {
             topic_source: string;
             /** @description Number of devices in it. */
             devices: number;
+        };
+        /** @description A row that creates or changes a device. */
+        RowChange: {
+            /** @description Row number in the file. */
+            row: number;
+            /** @description Its uid. */
+            uid: string;
+            /** @description `create` or `update`. */
+            action: string;
+            /** @description For updates, the fields that change. */
+            fields: string[];
+        };
+        /** @description A refused row. */
+        RowError: {
+            /** @description Row number in the file (1 = the first data row, after the header). */
+            row: number;
+            /** @description Its uid, as written. */
+            uid: string;
+            /** @description The field at fault (`uid`, `type`, `rooms[0]`, `config`, `enabled` …). */
+            field: string;
+            /** @description What is wrong. */
+            message: string;
         };
         /**
          * @description How a field is compared with a rule's value.
@@ -3751,6 +4007,556 @@ export interface operations {
                 };
             };
             /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is larger than 1 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    import_csv: {
+        parameters: {
+            query?: {
+                /** @description Check every row and say what would change, writing nothing. */
+                dry_run?: boolean;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "text/csv": string;
+            };
+        };
+        responses: {
+            /** @description What was (or would be) imported, every refused row with its field */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImportView"];
+                };
+            };
+            /** @description Invalid input: malformed JSON, unknown field, or a field named in `field`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No or unknown bearer token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The token's role is too low. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Larger than 64 MiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    import_json: {
+        parameters: {
+            query?: {
+                /** @description Check every row and say what would change, writing nothing. */
+                dry_run?: boolean;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": Record<string, never>;
+            };
+        };
+        responses: {
+            /** @description What was (or would be) imported */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImportView"];
+                };
+            };
+            /** @description Invalid input: malformed JSON, unknown field, or a field named in `field`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No or unknown bearer token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The token's role is too low. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Larger than 64 MiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    export_csv: {
+        parameters: {
+            query?: {
+                /** @description Site id or slug (of the main room). */
+                site?: string;
+                /** @description Building id (of the main room). */
+                building?: string;
+                /** @description Room id (any of its rooms). */
+                room?: string;
+                /** @description Type name or id. */
+                type?: string;
+                /** @description State. */
+                state?: components["schemas"]["DeviceState"];
+                /** @description Enabled or not. */
+                enabled?: boolean;
+                /** @description Text searched (case-insensitive) in uid, login and description. */
+                q?: string;
+                /**
+                 * @description Sort key: `uid` (default), `type`, `state`, `last_seen`, `description`, `room`; a leading
+                 *     `-` sorts in descending order.
+                 */
+                sort?: string;
+                /** @description Page size (default 100, at most 1000). */
+                limit?: number;
+                /** @description Rows to skip. */
+                offset?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The devices, one per row, rooms by base topic */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv": string;
+                };
+            };
+            /** @description Invalid input: malformed JSON, unknown field, or a field named in `field`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No or unknown bearer token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The token's role is too low. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is larger than 1 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    export_json: {
+        parameters: {
+            query?: {
+                /** @description Site id or slug (of the main room). */
+                site?: string;
+                /** @description Building id (of the main room). */
+                building?: string;
+                /** @description Room id (any of its rooms). */
+                room?: string;
+                /** @description Type name or id. */
+                type?: string;
+                /** @description State. */
+                state?: components["schemas"]["DeviceState"];
+                /** @description Enabled or not. */
+                enabled?: boolean;
+                /** @description Text searched (case-insensitive) in uid, login and description. */
+                q?: string;
+                /**
+                 * @description Sort key: `uid` (default), `type`, `state`, `last_seen`, `description`, `room`; a leading
+                 *     `-` sorts in descending order.
+                 */
+                sort?: string;
+                /** @description Page size (default 100, at most 1000). */
+                limit?: number;
+                /** @description Rows to skip. */
+                offset?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The devices */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description Invalid input: malformed JSON, unknown field, or a field named in `field`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No or unknown bearer token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The token's role is too low. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is larger than 1 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    preview: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BulkInput"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PreviewView"];
+                };
+            };
+            /** @description Invalid input: malformed JSON, unknown field, or a field named in `field`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No or unknown bearer token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The token's role is too low. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is larger than 1 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description Invalid input: malformed JSON, unknown field, or a field named in `field`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No or unknown bearer token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The token's role is too low. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is larger than 1 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BulkInput"];
+            };
+        };
+        responses: {
+            /** @description Done */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BulkView"];
+                };
+            };
+            /** @description Orders queued */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BulkView"];
+                };
+            };
+            /** @description Invalid input: malformed JSON, unknown field, or a field named in `field`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No or unknown bearer token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The token's role is too low. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The target reaches another number of devices than confirmed: preview again */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is larger than 1 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_one: {
+        parameters: {
+            query?: {
+                /** @description `failed`, `pending` or `done`: only those. */
+                outcome?: string;
+                /** @description Outcomes listed (default and at most 1,000). */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description Its number */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BulkView"];
+                };
+            };
+            /** @description Invalid input: malformed JSON, unknown field, or a field named in `field`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No or unknown bearer token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The token's role is too low. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found (or no longer kept) */
             404: {
                 headers: {
                     [name: string]: unknown;

@@ -22,6 +22,9 @@ import {
 } from "../lib/columns";
 import { useLookups, roomLabel, type Lookups } from "../components/lookups";
 import { Select } from "../components/Select";
+import { BulkImport } from "../components/BulkImport";
+import { BulkAction } from "../components/BulkAction";
+import { can, useSession } from "../session";
 
 const PAGE = 50;
 const FILTERS = ["site", "building", "room", "type", "state", "q", "sort", "page"] as const;
@@ -87,6 +90,15 @@ export function Devices({ params }: { params: URLSearchParams }) {
     offset: page * PAGE,
   })}`;
   const { data, error } = usePolled<Page>(path, 5_000);
+  const operator = can(useSession(), "operator");
+  const exportQuery = query({
+    site: filters.site,
+    building: filters.building,
+    room: filters.room,
+    type: filters.type,
+    state: filters.state,
+    q: filters.q,
+  });
 
   useEffect(() => {
     api<Record<string, unknown>>("GET", "/session/settings")
@@ -257,6 +269,23 @@ export function Devices({ params }: { params: URLSearchParams }) {
           Next
         </button>
       </nav>
+      <p className="exports">
+        Export the {total} devices of this filter:{" "}
+        <a href={`/api/v1/devices/export.csv${exportQuery}`} download="devices.csv">
+          CSV
+        </a>{" "}
+        ·{" "}
+        <a href={`/api/v1/devices/export.json${exportQuery}`} download="devices.json">
+          JSON
+        </a>
+      </p>
+      {operator && (
+        <BulkAction
+          target={{ site: filters.site, building: filters.building, room: filters.room, type: filters.type, state: filters.state, q: filters.q }}
+          lookups={lookups}
+        />
+      )}
+      {operator && <BulkImport onImported={() => setFilter("page", "0")} />}
     </section>
   );
 }

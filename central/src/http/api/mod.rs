@@ -5,6 +5,9 @@
 
 mod alerts;
 mod audit;
+mod bulk;
+mod bulk_format;
+mod bulk_ops;
 mod campaigns;
 mod devices;
 mod edge;
@@ -55,6 +58,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(locations::routes())
         .merge(types::routes())
+        .merge(bulk::routes())
+        .merge(bulk_ops::routes())
         .merge(devices::routes())
         .merge(alerts::routes())
         .merge(gateways::routes())

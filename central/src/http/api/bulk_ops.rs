@@ -1,0 +1,400 @@
+//! `/api/v1/bulk-operations`: one action on the devices of a filter or a list. A preview says
+//! how many devices it reaches; the operation runs only when confirmed with that number (so a
+//! filter that grew in between is caught), and is recorded with each device's outcome.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::items;
+use crate::bulk::{MAX_BULK_DEVICES, ORDERS_PER_SECOND, action_name};
+use crate::http::AppState;
+use crate::http::error::ApiError;
+use crate::http::extract::{ApiJson, ApiQuery, Auth};
+use crate::model::{BulkAction, BulkOperation, BulkOutcome, Role};
+use crate::registry::{DeviceQuery, Registry};
+
+/// Device uids shown in a preview.
+const PREVIEW_SAMPLE: usize = 20;
+
+/// The routes of this module, each with its OpenAPI operation (paths relative to `/api/v1`).
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(preview)).routes(routes!(list, create)).routes(routes!(get_one))
+}
+
+/// The devices acted on: the listing's filters, a list of uids or ids, or both (the listed
+/// devices the filter matches). At least one must be given.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BulkTarget {
+    site: Option<String>,
+    building: Option<String>,
+    room: Option<String>,
+    #[serde(rename = "type")]
+    device_type: Option<String>,
+    state: Option<super::schema::devices::DeviceState>,
+    enabled: Option<bool>,
+    q: Option<String>,
+    devices: Option<Vec<String>>,
+}
+
+/// What is done to each device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum ActionKind {
+    /// Move to `room` (its only room).
+    Move,
+    /// Change to `type`.
+    SetType,
+    /// Enable.
+    Enable,
+    /// Disable.
+    Disable,
+    /// New secrets, delivered at each device's next `/device/credentials`.
+    ResetCredentials,
+    /// Send `order` (with `value`), paced.
+    Order,
+}
+
+/// A bulk operation as asked.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BulkInput {
+    target: BulkTarget,
+    action: ActionKind,
+    /// For `move`: the room, by id or base topic.
+    room: Option<String>,
+    /// For `set_type`: the type, by name or id.
+    #[serde(rename = "type")]
+    device_type: Option<String>,
+    /// For `order`: the device order (`frequency`, `reboot`, `status` …).
+    order: Option<String>,
+    /// For `order`: its value.
+    value: Option<Value>,
+    /// The number of devices the preview announced: required to run it.
+    confirm_devices: Option<usize>,
+}
+
+/// What a bulk operation would reach.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct PreviewView {
+    /// Devices it reaches now.
+    devices: usize,
+    /// The first of them.
+    sample: Vec<String>,
+    /// The action, as the operation will be named.
+    action: &'static str,
+    /// For orders: how long sending takes at the pace (seconds).
+    order_seconds: Option<u64>,
+}
+
+/// One device's outcome.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct DeviceOutcomeView {
+    /// Its id.
+    id: String,
+    /// Its uid now (absent once deleted).
+    uid: Option<String>,
+    /// `pending`, `done` or `failed`.
+    outcome: &'static str,
+    /// Why it failed.
+    message: Option<String>,
+}
+
+/// A bulk operation.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct BulkView {
+    id: u64,
+    /// When it was confirmed (RFC 3339).
+    at: String,
+    /// Who confirmed it.
+    by: String,
+    /// `move`, `set_type`, `enable`, `disable`, `reset_credentials`, `order`.
+    action: &'static str,
+    /// The action's details (`frequency 900`, the room, the type).
+    detail: String,
+    /// The target as given.
+    target: String,
+    /// Devices reached.
+    devices: usize,
+    done: usize,
+    failed: usize,
+    pending: usize,
+    /// When every device had its outcome (RFC 3339).
+    finished_at: Option<String>,
+    /// Each device's outcome (on `GET /bulk-operations/{id}`; failed ones first, at most 1,000).
+    outcomes: Option<Vec<DeviceOutcomeView>>,
+}
+
+fn detail(action: &BulkAction) -> String {
+    match action {
+        BulkAction::Move { room } => format!("to room {}", uuid::Uuid::from_bytes(*room)),
+        BulkAction::SetType { device_type } => format!("to type {}", uuid::Uuid::from_bytes(*device_type)),
+        BulkAction::Order { order, value } => {
+            format!("{order}{}", value.as_deref().map(|v| format!(" {v}")).unwrap_or_default())
+        }
+        _ => String::new(),
+    }
+}
+
+fn view(op: &BulkOperation, outcomes: Option<Vec<DeviceOutcomeView>>) -> BulkView {
+    let count = |f: fn(&BulkOutcome) -> bool| op.outcomes.iter().filter(|o| f(o)).count();
+    BulkView {
+        id: op.id,
+        at: op.at.to_rfc3339(),
+        by: op.by.name(),
+        action: action_name(&op.action),
+        detail: detail(&op.action),
+        target: op.target.clone(),
+        devices: op.devices.len(),
+        done: count(|o| *o == BulkOutcome::Done),
+        failed: count(|o| matches!(o, BulkOutcome::Failed(_))),
+        pending: count(|o| *o == BulkOutcome::Pending),
+        finished_at: op.finished_at.map(|t| t.to_rfc3339()),
+        outcomes,
+    }
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> ApiError {
+    ApiError::Invalid { field: field.into(), message: message.into() }
+}
+
+/// The devices of a target (all states, enabled or not) and a description of it.
+fn resolve_target(registry: &Registry, t: &BulkTarget) -> Result<(Vec<[u8; 16]>, String), ApiError> {
+    let building = t
+        .building
+        .as_deref()
+        .map(|b| b.parse().map_err(|_| invalid("target.building", "not a building id")))
+        .transpose()?;
+    let room = t
+        .room
+        .as_deref()
+        .map(|r| registry.room_id(r).ok_or_else(|| invalid("target.room", format!("no room {r}"))))
+        .transpose()?;
+    let query = DeviceQuery {
+        site: t.site.clone(),
+        building,
+        room,
+        device_type: t.device_type.clone(),
+        state: t.state.map(Into::into),
+        enabled: t.enabled,
+        q: t.q.clone(),
+        ..DeviceQuery::default()
+    };
+    let mut described: Vec<String> = [
+        ("site", &t.site),
+        ("building", &t.building),
+        ("room", &t.room),
+        ("type", &t.device_type),
+        ("q", &t.q),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k} {v}")))
+    .collect();
+    if let Some(s) = t.state {
+        described.push(format!("state {:?}", crate::registry::DeviceState::from(s)).to_lowercase());
+    }
+    if let Some(e) = t.enabled {
+        described.push(if e { "enabled".into() } else { "disabled".into() });
+    }
+    let filtered = !described.is_empty();
+    let listed = match &t.devices {
+        Some(keys) if keys.len() > MAX_BULK_DEVICES => {
+            return Err(invalid("target.devices", format!("at most {MAX_BULK_DEVICES}")));
+        }
+        Some(keys) => {
+            let mut ids = std::collections::HashSet::new();
+            for k in keys {
+                ids.insert(
+                    registry
+                        .device_id(k)
+                        .ok_or_else(|| invalid("target.devices", format!("no device {k}")))?
+                        .to_bytes(),
+                );
+            }
+            described.push(format!("{} devices listed", keys.len()));
+            Some(ids)
+        }
+        None => None,
+    };
+    if !filtered && listed.is_none() {
+        return Err(invalid(
+            "target",
+            "give a filter (site, building, room, type, state, enabled, q) or a list of devices",
+        ));
+    }
+    let matching: Vec<[u8; 16]> = if filtered {
+        registry.matching_device_ids(&query, MAX_BULK_DEVICES)?.into_iter().map(|d| d.to_bytes()).collect()
+    } else {
+        Vec::new()
+    };
+    let devices = match listed {
+        Some(ids) if filtered => matching.into_iter().filter(|d| ids.contains(d)).collect(),
+        Some(ids) => {
+            let mut v: Vec<[u8; 16]> = ids.into_iter().collect();
+            v.sort_unstable();
+            v
+        }
+        None => matching,
+    };
+    Ok((devices, described.join(", ")))
+}
+
+fn action_of(registry: &Registry, input: &BulkInput) -> Result<BulkAction, ApiError> {
+    Ok(match input.action {
+        ActionKind::Move => {
+            let r = input.room.as_deref().ok_or_else(|| invalid("room", "`move` needs a room"))?;
+            BulkAction::Move {
+                room: registry.room_id(r).ok_or_else(|| invalid("room", format!("no room {r}")))?.to_bytes(),
+            }
+        }
+        ActionKind::SetType => {
+            let t = input.device_type.as_deref().ok_or_else(|| invalid("type", "`set_type` needs a type"))?;
+            BulkAction::SetType {
+                device_type: registry
+                    .device_type_id(t)
+                    .ok_or_else(|| invalid("type", format!("no device type {t}")))?
+                    .to_bytes(),
+            }
+        }
+        ActionKind::Enable => BulkAction::SetEnabled { enabled: true },
+        ActionKind::Disable => BulkAction::SetEnabled { enabled: false },
+        ActionKind::ResetCredentials => BulkAction::ResetCredentials,
+        ActionKind::Order => {
+            let order = input.order.clone().ok_or_else(|| invalid("order", "`order` needs an order"))?;
+            if order == crate::registry::REINSTALL {
+                return Err(invalid(
+                    "order",
+                    "in bulk, use the reset_credentials action, then a reboot order",
+                ));
+            }
+            BulkAction::Order { order, value: input.value.as_ref().map(Value::to_string) }
+        }
+    })
+}
+
+/// What an operation would reach, without running it.
+#[utoipa::path(post, path = "/bulk-operations/preview", tag = "devices", request_body = BulkInput,
+    responses((status = 200, body = PreviewView), crate::http::error::CommonErrors), security(("bearer" = [])))]
+async fn preview(
+    State(s): State<AppState>,
+    auth: Auth,
+    ApiJson(input): ApiJson<BulkInput>,
+) -> Result<Json<PreviewView>, ApiError> {
+    auth.require(Role::Operator)?;
+    let view = s
+        .registry
+        .blocking(move |r| -> Result<PreviewView, ApiError> {
+            let action = action_of(r, &input)?;
+            let (devices, _) = resolve_target(r, &input.target)?;
+            let sample =
+                r.device_uids(&devices[..devices.len().min(PREVIEW_SAMPLE)]).into_iter().flatten().collect();
+            let order_seconds = matches!(action, BulkAction::Order { .. })
+                .then(|| (devices.len() as u64).div_ceil(u64::from(ORDERS_PER_SECOND)));
+            Ok(PreviewView { devices: devices.len(), sample, action: action_name(&action), order_seconds })
+        })
+        .await?;
+    Ok(Json(view))
+}
+
+/// Runs an operation confirmed with the number of devices its preview announced. Registry
+/// actions are done when it answers (201); orders go out at 20 per second (202), their outcomes
+/// following in `GET /bulk-operations/{id}`.
+#[utoipa::path(post, path = "/bulk-operations", tag = "devices", request_body = BulkInput,
+    responses((status = 201, description = "Done", body = BulkView), (status = 202, description = "Orders queued", body = BulkView),
+        crate::http::error::CommonErrors,
+        (status = 409, description = "The target reaches another number of devices than confirmed: preview again", body = crate::http::error::ErrorBody)),
+    security(("bearer" = [])))]
+async fn create(
+    State(s): State<AppState>,
+    auth: Auth,
+    ApiJson(input): ApiJson<BulkInput>,
+) -> Result<impl IntoResponse, ApiError> {
+    auth.require(Role::Operator)?;
+    let bulk = s.bulk.clone();
+    let op = s
+        .registry
+        .acting(&auth.0, move |r| -> Result<BulkOperation, ApiError> {
+            let action = action_of(r, &input)?;
+            let (devices, target) = resolve_target(r, &input.target)?;
+            let confirmed = input.confirm_devices.ok_or_else(|| {
+                invalid("confirm_devices", format!("confirm with the number of devices: {}", devices.len()))
+            })?;
+            if confirmed != devices.len() {
+                return Err(ApiError::Conflict(format!(
+                    "the target reaches {} devices now, not {confirmed}: preview again",
+                    devices.len()
+                )));
+            }
+            Ok(bulk.start(r, action, target, devices)?)
+        })
+        .await?;
+    let status = if op.finished_at.is_some() { StatusCode::CREATED } else { StatusCode::ACCEPTED };
+    Ok((status, Json(view(&op, None))))
+}
+
+/// The kept operations (the last 50), newest first.
+#[utoipa::path(get, path = "/bulk-operations", tag = "devices",
+    responses((status = 200, body = inline(Object)), crate::http::error::CommonErrors), security(("bearer" = [])))]
+async fn list(State(s): State<AppState>, _auth: Auth) -> impl IntoResponse {
+    items(s.bulk.list().iter().map(|o| view(o, None)).collect())
+}
+
+/// Paging of an operation's outcomes.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct OutcomeQuery {
+    /// `failed`, `pending` or `done`: only those.
+    outcome: Option<String>,
+    /// Outcomes listed (default and at most 1,000).
+    limit: Option<usize>,
+}
+
+/// An operation with each device's outcome (failed first).
+#[utoipa::path(get, path = "/bulk-operations/{id}", tag = "devices", params(("id" = u64, Path, description = "Its number"), OutcomeQuery),
+    responses((status = 200, body = BulkView), crate::http::error::CommonErrors,
+        (status = 404, description = "Not found (or no longer kept)", body = crate::http::error::ErrorBody)),
+    security(("bearer" = [])))]
+async fn get_one(
+    State(s): State<AppState>,
+    _auth: Auth,
+    Path(id): Path<u64>,
+    ApiQuery(q): ApiQuery<OutcomeQuery>,
+) -> Result<Json<BulkView>, ApiError> {
+    let op = s.bulk.get(id).ok_or_else(|| ApiError::NotFound(format!("bulk operation {id}")))?;
+    let limit = q.limit.unwrap_or(1000).min(1000);
+    let registry = s.registry.clone();
+    let view = neosens_runtime::blocking::run(move || {
+        let uids = registry.device_uids(&op.devices);
+        let mut rows: Vec<DeviceOutcomeView> = op
+            .devices
+            .iter()
+            .zip(&op.outcomes)
+            .zip(uids)
+            .map(|((d, o), uid)| {
+                let (outcome, message) = match o {
+                    BulkOutcome::Pending => ("pending", None),
+                    BulkOutcome::Done => ("done", None),
+                    BulkOutcome::Failed(m) => ("failed", Some(m.clone())),
+                };
+                DeviceOutcomeView { id: uuid::Uuid::from_bytes(*d).to_string(), uid, outcome, message }
+            })
+            .filter(|v| q.outcome.as_deref().is_none_or(|o| o == v.outcome))
+            .collect();
+        rows.sort_by_key(|v| match v.outcome {
+            "failed" => 0,
+            "pending" => 1,
+            _ => 2,
+        });
+        rows.truncate(limit);
+        view(&op, Some(rows))
+    })
+    .await;
+    Ok(Json(view))
+}

@@ -1,0 +1,320 @@
+//! Devices in bulk: an import of many rows (create or update by uid) planned against the
+//! registry row by row — each bad row reported with its field, the others landing in one
+//! transaction — and the export of any listing filter in the same shape, so an export edited in
+//! a spreadsheet imports back.
+
+use std::collections::{HashMap, HashSet};
+
+use neosens_protocol::DeviceUid;
+use neosens_protocol::ids::{DeviceId, RoomId};
+use serde_json::Value;
+
+use super::device_types::resolve_type;
+use super::devices::{
+    DeviceQuery, check_config, check_login, check_rooms, default_login, matching, new_secret,
+};
+use super::state::State;
+use super::{Registry, RegistryError};
+use crate::model::{Device, Record, Timestamp, new_uuid};
+use crate::store::Write;
+
+/// Rows in one import at most.
+pub const MAX_IMPORT_ROWS: usize = 100_000;
+
+/// Row outcomes listed in a report at most (errors are always all listed, up to the rows).
+pub(super) const MAX_LISTED_CHANGES: usize = 1_000;
+
+/// One device as imported or exported. `None` leaves the field as it is (a new device gets the
+/// default); `type` and `rooms` are required for a new device.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeviceRow {
+    /// MAC, DevEUI or UUID.
+    pub uid: String,
+    /// Device type, by name or id.
+    pub device_type: Option<String>,
+    /// Rooms by base topic (`u4/302`) or id, main room first.
+    pub rooms: Option<Vec<String>>,
+    /// Free text.
+    pub description: Option<String>,
+    /// Enabled.
+    pub enabled: Option<bool>,
+    /// Configuration zones.
+    pub config: Option<Value>,
+    /// Outdated threshold overriding the type's (`Some(None)`: back to the type's).
+    pub outdated_after_s: Option<Option<u32>>,
+}
+
+/// What became (or would become) of a row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RowOutcome {
+    /// A new device.
+    Create,
+    /// These fields change.
+    Update(Vec<&'static str>),
+    /// Nothing to change.
+    Unchanged,
+    /// Refused: the field and why.
+    Error {
+        /// The field (`uid`, `rooms`, `config` …).
+        field: String,
+        /// What is wrong, and how to fix it.
+        message: String,
+    },
+}
+
+/// One row's outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowReport {
+    /// Row number in the file (1 = the first data row).
+    pub row: usize,
+    /// Its uid, as written.
+    pub uid: String,
+    /// What happened.
+    pub outcome: RowOutcome,
+}
+
+/// What an import did, or would do.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BulkReport {
+    /// Nothing was written.
+    pub dry_run: bool,
+    /// Rows read.
+    pub rows: usize,
+    /// Devices created (or that would be).
+    pub created: usize,
+    /// Devices changed.
+    pub updated: usize,
+    /// Rows that change nothing.
+    pub unchanged: usize,
+    /// Rows refused.
+    pub failed: usize,
+    /// Every refused row, then the first [`MAX_LISTED_CHANGES`] creations and updates.
+    pub details: Vec<RowReport>,
+}
+
+fn row_error(row: usize, uid: &str, e: RegistryError) -> RowReport {
+    let (field, message) = match e {
+        RegistryError::Invalid { field, message } => (field, message),
+        RegistryError::Config { errors } => ("config".into(), errors.join("; ")),
+        RegistryError::Conflict { message } => ("uid".into(), message),
+        other => ("row".into(), other.to_string()),
+    };
+    RowReport { row, uid: uid.to_owned(), outcome: RowOutcome::Error { field, message } }
+}
+
+/// What one import plans: the writes of its good rows and the report of all.
+struct Plan {
+    writes: Vec<Write>,
+    report: BulkReport,
+}
+
+/// Rooms by base topic (lower case) and by id.
+fn room_index(state: &State) -> HashMap<String, RoomId> {
+    let mut index: HashMap<String, RoomId> =
+        state.room_topics.iter().map(|(id, topic)| (topic.to_lowercase(), *id)).collect();
+    index.extend(state.rooms.keys().map(|id| (id.to_string(), *id)));
+    index
+}
+
+fn resolve_rooms(index: &HashMap<String, RoomId>, rooms: &[String]) -> Result<Vec<RoomId>, RegistryError> {
+    rooms
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            index.get(&r.trim().to_lowercase()).copied().ok_or_else(|| {
+                RegistryError::invalid(&format!("rooms[{i}]"), format!("no room with topic or id {r:?}"))
+            })
+        })
+        .collect()
+}
+
+impl Registry {
+    /// A device record for `row`, new (with a new secret) or changed from `existing`; and the
+    /// fields that change.
+    fn planned(
+        &self,
+        state: &State,
+        rooms: &HashMap<String, RoomId>,
+        uid: DeviceUid,
+        row: &DeviceRow,
+        existing: Option<&Device>,
+    ) -> Result<(Device, Vec<&'static str>), RegistryError> {
+        let mut d = match existing {
+            Some(d) => d.clone(),
+            None => {
+                let login = default_login(&uid);
+                check_login(&login)?;
+                if self.login_reserved(&login) || state.by_login.contains_key(&login) {
+                    return Err(RegistryError::invalid(
+                        "uid",
+                        format!("its login {login:?} is taken or reserved"),
+                    ));
+                }
+                if row.device_type.is_none() || row.rooms.is_none() {
+                    return Err(RegistryError::invalid("type", "a new device needs a type and rooms"));
+                }
+                let id = DeviceId::from_uuid(new_uuid());
+                let now = Timestamp::now();
+                Device {
+                    id,
+                    uid,
+                    device_type: neosens_protocol::ids::DeviceTypeId::from_uuid(uuid::Uuid::nil()),
+                    description: String::new(),
+                    rooms: Vec::new(),
+                    enabled: true,
+                    config: "[]".into(),
+                    mqtt: None,
+                    login,
+                    secret: new_secret(&self.keys, id)?,
+                    credentials_delivered: false,
+                    outdated_after_s: None,
+                    created_at: now,
+                    updated_at: now,
+                    lorawan: None,
+                    otaa: None,
+                }
+            }
+        };
+        let mut changed = Vec::new();
+        if let Some(t) = &row.device_type {
+            let t = resolve_type(state, t)
+                .ok_or_else(|| RegistryError::invalid("type", format!("no device type {t:?}")))?;
+            if t.id != d.device_type {
+                d.device_type = t.id;
+                changed.push("type");
+            }
+        }
+        if let Some(r) = &row.rooms {
+            let r = resolve_rooms(rooms, r)?;
+            check_rooms(state, &r)?;
+            if r != d.rooms {
+                d.rooms = r;
+                changed.push("rooms");
+            }
+        }
+        if let Some(desc) = row.description.as_ref().filter(|v| **v != d.description) {
+            d.description.clone_from(desc);
+            changed.push("description");
+        }
+        if let Some(en) = row.enabled.filter(|v| *v != d.enabled) {
+            d.enabled = en;
+            changed.push("enabled");
+        }
+        if let Some(o) = row.outdated_after_s.filter(|v| *v != d.outdated_after_s) {
+            d.outdated_after_s = o;
+            changed.push("outdated_after_s");
+        }
+        let current: Value = serde_json::from_str(&d.config).unwrap_or(Value::Null);
+        let config = match &row.config {
+            Some(c) if *c != current => {
+                d.config = c.to_string();
+                changed.push("config");
+                c.clone()
+            }
+            _ => current,
+        };
+        if existing.is_none() || changed.iter().any(|f| matches!(*f, "type" | "rooms" | "config")) {
+            check_config(state, d.device_type, &state.device_topics(&d), &config)?;
+        }
+        Ok((d, changed))
+    }
+
+    fn plan_import(&self, state: &State, rows: &[DeviceRow]) -> Plan {
+        let rooms = room_index(state);
+        let mut report = BulkReport { rows: rows.len(), ..BulkReport::default() };
+        let mut writes = Vec::new();
+        let mut seen: HashSet<DeviceUid> = HashSet::new();
+        let mut listed = Vec::new();
+        for (i, row) in rows.iter().enumerate() {
+            let n = i + 1;
+            let Some(uid) = DeviceUid::guess(row.uid.trim()) else {
+                let e = RegistryError::invalid("uid", "not a MAC, a DevEUI of 16 hex digits, or a UUID");
+                report.details.push(row_error(n, &row.uid, e));
+                continue;
+            };
+            if !seen.insert(uid) {
+                let e = RegistryError::invalid("uid", format!("{uid} is on an earlier row too"));
+                report.details.push(row_error(n, &row.uid, e));
+                continue;
+            }
+            let existing = state.by_uid.get(&uid).and_then(|id| state.devices.get(id)).map(|e| &e.record);
+            let outcome = match self.planned(state, &rooms, uid, row, existing) {
+                Err(e) => {
+                    report.details.push(row_error(n, &row.uid, e));
+                    continue;
+                }
+                Ok((_, changed)) if existing.is_some() && changed.is_empty() => {
+                    report.unchanged += 1;
+                    continue;
+                }
+                Ok((mut d, changed)) => {
+                    d.updated_at = Timestamp::now();
+                    writes.push(Write::Put(Record::Device(Box::new(d))));
+                    if existing.is_some() {
+                        report.updated += 1;
+                        RowOutcome::Update(changed)
+                    } else {
+                        report.created += 1;
+                        RowOutcome::Create
+                    }
+                }
+            };
+            if listed.len() < MAX_LISTED_CHANGES {
+                listed.push(RowReport { row: n, uid: row.uid.clone(), outcome });
+            }
+        }
+        report.failed = report.details.len();
+        report.details.extend(listed);
+        Plan { writes, report }
+    }
+
+    /// Imports `rows` (or with `dry_run`, says what it would do): good rows land in one
+    /// transaction (recorded in the audit trail as `device.import`), bad ones are reported.
+    pub fn import_devices(&self, rows: &[DeviceRow], dry_run: bool) -> Result<BulkReport, RegistryError> {
+        if rows.len() > MAX_IMPORT_ROWS {
+            return Err(RegistryError::invalid(
+                "rows",
+                format!("{} rows, more than {MAX_IMPORT_ROWS}: split the file", rows.len()),
+            ));
+        }
+        if dry_run {
+            let plan = self.plan_import(&self.state.read(), rows);
+            return Ok(BulkReport { dry_run: true, ..plan.report });
+        }
+        self.mutate_as(Some("device.import"), |state| {
+            let plan = self.plan_import(state, rows);
+            Ok((plan.writes, plan.report))
+        })
+    }
+
+    /// Every device matching `filter` (its paging ignored), as rows: rooms by base topic.
+    pub fn export_devices(&self, filter: &DeviceQuery) -> Result<Vec<DeviceRow>, RegistryError> {
+        let state = self.state.read();
+        let mut rows: Vec<DeviceRow> = matching(&state, filter, Timestamp::now())?
+            .into_iter()
+            .map(|e| {
+                let d = &e.record;
+                DeviceRow {
+                    uid: d.uid.to_string(),
+                    device_type: state.types.get(&d.device_type).map(|t| t.record.name.clone()),
+                    rooms: Some(
+                        d.rooms
+                            .iter()
+                            .map(|r| state.room_topics.get(r).cloned().unwrap_or_else(|| r.to_string()))
+                            .collect(),
+                    ),
+                    description: Some(d.description.clone()),
+                    enabled: Some(d.enabled),
+                    config: serde_json::from_str(&d.config).ok(),
+                    outdated_after_s: Some(d.outdated_after_s),
+                }
+            })
+            .collect();
+        rows.sort_by(|a, b| a.uid.cmp(&b.uid));
+        Ok(rows)
+    }
+}
+
+#[cfg(test)]
+#[path = "bulk_tests.rs"]
+mod tests;
