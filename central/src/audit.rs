@@ -179,9 +179,10 @@ fn is_secret(kind: EntityKind, field: &str) -> bool {
     }
 }
 
-/// Fields that change with every write and say nothing by themselves.
+/// Fields that say nothing the entry does not: the time of the write, and the record's id and
+/// creation time (the entry's target and its own time).
 fn is_noise(field: &str) -> bool {
-    field == "updated_at"
+    matches!(field, "updated_at" | "created_at" | "id")
 }
 
 fn fields(record: Option<&Record>) -> serde_json::Map<String, Value> {

@@ -142,14 +142,18 @@ impl BulkOps {
         Ok(op)
     }
 
-    /// The kept operations, newest first.
-    pub fn list(&self) -> Vec<BulkOperation> {
-        self.inner.operations.lock().iter().rev().map(|o| o.lock().clone()).collect()
+    /// The kept operations seen through `view`, newest first (no operation is copied whole:
+    /// one can list 100,000 devices).
+    pub fn list<T>(&self, view: impl Fn(&BulkOperation) -> T) -> Vec<T> {
+        let ops: Vec<_> = self.inner.operations.lock().iter().rev().cloned().collect();
+        ops.iter().map(|o| view(&o.lock())).collect()
     }
 
-    /// One operation.
-    pub fn get(&self, id: u64) -> Option<BulkOperation> {
-        self.inner.operations.lock().iter().find(|o| o.lock().id == id).map(|o| o.lock().clone())
+    /// One operation, seen through `view`.
+    pub fn get<T>(&self, id: u64, view: impl FnOnce(&BulkOperation) -> T) -> Option<T> {
+        let op = self.inner.operations.lock().iter().find(|o| o.lock().id == id).cloned()?;
+        let out = view(&op.lock());
+        Some(out)
     }
 
     /// Orders queued and not sent yet (`/metrics`).
@@ -167,39 +171,52 @@ impl BulkOps {
         let mut tick = tokio::time::interval(Duration::from_secs(1) / ORDERS_PER_SECOND);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_saved = Instant::now();
+        // The operation with outcomes not stored yet: stored at the latest when stopping, so an
+        // order sent just before is not reported "not sent" after the restart.
+        let mut unsaved: Option<Arc<Mutex<BulkOperation>>> = None;
         loop {
             let next = self.inner.queue.lock().pop_front();
             let Some((op, index)) = next else {
                 tokio::select! {
-                    () = shutdown.cancelled() => return,
+                    () = shutdown.cancelled() => return self.save(unsaved).await,
                     () = self.inner.wake.notified() => continue,
                 }
             };
             tokio::select! {
-                () = shutdown.cancelled() => return,
+                () = shutdown.cancelled() => return self.save(unsaved.or(Some(op))).await,
                 _ = tick.tick() => {}
             }
             let outcome = send_order(&registry, &mqtt, &op, index).await;
-            let (finished, snapshot) = {
+            let finished = {
                 let mut o = op.lock();
                 o.outcomes[index] = outcome;
                 let finished = index + 1 == o.devices.len();
                 if finished {
                     o.finished_at = Some(Timestamp::now());
                 }
-                (finished, (finished || last_saved.elapsed() >= Duration::from_secs(1)).then(|| o.clone()))
+                finished
             };
-            if let Some(snapshot) = snapshot {
+            if unsaved.as_ref().is_some_and(|u| !Arc::ptr_eq(u, &op)) {
+                self.save(unsaved.take()).await;
+            }
+            unsaved = Some(Arc::clone(&op));
+            if finished || last_saved.elapsed() >= Duration::from_secs(1) {
                 last_saved = Instant::now();
-                let store = Arc::clone(&self.inner.store);
-                let saved = neosens_runtime::blocking::run(move || store.put_bulk_operation(&snapshot)).await;
-                if let Err(e) = saved {
-                    tracing::warn!(error = %e, "storing a bulk operation's progress failed");
-                }
+                self.save(unsaved.take()).await;
                 if finished {
                     tracing::info!(operation = op.lock().id, "bulk orders sent");
                 }
             }
+        }
+    }
+
+    /// Stores an operation's outcomes so far.
+    async fn save(&self, op: Option<Arc<Mutex<BulkOperation>>>) {
+        let Some(op) = op else { return };
+        let snapshot = op.lock().clone();
+        let store = Arc::clone(&self.inner.store);
+        if let Err(e) = neosens_runtime::blocking::run(move || store.put_bulk_operation(&snapshot)).await {
+            tracing::warn!(error = %e, "storing a bulk operation's progress failed");
         }
     }
 }
@@ -228,12 +245,18 @@ async fn send_order(
     if !mqtt.stats().connected() {
         return BulkOutcome::Failed("not sent: the broker link is down".into());
     }
-    let qos = neosens_runtime::mqtt::Qos::AtMostOnce;
+    // A node order (downlink) waits at the gateways: at least once, as a single order is.
+    let qos = if order.at_least_once {
+        neosens_runtime::mqtt::Qos::AtLeastOnce
+    } else {
+        neosens_runtime::mqtt::Qos::AtMostOnce
+    };
     let outcome = match mqtt.publish(&order.record.topic, order.record.payload.clone(), qos, false).await {
         Ok(()) => BulkOutcome::Done,
         Err(e) => BulkOutcome::Failed(format!("not sent: {e}")),
     };
     let text = match &outcome {
+        BulkOutcome::Done if order.at_least_once => "published: waits for the node's next uplink".to_owned(),
         BulkOutcome::Done => "sent".to_owned(),
         BulkOutcome::Failed(why) => why.clone(),
         BulkOutcome::Pending => String::new(),
@@ -268,12 +291,12 @@ mod tests {
         let order = BulkAction::Order { order: "reboot".into(), value: None };
         let queued = bulk.start(&registry, order, "room 302".into(), devices).unwrap();
         assert_eq!((queued.id, bulk.queued(), queued.finished_at), (2, 3, None));
-        assert_eq!(bulk.list().iter().map(|o| o.id).collect::<Vec<_>>(), [2, 1]);
+        assert_eq!(bulk.list(|o| o.id), [2, 1]);
 
         // Central stops before sending: at the next start the orders are failed, not sent late.
         drop(bulk);
         let reopened = BulkOps::open(registry.shared_store()).unwrap();
-        let op = reopened.get(2).unwrap();
+        let op = reopened.get(2, Clone::clone).unwrap();
         assert!(op.finished_at.is_some());
         assert!(
             op.outcomes.iter().all(|o| matches!(o, BulkOutcome::Failed(m) if m.contains("central stopped")))

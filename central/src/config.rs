@@ -38,6 +38,8 @@ pub struct Config {
     pub firmware: crate::firmware::FirmwareConfig,
     /// The audit trail.
     pub audit: AuditConfig,
+    /// Each device's status history.
+    pub history: crate::registry::HistoryConfig,
     /// Dashboard sign-in against the university's directory; unset, local accounts only.
     pub ldap: Option<crate::directory::LdapConfig>,
 }
@@ -412,6 +414,17 @@ max_entries = {audit_max_entries}
 # Entries older than this many days are removed.
 max_age_days = {audit_max_age}
 
+[history]
+# Each device's statuses, shown on its timeline and charts. Kept per device: at most
+# max_statuses, none older than max_age_days before its newest (~260 bytes each on disk for a
+# neOSensor status: the defaults hold 30 days at one status per 30 min, ~400 KB a device).
+max_statuses = {history_max}
+max_age_days = {history_days}
+# Per device type, by name:
+# [history.types.esp32]
+# max_statuses = 500
+# max_age_days = 7
+
 # Dashboard sign-in against the university's directory (LDAP). Local accounts (the first
 # `admin`) are checked first and keep working while the directory is down. A person with no
 # local account is searched under base_dn, bound with their own password over LDAPS or
@@ -436,6 +449,8 @@ max_age_days = {audit_max_age}
 # role = "operator"
 "#,
         audit_max_entries = config.audit.max_entries,
+        history_max = config.history.max_statuses,
+        history_days = config.history.max_age_days,
         audit_max_age = config.audit.max_age_days,
         data_dir = quoted(&config.storage.data_dir.to_string_lossy()),
         bind = quoted(&config.http.bind.to_string()),

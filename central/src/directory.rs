@@ -96,7 +96,15 @@ pub enum DirectoryError {
     /// The directory did not answer, or answered with an error.
     #[error("the directory is unreachable or failing: {0}")]
     Unavailable(String),
+    /// [`MAX_CHECKS`] checks are already in flight.
+    #[error("too many directory sign-ins at once")]
+    Busy,
 }
+
+/// Directory checks in flight at most; more are told to retry at once. Like the password
+/// workers of local accounts, this caps the guesses that can pass the sign-in throttle before
+/// their failures are counted (and so what reaches the university's own lockout policy).
+pub const MAX_CHECKS: usize = 4;
 
 /// A person the directory accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,6 +120,7 @@ pub struct Directory {
     config: LdapConfig,
     tls: Arc<rustls::ClientConfig>,
     bind_password: Option<String>,
+    checks: tokio::sync::Semaphore,
 }
 
 impl std::fmt::Debug for Directory {
@@ -152,7 +161,13 @@ impl Directory {
                 bail!("[ldap] starttls is for ldap:// URLs; ldaps:// is TLS already")
             }
             "ldaps" => {}
-            "ldap" if config.starttls || config.allow_plain => {}
+            "ldap" if config.starttls => {}
+            "ldap" if config.allow_plain => {
+                let host = url.host_str().unwrap_or("");
+                if !matches!(host, "localhost" | "127.0.0.1" | "[::1]" | "::1") {
+                    bail!("[ldap] allow_plain is for a directory on this host (localhost): {host} is not");
+                }
+            }
             "ldap" => bail!(
                 "[ldap] url is ldap:// without TLS: set starttls = true, use ldaps://, or (same host only) allow_plain = true"
             ),
@@ -180,13 +195,18 @@ impl Directory {
             ),
             (Err(_), None) => None,
         };
-        if config.bind_dn.is_some() && bind_password.is_none() {
+        if config.bind_dn.is_some() && bind_password.as_deref().is_none_or(str::is_empty) {
             bail!(
                 "[ldap] bind_dn is set but no password: set bind_password_file or NEOSENS_LDAP_BIND_PASSWORD"
             );
         }
         let tls = tls_config(config.ca_file.as_deref())?;
-        Ok(Directory { config: config.clone(), tls, bind_password })
+        Ok(Directory {
+            config: config.clone(),
+            tls,
+            bind_password,
+            checks: tokio::sync::Semaphore::new(MAX_CHECKS),
+        })
     }
 
     fn timeout(&self) -> Duration {
@@ -204,6 +224,7 @@ impl Directory {
         if password.is_empty() || username.is_empty() {
             return Err(DirectoryError::Refused);
         }
+        let _slot = self.checks.try_acquire().map_err(|_| DirectoryError::Busy)?;
         let settings = LdapConnSettings::new()
             .set_conn_timeout(self.timeout())
             .set_starttls(self.config.starttls)
@@ -369,6 +390,19 @@ mod tests {
             err(LdapConfig { ca_file: Some("/nonexistent.pem".into()), ..config("ldaps://x") })
                 .contains("ca_file")
         );
+        let empty = std::env::temp_dir().join(format!("neosens-empty-ldap-pw-{}", std::process::id()));
+        std::fs::write(&empty, "\n").unwrap();
+        let no_password = LdapConfig {
+            bind_dn: Some("cn=svc".into()),
+            bind_password_file: Some(empty.clone()),
+            ..config("ldaps://x")
+        };
+        assert!(err(no_password).contains("no password"), "an empty password file is no anonymous bind");
+        let _ = std::fs::remove_file(empty);
+        assert!(
+            err(LdapConfig { allow_plain: true, ..config("ldap://ldap.example.org") }).contains("this host")
+        );
+        assert!(Directory::new(&LdapConfig { allow_plain: true, ..config("ldap://127.0.0.1:389") }).is_ok());
         assert!(Directory::new(&config("ldaps://ldap.example.org")).is_ok());
         assert!(Directory::new(&LdapConfig { starttls: true, ..config("ldap://ldap.example.org") }).is_ok());
     }

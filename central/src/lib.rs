@@ -105,8 +105,11 @@ pub async fn run_on(
     let (b, r, m, stop) =
         (bulk.clone(), Arc::clone(&registry), pipelines.mqtt.clone(), tasks.shutdown().clone());
     tasks.restartable("bulk orders", move || b.clone().run_sender(Arc::clone(&r), m.clone(), stop.clone()));
-    let directory = match &config.ldap {
-        Some(ldap) => Some(Arc::new(directory::Directory::new(ldap)?)),
+    // Reads the CA and password files and the system's roots: on the blocking pool.
+    let directory = match config.ldap.clone() {
+        Some(ldap) => {
+            Some(Arc::new(neosens_runtime::blocking::run(move || directory::Directory::new(&ldap)).await?))
+        }
         None => None,
     };
     let state = http::AppState {
@@ -477,6 +480,7 @@ pub fn open_registry_on(
     let keys = Arc::new(secrets::ServerKeys::load_or_create(dir)?);
     store.set_audit_retention(config.audit.retention());
     let registry = Arc::new(registry::Registry::open(store, keys)?);
+    registry.set_history(config.history.clone());
     tracing::info!(
         devices = registry.device_count(),
         revision = registry.revision(),

@@ -18,6 +18,16 @@ fn mac(i: usize) -> String {
     format!("24:0a:c4:20:00:{i:02x}")
 }
 
+/// Previews `operation` (it reaches `devices`), runs it with the preview's code; the result.
+fn run(addr: std::net::SocketAddr, mut operation: Value, devices: u64) -> Value {
+    let (status, preview) = api(addr, "POST", "/api/v1/bulk-operations/preview", Some(operation.clone()));
+    assert_eq!((status, preview["devices"].as_u64()), (200, Some(devices)), "{preview}");
+    operation["confirm"] = preview["confirm"].clone();
+    let (status, done) = api(addr, "POST", "/api/v1/bulk-operations", Some(operation));
+    assert_eq!(status, 201, "{done}");
+    done
+}
+
 #[test]
 fn a_paced_order_to_a_building_and_a_move_with_per_device_outcomes() {
     let mosquitto = Mosquitto::start("");
@@ -56,13 +66,15 @@ fn a_paced_order_to_a_building_and_a_move_with_per_device_outcomes() {
     assert_eq!(preview["sample"].as_array().unwrap().len(), 20);
     let (status, body) = api(addr, "POST", "/api/v1/bulk-operations", Some(order.clone()));
     assert_eq!(status, 400, "no confirmation, no operation: {body}");
-    let mut wrong = order.clone();
-    wrong["confirm_devices"] = json!(BOARDS - 1);
-    assert_eq!(api(addr, "POST", "/api/v1/bulk-operations", Some(wrong)).0, 409);
+    // The code confirms this action on these devices only: another value is another operation.
+    let mut edited = order.clone();
+    edited["value"] = json!(3600);
+    edited["confirm"] = preview["confirm"].clone();
+    assert_eq!(api(addr, "POST", "/api/v1/bulk-operations", Some(edited)).0, 409);
 
     let witness = MqttWitness::subscribe(mosquitto.addr(), "u4/302/device/command");
     let mut confirmed = order.clone();
-    confirmed["confirm_devices"] = json!(BOARDS);
+    confirmed["confirm"] = preview["confirm"].clone();
     let t0 = Instant::now();
     let (status, op) = api(addr, "POST", "/api/v1/bulk-operations", Some(confirmed));
     assert_eq!(status, 202, "{op}");
@@ -99,15 +111,11 @@ fn a_paced_order_to_a_building_and_a_move_with_per_device_outcomes() {
     // A move of a list: five boards of U4 and the one already in U3/101.
     let mut listed: Vec<String> = (0..5).map(mac).collect();
     listed.push(other["uid"].as_str().unwrap().to_owned());
-    let moving =
-        json!({"target": {"devices": listed}, "action": "move", "room": "u3/101", "confirm_devices": 6});
-    let (status, moved) = api(addr, "POST", "/api/v1/bulk-operations", Some(moving));
-    assert_eq!(status, 201, "{moved}");
+    let moved = run(addr, json!({"target": {"devices": listed}, "action": "move", "room": "u3/101"}), 6);
     assert_eq!((moved["done"].as_u64(), moved["failed"].as_u64()), (Some(6), Some(0)));
     let (_, d) = api(addr, "GET", &format!("/api/v1/devices/{}", mac(2)), None);
     assert_eq!(d["rooms"][0]["id"], r101["id"]);
-    let disable = json!({"target": {"room": "u3/101"}, "action": "disable", "confirm_devices": 6});
-    assert_eq!(api(addr, "POST", "/api/v1/bulk-operations", Some(disable)).0, 201);
+    run(addr, json!({"target": {"room": "u3/101"}, "action": "disable"}), 6);
     let (_, listing) = api(addr, "GET", "/api/v1/devices?enabled=false", None);
     assert_eq!(listing["total"], 6);
 

@@ -20,7 +20,7 @@ use neosens_central::model::{
 use neosens_central::store::{
     AlertStore, AuditPage, AuditStore, BulkStore, CampaignProgress, ChangeEntry, CommitSnapshot,
     DeviceHistory, DeviceLogEntry, FirmwareStore, RedbStore, RegistryStore, SettingsStore, Snapshot,
-    StoreError, StoreStats, Write,
+    StatusHistoryEntry, StatusHistoryStore, StoreError, StoreStats, Write,
 };
 use neosens_runtime::testing::raw_http;
 use serde_json::json;
@@ -54,8 +54,12 @@ impl RegistryStore for SlowStore {
     fn apply(&self, writes: &[Write], audit: &[AuditEntry]) -> Result<u64, StoreError> {
         self.slow(|| self.inner.apply(writes, audit))
     }
-    fn put_statuses(&self, statuses: &[([u8; 16], DeviceStatusRecord)]) -> Result<(), StoreError> {
-        self.slow(|| self.inner.put_statuses(statuses))
+    fn put_statuses(
+        &self,
+        statuses: &[([u8; 16], DeviceStatusRecord)],
+        history: &[StatusHistoryEntry],
+    ) -> Result<(), StoreError> {
+        self.slow(|| self.inner.put_statuses(statuses, history))
     }
     fn changes_since(&self, revision: u64, limit: usize) -> Result<Vec<ChangeEntry>, StoreError> {
         self.inner.changes_since(revision, limit)
@@ -153,6 +157,18 @@ impl BulkStore for SlowStore {
     }
     fn put_bulk_operation(&self, operation: &BulkOperation) -> Result<(), StoreError> {
         self.slow(|| self.inner.put_bulk_operation(operation))
+    }
+}
+
+impl StatusHistoryStore for SlowStore {
+    fn status_history(
+        &self,
+        device: [u8; 16],
+        since_ms: i64,
+        before_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, String)>, StoreError> {
+        self.inner.status_history(device, since_ms, before_ms, limit)
     }
 }
 

@@ -102,10 +102,22 @@ fn row_error(row: usize, uid: &str, e: RegistryError) -> RowReport {
     RowReport { row, uid: uid.to_owned(), outcome: RowOutcome::Error { field, message } }
 }
 
-/// What one import plans: the writes of its good rows and the report of all.
-struct Plan {
-    writes: Vec<Write>,
+/// Rows in one transaction of an import: large enough that a 100,000-row file takes 20
+/// commits, small enough that the batch (records, audit entries, the store's dirty pages) stays
+/// a few tens of megabytes.
+pub(super) const IMPORT_CHUNK: usize = 5_000;
+
+/// An import so far: counts, refused rows, the changes listed, and the uids already read (a uid
+/// twice in a file is refused, across chunks too).
+#[derive(Default)]
+struct Progress {
     report: BulkReport,
+    errors: Vec<RowReport>,
+    listed: Vec<RowReport>,
+    seen: HashSet<DeviceUid>,
+    /// Logins of the devices this import creates: two uids can share a default login (UUIDs
+    /// are cut to 24 hex digits), and the registry's index does not hold them yet.
+    logins: HashSet<String>,
 }
 
 /// Rooms by base topic (lower case) and by id.
@@ -219,57 +231,69 @@ impl Registry {
         Ok((d, changed))
     }
 
-    fn plan_import(&self, state: &State, rows: &[DeviceRow]) -> Plan {
+    /// Plans `rows` (the file's rows from number `first`) against `state`: the writes of the
+    /// good ones; outcomes go to `progress`.
+    fn plan_chunk(
+        &self,
+        state: &State,
+        rows: &[DeviceRow],
+        first: usize,
+        progress: &mut Progress,
+    ) -> Vec<Write> {
         let rooms = room_index(state);
-        let mut report = BulkReport { rows: rows.len(), ..BulkReport::default() };
         let mut writes = Vec::new();
-        let mut seen: HashSet<DeviceUid> = HashSet::new();
-        let mut listed = Vec::new();
         for (i, row) in rows.iter().enumerate() {
-            let n = i + 1;
+            let n = first + i;
             let Some(uid) = DeviceUid::guess(row.uid.trim()) else {
                 let e = RegistryError::invalid("uid", "not a MAC, a DevEUI of 16 hex digits, or a UUID");
-                report.details.push(row_error(n, &row.uid, e));
+                progress.errors.push(row_error(n, &row.uid, e));
                 continue;
             };
-            if !seen.insert(uid) {
+            if !progress.seen.insert(uid) {
                 let e = RegistryError::invalid("uid", format!("{uid} is on an earlier row too"));
-                report.details.push(row_error(n, &row.uid, e));
+                progress.errors.push(row_error(n, &row.uid, e));
                 continue;
             }
             let existing = state.by_uid.get(&uid).and_then(|id| state.devices.get(id)).map(|e| &e.record);
             let outcome = match self.planned(state, &rooms, uid, row, existing) {
                 Err(e) => {
-                    report.details.push(row_error(n, &row.uid, e));
+                    progress.errors.push(row_error(n, &row.uid, e));
                     continue;
                 }
                 Ok((_, changed)) if existing.is_some() && changed.is_empty() => {
-                    report.unchanged += 1;
+                    progress.report.unchanged += 1;
+                    continue;
+                }
+                Ok((d, _)) if existing.is_none() && !progress.logins.insert(d.login.clone()) => {
+                    let e =
+                        RegistryError::invalid("uid", format!("its login {:?} is an earlier row's", d.login));
+                    progress.errors.push(row_error(n, &row.uid, e));
                     continue;
                 }
                 Ok((mut d, changed)) => {
                     d.updated_at = Timestamp::now();
                     writes.push(Write::Put(Record::Device(Box::new(d))));
                     if existing.is_some() {
-                        report.updated += 1;
+                        progress.report.updated += 1;
                         RowOutcome::Update(changed)
                     } else {
-                        report.created += 1;
+                        progress.report.created += 1;
                         RowOutcome::Create
                     }
                 }
             };
-            if listed.len() < MAX_LISTED_CHANGES {
-                listed.push(RowReport { row: n, uid: row.uid.clone(), outcome });
+            if progress.listed.len() < MAX_LISTED_CHANGES {
+                progress.listed.push(RowReport { row: n, uid: row.uid.clone(), outcome });
             }
         }
-        report.failed = report.details.len();
-        report.details.extend(listed);
-        Plan { writes, report }
+        writes
     }
 
-    /// Imports `rows` (or with `dry_run`, says what it would do): good rows land in one
-    /// transaction (recorded in the audit trail as `device.import`), bad ones are reported.
+    /// Imports `rows` (or with `dry_run`, says what it would do). The good rows land in
+    /// transactions of [`IMPORT_CHUNK`] rows — each created or changed device recorded in the
+    /// audit trail as `device.import` — so a large file holds a bounded batch in memory at a
+    /// time; bad rows are reported. Running the same file again finishes an interrupted import:
+    /// rows already in are unchanged.
     pub fn import_devices(&self, rows: &[DeviceRow], dry_run: bool) -> Result<BulkReport, RegistryError> {
         if rows.len() > MAX_IMPORT_ROWS {
             return Err(RegistryError::invalid(
@@ -277,14 +301,24 @@ impl Registry {
                 format!("{} rows, more than {MAX_IMPORT_ROWS}: split the file", rows.len()),
             ));
         }
-        if dry_run {
-            let plan = self.plan_import(&self.state.read(), rows);
-            return Ok(BulkReport { dry_run: true, ..plan.report });
+        let mut progress = Progress::default();
+        for (c, chunk) in rows.chunks(IMPORT_CHUNK).enumerate() {
+            let first = c * IMPORT_CHUNK + 1;
+            if dry_run {
+                self.plan_chunk(&self.state.read(), chunk, first, &mut progress);
+            } else {
+                self.mutate_as(Some("device.import"), |state| {
+                    Ok((self.plan_chunk(state, chunk, first, &mut progress), ()))
+                })?;
+            }
         }
-        self.mutate_as(Some("device.import"), |state| {
-            let plan = self.plan_import(state, rows);
-            Ok((plan.writes, plan.report))
-        })
+        let Progress { mut report, errors, listed, .. } = progress;
+        report.dry_run = dry_run;
+        report.rows = rows.len();
+        report.failed = errors.len();
+        report.details = errors;
+        report.details.extend(listed);
+        Ok(report)
     }
 
     /// Every device matching `filter` (its paging ignored), as rows: rooms by base topic.

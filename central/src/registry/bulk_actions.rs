@@ -29,6 +29,18 @@ impl Registry {
             }
         };
         self.mutate_as(Some(name), |state| {
+            // Checked again under the writer lock: the room or type may be gone since it was named.
+            match action {
+                BulkAction::Move { room } if !state.rooms.contains_key(&RoomId::from_bytes(*room)) => {
+                    return Err(RegistryError::invalid("room", "the room was deleted"));
+                }
+                BulkAction::SetType { device_type }
+                    if !state.types.contains_key(&DeviceTypeId::from_bytes(*device_type)) =>
+                {
+                    return Err(RegistryError::invalid("type", "the device type was deleted"));
+                }
+                _ => {}
+            }
             let mut writes = Vec::new();
             let mut outcomes = Vec::with_capacity(devices.len());
             for key in devices {

@@ -72,6 +72,31 @@ fn an_export_imports_back_unchanged_and_every_import_is_in_the_audit_trail() {
 }
 
 #[test]
+fn a_file_longer_than_a_transaction_lands_in_chunks_and_a_uid_twice_is_caught_across_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (registry, _, _) = test_registry(dir.path(), 0);
+    let mut rows: Vec<DeviceRow> =
+        (0..IMPORT_CHUNK + 2).map(|i| row(&format!("24:0a:c4:02:{:02x}:{:02x}", i >> 8, i & 0xff))).collect();
+    rows.push(rows[0].clone());
+    let before = registry.revision();
+    let report = registry.import_devices(&rows, false).unwrap();
+    assert_eq!((report.created, report.failed), (IMPORT_CHUNK + 2, 1));
+    assert_eq!(errors(&report), [(IMPORT_CHUNK + 3, "uid".into())]);
+    assert_eq!(registry.revision() - before, (IMPORT_CHUNK + 2) as u64);
+    assert_eq!(registry.device_count(), IMPORT_CHUNK + 2);
+}
+
+#[test]
+fn two_uids_with_one_default_login_are_caught_in_one_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (registry, _, _) = test_registry(dir.path(), 0);
+    // UUID logins keep 24 hex digits: these two would share `dev_000000000000000000000000`.
+    let rows = vec![row("00000000-0000-4000-8000-000000000001"), row("00000000-0000-4000-8000-000000000002")];
+    let report = registry.import_devices(&rows, false).unwrap();
+    assert_eq!((report.created, errors(&report)), (1, vec![(2, "uid".into())]));
+}
+
+#[test]
 fn too_many_rows_are_refused_whole() {
     let dir = tempfile::tempdir().unwrap();
     let (registry, _, _) = test_registry(dir.path(), 0);

@@ -533,7 +533,8 @@ impl Registry {
         }
         let keyed: Vec<([u8; 16], DeviceStatusRecord)> =
             statuses.iter().map(|(id, s)| (id.to_bytes(), s.clone())).collect();
-        self.store.put_statuses(&keyed)?;
+        let history = self.history_entries(&statuses);
+        self.store.put_statuses(&keyed, &history)?;
         let mut state = self.state.write();
         for (id, status) in statuses {
             // A device deleted while its status waited in a batch stays deleted.

@@ -21,6 +21,7 @@ mod edge_sync;
 mod fleet;
 mod follower;
 mod gateways;
+mod history;
 mod import;
 mod locations;
 mod lorawan;
@@ -58,6 +59,7 @@ pub use edge_sync::{DELTA_LIMIT, SNAPSHOT_PAGE};
 pub use fleet::{BuildingFleet, Fleet, RoomFleet, SiteFleet, StateTally};
 pub use follower::{ChangeFollower, Changes};
 pub use gateways::{GatewayChanges, GatewayInfo, NewGateway, ScopeSpec};
+pub use history::{HistoryConfig, MAX_HISTORY_PAYLOAD, TimelineEvent};
 pub use import::{Counts, ImportReport};
 pub use locations::{
     BuildingChanges, MAX_NAME_LEN, NewBuilding, NewRoom, NewSite, RoomChanges, RoomInfo, SiteChanges,
@@ -133,6 +135,8 @@ pub struct Registry {
     /// The revision after each committed change, for tasks that follow the registry (dynamic
     /// security, gateway sync).
     revisions: tokio::sync::watch::Sender<u64>,
+    /// How much of each device's status history is kept.
+    history: RwLock<history::HistoryConfig>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -153,6 +157,7 @@ impl Registry {
             writer: Mutex::new(()),
             service_accounts: broker::ServiceAccounts::default(),
             revisions,
+            history: RwLock::new(history::HistoryConfig::default()),
         };
         registry.ensure_default_site()?;
         Ok(registry)

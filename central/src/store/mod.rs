@@ -12,6 +12,7 @@ mod audit;
 mod bulk;
 mod commit_times;
 mod firmware;
+mod history;
 mod redb_store;
 mod user_settings;
 
@@ -136,8 +137,13 @@ pub trait RegistryStore: Send + Sync {
     /// when `writes` is empty). Deleting a device removes its status, log lines and orders with it.
     fn apply(&self, writes: &[Write], audit: &[crate::model::AuditEntry]) -> Result<u64, StoreError>;
 
-    /// Stores the last statuses of some devices (one transaction, not in the change log).
-    fn put_statuses(&self, statuses: &[([u8; 16], DeviceStatusRecord)]) -> Result<(), StoreError>;
+    /// Stores the last statuses of some devices and appends `history` to their status
+    /// histories, pruned to each one's retention (one transaction, not in the change log).
+    fn put_statuses(
+        &self,
+        statuses: &[([u8; 16], DeviceStatusRecord)],
+        history: &[StatusHistoryEntry],
+    ) -> Result<(), StoreError>;
 
     /// Change-log entries after `revision`, oldest first, at most `limit`.
     fn changes_since(&self, revision: u64, limit: usize) -> Result<Vec<ChangeEntry>, StoreError>;
@@ -176,6 +182,49 @@ pub trait SettingsStore: Send + Sync {
 
     /// Saves (or with `None` forgets) a user's dashboard settings.
     fn put_user_settings(&self, user: [u8; 16], settings: Option<&str>) -> Result<(), StoreError>;
+}
+
+/// How much of a device's status history is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HistoryRetention {
+    /// Statuses kept at most (the oldest go first).
+    pub max_statuses: u32,
+    /// Statuses older than this many days (before the device's newest) go.
+    pub max_age_days: u32,
+}
+
+impl Default for HistoryRetention {
+    /// 30 days at one status per 30 min (the firmware's default period), with room for
+    /// statuses sent on orders.
+    fn default() -> Self {
+        HistoryRetention { max_statuses: 2000, max_age_days: 30 }
+    }
+}
+
+/// One status for a device's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusHistoryEntry {
+    /// The device.
+    pub device: [u8; 16],
+    /// When it was seen (ms).
+    pub at_ms: i64,
+    /// The payload as received.
+    pub payload: String,
+    /// The device's retention.
+    pub keep: HistoryRetention,
+}
+
+/// Reading devices' status histories (appended by [`RegistryStore::put_statuses`]).
+pub trait StatusHistoryStore: Send + Sync {
+    /// A device's statuses seen in `since_ms..before_ms`, newest first, at most `limit`.
+    fn status_history(
+        &self,
+        device: [u8; 16],
+        since_ms: i64,
+        before_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, String)>, StoreError>;
 }
 
 /// One page of the audit trail, newest first.
@@ -275,6 +324,7 @@ pub trait Store:
     + FirmwareStore
     + AuditStore
     + BulkStore
+    + StatusHistoryStore
     + StoreStats
     + 'static
 {
@@ -288,6 +338,7 @@ impl<
         + FirmwareStore
         + AuditStore
         + BulkStore
+        + StatusHistoryStore
         + StoreStats
         + 'static,
 > Store for T

@@ -224,10 +224,12 @@ fn migration_step(txn: &redb::WriteTransaction, version: u32) -> Result<(), Stor
             txn.open_table(CAMPAIGN_PROGRESS).map_err(backend)?;
             txn.open_table(FIRMWARE_CENSUS).map_err(backend)?;
         }
-        // Version 7: the audit trail, bulk operations.
+        // Version 7: the audit trail, bulk operations, status histories.
         7 => {
             txn.open_table(super::audit::AUDIT).map_err(backend)?;
             txn.open_table(super::bulk::BULK_OPERATIONS).map_err(backend)?;
+            txn.open_table(super::history::STATUS_HISTORY).map_err(backend)?;
+            txn.open_table(super::history::STATUS_HISTORY_COUNTS).map_err(backend)?;
         }
         _ => unreachable!("no migration to version {version}"),
     }
@@ -340,6 +342,7 @@ impl RegistryStore for RedbStore {
                                 let mut t = txn.open_table(history).map_err(backend)?;
                                 t.retain_in((*key, 0)..=(*key, u64::MAX), |_, _| false).map_err(backend)?;
                             }
+                            super::history::forget_in(&txn, *key)?;
                         }
                         ChangeEntry { revision, kind: *kind, key: *key, deleted: true }
                     }
@@ -357,6 +360,7 @@ impl RegistryStore for RedbStore {
     fn put_statuses(
         &self,
         statuses: &[([u8; 16], crate::model::DeviceStatusRecord)],
+        history: &[super::StatusHistoryEntry],
     ) -> Result<(), StoreError> {
         let started = Instant::now();
         let txn = begin_write(&self.db).map_err(backend)?;
@@ -366,6 +370,7 @@ impl RegistryStore for RedbStore {
                 t.insert(*key, encode(status)?.as_slice()).map_err(backend)?;
             }
         }
+        super::history::append_in(&txn, history)?;
         self.commit(txn, started)
     }
 

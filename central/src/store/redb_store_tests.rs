@@ -44,7 +44,7 @@ fn statuses_and_logs_are_kept_apart() {
         last_status: Some("running".into()),
         last_payload: Some("{}".into()),
     };
-    store.put_statuses(&[([7; 16], status.clone())]).unwrap();
+    store.put_statuses(&[([7; 16], status.clone())], &[]).unwrap();
     let snap = store.load().unwrap();
     assert_eq!(snap.statuses, vec![([7; 16], status)]);
     assert_eq!(snap.revision, 0, "statuses do not enter the change log");

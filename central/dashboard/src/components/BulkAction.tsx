@@ -53,13 +53,17 @@ export function BulkAction({ target, lookups }: { target: Target; lookups: Looku
   const run = async () => {
     if (!preview) return;
     try {
-      setOperation(await api<BulkOperation>("POST", "/bulk-operations", { ...body(), confirm_devices: preview.devices }));
+      setOperation(await api<BulkOperation>("POST", "/bulk-operations", { ...body(), confirm: preview.confirm }));
       setPreview(null);
       setError(null);
     } catch (err) {
       setError((err as Error).message);
     }
   };
+
+  // A preview confirms one action on one set of devices: any change asks for a new one.
+  const asked = JSON.stringify(body());
+  useEffect(() => setPreview(null), [asked]);
 
   // Orders go out paced: follow the operation until every device has its outcome.
   useEffect(() => {

@@ -360,6 +360,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/devices/{id}/history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The device's statuses, newest first — what its charts draw. */
+        get: operations["history"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/devices/{id}/timeline": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The device's last events, newest first: statuses, orders, changes, log lines, silences. */
+        get: operations["timeline"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/alerts": {
         parameters: {
             query?: never;
@@ -1133,8 +1167,8 @@ export interface components {
             order?: string | null;
             /** @description For `order`: its value. */
             value?: unknown;
-            /** @description The number of devices the preview announced: required to run it. */
-            confirm_devices?: number | null;
+            /** @description The `confirm` code of the preview of this very operation: required to run it. */
+            confirm?: string | null;
         };
         /**
          * @description The devices acted on: the listing's filters, a list of uids or ids, or both (the listed
@@ -1959,9 +1993,9 @@ export interface components {
             updated: number;
             /** @description Rows that change nothing. */
             unchanged: number;
-            /** @description Rows refused (all listed in `errors`). */
+            /** @description Rows refused. */
             failed: number;
-            /** @description Every refused row. */
+            /** @description The refused rows, the first 1,000. */
             errors: components["schemas"]["RowError"][];
             /** @description The first 1,000 creations and updates. */
             changes: components["schemas"]["RowChange"][];
@@ -2214,6 +2248,8 @@ export interface components {
              * @description For orders: how long sending takes at the pace (seconds).
              */
             order_seconds?: number | null;
+            /** @description Give it back as `confirm` to run this action on these devices. */
+            confirm: string;
         };
         /**
          * @description Where a record's type byte stands.
@@ -5163,6 +5199,150 @@ export interface operations {
         requestBody?: never;
         responses: {
             /** @description Last 200 lines sent to /device/logger, newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description Invalid input: malformed JSON, unknown field, or a field named in `field`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No or unknown bearer token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The token's role is too low. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is larger than 1 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    history: {
+        parameters: {
+            query?: {
+                /** @description Not before (RFC 3339). */
+                since?: string;
+                /** @description Before (RFC 3339). */
+                until?: string;
+                /** @description Statuses at most, newest first (default 500, at most 2,000). */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description Internal UUID or uid */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description Invalid input: malformed JSON, unknown field, or a field named in `field`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No or unknown bearer token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The token's role is too low. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is larger than 1 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    timeline: {
+        parameters: {
+            query?: {
+                /** @description Events at most, newest first (default 200, at most 2,000). */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description Internal UUID or uid */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
             200: {
                 headers: {
                     [name: string]: unknown;

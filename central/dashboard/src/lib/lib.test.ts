@@ -177,3 +177,23 @@ describe("audit", () => {
     expect(actorLabel(entry("device", "24:0A:C4:12:34:56"))).toBe("device 24:0A:C4:12:34:56");
   });
 });
+
+import { fieldSeries, numericFields } from "./history";
+
+describe("device history", () => {
+  const points = [
+    { at: "2026-12-05T10:30:00Z", payload: { status: "running", heap: 170000, frequency: 1800 } },
+    { at: "2026-12-05T10:00:00Z", payload: { status: "running", heap: 171204, frequency: 1800 } },
+    { at: "2026-12-05T09:30:00Z", payload: { status: "starting", heap: 180000 } },
+    { at: "bad", payload: "not an object" },
+  ];
+  it("finds the numeric fields, those that vary first", () => {
+    expect(numericFields(points)).toEqual(["heap", "frequency"]);
+    const flat = [{ at: "x", payload: { board_rev: 1.2, heap: 1 } }, { at: "y", payload: { board_rev: 1.2, heap: 2 } }];
+    expect(numericFields(flat)).toEqual(["heap", "board_rev"]);
+  });
+  it("orders a field's values oldest first, skipping statuses without it", () => {
+    expect(fieldSeries(points, "frequency").map((p) => p.v)).toEqual([1800, 1800]);
+    expect(fieldSeries(points, "heap")[0].v).toBe(180000);
+  });
+});

@@ -12,6 +12,7 @@ import { roomLabel, useLookups } from "../components/lookups";
 import { DeviceSettings } from "../components/DeviceSettings";
 import { Select } from "../components/Select";
 import { DeviceFirmware } from "../components/DeviceFirmware";
+import { DeviceTimeline } from "../components/DeviceTimeline";
 
 const ORDERS = [
   { order: "status", label: "Ask for a status" },
@@ -301,6 +302,7 @@ export function DevicePage({ id }: { id: string }) {
           now={now}
         />
       )}
+      <DeviceTimeline id={id} now={now} />
       <article className="card">
         <h2>Configuration</h2>
         <ConfigEditor device={device} onSaved={refresh} readOnly={!operator} />

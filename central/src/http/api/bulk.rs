@@ -23,6 +23,9 @@ use crate::registry::{BulkReport, DeviceRow, Registry, RowOutcome};
 /// Largest import file (100,000 devices of a few hundred bytes each fit well below it).
 const MAX_IMPORT_BYTES: usize = 64 << 20;
 
+/// Refused rows listed in an answer at most (`failed` counts them all).
+const MAX_LISTED_ERRORS: usize = 1_000;
+
 /// The routes of this module, each with its OpenAPI operation (paths relative to `/api/v1`).
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -81,9 +84,9 @@ pub(crate) struct ImportView {
     updated: usize,
     /// Rows that change nothing.
     unchanged: usize,
-    /// Rows refused (all listed in `errors`).
+    /// Rows refused.
     failed: usize,
-    /// Every refused row.
+    /// The refused rows, the first 1,000.
     errors: Vec<RowError>,
     /// The first 1,000 creations and updates.
     changes: Vec<RowChange>,
@@ -109,13 +112,15 @@ fn view(report: BulkReport, numbers: &[usize], problems: Vec<bulk_format::RowPro
         }
     }
     errors.sort_by_key(|e| e.row);
+    let failed = errors.len();
+    errors.truncate(MAX_LISTED_ERRORS);
     ImportView {
         dry_run: report.dry_run,
-        rows: report.rows + errors.len() - report.failed,
+        rows: report.rows + failed - report.failed,
         created: report.created,
         updated: report.updated,
         unchanged: report.unchanged,
-        failed: errors.len(),
+        failed,
         errors,
         changes,
     }
@@ -135,12 +140,15 @@ fn import(registry: &Registry, parsed: Parsed, dry_run: bool) -> Result<ImportVi
     Ok(view(report, &numbers, problems))
 }
 
-async fn read_text(body: Body) -> Result<String, ApiError> {
-    let bytes = axum::body::to_bytes(body, MAX_IMPORT_BYTES).await.map_err(|_| {
+async fn read_body(body: Body) -> Result<axum::body::Bytes, ApiError> {
+    axum::body::to_bytes(body, MAX_IMPORT_BYTES).await.map_err(|_| {
         ApiError::TooLarge(format!("an import file is at most {} MiB: split it", MAX_IMPORT_BYTES >> 20))
-    })?;
-    String::from_utf8(bytes.to_vec())
-        .map_err(|e| ApiError::BadRequest(format!("the file is not UTF-8 text: {e}")))
+    })
+}
+
+/// The file as text (checked on the blocking pool with the rest of the import: up to 64 MiB).
+fn text_of(bytes: &[u8]) -> Result<&str, ApiError> {
+    std::str::from_utf8(bytes).map_err(|e| ApiError::BadRequest(format!("the file is not UTF-8 text: {e}")))
 }
 
 /// Imports devices from CSV: a header row naming the columns (`uid` required; `type`, `rooms` as
@@ -160,11 +168,11 @@ async fn import_csv(
     body: Body,
 ) -> Result<Json<ImportView>, ApiError> {
     auth.require(Role::Operator)?;
-    let text = read_text(body).await?;
+    let bytes = read_body(body).await?;
     let view = s
         .registry
         .acting(&auth.0, move |r| {
-            let parsed = bulk_format::read_csv(&text).map_err(|e| ApiError::BadRequest(e.0))?;
+            let parsed = bulk_format::read_csv(text_of(&bytes)?).map_err(|e| ApiError::BadRequest(e.0))?;
             import(r, parsed, params.dry_run)
         })
         .await?;
@@ -186,11 +194,11 @@ async fn import_json(
     body: Body,
 ) -> Result<Json<ImportView>, ApiError> {
     auth.require(Role::Operator)?;
-    let text = read_text(body).await?;
+    let bytes = read_body(body).await?;
     let view = s
         .registry
         .acting(&auth.0, move |r| {
-            let parsed = bulk_format::read_json(&text).map_err(|e| ApiError::BadRequest(e.0))?;
+            let parsed = bulk_format::read_json(text_of(&bytes)?).map_err(|e| ApiError::BadRequest(e.0))?;
             import(r, parsed, params.dry_run)
         })
         .await?;
@@ -234,8 +242,12 @@ async fn export_json(
     ApiQuery(filter): ApiQuery<DeviceFilter>,
 ) -> Result<impl IntoResponse, ApiError> {
     let rows = export_rows(&s, filter).await?;
+    let body = neosens_runtime::blocking::run(move || bulk_format::to_json(&rows).to_string()).await;
     Ok((
-        [(header::CONTENT_DISPOSITION, "attachment; filename=\"devices.json\"")],
-        Json(bulk_format::to_json(&rows)),
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CONTENT_DISPOSITION, "attachment; filename=\"devices.json\""),
+        ],
+        body,
     ))
 }

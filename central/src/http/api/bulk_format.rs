@@ -10,7 +10,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::registry::DeviceRow;
+use crate::registry::{DeviceRow, MAX_IMPORT_ROWS};
 
 /// The columns, in the order exports write them.
 pub(crate) const COLUMNS: [&str; 7] =
@@ -80,6 +80,9 @@ pub(crate) fn read_csv(text: &str) -> Result<Parsed, FileProblem> {
     let (mut rows, mut problems) = (Vec::new(), Vec::new());
     for (i, record) in reader.records().enumerate() {
         let n = i + 1;
+        if n > MAX_IMPORT_ROWS {
+            return Err(too_many_rows());
+        }
         let record = match record {
             Ok(r) => r,
             Err(e) => {
@@ -146,9 +149,40 @@ fn threshold<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<u32
     }
 }
 
+fn too_many_rows() -> FileProblem {
+    FileProblem(format!("more than {MAX_IMPORT_ROWS} rows: split the file"))
+}
+
+/// A JSON array read item by item, refused past [`MAX_IMPORT_ROWS`] items (so a file of
+/// millions of `{}` never becomes millions of values).
+struct CappedArray(Vec<Value>);
+
+impl<'de> Deserialize<'de> for CappedArray {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Items;
+        impl<'de> serde::de::Visitor<'de> for Items {
+            type Value = CappedArray;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "an array of at most {MAX_IMPORT_ROWS} objects")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<CappedArray, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element::<Value>()? {
+                    if items.len() == MAX_IMPORT_ROWS {
+                        return Err(serde::de::Error::custom(too_many_rows().0));
+                    }
+                    items.push(item);
+                }
+                Ok(CappedArray(items))
+            }
+        }
+        d.deserialize_seq(Items)
+    }
+}
+
 /// Reads a JSON file: an array of objects.
 pub(crate) fn read_json(text: &str) -> Result<Parsed, FileProblem> {
-    let items: Vec<Value> =
+    let CappedArray(items) =
         serde_json::from_str(text).map_err(|e| FileProblem(format!("not a JSON array of objects: {e}")))?;
     let (mut rows, mut problems) = (Vec::new(), Vec::new());
     for (i, item) in items.into_iter().enumerate() {

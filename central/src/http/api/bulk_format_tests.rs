@@ -86,3 +86,13 @@ fn an_export_reads_back_as_the_same_rows() {
     let (back, _) = read_json(&to_json(&rows).to_string()).unwrap();
     assert_eq!(back[0].1, rows[0]);
 }
+
+#[test]
+fn files_past_the_row_bound_are_refused_before_they_are_held() {
+    let csv = format!("uid\n{}", ",\n".repeat(MAX_IMPORT_ROWS + 1));
+    assert!(read_csv(&csv).unwrap_err().to_string().contains("more than"));
+    let json = format!("[{}{{}}]", "{},".repeat(MAX_IMPORT_ROWS));
+    assert!(read_json(&json).unwrap_err().to_string().contains("more than"));
+    let (_, problems) = read_csv(&format!("uid\n{}", ",\n".repeat(MAX_IMPORT_ROWS))).unwrap();
+    assert_eq!(problems.len(), MAX_IMPORT_ROWS, "at the bound, each empty uid is a row error");
+}

@@ -1,6 +1,8 @@
 //! `/api/v1/bulk-operations`: one action on the devices of a filter or a list. A preview says
-//! how many devices it reaches; the operation runs only when confirmed with that number (so a
-//! filter that grew in between is caught), and is recorded with each device's outcome.
+//! how many devices it reaches and gives a confirmation code for exactly that action on exactly
+//! those devices; the operation runs only with that code (so a filter whose devices changed in
+//! between, or an action edited after the preview, is caught), and is recorded with each
+//! device's outcome.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -76,8 +78,8 @@ pub(crate) struct BulkInput {
     order: Option<String>,
     /// For `order`: its value.
     value: Option<Value>,
-    /// The number of devices the preview announced: required to run it.
-    confirm_devices: Option<usize>,
+    /// The `confirm` code of the preview of this very operation: required to run it.
+    confirm: Option<String>,
 }
 
 /// What a bulk operation would reach.
@@ -91,6 +93,20 @@ pub(crate) struct PreviewView {
     action: &'static str,
     /// For orders: how long sending takes at the pace (seconds).
     order_seconds: Option<u64>,
+    /// Give it back as `confirm` to run this action on these devices.
+    confirm: String,
+}
+
+/// The confirmation code of an action on a set of devices: any change to either changes it.
+fn confirmation(action: &BulkAction, devices: &[[u8; 16]]) -> String {
+    let mut sorted = devices.to_vec();
+    sorted.sort_unstable();
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    ctx.update(format!("{action:?}").as_bytes());
+    for d in &sorted {
+        ctx.update(d);
+    }
+    neosens_protocol::hex::encode(&ctx.finish().as_ref()[..12])
 }
 
 /// One device's outcome.
@@ -157,6 +173,14 @@ fn view(op: &BulkOperation, outcomes: Option<Vec<DeviceOutcomeView>>) -> BulkVie
         pending: count(|o| *o == BulkOutcome::Pending),
         finished_at: op.finished_at.map(|t| t.to_rfc3339()),
         outcomes,
+    }
+}
+
+fn outcome_name(o: &BulkOutcome) -> &'static str {
+    match o {
+        BulkOutcome::Pending => "pending",
+        BulkOutcome::Done => "done",
+        BulkOutcome::Failed(_) => "failed",
     }
 }
 
@@ -296,7 +320,14 @@ async fn preview(
                 r.device_uids(&devices[..devices.len().min(PREVIEW_SAMPLE)]).into_iter().flatten().collect();
             let order_seconds = matches!(action, BulkAction::Order { .. })
                 .then(|| (devices.len() as u64).div_ceil(u64::from(ORDERS_PER_SECOND)));
-            Ok(PreviewView { devices: devices.len(), sample, action: action_name(&action), order_seconds })
+            let confirm = confirmation(&action, &devices);
+            Ok(PreviewView {
+                devices: devices.len(),
+                sample,
+                action: action_name(&action),
+                order_seconds,
+                confirm,
+            })
         })
         .await?;
     Ok(Json(view))
@@ -322,12 +353,15 @@ async fn create(
         .acting(&auth.0, move |r| -> Result<BulkOperation, ApiError> {
             let action = action_of(r, &input)?;
             let (devices, target) = resolve_target(r, &input.target)?;
-            let confirmed = input.confirm_devices.ok_or_else(|| {
-                invalid("confirm_devices", format!("confirm with the number of devices: {}", devices.len()))
+            let confirmed = input.confirm.as_deref().ok_or_else(|| {
+                invalid(
+                    "confirm",
+                    format!("preview it first and give its `confirm` code ({} devices now)", devices.len()),
+                )
             })?;
-            if confirmed != devices.len() {
+            if confirmed != confirmation(&action, &devices) {
                 return Err(ApiError::Conflict(format!(
-                    "the target reaches {} devices now, not {confirmed}: preview again",
+                    "the action or its devices changed since the preview ({} devices now): preview again",
                     devices.len()
                 )));
             }
@@ -342,7 +376,7 @@ async fn create(
 #[utoipa::path(get, path = "/bulk-operations", tag = "devices",
     responses((status = 200, body = inline(Object)), crate::http::error::CommonErrors), security(("bearer" = [])))]
 async fn list(State(s): State<AppState>, _auth: Auth) -> impl IntoResponse {
-    items(s.bulk.list().iter().map(|o| view(o, None)).collect())
+    items(s.bulk.list(|o| view(o, None)))
 }
 
 /// Paging of an operation's outcomes.
@@ -367,34 +401,40 @@ async fn get_one(
     Path(id): Path<u64>,
     ApiQuery(q): ApiQuery<OutcomeQuery>,
 ) -> Result<Json<BulkView>, ApiError> {
-    let op = s.bulk.get(id).ok_or_else(|| ApiError::NotFound(format!("bulk operation {id}")))?;
     let limit = q.limit.unwrap_or(1000).min(1000);
-    let registry = s.registry.clone();
+    let (registry, bulk) = (s.registry.clone(), s.bulk.clone());
     let view = neosens_runtime::blocking::run(move || {
-        let uids = registry.device_uids(&op.devices);
-        let mut rows: Vec<DeviceOutcomeView> = op
-            .devices
-            .iter()
-            .zip(&op.outcomes)
-            .zip(uids)
-            .map(|((d, o), uid)| {
-                let (outcome, message) = match o {
-                    BulkOutcome::Pending => ("pending", None),
-                    BulkOutcome::Done => ("done", None),
-                    BulkOutcome::Failed(m) => ("failed", Some(m.clone())),
-                };
-                DeviceOutcomeView { id: uuid::Uuid::from_bytes(*d).to_string(), uid, outcome, message }
-            })
-            .filter(|v| q.outcome.as_deref().is_none_or(|o| o == v.outcome))
-            .collect();
-        rows.sort_by_key(|v| match v.outcome {
-            "failed" => 0,
-            "pending" => 1,
-            _ => 2,
-        });
-        rows.truncate(limit);
-        view(&op, Some(rows))
+        bulk.get(id, |op| {
+            if limit == 0 {
+                return view(op, Some(Vec::new()));
+            }
+            let uids = registry.device_uids(&op.devices);
+            let mut rows: Vec<DeviceOutcomeView> = op
+                .devices
+                .iter()
+                .zip(&op.outcomes)
+                .zip(uids)
+                .filter(|((_, o), _)| q.outcome.as_deref().is_none_or(|want| want == outcome_name(o)))
+                .map(|((d, o), uid)| DeviceOutcomeView {
+                    id: uuid::Uuid::from_bytes(*d).to_string(),
+                    uid,
+                    outcome: outcome_name(o),
+                    message: match o {
+                        BulkOutcome::Failed(m) => Some(m.clone()),
+                        _ => None,
+                    },
+                })
+                .collect();
+            rows.sort_by_key(|v| match v.outcome {
+                "failed" => 0,
+                "pending" => 1,
+                _ => 2,
+            });
+            rows.truncate(limit);
+            view(op, Some(rows))
+        })
     })
-    .await;
+    .await
+    .ok_or_else(|| ApiError::NotFound(format!("bulk operation {id}")))?;
     Ok(Json(view))
 }

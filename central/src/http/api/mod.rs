@@ -15,6 +15,7 @@ mod edge_firmware;
 mod firmware;
 mod fleet;
 mod gateways;
+mod history;
 mod locations;
 mod openapi;
 mod orders;
@@ -61,6 +62,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(bulk::routes())
         .merge(bulk_ops::routes())
         .merge(devices::routes())
+        .merge(history::routes())
         .merge(alerts::routes())
         .merge(gateways::routes())
         .merge(edge::routes())

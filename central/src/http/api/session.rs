@@ -89,6 +89,9 @@ async fn sign_in(
         tracing::warn!(user = %user_digest(&user_key), client = %client_key, "dashboard sign-in throttled");
         return Err(too_many(wait));
     }
+    // Counted before the check, cleared on success: parallel guesses for one name see each
+    // other's failures at once, not after their binds return.
+    s.sessions.users.failed(&user_key, Instant::now());
     let checked = check_password(&s, &input).await;
     let refusal = match &checked {
         Ok(Some(_)) => None,
@@ -98,7 +101,6 @@ async fn sign_in(
     };
     if let Some(why) = refusal {
         if matches!(checked, Ok(None)) {
-            s.sessions.users.failed(&user_key, Instant::now());
             s.sessions.clients.failed(&client_key, Instant::now());
         }
         tracing::warn!(user = %user_digest(&user_key), client = %client_key, reason = %why, "dashboard sign-in refused");
@@ -133,6 +135,7 @@ async fn check_password(s: &AppState, input: &SignIn) -> Result<Option<(UserInfo
         let found = match directory.authenticate(&input.username, &input.password).await {
             Ok(found) => found,
             Err(DirectoryError::Refused) => return Ok(None),
+            Err(DirectoryError::Busy) => return Err(too_many(std::time::Duration::from_secs(1))),
             Err(e @ DirectoryError::NoRole) => return Err(ApiError::Forbidden(e.to_string())),
             Err(DirectoryError::Unavailable(why)) => {
                 tracing::warn!(error = %why, "the directory did not answer a sign-in");
