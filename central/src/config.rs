@@ -139,6 +139,8 @@ pub struct AlertsConfig {
     /// The networks devices ask for their credentials from (CIDR): a first password handed to
     /// an address outside them raises a `foreign_delivery` alert. Empty: no such alert.
     pub device_networks: Vec<String>,
+    /// What makes a reboot loop (`[alerts.reboot_loop]`), per device type too.
+    pub reboot_loop: crate::monitor::RebootLoopConfig,
 }
 
 impl AlertsConfig {
@@ -162,6 +164,7 @@ impl Default for AlertsConfig {
             webhook_timeout_s: 5,
             webhook_attempts: 5,
             device_networks: DEFAULT_DEVICE_NETWORKS.iter().map(|n| (*n).to_owned()).collect(),
+            reboot_loop: crate::monitor::RebootLoopConfig::default(),
         }
     }
 }
@@ -365,6 +368,15 @@ webhook_attempts = {alerts_attempts}
 # raises a "foreign_delivery" alert: someone else may have asked for it first (re-set the
 # device's credentials). Default: private and local networks. [] turns the alert off.
 device_networks = {alerts_networks}
+
+# A device that boots this many times within window_min minutes (each boot asks central for its
+# configuration) raises a "reboot_loop" alert, resolved after a window without a boot.
+# [alerts.reboot_loop]
+# boots = 5
+# window_min = 30
+# [alerts.reboot_loop.types.rpi]
+# boots = 3
+# window_min = 60
 
 [broker_auth]
 # Mosquitto's authentication backend (/mqtt/* for mosquitto-go-auth, /mqtt_auth/* for the 2016

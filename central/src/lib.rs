@@ -120,6 +120,7 @@ pub async fn run_on(
         unclaimed: pipelines.unclaimed,
         scrape,
         notices: pipelines.notices,
+        boots: pipelines.boots,
         device_networks,
         passwords: neosens_runtime::workers::Workers::start(
             "password",
@@ -290,6 +291,7 @@ struct Pipelines {
     mqtt: neosens_runtime::mqtt::MqttHandle,
     monitor: monitor::Monitor,
     notices: tokio::sync::mpsc::Sender<monitor::Notice>,
+    boots: tokio::sync::mpsc::Sender<neosens_protocol::ids::DeviceId>,
     gateways: gateway_health::GatewayHealth,
     unclaimed: unclaimed::Unclaimed,
     metrics: Arc<metrics::Metrics>,
@@ -323,10 +325,17 @@ async fn start_pipelines(
         webhook: webhook.clone(),
     };
     let (notices, notices_rx) = tokio::sync::mpsc::channel(monitor::NOTICE_QUEUE);
+    let (boots, boots_rx) = tokio::sync::mpsc::channel(monitor::BOOT_QUEUE);
     // What gateways report of themselves: the API and metrics read it, the monitor watches
     // their packet forwarders in it.
     let gateways = gateway_health::GatewayHealth::default();
-    let inputs = monitor::Inputs { seen: seen_rx, notices: notices_rx, gateways: gateways.clone() };
+    let inputs = monitor::Inputs {
+        seen: seen_rx,
+        notices: notices_rx,
+        gateways: gateways.clone(),
+        boots: boots_rx,
+        reboot_loop: config.alerts.reboot_loop.clone(),
+    };
     let follow = monitor::run(Arc::clone(registry), monitor.clone(), inputs, delivery, shutdown.clone());
     tasks.critical("monitor", follow);
     let ingest = ingest::run(
@@ -370,7 +379,7 @@ async fn start_pipelines(
         },
         tasks.health(),
     ));
-    Ok(Pipelines { mqtt: link.handle, monitor, notices, gateways, unclaimed, metrics, connections })
+    Ok(Pipelines { mqtt: link.handle, monitor, notices, boots, gateways, unclaimed, metrics, connections })
 }
 
 /// The alert webhook and its delivery worker (critical), when `[alerts] webhook_url` is set.

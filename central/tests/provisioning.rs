@@ -236,3 +236,52 @@ fn everything_survives_a_restart() {
     let sites = ApiClient::admin(addr).sites().expect("sites");
     assert_eq!(sites.len(), 1, "the default site is created once: {sites:?}");
 }
+
+/// A board that keeps booting (each boot asks for its configuration) raises a reboot-loop alert
+/// with the rule of its type; others do not.
+#[test]
+fn a_board_booting_over_and_over_raises_a_reboot_loop_alert() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("central.toml");
+    std::fs::write(&config, "[alerts.reboot_loop.types.esp32]\nboots = 3\nwindow_min = 10\n").unwrap();
+    let data = dir.path().join("data");
+    let env = std::collections::HashMap::from([
+        ("NEOSENS_HTTP_BIND".to_owned(), "127.0.0.1:0".to_owned()),
+        ("NEOSENS_DATA_DIR".to_owned(), data.to_string_lossy().into_owned()),
+        ("NEOSENS_ADMIN_TOKEN".to_owned(), common::ADMIN.to_owned()),
+        ("NEOSENS_EMBEDDED_MQTT_BIND".to_owned(), "127.0.0.1:0".to_owned()),
+    ]);
+    let central = neosens_runtime::testing::ServiceProcess::spawn(
+        std::path::Path::new(common::BIN),
+        &["--config", &config.to_string_lossy()],
+        &env,
+    );
+    let addr = central.addr("http");
+    let (_, device) = register_example(addr);
+    let password = common::first_password(addr, common::MAC);
+    let loops = || {
+        let (_, alerts) = common::api(addr, "GET", "/api/v1/alerts", None);
+        alerts["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["kind"] == "reboot_loop")
+            .cloned()
+            .collect::<Vec<Value>>()
+    };
+    for boot in 0..2 {
+        assert_eq!(esp32_config(addr, common::LOGIN, &password).status, 200, "boot {boot}");
+    }
+    assert!(loops().is_empty(), "two boots are no loop");
+    assert_eq!(esp32_config(addr, common::LOGIN, &password).status, 200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while loops().is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let alerts = loops();
+    assert_eq!(alerts.len(), 1, "one alert for the loop");
+    assert_eq!(alerts[0]["device"], json!(device));
+    assert_eq!(alerts[0]["detail"], "3 boots within 10 min");
+    // A wrong password is no boot.
+    assert_eq!(esp32_config(addr, common::LOGIN, "wrong").status, 403);
+}

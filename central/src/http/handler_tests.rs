@@ -59,6 +59,7 @@ async fn app(dir: &std::path::Path) -> (axum::Router, AppState) {
         unclaimed,
         scrape: neosens_runtime::http::ScrapeToken::new(None).unwrap(),
         notices: tokio::sync::mpsc::channel(8).0,
+        boots: tokio::sync::mpsc::channel(8).0,
         passwords: neosens_runtime::workers::Workers::start("password", PASSWORD_THREADS, PASSWORDS_WAITING)
             .unwrap(),
         device_networks: Arc::new(Vec::new()),

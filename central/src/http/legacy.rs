@@ -175,6 +175,10 @@ async fn config(State(state): State<AppState>, headers: HeaderMap) -> Response {
     match state.registry.legacy_config(&login, &password) {
         Ok(answer) => {
             count(&state, "config", "served");
+            // Every boot asks for the configuration once: the monitor counts them (reboot loops).
+            if let Some(device) = state.registry.device_id_by_login(&login) {
+                let _ = state.boots.try_send(device);
+            }
             let body = answer.to_legacy_json();
             if answer.topics.is_empty() {
                 tracing::warn!(%login, "device has no room: its firmware gets no base topic");

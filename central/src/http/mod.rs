@@ -75,6 +75,8 @@ pub struct AppState {
     pub scrape: neosens_runtime::http::ScrapeToken,
     /// Alerts raised by handlers, to the monitor.
     pub notices: tokio::sync::mpsc::Sender<crate::monitor::Notice>,
+    /// Devices booting (their configuration answered), to the monitor.
+    pub boots: tokio::sync::mpsc::Sender<neosens_protocol::ids::DeviceId>,
     /// The threads that check and hash dashboard passwords (argon2id).
     pub passwords: neosens_runtime::workers::Workers,
     /// `[alerts] device_networks`, parsed.

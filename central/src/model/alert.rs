@@ -18,6 +18,9 @@ pub enum AlertKind {
     /// A gateway in touch with central has not heard one of its LoRaWAN packet forwarders for
     /// 5 min. Stored with `rule` = `<gateway id>/<gateway EUI>` (its key across restarts).
     ForwarderSilent,
+    /// A device booted `[alerts.reboot_loop] boots` times within `window_min` minutes; resolved
+    /// after a window without a boot.
+    RebootLoop,
 }
 
 /// An operator's acknowledgement of an alert.

@@ -99,6 +99,8 @@ pub(super) struct Shared {
     failures: HashMap<DeviceId, BTreeMap<String, u64>>,
     /// Open silent-forwarder alerts: (gateway, EUI) → alert id.
     pub(super) forwarders: HashMap<(neosens_protocol::ids::GatewayId, String), u64>,
+    /// Boot times and open reboot-loop alerts.
+    pub(super) reboots: super::reboots::Reboots,
     pub(super) dirty: BTreeSet<u64>,
     forget: Vec<u64>,
 }
@@ -193,6 +195,9 @@ impl Monitor {
                             shared.forwarders.insert(key, r.id);
                         }
                     }
+                    (AlertKind::RebootLoop, Some(d), _) => {
+                        shared.reboots.open.insert(d, r.id);
+                    }
                     _ => {}
                 }
             }
@@ -212,9 +217,10 @@ impl Monitor {
             .map(|r| AlertView {
                 devices: match r.kind {
                     AlertKind::Outage => devices.get(&r.id).cloned().unwrap_or_default(),
-                    AlertKind::Failure | AlertKind::ForeignDelivery | AlertKind::ForwarderSilent => {
-                        r.device.into_iter().collect()
-                    }
+                    AlertKind::Failure
+                    | AlertKind::ForeignDelivery
+                    | AlertKind::ForwarderSilent
+                    | AlertKind::RebootLoop => r.device.into_iter().collect(),
                 },
                 state: if r.is_open() { "open" } else { "resolved" },
                 alert: r.into(),

@@ -8,6 +8,7 @@
 pub mod alerts;
 pub mod deadlines;
 pub mod forwarders;
+pub mod reboots;
 pub mod tracker;
 pub mod webhook;
 pub mod wire;
@@ -23,6 +24,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 pub use alerts::{AlertView, Event, Failing, Monitor, NOTICE_QUEUE, Notice, Seen};
+pub use reboots::{BOOT_QUEUE, RebootLoopConfig, RebootLoopRule};
 
 use crate::model::{AlertRecord, EntityKind, Timestamp};
 use crate::registry::{ChangeFollower, Registry};
@@ -99,6 +101,10 @@ pub struct Inputs {
     /// The gateways' reports (their packet forwarders), looked at every
     /// [`forwarders::CHECK_EVERY`].
     pub gateways: crate::gateway_health::GatewayHealth,
+    /// Devices booting (their `/device/config` answered at central).
+    pub boots: mpsc::Receiver<DeviceId>,
+    /// What makes a reboot loop, per device type.
+    pub reboot_loop: RebootLoopConfig,
 }
 
 /// The registered gateways and what they last reported of their forwarders.
@@ -133,7 +139,7 @@ pub async fn run(
     delivery: Delivery,
     shutdown: CancellationToken,
 ) {
-    let Inputs { mut seen, mut notices, gateways } = inputs;
+    let Inputs { mut seen, mut notices, gateways, mut boots, reboot_loop } = inputs;
     let mut forwarder_check = tokio::time::interval(forwarders::CHECK_EVERY);
     forwarder_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let clock = Clock::start();
@@ -167,7 +173,14 @@ pub async fn run(
             }
             _ = forwarder_check.tick() => {
                 let now = clock.now();
-                let events = monitor.forwarders(&gateway_forwarders(&registry, &gateways, now), now);
+                let mut events = monitor.forwarders(&gateway_forwarders(&registry, &gateways, now), now);
+                events.extend(monitor.reboots_settled(now));
+                deliver(&monitor, &delivery, events, now).await;
+            }
+            Some(device) = boots.recv() => {
+                let now = clock.now();
+                let rule = reboot_loop.rule(registry.device_type_name(device).as_deref());
+                let events = monitor.boot(device, rule, now);
                 deliver(&monitor, &delivery, events, now).await;
             }
             Some(notice) = notices.recv() => {
@@ -235,7 +248,13 @@ mod tests {
         let (seen, seen_rx) = mpsc::channel(10);
         let (_notices, notices_rx) = mpsc::channel(1);
         let delivery = Delivery { link, topic: "neosens/alerts".into(), webhook: None };
-        let inputs = Inputs { seen: seen_rx, notices: notices_rx, gateways: Default::default() };
+        let inputs = Inputs {
+            seen: seen_rx,
+            notices: notices_rx,
+            gateways: Default::default(),
+            boots: mpsc::channel(1).1,
+            reboot_loop: RebootLoopConfig::default(),
+        };
         let task =
             tokio::spawn(run(Arc::clone(registry), monitor.clone(), inputs, delivery, shutdown.clone()));
         (seen, shutdown, task)

@@ -21,6 +21,8 @@ pub enum AlertKindJson {
     ForeignDelivery,
     /// A gateway has not heard one of its LoRaWAN packet forwarders for 5 min.
     ForwarderSilent,
+    /// A device keeps rebooting (`[alerts.reboot_loop]`).
+    RebootLoop,
 }
 
 impl From<AlertKind> for AlertKindJson {
@@ -30,6 +32,7 @@ impl From<AlertKind> for AlertKindJson {
             AlertKind::Failure => AlertKindJson::Failure,
             AlertKind::ForeignDelivery => AlertKindJson::ForeignDelivery,
             AlertKind::ForwarderSilent => AlertKindJson::ForwarderSilent,
+            AlertKind::RebootLoop => AlertKindJson::RebootLoop,
         }
     }
 }

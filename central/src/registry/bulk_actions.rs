@@ -102,4 +102,16 @@ impl Registry {
     pub fn device_type_id(&self, key: &str) -> Option<DeviceTypeId> {
         super::device_types::resolve_type(&self.state.read(), key).map(|t| t.id)
     }
+
+    /// The device whose MQTT login this is.
+    pub fn device_id_by_login(&self, login: &str) -> Option<DeviceId> {
+        self.state.read().by_login.get(login).copied()
+    }
+
+    /// The name of a device's type.
+    pub fn device_type_name(&self, device: DeviceId) -> Option<String> {
+        let state = self.state.read();
+        let d = state.devices.get(&device)?;
+        state.types.get(&d.record.device_type).map(|t| t.record.name.clone())
+    }
 }

@@ -15,6 +15,13 @@ use crate::store::{HistoryRetention, StatusHistoryEntry};
 /// Longest status payload kept whole in a history; a longer one is kept as its status and size.
 pub const MAX_HISTORY_PAYLOAD: usize = 4096;
 
+/// A device's statuses closer than this to the last one kept are not kept again: the history
+/// holds one status a minute at most (a board answering orders, or a load generator, does not
+/// fill it in an hour), and ingestion at tens of thousands of statuses a second pays for the
+/// history only once per device and minute. A firmware's periodic status (every 15 min to 6 h)
+/// is always kept.
+pub const HISTORY_MIN_INTERVAL_MS: i64 = 60_000;
+
 /// `[history]`: how much of each device's status history is kept, by default and per type.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -69,12 +76,19 @@ impl Registry {
     ) -> Vec<StatusHistoryEntry> {
         let config = self.history.read();
         let state = self.state.read();
+        let mut last_kept = self.history_last.lock();
         statuses
             .iter()
             .filter_map(|(id, status)| {
                 let at = status.last_seen?;
-                let payload = history_payload(status)?;
                 let device = state.devices.get(id)?;
+                match last_kept.get(id) {
+                    Some(last) if (at.millis() - last).abs() < HISTORY_MIN_INTERVAL_MS => return None,
+                    _ => {
+                        last_kept.insert(*id, at.millis());
+                    }
+                }
+                let payload = history_payload(status)?;
                 let keep = state
                     .types
                     .get(&device.record.device_type)

@@ -26,6 +26,8 @@ fn statuses_are_kept_per_the_types_retention_and_go_with_their_device() {
                 (ids[1], status(t0 + i * 60_000, 7)),
             ])
             .unwrap();
+        // Another status 10 s later: within the minute, not kept.
+        registry.put_statuses(vec![(ids[0], status(t0 + i * 60_000 + 10_000, 1))]).unwrap();
     }
     let kept = registry.status_history(&ids[0].to_string(), i64::MIN, i64::MAX, 100).unwrap();
     assert_eq!(kept.len(), 5, "bounded by count");

@@ -59,7 +59,7 @@ pub use edge_sync::{DELTA_LIMIT, SNAPSHOT_PAGE};
 pub use fleet::{BuildingFleet, Fleet, RoomFleet, SiteFleet, StateTally};
 pub use follower::{ChangeFollower, Changes};
 pub use gateways::{GatewayChanges, GatewayInfo, NewGateway, ScopeSpec};
-pub use history::{HistoryConfig, MAX_HISTORY_PAYLOAD, TimelineEvent};
+pub use history::{HISTORY_MIN_INTERVAL_MS, HistoryConfig, MAX_HISTORY_PAYLOAD, TimelineEvent};
 pub use import::{Counts, ImportReport};
 pub use locations::{
     BuildingChanges, MAX_NAME_LEN, NewBuilding, NewRoom, NewSite, RoomChanges, RoomInfo, SiteChanges,
@@ -137,6 +137,9 @@ pub struct Registry {
     revisions: tokio::sync::watch::Sender<u64>,
     /// How much of each device's status history is kept.
     history: RwLock<history::HistoryConfig>,
+    /// When each device's last status was kept in its history (one a minute at most). Holds
+    /// registered devices only; a deleted one's entry goes at the next restart.
+    history_last: Mutex<std::collections::HashMap<neosens_protocol::ids::DeviceId, i64>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -158,6 +161,7 @@ impl Registry {
             service_accounts: broker::ServiceAccounts::default(),
             revisions,
             history: RwLock::new(history::HistoryConfig::default()),
+            history_last: Mutex::new(std::collections::HashMap::new()),
         };
         registry.ensure_default_site()?;
         Ok(registry)

@@ -439,14 +439,19 @@ fn enum_variant_indices_are_pinned() {
         };
         check(role, index);
     }
-    for kind in
-        [AlertKind::Outage, AlertKind::Failure, AlertKind::ForeignDelivery, AlertKind::ForwarderSilent]
-    {
+    for kind in [
+        AlertKind::Outage,
+        AlertKind::Failure,
+        AlertKind::ForeignDelivery,
+        AlertKind::ForwarderSilent,
+        AlertKind::RebootLoop,
+    ] {
         let index = match kind {
             AlertKind::Outage => 0,
             AlertKind::Failure => 1,
             AlertKind::ForeignDelivery => 2,
             AlertKind::ForwarderSilent => 3,
+            AlertKind::RebootLoop => 4,
         };
         check(kind, index);
     }

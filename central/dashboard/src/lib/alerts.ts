@@ -30,6 +30,8 @@ export function alertKindLabel(a: Alert): string {
       return "Security";
     case "forwarder_silent":
       return "LoRaWAN";
+    case "reboot_loop":
+      return "Reboot loop";
   }
 }
 
@@ -39,6 +41,9 @@ export function alertTitle(a: Alert, buildingName: (id: string | null) => string
   }
   if (a.kind === "forwarder_silent") {
     return a.detail ?? `packet forwarder ${a.forwarder ?? "?"} silent`;
+  }
+  if (a.kind === "reboot_loop") {
+    return `a device keeps rebooting: ${a.detail ?? ""}`;
   }
   if (a.kind === "outage") {
     return `${buildingName(a.building)}: ${a.outdated} of ${a.total_devices} device${a.total_devices === 1 ? "" : "s"} outdated`;

@@ -103,6 +103,11 @@ describe("alerts", () => {
     expect(alertKindLabel(a)).toBe("LoRaWAN");
     expect(alertTitle(a, () => "?")).toBe("packet forwarder aa555a0000000101 silent");
   });
+  it("names a reboot loop", () => {
+    const a = { ...alert(7, null), kind: "reboot_loop" as const, detail: "5 boots within 30 min" };
+    expect(alertKindLabel(a)).toBe("Reboot loop");
+    expect(alertTitle(a, () => "?")).toBe("a device keeps rebooting: 5 boots within 30 min");
+  });
 });
 
 describe("device uids", () => {
