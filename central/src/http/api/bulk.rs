@@ -140,6 +140,27 @@ fn import(registry: &Registry, parsed: Parsed, dry_run: bool) -> Result<ImportVi
     Ok(view(report, &numbers, problems))
 }
 
+/// Reads, checks and imports a file as `auth` (an operator); the parsing and the import on the
+/// blocking pool.
+async fn import_file(
+    s: AppState,
+    auth: Auth,
+    dry_run: bool,
+    body: Body,
+    read: fn(&str) -> Result<Parsed, bulk_format::FileProblem>,
+) -> Result<Json<ImportView>, ApiError> {
+    auth.require(Role::Operator)?;
+    let bytes = read_body(body).await?;
+    let view = s
+        .registry
+        .acting(&auth.0, move |r| {
+            let parsed = read(text_of(&bytes)?).map_err(|e| ApiError::BadRequest(e.0))?;
+            import(r, parsed, dry_run)
+        })
+        .await?;
+    Ok(Json(view))
+}
+
 async fn read_body(body: Body) -> Result<axum::body::Bytes, ApiError> {
     axum::body::to_bytes(body, MAX_IMPORT_BYTES).await.map_err(|_| {
         ApiError::TooLarge(format!("an import file is at most {} MiB: split it", MAX_IMPORT_BYTES >> 20))
@@ -167,16 +188,7 @@ async fn import_csv(
     ApiQuery(params): ApiQuery<ImportParams>,
     body: Body,
 ) -> Result<Json<ImportView>, ApiError> {
-    auth.require(Role::Operator)?;
-    let bytes = read_body(body).await?;
-    let view = s
-        .registry
-        .acting(&auth.0, move |r| {
-            let parsed = bulk_format::read_csv(text_of(&bytes)?).map_err(|e| ApiError::BadRequest(e.0))?;
-            import(r, parsed, params.dry_run)
-        })
-        .await?;
-    Ok(Json(view))
+    import_file(s, auth, params.dry_run, body, bulk_format::read_csv).await
 }
 
 /// Imports devices from JSON: an array of objects with the CSV's columns as keys (`rooms` an
@@ -193,16 +205,7 @@ async fn import_json(
     ApiQuery(params): ApiQuery<ImportParams>,
     body: Body,
 ) -> Result<Json<ImportView>, ApiError> {
-    auth.require(Role::Operator)?;
-    let bytes = read_body(body).await?;
-    let view = s
-        .registry
-        .acting(&auth.0, move |r| {
-            let parsed = bulk_format::read_json(text_of(&bytes)?).map_err(|e| ApiError::BadRequest(e.0))?;
-            import(r, parsed, params.dry_run)
-        })
-        .await?;
-    Ok(Json(view))
+    import_file(s, auth, params.dry_run, body, bulk_format::read_json).await
 }
 
 async fn export_rows(s: &AppState, filter: DeviceFilter) -> Result<Vec<DeviceRow>, ApiError> {
