@@ -96,14 +96,15 @@ pub enum DirectoryError {
     /// The directory did not answer, or answered with an error.
     #[error("the directory is unreachable or failing: {0}")]
     Unavailable(String),
-    /// [`MAX_CHECKS`] checks are already in flight.
+    /// [`MAX_CHECKS`] checks are already in flight, or one for this name.
     #[error("too many directory sign-ins at once")]
     Busy,
 }
 
-/// Directory checks in flight at most; more are told to retry at once. Like the password
-/// workers of local accounts, this caps the guesses that can pass the sign-in throttle before
-/// their failures are counted (and so what reaches the university's own lockout policy).
+/// Directory checks in flight at most, and one per name; more are told to retry at once. So a
+/// name's guesses run one after the other, each failure counted by the sign-in throttle before
+/// the next can start, and the university's own lockout policy sees no more than neosens lets
+/// through.
 pub const MAX_CHECKS: usize = 4;
 
 /// A person the directory accepted.
@@ -121,6 +122,17 @@ pub struct Directory {
     tls: Arc<rustls::ClientConfig>,
     bind_password: Option<String>,
     checks: tokio::sync::Semaphore,
+    /// Names being checked now (lower case), at most [`MAX_CHECKS`].
+    in_flight: parking_lot::Mutex<std::collections::HashSet<String>>,
+}
+
+/// A name's place among the checks in flight, given back when the check ends.
+struct InFlight<'a>(&'a Directory, String);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.lock().remove(&self.1);
+    }
 }
 
 impl std::fmt::Debug for Directory {
@@ -206,6 +218,7 @@ impl Directory {
             tls,
             bind_password,
             checks: tokio::sync::Semaphore::new(MAX_CHECKS),
+            in_flight: parking_lot::Mutex::new(std::collections::HashSet::new()),
         })
     }
 
@@ -225,6 +238,11 @@ impl Directory {
             return Err(DirectoryError::Refused);
         }
         let _slot = self.checks.try_acquire().map_err(|_| DirectoryError::Busy)?;
+        let name = username.to_lowercase();
+        if !self.in_flight.lock().insert(name.clone()) {
+            return Err(DirectoryError::Busy);
+        }
+        let _name = InFlight(self, name);
         let settings = LdapConnSettings::new()
             .set_conn_timeout(self.timeout())
             .set_starttls(self.config.starttls)
@@ -413,6 +431,16 @@ mod tests {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let out = runtime.block_on(directory.authenticate("alice", ""));
         assert!(matches!(out, Err(DirectoryError::Refused)), "{out:?}");
+    }
+
+    #[test]
+    fn a_name_already_being_checked_is_told_to_retry_without_a_connection() {
+        let directory = Directory::new(&config("ldaps://192.0.2.1:1")).unwrap();
+        directory.in_flight.lock().insert("alice".into());
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let out = runtime.block_on(directory.authenticate("Alice", "a guess"));
+        assert!(matches!(out, Err(DirectoryError::Busy)), "{out:?}");
+        assert_eq!(directory.checks.available_permits(), MAX_CHECKS, "the slot is given back");
     }
 
     #[test]

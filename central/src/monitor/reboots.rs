@@ -88,7 +88,9 @@ impl Monitor {
     /// A device booted at `now` under `rule`: opens its reboot-loop alert when it makes a loop.
     pub(super) fn boot(&self, device: DeviceId, rule: RebootLoopRule, now: i64) -> Vec<(Event, AlertRecord)> {
         let mut s = self.shared.lock();
-        let (_, times) = s.reboots.boots.entry(device).or_insert_with(|| (rule, VecDeque::new()));
+        let (kept_rule, times) = s.reboots.boots.entry(device).or_insert_with(|| (rule, VecDeque::new()));
+        // The type (or its rule) may have changed since the last boot.
+        *kept_rule = rule;
         while times.front().is_some_and(|t| now - t >= rule.window_ms()) {
             times.pop_front();
         }

@@ -82,13 +82,12 @@ impl Registry {
             .filter_map(|(id, status)| {
                 let at = status.last_seen?;
                 let device = state.devices.get(id)?;
-                match last_kept.get(id) {
-                    Some(last) if (at.millis() - last).abs() < HISTORY_MIN_INTERVAL_MS => return None,
-                    _ => {
-                        last_kept.insert(*id, at.millis());
-                    }
-                }
                 let payload = history_payload(status)?;
+                let last = last_kept.get(id).copied();
+                if last.is_some_and(|last| (at.millis() - last).abs() < HISTORY_MIN_INTERVAL_MS) {
+                    return None;
+                }
+                last_kept.insert(*id, last.map_or(at.millis(), |last| last.max(at.millis())));
                 let keep = state
                     .types
                     .get(&device.record.device_type)
@@ -126,6 +125,7 @@ impl Registry {
         let mut events = Vec::new();
         let statuses = self.store.status_history(id.to_bytes(), i64::MIN, i64::MAX, limit)?;
         events.extend(silences(&statuses, threshold_ms, Timestamp::now().millis()));
+
         for (at, payload) in statuses {
             let detail: serde_json::Value =
                 serde_json::from_str(&payload).unwrap_or(serde_json::Value::String(payload));
@@ -174,8 +174,11 @@ impl Registry {
 }
 
 /// The times a device went silent past its threshold (from its statuses, newest first) and came
-/// back: silence begins `threshold` after a status with no next one within it.
+/// back: silence begins `threshold` after a status with no next one within it. The history keeps
+/// a status a minute at most, so a gap counts only past the threshold plus that spacing (a device
+/// sending every 30 s with a 60 s threshold never went silent).
 fn silences(statuses: &[(i64, String)], threshold_ms: i64, now_ms: i64) -> Vec<TimelineEvent> {
+    let gap_ms = threshold_ms + HISTORY_MIN_INTERVAL_MS;
     let mut events = Vec::new();
     let event = |at_ms, kind, summary: String| TimelineEvent {
         at_ms,
@@ -184,7 +187,7 @@ fn silences(statuses: &[(i64, String)], threshold_ms: i64, now_ms: i64) -> Vec<T
         detail: serde_json::Value::Null,
     };
     if let Some((newest, _)) = statuses.first()
-        && now_ms - newest > threshold_ms
+        && now_ms - newest > gap_ms
     {
         events.push(event(
             newest + threshold_ms,
@@ -194,7 +197,7 @@ fn silences(statuses: &[(i64, String)], threshold_ms: i64, now_ms: i64) -> Vec<T
     }
     for pair in statuses.windows(2) {
         let (newer, older) = (pair[0].0, pair[1].0);
-        if newer - older > threshold_ms {
+        if newer - older > gap_ms {
             events.push(event(
                 older + threshold_ms,
                 "silent",

@@ -29,8 +29,17 @@ pub(super) fn append_in(
     for e in entries {
         let added = table.insert((e.device, e.at_ms), e.payload.as_str()).map_err(backend)?.is_none();
         let mut held = counts.get(e.device).map_err(backend)?.map_or(0, |v| v.value()) + u32::from(added);
-        // By age: what is older than the retention before this status.
-        let cutoff = e.at_ms.saturating_sub(i64::from(e.keep.max_age_days) * 86_400_000);
+        // By age: what is older than the retention before the device's newest status (a late,
+        // older status never prunes by its own time).
+        let newest = table
+            .range((e.device, i64::MIN)..=(e.device, i64::MAX))
+            .map_err(backend)?
+            .next_back()
+            .map(|item| item.map(|(k, _)| k.value().1))
+            .transpose()
+            .map_err(backend)?
+            .unwrap_or(e.at_ms);
+        let cutoff = newest.saturating_sub(i64::from(e.keep.max_age_days) * 86_400_000);
         let old = table.range((e.device, i64::MIN)..(e.device, cutoff)).map_err(backend)?.count();
         // By count: the oldest beyond the bound.
         let excess = (held as usize).saturating_sub(old).saturating_sub(e.keep.max_statuses as usize);

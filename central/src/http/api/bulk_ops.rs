@@ -408,29 +408,32 @@ async fn get_one(
             if limit == 0 {
                 return view(op, Some(Vec::new()));
             }
-            let uids = registry.device_uids(&op.devices);
-            let mut rows: Vec<DeviceOutcomeView> = op
-                .devices
+            // The rows to show first (failed, then pending, then done), at most `limit`; only
+            // their uids are looked up, under the operation's lock for as short as that.
+            let mut picked: Vec<usize> = (0..op.devices.len())
+                .filter(|&i| q.outcome.as_deref().is_none_or(|want| want == outcome_name(&op.outcomes[i])))
+                .collect();
+            picked.sort_by_key(|&i| match op.outcomes[i] {
+                BulkOutcome::Failed(_) => 0,
+                BulkOutcome::Pending => 1,
+                BulkOutcome::Done => 2,
+            });
+            picked.truncate(limit);
+            let devices: Vec<[u8; 16]> = picked.iter().map(|&i| op.devices[i]).collect();
+            let uids = registry.device_uids(&devices);
+            let rows: Vec<DeviceOutcomeView> = picked
                 .iter()
-                .zip(&op.outcomes)
                 .zip(uids)
-                .filter(|((_, o), _)| q.outcome.as_deref().is_none_or(|want| want == outcome_name(o)))
-                .map(|((d, o), uid)| DeviceOutcomeView {
-                    id: uuid::Uuid::from_bytes(*d).to_string(),
+                .map(|(&i, uid)| DeviceOutcomeView {
+                    id: uuid::Uuid::from_bytes(op.devices[i]).to_string(),
                     uid,
-                    outcome: outcome_name(o),
-                    message: match o {
+                    outcome: outcome_name(&op.outcomes[i]),
+                    message: match &op.outcomes[i] {
                         BulkOutcome::Failed(m) => Some(m.clone()),
                         _ => None,
                     },
                 })
                 .collect();
-            rows.sort_by_key(|v| match v.outcome {
-                "failed" => 0,
-                "pending" => 1,
-                _ => 2,
-            });
-            rows.truncate(limit);
             view(op, Some(rows))
         })
     })

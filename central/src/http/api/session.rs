@@ -89,14 +89,6 @@ async fn sign_in(
         tracing::warn!(user = %user_digest(&user_key), client = %client_key, "dashboard sign-in throttled");
         return Err(too_many(wait));
     }
-    // A directory check is counted before it runs, and cleared on success: parallel guesses for
-    // one name see each other's failures at once, not after their binds return (local checks
-    // are bounded by the password workers, and counted after, as a busy answer is no guess).
-    let to_directory =
-        s.directory.is_some() && s.registry.user_source(&input.username) != Some(UserSource::Local);
-    if to_directory {
-        s.sessions.users.failed(&user_key, Instant::now());
-    }
     let checked = check_password(&s, &input).await;
     let refusal = match &checked {
         Ok(Some(_)) => None,
@@ -106,9 +98,7 @@ async fn sign_in(
     };
     if let Some(why) = refusal {
         if matches!(checked, Ok(None)) {
-            if !to_directory {
-                s.sessions.users.failed(&user_key, Instant::now());
-            }
+            s.sessions.users.failed(&user_key, Instant::now());
             s.sessions.clients.failed(&client_key, Instant::now());
         }
         tracing::warn!(user = %user_digest(&user_key), client = %client_key, reason = %why, "dashboard sign-in refused");
