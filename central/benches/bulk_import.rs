@@ -6,6 +6,8 @@
 //! Run: `cargo bench -p neosens-central --bench bulk_import`. Options (environment):
 //! `BENCH_DEVICES` (100000).
 
+mod support;
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -14,21 +16,10 @@ use std::time::{Duration, Instant};
 
 use neosens_runtime::testing::{ServiceProcess, http_json, raw_http};
 use serde_json::{Value, json};
+use support::{BIN, rss_kib};
 
-const BIN: &str = env!("CARGO_BIN_EXE_neosens-central");
 const ADMIN: &str = "bench-admin-token-0123456789";
 const ROOMS: u64 = 200;
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
 
 fn mb(kib: u64) -> f64 {
     kib as f64 / 1024.0

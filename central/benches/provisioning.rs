@@ -24,21 +24,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 mod support;
 
-use support::{BIN, mac, password, synthetic_export};
+use support::{BIN, mac, password, rss_kib, synthetic_export};
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 struct Load {

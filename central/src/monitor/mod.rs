@@ -131,6 +131,27 @@ fn gateway_forwarders(
         .collect()
 }
 
+/// Watches the registry's devices (`only` those, when given) and resolves failure alerts whose
+/// device or rule is gone.
+fn watch(
+    registry: &Registry,
+    monitor: &Monitor,
+    now: i64,
+    only: Option<&HashSet<DeviceId>>,
+) -> Vec<(Event, AlertRecord)> {
+    let list = registry.watch_list(only);
+    let mut events = monitor.apply(|t, c| {
+        for (id, watched) in list {
+            match watched {
+                Some(w) => t.watch(id, w, now, c),
+                None => t.forget(id, now, c),
+            }
+        }
+    });
+    events.extend(monitor.reconcile_failures(|d, rule| registry.has_status_rule(d, rule), now));
+    events
+}
+
 /// Runs the monitor until `shutdown`.
 pub async fn run(
     registry: Arc<Registry>,
@@ -144,19 +165,8 @@ pub async fn run(
     forwarder_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let clock = Clock::start();
     let mut follower = ChangeFollower::new(Arc::clone(&registry), 100_000);
-    let watch_all = |monitor: &Monitor, now: i64, only: Option<&HashSet<DeviceId>>| {
-        let list = registry.watch_list(only);
-        let mut events = monitor.apply(|t, c| {
-            for (id, watched) in list {
-                match watched {
-                    Some(w) => t.watch(id, w, now, c),
-                    None => t.forget(id, now, c),
-                }
-            }
-        });
-        events.extend(monitor.reconcile_failures(|d, rule| registry.has_status_rule(d, rule), now));
-        events
-    };
+    let watch_all =
+        |monitor: &Monitor, now: i64, only: Option<&HashSet<DeviceId>>| watch(&registry, monitor, now, only);
     let now = clock.now();
     let mut events = watch_all(&monitor, now, None);
     // Outages open when central stopped and over since: resolved now.

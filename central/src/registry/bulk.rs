@@ -141,6 +141,39 @@ fn resolve_rooms(index: &HashMap<String, RoomId>, rooms: &[String]) -> Result<Ve
 }
 
 impl Registry {
+    /// A new device for `row`, with its default login and a new secret; its type, rooms and the
+    /// rest are set from the row by [`Registry::planned`].
+    fn new_device(&self, state: &State, uid: DeviceUid, row: &DeviceRow) -> Result<Device, RegistryError> {
+        let login = default_login(&uid);
+        check_login(&login)?;
+        if self.login_reserved(&login) || state.by_login.contains_key(&login) {
+            return Err(RegistryError::invalid("uid", format!("its login {login:?} is taken or reserved")));
+        }
+        if row.device_type.is_none() || row.rooms.is_none() {
+            return Err(RegistryError::invalid("type", "a new device needs a type and rooms"));
+        }
+        let id = DeviceId::from_uuid(new_uuid());
+        let now = Timestamp::now();
+        Ok(Device {
+            id,
+            uid,
+            device_type: neosens_protocol::ids::DeviceTypeId::from_uuid(uuid::Uuid::nil()),
+            description: String::new(),
+            rooms: Vec::new(),
+            enabled: true,
+            config: "[]".into(),
+            mqtt: None,
+            login,
+            secret: new_secret(&self.keys, id)?,
+            credentials_delivered: false,
+            outdated_after_s: None,
+            created_at: now,
+            updated_at: now,
+            lorawan: None,
+            otaa: None,
+        })
+    }
+
     /// A device record for `row`, new (with a new secret) or changed from `existing`; and the
     /// fields that change.
     fn planned(
@@ -153,39 +186,7 @@ impl Registry {
     ) -> Result<(Device, Vec<&'static str>), RegistryError> {
         let mut d = match existing {
             Some(d) => d.clone(),
-            None => {
-                let login = default_login(&uid);
-                check_login(&login)?;
-                if self.login_reserved(&login) || state.by_login.contains_key(&login) {
-                    return Err(RegistryError::invalid(
-                        "uid",
-                        format!("its login {login:?} is taken or reserved"),
-                    ));
-                }
-                if row.device_type.is_none() || row.rooms.is_none() {
-                    return Err(RegistryError::invalid("type", "a new device needs a type and rooms"));
-                }
-                let id = DeviceId::from_uuid(new_uuid());
-                let now = Timestamp::now();
-                Device {
-                    id,
-                    uid,
-                    device_type: neosens_protocol::ids::DeviceTypeId::from_uuid(uuid::Uuid::nil()),
-                    description: String::new(),
-                    rooms: Vec::new(),
-                    enabled: true,
-                    config: "[]".into(),
-                    mqtt: None,
-                    login,
-                    secret: new_secret(&self.keys, id)?,
-                    credentials_delivered: false,
-                    outdated_after_s: None,
-                    created_at: now,
-                    updated_at: now,
-                    lorawan: None,
-                    otaa: None,
-                }
-            }
+            None => self.new_device(state, uid, row)?,
         };
         let mut changed = Vec::new();
         if let Some(t) = &row.device_type {
