@@ -8,6 +8,7 @@ fn user(name: &str, role: Role, hash: &str) -> Record {
         password_hash: hash.into(),
         role,
         created_at: Timestamp(1),
+        sites: Vec::new(),
     })
 }
 
@@ -39,6 +40,7 @@ fn creation_and_deletion_show_every_field_against_null() {
         role: Role::Admin,
         hash: [9; 32],
         created_at: Timestamp(2),
+        sites: Vec::new(),
     });
     let created = record_entry(EntityKind::Token, [3; 16], None, Some(&token), None, Timestamp(5), &actor());
     assert_eq!(created.action, "token.create");

@@ -460,6 +460,10 @@ max_age_days = {history_days}
 # [[ldap.groups]]
 # dn = "cn=neocampus-operators,ou=groups,dc=univ-tlse3,dc=fr"
 # role = "operator"
+# [[ldap.groups]]                                          # a role on some sites only
+# dn = "cn=iut-carcassonne-tech,ou=groups,dc=univ-tlse3,dc=fr"
+# role = "operator"
+# sites = ["carcassonne"]                                  # slugs; never with admin
 "#,
         audit_max_entries = config.audit.max_entries,
         history_max = config.history.max_statuses,

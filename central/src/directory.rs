@@ -82,6 +82,10 @@ pub struct GroupRole {
     pub dn: String,
     /// `viewer`, `operator` or `admin`.
     pub role: Role,
+    /// The slugs of the sites the role is limited to (`["carcassonne"]`); empty or absent: the
+    /// whole campus. Never with `admin`, which is campus-wide.
+    #[serde(default)]
+    pub sites: Vec<String>,
 }
 
 /// Why a directory sign-in did not succeed.
@@ -114,6 +118,8 @@ pub struct DirectoryUser {
     pub dn: String,
     /// The role of their groups.
     pub role: Role,
+    /// The sites that role is limited to (slugs; empty: the whole campus).
+    pub sites: Vec<String>,
 }
 
 /// The directory, ready to check sign-ins.
@@ -150,10 +156,22 @@ fn normal_dn(dn: &str) -> String {
         .to_lowercase()
 }
 
-/// The highest role of `groups` in `mapping`.
-pub fn role_of(mapping: &[GroupRole], groups: &[String]) -> Option<Role> {
+/// The grant of `groups` in `mapping`: the highest role among the mapped groups; campus-wide
+/// if a campus-wide group gives it, otherwise limited to the sites of the groups that give it
+/// (a person has one role, on the campus or on some sites: lower grants are not kept beside it).
+pub fn grant_of(mapping: &[GroupRole], groups: &[String]) -> Option<(Role, Vec<String>)> {
     let groups: Vec<String> = groups.iter().map(|g| normal_dn(g)).collect();
-    mapping.iter().filter(|m| groups.contains(&normal_dn(&m.dn))).map(|m| m.role).max()
+    let matched: Vec<&GroupRole> = mapping.iter().filter(|m| groups.contains(&normal_dn(&m.dn))).collect();
+    let role = matched.iter().map(|m| m.role).max()?;
+    let giving: Vec<&&GroupRole> = matched.iter().filter(|m| m.role == role).collect();
+    if giving.iter().any(|m| m.sites.is_empty()) {
+        return Some((role, Vec::new()));
+    }
+    let mut sites: Vec<String> =
+        giving.iter().flat_map(|m| m.sites.iter().map(|s| s.to_lowercase())).collect();
+    sites.sort();
+    sites.dedup();
+    Some((role, sites))
 }
 
 fn unavailable(e: LdapError) -> DirectoryError {
@@ -196,6 +214,9 @@ impl Directory {
         }
         if config.groups.is_empty() {
             bail!("[ldap] has no [[ldap.groups]]: nobody could sign in");
+        }
+        if let Some(g) = config.groups.iter().find(|g| g.role == Role::Admin && !g.sites.is_empty()) {
+            bail!("[[ldap.groups]] {:?}: admin is campus-wide; remove its sites or map it to operator", g.dn);
         }
         let bind_password = match (std::env::var("NEOSENS_LDAP_BIND_PASSWORD"), &config.bind_password_file) {
             (Ok(p), _) => Some(p),
@@ -315,8 +336,8 @@ impl Directory {
                 .map_err(unavailable)?;
             groups.extend(found.into_iter().map(|e| SearchEntry::construct(e).dn));
         }
-        let role = role_of(&self.config.groups, &groups).ok_or(DirectoryError::NoRole)?;
-        Ok(DirectoryUser { dn: entry.dn, role })
+        let (role, sites) = grant_of(&self.config.groups, &groups).ok_or(DirectoryError::NoRole)?;
+        Ok(DirectoryUser { dn: entry.dn, role, sites })
     }
 }
 
@@ -358,9 +379,33 @@ mod tests {
 
     fn mapping() -> Vec<GroupRole> {
         vec![
-            GroupRole { dn: "cn=neosens-operators,ou=groups,dc=example,dc=org".into(), role: Role::Operator },
-            GroupRole { dn: "cn=neosens-admins,ou=groups,dc=example,dc=org".into(), role: Role::Admin },
+            group("cn=neosens-operators,ou=groups,dc=example,dc=org", Role::Operator, &[]),
+            group("cn=neosens-admins,ou=groups,dc=example,dc=org", Role::Admin, &[]),
         ]
+    }
+
+    fn group(dn: &str, role: Role, sites: &[&str]) -> GroupRole {
+        GroupRole { dn: dn.into(), role, sites: sites.iter().map(|s| (*s).to_owned()).collect() }
+    }
+
+    #[test]
+    fn site_groups_limit_the_role_unless_a_campus_group_gives_it() {
+        let carcassonne =
+            group("cn=carcassonne-ops,ou=groups,dc=example,dc=org", Role::Operator, &["Carcassonne"]);
+        let albi = group("cn=albi-ops,ou=groups,dc=example,dc=org", Role::Operator, &["albi"]);
+        let viewers = group("cn=viewers,ou=groups,dc=example,dc=org", Role::Viewer, &[]);
+        let mapping = [mapping(), vec![carcassonne.clone(), albi.clone(), viewers.clone()]].concat();
+        let of = |groups: &[&GroupRole]| {
+            grant_of(&mapping, &groups.iter().map(|g| g.dn.clone()).collect::<Vec<_>>())
+        };
+        assert_eq!(of(&[&carcassonne]), Some((Role::Operator, vec!["carcassonne".to_owned()])));
+        assert_eq!(
+            of(&[&albi, &carcassonne, &viewers]),
+            Some((Role::Operator, vec!["albi".to_owned(), "carcassonne".to_owned()])),
+            "the highest role, on the union of the sites that give it"
+        );
+        assert_eq!(of(&[&viewers]), Some((Role::Viewer, Vec::new())));
+        assert_eq!(of(&[&carcassonne, &mapping[0]]), Some((Role::Operator, Vec::new())), "campus-wide wins");
     }
 
     #[test]
@@ -369,11 +414,12 @@ mod tests {
             "CN=neosens-operators, OU=Groups, DC=example, DC=org".to_owned(),
             "cn=staff,ou=groups,dc=example,dc=org".to_owned(),
         ];
-        assert_eq!(role_of(&mapping(), &groups), Some(Role::Operator));
+        let role_of = |groups: &[String]| grant_of(&mapping(), groups).map(|(role, _)| role);
+        assert_eq!(role_of(&groups), Some(Role::Operator));
         let both = [groups, vec!["cn=neosens-admins,ou=groups,dc=example,dc=org".to_owned()]].concat();
-        assert_eq!(role_of(&mapping(), &both), Some(Role::Admin));
-        assert_eq!(role_of(&mapping(), &["cn=staff,ou=groups,dc=example,dc=org".to_owned()]), None);
-        assert_eq!(role_of(&mapping(), &[]), None);
+        assert_eq!(role_of(&both), Some(Role::Admin));
+        assert_eq!(role_of(&["cn=staff,ou=groups,dc=example,dc=org".to_owned()]), None);
+        assert_eq!(role_of(&[]), None);
     }
 
     fn config(url: &str) -> LdapConfig {
@@ -400,6 +446,8 @@ mod tests {
         assert!(
             err(LdapConfig { user_filter: "(uid=*)".into(), ..config("ldaps://x") }).contains("{username}")
         );
+        let site_admin = vec![group("cn=a,dc=example,dc=org", Role::Admin, &["albi"])];
+        assert!(err(LdapConfig { groups: site_admin, ..config("ldaps://x") }).contains("campus-wide"));
         assert!(
             err(LdapConfig { bind_dn: Some("cn=svc".into()), ..config("ldaps://x") })
                 .contains("bind_password_file")

@@ -39,9 +39,11 @@ fn directory() -> String {
         person("bob", "bob directory pw"),
         person("carol", "carol directory pw"),
         person("admin", "not the local admin"),
+        person("dave", "dave directory pw"),
         group("neosens-operators", &["alice"]),
         group("neosens-admins", &["bob"]),
         group("staff", &["alice", "bob", "carol"]),
+        group("carcassonne-operators", &["dave"]),
     ]
     .concat()
 }
@@ -68,6 +70,10 @@ role = "operator"
 [[ldap.groups]]
 dn = "CN=neosens-admins,OU=groups,{SUFFIX}"
 role = "admin"
+[[ldap.groups]]
+dn = "cn=carcassonne-operators,ou=groups,{SUFFIX}"
+role = "operator"
+sites = ["carcassonne"]
 "#,
             ca = slapd.ca_file().display(),
             secret = secret.display(),
@@ -142,6 +148,20 @@ fn directory_people_sign_in_with_the_role_of_their_groups() {
     assert!(carol["detail"].as_str().unwrap().contains("no directory group"), "{carol}");
     let (_, created) = api(addr, "GET", "/api/v1/audit?action=user.create&target=alice", None);
     assert_eq!(created["items"][0]["actor"]["name"], "alice", "{created}");
+
+    // A site group: its role on its site only — once the site exists.
+    let (status, body) = sign_in(addr, "dave", "dave directory pw");
+    assert_eq!(status, 403, "a group naming an unknown site signs nobody in: {body}");
+    let site = json!({"slug": "carcassonne", "name": "Carcassonne"});
+    assert_eq!(api(addr, "POST", "/api/v1/sites", Some(site)).0, 201);
+    let (status, me) = sign_in(addr, "dave", "dave directory pw");
+    assert_eq!(
+        (status, me["role"].as_str(), &me["sites"]),
+        (200, Some("operator"), &json!(["carcassonne"])),
+        "{me}"
+    );
+    assert_eq!(user(addr, "dave")["sites"], json!(["carcassonne"]));
+    assert_eq!(user(addr, "alice")["sites"], json!([]), "campus-wide groups give the whole campus");
 
     // The directory down: its people cannot sign in, the break-glass admin can.
     slapd.stop();

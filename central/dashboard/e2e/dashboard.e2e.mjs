@@ -562,6 +562,39 @@ try {
     consoleErrors.splice(0, consoleErrors.length, ...consoleErrors.filter((m) => !/status of 403/.test(m)));
   });
 
+  await step("an operator of one site sees its devices only, and another site's device is not found", async () => {
+    await admin("POST", "/sites", { slug: "carcassonne", name: "Carcassonne" });
+    const iut = await admin("POST", "/buildings", { site: "carcassonne", name: "iut", description: "" });
+    const room101 = await admin("POST", "/rooms", { building: iut.id, name: "101", description: "" });
+    const theirs = await admin("POST", "/devices", { uid: "24:0a:c4:e2:e0:31", type: "esp32", rooms: [room101.id], description: "carcassonne board" });
+    await admin("POST", "/users", { username: "carla", password: "carcassonne password", role: "operator", sites: ["carcassonne"] });
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.getByLabel("User name").fill("carla");
+    await page.getByLabel("Password").fill("carcassonne password");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByText("(operator of carcassonne)").waitFor({ timeout: DEADLINE_MS });
+    for (const link of ["Registry", "Audit", "Firmware"]) {
+      assert((await page.getByRole("link", { name: link }).count()) === 0, `no ${link} page for a site operator`);
+    }
+    await page.getByRole("link", { name: "Devices" }).click();
+    await page.getByText(theirs.uid).first().waitFor({ timeout: DEADLINE_MS });
+    assert((await page.getByText(device.uid).count()) === 0, "the campus device is not listed");
+    await shot("30-site-operator-devices");
+    await page.goto(`${base}/#/devices/${encodeURIComponent(device.uid)}`);
+    await page.getByText(/Cannot load .*not found/).waitFor({ timeout: DEADLINE_MS });
+    const status = await page.evaluate(async (uid) => {
+      const s = await (await fetch("/api/v1/session")).json();
+      const r = await fetch(`/api/v1/devices/${encodeURIComponent(uid)}`, {
+        method: "PATCH",
+        headers: { "Content-Type": "application/json", "X-CSRF-Token": s.csrf_token },
+        body: JSON.stringify({ description: "taken over" }),
+      });
+      return r.status;
+    }, device.uid);
+    assert(status === 404, `another site's device cannot be changed (got ${status})`);
+    consoleErrors.splice(0, consoleErrors.length, ...consoleErrors.filter((m) => !/status of 404/.test(m)));
+  });
+
   await step("no console errors", async () => {
     assert(consoleErrors.length === 0, `console errors:\n${consoleErrors.join("\n")}`);
   });

@@ -1,7 +1,7 @@
 // The shell: sign-in gate, navigation, the page of the current route, and alert toasts.
 import { useCallback, useEffect, useState } from "react";
 import { api, setCsrfToken, whenSignedOut, type Role, type Session } from "./api";
-import { SessionContext, can } from "./session";
+import { SessionContext, campusWide, can } from "./session";
 import { useRoute, hrefOf } from "./lib/router";
 import { Login } from "./components/Login";
 import { Toasts } from "./components/Toasts";
@@ -13,13 +13,15 @@ import { Registry } from "./pages/Registry";
 import { Firmware } from "./pages/Firmware";
 import { Audit } from "./pages/Audit";
 
-const NAV: { path: string; label: string; role?: Role }[] = [
+// `campus`: pages about the whole campus, which a user limited to some sites does not get
+// (central refuses their routes to it too).
+const NAV: { path: string; label: string; role?: Role; campus?: boolean }[] = [
   { path: "", label: "Overview" },
   { path: "devices", label: "Devices" },
   { path: "alerts", label: "Alerts" },
-  { path: "firmware", label: "Firmware" },
-  { path: "registry", label: "Registry" },
-  { path: "audit", label: "Audit", role: "operator" },
+  { path: "firmware", label: "Firmware", campus: true },
+  { path: "registry", label: "Registry", campus: true },
+  { path: "audit", label: "Audit", role: "operator", campus: true },
 ];
 
 export function App() {
@@ -44,8 +46,11 @@ export function App() {
   if (!session) return <Login onSignedIn={signedIn} />;
 
   const section = route.path[0] ?? "";
+  const allowed = NAV.filter((n) => (!n.role || can(session, n.role)) && (!n.campus || campusWide(session)));
   let page;
-  if (section === "devices" && route.path[1]) page = <DevicePage id={route.path[1]} />;
+  if (section && NAV.some((n) => n.path === section) && !allowed.some((n) => n.path === section))
+    page = <p className="error">This page is about the whole campus; your rights cover {session.sites.join(", ")} only.</p>;
+  else if (section === "devices" && route.path[1]) page = <DevicePage id={route.path[1]} />;
   else if (section === "devices") page = <Devices params={route.params} />;
   else if (section === "alerts") page = <Alerts />;
   else if (section === "firmware") page = <Firmware />;
@@ -69,14 +74,19 @@ export function App() {
       <header className="top">
         <span className="brand">neosens</span>
         <nav aria-label="Sections">
-          {NAV.filter((n) => !n.role || can(session, n.role)).map((n) => (
+          {allowed.map((n) => (
             <a key={n.path} href={hrefOf(n.path ? [n.path] : [])} aria-current={section === n.path ? "page" : undefined}>
               {n.label}
             </a>
           ))}
         </nav>
         <span className="who">
-          {session.username} <span className="role">({session.role}{can(session, "operator") ? "" : ", read-only"})</span>
+          {session.username}{" "}
+          <span className="role">
+            ({session.role}
+            {campusWide(session) ? "" : ` of ${session.sites.join(", ")}`}
+            {can(session, "operator") ? "" : ", read-only"})
+          </span>
           <button type="button" className="link" onClick={signOut}>
             Sign out
           </button>

@@ -9,6 +9,11 @@ export function can(session: Session | null, role: Role): boolean {
   return session !== null && RANK[session.role] >= RANK[role];
 }
 
+/** Whether the session's role reaches the whole campus (not only some sites). */
+export function campusWide(session: Session | null): boolean {
+  return session !== null && (session.sites?.length ?? 0) === 0;
+}
+
 export const SessionContext = createContext<Session | null>(null);
 
 export function useSession(): Session | null {

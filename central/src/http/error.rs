@@ -82,6 +82,7 @@ impl From<RegistryError> for ApiError {
             RegistryError::Conflict { message } => ApiError::Conflict(message),
             RegistryError::Invalid { field, message } => ApiError::Invalid { field, message },
             RegistryError::Config { errors } => ApiError::Unprocessable(errors),
+            RegistryError::Forbidden { message } => ApiError::Forbidden(message),
             e @ (RegistryError::Store(_) | RegistryError::Keys(_)) => ApiError::Internal(e.into()),
         }
     }

@@ -48,24 +48,53 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     }
 }
 
-/// The caller of an `/api/v1` route, from its bearer token or dashboard session.
+/// The caller of an `/api/v1` route, from its bearer token or dashboard session, with rights on
+/// the whole campus. A site-limited caller is refused: routes that serve it take [`SiteAuth`] and
+/// narrow what they show, so a route not written for rights per site never leaks another site.
 pub(crate) struct Auth(pub(crate) Principal);
+
+/// The caller of a route that respects rights per site: campus-wide or site-limited, the route
+/// narrows what it shows to [`Principal::scope`] (and the registry refuses changes outside it).
+pub(crate) struct SiteAuth(pub(crate) Principal);
+
+impl SiteAuth {
+    /// Refuses callers below `role` (on their sites).
+    pub(crate) fn require(&self, role: Role) -> Result<(), ApiError> {
+        require(&self.0, role)
+    }
+}
+
+fn require(p: &Principal, role: Role) -> Result<(), ApiError> {
+    if p.role >= role {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(format!("this needs the {role} role; {:?} is {}", p.name, p.role)))
+    }
+}
 
 impl Auth {
     /// Refuses callers below `role`.
     pub(crate) fn require(&self, role: Role) -> Result<(), ApiError> {
-        if self.0.role >= role {
-            Ok(())
-        } else {
-            Err(ApiError::Forbidden(format!(
-                "this needs the {role} role; token {:?} is {}",
-                self.0.name, self.0.role
-            )))
-        }
+        require(&self.0, role)
     }
 }
 
 impl FromRequestParts<AppState> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let SiteAuth(principal) = SiteAuth::from_request_parts(parts, state).await?;
+        if !principal.scope.is_campus() {
+            return Err(ApiError::Forbidden(format!(
+                "this is campus-wide and {:?} has rights on some sites only: ask a campus-wide {}",
+                principal.name, principal.role
+            )));
+        }
+        Ok(Auth(principal))
+    }
+}
+
+impl FromRequestParts<AppState> for SiteAuth {
     type Rejection = ApiError;
 
     /// A bearer token when there is an `Authorization` header; otherwise the dashboard session
@@ -77,7 +106,11 @@ impl FromRequestParts<AppState> for Auth {
             if !scheme.eq_ignore_ascii_case("bearer") {
                 return Err(ApiError::Unauthorized);
             }
-            return state.registry.authenticate_token(token.trim()).map(Auth).ok_or(ApiError::Unauthorized);
+            return state
+                .registry
+                .authenticate_token(token.trim())
+                .map(SiteAuth)
+                .ok_or(ApiError::Unauthorized);
         }
         let token = session::cookie_token(&parts.headers).ok_or(ApiError::Unauthorized)?;
         let info = state.sessions.touch(token).ok_or(ApiError::Unauthorized)?;
@@ -90,6 +123,12 @@ impl FromRequestParts<AppState> for Auth {
                     .into(),
             ));
         }
-        Ok(Auth(Principal { via: Credential::Session(user.id), name: user.username, role: user.role }))
+        let scope = user.scope();
+        Ok(SiteAuth(Principal {
+            via: Credential::Session(user.id),
+            name: user.username,
+            role: user.role,
+            scope,
+        }))
     }
 }

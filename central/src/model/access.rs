@@ -1,6 +1,9 @@
 //! People and API clients: users, roles and API tokens.
 
+use std::collections::BTreeSet;
 use std::fmt;
+
+use neosens_protocol::ids::SiteId;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -73,6 +76,15 @@ pub struct User {
     pub role: Role,
     /// When the user was created.
     pub created_at: Timestamp,
+    /// The sites the role is limited to; empty for every site (see [`Scope`]).
+    pub sites: Vec<SiteId>,
+}
+
+impl User {
+    /// Where the user's role applies.
+    pub fn scope(&self) -> Scope {
+        Scope::of(&self.sites)
+    }
 }
 
 /// A bearer token for `/api/v1`. The token itself is shown once at creation; only its keyed hash
@@ -89,4 +101,102 @@ pub struct ApiToken {
     pub hash: [u8; 32],
     /// When it was created.
     pub created_at: Timestamp,
+    /// The sites the role is limited to; empty for every site (see [`Scope`]).
+    pub sites: Vec<SiteId>,
+}
+
+impl ApiToken {
+    /// Where the token's role applies.
+    pub fn scope(&self) -> Scope {
+        Scope::of(&self.sites)
+    }
+}
+
+/// Where a user's or token's role applies: the whole campus, or only some sites ("operator of
+/// carcassonne"). A site-limited principal sees nothing of other sites — their devices, rooms,
+/// alerts — and campus-wide things (gateways, users, audit, campaigns) are refused to it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Scope {
+    /// Every site.
+    #[default]
+    Campus,
+    /// Only these sites. Never empty: an empty list stored means [`Scope::Campus`], and the ids
+    /// are kept as stored, so a deleted site narrows the scope rather than widening it.
+    Sites(BTreeSet<SiteId>),
+}
+
+impl Scope {
+    /// The scope of a stored site list (empty: the whole campus).
+    pub fn of(sites: &[SiteId]) -> Scope {
+        if sites.is_empty() { Scope::Campus } else { Scope::Sites(sites.iter().copied().collect()) }
+    }
+
+    /// Whether `site` is within the scope.
+    pub fn covers(&self, site: SiteId) -> bool {
+        match self {
+            Scope::Campus => true,
+            Scope::Sites(sites) => sites.contains(&site),
+        }
+    }
+
+    /// Whether this is the whole campus.
+    pub fn is_campus(&self) -> bool {
+        matches!(self, Scope::Campus)
+    }
+}
+
+/// A user as stored up to schema 7, before rights per site.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserV7 {
+    /// Id.
+    pub id: UserId,
+    /// Login name.
+    pub username: String,
+    /// Password hash.
+    pub password_hash: String,
+    /// Role.
+    pub role: Role,
+    /// Creation time.
+    pub created_at: Timestamp,
+}
+
+impl From<UserV7> for User {
+    fn from(v: UserV7) -> Self {
+        User {
+            id: v.id,
+            username: v.username,
+            password_hash: v.password_hash,
+            role: v.role,
+            created_at: v.created_at,
+            sites: Vec::new(),
+        }
+    }
+}
+
+/// An API token as stored up to schema 7, before rights per site.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiTokenV7 {
+    /// Id.
+    pub id: TokenId,
+    /// Name.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// Keyed hash.
+    pub hash: [u8; 32],
+    /// Creation time.
+    pub created_at: Timestamp,
+}
+
+impl From<ApiTokenV7> for ApiToken {
+    fn from(v: ApiTokenV7) -> Self {
+        ApiToken {
+            id: v.id,
+            name: v.name,
+            role: v.role,
+            hash: v.hash,
+            created_at: v.created_at,
+            sites: Vec::new(),
+        }
+    }
 }

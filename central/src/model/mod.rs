@@ -17,7 +17,7 @@ mod order;
 mod status_rule;
 mod timestamp;
 
-pub use access::{ApiToken, Role, TokenId, User, UserId};
+pub use access::{ApiToken, ApiTokenV7, Role, Scope, TokenId, User, UserId, UserV7};
 pub use alert::{Ack, AlertKind, AlertRecord};
 pub use audit::{Actor, AuditEntry, FieldChange};
 pub use bulk::{BulkAction, BulkOperation, BulkOutcome};

@@ -2,8 +2,8 @@
 
 use neosens_protocol::ids::DeviceId;
 
-use super::{Registry, RegistryError};
-use crate::model::{ApiToken, EntityKind, Record, Role, Timestamp, TokenId, new_uuid};
+use super::{Registry, RegistryError, site_rights};
+use crate::model::{ApiToken, EntityKind, Record, Role, Scope, Timestamp, TokenId, new_uuid};
 use crate::store::Write;
 
 /// How a caller proved who it is.
@@ -24,6 +24,8 @@ pub struct Principal {
     pub name: String,
     /// Its role.
     pub role: Role,
+    /// Where the role applies.
+    pub scope: Scope,
 }
 
 /// A token just created: the only time its text is shown.
@@ -35,8 +37,19 @@ pub struct IssuedToken {
     pub name: String,
     /// Role.
     pub role: Role,
+    /// The slugs of the sites the role is limited to (empty: the whole campus).
+    pub sites: Vec<String>,
     /// The bearer token. Store it now: only its hash is kept.
     pub token: String,
+}
+
+/// A token as listed (never its text).
+#[derive(Debug, Clone)]
+pub struct TokenInfo {
+    /// The record.
+    pub token: ApiToken,
+    /// The slugs of its sites (empty: the whole campus).
+    pub sites: Vec<String>,
 }
 
 impl Registry {
@@ -45,41 +58,65 @@ impl Registry {
         let hash = self.keys.hash(token.as_bytes());
         let state = self.state.read();
         let t = state.token_by_hash.get(&hash).and_then(|id| state.tokens.get(id))?;
-        Some(Principal { via: Credential::Token(t.id), name: t.name.clone(), role: t.role })
+        Some(Principal { via: Credential::Token(t.id), name: t.name.clone(), role: t.role, scope: t.scope() })
     }
 
-    /// Creates a token with `role`; returns its text once.
-    pub fn create_token(&self, name: &str, role: Role) -> Result<IssuedToken, RegistryError> {
+    /// Creates a token with `role`, limited to the sites named by `sites` (slugs; none: the
+    /// whole campus); returns its text once.
+    pub fn create_token(
+        &self,
+        name: &str,
+        role: Role,
+        sites: &[String],
+    ) -> Result<IssuedToken, RegistryError> {
         let name = name.trim();
         if name.is_empty() || name.len() > 64 {
             return Err(RegistryError::invalid("name", "1 to 64 characters"));
         }
         let text = self.keys.new_token()?;
-        self.insert_token(name, role, &text)
+        self.insert_token(name, role, sites, &text)
     }
 
-    fn insert_token(&self, name: &str, role: Role, text: &str) -> Result<IssuedToken, RegistryError> {
-        let token = ApiToken {
-            id: TokenId(new_uuid()),
-            name: name.to_owned(),
-            role,
-            hash: self.keys.hash(text.as_bytes()),
-            created_at: Timestamp::now(),
-        };
-        let created = IssuedToken { id: token.id, name: token.name.clone(), role, token: text.to_owned() };
+    fn insert_token(
+        &self,
+        name: &str,
+        role: Role,
+        sites: &[String],
+        text: &str,
+    ) -> Result<IssuedToken, RegistryError> {
+        let hash = self.keys.hash(text.as_bytes());
         self.mutate(|state| {
-            if state.token_by_hash.contains_key(&token.hash) {
+            if state.token_by_hash.contains_key(&hash) {
                 return Err(RegistryError::conflict("this token exists already"));
             }
-            Ok((vec![Write::Put(Record::Token(token))], ()))
-        })?;
-        Ok(created)
+            let token = ApiToken {
+                id: TokenId(new_uuid()),
+                name: name.to_owned(),
+                role,
+                hash,
+                created_at: Timestamp::now(),
+                sites: site_rights::resolve_grants(state, role, sites)?,
+            };
+            let created = IssuedToken {
+                id: token.id,
+                name: token.name.clone(),
+                role,
+                sites: site_rights::slugs_of(state, &token.sites),
+                token: text.to_owned(),
+            };
+            Ok((vec![Write::Put(Record::Token(token))], created))
+        })
     }
 
     /// Tokens (never their text).
-    pub fn tokens(&self) -> Vec<ApiToken> {
-        let mut v: Vec<ApiToken> = self.state.read().tokens.values().cloned().collect();
-        v.sort_by_key(|t| t.created_at);
+    pub fn tokens(&self) -> Vec<TokenInfo> {
+        let state = self.state.read();
+        let mut v: Vec<TokenInfo> = state
+            .tokens
+            .values()
+            .map(|t| TokenInfo { token: t.clone(), sites: site_rights::slugs_of(&state, &t.sites) })
+            .collect();
+        v.sort_by_key(|t| t.token.created_at);
         v
     }
 
@@ -109,15 +146,15 @@ impl Registry {
                     ));
                 }
                 None => {
-                    self.insert_token("bootstrap (NEOSENS_ADMIN_TOKEN)", Role::Admin, text)?;
+                    self.insert_token("bootstrap (NEOSENS_ADMIN_TOKEN)", Role::Admin, &[], text)?;
                 }
             }
             return Ok(None);
         }
-        if self.state.read().tokens.values().any(|t| t.role == Role::Admin) {
+        if self.state.read().tokens.values().any(|t| t.role == Role::Admin && t.sites.is_empty()) {
             return Ok(None);
         }
-        Ok(Some(self.create_token("bootstrap", Role::Admin)?.token))
+        Ok(Some(self.create_token("bootstrap", Role::Admin, &[])?.token))
     }
 
     /// Ids of every device (for benchmarks and bulk tools).

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use neosens_protocol::ids::{BuildingId, DeviceId, DeviceTypeId, GatewayId, RoomId, SiteId};
 
 use super::state::State;
-use super::{Registry, RegistryError};
+use super::{Principal, Registry, RegistryError, site_rights};
 use crate::audit::{self, record_entry};
-use crate::model::{Actor, AuditEntry, EntityKind, Record, Timestamp, TokenId, UserId};
+use crate::model::{Actor, AuditEntry, EntityKind, Record, Scope, Timestamp, TokenId, UserId};
 use crate::store::{AuditPage, Write};
 
 /// A record as the state holds it now, if it exists.
@@ -57,15 +57,37 @@ pub(super) fn entries_for(state: &State, writes: &[Write], action: Option<&str>)
         .collect()
 }
 
+/// Who does a piece of work, and how far its changes may reach.
+#[derive(Debug, Clone)]
+pub struct Acting {
+    actor: Actor,
+    scope: Scope,
+}
+
+impl From<Actor> for Acting {
+    /// Central's own work, a gateway's, a device's: campus-wide.
+    fn from(actor: Actor) -> Self {
+        Acting { actor, scope: Scope::Campus }
+    }
+}
+
+impl From<&Principal> for Acting {
+    /// A user or token: its own rights per site.
+    fn from(p: &Principal) -> Self {
+        Acting { actor: Actor::from(p), scope: p.scope.clone() }
+    }
+}
+
 impl Registry {
-    /// Runs `work` on the blocking pool as `actor`: every change it makes is recorded as theirs.
+    /// Runs `work` on the blocking pool as `acting`: every change it makes is recorded as theirs,
+    /// and refused where it reaches outside their sites.
     pub async fn acting<T: Send + 'static>(
         self: &Arc<Self>,
-        actor: impl Into<Actor>,
+        acting: impl Into<Acting>,
         work: impl FnOnce(&Registry) -> T + Send + 'static,
     ) -> T {
-        let actor = actor.into();
-        self.blocking(move |r| audit::acting(actor, || work(r))).await
+        let Acting { actor, scope } = acting.into();
+        self.blocking(move |r| audit::acting(actor, || site_rights::within(scope, || work(r)))).await
     }
 
     /// Records entries about something other than a record change (an order, a sign-in).

@@ -97,6 +97,7 @@ fn row_error(row: usize, uid: &str, e: RegistryError) -> RowReport {
         RegistryError::Invalid { field, message } => (field, message),
         RegistryError::Config { errors } => ("config".into(), errors.join("; ")),
         RegistryError::Conflict { message } => ("uid".into(), message),
+        RegistryError::Forbidden { message } => ("rooms".into(), message),
         other => ("row".into(), other.to_string()),
     };
     RowReport { row, uid: uid.to_owned(), outcome: RowOutcome::Error { field, message } }
@@ -229,6 +230,15 @@ impl Registry {
         if existing.is_none() || changed.iter().any(|f| matches!(*f, "type" | "rooms" | "config")) {
             check_config(state, d.device_type, &state.device_topics(&d), &config)?;
         }
+        // Checked per row (the commit checks the batch again): a row outside the importer's
+        // sites is one refused row, not a refused file.
+        let scope = super::site_rights::current_scope();
+        super::site_rights::check_device(state, &scope, existing, Some(&d)).map_err(|e| match e {
+            RegistryError::NotFound { .. } => {
+                RegistryError::invalid("uid", format!("{uid} is registered on a site outside your rights"))
+            }
+            other => other,
+        })?;
         Ok((d, changed))
     }
 

@@ -43,6 +43,7 @@ impl Registry {
             }
             let mut writes = Vec::new();
             let mut outcomes = Vec::with_capacity(devices.len());
+            let scope = super::site_rights::current_scope();
             for key in devices {
                 let Some(entry) = state.devices.get(&DeviceId::from_bytes(*key)) else {
                     outcomes.push(BulkOutcome::Failed("deleted since".into()));
@@ -67,6 +68,12 @@ impl Registry {
                         outcomes.push(BulkOutcome::Failed(e.to_string()));
                         continue;
                     }
+                }
+                // A device partly on a site outside the caller's rights fails alone.
+                if let Err(e) = super::site_rights::check_device(state, &scope, Some(&entry.record), Some(&d))
+                {
+                    outcomes.push(BulkOutcome::Failed(e.to_string()));
+                    continue;
                 }
                 if d != entry.record {
                     d.updated_at = Timestamp::now();

@@ -111,6 +111,8 @@ pub struct DeviceQuery {
     pub limit: Option<usize>,
     /// Rows to skip.
     pub offset: Option<usize>,
+    /// The caller's reach: only devices it sees match (the campus by default).
+    pub scope: crate::model::Scope,
 }
 
 /// A device with what the registry derives for it: its rooms, state and last status.
@@ -340,6 +342,7 @@ pub(super) fn matching<'a>(
         .filter(|e| {
             let d = &e.record;
             device_type.is_none_or(|t| d.device_type == t)
+                && super::site_rights::sees(state, &filter.scope, d)
                 && filter.enabled.is_none_or(|en| d.enabled == en)
                 && filter.room.is_none_or(|r| d.rooms.contains(&r))
                 && filter.building.is_none_or(|b| main_building(d) == Some(b))
@@ -402,9 +405,25 @@ impl Registry {
 
     /// A device by internal id or uid (MAC, DevEUI, UUID).
     pub fn device(&self, key: &str) -> Result<DeviceInfo, RegistryError> {
+        self.device_within(key, &crate::model::Scope::Campus)
+    }
+
+    /// A device `scope` sees, by internal id or uid; one it does not see is not found.
+    pub fn device_within(&self, key: &str, scope: &crate::model::Scope) -> Result<DeviceInfo, RegistryError> {
         let state = self.state.read();
         resolve_device(&state, key)
+            .filter(|e| super::site_rights::sees(&state, scope, &e.record))
             .map(|e| view(&state, e, Timestamp::now()))
+            .ok_or_else(|| RegistryError::not_found(format!("device {key}")))
+    }
+
+    /// The id of a device `scope` sees, by internal id or uid; one it does not see is not found
+    /// (for the routes about one device: its logs, history, orders).
+    pub fn visible_device(&self, key: &str, scope: &crate::model::Scope) -> Result<DeviceId, RegistryError> {
+        let state = self.state.read();
+        resolve_device(&state, key)
+            .filter(|e| super::site_rights::sees(&state, scope, &e.record))
+            .map(|e| e.record.id)
             .ok_or_else(|| RegistryError::not_found(format!("device {key}")))
     }
 

@@ -35,11 +35,18 @@ impl Registry {
         Some(if user.is_directory() { UserSource::Directory } else { UserSource::Local })
     }
 
-    /// After the directory accepted `username` with `role`: its record, created at the first
-    /// sign-in, its role updated at the next ones. A local user of that name is never taken over.
-    pub fn directory_sign_in(&self, username: &str, role: Role) -> Result<UserInfo, RegistryError> {
+    /// After the directory accepted `username` with `role`, limited to the sites named `sites`
+    /// (slugs; none: the whole campus): its record, created at the first sign-in, its role and
+    /// sites updated at the next ones. A local user of that name is never taken over.
+    pub fn directory_sign_in(
+        &self,
+        username: &str,
+        role: Role,
+        sites: &[String],
+    ) -> Result<UserInfo, RegistryError> {
         check_username(username)?;
         self.mutate(|state| {
+            let sites = super::site_rights::resolve_grants(state, role, sites)?;
             let existing = state.users.values().find(|u| u.username.eq_ignore_ascii_case(username));
             let user = match existing {
                 Some(u) if !u.is_directory() => {
@@ -47,17 +54,20 @@ impl Registry {
                         "{username:?} is a local user: the directory does not sign it in"
                     )));
                 }
-                Some(u) if u.role == role => return Ok((Vec::new(), UserInfo::from(u))),
-                Some(u) => User { role, ..u.clone() },
+                Some(u) if u.role == role && u.sites == sites => {
+                    return Ok((Vec::new(), UserInfo::of(state, u)));
+                }
+                Some(u) => User { role, sites, ..u.clone() },
                 None => User {
                     id: UserId(new_uuid()),
                     username: username.to_owned(),
                     password_hash: DIRECTORY_PASSWORD_MARK.to_owned(),
                     role,
                     created_at: Timestamp::now(),
+                    sites,
                 },
             };
-            let info = UserInfo::from(&user);
+            let info = UserInfo::of(state, &user);
             Ok((vec![Write::Put(Record::User(user))], info))
         })
     }
@@ -73,11 +83,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (registry, _, _) = test_registry(dir.path(), 0);
         assert_eq!(registry.user_source("alice"), None);
-        let first = registry.directory_sign_in("alice", Role::Operator).unwrap();
+        let first = registry.directory_sign_in("alice", Role::Operator, &[]).unwrap();
         assert_eq!((first.role, first.directory), (Role::Operator, true));
         assert_eq!(registry.user_source("ALICE"), Some(UserSource::Directory));
-        let again = registry.directory_sign_in("Alice", Role::Admin).unwrap();
+        let again = registry.directory_sign_in("Alice", Role::Admin, &[]).unwrap();
         assert_eq!((again.id, again.role), (first.id, Role::Admin));
+        let limited = registry.directory_sign_in("alice", Role::Operator, &["ut3".into()]).unwrap();
+        assert_eq!((limited.id, limited.sites.as_slice()), (first.id, ["ut3".to_owned()].as_slice()));
+        assert!(registry.directory_sign_in("alice", Role::Operator, &["nowhere".into()]).is_err());
         assert!(registry.verify_user("alice", DIRECTORY_PASSWORD_MARK).is_none());
         assert!(registry.verify_user("alice", "").is_none());
     }
@@ -91,13 +104,14 @@ mod tests {
                 username: "admin".into(),
                 password: "break glass pw".into(),
                 role: Role::Admin,
+                sites: Vec::new(),
             })
             .unwrap();
         assert_eq!(registry.user_source("admin"), Some(UserSource::Local));
         assert!(matches!(
-            registry.directory_sign_in("admin", Role::Viewer),
+            registry.directory_sign_in("admin", Role::Viewer, &[]),
             Err(RegistryError::Conflict { .. })
         ));
-        assert!(registry.directory_sign_in("bad name!", Role::Viewer).is_err());
+        assert!(registry.directory_sign_in("bad name!", Role::Viewer, &[]).is_err());
     }
 }

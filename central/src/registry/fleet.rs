@@ -159,6 +159,23 @@ impl Registry {
     }
 }
 
+impl Fleet {
+    /// The part `scope` sees: its sites only, and their sum as the total (unplaced devices are
+    /// on no site, so campus-wide).
+    pub fn within(mut self, scope: &crate::model::Scope) -> Fleet {
+        if scope.is_campus() {
+            return self;
+        }
+        self.sites.retain(|s| scope.covers(s.id));
+        self.unplaced = StateTally::default();
+        self.total = StateTally::default();
+        for s in &self.sites {
+            self.total.merge(s.counts);
+        }
+        self
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

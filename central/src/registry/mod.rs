@@ -30,6 +30,7 @@ mod orders;
 mod otaa;
 mod provisioning;
 mod records;
+mod site_rights;
 mod state;
 mod status;
 #[cfg(test)]
@@ -68,6 +69,7 @@ pub use lorawan::{LorawanInfo, NewLorawanSession};
 pub use orders::{OrderSpec, PreparedOrder, REINSTALL};
 pub use otaa::{NewOtaa, OtaaInfo};
 pub use provisioning::Refusal;
+pub use site_rights::MAX_GRANTED_SITES;
 pub use status::{FirmwareReport, StatusDrop};
 pub use users::{NewUser, UserChanges, UserInfo};
 
@@ -102,6 +104,12 @@ pub enum RegistryError {
     Config {
         /// Each violation, with its JSON pointer.
         errors: Vec<String>,
+    },
+    /// The caller's rights per site do not reach this change.
+    #[error("{message}")]
+    Forbidden {
+        /// What is out of reach and what to do.
+        message: String,
     },
     /// The store failed.
     #[error(transparent)]
@@ -236,6 +244,7 @@ impl Registry {
         let (writes, audit, out) = {
             let state = self.state.read();
             let (writes, out) = decide(&state)?;
+            site_rights::check_writes(&state, &site_rights::current_scope(), &writes)?;
             let audit = audit::entries_for(&state, &writes, action);
             (writes, audit, out)
         };

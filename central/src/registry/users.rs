@@ -3,7 +3,8 @@
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 
-use super::{Registry, RegistryError};
+use super::state::State;
+use super::{Registry, RegistryError, site_rights};
 use crate::model::{EntityKind, Record, Role, Timestamp, User, UserId, new_uuid};
 use crate::store::Write;
 
@@ -19,6 +20,8 @@ pub struct NewUser {
     pub password: String,
     /// Role.
     pub role: Role,
+    /// Slugs of the sites the role is limited to (none: the whole campus).
+    pub sites: Vec<String>,
 }
 
 /// Changes to a user.
@@ -28,6 +31,8 @@ pub struct UserChanges {
     pub password: Option<String>,
     /// New role.
     pub role: Option<Role>,
+    /// New site limits (slugs; an empty list: the whole campus).
+    pub sites: Option<Vec<String>>,
 }
 
 /// A user, without the password hash.
@@ -43,16 +48,19 @@ pub struct UserInfo {
     pub created_at: String,
     /// Whether the directory (LDAP) checks its password.
     pub directory: bool,
+    /// Slugs of the sites its role is limited to (empty: the whole campus).
+    pub sites: Vec<String>,
 }
 
-impl From<&User> for UserInfo {
-    fn from(u: &User) -> Self {
+impl UserInfo {
+    pub(super) fn of(state: &State, u: &User) -> Self {
         UserInfo {
             id: u.id,
             username: u.username.clone(),
             role: u.role,
             created_at: u.created_at.to_rfc3339(),
             directory: u.is_directory(),
+            sites: site_rights::slugs_of(state, &u.sites),
         }
     }
 }
@@ -89,18 +97,19 @@ impl Registry {
 
     /// Every user.
     pub fn users(&self) -> Vec<UserInfo> {
-        let mut v: Vec<UserInfo> = self.state.read().users.values().map(UserInfo::from).collect();
+        let state = self.state.read();
+        let mut v: Vec<UserInfo> = state.users.values().map(|u| UserInfo::of(&state, u)).collect();
         v.sort_by(|a, b| a.username.cmp(&b.username));
         v
     }
 
     /// A user.
     pub fn user(&self, id: UserId) -> Result<UserInfo, RegistryError> {
-        self.state
-            .read()
+        let state = self.state.read();
+        state
             .users
             .get(&id)
-            .map(UserInfo::from)
+            .map(|u| UserInfo::of(&state, u))
             .ok_or_else(|| RegistryError::not_found(format!("user {}", id.0)))
     }
 
@@ -118,8 +127,9 @@ impl Registry {
                 password_hash,
                 role: input.role,
                 created_at: Timestamp::now(),
+                sites: site_rights::resolve_grants(state, input.role, &input.sites)?,
             };
-            let view = UserInfo::from(&user);
+            let view = UserInfo::of(state, &user);
             Ok((vec![Write::Put(Record::User(user))], view))
         })
     }
@@ -139,7 +149,15 @@ impl Registry {
             if let Some(r) = patch.role {
                 user.role = r;
             }
-            let view = UserInfo::from(&user);
+            if let Some(sites) = &patch.sites {
+                user.sites = site_rights::resolve_grants(state, user.role, sites)?;
+            } else if user.role == Role::Admin && !user.sites.is_empty() {
+                return Err(RegistryError::invalid(
+                    "role",
+                    "an admin is campus-wide; clear the user's sites in the same change",
+                ));
+            }
+            let view = UserInfo::of(state, &user);
             Ok((vec![Write::Put(Record::User(user))], view))
         })
     }
@@ -166,7 +184,7 @@ impl Registry {
             None => Some(self.keys.new_token()?),
         };
         let password = configured.or(generated.as_deref()).unwrap_or_default().to_owned();
-        let input = NewUser { username: "admin".into(), password, role: Role::Admin };
+        let input = NewUser { username: "admin".into(), password, role: Role::Admin, sites: Vec::new() };
         self.create_user(input).map_err(|e| match e {
             RegistryError::Invalid { message, .. } => {
                 RegistryError::invalid("NEOSENS_ADMIN_PASSWORD", message)
@@ -187,10 +205,15 @@ impl Registry {
     /// hash), so answer times do not tell which user names exist.
     pub fn verify_user(&self, username: &str, password: &str) -> Option<UserInfo> {
         static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-        let user =
-            self.state.read().users.values().find(|u| u.username.eq_ignore_ascii_case(username)).cloned();
+        let state = self.state.read();
+        let user = state
+            .users
+            .values()
+            .find(|u| u.username.eq_ignore_ascii_case(username))
+            .map(|u| (u.password_hash.clone(), UserInfo::of(&state, u)));
+        drop(state);
         let hash = match &user {
-            Some(u) => u.password_hash.as_str(),
+            Some((hash, _)) => hash.as_str(),
             None => DECOY.get_or_init(|| {
                 let salt = SaltString::encode_b64(b"neosens-decoy-salt").expect("a valid salt");
                 Argon2::default()
@@ -200,7 +223,7 @@ impl Registry {
             }),
         };
         let verified = PasswordHash::new(hash).is_ok_and(|p| verify_in_place(&p, password.as_bytes()));
-        user.filter(|_| verified).map(|u| UserInfo::from(&u))
+        user.filter(|_| verified).map(|(_, info)| info)
     }
 }
 
@@ -264,6 +287,7 @@ mod tests {
                 username: "alice".into(),
                 password: "correct horse".into(),
                 role: Role::Operator,
+                sites: Vec::new(),
             })
             .unwrap();
         let stored = registry.state.read().users[&u.id].password_hash.clone();
@@ -281,16 +305,21 @@ mod tests {
             username: "b".into(),
             password: "short".into(),
             role: Role::Viewer,
+            sites: Vec::new(),
         });
         assert!(matches!(short, Err(RegistryError::Invalid { ref field, .. }) if field == "password"));
         let dup = registry.create_user(NewUser {
             username: "Alice".into(),
             password: "0123456789".into(),
             role: Role::Viewer,
+            sites: Vec::new(),
         });
         assert!(matches!(dup, Err(RegistryError::Conflict { .. })));
         registry
-            .update_user(u.id, UserChanges { password: Some("battery staple".into()), role: None })
+            .update_user(
+                u.id,
+                UserChanges { password: Some("battery staple".into()), ..UserChanges::default() },
+            )
             .unwrap();
         assert!(registry.verify_user("alice", "correct horse").is_none());
         assert!(registry.verify_user("alice", "battery staple").is_some());

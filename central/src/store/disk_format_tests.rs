@@ -40,10 +40,10 @@ use uuid::Uuid;
 use super::ChangeEntry;
 use super::redb_store::encode;
 use crate::model::{
-    AlertKind, ApiToken, Building, Codec, Device, DeviceSecret, DeviceType, DeviceTypeV1, DeviceTypeV2,
-    DeviceTypeV3, DeviceV2, DeviceV3, Enrolment, EntityKind, Gateway, GatewayCredentials, GatewayScope,
-    GatewayV2, LastJoin, LorawanSession, MqttEndpoint, OtaaKeys, Record, Role, Room, RoomTopic, RuleOp,
-    RuleValue, Site, StatusRule, Timestamp, TokenId, User, UserId,
+    AlertKind, Building, Codec, Device, DeviceSecret, DeviceType, DeviceTypeV1, DeviceTypeV2, DeviceTypeV3,
+    DeviceV2, DeviceV3, Enrolment, EntityKind, Gateway, GatewayCredentials, GatewayScope, GatewayV2,
+    LastJoin, LorawanSession, MqttEndpoint, OtaaKeys, Record, Role, Room, RoomTopic, RuleOp, RuleValue, Site,
+    StatusRule, Timestamp,
 };
 
 /// 2021-05-06T08:52:13.394Z: every fixture's "when", give or take a few seconds.
@@ -358,34 +358,7 @@ fn gateways_are_pinned() {
     assert_record_pinned("GATEWAY_BUILDINGS_PENDING", Record::Gateway(Box::new(pending)), pinned);
 }
 
-const USER: &str = concat!(
-    "10050505050505050505050505050505010561646d696e41246172676f6e32696424763d3139246d3d31393435362c74",
-    "3d322c703d31246332467364484e68624851246147467a614768686332686f59584e6f6147467a614102a4ff848ea85e",
-);
-const TOKEN: &str = concat!(
-    "10707070707070707070707070707070010767726166616e61007e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e",
-    "7e7e7e7e7e7e7e7e7e7ec49e858ea85e",
-);
-
-#[test]
-fn users_and_tokens_are_pinned() {
-    let user = User {
-        id: UserId(Uuid::from_bytes(key(0x05))),
-        username: "admin".into(),
-        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA".into(),
-        role: Role::Admin,
-        created_at: at(0),
-    };
-    assert_record_pinned("USER", Record::User(user), USER);
-    let token = ApiToken {
-        id: TokenId(Uuid::from_bytes(key(0x70))),
-        name: "grafana".into(),
-        role: Role::Viewer,
-        hash: [0x7e; 32],
-        created_at: at(2_000),
-    };
-    assert_record_pinned("TOKEN", Record::Token(token), TOKEN);
-}
+// Users and tokens: `disk_format_access_tests.rs`.
 
 // ---------------------------------------------------------------------------------------------
 // Records kept beside the registry: change log, statuses, logs, orders, alerts

@@ -30,7 +30,7 @@ pub use commit_times::{BOUNDS as COMMIT_BUCKETS, CommitSnapshot, CommitTimes};
 pub use redb_store::RedbStore;
 
 /// The schema version this build writes. Opening an older store migrates it; a newer one is refused.
-pub const SCHEMA_VERSION: u32 = 7;
+pub const SCHEMA_VERSION: u32 = 8;
 
 /// Storage failures. Details are for logs; API clients only see "internal error".
 #[derive(Debug, thiserror::Error)]
@@ -345,6 +345,9 @@ impl<
 {
 }
 
+#[cfg(test)]
+#[path = "disk_format_access_tests.rs"]
+mod disk_format_access_tests;
 #[cfg(test)]
 #[path = "disk_format_history_tests.rs"]
 mod disk_format_history_tests;

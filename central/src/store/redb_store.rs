@@ -231,6 +231,11 @@ fn migration_step(txn: &redb::WriteTransaction, version: u32) -> Result<(), Stor
             txn.open_table(super::history::STATUS_HISTORY).map_err(backend)?;
             txn.open_table(super::history::STATUS_HISTORY_COUNTS).map_err(backend)?;
         }
+        // Version 8: rights per site on users and tokens (re-encoded).
+        8 => {
+            reencode::<crate::model::UserV7, crate::model::User>(txn, USERS, EntityKind::User)?;
+            reencode::<crate::model::ApiTokenV7, crate::model::ApiToken>(txn, TOKENS, EntityKind::Token)?;
+        }
         _ => unreachable!("no migration to version {version}"),
     }
     Ok(())

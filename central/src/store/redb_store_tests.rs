@@ -220,3 +220,41 @@ fn version_4_devices_are_migrated_to_the_current_schema() {
         ("lora_6", Some(9), &None)
     );
 }
+
+/// Version 7 users and tokens (before rights per site) are re-encoded by the step to 8, with the
+/// whole campus as their reach, as before.
+#[test]
+fn version_7_users_and_tokens_are_migrated_campus_wide() {
+    use crate::model::{ApiTokenV7, Role, TokenId, UserId, UserV7};
+    let dir = tempfile::tempdir().unwrap();
+    drop(RedbStore::open(dir.path()).unwrap());
+    let user = UserV7 {
+        id: UserId(uuid::Uuid::from_bytes([5; 16])),
+        username: "alice".into(),
+        password_hash: "$argon2id$x".into(),
+        role: Role::Operator,
+        created_at: Timestamp(1),
+    };
+    let token = ApiTokenV7 {
+        id: TokenId(uuid::Uuid::from_bytes([7; 16])),
+        name: "ci".into(),
+        role: Role::Viewer,
+        hash: [1; 32],
+        created_at: Timestamp(2),
+    };
+    {
+        let db = Database::create(dir.path().join("central.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            txn.open_table(META).unwrap().insert(META_SCHEMA, 7).unwrap();
+            txn.open_table(USERS).unwrap().insert([5; 16], encode(&user).unwrap().as_slice()).unwrap();
+            txn.open_table(TOKENS).unwrap().insert([7; 16], encode(&token).unwrap().as_slice()).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let store = RedbStore::open(dir.path()).unwrap();
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    let snap = store.load().unwrap();
+    assert_eq!((snap.users[0].username.as_str(), snap.users[0].role), ("alice", Role::Operator));
+    assert!(snap.users[0].scope().is_campus() && snap.tokens[0].sites.is_empty());
+}

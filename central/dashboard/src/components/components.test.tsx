@@ -41,7 +41,7 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
-const OPERATOR: Session = { user_id: "u", username: "op", role: "operator", csrf_token: "csrf-1" };
+const OPERATOR: Session = { user_id: "u", username: "op", role: "operator", sites: [], csrf_token: "csrf-1" };
 
 describe("device page", () => {
   it("shows central's schema errors next to the configuration editor, sent with the CSRF token", async () => {

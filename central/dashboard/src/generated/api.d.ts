@@ -2433,6 +2433,8 @@ export interface components {
             user_id: string;
             username: string;
             role: components["schemas"]["Role"];
+            /** @description The sites the role is limited to (slugs); empty: the whole campus. */
+            sites: string[];
             csrf_token: string;
         };
         /** @description Sign-in request. */
@@ -2531,6 +2533,8 @@ export interface components {
             name: string;
             /** @description Role. */
             role: components["schemas"]["Role"];
+            /** @description The sites its role is limited to (slugs); empty: the whole campus. */
+            sites: string[];
             /** @description The bearer token. Store it now: only its hash is kept. */
             token: string;
         };
@@ -2538,6 +2542,11 @@ export interface components {
         TokenInput: {
             name: string;
             role: components["schemas"]["Role"];
+            /**
+             * @description Limit the role to these sites (slugs); absent or empty: the whole campus. Not with
+             *     `admin`, which is campus-wide.
+             */
+            sites?: string[];
         };
         /** @description A device type with its schema as JSON (stored as text). */
         TypeView: {
@@ -2615,12 +2624,19 @@ export interface components {
             password: string;
             /** @description Role. */
             role: components["schemas"]["Role"];
+            /**
+             * @description Limit the role to these sites (slugs); absent or empty: the whole campus. Not with
+             *     `admin`, which is campus-wide.
+             */
+            sites?: string[];
         };
         /** @description Changes to a user. */
         UserPatch: {
             /** @description New password. */
             password?: string | null;
             role?: null | components["schemas"]["Role"];
+            /** @description New site limits (slugs); `[]` for the whole campus. */
+            sites?: string[] | null;
         };
         /** @description A user as the API shows it (never the hash). */
         UserView: {
@@ -2640,6 +2656,8 @@ export interface components {
              *     follows its directory groups at each sign-in).
              */
             source: string;
+            /** @description The sites its role is limited to (slugs); empty: the whole campus. */
+            sites: string[];
         };
         /** @description One wave of a new campaign. */
         WaveInput: {

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use super::items;
 use crate::http::AppState;
 use crate::http::error::ApiError;
-use crate::http::extract::{ApiJson, ApiQuery, Auth};
+use crate::http::extract::{ApiJson, ApiQuery, SiteAuth};
 use crate::model::{Role, Timestamp};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -31,7 +31,7 @@ pub(super) struct AlertQuery {
     responses((status = 200, body = inline(Object)), crate::http::error::CommonErrors), security(("bearer" = [])))]
 pub(super) async fn list(
     State(s): State<AppState>,
-    _auth: Auth,
+    auth: SiteAuth,
     ApiQuery(q): ApiQuery<AlertQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let all = match q.state.as_deref() {
@@ -44,7 +44,10 @@ pub(super) async fn list(
             });
         }
     };
-    Ok(items(s.monitor.alerts(all)))
+    let visible = |a: &crate::monitor::AlertView| {
+        s.registry.sees_place(&auth.0.scope, a.alert.building, a.alert.device)
+    };
+    Ok(items(s.monitor.alerts(all).into_iter().filter(visible).collect()))
 }
 
 /// An acknowledgement.
@@ -63,7 +66,7 @@ pub(super) struct AckInput {
     security(("bearer" = [])))]
 pub(super) async fn acknowledge(
     State(s): State<AppState>,
-    auth: Auth,
+    auth: SiteAuth,
     Path(id): Path<u64>,
     ApiJson(input): ApiJson<AckInput>,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -73,6 +76,10 @@ pub(super) async fn acknowledge(
             field: "silence_minutes".into(),
             message: "1 to 10080 (a week)".into(),
         });
+    }
+    let found = s.monitor.alerts(true).into_iter().find(|a| a.alert.id == id);
+    if !found.is_some_and(|a| s.registry.sees_place(&auth.0.scope, a.alert.building, a.alert.device)) {
+        return Err(ApiError::NotFound(format!("alert {id} not found")));
     }
     let acked = s
         .monitor

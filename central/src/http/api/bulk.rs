@@ -16,7 +16,7 @@ use super::bulk_format::{self, Parsed};
 use super::schema::devices::DeviceFilter;
 use crate::http::AppState;
 use crate::http::error::ApiError;
-use crate::http::extract::{ApiQuery, Auth};
+use crate::http::extract::{ApiQuery, SiteAuth};
 use crate::model::Role;
 use crate::registry::{BulkReport, DeviceRow, Registry, RowOutcome};
 
@@ -144,7 +144,7 @@ fn import(registry: &Registry, parsed: Parsed, dry_run: bool) -> Result<ImportVi
 /// blocking pool.
 async fn import_file(
     s: AppState,
-    auth: Auth,
+    auth: SiteAuth,
     dry_run: bool,
     body: Body,
     read: fn(&str) -> Result<Parsed, bulk_format::FileProblem>,
@@ -184,7 +184,7 @@ fn text_of(bytes: &[u8]) -> Result<&str, ApiError> {
     security(("bearer" = [])))]
 async fn import_csv(
     State(s): State<AppState>,
-    auth: Auth,
+    auth: SiteAuth,
     ApiQuery(params): ApiQuery<ImportParams>,
     body: Body,
 ) -> Result<Json<ImportView>, ApiError> {
@@ -201,15 +201,20 @@ async fn import_csv(
     security(("bearer" = [])))]
 async fn import_json(
     State(s): State<AppState>,
-    auth: Auth,
+    auth: SiteAuth,
     ApiQuery(params): ApiQuery<ImportParams>,
     body: Body,
 ) -> Result<Json<ImportView>, ApiError> {
     import_file(s, auth, params.dry_run, body, bulk_format::read_json).await
 }
 
-async fn export_rows(s: &AppState, filter: DeviceFilter) -> Result<Vec<DeviceRow>, ApiError> {
-    Ok(s.registry.blocking(move |r| r.export_devices(&filter.into())).await?)
+async fn export_rows(
+    s: &AppState,
+    auth: &SiteAuth,
+    filter: DeviceFilter,
+) -> Result<Vec<DeviceRow>, ApiError> {
+    let query = crate::registry::DeviceQuery { scope: auth.0.scope.clone(), ..filter.into() };
+    Ok(s.registry.blocking(move |r| r.export_devices(&query)).await?)
 }
 
 /// Every device the listing's filters match (paging ignored), as CSV that imports back.
@@ -219,10 +224,10 @@ async fn export_rows(s: &AppState, filter: DeviceFilter) -> Result<Vec<DeviceRow
     security(("bearer" = [])))]
 async fn export_csv(
     State(s): State<AppState>,
-    _auth: Auth,
+    auth: SiteAuth,
     ApiQuery(filter): ApiQuery<DeviceFilter>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let rows = export_rows(&s, filter).await?;
+    let rows = export_rows(&s, &auth, filter).await?;
     let bytes = neosens_runtime::blocking::run(move || bulk_format::write_csv(&rows))
         .await
         .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("writing the CSV export")))?;
@@ -241,10 +246,10 @@ async fn export_csv(
     security(("bearer" = [])))]
 async fn export_json(
     State(s): State<AppState>,
-    _auth: Auth,
+    auth: SiteAuth,
     ApiQuery(filter): ApiQuery<DeviceFilter>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let rows = export_rows(&s, filter).await?;
+    let rows = export_rows(&s, &auth, filter).await?;
     let body = neosens_runtime::blocking::run(move || bulk_format::to_json(&rows).to_string()).await;
     Ok((
         [

@@ -17,8 +17,8 @@ use super::items;
 use crate::bulk::{MAX_BULK_DEVICES, ORDERS_PER_SECOND, action_name};
 use crate::http::AppState;
 use crate::http::error::ApiError;
-use crate::http::extract::{ApiJson, ApiQuery, Auth};
-use crate::model::{BulkAction, BulkOperation, BulkOutcome, Role};
+use crate::http::extract::{ApiJson, ApiQuery, SiteAuth};
+use crate::model::{Actor, BulkAction, BulkOperation, BulkOutcome, Role, Scope};
 use crate::registry::{DeviceQuery, Registry};
 
 /// Device uids shown in a preview.
@@ -189,7 +189,12 @@ fn invalid(field: &str, message: impl Into<String>) -> ApiError {
 }
 
 /// The devices of a target (all states, enabled or not) and a description of it.
-fn resolve_target(registry: &Registry, t: &BulkTarget) -> Result<(Vec<[u8; 16]>, String), ApiError> {
+/// Only devices `scope` sees are reached, whatever the filter or list says.
+fn resolve_target(
+    registry: &Registry,
+    t: &BulkTarget,
+    scope: &Scope,
+) -> Result<(Vec<[u8; 16]>, String), ApiError> {
     let building = t
         .building
         .as_deref()
@@ -208,6 +213,7 @@ fn resolve_target(registry: &Registry, t: &BulkTarget) -> Result<(Vec<[u8; 16]>,
         state: t.state.map(Into::into),
         enabled: t.enabled,
         q: t.q.clone(),
+        scope: scope.clone(),
         ..DeviceQuery::default()
     };
     let mut described: Vec<String> = [
@@ -236,8 +242,8 @@ fn resolve_target(registry: &Registry, t: &BulkTarget) -> Result<(Vec<[u8; 16]>,
             for k in keys {
                 ids.insert(
                     registry
-                        .device_id(k)
-                        .ok_or_else(|| invalid("target.devices", format!("no device {k}")))?
+                        .visible_device(k, scope)
+                        .map_err(|_| invalid("target.devices", format!("no device {k}")))?
                         .to_bytes(),
                 );
             }
@@ -269,13 +275,16 @@ fn resolve_target(registry: &Registry, t: &BulkTarget) -> Result<(Vec<[u8; 16]>,
     Ok((devices, described.join(", ")))
 }
 
-fn action_of(registry: &Registry, input: &BulkInput) -> Result<BulkAction, ApiError> {
+fn action_of(registry: &Registry, input: &BulkInput, scope: &Scope) -> Result<BulkAction, ApiError> {
     Ok(match input.action {
         ActionKind::Move => {
             let r = input.room.as_deref().ok_or_else(|| invalid("room", "`move` needs a room"))?;
-            BulkAction::Move {
-                room: registry.room_id(r).ok_or_else(|| invalid("room", format!("no room {r}")))?.to_bytes(),
-            }
+            let room = registry
+                .room_id(r)
+                .and_then(|id| registry.room(id).ok())
+                .filter(|room| room.site.is_some_and(|site| scope.covers(site)))
+                .ok_or_else(|| invalid("room", format!("no room {r}")))?;
+            BulkAction::Move { room: room.id.to_bytes() }
         }
         ActionKind::SetType => {
             let t = input.device_type.as_deref().ok_or_else(|| invalid("type", "`set_type` needs a type"))?;
@@ -307,15 +316,16 @@ fn action_of(registry: &Registry, input: &BulkInput) -> Result<BulkAction, ApiEr
     responses((status = 200, body = PreviewView), crate::http::error::CommonErrors), security(("bearer" = [])))]
 async fn preview(
     State(s): State<AppState>,
-    auth: Auth,
+    auth: SiteAuth,
     ApiJson(input): ApiJson<BulkInput>,
 ) -> Result<Json<PreviewView>, ApiError> {
     auth.require(Role::Operator)?;
+    let scope = auth.0.scope.clone();
     let view = s
         .registry
         .blocking(move |r| -> Result<PreviewView, ApiError> {
-            let action = action_of(r, &input)?;
-            let (devices, _) = resolve_target(r, &input.target)?;
+            let action = action_of(r, &input, &scope)?;
+            let (devices, _) = resolve_target(r, &input.target, &scope)?;
             let sample =
                 r.device_uids(&devices[..devices.len().min(PREVIEW_SAMPLE)]).into_iter().flatten().collect();
             let order_seconds = matches!(action, BulkAction::Order { .. })
@@ -343,16 +353,17 @@ async fn preview(
     security(("bearer" = [])))]
 async fn create(
     State(s): State<AppState>,
-    auth: Auth,
+    auth: SiteAuth,
     ApiJson(input): ApiJson<BulkInput>,
 ) -> Result<impl IntoResponse, ApiError> {
     auth.require(Role::Operator)?;
     let bulk = s.bulk.clone();
+    let scope = auth.0.scope.clone();
     let op = s
         .registry
         .acting(&auth.0, move |r| -> Result<BulkOperation, ApiError> {
-            let action = action_of(r, &input)?;
-            let (devices, target) = resolve_target(r, &input.target)?;
+            let action = action_of(r, &input, &scope)?;
+            let (devices, target) = resolve_target(r, &input.target, &scope)?;
             let confirmed = input.confirm.as_deref().ok_or_else(|| {
                 invalid(
                     "confirm",
@@ -375,10 +386,18 @@ async fn create(
 /// The kept operations (the last 50), newest first.
 #[utoipa::path(get, path = "/bulk-operations", tag = "devices",
     responses((status = 200, body = inline(Object)), crate::http::error::CommonErrors), security(("bearer" = [])))]
-async fn list(State(s): State<AppState>, _auth: Auth) -> impl IntoResponse {
+async fn list(State(s): State<AppState>, auth: SiteAuth) -> impl IntoResponse {
     // Counting the outcomes of 50 operations of up to 100,000 devices: on the blocking pool.
     let bulk = s.bulk.clone();
-    items(neosens_runtime::blocking::run(move || bulk.list(|o| view(o, None))).await)
+    let views = neosens_runtime::blocking::run(move || {
+        bulk.list(|o| mine(&auth, o).then(|| view(o, None))).into_iter().flatten().collect()
+    });
+    items(views.await)
+}
+
+/// Whether `auth` may see `op`: anyone campus-wide; a site-limited caller, its own operations.
+fn mine(auth: &SiteAuth, op: &BulkOperation) -> bool {
+    auth.0.scope.is_campus() || op.by == Actor::from(&auth.0)
 }
 
 /// Paging of an operation's outcomes.
@@ -399,7 +418,7 @@ pub(crate) struct OutcomeQuery {
     security(("bearer" = [])))]
 async fn get_one(
     State(s): State<AppState>,
-    _auth: Auth,
+    auth: SiteAuth,
     Path(id): Path<u64>,
     ApiQuery(q): ApiQuery<OutcomeQuery>,
 ) -> Result<Json<BulkView>, ApiError> {
@@ -407,8 +426,11 @@ async fn get_one(
     let (registry, bulk) = (s.registry.clone(), s.bulk.clone());
     let view = neosens_runtime::blocking::run(move || {
         bulk.get(id, |op| {
+            if !mine(&auth, op) {
+                return None;
+            }
             if limit == 0 {
-                return view(op, Some(Vec::new()));
+                return Some(view(op, Some(Vec::new())));
             }
             // The rows to show first (failed, then pending, then done), at most `limit`; only
             // their uids are looked up, under the operation's lock for as short as that.
@@ -436,8 +458,9 @@ async fn get_one(
                     },
                 })
                 .collect();
-            view(op, Some(rows))
+            Some(view(op, Some(rows)))
         })
+        .flatten()
     })
     .await
     .ok_or_else(|| ApiError::NotFound(format!("bulk operation {id}")))?;

@@ -15,7 +15,7 @@ use super::items;
 use crate::firmware::{CampaignAction, CampaignInput, Firmware, MAX_CAMPAIGN_DEVICES, StageCounts};
 use crate::http::AppState;
 use crate::http::error::ApiError;
-use crate::http::extract::{ApiJson, ApiQuery, Auth};
+use crate::http::extract::{ApiJson, ApiQuery, Auth, SiteAuth};
 use crate::model::{Actor, AuditEntry, Campaign, CampaignState, Role, Stage};
 
 /// The routes of this module, each with its OpenAPI operation (paths relative to `/api/v1`).
@@ -407,11 +407,10 @@ pub(crate) struct DeviceCampaignView {
     security(("bearer" = [])))]
 async fn device_firmware(
     State(s): State<AppState>,
-    _auth: Auth,
+    auth: SiteAuth,
     Path(key): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let id =
-        s.registry.device_id(&key).ok_or_else(|| ApiError::NotFound(format!("device {key} not found")))?;
+    let id = s.registry.visible_device(&key, &auth.0.scope)?;
     let images = s.firmware.images();
     let rows = s
         .firmware

@@ -10,7 +10,7 @@ use serde_json::json;
 use super::schema::devices::{DeviceFilter, DeviceInput, DevicePatch, DeviceView};
 use crate::http::AppState;
 use crate::http::error::ApiError;
-use crate::http::extract::{ApiJson, ApiQuery, Auth};
+use crate::http::extract::{ApiJson, ApiQuery, SiteAuth};
 use crate::model::Role;
 use crate::store::DeviceLogEntry;
 use utoipa_axum::router::OpenApiRouter;
@@ -39,28 +39,29 @@ pub(super) struct Page {
 #[utoipa::path(get, path = "/devices", tag = "devices", params(crate::http::api::schema::devices::DeviceFilter), responses((status = 200, description = "One page, sorted by uid", body = Page), crate::http::error::CommonErrors), security(("bearer" = [])))]
 async fn list(
     State(s): State<AppState>,
-    _auth: Auth,
+    auth: SiteAuth,
     ApiQuery(filter): ApiQuery<DeviceFilter>,
 ) -> Result<impl IntoResponse, ApiError> {
     let limit = filter.limit.unwrap_or(100).min(crate::registry::MAX_PAGE);
     let offset = filter.offset.unwrap_or(0);
-    let (items, total) = s.registry.devices(&filter.into())?;
+    let query = crate::registry::DeviceQuery { scope: auth.0.scope.clone(), ..filter.into() };
+    let (items, total) = s.registry.devices(&query)?;
     Ok(Json(Page { items: items.into_iter().map(DeviceView::from).collect(), total, limit, offset }))
 }
 
 #[utoipa::path(get, path = "/devices/{id}", tag = "devices", params(("id" = String, Path, description = "Internal UUID or uid (MAC, DevEUI)")), responses((status = 200, body = crate::http::api::schema::devices::DeviceView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn get_one(
     State(s): State<AppState>,
-    _auth: Auth,
+    auth: SiteAuth,
     Path(key): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(DeviceView::from(s.registry.device(&key)?)))
+    Ok(Json(DeviceView::from(s.registry.device_within(&key, &auth.0.scope)?)))
 }
 
 #[utoipa::path(post, path = "/devices", tag = "devices", request_body = crate::http::api::schema::devices::DeviceInput, responses((status = 201, description = "Registered, with a new undelivered secret", body = crate::http::api::schema::devices::DeviceView), crate::http::error::CommonErrors, (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody), (status = 422, description = "Configuration breaks its schema, the legacy shape or the 1023-byte limit", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn create(
     State(s): State<AppState>,
-    auth: Auth,
+    auth: SiteAuth,
     ApiJson(input): ApiJson<DeviceInput>,
 ) -> Result<impl IntoResponse, ApiError> {
     auth.require(Role::Operator)?;
@@ -72,7 +73,7 @@ async fn create(
 #[utoipa::path(patch, path = "/devices/{id}", tag = "devices", params(("id" = String, Path, description = "Internal UUID or uid")), request_body = crate::http::api::schema::devices::DevicePatch, responses((status = 200, body = crate::http::api::schema::devices::DeviceView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody), (status = 422, description = "Configuration breaks its schema, the legacy shape or the 1023-byte limit", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn update(
     State(s): State<AppState>,
-    auth: Auth,
+    auth: SiteAuth,
     Path(key): Path<String>,
     ApiJson(patch): ApiJson<DevicePatch>,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -85,7 +86,7 @@ async fn update(
 #[utoipa::path(delete, path = "/devices/{id}", tag = "devices", params(("id" = String, Path, description = "Internal UUID or uid")), responses((status = 204, description = "Deleted"), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn delete(
     State(s): State<AppState>,
-    auth: Auth,
+    auth: SiteAuth,
     Path(key): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     auth.require(Role::Operator)?;
@@ -98,14 +99,19 @@ async fn delete(
 #[utoipa::path(post, path = "/devices/{id}/credentials/reset", tag = "devices", params(("id" = String, Path, description = "Internal UUID or uid")), responses((status = 200, description = "New secret, delivered at the next /device/credentials call", body = crate::http::api::schema::devices::DeviceView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn reset_credentials(
     State(s): State<AppState>,
-    auth: Auth,
+    auth: SiteAuth,
     Path(key): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     auth.require(Role::Operator)?;
     Ok(Json(DeviceView::from(s.registry.acting(&auth.0, move |r| r.reset_credentials(&key)).await?)))
 }
 
-async fn set_enabled(s: &AppState, auth: &Auth, key: &str, enabled: bool) -> Result<DeviceView, ApiError> {
+async fn set_enabled(
+    s: &AppState,
+    auth: &SiteAuth,
+    key: &str,
+    enabled: bool,
+) -> Result<DeviceView, ApiError> {
     auth.require(Role::Operator)?;
     let key = key.to_owned();
     let patch = crate::registry::DeviceChanges { enabled: Some(enabled), ..Default::default() };
@@ -115,7 +121,7 @@ async fn set_enabled(s: &AppState, auth: &Auth, key: &str, enabled: bool) -> Res
 #[utoipa::path(post, path = "/devices/{id}/enable", tag = "devices", params(("id" = String, Path, description = "Internal UUID or uid")), responses((status = 200, body = crate::http::api::schema::devices::DeviceView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn enable(
     State(s): State<AppState>,
-    auth: Auth,
+    auth: SiteAuth,
     Path(key): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     Ok(Json(set_enabled(&s, &auth, &key, true).await?))
@@ -124,7 +130,7 @@ async fn enable(
 #[utoipa::path(post, path = "/devices/{id}/disable", tag = "devices", params(("id" = String, Path, description = "Internal UUID or uid")), responses((status = 200, description = "Disabled: no config, no broker access", body = crate::http::api::schema::devices::DeviceView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn disable(
     State(s): State<AppState>,
-    auth: Auth,
+    auth: SiteAuth,
     Path(key): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     Ok(Json(set_enabled(&s, &auth, &key, false).await?))
@@ -133,9 +139,10 @@ async fn disable(
 #[utoipa::path(get, path = "/devices/{id}/logs", tag = "devices", params(("id" = String, Path, description = "Internal UUID or uid")), responses((status = 200, description = "Last 200 lines sent to /device/logger, newest first", body = inline(Object)), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn logs(
     State(s): State<AppState>,
-    _auth: Auth,
+    auth: SiteAuth,
     Path(key): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
+    s.registry.visible_device(&key, &auth.0.scope)?;
     let entries = s.registry.blocking(move |r| r.device_logs(&key, 200)).await?;
     let items: Vec<_> = entries
         .into_iter()

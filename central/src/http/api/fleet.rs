@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::http::AppState;
 use crate::http::error::ApiError;
-use crate::http::extract::Auth;
+use crate::http::extract::SiteAuth;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -49,8 +49,12 @@ pub(super) fn with_etag(headers: &HeaderMap, body: Vec<u8>) -> Response {
         (status = 304, description = "Unchanged since the ETag in If-None-Match"),
         crate::http::error::CommonErrors),
     security(("bearer" = [])))]
-async fn summary(State(s): State<AppState>, _auth: Auth, headers: HeaderMap) -> Result<Response, ApiError> {
-    let body = serde_json::to_vec(&FleetSummary::from(s.registry.fleet_summary()))
+async fn summary(
+    State(s): State<AppState>,
+    auth: SiteAuth,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let body = serde_json::to_vec(&FleetSummary::from(s.registry.fleet_summary().within(&auth.0.scope)))
         .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("encoding the fleet summary")))?;
     Ok(with_etag(&headers, body))
 }

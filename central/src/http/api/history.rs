@@ -10,7 +10,7 @@ use utoipa_axum::routes;
 
 use crate::http::AppState;
 use crate::http::error::ApiError;
-use crate::http::extract::{ApiQuery, Auth};
+use crate::http::extract::{ApiQuery, SiteAuth};
 use crate::model::Timestamp;
 
 /// Statuses or events per answer at most.
@@ -65,10 +65,11 @@ fn parsed(text: String) -> Value {
     security(("bearer" = [])))]
 async fn history(
     State(s): State<AppState>,
-    _auth: Auth,
+    auth: SiteAuth,
     Path(key): Path<String>,
     ApiQuery(q): ApiQuery<HistoryQuery>,
 ) -> Result<Json<super::Items<StatusPoint>>, ApiError> {
+    s.registry.visible_device(&key, &auth.0.scope)?;
     let since = time("since", q.since.as_deref(), i64::MIN)?;
     let until = time("until", q.until.as_deref(), i64::MAX)?;
     let limit = q.limit.unwrap_or(500).clamp(1, MAX_LIMIT);
@@ -113,10 +114,11 @@ pub(crate) struct EventView {
     security(("bearer" = [])))]
 async fn timeline(
     State(s): State<AppState>,
-    _auth: Auth,
+    auth: SiteAuth,
     Path(key): Path<String>,
     ApiQuery(q): ApiQuery<TimelineQuery>,
 ) -> Result<Json<super::Items<EventView>>, ApiError> {
+    s.registry.visible_device(&key, &auth.0.scope)?;
     let limit = q.limit.unwrap_or(200).clamp(1, MAX_LIMIT);
     let events = s.registry.blocking(move |r| r.timeline(&key, limit)).await?;
     Ok(super::items(

@@ -13,7 +13,7 @@ use super::schema::locations::{
 };
 use crate::http::AppState;
 use crate::http::error::ApiError;
-use crate::http::extract::{ApiJson, ApiQuery, Auth};
+use crate::http::extract::{ApiJson, ApiQuery, Auth, SiteAuth};
 use crate::model::Role;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -34,17 +34,21 @@ fn id<T: std::str::FromStr>(what: &str, s: &str) -> Result<T, ApiError> {
 }
 
 #[utoipa::path(get, path = "/sites", tag = "locations", responses((status = 200, description = "Every site, the default one first", body = inline(Object)), crate::http::error::CommonErrors), security(("bearer" = [])))]
-async fn list_sites(State(s): State<AppState>, _auth: Auth) -> impl IntoResponse {
-    items(s.registry.sites().into_iter().map(Site::from).collect())
+async fn list_sites(State(s): State<AppState>, auth: SiteAuth) -> impl IntoResponse {
+    items(s.registry.sites().into_iter().filter(|x| auth.0.scope.covers(x.id)).map(Site::from).collect())
 }
 
 #[utoipa::path(get, path = "/sites/{id}", tag = "locations", params(("id" = String, Path, description = "Site id or slug")), responses((status = 200, body = crate::http::api::schema::locations::Site), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn get_site(
     State(s): State<AppState>,
-    _auth: Auth,
+    auth: SiteAuth,
     Path(key): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(Site::from(s.registry.site(&key)?)))
+    let site = s.registry.site(&key)?;
+    if !auth.0.scope.covers(site.id) {
+        return Err(ApiError::NotFound(format!("site {key} not found")));
+    }
+    Ok(Json(Site::from(site)))
 }
 
 #[utoipa::path(post, path = "/sites", tag = "locations", request_body = crate::http::api::schema::locations::SiteInput, responses((status = 201, description = "Created, with its outside building", body = crate::http::api::schema::locations::Site), crate::http::error::CommonErrors, (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
@@ -91,19 +95,24 @@ struct BuildingQuery {
 #[utoipa::path(get, path = "/buildings", tag = "locations", params(("site" = Option<String>, Query, description = "Site id or slug")), responses((status = 200, body = inline(Object)), crate::http::error::CommonErrors), security(("bearer" = [])))]
 async fn list_buildings(
     State(s): State<AppState>,
-    _auth: Auth,
+    auth: SiteAuth,
     ApiQuery(q): ApiQuery<BuildingQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    Ok(items(s.registry.buildings(q.site.as_deref())?.into_iter().map(Building::from).collect()))
+    let buildings = s.registry.buildings(q.site.as_deref())?.into_iter();
+    Ok(items(buildings.filter(|b| auth.0.scope.covers(b.site)).map(Building::from).collect()))
 }
 
 #[utoipa::path(get, path = "/buildings/{id}", tag = "locations", params(("id" = String, Path, description = "Building id")), responses((status = 200, body = crate::http::api::schema::locations::Building), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn get_building(
     State(s): State<AppState>,
-    _auth: Auth,
+    auth: SiteAuth,
     Path(key): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(Building::from(s.registry.building(id::<BuildingId>("building", &key)?)?)))
+    let building = s.registry.building(id::<BuildingId>("building", &key)?)?;
+    if !auth.0.scope.covers(building.site) {
+        return Err(ApiError::NotFound(format!("building {key} not found")));
+    }
+    Ok(Json(Building::from(building)))
 }
 
 #[utoipa::path(post, path = "/buildings", tag = "locations", request_body = crate::http::api::schema::locations::BuildingInput, responses((status = 201, body = crate::http::api::schema::locations::Building), crate::http::error::CommonErrors, (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
@@ -154,19 +163,24 @@ struct RoomQuery {
 #[utoipa::path(get, path = "/rooms", tag = "locations", params(("building" = Option<String>, Query, description = "Building id")), responses((status = 200, body = inline(Object)), crate::http::error::CommonErrors), security(("bearer" = [])))]
 async fn list_rooms(
     State(s): State<AppState>,
-    _auth: Auth,
+    auth: SiteAuth,
     ApiQuery(q): ApiQuery<RoomQuery>,
 ) -> impl IntoResponse {
-    items(s.registry.rooms(q.building).into_iter().map(RoomView::from).collect())
+    let rooms = s.registry.rooms(q.building).into_iter();
+    items(rooms.filter(|r| r.site.is_some_and(|x| auth.0.scope.covers(x))).map(RoomView::from).collect())
 }
 
 #[utoipa::path(get, path = "/rooms/{id}", tag = "locations", params(("id" = String, Path, description = "Room id")), responses((status = 200, body = crate::http::api::schema::locations::RoomView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn get_room(
     State(s): State<AppState>,
-    _auth: Auth,
+    auth: SiteAuth,
     Path(key): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(RoomView::from(s.registry.room(id::<RoomId>("room", &key)?)?)))
+    let room = s.registry.room(id::<RoomId>("room", &key)?)?;
+    if !room.site.is_some_and(|x| auth.0.scope.covers(x)) {
+        return Err(ApiError::NotFound(format!("room {key} not found")));
+    }
+    Ok(Json(RoomView::from(room)))
 }
 
 #[utoipa::path(post, path = "/rooms", tag = "locations", request_body = crate::http::api::schema::locations::RoomInput, responses((status = 201, body = crate::http::api::schema::locations::RoomView), crate::http::error::CommonErrors, (status = 409, description = "Duplicate, or a reference in the way", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]

@@ -11,7 +11,7 @@ use super::items;
 use super::schema::orders::{OrderRecord, OrderRequest};
 use crate::http::AppState;
 use crate::http::error::ApiError;
-use crate::http::extract::{ApiJson, Auth};
+use crate::http::extract::{ApiJson, SiteAuth};
 use crate::model::Role;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -37,11 +37,12 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
     security(("bearer" = [])))]
 pub(super) async fn send(
     State(s): State<AppState>,
-    auth: Auth,
+    auth: SiteAuth,
     Path(key): Path<String>,
     ApiJson(request): ApiJson<OrderRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     auth.require(Role::Operator)?;
+    s.registry.visible_device(&key, &auth.0.scope)?;
     let order = std::sync::Arc::new(s.registry.prepare_order(&key, &request.into(), &auth.0.name)?);
     let record = |outcome: String| {
         let order = std::sync::Arc::clone(&order);
@@ -73,9 +74,10 @@ pub(super) async fn send(
     security(("bearer" = [])))]
 pub(super) async fn history(
     State(s): State<AppState>,
-    _auth: Auth,
+    auth: SiteAuth,
     Path(key): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
+    s.registry.visible_device(&key, &auth.0.scope)?;
     Ok(items(
         s.registry.blocking(move |r| r.orders(&key, 200)).await?.into_iter().map(OrderRecord::from).collect(),
     ))

@@ -15,9 +15,9 @@ use serde_json::Value;
 use crate::directory::DirectoryError;
 use crate::http::AppState;
 use crate::http::error::ApiError;
-use crate::http::extract::{ApiJson, Auth};
+use crate::http::extract::{ApiJson, SiteAuth};
 use crate::http::session::{SessionInfo, cookie_token};
-use crate::model::{Actor, Role, UserId};
+use crate::model::{Actor, UserId};
 use crate::registry::{Credential, UserInfo, UserSource};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -60,11 +60,19 @@ pub(super) struct SessionView {
     user_id: UserId,
     username: String,
     role: super::schema::users::Role,
+    /// The sites the role is limited to (slugs); empty: the whole campus.
+    sites: Vec<String>,
     csrf_token: String,
 }
 
-fn view(user_id: UserId, username: String, role: Role, info: &SessionInfo) -> SessionView {
-    SessionView { user_id, username, role: role.into(), csrf_token: info.csrf.clone() }
+fn view(user: UserInfo, info: &SessionInfo) -> SessionView {
+    SessionView {
+        user_id: user.id,
+        username: user.username,
+        role: user.role.into(),
+        sites: user.sites,
+        csrf_token: info.csrf.clone(),
+    }
 }
 
 #[utoipa::path(post, path = "/session", tag = "access", request_body = SignIn,
@@ -120,7 +128,7 @@ async fn sign_in(
     let mut headers = HeaderMap::new();
     headers.insert(header::SET_COOKIE, s.sessions.set_cookie(&token));
     headers.insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
-    Ok((headers, Json(view(user.id, user.username, user.role, &info))))
+    Ok((headers, Json(view(user, &info))))
 }
 
 /// Checks the password where it lives: here for local accounts (argon2id, on the password
@@ -142,10 +150,19 @@ async fn check_password(s: &AppState, input: &SignIn) -> Result<Option<(UserInfo
                 ));
             }
         };
-        tracing::info!(dn = %found.dn, role = %found.role, "directory sign-in");
+        tracing::info!(dn = %found.dn, role = %found.role, sites = ?found.sites, "directory sign-in");
         let name = input.username.clone();
         let actor = Actor::User { id: None, name: name.clone() };
-        let user = s.registry.acting(actor, move |r| r.directory_sign_in(&name, found.role)).await?;
+        let user = s
+            .registry
+            .acting(actor, move |r| r.directory_sign_in(&name, found.role, &found.sites))
+            .await
+            .map_err(|e| match e {
+                crate::registry::RegistryError::Invalid { message, .. } => ApiError::Forbidden(format!(
+                    "the directory groups name a site neosens does not know ({message}): ask an administrator"
+                )),
+                other => other.into(),
+            })?;
         return Ok(Some((user, "directory")));
     }
     let registry = Arc::clone(&s.registry);
@@ -182,15 +199,15 @@ fn session_of(s: &AppState, headers: &HeaderMap) -> Result<SessionInfo, ApiError
         (status = 401, description = "Not signed in", body = crate::http::error::ErrorBody)))]
 async fn current(State(s): State<AppState>, headers: HeaderMap) -> Result<impl IntoResponse, ApiError> {
     let info = session_of(&s, &headers)?;
-    let user = s.registry.user_record(info.user).ok_or(ApiError::Unauthorized)?;
-    Ok(([(header::CACHE_CONTROL, "no-store")], Json(view(user.id, user.username, user.role, &info))))
+    let user = s.registry.user(info.user).map_err(|_| ApiError::Unauthorized)?;
+    Ok(([(header::CACHE_CONTROL, "no-store")], Json(view(user, &info))))
 }
 
 #[utoipa::path(delete, path = "/session", tag = "access",
     responses((status = 204, description = "Signed out; the cookie is cleared"), crate::http::error::CommonErrors))]
 async fn sign_out(
     State(s): State<AppState>,
-    auth: Auth,
+    auth: SiteAuth,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
     if let Some(token) = cookie_token(&headers) {
@@ -200,7 +217,7 @@ async fn sign_out(
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, s.sessions.clear_cookie())]))
 }
 
-fn session_user(auth: &Auth) -> Result<UserId, ApiError> {
+fn session_user(auth: &SiteAuth) -> Result<UserId, ApiError> {
     match auth.0.via {
         Credential::Session(user) => Ok(user),
         Credential::Token(_) => Err(ApiError::BadRequest(
@@ -211,7 +228,7 @@ fn session_user(auth: &Auth) -> Result<UserId, ApiError> {
 
 #[utoipa::path(get, path = "/session/settings", tag = "access",
     responses((status = 200, description = "The user's saved dashboard settings (`{}` when none)", body = inline(Object)), crate::http::error::CommonErrors))]
-async fn settings(State(s): State<AppState>, auth: Auth) -> Result<impl IntoResponse, ApiError> {
+async fn settings(State(s): State<AppState>, auth: SiteAuth) -> Result<impl IntoResponse, ApiError> {
     let user = session_user(&auth)?;
     let text = s.registry.blocking(move |r| r.user_settings(user)).await?;
     let value = text
@@ -224,7 +241,7 @@ async fn settings(State(s): State<AppState>, auth: Auth) -> Result<impl IntoResp
     responses((status = 200, description = "Saved", body = inline(Object)), crate::http::error::CommonErrors))]
 async fn save_settings(
     State(s): State<AppState>,
-    auth: Auth,
+    auth: SiteAuth,
     ApiJson(value): ApiJson<Value>,
 ) -> Result<impl IntoResponse, ApiError> {
     let user = session_user(&auth)?;

@@ -27,6 +27,10 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
 pub(super) struct TokenInput {
     name: String,
     role: super::schema::users::Role,
+    /// Limit the role to these sites (slugs); absent or empty: the whole campus. Not with
+    /// `admin`, which is campus-wide.
+    #[serde(default)]
+    sites: Vec<String>,
 }
 
 #[utoipa::path(get, path = "/tokens", tag = "access", responses((status = 200, description = "Tokens, never their text", body = inline(Object)), crate::http::error::CommonErrors), security(("bearer" = [])))]
@@ -36,7 +40,7 @@ async fn list(State(s): State<AppState>, auth: Auth) -> Result<impl IntoResponse
         .registry
         .tokens()
         .into_iter()
-        .map(|t| json!({"id": t.id, "name": t.name, "role": super::schema::users::Role::from(t.role), "created_at": t.created_at.to_rfc3339()}))
+        .map(|t| json!({"id": t.token.id, "name": t.token.name, "role": super::schema::users::Role::from(t.token.role), "sites": t.sites, "created_at": t.token.created_at.to_rfc3339()}))
         .collect();
     Ok(Json(json!({"items": items})))
 }
@@ -48,7 +52,10 @@ async fn create(
     ApiJson(input): ApiJson<TokenInput>,
 ) -> Result<impl IntoResponse, ApiError> {
     auth.require(Role::Admin)?;
-    let created = s.registry.acting(&auth.0, move |r| r.create_token(&input.name, input.role.into())).await?;
+    let created = s
+        .registry
+        .acting(&auth.0, move |r| r.create_token(&input.name, input.role.into(), &input.sites))
+        .await?;
     tracing::info!(token = %created.name, role = %created.role, by = %auth.0.name, "API token created");
     Ok((StatusCode::CREATED, Json(TokenCreated::from(created))))
 }

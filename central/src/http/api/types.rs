@@ -11,7 +11,7 @@ use super::items;
 use super::schema::device_types::{DeviceTypeInput, DeviceTypePatch};
 use crate::http::AppState;
 use crate::http::error::ApiError;
-use crate::http::extract::{ApiJson, Auth};
+use crate::http::extract::{ApiJson, Auth, SiteAuth};
 use crate::model::{DeviceType, Role};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -58,14 +58,14 @@ impl From<DeviceType> for TypeView {
 }
 
 #[utoipa::path(get, path = "/device-types", tag = "device-types", responses((status = 200, body = inline(Object)), crate::http::error::CommonErrors), security(("bearer" = [])))]
-async fn list(State(s): State<AppState>, _auth: Auth) -> impl IntoResponse {
+async fn list(State(s): State<AppState>, _auth: SiteAuth) -> impl IntoResponse {
     items(s.registry.device_types().into_iter().map(TypeView::from).collect())
 }
 
 #[utoipa::path(get, path = "/device-types/{id}", tag = "device-types", params(("id" = String, Path, description = "Type id or name")), responses((status = 200, body = TypeView), crate::http::error::CommonErrors, (status = 404, description = "Not found", body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 async fn get_one(
     State(s): State<AppState>,
-    _auth: Auth,
+    _auth: SiteAuth,
     Path(key): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     Ok(Json(TypeView::from(s.registry.device_type(&key)?)))

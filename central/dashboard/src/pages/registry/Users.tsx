@@ -8,9 +8,12 @@ export function Users() {
   const [username, setUsername] = useState("");
   const [password, setPassword] = useState("");
   const [role, setRole] = useState<Role>("viewer");
-  const form = useSubmit(() => api("POST", "/users", { username, password, role }), () => {
+  const [sites, setSites] = useState("");
+  const siteList = () => sites.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  const form = useSubmit(() => api("POST", "/users", { username, password, role, sites: siteList() }), () => {
     setUsername("");
     setPassword("");
+    setSites("");
     reload();
   });
   return (
@@ -34,17 +37,22 @@ export function Users() {
             { value: "admin", label: "admin (everything)" },
           ]}
         />
+        <label>
+          Only on sites (slugs, comma-separated; empty: whole campus)
+          <input autoComplete="off" value={sites} onChange={(e) => setSites(e.target.value)} aria-invalid={form.field === "sites"} />
+        </label>
         <button type="submit" disabled={form.busy}>
           Add user
         </button>
         <FormError state={form} />
       </form>
       {error && <p className="error">{error}</p>}
-      <Table head={["User", "Role", "Since", ""]} caption="Users">
+      <Table head={["User", "Role", "Sites", "Since", ""]} caption="Users">
         {items.map((u) => (
           <tr key={u.id}>
             <td>{u.username}</td>
             <td>{u.role}</td>
+            <td>{u.sites.length === 0 ? "whole campus" : u.sites.join(", ")}</td>
             <td>{new Date(u.created_at).toLocaleDateString()}</td>
             <td>
               <DeleteButton path={`/users/${u.id}`} label={`user ${u.username}`} onDone={reload} />

@@ -288,6 +288,7 @@ impl From<DeviceFilter> for registry::DeviceQuery {
             sort: v.sort,
             limit: v.limit,
             offset: v.offset,
+            scope: crate::model::Scope::Campus,
         }
     }
 }

@@ -15,6 +15,10 @@ pub(crate) struct UserInput {
     pub(crate) password: String,
     /// Role.
     pub(crate) role: Role,
+    /// Limit the role to these sites (slugs); absent or empty: the whole campus. Not with
+    /// `admin`, which is campus-wide.
+    #[serde(default)]
+    pub(crate) sites: Vec<String>,
 }
 
 /// Changes to a user.
@@ -25,6 +29,8 @@ pub(crate) struct UserPatch {
     pub(crate) password: Option<String>,
     /// New role.
     pub(crate) role: Option<Role>,
+    /// New site limits (slugs); `[]` for the whole campus.
+    pub(crate) sites: Option<Vec<String>>,
 }
 
 /// A user as the API shows it (never the hash).
@@ -42,6 +48,8 @@ pub(crate) struct UserView {
     /// `local` (a password checked here) or `directory` (signs in against LDAP; its role
     /// follows its directory groups at each sign-in).
     pub(crate) source: &'static str,
+    /// The sites its role is limited to (slugs); empty: the whole campus.
+    pub(crate) sites: Vec<String>,
 }
 
 /// A token just created: the only time its text is shown.
@@ -54,32 +62,41 @@ pub(crate) struct TokenCreated {
     pub(crate) name: String,
     /// Role.
     pub(crate) role: Role,
+    /// The sites its role is limited to (slugs); empty: the whole campus.
+    pub(crate) sites: Vec<String>,
     /// The bearer token. Store it now: only its hash is kept.
     pub(crate) token: String,
 }
 
 impl From<UserInput> for registry::NewUser {
     fn from(v: UserInput) -> Self {
-        registry::NewUser { username: v.username, password: v.password, role: v.role.into() }
+        registry::NewUser { username: v.username, password: v.password, role: v.role.into(), sites: v.sites }
     }
 }
 
 impl From<UserPatch> for registry::UserChanges {
     fn from(v: UserPatch) -> Self {
-        registry::UserChanges { password: v.password, role: v.role.map(Into::into) }
+        registry::UserChanges { password: v.password, role: v.role.map(Into::into), sites: v.sites }
     }
 }
 
 impl From<registry::UserInfo> for UserView {
     fn from(v: registry::UserInfo) -> Self {
         let source = if v.directory { "directory" } else { "local" };
-        UserView { id: v.id, username: v.username, role: v.role.into(), created_at: v.created_at, source }
+        UserView {
+            id: v.id,
+            username: v.username,
+            role: v.role.into(),
+            created_at: v.created_at,
+            source,
+            sites: v.sites,
+        }
     }
 }
 
 impl From<registry::IssuedToken> for TokenCreated {
     fn from(v: registry::IssuedToken) -> Self {
-        TokenCreated { id: v.id, name: v.name, role: v.role.into(), token: v.token }
+        TokenCreated { id: v.id, name: v.name, role: v.role.into(), sites: v.sites, token: v.token }
     }
 }
 
