@@ -11,57 +11,20 @@
 
 import { spawn } from "node:child_process";
 import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 import mqtt from "mqtt";
+import { DEADLINE_MS, assert, freePort, log, waitFor } from "./harness.mjs";
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 const centralBin = process.env.NEOSENS_CENTRAL_BIN ?? join(repo, "target/debug/neosens-central");
 const chromiumPath = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const shots = resolve(process.env.E2E_SCREENSHOTS ?? join(repo, "target/dashboard-e2e"));
-const DEADLINE_MS = 30_000;
 const ADMIN_TOKEN = "e2e-admin-token-0123456789";
 const ADMIN_PASSWORD = "e2e admin password";
 const MAC = "24:0a:c4:e2:e0:01";
-const started = Date.now();
-
-function log(message) {
-  console.log(`[e2e ${((Date.now() - started) / 1000).toFixed(1)}s] ${message}`);
-}
-
-function freePort() {
-  return new Promise((ok, fail) => {
-    const server = createServer();
-    server.once("error", fail);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address();
-      server.close(() => ok(port));
-    });
-  });
-}
-
-/** Polls `check` until it returns a truthy value or the deadline passes. */
-async function waitFor(what, check, deadlineMs = DEADLINE_MS) {
-  const until = Date.now() + deadlineMs;
-  let last;
-  while (Date.now() < until) {
-    try {
-      const value = await check();
-      if (value) return value;
-    } catch (e) {
-      last = e;
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`timed out after ${deadlineMs / 1000} s waiting for ${what}${last ? ` (last error: ${last.message})` : ""}`);
-}
-
-function assert(condition, message) {
-  if (!condition) throw new Error(`assertion failed: ${message}`);
-}
 
 const httpPort = await freePort();
 const mqttPort = await freePort();
