@@ -17,7 +17,7 @@ use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use crate::audit;
-use crate::model::{AuditEntry, BulkAction, BulkOperation, BulkOutcome, Timestamp};
+use crate::model::{AuditEntry, BulkAction, BulkOperation, BulkOutcome, Scope, Timestamp};
 use crate::registry::{OrderSpec, Registry, RegistryError};
 use crate::store::{KEPT_BULK_OPERATIONS, Store, StoreError};
 
@@ -26,6 +26,10 @@ pub const ORDERS_PER_SECOND: u32 = 20;
 
 /// Devices in one operation at most.
 pub const MAX_BULK_DEVICES: usize = 100_000;
+
+/// An order to send: its operation, the device's index, and the scope of who started it (checked
+/// again at its turn: a device may have moved to another site meanwhile).
+type Queued = (Arc<Mutex<BulkOperation>>, usize, Arc<Scope>);
 
 /// Operations, newest last, and the orders waiting to go out.
 #[derive(Clone)]
@@ -38,7 +42,7 @@ struct Inner {
     operations: Mutex<VecDeque<Arc<Mutex<BulkOperation>>>>,
     next_id: AtomicU64,
     /// (operation, index in its devices) of the orders to send, oldest first.
-    queue: Mutex<VecDeque<(Arc<Mutex<BulkOperation>>, usize)>>,
+    queue: Mutex<VecDeque<Queued>>,
     wake: tokio::sync::Notify,
 }
 
@@ -130,7 +134,9 @@ impl BulkOps {
             }
         }
         if ordering && !op.devices.is_empty() {
-            self.inner.queue.lock().extend((0..op.devices.len()).map(|i| (Arc::clone(&shared), i)));
+            let scope = Arc::new(crate::registry::current_scope());
+            let queued = (0..op.devices.len()).map(|i| (Arc::clone(&shared), i, Arc::clone(&scope)));
+            self.inner.queue.lock().extend(queued);
             self.inner.wake.notify_one();
         }
         tracing::info!(
@@ -176,7 +182,7 @@ impl BulkOps {
         let mut unsaved: Option<Arc<Mutex<BulkOperation>>> = None;
         loop {
             let next = self.inner.queue.lock().pop_front();
-            let Some((op, index)) = next else {
+            let Some((op, index, scope)) = next else {
                 tokio::select! {
                     () = shutdown.cancelled() => return self.save(unsaved).await,
                     () = self.inner.wake.notified() => continue,
@@ -186,7 +192,7 @@ impl BulkOps {
                 () = shutdown.cancelled() => return self.save(unsaved.or(Some(op))).await,
                 _ = tick.tick() => {}
             }
-            let outcome = send_order(&registry, &mqtt, &op, index).await;
+            let outcome = send_order(&registry, &mqtt, &op, index, &scope).await;
             let finished = {
                 let mut o = op.lock();
                 o.outcomes[index] = outcome;
@@ -227,6 +233,7 @@ async fn send_order(
     mqtt: &neosens_runtime::mqtt::MqttHandle,
     op: &Arc<Mutex<BulkOperation>>,
     index: usize,
+    scope: &Scope,
 ) -> BulkOutcome {
     let (device, spec, by, id) = {
         let o = op.lock();
@@ -238,6 +245,9 @@ async fn send_order(
         (o.devices[index], spec, o.by.clone(), o.id)
     };
     let key = DeviceId::from_bytes(device).to_string();
+    if let Err(e) = registry.changeable_device(&key, scope) {
+        return BulkOutcome::Failed(format!("not sent: {e}"));
+    }
     let order = match registry.prepare_order(&key, &spec, &format!("bulk {id} by {}", by.name())) {
         Ok(order) => Arc::new(order),
         Err(e) => return BulkOutcome::Failed(e.to_string()),

@@ -145,9 +145,33 @@ fn a_site_limited_operator_works_on_its_site_and_is_refused_on_the_others() {
     let seen: Value = serde_json::from_slice(&witness.next(|_, _| true)).unwrap();
     assert_eq!(seen["order"], "frequency");
 
+    // A board also in a room of the campus: seen, but neither changed nor ordered (its order
+    // would go to its main room, on the campus), and left out of bulk targets.
+    let (_, r101) = api(addr, "GET", "/api/v1/rooms", None);
+    let r101 = r101["items"].as_array().unwrap().iter().find(|r| r["name"] == "101").unwrap()["id"].clone();
+    let both = json!({"uid": "24:0a:c4:31:00:0b", "type": "esp32", "rooms": [campus_room, r101]});
+    assert_eq!(api(addr, "POST", "/api/v1/devices", Some(both)).0, 201);
+    let shared = "24:0a:c4:31:00:0b";
+    assert_eq!(call("GET", &format!("/devices/{shared}"), None).0, 200);
+    let (s, e) = call("POST", &format!("/devices/{shared}/orders"), Some(json!({"order": "reboot"})));
+    assert_eq!(s, 403, "{e}");
+    assert_eq!(call("PATCH", &format!("/devices/{shared}"), Some(json!({"description": "x"}))).0, 403);
+    let (s, _) = call(
+        "POST",
+        "/bulk-operations/preview",
+        Some(json!({"target": {"devices": [shared]}, "action": "disable"})),
+    );
+    assert_eq!(s, 400);
+    let (_, preview) = call(
+        "POST",
+        "/bulk-operations/preview",
+        Some(json!({"target": {"site": "carcassonne"}, "action": "disable"})),
+    );
+    assert_eq!(preview["devices"].as_u64(), Some(3), "its own three boards, not the shared one: {preview}");
+
     // The admin sees everything, and what the limited operator did, in the audit trail.
     let (_, all) = api(addr, "GET", "/api/v1/devices", None);
-    assert_eq!(all["total"].as_u64(), Some(6));
+    assert_eq!(all["total"].as_u64(), Some(7));
     let (_, trail) = api(addr, "GET", "/api/v1/audit?actor=carcassonne%20ops", None);
     let actions: Vec<&str> =
         trail["items"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();

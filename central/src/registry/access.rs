@@ -95,7 +95,7 @@ impl Registry {
                 role,
                 hash,
                 created_at: Timestamp::now(),
-                sites: site_rights::resolve_grants(state, role, sites)?,
+                sites: site_rights::resolve_grants(state, role, sites, &[])?,
             };
             let created = IssuedToken {
                 id: token.id,

@@ -184,6 +184,7 @@ impl Registry {
         uid: DeviceUid,
         row: &DeviceRow,
         existing: Option<&Device>,
+        scope: &crate::model::Scope,
     ) -> Result<(Device, Vec<&'static str>), RegistryError> {
         let mut d = match existing {
             Some(d) => d.clone(),
@@ -232,8 +233,7 @@ impl Registry {
         }
         // Checked per row (the commit checks the batch again): a row outside the importer's
         // sites is one refused row, not a refused file.
-        let scope = super::site_rights::current_scope();
-        super::site_rights::check_device(state, &scope, existing, Some(&d)).map_err(|e| match e {
+        super::site_rights::check_device(state, scope, existing, Some(&d)).map_err(|e| match e {
             RegistryError::NotFound { .. } => {
                 RegistryError::invalid("uid", format!("{uid} is registered on a site outside your rights"))
             }
@@ -252,6 +252,7 @@ impl Registry {
         progress: &mut Progress,
     ) -> Vec<Write> {
         let rooms = room_index(state);
+        let scope = super::site_rights::current_scope();
         let mut writes = Vec::new();
         for (i, row) in rows.iter().enumerate() {
             let n = first + i;
@@ -266,7 +267,7 @@ impl Registry {
                 continue;
             }
             let existing = state.by_uid.get(&uid).and_then(|id| state.devices.get(id)).map(|e| &e.record);
-            let outcome = match self.planned(state, &rooms, uid, row, existing) {
+            let outcome = match self.planned(state, &rooms, uid, row, existing, &scope) {
                 Err(e) => {
                     progress.errors.push(row_error(n, &row.uid, e));
                     continue;

@@ -46,7 +46,7 @@ impl Registry {
     ) -> Result<UserInfo, RegistryError> {
         check_username(username)?;
         self.mutate(|state| {
-            let sites = super::site_rights::resolve_grants(state, role, sites)?;
+            let sites = super::site_rights::resolve_grants(state, role, sites, &[])?;
             let existing = state.users.values().find(|u| u.username.eq_ignore_ascii_case(username));
             let user = match existing {
                 Some(u) if !u.is_directory() => {

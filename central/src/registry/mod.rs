@@ -70,6 +70,7 @@ pub use orders::{OrderSpec, PreparedOrder, REINSTALL};
 pub use otaa::{NewOtaa, OtaaInfo};
 pub use provisioning::Refusal;
 pub use site_rights::MAX_GRANTED_SITES;
+pub(crate) use site_rights::current_scope;
 pub use status::{FirmwareReport, StatusDrop};
 pub use users::{NewUser, UserChanges, UserInfo};
 

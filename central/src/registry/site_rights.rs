@@ -67,10 +67,13 @@ fn may_change(state: &State, scope: &Scope, device: &Device) -> bool {
     match scope {
         Scope::Campus => true,
         Scope::Sites(_) => {
-            let mut sites = device_sites(state, device).peekable();
-            sites.peek().is_some()
-                && device.rooms.len() == device_sites(state, device).count()
-                && sites.all(|s| scope.covers(s))
+            // Every room placed (on a building that still exists), each on one of its sites.
+            let mut placed = 0;
+            let all_covered = device_sites(state, device).all(|s| {
+                placed += 1;
+                scope.covers(s)
+            });
+            all_covered && placed > 0 && placed == device.rooms.len()
         }
     }
 }
@@ -129,6 +132,58 @@ pub(crate) fn check_device(
 }
 
 impl super::Registry {
+    /// The id of a device `scope` may act on — change it, order it: not found when it does not
+    /// see it, refused when it sees it but a room of it is on another site (an order goes to the
+    /// device's main room, which could be that other site's).
+    pub fn changeable_device(
+        &self,
+        key: &str,
+        scope: &Scope,
+    ) -> Result<neosens_protocol::ids::DeviceId, RegistryError> {
+        let state = self.state.read();
+        let device = super::devices::resolve_device(&state, key)
+            .map(|e| &e.record)
+            .filter(|d| sees(&state, scope, d))
+            .ok_or_else(|| RegistryError::not_found(format!("device {key}")))?;
+        if !may_change(&state, scope, device) {
+            return Err(outside(scope));
+        }
+        Ok(device.id)
+    }
+
+    /// The devices of `ids` that `scope` may act on, in their order.
+    pub fn only_changeable(
+        &self,
+        scope: &Scope,
+        ids: Vec<neosens_protocol::ids::DeviceId>,
+    ) -> Vec<neosens_protocol::ids::DeviceId> {
+        if scope.is_campus() {
+            return ids;
+        }
+        let state = self.state.read();
+        ids.into_iter()
+            .filter(|id| state.devices.get(id).is_some_and(|e| may_change(&state, scope, &e.record)))
+            .collect()
+    }
+
+    /// Whether `scope` may act on something placed in `building` or about `device` (acknowledge
+    /// an alert): the building on its sites, or a device it may change.
+    pub fn may_act_on_place(
+        &self,
+        scope: &Scope,
+        building: Option<neosens_protocol::ids::BuildingId>,
+        device: Option<neosens_protocol::ids::DeviceId>,
+    ) -> bool {
+        if scope.is_campus() {
+            return true;
+        }
+        let state = self.state.read();
+        building.and_then(|b| state.buildings.get(&b)).is_some_and(|b| scope.covers(b.site))
+            || device
+                .and_then(|d| state.devices.get(&d))
+                .is_some_and(|d| may_change(&state, scope, &d.record))
+    }
+
     /// Whether `scope` sees something placed in `building` or about `device` (an alert): a
     /// site-limited caller sees it when the building is on its sites or it sees the device; what
     /// is about neither (a silent forwarder) is campus-wide.
@@ -148,11 +203,14 @@ impl super::Registry {
 }
 
 /// Resolves the site slugs granted to a user or token; refuses unknown sites, too many, and a
-/// site-limited admin (administration is campus-wide: users, tokens, the structure).
+/// site-limited admin (administration is campus-wide: users, tokens, the structure). An id among
+/// `kept` (the grant as it stands) is kept even when its site was deleted, so a grant shown with
+/// a deleted site's id can be sent back unchanged without widening.
 pub(crate) fn resolve_grants(
     state: &State,
     role: Role,
     slugs: &[String],
+    kept: &[SiteId],
 ) -> Result<Vec<SiteId>, RegistryError> {
     if slugs.len() > MAX_GRANTED_SITES {
         return Err(RegistryError::invalid("sites", format!("at most {MAX_GRANTED_SITES} sites")));
@@ -165,6 +223,12 @@ pub(crate) fn resolve_grants(
     }
     let mut ids = Vec::with_capacity(slugs.len());
     for slug in slugs {
+        if let Some(id) = slug.trim().parse::<SiteId>().ok().filter(|id| kept.contains(id)) {
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+            continue;
+        }
         let site = state
             .sites
             .values()

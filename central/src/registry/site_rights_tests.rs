@@ -143,6 +143,15 @@ fn grants_name_known_sites_and_never_make_a_site_admin() {
     assert_eq!(user.sites, ["carcassonne"]);
     let promote = crate::registry::UserChanges { role: Some(Role::Admin), ..Default::default() };
     assert!(registry.update_user(user.id, promote).is_err(), "an admin is campus-wide");
+    // A deleted site stays in the grant by id (narrowing, never widening) and can be sent back.
+    registry.create_site(NewSite { slug: "albi".into(), name: "Albi".into() }).unwrap();
+    let sites = Some(vec!["carcassonne".into(), "albi".into()]);
+    registry.update_user(user.id, crate::registry::UserChanges { sites, ..Default::default() }).unwrap();
+    registry.delete_site("albi").unwrap();
+    let shown = registry.user(user.id).unwrap().sites;
+    assert_eq!(shown.len(), 2);
+    let same = crate::registry::UserChanges { sites: Some(shown.clone()), ..Default::default() };
+    assert_eq!(registry.update_user(user.id, same).unwrap().sites, shown);
     let widen = crate::registry::UserChanges {
         role: Some(Role::Admin),
         sites: Some(Vec::new()),

@@ -127,7 +127,7 @@ impl Registry {
                 password_hash,
                 role: input.role,
                 created_at: Timestamp::now(),
-                sites: site_rights::resolve_grants(state, input.role, &input.sites)?,
+                sites: site_rights::resolve_grants(state, input.role, &input.sites, &[])?,
             };
             let view = UserInfo::of(state, &user);
             Ok((vec![Write::Put(Record::User(user))], view))
@@ -150,7 +150,7 @@ impl Registry {
                 user.role = r;
             }
             if let Some(sites) = &patch.sites {
-                user.sites = site_rights::resolve_grants(state, user.role, sites)?;
+                user.sites = site_rights::resolve_grants(state, user.role, sites, &user.sites)?;
             } else if user.role == Role::Admin && !user.sites.is_empty() {
                 return Err(RegistryError::invalid(
                     "role",

@@ -78,8 +78,13 @@ pub(super) async fn acknowledge(
         });
     }
     let found = s.monitor.alerts(true).into_iter().find(|a| a.alert.id == id);
-    if !found.is_some_and(|a| s.registry.sees_place(&auth.0.scope, a.alert.building, a.alert.device)) {
+    let Some(found) =
+        found.filter(|a| s.registry.sees_place(&auth.0.scope, a.alert.building, a.alert.device))
+    else {
         return Err(ApiError::NotFound(format!("alert {id} not found")));
+    };
+    if !s.registry.may_act_on_place(&auth.0.scope, found.alert.building, found.alert.device) {
+        return Err(ApiError::Forbidden(format!("alert {id} is also about another site than yours")));
     }
     let acked = s
         .monitor

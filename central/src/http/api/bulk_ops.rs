@@ -242,8 +242,13 @@ fn resolve_target(
             for k in keys {
                 ids.insert(
                     registry
-                        .visible_device(k, scope)
-                        .map_err(|_| invalid("target.devices", format!("no device {k}")))?
+                        .changeable_device(k, scope)
+                        .map_err(|e| match e {
+                            crate::registry::RegistryError::Forbidden { .. } => {
+                                invalid("target.devices", format!("{k} is also in a room of another site"))
+                            }
+                            _ => invalid("target.devices", format!("no device {k}")),
+                        })?
                         .to_bytes(),
                 );
             }
@@ -259,7 +264,9 @@ fn resolve_target(
         ));
     }
     let matching: Vec<[u8; 16]> = if filtered {
-        registry.matching_device_ids(&query, MAX_BULK_DEVICES)?.into_iter().map(|d| d.to_bytes()).collect()
+        // Only devices the caller may act on: one also in a room of another site is left out.
+        let ids = registry.matching_device_ids(&query, MAX_BULK_DEVICES)?;
+        registry.only_changeable(scope, ids).into_iter().map(|d| d.to_bytes()).collect()
     } else {
         Vec::new()
     };

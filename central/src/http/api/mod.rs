@@ -34,7 +34,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use super::AppState;
 use super::error::ApiError;
-use super::extract::Auth;
+use super::extract::SiteAuth;
 
 /// Largest request body: device configurations are at most 1023 bytes once served; a schema
 /// or a batch can be larger, a megabyte is plenty.
@@ -89,10 +89,10 @@ pub(super) fn routes() -> Router<AppState> {
     let api = api
         .route("/openapi.json", axum::routing::get(openapi::serve(&document)))
         // Nothing under /api/v1 answers without a token, not even "no such path".
-        .fallback(|_auth: Auth| async {
+        .fallback(|_auth: SiteAuth| async {
             ApiError::NotFound("no such API path; see /api/v1/openapi.json".into())
         })
-        .method_not_allowed_fallback(|_auth: Auth| async {
+        .method_not_allowed_fallback(|_auth: SiteAuth| async {
             ApiError::MethodNotAllowed("this path does not take this method; see /api/v1/openapi.json".into())
         })
         .layer(DefaultBodyLimit::max(MAX_BODY));

@@ -42,7 +42,8 @@ pub(super) async fn send(
     ApiJson(request): ApiJson<OrderRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     auth.require(Role::Operator)?;
-    s.registry.visible_device(&key, &auth.0.scope)?;
+    // Acting, not only seeing: an order goes to the device's main room, on whichever site.
+    s.registry.changeable_device(&key, &auth.0.scope)?;
     let order = std::sync::Arc::new(s.registry.prepare_order(&key, &request.into(), &auth.0.name)?);
     let record = |outcome: String| {
         let order = std::sync::Arc::clone(&order);
