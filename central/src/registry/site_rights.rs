@@ -9,7 +9,7 @@
 
 use std::cell::RefCell;
 
-use neosens_protocol::ids::SiteId;
+use neosens_protocol::ids::{BuildingId, DeviceId, SiteId};
 
 use super::RegistryError;
 use super::state::State;
@@ -100,9 +100,7 @@ pub(crate) fn check_writes(state: &State, scope: &Scope, writes: &[Write]) -> Re
     for write in writes {
         let (id, new) = match write {
             Write::Put(Record::Device(d)) => (d.id, Some(d.as_ref())),
-            Write::Delete(EntityKind::Device, key) => {
-                (neosens_protocol::ids::DeviceId::from_bytes(*key), None)
-            }
+            Write::Delete(EntityKind::Device, key) => (DeviceId::from_bytes(*key), None),
             Write::Put(_) | Write::Delete(..) => return Err(outside(scope)),
         };
         check_device(state, scope, state.devices.get(&id).map(|e| &e.record), new)?;
@@ -135,11 +133,7 @@ impl super::Registry {
     /// The id of a device `scope` may act on — change it, order it: not found when it does not
     /// see it, refused when it sees it but a room of it is on another site (an order goes to the
     /// device's main room, which could be that other site's).
-    pub fn changeable_device(
-        &self,
-        key: &str,
-        scope: &Scope,
-    ) -> Result<neosens_protocol::ids::DeviceId, RegistryError> {
+    pub fn changeable_device(&self, key: &str, scope: &Scope) -> Result<DeviceId, RegistryError> {
         let state = self.state.read();
         let device = super::devices::resolve_device(&state, key)
             .map(|e| &e.record)
@@ -152,11 +146,7 @@ impl super::Registry {
     }
 
     /// The devices of `ids` that `scope` may act on, in their order.
-    pub fn only_changeable(
-        &self,
-        scope: &Scope,
-        ids: Vec<neosens_protocol::ids::DeviceId>,
-    ) -> Vec<neosens_protocol::ids::DeviceId> {
+    pub fn only_changeable(&self, scope: &Scope, ids: Vec<DeviceId>) -> Vec<DeviceId> {
         if scope.is_campus() {
             return ids;
         }
@@ -171,8 +161,25 @@ impl super::Registry {
     pub fn may_act_on_place(
         &self,
         scope: &Scope,
-        building: Option<neosens_protocol::ids::BuildingId>,
-        device: Option<neosens_protocol::ids::DeviceId>,
+        building: Option<BuildingId>,
+        device: Option<DeviceId>,
+    ) -> bool {
+        self.place_check(scope, building, device, may_change)
+    }
+
+    /// Whether `scope` sees something placed in `building` or about `device` (an alert): a
+    /// site-limited caller sees it when the building is on its sites or it sees the device; what
+    /// is about neither (a silent forwarder) is campus-wide.
+    pub fn sees_place(&self, scope: &Scope, building: Option<BuildingId>, device: Option<DeviceId>) -> bool {
+        self.place_check(scope, building, device, sees)
+    }
+
+    fn place_check(
+        &self,
+        scope: &Scope,
+        building: Option<BuildingId>,
+        device: Option<DeviceId>,
+        device_check: fn(&State, &Scope, &Device) -> bool,
     ) -> bool {
         if scope.is_campus() {
             return true;
@@ -181,24 +188,7 @@ impl super::Registry {
         building.and_then(|b| state.buildings.get(&b)).is_some_and(|b| scope.covers(b.site))
             || device
                 .and_then(|d| state.devices.get(&d))
-                .is_some_and(|d| may_change(&state, scope, &d.record))
-    }
-
-    /// Whether `scope` sees something placed in `building` or about `device` (an alert): a
-    /// site-limited caller sees it when the building is on its sites or it sees the device; what
-    /// is about neither (a silent forwarder) is campus-wide.
-    pub fn sees_place(
-        &self,
-        scope: &Scope,
-        building: Option<neosens_protocol::ids::BuildingId>,
-        device: Option<neosens_protocol::ids::DeviceId>,
-    ) -> bool {
-        if scope.is_campus() {
-            return true;
-        }
-        let state = self.state.read();
-        building.and_then(|b| state.buildings.get(&b)).is_some_and(|b| scope.covers(b.site))
-            || device.and_then(|d| state.devices.get(&d)).is_some_and(|d| sees(&state, scope, &d.record))
+                .is_some_and(|d| device_check(&state, scope, &d.record))
     }
 }
 
