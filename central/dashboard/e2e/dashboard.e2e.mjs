@@ -558,6 +558,20 @@ try {
     consoleErrors.splice(0, consoleErrors.length, ...consoleErrors.filter((m) => !/status of 404/.test(m)));
   });
 
+  await step("an admin widens the site operator to the whole campus from the Users page", async () => {
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.getByLabel("User name").fill("admin");
+    await page.getByLabel("Password").fill(ADMIN_PASSWORD);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.goto(`${base}/#/registry/users`);
+    await page.getByRole("button", { name: "Change the sites of carla" }).click();
+    await page.getByLabel("Sites of carla (empty: whole campus)").fill("");
+    await page.getByRole("button", { name: "Save" }).click();
+    await page.getByRole("row", { name: /carla/ }).getByText("whole campus").waitFor({ timeout: DEADLINE_MS });
+    const carla = (await admin("GET", "/users")).items.find((u) => u.username === "carla");
+    assert(carla.sites.length === 0, `carla is campus-wide now: ${JSON.stringify(carla)}`);
+  });
+
   await step("no console errors", async () => {
     assert(consoleErrors.length === 0, `console errors:\n${consoleErrors.join("\n")}`);
   });

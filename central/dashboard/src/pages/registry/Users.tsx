@@ -1,6 +1,44 @@
 import { useState } from "react";
 import { api, type Role, type User } from "../../api";
 import { DeleteButton, FormError, Table, useList, useSubmit } from "./common";
+
+/** Slugs typed as "a, b": the list the API takes (empty: the whole campus). */
+function slugs(text: string): string[] {
+  return text.split(",").map((s) => s.trim()).filter((s) => s !== "");
+}
+
+/** A local user's sites, changed in place (a directory user's follow its groups at sign-in). */
+function SitesCell({ user, onDone }: { user: User; onDone: () => void }) {
+  const [editing, setEditing] = useState(false);
+  const [text, setText] = useState("");
+  const form = useSubmit(() => api("PATCH", `/users/${user.id}`, { sites: slugs(text) }), () => {
+    setEditing(false);
+    onDone();
+  });
+  const shown = user.sites.length === 0 ? "whole campus" : user.sites.join(", ");
+  if (!editing) {
+    return (
+      <>
+        {shown}{" "}
+        {user.source === "local" && (
+          <button type="button" className="link" aria-label={`Change the sites of ${user.username}`} onClick={() => { setText(user.sites.join(", ")); setEditing(true); }}>
+            change
+          </button>
+        )}
+      </>
+    );
+  }
+  return (
+    <form onSubmit={form.submit} className="inline-edit">
+      <input aria-label={`Sites of ${user.username} (empty: whole campus)`} value={text} autoFocus onChange={(e) => setText(e.target.value)} aria-invalid={form.error ? true : undefined} />
+      <button type="submit">Save</button>
+      <button type="button" className="secondary" onClick={() => setEditing(false)}>
+        Cancel
+      </button>
+      <FormError state={form} />
+    </form>
+  );
+}
 import { Select } from "../../components/Select";
 
 export function Users() {
@@ -9,8 +47,7 @@ export function Users() {
   const [password, setPassword] = useState("");
   const [role, setRole] = useState<Role>("viewer");
   const [sites, setSites] = useState("");
-  const siteList = () => sites.split(",").map((s) => s.trim()).filter((s) => s !== "");
-  const form = useSubmit(() => api("POST", "/users", { username, password, role, sites: siteList() }), () => {
+  const form = useSubmit(() => api("POST", "/users", { username, password, role, sites: slugs(sites) }), () => {
     setUsername("");
     setPassword("");
     setSites("");
@@ -52,7 +89,9 @@ export function Users() {
           <tr key={u.id}>
             <td>{u.username}</td>
             <td>{u.role}</td>
-            <td>{u.sites.length === 0 ? "whole campus" : u.sites.join(", ")}</td>
+            <td>
+              <SitesCell user={u} onDone={reload} />
+            </td>
             <td>{new Date(u.created_at).toLocaleDateString()}</td>
             <td>
               <DeleteButton path={`/users/${u.id}`} label={`user ${u.username}`} onDone={reload} />
