@@ -2,7 +2,9 @@
 //! memory (budget < 12 MB), CPU while idle (no busy loops), and provisioning answers from the
 //! cache with central down. Real binaries (release), real sockets.
 //!
-//! `cargo bench -p neosens-edge --bench footprint` (`BENCH_DEVICES` changes the fleet size).
+//! `cargo bench -p neosens-edge --bench footprint` (`BENCH_DEVICES` changes the fleet size;
+//! `BENCH_EDGE_BIN=<path>` measures another agent build, e.g. the static musl one `cross/build`
+//! ships: `target/x86_64-unknown-linux-musl/min-size/neosens-edge`, its allocator and size).
 
 mod support;
 
@@ -26,7 +28,11 @@ fn main() {
     let n: u64 = std::env::var("BENCH_DEVICES").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
     let mut fleet = Fleet::start(n);
     let started = Instant::now();
-    let (mut edge, edge_dir) = fleet.gateway("gw-bench");
+    let bin = std::env::var("BENCH_EDGE_BIN").map(std::path::PathBuf::from).ok();
+    let (mut edge, edge_dir) = match &bin {
+        Some(bin) => fleet.gateway_with(bin, "gw-bench"),
+        None => fleet.gateway("gw-bench"),
+    };
     let e = edge.addr("http");
     let pid = edge.pid();
     wait_until("the scope synced", || metric(e, "neosens_edge_devices_cached") == n as f64);
@@ -62,12 +68,23 @@ fn main() {
     }
     let offline = t0.elapsed();
     let rss_after = proc_field(pid, "VmRSS:");
-    let size = std::fs::metadata(edge_dir.path().join("edge.redb")).map(|m| m.len()).unwrap_or(0);
+    // The agent's databases: the registry copy (`registry.redb`), the outbox and the rest.
+    let size: u64 = std::fs::read_dir(edge_dir.path())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "redb"))
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum();
     edge.signal_and_wait("TERM");
 
     println!("neosens-edge footprint benchmark ({n} devices in scope)");
+    if let Some(bin) = &bin {
+        println!("agent: {}", bin.display());
+    }
     println!("enrol + start + first sync of {n} devices: {:.2} s", synced.as_secs_f64());
-    println!("local database: {:.1} MB", size as f64 / 1e6);
+    println!("local databases: {:.1} MB", size as f64 / 1e6);
     println!(
         "resident memory after sync: {:.1} MB (peak {:.1} MB); budget < {} MB: {}",
         rss_synced as f64 / 1024.0,
