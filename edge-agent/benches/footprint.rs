@@ -3,8 +3,9 @@
 //! cache with central down. Real binaries (release), real sockets.
 //!
 //! `cargo bench -p neosens-edge --bench footprint` (`BENCH_DEVICES` changes the fleet size;
-//! `BENCH_EDGE_BIN=<path>` measures another agent build, e.g. the static musl one `cross/build`
-//! ships: `target/x86_64-unknown-linux-musl/min-size/neosens-edge`, its allocator and size).
+//! `BENCH_EDGE_BIN=<absolute path>` measures another agent build, e.g. the static musl one
+//! `cross/build` ships: `$PWD/target/x86_64-unknown-linux-musl/min-size/neosens-edge`; benches
+//! run from `edge-agent/`).
 
 mod support;
 

@@ -3,9 +3,9 @@
 //! Reads take the caller's [`Scope`] explicitly (listings, a device's page). Writes are checked
 //! in one place, [`Registry::mutate_as`](super::Registry), against the scope of the work running
 //! on this thread ([`within`], set by [`Registry::acting`](super::Registry::acting) from the
-//! principal): whatever path a change takes — one device, a bulk action, an import row, an
-//! adoption — a site-limited caller can only change devices whose rooms are all on its sites,
-//! and nothing else in the registry.
+//! principal): whatever path a change takes — one device, a bulk action, an import row — a
+//! site-limited caller can only change devices whose rooms are all on its sites, and nothing
+//! else in the registry.
 
 use std::cell::RefCell;
 
@@ -157,14 +157,18 @@ impl super::Registry {
     }
 
     /// Whether `scope` may act on something placed in `building` or about `device` (acknowledge
-    /// an alert): the building on its sites, or a device it may change.
+    /// an alert): about a device, a device it may change (its building is only its main room's);
+    /// about a building alone, the building on its sites.
     pub fn may_act_on_place(
         &self,
         scope: &Scope,
         building: Option<BuildingId>,
         device: Option<DeviceId>,
     ) -> bool {
-        self.place_check(scope, building, device, may_change)
+        match device {
+            Some(device) => self.place_check(scope, None, Some(device), may_change),
+            None => self.place_check(scope, building, None, may_change),
+        }
     }
 
     /// Whether `scope` sees something placed in `building` or about `device` (an alert): a

@@ -173,3 +173,22 @@ fn a_scope_is_never_widened_by_an_empty_or_deleted_site() {
     as_scope(&carcassonne, || assert_eq!(current_scope(), carcassonne));
     assert_eq!(current_scope(), Scope::Campus, "restored after the work");
 }
+
+#[test]
+fn an_alert_about_a_board_on_two_sites_is_seen_but_not_acted_on() {
+    let (_dir, registry, room_101, carcassonne) = two_sites();
+    let campus_room = room_302(&registry);
+    let shared =
+        registry.create_device(device_input("24:0a:c4:00:01:0b", vec![room_101, campus_room])).unwrap();
+    let iut = registry.room(room_101).unwrap().building;
+    // A failure alert names the device and its main room's building (here, on carcassonne).
+    assert!(registry.sees_place(&carcassonne, Some(iut), Some(shared.id)));
+    assert!(
+        !registry.may_act_on_place(&carcassonne, Some(iut), Some(shared.id)),
+        "its other room is the campus's"
+    );
+    let own = registry.device_id("24:0a:c4:00:01:01").unwrap();
+    assert!(registry.may_act_on_place(&carcassonne, Some(iut), Some(own)));
+    assert!(registry.may_act_on_place(&carcassonne, Some(iut), None), "an outage of its building");
+    assert!(!registry.sees_place(&carcassonne, None, None), "a silent forwarder is campus-wide");
+}

@@ -158,9 +158,11 @@ async fn check_password(s: &AppState, input: &SignIn) -> Result<Option<(UserInfo
             .acting(actor, move |r| r.directory_sign_in(&name, found.role, &found.sites))
             .await
             .map_err(|e| match e {
-                crate::registry::RegistryError::Invalid { field, message } if field == "sites" => ApiError::Forbidden(format!(
-                    "the directory groups name a site neosens does not know ({message}): ask an administrator"
-                )),
+                crate::registry::RegistryError::Invalid { field, message } if field == "sites" => {
+                    ApiError::Forbidden(format!(
+                        "the sites of your directory groups are refused ({message}): ask an administrator"
+                    ))
+                }
                 other => other.into(),
             })?;
         return Ok(Some((user, "directory")));

@@ -1,6 +1,7 @@
 import { useState } from "react";
 import { api, type Role, type User } from "../../api";
 import { DeleteButton, FormError, Table, useList, useSubmit } from "./common";
+import { Select } from "../../components/Select";
 
 /** Slugs typed as "a, b": the list the API takes (empty: the whole campus). */
 function slugs(text: string): string[] {
@@ -10,36 +11,39 @@ function slugs(text: string): string[] {
 /** A local user's sites, changed in place (a directory user's follow its groups at sign-in). */
 function SitesCell({ user, onDone }: { user: User; onDone: () => void }) {
   const [editing, setEditing] = useState(false);
-  const [text, setText] = useState("");
-  const form = useSubmit(() => api("PATCH", `/users/${user.id}`, { sites: slugs(text) }), () => {
-    setEditing(false);
-    onDone();
-  });
   const shown = user.sites.length === 0 ? "whole campus" : user.sites.join(", ");
-  if (!editing) {
-    return (
-      <>
-        {shown}{" "}
-        {user.source === "local" && (
-          <button type="button" className="link" aria-label={`Change the sites of ${user.username}`} onClick={() => { setText(user.sites.join(", ")); setEditing(true); }}>
-            change
-          </button>
-        )}
-      </>
-    );
+  if (editing) {
+    // Mounted anew at each opening: no error left from the last attempt.
+    return <SitesForm user={user} onClose={() => setEditing(false)} onDone={() => { setEditing(false); onDone(); }} />;
   }
+  return (
+    <>
+      {shown}{" "}
+      {user.source === "local" && (
+        <button type="button" className="link" aria-label={`Change the sites of ${user.username}`} onClick={() => setEditing(true)}>
+          change
+        </button>
+      )}
+    </>
+  );
+}
+
+function SitesForm({ user, onClose, onDone }: { user: User; onClose: () => void; onDone: () => void }) {
+  const [text, setText] = useState(user.sites.join(", "));
+  const form = useSubmit(() => api("PATCH", `/users/${user.id}`, { sites: slugs(text) }), onDone);
   return (
     <form onSubmit={form.submit} className="inline-edit">
       <input aria-label={`Sites of ${user.username} (empty: whole campus)`} value={text} autoFocus onChange={(e) => setText(e.target.value)} aria-invalid={form.error ? true : undefined} />
-      <button type="submit">Save</button>
-      <button type="button" className="secondary" onClick={() => setEditing(false)}>
+      <button type="submit" disabled={form.busy}>
+        Save
+      </button>
+      <button type="button" className="secondary" onClick={onClose}>
         Cancel
       </button>
       <FormError state={form} />
     </form>
   );
 }
-import { Select } from "../../components/Select";
 
 export function Users() {
   const { items, error, reload } = useList<User>("/users");
