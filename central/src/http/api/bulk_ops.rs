@@ -188,6 +188,28 @@ fn invalid(field: &str, message: impl Into<String>) -> ApiError {
     ApiError::Invalid { field: field.into(), message: message.into() }
 }
 
+/// The devices a target lists by key (at most [`MAX_BULK_DEVICES`]), each one `scope` may act on.
+fn listed_devices(
+    registry: &Registry,
+    keys: &[String],
+    scope: &Scope,
+) -> Result<std::collections::HashSet<[u8; 16]>, ApiError> {
+    if keys.len() > MAX_BULK_DEVICES {
+        return Err(invalid("target.devices", format!("at most {MAX_BULK_DEVICES}")));
+    }
+    keys.iter()
+        .map(|k| {
+            let id = registry.changeable_device(k, scope).map_err(|e| match e {
+                crate::registry::RegistryError::Forbidden { .. } => {
+                    invalid("target.devices", format!("{k} is also in a room of another site"))
+                }
+                _ => invalid("target.devices", format!("no device {k}")),
+            })?;
+            Ok(id.to_bytes())
+        })
+        .collect()
+}
+
 /// The devices of a target (all states, enabled or not) and a description of it.
 /// Only devices `scope` sees are reached, whatever the filter or list says.
 fn resolve_target(
@@ -233,30 +255,10 @@ fn resolve_target(
         described.push(if e { "enabled".into() } else { "disabled".into() });
     }
     let filtered = !described.is_empty();
-    let listed = match &t.devices {
-        Some(keys) if keys.len() > MAX_BULK_DEVICES => {
-            return Err(invalid("target.devices", format!("at most {MAX_BULK_DEVICES}")));
-        }
-        Some(keys) => {
-            let mut ids = std::collections::HashSet::new();
-            for k in keys {
-                ids.insert(
-                    registry
-                        .changeable_device(k, scope)
-                        .map_err(|e| match e {
-                            crate::registry::RegistryError::Forbidden { .. } => {
-                                invalid("target.devices", format!("{k} is also in a room of another site"))
-                            }
-                            _ => invalid("target.devices", format!("no device {k}")),
-                        })?
-                        .to_bytes(),
-                );
-            }
-            described.push(format!("{} devices listed", keys.len()));
-            Some(ids)
-        }
-        None => None,
-    };
+    let listed = t.devices.as_deref().map(|keys| listed_devices(registry, keys, scope)).transpose()?;
+    if let Some(keys) = &t.devices {
+        described.push(format!("{} devices listed", keys.len()));
+    }
     if !filtered && listed.is_none() {
         return Err(invalid(
             "target",
