@@ -1,12 +1,14 @@
 //! What the gateway pays per LoRaWAN uplink, end to end, side by side with ChirpStack's
 //! `chirpstack-mqtt-forwarder` (4.6.0, built from its public source by
 //! `scripts/build-chirpstack-forwarder`): the same Semtech UDP datagrams (8 ABP frames each from
-//! 1,000 registered nodes, Cayenne LPP temperature + humidity) sent to the real agent and to the
-//! forwarder at 50, 250 and 500 datagrams/s, both publishing to one real Mosquitto. Measured
+//! 1,000 registered nodes, Cayenne LPP temperature + humidity, ADR off) sent to the real agent
+//! and to the forwarder at 50, 250 and 500 datagrams/s, both publishing to one real Mosquitto,
+//! after a warm-up round that has each node heard once (steady state: its first status and its
+//! daily `DevStatusReq` are behind it). Measured
 //! from outside: each process's CPU (user + system, `/proc/<pid>/stat`) from before the first
 //! datagram until everything it was sent is acknowledged and on the broker, divided by the
 //! uplinks; the broker's CPU over the same window; and the messages each put on the broker
-//! (counted by a subscriber to `#`). Then both sit idle for a minute with the packet forwarder's
+//! (counted by a subscriber to `#`), and the downlinks (`PULL_RESP`) the agent sent. Then both sit idle for a minute with the packet forwarder's
 //! keep-alives (`PULL_DATA` every 10 s) and their CPU ticks are counted.
 //!
 //! `cargo bench -p neosens-edge --bench uplink_e2e`. `BENCH_RATES=50,250,500`,
@@ -27,7 +29,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use neosens_runtime::testing::{Mosquitto, http_json};
 use serde_json::json;
-use support::{ADMIN, EDGE, Fleet, abp_frame, app, metric, nwk};
+use support::{ADMIN, EDGE, Fleet, abp_frame_without_adr, app, metric, nwk};
 
 /// Frames per datagram: a busy forwarder batches what it heard.
 const FRAMES: usize = 8;
@@ -35,6 +37,8 @@ const FRAMES: usize = 8;
 const BASE_TOPIC: &str = "bench/lab/";
 /// ChirpStack's topic prefix (EU868).
 const FORWARDER_PREFIX: &str = "eu868/";
+/// Datagrams per second of the warm-up round.
+const WARM_UP_RATE: u64 = 100;
 /// How long everything sent may take to be acknowledged and reach the broker.
 const DRAIN: Duration = Duration::from_secs(120);
 
@@ -89,7 +93,7 @@ impl Traffic {
                         // 21.0 to 27.3 °C, 40 to 71.5 %RH.
                         let payload =
                             [0x01, 0x67, 0x00, 210 + (i % 64) as u8, 0x02, 0x68, 80 + (i % 64) as u8];
-                        let bytes = abp_frame(n, f_cnt, &payload);
+                        let bytes = abp_frame_without_adr(n, f_cnt, &payload);
                         json!({"tmst": (i * 1_000) as u32, "chan": 2, "rfch": 0, "freq": 868.5, "stat": 1,
                             "modu": "LORA", "datr": "SF7BW125", "codr": "4/5", "rssi": -80, "lsnr": 5.5,
                             "size": bytes.len(), "data": engine.encode(&bytes)})
@@ -157,22 +161,28 @@ struct Target {
     socket: UdpSocket,
     eui: [u8; 8],
     push_acks: Arc<AtomicU64>,
+    /// `PULL_RESP`s received: the downlinks it sent.
+    pull_resps: Arc<AtomicU64>,
 }
 
 impl Target {
     fn new(name: &str, pid: u32, to: SocketAddr, eui: [u8; 8]) -> Self {
         let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let push_acks = Arc::new(AtomicU64::new(0));
-        let (rx, acks) = (socket.try_clone().unwrap(), Arc::clone(&push_acks));
+        let (push_acks, pull_resps) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let rx = socket.try_clone().unwrap();
+        let (acks, resps) = (Arc::clone(&push_acks), Arc::clone(&pull_resps));
         std::thread::spawn(move || {
+            // Only the header is read (a longer datagram is truncated).
             let mut buf = [0u8; 64];
             while let Ok(n) = rx.recv(&mut buf) {
-                if n >= 4 && buf[3] == 1 {
-                    acks.fetch_add(1, Ordering::Relaxed);
-                }
+                match buf[3] {
+                    1 if n >= 4 => acks.fetch_add(1, Ordering::Relaxed),
+                    3 if n >= 4 => resps.fetch_add(1, Ordering::Relaxed),
+                    _ => 0,
+                };
             }
         });
-        Target { name: name.to_owned(), pid, to, socket, eui, push_acks }
+        Target { name: name.to_owned(), pid, to, socket, eui, push_acks, pull_resps }
     }
 
     /// The packet forwarder's keep-alive, which also tells ChirpStack's forwarder the gateway.
@@ -197,6 +207,7 @@ struct Measure {
     broker_us: f64,
     messages: u64,
     acked: u64,
+    downlinks: u64,
 }
 
 /// Sends `datagrams` to `target` at `rate` per second, waits until all are acknowledged and
@@ -213,6 +224,7 @@ fn run_phase(
     target.pull_data();
     let (cpu0, broker0, messages0, acks0) =
         (cpu_ticks(target.pid), cpu_ticks(broker_pid), on_broker(), target.push_acks.load(Ordering::Relaxed));
+    let downlinks0 = target.pull_resps.load(Ordering::Relaxed);
     let start = Instant::now();
     let mut last_pull = start;
     for (i, datagram) in datagrams.iter().enumerate() {
@@ -239,6 +251,7 @@ fn run_phase(
         broker_us: (broker1 - broker0) as f64 * tick_us / uplinks as f64,
         messages: on_broker() - messages0,
         acked: acked(),
+        downlinks: target.pull_resps.load(Ordering::Relaxed) - downlinks0,
     }
 }
 
@@ -318,20 +331,22 @@ fn print_row(rate: u64, agent: &Measure, forwarder: Option<&Measure>) {
     let per = |m: &Measure| m.messages as f64 / m.uplinks as f64;
     match forwarder {
         Some(f) => println!(
-            "| {rate} | {:.1} µs | {:.1} µs | {:.2}× | {:.1} µs | {:.1} µs | {:.2} | {:.2} |",
+            "| {rate} | {:.1} µs | {:.1} µs | {:.2}× | {:.1} µs | {:.1} µs | {:.2} | {:.2} | {} |",
             agent.cpu_us,
             f.cpu_us,
             agent.cpu_us / f.cpu_us,
             agent.broker_us,
             f.broker_us,
             per(agent),
-            per(f)
+            per(f),
+            agent.downlinks
         ),
         None => println!(
-            "| {rate} | {:.1} µs | – | – | {:.1} µs | – | {:.2} | – |",
+            "| {rate} | {:.1} µs | – | – | {:.1} µs | – | {:.2} | – | {} |",
             agent.cpu_us,
             agent.broker_us,
-            per(agent)
+            per(agent),
+            agent.downlinks
         ),
     }
     for (who, m) in std::iter::once(("agent", agent)).chain(forwarder.map(|f| ("forwarder", f))) {
@@ -443,10 +458,16 @@ fn main() {
         edge_bin.display()
     );
     println!(
-        "| datagrams/s (×{FRAMES}) | neosens-edge CPU/uplink | forwarder CPU/uplink | ratio | Mosquitto (edge) | Mosquitto (forwarder) | messages/uplink (edge) | (forwarder) |"
+        "| datagrams/s (×{FRAMES}) | neosens-edge CPU/uplink | forwarder CPU/uplink | ratio | Mosquitto (edge) | Mosquitto (forwarder) | messages/uplink (edge) | (forwarder) | downlinks (edge) |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     let mut traffic = Traffic { nodes, next: 0 };
+    // Steady state: every node heard once before the measure (its first status, the daily
+    // `DevStatusReq` a node gets at its first uplink), as on a gateway that has been running.
+    let warm_up = traffic.datagrams((nodes as usize).div_ceil(FRAMES), agent.eui);
+    let forwarder_target = forwarder.as_ref().map(|(_, t)| t);
+    let (w, _) = measure_rate(WARM_UP_RATE, &warm_up, &agent, e, forwarder_target, &counts, meter);
+    println!("(warm-up, not measured: one uplink per node, {} downlinks from the agent)", w.downlinks);
     for rate in rates {
         let datagrams = traffic.datagrams((rate * seconds) as usize, agent.eui);
         let forwarder = forwarder.as_ref().map(|(_, t)| t);

@@ -176,13 +176,24 @@ pub(crate) fn abp_frame(n: u32, f_cnt: u32, payload: &[u8]) -> Vec<u8> {
 
 /// [`abp_frame`], confirmed or not.
 pub(crate) fn abp_frame_confirmed(n: u32, f_cnt: u32, payload: &[u8], confirmed: bool) -> Vec<u8> {
+    frame_with(n, f_cnt, payload, confirmed, true)
+}
+
+/// [`abp_frame`] of a node with ADR off (FCtrl.ADR clear): a node the agent sends no
+/// `LinkADRReq`, as a fixed node at the fastest data rate, or one whose ADR has settled.
+/// (Simulated nodes cannot answer a `LinkADRReq`; with ADR on, the agent asks again and again.)
+pub(crate) fn abp_frame_without_adr(n: u32, f_cnt: u32, payload: &[u8]) -> Vec<u8> {
+    frame_with(n, f_cnt, payload, false, false)
+}
+
+fn frame_with(n: u32, f_cnt: u32, payload: &[u8], confirmed: bool, adr: bool) -> Vec<u8> {
     use lorawan::keys::{AppSKey, NewSKey};
     let mut phy = lorawan::creator::DataPayloadCreator::new();
     phy.set_uplink(true)
         .set_confirmed(confirmed)
         .set_f_port(2)
         .set_dev_addr(&(0x2600_0000 + n).to_le_bytes())
-        .set_fctrl(&lorawan::parser::FCtrl::new(0x80, true))
+        .set_fctrl(&lorawan::parser::FCtrl::new(if adr { 0x80 } else { 0 }, true))
         .set_fcnt(f_cnt);
     phy.build(payload, &[], &NewSKey::from(nwk(n)), &AppSKey::from(app(n))).expect("a frame").to_vec()
 }
