@@ -4,12 +4,12 @@
 //! 1,000 registered nodes, Cayenne LPP temperature + humidity, ADR off) sent to the real agent
 //! and to the forwarder at 50, 250 and 500 datagrams/s, both publishing to one real Mosquitto,
 //! after a warm-up round that has each node heard once (steady state: its first status and its
-//! daily `DevStatusReq` are behind it). Measured
-//! from outside: each process's CPU (user + system, `/proc/<pid>/stat`) from before the first
-//! datagram until everything it was sent is acknowledged and on the broker, divided by the
-//! uplinks; the broker's CPU over the same window; and the messages each put on the broker
-//! (counted by a subscriber to `#`), and the downlinks (`PULL_RESP`) the agent sent. Then both sit idle for a minute with the packet forwarder's
-//! keep-alives (`PULL_DATA` every 10 s) and their CPU ticks are counted.
+//! daily `DevStatusReq` are behind it). Measured from outside: each process's CPU (user +
+//! system, `/proc/<pid>/stat`) from before the first datagram until everything it was sent is
+//! acknowledged and on the broker, divided by the uplinks; the broker's CPU over the same
+//! window; the messages each put on the broker (counted by a subscriber to `#`); and the
+//! downlinks (`PULL_RESP`) the agent sent. Then both sit idle for a minute with the packet
+//! forwarder's keep-alives (`PULL_DATA` every 10 s) and their CPU ticks are counted.
 //!
 //! `cargo bench -p neosens-edge --bench uplink_e2e`. `BENCH_RATES=50,250,500`,
 //! `BENCH_SECONDS=30` (per rate and process), `BENCH_IDLE_SECONDS=60`, `BENCH_NODES=1000`,
@@ -175,11 +175,13 @@ impl Target {
             // Only the header is read (a longer datagram is truncated).
             let mut buf = [0u8; 64];
             while let Ok(n) = rx.recv(&mut buf) {
-                match buf[3] {
-                    1 if n >= 4 => acks.fetch_add(1, Ordering::Relaxed),
-                    3 if n >= 4 => resps.fetch_add(1, Ordering::Relaxed),
-                    _ => 0,
+                let counter = match buf[3] {
+                    _ if n < 4 => continue,
+                    1 => &acks,
+                    3 => &resps,
+                    _ => continue,
                 };
+                counter.fetch_add(1, Ordering::Relaxed);
             }
         });
         Target { name: name.to_owned(), pid, to, socket, eui, push_acks, pull_resps }
@@ -470,8 +472,7 @@ fn main() {
     println!("(warm-up, not measured: one uplink per node, {} downlinks from the agent)", w.downlinks);
     for rate in rates {
         let datagrams = traffic.datagrams((rate * seconds) as usize, agent.eui);
-        let forwarder = forwarder.as_ref().map(|(_, t)| t);
-        let (a, f) = measure_rate(rate, &datagrams, &agent, e, forwarder, &counts, meter);
+        let (a, f) = measure_rate(rate, &datagrams, &agent, e, forwarder_target, &counts, meter);
         print_row(rate, &a, f.as_ref());
     }
     let targets: Vec<&Target> = std::iter::once(&agent).chain(forwarder.as_ref().map(|(_, t)| t)).collect();
