@@ -37,6 +37,11 @@ pub struct Overrides {
     #[arg(long, env = "NEOSENS_DATA_DIR", global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 
+    /// PostgreSQL instead of the embedded database: postgres://user:password@host:port/db
+    /// (`?sslmode=require` to insist on TLS).
+    #[arg(long, env = "NEOSENS_DATABASE_URL", global = true, value_name = "URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
     /// Address of the HTTP listener.
     #[arg(long, env = "NEOSENS_HTTP_BIND", global = true, value_name = "ADDR")]
     pub http_bind: Option<SocketAddr>,
@@ -101,6 +106,22 @@ pub enum Command {
     /// Needs no configuration, data directory or network: the dashboard's TypeScript API types
     /// are generated from it at build time (`npm run gen:api` in central/dashboard).
     Openapi,
+    /// Bring the database to this build's schema, then exit (serving does it too; this runs it
+    /// alone, e.g. before starting new replicas).
+    Migrate,
+    /// Copy the embedded store of a data directory into an empty PostgreSQL database, then
+    /// compare the two record by record.
+    ///
+    /// Stop neosens-central on that data directory first. The key files are not copied: give
+    /// every replica the data directory's `keys/` folder.
+    CopyStore {
+        /// The data directory holding `central.redb`.
+        #[arg(long, value_name = "DIR")]
+        from: PathBuf,
+        /// The PostgreSQL database: postgres://user:password@host:port/db.
+        #[arg(long, value_name = "URL")]
+        to: String,
+    },
     /// Import the 2016 sensOCampus database from a Django `manage.py dumpdata` JSON export.
     ///
     /// Idempotent (a second run changes nothing). Stop neosens-central on this data directory
@@ -122,6 +143,9 @@ impl Overrides {
     pub fn apply(&self, config: &mut Config) {
         if let Some(dir) = &self.data_dir {
             config.storage.data_dir.clone_from(dir);
+        }
+        if let Some(url) = &self.database_url {
+            config.storage.database_url = Some(url.clone());
         }
         if let Some(bind) = self.http_bind {
             config.http.bind = bind;
@@ -190,6 +214,16 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::Configfile => {
             print!("{}", config::template(&load_config(&cli)?));
             Ok(())
+        }
+        Command::Migrate => {
+            let config = load_config(&cli)?;
+            neosens_runtime::telemetry::init(&config.log)?;
+            crate::store_tools::migrate(&config)
+        }
+        Command::CopyStore { from, to } => {
+            let config = load_config(&cli)?;
+            neosens_runtime::telemetry::init(&config.log)?;
+            crate::store_tools::copy_store(&config, &from, &to)
         }
         Command::ImportLegacy { file, dry_run, json } => {
             let config = load_config(&cli)?;

@@ -217,11 +217,26 @@ impl Default for AuthConfig {
 pub struct StorageConfig {
     /// Directory of the embedded database and key files; created at start.
     pub data_dir: PathBuf,
+    /// PostgreSQL instead of the embedded database (`postgres://user:password@host/db`), for
+    /// several central replicas sharing one database.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    /// Certificate authorities (PEM) trusted for the database's certificate; the system's
+    /// roots when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_ca_file: Option<PathBuf>,
+    /// Connections to the database kept at most by this process.
+    pub database_pool_size: u32,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        StorageConfig { data_dir: PathBuf::from("./data") }
+        StorageConfig {
+            data_dir: PathBuf::from("./data"),
+            database_url: None,
+            database_ca_file: None,
+            database_pool_size: crate::store::pg::DEFAULT_POOL_SIZE,
+        }
     }
 }
 
@@ -291,6 +306,17 @@ pub fn template(config: &Config) -> String {
 # Directory of the embedded database and key files. Created at start; must be writable.
 # Environment: NEOSENS_DATA_DIR
 data_dir = {data_dir}
+# PostgreSQL instead of the embedded database, for several central replicas sharing one
+# (docs/deploy.md). Migrated at start (or alone: `neosens-central migrate`); an embedded
+# database moves into an empty one with `neosens-central copy-store`. TLS is used whenever the
+# server offers it, and its certificate is then verified (`sslmode=require` insists on TLS).
+# The key files stay in data_dir: every replica needs the same ones.
+# Environment: NEOSENS_DATABASE_URL
+{database_url}
+# Certificate authorities (PEM) trusted for the database's certificate (default: the system's).
+{database_ca}
+# Connections to the database kept at most by this process.
+database_pool_size = {database_pool}
 
 [http]
 # Address of the HTTP listener: legacy device paths (/device/*), admin API (/api/v1),
@@ -470,6 +496,17 @@ max_age_days = {history_days}
         history_days = config.history.max_age_days,
         audit_max_age = config.audit.max_age_days,
         data_dir = quoted(&config.storage.data_dir.to_string_lossy()),
+        database_url = match &config.storage.database_url {
+            Some(url) => format!("database_url = {}", quoted(url)),
+            None =>
+                "# database_url = \"postgres://neosens:secret@db.example.org:5432/neosens?sslmode=require\""
+                    .to_owned(),
+        },
+        database_ca = match &config.storage.database_ca_file {
+            Some(path) => format!("database_ca_file = {}", quoted(&path.to_string_lossy())),
+            None => "# database_ca_file = \"/etc/neosens/database-ca.pem\"".to_owned(),
+        },
+        database_pool = config.storage.database_pool_size,
         bind = quoted(&config.http.bind.to_string()),
         http_max = config.http.max_connections,
         http_per_client = config.http.max_connections_per_client,

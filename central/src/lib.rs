@@ -53,6 +53,7 @@ pub mod otel;
 pub mod registry;
 pub mod secrets;
 pub mod store;
+pub mod store_tools;
 pub mod unclaimed;
 
 use std::time::Duration;
@@ -466,11 +467,19 @@ fn telemetry_note(config: &config::TelemetryConfig) {
     }
 }
 
-/// Opens the data directory and the embedded store in it.
+/// Opens the data directory and the store: PostgreSQL when `[storage] database_url` is set
+/// (migrated to this build's schema), else the embedded database in the data directory.
 pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn store::Store>> {
     let dir = &config.storage.data_dir;
     neosens_runtime::data_dir::prepare(dir, "[storage] data_dir or NEOSENS_DATA_DIR")?;
-    Ok(Arc::new(store::RedbStore::open(dir)?))
+    match store_tools::pg_options(config) {
+        Some(options) => {
+            Ok(Arc::new(store::PgStore::connect(&options).map_err(|e| {
+                anyhow::anyhow!("{e} (check [storage] database_url or NEOSENS_DATABASE_URL)")
+            })?))
+        }
+        None => Ok(Arc::new(store::RedbStore::open(dir)?)),
+    }
 }
 
 /// Opens the data directory, the keys, the store and the registry.

@@ -21,6 +21,7 @@ fn import(data: &Path, extra: &[&str]) -> (ImportReport, String) {
         .args(["import-legacy", FIXTURE, "--json"])
         .args(extra)
         .env("NEOSENS_DATA_DIR", data)
+        .envs(common::store_env(data))
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -89,6 +90,7 @@ fn imports_reports_and_is_idempotent() {
     let out = Command::new(BIN)
         .args(["import-legacy", FIXTURE, "--dry-run"])
         .env("NEOSENS_DATA_DIR", dir.path())
+        .envs(common::store_env(dir.path()))
         .output()
         .unwrap();
     let text = String::from_utf8(out.stdout).unwrap();

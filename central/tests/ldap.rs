@@ -80,7 +80,8 @@ sites = ["carcassonne"]
         ),
     )
     .unwrap();
-    let env = HashMap::from([
+    let mut env: HashMap<String, String> = common::store_env(&data.join("data")).into_iter().collect();
+    env.extend([
         ("NEOSENS_HTTP_BIND".to_owned(), "127.0.0.1:0".to_owned()),
         ("NEOSENS_DATA_DIR".to_owned(), data.join("data").to_string_lossy().into_owned()),
         ("NEOSENS_ADMIN_TOKEN".to_owned(), ADMIN.to_owned()),

@@ -245,7 +245,8 @@ fn a_board_booting_over_and_over_raises_a_reboot_loop_alert() {
     let config = dir.path().join("central.toml");
     std::fs::write(&config, "[alerts.reboot_loop.types.esp32]\nboots = 3\nwindow_min = 10\n").unwrap();
     let data = dir.path().join("data");
-    let env = std::collections::HashMap::from([
+    let mut env: std::collections::HashMap<String, String> = common::store_env(&data).into_iter().collect();
+    env.extend([
         ("NEOSENS_HTTP_BIND".to_owned(), "127.0.0.1:0".to_owned()),
         ("NEOSENS_DATA_DIR".to_owned(), data.to_string_lossy().into_owned()),
         ("NEOSENS_ADMIN_TOKEN".to_owned(), common::ADMIN.to_owned()),

@@ -21,7 +21,9 @@ const DEVICES: u64 = 6_000;
 const IN_B0: f64 = 300.0;
 
 fn central(data: &Path, port: u16) -> ServiceProcess {
-    let env = HashMap::from([
+    let mut env: HashMap<String, String> =
+        neosens_runtime::testing::postgres::central_store_env(data).into_iter().collect();
+    env.extend([
         ("NEOSENS_HTTP_BIND".to_owned(), format!("127.0.0.1:{port}")),
         ("NEOSENS_DATA_DIR".to_owned(), data.to_string_lossy().into_owned()),
         ("NEOSENS_ADMIN_TOKEN".to_owned(), ADMIN.to_owned()),
@@ -52,6 +54,7 @@ fn a_snapshot_cut_by_kill_9_leaves_the_previous_state_then_completes() {
     let imported = std::process::Command::new(central_binary())
         .args(["import-legacy", export_file.to_str().unwrap()])
         .env("NEOSENS_DATA_DIR", central_dir.path())
+        .envs(neosens_runtime::testing::postgres::central_store_env(central_dir.path()))
         .output()
         .unwrap();
     assert!(imported.status.success(), "{}", String::from_utf8_lossy(&imported.stderr));

@@ -8,12 +8,12 @@ use uuid::Uuid;
 use super::disk_format_tests::{assert_pinned, assert_record_pinned, at, key};
 use crate::model::{ApiToken, ApiTokenV7, Record, Role, TokenId, User, UserId, UserV7};
 
-const USER: &str = concat!(
+pub(super) const USER: &str = concat!(
     "10050505050505050505050505050505010561646d696e41246172676f6e32696424763d3139246d3d31393435362c74",
     "3d322c703d31246332467364484e68624851246147467a614768686332686f59584e6f6147467a614102a4ff848ea85e",
     "00",
 );
-const TOKEN: &str = concat!(
+pub(super) const TOKEN: &str = concat!(
     "10707070707070707070707070707070010767726166616e61007e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e",
     "7e7e7e7e7e7e7e7e7e7ec49e858ea85e011051515151515151515151515151515101",
 );

@@ -18,6 +18,41 @@ const STATUS_FULL: &str = concat!(
 );
 const STATUS_EMPTY: &str = "000000";
 
+/// Everything kept beside the registry that is pinned, decoded, for the PostgreSQL store's
+/// tests: statuses, a log line, an order, alerts of every kind, an audit entry, bulk operations.
+pub(super) struct PinnedHistory {
+    pub statuses: Vec<DeviceStatusRecord>,
+    pub log: DeviceLogEntry,
+    pub order: OrderRecord,
+    pub alerts: Vec<AlertRecord>,
+    pub audit: Vec<AuditEntry>,
+    pub bulk: Vec<BulkOperation>,
+}
+
+pub(super) fn pinned_history() -> PinnedHistory {
+    use super::disk_format_tests::decode_pinned;
+    PinnedHistory {
+        statuses: vec![
+            decode_pinned("STATUS_FULL", STATUS_FULL),
+            decode_pinned("STATUS_EMPTY", STATUS_EMPTY),
+        ],
+        log: decode_pinned("DEVICE_LOG", DEVICE_LOG),
+        order: decode_pinned("ORDER", ORDER),
+        alerts: [ALERT_OUTAGE, ALERT_FAILURE, ALERT_FOREIGN_DELIVERY]
+            .into_iter()
+            .map(|hex| decode_pinned("ALERT", hex))
+            .collect(),
+        audit: std::iter::once(AUDIT_UPDATE)
+            .chain(AUDIT_ACTORS)
+            .map(|hex| decode_pinned("AUDIT", hex))
+            .collect(),
+        bulk: std::iter::once(BULK_ORDER)
+            .chain(BULK_OTHER_ACTIONS)
+            .map(|hex| decode_pinned("BULK", hex))
+            .collect(),
+    }
+}
+
 #[test]
 fn statuses_are_pinned() {
     let full = DeviceStatusRecord {

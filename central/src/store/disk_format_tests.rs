@@ -137,6 +137,30 @@ pub(super) fn assert_record_pinned(name: &str, record: Record, pinned: &str) {
     );
 }
 
+/// Every pinned registry record, decoded: what another backend must store and give back
+/// unchanged (the PostgreSQL store's tests put each one and read it back).
+pub(super) fn pinned_records() -> Vec<Record> {
+    use super::disk_format_access_tests::{TOKEN, USER};
+    [
+        (EntityKind::Site, "SITE", SITE),
+        (EntityKind::Building, "BUILDING", BUILDING),
+        (EntityKind::Room, "ROOM_DERIVED", ROOM_DERIVED),
+        (EntityKind::Room, "ROOM_IMPORTED", ROOM_IMPORTED),
+        (EntityKind::DeviceType, "DEVICE_TYPE", DEVICE_TYPE),
+        (EntityKind::Device, "DEVICE_ETHERNET", DEVICE_ETHERNET),
+        (EntityKind::Device, "DEVICE_LORAWAN", DEVICE_LORAWAN),
+        (EntityKind::Device, "DEVICE_OTAA", DEVICE_OTAA),
+        (EntityKind::Device, "DEVICE_UUID", DEVICE_UUID),
+        (EntityKind::Gateway, "GATEWAY_SITE_ENROLLED", GATEWAY_SITE_ENROLLED),
+        (EntityKind::Gateway, "GATEWAY_BUILDINGS_PENDING", GATEWAY_BUILDINGS_PENDING),
+        (EntityKind::User, "USER", USER),
+        (EntityKind::Token, "TOKEN", TOKEN),
+    ]
+    .into_iter()
+    .map(|(kind, name, pinned)| record_from(kind, name, pinned))
+    .collect()
+}
+
 // ---------------------------------------------------------------------------------------------
 // Registry records (`Store::apply`, one table per kind, synced through the change log)
 

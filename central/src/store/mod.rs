@@ -1,5 +1,5 @@
-//! Persistence behind a trait: the embedded redb store today, PostgreSQL later for several
-//! central replicas.
+//! Persistence behind a trait: the embedded redb store (the default) and PostgreSQL
+//! ([`PgStore`], `NEOSENS_DATABASE_URL`) for several central replicas sharing one database.
 //!
 //! The registry keeps every record in memory (lookups on the provisioning and broker-auth paths
 //! must not touch the disk) and persists each change through [`Store::apply`]: one atomic batch,
@@ -13,6 +13,7 @@ mod bulk;
 mod commit_times;
 mod firmware;
 mod history;
+pub mod pg;
 mod redb_store;
 mod user_settings;
 
@@ -27,6 +28,7 @@ use crate::model::{
 pub use audit::MAX_SCAN as AUDIT_MAX_SCAN;
 pub use bulk::KEPT_BULK_OPERATIONS;
 pub use commit_times::{BOUNDS as COMMIT_BUCKETS, CommitSnapshot, CommitTimes};
+pub use pg::{PgOptions, PgStore};
 pub use redb_store::RedbStore;
 
 /// The schema version this build writes. Opening an older store migrates it; a newer one is refused.

@@ -20,10 +20,17 @@ pub(crate) const ADMIN: &str = "test-admin-token-0123456789";
 pub(crate) const MAC: &str = "24:0a:c4:12:34:56";
 pub(crate) const LOGIN: &str = "senso_240ac4123456";
 
+/// The store the suite runs against (`NEOSENS_TEST_STORE`, see
+/// [`neosens_runtime::testing::postgres::central_store_env`]).
+pub(crate) fn store_env(data: &Path) -> Vec<(String, String)> {
+    neosens_runtime::testing::postgres::central_store_env(data)
+}
+
 /// Starts central on `data` with loopback listeners and the test admin token; `extra` adds or
 /// overrides environment variables.
 pub(crate) fn start_with(data: &Path, extra: &[(&str, &str)]) -> ServiceProcess {
-    let mut env = HashMap::from([
+    let mut env: HashMap<String, String> = store_env(data).into_iter().collect();
+    env.extend([
         ("NEOSENS_HTTP_BIND".to_owned(), "127.0.0.1:0".to_owned()),
         ("NEOSENS_DATA_DIR".to_owned(), data.to_string_lossy().into_owned()),
         ("NEOSENS_ADMIN_TOKEN".to_owned(), ADMIN.to_owned()),

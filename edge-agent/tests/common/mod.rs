@@ -32,7 +32,9 @@ pub(crate) fn central_binary() -> PathBuf {
 }
 
 pub(crate) fn start_central(data: &Path, port: u16, mqtt: &str) -> ServiceProcess {
-    let env = HashMap::from([
+    let mut env: HashMap<String, String> =
+        neosens_runtime::testing::postgres::central_store_env(data).into_iter().collect();
+    env.extend([
         ("NEOSENS_MQTT_URL".to_owned(), mqtt.to_owned()),
         ("NEOSENS_HTTP_BIND".to_owned(), format!("127.0.0.1:{port}")),
         ("NEOSENS_DATA_DIR".to_owned(), data.to_string_lossy().into_owned()),

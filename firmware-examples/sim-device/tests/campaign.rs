@@ -129,7 +129,11 @@ fn sim(central: &str, images: &str, mqtt: SocketAddr, first: u32, state: &Path) 
 fn a_campaign_rolls_out_in_waves_through_central_and_a_cut_off_gateway_and_a_bad_image_halts() {
     let dir = tempfile::tempdir().unwrap();
     let mosquitto = Mosquitto::start("");
-    let env = HashMap::from([
+    let mut env: HashMap<String, String> =
+        neosens_runtime::testing::postgres::central_store_env(&dir.path().join("central"))
+            .into_iter()
+            .collect();
+    env.extend([
         ("NEOSENS_HTTP_BIND".to_owned(), format!("127.0.0.1:{}", free_port())),
         ("NEOSENS_DATA_DIR".to_owned(), dir.path().join("central").to_string_lossy().into_owned()),
         ("NEOSENS_ADMIN_TOKEN".to_owned(), ADMIN.to_owned()),

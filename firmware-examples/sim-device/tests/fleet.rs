@@ -41,7 +41,9 @@ fn device(addr: SocketAddr, uid: &str) -> Value {
 fn a_simulated_fleet_provisions_reports_and_obeys() {
     let dir = tempfile::tempdir().unwrap();
     let mqtt_port = free_port();
-    let env = HashMap::from([
+    let mut env: HashMap<String, String> =
+        neosens_runtime::testing::postgres::central_store_env(&dir.path().join("data")).into_iter().collect();
+    env.extend([
         ("NEOSENS_HTTP_BIND".to_owned(), "127.0.0.1:0".to_owned()),
         ("NEOSENS_DATA_DIR".to_owned(), dir.path().join("data").to_string_lossy().into_owned()),
         ("NEOSENS_ADMIN_TOKEN".to_owned(), ADMIN.to_owned()),

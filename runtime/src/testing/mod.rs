@@ -7,6 +7,7 @@
 pub mod api;
 pub mod binary;
 mod mqtt_witness;
+pub mod postgres;
 pub mod slapd;
 pub mod updater;
 

@@ -33,7 +33,7 @@ fn run(what: &str, command: &mut Command) {
 }
 
 /// Makes `ca.pem` and a `localhost` certificate signed by it (`cert.pem`, `key.pem`) in `dir`.
-fn certificates(dir: &Path) {
+pub(super) fn certificates(dir: &Path) {
     let p = |f: &str| dir.join(f).to_string_lossy().into_owned();
     let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
     run(
