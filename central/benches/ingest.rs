@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use neosens_runtime::testing::{Mosquitto, ServiceProcess, http_get};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
-use support::{BIN, mac, synthetic_export, topic_of};
+use support::{BIN, mac, store_env, store_label, synthetic_export, topic_of};
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -53,9 +53,12 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let export = dir.path().join("export.json");
     std::fs::write(&export, synthetic_export(n)).unwrap();
+    let store = store_env(&dir.path().join("data"));
+    println!("store: {}", store_label());
     let out = Command::new(BIN)
         .args(["import-legacy", export.to_str().unwrap(), "--json"])
         .env("NEOSENS_DATA_DIR", dir.path().join("data"))
+        .envs(store.iter().cloned())
         .env("NEOSENS_LOG", "warn")
         .output()
         .unwrap();
@@ -63,7 +66,8 @@ fn main() {
 
     // No limit on queued messages: the yardstick is what the broker delivers, not what it drops.
     let mosquitto = Mosquitto::start("max_queued_messages 0\nmax_inflight_messages 0");
-    let env = HashMap::from([
+    let mut env: HashMap<String, String> = store.into_iter().collect();
+    env.extend([
         ("NEOSENS_HTTP_BIND".into(), "127.0.0.1:0".into()),
         ("NEOSENS_DATA_DIR".into(), dir.path().join("data").to_string_lossy().into_owned()),
         ("NEOSENS_ADMIN_TOKEN".into(), "bench-admin-token-0123456789".into()),

@@ -24,7 +24,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 mod support;
 
-use support::{BIN, mac, password, rss_kib, synthetic_export};
+use support::{BIN, mac, password, rss_kib, store_env, store_label, synthetic_export};
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -64,6 +64,36 @@ fn acl_request(d: u64, _keep_alive: bool) -> String {
 
 /// `connections` clients sending `request(device, keep_alive)` for `duration`, over `devices`
 /// (spread), keep-alive or one connection per request.
+/// API writes one after the other, as an operator's script does: `PATCH` of a device's
+/// description through the admin API, each a committed registry batch (with its audit entry).
+fn api_writes(report: &mut String, addr: std::net::SocketAddr, n: u64) {
+    let writes = env_or("BENCH_API_WRITES", 500);
+    let mut latencies_us: Vec<u32> = Vec::with_capacity(writes as usize);
+    let started = Instant::now();
+    for i in 0..writes {
+        let path = format!("/api/v1/devices/{}", mac(i % n.max(1)));
+        let body = serde_json::json!({"description": format!("bench write {i}")});
+        let t0 = Instant::now();
+        let (status, answer) = neosens_runtime::testing::http_json(
+            addr,
+            "PATCH",
+            &path,
+            Some("bench-admin-token-0123456789"),
+            Some(&body),
+        );
+        assert_eq!(status, 200, "{answer}");
+        latencies_us.push(u32::try_from(t0.elapsed().as_micros()).unwrap_or(u32::MAX));
+    }
+    latencies_us.sort_unstable();
+    let _ = writeln!(
+        report,
+        "PATCH /api/v1/devices/{{mac}} one after the other: {:.0} writes/s ({writes} writes), latency p50 {:.2} ms, p99 {:.2} ms",
+        writes as f64 / started.elapsed().as_secs_f64(),
+        pct(&latencies_us, 0.50),
+        pct(&latencies_us, 0.99),
+    );
+}
+
 async fn load(
     addr: std::net::SocketAddr,
     devices: u64,
@@ -169,24 +199,30 @@ fn main() {
     let mut report = String::new();
     let _ = writeln!(
         report,
-        "neosens-central provisioning benchmark ({n} devices, {connections} connections, {seconds} s per run)"
+        "neosens-central provisioning benchmark ({n} devices, {connections} connections, {seconds} s per run, store: {})",
+        store_label()
     );
 
     let export = dir.path().join("export.json");
     std::fs::write(&export, synthetic_export(n)).unwrap();
+    let store = store_env(&dir.path().join("data"));
     let t0 = Instant::now();
     let out = Command::new(BIN)
         .args(["import-legacy", export.to_str().unwrap(), "--json"])
         .env("NEOSENS_DATA_DIR", dir.path().join("data"))
+        .envs(store.iter().cloned())
         .env("NEOSENS_LOG", "warn")
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let _ = writeln!(report, "import-legacy of {n} devices: {:.2} s", t0.elapsed().as_secs_f64());
     let db = std::fs::metadata(dir.path().join("data/central.redb")).map(|m| m.len()).unwrap_or(0);
-    let _ = writeln!(report, "database file: {:.1} MB", db as f64 / 1e6);
+    if db > 0 {
+        let _ = writeln!(report, "database file: {:.1} MB", db as f64 / 1e6);
+    }
 
-    let env = HashMap::from([
+    let mut env: HashMap<String, String> = store.into_iter().collect();
+    env.extend([
         ("NEOSENS_HTTP_BIND".into(), "127.0.0.1:0".into()),
         ("NEOSENS_DATA_DIR".into(), dir.path().join("data").to_string_lossy().into_owned()),
         ("NEOSENS_ADMIN_TOKEN".into(), "bench-admin-token-0123456789".into()),
@@ -276,6 +312,7 @@ fn main() {
             let _ = writeln!(report, "wrk not installed: cross-check skipped");
         }
     }
+    api_writes(&mut report, addr, n);
     let _ = writeln!(report, "RSS after load: {:.1} MB", rss_kib(central.pid()) as f64 / 1024.0);
     print!("{report}");
 }

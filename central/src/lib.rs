@@ -103,6 +103,10 @@ pub async fn run_on(
     log_serving(&config, &listener, broker_listener.as_ref(), &link);
     let pipelines = start_pipelines(&config, &registry, &firmware, link, &mut tasks).await?;
     start_campaign_schedule(&firmware, &registry, &pipelines.mqtt, &mut tasks);
+    let (r, stop) = (Arc::clone(&registry), tasks.shutdown().clone());
+    tasks.restartable("replica follower", move || {
+        registry::follow_other_replicas(Arc::clone(&r), stop.clone())
+    });
     let (b, r, m, stop) =
         (bulk.clone(), Arc::clone(&registry), pipelines.mqtt.clone(), tasks.shutdown().clone());
     tasks.restartable("bulk orders", move || b.clone().run_sender(Arc::clone(&r), m.clone(), stop.clone()));

@@ -64,6 +64,21 @@ impl RegistryStore for SlowStore {
     fn changes_since(&self, revision: u64, limit: usize) -> Result<Vec<ChangeEntry>, StoreError> {
         self.inner.changes_since(revision, limit)
     }
+    fn apply_at(&self, expected: u64, writes: &[Write], audit: &[AuditEntry]) -> Result<u64, StoreError> {
+        self.slow(|| self.inner.apply_at(expected, writes, audit))
+    }
+    fn records(
+        &self,
+        keys: &[(neosens_central::model::EntityKind, [u8; 16])],
+    ) -> Result<Vec<neosens_central::model::Record>, StoreError> {
+        self.inner.records(keys)
+    }
+    fn changed_since(&self, revision: u64) -> Result<neosens_central::store::CaughtUp, StoreError> {
+        self.inner.changed_since(revision)
+    }
+    fn listen(&self) -> Result<Option<Box<dyn neosens_central::store::ChangeListener>>, StoreError> {
+        self.inner.listen()
+    }
 }
 
 impl DeviceHistory for SlowStore {
@@ -140,6 +155,9 @@ impl AuditStore for SlowStore {
     }
     fn append_audit(&self, entries: &[AuditEntry]) -> Result<(), StoreError> {
         self.slow(|| self.inner.append_audit(entries))
+    }
+    fn last_audit_id(&self) -> Result<u64, StoreError> {
+        self.inner.last_audit_id()
     }
     fn audit_page(
         &self,

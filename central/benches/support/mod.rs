@@ -7,6 +7,21 @@ mod export;
 #[allow(unused_imports)] // the export is for the benchmarks that import one
 pub(crate) use export::*;
 
+/// The environment that puts central on the store the benchmark runs against:
+/// `NEOSENS_TEST_STORE=postgres` for PostgreSQL (a server the benchmark starts, as the tests do),
+/// the embedded redb file otherwise.
+pub(crate) fn store_env(data: &std::path::Path) -> Vec<(String, String)> {
+    neosens_runtime::testing::postgres::central_store_env(data)
+}
+
+/// Which store [`store_env`] chose, for the report.
+pub(crate) fn store_label() -> &'static str {
+    match std::env::var("NEOSENS_TEST_STORE").as_deref() {
+        Ok("postgres") => "PostgreSQL (local server, loopback)",
+        _ => "redb (embedded)",
+    }
+}
+
 /// The release binary under test.
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_neosens-central");
 

@@ -166,14 +166,14 @@ impl Registry {
             }
             let t = DeviceType {
                 id: DeviceTypeId::from_uuid(new_uuid()),
-                name,
+                name: name.clone(),
                 description: input.description.clone(),
-                config_schema: schema,
+                config_schema: schema.clone(),
                 status_period_s: period,
                 outdated_after_s: outdated,
-                orders,
-                status_rules,
-                payload_layout,
+                orders: orders.clone(),
+                status_rules: status_rules.clone(),
+                payload_layout: payload_layout.clone(),
             };
             Ok((vec![Write::Put(Record::DeviceType(t.clone()))], t))
         })
@@ -196,10 +196,10 @@ impl Registry {
             let mut t = resolve_type(state, key)
                 .cloned()
                 .ok_or_else(|| RegistryError::not_found(format!("device type {key}")))?;
-            if let Some(d) = patch.description {
+            if let Some(d) = patch.description.clone() {
                 t.description = d;
             }
-            if let Some(s) = schema {
+            if let Some(s) = schema.clone() {
                 t.config_schema = s;
             }
             if let Some(p) = patch.status_period_s {
@@ -208,13 +208,13 @@ impl Registry {
             if let Some(o) = patch.outdated_after_s {
                 t.outdated_after_s = check_seconds("outdated_after_s", o)?;
             }
-            if let Some(o) = orders {
+            if let Some(o) = orders.clone() {
                 t.orders = o;
             }
-            if let Some(r) = rules {
+            if let Some(r) = rules.clone() {
                 t.status_rules = r;
             }
-            if let Some(l) = layout {
+            if let Some(l) = layout.clone() {
                 t.payload_layout = l;
             }
             Ok((vec![Write::Put(Record::DeviceType(t.clone()))], t))

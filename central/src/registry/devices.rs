@@ -485,14 +485,14 @@ impl Registry {
                 enabled: input.enabled.unwrap_or(true),
                 config: config.to_string(),
                 mqtt: input.mqtt.clone(),
-                login,
-                secret,
+                login: login.clone(),
+                secret: secret.clone(),
                 credentials_delivered: false,
                 outdated_after_s: input.outdated_after_s,
                 created_at: now,
                 updated_at: now,
-                lorawan,
-                otaa,
+                lorawan: lorawan.clone(),
+                otaa: otaa.clone(),
             };
             Ok((vec![Write::Put(Record::Device(Box::new(device)))], id.to_string()))
         })?;

@@ -458,7 +458,7 @@ fn a_page_holds_at_most_max_page_devices() {
     let (registry, _, ids) = test_registry(dir.path(), 1);
     // MAX_PAGE + 1 more devices in one batch (registering them one by one is one commit each).
     let template = registry.state.read().devices[&ids[0]].record.clone();
-    let writes = (1..=MAX_PAGE as u32 + 1)
+    let writes: Vec<_> = (1..=MAX_PAGE as u32 + 1)
         .map(|n| {
             let mac = Mac::from_bytes([0x02, 0, 0, (n >> 16) as u8, (n >> 8) as u8, n as u8]);
             let uid = neosens_protocol::DeviceUid::Ethernet(mac);
@@ -467,7 +467,7 @@ fn a_page_holds_at_most_max_page_devices() {
             crate::store::Write::Put(crate::model::Record::Device(Box::new(device)))
         })
         .collect();
-    registry.mutate(|_| Ok((writes, ()))).unwrap();
+    registry.mutate(|_| Ok((writes.clone(), ()))).unwrap();
     let (page, total) =
         registry.devices(&DeviceQuery { limit: Some(usize::MAX), ..Default::default() }).unwrap();
     assert_eq!((page.len(), total), (MAX_PAGE, MAX_PAGE + 2));

@@ -82,7 +82,9 @@ impl Registry {
         let log = if after.is_some() || since == 0 || since > current {
             None
         } else {
-            Some(self.store.changes_since(since, DELTA_LIMIT)?)
+            // Never past the revision in memory (other processes' newer changes come after
+            // this one has applied them).
+            Some(self.changes_since(since, DELTA_LIMIT)?)
         };
         let state = self.state.read();
         let g = state.gateways.get(&id).ok_or_else(|| RegistryError::not_found(format!("gateway {id}")))?;

@@ -148,7 +148,7 @@ impl Registry {
             }
             let gateway = Gateway {
                 id: GatewayId::from_uuid(new_uuid()),
-                name,
+                name: name.clone(),
                 scope: resolve_scope(state, &input.scope)?,
                 created_at: Timestamp::now(),
                 credentials: None,
@@ -168,7 +168,7 @@ impl Registry {
                 .get(&id)
                 .cloned()
                 .ok_or_else(|| RegistryError::not_found(format!("gateway {id}")))?;
-            if let Some(name) = name {
+            if let Some(name) = name.clone() {
                 if state.gateways.values().any(|o| o.id != id && o.name.eq_ignore_ascii_case(&name)) {
                     return Err(RegistryError::conflict(format!("a gateway {name:?} exists")));
                 }

@@ -162,7 +162,7 @@ impl Registry {
             is_default: true,
         };
         tracing::info!(slug = DEFAULT_SITE_SLUG, "first start: creating the default site");
-        self.mutate(|_| Ok((with_outside(site), ())))
+        self.mutate(|_| Ok((with_outside(site.clone()), ())))
     }
 
     /// Every site.
@@ -186,7 +186,12 @@ impl Registry {
             if state.sites.values().any(|s| s.slug == slug) {
                 return Err(RegistryError::conflict(format!("a site with slug {slug:?} exists")));
             }
-            let site = Site { id: SiteId::from_uuid(new_uuid()), slug, name, is_default: false };
+            let site = Site {
+                id: SiteId::from_uuid(new_uuid()),
+                slug: slug.clone(),
+                name: name.clone(),
+                is_default: false,
+            };
             Ok((with_outside(site.clone()), site))
         })
     }
@@ -197,13 +202,13 @@ impl Registry {
         let name = patch.name.as_deref().map(|n| check_name("name", n)).transpose()?;
         self.mutate(|state| {
             let mut site = resolve_site(state, key)?.clone();
-            if let Some(slug) = slug {
+            if let Some(slug) = slug.clone() {
                 if state.sites.values().any(|s| s.slug == slug && s.id != site.id) {
                     return Err(RegistryError::conflict(format!("a site with slug {slug:?} exists")));
                 }
                 site.slug = slug;
             }
-            if let Some(name) = name {
+            if let Some(name) = name.clone() {
                 site.name = name;
             }
             let puts = vec![Record::Site(site.clone())];
@@ -278,7 +283,7 @@ impl Registry {
             let building = Building {
                 id: BuildingId::from_uuid(new_uuid()),
                 site: site.id,
-                name,
+                name: name.clone(),
                 description: input.description.clone(),
                 outside: false,
             };
@@ -295,7 +300,7 @@ impl Registry {
                 .get(&id)
                 .cloned()
                 .ok_or_else(|| RegistryError::not_found(format!("building {id}")))?;
-            if let Some(name) = name {
+            if let Some(name) = name.clone() {
                 if building.outside {
                     return Err(RegistryError::invalid(
                         "name",
@@ -313,7 +318,7 @@ impl Registry {
                 }
                 building.name = name;
             }
-            if let Some(d) = patch.description {
+            if let Some(d) = patch.description.clone() {
                 building.description = d;
             }
             let puts = vec![Record::Building(building.clone())];
@@ -393,9 +398,9 @@ impl Registry {
             let room = Room {
                 id: RoomId::from_uuid(new_uuid()),
                 building: input.building,
-                name,
+                name: name.clone(),
                 description: input.description.clone(),
-                topic,
+                topic: topic.clone(),
             };
             let puts = vec![Record::Room(room.clone())];
             check_topics(state, &puts)?;
@@ -413,7 +418,7 @@ impl Registry {
                 .get(&id)
                 .cloned()
                 .ok_or_else(|| RegistryError::not_found(format!("room {id}")))?;
-            if let Some(name) = name {
+            if let Some(name) = name.clone() {
                 if state
                     .rooms
                     .values()
@@ -425,7 +430,7 @@ impl Registry {
                 }
                 room.name = name;
             }
-            if let Some(d) = patch.description {
+            if let Some(d) = patch.description.clone() {
                 room.description = d;
             }
             if patch.follow_rule {

@@ -30,6 +30,8 @@ mod orders;
 mod otaa;
 mod provisioning;
 mod records;
+mod replicas;
+pub use replicas::follow_other_replicas;
 mod site_rights;
 mod state;
 mod status;
@@ -151,6 +153,11 @@ pub struct Registry {
     history_last: Mutex<std::collections::HashMap<neosens_protocol::ids::DeviceId, i64>>,
 }
 
+/// Decisions made again after another replica's change, before the write fails (each retry
+/// first reads every change it missed, so only a sustained stream of writes elsewhere
+/// exhausts them).
+const MAX_STALE_RETRIES: u32 = 8;
+
 impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Registry").field("revision", &self.revision()).finish_non_exhaustive()
@@ -229,33 +236,49 @@ impl Registry {
     /// [`crate::audit::acting`]), in the same store transaction.
     fn mutate<T>(
         &self,
-        decide: impl FnOnce(&state::State) -> Result<(Vec<Write>, T), RegistryError>,
+        decide: impl FnMut(&state::State) -> Result<(Vec<Write>, T), RegistryError>,
     ) -> Result<T, RegistryError> {
         self.mutate_as(None, decide)
     }
 
     /// [`Registry::mutate`], with the audit entries of `action`'s kind named `action`
     /// (`device.reset_credentials`) instead of create/update/delete.
+    ///
+    /// With several central processes on one database, the batch is committed only if no other
+    /// process changed the registry since the revision `decide` saw; otherwise this one reads
+    /// those changes ([`Registry::catch_up`]) and decides again, on the state they made.
     fn mutate_as<T>(
         &self,
         action: Option<&str>,
-        decide: impl FnOnce(&state::State) -> Result<(Vec<Write>, T), RegistryError>,
+        mut decide: impl FnMut(&state::State) -> Result<(Vec<Write>, T), RegistryError>,
     ) -> Result<T, RegistryError> {
         let _writer = self.writer.lock();
-        let (writes, audit, out) = {
-            let state = self.state.read();
-            let (writes, out) = decide(&state)?;
-            site_rights::check_writes(&state, &site_rights::current_scope(), &writes)?;
-            let audit = audit::entries_for(&state, &writes, action);
-            (writes, audit, out)
-        };
-        if writes.is_empty() {
-            return Ok(out);
+        let mut attempts = 0;
+        loop {
+            let (writes, audit, out, seen) = {
+                let state = self.state.read();
+                let (writes, out) = decide(&state)?;
+                site_rights::check_writes(&state, &site_rights::current_scope(), &writes)?;
+                let audit = audit::entries_for(&state, &writes, action);
+                (writes, audit, out, state.revision)
+            };
+            if writes.is_empty() {
+                return Ok(out);
+            }
+            match self.store.apply_at(seen, &writes, &audit) {
+                Ok(revision) => {
+                    self.state.write().apply(writes, revision);
+                    self.revisions.send_replace(revision);
+                    return Ok(out);
+                }
+                Err(crate::store::StoreError::Stale { current, .. }) if attempts < MAX_STALE_RETRIES => {
+                    attempts += 1;
+                    tracing::debug!(seen, current, "another replica changed the registry: catching up");
+                    self.catch_up_locked()?;
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
-        let revision = self.store.apply(&writes, &audit)?;
-        self.state.write().apply(writes, revision);
-        self.revisions.send_replace(revision);
-        Ok(out)
     }
 }
 

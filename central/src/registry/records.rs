@@ -38,8 +38,14 @@ impl Registry {
         self.store.commit_times()
     }
 
-    /// Up to `limit` change-log entries after `revision` (followers: dynamic security, monitor).
+    /// Up to `limit` change-log entries after `revision` (followers: dynamic security, monitor,
+    /// gateway sync), never past the revision in memory: with several processes on one
+    /// database the log may already hold changes this one has not applied yet, and a follower
+    /// must not read them before the records they name (it gets them after the catch-up).
     pub fn changes_since(&self, revision: u64, limit: usize) -> Result<Vec<ChangeEntry>, StoreError> {
-        self.store.changes_since(revision, limit)
+        let applied = self.revision();
+        let mut entries = self.store.changes_since(revision, limit)?;
+        entries.retain(|c| c.revision <= applied);
+        Ok(entries)
     }
 }

@@ -124,7 +124,7 @@ impl Registry {
             let user = User {
                 id: UserId(new_uuid()),
                 username: input.username.clone(),
-                password_hash,
+                password_hash: password_hash.clone(),
                 role: input.role,
                 created_at: Timestamp::now(),
                 sites: site_rights::resolve_grants(state, input.role, &input.sites, &[])?,
@@ -143,7 +143,7 @@ impl Registry {
                 .get(&id)
                 .cloned()
                 .ok_or_else(|| RegistryError::not_found(format!("user {}", id.0)))?;
-            if let Some(h) = hash {
+            if let Some(h) = hash.clone() {
                 user.password_hash = h;
             }
             if let Some(r) = patch.role {

@@ -81,6 +81,12 @@ impl AuditStore for RedbStore {
         self.commit(txn, started)
     }
 
+    fn last_audit_id(&self) -> Result<u64, StoreError> {
+        let txn = begin_read(self.database()).map_err(backend)?;
+        let meta = txn.open_table(META).map_err(backend)?;
+        Ok(meta.get(META_AUDIT_SEQ).map_err(backend)?.map_or(0, |v| v.value()))
+    }
+
     fn audit_page(
         &self,
         before: Option<u64>,

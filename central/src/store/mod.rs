@@ -50,6 +50,15 @@ pub enum StoreError {
         /// Decoder message.
         reason: String,
     },
+    /// Another process changed the registry after the revision this one decided on: it must
+    /// read those changes ([`RegistryStore::changes_since`]) and decide again.
+    #[error("the registry is at revision {current}, this process decided at {expected}: catch up and retry")]
+    Stale {
+        /// The revision the batch was decided at.
+        expected: u64,
+        /// The store's revision.
+        current: u64,
+    },
     /// The store was written by a newer neosens.
     #[error(
         "the database has schema version {found}, newer than this build's {supported}: upgrade neosens-central"
@@ -149,6 +158,65 @@ pub trait RegistryStore: Send + Sync {
 
     /// Change-log entries after `revision`, oldest first, at most `limit`.
     fn changes_since(&self, revision: u64, limit: usize) -> Result<Vec<ChangeEntry>, StoreError>;
+
+    /// [`apply`](Self::apply), only if the store is still at revision `expected` (the one
+    /// the batch was decided against); else [`StoreError::Stale`] and nothing written. With
+    /// several processes on one database, this is what keeps a decision made on an outdated
+    /// registry (a lost update, a duplicate MAC) out of it. A store only one process writes is
+    /// always current: the default applies.
+    fn apply_at(
+        &self,
+        expected: u64,
+        writes: &[Write],
+        audit: &[crate::model::AuditEntry],
+    ) -> Result<u64, StoreError> {
+        let _ = expected;
+        self.apply(writes, audit)
+    }
+
+    /// The current records of `keys` (those that exist).
+    fn records(&self, keys: &[(EntityKind, [u8; 16])]) -> Result<Vec<Record>, StoreError>;
+
+    /// What changed after `revision`, for a process catching up with others: the current
+    /// revision, and each record changed since with its state at that revision (`None`:
+    /// deleted) — one consistent view, never records of two different moments.
+    fn changed_since(&self, revision: u64) -> Result<CaughtUp, StoreError> {
+        let mut keys = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut last = revision;
+        loop {
+            let batch = self.changes_since(last, 10_000)?;
+            let Some(end) = batch.last().map(|c| c.revision) else { break };
+            last = end;
+            keys.extend(batch.into_iter().map(|c| (c.kind, c.key)).filter(|k| seen.insert(*k)));
+        }
+        let mut found: std::collections::HashMap<_, _> =
+            self.records(&keys)?.into_iter().map(|r| ((r.kind(), r.key()), r)).collect();
+        let changed = keys.into_iter().map(|(kind, key)| (kind, key, found.remove(&(kind, key)))).collect();
+        Ok(CaughtUp { revision: last, changed })
+    }
+
+    /// A wait for other processes' changes, when the store is shared (`None`: only this
+    /// process writes it, there is nothing to follow).
+    fn listen(&self) -> Result<Option<Box<dyn ChangeListener>>, StoreError> {
+        Ok(None)
+    }
+}
+
+/// What [`RegistryStore::changed_since`] found.
+#[derive(Debug, Default)]
+pub struct CaughtUp {
+    /// The revision the records below are at.
+    pub revision: u64,
+    /// Each changed record: its kind, key and state (`None`: deleted).
+    pub changed: Vec<(EntityKind, [u8; 16], Option<Record>)>,
+}
+
+/// Waits for other processes' registry changes (a dedicated connection: PostgreSQL's
+/// `LISTEN`).
+pub trait ChangeListener: Send {
+    /// Waits at most `timeout` for a notification of a new revision; `true` if one came.
+    fn wait(&mut self, timeout: std::time::Duration) -> Result<bool, StoreError>;
 }
 
 /// What is kept of each device beside its record: its log lines and the orders sent to it,
@@ -248,6 +316,10 @@ pub trait AuditStore: Send + Sync {
     /// Appends entries about something else than a registry change (orders, sign-ins),
     /// numbering them and pruning past the retention in the same transaction.
     fn append_audit(&self, entries: &[crate::model::AuditEntry]) -> Result<(), StoreError>;
+
+    /// The last number given to an entry (kept apart from the entries: pruning may remove them
+    /// all, and a number is never given twice).
+    fn last_audit_id(&self) -> Result<u64, StoreError>;
 
     /// Entries older than `before` (all when `None`), newest first, that `keep` accepts: at most
     /// `limit`, looking at no more than [`AUDIT_MAX_SCAN`] entries.

@@ -379,6 +379,34 @@ impl RegistryStore for RedbStore {
         self.commit(txn, started)
     }
 
+    fn records(&self, keys: &[(EntityKind, Key)]) -> Result<Vec<Record>, StoreError> {
+        let txn = begin_read(&self.db).map_err(backend)?;
+        let mut out = Vec::with_capacity(keys.len());
+        for (kind, key) in keys {
+            let t = txn.open_table(table(*kind)).map_err(backend)?;
+            let Some(bytes) = t.get(*key).map_err(backend)? else { continue };
+            let corrupt = |e: postcard::Error| StoreError::Corrupt {
+                kind: *kind,
+                key: hex::encode(key),
+                reason: e.to_string(),
+            };
+            let bytes = bytes.value();
+            out.push(match kind {
+                EntityKind::Site => Record::Site(postcard::from_bytes(bytes).map_err(corrupt)?),
+                EntityKind::Building => Record::Building(postcard::from_bytes(bytes).map_err(corrupt)?),
+                EntityKind::Room => Record::Room(postcard::from_bytes(bytes).map_err(corrupt)?),
+                EntityKind::DeviceType => Record::DeviceType(postcard::from_bytes(bytes).map_err(corrupt)?),
+                EntityKind::Device => Record::Device(Box::new(postcard::from_bytes(bytes).map_err(corrupt)?)),
+                EntityKind::Gateway => {
+                    Record::Gateway(Box::new(postcard::from_bytes(bytes).map_err(corrupt)?))
+                }
+                EntityKind::User => Record::User(postcard::from_bytes(bytes).map_err(corrupt)?),
+                EntityKind::Token => Record::Token(postcard::from_bytes(bytes).map_err(corrupt)?),
+            });
+        }
+        Ok(out)
+    }
+
     fn changes_since(&self, revision: u64, limit: usize) -> Result<Vec<ChangeEntry>, StoreError> {
         let txn = begin_read(&self.db).map_err(backend)?;
         let log = txn.open_table(CHANGELOG).map_err(backend)?;

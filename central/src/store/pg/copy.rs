@@ -57,6 +57,8 @@ struct Contents {
     census: Vec<(i64, Vec<crate::model::RevisionCount>)>,
     /// Oldest first.
     audit: Vec<crate::model::AuditEntry>,
+    /// The last audit number given (entries may have been pruned since).
+    audit_last: u64,
     bulk: Vec<crate::model::BulkOperation>,
 }
 
@@ -116,6 +118,7 @@ fn read(store: &dyn Store) -> Result<Contents, StoreError> {
         progress: store.campaign_progress()?,
         census: store.firmware_census()?,
         audit,
+        audit_last: store.last_audit_id()?,
         bulk: store.bulk_operations()?,
     })
 }
@@ -164,7 +167,7 @@ fn first_difference(a: &Contents, b: &Contents) -> Option<String> {
         ("campaigns", a.campaigns == b.campaigns),
         ("campaign progress", a.progress == b.progress),
         ("firmware census", a.census == b.census),
-        ("audit trail", a.audit == b.audit),
+        ("audit trail", a.audit == b.audit && a.audit_last == b.audit_last),
         ("bulk operations", a.bulk == b.bulk),
     ];
     parts.iter().find(|(_, same)| !same).map(|(name, _)| (*name).to_owned())
@@ -324,8 +327,7 @@ fn write_fleet_data(
         )
         .map_err(pg_error)?;
     }
-    let last = c.audit.last().map_or(0, |e| big(e.id));
-    txn.execute("UPDATE neosens_audit_seq SET last = $1", &[&last]).map_err(pg_error)?;
+    txn.execute("UPDATE neosens_audit_seq SET last = $1", &[&big(c.audit_last)]).map_err(pg_error)?;
     count("audit", c.audit.len());
     for op in &c.bulk {
         txn.execute("INSERT INTO bulk_operations (id, body) VALUES ($1, $2)", &[&big(op.id), &json(op)?])

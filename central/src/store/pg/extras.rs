@@ -2,7 +2,7 @@
 //! alerts, dashboard settings and the audit trail — each bounded the way the embedded store
 //! bounds it, pruned in the transaction that adds to it.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use super::{PgStore, from_json, json, pg_error, uuid};
@@ -90,8 +90,9 @@ pub(super) fn append_history_in(
         return Ok(());
     }
     // A (device, time) seen twice keeps the last payload; a device's retention is its last.
-    let mut rows: HashMap<([u8; 16], i64), &str> = HashMap::with_capacity(entries.len());
-    let mut keep: HashMap<[u8; 16], crate::store::HistoryRetention> = HashMap::new();
+    // In key order: two processes' batches lock rows in the same order (no deadlock).
+    let mut rows: BTreeMap<([u8; 16], i64), &str> = BTreeMap::new();
+    let mut keep: BTreeMap<[u8; 16], crate::store::HistoryRetention> = BTreeMap::new();
     for e in entries {
         rows.insert((e.device, e.at_ms), &e.payload);
         keep.insert(e.device, e.keep);
@@ -162,7 +163,7 @@ impl AlertStore for PgStore {
         let started = Instant::now();
         let mut conn = self.connection()?;
         let mut txn = conn.transaction().map_err(pg_error)?;
-        let mut last: HashMap<u64, &AlertRecord> = HashMap::with_capacity(alerts.len());
+        let mut last: BTreeMap<u64, &AlertRecord> = BTreeMap::new();
         for alert in alerts {
             last.insert(alert.id, alert);
         }
@@ -262,9 +263,12 @@ pub(super) fn append_audit_in(
         &[&max],
     )
     .map_err(pg_error)?;
+    // By age, from the front only (as the embedded store): up to the first entry recent enough.
     let cutoff = retention.cutoff(Timestamp::now()).0;
     txn.execute(
-        "DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE at_ms < $1 ORDER BY id LIMIT $2)",
+        "DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE id < coalesce( \
+             (SELECT min(id) FROM audit WHERE at_ms >= $1), (SELECT max(id) + 1 FROM audit)) \
+         ORDER BY id LIMIT $2)",
         &[&cutoff, &AGE_PRUNE_STEP],
     )
     .map_err(pg_error)?;
@@ -285,6 +289,12 @@ impl AuditStore for PgStore {
         let mut txn = conn.transaction().map_err(pg_error)?;
         append_audit_in(&mut txn, entries, self.audit_retention())?;
         self.commit(txn, started)
+    }
+
+    fn last_audit_id(&self) -> Result<u64, StoreError> {
+        let mut conn = self.connection()?;
+        let last: i64 = conn.query_one("SELECT last FROM neosens_audit_seq", &[]).map_err(pg_error)?.get(0);
+        Ok(u64::try_from(last).unwrap_or(0))
     }
 
     fn audit_page(

@@ -1,7 +1,7 @@
 //! Fleet work in PostgreSQL: bulk operations, firmware image records, campaigns, their
 //! progress and the firmware census.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use neosens_protocol::hex;
@@ -109,7 +109,7 @@ impl FirmwareStore for PgStore {
         if progress.is_empty() {
             return Ok(());
         }
-        let mut last = HashMap::with_capacity(progress.len());
+        let mut last = BTreeMap::new();
         for (campaign, device, p) in progress {
             last.insert((*campaign, *device), p);
         }

@@ -57,6 +57,9 @@ pub struct PgOptions {
 pub struct PgStore {
     /// Always there until the store is dropped (see `Drop`).
     pool: Option<Pool>,
+    /// How to connect, for the change listener's own connection.
+    config: postgres::Config,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
     /// Commit durations of write transactions (for `/metrics`).
     writes: CommitTimes,
     /// How much of the audit trail is kept (set from the configuration).
@@ -163,6 +166,36 @@ pub(super) const ALL_KINDS: [EntityKind; 8] = [
     EntityKind::Token,
 ];
 
+/// A session's settings added to the URL's own `options`: a write waits at most this long for
+/// the revision row's lock, and a transaction left open by a stalled process is ended.
+const SESSION_OPTIONS: &str = "-c lock_timeout=10s -c idle_in_transaction_session_timeout=60s";
+
+/// Bounds every wait on the database link, where the URL does not set them: connecting, a
+/// silent peer (TCP keepalives, unacknowledged data), a lock, a transaction another process
+/// left open. Without them a replica cut off while holding the revision row's lock would stall
+/// every other replica's writes until its TCP connection times out (hours).
+fn bound_waits(config: &mut postgres::Config) {
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    if config.get_tcp_user_timeout().is_none() {
+        config.tcp_user_timeout(Duration::from_secs(30));
+    }
+    config.keepalives(true);
+    config.keepalives_idle(Duration::from_secs(30));
+    if config.get_keepalives_interval().is_none() {
+        config.keepalives_interval(Duration::from_secs(10));
+    }
+    if config.get_keepalives_retries().is_none() {
+        config.keepalives_retries(3);
+    }
+    let options = match config.get_options() {
+        Some(own) => format!("{own} {SESSION_OPTIONS}"),
+        None => SESSION_OPTIONS.to_owned(),
+    };
+    config.options(&options);
+}
+
 /// TLS for the database link: rustls on ring, trusting `ca_file` or the system's roots.
 fn tls(ca_file: Option<&std::path::Path>) -> Result<tokio_postgres_rustls::MakeRustlsConnect, StoreError> {
     let mut roots = rustls::RootCertStore::empty();
@@ -195,8 +228,9 @@ fn tls(ca_file: Option<&std::path::Path>) -> Result<tokio_postgres_rustls::MakeR
 impl PgStore {
     /// Connects (checking that the database answers) and migrates it to this build's schema.
     pub fn connect(options: &PgOptions) -> Result<Self, StoreError> {
-        let config = postgres::Config::from_str(&options.url)
+        let mut config = postgres::Config::from_str(&options.url)
             .map_err(|e| StoreError::Backend(format!("database URL: {e}")))?;
+        bound_waits(&mut config);
         let tls = tls(options.ca_file.as_deref())?;
         // One connection first, for the real reason when the database cannot be reached (the
         // pool would only say it timed out).
@@ -210,7 +244,7 @@ impl PgStore {
                 other => other,
             })?;
         }
-        let manager = r2d2_postgres::PostgresConnectionManager::new(config, tls);
+        let manager = r2d2_postgres::PostgresConnectionManager::new(config.clone(), tls.clone());
         let pool = r2d2::Pool::builder()
             .max_size(options.pool_size.max(1))
             .min_idle(Some(1))
@@ -221,6 +255,8 @@ impl PgStore {
             .map_err(|e| StoreError::Backend(format!("connecting to the database: {e}")))?;
         let store = PgStore {
             pool: Some(pool),
+            config,
+            tls,
             writes: CommitTimes::default(),
             audit_retention: parking_lot::RwLock::new(crate::audit::AuditRetention::default()),
             size: std::sync::atomic::AtomicU64::new(0),
@@ -277,6 +313,51 @@ impl PgStore {
     /// Sets the audit retention.
     pub(super) fn set_retention(&self, retention: crate::audit::AuditRetention) {
         *self.audit_retention.write() = retention;
+    }
+}
+
+/// Notifications of new revisions from every process writing the database (`LISTEN
+/// neosens_changes`), on a connection of its own.
+pub struct PgListener {
+    /// Always there until dropped (see `Drop`).
+    client: Option<postgres::Client>,
+}
+
+impl PgStore {
+    /// A connection listening for new revisions.
+    pub fn listener(&self) -> Result<PgListener, StoreError> {
+        neosens_runtime::blocking::assert_off_async_worker("a database listener");
+        let mut client = self.config.connect(self.tls.clone()).map_err(pg_error)?;
+        client.batch_execute("LISTEN neosens_changes").map_err(pg_error)?;
+        Ok(PgListener { client: Some(client) })
+    }
+}
+
+impl super::ChangeListener for PgListener {
+    fn wait(&mut self, timeout: Duration) -> Result<bool, StoreError> {
+        use postgres::fallible_iterator::FallibleIterator;
+        let client = self.client.as_mut().expect("the client lives as long as the listener");
+        let came = {
+            let mut notifications = client.notifications();
+            let came = notifications.timeout_iter(timeout).next().map_err(pg_error)?.is_some();
+            // Several commits may have notified at once: one catch-up reads them all.
+            while notifications.iter().next().map_err(pg_error)?.is_some() {}
+            came
+        };
+        if client.is_closed() {
+            return Err(StoreError::Backend("postgresql: the listening connection closed".into()));
+        }
+        Ok(came)
+    }
+}
+
+impl Drop for PgListener {
+    /// Closing the synchronous client runs a small runtime of its own, which tokio forbids on
+    /// an async worker (where an aborted follower task drops it): on a thread of its own.
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            let _ = std::thread::Builder::new().name("pg-listener-close".into()).spawn(move || drop(client));
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 //! The registry's records, their change log and the devices' statuses in PostgreSQL.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Instant;
 
 use postgres::types::Json;
@@ -37,12 +37,29 @@ pub(super) fn encoded(record: &Record) -> Result<Json<serde_json::Value>, StoreE
     }
 }
 
+/// A record from an `(id, body)` row of its kind's table.
+fn decode_record(kind: EntityKind, row: &postgres::Row) -> Result<Record, StoreError> {
+    let id: uuid::Uuid = row.get(0);
+    let key = id.simple();
+    Ok(match kind {
+        EntityKind::Site => Record::Site(from_json(row, 1, kind, key)?),
+        EntityKind::Building => Record::Building(from_json(row, 1, kind, key)?),
+        EntityKind::Room => Record::Room(from_json(row, 1, kind, key)?),
+        EntityKind::DeviceType => Record::DeviceType(from_json(row, 1, kind, key)?),
+        EntityKind::Device => Record::Device(Box::new(from_json(row, 1, kind, key)?)),
+        EntityKind::Gateway => Record::Gateway(Box::new(from_json(row, 1, kind, key)?)),
+        EntityKind::User => Record::User(from_json(row, 1, kind, key)?),
+        EntityKind::Token => Record::Token(from_json(row, 1, kind, key)?),
+    })
+}
+
 /// What a batch leaves of each record it touches: the last write of a key wins (the batch is
-/// one transaction, so the states in between are never seen).
-type FinalStates<'a> = HashMap<(EntityKind, [u8; 16]), Option<&'a Record>>;
+/// one transaction, so the states in between are never seen). In key order: every process
+/// locks rows in the same order, so two batches never deadlock each other.
+type FinalStates<'a> = BTreeMap<(EntityKind, [u8; 16]), Option<&'a Record>>;
 
 fn final_states(writes: &[Write]) -> FinalStates<'_> {
-    let mut out = HashMap::with_capacity(writes.len());
+    let mut out = BTreeMap::new();
     for write in writes {
         match write {
             Write::Put(record) => out.insert((record.kind(), record.key()), Some(record)),
@@ -56,8 +73,8 @@ impl PgStore {
     /// Writes what `writes` leave, one statement per kind and operation (arrays, not one
     /// round trip per record: an import of 10,000 devices is a handful of statements).
     fn write_records(&self, txn: &mut postgres::Transaction<'_>, writes: &[Write]) -> Result<(), StoreError> {
-        let mut puts: HashMap<EntityKind, (Vec<uuid::Uuid>, Vec<Json<serde_json::Value>>)> = HashMap::new();
-        let mut deletes: HashMap<EntityKind, Vec<uuid::Uuid>> = HashMap::new();
+        let mut puts: BTreeMap<EntityKind, (Vec<uuid::Uuid>, Vec<Json<serde_json::Value>>)> = BTreeMap::new();
+        let mut deletes: BTreeMap<EntityKind, Vec<uuid::Uuid>> = BTreeMap::new();
         for ((kind, key), state) in final_states(writes) {
             match state {
                 Some(record) => {
@@ -80,7 +97,7 @@ impl PgStore {
                 Write::Delete(EntityKind::Device, key) => Some(uuid(*key)),
                 _ => None,
             })
-            .collect::<HashSet<_>>()
+            .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
         if !gone.is_empty() {
@@ -131,6 +148,43 @@ impl PgStore {
     }
 }
 
+impl PgStore {
+    /// A registry batch, refused with [`StoreError::Stale`] when `expected` is given and the
+    /// database has moved past it.
+    fn apply_checked(
+        &self,
+        expected: Option<u64>,
+        writes: &[Write],
+        audit: &[AuditEntry],
+    ) -> Result<u64, StoreError> {
+        let started = Instant::now();
+        let mut conn = self.connection()?;
+        let mut txn = conn.transaction().map_err(pg_error)?;
+        let n = i64::try_from(writes.len()).map_err(|_| StoreError::Backend("batch too large".into()))?;
+        // The row lock taken here is held to the commit: batches from every replica are
+        // numbered one after the other, never interleaved, and the check below cannot race.
+        let current: i64 =
+            txn.query_one("SELECT revision FROM neosens_revision FOR UPDATE", &[]).map_err(pg_error)?.get(0);
+        let current = u64::try_from(current).unwrap_or(0);
+        if let Some(expected) = expected.filter(|e| *e != current) {
+            return Err(StoreError::Stale { expected, current });
+        }
+        let last: i64 = txn
+            .query_one("UPDATE neosens_revision SET revision = revision + $1 RETURNING revision", &[&n])
+            .map_err(pg_error)?
+            .get(0);
+        if !writes.is_empty() {
+            self.write_records(&mut txn, writes)?;
+            Self::log_changes(&mut txn, writes, last - n + 1)?;
+            // Delivered at the commit, to every replica's listener (`listen`).
+            txn.execute("SELECT pg_notify('neosens_changes', $1)", &[&last.to_string()]).map_err(pg_error)?;
+        }
+        super::extras::append_audit_in(&mut txn, audit, self.audit_retention())?;
+        self.commit(txn, started)?;
+        Ok(u64::try_from(last).unwrap_or(0))
+    }
+}
+
 impl RegistryStore for PgStore {
     fn load(&self) -> Result<Snapshot, StoreError> {
         let mut conn = self.connection()?;
@@ -170,23 +224,73 @@ impl RegistryStore for PgStore {
     }
 
     fn apply(&self, writes: &[Write], audit: &[AuditEntry]) -> Result<u64, StoreError> {
-        let started = Instant::now();
-        let mut conn = self.connection()?;
-        let mut txn = conn.transaction().map_err(pg_error)?;
-        let n = i64::try_from(writes.len()).map_err(|_| StoreError::Backend("batch too large".into()))?;
-        // The row lock taken here is held to the commit: batches from every replica are
-        // numbered one after the other, never interleaved.
-        let last: i64 = txn
-            .query_one("UPDATE neosens_revision SET revision = revision + $1 RETURNING revision", &[&n])
-            .map_err(pg_error)?
-            .get(0);
-        if !writes.is_empty() {
-            self.write_records(&mut txn, writes)?;
-            Self::log_changes(&mut txn, writes, last - n + 1)?;
+        self.apply_checked(None, writes, audit)
+    }
+
+    fn apply_at(&self, expected: u64, writes: &[Write], audit: &[AuditEntry]) -> Result<u64, StoreError> {
+        self.apply_checked(Some(expected), writes, audit)
+    }
+
+    fn records(&self, keys: &[(EntityKind, [u8; 16])]) -> Result<Vec<Record>, StoreError> {
+        let mut by_kind: HashMap<EntityKind, Vec<uuid::Uuid>> = HashMap::new();
+        for (kind, key) in keys {
+            by_kind.entry(*kind).or_default().push(uuid(*key));
         }
-        super::extras::append_audit_in(&mut txn, audit, self.audit_retention())?;
-        self.commit(txn, started)?;
-        Ok(u64::try_from(last).unwrap_or(0))
+        let mut conn = self.connection()?;
+        let mut out = Vec::with_capacity(keys.len());
+        for (kind, ids) in by_kind {
+            let sql = format!("SELECT id, body FROM {} WHERE id = ANY($1)", table(kind));
+            for row in conn.query(&sql, &[&ids]).map_err(pg_error)? {
+                out.push(decode_record(kind, &row)?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn changed_since(&self, revision: u64) -> Result<crate::store::CaughtUp, StoreError> {
+        let mut conn = self.connection()?;
+        // One snapshot: the revision, the keys changed up to it and their bodies at it.
+        let mut txn = conn
+            .build_transaction()
+            .isolation_level(postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .map_err(pg_error)?;
+        let now: i64 = txn.query_one("SELECT revision FROM neosens_revision", &[]).map_err(pg_error)?.get(0);
+        let from = i64::try_from(revision).unwrap_or(i64::MAX);
+        let rows = txn
+            .query(
+                "SELECT kind, id FROM changes WHERE revision > $1 GROUP BY kind, id ORDER BY min(revision)",
+                &[&from],
+            )
+            .map_err(pg_error)?;
+        let mut keys = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let kind: &str = row.get(0);
+            let id: uuid::Uuid = row.get(1);
+            let kind = kind_of(kind)
+                .ok_or_else(|| StoreError::Backend(format!("change log: unknown kind {kind:?}")))?;
+            keys.push((kind, *id.as_bytes()));
+        }
+        let mut found: HashMap<(EntityKind, [u8; 16]), Record> = HashMap::new();
+        let mut by_kind: HashMap<EntityKind, Vec<uuid::Uuid>> = HashMap::new();
+        for (kind, key) in &keys {
+            by_kind.entry(*kind).or_default().push(uuid(*key));
+        }
+        for (kind, ids) in by_kind {
+            let sql = format!("SELECT id, body FROM {} WHERE id = ANY($1)", table(kind));
+            for row in txn.query(&sql, &[&ids]).map_err(pg_error)? {
+                let record = decode_record(kind, &row)?;
+                found.insert((kind, record.key()), record);
+            }
+        }
+        txn.commit().map_err(pg_error)?;
+        let changed = keys.into_iter().map(|(kind, key)| (kind, key, found.remove(&(kind, key)))).collect();
+        Ok(crate::store::CaughtUp { revision: u64::try_from(now).unwrap_or(0), changed })
+    }
+
+    fn listen(&self) -> Result<Option<Box<dyn crate::store::ChangeListener>>, StoreError> {
+        Ok(Some(Box::new(self.listener()?)))
     }
 
     fn put_statuses(
@@ -197,8 +301,9 @@ impl RegistryStore for PgStore {
         let started = Instant::now();
         let mut conn = self.connection()?;
         let mut txn = conn.transaction().map_err(pg_error)?;
-        // Last one of a device wins, as in a batch of redb inserts.
-        let mut last: HashMap<[u8; 16], &DeviceStatusRecord> = HashMap::with_capacity(statuses.len());
+        // Last one of a device wins, as in a batch of redb inserts; in key order (no deadlock
+        // between two processes' batches).
+        let mut last: BTreeMap<[u8; 16], &DeviceStatusRecord> = BTreeMap::new();
         for (key, status) in statuses {
             last.insert(*key, status);
         }

@@ -198,6 +198,31 @@ fn two_replicas_writing_at_once_lose_nothing(pg: &Postgres, db: &str) {
     }
     let snap = replicas[0].load().unwrap();
     assert_eq!((snap.revision, snap.sites.len()), (200, 200));
+
+    // A batch decided at an old revision is refused whole; the changes since are readable in
+    // one consistent view, deletions included.
+    let [a, b] = replicas;
+    assert_eq!(a.apply_at(200, &[Write::Put(Record::Site(site(7)))], &[]).unwrap(), 201);
+    assert_eq!(
+        a.apply_at(201, &[Write::Delete(EntityKind::Site, snap.sites[0].id.to_bytes())], &[]).unwrap(),
+        202
+    );
+    match b.apply_at(200, &[Write::Put(Record::Site(site(8)))], &[]) {
+        Err(StoreError::Stale { expected: 200, current: 202 }) => {}
+        other => panic!("expected Stale, got {other:?}"),
+    }
+    let caught = b.changed_since(200).unwrap();
+    assert_eq!(caught.revision, 202);
+    assert_eq!(caught.changed.len(), 2);
+    assert_eq!(caught.changed[0].2, Some(Record::Site(site(7))));
+    assert_eq!(caught.changed[1].2, None, "the deleted site comes as a deletion");
+    assert_eq!(b.load().unwrap().sites.len(), 200, "the refused batch wrote nothing");
+    // Each replica is notified of the other's commits.
+    let mut listener = b.listener().unwrap();
+    a.apply(&[Write::Put(Record::Site(site(9)))], &[]).unwrap();
+    use crate::store::ChangeListener;
+    assert!(listener.wait(std::time::Duration::from_secs(10)).unwrap(), "no notification of a commit");
+    assert!(!listener.wait(std::time::Duration::from_millis(50)).unwrap(), "a notification without a commit");
 }
 
 fn device_histories_are_bounded_and_go_with_the_device(pg: &Postgres, db: &str) {
@@ -314,12 +339,16 @@ fn the_audit_trail_is_numbered_paged_and_bounded(pg: &Postgres, db: &str) {
     }
     let page = store.audit_page(None, 500, &|_| true).unwrap();
     assert_eq!((page.entries.len(), page.entries[0].id, page.entries[99].id), (100, 291, 192));
+    // By age from the front, as the embedded store: two-day-old entries go at the next append.
+    let store = PgStore::connect(&options(pg.database(&format!("{db}_age")))).unwrap();
+    store.set_audit_retention(crate::audit::AuditRetention { max_entries: 100, max_age_days: 1 });
     store
         .append_audit(&(0..5).map(|_| entry("device.update", now - 2 * 86_400_000)).collect::<Vec<_>>())
         .unwrap();
     store.append_audit(&[entry("device.delete", now)]).unwrap();
-    let page = store.audit_page(None, 500, &|e| e.at.0 < now - 86_400_000).unwrap();
-    assert!(page.entries.is_empty(), "entries older than the retention are gone");
+    let page = store.audit_page(None, 500, &|_| true).unwrap();
+    assert_eq!((ids(&page), page.total), (vec![6], 1));
+    assert_eq!(store.last_audit_id().unwrap(), 6);
 }
 
 fn firmware_records_and_campaigns(pg: &Postgres, db: &str) {

@@ -1,0 +1,111 @@
+//! Several central processes on one database: each keeps the registry in memory and catches
+//! up with the others' changes — when the database notifies a new revision, when a write of
+//! its own finds the database moved on ([`Registry::mutate`]'s retry), and as a safety net at
+//! a fixed period.
+
+use crate::model::{EntityKind, Record};
+use crate::store::Write;
+
+use super::{Registry, RegistryError};
+
+/// Kinds in the order their records refer to each other: parents first (puts), children
+/// first when deleting.
+const ORDER: [EntityKind; 8] = [
+    EntityKind::Site,
+    EntityKind::Building,
+    EntityKind::Room,
+    EntityKind::DeviceType,
+    EntityKind::Device,
+    EntityKind::Gateway,
+    EntityKind::User,
+    EntityKind::Token,
+];
+
+fn rank(kind: EntityKind) -> usize {
+    ORDER.iter().position(|k| *k == kind).unwrap_or(ORDER.len())
+}
+
+/// The writes that bring the memory to the store's state: deletions first (children before
+/// parents, so a MAC or login freed by one record is free before another takes it), then the
+/// current records (parents before children).
+fn writes_for(changed: Vec<(EntityKind, [u8; 16], Option<Record>)>) -> Vec<Write> {
+    let (mut puts, mut deletes): (Vec<_>, Vec<_>) = changed.into_iter().partition(|(_, _, r)| r.is_some());
+    deletes.sort_by_key(|(kind, _, _)| std::cmp::Reverse(rank(*kind)));
+    puts.sort_by_key(|(kind, _, _)| rank(*kind));
+    let deletes = deletes.into_iter().map(|(kind, key, _)| Write::Delete(kind, key));
+    deletes.chain(puts.into_iter().filter_map(|(_, _, r)| r.map(Write::Put))).collect()
+}
+
+impl Registry {
+    /// Reads what other processes changed in the store since the revision in memory and
+    /// applies it; returns the revision now in memory. Blocking (the store is read).
+    pub fn catch_up(&self) -> Result<u64, RegistryError> {
+        let _writer = self.writer.lock();
+        self.catch_up_locked()
+    }
+
+    /// [`Registry::catch_up`] with the writer lock already held.
+    pub(super) fn catch_up_locked(&self) -> Result<u64, RegistryError> {
+        let from = self.state.read().revision;
+        let caught = self.store.changed_since(from)?;
+        if caught.revision <= from {
+            return Ok(from);
+        }
+        let records = caught.changed.len();
+        self.state.write().apply(writes_for(caught.changed), caught.revision);
+        self.revisions.send_replace(caught.revision);
+        tracing::debug!(from, to = caught.revision, records, "caught up with other replicas");
+        Ok(caught.revision)
+    }
+}
+
+/// One wait for a notification at most (shutdown is noticed within it).
+const LISTEN_SLICE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A catch-up at least this often, notified or not: a notification sent while the listening
+/// connection was being re-opened is not lost for longer.
+const CATCH_UP_PERIOD: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Keeps the registry in step with the other processes sharing its store, until `shutdown`
+/// (a supervised task: it returns on a lost database link and is restarted). With a store only
+/// this process writes (redb), it only waits for the shutdown.
+pub async fn follow_other_replicas(
+    registry: std::sync::Arc<Registry>,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    let listener = match registry.blocking(|r| r.store.listen()).await {
+        Ok(Some(listener)) => listener,
+        Ok(None) => return shutdown.cancelled().await,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for other replicas' changes (retrying)");
+            return;
+        }
+    };
+    let mut listener = Some(listener);
+    // The first round catches up with what changed between loading and listening.
+    let mut last_catch_up: Option<std::time::Instant> = None;
+    while !shutdown.is_cancelled() {
+        let Some(mut l) = listener.take() else { break };
+        let (l, waited) = neosens_runtime::blocking::run(move || {
+            let waited = l.wait(LISTEN_SLICE);
+            (l, waited)
+        })
+        .await;
+        listener = Some(l);
+        match waited {
+            Err(e) => {
+                tracing::warn!(error = %e, "listening for other replicas' changes failed (reconnecting)");
+                break;
+            }
+            Ok(notified) if notified || last_catch_up.is_none_or(|t| t.elapsed() >= CATCH_UP_PERIOD) => {
+                last_catch_up = Some(std::time::Instant::now());
+                if let Err(e) = registry.blocking(|r| r.catch_up()).await {
+                    tracing::warn!(error = %e, "catching up with other replicas failed (retrying)");
+                }
+            }
+            Ok(_) => {}
+        }
+    }
+    // (Dropping the listener closes its connection on a thread of its own.)
+    drop(listener);
+}

@@ -1,0 +1,112 @@
+//! Two `neosens-central` processes on one PostgreSQL database (a real server started here): a
+//! device created through one provisions through the other, concurrent changes of one device
+//! through both lose nothing, and a first password is handed over once across them.
+
+mod common;
+
+use std::path::Path;
+use std::sync::{Arc, Barrier};
+use std::time::Instant;
+
+use common::{MAC, api, register_example, start_with};
+use neosens_runtime::testing::postgres::Postgres;
+use neosens_runtime::testing::{ServiceProcess, raw_http, wait_until};
+use serde_json::json;
+
+/// Starts a replica on its own data directory with the keys of `keys_from` (every replica
+/// needs the same keys: they verify the secrets stored in the shared database).
+fn replica(data: &Path, url: &str, keys_from: Option<&Path>) -> ServiceProcess {
+    if let Some(from) = keys_from {
+        std::fs::create_dir_all(data.join("keys")).unwrap();
+        for name in ["hash.key", "seal.key"] {
+            std::fs::copy(from.join("keys").join(name), data.join("keys").join(name)).unwrap();
+        }
+    }
+    start_with(data, &[("NEOSENS_DATABASE_URL", url)])
+}
+
+fn credentials(addr: std::net::SocketAddr, mac: &str) -> (u16, serde_json::Value) {
+    let r =
+        raw_http(addr, format!("GET /device/credentials?mac={mac} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
+    (r.status, serde_json::from_slice(&r.body).unwrap_or_default())
+}
+
+#[test]
+fn two_replicas_share_one_database() {
+    let pg = Postgres::start();
+    let url = format!("{}?sslmode=disable", pg.database("central"));
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = replica(a_dir.path(), &url, None);
+    let b = replica(b_dir.path(), &url, Some(a_dir.path()));
+    let (a, b) = (a.addr("http"), b.addr("http"));
+
+    // Created through A, provisioned through B as soon as B has read the change.
+    let (room, device) = register_example(a);
+    let created = Instant::now();
+    wait_until("B knows the device", || api(b, "GET", &format!("/api/v1/devices/{device}"), None).0 == 200);
+    eprintln!("a device created through A was visible through B after {:?}", created.elapsed());
+
+    // Its first password, asked from both at once: handed over exactly once.
+    let barrier = Arc::new(Barrier::new(2));
+    let asks: Vec<_> = [a, b]
+        .into_iter()
+        .map(|addr| {
+            let barrier = Arc::clone(&barrier);
+            std::thread::spawn(move || {
+                barrier.wait();
+                credentials(addr, MAC)
+            })
+        })
+        .collect();
+    let answers: Vec<_> = asks.into_iter().map(|t| t.join().unwrap()).collect();
+    assert!(answers.iter().all(|(status, _)| *status == 200), "{answers:?}");
+    let with_password = answers.iter().filter(|(_, body)| body.get("password").is_some()).count();
+    assert_eq!(with_password, 1, "the first password went out {with_password} times: {answers:?}");
+
+    // The same device changed through both at once, ten times: every change stays.
+    for round in 0..10u32 {
+        let barrier = Arc::new(Barrier::new(2));
+        let patches = [
+            (a, json!({"description": format!("round {round}")})),
+            (b, json!({"outdated_after_s": 3600 + round})),
+        ];
+        let threads: Vec<_> = patches
+            .into_iter()
+            .map(|(addr, body)| {
+                let (barrier, device) = (Arc::clone(&barrier), device.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    api(addr, "PATCH", &format!("/api/v1/devices/{device}"), Some(body))
+                })
+            })
+            .collect();
+        for t in threads {
+            let (status, body) = t.join().unwrap();
+            assert_eq!(status, 200, "{body}");
+        }
+        for addr in [a, b] {
+            wait_until("both changes on both replicas", || {
+                let (_, d) = api(addr, "GET", &format!("/api/v1/devices/{device}"), None);
+                d["description"] == json!(format!("round {round}"))
+                    && d["outdated_after_s"] == json!(3600 + round)
+            });
+        }
+    }
+
+    // Two devices with one MAC, created through both at once: one wins, the other is refused.
+    let barrier = Arc::new(Barrier::new(2));
+    let creates: Vec<_> = [a, b]
+        .into_iter()
+        .map(|addr| {
+            let (barrier, room) = (Arc::clone(&barrier), room.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                let body = json!({"uid": "24:0a:c4:99:99:99", "type": "esp32", "rooms": [room]});
+                api(addr, "POST", "/api/v1/devices", Some(body)).0
+            })
+        })
+        .collect();
+    let mut statuses: Vec<u16> = creates.into_iter().map(|t| t.join().unwrap()).collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, [201, 409], "one MAC, one device");
+}
