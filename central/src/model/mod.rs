@@ -58,6 +58,21 @@ pub enum EntityKind {
     Token,
 }
 
+impl EntityKind {
+    /// Every kind, parents before children (a room's building and site come before it, a
+    /// device's type and rooms before it).
+    pub const ALL: [EntityKind; 8] = [
+        EntityKind::Site,
+        EntityKind::Building,
+        EntityKind::Room,
+        EntityKind::DeviceType,
+        EntityKind::Device,
+        EntityKind::Gateway,
+        EntityKind::User,
+        EntityKind::Token,
+    ];
+}
+
 /// Any record, for store batches.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Record {

@@ -10,16 +10,7 @@ use super::{Registry, RegistryError};
 
 /// Kinds in the order their records refer to each other: parents first (puts), children
 /// first when deleting.
-const ORDER: [EntityKind; 8] = [
-    EntityKind::Site,
-    EntityKind::Building,
-    EntityKind::Room,
-    EntityKind::DeviceType,
-    EntityKind::Device,
-    EntityKind::Gateway,
-    EntityKind::User,
-    EntityKind::Token,
-];
+const ORDER: [EntityKind; 8] = EntityKind::ALL;
 
 fn rank(kind: EntityKind) -> usize {
     ORDER.iter().position(|k| *k == kind).unwrap_or(ORDER.len())
@@ -39,23 +30,35 @@ fn writes_for(changed: Vec<(EntityKind, [u8; 16], Option<Record>)>) -> Vec<Write
 impl Registry {
     /// Reads what other processes changed in the store since the revision in memory and
     /// applies it; returns the revision now in memory. Blocking (the store is read).
+    ///
+    /// The store is read without the writer lock (this process's writes go on meanwhile); the
+    /// view is applied only if it is newer than the memory then — a view at revision R holds
+    /// every record changed up to R as it is at R, this process's own changes included, so it
+    /// never takes the memory back.
     pub fn catch_up(&self) -> Result<u64, RegistryError> {
+        let caught = self.store.changed_since(self.revision())?;
         let _writer = self.writer.lock();
-        self.catch_up_locked()
+        Ok(self.apply_caught(caught))
     }
 
     /// [`Registry::catch_up`] with the writer lock already held.
     pub(super) fn catch_up_locked(&self) -> Result<u64, RegistryError> {
-        let from = self.state.read().revision;
-        let caught = self.store.changed_since(from)?;
+        let caught = self.store.changed_since(self.revision())?;
+        Ok(self.apply_caught(caught))
+    }
+
+    fn apply_caught(&self, caught: crate::store::CaughtUp) -> u64 {
+        let mut state = self.state.write();
+        let from = state.revision;
         if caught.revision <= from {
-            return Ok(from);
+            return from;
         }
         let records = caught.changed.len();
-        self.state.write().apply(writes_for(caught.changed), caught.revision);
+        state.apply(writes_for(caught.changed), caught.revision);
+        drop(state);
         self.revisions.send_replace(caught.revision);
         tracing::debug!(from, to = caught.revision, records, "caught up with other replicas");
-        Ok(caught.revision)
+        caught.revision
     }
 }
 
@@ -97,7 +100,11 @@ pub async fn follow_other_replicas(
                 tracing::warn!(error = %e, "listening for other replicas' changes failed (reconnecting)");
                 break;
             }
-            Ok(notified) if notified || last_catch_up.is_none_or(|t| t.elapsed() >= CATCH_UP_PERIOD) => {
+            // Its own commits are notified too: only a revision past the memory's is news.
+            Ok(notified)
+                if notified.is_some_and(|r| r == 0 || r > registry.revision())
+                    || last_catch_up.is_none_or(|t| t.elapsed() >= CATCH_UP_PERIOD) =>
+            {
                 last_catch_up = Some(std::time::Instant::now());
                 if let Err(e) = registry.blocking(|r| r.catch_up()).await {
                     tracing::warn!(error = %e, "catching up with other replicas failed (retrying)");

@@ -215,8 +215,10 @@ pub struct CaughtUp {
 /// Waits for other processes' registry changes (a dedicated connection: PostgreSQL's
 /// `LISTEN`).
 pub trait ChangeListener: Send {
-    /// Waits at most `timeout` for a notification of a new revision; `true` if one came.
-    fn wait(&mut self, timeout: std::time::Duration) -> Result<bool, StoreError>;
+    /// Waits at most `timeout` for notifications of new revisions; the highest one notified,
+    /// if any came (a process's own commits are notified to it too: it compares with the
+    /// revision it has).
+    fn wait(&mut self, timeout: std::time::Duration) -> Result<Option<u64>, StoreError>;
 }
 
 /// What is kept of each device beside its record: its log lines and the orders sent to it,

@@ -181,7 +181,7 @@ fn write(target: &PgStore, c: &Contents) -> Result<CopyReport, StoreError> {
         report.rows.insert(name, n as u64);
         tracing::info!(table = name, rows = n, "copied");
     };
-    for kind in super::ALL_KINDS {
+    for kind in EntityKind::ALL {
         let (mut ids, mut bodies) = (Vec::new(), Vec::new());
         for ((k, key), record) in &c.records {
             if *k == kind {

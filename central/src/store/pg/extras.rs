@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+use postgres::types::Type;
+
 use super::{PgStore, from_json, json, pg_error, uuid};
 use crate::audit::AuditRetention;
 use crate::model::{AlertRecord, AuditEntry, EntityKind, OrderRecord, Timestamp};
@@ -103,11 +105,11 @@ pub(super) fn append_history_in(
         times.push(at);
         payloads.push(payload.as_bytes());
     }
-    txn.execute(
+    txn.execute_typed(
         "INSERT INTO status_history (device, at_ms, payload) \
          SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::bytea[]) \
          ON CONFLICT (device, at_ms) DO UPDATE SET payload = excluded.payload",
-        &[&devices, &times, &payloads],
+        &[(&devices, Type::UUID_ARRAY), (&times, Type::INT8_ARRAY), (&payloads, Type::BYTEA_ARRAY)],
     )
     .map_err(pg_error)?;
     let (mut ids, mut max_statuses, mut max_age_ms) = (Vec::new(), Vec::new(), Vec::new());
@@ -116,7 +118,7 @@ pub(super) fn append_history_in(
         max_statuses.push(i64::from(k.max_statuses));
         max_age_ms.push(i64::from(k.max_age_days) * 86_400_000);
     }
-    txn.execute(
+    txn.execute_typed(
         "WITH d AS (SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::bigint[]) AS d(device, max_statuses, max_age_ms)), \
          bounds AS (SELECT d.device, \
              (SELECT max(at_ms) FROM status_history s WHERE s.device = d.device) - d.max_age_ms AS cutoff, \
@@ -125,7 +127,7 @@ pub(super) fn append_history_in(
            FROM d) \
          DELETE FROM status_history h USING bounds b \
          WHERE h.device = b.device AND (h.at_ms < b.cutoff OR h.at_ms <= b.last_gone)",
-        &[&ids, &max_statuses, &max_age_ms],
+        &[(&ids, Type::UUID_ARRAY), (&max_statuses, Type::INT8_ARRAY), (&max_age_ms, Type::INT8_ARRAY)],
     )
     .map_err(pg_error)?;
     Ok(())
@@ -242,7 +244,7 @@ pub(super) fn append_audit_in(
     }
     let n = big(entries.len());
     let last: i64 = txn
-        .query_one("UPDATE neosens_audit_seq SET last = last + $1 RETURNING last", &[&n])
+        .query_typed_one("UPDATE neosens_audit_seq SET last = last + $1 RETURNING last", &[(&n, Type::INT8)])
         .map_err(pg_error)?
         .get(0);
     let (mut ids, mut ats, mut bodies) = (Vec::new(), Vec::new(), Vec::new());
@@ -252,26 +254,35 @@ pub(super) fn append_audit_in(
         ats.push(stored.at.0);
         bodies.push(json(&stored)?);
     }
-    txn.execute(
+    txn.execute_typed(
         "INSERT INTO audit (id, at_ms, body) SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::json[])",
-        &[&ids, &ats, &bodies],
+        &[(&ids, Type::INT8_ARRAY), (&ats, Type::INT8_ARRAY), (&bodies, Type::JSON_ARRAY)],
     )
     .map_err(pg_error)?;
-    let max = big(retention.max_entries.max(1));
-    txn.execute(
-        "DELETE FROM audit WHERE id <= (SELECT id FROM audit ORDER BY id DESC OFFSET $1 LIMIT 1)",
-        &[&max],
-    )
-    .map_err(pg_error)?;
-    // By age, from the front only (as the embedded store): up to the first entry recent enough.
+    // Numbers are contiguous from the first kept one (the counter row is transactional and
+    // pruning only takes from the front), so the count bound is a range: O(what it removes).
+    // The same round trip reads the oldest entry left, to see whether age pruning is due.
+    let keep_after = last - big(retention.max_entries.max(1));
+    let oldest = txn
+        .query_typed_opt(
+            "WITH gone AS (DELETE FROM audit WHERE id <= $1) \
+             SELECT id, at_ms FROM audit WHERE id > $1 ORDER BY id LIMIT 1",
+            &[(&keep_after, Type::INT8)],
+        )
+        .map_err(pg_error)?;
+    // By age, from the front only (as the embedded store: up to the first entry recent
+    // enough), at most AGE_PRUNE_STEP entries per append; nothing to do in the usual case.
     let cutoff = retention.cutoff(Timestamp::now()).0;
-    txn.execute(
-        "DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE id < coalesce( \
-             (SELECT min(id) FROM audit WHERE at_ms >= $1), (SELECT max(id) + 1 FROM audit)) \
-         ORDER BY id LIMIT $2)",
-        &[&cutoff, &AGE_PRUNE_STEP],
-    )
-    .map_err(pg_error)?;
+    if let Some(row) = oldest.filter(|row| row.get::<_, i64>(1) < cutoff) {
+        let first: i64 = row.get(0);
+        let bound = first + AGE_PRUNE_STEP;
+        txn.execute_typed(
+            "DELETE FROM audit WHERE id < coalesce( \
+                 (SELECT id FROM audit WHERE id < $2 AND at_ms >= $1 ORDER BY id LIMIT 1), $2)",
+            &[(&cutoff, Type::INT8), (&bound, Type::INT8)],
+        )
+        .map_err(pg_error)?;
+    }
     Ok(())
 }
 

@@ -135,36 +135,13 @@ pub(super) fn table(kind: EntityKind) -> &'static str {
     }
 }
 
-/// A kind's name in the change log (the model's serde name: `device_type` …).
-pub(super) fn kind_name(kind: EntityKind) -> &'static str {
-    match kind {
-        EntityKind::Site => "site",
-        EntityKind::Building => "building",
-        EntityKind::Room => "room",
-        EntityKind::DeviceType => "device_type",
-        EntityKind::Device => "device",
-        EntityKind::Gateway => "gateway",
-        EntityKind::User => "user",
-        EntityKind::Token => "token",
-    }
-}
+/// A kind's name in the change log: the audit trail's (the model's serde name: `device_type` …).
+pub(super) use crate::audit::kind_name;
 
 /// The kind a change-log name stands for.
 pub(super) fn kind_of(name: &str) -> Option<EntityKind> {
-    ALL_KINDS.into_iter().find(|k| kind_name(*k) == name)
+    EntityKind::ALL.into_iter().find(|k| kind_name(*k) == name)
 }
-
-/// Every kind of record.
-pub(super) const ALL_KINDS: [EntityKind; 8] = [
-    EntityKind::Site,
-    EntityKind::Building,
-    EntityKind::Room,
-    EntityKind::DeviceType,
-    EntityKind::Device,
-    EntityKind::Gateway,
-    EntityKind::User,
-    EntityKind::Token,
-];
 
 /// A session's settings added to the URL's own `options`: a write waits at most this long for
 /// the revision row's lock, and a transaction left open by a stalled process is ended.
@@ -334,14 +311,19 @@ impl PgStore {
 }
 
 impl super::ChangeListener for PgListener {
-    fn wait(&mut self, timeout: Duration) -> Result<bool, StoreError> {
+    fn wait(&mut self, timeout: Duration) -> Result<Option<u64>, StoreError> {
         use postgres::fallible_iterator::FallibleIterator;
         let client = self.client.as_mut().expect("the client lives as long as the listener");
+        // The payload is the revision committed (see `log_changes`); one that does not parse
+        // still means "something changed" (0: the caller catches up).
+        let revision = |n: postgres::Notification| n.payload().parse::<u64>().unwrap_or(0);
         let came = {
             let mut notifications = client.notifications();
-            let came = notifications.timeout_iter(timeout).next().map_err(pg_error)?.is_some();
+            let mut came = notifications.timeout_iter(timeout).next().map_err(pg_error)?.map(revision);
             // Several commits may have notified at once: one catch-up reads them all.
-            while notifications.iter().next().map_err(pg_error)?.is_some() {}
+            while let Some(n) = notifications.iter().next().map_err(pg_error)? {
+                came = came.max(Some(revision(n)));
+            }
             came
         };
         if client.is_closed() {

@@ -3,7 +3,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Instant;
 
-use postgres::types::Json;
+use postgres::types::{Json, Type};
+
+use super::extras::big;
 
 use super::{PgStore, from_json, json, kind_name, kind_of, pg_error, table, uuid};
 use crate::model::{AuditEntry, DeviceStatusRecord, EntityKind, Record};
@@ -86,8 +88,8 @@ impl PgStore {
             }
         }
         for (kind, ids) in &deletes {
-            txn.execute(&format!("DELETE FROM {} WHERE id = ANY($1)", table(*kind)), &[ids])
-                .map_err(pg_error)?;
+            let sql = format!("DELETE FROM {} WHERE id = ANY($1)", table(*kind));
+            txn.execute_typed(&sql, &[(ids, Type::UUID_ARRAY)]).map_err(pg_error)?;
         }
         // What the store keeps of a device beside its record goes with it (also when the batch
         // deletes then re-creates it, as the embedded store does).
@@ -101,11 +103,14 @@ impl PgStore {
             .into_iter()
             .collect();
         if !gone.is_empty() {
-            for t in ["device_statuses", "device_logs", "device_orders", "status_history"] {
-                let column = "device";
-                txn.execute(&format!("DELETE FROM {t} WHERE {column} = ANY($1)"), &[&gone])
-                    .map_err(pg_error)?;
-            }
+            txn.execute_typed(
+                "WITH s AS (DELETE FROM device_statuses WHERE device = ANY($1)), \
+                      l AS (DELETE FROM device_logs WHERE device = ANY($1)), \
+                      o AS (DELETE FROM device_orders WHERE device = ANY($1)) \
+                 DELETE FROM status_history WHERE device = ANY($1)",
+                &[(&gone, Type::UUID_ARRAY)],
+            )
+            .map_err(pg_error)?;
         }
         for (kind, (ids, bodies)) in &puts {
             let sql = format!(
@@ -113,12 +118,14 @@ impl PgStore {
                  ON CONFLICT (id) DO UPDATE SET body = excluded.body",
                 table(*kind)
             );
-            txn.execute(&sql, &[ids, bodies]).map_err(pg_error)?;
+            txn.execute_typed(&sql, &[(ids, Type::UUID_ARRAY), (bodies, Type::JSON_ARRAY)])
+                .map_err(pg_error)?;
         }
         Ok(())
     }
 
-    /// Appends the batch's change-log entries, numbered from `first`.
+    /// Appends the batch's change-log entries, numbered from `first`, and notifies the other
+    /// processes (delivered at the commit to every `listen`er), in one round trip.
     fn log_changes(
         txn: &mut postgres::Transaction<'_>,
         writes: &[Write],
@@ -138,10 +145,18 @@ impl PgStore {
             ids.push(uuid(key));
             deleted.push(del);
         }
-        txn.execute(
-            "INSERT INTO changes (revision, kind, id, deleted) \
-             SELECT * FROM unnest($1::bigint[], $2::text[], $3::uuid[], $4::boolean[])",
-            &[&revisions, &kinds, &ids, &deleted],
+        let last = (first + revisions.len() as i64 - 1).to_string();
+        txn.query_typed(
+            "WITH logged AS (INSERT INTO changes (revision, kind, id, deleted) \
+                 SELECT * FROM unnest($1::bigint[], $2::text[], $3::uuid[], $4::boolean[])) \
+             SELECT pg_notify('neosens_changes', $5)",
+            &[
+                (&revisions, Type::INT8_ARRAY),
+                (&kinds, Type::TEXT_ARRAY),
+                (&ids, Type::UUID_ARRAY),
+                (&deleted, Type::BOOL_ARRAY),
+                (&last, Type::TEXT),
+            ],
         )
         .map_err(pg_error)?;
         Ok(())
@@ -161,23 +176,32 @@ impl PgStore {
         let mut conn = self.connection()?;
         let mut txn = conn.transaction().map_err(pg_error)?;
         let n = i64::try_from(writes.len()).map_err(|_| StoreError::Backend("batch too large".into()))?;
-        // The row lock taken here is held to the commit: batches from every replica are
-        // numbered one after the other, never interleaved, and the check below cannot race.
-        let current: i64 =
-            txn.query_one("SELECT revision FROM neosens_revision FOR UPDATE", &[]).map_err(pg_error)?.get(0);
-        let current = u64::try_from(current).unwrap_or(0);
-        if let Some(expected) = expected.filter(|e| *e != current) {
-            return Err(StoreError::Stale { expected, current });
+        // The row lock this update takes is held to the commit: batches from every replica
+        // are numbered one after the other, never interleaved. With `expected`, the update only
+        // matches while the revision is still that one (re-checked after waiting for the lock).
+        let counted = match expected {
+            Some(e) => txn.query_typed_opt(
+                "UPDATE neosens_revision SET revision = revision + $1 WHERE revision = $2 RETURNING revision",
+                &[(&n, Type::INT8), (&big(e), Type::INT8)],
+            ),
+            None => txn.query_typed_opt(
+                "UPDATE neosens_revision SET revision = revision + $1 RETURNING revision",
+                &[(&n, Type::INT8)],
+            ),
         }
-        let last: i64 = txn
-            .query_one("UPDATE neosens_revision SET revision = revision + $1 RETURNING revision", &[&n])
-            .map_err(pg_error)?
-            .get(0);
+        .map_err(pg_error)?;
+        let Some(row) = counted else {
+            let current: i64 =
+                txn.query_one("SELECT revision FROM neosens_revision", &[]).map_err(pg_error)?.get(0);
+            return Err(StoreError::Stale {
+                expected: expected.unwrap_or(0),
+                current: u64::try_from(current).unwrap_or(0),
+            });
+        };
+        let last: i64 = row.get(0);
         if !writes.is_empty() {
             self.write_records(&mut txn, writes)?;
             Self::log_changes(&mut txn, writes, last - n + 1)?;
-            // Delivered at the commit, to every replica's listener (`listen`).
-            txn.execute("SELECT pg_notify('neosens_changes', $1)", &[&last.to_string()]).map_err(pg_error)?;
         }
         super::extras::append_audit_in(&mut txn, audit, self.audit_retention())?;
         self.commit(txn, started)?;
@@ -185,18 +209,42 @@ impl PgStore {
     }
 }
 
+/// A read-only transaction that sees one snapshot of the whole database (as a redb read
+/// transaction does), and the revision of that snapshot.
+fn snapshot(conn: &mut postgres::Client) -> Result<(postgres::Transaction<'_>, i64), StoreError> {
+    let mut txn = conn
+        .build_transaction()
+        .isolation_level(postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .map_err(pg_error)?;
+    let revision: i64 = txn.query_one("SELECT revision FROM neosens_revision", &[]).map_err(pg_error)?.get(0);
+    Ok((txn, revision))
+}
+
+/// The current records of `keys` that exist, one query per kind.
+fn fetch_records(
+    conn: &mut impl postgres::GenericClient,
+    keys: &[(EntityKind, [u8; 16])],
+) -> Result<Vec<Record>, StoreError> {
+    let mut by_kind: BTreeMap<EntityKind, Vec<uuid::Uuid>> = BTreeMap::new();
+    for (kind, key) in keys {
+        by_kind.entry(*kind).or_default().push(uuid(*key));
+    }
+    let mut out = Vec::with_capacity(keys.len());
+    for (kind, ids) in by_kind {
+        let sql = format!("SELECT id, body FROM {} WHERE id = ANY($1)", table(kind));
+        for row in conn.query(&sql, &[&ids]).map_err(pg_error)? {
+            out.push(decode_record(kind, &row)?);
+        }
+    }
+    Ok(out)
+}
+
 impl RegistryStore for PgStore {
     fn load(&self) -> Result<Snapshot, StoreError> {
         let mut conn = self.connection()?;
-        // One snapshot of the whole database, as a redb read transaction gives.
-        let mut txn = conn
-            .build_transaction()
-            .isolation_level(postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .map_err(pg_error)?;
-        let revision: i64 =
-            txn.query_one("SELECT revision FROM neosens_revision", &[]).map_err(pg_error)?.get(0);
+        let (mut txn, revision) = snapshot(&mut conn)?;
         let statuses = txn
             .query("SELECT device, body FROM device_statuses ORDER BY device", &[])
             .map_err(pg_error)?
@@ -232,31 +280,13 @@ impl RegistryStore for PgStore {
     }
 
     fn records(&self, keys: &[(EntityKind, [u8; 16])]) -> Result<Vec<Record>, StoreError> {
-        let mut by_kind: HashMap<EntityKind, Vec<uuid::Uuid>> = HashMap::new();
-        for (kind, key) in keys {
-            by_kind.entry(*kind).or_default().push(uuid(*key));
-        }
-        let mut conn = self.connection()?;
-        let mut out = Vec::with_capacity(keys.len());
-        for (kind, ids) in by_kind {
-            let sql = format!("SELECT id, body FROM {} WHERE id = ANY($1)", table(kind));
-            for row in conn.query(&sql, &[&ids]).map_err(pg_error)? {
-                out.push(decode_record(kind, &row)?);
-            }
-        }
-        Ok(out)
+        fetch_records(&mut *self.connection()?, keys)
     }
 
     fn changed_since(&self, revision: u64) -> Result<crate::store::CaughtUp, StoreError> {
         let mut conn = self.connection()?;
         // One snapshot: the revision, the keys changed up to it and their bodies at it.
-        let mut txn = conn
-            .build_transaction()
-            .isolation_level(postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .map_err(pg_error)?;
-        let now: i64 = txn.query_one("SELECT revision FROM neosens_revision", &[]).map_err(pg_error)?.get(0);
+        let (mut txn, now) = snapshot(&mut conn)?;
         let from = i64::try_from(revision).unwrap_or(i64::MAX);
         let rows = txn
             .query(
@@ -272,18 +302,8 @@ impl RegistryStore for PgStore {
                 .ok_or_else(|| StoreError::Backend(format!("change log: unknown kind {kind:?}")))?;
             keys.push((kind, *id.as_bytes()));
         }
-        let mut found: HashMap<(EntityKind, [u8; 16]), Record> = HashMap::new();
-        let mut by_kind: HashMap<EntityKind, Vec<uuid::Uuid>> = HashMap::new();
-        for (kind, key) in &keys {
-            by_kind.entry(*kind).or_default().push(uuid(*key));
-        }
-        for (kind, ids) in by_kind {
-            let sql = format!("SELECT id, body FROM {} WHERE id = ANY($1)", table(kind));
-            for row in txn.query(&sql, &[&ids]).map_err(pg_error)? {
-                let record = decode_record(kind, &row)?;
-                found.insert((kind, record.key()), record);
-            }
-        }
+        let mut found: HashMap<(EntityKind, [u8; 16]), Record> =
+            fetch_records(&mut txn, &keys)?.into_iter().map(|r| ((r.kind(), r.key()), r)).collect();
         txn.commit().map_err(pg_error)?;
         let changed = keys.into_iter().map(|(kind, key)| (kind, key, found.remove(&(kind, key)))).collect();
         Ok(crate::store::CaughtUp { revision: u64::try_from(now).unwrap_or(0), changed })
@@ -314,10 +334,10 @@ impl RegistryStore for PgStore {
             bodies.push(json(status)?);
         }
         if !ids.is_empty() {
-            txn.execute(
+            txn.execute_typed(
                 "INSERT INTO device_statuses (device, body) SELECT * FROM unnest($1::uuid[], $2::json[]) \
                  ON CONFLICT (device) DO UPDATE SET body = excluded.body",
-                &[&ids, &bodies],
+                &[(&ids, Type::UUID_ARRAY), (&bodies, Type::JSON_ARRAY)],
             )
             .map_err(pg_error)?;
         }

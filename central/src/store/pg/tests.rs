@@ -221,8 +221,16 @@ fn two_replicas_writing_at_once_lose_nothing(pg: &Postgres, db: &str) {
     let mut listener = b.listener().unwrap();
     a.apply(&[Write::Put(Record::Site(site(9)))], &[]).unwrap();
     use crate::store::ChangeListener;
-    assert!(listener.wait(std::time::Duration::from_secs(10)).unwrap(), "no notification of a commit");
-    assert!(!listener.wait(std::time::Duration::from_millis(50)).unwrap(), "a notification without a commit");
+    assert_eq!(
+        listener.wait(std::time::Duration::from_secs(10)).unwrap(),
+        Some(203),
+        "the commit's revision"
+    );
+    assert_eq!(
+        listener.wait(std::time::Duration::from_millis(50)).unwrap(),
+        None,
+        "a notification without a commit"
+    );
 }
 
 fn device_histories_are_bounded_and_go_with_the_device(pg: &Postgres, db: &str) {
