@@ -107,7 +107,9 @@ pub enum Command {
     /// are generated from it at build time (`npm run gen:api` in central/dashboard).
     Openapi,
     /// Bring the database to this build's schema, then exit (serving does it too; this runs it
-    /// alone, e.g. before starting new replicas).
+    /// alone, e.g. before starting new replicas). On PostgreSQL, also creates the data
+    /// directory's server keys if absent and records them in the database: every replica must
+    /// be given that `keys/` folder (one started with other keys refuses to serve).
     Migrate,
     /// Copy the embedded store of a data directory into an empty PostgreSQL database, then
     /// compare the two record by record.

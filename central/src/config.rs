@@ -100,6 +100,9 @@ pub struct MqttConfig {
     /// Let gateways log in to the broker with their API secret too (agents older than their
     /// own MQTT passwords), while a fleet is upgraded; off by default.
     pub accept_gateway_api_secrets: bool,
+    /// The shared-subscription group of replicas sharing one database: each status goes to one
+    /// of them (`$share/<group>/…`). Unused by a central alone on its store.
+    pub shared_group: String,
 }
 
 /// Logins reserved by default: the names broker administrators give their own accounts.
@@ -115,6 +118,7 @@ impl Default for MqttConfig {
             dynamic_security: false,
             reserved_logins: DEFAULT_RESERVED_LOGINS.iter().map(|l| (*l).to_owned()).collect(),
             accept_gateway_api_secrets: false,
+            shared_group: "neosens-central".into(),
         }
     }
 }
@@ -379,6 +383,10 @@ reserved_logins = {mqtt_reserved}
 # (never with their API secret). Agents older than that use their API secret: while such a fleet
 # is upgraded, true accepts it too (docs/security.md).
 accept_gateway_api_secrets = {mqtt_legacy_gw}
+# Replicas sharing one PostgreSQL database ingest statuses through an MQTT shared subscription
+# of this group ($share/<group>/…): each status reaches one of them. Each replica's client id
+# is then client_id plus a suffix of its own (the broker allows one connection per id).
+shared_group = {mqtt_shared_group}
 
 [alerts]
 # Outage alerts (devices past their threshold and a grace period, grouped by building) are
@@ -530,6 +538,7 @@ max_age_days = {history_days}
         mqtt_embedded_bind = quoted(&config.mqtt.embedded_bind.to_string()),
         mqtt_dynsec = config.mqtt.dynamic_security,
         mqtt_legacy_gw = config.mqtt.accept_gateway_api_secrets,
+        mqtt_shared_group = quoted(&config.mqtt.shared_group),
         mqtt_reserved = toml::Value::Array(
             config.mqtt.reserved_logins.iter().map(|l| toml::Value::String(l.clone())).collect()
         ),

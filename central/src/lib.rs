@@ -45,6 +45,7 @@ pub mod gateway_health;
 pub mod http;
 pub mod import_legacy;
 pub mod ingest;
+pub mod leader;
 pub mod metrics;
 pub mod model;
 pub mod monitor;
@@ -96,12 +97,13 @@ pub async fn run_on(
             .await
             .context("loading bulk operations")?
     };
-    let firmware = open_firmware(&config, store).await?;
+    let firmware = open_firmware(&config, Arc::clone(&store)).await?;
     let broker_listener = bind_broker_auth(&config).await?;
     let mut tasks = neosens_runtime::supervisor::Supervisor::new(shutdown.clone());
-    let link = start_broker_link(&config, &registry, &mut tasks)?;
+    let leadership = leader::start(&store, &mut tasks);
+    let link = start_broker_link(&replica_mqtt(&config, leadership.is_shared()), &registry, &mut tasks)?;
     log_serving(&config, &listener, broker_listener.as_ref(), &link);
-    let pipelines = start_pipelines(&config, &registry, &firmware, link, &mut tasks).await?;
+    let pipelines = start_pipelines(&config, &registry, &firmware, link, leadership, &mut tasks).await?;
     start_campaign_schedule(&firmware, &registry, &pipelines.mqtt, &mut tasks);
     let (r, stop) = (Arc::clone(&registry), tasks.shutdown().clone());
     tasks.restartable("replica follower", move || {
@@ -236,6 +238,18 @@ async fn follow_campaigns(
     }
 }
 
+/// The MQTT settings of this process: replicas sharing a store each connect to the broker with
+/// a client id of their own (one connection per id: the broker would disconnect the other).
+fn replica_mqtt(config: &Config, shared: bool) -> Config {
+    let mut config = config.clone();
+    if shared && config.mqtt.url.is_some() {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        config.mqtt.client_id =
+            format!("{}-{:x}-{:x}", config.mqtt.client_id, std::process::id(), nanos.subsec_nanos() & 0xffff);
+    }
+    config
+}
+
 /// The separate broker-auth listener, when `[broker_auth] bind` asks for one.
 async fn bind_broker_auth(config: &Config) -> anyhow::Result<Option<TcpListener>> {
     let Some(bind) = config.broker_auth.bind else { return Ok(None) };
@@ -311,6 +325,7 @@ async fn start_pipelines(
     registry: &Arc<registry::Registry>,
     firmware: &firmware::Firmware,
     link: broker::BrokerLink,
+    leadership: leader::Leadership,
     tasks: &mut neosens_runtime::supervisor::Supervisor,
 ) -> anyhow::Result<Pipelines> {
     let shutdown = tasks.shutdown().clone();
@@ -341,14 +356,29 @@ async fn start_pipelines(
         boots: boots_rx,
         reboot_loop: config.alerts.reboot_loop.clone(),
     };
-    let follow = monitor::run(Arc::clone(registry), monitor.clone(), inputs, delivery, shutdown.clone());
+    let follow = monitor::run(
+        Arc::clone(registry),
+        monitor.clone(),
+        inputs,
+        delivery,
+        leadership.clone(),
+        shutdown.clone(),
+    );
     tasks.critical("monitor", follow);
+    // Replicas sharing a store split the statuses (each ingested once), and read those the
+    // others ingested from the store.
+    let group = (leadership.is_shared() && !link.embedded).then(|| config.mqtt.shared_group.clone());
+    let (r, seen, stop) = (Arc::clone(registry), seen_tx.clone(), shutdown.clone());
+    tasks.restartable("status follower", move || {
+        registry::follow_statuses(Arc::clone(&r), seen.clone(), stop.clone())
+    });
     let ingest = ingest::run(
         Arc::clone(registry),
         link.handle.clone(),
         status_rx,
         Arc::clone(&ingest_stats),
         seen_tx,
+        group,
         shutdown.clone(),
     );
     tasks.critical("status ingestion", ingest);
@@ -359,6 +389,7 @@ async fn start_pipelines(
                 link.handle.clone(),
                 control_rx,
                 user.clone(),
+                leadership,
                 shutdown,
             );
             tasks.critical("dynamic security", dynsec);
@@ -499,7 +530,7 @@ pub fn open_registry_on(
     let dir = &config.storage.data_dir;
     neosens_runtime::data_dir::prepare(dir, "[storage] data_dir or NEOSENS_DATA_DIR")?;
     let started = std::time::Instant::now();
-    let keys = Arc::new(secrets::ServerKeys::load_or_create(dir)?);
+    let keys = Arc::new(open_keys(dir, store.as_ref())?);
     store.set_audit_retention(config.audit.retention());
     let registry = Arc::new(registry::Registry::open(store, keys)?);
     registry.set_history(config.history.clone());
@@ -511,3 +542,20 @@ pub fn open_registry_on(
     );
     Ok(registry)
 }
+
+/// Opens (or creates) the server keys of `dir` and checks them against those `store` was
+/// written with (replicas on one database must all have the same `keys/`).
+pub fn open_keys(dir: &std::path::Path, store: &dyn store::Store) -> anyhow::Result<secrets::ServerKeys> {
+    let keys = secrets::ServerKeys::load_or_create(dir)?;
+    if !store.check_keys(&keys.hash(KEY_CHECK_INPUT))? {
+        anyhow::bail!(
+            "the server keys in {} are not those the database was written with: give every replica \
+             the same keys/ folder (hash.key and seal.key of the first one), then start again",
+            dir.join("keys").display()
+        );
+    }
+    Ok(keys)
+}
+
+/// What the keys' check value is the keyed hash of (never a secret of any record).
+const KEY_CHECK_INPUT: &[u8] = b"neosens server keys check v1";

@@ -303,6 +303,12 @@ impl Sources {
 
     /// The series of open alerts and webhook deliveries.
     fn encode_alerts(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        gauge(
+            encoder,
+            "neosens_leader",
+            "1 while this replica leads (monitor, alert notifications, dynamic security; always 1 on an embedded store); the device-state and alert gauges are the leader's",
+            i64::from(self.monitor.is_leading()),
+        )?;
         let (_, outages, failures) = self.monitor.counts();
         let mut m = encoder.encode_descriptor(
             "neosens_alerts_open",

@@ -22,6 +22,11 @@ pub fn migrate(config: &Config) -> anyhow::Result<()> {
             // Connecting migrates (under the advisory lock replicas share).
             let store = PgStore::connect(&options)?;
             println!("PostgreSQL schema at version {}", store.schema_version()?);
+            // The keys every replica shares: created here once, before the replicas start.
+            let dir = &config.storage.data_dir;
+            neosens_runtime::data_dir::prepare(dir, "[storage] data_dir or NEOSENS_DATA_DIR")?;
+            crate::open_keys(dir, &store)?;
+            println!("server keys in {} (give every replica this folder)", dir.join("keys").display());
         }
         None => {
             let dir = &config.storage.data_dir;

@@ -9,40 +9,13 @@ use std::sync::mpsc::{Receiver, channel};
 use std::time::Duration;
 
 use common::client::ApiClient;
+use common::dynsec::{ADMIN_PASSWORD, ADMIN_USER, broker};
 use common::{LOGIN, MAC, first_password, register_example, start_with};
-use neosens_runtime::testing::{DEADLINE, Mosquitto, wait_until};
+use neosens_runtime::testing::{DEADLINE, wait_until};
 use rumqttc::{Client, Event, MqttOptions, Packet, QoS, SubscribeReasonCode};
 use serde_json::json;
 
-const ADMIN_USER: &str = "neosens-central";
-const ADMIN_PASSWORD: &str = "dynsec-admin-password";
 const STATUS: &str = r#"{"frequency":1800,"time":"2023-10-27 10:15:02 +0200","status":"running","modules":3,"heap":171204,"hardware":"esp32","firmware":231027,"board":"neOSensor","board_rev":1.2,"unitID":"24:0a:c4:12:34:56"}"#;
-
-fn plugin() -> String {
-    let out = Command::new("dpkg").args(["-L", "mosquitto"]).output().expect("dpkg");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find(|l| l.ends_with("mosquitto_dynamic_security.so"))
-        .expect("Debian's mosquitto package ships the dynamic-security plug-in")
-        .to_owned()
-}
-
-/// Mosquitto with dynamic security, its admin being central's login (`mosquitto_ctrl dynsec init`).
-fn broker() -> Mosquitto {
-    let dir = tempfile::tempdir().unwrap().keep();
-    let file = dir.join("dynamic-security.json");
-    let status = Command::new("mosquitto_ctrl")
-        .args(["dynsec", "init", file.to_str().unwrap(), ADMIN_USER, ADMIN_PASSWORD])
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("mosquitto_ctrl (package mosquitto-clients)");
-    assert!(status.success());
-    Mosquitto::start(&format!(
-        "allow_anonymous false\nplugin {}\nplugin_opt_config_file {}",
-        plugin(),
-        file.display()
-    ))
-}
 
 enum Seen {
     Connected(bool),

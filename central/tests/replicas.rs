@@ -8,21 +8,13 @@ use std::path::Path;
 use std::sync::{Arc, Barrier};
 use std::time::Instant;
 
-use common::{MAC, api, register_example, start_with};
+use common::{MAC, api, register_example, start_replica};
 use neosens_runtime::testing::postgres::Postgres;
 use neosens_runtime::testing::{ServiceProcess, raw_http, wait_until};
 use serde_json::json;
 
-/// Starts a replica on its own data directory with the keys of `keys_from` (every replica
-/// needs the same keys: they verify the secrets stored in the shared database).
 fn replica(data: &Path, url: &str, keys_from: Option<&Path>) -> ServiceProcess {
-    if let Some(from) = keys_from {
-        std::fs::create_dir_all(data.join("keys")).unwrap();
-        for name in ["hash.key", "seal.key"] {
-            std::fs::copy(from.join("keys").join(name), data.join("keys").join(name)).unwrap();
-        }
-    }
-    start_with(data, &[("NEOSENS_DATABASE_URL", url)])
+    start_replica(data, keys_from, &[("NEOSENS_DATABASE_URL", url)])
 }
 
 fn credentials(addr: std::net::SocketAddr, mac: &str) -> (u16, serde_json::Value) {
@@ -109,4 +101,17 @@ fn two_replicas_share_one_database() {
     let mut statuses: Vec<u16> = creates.into_iter().map(|t| t.join().unwrap()).collect();
     statuses.sort_unstable();
     assert_eq!(statuses, [201, 409], "one MAC, one device");
+
+    // A third replica with keys of its own would refuse every device: it refuses to start.
+    let c_dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(common::BIN)
+        .env("NEOSENS_DATA_DIR", c_dir.path())
+        .env("NEOSENS_DATABASE_URL", &url)
+        .env("NEOSENS_HTTP_BIND", "127.0.0.1:0")
+        .env("NEOSENS_EMBEDDED_MQTT_BIND", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success(), "a replica with other keys served: {said}");
+    assert!(said.contains("not those the database was written with"), "{said}");
 }

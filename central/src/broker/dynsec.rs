@@ -77,18 +77,51 @@ fn acls(topics: &[String]) -> Vec<Value> {
 
 /// The commands that make the broker hold `account` as the registry does; `kick` first disconnects
 /// the device (its secret changed).
+/// What central wrote of an account's client, kept in its `textdescription`: a hash of the
+/// secret's keyed hash, the login and the enabled flag (nothing usable without central's key).
+/// A reconciliation — central restarted, a new leader, the broker reconnected — leaves a client
+/// that matches alone: the plug-in disconnects a client at every password or role command, and
+/// a campus's devices must not all reconnect at once for nothing.
+fn fingerprint(account: &BrokerAccount) -> String {
+    let mut input = b"neosens-dynsec-1".to_vec();
+    input.extend_from_slice(&account.secret_hash);
+    input.push(u8::from(account.enabled));
+    input.extend_from_slice(account.login.as_bytes());
+    let digest = ring::digest::digest(&ring::digest::SHA256, &input);
+    let hex: String = digest.as_ref()[..12].iter().map(|b| format!("{b:02x}")).collect();
+    format!("neosens:{hex}")
+}
+
+/// Whether the broker's `client` is what `account` asks for (see [`fingerprint`]).
+fn up_to_date(client: &Value, account: &BrokerAccount) -> bool {
+    let role = role_of(&account.login);
+    client["textdescription"].as_str() == Some(fingerprint(account).as_str())
+        && client["disabled"].as_bool().unwrap_or(false) != account.enabled
+        && client["roles"]
+            .as_array()
+            .is_some_and(|roles| roles.iter().any(|r| r["rolename"] == role.as_str()))
+}
+
+/// The role's ACLs alone (the plug-in applies them without disconnecting anyone).
+fn acls_only(account: &BrokerAccount) -> Value {
+    json!({"command": "modifyRole", "rolename": role_of(&account.login), "acls": acls(&account.topics)})
+}
+
 fn upsert(account: &BrokerAccount, kick: bool) -> Vec<Value> {
     let role = role_of(&account.login);
+    let fingerprint = fingerprint(account);
     let mut c = vec![
         json!({"command": "createRole", "rolename": role}),
-        json!({"command": "modifyRole", "rolename": role, "acls": acls(&account.topics)}),
-        json!({"command": "createClient", "username": account.login, "password": account.secret, "roles": [{"rolename": role}]}),
+        acls_only(account),
+        json!({"command": "createClient", "username": account.login, "password": account.secret,
+            "textdescription": fingerprint, "roles": [{"rolename": role}]}),
     ];
     if kick {
         c.push(json!({"command": "disableClient", "username": account.login}));
     }
     c.push(json!({"command": "setClientPassword", "username": account.login, "password": account.secret}));
     c.push(json!({"command": "addClientRole", "username": account.login, "rolename": role}));
+    c.push(json!({"command": "modifyClient", "username": account.login, "textdescription": fingerprint}));
     c.push(json!({"command": if account.enabled { "enableClient" } else { "disableClient" }, "username": account.login}));
     c
 }
@@ -208,11 +241,20 @@ impl Driver {
                 commands.extend(remove(username));
             }
         }
+        let listed: HashMap<&str, &Value> =
+            clients.iter().filter_map(|c| Some((c["username"].as_str()?, c))).collect();
+        let mut unchanged = 0usize;
         for account in &accounts {
+            if listed.get(account.login.as_str()).is_some_and(|c| up_to_date(c, account)) {
+                unchanged += 1;
+                commands.push(acls_only(account));
+                continue;
+            }
             let kick = self.known.get(&account.id).is_some_and(|(_, hash)| *hash != account.secret_hash);
             commands.extend(upsert(account, kick));
         }
         let n = accounts.len();
+        tracing::debug!(devices = n, unchanged, "dynamic security: reconciling");
         send(&self.link, &mut self.responses, commands).await;
         self.known = accounts.into_iter().map(|a| (a.id, (a.login, a.secret_hash))).collect();
         tracing::info!(devices = n, "dynamic security reconciled with the registry");
@@ -288,28 +330,56 @@ impl Driver {
     }
 }
 
-/// Keeps the broker's dynamic security in step with the registry until `shutdown`.
+/// Keeps the broker's dynamic security in step with the registry until `shutdown`, while this
+/// replica leads (one driver for the broker: see [`crate::leader`]). Taking the lead starts with
+/// a full reconciliation, as a new broker connection does.
 pub async fn run(
     registry: Arc<Registry>,
     link: MqttHandle,
     responses: mpsc::Receiver<Message>,
     central_user: String,
+    mut leadership: crate::leader::Leadership,
     shutdown: CancellationToken,
 ) {
     if let Err(e) = link.subscribe(RESPONSE_TOPIC, Qos::AtLeastOnce).await {
         return tracing::error!(error = %e, "dynamic security: cannot subscribe to the plug-in's answers");
     }
-    let mut follower = ChangeFollower::new(Arc::clone(&registry), 50_000);
     let mut driver =
         Driver { registry, link, responses, central_user, known: HashMap::new(), foreign: HashSet::new() };
+    loop {
+        // Not leading: the plug-in's answers to the leader's commands are not ours.
+        while !leadership.is_leading() {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = leadership.until(true) => {}
+                answer = driver.responses.recv() => if answer.is_none() { return },
+            }
+        }
+        tracing::info!("dynamic security: driving the broker (this replica leads)");
+        if !drive(&mut driver, &mut leadership, &shutdown).await {
+            return;
+        }
+        tracing::info!("dynamic security: no longer driving the broker (another replica leads)");
+    }
+}
+
+/// Drives the broker until `shutdown` (`false`) or the lead is lost (`true`).
+async fn drive(
+    driver: &mut Driver,
+    leadership: &mut crate::leader::Leadership,
+    shutdown: &CancellationToken,
+) -> bool {
+    let mut follower = ChangeFollower::new(Arc::clone(&driver.registry), 50_000);
+    // 0: reconcile at once (a new leader knows nothing of what the broker has).
     let mut seen_connects = 0;
     let mut poll = tokio::time::interval(Duration::from_millis(200));
     loop {
         tokio::select! {
-            () = shutdown.cancelled() => return,
+            () = shutdown.cancelled() => return false,
+            () = leadership.until(false) => return true,
             _ = poll.tick() => {}
             // When behind (a long log read in parts, or a failed read), the poll paces the rest.
-            changed = follower.changed(), if !follower.behind() => if !changed { return },
+            changed = follower.changed(), if !follower.behind() => if !changed { return false },
         }
         let connects = driver.link.stats().connects();
         if !driver.link.stats().connected() {

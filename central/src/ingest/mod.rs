@@ -148,16 +148,26 @@ pub fn read_status(registry: &Registry, message: &Message) -> Result<ReadStatus,
     })
 }
 
-/// Subscribes to the status topics and stores statuses until `shutdown`, then flushes.
+/// Subscribes to the status topics (shared by `group`, when given) and stores statuses until
+/// `shutdown`, then flushes.
 pub async fn run(
     registry: Arc<Registry>,
     link: MqttHandle,
     mut inbound: mpsc::Receiver<Message>,
     stats: Arc<IngestStats>,
     seen: mpsc::Sender<Vec<Seen>>,
+    group: Option<String>,
     shutdown: CancellationToken,
 ) {
-    for filter in status_filters(&registry) {
+    // Replicas sharing a store: each status reaches one of them (an MQTT shared subscription).
+    let filters = |registry: &Registry| -> Vec<String> {
+        let plain = status_filters(registry);
+        match &group {
+            Some(group) => plain.into_iter().map(|f| format!("$share/{group}/{f}")).collect(),
+            None => plain,
+        }
+    };
+    for filter in filters(&registry) {
         if let Err(e) = link.subscribe(&filter, Qos::AtMostOnce).await {
             tracing::error!(filter = %filter, error = %e, "cannot subscribe to device statuses");
         }
@@ -204,7 +214,7 @@ pub async fn run(
             _ = tick.tick() => flush(&registry, &mut pending, &stats, &seen, &mut batch_id).await,
             // Rooms with topics of a new depth (kept from an import) need their own filter.
             _ = refresh.tick() => {
-                for filter in status_filters(&registry) {
+                for filter in filters(&registry) {
                     let _ = link.subscribe(&filter, Qos::AtMostOnce).await;
                 }
                 dedupe.prune(&registry);

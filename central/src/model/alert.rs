@@ -71,4 +71,26 @@ impl AlertRecord {
     pub fn silenced(&self, now: i64) -> bool {
         self.ack.as_ref().and_then(|a| a.silenced_until).is_some_and(|until| until > now)
     }
+
+    /// Records `ack` (an operator's acknowledgement made at `ack.at`): a notice has nothing
+    /// that ends it but the operator having seen it, so an open one is resolved by it.
+    pub fn acknowledge(&mut self, ack: Ack) {
+        if self.kind == AlertKind::ForeignDelivery && self.is_open() {
+            self.resolved_at = Some(ack.at);
+        }
+        self.ack = Some(ack);
+    }
+
+    /// Takes `other`'s acknowledgement when it is newer than this one's (`other` being another
+    /// copy of the same alert, written by another replica); whether it did. Replicas that do not
+    /// lead write acknowledgements only, the leader everything else: merging keeps both.
+    pub fn adopt_newer_ack(&mut self, other: &AlertRecord) -> bool {
+        let theirs = other.ack.as_ref().map(|a| a.at);
+        if theirs.is_none() || theirs <= self.ack.as_ref().map(|a| a.at) {
+            return false;
+        }
+        let ack = other.ack.clone().expect("checked above");
+        self.acknowledge(ack);
+        true
+    }
 }

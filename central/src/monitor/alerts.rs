@@ -53,7 +53,7 @@ pub struct Seen {
 
 /// Something a request handler saw that an operator must hear of: its own alert, open until
 /// acknowledged.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Notice {
     /// What kind of alert.
     pub kind: AlertKind,
@@ -160,6 +160,9 @@ pub struct Monitor {
     store: Option<Arc<dyn AlertStore>>,
     /// Serialises writes so that an older copy of an alert never lands after a newer one.
     writing: Arc<Mutex<()>>,
+    /// Whether this replica leads the monitor ([`crate::leader`]): one that does not writes
+    /// acknowledgements only, and its alerts are the leader's, read back from the store.
+    leading: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for Monitor {
@@ -171,7 +174,7 @@ impl std::fmt::Debug for Monitor {
 impl Default for Monitor {
     /// A monitor that keeps its alerts in memory only (tests, benchmarks).
     fn default() -> Self {
-        Monitor { shared: Arc::default(), store: None, writing: Arc::default() }
+        Monitor { shared: Arc::default(), store: None, writing: Arc::default(), leading: leading() }
     }
 }
 
@@ -179,31 +182,52 @@ impl Monitor {
     /// A monitor that stores its alerts, with those stored before: open outages are taken back
     /// by the tracker, open failure alerts wait for the device's next status.
     pub fn open(store: Arc<dyn AlertStore>) -> Result<Self, StoreError> {
-        let mut shared = Shared::default();
-        let stored = store.alerts()?;
-        let last = stored.iter().map(|r| r.id).max().unwrap_or(0);
-        shared.tracker = Tracker::new(last);
-        for r in stored {
-            if r.is_open() {
-                match (r.kind, r.device, &r.rule) {
-                    (AlertKind::Outage, _, _) => shared.tracker.restore(r.building, r.id, r.opened_at),
-                    (AlertKind::Failure, Some(d), Some(rule)) => {
-                        shared.failures.entry(d).or_default().insert(rule.clone(), r.id);
-                    }
-                    (AlertKind::ForwarderSilent, _, Some(key)) => {
-                        if let Some(key) = super::forwarders::parse_key(key) {
-                            shared.forwarders.insert(key, r.id);
-                        }
-                    }
-                    (AlertKind::RebootLoop, Some(d), _) => {
-                        shared.reboots.open.insert(d, r.id);
-                    }
-                    _ => {}
-                }
+        let shared = read_shared(store.as_ref())?;
+        Ok(Monitor {
+            shared: Arc::new(Mutex::new(shared)),
+            store: Some(store),
+            writing: Arc::default(),
+            leading: leading(),
+        })
+    }
+
+    /// Reads the alerts again from the store (a replica taking the lead, or following the
+    /// leader's alerts for its API), on the blocking pool.
+    pub async fn reload(&self) -> Result<(), StoreError> {
+        let Some(store) = self.store.clone() else { return Ok(()) };
+        let shared = neosens_runtime::blocking::run(move || read_shared(store.as_ref())).await?;
+        *self.shared.lock() = shared;
+        Ok(())
+    }
+
+    /// Takes the acknowledgements other replicas stored since (the leader, every few seconds):
+    /// a silenced alert stops notifying, an acknowledged notice is resolved.
+    pub(super) async fn merge_acks(&self) -> Result<(), StoreError> {
+        let Some(store) = self.store.clone() else { return Ok(()) };
+        let stored = neosens_runtime::blocking::run(move || store.alerts()).await?;
+        let mut s = self.shared.lock();
+        for theirs in stored {
+            if let Some(ours) = s.records.get_mut(&theirs.id)
+                && ours.adopt_newer_ack(&theirs)
+            {
+                tracing::info!(alert = theirs.id, "alert acknowledged through another replica");
             }
-            shared.records.insert(r.id, r);
         }
-        Ok(Monitor { shared: Arc::new(Mutex::new(shared)), store: Some(store), writing: Arc::default() })
+        Ok(())
+    }
+
+    /// Sets whether this replica leads the monitor.
+    pub(super) fn set_leading(&self, leading: bool) {
+        self.leading.store(leading, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether this replica leads the monitor (the default: yes).
+    pub fn is_leading(&self) -> bool {
+        self.leading.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub(super) fn store(&self) -> Option<&Arc<dyn AlertStore>> {
+        self.store.as_ref()
     }
 
     /// Open alerts, then recent resolved ones (newest first) if `all`.
@@ -236,15 +260,21 @@ impl Monitor {
         silence_minutes: Option<u32>,
         now: i64,
     ) -> Result<Option<AlertRecord>, StoreError> {
+        let silenced_until = silence_minutes.map(|m| now + i64::from(m) * 60_000);
+        let ack = Ack { by: by.to_owned(), at: now, silenced_until };
+        if let Some(store) = self.store.clone().filter(|_| !self.is_leading()) {
+            // The leader owns the rest of the alert: only the acknowledgement is written, the
+            // leader takes it from the store.
+            let stored = neosens_runtime::blocking::run(move || store.acknowledge(id, &ack)).await?;
+            if let Some(r) = &stored {
+                self.shared.lock().records.insert(id, r.clone());
+            }
+            return Ok(stored);
+        }
         let record = {
             let mut s = self.shared.lock();
             let Some(r) = s.records.get_mut(&id) else { return Ok(None) };
-            let silenced_until = silence_minutes.map(|m| now + i64::from(m) * 60_000);
-            r.ack = Some(Ack { by: by.to_owned(), at: now, silenced_until });
-            // A notice has nothing that ends it but the operator having seen it.
-            if r.kind == AlertKind::ForeignDelivery && r.is_open() {
-                r.resolved_at = Some(now);
-            }
+            r.acknowledge(ack);
             let r = r.clone();
             s.dirty.insert(id);
             r
@@ -429,4 +459,38 @@ impl Monitor {
     pub(super) fn next_deadline(&self) -> Option<i64> {
         self.shared.lock().tracker.next_deadline()
     }
+}
+
+fn leading() -> Arc<std::sync::atomic::AtomicBool> {
+    Arc::new(std::sync::atomic::AtomicBool::new(true))
+}
+
+/// The monitor's state from the stored alerts: open outages are taken back by the tracker,
+/// open failure alerts wait for the device's next status.
+fn read_shared(store: &dyn AlertStore) -> Result<Shared, StoreError> {
+    let mut shared = Shared::default();
+    let stored = store.alerts()?;
+    let last = stored.iter().map(|r| r.id).max().unwrap_or(0);
+    shared.tracker = Tracker::new(last);
+    for r in stored {
+        if r.is_open() {
+            match (r.kind, r.device, &r.rule) {
+                (AlertKind::Outage, _, _) => shared.tracker.restore(r.building, r.id, r.opened_at),
+                (AlertKind::Failure, Some(d), Some(rule)) => {
+                    shared.failures.entry(d).or_default().insert(rule.clone(), r.id);
+                }
+                (AlertKind::ForwarderSilent, _, Some(key)) => {
+                    if let Some(key) = super::forwarders::parse_key(key) {
+                        shared.forwarders.insert(key, r.id);
+                    }
+                }
+                (AlertKind::RebootLoop, Some(d), _) => {
+                    shared.reboots.open.insert(d, r.id);
+                }
+                _ => {}
+            }
+        }
+        shared.records.insert(r.id, r);
+    }
+    Ok(shared)
 }

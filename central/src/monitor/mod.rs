@@ -9,6 +9,7 @@ pub mod alerts;
 pub mod deadlines;
 pub mod forwarders;
 pub mod reboots;
+pub mod replicas;
 pub mod tracker;
 pub mod webhook;
 pub mod wire;
@@ -152,79 +153,140 @@ fn watch(
     events
 }
 
-/// Runs the monitor until `shutdown`.
+/// Runs the monitor until `shutdown`: leading (see [`crate::leader`]) — tracking devices,
+/// opening and notifying alerts — or following the leader ([`replicas`]).
 pub async fn run(
     registry: Arc<Registry>,
     monitor: Monitor,
-    inputs: Inputs,
+    mut inputs: Inputs,
     delivery: Delivery,
+    mut leadership: crate::leader::Leadership,
     shutdown: CancellationToken,
 ) {
-    let Inputs { mut seen, mut notices, gateways, mut boots, reboot_loop } = inputs;
+    loop {
+        monitor.set_leading(leadership.is_leading());
+        if !leadership.is_leading()
+            && !replicas::follow(&monitor, &mut inputs, &mut leadership, &shutdown).await
+        {
+            return;
+        }
+        // Taking the lead: the alerts as the previous leader left them (open ones keep their
+        // ids; none is notified again).
+        monitor.set_leading(true);
+        tracing::info!("monitor: leading");
+        while let Err(e) = monitor.reload().await {
+            tracing::error!(error = %e, "monitor: cannot read the stored alerts; retrying before leading");
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(replicas::FOLLOW_EVERY) => {}
+            }
+        }
+        if !lead(&registry, &monitor, &mut inputs, &delivery, &mut leadership, &shutdown).await {
+            return;
+        }
+        tracing::info!("monitor: another replica leads now");
+    }
+}
+
+/// Leads the monitor until `shutdown` or an input closes (`false`), or the lead is lost
+/// (`true`).
+async fn lead(
+    registry: &Arc<Registry>,
+    monitor: &Monitor,
+    inputs: &mut Inputs,
+    delivery: &Delivery,
+    leadership: &mut crate::leader::Leadership,
+    shutdown: &CancellationToken,
+) -> bool {
     let mut forwarder_check = tokio::time::interval(forwarders::CHECK_EVERY);
     forwarder_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut relayed = tokio::time::interval(replicas::FOLLOW_EVERY);
+    relayed.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let shared = leadership.is_shared();
     let clock = Clock::start();
-    let mut follower = ChangeFollower::new(Arc::clone(&registry), 100_000);
+    let mut follower = ChangeFollower::new(Arc::clone(registry), 100_000);
     let watch_all =
-        |monitor: &Monitor, now: i64, only: Option<&HashSet<DeviceId>>| watch(&registry, monitor, now, only);
+        |monitor: &Monitor, now: i64, only: Option<&HashSet<DeviceId>>| watch(registry, monitor, now, only);
     let now = clock.now();
-    let mut events = watch_all(&monitor, now, None);
+    let mut events = watch_all(monitor, now, None);
     // Outages open when central stopped and over since: resolved now.
     events.extend(monitor.apply(|t, c| t.drop_restored(now, c)));
-    deliver(&monitor, &delivery, events, now).await;
+    deliver(monitor, delivery, events, now).await;
     loop {
         let wake = monitor.next_deadline().map(|d| clock.instant_of(d));
         tokio::select! {
-            () = shutdown.cancelled() => return,
+            () = shutdown.cancelled() => return false,
+            () = leadership.until(false) => return true,
             () = async { match wake { Some(w) => tokio::time::sleep_until(w).await, None => std::future::pending().await } } => {
                 let now = clock.now();
                 let changes = monitor.apply(|t, c| t.tick(now, c));
-                deliver(&monitor, &delivery, changes, now).await;
+                deliver(monitor, delivery, changes, now).await;
             }
             _ = forwarder_check.tick() => {
                 let now = clock.now();
-                let mut events = monitor.forwarders(&gateway_forwarders(&registry, &gateways, now), now);
+                let mut events = monitor.forwarders(&gateway_forwarders(registry, &inputs.gateways, now), now);
                 events.extend(monitor.reboots_settled(now));
-                deliver(&monitor, &delivery, events, now).await;
+                deliver(monitor, delivery, events, now).await;
             }
-            Some(device) = boots.recv() => {
+            _ = relayed.tick(), if shared => {
+                for item in replicas::take_relayed(monitor).await {
+                    let now = clock.now();
+                    let events = match item {
+                        replicas::Relayed::Notice { notice } => monitor.notice(notice, now),
+                        replicas::Relayed::Boot { device } => boot(registry, monitor, &inputs.reboot_loop, device, now),
+                    };
+                    deliver(monitor, delivery, events, now).await;
+                }
+            }
+            Some(device) = inputs.boots.recv() => {
                 let now = clock.now();
-                let rule = reboot_loop.rule(registry.device_type_name(device).as_deref());
-                let events = monitor.boot(device, rule, now);
-                deliver(&monitor, &delivery, events, now).await;
+                let events = boot(registry, monitor, &inputs.reboot_loop, device, now);
+                deliver(monitor, delivery, events, now).await;
             }
-            Some(notice) = notices.recv() => {
+            Some(notice) = inputs.notices.recv() => {
                 let now = clock.now();
                 let events = monitor.notice(notice, now);
-                deliver(&monitor, &delivery, events, now).await;
+                deliver(monitor, delivery, events, now).await;
             }
-            event = seen.recv() => {
-                let Some(batch) = event else { return };
+            event = inputs.seen.recv() => {
+                let Some(batch) = event else { return false };
                 let now = clock.now();
                 let events = monitor.seen(batch, now);
-                deliver(&monitor, &delivery, events, now).await;
+                deliver(monitor, delivery, events, now).await;
             }
             changed = follower.changed() => {
-                if !changed { return }
+                if !changed { return false }
                 let now = clock.now();
                 let changes = match follower.next().await {
                     Ok(log) if !log.touches(&STRUCTURAL) => {
                         let devices: HashSet<DeviceId> =
                             log.keys_of(&[EntityKind::Device]).into_iter().map(DeviceId::from_bytes).collect();
-                        watch_all(&monitor, now, Some(&devices))
+                        watch_all(monitor, now, Some(&devices))
                     }
-                    Ok(_) => watch_all(&monitor, now, None),
+                    Ok(_) => watch_all(monitor, now, None),
                     Err(e) => {
                         // Whatever the unread entries were, watching everything again covers them.
                         tracing::error!(error = %e, "monitor: cannot read the change log; watching every device again");
                         follower.skip_to_now();
-                        watch_all(&monitor, now, None)
+                        watch_all(monitor, now, None)
                     }
                 };
-                deliver(&monitor, &delivery, changes, now).await;
+                deliver(monitor, delivery, changes, now).await;
             }
         }
     }
+}
+
+/// A device booted: counted against its type's reboot-loop rule.
+fn boot(
+    registry: &Registry,
+    monitor: &Monitor,
+    reboot_loop: &RebootLoopConfig,
+    device: DeviceId,
+    now: i64,
+) -> Vec<(Event, AlertRecord)> {
+    let rule = reboot_loop.rule(registry.device_type_name(device).as_deref());
+    monitor.boot(device, rule, now)
 }
 
 #[cfg(test)]
@@ -265,8 +327,15 @@ mod tests {
             boots: mpsc::channel(1).1,
             reboot_loop: RebootLoopConfig::default(),
         };
-        let task =
-            tokio::spawn(run(Arc::clone(registry), monitor.clone(), inputs, delivery, shutdown.clone()));
+        let always = crate::leader::Leadership::always();
+        let task = tokio::spawn(run(
+            Arc::clone(registry),
+            monitor.clone(),
+            inputs,
+            delivery,
+            always,
+            shutdown.clone(),
+        ));
         (seen, shutdown, task)
     }
 

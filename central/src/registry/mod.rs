@@ -31,7 +31,7 @@ mod otaa;
 mod provisioning;
 mod records;
 mod replicas;
-pub use replicas::follow_other_replicas;
+pub use replicas::{follow_other_replicas, follow_statuses};
 mod site_rights;
 mod state;
 mod status;

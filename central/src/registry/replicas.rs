@@ -3,7 +3,9 @@
 //! its own finds the database moved on ([`Registry::mutate`]'s retry), and as a safety net at
 //! a fixed period.
 
-use crate::model::{EntityKind, Record};
+use neosens_protocol::ids::DeviceId;
+
+use crate::model::{DeviceStatusRecord, EntityKind, Record};
 use crate::store::Write;
 
 use super::{Registry, RegistryError};
@@ -115,4 +117,77 @@ pub async fn follow_other_replicas(
     }
     // (Dropping the listener closes its connection on a thread of its own.)
     drop(listener);
+}
+
+/// How often a replica reads the statuses the others ingested (each status reaches one
+/// replica only: MQTT shared subscriptions).
+const STATUS_FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl Registry {
+    /// Reads the statuses stored after `cursor` (by any process) and keeps those newer than
+    /// the memory's; returns the new cursor and the statuses taken (`None`: the store is not
+    /// shared, the memory has every status). Blocking (the store is read).
+    #[allow(clippy::type_complexity)]
+    pub fn follow_statuses(
+        &self,
+        cursor: u64,
+    ) -> Result<Option<(u64, Vec<(DeviceId, DeviceStatusRecord)>)>, RegistryError> {
+        let Some(changes) = self.store.statuses_since(cursor)? else { return Ok(None) };
+        let mut state = self.state.write();
+        let mut taken = Vec::new();
+        for (key, status) in changes.statuses {
+            let id = DeviceId::from_bytes(key);
+            let newer = match state.statuses.get(&id) {
+                Some(known) => status.last_seen > known.last_seen,
+                None => true,
+            };
+            if newer && state.devices.contains_key(&id) {
+                state.statuses.insert(id, status.clone());
+                taken.push((id, status));
+            }
+        }
+        Ok(Some((changes.cursor, taken)))
+    }
+}
+
+/// Keeps the memory's statuses in step with those the other replicas ingest, and tells the
+/// monitor of them (the leader's tracks every device), until `shutdown`. With a store only this
+/// process writes, it only waits for the shutdown.
+pub async fn follow_statuses(
+    registry: std::sync::Arc<Registry>,
+    seen: tokio::sync::mpsc::Sender<Vec<crate::monitor::Seen>>,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    let mut cursor = 0;
+    let mut every = tokio::time::interval(STATUS_FOLLOW_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        let (next, taken) = match registry.blocking(move |r| r.follow_statuses(cursor)).await {
+            Ok(Some(found)) => found,
+            Ok(None) => return shutdown.cancelled().await,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the statuses other replicas ingested failed (retrying)");
+                continue;
+            }
+        };
+        cursor = next;
+        if taken.is_empty() {
+            continue;
+        }
+        let batch = taken
+            .into_iter()
+            .map(|(id, s)| crate::monitor::Seen {
+                device: id,
+                at: s.last_seen.map_or(0, |t| t.millis()),
+                failing: s.last_payload.as_deref().map(|p| registry.failing_rules(id, p)).unwrap_or_default(),
+            })
+            .collect();
+        if seen.send(batch).await.is_err() {
+            return;
+        }
+    }
 }

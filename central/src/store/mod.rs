@@ -15,6 +15,7 @@ mod firmware;
 mod history;
 pub mod pg;
 mod redb_store;
+mod shared;
 mod user_settings;
 
 use neosens_protocol::legacy::LogRecord;
@@ -30,6 +31,7 @@ pub use bulk::KEPT_BULK_OPERATIONS;
 pub use commit_times::{BOUNDS as COMMIT_BUCKETS, CommitSnapshot, CommitTimes};
 pub use pg::{PgOptions, PgStore};
 pub use redb_store::RedbStore;
+pub use shared::{LeaderLock, StatusChanges};
 
 /// The schema version this build writes. Opening an older store migrates it; a newer one is refused.
 pub const SCHEMA_VERSION: u32 = 8;
@@ -201,6 +203,33 @@ pub trait RegistryStore: Send + Sync {
     fn listen(&self) -> Result<Option<Box<dyn ChangeListener>>, StoreError> {
         Ok(None)
     }
+
+    /// Whether other processes may write this store too (the default: only this one).
+    fn shared(&self) -> bool {
+        false
+    }
+
+    /// Records `check` (a value derived from the server keys) when the store has none yet, and
+    /// tells whether it is the one recorded: a replica started with keys other than those the
+    /// shared database was written with would refuse every device (the default: the keys live
+    /// beside the store, they match).
+    fn check_keys(&self, check: &[u8; 32]) -> Result<bool, StoreError> {
+        let _ = check;
+        Ok(true)
+    }
+
+    /// A claim to lead the processes sharing the store (`None`: only this process uses it, it
+    /// always leads).
+    fn leader_lock(&self) -> Result<Option<Box<dyn LeaderLock>>, StoreError> {
+        Ok(None)
+    }
+
+    /// The statuses stored after `cursor` (0: all), by any process, when the store is shared
+    /// (`None`: only this process writes statuses, it has them all in memory).
+    fn statuses_since(&self, cursor: u64) -> Result<Option<StatusChanges>, StoreError> {
+        let _ = cursor;
+        Ok(None)
+    }
 }
 
 /// What [`RegistryStore::changed_since`] found.
@@ -245,7 +274,34 @@ pub trait AlertStore: Send + Sync {
 
     /// Every stored alert, by id.
     fn alerts(&self) -> Result<Vec<AlertRecord>, StoreError>;
+
+    /// Stores an operator's acknowledgement of alert `id` alone (a replica that does not lead
+    /// the monitor writes no other part of an alert); the alert as stored then, `None` if
+    /// unknown.
+    fn acknowledge(&self, id: u64, ack: &crate::model::Ack) -> Result<Option<AlertRecord>, StoreError> {
+        let Some(mut alert) = self.alerts()?.into_iter().find(|a| a.id == id) else { return Ok(None) };
+        alert.acknowledge(ack.clone());
+        self.put_alerts(std::slice::from_ref(&alert), &[])?;
+        Ok(Some(alert))
+    }
+
+    /// Queues what a replica that does not lead saw for the monitor (JSON documents: notices,
+    /// boots) for the leader, which takes them with [`take_relayed`](Self::take_relayed); the
+    /// queue keeps the newest [`RELAYED_KEPT`] while no leader takes them.
+    fn relay_to_leader(&self, items: &[String]) -> Result<(), StoreError> {
+        let _ = items;
+        Err(StoreError::Backend("no other process shares this store: nothing leads but this one".into()))
+    }
+
+    /// Takes (removes) the oldest `limit` items other replicas relayed, oldest first.
+    fn take_relayed(&self, limit: usize) -> Result<Vec<String>, StoreError> {
+        let _ = limit;
+        Ok(Vec::new())
+    }
 }
+
+/// Items relayed to the leader kept at most ([`AlertStore::relay_to_leader`]).
+pub const RELAYED_KEPT: usize = 10_000;
 
 /// Each dashboard user's settings.
 pub trait SettingsStore: Send + Sync {

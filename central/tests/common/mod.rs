@@ -14,6 +14,7 @@ use client::ApiClient;
 use client::wire::LegacyCredentials;
 
 pub(crate) mod client;
+pub(crate) mod dynsec;
 
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_neosens-central");
 pub(crate) const ADMIN: &str = "test-admin-token-0123456789";
@@ -71,4 +72,23 @@ pub(crate) fn first_password(addr: SocketAddr, mac: &str) -> String {
     assert_eq!(r.status, 200, "{}", r.text());
     let body: LegacyCredentials = client::parse_raw("first credentials", &r);
     body.password.expect("first answer has the password")
+}
+
+/// Starts a replica on its own data directory with the keys of `keys_from` (every replica
+/// needs the same keys: they verify the secrets stored in the shared database).
+pub(crate) fn start_replica(data: &Path, keys_from: Option<&Path>, extra: &[(&str, &str)]) -> ServiceProcess {
+    if let Some(from) = keys_from {
+        std::fs::create_dir_all(data.join("keys")).unwrap();
+        for name in ["hash.key", "seal.key"] {
+            std::fs::copy(from.join("keys").join(name), data.join("keys").join(name)).unwrap();
+        }
+    }
+    start_with(data, extra)
+}
+
+/// The value of an unlabelled series on `/metrics` (`None`: not there).
+pub(crate) fn metric(addr: SocketAddr, name: &str) -> Option<f64> {
+    let r = raw_http(addr, b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let text = r.text();
+    text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
 }

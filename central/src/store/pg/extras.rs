@@ -165,28 +165,24 @@ impl AlertStore for PgStore {
         let started = Instant::now();
         let mut conn = self.connection()?;
         let mut txn = conn.transaction().map_err(pg_error)?;
-        let mut last: BTreeMap<u64, &AlertRecord> = BTreeMap::new();
-        for alert in alerts {
-            last.insert(alert.id, alert);
-        }
-        let (mut ids, mut bodies) = (Vec::new(), Vec::new());
-        for (id, alert) in last {
-            ids.push(big(id));
-            bodies.push(json(alert)?);
-        }
-        if !ids.is_empty() {
-            txn.execute(
-                "INSERT INTO alerts (id, body) SELECT * FROM unnest($1::bigint[], $2::json[]) \
-                 ON CONFLICT (id) DO UPDATE SET body = excluded.body",
-                &[&ids, &bodies],
-            )
-            .map_err(pg_error)?;
-        }
+        super::shared::put_alerts_in(&mut txn, alerts)?;
         if !forget.is_empty() {
             let gone: Vec<i64> = forget.iter().map(|id| big(*id)).collect();
             txn.execute("DELETE FROM alerts WHERE id = ANY($1)", &[&gone]).map_err(pg_error)?;
         }
         self.commit(txn, started)
+    }
+
+    fn acknowledge(&self, id: u64, ack: &crate::model::Ack) -> Result<Option<AlertRecord>, StoreError> {
+        super::shared::acknowledge(self, id, ack)
+    }
+
+    fn relay_to_leader(&self, items: &[String]) -> Result<(), StoreError> {
+        super::shared::relay_to_leader(self, items)
+    }
+
+    fn take_relayed(&self, limit: usize) -> Result<Vec<String>, StoreError> {
+        super::shared::take_relayed(self, limit)
     }
 
     fn alerts(&self) -> Result<Vec<AlertRecord>, StoreError> {

@@ -313,6 +313,22 @@ impl RegistryStore for PgStore {
         Ok(Some(Box::new(self.listener()?)))
     }
 
+    fn shared(&self) -> bool {
+        true
+    }
+
+    fn check_keys(&self, check: &[u8; 32]) -> Result<bool, StoreError> {
+        super::shared::check_keys(self, check)
+    }
+
+    fn leader_lock(&self) -> Result<Option<Box<dyn crate::store::LeaderLock>>, StoreError> {
+        Ok(Some(Box::new(self.leader_session()?)))
+    }
+
+    fn statuses_since(&self, cursor: u64) -> Result<Option<crate::store::StatusChanges>, StoreError> {
+        super::shared::statuses_since(self, cursor).map(Some)
+    }
+
     fn put_statuses(
         &self,
         statuses: &[([u8; 16], DeviceStatusRecord)],
@@ -334,9 +350,14 @@ impl RegistryStore for PgStore {
             bodies.push(json(status)?);
         }
         if !ids.is_empty() {
+            // The batch's number from the counter row, whose lock is held to the commit: batches
+            // commit in the order of their numbers, so a replica reading `seq > cursor` never
+            // skips one that commits later with a smaller number.
             txn.execute_typed(
-                "INSERT INTO device_statuses (device, body) SELECT * FROM unnest($1::uuid[], $2::json[]) \
-                 ON CONFLICT (device) DO UPDATE SET body = excluded.body",
+                "WITH n AS (UPDATE neosens_status_seq SET last = last + 1 RETURNING last) \
+                 INSERT INTO device_statuses (device, body, seq) \
+                 SELECT u.device, u.body, n.last FROM unnest($1::uuid[], $2::json[]) AS u(device, body), n \
+                 ON CONFLICT (device) DO UPDATE SET body = excluded.body, seq = excluded.seq",
                 &[(&ids, Type::UUID_ARRAY), (&bodies, Type::JSON_ARRAY)],
             )
             .map_err(pg_error)?;

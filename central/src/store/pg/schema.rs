@@ -76,6 +76,22 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE INDEX audit_at ON audit (at_ms);
     CREATE TABLE bulk_operations (id bigint PRIMARY KEY, body json NOT NULL);
     "#,
+    // 2: replicas — statuses numbered by batch (each replica reads what the others ingested),
+    // what replicas that do not lead saw for the monitor.
+    r#"
+    CREATE TABLE neosens_status_seq (
+        only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+        last bigint NOT NULL
+    );
+    INSERT INTO neosens_status_seq (last) VALUES (0);
+    ALTER TABLE device_statuses ADD COLUMN seq bigint NOT NULL DEFAULT 0;
+    CREATE INDEX device_statuses_seq ON device_statuses (seq);
+    CREATE TABLE relayed_to_leader (seq bigserial PRIMARY KEY, body text NOT NULL);
+    CREATE TABLE neosens_keys (
+        only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+        key_check bytea NOT NULL
+    );
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -17,6 +17,9 @@ use crate::store::{
     RegistryStore, SettingsStore, StatusHistoryEntry, StatusHistoryStore, StoreError, StoreStats, Write,
 };
 
+#[path = "shared_tests.rs"]
+mod shared;
+
 /// The test server's certificate is issued for `localhost` by its own authority.
 fn options(url: String) -> PgOptions {
     PgOptions { url, ca_file: CA.get().cloned(), pool_size: 4 }
@@ -40,7 +43,7 @@ type Scenario = fn(&Postgres, &str);
 fn the_postgresql_store_keeps_the_store_contract() {
     let pg = Postgres::start();
     CA.set(pg.ca_file()).unwrap();
-    let scenarios: [(&str, Scenario); 10] = [
+    let scenarios: [(&str, Scenario); 15] = [
         ("an_embedded_store_is_copied_whole_and_checked", an_embedded_store_is_copied_whole_and_checked),
         ("every_pinned_record_comes_back_unchanged", every_pinned_record_comes_back_unchanged),
         (
@@ -60,6 +63,11 @@ fn the_postgresql_store_keeps_the_store_contract() {
             "migrations_run_once_and_a_newer_schema_is_refused",
             migrations_run_once_and_a_newer_schema_is_refused,
         ),
+        ("one_leader_at_a_time", shared::one_leader_at_a_time_and_a_dead_session_frees_the_lock),
+        ("statuses_read_back", shared::statuses_ingested_by_replicas_are_all_read_back),
+        ("relayed_to_the_leader", shared::items_relayed_to_the_leader_are_taken_once_in_order_and_bounded),
+        ("acknowledgements_kept", shared::acknowledgements_survive_the_leaders_writes),
+        ("server_keys", shared::replicas_must_share_the_server_keys),
     ];
     for (name, scenario) in scenarios {
         scenario(&pg, name);

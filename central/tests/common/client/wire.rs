@@ -192,6 +192,8 @@ pub(crate) struct Alert {
     pub device: Option<String>,
     pub rule: Option<String>,
     pub detail: Option<String>,
+    /// The operator's acknowledgement (its fields are not read here).
+    pub ack: Option<serde_json::Value>,
 }
 
 /// Devices by state (those the tests count).

@@ -1,0 +1,180 @@
+//! One leader among the central processes sharing a store, for what must happen once: the
+//! monitor's alerts and notifications, the dynamic-security driver.
+//!
+//! The claim is the store's ([`crate::store::LeaderLock`]: a PostgreSQL advisory lock held by a
+//! session of its own), never a consensus of our own. A process that leads checks its session
+//! every [`CHECK_EVERY`] and gives up leading when a check fails or takes longer than
+//! [`CHECK_DEADLINE`]; one that does not tries to take the lock every [`RETRY_EVERY`]. With a
+//! store only this process uses (redb), it always leads.
+//!
+//! Takeover: a leader killed (`kill -9`, a crash) has its connection closed by the kernel and
+//! the database frees the lock at once: another replica leads within [`RETRY_EVERY`] plus its
+//! own start of the tasks. A leader whose machine or link died is noticed by the database's
+//! keepalives (about 11 s, see the session settings in `store::pg::shared`); that leader itself
+//! stops leading after at most [`CHECK_EVERY`] + [`CHECK_DEADLINE`] (5 s), before the database
+//! lets anyone else take over — two leaders never overlap by these bounds.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::store::{LeaderLock, Store};
+
+/// A replica that does not lead tries to take the lock this often.
+pub const RETRY_EVERY: Duration = Duration::from_secs(1);
+/// A leader checks its session this often.
+pub const CHECK_EVERY: Duration = Duration::from_secs(1);
+/// A check slower than this ends the leadership without waiting for its answer.
+pub const CHECK_DEADLINE: Duration = Duration::from_secs(4);
+
+/// Whether this process leads now, and waits for it to change.
+#[derive(Debug, Clone)]
+pub struct Leadership {
+    leading: watch::Receiver<bool>,
+    /// Whether other processes share the store (a leader then has their relayed work to take).
+    shared: bool,
+}
+
+impl Leadership {
+    /// A process that always leads (a store no one else uses; tests).
+    pub fn always() -> Self {
+        let (tx, leading) = watch::channel(true);
+        // Kept forever: the value never changes, and waits on it must not end.
+        std::mem::forget(tx);
+        Leadership { leading, shared: false }
+    }
+
+    /// Whether other processes share the store.
+    pub fn is_shared(&self) -> bool {
+        self.shared
+    }
+
+    /// Whether this process leads now.
+    pub fn is_leading(&self) -> bool {
+        *self.leading.borrow()
+    }
+
+    /// Waits until this process leads (`true`) or no longer does (`false`).
+    pub async fn until(&mut self, leading: bool) {
+        if self.leading.wait_for(|l| *l == leading).await.is_err() {
+            // The campaign is gone (shutdown): nothing changes any more.
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Starts the campaign for the lead (a restartable task: it returns when the database link is
+/// lost, leadership given up first). With a store nobody else uses, this process leads and no
+/// task is needed.
+pub fn start(store: &Arc<dyn Store>, tasks: &mut neosens_runtime::supervisor::Supervisor) -> Leadership {
+    if !store.shared() {
+        return Leadership::always();
+    }
+    let (tx, leading) = watch::channel(false);
+    let (tx, store, shutdown) = (Arc::new(tx), Arc::clone(store), tasks.shutdown().clone());
+    tasks.restartable("leader election", move || {
+        campaign(Arc::clone(&store), Arc::clone(&tx), shutdown.clone())
+    });
+    Leadership { leading, shared: true }
+}
+
+/// Runs one blocking call on the session, at most `deadline` (`None`: too slow, or the
+/// blocking pool is gone). The session comes back with the answer.
+async fn on_session<T: Send + 'static>(
+    mut session: Box<dyn LeaderLock>,
+    deadline: Duration,
+    call: impl FnOnce(&mut dyn LeaderLock) -> T + Send + 'static,
+) -> Option<(Box<dyn LeaderLock>, T)> {
+    let run = neosens_runtime::blocking::run(move || {
+        let out = call(session.as_mut());
+        (session, out)
+    });
+    tokio::time::timeout(deadline, run).await.ok()
+}
+
+/// Takes the lead when it is free and keeps it while the session lives; returns (leadership
+/// given up) when the session is lost, to be restarted with a new one.
+async fn campaign(store: Arc<dyn Store>, leading: Arc<watch::Sender<bool>>, shutdown: CancellationToken) {
+    let opened = neosens_runtime::blocking::run(move || store.leader_lock()).await;
+    let mut session = match opened {
+        Ok(Some(session)) => session,
+        Ok(None) => {
+            leading.send_replace(true);
+            return shutdown.cancelled().await;
+        }
+        Err(e) => return tracing::warn!(error = %e, "leader election: cannot open a database session"),
+    };
+    let mut retry = tokio::time::interval(RETRY_EVERY);
+    retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            _ = retry.tick() => {}
+        }
+        let was_leading = *leading.borrow();
+        let step = if was_leading {
+            on_session(session, CHECK_DEADLINE, |s| s.check().map(|()| true)).await
+        } else {
+            on_session(session, CHECK_DEADLINE, |s| s.try_acquire()).await
+        };
+        match step {
+            Some((back, Ok(now_leading))) => {
+                session = back;
+                if now_leading != was_leading {
+                    leading.send_replace(now_leading);
+                    tracing::info!(leading = now_leading, "leader election: this replica leads now");
+                }
+            }
+            Some((_, Err(e))) => {
+                leading.send_replace(false);
+                return tracing::warn!(error = %e, was_leading, "leader election: database session lost; not leading");
+            }
+            None => {
+                leading.send_replace(false);
+                return tracing::warn!(
+                    was_leading,
+                    deadline_s = CHECK_DEADLINE.as_secs(),
+                    "leader election: the database did not answer in time; not leading"
+                );
+            }
+        }
+    }
+    // Shutdown: the session ends with `session` (another replica takes over at once).
+    leading.send_replace(false);
+}
+
+/// Runs `start`'s task only while this process leads: started when it becomes the leader,
+/// cancelled (its own token) and awaited when it no longer is; returns at `shutdown` or when
+/// the task ends by itself (the supervisor restarts it).
+pub async fn while_leading<F, Fut>(
+    task: &'static str,
+    mut leadership: Leadership,
+    shutdown: CancellationToken,
+    mut start: F,
+) where
+    F: FnMut(CancellationToken) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = leadership.until(true) => {}
+        }
+        tracing::info!(task, "leading: task started");
+        let term = shutdown.child_token();
+        let run = start(term.clone());
+        tokio::pin!(run);
+        let lost = tokio::select! {
+            () = &mut run => false,
+            () = leadership.until(false) => true,
+        };
+        if !lost {
+            return;
+        }
+        term.cancel();
+        run.await;
+        tracing::info!(task, "no longer leading: task stopped");
+    }
+}
