@@ -122,7 +122,11 @@ pub async fn run_on(
     let state = http::AppState {
         bulk,
         directory,
-        sessions: Arc::new(http::Sessions::new(&config.auth)),
+        sessions: Arc::new(if store.shared() {
+            http::Sessions::shared(&config.auth, Arc::clone(&store))
+        } else {
+            http::Sessions::new(&config.auth)
+        }),
         scans: Arc::new(http::Throttle::new(http::SCAN_POLICY)),
         unclaimed: pipelines.unclaimed,
         scrape,

@@ -115,3 +115,67 @@ fn two_replicas_share_one_database() {
     assert!(!out.status.success(), "a replica with other keys served: {said}");
     assert!(said.contains("not those the database was written with"), "{said}");
 }
+
+/// A dashboard request with a session cookie (and its CSRF token on changes).
+fn with_session(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    cookie: &str,
+    csrf: &str,
+    body: Option<&str>,
+) -> neosens_runtime::testing::RawResponse {
+    let body = body.unwrap_or("");
+    raw_http(
+        addr,
+        format!(
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\nX-CSRF-Token: {csrf}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+}
+
+#[test]
+fn dashboard_sessions_and_sign_in_throttles_are_shared() {
+    const PASSWORD: &str = "replicated admin pw";
+    let pg = Postgres::start();
+    let url = format!("{}?sslmode=disable", pg.database("central"));
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let env = [("NEOSENS_DATABASE_URL", url.as_str()), ("NEOSENS_ADMIN_PASSWORD", PASSWORD)];
+    let a = start_replica(a_dir.path(), None, &env);
+    let b = start_replica(b_dir.path(), Some(a_dir.path()), &env);
+    let (a, b) = (a.addr("http"), b.addr("http"));
+    let sign_in = |addr, password: &str| {
+        let body = json!({"username": "admin", "password": password}).to_string();
+        with_session(addr, "POST", "/api/v1/session", "", "", Some(&body))
+    };
+
+    // Signed in through A, known to B; signed out through B, gone from A too.
+    let r = sign_in(a, PASSWORD);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let cookie = r.header("set-cookie").unwrap().split(';').next().unwrap().to_owned();
+    let csrf = serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["csrf_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        with_session(b, "GET", "/api/v1/session", &cookie, "", None).status,
+        200,
+        "B knows A's session"
+    );
+    assert_eq!(with_session(b, "DELETE", "/api/v1/session", &cookie, &csrf, None).status, 204);
+    assert_eq!(
+        with_session(a, "GET", "/api/v1/session", &cookie, "", None).status,
+        401,
+        "signed out everywhere"
+    );
+
+    // A guesser alternating between the replicas meets one count: 5 free failures in all.
+    for n in 0..6 {
+        assert_eq!(sign_in(if n % 2 == 0 { a } else { b }, "guess").status, 401);
+    }
+    let locked = sign_in(a, PASSWORD);
+    assert_eq!(locked.status, 429, "the sixth failure, through either replica, locks: {}", locked.text());
+}

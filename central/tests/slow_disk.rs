@@ -190,6 +190,8 @@ impl StatusHistoryStore for SlowStore {
     }
 }
 
+impl neosens_central::store::SessionStore for SlowStore {}
+
 impl StoreStats for SlowStore {
     fn size_bytes(&self) -> u64 {
         self.inner.size_bytes()

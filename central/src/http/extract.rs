@@ -113,7 +113,7 @@ impl FromRequestParts<AppState> for SiteAuth {
                 .ok_or(ApiError::Unauthorized);
         }
         let token = session::cookie_token(&parts.headers).ok_or(ApiError::Unauthorized)?;
-        let info = state.sessions.touch(token).ok_or(ApiError::Unauthorized)?;
+        let info = state.sessions.touch(token).await.ok_or(ApiError::Unauthorized)?;
         let user = state.registry.user_record(info.user).ok_or(ApiError::Unauthorized)?;
         if !matches!(parts.method, Method::GET | Method::HEAD)
             && !session::csrf_matches(&parts.headers, &info)

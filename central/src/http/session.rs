@@ -3,9 +3,11 @@
 //! token in `X-CSRF-Token` (double protection: a cross-site page neither sends the cookie nor
 //! knows the token).
 //!
-//! Sessions live in memory: a restart of central signs everyone out, which is the safe failure.
-//! The session's role is read from the user record at each request, so a demotion or a deleted
-//! user takes effect at once.
+//! Sessions live in memory — a restart of central signs everyone out, which is the safe failure
+//! — or, when replicas share a PostgreSQL store, in the database (the SHA-256 of each token,
+//! never the token), so that any replica behind the load balancer knows them and a sign-out or
+//! a password change ends them everywhere. The session's role is read from the user record at
+//! each request, so a demotion or a deleted user takes effect at once.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -55,16 +57,32 @@ const USER_POLICY: super::throttle::Policy = super::throttle::Policy {
 /// then the same locks.
 const CLIENT_POLICY: super::throttle::Policy = super::throttle::Policy { free_failures: 20, ..USER_POLICY };
 
+/// A shared session's last use is written at most this often (not at every request).
+const REFRESH: Duration = Duration::from_secs(60);
+
 /// The open sessions, and the sign-in throttles.
 pub struct Sessions {
     /// Sign-in failures per user name (lower-cased).
-    pub users: super::throttle::Throttle,
+    pub users: super::throttle::SignInThrottle,
     /// Sign-in failures per client address.
-    pub clients: super::throttle::Throttle,
+    pub clients: super::throttle::SignInThrottle,
     by_token: Mutex<HashMap<String, Session>>,
     idle: Duration,
     secure_cookie: bool,
     random: SystemRandom,
+    /// Where sessions live when replicas share the store (`None`: in `by_token`).
+    shared: Option<std::sync::Arc<dyn crate::store::Store>>,
+}
+
+fn token_hash(token: &str) -> [u8; 32] {
+    let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest.as_ref());
+    out
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 fn random_token(random: &SystemRandom) -> String {
@@ -80,22 +98,47 @@ fn same_secret(a: &str, b: &str) -> bool {
 }
 
 impl Sessions {
-    /// No sessions yet.
+    /// No sessions yet; kept in this process.
     pub fn new(config: &AuthConfig) -> Self {
+        use super::throttle::{SignInThrottle, Throttle};
         Sessions {
-            users: super::throttle::Throttle::new(USER_POLICY),
-            clients: super::throttle::Throttle::new(CLIENT_POLICY),
+            users: SignInThrottle::Memory(Throttle::new(USER_POLICY)),
+            clients: SignInThrottle::Memory(Throttle::new(CLIENT_POLICY)),
             by_token: Mutex::new(HashMap::new()),
             idle: Duration::from_secs(u64::from(config.session_idle_minutes.max(1)) * 60),
             secure_cookie: config.secure_cookie,
             random: SystemRandom::new(),
+            shared: None,
+        }
+    }
+
+    /// Sessions and sign-in throttles kept in `store`, which other replicas share.
+    pub fn shared(config: &AuthConfig, store: std::sync::Arc<dyn crate::store::Store>) -> Self {
+        use super::throttle::SignInThrottle;
+        let throttle =
+            |scope, policy| SignInThrottle::Shared { scope, policy, store: std::sync::Arc::clone(&store) };
+        Sessions {
+            users: throttle("users", USER_POLICY),
+            clients: throttle("clients", CLIENT_POLICY),
+            shared: Some(std::sync::Arc::clone(&store)),
+            ..Sessions::new(config)
         }
     }
 
     /// Opens a session for `user`; returns the cookie value and the session.
-    pub fn open(&self, user: UserId) -> (String, SessionInfo) {
+    pub async fn open(&self, user: UserId) -> Result<(String, SessionInfo), crate::store::StoreError> {
         let token = random_token(&self.random);
         let csrf = random_token(&self.random);
+        if let Some(store) = self.shared.clone() {
+            let (hash, idle) = (token_hash(&token), millis(self.idle));
+            let stored = crate::store::StoredSession { user: *user.0.as_bytes(), csrf: csrf.clone() };
+            let now = crate::model::Timestamp::now().millis();
+            neosens_runtime::blocking::run(move || {
+                store.put_session(&hash, &stored, now, idle, MAX_SESSIONS)
+            })
+            .await?;
+            return Ok((token, SessionInfo { user, csrf }));
+        }
         let now = Instant::now();
         let mut map = self.by_token.lock();
         map.retain(|_, s| now.duration_since(s.last_used) < self.idle);
@@ -105,11 +148,24 @@ impl Sessions {
             map.remove(&oldest);
         }
         map.insert(token.clone(), Session { user, csrf: csrf.clone(), last_used: now });
-        (token, SessionInfo { user, csrf })
+        Ok((token, SessionInfo { user, csrf }))
     }
 
-    /// The live session of a cookie value, renewed (sliding idle timeout).
-    pub fn touch(&self, token: &str) -> Option<SessionInfo> {
+    /// The live session of a cookie value, renewed (sliding idle timeout). A shared store that
+    /// cannot be read signs the request out (logged).
+    pub async fn touch(&self, token: &str) -> Option<SessionInfo> {
+        if let Some(store) = self.shared.clone() {
+            let (hash, idle, now) =
+                (token_hash(token), millis(self.idle), crate::model::Timestamp::now().millis());
+            let found = neosens_runtime::blocking::run(move || {
+                store.touch_session(&hash, now, idle, millis(REFRESH))
+            })
+            .await
+            .inspect_err(|e| tracing::warn!(error = %e, "cannot read the dashboard sessions"))
+            .ok()??;
+            let user = UserId(uuid::Uuid::from_bytes(found.user));
+            return Some(SessionInfo { user, csrf: found.csrf });
+        }
         let now = Instant::now();
         let mut map = self.by_token.lock();
         let session = map.get_mut(token)?;
@@ -122,13 +178,24 @@ impl Sessions {
     }
 
     /// Ends a session.
-    pub fn close(&self, token: &str) {
+    pub async fn close(&self, token: &str) {
         self.by_token.lock().remove(token);
+        self.forget(Some(token_hash(token)), None).await;
     }
 
     /// Ends every session of a user (password changed, user deleted).
-    pub fn close_user(&self, user: UserId) {
+    pub async fn close_user(&self, user: UserId) {
         self.by_token.lock().retain(|_, s| s.user != user);
+        self.forget(None, Some(*user.0.as_bytes())).await;
+    }
+
+    async fn forget(&self, hash: Option<[u8; 32]>, user: Option<[u8; 16]>) {
+        let Some(store) = self.shared.clone() else { return };
+        if let Err(e) =
+            neosens_runtime::blocking::run(move || store.delete_sessions(hash.as_ref(), user)).await
+        {
+            tracing::error!(error = %e, "cannot end dashboard sessions in the database");
+        }
     }
 
     /// The `Set-Cookie` value that installs `token`.
@@ -178,20 +245,20 @@ mod tests {
         Sessions::new(&AuthConfig { session_idle_minutes: idle_minutes, ..AuthConfig::default() })
     }
 
-    #[test]
-    fn a_session_is_found_by_its_cookie_and_closed() {
+    #[tokio::test]
+    async fn a_session_is_found_by_its_cookie_and_closed() {
         let s = sessions(10);
         let user = UserId(uuid::Uuid::new_v4());
-        let (token, info) = s.open(user);
+        let (token, info) = s.open(user).await.unwrap();
         assert_eq!(token.len(), 43, "32 random bytes in base64url");
         assert_ne!(token, info.csrf);
-        assert_eq!(s.touch(&token), Some(info.clone()));
-        assert_eq!(s.touch("forged"), None);
-        s.close(&token);
-        assert_eq!(s.touch(&token), None);
-        let (t2, _) = s.open(user);
-        s.close_user(user);
-        assert_eq!(s.touch(&t2), None);
+        assert_eq!(s.touch(&token).await, Some(info.clone()));
+        assert_eq!(s.touch("forged").await, None);
+        s.close(&token).await;
+        assert_eq!(s.touch(&token).await, None);
+        let (t2, _) = s.open(user).await.unwrap();
+        s.close_user(user).await;
+        assert_eq!(s.touch(&t2).await, None);
     }
 
     #[test]

@@ -5,6 +5,10 @@
 //! the window and that are not locked go first; if every key is fresh (a distributed attack),
 //! the key failed longest ago is forgotten — an attacker spraying keys can make the throttle
 //! forget one, never make it grow.
+//!
+//! Sign-in throttles ([`SignInThrottle`]) live in the store when replicas share one; the scan
+//! throttle of the legacy device path stays in each process (no database round trip on that
+//! path: a scanner gets the free failures once per replica).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -86,6 +90,88 @@ impl Throttle {
     /// Keys tracked now.
     pub fn tracked(&self) -> usize {
         self.entries.lock().len()
+    }
+}
+
+impl Policy {
+    /// The same counting in wall-clock milliseconds, for a store that keeps it.
+    pub fn rule(&self) -> crate::store::ThrottleRule {
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        crate::store::ThrottleRule {
+            free_failures: self.free_failures,
+            window_ms: ms(self.window),
+            max_lock_ms: ms(self.max_lock),
+            max_keys: self.max_keys,
+        }
+    }
+}
+
+/// A sign-in throttle: in memory, or in the store the replicas share (every replica counts the
+/// same failures: a guesser gains nothing from the load balancer spreading its attempts).
+pub enum SignInThrottle {
+    /// This process only.
+    Memory(Throttle),
+    /// In the shared store, under `scope`.
+    Shared {
+        /// The throttle's name in the store.
+        scope: &'static str,
+        /// How it counts.
+        policy: Policy,
+        /// The store.
+        store: std::sync::Arc<dyn crate::store::Store>,
+    },
+}
+
+fn now_ms() -> i64 {
+    crate::model::Timestamp::now().millis()
+}
+
+impl SignInThrottle {
+    /// `Err(wait)` while `key` is locked. A store that cannot be read does not lock anyone out
+    /// (logged): the sign-in fails further on if the store is down.
+    pub async fn check(&self, key: &str) -> Result<(), Duration> {
+        let (scope, store) = match self {
+            SignInThrottle::Memory(t) => return t.check(key, Instant::now()),
+            SignInThrottle::Shared { scope, store, .. } => (*scope, std::sync::Arc::clone(store)),
+        };
+        let (key, now) = (key.to_owned(), now_ms());
+        match neosens_runtime::blocking::run(move || store.throttle_locked_until(scope, &key, now)).await {
+            Ok(Some(until)) => Err(Duration::from_millis(u64::try_from(until - now).unwrap_or(0))),
+            Ok(None) => Ok(()),
+            Err(e) => {
+                tracing::warn!(error = %e, throttle = scope, "cannot read a sign-in throttle");
+                Ok(())
+            }
+        }
+    }
+
+    /// Records a failure of `key`.
+    pub async fn failed(&self, key: &str) {
+        let (scope, policy, store) = match self {
+            SignInThrottle::Memory(t) => return t.failed(key, Instant::now()),
+            SignInThrottle::Shared { scope, policy, store } => {
+                (*scope, *policy, std::sync::Arc::clone(store))
+            }
+        };
+        let key = key.to_owned();
+        let rule = policy.rule();
+        if let Err(e) =
+            neosens_runtime::blocking::run(move || store.throttle_failed(scope, &key, now_ms(), &rule)).await
+        {
+            tracing::warn!(error = %e, throttle = scope, "cannot record a sign-in failure");
+        }
+    }
+
+    /// A success forgets `key`'s failures.
+    pub async fn succeeded(&self, key: &str) {
+        let (scope, store) = match self {
+            SignInThrottle::Memory(t) => return t.succeeded(key),
+            SignInThrottle::Shared { scope, store, .. } => (*scope, std::sync::Arc::clone(store)),
+        };
+        let key = key.to_owned();
+        if let Err(e) = neosens_runtime::blocking::run(move || store.throttle_forget(scope, &key)).await {
+            tracing::warn!(error = %e, throttle = scope, "cannot clear a sign-in throttle");
+        }
     }
 }
 

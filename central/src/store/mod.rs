@@ -31,7 +31,7 @@ pub use bulk::KEPT_BULK_OPERATIONS;
 pub use commit_times::{BOUNDS as COMMIT_BUCKETS, CommitSnapshot, CommitTimes};
 pub use pg::{PgOptions, PgStore};
 pub use redb_store::RedbStore;
-pub use shared::{LeaderLock, StatusChanges};
+pub use shared::{LeaderLock, SessionStore, StatusChanges, StoredSession, ThrottleRule};
 
 /// The schema version this build writes. Opening an older store migrates it; a newer one is refused.
 pub const SCHEMA_VERSION: u32 = 8;
@@ -458,6 +458,7 @@ pub trait Store:
     + BulkStore
     + StatusHistoryStore
     + StoreStats
+    + SessionStore
     + 'static
 {
 }
@@ -472,6 +473,7 @@ impl<
         + BulkStore
         + StatusHistoryStore
         + StoreStats
+        + SessionStore
         + 'static,
 > Store for T
 {

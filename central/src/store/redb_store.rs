@@ -493,6 +493,10 @@ impl SettingsStore for RedbStore {
     }
 }
 
+/// Sessions and throttles stay in the process's memory (`http::Sessions`): nobody shares
+/// this store.
+impl super::SessionStore for RedbStore {}
+
 impl StoreStats for RedbStore {
     fn size_bytes(&self) -> u64 {
         std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0)

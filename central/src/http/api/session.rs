@@ -3,7 +3,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::Json;
 use axum::extract::{ConnectInfo, State};
@@ -91,9 +90,11 @@ async fn sign_in(
     }
     let user_key = input.username.to_lowercase();
     let client_key = peer.ip().to_canonical().to_string();
-    let now = Instant::now();
-    if let Err(wait) = s.sessions.users.check(&user_key, now).and(s.sessions.clients.check(&client_key, now))
-    {
+    let locked = match s.sessions.users.check(&user_key).await {
+        Ok(()) => s.sessions.clients.check(&client_key).await,
+        locked => locked,
+    };
+    if let Err(wait) = locked {
         tracing::warn!(user = %user_digest(&user_key), client = %client_key, "dashboard sign-in throttled");
         return Err(too_many(wait));
     }
@@ -106,8 +107,8 @@ async fn sign_in(
     };
     if let Some(why) = refusal {
         if matches!(checked, Ok(None)) {
-            s.sessions.users.failed(&user_key, Instant::now());
-            s.sessions.clients.failed(&client_key, Instant::now());
+            s.sessions.users.failed(&user_key).await;
+            s.sessions.clients.failed(&client_key).await;
         }
         tracing::warn!(user = %user_digest(&user_key), client = %client_key, reason = %why, "dashboard sign-in refused");
         let mut entry = sign_in_entry("session.sign_in_failed", None, &input.username, &client_key);
@@ -122,8 +123,12 @@ async fn sign_in(
     let mut entry = sign_in_entry("session.sign_in", Some(user.id), &user.username, &client_key);
     entry.detail = format!("{} ({source})", entry.detail);
     s.registry.blocking(move |r| r.record_audit(&[entry])).await?;
-    s.sessions.users.succeeded(&user_key);
-    let (token, info) = s.sessions.open(user.id);
+    s.sessions.users.succeeded(&user_key).await;
+    let (token, info) = s
+        .sessions
+        .open(user.id)
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("opening a session")))?;
     tracing::info!(user = %user.username, role = %user.role, "dashboard sign-in");
     let mut headers = HeaderMap::new();
     headers.insert(header::SET_COOKIE, s.sessions.set_cookie(&token));
@@ -192,15 +197,16 @@ fn sign_in_entry(action: &str, id: Option<UserId>, name: &str, client: &str) -> 
     }
 }
 
-fn session_of(s: &AppState, headers: &HeaderMap) -> Result<SessionInfo, ApiError> {
-    cookie_token(headers).and_then(|t| s.sessions.touch(t)).ok_or(ApiError::Unauthorized)
+async fn session_of(s: &AppState, headers: &HeaderMap) -> Result<SessionInfo, ApiError> {
+    let token = cookie_token(headers).ok_or(ApiError::Unauthorized)?;
+    s.sessions.touch(token).await.ok_or(ApiError::Unauthorized)
 }
 
 #[utoipa::path(get, path = "/session", tag = "access",
     responses((status = 200, description = "The signed-in user", body = SessionView),
         (status = 401, description = "Not signed in", body = crate::http::error::ErrorBody)))]
 async fn current(State(s): State<AppState>, headers: HeaderMap) -> Result<impl IntoResponse, ApiError> {
-    let info = session_of(&s, &headers)?;
+    let info = session_of(&s, &headers).await?;
     let user = s.registry.user(info.user).map_err(|_| ApiError::Unauthorized)?;
     Ok(([(header::CACHE_CONTROL, "no-store")], Json(view(user, &info))))
 }
@@ -213,7 +219,7 @@ async fn sign_out(
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
     if let Some(token) = cookie_token(&headers) {
-        s.sessions.close(token);
+        s.sessions.close(token).await;
     }
     tracing::info!(user = %auth.0.name, "dashboard sign-out");
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, s.sessions.clear_cookie())]))

@@ -90,7 +90,7 @@ async fn update(
         .map_err(busy)??;
     if password_changed {
         // A new password signs the user out everywhere.
-        s.sessions.close_user(id);
+        s.sessions.close_user(id).await;
     }
     Ok(Json(UserView::from(user)))
 }
@@ -104,7 +104,7 @@ async fn delete(
     auth.require(Role::Admin)?;
     let id = user_id(&id)?;
     s.registry.acting(&auth.0, move |r| r.delete_user(id)).await?;
-    s.sessions.close_user(id);
+    s.sessions.close_user(id).await;
     if let Err(e) = s.registry.blocking(move |r| r.put_user_settings(id, None)).await {
         tracing::warn!(error = %e, "a deleted user's dashboard settings stay on disk");
     }

@@ -14,6 +14,7 @@ mod extras;
 mod fleet;
 mod registry;
 mod schema;
+mod sessions;
 mod shared;
 
 use std::str::FromStr;

@@ -77,7 +77,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE TABLE bulk_operations (id bigint PRIMARY KEY, body json NOT NULL);
     "#,
     // 2: replicas — statuses numbered by batch (each replica reads what the others ingested),
-    // what replicas that do not lead saw for the monitor.
+    // what replicas that do not lead saw for the monitor, dashboard sessions and sign-in
+    // throttles, the server keys' check value.
     r#"
     CREATE TABLE neosens_status_seq (
         only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
@@ -87,6 +88,22 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ALTER TABLE device_statuses ADD COLUMN seq bigint NOT NULL DEFAULT 0;
     CREATE INDEX device_statuses_seq ON device_statuses (seq);
     CREATE TABLE relayed_to_leader (seq bigserial PRIMARY KEY, body text NOT NULL);
+    CREATE TABLE dashboard_sessions (
+        token_hash bytea PRIMARY KEY,
+        user_id uuid NOT NULL,
+        csrf text NOT NULL,
+        last_used_ms bigint NOT NULL
+    );
+    CREATE INDEX dashboard_sessions_user ON dashboard_sessions (user_id);
+    CREATE INDEX dashboard_sessions_used ON dashboard_sessions (last_used_ms);
+    CREATE TABLE sign_in_throttle (
+        scope text NOT NULL,
+        key text NOT NULL,
+        failures integer NOT NULL,
+        last_ms bigint NOT NULL,
+        locked_until_ms bigint NOT NULL,
+        PRIMARY KEY (scope, key)
+    );
     CREATE TABLE neosens_keys (
         only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
         key_check bytea NOT NULL

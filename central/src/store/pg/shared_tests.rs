@@ -174,3 +174,42 @@ pub(super) fn replicas_must_share_the_server_keys(pg: &Postgres, db: &str) {
     assert!(!b.check_keys(&[2; 32]).unwrap(), "other keys do not");
     assert!(a.check_keys(&[1; 32]).unwrap(), "and did not replace the first");
 }
+
+pub(super) fn sessions_and_throttles_are_bounded(pg: &Postgres, db: &str) {
+    use crate::store::{SessionStore, StoredSession, ThrottleRule};
+    let store = PgStore::connect(&options(pg.database(db))).unwrap();
+    let session = |n: u8| StoredSession { user: [n; 16], csrf: format!("csrf{n}") };
+    // At most 3 sessions: the least recently used goes; an idle one is gone.
+    for n in 0..5u8 {
+        store.put_session(&[n; 32], &session(n), 1_000 + i64::from(n), 60_000, 3).unwrap();
+    }
+    assert_eq!(store.touch_session(&[0; 32], 2_000, 60_000, 60_000).unwrap(), None, "beyond the bound");
+    assert_eq!(store.touch_session(&[4; 32], 2_000, 60_000, 60_000).unwrap(), Some(session(4)));
+    assert_eq!(store.touch_session(&[4; 32], 70_000, 60_000, 60_000).unwrap(), None, "idle too long");
+    store.delete_sessions(None, Some([3; 16])).unwrap();
+    assert_eq!(
+        store.touch_session(&[3; 32], 2_000, 60_000, 60_000).unwrap(),
+        None,
+        "the user's sessions ended"
+    );
+
+    // A spray of user names never grows a throttle past its bound; the locks hold.
+    let rule = ThrottleRule { free_failures: 2, window_ms: 900_000, max_lock_ms: 60_000, max_keys: 10 };
+    for _ in 0..3 {
+        store.throttle_failed("users", "alice", 1_000, &rule).unwrap();
+    }
+    assert_eq!(
+        store.throttle_locked_until("users", "alice", 1_000).unwrap(),
+        Some(2_000),
+        "1 s after the free two"
+    );
+    for n in 0..100 {
+        store.throttle_failed("users", &format!("spray{n}"), 1_001 + n, &rule).unwrap();
+    }
+    let mut admin =
+        postgres::Client::connect(&format!("{}?sslmode=disable", pg.url(db)), postgres::NoTls).unwrap();
+    let kept: i64 = admin.query_one("SELECT count(*) FROM sign_in_throttle", &[]).unwrap().get(0);
+    assert_eq!(kept, 10);
+    store.throttle_forget("users", "spray99").unwrap();
+    assert_eq!(store.throttle_locked_until("users", "spray99", 1_100).unwrap(), None);
+}

@@ -43,7 +43,7 @@ type Scenario = fn(&Postgres, &str);
 fn the_postgresql_store_keeps_the_store_contract() {
     let pg = Postgres::start();
     CA.set(pg.ca_file()).unwrap();
-    let scenarios: [(&str, Scenario); 15] = [
+    let scenarios: [(&str, Scenario); 16] = [
         ("an_embedded_store_is_copied_whole_and_checked", an_embedded_store_is_copied_whole_and_checked),
         ("every_pinned_record_comes_back_unchanged", every_pinned_record_comes_back_unchanged),
         (
@@ -68,6 +68,7 @@ fn the_postgresql_store_keeps_the_store_contract() {
         ("relayed_to_the_leader", shared::items_relayed_to_the_leader_are_taken_once_in_order_and_bounded),
         ("acknowledgements_kept", shared::acknowledgements_survive_the_leaders_writes),
         ("server_keys", shared::replicas_must_share_the_server_keys),
+        ("sessions_and_throttles", shared::sessions_and_throttles_are_bounded),
     ];
     for (name, scenario) in scenarios {
         scenario(&pg, name);
