@@ -46,6 +46,22 @@ struct Inner {
     wake: tokio::sync::Notify,
 }
 
+/// The kept operations; with `fail_unfinished`, the orders of unfinished ones that had not gone
+/// out fail (stored so).
+fn load(store: &dyn Store, fail_unfinished: bool) -> Result<Vec<BulkOperation>, StoreError> {
+    let mut loaded = store.bulk_operations()?;
+    for op in loaded.iter_mut().filter(|op| fail_unfinished && op.finished_at.is_none()) {
+        for o in &mut op.outcomes {
+            if *o == BulkOutcome::Pending {
+                *o = BulkOutcome::Failed("not sent: central stopped before its turn".into());
+            }
+        }
+        op.finished_at = Some(Timestamp::now());
+        store.put_bulk_operation(op)?;
+    }
+    Ok(loaded)
+}
+
 /// The name of an action, as the audit trail and the API say it.
 pub fn action_name(action: &BulkAction) -> &'static str {
     match action {
@@ -60,20 +76,12 @@ pub fn action_name(action: &BulkAction) -> &'static str {
 
 impl BulkOps {
     /// Loads the kept operations. Orders that had not gone out when central stopped are not sent
-    /// late: they fail with a reason the operator sees.
+    /// late: they fail with a reason the operator sees — except on a store other replicas share,
+    /// where the leader may be sending them ([`BulkOps::reload`] fails them when this replica
+    /// takes the lead).
     pub fn open(store: Arc<dyn Store>) -> Result<Self, StoreError> {
-        let mut loaded = store.bulk_operations()?;
-        for op in &mut loaded {
-            if op.finished_at.is_none() {
-                for o in &mut op.outcomes {
-                    if *o == BulkOutcome::Pending {
-                        *o = BulkOutcome::Failed("not sent: central stopped before its turn".into());
-                    }
-                }
-                op.finished_at = Some(Timestamp::now());
-                store.put_bulk_operation(op)?;
-            }
-        }
+        let fail_unfinished = !store.shared();
+        let loaded = load(store.as_ref(), fail_unfinished)?;
         let next = loaded.iter().map(|o| o.id).max().unwrap_or(0) + 1;
         Ok(BulkOps {
             inner: Arc::new(Inner {
@@ -84,6 +92,16 @@ impl BulkOps {
                 wake: tokio::sync::Notify::new(),
             }),
         })
+    }
+
+    /// Reads the operations again (this replica takes the lead: the operations are the previous
+    /// leader's); orders it had not sent fail with a reason. Blocking.
+    pub fn reload(&self) -> Result<(), StoreError> {
+        let loaded = load(self.inner.store.as_ref(), true)?;
+        self.inner.next_id.store(loaded.iter().map(|o| o.id).max().unwrap_or(0) + 1, Ordering::Relaxed);
+        self.inner.queue.lock().clear();
+        *self.inner.operations.lock() = loaded.into_iter().map(|o| Arc::new(Mutex::new(o))).collect();
+        Ok(())
     }
 
     /// Runs `action` on `devices` as the current actor (blocking: registry and store work).

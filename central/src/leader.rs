@@ -65,17 +65,26 @@ impl Leadership {
     }
 }
 
+/// What a process does on taking the lead, before it says it leads (blocking: it reads the
+/// store). An error gives the lead up (the lock is released, the election retried).
+pub type Takeover = Box<dyn Fn() -> anyhow::Result<()> + Send + Sync>;
+
 /// Starts the campaign for the lead (a restartable task: it returns when the database link is
-/// lost, leadership given up first). With a store nobody else uses, this process leads and no
-/// task is needed.
-pub fn start(store: &Arc<dyn Store>, tasks: &mut neosens_runtime::supervisor::Supervisor) -> Leadership {
+/// lost, leadership given up first). With a store nobody else uses, this process leads from the
+/// start (what `takeover` reads, it read when opening) and no task is needed.
+pub fn start(
+    store: &Arc<dyn Store>,
+    takeover: Takeover,
+    tasks: &mut neosens_runtime::supervisor::Supervisor,
+) -> Leadership {
     if !store.shared() {
         return Leadership::always();
     }
     let (tx, leading) = watch::channel(false);
     let (tx, store, shutdown) = (Arc::new(tx), Arc::clone(store), tasks.shutdown().clone());
+    let takeover: Arc<Takeover> = Arc::new(takeover);
     tasks.restartable("leader election", move || {
-        campaign(Arc::clone(&store), Arc::clone(&tx), shutdown.clone())
+        campaign(Arc::clone(&store), Arc::clone(&takeover), Arc::clone(&tx), shutdown.clone())
     });
     Leadership { leading, shared: true }
 }
@@ -96,7 +105,12 @@ async fn on_session<T: Send + 'static>(
 
 /// Takes the lead when it is free and keeps it while the session lives; returns (leadership
 /// given up) when the session is lost, to be restarted with a new one.
-async fn campaign(store: Arc<dyn Store>, leading: Arc<watch::Sender<bool>>, shutdown: CancellationToken) {
+async fn campaign(
+    store: Arc<dyn Store>,
+    takeover: Arc<Takeover>,
+    leading: Arc<watch::Sender<bool>>,
+    shutdown: CancellationToken,
+) {
     let opened = neosens_runtime::blocking::run(move || store.leader_lock()).await;
     let mut session = match opened {
         Ok(Some(session)) => session,
@@ -122,9 +136,21 @@ async fn campaign(store: Arc<dyn Store>, leading: Arc<watch::Sender<bool>>, shut
         match step {
             Some((back, Ok(now_leading))) => {
                 session = back;
-                if now_leading != was_leading {
-                    leading.send_replace(now_leading);
-                    tracing::info!(leading = now_leading, "leader election: this replica leads now");
+                if now_leading && !was_leading {
+                    let started = std::time::Instant::now();
+                    let take = Arc::clone(&takeover);
+                    if let Err(e) = neosens_runtime::blocking::run(move || take()).await {
+                        // The session (and the lock) ends with this task: another replica may try.
+                        return tracing::error!(
+                            error = format!("{e:#}"),
+                            "leader election: taking the lead failed; giving it up"
+                        );
+                    }
+                    leading.send_replace(true);
+                    tracing::info!(
+                        took_ms = started.elapsed().as_millis() as u64,
+                        "leader election: this replica leads now"
+                    );
                 }
             }
             Some((_, Err(e))) => {

@@ -11,14 +11,14 @@ use std::time::{Duration, Instant};
 
 use common::client::ApiClient;
 use common::dynsec::{ADMIN_PASSWORD, ADMIN_USER, broker};
-use common::{LOGIN, MAC, first_password, metric, register_example, start_replica};
+use common::{LOGIN, MAC, api, first_password, metric, register_example, start_replica};
 use neosens_runtime::testing::postgres::Postgres;
 use neosens_runtime::testing::{DEADLINE, wait_until};
 use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
 use serde_json::{Value, json};
 
 /// The example device's status; `firmware` below 240101 breaks the test's rule.
-fn status(firmware: u32) -> String {
+fn device_status(firmware: u32) -> String {
     json!({"frequency": 1800, "status": "running", "heap": 171_204, "firmware": firmware,
         "unitID": MAC})
     .to_string()
@@ -109,7 +109,7 @@ fn the_other_replica_takes_over_when_the_leader_dies() {
 
     // 100 statuses while both run: split between them, each ingested once.
     for _ in 0..100 {
-        sensor.publish("irit2/366/device", QoS::AtMostOnce, false, status(231_027)).unwrap();
+        sensor.publish("irit2/366/device", QoS::AtMostOnce, false, device_status(231_027)).unwrap();
     }
     wait_until("100 statuses ingested", || processed(a_http) + processed(b_http) >= 100.0);
     let (by_a, by_b) = (processed(a_http), processed(b_http));
@@ -126,20 +126,39 @@ fn the_other_replica_takes_over_when_the_leader_dies() {
         admin_a.alerts().is_ok_and(|a| a.iter().any(|x| x.id == id && x.ack.is_some()))
     });
 
+    // Bulk operations (and firmware, campaigns) are the leader's: B sends them away.
+    assert_eq!(neosens_runtime::testing::http_get(a_http, "/leader").status, 200);
+    assert_eq!(neosens_runtime::testing::http_get(b_http, "/leader").status, 503);
+    let (status, refused) = api(b_http, "GET", "/api/v1/bulk-operations", None);
+    assert_eq!(status, 503, "{refused}");
+    assert!(refused.to_string().contains("GET /leader"), "{refused}");
+    let mut operation = json!({"target": {"devices": [MAC]}, "action": "move", "room": "irit2/366"});
+    let (_, preview) = api(a_http, "POST", "/api/v1/bulk-operations/preview", Some(operation.clone()));
+    operation["confirm"] = preview["confirm"].clone();
+    let (status, done) = api(a_http, "POST", "/api/v1/bulk-operations", Some(operation));
+    assert_eq!(status, 201, "{done}");
+
     // The leader dies; statuses sent meanwhile all reach B.
     let before = processed(b_http);
     a.signal_and_wait("KILL");
     let killed = Instant::now();
     for _ in 0..50 {
-        sensor.publish("irit2/366/device", QoS::AtMostOnce, false, status(231_027)).unwrap();
+        sensor.publish("irit2/366/device", QoS::AtMostOnce, false, device_status(231_027)).unwrap();
     }
     wait_until("B leads", || leads(b_http));
     eprintln!("B took over {:?} after the leader was killed", killed.elapsed());
     wait_until("B ingested the 50 statuses sent meanwhile", || processed(b_http) >= before + 50.0);
     assert_eq!(processed(b_http), before + 50.0, "each status sent during the takeover ingested once");
 
+    let (status, operations) = api(b_http, "GET", "/api/v1/bulk-operations", None);
+    assert_eq!(status, 200, "the new leader serves the bulk operations: {operations}");
+    assert!(
+        operations.to_string().contains(done["id"].to_string().as_str()),
+        "A's operation, read at the takeover: {operations}"
+    );
+
     // The open alert is B's now: still failing, not notified again; resolved once, by B.
-    sensor.publish("irit2/366/device", QoS::AtMostOnce, false, status(250_101)).unwrap();
+    sensor.publish("irit2/366/device", QoS::AtMostOnce, false, device_status(250_101)).unwrap();
     let resolved =
         notifications.recv_timeout(DEADLINE).expect("the resolution is notified").expect("a message");
     assert_eq!(

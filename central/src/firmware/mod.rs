@@ -176,6 +176,24 @@ struct Inner {
     census: Mutex<census::History>,
 }
 
+/// Images, campaigns and their progress from the store.
+fn read_state(store: &dyn Store, blobs: &blobs::Blobs) -> Result<State, FirmwareError> {
+    let mut state = State::default();
+    for image in store.firmware_images()? {
+        if !blobs.path(&image.sha256).exists() {
+            tracing::warn!(sha256 = %hex::encode(&image.sha256), "a firmware image's file is missing: it cannot be served until uploaded again");
+        }
+        state.images.insert(image.sha256, image);
+    }
+    for campaign in store.campaigns()? {
+        state.campaigns.insert(campaign.id, Arc::new(CampaignEntry::new(campaign)));
+    }
+    for (campaign, device, progress) in store.campaign_progress()? {
+        state.progress.entry(campaign).or_default().insert(device, progress);
+    }
+    Ok(state)
+}
+
 impl Firmware {
     /// Loads images and campaigns; `dir` holds the image files. Blocking (at start).
     pub fn open(
@@ -184,19 +202,7 @@ impl Firmware {
         config: FirmwareConfig,
     ) -> Result<Self, FirmwareError> {
         let blobs = blobs::Blobs::open(dir)?;
-        let mut state = State::default();
-        for image in store.firmware_images()? {
-            if !blobs.path(&image.sha256).exists() {
-                tracing::warn!(sha256 = %hex::encode(&image.sha256), "a firmware image's file is missing: it cannot be served until uploaded again");
-            }
-            state.images.insert(image.sha256, image);
-        }
-        for campaign in store.campaigns()? {
-            state.campaigns.insert(campaign.id, Arc::new(CampaignEntry::new(campaign)));
-        }
-        for (campaign, device, progress) in store.campaign_progress()? {
-            state.progress.entry(campaign).or_default().insert(device, progress);
-        }
+        let state = read_state(store.as_ref(), &blobs)?;
         let census = store.firmware_census()?.into_iter().collect();
         let inner = Inner {
             blobs,
@@ -211,6 +217,18 @@ impl Firmware {
             census: Mutex::new(census),
         };
         Ok(Firmware { inner: Arc::new(inner) })
+    }
+
+    /// Reads images, campaigns and their progress again (this replica takes the lead: they are
+    /// the previous leader's). Blocking.
+    pub fn reload(&self) -> Result<(), FirmwareError> {
+        let _writing = self.inner.writer.lock();
+        let state = read_state(self.inner.store.as_ref(), &self.inner.blobs)?;
+        let census = self.inner.store.firmware_census()?.into_iter().collect();
+        *self.inner.state.write() = state;
+        *self.inner.census.lock() = census;
+        self.inner.fetches.lock().clear();
+        Ok(())
     }
 
     /// Every image, newest first.

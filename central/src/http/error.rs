@@ -49,6 +49,8 @@ pub enum ApiError {
     Unavailable(String),
     /// 503: the directory (LDAP) did not answer a sign-in; local accounts still work.
     DirectoryUnavailable(String),
+    /// 503: what this path serves lives on the leading replica (see `crate::leader`).
+    NotLeader(String),
     /// 500: logged with its whole chain of causes, not detailed to the client.
     Internal(anyhow::Error),
 }
@@ -69,6 +71,7 @@ impl ApiError {
             ApiError::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "schema_violation"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "broker_unavailable"),
             ApiError::DirectoryUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "directory_unavailable"),
+            ApiError::NotLeader(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_leader"),
             ApiError::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -178,6 +181,7 @@ impl IntoResponse for ApiError {
             | ApiError::MethodNotAllowed(m)
             | ApiError::Unavailable(m)
             | ApiError::DirectoryUnavailable(m)
+            | ApiError::NotLeader(m)
             | ApiError::Conflict(m)
             | ApiError::TooLarge(m)
             | ApiError::TooManyRequests { message: m, .. } => detail(m),

@@ -53,6 +53,7 @@ async fn app(dir: &std::path::Path) -> (axum::Router, AppState) {
         firmware: firmware.clone(),
     };
     let state = AppState {
+        leadership: crate::leader::Leadership::always(),
         metrics: Arc::new(crate::metrics::Metrics::new(sources, Arc::clone(&tasks))),
         sessions: Arc::new(Sessions::new(&config.auth)),
         scans: Arc::new(Throttle::new(SCAN_POLICY)),

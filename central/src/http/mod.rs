@@ -53,6 +53,8 @@ pub const PASSWORDS_WAITING: usize = 16;
 pub struct AppState {
     /// The configuration the service started with.
     pub config: Arc<Config>,
+    /// Whether this replica leads (always, alone on its store).
+    pub leadership: crate::leader::Leadership,
     /// The registry.
     pub registry: Arc<Registry>,
     /// Firmware images and campaigns.
@@ -101,7 +103,8 @@ pub fn router(state: AppState, broker_auth_apart: bool) -> Router {
         .merge(neosens_runtime::http::guarded(
             Router::new()
                 .route("/metrics", axum::routing::get(metrics))
-                .route("/readyz", axum::routing::get(readyz)),
+                .route("/readyz", axum::routing::get(readyz))
+                .route("/leader", axum::routing::get(leader)),
             state.scrape.clone(),
         ));
     let router = if broker_auth_apart {
@@ -109,7 +112,55 @@ pub fn router(state: AppState, broker_auth_apart: bool) -> Router {
     } else {
         router.merge(broker_auth::main_listener_routes(state.config.broker_auth.public))
     };
-    router.layer(axum::middleware::from_fn_with_state(state.clone(), observe)).with_state(state)
+    router
+        .layer(axum::middleware::from_fn_with_state(state.clone(), leader_only))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+/// Whether `path` serves state that lives on the leading replica: firmware images, campaigns
+/// and bulk operations (loaded by a replica when it takes the lead), and the device and gateway
+/// paths that read them.
+pub fn leader_path(path: &str) -> bool {
+    const PREFIXES: [&str; 5] = [
+        "/api/v1/firmware",
+        "/api/v1/campaigns",
+        "/api/v1/bulk-operations",
+        "/api/v1/edge/firmware",
+        "/images/",
+    ];
+    PREFIXES.iter().any(|p| path.starts_with(p))
+        || (path.starts_with("/api/v1/devices/") && path.ends_with("/firmware"))
+}
+
+/// A replica that does not lead answers the leader's paths with 503, naming the way out (the
+/// load balancer sends them to the replica whose `GET /leader` answers 200: deploy/ha).
+async fn leader_only(
+    axum::extract::State(s): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if s.leadership.is_leading() || !leader_path(request.uri().path()) {
+        return next.run(request).await;
+    }
+    error::ApiError::NotLeader(
+        "this replica does not lead: firmware, campaigns and bulk operations are served by the \
+         leading replica (the one whose GET /leader answers 200; see docs/deploy.md)"
+            .into(),
+    )
+    .into_response()
+}
+
+/// `GET /leader`: 200 on the replica that leads, 503 on the others (a load balancer's health
+/// check for the leader's paths, see [`leader_path`]).
+async fn leader(
+    axum::extract::State(s): axum::extract::State<AppState>,
+) -> impl axum::response::IntoResponse {
+    let leading = s.leadership.is_leading();
+    let status =
+        if leading { axum::http::StatusCode::OK } else { axum::http::StatusCode::SERVICE_UNAVAILABLE };
+    (status, axum::Json(serde_json::json!({ "leading": leading })))
 }
 
 /// The OpenAPI document of `/api/v1`, as `GET /api/v1/openapi.json` serves it (also printed by
