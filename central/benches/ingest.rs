@@ -3,7 +3,9 @@
 //! subscriber in the same run as the yardstick.
 //!
 //! Run: `cargo bench -p neosens-central --bench ingest` (or `scripts/bench`).
-//! Options: `BENCH_DEVICES` (100000), `BENCH_SECONDS` (10), `BENCH_PUBLISHERS` (4).
+//! Options: `BENCH_DEVICES` (100000), `BENCH_SECONDS` (10), `BENCH_PUBLISHERS` (4),
+//! `BENCH_REPLICAS` (1; 2 with `NEOSENS_TEST_STORE=postgres`: two central processes on one
+//! database share the statuses through an MQTT shared subscription).
 //! Mosquitto, central, the publishers and the subscriber share the machine's 2 cores.
 
 mod support;
@@ -23,8 +25,13 @@ fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-/// A counter from central's `/metrics`.
-fn metric(addr: std::net::SocketAddr, name: &str) -> u64 {
+/// A counter summed over the replicas' `/metrics`.
+fn metric(addrs: &[std::net::SocketAddr], name: &str) -> u64 {
+    addrs.iter().map(|a| metric_of(*a, name)).sum()
+}
+
+/// A counter from one central's `/metrics`.
+fn metric_of(addr: std::net::SocketAddr, name: &str) -> u64 {
     let text = http_get(addr, "/metrics").text();
     text.lines()
         .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
@@ -73,8 +80,12 @@ fn main() {
         ("NEOSENS_ADMIN_TOKEN".into(), "bench-admin-token-0123456789".into()),
         ("NEOSENS_MQTT_URL".into(), mosquitto.url()),
     ]);
-    let central = ServiceProcess::spawn(Path::new(BIN), &[], &env);
-    let addr = central.addr("http");
+    let replicas = env_or("BENCH_REPLICAS", 1).max(1);
+    assert!(replicas == 1 || store_label() != "redb", "BENCH_REPLICAS > 1 needs NEOSENS_TEST_STORE=postgres");
+    let centrals: Vec<ServiceProcess> =
+        (0..replicas).map(|_| ServiceProcess::spawn(Path::new(BIN), &[], &env)).collect();
+    let addrs: Vec<std::net::SocketAddr> = centrals.iter().map(|c| c.addr("http")).collect();
+    let addr = addrs.as_slice();
 
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(async {
@@ -95,7 +106,8 @@ fn main() {
         let (probe, mut probe_loop) = client(mosquitto.port, "probe");
         tokio::spawn(async move { while probe_loop.poll().await.is_ok() {} });
         let deadline = Instant::now() + Duration::from_secs(30);
-        while metric(addr, "neosens_status_processed_total") == 0 {
+        // Every replica subscribed: each has had a probe status (a shared subscription spreads them).
+        while addr.iter().any(|a| metric_of(*a, "neosens_status_processed_total") == 0) {
             assert!(Instant::now() < deadline, "central never received a status");
             probe.publish(format!("{}/device", topic_of(0)), QoS::AtMostOnce, false, status(0)).await.unwrap();
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -158,6 +170,13 @@ fn main() {
             central_n as f64 / secs,
             100.0 * central_n as f64 / sub_n.max(1) as f64
         );
+        if addr.len() > 1 {
+            let per: Vec<String> = addr
+                .iter()
+                .map(|a| metric_of(*a, "neosens_status_processed_total").to_string())
+                .collect();
+            println!("replicas: {} (statuses processed by each: {})", addr.len(), per.join(", "));
+        }
         println!(
             "central: {} stored in {} batches; dropped unknown_device {}",
             metric(addr, "neosens_status_stored_total"),

@@ -6,7 +6,8 @@
 //!
 //! Run: `cargo bench -p neosens-central --bench provisioning` (or `scripts/bench`).
 //! Options (environment): `BENCH_DEVICES` (100000), `BENCH_SECONDS` (10), `BENCH_CONNECTIONS` (64),
-//! `BENCH_ACL_CONNECTIONS` (16).
+//! `BENCH_ACL_CONNECTIONS` (16), `BENCH_REPLICAS` (1; 2 with `NEOSENS_TEST_STORE=postgres`: two
+//! central processes on one database, connections and API writes alternating between them).
 //! The load generator runs on the same 2-core machine as the server, over loopback: the
 //! figures are what one such machine does with both halves on it.
 
@@ -66,11 +67,12 @@ fn acl_request(d: u64, _keep_alive: bool) -> String {
 /// (spread), keep-alive or one connection per request.
 /// API writes one after the other, as an operator's script does: `PATCH` of a device's
 /// description through the admin API, each a committed registry batch (with its audit entry).
-fn api_writes(report: &mut String, addr: std::net::SocketAddr, n: u64) {
+fn api_writes(report: &mut String, addrs: &[std::net::SocketAddr], n: u64) {
     let writes = env_or("BENCH_API_WRITES", 500);
     let mut latencies_us: Vec<u32> = Vec::with_capacity(writes as usize);
     let started = Instant::now();
     for i in 0..writes {
+        let addr = addrs[i as usize % addrs.len()];
         let path = format!("/api/v1/devices/{}", mac(i % n.max(1)));
         let body = serde_json::json!({"description": format!("bench write {i}")});
         let t0 = Instant::now();
@@ -92,10 +94,42 @@ fn api_writes(report: &mut String, addr: std::net::SocketAddr, n: u64) {
         pct(&latencies_us, 0.50),
         pct(&latencies_us, 0.99),
     );
+    if addrs.len() > 1 {
+        visibility(report, addrs, n);
+    }
+}
+
+/// With two replicas: how long after a write through one returns the other serves it.
+fn visibility(report: &mut String, addrs: &[std::net::SocketAddr], n: u64) {
+    let mut delays_us: Vec<u32> = Vec::new();
+    for i in 0..100u64 {
+        let path = format!("/api/v1/devices/{}", mac(i % n.max(1)));
+        let text = format!("seen elsewhere {i}");
+        let body = serde_json::json!({"description": text});
+        let token = Some("bench-admin-token-0123456789");
+        let (status, _) = neosens_runtime::testing::http_json(addrs[0], "PATCH", &path, token, Some(&body));
+        assert_eq!(status, 200);
+        let t0 = Instant::now();
+        loop {
+            let (_, d) = neosens_runtime::testing::http_json(addrs[1], "GET", &path, token, None);
+            if d["description"] == text.as_str() {
+                break;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(10), "the other replica never caught up");
+        }
+        delays_us.push(u32::try_from(t0.elapsed().as_micros()).unwrap_or(u32::MAX));
+    }
+    delays_us.sort_unstable();
+    let _ = writeln!(
+        report,
+        "a write through replica 1, served by replica 2 after: p50 {:.2} ms, p99 {:.2} ms (100 writes)",
+        pct(&delays_us, 0.50),
+        pct(&delays_us, 0.99),
+    );
 }
 
 async fn load(
-    addr: std::net::SocketAddr,
+    addrs: Vec<std::net::SocketAddr>,
     devices: u64,
     connections: u64,
     duration: Duration,
@@ -108,6 +142,7 @@ async fn load(
     let mut tasks = Vec::new();
     for c in 0..connections {
         let (stop, errors) = (Arc::clone(&stop), Arc::clone(&errors));
+        let addr = addrs[c as usize % addrs.len()];
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::with_capacity(1 << 16);
             let mut stream: Option<tokio::net::TcpStream> = None;
@@ -245,12 +280,22 @@ fn main() {
     let _ =
         writeln!(report, "RSS when ready: {:.1} MB; budget < 200 MB", rss_kib(central.pid()) as f64 / 1024.0);
 
+    // More replicas on the same database (and data directory: the same keys).
+    let replicas = env_or("BENCH_REPLICAS", 1).max(1);
+    assert!(replicas == 1 || store_label() != "redb", "BENCH_REPLICAS > 1 needs NEOSENS_TEST_STORE=postgres");
+    let others: Vec<ServiceProcess> =
+        (1..replicas).map(|_| ServiceProcess::spawn(Path::new(BIN), &[], &env)).collect();
     let addr = central.addr("http");
+    let addrs: Vec<std::net::SocketAddr> =
+        std::iter::once(addr).chain(others.iter().map(|o| o.addr("http"))).collect();
+    if replicas > 1 {
+        let _ = writeln!(report, "replicas: {replicas} (connections and API writes alternate between them)");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     for (label, keep_alive) in [("keep-alive", true), ("one request per connection (as the firmware)", false)]
     {
         let r = runtime.block_on(load(
-            addr,
+            addrs.clone(),
             n,
             connections,
             Duration::from_secs(seconds),
@@ -271,7 +316,14 @@ fn main() {
     // Mosquitto runs its auth plug-in from its single event loop and go-auth calls out
     // synchronously, so the broker keeps few checks in flight: 16 concurrent is already generous.
     let acl_connections = env_or("BENCH_ACL_CONNECTIONS", 16);
-    let r = runtime.block_on(load(addr, n, acl_connections, Duration::from_secs(seconds), true, acl_request));
+    let r = runtime.block_on(load(
+        addrs.clone(),
+        n,
+        acl_connections,
+        Duration::from_secs(seconds),
+        true,
+        acl_request,
+    ));
     let _ = writeln!(
         report,
         "POST /mqtt/acl (go-auth JSON, publish allowed), keep-alive, {acl_connections} connections: {:.0} req/s ({} ok, {} errors), latency p50 {:.2} ms, p99 {:.2} ms; budget ≥ 40000 req/s, p99 < 2 ms",
@@ -312,7 +364,7 @@ fn main() {
             let _ = writeln!(report, "wrk not installed: cross-check skipped");
         }
     }
-    api_writes(&mut report, addr, n);
+    api_writes(&mut report, &addrs, n);
     let _ = writeln!(report, "RSS after load: {:.1} MB", rss_kib(central.pid()) as f64 / 1024.0);
     print!("{report}");
 }

@@ -46,6 +46,7 @@ pub mod http;
 pub mod import_legacy;
 pub mod ingest;
 pub mod leader;
+mod leader_tasks;
 pub mod metrics;
 pub mod model;
 pub mod monitor;
@@ -100,17 +101,17 @@ pub async fn run_on(
     let firmware = open_firmware(&config, Arc::clone(&store)).await?;
     let broker_listener = bind_broker_auth(&config).await?;
     let mut tasks = neosens_runtime::supervisor::Supervisor::new(shutdown.clone());
-    let leadership = leader::start(&store, takeover(&firmware, &bulk), &mut tasks);
+    let leadership = leader::start(&store, leader_tasks::takeover(&firmware, &bulk), &mut tasks);
     let link = start_broker_link(&replica_mqtt(&config, leadership.is_shared()), &registry, &mut tasks)?;
     log_serving(&config, &listener, broker_listener.as_ref(), &link);
     let pipelines =
         start_pipelines(&config, &registry, &firmware, link, leadership.clone(), &mut tasks).await?;
-    start_campaign_schedule(&firmware, &registry, &pipelines.mqtt, &leadership, &mut tasks);
+    leader_tasks::start_campaign_schedule(&firmware, &registry, &pipelines.mqtt, &leadership, &mut tasks);
     let (r, stop) = (Arc::clone(&registry), tasks.shutdown().clone());
     tasks.restartable("replica follower", move || {
         registry::follow_other_replicas(Arc::clone(&r), stop.clone())
     });
-    start_bulk_sender(&bulk, &registry, &pipelines.mqtt, &leadership, &mut tasks);
+    leader_tasks::start_bulk_sender(&bulk, &registry, &pipelines.mqtt, &leadership, &mut tasks);
     // Reads the CA and password files and the system's roots: on the blocking pool.
     let directory = match config.ldap.clone() {
         Some(ldap) => {
@@ -190,97 +191,6 @@ async fn open_firmware(
     neosens_runtime::blocking::run(move || firmware::Firmware::open(&dir, store, settings))
         .await
         .context("opening the firmware images (<data_dir>/firmware)")
-}
-
-/// Follows the firmware campaigns every few seconds (soaked waves start, progress, halts) and
-/// sends the `upgrade` orders of started waves, paced; both restarted if they fail, and run only
-/// while this replica leads (see [`takeover`]).
-fn start_campaign_schedule(
-    firmware: &firmware::Firmware,
-    registry: &Arc<registry::Registry>,
-    mqtt: &neosens_runtime::mqtt::MqttHandle,
-    leadership: &leader::Leadership,
-    tasks: &mut neosens_runtime::supervisor::Supervisor,
-) {
-    let (f, r, l, shutdown) =
-        (firmware.clone(), Arc::clone(registry), leadership.clone(), tasks.shutdown().clone());
-    tasks.restartable("campaign schedule", move || {
-        let (f, r) = (f.clone(), Arc::clone(&r));
-        leader::while_leading("campaign schedule", l.clone(), shutdown.clone(), move |term| {
-            let (f, r) = (f.clone(), Arc::clone(&r));
-            follow_campaigns(f, r, term)
-        })
-    });
-    let (f, r, m, l, shutdown) =
-        (firmware.clone(), Arc::clone(registry), mqtt.clone(), leadership.clone(), tasks.shutdown().clone());
-    tasks.restartable("upgrade orders", move || {
-        let (f, r, m) = (f.clone(), Arc::clone(&r), m.clone());
-        leader::while_leading("upgrade orders", l.clone(), shutdown.clone(), move |term| {
-            firmware::send_upgrade_orders(f.clone(), Arc::clone(&r), m.clone(), term)
-        })
-    });
-}
-
-/// What a replica does when it takes the lead, before it serves the leader's paths and runs
-/// the leader's tasks: the firmware images, campaigns and bulk operations are read again (they
-/// are the previous leader's); bulk orders the previous leader had not sent fail with a reason.
-fn takeover(firmware: &firmware::Firmware, bulk: &bulk::BulkOps) -> leader::Takeover {
-    let (firmware, bulk) = (firmware.clone(), bulk.clone());
-    Box::new(move || {
-        firmware.reload().context("reading the firmware images and campaigns")?;
-        bulk.reload().context("reading the bulk operations")?;
-        Ok(())
-    })
-}
-
-/// Sends bulk operations' orders, paced, while this replica leads (see [`takeover`]).
-fn start_bulk_sender(
-    bulk: &bulk::BulkOps,
-    registry: &Arc<registry::Registry>,
-    mqtt: &neosens_runtime::mqtt::MqttHandle,
-    leadership: &leader::Leadership,
-    tasks: &mut neosens_runtime::supervisor::Supervisor,
-) {
-    let (b, r, m, l, stop) =
-        (bulk.clone(), Arc::clone(registry), mqtt.clone(), leadership.clone(), tasks.shutdown().clone());
-    tasks.restartable("bulk orders", move || {
-        let (b, r, m) = (b.clone(), Arc::clone(&r), m.clone());
-        leader::while_leading("bulk orders", l.clone(), stop.clone(), move |term| {
-            let (b, r, m) = (b.clone(), Arc::clone(&r), m.clone());
-            b.run_sender(r, m, term)
-        })
-    });
-}
-
-async fn follow_campaigns(
-    firmware: firmware::Firmware,
-    registry: Arc<registry::Registry>,
-    shutdown: CancellationToken,
-) {
-    let mut tick = tokio::time::interval(firmware::SCHEDULE_PERIOD);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        let (f, r) = (firmware.clone(), Arc::clone(&registry));
-        let pass = move || {
-            let now = model::Timestamp::now();
-            let report = f.follow(&r, now)?;
-            f.sample_census(&r, now)?;
-            Ok::<_, firmware::FirmwareError>(report)
-        };
-        match neosens_runtime::blocking::run(pass).await {
-            Ok(report) if report != firmware::FollowReport::default() => {
-                tracing::debug!(?report, "firmware campaigns followed");
-            }
-            Ok(_) => {}
-            Err(e) => {
-                tracing::error!(error = %e, "following the firmware campaigns failed; retrying at the next tick")
-            }
-        }
-    }
 }
 
 /// The MQTT settings of this process: replicas sharing a store each connect to the broker with

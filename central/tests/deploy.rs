@@ -112,3 +112,56 @@ fn prometheus_rules_and_grafana_dashboard_hold_on_a_real_scrape() {
         assert!(missing.is_empty(), "{file} uses metrics central does not expose: {missing:?}");
     }
 }
+
+/// The load balancer of deploy/ha is valid HAProxy configuration, and what it sends to the
+/// leading replica is exactly what central serves only there.
+#[test]
+fn the_replicas_load_balancer_sends_the_leaders_paths_to_the_leader() {
+    let config = deploy().join("ha/haproxy.cfg");
+    let out = Command::new("haproxy")
+        .args(["-c", "-f"])
+        .arg(&config)
+        .output()
+        .expect("haproxy not found: scripts/install-deps --test installs Debian's haproxy package");
+    assert!(
+        out.status.success(),
+        "haproxy -c {}:\n{}{}",
+        config.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&config).unwrap();
+    let prefixes: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("acl leader_path path_beg "))
+        .flat_map(str::split_whitespace)
+        .collect();
+    assert!(!prefixes.is_empty(), "no leader_path acl in {}", config.display());
+    for prefix in &prefixes {
+        assert!(neosens_central::http::leader_path(&format!("{prefix}x")), "{prefix} is not a leader path");
+    }
+    let routed = |path: &str| {
+        prefixes.iter().any(|p| path.starts_with(p))
+            || (path.starts_with("/api/v1/devices/")
+                && path.ends_with("/firmware")
+                && text.contains("/firmware$"))
+    };
+    for path in [
+        "/api/v1/firmware",
+        "/api/v1/firmware/ab12/content",
+        "/api/v1/campaigns/3/actions",
+        "/api/v1/bulk-operations/preview",
+        "/api/v1/edge/firmware/fetches",
+        "/images/esp32/neOSensor/default.json",
+        "/api/v1/devices/24:0a:c4:12:34:56/firmware",
+    ] {
+        assert!(neosens_central::http::leader_path(path), "{path}");
+        assert!(
+            routed(path),
+            "{path} is served by the leader only but the load balancer does not send it there"
+        );
+    }
+    for path in ["/api/v1/devices", "/device/config", "/api/v1/alerts", "/mqtt/auth"] {
+        assert!(!neosens_central::http::leader_path(path), "{path} is served by every replica");
+    }
+}
