@@ -12,7 +12,8 @@
 //! own start of the tasks. A leader whose machine or link died is noticed by the database's
 //! keepalives (about 11 s, see the session settings in `store::pg::shared`); that leader itself
 //! stops leading after at most [`CHECK_EVERY`] + [`CHECK_DEADLINE`] (5 s), before the database
-//! lets anyone else take over — two leaders never overlap by these bounds.
+//! lets anyone else take over — two leaders do not overlap by these bounds, unless a leader's
+//! process is frozen longer than them (a suspended VM), which stops at its next check.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,21 +30,35 @@ pub const CHECK_EVERY: Duration = Duration::from_secs(1);
 /// A check slower than this ends the leadership without waiting for its answer.
 pub const CHECK_DEADLINE: Duration = Duration::from_secs(4);
 
+/// What the election says: whether this process leads, in which term (a new one each time it
+/// takes the lead, so that a task that missed a quick loss and return still sees the change),
+/// and whether the first attempt is over.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Lead {
+    /// Whether this process leads.
+    pub leading: bool,
+    /// How many times this process took the lead.
+    pub term: u64,
+    /// Whether the election has tried at least once.
+    pub decided: bool,
+}
+
 /// Whether this process leads now, and waits for it to change.
 #[derive(Debug, Clone)]
 pub struct Leadership {
-    leading: watch::Receiver<bool>,
+    lead: watch::Receiver<Lead>,
     /// Whether other processes share the store (a leader then has their relayed work to take).
     shared: bool,
+    /// The term this holder saw leading last (see [`Leadership::until`]).
+    term: u64,
 }
 
 impl Leadership {
     /// A process that always leads (a store no one else uses; tests).
     pub fn always() -> Self {
-        let (tx, leading) = watch::channel(true);
-        // Kept forever: the value never changes, and waits on it must not end.
-        std::mem::forget(tx);
-        Leadership { leading, shared: false }
+        let (_tx, lead) = watch::channel(Lead { leading: true, term: 1, decided: true });
+        // The sender gone, the value never changes: waits on a change never end (`until`).
+        Leadership { lead, shared: false, term: 1 }
     }
 
     /// Whether other processes share the store.
@@ -53,15 +68,37 @@ impl Leadership {
 
     /// Whether this process leads now.
     pub fn is_leading(&self) -> bool {
-        *self.leading.borrow()
+        self.lead.borrow().leading
     }
 
-    /// Waits until this process leads (`true`) or no longer does (`false`).
+    /// Waits until this process leads (`true`) — remembering the term — or (`false`) until it
+    /// no longer leads in the term this holder saw last: a loss followed at once by a new term
+    /// counts as a loss.
     pub async fn until(&mut self, leading: bool) {
-        if self.leading.wait_for(|l| *l == leading).await.is_err() {
-            // The campaign is gone (shutdown): nothing changes any more.
+        if leading {
+            let seen = self.lead.wait_for(|l| l.leading).await.map(|l| l.term);
+            match seen {
+                Ok(term) => self.term = term,
+                Err(_) => std::future::pending::<()>().await,
+            }
+            return;
+        }
+        if self.term == 0 {
+            // Never waited for the lead: the current term is the one held.
+            self.term = self.lead.borrow().term;
+        }
+        let term = self.term;
+        if self.lead.wait_for(|l| !l.leading || l.term != term).await.is_err() {
+            // The election is gone (shutdown): nothing changes any more.
             std::future::pending::<()>().await;
         }
+        self.term = 0;
+    }
+
+    /// Waits, at most `deadline`, for the election's first attempt: a process alone on its
+    /// database leads before it serves.
+    pub async fn decided(&mut self, deadline: Duration) {
+        let _ = tokio::time::timeout(deadline, self.lead.wait_for(|l| l.decided)).await;
     }
 }
 
@@ -80,13 +117,13 @@ pub fn start(
     if !store.shared() {
         return Leadership::always();
     }
-    let (tx, leading) = watch::channel(false);
+    let (tx, lead) = watch::channel(Lead::default());
     let (tx, store, shutdown) = (Arc::new(tx), Arc::clone(store), tasks.shutdown().clone());
     let takeover: Arc<Takeover> = Arc::new(takeover);
     tasks.restartable("leader election", move || {
         campaign(Arc::clone(&store), Arc::clone(&takeover), Arc::clone(&tx), shutdown.clone())
     });
-    Leadership { leading, shared: true }
+    Leadership { lead, shared: true, term: 0 }
 }
 
 /// Runs one blocking call on the session, at most `deadline` (`None`: too slow, or the
@@ -108,17 +145,27 @@ async fn on_session<T: Send + 'static>(
 async fn campaign(
     store: Arc<dyn Store>,
     takeover: Arc<Takeover>,
-    leading: Arc<watch::Sender<bool>>,
+    lead: Arc<watch::Sender<Lead>>,
     shutdown: CancellationToken,
 ) {
+    // Not leading, whatever comes next; the attempt counts as decided once it has an answer.
+    let step_down = |decided: bool| {
+        lead.send_modify(|l| {
+            l.leading = false;
+            l.decided |= decided;
+        })
+    };
     let opened = neosens_runtime::blocking::run(move || store.leader_lock()).await;
     let mut session = match opened {
         Ok(Some(session)) => session,
         Ok(None) => {
-            leading.send_replace(true);
+            lead.send_modify(|l| *l = Lead { leading: true, term: l.term + 1, decided: true });
             return shutdown.cancelled().await;
         }
-        Err(e) => return tracing::warn!(error = %e, "leader election: cannot open a database session"),
+        Err(e) => {
+            step_down(true);
+            return tracing::warn!(error = %e, "leader election: cannot open a database session");
+        }
     };
     let mut retry = tokio::time::interval(RETRY_EVERY);
     retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -127,7 +174,7 @@ async fn campaign(
             () = shutdown.cancelled() => break,
             _ = retry.tick() => {}
         }
-        let was_leading = *leading.borrow();
+        let was_leading = lead.borrow().leading;
         let step = if was_leading {
             on_session(session, CHECK_DEADLINE, |s| s.check().map(|()| true)).await
         } else {
@@ -136,17 +183,20 @@ async fn campaign(
         match step {
             Some((back, Ok(now_leading))) => {
                 session = back;
-                if now_leading && !was_leading {
+                if !now_leading {
+                    step_down(true);
+                } else if !was_leading {
                     let started = std::time::Instant::now();
                     let take = Arc::clone(&takeover);
                     if let Err(e) = neosens_runtime::blocking::run(move || take()).await {
+                        step_down(true);
                         // The session (and the lock) ends with this task: another replica may try.
                         return tracing::error!(
                             error = format!("{e:#}"),
                             "leader election: taking the lead failed; giving it up"
                         );
                     }
-                    leading.send_replace(true);
+                    lead.send_modify(|l| *l = Lead { leading: true, term: l.term + 1, decided: true });
                     tracing::info!(
                         took_ms = started.elapsed().as_millis() as u64,
                         "leader election: this replica leads now"
@@ -154,11 +204,11 @@ async fn campaign(
                 }
             }
             Some((_, Err(e))) => {
-                leading.send_replace(false);
+                step_down(true);
                 return tracing::warn!(error = %e, was_leading, "leader election: database session lost; not leading");
             }
             None => {
-                leading.send_replace(false);
+                step_down(true);
                 return tracing::warn!(
                     was_leading,
                     deadline_s = CHECK_DEADLINE.as_secs(),
@@ -168,7 +218,7 @@ async fn campaign(
         }
     }
     // Shutdown: the session ends with `session` (another replica takes over at once).
-    leading.send_replace(false);
+    step_down(true);
 }
 
 /// Runs `start`'s task only while this process leads: started when it becomes the leader,

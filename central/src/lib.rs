@@ -101,7 +101,9 @@ pub async fn run_on(
     let firmware = open_firmware(&config, Arc::clone(&store)).await?;
     let broker_listener = bind_broker_auth(&config).await?;
     let mut tasks = neosens_runtime::supervisor::Supervisor::new(shutdown.clone());
-    let leadership = leader::start(&store, leader_tasks::takeover(&firmware, &bulk), &mut tasks);
+    let mut leadership = leader::start(&store, leader_tasks::takeover(&firmware, &bulk), &mut tasks);
+    // Alone on its database, a process leads before it serves (a few ms: one lock attempt).
+    leadership.decided(Duration::from_secs(3)).await;
     let link = start_broker_link(&replica_mqtt(&config, leadership.is_shared()), &registry, &mut tasks)?;
     log_serving(&config, &listener, broker_listener.as_ref(), &link);
     let pipelines =

@@ -181,11 +181,16 @@ fn counter(
 
 impl Collector for Sources {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        // With replicas, device states, alerts and gateways' health are the leader's: the
+        // others leave those series out (summed over replicas, they would count twice).
+        let leading = self.monitor.is_leading();
         self.encode_link(&mut encoder)?;
         self.encode_statuses(&mut encoder)?;
-        self.encode_devices(&mut encoder)?;
-        self.encode_alerts(&mut encoder)?;
-        self.encode_gateways(&mut encoder)?;
+        if leading {
+            self.encode_devices(&mut encoder)?;
+        }
+        self.encode_alerts(&mut encoder, leading)?;
+        self.encode_gateways(&mut encoder, leading)?;
         self.firmware.encode_metrics(&mut encoder)?;
         Ok(())
     }
@@ -302,22 +307,24 @@ impl Sources {
     }
 
     /// The series of open alerts and webhook deliveries.
-    fn encode_alerts(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+    fn encode_alerts(&self, encoder: &mut DescriptorEncoder, leading: bool) -> Result<(), std::fmt::Error> {
         gauge(
             encoder,
             "neosens_leader",
-            "1 while this replica leads (monitor, alert notifications, dynamic security; always 1 on an embedded store); the device-state and alert gauges are the leader's",
-            i64::from(self.monitor.is_leading()),
+            "1 while this replica leads (monitor, alert notifications, dynamic security, campaigns, bulk orders, gateways; always 1 on an embedded store); only the leader exposes device states, open alerts and gateways' health",
+            i64::from(leading),
         )?;
-        let (_, outages, failures) = self.monitor.counts();
-        let mut m = encoder.encode_descriptor(
-            "neosens_alerts_open",
-            "Alerts open, by kind (outage, failure)",
-            None,
-            MetricType::Gauge,
-        )?;
-        for (kind, n) in [("outage", outages), ("failure", failures)] {
-            ConstGauge::new(n as i64).encode(m.encode_family(&[("kind", kind)])?)?;
+        if leading {
+            let (_, outages, failures) = self.monitor.counts();
+            let mut m = encoder.encode_descriptor(
+                "neosens_alerts_open",
+                "Alerts open, by kind (outage, failure)",
+                None,
+                MetricType::Gauge,
+            )?;
+            for (kind, n) in [("outage", outages), ("failure", failures)] {
+                ConstGauge::new(n as i64).encode(m.encode_family(&[("kind", kind)])?)?;
+            }
         }
         // Always exposed (zeros without a webhook) so that alerting rules find the series.
         let mut m = encoder.encode_descriptor(
@@ -339,7 +346,7 @@ impl Sources {
     }
 
     /// The series of the store, the gateways' health and the revision.
-    fn encode_gateways(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+    fn encode_gateways(&self, encoder: &mut DescriptorEncoder, leading: bool) -> Result<(), std::fmt::Error> {
         gauge(
             encoder,
             "neosens_store_size_bytes",
@@ -350,7 +357,7 @@ impl Sources {
         let health = self.gateways.all();
         let revision = self.registry.revision();
         let now = crate::model::Timestamp::now().millis();
-        let gateways = self.registry.gateways();
+        let gateways = if leading { self.registry.gateways() } else { Vec::new() };
         for (name, help, value) in GATEWAY_GAUGES {
             let mut m = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
             for g in &gateways {

@@ -182,9 +182,14 @@ impl Supervisor {
         self.watch(Box::pin(async move {
             let mut backoff = Backoff::new(RESTART_FIRST, RESTART_CAP);
             loop {
+                let started = std::time::Instant::now();
                 let attempt = tokio::spawn(start());
                 let _abort = AbortOnDrop(attempt.abort_handle());
                 let run = attempt.await;
+                // A run that lasted is not a flap: the next failure starts the back-off again.
+                if started.elapsed() >= RESTART_CAP {
+                    backoff = Backoff::new(RESTART_FIRST, RESTART_CAP);
+                }
                 if shutdown.is_cancelled() {
                     return;
                 }

@@ -119,14 +119,16 @@ pub fn router(state: AppState, broker_auth_apart: bool) -> Router {
 }
 
 /// Whether `path` serves state that lives on the leading replica: firmware images, campaigns
-/// and bulk operations (loaded by a replica when it takes the lead), and the device and gateway
-/// paths that read them.
+/// and bulk operations (loaded by a replica when it takes the lead), the device paths that read
+/// them, and the gateways' paths and views (their health reports are kept in the leader's
+/// memory, where its monitor watches their packet forwarders).
 pub fn leader_path(path: &str) -> bool {
-    const PREFIXES: [&str; 5] = [
+    const PREFIXES: [&str; 6] = [
         "/api/v1/firmware",
         "/api/v1/campaigns",
         "/api/v1/bulk-operations",
-        "/api/v1/edge/firmware",
+        "/api/v1/edge/",
+        "/api/v1/gateways",
         "/images/",
     ];
     PREFIXES.iter().any(|p| path.starts_with(p))
@@ -145,8 +147,8 @@ async fn leader_only(
         return next.run(request).await;
     }
     error::ApiError::NotLeader(
-        "this replica does not lead: firmware, campaigns and bulk operations are served by the \
-         leading replica (the one whose GET /leader answers 200; see docs/deploy.md)"
+        "this replica does not lead: firmware, campaigns, bulk operations and gateways are served \
+         by the leading replica (the one whose GET /leader answers 200; see docs/deploy.md)"
             .into(),
     )
     .into_response()

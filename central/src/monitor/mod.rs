@@ -229,13 +229,13 @@ async fn lead(
                 deliver(monitor, delivery, events, now).await;
             }
             _ = relayed.tick(), if shared => {
+                // Each at the time the other replica saw it.
                 for item in replicas::take_relayed(monitor).await {
-                    let now = clock.now();
                     let events = match item {
-                        replicas::Relayed::Notice { notice } => monitor.notice(notice, now),
-                        replicas::Relayed::Boot { device } => boot(registry, monitor, &inputs.reboot_loop, device, now),
+                        replicas::Relayed::Notice { notice, at } => monitor.notice(notice, at),
+                        replicas::Relayed::Boot { device, at } => boot(registry, monitor, &inputs.reboot_loop, device, at),
                     };
-                    deliver(monitor, delivery, events, now).await;
+                    deliver(monitor, delivery, events, clock.now()).await;
                 }
             }
             Some(device) = inputs.boots.recv() => {

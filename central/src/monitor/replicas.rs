@@ -27,12 +27,20 @@ pub(super) enum Relayed {
     Notice {
         /// The notice.
         notice: Notice,
+        /// When the replica saw it (ms since the epoch).
+        at: i64,
     },
     /// A device booting (its configuration asked).
     Boot {
         /// The device.
         device: DeviceId,
+        /// When (ms since the epoch): reboot loops count boots in a window.
+        at: i64,
     },
+}
+
+fn now() -> i64 {
+    crate::model::Timestamp::now().millis()
 }
 
 /// Stores `item` for the leader (on the blocking pool); a failure is logged — it is lost.
@@ -69,11 +77,11 @@ pub(super) async fn follow(
             }
             seen = inputs.seen.recv() => if seen.is_none() { return false },
             notice = inputs.notices.recv() => match notice {
-                Some(notice) => relay(monitor, &Relayed::Notice { notice }).await,
+                Some(notice) => relay(monitor, &Relayed::Notice { notice, at: now() }).await,
                 None => return false,
             },
             device = inputs.boots.recv() => match device {
-                Some(device) => relay(monitor, &Relayed::Boot { device }).await,
+                Some(device) => relay(monitor, &Relayed::Boot { device, at: now() }).await,
                 None => return false,
             },
         }

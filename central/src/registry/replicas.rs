@@ -127,28 +127,42 @@ impl Registry {
     /// Reads the statuses stored after `cursor` (by any process) and keeps those newer than
     /// the memory's; returns the new cursor and the statuses taken (`None`: the store is not
     /// shared, the memory has every status). Blocking (the store is read).
+    ///
+    /// A recent status of a device this process has not loaded yet (created on another replica
+    /// a moment ago) holds the cursor back, so that the next read takes it once the registry
+    /// has caught up; an old one (a device since deleted) does not.
     #[allow(clippy::type_complexity)]
     pub fn follow_statuses(
         &self,
         cursor: u64,
     ) -> Result<Option<(u64, Vec<(DeviceId, DeviceStatusRecord)>)>, RegistryError> {
         let Some(changes) = self.store.statuses_since(cursor)? else { return Ok(None) };
+        let recent = crate::model::Timestamp::now().millis() - HOLD_BACK_MS;
+        let mut next = changes.cursor;
         let mut state = self.state.write();
         let mut taken = Vec::new();
-        for (key, status) in changes.statuses {
+        for (seq, key, status) in changes.statuses {
             let id = DeviceId::from_bytes(key);
             let newer = match state.statuses.get(&id) {
                 Some(known) => status.last_seen > known.last_seen,
                 None => true,
             };
-            if newer && state.devices.contains_key(&id) {
+            if !newer {
+                continue;
+            }
+            if state.devices.contains_key(&id) {
                 state.statuses.insert(id, status.clone());
                 taken.push((id, status));
+            } else if status.last_seen.is_some_and(|t| t.millis() >= recent) {
+                next = next.min(seq.saturating_sub(1)).max(cursor);
             }
         }
-        Ok(Some((changes.cursor, taken)))
+        Ok(Some((next, taken)))
     }
 }
+
+/// How recent a status of a device not loaded yet must be to hold the cursor back.
+const HOLD_BACK_MS: i64 = 60_000;
 
 /// Keeps the memory's statuses in step with those the other replicas ingest, and tells the
 /// monitor of them (the leader's tracks every device), until `shutdown`. With a store only this

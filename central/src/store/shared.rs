@@ -23,9 +23,10 @@ pub trait LeaderLock: Send {
 pub struct StatusChanges {
     /// The cursor to ask from next time.
     pub cursor: u64,
-    /// Each device's last status, of the devices whose status was stored since (one each, at
-    /// most one per device of the registry: the bound of one read).
-    pub statuses: Vec<([u8; 16], DeviceStatusRecord)>,
+    /// Each device's last status with the number of the batch that stored it, of the devices
+    /// whose status was stored since (one each, at most one per device of the registry: the
+    /// bound of one read).
+    pub statuses: Vec<(u64, [u8; 16], DeviceStatusRecord)>,
 }
 
 /// A dashboard session as a shared store keeps it (its token never: the SHA-256 of it).

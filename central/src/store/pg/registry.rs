@@ -352,12 +352,15 @@ impl RegistryStore for PgStore {
         if !ids.is_empty() {
             // The batch's number from the counter row, whose lock is held to the commit: batches
             // commit in the order of their numbers, so a replica reading `seq > cursor` never
-            // skips one that commits later with a smaller number.
+            // skips one that commits later with a smaller number. A status older than the one
+            // stored (another replica's batch, committed first) does not replace it.
             txn.execute_typed(
                 "WITH n AS (UPDATE neosens_status_seq SET last = last + 1 RETURNING last) \
                  INSERT INTO device_statuses (device, body, seq) \
                  SELECT u.device, u.body, n.last FROM unnest($1::uuid[], $2::json[]) AS u(device, body), n \
-                 ON CONFLICT (device) DO UPDATE SET body = excluded.body, seq = excluded.seq",
+                 ON CONFLICT (device) DO UPDATE SET body = excluded.body, seq = excluded.seq \
+                 WHERE NOT ((device_statuses.body->>'last_seen')::bigint \
+                    > (excluded.body->>'last_seen')::bigint) IS TRUE",
                 &[(&ids, Type::UUID_ARRAY), (&bodies, Type::JSON_ARRAY)],
             )
             .map_err(pg_error)?;

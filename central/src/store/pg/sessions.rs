@@ -108,29 +108,34 @@ impl SessionStore for PgStore {
         let started = Instant::now();
         let mut conn = self.connection()?;
         let mut txn = conn.transaction().map_err(pg_error)?;
-        let found = txn
-            .query_opt(
+        // A new key: room made, then a row of no failures that two replicas' first failures
+        // both lock and count (neither overwrites the other).
+        let known = txn
+            .query_opt("SELECT 1 FROM sign_in_throttle WHERE scope = $1 AND key = $2", &[&scope, &key])
+            .map_err(pg_error)?
+            .is_some();
+        if !known {
+            make_room(&mut txn, scope, now_ms, rule)?;
+            txn.execute(
+                "INSERT INTO sign_in_throttle (scope, key, failures, last_ms, locked_until_ms) \
+                 VALUES ($1, $2, 0, $3, $3) ON CONFLICT DO NOTHING",
+                &[&scope, &key, &now_ms],
+            )
+            .map_err(pg_error)?;
+        }
+        let row = txn
+            .query_one(
                 "SELECT failures, last_ms, locked_until_ms FROM sign_in_throttle WHERE scope = $1 AND key = $2 FOR UPDATE",
                 &[&scope, &key],
             )
             .map_err(pg_error)?;
-        let failures = match found {
-            Some(row) => {
-                let (failures, last, locked_until): (i32, i64, i64) = (row.get(0), row.get(1), row.get(2));
-                // Failures older than the window are forgotten, unless a lock still runs.
-                let fresh = now_ms - last < rule.window_ms || locked_until > now_ms;
-                if fresh { u32::try_from(failures).unwrap_or(0) + 1 } else { 1 }
-            }
-            None => {
-                make_room(&mut txn, scope, now_ms, rule)?;
-                1
-            }
-        };
+        let (failures, last, locked_until): (i32, i64, i64) = (row.get(0), row.get(1), row.get(2));
+        // Failures older than the window are forgotten, unless a lock still runs.
+        let fresh = now_ms - last < rule.window_ms || locked_until > now_ms;
+        let failures = if fresh { u32::try_from(failures).unwrap_or(0) + 1 } else { 1 };
         let locked_until = now_ms + rule.lock_ms(failures);
         txn.execute(
-            "INSERT INTO sign_in_throttle (scope, key, failures, last_ms, locked_until_ms) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (scope, key) DO UPDATE SET failures = excluded.failures, last_ms = excluded.last_ms, \
-             locked_until_ms = excluded.locked_until_ms",
+            "UPDATE sign_in_throttle SET failures = $3, last_ms = $4, locked_until_ms = $5 WHERE scope = $1 AND key = $2",
             &[&scope, &key, &i32::try_from(failures).unwrap_or(i32::MAX), &now_ms, &locked_until],
         )
         .map_err(pg_error)?;

@@ -93,9 +93,9 @@ pub(super) fn statuses_since(store: &PgStore, cursor: u64) -> Result<StatusChang
     for row in &rows {
         let device: uuid::Uuid = row.get(0);
         let status: DeviceStatusRecord = from_json(row, 1, EntityKind::Device, device.simple())?;
-        let seq: i64 = row.get(2);
-        changes.cursor = changes.cursor.max(u64::try_from(seq).unwrap_or(0));
-        changes.statuses.push((*device.as_bytes(), status));
+        let seq = u64::try_from(row.get::<_, i64>(2)).unwrap_or(0);
+        changes.cursor = changes.cursor.max(seq);
+        changes.statuses.push((seq, *device.as_bytes(), status));
     }
     Ok(changes)
 }
@@ -198,13 +198,13 @@ pub(super) fn take_relayed(store: &PgStore, limit: usize) -> Result<Vec<String>,
 /// Records the keys' check value when none is, and compares.
 pub(super) fn check_keys(store: &PgStore, check: &[u8; 32]) -> Result<bool, StoreError> {
     let mut conn = store.connection()?;
-    let row = conn
-        .query_one(
-            "WITH added AS (INSERT INTO neosens_keys (key_check) VALUES ($1) ON CONFLICT DO NOTHING RETURNING key_check) \
-             SELECT key_check FROM added UNION ALL SELECT key_check FROM neosens_keys LIMIT 1",
-            &[&check.as_slice()],
-        )
-        .map_err(pg_error)?;
-    let recorded: Vec<u8> = row.get(0);
+    conn.execute(
+        "INSERT INTO neosens_keys (key_check) VALUES ($1) ON CONFLICT DO NOTHING",
+        &[&check.as_slice()],
+    )
+    .map_err(pg_error)?;
+    // A statement of its own: it sees the row whichever replica's insert won.
+    let recorded: Vec<u8> =
+        conn.query_one("SELECT key_check FROM neosens_keys", &[]).map_err(pg_error)?.get(0);
     Ok(recorded == check)
 }

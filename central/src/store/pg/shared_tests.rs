@@ -69,7 +69,7 @@ pub(super) fn statuses_ingested_by_replicas_are_all_read_back(pg: &Postgres, db:
     let (a, b) = (PgStore::connect(&options(url.clone())).unwrap(), PgStore::connect(&options(url)).unwrap());
     let first = a.statuses_since(0).unwrap().expect("a shared store has statuses to follow");
     assert_eq!(first.statuses.len(), 1, "the status stored before the migration is read");
-    assert_eq!(first.statuses[0].1.last_seen, Some(Timestamp(5)));
+    assert_eq!(first.statuses[0].2.last_seen, Some(Timestamp(5)));
 
     // Two replicas writing batches at once, a third reading: every batch is seen (a batch
     // committing after a later-numbered one would be skipped by the reader's cursor).
@@ -96,7 +96,7 @@ pub(super) fn statuses_ingested_by_replicas_are_all_read_back(pg: &Postgres, db:
                 let found = store.statuses_since(cursor).unwrap().unwrap();
                 assert!(found.cursor >= cursor);
                 cursor = found.cursor;
-                seen.extend(found.statuses.into_iter().map(|(key, _)| key));
+                seen.extend(found.statuses.into_iter().map(|(_, key, _)| key));
                 if last_round {
                     return seen;
                 }
@@ -117,7 +117,11 @@ pub(super) fn statuses_ingested_by_replicas_are_all_read_back(pg: &Postgres, db:
     assert!(a.statuses_since(now.cursor).unwrap().unwrap().statuses.is_empty());
     b.put_statuses(&[([9; 16], status(99))], &[]).unwrap();
     let next = a.statuses_since(now.cursor).unwrap().unwrap();
-    assert_eq!(next.statuses, vec![([9; 16], status(99))]);
+    assert_eq!(next.statuses, vec![(next.cursor, [9; 16], status(99))]);
+    // An older status (another replica's batch, committed after) does not replace it.
+    a.put_statuses(&[([9; 16], status(50))], &[]).unwrap();
+    let stored = a.load().unwrap().statuses.into_iter().find(|(key, _)| *key == [9; 16]).unwrap();
+    assert_eq!(stored.1, status(99));
 }
 
 pub(super) fn items_relayed_to_the_leader_are_taken_once_in_order_and_bounded(pg: &Postgres, db: &str) {
