@@ -286,7 +286,6 @@ async fn start_pipelines(
     tasks: &mut neosens_runtime::supervisor::Supervisor,
 ) -> anyhow::Result<Pipelines> {
     let shutdown = tasks.shutdown().clone();
-    let ingest_stats = Arc::new(ingest::IngestStats::default());
     // One reader of the link, two consumers: the plug-in's answers and everything else.
     let (status_tx, status_rx) = tokio::sync::mpsc::channel(10_000);
     let (control_tx, control_rx) = tokio::sync::mpsc::channel(100);
@@ -322,40 +321,23 @@ async fn start_pipelines(
         shutdown.clone(),
     );
     tasks.critical("monitor", follow);
-    // Replicas sharing a store split the statuses (each ingested once), and read those the
-    // others ingested from the store.
-    let group = (leadership.is_shared() && !link.embedded).then(|| config.mqtt.shared_group.clone());
-    let (r, seen, stop) = (Arc::clone(registry), seen_tx.clone(), shutdown.clone());
-    tasks.restartable("status follower", move || {
-        registry::follow_statuses(Arc::clone(&r), seen.clone(), stop.clone())
-    });
-    let ingest = ingest::run(
-        Arc::clone(registry),
-        link.handle.clone(),
+    let ingest_stats = start_ingestion(
+        config,
+        registry,
+        (&link.handle, link.embedded),
         status_rx,
-        Arc::clone(&ingest_stats),
         seen_tx,
-        group,
-        shutdown.clone(),
+        &leadership,
+        tasks,
     );
-    tasks.critical("status ingestion", ingest);
-    match (&link.username, config.mqtt.dynamic_security && !link.embedded) {
-        (Some(user), true) => {
-            let dynsec = broker::dynsec::run(
-                Arc::clone(registry),
-                link.handle.clone(),
-                control_rx,
-                user.clone(),
-                leadership,
-                shutdown,
-            );
-            tasks.critical("dynamic security", dynsec);
-        }
-        (None, true) => anyhow::bail!(
-            "dynamic security needs central's admin login in the broker URL (mqtt://user:password@host:port)"
-        ),
-        _ => drop(control_rx),
-    }
+    start_dynsec(
+        config,
+        registry,
+        (&link.handle, link.username.as_deref(), link.embedded),
+        control_rx,
+        leadership,
+        tasks,
+    )?;
     let connections = Arc::new(neosens_runtime::http::ConnectionStats::default());
     let unclaimed = unclaimed::Unclaimed::default();
     let metrics = Arc::new(metrics::Metrics::new(
@@ -373,6 +355,67 @@ async fn start_pipelines(
         tasks.health(),
     ));
     Ok(Pipelines { mqtt: link.handle, monitor, notices, boots, gateways, unclaimed, metrics, connections })
+}
+
+/// Status ingestion (critical) and, with replicas sharing a store, the follower of the
+/// statuses the others ingested: each status reaches one replica (an MQTT shared
+/// subscription), every replica reads the others' from the store.
+fn start_ingestion(
+    config: &Config,
+    registry: &Arc<registry::Registry>,
+    (link, embedded): (&neosens_runtime::mqtt::MqttHandle, bool),
+    statuses: tokio::sync::mpsc::Receiver<neosens_runtime::mqtt::Message>,
+    seen: tokio::sync::mpsc::Sender<Vec<monitor::Seen>>,
+    leadership: &leader::Leadership,
+    tasks: &mut neosens_runtime::supervisor::Supervisor,
+) -> Arc<ingest::IngestStats> {
+    let stats = Arc::new(ingest::IngestStats::default());
+    let group = (leadership.is_shared() && !embedded).then(|| config.mqtt.shared_group.clone());
+    let (r, s, stop) = (Arc::clone(registry), seen.clone(), tasks.shutdown().clone());
+    tasks.restartable("status follower", move || {
+        registry::follow_statuses(Arc::clone(&r), s.clone(), stop.clone())
+    });
+    let ingest = ingest::run(
+        Arc::clone(registry),
+        link.clone(),
+        statuses,
+        Arc::clone(&stats),
+        seen,
+        group,
+        tasks.shutdown().clone(),
+    );
+    tasks.critical("status ingestion", ingest);
+    stats
+}
+
+/// The dynamic-security driver (critical), when `[mqtt] dynamic_security` asks for it and the
+/// broker is Mosquitto; the plug-in's answers (`control`) are dropped otherwise.
+fn start_dynsec(
+    config: &Config,
+    registry: &Arc<registry::Registry>,
+    (link, username, embedded): (&neosens_runtime::mqtt::MqttHandle, Option<&str>, bool),
+    control: tokio::sync::mpsc::Receiver<neosens_runtime::mqtt::Message>,
+    leadership: leader::Leadership,
+    tasks: &mut neosens_runtime::supervisor::Supervisor,
+) -> anyhow::Result<()> {
+    match (username, config.mqtt.dynamic_security && !embedded) {
+        (Some(user), true) => {
+            let dynsec = broker::dynsec::run(
+                Arc::clone(registry),
+                link.clone(),
+                control,
+                user.to_owned(),
+                leadership,
+                tasks.shutdown().clone(),
+            );
+            tasks.critical("dynamic security", dynsec);
+            Ok(())
+        }
+        (None, true) => anyhow::bail!(
+            "dynamic security needs central's admin login in the broker URL (mqtt://user:password@host:port)"
+        ),
+        _ => Ok(()),
+    }
 }
 
 /// The alert webhook and its delivery worker (critical), when `[alerts] webhook_url` is set.

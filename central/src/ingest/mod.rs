@@ -266,14 +266,7 @@ async fn write_batch(
 ) {
     let started = std::time::Instant::now();
     let batch: Vec<(DeviceId, DeviceStatusRecord)> = pending.drain().collect();
-    let seen_batch: Vec<Seen> = batch
-        .iter()
-        .map(|(id, r)| Seen {
-            device: *id,
-            at: r.last_seen.map_or(0, |t| t.millis()),
-            failing: r.last_payload.as_deref().map(|p| registry.failing_rules(*id, p)).unwrap_or_default(),
-        })
-        .collect();
+    let seen_batch: Vec<Seen> = batch.iter().map(|(id, r)| registry.seen(*id, r)).collect();
     let n = batch.len() as u64;
     match registry.blocking(move |r| r.put_statuses(batch)).await {
         Ok(()) => {

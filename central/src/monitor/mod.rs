@@ -229,14 +229,7 @@ async fn lead(
                 deliver(monitor, delivery, events, now).await;
             }
             _ = relayed.tick(), if shared => {
-                // Each at the time the other replica saw it.
-                for item in replicas::take_relayed(monitor).await {
-                    let events = match item {
-                        replicas::Relayed::Notice { notice, at } => monitor.notice(notice, at),
-                        replicas::Relayed::Boot { device, at } => boot(registry, monitor, &inputs.reboot_loop, device, at),
-                    };
-                    deliver(monitor, delivery, events, clock.now()).await;
-                }
+                handle_relayed(registry, monitor, &inputs.reboot_loop, delivery, &clock).await;
             }
             Some(device) = inputs.boots.recv() => {
                 let now = clock.now();
@@ -274,6 +267,24 @@ async fn lead(
                 deliver(monitor, delivery, changes, now).await;
             }
         }
+    }
+}
+
+/// What other replicas relayed (and the acknowledgements made through them), each item at
+/// the time the other replica saw it.
+async fn handle_relayed(
+    registry: &Registry,
+    monitor: &Monitor,
+    reboot_loop: &RebootLoopConfig,
+    delivery: &Delivery,
+    clock: &Clock,
+) {
+    for item in replicas::take_relayed(monitor).await {
+        let events = match item {
+            replicas::Relayed::Notice { notice, at } => monitor.notice(notice, at),
+            replicas::Relayed::Boot { device, at } => boot(registry, monitor, reboot_loop, device, at),
+        };
+        deliver(monitor, delivery, events, clock.now()).await;
     }
 }
 

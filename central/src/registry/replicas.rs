@@ -192,14 +192,7 @@ pub async fn follow_statuses(
         if taken.is_empty() {
             continue;
         }
-        let batch = taken
-            .into_iter()
-            .map(|(id, s)| crate::monitor::Seen {
-                device: id,
-                at: s.last_seen.map_or(0, |t| t.millis()),
-                failing: s.last_payload.as_deref().map(|p| registry.failing_rules(id, p)).unwrap_or_default(),
-            })
-            .collect();
+        let batch = taken.iter().map(|(id, s)| registry.seen(*id, s)).collect();
         if seen.send(batch).await.is_err() {
             return;
         }

@@ -139,6 +139,15 @@ impl Registry {
         self.state.read().room_topics.values().map(|t| t.split('/').count()).collect()
     }
 
+    /// What the monitor is told of a device's status: when, and which of its rules hold.
+    pub fn seen(&self, id: DeviceId, status: &DeviceStatusRecord) -> crate::monitor::Seen {
+        crate::monitor::Seen {
+            device: id,
+            at: status.last_seen.map_or(0, |t| t.millis()),
+            failing: status.last_payload.as_deref().map(|p| self.failing_rules(id, p)).unwrap_or_default(),
+        }
+    }
+
     /// The failure-state rules of its type that hold for this status payload (parsed only when
     /// the type has rules: most statuses cost nothing here).
     pub fn failing_rules(&self, id: DeviceId, payload: &str) -> Vec<crate::monitor::Failing> {

@@ -295,27 +295,55 @@ impl PgStore {
     }
 }
 
-/// Notifications of new revisions from every process writing the database (`LISTEN
-/// neosens_changes`), on a connection of its own.
-pub struct PgListener {
+/// A connection outside the pool, for a session whose state matters (a `LISTEN`, an advisory
+/// lock): the session ends when this is dropped.
+pub(super) struct OwnConnection {
     /// Always there until dropped (see `Drop`).
     client: Option<postgres::Client>,
 }
 
+impl OwnConnection {
+    /// The client.
+    pub(super) fn client(&mut self) -> &mut postgres::Client {
+        self.client.as_mut().expect("the client lives as long as the connection")
+    }
+}
+
+impl Drop for OwnConnection {
+    /// Closing the synchronous client runs a small runtime of its own, which tokio forbids on
+    /// an async worker (where an aborted task drops it): on a thread of its own.
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            let _ = std::thread::Builder::new().name("pg-session-close".into()).spawn(move || drop(client));
+        }
+    }
+}
+
+impl PgStore {
+    /// A new connection outside the pool, `setup` run on it first.
+    pub(super) fn own_connection(&self, setup: &str) -> Result<OwnConnection, StoreError> {
+        neosens_runtime::blocking::assert_off_async_worker("a database session");
+        let mut client = self.config.connect(self.tls.clone()).map_err(pg_error)?;
+        client.batch_execute(setup).map_err(pg_error)?;
+        Ok(OwnConnection { client: Some(client) })
+    }
+}
+
+/// Notifications of new revisions from every process writing the database (`LISTEN
+/// neosens_changes`), on a connection of its own.
+pub struct PgListener(OwnConnection);
+
 impl PgStore {
     /// A connection listening for new revisions.
     pub fn listener(&self) -> Result<PgListener, StoreError> {
-        neosens_runtime::blocking::assert_off_async_worker("a database listener");
-        let mut client = self.config.connect(self.tls.clone()).map_err(pg_error)?;
-        client.batch_execute("LISTEN neosens_changes").map_err(pg_error)?;
-        Ok(PgListener { client: Some(client) })
+        Ok(PgListener(self.own_connection("LISTEN neosens_changes")?))
     }
 }
 
 impl super::ChangeListener for PgListener {
     fn wait(&mut self, timeout: Duration) -> Result<Option<u64>, StoreError> {
         use postgres::fallible_iterator::FallibleIterator;
-        let client = self.client.as_mut().expect("the client lives as long as the listener");
+        let client = self.0.client();
         // The payload is the revision committed (see `log_changes`); one that does not parse
         // still means "something changed" (0: the caller catches up).
         let revision = |n: postgres::Notification| n.payload().parse::<u64>().unwrap_or(0);
@@ -332,16 +360,6 @@ impl super::ChangeListener for PgListener {
             return Err(StoreError::Backend("postgresql: the listening connection closed".into()));
         }
         Ok(came)
-    }
-}
-
-impl Drop for PgListener {
-    /// Closing the synchronous client runs a small runtime of its own, which tokio forbids on
-    /// an async worker (where an aborted follower task drops it): on a thread of its own.
-    fn drop(&mut self) {
-        if let Some(client) = self.client.take() {
-            let _ = std::thread::Builder::new().name("pg-listener-close".into()).spawn(move || drop(client));
-        }
     }
 }
 

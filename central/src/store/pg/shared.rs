@@ -19,26 +19,21 @@ const LEADER_SESSION: &str = "SET tcp_keepalives_idle = 5; SET tcp_keepalives_in
      SET tcp_keepalives_count = 3; SET tcp_user_timeout = 10000; \
      SET application_name = 'neosens-central leader'";
 
-/// A connection of its own holding (or trying to take) the leader's lock.
-pub struct PgLeaderSession {
-    /// Always there until dropped (see `Drop`).
-    client: Option<postgres::Client>,
-}
+/// A connection of its own holding (or trying to take) the leader's lock; dropping it ends the
+/// session, and so releases the lock.
+pub struct PgLeaderSession(super::OwnConnection);
 
 impl PgStore {
     /// A new session for the leader's lock (not from the pool: the lock lives as long as the
     /// session, which must end when leadership is given up).
     pub fn leader_session(&self) -> Result<PgLeaderSession, StoreError> {
-        neosens_runtime::blocking::assert_off_async_worker("a database session");
-        let mut client = self.config.connect(self.tls.clone()).map_err(pg_error)?;
-        client.batch_execute(LEADER_SESSION).map_err(pg_error)?;
-        Ok(PgLeaderSession { client: Some(client) })
+        Ok(PgLeaderSession(self.own_connection(LEADER_SESSION)?))
     }
 }
 
 impl PgLeaderSession {
     fn client(&mut self) -> &mut postgres::Client {
-        self.client.as_mut().expect("the client lives as long as the session")
+        self.0.client()
     }
 }
 
@@ -65,16 +60,6 @@ impl LeaderLock for PgLeaderSession {
             return Err(StoreError::Backend("postgresql: the leader's lock is no longer held".into()));
         }
         Ok(())
-    }
-}
-
-impl Drop for PgLeaderSession {
-    /// Ends the session (and so releases the lock) on a thread of its own: closing the
-    /// synchronous client runs a small runtime, which tokio forbids on an async worker.
-    fn drop(&mut self) {
-        if let Some(client) = self.client.take() {
-            let _ = std::thread::Builder::new().name("pg-leader-close".into()).spawn(move || drop(client));
-        }
     }
 }
 
