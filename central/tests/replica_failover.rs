@@ -101,10 +101,23 @@ fn the_other_replica_takes_over_when_the_leader_dies() {
     let rule =
         json!({"status_rules": [{"name": "old_firmware", "field": "firmware", "op": "lt", "value": 240101}]});
     admin_a.patch_device_type("esp32", rule).expect("the rule");
+    // The device gets its account once the leader has driven the broker — after central's own
+    // role was granted, which disconnects every client of central's login, as the watcher is.
+    let (sensor, connection) = device(mosquitto.addr(), &first_password(a_http, MAC));
     let (watcher, notifications) = client(mosquitto.addr(), "watcher", ADMIN_USER, ADMIN_PASSWORD);
     assert!(matches!(notifications.recv_timeout(DEADLINE), Ok(None)));
     watcher.subscribe("neosens/alerts", QoS::AtLeastOnce).unwrap();
-    let (sensor, connection) = device(mosquitto.addr(), &first_password(a_http, MAC));
+    // Subscribed once its own probe comes back.
+    loop {
+        watcher.publish("neosens/alerts", QoS::AtLeastOnce, false, "{\"probe\":true}").unwrap();
+        match notifications.recv_timeout(Duration::from_millis(500)) {
+            Ok(Some((_, body))) if body["probe"] == true => break,
+            Ok(other) => panic!("unexpected before any alert: {other:?}"),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(e) => panic!("the watcher lost its connection: {e}"),
+        }
+    }
+    while notifications.recv_timeout(Duration::from_millis(200)).is_ok() {}
     assert!(!leads(b_http), "one leader at a time");
 
     // 100 statuses while both run: split between them, each ingested once.
