@@ -138,6 +138,45 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The signing key of gateway builds (agent updates): create it, show its public key (what
+    /// every gateway pins in `[update] public_key`), or sign a build for upload. Needs no
+    /// configuration or network: keep the key off central's host.
+    AgentKey {
+        /// What to do.
+        #[command(subcommand)]
+        action: AgentKeyAction,
+    },
+}
+
+/// `agent-key` actions.
+#[derive(Debug, Clone, Subcommand)]
+pub enum AgentKeyAction {
+    /// Create a new key pair (PKCS#8, 0600) and print its public key.
+    Generate {
+        /// Where to write the private key (never overwritten).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Print the public key of a key pair.
+    Public {
+        /// The private key.
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+    },
+    /// Print the signature of a build: upload it with `POST /api/v1/firmware?hardware=…&board=neosens-edge&revision=…&signature=…`.
+    Sign {
+        /// The private key.
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// The build's target: `neosens-edge-aarch64`, `neosens-edge-armv7` or `neosens-edge-x86_64`.
+        #[arg(long)]
+        hardware: String,
+        /// The revision the build reports (version major.minor.patch as major×10⁶ + minor×10³ + patch).
+        #[arg(long)]
+        revision: u64,
+        /// The build (the static `neosens-edge` binary).
+        build: PathBuf,
+    },
 }
 
 impl Overrides {
@@ -215,6 +254,17 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Configfile => {
             print!("{}", config::template(&load_config(&cli)?));
+            Ok(())
+        }
+        Command::AgentKey { action } => {
+            let out = match action {
+                AgentKeyAction::Generate { out } => crate::agent_key::generate(&out)?,
+                AgentKeyAction::Public { key } => crate::agent_key::public_key(&key)?,
+                AgentKeyAction::Sign { key, hardware, revision, build } => {
+                    crate::agent_key::sign(&key, &hardware, revision, &build)?
+                }
+            };
+            println!("{out}");
             Ok(())
         }
         Command::Migrate => {

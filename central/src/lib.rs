@@ -33,6 +33,7 @@
 //! [`run`] is the whole service given a bound listener and a shutdown token: `main` binds the
 //! configured address, tests bind `127.0.0.1:0`; [`run_on`] takes the store too.
 
+pub mod agent_key;
 pub mod audit;
 pub mod bootstrap;
 pub mod broker;

@@ -225,6 +225,14 @@ impl Central {
         self.post_json("/api/v1/edge/firmware/fetches", fetches).await
     }
 
+    /// `POST /api/v1/edge/agent-update`: what became of a build offered to this gateway.
+    pub async fn agent_update(
+        &self,
+        report: &neosens_protocol::agent_build::AgentUpdateReport,
+    ) -> Result<(), CentralError> {
+        self.post_json("/api/v1/edge/agent-update", report).await
+    }
+
     /// Reports the gateway's figures.
     pub async fn report_health(&self, report: &HealthReport) -> Result<(), CentralError> {
         self.post_json("/api/v1/edge/health", report).await
@@ -288,5 +296,25 @@ impl Central {
             .map(str::to_owned);
         let body = response.bytes().await.map_err(unreachable)?;
         Ok(Forwarded { status, content_type, body })
+    }
+}
+
+#[cfg(test)]
+mod host_name_tests {
+    /// Host names are parsed without Unicode tables (idna_adapter 1.0, see Cargo.toml): ASCII
+    /// names and their xn-- forms work; a name in Unicode is refused rather than misread.
+    #[test]
+    fn ascii_and_punycode_host_names_parse_unicode_ones_are_refused() {
+        for ok in
+            ["https://neosens.univ-tlse3.fr:8443/", "http://127.0.0.1:8080", "https://xn--bcher-kva.example/"]
+        {
+            assert!(reqwest::Url::parse(ok).is_ok(), "{ok}");
+        }
+        assert_eq!(
+            reqwest::Url::parse("https://NeoSens.Example/").unwrap().host_str(),
+            Some("neosens.example"),
+            "ASCII names are still lowercased"
+        );
+        assert!(reqwest::Url::parse("https://bücher.example/").is_err());
     }
 }

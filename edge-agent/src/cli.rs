@@ -176,6 +176,12 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve => {
+            // An installed build, when one is chosen, runs as this process's child (update::launch).
+            let deadline = std::time::Duration::from_secs(config.update.health_deadline_s.max(10));
+            let mac = crate::gateway_mac(&config).ok().flatten();
+            if let Some(status) = crate::update::launch::launch(&config.storage.data_dir, deadline, mac) {
+                std::process::exit(status);
+            }
             let bind = config.http.bind;
             // A gateway's load is light (provisioning, a few uplinks a second): one worker and
             // a couple of threads for database commits keep the agent small on a Pi.
@@ -193,7 +199,12 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
                 "[http] bind or NEOSENS_EDGE_HTTP_BIND",
                 neosens_runtime::service::Threads::Small { workers: 1, blocking: 2 },
                 |listener, shutdown| crate::run(config, listener, shutdown),
-            )
+            )?;
+            if crate::update::restart_requested() {
+                // systemd (Restart=always) starts the launcher again, which starts the new build.
+                std::process::exit(crate::update::launch::EXIT_RESTART);
+            }
+            Ok(())
         }
     }
 }

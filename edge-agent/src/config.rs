@@ -35,6 +35,8 @@ pub struct Config {
     pub hal: HalConfig,
     /// `[firmware]`: the cache of firmware images served to the devices of the LAN.
     pub firmware: crate::firmware::FirmwareConfig,
+    /// `[update]`: the agent's own updates (signed builds, rolled back unless healthy).
+    pub update: crate::update::UpdateConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -319,6 +321,15 @@ cache_bytes = {fw_cache_bytes}
 # Seconds between two looks at central's list of images for this gateway.
 poll_s = {fw_poll_s}
 
+[update]
+# Agent updates: gateway builds rolled out by firmware campaigns over the gateways' own devices
+# (docs/edge.md#agent-updates). A build is installed only when signed by this ed25519 public key
+# (64 hex digits: `neosens-central agent-key public --key FILE`); unset, builds are refused.
+{update_key}
+# Seconds a new build has to become healthy (synced with central, connected to the broker)
+# before the launcher stops it and starts the previous one again.
+health_deadline_s = {health_deadline_s}
+
 [http]
 # LAN listener: the legacy provisioning paths devices call (/device/*), the firmware update
 # path (/images/*), /metrics, /healthz.
@@ -346,6 +357,8 @@ format = {format}
         data_dir = quoted(&config.storage.data_dir.to_string_lossy()),
         fw_cache_bytes = config.firmware.cache_bytes,
         fw_poll_s = config.firmware.poll_s,
+        update_key = optional("public_key", &config.update.public_key, &"0".repeat(64)),
+        health_deadline_s = config.update.health_deadline_s,
         timeout_ms = config.central.timeout_ms,
         sync_wait_s = config.central.sync_wait_s,
         mqtt_url = optional("url", &config.mqtt.url, "mqtt://broker.example.org:1883"),
@@ -401,6 +414,8 @@ mod tests {
         c.lorawan.serial_port = Some(PathBuf::from("/dev/ttyACM0"));
         c.lorawan.serial_protocol = "hex_lines".into();
         c.firmware.cache_bytes = 1 << 20;
+        c.update.public_key = Some("ab".repeat(32));
+        c.update.health_deadline_s = 60;
         assert_eq!(Config::from_toml(&template(&c)).unwrap(), c);
     }
 

@@ -19,6 +19,7 @@
 //! | [`hal`] | the gateway's own hardware: status LED, I2C sensors |
 //! | [`self_test`] | `self-test`: a build proves itself where it runs |
 //! | [`status`] | the gateway as a device of its room: status and orders |
+//! | [`update`] | agent updates: signed builds installed from campaigns, the launcher that rolls back |
 //! | [`metrics`], [`http`] | `/metrics`, `/healthz`, the LAN router |
 //!
 //! [`run`] is the whole agent given its bound listener and a shutdown token ([`run_on`] takes
@@ -41,6 +42,7 @@ pub mod self_test;
 pub mod status;
 pub mod sync;
 pub mod unclaimed;
+pub mod update;
 pub mod uplink;
 
 use std::path::Path;
@@ -92,19 +94,33 @@ fn uplink_url(
 }
 
 /// Opens the firmware cache (`<data_dir>/firmware`) and, once enrolled, the task that keeps it
-/// in step with central.
+/// in step with central (and takes up the builds of this gateway's agent updates), the build
+/// reports, and a new build's health signal to the launcher.
 async fn start_firmware_cache(
     config: &Config,
-    central: Option<&central::Central>,
+    links: &CentralLinks,
+    mac: Option<neosens_protocol::Mac>,
     tasks: &mut Supervisor,
 ) -> anyhow::Result<firmware::FirmwareCache> {
     let (dir, settings) = (config.storage.data_dir.join("firmware"), config.firmware.clone());
     let cache = neosens_runtime::blocking::run(move || firmware::FirmwareCache::open(&dir, settings))
         .await
         .context("opening the firmware cache (<data_dir>/firmware)")?;
-    if let Some(central) = central {
+    if let Some(central) = &links.central {
+        let key = config.update.key()?;
+        let updater = update::Updater::new(&config.storage.data_dir, key, mac, tasks.shutdown().clone());
         let (f, c, stop) = (cache.clone(), central.clone(), tasks.shutdown().clone());
-        tasks.restartable("firmware cache", move || firmware::run(f.clone(), c.clone(), stop.clone()));
+        tasks.restartable("firmware cache", move || {
+            firmware::run(f.clone(), c.clone(), updater.clone(), stop.clone())
+        });
+        let (dir, c, stop) = (config.storage.data_dir.clone(), central.clone(), tasks.shutdown().clone());
+        tasks
+            .restartable("build reports", move || update::send_reports(dir.clone(), c.clone(), stop.clone()));
+        let uplink = links.subscriber.is_some().then(|| Arc::clone(&links.uplink));
+        let (sync, stop) = (Arc::clone(&links.sync), tasks.shutdown().clone());
+        tasks.restartable("health signal", move || {
+            update::signal_health(Arc::clone(&sync), uplink.clone(), stop.clone())
+        });
     }
     Ok(cache)
 }
@@ -141,9 +157,9 @@ pub async fn run_on(
     let unclaimed = Arc::new(unclaimed::UnclaimedHere::default());
     let reported = sync::Reported { lorawan: Arc::clone(&lorawan), unclaimed: Arc::clone(&unclaimed) };
     let mut links = start_central_links(&config, &storage, reported, &mut tasks)?;
-    let firmware = start_firmware_cache(&config, links.central.as_ref(), &mut tasks).await?;
-    let udp_addr = start_lorawan(&config, &storage, links.keys.as_ref(), &lorawan, &mut tasks).await?;
     let mac = gateway_mac(&config)?;
+    let firmware = start_firmware_cache(&config, &links, mac, &mut tasks).await?;
+    let udp_addr = start_lorawan(&config, &storage, links.keys.as_ref(), &lorawan, &mut tasks).await?;
     hal::gateway::start(
         &config.hal,
         hal::gateway::Links {
@@ -400,7 +416,7 @@ fn route_orders(
 }
 
 /// `[agent] mac`, or the MAC of the gateway's interface.
-fn gateway_mac(config: &Config) -> anyhow::Result<Option<neosens_protocol::Mac>> {
+pub fn gateway_mac(config: &Config) -> anyhow::Result<Option<neosens_protocol::Mac>> {
     match &config.agent.mac {
         Some(m) => Ok(Some(
             m.parse::<neosens_protocol::Mac>().map_err(|e| anyhow::anyhow!("[agent] mac {m:?}: {e:?}"))?,

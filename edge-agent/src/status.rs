@@ -86,8 +86,12 @@ pub fn status_payload(src: &StatusSources, mac: Mac, period_s: u64, status: &str
         "frequency": period_s,
         "time": time,
         "status": status,
-        "hardware": "neosens-edge",
-        "firmware": env!("CARGO_PKG_VERSION"),
+        // As a device reports its firmware: the build's target and revision (what campaigns of
+        // gateway builds follow, docs/edge.md#agent-updates), and the version in words.
+        "hardware": crate::update::own_hardware(),
+        "board": neosens_protocol::agent_build::AGENT_BOARD,
+        "firmware": crate::update::running_revision(),
+        "version": env!("CARGO_PKG_VERSION"),
         "unitID": mac.to_string().to_lowercase(),
         "msg_id": msg_id,
         "sync_revision": src.sync.revision.load(Ordering::Relaxed),

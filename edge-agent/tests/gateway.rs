@@ -112,7 +112,7 @@ fn a_gateway_provisions_devices_with_central_up_and_down_and_loses_nothing() {
     let first_status = gateway_status(&witness.next(is_gateway_status)).unwrap();
     assert_eq!(
         (first_status.hardware.as_deref(), first_status.devices),
-        (Some("neosens-edge"), Some(3)),
+        (Some(neosens_protocol::agent_build::agent_hardware(std::env::consts::ARCH).as_str()), Some(3)),
         "{first_status:?}"
     );
     wait_until("central ingested the gateway's status", || {

@@ -52,6 +52,10 @@ pub struct ManifestImage {
     /// Devices of the gateway's scope in the started waves (the others are told "no update").
     #[cfg_attr(feature = "utoipa", schema(value_type = Vec<String>))]
     pub devices: Vec<Mac>,
+    /// For a gateway build ([`crate::agent_build`]): its detached ed25519 signature, 128 hex
+    /// digits, which the agent checks with its pinned key before installing it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
 }
 
 /// A device fetched an image from a gateway.
@@ -93,6 +97,7 @@ mod tests {
                 board: "neOSensor".into(),
                 revision: 240101,
                 devices: alloc::vec!["24:0a:c4:12:34:56".parse().unwrap()],
+                signature: None,
             }],
         };
         let text = serde_json::to_string(&manifest).unwrap();

@@ -16,6 +16,8 @@ pub mod lpp;
 pub mod topic;
 
 #[cfg(feature = "serde")]
+pub mod agent_build;
+#[cfg(feature = "serde")]
 pub mod edge;
 #[cfg(feature = "serde")]
 pub mod edge_firmware;

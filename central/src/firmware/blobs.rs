@@ -79,12 +79,41 @@ impl Blobs {
         self.dir.join(format!("{}.bin", hex::encode(sha256)))
     }
 
-    /// Removes an image's file (blocking). Absent already is fine.
-    pub(super) fn remove(&self, sha256: &[u8; 32]) -> std::io::Result<()> {
-        match std::fs::remove_file(self.path(sha256)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
+    /// The detached signature of a gateway build, beside its file (`<sha256>.sig`, 128 hex
+    /// digits): the image's record keeps its stored shape, and replicas sharing the image
+    /// directory share the signatures with the files.
+    fn signature_path(&self, sha256: &[u8; 32]) -> PathBuf {
+        self.dir.join(format!("{}.sig", hex::encode(sha256)))
+    }
+
+    /// Writes a build's signature, whole and durable (blocking).
+    pub(super) fn put_signature(&self, sha256: &[u8; 32], signature: &[u8; 64]) -> std::io::Result<()> {
+        neosens_runtime::durable::write_private(
+            &self.signature_path(sha256),
+            hex::encode(signature).as_bytes(),
+        )
+    }
+
+    /// A build's signature, if one was stored (blocking).
+    pub(super) fn signature(&self, sha256: &[u8; 32]) -> std::io::Result<Option<[u8; 64]>> {
+        match std::fs::read_to_string(self.signature_path(sha256)) {
+            Ok(text) => hex::decode_array(text.trim(), "signature").map(Some).map_err(|_| {
+                std::io::Error::other(format!("{}.sig is not 128 hex digits", hex::encode(sha256)))
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
         }
+    }
+
+    /// Removes an image's file and signature (blocking). Absent already is fine.
+    pub(super) fn remove(&self, sha256: &[u8; 32]) -> std::io::Result<()> {
+        for path in [self.path(sha256), self.signature_path(sha256)] {
+            match std::fs::remove_file(path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     /// Streams `body` to disk, at most `max` bytes, and names the file by its SHA-256.

@@ -20,7 +20,13 @@ fn esp_image(len: usize, seed: u8) -> Vec<u8> {
 }
 
 fn input(revision: u64) -> ImageInput {
-    ImageInput { hardware: "esp32".into(), board: "neOSensor".into(), revision, notes: String::new() }
+    ImageInput {
+        hardware: "esp32".into(),
+        board: "neOSensor".into(),
+        revision,
+        notes: String::new(),
+        signature: None,
+    }
 }
 
 fn open(dir: &std::path::Path, config: FirmwareConfig) -> Firmware {
@@ -96,7 +102,13 @@ fn uploads_are_checked_then_kept_across_restarts() {
         upload(&firmware, ImageInput { board: "../etc".into(), ..input(240105) }, esp_image(10, 1));
     assert!(matches!(bad_name, Err(FirmwareError::Invalid { field: "board", .. })), "{bad_name:?}");
     // Any file for other hardware.
-    let rpi = ImageInput { hardware: "rpi".into(), board: "sensors".into(), revision: 3, notes: "py".into() };
+    let rpi = ImageInput {
+        hardware: "rpi".into(),
+        board: "sensors".into(),
+        revision: 3,
+        notes: "py".into(),
+        signature: None,
+    };
     upload(&firmware, rpi, b"#!/bin/sh\n".to_vec()).unwrap();
     let files = std::fs::read_dir(dir.path().join("firmware")).unwrap().count();
     assert_eq!(files, 3, "two images and incoming/, nothing of the refused uploads");
@@ -440,4 +452,32 @@ fn noted_fetches_and_queued_orders_stay_within_their_bounds() {
     firmware.inner.orders.enqueue_wave(&huge);
     firmware.inner.orders.enqueue_wave(&huge);
     assert_eq!(firmware.queued_orders(), MAX_QUEUED_ORDERS);
+}
+
+#[test]
+fn gateway_builds_carry_their_signature_and_only_they_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let firmware = open(dir.path(), FirmwareConfig::default());
+    let build = |revision, signature| ImageInput {
+        hardware: "neosens-edge-aarch64".into(),
+        board: "neosens-edge".into(),
+        revision,
+        notes: String::new(),
+        signature,
+    };
+    let unsigned = upload(&firmware, build(1001, None), vec![0x7F; 64]);
+    assert!(matches!(&unsigned, Err(FirmwareError::Invalid { field: "signature", .. })), "{unsigned:?}");
+    let signed_esp =
+        upload(&firmware, ImageInput { signature: Some([1; 64]), ..input(240101) }, esp_image(10, 3));
+    assert!(matches!(&signed_esp, Err(FirmwareError::Invalid { field: "signature", .. })), "{signed_esp:?}");
+    let image = upload(&firmware, build(1001, Some([7; 64])), vec![0x7F; 64]).unwrap();
+    assert_eq!(firmware.signature(&image.sha256), Some([7; 64]));
+    // Kept beside the file, read back at start; gone with the image.
+    drop(firmware);
+    let firmware = open(dir.path(), FirmwareConfig::default());
+    assert_eq!(firmware.signature(&image.sha256), Some([7; 64]));
+    firmware.delete_image(&hex::encode(&image.sha256), "admin").unwrap();
+    assert_eq!(firmware.signature(&image.sha256), None);
+    let sig_file = dir.path().join("firmware").join(format!("{}.sig", hex::encode(&image.sha256)));
+    assert!(!sig_file.exists());
 }

@@ -20,6 +20,11 @@ pub(super) struct GatewayTransfers {
     pub(super) bytes: AtomicU64,
 }
 
+/// A gateway build's signature, hex.
+fn state_signature(firmware: &Firmware, sha256: &[u8; 32]) -> Option<String> {
+    firmware.inner.state.read().signatures.get(sha256).map(|s| hex::encode(s))
+}
+
 impl Firmware {
     /// The running campaigns as `gateway` serves them: the image of each campaign that targets
     /// devices of its scope, with those in the started waves (campaigns outside the scope are
@@ -57,6 +62,7 @@ impl Firmware {
                     board: image.board,
                     revision: image.revision,
                     devices,
+                    signature: state_signature(self, &image.sha256),
                 })
             })
             .take(MAX_MANIFEST_IMAGES)

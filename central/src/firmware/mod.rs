@@ -6,6 +6,7 @@
 //! (records in the store, content in [`blobs`]) and then swapped in, one writer at a time, so
 //! readers never wait for a disk sync.
 
+mod agent_builds;
 mod blobs;
 mod campaigns;
 mod census;
@@ -18,6 +19,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use neosens_protocol::agent_build::AGENT_HARDWARE_PREFIX;
 use neosens_protocol::hex;
 use neosens_protocol::ids::Mac;
 use neosens_protocol::legacy::ota;
@@ -99,6 +101,9 @@ pub struct ImageInput {
     pub revision: u64,
     /// Free text.
     pub notes: String,
+    /// The detached ed25519 signature of a gateway build (hardware `neosens-edge-*`, which
+    /// needs one; other images take none).
+    pub signature: Option<[u8; 64]>,
 }
 
 /// A campaign and the index the update path looks devices up in.
@@ -123,6 +128,8 @@ struct State {
     campaigns: BTreeMap<u64, Arc<CampaignEntry>>,
     /// Devices' progress by campaign (devices of started waves without one are pending).
     progress: HashMap<u64, HashMap<[u8; 16], DeviceProgress>>,
+    /// Signatures of the gateway builds among `images`.
+    signatures: HashMap<[u8; 32], [u8; 64]>,
 }
 
 /// What the image path answers a device's updater.
@@ -182,6 +189,16 @@ fn read_state(store: &dyn Store, blobs: &blobs::Blobs) -> Result<State, Firmware
     for image in store.firmware_images()? {
         if !blobs.path(&image.sha256).exists() {
             tracing::warn!(sha256 = %hex::encode(&image.sha256), "a firmware image's file is missing: it cannot be served until uploaded again");
+        }
+        if image.hardware.starts_with(AGENT_HARDWARE_PREFIX) {
+            match blobs.signature(&image.sha256)? {
+                Some(signature) => {
+                    state.signatures.insert(image.sha256, signature);
+                }
+                None => {
+                    tracing::warn!(sha256 = %hex::encode(&image.sha256), "a gateway build's signature file is missing: gateways will refuse it until it is uploaded again")
+                }
+            }
         }
         state.images.insert(image.sha256, image);
     }
@@ -263,6 +280,7 @@ impl Firmware {
         by: &str,
     ) -> Result<FirmwareImage, FirmwareError> {
         check_names(&input)?;
+        let signature = input.signature;
         let got = self.inner.blobs.receive(body, self.inner.config.max_image_bytes).await?;
         let image = FirmwareImage {
             sha256: got.sha256,
@@ -276,10 +294,15 @@ impl Firmware {
             uploaded_by: by.to_owned(),
         };
         let this = self.clone();
-        neosens_runtime::blocking::run(move || this.record_upload(image, got.first_byte)).await
+        neosens_runtime::blocking::run(move || this.record_upload(image, got.first_byte, signature)).await
     }
 
-    fn record_upload(&self, image: FirmwareImage, first_byte: u8) -> Result<FirmwareImage, FirmwareError> {
+    fn record_upload(
+        &self,
+        image: FirmwareImage,
+        first_byte: u8,
+        signature: Option<[u8; 64]>,
+    ) -> Result<FirmwareImage, FirmwareError> {
         let _writing = self.inner.writer.lock();
         let refusal = {
             let state = self.inner.state.read();
@@ -330,8 +353,18 @@ impl Firmware {
             }
             return Err(refusal);
         }
+        // The signature first: a record is never without it.
+        if let Some(signature) = &signature {
+            self.inner.blobs.put_signature(&image.sha256, signature)?;
+        }
         self.inner.store.put_firmware_image(&image)?;
-        self.inner.state.write().images.insert(image.sha256, image.clone());
+        {
+            let mut state = self.inner.state.write();
+            state.images.insert(image.sha256, image.clone());
+            if let Some(signature) = signature {
+                state.signatures.insert(image.sha256, signature);
+            }
+        }
         tracing::info!(sha256 = %hex::encode(&image.sha256), hardware = %image.hardware, board = %image.board, revision = image.revision, size = image.size, by = %image.uploaded_by, "firmware image uploaded");
         Ok(image)
     }
@@ -355,7 +388,11 @@ impl Firmware {
             }
         }
         self.inner.store.delete_firmware_image(key)?;
-        self.inner.state.write().images.remove(&key);
+        {
+            let mut state = self.inner.state.write();
+            state.images.remove(&key);
+            state.signatures.remove(&key);
+        }
         self.inner.blobs.remove(&key)?;
         tracing::info!(sha256, by, "firmware image deleted");
         Ok(())
@@ -454,7 +491,16 @@ fn check_names(input: &ImageInput) -> Result<(), FirmwareError> {
     if input.notes.len() > 4096 {
         return Err(invalid("notes", "at most 4096 bytes"));
     }
-    Ok(())
+    match (input.hardware.starts_with(AGENT_HARDWARE_PREFIX), input.signature.is_some()) {
+        (true, false) => Err(invalid(
+            "signature",
+            "a gateway build (hardware neosens-edge-*) needs its ed25519 signature: neosens-central agent-key sign",
+        )),
+        (false, true) => {
+            Err(invalid("signature", "only gateway builds (hardware neosens-edge-*) are signed"))
+        }
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]

@@ -56,7 +56,10 @@ impl StageCounts {
             Stage::Pending => self.pending += 1,
             Stage::Downloading => self.downloading += 1,
             Stage::Done => self.done += 1,
-            Stage::FailedDeadline | Stage::FailedOutdated | Stage::FailedOldRevision => self.failed += 1,
+            Stage::FailedDeadline
+            | Stage::FailedOutdated
+            | Stage::FailedOldRevision
+            | Stage::FailedRefused => self.failed += 1,
         }
     }
 }

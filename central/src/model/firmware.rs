@@ -116,14 +116,20 @@ pub enum Stage {
     FailedOutdated,
     /// It fetched the image, then reported its old revision: the update failed or the image
     /// did not boot and the boot loader rolled back. (The firmware updates at boot, before it
-    /// connects to MQTT, so a status after the fetch comes from the image it booted.)
+    /// connects to MQTT, so a status after the fetch comes from the image it booted.) A gateway
+    /// says so itself when it put its previous build back.
     FailedOldRevision,
+    /// A gateway refused the build: its signature, hash or target did not check.
+    FailedRefused,
 }
 
 impl Stage {
     /// Whether it counts as a failure of its wave.
     pub fn failed(self) -> bool {
-        matches!(self, Stage::FailedDeadline | Stage::FailedOutdated | Stage::FailedOldRevision)
+        matches!(
+            self,
+            Stage::FailedDeadline | Stage::FailedOutdated | Stage::FailedOldRevision | Stage::FailedRefused
+        )
     }
 }
 

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{FirmwareCache, MANIFEST_FILE, valid_sha};
 use crate::central::{Central, CentralError};
+use crate::update::Updater;
 
 /// Bytes gathered from the network before one write to disk.
 const WRITE_CHUNK: usize = 256 * 1024;
@@ -26,7 +27,7 @@ enum FetchError {
 }
 
 /// Follows central's manifest every `[firmware] poll_s` until `shutdown`.
-pub async fn run(cache: FirmwareCache, central: Central, shutdown: CancellationToken) {
+pub async fn run(cache: FirmwareCache, central: Central, updater: Updater, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(cache.inner.config.poll_s.max(1)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -34,7 +35,7 @@ pub async fn run(cache: FirmwareCache, central: Central, shutdown: CancellationT
             () = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        if let Err(e) = round(&cache, &central).await {
+        if let Err(e) = round(&cache, &central, &updater).await {
             // The cache keeps serving what it has.
             tracing::warn!(error = %e, "firmware cache round failed; retrying at the next one");
         }
@@ -43,7 +44,7 @@ pub async fn run(cache: FirmwareCache, central: Central, shutdown: CancellationT
 }
 
 /// One round: the manifest, the missing images, then what is served and kept.
-async fn round(cache: &FirmwareCache, central: &Central) -> Result<(), FetchError> {
+async fn round(cache: &FirmwareCache, central: &Central, updater: &Updater) -> Result<(), FetchError> {
     let cached =
         cache.inner.served.read().images.iter().map(|i| i.sha256.as_str()).collect::<Vec<_>>().join(",");
     let raw = central.firmware_manifest(&cached).await?;
@@ -62,8 +63,14 @@ async fn round(cache: &FirmwareCache, central: &Central) -> Result<(), FetchErro
         }
         kept.images.push(image);
     }
-    let c = cache.clone();
-    let complete = neosens_runtime::blocking::run(move || c.settle(kept, &raw)).await?;
+    let (c, u) = (cache.clone(), updater.clone());
+    let complete = neosens_runtime::blocking::run(move || -> Result<FirmwareManifest, FetchError> {
+        let complete = c.settle(kept, &raw)?;
+        // This gateway's own build, when a campaign offers one (checked, installed, restart).
+        u.consider(&complete.images, &|sha| c.path(sha))?;
+        Ok(complete)
+    })
+    .await?;
     let (images, bytes) = (complete.images.len(), complete.images.iter().map(|i| i.size).sum::<u64>());
     *cache.inner.served.write() = std::sync::Arc::new(complete);
     tracing::debug!(images, bytes, "firmware cache in step with central");
@@ -235,6 +242,7 @@ mod tests {
             board: "neOSensor".into(),
             revision: 240101,
             devices: vec![],
+            signature: None,
         }
     }
 

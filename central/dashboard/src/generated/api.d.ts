@@ -651,6 +651,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/edge/agent-update": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * What became of a gateway build the gateway was offered (installed, refused, rolled back):
+         *     recorded in its campaign (an event, and the gateway device's stage).
+         */
+        post: operations["agent_update"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/devices/{id}/orders": {
         parameters: {
             query?: never;
@@ -1067,6 +1087,32 @@ export interface components {
              */
             outdated_after_s?: number | null;
         };
+        /**
+         * @description What became of an offered build at a gateway.
+         * @enum {string}
+         */
+        AgentUpdateOutcome: "installed" | "refused" | "rolled_back";
+        /** @description The body of `POST /api/v1/edge/agent-update` (the agent writes it, central reads it). */
+        AgentUpdateReport: {
+            /**
+             * Format: int64
+             * @description The campaign that offered the build.
+             */
+            campaign: number;
+            /** @description SHA-256 of the build, lowercase hex. */
+            sha256: string;
+            /** @description The gateway's own device (its MAC). */
+            device: string;
+            /** @description What became of it. */
+            outcome: components["schemas"]["AgentUpdateOutcome"];
+            /** @description Why, in words (at most [`MAX_REASON_CHARS`] characters are kept). */
+            reason: string;
+            /**
+             * Format: int64
+             * @description When, milliseconds since the Unix epoch.
+             */
+            at_ms: number;
+        };
         /** @description A page of the trail. */
         AuditPageView: {
             /** @description Entries, newest first. */
@@ -1222,8 +1268,8 @@ export interface components {
             /** @description Its wave, from 1. */
             wave: number;
             /**
-             * @description `pending`, `downloading`, `done`, `failed_old_revision`, `failed_deadline` or
-             *     `failed_outdated`.
+             * @description `pending`, `downloading`, `done`, `failed_old_revision`, `failed_deadline`,
+             *     `failed_outdated` or `failed_refused` (a gateway refused its build).
              */
             stage: string;
             /** @description Since when (RFC 3339), once it left `pending`. */
@@ -1980,6 +2026,8 @@ export interface components {
             uploaded_at: string;
             /** @description Who. */
             uploaded_by: string;
+            /** @description A gateway build's signature, hex (absent for device images). */
+            signature?: string | null;
         };
         /** @description What an import did (or, in a dry run, would do). */
         ImportView: {
@@ -2135,6 +2183,11 @@ export interface components {
             revision: number;
             /** @description Devices of the gateway's scope in the started waves (the others are told "no update"). */
             devices: string[];
+            /**
+             * @description For a gateway build ([`crate::agent_build`]): its detached ed25519 signature, 128 hex
+             *     digits, which the agent checks with its pinned key before installing it.
+             */
+            signature?: string | null;
         };
         /** @description A broker other than the default one, sent to the device in its credentials. */
         MqttEndpoint: {
@@ -6495,6 +6548,66 @@ export interface operations {
             };
         };
     };
+    agent_update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AgentUpdateReport"];
+            };
+        };
+        responses: {
+            /** @description `{"taken": true|false}`: false for a campaign, build or device that is not the gateway's to report */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description Invalid input: malformed JSON, unknown field, or a field named in `field`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No or unknown bearer token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The token's role is too low. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is larger than 1 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     history: {
         parameters: {
             query?: never;
@@ -7496,6 +7609,11 @@ export interface operations {
                 revision: number;
                 /** @description Free text. */
                 notes: string;
+                /**
+                 * @description A gateway build's detached ed25519 signature, 128 hex digits (`neosens-central agent-key
+                 *     sign`); required for hardware `neosens-edge-*`, refused for others.
+                 */
+                signature: string | null;
             };
             cookie?: never;
         };

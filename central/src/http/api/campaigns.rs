@@ -287,8 +287,8 @@ pub(crate) struct CampaignDeviceView {
     uid: Option<String>,
     /// Its wave, from 1.
     wave: usize,
-    /// `pending`, `downloading`, `done`, `failed_old_revision`, `failed_deadline` or
-    /// `failed_outdated`.
+    /// `pending`, `downloading`, `done`, `failed_old_revision`, `failed_deadline`,
+    /// `failed_outdated` or `failed_refused` (a gateway refused its build).
     stage: &'static str,
     /// Since when (RFC 3339), once it left `pending`.
     since: Option<String>,
@@ -318,6 +318,7 @@ fn stage_name(stage: Stage) -> &'static str {
         Stage::FailedDeadline => "failed_deadline",
         Stage::FailedOldRevision => "failed_old_revision",
         Stage::FailedOutdated => "failed_outdated",
+        Stage::FailedRefused => "failed_refused",
     }
 }
 

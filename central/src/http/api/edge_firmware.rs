@@ -5,6 +5,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use neosens_protocol::agent_build::AgentUpdateReport;
 use neosens_protocol::edge_firmware::{FirmwareFetches, FirmwareManifest, MAX_REPORTED_FETCHES};
 use neosens_protocol::hex;
 use utoipa_axum::router::OpenApiRouter;
@@ -18,7 +19,11 @@ use crate::model::Timestamp;
 
 /// The routes of this module, each with its OpenAPI operation (paths relative to `/api/v1`).
 pub(super) fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(manifest)).routes(routes!(image)).routes(routes!(fetches))
+    OpenApiRouter::new()
+        .routes(routes!(manifest))
+        .routes(routes!(image))
+        .routes(routes!(fetches))
+        .routes(routes!(agent_update))
 }
 
 /// What the gateway says it has.
@@ -106,6 +111,24 @@ async fn fetches(
         });
     }
     let taken = s.firmware.gateway_fetches(id, &input.fetches, &s.registry);
+    Ok(Json(serde_json::json!({"taken": taken})))
+}
+
+/// What became of a gateway build the gateway was offered (installed, refused, rolled back):
+/// recorded in its campaign (an event, and the gateway device's stage).
+#[utoipa::path(post, path = "/edge/agent-update", tag = "edge", request_body = AgentUpdateReport,
+    responses((status = 200, description = "`{\"taken\": true|false}`: false for a campaign, build or device that is not the gateway's to report", body = inline(Object)),
+        crate::http::error::CommonErrors),
+    security(("bearer" = [])))]
+async fn agent_update(
+    State(s): State<AppState>,
+    GatewayAuth(id): GatewayAuth,
+    ApiJson(report): ApiJson<AgentUpdateReport>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    s.gateways.contact(id, None, Timestamp::now().millis());
+    let (firmware, registry) = (s.firmware.clone(), s.registry.clone());
+    let taken =
+        neosens_runtime::blocking::run(move || firmware.agent_outcome(id, &report, &registry)).await?;
     Ok(Json(serde_json::json!({"taken": taken})))
 }
 

@@ -79,11 +79,15 @@ pub(crate) struct ImageView {
     uploaded_at: String,
     /// Who.
     uploaded_by: String,
+    /// A gateway build's signature, hex (absent for device images).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signature: Option<String>,
 }
 
-impl From<FirmwareImage> for ImageView {
-    fn from(i: FirmwareImage) -> Self {
+impl ImageView {
+    fn of(i: FirmwareImage, firmware: &crate::firmware::Firmware) -> Self {
         ImageView {
+            signature: firmware.signature(&i.sha256).map(|s| hex::encode(&s)),
             sha256: hex::encode(&i.sha256),
             md5: hex::encode(&i.md5),
             size: i.size,
@@ -110,6 +114,9 @@ pub(crate) struct UploadParams {
     /// Free text.
     #[serde(default)]
     notes: String,
+    /// A gateway build's detached ed25519 signature, 128 hex digits (`neosens-central agent-key
+    /// sign`); required for hardware `neosens-edge-*`, refused for others.
+    signature: Option<String>,
 }
 
 /// Uploads an image: the request body is the file (`application/octet-stream`), streamed to
@@ -127,11 +134,20 @@ async fn upload(
     body: axum::body::Body,
 ) -> Result<impl IntoResponse, ApiError> {
     auth.require(Role::Admin)?;
+    let signature = match params.signature.as_deref().map(|s| hex::decode_array::<64>(s.trim(), "signature"))
+    {
+        None => None,
+        Some(Ok(signature)) => Some(signature),
+        Some(Err(_)) => {
+            return Err(ApiError::Invalid { field: "signature".into(), message: "128 hex digits".into() });
+        }
+    };
     let input = ImageInput {
         hardware: params.hardware,
         board: params.board,
         revision: params.revision,
         notes: params.notes,
+        signature,
     };
     let image = s.firmware.upload(input, body, &auth.0.name).await?;
     let entry = crate::audit::event(
@@ -143,14 +159,14 @@ async fn upload(
     );
     let entry = crate::model::AuditEntry { actor: crate::model::Actor::from(&auth.0), ..entry };
     s.registry.blocking(move |r| r.record_audit(&[entry])).await?;
-    Ok((StatusCode::CREATED, Json(ImageView::from(image))))
+    Ok((StatusCode::CREATED, Json(ImageView::of(image, &s.firmware))))
 }
 
 #[utoipa::path(get, path = "/firmware", tag = "firmware",
     responses((status = 200, description = "Images, newest first", body = inline(Object)), crate::http::error::CommonErrors),
     security(("bearer" = [])))]
 async fn list_images(State(s): State<AppState>, _auth: Auth) -> impl IntoResponse {
-    items(s.firmware.images().into_iter().map(ImageView::from).collect())
+    items(s.firmware.images().into_iter().map(|i| ImageView::of(i, &s.firmware)).collect())
 }
 
 #[utoipa::path(get, path = "/firmware/{sha256}", tag = "firmware", params(("sha256" = String, Path, description = "The image's SHA-256")),
@@ -161,7 +177,7 @@ async fn get_image(
     _auth: Auth,
     Path(sha): Path<String>,
 ) -> Result<Json<ImageView>, ApiError> {
-    Ok(Json(s.firmware.image(&sha)?.into()))
+    Ok(Json(ImageView::of(s.firmware.image(&sha)?, &s.firmware)))
 }
 
 /// Deletes an image no open campaign uses.

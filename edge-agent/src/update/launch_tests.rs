@@ -1,0 +1,67 @@
+//! The launcher with real child processes (shell scripts standing in for builds).
+
+use super::*;
+
+const MAC: &str = "b8:27:eb:00:00:01";
+
+/// A data directory whose update state puts `script` on trial (and `running`, if given, before it).
+fn with_trial(script: &str, running: Option<&str>) -> (tempfile::TempDir, Build) {
+    let dir = tempfile::tempdir().unwrap();
+    let builds = BuildDir::new(dir.path());
+    let mut state = UpdateState::default();
+    let install = |text: &str, revision: u64| {
+        let file = dir.path().join(format!("script-{revision}"));
+        std::fs::write(&file, text).unwrap();
+        let sha = hex::encode(ring::digest::digest(&ring::digest::SHA256, text.as_bytes()).as_ref());
+        builds.install(&file, &sha).unwrap();
+        Build { sha256: sha, revision, campaign: 7 }
+    };
+    state.running = running.map(|r| install(r, u64::MAX - 1));
+    let trial = install(script, u64::MAX);
+    state.trial = Some(trial.clone());
+    builds.save(&state).unwrap();
+    (dir, trial)
+}
+
+#[test]
+fn a_build_silent_past_its_deadline_is_stopped_and_rolled_back() {
+    let (dir, trial) = with_trial("#!/bin/sh\nexec sleep 30\n", None);
+    let started = Instant::now();
+    assert_eq!(
+        launch(dir.path(), Duration::from_millis(300), MAC.parse().ok()),
+        None,
+        "the packaged binary serves"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10), "stopped by SIGTERM, not waited for");
+    let state = BuildDir::new(dir.path()).load().unwrap();
+    assert_eq!((state.trial, state.running), (None, None));
+    assert_eq!(state.rejected, vec![trial.sha256.clone()]);
+    assert_eq!(state.reports.len(), 1);
+    assert_eq!(state.reports[0].outcome, AgentUpdateOutcome::RolledBack);
+    assert!(state.reports[0].reason.contains("not healthy"), "{}", state.reports[0].reason);
+    assert!(
+        !BuildDir::new(dir.path()).build_path(&trial.sha256).exists(),
+        "the rolled-back build is removed"
+    );
+}
+
+#[test]
+fn a_healthy_build_is_kept_and_its_exit_status_passed_on() {
+    let healthy = "#!/bin/sh\nprintf 1 >&$NEOSENS_EDGE_HEALTH_FD\nexit 75\n";
+    let (dir, trial) = with_trial(healthy, Some("#!/bin/sh\nexit 0\n"));
+    let previous = BuildDir::new(dir.path()).load().unwrap().running;
+    assert_eq!(launch(dir.path(), Duration::from_secs(20), MAC.parse().ok()), Some(EXIT_RESTART));
+    let state = BuildDir::new(dir.path()).load().unwrap();
+    assert_eq!(state.running, Some(trial));
+    assert_eq!((state.trial, state.previous), (None, previous));
+    assert_eq!(state.reports[0].outcome, AgentUpdateOutcome::Installed);
+}
+
+#[test]
+fn a_build_whose_file_changed_is_not_started() {
+    let (dir, trial) = with_trial("#!/bin/sh\nexit 0\n", None);
+    std::fs::write(BuildDir::new(dir.path()).build_path(&trial.sha256), "#!/bin/sh\nexit 9\n").unwrap();
+    assert_eq!(launch(dir.path(), Duration::from_secs(20), MAC.parse().ok()), None);
+    let state = BuildDir::new(dir.path()).load().unwrap();
+    assert!(state.reports[0].reason.contains("hashes to"), "{}", state.reports[0].reason);
+}
