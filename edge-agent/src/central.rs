@@ -226,11 +226,29 @@ impl Central {
     }
 
     /// `POST /api/v1/edge/agent-update`: what became of a build offered to this gateway.
+    /// `Ok(false)`: central refused it for good (a 4xx other than 401, 408 and 429: an older
+    /// central without the path, a report it cannot read), so it is not sent again.
     pub async fn agent_update(
         &self,
         report: &neosens_protocol::agent_build::AgentUpdateReport,
-    ) -> Result<(), CentralError> {
-        self.post_json("/api/v1/edge/agent-update", report).await
+    ) -> Result<bool, CentralError> {
+        let path = "/api/v1/edge/agent-update";
+        let response = self
+            .authed(self.http.post(self.url(path)))
+            .timeout(Duration::from_secs(15))
+            .json(report)
+            .send()
+            .await
+            .map_err(unreachable)?;
+        match response.status() {
+            s if s.is_success() => Ok(true),
+            StatusCode::UNAUTHORIZED => Err(CentralError::Unauthorized),
+            StatusCode::REQUEST_TIMEOUT | StatusCode::TOO_MANY_REQUESTS => {
+                Err(CentralError::Protocol(format!("{path} answered {}", response.status())))
+            }
+            s if s.is_client_error() => Ok(false),
+            other => Err(CentralError::Protocol(format!("{path} answered {other}"))),
+        }
     }
 
     /// Reports the gateway's figures.

@@ -105,12 +105,15 @@ fn has_line(lines: &[String], prefix: &str) -> bool {
     lines.iter().any(|l| l.starts_with(prefix))
 }
 
-#[test]
-fn signed_builds_are_installed_bad_ones_refused_and_failing_ones_rolled_back() {
-    let mosquitto = Mosquitto::start("");
+/// Central (its image limit raised: a debug build of the agent is larger than the default),
+/// one building with the gateway's own device, the admins' key, and the gateway enrolled with
+/// that key pinned: `(central, its address, the key file, the gateway's data directory)`.
+fn site(
+    mosquitto: &Mosquitto,
+    keys: &Path,
+) -> (ServiceProcess, SocketAddr, PathBuf, tempfile::TempDir, tempfile::TempDir) {
     let central_dir = tempfile::tempdir().unwrap();
     let central_config = central_dir.path().join("central.toml");
-    // A debug build of the agent is larger than the default image limit.
     std::fs::write(&central_config, "[firmware]\nmax_image_bytes = 1073741824\n").unwrap();
     let port = neosens_runtime::testing::free_port();
     let mut env: HashMap<String, String> =
@@ -130,47 +133,54 @@ fn signed_builds_are_installed_bad_ones_refused_and_failing_ones_rolled_back() {
     let room = admin.create_room(json!({"building": building.id, "name": "local technique"})).expect("room");
     admin.create_device_type(json!({"name": "gateway"})).expect("type");
     admin.create_device(json!({"uid": GATEWAY_MAC, "type": "gateway", "rooms": [room.id]})).expect("device");
-
     // The admins' key, kept apart from central; its public key pinned in the gateway.
-    let keys = tempfile::tempdir().unwrap();
-    let key = keys.path().join("agent-builds.pk8");
+    let key = keys.join("agent-builds.pk8");
     let public = agent_key(&["generate", "--out", key.to_str().unwrap()]);
     assert_eq!(public.len(), 64, "{public}");
-    let hardware = agent_hardware(std::env::consts::ARCH);
-    let sign = |file: &Path, revision: u64| {
-        agent_key(&[
-            "sign",
-            "--key",
-            key.to_str().unwrap(),
-            "--hardware",
-            &hardware,
-            "--revision",
-            &revision.to_string(),
-            file.to_str().unwrap(),
-        ])
-    };
-
     let edge_dir = enrolled_gateway(c, "gw-carca", json!({"buildings": [building.id]}));
-    let config = edge_dir.path().join("edge.toml");
     std::fs::write(
-        &config,
+        edge_dir.path().join("edge.toml"),
         format!(
             "[central]\ntimeout_ms = 500\nsync_wait_s = 2\n[firmware]\npoll_s = 1\n[agent]\nmac = \"{GATEWAY_MAC}\"\n\
-             [update]\npublic_key = \"{public}\"\nhealth_deadline_s = 10\n"
+             [update]\npublic_key = \"{public}\"\nhealth_deadline_s = 60\n"
         ),
     )
     .unwrap();
+    (central, c, key, edge_dir, central_dir)
+}
+
+/// The signature of `file` for this target and `revision`, by `agent-key sign`.
+fn sign(key: &Path, file: &Path, revision: u64) -> String {
+    let hardware = agent_hardware(std::env::consts::ARCH);
+    agent_key(&[
+        "sign",
+        "--key",
+        key.to_str().unwrap(),
+        "--hardware",
+        &hardware,
+        "--revision",
+        &revision.to_string(),
+        file.to_str().unwrap(),
+    ])
+}
+
+#[test]
+fn signed_builds_are_installed_bad_ones_refused_and_failing_ones_rolled_back() {
+    let mosquitto = Mosquitto::start("");
+    let keys = tempfile::tempdir().unwrap();
+    let (_central, c, key, edge_dir, _central_dir) = site(&mosquitto, keys.path());
+    let config = edge_dir.path().join("edge.toml");
     let process = start_edge(edge_dir.path(), &config, &mosquitto.url());
-    let mut gateway =
-        Service { data: edge_dir.path().to_owned(), config: config.clone(), mqtt: mosquitto.url(), process };
+    let mut gateway = Service { data: edge_dir.path().to_owned(), config, mqtt: mosquitto.url(), process };
+    let builds = edge_dir.path().join("agent/builds");
 
     // 1. A signed build — this very agent, under the next revision — is installed and runs.
     let revision = neosens_edge::update::packaged_revision() + 1;
     let good = std::fs::read(EDGE).unwrap();
-    let good_sha = upload(c, &good, revision, &sign(Path::new(EDGE), revision));
+    let good_sha = upload(c, &good, revision, &sign(&key, Path::new(EDGE), revision));
     let first = campaign(c, "agent r+1", &good_sha);
     gateway.restarted_after_install();
-    assert_eq!(gateway.child_exe(), edge_dir.path().join("agent/builds").join(&good_sha));
+    assert_eq!(gateway.child_exe(), builds.join(&good_sha));
     wait_until("central sees the gateway on the new revision", || stage(c, first).0 == "done");
     wait_until("the gateway's report of it", || stage(c, first).1.contains("installed the build"));
     assert!(has_line(&update_state(edge_dir.path()), &format!("running {good_sha} {revision} ")));
@@ -179,38 +189,59 @@ fn signed_builds_are_installed_bad_ones_refused_and_failing_ones_rolled_back() {
     // first campaign finished by itself: its one device runs its build.)
     let mut forged = good.clone();
     forged.extend_from_slice(b"tampered");
-    let forged_sha = upload(c, &forged, revision + 1, &sign(Path::new(EDGE), revision + 1));
+    let forged_sha = upload(c, &forged, revision + 1, &sign(&key, Path::new(EDGE), revision + 1));
     let second = campaign(c, "agent forged", &forged_sha);
     wait_until("central records the refusal", || stage(c, second).0 == "failed_refused");
     assert!(stage(c, second).1.contains("bad signature"), "{}", stage(c, second).1);
-    assert!(gateway.process.logs().iter().any(|l| l.to_string().contains("a gateway build was refused")));
-    assert_eq!(gateway.child_exe(), edge_dir.path().join("agent/builds").join(&good_sha), "still running");
+    assert_eq!(gateway.child_exe(), builds.join(&good_sha), "still running");
 
     // 3. A signed build that exits at start: installed, tried, rolled back by the launcher.
     cancel(c, second);
     let broken = keys.path().join("broken");
     std::fs::write(&broken, "#!/bin/sh\necho 'this build cannot start' >&2\nexit 3\n").unwrap();
-    let broken_sha = upload(c, &std::fs::read(&broken).unwrap(), revision + 2, &sign(&broken, revision + 2));
+    let broken_sha =
+        upload(c, &std::fs::read(&broken).unwrap(), revision + 2, &sign(&key, &broken, revision + 2));
     let third = campaign(c, "agent broken", &broken_sha);
     gateway.restarted_after_install();
-    assert_eq!(
-        gateway.child_exe(),
-        edge_dir.path().join("agent/builds").join(&good_sha),
-        "the previous build again"
-    );
+    assert_eq!(gateway.child_exe(), builds.join(&good_sha), "the previous build again");
     wait_until("central records the rollback", || stage(c, third).0 == "failed_old_revision");
     let events = stage(c, third).1;
     assert!(events.contains("rolled the build back") && events.contains("exited"), "{events}");
     let state = update_state(edge_dir.path());
-    assert!(has_line(&state, &format!("running {good_sha} ")), "{state:?}");
-    assert!(!has_line(&state, "trial "), "{state:?}");
-    assert!(
-        has_line(&state, &format!("rejected {forged_sha}"))
-            && has_line(&state, &format!("rejected {broken_sha}"))
-    );
+    assert!(has_line(&state, &format!("running {good_sha} ")) && !has_line(&state, "trial "), "{state:?}");
     wait_until("the reports were delivered", || !has_line(&update_state(edge_dir.path()), "report "));
-    assert!(
-        !edge_dir.path().join("agent/builds").join(&broken_sha).exists(),
-        "the rejected build is removed"
+    assert!(!builds.join(&broken_sha).exists(), "the rolled-back build is removed");
+}
+
+#[test]
+fn stopping_the_service_during_a_trial_leaves_the_build_to_be_tried_again() {
+    let data = tempfile::tempdir().unwrap();
+    let script = b"#!/bin/sh\nexec sleep 60\n";
+    let sha = neosens_protocol::hex::encode(ring::digest::digest(&ring::digest::SHA256, script).as_ref());
+    std::fs::create_dir_all(data.path().join("agent/builds")).unwrap();
+    let build = data.path().join("agent/builds").join(&sha);
+    std::fs::write(&build, script).unwrap();
+    std::fs::set_permissions(&build, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::write(data.path().join("agent/update.state"), format!("trial {sha} {} 9 0\n", u64::MAX))
+        .unwrap();
+    let mut launcher = Command::new(EDGE)
+        .env("NEOSENS_EDGE_DATA_DIR", data.path())
+        .env("NEOSENS_EDGE_HTTP_BIND", "127.0.0.1:0")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = launcher.id();
+    let children = || std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    wait_until("the launcher starts the build on trial", || !children().trim().is_empty());
+    let child = children().trim().to_owned();
+    Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+    wait_until("the launcher and its build stop", || {
+        launcher.try_wait().unwrap().is_some() && !Path::new(&format!("/proc/{child}")).exists()
+    });
+    let state = update_state(data.path());
+    assert_eq!(
+        state,
+        vec![format!("trial {sha} {} 9 0", u64::MAX)],
+        "not judged: the next start tries it again"
     );
 }

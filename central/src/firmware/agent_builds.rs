@@ -2,7 +2,9 @@
 //! keeps and passes on, rolled out by campaigns over the gateways' own devices, and what the
 //! gateways say became of them ([`neosens_protocol::agent_build`]).
 
-use neosens_protocol::agent_build::{AgentUpdateOutcome, AgentUpdateReport, MAX_REASON_CHARS};
+use neosens_protocol::agent_build::{
+    AGENT_BOARD, AGENT_HARDWARE_PREFIX, AgentUpdateOutcome, AgentUpdateReport, MAX_REASON_CHARS,
+};
 use neosens_protocol::ids::GatewayId;
 
 use super::{Firmware, FirmwareError};
@@ -17,9 +19,11 @@ impl Firmware {
 
     /// Records what `gateway` says became of a build it was offered: a campaign event, and for
     /// a refusal or a rollback its device's stage (an installed build is "done" once the
-    /// gateway's status reports its revision, like any device's). Only the gateway's own
-    /// devices of the campaign's started waves count; a report heard again changes nothing.
-    /// Blocking (it writes the store). Returns whether it was taken.
+    /// gateway's status reports its revision, like any device's). Only campaigns of gateway
+    /// builds (hardware `neosens-edge-*`, board `neosens-edge`) and devices of the gateway's
+    /// scope in their started waves count — a gateway cannot mark the boards of its LAN failed
+    /// in a campaign of theirs; a report heard again changes nothing. Blocking (it writes the
+    /// store). Returns whether it was taken.
     pub fn agent_outcome(
         &self,
         gateway: GatewayId,
@@ -34,6 +38,13 @@ impl Firmware {
         let (entry, image_sha) = {
             let state = self.inner.state.read();
             let Some(entry) = state.campaigns.get(&report.campaign).cloned() else { return Ok(false) };
+            let gateway_build = state
+                .images
+                .get(&entry.campaign.image)
+                .is_some_and(|i| i.hardware.starts_with(AGENT_HARDWARE_PREFIX) && i.board == AGENT_BOARD);
+            if !gateway_build {
+                return Ok(false);
+            }
             (entry.clone(), entry.campaign.image)
         };
         let in_wave = entry.positions.get(&device.to_bytes()).is_some_and(|&p| p < entry.campaign.reached());

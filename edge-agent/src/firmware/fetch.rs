@@ -66,8 +66,11 @@ async fn round(cache: &FirmwareCache, central: &Central, updater: &Updater) -> R
     let (c, u) = (cache.clone(), updater.clone());
     let complete = neosens_runtime::blocking::run(move || -> Result<FirmwareManifest, FetchError> {
         let complete = c.settle(kept, &raw)?;
-        // This gateway's own build, when a campaign offers one (checked, installed, restart).
-        u.consider(&complete.images, &|sha| c.path(sha))?;
+        // This gateway's own build, when a campaign offers one (checked, installed, restart). A
+        // failure there (a full disk) leaves the cache serving the boards.
+        if let Err(e) = u.consider(&complete.images, &|sha| c.path(sha)) {
+            tracing::warn!(error = %e, "a gateway build could not be taken up; retrying at the next round");
+        }
         Ok(complete)
     })
     .await?;

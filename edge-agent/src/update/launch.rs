@@ -11,13 +11,13 @@
 use std::os::fd::{AsRawFd as _, OwnedFd};
 use std::path::Path;
 use std::process::{Child, Command};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
 use neosens_protocol::agent_build::{AgentUpdateOutcome, AgentUpdateReport};
 use neosens_protocol::hex;
 
-use super::state::{Build, BuildDir, UpdateState};
+use super::state::{Build, BuildDir, MAX_TRIAL_STARTS, UpdateState};
 
 /// Set in a build's environment by the launcher: that process serves in-process.
 pub const SUPERVISED_ENV: &str = "NEOSENS_EDGE_SUPERVISED";
@@ -31,6 +31,18 @@ pub const EXIT_RESTART: i32 = 75;
 
 /// The child signals go to (0: none).
 static CHILD: AtomicI32 = AtomicI32::new(0);
+/// Set by SIGTERM or SIGINT: the service is stopping, nothing is judged or started any more.
+static STOPPING: AtomicBool = AtomicBool::new(false);
+
+/// How a trial ended.
+enum Trial {
+    /// Healthy in time: the build runs on.
+    Healthy(Child),
+    /// Not healthy: why.
+    Failed(String),
+    /// The service was stopped meanwhile: the child's exit status (the trial is not judged).
+    Stopped(i32),
+}
 
 /// Runs the chosen build, if any, and returns its exit status; `None`: serve in-process.
 pub fn launch(data_dir: &Path, deadline: Duration, mac: Option<neosens_protocol::Mac>) -> Option<i32> {
@@ -40,78 +52,117 @@ pub fn launch(data_dir: &Path, deadline: Duration, mac: Option<neosens_protocol:
         return None;
     }
     let builds = BuildDir::new(data_dir);
-    loop {
-        let mut state = match builds.load() {
-            Ok(state) => state,
-            Err(e) => {
-                eprintln!("neosens-edge launcher: {e}: serving with the packaged binary");
-                return None;
-            }
-        };
-        if let Some(trial) = state.trial.clone() {
-            match start_trial(&builds, &trial, deadline) {
-                Ok(child) => {
-                    eprintln!(
-                        "neosens-edge launcher: build {} (revision {}) is healthy: kept",
-                        trial.sha256, trial.revision
-                    );
-                    state.previous = state.running.take();
-                    state.running = Some(trial.clone());
-                    state.trial = None;
-                    let report = report(&trial, mac, AgentUpdateOutcome::Installed, "healthy");
-                    report.into_iter().for_each(|r| state.report(r));
-                    save(&builds, &state);
-                    return Some(wait(child));
-                }
-                Err(reason) => {
-                    eprintln!("neosens-edge launcher: build {} rolled back: {reason}", trial.sha256);
-                    state.trial = None;
-                    match report(&trial, mac, AgentUpdateOutcome::RolledBack, &reason) {
-                        Some(r) => state.reject(r),
-                        None => state.rejected.push(trial.sha256.clone()),
-                    }
-                    save(&builds, &state);
-                    continue;
-                }
-            }
-        }
-        let running = state.running.clone()?;
-        let packaged = super::packaged_revision();
-        if packaged >= running.revision {
-            eprintln!(
-                "neosens-edge launcher: the packaged binary (revision {packaged}) is as new as build {} (revision {}): serving with it",
-                running.sha256, running.revision
-            );
-            state.previous = state.running.take();
-            save(&builds, &state);
+    // The trial's start counted first: a launcher stopped outright during it counts as a failure.
+    let chosen = builds.update(|state| Ok(choose(&builds, state, mac)));
+    let chosen = match chosen {
+        Ok(chosen) => chosen?,
+        Err(e) => {
+            eprintln!("neosens-edge launcher: the update state: {e}: serving with the packaged binary");
             return None;
         }
-        if let Err(reason) = check_file(&builds, &running) {
-            eprintln!(
-                "neosens-edge launcher: build {}: {reason}: serving with the packaged binary",
-                running.sha256
-            );
-            state.running = None;
-            save(&builds, &state);
-            return None;
-        }
-        match spawn(&builds, &running, None) {
-            Ok(child) => return Some(wait(child)),
+    };
+    let (build, on_trial) = chosen;
+    if !on_trial {
+        return match spawn(&builds, &build, None) {
+            Ok(child) => Some(wait(child)),
             Err(e) => {
                 eprintln!(
                     "neosens-edge launcher: starting build {}: {e}: serving with the packaged binary",
-                    running.sha256
+                    build.sha256
                 );
+                None
+            }
+        };
+    }
+    match start_trial(&builds, &build, deadline) {
+        Trial::Healthy(child) => {
+            eprintln!(
+                "neosens-edge launcher: build {} (revision {}) is healthy: kept",
+                build.sha256, build.revision
+            );
+            let kept = builds.update(|state| {
+                if state.trial.as_ref().is_some_and(|t| t.sha256 == build.sha256) {
+                    state.previous = state.running.take();
+                    state.running = state.trial.take().map(|t| Build { starts: 0, ..t });
+                    if let Some(r) = report(&build, mac, AgentUpdateOutcome::Installed, "healthy") {
+                        state.report(r);
+                    }
+                }
+                Ok(())
+            });
+            if let Err(e) = kept {
+                eprintln!("neosens-edge launcher: recording build {} as kept: {e}", build.sha256);
+            }
+            Some(wait(child))
+        }
+        Trial::Stopped(status) => {
+            // Not the build's fault: the next start tries it again, as if this one had not been.
+            let _ = builds.update(|state| {
+                if let Some(t) = state.trial.as_mut().filter(|t| t.sha256 == build.sha256) {
+                    t.starts = t.starts.saturating_sub(1);
+                }
+                Ok(())
+            });
+            Some(status)
+        }
+        Trial::Failed(reason) => {
+            let rolled = builds.update(|state| {
+                roll_back(state, &build, mac, &reason);
+                Ok(())
+            });
+            if let Err(e) = rolled {
+                eprintln!("neosens-edge launcher: recording the rollback of {}: {e}", build.sha256);
                 return None;
             }
+            if STOPPING.load(Ordering::SeqCst) {
+                return Some(0);
+            }
+            // The previous build (or the packaged binary), as chosen again.
+            launch(data_dir, deadline, mac)
         }
     }
 }
 
-fn save(builds: &BuildDir, state: &UpdateState) {
-    if let Err(e) = builds.save(state) {
-        eprintln!("neosens-edge launcher: writing the update state: {e}");
+/// What to start, given the state (changed: a trial's start counted, a trial started too often
+/// rolled back, a build as old as the packaged binary or damaged dropped): `(build, on trial)`,
+/// or `None` for the packaged binary in-process.
+fn choose(
+    builds: &BuildDir,
+    state: &mut UpdateState,
+    mac: Option<neosens_protocol::Mac>,
+) -> Option<(Build, bool)> {
+    if let Some(trial) = state.trial.as_mut() {
+        if trial.starts < MAX_TRIAL_STARTS {
+            trial.starts += 1;
+            return Some((trial.clone(), true));
+        }
+        let trial = trial.clone();
+        let reason = format!("started {} times without becoming healthy (stopped outright)", trial.starts);
+        eprintln!("neosens-edge launcher: build {} rolled back: {reason}", trial.sha256);
+        roll_back(state, &trial, mac, &reason);
     }
+    let running = state.running.clone()?;
+    let packaged = super::packaged_revision();
+    let reason = if packaged >= running.revision {
+        format!("the packaged binary (revision {packaged}) is as new")
+    } else {
+        match check_file(builds, &running) {
+            Ok(()) => return Some((running, false)),
+            Err(reason) => reason,
+        }
+    };
+    eprintln!(
+        "neosens-edge launcher: build {} (revision {}): {reason}: serving with the packaged binary",
+        running.sha256, running.revision
+    );
+    state.previous = state.running.take();
+    None
+}
+
+/// The trial ends: the build is rejected (not tried again while central offers it) and reported.
+fn roll_back(state: &mut UpdateState, build: &Build, mac: Option<neosens_protocol::Mac>, reason: &str) {
+    state.trial = None;
+    state.reject(&build.sha256, report(build, mac, AgentUpdateOutcome::RolledBack, reason));
 }
 
 fn report(
@@ -154,57 +205,92 @@ fn spawn(builds: &BuildDir, build: &Build, health: Option<&OwnedFd>) -> std::io:
 }
 
 /// Starts a build on trial and waits until it says it is healthy; stops it on failure.
-fn start_trial(builds: &BuildDir, build: &Build, deadline: Duration) -> Result<Child, String> {
-    check_file(builds, build)?;
-    let (read, write) = rustix::pipe::pipe().map_err(|e| format!("a pipe: {e}"))?;
-    rustix::io::fcntl_setfd(&read, rustix::io::FdFlags::CLOEXEC).map_err(|e| format!("a pipe: {e}"))?;
-    let mut child = spawn(builds, build, Some(&write)).map_err(|e| format!("starting it: {e}"))?;
-    drop(write);
-    let healthy = wait_for_byte(&read, deadline);
-    if healthy {
-        return Ok(child);
+fn start_trial(builds: &BuildDir, build: &Build, deadline: Duration) -> Trial {
+    if let Err(reason) = check_file(builds, build) {
+        return Trial::Failed(reason);
     }
-    let reason = match child.try_wait() {
-        Ok(Some(status)) => format!("it exited ({status}) before it was healthy"),
-        _ => format!("not healthy (synced and connected) within {} s", deadline.as_secs()),
+    let pipe = rustix::pipe::pipe().and_then(|(read, write)| {
+        rustix::io::fcntl_setfd(&read, rustix::io::FdFlags::CLOEXEC)?;
+        Ok((read, write))
+    });
+    let (read, write) = match pipe {
+        Ok(pair) => pair,
+        Err(e) => return Trial::Failed(format!("a pipe: {e}")),
+    };
+    let mut child = match spawn(builds, build, Some(&write)) {
+        Ok(child) => child,
+        Err(e) => return Trial::Failed(format!("starting it: {e}")),
+    };
+    drop(write);
+    let said = wait_for_byte(&read, deadline);
+    if said == Some(true) {
+        return Trial::Healthy(child);
+    }
+    if STOPPING.load(Ordering::SeqCst) {
+        return Trial::Stopped(wait(child));
+    }
+    // The pipe closed: the build is exiting (its descriptors close before it can be reaped).
+    let exited = if said == Some(false) { exited_within(&mut child, Duration::from_secs(2)) } else { None };
+    let reason = match exited {
+        Some(status) => format!("it exited ({status}) before it was healthy"),
+        None if said == Some(false) => String::from("it closed its health pipe without being healthy"),
+        None => format!("not healthy (synced and connected) within {} s", deadline.as_secs()),
     };
     stop(&mut child);
-    Err(reason)
+    Trial::Failed(reason)
 }
 
-/// Whether a byte came on `read` before `deadline` (end of file: the child closed it, exiting).
-fn wait_for_byte(read: &OwnedFd, deadline: Duration) -> bool {
+/// The child's exit status if it exits within `within`.
+fn exited_within(child: &mut Child, within: Duration) -> Option<std::process::ExitStatus> {
+    let until = Instant::now() + within;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if Instant::now() < until => std::thread::sleep(Duration::from_millis(10)),
+            _ => return None,
+        }
+    }
+}
+
+/// `Some(true)`: a byte came on `read` before `deadline`; `Some(false)`: the pipe closed first
+/// (the child is exiting); `None`: neither (or a signal for the launcher to stop).
+fn wait_for_byte(read: &OwnedFd, deadline: Duration) -> Option<bool> {
     use rustix::event::{PollFd, PollFlags, Timespec};
     let until = Instant::now() + deadline;
     loop {
         let left = until.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return false;
+        if left.is_zero() || STOPPING.load(Ordering::SeqCst) {
+            return None;
         }
         let timeout = Timespec { tv_sec: left.as_secs() as i64, tv_nsec: i64::from(left.subsec_nanos()) };
         let mut fds = [PollFd::new(read, PollFlags::IN)];
         match rustix::event::poll(&mut fds, Some(&timeout)) {
-            Ok(0) => return false,
+            Ok(0) => return None,
             Ok(_) => {
                 let mut byte = [0u8; 1];
-                return matches!(rustix::io::read(read, &mut byte), Ok(1));
+                return Some(matches!(rustix::io::read(read, &mut byte), Ok(1)));
             }
             Err(rustix::io::Errno::INTR) => continue,
-            Err(_) => return false,
+            Err(_) => return None,
         }
     }
 }
 
-/// Stops a child: SIGTERM, then SIGKILL after 10 s.
+/// Stops a child: SIGTERM, then SIGKILL after 10 s. (The pid is signalled only while the
+/// child is not reaped, so it cannot be another process's.)
 fn stop(child: &mut Child) {
-    if let Some(pid) = rustix::process::Pid::from_raw(i32::try_from(child.id()).unwrap_or(0)) {
-        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-    }
     let until = Instant::now() + Duration::from_secs(10);
+    let mut termed = false;
     while Instant::now() < until {
         if !matches!(child.try_wait(), Ok(None)) {
             CHILD.store(0, Ordering::SeqCst);
             return;
+        }
+        if !termed {
+            if let Some(pid) = rustix::process::Pid::from_raw(i32::try_from(child.id()).unwrap_or(0)) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+            }
+            termed = true;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -242,6 +328,9 @@ fn forward_signals() {
             // async-signal-safe.
             let registered = unsafe {
                 signal_hook_registry::register(signal.as_raw(), move || {
+                    if signal != rustix::process::Signal::HUP {
+                        STOPPING.store(true, Ordering::SeqCst);
+                    }
                     if let Some(pid) = rustix::process::Pid::from_raw(CHILD.load(Ordering::SeqCst)) {
                         let _ = rustix::process::kill_process(pid, signal);
                     }

@@ -10,16 +10,19 @@ fn with_trial(script: &str, running: Option<&str>) -> (tempfile::TempDir, Build)
     let builds = BuildDir::new(dir.path());
     let mut state = UpdateState::default();
     let install = |text: &str, revision: u64| {
-        let file = dir.path().join(format!("script-{revision}"));
-        std::fs::write(&file, text).unwrap();
         let sha = hex::encode(ring::digest::digest(&ring::digest::SHA256, text.as_bytes()).as_ref());
-        builds.install(&file, &sha).unwrap();
-        Build { sha256: sha, revision, campaign: 7 }
+        builds.install(text.as_bytes(), &sha).unwrap();
+        Build { sha256: sha, revision, campaign: 7, starts: 0 }
     };
     state.running = running.map(|r| install(r, u64::MAX - 1));
     let trial = install(script, u64::MAX);
     state.trial = Some(trial.clone());
-    builds.save(&state).unwrap();
+    builds
+        .update(|s| {
+            *s = state;
+            Ok(())
+        })
+        .unwrap();
     (dir, trial)
 }
 
@@ -52,7 +55,7 @@ fn a_healthy_build_is_kept_and_its_exit_status_passed_on() {
     let previous = BuildDir::new(dir.path()).load().unwrap().running;
     assert_eq!(launch(dir.path(), Duration::from_secs(20), MAC.parse().ok()), Some(EXIT_RESTART));
     let state = BuildDir::new(dir.path()).load().unwrap();
-    assert_eq!(state.running, Some(trial));
+    assert_eq!(state.running, Some(Build { starts: 0, ..trial }));
     assert_eq!((state.trial, state.previous), (None, previous));
     assert_eq!(state.reports[0].outcome, AgentUpdateOutcome::Installed);
 }
@@ -64,4 +67,26 @@ fn a_build_whose_file_changed_is_not_started() {
     assert_eq!(launch(dir.path(), Duration::from_secs(20), MAC.parse().ok()), None);
     let state = BuildDir::new(dir.path()).load().unwrap();
     assert!(state.reports[0].reason.contains("hashes to"), "{}", state.reports[0].reason);
+}
+
+#[test]
+fn a_trial_a_launcher_never_saw_through_is_rolled_back_at_the_next_start_but_one() {
+    let (dir, trial) = with_trial("#!/bin/sh\nexit 0\n", None);
+    let builds = BuildDir::new(dir.path());
+    // Two launchers stopped outright (SIGKILL, a power cut) while it was on trial.
+    builds
+        .update(|s| {
+            s.trial.as_mut().unwrap().starts = MAX_TRIAL_STARTS;
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(
+        launch(dir.path(), Duration::from_secs(20), MAC.parse().ok()),
+        None,
+        "not started a third time"
+    );
+    let state = builds.load().unwrap();
+    assert_eq!(state.trial, None);
+    assert_eq!(state.rejected, vec![trial.sha256]);
+    assert!(state.reports[0].reason.contains("started 2 times"), "{}", state.reports[0].reason);
 }

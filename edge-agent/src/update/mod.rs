@@ -108,65 +108,91 @@ impl Updater {
         Updater { builds: BuildDir::new(data_dir), key, mac, shutdown }
     }
 
-    /// The build among `images` meant for this gateway, newer than what runs and not rejected
-    /// before, if any: `(image, its file in the cache)`.
-    fn offered<'a>(
-        &self,
-        images: &'a [ManifestImage],
-        cached: &dyn Fn(&str) -> PathBuf,
-    ) -> Option<(&'a ManifestImage, PathBuf)> {
-        let mac = self.mac?;
-        let (hardware, running) = (own_hardware(), running_revision());
-        images
+    /// The builds among `images` offered to this gateway (its target, its own device in a
+    /// started wave), newest first.
+    fn offered<'a>(&self, images: &'a [ManifestImage]) -> Vec<&'a ManifestImage> {
+        let Some(mac) = self.mac else { return Vec::new() };
+        let hardware = own_hardware();
+        let mut offered: Vec<&ManifestImage> = images
             .iter()
-            .filter(|i| i.hardware == hardware && i.board == AGENT_BOARD && i.revision > running)
+            .filter(|i| i.hardware == hardware && i.board == AGENT_BOARD && state::valid_sha(&i.sha256))
             .filter(|i| i.devices.contains(&mac))
-            .max_by_key(|i| i.revision)
-            .map(|i| (i, cached(&i.sha256)))
+            .collect();
+        offered.sort_by_key(|i| std::cmp::Reverse(i.revision));
+        offered
     }
 
-    /// Blocking (reads and hashes the build, writes the disk): checks and installs the build
-    /// offered to this gateway, if any. Returns whether one was installed (the agent is then
-    /// stopping, to be started again on it).
+    /// Blocking (reads and hashes the build, writes the disk): checks and installs the newest
+    /// build offered to this gateway above the revision it runs and not rejected, if any;
+    /// `cached` names an image's file in the firmware cache. Returns whether one was installed
+    /// (the agent is then stopping, to be started again on it).
+    ///
+    /// A rejected build is forgotten once central stops offering it to this gateway (central
+    /// has the failure): an operator's resume of the campaign offers it afresh, and it is tried
+    /// again.
     pub fn consider(
         &self,
         images: &[ManifestImage],
         cached: &dyn Fn(&str) -> PathBuf,
     ) -> std::io::Result<bool> {
-        let Some((image, file)) = self.offered(images, cached) else { return Ok(false) };
+        let offered = self.offered(images);
         let state = self.builds.load()?;
-        if state.rejected.contains(&image.sha256) || state.trial.is_some() {
-            return Ok(false);
-        }
-        if let Err(reason) = self.check(image, &file) {
-            tracing::warn!(sha256 = %image.sha256, revision = image.revision, %reason, "a gateway build was refused");
-            let report = self.mac.map(|device| AgentUpdateReport {
-                campaign: image.campaign,
-                sha256: image.sha256.clone(),
-                device,
-                outcome: AgentUpdateOutcome::Refused,
-                reason,
-                at_ms: now_ms(),
-            });
-            self.builds.update(|state| match report {
-                Some(r) => state.reject(r),
-                None => state.rejected.push(image.sha256.clone()),
+        if state.rejected.iter().any(|r| !offered.iter().any(|i| i.sha256 == *r)) {
+            self.builds.update(|s| {
+                s.rejected.retain(|r| offered.iter().any(|i| i.sha256 == *r));
+                Ok(())
             })?;
-            NEW_REPORT.notify_one();
+        }
+        if state.trial.is_some() {
             return Ok(false);
         }
-        self.builds.install(&file, &image.sha256)?;
-        let build =
-            Build { sha256: image.sha256.clone(), revision: image.revision, campaign: image.campaign };
+        let running = running_revision();
+        let Some(image) =
+            offered.into_iter().find(|i| i.revision > running && !state.rejected.contains(&i.sha256))
+        else {
+            return Ok(false);
+        };
+        let content = match self.check(image, &cached(&image.sha256)) {
+            Ok(content) => content,
+            Err(reason) => {
+                tracing::warn!(sha256 = %image.sha256, revision = image.revision, %reason, "a gateway build was refused");
+                let report = self.mac.map(|device| AgentUpdateReport {
+                    campaign: image.campaign,
+                    sha256: image.sha256.clone(),
+                    device,
+                    outcome: AgentUpdateOutcome::Refused,
+                    reason,
+                    at_ms: now_ms(),
+                });
+                self.builds.update(|state| {
+                    state.reject(&image.sha256, report);
+                    Ok(())
+                })?;
+                NEW_REPORT.notify_one();
+                return Ok(false);
+            }
+        };
+        let build = Build {
+            sha256: image.sha256.clone(),
+            revision: image.revision,
+            campaign: image.campaign,
+            starts: 0,
+        };
+        // Written and named under the lock: no other change of the state removes it meanwhile.
+        self.builds.update(|state| {
+            self.builds.install(&content, &build.sha256)?;
+            state.trial = Some(build.clone());
+            Ok(())
+        })?;
         tracing::info!(sha256 = %build.sha256, revision = build.revision, "a gateway build is installed: restarting on it (rolled back unless healthy)");
-        self.builds.update(|state| state.trial = Some(build))?;
         RESTART.store(true, std::sync::atomic::Ordering::SeqCst);
         self.shutdown.cancel();
         Ok(true)
     }
 
-    /// The build's content against its name, and its signature against the pinned key.
-    fn check(&self, image: &ManifestImage, file: &Path) -> Result<(), String> {
+    /// The build's content, checked against its name and its signature against the pinned key
+    /// (what is installed is these bytes, not the file read again).
+    fn check(&self, image: &ManifestImage, file: &Path) -> Result<Vec<u8>, String> {
         let key = self.key.ok_or("no [update] public_key is pinned on this gateway")?;
         let bytes = std::fs::read(file).map_err(|e| format!("reading the cached build: {e}"))?;
         let sha = hex::encode(ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref());
@@ -180,7 +206,8 @@ impl Updater {
             .verify(&signed_message(&image.hardware, image.revision, &sha), &signature)
             .map_err(|_| {
                 String::from("bad signature: not signed for this hardware and revision by the pinned key")
-            })
+            })?;
+        Ok(bytes)
     }
 }
 
@@ -202,6 +229,15 @@ pub async fn signal_health(
     };
     // SAFETY: the launcher opened this descriptor for this process alone and named it here;
     // nothing else in the process uses it.
+    // Only a pipe above the standard descriptors: a stray variable cannot make this task close
+    // standard error or a socket.
+    let is_pipe = fd > 2
+        && rustix::fs::fstat(unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) })
+            .is_ok_and(|st| rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Fifo);
+    if !is_pipe {
+        tracing::warn!(fd, "{} names no pipe: no health signal", launch::HEALTH_FD_ENV);
+        return shutdown.cancelled().await;
+    }
     let pipe = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
     let _ = rustix::io::fcntl_setfd(&pipe, rustix::io::FdFlags::CLOEXEC);
     let mut tick = tokio::time::interval(Duration::from_millis(500));
@@ -241,7 +277,11 @@ pub async fn send_reports(data_dir: PathBuf, central: crate::central::Central, s
         let mut sent = Vec::new();
         for report in &state.reports {
             match central.agent_update(report).await {
-                Ok(()) => sent.push(report.clone()),
+                Ok(true) => sent.push(report.clone()),
+                Ok(false) => {
+                    tracing::warn!(sha256 = %report.sha256, "central refused a build report for good: dropped");
+                    sent.push(report.clone());
+                }
                 Err(e) => {
                     tracing::debug!(error = %e, "a build report waits for central");
                     break;
@@ -251,9 +291,13 @@ pub async fn send_reports(data_dir: PathBuf, central: crate::central::Central, s
         let all_sent = sent.len() == state.reports.len();
         if !sent.is_empty() {
             let b = builds.clone();
-            let done =
-                neosens_runtime::blocking::run(move || b.update(|s| s.reports.retain(|r| !sent.contains(r))))
-                    .await;
+            let done = neosens_runtime::blocking::run(move || {
+                b.update(|s| {
+                    s.reports.retain(|r| !sent.contains(r));
+                    Ok(())
+                })
+            })
+            .await;
             if let Err(e) = done {
                 tracing::warn!(error = %e, "writing the update state");
             }
@@ -266,3 +310,7 @@ pub async fn send_reports(data_dir: PathBuf, central: crate::central::Central, s
         }
     }
 }
+
+#[cfg(test)]
+#[path = "updater_tests.rs"]
+mod tests;

@@ -17,8 +17,14 @@ use std::fmt::Write as _;
 
 use neosens_protocol::agent_build::{AgentUpdateOutcome, AgentUpdateReport};
 
-/// Builds remembered as refused or rolled back (never offered to the launcher again).
+/// Builds remembered as refused or rolled back: not tried again while central still offers them
+/// (an operator's resume of the campaign offers them afresh, see [`super::Updater::consider`]).
 pub const MAX_REJECTED: usize = 16;
+
+/// Starts a build on trial gets: a launcher stopped outright during a trial (systemd's start
+/// timeout or watchdog, SIGKILL, a power cut) leaves it counted, so a build that hangs the
+/// gateway is rolled back at the next start but one.
+pub const MAX_TRIAL_STARTS: u32 = 2;
 
 /// Reports waiting for central.
 pub const MAX_PENDING_REPORTS: usize = 16;
@@ -32,6 +38,13 @@ pub struct Build {
     pub revision: u64,
     /// The campaign that offered it.
     pub campaign: u64,
+    /// For a build on trial: how many times a launcher started it.
+    pub starts: u32,
+}
+
+/// A SHA-256 in lowercase hex: the only names files under `builds/` get.
+pub fn valid_sha(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// `update.state`.
@@ -83,19 +96,29 @@ impl BuildDir {
         }
     }
 
-    /// Changes the state under the process's lock (the firmware round and the report sender
-    /// both change it), and writes it.
-    pub fn update<R>(&self, change: impl FnOnce(&mut UpdateState) -> R) -> std::io::Result<R> {
-        static LOCK: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
-        let _held = LOCK.lock();
+    /// Changes the state under an exclusive lock of `agent/update.lock`, which the launcher and
+    /// the agent's tasks all take (`flock`: across processes and threads alike), then writes it:
+    /// a change reads what the other wrote last and never writes over it.
+    pub fn update<R>(
+        &self,
+        change: impl FnOnce(&mut UpdateState) -> std::io::Result<R>,
+    ) -> std::io::Result<R> {
+        std::fs::create_dir_all(self.dir.join("builds"))?;
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.dir.join("update.lock"))?;
+        rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)?;
         let mut state = self.load()?;
-        let out = change(&mut state);
+        let out = change(&mut state)?;
         self.save(&state)?;
         Ok(out)
     }
 
-    /// Writes the state whole and durably, then removes builds it no longer names.
-    pub fn save(&self, state: &UpdateState) -> std::io::Result<()> {
+    /// Writes the state whole and durably, then removes builds it no longer names (called under
+    /// the lock: [`BuildDir::update`]).
+    fn save(&self, state: &UpdateState) -> std::io::Result<()> {
         std::fs::create_dir_all(self.dir.join("builds"))?;
         neosens_runtime::durable::write_private(&self.state_file(), state.render().as_bytes())?;
         let kept: Vec<&str> = [&state.running, &state.trial, &state.previous]
@@ -112,16 +135,22 @@ impl BuildDir {
         Ok(())
     }
 
-    /// Copies `from` in as an executable build named `sha256`, synced before its rename.
-    pub fn install(&self, from: &Path, sha256: &str) -> std::io::Result<()> {
-        use std::os::unix::fs::PermissionsExt as _;
+    /// Writes `content` as an executable build named `sha256`, synced before its rename (call
+    /// it within [`BuildDir::update`], which then names it, so no other change removes it).
+    pub fn install(&self, content: &[u8], sha256: &str) -> std::io::Result<()> {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        if !valid_sha(sha256) {
+            return Err(std::io::Error::other(format!("{sha256:?} is not a SHA-256")));
+        }
         let builds = self.dir.join("builds");
         std::fs::create_dir_all(&builds)?;
         let part = builds.join(format!("{sha256}.part"));
-        std::fs::copy(from, &part)?;
-        let file = std::fs::File::open(&part)?;
-        file.set_permissions(std::fs::Permissions::from_mode(0o755))?;
+        let mut file =
+            std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o755).open(&part)?;
+        file.write_all(content)?;
         file.sync_all()?;
+        drop(file);
         std::fs::rename(&part, self.build_path(sha256))?;
         std::fs::File::open(&builds)?.sync_all()
     }
@@ -143,7 +172,7 @@ impl UpdateState {
             [("running", &self.running), ("trial", &self.trial), ("previous", &self.previous)]
         {
             if let Some(b) = build {
-                let _ = writeln!(out, "{name} {} {} {}", b.sha256, b.revision, b.campaign);
+                let _ = writeln!(out, "{name} {} {} {} {}", b.sha256, b.revision, b.campaign, b.starts);
             }
         }
         for sha in &self.rejected {
@@ -166,15 +195,17 @@ impl UpdateState {
         let mut state = UpdateState::default();
         for line in text.lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#')) {
             let bad = || line.to_owned();
+            let sha = |w: &str| if valid_sha(w) { Ok(w.to_owned()) } else { Err(line.to_owned()) };
             let mut words = line.splitn(7, ' ');
             let kind = words.next().unwrap_or_default();
             let mut word = || words.next().ok_or_else(bad);
             match kind {
                 "running" | "trial" | "previous" => {
                     let build = Build {
-                        sha256: word()?.to_owned(),
+                        sha256: word().and_then(sha)?,
                         revision: word()?.parse().map_err(|_| bad())?,
                         campaign: word()?.parse().map_err(|_| bad())?,
+                        starts: words.next().map_or(Ok(0), |n| n.parse().map_err(|_| bad()))?,
                     };
                     let slot = match kind {
                         "running" => &mut state.running,
@@ -183,10 +214,10 @@ impl UpdateState {
                     };
                     *slot = Some(build);
                 }
-                "rejected" => state.rejected.push(word()?.to_owned()),
+                "rejected" => state.rejected.push(word().and_then(sha)?),
                 "report" => {
                     let campaign = word()?.parse().map_err(|_| bad())?;
-                    let sha256 = word()?.to_owned();
+                    let sha256 = word().and_then(sha)?;
                     let device = word()?.parse().map_err(|_| bad())?;
                     let outcome = match word()? {
                         "installed" => AgentUpdateOutcome::Installed,
@@ -211,14 +242,17 @@ impl UpdateState {
         Ok(state)
     }
 
-    /// Notes a build as refused or rolled back, and the report of it.
-    pub fn reject(&mut self, report: AgentUpdateReport) {
-        self.rejected.retain(|s| *s != report.sha256);
-        self.rejected.push(report.sha256.clone());
+    /// Notes a build as refused or rolled back, with the report of it when there is one (a
+    /// gateway without a MAC of its own has no device to report for).
+    pub fn reject(&mut self, sha256: &str, report: Option<AgentUpdateReport>) {
+        self.rejected.retain(|s| s != sha256);
+        self.rejected.push(sha256.to_owned());
         if self.rejected.len() > MAX_REJECTED {
             self.rejected.remove(0);
         }
-        self.report(report);
+        if let Some(report) = report {
+            self.report(report);
+        }
     }
 
     /// Queues a report for central (the oldest goes past [`MAX_PENDING_REPORTS`]).
@@ -233,7 +267,10 @@ impl UpdateState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use neosens_protocol::agent_build::AgentUpdateOutcome;
+
+    fn sha(n: u8) -> String {
+        format!("{n:02x}").repeat(32)
+    }
 
     fn report(sha: &str) -> AgentUpdateReport {
         AgentUpdateReport {
@@ -246,44 +283,57 @@ mod tests {
         }
     }
 
+    fn build(n: u8, revision: u64) -> Build {
+        Build { sha256: sha(n), revision, campaign: 1, starts: 0 }
+    }
+
     #[test]
     fn the_state_round_trips_and_unnamed_builds_go() {
         let dir = tempfile::tempdir().unwrap();
         let builds = BuildDir::new(dir.path());
         assert_eq!(builds.load().unwrap(), UpdateState::default(), "absent: the packaged binary");
-        let source = dir.path().join("b");
-        std::fs::write(&source, b"#!/bin/sh\n").unwrap();
-        builds.install(&source, "aa").unwrap();
-        builds.install(&source, "bb").unwrap();
-        let state = UpdateState {
-            running: Some(Build { sha256: "aa".into(), revision: 2, campaign: 1 }),
-            ..UpdateState::default()
-        };
-        builds.save(&state).unwrap();
+        builds.install(b"#!/bin/sh\n", &sha(0xaa)).unwrap();
+        builds.install(b"#!/bin/sh\n", &sha(0xbb)).unwrap();
+        assert!(builds.install(b"x", "../escape").is_err(), "only SHA-256 names");
+        let state = UpdateState { running: Some(build(0xaa, 2)), ..UpdateState::default() };
+        builds
+            .update(|s| {
+                *s = state.clone();
+                Ok(())
+            })
+            .unwrap();
         assert_eq!(builds.load().unwrap(), state);
-        assert!(builds.build_path("aa").exists());
-        assert!(!builds.build_path("bb").exists(), "a build no longer named is removed");
+        assert!(builds.build_path(&sha(0xaa)).exists());
+        assert!(!builds.build_path(&sha(0xbb)).exists(), "a build no longer named is removed");
         let mut full = state.clone();
-        full.trial = Some(Build { sha256: "bb".into(), revision: 3, campaign: 2 });
-        full.previous = Some(Build { sha256: "cc".into(), revision: 1, campaign: 0 });
-        full.reject(report("dd"));
+        full.trial = Some(Build { starts: 1, ..build(0xbb, 3) });
+        full.previous = Some(build(0xcc, 1));
+        full.reject(&sha(0xdd), Some(report(&sha(0xdd))));
         full.reports[0].reason = "exited\nat start".into();
-        builds.save(&full).unwrap();
+        builds
+            .update(|s| {
+                *s = full.clone();
+                Ok(())
+            })
+            .unwrap();
         let back = builds.load().unwrap();
         assert_eq!(back.reports[0].reason, "exited at start", "one line per record");
         full.reports[0].reason = back.reports[0].reason.clone();
         assert_eq!(back, full);
+        let good = sha(1);
         for broken in [
-            "{broken",
-            "running aa",
-            "running aa x 1",
-            "report 1 aa b8:27:eb:00:00:01 maybe 5 r",
-            "report 1 aa zz refused 5 r",
-            "what aa",
+            "{broken".to_owned(),
+            "running aa 1 1".to_owned(),
+            format!("running {good} x 1"),
+            format!("trial {good} 1 1 many"),
+            "rejected ../../bin/sh".to_owned(),
+            format!("report 1 {good} b8:27:eb:00:00:01 maybe 5 r"),
+            format!("report 1 {good} zz refused 5 r"),
+            format!("what {good}"),
         ] {
-            std::fs::write(dir.path().join("agent/update.state"), broken).unwrap();
+            std::fs::write(dir.path().join("agent/update.state"), &broken).unwrap();
             let err = builds.load().unwrap_err().to_string();
-            assert!(err.contains("update.state") && err.contains(broken), "{broken}: {err}");
+            assert!(err.contains("update.state") && err.contains(&broken), "{broken}: {err}");
         }
     }
 
@@ -291,12 +341,12 @@ mod tests {
     fn rejections_and_reports_are_bounded() {
         let mut state = UpdateState::default();
         for i in 0..40 {
-            state.reject(report(&format!("{i:02}")));
+            state.reject(&sha(i), Some(report(&sha(i))));
         }
-        state.reject(report("05"));
+        state.reject(&sha(5), None);
         assert_eq!(state.rejected.len(), MAX_REJECTED);
-        assert_eq!(state.rejected.last().map(String::as_str), Some("05"));
+        assert_eq!(state.rejected.last(), Some(&sha(5)));
         assert_eq!(state.reports.len(), MAX_PENDING_REPORTS);
-        assert_eq!(state.reports[0].sha256, "25", "the oldest went first");
+        assert_eq!(state.reports[0].sha256, sha(24), "the oldest went first");
     }
 }
