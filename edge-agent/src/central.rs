@@ -233,18 +233,11 @@ impl Central {
         report: &neosens_protocol::agent_build::AgentUpdateReport,
     ) -> Result<bool, CentralError> {
         let path = "/api/v1/edge/agent-update";
-        let response = self
-            .authed(self.http.post(self.url(path)))
-            .timeout(Duration::from_secs(15))
-            .json(report)
-            .send()
-            .await
-            .map_err(unreachable)?;
-        match response.status() {
+        match self.post_status(path, report).await? {
             s if s.is_success() => Ok(true),
             StatusCode::UNAUTHORIZED => Err(CentralError::Unauthorized),
-            StatusCode::REQUEST_TIMEOUT | StatusCode::TOO_MANY_REQUESTS => {
-                Err(CentralError::Protocol(format!("{path} answered {}", response.status())))
+            s @ (StatusCode::REQUEST_TIMEOUT | StatusCode::TOO_MANY_REQUESTS) => {
+                Err(CentralError::Protocol(format!("{path} answered {s}")))
             }
             s if s.is_client_error() => Ok(false),
             other => Err(CentralError::Protocol(format!("{path} answered {other}"))),
@@ -257,6 +250,15 @@ impl Central {
     }
 
     async fn post_json(&self, path: &str, body: &impl Serialize) -> Result<(), CentralError> {
+        match self.post_status(path, body).await? {
+            s if s.is_success() => Ok(()),
+            StatusCode::UNAUTHORIZED => Err(CentralError::Unauthorized),
+            other => Err(CentralError::Protocol(format!("{path} answered {other}"))),
+        }
+    }
+
+    /// Posts `body` as JSON with the gateway's secret; the answer's status.
+    async fn post_status(&self, path: &str, body: &impl Serialize) -> Result<StatusCode, CentralError> {
         let response = self
             .authed(self.http.post(self.url(path)))
             .timeout(Duration::from_secs(15))
@@ -264,11 +266,7 @@ impl Central {
             .send()
             .await
             .map_err(unreachable)?;
-        match response.status() {
-            s if s.is_success() => Ok(()),
-            StatusCode::UNAUTHORIZED => Err(CentralError::Unauthorized),
-            other => Err(CentralError::Protocol(format!("{path} answered {other}"))),
-        }
+        Ok(response.status())
     }
 
     /// Forwards a device's legacy request (`path_and_query` as the device sent it), naming the

@@ -176,6 +176,8 @@ pub async fn run(
                 match order.as_str() {
                     "status" => { publish_status(&src, mac, period.as_secs(), "running").await; }
                     "update" => resync.notify_one(),
+                    // A campaign's wave reached the gateway: its build is looked for now.
+                    "upgrade" => crate::firmware::check_now(),
                     "reboot" | "restart" => match &reboot_command {
                         Some(cmd) => {
                             publish_status(&src, mac, period.as_secs(), "rebooting").await;

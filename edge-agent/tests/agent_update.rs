@@ -4,7 +4,6 @@
 //! recorded in central's campaign. systemd's part (`Restart=always`: the agent exits 75 once a
 //! build is installed) is played by [`Service`].
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -16,7 +15,7 @@ use serde_json::{Value, json};
 mod common;
 
 use common::client::ApiClient;
-use common::{ADMIN, EDGE, central_binary, enrolled_gateway, start_edge};
+use common::{ADMIN, EDGE, central_binary, enrolled_gateway, start_central_with, start_edge};
 
 const GATEWAY_MAC: &str = "b8:27:eb:00:00:01";
 
@@ -116,17 +115,9 @@ fn site(
     let central_config = central_dir.path().join("central.toml");
     std::fs::write(&central_config, "[firmware]\nmax_image_bytes = 1073741824\n").unwrap();
     let port = neosens_runtime::testing::free_port();
-    let mut env: HashMap<String, String> =
-        neosens_runtime::testing::postgres::central_store_env(central_dir.path()).into_iter().collect();
-    env.extend([
-        ("NEOSENS_CONFIG".to_owned(), central_config.to_string_lossy().into_owned()),
-        ("NEOSENS_MQTT_URL".to_owned(), mosquitto.url()),
-        ("NEOSENS_HTTP_BIND".to_owned(), format!("127.0.0.1:{port}")),
-        ("NEOSENS_DATA_DIR".to_owned(), central_dir.path().to_string_lossy().into_owned()),
-        ("NEOSENS_ADMIN_TOKEN".to_owned(), ADMIN.to_owned()),
-        ("NEOSENS_EMBEDDED_MQTT_BIND".to_owned(), "127.0.0.1:0".to_owned()),
-    ]);
-    let central = ServiceProcess::spawn(&central_binary(), &[], &env);
+    let config = central_config.to_string_lossy().into_owned();
+    let central =
+        start_central_with(central_dir.path(), port, &mosquitto.url(), &[("NEOSENS_CONFIG", &config)]);
     let c = central.addr("http");
     let admin = ApiClient::admin(c);
     let building = admin.create_building(json!({"name": "CARCA"})).expect("building");

@@ -26,7 +26,17 @@ enum FetchError {
     Disk(#[from] std::io::Error),
 }
 
-/// Follows central's manifest every `[firmware] poll_s` until `shutdown`.
+/// Woken by the `upgrade` order a campaign sends to the gateway's own device when its wave
+/// starts: the manifest is read at once rather than at the next poll.
+static CHECK_NOW: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// Reads central's manifest now (the `upgrade` order).
+pub fn check_now() {
+    CHECK_NOW.notify_one();
+}
+
+/// Follows central's manifest every `[firmware] poll_s`, and at each [`check_now`], until
+/// `shutdown`.
 pub async fn run(cache: FirmwareCache, central: Central, updater: Updater, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(cache.inner.config.poll_s.max(1)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -34,6 +44,7 @@ pub async fn run(cache: FirmwareCache, central: Central, updater: Updater, shutd
         tokio::select! {
             () = shutdown.cancelled() => return,
             _ = tick.tick() => {}
+            () = CHECK_NOW.notified() => tick.reset(),
         }
         if let Err(e) = round(&cache, &central, &updater).await {
             // The cache keeps serving what it has.

@@ -24,7 +24,7 @@ use neosens_protocol::ids::Mac;
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 
-pub use fetch::run;
+pub use fetch::{check_now, run};
 pub use serve::routes;
 
 /// Fetches kept for central at most while it is out of reach (the oldest go first).

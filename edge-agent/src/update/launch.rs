@@ -29,6 +29,11 @@ pub const REVISION_ENV: &str = "NEOSENS_EDGE_BUILD_REVISION";
 /// launcher again, which starts the build on trial.
 pub const EXIT_RESTART: i32 = 75;
 
+/// Exits within [`QUICK_EXIT`] of the start, in a row, after which a kept build is rolled back.
+pub const MAX_QUICK_EXITS: u32 = 3;
+/// An abnormal exit this soon after the start counts towards [`MAX_QUICK_EXITS`].
+const QUICK_EXIT: Duration = Duration::from_secs(120);
+
 /// The child signals go to (0: none).
 static CHILD: AtomicI32 = AtomicI32::new(0);
 /// Set by SIGTERM or SIGINT: the service is stopping, nothing is judged or started any more.
@@ -62,9 +67,10 @@ pub fn launch(data_dir: &Path, deadline: Duration, mac: Option<neosens_protocol:
         }
     };
     let (build, on_trial) = chosen;
+    let started = Instant::now();
     if !on_trial {
         return match spawn(&builds, &build, None) {
-            Ok(child) => Some(wait(child)),
+            Ok(child) => Some(run_kept(&builds, child, &build, started, mac)),
             Err(e) => {
                 eprintln!(
                     "neosens-edge launcher: starting build {}: {e}: serving with the packaged binary",
@@ -93,7 +99,7 @@ pub fn launch(data_dir: &Path, deadline: Duration, mac: Option<neosens_protocol:
             if let Err(e) = kept {
                 eprintln!("neosens-edge launcher: recording build {} as kept: {e}", build.sha256);
             }
-            Some(wait(child))
+            Some(run_kept(&builds, child, &build, started, mac))
         }
         Trial::Stopped(status) => {
             // Not the build's fault: the next start tries it again, as if this one had not been.
@@ -157,6 +163,46 @@ fn choose(
     );
     state.previous = state.running.take();
     None
+}
+
+/// Waits for a kept build's end and returns its status. An abnormal exit within [`QUICK_EXIT`]
+/// of its start (not a stop, not a restart for an update) is counted; [`MAX_QUICK_EXITS`] in a
+/// row roll the build back to the one before it (or the packaged binary), as a trial's failure
+/// would: a build that passed its trial and then breaks at every start does not keep the
+/// gateway down. Any other end resets the count.
+fn run_kept(
+    builds: &BuildDir,
+    child: Child,
+    build: &Build,
+    started: Instant,
+    mac: Option<neosens_protocol::Mac>,
+) -> i32 {
+    let status = wait(child);
+    let quick_exit = !STOPPING.load(Ordering::SeqCst)
+        && status != 0
+        && status != EXIT_RESTART
+        && started.elapsed() < QUICK_EXIT;
+    let counted = builds.update(|state| {
+        let Some(running) = state.running.as_mut().filter(|r| r.sha256 == build.sha256) else {
+            return Ok(());
+        };
+        running.starts = if quick_exit { running.starts + 1 } else { 0 };
+        if running.starts >= MAX_QUICK_EXITS {
+            let reason = format!(
+                "exited ({status}) within {} s of its start {} times in a row",
+                QUICK_EXIT.as_secs(),
+                running.starts
+            );
+            eprintln!("neosens-edge launcher: build {} rolled back: {reason}", build.sha256);
+            state.running = state.previous.take();
+            state.reject(&build.sha256, report(build, mac, AgentUpdateOutcome::RolledBack, &reason));
+        }
+        Ok(())
+    });
+    if let Err(e) = counted {
+        eprintln!("neosens-edge launcher: recording how build {} ended: {e}", build.sha256);
+    }
+    status
 }
 
 /// The trial ends: the build is rejected (not tried again while central offers it) and reported.

@@ -90,3 +90,26 @@ fn a_trial_a_launcher_never_saw_through_is_rolled_back_at_the_next_start_but_one
     assert_eq!(state.rejected, vec![trial.sha256]);
     assert!(state.reports[0].reason.contains("started 2 times"), "{}", state.reports[0].reason);
 }
+
+#[test]
+fn a_kept_build_that_keeps_exiting_at_start_is_rolled_back() {
+    let (dir, _) = with_trial("#!/bin/sh\nexit 0\n", Some("#!/bin/sh\nexit 1\n"));
+    let builds = BuildDir::new(dir.path());
+    let crashing = builds.load().unwrap().running.unwrap();
+    builds
+        .update(|s| {
+            s.trial = None;
+            Ok(())
+        })
+        .unwrap();
+    for round in 1..MAX_QUICK_EXITS {
+        assert_eq!(launch(dir.path(), Duration::from_secs(20), MAC.parse().ok()), Some(1));
+        assert_eq!(builds.load().unwrap().running.map(|r| r.starts), Some(round), "counted");
+    }
+    assert_eq!(launch(dir.path(), Duration::from_secs(20), MAC.parse().ok()), Some(1));
+    let state = builds.load().unwrap();
+    assert_eq!(state.running, None, "back to the packaged binary (no build before it)");
+    assert_eq!(state.rejected, vec![crashing.sha256]);
+    assert!(state.reports[0].reason.contains("3 times in a row"), "{}", state.reports[0].reason);
+    assert_eq!(launch(dir.path(), Duration::from_secs(20), MAC.parse().ok()), None);
+}

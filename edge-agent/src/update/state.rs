@@ -38,7 +38,8 @@ pub struct Build {
     pub revision: u64,
     /// The campaign that offered it.
     pub campaign: u64,
-    /// For a build on trial: how many times a launcher started it.
+    /// For a build on trial: how many times a launcher started it; for the running build: how
+    /// many times in a row it exited abnormally soon after its start.
     pub starts: u32,
 }
 

@@ -32,6 +32,16 @@ pub(crate) fn central_binary() -> PathBuf {
 }
 
 pub(crate) fn start_central(data: &Path, port: u16, mqtt: &str) -> ServiceProcess {
+    start_central_with(data, port, mqtt, &[])
+}
+
+/// [`start_central`] with more environment (`NEOSENS_CONFIG` …).
+pub(crate) fn start_central_with(
+    data: &Path,
+    port: u16,
+    mqtt: &str,
+    extra: &[(&str, &str)],
+) -> ServiceProcess {
     let mut env: HashMap<String, String> =
         neosens_runtime::testing::postgres::central_store_env(data).into_iter().collect();
     env.extend([
@@ -41,6 +51,7 @@ pub(crate) fn start_central(data: &Path, port: u16, mqtt: &str) -> ServiceProces
         ("NEOSENS_ADMIN_TOKEN".to_owned(), ADMIN.to_owned()),
         ("NEOSENS_EMBEDDED_MQTT_BIND".to_owned(), "127.0.0.1:0".to_owned()),
     ]);
+    env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
     ServiceProcess::spawn(&central_binary(), &[], &env)
 }
 
