@@ -167,7 +167,8 @@ impl FirmwareCache {
     }
 }
 
-/// A SHA-256 in lowercase hex: the only file names the cache writes or reads.
-fn valid_sha(s: &str) -> bool {
+/// A SHA-256 in lowercase hex: the only file names the cache (and the agent's installed builds,
+/// `update::state`) writes or reads.
+pub(crate) fn valid_sha(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }

@@ -115,7 +115,9 @@ impl Updater {
         let hardware = own_hardware();
         let mut offered: Vec<&ManifestImage> = images
             .iter()
-            .filter(|i| i.hardware == hardware && i.board == AGENT_BOARD && state::valid_sha(&i.sha256))
+            .filter(|i| {
+                i.hardware == hardware && i.board == AGENT_BOARD && crate::firmware::valid_sha(&i.sha256)
+            })
             .filter(|i| i.devices.contains(&mac))
             .collect();
         offered.sort_by_key(|i| std::cmp::Reverse(i.revision));

@@ -11,11 +11,12 @@
 //! (`/usr/bin/neosens-edge`, what systemd starts) is never written over: with no build chosen,
 //! it is the agent.
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use std::fmt::Write as _;
-
 use neosens_protocol::agent_build::{AgentUpdateOutcome, AgentUpdateReport};
+
+use crate::firmware::valid_sha;
 
 /// Builds remembered as refused or rolled back: not tried again while central still offers them
 /// (an operator's resume of the campaign offers them afresh, see [`super::Updater::consider`]).
@@ -41,11 +42,6 @@ pub struct Build {
     /// For a build on trial: how many times a launcher started it; for the running build: how
     /// many times in a row it exited abnormally soon after its start.
     pub starts: u32,
-}
-
-/// A SHA-256 in lowercase hex: the only names files under `builds/` get.
-pub fn valid_sha(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// `update.state`.
