@@ -153,6 +153,23 @@ impl GatewayHealth {
     }
 }
 
+/// The buildings served by a gateway in local-broker mode that is out of reach at `now`
+/// (no contact for [`UP_WINDOW_MS`], or none since central started): "disconnected", their
+/// devices' statuses queued on the gateway.
+pub fn disconnected_buildings(
+    registry: &crate::registry::Registry,
+    health: &GatewayHealth,
+    now: i64,
+) -> std::collections::HashSet<neosens_protocol::ids::BuildingId> {
+    let contacts = health.all();
+    registry
+        .local_broker_scopes()
+        .into_iter()
+        .filter(|(g, _)| !contacts.get(g).is_some_and(|c| c.is_up(now)))
+        .flat_map(|(_, buildings)| buildings)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

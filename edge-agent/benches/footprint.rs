@@ -5,7 +5,9 @@
 //! `cargo bench -p neosens-edge --bench footprint` (`BENCH_DEVICES` changes the fleet size;
 //! `BENCH_EDGE_BIN=<absolute path>` measures another agent build, e.g. the static musl one
 //! `cross/build` ships: `$PWD/target/x86_64-unknown-linux-musl/min-size/neosens-edge`; benches
-//! run from `edge-agent/`).
+//! run from `edge-agent/`). `BENCH_LOCAL_BROKER=1` puts the gateway in local-broker mode:
+//! its Mosquitto then holds an account per device, and its memory is reported beside the
+//! agent's.
 
 mod support;
 
@@ -25,19 +27,48 @@ fn cpu_ticks(pid: u32) -> u64 {
     fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
 }
 
+/// The first child process of `pid` (the local broker), if any.
+fn child_of(pid: u32) -> Option<u32> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    tasks.flatten().find_map(|t| {
+        let children = std::fs::read_to_string(t.path().join("children")).ok()?;
+        children.split_whitespace().next()?.parse().ok()
+    })
+}
+
 fn main() {
     let n: u64 = std::env::var("BENCH_DEVICES").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
     let mut fleet = Fleet::start(n);
     let started = Instant::now();
     let bin = std::env::var("BENCH_EDGE_BIN").map(std::path::PathBuf::from).ok();
-    let (mut edge, edge_dir) = match &bin {
-        Some(bin) => fleet.gateway_with(bin, "gw-bench"),
-        None => fleet.gateway("gw-bench"),
+    let local_broker = std::env::var_os("BENCH_LOCAL_BROKER").is_some();
+    let agent = bin.clone().unwrap_or_else(|| std::path::PathBuf::from(support::EDGE));
+    let config_dir = tempfile::tempdir().unwrap();
+    let (mut edge, edge_dir) = if local_broker {
+        let port = neosens_runtime::testing::free_port();
+        let config = config_dir.path().join("edge.toml");
+        std::fs::write(
+            &config,
+            format!("[local_broker]\nlisten = \"127.0.0.1:{port}\"\nmosquitto = \"mosquitto\"\n"),
+        )
+        .unwrap();
+        let body = serde_json::json!({"name": "gw-bench", "scope": {"site": "ut3"},
+            "local_broker": {"host": "127.0.0.1", "port": port}});
+        fleet.gateway_created(&agent, body, &[("NEOSENS_EDGE_CONFIG", config.to_str().unwrap())])
+    } else {
+        fleet.gateway_with(&agent, "gw-bench")
     };
     let e = edge.addr("http");
     let pid = edge.pid();
     wait_until("the scope synced", || metric(e, "neosens_edge_devices_cached") == n as f64);
+    if local_broker {
+        wait_until("the local broker's accounts written", || {
+            metric(e, "neosens_edge_local_broker_accounts") == n as f64
+                && metric(e, "neosens_edge_local_broker_up") == 1.0
+        });
+    }
     let synced = started.elapsed();
+    let mosquitto = local_broker.then(|| child_of(pid)).flatten();
     let rss_synced = proc_field(pid, "VmRSS:");
     let hwm = proc_field(pid, "VmHWM:");
 
@@ -47,6 +78,7 @@ fn main() {
     let t0 = Instant::now();
     std::thread::sleep(idle); // measuring over a fixed wall-clock window is the point here
     let idle_ticks = cpu_ticks(pid) - ticks;
+    let mosquitto_rss = mosquitto.map(|m| proc_field(m, "VmRSS:"));
     let idle_cpu_pct = idle_ticks as f64 * 10.0 / t0.elapsed().as_millis() as f64 * 100.0;
 
     // Provisioning from the cache, central down.
@@ -93,6 +125,9 @@ fn main() {
         RSS_BUDGET_KIB / 1024,
         if rss_synced < RSS_BUDGET_KIB { "ok" } else { "OVER" }
     );
+    if let Some(rss) = mosquitto_rss {
+        println!("local broker (Mosquitto, {n} accounts) resident memory: {:.1} MB", rss as f64 / 1024.0);
+    }
     println!("idle CPU over {} s: {idle_ticks} ticks ({idle_cpu_pct:.2} % of a core)", idle.as_secs());
     println!(
         "/device/config from the cache (central down, one connection per request): {requests} in {:.2} s = {:.0} req/s, {:.0} µs each",

@@ -26,10 +26,12 @@ mod layout;
 mod layouts;
 mod nodes;
 mod otaa;
+mod site_broker;
 
 pub use apply::{ApplyTiming, Step};
 pub use nodes::ScopeNodes;
 pub use otaa::{LocalSession, MAX_DEV_NONCES, OtaaNode, write_join};
+pub use site_broker::BrokerUser;
 
 type Key = [u8; 16];
 

@@ -37,6 +37,8 @@ pub struct Config {
     pub firmware: crate::firmware::FirmwareConfig,
     /// `[update]`: the agent's own updates (signed builds, rolled back unless healthy).
     pub update: crate::update::UpdateConfig,
+    /// `[local_broker]`: the site's devices on a Mosquitto of the gateway, bridged to central's.
+    pub local_broker: crate::local_broker::LocalBrokerConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -330,6 +332,23 @@ poll_s = {fw_poll_s}
 # before the launcher stops it and starts the previous one again.
 health_deadline_s = {health_deadline_s}
 
+[local_broker]
+# Local-broker mode (docs/edge.md#remote-sites): the scope's devices publish to a Mosquitto on
+# this gateway, bridged to the [mqtt] broker with the gateway's login, so that a WAN outage
+# loses nothing. Set per gateway in central; `enabled` here wins when set.
+{lb_enabled}
+# host:port the devices are given in /device/credentials (default: the address set in central).
+{lb_advertise}
+# Where the local broker listens (the devices' LAN). Mosquitto runs as the agent's child.
+listen = {lb_listen}
+mosquitto = {lb_mosquitto}
+# The bridge's queue while central's broker is out of reach: past either bound, the newest
+# messages are dropped. Kept in memory and saved to <data_dir>/broker/db every
+# autosave_interval_s seconds (and at every stop).
+max_queued_messages = {lb_messages}
+max_queued_bytes = {lb_bytes}
+autosave_interval_s = {lb_autosave}
+
 [http]
 # LAN listener: the legacy provisioning paths devices call (/device/*), the firmware update
 # path (/images/*), /metrics, /healthz.
@@ -359,6 +378,16 @@ format = {format}
         fw_poll_s = config.firmware.poll_s,
         update_key = optional("public_key", &config.update.public_key, &"0".repeat(64)),
         health_deadline_s = config.update.health_deadline_s,
+        lb_enabled = match config.local_broker.enabled {
+            Some(on) => format!("enabled = {on}"),
+            None => String::from("# enabled = true"),
+        },
+        lb_advertise = optional("advertise", &config.local_broker.advertise, "192.168.1.2:1883"),
+        lb_listen = quoted(&config.local_broker.listen.to_string()),
+        lb_mosquitto = quoted(&config.local_broker.mosquitto.to_string_lossy()),
+        lb_messages = config.local_broker.max_queued_messages,
+        lb_bytes = config.local_broker.max_queued_bytes,
+        lb_autosave = config.local_broker.autosave_interval_s,
         timeout_ms = config.central.timeout_ms,
         sync_wait_s = config.central.sync_wait_s,
         mqtt_url = optional("url", &config.mqtt.url, "mqtt://broker.example.org:1883"),
@@ -416,6 +445,9 @@ mod tests {
         c.firmware.cache_bytes = 1 << 20;
         c.update.public_key = Some("ab".repeat(32));
         c.update.health_deadline_s = 60;
+        c.local_broker.enabled = Some(false);
+        c.local_broker.advertise = Some("10.0.0.2:1883".into());
+        c.local_broker.listen = "10.0.0.2:1884".parse().unwrap();
         assert_eq!(Config::from_toml(&template(&c)).unwrap(), c);
     }
 

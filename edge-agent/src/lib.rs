@@ -34,6 +34,7 @@ pub mod credentials;
 pub mod firmware;
 pub mod hal;
 pub mod http;
+pub mod local_broker;
 pub mod lorawan;
 pub mod metrics;
 pub mod outbox;
@@ -125,6 +126,45 @@ async fn start_firmware_cache(
     Ok(cache)
 }
 
+/// Local-broker mode (docs/edge.md, "Remote sites"): the task that keeps the gateway's
+/// Mosquitto in step with the registry copy, bridged to the uplink's broker with the gateway's
+/// login. Restartable: it holds clones, and stops a Mosquitto left behind before starting one.
+fn start_local_broker(
+    config: &Config,
+    storage: &Storage,
+    links: &CentralLinks,
+    tasks: &mut Supervisor,
+) -> anyhow::Result<Arc<local_broker::LocalBroker>> {
+    let state = Arc::new(local_broker::LocalBroker::default());
+    config.local_broker.advertised()?;
+    let Some(creds) = &storage.creds else { return Ok(state) };
+    if config.local_broker.enabled == Some(false) {
+        return Ok(state);
+    }
+    let upstream = uplink_url(config, creds)?.map(|url| {
+        let (username, password) = url.credentials.clone().unwrap_or_default();
+        local_broker::Upstream { host: url.host, port: url.port, tls: url.tls, username, password }
+    });
+    let ctx = local_broker::Context {
+        config: config.local_broker.clone(),
+        dir: config.storage.data_dir.join("broker"),
+        cache: storage.cache.clone(),
+        sync: Arc::clone(&links.sync),
+        upstream,
+        state: Arc::clone(&state),
+    };
+    let stop = tasks.shutdown().clone();
+    tasks.restartable("local broker", move || {
+        let (ctx, stop) = (ctx.clone(), stop.clone());
+        async move {
+            if let Err(e) = local_broker::run(ctx, stop).await {
+                tracing::error!(error = %e, "local broker");
+            }
+        }
+    });
+    Ok(state)
+}
+
 /// Runs the agent on `listener` until `shutdown` is cancelled (or a critical task fails), then
 /// drains for at most [`DRAIN_DEADLINE`], with the cache in `[storage] data_dir`.
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -172,10 +212,13 @@ pub async fn run_on(
         },
         &mut tasks,
     )?;
+    let local_broker = start_local_broker(&config, &storage, &links, &mut tasks)?;
     let orders = route_orders(&storage, &mut links, &lorawan, &mut tasks);
     start_status(&config, &storage, &links, orders, mac, &mut tasks);
     log_serving(&config, addr, udp_addr, &storage)?;
-    let proxy = proxy::Proxy::new(storage.cache.clone(), links.central, links.keys).with_unclaimed(unclaimed);
+    let proxy = proxy::Proxy::new(storage.cache.clone(), links.central, links.keys)
+        .with_unclaimed(unclaimed)
+        .with_local_broker(Arc::clone(&local_broker));
     let metrics = metrics::Sources {
         cache: storage.cache,
         outbox: storage.outbox,
@@ -185,6 +228,7 @@ pub async fn run_on(
         lorawan,
         tasks: tasks.health(),
         firmware: firmware.clone(),
+        local_broker,
     };
     let limits = config.http.limits();
     let app = http::router(http::AppState { config, proxy, metrics, scrape, firmware });

@@ -37,6 +37,8 @@ pub struct Sources {
     pub tasks: Arc<neosens_runtime::supervisor::TaskHealth>,
     /// The firmware cache.
     pub firmware: crate::firmware::FirmwareCache,
+    /// The local broker (local-broker mode).
+    pub local_broker: Arc<crate::local_broker::LocalBroker>,
 }
 
 fn gauge(e: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> std::fmt::Result {
@@ -53,6 +55,19 @@ fn counter(e: &mut DescriptorEncoder, name: &str, help: &str, v: &AtomicU64) -> 
 }
 
 impl Sources {
+    fn encode_local_broker(&self, e: &mut DescriptorEncoder) -> std::fmt::Result {
+        let b = &self.local_broker;
+        let up = u64::from(b.running.load(Ordering::Relaxed));
+        gauge(e, "neosens_edge_local_broker_up", "1 while the local broker (local-broker mode) runs", up)?;
+        gauge(
+            e,
+            "neosens_edge_local_broker_accounts",
+            "Device accounts in the local broker's password file",
+            b.accounts.load(Ordering::Relaxed),
+        )?;
+        counter(e, "neosens_edge_local_broker_starts", "Times the local broker was started", &b.starts)
+    }
+
     fn encode_firmware(&self, e: &mut DescriptorEncoder) -> std::fmt::Result {
         let (images, bytes, devices) = self.firmware.cached();
         gauge(e, "neosens_edge_firmware_images", "Firmware images cached and served here", images as u64)?;
@@ -88,6 +103,7 @@ impl Collector for Sources {
         self.encode_provisioning(&mut e)?;
         self.encode_lorawan(&mut e)?;
         self.encode_firmware(&mut e)?;
+        self.encode_local_broker(&mut e)?;
         Ok(())
     }
 }

@@ -58,6 +58,8 @@ pub struct Proxy {
     pub counts: Arc<Counts>,
     /// Unregistered MACs that asked while central was out of reach, for its adoption inbox.
     pub unclaimed: Arc<crate::unclaimed::UnclaimedHere>,
+    /// Local-broker mode: the broker devices are given when they have none of their own.
+    pub local_broker: Arc<crate::local_broker::LocalBroker>,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -78,12 +80,19 @@ impl Proxy {
             started: std::time::Instant::now(),
             counts: Arc::default(),
             unclaimed: Arc::default(),
+            local_broker: Arc::default(),
         }
     }
 
     /// This proxy, keeping unregistered MACs in `unclaimed` (shared with the health reports).
     pub fn with_unclaimed(mut self, unclaimed: Arc<crate::unclaimed::UnclaimedHere>) -> Self {
         self.unclaimed = unclaimed;
+        self
+    }
+
+    /// This proxy, giving devices the gateway's local broker when that mode is on.
+    pub fn with_local_broker(mut self, local_broker: Arc<crate::local_broker::LocalBroker>) -> Self {
+        self.local_broker = local_broker;
         self
     }
 
@@ -193,7 +202,8 @@ async fn credentials(
 
 async fn local_credentials(p: &Proxy, device: CachedDevice) -> Response {
     let d = &device.record;
-    let mqtt = d.mqtt.as_ref().map(|m| (m.server.clone(), m.port));
+    // The device's own broker, else the gateway's in local-broker mode (as central answers).
+    let mqtt = d.mqtt.as_ref().map(|m| (m.server.clone(), m.port)).or_else(|| p.local_broker.advertised());
     let without_password =
         || json_body(Credentials::new(d.login.clone(), None, mqtt.clone()).to_legacy_json());
     let (Some(staged), false) = (&d.staged_secret, device.delivered()) else {

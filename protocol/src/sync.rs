@@ -73,6 +73,30 @@ pub enum Change {
     /// A device type's payload layout (after its `UpsertDeviceType`), or its removal; to the
     /// same agents as `SetOtaa`.
     SetPayloadLayout(DeviceTypeId, Option<crate::layout::PayloadLayout>),
+    /// The gateway's own settings, set in central (first in every snapshot, which a change of
+    /// them triggers). Only to agents that ask for local-broker changes (`ext=2`).
+    SetGatewaySettings(GatewaySettingsRecord),
+    /// A device's line for the local broker's password file (after its `UpsertDevice`), to
+    /// gateways in local-broker mode (`ext=2`); `None` when it has none (the mode is off).
+    SetBrokerAccount(DeviceId, Option<BrokerAccount>),
+}
+
+/// What central sets for one gateway.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct GatewaySettingsRecord {
+    /// Local-broker mode: the devices of the scope use a Mosquitto on the gateway, bridged to
+    /// central's broker; `None` keeps them on central's broker.
+    pub local_broker: Option<MqttEndpoint>,
+}
+
+/// A device's account on a gateway's local broker: Mosquitto's own PBKDF2-SHA512 password-file
+/// hash of its secret (`$7$<iterations>$<salt>$<hash>`), made by central. The gateway never
+/// holds the secret itself (only while it is staged for first delivery), and the hash of a
+/// 122-bit random secret cannot be turned back into it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerAccount {
+    /// The `$7$…` hash, as Mosquitto's `password_file` reads it after `login:`.
+    pub password_hash: String,
 }
 
 /// A node's OTAA credentials (LoRaWAN 1.0.x), as a gateway needs them to answer its joins.

@@ -153,7 +153,11 @@ async fn a_building_a_gateway_covers_cannot_be_deleted() {
     // An empty building (one with rooms is refused for that first).
     let input = NewBuilding { site: None, name: "Annex".into(), description: String::new() };
     let building = state.registry.blocking(move |r| r.create_building(input)).await.unwrap().id;
-    let gateway = NewGateway { name: "gw-u4".into(), scope: ScopeSpec::Buildings(vec![*building.as_uuid()]) };
+    let gateway = NewGateway {
+        local_broker: None,
+        name: "gw-u4".into(),
+        scope: ScopeSpec::Buildings(vec![*building.as_uuid()]),
+    };
     state.registry.blocking(move |r| r.create_gateway(gateway)).await.unwrap();
     let (status, body) = call(&app, "DELETE", &format!("/api/v1/buildings/{building}"), true, None).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
@@ -274,6 +278,7 @@ async fn gateway_health_reports_are_bounded() {
             let building =
                 r.create_building(NewBuilding { site: None, name: "GW".into(), description: String::new() })?;
             let gateway = r.create_gateway(NewGateway {
+                local_broker: None,
                 name: "gw-h".into(),
                 scope: ScopeSpec::Buildings(vec![*building.id.as_uuid()]),
             })?;

@@ -41,6 +41,10 @@ pub(super) enum Trust {
 #[derive(Default)]
 pub(super) struct Dedupe {
     last: HashMap<DeviceId, Sequence>,
+    /// Per registered device, a hash of its last status without `msg_id`: a gateway's local
+    /// broker bridges statuses at QoS 1 and sends again, byte for byte, the one in flight when
+    /// its link dropped (pruned with `last`).
+    repeats: HashMap<DeviceId, u64>,
     keys: HashMap<GatewayId, Arc<RelayKey>>,
     keys_revision: u64,
 }
@@ -53,8 +57,9 @@ impl Dedupe {
         registry: &Registry,
         topic: &str,
         r: ReadStatus,
+        payload: &[u8],
     ) -> Result<(ReadStatus, Trust), StatusDrop> {
-        let Some(msg_id) = r.msg_id else { return Ok((r, Trust::Unnumbered)) };
+        let Some(msg_id) = r.msg_id else { return self.unnumbered(r, payload) };
         let Some((gateway, epoch)) = self.verified(registry, topic, &r, msg_id) else {
             return Ok((r, Trust::Untrusted));
         };
@@ -98,8 +103,60 @@ impl Dedupe {
         key.verify(&stamp, msg_id, topic).then_some((gateway, stamp.epoch))
     }
 
+    /// A status without `msg_id`: a duplicate when it came through a local broker's bridge and
+    /// is byte for byte the device's previous one. A firmware never sends the same status twice
+    /// in a row (its `time` and `heap` move), so only the bridge's redelivery is dropped; other
+    /// devices (a Raspberry Pi's status has no `time`) are never compared.
+    fn unnumbered(&mut self, r: ReadStatus, payload: &[u8]) -> Result<(ReadStatus, Trust), StatusDrop> {
+        if !r.bridged {
+            return Ok((r, Trust::Unnumbered));
+        }
+        use std::hash::{Hash as _, Hasher as _};
+        let mut hasher = std::hash::DefaultHasher::new();
+        payload.hash(&mut hasher);
+        let hash = hasher.finish();
+        if self.repeats.insert(r.device, hash) == Some(hash) {
+            return Err(StatusDrop::Duplicate);
+        }
+        Ok((r, Trust::Unnumbered))
+    }
+
     /// Forgets the devices that are no longer registered.
     pub(super) fn prune(&mut self, registry: &Registry) {
         self.last.retain(|id, _| registry.has_device(*id));
+        self.repeats.retain(|id, _| registry.has_device(*id));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::DeviceStatusRecord;
+
+    fn status(device: u8, bridged: bool) -> ReadStatus {
+        ReadStatus {
+            device: DeviceId::from_bytes([device; 16]),
+            record: DeviceStatusRecord::default(),
+            msg_id: None,
+            relay: None,
+            bridged,
+        }
+    }
+
+    /// A bridge's repeat (byte for byte the device's previous status) is dropped; a device
+    /// talking to central's broker, or one whose status has no `time`, is never compared.
+    #[test]
+    fn only_a_bridged_repeat_is_a_duplicate() {
+        let mut d = Dedupe::default();
+        let a = br#"{"time":"2026-12-06 10:00:00 +0100","heap":1,"status":"running","unitID":"x"}"#;
+        let b = br#"{"time":"2026-12-06 10:00:01 +0100","heap":1,"status":"running","unitID":"x"}"#;
+        assert!(d.unnumbered(status(1, true), a).is_ok());
+        assert_eq!(d.unnumbered(status(1, true), a).unwrap_err(), StatusDrop::Duplicate);
+        assert!(d.unnumbered(status(2, true), a).is_ok(), "per device");
+        assert!(d.unnumbered(status(1, true), b).is_ok());
+        assert!(d.unnumbered(status(1, true), a).is_ok(), "only the previous one counts");
+        for _ in 0..3 {
+            assert!(d.unnumbered(status(3, false), a).is_ok());
+        }
     }
 }

@@ -115,6 +115,9 @@ pub struct ReadStatus {
     pub msg_id: Option<u64>,
     /// The gateway's relay stamp of that `msg_id`, if any ([`neosens_runtime::relay`]).
     pub relay: Option<String>,
+    /// Bridged by a gateway's local broker and stamped with the firmware's `time`: a repeat byte
+    /// for byte is the bridge sending again what was in flight when its link dropped.
+    pub bridged: bool,
 }
 
 /// Reads one message; returns the device and its new status record, or why it was dropped.
@@ -136,15 +139,19 @@ pub fn read_status(registry: &Registry, message: &Message) -> Result<ReadStatus,
     let payload = String::from_utf8_lossy(&message.payload).trim().to_owned();
     let msg_id = status.payload.get("msg_id").and_then(serde_json::Value::as_u64);
     let relay = status.payload.get(neosens_runtime::relay::FIELD).and_then(|v| v.as_str()).map(str::to_owned);
+    let time = status.payload.get("time").and_then(|v| v.as_str());
+    let last_seen = registry.status_sent_at(id, time, Timestamp::now());
+    let bridged = time.is_some() && registry.behind_local_broker(id);
     Ok(ReadStatus {
         device: id,
         record: DeviceStatusRecord {
-            last_seen: Some(Timestamp::now()),
+            last_seen: Some(last_seen),
             last_status: Some(status.status),
             last_payload: Some(payload),
         },
         msg_id,
         relay,
+        bridged,
     })
 }
 
@@ -191,7 +198,7 @@ pub async fn run(
                 if message.payload.is_empty() {
                     continue;
                 }
-                let read = read_status(&registry, &message).and_then(|r| dedupe.check(&registry, &message.topic, r));
+                let read = read_status(&registry, &message).and_then(|r| dedupe.check(&registry, &message.topic, r, &message.payload));
                 match read {
                     Ok((ReadStatus { device, record, .. }, trust)) => {
                         if trust == dedupe::Trust::Untrusted {

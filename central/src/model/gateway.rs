@@ -30,6 +30,58 @@ pub struct Gateway {
     pub credentials: Option<GatewayCredentials>,
     /// A pending one-time enrolment token.
     pub enrolment: Option<Enrolment>,
+    /// What central sets for it (schema 9; absent from older PostgreSQL documents).
+    #[serde(default)]
+    pub settings: GatewaySettings,
+}
+
+/// Settings of one gateway, set in central and carried to it by sync.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct GatewaySettings {
+    /// Local-broker mode: the devices of its scope are given this address (the gateway's
+    /// Mosquitto, on the site's LAN) in `/device/credentials`, and the gateway bridges it to
+    /// central's broker. `None`: its devices use central's broker.
+    pub local_broker: Option<LocalBroker>,
+}
+
+/// Where a gateway's local broker is reached from the site's LAN.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocalBroker {
+    /// Host name or address, as the devices are given it.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+}
+
+/// Schema version 8 of [`Gateway`], before its settings: read by the migration to v9.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GatewayV8 {
+    /// Id.
+    pub id: GatewayId,
+    /// Name.
+    pub name: String,
+    /// Scope.
+    pub scope: GatewayScope,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Credentials.
+    pub credentials: Option<GatewayCredentials>,
+    /// Pending enrolment.
+    pub enrolment: Option<Enrolment>,
+}
+
+impl From<GatewayV8> for Gateway {
+    fn from(v8: GatewayV8) -> Self {
+        Gateway {
+            id: v8.id,
+            name: v8.name,
+            scope: v8.scope,
+            created_at: v8.created_at,
+            credentials: v8.credentials,
+            enrolment: v8.enrolment,
+            settings: GatewaySettings::default(),
+        }
+    }
 }
 
 /// What central keeps of an enrolled gateway's credentials.
@@ -70,9 +122,9 @@ pub struct GatewayV2 {
     pub created_at: Timestamp,
 }
 
-impl From<GatewayV2> for Gateway {
+impl From<GatewayV2> for GatewayV8 {
     fn from(v2: GatewayV2) -> Self {
-        Gateway {
+        GatewayV8 {
             id: v2.id,
             name: v2.name,
             scope: v2.scope,

@@ -29,7 +29,9 @@ pub use firmware::{
     Campaign, CampaignEvent, CampaignState, DeviceProgress, ESP_HARDWARE, ESP_IMAGE_MAGIC, FirmwareImage,
     MAX_CAMPAIGN_EVENTS, MAX_WAVES, RevisionCount, Stage, Wave, wave_order,
 };
-pub use gateway::{Enrolment, Gateway, GatewayCredentials, GatewayScope, GatewayV2};
+pub use gateway::{
+    Enrolment, Gateway, GatewayCredentials, GatewayScope, GatewaySettings, GatewayV2, GatewayV8, LocalBroker,
+};
 pub use location::{Building, Room, RoomTopic, Site};
 pub use lorawan::{Codec, LastJoin, LorawanSession, OtaaKeys};
 pub use order::OrderRecord;

@@ -224,7 +224,9 @@ async fn lead(
             }
             _ = forwarder_check.tick() => {
                 let now = clock.now();
-                let mut events = monitor.forwarders(&gateway_forwarders(registry, &inputs.gateways, now), now);
+                let disconnected = crate::gateway_health::disconnected_buildings(registry, &inputs.gateways, now);
+                let mut events = monitor.apply(|t, c| t.set_disconnected(disconnected, now, c));
+                events.extend(monitor.forwarders(&gateway_forwarders(registry, &inputs.gateways, now), now));
                 events.extend(monitor.reboots_settled(now));
                 deliver(monitor, delivery, events, now).await;
             }

@@ -7,8 +7,12 @@
 //! - Outages of one building are **grouped**: the first one opens the building's alert, later ones
 //!   join it; a building that loses its network gives one alert, not 200.
 //! - A device seen again leaves the alert; the alert is **resolved** when its last device is back.
+//! - A building whose devices report through a gateway's local broker, while that gateway is
+//!   out of reach, is **disconnected**: its devices' statuses wait in the gateway's queue, so
+//!   their outages raise no alert. Once it is back, a device whose queued statuses do not bring
+//!   it back within [`RECONNECT_GRACE_MS`] is alerted as usual.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use neosens_protocol::ids::{BuildingId, DeviceId};
 use serde::Serialize;
@@ -17,6 +21,9 @@ use super::deadlines::DeadlineIndex;
 
 /// Least grace before an outage raises an alert.
 pub const MIN_GRACE_MS: i64 = 60_000;
+/// After a disconnected building is back, time for the gateway's queue to drain before its
+/// devices still outdated are alerted.
+pub const RECONNECT_GRACE_MS: i64 = 120_000;
 
 /// What the tracker knows of one device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,6 +120,10 @@ pub struct Tracker {
     /// Alerts open when central stopped: a building's outage continues under its old id.
     restored: HashMap<Option<BuildingId>, (u64, i64)>,
     next_alert: u64,
+    /// Disconnected buildings (their gateway in local-broker mode out of reach).
+    disconnected: HashSet<BuildingId>,
+    /// Devices whose alarm came while their building was disconnected.
+    held: HashSet<DeviceId>,
 }
 
 impl Tracker {
@@ -154,9 +165,37 @@ impl Tracker {
         self.schedule(id, now, changes);
     }
 
+    /// Which buildings are disconnected now. A building back has its held devices alerted after
+    /// [`RECONNECT_GRACE_MS`], unless their queued statuses come first.
+    pub fn set_disconnected(&mut self, buildings: HashSet<BuildingId>, now: i64, changes: &mut Vec<Change>) {
+        let back: HashSet<BuildingId> = self.disconnected.difference(&buildings).copied().collect();
+        self.disconnected = buildings;
+        if back.is_empty() {
+            return;
+        }
+        let devices = &self.devices;
+        let released: Vec<DeviceId> = self
+            .held
+            .iter()
+            .filter(|id| devices.get(id).and_then(|w| w.building).is_some_and(|b| back.contains(&b)))
+            .copied()
+            .collect();
+        for id in released {
+            self.held.remove(&id);
+            self.alarm.set(id, now + RECONNECT_GRACE_MS);
+        }
+        self.tick(now, changes);
+    }
+
+    /// The disconnected buildings.
+    pub fn disconnected(&self) -> &HashSet<BuildingId> {
+        &self.disconnected
+    }
+
     /// Stops watching a device (deleted or disabled): it leaves any alert.
     pub fn forget(&mut self, id: DeviceId, now: i64, changes: &mut Vec<Change>) {
         self.devices.remove(&id);
+        self.held.remove(&id);
         self.stale.remove(id);
         self.alarm.remove(id);
         self.outdated.remove(&id);
@@ -181,6 +220,7 @@ impl Tracker {
         let Some(w) = self.devices.get(&id).copied() else { return };
         self.stale.remove(id);
         self.alarm.remove(id);
+        self.held.remove(&id);
         if let Some(last) = w.last_seen {
             self.stale.set(id, last + w.threshold_ms);
             if !self.in_alert.contains_key(&id) {
@@ -209,6 +249,10 @@ impl Tracker {
         let mut joining: HashMap<Option<BuildingId>, Vec<DeviceId>> = HashMap::new();
         for id in self.alarm.expire(now) {
             let building = self.devices.get(&id).and_then(|w| w.building);
+            if building.is_some_and(|b| self.disconnected.contains(&b)) {
+                self.held.insert(id);
+                continue;
+            }
             self.in_alert.insert(id, building);
             joining.entry(building).or_default().push(id);
         }
@@ -319,6 +363,33 @@ mod tests {
         assert!(matches!(opened, Change::Opened(a) if a.outdated == 1 && a.id == 1));
         assert_eq!(changes.len(), 2, "one alert per outage: {changes:?}");
         assert_eq!(t.next_deadline(), None);
+    }
+
+    #[test]
+    fn a_disconnected_building_waits_for_its_queue() {
+        let mut t = Tracker::new(0);
+        let mut c = Vec::new();
+        let b = BuildingId::from_bytes([1; 16]);
+        for n in [1, 2] {
+            let w = Watched { building: building(1), threshold_ms: THRESHOLD, last_seen: Some(0) };
+            t.watch(dev(n), w, 0, &mut c);
+        }
+        t.set_disconnected(HashSet::from([b]), MIN, &mut c);
+        let changes = run(&mut t, MIN, THRESHOLD + 10 * MIN);
+        assert!(
+            changes.iter().all(|(_, c)| matches!(c, Change::Outdated(_))),
+            "outdated, not alerted: {changes:?}"
+        );
+        // Back: device 1's queued statuses arrive within the grace, device 2 has none.
+        let back = THRESHOLD + 10 * MIN;
+        t.set_disconnected(HashSet::new(), back, &mut c);
+        assert!(c.is_empty(), "{c:?}");
+        t.seen(dev(1), back - MIN, back + MIN, &mut c);
+        assert_eq!(c, [Change::Back(dev(1))]);
+        let changes = run(&mut t, back + MIN, back + 5 * MIN);
+        assert_eq!(changes.len(), 1, "{changes:?}");
+        assert_eq!(changes[0].0, back + RECONNECT_GRACE_MS);
+        assert!(matches!(&changes[0].1, Change::Opened(a) if a.outdated == 1));
     }
 
     #[test]

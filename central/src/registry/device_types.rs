@@ -271,6 +271,7 @@ mod layout_tests {
 
         let g = registry
             .create_gateway(NewGateway {
+                local_broker: None,
                 name: "gw".into(),
                 scope: ScopeSpec::Buildings(vec![*u4.as_uuid()]),
             })
@@ -288,11 +289,11 @@ mod layout_tests {
                 })
                 .collect()
         };
-        assert_eq!(layouts(true), [Some(neocampus_lpp())]);
-        assert!(layouts(false).is_empty(), "an older agent never receives it");
+        assert_eq!(layouts(1), [Some(neocampus_lpp())]);
+        assert!(layouts(0).is_empty(), "an older agent never receives it");
 
         let patch = DeviceTypeChanges { payload_layout: Some(None), ..DeviceTypeChanges::default() };
         assert_eq!(registry.update_device_type("cubecell", patch).unwrap().payload_layout, None);
-        assert_eq!(layouts(true), [None]);
+        assert_eq!(layouts(1), [None]);
     }
 }

@@ -8,8 +8,8 @@ use std::ops::Bound;
 use neosens_protocol::ids::{BuildingId, DeviceId, GatewayId, RoomId, SiteId};
 use neosens_protocol::legacy::ConfigResponse;
 use neosens_protocol::sync::{
-    BatchKind, BuildingRecord, Change, DeviceRecord, DeviceTypeRecord, MqttEndpoint, RoomRecord, SiteRecord,
-    SyncBatch, WireUid,
+    BatchKind, BuildingRecord, Change, DeviceRecord, DeviceTypeRecord, GatewaySettingsRecord, MqttEndpoint,
+    RoomRecord, SiteRecord, SyncBatch, WireUid,
 };
 use neosens_runtime::keys::Keys;
 
@@ -46,27 +46,66 @@ impl Registry {
     /// (`after` = the last device id received, kind `Delta`) the following devices; `more` says
     /// whether another page follows. With `ext` (agents that answer joins and decode payload
     /// layouts), each LoRaWAN node's record is followed by its OTAA credentials (`SetOtaa`), each
-    /// device type's by its layout (`SetPayloadLayout`).
+    /// device type's by its layout (`SetPayloadLayout`). With `ext` 2 (agents that run a local
+    /// broker), a snapshot begins with the gateway's settings (`SetGatewaySettings`: a change of
+    /// them makes the next sync a snapshot) and, in local-broker mode, each device's record is
+    /// followed by its local broker account (`SetBrokerAccount`).
     pub fn edge_sync(
         &self,
         id: GatewayId,
         since: u64,
         after: Option<DeviceId>,
-        ext: bool,
+        ext: u8,
     ) -> Result<Option<SyncBatch>, RegistryError> {
         let Some(mut batch) = self.edge_sync_records(id, since, after)? else { return Ok(None) };
-        if ext {
+        if ext >= 1 {
             let state = self.state.read();
             let g =
                 state.gateways.get(&id).ok_or_else(|| RegistryError::not_found(format!("gateway {id}")))?;
-            batch.changes = with_extensions(
-                &state,
-                std::mem::take(&mut batch.changes),
-                &self.gateway_keys(g)?,
-                &self.keys,
-            )?;
+            let keys = self.gateway_keys(g)?;
+            let mut changes = with_extensions(&state, std::mem::take(&mut batch.changes), &keys, &self.keys)?;
+            if ext >= 2 {
+                changes = self.with_broker_accounts(&state, g, changes, &keys)?;
+                if batch.kind == BatchKind::Snapshot {
+                    let local_broker = g
+                        .settings
+                        .local_broker
+                        .as_ref()
+                        .map(|b| MqttEndpoint { server: b.host.clone(), port: b.port });
+                    changes.insert(0, Change::SetGatewaySettings(GatewaySettingsRecord { local_broker }));
+                }
+            }
+            batch.changes = changes;
         }
         Ok(Some(batch))
+    }
+
+    /// `changes` with, in local-broker mode, each device's broker account after its record.
+    fn with_broker_accounts(
+        &self,
+        state: &State,
+        g: &Gateway,
+        changes: Vec<Change>,
+        gw: &Keys,
+    ) -> Result<Vec<Change>, RegistryError> {
+        if g.settings.local_broker.is_none() {
+            return Ok(changes);
+        }
+        let mut out = Vec::with_capacity(changes.len() * 2);
+        for change in changes {
+            let device = match &change {
+                Change::UpsertDevice(d) if !matches!(d.uid, WireUid::Lorawan(_)) => state.devices.get(&d.id),
+                _ => None,
+            };
+            out.push(change);
+            if let Some(e) = device {
+                let d = &e.record;
+                let secret = self.keys.open(&d.secret.sealed, &d.id.to_bytes())?;
+                let account = super::local_broker::broker_account(gw, d, &secret);
+                out.push(Change::SetBrokerAccount(d.id, Some(account)));
+            }
+        }
+        Ok(out)
     }
 
     fn edge_sync_records(
@@ -342,6 +381,7 @@ mod tests {
     fn enrolled_gateway(registry: &Registry, building: BuildingId) -> crate::registry::GatewayInfo {
         let gw = registry
             .create_gateway(NewGateway {
+                local_broker: None,
                 name: "gw".into(),
                 scope: ScopeSpec::Buildings(vec![*building.as_uuid()]),
             })
@@ -410,7 +450,7 @@ mod tests {
         registry
             .update_building(other.id, BuildingChanges { name: Some("U3bis".into()), description: None })
             .unwrap();
-        let outside = registry.edge_sync(gw.id, since, None, false).unwrap().expect("a batch");
+        let outside = registry.edge_sync(gw.id, since, None, 0).unwrap().expect("a batch");
         assert_eq!((outside.kind, outside.changes.len()), (BatchKind::Delta, 0), "{:?}", outside.changes);
         assert_eq!(outside.revision, registry.revision());
 
@@ -421,7 +461,7 @@ mod tests {
                 RoomChanges { name: Some("303".into()), description: None, follow_rule: false },
             )
             .unwrap();
-        let renamed = registry.edge_sync(gw.id, outside.revision, None, false).unwrap().expect("a batch");
+        let renamed = registry.edge_sync(gw.id, outside.revision, None, 0).unwrap().expect("a batch");
         assert_eq!(renamed.kind, BatchKind::Delta);
         let topic = match &renamed.changes[0] {
             Change::UpsertRoom(r) => r.base_topic.clone(),

@@ -5,7 +5,9 @@ use neosens_protocol::ids::{BuildingId, GatewayId};
 use super::locations::resolve_site;
 use super::state::State;
 use super::{Registry, RegistryError};
-use crate::model::{EntityKind, Gateway, GatewayScope, Record, Timestamp, new_uuid};
+use crate::model::{
+    EntityKind, Gateway, GatewayScope, GatewaySettings, LocalBroker, Record, Timestamp, new_uuid,
+};
 use crate::store::Write;
 
 /// A gateway's scope as asked for: a site by id or slug, or buildings by id.
@@ -24,6 +26,8 @@ pub struct NewGateway {
     pub name: String,
     /// What it serves.
     pub scope: ScopeSpec,
+    /// Its local broker, for local-broker mode.
+    pub local_broker: Option<LocalBroker>,
 }
 
 /// Changes to a gateway.
@@ -33,6 +37,8 @@ pub struct GatewayChanges {
     pub name: Option<String>,
     /// New scope (devices leaving it are removed from the gateway at its next sync).
     pub scope: Option<ScopeSpec>,
+    /// Local-broker mode: `Some(Some(_))` turns it on (or moves it), `Some(None)` off.
+    pub local_broker: Option<Option<LocalBroker>>,
 }
 
 /// A gateway with what the registry knows of it.
@@ -54,6 +60,26 @@ pub struct GatewayInfo {
     pub enrolment_expires_at: Option<String>,
     /// Its MQTT username.
     pub mqtt_username: String,
+    /// Its local broker (local-broker mode), as its devices are given it.
+    pub local_broker: Option<LocalBroker>,
+}
+
+/// A local broker's address as devices are given it: a host name or address (the firmware
+/// keeps 63 bytes of it, spec §3.1) and a port.
+pub(super) fn check_local_broker(broker: Option<LocalBroker>) -> Result<Option<LocalBroker>, RegistryError> {
+    let Some(mut b) = broker else { return Ok(None) };
+    b.host = b.host.trim().to_owned();
+    let plain = b.host.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b':'));
+    if b.host.is_empty() || b.host.len() > 63 || !plain {
+        return Err(RegistryError::invalid(
+            "local_broker.host",
+            "a host name or IP address of 1 to 63 characters (letters, digits, '.', '-', ':')",
+        ));
+    }
+    if b.port == 0 {
+        return Err(RegistryError::invalid("local_broker.port", "1 to 65535"));
+    }
+    Ok(Some(b))
 }
 
 fn resolve_scope(state: &State, input: &ScopeSpec) -> Result<GatewayScope, RegistryError> {
@@ -109,6 +135,7 @@ fn view(state: &State, g: &Gateway) -> GatewayInfo {
         enrolled_at: g.credentials.as_ref().map(|c| c.enrolled_at.to_rfc3339()),
         enrolment_expires_at: g.enrolment.as_ref().map(|e| e.expires_at.to_rfc3339()),
         mqtt_username: super::gateway_username(g.id),
+        local_broker: g.settings.local_broker.clone(),
     }
 }
 
@@ -142,6 +169,7 @@ impl Registry {
     /// Creates a gateway.
     pub fn create_gateway(&self, input: NewGateway) -> Result<GatewayInfo, RegistryError> {
         let name = check_name(&input.name)?;
+        let local_broker = check_local_broker(input.local_broker)?;
         let id = self.mutate(|state| {
             if state.gateways.values().any(|g| g.name.eq_ignore_ascii_case(&name)) {
                 return Err(RegistryError::conflict(format!("a gateway {name:?} exists")));
@@ -153,6 +181,7 @@ impl Registry {
                 created_at: Timestamp::now(),
                 credentials: None,
                 enrolment: None,
+                settings: GatewaySettings { local_broker: local_broker.clone() },
             };
             Ok((vec![Write::Put(Record::Gateway(Box::new(gateway.clone())))], gateway.id))
         })?;
@@ -162,6 +191,7 @@ impl Registry {
     /// Changes a gateway.
     pub fn update_gateway(&self, id: GatewayId, patch: GatewayChanges) -> Result<GatewayInfo, RegistryError> {
         let name = patch.name.as_deref().map(check_name).transpose()?;
+        let local_broker = patch.local_broker.map(check_local_broker).transpose()?;
         self.mutate(|state| {
             let mut g = state
                 .gateways
@@ -176,6 +206,11 @@ impl Registry {
             }
             if let Some(scope) = &patch.scope {
                 g.scope = resolve_scope(state, scope)?;
+            }
+            // A change of the gateway's own record makes its next sync a snapshot: it then
+            // gets its settings and, in local-broker mode, its devices' broker accounts.
+            if let Some(local_broker) = &local_broker {
+                g.settings.local_broker = local_broker.clone();
             }
             Ok((vec![Write::Put(Record::Gateway(Box::new(g)))], ()))
         })?;

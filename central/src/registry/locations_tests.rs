@@ -320,9 +320,19 @@ fn a_building_or_site_in_a_gateway_scope_cannot_be_deleted() {
     let (registry, _, _) = test_registry(dir.path(), 0);
     registry.create_site(NewSite { slug: "far".into(), name: "Far".into() }).unwrap();
     let empty = building(&registry, None, "Empty");
-    let by_building = NewGateway { name: "gw1".into(), scope: ScopeSpec::Buildings(vec![*empty.as_uuid()]) };
+    let by_building = NewGateway {
+        local_broker: None,
+        name: "gw1".into(),
+        scope: ScopeSpec::Buildings(vec![*empty.as_uuid()]),
+    };
     registry.create_gateway(by_building).unwrap();
-    registry.create_gateway(NewGateway { name: "gw2".into(), scope: ScopeSpec::Site("far".into()) }).unwrap();
+    registry
+        .create_gateway(NewGateway {
+            local_broker: None,
+            name: "gw2".into(),
+            scope: ScopeSpec::Site("far".into()),
+        })
+        .unwrap();
     let before = fingerprint(&registry);
     assert_conflict(registry.delete_building(empty), "gw1");
     assert_conflict(registry.delete_site("far"), "gw2");

@@ -23,6 +23,7 @@ mod follower;
 mod gateways;
 mod history;
 mod import;
+mod local_broker;
 mod locations;
 mod lorawan;
 mod node_orders;

@@ -263,6 +263,7 @@ mod tests {
         let gateway = |name: &str, building: neosens_protocol::ids::BuildingId| {
             registry
                 .create_gateway(NewGateway {
+                    local_broker: None,
                     name: name.into(),
                     scope: ScopeSpec::Buildings(vec![*building.as_uuid()]),
                 })

@@ -222,6 +222,7 @@ mod tests {
         let enrolled = |name: &str, building: neosens_protocol::ids::BuildingId| {
             let g = registry
                 .create_gateway(NewGateway {
+                    local_broker: None,
                     name: name.into(),
                     scope: ScopeSpec::Buildings(vec![*building.as_uuid()]),
                 })

@@ -34,7 +34,7 @@ pub enum Refusal {
 impl Registry {
     /// `/device/credentials`: the login, the secret while it has not been delivered (marking it
     /// delivered before answering, so it goes out exactly once even to concurrent requests), and a
-    /// custom broker. `None` for an unknown MAC. Disabled devices get their credentials too, as
+    /// broker other than the default: the device's own, or its gateway's local broker. `None` for an unknown MAC. Disabled devices get their credentials too, as
     /// in 2016; they are refused at `/device/config` and by the broker.
     pub fn legacy_credentials(&self, mac: Mac) -> Result<Option<Credentials>, RegistryError> {
         let uid = DeviceUid::Ethernet(mac);
@@ -45,7 +45,7 @@ impl Registry {
             };
             let d = &entry.record;
             if d.credentials_delivered {
-                let mqtt = d.mqtt.as_ref().map(|m| (m.server.clone(), m.port));
+                let mqtt = state.credentials_broker(d);
                 return Ok(Some(Credentials::new(d.login.clone(), None, mqtt)));
             }
             false
@@ -62,7 +62,7 @@ impl Registry {
                 return Ok((vec![], None));
             };
             let d = &entry.record;
-            let mqtt = d.mqtt.as_ref().map(|m| (m.server.clone(), m.port));
+            let mqtt = state.credentials_broker(d);
             if d.credentials_delivered {
                 return Ok((vec![], Some(Credentials::new(d.login.clone(), None, mqtt))));
             }

@@ -20,7 +20,8 @@ pub enum StatusDrop {
     /// The device exists but the topic is not one of its rooms: stored nowhere rather than
     /// against the wrong device.
     WrongTopic,
-    /// Sent again by a gateway's outbox (its `msg_id` was already seen for this device).
+    /// Sent again by a gateway's outbox (its `msg_id` was already seen for this device), or by
+    /// a local broker's bridge (byte for byte the device's previous status).
     Duplicate,
     /// Retained on the broker: devices never retain statuses (spec: QoS 0, retain false), and
     /// a retained one would come back at every reconnection. Central clears it.

@@ -41,9 +41,9 @@ use super::ChangeEntry;
 use super::redb_store::encode;
 use crate::model::{
     AlertKind, Building, Codec, Device, DeviceSecret, DeviceType, DeviceTypeV1, DeviceTypeV2, DeviceTypeV3,
-    DeviceV2, DeviceV3, Enrolment, EntityKind, Gateway, GatewayCredentials, GatewayScope, GatewayV2,
-    LastJoin, LorawanSession, MqttEndpoint, OtaaKeys, Record, Role, Room, RoomTopic, RuleOp, RuleValue, Site,
-    StatusRule, Timestamp,
+    DeviceV2, DeviceV3, Enrolment, EntityKind, Gateway, GatewayCredentials, GatewayScope, GatewaySettings,
+    GatewayV2, GatewayV8, LastJoin, LocalBroker, LorawanSession, MqttEndpoint, OtaaKeys, Record, Role, Room,
+    RoomTopic, RuleOp, RuleValue, Site, StatusRule, Timestamp,
 };
 
 /// 2021-05-06T08:52:13.394Z: every fixture's "when", give or take a few seconds.
@@ -340,16 +340,40 @@ fn devices_are_pinned() {
     assert_record_pinned("DEVICE_OTAA", Record::Device(Box::new(otaa)), DEVICE_OTAA);
 }
 
-const GATEWAY_SITE_ENROLLED: &str = concat!(
+const GATEWAY_V8_SITE_ENROLLED: &str = concat!(
     "109a9a9a9a9a9a9a9a9a9a9a9a9a9a9a010567772d7534001051515151515151515151515151515101a4ff848ea85e01",
     "c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c0c0c0c0c0c0c0c0c0c0c0c003c0c1c2",
     "cbcbcbcbcbcbcbcbcbcbcbcb03cbcac9e4a88c8ea85e00",
 );
-const GATEWAY_BUILDINGS_PENDING: &str = concat!(
+/// Schema 9: the settings after the enrolment (here none).
+const GATEWAY_SITE_ENROLLED: &str = concat!(
+    "109a9a9a9a9a9a9a9a9a9a9a9a9a9a9a010567772d7534001051515151515151515151515151515101a4ff848ea85e01",
+    "c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c0c0c0c0c0c0c0c0c0c0c0c003c0c1c2",
+    "cbcbcbcbcbcbcbcbcbcbcbcb03cbcac9e4a88c8ea85e0000",
+);
+const GATEWAY_V8_BUILDINGS_PENDING: &str = concat!(
     "109b9b9b9b9b9b9b9b9b9b9b9b9b9b9b010867772d75332d7534010210b1b1b1b1b1b1b1b1b1b1b1b1b1b1b10110b2b2",
     "b2b2b2b2b2b2b2b2b2b2b2b2b201a4ff848ea85e0001e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7",
     "e7e7e7e7e7e7a4efb7e0a85e",
 );
+/// Schema 9: in local-broker mode (`gw.local:1883`).
+const GATEWAY_BUILDINGS_PENDING: &str = concat!(
+    "109b9b9b9b9b9b9b9b9b9b9b9b9b9b9b010867772d75332d7534010210b1b1b1b1b1b1b1b1b1b1b1b1b1b1b10110b2b2",
+    "b2b2b2b2b2b2b2b2b2b2b2b2b201a4ff848ea85e0001e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7",
+    "e7e7e7e7e7e7a4efb7e0a85e010867772e6c6f63616cdb0e",
+);
+
+/// A gateway as schema 8 stored it (before its settings).
+fn v8(g: &Gateway) -> GatewayV8 {
+    GatewayV8 {
+        id: g.id,
+        name: g.name.clone(),
+        scope: g.scope.clone(),
+        created_at: g.created_at,
+        credentials: g.credentials.clone(),
+        enrolment: g.enrolment.clone(),
+    }
+}
 
 #[test]
 fn gateways_are_pinned() {
@@ -365,7 +389,9 @@ fn gateways_are_pinned() {
             enrolled_at: at(60_000),
         }),
         enrolment: None,
+        settings: GatewaySettings::default(),
     };
+    assert_pinned("GATEWAY_V8_SITE_ENROLLED", &v8(&enrolled), GATEWAY_V8_SITE_ENROLLED);
     assert_record_pinned("GATEWAY_SITE_ENROLLED", Record::Gateway(Box::new(enrolled)), GATEWAY_SITE_ENROLLED);
     let pending = Gateway {
         id: GatewayId::from_bytes(key(0x9b)),
@@ -377,7 +403,12 @@ fn gateways_are_pinned() {
         created_at: at(0),
         credentials: None,
         enrolment: Some(Enrolment { token_hash: [0xe7; 32], expires_at: at(86_400_000) }),
+        settings: GatewaySettings { local_broker: Some(LocalBroker { host: "gw.local".into(), port: 1883 }) },
     };
+    assert_pinned("GATEWAY_V8_BUILDINGS_PENDING", &v8(&pending), GATEWAY_V8_BUILDINGS_PENDING);
+    let mut migrated = Gateway::from(v8(&pending));
+    migrated.settings = pending.settings.clone();
+    assert_eq!(migrated, pending, "schema 9 reads a gateway of schema 8 with default settings");
     let pinned = GATEWAY_BUILDINGS_PENDING;
     assert_record_pinned("GATEWAY_BUILDINGS_PENDING", Record::Gateway(Box::new(pending)), pinned);
 }

@@ -200,7 +200,7 @@ fn migration_step(txn: &redb::WriteTransaction, version: u32) -> Result<(), Stor
                 DEVICE_TYPES,
                 EntityKind::DeviceType,
             )?;
-            reencode::<crate::model::GatewayV2, crate::model::Gateway>(txn, GATEWAYS, EntityKind::Gateway)?;
+            reencode::<crate::model::GatewayV2, crate::model::GatewayV8>(txn, GATEWAYS, EntityKind::Gateway)?;
             reencode::<crate::model::DeviceV2, crate::model::DeviceV3>(txn, DEVICES, EntityKind::Device)?;
         }
         // Version 4: dashboard settings per user.
@@ -235,6 +235,10 @@ fn migration_step(txn: &redb::WriteTransaction, version: u32) -> Result<(), Stor
         8 => {
             reencode::<crate::model::UserV7, crate::model::User>(txn, USERS, EntityKind::User)?;
             reencode::<crate::model::ApiTokenV7, crate::model::ApiToken>(txn, TOKENS, EntityKind::Token)?;
+        }
+        // Version 9: settings per gateway (re-encoded).
+        9 => {
+            reencode::<crate::model::GatewayV8, crate::model::Gateway>(txn, GATEWAYS, EntityKind::Gateway)?;
         }
         _ => unreachable!("no migration to version {version}"),
     }

@@ -92,14 +92,19 @@ impl Fleet {
         scope: serde_json::Value,
         more_env: &[(&str, &str)],
     ) -> (ServiceProcess, tempfile::TempDir) {
+        self.gateway_created(bin, json!({"name": name, "scope": scope}), more_env)
+    }
+
+    /// A gateway created with this body (`POST /api/v1/gateways`), enrolled and started by `bin`
+    /// with more environment.
+    pub(crate) fn gateway_created(
+        &self,
+        bin: &Path,
+        body: serde_json::Value,
+        more_env: &[(&str, &str)],
+    ) -> (ServiceProcess, tempfile::TempDir) {
         let c = self.central.addr("http");
-        let (status, gw) = http_json(
-            c,
-            "POST",
-            "/api/v1/gateways",
-            Some(ADMIN),
-            Some(&json!({"name": name, "scope": scope})),
-        );
+        let (status, gw) = http_json(c, "POST", "/api/v1/gateways", Some(ADMIN), Some(&body));
         assert_eq!(status, 201, "{gw}");
         let (_, token) = http_json(
             c,

@@ -75,6 +75,8 @@ impl Cache {
                     txn.delete_table(super::otaa::OTAA).map_err(backend)?;
                     txn.delete_table(super::otaa::OTAA_BY_EUI).map_err(backend)?;
                     txn.delete_table(super::layouts::LAYOUTS).map_err(backend)?;
+                    txn.delete_table(super::site_broker::BROKER_ACCOUNTS).map_err(backend)?;
+                    txn.delete_table(super::site_broker::GATEWAY_SETTINGS).map_err(backend)?;
                 }
                 txn
             }
@@ -157,6 +159,7 @@ fn write_changes(txn: &redb::WriteTransaction, changes: &[Change]) -> Result<(),
     let mut buf = Vec::new();
     let mut otaa_changes = Vec::new();
     let mut layout_changes = Vec::new();
+    let mut accounts = Vec::new();
     for change in changes {
         match change {
             Change::UpsertDevice(d) => {
@@ -185,7 +188,10 @@ fn write_changes(txn: &redb::WriteTransaction, changes: &[Change]) -> Result<(),
                     forget_new([&mut new_macs, &mut new_logins], &old, id.to_bytes());
                     otaa_changes.push((id.to_bytes(), OtaaChange::Forget(Box::new(old))));
                 }
+                accounts.push((id.to_bytes(), None));
             }
+            Change::SetBrokerAccount(id, account) => accounts.push((id.to_bytes(), account.as_ref())),
+            Change::SetGatewaySettings(settings) => super::site_broker::set_settings(txn, settings)?,
             Change::SetOtaa(id, record) => {
                 otaa_changes.push((id.to_bytes(), OtaaChange::Set(record.clone())))
             }
@@ -219,6 +225,9 @@ fn write_changes(txn: &redb::WriteTransaction, changes: &[Change]) -> Result<(),
     }
     // OTAA credentials look their node's DevEUI up: once the devices are written.
     drop((devices, by_mac, by_login, by_devaddr, rooms, locations));
+    for (key, account) in accounts {
+        super::site_broker::set_account(txn, key, account)?;
+    }
     write_extensions(txn, layout_changes, otaa_changes)
 }
 

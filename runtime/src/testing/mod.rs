@@ -9,9 +9,11 @@ pub mod binary;
 mod mqtt_witness;
 pub mod postgres;
 pub mod slapd;
+mod tcp_link;
 pub mod updater;
 
 pub use mqtt_witness::MqttWitness;
+pub use tcp_link::TcpLink;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};

@@ -44,6 +44,19 @@ impl MqttWitness {
         MqttWitness { messages }
     }
 
+    /// The payload of the next message that satisfies `pred` within `wait`, if any.
+    pub fn next_within(&self, wait: Duration, pred: impl Fn(&str, &[u8]) -> bool) -> Option<Vec<u8>> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.messages.recv_timeout(left) {
+                Ok((topic, payload)) if pred(&topic, &payload) => return Some(payload),
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+    }
+
     /// The payload of the next message that satisfies `pred`, within [`DEADLINE`].
     pub fn next(&self, pred: impl Fn(&str, &[u8]) -> bool) -> Vec<u8> {
         let deadline = Instant::now() + DEADLINE;

@@ -1200,6 +1200,11 @@ export interface components {
             counts: components["schemas"]["StateCounts"];
             /** @description Rooms, by name. */
             rooms: components["schemas"]["RoomSummary"][];
+            /**
+             * @description Served by a gateway in local-broker mode that is out of reach: its devices' statuses
+             *     wait on the gateway (no outage alert is raised for them meanwhile).
+             */
+            disconnected: boolean;
         };
         /** @description A bulk operation as asked. */
         BulkInput: {
@@ -1925,12 +1930,14 @@ export interface components {
             name: string;
             /** @description What it serves. */
             scope: components["schemas"]["ScopeInput"];
+            local_broker?: null | components["schemas"]["LocalBrokerInput"];
         };
         /** @description Changes to a gateway. */
         GatewayPatch: {
             /** @description New name. */
             name?: string | null;
             scope?: null | components["schemas"]["ScopeInput"];
+            local_broker?: null | components["schemas"]["LocalBrokerInput"];
         };
         /** @description A gateway as the API shows it. */
         GatewayView: {
@@ -1953,6 +1960,7 @@ export interface components {
             enrolment_expires_at?: string | null;
             /** @description Its MQTT username. */
             mqtt_username: string;
+            local_broker?: null | components["schemas"]["LocalBrokerInput"];
         };
         /** @description A gateway with what central knows of its health. */
         GatewayWithHealth: components["schemas"]["GatewayView"] & {
@@ -2119,6 +2127,16 @@ export interface components {
              * @description Decimals the value is rounded to (none: as computed).
              */
             decimals?: number | null;
+        };
+        /** @description A gateway's local broker, as the devices of its scope are given it in their credentials. */
+        LocalBrokerInput: {
+            /** @description Host name or address of the gateway on the site's LAN (at most 63 characters). */
+            host: string;
+            /**
+             * Format: int32
+             * @description TCP port of its local broker (1883 usually).
+             */
+            port: number;
         };
         /** @description A session as an admin gives it (keys in hex, shown nowhere afterwards). */
         LorawanInput: {
@@ -2538,6 +2556,8 @@ export interface components {
             counts: components["schemas"]["StateCounts"];
             /** @description Buildings, by name. */
             buildings: components["schemas"]["BuildingSummary"][];
+            /** @description Some of its buildings are disconnected (their gateway out of reach). */
+            disconnected: boolean;
         };
         /** @description Devices per stage, for the API and `/metrics`. */
         StageCounts: {
@@ -6044,7 +6064,8 @@ export interface operations {
                 after?: string;
                 /**
                  * @description `1`: the agent answers OTAA joins and decodes payload layouts, and reads the `SetOtaa` and
-                 *     `SetPayloadLayout` changes (older agents do not ask, and never receive them).
+                 *     `SetPayloadLayout` changes (older agents do not ask, and never receive them). `2`: also
+                 *     `SetGatewaySettings` and `SetBrokerAccount` (agents that run a local broker).
                  */
                 ext?: number;
             };

@@ -31,12 +31,18 @@ export function Overview() {
         <section key={site.id} className="site" aria-labelledby={`site-${site.id}`}>
           <h2 id={`site-${site.id}`}>
             <a href={hrefOf(["devices"], { site: site.slug })}>{site.name}</a> <CountBadges c={site.counts} />
+            {site.disconnected && (
+              <span className="badge disconnected" title="Its gateway is out of reach: statuses wait on the gateway and arrive when the link is back; no outage alert meanwhile">
+                disconnected
+              </span>
+            )}
           </h2>
           <div className="buildings">
             {site.buildings.map((b) => (
               <article key={b.id} className={`building state-${worstState(b.counts)}`} aria-labelledby={`b-${b.id}`}>
                 <h3 id={`b-${b.id}`}>
                   <a href={hrefOf(["devices"], { building: b.id })}>{b.name}</a>
+                  {b.disconnected && <span className="badge disconnected">disconnected</span>}
                 </h3>
                 <p className="building-counts">{describe(b.counts)}</p>
                 <ul className="rooms">

@@ -54,7 +54,10 @@ async fn summary(
     auth: SiteAuth,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let body = serde_json::to_vec(&FleetSummary::from(s.registry.fleet_summary().within(&auth.0.scope)))
+    let mut fleet = FleetSummary::from(s.registry.fleet_summary().within(&auth.0.scope));
+    let now = crate::model::Timestamp::now().millis();
+    fleet.mark_disconnected(&crate::gateway_health::disconnected_buildings(&s.registry, &s.gateways, now));
+    let body = serde_json::to_vec(&fleet)
         .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("encoding the fleet summary")))?;
     Ok(with_etag(&headers, body))
 }

@@ -16,7 +16,7 @@ use utoipa::{Modify, OpenApi};
         title = "neosens central API",
         description = "Admin API of neosens-central: the registry of sites, buildings, rooms, device types, devices, gateways, users and tokens. Bearer tokens (or a dashboard session cookie with X-CSRF-Token on changes) with roles viewer < operator < admin. Errors are JSON: {\"error\": {\"code\", \"message\", \"field\"?, \"details\"?}}."
     ),
-    components(schemas(crate::http::api::schema::devices::DeviceState, crate::http::api::schema::gateways::ScopeInput, crate::http::api::schema::devices::MqttEndpoint, crate::unclaimed::UnclaimedDevice, super::campaigns::DeviceCampaignView, super::campaigns::CampaignDeviceView)),
+    components(schemas(crate::http::api::schema::devices::DeviceState, crate::http::api::schema::gateways::ScopeInput, crate::http::api::schema::gateways::LocalBrokerInput, crate::http::api::schema::devices::MqttEndpoint, crate::unclaimed::UnclaimedDevice, super::campaigns::DeviceCampaignView, super::campaigns::CampaignDeviceView)),
     modifiers(&BearerAuth),
     tags(
         (name = "locations", description = "Sites, buildings, rooms and their MQTT base topics"),

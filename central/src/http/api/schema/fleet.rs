@@ -43,6 +43,9 @@ pub(crate) struct BuildingSummary {
     pub(crate) counts: StateCounts,
     /// Rooms, by name.
     pub(crate) rooms: Vec<RoomSummary>,
+    /// Served by a gateway in local-broker mode that is out of reach: its devices' statuses
+    /// wait on the gateway (no outage alert is raised for them meanwhile).
+    pub(crate) disconnected: bool,
 }
 
 /// A site, its buildings, and their sum.
@@ -59,6 +62,8 @@ pub(crate) struct SiteSummary {
     pub(crate) counts: StateCounts,
     /// Buildings, by name.
     pub(crate) buildings: Vec<BuildingSummary>,
+    /// Some of its buildings are disconnected (their gateway out of reach).
+    pub(crate) disconnected: bool,
 }
 
 /// The whole fleet.
@@ -91,6 +96,7 @@ impl From<registry::BuildingFleet> for BuildingSummary {
             name: v.name,
             counts: v.counts.into(),
             rooms: v.rooms.into_iter().map(Into::into).collect(),
+            disconnected: false,
         }
     }
 }
@@ -103,6 +109,7 @@ impl From<registry::SiteFleet> for SiteSummary {
             name: v.name,
             counts: v.counts.into(),
             buildings: v.buildings.into_iter().map(Into::into).collect(),
+            disconnected: false,
         }
     }
 }
@@ -113,6 +120,18 @@ impl From<registry::Fleet> for FleetSummary {
             total: v.total.into(),
             unplaced: v.unplaced.into(),
             sites: v.sites.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+impl FleetSummary {
+    /// Marks the disconnected buildings, and their sites.
+    pub(crate) fn mark_disconnected(&mut self, buildings: &std::collections::HashSet<BuildingId>) {
+        for site in &mut self.sites {
+            for b in &mut site.buildings {
+                b.disconnected = buildings.contains(&b.id);
+            }
+            site.disconnected = site.buildings.iter().any(|b| b.disconnected);
         }
     }
 }

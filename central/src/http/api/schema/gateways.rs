@@ -24,6 +24,32 @@ pub(crate) struct GatewayInput {
     pub(crate) name: String,
     /// What it serves.
     pub(crate) scope: ScopeInput,
+    /// Local-broker mode: the gateway's Mosquitto as the scope's devices reach it (docs/edge.md,
+    /// "Remote sites"). Absent: the devices use central's broker.
+    #[serde(default)]
+    pub(crate) local_broker: Option<LocalBrokerInput>,
+}
+
+/// A gateway's local broker, as the devices of its scope are given it in their credentials.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LocalBrokerInput {
+    /// Host name or address of the gateway on the site's LAN (at most 63 characters).
+    pub(crate) host: String,
+    /// TCP port of its local broker (1883 usually).
+    pub(crate) port: u16,
+}
+
+impl From<LocalBrokerInput> for crate::model::LocalBroker {
+    fn from(v: LocalBrokerInput) -> Self {
+        crate::model::LocalBroker { host: v.host, port: v.port }
+    }
+}
+
+impl From<crate::model::LocalBroker> for LocalBrokerInput {
+    fn from(v: crate::model::LocalBroker) -> Self {
+        LocalBrokerInput { host: v.host, port: v.port }
+    }
 }
 
 /// Changes to a gateway.
@@ -34,6 +60,9 @@ pub(crate) struct GatewayPatch {
     pub(crate) name: Option<String>,
     /// New scope (devices leaving it are removed from the gateway at its next sync).
     pub(crate) scope: Option<ScopeInput>,
+    /// Local-broker mode on (or moved), or off with `null`. The gateway gets it at its next sync.
+    #[serde(default, deserialize_with = "super::present")]
+    pub(crate) local_broker: Option<Option<LocalBrokerInput>>,
 }
 
 /// A gateway as the API shows it.
@@ -56,6 +85,8 @@ pub(crate) struct GatewayView {
     pub(crate) enrolment_expires_at: Option<String>,
     /// Its MQTT username.
     pub(crate) mqtt_username: String,
+    /// Its local broker (local-broker mode), or `null`: its devices use central's broker.
+    pub(crate) local_broker: Option<LocalBrokerInput>,
 }
 
 /// A one-time enrolment token, shown once.
@@ -78,13 +109,21 @@ impl From<ScopeInput> for registry::ScopeSpec {
 
 impl From<GatewayInput> for registry::NewGateway {
     fn from(v: GatewayInput) -> Self {
-        registry::NewGateway { name: v.name, scope: v.scope.into() }
+        registry::NewGateway {
+            name: v.name,
+            scope: v.scope.into(),
+            local_broker: v.local_broker.map(Into::into),
+        }
     }
 }
 
 impl From<GatewayPatch> for registry::GatewayChanges {
     fn from(v: GatewayPatch) -> Self {
-        registry::GatewayChanges { name: v.name, scope: v.scope.map(Into::into) }
+        registry::GatewayChanges {
+            name: v.name,
+            scope: v.scope.map(Into::into),
+            local_broker: v.local_broker.map(|b| b.map(Into::into)),
+        }
     }
 }
 
@@ -103,6 +142,7 @@ impl From<registry::GatewayInfo> for GatewayView {
             enrolled_at: v.enrolled_at,
             enrolment_expires_at: v.enrolment_expires_at,
             mqtt_username: v.mqtt_username,
+            local_broker: v.local_broker.map(Into::into),
         }
     }
 }
