@@ -154,6 +154,7 @@ fn the_replicas_load_balancer_sends_the_leaders_paths_to_the_leader() {
         "/api/v1/edge/firmware/fetches",
         "/api/v1/edge/health",
         "/api/v1/gateways/3f2a",
+        "/api/v1/fleet",
         "/images/esp32/neOSensor/default.json",
         "/api/v1/devices/24:0a:c4:12:34:56/firmware",
     ] {

@@ -31,7 +31,7 @@ mod site_broker;
 pub use apply::{ApplyTiming, Step};
 pub use nodes::ScopeNodes;
 pub use otaa::{LocalSession, MAX_DEV_NONCES, OtaaNode, write_join};
-pub use site_broker::BrokerUser;
+pub use site_broker::{BrokerUser, SYNC_LEVEL};
 
 type Key = [u8; 16];
 

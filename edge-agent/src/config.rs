@@ -335,7 +335,8 @@ health_deadline_s = {health_deadline_s}
 [local_broker]
 # Local-broker mode (docs/edge.md#remote-sites): the scope's devices publish to a Mosquitto on
 # this gateway, bridged to the [mqtt] broker with the gateway's login, so that a WAN outage
-# loses nothing. Set per gateway in central; `enabled` here wins when set.
+# loses nothing. Set per gateway in central; `enabled = false` here keeps this gateway out.
+# Needs Debian's mosquitto package (its own service disabled) and [mqtt] url (the bridge).
 {lb_enabled}
 # host:port the devices are given in /device/credentials (default: the address set in central).
 {lb_advertise}
@@ -380,7 +381,7 @@ format = {format}
         health_deadline_s = config.update.health_deadline_s,
         lb_enabled = match config.local_broker.enabled {
             Some(on) => format!("enabled = {on}"),
-            None => String::from("# enabled = true"),
+            None => String::from("# enabled = false"),
         },
         lb_advertise = optional("advertise", &config.local_broker.advertise, "192.168.1.2:1883"),
         lb_listen = quoted(&config.local_broker.listen.to_string()),

@@ -133,18 +133,24 @@ fn start_local_broker(
     config: &Config,
     storage: &Storage,
     links: &CentralLinks,
+    state: &Arc<local_broker::LocalBroker>,
     tasks: &mut Supervisor,
-) -> anyhow::Result<Arc<local_broker::LocalBroker>> {
-    let state = Arc::new(local_broker::LocalBroker::default());
+) -> anyhow::Result<()> {
     config.local_broker.advertised()?;
-    let Some(creds) = &storage.creds else { return Ok(state) };
+    let Some(creds) = &storage.creds else { return Ok(()) };
     if config.local_broker.enabled == Some(false) {
-        return Ok(state);
+        return Ok(());
     }
-    let upstream = uplink_url(config, creds)?.map(|url| {
-        let (username, password) = url.credentials.clone().unwrap_or_default();
-        local_broker::Upstream { host: url.host, port: url.port, tls: url.tls, username, password }
-    });
+    // Without a bridge the site's devices would be cut off from central: no local broker then.
+    let Some(url) = uplink_url(config, creds)? else { return Ok(()) };
+    let (username, password) = url.credentials.clone().unwrap_or_default();
+    let upstream =
+        local_broker::Upstream { host: url.host, port: url.port, tls: url.tls, username, password };
+    if let Err(e) = upstream.check() {
+        tracing::error!(error = %e, "[mqtt] url: local-broker mode is unavailable");
+        return Ok(());
+    }
+    let state = Arc::clone(state);
     let ctx = local_broker::Context {
         config: config.local_broker.clone(),
         dir: config.storage.data_dir.join("broker"),
@@ -162,7 +168,7 @@ fn start_local_broker(
             }
         }
     });
-    Ok(state)
+    Ok(())
 }
 
 /// Runs the agent on `listener` until `shutdown` is cancelled (or a critical task fails), then
@@ -195,7 +201,12 @@ pub async fn run_on(
     // legacy proxy and the reports (unregistered MACs asked offline).
     let lorawan = Arc::new(lorawan::LoraStats::default());
     let unclaimed = Arc::new(unclaimed::UnclaimedHere::default());
-    let reported = sync::Reported { lorawan: Arc::clone(&lorawan), unclaimed: Arc::clone(&unclaimed) };
+    let local_broker = Arc::new(local_broker::LocalBroker::default());
+    let reported = sync::Reported {
+        lorawan: Arc::clone(&lorawan),
+        unclaimed: Arc::clone(&unclaimed),
+        local_broker: Arc::clone(&local_broker),
+    };
     let mut links = start_central_links(&config, &storage, reported, &mut tasks)?;
     let mac = gateway_mac(&config)?;
     let firmware = start_firmware_cache(&config, &links, mac, &mut tasks).await?;
@@ -212,7 +223,7 @@ pub async fn run_on(
         },
         &mut tasks,
     )?;
-    let local_broker = start_local_broker(&config, &storage, &links, &mut tasks)?;
+    start_local_broker(&config, &storage, &links, &local_broker, &mut tasks)?;
     let orders = route_orders(&storage, &mut links, &lorawan, &mut tasks);
     start_status(&config, &storage, &links, orders, mac, &mut tasks);
     log_serving(&config, addr, udp_addr, &storage)?;

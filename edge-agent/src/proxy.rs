@@ -156,6 +156,25 @@ fn passthrough(answer: Forwarded) -> Response {
     response
 }
 
+/// Central's credentials for a device of this gateway's scope, naming the local broker while
+/// it serves (central learns it from the gateway's reports, up to 30 s later): the device keeps
+/// the broker it is given. A device with a broker of its own keeps that one.
+fn with_local_broker(p: &Proxy, cached: Option<&CachedDevice>, mut answer: Forwarded) -> Forwarded {
+    let Some(device) = cached.filter(|d| d.record.mqtt.is_none()) else { return answer };
+    let Some((host, port)) = p.local_broker.serving() else { return answer };
+    if answer.status != 200 {
+        return answer;
+    }
+    let Ok(mut creds) = Credentials::parse(&answer.body) else { return answer };
+    if creds.login != device.record.login {
+        return answer;
+    }
+    creds.server = Some(host);
+    creds.port = Some(port);
+    answer.body = Bytes::from(creds.to_legacy_json());
+    answer
+}
+
 fn internal(what: &str, e: impl std::fmt::Display) -> Response {
     tracing::error!(error = %e, "{what}");
     StatusCode::INTERNAL_SERVER_ERROR.into_response()
@@ -180,7 +199,7 @@ async fn credentials(
     if !cached.as_ref().is_some_and(|d| d.delivered_here) {
         if let Some(answer) = p.try_central(method, &uri, &headers, body, peer).await {
             p.count("credentials", "central", if answer.status == 200 { "served" } else { "refused" });
-            return passthrough(answer);
+            return passthrough(with_local_broker(p, cached.as_ref(), answer));
         }
     }
     let Some(device) = cached else {
@@ -203,7 +222,7 @@ async fn credentials(
 async fn local_credentials(p: &Proxy, device: CachedDevice) -> Response {
     let d = &device.record;
     // The device's own broker, else the gateway's in local-broker mode (as central answers).
-    let mqtt = d.mqtt.as_ref().map(|m| (m.server.clone(), m.port)).or_else(|| p.local_broker.advertised());
+    let mqtt = d.mqtt.as_ref().map(|m| (m.server.clone(), m.port)).or_else(|| p.local_broker.serving());
     let without_password =
         || json_body(Credentials::new(d.login.clone(), None, mqtt.clone()).to_legacy_json());
     let (Some(staged), false) = (&d.staged_secret, device.delivered()) else {

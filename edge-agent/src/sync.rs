@@ -52,7 +52,7 @@ pub async fn run(
     // The next page of a snapshot, fetched while the current one was written.
     let mut ahead: Option<Result<Option<Fetched>, CentralError>> = None;
     loop {
-        let since = match cache.revision() {
+        let since = match cache.sync_from() {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, "reading the cache revision");
@@ -307,6 +307,8 @@ pub struct Reported {
     pub lorawan: Arc<crate::lorawan::LoraStats>,
     /// Unregistered MACs that asked while central was out of reach.
     pub unclaimed: Arc<crate::unclaimed::UnclaimedHere>,
+    /// The local broker (local-broker mode).
+    pub local_broker: Arc<crate::local_broker::LocalBroker>,
 }
 
 /// One round of reports.
@@ -377,6 +379,7 @@ pub async fn report_once(
         forwarders: reported.lorawan.forwarders.report(std::time::Instant::now()),
         unclaimed: reported.unclaimed.take(taken),
         downlinks: reported.lorawan.orders.take_outcomes(taken),
+        local_broker: reported.local_broker.report(),
     };
     let sent = central.report_health(&report).await;
     if sent.is_err() {

@@ -84,6 +84,24 @@ pub struct HealthReport {
     /// since its last report, oldest first; at most [`MAX_DOWNLINK_OUTCOMES`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub downlinks: Vec<DownlinkOutcome>,
+    /// Its local broker, in local-broker mode (absent otherwise, and from older agents).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_broker: Option<LocalBrokerReport>,
+}
+
+/// A gateway's local broker as it reports it: central gives devices of its scope this broker
+/// only while the gateway says it runs, bridged, at a known address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
+pub struct LocalBrokerReport {
+    /// Whether Mosquitto runs.
+    pub running: bool,
+    /// Device accounts in its password file.
+    pub accounts: u64,
+    /// The host devices are given (`None`: none known, devices are not moved to it).
+    pub host: Option<String>,
+    /// Its port.
+    pub port: Option<u16>,
 }
 
 /// Joins a gateway reports at most at once.

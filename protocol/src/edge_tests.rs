@@ -65,10 +65,28 @@ fn health_report() {
         forwarders: Vec::new(),
         unclaimed: Vec::new(),
         downlinks: Vec::new(),
+        local_broker: None,
     };
     same_both_ways(
         r#"{"outbox_depth":3,"outbox_oldest_s":12,"outbox_dropped":0,"version":"0.1.0"}"#,
         &report,
+    );
+    // A gateway in local-broker mode.
+    let with_broker = HealthReport {
+        local_broker: Some(LocalBrokerReport {
+            running: true,
+            accounts: 120,
+            host: Some("192.168.1.2".into()),
+            port: Some(1883),
+        }),
+        ..report.clone()
+    };
+    same_both_ways(
+        concat!(
+            r#"{"outbox_depth":3,"outbox_oldest_s":12,"outbox_dropped":0,"version":"0.1.0","#,
+            r#""local_broker":{"running":true,"accounts":120,"host":"192.168.1.2","port":1883}}"#
+        ),
+        &with_broker,
     );
     // Node order outcomes, as a gateway reports them.
     let with_downlinks = HealthReport {

@@ -121,9 +121,11 @@ pub fn router(state: AppState, broker_auth_apart: bool) -> Router {
 /// Whether `path` serves state that lives on the leading replica: firmware images, campaigns
 /// and bulk operations (loaded by a replica when it takes the lead), the device paths that read
 /// them, and the gateways' paths and views (their health reports are kept in the leader's
-/// memory, where its monitor watches their packet forwarders).
+/// memory, where its monitor watches their packet forwarders), and the fleet summary (which
+/// marks the sites whose local-broker gateway those reports say is out of reach).
 pub fn leader_path(path: &str) -> bool {
-    const PREFIXES: [&str; 6] = [
+    const PREFIXES: [&str; 7] = [
+        "/api/v1/fleet",
         "/api/v1/firmware",
         "/api/v1/campaigns",
         "/api/v1/bulk-operations",

@@ -33,6 +33,10 @@ pub(super) enum Trust {
     Stamped,
 }
 
+/// Statuses a bridge may send again after a reconnection: Mosquitto's `max_inflight_messages`
+/// (20 by default) are in flight at most.
+pub(super) const REPEAT_WINDOW: usize = 20;
+
 /// The deduplication state of the ingestion task.
 ///
 /// Bounds: one [`Sequence`] per registered device that had a stamped status (deleted devices
@@ -41,10 +45,10 @@ pub(super) enum Trust {
 #[derive(Default)]
 pub(super) struct Dedupe {
     last: HashMap<DeviceId, Sequence>,
-    /// Per registered device, a hash of its last status without `msg_id`: a gateway's local
-    /// broker bridges statuses at QoS 1 and sends again, byte for byte, the one in flight when
-    /// its link dropped (pruned with `last`).
-    repeats: HashMap<DeviceId, u64>,
+    /// Per device behind a gateway's local broker, hashes of its last [`REPEAT_WINDOW`]
+    /// statuses: the bridge forwards at QoS 1 and sends again, byte for byte, what was in
+    /// flight when its link dropped (pruned with `last`).
+    repeats: HashMap<DeviceId, std::collections::VecDeque<u64>>,
     keys: HashMap<GatewayId, Arc<RelayKey>>,
     keys_revision: u64,
 }
@@ -104,9 +108,9 @@ impl Dedupe {
     }
 
     /// A status without `msg_id`: a duplicate when it came through a local broker's bridge and
-    /// is byte for byte the device's previous one. A firmware never sends the same status twice
-    /// in a row (its `time` and `heap` move), so only the bridge's redelivery is dropped; other
-    /// devices (a Raspberry Pi's status has no `time`) are never compared.
+    /// is byte for byte one of the device's last [`REPEAT_WINDOW`]. A firmware never sends the
+    /// same status twice (its `time` and `heap` move), so only the bridge's redeliveries are
+    /// dropped; other devices (a Raspberry Pi's status has no `time`) are never compared.
     fn unnumbered(&mut self, r: ReadStatus, payload: &[u8]) -> Result<(ReadStatus, Trust), StatusDrop> {
         if !r.bridged {
             return Ok((r, Trust::Unnumbered));
@@ -115,9 +119,14 @@ impl Dedupe {
         let mut hasher = std::hash::DefaultHasher::new();
         payload.hash(&mut hasher);
         let hash = hasher.finish();
-        if self.repeats.insert(r.device, hash) == Some(hash) {
+        let seen = self.repeats.entry(r.device).or_default();
+        if seen.contains(&hash) {
             return Err(StatusDrop::Duplicate);
         }
+        if seen.len() == REPEAT_WINDOW {
+            seen.pop_front();
+        }
+        seen.push_back(hash);
         Ok((r, Trust::Unnumbered))
     }
 
@@ -154,7 +163,18 @@ mod tests {
         assert_eq!(d.unnumbered(status(1, true), a).unwrap_err(), StatusDrop::Duplicate);
         assert!(d.unnumbered(status(2, true), a).is_ok(), "per device");
         assert!(d.unnumbered(status(1, true), b).is_ok());
-        assert!(d.unnumbered(status(1, true), a).is_ok(), "only the previous one counts");
+        assert_eq!(
+            d.unnumbered(status(1, true), a).unwrap_err(),
+            StatusDrop::Duplicate,
+            "in flight together"
+        );
+        for n in 0..REPEAT_WINDOW {
+            let other = format!(
+                r#"{{"time":"2026-12-06 11:00:00 +0100","heap":{n},"status":"running","unitID":"x"}}"#
+            );
+            assert!(d.unnumbered(status(1, true), other.as_bytes()).is_ok());
+        }
+        assert!(d.unnumbered(status(1, true), a).is_ok(), "out of the window: bounded per device");
         for _ in 0..3 {
             assert!(d.unnumbered(status(3, false), a).is_ok());
         }

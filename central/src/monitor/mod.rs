@@ -208,7 +208,10 @@ async fn lead(
     let watch_all =
         |monitor: &Monitor, now: i64, only: Option<&HashSet<DeviceId>>| watch(registry, monitor, now, only);
     let now = clock.now();
-    let mut events = watch_all(monitor, now, None);
+    // Disconnected sites first: their overdue devices are held, not alerted, by what follows.
+    let disconnected = crate::gateway_health::disconnected_buildings(registry, &inputs.gateways, now);
+    let mut events = monitor.apply(|t, c| t.set_disconnected(disconnected, now, c));
+    events.extend(watch_all(monitor, now, None));
     // Outages open when central stopped and over since: resolved now.
     events.extend(monitor.apply(|t, c| t.drop_restored(now, c)));
     deliver(monitor, delivery, events, now).await;

@@ -124,6 +124,8 @@ pub struct Tracker {
     disconnected: HashSet<BuildingId>,
     /// Devices whose alarm came while their building was disconnected.
     held: HashSet<DeviceId>,
+    /// Buildings back from a disconnection: no alarm before this time (their queue drains).
+    draining: HashMap<BuildingId, i64>,
 }
 
 impl Tracker {
@@ -170,8 +172,12 @@ impl Tracker {
     pub fn set_disconnected(&mut self, buildings: HashSet<BuildingId>, now: i64, changes: &mut Vec<Change>) {
         let back: HashSet<BuildingId> = self.disconnected.difference(&buildings).copied().collect();
         self.disconnected = buildings;
+        self.draining.retain(|_, until| *until > now);
         if back.is_empty() {
             return;
+        }
+        for b in &back {
+            self.draining.insert(*b, now + RECONNECT_GRACE_MS);
         }
         let devices = &self.devices;
         let released: Vec<DeviceId> = self
@@ -224,7 +230,10 @@ impl Tracker {
         if let Some(last) = w.last_seen {
             self.stale.set(id, last + w.threshold_ms);
             if !self.in_alert.contains_key(&id) {
-                self.alarm.set(id, last + w.threshold_ms + grace_ms(w.threshold_ms));
+                // A building back from a disconnection: its devices' queued statuses arrive with
+                // their own (old) times; none is alerted before the queue has had time to drain.
+                let draining = w.building.and_then(|b| self.draining.get(&b)).copied().unwrap_or(i64::MIN);
+                self.alarm.set(id, (last + w.threshold_ms + grace_ms(w.threshold_ms)).max(draining));
             }
         }
         self.tick(now, changes);
@@ -384,6 +393,10 @@ mod tests {
         let back = THRESHOLD + 10 * MIN;
         t.set_disconnected(HashSet::new(), back, &mut c);
         assert!(c.is_empty(), "{c:?}");
+        // A queued status of device 2 with its old time: still no alert before the grace ends.
+        t.seen(dev(2), 5 * MIN, back + 10_000, &mut c);
+        assert!(c.iter().all(|c| matches!(c, Change::Back(_) | Change::Outdated(_))), "{c:?}");
+        c.clear();
         t.seen(dev(1), back - MIN, back + MIN, &mut c);
         assert_eq!(c, [Change::Back(dev(1))]);
         let changes = run(&mut t, back + MIN, back + 5 * MIN);

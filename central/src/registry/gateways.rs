@@ -224,6 +224,8 @@ impl Registry {
                 return Err(RegistryError::not_found(format!("gateway {id}")));
             }
             Ok((vec![Write::Delete(EntityKind::Gateway, id.to_bytes())], ()))
-        })
+        })?;
+        self.site_links.lock().remove(&id);
+        Ok(())
     }
 }

@@ -21,6 +21,21 @@ use crate::model::{Device, LocalBroker, Timestamp};
 /// A status sent this long before it arrived was queued on the way (a gateway's local broker
 /// while the WAN was down); under it, the arrival time is as good and immune to device clocks.
 const QUEUED_AFTER_MS: i64 = 60_000;
+/// A gateway silent this long was out of reach (it reports every 30 s).
+const OUT_OF_REACH_MS: i64 = crate::gateway_health::UP_WINDOW_MS;
+/// After an outage, how long its queue may take to drain: statuses arriving later are live.
+const DRAIN_WINDOW_MS: i64 = 15 * 60_000;
+
+/// What a gateway in local-broker mode last reported.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct SiteLink {
+    /// Its broker while it runs: the address its devices are given.
+    serving: Option<(String, u16)>,
+    /// Its last report.
+    last_report_ms: i64,
+    /// Its last outage: the report before it, and the one that ended it.
+    outage: Option<(i64, i64)>,
+}
 
 /// PBKDF2 iterations of the hashes, Mosquitto's own default (`mosquitto_passwd`). More would
 /// protect nothing: a device secret is a random UUIDv4 (122 bits), out of reach of any guessing
@@ -60,6 +75,31 @@ pub(crate) fn firmware_time_ms(text: &str) -> Option<i64> {
 }
 
 impl Registry {
+    /// A gateway's health report: what its local broker does, and when it was heard (an outage
+    /// is a silence longer than [`OUT_OF_REACH_MS`]).
+    pub fn site_report(
+        &self,
+        id: neosens_protocol::ids::GatewayId,
+        report: Option<&neosens_protocol::edge::LocalBrokerReport>,
+        now: i64,
+    ) {
+        let serving = report
+            .filter(|r| r.running)
+            .and_then(|r| Some(LocalBroker { host: r.host.clone()?, port: r.port? }))
+            .and_then(|b| super::gateways::check_local_broker(Some(b)).ok().flatten())
+            .map(|b| (b.host, b.port));
+        let mut links = self.site_links.lock();
+        if serving.is_none() && !links.contains_key(&id) {
+            return;
+        }
+        let link = links.entry(id).or_default();
+        if link.last_report_ms > 0 && now - link.last_report_ms > OUT_OF_REACH_MS {
+            link.outage = Some((link.last_report_ms, now));
+        }
+        link.last_report_ms = now;
+        link.serving = serving;
+    }
+
     /// The enrolled gateways in local-broker mode, each with the buildings of its scope: while
     /// one is out of reach, its buildings are "disconnected" (their statuses wait on the
     /// gateway; the monitor raises no outage alert for them).
@@ -85,50 +125,70 @@ impl Registry {
 
     /// Whether a device is served by a gateway in local-broker mode.
     pub fn behind_local_broker(&self, id: DeviceId) -> bool {
-        let state = self.state.read();
-        state.devices.get(&id).is_some_and(|d| state.local_broker_of(&d.record).is_some())
+        self.local_broker_gateway(id).is_some()
     }
 
-    /// When a status was sent, for `last_seen`: its arrival, except for a device of a gateway in
-    /// local-broker mode whose status says (its `time`) it was sent more than a minute earlier —
-    /// it waited in the bridge's queue during a WAN outage, and its own time is when the device
-    /// was last alive. Never before the device's previous `last_seen`, never in the future.
+    /// The broker a device's credentials name: its own, else the local broker of its gateway
+    /// in local-broker mode while the gateway reports it running (at the address it reports:
+    /// its `[local_broker] advertise` wins), else none (central's broker).
+    pub(crate) fn credentials_broker(&self, state: &State, device: &Device) -> Option<(String, u16)> {
+        if let Some(m) = &device.mqtt {
+            return Some((m.server.clone(), m.port));
+        }
+        let gateway = state.local_broker_gateway_of(device)?;
+        self.site_links.lock().get(&gateway).and_then(|l| l.serving.clone())
+    }
+
+    /// When a status was sent, for `last_seen`: its arrival, except for a status that waited
+    /// in the queue of a gateway's local broker during an outage — its own `time` then, when it
+    /// says it was sent more than a minute before it arrived, after the gateway was last heard
+    /// before the outage (a device clock far behind is not believed), and while the outage lasts
+    /// or its queue drains. Never before the device's previous `last_seen`.
     pub fn status_sent_at(&self, id: DeviceId, time: Option<&str>, arrived: Timestamp) -> Timestamp {
         let Some(sent) = time.and_then(firmware_time_ms) else { return arrived };
         if sent >= arrived.millis() - QUEUED_AFTER_MS {
             return arrived;
         }
-        if !self.behind_local_broker(id) {
+        let Some(gateway) = self.local_broker_gateway(id) else { return arrived };
+        let now = arrived.millis();
+        let since = {
+            let links = self.site_links.lock();
+            let Some(link) = links.get(&gateway) else { return arrived };
+            match link.outage {
+                _ if now - link.last_report_ms > OUT_OF_REACH_MS => link.last_report_ms,
+                Some((from, back)) if now - back <= DRAIN_WINDOW_MS => from,
+                _ => return arrived,
+            }
+        };
+        if sent < since - QUEUED_AFTER_MS {
             return arrived;
         }
+        let previous =
+            self.state.read().statuses.get(&id).and_then(|s| s.last_seen).map_or(i64::MIN, Timestamp::millis);
+        Timestamp(sent.max(previous))
+    }
+
+    /// The gateway in local-broker mode serving a device, if any.
+    fn local_broker_gateway(&self, id: DeviceId) -> Option<neosens_protocol::ids::GatewayId> {
         let state = self.state.read();
-        let previous = state.statuses.get(&id).and_then(|s| s.last_seen).map_or(i64::MIN, Timestamp::millis);
-        if sent <= previous {
-            return arrived;
-        }
-        Timestamp(sent)
+        state.devices.get(&id).and_then(|d| state.local_broker_gateway_of(&d.record))
     }
 }
 
 impl State {
-    /// The local broker a device is given: that of a gateway in local-broker mode whose scope
-    /// holds the device's main room. `None`: central's broker (or the device's own).
-    pub(crate) fn local_broker_of(&self, device: &Device) -> Option<&LocalBroker> {
+    /// The enrolled gateway in local-broker mode whose scope holds the device's main room (the
+    /// first by id, should scopes overlap).
+    pub(crate) fn local_broker_gateway_of(
+        &self,
+        device: &Device,
+    ) -> Option<neosens_protocol::ids::GatewayId> {
         let building = self.rooms.get(device.rooms.first()?)?.building;
         self.gateways
             .values()
-            .filter(|g| g.credentials.is_some())
-            .filter_map(|g| g.settings.local_broker.as_ref().map(|b| (g, b)))
-            .find(|(g, _)| building_in_scope(self, &g.scope, building))
-            .map(|(_, b)| b)
-    }
-
-    /// The broker a device's credentials name: its own, else its gateway's local broker.
-    pub(crate) fn credentials_broker(&self, device: &Device) -> Option<(String, u16)> {
-        match &device.mqtt {
-            Some(m) => Some((m.server.clone(), m.port)),
-            None => self.local_broker_of(device).map(|b| (b.host.clone(), b.port)),
-        }
+            .filter(|g| g.credentials.is_some() && g.settings.local_broker.is_some())
+            .filter(|g| building_in_scope(self, &g.scope, building))
+            .map(|g| g.id)
+            .min()
     }
 }
 
@@ -138,6 +198,11 @@ mod tests {
 
     use super::*;
     use crate::registry::{GatewayChanges, NewGateway, ScopeSpec};
+
+    /// 2023-10-27 08:15:02 UTC: a status's `time`, and the gateway's last report before its
+    /// outage a little before.
+    const SENT: i64 = 1_698_394_502_000;
+    const T0: i64 = SENT - 30_000;
 
     /// A gateway in local-broker mode: its devices are given its broker (once it is enrolled),
     /// its snapshot carries its settings and one account per device whose hash checks the
@@ -161,8 +226,20 @@ mod tests {
         let secret = first.password.clone().unwrap();
         let token = registry.start_enrolment(gw.id).unwrap();
         registry.enroll_gateway(&token.token).unwrap().unwrap();
+        assert_eq!(registry.legacy_credentials(mac).unwrap().unwrap().server, None, "no report yet");
+        // The gateway reports its broker running, at the address it advertises.
+        let report = |running: bool| neosens_protocol::edge::LocalBrokerReport {
+            running,
+            accounts: 2,
+            host: Some("10.0.0.2".into()),
+            port: Some(1884),
+        };
+        registry.site_report(gw.id, Some(&report(true)), T0);
         let again = registry.legacy_credentials(mac).unwrap().unwrap();
-        assert_eq!((again.server.as_deref(), again.port), (Some("gw.site"), Some(1884)));
+        assert_eq!((again.server.as_deref(), again.port), (Some("10.0.0.2"), Some(1884)));
+        registry.site_report(gw.id, Some(&report(false)), T0 + 30_000);
+        assert_eq!(registry.legacy_credentials(mac).unwrap().unwrap().server, None, "not running: central's");
+        registry.site_report(gw.id, Some(&report(true)), T0 + 60_000);
 
         let batch = registry.edge_sync(gw.id, 0, None, 2).unwrap().unwrap();
         assert_eq!(batch.kind, BatchKind::Snapshot);
@@ -191,23 +268,34 @@ mod tests {
                 .any(|c| matches!(c, Change::SetGatewaySettings(_) | Change::SetBrokerAccount(..)))
         );
 
-        // A status sent 10 minutes before it arrived keeps its time; a recent one, its arrival.
-        let arrived = Timestamp(1_698_394_502_000 + 600_000);
-        let sent = registry.status_sent_at(devices[0], Some("2023-10-27 10:15:02 +0200"), arrived);
-        assert_eq!(sent, Timestamp(1_698_394_502_000));
-        let recent = Timestamp(1_698_394_502_000 + 30_000);
-        assert_eq!(registry.status_sent_at(devices[0], Some("2023-10-27 10:15:02 +0200"), recent), recent);
+        // The gateway silent from T0 + 60 s: a status sent during the outage and arriving 10
+        // minutes later keeps its time; a recent one, or one older than the outage (a clock far
+        // behind), its arrival; once the queue has had time to drain, arrivals again.
+        let sent_at = "2023-10-27 10:15:02 +0200";
+        let arrived = Timestamp(T0 + 600_000);
+        assert_eq!(registry.status_sent_at(devices[0], Some(sent_at), arrived), Timestamp(SENT));
+        let recent = Timestamp(SENT + 30_000);
+        assert_eq!(registry.status_sent_at(devices[0], Some(sent_at), recent), recent);
+        assert_eq!(registry.status_sent_at(devices[0], Some("2023-10-27 09:00:00 +0200"), arrived), arrived);
+        registry.site_report(gw.id, Some(&report(true)), T0 + 700_000);
+        assert_eq!(
+            registry.status_sent_at(devices[0], Some(sent_at), Timestamp(T0 + 710_000)),
+            Timestamp(SENT)
+        );
+        let late = Timestamp(T0 + 700_000 + DRAIN_WINDOW_MS + 1);
+        assert_eq!(registry.status_sent_at(devices[0], Some(sent_at), late), late);
         assert_eq!(registry.local_broker_scopes(), vec![(gw.id, vec![building])]);
 
         // Off again: central's broker, no accounts, and the same catch-up no longer applies.
         let patch = GatewayChanges { local_broker: Some(None), ..GatewayChanges::default() };
         registry.update_gateway(gw.id, patch).unwrap();
         assert_eq!(registry.legacy_credentials(mac).unwrap().unwrap().server, None);
+        let arrived = Timestamp(T0 + 710_000);
         let batch = registry.edge_sync(gw.id, registry.revision() - 1, None, 2).unwrap().unwrap();
         assert_eq!(batch.kind, BatchKind::Snapshot, "its own settings changed: a snapshot");
         assert!(matches!(&batch.changes[0], Change::SetGatewaySettings(s) if s.local_broker.is_none()));
         assert!(!batch.changes.iter().any(|c| matches!(c, Change::SetBrokerAccount(..))));
-        assert_eq!(registry.status_sent_at(devices[0], Some("2023-10-27 10:15:02 +0200"), arrived), arrived);
+        assert_eq!(registry.status_sent_at(devices[0], Some(sent_at), arrived), arrived);
         assert!(registry.local_broker_scopes().is_empty());
     }
 

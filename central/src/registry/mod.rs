@@ -152,6 +152,9 @@ pub struct Registry {
     /// When each device's last status was kept in its history (one a minute at most). Holds
     /// registered devices only; a deleted one's entry goes at the next restart.
     history_last: Mutex<std::collections::HashMap<neosens_protocol::ids::DeviceId, i64>>,
+    /// What the gateways in local-broker mode last reported of their broker and link (in
+    /// memory, one entry per gateway that reported: bounded by the registered gateways).
+    site_links: Mutex<std::collections::HashMap<neosens_protocol::ids::GatewayId, local_broker::SiteLink>>,
 }
 
 /// Decisions made again after another replica's change, before the write fails (each retry
@@ -179,6 +182,7 @@ impl Registry {
             revisions,
             history: RwLock::new(history::HistoryConfig::default()),
             history_last: Mutex::new(std::collections::HashMap::new()),
+            site_links: Mutex::new(std::collections::HashMap::new()),
         };
         registry.ensure_default_site()?;
         Ok(registry)

@@ -45,7 +45,7 @@ impl Registry {
             };
             let d = &entry.record;
             if d.credentials_delivered {
-                let mqtt = state.credentials_broker(d);
+                let mqtt = self.credentials_broker(&state, d);
                 return Ok(Some(Credentials::new(d.login.clone(), None, mqtt)));
             }
             false
@@ -62,7 +62,7 @@ impl Registry {
                 return Ok((vec![], None));
             };
             let d = &entry.record;
-            let mqtt = state.credentials_broker(d);
+            let mqtt = self.credentials_broker(state, d);
             if d.credentials_delivered {
                 return Ok((vec![], Some(Credentials::new(d.login.clone(), None, mqtt))));
             }

@@ -93,7 +93,13 @@ impl Cache {
                 return Ok(ApplyTiming { write: started.elapsed(), commit: Duration::ZERO });
             }
         };
-        txn.open_table(META).map_err(backend)?.insert(META_REVISION, revision).map_err(backend)?;
+        {
+            let mut meta = txn.open_table(META).map_err(backend)?;
+            meta.insert(META_REVISION, revision).map_err(backend)?;
+            if let Step::SnapshotPage { .. } = step {
+                meta.insert(super::site_broker::META_SYNC_LEVEL, super::SYNC_LEVEL).map_err(backend)?;
+            }
+        }
         let write = started.elapsed();
         txn.commit().map_err(backend)?;
         drop(pending);

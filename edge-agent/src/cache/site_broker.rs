@@ -6,13 +6,18 @@
 use neosens_protocol::sync::{BrokerAccount, DeviceRecord, GatewaySettingsRecord, RoomRecord};
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::{Cache, CacheError, DEVICES, Key, ROOMS, backend};
+use super::{Cache, CacheError, DEVICES, Key, META, META_REVISION, ROOMS, backend};
 
 /// Device id → its password-file hash.
 pub(super) const BROKER_ACCOUNTS: TableDefinition<Key, &str> = TableDefinition::new("broker_accounts");
 /// One entry, [`SETTINGS_KEY`]: the gateway's settings (postcard).
 pub(super) const GATEWAY_SETTINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("gateway_settings");
 const SETTINGS_KEY: &str = "settings";
+/// What the copy holds beyond the records: [`SYNC_LEVEL`] once a snapshot came with the
+/// gateway's settings and its local broker accounts (absent: an older agent's copy).
+pub(super) const META_SYNC_LEVEL: &str = "sync_level";
+/// The sync level of this build (`ext=2`).
+pub const SYNC_LEVEL: u64 = 2;
 
 /// Applies a `SetBrokerAccount` (`None` forgets the account).
 pub(super) fn set_account(
@@ -53,6 +58,19 @@ pub struct BrokerUser {
 }
 
 impl Cache {
+    /// The revision to sync from: [`Cache::revision`], or 0 (a snapshot) while the copy was made
+    /// by an older agent, which did not ask for the gateway's settings and broker accounts —
+    /// deltas would never bring them.
+    pub fn sync_from(&self) -> Result<u64, CacheError> {
+        let txn = self.registry.begin_read().map_err(backend)?;
+        let meta = txn.open_table(META).map_err(backend)?;
+        let level = meta.get(META_SYNC_LEVEL).map_err(backend)?.map_or(0, |v| v.value());
+        if level < SYNC_LEVEL {
+            return Ok(0);
+        }
+        Ok(meta.get(META_REVISION).map_err(backend)?.map_or(0, |v| v.value()))
+    }
+
     /// The gateway's settings from central (the defaults before central sent any).
     pub fn gateway_settings(&self) -> Result<GatewaySettingsRecord, CacheError> {
         let txn = self.registry.begin_read().map_err(backend)?;
@@ -158,6 +176,20 @@ mod tests {
 
     fn batch(kind: BatchKind, revision: u64, changes: Vec<Change>) -> SyncBatch {
         SyncBatch { revision, kind, more: false, changes }
+    }
+
+    /// A copy an older agent made (deltas only since its last snapshot) is synced again from
+    /// scratch once, so the settings and accounts it never asked for arrive.
+    #[test]
+    fn an_older_agents_copy_is_synced_again_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        cache.apply(&batch(BatchKind::Delta, 7, vec![device(1, true)]), 7).unwrap();
+        assert_eq!((cache.revision().unwrap(), cache.sync_from().unwrap()), (7, 0));
+        cache.apply(&batch(BatchKind::Snapshot, 8, vec![device(1, true)]), 8).unwrap();
+        assert_eq!(cache.sync_from().unwrap(), 8);
+        cache.apply(&batch(BatchKind::Delta, 9, vec![]), 9).unwrap();
+        assert_eq!(cache.sync_from().unwrap(), 9);
     }
 
     /// Settings and accounts come with sync, follow deltas (a deleted or disabled device loses

@@ -29,6 +29,28 @@ pub struct Upstream {
     pub password: String,
 }
 
+impl Upstream {
+    /// Refuses a login or password that cannot be one word of `mosquitto.conf` (it would
+    /// otherwise write lines of its own into it).
+    pub fn check(&self) -> Result<(), String> {
+        let word =
+            |s: &str| !s.is_empty() && !s.contains(|c: char| c.is_whitespace() || c.is_control() || c == '#');
+        if !word(&self.username) || !word(&self.password) || !word(&self.host) {
+            return Err("the bridge's host, login or password has spaces, control characters or '#'".into());
+        }
+        Ok(())
+    }
+
+    /// The bridge's client id on the local broker: derived from the gateway's password, so a
+    /// device cannot guess it and take the bridge's session over.
+    fn local_client_id(&self) -> String {
+        let mut h = std::hash::DefaultHasher::new();
+        h.write(b"neosens local bridge/");
+        h.write(self.password.as_bytes());
+        format!("neosens-bridge-{:016x}", h.finish())
+    }
+}
+
 impl std::fmt::Debug for Upstream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}@{}:{} (tls: {})", self.username, self.host, self.port, self.tls)
@@ -103,6 +125,9 @@ pub(super) fn mosquitto_conf(
          # the bridge's QoS.\n\
          queue_qos0_messages true\n\
          upgrade_outgoing_qos true\n\
+         # Devices never retain (spec: retain false); a status is far below 64 KiB.\n\
+         retain_available false\n\
+         max_packet_size 65536\n\
          log_dest stderr\n\
          log_type error\n\
          log_type warning\n\
@@ -118,7 +143,9 @@ pub(super) fn mosquitto_conf(
         // write its files here; as any other user it keeps the agent's.
         user = if rustix::process::geteuid().is_root() { "user root\n" } else { "" },
     );
-    let Some(up) = upstream else { return out };
+    let topics: Vec<&String> = topics.iter().filter(|t| plain_topic(t)).collect();
+    // Mosquitto refuses a bridge without topics: none until the scope has a room.
+    let Some(up) = upstream.filter(|_| !topics.is_empty()) else { return out };
     let _ = write!(
         out,
         "\n# The bridge to central's broker, with the gateway's login: the scope's topics only.\n\
@@ -128,7 +155,7 @@ pub(super) fn mosquitto_conf(
          remote_clientid {user}-bridge\n\
          remote_username {user}\n\
          remote_password {password}\n\
-         local_clientid neosens-bridge\n\
+         local_clientid {local_id}\n\
          cleansession false\n\
          try_private false\n\
          notifications false\n\
@@ -138,6 +165,7 @@ pub(super) fn mosquitto_conf(
         port = up.port,
         user = up.username,
         password = up.password,
+        local_id = up.local_client_id(),
     );
     if up.tls {
         out.push_str("bridge_capath /etc/ssl/certs\n");
@@ -147,7 +175,7 @@ pub(super) fn mosquitto_conf(
     // `max_inflight_messages` (PUBREC "quota exceeded", which an MQTT 3.1.1 bridge cannot see):
     // they would be lost. QoS 1 may send again the one message in flight when the link drops;
     // central drops such a repeat (byte for byte the device's previous status).
-    for base in topics.iter().filter(|t| plain_topic(t)) {
+    for base in topics {
         let _ = writeln!(out, "topic {base}/+ out 1\ntopic {base}/+/command in 1");
     }
     out
@@ -249,6 +277,25 @@ mod tests {
     fn no_upstream_no_bridge() {
         let conf = mosquitto_conf(Path::new("/d"), &LocalBrokerConfig::default(), None, &["u4/1".into()]);
         assert!(!conf.contains("connection"));
+        let up = Upstream {
+            host: "c".into(),
+            port: 1883,
+            tls: false,
+            username: "gw-1".into(),
+            password: "p".into(),
+        };
+        let no_rooms = mosquitto_conf(Path::new("/d"), &LocalBrokerConfig::default(), Some(&up), &[]);
+        assert!(!no_rooms.contains("connection"), "Mosquitto refuses a bridge without topics");
+        let bridged =
+            mosquitto_conf(Path::new("/d"), &LocalBrokerConfig::default(), Some(&up), &["u4/1".into()]);
+        assert!(
+            bridged.contains("local_clientid neosens-bridge-")
+                && !bridged.contains("local_clientid neosens-bridge\n")
+        );
+        for bad in ["p w", "p\nlog_dest file /etc/x", "p#"] {
+            assert!(Upstream { password: bad.into(), ..up.clone() }.check().is_err(), "{bad:?}");
+        }
+        assert!(up.check().is_ok());
         assert!(conf.contains("listener 1883 0.0.0.0\n"));
         assert!(conf.contains("persistence_location /d/db/\n"));
     }

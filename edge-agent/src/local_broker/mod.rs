@@ -10,9 +10,10 @@
 //! files from its registry copy after each sync, reloads Mosquitto (SIGHUP) when accounts
 //! change, restarts it when the bridge's topics change, and restarts it if it exits.
 //!
-//! Whether the mode is on: `[local_broker] enabled` when set (the local file wins), otherwise
-//! central's setting for this gateway. Devices are given `[local_broker] advertise`, otherwise
-//! the address central's setting names.
+//! Whether the mode is on: central's setting for this gateway, unless `[local_broker] enabled =
+//! false` (the local file wins). Devices are given `[local_broker] advertise`, otherwise the
+//! address central's setting names, while Mosquitto runs; the gateway reports it to central,
+//! which then gives it too.
 
 mod files;
 mod process;
@@ -35,7 +36,8 @@ use crate::sync::SyncStats;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LocalBrokerConfig {
-    /// On or off whatever central says; unset: as central sets it for this gateway.
+    /// `false` keeps this gateway out of local-broker mode whatever central says; unset or
+    /// `true`: as central sets it (central makes the accounts, so it cannot be on without it).
     pub enabled: Option<bool>,
     /// `host:port` the devices are given; unset: the address set in central.
     pub advertise: Option<String>,
@@ -84,7 +86,7 @@ impl LocalBrokerConfig {
     /// The broker devices are given when the mode is on: this file's, else central's; `None`
     /// when the mode is off.
     fn effective(&self, central: &GatewaySettingsRecord) -> Option<Option<(String, u16)>> {
-        if !self.enabled.unwrap_or(central.local_broker.is_some()) {
+        if self.enabled == Some(false) || central.local_broker.is_none() {
             return None;
         }
         let from_central = central.local_broker.as_ref().map(|e| (e.server.clone(), e.port));
@@ -104,6 +106,8 @@ pub struct LocalBroker {
     pub starts: std::sync::atomic::AtomicU64,
     /// Accounts in its password file.
     pub accounts: std::sync::atomic::AtomicU64,
+    /// Whether the mode is on (as central sets it, unless the local file turns it off).
+    on: std::sync::atomic::AtomicBool,
 }
 
 impl LocalBroker {
@@ -114,6 +118,26 @@ impl LocalBroker {
 
     fn set_advertised(&self, value: Option<(String, u16)>) {
         *self.advertised.write().unwrap_or_else(std::sync::PoisonError::into_inner) = value;
+    }
+
+    /// The broker devices are given right now: the advertised one while Mosquitto runs.
+    pub fn serving(&self) -> Option<(String, u16)> {
+        if self.running.load(std::sync::atomic::Ordering::Relaxed) { self.advertised() } else { None }
+    }
+
+    /// What the gateway's health report says of it (`None` while the mode is off).
+    pub fn report(&self) -> Option<neosens_protocol::edge::LocalBrokerReport> {
+        use std::sync::atomic::Ordering::Relaxed;
+        if !self.on.load(Relaxed) {
+            return None;
+        }
+        let advertised = self.advertised();
+        Some(neosens_protocol::edge::LocalBrokerReport {
+            running: self.running.load(Relaxed),
+            accounts: self.accounts.load(Relaxed),
+            host: advertised.as_ref().map(|(h, _)| h.clone()),
+            port: advertised.map(|(_, p)| p),
+        })
     }
 }
 
@@ -128,8 +152,8 @@ pub struct Context {
     pub cache: Cache,
     /// Woken after each sync batch.
     pub sync: Arc<SyncStats>,
-    /// Central's broker, for the bridge (`None`: no bridge, the local broker alone).
-    pub upstream: Option<Upstream>,
+    /// Central's broker, for the bridge.
+    pub upstream: Upstream,
     /// Shared state.
     pub state: Arc<LocalBroker>,
 }
@@ -170,10 +194,15 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) -> anyhow::Result<()
         let synced = ctx.sync.synced.notified();
         tokio::pin!(synced);
         synced.as_mut().enable();
-        match step(&ctx, &mut broker, &mut rendered).await {
-            Ok(()) => {}
-            Err(e) => tracing::error!(error = %e, "local broker"),
-        }
+        // A step that failed (Mosquitto missing, a full disk) is tried again after a while,
+        // not only at the next sync batch.
+        let retry = match step(&ctx, &mut broker, &mut rendered).await {
+            Ok(()) => None,
+            Err(e) => {
+                tracing::error!(error = %e, retry_in_s = backoff.current().as_secs(), "local broker");
+                Some(backoff.next_delay())
+            }
+        };
         let exited = async {
             match broker.as_mut() {
                 Some(b) => b.exited().await,
@@ -183,6 +212,7 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) -> anyhow::Result<()
         tokio::select! {
             () = shutdown.cancelled() => break,
             () = &mut synced => {}
+            () = async { match retry { Some(d) => tokio::time::sleep(d).await, None => std::future::pending().await } } => {}
             status = exited => {
                 tracing::warn!(%status, retry_in_s = backoff.current().as_secs(), "the local broker exited: starting it again");
                 broker = None;
@@ -212,6 +242,7 @@ async fn step(
     let cache = ctx.cache.clone();
     let settings = neosens_runtime::blocking::run(move || cache.gateway_settings()).await?;
     let Some(advertised) = ctx.config.effective(&settings) else {
+        ctx.state.on.store(false, std::sync::atomic::Ordering::Relaxed);
         ctx.state.set_advertised(None);
         if let Some(b) = broker.take() {
             tracing::info!("local-broker mode off: stopping the local broker");
@@ -221,6 +252,7 @@ async fn step(
         *rendered = Rendered::default();
         return Ok(());
     };
+    ctx.state.on.store(true, std::sync::atomic::Ordering::Relaxed);
     ctx.state.set_advertised(advertised);
     let (job, previous) = (ctx.clone(), *rendered);
     let written = neosens_runtime::blocking::run(move || write_files(&job, previous))
@@ -242,6 +274,7 @@ async fn step(
         _ => {
             if let Some(b) = broker.take() {
                 tracing::info!("local broker configuration changed: restarting it");
+                ctx.state.running.store(false, std::sync::atomic::Ordering::Relaxed);
                 b.stop().await;
             }
             let started = process::Mosquitto::start(&ctx.config.mosquitto, &ctx.dir.join("mosquitto.conf"))?;
@@ -286,7 +319,7 @@ fn write_files(ctx: &Context, previous: Rendered) -> anyhow::Result<Written> {
     let (passwd_hash, passwd_changed) = passwd.finish(previous.passwd)?;
     let (acl_hash, acl_changed) = acl.finish(previous.acl)?;
     let mut conf = files::Staged::create(&dir.join("mosquitto.conf"))?;
-    conf.push(&files::mosquitto_conf(dir, &ctx.config, ctx.upstream.as_ref(), &topics))?;
+    conf.push(&files::mosquitto_conf(dir, &ctx.config, Some(&ctx.upstream), &topics))?;
     let (conf_hash, conf_changed) = conf.finish(previous.conf)?;
     Ok(Written {
         hashes: Rendered { conf: Some(conf_hash), passwd: Some(passwd_hash), acl: Some(acl_hash) },
@@ -316,7 +349,7 @@ mod tests {
         c.enabled = Some(false);
         assert_eq!(c.effective(&on), None);
         c.enabled = Some(true);
-        assert_eq!(c.effective(&off), Some(None));
+        assert_eq!(c.effective(&off), None, "the accounts come from central");
         c.advertise = Some("10.0.0.2:1884".into());
         assert_eq!(c.effective(&on), Some(Some(("10.0.0.2".into(), 1884))));
     }

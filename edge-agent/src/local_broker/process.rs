@@ -11,8 +11,12 @@ use std::time::Duration;
 use rustix::process::{Pid, Signal};
 use tokio::io::unix::AsyncFd;
 
-/// How long Mosquitto has to save its queue and exit before it is killed.
-const STOP_DEADLINE: Duration = Duration::from_secs(10);
+/// How long the agent waits for Mosquitto to save its queue and exit (within the agent's own
+/// drain deadline). Past it, Mosquitto is left to finish: systemd's stop of the unit, or the
+/// agent's next start ([`stop_leftover`]), sees it out.
+const STOP_DEADLINE: Duration = Duration::from_secs(4);
+/// How long a leftover Mosquitto has to exit before it is killed.
+const LEFTOVER_DEADLINE: Duration = Duration::from_secs(10);
 
 /// A running Mosquitto.
 pub(super) struct Mosquitto {
@@ -65,15 +69,17 @@ impl Mosquitto {
         }
     }
 
-    /// SIGTERM, then SIGKILL past [`STOP_DEADLINE`].
+    /// SIGTERM, and waits for it up to [`STOP_DEADLINE`] (never killed: it may be saving a
+    /// long queue).
     pub(super) async fn stop(mut self) {
         if let Some(p) = pid(&self.child) {
             let _ = rustix::process::kill_process(p, Signal::TERM);
         }
         if tokio::time::timeout(STOP_DEADLINE, self.exited()).await.is_err() {
-            tracing::warn!(pid = self.child.id(), "the local broker did not stop within 10 s: killed");
-            let _ = self.child.kill();
-            let _ = self.exited().await;
+            tracing::warn!(
+                pid = self.child.id(),
+                "the local broker is still saving its queue: left to finish"
+            );
         }
     }
 }
@@ -102,9 +108,13 @@ pub(super) fn stop_leftover(pid_file: &Path) {
     let Some(pid) = Pid::from_raw(p).filter(|_| is_mosquitto) else { return };
     tracing::warn!(pid = p, "stopping the local broker a previous run left behind");
     let _ = rustix::process::kill_process(pid, Signal::TERM);
-    let deadline = std::time::Instant::now() + STOP_DEADLINE;
-    while std::path::Path::new(&format!("/proc/{p}")).exists() && std::time::Instant::now() < deadline {
+    let gone = || !Path::new(&format!("/proc/{p}")).exists();
+    let deadline = std::time::Instant::now() + LEFTOVER_DEADLINE;
+    while !gone() && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
-    let _ = rustix::process::kill_process(pid, Signal::KILL);
+    if !gone() {
+        tracing::warn!(pid = p, "the leftover local broker did not stop within 10 s: killed");
+        let _ = rustix::process::kill_process(pid, Signal::KILL);
+    }
 }

@@ -108,12 +108,15 @@ fn stored(state: &Path) -> Value {
     serde_json::from_str::<Value>(&text).unwrap_or(Value::Null)[MAC].clone()
 }
 
-/// A status in the firmware's format whose `heap` numbers it (the simulator's are 160,000 and
-/// more).
+/// A status in the firmware's format, sent now, whose `heap` numbers it (the simulator's are
+/// 160,000 and more).
 fn numbered_status(n: u32) -> String {
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day] [hour]:[minute]:[second] [offset_hour sign:mandatory][offset_minute]"
+    );
     FirmwareStatus {
         frequency: 1800,
-        time: "2026-12-06 10:00:00 +0100".into(),
+        time: time::OffsetDateTime::now_utc().format(&format).unwrap(),
         status: "running".into(),
         modules: 3,
         heap: n,

@@ -2007,6 +2007,7 @@ export interface components {
              *     since its last report, oldest first; at most [`MAX_DOWNLINK_OUTCOMES`].
              */
             downlinks?: components["schemas"]["DownlinkOutcome"][];
+            local_broker?: null | components["schemas"]["LocalBrokerReport"];
         };
         /** @description An image as the API shows it. */
         ImageView: {
@@ -2137,6 +2138,26 @@ export interface components {
              * @description TCP port of its local broker (1883 usually).
              */
             port: number;
+        };
+        /**
+         * @description A gateway's local broker as it reports it: central gives devices of its scope this broker
+         *     only while the gateway says it runs, bridged, at a known address.
+         */
+        LocalBrokerReport: {
+            /** @description Whether Mosquitto runs. */
+            running: boolean;
+            /**
+             * Format: int64
+             * @description Device accounts in its password file.
+             */
+            accounts: number;
+            /** @description The host devices are given (`None`: none known, devices are not moved to it). */
+            host?: string | null;
+            /**
+             * Format: int32
+             * @description Its port.
+             */
+            port?: number | null;
         };
         /** @description A session as an admin gives it (keys in hex, shown nowhere afterwards). */
         LorawanInput: {

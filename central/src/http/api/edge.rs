@@ -292,6 +292,8 @@ pub(super) async fn health(
         };
         s.unclaimed.merge(mac, asker, at, u.count.max(1));
     }
+    // Its local broker: its devices are given it while it runs (checked as an admin's setting).
+    s.registry.site_report(id, report.local_broker.as_ref(), now);
     s.gateways.report(id, report, now);
     Ok(StatusCode::NO_CONTENT)
 }
