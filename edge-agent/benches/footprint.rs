@@ -44,7 +44,9 @@ fn main() {
     let local_broker = std::env::var_os("BENCH_LOCAL_BROKER").is_some();
     let agent = bin.clone().unwrap_or_else(|| std::path::PathBuf::from(support::EDGE));
     let config_dir = tempfile::tempdir().unwrap();
-    let (mut edge, edge_dir) = if local_broker {
+    // Local-broker mode needs a broker upstream for its bridge (central's is embedded here).
+    let upstream = local_broker.then(|| neosens_runtime::testing::Mosquitto::start(""));
+    let (mut edge, edge_dir) = if let Some(upstream) = &upstream {
         let port = neosens_runtime::testing::free_port();
         let config = config_dir.path().join("edge.toml");
         std::fs::write(
@@ -54,7 +56,9 @@ fn main() {
         .unwrap();
         let body = serde_json::json!({"name": "gw-bench", "scope": {"site": "ut3"},
             "local_broker": {"host": "127.0.0.1", "port": port}});
-        fleet.gateway_created(&agent, body, &[("NEOSENS_EDGE_CONFIG", config.to_str().unwrap())])
+        let env =
+            [("NEOSENS_EDGE_CONFIG", config.to_str().unwrap()), ("NEOSENS_EDGE_MQTT_URL", &upstream.url())];
+        fleet.gateway_created(&agent, body, &env)
     } else {
         fleet.gateway_with(&agent, "gw-bench")
     };

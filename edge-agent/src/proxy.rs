@@ -160,8 +160,8 @@ fn passthrough(answer: Forwarded) -> Response {
 /// it serves (central learns it from the gateway's reports, up to 30 s later): the device keeps
 /// the broker it is given. A device with a broker of its own keeps that one.
 fn with_local_broker(p: &Proxy, cached: Option<&CachedDevice>, mut answer: Forwarded) -> Forwarded {
-    let Some(device) = cached.filter(|d| d.record.mqtt.is_none()) else { return answer };
-    let Some((host, port)) = p.local_broker.serving() else { return answer };
+    let Some(device) = cached else { return answer };
+    let Some((host, port)) = local_broker_for(p, device) else { return answer };
     if answer.status != 200 {
         return answer;
     }
@@ -173,6 +173,21 @@ fn with_local_broker(p: &Proxy, cached: Option<&CachedDevice>, mut answer: Forwa
     creds.port = Some(port);
     answer.body = Bytes::from(creds.to_legacy_json());
     answer
+}
+
+/// The local broker a device is given: while it serves, to a device without a broker of its
+/// own whose main room is of this gateway's scope (a device of several rooms may be cached for
+/// another one; its statuses would not cross the bridge).
+fn local_broker_for(p: &Proxy, device: &CachedDevice) -> Option<(String, u16)> {
+    if device.record.mqtt.is_some() {
+        return None;
+    }
+    let main = *device.record.rooms.first()?;
+    let in_scope = p.cache.room(main).is_ok_and(|r| r.is_some_and(|r| !r.base_topic.is_empty()));
+    if !in_scope {
+        return None;
+    }
+    p.local_broker.serving()
 }
 
 fn internal(what: &str, e: impl std::fmt::Display) -> Response {
@@ -222,7 +237,7 @@ async fn credentials(
 async fn local_credentials(p: &Proxy, device: CachedDevice) -> Response {
     let d = &device.record;
     // The device's own broker, else the gateway's in local-broker mode (as central answers).
-    let mqtt = d.mqtt.as_ref().map(|m| (m.server.clone(), m.port)).or_else(|| p.local_broker.serving());
+    let mqtt = d.mqtt.as_ref().map(|m| (m.server.clone(), m.port)).or_else(|| local_broker_for(p, &device));
     let without_password =
         || json_body(Credentials::new(d.login.clone(), None, mqtt.clone()).to_legacy_json());
     let (Some(staged), false) = (&d.staged_secret, device.delivered()) else {

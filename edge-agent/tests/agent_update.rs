@@ -114,7 +114,8 @@ fn site(
     let central_dir = tempfile::tempdir().unwrap();
     let central_config = central_dir.path().join("central.toml");
     std::fs::write(&central_config, "[firmware]\nmax_image_bytes = 1073741824\n").unwrap();
-    let port = neosens_runtime::testing::free_port();
+    // Port 0: central's address is read from its log (a port picked beforehand may be taken).
+    let port = 0;
     let config = central_config.to_string_lossy().into_owned();
     let central =
         start_central_with(central_dir.path(), port, &mosquitto.url(), &[("NEOSENS_CONFIG", &config)]);

@@ -8,7 +8,7 @@ mod common;
 use std::net::UdpSocket;
 
 use common::{enrolled_gateway, register_vector_node, start_central, start_edge};
-use neosens_runtime::testing::{DEADLINE, free_port, raw_http, wait_until};
+use neosens_runtime::testing::{DEADLINE, raw_http, wait_until};
 use serde_json::json;
 
 /// Resident memory the agent may reach under the flood (it idles at ~12 MB; the dedupe window's
@@ -49,7 +49,7 @@ fn random_push(rng: &mut fastrand::Rng, token: u16) -> Vec<u8> {
 fn a_flood_of_random_dev_addrs_leaves_no_state_and_memory_bounded() {
     let central_dir = tempfile::tempdir().unwrap();
     // No broker: the outbox keeps what the node sends.
-    let central = start_central(central_dir.path(), free_port(), "mqtt://127.0.0.1:1");
+    let central = start_central(central_dir.path(), 0, "mqtt://127.0.0.1:1");
     let c = central.addr("http");
     let building = register_vector_node(c);
     let edge_dir = enrolled_gateway(c, "gw-irit2", json!({"buildings": [building.id]}));

@@ -27,7 +27,7 @@ const APP_1: [u8; 16] =
 fn an_uplink_from_a_forwarder_reaches_the_broker_decoded() {
     let mosquitto = Mosquitto::start("");
     let central_dir = tempfile::tempdir().unwrap();
-    let central = start_central(central_dir.path(), neosens_runtime::testing::free_port(), &mosquitto.url());
+    let central = start_central(central_dir.path(), 0, &mosquitto.url());
     let c = central.addr("http");
     let building = register_vector_node(c);
 
@@ -171,7 +171,7 @@ fn acknowledged_uplinks_survive_kill_9() {
     let hex = |k: &[u8; 16]| k.iter().map(|b| format!("{b:02x}")).collect::<String>();
     let mosquitto = Mosquitto::start("");
     let central_dir = tempfile::tempdir().unwrap();
-    let central = start_central(central_dir.path(), neosens_runtime::testing::free_port(), &mosquitto.url());
+    let central = start_central(central_dir.path(), 0, &mosquitto.url());
     let c = central.addr("http");
     let admin = ApiClient::admin(c);
     let building = admin.create_building(json!({"name": "KILL"})).expect("a building");

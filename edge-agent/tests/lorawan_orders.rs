@@ -90,8 +90,7 @@ fn publish(broker: SocketAddr, topic: &str, payload: &str) {
 fn an_order_from_the_api_reaches_the_node_with_its_next_uplink() {
     let mosquitto = Mosquitto::start("");
     let central_dir = tempfile::tempdir().unwrap();
-    let mut central =
-        start_central(central_dir.path(), neosens_runtime::testing::free_port(), &mosquitto.url());
+    let mut central = start_central(central_dir.path(), 0, &mosquitto.url());
     let c = central.addr("http");
     let building = register_vector_node(c);
     let edge_dir = enrolled_gateway(c, "gw-orders", json!({"buildings": [building.id]}));

@@ -41,7 +41,7 @@ fn health_and_pull_acks_answer_while_the_disk_is_slow() {
     // Central and its broker, a device in a room, the gateway enrolled for its building.
     let mosquitto = Mosquitto::start("");
     let central_dir = tempfile::tempdir().unwrap();
-    let central = start_central(central_dir.path(), neosens_runtime::testing::free_port(), &mosquitto.url());
+    let central = start_central(central_dir.path(), 0, &mosquitto.url());
     let c = central.addr("http");
     let admin = ApiClient::admin(c);
     let building = admin.create_building(json!({"name": "IRIT2"})).expect("building IRIT2");

@@ -31,6 +31,9 @@ pub(crate) fn central_binary() -> PathBuf {
     bin
 }
 
+/// Central on `127.0.0.1:<port>`: 0 unless the test restarts it on the same address (its
+/// address is then read from its log, `addr("http")`; a port picked beforehand may be taken
+/// by then).
 pub(crate) fn start_central(data: &Path, port: u16, mqtt: &str) -> ServiceProcess {
     start_central_with(data, port, mqtt, &[])
 }
