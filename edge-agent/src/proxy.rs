@@ -182,12 +182,11 @@ fn local_broker_for(p: &Proxy, device: &CachedDevice) -> Option<(String, u16)> {
     if device.record.mqtt.is_some() {
         return None;
     }
+    // The cheap check first: most gateways serve no local broker, and need no database read.
+    let serving = p.local_broker.serving()?;
     let main = *device.record.rooms.first()?;
     let in_scope = p.cache.room(main).is_ok_and(|r| r.is_some_and(|r| !r.base_topic.is_empty()));
-    if !in_scope {
-        return None;
-    }
-    p.local_broker.serving()
+    in_scope.then_some(serving)
 }
 
 fn internal(what: &str, e: impl std::fmt::Display) -> Response {

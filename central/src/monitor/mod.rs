@@ -188,6 +188,22 @@ pub async fn run(
     }
 }
 
+/// What taking the lead changes: disconnected sites first (their overdue devices are held, not
+/// alerted, by what follows), every device watched, and outages open when central stopped and
+/// over since resolved.
+fn take_lead(
+    registry: &Arc<Registry>,
+    monitor: &Monitor,
+    gateways: &crate::gateway_health::GatewayHealth,
+    now: i64,
+) -> Vec<(Event, AlertRecord)> {
+    let disconnected = crate::gateway_health::disconnected_buildings(registry, gateways, now);
+    let mut events = monitor.apply(|t, c| t.set_disconnected(disconnected, now, c));
+    events.extend(watch(registry, monitor, now, None));
+    events.extend(monitor.apply(|t, c| t.drop_restored(now, c)));
+    events
+}
+
 /// Leads the monitor until `shutdown` or an input closes (`false`), or the lead is lost
 /// (`true`).
 async fn lead(
@@ -208,13 +224,7 @@ async fn lead(
     let watch_all =
         |monitor: &Monitor, now: i64, only: Option<&HashSet<DeviceId>>| watch(registry, monitor, now, only);
     let now = clock.now();
-    // Disconnected sites first: their overdue devices are held, not alerted, by what follows.
-    let disconnected = crate::gateway_health::disconnected_buildings(registry, &inputs.gateways, now);
-    let mut events = monitor.apply(|t, c| t.set_disconnected(disconnected, now, c));
-    events.extend(watch_all(monitor, now, None));
-    // Outages open when central stopped and over since: resolved now.
-    events.extend(monitor.apply(|t, c| t.drop_restored(now, c)));
-    deliver(monitor, delivery, events, now).await;
+    deliver(monitor, delivery, take_lead(registry, monitor, &inputs.gateways, now), now).await;
     loop {
         let wake = monitor.next_deadline().map(|d| clock.instant_of(d));
         tokio::select! {

@@ -145,7 +145,14 @@ pub(super) fn mosquitto_conf(
     );
     let topics: Vec<&String> = topics.iter().filter(|t| plain_topic(t)).collect();
     // Mosquitto refuses a bridge without topics: none until the scope has a room.
-    let Some(up) = upstream.filter(|_| !topics.is_empty()) else { return out };
+    if let Some(up) = upstream.filter(|_| !topics.is_empty()) {
+        push_bridge(&mut out, up, &topics);
+    }
+    out
+}
+
+/// The bridge section of `mosquitto.conf`.
+fn push_bridge(out: &mut String, up: &Upstream, topics: &[&String]) {
     let _ = write!(
         out,
         "\n# The bridge to central's broker, with the gateway's login: the scope's topics only.\n\
@@ -178,7 +185,6 @@ pub(super) fn mosquitto_conf(
     for base in topics {
         let _ = writeln!(out, "topic {base}/+ out 1\ntopic {base}/+/command in 1");
     }
-    out
 }
 
 /// A file being written beside its final name (`<name>.tmp`, mode 0600: the configuration
