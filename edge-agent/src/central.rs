@@ -133,13 +133,13 @@ impl Central {
         if let Some(after) = after {
             query.push(("after", after.to_string()));
         }
-        // `ext=2`: this agent answers joins and decodes payload layouts, reads OTAA
-        // credentials and layouts in the batches, and its settings and local broker accounts
-        // (a central that predates `ext` refuses the parameter: asked without it from then on;
-        // one that knows only `ext=1` sends no settings).
+        // `ext=3`: this agent answers joins and decodes payload layouts, reads OTAA
+        // credentials and layouts in the batches, its settings and local broker accounts, and
+        // its agent settings (a central that predates `ext` refuses the parameter: asked
+        // without it from then on; one that knows a lower level sends what it knows).
         let ext = !self.no_ext.load(std::sync::atomic::Ordering::Relaxed);
         if ext {
-            query.push(("ext", "2".to_owned()));
+            query.push(("ext", "3".to_owned()));
         }
         let response = self
             .authed(self.http.get(self.url("/api/v1/edge/sync")))

@@ -113,6 +113,7 @@ impl Overrides {
         }
         if let Some(udp) = self.udp_bind {
             config.lorawan.udp_bind = Some(udp);
+            config.pinned.insert("lorawan.udp_bind".into());
         }
         if let Some(bind) = self.http_bind {
             config.http.bind = bind;
@@ -122,6 +123,7 @@ impl Overrides {
         }
         if let Some(filter) = &self.log_filter {
             config.log.filter.clone_from(filter);
+            config.pinned.insert("log.filter".into());
         }
         if let Some(format) = self.log_format {
             config.log.format = format;
@@ -187,9 +189,10 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
             // a couple of threads for database commits keep the agent small on a Pi.
             let logging = neosens_runtime::service::Logging {
                 config: config.log.clone(),
-                // SIGHUP: the file again, the same options and environment on top, as at start.
+                // SIGHUP: the file again, the same options and environment on top, as at start
+                // (and central's filter where they leave it to central).
                 reload: Box::new(move || {
-                    load_config(&cli).map(|c| c.log.filter).map_err(|e| format!("{e:#}"))
+                    load_config(&cli).map(|c| crate::managed::reload_filter(&c)).map_err(|e| format!("{e:#}"))
                 }),
                 extra: None,
             };

@@ -4,6 +4,7 @@
 //! options, each of which also reads an environment variable (`NEOSENS_EDGE_DATA_DIR` …).
 //! Unknown keys in the file are errors: a typo must not silently fall back to a default.
 
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -41,6 +42,10 @@ pub struct Config {
     pub local_broker: crate::local_broker::LocalBrokerConfig,
     /// Logging.
     pub log: LogConfig,
+    /// The keys central may set (`agent.status_period_s`, …) that the file or the command line
+    /// set here: they win over central's settings (`crate::managed`). Not a key of the file.
+    #[serde(skip)]
+    pub pinned: BTreeSet<String>,
 }
 
 /// `[storage]`
@@ -105,18 +110,24 @@ impl Default for OutboxConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LorawanConfig {
-    /// Address of the Semtech UDP listener (packet forwarders); `null` turns it off.
+    /// Address of the Semtech UDP listener (packet forwarders); `"off"` turns it off.
+    #[serde(deserialize_with = "listener_or_off")]
     pub udp_bind: Option<SocketAddr>,
     /// A serial LoRa modem (`/dev/ttyUSB0`), read beside the packet forwarders.
+    #[serde(deserialize_with = "present::lorawan_serial_port")]
     pub serial_port: Option<PathBuf>,
     /// Its speed.
+    #[serde(deserialize_with = "present::lorawan_serial_baud")]
     pub serial_baud: u32,
     /// Its line protocol: `rn2483` or `hex_lines`.
+    #[serde(deserialize_with = "present::lorawan_serial_protocol")]
     pub serial_protocol: String,
     /// Adaptive data rate for the nodes that ask for it (FCtrl.ADR): `LinkADRReq`s in their
     /// downlinks.
+    #[serde(deserialize_with = "present::lorawan_adr")]
     pub adr: bool,
     /// ADR's installation margin, dB: the SNR kept above the demodulation floor.
+    #[serde(deserialize_with = "present::lorawan_adr_margin_db")]
     pub adr_margin_db: u8,
 }
 
@@ -141,6 +152,7 @@ pub struct AgentConfig {
     /// network interface's). Its status goes to that device's base topic.
     pub mac: Option<String>,
     /// Seconds between two statuses of the gateway.
+    #[serde(deserialize_with = "present::agent_status_period_s")]
     pub status_period_s: u64,
     /// Command run for the `reboot` order (e.g. `systemctl reboot`); unset: the order is refused.
     pub reboot_command: Option<String>,
@@ -151,14 +163,19 @@ pub struct AgentConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct HalConfig {
     /// GPIO line of a status LED, `chip:line` (`gpiochip0:17`); unset: no LED.
+    #[serde(deserialize_with = "present::hal_status_led")]
     pub status_led: Option<String>,
     /// The LED lights when the line is low.
+    #[serde(deserialize_with = "present::hal_status_led_active_low")]
     pub status_led_active_low: bool,
     /// I2C bus of local sensors (`/dev/i2c-1`).
+    #[serde(deserialize_with = "present::hal_i2c_bus")]
     pub i2c_bus: Option<PathBuf>,
     /// Sensors on that bus: `sht3x@0x44`, `mcp9808@0x18`.
+    #[serde(deserialize_with = "present::hal_sensors")]
     pub sensors: Vec<String>,
     /// Seconds between two measurements.
+    #[serde(deserialize_with = "present::hal_sensor_period_s")]
     pub sensor_period_s: u64,
 }
 
@@ -219,15 +236,59 @@ impl Default for HttpConfig {
     }
 }
 
+/// The keys central may set, each noting that the file sets it ([`config_file::present`]): the
+/// file wins over central's settings there.
+mod present {
+    macro_rules! present {
+        ($($name:ident: $ty:ty = $key:literal),* $(,)?) => {$(
+            pub(super) fn $name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<$ty, D::Error> {
+                neosens_runtime::config_file::present($key, d)
+            }
+        )*};
+    }
+    present! {
+        lorawan_serial_port: Option<std::path::PathBuf> = "lorawan.serial_port",
+        lorawan_serial_baud: u32 = "lorawan.serial_baud",
+        lorawan_serial_protocol: String = "lorawan.serial_protocol",
+        lorawan_adr: bool = "lorawan.adr",
+        lorawan_adr_margin_db: u8 = "lorawan.adr_margin_db",
+        agent_status_period_s: u64 = "agent.status_period_s",
+        hal_status_led: Option<String> = "hal.status_led",
+        hal_status_led_active_low: bool = "hal.status_led_active_low",
+        hal_i2c_bus: Option<std::path::PathBuf> = "hal.i2c_bus",
+        hal_sensors: Vec<String> = "hal.sensors",
+        hal_sensor_period_s: u64 = "hal.sensor_period_s",
+    }
+}
+
+/// `"address:port"`, or `"off"` (a key central may set: noted as the file's).
+fn listener_or_off<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+    let text: String = neosens_runtime::config_file::present("lorawan.udp_bind", d)?;
+    if text == neosens_protocol::gateway_config::OFF {
+        return Ok(None);
+    }
+    text.parse()
+        .map(Some)
+        .map_err(|e| serde::de::Error::custom(format!("{text:?}: {e}; expected \"address:port\" or \"off\"")))
+}
+
 impl Config {
-    /// Reads a TOML file over the defaults.
+    /// Reads a TOML file over the defaults; the keys central may set that it sets are pinned.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        neosens_runtime::config_file::load(path)
+        let (config, keys) =
+            neosens_runtime::config_file::recording(|| neosens_runtime::config_file::load::<Config>(path));
+        Ok(Config { pinned: keys.into_iter().map(str::to_owned).collect(), ..config? })
     }
 
-    /// Parses TOML text over the defaults.
+    /// Parses TOML text over the defaults (nothing pinned).
     pub fn from_toml(text: &str) -> Result<Self, toml::de::Error> {
         toml::from_str(text)
+    }
+
+    /// [`Config::from_toml`], with the keys central may set that the text sets pinned.
+    pub fn from_toml_pinned(text: &str) -> Result<Self, toml::de::Error> {
+        let (config, keys) = neosens_runtime::config_file::recording(|| Config::from_toml(text));
+        Ok(Config { pinned: keys.into_iter().map(str::to_owned).collect(), ..config? })
     }
 }
 
@@ -244,12 +305,27 @@ pub fn template(config: &Config) -> String {
         Some(v) => format!("{key} = {}", quoted(v)),
         None => format!("# {key} = {}", quoted(example)),
     };
+    // A key central may set is commented out at its default (central's setting, if any, then
+    // applies), and written out once the file or an option sets it (it then wins).
+    let defaults = Config::default();
+    let managed = |key: &str, value: String, at_default: bool| {
+        let name = key.split_once('.').map_or(key, |(_, name)| name);
+        if at_default && !config.pinned.contains(key) {
+            format!("# {name} = {value}")
+        } else {
+            format!("{name} = {value}")
+        }
+    };
     let _ = write!(
         t,
         r#"# neosens-edge configuration.
 #
 # Every option can also be set on the command line or by an environment variable, which win
 # over this file: see `neosens-edge --help`.
+#
+# Settings from central (docs/edge.md#settings-from-central): the keys shown commented out at
+# their default ([log] filter, [agent] status_period_s, most of [lorawan] and [hal]) take the
+# value set for this gateway in central, if any. Uncommented here, a key wins over central's.
 
 [storage]
 # Directory of the local registry cache, the outbox and the gateway's credentials.
@@ -278,25 +354,26 @@ max_messages = {max_messages}
 max_age_s = {max_age_s}
 
 [lorawan]
-# Semtech UDP packet-forwarder listener (the concentrator's forwarder sends PUSH_DATA here).
+# Semtech UDP packet-forwarder listener (the concentrator's forwarder sends PUSH_DATA here),
+# or "off".
 # Environment: NEOSENS_EDGE_UDP_BIND
 {udp_bind}
 # A serial LoRa modem read beside the forwarders: its port, speed and line protocol
 # ("rn2483": Microchip RN2483/RN2903 in radio mode; "hex_lines": one frame per line in hex).
 {serial_port}
-serial_baud = {serial_baud}
-serial_protocol = {serial_protocol}
+{serial_baud}
+{serial_protocol}
 # Adaptive data rate (ChirpStack's default algorithm) for nodes with ADR on: the fastest data
 # rate, then the lowest power, that keep this margin (dB) above the demodulation floor.
-adr = {adr}
-adr_margin_db = {adr_margin_db}
+{adr}
+{adr_margin_db}
 
 [agent]
 # The gateway's MAC as registered in central (a device of its room): its status goes to that
 # device's base topic. Default: the MAC of the first network interface.
 {mac}
 # Seconds between two statuses of the gateway.
-status_period_s = {status_period_s}
+{status_period_s}
 # Command the `reboot` order runs; unset: the order is refused (and logged).
 {reboot}
 
@@ -306,13 +383,13 @@ status_period_s = {status_period_s}
 # double flash = both down, short heartbeat = not enrolled. Works on Pi and Jetson alike
 # (GPIO character device). The service needs access to /dev/gpiochipN.
 {status_led}
-status_led_active_low = {status_led_active_low}
+{status_led_active_low}
 # Local sensors on the gateway's I2C bus, published as neOCampus readings of its room
 # (<room>/temperature, <room>/humidity, subID = I2C address in decimal), as a neOSensor would.
 {i2c_bus}
-sensors = {sensors}
+{sensors}
 # Seconds between two measurements (values are sent on a change of 0.15 or every 30 min).
-sensor_period_s = {sensor_period_s}
+{sensor_period_s}
 
 [firmware]
 # Images of the firmware campaigns that target this gateway's scope, fetched once from central
@@ -369,7 +446,7 @@ max_connections_per_client = {http_per_client}
 # `tracing` filter directives, e.g. "info" or "info,neosens_edge=debug". Re-read on SIGHUP
 # (`systemctl reload neosens-edge`); a filter that does not parse keeps the current one.
 # Environment: NEOSENS_LOG (wins over this file, also on reload)
-filter = {filter}
+{filter}
 # "text" for people, "json" for log pipelines.
 # Environment: NEOSENS_LOG_FORMAT
 format = {format}
@@ -395,32 +472,61 @@ format = {format}
         max_messages = config.outbox.max_messages,
         max_age_s = config.outbox.max_age_s,
         mac = optional("mac", &config.agent.mac, "b8:27:eb:12:34:56"),
-        status_period_s = config.agent.status_period_s,
+        status_period_s = managed(
+            "agent.status_period_s",
+            config.agent.status_period_s.to_string(),
+            config.agent.status_period_s == defaults.agent.status_period_s
+        ),
         serial_port = match &config.lorawan.serial_port {
             Some(p) => format!("serial_port = {}", quoted(&p.to_string_lossy())),
             None => String::from("# serial_port = \"/dev/ttyUSB0\""),
         },
-        serial_baud = config.lorawan.serial_baud,
-        serial_protocol = quoted(&config.lorawan.serial_protocol),
-        adr = config.lorawan.adr,
-        adr_margin_db = config.lorawan.adr_margin_db,
-        udp_bind = match config.lorawan.udp_bind {
-            Some(a) => format!("udp_bind = {}", quoted(&a.to_string())),
-            None => String::from("# udp_bind = \"0.0.0.0:1700\"  (off)"),
-        },
+        serial_baud = managed(
+            "lorawan.serial_baud",
+            config.lorawan.serial_baud.to_string(),
+            config.lorawan.serial_baud == defaults.lorawan.serial_baud
+        ),
+        serial_protocol = managed(
+            "lorawan.serial_protocol",
+            quoted(&config.lorawan.serial_protocol),
+            config.lorawan.serial_protocol == defaults.lorawan.serial_protocol
+        ),
+        adr = managed(
+            "lorawan.adr",
+            config.lorawan.adr.to_string(),
+            config.lorawan.adr == defaults.lorawan.adr
+        ),
+        adr_margin_db = managed(
+            "lorawan.adr_margin_db",
+            config.lorawan.adr_margin_db.to_string(),
+            config.lorawan.adr_margin_db == defaults.lorawan.adr_margin_db
+        ),
+        udp_bind = managed(
+            "lorawan.udp_bind",
+            quoted(&config.lorawan.udp_bind.map_or_else(|| "off".to_owned(), |a| a.to_string())),
+            config.lorawan.udp_bind == defaults.lorawan.udp_bind
+        ),
         reboot = optional("reboot_command", &config.agent.reboot_command, "systemctl reboot"),
         status_led = optional("status_led", &config.hal.status_led, "gpiochip0:17"),
-        status_led_active_low = config.hal.status_led_active_low,
+        status_led_active_low = managed(
+            "hal.status_led_active_low",
+            config.hal.status_led_active_low.to_string(),
+            config.hal.status_led_active_low == defaults.hal.status_led_active_low
+        ),
         i2c_bus = match &config.hal.i2c_bus {
             Some(p) => format!("i2c_bus = {}", quoted(&p.to_string_lossy())),
             None => String::from("# i2c_bus = \"/dev/i2c-1\""),
         },
-        sensors = sensors_list,
-        sensor_period_s = config.hal.sensor_period_s,
+        sensors = managed("hal.sensors", sensors_list, config.hal.sensors.is_empty()),
+        sensor_period_s = managed(
+            "hal.sensor_period_s",
+            config.hal.sensor_period_s.to_string(),
+            config.hal.sensor_period_s == defaults.hal.sensor_period_s
+        ),
         bind = quoted(&config.http.bind.to_string()),
         http_max = config.http.max_connections,
         http_per_client = config.http.max_connections_per_client,
-        filter = quoted(&config.log.filter),
+        filter = managed("log.filter", quoted(&config.log.filter), config.log.filter == defaults.log.filter),
         format = quoted(config.log.format.as_str()),
     );
     t
@@ -449,7 +555,30 @@ mod tests {
         c.local_broker.enabled = Some(false);
         c.local_broker.advertise = Some("10.0.0.2:1883".into());
         c.local_broker.listen = "10.0.0.2:1884".parse().unwrap();
+        c.lorawan.udp_bind = None;
+        c.hal.sensors = vec!["sht3x@0x44".into()];
         assert_eq!(Config::from_toml(&template(&c)).unwrap(), c);
+    }
+
+    /// The keys central may set are commented out at their default (so that central's
+    /// settings apply to a gateway installed with the packaged file), and written out once set
+    /// here, even to the default value.
+    #[test]
+    fn keys_central_may_set_are_left_to_it_unless_set_here() {
+        let packaged = template(&Config::default());
+        assert!(packaged.contains("\n# status_period_s = 300\n"), "{packaged}");
+        assert!(packaged.contains("\n# udp_bind = \"0.0.0.0:1700\"\n"));
+        assert!(packaged.contains("\n# filter = "));
+        assert!(Config::from_toml_pinned(&packaged).unwrap().pinned.is_empty());
+        let mut c = Config::default();
+        c.pinned.insert("agent.status_period_s".into());
+        c.hal.sensor_period_s = 30;
+        let text = template(&c);
+        assert!(text.contains("\nstatus_period_s = 300\n") && text.contains("\nsensor_period_s = 30\n"));
+        let pinned = Config::from_toml_pinned(&text).unwrap().pinned;
+        assert_eq!(pinned, BTreeSet::from(["agent.status_period_s".into(), "hal.sensor_period_s".into()]));
+        let err = Config::from_toml("[lorawan]\nudp_bind = \"1700\"\n").unwrap_err().to_string();
+        assert!(err.contains("\"off\""), "{err}");
     }
 
     #[test]

@@ -20,6 +20,7 @@
 //! | [`self_test`] | `self-test`: a build proves itself where it runs |
 //! | [`status`] | the gateway as a device of its room: status and orders |
 //! | [`update`] | agent updates: signed builds installed from campaigns, the launcher that rolls back |
+//! | [`managed`] | settings from central, laid under the local file; reported; applied |
 //! | [`metrics`], [`http`] | `/metrics`, `/healthz`, the LAN router |
 //!
 //! [`run`] is the whole agent given its bound listener and a shutdown token ([`run_on`] takes
@@ -36,6 +37,7 @@ pub mod hal;
 pub mod http;
 pub mod local_broker;
 pub mod lorawan;
+pub mod managed;
 pub mod metrics;
 pub mod outbox;
 pub mod proxy;
@@ -185,13 +187,16 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
 }
 
 /// [`run`] on a given cache database (tests put a slow or failing disk under the agent this
-/// way). A table of contents: each step is a function below.
+/// way). A table of contents: each step is a function below. `local` is the configuration of
+/// the file and options; the agent runs with central's settings laid under it.
 pub async fn run_on(
-    config: Arc<Config>,
+    local: Arc<Config>,
     cache: cache::Cache,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let (config, settings) = managed::start(&local, &cache).await?;
+    let config = Arc::new(config);
     let scrape = neosens_runtime::http::ScrapeToken::new(config.http.metrics_token.as_deref())
         .map_err(anyhow::Error::msg)?;
     let addr = listener.local_addr().context("reading the LAN listener's address")?;
@@ -206,8 +211,21 @@ pub async fn run_on(
         lorawan: Arc::clone(&lorawan),
         unclaimed: Arc::clone(&unclaimed),
         local_broker: Arc::clone(&local_broker),
+        settings: Arc::clone(&settings),
     };
     let mut links = start_central_links(&config, &storage, reported, &mut tasks)?;
+    if links.central.is_some() {
+        let (cache, sync, stop) = (storage.cache.clone(), Arc::clone(&links.sync), tasks.shutdown().clone());
+        tasks.restartable("settings from central", move || {
+            managed::follow(
+                Arc::clone(&local),
+                cache.clone(),
+                Arc::clone(&settings),
+                Arc::clone(&sync),
+                stop.clone(),
+            )
+        });
+    }
     let mac = gateway_mac(&config)?;
     let firmware = start_firmware_cache(&config, &links, mac, &mut tasks).await?;
     let udp_addr = start_lorawan(&config, &storage, links.keys.as_ref(), &lorawan, &mut tasks).await?;

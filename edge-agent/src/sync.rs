@@ -285,6 +285,8 @@ pub async fn report(
             () = lorawan.orders.news() => tokio::time::sleep(ORDER_NEWS_LINGER).await,
             // A node used the session of a join answered here: central shares it at once.
             () = lorawan.joins.news() => {}
+            // The settings in force changed (central's log filter applied, a document refused).
+            () = reported.settings.news.notified() => {}
         }
         wait = match report_once(&central, &cache, &outbox, &reported).await {
             Ok(()) => {
@@ -309,6 +311,8 @@ pub struct Reported {
     pub unclaimed: Arc<crate::unclaimed::UnclaimedHere>,
     /// The local broker (local-broker mode).
     pub local_broker: Arc<crate::local_broker::LocalBroker>,
+    /// The settings the agent runs with.
+    pub settings: Arc<crate::managed::Settings>,
 }
 
 /// One round of reports.
@@ -380,6 +384,7 @@ pub async fn report_once(
         unclaimed: reported.unclaimed.take(taken),
         downlinks: reported.lorawan.orders.take_outcomes(taken),
         local_broker: reported.local_broker.report(),
+        config: Some(reported.settings.report()),
     };
     let sent = central.report_health(&report).await;
     if sent.is_err() {

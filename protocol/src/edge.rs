@@ -87,6 +87,10 @@ pub struct HealthReport {
     /// Its local broker, in local-broker mode (absent otherwise, and from older agents).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub local_broker: Option<LocalBrokerReport>,
+    /// The settings it runs with, and which of central's its own file overrides (absent from
+    /// older agents).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<crate::gateway_config::ConfigReport>,
 }
 
 /// A gateway's local broker as it reports it: central gives devices of its scope this broker

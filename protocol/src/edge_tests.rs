@@ -66,6 +66,7 @@ fn health_report() {
         unclaimed: Vec::new(),
         downlinks: Vec::new(),
         local_broker: None,
+        config: None,
     };
     same_both_ways(
         r#"{"outbox_depth":3,"outbox_oldest_s":12,"outbox_dropped":0,"version":"0.1.0"}"#,
@@ -87,6 +88,28 @@ fn health_report() {
             r#""local_broker":{"running":true,"accounts":120,"host":"192.168.1.2","port":1883}}"#
         ),
         &with_broker,
+    );
+    // The settings it runs with.
+    let mut effective = crate::gateway_config::ManagedConfig::default();
+    effective.agent.status_period_s = Some(60);
+    let with_config = HealthReport {
+        config: Some(crate::gateway_config::ConfigReport {
+            effective,
+            overridden: vec!["hal.sensor_period_s".into()],
+            rejected: None,
+            restart_pending: false,
+        }),
+        ..report.clone()
+    };
+    same_both_ways(
+        concat!(
+            r#"{"outbox_depth":3,"outbox_oldest_s":12,"outbox_dropped":0,"version":"0.1.0","config":{"#,
+            r#""effective":{"log":{"filter":null},"agent":{"status_period_s":60},"#,
+            r#""lorawan":{"udp_bind":null,"serial_port":null,"serial_baud":null,"serial_protocol":null,"adr":null,"adr_margin_db":null},"#,
+            r#""hal":{"status_led":null,"status_led_active_low":null,"i2c_bus":null,"sensors":null,"sensor_period_s":null}},"#,
+            r#""overridden":["hal.sensor_period_s"],"rejected":null,"restart_pending":false}}"#
+        ),
+        &with_config,
     );
     // Node order outcomes, as a gateway reports them.
     let with_downlinks = HealthReport {

@@ -22,6 +22,8 @@ pub mod edge;
 #[cfg(feature = "serde")]
 pub mod edge_firmware;
 #[cfg(feature = "serde")]
+pub mod gateway_config;
+#[cfg(feature = "serde")]
 pub mod layout;
 #[cfg(feature = "serde")]
 pub mod legacy;

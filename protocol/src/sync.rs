@@ -79,6 +79,12 @@ pub enum Change {
     /// A device's line for the local broker's password file (after its `UpsertDevice`), to
     /// gateways in local-broker mode (`ext=2`); `None` when it has none (the mode is off).
     SetBrokerAccount(DeviceId, Option<BrokerAccount>),
+    /// The gateway's settings managed in central, in their wire form
+    /// ([`crate::gateway_config::ManagedConfig::to_wire`]; empty: none), second in every
+    /// snapshot. Bytes rather than the struct so that a field added later does not break an
+    /// older agent's batches: it refuses the settings (their version), says so, and keeps its
+    /// own file. Only to agents that ask for it (`ext=3`).
+    SetGatewayConfig(Vec<u8>),
 }
 
 /// What central sets for one gateway.

@@ -34,6 +34,36 @@ pub fn load<T: DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
         .map_err(|source| ConfigError::Parse { path: path.to_owned(), source: Box::new(source) })
 }
 
+thread_local! {
+    /// The keys [`recording`] saw, while it runs on this thread.
+    static PRESENT: std::cell::RefCell<Option<std::collections::BTreeSet<&'static str>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Deserializes a key's value and, inside [`recording`], notes that the text sets it: serde
+/// calls a field's `deserialize_with` only for keys that are present, so the one parse of the
+/// file tells which keys it sets (the gateway's file winning over central's settings) without a
+/// second parser in the build.
+pub fn present<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'de>>(
+    key: &'static str,
+    d: D,
+) -> Result<T, D::Error> {
+    PRESENT.with(|p| {
+        if let Some(set) = p.borrow_mut().as_mut() {
+            set.insert(key);
+        }
+    });
+    T::deserialize(d)
+}
+
+/// Runs `parse` and returns what it returned with the keys [`present`] saw meanwhile.
+pub fn recording<R>(parse: impl FnOnce() -> R) -> (R, std::collections::BTreeSet<&'static str>) {
+    PRESENT.with(|p| *p.borrow_mut() = Some(Default::default()));
+    let result = parse();
+    let keys = PRESENT.with(|p| p.borrow_mut().take()).unwrap_or_default();
+    (result, keys)
+}
+
 /// A TOML string literal, for templates.
 pub fn quoted(s: &str) -> String {
     toml::Value::String(s.to_owned()).to_string()

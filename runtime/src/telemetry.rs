@@ -12,9 +12,15 @@ use tracing_subscriber::{Layer, Registry, reload};
 #[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
     /// `tracing` filter directives, e.g. `info,neosens_central=debug`.
+    #[serde(deserialize_with = "filter_present")]
     pub filter: String,
     /// `text` for people, `json` for log pipelines.
     pub format: LogFormat,
+}
+
+/// `log.filter` is one of the keys a gateway's file can pin over central's settings.
+fn filter_present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    crate::config_file::present("log.filter", d)
 }
 
 impl Default for LogConfig {
@@ -87,6 +93,12 @@ impl LogFilter {
     }
 }
 
+/// Checks that `filter` parses as a filter [`LogFilter::reload`] and [`init`] take (central
+/// checks a gateway's filter with it before sending it).
+pub fn check_filter(filter: &str) -> Result<(), FilterError> {
+    parse(filter).map(drop)
+}
+
 /// Directives `target=level` and a default `level`, comma-separated. `Targets` rather than
 /// `EnvFilter`: the same syntax for what we use, without span and field filters, and without
 /// the regex engine they need (100 kB of the gateway's 4 MB budget).
@@ -129,8 +141,20 @@ pub fn init_with(config: &LogConfig, extra: Option<ExtraLayer>) -> Result<LogFil
     let (subscriber, filter) = subscriber(config, extra, std::io::stderr)?;
     // `try_init` (which also routes `log` records to tracing) fails only when a subscriber is
     // already installed, which is harmless.
-    let _ = subscriber.try_init();
+    if subscriber.try_init().is_ok() {
+        let _ = INSTALLED.set(filter.clone());
+    }
     Ok(filter)
+}
+
+/// The filter of the subscriber [`init`] installed.
+static INSTALLED: std::sync::OnceLock<LogFilter> = std::sync::OnceLock::new();
+
+/// The installed subscriber's filter (`None` before [`init`], or when another subscriber was
+/// installed first): for a service whose filter also comes from elsewhere than its file (a
+/// gateway's settings from central).
+pub fn installed() -> Option<LogFilter> {
+    INSTALLED.get().cloned()
 }
 
 #[cfg(test)]

@@ -136,7 +136,9 @@ try {
       eui, silent_s, pull_age_s: silent_s, stat_age_s: null, datagrams: 12, uplinks: 40, rx_received: 0, rx_ok: 0,
       rx_forwarded: 0, tx_requested: 0, tx_emitted: 0, ack_ratio: null, position: null,
     });
-    const report = { outbox_depth: 0, outbox_oldest_s: 0, outbox_dropped: 0, version: "e2e", forwarders: [forwarder("aa555a0000000101", 400), forwarder("aa555a0000000102", 3)] };
+    // What the agent runs with: its own file sets the sensor period (it wins over central's).
+    const config = { effective: { agent: { status_period_s: 300 }, hal: { sensor_period_s: 120 } }, overridden: ["hal.sensor_period_s"], rejected: null, restart_pending: false };
+    const report = { outbox_depth: 0, outbox_oldest_s: 0, outbox_dropped: 0, version: "e2e", forwarders: [forwarder("aa555a0000000101", 400), forwarder("aa555a0000000102", 3)], config };
     const r = await fetch(`${base}/api/v1/edge/health`, { method: "POST", headers: { ...json, Authorization: `Bearer ${secret}` }, body: JSON.stringify(report) });
     assert(r.status === 204, `the health report answered ${r.status}`);
   });
@@ -362,6 +364,24 @@ try {
     await waitFor("the silent forwarder", async () => /aa555a0000000101\s+silent/.test(await forwarders.innerText()));
     assert(/aa555a0000000102\s+heard/.test(await forwarders.innerText()), "the other forwarder is heard");
     await shot("07-registry-gateways");
+    // Its settings: a value that does not hold is refused with its key; then saved.
+    await page.getByRole("button", { name: "Settings of gateway gw-u4" }).click();
+    const settings = page.getByRole("form", { name: "Settings of gateway gw-u4" });
+    await settings.getByText("the gateway's file wins", { exact: true }).waitFor({ timeout: DEADLINE_MS });
+    await settings.getByLabel("agent.status_period_s").fill("60");
+    await settings.getByLabel("hal.sensor_period_s").fill("30");
+    await settings.getByLabel("lorawan.udp_bind").fill("1700");
+    await settings.getByRole("button", { name: "Save settings" }).click();
+    await settings.getByText(/config\.lorawan\.udp_bind/).waitFor({ timeout: DEADLINE_MS });
+    await shot("07-registry-gateway-settings");
+    // The refusal, as the browser logs it: expected.
+    consoleErrors.splice(0, consoleErrors.length, ...consoleErrors.filter((m) => !/status of 400/.test(m)));
+    await settings.getByLabel("lorawan.udp_bind").fill("off");
+    await settings.getByRole("button", { name: "Save settings" }).click();
+    await settings.waitFor({ state: "detached", timeout: DEADLINE_MS });
+    const gws = await admin("GET", "/gateways");
+    const saved = gws.items.find((g) => g.name === "gw-u4").config;
+    assert(saved.agent.status_period_s === 60 && saved.lorawan.udp_bind === "off" && saved.hal.sensor_period_s === 30, `settings saved: ${JSON.stringify(saved)}`);
     await page.getByRole("link", { name: "Alerts", exact: true }).click();
     await page.getByText(/packet forwarder aa555a0000000101 of gateway gw-u4/).first().waitFor({ timeout: 45_000 });
     await page.setViewportSize({ width: 390, height: 844 });

@@ -24,6 +24,8 @@ export type Gateway = Schemas["GatewayView"];
 /** A gateway with what central knows of its health (`GET /gateways`). */
 export type GatewayWithHealth = Schemas["GatewayWithHealth"];
 export type ForwarderHealth = Schemas["ForwarderHealth"];
+/** A gateway's settings set in central, and what it reports it runs with. */
+export type ManagedConfig = Schemas["ManagedConfig"];
 /** An unregistered MAC that asked for its credentials (`GET /unclaimed`). */
 export type UnclaimedDevice = Schemas["UnclaimedDevice"];
 export type User = Schemas["UserView"];

@@ -155,6 +155,7 @@ async fn a_building_a_gateway_covers_cannot_be_deleted() {
     let building = state.registry.blocking(move |r| r.create_building(input)).await.unwrap().id;
     let gateway = NewGateway {
         local_broker: None,
+        config: Default::default(),
         name: "gw-u4".into(),
         scope: ScopeSpec::Buildings(vec![*building.as_uuid()]),
     };
@@ -279,6 +280,7 @@ async fn gateway_health_reports_are_bounded() {
                 r.create_building(NewBuilding { site: None, name: "GW".into(), description: String::new() })?;
             let gateway = r.create_gateway(NewGateway {
                 local_broker: None,
+                config: Default::default(),
                 name: "gw-h".into(),
                 scope: ScopeSpec::Buildings(vec![*building.id.as_uuid()]),
             })?;

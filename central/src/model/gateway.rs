@@ -1,5 +1,6 @@
 //! Edge gateways and the share of the registry each one holds.
 
+use neosens_protocol::gateway_config::ManagedConfig;
 use neosens_protocol::ids::{BuildingId, GatewayId, SiteId};
 use neosens_protocol::sync::Sealed;
 use serde::{Deserialize, Serialize};
@@ -42,6 +43,53 @@ pub struct GatewaySettings {
     /// Mosquitto, on the site's LAN) in `/device/credentials`, and the gateway bridges it to
     /// central's broker. `None`: its devices use central's broker.
     pub local_broker: Option<LocalBroker>,
+    /// Its agent's settings managed here (schema 10; absent from older PostgreSQL documents):
+    /// laid under the gateway's own configuration file.
+    #[serde(default)]
+    pub config: ManagedConfig,
+}
+
+/// Schema version 9 of [`GatewaySettings`], before the agent's settings.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct GatewaySettingsV9 {
+    /// Local-broker mode.
+    pub local_broker: Option<LocalBroker>,
+}
+
+/// Schema version 9 of [`Gateway`]: read by the migration to v10.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GatewayV9 {
+    /// Id.
+    pub id: GatewayId,
+    /// Name.
+    pub name: String,
+    /// Scope.
+    pub scope: GatewayScope,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Credentials.
+    pub credentials: Option<GatewayCredentials>,
+    /// Pending enrolment.
+    pub enrolment: Option<Enrolment>,
+    /// Settings.
+    pub settings: GatewaySettingsV9,
+}
+
+impl From<GatewayV9> for Gateway {
+    fn from(v9: GatewayV9) -> Self {
+        Gateway {
+            id: v9.id,
+            name: v9.name,
+            scope: v9.scope,
+            created_at: v9.created_at,
+            credentials: v9.credentials,
+            enrolment: v9.enrolment,
+            settings: GatewaySettings {
+                local_broker: v9.settings.local_broker,
+                config: ManagedConfig::default(),
+            },
+        }
+    }
 }
 
 /// Where a gateway's local broker is reached from the site's LAN.
@@ -70,16 +118,16 @@ pub struct GatewayV8 {
     pub enrolment: Option<Enrolment>,
 }
 
-impl From<GatewayV8> for Gateway {
+impl From<GatewayV8> for GatewayV9 {
     fn from(v8: GatewayV8) -> Self {
-        Gateway {
+        GatewayV9 {
             id: v8.id,
             name: v8.name,
             scope: v8.scope,
             created_at: v8.created_at,
             credentials: v8.credentials,
             enrolment: v8.enrolment,
-            settings: GatewaySettings::default(),
+            settings: GatewaySettingsV9::default(),
         }
     }
 }

@@ -30,7 +30,8 @@ pub use firmware::{
     MAX_CAMPAIGN_EVENTS, MAX_WAVES, RevisionCount, Stage, Wave, wave_order,
 };
 pub use gateway::{
-    Enrolment, Gateway, GatewayCredentials, GatewayScope, GatewaySettings, GatewayV2, GatewayV8, LocalBroker,
+    Enrolment, Gateway, GatewayCredentials, GatewayScope, GatewaySettings, GatewaySettingsV9, GatewayV2,
+    GatewayV8, GatewayV9, LocalBroker,
 };
 pub use location::{Building, Room, RoomTopic, Site};
 pub use lorawan::{Codec, LastJoin, LorawanSession, OtaaKeys};

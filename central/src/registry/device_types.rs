@@ -272,6 +272,7 @@ mod layout_tests {
         let g = registry
             .create_gateway(NewGateway {
                 local_broker: None,
+                config: Default::default(),
                 name: "gw".into(),
                 scope: ScopeSpec::Buildings(vec![*u4.as_uuid()]),
             })

@@ -49,7 +49,8 @@ impl Registry {
     /// device type's by its layout (`SetPayloadLayout`). With `ext` 2 (agents that run a local
     /// broker), a snapshot begins with the gateway's settings (`SetGatewaySettings`: a change of
     /// them makes the next sync a snapshot) and, in local-broker mode, each device's record is
-    /// followed by its local broker account (`SetBrokerAccount`).
+    /// followed by its local broker account (`SetBrokerAccount`). With `ext` 3, the gateway's
+    /// settings are followed by its agent's (`SetGatewayConfig`).
     pub fn edge_sync(
         &self,
         id: GatewayId,
@@ -73,6 +74,9 @@ impl Registry {
                         .as_ref()
                         .map(|b| MqttEndpoint { server: b.host.clone(), port: b.port });
                     changes.insert(0, Change::SetGatewaySettings(GatewaySettingsRecord { local_broker }));
+                    if ext >= 3 {
+                        changes.insert(1, Change::SetGatewayConfig(g.settings.config.to_wire()));
+                    }
                 }
             }
             batch.changes = changes;
@@ -382,6 +386,7 @@ mod tests {
         let gw = registry
             .create_gateway(NewGateway {
                 local_broker: None,
+                config: Default::default(),
                 name: "gw".into(),
                 scope: ScopeSpec::Buildings(vec![*building.as_uuid()]),
             })

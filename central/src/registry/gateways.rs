@@ -1,5 +1,6 @@
 //! Gateways: each serves a share of the registry — a whole site, or some buildings.
 
+use neosens_protocol::gateway_config::ManagedConfig;
 use neosens_protocol::ids::{BuildingId, GatewayId};
 
 use super::locations::resolve_site;
@@ -28,6 +29,8 @@ pub struct NewGateway {
     pub scope: ScopeSpec,
     /// Its local broker, for local-broker mode.
     pub local_broker: Option<LocalBroker>,
+    /// Its agent's settings managed here.
+    pub config: ManagedConfig,
 }
 
 /// Changes to a gateway.
@@ -39,6 +42,8 @@ pub struct GatewayChanges {
     pub scope: Option<ScopeSpec>,
     /// Local-broker mode: `Some(Some(_))` turns it on (or moves it), `Some(None)` off.
     pub local_broker: Option<Option<LocalBroker>>,
+    /// Its agent's settings, replaced as a whole (an empty set clears them).
+    pub config: Option<ManagedConfig>,
 }
 
 /// A gateway with what the registry knows of it.
@@ -62,6 +67,20 @@ pub struct GatewayInfo {
     pub mqtt_username: String,
     /// Its local broker (local-broker mode), as its devices are given it.
     pub local_broker: Option<LocalBroker>,
+    /// Its agent's settings managed here (what it runs with is in its health report).
+    pub config: ManagedConfig,
+}
+
+/// Settings of a gateway's agent as central keeps them: each value checked by the rules both
+/// ends share, and a log filter that the agent's parser takes (the same `Targets` syntax).
+pub(super) fn check_config(config: ManagedConfig) -> Result<ManagedConfig, RegistryError> {
+    config.check().map_err(|e| RegistryError::invalid(&format!("config.{}", e.key), e.reason))?;
+    if let Some(filter) = &config.log.filter
+        && let Err(e) = neosens_runtime::telemetry::check_filter(filter)
+    {
+        return Err(RegistryError::invalid("config.log.filter", e.to_string()));
+    }
+    Ok(config)
 }
 
 /// A local broker's address as devices are given it: a host name or address (the firmware
@@ -136,6 +155,7 @@ fn view(state: &State, g: &Gateway) -> GatewayInfo {
         enrolment_expires_at: g.enrolment.as_ref().map(|e| e.expires_at.to_rfc3339()),
         mqtt_username: super::gateway_username(g.id),
         local_broker: g.settings.local_broker.clone(),
+        config: g.settings.config.clone(),
     }
 }
 
@@ -170,6 +190,7 @@ impl Registry {
     pub fn create_gateway(&self, input: NewGateway) -> Result<GatewayInfo, RegistryError> {
         let name = check_name(&input.name)?;
         let local_broker = check_local_broker(input.local_broker)?;
+        let config = check_config(input.config)?;
         let id = self.mutate(|state| {
             if state.gateways.values().any(|g| g.name.eq_ignore_ascii_case(&name)) {
                 return Err(RegistryError::conflict(format!("a gateway {name:?} exists")));
@@ -181,7 +202,7 @@ impl Registry {
                 created_at: Timestamp::now(),
                 credentials: None,
                 enrolment: None,
-                settings: GatewaySettings { local_broker: local_broker.clone() },
+                settings: GatewaySettings { local_broker: local_broker.clone(), config: config.clone() },
             };
             Ok((vec![Write::Put(Record::Gateway(Box::new(gateway.clone())))], gateway.id))
         })?;
@@ -192,6 +213,7 @@ impl Registry {
     pub fn update_gateway(&self, id: GatewayId, patch: GatewayChanges) -> Result<GatewayInfo, RegistryError> {
         let name = patch.name.as_deref().map(check_name).transpose()?;
         let local_broker = patch.local_broker.map(check_local_broker).transpose()?;
+        let config = patch.config.map(check_config).transpose()?;
         self.mutate(|state| {
             let mut g = state
                 .gateways
@@ -212,6 +234,9 @@ impl Registry {
             if let Some(local_broker) = &local_broker {
                 g.settings.local_broker = local_broker.clone();
             }
+            if let Some(config) = &config {
+                g.settings.config = config.clone();
+            }
             Ok((vec![Write::Put(Record::Gateway(Box::new(g)))], ()))
         })?;
         self.gateway(id)
@@ -227,5 +252,68 @@ impl Registry {
         })?;
         self.site_links.lock().remove(&id);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use neosens_protocol::gateway_config::ManagedConfig;
+    use neosens_protocol::sync::{BatchKind, Change};
+
+    use crate::registry::{GatewayChanges, NewGateway, RegistryError, ScopeSpec};
+
+    /// Settings set in central are checked with their key named, kept, and sent at the next
+    /// sync in the wire form the agent lays under its file — only to agents that ask
+    /// (`ext=3`), second after the gateway's own settings.
+    #[test]
+    fn agent_settings_are_checked_kept_and_synced() {
+        let dir = tempfile::tempdir().unwrap();
+        let (registry, building, _) = crate::registry::test_registry(dir.path(), 1);
+        let mut config = ManagedConfig::default();
+        config.log.filter = Some("info,neosens_edge=debug".into());
+        config.agent.status_period_s = Some(60);
+        config.lorawan.udp_bind = Some("off".into());
+        config.hal.sensors = Some(vec!["sht3x@0x44".into()]);
+        let gw = registry
+            .create_gateway(NewGateway {
+                name: "gw".into(),
+                scope: ScopeSpec::Buildings(vec![*building.as_uuid()]),
+                local_broker: None,
+                config: config.clone(),
+            })
+            .unwrap();
+        assert_eq!(gw.config, config);
+        let token = registry.start_enrolment(gw.id).unwrap();
+        registry.enroll_gateway(&token.token).unwrap().unwrap();
+
+        let batch = registry.edge_sync(gw.id, 0, None, 3).unwrap().unwrap();
+        assert_eq!(batch.kind, BatchKind::Snapshot);
+        assert!(matches!(batch.changes[0], Change::SetGatewaySettings(_)));
+        let Change::SetGatewayConfig(wire) = &batch.changes[1] else { panic!("{:?}", batch.changes[1]) };
+        assert_eq!(ManagedConfig::from_wire(wire), Ok(Some(config.clone())));
+        let older = registry.edge_sync(gw.id, 0, None, 2).unwrap().unwrap();
+        assert!(!older.changes.iter().any(|c| matches!(c, Change::SetGatewayConfig(_))));
+
+        for (bad, field) in [
+            (r#"{"lorawan": {"udp_bind": "1700"}}"#, "config.lorawan.udp_bind"),
+            (r#"{"log": {"filter": "info,=nonsense=="}}"#, "config.log.filter"),
+            (r#"{"hal": {"i2c_bus": "/etc/passwd"}}"#, "config.hal.i2c_bus"),
+        ] {
+            let config: ManagedConfig = serde_json::from_str(bad).unwrap();
+            let patch = GatewayChanges { config: Some(config), ..GatewayChanges::default() };
+            match registry.update_gateway(gw.id, patch) {
+                Err(RegistryError::Invalid { field: f, .. }) => assert_eq!(f, field, "{bad}"),
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+        assert_eq!(registry.gateway(gw.id).unwrap().config, config, "refused changes keep the settings");
+
+        // Cleared: the next sync is a snapshot with an empty document.
+        let since = registry.revision();
+        let patch = GatewayChanges { config: Some(ManagedConfig::default()), ..GatewayChanges::default() };
+        registry.update_gateway(gw.id, patch).unwrap();
+        let batch = registry.edge_sync(gw.id, since, None, 3).unwrap().unwrap();
+        assert_eq!(batch.kind, BatchKind::Snapshot);
+        assert_eq!(batch.changes[1], Change::SetGatewayConfig(Vec::new()));
     }
 }

@@ -216,6 +216,7 @@ mod tests {
         let gw = registry
             .create_gateway(NewGateway {
                 local_broker: Some(broker.clone()),
+                config: Default::default(),
                 name: "gw".into(),
                 scope: ScopeSpec::Buildings(vec![*building.as_uuid()]),
             })

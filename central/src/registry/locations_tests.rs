@@ -322,6 +322,7 @@ fn a_building_or_site_in_a_gateway_scope_cannot_be_deleted() {
     let empty = building(&registry, None, "Empty");
     let by_building = NewGateway {
         local_broker: None,
+        config: Default::default(),
         name: "gw1".into(),
         scope: ScopeSpec::Buildings(vec![*empty.as_uuid()]),
     };
@@ -329,6 +330,7 @@ fn a_building_or_site_in_a_gateway_scope_cannot_be_deleted() {
     registry
         .create_gateway(NewGateway {
             local_broker: None,
+            config: Default::default(),
             name: "gw2".into(),
             scope: ScopeSpec::Site("far".into()),
         })

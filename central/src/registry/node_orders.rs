@@ -264,6 +264,7 @@ mod tests {
             registry
                 .create_gateway(NewGateway {
                     local_broker: None,
+                    config: Default::default(),
                     name: name.into(),
                     scope: ScopeSpec::Buildings(vec![*building.as_uuid()]),
                 })

@@ -223,6 +223,7 @@ mod tests {
             let g = registry
                 .create_gateway(NewGateway {
                     local_broker: None,
+                    config: Default::default(),
                     name: name.into(),
                     scope: ScopeSpec::Buildings(vec![*building.as_uuid()]),
                 })

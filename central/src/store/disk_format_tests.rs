@@ -28,6 +28,7 @@
 use std::fmt::Debug;
 
 use neosens_protocol::DeviceUid;
+use neosens_protocol::gateway_config::{ManagedAgent, ManagedConfig, ManagedHal, ManagedLog, ManagedLorawan};
 use neosens_protocol::hex;
 use neosens_protocol::ids::{
     BuildingId, DevAddr, DevEui, DeviceId, DeviceTypeId, GatewayId, Mac, RoomId, SiteId,
@@ -42,8 +43,8 @@ use super::redb_store::encode;
 use crate::model::{
     AlertKind, Building, Codec, Device, DeviceSecret, DeviceType, DeviceTypeV1, DeviceTypeV2, DeviceTypeV3,
     DeviceV2, DeviceV3, Enrolment, EntityKind, Gateway, GatewayCredentials, GatewayScope, GatewaySettings,
-    GatewayV2, GatewayV8, LastJoin, LocalBroker, LorawanSession, MqttEndpoint, OtaaKeys, Record, Role, Room,
-    RoomTopic, RuleOp, RuleValue, Site, StatusRule, Timestamp,
+    GatewaySettingsV9, GatewayV2, GatewayV8, GatewayV9, LastJoin, LocalBroker, LorawanSession, MqttEndpoint,
+    OtaaKeys, Record, Role, Room, RoomTopic, RuleOp, RuleValue, Site, StatusRule, Timestamp,
 };
 
 /// 2021-05-06T08:52:13.394Z: every fixture's "when", give or take a few seconds.
@@ -346,7 +347,7 @@ const GATEWAY_V8_SITE_ENROLLED: &str = concat!(
     "cbcbcbcbcbcbcbcbcbcbcbcb03cbcac9e4a88c8ea85e00",
 );
 /// Schema 9: the settings after the enrolment (here none).
-const GATEWAY_SITE_ENROLLED: &str = concat!(
+const GATEWAY_V9_SITE_ENROLLED: &str = concat!(
     "109a9a9a9a9a9a9a9a9a9a9a9a9a9a9a010567772d7534001051515151515151515151515151515101a4ff848ea85e01",
     "c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c0c0c0c0c0c0c0c0c0c0c0c003c0c1c2",
     "cbcbcbcbcbcbcbcbcbcbcbcb03cbcac9e4a88c8ea85e0000",
@@ -357,11 +358,38 @@ const GATEWAY_V8_BUILDINGS_PENDING: &str = concat!(
     "e7e7e7e7e7e7a4efb7e0a85e",
 );
 /// Schema 9: in local-broker mode (`gw.local:1883`).
-const GATEWAY_BUILDINGS_PENDING: &str = concat!(
+const GATEWAY_V9_BUILDINGS_PENDING: &str = concat!(
     "109b9b9b9b9b9b9b9b9b9b9b9b9b9b9b010867772d75332d7534010210b1b1b1b1b1b1b1b1b1b1b1b1b1b1b10110b2b2",
     "b2b2b2b2b2b2b2b2b2b2b2b2b201a4ff848ea85e0001e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7",
     "e7e7e7e7e7e7a4efb7e0a85e010867772e6c6f63616cdb0e",
 );
+
+/// Schema 10: the agent's settings after the local broker (here none).
+const GATEWAY_SITE_ENROLLED: &str = concat!(
+    "109a9a9a9a9a9a9a9a9a9a9a9a9a9a9a010567772d7534001051515151515151515151515151515101a4ff848ea85e01",
+    "c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c0c0c0c0c0c0c0c0c0c0c0c003c0c1c2",
+    "cbcbcbcbcbcbcbcbcbcbcbcb03cbcac9e4a88c8ea85e000000000000000000000000000000",
+);
+/// Schema 10: in local-broker mode, with agent settings.
+const GATEWAY_BUILDINGS_PENDING: &str = concat!(
+    "109b9b9b9b9b9b9b9b9b9b9b9b9b9b9b010867772d75332d7534010210b1b1b1b1b1b1b1b1b1b1b1b1b1b1b10110b2b2",
+    "b2b2b2b2b2b2b2b2b2b2b2b2b201a4ff848ea85e0001e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7",
+    "e7e7e7e7e7e7a4efb7e0a85e010867772e6c6f63616cdb0e01056465627567013c01036f666600000001000000000001",
+    "010a7368743378403078343400",
+);
+
+/// A gateway as schema 9 stored it (before its agent's settings).
+fn v9(g: &Gateway) -> GatewayV9 {
+    GatewayV9 {
+        id: g.id,
+        name: g.name.clone(),
+        scope: g.scope.clone(),
+        created_at: g.created_at,
+        credentials: g.credentials.clone(),
+        enrolment: g.enrolment.clone(),
+        settings: GatewaySettingsV9 { local_broker: g.settings.local_broker.clone() },
+    }
+}
 
 /// A gateway as schema 8 stored it (before its settings).
 fn v8(g: &Gateway) -> GatewayV8 {
@@ -392,6 +420,7 @@ fn gateways_are_pinned() {
         settings: GatewaySettings::default(),
     };
     assert_pinned("GATEWAY_V8_SITE_ENROLLED", &v8(&enrolled), GATEWAY_V8_SITE_ENROLLED);
+    assert_pinned("GATEWAY_V9_SITE_ENROLLED", &v9(&enrolled), GATEWAY_V9_SITE_ENROLLED);
     assert_record_pinned("GATEWAY_SITE_ENROLLED", Record::Gateway(Box::new(enrolled)), GATEWAY_SITE_ENROLLED);
     let pending = Gateway {
         id: GatewayId::from_bytes(key(0x9b)),
@@ -403,12 +432,32 @@ fn gateways_are_pinned() {
         created_at: at(0),
         credentials: None,
         enrolment: Some(Enrolment { token_hash: [0xe7; 32], expires_at: at(86_400_000) }),
-        settings: GatewaySettings { local_broker: Some(LocalBroker { host: "gw.local".into(), port: 1883 }) },
+        settings: GatewaySettings {
+            local_broker: Some(LocalBroker { host: "gw.local".into(), port: 1883 }),
+            config: ManagedConfig {
+                log: ManagedLog { filter: Some("debug".into()) },
+                agent: ManagedAgent { status_period_s: Some(60) },
+                lorawan: ManagedLorawan {
+                    udp_bind: Some("off".into()),
+                    adr: Some(false),
+                    ..Default::default()
+                },
+                hal: ManagedHal { sensors: Some(vec!["sht3x@0x44".into()]), ..Default::default() },
+            },
+        },
     };
     assert_pinned("GATEWAY_V8_BUILDINGS_PENDING", &v8(&pending), GATEWAY_V8_BUILDINGS_PENDING);
-    let mut migrated = Gateway::from(v8(&pending));
-    migrated.settings = pending.settings.clone();
-    assert_eq!(migrated, pending, "schema 9 reads a gateway of schema 8 with default settings");
+    assert_pinned("GATEWAY_V9_BUILDINGS_PENDING", &v9(&pending), GATEWAY_V9_BUILDINGS_PENDING);
+    let from_v8 = Gateway::from(GatewayV9::from(v8(&pending)));
+    assert_eq!(from_v8.settings, GatewaySettings::default(), "schema 9 reads schema 8 with default settings");
+    let mut migrated = Gateway::from(v9(&pending));
+    assert_eq!(
+        migrated.settings.config,
+        ManagedConfig::default(),
+        "schema 10 reads schema 9 with no agent settings"
+    );
+    migrated.settings.config = pending.settings.config.clone();
+    assert_eq!(migrated, pending);
     let pinned = GATEWAY_BUILDINGS_PENDING;
     assert_record_pinned("GATEWAY_BUILDINGS_PENDING", Record::Gateway(Box::new(pending)), pinned);
 }

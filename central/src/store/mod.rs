@@ -34,7 +34,7 @@ pub use redb_store::RedbStore;
 pub use shared::{LeaderLock, SessionStore, StatusChanges, StoredSession, ThrottleRule};
 
 /// The schema version this build writes. Opening an older store migrates it; a newer one is refused.
-pub const SCHEMA_VERSION: u32 = 9;
+pub const SCHEMA_VERSION: u32 = 10;
 
 /// Storage failures. Details are for logs; API clients only see "internal error".
 #[derive(Debug, thiserror::Error)]

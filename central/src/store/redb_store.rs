@@ -238,7 +238,11 @@ fn migration_step(txn: &redb::WriteTransaction, version: u32) -> Result<(), Stor
         }
         // Version 9: settings per gateway (re-encoded).
         9 => {
-            reencode::<crate::model::GatewayV8, crate::model::Gateway>(txn, GATEWAYS, EntityKind::Gateway)?;
+            reencode::<crate::model::GatewayV8, crate::model::GatewayV9>(txn, GATEWAYS, EntityKind::Gateway)?;
+        }
+        // Version 10: the agents' settings managed in central (re-encoded).
+        10 => {
+            reencode::<crate::model::GatewayV9, crate::model::Gateway>(txn, GATEWAYS, EntityKind::Gateway)?;
         }
         _ => unreachable!("no migration to version {version}"),
     }

@@ -198,6 +198,7 @@ fn write_changes(txn: &redb::WriteTransaction, changes: &[Change]) -> Result<(),
             }
             Change::SetBrokerAccount(id, account) => accounts.push((id.to_bytes(), account.as_ref())),
             Change::SetGatewaySettings(settings) => super::site_broker::set_settings(txn, settings)?,
+            Change::SetGatewayConfig(wire) => super::site_broker::set_config(txn, wire)?,
             Change::SetOtaa(id, record) => {
                 otaa_changes.push((id.to_bytes(), OtaaChange::Set(record.clone())))
             }

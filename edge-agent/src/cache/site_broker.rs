@@ -13,11 +13,15 @@ pub(super) const BROKER_ACCOUNTS: TableDefinition<Key, &str> = TableDefinition::
 /// One entry, [`SETTINGS_KEY`]: the gateway's settings (postcard).
 pub(super) const GATEWAY_SETTINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("gateway_settings");
 const SETTINGS_KEY: &str = "settings";
+/// Beside it, [`CONFIG_KEY`]: the agent's settings from central, their wire form as sync
+/// brought it (read by `crate::managed`).
+const CONFIG_KEY: &str = "config";
 /// What the copy holds beyond the records: [`SYNC_LEVEL`] once a snapshot came with the
 /// gateway's settings and its local broker accounts (absent: an older agent's copy).
 pub(super) const META_SYNC_LEVEL: &str = "sync_level";
-/// The sync level of this build (`ext=2`).
-pub const SYNC_LEVEL: u64 = 2;
+/// The sync level of this build (`ext=3`): a copy made at a lower one is synced again from
+/// scratch once.
+pub const SYNC_LEVEL: u64 = 3;
 
 /// Applies a `SetBrokerAccount` (`None` forgets the account).
 pub(super) fn set_account(
@@ -43,6 +47,13 @@ pub(super) fn set_settings(
         .map_err(backend)?
         .insert(SETTINGS_KEY, bytes.as_slice())
         .map_err(backend)?;
+    Ok(())
+}
+
+/// Applies a `SetGatewayConfig`: the bytes as they came (an agent that cannot read them says
+/// so in its report, and keeps its own file).
+pub(super) fn set_config(txn: &redb::WriteTransaction, wire: &[u8]) -> Result<(), CacheError> {
+    txn.open_table(GATEWAY_SETTINGS).map_err(backend)?.insert(CONFIG_KEY, wire).map_err(backend)?;
     Ok(())
 }
 
@@ -83,6 +94,18 @@ impl Cache {
             return Ok(GatewaySettingsRecord::default());
         };
         postcard::from_bytes(bytes.value()).map_err(|_| CacheError::Corrupt("gateway settings"))
+    }
+
+    /// The agent's settings from central, as sync brought them (`None`: none came).
+    pub fn central_config(&self) -> Result<Option<Vec<u8>>, CacheError> {
+        let txn = self.registry.begin_read().map_err(backend)?;
+        let table = match txn.open_table(GATEWAY_SETTINGS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(backend(e)),
+        };
+        let Some(bytes) = table.get(CONFIG_KEY).map_err(backend)? else { return Ok(None) };
+        Ok(Some(bytes.value().to_vec()))
     }
 
     /// The base topics of every room of the scope, sorted (the bridge's topics).

@@ -348,6 +348,14 @@ fn stop(child: &mut Child) {
 /// Waits for the child and returns its exit status (128 + the signal that ended it).
 fn wait(mut child: Child) -> i32 {
     use std::os::unix::process::ExitStatusExt as _;
+    // A stop signal that came between the child's start and [`spawn`] recording its pid was not
+    // passed on: it is now (the child is not reaped yet, so the pid is still its own; a second
+    // SIGTERM is harmless to an agent already stopping).
+    if STOPPING.load(Ordering::SeqCst)
+        && let Some(pid) = rustix::process::Pid::from_raw(i32::try_from(child.id()).unwrap_or(0))
+    {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+    }
     let status = loop {
         match child.wait() {
             Ok(status) => break status,

@@ -92,9 +92,15 @@ pub struct Updater {
 /// Set once a build is installed: the agent exits with [`launch::EXIT_RESTART`].
 static RESTART: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-/// Whether the agent stopped to start an installed build.
+/// Whether the agent stopped to start an installed build, or to apply new settings.
 pub fn restart_requested() -> bool {
     RESTART.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// Stops the agent to be started again by systemd (settings from central that apply at start).
+pub fn request_restart(shutdown: &CancellationToken) {
+    RESTART.store(true, std::sync::atomic::Ordering::SeqCst);
+    shutdown.cancel();
 }
 
 impl Updater {

@@ -1370,6 +1370,20 @@ export interface components {
          * @enum {string}
          */
         Codec: "cayenne_lpp" | "neocampus_lpp" | "hex" | "layout";
+        /** @description What an agent runs with, as it reports it to central (`config` in its health report). */
+        ConfigReport: {
+            /** @description The effective value of every managed key (`off` for what is off). */
+            effective: components["schemas"]["ManagedConfig"];
+            /** @description Keys central sets that the gateway's own file (or command line) overrides. */
+            overridden?: string[];
+            /**
+             * @description Why central's settings were not applied at all, when they were not (a document this
+             *     agent cannot read: an older agent, a key it does not know).
+             */
+            rejected?: string | null;
+            /** @description Central's settings changed since the agent started and it will restart to apply them. */
+            restart_pending?: boolean;
+        };
         /** @description One gateway's health. */
         Contact: {
             /**
@@ -1931,6 +1945,11 @@ export interface components {
             /** @description What it serves. */
             scope: components["schemas"]["ScopeInput"];
             local_broker?: null | components["schemas"]["LocalBrokerInput"];
+            /**
+             * @description Its agent's settings (keys of its configuration file; docs/edge.md, "Settings from
+             *     central"). Absent: none, the gateway's file decides.
+             */
+            config?: components["schemas"]["ManagedConfig"];
         };
         /** @description Changes to a gateway. */
         GatewayPatch: {
@@ -1938,6 +1957,7 @@ export interface components {
             name?: string | null;
             scope?: null | components["schemas"]["ScopeInput"];
             local_broker?: null | components["schemas"]["LocalBrokerInput"];
+            config?: null | components["schemas"]["ManagedConfig"];
         };
         /** @description A gateway as the API shows it. */
         GatewayView: {
@@ -1961,6 +1981,11 @@ export interface components {
             /** @description Its MQTT username. */
             mqtt_username: string;
             local_broker?: null | components["schemas"]["LocalBrokerInput"];
+            /**
+             * @description Its agent's settings set here (`null`: not set; what it runs with is in its health
+             *     report, `health.report.config`).
+             */
+            config: components["schemas"]["ManagedConfig"];
         };
         /** @description A gateway with what central knows of its health. */
         GatewayWithHealth: components["schemas"]["GatewayView"] & {
@@ -2008,6 +2033,7 @@ export interface components {
              */
             downlinks?: components["schemas"]["DownlinkOutcome"][];
             local_broker?: null | components["schemas"]["LocalBrokerReport"];
+            config?: null | components["schemas"]["ConfigReport"];
         };
         /** @description An image as the API shows it. */
         ImageView: {
@@ -2191,6 +2217,126 @@ export interface components {
             f_cnt_up: number;
             /** @description Always `"sealed"`: keys are not shown after creation. */
             keys: string;
+        };
+        /** @description `[agent]` as central may set it. */
+        ManagedAgent: {
+            /**
+             * Format: int64
+             * @description Seconds between two statuses of the gateway (10 to 86400).
+             * @default null
+             */
+            status_period_s: number | null;
+        };
+        /**
+         * @description The settings central may set for one gateway; `None`: not set (the gateway's file, or the
+         *     agent's default, decides).
+         */
+        ManagedConfig: {
+            /**
+             * @default {
+             *       "filter": null
+             *     }
+             */
+            log: components["schemas"]["ManagedLog"];
+            /**
+             * @default {
+             *       "status_period_s": null
+             *     }
+             */
+            agent: components["schemas"]["ManagedAgent"];
+            /**
+             * @default {
+             *       "udp_bind": null,
+             *       "serial_port": null,
+             *       "serial_baud": null,
+             *       "serial_protocol": null,
+             *       "adr": null,
+             *       "adr_margin_db": null
+             *     }
+             */
+            lorawan: components["schemas"]["ManagedLorawan"];
+            /**
+             * @default {
+             *       "status_led": null,
+             *       "status_led_active_low": null,
+             *       "i2c_bus": null,
+             *       "sensors": null,
+             *       "sensor_period_s": null
+             *     }
+             */
+            hal: components["schemas"]["ManagedHal"];
+        };
+        /** @description `[hal]` as central may set it. */
+        ManagedHal: {
+            /**
+             * @description The status LED's GPIO line, `chip:line` (`gpiochip0:17`), or `off`.
+             * @default null
+             */
+            status_led: string | null;
+            /**
+             * @description The LED lights when the line is low.
+             * @default null
+             */
+            status_led_active_low: boolean | null;
+            /**
+             * @description The I2C bus of local sensors (`/dev/i2c-1`), or `off`.
+             * @default null
+             */
+            i2c_bus: string | null;
+            /**
+             * @description Local sensors on that bus (`sht3x@0x44`, `mcp9808@0x18`), at most [`MAX_SENSORS`].
+             * @default null
+             */
+            sensors: string[] | null;
+            /**
+             * Format: int64
+             * @description Seconds between two measurements (1 to 86400).
+             * @default null
+             */
+            sensor_period_s: number | null;
+        };
+        /** @description `[log]` as central may set it. */
+        ManagedLog: {
+            /**
+             * @description `tracing` directives, e.g. `info,neosens_edge=debug` (applied without a restart).
+             * @default null
+             */
+            filter: string | null;
+        };
+        /** @description `[lorawan]` as central may set it. */
+        ManagedLorawan: {
+            /**
+             * @description The packet-forwarder listener, `address:port`, or `off`.
+             * @default null
+             */
+            udp_bind: string | null;
+            /**
+             * @description A serial LoRa modem: a device under `/dev/`, or `off`.
+             * @default null
+             */
+            serial_port: string | null;
+            /**
+             * Format: int32
+             * @description Its speed, bits per second (1200 to 921600).
+             * @default null
+             */
+            serial_baud: number | null;
+            /**
+             * @description Its line protocol: `rn2483` or `hex_lines`.
+             * @default null
+             */
+            serial_protocol: string | null;
+            /**
+             * @description Adaptive data rate for the nodes that ask for it.
+             * @default null
+             */
+            adr: boolean | null;
+            /**
+             * Format: int32
+             * @description ADR's installation margin, dB (0 to 30).
+             * @default null
+             */
+            adr_margin_db: number | null;
         };
         /**
          * @description A running campaign that targets devices of the gateway's scope: its image (cached ahead of
@@ -6086,7 +6232,8 @@ export interface operations {
                 /**
                  * @description `1`: the agent answers OTAA joins and decodes payload layouts, and reads the `SetOtaa` and
                  *     `SetPayloadLayout` changes (older agents do not ask, and never receive them). `2`: also
-                 *     `SetGatewaySettings` and `SetBrokerAccount` (agents that run a local broker).
+                 *     `SetGatewaySettings` and `SetBrokerAccount` (agents that run a local broker). `3`: also
+                 *     `SetGatewayConfig` (agents that take their settings from central).
                  */
                 ext?: number;
             };

@@ -109,7 +109,8 @@ pub(super) struct SyncQuery {
     after: Option<DeviceId>,
     /// `1`: the agent answers OTAA joins and decodes payload layouts, and reads the `SetOtaa` and
     /// `SetPayloadLayout` changes (older agents do not ask, and never receive them). `2`: also
-    /// `SetGatewaySettings` and `SetBrokerAccount` (agents that run a local broker).
+    /// `SetGatewaySettings` and `SetBrokerAccount` (agents that run a local broker). `3`: also
+    /// `SetGatewayConfig` (agents that take their settings from central).
     ext: Option<u8>,
 }
 
@@ -139,7 +140,7 @@ pub(super) async fn sync(
         revisions.borrow_and_update();
         let registry = std::sync::Arc::clone(&s.registry);
         let after = q.after;
-        let ext = q.ext.unwrap_or(0).min(2);
+        let ext = q.ext.unwrap_or(0).min(3);
         // Built and encoded on the blocking pool: a snapshot page is thousands of device
         // records, each with its secret unsealed and hashed for the gateway.
         let built = neosens_runtime::blocking::run(move || {

@@ -3,6 +3,7 @@ import { api, type Building, type EnrolmentToken, type ForwarderHealth, type Gat
 import { absoluteTime, relativeTime } from "../../lib/time";
 import { DeleteButton, EditableText, FormError, Table, useList, useSubmit } from "./common";
 import { Select } from "../../components/Select";
+import { GatewaySettings } from "./GatewaySettings";
 
 export function Gateways() {
   const { items, error, reload } = useList<GatewayWithHealth>("/gateways");
@@ -11,6 +12,8 @@ export function Gateways() {
   const [name, setName] = useState("");
   const [scope, setScope] = useState("");
   const [token, setToken] = useState<{ gateway: string; token: string; expires_at: string } | null>(null);
+  const [editing, setEditing] = useState<string | null>(null);
+  const edited = items.find((g) => g.id === editing);
 
   const form = useSubmit(
     () => {
@@ -81,11 +84,24 @@ export function Gateways() {
               </button>
             </td>
             <td>
+              <button type="button" className="link" aria-label={`Settings of gateway ${g.name}`} onClick={() => setEditing(editing === g.id ? null : g.id)}>
+                settings
+              </button>{" "}
               <DeleteButton path={`/gateways/${g.id}`} label={`gateway ${g.name}`} onDone={reload} />
             </td>
           </tr>
         ))}
       </Table>
+      {edited && (
+        <GatewaySettings
+          key={edited.id}
+          gateway={edited}
+          onDone={() => {
+            setEditing(null);
+            reload();
+          }}
+        />
+      )}
     </>
   );
 }

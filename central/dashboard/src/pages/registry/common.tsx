@@ -30,7 +30,7 @@ export function useSubmit(action: () => Promise<unknown>, onDone: () => void) {
 export function FormError({ state }: { state: FormState }) {
   return (
     <p role="alert" className="error">
-      {state.error ? `${state.field ? `${state.field}: ` : ""}${state.error}` : ""}
+      {state.error ? `${state.field && !state.error.startsWith(`${state.field}:`) ? `${state.field}: ` : ""}${state.error}` : ""}
     </p>
   );
 }

@@ -1,5 +1,6 @@
 //! The JSON forms of gateways and their enrolment tokens (`/api/v1/gateways`).
 
+use neosens_protocol::gateway_config::ManagedConfig;
 use neosens_protocol::ids::GatewayId;
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +29,10 @@ pub(crate) struct GatewayInput {
     /// "Remote sites"). Absent: the devices use central's broker.
     #[serde(default)]
     pub(crate) local_broker: Option<LocalBrokerInput>,
+    /// Its agent's settings (keys of its configuration file; docs/edge.md, "Settings from
+    /// central"). Absent: none, the gateway's file decides.
+    #[serde(default)]
+    pub(crate) config: ManagedConfig,
 }
 
 /// A gateway's local broker, as the devices of its scope are given it in their credentials.
@@ -63,6 +68,10 @@ pub(crate) struct GatewayPatch {
     /// Local-broker mode on (or moved), or off with `null`. The gateway gets it at its next sync.
     #[serde(default, deserialize_with = "super::present")]
     pub(crate) local_broker: Option<Option<LocalBrokerInput>>,
+    /// Its agent's settings, replaced as a whole (`{}` or `null` clears them). The gateway
+    /// gets them at its next sync.
+    #[serde(default, deserialize_with = "super::present")]
+    pub(crate) config: Option<Option<ManagedConfig>>,
 }
 
 /// A gateway as the API shows it.
@@ -87,6 +96,9 @@ pub(crate) struct GatewayView {
     pub(crate) mqtt_username: String,
     /// Its local broker (local-broker mode), or `null`: its devices use central's broker.
     pub(crate) local_broker: Option<LocalBrokerInput>,
+    /// Its agent's settings set here (`null`: not set; what it runs with is in its health
+    /// report, `health.report.config`).
+    pub(crate) config: ManagedConfig,
 }
 
 /// A one-time enrolment token, shown once.
@@ -113,6 +125,7 @@ impl From<GatewayInput> for registry::NewGateway {
             name: v.name,
             scope: v.scope.into(),
             local_broker: v.local_broker.map(Into::into),
+            config: v.config,
         }
     }
 }
@@ -123,6 +136,7 @@ impl From<GatewayPatch> for registry::GatewayChanges {
             name: v.name,
             scope: v.scope.map(Into::into),
             local_broker: v.local_broker.map(|b| b.map(Into::into)),
+            config: v.config.map(Option::unwrap_or_default),
         }
     }
 }
@@ -143,6 +157,7 @@ impl From<registry::GatewayInfo> for GatewayView {
             enrolment_expires_at: v.enrolment_expires_at,
             mqtt_username: v.mqtt_username,
             local_broker: v.local_broker.map(Into::into),
+            config: v.config,
         }
     }
 }

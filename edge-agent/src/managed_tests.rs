@@ -1,0 +1,118 @@
+use std::collections::BTreeSet;
+
+use super::*;
+
+/// Central's settings in their wire form, from the JSON an operator would send.
+fn wire(json: &str) -> Vec<u8> {
+    serde_json::from_str::<ManagedConfig>(json).unwrap().to_wire()
+}
+
+fn central() -> Vec<u8> {
+    wire(
+        r#"{"log": {"filter": "debug"}, "agent": {"status_period_s": 60},
+            "lorawan": {"udp_bind": "off", "serial_port": "/dev/ttyACM0"},
+            "hal": {"sensors": ["sht3x@0x44"], "sensor_period_s": 30}}"#,
+    )
+}
+
+#[test]
+fn central_values_apply_where_the_file_leaves_them() {
+    let file = "[agent]\nmac = \"b8:27:eb:00:00:01\"\n[hal]\nsensor_period_s = 120\n";
+    let local = Config::from_toml_pinned(file).unwrap();
+    assert_eq!(local.pinned, BTreeSet::from(["hal.sensor_period_s".to_owned()]), "mac is not central's");
+
+    let (config, report) = resolve(&local, Some(&central()));
+    assert_eq!(config.log.filter, "debug");
+    assert_eq!(config.agent.status_period_s, 60);
+    assert_eq!(config.lorawan.udp_bind, None, "\"off\" turns the listener off");
+    assert_eq!(config.lorawan.serial_port, Some(PathBuf::from("/dev/ttyACM0")));
+    assert_eq!(config.hal.sensors, ["sht3x@0x44"]);
+    assert_eq!(config.hal.sensor_period_s, 120, "the file wins");
+    assert_eq!(config.agent.mac.as_deref(), Some("b8:27:eb:00:00:01"), "what central cannot set stays");
+    assert_eq!(report.overridden, ["hal.sensor_period_s"]);
+    assert_eq!(report.rejected, None);
+    assert_eq!(report.effective.agent.status_period_s, Some(60));
+    assert_eq!(report.effective.lorawan.udp_bind.as_deref(), Some(OFF));
+    assert_eq!(report.effective.hal.status_led.as_deref(), Some(OFF));
+    assert_eq!(report.effective.hal.sensor_period_s, Some(120));
+    assert_eq!(
+        report.effective.keys_set(),
+        neosens_protocol::gateway_config::MANAGED_KEYS.to_vec(),
+        "every key reported"
+    );
+
+    // Nothing from central: the local configuration as it is.
+    for stored in [None, Some(&[][..])] {
+        let (config, report) = resolve(&local, stored);
+        assert_eq!(config, local);
+        assert!(report.overridden.is_empty() && report.rejected.is_none());
+    }
+}
+
+#[test]
+fn settings_the_agent_cannot_read_are_refused_whole() {
+    let local = Config::default();
+    let mut newer = central();
+    newer[0] += 1;
+    let mut out_of_range = ManagedConfig::default();
+    out_of_range.agent.status_period_s = Some(1);
+    for (wire, needle) in [
+        (newer, "version"),
+        (out_of_range.to_wire(), "agent.status_period_s"),
+        (vec![1, 0xff, 0xff], "unreadable"),
+    ] {
+        let (config, report) = resolve(&local, Some(&wire));
+        assert_eq!(config, local, "{wire:?}");
+        let reason = report.rejected.unwrap_or_else(|| panic!("{wire:?} accepted"));
+        assert!(reason.contains(needle), "{wire:?}: {reason}");
+    }
+}
+
+#[test]
+fn the_keys_a_file_sets_are_read_by_the_toml_parser() {
+    let file = "[agent]\nmac = \"b8:27:eb:00:00:01\"\nstatus_period_s = 60 # a comment\n\
+                [hal]\nsensors = [\n  \"sht3x\",\n]\n[lorawan]\n# udp_bind = \"0.0.0.0:1700\"\n\
+                adr = true\n[log]\nfilter = \"\"\"\ninfo\"\"\"\n";
+    let keys: Vec<String> = Config::from_toml_pinned(file).unwrap().pinned.into_iter().collect();
+    assert_eq!(keys, ["agent.status_period_s", "hal.sensors", "log.filter", "lorawan.adr"], "not comments");
+    let inline = "agent = { status_period_s = 60 }\nlorawan.udp_bind = \"off\"\n";
+    let keys: Vec<String> = Config::from_toml_pinned(inline).unwrap().pinned.into_iter().collect();
+    assert_eq!(keys, ["agent.status_period_s", "lorawan.udp_bind"], "inline tables and dotted keys too");
+    assert!(Config::from_toml_pinned("").unwrap().pinned.is_empty());
+    assert!(Config::from_toml_pinned("[agent\n").is_err());
+    // Every key central may set can be pinned.
+    let all = "[log]\nfilter = \"info\"\n[agent]\nstatus_period_s = 60\n\
+               [lorawan]\nudp_bind = \"off\"\nserial_port = \"/dev/ttyUSB0\"\nserial_baud = 9600\n\
+               serial_protocol = \"rn2483\"\nadr = true\nadr_margin_db = 5\n\
+               [hal]\nstatus_led = \"gpiochip0:17\"\nstatus_led_active_low = true\ni2c_bus = \"/dev/i2c-1\"\n\
+               sensors = []\nsensor_period_s = 5\n";
+    let keys: BTreeSet<String> = Config::from_toml_pinned(all).unwrap().pinned;
+    let expected: BTreeSet<String> =
+        neosens_protocol::gateway_config::MANAGED_KEYS.iter().map(|k| (*k).to_owned()).collect();
+    assert_eq!(keys, expected);
+}
+
+#[test]
+fn only_what_opens_at_start_restarts_the_agent() {
+    let local = Config::default();
+    let (_, before) = resolve(&local, None);
+    let (_, filter_only) = resolve(&local, Some(&wire(r#"{"log": {"filter": "debug"}}"#)));
+    assert!(!needs_restart(&before.effective, &filter_only.effective), "the filter changes in place");
+    let (_, period) = resolve(&local, Some(&wire(r#"{"agent": {"status_period_s": 60}}"#)));
+    assert!(needs_restart(&before.effective, &period.effective));
+    let (_, same) = resolve(&local, Some(&wire(r#"{"agent": {"status_period_s": 300}}"#)));
+    assert!(!needs_restart(&before.effective, &same.effective), "the value it runs with already");
+}
+
+#[test]
+fn a_reload_keeps_central_filter_unless_the_file_sets_one() {
+    let mut local = Config::default();
+    apply_log_filter(&local, &resolve(&local, Some(&wire(r#"{"log": {"filter": "debug"}}"#))).0);
+    assert_eq!(reload_filter(&local), "debug");
+    local.pinned.insert("log.filter".into());
+    local.log.filter = "warn".into();
+    assert_eq!(reload_filter(&local), "warn");
+    apply_log_filter(&local, &local);
+    local.pinned.clear();
+    assert_eq!(reload_filter(&local), "warn", "central sets none now");
+}
