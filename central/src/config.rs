@@ -145,6 +145,9 @@ pub struct AlertsConfig {
     pub device_networks: Vec<String>,
     /// What makes a reboot loop (`[alerts.reboot_loop]`), per device type too.
     pub reboot_loop: crate::monitor::RebootLoopConfig,
+    /// Minutes a gateway in local-broker mode may be out of touch (its site "disconnected", its
+    /// devices' outages held) before a `site_disconnected` alert opens.
+    pub site_disconnected_after_min: u32,
 }
 
 impl AlertsConfig {
@@ -169,6 +172,7 @@ impl Default for AlertsConfig {
             webhook_attempts: 5,
             device_networks: DEFAULT_DEVICE_NETWORKS.iter().map(|n| (*n).to_owned()).collect(),
             reboot_loop: crate::monitor::RebootLoopConfig::default(),
+            site_disconnected_after_min: 60,
         }
     }
 }
@@ -402,6 +406,10 @@ webhook_attempts = {alerts_attempts}
 # raises a "foreign_delivery" alert: someone else may have asked for it first (re-set the
 # device's credentials). Default: private and local networks. [] turns the alert off.
 device_networks = {alerts_networks}
+# A gateway in local-broker mode out of touch makes its site "disconnected": its devices'
+# outages are held (their statuses queue at the site). Past this many minutes a
+# "site_disconnected" alert opens, resolved when the gateway is back.
+site_disconnected_after_min = {alerts_site_after}
 
 # A device that boots this many times within window_min minutes (each boot asks central for its
 # configuration) raises a "reboot_loop" alert, resolved after a window without a boot.
@@ -525,6 +533,7 @@ max_age_days = {history_days}
         },
         mqtt_client_id = quoted(&config.mqtt.client_id),
         alerts_topic = quoted(&config.alerts.mqtt_topic),
+        alerts_site_after = config.alerts.site_disconnected_after_min,
         alerts_webhook = match &config.alerts.webhook_url {
             Some(url) => format!("webhook_url = {}", quoted(url)),
             None => "# webhook_url = \"https://chat.example.org/hooks/neosens\"".to_owned(),

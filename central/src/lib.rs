@@ -312,6 +312,7 @@ async fn start_pipelines(
         gateways: gateways.clone(),
         boots: boots_rx,
         reboot_loop: config.alerts.reboot_loop.clone(),
+        site_disconnected_after_ms: i64::from(config.alerts.site_disconnected_after_min.max(1)) * 60_000,
     };
     let follow = monitor::run(
         Arc::clone(registry),

@@ -52,7 +52,7 @@ export interface Items<T> {
 /** An alert (`GET /alerts`): written by hand, the document describes it as a plain object. */
 export interface Alert {
   id: number;
-  kind: "outage" | "failure" | "foreign_delivery" | "forwarder_silent" | "reboot_loop";
+  kind: "outage" | "failure" | "foreign_delivery" | "forwarder_silent" | "reboot_loop" | "site_disconnected";
   building: string | null;
   device: string | null;
   rule: string | null;

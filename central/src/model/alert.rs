@@ -21,6 +21,9 @@ pub enum AlertKind {
     /// A device booted `[alerts.reboot_loop] boots` times within `window_min` minutes; resolved
     /// after a window without a boot.
     RebootLoop,
+    /// A gateway in local-broker mode out of touch for `[alerts] site_disconnected_after_min`:
+    /// its site's outages are held meanwhile. Stored with `rule` = the gateway id.
+    SiteDisconnected,
 }
 
 /// An operator's acknowledgement of an alert.

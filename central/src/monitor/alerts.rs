@@ -101,6 +101,8 @@ pub(super) struct Shared {
     pub(super) forwarders: HashMap<(neosens_protocol::ids::GatewayId, String), u64>,
     /// Boot times and open reboot-loop alerts.
     pub(super) reboots: super::reboots::Reboots,
+    /// Local-broker gateways out of touch, and their open alerts.
+    pub(super) sites: super::sites::Sites,
     pub(super) dirty: BTreeSet<u64>,
     forget: Vec<u64>,
 }
@@ -244,7 +246,8 @@ impl Monitor {
                     AlertKind::Failure
                     | AlertKind::ForeignDelivery
                     | AlertKind::ForwarderSilent
-                    | AlertKind::RebootLoop => r.device.into_iter().collect(),
+                    | AlertKind::RebootLoop
+                    | AlertKind::SiteDisconnected => r.device.into_iter().collect(),
                 },
                 state: if r.is_open() { "open" } else { "resolved" },
                 alert: r.into(),
@@ -486,6 +489,11 @@ fn read_shared(store: &dyn AlertStore) -> Result<Shared, StoreError> {
                 }
                 (AlertKind::RebootLoop, Some(d), _) => {
                     shared.reboots.open.insert(d, r.id);
+                }
+                (AlertKind::SiteDisconnected, _, Some(gateway)) => {
+                    if let Ok(gateway) = gateway.parse() {
+                        shared.sites.open.insert(gateway, r.id);
+                    }
                 }
                 _ => {}
             }

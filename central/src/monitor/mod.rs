@@ -10,6 +10,7 @@ pub mod deadlines;
 pub mod forwarders;
 pub mod reboots;
 pub mod replicas;
+pub mod sites;
 pub mod tracker;
 pub mod webhook;
 pub mod wire;
@@ -106,6 +107,8 @@ pub struct Inputs {
     pub boots: mpsc::Receiver<DeviceId>,
     /// What makes a reboot loop, per device type.
     pub reboot_loop: RebootLoopConfig,
+    /// How long a local-broker gateway may be out of touch before its site is alerted, ms.
+    pub site_disconnected_after_ms: i64,
 }
 
 /// The registered gateways and what they last reported of their forwarders.
@@ -126,6 +129,31 @@ fn gateway_forwarders(
                 forwarders: contact
                     .map(|c| c.forwarders.iter().map(|f| (f.eui.clone(), f.last_seen_ms)).collect())
                     .unwrap_or_default(),
+                name: g.name,
+            }
+        })
+        .collect()
+}
+
+/// The gateways in local-broker mode and their last contact.
+fn site_links(
+    registry: &Registry,
+    health: &crate::gateway_health::GatewayHealth,
+    now: i64,
+) -> Vec<sites::SiteLink> {
+    let contacts = health.all();
+    let scopes: std::collections::HashSet<_> =
+        registry.local_broker_scopes().into_iter().map(|(g, _)| g).collect();
+    registry
+        .gateways()
+        .into_iter()
+        .filter(|g| scopes.contains(&g.id))
+        .map(|g| {
+            let contact = contacts.get(&g.id);
+            sites::SiteLink {
+                gateway: g.id,
+                last_contact_ms: contact.map(|c| c.last_contact_ms),
+                up: contact.is_some_and(|c| c.is_up(now)),
                 name: g.name,
             }
         })
@@ -240,6 +268,8 @@ async fn lead(
                 let disconnected = crate::gateway_health::disconnected_buildings(registry, &inputs.gateways, now);
                 let mut events = monitor.apply(|t, c| t.set_disconnected(disconnected, now, c));
                 events.extend(monitor.forwarders(&gateway_forwarders(registry, &inputs.gateways, now), now));
+                let links = site_links(registry, &inputs.gateways, now);
+                events.extend(monitor.sites(&links, inputs.site_disconnected_after_ms, now));
                 events.extend(monitor.reboots_settled(now));
                 deliver(monitor, delivery, events, now).await;
             }
@@ -352,6 +382,7 @@ mod tests {
             gateways: Default::default(),
             boots: mpsc::channel(1).1,
             reboot_loop: RebootLoopConfig::default(),
+            site_disconnected_after_ms: 3_600_000,
         };
         let always = crate::leader::Leadership::always();
         let task = tokio::spawn(run(

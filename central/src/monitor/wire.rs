@@ -23,6 +23,9 @@ pub enum AlertKindJson {
     ForwarderSilent,
     /// A device keeps rebooting (`[alerts.reboot_loop]`).
     RebootLoop,
+    /// A gateway in local-broker mode out of touch for long (`rule`: its id): its site's
+    /// outages are held meanwhile.
+    SiteDisconnected,
 }
 
 impl From<AlertKind> for AlertKindJson {
@@ -33,6 +36,7 @@ impl From<AlertKind> for AlertKindJson {
             AlertKind::ForeignDelivery => AlertKindJson::ForeignDelivery,
             AlertKind::ForwarderSilent => AlertKindJson::ForwarderSilent,
             AlertKind::RebootLoop => AlertKindJson::RebootLoop,
+            AlertKind::SiteDisconnected => AlertKindJson::SiteDisconnected,
         }
     }
 }

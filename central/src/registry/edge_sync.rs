@@ -104,6 +104,12 @@ impl Registry {
             out.push(change);
             if let Some(e) = device {
                 let d = &e.record;
+                // A login reserved for an account that is not a device (registered before the
+                // reservation) is no account at central's broker: none at the gateway's either.
+                if self.login_reserved(&d.login) {
+                    out.push(Change::SetBrokerAccount(d.id, None));
+                    continue;
+                }
                 let secret = self.keys.open(&d.secret.sealed, &d.id.to_bytes())?;
                 let account = super::local_broker::broker_account(gw, d, &secret);
                 out.push(Change::SetBrokerAccount(d.id, Some(account)));
@@ -340,10 +346,12 @@ fn snapshot_page(
         .filter_map(|id| state.devices.get(id))
         .filter(|e| e.record.rooms.iter().any(|r| in_scope.contains(r)));
     let (mut devices, mut bytes, mut more) = (0, 0, false);
+    // In local-broker mode each device's record is followed by its account (with_broker_accounts).
+    let account = if g.settings.local_broker.is_some() { BROKER_ACCOUNT_SIZE } else { 0 };
     for e in ids.by_ref() {
         let record = device_record(state, e, gw, central)?;
         devices += 1;
-        bytes += record_size(&record);
+        bytes += record_size(&record) + account;
         changes.push(Change::UpsertDevice(Box::new(record)));
         if devices >= page || bytes >= SNAPSHOT_PAGE_BYTES {
             more = ids.next().is_some();
@@ -353,6 +361,9 @@ fn snapshot_page(
     let kind = if after.is_none() { BatchKind::Snapshot } else { BatchKind::Delta };
     Ok(SyncBatch { revision: state.revision, kind, more, changes })
 }
+
+/// About what a `SetBrokerAccount` weighs: the id, tags and a `$7$101$<salt>$<hash>` line.
+const BROKER_ACCOUNT_SIZE: usize = 150;
 
 /// About what a device record weighs in a sync body (its strings, plus ids, hash and tags).
 fn record_size(d: &DeviceRecord) -> usize {

@@ -268,6 +268,17 @@ mod tests {
                 .iter()
                 .any(|c| matches!(c, Change::SetGatewaySettings(_) | Change::SetBrokerAccount(..)))
         );
+        // A device whose login was reserved since (no account at central's broker): none here.
+        let login = registry.state.read().devices[&devices[1]].record.login.clone();
+        registry.reserve_logins(&[login]);
+        let batch = registry.edge_sync(gw.id, 0, None, 2).unwrap().unwrap();
+        assert!(batch.changes.contains(&Change::SetBrokerAccount(devices[1], None)));
+        assert!(
+            batch
+                .changes
+                .iter()
+                .any(|c| matches!(c, Change::SetBrokerAccount(id, Some(_)) if *id == devices[0]))
+        );
 
         // The gateway silent from T0 + 60 s: a status sent during the outage and arriving 10
         // minutes later keeps its time; a recent one, or one older than the outage (a clock far

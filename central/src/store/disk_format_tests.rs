@@ -522,6 +522,7 @@ fn enum_variant_indices_are_pinned() {
         AlertKind::ForeignDelivery,
         AlertKind::ForwarderSilent,
         AlertKind::RebootLoop,
+        AlertKind::SiteDisconnected,
     ] {
         let index = match kind {
             AlertKind::Outage => 0,
@@ -529,6 +530,7 @@ fn enum_variant_indices_are_pinned() {
             AlertKind::ForeignDelivery => 2,
             AlertKind::ForwarderSilent => 3,
             AlertKind::RebootLoop => 4,
+            AlertKind::SiteDisconnected => 5,
         };
         check(kind, index);
     }

@@ -32,6 +32,8 @@ export function alertKindLabel(a: Alert): string {
       return "LoRaWAN";
     case "reboot_loop":
       return "Reboot loop";
+    case "site_disconnected":
+      return "Site disconnected";
   }
 }
 
@@ -41,6 +43,9 @@ export function alertTitle(a: Alert, buildingName: (id: string | null) => string
   }
   if (a.kind === "forwarder_silent") {
     return a.detail ?? `packet forwarder ${a.forwarder ?? "?"} silent`;
+  }
+  if (a.kind === "site_disconnected") {
+    return a.detail ?? "a gateway in local-broker mode is out of touch";
   }
   if (a.kind === "reboot_loop") {
     return `a device keeps rebooting: ${a.detail ?? ""}`;

@@ -108,6 +108,11 @@ describe("alerts", () => {
     expect(alertKindLabel(a)).toBe("Reboot loop");
     expect(alertTitle(a, () => "?")).toBe("a device keeps rebooting: 5 boots within 30 min");
   });
+  it("names a site gone quiet with its gateway's detail", () => {
+    const a = { ...alert(8, null), kind: "site_disconnected" as const, rule: "g1", detail: "gateway gw-carca (local broker) out of touch since 2026-12-06T10:00:00Z" };
+    expect(alertKindLabel(a)).toBe("Site disconnected");
+    expect(alertTitle(a, () => "?")).toBe(a.detail);
+  });
 });
 
 describe("device uids", () => {
