@@ -113,7 +113,7 @@ pub struct LorawanConfig {
     /// Address of the Semtech UDP listener (packet forwarders); `"off"` turns it off.
     #[serde(deserialize_with = "listener_or_off")]
     pub udp_bind: Option<SocketAddr>,
-    /// A serial LoRa modem (`/dev/ttyUSB0`), read beside the packet forwarders.
+    /// A serial LoRa modem (`/dev/ttyUSB0`), read beside the packet forwarders; `"off"`: none.
     #[serde(deserialize_with = "present::lorawan_serial_port")]
     pub serial_port: Option<PathBuf>,
     /// Its speed.
@@ -162,13 +162,13 @@ pub struct AgentConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HalConfig {
-    /// GPIO line of a status LED, `chip:line` (`gpiochip0:17`); unset: no LED.
+    /// GPIO line of a status LED, `chip:line` (`gpiochip0:17`); unset or `"off"`: no LED.
     #[serde(deserialize_with = "present::hal_status_led")]
     pub status_led: Option<String>,
     /// The LED lights when the line is low.
     #[serde(deserialize_with = "present::hal_status_led_active_low")]
     pub status_led_active_low: bool,
-    /// I2C bus of local sensors (`/dev/i2c-1`).
+    /// I2C bus of local sensors (`/dev/i2c-1`); `"off"`: none.
     #[serde(deserialize_with = "present::hal_i2c_bus")]
     pub i2c_bus: Option<PathBuf>,
     /// Sensors on that bus: `sht3x@0x44`, `mcp9808@0x18`.
@@ -246,16 +246,30 @@ mod present {
             }
         )*};
     }
+    /// `"off"` turns an optional device off here too, over central's setting.
+    fn off_or(value: Option<String>) -> Option<String> {
+        value.filter(|v| v != neosens_protocol::gateway_config::OFF)
+    }
+    pub(super) fn lorawan_serial_port<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<std::path::PathBuf>, D::Error> {
+        Ok(off_or(neosens_runtime::config_file::present("lorawan.serial_port", d)?).map(Into::into))
+    }
+    pub(super) fn hal_status_led<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        Ok(off_or(neosens_runtime::config_file::present("hal.status_led", d)?))
+    }
+    pub(super) fn hal_i2c_bus<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<std::path::PathBuf>, D::Error> {
+        Ok(off_or(neosens_runtime::config_file::present("hal.i2c_bus", d)?).map(Into::into))
+    }
     present! {
-        lorawan_serial_port: Option<std::path::PathBuf> = "lorawan.serial_port",
         lorawan_serial_baud: u32 = "lorawan.serial_baud",
         lorawan_serial_protocol: String = "lorawan.serial_protocol",
         lorawan_adr: bool = "lorawan.adr",
         lorawan_adr_margin_db: u8 = "lorawan.adr_margin_db",
         agent_status_period_s: u64 = "agent.status_period_s",
-        hal_status_led: Option<String> = "hal.status_led",
         hal_status_led_active_low: bool = "hal.status_led_active_low",
-        hal_i2c_bus: Option<std::path::PathBuf> = "hal.i2c_bus",
         hal_sensors: Vec<String> = "hal.sensors",
         hal_sensor_period_s: u64 = "hal.sensor_period_s",
     }
@@ -358,7 +372,8 @@ max_age_s = {max_age_s}
 # or "off".
 # Environment: NEOSENS_EDGE_UDP_BIND
 {udp_bind}
-# A serial LoRa modem read beside the forwarders: its port, speed and line protocol
+# A serial LoRa modem read beside the forwarders ("off": none, whatever central sets): its
+# port, speed and line protocol
 # ("rn2483": Microchip RN2483/RN2903 in radio mode; "hex_lines": one frame per line in hex).
 {serial_port}
 {serial_baud}
@@ -378,7 +393,8 @@ max_age_s = {max_age_s}
 {reboot}
 
 [hal]
-# A status LED on a GPIO line, "chip:line" (gpiochip0:17 is GPIO17, pin 11, on a Raspberry Pi):
+# A status LED on a GPIO line, "chip:line" (gpiochip0:17 is GPIO17, pin 11, on a Raspberry Pi;
+# "off": none, whatever central sets):
 # steady = central and broker reached, slow blink = broker down, fast blink = central down,
 # double flash = both down, short heartbeat = not enrolled. Works on Pi and Jetson alike
 # (GPIO character device). The service needs access to /dev/gpiochipN.
@@ -479,6 +495,7 @@ format = {format}
         ),
         serial_port = match &config.lorawan.serial_port {
             Some(p) => format!("serial_port = {}", quoted(&p.to_string_lossy())),
+            None if config.pinned.contains("lorawan.serial_port") => String::from("serial_port = \"off\""),
             None => String::from("# serial_port = \"/dev/ttyUSB0\""),
         },
         serial_baud = managed(
@@ -507,7 +524,10 @@ format = {format}
             config.lorawan.udp_bind == defaults.lorawan.udp_bind
         ),
         reboot = optional("reboot_command", &config.agent.reboot_command, "systemctl reboot"),
-        status_led = optional("status_led", &config.hal.status_led, "gpiochip0:17"),
+        status_led = match &config.hal.status_led {
+            None if config.pinned.contains("hal.status_led") => String::from("status_led = \"off\""),
+            led => optional("status_led", led, "gpiochip0:17"),
+        },
         status_led_active_low = managed(
             "hal.status_led_active_low",
             config.hal.status_led_active_low.to_string(),
@@ -515,6 +535,7 @@ format = {format}
         ),
         i2c_bus = match &config.hal.i2c_bus {
             Some(p) => format!("i2c_bus = {}", quoted(&p.to_string_lossy())),
+            None if config.pinned.contains("hal.i2c_bus") => String::from("i2c_bus = \"off\""),
             None => String::from("# i2c_bus = \"/dev/i2c-1\""),
         },
         sensors = managed("hal.sensors", sensors_list, config.hal.sensors.is_empty()),
@@ -577,6 +598,15 @@ mod tests {
         assert!(text.contains("\nstatus_period_s = 300\n") && text.contains("\nsensor_period_s = 30\n"));
         let pinned = Config::from_toml_pinned(&text).unwrap().pinned;
         assert_eq!(pinned, BTreeSet::from(["agent.status_period_s".into(), "hal.sensor_period_s".into()]));
+        // "off" pins a device off over central's setting, and is written back as such.
+        let off = "[lorawan]\nserial_port = \"off\"\n[hal]\nstatus_led = \"off\"\ni2c_bus = \"off\"\n";
+        let c = Config::from_toml_pinned(off).unwrap();
+        assert_eq!(
+            (c.lorawan.serial_port.as_ref(), c.hal.status_led.as_ref(), c.hal.i2c_bus.as_ref()),
+            (None, None, None)
+        );
+        assert_eq!(c.pinned.len(), 3);
+        assert_eq!(Config::from_toml_pinned(&template(&c)).unwrap(), c);
         let err = Config::from_toml("[lorawan]\nudp_bind = \"1700\"\n").unwrap_err().to_string();
         assert!(err.contains("\"off\""), "{err}");
     }

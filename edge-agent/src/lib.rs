@@ -197,11 +197,50 @@ pub async fn run_on(
 ) -> anyhow::Result<()> {
     let (config, settings) = managed::start(&local, &cache).await?;
     let config = Arc::new(config);
+    let addr = listener.local_addr().context("reading the LAN listener's address")?;
+    let mut tasks = Supervisor::new(shutdown.clone());
+    let app = match start(local, Arc::clone(&config), &settings, cache, addr, &mut tasks).await {
+        Ok(app) => app,
+        Err(e) => {
+            // Settings from central this gateway cannot start with are set aside for the next
+            // start; what did start stops (the local broker's Mosquitto saves its queue).
+            managed::failed_at_start(&config.storage.data_dir, &settings, &e).await;
+            shutdown.cancel();
+            let _ = tasks.finish(DRAIN_DEADLINE).await;
+            return Err(e);
+        }
+    };
+    neosens_runtime::systemd::Notifier::from_env().ready(shutdown.clone());
+    let served = neosens_runtime::http::serve(
+        "LAN listener",
+        listener,
+        app,
+        config.http.limits(),
+        Arc::default(),
+        shutdown.clone(),
+        DRAIN_DEADLINE,
+    )
+    .await;
+    shutdown.cancel();
+    let finished = tasks.finish(DRAIN_DEADLINE).await;
+    served?;
+    finished?;
+    tracing::info!("neosens-edge stopped");
+    Ok(())
+}
+
+/// Opens the storage and starts every task under `tasks`; the LAN router to serve.
+async fn start(
+    local: Arc<Config>,
+    config: Arc<Config>,
+    settings: &Arc<managed::Settings>,
+    cache: cache::Cache,
+    addr: std::net::SocketAddr,
+    tasks: &mut Supervisor,
+) -> anyhow::Result<axum::Router> {
     let scrape = neosens_runtime::http::ScrapeToken::new(config.http.metrics_token.as_deref())
         .map_err(anyhow::Error::msg)?;
-    let addr = listener.local_addr().context("reading the LAN listener's address")?;
     let storage = open_storage(&config, cache).await?;
-    let mut tasks = Supervisor::new(shutdown.clone());
     // Shared by the LoRaWAN listener and the health reports (its packet forwarders), and by the
     // legacy proxy and the reports (unregistered MACs asked offline).
     let lorawan = Arc::new(lorawan::LoraStats::default());
@@ -211,11 +250,12 @@ pub async fn run_on(
         lorawan: Arc::clone(&lorawan),
         unclaimed: Arc::clone(&unclaimed),
         local_broker: Arc::clone(&local_broker),
-        settings: Arc::clone(&settings),
+        settings: Arc::clone(settings),
     };
-    let mut links = start_central_links(&config, &storage, reported, &mut tasks)?;
+    let mut links = start_central_links(&config, &storage, reported, tasks)?;
     if links.central.is_some() {
         let (cache, sync, stop) = (storage.cache.clone(), Arc::clone(&links.sync), tasks.shutdown().clone());
+        let settings = Arc::clone(settings);
         tasks.restartable("settings from central", move || {
             managed::follow(
                 Arc::clone(&local),
@@ -227,8 +267,8 @@ pub async fn run_on(
         });
     }
     let mac = gateway_mac(&config)?;
-    let firmware = start_firmware_cache(&config, &links, mac, &mut tasks).await?;
-    let udp_addr = start_lorawan(&config, &storage, links.keys.as_ref(), &lorawan, &mut tasks).await?;
+    let firmware = start_firmware_cache(&config, &links, mac, tasks).await?;
+    let udp_addr = start_lorawan(&config, &storage, links.keys.as_ref(), &lorawan, tasks).await?;
     hal::gateway::start(
         &config.hal,
         hal::gateway::Links {
@@ -239,11 +279,11 @@ pub async fn run_on(
             outbox: storage.outbox.clone(),
             mac,
         },
-        &mut tasks,
+        tasks,
     )?;
-    start_local_broker(&config, &storage, &links, &local_broker, &mut tasks)?;
-    let orders = route_orders(&storage, &mut links, &lorawan, &mut tasks);
-    start_status(&config, &storage, &links, orders, mac, &mut tasks);
+    start_local_broker(&config, &storage, &links, &local_broker, tasks)?;
+    let orders = route_orders(&storage, &mut links, &lorawan, tasks);
+    start_status(&config, &storage, &links, orders, mac, tasks);
     log_serving(&config, addr, udp_addr, &storage)?;
     let proxy = proxy::Proxy::new(storage.cache.clone(), links.central, links.keys)
         .with_unclaimed(unclaimed)
@@ -259,25 +299,7 @@ pub async fn run_on(
         firmware: firmware.clone(),
         local_broker,
     };
-    let limits = config.http.limits();
-    let app = http::router(http::AppState { config, proxy, metrics, scrape, firmware });
-    neosens_runtime::systemd::Notifier::from_env().ready(shutdown.clone());
-    let served = neosens_runtime::http::serve(
-        "LAN listener",
-        listener,
-        app,
-        limits,
-        Arc::default(),
-        shutdown.clone(),
-        DRAIN_DEADLINE,
-    )
-    .await;
-    shutdown.cancel();
-    let finished = tasks.finish(DRAIN_DEADLINE).await;
-    served?;
-    finished?;
-    tracing::info!("neosens-edge stopped");
-    Ok(())
+    Ok(http::router(http::AppState { config, proxy, metrics, scrape, firmware }))
 }
 
 /// The gateway's disk: the cache, the outbox (stamped with the gateway's relay key once

@@ -290,6 +290,7 @@ pub async fn report(
         }
         wait = match report_once(&central, &cache, &outbox, &reported).await {
             Ok(()) => {
+                reported.settings.delivered.notify_waiters();
                 retry.reset();
                 REPORT_EVERY
             }

@@ -4,6 +4,7 @@
 //! start (it exits 75, systemd's `Restart=always` is played here), swaps a new log filter in
 //! place, reports what it runs with, and starts with them while central is out of reach.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use neosens_runtime::testing::{Mosquitto, ServiceProcess, http_json, wait_until};
@@ -27,6 +28,27 @@ fn gateway(central: SocketAddr, id: &str) -> Value {
 /// What the agent last reported it runs with.
 fn reported(central: SocketAddr, id: &str) -> Value {
     gateway(central, id)["health"]["report"]["config"].clone()
+}
+
+/// The settings after the filter-only change.
+fn settings_after_filter() -> Value {
+    json!({"log": {"filter": "info,rumqttc=warn"}, "agent": {"status_period_s": 60},
+        "lorawan": {"adr_margin_db": 5, "udp_bind": "off"}, "hal": {"sensor_period_s": 30}})
+}
+
+/// The agent's environment as `start_edge` sets it; `udp`: with its UDP listener on a free port
+/// (which pins `lorawan.udp_bind`).
+fn edge_env(data: &std::path::Path, mqtt: &str, udp: bool) -> HashMap<String, String> {
+    let mut env = HashMap::from([
+        ("NEOSENS_EDGE_HTTP_BIND".to_owned(), "127.0.0.1:0".to_owned()),
+        ("NEOSENS_EDGE_DATA_DIR".to_owned(), data.to_string_lossy().into_owned()),
+        ("NEOSENS_EDGE_MQTT_URL".to_owned(), mqtt.to_owned()),
+        ("NEOSENS_LOG_FORMAT".to_owned(), "json".to_owned()),
+    ]);
+    if udp {
+        env.insert("NEOSENS_EDGE_UDP_BIND".to_owned(), "127.0.0.1:0".to_owned());
+    }
+    env
 }
 
 fn message_is(line: &Value, text: &str) -> bool {
@@ -92,8 +114,7 @@ fn settings_set_in_central_reach_the_gateway_under_its_own_file() {
 
     // A new log filter alone changes in place: no restart.
     let pid = agent.pid();
-    let filter_only = json!({"config": {"log": {"filter": "info,rumqttc=warn"}, "agent": {"status_period_s": 60},
-        "lorawan": {"adr_margin_db": 5, "udp_bind": "off"}, "hal": {"sensor_period_s": 30}}});
+    let filter_only = json!({"config": settings_after_filter()});
     let (status, body) = api(c, "PATCH", &format!("/api/v1/gateways/{id}"), Some(filter_only));
     assert_eq!(status, 200, "{body}");
     wait_until("the new filter reported", || {
@@ -102,17 +123,50 @@ fn settings_set_in_central_reach_the_gateway_under_its_own_file() {
     assert_eq!(reported(c, &id)["restart_pending"], false);
     assert!(std::path::Path::new(&format!("/proc/{pid}")).exists(), "still the same process");
 
+    // Settings this gateway cannot start with (sensors, but no I2C bus in its file): the start
+    // fails once, they are set aside, and the next start runs with the local configuration and
+    // says why — the gateway stays reachable for central's correction.
+    let broken = json!({"config": {"log": {"filter": "info,rumqttc=warn"}, "agent": {"status_period_s": 60},
+        "lorawan": {"adr_margin_db": 5, "udp_bind": "off"}, "hal": {"sensor_period_s": 30, "sensors": ["sht3x@0x44"]}}});
+    let (status, body) = api(c, "PATCH", &format!("/api/v1/gateways/{id}"), Some(broken));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(agent.wait().code(), Some(75));
+    let failed = std::process::Command::new(common::EDGE)
+        .args(["--config", config.to_str().unwrap()])
+        .envs(edge_env(data.path(), &mosquitto.url(), true))
+        .output()
+        .unwrap();
+    assert!(!failed.status.success(), "the start with sensors and no bus fails");
+    assert!(
+        String::from_utf8_lossy(&failed.stderr).contains("i2c_bus"),
+        "{}",
+        String::from_utf8_lossy(&failed.stderr)
+    );
+    agent = start_edge(data.path(), &config, &mosquitto.url());
+    wait_until("the report of the settings set aside", || {
+        reported(c, &id)["rejected"]
+            .as_str()
+            .is_some_and(|r| r.contains("failed to start") && r.contains("i2c_bus"))
+    });
+    assert_eq!(reported(c, &id)["effective"]["agent"]["status_period_s"], 300, "the local configuration");
+    // Corrected in central: applied at the next start (a restart, since they differ).
+    let fixed = json!({"config": settings_after_filter()});
+    let (status, body) = api(c, "PATCH", &format!("/api/v1/gateways/{id}"), Some(fixed));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(agent.wait().code(), Some(75));
+    agent = start_edge(data.path(), &config, &mosquitto.url());
+    wait_until("the corrected settings applied", || {
+        let r = reported(c, &id);
+        r["rejected"].is_null() && r["effective"]["agent"]["status_period_s"] == 60
+    });
+
     // Central out of reach: the agent starts again with the settings kept in its copy.
     agent.signal_and_wait("TERM");
     central_process.signal_and_wait("TERM");
     let agent = ServiceProcess::spawn(
         std::path::Path::new(common::EDGE),
         &["--config", config.to_str().unwrap()],
-        &std::collections::HashMap::from([
-            ("NEOSENS_EDGE_HTTP_BIND".to_owned(), "127.0.0.1:0".to_owned()),
-            ("NEOSENS_EDGE_DATA_DIR".to_owned(), data.path().to_string_lossy().into_owned()),
-            ("NEOSENS_EDGE_MQTT_URL".to_owned(), mosquitto.url()),
-        ]),
+        &edge_env(data.path(), &mosquitto.url(), false),
     );
     // Without NEOSENS_EDGE_UDP_BIND this time: central's "off" applies, and its log filter.
     let serving = &agent.serving;

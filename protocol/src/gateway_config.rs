@@ -26,10 +26,11 @@ pub const WIRE_VERSION: u8 = 1;
 pub const MAX_SENSORS: usize = 8;
 
 /// The settings central may set for one gateway; `None`: not set (the gateway's file, or the
-/// agent's default, decides).
+/// agent's default, decides). Unknown keys are ignored when read (a newer agent's report), so
+/// central's API checks them itself against [`MANAGED_KEYS`].
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct ManagedConfig {
     /// `[log]`.
     pub log: ManagedLog,
@@ -44,7 +45,7 @@ pub struct ManagedConfig {
 /// `[log]` as central may set it.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct ManagedLog {
     /// `tracing` directives, e.g. `info,neosens_edge=debug` (applied without a restart).
     pub filter: Option<String>,
@@ -53,7 +54,7 @@ pub struct ManagedLog {
 /// `[agent]` as central may set it.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct ManagedAgent {
     /// Seconds between two statuses of the gateway (10 to 86400).
     pub status_period_s: Option<u64>,
@@ -62,7 +63,7 @@ pub struct ManagedAgent {
 /// `[lorawan]` as central may set it.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct ManagedLorawan {
     /// The packet-forwarder listener, `address:port`, or `off`.
     pub udp_bind: Option<String>,
@@ -81,7 +82,7 @@ pub struct ManagedLorawan {
 /// `[hal]` as central may set it.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct ManagedHal {
     /// The status LED's GPIO line, `chip:line` (`gpiochip0:17`), or `off`.
     pub status_led: Option<String>,
@@ -141,15 +142,42 @@ fn device_path(key: &'static str, v: Option<&str>) -> Result<(), SettingError> {
     Err(fail(key, "a device under /dev/ (e.g. /dev/ttyUSB0), or \"off\""))
 }
 
-/// `<kind>@0x<address>` or `<kind>`: the agent knows the kinds, this checks the shape.
-fn sensor_shape(s: &str) -> bool {
-    let (kind, address) = s.split_once('@').unwrap_or((s, "0x00"));
-    let hex = address.strip_prefix("0x").unwrap_or("");
-    !kind.is_empty()
-        && kind.len() <= 16
-        && kind.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && (1..=2).contains(&hex.len())
-        && hex.bytes().all(|c| c.is_ascii_hexdigit())
+/// The local sensor models the agent drives (`[hal] sensors`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SensorModel {
+    /// Sensirion SHT30/31/35: temperature and humidity (0x44 or 0x45).
+    Sht3x,
+    /// Microchip MCP9808: temperature (0x18 to 0x1F).
+    Mcp9808,
+}
+
+/// A sensor as `[hal] sensors` names it — `sht3x@0x44`, `mcp9808@0x18`, or the model alone
+/// for its default address — read the same by central (which refuses what the agent would)
+/// and by the agent: its model and 7-bit address, or why not.
+pub fn parse_sensor(s: &str) -> Result<(SensorModel, u8), String> {
+    let (name, address) = match s.trim().split_once('@') {
+        Some((n, a)) => (n.trim(), Some(a.trim())),
+        None => (s.trim(), None),
+    };
+    let (model, default, valid): (_, u8, &[u8]) = match name.to_ascii_lowercase().as_str() {
+        "sht3x" | "sht30" | "sht31" | "sht35" => (SensorModel::Sht3x, 0x44, &[0x44, 0x45]),
+        "mcp9808" => (SensorModel::Mcp9808, 0x18, &[0x18, 0x19, 0x1a, 0x1b, 0x1c, 0x1d, 0x1e, 0x1f]),
+        other => return Err(format!("unknown sensor {other:?}")),
+    };
+    let address = match address {
+        None => default,
+        Some(a) => {
+            let parsed = match a.strip_prefix("0x").or_else(|| a.strip_prefix("0X")) {
+                Some(hex) => u8::from_str_radix(hex, 16),
+                None => a.parse(),
+            };
+            parsed.map_err(|_| format!("{a:?} is not an address"))?
+        }
+    };
+    if !valid.contains(&address) {
+        return Err(format!("this sensor answers only at {valid:02x?}"));
+    }
+    Ok((model, address))
 }
 
 impl ManagedConfig {
@@ -200,8 +228,11 @@ impl ManagedConfig {
             if sensors.len() > MAX_SENSORS {
                 return Err(fail("hal.sensors", &format!("at most {MAX_SENSORS} sensors")));
             }
-            if !sensors.iter().all(|s| sensor_shape(s)) {
-                return Err(fail("hal.sensors", "kind@0xADDRESS, e.g. sht3x@0x44 or mcp9808@0x18"));
+            for sensor in sensors {
+                parse_sensor(sensor).map_err(|reason| SettingError {
+                    key: "hal.sensors",
+                    reason: format!("{sensor:?}: {reason}; e.g. sht3x@0x44 or mcp9808@0x18"),
+                })?;
             }
         }
         range("hal.sensor_period_s", h.sensor_period_s, 1, 86_400, "1 to 86400 seconds")?;
@@ -238,6 +269,29 @@ impl ManagedConfig {
         };
         config.check().map_err(|e| e.to_string())?;
         Ok(Some(config))
+    }
+
+    /// The dotted keys whose values differ between `self` and `other`, in the file's order.
+    pub fn keys_differing(&self, other: &ManagedConfig) -> Vec<&'static str> {
+        let (a, b) = (self, other);
+        [
+            ("log.filter", a.log.filter != b.log.filter),
+            ("agent.status_period_s", a.agent.status_period_s != b.agent.status_period_s),
+            ("lorawan.udp_bind", a.lorawan.udp_bind != b.lorawan.udp_bind),
+            ("lorawan.serial_port", a.lorawan.serial_port != b.lorawan.serial_port),
+            ("lorawan.serial_baud", a.lorawan.serial_baud != b.lorawan.serial_baud),
+            ("lorawan.serial_protocol", a.lorawan.serial_protocol != b.lorawan.serial_protocol),
+            ("lorawan.adr", a.lorawan.adr != b.lorawan.adr),
+            ("lorawan.adr_margin_db", a.lorawan.adr_margin_db != b.lorawan.adr_margin_db),
+            ("hal.status_led", a.hal.status_led != b.hal.status_led),
+            ("hal.status_led_active_low", a.hal.status_led_active_low != b.hal.status_led_active_low),
+            ("hal.i2c_bus", a.hal.i2c_bus != b.hal.i2c_bus),
+            ("hal.sensors", a.hal.sensors != b.hal.sensors),
+            ("hal.sensor_period_s", a.hal.sensor_period_s != b.hal.sensor_period_s),
+        ]
+        .into_iter()
+        .filter_map(|(k, differs)| differs.then_some(k))
+        .collect()
     }
 
     /// The dotted keys set, in the file's order (`log.filter`, `agent.status_period_s`, …).
@@ -333,7 +387,7 @@ mod tests {
             c.hal.i2c_bus = Some(OFF.into());
         });
         assert_eq!(off.check(), Ok(()));
-        let bad: [(ManagedConfig, &str); 14] = [
+        let bad: [(ManagedConfig, &str); 16] = [
             (with(|c| c.log.filter = Some(String::new())), "log.filter"),
             (with(|c| c.log.filter = Some("info\nwarn".into())), "log.filter"),
             (with(|c| c.log.filter = Some("x".repeat(257))), "log.filter"),
@@ -346,6 +400,8 @@ mod tests {
             (with(|c| c.lorawan.adr_margin_db = Some(31)), "lorawan.adr_margin_db"),
             (with(|c| c.hal.status_led = Some("gpiochip0".into())), "hal.status_led"),
             (with(|c| c.hal.sensors = Some(alloc::vec!["sht3x@44".into()])), "hal.sensors"),
+            (with(|c| c.hal.sensors = Some(alloc::vec!["bme280@0x76".into()])), "hal.sensors"),
+            (with(|c| c.hal.sensors = Some(alloc::vec!["mcp9808@0x44".into()])), "hal.sensors"),
             (with(|c| c.hal.sensors = Some(alloc::vec!["sht3x".into(); MAX_SENSORS + 1])), "hal.sensors"),
             (with(|c| c.hal.sensor_period_s = Some(0)), "hal.sensor_period_s"),
         ];
@@ -376,6 +432,8 @@ mod tests {
             };
         });
         assert_eq!(all.keys_set(), MANAGED_KEYS.to_vec());
+        assert_eq!(all.keys_differing(&ManagedConfig::default()), MANAGED_KEYS.to_vec());
+        assert!(all.keys_differing(&all).is_empty());
         assert!(ManagedConfig::default().is_empty() && ManagedConfig::default().keys_set().is_empty());
     }
 
@@ -410,10 +468,9 @@ mod tests {
     }
 
     #[test]
-    fn unknown_keys_are_refused_in_json() {
-        let err = serde_json::from_str::<ManagedConfig>(r#"{"agent": {"reboot_command": "rm -rf /"}}"#);
-        assert!(err.unwrap_err().to_string().contains("reboot_command"));
-        let ok: ManagedConfig = serde_json::from_str(r#"{"hal": {"sensor_period_s": 30}}"#).unwrap();
-        assert_eq!(ok.keys_set(), ["hal.sensor_period_s"]);
+    fn a_newer_agents_keys_are_ignored_when_read() {
+        let newer = r#"{"agent": {"status_period_s": 30, "reboot_command": "x"}, "radio": {"power": 14}}"#;
+        let read: ManagedConfig = serde_json::from_str(newer).unwrap();
+        assert_eq!(read.keys_set(), ["agent.status_period_s"]);
     }
 }

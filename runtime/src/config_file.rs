@@ -64,9 +64,25 @@ pub fn recording<R>(parse: impl FnOnce() -> R) -> (R, std::collections::BTreeSet
     (result, keys)
 }
 
-/// A TOML string literal, for templates.
+/// A TOML basic string literal, for templates: quotes and backslashes escaped, and every control
+/// character (TOML forbids them raw). Written here rather than through the `toml` crate's
+/// writer, which the gateway's 4 MB build would carry for this alone.
 pub fn quoted(s: &str) -> String {
-    toml::Value::String(s.to_owned()).to_string()
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 #[cfg(test)]
@@ -90,7 +106,7 @@ mod tests {
         std::fs::write(&file, "name = \"a \\\"b\\\"\"\n").unwrap();
         assert_eq!(load::<Sample>(&file).unwrap(), Sample { name: "a \"b\"".into() });
         assert!(load::<Sample>(&dir.join("missing.toml")).unwrap_err().to_string().contains("missing.toml"));
-        for text in ["a\"b", "it's", "é\\n", ""] {
+        for text in ["a\"b", "it's", "é\\n", "", "tab\there\nnew\rline", "\u{7f}\u{1}\u{9f}", "\\\\server"] {
             let parsed: toml::Table = toml::from_str(&format!("x = {}", quoted(text))).unwrap();
             assert_eq!(parsed["x"].as_str(), Some(text), "quoting {text:?}");
         }

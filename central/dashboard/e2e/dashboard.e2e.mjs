@@ -368,6 +368,9 @@ try {
     await page.getByRole("button", { name: "Settings of gateway gw-u4" }).click();
     const settings = page.getByRole("form", { name: "Settings of gateway gw-u4" });
     await settings.getByText("the gateway's file wins", { exact: true }).waitFor({ timeout: DEADLINE_MS });
+    await settings.getByLabel("agent.status_period_s").fill("6o");
+    await settings.getByRole("button", { name: "Save settings" }).click();
+    await settings.getByText(/a whole number/).waitFor({ timeout: DEADLINE_MS });
     await settings.getByLabel("agent.status_period_s").fill("60");
     await settings.getByLabel("hal.sensor_period_s").fill("30");
     await settings.getByLabel("lorawan.udp_bind").fill("1700");

@@ -338,6 +338,15 @@ async fn gateway_health_reports_are_bounded() {
             ),
             "unclaimed",
         ),
+        // The settings it runs with: bounded (a newer agent's unknown keys are fine).
+        (
+            {
+                let mut r = report(vec![], vec![]);
+                r["config"] = json!({"effective": {}, "overridden": [], "rejected": "x".repeat(9000)});
+                r
+            },
+            "config",
+        ),
     ] {
         let (status, answer) = post(body).await;
         assert_eq!(
@@ -346,6 +355,10 @@ async fn gateway_health_reports_are_bounded() {
             "{answer}"
         );
     }
+    let mut newer = report(vec![], vec![]);
+    newer["config"] = json!({"effective": {"agent": {"status_period_s": 60, "watchdog_s": 5}, "radio": {}},
+        "overridden": [], "rejected": null, "restart_pending": false});
+    assert_eq!(post(newer).await.0, StatusCode::NO_CONTENT, "a newer agent's settings report is taken");
     // Node order outcomes: at most 256, each naming a DevEUI in lowercase hex.
     let outcome = |dev_eui: &str| {
         json!({"dev_eui": dev_eui, "reference": null, "f_port": 1, "data": "00", "confirmed": false,

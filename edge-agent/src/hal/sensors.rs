@@ -41,28 +41,11 @@ impl FromStr for SensorSpec {
             setting: "[hal] sensors",
             reason: format!("{s:?}: {reason}; expected \"sht3x@0x44\" or \"mcp9808@0x18\""),
         };
-        let (name, address) = match s.trim().split_once('@') {
-            Some((n, a)) => (n.trim(), Some(a.trim())),
-            None => (s.trim(), None),
+        let (model, address) = neosens_protocol::gateway_config::parse_sensor(s).map_err(bad)?;
+        let kind = match model {
+            neosens_protocol::gateway_config::SensorModel::Sht3x => SensorKind::Sht3x,
+            neosens_protocol::gateway_config::SensorModel::Mcp9808 => SensorKind::Mcp9808,
         };
-        let (kind, default, valid): (_, u8, &[u8]) = match name.to_ascii_lowercase().as_str() {
-            "sht3x" | "sht30" | "sht31" | "sht35" => (SensorKind::Sht3x, 0x44, &[0x44, 0x45]),
-            "mcp9808" => (SensorKind::Mcp9808, 0x18, &[0x18, 0x19, 0x1a, 0x1b, 0x1c, 0x1d, 0x1e, 0x1f]),
-            other => return Err(bad(format!("unknown sensor {other:?}"))),
-        };
-        let address = match address {
-            None => default,
-            Some(a) => {
-                let parsed = match a.strip_prefix("0x").or_else(|| a.strip_prefix("0X")) {
-                    Some(hex) => u8::from_str_radix(hex, 16),
-                    None => a.parse(),
-                };
-                parsed.map_err(|_| bad(format!("{a:?} is not an address")))?
-            }
-        };
-        if !valid.contains(&address) {
-            return Err(bad(format!("this sensor answers only at {valid:02x?}")));
-        }
         Ok(SensorSpec { kind, address })
     }
 }

@@ -47,6 +47,10 @@ enum Trial {
     Failed(String),
     /// The service was stopped meanwhile: the child's exit status (the trial is not judged).
     Stopped(i32),
+    /// The build asked to be started again ([`EXIT_RESTART`]: new settings from central) before
+    /// it was healthy: not judged, but its start stays counted, so a build that keeps doing so
+    /// is rolled back once it has had [`MAX_TRIAL_STARTS`].
+    Restarted,
 }
 
 /// Runs the chosen build, if any, and returns its exit status; `None`: serve in-process.
@@ -100,6 +104,10 @@ pub fn launch(data_dir: &Path, deadline: Duration, mac: Option<neosens_protocol:
                 eprintln!("neosens-edge launcher: recording build {} as kept: {e}", build.sha256);
             }
             Some(run_kept(&builds, child, &build, started, mac))
+        }
+        Trial::Restarted => {
+            eprintln!("neosens-edge launcher: build {} on trial restarts (new settings)", build.sha256);
+            Some(EXIT_RESTART)
         }
         Trial::Stopped(status) => {
             // Not the build's fault: the next start tries it again, as if this one had not been.
@@ -277,6 +285,10 @@ fn start_trial(builds: &BuildDir, build: &Build, deadline: Duration) -> Trial {
     }
     // The pipe closed: the build is exiting (its descriptors close before it can be reaped).
     let exited = if said == Some(false) { exited_within(&mut child, Duration::from_secs(2)) } else { None };
+    if exited.is_some_and(|status| status.code() == Some(EXIT_RESTART)) {
+        CHILD.store(0, Ordering::SeqCst);
+        return Trial::Restarted;
+    }
     let reason = match exited {
         Some(status) => format!("it exited ({status}) before it was healthy"),
         None if said == Some(false) => String::from("it closed its health pipe without being healthy"),

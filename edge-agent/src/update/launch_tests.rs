@@ -60,6 +60,26 @@ fn a_healthy_build_is_kept_and_its_exit_status_passed_on() {
     assert_eq!(state.reports[0].outcome, AgentUpdateOutcome::Installed);
 }
 
+/// A build on trial that restarts to apply new settings (exit 75 before it is healthy) is not
+/// judged, but the start stays counted: one such restart per trial, not an endless one.
+#[test]
+fn a_trial_restarting_for_new_settings_is_not_judged_but_counted() {
+    let (dir, trial) = with_trial(
+        "#!/bin/sh
+exit 75
+",
+        None,
+    );
+    let builds = BuildDir::new(dir.path());
+    assert_eq!(launch(dir.path(), Duration::from_secs(20), MAC.parse().ok()), Some(EXIT_RESTART));
+    let state = builds.load().unwrap();
+    assert_eq!(state.trial.as_ref().map(|t| t.starts), Some(1), "still on trial, its start counted");
+    assert!(state.rejected.is_empty() && state.reports.is_empty());
+    assert_eq!(launch(dir.path(), Duration::from_secs(20), MAC.parse().ok()), Some(EXIT_RESTART));
+    assert_eq!(launch(dir.path(), Duration::from_secs(20), MAC.parse().ok()), None, "rolled back");
+    assert_eq!(builds.load().unwrap().rejected, vec![trial.sha256]);
+}
+
 #[test]
 fn a_build_whose_file_changed_is_not_started() {
     let (dir, trial) = with_trial("#!/bin/sh\nexit 0\n", None);

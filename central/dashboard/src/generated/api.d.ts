@@ -2229,7 +2229,8 @@ export interface components {
         };
         /**
          * @description The settings central may set for one gateway; `None`: not set (the gateway's file, or the
-         *     agent's default, decides).
+         *     agent's default, decides). Unknown keys are ignored when read (a newer agent's report), so
+         *     central's API checks them itself against [`MANAGED_KEYS`].
          */
         ManagedConfig: {
             /**

@@ -230,6 +230,9 @@ pub(super) async fn joins(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The largest report of a gateway's settings kept (`config` in its health report).
+const MAX_CONFIG_REPORT_BYTES: usize = 8 * 1024;
+
 /// The gateway's own figures (outbox depth and age, version, the packet forwarders it hears),
 /// shown per gateway in the API and `/metrics`; the unregistered MACs that asked it while
 /// central was out of reach (at most 64), into the adoption inbox; and what became of node
@@ -255,6 +258,14 @@ pub(super) async fn health(
     euis.sort_unstable();
     if euis.windows(2).any(|w| w[0] == w[1]) {
         return Err(invalid("a gateway EUI is listed twice".into()));
+    }
+    // The settings it runs with: kept per gateway, so bounded (a whole report is a few hundred
+    // bytes).
+    let config_bytes =
+        report.config.as_ref().map_or(0, |c| serde_json::to_vec(c).map_or(usize::MAX, |v| v.len()));
+    if config_bytes > MAX_CONFIG_REPORT_BYTES {
+        let message = format!("{config_bytes} bytes: at most {MAX_CONFIG_REPORT_BYTES}");
+        return Err(ApiError::Invalid { field: "config".into(), message });
     }
     if report.unclaimed.len() > MAX_UNCLAIMED_REPORTED {
         let message = format!("{} MACs: at most {MAX_UNCLAIMED_REPORTED}", report.unclaimed.len());

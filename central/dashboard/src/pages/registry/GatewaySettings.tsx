@@ -36,11 +36,15 @@ function show(value: unknown): string {
   return Array.isArray(value) ? value.join(", ") : String(value);
 }
 
-/** The form's text back to the API's value (`null`: not set here). */
-function parse(kind: Kind, text: string): unknown {
+/** The form's text back to the API's value (`null`: not set here); a number that is not a
+ * whole one is refused here (JSON would send NaN as null, clearing the setting). */
+function parse(key: string, kind: Kind, text: string): unknown {
   const t = text.trim();
   if (t === "") return null;
-  if (kind === "number") return Number(t);
+  if (kind === "number") {
+    if (!/^\d{1,9}$/.test(t)) throw new Error(`config.${key}: a whole number, not ${JSON.stringify(t)}`);
+    return Number(t);
+  }
   if (kind === "bool") return t === "true";
   if (kind === "list") return t.split(",").map((s) => s.trim()).filter((s) => s !== "");
   return t;
@@ -50,11 +54,11 @@ export function GatewaySettings({ gateway, onDone }: { gateway: GatewayWithHealt
   const [values, setValues] = useState<Record<string, string>>(() => Object.fromEntries(KEYS.map(({ key }) => [key, show(read(gateway.config, key))])));
   const report = gateway.health?.report?.config ?? null;
   const overridden = new Set(report?.overridden ?? []);
-  const form = useSubmit(() => {
+  const form = useSubmit(async () => {
     const config: Sections = { log: {}, agent: {}, lorawan: {}, hal: {} };
     for (const { key, kind } of KEYS) {
       const [section, name] = key.split(".");
-      config[section][name] = parse(kind, values[key]);
+      config[section][name] = parse(key, kind, values[key]);
     }
     return api("PATCH", `/gateways/${gateway.id}`, { config });
   }, onDone);

@@ -1,6 +1,6 @@
 //! The JSON forms of gateways and their enrolment tokens (`/api/v1/gateways`).
 
-use neosens_protocol::gateway_config::ManagedConfig;
+use neosens_protocol::gateway_config::{MANAGED_KEYS, ManagedConfig};
 use neosens_protocol::ids::GatewayId;
 use serde::{Deserialize, Serialize};
 
@@ -31,7 +31,7 @@ pub(crate) struct GatewayInput {
     pub(crate) local_broker: Option<LocalBrokerInput>,
     /// Its agent's settings (keys of its configuration file; docs/edge.md, "Settings from
     /// central"). Absent: none, the gateway's file decides.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "strict_config")]
     pub(crate) config: ManagedConfig,
 }
 
@@ -70,8 +70,49 @@ pub(crate) struct GatewayPatch {
     pub(crate) local_broker: Option<Option<LocalBrokerInput>>,
     /// Its agent's settings, replaced as a whole (`{}` or `null` clears them). The gateway
     /// gets them at its next sync.
-    #[serde(default, deserialize_with = "super::present")]
+    #[serde(default, deserialize_with = "strict_config_change")]
     pub(crate) config: Option<Option<ManagedConfig>>,
+}
+
+/// The first key of `value` that is not a setting central may set (`agent.reboot_command`).
+fn unknown_key(value: &serde_json::Value) -> Option<String> {
+    let sections = value.as_object()?;
+    for (section, keys) in sections {
+        let Some(keys) = keys.as_object() else {
+            let known = MANAGED_KEYS.iter().any(|k| k.split_once('.').is_some_and(|(s, _)| s == section));
+            return (!known).then(|| section.clone());
+        };
+        for key in keys.keys() {
+            let dotted = format!("{section}.{key}");
+            if !MANAGED_KEYS.contains(&dotted.as_str()) {
+                return Some(dotted);
+            }
+        }
+    }
+    None
+}
+
+/// A gateway's settings from the API, refused with the key when one is not a setting central
+/// may set (the type itself ignores unknown keys, for the reports of newer agents).
+fn strict_config<'de, D: serde::Deserializer<'de>>(d: D) -> Result<ManagedConfig, D::Error> {
+    let value = serde_json::Value::deserialize(d)?;
+    if let Some(key) = unknown_key(&value) {
+        return Err(serde::de::Error::custom(format!(
+            "config: {key} is not a setting central can set (those are: {})",
+            MANAGED_KEYS.join(", ")
+        )));
+    }
+    serde_json::from_value(value).map_err(serde::de::Error::custom)
+}
+
+/// [`strict_config`] for a change: `null` clears the settings.
+fn strict_config_change<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<ManagedConfig>>, D::Error> {
+    match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Null => Ok(Some(None)),
+        value => strict_config(value).map(|c| Some(Some(c))).map_err(serde::de::Error::custom),
+    }
 }
 
 /// A gateway as the API shows it.
@@ -165,5 +206,35 @@ impl From<registry::GatewayInfo> for GatewayView {
 impl From<registry::IssuedEnrolment> for EnrolmentToken {
     fn from(v: registry::IssuedEnrolment) -> Self {
         EnrolmentToken { token: v.token, expires_at: v.expires_at }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_central_cannot_set_are_refused_with_their_key() {
+        for (body, key) in [
+            (
+                r#"{"name": "gw", "scope": {"site": "ut3"}, "config": {"agent": {"reboot_command": "x"}}}"#,
+                "agent.reboot_command",
+            ),
+            (r#"{"name": "gw", "scope": {"site": "ut3"}, "config": {"mqtt": {"url": "x"}}}"#, "mqtt.url"),
+            (r#"{"name": "gw", "scope": {"site": "ut3"}, "config": {"storage": 1}}"#, "storage"),
+        ] {
+            let err = serde_json::from_str::<GatewayInput>(body).unwrap_err().to_string();
+            assert!(err.contains(key) && err.contains("not a setting"), "{body}: {err}");
+        }
+        let ok: GatewayInput = serde_json::from_str(
+            r#"{"name": "gw", "scope": {"site": "ut3"}, "config": {"agent": {"status_period_s": 60}}}"#,
+        )
+        .unwrap();
+        assert_eq!(ok.config.agent.status_period_s, Some(60));
+        let cleared: GatewayPatch = serde_json::from_str(r#"{"config": null}"#).unwrap();
+        assert!(matches!(cleared.config, Some(None)));
+        let absent: GatewayPatch = serde_json::from_str("{}").unwrap();
+        assert!(absent.config.is_none());
+        assert!(serde_json::from_str::<GatewayPatch>(r#"{"config": {"hal": {"gpio": 1}}}"#).is_err());
     }
 }

@@ -21,7 +21,7 @@ fn central_values_apply_where_the_file_leaves_them() {
     let local = Config::from_toml_pinned(file).unwrap();
     assert_eq!(local.pinned, BTreeSet::from(["hal.sensor_period_s".to_owned()]), "mac is not central's");
 
-    let (config, report) = resolve(&local, Some(&central()));
+    let Resolved { config, report, .. } = resolve(&local, Some(&central()));
     assert_eq!(config.log.filter, "debug");
     assert_eq!(config.agent.status_period_s, 60);
     assert_eq!(config.lorawan.udp_bind, None, "\"off\" turns the listener off");
@@ -43,7 +43,7 @@ fn central_values_apply_where_the_file_leaves_them() {
 
     // Nothing from central: the local configuration as it is.
     for stored in [None, Some(&[][..])] {
-        let (config, report) = resolve(&local, stored);
+        let Resolved { config, report, .. } = resolve(&local, stored);
         assert_eq!(config, local);
         assert!(report.overridden.is_empty() && report.rejected.is_none());
     }
@@ -61,7 +61,7 @@ fn settings_the_agent_cannot_read_are_refused_whole() {
         (out_of_range.to_wire(), "agent.status_period_s"),
         (vec![1, 0xff, 0xff], "unreadable"),
     ] {
-        let (config, report) = resolve(&local, Some(&wire));
+        let Resolved { config, report, .. } = resolve(&local, Some(&wire));
         assert_eq!(config, local, "{wire:?}");
         let reason = report.rejected.unwrap_or_else(|| panic!("{wire:?} accepted"));
         assert!(reason.contains(needle), "{wire:?}: {reason}");
@@ -95,24 +95,55 @@ fn the_keys_a_file_sets_are_read_by_the_toml_parser() {
 #[test]
 fn only_what_opens_at_start_restarts_the_agent() {
     let local = Config::default();
-    let (_, before) = resolve(&local, None);
-    let (_, filter_only) = resolve(&local, Some(&wire(r#"{"log": {"filter": "debug"}}"#)));
+    let Resolved { report: before, .. } = resolve(&local, None);
+    let Resolved { report: filter_only, .. } =
+        resolve(&local, Some(&wire(r#"{"log": {"filter": "debug"}}"#)));
     assert!(!needs_restart(&before.effective, &filter_only.effective), "the filter changes in place");
-    let (_, period) = resolve(&local, Some(&wire(r#"{"agent": {"status_period_s": 60}}"#)));
+    let Resolved { report: period, .. } =
+        resolve(&local, Some(&wire(r#"{"agent": {"status_period_s": 60}}"#)));
     assert!(needs_restart(&before.effective, &period.effective));
-    let (_, same) = resolve(&local, Some(&wire(r#"{"agent": {"status_period_s": 300}}"#)));
+    let Resolved { report: same, .. } =
+        resolve(&local, Some(&wire(r#"{"agent": {"status_period_s": 300}}"#)));
     assert!(!needs_restart(&before.effective, &same.effective), "the value it runs with already");
 }
 
 #[test]
-fn a_reload_keeps_central_filter_unless_the_file_sets_one() {
-    let mut local = Config::default();
-    apply_log_filter(&local, &resolve(&local, Some(&wire(r#"{"log": {"filter": "debug"}}"#))).0);
-    assert_eq!(reload_filter(&local), "debug");
-    local.pinned.insert("log.filter".into());
-    local.log.filter = "warn".into();
-    assert_eq!(reload_filter(&local), "warn");
-    apply_log_filter(&local, &local);
-    local.pinned.clear();
-    assert_eq!(reload_filter(&local), "warn", "central sets none now");
+fn the_log_filter_follows_file_central_and_sighup() {
+    let local = Config::default();
+    let central: ManagedConfig = serde_json::from_str(r#"{"log": {"filter": "debug"}}"#).unwrap();
+    log_filter::start(&local, Some(&central));
+    assert_eq!(log_filter::installed().as_deref(), Some("debug"), "central's over the default");
+    // SIGHUP with a file that now sets the filter: the file's.
+    let mut pinned = Config::default();
+    pinned.log.filter = "warn".into();
+    pinned.pinned.insert("log.filter".into());
+    assert_eq!(reload_filter(&pinned), "warn");
+    // Central changes its filter meanwhile: the file's stays.
+    let other: ManagedConfig = serde_json::from_str(r#"{"log": {"filter": "trace"}}"#).unwrap();
+    log_filter::set_central(Some(&other));
+    assert_eq!(log_filter::installed().as_deref(), Some("warn"));
+    // The file leaves it to central again: central's, at the reload.
+    assert_eq!(reload_filter(&local), "trace");
+    log_filter::set_central(None);
+    assert_eq!(log_filter::installed().as_deref(), Some(local.log.filter.as_str()), "central sets none now");
+}
+
+#[test]
+fn settings_the_agent_failed_to_start_with_are_set_aside_until_they_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = Config::default();
+    let bytes = central();
+    let stored = |failed| Stored { wire: Some(bytes.clone()), failed };
+    assert_eq!(resolve_stored(&local, &stored(None)).config.agent.status_period_s, 60);
+    failed::write(dir.path(), &failed::digest(&bytes), "binding the packet-forwarder listener").unwrap();
+    let set_aside = resolve_stored(&local, &stored(failed::read(dir.path())));
+    assert_eq!(set_aside.config, local);
+    let reason = set_aside.report.rejected.unwrap();
+    assert!(reason.contains("failed to start") && reason.contains("packet-forwarder"), "{reason}");
+    // Central changes them: tried again.
+    let changed = Stored {
+        wire: Some(wire(r#"{"agent": {"status_period_s": 90}}"#)),
+        failed: failed::read(dir.path()),
+    };
+    assert_eq!(resolve_stored(&local, &changed).config.agent.status_period_s, 90);
 }

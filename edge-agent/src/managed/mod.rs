@@ -5,9 +5,14 @@
 //! them), and are laid under the gateway's own file: a key set in the file, or on the command
 //! line, wins. The agent reports what it runs with in its health report.
 //!
-//! Applying a change: the log filter is swapped in place; any other key restarts the agent (it
-//! exits 75 and systemd starts it again, as after an agent update), because the listeners,
-//! the modem and the hardware are opened at start.
+//! Applying a change: the log filter is swapped in place ([`log_filter`]); any other key
+//! restarts the agent (it exits 75 and systemd starts it again, as after an agent update),
+//! because the listeners, the modem and the hardware are opened at start. Settings with which
+//! the agent then fails to start (a port taken, a modem missing) are set aside ([`failed`]):
+//! the next start runs with the local configuration, and reports why, until central's change.
+
+pub mod failed;
+pub mod log_filter;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -21,6 +26,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Config;
 use crate::cache::Cache;
+
+pub use log_filter::reload_filter;
 
 /// Central's value of an optional path or address: [`OFF`] is `None`.
 fn optional<T>(v: &str, parse: impl FnOnce(&str) -> Option<T>) -> Option<Option<T>> {
@@ -135,66 +142,86 @@ pub fn effective(config: &Config) -> ManagedConfig {
 
 /// The configuration to run with, given the local one and central's stored settings (their
 /// wire form), and the report of it.
-pub fn resolve(local: &Config, stored: Option<&[u8]>) -> (Config, ConfigReport) {
-    let (config, overridden, rejected) = match stored.map(ManagedConfig::from_wire) {
-        None | Some(Ok(None)) => (local.clone(), Vec::new(), None),
+pub fn resolve(local: &Config, stored: Option<&[u8]>) -> Resolved {
+    let (config, central, overridden, rejected) = match stored.map(ManagedConfig::from_wire) {
+        None | Some(Ok(None)) => (local.clone(), None, Vec::new(), None),
         Some(Ok(Some(central))) => {
             let (config, overridden) = lay_under(local, &central);
-            (config, overridden, None)
+            (config, Some(central), overridden, None)
         }
-        Some(Err(reason)) => (local.clone(), Vec::new(), Some(reason)),
+        Some(Err(reason)) => (local.clone(), None, Vec::new(), Some(reason)),
     };
     let report = ConfigReport { effective: effective(&config), overridden, rejected, restart_pending: false };
-    (config, report)
+    Resolved { config, report, central }
 }
 
-/// Central's log filter in force, for SIGHUP: the file's own filter wins only where it pins one.
-static CENTRAL_LOG_FILTER: Mutex<Option<String>> = Mutex::new(None);
-
-/// The log filter a reload takes: the reloaded local configuration's, unless it leaves the key
-/// to central and central sets one.
-pub fn reload_filter(local: &Config) -> String {
-    match CENTRAL_LOG_FILTER.lock().clone() {
-        Some(central) if !local.pinned.contains("log.filter") => central,
-        _ => local.log.filter.clone(),
-    }
+/// What [`resolve`] makes of central's settings.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// The configuration to run with.
+    pub config: Config,
+    /// Its report.
+    pub report: ConfigReport,
+    /// Central's settings, when they are read and applied.
+    pub central: Option<ManagedConfig>,
 }
 
-/// The filter this module last wanted installed (`None` before the first call).
-static LAST_WANTED: Mutex<Option<String>> = Mutex::new(None);
-
-/// Installs `config`'s log filter when it differs from the one this module last wanted (so a
-/// filter reloaded by SIGHUP meanwhile stays until central's changes), and remembers central's
-/// for SIGHUP.
-fn apply_log_filter(local: &Config, config: &Config) {
-    let from_central = (config.log.filter != local.log.filter).then(|| config.log.filter.clone());
-    *CENTRAL_LOG_FILTER.lock() = from_central;
-    let wanted = config.log.filter.clone();
-    let previous = LAST_WANTED.lock().replace(wanted.clone());
-    let unchanged = match previous {
-        Some(p) => p == wanted,
-        // The first call: the subscriber was installed with the local filter.
-        None => wanted == local.log.filter,
-    };
-    let Some(filter) = neosens_runtime::telemetry::installed().filter(|_| !unchanged) else { return };
-    match filter.reload(&wanted) {
-        Ok(()) => tracing::info!(filter = %wanted, "log filter from central's settings"),
-        Err(e) => tracing::warn!(error = %e, "central's log filter"),
+/// [`resolve`], unless these very settings made the agent fail at start before: then the local
+/// configuration, and why.
+fn resolve_stored(local: &Config, stored: &Stored) -> Resolved {
+    let wire = stored.wire.as_deref();
+    if let (Some(wire), Some(previous)) = (wire, &stored.failed)
+        && previous.digest == failed::digest(wire)
+    {
+        let mut resolved = resolve(local, None);
+        resolved.report.rejected = Some(format!(
+            "the agent failed to start with these settings ({}): running with its local configuration until they change",
+            previous.reason
+        ));
+        return resolved;
     }
+    resolve(local, wire)
+}
+
+/// Central's settings as the gateway keeps them: their wire form in the registry copy, and the
+/// record of settings it failed to start with.
+struct Stored {
+    wire: Option<Vec<u8>>,
+    failed: Option<failed::Failed>,
+}
+
+/// Reads [`Stored`] on the blocking pool.
+async fn read_stored(cache: &Cache, dir: &std::path::Path) -> anyhow::Result<Stored> {
+    let (cache, dir) = (cache.clone(), dir.to_owned());
+    neosens_runtime::blocking::run(move || -> anyhow::Result<Stored> {
+        Ok(Stored { wire: cache.central_config()?, failed: failed::read(&dir) })
+    })
+    .await
 }
 
 /// What the reports read: the settings the agent runs with.
 #[derive(Debug, Default)]
 pub struct Settings {
     report: Mutex<ConfigReport>,
+    /// The digest of central's settings when they changed the configuration in force (what a
+    /// failed start is blamed on).
+    applied: Mutex<Option<String>>,
     /// Woken when the report changed: central hears of it at once, not at the next report.
     pub news: tokio::sync::Notify,
+    /// Woken after each report delivered to central.
+    pub delivered: tokio::sync::Notify,
 }
 
 impl Settings {
     /// The report of the settings in force.
     pub fn report(&self) -> ConfigReport {
-        self.report.lock().clone()
+        let mut report = self.report.lock().clone();
+        // The filter really in force (a filter central's parser took and this agent's did
+        // not, or one reloaded by SIGHUP).
+        if let Some(installed) = log_filter::installed() {
+            report.effective.log.filter = Some(installed);
+        }
+        report
     }
 
     fn set(&self, report: ConfigReport) {
@@ -210,19 +237,49 @@ impl Settings {
     }
 }
 
-/// Reads central's document from the copy (on the blocking pool) and resolves the configuration
-/// to run with; installs its log filter.
+/// Reads central's settings from the copy and resolves the configuration to run with; installs
+/// its log filter.
 pub async fn start(local: &Config, cache: &Cache) -> anyhow::Result<(Config, Arc<Settings>)> {
-    let c = cache.clone();
-    let stored = neosens_runtime::blocking::run(move || c.central_config()).await?;
-    let (config, report) = resolve(local, stored.as_deref());
-    if let Some(reason) = &report.rejected {
+    let stored = read_stored(cache, &local.storage.data_dir).await?;
+    let resolved = resolve_stored(local, &stored);
+    if let Some(reason) = &resolved.report.rejected {
         tracing::warn!(reason = %reason, "central's settings for this gateway are not applied");
-    } else if !report.overridden.is_empty() {
-        tracing::info!(keys = ?report.overridden, "central's settings overridden by the local configuration");
+    } else if !resolved.report.overridden.is_empty() {
+        warn_overridden(local, &resolved.report.overridden);
     }
-    apply_log_filter(local, &config);
-    Ok((config, Arc::new(Settings { report: Mutex::new(report), news: tokio::sync::Notify::new() })))
+    log_filter::start(local, resolved.central.as_ref());
+    let applied = (resolved.config != *local).then(|| stored.wire.as_deref().map(failed::digest)).flatten();
+    let settings = Settings {
+        report: Mutex::new(resolved.report),
+        applied: Mutex::new(applied),
+        news: tokio::sync::Notify::new(),
+        delivered: tokio::sync::Notify::new(),
+    };
+    Ok((resolved.config, Arc::new(settings)))
+}
+
+/// Says which of central's settings the local file overrides, and which of them it sets to
+/// their default (a file written by an older `configfile`, which wrote every key out: comment
+/// them out to let central's apply).
+fn warn_overridden(local: &Config, overridden: &[String]) {
+    let changed = effective(local).keys_differing(&effective(&Config::default()));
+    let at_default: Vec<&String> = overridden.iter().filter(|k| !changed.contains(&k.as_str())).collect();
+    tracing::info!(keys = ?overridden, "central's settings overridden by the local configuration");
+    if !at_default.is_empty() {
+        tracing::info!(keys = ?at_default, "the local configuration sets these keys to their default value, which overrides central's: comment them out to let central's settings apply");
+    }
+}
+
+/// Records that the agent failed to start with central's settings in force, so that the next
+/// start runs with the local configuration. Nothing when central's settings changed nothing.
+pub async fn failed_at_start(dir: &std::path::Path, settings: &Settings, error: &anyhow::Error) {
+    let Some(digest) = settings.applied.lock().clone() else { return };
+    let (dir, reason) = (dir.to_owned(), format!("{error:#}"));
+    tracing::error!(error = %reason, "the agent could not start with central's settings: the next start runs with the local configuration");
+    let written = neosens_runtime::blocking::run(move || failed::write(&dir, &digest, &reason)).await;
+    if let Err(e) = written {
+        tracing::error!(error = %e, "recording central's settings as failed");
+    }
 }
 
 /// Everything but the log filter, which changes in place.
@@ -231,9 +288,13 @@ fn needs_restart(a: &ManagedConfig, b: &ManagedConfig) -> bool {
         != ManagedConfig { log: ManagedLog::default(), ..b.clone() }
 }
 
-/// Follows central's document after each sync batch until `shutdown`: a new log filter is
+/// How long a restart waits for the report that announces it to reach central.
+const RESTART_REPORT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Follows central's settings after each sync batch until `shutdown`: a new log filter is
 /// swapped in; any other change stops the agent to restart it (the restart flag of
-/// [`crate::update`]).
+/// [`crate::update`]), once the report saying so reached central (or after
+/// [`RESTART_REPORT_WAIT`]).
 pub async fn follow(
     local: Arc<Config>,
     cache: Cache,
@@ -241,26 +302,33 @@ pub async fn follow(
     sync: Arc<crate::sync::SyncStats>,
     shutdown: CancellationToken,
 ) {
-    let running = settings.report().effective;
+    let running = settings.report.lock().effective.clone();
     loop {
         let synced = sync.synced.notified();
         tokio::pin!(synced);
         synced.as_mut().enable();
-        let c = cache.clone();
-        match neosens_runtime::blocking::run(move || c.central_config()).await {
+        match read_stored(&cache, &local.storage.data_dir).await {
             Ok(stored) => {
-                let (config, mut report) = resolve(&local, stored.as_deref());
-                apply_log_filter(&local, &config);
+                let Resolved { mut report, central, .. } = resolve_stored(&local, &stored);
+                log_filter::set_central(central.as_ref());
                 if needs_restart(&running, &report.effective) {
                     report.restart_pending = true;
+                    let delivered = settings.delivered.notified();
+                    tokio::pin!(delivered);
+                    delivered.as_mut().enable();
                     settings.set(report);
                     tracing::info!("central changed this gateway's settings: restarting to apply them");
+                    tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        () = &mut delivered => {}
+                        () = tokio::time::sleep(RESTART_REPORT_WAIT) => {}
+                    }
                     crate::update::request_restart(&shutdown);
                     return;
                 }
                 settings.set(report);
             }
-            Err(e) => tracing::warn!(error = %e, "reading central's settings from the registry copy"),
+            Err(e) => tracing::warn!(error = %e, "reading central's settings"),
         }
         tokio::select! {
             () = shutdown.cancelled() => return,
@@ -270,5 +338,4 @@ pub async fn follow(
 }
 
 #[cfg(test)]
-#[path = "managed_tests.rs"]
 mod tests;
