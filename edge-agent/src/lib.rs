@@ -204,12 +204,15 @@ pub async fn run_on(
         Err(e) => {
             // Settings from central this gateway cannot start with are set aside for the next
             // start; what did start stops (the local broker's Mosquitto saves its queue).
-            managed::failed_at_start(&config.storage.data_dir, &settings, &e).await;
+            if managed::failed_at_start(&config.storage.data_dir, &settings, &e).await {
+                managed::failed::RESTART_WITHOUT.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
             shutdown.cancel();
             let _ = tasks.finish(DRAIN_DEADLINE).await;
             return Err(e);
         }
     };
+    managed::started(&config.storage.data_dir, &settings).await;
     neosens_runtime::systemd::Notifier::from_env().ready(shutdown.clone());
     let served = neosens_runtime::http::serve(
         "LAN listener",

@@ -289,8 +289,8 @@ pub async fn report(
             () = reported.settings.news.notified() => {}
         }
         wait = match report_once(&central, &cache, &outbox, &reported).await {
-            Ok(()) => {
-                reported.settings.delivered.notify_waiters();
+            Ok(version) => {
+                reported.settings.delivered(version);
                 retry.reset();
                 REPORT_EVERY
             }
@@ -316,13 +316,13 @@ pub struct Reported {
     pub settings: Arc<crate::managed::Settings>,
 }
 
-/// One round of reports.
+/// One round of reports; the version of the settings report central received.
 pub async fn report_once(
     central: &Central,
     cache: &Cache,
     outbox: &Outbox,
     reported: &Reported,
-) -> Result<(), CentralError> {
+) -> Result<u64, CentralError> {
     let now_ms = now_s() * 1000;
     let expiring = outbox.clone();
     if let Err(e) = neosens_runtime::blocking::run(move || expiring.expire(now_ms)).await {
@@ -376,6 +376,7 @@ pub async fn report_once(
     let (depth, oldest) = outbox.depth(now_ms).unwrap_or_default();
     let taken = std::time::Instant::now();
     let s = &outbox.stats;
+    let (config, version) = reported.settings.report();
     let report = HealthReport {
         outbox_depth: depth,
         outbox_oldest_s: oldest,
@@ -385,14 +386,14 @@ pub async fn report_once(
         unclaimed: reported.unclaimed.take(taken),
         downlinks: reported.lorawan.orders.take_outcomes(taken),
         local_broker: reported.local_broker.report(),
-        config: Some(reported.settings.report()),
+        config: Some(config),
     };
     let sent = central.report_health(&report).await;
     if sent.is_err() {
         reported.unclaimed.put_back(report.unclaimed, taken);
         reported.lorawan.orders.put_back_outcomes(report.downlinks, taken);
     }
-    sent
+    sent.map(|()| version)
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@
 //! elsewhere. The local broker's address has its own setting (`local_broker` on the gateway).
 
 use alloc::format;
-use alloc::string::String;
+use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use serde::{Deserialize, Serialize};

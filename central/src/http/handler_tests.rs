@@ -273,7 +273,7 @@ async fn a_scanner_adds_a_bounded_number_of_entries() {
 async fn gateway_health_reports_are_bounded() {
     let dir = tempfile::tempdir().unwrap();
     let (app, state) = app(dir.path()).await;
-    let secret = state
+    let (secret, gateway_id) = state
         .registry
         .blocking(|r| {
             let building =
@@ -285,7 +285,8 @@ async fn gateway_health_reports_are_bounded() {
                 scope: ScopeSpec::Buildings(vec![*building.id.as_uuid()]),
             })?;
             let token = r.start_enrolment(gateway.id)?.token;
-            Ok::<_, crate::registry::RegistryError>(r.enroll_gateway(&token)?.expect("enrolled").secret)
+            let secret = r.enroll_gateway(&token)?.expect("enrolled").secret;
+            Ok::<_, crate::registry::RegistryError>((secret, gateway.id))
         })
         .await
         .unwrap();
@@ -338,15 +339,6 @@ async fn gateway_health_reports_are_bounded() {
             ),
             "unclaimed",
         ),
-        // The settings it runs with: bounded (a newer agent's unknown keys are fine).
-        (
-            {
-                let mut r = report(vec![], vec![]);
-                r["config"] = json!({"effective": {}, "overridden": [], "rejected": "x".repeat(9000)});
-                r
-            },
-            "config",
-        ),
     ] {
         let (status, answer) = post(body).await;
         assert_eq!(
@@ -359,6 +351,13 @@ async fn gateway_health_reports_are_bounded() {
     newer["config"] = json!({"effective": {"agent": {"status_period_s": 60, "watchdog_s": 5}, "radio": {}},
         "overridden": [], "rejected": null, "restart_pending": false});
     assert_eq!(post(newer).await.0, StatusCode::NO_CONTENT, "a newer agent's settings report is taken");
+    // One too large is dropped, the rest of the report kept.
+    let mut huge = report(vec![], vec![]);
+    huge["config"] = json!({"effective": {}, "overridden": [], "rejected": "x".repeat(9000)});
+    huge["outbox_depth"] = json!(7);
+    assert_eq!(post(huge).await.0, StatusCode::NO_CONTENT);
+    let kept = state.gateways.get(gateway_id).and_then(|c| c.report).unwrap();
+    assert!(kept.config.is_none() && kept.outbox_depth == 7);
     // Node order outcomes: at most 256, each naming a DevEUI in lowercase hex.
     let outcome = |dev_eui: &str| {
         json!({"dev_eui": dev_eui, "reference": null, "f_port": 1, "data": "00", "confirmed": false,

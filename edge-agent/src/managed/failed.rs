@@ -10,6 +10,11 @@ use std::path::Path;
 /// The file, in the data directory.
 pub const FILE: &str = "central-settings.failed";
 
+/// Set when this start failed with central's settings and recorded them: the process exits
+/// to be started again (`update::launch::EXIT_RESTART`), which the launcher does not count
+/// against a build on trial — the next start, with the local configuration, judges it.
+pub static RESTART_WITHOUT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Settings the agent failed to start with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failed {
@@ -27,9 +32,18 @@ pub fn digest(wire: &[u8]) -> String {
 /// The record, if any (an unreadable one is no record: the settings are tried again).
 pub fn read(dir: &Path) -> Option<Failed> {
     let text = std::fs::read_to_string(dir.join(FILE)).ok()?;
-    let (digest, reason) = text.trim_end().split_once(' ')?;
+    let line = text.trim_end();
+    let (digest, reason) = line.split_once(' ').unwrap_or((line, ""));
     (digest.len() == 64 && digest.bytes().all(|c| c.is_ascii_hexdigit()))
         .then(|| Failed { digest: digest.to_owned(), reason: reason.to_owned() })
+}
+
+/// Drops the record, if any.
+pub fn remove(dir: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(dir.join(FILE)) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
 }
 
 /// Records settings as failed (written whole, then renamed into place).
@@ -55,7 +69,12 @@ mod tests {
         let record = read(dir.path()).unwrap();
         assert_eq!(record.digest, d);
         assert_eq!(record.reason, "binding 10.9.9.9:1700: cannot assign");
+        write(dir.path(), &d, "\n").unwrap();
+        assert_eq!(read(dir.path()).map(|f| f.digest), Some(d), "an empty reason is still a record");
         std::fs::write(dir.path().join(FILE), "not a digest\n").unwrap();
+        assert_eq!(read(dir.path()), None);
+        remove(dir.path()).unwrap();
+        remove(dir.path()).unwrap();
         assert_eq!(read(dir.path()), None);
     }
 }

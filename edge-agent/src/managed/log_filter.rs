@@ -20,6 +20,8 @@ struct Layers {
     central: Option<String>,
     /// The filter in force.
     installed: Option<String>,
+    /// Central's filter this agent's parser refused (said once).
+    refused: Option<String>,
 }
 
 impl Layers {
@@ -42,6 +44,7 @@ pub(super) fn start(local: &Config, central: Option<&ManagedConfig>) {
         pinned: local.pinned.contains("log.filter"),
         central: None,
         installed: Some(local.log.filter.clone()),
+        refused: None,
     });
     set_central(central);
 }
@@ -61,7 +64,12 @@ pub(super) fn set_central(central: Option<&ManagedConfig>) {
             tracing::info!(filter = %wanted, "log filter from central's settings");
             layers.installed = Some(wanted);
         }
-        Some(Err(e)) => tracing::warn!(error = %e, "central's log filter is not applied"),
+        Some(Err(e)) => {
+            if layers.refused.as_deref() != Some(wanted.as_str()) {
+                tracing::warn!(error = %e, "central's log filter is not applied");
+                layers.refused = Some(wanted);
+            }
+        }
         // No subscriber of ours (tests): nothing to swap, but the choice is made.
         None => layers.installed = Some(wanted),
     }
@@ -74,8 +82,13 @@ pub fn reload_filter(local: &Config) -> String {
     let Some(layers) = guard.as_mut() else { return local.log.filter.clone() };
     layers.local.clone_from(&local.log.filter);
     layers.pinned = local.pinned.contains("log.filter");
-    let wanted = layers.wanted();
-    // The service installs it (or keeps the previous one, saying why, if it does not parse).
+    let mut wanted = layers.wanted();
+    if neosens_runtime::telemetry::check_filter(&wanted).is_err() && wanted != layers.local {
+        // Central's, refused by this agent's parser: the file's (or the default).
+        wanted.clone_from(&layers.local);
+    }
+    // The service installs it (or keeps the previous one, saying why, if the file's does not
+    // parse).
     layers.installed = Some(wanted.clone());
     wanted
 }

@@ -152,7 +152,7 @@ pub fn resolve(local: &Config, stored: Option<&[u8]>) -> Resolved {
         Some(Err(reason)) => (local.clone(), None, Vec::new(), Some(reason)),
     };
     let report = ConfigReport { effective: effective(&config), overridden, rejected, restart_pending: false };
-    Resolved { config, report, central }
+    Resolved { config, report, central, set_aside: false }
 }
 
 /// What [`resolve`] makes of central's settings.
@@ -164,6 +164,8 @@ pub struct Resolved {
     pub report: ConfigReport,
     /// Central's settings, when they are read and applied.
     pub central: Option<ManagedConfig>,
+    /// Set aside: the agent failed to start with these very settings before.
+    pub set_aside: bool,
 }
 
 /// [`resolve`], unless these very settings made the agent fail at start before: then the local
@@ -174,6 +176,7 @@ fn resolve_stored(local: &Config, stored: &Stored) -> Resolved {
         && previous.digest == failed::digest(wire)
     {
         let mut resolved = resolve(local, None);
+        resolved.set_aside = true;
         resolved.report.rejected = Some(format!(
             "the agent failed to start with these settings ({}): running with its local configuration until they change",
             previous.reason
@@ -206,34 +209,73 @@ pub struct Settings {
     /// The digest of central's settings when they changed the configuration in force (what a
     /// failed start is blamed on).
     applied: Mutex<Option<String>>,
+    /// Whether this start set central's settings aside (they failed at a previous start).
+    set_aside: bool,
     /// Woken when the report changed: central hears of it at once, not at the next report.
     pub news: tokio::sync::Notify,
-    /// Woken after each report delivered to central.
-    pub delivered: tokio::sync::Notify,
+    /// The version of `report`: raised at each change.
+    version: std::sync::atomic::AtomicU64,
+    /// The latest version central received, woken at each delivery.
+    delivered: std::sync::atomic::AtomicU64,
+    delivered_news: tokio::sync::Notify,
 }
 
 impl Settings {
     /// The report of the settings in force.
-    pub fn report(&self) -> ConfigReport {
-        let mut report = self.report.lock().clone();
+    /// The report, with its version for [`Settings::delivered`].
+    pub fn report(&self) -> (ConfigReport, u64) {
+        let (mut report, version) = {
+            let current = self.report.lock();
+            (current.clone(), self.version.load(std::sync::atomic::Ordering::SeqCst))
+        };
         // The filter really in force (a filter central's parser took and this agent's did
         // not, or one reloaded by SIGHUP).
         if let Some(installed) = log_filter::installed() {
             report.effective.log.filter = Some(installed);
         }
-        report
+        (report, version)
     }
 
-    fn set(&self, report: ConfigReport) {
-        let changed = {
+    /// The report of `version` reached central (called by the reports task).
+    pub fn delivered(&self, version: u64) {
+        self.delivered.fetch_max(version, std::sync::atomic::Ordering::SeqCst);
+        self.delivered_news.notify_waiters();
+    }
+
+    /// Waits until the report of `version` (or a later one) reached central, or `within`.
+    async fn wait_delivered(&self, version: u64, within: std::time::Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let news = self.delivered_news.notified();
+            tokio::pin!(news);
+            news.as_mut().enable();
+            if self.delivered.load(std::sync::atomic::Ordering::SeqCst) >= version {
+                return;
+            }
+            tokio::select! {
+                () = &mut news => {}
+                () = tokio::time::sleep_until(deadline) => return,
+            }
+        }
+    }
+
+    /// Replaces the report; returns its version.
+    fn set(&self, report: ConfigReport) -> u64 {
+        let (changed, version) = {
             let mut current = self.report.lock();
             let changed = *current != report;
             *current = report;
-            changed
+            let version = if changed {
+                self.version.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1
+            } else {
+                self.version.load(std::sync::atomic::Ordering::SeqCst)
+            };
+            (changed, version)
         };
         if changed {
             self.news.notify_one();
         }
+        version
     }
 }
 
@@ -252,8 +294,11 @@ pub async fn start(local: &Config, cache: &Cache) -> anyhow::Result<(Config, Arc
     let settings = Settings {
         report: Mutex::new(resolved.report),
         applied: Mutex::new(applied),
+        set_aside: resolved.set_aside,
         news: tokio::sync::Notify::new(),
-        delivered: tokio::sync::Notify::new(),
+        version: std::sync::atomic::AtomicU64::new(0),
+        delivered: std::sync::atomic::AtomicU64::new(0),
+        delivered_news: tokio::sync::Notify::new(),
     };
     Ok((resolved.config, Arc::new(settings)))
 }
@@ -271,14 +316,37 @@ fn warn_overridden(local: &Config, overridden: &[String]) {
 }
 
 /// Records that the agent failed to start with central's settings in force, so that the next
-/// start runs with the local configuration. Nothing when central's settings changed nothing.
-pub async fn failed_at_start(dir: &std::path::Path, settings: &Settings, error: &anyhow::Error) {
-    let Some(digest) = settings.applied.lock().clone() else { return };
-    let (dir, reason) = (dir.to_owned(), format!("{error:#}"));
+/// start runs with the local configuration (and says so: `true`, the process then exits to be
+/// started again rather than as a failure of its build). When this start ran with the local
+/// configuration because central's settings had failed before, the record is dropped instead:
+/// the local configuration fails too, so the next start tries central's again rather than
+/// staying stuck on one that cannot start.
+pub async fn failed_at_start(dir: &std::path::Path, settings: &Settings, error: &anyhow::Error) -> bool {
+    let dir = dir.to_owned();
+    if settings.set_aside {
+        let _ = neosens_runtime::blocking::run(move || failed::remove(&dir)).await;
+        return false;
+    }
+    let Some(digest) = settings.applied.lock().clone() else { return false };
+    let reason = format!("{error:#}");
     tracing::error!(error = %reason, "the agent could not start with central's settings: the next start runs with the local configuration");
-    let written = neosens_runtime::blocking::run(move || failed::write(&dir, &digest, &reason)).await;
-    if let Err(e) = written {
-        tracing::error!(error = %e, "recording central's settings as failed");
+    match neosens_runtime::blocking::run(move || failed::write(&dir, &digest, &reason)).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::error!(error = %e, "recording central's settings as failed");
+            false
+        }
+    }
+}
+
+/// The agent started: a record of other settings that failed is stale (central moved on since;
+/// should it come back to them, they are tried again).
+pub async fn started(dir: &std::path::Path, settings: &Settings) {
+    if !settings.set_aside {
+        let dir = dir.to_owned();
+        if let Err(e) = neosens_runtime::blocking::run(move || failed::remove(&dir)).await {
+            tracing::warn!(error = %e, "removing {}", failed::FILE);
+        }
     }
 }
 
@@ -313,15 +381,11 @@ pub async fn follow(
                 log_filter::set_central(central.as_ref());
                 if needs_restart(&running, &report.effective) {
                     report.restart_pending = true;
-                    let delivered = settings.delivered.notified();
-                    tokio::pin!(delivered);
-                    delivered.as_mut().enable();
-                    settings.set(report);
+                    let version = settings.set(report);
                     tracing::info!("central changed this gateway's settings: restarting to apply them");
                     tokio::select! {
                         () = shutdown.cancelled() => return,
-                        () = &mut delivered => {}
-                        () = tokio::time::sleep(RESTART_REPORT_WAIT) => {}
+                        () = settings.wait_delivered(version, RESTART_REPORT_WAIT) => {}
                     }
                     crate::update::request_restart(&shutdown);
                     return;

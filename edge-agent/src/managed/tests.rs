@@ -147,3 +147,28 @@ fn settings_the_agent_failed_to_start_with_are_set_aside_until_they_change() {
     };
     assert_eq!(resolve_stored(&local, &changed).config.agent.status_period_s, 90);
 }
+
+#[tokio::test]
+async fn failed_records_are_kept_only_while_they_explain_the_local_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let digest = failed::digest(&central());
+    // Central's settings in force, the start fails: recorded, and the process restarts.
+    let applied = Settings { applied: Mutex::new(Some(digest.clone())), ..Settings::default() };
+    let error = anyhow::anyhow!("binding the packet-forwarder listener 10.9.9.9:1700");
+    assert!(failed_at_start(dir.path(), &applied, &error).await);
+    assert_eq!(failed::read(dir.path()).map(|f| f.digest), Some(digest.clone()));
+    // Running locally because of that record: kept.
+    let set_aside = Settings { set_aside: true, ..Settings::default() };
+    started(dir.path(), &set_aside).await;
+    assert!(failed::read(dir.path()).is_some());
+    // The local configuration failing too: dropped, the next start tries central's again.
+    assert!(!failed_at_start(dir.path(), &set_aside, &anyhow::anyhow!("disk full")).await);
+    assert_eq!(failed::read(dir.path()), None);
+    // A start with other settings: a record of older ones is stale.
+    failed::write(dir.path(), &digest, "old").unwrap();
+    started(dir.path(), &Settings::default()).await;
+    assert_eq!(failed::read(dir.path()), None);
+    // Nothing of central's in force: a failure is not theirs.
+    assert!(!failed_at_start(dir.path(), &Settings::default(), &error).await);
+    assert_eq!(failed::read(dir.path()), None);
+}

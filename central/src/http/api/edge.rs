@@ -260,12 +260,14 @@ pub(super) async fn health(
         return Err(invalid("a gateway EUI is listed twice".into()));
     }
     // The settings it runs with: kept per gateway, so bounded (a whole report is a few hundred
-    // bytes).
+    // bytes). One too large is dropped, not the report: the outbox and forwarder figures still
+    // matter to the operator, and a newer agent may report more than this central knows.
     let config_bytes =
         report.config.as_ref().map_or(0, |c| serde_json::to_vec(c).map_or(usize::MAX, |v| v.len()));
     if config_bytes > MAX_CONFIG_REPORT_BYTES {
-        let message = format!("{config_bytes} bytes: at most {MAX_CONFIG_REPORT_BYTES}");
-        return Err(ApiError::Invalid { field: "config".into(), message });
+        tracing::warn!(gateway = %id, bytes = config_bytes, max = MAX_CONFIG_REPORT_BYTES,
+            "settings report too large: dropped, the rest of the health report kept");
+        report.config = None;
     }
     if report.unclaimed.len() > MAX_UNCLAIMED_REPORTED {
         let message = format!("{} MACs: at most {MAX_UNCLAIMED_REPORTED}", report.unclaimed.len());

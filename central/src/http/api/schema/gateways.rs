@@ -74,33 +74,37 @@ pub(crate) struct GatewayPatch {
     pub(crate) config: Option<Option<ManagedConfig>>,
 }
 
-/// The first key of `value` that is not a setting central may set (`agent.reboot_command`).
-fn unknown_key(value: &serde_json::Value) -> Option<String> {
-    let sections = value.as_object()?;
+/// Why `value` is not settings central may set: a key that is not one of them
+/// (`agent.reboot_command`), or a section that is not an object.
+fn not_settings(value: &serde_json::Value) -> Option<String> {
+    let Some(sections) = value.as_object() else { return Some("an object of sections".into()) };
     for (section, keys) in sections {
         let Some(keys) = keys.as_object() else {
-            let known = MANAGED_KEYS.iter().any(|k| k.split_once('.').is_some_and(|(s, _)| s == section));
-            return (!known).then(|| section.clone());
+            return Some(format!("{section}: an object of keys"));
         };
         for key in keys.keys() {
             let dotted = format!("{section}.{key}");
             if !MANAGED_KEYS.contains(&dotted.as_str()) {
-                return Some(dotted);
+                return Some(format!(
+                    "{dotted} is not a setting central can set (those are: {})",
+                    MANAGED_KEYS.join(", ")
+                ));
             }
         }
     }
     None
 }
 
-/// A gateway's settings from the API, refused with the key when one is not a setting central
-/// may set (the type itself ignores unknown keys, for the reports of newer agents).
+/// A gateway's settings from the API (`null`: none), refused with the key when one is not a
+/// setting central may set (the type itself ignores unknown keys, for the reports of newer
+/// agents).
 fn strict_config<'de, D: serde::Deserializer<'de>>(d: D) -> Result<ManagedConfig, D::Error> {
     let value = serde_json::Value::deserialize(d)?;
-    if let Some(key) = unknown_key(&value) {
-        return Err(serde::de::Error::custom(format!(
-            "config: {key} is not a setting central can set (those are: {})",
-            MANAGED_KEYS.join(", ")
-        )));
+    if value.is_null() {
+        return Ok(ManagedConfig::default());
+    }
+    if let Some(why) = not_settings(&value) {
+        return Err(serde::de::Error::custom(format!("config: {why}")));
     }
     serde_json::from_value(value).map_err(serde::de::Error::custom)
 }
@@ -224,7 +228,7 @@ mod tests {
             (r#"{"name": "gw", "scope": {"site": "ut3"}, "config": {"storage": 1}}"#, "storage"),
         ] {
             let err = serde_json::from_str::<GatewayInput>(body).unwrap_err().to_string();
-            assert!(err.contains(key) && err.contains("not a setting"), "{body}: {err}");
+            assert!(err.contains(key), "{body}: {err}");
         }
         let ok: GatewayInput = serde_json::from_str(
             r#"{"name": "gw", "scope": {"site": "ut3"}, "config": {"agent": {"status_period_s": 60}}}"#,
@@ -236,5 +240,12 @@ mod tests {
         let absent: GatewayPatch = serde_json::from_str("{}").unwrap();
         assert!(absent.config.is_none());
         assert!(serde_json::from_str::<GatewayPatch>(r#"{"config": {"hal": {"gpio": 1}}}"#).is_err());
+        let array = r#"{"config": {"agent": [60], "hal": {"gpio": 1}}}"#;
+        assert!(
+            serde_json::from_str::<GatewayPatch>(array).unwrap_err().to_string().contains("agent: an object")
+        );
+        let none: GatewayInput =
+            serde_json::from_str(r#"{"name": "gw", "scope": {"site": "ut3"}, "config": null}"#).unwrap();
+        assert!(none.config.is_empty());
     }
 }
