@@ -196,21 +196,13 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
                 }),
                 extra: None,
             };
-            let served = neosens_runtime::service::run_with(
+            neosens_runtime::service::run_with(
                 logging,
                 bind,
                 "[http] bind or NEOSENS_EDGE_HTTP_BIND",
                 neosens_runtime::service::Threads::Small { workers: 1, blocking: 2 },
                 |listener, shutdown| crate::run(config, listener, shutdown),
-            );
-            if let Err(e) = &served
-                && crate::managed::failed::RESTART_WITHOUT.load(std::sync::atomic::Ordering::SeqCst)
-            {
-                // Started again by systemd, with the local configuration (logged above).
-                eprintln!("Error: {e:#}");
-                std::process::exit(crate::update::launch::EXIT_RESTART);
-            }
-            served?;
+            )?;
             if crate::update::restart_requested() {
                 // systemd (Restart=always) starts the launcher again, which starts the new build.
                 std::process::exit(crate::update::launch::EXIT_RESTART);

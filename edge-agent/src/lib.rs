@@ -204,9 +204,7 @@ pub async fn run_on(
         Err(e) => {
             // Settings from central this gateway cannot start with are set aside for the next
             // start; what did start stops (the local broker's Mosquitto saves its queue).
-            if managed::failed_at_start(&config.storage.data_dir, &settings, &e).await {
-                managed::failed::RESTART_WITHOUT.store(true, std::sync::atomic::Ordering::SeqCst);
-            }
+            managed::failed_at_start(&config.storage.data_dir, &settings, &e).await;
             shutdown.cancel();
             let _ = tasks.finish(DRAIN_DEADLINE).await;
             return Err(e);

@@ -357,7 +357,9 @@ async fn gateway_health_reports_are_bounded() {
     huge["outbox_depth"] = json!(7);
     assert_eq!(post(huge).await.0, StatusCode::NO_CONTENT);
     let kept = state.gateways.get(gateway_id).and_then(|c| c.report).unwrap();
-    assert!(kept.config.is_none() && kept.outbox_depth == 7);
+    assert_eq!(kept.outbox_depth, 7);
+    let shown = kept.config.expect("the last settings report that fitted stays");
+    assert_eq!(shown.effective.agent.status_period_s, Some(60));
     // Node order outcomes: at most 256, each naming a DevEUI in lowercase hex.
     let outcome = |dev_eui: &str| {
         json!({"dev_eui": dev_eui, "reference": null, "f_port": 1, "data": "00", "confirmed": false,

@@ -197,7 +197,7 @@ struct Stored {
 async fn read_stored(cache: &Cache, dir: &std::path::Path) -> anyhow::Result<Stored> {
     let (cache, dir) = (cache.clone(), dir.to_owned());
     neosens_runtime::blocking::run(move || -> anyhow::Result<Stored> {
-        Ok(Stored { wire: cache.central_config()?, failed: failed::read(&dir) })
+        Ok(Stored { wire: cache.central_config()?, failed: failed::read_current(&dir) })
     })
     .await
 }
@@ -290,7 +290,7 @@ pub async fn start(local: &Config, cache: &Cache) -> anyhow::Result<(Config, Arc
         warn_overridden(local, &resolved.report.overridden);
     }
     log_filter::start(local, resolved.central.as_ref());
-    let applied = (resolved.config != *local).then(|| stored.wire.as_deref().map(failed::digest)).flatten();
+    let applied = blamed_on(local, &resolved.config, stored.wire.as_deref());
     let settings = Settings {
         report: Mutex::new(resolved.report),
         applied: Mutex::new(applied),
@@ -315,27 +315,50 @@ fn warn_overridden(local: &Config, overridden: &[String]) {
     }
 }
 
+/// The managed keys whose value can make a start fail: what opens a socket, a device or a GPIO
+/// line.
+const OPENED_AT_START: &[&str] = &[
+    "lorawan.udp_bind",
+    "lorawan.serial_port",
+    "lorawan.serial_baud",
+    "lorawan.serial_protocol",
+    "hal.status_led",
+    "hal.status_led_active_low",
+    "hal.i2c_bus",
+    "hal.sensors",
+];
+
+/// The digest of central's settings (`wire`) when a failed start of `config` is theirs: when
+/// they change what opens at start. A new log filter or status period cannot fail a start, and
+/// is not blamed for one (a full disk, a bad `[storage]`).
+fn blamed_on(local: &Config, config: &Config, wire: Option<&[u8]>) -> Option<String> {
+    let differing = effective(config).keys_differing(&effective(local));
+    differing.iter().any(|key| OPENED_AT_START.contains(key)).then(|| wire.map(failed::digest)).flatten()
+}
+
 /// Records that the agent failed to start with central's settings in force, so that the next
-/// start runs with the local configuration (and says so: `true`, the process then exits to be
-/// started again rather than as a failure of its build). When this start ran with the local
+/// start (systemd's; the failure counts as the build's, see `update::launch`) runs with the
+/// local configuration, in this build and this boot. When this start ran with the local
 /// configuration because central's settings had failed before, the record is dropped instead:
 /// the local configuration fails too, so the next start tries central's again rather than
 /// staying stuck on one that cannot start.
-pub async fn failed_at_start(dir: &std::path::Path, settings: &Settings, error: &anyhow::Error) -> bool {
+pub async fn failed_at_start(dir: &std::path::Path, settings: &Settings, error: &anyhow::Error) {
     let dir = dir.to_owned();
     if settings.set_aside {
-        let _ = neosens_runtime::blocking::run(move || failed::remove(&dir)).await;
-        return false;
+        if let Err(e) = neosens_runtime::blocking::run(move || failed::remove(&dir)).await {
+            tracing::error!(error = %e, "removing {}: the next start keeps central's settings aside", failed::FILE);
+        }
+        return;
     }
-    let Some(digest) = settings.applied.lock().clone() else { return false };
+    let Some(digest) = settings.applied.lock().clone() else { return };
     let reason = format!("{error:#}");
     tracing::error!(error = %reason, "the agent could not start with central's settings: the next start runs with the local configuration");
-    match neosens_runtime::blocking::run(move || failed::write(&dir, &digest, &reason)).await {
-        Ok(()) => true,
-        Err(e) => {
-            tracing::error!(error = %e, "recording central's settings as failed");
-            false
-        }
+    let written = neosens_runtime::blocking::run(move || {
+        failed::write(&dir, &failed::Failed { digest, origin: failed::Origin::current(), reason })
+    })
+    .await;
+    if let Err(e) = written {
+        tracing::error!(error = %e, "recording central's settings as failed");
     }
 }
 

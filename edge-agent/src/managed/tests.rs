@@ -135,8 +135,13 @@ fn settings_the_agent_failed_to_start_with_are_set_aside_until_they_change() {
     let bytes = central();
     let stored = |failed| Stored { wire: Some(bytes.clone()), failed };
     assert_eq!(resolve_stored(&local, &stored(None)).config.agent.status_period_s, 60);
-    failed::write(dir.path(), &failed::digest(&bytes), "binding the packet-forwarder listener").unwrap();
-    let set_aside = resolve_stored(&local, &stored(failed::read(dir.path())));
+    let record = failed::Failed {
+        digest: failed::digest(&bytes),
+        origin: failed::Origin::current(),
+        reason: "binding the packet-forwarder listener".into(),
+    };
+    failed::write(dir.path(), &record).unwrap();
+    let set_aside = resolve_stored(&local, &stored(failed::read_current(dir.path())));
     assert_eq!(set_aside.config, local);
     let reason = set_aside.report.rejected.unwrap();
     assert!(reason.contains("failed to start") && reason.contains("packet-forwarder"), "{reason}");
@@ -152,23 +157,44 @@ fn settings_the_agent_failed_to_start_with_are_set_aside_until_they_change() {
 async fn failed_records_are_kept_only_while_they_explain_the_local_configuration() {
     let dir = tempfile::tempdir().unwrap();
     let digest = failed::digest(&central());
-    // Central's settings in force, the start fails: recorded, and the process restarts.
+    // Central's settings in force, the start fails: recorded for this build and boot.
     let applied = Settings { applied: Mutex::new(Some(digest.clone())), ..Settings::default() };
     let error = anyhow::anyhow!("binding the packet-forwarder listener 10.9.9.9:1700");
-    assert!(failed_at_start(dir.path(), &applied, &error).await);
-    assert_eq!(failed::read(dir.path()).map(|f| f.digest), Some(digest.clone()));
+    failed_at_start(dir.path(), &applied, &error).await;
+    let record = failed::read_current(dir.path()).unwrap();
+    assert_eq!((record.digest.as_str(), record.origin), (digest.as_str(), failed::Origin::current()));
     // Running locally because of that record: kept.
     let set_aside = Settings { set_aside: true, ..Settings::default() };
     started(dir.path(), &set_aside).await;
     assert!(failed::read(dir.path()).is_some());
     // The local configuration failing too: dropped, the next start tries central's again.
-    assert!(!failed_at_start(dir.path(), &set_aside, &anyhow::anyhow!("disk full")).await);
+    failed_at_start(dir.path(), &set_aside, &anyhow::anyhow!("disk full")).await;
     assert_eq!(failed::read(dir.path()), None);
     // A start with other settings: a record of older ones is stale.
-    failed::write(dir.path(), &digest, "old").unwrap();
+    failed::write(dir.path(), &record_of(&digest)).unwrap();
     started(dir.path(), &Settings::default()).await;
     assert_eq!(failed::read(dir.path()), None);
-    // Nothing of central's in force: a failure is not theirs.
-    assert!(!failed_at_start(dir.path(), &Settings::default(), &error).await);
+    // Nothing of central's that opens at start in force: a failure is not theirs.
+    failed_at_start(dir.path(), &Settings::default(), &error).await;
     assert_eq!(failed::read(dir.path()), None);
+}
+
+fn record_of(digest: &str) -> failed::Failed {
+    failed::Failed { digest: digest.to_owned(), origin: failed::Origin::current(), reason: "old".into() }
+}
+
+#[test]
+fn a_failed_start_is_blamed_on_central_only_for_what_opens_at_start() {
+    let local = Config::default();
+    let quiet = wire(r#"{"log": {"filter": "debug"}, "agent": {"status_period_s": 60}}"#);
+    assert_eq!(blamed_on(&local, &resolve(&local, Some(&quiet)).config, Some(&quiet)), None);
+    let opening = central();
+    let config = resolve(&local, Some(&opening)).config;
+    assert_eq!(blamed_on(&local, &config, Some(&opening)), Some(failed::digest(&opening)));
+    // The file pins what central would open: nothing of central's opens, nothing blamed.
+    let mut pinned = local.clone();
+    for key in ["lorawan.udp_bind", "lorawan.serial_port", "hal.sensors"] {
+        pinned.pinned.insert(key.into());
+    }
+    assert_eq!(blamed_on(&pinned, &resolve(&pinned, Some(&opening)).config, Some(&opening)), None);
 }

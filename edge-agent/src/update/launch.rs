@@ -74,7 +74,7 @@ pub fn launch(data_dir: &Path, deadline: Duration, mac: Option<neosens_protocol:
     let started = Instant::now();
     if !on_trial {
         return match spawn(&builds, &build, None) {
-            Ok(child) => Some(run_kept(&builds, child, &build, started, mac)),
+            Ok(child) => Some(run_kept(&builds, child, &build, (started, QUICK_EXIT), mac)),
             Err(e) => {
                 eprintln!(
                     "neosens-edge launcher: starting build {}: {e}: serving with the packaged binary",
@@ -103,7 +103,7 @@ pub fn launch(data_dir: &Path, deadline: Duration, mac: Option<neosens_protocol:
             if let Err(e) = kept {
                 eprintln!("neosens-edge launcher: recording build {} as kept: {e}", build.sha256);
             }
-            Some(run_kept(&builds, child, &build, started, mac))
+            Some(run_kept(&builds, child, &build, (started, QUICK_EXIT), mac))
         }
         Trial::Restarted => {
             eprintln!("neosens-edge launcher: build {} on trial restarts (new settings)", build.sha256);
@@ -173,28 +173,52 @@ fn choose(
     None
 }
 
-/// Waits for a kept build's end and returns its status. An abnormal exit within [`QUICK_EXIT`]
-/// of its start (not a stop, not a restart for an update) is counted; [`MAX_QUICK_EXITS`] in a
-/// row roll the build back to the one before it (or the packaged binary), as a trial's failure
-/// would: a build that passed its trial and then breaks at every start does not keep the
-/// gateway down. Any other end resets the count.
+/// Waits for a kept build's end and returns its status. An abnormal exit within `quick`
+/// ([`QUICK_EXIT`]) of its start (not a stop, not a restart for an update) is counted;
+/// [`MAX_QUICK_EXITS`] in a row roll the build back to the one before it (or the packaged
+/// binary), as a trial's failure would: a build that passed its trial and then breaks at every
+/// start does not keep the gateway down. A run that lasts past `quick` resets the count as soon
+/// as it does (a power cut later does not leave it counted), and so does a clean exit.
 fn run_kept(
     builds: &BuildDir,
     child: Child,
     build: &Build,
-    started: Instant,
+    (started, quick): (Instant, Duration),
     mac: Option<neosens_protocol::Mac>,
 ) -> i32 {
+    if runs_past(&child, quick.saturating_sub(started.elapsed()))
+        && builds
+            .load()
+            .ok()
+            .and_then(|s| s.running)
+            .is_some_and(|r| r.sha256 == build.sha256 && r.starts > 0)
+    {
+        let reset = builds.update(|state| {
+            if let Some(running) = state.running.as_mut().filter(|r| r.sha256 == build.sha256) {
+                running.starts = 0;
+            }
+            Ok(())
+        });
+        if let Err(e) = reset {
+            eprintln!("neosens-edge launcher: recording that build {} runs: {e}", build.sha256);
+        }
+    }
     let status = wait(child);
-    let quick_exit = !STOPPING.load(Ordering::SeqCst)
-        && status != 0
-        && status != EXIT_RESTART
-        && started.elapsed() < QUICK_EXIT;
+    let quick_end = started.elapsed() < quick;
+    let quick_exit = !STOPPING.load(Ordering::SeqCst) && status != 0 && status != EXIT_RESTART && quick_end;
     let counted = builds.update(|state| {
         let Some(running) = state.running.as_mut().filter(|r| r.sha256 == build.sha256) else {
             return Ok(());
         };
-        running.starts = if quick_exit { running.starts + 1 } else { 0 };
+        running.starts = if quick_exit {
+            running.starts + 1
+        } else if quick_end && status != 0 {
+            // A stop or a restart for new settings soon after the start: neither counted nor a
+            // proof of health.
+            running.starts
+        } else {
+            0
+        };
         if running.starts >= MAX_QUICK_EXITS {
             let reason = format!(
                 "exited ({status}) within {} s of its start {} times in a row",
@@ -306,6 +330,33 @@ fn exited_within(child: &mut Child, within: Duration) -> Option<std::process::Ex
             Ok(Some(status)) => return Some(status),
             Ok(None) if Instant::now() < until => std::thread::sleep(Duration::from_millis(10)),
             _ => return None,
+        }
+    }
+}
+
+/// Whether `child` still runs after `within` (watched through a pidfd: no polling). `false` when
+/// it exited, or where the kernel has no pidfd (before 5.3).
+fn runs_past(child: &Child, within: Duration) -> bool {
+    use rustix::event::{PollFd, PollFlags, Timespec};
+    let Some(pid) = rustix::process::Pid::from_raw(i32::try_from(child.id()).unwrap_or(0)) else {
+        return false;
+    };
+    let Ok(pidfd) = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()) else {
+        return false;
+    };
+    let until = Instant::now() + within;
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return true;
+        }
+        let timeout = Timespec { tv_sec: left.as_secs() as i64, tv_nsec: i64::from(left.subsec_nanos()) };
+        let mut fds = [PollFd::new(&pidfd, PollFlags::IN)];
+        match rustix::event::poll(&mut fds, Some(&timeout)) {
+            Ok(0) => return true,
+            // A forwarded signal interrupted the wait: the child may be stopping, look again.
+            Err(rustix::io::Errno::INTR) => {}
+            _ => return false,
         }
     }
 }

@@ -133,3 +133,41 @@ fn a_kept_build_that_keeps_exiting_at_start_is_rolled_back() {
     assert!(state.reports[0].reason.contains("3 times in a row"), "{}", state.reports[0].reason);
     assert_eq!(launch(dir.path(), Duration::from_secs(20), MAC.parse().ok()), None);
 }
+
+/// A kept build that outlives the quick-exit window has its count reset while it runs: a power
+/// cut later (no exit for the launcher to see) does not leave earlier quick exits counted.
+#[test]
+fn a_kept_build_running_past_the_quick_exit_window_is_counted_healthy_while_it_runs() {
+    let gate = tempfile::tempdir().unwrap();
+    let go = gate.path().join("go");
+    let script = format!("#!/bin/sh\nwhile [ ! -e {} ]; do sleep 0.05; done\nexit 1\n", go.display());
+    let (dir, _) = with_trial("#!/bin/sh\nexit 0\n", Some(&script));
+    let builds = BuildDir::new(dir.path());
+    builds
+        .update(|s| {
+            s.trial = None;
+            if let Some(running) = s.running.as_mut() {
+                running.starts = MAX_QUICK_EXITS - 1;
+            }
+            Ok(())
+        })
+        .unwrap();
+    let build = builds.load().unwrap().running.unwrap();
+    let started = Instant::now();
+    let child = spawn(&builds, &build, None).unwrap();
+    let kept = {
+        let (dir, build) = (dir.path().to_owned(), build.clone());
+        std::thread::spawn(move || {
+            run_kept(&BuildDir::new(&dir), child, &build, (started, Duration::from_millis(200)), None)
+        })
+    };
+    neosens_runtime::testing::wait_until("the count reset while the build runs", || {
+        builds.load().unwrap().running.is_some_and(|r| r.starts == 0)
+    });
+    assert!(!kept.is_finished(), "still running");
+    std::fs::write(&go, "").unwrap();
+    assert_eq!(kept.join().unwrap(), 1);
+    let state = builds.load().unwrap();
+    assert_eq!(state.running.map(|r| r.starts), Some(0), "a late exit is not a quick one");
+    assert!(state.rejected.is_empty());
+}

@@ -233,6 +233,11 @@ pub(super) async fn joins(
 /// The largest report of a gateway's settings kept (`config` in its health report).
 const MAX_CONFIG_REPORT_BYTES: usize = 8 * 1024;
 
+/// When an oversized settings report was last logged (milliseconds), and how many were dropped
+/// since without a line of their own.
+static OVERSIZED_WARNED_MS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(i64::MIN / 2);
+static OVERSIZED_SILENCED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// The gateway's own figures (outbox depth and age, version, the packet forwarders it hears),
 /// shown per gateway in the API and `/metrics`; the unregistered MACs that asked it while
 /// central was out of reach (at most 64), into the adoption inbox; and what became of node
@@ -261,13 +266,26 @@ pub(super) async fn health(
     }
     // The settings it runs with: kept per gateway, so bounded (a whole report is a few hundred
     // bytes). One too large is dropped, not the report: the outbox and forwarder figures still
-    // matter to the operator, and a newer agent may report more than this central knows.
+    // matter to the operator, and a newer agent may report more than this central knows. The
+    // last one that fitted stays shown.
     let config_bytes =
         report.config.as_ref().map_or(0, |c| serde_json::to_vec(c).map_or(usize::MAX, |v| v.len()));
     if config_bytes > MAX_CONFIG_REPORT_BYTES {
-        tracing::warn!(gateway = %id, bytes = config_bytes, max = MAX_CONFIG_REPORT_BYTES,
-            "settings report too large: dropped, the rest of the health report kept");
-        report.config = None;
+        use std::sync::atomic::Ordering::Relaxed;
+        let now = Timestamp::now().millis();
+        // Once per 10 minutes at most (such a gateway sends one every 30 s), with how many
+        // were dropped meanwhile, from any gateway.
+        let last = OVERSIZED_WARNED_MS.load(Relaxed);
+        if now.saturating_sub(last) >= 600_000
+            && OVERSIZED_WARNED_MS.compare_exchange(last, now, Relaxed, Relaxed).is_ok()
+        {
+            let also_dropped = OVERSIZED_SILENCED.swap(0, Relaxed);
+            tracing::warn!(gateway = %id, bytes = config_bytes, max = MAX_CONFIG_REPORT_BYTES, also_dropped,
+                "settings report too large: dropped, the rest of the health report kept");
+        } else {
+            OVERSIZED_SILENCED.fetch_add(1, Relaxed);
+        }
+        report.config = s.gateways.get(id).and_then(|c| c.report).and_then(|r| r.config);
     }
     if report.unclaimed.len() > MAX_UNCLAIMED_REPORTED {
         let message = format!("{} MACs: at most {MAX_UNCLAIMED_REPORTED}", report.unclaimed.len());
