@@ -44,6 +44,25 @@ impl Drop for Killed {
     }
 }
 
+/// The pid in the gateway's Mosquitto's `pid_file`, if it names a running Mosquitto.
+fn local_broker_pid(pid_file: &Path) -> Option<u32> {
+    let pid: u32 = std::fs::read_to_string(pid_file).ok()?.trim().parse().ok()?;
+    let command = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    String::from_utf8_lossy(&command).contains("mosquitto").then_some(pid)
+}
+
+/// Stops the gateway's Mosquitto when the test ends, however it ends: an agent killed outright
+/// (a failed assertion drops it) cannot stop its child, which would outlive the test.
+struct LocalBrokerStopped(PathBuf);
+
+impl Drop for LocalBrokerStopped {
+    fn drop(&mut self) {
+        if let Some(pid) = local_broker_pid(&self.0) {
+            let _ = Command::new("kill").arg(pid.to_string()).status();
+        }
+    }
+}
+
 fn api(addr: SocketAddr, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
     http_json(addr, method, path, Some(ADMIN), body.as_ref())
 }
@@ -163,7 +182,10 @@ fn a_remote_site_keeps_every_status_through_a_wan_outage() {
         ("NEOSENS_EDGE_DATA_DIR".to_owned(), gw_data.to_string_lossy().into_owned()),
         ("NEOSENS_EDGE_MQTT_URL".to_owned(), format!("mqtt://{}", wan.addr())),
     ]);
-    let edge = ServiceProcess::spawn(&sibling("neosens-edge"), &["--config", config.to_str().unwrap()], &env);
+    let pid_file = gw_data.join("broker/mosquitto.pid");
+    let _local_broker = LocalBrokerStopped(pid_file.clone());
+    let mut edge =
+        ServiceProcess::spawn(&sibling("neosens-edge"), &["--config", config.to_str().unwrap()], &env);
     wait_until_or_logs(&edge, "the gateway's local broker listening", || {
         TcpStream::connect(("127.0.0.1", local_port)).is_ok()
     });
@@ -265,6 +287,14 @@ fn a_remote_site_keeps_every_status_through_a_wan_outage() {
         .publish(topic.as_str(), rumqttc::QoS::AtMostOnce, false, numbered_status(DURING_OUTAGE + 2))
         .unwrap();
     witness.next(|t, p| t == topic && heap(p) == Some(DURING_OUTAGE + 2));
+
+    // The agent stopped (systemd's SIGTERM): its Mosquitto stops with it.
+    let mosquitto = local_broker_pid(&pid_file).expect("the local broker's pid file");
+    assert!(edge.signal_and_wait("TERM").success());
+    wait_until("the local broker stopped with the agent", || {
+        !Path::new(&format!("/proc/{mosquitto}")).exists()
+            || std::fs::read_to_string(format!("/proc/{mosquitto}/stat")).is_ok_and(|s| s.contains(") Z "))
+    });
 }
 
 /// Waits until the local broker's password file has (or no longer has) the second device's
