@@ -148,6 +148,9 @@ pub struct Cache {
     snapshot: Arc<std::sync::Mutex<Option<redb::WriteTransaction>>>,
     db: Arc<Database>,
     registry: Arc<Database>,
+    /// Registry batches committed by this process: readers of the revision
+    /// ([`Self::registry_commits`]) read the database only when it moved.
+    commits: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for Cache {
@@ -235,12 +238,23 @@ impl Cache {
         txn.open_table(F_CNT_DOWN).map_err(backend)?;
         otaa::create_local_tables(&txn)?;
         txn.commit().map_err(backend)?;
-        Ok(Cache { snapshot: Arc::default(), db: Arc::new(db), registry: Arc::new(registry) })
+        Ok(Cache {
+            snapshot: Arc::default(),
+            db: Arc::new(db),
+            registry: Arc::new(registry),
+            commits: Arc::default(),
+        })
     }
 
     /// The database, for the outbox.
     pub fn database(&self) -> Arc<Database> {
         Arc::clone(&self.db)
+    }
+
+    /// How many registry batches this process committed so far: the revision can only have
+    /// changed when this did (a read transaction per uplink batch, saved).
+    pub fn registry_commits(&self) -> u64 {
+        self.commits.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The registry revision the cache holds (0: nothing yet).

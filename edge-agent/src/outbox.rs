@@ -24,8 +24,10 @@ use crate::cache::{CacheError, begin_write};
 
 mod journal;
 mod journaled;
+mod tail;
 
 pub use journal::FILE as JOURNAL_FILE;
+pub use tail::Pending;
 
 /// Why the outbox could not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -114,6 +116,9 @@ pub struct Outbox {
     /// The write-ahead journal of uplink batches, when the agent keeps one
     /// ([`Outbox::with_journal`]).
     journal: Option<Arc<parking_lot::Mutex<journal::Journal>>>,
+    /// The journalled batches not in redb yet ([`tail`]); locked after the journal, never
+    /// held across a disk write.
+    tail: Arc<parking_lot::Mutex<tail::Tail>>,
     /// Counters.
     pub stats: Arc<OutboxStats>,
 }
@@ -153,6 +158,7 @@ impl Outbox {
             last_id: Arc::new(AtomicU64::new(last_id)),
             unsettled: Arc::default(),
             journal: None,
+            tail: Arc::default(),
             stats: Arc::default(),
         })
     }
@@ -198,6 +204,8 @@ impl Outbox {
     }
 
     /// [`append_with`](Self::append_with), with more writes (`also`) in the same transaction.
+    /// The journal's tail goes into redb first, in the same commit: ids stay in order, and the
+    /// counters written by `also` are the newest.
     pub fn append_and(
         &self,
         n: usize,
@@ -205,7 +213,24 @@ impl Outbox {
         build: impl Fn(usize, u64) -> (String, Vec<u8>),
         also: impl FnOnce(&redb::WriteTransaction) -> Result<(), CacheError>,
     ) -> Result<Vec<u64>, OutboxError> {
+        let mut journal = self.journal.as_ref().map(|j| j.lock());
+        self.append_and_locked(journal.as_deref_mut(), n, now_ms, build, also)
+    }
+
+    /// [`Self::append_and`] with the journal's lock held.
+    fn append_and_locked(
+        &self,
+        journal: Option<&mut journal::Journal>,
+        n: usize,
+        now_ms: u64,
+        build: impl Fn(usize, u64) -> (String, Vec<u8>),
+        also: impl FnOnce(&redb::WriteTransaction) -> Result<(), CacheError>,
+    ) -> Result<Vec<u64>, OutboxError> {
         let txn = begin_write(&self.db).map_err(backend)?;
+        let written = match journal.as_deref() {
+            Some(j) => Some(self.write_tail(&txn, j)?),
+            None => None,
+        };
         also(&txn)?;
         let mut ids = Vec::with_capacity(n);
         let dropped;
@@ -227,7 +252,11 @@ impl Outbox {
         }
         txn.commit().map_err(backend)?;
         self.unsettled.store(false, Ordering::Relaxed);
+        // Counted first: the ids are taken, whatever happens next.
         self.appended(&ids, dropped);
+        if let (Some(journal), Some(written)) = (journal, written) {
+            self.tail_written(journal, written);
+        }
         Ok(ids)
     }
 
@@ -251,24 +280,62 @@ impl Outbox {
             self.last_id.fetch_max(*last, Ordering::Release);
         }
         self.stats.appended.fetch_add(ids.len() as u64, Ordering::Relaxed);
+        self.count_dropped(dropped);
+        self.ready.notify_one();
+    }
+
+    fn count_dropped(&self, dropped: u64) {
         if dropped > 0 {
             self.stats.dropped_full.fetch_add(dropped, Ordering::Relaxed);
             tracing::warn!(dropped, limit = self.limits.max_messages, "outbox full: oldest messages dropped");
         }
-        self.ready.notify_one();
     }
 
-    /// Up to `limit` messages after id `after`, oldest first.
+    /// Up to `limit` messages after id `after`, oldest first: those in redb, then the tail's.
     pub fn peek(&self, after: u64, limit: usize) -> Result<Vec<(u64, OutboxRecord)>, OutboxError> {
-        let txn = self.db.begin_read().map_err(backend)?;
-        let table = txn.open_table(OUTBOX).map_err(backend)?;
         let mut out = Vec::new();
-        for item in table.range(after + 1..).map_err(backend)?.take(limit) {
-            let (k, v) = item.map_err(backend)?;
-            let record = postcard::from_bytes(v.value()).map_err(|_| OutboxError::Corrupt(k.value()))?;
-            out.push((k.value(), record));
+        // Held while redb is read: a checkpoint moving the tail into redb meanwhile would hide
+        // its messages from both reads.
+        let tail = self.tail.lock();
+        let first = tail.first_id().unwrap_or(u64::MAX);
+        if after.saturating_add(1) < first {
+            // Only ids below the tail's: while a checkpoint commits, redb holds the tail's
+            // messages too, and the tail knows which of them were acknowledged since.
+            let txn = self.db.begin_read().map_err(backend)?;
+            let table = txn.open_table(OUTBOX).map_err(backend)?;
+            for item in table.range(after.saturating_add(1)..first).map_err(backend)?.take(limit) {
+                let (k, v) = item.map_err(backend)?;
+                let record = postcard::from_bytes(v.value()).map_err(|_| OutboxError::Corrupt(k.value()))?;
+                out.push((k.value(), record));
+            }
+        }
+        if out.len() < limit {
+            tail.read_after(after, limit - out.len(), |m| {
+                let record = OutboxRecord {
+                    topic: m.topic.clone(),
+                    payload: m.payload.clone(),
+                    created_ms: m.created_ms,
+                };
+                out.push((m.id, record));
+            });
         }
         Ok(out)
+    }
+
+    /// Which redb generation the tail's counters go with ([`Self::pending_counter`]).
+    pub fn tail_generation(&self) -> u64 {
+        self.tail.lock().generation
+    }
+
+    /// A node's uplink (`up`) or downlink counter waiting in the tail, newer than redb's, as of
+    /// `generation` (read before redb: [`Pending::Stale`] when the tail went into redb since).
+    pub fn pending_counter(
+        &self,
+        up: bool,
+        node: neosens_protocol::ids::DeviceId,
+        generation: u64,
+    ) -> Pending {
+        self.tail.lock().counter(up, node, generation)
     }
 
     /// The last id appended so far (0 for none).
@@ -279,8 +346,27 @@ impl Outbox {
     /// Removes messages the broker acknowledged, without a disk sync: the next durable commit
     /// (an append, or [`Self::settle`]) makes the removal durable.
     pub fn acknowledge(&self, ids: &[u64]) -> Result<(), OutboxError> {
+        let mut stored = Vec::new();
+        let mut in_tail = 0;
+        {
+            let mut tail = self.tail.lock();
+            for id in ids {
+                if tail.acknowledge(*id) {
+                    in_tail += 1;
+                } else {
+                    stored.push(*id);
+                }
+            }
+        }
+        let removed = self.remove_stored(&stored)?;
+        self.stats.acknowledged.fetch_add(in_tail + removed, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Removes messages from redb without a disk sync; returns how many it held.
+    fn remove_stored(&self, ids: &[u64]) -> Result<u64, OutboxError> {
         if ids.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
         let mut txn = begin_write(&self.db).map_err(backend)?;
         txn.set_durability(redb::Durability::None).map_err(backend)?;
@@ -295,13 +381,21 @@ impl Outbox {
         }
         txn.commit().map_err(backend)?;
         self.unsettled.store(true, Ordering::Relaxed);
-        self.stats.acknowledged.fetch_add(removed, Ordering::Relaxed);
-        Ok(())
+        Ok(removed)
     }
 
-    /// Makes the removals since the last durable commit durable (one commit; nothing when an
-    /// append already did).
+    /// Called once the link is quiet: when the broker acknowledged everything in the tail, a
+    /// checkpoint (a crash then sends nothing again, and the journal starts over); else makes
+    /// the removals since the last durable commit durable (one commit; nothing when an append
+    /// already did).
     pub fn settle(&self) -> Result<(), OutboxError> {
+        let all_acknowledged = {
+            let tail = self.tail.lock();
+            tail.depth().0 == 0 && !tail.is_empty()
+        };
+        if all_acknowledged {
+            return self.checkpoint();
+        }
         if !self.unsettled.swap(false, Ordering::Relaxed) {
             return Ok(());
         }
@@ -315,6 +409,10 @@ impl Outbox {
     /// Drops messages older than the age limit; returns how many.
     pub fn expire(&self, now_ms: u64) -> Result<u64, OutboxError> {
         let cutoff = now_ms.saturating_sub(self.limits.max_age_ms);
+        // The tail's messages are expired in redb, after a checkpoint.
+        if self.tail.lock().depth().1.is_some_and(|oldest| oldest < cutoff) {
+            self.checkpoint()?;
+        }
         // Usually nothing is that old: a read says so without a commit (a disk sync every
         // report round would be the idle gateway's main cost).
         if self.oldest_ms()?.is_none_or(|oldest| oldest >= cutoff) {
@@ -358,11 +456,15 @@ impl Outbox {
 
     /// (messages waiting, age of the oldest in seconds).
     pub fn depth(&self, now_ms: u64) -> Result<(u64, u64), OutboxError> {
+        let (in_tail, tail_oldest) = self.tail.lock().depth();
         let txn = self.db.begin_read().map_err(backend)?;
         let table = txn.open_table(OUTBOX).map_err(backend)?;
         let len = table.len().map_err(backend)?;
-        let oldest = oldest_in(&table)?.map_or(0, |created| now_ms.saturating_sub(created) / 1000);
-        Ok((len, oldest))
+        let oldest = match (oldest_in(&table)?, tail_oldest) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Ok((len + in_tail, oldest.map_or(0, |created| now_ms.saturating_sub(created) / 1000)))
     }
 }
 

@@ -93,5 +93,11 @@ pub async fn run(
     let mut link = LinkConfig::new(config.url, &config.client_id);
     link.keep_alive = Duration::from_secs(30);
     link.max_incoming_packet = MAX_PACKET;
+    let stopping = outbox.clone();
     acked::run(link, config.subscriptions, outbox, stats, inbound, more_subscriptions, shutdown).await;
+    // A clean stop writes the journal's tail into redb: nothing is replayed (or sent twice)
+    // at the next start.
+    if let Err(e) = neosens_runtime::blocking::run(move || stopping.checkpoint()).await {
+        tracing::warn!(error = %e, "outbox checkpoint at stop; the journal is replayed at the next start");
+    }
 }

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 
 use neosens_edge::cache::{Cache, SessionCounter};
-use neosens_edge::outbox::{JOURNAL_FILE, Limits, Outbox, OutboxRecord};
+use neosens_edge::outbox::{JOURNAL_FILE, Limits, Outbox, OutboxRecord, Pending};
 use neosens_protocol::ids::DeviceId;
 
 const LIMITS: Limits = Limits { max_messages: 100_000, max_age_ms: u64::MAX / 2 };
@@ -63,7 +63,10 @@ fn journalled_batches_survive_a_power_cut() {
     let ids: Vec<u64> = (1..=5).flat_map(|f_cnt| batch(&outbox, f_cnt)).collect();
     assert_eq!(ids, (2..=11).collect::<Vec<_>>());
     let before = stored(&outbox);
-    assert_eq!(cache.f_cnt(node(2)).unwrap(), Some(SessionCounter { session: 9, f_cnt: 5 }));
+    // The batches wait in the tail, counters included, until a checkpoint writes them in redb.
+    let newest = outbox.pending_counter(true, node(2), outbox.tail_generation());
+    assert_eq!(newest, Pending::Newer(SessionCounter { session: 9, f_cnt: 5 }));
+    assert_eq!(cache.f_cnt(node(2)).unwrap(), None);
 
     // Without its journal, the copy has only the durable append: the cut is real.
     let bare = power_cut(dir.path());
@@ -81,9 +84,20 @@ fn journalled_batches_survive_a_power_cut() {
     assert_eq!(batch(&outbox2, 6), [12, 13], "ids go on after the replayed ones");
     drop((cache2, outbox2));
 
+    // The last batch was still in the tail when the outbox was dropped: stored from the
+    // journal at the next start, once; the replayed ones are durable now.
     let (_, outbox3) = open(cut.path(), true);
     assert_eq!(stored(&outbox3).len(), 13, "nothing twice");
-    assert_eq!(outbox3.stats.journal_replayed.load(Ordering::Relaxed), 0);
+    assert_eq!(outbox3.stats.journal_replayed.load(Ordering::Relaxed), 2);
+    outbox3.checkpoint().unwrap();
+    drop(outbox3);
+    let (_, outbox4) = open(cut.path(), true);
+    assert_eq!(stored(&outbox4).len(), 13);
+    assert_eq!(
+        outbox4.stats.journal_replayed.load(Ordering::Relaxed),
+        0,
+        "a checkpoint leaves nothing to replay"
+    );
 }
 
 /// A durable commit of another kind made the earlier batches durable: only the later one is
@@ -253,4 +267,57 @@ fn a_failing_checkpoint_stops_the_batches_not_the_bound() {
     }
     assert_eq!(std::fs::metadata(&journal).unwrap().len(), full);
     assert_eq!(outbox.stats.journal_checkpoints.load(Ordering::Relaxed), 1);
+}
+
+fn ids_of(outbox: &Outbox) -> Vec<u64> {
+    stored(outbox).iter().map(|(id, _)| *id).collect()
+}
+
+/// Journalled batches wait in memory until a checkpoint: what the broker acknowledged there
+/// never reaches redb; a checkpoint writes the rest and the newest counters; once the link
+/// acknowledged everything, settling checkpoints; an append of another kind writes the tail
+/// first, so ids stay in order.
+#[test]
+fn the_tail_holds_batches_until_a_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_cache, outbox) = open(dir.path(), true);
+    let checkpoints = || outbox.stats.journal_checkpoints.load(Ordering::Relaxed);
+    let counter = |f_cnt| SessionCounter { session: 9, f_cnt };
+    let ids: Vec<u64> = (1..=3).flat_map(|f_cnt| batch(&outbox, f_cnt)).collect();
+    assert_eq!(ids, [1, 2, 3, 4, 5, 6]);
+    outbox.acknowledge(&[1, 2, 3]).unwrap();
+    assert_eq!(ids_of(&outbox), [4, 5, 6]);
+    assert_eq!(outbox.peek(4, 10).unwrap().iter().map(|(id, _)| *id).collect::<Vec<_>>(), [5, 6]);
+    assert_eq!(outbox.depth(1_000).unwrap().0, 3);
+    outbox.settle().unwrap();
+    assert_eq!(checkpoints(), 0, "messages still out: no checkpoint");
+
+    outbox.checkpoint().unwrap();
+    let cut = power_cut(dir.path());
+    let (bare_cache, bare) = open(cut.path(), false);
+    assert_eq!(ids_of(&bare), [4, 5, 6], "only the unacknowledged went into redb");
+    assert_eq!(bare_cache.f_cnt(node(2)).unwrap(), Some(counter(3)));
+    assert_eq!(bare_cache.f_cnt_down(node(1)).unwrap(), Some(counter(1)));
+    let generation = outbox.tail_generation();
+    assert_eq!(outbox.pending_counter(true, node(2), generation), Pending::None);
+    assert_eq!(outbox.pending_counter(true, node(2), generation - 1), Pending::Stale);
+    assert_eq!(ids_of(&outbox), [4, 5, 6], "the same messages, read from redb now");
+
+    assert_eq!(batch(&outbox, 4), [7, 8]);
+    outbox.acknowledge(&[4, 5, 6, 7, 8]).unwrap();
+    assert_eq!(outbox.depth(1_000).unwrap().0, 0);
+    assert_eq!(outbox.stats.acknowledged.load(Ordering::Relaxed), 8);
+    outbox.settle().unwrap();
+    assert_eq!(checkpoints(), 2, "everything acknowledged: settled with a checkpoint");
+    let cut = power_cut(dir.path());
+    let (bare_cache, bare) = open(cut.path(), false);
+    assert!(ids_of(&bare).is_empty(), "nothing to send again after a crash");
+    assert_eq!(bare_cache.f_cnt(node(2)).unwrap(), Some(counter(4)));
+
+    assert_eq!(batch(&outbox, 5), [9, 10]);
+    assert_eq!(outbox.append(&[("u4/302/device".into(), b"{}".to_vec())], 1_000).unwrap(), [11]);
+    let cut = power_cut(dir.path());
+    let (bare_cache, bare) = open(cut.path(), false);
+    assert_eq!(ids_of(&bare), [9, 10, 11], "the tail went first, in the same commit");
+    assert_eq!(bare_cache.f_cnt(node(2)).unwrap(), Some(counter(5)));
 }

@@ -102,6 +102,7 @@ impl Cache {
         }
         let write = started.elapsed();
         txn.commit().map_err(backend)?;
+        self.commits.fetch_add(1, std::sync::atomic::Ordering::Release);
         drop(pending);
         let commit = started.elapsed() - write;
         // The batch is in: tidying the delivery records may fail without undoing it.

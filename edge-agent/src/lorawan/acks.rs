@@ -116,7 +116,13 @@ impl Pipeline {
     fn next_f_cnt_down(&self, nodes: &mut Nodes, node: &frame::NodeSession) -> Result<u32, CacheError> {
         let last = match nodes.f_cnt_down.get(&node.id) {
             Some(c) => Some(*c),
-            None => self.cache.f_cnt_down(node.id)?,
+            None => loop {
+                let generation = self.outbox.tail_generation();
+                let stored = self.cache.f_cnt_down(node.id)?;
+                if let Some(newest) = self.newest_counter(false, node.id, generation, stored) {
+                    break newest;
+                }
+            },
         };
         let next = last
             .and_then(|c| (c.session == node.session).then_some(c.f_cnt))

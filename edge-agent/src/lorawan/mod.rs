@@ -25,6 +25,7 @@ pub mod modem;
 pub mod orders;
 mod recent;
 pub mod semtech;
+mod sessions;
 
 pub use listener::{COMMIT_LINGER, run};
 pub use recent::{DEDUPE_WINDOW, MAX_RECENT_FRAMES, RETRANSMISSION_AFTER};
@@ -33,7 +34,7 @@ use recent::{Recency, Recent};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use neosens_runtime::keys::Keys;
 use parking_lot::Mutex;
@@ -108,6 +109,8 @@ pub struct Pipeline {
 #[derive(Debug, Default)]
 struct Nodes {
     revision: u64,
+    /// The cache's registry commits when `revision` was read (`None`: not yet).
+    registry_commits: Option<u64>,
     by_addr: HashMap<u32, Vec<Arc<frame::NodeSession>>>,
     last: HashMap<neosens_protocol::ids::DeviceId, SessionCounter>,
     /// When each node's status was last relayed (nodes of the scope that sent: bounded by it).
@@ -201,97 +204,6 @@ impl Pipeline {
     pub fn with_adr(mut self, margin_db: Option<f64>) -> Self {
         self.adr_margin_db = margin_db;
         self
-    }
-
-    /// The sessions of a device address (opened from the cache on first use, dropped when the
-    /// registry revision changes), with their last counters.
-    fn candidates(&self, nodes: &mut Nodes, dev_addr: u32) -> Result<Vec<frame::Candidate>, frame::Reject> {
-        if !nodes.by_addr.contains_key(&dev_addr) {
-            let mut opened = Vec::new();
-            for (record, last) in self.cache.nodes_by_dev_addr(dev_addr)? {
-                // A join answered here, newer than central's session: that session is over.
-                if self.local_session(record.id.to_bytes())?.is_some() {
-                    continue;
-                }
-                let (base, status_every) = self.placement(&record)?;
-                if let Some(mut node) = frame::NodeSession::open(&record, base, status_every, &self.keys) {
-                    node.layout = self.layout_of(&record, &node.codec)?;
-                    if let Some(l) = last {
-                        nodes.last.entry(node.id).or_insert(l);
-                    }
-                    opened.push(Arc::new(node));
-                }
-            }
-            for device in self.cache.local_sessions_by_dev_addr(dev_addr)? {
-                let (Some(local), Some(record)) =
-                    (self.local_session(device)?, self.cache.device_record(device)?)
-                else {
-                    continue;
-                };
-                let (base, status_every) = self.placement(&record)?;
-                let layout = self.layout_of(&record, &local.session.codec)?;
-                if let Some(mut node) = join::local_node(local, record, base, status_every, &self.keys) {
-                    node.layout = layout;
-                    if let Some(l) = self.cache.f_cnt(node.id)? {
-                        nodes.last.entry(node.id).or_insert(l);
-                    }
-                    opened.push(Arc::new(node));
-                }
-            }
-            if opened.is_empty() {
-                // Not one of ours: nothing remembered (a flood of random addresses costs a
-                // lookup each, and no memory).
-                return Ok(Vec::new());
-            }
-            if nodes.by_addr.len() >= MAX_OPEN_ADDRESSES {
-                // Sessions are opened again when needed; the counters stay (one per node of the
-                // scope: bounded by it), since this batch's are not stored yet.
-                nodes.by_addr.clear();
-            }
-            nodes.by_addr.insert(dev_addr, opened);
-        }
-        let sessions = nodes.by_addr.get(&dev_addr).map(Vec::as_slice).unwrap_or_default();
-        Ok(sessions
-            .iter()
-            .map(|n| frame::Candidate {
-                node: Arc::clone(n),
-                last: nodes.last.get(&n.id).and_then(|c| c.for_session(n.session)),
-            })
-            .collect())
-    }
-
-    /// A node's main room's base topic, and how often its status goes.
-    fn placement(
-        &self,
-        record: &neosens_protocol::sync::DeviceRecord,
-    ) -> Result<(Option<String>, Duration), crate::cache::CacheError> {
-        let base = match record.rooms.first() {
-            Some(room) => self.cache.room(*room)?.map(|r| r.base_topic),
-            None => None,
-        };
-        Ok((base, frame::status_every(self.cache.device_type(record.device_type)?.as_ref())))
-    }
-
-    /// The node's type's payload layout, when its codec is `layout`.
-    fn layout_of(
-        &self,
-        record: &neosens_protocol::sync::DeviceRecord,
-        codec: &str,
-    ) -> Result<Option<Arc<neosens_protocol::layout::PayloadLayout>>, crate::cache::CacheError> {
-        if codec != neosens_protocol::edge::Codec::Layout.as_str() {
-            return Ok(None);
-        }
-        Ok(self.cache.layout(record.device_type)?.map(Arc::new))
-    }
-
-    /// The session a join answered here gave the node, while it is newer than central's.
-    fn local_session(
-        &self,
-        device: [u8; 16],
-    ) -> Result<Option<crate::cache::LocalSession>, crate::cache::CacheError> {
-        let Some(local) = self.cache.local_session(device)? else { return Ok(None) };
-        let central = self.cache.otaa_of(device)?.and_then(|o| o.last_join);
-        Ok(join::local_wins(&local, central.as_ref()).then_some(local))
     }
 
     /// Whether this exact frame was already heard within the window (and remembers it).
@@ -406,12 +318,20 @@ impl Pipeline {
 
     /// Forgets the opened sessions when the registry changed.
     fn refresh(&self, nodes: &mut Nodes) {
+        let commits = self.cache.registry_commits();
+        if nodes.registry_commits == Some(commits) {
+            return;
+        }
         match self.cache.revision() {
-            Ok(r) if r != nodes.revision => {
-                nodes.forget();
-                nodes.revision = r;
+            Ok(r) => {
+                nodes.registry_commits = Some(commits);
+                if r != nodes.revision {
+                    nodes.forget();
+                    nodes.revision = r;
+                }
             }
-            _ => {}
+            // Read again with the next batch.
+            Err(e) => tracing::debug!(error = %e, "reading the registry revision"),
         }
     }
 

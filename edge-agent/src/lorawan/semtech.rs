@@ -160,7 +160,7 @@ impl DatagramError {
 
 #[derive(Deserialize)]
 struct Push<'a> {
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "rxpk_list")]
     rxpk: Vec<Rxpk<'a>>,
     /// Read as a value, then field by field ([`Stat`]): rare (every 30 s), and lenient.
     #[serde(default)]
@@ -181,6 +181,29 @@ struct Rxpk<'a> {
     datr: Option<serde_json::Value>,
 }
 
+/// The `rxpk` array into a vector sized for a busy forwarder's datagram at once (JSON gives no
+/// length: growing from empty cost a reallocation every few packets).
+fn rxpk_list<'de: 'a, 'a, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Rxpk<'a>>, D::Error> {
+    struct List<'a>(std::marker::PhantomData<&'a ()>);
+    impl<'de: 'a, 'a> serde::de::Visitor<'de> for List<'a> {
+        type Value = Vec<Rxpk<'a>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an array of rxpk objects")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut list = Vec::with_capacity(RXPK_CAPACITY);
+            while let Some(rx) = seq.next_element()? {
+                list.push(rx);
+            }
+            Ok(list)
+        }
+    }
+    d.deserialize_seq(List(std::marker::PhantomData))
+}
+
+/// Room made for `rxpk` entries before the first is read.
+const RXPK_CAPACITY: usize = 16;
+
 /// Parses a datagram.
 pub fn parse(datagram: &[u8]) -> Result<Datagram, DatagramError> {
     if datagram.len() > MAX_DATAGRAM {
@@ -200,7 +223,7 @@ pub fn parse(datagram: &[u8]) -> Result<Datagram, DatagramError> {
             let gateway = gateway()?;
             let push: Push =
                 serde_json::from_slice(&datagram[12..]).map_err(|e| DatagramError::Json(e.to_string()))?;
-            let mut packets = Vec::new();
+            let mut packets = Vec::with_capacity(push.rxpk.len());
             let mut bad = 0;
             for rx in push.rxpk {
                 // stat: 1 CRC ok, -1 CRC bad, 0 no CRC.

@@ -4,25 +4,28 @@
 //! ~60 µs; the uplink benchmark's single-datagram path is mostly that difference).
 //!
 //! The protocol (see [`crate::outbox`] for the redb side):
-//! 1. inside the outbox's write transaction, the batch (messages with their ids, frame
-//!    counters) is written here and synced: from then on it survives a crash;
-//! 2. the same batch is applied to redb in a commit **without** a disk sync (readers see it at
-//!    once), recording the batch's journal sequence number (`jseq`) in the outbox's table;
-//! 3. once [`CHECKPOINT_RECORDS`] records or [`CHECKPOINT_BYTES`] bytes are written, the next
-//!    batch first makes everything durable in redb (an empty durable commit) and rewinds the
-//!    journal to offset 0; if that commit fails, the batch fails too (the file stays bounded).
+//! 1. under the journal's lock, the batch (messages with their ids, frame counters) is written
+//!    here and synced: from then on it survives a crash, and it is acknowledged;
+//! 2. the batch then waits in memory, in the outbox's [tail](super::tail): the link publishes
+//!    it from there, and the broker's acknowledgements are noted there;
+//! 3. once [`CHECKPOINT_RECORDS`] records or [`CHECKPOINT_BYTES`] bytes are written (or the
+//!    broker acknowledged the whole tail), one durable redb commit writes what is still
+//!    unacknowledged and the newest counters, with the last journal sequence number (`jseq`),
+//!    and the journal starts over at offset 0; if that commit fails, the batch that wanted it
+//!    fails too (the file and the tail stay bounded).
 //!
 //! At start, the batches whose `jseq` is above the one redb holds durably are applied again, in
-//! order, with the same ids (central recognises a message sent twice by its `msg_id`). Any other
-//! durable commit of the database (a sync, an append of another kind) also makes the journalled
-//! batches durable; their `jseq` then tells replay to skip them. A checkpoint, and the start,
-//! record the highest `jseq` written: a number handed out and not stored (a batch whose redb
-//! commit failed, or one left out at replay) never leaves a hole replay would wait on.
+//! order, with the same ids (central recognises a message sent twice by its `msg_id`; those the
+//! broker had acknowledged are sent again). Any other durable commit of the outbox (an append
+//! of another kind) writes the tail first, as a checkpoint does; the `jseq` it records tells
+//! replay to skip what it holds. A number handed out and not stored (a batch whose sync
+//! failed, or one left out at replay) never leaves a hole replay would wait on: checkpoints and
+//! the start record the highest one written.
 //!
 //! Record layout: `"NSJ1"`, body length (u32 LE), CRC-32 of the body (u32 LE), body (postcard of
 //! [`Entry`]). Reading stops at the first record that does not check (a torn write at a crash,
-//! a retracted record, or the stale bytes after a rewind): records are written one at a time,
-//! each synced before the next. Stale records that do check (old ones aligned behind new ones
+//! or the stale bytes after a rewind): records are written one at a time, each synced before
+//! the next. Stale records that do check (old ones aligned behind new ones
 //! after a rewind) carry a `jseq` redb already holds durably, and replay skips them.
 
 use std::fs::{File, OpenOptions};
@@ -94,31 +97,23 @@ impl Journal {
         Ok((Journal { file, end: 0, records: 0, last_jseq: 0, last_id: 0 }, entries))
     }
 
-    /// Writes one record after the last and syncs it; returns where it starts.
+    /// Writes one record of `body` after the last and syncs it; returns where it starts.
+    #[cfg(test)]
     pub(super) fn append(&mut self, body: &[u8]) -> io::Result<u64> {
-        let len = u32::try_from(body.len()).map_err(|_| io::Error::other("journal record too long"))?;
-        let mut record = Vec::with_capacity(HEADER + body.len());
-        record.extend_from_slice(&MAGIC);
-        record.extend_from_slice(&len.to_le_bytes());
-        record.extend_from_slice(&crc32(body).to_le_bytes());
+        let mut record = vec![0; HEADER];
         record.extend_from_slice(body);
+        seal(&mut record)?;
+        self.append_record(&record)
+    }
+
+    /// Writes a record made by [`record`] after the last and syncs it; returns where it starts.
+    pub(super) fn append_record(&mut self, record: &[u8]) -> io::Result<u64> {
         let start = self.end;
-        self.file.write_all_at(&record, start)?;
+        self.file.write_all_at(record, start)?;
         self.file.sync_data()?;
         self.end += record.len() as u64;
         self.records += 1;
         Ok(start)
-    }
-
-    /// Takes back the record written at `start`, the last one (its redb commit failed: it was
-    /// not acknowledged, and must not come back at the next start beside a frame the node sends
-    /// again); the next record goes in its place.
-    pub(super) fn retract(&mut self, start: u64) -> io::Result<()> {
-        self.file.write_all_at(&[0; 4], start)?;
-        self.file.sync_data()?;
-        self.end = start;
-        self.records = self.records.saturating_sub(1);
-        Ok(())
     }
 
     /// Starts again at offset 0: everything written so far is durable in redb.
@@ -131,6 +126,32 @@ impl Journal {
     pub(super) fn due(&self) -> bool {
         self.records >= CHECKPOINT_RECORDS || self.end >= CHECKPOINT_BYTES
     }
+}
+
+/// `entry` as a record, header included, encoded once into a buffer sized for it; `None` when
+/// its body is over [`MAX_RECORD`].
+pub(super) fn record(entry: &Entry) -> io::Result<Option<Vec<u8>>> {
+    let messages: usize = entry.messages.iter().map(|(t, p)| t.len() + p.len() + 6).sum();
+    let estimate = HEADER + 32 + messages + 32 * (entry.up.len() + entry.down.len());
+    let mut record = Vec::with_capacity(estimate);
+    record.extend_from_slice(&[0; HEADER]);
+    let mut record = postcard::to_extend(entry, record).map_err(io::Error::other)?;
+    if record.len() - HEADER > MAX_RECORD {
+        return Ok(None);
+    }
+    seal(&mut record)?;
+    Ok(Some(record))
+}
+
+/// Writes the header of a record whose body follows its first [`HEADER`] bytes.
+fn seal(record: &mut [u8]) -> io::Result<()> {
+    let len =
+        u32::try_from(record.len() - HEADER).map_err(|_| io::Error::other("journal record too long"))?;
+    let crc = crc32(&record[HEADER..]);
+    record[..4].copy_from_slice(&MAGIC);
+    record[4..8].copy_from_slice(&len.to_le_bytes());
+    record[8..12].copy_from_slice(&crc.to_le_bytes());
+    Ok(())
 }
 
 /// The records from the start of the file up to the first that does not check.
@@ -235,7 +256,7 @@ mod tests {
         j.append(&postcard::to_allocvec(&entry(2)).unwrap()).unwrap()
     }
 
-    /// A torn last record, a flipped bit, a length past the file end, a retracted record,
+    /// A torn last record, a flipped bit, a length past the file end, a zeroed magic,
     /// garbage or an undecodable body end the reading there, never with an error or a panic.
     #[test]
     fn damaged_records_end_the_reading() {
@@ -254,13 +275,9 @@ mod tests {
         open(&path).write_all_at(&u32::MAX.to_le_bytes(), second + 4).unwrap();
         assert_eq!(Journal::open(&path).unwrap().1, [entry(1)], "huge length");
         two_records(&path);
-        let (mut j, _) = Journal::open(&path).unwrap();
-        j.append(&postcard::to_allocvec(&entry(1)).unwrap()).unwrap();
-        let taken_back = j.append(&postcard::to_allocvec(&entry(2)).unwrap()).unwrap();
-        j.retract(taken_back).unwrap();
-        assert_eq!(Journal::open(&path).unwrap().1, [entry(1)], "retracted");
-        j.append(&postcard::to_allocvec(&entry(3)).unwrap()).unwrap();
-        assert_eq!(Journal::open(&path).unwrap().1, [entry(1), entry(3)], "the next in its place");
+        two_records(&path);
+        open(&path).write_all_at(&[0; 4], second).unwrap();
+        assert_eq!(Journal::open(&path).unwrap().1, [entry(1)], "magic zeroed");
         std::fs::write(&path, b"NSJ1garbage that is not a record").unwrap();
         assert!(Journal::open(&path).unwrap().1.is_empty(), "garbage");
         let mut record = MAGIC.to_vec();

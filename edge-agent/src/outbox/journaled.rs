@@ -9,6 +9,7 @@ use neosens_protocol::ids::DeviceId;
 use redb::ReadableTable;
 
 use super::journal::{self, CounterEntry, Entry, Journal};
+use super::tail::Snapshot;
 use super::{META_JSEQ, META_SEQ, OUTBOX, OUTBOX_META, Outbox, OutboxError, backend};
 use crate::cache::{SessionCounter, begin_write};
 
@@ -80,7 +81,8 @@ impl Outbox {
 
     /// Appends `n` messages built from their id, with the frame counters that let them through
     /// (`up`) and those their answers use (`down`), durably: through the journal when the
-    /// outbox has one (one synced write) and the batch is small, else in one durable redb commit.
+    /// outbox has one (one synced write; the batch then waits in the [tail](super::tail) until
+    /// a checkpoint) and the batch is small, else in one durable redb commit.
     pub fn append_journaled(
         &self,
         n: usize,
@@ -89,29 +91,22 @@ impl Outbox {
         up: Counters<'_>,
         down: Counters<'_>,
     ) -> Result<Vec<u64>, OutboxError> {
-        let durable = |build| {
-            self.append_and(n, now_ms, build, |txn| {
-                crate::cache::write_f_cnts(txn, up)?;
-                crate::cache::write_f_cnt_downs(txn, down)
-            })
+        let also = |txn: &redb::WriteTransaction| {
+            crate::cache::write_f_cnts(txn, up)?;
+            crate::cache::write_f_cnt_downs(txn, down)
         };
-        let journal = match &self.journal {
-            Some(journal) if n <= JOURNAL_MAX_MESSAGES => journal,
-            _ => return durable(build),
-        };
+        let Some(journal) = &self.journal else { return self.append_and(n, now_ms, build, also) };
+        if n > JOURNAL_MAX_MESSAGES {
+            return self.append_and(n, now_ms, build, also);
+        }
         let mut journal = journal.lock();
         if journal.due() {
-            // Before this batch's transaction (the checkpoint is a commit of its own). When it
-            // fails, so does the batch: the journal never grows past its bound.
+            // Before this batch (the checkpoint is a commit of its own). When it fails, so does
+            // the batch: the journal and the tail never grow past their bound.
             self.checkpoint_locked(&mut journal)?;
         }
-        let mut txn = begin_write(&self.db).map_err(backend)?;
-        txn.set_durability(redb::Durability::None).map_err(backend)?;
-        let (seq, jseq) = {
-            let meta = txn.open_table(OUTBOX_META).map_err(backend)?;
-            let get = |key| meta.get(key).map(|v| v.map_or(0, |v| v.value())).map_err(backend);
-            (get(META_SEQ)?.max(journal.last_id), get(META_JSEQ)?.max(journal.last_jseq))
-        };
+        // Appends hold the journal's lock: the last id is the last one handed out.
+        let seq = self.last_id().max(journal.last_id);
         let messages = (0..n)
             .map(|i| {
                 let id = seq + 1 + i as u64;
@@ -125,43 +120,28 @@ impl Outbox {
         };
         let entry = Entry {
             epoch: self.epoch,
-            jseq: jseq + 1,
+            jseq: journal.last_jseq + 1,
             created_ms: now_ms,
             first_id: seq + 1,
             messages,
             up: counters(up),
             down: counters(down),
         };
-        let body = postcard::to_allocvec(&entry).map_err(backend)?;
-        if body.len() > journal::MAX_RECORD {
-            drop(txn);
-            drop(journal);
-            return durable(build);
-        }
-        let start = journal.append(&body).map_err(|e| backend(format!("journal: {e}")))?;
+        let Some(record) = journal::record(&entry).map_err(backend)? else {
+            return self.append_and_locked(Some(&mut journal), n, now_ms, build, also);
+        };
+        journal.append_record(&record).map_err(|e| backend(format!("journal: {e}")))?;
         journal.last_jseq = entry.jseq;
         journal.last_id = entry.first_id + n as u64 - 1;
-        let stored =
-            self.apply(&txn, &entry).and_then(|dropped| txn.commit().map(|()| dropped).map_err(backend));
-        let dropped = match stored {
-            Ok(dropped) => dropped,
-            Err(e) => {
-                // Not acknowledged: taken back, so that it cannot come back at the next start
-                // beside the same frames sent again. Later records number past it either way.
-                if let Err(retract) = journal.retract(start) {
-                    tracing::error!(error = %retract, jseq = entry.jseq, "outbox journal: a batch that failed to store could not be taken back; it may be stored at the next start");
-                }
-                return Err(e);
-            }
-        };
         let ids: Vec<u64> = (entry.first_id..entry.first_id + n as u64).collect();
-        self.appended(&ids, dropped);
+        self.tail.lock().push(entry);
+        self.appended(&ids, 0);
         Ok(ids)
     }
 
     /// Makes everything durable in redb and lets the journal start over; a no-op without a
-    /// journal. (Batches call it when the journal is full; a clean close of the database makes
-    /// everything durable too.)
+    /// journal. (Batches call it when the journal is full, and the link once everything was
+    /// acknowledged.)
     pub fn checkpoint(&self) -> Result<(), OutboxError> {
         match &self.journal {
             Some(journal) => self.checkpoint_locked(&mut journal.lock()),
@@ -169,14 +149,51 @@ impl Outbox {
         }
     }
 
-    fn checkpoint_locked(&self, journal: &mut Journal) -> Result<(), OutboxError> {
+    pub(super) fn checkpoint_locked(&self, journal: &mut Journal) -> Result<(), OutboxError> {
         let txn = begin_write(&self.db).map_err(backend)?;
-        settle_jseq(&txn, journal.last_jseq)?;
+        let written = self.write_tail(&txn, journal)?;
         txn.commit().map_err(backend)?;
-        self.unsettled.store(false, Ordering::Relaxed);
-        journal.rewind();
+        self.tail_written(journal, written);
         self.stats.journal_checkpoints.fetch_add(1, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Writes the tail into `txn` (what is not acknowledged yet, and the newest counters), with
+    /// the journal's last number: once `txn` commits, the journal holds nothing redb lacks.
+    pub(super) fn write_tail(
+        &self,
+        txn: &redb::WriteTransaction,
+        journal: &Journal,
+    ) -> Result<(Snapshot, u64), OutboxError> {
+        let snapshot = self.tail.lock().snapshot();
+        crate::cache::write_f_cnts(txn, &snapshot.up)?;
+        crate::cache::write_f_cnt_downs(txn, &snapshot.down)?;
+        let mut meta = txn.open_table(OUTBOX_META).map_err(backend)?;
+        let mut table = txn.open_table(OUTBOX).map_err(backend)?;
+        for (id, topic, payload, created_ms) in &snapshot.messages {
+            let record = RecordRef { topic, payload, created_ms: *created_ms };
+            let bytes = postcard::to_allocvec(&record).map_err(backend)?;
+            table.insert(*id, bytes.as_slice()).map_err(backend)?;
+        }
+        let seq = meta.get(META_SEQ).map_err(backend)?.map_or(0, |v| v.value());
+        meta.insert(META_SEQ, seq.max(snapshot.last_id).max(journal.last_id)).map_err(backend)?;
+        let jseq = meta.get(META_JSEQ).map_err(backend)?.map_or(0, |v| v.value());
+        meta.insert(META_JSEQ, jseq.max(journal.last_jseq)).map_err(backend)?;
+        let dropped = self.make_room(&mut table)?;
+        Ok((snapshot, dropped))
+    }
+
+    /// After the commit of [`Self::write_tail`]'s transaction: the tail forgets what it wrote,
+    /// the journal starts over, and what the broker acknowledged meanwhile is removed from redb
+    /// (if that fails, they are sent again: their ids make it harmless).
+    pub(super) fn tail_written(&self, journal: &mut Journal, (snapshot, dropped): (Snapshot, u64)) {
+        self.unsettled.store(false, Ordering::Relaxed);
+        journal.rewind();
+        let acked_since = self.tail.lock().written(&snapshot);
+        self.count_dropped(dropped);
+        if let Err(e) = self.remove_stored(&acked_since) {
+            tracing::warn!(error = %e, messages = acked_since.len(), "outbox: acknowledged messages not removed; they go again");
+        }
     }
 
     /// Stores one journal batch in `txn`: its messages under their ids, its counters, its
