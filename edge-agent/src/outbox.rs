@@ -293,7 +293,7 @@ impl Outbox {
 
     /// Up to `limit` messages after id `after`, oldest first: those in redb, then the tail's.
     pub fn peek(&self, after: u64, limit: usize) -> Result<Vec<(u64, OutboxRecord)>, OutboxError> {
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(limit.min(1024));
         // Held while redb is read: a checkpoint moving the tail into redb meanwhile would hide
         // its messages from both reads.
         let tail = self.tail.lock();

@@ -184,7 +184,7 @@ fn a_damaged_journal_does_not_stop_the_start() {
     assert_eq!(stored(&outbox3).len(), 2);
 }
 
-/// A batch too big for the journal to pay (more than 128 messages) commits to redb durably:
+/// A batch bigger than the journal takes (more than 2,048 messages) commits to redb durably:
 /// it is on disk without the journal's help.
 #[test]
 fn a_big_batch_commits_to_redb_directly() {
@@ -192,11 +192,11 @@ fn a_big_batch_commits_to_redb_directly() {
     let (_cache, outbox) = open(dir.path(), true);
     let build =
         |i: usize, id: u64| (format!("u4/302/humidity/{i}"), format!("{{\"msg_id\":{id}}}").into_bytes());
-    let ids = outbox.append_journaled(200, 1_000, build, &[], &[]).unwrap();
-    assert_eq!(ids.len(), 200);
+    let ids = outbox.append_journaled(2_100, 1_000, build, &[], &[]).unwrap();
+    assert_eq!(ids.len(), 2_100);
     let cut = power_cut(dir.path());
     let (_, bare) = open(cut.path(), false);
-    assert_eq!(stored(&bare).len(), 200);
+    assert_eq!(stored(&bare).len(), 2_100);
 }
 
 /// A batch whose redb commit was lost, and whose ids a durable commit of another kind used since

@@ -29,19 +29,54 @@ const BATCH: usize = 64;
 /// datagrams (its own next one carries the frames heard meanwhile).
 pub const COMMIT_LINGER: Duration = Duration::from_millis(30);
 
-/// Reads the datagrams waiting in `socket` (non-blocking), up to [`BATCH`] in `batch`.
-fn drain(socket: &UdpSocket, buf: &mut [u8], batch: &mut Vec<(Vec<u8>, SocketAddr)>) {
-    if socket.set_nonblocking(true).is_err() {
-        return;
+/// A batch's datagrams, back to back in one buffer kept from batch to batch: no allocation per
+/// datagram. The buffer holds at most [`BATCH`] datagrams and room for one more (bounded by
+/// [`semtech::MAX_DATAGRAM`]).
+#[derive(Default)]
+struct Batch {
+    bytes: Vec<u8>,
+    used: usize,
+    /// (start, length, sender) of each datagram.
+    items: Vec<(usize, usize, SocketAddr)>,
+}
+
+impl Batch {
+    fn clear(&mut self) {
+        self.used = 0;
+        self.items.clear();
     }
-    while batch.len() < BATCH {
-        match socket.recv_from(buf) {
-            Ok((n, from)) => batch.push((buf[..n].to_vec(), from)),
-            Err(_) => break,
+
+    fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Receives one datagram into the buffer (blocking or not, as the socket is).
+    fn receive(&mut self, socket: &UdpSocket) -> std::io::Result<()> {
+        // One byte more than accepted, to tell an oversized datagram from a full one.
+        let end = self.used + semtech::MAX_DATAGRAM + 1;
+        if self.bytes.len() < end {
+            self.bytes.resize(end, 0);
+        }
+        let (n, from) = socket.recv_from(&mut self.bytes[self.used..end])?;
+        self.items.push((self.used, n, from));
+        self.used += n;
+        Ok(())
+    }
+
+    /// Reads the datagrams waiting in `socket` (non-blocking), up to [`BATCH`].
+    fn drain(&mut self, socket: &UdpSocket) {
+        if socket.set_nonblocking(true).is_err() {
+            return;
+        }
+        while self.len() < BATCH && self.receive(socket).is_ok() {}
+        if let Err(e) = socket.set_nonblocking(false) {
+            tracing::warn!(error = %e, "packet forwarder socket");
         }
     }
-    if let Err(e) = socket.set_nonblocking(false) {
-        tracing::warn!(error = %e, "packet forwarder socket");
+
+    /// Each datagram with its sender.
+    fn datagrams(&self) -> Vec<(&[u8], Option<SocketAddr>)> {
+        self.items.iter().map(|(start, n, from)| (&self.bytes[*start..start + n], Some(*from))).collect()
     }
 }
 
@@ -97,36 +132,32 @@ fn loopback(addr: SocketAddr) -> SocketAddr {
 
 /// The listener's thread: batches until `stop`.
 fn serve(socket: &UdpSocket, pipeline: &Pipeline, stop: &AtomicBool) {
-    // One byte more than accepted, to tell an oversized datagram from a full one.
-    let mut buf = vec![0u8; semtech::MAX_DATAGRAM + 1];
+    let mut batch = Batch::default();
     // The flag is read before each wait too: the wake-up datagram may have been read with a
     // batch.
     while !stop.load(Ordering::Acquire) {
-        let first = socket.recv_from(&mut buf);
+        batch.clear();
+        let first = batch.receive(socket);
         if stop.load(Ordering::Acquire) {
             return;
         }
-        let first = match first {
-            Ok((n, from)) => (buf[..n].to_vec(), from),
-            Err(e) => {
-                tracing::warn!(error = %e, "packet forwarder socket");
-                // An error that repeats (none is expected from a bound UDP socket) is not a
-                // busy loop.
-                std::thread::sleep(Duration::from_millis(100));
-                continue;
-            }
-        };
-        let mut batch = vec![first];
-        drain(socket, &mut buf, &mut batch);
+        if let Err(e) = first {
+            tracing::warn!(error = %e, "packet forwarder socket");
+            // An error that repeats (none is expected from a bound UDP socket) is not a busy
+            // loop.
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        }
+        batch.drain(socket);
         if batch.len() < BATCH {
             // The next ones wait in the socket's buffer meanwhile (a few kB at these rates), read
             // in one go after: one wake-up per batch, not one per datagram. A full batch (a
             // backlog) goes at once.
             std::thread::sleep(COMMIT_LINGER);
-            drain(socket, &mut buf, &mut batch);
+            batch.drain(socket);
         }
-        let handled = handle(pipeline, &batch);
-        for ((_, from), ack) in batch.iter().zip(handled.answers) {
+        let handled = handle(pipeline, &batch.datagrams());
+        for ((_, _, from), ack) in batch.items.iter().zip(handled.answers) {
             if let Some(ack) = ack {
                 if let Err(e) = socket.send_to(&ack, from) {
                     tracing::debug!(error = %e, forwarder = %from, "acknowledging a datagram");
@@ -143,10 +174,8 @@ fn serve(socket: &UdpSocket, pipeline: &Pipeline, stop: &AtomicBool) {
 
 /// Decodes and stores a batch. A panic there (a bug, never an input: the parsers are fuzzed)
 /// loses this batch's acks, not the listener.
-fn handle(pipeline: &Pipeline, batch: &[(Vec<u8>, SocketAddr)]) -> Handled {
-    let refs: Vec<(&[u8], Option<SocketAddr>)> =
-        batch.iter().map(|(d, from)| (d.as_slice(), Some(*from))).collect();
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pipeline.handle_datagrams(&refs)))
+fn handle(pipeline: &Pipeline, datagrams: &[(&[u8], Option<SocketAddr>)]) -> Handled {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pipeline.handle_datagrams(datagrams)))
         .unwrap_or_else(|_| {
             tracing::error!("handling a batch of datagrams panicked: not acknowledged");
             Handled::default()

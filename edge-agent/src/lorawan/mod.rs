@@ -32,6 +32,7 @@ pub use recent::{DEDUPE_WINDOW, MAX_RECENT_FRAMES, RETRANSMISSION_AFTER};
 use recent::{Recency, Recent};
 
 use std::collections::{BTreeMap, HashMap};
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -343,6 +344,10 @@ impl Pipeline {
         now: Instant,
         accepted: &mut Accepted,
     ) {
+        // Two readings a frame is the common case: room made once per datagram, not grown.
+        accepted.messages.reserve(packets.len() * 2);
+        accepted.counters.reserve(packets.len());
+        accepted.frames.reserve(packets.len());
         for packet in packets {
             if packet.phy.len() > MAX_PHY_PAYLOAD {
                 self.stats.frame("oversized");
@@ -399,7 +404,8 @@ impl Pipeline {
         let build = |i: usize, id: u64| {
             let (topic, body) = &messages[i];
             // `{"msg_id":N,` + the rest of the object: no second serialisation.
-            let mut payload = format!("{{\"msg_id\":{id},").into_bytes();
+            let mut payload = Vec::with_capacity(body.len() + 32);
+            let _ = write!(payload, "{{\"msg_id\":{id},");
             payload.extend_from_slice(&body.as_bytes()[1..]);
             (topic.clone(), payload)
         };
@@ -426,7 +432,7 @@ impl Pipeline {
                 nodes.forget();
                 let mut recent = self.recent.lock();
                 for phy in frames {
-                    recent.seen.remove(phy);
+                    recent.forget(phy);
                 }
                 false
             }

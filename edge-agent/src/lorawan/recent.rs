@@ -2,23 +2,27 @@
 //! uplink heard again later is its node retrying (it did not hear the ACK).
 
 use std::collections::HashMap;
+use std::hash::BuildHasher as _;
 use std::time::{Duration, Instant};
 
 /// How long the same frame heard by several forwarders counts as one.
 pub const DEDUPE_WINDOW: Duration = Duration::from_secs(5);
 
 /// Frames remembered for deduplication at most, whatever the traffic: a flood of random frames
-/// pushes the oldest out early (at most 256 B each: 2 MiB with the set and the queue), a real
-/// site hears a few hundred frames in [`DEDUPE_WINDOW`].
+/// pushes the oldest out early (a fingerprint and two instants each: under 200 kB with the set
+/// and the queue), a real site hears a few hundred frames in [`DEDUPE_WINDOW`].
 pub const MAX_RECENT_FRAMES: usize = 4096;
 
 /// Frames heard in the last [`DEDUPE_WINDOW`], [`MAX_RECENT_FRAMES`] at most: a set for lookups,
-/// a queue in arrival order for expiry (amortised O(1) per frame, whatever the traffic).
+/// a queue in arrival order for expiry (amortised O(1) per frame, whatever the traffic). Frames
+/// are known by a 64-bit fingerprint under a key drawn at start (SipHash): no copy of each frame
+/// twice, and nobody outside can make two frames share one.
 #[derive(Debug, Default)]
 pub(super) struct Recent {
+    keyed: std::hash::RandomState,
     /// Frame → when it was (last) taken as new.
-    pub(super) seen: HashMap<Vec<u8>, Instant>,
-    pub(super) order: std::collections::VecDeque<(Instant, Vec<u8>)>,
+    seen: HashMap<u64, Instant>,
+    pub(super) order: std::collections::VecDeque<(Instant, u64)>,
 }
 
 /// A copy of a frame heard within this of the first is another forwarder's copy; later, a
@@ -37,7 +41,8 @@ impl Recent {
                 self.seen.remove(&old);
             }
         }
-        if let Some(first) = self.seen.get_mut(phy) {
+        let fingerprint = self.keyed.hash_one(phy);
+        if let Some(first) = self.seen.get_mut(&fingerprint) {
             // MType 100: confirmed data up.
             let confirmed = phy.first().is_some_and(|mhdr| mhdr >> 5 == 0b100);
             if confirmed && now.duration_since(*first) >= RETRANSMISSION_AFTER {
@@ -46,9 +51,14 @@ impl Recent {
             }
             return Recency::Copy;
         }
-        self.seen.insert(phy.to_vec(), now);
-        self.order.push_back((now, phy.to_vec()));
+        self.seen.insert(fingerprint, now);
+        self.order.push_back((now, fingerprint));
         Recency::New
+    }
+
+    /// Forgets `phy` (its store failed: the frame may come again).
+    pub(super) fn forget(&mut self, phy: &[u8]) {
+        self.seen.remove(&self.keyed.hash_one(phy));
     }
 }
 

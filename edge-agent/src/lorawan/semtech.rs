@@ -159,12 +159,19 @@ impl DatagramError {
 }
 
 #[derive(Deserialize)]
-struct Push<'a> {
-    #[serde(default, borrow, deserialize_with = "rxpk_list")]
-    rxpk: Vec<Rxpk<'a>>,
+struct Push {
+    #[serde(default, deserialize_with = "rxpk_packets")]
+    rxpk: Packets,
     /// Read as a value, then field by field ([`Stat`]): rare (every 30 s), and lenient.
     #[serde(default)]
     stat: Option<serde_json::Value>,
+}
+
+/// The uplinks of an `rxpk` array, and how many of its entries were not one.
+#[derive(Default)]
+struct Packets {
+    packets: Vec<RxPacket>,
+    bad: usize,
 }
 
 #[derive(Deserialize)]
@@ -181,28 +188,52 @@ struct Rxpk<'a> {
     datr: Option<serde_json::Value>,
 }
 
-/// The `rxpk` array into a vector sized for a busy forwarder's datagram at once (JSON gives no
-/// length: growing from empty cost a reallocation every few packets).
-fn rxpk_list<'de: 'a, 'a, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Rxpk<'a>>, D::Error> {
-    struct List<'a>(std::marker::PhantomData<&'a ()>);
-    impl<'de: 'a, 'a> serde::de::Visitor<'de> for List<'a> {
-        type Value = Vec<Rxpk<'a>>;
+/// The `rxpk` array read entry by entry into its packets, each entry's fields borrowed from
+/// the datagram while it is converted (no list of entries is built).
+fn rxpk_packets<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Packets, D::Error> {
+    struct List;
+    impl<'de> serde::de::Visitor<'de> for List {
+        type Value = Packets;
         fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
             f.write_str("an array of rxpk objects")
         }
         fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-            let mut list = Vec::with_capacity(RXPK_CAPACITY);
-            while let Some(rx) = seq.next_element()? {
-                list.push(rx);
+            let mut out = Packets { packets: Vec::with_capacity(RXPK_CAPACITY), bad: 0 };
+            while let Some(rx) = seq.next_element::<Rxpk<'de>>()? {
+                match rx.packet() {
+                    Some(packet) => out.packets.push(packet),
+                    None => out.bad += 1,
+                }
             }
-            Ok(list)
+            Ok(out)
         }
     }
-    d.deserialize_seq(List(std::marker::PhantomData))
+    d.deserialize_seq(List)
 }
 
-/// Room made for `rxpk` entries before the first is read.
-const RXPK_CAPACITY: usize = 16;
+/// Room made for a datagram's packets before the first is read (a busy forwarder's datagram
+/// holds a few).
+const RXPK_CAPACITY: usize = 8;
+
+impl Rxpk<'_> {
+    /// The uplink, unless its CRC failed or its data is not base64.
+    fn packet(self) -> Option<RxPacket> {
+        // stat: 1 CRC ok, -1 CRC bad, 0 no CRC.
+        let data = self.data.filter(|_| self.stat.unwrap_or(1) != -1)?;
+        let phy = base64::engine::general_purpose::STANDARD.decode(data.trim()).ok()?;
+        Some(RxPacket {
+            phy,
+            rssi: self.rssi,
+            snr: self.lsnr,
+            frequency: self.freq,
+            datarate: self.datr.map(|d| match d {
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            }),
+            tmst: self.tmst.as_ref().and_then(serde_json::Value::as_u64).and_then(|t| u32::try_from(t).ok()),
+        })
+    }
+}
 
 /// Parses a datagram.
 pub fn parse(datagram: &[u8]) -> Result<Datagram, DatagramError> {
@@ -223,30 +254,7 @@ pub fn parse(datagram: &[u8]) -> Result<Datagram, DatagramError> {
             let gateway = gateway()?;
             let push: Push =
                 serde_json::from_slice(&datagram[12..]).map_err(|e| DatagramError::Json(e.to_string()))?;
-            let mut packets = Vec::with_capacity(push.rxpk.len());
-            let mut bad = 0;
-            for rx in push.rxpk {
-                // stat: 1 CRC ok, -1 CRC bad, 0 no CRC.
-                let data = rx.data.filter(|_| rx.stat.unwrap_or(1) != -1);
-                match data.and_then(|d| base64::engine::general_purpose::STANDARD.decode(d.trim()).ok()) {
-                    Some(phy) => packets.push(RxPacket {
-                        phy,
-                        rssi: rx.rssi,
-                        snr: rx.lsnr,
-                        frequency: rx.freq,
-                        datarate: rx.datr.map(|d| match d {
-                            serde_json::Value::String(s) => s,
-                            other => other.to_string(),
-                        }),
-                        tmst: rx
-                            .tmst
-                            .as_ref()
-                            .and_then(serde_json::Value::as_u64)
-                            .and_then(|t| u32::try_from(t).ok()),
-                    }),
-                    None => bad += 1,
-                }
-            }
+            let Packets { packets, bad } = push.rxpk;
             let stat = push.stat.as_ref().filter(|v| v.is_object()).map(Stat::from_json);
             Ok(Datagram::Push { ack: [version, token[0], token[1], PUSH_ACK], gateway, packets, bad, stat })
         }

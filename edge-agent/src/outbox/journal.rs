@@ -180,16 +180,33 @@ fn read_all(file: &File) -> io::Result<Vec<Entry>> {
 }
 
 /// CRC-32 (IEEE 802.3, reflected, polynomial 0xEDB88320): detects a torn or stale record.
+/// Eight bytes a step through eight tables ("slicing-by-8"): a batch's record is tens of kB at
+/// a busy gateway, and a byte at a time cost a few percent of the agent's CPU per uplink.
 pub(super) fn crc32(data: &[u8]) -> u32 {
     let mut crc = !0u32;
-    for &byte in data {
-        crc = CRC_TABLE[((crc ^ u32::from(byte)) & 0xff) as usize] ^ (crc >> 8);
+    let mut chunks = data.chunks_exact(8);
+    for chunk in &mut chunks {
+        let low = crc ^ u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+        let high = u32::from_le_bytes([chunk[4], chunk[5], chunk[6], chunk[7]]);
+        crc = CRC_TABLES[7][(low & 0xff) as usize]
+            ^ CRC_TABLES[6][((low >> 8) & 0xff) as usize]
+            ^ CRC_TABLES[5][((low >> 16) & 0xff) as usize]
+            ^ CRC_TABLES[4][(low >> 24) as usize]
+            ^ CRC_TABLES[3][(high & 0xff) as usize]
+            ^ CRC_TABLES[2][((high >> 8) & 0xff) as usize]
+            ^ CRC_TABLES[1][((high >> 16) & 0xff) as usize]
+            ^ CRC_TABLES[0][(high >> 24) as usize];
+    }
+    for &byte in chunks.remainder() {
+        crc = CRC_TABLES[0][((crc ^ u32::from(byte)) & 0xff) as usize] ^ (crc >> 8);
     }
     !crc
 }
 
-const CRC_TABLE: [u32; 256] = {
-    let mut table = [0u32; 256];
+/// `CRC_TABLES[0]` is the byte-at-a-time table; `CRC_TABLES[k][b]` is the CRC of byte `b`
+/// followed by `k` zero bytes.
+const CRC_TABLES: [[u32; 256]; 8] = {
+    let mut tables = [[0u32; 256]; 8];
     let mut i = 0;
     while i < 256 {
         let mut c = i as u32;
@@ -198,10 +215,20 @@ const CRC_TABLE: [u32; 256] = {
             c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
             k += 1;
         }
-        table[i] = c;
+        tables[0][i] = c;
         i += 1;
     }
-    table
+    let mut t = 1;
+    while t < 8 {
+        let mut i = 0;
+        while i < 256 {
+            let previous = tables[t - 1][i];
+            tables[t][i] = (previous >> 8) ^ tables[0][(previous & 0xff) as usize];
+            i += 1;
+        }
+        t += 1;
+    }
+    tables
 };
 
 #[cfg(test)]
@@ -224,6 +251,21 @@ mod tests {
     fn crc_matches_the_standard_check_value() {
         assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
         assert_eq!(crc32(b""), 0);
+        // Eight bytes a step, the rest one by one: the same as a byte at a time, whatever the
+        // length and alignment.
+        let bytewise = |data: &[u8]| {
+            let mut crc = !0u32;
+            for &byte in data {
+                crc = CRC_TABLES[0][((crc ^ u32::from(byte)) & 0xff) as usize] ^ (crc >> 8);
+            }
+            !crc
+        };
+        let data: Vec<u8> = (0..300u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        for start in 0..9 {
+            for end in start..data.len() {
+                assert_eq!(crc32(&data[start..end]), bytewise(&data[start..end]), "{start}..{end}");
+            }
+        }
     }
 
     /// Records come back in order; after a rewind the new records overwrite the old from the

@@ -13,8 +13,8 @@
 //! - every id in the tail is above every id in redb, and the tail's ids follow each other;
 //! - a counter in the tail is newer than the same node's in redb.
 //!
-//! Bounded by the journal's checkpoint: at most [`super::journal::CHECKPOINT_RECORDS`] batches
-//! of at most 128 messages, or about [`super::journal::CHECKPOINT_BYTES`] of them.
+//! Bounded by the journal's checkpoint: at most [`super::journal::CHECKPOINT_RECORDS`] batches,
+//! and at most [`super::journal::CHECKPOINT_BYTES`] of them plus one record.
 
 use std::collections::{HashMap, VecDeque};
 
