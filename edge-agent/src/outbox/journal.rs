@@ -42,8 +42,9 @@ const HEADER: usize = 12;
 /// Largest body written or read: a longer batch commits to redb directly, and a longer length
 /// field read back is damage.
 pub(super) const MAX_RECORD: usize = 8 << 20;
-/// Records kept before a checkpoint. redb's commits without a disk sync grow dearer the more of
-/// them wait for a durable one; the uplink benchmark is cheapest between 16 and 64.
+/// Records kept before a checkpoint: the bound of the batches held in memory (the outbox's
+/// tail) and of what a crash replays. Each checkpoint is one durable redb commit; at 50
+/// datagrams/s the link's quiet moments checkpoint sooner anyway.
 pub(super) const CHECKPOINT_RECORDS: u32 = 32;
 /// Bytes kept before a checkpoint: with one more record of at most [`MAX_RECORD`], the file's
 /// bound (12 MiB).
