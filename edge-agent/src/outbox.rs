@@ -252,11 +252,12 @@ impl Outbox {
         }
         txn.commit().map_err(backend)?;
         self.unsettled.store(false, Ordering::Relaxed);
-        // Counted first: the ids are taken, whatever happens next.
-        self.appended(&ids, dropped);
+        // The tail forgets what this commit wrote before the link is woken: a read in between
+        // would find the new ids neither in the tail nor (below its first id) in redb.
         if let (Some(journal), Some(written)) = (journal, written) {
             self.tail_written(journal, written);
         }
+        self.appended(&ids, dropped);
         Ok(ids)
     }
 
