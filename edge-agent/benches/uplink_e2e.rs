@@ -14,7 +14,8 @@
 //! `cargo bench -p neosens-edge --bench uplink_e2e`. `BENCH_RATES=50,250,500`,
 //! `BENCH_SECONDS=30` (per rate and process), `BENCH_IDLE_SECONDS=60`, `BENCH_NODES=1000`,
 //! `BENCH_FORWARDER=<path>` (default: where the build script puts it),
-//! `BENCH_EDGE_BIN=<path>` (default: the release agent; e.g. the static musl one).
+//! `BENCH_EDGE_BIN=<path>` (default: the release agent; e.g. the static musl one),
+//! `BENCH_CENTRAL_BIN=<path>` (default: the release central, rebuilt if needed).
 //! The agent and the forwarder take turns at each rate (never both at once: each has the two
 //! cores and the broker to itself while it is measured).
 

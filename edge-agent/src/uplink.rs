@@ -49,7 +49,11 @@ impl AckedStore for Outbox {
         self.acknowledge(ids)
     }
 
-    fn settle(&self) -> Result<(), OutboxError> {
+    fn remove_in_memory(&self, ids: &mut Vec<u64>) {
+        self.acknowledge_in_memory(ids);
+    }
+
+    fn settle(&self) -> Result<bool, OutboxError> {
         Outbox::settle(self)
     }
 

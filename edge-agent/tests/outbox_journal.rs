@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 
 use neosens_edge::cache::{Cache, SessionCounter};
-use neosens_edge::outbox::{JOURNAL_FILE, Limits, Outbox, OutboxRecord, Pending};
+use neosens_edge::outbox::{JOURNAL_CHECKPOINT_RECORDS, JOURNAL_FILE, Limits, Outbox, OutboxRecord, Pending};
 use neosens_protocol::ids::DeviceId;
 
 const LIMITS: Limits = Limits { max_messages: 100_000, max_age_ms: u64::MAX / 2 };
@@ -120,7 +120,7 @@ fn batches_made_durable_by_another_commit_are_not_replayed() {
 }
 
 /// Thousands of batches: the journal starts over at each checkpoint, so its file stays within
-/// one checkpoint's worth of records (32, or 4 MiB of big batches); after a checkpoint there is
+/// one checkpoint's worth of records (256, or 4 MiB of big batches); after a checkpoint there is
 /// nothing to replay.
 #[test]
 fn the_journal_stays_bounded() {
@@ -133,10 +133,11 @@ fn the_journal_stays_bounded() {
         batch(&outbox, f_cnt);
     }
     let checkpoints = || outbox.stats.journal_checkpoints.load(Ordering::Relaxed);
-    // One before every 33rd batch: the journal holds 32 records at most.
-    assert_eq!(checkpoints(), (2_000 - 1) / 32);
+    // One before every 257th batch: the journal holds 256 records at most.
+    let records = u64::from(JOURNAL_CHECKPOINT_RECORDS);
+    assert_eq!(checkpoints(), (2_000 - 1) / records);
     let size = std::fs::metadata(&journal).unwrap().len();
-    assert!(size <= 32 * (one + 32), "{size} bytes for records of about {one}");
+    assert!(size <= records * (one + 32), "{size} bytes for records of about {one}");
     // Batches of 128 messages of 1 kB: the byte bound comes first.
     let payload = vec![b'x'; 1_000];
     for _ in 0..100 {
@@ -145,7 +146,8 @@ fn the_journal_stays_bounded() {
     }
     let size = std::fs::metadata(&journal).unwrap().len();
     assert!(size <= (4 << 20) + 140_000, "{size} bytes");
-    assert!(checkpoints() >= 62 + 100 / 32, "{} checkpoints", checkpoints());
+    // About 32 records of 130 kB fill 4 MiB: at least three more checkpoints.
+    assert!(checkpoints() >= (2_000 - 1) / records + 3, "{} checkpoints", checkpoints());
     outbox.checkpoint().unwrap();
     let cut = power_cut(dir.path());
     let (_, outbox2) = open(cut.path(), true);
@@ -254,13 +256,14 @@ fn a_failing_checkpoint_stops_the_batches_not_the_bound() {
     let cache = Cache::open_on(disk).unwrap();
     let journal = dir.path().join(JOURNAL_FILE);
     let outbox = Outbox::open(cache.database(), LIMITS).unwrap().with_journal(&journal).unwrap();
-    // 64 batches: a checkpoint before the 33rd, and 32 records since.
-    for f_cnt in 1..=64 {
+    // Twice the journal's records: a checkpoint before the first of the second half, and a full
+    // journal since.
+    for f_cnt in 1..=2 * JOURNAL_CHECKPOINT_RECORDS {
         batch(&outbox, f_cnt);
     }
     control.failing.store(true, Ordering::SeqCst);
     let full = std::fs::metadata(&journal).unwrap().len();
-    let up = [(node(1), SessionCounter { session: 9, f_cnt: 33 })];
+    let up = [(node(1), SessionCounter { session: 9, f_cnt: 2 * JOURNAL_CHECKPOINT_RECORDS + 1 })];
     let build = |_: usize, id: u64| ("u4/302/co2".to_owned(), id.to_string().into_bytes());
     for _ in 0..10 {
         assert!(outbox.append_journaled(1, 1_000, build, &up, &[]).is_err(), "no checkpoint, no batch");
@@ -285,11 +288,13 @@ fn the_tail_holds_batches_until_a_checkpoint() {
     let counter = |f_cnt| SessionCounter { session: 9, f_cnt };
     let ids: Vec<u64> = (1..=3).flat_map(|f_cnt| batch(&outbox, f_cnt)).collect();
     assert_eq!(ids, [1, 2, 3, 4, 5, 6]);
-    outbox.acknowledge(&[1, 2, 3]).unwrap();
+    let mut acked = vec![1, 2, 3];
+    outbox.acknowledge_in_memory(&mut acked);
+    assert!(acked.is_empty(), "the tail held them all");
     assert_eq!(ids_of(&outbox), [4, 5, 6]);
     assert_eq!(outbox.peek(4, 10).unwrap().iter().map(|(id, _)| *id).collect::<Vec<_>>(), [5, 6]);
     assert_eq!(outbox.depth(1_000).unwrap().0, 3);
-    outbox.settle().unwrap();
+    assert!(outbox.settle().unwrap());
     assert_eq!(checkpoints(), 0, "messages still out: no checkpoint");
 
     outbox.checkpoint().unwrap();
@@ -304,20 +309,32 @@ fn the_tail_holds_batches_until_a_checkpoint() {
     assert_eq!(ids_of(&outbox), [4, 5, 6], "the same messages, read from redb now");
 
     assert_eq!(batch(&outbox, 4), [7, 8]);
-    outbox.acknowledge(&[4, 5, 6, 7, 8]).unwrap();
+    let mut acked = vec![4, 5, 6, 7, 8];
+    outbox.acknowledge_in_memory(&mut acked);
+    assert_eq!(acked, [4, 5, 6], "in redb since the checkpoint: removed there");
+    outbox.acknowledge(&acked).unwrap();
     assert_eq!(outbox.depth(1_000).unwrap().0, 0);
     assert_eq!(outbox.stats.acknowledged.load(Ordering::Relaxed), 8);
-    outbox.settle().unwrap();
-    assert_eq!(checkpoints(), 2, "everything acknowledged: settled with a checkpoint");
+    // The first call that finds everything acknowledged only notes the journal's last record;
+    // a batch before the next call defers the checkpoint again.
+    assert!(!outbox.settle().unwrap(), "not quiet yet: asked again later");
+    assert_eq!(checkpoints(), 1);
+    assert_eq!(batch(&outbox, 5), [9, 10]);
+    let mut acked = vec![9, 10];
+    outbox.acknowledge_in_memory(&mut acked);
+    assert!(!outbox.settle().unwrap(), "a batch came in since the last settling");
+    assert_eq!(checkpoints(), 1);
+    assert!(outbox.settle().unwrap());
+    assert_eq!(checkpoints(), 2, "everything acknowledged, the link quiet: settled with a checkpoint");
     let cut = power_cut(dir.path());
     let (bare_cache, bare) = open(cut.path(), false);
     assert!(ids_of(&bare).is_empty(), "nothing to send again after a crash");
-    assert_eq!(bare_cache.f_cnt(node(2)).unwrap(), Some(counter(4)));
+    assert_eq!(bare_cache.f_cnt(node(2)).unwrap(), Some(counter(5)));
 
-    assert_eq!(batch(&outbox, 5), [9, 10]);
-    assert_eq!(outbox.append(&[("u4/302/device".into(), b"{}".to_vec())], 1_000).unwrap(), [11]);
+    assert_eq!(batch(&outbox, 6), [11, 12]);
+    assert_eq!(outbox.append(&[("u4/302/device".into(), b"{}".to_vec())], 1_000).unwrap(), [13]);
     let cut = power_cut(dir.path());
     let (bare_cache, bare) = open(cut.path(), false);
-    assert_eq!(ids_of(&bare), [9, 10, 11], "the tail went first, in the same commit");
-    assert_eq!(bare_cache.f_cnt(node(2)).unwrap(), Some(counter(5)));
+    assert_eq!(ids_of(&bare), [11, 12, 13], "the tail went first, in the same commit");
+    assert_eq!(bare_cache.f_cnt(node(2)).unwrap(), Some(counter(6)));
 }

@@ -18,8 +18,12 @@ pub(crate) const EDGE: &str = env!("CARGO_BIN_EXE_neosens-edge");
 pub(crate) const ADMIN: &str = "bench-admin-token-0123456789";
 
 /// The release `neosens-central` next to the agent, brought up to date (cargo builds it only if
-/// it changed).
+/// it changed); `BENCH_CENTRAL_BIN=<path>` names one instead (`cargo bench` and `cargo build`
+/// unify features differently, so each rebuilds central after the other: minutes per run).
 pub(crate) fn central_binary() -> PathBuf {
+    if let Some(bin) = std::env::var_os("BENCH_CENTRAL_BIN") {
+        return PathBuf::from(bin);
+    }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let ok = std::process::Command::new(cargo)
         .args(["build", "--release", "-p", "neosens-central", "--bin", "neosens-central"])

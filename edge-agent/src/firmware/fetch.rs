@@ -208,11 +208,16 @@ impl FirmwareCache {
                 tracing::info!(file = name, "firmware image no longer offered: removed from the cache");
             }
         }
-        let tmp = self.inner.dir.join("manifest.json.tmp");
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(raw)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, self.inner.dir.join(MANIFEST_FILE))?;
+        // Unchanged (the usual round): not written again. A synced write and a rename every
+        // poll were most of an idle gateway's CPU, and an SD card's wear.
+        let saved = self.inner.dir.join(MANIFEST_FILE);
+        if std::fs::read(&saved).ok().as_deref() != Some(raw) {
+            let tmp = self.inner.dir.join("manifest.json.tmp");
+            let mut file = std::fs::File::create(&tmp)?;
+            file.write_all(raw)?;
+            file.sync_all()?;
+            std::fs::rename(&tmp, saved)?;
+        }
         Ok(complete)
     }
 }
@@ -292,6 +297,7 @@ mod tests {
 
     #[test]
     fn settling_keeps_what_is_offered_and_survives_a_restart() {
+        use std::os::unix::fs::MetadataExt;
         let dir = tempfile::tempdir().unwrap();
         let cache = FirmwareCache::open(dir.path(), FirmwareConfig::default()).unwrap();
         let (kept, gone) = (image(b"\xe9 kept", 1), image(b"\xe9 gone", 2));
@@ -307,6 +313,11 @@ mod tests {
         assert!(!cache.path(&gone.sha256).exists(), "no longer offered: removed");
         assert!(!dir.path().join(format!("{}.part", gone.sha256)).exists());
         assert!(dir.path().join(format!("{}.part", resuming.sha256)).exists(), "kept to be resumed");
+        let written = std::fs::metadata(dir.path().join(MANIFEST_FILE)).unwrap().ino();
+        let again = FirmwareManifest { images: vec![kept.clone(), resuming.clone()] };
+        assert_eq!(cache.settle(again, &raw).unwrap().images, vec![kept.clone()]);
+        let kept_file = std::fs::metadata(dir.path().join(MANIFEST_FILE)).unwrap().ino();
+        assert_eq!(kept_file, written, "the same manifest again: the file is not rewritten");
         let reopened = FirmwareCache::open(dir.path(), FirmwareConfig::default()).unwrap();
         assert_eq!(reopened.cached().0, 1);
         // A damaged manifest on disk: the cache starts empty instead of failing.

@@ -27,7 +27,7 @@ mod recent;
 pub mod semtech;
 mod sessions;
 
-pub use listener::{COMMIT_LINGER, run};
+pub use listener::{ACK_BUDGET, run};
 pub use recent::{DEDUPE_WINDOW, MAX_RECENT_FRAMES, RETRANSMISSION_AFTER};
 use recent::{Recency, Recent};
 
@@ -232,6 +232,9 @@ impl Pipeline {
     pub fn handle_datagrams(&self, datagrams: &[(&[u8], Option<SocketAddr>)]) -> Handled {
         let now = Instant::now();
         let mut accepted = Accepted::default();
+        // Room for a batch of full datagrams (8 frames, two readings each) made once: grown
+        // datagram by datagram, the messages were copied at each doubling.
+        accepted.messages.reserve((datagrams.len() * 16).min(4096));
         let mut answers = Vec::with_capacity(datagrams.len());
         let mut downlinks = Vec::new();
         let mut pushes = Vec::new();

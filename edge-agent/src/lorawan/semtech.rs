@@ -9,7 +9,7 @@ use serde::Deserialize;
 /// Largest datagram accepted (a forwarder's PUSH_DATA with several frames fits well under it).
 pub const MAX_DATAGRAM: usize = 16 * 1024;
 
-const PUSH_DATA: u8 = 0x00;
+pub(super) const PUSH_DATA: u8 = 0x00;
 const PUSH_ACK: u8 = 0x01;
 const PULL_DATA: u8 = 0x02;
 const PULL_RESP: u8 = 0x03;

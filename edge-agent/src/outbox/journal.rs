@@ -9,7 +9,8 @@
 //! 2. the batch then waits in memory, in the outbox's [tail](super::tail): the link publishes
 //!    it from there, and the broker's acknowledgements are noted there;
 //! 3. once [`CHECKPOINT_RECORDS`] records or [`CHECKPOINT_BYTES`] bytes are written (or the
-//!    broker acknowledged the whole tail), one durable redb commit writes what is still
+//!    broker acknowledged the whole tail and no batch came in for a while: a quiet gateway,
+//!    [`super::Outbox::settle`]), one durable redb commit writes what is still
 //!    unacknowledged and the newest counters, with the last journal sequence number (`jseq`),
 //!    and the journal starts over at offset 0; if that commit fails, the batch that wanted it
 //!    fails too (the file and the tail stay bounded).
@@ -43,9 +44,11 @@ const HEADER: usize = 12;
 /// field read back is damage.
 pub(super) const MAX_RECORD: usize = 8 << 20;
 /// Records kept before a checkpoint: the bound of the batches held in memory (the outbox's
-/// tail) and of what a crash replays. Each checkpoint is one durable redb commit; at 50
-/// datagrams/s the link's quiet moments checkpoint sooner anyway.
-pub(super) const CHECKPOINT_RECORDS: u32 = 32;
+/// tail) and of what a crash replays. Each checkpoint is one durable redb commit that writes
+/// the frame counters of every node heard since the last: at 32 records that was one a second
+/// at 50 datagrams/s, about a twentieth of the agent's CPU. A quiet link checkpoints sooner
+/// ([`super::Outbox::settle`]), and the byte bound below usually comes first at high rates.
+pub const CHECKPOINT_RECORDS: u32 = 256;
 /// Bytes kept before a checkpoint: with one more record of at most [`MAX_RECORD`], the file's
 /// bound (12 MiB).
 pub(super) const CHECKPOINT_BYTES: u64 = 4 << 20;
@@ -79,6 +82,9 @@ pub(super) struct Journal {
     file: File,
     end: u64,
     records: u32,
+    /// The last record's buffer, kept for the next (a batch's record is kilobytes: allocating
+    /// it afresh each time had the allocator tidy its free lists once per batch).
+    buffer: Vec<u8>,
     /// The highest sequence number and message id written by this process: a record whose
     /// redb commit failed stays in the file (it may come back at the next start, like a batch
     /// stored just before a crash and never acknowledged), so the next ones number after it.
@@ -95,7 +101,7 @@ impl Journal {
             File::open(if dir.as_os_str().is_empty() { Path::new(".") } else { dir })?.sync_all()?;
         }
         let entries = read_all(&file)?;
-        Ok((Journal { file, end: 0, records: 0, last_jseq: 0, last_id: 0 }, entries))
+        Ok((Journal { file, end: 0, records: 0, buffer: Vec::new(), last_jseq: 0, last_id: 0 }, entries))
     }
 
     /// Writes one record of `body` after the last and syncs it; returns where it starts.
@@ -107,7 +113,19 @@ impl Journal {
         self.append_record(&record)
     }
 
-    /// Writes a record made by [`record`] after the last and syncs it; returns where it starts.
+    /// Writes `entry` as a record after the last and syncs it; returns where it starts, or
+    /// `None` (nothing written) when its body is over [`MAX_RECORD`].
+    pub(super) fn append_entry(&mut self, entry: &Entry) -> io::Result<Option<u64>> {
+        let Some(record) = encode(entry, std::mem::take(&mut self.buffer))? else { return Ok(None) };
+        let written = self.append_record(&record);
+        // A buffer grown by an unusually big batch is not kept.
+        if record.capacity() <= KEPT_BUFFER {
+            self.buffer = record;
+        }
+        written.map(Some)
+    }
+
+    /// Writes a record made by [`encode`] after the last and syncs it; returns where it starts.
     pub(super) fn append_record(&mut self, record: &[u8]) -> io::Result<u64> {
         let start = self.end;
         self.file.write_all_at(record, start)?;
@@ -129,12 +147,17 @@ impl Journal {
     }
 }
 
-/// `entry` as a record, header included, encoded once into a buffer sized for it; `None` when
-/// its body is over [`MAX_RECORD`].
-pub(super) fn record(entry: &Entry) -> io::Result<Option<Vec<u8>>> {
+/// The largest record buffer kept from one batch to the next.
+const KEPT_BUFFER: usize = 256 << 10;
+
+/// `entry` as a record, header included, encoded once into `buffer` (emptied, then made room
+/// for it); `None` when its body is over [`MAX_RECORD`].
+fn encode(entry: &Entry, mut buffer: Vec<u8>) -> io::Result<Option<Vec<u8>>> {
     let messages: usize = entry.messages.iter().map(|(t, p)| t.len() + p.len() + 6).sum();
     let estimate = HEADER + 32 + messages + 32 * (entry.up.len() + entry.down.len());
-    let mut record = Vec::with_capacity(estimate);
+    buffer.clear();
+    buffer.reserve(estimate);
+    let mut record = buffer;
     record.extend_from_slice(&[0; HEADER]);
     let mut record = postcard::to_extend(entry, record).map_err(io::Error::other)?;
     if record.len() - HEADER > MAX_RECORD {

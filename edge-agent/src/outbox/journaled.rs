@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use neosens_protocol::ids::DeviceId;
 use redb::ReadableTable;
 
-use super::journal::{self, CounterEntry, Entry, Journal};
+use super::journal::{CounterEntry, Entry, Journal};
 use super::tail::Snapshot;
 use super::{META_JSEQ, META_SEQ, OUTBOX, OUTBOX_META, Outbox, OutboxError, backend};
 use crate::cache::{SessionCounter, begin_write};
@@ -129,10 +129,11 @@ impl Outbox {
             up: counters(up),
             down: counters(down),
         };
-        let Some(record) = journal::record(&entry).map_err(backend)? else {
-            return self.append_and_locked(Some(&mut journal), n, now_ms, build, also);
-        };
-        journal.append_record(&record).map_err(|e| backend(format!("journal: {e}")))?;
+        match journal.append_entry(&entry) {
+            Ok(Some(_)) => {}
+            Ok(None) => return self.append_and_locked(Some(&mut journal), n, now_ms, build, also),
+            Err(e) => return Err(backend(format!("journal: {e}"))),
+        }
         journal.last_jseq = entry.jseq;
         journal.last_id = entry.first_id + n as u64 - 1;
         let ids: Vec<u64> = (entry.first_id..entry.first_id + n as u64).collect();

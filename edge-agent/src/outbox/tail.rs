@@ -121,6 +121,10 @@ impl Tail {
             Some(m) if !m.acked => {
                 m.acked = true;
                 self.unacked -= 1;
+                // Never read again (a checkpoint writes only what is unacknowledged): the tail
+                // holds the bytes of what is out, not of everything since the last checkpoint.
+                m.topic = String::new();
+                m.payload = Vec::new();
                 true
             }
             _ => false,

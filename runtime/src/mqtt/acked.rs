@@ -6,7 +6,8 @@
 //! the same [`Backoff`], and re-subscribes after each CONNACK. Which message a PUBACK
 //! acknowledges is kept by the pure [`Window`]. After a connection loss whatever was not
 //! acknowledged is sent again from the store, in order, over a clean session; removals are
-//! batched and run on the blocking pool.
+//! batched: what the store holds in memory is removed at once on the event loop
+//! ([`AckedStore::remove_in_memory`]), the rest on the blocking pool.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -35,7 +36,8 @@ const ACK_FLUSH: Duration = Duration::from_millis(250);
 const ACK_BATCH: usize = 1024;
 
 /// How long removals may stay without a durable commit of their own once the link is quiet
-/// ([`AckedStore::settle`]); under load the store's next append makes them durable first.
+/// ([`AckedStore::settle`]); under load the store's next durable commit makes them durable
+/// first.
 const SETTLE: Duration = Duration::from_secs(1);
 
 /// A message of the store, to publish.
@@ -60,10 +62,18 @@ pub trait AckedStore: Clone + Send + Sync + 'static {
     /// be made durable later ([`Self::settle`]): a message removed and then found again after a
     /// crash is sent again, which the receiver must tolerate (QoS 1 allows it anyway).
     fn remove(&self, ids: &[u64]) -> Result<(), Self::Error>;
+    /// Removes at once, on the event loop, the acknowledged messages it can remove without I/O
+    /// (a short lock at most), taking their ids out of `ids`; the rest go to [`Self::remove`]
+    /// at the next flush. An outbox that keeps its newest messages in memory spares the link
+    /// a trip through the blocking pool, and a timer's wake-up, for each flush.
+    fn remove_in_memory(&self, ids: &mut Vec<u64>) {
+        let _ = ids;
+    }
     /// Makes earlier removals durable (called on the blocking pool, [`SETTLE`] after the last
-    /// removal when nothing else did).
-    fn settle(&self) -> Result<(), Self::Error> {
-        Ok(())
+    /// removal when nothing else did). `Ok(false)`: not settled yet (the store wants the link
+    /// quiet for a while), call again [`SETTLE`] later.
+    fn settle(&self) -> Result<bool, Self::Error> {
+        Ok(true)
     }
     /// The highest id stored so far: the store is read only when the link has not requested it
     /// yet (`u64::MAX`: unknown, always read).
@@ -188,6 +198,7 @@ impl<S: AckedStore> Link<S> {
                             remove_acked(&self.store, &mut self.window, &mut self.settle_at).await;
                         }
                     }
+                    remove_in_memory(&self.store, &mut self.window, &mut self.settle_at);
                 }
                 // New messages while idle.
                 () = self.store.stored().notified(), if idle => {}
@@ -196,7 +207,9 @@ impl<S: AckedStore> Link<S> {
                 }
                 () = tokio::time::sleep_until(settle_deadline), if self.settle_at.is_some() => {
                     self.settle_at = None;
-                    settle(&self.store).await;
+                    if !settle(&self.store).await {
+                        self.settle_at = Some(tokio::time::Instant::now() + SETTLE);
+                    }
                 }
                 Some(filter) = more_subscriptions.recv() => self.subscribe(conn, filter)?,
                 _ = ping.tick() => {
@@ -339,11 +352,35 @@ async fn remove_acked<S: AckedStore>(
     settle_at.get_or_insert_with(|| tokio::time::Instant::now() + SETTLE);
 }
 
-/// Makes the removals durable (on the blocking pool).
-async fn settle<S: AckedStore>(store: &S) {
+/// Removes at once what the store can remove in memory ([`AckedStore::remove_in_memory`]); the
+/// rest waits for the next flush.
+fn remove_in_memory<S: AckedStore>(
+    store: &S,
+    window: &mut Window,
+    settle_at: &mut Option<tokio::time::Instant>,
+) {
+    if window.pending_acks() == 0 {
+        return;
+    }
+    let mut ids = window.take_acked();
+    let acked = ids.len();
+    store.remove_in_memory(&mut ids);
+    if ids.len() < acked {
+        settle_at.get_or_insert_with(|| tokio::time::Instant::now() + SETTLE);
+    }
+    window.keep_acked(ids);
+}
+
+/// Makes the removals durable (on the blocking pool); `false` when the store wants to be asked
+/// again later.
+async fn settle<S: AckedStore>(store: &S) -> bool {
     let store = store.clone();
-    if let Err(e) = crate::blocking::run(move || store.settle()).await {
-        // Still only a message sent again after a crash.
-        tracing::warn!(error = %e, "settling removals");
+    match crate::blocking::run(move || store.settle()).await {
+        Ok(settled) => settled,
+        Err(e) => {
+            // Still only a message sent again after a crash.
+            tracing::warn!(error = %e, "settling removals");
+            true
+        }
     }
 }

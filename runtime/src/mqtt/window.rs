@@ -95,6 +95,15 @@ impl Window {
         std::mem::take(&mut self.acked)
     }
 
+    /// Gives back acknowledged ids taken and not removed yet (to take again later).
+    pub fn keep_acked(&mut self, ids: Vec<u64>) {
+        if self.acked.is_empty() {
+            self.acked = ids;
+        } else {
+            self.acked.extend(ids);
+        }
+    }
+
     /// The connection is gone: forgets what was out (it is read again from the caller's store,
     /// from the start); acknowledgements already received are kept for the caller to take.
     /// Returns how many messages were out.
@@ -130,7 +139,11 @@ mod tests {
         assert_eq!((w.room(), w.pending_acks()), (2, 2));
         assert_eq!(w.take_acked(), vec![11, 10]);
         assert_eq!(w.pending_acks(), 0);
+        // What the store could not remove at once is kept for the next flush.
+        w.keep_acked(vec![10]);
         assert_eq!(w.acknowledged(3), Some(12));
+        assert_eq!(w.pending_acks(), 2);
+        assert_eq!(w.take_acked(), vec![10, 12]);
         assert!(w.is_idle());
     }
 
