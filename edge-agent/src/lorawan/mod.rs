@@ -176,6 +176,16 @@ struct Accepted {
     joins: Vec<join::Answered>,
 }
 
+impl Accepted {
+    /// Whether there is anything to store.
+    fn has_work(&self) -> bool {
+        !(self.counters.is_empty()
+            && self.messages.is_empty()
+            && self.down_counters.is_empty()
+            && self.joins.is_empty())
+    }
+}
+
 impl std::fmt::Debug for Pipeline {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Pipeline { .. }")
@@ -278,6 +288,7 @@ impl Pipeline {
             pushes.push(answers.len());
             answers.push(Some(ack));
         }
+        let stored = accepted.has_work();
         if self.store(&mut nodes, &accepted) {
             downlinks.extend(self.acks(accepted.acks, now));
             if !accepted.joins.is_empty() {
@@ -295,7 +306,7 @@ impl Pipeline {
             }
         }
         self.gauge(&nodes);
-        Handled { answers, downlinks }
+        Handled { answers, downlinks, stored }
     }
 
     fn gauge(&self, nodes: &Nodes) {
@@ -400,10 +411,10 @@ impl Pipeline {
     /// transaction. When that fails, what was accepted is undone in memory (counters reloaded
     /// from the database, frames no longer duplicates), so the frames can come again.
     fn store(&self, nodes: &mut Nodes, accepted: &Accepted) -> bool {
-        let Accepted { messages, counters, frames, down_counters, joins, .. } = accepted;
-        if counters.is_empty() && messages.is_empty() && down_counters.is_empty() && joins.is_empty() {
+        if !accepted.has_work() {
             return true;
         }
+        let Accepted { messages, counters, frames, down_counters, joins, .. } = accepted;
         let build = |i: usize, id: u64| {
             let (topic, body) = &messages[i];
             // `{"msg_id":N,` + the rest of the object: no second serialisation.
@@ -505,6 +516,8 @@ pub struct Handled {
     pub answers: Vec<Option<[u8; 4]>>,
     /// `PULL_RESP`s.
     pub downlinks: Vec<downlink::Outgoing>,
+    /// Whether the batch stored something (its handling included a disk sync).
+    pub stored: bool,
 }
 
 /// A reading as the neOCampus sensors publish it, fields in their order.
