@@ -25,6 +25,7 @@ use crate::cache::{CacheError, begin_write};
 
 mod journal;
 mod journaled;
+mod read;
 mod tail;
 
 pub use journal::{CHECKPOINT_RECORDS as JOURNAL_CHECKPOINT_RECORDS, FILE as JOURNAL_FILE};
@@ -295,37 +296,6 @@ impl Outbox {
             self.stats.dropped_full.fetch_add(dropped, Ordering::Relaxed);
             tracing::warn!(dropped, limit = self.limits.max_messages, "outbox full: oldest messages dropped");
         }
-    }
-
-    /// Up to `limit` messages after id `after`, oldest first: those in redb, then the tail's.
-    pub fn peek(&self, after: u64, limit: usize) -> Result<Vec<(u64, OutboxRecord)>, OutboxError> {
-        let mut out = Vec::with_capacity(limit.min(1024));
-        // Held while redb is read: a checkpoint moving the tail into redb meanwhile would hide
-        // its messages from both reads.
-        let tail = self.tail.lock();
-        let first = tail.first_id().unwrap_or(u64::MAX);
-        if after.saturating_add(1) < first {
-            // Only ids below the tail's: while a checkpoint commits, redb holds the tail's
-            // messages too, and the tail knows which of them were acknowledged since.
-            let txn = self.db.begin_read().map_err(backend)?;
-            let table = txn.open_table(OUTBOX).map_err(backend)?;
-            for item in table.range(after.saturating_add(1)..first).map_err(backend)?.take(limit) {
-                let (k, v) = item.map_err(backend)?;
-                let record = postcard::from_bytes(v.value()).map_err(|_| OutboxError::Corrupt(k.value()))?;
-                out.push((k.value(), record));
-            }
-        }
-        if out.len() < limit {
-            tail.read_after(after, limit - out.len(), |m| {
-                let record = OutboxRecord {
-                    topic: m.topic.clone(),
-                    payload: m.payload.clone(),
-                    created_ms: m.created_ms,
-                };
-                out.push((m.id, record));
-            });
-        }
-        Ok(out)
     }
 
     /// Which redb generation the tail's counters go with ([`Self::pending_counter`]).

@@ -45,6 +45,15 @@ impl AckedStore for Outbox {
             .collect())
     }
 
+    fn read_each(
+        &self,
+        after: u64,
+        limit: usize,
+        each: &mut dyn FnMut(u64, &str, &[u8]) -> bool,
+    ) -> Result<(), OutboxError> {
+        self.peek_each(after, limit, |id, topic, payload, _| each(id, topic, payload))
+    }
+
     fn remove(&self, ids: &[u64]) -> Result<(), OutboxError> {
         self.acknowledge(ids)
     }

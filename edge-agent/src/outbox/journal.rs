@@ -85,6 +85,10 @@ pub(super) struct Journal {
     /// The last record's buffer, kept for the next (a batch's record is kilobytes: allocating
     /// it afresh each time had the allocator tidy its free lists once per batch).
     buffer: Vec<u8>,
+    /// The last batch's list of messages, emptied, for the next ([`super::tail::Tail::push`]
+    /// hands it back): a list of kilobytes allocated afresh per batch had glibc's allocator
+    /// tidy all the small blocks freed since the last one.
+    pub(super) spare_messages: Vec<(String, Vec<u8>)>,
     /// The highest sequence number and message id written by this process: a record whose
     /// redb commit failed stays in the file (it may come back at the next start, like a batch
     /// stored just before a crash and never acknowledged), so the next ones number after it.
@@ -101,7 +105,18 @@ impl Journal {
             File::open(if dir.as_os_str().is_empty() { Path::new(".") } else { dir })?.sync_all()?;
         }
         let entries = read_all(&file)?;
-        Ok((Journal { file, end: 0, records: 0, buffer: Vec::new(), last_jseq: 0, last_id: 0 }, entries))
+        Ok((
+            Journal {
+                file,
+                end: 0,
+                records: 0,
+                buffer: Vec::new(),
+                spare_messages: Vec::new(),
+                last_jseq: 0,
+                last_id: 0,
+            },
+            entries,
+        ))
     }
 
     /// Writes one record of `body` after the last and syncs it; returns where it starts.

@@ -109,14 +109,13 @@ impl Outbox {
         }
         // Appends hold the journal's lock: the last id is the last one handed out.
         let seq = self.last_id().max(journal.last_id);
-        let messages = (0..n)
-            .map(|i| {
-                let id = seq + 1 + i as u64;
-                let (topic, payload) = build(i, id);
-                let payload = self.stamp(&topic, id, payload);
-                (topic, payload)
-            })
-            .collect();
+        let mut messages = std::mem::take(&mut journal.spare_messages);
+        messages.extend((0..n).map(|i| {
+            let id = seq + 1 + i as u64;
+            let (topic, payload) = build(i, id);
+            let payload = self.stamp(&topic, id, payload);
+            (topic, payload)
+        }));
         let counters = |c: Counters<'_>| -> Vec<CounterEntry> {
             c.iter().map(|(id, c)| (id.to_bytes(), c.session, c.f_cnt)).collect()
         };
@@ -137,7 +136,10 @@ impl Outbox {
         journal.last_jseq = entry.jseq;
         journal.last_id = entry.first_id + n as u64 - 1;
         let ids: Vec<u64> = (entry.first_id..entry.first_id + n as u64).collect();
-        self.tail.lock().push(entry);
+        let spare = self.tail.lock().push(entry);
+        if spare.capacity() <= JOURNAL_MAX_MESSAGES {
+            journal.spare_messages = spare;
+        }
         self.appended(&ids, 0);
         Ok(ids)
     }

@@ -78,11 +78,12 @@ fn counters(into: &mut HashMap<DeviceId, SessionCounter>, from: &[CounterEntry])
 }
 
 impl Tail {
-    /// Adds a batch made durable by its journal record.
-    pub(super) fn push(&mut self, entry: Entry) {
+    /// Adds a batch made durable by its journal record; returns its list of messages, emptied,
+    /// for the next batch to fill.
+    pub(super) fn push(&mut self, mut entry: Entry) -> Vec<(String, Vec<u8>)> {
         counters(&mut self.up, &entry.up);
         counters(&mut self.down, &entry.down);
-        for (id, (topic, payload)) in (entry.first_id..).zip(entry.messages) {
+        for (id, (topic, payload)) in (entry.first_id..).zip(entry.messages.drain(..)) {
             self.messages.push_back(TailMessage {
                 id,
                 topic,
@@ -92,6 +93,7 @@ impl Tail {
             });
             self.unacked += 1;
         }
+        entry.messages
     }
 
     /// The id of the first message held (`None`: empty).
@@ -104,12 +106,15 @@ impl Tail {
         self.messages.is_empty() && self.up.is_empty() && self.down.is_empty()
     }
 
-    /// The unacknowledged messages after id `after`, at most `limit`, into `out`.
-    pub(super) fn read_after(&self, after: u64, limit: usize, mut out: impl FnMut(&TailMessage)) {
+    /// The unacknowledged messages after id `after`, at most `limit`, handed to `out` until it
+    /// returns `false`.
+    pub(super) fn read_after(&self, after: u64, limit: usize, mut out: impl FnMut(&TailMessage) -> bool) {
         let Some(first) = self.first_id() else { return };
         let skip = usize::try_from(after.saturating_add(1).saturating_sub(first)).unwrap_or(usize::MAX);
         for m in self.messages.iter().skip(skip).filter(|m| !m.acked).take(limit) {
-            out(m);
+            if !out(m) {
+                return;
+            }
         }
     }
 
@@ -202,7 +207,10 @@ mod tests {
 
     fn ids(tail: &Tail, after: u64, limit: usize) -> Vec<u64> {
         let mut out = Vec::new();
-        tail.read_after(after, limit, |m| out.push(m.id));
+        tail.read_after(after, limit, |m| {
+            out.push(m.id);
+            true
+        });
         out
     }
 

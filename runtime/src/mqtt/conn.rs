@@ -4,13 +4,15 @@
 //! Why not rumqttc's event loop, as the shared link uses: it writes and flushes every publish on
 //! its own (a system call each) and hands every PUBACK over as an event of its own. The gateway's
 //! uplink sends its outbox in windows of up to [`super::acked::WINDOW`] messages: here a window
-//! is one write, and the PUBACKs that arrived together are one read. The packets themselves are
-//! rumqttc's (`mqttbytes`), so the bytes on the wire are the same.
+//! is one write (up to its byte bound), and on plain TCP, once the link has caught up, the
+//! PUBACKs that answer it are one read ([`Conn::wake_after`]). The packets are rumqttc's
+//! (`mqttbytes`), but for PUBLISH, encoded here straight from the outbox's bytes (a test checks
+//! they are rumqttc's, byte for byte).
 
 use std::time::Duration;
 
-use bytes::BytesMut;
-use rumqttc::mqttbytes::v4::{Connect, LastWill, Login, Packet, Publish, Subscribe};
+use bytes::{BufMut, BytesMut};
+use rumqttc::mqttbytes::v4::{Connect, LastWill, Login, Packet, Subscribe};
 use rumqttc::mqttbytes::{self, QoS};
 use rumqttc::tokio_rustls::TlsConnector;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -57,7 +59,18 @@ pub(crate) struct Conn {
     pub(crate) out: BytesMut,
     max_incoming: usize,
     next_pkid: u16,
+    /// The TCP socket, for its low-water mark; `None` over TLS (see [`Conn::wake_after`]).
+    plain_socket: Option<std::os::fd::RawFd>,
+    /// The socket's low-water mark as last set (`SO_RCVLOWAT`).
+    low_water: usize,
 }
+
+/// The largest remaining length MQTT's four-byte encoding allows.
+const MAX_REMAINING_LENGTH: usize = 268_435_455;
+
+/// The highest low-water mark asked for: a window's PUBACKs (1 KiB) with room to spare, far
+/// under the socket's receive buffer.
+const MAX_LOW_WATER: usize = 16 * 1024;
 
 impl Conn {
     /// Connects to the link's broker and waits for its CONNACK.
@@ -65,7 +78,9 @@ impl Conn {
         let url = &config.url;
         let tcp = timeout(TcpStream::connect((url.host.as_str(), url.port))).await??;
         tcp.set_nodelay(true)?;
-        let io: Box<dyn Io> = match url.tls_config() {
+        let tls = url.tls_config();
+        let plain_socket = tls.is_none().then(|| std::os::fd::AsRawFd::as_raw_fd(&tcp));
+        let io: Box<dyn Io> = match tls {
             Some(tls) => {
                 let name = rustls::pki_types::ServerName::try_from(url.host.clone())
                     .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
@@ -79,6 +94,8 @@ impl Conn {
             out: BytesMut::with_capacity(16 * 1024),
             max_incoming: config.max_incoming_packet,
             next_pkid: 0,
+            plain_socket,
+            low_water: 1,
         };
         let mut connect = Connect::new(config.client_id.as_str());
         connect.keep_alive = u16::try_from(config.keep_alive.as_secs()).unwrap_or(u16::MAX);
@@ -116,17 +133,35 @@ impl Conn {
     }
 
     /// Encodes a QoS 1 publish (written at the next [`Self::flush`]); returns its packet id.
-    pub(crate) fn publish(
-        &mut self,
-        topic: impl Into<String>,
-        payload: impl Into<Vec<u8>>,
-        retain: bool,
-    ) -> Result<u16, ConnError> {
-        let mut publish = Publish::new(topic, QoS::AtLeastOnce, payload);
-        publish.retain = retain;
-        publish.pkid = self.pkid();
-        publish.write(&mut self.out)?;
-        Ok(publish.pkid)
+    /// Encoded straight from the caller's bytes (no packet struct, no copy of the topic or
+    /// payload but the one into the write buffer): the same bytes as rumqttc's `Publish::write`
+    /// (a test compares them).
+    pub(crate) fn publish(&mut self, topic: &str, payload: &[u8], retain: bool) -> Result<u16, ConnError> {
+        let topic_len = u16::try_from(topic.len()).map_err(|_| mqttbytes::Error::PayloadTooLong)?;
+        // Topic (length-prefixed), packet id, payload.
+        let remaining = 2 + topic.len() + 2 + payload.len();
+        if remaining > MAX_REMAINING_LENGTH {
+            return Err(mqttbytes::Error::PayloadTooLong.into());
+        }
+        let pkid = self.pkid();
+        self.out.reserve(1 + 4 + remaining);
+        // PUBLISH, QoS 1, not a duplicate (a clean session sends nothing twice).
+        self.out.put_u8(0b0011_0010 | u8::from(retain));
+        let mut left = remaining;
+        loop {
+            let byte = (left % 128) as u8;
+            left /= 128;
+            if left == 0 {
+                self.out.put_u8(byte);
+                break;
+            }
+            self.out.put_u8(byte | 0x80);
+        }
+        self.out.put_u16(topic_len);
+        self.out.extend_from_slice(topic.as_bytes());
+        self.out.put_u16(pkid);
+        self.out.extend_from_slice(payload);
+        Ok(pkid)
     }
 
     /// Writes what was encoded, in one go.
@@ -141,6 +176,30 @@ impl Conn {
         .await;
         self.out.clear();
         written.map_err(|_| ConnError::Timeout)?.map_err(ConnError::from)
+    }
+
+    /// Has the kernel wake the reader only once `bytes` more are there (`SO_RCVLOWAT`, less
+    /// what is already read of a packet): the caller knows at least that much is coming (four
+    /// bytes per PUBACK it waits for), and the broker sends a window's PUBACKs in several
+    /// pieces as it works through the write, each a wake-up, a read and a TCP ACK. A closed or
+    /// reset connection wakes the reader whatever the mark. Over TLS the mark stays at one
+    /// byte: part of a record may already sit in the TLS layer's buffer, so what the socket
+    /// still gets can be less than the PUBACKs' size.
+    pub(crate) fn wake_after(&mut self, bytes: usize) {
+        let Some(fd) = self.plain_socket else { return };
+        let bytes = bytes.saturating_sub(self.read.len()).clamp(1, MAX_LOW_WATER);
+        if bytes == self.low_water {
+            return;
+        }
+        match set_low_water(fd, bytes) {
+            Ok(()) => self.low_water = bytes,
+            Err(e) => {
+                tracing::debug!(error = %e, "SO_RCVLOWAT not set: the broker's answers are read as they come");
+                // Not left at an earlier, higher mark that nothing would lower any more.
+                let _ = set_low_water(fd, 1);
+                self.plain_socket = None;
+            }
+        }
     }
 
     /// Reads what the broker sent (at least one byte; cancel-safe) into the parse buffer.
@@ -171,6 +230,25 @@ impl Conn {
     }
 }
 
+/// Sets `SO_RCVLOWAT` on `fd` (no safe wrapper in the crates at hand: `socket2` and `rustix`
+/// have none for this option).
+#[allow(unsafe_code)]
+fn set_low_water(fd: std::os::fd::RawFd, bytes: usize) -> std::io::Result<()> {
+    let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    // SAFETY: `fd` is the connection's socket, open as long as the `Conn` that owns its stream;
+    // the kernel reads a `c_int` from a pointer valid for the duration of the call.
+    let set = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVLOWAT,
+            (&raw const value).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if set == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+}
+
 async fn timeout<T>(f: impl std::future::Future<Output = T>) -> Result<T, ConnError> {
     tokio::time::timeout(NETWORK_TIMEOUT, f).await.map_err(|_| ConnError::Timeout)
 }
@@ -179,6 +257,7 @@ async fn timeout<T>(f: impl std::future::Future<Output = T>) -> Result<T, ConnEr
 mod tests {
     use super::*;
     use crate::mqtt::BrokerUrl;
+    use rumqttc::mqttbytes::v4::Publish;
     use tokio::net::TcpListener;
 
     /// A broker played by the test on a loopback port: takes one connection, reads what the
@@ -225,6 +304,42 @@ mod tests {
             (will.topic.as_str(), &will.message[..], will.retain),
             ("gateways/gw-1/state", &b"offline"[..], true)
         );
+    }
+
+    /// A publish encoded from borrowed bytes is byte for byte rumqttc's, across the remaining
+    /// length's encoding steps; a topic or payload too long for MQTT is an error, not a
+    /// truncated length field.
+    #[tokio::test]
+    async fn publishes_are_encoded_as_rumqttc_does() {
+        let (config, _broker) = broker(&[0x20, 0x02, 0x00, 0x00]).await;
+        let mut conn = Conn::open(&config).await.expect("CONNACK accepted");
+        conn.out.clear();
+        for (topic_len, payload_len) in
+            [(1, 0), (10, 113), (10, 114), (20, 16_359), (20, 16_360), (3, 2_097_200)]
+        {
+            for retain in [false, true] {
+                let topic = "t".repeat(topic_len);
+                let payload: Vec<u8> = (0..payload_len).map(|i| (i % 251) as u8).collect();
+                let pkid = conn.publish(&topic, &payload, retain).unwrap();
+                let mut expected = Publish::new(topic.as_str(), QoS::AtLeastOnce, payload.clone());
+                expected.retain = retain;
+                expected.pkid = pkid;
+                let mut bytes = BytesMut::new();
+                expected.write(&mut bytes).unwrap();
+                assert_eq!(&conn.out[..], &bytes[..], "topic {topic_len} B, payload {payload_len} B");
+                let Packet::Publish(read) = Packet::read(&mut conn.out, usize::MAX).unwrap() else {
+                    panic!("a PUBLISH")
+                };
+                assert_eq!(
+                    (read.topic.as_str(), &read.payload[..], read.pkid),
+                    (topic.as_str(), &payload[..], pkid)
+                );
+                conn.out.clear();
+            }
+        }
+        let long_topic = "t".repeat(70_000);
+        assert!(matches!(conn.publish(&long_topic, b"x", false), Err(ConnError::Packet(_))));
+        assert!(conn.out.is_empty(), "nothing written for a refused publish");
     }
 
     /// What a broker (or anything listening on its port) may answer instead of an accepting

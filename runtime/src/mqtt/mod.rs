@@ -17,6 +17,7 @@
 
 pub mod acked;
 mod conn;
+mod pace;
 mod url;
 pub mod window;
 
