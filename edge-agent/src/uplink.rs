@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use neosens_runtime::mqtt::acked::{self, AckedStore, Stored};
+use neosens_runtime::mqtt::acked::{self, AckedStore};
 use neosens_runtime::mqtt::{BrokerUrl, LinkConfig};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -36,14 +36,6 @@ pub struct UplinkConfig {
 
 impl AckedStore for Outbox {
     type Error = OutboxError;
-
-    fn read_after(&self, after: u64, limit: usize) -> Result<Vec<Stored>, OutboxError> {
-        Ok(self
-            .peek(after, limit)?
-            .into_iter()
-            .map(|(id, r)| Stored { id, topic: r.topic, payload: r.payload })
-            .collect())
-    }
 
     fn read_each(
         &self,

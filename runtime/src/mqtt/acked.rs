@@ -89,25 +89,25 @@ pub struct Stored {
 pub trait AckedStore: Clone + Send + Sync + 'static {
     /// What reading or removing may fail with.
     type Error: std::fmt::Display + Send + 'static;
-    /// Up to `limit` messages with ids above `after`, oldest first. Called on the event loop: it
-    /// must be a read that does not wait for a writer (redb's are).
-    fn read_after(&self, after: u64, limit: usize) -> Result<Vec<Stored>, Self::Error>;
-    /// The same messages as [`Self::read_after`], handed to `each` by reference (id, topic,
-    /// payload) until it returns `false`: the link encodes them straight from the store's
-    /// memory, where a copy of each, made and dropped per publish, was a good part of its cost.
-    /// Called on the event loop, like `read_after`.
+    /// Up to `limit` messages with ids above `after`, oldest first, handed to `each` by
+    /// reference (id, topic, payload) until it returns `false`: the link encodes them straight
+    /// from the store's memory, where a copy of each, made and dropped per publish, was a good
+    /// part of its cost. Called on the event loop: it must be a read that does not wait for a
+    /// writer (redb's are).
     fn read_each(
         &self,
         after: u64,
         limit: usize,
         each: &mut dyn FnMut(u64, &str, &[u8]) -> bool,
-    ) -> Result<(), Self::Error> {
-        for m in self.read_after(after, limit)? {
-            if !each(m.id, &m.topic, &m.payload) {
-                break;
-            }
-        }
-        Ok(())
+    ) -> Result<(), Self::Error>;
+    /// The same messages as [`Self::read_each`], copied.
+    fn read_after(&self, after: u64, limit: usize) -> Result<Vec<Stored>, Self::Error> {
+        let mut out = Vec::new();
+        self.read_each(after, limit, &mut |id, topic, payload| {
+            out.push(Stored { id, topic: topic.to_owned(), payload: payload.to_vec() });
+            true
+        })?;
+        Ok(out)
     }
     /// Removes acknowledged messages (called on the blocking pool: it commits). The removal may
     /// be made durable later ([`Self::settle`]): a message removed and then found again after a

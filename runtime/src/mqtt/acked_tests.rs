@@ -13,8 +13,18 @@ struct Memory {
 
 impl AckedStore for Memory {
     type Error = std::convert::Infallible;
-    fn read_after(&self, after: u64, limit: usize) -> Result<Vec<Stored>, Self::Error> {
-        Ok(self.messages.lock().iter().filter(|m| m.id > after).take(limit).cloned().collect())
+    fn read_each(
+        &self,
+        after: u64,
+        limit: usize,
+        each: &mut dyn FnMut(u64, &str, &[u8]) -> bool,
+    ) -> Result<(), Self::Error> {
+        for m in self.messages.lock().iter().filter(|m| m.id > after).take(limit) {
+            if !each(m.id, &m.topic, &m.payload) {
+                break;
+            }
+        }
+        Ok(())
     }
     fn remove(&self, ids: &[u64]) -> Result<(), Self::Error> {
         self.messages.lock().retain(|m| !ids.contains(&m.id));
