@@ -134,7 +134,10 @@ fn main() {
     let cpu_frames = cpu_us();
     for phy in &frames {
         let uplink = frame::decode(phy, |addr| {
-            Ok(vec![frame::Candidate { node: Arc::clone(&sessions[&addr]), last: None }])
+            Ok(frame::Candidates::from_iter([frame::Candidate {
+                node: Arc::clone(&sessions[&addr]),
+                last: None,
+            }]))
         });
         assert!(uplink.is_ok());
     }

@@ -28,7 +28,9 @@ mod journaled;
 mod read;
 mod tail;
 
-pub use journal::{CHECKPOINT_RECORDS as JOURNAL_CHECKPOINT_RECORDS, FILE as JOURNAL_FILE};
+pub use journal::{
+    CHECKPOINT_RECORDS as JOURNAL_CHECKPOINT_RECORDS, FILE as JOURNAL_FILE, PREFILLED as JOURNAL_PREFILLED,
+};
 pub use tail::Pending;
 
 /// Why the outbox could not do what was asked.

@@ -9,7 +9,9 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 
 use neosens_edge::cache::{Cache, SessionCounter};
-use neosens_edge::outbox::{JOURNAL_CHECKPOINT_RECORDS, JOURNAL_FILE, Limits, Outbox, OutboxRecord, Pending};
+use neosens_edge::outbox::{
+    JOURNAL_CHECKPOINT_RECORDS, JOURNAL_FILE, JOURNAL_PREFILLED, Limits, Outbox, OutboxRecord, Pending,
+};
 use neosens_protocol::ids::DeviceId;
 
 const LIMITS: Limits = Limits { max_messages: 100_000, max_age_ms: u64::MAX / 2 };
@@ -119,16 +121,23 @@ fn batches_made_durable_by_another_commit_are_not_replayed() {
     assert_eq!(outbox2.stats.journal_replayed.load(Ordering::Relaxed), 2);
 }
 
-/// Thousands of batches: the journal starts over at each checkpoint, so its file stays within
-/// one checkpoint's worth of records (256, or 4 MiB of big batches); after a checkpoint there is
-/// nothing to replay.
+/// Where the journal's written bytes end: past the last byte that is not a zero (the file holds
+/// zeros ahead of its records).
+fn written_end(journal: &Path) -> u64 {
+    let bytes = std::fs::read(journal).unwrap();
+    bytes.iter().rposition(|b| *b != 0).map_or(0, |last| last as u64 + 1)
+}
+
+/// Thousands of batches: the journal starts over at each checkpoint, so its records stay within
+/// one checkpoint's worth (256, or 4 MiB of big batches), and its file within the zeros written
+/// ahead of them; after a checkpoint there is nothing to replay.
 #[test]
 fn the_journal_stays_bounded() {
     let dir = tempfile::tempdir().unwrap();
     let (_cache, outbox) = open(dir.path(), true);
     let journal = dir.path().join(JOURNAL_FILE);
     batch(&outbox, 1);
-    let one = std::fs::metadata(&journal).unwrap().len();
+    let one = written_end(&journal);
     for f_cnt in 2..=2_000 {
         batch(&outbox, f_cnt);
     }
@@ -136,8 +145,9 @@ fn the_journal_stays_bounded() {
     // One before every 257th batch: the journal holds 256 records at most.
     let records = u64::from(JOURNAL_CHECKPOINT_RECORDS);
     assert_eq!(checkpoints(), (2_000 - 1) / records);
-    let size = std::fs::metadata(&journal).unwrap().len();
-    assert!(size <= records * (one + 32), "{size} bytes for records of about {one}");
+    let written = written_end(&journal);
+    assert!(written <= records * (one + 32), "{written} bytes for records of about {one}");
+    assert_eq!(std::fs::metadata(&journal).unwrap().len(), JOURNAL_PREFILLED);
     // Batches of 128 messages of 1 kB: the byte bound comes first.
     let payload = vec![b'x'; 1_000];
     for _ in 0..100 {
@@ -145,7 +155,9 @@ fn the_journal_stays_bounded() {
         outbox.append_journaled(128, 1_000, build, &[], &[]).unwrap();
     }
     let size = std::fs::metadata(&journal).unwrap().len();
-    assert!(size <= (4 << 20) + 140_000, "{size} bytes");
+    let written = written_end(&journal);
+    assert!(written <= (4 << 20) + 140_000, "{written} bytes written");
+    assert!(size <= JOURNAL_PREFILLED.max(written), "{size} bytes");
     // About 32 records of 130 kB fill 4 MiB: at least three more checkpoints.
     assert!(checkpoints() >= (2_000 - 1) / records + 3, "{} checkpoints", checkpoints());
     outbox.checkpoint().unwrap();
@@ -262,13 +274,13 @@ fn a_failing_checkpoint_stops_the_batches_not_the_bound() {
         batch(&outbox, f_cnt);
     }
     control.failing.store(true, Ordering::SeqCst);
-    let full = std::fs::metadata(&journal).unwrap().len();
+    let full = std::fs::read(&journal).unwrap();
     let up = [(node(1), SessionCounter { session: 9, f_cnt: 2 * JOURNAL_CHECKPOINT_RECORDS + 1 })];
     let build = |_: usize, id: u64| ("u4/302/co2".to_owned(), id.to_string().into_bytes());
     for _ in 0..10 {
         assert!(outbox.append_journaled(1, 1_000, build, &up, &[]).is_err(), "no checkpoint, no batch");
     }
-    assert_eq!(std::fs::metadata(&journal).unwrap().len(), full);
+    assert!(std::fs::read(&journal).unwrap() == full, "not a byte written");
     assert_eq!(outbox.stats.journal_checkpoints.load(Ordering::Relaxed), 1);
 }
 
@@ -337,4 +349,43 @@ fn the_tail_holds_batches_until_a_checkpoint() {
     let (bare_cache, bare) = open(cut.path(), false);
     assert_eq!(ids_of(&bare), [11, 12, 13], "the tail went first, in the same commit");
     assert_eq!(bare_cache.f_cnt(node(2)).unwrap(), Some(counter(6)));
+}
+
+/// A batch's messages written into acknowledged messages' buffers (longer ones) read back
+/// exactly: nothing of the earlier messages shows through, from memory or after a power cut,
+/// and the earlier messages' own journal record is untouched.
+#[test]
+fn recycled_buffers_carry_only_their_new_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_cache, outbox) = open(dir.path(), true);
+    let long = |i: usize, id: u64| {
+        let payload = format!("{{\"msg_id\":{id},\"pad\":\"{}\"}}", "x".repeat(100));
+        (format!("u4/302/a-longer-topic-name/{i}"), payload.into_bytes())
+    };
+    let mut acked = outbox.append_journaled(4, 1_000, long, &[], &[]).unwrap();
+    outbox.acknowledge_in_memory(&mut acked);
+    assert!(acked.is_empty());
+    let reused = std::sync::atomic::AtomicUsize::new(0);
+    let short = |i: usize, id: u64, topic: &mut String, payload: &mut Vec<u8>| {
+        assert!(topic.is_empty() && payload.is_empty(), "handed over empty");
+        if topic.capacity() >= "u4/302/a-longer-topic-name/0".len() && payload.capacity() > 100 {
+            reused.fetch_add(1, Ordering::Relaxed);
+        }
+        topic.push_str(&format!("t/{i}"));
+        payload.extend_from_slice(format!("{{\"msg_id\":{id}}}").as_bytes());
+    };
+    assert_eq!(outbox.append_journaled_into(4, 1_000, short, &[], &[]).unwrap(), [5, 6, 7, 8]);
+    assert_eq!(reused.load(Ordering::Relaxed), 4, "the acknowledged messages' buffers");
+    let expected: Vec<(String, Vec<u8>)> =
+        (0..4).map(|i| (format!("t/{i}"), format!("{{\"msg_id\":{}}}", 5 + i).into_bytes())).collect();
+    let read = |o: &Outbox| -> Vec<(String, Vec<u8>)> {
+        stored(o).into_iter().map(|(_, r)| (r.topic, r.payload)).collect()
+    };
+    assert_eq!(read(&outbox), expected);
+    // A power cut replays both records, the first (acknowledged) one as it was written.
+    let cut = power_cut(dir.path());
+    let (_, replayed) = open(cut.path(), true);
+    let mut both: Vec<(String, Vec<u8>)> = (0..4).map(|i| long(i, i as u64 + 1)).collect();
+    both.extend(expected);
+    assert_eq!(read(&replayed), both);
 }

@@ -292,12 +292,30 @@ fn counter_with_valid_mic(
     }
 }
 
+/// The sessions of a device address: almost always one, held inline.
+pub type Candidates = smallvec::SmallVec<[Candidate; 2]>;
+
 /// Decodes one PHYPayload; `candidates` gives the sessions of a device address.
 pub fn decode(
     phy: &[u8],
-    candidates: impl FnOnce(u32) -> Result<Vec<Candidate>, Reject>,
+    candidates: impl FnOnce(u32) -> Result<Candidates, Reject>,
 ) -> Result<Uplink, Reject> {
-    let parsed = lorawan::parser::parse(phy.to_vec()).map_err(|_| Reject::Malformed)?;
+    // Parsed and decrypted in place in a copy on the stack (a LoRa frame is at most 255 bytes,
+    // and the pipeline refuses longer ones before this; a caller that does not gets a copy on
+    // the heap).
+    let mut stack = [0u8; 256];
+    let mut heap;
+    let copy: &mut [u8] = match stack.get_mut(..phy.len()) {
+        Some(copy) => {
+            copy.copy_from_slice(phy);
+            copy
+        }
+        None => {
+            heap = phy.to_vec();
+            &mut heap
+        }
+    };
+    let parsed = lorawan::parser::parse(copy).map_err(|_| Reject::Malformed)?;
     let encrypted = match parsed {
         PhyPayload::Data(DataPayload::Encrypted(e)) if e.is_uplink() => e,
         PhyPayload::Data(_) | PhyPayload::JoinAccept(_) => return Err(Reject::NotUplink),

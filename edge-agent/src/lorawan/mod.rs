@@ -11,6 +11,7 @@
 //! per [`frame::status_every`] (its type's status period): a node is a device like the others,
 //! and a status per uplink would triple what the gateway and the broker carry.
 
+mod accepted;
 mod acks;
 pub mod adr;
 pub mod codec;
@@ -27,19 +28,18 @@ mod recent;
 pub mod semtech;
 mod sessions;
 
+use accepted::Accepted;
 pub use listener::{ACK_BUDGET, run};
 pub use recent::{DEDUPE_WINDOW, MAX_RECENT_FRAMES, RETRANSMISSION_AFTER};
 use recent::{Recency, Recent};
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use neosens_runtime::keys::Keys;
 use parking_lot::Mutex;
-use serde_json::json;
 
 use crate::cache::{Cache, SessionCounter};
 use crate::outbox::Outbox;
@@ -101,6 +101,11 @@ pub struct Pipeline {
     adr_margin_db: Option<f64>,
 }
 
+/// A map of the pipeline's per-node state. Its keys are registry ids and the device addresses
+/// of registered sessions (a frame's unknown address is never inserted), so nothing a
+/// neighbour sends chooses them: a fast hasher, seeded per process, instead of SipHash.
+type NodeMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// Sessions opened so far, by device address, for the registry revision they come from; and
 /// the last counter accepted per node (written to the database with each datagram's readings).
 /// Both hold nodes of the gateway's scope only (addresses without a node are not kept): sessions
@@ -112,27 +117,24 @@ struct Nodes {
     revision: u64,
     /// The cache's registry commits when `revision` was read (`None`: not yet).
     registry_commits: Option<u64>,
-    by_addr: HashMap<u32, Vec<Arc<frame::NodeSession>>>,
-    last: HashMap<neosens_protocol::ids::DeviceId, SessionCounter>,
+    by_addr: NodeMap<u32, Vec<Arc<frame::NodeSession>>>,
+    last: NodeMap<neosens_protocol::ids::DeviceId, SessionCounter>,
     /// When each node's status was last relayed (nodes of the scope that sent: bounded by it).
-    status_at: HashMap<neosens_protocol::ids::DeviceId, Instant>,
+    status_at: NodeMap<neosens_protocol::ids::DeviceId, Instant>,
     /// The last downlink counter used per node (nodes of the scope that asked for an ACK).
-    f_cnt_down: HashMap<neosens_protocol::ids::DeviceId, SessionCounter>,
+    f_cnt_down: NodeMap<neosens_protocol::ids::DeviceId, SessionCounter>,
     /// When each node was last asked for its status (`DevStatusReq`; nodes of the scope that
     /// sent; kept across registry changes, or a change would ask every node again).
-    dev_status_at: HashMap<neosens_protocol::ids::DeviceId, Instant>,
+    dev_status_at: NodeMap<neosens_protocol::ids::DeviceId, Instant>,
     /// ADR state of each node that sent with ADR on (nodes of the scope; kept across registry
     /// changes like the status requests).
-    adr: HashMap<neosens_protocol::ids::DeviceId, adr::NodeAdr>,
-    /// The last batch's list of messages, emptied, for the next (at most [`SPARE_MESSAGES`]
-    /// long). A list of kilobytes allocated afresh per batch had glibc's allocator tidy all the
-    /// small blocks freed since the last one (`malloc_consolidate`), a twentieth of the agent's
-    /// CPU at 50 datagrams/s.
-    spare_messages: Vec<(String, String)>,
+    adr: NodeMap<neosens_protocol::ids::DeviceId, adr::NodeAdr>,
+    /// The last batch's lists, emptied, for the next ([`Accepted::recycle`]). A list of
+    /// kilobytes allocated afresh per batch had glibc's allocator tidy all the small blocks
+    /// freed since the last one (`malloc_consolidate`): a twentieth of the agent's CPU at 50
+    /// datagrams/s for the messages, a thirtieth for the counters.
+    spare: Accepted,
 }
-
-/// The longest list of messages kept from one batch to the next.
-const SPARE_MESSAGES: usize = 4096;
 
 impl Nodes {
     fn forget(&mut self) {
@@ -164,33 +166,6 @@ impl Nodes {
                 true
             }
         }
-    }
-}
-
-/// What a batch let through, to store together.
-#[derive(Debug, Default)]
-struct Accepted {
-    /// (topic, JSON object text without its `msg_id`, which the outbox assigns).
-    messages: Vec<(String, String)>,
-    /// The counters that let them through.
-    counters: Vec<(neosens_protocol::ids::DeviceId, SessionCounter)>,
-    /// The frames' bytes (forgotten by the dedupe window if the store fails).
-    frames: Vec<Vec<u8>>,
-    /// Confirmed uplinks to acknowledge once stored.
-    acks: Vec<acks::AckWanted>,
-    /// The downlink counters those ACKs use (stored with the rest).
-    down_counters: Vec<(neosens_protocol::ids::DeviceId, SessionCounter)>,
-    /// Join requests answered (their sessions stored with the rest, then the accepts sent).
-    joins: Vec<join::Answered>,
-}
-
-impl Accepted {
-    /// Whether there is anything to store.
-    fn has_work(&self) -> bool {
-        !(self.counters.is_empty()
-            && self.messages.is_empty()
-            && self.down_counters.is_empty()
-            && self.joins.is_empty())
     }
 }
 
@@ -250,11 +225,10 @@ impl Pipeline {
     pub fn handle_datagrams(&self, datagrams: &[(&[u8], Option<SocketAddr>)]) -> Handled {
         let now = Instant::now();
         let mut nodes = self.nodes.lock();
-        let mut accepted =
-            Accepted { messages: std::mem::take(&mut nodes.spare_messages), ..Accepted::default() };
+        let mut accepted = std::mem::take(&mut nodes.spare);
         // Room for a batch of full datagrams (8 frames, two readings each) made once: grown
         // datagram by datagram, the messages were copied at each doubling.
-        accepted.messages.reserve((datagrams.len() * 16).min(SPARE_MESSAGES));
+        accepted.messages.reserve(datagrams.len() * 16);
         let mut answers = Vec::with_capacity(datagrams.len());
         let mut downlinks = Vec::new();
         let mut pushes = Vec::new();
@@ -299,11 +273,11 @@ impl Pipeline {
         }
         let stored = accepted.has_work();
         if self.store(&mut nodes, &accepted) {
-            downlinks.extend(self.acks(accepted.acks, now));
+            downlinks.extend(self.acks(std::mem::take(&mut accepted.acks), now));
             if !accepted.joins.is_empty() {
                 // The nodes' previous sessions end with their joins.
                 nodes.forget();
-                downlinks.extend(self.join_accepts(accepted.joins, now));
+                downlinks.extend(self.join_accepts(std::mem::take(&mut accepted.joins), now));
             }
         } else {
             for i in pushes {
@@ -314,11 +288,7 @@ impl Pipeline {
                 self.stats.orders.put_back(id);
             }
         }
-        let mut spare = accepted.messages;
-        if spare.capacity() <= SPARE_MESSAGES {
-            spare.clear();
-            nodes.spare_messages = spare;
-        }
+        nodes.spare = accepted.recycle();
         self.gauge(&nodes);
         Handled { answers, downlinks, stored }
     }
@@ -429,18 +399,19 @@ impl Pipeline {
             return true;
         }
         let Accepted { messages, counters, frames, down_counters, joins, .. } = accepted;
+        // `{"msg_id":N,` + the rest of the object: no second serialisation.
+        let fill = |i: usize, id: u64, topic: &mut String, payload: &mut Vec<u8>| {
+            messages.stamp_into(i, id, topic, payload);
+        };
         let build = |i: usize, id: u64| {
-            let (topic, body) = &messages[i];
-            // `{"msg_id":N,` + the rest of the object: no second serialisation.
-            let mut payload = Vec::with_capacity(body.len() + 32);
-            let _ = write!(payload, "{{\"msg_id\":{id},");
-            payload.extend_from_slice(&body.as_bytes()[1..]);
-            (topic.clone(), payload)
+            let (mut topic, mut payload) = (String::new(), Vec::new());
+            fill(i, id, &mut topic, &mut payload);
+            (topic, payload)
         };
         // Joins are rare and carry sessions: they commit to redb directly. The rest goes through
         // the outbox's journal (one synced write per batch).
         let appended = if joins.is_empty() {
-            self.outbox.append_journaled(messages.len(), now_ms(), build, counters, down_counters)
+            self.outbox.append_journaled_into(messages.len(), now_ms(), fill, counters, down_counters)
         } else {
             self.outbox.append_and(messages.len(), now_ms(), build, |txn| {
                 crate::cache::write_f_cnts(txn, counters)?;
@@ -466,69 +437,6 @@ impl Pipeline {
             }
         }
     }
-
-    /// The readings of an accepted uplink, and the node's status when `with_status`.
-    fn messages(
-        &self,
-        uplink: &frame::Uplink,
-        packet: &semtech::RxPacket,
-        gateway: &str,
-        with_status: bool,
-        out: &mut Vec<(String, String)>,
-    ) {
-        let Some(base) = &uplink.node.base_topic else { return };
-        let codec = uplink.node.codec.as_str();
-        if uplink.f_port.is_some_and(|p| p > 0) && !uplink.payload.is_empty() {
-            match codec::decode(codec, &uplink.payload, uplink.node.layout.as_deref()) {
-                Ok(readings) => {
-                    for r in readings {
-                        let body = ReadingBody {
-                            value: &r.value,
-                            value_units: &r.units,
-                            sub_id: &r.sub_id,
-                            unit_id: &uplink.node.dev_eui,
-                        };
-                        // A struct serialises straight into the text (no map built per reading).
-                        let Ok(body) = serde_json::to_string(&body) else { continue };
-                        out.push((subtopic(base, &r.kind), body));
-                    }
-                }
-                Err(e) => {
-                    tracing::debug!(error = %e, dev_eui = %uplink.node.dev_eui, "payload does not decode");
-                    self.stats.frame("codec_error");
-                }
-            }
-        }
-        if !with_status {
-            return;
-        }
-        let mut status = json!({
-            "status": "running",
-            "unitID": uplink.node.dev_eui,
-            "f_cnt": uplink.f_cnt,
-            "f_port": uplink.f_port,
-            "rssi": packet.rssi,
-            "snr": packet.snr,
-            "frequency": packet.frequency,
-            "datarate": packet.datarate,
-            "gateway": gateway,
-        });
-        if let (Some(answer), Some(fields)) = (uplink.mac.dev_status, status.as_object_mut()) {
-            for (name, value) in answer.status_fields() {
-                fields.insert(name.to_owned(), value);
-            }
-        }
-        out.push((subtopic(base, "device"), status.to_string()));
-    }
-}
-
-/// `<base>/<leaf>`, put together without the formatting machinery (two per uplink).
-fn subtopic(base: &str, leaf: &str) -> String {
-    let mut topic = String::with_capacity(base.len() + 1 + leaf.len());
-    topic.push_str(base);
-    topic.push('/');
-    topic.push_str(leaf);
-    topic
 }
 
 /// What a batch of datagrams gave: each one's answer (`PUSH_ACK`, `PULL_ACK`), in order, and
@@ -541,15 +449,4 @@ pub struct Handled {
     pub downlinks: Vec<downlink::Outgoing>,
     /// Whether the batch stored something (its handling included a disk sync).
     pub stored: bool,
-}
-
-/// A reading as the neOCampus sensors publish it, fields in their order.
-#[derive(serde::Serialize)]
-struct ReadingBody<'a> {
-    value: &'a serde_json::Value,
-    value_units: &'a str,
-    #[serde(rename = "subID")]
-    sub_id: &'a str,
-    #[serde(rename = "unitID")]
-    unit_id: &'a str,
 }

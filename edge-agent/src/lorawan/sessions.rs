@@ -15,7 +15,7 @@ impl Pipeline {
         &self,
         nodes: &mut Nodes,
         dev_addr: u32,
-    ) -> Result<Vec<frame::Candidate>, frame::Reject> {
+    ) -> Result<frame::Candidates, frame::Reject> {
         if !nodes.by_addr.contains_key(&dev_addr) {
             // The counters of the journal's tail are newer than redb's; when the tail went into
             // redb between the two reads, redb is read again.
@@ -28,7 +28,7 @@ impl Pipeline {
             if opened.is_empty() {
                 // Not one of ours: nothing remembered (a flood of random addresses costs a
                 // lookup each, and no memory).
-                return Ok(Vec::new());
+                return Ok(frame::Candidates::new());
             }
             let mut sessions = Vec::with_capacity(opened.len());
             for (node, last) in opened {

@@ -93,6 +93,42 @@ impl Outbox {
         up: Counters<'_>,
         down: Counters<'_>,
     ) -> Result<Vec<u64>, OutboxError> {
+        let fill = |i: usize, id: u64, topic: &mut String, payload: &mut Vec<u8>| {
+            (*topic, *payload) = build(i, id);
+        };
+        // `build` makes its own buffers: none borrowed from the tail only to be dropped.
+        self.append_journaled_filled(n, now_ms, fill, up, down, false)
+    }
+
+    /// [`Self::append_journaled`], with each message written by `fill` into an empty topic and
+    /// payload buffer, usually an acknowledged message's: a batch of readings then allocates
+    /// nothing for its messages (a relayed status still gets a new payload for its stamp).
+    /// `fill` runs under the journal's lock: it must not call the outbox.
+    pub fn append_journaled_into(
+        &self,
+        n: usize,
+        now_ms: u64,
+        fill: impl Fn(usize, u64, &mut String, &mut Vec<u8>),
+        up: Counters<'_>,
+        down: Counters<'_>,
+    ) -> Result<Vec<u64>, OutboxError> {
+        self.append_journaled_filled(n, now_ms, fill, up, down, true)
+    }
+
+    fn append_journaled_filled(
+        &self,
+        n: usize,
+        now_ms: u64,
+        fill: impl Fn(usize, u64, &mut String, &mut Vec<u8>),
+        up: Counters<'_>,
+        down: Counters<'_>,
+        recycled: bool,
+    ) -> Result<Vec<u64>, OutboxError> {
+        let build = |i: usize, id: u64| {
+            let (mut topic, mut payload) = (String::new(), Vec::new());
+            fill(i, id, &mut topic, &mut payload);
+            (topic, payload)
+        };
         let also = |txn: &redb::WriteTransaction| {
             crate::cache::write_f_cnts(txn, up)?;
             crate::cache::write_f_cnt_downs(txn, down)
@@ -110,12 +146,18 @@ impl Outbox {
         // Appends hold the journal's lock: the last id is the last one handed out.
         let seq = self.last_id().max(journal.last_id);
         let mut messages = std::mem::take(&mut journal.spare_messages);
+        let mut buffers = std::mem::take(&mut journal.spare_buffers);
+        if recycled && buffers.len() < n {
+            self.tail.lock().lend(n - buffers.len(), &mut buffers);
+        }
         messages.extend((0..n).map(|i| {
             let id = seq + 1 + i as u64;
-            let (topic, payload) = build(i, id);
+            let (mut topic, mut payload) = buffers.pop().unwrap_or_default();
+            fill(i, id, &mut topic, &mut payload);
             let payload = self.stamp(&topic, id, payload);
             (topic, payload)
         }));
+        journal.spare_buffers = buffers;
         let counters = |c: Counters<'_>| -> Vec<CounterEntry> {
             c.iter().map(|(id, c)| (id.to_bytes(), c.session, c.f_cnt)).collect()
         };

@@ -60,24 +60,50 @@ pub enum Pending {
     Stale,
 }
 
+/// The newest counter per node. Keyed by registry ids (a frame counts only once its session
+/// checked), so a fast seeded hasher rather than SipHash: a batch inserts one per uplink.
+type Counters = HashMap<DeviceId, SessionCounter, foldhash::fast::RandomState>;
+
+/// The most acknowledged messages' buffers kept for the next batches ([`Tail::recycled`]).
+const RECYCLED: usize = 512;
+/// The largest buffer kept (a topic's or a payload's capacity): a LoRaWAN reading or status is
+/// a few hundred bytes; at most `RECYCLED` × 2 × this stays allocated (512 KiB).
+const RECYCLED_BYTES: usize = 512;
+
+/// A message's buffers: its topic and its payload.
+pub(super) type Buffers = (String, Vec<u8>);
+
 /// The journalled batches not in redb yet.
 #[derive(Debug, Default)]
 pub(super) struct Tail {
     messages: VecDeque<TailMessage>,
-    up: HashMap<DeviceId, SessionCounter>,
-    down: HashMap<DeviceId, SessionCounter>,
+    up: Counters,
+    down: Counters,
+    /// Acknowledged messages' buffers, emptied, for the next batches' messages to be written
+    /// into (lent to [`super::Outbox::append_journaled_into`]). Why: the publisher let go of them on its
+    /// thread and the listener allocated new ones on its own, so glibc's per-thread cache never
+    /// had one to give back: each message's two allocations took the allocator's slow path
+    /// (`_int_malloc`, about a thirtieth of the agent's CPU at 50 datagrams/s). At most
+    /// [`RECYCLED`], each of at most [`RECYCLED_BYTES`].
+    pub(super) recycled: Vec<Buffers>,
     unacked: u64,
     /// Bumped each time the tail is written into redb (see [`Pending::Stale`]).
     pub(super) generation: u64,
 }
 
-fn counters(into: &mut HashMap<DeviceId, SessionCounter>, from: &[CounterEntry]) {
+fn counters(into: &mut Counters, from: &[CounterEntry]) {
     for (id, session, f_cnt) in from {
         into.insert(DeviceId::from_bytes(*id), SessionCounter { session: *session, f_cnt: *f_cnt });
     }
 }
 
 impl Tail {
+    /// Moves up to `n` recycled buffers into `into`.
+    pub(super) fn lend(&mut self, n: usize, into: &mut Vec<Buffers>) {
+        let keep = self.recycled.len().saturating_sub(n);
+        into.extend(self.recycled.drain(keep..));
+    }
+
     /// Adds a batch made durable by its journal record; returns its list of messages, emptied,
     /// for the next batch to fill.
     pub(super) fn push(&mut self, mut entry: Entry) -> Vec<(String, Vec<u8>)> {
@@ -128,8 +154,16 @@ impl Tail {
                 self.unacked -= 1;
                 // Never read again (a checkpoint writes only what is unacknowledged): the tail
                 // holds the bytes of what is out, not of everything since the last checkpoint.
-                m.topic = String::new();
-                m.payload = Vec::new();
+                let mut topic = std::mem::take(&mut m.topic);
+                let mut payload = std::mem::take(&mut m.payload);
+                if self.recycled.len() < RECYCLED
+                    && topic.capacity() <= RECYCLED_BYTES
+                    && payload.capacity() <= RECYCLED_BYTES
+                {
+                    topic.clear();
+                    payload.clear();
+                    self.recycled.push((topic, payload));
+                }
                 true
             }
             _ => false,
@@ -254,5 +288,28 @@ mod tests {
         assert_eq!(tail.counter(true, node, 1), Pending::None);
         tail.push(entry(5, 1, 4));
         assert_eq!(ids(&tail, 0, 10), [5]);
+    }
+
+    /// An acknowledged message's buffers are kept, emptied, for the next batches: at most
+    /// [`RECYCLED`], none bigger than [`RECYCLED_BYTES`]; lending moves them out.
+    #[test]
+    fn acknowledged_buffers_are_recycled_within_their_bounds() {
+        let mut tail = Tail::default();
+        let n = RECYCLED + 10;
+        let mut big = entry(1, n, 1);
+        big.messages[0].1 = vec![0; RECYCLED_BYTES + 1];
+        tail.push(big);
+        for id in 1..=n as u64 {
+            assert!(tail.acknowledge(id));
+        }
+        assert_eq!(tail.recycled.len(), RECYCLED, "the oversized one and those past the bound let go");
+        assert!(
+            tail.recycled.iter().all(|(t, p)| t.is_empty() && p.is_empty() && p.capacity() <= RECYCLED_BYTES)
+        );
+        let mut lent = Vec::new();
+        tail.lend(3, &mut lent);
+        assert_eq!((lent.len(), tail.recycled.len()), (3, RECYCLED - 3));
+        tail.lend(usize::MAX, &mut lent);
+        assert_eq!((lent.len(), tail.recycled.len()), (RECYCLED, 0));
     }
 }
