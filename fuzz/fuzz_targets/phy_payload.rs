@@ -47,5 +47,5 @@ fn session() -> &'static Arc<NodeSession> {
 
 fuzz_target!(|data: &[u8]| {
     let node = Arc::clone(session());
-    let _ = frame::decode(data, |_| Ok(vec![Candidate { node, last: Some(7) }]));
+    let _ = frame::decode(data, |_| Ok(frame::Candidates::from_iter([Candidate { node, last: Some(7) }])));
 });
