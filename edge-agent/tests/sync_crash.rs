@@ -68,7 +68,11 @@ fn a_snapshot_cut_by_kill_9_leaves_the_previous_state_then_completes() {
     let edge_dir = common::enrolled_gateway(addr, "gw-crash", json!({"buildings": [b0["id"]]}));
     let mut edge = agent(edge_dir.path());
     let e = edge.addr("http");
-    wait_until("the gateway holds building B0", || metric(e, "neosens_edge_devices_cached") == IN_B0);
+    // The devices are counted from the cache as soon as they are committed, the revision a
+    // moment later, once the sync notes it: both, or the old revision may read 0.
+    wait_until("the gateway holds building B0", || {
+        metric(e, "neosens_edge_devices_cached") == IN_B0 && metric(e, "neosens_edge_sync_revision") > 0.0
+    });
     let old_revision = metric(e, "neosens_edge_sync_revision");
 
     // Its scope grows to the whole site: a snapshot of 6,000 devices in pages. Killed as soon as
