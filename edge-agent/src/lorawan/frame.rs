@@ -292,6 +292,21 @@ fn counter_with_valid_mic(
     }
 }
 
+/// `phy` copied for parsing and decryption in place: into `stack` (a LoRa frame is at most 255
+/// bytes, and the pipeline refuses longer ones before decoding), else into `heap`.
+fn writable_copy<'a>(phy: &[u8], stack: &'a mut [u8; 256], heap: &'a mut Vec<u8>) -> &'a mut [u8] {
+    match stack.get_mut(..phy.len()) {
+        Some(copy) => {
+            copy.copy_from_slice(phy);
+            copy
+        }
+        None => {
+            heap.extend_from_slice(phy);
+            heap
+        }
+    }
+}
+
 /// The sessions of a device address: almost always one, held inline.
 pub type Candidates = smallvec::SmallVec<[Candidate; 2]>;
 
@@ -300,22 +315,9 @@ pub fn decode(
     phy: &[u8],
     candidates: impl FnOnce(u32) -> Result<Candidates, Reject>,
 ) -> Result<Uplink, Reject> {
-    // Parsed and decrypted in place in a copy on the stack (a LoRa frame is at most 255 bytes,
-    // and the pipeline refuses longer ones before this; a caller that does not gets a copy on
-    // the heap).
-    let mut stack = [0u8; 256];
-    let mut heap;
-    let copy: &mut [u8] = match stack.get_mut(..phy.len()) {
-        Some(copy) => {
-            copy.copy_from_slice(phy);
-            copy
-        }
-        None => {
-            heap = phy.to_vec();
-            &mut heap
-        }
-    };
-    let parsed = lorawan::parser::parse(copy).map_err(|_| Reject::Malformed)?;
+    let (mut stack, mut heap) = ([0u8; 256], Vec::new());
+    let parsed =
+        lorawan::parser::parse(writable_copy(phy, &mut stack, &mut heap)).map_err(|_| Reject::Malformed)?;
     let encrypted = match parsed {
         PhyPayload::Data(DataPayload::Encrypted(e)) if e.is_uplink() => e,
         PhyPayload::Data(_) | PhyPayload::JoinAccept(_) => return Err(Reject::NotUplink),
