@@ -372,7 +372,8 @@ secure_cookie = {secure_cookie}
 # Environment: NEOSENS_MQTT_URL
 {mqtt_url}
 client_id = {mqtt_client_id}
-# Retained "online"/"offline" state of central (last will: "offline").
+# Retained "online"/"offline" state of central (last will: "offline"). Replicas sharing a
+# database share it: it reads "offline" once every replica is gone.
 state_topic = {mqtt_state_topic}
 # Environment: NEOSENS_EMBEDDED_MQTT_BIND
 embedded_bind = {mqtt_embedded_bind}

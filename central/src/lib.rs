@@ -290,7 +290,14 @@ async fn start_pipelines(
     // One reader of the link, two consumers: the plug-in's answers and everything else.
     let (status_tx, status_rx) = tokio::sync::mpsc::channel(10_000);
     let (control_tx, control_rx) = tokio::sync::mpsc::channel(100);
-    tasks.critical("inbound splitter", split_inbound(link.inbound, status_tx, control_tx));
+    // Replicas sharing a store share central's state topic: each keeps it `online`.
+    let state = if leadership.is_shared() && !link.embedded {
+        let topic = config.mqtt.state_topic.clone();
+        Some(broker::state::SharedState::listen(topic, link.handle.clone(), shutdown.clone()).await?)
+    } else {
+        None
+    };
+    tasks.critical("inbound splitter", split_inbound(link.inbound, status_tx, control_tx, state));
     // Read at start, before any task runs: the monitor's alerts come from the store.
     let store = registry.alert_store();
     let monitor = neosens_runtime::blocking::run(move || monitor::Monitor::open(store)).await?;
@@ -439,14 +446,18 @@ fn start_webhook(
     Some(hook)
 }
 
-/// Sends `$CONTROL/…` answers to dynamic security and everything else to ingestion.
+/// Sends `$CONTROL/…` answers to dynamic security, the shared state topic's messages to
+/// `state` (replicas only), and everything else to ingestion.
 async fn split_inbound(
     mut inbound: tokio::sync::mpsc::Receiver<neosens_runtime::mqtt::Message>,
     statuses: tokio::sync::mpsc::Sender<neosens_runtime::mqtt::Message>,
     control: tokio::sync::mpsc::Sender<neosens_runtime::mqtt::Message>,
+    state: Option<broker::state::SharedState>,
 ) {
     while let Some(message) = inbound.recv().await {
-        if message.topic.starts_with("$CONTROL/") {
+        if let Some(state) = state.as_ref().filter(|s| s.owns(&message)) {
+            state.read(&message).await;
+        } else if message.topic.starts_with("$CONTROL/") {
             // Without dynamic security nobody listens there: dropped.
             let _ = control.send(message).await;
         } else if statuses.send(message).await.is_err() {

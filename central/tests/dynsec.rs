@@ -130,6 +130,41 @@ fn the_broker_enforces_what_the_registry_says() {
         ("irit2/366/device/command".into(), r#"{"dest": "24:0A:C4:12:34:56", "order": "status"}"#.into())
     );
 
+    // Moved to another room, it keeps its connection and gets the new room's rights: the
+    // new ACLs alone are sent (the plug-in disconnects a client at a password or client command).
+    let first_room = admin.rooms().unwrap().into_iter().find(|r| r.name == "366").expect("room 366");
+    let next_room =
+        admin.create_room(json!({"building": first_room.building, "name": "367"})).expect("room 367");
+    admin.patch_device(MAC, json!({"rooms": [next_room.id]})).expect("moved");
+    wait_until("the move reaches the broker", || {
+        device
+            .publish("irit2/367/temperature", QoS::AtMostOnce, false, "moved")
+            .expect("the device still connected");
+        matches!(watched.recv_timeout(Duration::from_millis(100)), Ok(Seen::Message(t, _)) if t == "irit2/367/temperature")
+    });
+    assert!(
+        events.try_iter().all(|e| !matches!(e, Seen::Gone | Seen::Connected(_))),
+        "the move disconnected the device"
+    );
+    device.publish("irit2/366/temperature", QoS::AtMostOnce, false, "left").unwrap();
+    device.publish("irit2/367/temperature", QoS::AtMostOnce, false, "here").unwrap();
+    loop {
+        match watched.recv_timeout(DEADLINE) {
+            Ok(Seen::Message(topic, payload)) if payload == "moved" => {
+                assert_eq!(topic, "irit2/367/temperature")
+            }
+            Ok(Seen::Message(topic, payload)) => {
+                assert_eq!(
+                    (topic.as_str(), payload.as_str()),
+                    ("irit2/367/temperature", "here"),
+                    "the old room is closed"
+                );
+                break;
+            }
+            _ => panic!("the new room's publish did not arrive"),
+        }
+    }
+
     // Disabling it disconnects it at once.
     admin.disable_device(MAC).expect("disabled");
     let gone = loop {

@@ -75,8 +75,6 @@ fn acls(topics: &[String]) -> Vec<Value> {
         .collect()
 }
 
-/// The commands that make the broker hold `account` as the registry does; `kick` first disconnects
-/// the device (its secret changed).
 /// What central wrote of an account's client, kept in its `textdescription`: a hash of the
 /// secret's keyed hash, the login and the enabled flag (nothing usable without central's key).
 /// A reconciliation — central restarted, a new leader, the broker reconnected — leaves a client
@@ -107,6 +105,10 @@ fn acls_only(account: &BrokerAccount) -> Value {
     json!({"command": "modifyRole", "rolename": role_of(&account.login), "acls": acls(&account.topics)})
 }
 
+/// The commands that make the broker hold `account` as the registry does; `kick` first disconnects
+/// the device (its secret changed). The password and client commands disconnect the device
+/// anyway (the plug-in kicks at `setClientPassword` and `modifyClient`): only for a client that is
+/// new or not what central last sent.
 fn upsert(account: &BrokerAccount, kick: bool) -> Vec<Value> {
     let role = role_of(&account.login);
     let fingerprint = fingerprint(account);
@@ -174,13 +176,32 @@ async fn send(
     answers
 }
 
+/// What central last sent the broker of a device's client.
+struct Held {
+    login: String,
+    secret_hash: [u8; 32],
+    /// [`fingerprint`] of the account: the same one means the client needs no command that
+    /// disconnects it.
+    fingerprint: String,
+}
+
+impl Held {
+    fn of(account: &BrokerAccount) -> Held {
+        Held {
+            login: account.login.clone(),
+            secret_hash: account.secret_hash,
+            fingerprint: fingerprint(account),
+        }
+    }
+}
+
 struct Driver {
     registry: Arc<Registry>,
     link: MqttHandle,
     responses: mpsc::Receiver<Message>,
     central_user: String,
-    /// What the broker holds, as last sent: device → (login, secret hash).
-    known: HashMap<DeviceId, (String, [u8; 32])>,
+    /// What the broker holds, as last sent, per device.
+    known: HashMap<DeviceId, Held>,
     /// Broker clients central did not create (the admin, operators' own accounts): never
     /// changed or deleted; a device whose login names one is left out, with a warning. Bounded
     /// by the broker's client list.
@@ -250,13 +271,14 @@ impl Driver {
                 commands.push(acls_only(account));
                 continue;
             }
-            let kick = self.known.get(&account.id).is_some_and(|(_, hash)| *hash != account.secret_hash);
+            let kick =
+                self.known.get(&account.id).is_some_and(|held| held.secret_hash != account.secret_hash);
             commands.extend(upsert(account, kick));
         }
         let n = accounts.len();
         tracing::debug!(devices = n, unchanged, "dynamic security: reconciling");
         send(&self.link, &mut self.responses, commands).await;
-        self.known = accounts.into_iter().map(|a| (a.id, (a.login, a.secret_hash))).collect();
+        self.known = accounts.iter().map(|a| (a.id, Held::of(a))).collect();
         tracing::info!(devices = n, "dynamic security reconciled with the registry");
     }
 
@@ -298,7 +320,7 @@ impl Driver {
         // listing: ask about them first.
         let unseen: Vec<Value> = accounts
             .iter()
-            .filter(|a| self.known.get(&a.id).is_none_or(|(login, _)| *login != a.login))
+            .filter(|a| self.known.get(&a.id).is_none_or(|held| held.login != a.login))
             .map(|a| json!({"command": "getClient", "username": a.login}))
             .collect();
         if !unseen.is_empty() {
@@ -313,18 +335,27 @@ impl Driver {
         let mut commands = Vec::new();
         let present: HashSet<DeviceId> = accounts.iter().map(|a| a.id).collect();
         for id in devices.difference(&present) {
-            if let Some((login, _)) = self.known.remove(id) {
-                commands.extend(remove(&login));
+            if let Some(held) = self.known.remove(id) {
+                commands.extend(remove(&held.login));
             }
         }
         for account in accounts {
             let previous = self.known.get(&account.id);
-            let kick = previous.is_some_and(|(_, hash)| *hash != account.secret_hash);
-            if let Some((old_login, _)) = previous.filter(|(login, _)| *login != account.login) {
-                commands.extend(remove(old_login));
+            // A change that leaves the login, the secret and the enabled flag as they were (a
+            // move, a rename, a bulk operation) changes the role's ACLs alone: the password and
+            // client commands of a full upsert would disconnect the device for nothing.
+            if previous
+                .is_some_and(|held| held.login == account.login && held.fingerprint == fingerprint(&account))
+            {
+                commands.push(acls_only(&account));
+                continue;
+            }
+            let kick = previous.is_some_and(|held| held.secret_hash != account.secret_hash);
+            if let Some(old) = previous.filter(|held| held.login != account.login) {
+                commands.extend(remove(&old.login));
             }
             commands.extend(upsert(&account, kick));
-            self.known.insert(account.id, (account.login.clone(), account.secret_hash));
+            self.known.insert(account.id, Held::of(&account));
         }
         send(&self.link, &mut self.responses, commands).await;
     }

@@ -7,6 +7,7 @@
 pub mod dynsec;
 #[cfg(feature = "embedded-broker")]
 pub mod embedded;
+pub mod state;
 
 use std::sync::Arc;
 

@@ -352,7 +352,7 @@ impl<S: AckedStore> Link<S> {
             conn.subscribe(filter)?;
         }
         if let Some(topic) = &self.config.state_topic {
-            conn.publish(topic.as_str(), b"online", true)?;
+            conn.publish(topic.as_str(), super::ONLINE.as_bytes(), true)?;
         }
         Ok(())
     }
@@ -429,7 +429,7 @@ impl<S: AckedStore> Link<S> {
     async fn stop(&mut self, conn: &mut Conn) {
         self.stats.connected.store(false, Ordering::Relaxed);
         if let Some(topic) = &self.config.state_topic {
-            let _ = conn.publish(topic.as_str(), b"offline", true);
+            let _ = conn.publish(topic.as_str(), super::OFFLINE.as_bytes(), true);
         }
         let _ = Disconnect.write(&mut conn.out);
         let _ = conn.flush().await;

@@ -104,7 +104,7 @@ impl Conn {
             connect.login = Some(Login::new(user.as_str(), pass.as_str()));
         }
         if let Some(topic) = &config.state_topic {
-            connect.last_will = Some(LastWill::new(topic.as_str(), "offline", QoS::AtLeastOnce, true));
+            connect.last_will = Some(LastWill::new(topic.as_str(), super::OFFLINE, QoS::AtLeastOnce, true));
         }
         connect.write(&mut conn.out)?;
         timeout(conn.flush()).await??;

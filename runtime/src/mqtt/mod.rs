@@ -33,6 +33,12 @@ use tokio_util::sync::CancellationToken;
 pub use self::url::{BrokerUrl, UrlError};
 pub use rumqttc::QoS as Qos;
 
+/// The retained payload of a state topic while its client is connected.
+pub const ONLINE: &str = "online";
+/// The retained payload of a state topic once its client is gone: its last will, and what a
+/// clean stop publishes.
+pub const OFFLINE: &str = "offline";
+
 /// How to reach and present ourselves to the broker.
 #[derive(Debug, Clone)]
 pub struct LinkConfig {
@@ -197,7 +203,7 @@ fn options(config: &LinkConfig) -> MqttOptions {
         options.set_credentials(user, pass);
     }
     if let Some(topic) = &config.state_topic {
-        options.set_last_will(LastWill::new(topic, "offline", QoS::AtLeastOnce, true));
+        options.set_last_will(LastWill::new(topic, OFFLINE, QoS::AtLeastOnce, true));
     }
     if let Some(tls) = config.url.tls_config() {
         options.set_transport(rumqttc::Transport::tls_with_config(rumqttc::TlsConfiguration::Rustls(tls)));
@@ -258,7 +264,7 @@ async fn run(
                     }
                 }
                 if let Some(topic) = &config.state_topic {
-                    let _ = handle.client.try_publish(topic, QoS::AtLeastOnce, true, "online");
+                    let _ = handle.client.try_publish(topic, QoS::AtLeastOnce, true, ONLINE);
                 }
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
@@ -289,7 +295,7 @@ async fn run(
     }
     if handle.stats.connected.swap(false, Ordering::Relaxed) {
         if let Some(topic) = &config.state_topic {
-            let _ = handle.client.try_publish(topic, QoS::AtLeastOnce, true, "offline");
+            let _ = handle.client.try_publish(topic, QoS::AtLeastOnce, true, OFFLINE);
         }
         let _ = handle.client.try_disconnect();
         // Let the event loop flush the last publish and the DISCONNECT, briefly.
