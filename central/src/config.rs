@@ -373,7 +373,8 @@ secure_cookie = {secure_cookie}
 {mqtt_url}
 client_id = {mqtt_client_id}
 # Retained "online"/"offline" state of central (last will: "offline"). Replicas sharing a
-# database share it: it reads "offline" once every replica is gone.
+# database share it: it reads "offline" once every replica is gone (a dead machine is noticed by
+# the broker at its keep-alive timeout, 45 s).
 state_topic = {mqtt_state_topic}
 # Environment: NEOSENS_EMBEDDED_MQTT_BIND
 embedded_bind = {mqtt_embedded_bind}

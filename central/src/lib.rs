@@ -293,7 +293,10 @@ async fn start_pipelines(
     // Replicas sharing a store share central's state topic: each keeps it `online`.
     let state = if leadership.is_shared() && !link.embedded {
         let topic = config.mqtt.state_topic.clone();
-        Some(broker::state::SharedState::listen(topic, link.handle.clone(), shutdown.clone()).await?)
+        let (state, answering) =
+            broker::state::SharedState::listen(topic, link.handle.clone(), shutdown.clone()).await?;
+        tasks.critical("shared state", answering);
+        Some(state)
     } else {
         None
     };
@@ -456,7 +459,7 @@ async fn split_inbound(
 ) {
     while let Some(message) = inbound.recv().await {
         if let Some(state) = state.as_ref().filter(|s| s.owns(&message)) {
-            state.read(&message).await;
+            state.read(&message);
         } else if message.topic.starts_with("$CONTROL/") {
             // Without dynamic security nobody listens there: dropped.
             let _ = control.send(message).await;

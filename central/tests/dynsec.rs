@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::client::ApiClient;
 use common::dynsec::{ADMIN_PASSWORD, ADMIN_USER, broker};
 use common::{LOGIN, MAC, first_password, register_example, start_with};
-use neosens_runtime::testing::{DEADLINE, wait_until};
+use neosens_runtime::testing::{DEADLINE, ServiceProcess, message, wait_until};
 use rumqttc::{Client, Event, MqttOptions, Packet, QoS, SubscribeReasonCode};
 use serde_json::json;
 
@@ -57,6 +57,12 @@ fn connected(rx: &Receiver<Seen>) -> bool {
     matches!(rx.recv_timeout(DEADLINE), Ok(Seen::Connected(true)))
 }
 
+/// How many full reconciliations central has logged.
+fn reconciliations(central: &ServiceProcess) -> usize {
+    let done = |l: &serde_json::Value| message(l) == Some("dynamic security reconciled with the registry");
+    central.logs().iter().filter(|l| done(l)).count()
+}
+
 #[test]
 fn the_broker_enforces_what_the_registry_says() {
     let mosquitto = broker();
@@ -66,6 +72,13 @@ fn the_broker_enforces_what_the_registry_says() {
     let addr = central.addr("http");
     let admin = ApiClient::admin(addr);
     register_example(addr);
+    // The room the device moves to below, made now: a room change reconciles everything, and the
+    // move must be followed on its own.
+    let before_room = reconciliations(&central);
+    let first_room = admin.rooms().unwrap().into_iter().find(|r| r.name == "366").expect("room 366");
+    let next_room =
+        admin.create_room(json!({"building": first_room.building, "name": "367"})).expect("room 367");
+    wait_until("the new room reconciled", || reconciliations(&central) > before_room);
     let password = first_password(addr, MAC);
     let broker = mosquitto.addr();
 
@@ -132,9 +145,8 @@ fn the_broker_enforces_what_the_registry_says() {
 
     // Moved to another room, it keeps its connection and gets the new room's rights: the
     // new ACLs alone are sent (the plug-in disconnects a client at a password or client command).
-    let first_room = admin.rooms().unwrap().into_iter().find(|r| r.name == "366").expect("room 366");
-    let next_room =
-        admin.create_room(json!({"building": first_room.building, "name": "367"})).expect("room 367");
+    // Through the change-by-change path: no reconciliation meanwhile.
+    let before_move = reconciliations(&central);
     admin.patch_device(MAC, json!({"rooms": [next_room.id]})).expect("moved");
     wait_until("the move reaches the broker", || {
         device
@@ -164,6 +176,8 @@ fn the_broker_enforces_what_the_registry_says() {
             _ => panic!("the new room's publish did not arrive"),
         }
     }
+
+    assert_eq!(reconciliations(&central), before_move, "the move went through a reconciliation");
 
     // Disabling it disconnects it at once.
     admin.disable_device(MAC).expect("disabled");
@@ -217,6 +231,13 @@ fn the_broker_enforces_what_the_registry_says() {
         }
         _ => panic!("the gateway's relayed reading did not arrive"),
     }
+    // The plug-in took every command central sent (none refused, none unanswered).
+    let refused: Vec<_> = central
+        .logs()
+        .into_iter()
+        .filter(|l| message(l).is_some_and(|m| m.contains("refused a command") || m.contains("did not take")))
+        .collect();
+    assert!(refused.is_empty(), "{refused:#?}");
 }
 
 /// A broker client central did not create (an operator's monitoring account) is never changed,

@@ -8,9 +8,12 @@
 //!
 //! - At every connection (start, and after a broker restart) the whole registry is reconciled:
 //!   idempotent commands, so running it twice changes nothing.
-//! - Then each committed registry change is followed: new or changed devices are upserted, a
-//!   disabled device is disabled (which disconnects it at once), a reset secret kicks the device
-//!   off (disable, new password, enable) so it provisions again, a deleted device is deleted.
+//! - Then each committed registry change is followed: new devices, and devices whose login,
+//!   secret or enabled flag changed, are upserted (a disabled device is disabled, which
+//!   disconnects it at once; a reset secret kicks the device off — disable, new password, enable
+//!   — so it provisions again); a device changed otherwise (moved, renamed) gets its role's ACLs
+//!   alone and keeps its connection; a deleted device is deleted. When the broker does not take
+//!   every command of a change, a full reconciliation follows.
 //! - Room, building or site changes move topics: they trigger a full reconcile.
 //!
 //! The plug-in rewrites its JSON file after each change, which suits a campus of a few thousand
@@ -106,9 +109,9 @@ fn acls_only(account: &BrokerAccount) -> Value {
 }
 
 /// The commands that make the broker hold `account` as the registry does; `kick` first disconnects
-/// the device (its secret changed). The password and client commands disconnect the device
-/// anyway (the plug-in kicks at `setClientPassword` and `modifyClient`): only for a client that is
-/// new or not what central last sent.
+/// the device (its secret changed). The password and client commands disconnect a connected
+/// device anyway (the plug-in kicks at `setClientPassword` and `modifyClient`): they are for a
+/// client that is new or not what central last sent.
 fn upsert(account: &BrokerAccount, kick: bool) -> Vec<Value> {
     let role = role_of(&account.login);
     let fingerprint = fingerprint(account);
@@ -122,8 +125,9 @@ fn upsert(account: &BrokerAccount, kick: bool) -> Vec<Value> {
         c.push(json!({"command": "disableClient", "username": account.login}));
     }
     c.push(json!({"command": "setClientPassword", "username": account.login, "password": account.secret}));
-    c.push(json!({"command": "addClientRole", "username": account.login, "rolename": role}));
-    c.push(json!({"command": "modifyClient", "username": account.login, "textdescription": fingerprint}));
+    // The role list set whole (`addClientRole` answers an error when the client has it already).
+    c.push(json!({"command": "modifyClient", "username": account.login, "textdescription": fingerprint,
+        "roles": [{"rolename": role}]}));
     c.push(json!({"command": if account.enabled { "enableClient" } else { "disableClient" }, "username": account.login}));
     c
 }
@@ -195,6 +199,15 @@ impl Held {
     }
 }
 
+/// Whether every one of `commands` commands got an answer with no error that matters.
+fn all_done(commands: usize, answers: &[Value]) -> bool {
+    answers.len() == commands
+        && answers.iter().all(|r| r["error"].as_str().is_none_or(|e| HARMLESS.contains(&e)))
+}
+
+/// How long after a failed read of the registry a reconciliation is tried again.
+const RETRY: Duration = Duration::from_secs(5);
+
 struct Driver {
     registry: Arc<Registry>,
     link: MqttHandle,
@@ -206,13 +219,22 @@ struct Driver {
     /// changed or deleted; a device whose login names one is left out, with a warning. Bounded
     /// by the broker's client list.
     foreign: HashSet<String>,
+    /// When a reconciliation is due although the connection did not change: a change could not
+    /// be read, or the broker did not take all of its commands (so `known` may be wrong for it).
+    reconcile_at: Option<tokio::time::Instant>,
 }
 
 impl Driver {
     async fn reconcile(&mut self) {
         let accounts = match self.registry.broker_accounts(None) {
-            Ok(a) => a,
-            Err(e) => return tracing::error!(error = %e, "dynamic security: cannot read the registry"),
+            Ok(a) => {
+                self.reconcile_at = None;
+                a
+            }
+            Err(e) => {
+                self.reconcile_at = Some(tokio::time::Instant::now() + RETRY);
+                return tracing::error!(error = %e, "dynamic security: cannot read the registry; trying again in 5 s");
+            }
         };
         let listed =
             send(&self.link, &mut self.responses, vec![json!({"command": "listClients", "verbose": true})])
@@ -315,7 +337,15 @@ impl Driver {
         if devices.is_empty() {
             return;
         }
-        let accounts = self.registry.broker_accounts(Some(&devices)).unwrap_or_default();
+        // Not read: nothing is sent (an empty list would delete every changed device's client);
+        // a reconciliation reads them all again shortly.
+        let accounts = match self.registry.broker_accounts(Some(&devices)) {
+            Ok(accounts) => accounts,
+            Err(e) => {
+                self.reconcile_at = Some(tokio::time::Instant::now() + RETRY);
+                return tracing::error!(error = %e, "dynamic security: cannot read changed devices; reconciling in 5 s");
+            }
+        };
         // Logins the broker has not had from central yet may name a client made since the last
         // listing: ask about them first.
         let unseen: Vec<Value> = accounts
@@ -357,7 +387,18 @@ impl Driver {
             commands.extend(upsert(&account, kick));
             self.known.insert(account.id, Held::of(&account));
         }
-        send(&self.link, &mut self.responses, commands).await;
+        let count = commands.len();
+        let answers = send(&self.link, &mut self.responses, commands).await;
+        if !all_done(count, &answers) {
+            // `known` now says what was sent, not what the broker holds: the next edit of a
+            // device whose commands were lost would send its ACLs alone.
+            tracing::warn!(
+                commands = count,
+                answered = answers.len(),
+                "dynamic security: the broker did not take every change; reconciling"
+            );
+            self.reconcile_at = Some(tokio::time::Instant::now());
+        }
     }
 }
 
@@ -375,8 +416,15 @@ pub async fn run(
     if let Err(e) = link.subscribe(RESPONSE_TOPIC, Qos::AtLeastOnce).await {
         return tracing::error!(error = %e, "dynamic security: cannot subscribe to the plug-in's answers");
     }
-    let mut driver =
-        Driver { registry, link, responses, central_user, known: HashMap::new(), foreign: HashSet::new() };
+    let mut driver = Driver {
+        registry,
+        link,
+        responses,
+        central_user,
+        known: HashMap::new(),
+        foreign: HashSet::new(),
+        reconcile_at: None,
+    };
     loop {
         // Not leading: the plug-in's answers to the leader's commands are not ours.
         while !leadership.is_leading() {
@@ -416,7 +464,8 @@ async fn drive(
         if !driver.link.stats().connected() {
             continue;
         }
-        if connects != seen_connects {
+        let due = driver.reconcile_at.is_some_and(|at| at <= tokio::time::Instant::now());
+        if connects != seen_connects || due {
             // A new connection: the broker may have restarted on an old or empty file.
             seen_connects = connects;
             follower.skip_to_now();

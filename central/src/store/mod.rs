@@ -486,5 +486,8 @@ mod disk_format_access_tests;
 #[path = "disk_format_history_tests.rs"]
 mod disk_format_history_tests;
 #[cfg(test)]
+#[path = "disk_format_migration_tests.rs"]
+mod disk_format_migration_tests;
+#[cfg(test)]
 #[path = "disk_format_tests.rs"]
 mod disk_format_tests;
