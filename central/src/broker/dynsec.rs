@@ -21,6 +21,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use neosens_protocol::ids::DeviceId;
@@ -139,14 +140,38 @@ fn remove(login: &str) -> Vec<Value> {
     ]
 }
 
-/// Sends commands in chunks, each chunk answered before the next; returns the responses.
+/// A `correlationData` no other request carries: this process's own prefix (a late answer to
+/// another replica's or an earlier run's request matches none) and a counter.
+fn correlation() -> String {
+    static PREFIX: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(|| {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        format!("neosens-{:x}-{:x}", std::process::id(), nanos.as_nanos() & 0xffff_ffff)
+    });
+    format!("{prefix}-{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Whether `message` answers the request whose commands carried `id`.
+fn answers_request(message: &Value, id: &str) -> bool {
+    message["responses"].as_array().and_then(|r| r.first()).is_some_and(|r| r["correlationData"] == id)
+}
+
+/// Sends commands in chunks, each chunk answered before the next; returns the responses. Each
+/// chunk's commands carry a `correlationData` of their own, and only the answer that carries it
+/// back is taken: an answer that came too late for an earlier request is dropped, never read as
+/// this one's.
 async fn send(
     link: &MqttHandle,
     responses: &mut mpsc::Receiver<Message>,
-    commands: Vec<Value>,
+    mut commands: Vec<Value>,
 ) -> Vec<Value> {
     let mut answers = Vec::new();
-    for chunk in commands.chunks(CHUNK) {
+    for chunk in commands.chunks_mut(CHUNK) {
+        let id = correlation();
+        for command in chunk.iter_mut() {
+            command["correlationData"] = Value::String(id.clone());
+        }
         let body = json!({"commands": chunk}).to_string();
         if link.publish(CONTROL_TOPIC, body, Qos::AtLeastOnce, false).await.is_err() {
             return answers;
@@ -154,9 +179,15 @@ async fn send(
         // Wait for the answer, but not for a connection that is gone (the plug-in kicks a client
         // whose roles change): everything is reconciled again at the next connection.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        let message = loop {
+        let parsed = loop {
             match tokio::time::timeout(Duration::from_millis(100), responses.recv()).await {
-                Ok(Some(message)) => break Some(message),
+                Ok(Some(message)) => {
+                    let parsed: Value = serde_json::from_slice(&message.payload).unwrap_or(Value::Null);
+                    if answers_request(&parsed, &id) {
+                        break Some(parsed);
+                    }
+                    tracing::debug!("dynamic security: an answer to another request dropped");
+                }
                 Ok(None) => break None,
                 Err(_) if !link.stats().connected() => break None,
                 Err(_) if tokio::time::Instant::now() > deadline => {
@@ -168,8 +199,7 @@ async fn send(
                 Err(_) => {}
             }
         };
-        let Some(message) = message else { return answers };
-        let parsed: Value = serde_json::from_slice(&message.payload).unwrap_or(Value::Null);
+        let Some(parsed) = parsed else { return answers };
         for r in parsed["responses"].as_array().cloned().unwrap_or_default() {
             if let Some(error) = r["error"].as_str().filter(|e| !HARMLESS.contains(e)) {
                 tracing::warn!(command = %r["command"], error, "dynamic security refused a command");
@@ -205,8 +235,11 @@ fn all_done(commands: usize, answers: &[Value]) -> bool {
         && answers.iter().all(|r| r["error"].as_str().is_none_or(|e| HARMLESS.contains(&e)))
 }
 
-/// How long after a failed read of the registry a reconciliation is tried again.
+/// How long after a failed reconciliation (the registry or the broker's client list not read)
+/// it is tried again; doubled at each failure in a row, up to [`MAX_RETRY`].
 const RETRY: Duration = Duration::from_secs(5);
+/// The longest wait between reconciliations that keep failing.
+const MAX_RETRY: Duration = Duration::from_secs(300);
 
 struct Driver {
     registry: Arc<Registry>,
@@ -222,26 +255,39 @@ struct Driver {
     /// When a reconciliation is due although the connection did not change: a change could not
     /// be read, or the broker did not take all of its commands (so `known` may be wrong for it).
     reconcile_at: Option<tokio::time::Instant>,
+    /// The wait before the next try after a failed reconciliation.
+    retry: Duration,
 }
 
 impl Driver {
+    /// Schedules a reconciliation after the current back-off, and doubles it; returns the wait.
+    fn retry_later(&mut self) -> Duration {
+        let wait = self.retry;
+        self.reconcile_at = Some(tokio::time::Instant::now() + wait);
+        self.retry = (wait * 2).min(MAX_RETRY);
+        wait
+    }
+
     async fn reconcile(&mut self) {
         let accounts = match self.registry.broker_accounts(None) {
-            Ok(a) => {
-                self.reconcile_at = None;
-                a
-            }
+            Ok(a) => a,
             Err(e) => {
-                self.reconcile_at = Some(tokio::time::Instant::now() + RETRY);
-                return tracing::error!(error = %e, "dynamic security: cannot read the registry; trying again in 5 s");
+                let retry = self.retry_later();
+                return tracing::error!(error = %e, retry_in_s = retry.as_secs(), "dynamic security: cannot read the registry");
             }
         };
         let listed =
             send(&self.link, &mut self.responses, vec![json!({"command": "listClients", "verbose": true})])
                 .await;
         let Some(clients) = listed.first().and_then(|r| r["data"]["clients"].as_array()).cloned() else {
-            return;
+            let retry = self.retry_later();
+            return tracing::warn!(
+                retry_in_s = retry.as_secs(),
+                "dynamic security: the broker's client list did not come"
+            );
         };
+        self.reconcile_at = None;
+        self.retry = RETRY;
         self.foreign = clients
             .iter()
             .filter(|c| !owned(c))
@@ -342,8 +388,8 @@ impl Driver {
         let accounts = match self.registry.broker_accounts(Some(&devices)) {
             Ok(accounts) => accounts,
             Err(e) => {
-                self.reconcile_at = Some(tokio::time::Instant::now() + RETRY);
-                return tracing::error!(error = %e, "dynamic security: cannot read changed devices; reconciling in 5 s");
+                let retry = self.retry_later();
+                return tracing::error!(error = %e, retry_in_s = retry.as_secs(), "dynamic security: cannot read changed devices; reconciling later");
             }
         };
         // Logins the broker has not had from central yet may name a client made since the last
@@ -354,7 +400,16 @@ impl Driver {
             .map(|a| json!({"command": "getClient", "username": a.login}))
             .collect();
         if !unseen.is_empty() {
-            for answer in send(&self.link, &mut self.responses, unseen).await {
+            let count = unseen.len();
+            let answers = send(&self.link, &mut self.responses, unseen).await;
+            if answers.len() != count {
+                // Unanswered, a login could be an operator's client: nothing is sent blind.
+                self.reconcile_at = Some(tokio::time::Instant::now());
+                return tracing::warn!(
+                    "dynamic security: the broker did not say which logins are free; reconciling"
+                );
+            }
+            for answer in answers {
                 let client = &answer["data"]["client"];
                 if let Some(username) = client["username"].as_str().filter(|_| !owned(client)) {
                     self.foreign.insert(username.to_owned());
@@ -424,6 +479,7 @@ pub async fn run(
         known: HashMap::new(),
         foreign: HashSet::new(),
         reconcile_at: None,
+        retry: RETRY,
     };
     loop {
         // Not leading: the plug-in's answers to the leader's commands are not ours.
@@ -473,5 +529,39 @@ async fn drive(
         } else if follower.behind() {
             driver.follow(&mut follower).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_answer_carrying_the_request_id_is_taken() {
+        let id = correlation();
+        assert_ne!(correlation(), id, "every request has an id of its own");
+        let ours = json!({"responses": [{"command": "listClients", "correlationData": id, "data": {}}]});
+        assert!(answers_request(&ours, &id));
+        for other in [
+            json!({"responses": [{"command": "listClients", "correlationData": "neosens-1-2-3"}]}),
+            json!({"responses": [{"command": "Unknown command", "error": "Payload not valid JSON"}]}),
+            json!({"responses": []}),
+            json!({"responses": "x"}),
+            json!({"other": 1}),
+            Value::Null,
+        ] {
+            assert!(!answers_request(&other, &id), "{other}");
+        }
+    }
+
+    #[test]
+    fn a_change_is_done_when_every_command_is_answered_without_a_real_error() {
+        let ok = json!({"command": "modifyRole"});
+        let harmless = json!({"command": "createRole", "error": "Role already exists"});
+        let refused = json!({"command": "modifyClient", "error": "Role not found"});
+        assert!(all_done(2, &[ok.clone(), harmless.clone()]));
+        assert!(!all_done(3, &[ok.clone(), harmless]), "an unanswered command");
+        assert!(!all_done(2, &[ok, refused]), "a refused command");
+        assert!(all_done(0, &[]));
     }
 }
