@@ -179,8 +179,21 @@ async fn send(
         // Wait for the answer, but not for a connection that is gone (the plug-in kicks a client
         // whose roles change): everything is reconciled again at the next connection.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        // Checked at every pass: answers to other admins (the plug-in sends every answer to
+        // every subscriber of the topic) must not keep the wait going.
         let parsed = loop {
-            match tokio::time::timeout(Duration::from_millis(100), responses.recv()).await {
+            if !link.stats().connected() {
+                break None;
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                tracing::warn!(
+                    "no answer from the dynamic-security plug-in (is it loaded, and central its admin?)"
+                );
+                break None;
+            }
+            let wake = (now + Duration::from_millis(100)).min(deadline);
+            match tokio::time::timeout_at(wake, responses.recv()).await {
                 Ok(Some(message)) => {
                     let parsed: Value = serde_json::from_slice(&message.payload).unwrap_or(Value::Null);
                     if answers_request(&parsed, &id) {
@@ -189,13 +202,6 @@ async fn send(
                     tracing::debug!("dynamic security: an answer to another request dropped");
                 }
                 Ok(None) => break None,
-                Err(_) if !link.stats().connected() => break None,
-                Err(_) if tokio::time::Instant::now() > deadline => {
-                    tracing::warn!(
-                        "no answer from the dynamic-security plug-in (is it loaded, and central its admin?)"
-                    );
-                    break None;
-                }
                 Err(_) => {}
             }
         };
@@ -286,8 +292,6 @@ impl Driver {
                 "dynamic security: the broker's client list did not come"
             );
         };
-        self.reconcile_at = None;
-        self.retry = RETRY;
         self.foreign = clients
             .iter()
             .filter(|c| !owned(c))
@@ -318,6 +322,8 @@ impl Driver {
             // kicked, and the reconnection reconciles the devices.
             commands.push(json!({"command": "addClientRole", "username": self.central_user, "rolename": CENTRAL_ROLE, "priority": 100}));
             send(&self.link, &mut self.responses, commands).await;
+            // The kick reconciles at the reconnection; should it not come, this does.
+            self.retry_later();
             tracing::info!(user = %self.central_user, "dynamic security: central's role granted; reconnecting to apply it");
             return;
         }
@@ -345,8 +351,22 @@ impl Driver {
         }
         let n = accounts.len();
         tracing::debug!(devices = n, unchanged, "dynamic security: reconciling");
-        send(&self.link, &mut self.responses, commands).await;
+        let count = commands.len();
+        let answers = send(&self.link, &mut self.responses, commands).await;
         self.known = accounts.iter().map(|a| (a.id, Held::of(a))).collect();
+        if !all_done(count, &answers) {
+            // Lost chunks (a slow plug-in, a dropped link) leave clients `known` says are there.
+            let retry = self.retry_later();
+            return tracing::warn!(
+                devices = n,
+                commands = count,
+                answered = answers.len(),
+                retry_in_s = retry.as_secs(),
+                "dynamic security: the broker did not take the whole reconciliation"
+            );
+        }
+        self.reconcile_at = None;
+        self.retry = RETRY;
         tracing::info!(devices = n, "dynamic security reconciled with the registry");
     }
 
@@ -404,7 +424,7 @@ impl Driver {
             let answers = send(&self.link, &mut self.responses, unseen).await;
             if answers.len() != count {
                 // Unanswered, a login could be an operator's client: nothing is sent blind.
-                self.reconcile_at = Some(tokio::time::Instant::now());
+                self.reconcile_at.get_or_insert_with(tokio::time::Instant::now);
                 return tracing::warn!(
                     "dynamic security: the broker did not say which logins are free; reconciling"
                 );
@@ -452,7 +472,7 @@ impl Driver {
                 answered = answers.len(),
                 "dynamic security: the broker did not take every change; reconciling"
             );
-            self.reconcile_at = Some(tokio::time::Instant::now());
+            self.reconcile_at.get_or_insert_with(tokio::time::Instant::now);
         }
     }
 }
@@ -515,6 +535,14 @@ async fn drive(
             _ = poll.tick() => {}
             // When behind (a long log read in parts, or a failed read), the poll paces the rest.
             changed = follower.changed(), if !follower.behind() => if !changed { return false },
+            // Answers to other admins' requests, read while idle, or they would fill the
+            // channel and stall the link's reader.
+            answer = driver.responses.recv() => {
+                if answer.is_none() {
+                    return false;
+                }
+                continue;
+            }
         }
         let connects = driver.link.stats().connects();
         if !driver.link.stats().connected() {
