@@ -290,16 +290,7 @@ async fn start_pipelines(
     // One reader of the link, two consumers: the plug-in's answers and everything else.
     let (status_tx, status_rx) = tokio::sync::mpsc::channel(10_000);
     let (control_tx, control_rx) = tokio::sync::mpsc::channel(100);
-    // Replicas sharing a store share central's state topic: each keeps it `online`.
-    let state = if leadership.is_shared() && !link.embedded {
-        let topic = config.mqtt.state_topic.clone();
-        let (state, answering) =
-            broker::state::SharedState::listen(topic, link.handle.clone(), shutdown.clone()).await?;
-        tasks.critical("shared state", answering);
-        Some(state)
-    } else {
-        None
-    };
+    let state = listen_shared_state(config, (&link.handle, link.embedded), &leadership, tasks).await?;
     tasks.critical("inbound splitter", split_inbound(link.inbound, status_tx, control_tx, state));
     // Read at start, before any task runs: the monitor's alerts come from the store.
     let store = registry.alert_store();
@@ -367,6 +358,24 @@ async fn start_pipelines(
         tasks.health(),
     ));
     Ok(Pipelines { mqtt: link.handle, monitor, notices, boots, gateways, unclaimed, metrics, connections })
+}
+
+/// Replicas sharing a store share central's state topic: each keeps it `online` (a task of its
+/// own, critical). `None` for a central alone on its store or on the embedded broker.
+async fn listen_shared_state(
+    config: &Config,
+    (link, embedded): (&neosens_runtime::mqtt::MqttHandle, bool),
+    leadership: &leader::Leadership,
+    tasks: &mut neosens_runtime::supervisor::Supervisor,
+) -> anyhow::Result<Option<broker::state::SharedState>> {
+    if !leadership.is_shared() || embedded {
+        return Ok(None);
+    }
+    let topic = config.mqtt.state_topic.clone();
+    let (state, answering) =
+        broker::state::SharedState::listen(topic, link.clone(), tasks.shutdown().clone()).await?;
+    tasks.critical("shared state", answering);
+    Ok(Some(state))
 }
 
 /// Status ingestion (critical) and, with replicas sharing a store, the follower of the

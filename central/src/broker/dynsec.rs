@@ -216,6 +216,31 @@ async fn send(
     answers
 }
 
+/// The commands every reconciliation starts with: access denied by default, and central's own
+/// role with every right.
+fn broker_defaults() -> Vec<Value> {
+    vec![
+        json!({"command": "setDefaultACLAccess", "acls": [
+            {"acltype": "publishClientSend", "allow": false},
+            {"acltype": "publishClientReceive", "allow": false},
+            {"acltype": "subscribe", "allow": false},
+            {"acltype": "unsubscribe", "allow": true}]}),
+        json!({"command": "createRole", "rolename": CENTRAL_ROLE}),
+        json!({"command": "modifyRole", "rolename": CENTRAL_ROLE, "acls": [
+            {"acltype": "publishClientSend", "topic": "#", "allow": true},
+            {"acltype": "publishClientReceive", "topic": "#", "allow": true},
+            {"acltype": "subscribePattern", "topic": "#", "allow": true}]}),
+    ]
+}
+
+/// Whether central's own client, `user`, has central's role in a `listClients` answer.
+fn has_central_role(clients: &[Value], user: &str) -> bool {
+    clients.iter().any(|c| {
+        c["username"].as_str() == Some(user)
+            && c["roles"].as_array().is_some_and(|roles| roles.iter().any(|r| r["rolename"] == CENTRAL_ROLE))
+    })
+}
+
 /// What central last sent the broker of a device's client.
 struct Held {
     login: String,
@@ -297,27 +322,8 @@ impl Driver {
             .filter(|c| !owned(c))
             .filter_map(|c| c["username"].as_str().map(str::to_owned))
             .collect();
-        let has_role = |client: &Value, pred: &dyn Fn(&str) -> bool| {
-            client["roles"]
-                .as_array()
-                .is_some_and(|roles| roles.iter().any(|r| r["rolename"].as_str().is_some_and(pred)))
-        };
-        let mut commands = vec![
-            json!({"command": "setDefaultACLAccess", "acls": [
-                {"acltype": "publishClientSend", "allow": false},
-                {"acltype": "publishClientReceive", "allow": false},
-                {"acltype": "subscribe", "allow": false},
-                {"acltype": "unsubscribe", "allow": true}]}),
-            json!({"command": "createRole", "rolename": CENTRAL_ROLE}),
-            json!({"command": "modifyRole", "rolename": CENTRAL_ROLE, "acls": [
-                {"acltype": "publishClientSend", "topic": "#", "allow": true},
-                {"acltype": "publishClientReceive", "topic": "#", "allow": true},
-                {"acltype": "subscribePattern", "topic": "#", "allow": true}]}),
-        ];
-        let central_ready = clients.iter().any(|c| {
-            c["username"].as_str() == Some(self.central_user.as_str()) && has_role(c, &|n| n == CENTRAL_ROLE)
-        });
-        if !central_ready {
+        let mut commands = broker_defaults();
+        if !has_central_role(&clients, &self.central_user) {
             // The plug-in disconnects a client whose roles change, to apply them: central will be
             // kicked, and the reconnection reconciles the devices.
             commands.push(json!({"command": "addClientRole", "username": self.central_user, "rolename": CENTRAL_ROLE, "priority": 100}));
@@ -370,6 +376,32 @@ impl Driver {
         tracing::info!(devices = n, "dynamic security reconciled with the registry");
     }
 
+    /// Asks the broker about the logins of `accounts` it has not had from central yet (one may
+    /// name a client made since the last listing) and adds those central did not create to
+    /// `foreign`; `false` when not every question was answered.
+    async fn learn_foreign_logins(&mut self, accounts: &[BrokerAccount]) -> bool {
+        let unseen: Vec<Value> = accounts
+            .iter()
+            .filter(|a| self.known.get(&a.id).is_none_or(|held| held.login != a.login))
+            .map(|a| json!({"command": "getClient", "username": a.login}))
+            .collect();
+        if unseen.is_empty() {
+            return true;
+        }
+        let count = unseen.len();
+        let answers = send(&self.link, &mut self.responses, unseen).await;
+        if answers.len() != count {
+            return false;
+        }
+        for answer in answers {
+            let client = &answer["data"]["client"];
+            if let Some(username) = client["username"].as_str().filter(|_| !owned(client)) {
+                self.foreign.insert(username.to_owned());
+            }
+        }
+        true
+    }
+
     /// `accounts` without those whose login names a client central did not create.
     fn without_foreign(&self, accounts: Vec<BrokerAccount>) -> Vec<BrokerAccount> {
         accounts
@@ -412,29 +444,12 @@ impl Driver {
                 return tracing::error!(error = %e, retry_in_s = retry.as_secs(), "dynamic security: cannot read changed devices; reconciling later");
             }
         };
-        // Logins the broker has not had from central yet may name a client made since the last
-        // listing: ask about them first.
-        let unseen: Vec<Value> = accounts
-            .iter()
-            .filter(|a| self.known.get(&a.id).is_none_or(|held| held.login != a.login))
-            .map(|a| json!({"command": "getClient", "username": a.login}))
-            .collect();
-        if !unseen.is_empty() {
-            let count = unseen.len();
-            let answers = send(&self.link, &mut self.responses, unseen).await;
-            if answers.len() != count {
-                // Unanswered, a login could be an operator's client: nothing is sent blind.
-                self.reconcile_at.get_or_insert_with(tokio::time::Instant::now);
-                return tracing::warn!(
-                    "dynamic security: the broker did not say which logins are free; reconciling"
-                );
-            }
-            for answer in answers {
-                let client = &answer["data"]["client"];
-                if let Some(username) = client["username"].as_str().filter(|_| !owned(client)) {
-                    self.foreign.insert(username.to_owned());
-                }
-            }
+        if !self.learn_foreign_logins(&accounts).await {
+            // Unanswered, a login could be an operator's client: nothing is sent blind.
+            self.reconcile_at.get_or_insert_with(tokio::time::Instant::now);
+            return tracing::warn!(
+                "dynamic security: the broker did not say which logins are free; reconciling"
+            );
         }
         let accounts = self.without_foreign(accounts);
         let mut commands = Vec::new();
